@@ -1,0 +1,46 @@
+/*
+ * git/ref.h: ref files, .dnadata/refs/<profile> (format in docs/FORMAT.md).
+ *
+ *   dnadata-ref 1
+ *   snapshot <64 lowercase hex>
+ *   <key> <value>          (informational: created, tables, rows, bytes ...)
+ *
+ * The parser is strict and treats its input as hostile: unknown version,
+ * malformed or duplicate line, bad id: an error "path:line: what is wrong".
+ * Only the snapshot id decides equality.
+ */
+#ifndef DD_GIT_REF_H
+#define DD_GIT_REF_H
+
+#include <stddef.h>
+
+#include "util/buf.h"
+
+#define DD_REF_VERSION 1
+#define DD_ID_HEX_LEN 64
+
+struct dd_ref_info {
+	char *key;
+	char *value;
+};
+
+struct dd_ref {
+	char snapshot[DD_ID_HEX_LEN + 1];
+	struct dd_ref_info *info;
+	size_t ninfo;
+};
+
+struct dd_ref *dd_ref_new(const char *snapshot_hex);
+/* Parse `len` bytes; `path` names the file in errors. */
+int dd_ref_parse(struct dd_ref **out, const char *text, size_t len, const char *path);
+/* Returns 0, 1 if the file does not exist (*out = NULL), -1 on error. */
+int dd_ref_read(struct dd_ref **out, const char *path);
+/* Set (or replace) an informational line; key: [a-z0-9_-]+, value: one line. */
+void dd_ref_set_info(struct dd_ref *ref, const char *key, const char *value);
+const char *dd_ref_get_info(const struct dd_ref *ref, const char *key);
+void dd_ref_format(struct dd_buf *out, const struct dd_ref *ref);
+/* Write atomically (temp + fsync + rename). */
+int dd_ref_write(const char *path, const struct dd_ref *ref);
+void dd_ref_free(struct dd_ref *ref);
+
+#endif

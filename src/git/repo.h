@@ -1,0 +1,37 @@
+/*
+ * git/repo.h: the user's repository, found from the current directory.
+ *
+ * Works from a subdirectory, in a linked worktree (local state lives in the
+ * common git dir, so all worktrees share one cache and key) and in a
+ * repository with no commits yet. Bare repositories are refused.
+ */
+#ifndef DD_GIT_REPO_H
+#define DD_GIT_REPO_H
+
+#include <git2.h>
+
+struct dd_repo {
+	git_repository *git;
+	char *workdir;   /* work tree root, no trailing '/' */
+	char *dnadata;   /* <workdir>/.dnadata */
+	char *statedir;  /* <common git dir>/dnadata (not tracked) */
+};
+
+/* Open the repository containing `start` (NULL = cwd). Error: "not a git repository ...". */
+int dd_repo_open(struct dd_repo **out, const char *start);
+void dd_repo_free(struct dd_repo *repo);
+
+/* Absolute path of `rel` inside the work tree. Caller frees. */
+char *dd_repo_path(const struct dd_repo *repo, const char *rel);
+
+/* The HEAD commit id as 40 hex chars (+NUL); returns 1 (and "") when HEAD is unborn. */
+int dd_repo_head(const struct dd_repo *repo, char out[41]);
+
+/*
+ * Read a tracked file as it is at revision `rev` (e.g. "HEAD", a branch,
+ * a commit id). Returns 0, 1 if the file does not exist at that revision,
+ * or -1 on error.
+ */
+int dd_repo_read_at(struct dd_buf *out, const struct dd_repo *repo, const char *rev, const char *relpath);
+
+#endif

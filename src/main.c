@@ -1,0 +1,161 @@
+/*
+ * main.c: git-dnadata's entry point: global options, the command table,
+ * and the one place errors are printed and exit codes chosen.
+ *
+ * Exit codes: 0 success, 1 failure, 2 usage error (README, "Exit codes").
+ */
+#include "config.h"
+#include "dnadata.h"
+
+#include <curl/curl.h>
+#include <git2.h>
+#include <ini.h>
+#include <libpq-fe.h>
+#include <signal.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zstd.h>
+
+/* Keep in the order `git dnadata -h` shows them. */
+
+static const struct dd_command *const commands[] = {
+	NULL,
+};
+
+static const char *const usage[] = {
+	"git dnadata [-q | -v] <command> [<args>]",
+	"git dnadata --version",
+	NULL,
+};
+
+static void
+print_help(void)
+{
+	printf("usage: %s\n       %s\n\n", usage[0], usage[1]);
+	printf("Versioned, encrypted PostgreSQL data profiles next to your code.\n\nCommands:\n");
+	for (size_t i = 0; commands[i]; i++)
+		printf("    %-14s %s\n", commands[i]->name, commands[i]->summary);
+	printf("\nRun 'git dnadata <command> -h' for a command's options and examples.\n"
+	       "Exit codes: 0 success, 1 failure, 2 usage error.\n");
+}
+
+static void
+print_version(void)
+{
+	int major, minor, rev;
+	const curl_version_info_data *curl = curl_version_info(CURLVERSION_NOW);
+	int pq = PQlibVersion();
+
+	git_libgit2_version(&major, &minor, &rev);
+	printf("git-dnadata %s\n", DD_VERSION);
+	printf("libgit2 %d.%d.%d\n", major, minor, rev);
+	printf("libpq %d.%d\n", pq / 10000, pq % 10000);
+	printf("libcurl %s\n", curl->version);
+	printf("libsodium %s\n", sodium_version_string());
+	printf("inih %s\n", DD_INIH_VERSION);
+	printf("zstd %s\n", ZSTD_versionString());
+}
+
+static const struct dd_command *
+find_command(const char *name)
+{
+	for (size_t i = 0; commands[i]; i++)
+		if (!strcmp(commands[i]->name, name))
+			return commands[i];
+	return NULL;
+}
+
+static int
+unknown_command(const char *name)
+{
+	const char *names[64];
+	size_t n = 0;
+
+	for (; commands[n] && n < 63; n++)
+		names[n] = commands[n]->name;
+	names[n] = NULL;
+	const char *near = dd_closest(name, names);
+	if (near)
+		return dd_usage_error(NULL, "'%s' is not a git dnadata command (did you mean '%s'?)", name, near);
+	return dd_usage_error(NULL, "'%s' is not a git dnadata command", name);
+}
+
+static int
+report(int rc)
+{
+	const char *msg, *hint;
+
+	if (rc == 0)
+		return DD_EXIT_OK;
+	msg = dd_error_last();
+	hint = dd_error_hint();
+	fprintf(stderr, "error: %s\n", msg ? msg : "failed (no reason recorded)");
+	if (hint)
+		fprintf(stderr, "hint: %s\n", hint);
+	return rc == DD_USAGE_ERROR ? DD_EXIT_USAGE : DD_EXIT_FAILURE;
+}
+
+int
+main(int argc, char **argv)
+{
+	int i = 1, rc;
+	const struct dd_command *cmd;
+
+	signal(SIGPIPE, SIG_IGN);
+	if (sodium_init() < 0) {
+		fprintf(stderr, "error: libsodium failed to initialise\n");
+		return DD_EXIT_FAILURE;
+	}
+	git_libgit2_init();
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+
+	for (; i < argc && argv[i][0] == '-'; i++) {
+		const char *a = argv[i];
+		if (!strcmp(a, "-q") || !strcmp(a, "--quiet"))
+			dd_log_set_verbosity(DD_QUIET);
+		else if (!strcmp(a, "-v") || !strcmp(a, "--verbose"))
+			dd_log_set_verbosity(DD_VERBOSE);
+		else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+			print_help();
+			rc = 0;
+			goto out;
+		} else if (!strcmp(a, "--version")) {
+			print_version();
+			rc = 0;
+			goto out;
+		} else {
+			rc = report(dd_usage_error(NULL, "unknown option '%s'", a));
+			goto out;
+		}
+	}
+	if (i >= argc) {
+		print_help();
+		rc = DD_EXIT_USAGE;
+		goto out;
+	}
+	if (!strcmp(argv[i], "help")) {
+		if (i + 1 < argc && (cmd = find_command(argv[i + 1]))) {
+			char *hargv[] = { argv[i + 1], (char *)"-h", NULL };
+			rc = report(cmd->run(2, hargv) == DD_OPTS_HELP ? 0 : 0);
+		} else {
+			print_help();
+			rc = 0;
+		}
+		goto out;
+	}
+	cmd = find_command(argv[i]);
+	if (!cmd) {
+		rc = report(unknown_command(argv[i]));
+		goto out;
+	}
+	rc = cmd->run(argc - i, argv + i);
+	if (rc == DD_OPTS_HELP)
+		rc = 0;
+	rc = report(rc);
+out:
+	curl_global_cleanup();
+	git_libgit2_shutdown();
+	return rc;
+}

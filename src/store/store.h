@@ -1,0 +1,109 @@
+/*
+ * store/store.h: the content-addressed, encrypted snapshot store (the
+ * public face of src/store/; format in docs/FORMAT.md).
+ *
+ * A snapshot is a set of named byte streams (a table's COPY data, a schema
+ * part, later media files), each cut into content-defined chunks; every chunk
+ * is compressed, sealed with XChaCha20-Poly1305 and stored under its keyed
+ * BLAKE2b id, so equal content is stored once across snapshots and profiles.
+ * The manifest listing the streams is itself an encrypted object; the
+ * snapshot id is the id of its content part (streams and their attributes,
+ * not the metadata), so the same data always gives the same id.
+ *
+ * Objects are written to the local cache (<statedir>/cache) and, unless the
+ * store was opened offline, to the backend (file:// folder; s3:// later).
+ * Reads come from the cache, else the backend (and then fill the cache).
+ *
+ * Threads: a dd_store owns a bounded worker pool for hashing, compressing
+ * and encrypting. Several threads may each write their own stream of one
+ * snapshot writer at once; a single stream is used by one thread.
+ */
+#ifndef DD_STORE_STORE_H
+#define DD_STORE_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define DD_ID_LEN 32
+#define DD_ID_HEX_SIZE 65 /* 64 hex digits + NUL */
+
+struct dd_store;
+struct dd_snapshot_writer;
+struct dd_stream_writer;
+struct dd_snapshot;
+struct dd_stream_info;
+struct dd_stream_reader;
+
+enum {
+	DD_STORE_OFFLINE = 1 << 0, /* cache only: never touch the backend */
+};
+
+/*
+ * Create a new store at `url` (random master key, saved to <statedir>/key
+ * with mode 0600, plus a passphrase-wrapped key file in the store when a
+ * passphrase is given), or adopt the existing store at `url` (using the
+ * local key if it matches, else unwrapping a key file with `passphrase`).
+ * *created says which happened. `url` NULL means the default local store.
+ */
+int dd_store_setup(const char *url, const char *statedir, const char *passphrase, int *created);
+
+/* Open the store at `url` with the key in <statedir>/key. */
+int dd_store_open(struct dd_store **out, const char *url, const char *statedir, int flags);
+void dd_store_free(struct dd_store *st);
+
+/* ---- writing a snapshot ---- */
+int dd_snapshot_begin(struct dd_snapshot_writer **out, struct dd_store *st);
+/* Metadata (profile, created, host, git commit ...): stored, but not part of the id. */
+void dd_snapshot_set_meta(struct dd_snapshot_writer *sw, const char *key, const char *value);
+/* Start a stream; names are unique within a snapshot. Thread-safe. */
+int dd_stream_begin(struct dd_stream_writer **out, struct dd_snapshot_writer *sw, const char *name);
+int dd_stream_write(struct dd_stream_writer *w, const void *data, size_t len);
+/* Attributes (rows, columns ...): part of the id. */
+void dd_stream_set_attr(struct dd_stream_writer *w, const char *key, const char *value);
+/* Wait until every chunk is stored and record the stream; frees w either way. */
+int dd_stream_end(struct dd_stream_writer *w);
+/* Drop a stream that will not be completed; frees w. */
+void dd_stream_abort(struct dd_stream_writer *w);
+/*
+ * Write the manifest (streams sorted by name) and return the snapshot id.
+ * Frees sw either way. Returns 0, or 1 if that snapshot already existed.
+ */
+int dd_snapshot_commit(struct dd_snapshot_writer *sw, char id_hex[DD_ID_HEX_SIZE]);
+void dd_snapshot_abort(struct dd_snapshot_writer *sw);
+
+/* ---- reading a snapshot ---- */
+/* Returns 0, 1 if the snapshot is in neither the cache nor the store (error set), -1 on error. */
+int dd_snapshot_load(struct dd_snapshot **out, struct dd_store *st, const char *id_hex);
+void dd_snapshot_free(struct dd_snapshot *s);
+const char *dd_snapshot_id(const struct dd_snapshot *s);
+const char *dd_snapshot_meta(const struct dd_snapshot *s, const char *key);
+size_t dd_snapshot_count(const struct dd_snapshot *s);
+const struct dd_stream_info *dd_snapshot_stream(const struct dd_snapshot *s, size_t i);
+const struct dd_stream_info *dd_snapshot_find(const struct dd_snapshot *s, const char *name);
+
+const char *dd_stream_name(const struct dd_stream_info *si);
+uint64_t dd_stream_size(const struct dd_stream_info *si);
+const char *dd_stream_attr(const struct dd_stream_info *si, const char *key);
+
+/* Read a stream back; chunks are fetched and decrypted ahead in the pool. */
+int dd_stream_open(struct dd_stream_reader **out, struct dd_store *st, const struct dd_stream_info *si);
+/*
+ * The next piece of plaintext: returns 1 with *data/*len valid until the
+ * next call, 0 at the end (after checking size and checksum), -1 on error.
+ */
+int dd_stream_next(struct dd_stream_reader *r, const void **data, size_t *len);
+void dd_stream_close(struct dd_stream_reader *r);
+
+/* ---- maintenance ---- */
+/* Is the snapshot available (cache or backend) without fetching it? */
+int dd_store_has_snapshot(struct dd_store *st, const char *id_hex);
+/* Copy every object of the snapshot that the backend lacks from the cache. */
+int dd_store_push(struct dd_store *st, const char *id_hex);
+/*
+ * Check snapshots: every object exists and authenticates; with read_data,
+ * stream checksums too. Names each missing/damaged object (dd_warn) and
+ * returns -1 if any.
+ */
+int dd_store_verify(struct dd_store *st, const char *const *ids, size_t nids, int read_data);
+
+#endif

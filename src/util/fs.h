@@ -1,0 +1,61 @@
+/*
+ * util/fs.h: files written so that a crash never leaves a torn one.
+ *
+ * Every write goes to a temporary file in the same directory, is fsynced,
+ * then renamed over (or, with DD_WRITE_NOREPLACE, linked to) its final name,
+ * and the directory is fsynced. Readers therefore see the old file or the
+ * new one, never part of either.
+ */
+#ifndef DD_UTIL_FS_H
+#define DD_UTIL_FS_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "util/buf.h"
+
+enum {
+	/* Fail with EEXIST semantics (returns 1, not an error) if the target exists. */
+	DD_WRITE_NOREPLACE = 1 << 0,
+	/* Skip the directory fsync (callers that fsync the directory themselves). */
+	DD_WRITE_NO_DIRSYNC = 1 << 1,
+};
+
+/* Read a whole file into `out` (appending). */
+int dd_file_read(struct dd_buf *out, const char *path);
+/*
+ * Write `len` bytes atomically to `path` with `mode`. Returns 0, or 1 when
+ * DD_WRITE_NOREPLACE was given and `path` already existed (left untouched),
+ * or -1 on error (with ENOSPC reported as "disk full").
+ */
+int dd_file_write_atomic(const char *path, const void *data, size_t len, mode_t mode, int flags);
+
+/* An atomic file written piecewise: open, write, then commit or abort. */
+struct dd_atomic_file {
+	int fd;
+	char *path;
+	char *tmp;
+	mode_t mode;
+	int flags;
+};
+int dd_atomic_open(struct dd_atomic_file *af, const char *path, mode_t mode, int flags);
+int dd_atomic_write(struct dd_atomic_file *af, const void *data, size_t len);
+/* fsync, rename/link into place, fsync the directory; same returns as dd_file_write_atomic. */
+int dd_atomic_commit(struct dd_atomic_file *af);
+/* Remove the temporary file; safe after commit and on a zeroed struct. */
+void dd_atomic_abort(struct dd_atomic_file *af);
+
+/* Write all of `len` bytes to fd, retrying on EINTR and short writes. */
+int dd_write_all(int fd, const void *data, size_t len);
+int dd_mkdir_p(const char *path, mode_t mode);
+int dd_fsync_dir(const char *dir);
+int dd_path_exists(const char *path);
+int dd_is_dir(const char *path);
+/* Remove a directory tree (like rm -rf); missing is not an error. */
+int dd_rm_rf(const char *path);
+/* Join two path components with exactly one '/'. Caller frees. */
+char *dd_path_join(const char *a, const char *b);
+/* The directory part of a path (like dirname, without modifying). Caller frees. */
+char *dd_path_dirname(const char *path);
+
+#endif

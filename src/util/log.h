@@ -1,0 +1,30 @@
+/*
+ * util/log.h: the only way code below cmd/ talks to the terminal.
+ *
+ * Everything goes to stderr so stdout stays clean for data (--json, ids).
+ * Verbosity is process-wide: -q shows only warnings and errors, -v adds
+ * detail. Never pass a secret to these functions.
+ */
+#ifndef DD_UTIL_LOG_H
+#define DD_UTIL_LOG_H
+
+enum dd_verbosity { DD_QUIET = 0, DD_NORMAL = 1, DD_VERBOSE = 2 };
+
+void dd_log_set_verbosity(enum dd_verbosity v);
+enum dd_verbosity dd_log_verbosity(void);
+/* Informational progress ("snapshot abc123 written"): hidden by -q. */
+void dd_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Detail shown only with -v. */
+void dd_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* "warning: ..." always shown. */
+void dd_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/*
+ * A progress line on stderr, redrawn in place; only when stderr is a
+ * terminal and verbosity is not quiet. dd_progress_done() ends the line.
+ */
+void dd_progress(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void dd_progress_done(void);
+int dd_progress_enabled(void);
+
+#endif
