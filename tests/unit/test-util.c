@@ -1,0 +1,243 @@
+/* tests/unit/test-util.c: buffers, errors, atomic files, the option parser, hex. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "util/buf.h"
+#include "util/err.h"
+#include "util/fs.h"
+#include "util/hex.h"
+#include "util/opts.h"
+
+static void
+buf_printf_grows_and_stays_terminated(void **state)
+{
+	struct dd_buf b = DD_BUF_INIT;
+
+	assert_string_equal(dd_buf_cstr(&b), "");
+	for (int i = 0; i < 1000; i++)
+		dd_buf_printf(&b, "%04d,", i);
+	assert_int_equal(b.len, 5000);
+	assert_int_equal(b.ptr[b.len], '\0');
+	assert_memory_equal(b.ptr + 4995, "0999,", 5);
+	dd_buf_truncate(&b, 3);
+	assert_string_equal(b.ptr, "000");
+	dd_buf_release(&b);
+	assert_null(b.ptr);
+}
+
+static void
+error_wrap_adds_context_and_stays_one_line(void **state)
+{
+	dd_error_clear();
+	assert_null(dd_error_last());
+	assert_int_equal(dd_error("bad\nthing %d", 7), -1);
+	assert_int_equal(dd_error_wrap("restoring %s", "p1"), -1);
+	assert_string_equal(dd_error_last(), "restoring p1: bad thing 7");
+	dd_hint("run x");
+	assert_string_equal(dd_error_hint(), "run x");
+	dd_error("new");
+	assert_null(dd_error_hint());
+	dd_error_clear();
+}
+
+static char *
+temp_dir(void)
+{
+	char tmpl[] = "/tmp/dd-unit.XXXXXX";
+	char *d = mkdtemp(tmpl);
+
+	assert_non_null(d);
+	return strdup(d);
+}
+
+static void
+atomic_write_replaces_and_noreplace_keeps(void **state)
+{
+	char *dir = temp_dir(), *path = dd_path_join(dir, "f");
+	struct dd_buf b = DD_BUF_INIT;
+	struct stat st;
+
+	assert_int_equal(dd_file_write_atomic(path, "one", 3, 0600, 0), 0);
+	assert_int_equal(dd_file_write_atomic(path, "two", 3, 0644, 0), 0);
+	assert_int_equal(dd_file_read(&b, path), 0);
+	assert_string_equal(b.ptr, "two");
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0644);
+	/* create-only: existing content wins, and 1 says so */
+	assert_int_equal(dd_file_write_atomic(path, "three", 5, 0644, DD_WRITE_NOREPLACE), 1);
+	dd_buf_clear(&b);
+	assert_int_equal(dd_file_read(&b, path), 0);
+	assert_string_equal(b.ptr, "two");
+	/* no temporary file is left behind */
+	assert_int_equal(dd_rm_rf(path), 0);
+	assert_int_equal(rmdir(dir), 0);
+	dd_buf_release(&b);
+	free(path);
+	free(dir);
+}
+
+static void
+atomic_abort_leaves_nothing(void **state)
+{
+	char *dir = temp_dir(), *path = dd_path_join(dir, "g");
+	struct dd_atomic_file af;
+
+	assert_int_equal(dd_atomic_open(&af, path, 0600, 0), 0);
+	assert_int_equal(dd_atomic_write(&af, "partial", 7), 0);
+	dd_atomic_abort(&af);
+	assert_false(dd_path_exists(path));
+	assert_int_equal(rmdir(dir), 0); /* fails if a temp file remained */
+	free(path);
+	free(dir);
+}
+
+static void
+mkdir_p_and_rm_rf(void **state)
+{
+	char *dir = temp_dir(), *deep = dd_path_join(dir, "a/b/c");
+
+	assert_int_equal(dd_mkdir_p(deep, 0700), 0);
+	assert_true(dd_is_dir(deep));
+	assert_int_equal(dd_mkdir_p(deep, 0700), 0);
+	assert_int_equal(dd_rm_rf(dir), 0);
+	assert_false(dd_path_exists(dir));
+	assert_int_equal(dd_rm_rf(dir), 0); /* missing is fine */
+	free(deep);
+	free(dir);
+}
+
+static void
+read_missing_file_names_it(void **state)
+{
+	struct dd_buf b = DD_BUF_INIT;
+
+	assert_int_equal(dd_file_read(&b, "/nonexistent/dd-file"), -1);
+	assert_non_null(strstr(dd_error_last(), "/nonexistent/dd-file"));
+	dd_buf_release(&b);
+}
+
+static void
+path_helpers(void **state)
+{
+	char *p = dd_path_join("/a/", "/b");
+	assert_string_equal(p, "/a/b");
+	free(p);
+	p = dd_path_dirname("/a/b/c");
+	assert_string_equal(p, "/a/b");
+	free(p);
+	p = dd_path_dirname("c");
+	assert_string_equal(p, ".");
+	free(p);
+}
+
+static void
+hex_round_trip_and_strictness(void **state)
+{
+	unsigned char in[4] = { 0x00, 0xab, 0x7f, 0xff }, out[4];
+	char hex[9];
+
+	dd_hex_encode(hex, in, 4);
+	assert_string_equal(hex, "00ab7fff");
+	assert_int_equal(dd_hex_decode(out, 4, hex), 0);
+	assert_memory_equal(in, out, 4);
+	assert_int_equal(dd_hex_decode(out, 4, "00AB7FFF"), -1); /* lowercase only */
+	assert_int_equal(dd_hex_decode(out, 4, "00ab7ff"), -1);
+	assert_int_equal(dd_hex_decode(out, 4, "00ab7fffa"), -1);
+	assert_int_equal(dd_hex_decode(out, 4, "00ab7fgf"), -1);
+}
+
+static void
+closest_suggests_near_names_only(void **state)
+{
+	const char *names[] = { "snapshot", "restore", "status", "init", NULL };
+
+	assert_string_equal(dd_closest("snapshto", names), "snapshot");
+	assert_string_equal(dd_closest("restor", names), "restore");
+	assert_string_equal(dd_closest("snap", names), "snapshot");
+	assert_null(dd_closest("frobnicate", names));
+	assert_int_equal(dd_edit_distance("kitten", "sitting"), 3);
+	assert_int_equal(dd_edit_distance("", "abc"), 3);
+}
+
+static void
+options_parse_long_short_and_positionals(void **state)
+{
+	int force = 0, jobs = 0;
+	const char *msg = NULL, *at = NULL;
+	const struct dd_option opts[] = {
+		{ DD_OPT_BOOL, 'f', "force", &force, NULL, "" },
+		{ DD_OPT_STRING, 'm', "message", &msg, "MSG", "" },
+		{ DD_OPT_STRING, 0, "at", &at, "REV", "" },
+		{ DD_OPT_INT, 'j', "jobs", &jobs, "N", "" },
+		DD_OPT_END_MARK
+	};
+	const char *const usage[] = { "git dnadata x", NULL };
+	char *argv[] = { "x", "p1", "-f", "--at=HEAD~1", "-mhello", "--jobs", "3", "--", "-notopt", NULL };
+
+	int n = dd_parse_options(9, argv, opts, usage);
+	assert_int_equal(n, 2);
+	assert_string_equal(argv[0], "p1");
+	assert_string_equal(argv[1], "-notopt");
+	assert_int_equal(force, 1);
+	assert_int_equal(jobs, 3);
+	assert_string_equal(msg, "hello");
+	assert_string_equal(at, "HEAD~1");
+
+	char *argv2[] = { "x", "--no-force", NULL };
+	assert_int_equal(dd_parse_options(2, argv2, opts, usage), 0);
+	assert_int_equal(force, 0);
+}
+
+static void
+options_unknown_suggests_closest(void **state)
+{
+	int force = 0;
+	const struct dd_option opts[] = {
+		{ DD_OPT_BOOL, 'f', "force", &force, NULL, "" },
+		DD_OPT_END_MARK
+	};
+	const char *const usage[] = { "git dnadata x", NULL };
+	char *argv[] = { "x", "--forc", NULL };
+	char *argv2[] = { "x", "--jobs", NULL };
+	const struct dd_option opts2[] = {
+		{ DD_OPT_INT, 'j', "jobs", &force, "N", "" },
+		DD_OPT_END_MARK
+	};
+	char *argv3[] = { "x", "--jobs=-1", NULL };
+
+	assert_int_equal(dd_parse_options(2, argv, opts, usage), DD_USAGE_ERROR);
+	assert_non_null(strstr(dd_error_last(), "did you mean '--force'"));
+	assert_non_null(strstr(dd_error_hint(), "git dnadata x -h"));
+	assert_int_equal(dd_parse_options(2, argv2, opts2, usage), DD_USAGE_ERROR);
+	assert_non_null(strstr(dd_error_last(), "needs a value"));
+	assert_int_equal(dd_parse_options(2, argv3, opts2, usage), DD_USAGE_ERROR);
+	assert_non_null(strstr(dd_error_last(), "non-negative number"));
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(buf_printf_grows_and_stays_terminated),
+		cmocka_unit_test(error_wrap_adds_context_and_stays_one_line),
+		cmocka_unit_test(atomic_write_replaces_and_noreplace_keeps),
+		cmocka_unit_test(atomic_abort_leaves_nothing),
+		cmocka_unit_test(mkdir_p_and_rm_rf),
+		cmocka_unit_test(read_missing_file_names_it),
+		cmocka_unit_test(path_helpers),
+		cmocka_unit_test(hex_round_trip_and_strictness),
+		cmocka_unit_test(closest_suggests_near_names_only),
+		cmocka_unit_test(options_parse_long_short_and_positionals),
+		cmocka_unit_test(options_unknown_suggests_closest),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
