@@ -88,7 +88,7 @@ const char *dd_stream_attr(const struct dd_stream_info *si, const char *key);
 /* Read a stream back; chunks are fetched and decrypted ahead in the pool. */
 int dd_stream_open(struct dd_stream_reader **out, struct dd_store *st, const struct dd_stream_info *si);
 /*
- * The next piece of plaintext: returns 1 with *data/*len valid until the
+ * The next piece of plaintext: returns 1 with *data and *len valid until the
  * next call, 0 at the end (after checking size and checksum), -1 on error.
  */
 int dd_stream_next(struct dd_stream_reader *r, const void **data, size_t *len);

@@ -1,0 +1,334 @@
+/*
+ * store/backend-file.c: a store (or the local cache) in a local folder;
+ * see backend.h and docs/FORMAT.md §3.1.
+ *
+ * Every put is create-only and atomic: temp file, fsync, link() to the
+ * final name (EEXIST means someone stored the same object: fine). Directory
+ * fsyncs are deferred to sync(), which the snapshot writer calls before it
+ * writes the manifest, so one fsync per directory covers a whole snapshot
+ * while keeping the order objects -> manifest durable. put_file() hard-links
+ * a file of another folder on the same filesystem (cache -> store), falling
+ * back to a copy. Objects are made read-only (0444).
+ */
+#include "store/backend.h"
+#include "util/err.h"
+#include "util/fs.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define MAX_FILE (512u << 20)
+
+struct file_backend {
+	struct dd_backend base;
+	char *root;
+	pthread_mutex_t mu;
+	char **dirty; /* directories with entries not yet fsynced */
+	size_t ndirty;
+};
+
+static char *
+path_of(struct file_backend *fb, const char *name)
+{
+	return dd_path_join(fb->root, name);
+}
+
+char *
+dd_backend_file_path(struct dd_backend *be, const char *name)
+{
+	return path_of((struct file_backend *)be, name);
+}
+
+static void
+mark_dirty(struct file_backend *fb, const char *path)
+{
+	char *dir = dd_path_dirname(path);
+
+	pthread_mutex_lock(&fb->mu);
+	for (size_t i = 0; i < fb->ndirty; i++) {
+		if (!strcmp(fb->dirty[i], dir)) {
+			free(dir);
+			dir = NULL;
+			break;
+		}
+	}
+	if (dir) {
+		fb->dirty = dd_realloc(fb->dirty, (fb->ndirty + 1) * sizeof(*fb->dirty));
+		fb->dirty[fb->ndirty++] = dir;
+	}
+	pthread_mutex_unlock(&fb->mu);
+}
+
+static int
+fb_get(struct dd_backend *be, const char *name, struct dd_buf *out)
+{
+	struct file_backend *fb = (struct file_backend *)be;
+	char *path = path_of(fb, name);
+	struct stat st;
+	int fd, rc = -1;
+
+	dd_buf_clear(out);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		rc = errno == ENOENT ? 1 : dd_error_errno("cannot read %s", path);
+		goto out;
+	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size > MAX_FILE) {
+		dd_error("%s is not a regular file of a sane size", path);
+		goto out;
+	}
+	dd_buf_grow(out, (size_t)st.st_size);
+	while (out->len < (size_t)st.st_size) {
+		ssize_t n = read(fd, out->ptr + out->len, (size_t)st.st_size - out->len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			dd_error_errno("cannot read %s", path);
+			goto out;
+		}
+		if (n == 0)
+			break; /* shrank under us: the caller sees a short object */
+		out->len += (size_t)n;
+	}
+	out->ptr[out->len] = '\0';
+	rc = 0;
+out:
+	if (fd >= 0)
+		close(fd);
+	free(path);
+	return rc;
+}
+
+static int
+fb_put(struct dd_backend *be, const char *name, const void *data, size_t len)
+{
+	struct file_backend *fb = (struct file_backend *)be;
+	char *path = path_of(fb, name);
+	int rc = dd_file_write_atomic(path, data, len, 0444, DD_WRITE_NOREPLACE | DD_WRITE_NO_DIRSYNC);
+
+	if (rc == -1 && errno == ENOENT) {
+		/* a fan-out directory removed behind our back: recreate it once */
+		char *dir = dd_path_dirname(path);
+		if (dd_mkdir_p(dir, 0755) == 0)
+			rc = dd_file_write_atomic(path, data, len, 0444, DD_WRITE_NOREPLACE | DD_WRITE_NO_DIRSYNC);
+		free(dir);
+	}
+	if (rc == 0)
+		mark_dirty(fb, path);
+	free(path);
+	return rc;
+}
+
+static int
+fb_put_file(struct dd_backend *be, const char *name, const char *localpath)
+{
+	struct file_backend *fb = (struct file_backend *)be;
+	char *path = path_of(fb, name);
+	struct dd_buf data = DD_BUF_INIT;
+	int rc;
+
+	if (link(localpath, path) == 0) {
+		mark_dirty(fb, path);
+		rc = 0;
+	} else if (errno == EEXIST) {
+		rc = 1;
+	} else if (dd_file_read(&data, localpath) < 0) {
+		rc = -1;
+	} else {
+		rc = fb_put(be, name, data.ptr, data.len);
+	}
+	dd_buf_release(&data);
+	free(path);
+	return rc;
+}
+
+static int
+fb_exists(struct dd_backend *be, const char *name)
+{
+	char *path = path_of((struct file_backend *)be, name);
+	struct stat st;
+	int rc;
+
+	if (stat(path, &st) == 0)
+		rc = 1;
+	else if (errno == ENOENT)
+		rc = 0;
+	else
+		rc = dd_error_errno("cannot stat %s", path);
+	free(path);
+	return rc;
+}
+
+static int
+is_temp(const char *n)
+{
+	return n[0] == '.' || strstr(n, ".tmp-") != NULL;
+}
+
+static int
+list_dir(struct file_backend *fb, const char *rel, int depth, int (*cb)(const char *, void *), void *arg)
+{
+	char *path = path_of(fb, rel);
+	DIR *d = opendir(path);
+	struct dirent *e;
+	int rc = 0;
+
+	if (!d) {
+		rc = errno == ENOENT ? 0 : dd_error_errno("cannot list %s", path);
+		free(path);
+		return rc;
+	}
+	while (rc == 0 && (e = readdir(d))) {
+		if (is_temp(e->d_name))
+			continue;
+		char *child = dd_asprintf("%s/%s", rel, e->d_name);
+		if (depth > 1)
+			rc = list_dir(fb, child, depth - 1, cb, arg);
+		else
+			rc = cb(child, arg);
+		free(child);
+	}
+	closedir(d);
+	free(path);
+	return rc;
+}
+
+static int
+fb_list(struct dd_backend *be, const char *dir, int (*cb)(const char *, void *), void *arg)
+{
+	return list_dir((struct file_backend *)be, dir, !strcmp(dir, "data") ? 2 : 1, cb, arg);
+}
+
+static int
+fb_del(struct dd_backend *be, const char *name)
+{
+	struct file_backend *fb = (struct file_backend *)be;
+	char *path = path_of(fb, name);
+	int rc = 0;
+
+	if (unlink(path) < 0 && errno != ENOENT)
+		rc = dd_error_errno("cannot remove %s", path);
+	else
+		mark_dirty(fb, path);
+	free(path);
+	return rc;
+}
+
+static int
+fb_sync(struct dd_backend *be)
+{
+	struct file_backend *fb = (struct file_backend *)be;
+	char **dirs;
+	size_t n;
+	int rc = 0;
+
+	pthread_mutex_lock(&fb->mu);
+	dirs = fb->dirty, n = fb->ndirty;
+	fb->dirty = NULL, fb->ndirty = 0;
+	pthread_mutex_unlock(&fb->mu);
+	for (size_t i = 0; i < n; i++) {
+		if (rc == 0 && dd_fsync_dir(dirs[i]) < 0)
+			rc = -1;
+		free(dirs[i]);
+	}
+	free(dirs);
+	return rc;
+}
+
+static void
+fb_free(struct dd_backend *be)
+{
+	struct file_backend *fb = (struct file_backend *)be;
+
+	for (size_t i = 0; i < fb->ndirty; i++)
+		free(fb->dirty[i]);
+	free(fb->dirty);
+	pthread_mutex_destroy(&fb->mu);
+	free(fb->root);
+	free(fb->base.display);
+	free(fb);
+}
+
+static const struct dd_backend_ops file_ops = {
+	fb_get, fb_put, fb_put_file, fb_exists, fb_list, fb_del, fb_sync, fb_free,
+};
+
+static int
+make_layout(const char *root)
+{
+	static const char *const dirs[] = { "keys", "data", "snapshots", "locks" };
+	char sub[16];
+
+	if (dd_mkdir_p(root, 0755) < 0)
+		return -1;
+	for (size_t i = 0; i < sizeof(dirs) / sizeof(*dirs); i++) {
+		char *p = dd_path_join(root, dirs[i]);
+		int rc = mkdir(p, 0755) < 0 && errno != EEXIST ? dd_error_errno("cannot create %s", p) : 0;
+		free(p);
+		if (rc < 0)
+			return -1;
+	}
+	for (int i = 0; i < 256; i++) {
+		snprintf(sub, sizeof(sub), "data/%02x", i);
+		char *p = dd_path_join(root, sub);
+		int rc = mkdir(p, 0755) < 0 && errno != EEXIST ? dd_error_errno("cannot create %s", p) : 0;
+		free(p);
+		if (rc < 0)
+			return -1;
+	}
+	return 0;
+}
+
+int
+dd_backend_file_open(struct dd_backend **out, const char *root, int create)
+{
+	struct file_backend *fb;
+
+	if (root[0] != '/')
+		return dd_error("store path '%s' is not absolute", root);
+	if (create && make_layout(root) < 0)
+		return -1;
+	fb = dd_calloc(1, sizeof(*fb));
+	fb->base.ops = &file_ops;
+	fb->root = dd_strdup(root);
+	fb->base.display = dd_strdup(root);
+	fb->base.local_root = fb->root;
+	pthread_mutex_init(&fb->mu, NULL);
+	*out = &fb->base;
+	return 0;
+}
+
+int
+dd_backend_open(struct dd_backend **out, const char *url, int create)
+{
+	if (!strncmp(url, "file://", 7)) {
+		if (url[7] != '/')
+			return dd_error("store URL '%s' must name an absolute path (file:///path/to/store)", url);
+		return dd_backend_file_open(out, url + 7, create);
+	}
+	if (url[0] == '/')
+		return dd_backend_file_open(out, url, create);
+	if (!strncmp(url, "s3://", 5)) {
+		dd_error("S3 stores (%s) are not supported by this build yet", url);
+		dd_hint("use a file:///path store for now");
+		return -1;
+	}
+	dd_error("unsupported store URL '%s'", url);
+	dd_hint("use file:///absolute/path (or an absolute path)");
+	return -1;
+}
+
+void
+dd_backend_free(struct dd_backend *be)
+{
+	if (be)
+		be->ops->free(be);
+}

@@ -1,0 +1,56 @@
+/*
+ * store/crypto.c: subkey derivation and keyed ids; see crypto.h and
+ * docs/FORMAT.md §3.2.
+ */
+#include "store/crypto.h"
+#include "util/buf.h"
+#include "util/hex.h"
+
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct dd_keys *
+dd_keys_new(const uint8_t master[DD_KEY_LEN])
+{
+	struct dd_keys *k = sodium_malloc(sizeof(*k));
+
+	if (!k) {
+		fprintf(stderr, "fatal: out of memory\n");
+		abort();
+	}
+	memcpy(k->master, master, DD_KEY_LEN);
+	crypto_kdf_derive_from_key(k->object, DD_KEY_LEN, DD_SUBKEY_OBJECT, DD_KDF_CONTEXT, master);
+	crypto_kdf_derive_from_key(k->id, DD_KEY_LEN, DD_SUBKEY_ID, DD_KDF_CONTEXT, master);
+	crypto_kdf_derive_from_key(k->chunker, DD_KEY_LEN, DD_SUBKEY_CHUNKER, DD_KDF_CONTEXT, master);
+	crypto_kdf_derive_from_key(k->key_id, DD_KEY_LEN, DD_SUBKEY_KEYID, DD_KDF_CONTEXT, master);
+	crypto_kdf_derive_from_key(k->config, DD_KEY_LEN, DD_SUBKEY_CONFIG, DD_KDF_CONTEXT, master);
+	crypto_kdf_derive_from_key(k->checksum, DD_KEY_LEN, DD_SUBKEY_CHECKSUM, DD_KDF_CONTEXT, master);
+	return k;
+}
+
+void
+dd_keys_free(struct dd_keys *k)
+{
+	if (k)
+		sodium_free(k); /* zeroes before unmapping */
+}
+
+void
+dd_id_compute(uint8_t out[32], const struct dd_keys *k, const void *data, size_t len)
+{
+	crypto_generichash(out, 32, data, len, k->id, DD_KEY_LEN);
+}
+
+void
+dd_object_name(char *out, size_t size, const char *dir, const uint8_t id[32])
+{
+	char hex[65];
+
+	dd_hex_encode(hex, id, 32);
+	if (!strcmp(dir, "data"))
+		snprintf(out, size, "data/%.2s/%s", hex, hex);
+	else
+		snprintf(out, size, "%s/%s", dir, hex);
+}

@@ -1,0 +1,398 @@
+/*
+ * store/keys.c: local key files, passphrase-wrapped key files, the store
+ * config, and reading a passphrase; see keys.h and docs/FORMAT.md §3.
+ *
+ * Key file (binary, exactly 113 bytes):
+ *   "DDKEYF01" | alg u8 (1 = Argon2id v1.3) | opslimit u64le | memlimit u64le
+ *   | salt[16] | nonce[24] | XChaCha20-Poly1305(master key)[48]
+ * with KEK = Argon2id(passphrase, salt, opslimit, memlimit) and associated
+ * data = the first 65 bytes. Limits outside libsodium's [MIN, SENSITIVE]
+ * are refused, so a hostile key file cannot make us allocate gigabytes.
+ */
+#include "store/keys.h"
+#include "util/err.h"
+#include "util/fs.h"
+#include "util/hex.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <termios.h>
+#include <unistd.h>
+
+static int fast_for_tests;
+
+void
+dd_keyfile_set_fast_for_tests(int fast)
+{
+	fast_for_tests = fast;
+}
+
+/* ---- plain key files ---- */
+
+void
+dd_key_format(struct dd_buf *out, const uint8_t master[DD_KEY_LEN])
+{
+	char hex[2 * DD_KEY_LEN + 1];
+
+	dd_hex_encode(hex, master, DD_KEY_LEN);
+	dd_buf_printf(out, "dnadata-key 1\nkey %s\n", hex);
+	sodium_memzero(hex, sizeof(hex));
+}
+
+int
+dd_key_parse(uint8_t master[DD_KEY_LEN], const char *text, size_t len, const char *path)
+{
+	static const char head[] = "dnadata-key 1\nkey ";
+	const size_t hl = sizeof(head) - 1;
+	char hex[2 * DD_KEY_LEN + 1];
+	int rc;
+
+	if (len >= 12 && !memcmp(text, "dnadata-key ", 12) && (len < hl || memcmp(text, head, hl)))
+		return dd_error("%s: key file version not supported by this git-dnadata", path);
+	if (len != hl + 2 * DD_KEY_LEN + 1 || memcmp(text, head, hl) || text[len - 1] != '\n')
+		return dd_error("%s: not a git-dnadata key file", path);
+	memcpy(hex, text + hl, 2 * DD_KEY_LEN);
+	hex[2 * DD_KEY_LEN] = '\0';
+	rc = dd_hex_decode(master, DD_KEY_LEN, hex);
+	sodium_memzero(hex, sizeof(hex));
+	if (rc < 0)
+		return dd_error("%s: not a git-dnadata key file (bad key digits)", path);
+	return 0;
+}
+
+int
+dd_key_read_file(uint8_t master[DD_KEY_LEN], const char *path)
+{
+	struct dd_buf text = DD_BUF_INIT;
+	struct stat st;
+	int fd, rc = -1;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0) {
+		if (errno == ENOENT)
+			return 1;
+		return dd_error_errno("cannot open key %s", path);
+	}
+	if (fstat(fd, &st) < 0) {
+		dd_error_errno("cannot stat key %s", path);
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		dd_error("key %s is not a regular file", path);
+		goto out;
+	}
+	if (st.st_mode & 077) {
+		dd_error("key %s is readable by other users (mode %04o); refusing to use it",
+			 path, (unsigned)(st.st_mode & 07777));
+		dd_hint("chmod 600 '%s' (and consider the key compromised if others could read it)", path);
+		goto out;
+	}
+	if (st.st_size > 4096) {
+		dd_error("%s: not a git-dnadata key file (too large)", path);
+		goto out;
+	}
+	close(fd), fd = -1;
+	if (dd_file_read(&text, path) < 0)
+		goto out;
+	rc = dd_key_parse(master, text.ptr, text.len, path);
+out:
+	if (fd >= 0)
+		close(fd);
+	dd_buf_release_secret(&text);
+	return rc;
+}
+
+int
+dd_key_write_file(const char *path, const uint8_t master[DD_KEY_LEN], int flags)
+{
+	struct dd_buf text = DD_BUF_INIT;
+	char *dir = dd_path_dirname(path);
+	int rc = -1;
+
+	if (dd_mkdir_p(dir, 0700) < 0)
+		goto out;
+	dd_key_format(&text, master);
+	rc = dd_file_write_atomic(path, text.ptr, text.len, 0600, flags);
+	if (rc == 1)
+		rc = dd_error("%s already exists; not overwriting it", path);
+out:
+	dd_buf_release_secret(&text);
+	free(dir);
+	return rc;
+}
+
+/* ---- wrapped key files ---- */
+
+static void
+le64(uint8_t *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint64_t
+rle64(const uint8_t *p)
+{
+	uint64_t v = 0;
+
+	for (int i = 7; i >= 0; i--)
+		v = v << 8 | p[i];
+	return v;
+}
+
+static int
+kek_derive(uint8_t kek[32], const char *pass, const uint8_t salt[16], uint64_t ops, uint64_t mem)
+{
+	if (crypto_pwhash(kek, 32, pass, strlen(pass), salt, ops, (size_t)mem,
+			  crypto_pwhash_ALG_ARGON2ID13) != 0)
+		return dd_error("out of memory deriving the key from the passphrase (Argon2id needs %llu MiB)",
+				(unsigned long long)(mem >> 20));
+	return 0;
+}
+
+int
+dd_keyfile_wrap(struct dd_buf *out, const uint8_t master[DD_KEY_LEN], const char *passphrase)
+{
+	uint8_t f[DD_KEYFILE_SIZE], kek[32];
+	uint64_t ops = fast_for_tests ? crypto_pwhash_OPSLIMIT_MIN : crypto_pwhash_OPSLIMIT_MODERATE;
+	uint64_t mem = fast_for_tests ? crypto_pwhash_MEMLIMIT_MIN : crypto_pwhash_MEMLIMIT_MODERATE;
+
+	memcpy(f, DD_KEYFILE_MAGIC, 8);
+	f[8] = DD_KEYFILE_ALG_ARGON2ID13;
+	le64(f + 9, ops);
+	le64(f + 17, mem);
+	randombytes_buf(f + 25, 16);
+	randombytes_buf(f + 41, 24);
+	if (kek_derive(kek, passphrase, f + 25, ops, mem) < 0)
+		return -1;
+	crypto_aead_xchacha20poly1305_ietf_encrypt(f + 65, NULL, master, DD_KEY_LEN, f, 65, NULL,
+						   f + 41, kek);
+	sodium_memzero(kek, sizeof(kek));
+	dd_buf_clear(out);
+	dd_buf_put(out, f, sizeof(f));
+	return 0;
+}
+
+int
+dd_keyfile_parse(struct dd_keyfile *kf, const void *data, size_t len)
+{
+	const uint8_t *f = data;
+
+	if (len != DD_KEYFILE_SIZE || memcmp(f, DD_KEYFILE_MAGIC, 8))
+		return dd_error("not a git-dnadata key file");
+	if (f[8] != DD_KEYFILE_ALG_ARGON2ID13)
+		return dd_error("key file uses an unknown key derivation (%u)", f[8]);
+	kf->alg = f[8];
+	kf->opslimit = rle64(f + 9);
+	kf->memlimit = rle64(f + 17);
+	if (kf->opslimit < crypto_pwhash_OPSLIMIT_MIN || kf->opslimit > crypto_pwhash_OPSLIMIT_SENSITIVE ||
+	    kf->memlimit < crypto_pwhash_MEMLIMIT_MIN || kf->memlimit > crypto_pwhash_MEMLIMIT_SENSITIVE)
+		return dd_error("key file asks for out-of-range Argon2id limits");
+	memcpy(kf->salt, f + 25, 16);
+	memcpy(kf->nonce, f + 41, 24);
+	memcpy(kf->sealed, f + 65, sizeof(kf->sealed));
+	memcpy(kf->header, f, 65);
+	return 0;
+}
+
+int
+dd_keyfile_unwrap(uint8_t master[DD_KEY_LEN], const struct dd_keyfile *kf, const char *passphrase)
+{
+	uint8_t kek[32];
+	int rc;
+
+	if (kek_derive(kek, passphrase, kf->salt, kf->opslimit, kf->memlimit) < 0)
+		return -1;
+	rc = crypto_aead_xchacha20poly1305_ietf_decrypt(master, NULL, NULL, kf->sealed, sizeof(kf->sealed),
+							kf->header, 65, kf->nonce, kek);
+	sodium_memzero(kek, sizeof(kek));
+	return rc == 0 ? 0 : 1;
+}
+
+/* ---- store config ---- */
+
+void
+dd_key_id_short(char out[17], const uint8_t key_id[DD_KEY_LEN])
+{
+	dd_hex_encode(out, key_id, 8);
+}
+
+static void
+config_mac(uint8_t mac[32], const char *text, size_t len, const struct dd_keys *k)
+{
+	crypto_generichash(mac, 32, (const uint8_t *)text, len, k->config, DD_KEY_LEN);
+}
+
+void
+dd_config_format(struct dd_buf *out, const struct dd_store_config *c, const struct dd_keys *k)
+{
+	char hex[65];
+	uint8_t mac[32];
+
+	dd_buf_clear(out);
+	dd_hex_encode(hex, k->key_id, 32);
+	dd_buf_printf(out, "dnadata-store %u\nkey-id %s\nchunker fastcdc %u %u %u\n", DD_STORE_FORMAT, hex,
+		      c->min, c->avg, c->max);
+	config_mac(mac, out->ptr, out->len, k);
+	dd_hex_encode(hex, mac, 32);
+	dd_buf_printf(out, "mac %s\n", hex);
+}
+
+/* Take one '\n'-terminated line starting with `prefix`; *rest points after the prefix. */
+static int
+take_line(const char **p, const char *end, const char *prefix, char *rest, size_t restsize)
+{
+	size_t pl = strlen(prefix);
+	const char *nl = memchr(*p, '\n', (size_t)(end - *p));
+
+	if (!nl || (size_t)(nl - *p) < pl || memcmp(*p, prefix, pl) || (size_t)(nl - *p) - pl >= restsize)
+		return -1;
+	memcpy(rest, *p + pl, (size_t)(nl - *p) - pl);
+	rest[(nl - *p) - pl] = '\0';
+	*p = nl + 1;
+	return 0;
+}
+
+static int
+parse_u32(const char *s, uint32_t *out)
+{
+	uint64_t v = 0;
+
+	if (!*s || (s[0] == '0' && s[1]) || strlen(s) > 10)
+		return -1;
+	for (; *s; s++) {
+		if (*s < '0' || *s > '9')
+			return -1;
+		v = v * 10 + (uint64_t)(*s - '0');
+	}
+	if (v > UINT32_MAX)
+		return -1;
+	*out = (uint32_t)v;
+	return 0;
+}
+
+int
+dd_config_parse(struct dd_store_config *c, const char *text, size_t len)
+{
+	const char *p = text, *end = text + len;
+	char rest[128], a[16], b[16], d[16], extra;
+
+	memset(c, 0, sizeof(*c));
+	if (memchr(text, 0, len))
+		return dd_error("store config damaged (NUL byte)");
+	if (take_line(&p, end, "dnadata-store ", rest, sizeof(rest)) < 0 || parse_u32(rest, &c->version) < 0)
+		return dd_error("not a git-dnadata store (bad config)");
+	if (c->version != DD_STORE_FORMAT)
+		return dd_error("store format %u is not supported by this git-dnadata (upgrade it)", c->version);
+	if (take_line(&p, end, "key-id ", rest, sizeof(rest)) < 0 || dd_hex_decode(c->key_id, 32, rest) < 0)
+		return dd_error("store config damaged (key-id line)");
+	if (take_line(&p, end, "chunker fastcdc ", rest, sizeof(rest)) < 0 ||
+	    sscanf(rest, "%15[0-9] %15[0-9] %15[0-9]%c", a, b, d, &extra) != 3 ||
+	    parse_u32(a, &c->min) < 0 || parse_u32(b, &c->avg) < 0 || parse_u32(d, &c->max) < 0 ||
+	    strlen(a) + strlen(b) + strlen(d) + 2 != strlen(rest))
+		return dd_error("store config damaged (chunker line)");
+	c->signed_len = (size_t)(p - text);
+	if (take_line(&p, end, "mac ", rest, sizeof(rest)) < 0 || dd_hex_decode(c->mac, 32, rest) < 0)
+		return dd_error("store config damaged (mac line)");
+	if (p != end)
+		return dd_error("store config damaged (trailing data)");
+	return 0;
+}
+
+int
+dd_config_check(const struct dd_store_config *c, const char *text, const struct dd_keys *k, const char *url)
+{
+	uint8_t mac[32];
+	char have[17], want[17];
+
+	if (sodium_memcmp(c->key_id, k->key_id, 32) != 0) {
+		dd_key_id_short(want, c->key_id);
+		dd_key_id_short(have, k->key_id);
+		dd_error("this store (%s) belongs to another key (id %s; this repository's key is %s)", url, want, have);
+		dd_hint("import the store's key with `git dnadata key import --passphrase` or `git dnadata key import FILE`");
+		return -1;
+	}
+	config_mac(mac, text, c->signed_len, k);
+	if (sodium_memcmp(mac, c->mac, 32) != 0)
+		return dd_error("store config of %s damaged or tampered with (its authentication code does not match)", url);
+	return 0;
+}
+
+/* ---- passphrases ---- */
+
+static int
+tty_read(struct dd_buf *out, const char *prompt)
+{
+	struct termios old, quiet;
+	int fd = open("/dev/tty", O_RDWR | O_CLOEXEC | O_NOCTTY), rc = -1, echo_off = 0;
+	char c;
+
+	if (fd < 0)
+		return 1;
+	if (tcgetattr(fd, &old) == 0) {
+		quiet = old;
+		quiet.c_lflag &= ~(tcflag_t)(ECHO | ECHONL);
+		quiet.c_lflag |= ICANON;
+		echo_off = tcsetattr(fd, TCSAFLUSH, &quiet) == 0;
+	}
+	if (dd_write_all(fd, prompt, strlen(prompt)) < 0)
+		goto out;
+	dd_buf_clear(out);
+	for (;;) {
+		ssize_t n = read(fd, &c, 1);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0 || c == '\n')
+			break;
+		dd_buf_putc(out, c);
+		if (out->len > 4096) {
+			dd_error("passphrase too long");
+			goto out;
+		}
+	}
+	rc = 0;
+out:
+	if (echo_off)
+		tcsetattr(fd, TCSAFLUSH, &old);
+	if (dd_write_all(fd, "\n", 1) < 0)
+		rc = rc ? rc : 0;
+	close(fd);
+	return rc;
+}
+
+int
+dd_passphrase_get(struct dd_buf *out, const char *envname, const char *prompt, int confirm)
+{
+	const char *env = getenv(envname ? envname : "DNADATA_PASSPHRASE");
+	struct dd_buf again = DD_BUF_INIT;
+	int rc;
+
+	dd_buf_clear(out);
+	if (env && *env) {
+		dd_buf_puts(out, env);
+		return 0;
+	}
+	if (!isatty(STDIN_FILENO) && !isatty(STDERR_FILENO))
+		return 1;
+	rc = tty_read(out, prompt);
+	if (rc != 0)
+		return rc;
+	if (!out->len) {
+		dd_buf_release_secret(out);
+		return dd_error("empty passphrase");
+	}
+	if (confirm) {
+		rc = tty_read(&again, "Repeat the passphrase: ");
+		if (rc == 0 && (again.len != out->len || memcmp(again.ptr, out->ptr, out->len)))
+			rc = dd_error("the two passphrases differ");
+		dd_buf_release_secret(&again);
+		if (rc)
+			dd_buf_release_secret(out);
+	}
+	return rc;
+}

@@ -1,0 +1,65 @@
+/*
+ * store/manifest.h: snapshot manifests, encoded deterministically
+ * (docs/FORMAT.md §6).
+ *
+ * A manifest is a content part (format version, the streams sorted by name
+ * with their attributes, size, checksum and chunk list), whose keyed hash is
+ * the snapshot id, followed by a metadata part (profile, created, host ...)
+ * that travels with it but is not part of the id. The parser is strict: it
+ * reads hostile bytes and accepts exactly what the encoder produces.
+ */
+#ifndef DD_STORE_MANIFEST_H
+#define DD_STORE_MANIFEST_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util/buf.h"
+
+#define DD_MANIFEST_VERSION 1
+#define DD_MANIFEST_MAX (256u << 20)  /* largest manifest plaintext accepted */
+#define DD_NAME_MAX 4096
+#define DD_ATTR_KEY_MAX 255
+#define DD_ATTR_VALUE_MAX 65535
+
+struct dd_kv {
+	char *key;
+	char *value;
+};
+
+struct dd_chunk_ref {
+	uint8_t id[32];
+	uint32_t len;
+};
+
+struct dd_stream_info {
+	char *name;
+	struct dd_kv *attrs; /* sorted by key, unique */
+	size_t nattrs;
+	uint64_t size;
+	uint8_t checksum[32];
+	struct dd_chunk_ref *chunks;
+	size_t nchunks;
+};
+
+struct dd_manifest {
+	struct dd_stream_info *streams; /* sorted by name, unique */
+	size_t nstreams;
+	struct dd_kv *meta;             /* sorted by key, unique */
+	size_t nmeta;
+};
+
+/* Sort streams, attributes and metadata (the encoder requires sorted input). */
+void dd_manifest_sort(struct dd_manifest *m);
+/* Encode; *content_len = length of the content part (the bytes hashed for the id). */
+int dd_manifest_encode(struct dd_buf *out, size_t *content_len, const struct dd_manifest *m);
+int dd_manifest_parse(struct dd_manifest **out, size_t *content_len, const void *data, size_t len);
+void dd_manifest_free(struct dd_manifest *m);
+void dd_stream_info_clear(struct dd_stream_info *si);
+
+/* Set key=value in a sorted-on-encode kv list (replacing an existing key). */
+void dd_kv_set(struct dd_kv **kv, size_t *n, const char *key, const char *value);
+const char *dd_kv_get(const struct dd_kv *kv, size_t n, const char *key);
+void dd_kv_free(struct dd_kv *kv, size_t n);
+
+#endif

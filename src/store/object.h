@@ -1,0 +1,47 @@
+/*
+ * store/object.h: sealing and opening single objects (docs/FORMAT.md §4).
+ *
+ *   "DDOB" | version u8 | type u8 | nonce[24] | XChaCha20-Poly1305(
+ *       compression u8 | plaintext length u64le | body ) incl. 16-byte tag
+ *
+ * with associated data version | type | id, so an object cannot be replayed
+ * under another id or type. The opener is strict and treats its input as
+ * hostile.
+ */
+#ifndef DD_STORE_OBJECT_H
+#define DD_STORE_OBJECT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <zstd.h>
+
+#include "store/crypto.h"
+#include "util/buf.h"
+
+#define DD_OBJECT_VERSION 1
+#define DD_OBJECT_MAGIC "DDOB"
+#define DD_OBJECT_HEADER 30 /* magic 4 + version 1 + type 1 + nonce 24 */
+#define DD_OBJECT_INNER 9   /* compression 1 + length 8 */
+#define DD_OBJECT_TAG 16
+#define DD_ZSTD_LEVEL 3
+
+enum dd_object_type {
+	DD_OBJ_DATA = 1,     /* a chunk of a stream */
+	DD_OBJ_MANIFEST = 2, /* a snapshot manifest */
+};
+
+enum { DD_COMP_NONE = 0, DD_COMP_ZSTD = 1 };
+
+/* Seal `plain` into `out` (replacing its contents). zc may be NULL (a context is made). */
+int dd_object_seal(struct dd_buf *out, const struct dd_keys *k, int type, const uint8_t id[32],
+		   const void *plain, size_t len, ZSTD_CCtx *zc);
+/*
+ * Authenticate and decompress `obj` into `out` (replacing its contents).
+ * Plaintexts longer than max_plain are refused. For DD_OBJ_DATA the keyed
+ * id of the plaintext is recomputed and compared with `id`. Errors read
+ * "damaged (...)" or "truncated"; zd may be NULL.
+ */
+int dd_object_open(struct dd_buf *out, const struct dd_keys *k, int type, const uint8_t id[32],
+		   const void *obj, size_t len, size_t max_plain, ZSTD_DCtx *zd);
+
+#endif

@@ -1,0 +1,29 @@
+/*
+ * store/store-keys.h: managing a store's key (what `git dnadata key ...`
+ * does). The master key lives in <statedir>/key (0600); key files in the
+ * store's keys/ folder hold it wrapped by a passphrase (Argon2id), several
+ * at once if wanted. No function here prints or logs key material.
+ */
+#ifndef DD_STORE_STORE_KEYS_H
+#define DD_STORE_STORE_KEYS_H
+
+/* Write the local key to `path` (mode 0600, never overwriting a file). */
+int dd_store_key_export(const char *statedir, const char *path);
+/*
+ * Make the key in `path` (an export) this machine's key for the store at
+ * `url` (NULL = default). Refuses a key that does not belong to the store;
+ * a different local key is kept as <statedir>/key.<id>.bak.
+ */
+int dd_store_key_import_file(const char *url, const char *statedir, const char *path);
+/* Same, unwrapping one of the store's key files with `passphrase`. */
+int dd_store_key_import_passphrase(const char *url, const char *statedir, const char *passphrase);
+/* How many key files the store has (>= 0), or -1. */
+int dd_store_key_count(const char *url, const char *statedir);
+/*
+ * Add a key file wrapped with `new_pass`; then remove the key file(s) that
+ * `old_pass` opens (old_pass NULL: remove nothing). Needs the local key.
+ * Returns 1 (error set) if old_pass opens no key file: nothing changed.
+ */
+int dd_store_key_passwd(const char *url, const char *statedir, const char *old_pass, const char *new_pass);
+
+#endif

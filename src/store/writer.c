@@ -1,0 +1,323 @@
+/*
+ * store/writer.c: writing a snapshot; see store.h.
+ *
+ * Each stream writer runs the chunker over the caller's bytes on the
+ * caller's thread, copying them once into a chunk buffer; a full chunk
+ * becomes a job for the store's pool (id, dedupe check, zstd, seal, cache,
+ * backend). Jobs finish out of order; the writer keeps them in a FIFO and
+ * harvests finished ones from its head, so the chunk list stays in stream
+ * order. Memory is bounded by the pool's in-flight limit (each job holds at
+ * most one chunk plus its sealed copy) plus one chunk buffer per stream.
+ * The stream checksum (keyed BLAKE2b of the plaintext) is computed on the
+ * writer's thread.
+ */
+#include "store/internal.h"
+#include "util/err.h"
+#include "util/hex.h"
+#include "util/log.h"
+
+#include <sodium.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct chunk_job {
+	struct dd_job base;
+	struct dd_store *st;
+	struct dd_stream_writer *w;
+	uint8_t *data;
+	size_t len;
+	uint8_t id[32];
+	char *err; /* message on failure (errors are per-thread) */
+	struct chunk_job *next_in_stream;
+};
+
+struct dd_snapshot_writer {
+	struct dd_store *st;
+	pthread_mutex_t mu;
+	struct dd_manifest m; /* finished streams + metadata */
+	char **active;        /* names of streams being written */
+	size_t nactive;
+};
+
+struct dd_stream_writer {
+	struct dd_snapshot_writer *sw;
+	struct dd_stream_info info;
+	size_t cap_chunks;
+	struct dd_chunker ch;
+	uint8_t *buf; /* the chunk being filled (capacity = chunker max) */
+	size_t buflen;
+	crypto_generichash_state csum;
+	struct chunk_job *head, *tail; /* jobs not yet harvested, in stream order */
+	atomic_int failed;
+};
+
+static void
+chunk_run(struct dd_job *job, struct dd_worker *wk)
+{
+	struct chunk_job *j = (struct chunk_job *)job;
+	int existed;
+
+	if (atomic_load(&j->w->failed))
+		goto out; /* the stream failed already: skip the work */
+	dd_id_compute(j->id, j->st->keys, j->data, j->len);
+	if (dd_store_put_object(j->st, DD_OBJ_DATA, j->id, j->data, j->len, wk->zc, &existed) < 0) {
+		j->err = dd_strdup(dd_error_last() ? dd_error_last() : "storing a chunk failed");
+		atomic_store(&j->w->failed, 1);
+	}
+out:
+	free(j->data);
+	j->data = NULL;
+}
+
+int
+dd_snapshot_begin(struct dd_snapshot_writer **out, struct dd_store *st)
+{
+	struct dd_snapshot_writer *sw = dd_calloc(1, sizeof(*sw));
+
+	sw->st = st;
+	pthread_mutex_init(&sw->mu, NULL);
+	*out = sw;
+	return 0;
+}
+
+void
+dd_snapshot_set_meta(struct dd_snapshot_writer *sw, const char *key, const char *value)
+{
+	pthread_mutex_lock(&sw->mu);
+	dd_kv_set(&sw->m.meta, &sw->m.nmeta, key, value ? value : "");
+	pthread_mutex_unlock(&sw->mu);
+}
+
+int
+dd_stream_begin(struct dd_stream_writer **out, struct dd_snapshot_writer *sw, const char *name)
+{
+	struct dd_stream_writer *w;
+	size_t nl = strlen(name);
+	int dup = 0;
+
+	if (nl == 0 || nl > DD_NAME_MAX)
+		return dd_error("stream name '%.40s' is empty or too long", name);
+	pthread_mutex_lock(&sw->mu);
+	for (size_t i = 0; i < sw->m.nstreams && !dup; i++)
+		dup = !strcmp(sw->m.streams[i].name, name);
+	for (size_t i = 0; i < sw->nactive && !dup; i++)
+		dup = !strcmp(sw->active[i], name);
+	if (!dup) {
+		sw->active = dd_realloc(sw->active, (sw->nactive + 1) * sizeof(*sw->active));
+		sw->active[sw->nactive++] = dd_strdup(name);
+	}
+	pthread_mutex_unlock(&sw->mu);
+	if (dup)
+		return dd_error("stream '%s' written twice in one snapshot", name);
+	w = dd_calloc(1, sizeof(*w));
+	w->sw = sw;
+	w->info.name = dd_strdup(name);
+	dd_chunker_init(&w->ch, sw->st->chunker);
+	crypto_generichash_init(&w->csum, sw->st->keys->checksum, DD_KEY_LEN, 32);
+	*out = w;
+	return 0;
+}
+
+void
+dd_stream_set_attr(struct dd_stream_writer *w, const char *key, const char *value)
+{
+	dd_kv_set(&w->info.attrs, &w->info.nattrs, key, value ? value : "");
+}
+
+/* Move finished jobs from the head of the FIFO into the chunk list; wait for all when `all`. */
+static int
+harvest(struct dd_stream_writer *w, int all)
+{
+	struct dd_pool *pool = w->sw->st->pool;
+	int rc = 0;
+
+	while (w->head) {
+		struct chunk_job *j = w->head;
+		if (all)
+			dd_pool_wait(pool, &j->base);
+		else if (!dd_pool_is_done(pool, &j->base))
+			break;
+		w->head = j->next_in_stream;
+		if (!w->head)
+			w->tail = NULL;
+		if (j->err) {
+			if (rc == 0)
+				rc = dd_error("%s", j->err);
+		} else if (rc == 0) {
+			if (w->info.nchunks == w->cap_chunks) {
+				w->cap_chunks = w->cap_chunks ? 2 * w->cap_chunks : 64;
+				w->info.chunks = dd_realloc(w->info.chunks, w->cap_chunks * sizeof(*w->info.chunks));
+			}
+			memcpy(w->info.chunks[w->info.nchunks].id, j->id, 32);
+			w->info.chunks[w->info.nchunks].len = (uint32_t)j->len;
+			w->info.nchunks++;
+		}
+		free(j->err);
+		free(j);
+	}
+	return rc;
+}
+
+static void
+submit_chunk(struct dd_stream_writer *w)
+{
+	struct chunk_job *j = dd_calloc(1, sizeof(*j));
+
+	j->base.run = chunk_run;
+	j->st = w->sw->st;
+	j->w = w;
+	j->data = w->buf;
+	j->len = w->buflen;
+	w->buf = NULL;
+	w->buflen = 0;
+	if (w->tail)
+		w->tail->next_in_stream = j;
+	else
+		w->head = j;
+	w->tail = j;
+	dd_pool_submit(w->sw->st->pool, &j->base);
+}
+
+int
+dd_stream_write(struct dd_stream_writer *w, const void *data, size_t len)
+{
+	const uint8_t *p = data;
+	const size_t max = w->sw->st->chunker->max;
+
+	if (atomic_load(&w->failed))
+		return harvest(w, 1) < 0 ? -1 : dd_error("stream '%s' failed earlier", w->info.name);
+	crypto_generichash_update(&w->csum, p, len);
+	w->info.size += len;
+	while (len) {
+		int cut;
+		size_t n = dd_chunker_scan(&w->ch, p, len, &cut);
+		if (!w->buf)
+			w->buf = dd_malloc(max);
+		memcpy(w->buf + w->buflen, p, n);
+		w->buflen += n;
+		p += n;
+		len -= n;
+		if (cut) {
+			submit_chunk(w);
+			if (harvest(w, 0) < 0)
+				return -1;
+		}
+	}
+	return 0;
+}
+
+static void
+unregister(struct dd_snapshot_writer *sw, const char *name)
+{
+	for (size_t i = 0; i < sw->nactive; i++) {
+		if (!strcmp(sw->active[i], name)) {
+			free(sw->active[i]);
+			sw->active[i] = sw->active[--sw->nactive];
+			break;
+		}
+	}
+}
+
+static void
+stream_free(struct dd_stream_writer *w)
+{
+	dd_stream_info_clear(&w->info);
+	free(w->buf);
+	free(w);
+}
+
+int
+dd_stream_end(struct dd_stream_writer *w)
+{
+	struct dd_snapshot_writer *sw = w->sw;
+	int rc;
+
+	if (w->buflen && !atomic_load(&w->failed))
+		submit_chunk(w);
+	rc = harvest(w, 1);
+	if (rc == 0 && atomic_load(&w->failed))
+		rc = dd_error("stream '%s' failed", w->info.name);
+	crypto_generichash_final(&w->csum, w->info.checksum, 32);
+	pthread_mutex_lock(&sw->mu);
+	unregister(sw, w->info.name);
+	if (rc == 0) {
+		sw->m.streams = dd_realloc(sw->m.streams, (sw->m.nstreams + 1) * sizeof(*sw->m.streams));
+		sw->m.streams[sw->m.nstreams++] = w->info;
+		memset(&w->info, 0, sizeof(w->info));
+	}
+	pthread_mutex_unlock(&sw->mu);
+	if (rc < 0)
+		dd_error_wrap("writing stream '%s'", w->info.name);
+	stream_free(w);
+	return rc;
+}
+
+void
+dd_stream_abort(struct dd_stream_writer *w)
+{
+	if (!w)
+		return;
+	atomic_store(&w->failed, 1);
+	harvest(w, 1);
+	pthread_mutex_lock(&w->sw->mu);
+	unregister(w->sw, w->info.name);
+	pthread_mutex_unlock(&w->sw->mu);
+	stream_free(w);
+	dd_error_clear();
+}
+
+static void
+snapshot_writer_free(struct dd_snapshot_writer *sw)
+{
+	for (size_t i = 0; i < sw->nactive; i++)
+		free(sw->active[i]);
+	free(sw->active);
+	for (size_t i = 0; i < sw->m.nstreams; i++)
+		dd_stream_info_clear(&sw->m.streams[i]);
+	free(sw->m.streams);
+	dd_kv_free(sw->m.meta, sw->m.nmeta);
+	pthread_mutex_destroy(&sw->mu);
+	free(sw);
+}
+
+int
+dd_snapshot_commit(struct dd_snapshot_writer *sw, char id_hex[DD_ID_HEX_SIZE])
+{
+	struct dd_store *st = sw->st;
+	struct dd_buf enc = DD_BUF_INIT;
+	uint8_t id[32];
+	size_t content_len;
+	int rc = -1, existed;
+
+	if (sw->nactive) {
+		dd_error("stream '%s' is still being written", sw->active[0]);
+		goto out;
+	}
+	dd_manifest_sort(&sw->m);
+	if (dd_manifest_encode(&enc, &content_len, &sw->m) < 0)
+		goto out;
+	dd_id_compute(id, st->keys, enc.ptr, content_len);
+	/* every chunk must be durable before the manifest that names it */
+	if (dd_store_sync(st) < 0)
+		goto out;
+	if (dd_store_put_object(st, DD_OBJ_MANIFEST, id, enc.ptr, enc.len, NULL, &existed) < 0)
+		goto out;
+	if (dd_store_sync(st) < 0)
+		goto out;
+	dd_hex_encode(id_hex, id, 32);
+	rc = existed ? 1 : 0;
+out:
+	if (rc < 0)
+		dd_error_wrap("writing the snapshot manifest");
+	dd_buf_release(&enc);
+	snapshot_writer_free(sw);
+	return rc;
+}
+
+void
+dd_snapshot_abort(struct dd_snapshot_writer *sw)
+{
+	if (sw)
+		snapshot_writer_free(sw);
+}
