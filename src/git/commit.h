@@ -27,4 +27,12 @@ int dd_commit_paths(struct dd_repo *repo, const char *const *paths, size_t npath
 /* Fail with a clear message if any of `paths` is in a merge conflict. */
 int dd_commit_check_conflicts(struct dd_repo *repo, const char *const *paths, size_t npaths);
 
+/*
+ * Everything that could make dd_commit_paths() refuse, checked up front so a
+ * command can fail before it changes any file: a conflict on one of
+ * `paths`, a merge/rebase/cherry-pick/revert in progress, a missing git
+ * identity ("Author identity unknown ...").
+ */
+int dd_commit_precheck(struct dd_repo *repo, const char *const *paths, size_t npaths);
+
 #endif

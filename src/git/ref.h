@@ -30,6 +30,7 @@ struct dd_ref {
 	size_t ninfo;
 };
 
+/* A ref at `snapshot_hex` with no info lines; NULL (error set) if the id is malformed. */
 struct dd_ref *dd_ref_new(const char *snapshot_hex);
 /* Parse `len` bytes; `path` names the file in errors. */
 int dd_ref_parse(struct dd_ref **out, const char *text, size_t len, const char *path);
@@ -38,6 +39,8 @@ int dd_ref_read(struct dd_ref **out, const char *path);
 /* Set (or replace) an informational line; key: [a-z0-9_-]+, value: one line. */
 void dd_ref_set_info(struct dd_ref *ref, const char *key, const char *value);
 const char *dd_ref_get_info(const struct dd_ref *ref, const char *key);
+/* Is key[0..len) a valid info key ([a-z0-9_-]{1,64}, not "snapshot")? */
+int dd_ref_key_valid(const char *key, size_t len);
 void dd_ref_format(struct dd_buf *out, const struct dd_ref *ref);
 /* Write atomically (temp + fsync + rename). */
 int dd_ref_write(const char *path, const struct dd_ref *ref);

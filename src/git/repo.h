@@ -10,6 +10,8 @@
 
 #include <git2.h>
 
+#include "util/buf.h"
+
 struct dd_repo {
 	git_repository *git;
 	char *workdir;   /* work tree root, no trailing '/' */
@@ -23,6 +25,15 @@ void dd_repo_free(struct dd_repo *repo);
 
 /* Absolute path of `rel` inside the work tree. Caller frees. */
 char *dd_repo_path(const struct dd_repo *repo, const char *rel);
+
+/* `path` relative to the work tree when it lies inside it (for messages), else `path` itself. */
+const char *dd_repo_display_path(const struct dd_repo *repo, const char *path);
+
+/*
+ * Does `relpath` differ between HEAD, the index and the work tree (modified,
+ * staged, untracked or deleted)? Returns 1 yes, 0 no, -1 on error.
+ */
+int dd_repo_changed(const struct dd_repo *repo, const char *relpath);
 
 /* The HEAD commit id as 40 hex chars (+NUL); returns 1 (and "") when HEAD is unborn. */
 int dd_repo_head(const struct dd_repo *repo, char out[41]);

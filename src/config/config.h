@@ -1,0 +1,112 @@
+/*
+ * config/config.h: one resolved view of git-dnadata's settings.
+ *
+ * Sources, later ones winning: .dnadata/profiles.ini (tracked) <
+ * .git/dnadata/config.ini (local, never tracked) < environment
+ * (DNADATA_STORE, DNADATA_DATABASE, DNADATA_PROFILE) < command-line flags
+ * (applied by the command with the dd_config_override_* setters).
+ * Files are parsed with inih; a syntax error or an unknown key is an error
+ * "file:line: what is wrong". Every key is documented in
+ * profiles.ini.example.
+ */
+#ifndef DD_CONFIG_CONFIG_H
+#define DD_CONFIG_CONFIG_H
+
+#include <stddef.h>
+
+struct dd_repo;
+
+struct dd_profile {
+	char *name;
+	char *database;        /* conninfo or URL; NULL means the [database] default */
+	char *media;           /* media folder, relative to the work tree; NULL = none */
+	char **exclude_tables; /* patterns: schema.table, '*' allowed; NULL-terminated */
+	char **exclude_data;   /* tables kept schema-only; NULL-terminated */
+	int terminate_connections; /* -1 = unset (use global), 0 or 1 */
+};
+
+struct dd_config {
+	char *store_url;       /* [store] url; NULL = file:// default under .git/dnadata */
+	char *database;        /* [database] url (conninfo or URL) */
+	char *default_profile; /* [database] default_profile (see profiles.ini.example) */
+	char *active_profile;  /* resolved: DNADATA_PROFILE > config.ini > profiles.ini default */
+	int jobs;              /* parallel workers; 0 = one per core */
+	int terminate_connections;
+	struct dd_profile *profiles;
+	size_t nprofiles;
+	/* where each setting came from, for error messages */
+	char *profiles_path;   /* absolute path of .dnadata/profiles.ini */
+	char *local_path;      /* absolute path of .git/dnadata/config.ini */
+	/* (additions) */
+	char *database_override;   /* DNADATA_DATABASE or a flag: wins over profile and [database] */
+	char **post_restore;       /* [hooks] post_restore commands, in order; NULL-terminated */
+	const char *active_source; /* where active_profile came from: "DNADATA_PROFILE", the
+				    * config.ini path, "default_profile", "only profile"; NULL if none */
+	const char *store_source;  /* where store_url came from: "DNADATA_STORE", a file path, NULL */
+	char *profiles_display;    /* profiles_path as shown in messages (".dnadata/profiles.ini") */
+	char *local_display;       /* local_path as shown in messages */
+};
+
+/* Load and resolve the configuration of `repo` (profiles.ini must exist). */
+int dd_config_load(struct dd_config **out, const struct dd_repo *repo);
+void dd_config_free(struct dd_config *cfg);
+
+/*
+ * The profile called `name`, or (name == NULL) the active profile. On
+ * failure returns NULL with an error naming the closest existing profile.
+ */
+const struct dd_profile *dd_config_profile(const struct dd_config *cfg, const char *name);
+
+/* The conninfo/URL to use for `p`: DNADATA_DATABASE > profile > [database]; never NULL ("" = libpq defaults). */
+const char *dd_config_database(const struct dd_config *cfg, const struct dd_profile *p);
+
+/* Check a profile name: letters, digits, '-', '_' (1..64 chars), starting with a letter or digit. */
+int dd_profile_name_valid(const char *name);
+
+/* ---- (additions) parsing pieces, for tests and fuzzers ---- */
+
+/* An empty configuration (no profiles, nothing set). */
+struct dd_config *dd_config_new(void);
+/*
+ * Parse one file's text into `cfg`: `local` = 0 for profiles.ini, 1 for
+ * config.ini (which overrides, may set active_profile, and ignores
+ * sections for profiles it does not know). `display` names the file in
+ * errors ("display:line: what is wrong").
+ */
+int dd_config_parse(struct dd_config *cfg, const char *text, size_t len, const char *display, int local);
+/* Apply the environment (DNADATA_STORE, DNADATA_DATABASE, DNADATA_PROFILE) and resolve the active profile. */
+void dd_config_resolve(struct dd_config *cfg);
+/* Load explicit files (`local_path` may be missing); what dd_config_load() does once paths are known. */
+int dd_config_load_files(struct dd_config **out, const char *profiles_path, const char *profiles_display,
+			 const char *local_path, const char *local_display);
+
+/* Command-line overrides (win over everything else). */
+void dd_config_override_store(struct dd_config *cfg, const char *url);
+void dd_config_override_database(struct dd_config *cfg, const char *conninfo);
+
+/* ---- (additions) writing, always atomically and keeping the user's comments ---- */
+
+/*
+ * Create `path` (profiles.ini) for a new repository with one profile.
+ * `store_url` / `database` may be NULL (a commented example is written).
+ * Returns 1 without touching anything if the file exists.
+ */
+int dd_config_write_initial(const char *path, const char *store_url, const char *database,
+			    const char *profile);
+/* Create the local config.ini (mode 0600) with a comment header; 1 if it exists. */
+int dd_config_write_local_initial(const char *path);
+/*
+ * Append a [profile "name"] section to profiles.ini (the text is appended,
+ * so comments and layout stay as they were). Settings are copied from the
+ * profile `from` as profiles.ini defines it (local overrides are not
+ * copied); `media` (may be NULL) replaces the copied media folder. Fails if
+ * the name is invalid or taken, or `from` does not exist. Updates `cfg`.
+ */
+int dd_config_add_profile(struct dd_config *cfg, const char *name, const char *from, const char *media);
+/* Record `name` as this clone's active profile in config.ini (created if needed). Updates `cfg`. */
+int dd_config_set_active(struct dd_config *cfg, const char *name);
+
+/* A copy of a conninfo string or URL with any password replaced by "***". Caller frees. */
+char *dd_config_redact(const char *conninfo);
+
+#endif

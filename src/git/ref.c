@@ -1,0 +1,424 @@
+/*
+ * git/ref.c: ref files (.dnadata/refs/<profile>), the small text file git
+ * versions for each profile; the format is specified in docs/FORMAT.md §1.
+ *
+ *   dnadata-ref 1
+ *   snapshot <64 lowercase hex digits>
+ *   created 2026-11-24T19:05:47Z
+ *   rows 120345
+ *
+ * The parser treats its input as hostile (a ref arrives by `git pull` or a
+ * hand-resolved merge): it checks every byte, bounds every length, and
+ * stops at the first problem with "path:line: what is wrong". It is strict
+ * about meaning and tolerant about the two things editors and git do to
+ * text files on their own: CRLF line ends and a missing final newline.
+ *
+ * Invariant of struct dd_ref: `snapshot` is 64 lowercase hex digits; info
+ * keys are unique, match [a-z0-9_-]{1,64}, are not "snapshot"; values are
+ * valid UTF-8 without control characters. dd_ref_format() writes info lines
+ * sorted by key, so the same ref always gives the same bytes.
+ */
+#include "git/ref.h"
+#include "util/buf.h"
+#include "util/err.h"
+#include "util/fs.h"
+#include "util/hex.h"
+#include "util/json.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define MAGIC "dnadata-ref"
+#define MAX_FILE 65536
+#define MAX_LINE 1024
+#define MAX_KEY 64
+
+struct dd_ref *
+dd_ref_new(const char *snapshot_hex)
+{
+	struct dd_ref *ref;
+
+	if (!snapshot_hex || strlen(snapshot_hex) != DD_ID_HEX_LEN || !dd_is_hex(snapshot_hex, DD_ID_HEX_LEN)) {
+		dd_error("invalid snapshot id '%.80s' (expected %d lowercase hex digits)",
+			 snapshot_hex ? snapshot_hex : "", DD_ID_HEX_LEN);
+		return NULL;
+	}
+	ref = dd_calloc(1, sizeof(*ref));
+	memcpy(ref->snapshot, snapshot_hex, DD_ID_HEX_LEN + 1);
+	return ref;
+}
+
+int
+dd_ref_key_valid(const char *key, size_t len)
+{
+	if (len == 0 || len > MAX_KEY)
+		return 0;
+	for (size_t i = 0; i < len; i++) {
+		char c = key[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-'))
+			return 0;
+	}
+	return !(len == 8 && !memcmp(key, "snapshot", 8));
+}
+
+void
+dd_ref_free(struct dd_ref *ref)
+{
+	if (!ref)
+		return;
+	for (size_t i = 0; i < ref->ninfo; i++) {
+		free(ref->info[i].key);
+		free(ref->info[i].value);
+	}
+	free(ref->info);
+	free(ref);
+}
+
+static struct dd_ref_info *
+find_info(const struct dd_ref *ref, const char *key, size_t len)
+{
+	for (size_t i = 0; i < ref->ninfo; i++)
+		if (strlen(ref->info[i].key) == len && !memcmp(ref->info[i].key, key, len))
+			return &ref->info[i];
+	return NULL;
+}
+
+const char *
+dd_ref_get_info(const struct dd_ref *ref, const char *key)
+{
+	struct dd_ref_info *i = find_info(ref, key, strlen(key));
+
+	return i ? i->value : NULL;
+}
+
+static void
+add_info(struct dd_ref *ref, const char *key, size_t klen, const char *value, size_t vlen)
+{
+	ref->info = dd_realloc(ref->info, (ref->ninfo + 1) * sizeof(*ref->info));
+	ref->info[ref->ninfo].key = dd_strndup(key, klen);
+	ref->info[ref->ninfo].value = dd_strndup(value, vlen);
+	ref->ninfo++;
+}
+
+void
+dd_ref_set_info(struct dd_ref *ref, const char *key, const char *value)
+{
+	struct dd_buf v = DD_BUF_INIT;
+	struct dd_ref_info *old;
+	size_t klen = strlen(key), vlen = strlen(value), room = MAX_LINE - klen - 1;
+
+	if (!dd_ref_key_valid(key, klen)) {
+		/* keys are chosen by our code, never by input: a bug */
+		fprintf(stderr, "fatal: BUG: invalid ref info key '%s'\n", key);
+		abort();
+	}
+	/* Keep the invariant: one line of printable UTF-8, bounded, never empty. */
+	for (size_t i = 0; i < vlen && v.len < room;) {
+		const unsigned char *p = (const unsigned char *)value + i;
+		size_t n = dd_utf8_seq_len(p, vlen - i);
+		if (n == 0 || *p < 0x20 || *p == 0x7f) {
+			dd_buf_putc(&v, n == 0 ? '?' : ' ');
+			i += 1;
+			continue;
+		}
+		if (v.len + n > room)
+			break;
+		dd_buf_put(&v, p, n);
+		i += n;
+	}
+	while (v.len && v.ptr[v.len - 1] == ' ')
+		dd_buf_truncate(&v, v.len - 1);
+	while (v.len && v.ptr[0] == ' ') {
+		memmove(v.ptr, v.ptr + 1, v.len);
+		v.len--;
+	}
+	if (v.len == 0)
+		dd_buf_putc(&v, '-');
+	if ((old = find_info(ref, key, klen))) {
+		free(old->value);
+		old->value = dd_buf_detach(&v, NULL);
+	} else {
+		add_info(ref, key, klen, v.ptr, v.len);
+	}
+	dd_buf_release(&v);
+}
+
+static int
+cmp_info(const void *a, const void *b)
+{
+	return strcmp(((const struct dd_ref_info *)a)->key, ((const struct dd_ref_info *)b)->key);
+}
+
+void
+dd_ref_format(struct dd_buf *out, const struct dd_ref *ref)
+{
+	struct dd_ref_info *sorted = NULL;
+
+	dd_buf_printf(out, "%s %d\nsnapshot %s\n", MAGIC, DD_REF_VERSION, ref->snapshot);
+	if (ref->ninfo == 0)
+		return;
+	sorted = dd_malloc(ref->ninfo * sizeof(*sorted));
+	memcpy(sorted, ref->info, ref->ninfo * sizeof(*sorted));
+	qsort(sorted, ref->ninfo, sizeof(*sorted), cmp_info);
+	for (size_t i = 0; i < ref->ninfo; i++)
+		dd_buf_printf(out, "%s %s\n", sorted[i].key, sorted[i].value);
+	free(sorted);
+}
+
+/* ---- parsing ---- */
+
+static int
+bad(const char *path, size_t line, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static int
+bad(const char *path, size_t line, const char *fmt, ...)
+{
+	struct dd_buf b = DD_BUF_INIT;
+	va_list ap;
+
+	va_start(ap, fmt);
+	dd_buf_vprintf(&b, fmt, ap);
+	va_end(ap);
+	dd_error("%s:%zu: %s", path, line, b.ptr);
+	dd_buf_release(&b);
+	return -1;
+}
+
+static int
+is_conflict_marker(const char *s, size_t len)
+{
+	static const char *const marks[] = { "<<<<<<<", "=======", ">>>>>>>", "|||||||" };
+
+	for (size_t i = 0; i < 4; i++)
+		if (len >= 7 && !memcmp(s, marks[i], 7) && (len == 7 || s[7] == ' '))
+			return 1;
+	return 0;
+}
+
+/* Check one line's bytes: printable UTF-8, no control characters. */
+static int
+check_bytes(const char *path, size_t lineno, const char *s, size_t len)
+{
+	for (size_t i = 0; i < len;) {
+		const unsigned char c = (unsigned char)s[i];
+		size_t n;
+
+		if (c == '\0')
+			return bad(path, lineno, "NUL byte in a ref file (the file is corrupt or not a ref file)");
+		if (c == '\r')
+			return bad(path, lineno, "stray carriage return");
+		if (c < 0x20 || c == 0x7f)
+			return bad(path, lineno, "control character 0x%02x", c);
+		n = dd_utf8_seq_len((const unsigned char *)s + i, len - i);
+		if (n == 0)
+			return bad(path, lineno, "invalid UTF-8");
+		i += n;
+	}
+	return 0;
+}
+
+static int
+parse_version(const char *path, const char *s, size_t len)
+{
+	const size_t ml = sizeof(MAGIC) - 1;
+	unsigned long v = 0;
+
+	if (len < ml + 2 || memcmp(s, MAGIC, ml) || s[ml] != ' ')
+		return bad(path, 1, "not a dnadata ref file (the first line must be '%s %d')", MAGIC, DD_REF_VERSION);
+	for (size_t i = ml + 1; i < len; i++) {
+		if (s[i] < '0' || s[i] > '9' || (i == ml + 1 && s[i] == '0' && len > ml + 2) || v > 99999)
+			return bad(path, 1, "malformed version line '%.*s' (expected '%s %d')",
+				   (int)(len > 80 ? 80 : len), s, MAGIC, DD_REF_VERSION);
+		v = v * 10 + (unsigned long)(s[i] - '0');
+	}
+	if (v != DD_REF_VERSION) {
+		bad(path, 1, "unknown ref format version %lu (this git-dnadata reads version %d)", v, DD_REF_VERSION);
+		dd_hint("upgrade git-dnadata to read this ref");
+		return -1;
+	}
+	return 0;
+}
+
+int
+dd_ref_parse(struct dd_ref **out, const char *text, size_t len, const char *path)
+{
+	struct dd_ref *ref = dd_calloc(1, sizeof(*ref));
+	size_t lineno = 0, pos = 0, snapshot_line = 0;
+	size_t *info_line = NULL;
+	int rc = -1;
+
+	*out = NULL;
+	if (len == 0) {
+		bad(path, 1, "empty file (expected '%s %d')", MAGIC, DD_REF_VERSION);
+		goto out;
+	}
+	if (len > MAX_FILE) {
+		dd_error("%s: ref file too large (%zu bytes; at most %d)", path, len, MAX_FILE);
+		goto out;
+	}
+	while (pos < len) {
+		const char *s = text + pos, *nl = memchr(s, '\n', len - pos);
+		size_t l = nl ? (size_t)(nl - s) : len - pos;
+		const char *sp;
+
+		pos += l + (nl ? 1 : 0);
+		lineno++;
+		if (l && s[l - 1] == '\r' && nl)
+			l--; /* CRLF: git's autocrlf on a checkout */
+		if (l > MAX_LINE) {
+			bad(path, lineno, "line too long (%zu bytes; at most %d)", l, MAX_LINE);
+			goto out;
+		}
+		if (is_conflict_marker(s, l)) {
+			bad(path, lineno, "unresolved merge conflict marker");
+			dd_hint("keep one side's snapshot line, e.g. 'git checkout --theirs -- %s'", path);
+			goto out;
+		}
+		if (check_bytes(path, lineno, s, l) < 0)
+			goto out;
+		if (lineno == 1) {
+			if (parse_version(path, s, l) < 0)
+				goto out;
+			continue;
+		}
+		if (l == 0) {
+			bad(path, lineno, "empty line");
+			goto out;
+		}
+		sp = memchr(s, ' ', l);
+		if (!sp || sp == s || sp + 1 == s + l) {
+			bad(path, lineno, "malformed line '%.*s' (expected '<key> <value>')", (int)(l > 80 ? 80 : l), s);
+			goto out;
+		}
+		size_t klen = (size_t)(sp - s), vlen = l - klen - 1;
+		const char *v = sp + 1;
+		if (klen == 8 && !memcmp(s, "snapshot", 8)) {
+			if (snapshot_line) {
+				bad(path, lineno, "duplicate snapshot line (the first is on line %zu)", snapshot_line);
+				goto out;
+			}
+			if (lineno != 2) {
+				bad(path, lineno, "the snapshot line must be line 2");
+				goto out;
+			}
+			if (vlen != DD_ID_HEX_LEN) {
+				bad(path, lineno, "malformed snapshot id (expected %d lowercase hex digits, got %zu characters)",
+				    DD_ID_HEX_LEN, vlen);
+				goto out;
+			}
+			memcpy(ref->snapshot, v, DD_ID_HEX_LEN);
+			ref->snapshot[DD_ID_HEX_LEN] = '\0';
+			if (!dd_is_hex(ref->snapshot, DD_ID_HEX_LEN)) {
+				bad(path, lineno, "malformed snapshot id (expected %d lowercase hex digits)", DD_ID_HEX_LEN);
+				goto out;
+			}
+			snapshot_line = lineno;
+			continue;
+		}
+		if (!snapshot_line) {
+			bad(path, lineno, "expected 'snapshot <id>' on line 2");
+			goto out;
+		}
+		if (!dd_ref_key_valid(s, klen)) {
+			bad(path, lineno, "malformed key '%.*s' (letters a-z, digits, '_' and '-', at most %d)",
+			    (int)(klen > 80 ? 80 : klen), s, MAX_KEY);
+			goto out;
+		}
+		if (v[0] == ' ' || v[vlen - 1] == ' ') {
+			bad(path, lineno, "extra space around the value of '%.*s'", (int)klen, s);
+			goto out;
+		}
+		if (find_info(ref, s, klen)) {
+			size_t first = 0;
+			for (size_t i = 0; i < ref->ninfo; i++)
+				if (strlen(ref->info[i].key) == klen && !memcmp(ref->info[i].key, s, klen))
+					first = info_line[i];
+			bad(path, lineno, "duplicate key '%.*s' (the first is on line %zu)", (int)klen, s, first);
+			goto out;
+		}
+		info_line = dd_realloc(info_line, (ref->ninfo + 1) * sizeof(*info_line));
+		info_line[ref->ninfo] = lineno;
+		add_info(ref, s, klen, v, vlen);
+	}
+	if (!snapshot_line) {
+		bad(path, lineno + (lineno == 1), "missing 'snapshot <id>' line");
+		goto out;
+	}
+	*out = ref, ref = NULL, rc = 0;
+out:
+	free(info_line);
+	dd_ref_free(ref);
+	return rc;
+}
+
+int
+dd_ref_read(struct dd_ref **out, const char *path)
+{
+	struct dd_buf text = DD_BUF_INIT;
+	struct stat st;
+	int fd, rc = -1;
+
+	*out = NULL;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		if (errno == ENOENT)
+			return 1;
+		return dd_error_errno("cannot read %s", path);
+	}
+	if (fstat(fd, &st) < 0) {
+		dd_error_errno("cannot stat %s", path);
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		dd_error("%s is not a regular file", path);
+		goto out;
+	}
+	for (;;) {
+		dd_buf_grow(&text, 4096);
+		ssize_t n = read(fd, text.ptr + text.len, text.cap - text.len - 1);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			dd_error_errno("cannot read %s", path);
+			goto out;
+		}
+		if (n == 0)
+			break;
+		text.len += (size_t)n;
+		text.ptr[text.len] = '\0';
+		if (text.len > MAX_FILE) {
+			dd_error("%s: ref file too large (more than %d bytes)", path, MAX_FILE);
+			goto out;
+		}
+	}
+	rc = dd_ref_parse(out, text.ptr ? text.ptr : "", text.len, path);
+out:
+	close(fd);
+	dd_buf_release(&text);
+	return rc;
+}
+
+int
+dd_ref_write(const char *path, const struct dd_ref *ref)
+{
+	struct dd_buf text = DD_BUF_INIT;
+	char *dir = dd_path_dirname(path);
+	int rc = -1;
+
+	if (dd_mkdir_p(dir, 0777) < 0)
+		goto out;
+	dd_ref_format(&text, ref);
+	if (dd_file_write_atomic(path, text.ptr, text.len, 0644, 0) < 0)
+		goto out;
+	rc = 0;
+out:
+	dd_buf_release(&text);
+	free(dir);
+	return rc;
+}
