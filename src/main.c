@@ -19,8 +19,13 @@
 #include <zstd.h>
 
 /* Keep in the order `git dnadata -h` shows them. */
+extern const struct dd_command dd_cmd_init, dd_cmd_new_profile, dd_cmd_use, dd_cmd_status;
 
 static const struct dd_command *const commands[] = {
+	&dd_cmd_init,
+	&dd_cmd_new_profile,
+	&dd_cmd_use,
+	&dd_cmd_status,
 	NULL,
 };
 

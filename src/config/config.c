@@ -205,6 +205,12 @@ name_error(const char *name)
 			name);
 }
 
+int
+dd_profile_name_check(const char *name)
+{
+	return dd_profile_name_valid(name) ? 0 : name_error(name);
+}
+
 static int
 parse_bool(const char *v, int *out)
 {

@@ -62,6 +62,8 @@ const char *dd_config_database(const struct dd_config *cfg, const struct dd_prof
 
 /* Check a profile name: letters, digits, '-', '_' (1..64 chars), starting with a letter or digit. */
 int dd_profile_name_valid(const char *name);
+/* The same check, recording why a name is invalid (returns 0 or -1). */
+int dd_profile_name_check(const char *name);
 
 /* ---- (additions) parsing pieces, for tests and fuzzers ---- */
 

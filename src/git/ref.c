@@ -360,6 +360,12 @@ out:
 int
 dd_ref_read(struct dd_ref **out, const char *path)
 {
+	return dd_ref_read_named(out, path, path);
+}
+
+int
+dd_ref_read_named(struct dd_ref **out, const char *path, const char *display)
+{
 	struct dd_buf text = DD_BUF_INIT;
 	struct stat st;
 	int fd, rc = -1;
@@ -369,14 +375,14 @@ dd_ref_read(struct dd_ref **out, const char *path)
 	if (fd < 0) {
 		if (errno == ENOENT)
 			return 1;
-		return dd_error_errno("cannot read %s", path);
+		return dd_error_errno("cannot read %s", display);
 	}
 	if (fstat(fd, &st) < 0) {
-		dd_error_errno("cannot stat %s", path);
+		dd_error_errno("cannot stat %s", display);
 		goto out;
 	}
 	if (!S_ISREG(st.st_mode)) {
-		dd_error("%s is not a regular file", path);
+		dd_error("%s is not a regular file", display);
 		goto out;
 	}
 	for (;;) {
@@ -385,7 +391,7 @@ dd_ref_read(struct dd_ref **out, const char *path)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
-			dd_error_errno("cannot read %s", path);
+			dd_error_errno("cannot read %s", display);
 			goto out;
 		}
 		if (n == 0)
@@ -393,11 +399,11 @@ dd_ref_read(struct dd_ref **out, const char *path)
 		text.len += (size_t)n;
 		text.ptr[text.len] = '\0';
 		if (text.len > MAX_FILE) {
-			dd_error("%s: ref file too large (more than %d bytes)", path, MAX_FILE);
+			dd_error("%s: ref file too large (more than %d bytes)", display, MAX_FILE);
 			goto out;
 		}
 	}
-	rc = dd_ref_parse(out, text.ptr ? text.ptr : "", text.len, path);
+	rc = dd_ref_parse(out, text.ptr ? text.ptr : "", text.len, display);
 out:
 	close(fd);
 	dd_buf_release(&text);

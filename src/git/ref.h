@@ -36,6 +36,8 @@ struct dd_ref *dd_ref_new(const char *snapshot_hex);
 int dd_ref_parse(struct dd_ref **out, const char *text, size_t len, const char *path);
 /* Returns 0, 1 if the file does not exist (*out = NULL), -1 on error. */
 int dd_ref_read(struct dd_ref **out, const char *path);
+/* Same, naming the file `display` in errors (e.g. ".dnadata/refs/clean"). */
+int dd_ref_read_named(struct dd_ref **out, const char *path, const char *display);
 /* Set (or replace) an informational line; key: [a-z0-9_-]+, value: one line. */
 void dd_ref_set_info(struct dd_ref *ref, const char *key, const char *value);
 const char *dd_ref_get_info(const struct dd_ref *ref, const char *key);

@@ -1,0 +1,226 @@
+/*
+ * cmd/cmd-init.c: set git-dnadata up in a repository.
+ *
+ * Creates the tracked .dnadata/profiles.ini (one profile, named by
+ * --profile, default "clean", which is also default_profile) and
+ * .dnadata/refs/ (kept in git by an empty .gitkeep), the clone's private
+ * state folder <common git dir>/dnadata (0700) with config.ini, and commits
+ * the tracked files ("dnadata: init").
+ *
+ * Idempotent: in a repository that already has .dnadata/profiles.ini and
+ * local state it says so and changes nothing; in a fresh clone of an
+ * initialised repository it only creates the local state. Everything that
+ * could make the commit refuse is checked before the first file is
+ * created, and if a later step fails, what this run created is removed.
+ */
+#include "config/config.h"
+#include "dnadata.h"
+#include "git/commit.h"
+#include "git/repo.h"
+#include "util/fs.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define DEFAULT_PROFILE "clean"
+
+static const char *const usage[] = {
+	"git dnadata init [--store <url>] [--database <conninfo>] [--profile <name>] [--no-commit]",
+	"",
+	"Creates .dnadata/profiles.ini and .dnadata/refs/ (committed as \"dnadata: init\"),",
+	"and this clone's private state in .git/dnadata/. The first profile is called",
+	"'" DEFAULT_PROFILE "' unless --profile names it; it becomes default_profile.",
+	"",
+	"Examples:",
+	"  git dnadata init",
+	"  git dnadata init --store s3://my-bucket/myapp --database postgresql://localhost/myapp",
+	"  git dnadata init --profile demo --no-commit",
+	NULL,
+};
+
+static const char *const tracked[] = { ".dnadata/profiles.ini", ".dnadata/refs/.gitkeep" };
+#define NTRACKED (sizeof(tracked) / sizeof(tracked[0]))
+
+/* What this run created, so a failure can take it back. */
+struct created {
+	char *paths[8];
+	int is_dir[8];
+	size_t n;
+};
+
+static void
+note(struct created *c, const char *path, int is_dir)
+{
+	c->paths[c->n] = dd_strdup(path);
+	c->is_dir[c->n] = is_dir;
+	c->n++;
+}
+
+/* mkdir -p, remembering each directory that did not exist before. */
+static int
+make_dir(struct created *c, const char *path, mode_t mode)
+{
+	char *parent;
+	int rc;
+
+	if (dd_is_dir(path))
+		return 0;
+	parent = dd_path_dirname(path);
+	rc = make_dir(c, parent, 0777);
+	free(parent);
+	if (rc < 0)
+		return -1;
+	if (mkdir(path, mode) < 0 && errno != EEXIST)
+		return dd_error_errno("cannot create directory %s", path);
+	note(c, path, 1);
+	return 0;
+}
+
+static void
+undo(struct created *c)
+{
+	while (c->n) {
+		c->n--;
+		if (c->is_dir[c->n])
+			rmdir(c->paths[c->n]);
+		else
+			unlink(c->paths[c->n]);
+		free(c->paths[c->n]);
+	}
+}
+
+static void
+forget(struct created *c)
+{
+	for (size_t i = 0; i < c->n; i++)
+		free(c->paths[i]);
+	c->n = 0;
+}
+
+/* The clone's private state: <statedir> (0700) and its config.ini. */
+static int
+make_local_state(struct created *c, struct dd_repo *repo)
+{
+	char *local = dd_path_join(repo->statedir, "config.ini");
+	int rc = -1, w;
+
+	if (make_dir(c, repo->statedir, 0700) < 0)
+		goto out;
+	if ((w = dd_config_write_local_initial(local)) < 0)
+		goto out;
+	if (w == 0)
+		note(c, local, 0);
+	rc = 0;
+out:
+	free(local);
+	return rc;
+}
+
+static int
+cmd_init(int argc, char **argv)
+{
+	const char *store = NULL, *database = NULL, *profile = DEFAULT_PROFILE;
+	int no_commit = 0, rc = -1, w;
+	const struct dd_option opts[] = {
+		{ DD_OPT_STRING, 0, "store", &store, "url", "where snapshots are uploaded (file:///dir or s3://bucket/prefix)" },
+		{ DD_OPT_STRING, 0, "database", &database, "conninfo", "the working database (libpq conninfo or URL)" },
+		{ DD_OPT_STRING, 0, "profile", &profile, "name", "name of the first profile (default: " DEFAULT_PROFILE ")" },
+		{ DD_OPT_BOOL, 0, "no-commit", &no_commit, NULL, "create the files but do not commit them" },
+		DD_OPT_END_MARK,
+	};
+	struct dd_repo *repo = NULL;
+	struct created made = { .n = 0 };
+	char *profiles = NULL, *refs = NULL, *keep = NULL, *local = NULL, *redacted = NULL;
+	char commit[41];
+	int n = dd_parse_options(argc, argv, opts, usage);
+
+	if (n < 0)
+		return n;
+	if (n > 0)
+		return dd_usage_error("init", "init takes no arguments ('%s' given)", argv[0]);
+	if (dd_repo_open(&repo, NULL) < 0)
+		return -1;
+	profiles = dd_path_join(repo->dnadata, "profiles.ini");
+	refs = dd_path_join(repo->dnadata, "refs");
+	keep = dd_path_join(refs, ".gitkeep");
+	local = dd_path_join(repo->statedir, "config.ini");
+
+	if (dd_path_exists(profiles)) {
+		if (store || database || strcmp(profile, DEFAULT_PROFILE))
+			dd_warn("options ignored: the repository is already set up; edit %s to change settings",
+				dd_repo_display_path(repo, profiles));
+		if (dd_path_exists(local)) {
+			dd_info("already initialised (%s exists); nothing changed", dd_repo_display_path(repo, profiles));
+			rc = 0;
+			goto out;
+		}
+		/* A fresh clone of a set-up repository: only this clone's state is missing. */
+		if (make_local_state(&made, repo) < 0)
+			goto fail;
+		dd_info("initialised this clone's local state in %s (the repository was already set up)",
+			dd_repo_display_path(repo, repo->statedir));
+		rc = 0;
+		goto out;
+	}
+
+	if (dd_profile_name_check(profile) < 0)
+		goto out;
+	if (database && strcmp((redacted = dd_config_redact(database)), database)) {
+		dd_error("--database contains a password, which would be committed in .dnadata/profiles.ini");
+		dd_hint("put the password in ~/.pgpass or PGPASSWORD, or the URL in .git/dnadata/config.ini");
+		goto out;
+	}
+	if (!no_commit && dd_commit_precheck(repo, tracked, NTRACKED) < 0)
+		goto out;
+
+	if (make_dir(&made, repo->dnadata, 0777) < 0 || make_dir(&made, refs, 0777) < 0)
+		goto fail;
+	if ((w = dd_config_write_initial(profiles, store, database, profile)) != 0) {
+		if (w > 0)
+			dd_error("%s appeared while initialising; run the command again", dd_repo_display_path(repo, profiles));
+		goto fail;
+	}
+	note(&made, profiles, 0);
+	if (!dd_path_exists(keep)) {
+		if (dd_file_write_atomic(keep, "", 0, 0644, DD_WRITE_NOREPLACE) < 0)
+			goto fail;
+		note(&made, keep, 0);
+	}
+	if (make_local_state(&made, repo) < 0)
+		goto fail;
+	/* The store key is created or adopted here, once the files exist and before the commit. */
+
+	if (no_commit) {
+		dd_info("initialised git-dnadata (profile '%s'); not committed (--no-commit):", profile);
+		dd_info("  git add .dnadata && git commit -m 'dnadata: init'");
+	} else {
+		int c = dd_commit_paths(repo, tracked, NTRACKED, "init", commit);
+		if (c < 0) {
+			dd_error_wrap("cannot commit the new .dnadata files (nothing was changed)");
+			goto fail;
+		}
+		if (c == 1)
+			dd_info("initialised git-dnadata (profile '%s'); the files were already committed", profile);
+		else
+			dd_info("initialised git-dnadata (profile '%s'); committed %.7s \"dnadata: init\"", profile, commit);
+	}
+	forget(&made);
+	rc = 0;
+	goto out;
+fail:
+	undo(&made);
+out:
+	forget(&made);
+	free(redacted);
+	free(profiles);
+	free(refs);
+	free(keep);
+	free(local);
+	dd_repo_free(repo);
+	return rc;
+}
+
+const struct dd_command dd_cmd_init = { "init", "set up git-dnadata in this repository and commit .dnadata/", cmd_init };

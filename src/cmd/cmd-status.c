@@ -1,0 +1,248 @@
+/*
+ * cmd/cmd-status.c: what this clone is set to, for people (default) and
+ * scripts (--json, one object on stdout).
+ *
+ * Shape: collect() fills a struct status once; print_human() and
+ * print_json() only format it, so a new piece of state (what the working
+ * database holds, cache usage ...) is one field, one collect step and one
+ * block in each printer. A broken ref file does not stop the report: it is
+ * shown where its snapshot id would be.
+ *
+ * JSON (stable; fields are only ever added):
+ *   { "status_version": 1, "workdir": str,
+ *     "active_profile": str|null, "active_profile_source": str|null,
+ *     "active_profile_defined": bool,
+ *     "store": { "url": str|null, "source": str|null },
+ *     "database": str (password replaced by ***),
+ *     "settings_changed": bool (profiles.ini differs from HEAD),
+ *     "profiles": [ { "name", "active": bool, "ref": path, "snapshot": str|null,
+ *                     "ref_error": str|null, "ref_changed": bool,
+ *                     "media": str|null, "database": str } ] }
+ */
+#include "config/config.h"
+#include "dnadata.h"
+#include "git/ref.h"
+#include "git/repo.h"
+#include "util/fs.h"
+#include "util/json.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const usage[] = {
+	"git dnadata status [--json]",
+	"",
+	"Shows the active profile and where that choice comes from, the store, the",
+	"working database, and each profile's snapshot (from its ref file).",
+	"",
+	"Examples:",
+	"  git dnadata status",
+	"  git dnadata status --json | jq -r .active_profile",
+	NULL,
+};
+
+struct profile_status {
+	const struct dd_profile *profile;
+	char *ref_rel;            /* .dnadata/refs/<name> */
+	char snapshot[DD_ID_HEX_LEN + 1]; /* "" = no snapshot yet */
+	char *ref_error;          /* the ref file exists but does not parse */
+	int ref_changed;          /* differs from HEAD (staged, modified, new or deleted) */
+	char *database;           /* redacted */
+};
+
+struct status {
+	struct dd_repo *repo;
+	struct dd_config *cfg;
+	int active_defined;
+	char *store;              /* redacted */
+	char *database;           /* active profile's (or [database]'s), redacted */
+	int settings_changed;
+	struct profile_status *profiles;
+	size_t nprofiles;
+};
+
+static int
+collect_profile(struct status *st, struct profile_status *ps, const struct dd_profile *p)
+{
+	char *rel = dd_asprintf(".dnadata/refs/%s", p->name);
+	char *abs = dd_repo_path(st->repo, rel);
+	struct dd_ref *ref = NULL;
+	int r;
+
+	ps->profile = p;
+	ps->ref_rel = rel;
+	ps->database = dd_config_redact(dd_config_database(st->cfg, p));
+	r = dd_ref_read_named(&ref, abs, rel);
+	if (r < 0) {
+		ps->ref_error = dd_strdup(dd_error_last() ? dd_error_last() : "unreadable");
+		dd_error_clear();
+	} else if (r == 0) {
+		memcpy(ps->snapshot, ref->snapshot, sizeof(ps->snapshot));
+	}
+	dd_ref_free(ref);
+	free(abs);
+	if ((r = dd_repo_changed(st->repo, rel)) < 0)
+		return -1;
+	ps->ref_changed = r;
+	return 0;
+}
+
+static int
+collect(struct status *st)
+{
+	const struct dd_config *cfg = st->cfg;
+	const struct dd_profile *active = NULL;
+	int r;
+
+	for (size_t i = 0; cfg->active_profile && i < cfg->nprofiles; i++)
+		if (!strcmp(cfg->profiles[i].name, cfg->active_profile))
+			active = &cfg->profiles[i];
+	st->active_defined = active != NULL;
+	st->store = cfg->store_url ? dd_config_redact(cfg->store_url) : NULL;
+	st->database = dd_config_redact(dd_config_database(cfg, active));
+	if ((r = dd_repo_changed(st->repo, ".dnadata/profiles.ini")) < 0)
+		return -1;
+	st->settings_changed = r;
+	st->profiles = dd_calloc(cfg->nprofiles + 1, sizeof(*st->profiles));
+	for (size_t i = 0; i < cfg->nprofiles; i++, st->nprofiles++)
+		if (collect_profile(st, &st->profiles[i], &cfg->profiles[i]) < 0)
+			return -1;
+	return 0;
+}
+
+static void
+print_human(const struct status *st)
+{
+	const struct dd_config *cfg = st->cfg;
+	size_t width = 4;
+
+	if (!cfg->active_profile)
+		printf("No active profile (choose one with 'git dnadata use <profile>')\n");
+	else if (!st->active_defined)
+		printf("Active profile: %s (from %s), which %s does not define\n", cfg->active_profile,
+		       cfg->active_source, cfg->profiles_display);
+	else
+		printf("Active profile: %s (from %s)\n", cfg->active_profile, cfg->active_source);
+	if (st->store)
+		printf("Store:          %s (from %s)\n", st->store, cfg->store_source ? cfg->store_source : "?");
+	else
+		printf("Store:          not set (the local store in .git/dnadata)\n");
+	printf("Database:       %s\n", *st->database ? st->database : "(libpq defaults: PGHOST, PGDATABASE ...)");
+	if (st->settings_changed)
+		printf("Settings:       %s has uncommitted changes\n", cfg->profiles_display);
+
+	printf("\nProfiles:\n");
+	for (size_t i = 0; i < st->nprofiles; i++)
+		if (strlen(st->profiles[i].profile->name) > width)
+			width = strlen(st->profiles[i].profile->name);
+	for (size_t i = 0; i < st->nprofiles; i++) {
+		const struct profile_status *ps = &st->profiles[i];
+		int is_active = cfg->active_profile && !strcmp(cfg->active_profile, ps->profile->name);
+		printf("%c %-*s  ", is_active ? '*' : ' ', (int)width, ps->profile->name);
+		if (ps->ref_error)
+			printf("invalid ref: %s", ps->ref_error);
+		else if (*ps->snapshot)
+			printf("%.12s", ps->snapshot);
+		else
+			printf("no snapshot yet");
+		if (ps->ref_changed)
+			printf("  (%s has uncommitted changes)", ps->ref_rel);
+		printf("\n");
+	}
+	if (st->nprofiles == 0)
+		printf("  (none: add one with 'git dnadata new-profile <name>')\n");
+}
+
+static void
+print_json(const struct status *st)
+{
+	const struct dd_config *cfg = st->cfg;
+	struct dd_buf out = DD_BUF_INIT;
+	struct dd_json j;
+
+	dd_json_init(&j, &out);
+	dd_json_object_begin(&j, NULL);
+	dd_json_int(&j, "status_version", 1);
+	dd_json_str(&j, "workdir", st->repo->workdir);
+	dd_json_str(&j, "active_profile", cfg->active_profile);
+	dd_json_str(&j, "active_profile_source", cfg->active_source);
+	dd_json_bool(&j, "active_profile_defined", st->active_defined);
+	dd_json_object_begin(&j, "store");
+	dd_json_str(&j, "url", st->store);
+	dd_json_str(&j, "source", cfg->store_source);
+	dd_json_object_end(&j);
+	dd_json_str(&j, "database", st->database);
+	dd_json_bool(&j, "settings_changed", st->settings_changed);
+	dd_json_array_begin(&j, "profiles");
+	for (size_t i = 0; i < st->nprofiles; i++) {
+		const struct profile_status *ps = &st->profiles[i];
+		dd_json_object_begin(&j, NULL);
+		dd_json_str(&j, "name", ps->profile->name);
+		dd_json_bool(&j, "active", cfg->active_profile && !strcmp(cfg->active_profile, ps->profile->name));
+		dd_json_str(&j, "ref", ps->ref_rel);
+		dd_json_str(&j, "snapshot", *ps->snapshot ? ps->snapshot : NULL);
+		dd_json_str(&j, "ref_error", ps->ref_error);
+		dd_json_bool(&j, "ref_changed", ps->ref_changed);
+		dd_json_str(&j, "media", ps->profile->media);
+		dd_json_str(&j, "database", ps->database);
+		dd_json_object_end(&j);
+	}
+	dd_json_array_end(&j);
+	dd_json_object_end(&j);
+	dd_buf_putc(&out, '\n');
+	fwrite(out.ptr, 1, out.len, stdout);
+	dd_buf_release(&out);
+}
+
+static void
+status_free(struct status *st)
+{
+	for (size_t i = 0; i < st->nprofiles; i++) {
+		free(st->profiles[i].ref_rel);
+		free(st->profiles[i].ref_error);
+		free(st->profiles[i].database);
+	}
+	free(st->profiles);
+	free(st->store);
+	free(st->database);
+	dd_config_free(st->cfg);
+	dd_repo_free(st->repo);
+}
+
+static int
+cmd_status(int argc, char **argv)
+{
+	int json = 0, rc = -1;
+	const struct dd_option opts[] = {
+		{ DD_OPT_BOOL, 0, "json", &json, NULL, "print one JSON object on stdout (for scripts)" },
+		DD_OPT_END_MARK,
+	};
+	struct status st;
+	int n = dd_parse_options(argc, argv, opts, usage);
+
+	if (n < 0)
+		return n;
+	if (n > 0)
+		return dd_usage_error("status", "status takes no arguments ('%s' given)", argv[0]);
+	memset(&st, 0, sizeof(st));
+	if (dd_repo_open(&st.repo, NULL) < 0)
+		goto out;
+	if (dd_config_load(&st.cfg, st.repo) < 0 || collect(&st) < 0)
+		goto out;
+	if (json)
+		print_json(&st);
+	else
+		print_human(&st);
+	if (fflush(stdout) != 0) {
+		dd_error_errno("cannot write the status");
+		goto out;
+	}
+	rc = 0;
+out:
+	status_free(&st);
+	return rc;
+}
+
+const struct dd_command dd_cmd_status = { "status", "show the active profile, store and each profile's snapshot",
+					  cmd_status };

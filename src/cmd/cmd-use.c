@@ -1,0 +1,62 @@
+/*
+ * cmd/cmd-use.c: choose this clone's active profile.
+ *
+ * The choice is local (<statedir>/config.ini, [database] active_profile),
+ * never committed: each developer and CI runner picks their own.
+ * DNADATA_PROFILE, when set, still wins for the processes that have it.
+ * Restoring the profile's snapshot into the working database follows the
+ * choice (added with restore).
+ */
+#include "config/config.h"
+#include "dnadata.h"
+#include "git/repo.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const usage[] = {
+	"git dnadata use <profile>",
+	"",
+	"Makes <profile> this clone's active profile (recorded in .git/dnadata/config.ini).",
+	"",
+	"Examples:",
+	"  git dnadata use customer1",
+	"  git dnadata use clean",
+	NULL,
+};
+
+static int
+cmd_use(int argc, char **argv)
+{
+	const struct dd_option opts[] = { DD_OPT_END_MARK };
+	struct dd_repo *repo = NULL;
+	struct dd_config *cfg = NULL;
+	const struct dd_profile *profile;
+	const char *env;
+	int rc = -1;
+	int n = dd_parse_options(argc, argv, opts, usage);
+
+	if (n < 0)
+		return n;
+	if (n != 1)
+		return dd_usage_error("use", n ? "too many arguments ('%s')" : "missing the profile name%s",
+				      n ? argv[1] : "");
+	if (dd_repo_open(&repo, NULL) < 0)
+		return -1;
+	if (dd_config_load(&cfg, repo) < 0)
+		goto out;
+	if (!(profile = dd_config_profile(cfg, argv[0])))
+		goto out;
+	if (dd_config_set_active(cfg, profile->name) < 0)
+		goto out;
+	dd_info("active profile: %s", profile->name);
+	if ((env = getenv("DNADATA_PROFILE")) && *env && strcmp(env, profile->name))
+		dd_warn("DNADATA_PROFILE=%s is set and overrides this choice while it is", env);
+	rc = 0;
+out:
+	dd_config_free(cfg);
+	dd_repo_free(repo);
+	return rc;
+}
+
+const struct dd_command dd_cmd_use = { "use", "make a profile this clone's active profile", cmd_use };
