@@ -1,0 +1,464 @@
+/* tests/unit/test-config.c: profiles.ini/config.ini parsing, overrides, writing back (docs/FORMAT.md §2). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "config/config.h"
+#include "util/buf.h"
+#include "util/err.h"
+#include "util/fs.h"
+
+static const char shared_text[] =
+	"# a comment the user wrote\n"
+	"[store]\n"
+	"url = s3://bucket/app   ; inline comment\n"
+	"\n"
+	"[database]\n"
+	"\turl = postgresql://localhost/app\n"
+	"\tdefault_profile = clean   # why clean\n"
+	"\tjobs = 4\n"
+	"\n"
+	"[hooks]\n"
+	"post_restore = make migrate\n"
+	"post_restore = ./bin/views\n"
+	"\n"
+	"[profile \"clean\"]\n"
+	"  media = uploads\n"
+	"  exclude_tables = audit.*, public.sessions\n"
+	"  exclude_tables = tmp_*\n"
+	"  terminate_connections = yes\n"
+	"\n"
+	"[profile \"customer1\"]\n"
+	"database = dbname=customer1 host=/run/postgresql\n";
+
+static struct dd_config *
+parse_ok(const char *shared, const char *local)
+{
+	struct dd_config *cfg = dd_config_new();
+
+	dd_error_clear();
+	if (dd_config_parse(cfg, shared, strlen(shared), "profiles.ini", 0) < 0)
+		fail_msg("profiles.ini: %s", dd_error_last());
+	if (local && dd_config_parse(cfg, local, strlen(local), "config.ini", 1) < 0)
+		fail_msg("config.ini: %s", dd_error_last());
+	dd_config_resolve(cfg);
+	return cfg;
+}
+
+static void
+parse_bad_n(const char *text, size_t len, int local, const char *want)
+{
+	struct dd_config *cfg = dd_config_new();
+	const char *file = local ? "config.ini" : "profiles.ini";
+
+	dd_error_clear();
+	assert_int_equal(dd_config_parse(cfg, text, len, file, local), -1);
+	if (!dd_error_last() || strcmp(dd_error_last(), want))
+		fail_msg("expected [%s], got [%s]", want, dd_error_last() ? dd_error_last() : "(none)");
+	dd_config_free(cfg);
+}
+
+static void
+parse_bad(const char *text, const char *want)
+{
+	parse_bad_n(text, strlen(text), 0, want);
+}
+
+static void
+full_file_parses_every_key(void **state)
+{
+	struct dd_config *cfg = parse_ok(shared_text, NULL);
+	const struct dd_profile *clean, *c1;
+
+	assert_string_equal(cfg->store_url, "s3://bucket/app");
+	assert_string_equal(cfg->database, "postgresql://localhost/app");
+	assert_string_equal(cfg->default_profile, "clean");
+	assert_int_equal(cfg->jobs, 4);
+	assert_string_equal(cfg->post_restore[0], "make migrate");
+	assert_string_equal(cfg->post_restore[1], "./bin/views");
+	assert_null(cfg->post_restore[2]);
+	assert_int_equal(cfg->nprofiles, 2);
+	clean = dd_config_profile(cfg, "clean");
+	assert_non_null(clean);
+	assert_string_equal(clean->media, "uploads");
+	assert_string_equal(clean->exclude_tables[0], "audit.*");
+	assert_string_equal(clean->exclude_tables[1], "public.sessions");
+	assert_string_equal(clean->exclude_tables[2], "tmp_*");
+	assert_null(clean->exclude_tables[3]);
+	assert_int_equal(clean->terminate_connections, 1);
+	c1 = dd_config_profile(cfg, "customer1");
+	assert_int_equal(c1->terminate_connections, -1);
+	assert_null(c1->media);
+	assert_string_equal(dd_config_database(cfg, c1), "dbname=customer1 host=/run/postgresql");
+	assert_string_equal(dd_config_database(cfg, clean), "postgresql://localhost/app");
+	/* the active profile falls back to default_profile */
+	assert_string_equal(cfg->active_profile, "clean");
+	assert_string_equal(cfg->active_source, "default_profile");
+	dd_config_free(cfg);
+}
+
+static void
+errors_name_file_and_line(void **state)
+{
+	parse_bad("[store]\nurl = file:///x\nurll = y\n",
+		  "profiles.ini:3: unknown key 'urll' in [store] (did you mean 'url'?)");
+	parse_bad("[store]\nmedia = x\n", "profiles.ini:2: unknown key 'media' in [store] (it belongs in [profile \"NAME\"])");
+	parse_bad("# c\n[stores]\n", "profiles.ini:2: unknown section [stores] (did you mean [store]?)");
+	parse_bad("[profile clean]\n", "profiles.ini:1: write a profile section as [profile \"NAME\"]");
+	parse_bad("[profile \"a b\"]\n",
+		  "profiles.ini:1: invalid profile name 'a b': use letters, digits, '-' and '_', starting with a letter or digit");
+	parse_bad("[store\n", "profiles.ini:1: section header without a closing ']'");
+	parse_bad("[store] x\n", "profiles.ini:1: unexpected text after ']'");
+	parse_bad("url = x\n", "profiles.ini:1: 'url' is outside any section (put it under [store], [database], [hooks] or "
+			       "[profile \"NAME\"])");
+	parse_bad("[store]\njust words\n", "profiles.ini:2: expected 'key = value' or a [section], found 'just words'");
+	parse_bad("[store]\nurl: file:///x\n", "profiles.ini:2: expected 'key = value' or a [section], found 'url: file:///x'");
+	parse_bad("[store]\n= x\n", "profiles.ini:2: missing key name before '='");
+	parse_bad("[store]\nurl = http://x\n", "profiles.ini:2: store url 'http://x' must start with file:// or s3://");
+	parse_bad("[database]\njobs = many\n",
+		  "profiles.ini:2: 'jobs' must be a number from 0 (one per CPU core) to 1024, not 'many'");
+	parse_bad("[database]\nterminate_connections = maybe\n",
+		  "profiles.ini:2: 'terminate_connections' must be true or false, not 'maybe'");
+	parse_bad("[database]\nurl = a\n\n[database]\nurl = b\n",
+		  "profiles.ini:5: duplicate key 'url' in [database] (first set on line 2)");
+	parse_bad("[profile \"a\"]\n[profile \"b\"]\n[profile \"a\"]\n",
+		  "profiles.ini:3: profile 'a' is defined twice (first on line 1)");
+	parse_bad("[database]\ndefault_profile = nope\n[profile \"a\"]\n",
+		  "profiles.ini:2: default_profile 'nope' is not a profile defined in this file");
+	parse_bad("[database]\nactive_profile = a\n",
+		  "profiles.ini:2: 'active_profile' is chosen per clone with 'git dnadata use NAME', not in profiles.ini");
+	parse_bad("[profile \"a\"]\nexclude_tables = ,\n", "profiles.ini:2: 'exclude_tables' needs at least one table pattern");
+	parse_bad("[store]\n<<<<<<< HEAD\nurl = s3://a/b\n=======\n", "profiles.ini:2: unresolved merge conflict marker");
+	assert_non_null(dd_error_hint());
+	/* only the first error is reported */
+	parse_bad("[x]\n[y]\n", "profiles.ini:1: unknown section [x] (expected [store], [database], [hooks] or [profile \"NAME\"])");
+}
+
+static void
+hostile_bytes_are_errors(void **state)
+{
+	static const char nul[] = "[store]\nurl = s3://a\0b\n";
+	struct dd_buf b = DD_BUF_INIT;
+
+	parse_bad_n(nul, sizeof(nul) - 1, 0, "profiles.ini:2: NUL byte (is this a text file?)");
+	parse_bad("[store]\nurl = s3://\xff\n", "profiles.ini:2: the value of 'url' is not valid UTF-8");
+	parse_bad("[store]\nurl = s3://a\x01z\n", "profiles.ini:2: control character in the value of 'url'");
+	dd_buf_puts(&b, "[database]\nurl = ");
+	for (int i = 0; i < 300; i++)
+		dd_buf_putc(&b, 'x');
+	dd_buf_puts(&b, "\njobs = 1\n");
+	parse_bad(b.ptr, "profiles.ini:2: line too long (306 characters; at most 198)");
+	dd_buf_release(&b);
+}
+
+static void
+indentation_crlf_bom_and_comments_are_accepted(void **state)
+{
+	struct dd_config *cfg = parse_ok("\xef\xbb\xbf[database]\r\n    url = dbname=x\r\n    jobs = 2\r\n"
+					 "; comment\r\n# comment\r\n[profile \"p\"]  # trailing\r\n", NULL);
+
+	assert_string_equal(cfg->database, "dbname=x");
+	assert_int_equal(cfg->jobs, 2);
+	assert_int_equal(cfg->nprofiles, 1);
+	/* a single profile is active without default_profile */
+	assert_string_equal(cfg->active_profile, "p");
+	assert_string_equal(cfg->active_source, "only profile");
+	dd_config_free(cfg);
+}
+
+static void
+long_profile_names_survive_inih_section_limit(void **state)
+{
+	const char *name = "a234567890123456789012345678901234567890123456789012345678901234"; /* 64 */
+	char text[200];
+	struct dd_config *cfg;
+
+	snprintf(text, sizeof(text), "[profile \"%s\"]\nmedia = m\n", name);
+	cfg = parse_ok(text, NULL);
+	assert_int_equal(cfg->nprofiles, 1);
+	assert_string_equal(cfg->profiles[0].name, name);
+	assert_string_equal(cfg->profiles[0].media, "m");
+	dd_config_free(cfg);
+	snprintf(text, sizeof(text), "[profile \"%sx\"]\n", name);
+	parse_bad(text, "profiles.ini:1: profile name 'a2345678901234567890...' is too long (at most 64 characters)");
+}
+
+static void
+overrides_apply_in_order(void **state)
+{
+	const char *local = "[store]\nurl = file:///srv/dd\n[database]\nurl = dbname=mine\nactive_profile = customer1\n"
+			    "[profile \"customer1\"]\ndatabase = dbname=c1local\n[profile \"gone\"]\nmedia = x\n"
+			    "[hooks]\npost_restore = true\n";
+	struct dd_config *cfg;
+
+	unsetenv("DNADATA_STORE");
+	unsetenv("DNADATA_DATABASE");
+	unsetenv("DNADATA_PROFILE");
+	cfg = parse_ok(shared_text, local);
+	/* config.ini wins over profiles.ini */
+	assert_string_equal(cfg->store_url, "file:///srv/dd");
+	assert_string_equal(cfg->store_source, "config.ini");
+	assert_string_equal(cfg->database, "dbname=mine");
+	assert_string_equal(cfg->active_profile, "customer1");
+	assert_string_equal(cfg->active_source, "config.ini");
+	assert_string_equal(dd_config_database(cfg, dd_config_profile(cfg, "customer1")), "dbname=c1local");
+	/* a list set in config.ini replaces the shared one */
+	assert_string_equal(cfg->post_restore[0], "true");
+	assert_null(cfg->post_restore[1]);
+	/* a section for a profile this branch lacks is ignored, not an error */
+	assert_int_equal(cfg->nprofiles, 2);
+	dd_config_free(cfg);
+
+	/* the environment wins over both files */
+	setenv("DNADATA_STORE", "s3://env/x", 1);
+	setenv("DNADATA_DATABASE", "dbname=env", 1);
+	setenv("DNADATA_PROFILE", "clean", 1);
+	cfg = parse_ok(shared_text, local);
+	assert_string_equal(cfg->store_url, "s3://env/x");
+	assert_string_equal(cfg->store_source, "DNADATA_STORE");
+	assert_string_equal(cfg->active_profile, "clean");
+	assert_string_equal(cfg->active_source, "DNADATA_PROFILE");
+	assert_string_equal(dd_config_database(cfg, dd_config_profile(cfg, "customer1")), "dbname=env");
+	/* and command-line flags win over the environment */
+	dd_config_override_database(cfg, "dbname=flag");
+	dd_config_override_store(cfg, "file:///flag");
+	assert_string_equal(dd_config_database(cfg, NULL), "dbname=flag");
+	assert_string_equal(cfg->store_url, "file:///flag");
+	dd_config_free(cfg);
+	unsetenv("DNADATA_STORE");
+	unsetenv("DNADATA_DATABASE");
+	unsetenv("DNADATA_PROFILE");
+}
+
+static void
+local_only_and_shared_only_keys_are_enforced(void **state)
+{
+	const char *local = "[database]\ndefault_profile = clean\n";
+
+	parse_bad_n(local, strlen(local), 1, "config.ini:2: 'default_profile' can only be set in .dnadata/profiles.ini");
+}
+
+static void
+profile_lookup_suggests_the_closest_name(void **state)
+{
+	struct dd_config *cfg = parse_ok(shared_text, NULL);
+
+	assert_null(dd_config_profile(cfg, "custmer1"));
+	assert_string_equal(dd_error_last(), "no profile 'custmer1' in profiles.ini (did you mean 'customer1'?)");
+	dd_config_free(cfg);
+	cfg = parse_ok("[profile \"a\"]\n[profile \"b\"]\n", NULL);
+	assert_null(cfg->active_profile);
+	assert_null(dd_config_profile(cfg, NULL));
+	assert_non_null(strstr(dd_error_last(), "no active profile"));
+	dd_config_free(cfg);
+}
+
+static void
+profile_names_are_checked(void **state)
+{
+	assert_true(dd_profile_name_valid("clean"));
+	assert_true(dd_profile_name_valid("customer-1_b"));
+	assert_true(dd_profile_name_valid("9lives"));
+	assert_false(dd_profile_name_valid(""));
+	assert_false(dd_profile_name_valid("-x"));
+	assert_false(dd_profile_name_valid("_x"));
+	assert_false(dd_profile_name_valid("a b"));
+	assert_false(dd_profile_name_valid("a/b"));
+	assert_false(dd_profile_name_valid("caf\xc3\xa9"));
+	assert_false(dd_profile_name_valid(".."));
+	assert_int_equal(dd_profile_name_check("a.b"), -1);
+	assert_non_null(strstr(dd_error_last(), "invalid profile name 'a.b'"));
+}
+
+static void
+redact_hides_passwords_only(void **state)
+{
+	static const char *const cases[][2] = {
+		{ "postgresql://alice:s3cret@db:5432/app?sslmode=require", "postgresql://alice:***@db:5432/app?sslmode=require" },
+		{ "postgresql://alice@db/app", "postgresql://alice@db/app" },
+		{ "postgres://db/app?user=a&password=x%20y&sslmode=disable", "postgres://db/app?user=a&password=***&sslmode=disable" },
+		{ "host=db password=hunter2 dbname=app", "host=db password=*** dbname=app" },
+		{ "host=db password = 'it\\'s a secret' dbname=app", "host=db password = *** dbname=app" },
+		{ "dbname=app", "dbname=app" },
+		{ "", "" },
+		{ "s3://bucket/prefix", "s3://bucket/prefix" },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *r = dd_config_redact(cases[i][0]);
+		assert_string_equal(r, cases[i][1]);
+		free(r);
+	}
+}
+
+/* ---- writing, against real files ---- */
+
+static char tmpdir[64];
+
+static int
+mk_tmp(void **state)
+{
+	strcpy(tmpdir, "/tmp/dd-test-config.XXXXXX");
+	return mkdtemp(tmpdir) ? 0 : -1;
+}
+
+static int
+rm_tmp(void **state)
+{
+	return dd_rm_rf(tmpdir);
+}
+
+static char *
+slurp(const char *path)
+{
+	struct dd_buf b = DD_BUF_INIT;
+
+	assert_int_equal(dd_file_read(&b, path), 0);
+	return dd_buf_detach(&b, NULL);
+}
+
+static void
+initial_file_reads_back_and_is_never_overwritten(void **state)
+{
+	char *p = dd_path_join(tmpdir, "d/profiles.ini"), *l = dd_path_join(tmpdir, "state/config.ini");
+	struct dd_config *cfg = NULL;
+	struct stat st;
+
+	assert_int_equal(dd_config_write_initial(p, "file:///srv/x", "dbname=app", "demo"), 0);
+	assert_int_equal(dd_config_write_initial(p, NULL, NULL, "other"), 1);
+	assert_int_equal(dd_config_write_local_initial(l), 0);
+	assert_int_equal(stat(l, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0600);
+	assert_int_equal(dd_config_load_files(&cfg, p, "profiles.ini", l, "config.ini"), 0);
+	assert_string_equal(cfg->store_url, "file:///srv/x");
+	assert_string_equal(cfg->database, "dbname=app");
+	assert_string_equal(cfg->default_profile, "demo");
+	assert_int_equal(cfg->nprofiles, 1);
+	assert_string_equal(cfg->profiles[0].name, "demo");
+	dd_config_free(cfg);
+	/* values that would not read back are refused */
+	assert_int_equal(dd_config_write_initial(p, NULL, "dbname=a ;b", "x"), -1);
+	assert_int_equal(dd_config_write_initial(p, NULL, "line\nbreak", "x"), -1);
+	assert_int_equal(dd_config_write_initial(p, "http://x", NULL, "x"), -1);
+	free(p);
+	free(l);
+}
+
+static void
+add_profile_appends_and_keeps_comments(void **state)
+{
+	char *p = dd_path_join(tmpdir, "profiles.ini"), *l = dd_path_join(tmpdir, "config.ini"), *text;
+	const char *local = "[profile \"clean\"]\nmedia = local-only\n";
+	struct dd_config *cfg = NULL, *again = NULL;
+
+	assert_int_equal(dd_file_write_atomic(p, shared_text, strlen(shared_text) - 1, 0644, 0), 0); /* no final \n */
+	assert_int_equal(dd_file_write_atomic(l, local, strlen(local), 0600, 0), 0);
+	assert_int_equal(dd_config_load_files(&cfg, p, "profiles.ini", l, "config.ini"), 0);
+	assert_int_equal(dd_config_add_profile(cfg, "c2", "clean", NULL), 0);
+	assert_int_equal(dd_config_add_profile(cfg, "c3", NULL, "var/media"), 0);
+	assert_int_equal(dd_config_add_profile(cfg, "c2", NULL, NULL), -1);
+	assert_string_equal(dd_error_last(), "profile 'c2' already exists in profiles.ini");
+	assert_int_equal(dd_config_add_profile(cfg, "C2", NULL, NULL), -1);
+	assert_int_equal(dd_config_add_profile(cfg, "c4", "nope", NULL), -1);
+	assert_non_null(strstr(dd_error_last(), "no profile 'nope'"));
+	assert_int_equal(dd_config_add_profile(cfg, "bad name", NULL, NULL), -1);
+
+	text = slurp(p);
+	/* the old text is a prefix: comments and layout untouched */
+	assert_memory_equal(text, shared_text, strlen(shared_text) - 1);
+	/* copied from the shared 'clean', not from this clone's override */
+	assert_string_equal(text + strlen(shared_text),
+			    "\n[profile \"c2\"]\nmedia = uploads\nexclude_tables = audit.*\nexclude_tables = public.sessions\n"
+			    "exclude_tables = tmp_*\nterminate_connections = true\n"
+			    "\n[profile \"c3\"]\nmedia = var/media\n");
+	free(text);
+	assert_int_equal(cfg->nprofiles, 4);
+	assert_int_equal(dd_config_load_files(&again, p, "profiles.ini", l, "config.ini"), 0);
+	assert_int_equal(again->nprofiles, 4);
+	assert_string_equal(dd_config_profile(again, "c2")->exclude_tables[2], "tmp_*");
+	dd_config_free(again);
+	dd_config_free(cfg);
+	free(p);
+	free(l);
+}
+
+static void
+set_active_edits_one_line(void **state)
+{
+	char *p = dd_path_join(tmpdir, "profiles.ini"), *l = dd_path_join(tmpdir, "sub/config.ini"), *text;
+	const char *local = "# mine\n[store]\nurl = file:///mine\n\n[database]\n  active_profile = clean ; old\njobs = 2\n";
+	struct dd_config *cfg = NULL;
+
+	assert_int_equal(dd_file_write_atomic(p, shared_text, strlen(shared_text), 0644, 0), 0);
+	/* no config.ini yet: created with a [database] section */
+	assert_int_equal(dd_config_load_files(&cfg, p, "profiles.ini", l, "config.ini"), 0);
+	assert_int_equal(dd_config_set_active(cfg, "customer1"), 0);
+	assert_string_equal(cfg->active_profile, "customer1");
+	text = slurp(l);
+	assert_string_equal(text, "[database]\nactive_profile = customer1\n");
+	free(text);
+	dd_config_free(cfg);
+
+	/* an existing line is replaced in place, everything else kept */
+	assert_int_equal(dd_file_write_atomic(l, local, strlen(local), 0600, 0), 0);
+	assert_int_equal(dd_config_load_files(&cfg, p, "profiles.ini", l, "config.ini"), 0);
+	assert_int_equal(dd_config_set_active(cfg, "customer1"), 0);
+	text = slurp(l);
+	assert_string_equal(text, "# mine\n[store]\nurl = file:///mine\n\n[database]\n  active_profile = customer1\njobs = 2\n");
+	free(text);
+	dd_config_free(cfg);
+
+	/* a [database] section without the key gets it; other sections stay */
+	local = "[database]\njobs = 2\n\n[store]\nurl = file:///x\n";
+	assert_int_equal(dd_file_write_atomic(l, local, strlen(local), 0600, 0), 0);
+	assert_int_equal(dd_config_load_files(&cfg, p, "profiles.ini", l, "config.ini"), 0);
+	assert_int_equal(dd_config_set_active(cfg, "clean"), 0);
+	text = slurp(l);
+	assert_string_equal(text, "[database]\njobs = 2\n\nactive_profile = clean\n[store]\nurl = file:///x\n");
+	free(text);
+	dd_config_free(cfg);
+	free(p);
+	free(l);
+}
+
+static void
+load_without_profiles_ini_says_to_init(void **state)
+{
+	struct dd_config *cfg = NULL;
+	char *p = dd_path_join(tmpdir, "nothing/profiles.ini");
+
+	assert_int_equal(dd_config_load_files(&cfg, p, ".dnadata/profiles.ini", p, "config.ini"), -1);
+	assert_non_null(strstr(dd_error_last(), "not set up in this repository"));
+	assert_non_null(strstr(dd_error_hint(), "git dnadata init"));
+	free(p);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(full_file_parses_every_key),
+		cmocka_unit_test(errors_name_file_and_line),
+		cmocka_unit_test(hostile_bytes_are_errors),
+		cmocka_unit_test(indentation_crlf_bom_and_comments_are_accepted),
+		cmocka_unit_test(long_profile_names_survive_inih_section_limit),
+		cmocka_unit_test(overrides_apply_in_order),
+		cmocka_unit_test(local_only_and_shared_only_keys_are_enforced),
+		cmocka_unit_test(profile_lookup_suggests_the_closest_name),
+		cmocka_unit_test(profile_names_are_checked),
+		cmocka_unit_test(redact_hides_passwords_only),
+		cmocka_unit_test_setup_teardown(initial_file_reads_back_and_is_never_overwritten, mk_tmp, rm_tmp),
+		cmocka_unit_test_setup_teardown(add_profile_appends_and_keeps_comments, mk_tmp, rm_tmp),
+		cmocka_unit_test_setup_teardown(set_active_edits_one_line, mk_tmp, rm_tmp),
+		cmocka_unit_test_setup_teardown(load_without_profiles_ini_says_to_init, mk_tmp, rm_tmp),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
