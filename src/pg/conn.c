@@ -1,0 +1,445 @@
+/*
+ * pg/conn.c: libpq connections with clear, secret-free errors, and the
+ * interrupt machinery every long PostgreSQL operation shares.
+ *
+ * Errors name host, port, user and database (resolved the way libpq does:
+ * connection string, then PG* variables, then built-in defaults) and never
+ * quote the connection string itself, since it may carry a password.
+ *
+ * Every session is set up so COPY text is exact and independent of the
+ * user's environment: TimeZone UTC, DateStyle ISO, IntervalStyle postgres,
+ * extra_float_digits 3, bytea_output hex, client_encoding = the database's.
+ *
+ * Interrupts: SIGINT/SIGTERM only set a flag (async-signal-safe); a watcher
+ * thread polls it and sends a cancel request for every registered
+ * connection, so threads blocked inside libpq get an error back and unwind
+ * through their normal cleanup. The flag stays set until the last
+ * dd_pg_interrupt_remove(); a cancelled operation then reports "interrupted".
+ */
+#include "pg/internal.h"
+#include "util/buf.h"
+#include "util/err.h"
+#include "util/log.h"
+
+#include <pthread.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define DEFAULT_SOCKET_DIR "/var/run/postgresql"
+
+static const char session_setup[] =
+	"SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET IntervalStyle = 'postgres';"
+	"SET extra_float_digits = 3; SET bytea_output = 'hex';"
+	"SET statement_timeout = 0; SET lock_timeout = 0;"
+	"SET idle_in_transaction_session_timeout = 0";
+
+static char *
+opt_value(PQconninfoOption *opts, const char *key)
+{
+	for (PQconninfoOption *o = opts; o && o->keyword; o++)
+		if (!strcmp(o->keyword, key) && o->val && *o->val)
+			return o->val;
+	return NULL;
+}
+
+static char *
+os_user(void)
+{
+	struct passwd *pw = getpwuid(geteuid());
+	return dd_strdup(pw && pw->pw_name ? pw->pw_name : "unknown");
+}
+
+int
+dd_pg_target_resolve(struct dd_pg_target *t, const char *conninfo)
+{
+	PQconninfoOption *parsed = NULL, *defs = NULL;
+	char *err = NULL, *v;
+
+	memset(t, 0, sizeof(*t));
+	parsed = PQconninfoParse(conninfo ? conninfo : "", &err);
+	if (!parsed) {
+		/* libpq's message may quote part of the string, and so a password */
+		PQfreemem(err);
+		dd_error("the database connection string is malformed");
+		dd_hint("check [database] url in .dnadata/profiles.ini, .git/dnadata/config.ini or DNADATA_DATABASE");
+		return -1;
+	}
+	defs = PQconndefaults();
+	v = opt_value(parsed, "host");
+	if (!v)
+		v = opt_value(parsed, "hostaddr");
+	if (!v)
+		v = opt_value(defs, "host");
+	if (!v)
+		v = opt_value(defs, "hostaddr");
+	t->host = dd_strdup(v ? v : DEFAULT_SOCKET_DIR);
+	v = opt_value(parsed, "port");
+	if (!v)
+		v = opt_value(defs, "port");
+	t->port = dd_strdup(v ? v : "5432");
+	v = opt_value(parsed, "user");
+	if (!v)
+		v = opt_value(defs, "user");
+	t->user = v ? dd_strdup(v) : os_user();
+	v = opt_value(parsed, "dbname");
+	if (!v)
+		v = opt_value(defs, "dbname");
+	t->database = dd_strdup(v ? v : t->user);
+	PQconninfoFree(parsed);
+	PQconninfoFree(defs);
+	return 0;
+}
+
+void
+dd_pg_target_release(struct dd_pg_target *t)
+{
+	free(t->host);
+	free(t->port);
+	free(t->user);
+	free(t->database);
+	memset(t, 0, sizeof(*t));
+}
+
+char *
+dd_pg_target_describe(const struct dd_pg_target *t)
+{
+	return dd_asprintf("host %s port %s user %s database %s", t->host, t->port, t->user, t->database);
+}
+
+static void
+hint_for_connect(const char *msg)
+{
+	if (strstr(msg, "password authentication failed") || strstr(msg, "no password supplied"))
+		dd_hint("check the password (in the URL, PGPASSWORD or ~/.pgpass) and the user name");
+	else if (strstr(msg, "does not exist") && strstr(msg, "database"))
+		dd_hint("create the database or fix its name in [database] url / DATABASE_URL");
+	else if (strstr(msg, "Connection refused") || strstr(msg, "No such file or directory") ||
+		 strstr(msg, "could not translate host name") || strstr(msg, "timeout expired"))
+		dd_hint("is the server running? check host and port in [database] url, DNADATA_DATABASE or PGHOST/PGPORT");
+	else if (strstr(msg, "no pg_hba.conf entry"))
+		dd_hint("allow this user and host in the server's pg_hba.conf");
+}
+
+int
+dd_pg_connect(PGconn **out, const char *conninfo, const char *dbname)
+{
+	const char *keys[8], *vals[8];
+	int n = 0, rc = -1;
+	PGconn *c = NULL;
+	PGresult *r = NULL;
+	struct dd_pg_target t;
+	char *enc = NULL;
+
+	*out = NULL;
+	if (dd_pg_target_resolve(&t, conninfo) < 0)
+		return -1;
+	if (!getenv("PGCONNECT_TIMEOUT"))
+		keys[n] = "connect_timeout", vals[n++] = "10";
+	keys[n] = "dbname", vals[n++] = conninfo ? conninfo : "";
+	if (dbname)
+		keys[n] = "dbname", vals[n++] = dbname;
+	keys[n] = "fallback_application_name", vals[n++] = "git-dnadata";
+	keys[n] = NULL, vals[n] = NULL;
+	c = PQconnectdbParams(keys, vals, 1);
+	if (!c) {
+		dd_error("cannot connect to PostgreSQL: out of memory");
+		goto out;
+	}
+	if (PQstatus(c) != CONNECTION_OK) {
+		struct dd_buf m = DD_BUF_INIT;
+		const char *msg = PQerrorMessage(c);
+		dd_buf_puts(&m, msg);
+		/* libpq prefixes: "connection to server at ... failed: FATAL:  ..." */
+		const char *p = strstr(m.ptr ? m.ptr : "", "failed: ");
+		const char *reason = p ? p + 8 : dd_buf_cstr(&m);
+		while (*reason == ' ')
+			reason++;
+		dd_error("cannot connect to PostgreSQL (host %s port %s user %s database %s): %s",
+			 t.host, t.port, t.user, dbname ? dbname : t.database, reason);
+		hint_for_connect(dd_buf_cstr(&m));
+		dd_buf_release(&m);
+		goto out;
+	}
+	r = PQexec(c, session_setup);
+	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+		dd_pg_error(c, r);
+		goto out;
+	}
+	PQclear(r);
+	r = NULL;
+	const char *senc = PQparameterStatus(c, "server_encoding");
+	if (senc && PQsetClientEncoding(c, senc) != 0) {
+		dd_error("cannot set client_encoding to %s: %s", senc, PQerrorMessage(c));
+		goto out;
+	}
+	*out = c, c = NULL, rc = 0;
+out:
+	free(enc);
+	PQclear(r);
+	if (c)
+		PQfinish(c);
+	dd_pg_target_release(&t);
+	return rc;
+}
+
+const char *
+dd_pg_sqlstate(const PGresult *res)
+{
+	const char *s = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+	return s ? s : "";
+}
+
+int
+dd_pg_error(PGconn *c, const PGresult *res)
+{
+	const char *msg = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+	const char *detail = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL) : NULL;
+
+	if (dd_pg_interrupted() && (!strcmp(dd_pg_sqlstate(res), "57014") || !msg))
+		return dd_error("interrupted");
+	if (!msg)
+		msg = res && *PQresultErrorMessage(res) ? PQresultErrorMessage(res) : PQerrorMessage(c);
+	if (!msg || !*msg)
+		msg = "unknown error";
+	if (detail)
+		return dd_error("%s (%s)", msg, detail);
+	return dd_error("%s", msg);
+}
+
+int
+dd_pg_exec(PGconn *c, const char *sql)
+{
+	PGresult *r = PQexec(c, sql);
+	ExecStatusType s = PQresultStatus(r);
+	int rc = 0;
+
+	if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK)
+		rc = dd_pg_error(c, r);
+	PQclear(r);
+	return rc;
+}
+
+PGresult *
+dd_pg_query(PGconn *c, const char *sql, int nparams, const char *const *params)
+{
+	PGresult *r = PQexecParams(c, sql, nparams, NULL, params, NULL, NULL, 0);
+	ExecStatusType s = PQresultStatus(r);
+
+	if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK) {
+		dd_pg_error(c, r);
+		PQclear(r);
+		return NULL;
+	}
+	return r;
+}
+
+char *
+dd_pg_quote_ident(const char *s)
+{
+	struct dd_buf b = DD_BUF_INIT;
+
+	dd_buf_putc(&b, '"');
+	for (; *s; s++) {
+		if (*s == '"')
+			dd_buf_putc(&b, '"');
+		dd_buf_putc(&b, *s);
+	}
+	dd_buf_putc(&b, '"');
+	return dd_buf_detach(&b, NULL);
+}
+
+char *
+dd_pg_quote_literal(const char *s)
+{
+	struct dd_buf b = DD_BUF_INIT;
+	int backslash = strchr(s, '\\') != NULL;
+
+	if (backslash)
+		dd_buf_putc(&b, 'E');
+	dd_buf_putc(&b, '\'');
+	for (; *s; s++) {
+		if (*s == '\'' || *s == '\\')
+			dd_buf_putc(&b, *s);
+		dd_buf_putc(&b, *s);
+	}
+	dd_buf_putc(&b, '\'');
+	return dd_buf_detach(&b, NULL);
+}
+
+char *
+dd_pg_conninfo_nosecret(PGconn *c, char **password)
+{
+	PQconninfoOption *opts = PQconninfo(c);
+	struct dd_buf b = DD_BUF_INIT;
+
+	*password = NULL;
+	for (PQconninfoOption *o = opts; o && o->keyword; o++) {
+		if (!o->val || !*o->val)
+			continue;
+		if (!strcmp(o->keyword, "password")) {
+			*password = dd_strdup(o->val);
+			continue;
+		}
+		if (!strcmp(o->keyword, "sslpassword"))
+			continue;
+		if (b.len)
+			dd_buf_putc(&b, ' ');
+		dd_buf_printf(&b, "%s='", o->keyword);
+		for (const char *p = o->val; *p; p++) {
+			if (*p == '\'' || *p == '\\')
+				dd_buf_putc(&b, '\\');
+			dd_buf_putc(&b, *p);
+		}
+		dd_buf_putc(&b, '\'');
+	}
+	PQconninfoFree(opts);
+	return dd_buf_detach(&b, NULL);
+}
+
+int
+dd_pg_server_major(PGconn *c)
+{
+	int v = PQserverVersion(c);
+	return v >= 100000 ? v / 10000 : v / 100;
+}
+
+/* ---- interrupts ---- */
+
+#define MAX_CANCEL 512
+
+static volatile sig_atomic_t interrupted;
+static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+	PGconn *conn;
+	PGcancel *cancel;
+} reg[MAX_CANCEL];
+static int installed;
+static int watcher_stop;
+static pthread_t watcher;
+static struct sigaction old_int, old_term;
+
+static void
+on_signal(int sig)
+{
+	(void)sig;
+	interrupted = 1;
+}
+
+static void *
+watch(void *arg)
+{
+	int sent = 0;
+
+	(void)arg;
+	for (;;) {
+		struct timespec ts = { 0, 50 * 1000 * 1000 };
+		nanosleep(&ts, NULL);
+		pthread_mutex_lock(&reg_lock);
+		int stop = watcher_stop;
+		if (interrupted && !stop) {
+			if (!sent)
+				dd_warn("interrupted: cancelling, cleaning up");
+			sent = 1;
+			for (int i = 0; i < MAX_CANCEL; i++)
+				if (reg[i].cancel) {
+					char errbuf[256];
+					PQcancel(reg[i].cancel, errbuf, sizeof(errbuf));
+				}
+		}
+		pthread_mutex_unlock(&reg_lock);
+		if (stop)
+			return NULL;
+		/* after one sweep, sweep again only every half second */
+		if (sent) {
+			struct timespec slow = { 0, 450 * 1000 * 1000 };
+			nanosleep(&slow, NULL);
+		}
+	}
+}
+
+int
+dd_pg_interrupt_install(void)
+{
+	struct sigaction sa;
+
+	pthread_mutex_lock(&reg_lock);
+	if (installed++) {
+		pthread_mutex_unlock(&reg_lock);
+		return 0;
+	}
+	interrupted = 0;
+	watcher_stop = 0;
+	pthread_mutex_unlock(&reg_lock);
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, &old_int);
+	sigaction(SIGTERM, &sa, &old_term);
+	if (pthread_create(&watcher, NULL, watch, NULL) != 0) {
+		sigaction(SIGINT, &old_int, NULL);
+		sigaction(SIGTERM, &old_term, NULL);
+		pthread_mutex_lock(&reg_lock);
+		installed = 0;
+		pthread_mutex_unlock(&reg_lock);
+		return dd_error("cannot start a thread");
+	}
+	return 0;
+}
+
+void
+dd_pg_interrupt_remove(void)
+{
+	pthread_mutex_lock(&reg_lock);
+	if (installed == 0 || --installed > 0) {
+		pthread_mutex_unlock(&reg_lock);
+		return;
+	}
+	watcher_stop = 1;
+	pthread_mutex_unlock(&reg_lock);
+	pthread_join(watcher, NULL);
+	sigaction(SIGINT, &old_int, NULL);
+	sigaction(SIGTERM, &old_term, NULL);
+}
+
+int
+dd_pg_interrupted(void)
+{
+	return interrupted != 0;
+}
+
+void
+dd_pg_cancel_register(PGconn *c)
+{
+	PGcancel *cancel = PQgetCancel(c);
+
+	if (!cancel)
+		return;
+	pthread_mutex_lock(&reg_lock);
+	for (int i = 0; i < MAX_CANCEL; i++)
+		if (!reg[i].conn) {
+			reg[i].conn = c;
+			reg[i].cancel = cancel;
+			cancel = NULL;
+			break;
+		}
+	pthread_mutex_unlock(&reg_lock);
+	if (cancel)
+		PQfreeCancel(cancel);
+}
+
+void
+dd_pg_cancel_unregister(PGconn *c)
+{
+	pthread_mutex_lock(&reg_lock);
+	for (int i = 0; i < MAX_CANCEL; i++)
+		if (reg[i].conn == c) {
+			PQfreeCancel(reg[i].cancel);
+			reg[i].conn = NULL;
+			reg[i].cancel = NULL;
+		}
+	pthread_mutex_unlock(&reg_lock);
+}

@@ -1,0 +1,121 @@
+/*
+ * pg/internal.h: what the files of src/pg/ share and nothing outside uses:
+ * connections with clear errors, the interrupt/cancel machinery, pg_dump
+ * discovery and the schema-text helpers.
+ *
+ * Errors about a connection name the server, port, user and database, and
+ * never contain a password: connection strings are parsed, not echoed.
+ */
+#ifndef DD_PG_INTERNAL_H
+#define DD_PG_INTERNAL_H
+
+#include <libpq-fe.h>
+#include <stddef.h>
+
+#include "util/buf.h"
+
+/* ---- conn.c ---- */
+
+/* The resolved parts of a connection string (libpq defaults and PG* applied). */
+struct dd_pg_target {
+	char *host;     /* host name, address or socket directory ("a,b" for several) */
+	char *port;
+	char *user;
+	char *database;
+};
+
+/* Resolve `conninfo` without connecting. On a malformed string: an error that does not quote it. */
+int dd_pg_target_resolve(struct dd_pg_target *t, const char *conninfo);
+void dd_pg_target_release(struct dd_pg_target *t);
+/* "host H port P user U database D" for messages. Caller frees. */
+char *dd_pg_target_describe(const struct dd_pg_target *t);
+
+/*
+ * Connect to `conninfo`, or to database `dbname` on the same server when
+ * dbname is not NULL. Sets application_name "git-dnadata" (unless given),
+ * client_encoding, DateStyle, TimeZone UTC, extra_float_digits 3 and
+ * bytea_output hex, so text output is exact and the same everywhere.
+ */
+int dd_pg_connect(PGconn **out, const char *conninfo, const char *dbname);
+
+/* Run `sql`; any status but COMMAND_OK/TUPLES_OK/COPY_* is an error "SERVER MESSAGE". */
+int dd_pg_exec(PGconn *c, const char *sql);
+/* Run a query with text parameters; NULL (error set) unless it returned rows or OK. */
+PGresult *dd_pg_query(PGconn *c, const char *sql, int nparams, const char *const *params);
+/* Record the error of `res` (or of the connection when res is NULL). Returns -1. */
+int dd_pg_error(PGconn *c, const PGresult *res);
+/* The SQLSTATE of `res`, or "" */
+const char *dd_pg_sqlstate(const PGresult *res);
+
+/* Quote an identifier always ("a""b"); and a string literal ('it''s'). Caller frees. */
+char *dd_pg_quote_ident(const char *s);
+char *dd_pg_quote_literal(const char *s);
+
+/* conninfo of a live connection without secrets (for child programs); password in *password (or NULL). */
+char *dd_pg_conninfo_nosecret(PGconn *c, char **password);
+
+/* Server major version of a connection (e.g. 15). */
+int dd_pg_server_major(PGconn *c);
+
+/* ---- interrupts (conn.c) ---- */
+
+/*
+ * While installed, SIGINT and SIGTERM only set a flag; a watcher thread
+ * then cancels every registered connection's running query, so blocked
+ * calls return. Nested installs are counted.
+ */
+int dd_pg_interrupt_install(void);
+void dd_pg_interrupt_remove(void);
+int dd_pg_interrupted(void);
+/* Make (or stop making) a connection's queries cancellable by an interrupt. */
+void dd_pg_cancel_register(PGconn *c);
+void dd_pg_cancel_unregister(PGconn *c);
+
+/* ---- pgdump.c ---- */
+
+struct dd_pgdump {
+	char *path;    /* absolute path of the pg_dump binary */
+	int major;
+	int version;   /* e.g. 150020 */
+};
+
+/* Find a pg_dump whose major version is >= server_major (DNADATA_PG_BINDIR, PATH, /usr/lib/postgresql/X/bin). */
+int dd_pgdump_find(struct dd_pgdump *out, int server_major);
+void dd_pgdump_release(struct dd_pgdump *d);
+
+/*
+ * Run pg_dump for one section ("pre-data" or "post-data") against
+ * `conninfo` (from dd_pg_conninfo_nosecret(); `password` may be NULL and
+ * goes to the child's environment), in the exported snapshot
+ * `snapshot_id`, leaving out `exclude` (exact qualified names, pg_dump
+ * pattern syntax). The dump text (psql \restrict lines removed) is
+ * appended to `out`.
+ */
+int dd_pgdump_section(const struct dd_pgdump *d, const char *conninfo, const char *password,
+		      const char *snapshot_id, const char *section, const char *const *exclude,
+		      size_t nexclude, struct dd_buf *out);
+
+/* ---- schema.c ---- */
+
+/* One entry of a plain-format pg_dump script. */
+struct dd_schema_entry {
+	char *type;    /* "INDEX", "FK CONSTRAINT" ... ("" for the preamble) */
+	char *sql;
+};
+
+/*
+ * Split a pg_dump plain script at its "-- Name: ...; Type: ...;" headers.
+ * The first entry (type "") is the preamble (SET lines) every session must
+ * run first. Trailing "SET default_tablespace / default_table_access_method"
+ * lines belong to the entry that follows them.
+ */
+int dd_schema_split(struct dd_schema_entry **out, size_t *n, const char *text, size_t len);
+void dd_schema_entries_free(struct dd_schema_entry *e, size_t n);
+
+/* Does "schema.table" (unquoted names) match `pattern` ("s.t", or "t" for any schema; '*', '?')? */
+int dd_pg_pattern_match(const char *pattern, const char *schema, const char *table);
+
+/* `base` cut (on a UTF-8 boundary) so that base + suffix fits a PostgreSQL name (63 bytes). */
+char *dd_pg_name_with_suffix(const char *base, const char *suffix);
+
+#endif

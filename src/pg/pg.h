@@ -1,0 +1,96 @@
+/*
+ * pg/pg.h: PostgreSQL snapshot and restore, the face src/cmd/ uses.
+ *
+ * A snapshot is one exported REPEATABLE READ snapshot of a database: the
+ * schema from pg_dump (pre-data and post-data sections), each table's rows
+ * from parallel COPY workers in primary-key order, sequence values and large
+ * objects, written as streams of a store snapshot (names and attributes in
+ * docs/FORMAT.md §7). Restore builds a fresh database from those streams
+ * and only then swaps it into place; the previous working database is kept
+ * under a stash name. <statedir>/pg/ records which snapshot each working
+ * database holds and which stashes exist.
+ */
+#ifndef DD_PG_PG_H
+#define DD_PG_PG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct dd_store;
+struct dd_snapshot;
+struct dd_snapshot_writer;
+
+struct dd_pg_snapshot_opts {
+	const char *conninfo;               /* "" = libpq defaults */
+	const char *const *exclude_tables;  /* NULL-terminated patterns, or NULL */
+	const char *const *exclude_data;
+	int jobs;                           /* parallel COPY workers; 0 = one per core */
+};
+
+struct dd_pg_snapshot_stats {
+	size_t tables;         /* tables whose rows were captured */
+	uint64_t rows;
+	uint64_t bytes;        /* COPY text bytes of all tables */
+	char server_version[32];
+	char database[128];
+	char server[256];      /* host:port, as recorded in <statedir>/pg */
+};
+
+/*
+ * Write the database named by o->conninfo into `sw` (streams only; the
+ * caller commits or aborts sw). Tables without a primary key are dumped in
+ * physical order with a warning each. SIGINT/SIGTERM cancel it cleanly.
+ */
+int dd_pg_snapshot(struct dd_snapshot_writer *sw, const struct dd_pg_snapshot_opts *o,
+		   struct dd_pg_snapshot_stats *stats);
+
+struct dd_pg_restore_opts {
+	const char *conninfo;  /* names the working database */
+	const char *statedir;  /* where the working/stash records live */
+	const char *profile;   /* recorded with the working database */
+	int jobs;              /* 0 = one per core */
+	int terminate;         /* end other sessions on the working database */
+};
+
+struct dd_pg_restore_result {
+	char *database;        /* the working database's name */
+	char *stash;           /* where the previous one went, or NULL if there was none */
+};
+
+/*
+ * Make the working database equal snapshot `snap`: build <db>__dnadata_new_<pid>,
+ * load it, then swap (old one renamed to a stash). On failure or interrupt
+ * only the new copy is dropped. Records the result in <statedir>/pg.
+ */
+int dd_pg_restore(struct dd_store *st, const struct dd_snapshot *snap,
+		  const struct dd_pg_restore_opts *o, struct dd_pg_restore_result *res);
+void dd_pg_restore_result_release(struct dd_pg_restore_result *r);
+
+/* ---- state (state.c): <statedir>/pg/<server+db key>/ ---- */
+
+struct dd_pg_stash {
+	char *name;        /* database name of the stash */
+	char *snapshot;    /* what the working database held when it was stashed ("" unknown) */
+	char *profile;
+	char *stashed;     /* ISO 8601 UTC */
+};
+
+struct dd_pg_state {
+	char *server;      /* host:port */
+	char *database;
+	char *snapshot;    /* snapshot id it holds, or NULL if unknown */
+	char *profile;
+	char *when;        /* ISO 8601 UTC of the restore or snapshot */
+	char *how;         /* "restored" or "snapshot" */
+	struct dd_pg_stash *stashes;
+	size_t nstashes;
+};
+
+/* The record for the working database named by `conninfo` (no connection made). Missing = empty state. */
+int dd_pg_state_read(struct dd_pg_state *out, const char *statedir, const char *conninfo);
+/* Record that the working database holds `snapshot` now (how: "restored"/"snapshot"). Atomic. */
+int dd_pg_state_set(const char *statedir, const char *conninfo, const char *snapshot,
+		    const char *profile, const char *how);
+void dd_pg_state_release(struct dd_pg_state *s);
+
+#endif

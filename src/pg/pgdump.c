@@ -1,0 +1,374 @@
+/*
+ * pg/pgdump.c: choose a pg_dump and run it for one schema section.
+ *
+ * pg_dump is used for the schema only, never for rows. It must be at least
+ * as new as the server (an older one refuses, or worse, misses objects).
+ * Candidates: $DNADATA_PG_BINDIR/pg_dump when that variable is set (and
+ * then nothing else), otherwise every pg_dump on PATH and under
+ * /usr/lib/postgresql/<major>/bin; the newest one that fits wins, so the
+ * choice (and the "Dumped by" header line) is stable from run to run.
+ *
+ * We run `pg_dump --section=pre-data|post-data` rather than --schema-only:
+ * --schema-only also drops large-object definitions and materialized-view
+ * refreshes, which the sections keep. Sections never contain table rows or
+ * sequence values. The password reaches the child through PGPASSWORD in its
+ * environment, never its command line. psql's "\restrict KEY" guard lines
+ * (pg_dump >= 15.14, random key) are removed: we do not feed psql, and the
+ * key would make every dump differ.
+ */
+#include "pg/internal.h"
+#include "util/buf.h"
+#include "util/err.h"
+#include "util/fs.h"
+#include "util/log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <glob.h>
+#include <limits.h>
+#include <poll.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char **environ;
+
+/*
+ * Run argv with `env`, collecting stdout into `out` and stderr into `err`.
+ * *status gets the wait status. Returns -1 only if it could not be started.
+ */
+static int
+run_capture(char *const *argv, char *const *env, struct dd_buf *out, struct dd_buf *err, int *status)
+{
+	int opipe[2] = { -1, -1 }, epipe[2] = { -1, -1 }, rc = -1;
+	posix_spawn_file_actions_t fa;
+	pid_t pid;
+	char buf[65536];
+
+	if (pipe2(opipe, O_CLOEXEC) < 0 || pipe2(epipe, O_CLOEXEC) < 0) {
+		dd_error_errno("cannot create a pipe");
+		goto out;
+	}
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+	posix_spawn_file_actions_adddup2(&fa, opipe[1], 1);
+	posix_spawn_file_actions_adddup2(&fa, epipe[1], 2);
+	int e = posix_spawn(&pid, argv[0], &fa, NULL, argv, env);
+	posix_spawn_file_actions_destroy(&fa);
+	if (e) {
+		errno = e;
+		dd_error_errno("cannot run %s", argv[0]);
+		goto out;
+	}
+	close(opipe[1]), opipe[1] = -1;
+	close(epipe[1]), epipe[1] = -1;
+	while (opipe[0] >= 0 || epipe[0] >= 0) {
+		struct pollfd p[2];
+		int np = 0;
+		if (opipe[0] >= 0)
+			p[np].fd = opipe[0], p[np].events = POLLIN, p[np++].revents = 0;
+		if (epipe[0] >= 0)
+			p[np].fd = epipe[0], p[np].events = POLLIN, p[np++].revents = 0;
+		if (poll(p, (nfds_t)np, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		for (int i = 0; i < np; i++) {
+			if (!p[i].revents)
+				continue;
+			int is_err = p[i].fd == epipe[0];
+			ssize_t n = read(p[i].fd, buf, sizeof(buf));
+			if (n > 0) {
+				dd_buf_put(is_err ? err : out, buf, (size_t)n);
+			} else if (n == 0 || errno != EINTR) {
+				close(p[i].fd);
+				if (is_err)
+					epipe[0] = -1;
+				else
+					opipe[0] = -1;
+			}
+		}
+	}
+	while (waitpid(pid, status, 0) < 0 && errno == EINTR)
+		;
+	rc = 0;
+out:
+	for (int i = 0; i < 2; i++) {
+		if (opipe[i] >= 0)
+			close(opipe[i]);
+		if (epipe[i] >= 0)
+			close(epipe[i]);
+	}
+	return rc;
+}
+
+/* "pg_dump (PostgreSQL) 15.20 (Debian ...)" -> 150020; 16beta1 -> 160000. */
+static int
+parse_version(const char *text)
+{
+	const char *p = strstr(text, "(PostgreSQL) ");
+	long major, minor = 0;
+	char *end;
+
+	if (!p)
+		return -1;
+	p += 13;
+	major = strtol(p, &end, 10);
+	if (end == p || major <= 0)
+		return -1;
+	if (*end == '.') {
+		const char *q = end + 1;
+		minor = strtol(q, &end, 10);
+		if (end == q)
+			minor = 0;
+	}
+	if (major < 10) /* 9.6.x: treat as 90600 + x */
+		return (int)(major * 10000 + minor * 100);
+	return (int)(major * 10000 + minor);
+}
+
+static int
+probe(const char *path, int *version)
+{
+	char *argv[] = { (char *)path, (char *)"--version", NULL };
+	struct dd_buf out = DD_BUF_INIT, err = DD_BUF_INIT;
+	int status = 0, rc = -1;
+
+	if (access(path, X_OK) != 0)
+		return -1;
+	if (run_capture(argv, environ, &out, &err, &status) < 0) {
+		dd_error_clear();
+		goto out;
+	}
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		goto out;
+	*version = parse_version(dd_buf_cstr(&out));
+	rc = *version > 0 ? 0 : -1;
+out:
+	dd_buf_release(&out);
+	dd_buf_release(&err);
+	return rc;
+}
+
+static int
+major_of(int version)
+{
+	return version >= 100000 ? version / 10000 : version / 100;
+}
+
+static void
+consider(struct dd_pgdump *best, struct dd_pgdump *newest_any, const char *path, int server_major)
+{
+	int v;
+	char real[PATH_MAX];
+
+	if (!realpath(path, real))
+		return;
+	if (probe(real, &v) < 0)
+		return;
+	if (!newest_any->path || v > newest_any->version) {
+		free(newest_any->path);
+		newest_any->path = dd_strdup(real);
+		newest_any->version = v;
+		newest_any->major = major_of(v);
+	}
+	if (major_of(v) < server_major)
+		return;
+	if (!best->path || v > best->version) {
+		free(best->path);
+		best->path = dd_strdup(real);
+		best->version = v;
+		best->major = major_of(v);
+	}
+}
+
+int
+dd_pgdump_find(struct dd_pgdump *out, int server_major)
+{
+	struct dd_pgdump best = { 0 }, any = { 0 };
+	const char *bindir = getenv("DNADATA_PG_BINDIR");
+
+	memset(out, 0, sizeof(*out));
+	if (bindir && *bindir) {
+		char *p = dd_path_join(bindir, "pg_dump");
+		consider(&best, &any, p, server_major);
+		free(p);
+		if (best.path) {
+			*out = best;
+			free(any.path);
+			return 0;
+		}
+		if (any.path) {
+			dd_error("pg_dump %d in DNADATA_PG_BINDIR (%s) is older than the server (PostgreSQL %d)",
+				 any.major, bindir, server_major);
+		} else {
+			dd_error("no usable pg_dump in DNADATA_PG_BINDIR (%s)", bindir);
+		}
+		dd_hint("point DNADATA_PG_BINDIR at the bin directory of PostgreSQL %d or newer, or unset it",
+			server_major);
+		free(any.path);
+		return -1;
+	}
+	const char *path = getenv("PATH");
+	if (path) {
+		char *copy = dd_strdup(path), *save = NULL;
+		for (char *dir = strtok_r(copy, ":", &save); dir; dir = strtok_r(NULL, ":", &save)) {
+			if (!*dir)
+				continue;
+			char *p = dd_path_join(dir, "pg_dump");
+			consider(&best, &any, p, server_major);
+			free(p);
+		}
+		free(copy);
+	}
+	glob_t g;
+	if (glob("/usr/lib/postgresql/*/bin/pg_dump", 0, NULL, &g) == 0) {
+		for (size_t i = 0; i < g.gl_pathc; i++)
+			consider(&best, &any, g.gl_pathv[i], server_major);
+		globfree(&g);
+	}
+	if (best.path) {
+		*out = best;
+		free(any.path);
+		dd_debug("using %s (version %d)", out->path, out->version);
+		return 0;
+	}
+	if (any.path)
+		dd_error("the newest pg_dump found (%d, %s) is older than the server (PostgreSQL %d)",
+			 any.major, any.path, server_major);
+	else
+		dd_error("no pg_dump found on PATH or in /usr/lib/postgresql/*/bin");
+	dd_hint("install postgresql-client-%d (or set DNADATA_PG_BINDIR to its bin directory)", server_major);
+	free(any.path);
+	return -1;
+}
+
+void
+dd_pgdump_release(struct dd_pgdump *d)
+{
+	free(d->path);
+	memset(d, 0, sizeof(*d));
+}
+
+/* Drop "\restrict KEY" near the top and "\unrestrict KEY" at the end. */
+static void
+strip_restrict(struct dd_buf *b, size_t start)
+{
+	char *text = b->ptr + start;
+	size_t len = b->len - start;
+	char *p = text;
+
+	for (int line = 0; line < 12 && p < text + len; line++) {
+		char *nl = memchr(p, '\n', (size_t)(text + len - p));
+		size_t l = nl ? (size_t)(nl - p) + 1 : (size_t)(text + len - p);
+		if (l > 10 && !strncmp(p, "\\restrict ", 10)) {
+			memmove(p, p + l, (size_t)(text + len - (p + l)));
+			len -= l;
+			break;
+		}
+		p += l;
+	}
+	/* last non-empty line */
+	size_t end = len;
+	while (end > 0 && text[end - 1] == '\n')
+		end--;
+	size_t s = end;
+	while (s > 0 && text[s - 1] != '\n')
+		s--;
+	if (end - s > 12 && !strncmp(text + s, "\\unrestrict ", 12)) {
+		memmove(text + s, text + end, len - end);
+		len -= end - s;
+		/* and the newline that ended it */
+		if (s < len && text[s] == '\n') {
+			memmove(text + s, text + s + 1, len - s - 1);
+			len--;
+		}
+	}
+	dd_buf_truncate(b, start + len);
+}
+
+static char *
+last_line(const struct dd_buf *b)
+{
+	const char *s = dd_buf_cstr(b);
+	size_t end = strlen(s);
+
+	while (end > 0 && (s[end - 1] == '\n' || s[end - 1] == ' '))
+		end--;
+	/* pg_dump's reason is usually its first "error:" line */
+	const char *e = strstr(s, "error: ");
+	if (e) {
+		const char *nl = strchr(e, '\n');
+		return dd_strndup(e + 7, nl ? (size_t)(nl - e - 7) : strlen(e + 7));
+	}
+	size_t start = end;
+	while (start > 0 && s[start - 1] != '\n')
+		start--;
+	return dd_strndup(s + start, end - start);
+}
+
+int
+dd_pgdump_section(const struct dd_pgdump *d, const char *conninfo, const char *password,
+		  const char *snapshot_id, const char *section, const char *const *exclude,
+		  size_t nexclude, struct dd_buf *out)
+{
+	char **argv = dd_calloc(nexclude + 12, sizeof(char *));
+	size_t nenv = 0, n = 0;
+	char **env;
+	struct dd_buf err = DD_BUF_INIT;
+	int status = 0, rc = -1;
+	size_t start = out->len;
+
+	for (char **e = environ; *e; e++)
+		nenv++;
+	env = dd_calloc(nenv + 2, sizeof(char *));
+	nenv = 0;
+	for (char **e = environ; *e; e++)
+		if (strncmp(*e, "PGPASSWORD=", 11) != 0)
+			env[nenv++] = *e;
+	if (password)
+		env[nenv++] = dd_asprintf("PGPASSWORD=%s", password);
+
+	argv[n++] = d->path;
+	argv[n++] = dd_asprintf("--section=%s", section);
+	argv[n++] = dd_strdup("--no-owner");
+	argv[n++] = dd_strdup("-b"); /* --blobs (15) / --large-objects (16+) */
+	argv[n++] = dd_strdup("--no-subscriptions");
+	argv[n++] = dd_asprintf("--snapshot=%s", snapshot_id);
+	for (size_t i = 0; i < nexclude; i++)
+		argv[n++] = dd_asprintf("--exclude-table=%s", exclude[i]);
+	argv[n++] = dd_asprintf("--dbname=%s", conninfo);
+	argv[n] = NULL;
+
+	if (run_capture(argv, env, out, &err, &status) < 0)
+		goto out;
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		char *why = last_line(&err);
+		dd_buf_truncate(out, start);
+		if (WIFSIGNALED(status))
+			dd_error("pg_dump (%s) was killed by signal %d", section, WTERMSIG(status));
+		else
+			dd_error("pg_dump (%s) failed: %s", section, *why ? why : "no message");
+		free(why);
+		goto out;
+	}
+	strip_restrict(out, start);
+	rc = 0;
+out:
+	for (size_t i = 1; i < n; i++)
+		free(argv[i]);
+	free(argv);
+	if (password) {
+		char *pe = env[nenv - 1];
+		explicit_bzero(pe, strlen(pe));
+		free(pe);
+	}
+	free(env);
+	dd_buf_release(&err);
+	return rc;
+}
