@@ -181,6 +181,13 @@ dd_commit_precheck(struct dd_repo *repo, const char *const *paths, size_t npaths
 	return 0;
 }
 
+static void
+lock_hint(int err)
+{
+	if (err == GIT_ELOCKED)
+		dd_hint("another git process seems to be running; if none is, remove the stale .lock file and retry");
+}
+
 /* Put HEAD's branch (or detached HEAD) back to `old` (NULL: it was unborn). */
 static void
 rollback_head(struct dd_repo *repo, const git_oid *old, const git_oid *ours)
@@ -218,7 +225,7 @@ dd_commit_paths(struct dd_repo *repo, const char *const *paths, size_t npaths,
 	git_oid tree_id, commit_id, head_id;
 	size_t nupdates = 0;
 	char *message = NULL;
-	int rc = -1, unborn, index_dirty = 0;
+	int rc = -1, unborn, index_dirty = 0, err;
 
 	if (commit_out)
 		commit_out[0] = '\0';
@@ -307,15 +314,17 @@ dd_commit_paths(struct dd_repo *repo, const char *const *paths, size_t npaths,
 		goto out;
 	}
 	message = dd_asprintf("dnadata: %s\n", what);
-	if (git_commit_create(&commit_id, repo->git, "HEAD", author, committer, NULL, message, tree,
-			      head ? 1 : 0, (const git_commit **)&head) < 0) {
+	if ((err = git_commit_create(&commit_id, repo->git, "HEAD", author, committer, NULL, message, tree,
+				     head ? 1 : 0, (const git_commit **)&head)) < 0) {
 		dd_error_git("cannot create the commit");
+		lock_hint(err);
 		goto out;
 	}
-	if (git_index_write(index) < 0) {
+	if ((err = git_index_write(index)) < 0) {
 		dd_error_git("cannot write the git index");
 		rollback_head(repo, head ? &head_id : NULL, &commit_id);
 		dd_error_wrap("commit undone");
+		lock_hint(err);
 		goto out;
 	}
 	index_dirty = 0;

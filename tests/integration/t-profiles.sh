@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# t-profiles.sh: new-profile, use and status in real repositories, with their
+# commits, and the user's own work left alone.
+. "$(dirname "$0")/../lib.sh"
+
+setup() {
+	new_repo
+	echo a >a && git add a && git commit -q -m a
+	expect_ok git dnadata init
+}
+
+test_new_profile_appends_a_section_and_commits_only_profiles_ini() {
+	setup
+	echo staged >s && git add s
+	echo wip >>a
+	expect_ok git dnadata new-profile customer1 --media var/uploads
+	assert_eq "dnadata: add profile customer1" "$(git log -1 --format=%s)"
+	assert_eq ".dnadata/profiles.ini" "$(git show --name-only --format= HEAD)"
+	assert_contains "$(git show HEAD:.dnadata/profiles.ini)" '[profile "customer1"]
+media = var/uploads'
+	assert_eq " M a
+A  s" "$(git status --porcelain)"
+	# the comments init wrote are still there, above the new section
+	assert_contains "$(cat .dnadata/profiles.ini)" '# Where snapshots are uploaded'
+}
+
+test_new_profile_from_copies_settings() {
+	setup
+	expect_ok git dnadata new-profile c1 --media up
+	cat >>.dnadata/profiles.ini <<'INI'
+exclude_tables = audit.*
+terminate_connections = true
+INI
+	git commit -q -am "tune c1"
+	expect_ok git dnadata new-profile c2 --from c1
+	local ini
+	ini=$(sed -n '/\[profile "c2"\]/,$p' .dnadata/profiles.ini)
+	assert_eq '[profile "c2"]
+media = up
+exclude_tables = audit.*
+terminate_connections = true' "$ini"
+	expect_ok git dnadata new-profile c3 --from c1 --media other
+	assert_contains "$(sed -n '/\[profile "c3"\]/,$p' .dnadata/profiles.ini)" 'media = other'
+}
+
+test_new_profile_no_commit_only_edits_the_file() {
+	setup
+	local head
+	head=$(git rev-parse HEAD)
+	expect_ok git dnadata new-profile scratch --no-commit
+	assert_eq "$head" "$(git rev-parse HEAD)"
+	assert_eq " M .dnadata/profiles.ini" "$(git status --porcelain)"
+	expect_ok git dnadata status
+	assert_contains "$OUT" 'scratch'
+	assert_contains "$OUT" 'profiles.ini has uncommitted changes'
+}
+
+test_use_records_the_active_profile_locally() {
+	setup
+	expect_ok git dnadata new-profile customer1
+	local head
+	head=$(git rev-parse HEAD)
+	expect_ok git dnadata use customer1
+	assert_eq "$head" "$(git rev-parse HEAD)"
+	assert_eq "" "$(git status --porcelain)"
+	assert_contains "$(cat .git/dnadata/config.ini)" 'active_profile = customer1'
+	expect_ok git dnadata status --json
+	assert_contains "$OUT" '"active_profile":"customer1","active_profile_source":".git/dnadata/config.ini"'
+	# the environment overrides the recorded choice
+	DNADATA_PROFILE=clean expect_ok git dnadata status --json
+	assert_contains "$OUT" '"active_profile":"clean","active_profile_source":"DNADATA_PROFILE"'
+	expect_ok git dnadata use clean
+	expect_ok git dnadata status
+	assert_contains "$OUT" '* clean'
+}
+
+test_use_unknown_profile_suggests_the_closest() {
+	setup
+	expect_ok git dnadata new-profile customer1
+	local before
+	before=$(cat .git/dnadata/config.ini)
+	expect_fail 1 git dnadata use custmer1
+	assert_contains "$ERR" "no profile 'custmer1'"
+	assert_contains "$ERR" "did you mean 'customer1'?"
+	assert_eq "$before" "$(cat .git/dnadata/config.ini)"
+}
+
+test_status_shows_snapshot_ids_and_uncommitted_refs() {
+	setup
+	expect_ok git dnadata new-profile customer1
+	local id=0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef
+	printf 'dnadata-ref 1\nsnapshot %s\nrows 10\n' "$id" >.dnadata/refs/customer1
+	expect_ok git dnadata status
+	assert_contains "$OUT" "customer1  ${id:0:12}  (.dnadata/refs/customer1 has uncommitted changes)"
+	assert_contains "$OUT" 'clean      no snapshot yet'
+	git add .dnadata/refs/customer1 && git commit -q -m ref
+	expect_ok git dnadata status --json
+	assert_contains "$OUT" "\"name\":\"customer1\",\"active\":false,\"ref\":\".dnadata/refs/customer1\",\"snapshot\":\"$id\",\"ref_error\":null,\"ref_changed\":false"
+	# a broken ref is reported in place, with file:line
+	printf 'dnadata-ref 9\n' >.dnadata/refs/customer1
+	expect_ok git dnadata status
+	assert_contains "$OUT" 'invalid ref: .dnadata/refs/customer1:1: unknown ref format version 9'
+}
+
+test_status_json_is_one_valid_object_and_hides_passwords() {
+	setup
+	cat >>.git/dnadata/config.ini <<'INI'
+[database]
+url = postgresql://me:hunter2@localhost/app
+INI
+	expect_ok git dnadata status --json
+	assert_eq 1 "$(printf '%s\n' "$OUT" | wc -l)"
+	printf '%s' "$OUT" | python3 -c 'import json,sys; d=json.load(sys.stdin); assert d["status_version"]==1; assert d["profiles"][0]["name"]=="clean"'
+	assert_contains "$OUT" 'postgresql://me:***@localhost/app'
+	assert_not_contains "$OUT" hunter2
+	expect_ok git dnadata status
+	assert_not_contains "$OUT" hunter2
+}
+
+test_every_command_has_help_with_examples() {
+	for c in init new-profile use status; do
+		expect_ok git dnadata "$c" -h
+		assert_contains "$OUT" "usage: git dnadata $c"
+		assert_contains "$OUT" 'Examples:'
+	done
+	expect_ok git dnadata -h
+	assert_contains "$OUT" 'new-profile'
+}
+
+run_tests
