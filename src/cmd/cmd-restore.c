@@ -1,0 +1,64 @@
+/*
+ * cmd/cmd-restore.c: make the working database equal the snapshot a
+ * profile's ref names (the workflow is in pg/workflow.c).
+ *
+ * The new database is built aside and swapped in only when complete; the
+ * previous working database is kept under a stash name (see `status`).
+ */
+#include "config/config.h"
+#include "dnadata.h"
+#include "git/repo.h"
+#include "pg/workflow.h"
+
+static const char *const usage[] = {
+	"git dnadata restore [<profile>] [--at <rev>] [--force] [--terminate]",
+	"",
+	"Restores the snapshot named by .dnadata/refs/<profile> (default: the active",
+	"profile) into the profile's database, from the local cache or else the store.",
+	"The previous database is kept, renamed to <db>__dnadata_stash_<time>.",
+	"",
+	"Examples:",
+	"  git dnadata restore",
+	"  git dnadata restore customer1 --at v2.3.0",
+	"  git dnadata restore --force --terminate",
+	NULL,
+};
+
+static int
+cmd_restore(int argc, char **argv)
+{
+	int force = 0, terminate = 0, rc = -1;
+	const char *at = NULL;
+	const struct dd_option opts[] = {
+		{ DD_OPT_STRING, 0, "at", &at, "rev", "use the ref file as it is at this git revision" },
+		{ DD_OPT_BOOL, 0, "force", &force, NULL, "restore even if the database already holds that snapshot" },
+		{ DD_OPT_BOOL, 0, "terminate", &terminate, NULL, "end other sessions on the database instead of refusing" },
+		DD_OPT_END_MARK,
+	};
+	struct dd_repo *repo = NULL;
+	struct dd_config *cfg = NULL;
+	const struct dd_profile *p;
+	int n = dd_parse_options(argc, argv, opts, usage);
+
+	if (n < 0)
+		return n;
+	if (n > 1)
+		return dd_usage_error("restore", "too many arguments ('%s')", argv[1]);
+	if (dd_repo_open(&repo, NULL) < 0)
+		return -1;
+	if (dd_config_load(&cfg, repo) < 0)
+		goto out;
+	if (!(p = dd_config_profile(cfg, n ? argv[0] : NULL)))
+		goto out;
+	if (dd_restore_profile(repo, cfg, p, at, (force ? DD_RESTORE_FORCE : 0) |
+			       (terminate ? DD_RESTORE_TERMINATE : 0), 0) < 0)
+		goto out;
+	rc = 0;
+out:
+	dd_config_free(cfg);
+	dd_repo_free(repo);
+	return rc;
+}
+
+const struct dd_command dd_cmd_restore = { "restore", "make the working database equal a profile's snapshot",
+					   cmd_restore };

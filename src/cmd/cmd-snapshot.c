@@ -1,0 +1,69 @@
+/*
+ * cmd/cmd-snapshot.c: capture a profile's database into the store and
+ * point the profile's ref file at it (the workflow is in pg/workflow.c).
+ *
+ * Prints the snapshot id on stdout (for scripts); everything else goes to
+ * stderr. An unchanged database gives the same id: "nothing changed", no
+ * commit.
+ */
+#include "config/config.h"
+#include "dnadata.h"
+#include "git/repo.h"
+#include "pg/workflow.h"
+
+#include <stdio.h>
+
+static const char *const usage[] = {
+	"git dnadata snapshot [<profile>] [--no-commit] [--dump-only] [-m <message>]",
+	"",
+	"Captures the profile's database (default: the active profile) in one consistent",
+	"snapshot: schema via pg_dump, rows via parallel COPY in primary-key order. Writes it",
+	"to the local cache and the store, updates .dnadata/refs/<profile> and commits it.",
+	"",
+	"Examples:",
+	"  git dnadata snapshot",
+	"  git dnadata snapshot customer1 -m \"customer1 after the March import\"",
+	"  git dnadata snapshot clean --dump-only --no-commit",
+	NULL,
+};
+
+static int
+cmd_snapshot(int argc, char **argv)
+{
+	int no_commit = 0, dump_only = 0, rc = -1;
+	const char *msg = NULL;
+	const struct dd_option opts[] = {
+		{ DD_OPT_BOOL, 0, "no-commit", &no_commit, NULL, "update the ref file but do not commit it" },
+		{ DD_OPT_BOOL, 0, "dump-only", &dump_only, NULL, "write to the local cache only (upload later with push)" },
+		{ DD_OPT_STRING, 'm', "message", &msg, "message", "commit message (default: \"snapshot <profile> (<id>)\")" },
+		DD_OPT_END_MARK,
+	};
+	struct dd_repo *repo = NULL;
+	struct dd_config *cfg = NULL;
+	const struct dd_profile *p;
+	char id[65];
+	int n = dd_parse_options(argc, argv, opts, usage);
+
+	if (n < 0)
+		return n;
+	if (n > 1)
+		return dd_usage_error("snapshot", "too many arguments ('%s')", argv[1]);
+	if (dd_repo_open(&repo, NULL) < 0)
+		return -1;
+	if (dd_config_load(&cfg, repo) < 0)
+		goto out;
+	if (!(p = dd_config_profile(cfg, n ? argv[0] : NULL)))
+		goto out;
+	if (dd_snapshot_profile(repo, cfg, p, (no_commit ? DD_SNAPSHOT_NO_COMMIT : 0) |
+				(dump_only ? DD_SNAPSHOT_DUMP_ONLY : 0), msg, id) < 0)
+		goto out;
+	printf("%s\n", id);
+	rc = fflush(stdout) == 0 ? 0 : dd_error_errno("cannot write to stdout");
+out:
+	dd_config_free(cfg);
+	dd_repo_free(repo);
+	return rc;
+}
+
+const struct dd_command dd_cmd_snapshot = { "snapshot", "capture a profile's database, update its ref, commit",
+					    cmd_snapshot };

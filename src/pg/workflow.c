@@ -1,0 +1,258 @@
+/*
+ * pg/workflow.c: snapshot and restore of one profile, end to end (see
+ * workflow.h).
+ *
+ * Snapshot order, so a failure leaves the repository as it was: everything
+ * that could make the commit refuse is checked first; the snapshot is
+ * written to the cache (and the store unless --dump-only) before the ref
+ * file changes; the ref is then written atomically and committed. The same
+ * data gives the same id, so an unchanged database ends in "nothing
+ * changed" and no commit.
+ *
+ * Restore reads the ref (work tree, or any revision), loads the manifest
+ * from the cache or the store, and hands it to dd_pg_restore(), which never
+ * touches the working database until the new copy is complete. Without
+ * --force it does nothing if <statedir>/pg records that the working
+ * database already holds that snapshot.
+ */
+#include "pg/workflow.h"
+#include "config/config.h"
+#include "git/commit.h"
+#include "git/ref.h"
+#include "git/repo.h"
+#include "pg/pg.h"
+#include "pg/state.h"
+#include "store/store.h"
+#include "util/buf.h"
+#include "util/err.h"
+#include "util/log.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static int
+terminate_of(const struct dd_config *cfg, const struct dd_profile *p)
+{
+	if (p->terminate_connections >= 0)
+		return p->terminate_connections;
+	return cfg->terminate_connections > 0;
+}
+
+static void
+human_bytes(char *buf, size_t len, double b)
+{
+	const char *u[] = { "B", "KiB", "MiB", "GiB", "TiB" };
+	int i = 0;
+
+	while (b >= 1024 && i < 4)
+		b /= 1024, i++;
+	snprintf(buf, len, i ? "%.1f %s" : "%.0f %s", b, u[i]);
+}
+
+int
+dd_snapshot_profile(struct dd_repo *repo, const struct dd_config *cfg, const struct dd_profile *p, int flags,
+		    const char *msg, char id_out[65])
+{
+	char *rel = dd_asprintf(".dnadata/refs/%s", p->name);
+	char *abs = dd_repo_path(repo, rel);
+	const char *paths[] = { rel };
+	const char *conninfo = dd_config_database(cfg, p);
+	struct dd_store *st = NULL;
+	struct dd_snapshot_writer *sw = NULL;
+	struct dd_ref *old = NULL, *ref = NULL;
+	struct dd_pg_snapshot_stats stats;
+	struct dd_pg_snapshot_opts o;
+	char head[41], id[DD_ID_HEX_SIZE], num[32], host[256] = "";
+	char *now = dd_pg_now_iso(), *what = NULL;
+	int rc = -1, r;
+
+	id_out[0] = '\0';
+	if (!(flags & DD_SNAPSHOT_NO_COMMIT) && dd_commit_precheck(repo, paths, 1) < 0)
+		goto out;
+	if (dd_ref_read_named(&old, abs, rel) < 0)
+		goto out;
+	if (dd_store_open(&st, cfg->store_url, repo->statedir, (flags & DD_SNAPSHOT_DUMP_ONLY) ? DD_STORE_OFFLINE : 0) < 0)
+		goto out;
+	if (dd_snapshot_begin(&sw, st) < 0)
+		goto out;
+	dd_snapshot_set_meta(sw, "profile", p->name);
+	dd_snapshot_set_meta(sw, "created", now);
+	gethostname(host, sizeof(host) - 1);
+	dd_snapshot_set_meta(sw, "host", host);
+	if (dd_repo_head(repo, head) == 0)
+		dd_snapshot_set_meta(sw, "git_commit", head);
+
+	memset(&o, 0, sizeof(o));
+	o.conninfo = conninfo;
+	o.exclude_tables = (const char *const *)p->exclude_tables;
+	o.exclude_data = (const char *const *)p->exclude_data;
+	o.jobs = cfg->jobs;
+	if (dd_pg_snapshot(sw, &o, &stats) < 0) {
+		dd_snapshot_abort(sw);
+		sw = NULL;
+		goto out;
+	}
+	dd_snapshot_set_meta(sw, "server_version", stats.server_version);
+	dd_snapshot_set_meta(sw, "database", stats.database);
+	r = dd_snapshot_commit(sw, id);
+	sw = NULL;
+	if (r < 0)
+		goto out;
+	memcpy(id_out, id, DD_ID_HEX_SIZE);
+	if (dd_pg_state_set(repo->statedir, conninfo, id, p->name, "snapshot") < 0)
+		dd_warn("%s", dd_error_last());
+
+	if (old && !strcmp(old->snapshot, id)) {
+		dd_info("nothing changed: database %s is still snapshot %.12s", stats.database, id);
+		/* a ref written by an earlier --no-commit run still gets its commit */
+		if (!(flags & DD_SNAPSHOT_NO_COMMIT) && dd_commit_paths(repo, paths, 1, "snapshot", NULL) < 0)
+			goto out;
+		rc = 1;
+		goto out;
+	}
+	if (!(ref = dd_ref_new(id)))
+		goto out;
+	dd_ref_set_info(ref, "created", now);
+	snprintf(num, sizeof(num), "%zu", stats.tables);
+	dd_ref_set_info(ref, "tables", num);
+	snprintf(num, sizeof(num), "%" PRIu64, stats.rows);
+	dd_ref_set_info(ref, "rows", num);
+	snprintf(num, sizeof(num), "%" PRIu64, stats.bytes);
+	dd_ref_set_info(ref, "bytes", num);
+	if (dd_ref_write(abs, ref) < 0)
+		goto out;
+	human_bytes(num, sizeof(num), (double)stats.bytes);
+	dd_info("snapshot %.12s of database %s: %zu tables, %" PRIu64 " rows, %s%s", id, stats.database,
+		stats.tables, stats.rows, num, (flags & DD_SNAPSHOT_DUMP_ONLY) ? " (local cache only)" : "");
+	if (!(flags & DD_SNAPSHOT_NO_COMMIT)) {
+		what = msg && *msg ? dd_strdup(msg) : dd_asprintf("snapshot %s (%.12s)", p->name, id);
+		if (dd_commit_paths(repo, paths, 1, what, NULL) < 0) {
+			dd_error_wrap("committing %s", rel);
+			goto out;
+		}
+	}
+	rc = 0;
+out:
+	if (sw)
+		dd_snapshot_abort(sw);
+	dd_store_free(st);
+	dd_ref_free(old);
+	dd_ref_free(ref);
+	free(what);
+	free(now);
+	free(abs);
+	free(rel);
+	return rc;
+}
+
+static int
+read_ref(struct dd_ref **out, struct dd_repo *repo, const struct dd_profile *p, const char *rev)
+{
+	char *rel = dd_asprintf(".dnadata/refs/%s", p->name);
+	int rc;
+
+	if (rev) {
+		struct dd_buf text = DD_BUF_INIT;
+		char *display = dd_asprintf("%s:%s", rev, rel);
+		rc = dd_repo_read_at(&text, repo, rev, rel);
+		if (rc == 0)
+			rc = dd_ref_parse(out, text.ptr ? text.ptr : "", text.len, display);
+		free(display);
+		dd_buf_release(&text);
+	} else {
+		char *abs = dd_repo_path(repo, rel);
+		rc = dd_ref_read_named(out, abs, rel);
+		free(abs);
+	}
+	free(rel);
+	return rc;
+}
+
+int
+dd_restore_profile(struct dd_repo *repo, const struct dd_config *cfg, const struct dd_profile *p,
+		   const char *rev, int flags, int missing_ok)
+{
+	const char *conninfo = dd_config_database(cfg, p);
+	struct dd_ref *ref = NULL;
+	struct dd_store *st = NULL;
+	struct dd_snapshot *snap = NULL;
+	struct dd_pg_state state;
+	struct dd_pg_restore_opts o;
+	struct dd_pg_restore_result res;
+	int rc = -1, r;
+
+	memset(&state, 0, sizeof(state));
+	memset(&res, 0, sizeof(res));
+	r = read_ref(&ref, repo, p, rev);
+	if (r < 0)
+		goto out;
+	if (r == 1) {
+		if (missing_ok) {
+			dd_info("profile %s has no snapshot yet: nothing to restore", p->name);
+			rc = 1;
+			goto out;
+		}
+		if (rev)
+			dd_error("profile %s has no ref file at %s", p->name, rev);
+		else
+			dd_error("profile %s has no snapshot yet", p->name);
+		dd_hint("take one with `git dnadata snapshot %s`", p->name);
+		goto out;
+	}
+	if (!(flags & DD_RESTORE_FORCE)) {
+		if (dd_pg_state_read(&state, repo->statedir, conninfo) < 0)
+			goto out;
+		if (state.snapshot && !strcmp(state.snapshot, ref->snapshot)) {
+			dd_info("database %s already holds snapshot %.12s (use --force to restore it again)",
+				state.database, ref->snapshot);
+			rc = 1;
+			goto out;
+		}
+	}
+	if (dd_store_open(&st, cfg->store_url, repo->statedir, 0) < 0) {
+		/* the store may be unreachable while the cache has what we need */
+		char *why = dd_strdup(dd_error_last() ? dd_error_last() : "");
+		if (dd_store_open(&st, cfg->store_url, repo->statedir, DD_STORE_OFFLINE) < 0) {
+			dd_error("%s", why);
+			free(why);
+			goto out;
+		}
+		dd_debug("store unreachable (%s); using the local cache only", why);
+		free(why);
+	}
+	r = dd_snapshot_load(&snap, st, ref->snapshot);
+	if (r != 0) {
+		if (r == 1) {
+			dd_error("snapshot %.12s (named by .dnadata/refs/%s%s%s) is in neither the local cache nor the store",
+				 ref->snapshot, p->name, rev ? " at " : "", rev ? rev : "");
+			dd_hint("run `git dnadata push` on the machine that took it, or check the store url");
+		}
+		goto out;
+	}
+	memset(&o, 0, sizeof(o));
+	o.conninfo = conninfo;
+	o.statedir = repo->statedir;
+	o.profile = p->name;
+	o.jobs = cfg->jobs;
+	o.terminate = (flags & DD_RESTORE_TERMINATE) || terminate_of(cfg, p);
+	if (dd_pg_restore(st, snap, &o, &res) < 0)
+		goto out;
+	if (res.stash)
+		dd_info("restored snapshot %.12s into database %s (the previous one is kept as %s)", ref->snapshot,
+			res.database, res.stash);
+	else
+		dd_info("restored snapshot %.12s into database %s (new)", ref->snapshot, res.database);
+	rc = 0;
+out:
+	if (rc < 0)
+		dd_error_wrap("restoring profile %s", p->name);
+	dd_pg_restore_result_release(&res);
+	dd_pg_state_release(&state);
+	dd_snapshot_free(snap);
+	dd_store_free(st);
+	dd_ref_free(ref);
+	return rc;
+}

@@ -1,0 +1,41 @@
+/*
+ * pg/workflow.h: snapshot and restore of a profile, end to end: config,
+ * ref file, store, database, commit. Shared by the commands snapshot,
+ * restore and use (and, later, the git hooks), so they behave the same.
+ */
+#ifndef DD_PG_WORKFLOW_H
+#define DD_PG_WORKFLOW_H
+
+struct dd_repo;
+struct dd_config;
+struct dd_profile;
+
+enum {
+	DD_SNAPSHOT_NO_COMMIT = 1 << 0, /* update the ref file, do not commit it */
+	DD_SNAPSHOT_DUMP_ONLY = 1 << 1, /* local cache only; upload later with push */
+};
+
+/*
+ * Snapshot profile `p`'s database, point .dnadata/refs/<p> at it and
+ * commit it ("dnadata: <msg>", default "snapshot <p> (<id>)").
+ * Returns 0 for a new snapshot, 1 when the database has not changed since
+ * the ref's snapshot (same id: nothing committed), -1 on error.
+ */
+int dd_snapshot_profile(struct dd_repo *repo, const struct dd_config *cfg, const struct dd_profile *p,
+			int flags, const char *msg, char id_out[65]);
+
+enum {
+	DD_RESTORE_FORCE = 1 << 0,     /* even if the working database already holds the snapshot */
+	DD_RESTORE_TERMINATE = 1 << 1, /* end other sessions on the working database */
+};
+
+/*
+ * Make `p`'s working database equal the snapshot named by its ref file, as
+ * it is in the work tree (rev NULL) or at revision `rev`. Returns 0 when
+ * restored, 1 when there was nothing to do (already there, or the profile
+ * has no snapshot yet and `missing_ok`), -1 on error.
+ */
+int dd_restore_profile(struct dd_repo *repo, const struct dd_config *cfg, const struct dd_profile *p,
+		       const char *rev, int flags, int missing_ok);
+
+#endif
