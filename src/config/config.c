@@ -694,7 +694,7 @@ dd_config_free(struct dd_config *cfg)
 }
 
 int
-dd_config_parse(struct dd_config *cfg, const char *text, size_t len, const char *display, int local)
+dd_config_parse_text(struct dd_config *cfg, const char *text, size_t len, const char *display, int local)
 {
 	struct parse p;
 	int ret, rc = -1;
@@ -808,12 +808,12 @@ dd_config_load_files(struct dd_config **out, const char *profiles_path, const ch
 		goto out;
 	}
 	if (read_text(&text, profiles_path, profiles_display) < 0 ||
-	    dd_config_parse(cfg, dd_buf_cstr(&text), text.len, profiles_display, 0) < 0)
+	    dd_config_parse_text(cfg, dd_buf_cstr(&text), text.len, profiles_display, 0) < 0)
 		goto out;
 	dd_buf_clear(&text);
 	if (dd_path_exists(local_path)) {
 		if (read_text(&text, local_path, local_display) < 0 ||
-		    dd_config_parse(cfg, dd_buf_cstr(&text), text.len, local_display, 1) < 0)
+		    dd_config_parse_text(cfg, dd_buf_cstr(&text), text.len, local_display, 1) < 0)
 			goto out;
 	}
 	dd_config_resolve(cfg);
@@ -1097,7 +1097,7 @@ dd_config_write_initial(const char *path, const char *store_url, const char *dat
 
 	/* What we write must read back. */
 	check = dd_config_new();
-	if (dd_config_parse(check, t.ptr, t.len, path, 0) < 0) {
+	if (dd_config_parse_text(check, t.ptr, t.len, path, 0) < 0) {
 		dd_error_wrap("BUG: generated profiles.ini does not parse");
 		goto out;
 	}
@@ -1162,7 +1162,7 @@ dd_config_add_profile(struct dd_config *cfg, const char *name, const char *from,
 		goto out;
 	/* Copy what profiles.ini says, not this clone's overrides. */
 	shared = dd_config_new();
-	if (dd_config_parse(shared, dd_buf_cstr(&text), text.len, cfg->profiles_display, 0) < 0)
+	if (dd_config_parse_text(shared, dd_buf_cstr(&text), text.len, cfg->profiles_display, 0) < 0)
 		goto out;
 	if (from && !(src = dd_config_profile(shared, from)))
 		goto out;
@@ -1186,7 +1186,7 @@ dd_config_add_profile(struct dd_config *cfg, const char *name, const char *from,
 		dd_buf_printf(&text, "terminate_connections = %s\n", src->terminate_connections ? "true" : "false");
 
 	check = dd_config_new();
-	if (dd_config_parse(check, text.ptr, text.len, cfg->profiles_display, 0) < 0 || !find_profile(check, name)) {
+	if (dd_config_parse_text(check, text.ptr, text.len, cfg->profiles_display, 0) < 0 || !find_profile(check, name)) {
 		dd_error_wrap("BUG: profiles.ini would not parse after adding '%s'", name);
 		goto out;
 	}
@@ -1277,7 +1277,7 @@ dd_config_set_active(struct dd_config *cfg, const char *name)
 	}
 
 	check = dd_config_new();
-	if (dd_config_parse(check, t.ptr, t.len, cfg->local_display, 1) < 0) {
+	if (dd_config_parse_text(check, t.ptr, t.len, cfg->local_display, 1) < 0) {
 		dd_error_wrap("cannot record the active profile");
 		goto out;
 	}

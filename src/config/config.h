@@ -75,7 +75,7 @@ struct dd_config *dd_config_new(void);
  * sections for profiles it does not know). `display` names the file in
  * errors ("display:line: what is wrong").
  */
-int dd_config_parse(struct dd_config *cfg, const char *text, size_t len, const char *display, int local);
+int dd_config_parse_text(struct dd_config *cfg, const char *text, size_t len, const char *display, int local);
 /* Apply the environment (DNADATA_STORE, DNADATA_DATABASE, DNADATA_PROFILE) and resolve the active profile. */
 void dd_config_resolve(struct dd_config *cfg);
 /* Load explicit files (`local_path` may be missing); what dd_config_load() does once paths are known. */

@@ -45,9 +45,9 @@ parse_ok(const char *shared, const char *local)
 	struct dd_config *cfg = dd_config_new();
 
 	dd_error_clear();
-	if (dd_config_parse(cfg, shared, strlen(shared), "profiles.ini", 0) < 0)
+	if (dd_config_parse_text(cfg, shared, strlen(shared), "profiles.ini", 0) < 0)
 		fail_msg("profiles.ini: %s", dd_error_last());
-	if (local && dd_config_parse(cfg, local, strlen(local), "config.ini", 1) < 0)
+	if (local && dd_config_parse_text(cfg, local, strlen(local), "config.ini", 1) < 0)
 		fail_msg("config.ini: %s", dd_error_last());
 	dd_config_resolve(cfg);
 	return cfg;
@@ -60,7 +60,7 @@ parse_bad_n(const char *text, size_t len, int local, const char *want)
 	const char *file = local ? "config.ini" : "profiles.ini";
 
 	dd_error_clear();
-	assert_int_equal(dd_config_parse(cfg, text, len, file, local), -1);
+	assert_int_equal(dd_config_parse_text(cfg, text, len, file, local), -1);
 	if (!dd_error_last() || strcmp(dd_error_last(), want))
 		fail_msg("expected [%s], got [%s]", want, dd_error_last() ? dd_error_last() : "(none)");
 	dd_config_free(cfg);
