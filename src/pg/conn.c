@@ -124,6 +124,17 @@ hint_for_connect(const char *msg)
 		dd_hint("allow this user and host in the server's pg_hba.conf");
 }
 
+static void
+notice_to_debug(void *arg, const char *message)
+{
+	size_t len = strlen(message);
+
+	(void)arg;
+	while (len && message[len - 1] == '\n')
+		len--;
+	dd_debug("server: %.*s", (int)len, message);
+}
+
 int
 dd_pg_connect(PGconn **out, const char *conninfo, const char *dbname)
 {
@@ -164,6 +175,7 @@ dd_pg_connect(PGconn **out, const char *conninfo, const char *dbname)
 		dd_buf_release(&m);
 		goto out;
 	}
+	PQsetNoticeProcessor(c, notice_to_debug, NULL);
 	r = PQexec(c, session_setup);
 	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
 		dd_pg_error(c, r);

@@ -79,6 +79,8 @@ struct pool {
 	char *error, *hint;
 	uint64_t bytes;       /* COPY bytes so far (all items) */
 	size_t done;
+	pthread_cond_t cond;  /* signalled when a worker exits */
+	size_t exited;
 };
 
 static void
@@ -234,6 +236,10 @@ out:
 		dd_pg_cancel_unregister(c);
 		PQfinish(c);
 	}
+	pthread_mutex_lock(&p->lock);
+	p->exited++;
+	pthread_cond_signal(&p->cond);
+	pthread_mutex_unlock(&p->lock);
 	return NULL;
 }
 
@@ -516,6 +522,7 @@ dd_pg_snapshot(struct dd_snapshot_writer *sw, const struct dd_pg_snapshot_opts *
 	memset(&pool, 0, sizeof(pool));
 	memset(sect, 0, sizeof(sect));
 	pthread_mutex_init(&pool.lock, NULL);
+	pthread_cond_init(&pool.cond, NULL);
 	if (dd_pg_interrupt_install() < 0)
 		return -1;
 	installed = 1;
@@ -664,14 +671,19 @@ dd_pg_snapshot(struct dd_snapshot_writer *sw, const struct dd_pg_snapshot_opts *
 		}
 	double start = now_s();
 	for (;;) {
+		struct timespec until;
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_nsec += 200 * 1000 * 1000;
+		if (until.tv_nsec >= 1000000000L)
+			until.tv_sec++, until.tv_nsec -= 1000000000L;
 		pthread_mutex_lock(&pool.lock);
-		int finished = pool.done == pool.nitems || pool.failed;
+		if (pool.exited < started)
+			pthread_cond_timedwait(&pool.cond, &pool.lock, &until);
+		int finished = pool.exited == started;
 		pthread_mutex_unlock(&pool.lock);
-		if (finished || dd_pg_interrupted())
+		if (finished)
 			break;
 		show_progress(&pool, start, total_est);
-		struct timespec ts = { 0, 200 * 1000 * 1000 };
-		nanosleep(&ts, NULL);
 	}
 	for (size_t i = 0; i < started; i++)
 		pthread_join(threads[i], NULL);
@@ -756,6 +768,7 @@ out:
 	free(pool.items);
 	free(pool.error);
 	free(pool.hint);
+	pthread_cond_destroy(&pool.cond);
 	pthread_mutex_destroy(&pool.lock);
 	items_free(items, nitems);
 	rels_free(rels, nrels);

@@ -64,6 +64,8 @@ struct runner {
 	size_t n, next, done;
 	uint64_t bytes;
 	pthread_mutex_t lock;
+	pthread_cond_t cond;   /* signalled when a worker exits */
+	size_t exited;
 	int failed;
 	char *error, *hint;
 	const char *phase;
@@ -240,15 +242,14 @@ out:
 	return rc;
 }
 
-static void *
-run_worker(void *arg)
+static void
+run_worker(struct runner *r)
 {
-	struct runner *r = arg;
 	PGconn *c = NULL;
 
 	if (dd_pg_connect(&c, r->conninfo, r->dbname) < 0) {
 		runner_fail(r);
-		return NULL;
+		return;
 	}
 	dd_pg_cancel_register(c);
 	if (dd_pg_exec(c, "SET synchronous_commit = off; SET maintenance_work_mem = '256MB'") < 0 ||
@@ -291,6 +292,18 @@ run_worker(void *arg)
 out:
 	dd_pg_cancel_unregister(c);
 	PQfinish(c);
+}
+
+static void *
+run_worker_main(void *arg)
+{
+	struct runner *r = arg;
+
+	run_worker(r);
+	pthread_mutex_lock(&r->lock);
+	r->exited++;
+	pthread_cond_signal(&r->cond);
+	pthread_mutex_unlock(&r->lock);
 	return NULL;
 }
 
@@ -321,18 +334,25 @@ run_tasks(struct runner *r, int jobs, uint64_t total_bytes)
 		nthreads = 1;
 	th = dd_calloc(nthreads, sizeof(*th));
 	for (; started < nthreads; started++)
-		if (pthread_create(&th[started], NULL, run_worker, r) != 0) {
+		if (pthread_create(&th[started], NULL, run_worker_main, r) != 0) {
 			dd_error("cannot start a thread");
 			runner_fail(r);
 			break;
 		}
 	for (;;) {
+		struct timespec until;
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_nsec += 200 * 1000 * 1000;
+		if (until.tv_nsec >= 1000000000L)
+			until.tv_sec++, until.tv_nsec -= 1000000000L;
 		pthread_mutex_lock(&r->lock);
-		int finished = r->done == r->n || r->failed;
+		if (r->exited < started)
+			pthread_cond_timedwait(&r->cond, &r->lock, &until);
+		int finished = r->exited == started;
 		size_t done = r->done;
 		uint64_t bytes = r->bytes;
 		pthread_mutex_unlock(&r->lock);
-		if (finished || dd_pg_interrupted())
+		if (finished)
 			break;
 		if (total_bytes) {
 			char b[32], tot[32], rate[32], eta[32] = "";
@@ -348,8 +368,6 @@ run_tasks(struct runner *r, int jobs, uint64_t total_bytes)
 		} else {
 			dd_progress("restore: %s %zu/%zu", r->phase, done, r->n);
 		}
-		struct timespec ts = { 0, 200 * 1000 * 1000 };
-		nanosleep(&ts, NULL);
 	}
 	for (size_t i = 0; i < started; i++)
 		pthread_join(th[i], NULL);
@@ -377,6 +395,7 @@ runner_init(struct runner *r, const struct dd_pg_restore_opts *o, const char *db
 	r->st = st;
 	r->phase = phase;
 	pthread_mutex_init(&r->lock, NULL);
+	pthread_cond_init(&r->cond, NULL);
 }
 
 static void
@@ -385,6 +404,7 @@ runner_release(struct runner *r)
 	free(r->error);
 	free(r->hint);
 	free(r->tasks);
+	pthread_cond_destroy(&r->cond);
 	pthread_mutex_destroy(&r->lock);
 }
 
