@@ -1,0 +1,382 @@
+/*
+ * tests/unit/test-keys.c: store keys and the strict parsers of stored
+ * bytes: wrong key, wrong passphrase, loose key file permissions, key
+ * export/import/passwd, tampered config, key file / object / manifest
+ * parsers under truncation and bit flips.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+#include <sodium.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "store-testlib.h"
+#include "store/internal.h"
+#include "store/store-keys.h"
+#include "util/err.h"
+#include "util/log.h"
+
+struct fx {
+	char *tmp, *sd, *sd2, *url, *root;
+};
+
+static int
+fx_setup(void **state)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+
+	f->tmp = make_tmpdir();
+	f->sd = dd_path_join(f->tmp, "state");
+	f->sd2 = dd_path_join(f->tmp, "state2");
+	f->root = dd_path_join(f->tmp, "store");
+	f->url = dd_asprintf("file://%s", f->root);
+	dd_keyfile_set_fast_for_tests(1);
+	*state = f;
+	return 0;
+}
+
+static int
+fx_teardown(void **state)
+{
+	struct fx *f = *state;
+
+	dd_rm_rf(f->tmp);
+	free(f->tmp), free(f->sd), free(f->sd2), free(f->url), free(f->root), free(f);
+	return 0;
+}
+
+static void
+contains(const char *hay, const char *needle)
+{
+	if (!hay || !strstr(hay, needle))
+		fail_msg("expected '%s' in '%s'", needle, hay ? hay : "(null)");
+}
+
+static void
+same_key(const char *sd1, const char *sd2)
+{
+	uint8_t a[32], b[32];
+	char *p1 = dd_path_join(sd1, "key"), *p2 = dd_path_join(sd2, "key");
+
+	assert_int_equal(dd_key_read_file(a, p1), 0);
+	assert_int_equal(dd_key_read_file(b, p2), 0);
+	assert_memory_equal(a, b, 32);
+	free(p1), free(p2);
+}
+
+static void
+new_store_makes_a_0600_key_and_a_key_file(void **state)
+{
+	struct fx *f = *state;
+	int created;
+	struct stat st;
+	char *kp = dd_path_join(f->sd, "key");
+
+	assert_int_equal(dd_store_setup(f->url, f->sd, "correct horse", &created), 0);
+	assert_int_equal(created, 1);
+	assert_int_equal(stat(kp, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0600);
+	assert_int_equal(dd_store_key_count(f->url, f->sd), 1);
+	/* a second setup adopts it */
+	assert_int_equal(dd_store_setup(f->url, f->sd, NULL, &created), 0);
+	assert_int_equal(created, 0);
+	free(kp);
+}
+
+static void
+another_clone_joins_with_the_passphrase(void **state)
+{
+	struct fx *f = *state;
+	int created;
+
+	assert_int_equal(dd_store_setup(f->url, f->sd, "correct horse", &created), 0);
+	assert_int_equal(dd_store_setup(f->url, f->sd2, "correct horse", &created), 0);
+	assert_int_equal(created, 0);
+	same_key(f->sd, f->sd2);
+}
+
+static void
+wrong_passphrase_is_reported_as_such(void **state)
+{
+	struct fx *f = *state;
+	int created;
+	char *kp = dd_path_join(f->sd2, "key");
+
+	assert_int_equal(dd_store_setup(f->url, f->sd, "correct horse", &created), 0);
+	assert_int_equal(dd_store_setup(f->url, f->sd2, "battery staple", &created), -1);
+	contains(dd_error_last(), "wrong passphrase");
+	assert_false(dd_path_exists(kp));
+	assert_int_equal(dd_store_key_import_passphrase(f->url, f->sd2, "wrong"), -1);
+	contains(dd_error_last(), "wrong passphrase");
+	free(kp);
+}
+
+static void
+wrong_key_is_reported_as_another_key_not_corruption(void **state)
+{
+	struct fx *f = *state;
+	struct dd_store *st;
+	int created;
+	char *other = dd_asprintf("%s/other", f->tmp);
+
+	assert_int_equal(dd_store_setup(f->url, f->sd, NULL, &created), 0);
+	assert_int_equal(dd_store_setup(other, f->sd2, NULL, &created), 0);
+	assert_int_equal(dd_store_open(&st, f->url, f->sd2, 0), -1);
+	contains(dd_error_last(), "belongs to another key (id ");
+	contains(dd_error_hint(), "git dnadata key import");
+	assert_null(strstr(dd_error_last(), "damaged"));
+	/* setup on the foreign store without a passphrase says the same */
+	assert_int_equal(dd_store_setup(f->url, f->sd2, NULL, &created), -1);
+	contains(dd_error_last(), "belongs to another key");
+	free(other);
+}
+
+static void
+key_readable_by_others_is_refused_with_the_fix(void **state)
+{
+	struct fx *f = *state;
+	struct dd_store *st;
+	int created;
+	char *kp = dd_path_join(f->sd, "key");
+
+	assert_int_equal(dd_store_setup(f->url, f->sd, NULL, &created), 0);
+	assert_int_equal(chmod(kp, 0640), 0);
+	assert_int_equal(dd_store_open(&st, f->url, f->sd, 0), -1);
+	contains(dd_error_last(), "readable by other users");
+	contains(dd_error_hint(), "chmod 600");
+	assert_int_equal(chmod(kp, 0600), 0);
+	assert_int_equal(dd_store_open(&st, f->url, f->sd, 0), 0);
+	dd_store_free(st);
+	free(kp);
+}
+
+static void
+export_and_import_move_the_key(void **state)
+{
+	struct fx *f = *state;
+	struct dd_store *st;
+	int created;
+	char *ex = dd_path_join(f->tmp, "exported"), *other = dd_asprintf("%s/other", f->tmp);
+	struct stat sb;
+
+	assert_int_equal(dd_store_setup(f->url, f->sd, NULL, &created), 0);
+	assert_int_equal(dd_store_key_export(f->sd, ex), 0);
+	assert_int_equal(stat(ex, &sb), 0);
+	assert_int_equal(sb.st_mode & 0777, 0600);
+	assert_int_equal(dd_store_key_export(f->sd, ex), -1); /* never overwrites */
+	/* a machine that has another key: import keeps a backup and switches */
+	assert_int_equal(dd_store_setup(other, f->sd2, NULL, &created), 0);
+	assert_int_equal(dd_store_key_import_file(f->url, f->sd2, ex), 0);
+	same_key(f->sd, f->sd2);
+	assert_int_equal(dd_store_open(&st, f->url, f->sd2, 0), 0);
+	dd_store_free(st);
+	/* and the other store's key is refused for this store */
+	char *ex2 = dd_path_join(f->tmp, "exported2");
+	char *bakdir = f->sd2;
+	(void)bakdir;
+	assert_int_equal(dd_store_setup(other, f->sd, NULL, &created), -1);
+	free(ex2), free(ex), free(other);
+}
+
+static void
+passwd_replaces_the_key_file(void **state)
+{
+	struct fx *f = *state;
+	int created;
+
+	assert_int_equal(dd_store_setup(f->url, f->sd, "old pass", &created), 0);
+	assert_int_equal(dd_store_key_passwd(f->url, f->sd, "not it", "new pass"), 1);
+	contains(dd_error_last(), "wrong passphrase");
+	assert_int_equal(dd_store_key_count(f->url, f->sd), 1);
+	assert_int_equal(dd_store_key_passwd(f->url, f->sd, "old pass", "new pass"), 0);
+	assert_int_equal(dd_store_key_count(f->url, f->sd), 1);
+	assert_int_equal(dd_store_key_import_passphrase(f->url, f->sd2, "old pass"), -1);
+	assert_int_equal(dd_store_key_import_passphrase(f->url, f->sd2, "new pass"), 0);
+	same_key(f->sd, f->sd2);
+	/* a store made without a passphrase gets its first key file */
+	char *u2 = dd_asprintf("%s/s2", f->tmp), *sd3 = dd_path_join(f->tmp, "s3");
+	assert_int_equal(dd_store_setup(u2, sd3, NULL, &created), 0);
+	assert_int_equal(dd_store_key_count(u2, sd3), 0);
+	assert_int_equal(dd_store_key_passwd(u2, sd3, NULL, "first"), 0);
+	assert_int_equal(dd_store_key_count(u2, sd3), 1);
+	free(u2), free(sd3);
+}
+
+static void
+tampered_config_is_detected(void **state)
+{
+	struct fx *f = *state;
+	struct dd_store *st;
+	struct dd_buf b = DD_BUF_INIT;
+	int created;
+	char *cp = dd_path_join(f->root, "config");
+
+	assert_int_equal(dd_store_setup(f->url, f->sd, NULL, &created), 0);
+	assert_int_equal(dd_file_read(&b, cp), 0);
+	char *at = strstr(b.ptr, "131072");
+	assert_non_null(at);
+	memcpy(at, "131073", 6);
+	unlink(cp);
+	assert_int_equal(dd_file_write_atomic(cp, b.ptr, b.len, 0444, 0), 0);
+	assert_int_equal(dd_store_open(&st, f->url, f->sd, 0), -1);
+	contains(dd_error_last(), "tampered");
+	dd_buf_release(&b);
+	free(cp);
+}
+
+static void
+key_files_are_wrapped_with_moderate_argon2id(void **state)
+{
+	struct dd_buf b = DD_BUF_INIT;
+	struct dd_keyfile kf;
+	uint8_t master[32] = { 9 }, out[32];
+
+	dd_keyfile_set_fast_for_tests(0);
+	assert_int_equal(dd_keyfile_wrap(&b, master, "pw"), 0);
+	dd_keyfile_set_fast_for_tests(1);
+	assert_int_equal(b.len, DD_KEYFILE_SIZE);
+	assert_int_equal(dd_keyfile_parse(&kf, b.ptr, b.len), 0);
+	assert_int_equal(kf.opslimit, crypto_pwhash_OPSLIMIT_MODERATE);
+	assert_int_equal(kf.memlimit, crypto_pwhash_MEMLIMIT_MODERATE);
+	assert_int_equal(dd_keyfile_unwrap(out, &kf, "pw"), 0);
+	assert_memory_equal(out, master, 32);
+	dd_buf_release(&b);
+}
+
+static void
+key_file_parser_refuses_malformed_input(void **state)
+{
+	struct dd_buf b = DD_BUF_INIT;
+	struct dd_keyfile kf;
+	uint8_t master[32] = { 9 }, out[32];
+
+	assert_int_equal(dd_keyfile_wrap(&b, master, "pw"), 0);
+	for (size_t n = 0; n < b.len; n++)
+		assert_int_equal(dd_keyfile_parse(&kf, b.ptr, n), -1);
+	b.ptr[20] = 0x7f; /* absurd memlimit */
+	assert_int_equal(dd_keyfile_parse(&kf, b.ptr, b.len), -1);
+	b.ptr[20] = 0;
+	assert_int_equal(dd_keyfile_wrap(&b, master, "pw"), 0);
+	b.ptr[100] ^= 1; /* sealed key */
+	assert_int_equal(dd_keyfile_parse(&kf, b.ptr, b.len), 0);
+	assert_int_equal(dd_keyfile_unwrap(out, &kf, "pw"), 1);
+	/* plain key files */
+	assert_int_equal(dd_key_parse(out, "dnadata-key 1\nkey 00\n", 21, "x"), -1);
+	assert_int_equal(dd_key_parse(out, "dnadata-key 2\nkey 00\n", 21, "x"), -1);
+	contains(dd_error_last(), "version");
+	dd_buf_release(&b);
+}
+
+static void
+object_opener_refuses_damage(void **state)
+{
+	uint8_t master[32] = { 3 }, id[32], other[32];
+	struct dd_keys *k = dd_keys_new(master);
+	struct dd_buf obj = DD_BUF_INIT, out = DD_BUF_INIT;
+	char text[5000];
+
+	for (size_t i = 0; i < sizeof(text); i++)
+		text[i] = "abcabcabd"[i % 9];
+	dd_id_compute(id, k, text, sizeof(text));
+	assert_int_equal(dd_object_seal(&obj, k, DD_OBJ_DATA, id, text, sizeof(text), NULL), 0);
+	assert_true(obj.len < sizeof(text)); /* compressed */
+	assert_int_equal(dd_object_open(&out, k, DD_OBJ_DATA, id, obj.ptr, obj.len, 1 << 20, NULL), 0);
+	assert_memory_equal(out.ptr, text, sizeof(text));
+	for (size_t n = 0; n < obj.len; n++)
+		assert_int_equal(dd_object_open(&out, k, DD_OBJ_DATA, id, obj.ptr, n, 1 << 20, NULL), -1);
+	for (size_t i = 0; i < obj.len; i++) {
+		obj.ptr[i] ^= 4;
+		assert_int_equal(dd_object_open(&out, k, DD_OBJ_DATA, id, obj.ptr, obj.len, 1 << 20, NULL), -1);
+		obj.ptr[i] ^= 4;
+	}
+	memcpy(other, id, 32);
+	other[0] ^= 1;
+	assert_int_equal(dd_object_open(&out, k, DD_OBJ_DATA, other, obj.ptr, obj.len, 1 << 20, NULL), -1);
+	assert_int_equal(dd_object_open(&out, k, DD_OBJ_MANIFEST, id, obj.ptr, obj.len, 1 << 20, NULL), -1);
+	assert_int_equal(dd_object_open(&out, k, DD_OBJ_DATA, id, obj.ptr, obj.len, 100, NULL), -1);
+	/* incompressible data is stored raw and still opens */
+	randombytes_buf(text, sizeof(text));
+	dd_id_compute(id, k, text, sizeof(text));
+	assert_int_equal(dd_object_seal(&obj, k, DD_OBJ_DATA, id, text, sizeof(text), NULL), 0);
+	assert_int_equal(obj.len, DD_OBJECT_HEADER + DD_OBJECT_INNER + sizeof(text) + DD_OBJECT_TAG);
+	assert_int_equal(dd_object_open(&out, k, DD_OBJ_DATA, id, obj.ptr, obj.len, 1 << 20, NULL), 0);
+	dd_buf_release(&obj), dd_buf_release(&out);
+	dd_keys_free(k);
+}
+
+static void
+manifest_encoding_round_trips_and_parser_is_strict(void **state)
+{
+	struct dd_manifest m = { 0 }, *p;
+	struct dd_buf enc = DD_BUF_INIT, enc2 = DD_BUF_INIT;
+	struct dd_chunk_ref ch[2] = { { { 1 }, 10 }, { { 2 }, 5 } };
+	size_t cl, cl2;
+
+	m.nstreams = 2;
+	m.streams = calloc(2, sizeof(*m.streams));
+	m.streams[0].name = strdup("z.table");
+	m.streams[1].name = strdup("a.table");
+	m.streams[1].size = 15;
+	m.streams[1].chunks = ch;
+	m.streams[1].nchunks = 2;
+	dd_kv_set(&m.streams[1].attrs, &m.streams[1].nattrs, "rows", "3");
+	dd_kv_set(&m.streams[1].attrs, &m.streams[1].nattrs, "columns", "a,b");
+	dd_kv_set(&m.meta, &m.nmeta, "profile", "p");
+	dd_manifest_sort(&m);
+	assert_int_equal(dd_manifest_encode(&enc, &cl, &m), 0);
+	assert_int_equal(dd_manifest_parse(&p, &cl2, enc.ptr, enc.len), 0);
+	assert_int_equal(cl, cl2);
+	assert_string_equal(p->streams[0].name, "a.table");
+	assert_string_equal(p->streams[0].attrs[0].key, "columns");
+	assert_int_equal(dd_manifest_encode(&enc2, &cl2, p), 0);
+	assert_int_equal(enc.len, enc2.len);
+	assert_memory_equal(enc.ptr, enc2.ptr, enc.len);
+	dd_manifest_free(p);
+	for (size_t n = 0; n < enc.len; n++)
+		assert_int_equal(dd_manifest_parse(&p, &cl2, enc.ptr, n), -1);
+	/* a flipped byte either fails or parses to something that re-encodes identically */
+	for (size_t i = 0; i < enc.len; i++) {
+		for (int bit = 0; bit < 8; bit++) {
+			enc.ptr[i] ^= (char)(1 << bit);
+			if (dd_manifest_parse(&p, &cl2, enc.ptr, enc.len) == 0) {
+				assert_int_equal(dd_manifest_encode(&enc2, &cl2, p), 0);
+				assert_memory_equal(enc.ptr, enc2.ptr, enc.len);
+				dd_manifest_free(p);
+			}
+			enc.ptr[i] ^= (char)(1 << bit);
+		}
+	}
+	m.streams[0].chunks = NULL, m.streams[0].nchunks = 0; /* sorted: a.table first; ch is on the stack */
+	for (size_t i = 0; i < 2; i++)
+		dd_stream_info_clear(&m.streams[i]);
+	free(m.streams);
+	dd_kv_free(m.meta, m.nmeta);
+	dd_buf_release(&enc), dd_buf_release(&enc2);
+}
+
+int
+main(void)
+{
+#define T(name) cmocka_unit_test_setup_teardown(name, fx_setup, fx_teardown)
+	const struct CMUnitTest tests[] = {
+		T(new_store_makes_a_0600_key_and_a_key_file),
+		T(another_clone_joins_with_the_passphrase),
+		T(wrong_passphrase_is_reported_as_such),
+		T(wrong_key_is_reported_as_another_key_not_corruption),
+		T(key_readable_by_others_is_refused_with_the_fix),
+		T(export_and_import_move_the_key),
+		T(passwd_replaces_the_key_file),
+		T(tampered_config_is_detected),
+		cmocka_unit_test(key_files_are_wrapped_with_moderate_argon2id),
+		cmocka_unit_test(key_file_parser_refuses_malformed_input),
+		cmocka_unit_test(object_opener_refuses_damage),
+		cmocka_unit_test(manifest_encoding_round_trips_and_parser_is_strict),
+	};
+	if (sodium_init() < 0)
+		return 1;
+	dd_log_set_verbosity(DD_QUIET);
+	dd_keyfile_set_fast_for_tests(1);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
