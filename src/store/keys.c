@@ -229,7 +229,7 @@ config_mac(uint8_t mac[32], const char *text, size_t len, const struct dd_keys *
 }
 
 void
-dd_config_format(struct dd_buf *out, const struct dd_store_config *c, const struct dd_keys *k)
+dd_store_config_format(struct dd_buf *out, const struct dd_store_config *c, const struct dd_keys *k)
 {
 	char hex[65];
 	uint8_t mac[32];
@@ -277,7 +277,7 @@ parse_u32(const char *s, uint32_t *out)
 }
 
 int
-dd_config_parse(struct dd_store_config *c, const char *text, size_t len)
+dd_store_config_parse(struct dd_store_config *c, const char *text, size_t len)
 {
 	const char *p = text, *end = text + len;
 	char rest[128], a[16], b[16], d[16], extra;
@@ -305,7 +305,7 @@ dd_config_parse(struct dd_store_config *c, const char *text, size_t len)
 }
 
 int
-dd_config_check(const struct dd_store_config *c, const char *text, const struct dd_keys *k, const char *url)
+dd_store_config_check(const struct dd_store_config *c, const char *text, const struct dd_keys *k, const char *url)
 {
 	uint8_t mac[32];
 	char have[17], want[17];

@@ -59,14 +59,14 @@ struct dd_store_config {
 };
 #define DD_STORE_FORMAT 1
 
-void dd_config_format(struct dd_buf *out, const struct dd_store_config *c, const struct dd_keys *k);
-/* Parse (strict) without a key; then dd_config_check() against a key. */
-int dd_config_parse(struct dd_store_config *c, const char *text, size_t len);
+void dd_store_config_format(struct dd_buf *out, const struct dd_store_config *c, const struct dd_keys *k);
+/* Parse (strict) without a key; then dd_store_config_check() against a key. */
+int dd_store_config_parse(struct dd_store_config *c, const char *text, size_t len);
 /*
  * Does `k` belong to this store? Wrong key -> "this store belongs to another
  * key (id ...)" + hint; right key but bad mac -> "store config damaged".
  */
-int dd_config_check(const struct dd_store_config *c, const char *text, const struct dd_keys *k,
+int dd_store_config_check(const struct dd_store_config *c, const char *text, const struct dd_keys *k,
 		    const char *url);
 
 /* Short printable key id (first 16 hex digits), for messages. */

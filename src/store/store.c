@@ -47,7 +47,7 @@ read_config(struct dd_backend *be, struct dd_buf *text, struct dd_store_config *
 	}
 	if (rc < 0)
 		return dd_error_wrap("reading the store config");
-	if (dd_config_parse(c, text->ptr, text->len) < 0)
+	if (dd_store_config_parse(c, text->ptr, text->len) < 0)
 		return dd_error_wrap("%s", url);
 	return 0;
 }
@@ -230,7 +230,7 @@ dd_store_setup(const char *url, const char *statedir, const char *passphrase, in
 		if (have_local == 0) {
 			k = dd_keys_new(master);
 			if (sodium_memcmp(k->key_id, cfg.key_id, DD_KEY_LEN) == 0) {
-				rc = dd_config_check(&cfg, text.ptr, k, url);
+				rc = dd_store_config_check(&cfg, text.ptr, k, url);
 				goto out;
 			}
 			dd_keys_free(k), k = NULL;
@@ -244,7 +244,7 @@ dd_store_setup(const char *url, const char *statedir, const char *passphrase, in
 		if (unwrap_store_key(master, be, passphrase, cfg.key_id, NULL) != 0)
 			goto out;
 		k = dd_keys_new(master);
-		if (dd_config_check(&cfg, text.ptr, k, url) < 0 || save_local_key(statedir, master) < 0)
+		if (dd_store_config_check(&cfg, text.ptr, k, url) < 0 || save_local_key(statedir, master) < 0)
 			goto out;
 		dd_key_id_short(id, k->key_id);
 		dd_info("joined the store %s (key id %s)", url, id);
@@ -266,7 +266,7 @@ dd_store_setup(const char *url, const char *statedir, const char *passphrase, in
 	cfg.min = DD_CHUNK_MIN_DEFAULT, cfg.avg = DD_CHUNK_AVG_DEFAULT, cfg.max = DD_CHUNK_MAX_DEFAULT;
 	if (passphrase && add_key_file(be, master, passphrase) < 0)
 		goto out;
-	dd_config_format(&text, &cfg, k);
+	dd_store_config_format(&text, &cfg, k);
 	r = be->ops->put(be, "config", text.ptr, text.len);
 	if (r == 1) {
 		dd_error("another git-dnadata created a store at %s at the same time; run the command again", url);
@@ -337,10 +337,10 @@ dd_store_open(struct dd_store **out, const char *url, const char *statedir, int 
 			dd_error("the store config is not in the local cache yet (offline)");
 			dd_hint("run the command once with the store reachable");
 		}
-		if (r != 0 || dd_config_parse(&cfg, text.ptr, text.len) < 0)
+		if (r != 0 || dd_store_config_parse(&cfg, text.ptr, text.len) < 0)
 			goto out;
 	}
-	if (dd_config_check(&cfg, text.ptr, st->keys, st->url) < 0)
+	if (dd_store_config_check(&cfg, text.ptr, st->keys, st->url) < 0)
 		goto out;
 	if (!(flags & DD_STORE_OFFLINE) && st->cache->ops->exists(st->cache, "config") == 0)
 		st->cache->ops->put(st->cache, "config", text.ptr, text.len); /* best effort */
@@ -603,7 +603,7 @@ import_master(const uint8_t master[DD_KEY_LEN], const struct dd_store_config *cf
 		dd_error("this key (id %s) does not belong to the store %s (id %s)", have, url, id);
 		goto out;
 	}
-	if (dd_config_check(cfg, text, k, url) < 0 || save_local_key(statedir, master) < 0)
+	if (dd_store_config_check(cfg, text, k, url) < 0 || save_local_key(statedir, master) < 0)
 		goto out;
 	dd_key_id_short(id, k->key_id);
 	dd_info("imported the key of %s (id %s)", url, id);
@@ -708,7 +708,7 @@ dd_store_key_passwd(const char *url, const char *statedir, const char *old_pass,
 	if (open_for_keys(&be, &text, &cfg, url, statedir, &u) < 0)
 		goto out;
 	k = dd_keys_new(master);
-	if (dd_config_check(&cfg, text.ptr, k, u) < 0)
+	if (dd_store_config_check(&cfg, text.ptr, k, u) < 0)
 		goto out;
 	if (old_pass) {
 		r = unwrap_store_key(unwrapped, be, old_pass, cfg.key_id, &old);
