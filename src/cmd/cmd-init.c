@@ -17,6 +17,7 @@
 #include "dnadata.h"
 #include "git/commit.h"
 #include "git/repo.h"
+#include "store/store-keys.h"
 #include "util/fs.h"
 
 #include <errno.h>
@@ -119,6 +120,23 @@ out:
 	return rc;
 }
 
+/*
+ * Create or adopt the store (store/store-keys.h): `url` from --store, else
+ * (a fresh clone) from the settings; NULL = the local default store.
+ */
+static int
+setup_store(struct dd_repo *repo, const char *url)
+{
+	struct dd_config *cfg = NULL;
+	int created, rc;
+
+	if (!url && dd_config_load(&cfg, repo) < 0)
+		return -1;
+	rc = dd_store_init(url ? url : cfg->store_url, repo->statedir, &created);
+	dd_config_free(cfg);
+	return rc;
+}
+
 static int
 cmd_init(int argc, char **argv)
 {
@@ -158,7 +176,7 @@ cmd_init(int argc, char **argv)
 			goto out;
 		}
 		/* A fresh clone of a set-up repository: only this clone's state is missing. */
-		if (make_local_state(&made, repo) < 0)
+		if (make_local_state(&made, repo) < 0 || setup_store(repo, NULL) < 0)
 			goto fail;
 		dd_info("initialised this clone's local state in %s (the repository was already set up)",
 			dd_repo_display_path(repo, repo->statedir));
@@ -192,6 +210,8 @@ cmd_init(int argc, char **argv)
 	if (make_local_state(&made, repo) < 0)
 		goto fail;
 	/* The store key is created or adopted here, once the files exist and before the commit. */
+	if (setup_store(repo, store) < 0)
+		goto fail;
 
 	if (no_commit) {
 		dd_info("initialised git-dnadata (profile '%s'); not committed (--no-commit):", profile);

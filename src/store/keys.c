@@ -384,7 +384,7 @@ dd_passphrase_get(struct dd_buf *out, const char *envname, const char *prompt, i
 		return rc;
 	if (!out->len) {
 		dd_buf_release_secret(out);
-		return dd_error("empty passphrase");
+		return 1; /* Enter alone: none given */
 	}
 	if (confirm) {
 		rc = tty_read(&again, "Repeat the passphrase: ");

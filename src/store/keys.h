@@ -75,7 +75,7 @@ void dd_key_id_short(char out[17], const uint8_t key_id[DD_KEY_LEN]);
 /*
  * A passphrase: DNADATA_PASSPHRASE (or `envname` when not NULL), else a
  * prompt on the terminal without echo (twice when `confirm`). Returns 0,
- * 1 when none is available (no terminal, no variable), -1 on error.
+ * 1 when none is available (no terminal, no variable, empty answer), -1 on error.
  */
 int dd_passphrase_get(struct dd_buf *out, const char *envname, const char *prompt, int confirm);
 

@@ -26,4 +26,11 @@ int dd_store_key_count(const char *url, const char *statedir);
  */
 int dd_store_key_passwd(const char *url, const char *statedir, const char *old_pass, const char *new_pass);
 
+/*
+ * What `init` does: create or adopt the store at `url` (NULL = default),
+ * asking for a passphrase only when one is needed (DNADATA_PASSPHRASE, else
+ * the terminal; none available: a new store gets no key file, with a note).
+ */
+int dd_store_init(const char *url, const char *statedir, int *created);
+
 #endif

@@ -738,3 +738,68 @@ out:
 	free(kpath);
 	return rc;
 }
+
+int
+dd_store_init(const char *url, const char *statedir, int *created)
+{
+	char *defurl = url ? NULL : dd_store_default_url(statedir);
+	struct dd_backend *be = NULL;
+	struct dd_buf pass = DD_BUF_INIT;
+	int rc = -1, exists, r;
+
+	if (dd_backend_open(&be, url ? url : defurl, 0) < 0)
+		goto out;
+	exists = be->ops->exists(be, "config");
+	if (exists < 0)
+		goto out;
+	if (exists) {
+		if (dd_store_setup(url, statedir, NULL, created) == 0) {
+			rc = 0;
+			goto out;
+		}
+		if (!strstr(dd_error_last(), "belongs to another key"))
+			goto out;
+		r = dd_passphrase_get(&pass, NULL, "Passphrase of the store key: ", 0);
+		if (r == 1) /* keep the "belongs to another key" error and its hint */
+			goto out;
+		if (r < 0)
+			goto out;
+		rc = dd_store_setup(url, statedir, pass.ptr, created);
+	} else {
+		r = dd_passphrase_get(&pass, NULL, "Passphrase to protect the new store key (Enter for none): ", 1);
+		if (r < 0)
+			goto out;
+		rc = dd_store_setup(url, statedir, r == 0 ? pass.ptr : NULL, created);
+	}
+out:
+	dd_buf_release_secret(&pass);
+	dd_backend_free(be);
+	free(defurl);
+	return rc;
+}
+
+static int
+collect_snapshot(const char *name, void *arg)
+{
+	struct key_list *l = arg;
+	const char *base = strrchr(name, '/');
+
+	if (base && dd_is_hex(base + 1, 64))
+		collect_name(base + 1, l);
+	return 0;
+}
+
+int
+dd_store_list_snapshots(struct dd_store *st, char ***ids, size_t *n)
+{
+	struct key_list l = { 0 };
+	struct dd_backend *src = st->be ? st->be : st->cache;
+
+	if (src->ops->list(src, "snapshots", collect_snapshot, &l) < 0) {
+		key_list_free(&l);
+		return -1;
+	}
+	*ids = l.names;
+	*n = l.n;
+	return 0;
+}

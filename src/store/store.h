@@ -97,6 +97,8 @@ void dd_stream_close(struct dd_stream_reader *r);
 /* ---- maintenance ---- */
 /* Is the snapshot available (cache or backend) without fetching it? */
 int dd_store_has_snapshot(struct dd_store *st, const char *id_hex);
+/* Every snapshot in the store (the cache when offline): ids (64 hex) the caller frees, array too. */
+int dd_store_list_snapshots(struct dd_store *st, char ***ids, size_t *n);
 /* Copy every object of the snapshot that the backend lacks from the cache. */
 int dd_store_push(struct dd_store *st, const char *id_hex);
 /*
