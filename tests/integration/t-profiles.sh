@@ -127,4 +127,18 @@ test_every_command_has_help_with_examples() {
 	assert_contains "$OUT" 'new-profile'
 }
 
+test_profiles_ini_example_is_valid_and_documents_every_key() {
+	setup
+	cp "$DD_SRCDIR/profiles.ini.example" .dnadata/profiles.ini
+	expect_ok git dnadata status --json
+	assert_contains "$OUT" '"name":"customer1"'
+	assert_contains "$OUT" '"store":{"url":"s3://my-bucket/myapp"'
+	local key
+	for key in url default_profile active_profile jobs terminate_connections post_restore database media \
+		exclude_tables exclude_data; do
+		grep -q "^#* *$key =" "$DD_SRCDIR/profiles.ini.example" || fail "profiles.ini.example lacks $key"
+		grep -q "\"$key\"" "$DD_SRCDIR/src/config/config.c" || fail "config.c has no key $key"
+	done
+}
+
 run_tests
