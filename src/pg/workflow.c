@@ -52,6 +52,25 @@ human_bytes(char *buf, size_t len, double b)
 	snprintf(buf, len, i ? "%.1f %s" : "%.0f %s", b, u[i]);
 }
 
+/*
+ * Open the store; offline (cache only) when asked. The cache learns the
+ * store's config on the first online open, so when it does not have it yet
+ * we open online once just to read it (no data moves).
+ */
+static int
+open_store(struct dd_store **st, const struct dd_config *cfg, struct dd_repo *repo, int flags)
+{
+	if (dd_store_open(st, cfg->store_url, repo->statedir, flags) == 0)
+		return 0;
+	if (!(flags & DD_STORE_OFFLINE))
+		return -1;
+	if (dd_store_open(st, cfg->store_url, repo->statedir, 0) < 0)
+		return -1;
+	dd_store_free(*st);
+	*st = NULL;
+	return dd_store_open(st, cfg->store_url, repo->statedir, flags);
+}
+
 int
 dd_snapshot_profile(struct dd_repo *repo, const struct dd_config *cfg, const struct dd_profile *p, int flags,
 		    const char *msg, char id_out[65])
@@ -74,7 +93,7 @@ dd_snapshot_profile(struct dd_repo *repo, const struct dd_config *cfg, const str
 		goto out;
 	if (dd_ref_read_named(&old, abs, rel) < 0)
 		goto out;
-	if (dd_store_open(&st, cfg->store_url, repo->statedir, (flags & DD_SNAPSHOT_DUMP_ONLY) ? DD_STORE_OFFLINE : 0) < 0)
+	if (open_store(&st, cfg, repo, (flags & DD_SNAPSHOT_DUMP_ONLY) ? DD_STORE_OFFLINE : 0) < 0)
 		goto out;
 	if (dd_snapshot_begin(&sw, st) < 0)
 		goto out;

@@ -1,0 +1,158 @@
+#!/usr/bin/env bash
+# t-pg-snapshot.sh: `git dnadata snapshot` against the real server: the ref
+# and its commit, determinism (same data, same id, no commit), tables
+# without a primary key, exclude_tables / exclude_data, and consistency
+# under a concurrent writer.
+. "$(dirname "$0")/../lib.sh"
+
+setup_repo() {
+	need_pg
+	DB=$(pg_newdb snap)
+	new_repo
+	expect_ok git dnadata init --database "dbname=$DB"
+}
+
+bank_sql() {
+	cat <<'SQL'
+CREATE TABLE accounts (id int PRIMARY KEY, balance bigint NOT NULL);
+CREATE TABLE transfers (id bigserial PRIMARY KEY, src int NOT NULL, dst int NOT NULL, amount int NOT NULL);
+INSERT INTO accounts SELECT i, 1000 FROM generate_series(1, 200) i;
+SQL
+}
+
+test_snapshot_writes_the_ref_and_commits_it() {
+	setup_repo
+	bank_sql | "$DD_PG_BINDIR/psql" -XAtq -v ON_ERROR_STOP=1 -d "$DB" >/dev/null
+	local commits
+	commits=$(git rev-list --count HEAD)
+	expect_ok git dnadata snapshot -m "bank at day 1"
+	[[ $OUT =~ ^[0-9a-f]{64}$ ]] || fail "stdout is not a snapshot id: [$OUT]"
+	local ref
+	ref=$(cat .dnadata/refs/clean)
+	assert_contains "$ref" "dnadata-ref 1"
+	assert_contains "$ref" "snapshot $OUT"
+	assert_contains "$ref" "tables 2"
+	assert_contains "$ref" "rows 200"
+	assert_contains "$ref" "created "
+	assert_eq $((commits + 1)) "$(git rev-list --count HEAD)"
+	assert_eq "dnadata: bank at day 1" "$(git log -1 --format=%s)"
+	assert_eq "" "$(git status --porcelain .dnadata)"
+}
+
+test_unchanged_database_gives_the_same_id_and_no_commit() {
+	setup_repo
+	bank_sql | "$DD_PG_BINDIR/psql" -XAtq -v ON_ERROR_STOP=1 -d "$DB" >/dev/null
+	expect_ok git dnadata snapshot
+	local id=$OUT head
+	head=$(git rev-parse HEAD)
+	# reads, a VACUUM and ANALYZE change nothing that is data
+	psql_q "$DB" "SELECT count(*) FROM accounts" >/dev/null
+	psql_q "$DB" "VACUUM ANALYZE accounts"
+	expect_ok git dnadata snapshot
+	assert_eq "$id" "$OUT"
+	assert_contains "$ERR" "nothing changed"
+	assert_eq "$head" "$(git rev-parse HEAD)" "no new commit"
+	# one changed row: a new id, a new commit
+	psql_q "$DB" "UPDATE accounts SET balance = 999 WHERE id = 7"
+	expect_ok git dnadata snapshot
+	assert_ne "$id" "$OUT"
+	assert_ne "$head" "$(git rev-parse HEAD)"
+}
+
+test_table_without_primary_key_warns_and_restores_exactly() {
+	setup_repo
+	psql_q "$DB" "CREATE TABLE log (at int, msg text); INSERT INTO log VALUES (2, 'b'), (1, 'a'), (2, 'b'), (NULL, NULL), (3, E'x\ty')"
+	expect_ok git dnadata snapshot
+	assert_contains "$ERR" "warning: table public.log has no primary key"
+	local before
+	before=$(psql_q "$DB" "SELECT ctid, * FROM log")
+	psql_q "$DB" "DELETE FROM log WHERE at = 2"
+	expect_ok git dnadata restore --force
+	assert_eq "$before" "$(psql_q "$DB" "SELECT ctid, * FROM log")" "same rows, duplicates and order included"
+}
+
+test_exclude_tables_and_exclude_data() {
+	setup_repo
+	psql_q "$DB" "CREATE SCHEMA audit; CREATE TABLE audit.trail (id int PRIMARY KEY, what text);
+		CREATE TABLE audit.more (id serial PRIMARY KEY);
+		CREATE TABLE keep (id int PRIMARY KEY, v text); CREATE TABLE requests_log (id bigserial PRIMARY KEY, line text);
+		CREATE TABLE parted (id int, k int, PRIMARY KEY (id, k)) PARTITION BY LIST (k);
+		CREATE TABLE parted_1 PARTITION OF parted FOR VALUES IN (1);
+		INSERT INTO audit.trail VALUES (1, 'x'); INSERT INTO keep VALUES (1, 'kept');
+		INSERT INTO requests_log (line) SELECT 'GET /' || i FROM generate_series(1, 50) i;
+		INSERT INTO parted VALUES (1, 1)"
+	cat >>.dnadata/profiles.ini <<'INI'
+exclude_tables = audit.*, parted
+exclude_data = public.requests_*
+INI
+	git commit -q -am "exclude some tables"
+	expect_ok git dnadata snapshot
+	assert_contains "$(cat .dnadata/refs/clean)" "tables 1"
+	expect_ok git dnadata restore --force
+	assert_eq "kept" "$(psql_q "$DB" "SELECT v FROM keep")"
+	assert_eq "0" "$(psql_q "$DB" "SELECT count(*) FROM requests_log")" "exclude_data keeps the table, empty"
+	assert_eq "" "$(psql_q "$DB" "SELECT relname FROM pg_class WHERE relname IN ('trail', 'more', 'parted', 'parted_1')")" \
+		"exclude_tables leaves them (and partitions of an excluded table) out"
+	assert_eq "1" "$(psql_q "$DB" "SELECT count(*) FROM pg_namespace WHERE nspname = 'audit'")" "the schema itself stays"
+}
+
+test_snapshot_no_commit_and_dump_only() {
+	setup_repo
+	bank_sql | "$DD_PG_BINDIR/psql" -XAtq -v ON_ERROR_STOP=1 -d "$DB" >/dev/null
+	local head
+	head=$(git rev-parse HEAD)
+	expect_ok git dnadata snapshot --no-commit --dump-only
+	local id=$OUT
+	assert_eq "$head" "$(git rev-parse HEAD)"
+	assert_contains "$(git status --porcelain)" ".dnadata/refs/clean"
+	assert_contains "$ERR" "local cache only"
+	assert_file ".git/dnadata/cache/snapshots/$id"
+	# the same data later: nothing changed, but the pending ref gets its commit
+	expect_ok git dnadata snapshot
+	assert_eq "$id" "$OUT"
+	assert_eq "" "$(git status --porcelain .dnadata)"
+	assert_ne "$head" "$(git rev-parse HEAD)"
+}
+
+# A writer moves money between accounts (and logs each transfer) the whole
+# time; every snapshot must see whole transactions only: total balance
+# constant and each balance equal to 1000 + what the log says.
+test_snapshot_under_concurrent_transfers_keeps_the_invariant() {
+	setup_repo
+	bank_sql | "$DD_PG_BINDIR/psql" -XAtq -v ON_ERROR_STOP=1 -d "$DB" >/dev/null
+	psql_q "$DB" "INSERT INTO transfers (src, dst, amount) SELECT 1, 1, 0 FROM generate_series(1, 100000)"
+	cat >"$T/transfer.sql" <<'SQL'
+\set a random(1, 200)
+\set b random(1, 200)
+\set x random(1, 100)
+BEGIN;
+UPDATE accounts SET balance = balance - :x WHERE id = :a;
+INSERT INTO transfers (src, dst, amount) VALUES (:a, :b, :x);
+UPDATE accounts SET balance = balance + :x WHERE id = :b;
+COMMIT;
+SQL
+	"$DD_PG_BINDIR/pgbench" -n -c 4 -T 8 -f "$T/transfer.sql" "$DB" >"$T/pgbench.log" 2>&1 &
+	local bench=$!
+	sleep 1
+	local ids=()
+	for _ in 1 2 3; do
+		expect_ok git dnadata snapshot --no-commit
+		ids+=("$OUT")
+	done
+	wait "$bench" || fail "pgbench failed: $(cat "$T/pgbench.log")"
+	local moved
+	moved=$(psql_q "$DB" "SELECT count(*) FROM transfers WHERE amount > 0")
+	[ "$moved" -gt 100 ] || fail "the writer made only $moved transfers"
+	for id in "${ids[@]}"; do
+		printf 'dnadata-ref 1\nsnapshot %s\n' "$id" >.dnadata/refs/clean
+		expect_ok git dnadata restore --force --terminate
+		assert_eq 200000 "$(psql_q "$DB" "SELECT sum(balance) FROM accounts")" "total balance in snapshot $id"
+		assert_eq 0 "$(psql_q "$DB" "SELECT count(*) FROM accounts a WHERE balance <> 1000
+			- coalesce((SELECT sum(amount) FROM transfers WHERE src = a.id), 0)
+			+ coalesce((SELECT sum(amount) FROM transfers WHERE dst = a.id), 0)")" \
+			"balances agree with the transfer log in snapshot $id"
+	done
+	assert_ne "${ids[0]}" "${ids[2]}" "the writer changed the data between snapshots"
+}
+
+run_tests
