@@ -80,13 +80,18 @@ make_dir(struct created *c, const char *path, mode_t mode)
 	return 0;
 }
 
+/*
+ * Remove what this run created, newest first. A directory this run created
+ * holds only what this run put there (config.ini, the store key ...), so it
+ * goes with its contents.
+ */
 static void
 undo(struct created *c)
 {
 	while (c->n) {
 		c->n--;
 		if (c->is_dir[c->n])
-			rmdir(c->paths[c->n]);
+			dd_rm_rf(c->paths[c->n]);
 		else
 			unlink(c->paths[c->n]);
 		free(c->paths[c->n]);

@@ -43,15 +43,15 @@ A  staged.txt" "$(git status --porcelain)"
 
 test_init_options_are_written() {
 	new_repo
-	expect_ok git dnadata init --store s3://bucket/app --database "dbname=app host=/tmp" --profile demo
+	expect_ok git dnadata init --store "file://$T/store" --database "dbname=app host=/tmp" --profile demo
 	local ini
 	ini=$(git show HEAD:.dnadata/profiles.ini)
-	assert_contains "$ini" 'url = s3://bucket/app'
+	assert_contains "$ini" "url = file://$T/store"
 	assert_contains "$ini" 'url = dbname=app host=/tmp'
 	assert_contains "$ini" '[profile "demo"]'
 	assert_contains "$ini" 'default_profile = demo'
 	expect_ok git dnadata status --json
-	assert_contains "$OUT" '"store":{"url":"s3://bucket/app","source":".dnadata/profiles.ini"}'
+	assert_contains "$OUT" "\"store\":{\"url\":\"file://$T/store\",\"source\":\".dnadata/profiles.ini\"}"
 }
 
 test_init_twice_says_so_and_changes_nothing() {
