@@ -3,7 +3,8 @@
  *
  * Discovery starts at the given directory (or honours GIT_DIR,
  * GIT_WORK_TREE and GIT_CEILING_DIRECTORIES like git does when none is
- * given: hooks run with GIT_DIR set). The local state directory lives in
+ * given: hooks run with GIT_DIR set; GIT_WORK_TREE is applied by hand
+ * because libgit2 1.5 does not implement it). The local state directory lives in
  * the *common* git dir, so every linked worktree of a clone shares one
  * cache, key and config.ini, while each worktree has its own checked-out
  * .dnadata/. Bare repositories have no work tree and are refused.
@@ -39,10 +40,20 @@ dd_repo_open(struct dd_repo **out, const char *start)
 	int err;
 
 	*out = NULL;
-	if (start)
+	if (start) {
 		err = git_repository_open_ext(&git, start, 0, NULL);
-	else
+	} else if (getenv("GIT_WORK_TREE") && *getenv("GIT_WORK_TREE")) {
+		/* libgit2 1.5's FROM_ENV refuses GIT_WORK_TREE ("unimplemented"): apply it ourselves. */
+		const char *gd = getenv("GIT_DIR");
+		err = git_repository_open_ext(&git, gd && *gd ? gd : ".", gd && *gd ? GIT_REPOSITORY_OPEN_NO_SEARCH : 0,
+					      NULL);
+		if (err == 0 && git_repository_set_workdir(git, getenv("GIT_WORK_TREE"), 0) < 0) {
+			git_repository_free(git);
+			return dd_error_git("cannot use GIT_WORK_TREE");
+		}
+	} else {
 		err = git_repository_open_ext(&git, NULL, GIT_REPOSITORY_OPEN_FROM_ENV, NULL);
+	}
 	if (err == GIT_ENOTFOUND) {
 		if (!start)
 			start = getcwd(cwd, sizeof(cwd)) ? cwd : ".";

@@ -114,6 +114,18 @@ test_init_in_a_linked_worktree_keeps_state_in_the_common_dir() {
 	assert_contains "$OUT" '"active_profile":"other"'
 }
 
+test_init_honours_git_dir_and_git_work_tree() {
+	git init -q --bare "$T/dots.git"
+	mkdir "$T/home-tree" && cd "$T/home-tree"
+	GIT_DIR="$T/dots.git" GIT_WORK_TREE=. expect_ok git dnadata init
+	assert_file .dnadata/profiles.ini
+	assert_file "$T/dots.git/dnadata/config.ini"
+	assert_eq "dnadata: init" "$(git --git-dir="$T/dots.git" log -1 --format=%s)"
+	cd .dnadata
+	GIT_DIR="$T/dots.git" GIT_WORK_TREE=.. expect_ok git dnadata status
+	assert_contains "$OUT" 'clean'
+}
+
 test_init_no_commit_leaves_files_uncommitted() {
 	new_repo
 	commit_one a
