@@ -26,7 +26,10 @@ struct dd_store {
 	int flags;
 	int link_ok;              /* cache -> backend hard links still worth trying */
 	char *url;                /* for messages */
-	const char *cache_label;  /* "the local cache" (verify points it at the store) */
+	const char *cache_label;
+	pthread_mutex_t bufmu;
+	uint8_t **freebufs;       /* recycled chunk buffers */
+	size_t nfree, maxfree;  /* "the local cache" (verify points it at the store) */
 };
 
 struct dd_snapshot {
@@ -40,7 +43,10 @@ struct dd_snapshot {
  * context. Thread-safe.
  */
 int dd_store_put_object(struct dd_store *st, int type, const uint8_t id[32], const void *plain,
-			size_t len, ZSTD_CCtx *zc, int *existed);
+			size_t len, ZSTD_CCtx *zc, struct dd_buf *scratch, int *existed);
+/* Chunk buffers (chunker max bytes) recycled so steady state does not fault in fresh pages. */
+uint8_t *dd_store_chunkbuf_get(struct dd_store *st);
+void dd_store_chunkbuf_put(struct dd_store *st, uint8_t *buf);
 /*
  * Fetch and open an object: cache first (a damaged cache copy is replaced
  * from the backend), then the backend (filling the cache). Returns 0, 1

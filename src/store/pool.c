@@ -24,7 +24,7 @@ static void *
 worker_main(void *arg)
 {
 	struct dd_pool *p = arg;
-	struct dd_worker w = { ZSTD_createCCtx(), ZSTD_createDCtx() };
+	struct dd_worker w = { ZSTD_createCCtx(), ZSTD_createDCtx(), DD_BUF_INIT };
 
 	pthread_mutex_lock(&p->mu);
 	for (;;) {
@@ -47,6 +47,7 @@ worker_main(void *arg)
 	pthread_mutex_unlock(&p->mu);
 	ZSTD_freeCCtx(w.zc);
 	ZSTD_freeDCtx(w.zd);
+	dd_buf_release(&w.scratch);
 	return NULL;
 }
 

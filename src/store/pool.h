@@ -11,9 +11,12 @@
 
 #include <zstd.h>
 
+#include "util/buf.h"
+
 struct dd_worker {
 	ZSTD_CCtx *zc;
 	ZSTD_DCtx *zd;
+	struct dd_buf scratch; /* reused between jobs (sealed objects) */
 };
 
 struct dd_job {

@@ -316,6 +316,7 @@ dd_store_open(struct dd_store **out, const char *url, const char *statedir, int 
 	int rc = -1, r, n;
 
 	st->flags = flags;
+	pthread_mutex_init(&st->bufmu, NULL);
 	st->url = url ? dd_strdup(url) : dd_store_default_url(statedir);
 	r = dd_key_read_file(master, kpath);
 	if (r == 1) {
@@ -352,6 +353,8 @@ dd_store_open(struct dd_store **out, const char *url, const char *statedir, int 
 	n = cpu_count();
 	if (dd_pool_new(&st->pool, n, 2 * n + 2) < 0)
 		goto out;
+	st->maxfree = (size_t)(2 * n + 4);
+	st->freebufs = dd_calloc(st->maxfree, sizeof(*st->freebufs));
 	st->link_ok = 1;
 	st->cache_label = "the local cache";
 	*out = st, st = NULL, rc = 0;
@@ -372,6 +375,10 @@ dd_store_free(struct dd_store *st)
 	dd_backend_free(st->be);
 	dd_backend_free(st->cache);
 	dd_keys_free(st->keys);
+	for (size_t i = 0; i < st->nfree; i++)
+		free(st->freebufs[i]);
+	free(st->freebufs);
+	pthread_mutex_destroy(&st->bufmu);
 	free(st->chunker);
 	free(st->url);
 	free(st);
@@ -387,10 +394,10 @@ type_dir(int type)
 
 int
 dd_store_put_object(struct dd_store *st, int type, const uint8_t id[32], const void *plain, size_t len,
-		    ZSTD_CCtx *zc, int *existed)
+		    ZSTD_CCtx *zc, struct dd_buf *scratch, int *existed)
 {
 	char name[DD_OBJECT_NAME_SIZE], *cpath = NULL;
-	struct dd_buf obj = DD_BUF_INIT;
+	struct dd_buf own = DD_BUF_INIT, *obj = scratch ? scratch : &own;
 	int rc = -1, r, in_cache;
 
 	*existed = 0;
@@ -409,9 +416,9 @@ dd_store_put_object(struct dd_store *st, int type, const uint8_t id[32], const v
 		}
 	}
 	if (!in_cache) {
-		if (dd_object_seal(&obj, st->keys, type, id, plain, len, zc) < 0)
+		if (dd_object_seal(obj, st->keys, type, id, plain, len, zc) < 0)
 			goto out;
-		r = st->cache->ops->put(st->cache, name, obj.ptr, obj.len);
+		r = st->cache->ops->put(st->cache, name, obj->ptr, obj->len);
 		if (r < 0) {
 			dd_error_wrap("writing %s to the cache", name);
 			goto out;
@@ -432,8 +439,34 @@ dd_store_put_object(struct dd_store *st, int type, const uint8_t id[32], const v
 	rc = 0;
 out:
 	free(cpath);
-	dd_buf_release(&obj);
+	dd_buf_release(&own);
 	return rc;
+}
+
+uint8_t *
+dd_store_chunkbuf_get(struct dd_store *st)
+{
+	uint8_t *b = NULL;
+
+	pthread_mutex_lock(&st->bufmu);
+	if (st->nfree)
+		b = st->freebufs[--st->nfree];
+	pthread_mutex_unlock(&st->bufmu);
+	return b ? b : dd_malloc(st->chunker->max);
+}
+
+void
+dd_store_chunkbuf_put(struct dd_store *st, uint8_t *buf)
+{
+	if (!buf)
+		return;
+	pthread_mutex_lock(&st->bufmu);
+	if (st->nfree < st->maxfree) {
+		st->freebufs[st->nfree++] = buf;
+		buf = NULL;
+	}
+	pthread_mutex_unlock(&st->bufmu);
+	free(buf);
 }
 
 int

@@ -61,12 +61,12 @@ chunk_run(struct dd_job *job, struct dd_worker *wk)
 	if (atomic_load(&j->w->failed))
 		goto out; /* the stream failed already: skip the work */
 	dd_id_compute(j->id, j->st->keys, j->data, j->len);
-	if (dd_store_put_object(j->st, DD_OBJ_DATA, j->id, j->data, j->len, wk->zc, &existed) < 0) {
+	if (dd_store_put_object(j->st, DD_OBJ_DATA, j->id, j->data, j->len, wk->zc, &wk->scratch, &existed) < 0) {
 		j->err = dd_strdup(dd_error_last() ? dd_error_last() : "storing a chunk failed");
 		atomic_store(&j->w->failed, 1);
 	}
 out:
-	free(j->data);
+	dd_store_chunkbuf_put(j->st, j->data);
 	j->data = NULL;
 }
 
@@ -183,7 +183,6 @@ int
 dd_stream_write(struct dd_stream_writer *w, const void *data, size_t len)
 {
 	const uint8_t *p = data;
-	const size_t max = w->sw->st->chunker->max;
 
 	if (atomic_load(&w->failed))
 		return harvest(w, 1) < 0 ? -1 : dd_error("stream '%s' failed earlier", w->info.name);
@@ -193,7 +192,7 @@ dd_stream_write(struct dd_stream_writer *w, const void *data, size_t len)
 		int cut;
 		size_t n = dd_chunker_scan(&w->ch, p, len, &cut);
 		if (!w->buf)
-			w->buf = dd_malloc(max);
+			w->buf = dd_store_chunkbuf_get(w->sw->st);
 		memcpy(w->buf + w->buflen, p, n);
 		w->buflen += n;
 		p += n;
@@ -223,7 +222,7 @@ static void
 stream_free(struct dd_stream_writer *w)
 {
 	dd_stream_info_clear(&w->info);
-	free(w->buf);
+	dd_store_chunkbuf_put(w->sw->st, w->buf);
 	free(w);
 }
 
@@ -301,7 +300,7 @@ dd_snapshot_commit(struct dd_snapshot_writer *sw, char id_hex[DD_ID_HEX_SIZE])
 	/* every chunk must be durable before the manifest that names it */
 	if (dd_store_sync(st) < 0)
 		goto out;
-	if (dd_store_put_object(st, DD_OBJ_MANIFEST, id, enc.ptr, enc.len, NULL, &existed) < 0)
+	if (dd_store_put_object(st, DD_OBJ_MANIFEST, id, enc.ptr, enc.len, NULL, NULL, &existed) < 0)
 		goto out;
 	if (dd_store_sync(st) < 0)
 		goto out;
