@@ -15,6 +15,9 @@
  *     "store": { "url": str|null, "source": str|null },
  *     "database": str (password replaced by ***),
  *     "settings_changed": bool (profiles.ini differs from HEAD),
+ *     "working_database": { "name", "server", "snapshot": str|null (what it holds),
+ *                           "profile", "since", "how" ("restored"|"snapshot"),
+ *                           "stashes": [ { "name", "snapshot", "profile", "stashed" } ] },
  *     "profiles": [ { "name", "active": bool, "ref": path, "snapshot": str|null,
  *                     "ref_error": str|null, "ref_changed": bool,
  *                     "media": str|null, "database": str } ] }
@@ -23,6 +26,7 @@
 #include "dnadata.h"
 #include "git/ref.h"
 #include "git/repo.h"
+#include "pg/pg.h"
 #include "util/fs.h"
 #include "util/json.h"
 
@@ -58,6 +62,8 @@ struct status {
 	char *store;              /* redacted */
 	char *database;           /* active profile's (or [database]'s), redacted */
 	int settings_changed;
+	struct dd_pg_state pg;    /* what the working database holds, its stashes (<statedir>/pg) */
+	int have_pg;
 	struct profile_status *profiles;
 	size_t nprofiles;
 };
@@ -104,6 +110,9 @@ collect(struct status *st)
 	if ((r = dd_repo_changed(st->repo, ".dnadata/profiles.ini")) < 0)
 		return -1;
 	st->settings_changed = r;
+	if (dd_pg_state_read(&st->pg, st->repo->statedir, dd_config_database(cfg, active)) == 0)
+		st->have_pg = 1;
+	dd_error_clear(); /* a malformed conninfo is reported by the commands that connect */
 	st->profiles = dd_calloc(cfg->nprofiles + 1, sizeof(*st->profiles));
 	for (size_t i = 0; i < cfg->nprofiles; i++, st->nprofiles++)
 		if (collect_profile(st, &st->profiles[i], &cfg->profiles[i]) < 0)
@@ -131,6 +140,20 @@ print_human(const struct status *st)
 	printf("Database:       %s\n", *st->database ? st->database : "(libpq defaults: PGHOST, PGDATABASE ...)");
 	if (st->settings_changed)
 		printf("Settings:       %s has uncommitted changes\n", cfg->profiles_display);
+	if (st->have_pg) {
+		const struct dd_pg_state *pg = &st->pg;
+		if (pg->snapshot)
+			printf("Working DB:     %s on %s holds snapshot %.12s (profile %s, %s %s)\n", pg->database,
+			       pg->server, pg->snapshot, pg->profile ? pg->profile : "?", pg->how ? pg->how : "since",
+			       pg->when ? pg->when : "?");
+		else
+			printf("Working DB:     %s on %s (no snapshot restored or taken here yet)\n", pg->database,
+			       pg->server);
+		for (size_t i = 0; i < pg->nstashes; i++)
+			printf("%s %s (held %.12s, stashed %s)\n", i ? "               " : "Stashed DBs:   ",
+			       pg->stashes[i].name, *pg->stashes[i].snapshot ? pg->stashes[i].snapshot : "unknown",
+			       pg->stashes[i].stashed);
+	}
 
 	printf("\nProfiles:\n");
 	for (size_t i = 0; i < st->nprofiles; i++)
@@ -174,6 +197,26 @@ print_json(const struct status *st)
 	dd_json_object_end(&j);
 	dd_json_str(&j, "database", st->database);
 	dd_json_bool(&j, "settings_changed", st->settings_changed);
+	if (st->have_pg) {
+		dd_json_object_begin(&j, "working_database");
+		dd_json_str(&j, "name", st->pg.database);
+		dd_json_str(&j, "server", st->pg.server);
+		dd_json_str(&j, "snapshot", st->pg.snapshot);
+		dd_json_str(&j, "profile", st->pg.profile);
+		dd_json_str(&j, "since", st->pg.when);
+		dd_json_str(&j, "how", st->pg.how);
+		dd_json_array_begin(&j, "stashes");
+		for (size_t i = 0; i < st->pg.nstashes; i++) {
+			dd_json_object_begin(&j, NULL);
+			dd_json_str(&j, "name", st->pg.stashes[i].name);
+			dd_json_str(&j, "snapshot", *st->pg.stashes[i].snapshot ? st->pg.stashes[i].snapshot : NULL);
+			dd_json_str(&j, "profile", st->pg.stashes[i].profile);
+			dd_json_str(&j, "stashed", st->pg.stashes[i].stashed);
+			dd_json_object_end(&j);
+		}
+		dd_json_array_end(&j);
+		dd_json_object_end(&j);
+	}
 	dd_json_array_begin(&j, "profiles");
 	for (size_t i = 0; i < st->nprofiles; i++) {
 		const struct profile_status *ps = &st->profiles[i];
@@ -204,6 +247,7 @@ status_free(struct status *st)
 		free(st->profiles[i].database);
 	}
 	free(st->profiles);
+	dd_pg_state_release(&st->pg);
 	free(st->store);
 	free(st->database);
 	dd_config_free(st->cfg);

@@ -4,20 +4,23 @@
  * The choice is local (<statedir>/config.ini, [database] active_profile),
  * never committed: each developer and CI runner picks their own.
  * DNADATA_PROFILE, when set, still wins for the processes that have it.
- * Restoring the profile's snapshot into the working database follows the
- * choice (added with restore).
+ * The profile's snapshot is restored first (pg/workflow.c), so a failed
+ * restore leaves both the database and the choice as they were; a profile
+ * with no snapshot yet is simply chosen.
  */
 #include "config/config.h"
 #include "dnadata.h"
 #include "git/repo.h"
+#include "pg/workflow.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 static const char *const usage[] = {
-	"git dnadata use <profile>",
+	"git dnadata use <profile> [--terminate]",
 	"",
-	"Makes <profile> this clone's active profile (recorded in .git/dnadata/config.ini).",
+	"Restores <profile>'s snapshot into its database (unless the database already holds",
+	"it) and makes <profile> this clone's active profile (in .git/dnadata/config.ini).",
 	"",
 	"Examples:",
 	"  git dnadata use customer1",
@@ -28,7 +31,11 @@ static const char *const usage[] = {
 static int
 cmd_use(int argc, char **argv)
 {
-	const struct dd_option opts[] = { DD_OPT_END_MARK };
+	int terminate = 0;
+	const struct dd_option opts[] = {
+		{ DD_OPT_BOOL, 0, "terminate", &terminate, NULL, "end other sessions on the database instead of refusing" },
+		DD_OPT_END_MARK,
+	};
 	struct dd_repo *repo = NULL;
 	struct dd_config *cfg = NULL;
 	const struct dd_profile *profile;
@@ -47,6 +54,8 @@ cmd_use(int argc, char **argv)
 		goto out;
 	if (!(profile = dd_config_profile(cfg, argv[0])))
 		goto out;
+	if (dd_restore_profile(repo, cfg, profile, NULL, terminate ? DD_RESTORE_TERMINATE : 0, 1) < 0)
+		goto out;
 	if (dd_config_set_active(cfg, profile->name) < 0)
 		goto out;
 	dd_info("active profile: %s", profile->name);
@@ -59,4 +68,4 @@ out:
 	return rc;
 }
 
-const struct dd_command dd_cmd_use = { "use", "make a profile this clone's active profile", cmd_use };
+const struct dd_command dd_cmd_use = { "use", "restore a profile and make it this clone's active profile", cmd_use };

@@ -17,6 +17,7 @@
  * dd_pg_interrupt_remove(); a cancelled operation then reports "interrupted".
  */
 #include "pg/internal.h"
+#include "pg/pg.h"
 #include "util/buf.h"
 #include "util/err.h"
 #include "util/log.h"
@@ -196,6 +197,24 @@ out:
 		PQfinish(c);
 	dd_pg_target_release(&t);
 	return rc;
+}
+
+int
+dd_pg_database_exists(const char *conninfo)
+{
+	PGconn *c = NULL;
+
+	if (dd_pg_connect(&c, conninfo, NULL) == 0) {
+		PQfinish(c);
+		return 1;
+	}
+	const char *e = dd_error_last() ? dd_error_last() : "";
+	const char *d = strstr(e, "FATAL:  database \"");
+	if (d && strstr(d, "\" does not exist")) {
+		dd_error_clear();
+		return 0;
+	}
+	return -1;
 }
 
 const char *

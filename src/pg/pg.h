@@ -66,6 +66,9 @@ int dd_pg_restore(struct dd_store *st, const struct dd_snapshot *snap,
 		  const struct dd_pg_restore_opts *o, struct dd_pg_restore_result *res);
 void dd_pg_restore_result_release(struct dd_pg_restore_result *r);
 
+/* Does the database `conninfo` names exist? 1 yes, 0 no, -1 (error set) when the server cannot say. */
+int dd_pg_database_exists(const char *conninfo);
+
 /* ---- state (state.c): <statedir>/pg/<server+db key>/ ---- */
 
 struct dd_pg_stash {

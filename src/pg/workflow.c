@@ -225,10 +225,15 @@ dd_restore_profile(struct dd_repo *repo, const struct dd_config *cfg, const stru
 		if (dd_pg_state_read(&state, repo->statedir, conninfo) < 0)
 			goto out;
 		if (state.snapshot && !strcmp(state.snapshot, ref->snapshot)) {
-			dd_info("database %s already holds snapshot %.12s (use --force to restore it again)",
-				state.database, ref->snapshot);
-			rc = 1;
-			goto out;
+			r = dd_pg_database_exists(conninfo);
+			if (r < 0)
+				goto out;
+			if (r == 1) {
+				dd_info("database %s already holds snapshot %.12s (use --force to restore it again)",
+					state.database, ref->snapshot);
+				rc = 1;
+				goto out;
+			}
 		}
 	}
 	if (dd_store_open(&st, cfg->store_url, repo->statedir, 0) < 0) {

@@ -1,0 +1,187 @@
+#!/usr/bin/env bash
+# t-pg-restore.sh: `git dnadata restore` and `use` against the real server:
+# the swap and its stash, --at, --force, a missing working database, other
+# sessions (refusal, then --terminate), and failures or interrupts that must
+# leave the working database untouched and no partial copy behind.
+. "$(dirname "$0")/../lib.sh"
+
+setup_repo() {
+	need_pg
+	DB=$(pg_newdb rest)
+	new_repo
+	expect_ok git dnadata init --database "dbname=$DB"
+	psql_q "$DB" "CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t VALUES (1, 'one'), (2, 'two')"
+}
+
+databases_like() {
+	psql_q postgres "SELECT datname FROM pg_database WHERE datname LIKE '$1%' ORDER BY 1"
+}
+
+test_restore_swaps_in_the_snapshot_and_keeps_the_old_database() {
+	setup_repo
+	expect_ok git dnadata snapshot
+	local id=$OUT
+	psql_q "$DB" "UPDATE t SET v = 'changed'; INSERT INTO t VALUES (3, 'three')"
+	expect_ok git dnadata restore --force
+	assert_contains "$ERR" "restored snapshot ${id:0:12} into database $DB"
+	assert_eq "1|one
+2|two" "$(psql_q "$DB" "SELECT * FROM t ORDER BY id")"
+	local stash
+	stash=$(databases_like "${DB}__dnadata_stash_")
+	[ -n "$stash" ] || fail "no stash database"
+	assert_eq "3" "$(psql_q "$stash" "SELECT count(*) FROM t")" "the stash holds the edited data"
+	assert_eq "" "$(databases_like "${DB}__dnadata_new_")"
+	expect_ok git dnadata status
+	assert_contains "$OUT" "holds snapshot ${id:0:12}"
+	assert_contains "$OUT" "$stash"
+}
+
+test_restore_does_nothing_when_the_database_already_holds_the_snapshot() {
+	setup_repo
+	expect_ok git dnadata snapshot
+	psql_q "$DB" "INSERT INTO t VALUES (3, 'three')"
+	expect_ok git dnadata restore
+	assert_contains "$ERR" "already holds snapshot"
+	assert_eq "3" "$(psql_q "$DB" "SELECT count(*) FROM t")"
+	assert_eq "" "$(databases_like "${DB}__dnadata_stash_")"
+}
+
+test_restore_at_an_older_revision() {
+	setup_repo
+	expect_ok git dnadata snapshot
+	psql_q "$DB" "INSERT INTO t VALUES (3, 'three')"
+	expect_ok git dnadata snapshot
+	expect_ok git dnadata restore --at HEAD~1
+	assert_eq "2" "$(psql_q "$DB" "SELECT count(*) FROM t")"
+	expect_ok git dnadata restore
+	assert_eq "3" "$(psql_q "$DB" "SELECT count(*) FROM t")"
+}
+
+test_restore_creates_a_missing_working_database() {
+	setup_repo
+	expect_ok git dnadata snapshot
+	"$DD_PG_BINDIR/dropdb" "$DB"
+	expect_ok git dnadata restore
+	assert_contains "$ERR" "(new)"
+	assert_eq "2" "$(psql_q "$DB" "SELECT count(*) FROM t")"
+}
+
+test_other_sessions_are_listed_then_terminated_on_request() {
+	setup_repo
+	expect_ok git dnadata snapshot
+	"$DD_PG_BINDIR/psql" -Xq "dbname=$DB application_name=holder" -c "SELECT pg_sleep(60)" >/dev/null 2>&1 &
+	local holder=$!
+	for _ in $(seq 50); do
+		[ "$(psql_q postgres "SELECT count(*) FROM pg_stat_activity WHERE datname = '$DB'")" = 1 ] && break
+		sleep 0.1
+	done
+	expect_fail 1 git dnadata restore --force
+	assert_contains "$ERR" "database $DB is in use by 1 other session: holder (local socket"
+	assert_contains "$ERR" "--terminate"
+	assert_eq "" "$(databases_like "${DB}__dnadata_")" "nothing built, nothing stashed"
+	expect_ok git dnadata restore --force --terminate
+	wait "$holder" && fail "the holder session survived"
+	assert_eq "2" "$(psql_q "$DB" "SELECT count(*) FROM t")"
+}
+
+test_failed_restore_leaves_the_working_database_untouched() {
+	setup_repo
+	psql_q postgres "CREATE ROLE dd_reader_$$"
+	psql_q "$DB" "GRANT SELECT ON t TO dd_reader_$$"
+	expect_ok git dnadata snapshot
+	psql_q "$DB" "REVOKE SELECT ON t FROM dd_reader_$$; INSERT INTO t VALUES (3, 'mine')"
+	psql_q postgres "DROP ROLE dd_reader_$$"
+	expect_fail 1 git dnadata restore --force
+	assert_contains "$ERR" "role \"dd_reader_$$\" does not exist"
+	assert_contains "$ERR" "hint: create the missing role"
+	assert_eq "3" "$(psql_q "$DB" "SELECT count(*) FROM t")" "the working database is untouched"
+	assert_eq "" "$(databases_like "${DB}__dnadata_")" "no partial copy, no stash"
+}
+
+test_missing_store_objects_fail_before_touching_the_database() {
+	setup_repo
+	expect_ok git dnadata snapshot
+	psql_q "$DB" "INSERT INTO t VALUES (3, 'mine')"
+	find .git/dnadata -path '*/data/*' -type f -delete
+	expect_fail 1 git dnadata restore --force
+	assert_eq "3" "$(psql_q "$DB" "SELECT count(*) FROM t")"
+	assert_eq "" "$(databases_like "${DB}__dnadata_")"
+}
+
+# A table whose CHECK constraint sleeps per row makes the load slow enough
+# to interrupt reliably (the function is made slow after the rows exist).
+make_slow_table() {
+	psql_q "$DB" "CREATE FUNCTION slow_ok(int) RETURNS bool LANGUAGE sql AS 'SELECT true';
+		CREATE TABLE slow (id int PRIMARY KEY CHECK (slow_ok(id)));
+		INSERT INTO slow SELECT generate_series(1, 30);
+		CREATE OR REPLACE FUNCTION slow_ok(int) RETURNS bool LANGUAGE sql AS 'SELECT pg_sleep(0.2) IS NOT NULL'"
+}
+
+wait_for_new_copy() {
+	for _ in $(seq 100); do
+		[ -n "$(databases_like "${DB}__dnadata_new_")" ] && return 0
+		sleep 0.1
+	done
+	fail "the restore never created its new copy"
+}
+
+test_interrupted_restore_drops_only_the_new_copy() {
+	setup_repo
+	make_slow_table
+	expect_ok git dnadata snapshot
+	psql_q "$DB" "INSERT INTO t VALUES (3, 'mine')"
+	# git-dnadata itself, not the git wrapper (which cannot pass on a SIGKILL)
+	git-dnadata restore --force >"$T/out" 2>"$T/err" &
+	local pid=$!
+	wait_for_new_copy
+	sleep 1
+	kill -TERM "$pid"
+	local start=$SECONDS rc=0
+	wait "$pid" || rc=$?
+	[ "$rc" != 0 ] || fail "the interrupted restore exited 0"
+	[ $((SECONDS - start)) -lt 5 ] || fail "the interrupted restore took $((SECONDS - start)) s to stop"
+	assert_contains "$(cat "$T/err")" "interrupted"
+	assert_eq "3" "$(psql_q "$DB" "SELECT count(*) FROM t")"
+	assert_eq "" "$(databases_like "${DB}__dnadata_")"
+}
+
+test_copy_left_by_a_killed_restore_is_dropped_by_the_next_one() {
+	setup_repo
+	expect_ok git dnadata snapshot
+	make_slow_table
+	expect_ok git dnadata snapshot
+	# git-dnadata itself, not the git wrapper (which cannot pass on a SIGKILL)
+	git-dnadata restore --force >"$T/out" 2>"$T/err" &
+	local pid=$!
+	wait_for_new_copy
+	kill -KILL "$pid"
+	wait "$pid" || true
+	local left
+	left=$(databases_like "${DB}__dnadata_new_")
+	[ -n "$left" ] || fail "kill -9 left nothing to clean up?"
+	expect_ok git dnadata restore --force --at HEAD~1
+	assert_contains "$ERR" "dropped $left"
+	assert_eq "" "$(databases_like "${DB}__dnadata_new_")"
+	assert_eq "2" "$(psql_q "$DB" "SELECT count(*) FROM t")"
+}
+
+test_use_restores_the_profile() {
+	setup_repo
+	expect_ok git dnadata new-profile other
+	expect_ok git dnadata use other
+	assert_contains "$ERR" "no snapshot yet"
+	expect_ok git dnadata snapshot
+	expect_ok git dnadata use clean
+	assert_contains "$ERR" "no snapshot yet"
+	psql_q "$DB" "INSERT INTO t VALUES (3, 'clean')"
+	expect_ok git dnadata snapshot
+	expect_ok git dnadata use other
+	assert_contains "$ERR" "restored snapshot"
+	assert_eq "2" "$(psql_q "$DB" "SELECT count(*) FROM t")"
+	expect_ok git dnadata use clean
+	assert_eq "3" "$(psql_q "$DB" "SELECT count(*) FROM t")"
+	expect_ok git dnadata status
+	assert_contains "$OUT" "Active profile: clean"
+}
+
+run_tests
