@@ -36,7 +36,7 @@ static int
 cmd_new_profile(int argc, char **argv)
 {
 	const char *from = NULL, *media = NULL;
-	int no_commit = 0, rc = -1, c;
+	int no_commit = 0, rc = -1, c, changed = 0;
 	const struct dd_option opts[] = {
 		{ DD_OPT_STRING, 0, "from", &from, "profile", "copy the settings of this profile" },
 		{ DD_OPT_STRING, 0, "media", &media, "dir", "media folder captured with the data (relative to the work tree)" },
@@ -74,6 +74,10 @@ cmd_new_profile(int argc, char **argv)
 		mode = st.st_mode & 07777;
 	if (dd_file_read(&before, cfg->profiles_path) < 0)
 		goto out;
+	if (!no_commit && (changed = dd_repo_changed(repo, tracked[0])) < 0)
+		goto out;
+	if (changed)
+		dd_warn("%s has uncommitted changes; they are committed along with the new profile", tracked[0]);
 	if (dd_config_add_profile(cfg, name, from, media) < 0)
 		goto out;
 	if (no_commit) {

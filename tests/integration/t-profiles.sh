@@ -43,6 +43,17 @@ terminate_connections = true' "$ini"
 	assert_contains "$(sed -n '/\[profile "c3"\]/,$p' .dnadata/profiles.ini)" 'media = other'
 }
 
+test_new_profile_warns_when_it_commits_the_users_own_edits() {
+	setup
+	sed -i 's|^# url = s3://.*|url = file:///srv/dd|' .dnadata/profiles.ini
+	expect_ok git dnadata new-profile c1
+	assert_contains "$ERR" 'warning: .dnadata/profiles.ini has uncommitted changes; they are committed along with the new profile'
+	assert_contains "$(git show HEAD:.dnadata/profiles.ini)" 'url = file:///srv/dd'
+	assert_eq "" "$(git status --porcelain)"
+	expect_ok git dnadata new-profile c2
+	assert_not_contains "$ERR" 'warning'
+}
+
 test_new_profile_no_commit_only_edits_the_file() {
 	setup
 	local head
