@@ -334,8 +334,7 @@ dd_pg_conninfo_nosecret(PGconn *c, char **password)
 int
 dd_pg_server_major(PGconn *c)
 {
-	int v = PQserverVersion(c);
-	return v >= 100000 ? v / 10000 : v / 100;
+	return PQserverVersion(c) / 10000;
 }
 
 /* ---- interrupts ---- */

@@ -155,10 +155,11 @@ out:
 	return rc;
 }
 
+/* 150020 -> 15; 90624 -> 9 (9.6 counts as 9: older than any server we support) */
 static int
 major_of(int version)
 {
-	return version >= 100000 ? version / 10000 : version / 100;
+	return version / 10000;
 }
 
 static void
