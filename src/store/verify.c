@@ -69,7 +69,7 @@ dd_store_verify(struct dd_store *st, const char *const *ids, size_t nids, int re
 	for (size_t i = 0; i < nids; i++) {
 		int r = dd_snapshot_load(&snaps[i], st, ids[i]);
 		if (r != 0) {
-			dd_warn("snapshot %s: %s", ids[i], dd_error_last());
+			dd_warn("%s", dd_error_last()); /* names the snapshot already */
 			bad++;
 			continue;
 		}
