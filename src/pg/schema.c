@@ -103,26 +103,24 @@ dd_schema_split(struct dd_schema_entry **out, size_t *n, const char *text, size_
 	size_t ne = 0, cap = 0;
 	struct dd_buf carry = DD_BUF_INIT;
 
-	for (;;) {
-		const char *h = p == text ? find_header(p, end) : find_header(p + 1, end);
-		if (p == text || h > p) {
-			/* entry [p, h) */
-			const char *s = p;
-			size_t l = (size_t)(h - p);
-			size_t keep = cut_trailing_sets(s, l);
-			if (ne == cap) {
-				cap = cap ? cap * 2 : 32;
-				e = dd_realloc(e, cap * sizeof(*e));
-			}
-			struct dd_buf sql = DD_BUF_INIT;
-			dd_buf_put(&sql, carry.ptr ? carry.ptr : "", carry.len);
-			dd_buf_put(&sql, s, keep);
-			dd_buf_clear(&carry);
-			dd_buf_put(&carry, s + keep, l - keep);
-			e[ne].type = p == text ? dd_strdup("") : header_type(p, end);
-			e[ne].sql = dd_buf_detach(&sql, NULL);
-			ne++;
+	for (int first = 1;; first = 0) {
+		/* the preamble ends at the first header; an entry at the next one */
+		const char *h = first ? find_header(p, end) : find_header(p + 1, end);
+		const char *s = p;
+		size_t l = (size_t)(h - p);
+		size_t keep = cut_trailing_sets(s, l);
+		if (ne == cap) {
+			cap = cap ? cap * 2 : 32;
+			e = dd_realloc(e, cap * sizeof(*e));
 		}
+		struct dd_buf sql = DD_BUF_INIT;
+		dd_buf_put(&sql, carry.ptr ? carry.ptr : "", carry.len);
+		dd_buf_put(&sql, s, keep);
+		dd_buf_clear(&carry);
+		dd_buf_put(&carry, s + keep, l - keep);
+		e[ne].type = first ? dd_strdup("") : header_type(p, end);
+		e[ne].sql = dd_buf_detach(&sql, NULL);
+		ne++;
 		if (h >= end)
 			break;
 		p = h;
