@@ -6,7 +6,9 @@
 #
 # The input is generated once into a file (half text, half random: poorly
 # compressible but realistic) and piped to both tools from the page cache.
-# Prints one summary line per tool and the ratio; paste into docs/BENCHMARKS.md.
+# Each tool runs RUNS times (default 3), alternating, into a fresh store or
+# repository; the best time of each is reported (robust to other load on
+# the machine), with every run listed. Paste the summary into docs/BENCHMARKS.md.
 set -euo pipefail
 src=$(cd "$(dirname "$0")/.." && pwd)
 bytes=${1:-1000000000}
@@ -31,17 +33,25 @@ measure() { # name, command...: runs it under /usr/bin/time -v, prints seconds a
 }
 
 export DNADATA_PASSPHRASE=bench RESTIC_PASSWORD=bench
-mkdir -p "$work/state"
-"$work/store-bench" init "$work/state" "file://$work/store" 2> /dev/null
-ours=$(measure git-dnadata "$work/store-bench" store "$work/state" "file://$work/store")
-restic init -q --repo "$work/restic" > /dev/null
-theirs=$(measure restic restic backup -q --repo "$work/restic" --stdin --stdin-filename data)
-
-read -r _ s1 r1 <<< "$ours"
-read -r _ s2 r2 <<< "$theirs"
+runs=${RUNS:-3}
+best() { # "name secs rss" lines on stdin -> the line with the smallest secs
+	sort -k2,2g | head -n 1
+}
+all_ours= all_theirs=
+for i in $(seq "$runs"); do
+	rm -rf "$work/state" "$work/store" "$work/restic"
+	mkdir -p "$work/state"
+	"$work/store-bench" init "$work/state" "file://$work/store" 2> /dev/null
+	all_ours+="$(measure git-dnadata "$work/store-bench" store "$work/state" "file://$work/store")"$'\n'
+	restic init -q --repo "$work/restic" > /dev/null
+	all_theirs+="$(measure restic restic backup -q --repo "$work/restic" --stdin --stdin-filename data)"$'\n'
+done
+printf '%s%s' "$all_ours" "$all_theirs" | sed '/^$/d; s/^/run: /'
+read -r _ s1 r1 <<< "$(printf '%s' "$all_ours" | sed '/^$/d' | best)"
+read -r _ s2 r2 <<< "$(printf '%s' "$all_theirs" | sed '/^$/d' | best)"
 stored1=$(du -sb "$work/store/data" | cut -f1)
 stored2=$(du -sb "$work/restic/data" | cut -f1)
-printf 'input: %d bytes, %d cores\n' "$bytes" "$(nproc)"
+printf 'input: %d bytes, %d cores, best of %d runs each\n' "$bytes" "$(nproc)" "$runs"
 awk -v b="$bytes" -v s1="$s1" -v r1="$r1" -v s2="$s2" -v r2="$r2" -v d1="$stored1" -v d2="$stored2" 'BEGIN {
 	printf "git-dnadata store: %6.2f s  %7.1f MB/s  peak RSS %6.1f MiB  stored %6.1f MB\n", s1, b/s1/1e6, r1/1024, d1/1e6
 	printf "restic --stdin:    %6.2f s  %7.1f MB/s  peak RSS %6.1f MiB  stored %6.1f MB\n", s2, b/s2/1e6, r2/1024, d2/1e6

@@ -16,7 +16,7 @@
  * Defaults for new stores (each store records its own in its config).
  * Measured (tests/unit/test-store, 200 MB stream, 1% changed in 10 places):
  * 256K/1M/4M added 4.2-7.9% of the stream's bytes depending on the key,
- * 128K/512K/2M added 3.0-3.9%; hence the smaller sizes (docs/FORMAT.md §5).
+ * 128K/512K/2M added 3.0-4.8%; hence the smaller sizes (docs/FORMAT.md §5).
  */
 #define DD_CHUNK_MIN_DEFAULT (128u << 10)
 #define DD_CHUNK_AVG_DEFAULT (512u << 10)

@@ -3,6 +3,7 @@
  * docs/FORMAT.md §3.2.
  */
 #include "store/crypto.h"
+#include "store/manifest.h"
 #include "util/buf.h"
 #include "util/hex.h"
 
@@ -53,4 +54,19 @@ dd_object_name(char *out, size_t size, const char *dir, const uint8_t id[32])
 		snprintf(out, size, "data/%.2s/%s", hex, hex);
 	else
 		snprintf(out, size, "%s/%s", dir, hex);
+}
+
+void
+dd_stream_checksum(uint8_t out[32], const struct dd_keys *k, const struct dd_stream_info *si)
+{
+	crypto_generichash_state st;
+	uint8_t size[8];
+
+	for (int i = 0; i < 8; i++)
+		size[i] = (uint8_t)(si->size >> (8 * i));
+	crypto_generichash_init(&st, k->checksum, DD_KEY_LEN, 32);
+	crypto_generichash_update(&st, size, sizeof(size));
+	for (size_t i = 0; i < si->nchunks; i++)
+		crypto_generichash_update(&st, si->chunks[i].id, 32);
+	crypto_generichash_final(&st, out, 32);
 }

@@ -42,6 +42,10 @@ void dd_keys_free(struct dd_keys *k);
 /* Object id: keyed BLAKE2b-256 of the plaintext. */
 void dd_id_compute(uint8_t out[32], const struct dd_keys *k, const void *data, size_t len);
 
+struct dd_stream_info;
+/* A stream's checksum: BLAKE2b-256(checksum key, size u64le || id_1 || ... || id_n) (FORMAT.md §6). */
+void dd_stream_checksum(uint8_t out[32], const struct dd_keys *k, const struct dd_stream_info *si);
+
 /* "data/ab/ab12...": the store-relative name of a data object (size >= 64+9+1). */
 void dd_object_name(char *out, size_t size, const char *dir, const uint8_t id[32]);
 #define DD_OBJECT_NAME_SIZE 96

@@ -3,8 +3,10 @@
  *
  * A stream reader keeps up to PREFETCH chunk jobs in flight in the store's
  * pool (fetch, authenticate, decompress, recheck the id), and hands the
- * chunks out in order. At the end it checks the stream's size and keyed
- * checksum, so a reader that reached 0 has seen exactly what was written.
+ * chunks out in order. Each chunk's id is recomputed from its plaintext
+ * when it is opened; at the end the reader checks the size it saw and the
+ * stream checksum (a hash list over those ids), so a reader that reached 0
+ * has seen exactly what was written.
  */
 #include "store/internal.h"
 #include "util/err.h"
@@ -32,7 +34,6 @@ struct dd_stream_reader {
 	size_t next_submit, next_out; /* chunk indexes */
 	struct fetch_job *current;    /* returned by the last dd_stream_next */
 	uint64_t seen;
-	crypto_generichash_state csum;
 	int finished;
 };
 
@@ -179,7 +180,6 @@ dd_stream_open(struct dd_stream_reader **out, struct dd_store *st, const struct 
 
 	r->st = st;
 	r->si = si;
-	crypto_generichash_init(&r->csum, st->keys->checksum, DD_KEY_LEN, 32);
 	submit_more(r);
 	*out = r;
 	return 0;
@@ -198,7 +198,7 @@ dd_stream_next(struct dd_stream_reader *r, const void **data, size_t *len)
 	if (r->finished)
 		return 0;
 	if (r->next_out == r->si->nchunks) {
-		crypto_generichash_final(&r->csum, sum, 32);
+		dd_stream_checksum(sum, r->st->keys, r->si);
 		r->finished = 1;
 		if (r->seen != r->si->size || sodium_memcmp(sum, r->si->checksum, 32) != 0)
 			return dd_error("stream '%s' is damaged (its checksum does not match)", r->si->name);
@@ -215,7 +215,6 @@ dd_stream_next(struct dd_stream_reader *r, const void **data, size_t *len)
 		r->finished = 1;
 		return -1;
 	}
-	crypto_generichash_update(&r->csum, (const uint8_t *)j->plain.ptr, j->plain.len);
 	r->seen += j->plain.len;
 	r->next_out++;
 	r->current = j;

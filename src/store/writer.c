@@ -8,8 +8,9 @@
  * harvests finished ones from its head, so the chunk list stays in stream
  * order. Memory is bounded by the pool's in-flight limit (each job holds at
  * most one chunk plus its sealed copy) plus one chunk buffer per stream.
- * The stream checksum (keyed BLAKE2b of the plaintext) is computed on the
- * writer's thread.
+ * The stream checksum is a hash list: keyed BLAKE2b over the size and the
+ * chunk ids in order (each id a keyed BLAKE2b of that chunk's plaintext),
+ * so the writer's thread never makes a second pass over the data.
  */
 #include "store/internal.h"
 #include "util/err.h"
@@ -47,7 +48,6 @@ struct dd_stream_writer {
 	struct dd_chunker ch;
 	uint8_t *buf; /* the chunk being filled (capacity = chunker max) */
 	size_t buflen;
-	crypto_generichash_state csum;
 	struct chunk_job *head, *tail; /* jobs not yet harvested, in stream order */
 	atomic_int failed;
 };
@@ -114,7 +114,6 @@ dd_stream_begin(struct dd_stream_writer **out, struct dd_snapshot_writer *sw, co
 	w->sw = sw;
 	w->info.name = dd_strdup(name);
 	dd_chunker_init(&w->ch, sw->st->chunker);
-	crypto_generichash_init(&w->csum, sw->st->keys->checksum, DD_KEY_LEN, 32);
 	*out = w;
 	return 0;
 }
@@ -186,7 +185,6 @@ dd_stream_write(struct dd_stream_writer *w, const void *data, size_t len)
 
 	if (atomic_load(&w->failed))
 		return harvest(w, 1) < 0 ? -1 : dd_error("stream '%s' failed earlier", w->info.name);
-	crypto_generichash_update(&w->csum, p, len);
 	w->info.size += len;
 	while (len) {
 		int cut;
@@ -237,7 +235,7 @@ dd_stream_end(struct dd_stream_writer *w)
 	rc = harvest(w, 1);
 	if (rc == 0 && atomic_load(&w->failed))
 		rc = dd_error("stream '%s' failed", w->info.name);
-	crypto_generichash_final(&w->csum, w->info.checksum, 32);
+	dd_stream_checksum(w->info.checksum, w->sw->st->keys, &w->info);
 	pthread_mutex_lock(&sw->mu);
 	unregister(sw, w->info.name);
 	if (rc == 0) {
