@@ -4,12 +4,56 @@
 
 #include <errno.h>
 #include <git2.h>
+#include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
-static _Thread_local struct dd_buf last;
-static _Thread_local struct dd_buf hint;
-static _Thread_local int have_error;
+/*
+ * Each thread's error lives in a heap block found through a pthread key, so
+ * worker threads that record an error and exit free it (a destructor runs at
+ * thread exit); _Thread_local alone would leak their buffers.
+ */
+struct err_state {
+	struct dd_buf last;
+	struct dd_buf hint;
+	int have_error;
+};
+
+static pthread_key_t key;
+static pthread_once_t key_once = PTHREAD_ONCE_INIT;
+
+static void
+free_state(void *p)
+{
+	struct err_state *st = p;
+
+	dd_buf_release(&st->last);
+	dd_buf_release(&st->hint);
+	free(st);
+}
+
+static void
+make_key(void)
+{
+	if (pthread_key_create(&key, free_state) != 0)
+		abort();
+}
+
+static struct err_state *
+state(void)
+{
+	struct err_state *st;
+
+	pthread_once(&key_once, make_key);
+	st = pthread_getspecific(key);
+	if (!st) {
+		st = dd_calloc(1, sizeof(*st));
+		pthread_setspecific(key, st);
+	}
+	return st;
+}
+
 
 static void
 one_line(struct dd_buf *b)
@@ -24,13 +68,15 @@ one_line(struct dd_buf *b)
 static void
 set(const char *fmt, va_list ap, const char *suffix)
 {
-	dd_buf_clear(&last);
-	dd_buf_clear(&hint);
-	dd_buf_vprintf(&last, fmt, ap);
+	struct err_state *st = state();
+
+	dd_buf_clear(&st->last);
+	dd_buf_clear(&st->hint);
+	dd_buf_vprintf(&st->last, fmt, ap);
 	if (suffix)
-		dd_buf_printf(&last, ": %s", suffix);
-	one_line(&last);
-	have_error = 1;
+		dd_buf_printf(&st->last, ": %s", suffix);
+	one_line(&st->last);
+	st->have_error = 1;
 }
 
 int
@@ -60,54 +106,61 @@ dd_error_errno(const char *fmt, ...)
 int
 dd_error_wrap(const char *fmt, ...)
 {
+	struct err_state *st = state();
 	struct dd_buf b = DD_BUF_INIT;
 	va_list ap;
 
 	va_start(ap, fmt);
 	dd_buf_vprintf(&b, fmt, ap);
 	va_end(ap);
-	if (have_error) {
+	if (st->have_error) {
 		dd_buf_puts(&b, ": ");
-		dd_buf_put(&b, last.ptr, last.len);
+		dd_buf_put(&b, st->last.ptr, st->last.len);
 	}
 	one_line(&b);
-	dd_buf_clear(&last);
-	dd_buf_put(&last, b.ptr, b.len);
-	dd_buf_release(&b);
-	have_error = 1;
+	dd_buf_release(&st->last);
+	st->last = b;
+	st->have_error = 1;
 	return -1;
 }
 
 void
 dd_hint(const char *fmt, ...)
 {
+	struct err_state *st = state();
 	va_list ap;
 
-	dd_buf_clear(&hint);
+	dd_buf_clear(&st->hint);
 	va_start(ap, fmt);
-	dd_buf_vprintf(&hint, fmt, ap);
+	dd_buf_vprintf(&st->hint, fmt, ap);
 	va_end(ap);
-	one_line(&hint);
+	one_line(&st->hint);
 }
 
 const char *
 dd_error_last(void)
 {
-	return have_error ? dd_buf_cstr(&last) : NULL;
+	struct err_state *st = state();
+
+	return st->have_error ? dd_buf_cstr(&st->last) : NULL;
 }
 
 const char *
 dd_error_hint(void)
 {
-	return hint.len ? hint.ptr : NULL;
+	struct err_state *st = state();
+
+	return st->hint.len ? st->hint.ptr : NULL;
 }
 
 void
 dd_error_clear(void)
 {
-	dd_buf_clear(&last);
-	dd_buf_clear(&hint);
-	have_error = 0;
+	struct err_state *st = state();
+
+	dd_buf_clear(&st->last);
+	dd_buf_clear(&st->hint);
+	st->have_error = 0;
 }
 
 int
