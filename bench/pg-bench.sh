@@ -1,147 +1,325 @@
 #!/usr/bin/env bash
-# bench/pg-bench.sh: snapshot and restore against their peers, same run,
-# same throwaway cluster (run by hand; not part of the test suite).
+# bench/pg-bench.sh: git dnadata snapshot and restore against their peers
+# (pg_dump -Fc, restic, pg_restore -j2), same run, same throwaway cluster.
+# Run by hand; not part of the test suite. Targets: issue 4 and DESIGN.md §8.
 #
-#   bench/pg-bench.sh [SCALE]        (default 50; needs a built git-dnadata)
+#   SCALE=50 REPEAT=1 SMALL_SCALE=5 bench/pg-bench.sh     (needs a built git-dnadata)
 #
-# Data: a pgbench database at SCALE (pgbench_accounts: SCALE x 100k rows)
-# PLUS a table of poorly compressible, realistic content of similar size
-# ("docs": random text, jsonb documents, bytea, timestamps, four secondary
-# indexes). Measured, each under /usr/bin/time -v (wall time, peak RSS):
-#   1. git dnadata snapshot (cold, local file:// store + local cache)
-#   2. pg_dump -Fc > file
-#   3. pg_dump -Fc | restic backup --stdin (fresh local repository)
-#   4. after updating 1% of the rows of both tables in ten contiguous ranges:
-#      second snapshot (time, bytes added to the store) and restic's second
-#      backup (time, bytes added to its repository)
-#   5. the same with 1% of rows scattered uniformly (every 100th row): the
-#      worst case for any chunk-level dedupe
-#   6. git dnadata restore --force vs pg_restore -j2 of the -Fc dump
-# Prints a Markdown table to paste into docs/BENCHMARKS.md.
+# SCALE        pgbench scale of the big database (default 50: ~1.7 GB on disk)
+# SMALL_SCALE  scale of the small database used only to show that peak memory is
+#              flat in size (default 5; 0 skips it)
+# REPEAT       runs of each measured command; the median is reported (default 1)
+# KEEP=1       keep the work directory (cluster stopped) for inspection
+#
+# Data: `pgbench -i -s SCALE` plus bench/pg/dataset.sql at the same scale
+# (customers, documents, events, attachments: random words, jsonb, bytea,
+# timestamps, 10 secondary indexes incl. a GIN, 3 foreign keys), about the
+# same size on disk. Steps, each measured with /usr/bin/time (wall seconds,
+# peak RSS of the largest process of the command, client user+sys CPU):
+#   1. cold snapshot (fresh repo, store and cache) | pg_dump -Fc to a file |
+#      pg_dump -Fc | restic backup --stdin | pg_dump -Fc -Z0 | restic backup
+#      --stdin (fresh restic repositories), interleaved when REPEAT > 1
+#   2. 1% of the rows of every table updated, scattered (every 100th key):
+#      second snapshot (time, bytes added to store and cache) vs restic's
+#      second backup of a new pg_dump -Fc -Z0 (time, bytes added)
+#   3. another 1% updated in ten contiguous key ranges of 0.1% per table
+#      (what an application touching recent or related rows does): third
+#      snapshot vs restic's third backup, the same way
+#   4. restore of the first snapshot from the local cache into the existing
+#      database (--force --terminate; replaced, the old one renamed aside) vs
+#      createdb + pg_restore -j2 of the step-1 dump (same content), both
+#      timed from nothing to a complete database; row counts and a content
+#      hash of every table compared afterwards
+#   5. (SMALL_SCALE) the same cold snapshot and restore on the small
+#      database: peak RSS at two sizes
+# Writes raw results to bench/results/pg-<date>-s<scale>/ and prints a
+# Markdown summary (also saved there as summary.md).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
-scale=${1:-50}
-[ -x "$top/git-dnadata" ] || { echo "error: build git-dnadata first" >&2; exit 1; }
+scale=${SCALE:-${1:-50}}
+small=${SMALL_SCALE:-5}
+repeat=${REPEAT:-1}
+[ -x "$top/git-dnadata" ] || { echo "error: build git-dnadata first (make -j2)" >&2; exit 1; }
+[ -x /usr/bin/time ] || { echo "error: /usr/bin/time is missing (apt-get install time)" >&2; exit 1; }
+command -v restic >/dev/null || { echo "error: restic is missing (apt-get install restic)" >&2; exit 1; }
 export PATH="$top:$PATH"
 . "$top/tests/pg.sh"
+bin=$(pg_bindir)
+export PATH="$bin:$PATH" # pg_dump, pg_restore, psql, pgbench of the server's major
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/dd-pgbench.XXXXXX")
+res="$top/bench/results/pg-$(date +%Y%m%d-%H%M%S)-s$scale"
+mkdir -p "$res"
 cleanup() {
 	pg_cluster_stop "$work/pg" || true
 	[ -n "${KEEP:-}" ] || rm -rf "$work"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+log() { echo "# $*" >&2; echo "$*" >>"$res/log.txt"; }
+psql() { command psql -X -q -v ON_ERROR_STOP=1 "$@"; }
+q() { command psql -X -A -t -q -v ON_ERROR_STOP=1 "$@"; }
 
+# ---- cluster --------------------------------------------------------------
 pg_cluster_start "$work/pg"
 export PGHOST PGPORT PGUSER
-psql() { "$DD_PG_BINDIR/psql" -X -q -v ON_ERROR_STOP=1 "$@"; }
-log() { echo "# $*" >&2; }
+# on top of tests/pg.sh (fsync, synchronous_commit and full_page_writes off,
+# shared_buffers 128MB, max_wal_size 2GB): the same for every tool measured
+psql -d postgres -c "ALTER SYSTEM SET maintenance_work_mem = '256MB'" \
+	-c "ALTER SYSTEM SET checkpoint_timeout = '30min'" \
+	-c "ALTER SYSTEM SET autovacuum = off" -c "SELECT pg_reload_conf()" >/dev/null
+export RESTIC_PASSWORD=bench XDG_CACHE_HOME=$work/xdg-cache
 
-measure() { # name command...: wall seconds and peak RSS (KiB) into $work/<name>.m
-	local name=$1
-	shift
+dropcache=no
+if (sync && echo 3 >/proc/sys/vm/drop_caches) 2>/dev/null; then dropcache=yes; fi
+{
+	echo "date: $(date -u +%FT%TZ)"
+	echo "host: $(nproc) cores ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)), $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo) RAM, kernel $(uname -r)"
+	echo "git-dnadata: $(git dnadata --version 2>&1 | head -n 1), commit $(git -C "$top" rev-parse --short HEAD)$(git -C "$top" diff --quiet HEAD -- src 2>/dev/null || echo ' + uncommitted changes in src/')"
+	echo "postgresql: $(q -d postgres -c 'SHOW server_version' | cut -d' ' -f1); $(pg_dump --version); $(restic version | cut -d' ' -f1-2)"
+	echo "settings: fsync=off synchronous_commit=off full_page_writes=off shared_buffers=128MB max_wal_size=2GB maintenance_work_mem=256MB checkpoint_timeout=30min autovacuum=off"
+	echo "drop_caches before each measurement: $dropcache"
+	echo "work dir: $work"
+	df -h "$work" | tail -n 1 | awk '{print "disk: " $1 " " $2 " total, " $4 " free, mounted on " $6}'
+	echo "scale: $scale, small scale: $small, repeat: $repeat"
+} >"$res/env.txt"
+cat "$res/env.txt" >&2
+
+# ---- measuring ------------------------------------------------------------
+# measure NAME CMD: runs CMD (a bash string) in the current directory under
+# /usr/bin/time; appends "NAME secs rss_kib user sys" to results.tsv.
+# %M is the peak RSS of the largest single process (for a pipeline: its
+# largest member); server-side memory is not counted, for any tool.
+measure() {
+	local name=$1 cmd=$2 n
+	n=$(grep -c "^$name " "$res/results.tsv" 2>/dev/null || true)
 	sync
-	/usr/bin/time -v -o "$work/$name.time" bash -c "$*" >"$work/$name.out" 2>"$work/$name.err" ||
-		{ cat "$work/$name.err" >&2; echo "error: $name failed" >&2; exit 1; }
-	local secs rss
-	secs=$(awk -F': ' '/Elapsed \(wall clock\)/ {n=split($2,a,":"); s=0; for(i=1;i<=n;i++) s=s*60+a[i]; print s}' "$work/$name.time")
-	rss=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$work/$name.time")
-	echo "$secs $rss" >"$work/$name.m"
-	log "$name: ${secs}s, peak RSS $((rss / 1024)) MiB"
+	[ "$dropcache" = no ] || echo 3 >/proc/sys/vm/drop_caches
+	if ! /usr/bin/time -f '%e %M %U %S' -o "$work/time.out" bash -o pipefail -c "$cmd" \
+		>"$res/$name.$((n + 1)).out" 2>"$res/$name.$((n + 1)).err"; then
+		cat "$res/$name.$((n + 1)).err" >&2
+		echo "error: '$name' failed: $cmd" >&2
+		exit 1
+	fi
+	echo "$name $(tail -n 1 "$work/time.out")" >>"$res/results.tsv"
+	log "$name: $(tail -n 1 "$work/time.out" | awk '{printf "%.2f s, peak RSS %.1f MiB, CPU %.1f s user + %.1f s sys", $1, $2 / 1024, $3, $4}')"
 }
-secs() { cut -d' ' -f1 "$work/$1.m"; }
-rss_mib() { echo $(($(cut -d' ' -f2 "$work/$1.m") / 1024)); }
-du_b() { du -sb "$1" | cut -f1; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
-mib() { awk -v b="$1" 'BEGIN { printf "%.0f", b / 1048576 }'; }
+# med NAME [FIELD]: median of a results field (2 secs, 3 rss_kib, 4 user, 5 sys)
+med() {
+	awk -v n="$1" -v f="${2:-2}" '$1 == n {print $f}' "$res/results.tsv" | sort -g |
+		awk '{v[NR] = $1} END {if (!NR) {print "nan"; exit} print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'
+}
+rss() { awk -v k="$(med "$1" 3)" 'BEGIN {printf "%.1f", k / 1024}'; } # MiB
+cpu() { awk -v u="$(med "$1" 4)" -v s="$(med "$1" 5)" 'BEGIN {printf "%.1f", u + s}'; }
+bytes() { du -sbc "$@" 2>/dev/null | tail -n 1 | cut -f1; }
+mib() { awk -v b="$1" 'BEGIN {printf "%.1f", b / 1048576}'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b == 0) print "inf"; else printf "%.2f", a / b}'; }
+verdict() { awk -v r="$1" -v t="$2" 'BEGIN {print (r + 0 <= t + 0) ? "pass" : "**FAIL**"}'; }
+pct() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.1f%%", 100 * a / b}'; }
+val() { echo "$1 $2" >>"$res/values.tsv"; eval "v_$1=\$2"; }
 
-log "generating: pgbench scale $scale + docs"
-"$DD_PG_BINDIR/createdb" bench
-"$DD_PG_BINDIR/pgbench" -q -i -s "$scale" bench >/dev/null 2>&1
-ndocs=$((scale * 22000))
-psql -d bench <<SQL
-CREATE EXTENSION pgcrypto;
-CREATE TABLE docs (id bigint PRIMARY KEY, title text NOT NULL, body text, meta jsonb, blob bytea,
-	created timestamptz NOT NULL, updated timestamptz, author int, score float8);
-INSERT INTO docs
-SELECT i, 'doc ' || encode(gen_random_bytes(12), 'base64'),
-	encode(gen_random_bytes(300), 'base64'),
-	jsonb_build_object('k', (random() * 1000)::int, 'tags', jsonb_build_array(md5(i::text), (random() * 100)::int),
-	                   'note', encode(gen_random_bytes(30), 'base64'), 'ok', random() > 0.5),
-	gen_random_bytes(120),
-	timestamptz '2020-01-01' + random() * interval '1500 days',
-	timestamptz '2024-01-01' + random() * interval '300 days',
-	(random() * 10000)::int, random()
-FROM generate_series(1, $ndocs) i;
-CREATE INDEX docs_created ON docs (created);
-CREATE INDEX docs_author_updated ON docs (author, updated);
-CREATE INDEX docs_k ON docs ((meta ->> 'k'));
-CREATE INDEX docs_title ON docs (title);
+# ---- data -----------------------------------------------------------------
+gen_db() { # DB SCALE: pgbench tables and the realistic ones, in parallel
+	local db=$1 s=$2 t0=$SECONDS
+	createdb "$db"
+	pgbench -q -i -s "$s" "$db" >"$work/pgbench-$db.log" 2>&1 &
+	local pid=$!
+	psql -d "$db" -v scale="$s" -f "$top/bench/pg/dataset.sql"
+	wait "$pid" || { cat "$work/pgbench-$db.log" >&2; exit 1; }
+	psql -d "$db" -c "VACUUM ANALYZE" -c "CHECKPOINT"
+	log "generated $db (scale $s) in $((SECONDS - t0)) s: $(mib "$(q -d "$db" -c "SELECT pg_database_size('$db')")") MiB"
+}
+describe_db() { # DB: per-table rows and sizes (Markdown)
+	echo "| table | rows | heap+toast | indexes | COPY text |"
+	echo "|---|---:|---:|---:|---:|"
+	local t
+	for t in $(q -d "$1" -c "SELECT relname FROM pg_stat_user_tables ORDER BY pg_total_relation_size(relid) DESC"); do
+		q -d "$1" -F ' ' -c "SELECT count(*), pg_table_size('$t'), pg_indexes_size('$t') FROM $t" | {
+			read -r n tb ib
+			echo "| $t | $n | $(mib "$tb") MiB | $(mib "$ib") MiB | $(mib "$(q -d "$1" -c "COPY $t TO STDOUT" | wc -c)") MiB |"
+		}
+	done
+	echo "| **total** (pg_database_size) | | $(mib "$(q -d "$1" -c "SELECT pg_database_size('$1')")") MiB | | |"
+}
+update_rows() { # DB WHERE: update 1% of every table's rows; in WHERE, @key is the key column, @max its maximum
+	local db=$1 w=$2 a c
+	a=${w//@key/aid} c=${w//@key/id}
+	psql -d "$db" <<SQL
+UPDATE pgbench_accounts SET abalance = abalance + 1 WHERE ${a//@max/(SELECT max(aid) FROM pgbench_accounts)};
+UPDATE customers SET profile = jsonb_set(profile, '{seats}', to_jsonb((profile->>'seats')::int + 1)) WHERE ${c//@max/(SELECT max(id) FROM customers)};
+UPDATE documents SET score = score + 1, updated_at = now(), meta = jsonb_set(meta, '{version}', to_jsonb((meta->>'version')::int + 1)) WHERE ${c//@max/(SELECT max(id) FROM documents)};
+UPDATE events SET payload = payload || '{"seen": true}' WHERE ${c//@max/(SELECT max(id) FROM events)};
+UPDATE attachments SET name = name || '.v2' WHERE ${c//@max/(SELECT max(id) FROM attachments)};
 VACUUM ANALYZE;
+CHECKPOINT;
 SQL
-dbsize=$(psql -d bench -Atc "SELECT pg_database_size('bench')")
-accounts=$(psql -d bench -Atc "SELECT pg_total_relation_size('pgbench_accounts')")
-docs=$(psql -d bench -Atc "SELECT pg_total_relation_size('docs')")
-log "database $(mib "$dbsize") MiB (accounts $(mib "$accounts") MiB, docs $(mib "$docs") MiB)"
+}
+table_hashes() { # DB: "table rows hash" per table, for comparing two restores
+	local t
+	for t in $(q -d "$1" -c "SELECT relname FROM pg_stat_user_tables ORDER BY 1"); do
+		echo "$t $(q -d "$1" -F ' ' -c "SELECT count(*), coalesce(sum(hashtext(x::text)::bigint), 0) FROM $t x")"
+	done
+}
+drop_stashes() { # DB: drop the copies restore renamed aside
+	local d
+	for d in $(q -d postgres -c "SELECT datname FROM pg_database WHERE datname LIKE '$1\\_\\_dnadata\\_%'"); do
+		dropdb "$d"
+	done
+}
+new_repo() { # DIR DB: a git repository set up for git dnadata, cwd inside it
+	rm -rf "$1" "$1.store"
+	git init -q -b main "$1"
+	cd "$1"
+	git config user.name bench && git config user.email bench@example.invalid
+	git dnadata init -q --store "file://$1.store" --database "dbname=$2" >/dev/null
+}
+store_bytes() { bytes "$1.store/data" "$1.store/snapshots"; }
+cache_bytes() { bytes "$1/.git/dnadata/cache"; }
 
-git init -q -b main "$work/repo"
-cd "$work/repo"
-git config user.name bench && git config user.email bench@example.invalid
-git dnadata init --store "file://$work/store" --database "dbname=bench" >/dev/null 2>&1
-export RESTIC_PASSWORD=bench RESTIC_REPOSITORY=$work/restic
-restic init -q >/dev/null
+# ---- small database: peak memory at a second size -------------------------
+if [ "$small" -gt 0 ]; then
+	gen_db small "$small"
+	val small_db_bytes "$(q -d postgres -c "SELECT pg_database_size('small')")"
+	for i in $(seq "$repeat"); do
+		new_repo "$work/repo-small" small
+		measure small_snapshot "git dnadata snapshot --no-commit"
+		measure small_restore "git dnadata restore --force --terminate"
+		drop_stashes small
+	done
+	cd "$work"
+	dropdb small
+	rm -rf "$work/repo-small" "$work/repo-small.store"
+fi
 
-measure snap1 "git dnadata snapshot --no-commit >/dev/null"
-store1=$(du_b "$work/store")
-measure pgdump "pg_dump -Fc -f '$work/bench.dump' bench"
-dumpsize=$(du_b "$work/bench.dump")
-measure restic1 "pg_dump -Fc bench | restic backup -q --stdin --stdin-filename bench.dump"
-restic1=$(du_b "$work/restic")
+# ---- big database ---------------------------------------------------------
+gen_db bench "$scale"
+val db_bytes "$(q -d postgres -c "SELECT pg_database_size('bench')")"
+describe_db bench >"$res/dataset.md"
+cat "$res/dataset.md" >&2
 
-# 1% of rows in ten contiguous ranges of each table
-psql -d bench <<SQL
-UPDATE pgbench_accounts SET abalance = abalance + 1
-	WHERE (aid % ($scale * 10000)) < ($scale * 100) AND aid <= $scale * 100000;
-UPDATE docs SET score = score + 1, updated = updated + interval '1 day'
-	WHERE (id % ($ndocs / 10)) < ($ndocs / 1000);
-SQL
-measure snap2 "git dnadata snapshot --no-commit >/dev/null"
-store2=$(du_b "$work/store")
-measure restic2 "pg_dump -Fc bench | restic backup -q --stdin --stdin-filename bench.dump"
-restic2=$(du_b "$work/restic")
+repo=$work/repo
+r_fc=$work/restic-fc
+r_z0=$work/restic-z0
+for i in $(seq "$repeat"); do
+	new_repo "$repo" bench
+	measure snapshot1 "git dnadata snapshot --no-commit"
+	cd "$work"
+	rm -f "$work/bench.dump"
+	measure pg_dump_fc "pg_dump -Fc -f '$work/bench.dump' bench"
+	rm -rf "$r_fc" "$work/xdg-cache"
+	restic init -q -r "$r_fc" >/dev/null
+	measure restic_fc1 "pg_dump -Fc bench | restic backup -q -r '$r_fc' --stdin --stdin-filename bench.dump"
+	rm -rf "$r_z0" "$work/xdg-cache"
+	restic init -q -r "$r_z0" >/dev/null
+	measure restic_z01 "pg_dump -Fc -Z0 bench | restic backup -q -r '$r_z0' --stdin --stdin-filename bench.dump"
+done
+cp "$repo/.dnadata/refs/clean" "$work/ref1"
+val store1 "$(store_bytes "$repo")"
+val cache1 "$(cache_bytes "$repo")"
+val dump_fc "$(bytes "$work/bench.dump")"
+val restic_fc1 "$(bytes "$r_fc")"
+val restic_z01 "$(bytes "$r_z0")"
+rm -rf "$r_fc"
 
-# 1% scattered uniformly: every 100th row
-psql -d bench <<SQL
-UPDATE pgbench_accounts SET abalance = abalance + 1 WHERE aid % 100 = 0;
-UPDATE docs SET score = score + 1 WHERE id % 100 = 0;
-SQL
-measure snap3 "git dnadata snapshot --no-commit >/dev/null"
-store3=$(du_b "$work/store")
+# incremental: UPDATE, then snapshot and restic backup; for REPEAT > 1 the
+# store, cache and restic repository go back (hard-link copies: both tools
+# only ever add files) to their state before the step
+incremental() { # STEP WHERE
+	local k=$1 i
+	update_rows bench "$2"
+	rm -rf "$work/before"
+	mkdir -p "$work/before"
+	cp -al "$repo.store" "$work/before/store"
+	cp -al "$repo/.git/dnadata" "$work/before/state"
+	cp "$repo/.dnadata/refs/clean" "$work/before/ref"
+	cp -al "$r_z0" "$work/before/restic"
+	local s0 c0 r0
+	s0=$(store_bytes "$repo") c0=$(cache_bytes "$repo") r0=$(bytes "$r_z0")
+	for i in $(seq "$repeat"); do
+		if [ "$i" -gt 1 ]; then
+			rm -rf "$repo.store" "$repo/.git/dnadata" "$r_z0"
+			cp -al "$work/before/store" "$repo.store"
+			cp -al "$work/before/state" "$repo/.git/dnadata"
+			cp "$work/before/ref" "$repo/.dnadata/refs/clean"
+			cp -al "$work/before/restic" "$r_z0"
+		fi
+		cd "$repo"
+		measure "snapshot$k" "git dnadata snapshot --no-commit"
+		cd "$work"
+		measure "restic_z0$k" "pg_dump -Fc -Z0 bench | restic backup -q -r '$r_z0' --stdin --stdin-filename bench.dump"
+	done
+	val "store_add$k" $(($(store_bytes "$repo") - s0))
+	val "cache_add$k" $(($(cache_bytes "$repo") - c0))
+	val "restic_add$k" $(($(bytes "$r_z0") - r0))
+	rm -rf "$work/before"
+}
+log "step 2: 1% of rows updated, scattered (every 100th key)"
+incremental 2 "@key % 100 = 0"
+log "step 3: 1% of rows updated in ten contiguous key ranges per table"
+incremental 3 "@key % (@max / 10) BETWEEN @max / 20 AND @max / 20 + @max / 1000 - 1"
+rm -rf "$r_z0"
 
-# restore: ours (the last snapshot) vs pg_restore -j2 of the first -Fc dump
-measure restore "git dnadata restore --force --terminate >/dev/null"
-"$DD_PG_BINDIR/createdb" restored
-measure pgrestore "pg_restore -j2 -d restored '$work/bench.dump'"
+# restore: the first snapshot (same content as bench.dump)
+for i in $(seq "$repeat"); do
+	cd "$repo"
+	cp "$work/ref1" .dnadata/refs/clean
+	measure restore "git dnadata restore --force --terminate"
+	drop_stashes bench
+	cd "$work"
+	dropdb --if-exists restored
+	measure pg_restore_j2 "createdb restored && pg_restore -j2 -d restored '$work/bench.dump'"
+done
+table_hashes bench >"$res/hash-restore.txt"
+table_hashes restored >"$res/hash-pg_restore.txt"
+if cmp -s "$res/hash-restore.txt" "$res/hash-pg_restore.txt"; then check=same; else
+	check=DIFFERENT
+	diff "$res/hash-restore.txt" "$res/hash-pg_restore.txt" >&2 || true
+fi
+log "restored databases (ours vs pg_restore): rows and content hash of every table $check"
 
-add2=$((store2 - store1))
-add3=$((store3 - store2))
-radd2=$((restic2 - restic1))
-cat <<EOF
-
-Machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo) RAM; PostgreSQL $(psql -d bench -Atc "SHOW server_version" | cut -d' ' -f1); restic $(restic version | cut -d' ' -f2).
-Database: $(mib "$dbsize") MiB on disk (pgbench scale $scale: $(mib "$accounts") MiB; docs, $ndocs rows: $(mib "$docs") MiB).
-
-| measure | git-dnadata | peer | ratio | target |
-|---|---|---|---|---|
-| cold snapshot, time | $(secs snap1) s | pg_dump -Fc: $(secs pgdump) s | $(ratio "$(secs snap1)" "$(secs pgdump)") | ≤ 1.0 |
-| cold snapshot, time | $(secs snap1) s | pg_dump -Fc \| restic backup --stdin: $(secs restic1) s | $(ratio "$(secs snap1)" "$(secs restic1)") | ≤ 0.5 |
-| cold snapshot, bytes stored | $(mib "$store1") MiB | -Fc dump $(mib "$dumpsize") MiB / restic repo $(mib "$restic1") MiB | $(ratio "$store1" "$dumpsize") | — |
-| 2nd snapshot, 1% of rows in 10 ranges: bytes added | $(mib "$add2") MiB | first snapshot $(mib "$store1") MiB | $(ratio "$add2" "$store1") | ≤ 0.05 |
-| same, vs restic's 2nd backup of a new -Fc dump | $(mib "$add2") MiB | restic added $(mib "$radd2") MiB | $(ratio "$add2" "$radd2") | ≤ 1.0 |
-| 2nd snapshot, time | $(secs snap2) s | first snapshot $(secs snap1) s | $(ratio "$(secs snap2)" "$(secs snap1)") | ≤ 0.3 |
-| 3rd snapshot, 1% of rows scattered (every 100th): bytes added | $(mib "$add3") MiB | first snapshot $(mib "$store1") MiB | $(ratio "$add3" "$store1") | (worst case) |
-| 3rd snapshot, time | $(secs snap3) s | first snapshot $(secs snap1) s | $(ratio "$(secs snap3)" "$(secs snap1)") | — |
-| restore, time | $(secs restore) s | pg_restore -j2: $(secs pgrestore) s | $(ratio "$(secs restore)" "$(secs pgrestore)") | ≤ 0.8 |
-| peak RSS, snapshot / restore | $(rss_mib snap1) / $(rss_mib restore) MiB | pg_dump $(rss_mib pgdump) MiB, pg_restore $(rss_mib pgrestore) MiB | — | < 100 MiB |
-EOF
+# ---- summary --------------------------------------------------------------
+summarize() {
+	local s1 s2 s3 pd rf rz rz2 rz3 rs pr
+	s1=$(med snapshot1) s2=$(med snapshot2) s3=$(med snapshot3) pd=$(med pg_dump_fc)
+	rf=$(med restic_fc1) rz=$(med restic_z01) rz2=$(med restic_z02) rz3=$(med restic_z03)
+	rs=$(med restore) pr=$(med pg_restore_j2)
+	echo "$(sed -n 's/^host: //p' "$res/env.txt"); $(sed -n 's/^postgresql: //p' "$res/env.txt")."
+	echo "$(sed -n 's/^git-dnadata: //p' "$res/env.txt"). Cluster: $(sed -n 's/^settings: //p' "$res/env.txt"); drop_caches: $dropcache."
+	echo "Database: pgbench scale $scale + bench/pg/dataset.sql at scale $scale, $(mib "$v_db_bytes") MiB (pg_database_size). Each figure: median of $repeat run(s)."
+	echo
+	echo "| measure | git-dnadata | peer (same run) | ratio | target | |"
+	echo "|---|---:|---|---:|---:|---|"
+	echo "| cold snapshot, time | $s1 s | pg_dump -Fc: $pd s | $(ratio "$s1" "$pd") | ≤ 1.0 | $(verdict "$(ratio "$s1" "$pd")" 1.0) |"
+	echo "| cold snapshot, time | $s1 s | pg_dump -Fc \\| restic backup --stdin: $rf s | $(ratio "$s1" "$rf") | ≤ 0.5 (issue) | $(verdict "$(ratio "$s1" "$rf")" 0.5) |"
+	echo "| cold snapshot, time | $s1 s | pg_dump -Fc -Z0 \\| restic backup --stdin: $rz s | $(ratio "$s1" "$rz") | ≤ 0.7 (design) | $(verdict "$(ratio "$s1" "$rz")" 0.7) |"
+	echo "| cold snapshot, bytes stored | $(mib "$v_store1") MiB | -Fc dump $(mib "$v_dump_fc") MiB; restic repo: -Fc $(mib "$v_restic_fc1") MiB, -Z0 $(mib "$v_restic_z01") MiB | $(ratio "$v_store1" "$v_dump_fc") | — | |"
+	local k what sk rk
+	for k in 2 3; do
+		if [ $k = 2 ]; then what="1% of rows scattered (every 100th key)"; sk=$s2 rk=$rz2; else
+			what="another 1% in 10 contiguous ranges per table"; sk=$s3 rk=$rz3; fi
+		eval "local sa=\$v_store_add$k ca=\$v_cache_add$k ra=\$v_restic_add$k"
+		echo "| snapshot $k after $what: bytes added to the store | $(mib "$sa") MiB ($(pct "$sa" "$v_store1") of the first; cache +$(mib "$ca") MiB) | first snapshot $(mib "$v_store1") MiB | $(ratio "$sa" "$v_store1") | ≤ 0.05 (issue) | $(verdict "$(ratio "$sa" "$v_store1")" 0.05) |"
+		echo "| same | | | | ≤ 0.02 (design) | $(verdict "$(ratio "$sa" "$v_store1")" 0.02) |"
+		echo "| same, vs restic's next backup of pg_dump -Fc -Z0 | $(mib "$sa") MiB | restic added $(mib "$ra") MiB ($(pct "$ra" "$v_restic_z01") of its first) | $(ratio "$sa" "$ra") | ≤ 1.0 (design) | $(verdict "$(ratio "$sa" "$ra")" 1.0) |"
+		echo "| snapshot $k, time | $sk s | first snapshot $s1 s (restic's backup: $rk s) | $(ratio "$sk" "$s1") | ≤ 0.3 | $(verdict "$(ratio "$sk" "$s1")" 0.3) |"
+	done
+	echo "| restore from the local cache, time | $rs s | createdb + pg_restore -j2 of the -Fc dump: $pr s | $(ratio "$rs" "$pr") | ≤ 0.8 | $(verdict "$(ratio "$rs" "$pr")" 0.8) |"
+	local worst
+	worst=$(printf '%s\n' "$(rss snapshot1)" "$(rss restore)" "$(rss snapshot2)" "$(rss snapshot3)" \
+		$([ "$small" -gt 0 ] && printf '%s\n' "$(rss small_snapshot)" "$(rss small_restore)") | sort -g | tail -n 1)
+	echo "| peak RSS, snapshot / restore | $(rss snapshot1) / $(rss restore) MiB | pg_dump -Fc $(rss pg_dump_fc) MiB; restic pipelines $(rss restic_fc1) / $(rss restic_z01) MiB; pg_restore -j2 $(rss pg_restore_j2) MiB | — | < 100 MiB | $(verdict "$worst" 99.999) |"
+	echo
+	echo "Peak RSS (MiB) by database size, to show it is flat:"
+	echo
+	echo "| database | snapshot | restore |"
+	echo "|---|---:|---:|"
+	[ "$small" -gt 0 ] && echo "| scale $small, $(mib "$v_small_db_bytes") MiB | $(rss small_snapshot) | $(rss small_restore) |"
+	echo "| scale $scale, $(mib "$v_db_bytes") MiB | $(rss snapshot1) | $(rss restore) |"
+	echo
+	echo "Client CPU (user + sys, s): snapshot $(cpu snapshot1), pg_dump -Fc $(cpu pg_dump_fc), -Fc|restic $(cpu restic_fc1), -Z0|restic $(cpu restic_z01), restore $(cpu restore), pg_restore -j2 $(cpu pg_restore_j2)."
+	echo "Restored databases compared (rows and a hash of every row, per table): $check."
+}
+summarize >"$res/summary.md"
+cat "$res/summary.md"
+echo
+echo "raw results: $res" >&2
