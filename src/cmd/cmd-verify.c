@@ -12,7 +12,6 @@
 #include "store/store.h"
 #include "util/fs.h"
 
-#include <dirent.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -28,47 +27,6 @@ static const char *const usage[] = {
 	"  git dnadata verify --all --read-data",
 	NULL,
 };
-
-static void
-add_id(char ***ids, size_t *n, const char *id)
-{
-	for (size_t i = 0; i < *n; i++)
-		if (!strcmp((*ids)[i], id))
-			return;
-	*ids = dd_realloc(*ids, (*n + 1) * sizeof(**ids));
-	(*ids)[(*n)++] = dd_strdup(id);
-}
-
-/* Snapshot ids of every ref file; a ref file that does not parse is an error. */
-static int
-ref_ids(struct dd_repo *repo, char ***ids, size_t *n)
-{
-	char *dir = dd_path_join(repo->dnadata, "refs");
-	DIR *d = opendir(dir);
-	struct dirent *e;
-	int rc = 0;
-
-	if (!d) {
-		free(dir);
-		return 0; /* no refs yet */
-	}
-	while (rc == 0 && (e = readdir(d))) {
-		struct dd_ref *ref = NULL;
-		if (e->d_name[0] == '.')
-			continue;
-		char *path = dd_path_join(dir, e->d_name), *disp = dd_asprintf(".dnadata/refs/%s", e->d_name);
-		int r = dd_ref_read_named(&ref, path, disp);
-		if (r < 0)
-			rc = -1;
-		else if (r == 0 && ref->snapshot[0])
-			add_id(ids, n, ref->snapshot);
-		dd_ref_free(ref);
-		free(path), free(disp);
-	}
-	closedir(d);
-	free(dir);
-	return rc;
-}
 
 static int
 cmd_verify(int argc, char **argv)
@@ -98,8 +56,12 @@ cmd_verify(int argc, char **argv)
 	if (all) {
 		if (dd_store_list_snapshots(st, &ids, &nids) < 0)
 			goto out;
-	} else if (ref_ids(repo, &ids, &nids) < 0) {
-		goto out;
+	} else {
+		char *refs = dd_path_join(repo->dnadata, "refs");
+		int r = dd_ref_snapshot_ids(&ids, &nids, refs, NULL, 0);
+		free(refs);
+		if (r < 0)
+			goto out;
 	}
 	if (!nids) {
 		dd_info(all ? "the store holds no snapshots yet" : "no profile has a snapshot yet");
@@ -108,9 +70,7 @@ cmd_verify(int argc, char **argv)
 	}
 	rc = dd_store_verify(st, (const char *const *)ids, nids, read_data);
 out:
-	for (size_t i = 0; i < nids; i++)
-		free(ids[i]);
-	free(ids);
+	dd_ref_ids_free(ids, nids);
 	dd_store_free(st);
 	dd_config_free(cfg);
 	dd_repo_free(repo);

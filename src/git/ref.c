@@ -25,6 +25,7 @@
 #include "util/hex.h"
 #include "util/json.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -427,4 +428,95 @@ out:
 	dd_buf_release(&text);
 	free(dir);
 	return rc;
+}
+
+static void
+add_id(char ***ids, size_t *n, const char *id)
+{
+	for (size_t i = 0; i < *n; i++)
+		if (!strcmp((*ids)[i], id))
+			return;
+	*ids = dd_realloc(*ids, (*n + 1) * sizeof(**ids));
+	(*ids)[(*n)++] = dd_strdup(id);
+}
+
+static int
+cmp_names(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Ref file names in refs_dir (hidden files skipped), sorted. */
+static int
+list_refs(char ***names, size_t *n, const char *refs_dir)
+{
+	DIR *d = opendir(refs_dir);
+	struct dirent *e;
+
+	*names = NULL;
+	*n = 0;
+	if (!d)
+		return errno == ENOENT ? 0 : dd_error_errno("cannot read %s", refs_dir);
+	while ((e = readdir(d))) {
+		if (e->d_name[0] == '.')
+			continue;
+		*names = dd_realloc(*names, (*n + 1) * sizeof(**names));
+		(*names)[(*n)++] = dd_strdup(e->d_name);
+	}
+	closedir(d);
+	if (*n)
+		qsort(*names, *n, sizeof(**names), cmp_names);
+	return 0;
+}
+
+int
+dd_ref_snapshot_ids(char ***ids, size_t *n, const char *refs_dir, const char *const *profiles,
+		    size_t nprofiles)
+{
+	char **names = NULL;
+	size_t nnames = 0;
+	int rc = -1;
+
+	*ids = NULL;
+	*n = 0;
+	if (profiles) {
+		names = dd_calloc(nprofiles ? nprofiles : 1, sizeof(*names));
+		for (; nnames < nprofiles; nnames++)
+			names[nnames] = dd_strdup(profiles[nnames]);
+	} else if (list_refs(&names, &nnames, refs_dir) < 0) {
+		return -1;
+	}
+	for (size_t i = 0; i < nnames; i++) {
+		struct dd_ref *ref = NULL;
+		char *path = dd_path_join(refs_dir, names[i]);
+		char *disp = dd_asprintf(".dnadata/refs/%s", names[i]);
+		int r = dd_ref_read_named(&ref, path, disp);
+
+		if (r == 1 && profiles)
+			dd_error("profile '%s' has no snapshot yet (no %s)", names[i], disp);
+		if (r == 0 && ref->snapshot[0])
+			add_id(ids, n, ref->snapshot);
+		dd_ref_free(ref);
+		free(path);
+		free(disp);
+		if (r < 0 || (r == 1 && profiles))
+			goto out;
+	}
+	rc = 0;
+out:
+	dd_ref_ids_free(names, nnames);
+	if (rc < 0) {
+		dd_ref_ids_free(*ids, *n);
+		*ids = NULL;
+		*n = 0;
+	}
+	return rc;
+}
+
+void
+dd_ref_ids_free(char **ids, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(ids[i]);
+	free(ids);
 }

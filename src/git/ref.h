@@ -48,4 +48,15 @@ void dd_ref_format(struct dd_buf *out, const struct dd_ref *ref);
 int dd_ref_write(const char *path, const struct dd_ref *ref);
 void dd_ref_free(struct dd_ref *ref);
 
+/*
+ * The snapshot ids named by the ref files in `refs_dir` (.dnadata/refs),
+ * each once, in profile-name order; `profiles` (NULL = all) limits it to
+ * those profiles, and a listed profile without a ref file is an error. A
+ * ref file that does not parse is an error. Caller frees with
+ * dd_ref_ids_free().
+ */
+int dd_ref_snapshot_ids(char ***ids, size_t *n, const char *refs_dir, const char *const *profiles,
+			size_t nprofiles);
+void dd_ref_ids_free(char **ids, size_t n);
+
 #endif
