@@ -65,14 +65,20 @@ dd_key_parse(uint8_t master[DD_KEY_LEN], const char *text, size_t len, const cha
 	return 0;
 }
 
+/*
+ * Everything is read from the descriptor whose mode was checked: reading
+ * the path again would let whoever can rename files in that folder swap
+ * in a file between the check and the read.
+ */
 int
 dd_key_read_file(uint8_t master[DD_KEY_LEN], const char *path)
 {
-	struct dd_buf text = DD_BUF_INIT;
+	char text[4096 + 1];
+	size_t len = 0;
 	struct stat st;
 	int fd, rc = -1;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
 	if (fd < 0) {
 		if (errno == ENOENT)
 			return 1;
@@ -92,18 +98,26 @@ dd_key_read_file(uint8_t master[DD_KEY_LEN], const char *path)
 		dd_hint("chmod 600 '%s' (and consider the key compromised if others could read it)", path);
 		goto out;
 	}
-	if (st.st_size > 4096) {
+	while (len < sizeof(text)) {
+		ssize_t n = read(fd, text + len, sizeof(text) - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			dd_error_errno("cannot read key %s", path);
+			goto out;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	if (len == sizeof(text)) {
 		dd_error("%s: not a git-dnadata key file (too large)", path);
 		goto out;
 	}
-	close(fd), fd = -1;
-	if (dd_file_read(&text, path) < 0)
-		goto out;
-	rc = dd_key_parse(master, text.ptr, text.len, path);
+	rc = dd_key_parse(master, text, len, path);
 out:
-	if (fd >= 0)
-		close(fd);
-	dd_buf_release_secret(&text);
+	sodium_memzero(text, sizeof(text));
+	close(fd);
 	return rc;
 }
 

@@ -4,6 +4,7 @@
  * export/import/passwd, tampered config, key file / object / manifest
  * parsers under truncation and bit flips.
  */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -150,6 +151,49 @@ key_readable_by_others_is_refused_with_the_fix(void **state)
 	assert_int_equal(dd_store_open(&st, f->url, f->sd, 0), 0);
 	dd_store_free(st);
 	free(kp);
+}
+
+/*
+ * close() is wrapped (-Wl,--wrap=close in Makefile.am): when armed, the next
+ * close() renames `swap_from` over `swap_to`, i.e. someone swaps the key
+ * file between the permission check and the read.
+ */
+static const char *swap_from, *swap_to;
+int __real_close(int fd);
+int __wrap_close(int fd);
+
+int
+__wrap_close(int fd)
+{
+	if (swap_from) {
+		const char *from = swap_from;
+		swap_from = NULL;
+		if (rename(from, swap_to) < 0)
+			fail_msg("rename %s: %s", from, strerror(errno));
+	}
+	return __real_close(fd);
+}
+
+static void
+key_file_is_read_from_the_descriptor_whose_mode_was_checked(void **state)
+{
+	struct fx *f = *state;
+	char *kp = dd_path_join(f->sd, "key"), *evil = dd_path_join(f->tmp, "evil");
+	uint8_t mine[32], theirs[32], got[32];
+
+	memset(mine, 0x11, 32);
+	memset(theirs, 0x22, 32);
+	assert_int_equal(dd_key_write_file(kp, mine, 0), 0);
+	assert_int_equal(dd_key_write_file(evil, theirs, 0), 0);
+	assert_int_equal(chmod(evil, 0666), 0);
+	swap_from = evil, swap_to = kp;
+	assert_int_equal(dd_key_read_file(got, kp), 0);
+	swap_from = NULL;
+	assert_memory_equal(got, mine, 32);
+	/* the swapped-in file itself is refused */
+	assert_int_equal(dd_key_read_file(got, kp), -1);
+	contains(dd_error_last(), "readable by other users");
+	free(kp), free(evil);
 }
 
 static void
@@ -366,6 +410,7 @@ main(void)
 		T(wrong_passphrase_is_reported_as_such),
 		T(wrong_key_is_reported_as_another_key_not_corruption),
 		T(key_readable_by_others_is_refused_with_the_fix),
+		T(key_file_is_read_from_the_descriptor_whose_mode_was_checked),
 		T(export_and_import_move_the_key),
 		T(passwd_replaces_the_key_file),
 		T(tampered_config_is_detected),
