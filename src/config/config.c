@@ -276,6 +276,22 @@ is_conflict_marker(const char *s, size_t len)
 	return 0;
 }
 
+/*
+ * Could this malformed line carry a password (a URL with user:password@,
+ * a conninfo password=)? Then an error must not quote it: config.ini is
+ * where people keep them.
+ */
+static int
+may_hold_password(const char *s, size_t len)
+{
+	if (memchr(s, '@', len))
+		return 1;
+	for (size_t i = 0; i + 8 <= len; i++)
+		if (!strncasecmp(s + i, "password", 8))
+			return 1;
+	return 0;
+}
+
 /* ---- sections ---- */
 
 static struct seen *
@@ -465,7 +481,12 @@ reader(char *str, int num, void *stream)
 	}
 	for (size_t i = 0; i <= l; i++) {
 		if (i == l || s[i] == ':' || ((s[i] == ';') && i && (s[i - 1] == ' ' || s[i - 1] == '\t'))) {
-			fail(p, p->lineno, "expected 'key = value' or a [section], found '%.*s'", (int)(l > 60 ? 60 : l), s);
+			if (may_hold_password(s, l))
+				fail(p, p->lineno, "expected 'key = value' or a [section] (the line is not shown: "
+						   "it may hold a password)");
+			else
+				fail(p, p->lineno, "expected 'key = value' or a [section], found '%.*s'",
+				     (int)(l > 60 ? 60 : l), s);
 			return blank(str);
 		}
 		if (s[i] == '=')
@@ -1017,19 +1038,34 @@ static int
 check_writable(const char *key, const char *value)
 {
 	size_t len = strlen(value);
+	char *shown = dd_config_redact(value); /* a database URL may carry a password */
+	int rc = -1;
 
 	for (size_t i = 0; i < len; i++) {
 		unsigned char c = (unsigned char)value[i];
-		if (c < 0x20 || c == 0x7f)
-			return dd_error("the %s '%.40s' contains a control character or line break", key, value);
-		if ((c == ';' || c == '#') && i && (value[i - 1] == ' ' || value[i - 1] == '\t'))
-			return dd_error("the %s '%.40s' contains ' %c', which starts a comment in profiles.ini", key, value, c);
+		if (c < 0x20 || c == 0x7f) {
+			dd_error("the %s '%.40s' contains a control character or line break", key, shown);
+			goto out;
+		}
+		if ((c == ';' || c == '#') && i && (value[i - 1] == ' ' || value[i - 1] == '\t')) {
+			dd_error("the %s '%.40s' contains ' %c', which starts a comment in profiles.ini", key, shown, c);
+			goto out;
+		}
 	}
-	if (len && (isspace((unsigned char)value[0]) || isspace((unsigned char)value[len - 1])))
-		return dd_error("the %s '%.40s' starts or ends with a space", key, value);
-	if (len && (value[0] == ';' || value[0] == '#'))
-		return dd_error("the %s '%.40s' starts with '%c', which starts a comment in profiles.ini", key, value,
-				value[0]);
+	if (len && (isspace((unsigned char)value[0]) || isspace((unsigned char)value[len - 1]))) {
+		dd_error("the %s '%.40s' starts or ends with a space", key, shown);
+		goto out;
+	}
+	if (len && (value[0] == ';' || value[0] == '#')) {
+		dd_error("the %s '%.40s' starts with '%c', which starts a comment in profiles.ini", key, shown,
+			 value[0]);
+		goto out;
+	}
+	rc = 0;
+out:
+	free(shown);
+	if (rc < 0)
+		return rc;
 	if (!dd_utf8_valid(value, len))
 		return dd_error("the %s is not valid UTF-8", key);
 	if (strlen(key) + 3 + len + 2 > INI_MAX_LINE)
@@ -1056,8 +1092,12 @@ dd_config_write_initial(const char *path, const char *store_url, const char *dat
 
 	if (!dd_profile_name_valid(profile))
 		return name_error(profile);
-	if (store_url && *store_url && strncmp(store_url, "file://", 7) && strncmp(store_url, "s3://", 5))
-		return dd_error("store url '%.60s' must start with file:// or s3://", store_url);
+	if (store_url && *store_url && strncmp(store_url, "file://", 7) && strncmp(store_url, "s3://", 5)) {
+		char *r = dd_config_redact(store_url);
+		dd_error("store url '%.60s' must start with file:// or s3://", r);
+		free(r);
+		return -1;
+	}
 	if ((store_url && check_writable("store url", store_url) < 0) ||
 	    (database && check_writable("database", database) < 0))
 		return -1;

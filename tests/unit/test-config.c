@@ -73,6 +73,34 @@ parse_bad(const char *text, const char *want)
 }
 
 static void
+errors_never_quote_a_password(void **state)
+{
+	char *dir = strdup("/tmp/dd-test-config-XXXXXX"), *path;
+	const char *a = "[database]\nurl: postgresql://app:s3cret@db/app\n", *b = "[database]\nurl: password=s3cret\n";
+
+	parse_bad_n(a, strlen(a), 1,
+		    "config.ini:2: expected 'key = value' or a [section] (the line is not shown: it may hold a password)");
+	parse_bad_n(b, strlen(b), 1,
+		    "config.ini:2: expected 'key = value' or a [section] (the line is not shown: it may hold a password)");
+	/* values given on the command line (init --database/--store) */
+	assert_non_null(mkdtemp(dir));
+	path = dd_path_join(dir, "profiles.ini");
+	assert_int_equal(dd_config_write_initial(path, NULL, "postgresql://app:s3cret@db/app #1", "main"), -1);
+	if (strstr(dd_error_last(), "s3cret") || !strstr(dd_error_last(), "app:***@db"))
+		fail_msg("password shown or nothing shown: [%s]", dd_error_last());
+	assert_int_equal(dd_config_write_initial(path, NULL, "host=db password=s3cret ;x", "main"), -1);
+	if (strstr(dd_error_last(), "s3cret"))
+		fail_msg("password shown: [%s]", dd_error_last());
+	assert_int_equal(dd_config_write_initial(path, "https://key:s3cret@host/x", NULL, "main"), -1);
+	if (strstr(dd_error_last(), "s3cret"))
+		fail_msg("password shown: [%s]", dd_error_last());
+	assert_false(dd_path_exists(path));
+	dd_rm_rf(dir);
+	free(path);
+	free(dir);
+}
+
+static void
 full_file_parses_every_key(void **state)
 {
 	struct dd_config *cfg = parse_ok(shared_text, NULL);
@@ -447,6 +475,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(full_file_parses_every_key),
 		cmocka_unit_test(errors_name_file_and_line),
+		cmocka_unit_test(errors_never_quote_a_password),
 		cmocka_unit_test(hostile_bytes_are_errors),
 		cmocka_unit_test(indentation_crlf_bom_and_comments_are_accepted),
 		cmocka_unit_test(long_profile_names_survive_inih_section_limit),
