@@ -62,7 +62,7 @@ int dd_stream_write(struct dd_stream_writer *w, const void *data, size_t len);
 void dd_stream_set_attr(struct dd_stream_writer *w, const char *key, const char *value);
 /* Wait until every chunk is stored and record the stream; frees w either way. */
 int dd_stream_end(struct dd_stream_writer *w);
-/* Drop a stream that will not be completed; frees w. */
+/* Drop a stream that will not be completed; frees w. The thread's error (and hint) stay as they were. */
 void dd_stream_abort(struct dd_stream_writer *w);
 /*
  * Write the manifest (streams sorted by name) and return the snapshot id.

@@ -250,11 +250,19 @@ dd_stream_end(struct dd_stream_writer *w)
 	return rc;
 }
 
+/*
+ * The caller's error (what made it abort) is kept: the chunks' own
+ * failures, collected while waiting for them, do not replace it.
+ */
 void
 dd_stream_abort(struct dd_stream_writer *w)
 {
+	char *err, *hint;
+
 	if (!w)
 		return;
+	err = dd_error_last() ? dd_strdup(dd_error_last()) : NULL;
+	hint = dd_error_hint() ? dd_strdup(dd_error_hint()) : NULL;
 	atomic_store(&w->failed, 1);
 	harvest(w, 1);
 	pthread_mutex_lock(&w->sw->mu);
@@ -262,6 +270,12 @@ dd_stream_abort(struct dd_stream_writer *w)
 	pthread_mutex_unlock(&w->sw->mu);
 	stream_free(w);
 	dd_error_clear();
+	if (err)
+		dd_error("%s", err);
+	if (hint)
+		dd_hint("%s", hint);
+	free(err);
+	free(hint);
 }
 
 static void

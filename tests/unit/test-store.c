@@ -303,6 +303,63 @@ expect_damage_named(struct fx *f, const char *id, const struct dd_stream_info *s
 	dd_log_set_verbosity(DD_QUIET);
 }
 
+/* Write g into w until done or a write fails; returns 0 or -1 (the failing write's). */
+static int
+write_until_failure(struct dd_stream_writer *w, const struct gen *g)
+{
+	size_t piece = 1 << 20;
+	uint8_t *buf = malloc(piece);
+	int rc = 0;
+
+	for (uint64_t off = 0; off < g->size && rc == 0; off += piece) {
+		size_t n = g->size - off < piece ? (size_t)(g->size - off) : piece;
+		gen_fill(g, buf, off, n);
+		rc = dd_stream_write(w, buf, n);
+	}
+	free(buf);
+	return rc;
+}
+
+static void
+failing_chunk_writes_fail_the_stream_and_abort_keeps_the_callers_error(void **state)
+{
+	struct fx *f = *state;
+	struct dd_snapshot_writer *sw;
+	struct dd_stream_writer *w;
+	struct gen g = { 11, 24u << 20, NULL, 0 };
+	char *data = dd_path_join(f->root, "data");
+	FILE *fp;
+
+	/* the store's data/ folder becomes a file: every chunk fails there (the cache still works) */
+	assert_int_equal(dd_rm_rf(data), 0);
+	assert_non_null(fp = fopen(data, "w"));
+	fclose(fp);
+	assert_int_equal(dd_snapshot_begin(&sw, f->st), 0);
+
+	/* the caller gives up (say its COPY failed) while chunks are failing in the pool */
+	assert_int_equal(dd_stream_begin(&w, sw, "a"), 0);
+	write_until_failure(w, &g);
+	dd_error("the caller's reason");
+	dd_hint("the caller's hint");
+	dd_stream_abort(w);
+	assert_non_null(dd_error_last());
+	assert_string_equal(dd_error_last(), "the caller's reason");
+	assert_string_equal(dd_error_hint(), "the caller's hint");
+
+	/* a stream that is ended reports the store's error, naming the object */
+	dd_error_clear();
+	assert_int_equal(dd_stream_begin(&w, sw, "b"), 0);
+	if (write_until_failure(w, &g) < 0) {
+		dd_stream_abort(w);
+	} else {
+		assert_int_equal(dd_stream_end(w), -1);
+	}
+	assert_non_null(dd_error_last());
+	assert_non_null(strstr(dd_error_last(), "data/"));
+	dd_snapshot_abort(sw);
+	free(data);
+}
+
 static void
 flip_bit(const char *path, long off)
 {
@@ -579,6 +636,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(a_200mb_stream_reads_back_exactly, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(snapshot_id_depends_on_content_and_attributes_not_metadata, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(duplicate_stream_names_are_refused, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(failing_chunk_writes_fail_the_stream_and_abort_keeps_the_callers_error, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(flipped_bit_is_detected_and_named, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(truncated_object_is_detected_and_named, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(swapped_object_is_detected_and_named, fx_setup, fx_teardown),
