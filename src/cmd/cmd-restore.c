@@ -4,6 +4,9 @@
  *
  * The new database is built aside and swapped in only when complete; the
  * previous working database is kept under a stash name (see `status`).
+ * A database that holds the snapshot already and has not changed since is
+ * left alone; an edited one is rebuilt (and stashed). Then the
+ * [hooks] post_restore commands run, unless --no-hooks.
  */
 #include "config/config.h"
 #include "dnadata.h"
@@ -11,28 +14,32 @@
 #include "pg/workflow.h"
 
 static const char *const usage[] = {
-	"git dnadata restore [<profile>] [--at <rev>] [--force] [--terminate]",
+	"git dnadata restore [<profile>] [--at <rev>] [--force] [--terminate] [--no-hooks]",
 	"",
 	"Restores the snapshot named by .dnadata/refs/<profile> (default: the active",
 	"profile) into the profile's database, from the local cache or else the store.",
 	"The previous database is kept, renamed to <db>__dnadata_stash_<time>.",
+	"Does nothing if the database holds that snapshot and is unchanged since;",
+	"an edited one is restored again. Then runs the [hooks] post_restore commands.",
 	"",
 	"Examples:",
 	"  git dnadata restore",
 	"  git dnadata restore customer1 --at v2.3.0",
 	"  git dnadata restore --force --terminate",
+	"  git dnadata restore --no-hooks",
 	NULL,
 };
 
 static int
 cmd_restore(int argc, char **argv)
 {
-	int force = 0, terminate = 0, rc = -1;
+	int force = 0, terminate = 0, no_hooks = 0, rc = -1;
 	const char *at = NULL;
 	const struct dd_option opts[] = {
 		{ DD_OPT_STRING, 0, "at", &at, "rev", "use the ref file as it is at this git revision" },
-		{ DD_OPT_BOOL, 0, "force", &force, NULL, "restore even if the database already holds that snapshot" },
+		{ DD_OPT_BOOL, 0, "force", &force, NULL, "restore even if the database holds that snapshot, unchanged" },
 		{ DD_OPT_BOOL, 0, "terminate", &terminate, NULL, "end other sessions on the database instead of refusing" },
+		{ DD_OPT_BOOL, 0, "no-hooks", &no_hooks, NULL, "do not run the [hooks] post_restore commands" },
 		DD_OPT_END_MARK,
 	};
 	struct dd_repo *repo = NULL;
@@ -51,7 +58,7 @@ cmd_restore(int argc, char **argv)
 	if (!(p = dd_config_profile(cfg, n ? argv[0] : NULL)))
 		goto out;
 	if (dd_restore_profile(repo, cfg, p, at, (force ? DD_RESTORE_FORCE : 0) |
-			       (terminate ? DD_RESTORE_TERMINATE : 0), 0) < 0)
+			       (terminate ? DD_RESTORE_TERMINATE : 0) | (no_hooks ? DD_RESTORE_NO_HOOKS : 0), 0) < 0)
 		goto out;
 	rc = 0;
 out:

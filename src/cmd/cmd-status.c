@@ -17,6 +17,9 @@
  *     "settings_changed": bool (profiles.ini differs from HEAD),
  *     "working_database": { "name", "server", "snapshot": str|null (what it holds),
  *                           "profile", "since", "how" ("restored"|"snapshot"),
+ *                           "changes": "unchanged"|"changed"|"unknown"|"missing"|null
+ *                             (since that restore/snapshot; null: no snapshot recorded),
+ *                           "changes_detail": str|null (why "unknown", ...),
  *                           "stashes": [ { "name", "snapshot", "profile", "stashed" } ] },
  *     "profiles": [ { "name", "active": bool, "ref": path, "snapshot": str|null,
  *                     "ref_error": str|null, "ref_changed": bool,
@@ -64,6 +67,8 @@ struct status {
 	int settings_changed;
 	struct dd_pg_state pg;    /* what the working database holds, its stashes (<statedir>/pg) */
 	int have_pg;
+	int changes;              /* DD_PG_* since that restore/snapshot, or -1 (nothing recorded) */
+	char *changes_why;
 	struct profile_status *profiles;
 	size_t nprofiles;
 };
@@ -110,9 +115,19 @@ collect(struct status *st)
 	if ((r = dd_repo_changed(st->repo, ".dnadata/profiles.ini")) < 0)
 		return -1;
 	st->settings_changed = r;
+	st->changes = -1;
 	if (dd_pg_state_read(&st->pg, st->repo->statedir, dd_config_database(cfg, active)) == 0)
 		st->have_pg = 1;
 	dd_error_clear(); /* a malformed conninfo is reported by the commands that connect */
+	if (st->have_pg && st->pg.snapshot) {
+		/* cheap: statistics and sequence values, no table read */
+		st->changes = dd_pg_changes(dd_config_database(cfg, active), st->pg.fingerprint, 300, &st->changes_why);
+		if (st->changes < 0) {
+			st->changes = DD_PG_UNKNOWN;
+			st->changes_why = dd_strdup(dd_error_last() ? dd_error_last() : "cannot connect");
+			dd_error_clear();
+		}
+	}
 	st->profiles = dd_calloc(cfg->nprofiles + 1, sizeof(*st->profiles));
 	for (size_t i = 0; i < cfg->nprofiles; i++, st->nprofiles++)
 		if (collect_profile(st, &st->profiles[i], &cfg->profiles[i]) < 0)
@@ -142,11 +157,21 @@ print_human(const struct status *st)
 		printf("Settings:       %s has uncommitted changes\n", cfg->profiles_display);
 	if (st->have_pg) {
 		const struct dd_pg_state *pg = &st->pg;
-		if (pg->snapshot)
+		if (pg->snapshot) {
+			const char *since = pg->how && !strcmp(pg->how, "snapshot") ? "snapshot" : "restore";
 			printf("Working DB:     %s on %s holds snapshot %.12s (profile %s, %s %s)\n", pg->database,
 			       pg->server, pg->snapshot, pg->profile ? pg->profile : "?", pg->how ? pg->how : "since",
 			       pg->when ? pg->when : "?");
-		else
+			if (st->changes == DD_PG_UNCHANGED)
+				printf("                unchanged since %s\n", since);
+			else if (st->changes == DD_PG_CHANGED)
+				printf("                changed since %s\n", since);
+			else if (st->changes == DD_PG_MISSING)
+				printf("                missing: the database does not exist (restore creates it)\n");
+			else
+				printf("                unknown whether it changed since %s (%s)\n", since,
+				       st->changes_why ? st->changes_why : "?");
+		} else
 			printf("Working DB:     %s on %s (no snapshot restored or taken here yet)\n", pg->database,
 			       pg->server);
 		for (size_t i = 0; i < pg->nstashes; i++)
@@ -205,6 +230,8 @@ print_json(const struct status *st)
 		dd_json_str(&j, "profile", st->pg.profile);
 		dd_json_str(&j, "since", st->pg.when);
 		dd_json_str(&j, "how", st->pg.how);
+		dd_json_str(&j, "changes", st->changes >= 0 ? dd_pg_change_name(st->changes) : NULL);
+		dd_json_str(&j, "changes_detail", st->changes_why);
 		dd_json_array_begin(&j, "stashes");
 		for (size_t i = 0; i < st->pg.nstashes; i++) {
 			dd_json_object_begin(&j, NULL);
@@ -248,6 +275,7 @@ status_free(struct status *st)
 	}
 	free(st->profiles);
 	dd_pg_state_release(&st->pg);
+	free(st->changes_why);
 	free(st->store);
 	free(st->database);
 	dd_config_free(st->cfg);

@@ -6,7 +6,10 @@
  * DNADATA_PROFILE, when set, still wins for the processes that have it.
  * The profile's snapshot is restored first (pg/workflow.c), so a failed
  * restore leaves both the database and the choice as they were; a profile
- * with no snapshot yet is simply chosen.
+ * with no snapshot yet is simply chosen. Switching semantics: a database
+ * that already holds the snapshot is kept as it is, local edits included.
+ * If a post_restore command fails the database has switched, so the
+ * choice is recorded too before the error is reported.
  */
 #include "config/config.h"
 #include "dnadata.h"
@@ -17,10 +20,11 @@
 #include <string.h>
 
 static const char *const usage[] = {
-	"git dnadata use <profile> [--terminate]",
+	"git dnadata use <profile> [--terminate] [--no-hooks]",
 	"",
 	"Restores <profile>'s snapshot into its database (unless the database already holds",
-	"it) and makes <profile> this clone's active profile (in .git/dnadata/config.ini).",
+	"it: then it is kept as it is, your edits included), runs the [hooks] post_restore",
+	"commands, and makes <profile> this clone's active profile (in .git/dnadata/config.ini).",
 	"",
 	"Examples:",
 	"  git dnadata use customer1",
@@ -31,9 +35,10 @@ static const char *const usage[] = {
 static int
 cmd_use(int argc, char **argv)
 {
-	int terminate = 0;
+	int terminate = 0, no_hooks = 0, r;
 	const struct dd_option opts[] = {
 		{ DD_OPT_BOOL, 0, "terminate", &terminate, NULL, "end other sessions on the database instead of refusing" },
+		{ DD_OPT_BOOL, 0, "no-hooks", &no_hooks, NULL, "do not run the [hooks] post_restore commands" },
 		DD_OPT_END_MARK,
 	};
 	struct dd_repo *repo = NULL;
@@ -54,8 +59,22 @@ cmd_use(int argc, char **argv)
 		goto out;
 	if (!(profile = dd_config_profile(cfg, argv[0])))
 		goto out;
-	if (dd_restore_profile(repo, cfg, profile, NULL, terminate ? DD_RESTORE_TERMINATE : 0, 1) < 0)
+	r = dd_restore_profile(repo, cfg, profile, NULL, DD_RESTORE_KEEP | (terminate ? DD_RESTORE_TERMINATE : 0) |
+			       (no_hooks ? DD_RESTORE_NO_HOOKS : 0), 1);
+	if (r == -1)
 		goto out;
+	if (r == -2) {
+		/* restored, a hook failed: the database has switched, so does the choice */
+		char *err = dd_strdup(dd_error_last()), *hint = dd_error_hint() ? dd_strdup(dd_error_hint()) : NULL;
+		if (dd_config_set_active(cfg, profile->name) == 0)
+			dd_info("active profile: %s", profile->name);
+		dd_error("%s", err);
+		if (hint)
+			dd_hint("%s", hint);
+		free(err);
+		free(hint);
+		goto out;
+	}
 	if (dd_config_set_active(cfg, profile->name) < 0)
 		goto out;
 	dd_info("active profile: %s", profile->name);

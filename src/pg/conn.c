@@ -200,6 +200,43 @@ out:
 }
 
 int
+dd_pg_connect_maint(PGconn **out, const char *conninfo, const char *workdb)
+{
+	const char *maint = strcmp(workdb, "postgres") ? "postgres" : "template1";
+
+	if (dd_pg_connect(out, conninfo, maint) == 0)
+		return 0;
+	if (strcmp(maint, "postgres") || !strstr(dd_error_last(), "does not exist"))
+		return -1;
+	return dd_pg_connect(out, conninfo, "template1");
+}
+
+char *
+dd_pg_conninfo_nopassword(const char *conninfo)
+{
+	PQconninfoOption *opts = PQconninfoParse(conninfo ? conninfo : "", NULL);
+	struct dd_buf b = DD_BUF_INIT;
+
+	if (!opts)
+		return NULL;
+	for (PQconninfoOption *o = opts; o->keyword; o++) {
+		if (!o->val || !*o->val || !strcmp(o->keyword, "password") || !strcmp(o->keyword, "sslpassword"))
+			continue;
+		if (b.len)
+			dd_buf_putc(&b, ' ');
+		dd_buf_printf(&b, "%s='", o->keyword);
+		for (const char *p = o->val; *p; p++) {
+			if (*p == '\'' || *p == '\\')
+				dd_buf_putc(&b, '\\');
+			dd_buf_putc(&b, *p);
+		}
+		dd_buf_putc(&b, '\'');
+	}
+	PQconninfoFree(opts);
+	return b.len ? dd_buf_detach(&b, NULL) : dd_strdup("");
+}
+
+int
 dd_pg_database_exists(const char *conninfo)
 {
 	PGconn *c = NULL;

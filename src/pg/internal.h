@@ -38,6 +38,13 @@ char *dd_pg_target_describe(const struct dd_pg_target *t);
  */
 int dd_pg_connect(PGconn **out, const char *conninfo, const char *dbname);
 
+/*
+ * Connect to a maintenance database on the server of `conninfo` (postgres,
+ * or template1 when `workdb` is postgres or postgres does not exist): for
+ * work on the database `workdb` from outside it.
+ */
+int dd_pg_connect_maint(PGconn **out, const char *conninfo, const char *workdb);
+
 /* Run `sql`; any status but COMMAND_OK/TUPLES_OK/COPY_* is an error "SERVER MESSAGE". */
 int dd_pg_exec(PGconn *c, const char *sql);
 /* Run a query with text parameters; NULL (error set) unless it returned rows or OK. */
@@ -56,6 +63,19 @@ char *dd_pg_conninfo_nosecret(PGconn *c, char **password);
 
 /* Server major version of a connection (e.g. 15). */
 int dd_pg_server_major(PGconn *c);
+
+/* ---- change fingerprints (change.c) ---- */
+
+/*
+ * The fingerprint of database `db` as seen from `m` (inside the swap
+ * transaction), with `seq` from dd_pg_fingerprint_seq() on the new copy.
+ * *out NULL (and 0 returned) when it cannot be trusted (server < 15, seq NULL).
+ */
+int dd_pg_fingerprint_swap(PGconn *m, const char *db, const char *seq, char **out);
+/* The sequence part, on a session connected to the database; *seq NULL if some are unreadable. */
+int dd_pg_fingerprint_seq(PGconn *c, char **seq);
+/* The whole fingerprint of the database `c` is connected to (NULL if it cannot be trusted). */
+int dd_pg_fingerprint_here(PGconn *c, char **out);
 
 /* ---- interrupts (conn.c) ---- */
 

@@ -34,6 +34,7 @@ struct dd_pg_snapshot_stats {
 	char server_version[32];
 	char database[128];
 	char server[256];      /* host:port, as recorded in <statedir>/pg */
+	char *fingerprint;     /* change fingerprint taken before the snapshot (change.c), or NULL; caller frees */
 };
 
 /*
@@ -66,6 +67,26 @@ int dd_pg_restore(struct dd_store *st, const struct dd_snapshot *snap,
 		  const struct dd_pg_restore_opts *o, struct dd_pg_restore_result *res);
 void dd_pg_restore_result_release(struct dd_pg_restore_result *r);
 
+/* ---- change detection (change.c) ---- */
+
+enum { DD_PG_UNCHANGED = 0, DD_PG_CHANGED = 1, DD_PG_UNKNOWN = 2, DD_PG_MISSING = 3 };
+
+/*
+ * Has the database `conninfo` names changed since `fingerprint` (recorded
+ * in <statedir>/pg by restore or snapshot) was taken? Reads statistics and
+ * sequence values only, never tables. Returns DD_PG_UNCHANGED (never for a
+ * changed database), DD_PG_CHANGED, DD_PG_UNKNOWN (*why says why),
+ * DD_PG_MISSING (no such database), or -1 (error set: cannot connect).
+ * Waits up to `wait_ms` for other sessions to leave. *why: NULL or a
+ * phrase ("the server restarted since"); caller frees.
+ */
+int dd_pg_changes(const char *conninfo, const char *fingerprint, int wait_ms, char **why);
+/* "unchanged", "changed", "unknown", "missing" */
+const char *dd_pg_change_name(int change);
+
+/* `conninfo` (string or URL) as a keyword='value' string without password; NULL if it does not parse. */
+char *dd_pg_conninfo_nopassword(const char *conninfo);
+
 /* Does the database `conninfo` names exist? 1 yes, 0 no, -1 (error set) when the server cannot say. */
 int dd_pg_database_exists(const char *conninfo);
 
@@ -85,15 +106,19 @@ struct dd_pg_state {
 	char *profile;
 	char *when;        /* ISO 8601 UTC of the restore or snapshot */
 	char *how;         /* "restored" or "snapshot" */
+	char *fingerprint; /* change fingerprint taken then (change.c), or NULL */
 	struct dd_pg_stash *stashes;
 	size_t nstashes;
 };
 
 /* The record for the working database named by `conninfo` (no connection made). Missing = empty state. */
 int dd_pg_state_read(struct dd_pg_state *out, const char *statedir, const char *conninfo);
-/* Record that the working database holds `snapshot` now (how: "restored"/"snapshot"). Atomic. */
+/*
+ * Record that the working database holds `snapshot` now (how:
+ * "restored"/"snapshot"), with its change fingerprint (NULL: none). Atomic.
+ */
 int dd_pg_state_set(const char *statedir, const char *conninfo, const char *snapshot,
-		    const char *profile, const char *how);
+		    const char *profile, const char *how, const char *fingerprint);
 void dd_pg_state_release(struct dd_pg_state *s);
 
 #endif

@@ -25,6 +25,10 @@
  *      rules, policies, materialized view refreshes, comments ...) serially
  *      in pg_dump's order;
  *   4. ANALYZE of every table, in parallel.
+ * The swap transaction also reads the new database's change fingerprint
+ * (change.c): the rename has waited for all our sessions on it to exit (so
+ * their statistics are flushed) and nobody can connect before the commit,
+ * so it describes exactly the restored state.
  * Other sessions on the working database block the swap: we refuse and list
  * them, or with `terminate` end them (pg_terminate_backend) and retry.
  */
@@ -609,7 +613,7 @@ stamp_suffix(const char *what)
 
 static int
 load(struct dd_store *st, const struct dd_snapshot *snap, const struct dd_pg_restore_opts *o, const char *db,
-     int jobs)
+     int jobs, char **seq_fp)
 {
 	struct dd_buf pre = DD_BUF_INIT, post = DD_BUF_INIT, seq = DD_BUF_INIT, sql = DD_BUF_INIT;
 	struct dd_schema_entry *entries = NULL;
@@ -793,6 +797,9 @@ load(struct dd_store *st, const struct dd_snapshot *snap, const struct dd_pg_res
 			goto out;
 	}
 	dd_debug("restore: analyzed at %.2fs", now_s() - t0);
+	/* sequences are final now: their part of the change fingerprint */
+	if (dd_pg_fingerprint_seq(c, seq_fp) < 0)
+		goto out;
 	rc = 0;
 out:
 	PQclear(res);
@@ -813,14 +820,18 @@ out:
 	return rc;
 }
 
-/* Swap `newdb` into `work` in one transaction; the old one becomes `stash` (if it existed). */
+/*
+ * Swap `newdb` into `work` in one transaction; the old one becomes `stash`
+ * (if it existed). *fp: the change fingerprint read inside that transaction
+ * (NULL if it could not be).
+ */
 static int
-swap(PGconn *m, const char *work, const char *newdb, const char *stash, int terminate)
+swap(PGconn *m, const char *work, const char *newdb, const char *stash, int terminate, const char *seq, char **fp)
 {
 	char *qw = dd_pg_quote_ident(work), *qn = dd_pg_quote_ident(newdb), *qs = stash ? dd_pg_quote_ident(stash) : NULL;
-	char *sql = stash ? dd_asprintf("BEGIN; ALTER DATABASE %s RENAME TO %s; ALTER DATABASE %s RENAME TO %s; COMMIT",
-					qw, qs, qn, qw)
-			  : dd_asprintf("ALTER DATABASE %s RENAME TO %s", qn, qw);
+	char *sql = stash ? dd_asprintf("BEGIN; ALTER DATABASE %s RENAME TO %s; ALTER DATABASE %s RENAME TO %s;"
+					" SAVEPOINT dd_fp", qw, qs, qn, qw)
+			  : dd_asprintf("BEGIN; ALTER DATABASE %s RENAME TO %s; SAVEPOINT dd_fp", qn, qw);
 	int rc = -1;
 
 	for (int attempt = 0; attempt < 10; attempt++) {
@@ -836,9 +847,21 @@ swap(PGconn *m, const char *work, const char *newdb, const char *stash, int term
 		ExecStatusType s = PQresultStatus(res);
 		if (s == PGRES_COMMAND_OK) {
 			PQclear(res);
+			if (dd_pg_fingerprint_swap(m, work, seq, fp) < 0) {
+				dd_debug("no change fingerprint: %s", dd_error_last());
+				dd_error_clear();
+				dd_pg_exec(m, "ROLLBACK TO SAVEPOINT dd_fp");
+			}
+			res = PQexec(m, "COMMIT");
+			s = PQresultStatus(res);
+		}
+		if (s == PGRES_COMMAND_OK) {
+			PQclear(res);
 			rc = 0;
 			break;
 		}
+		free(*fp);
+		*fp = NULL;
 		int in_use = !strcmp(dd_pg_sqlstate(res), "55006");
 		dd_pg_error(m, res);
 		PQclear(res);
@@ -862,7 +885,7 @@ dd_pg_restore(struct dd_store *st, const struct dd_snapshot *snap, const struct 
 	struct dd_pg_target t;
 	struct dd_pg_state prev;
 	PGconn *m = NULL;
-	char *newdb = NULL, *stash = NULL, *suffix = NULL;
+	char *newdb = NULL, *stash = NULL, *suffix = NULL, *seq_fp = NULL, *fp = NULL;
 	int rc = -1, installed = 0, exists = 0, created = 0, pending = 0, jobs = o->jobs;
 	const struct dd_stream_info *pre = dd_snapshot_find(snap, "schema/pre-data");
 
@@ -881,15 +904,8 @@ dd_pg_restore(struct dd_store *st, const struct dd_snapshot *snap, const struct 
 	if (dd_pg_interrupt_install() < 0)
 		goto out;
 	installed = 1;
-	const char *maint = strcmp(t.database, "postgres") ? "postgres" : "template1";
-	if (dd_pg_connect(&m, o->conninfo, maint) < 0) {
-		if (!strcmp(maint, "postgres") && strstr(dd_error_last(), "does not exist")) {
-			if (dd_pg_connect(&m, o->conninfo, "template1") < 0)
-				goto out;
-		} else {
-			goto out;
-		}
-	}
+	if (dd_pg_connect_maint(&m, o->conninfo, t.database) < 0)
+		goto out;
 
 	/* copies left behind by an earlier restore that was killed */
 	{
@@ -925,7 +941,7 @@ dd_pg_restore(struct dd_store *st, const struct dd_snapshot *snap, const struct 
 	if (create_db(m, newdb, pre) < 0)
 		goto out;
 	created = 1;
-	if (load(st, snap, o, newdb, jobs) < 0) {
+	if (load(st, snap, o, newdb, jobs, &seq_fp) < 0) {
 		dd_error_wrap("restoring snapshot %.12s", dd_snapshot_id(snap));
 		goto out;
 	}
@@ -955,14 +971,14 @@ dd_pg_restore(struct dd_store *st, const struct dd_snapshot *snap, const struct 
 	}
 	dd_pg_state_read(&prev, o->statedir, o->conninfo);
 	dd_error_clear();
-	if (swap(m, t.database, newdb, exists ? stash : NULL, o->terminate) < 0) {
+	if (swap(m, t.database, newdb, exists ? stash : NULL, o->terminate, seq_fp, &fp) < 0) {
 		dd_error_wrap("switching database %s", t.database);
 		goto out;
 	}
 	created = 0; /* the new copy is the working database now */
 	if (exists)
 		dd_pg_state_add_stash(o->statedir, &t, stash, prev.snapshot, prev.profile);
-	if (dd_pg_state_set_target(o->statedir, &t, dd_snapshot_id(snap), o->profile, "restored") < 0)
+	if (dd_pg_state_set_target(o->statedir, &t, dd_snapshot_id(snap), o->profile, "restored", fp) < 0)
 		dd_warn("%s", dd_error_last());
 	res->database = dd_strdup(t.database);
 	res->stash = exists ? dd_strdup(stash) : NULL;
@@ -994,6 +1010,8 @@ out:
 	free(newdb);
 	free(stash);
 	free(suffix);
+	free(seq_fp);
+	free(fp);
 	return rc;
 }
 

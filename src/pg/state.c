@@ -5,7 +5,8 @@
  * 32 hex digits of BLAKE2b("host\0port\0database") (names may hold any
  * character; the key is a safe file name). Inside, small "key value"
  * text files, each written atomically:
- *   working         server, database, snapshot, profile, when, how
+ *   working         server, database, snapshot, profile, when, how,
+ *                   fingerprint (change.c; absent = unknown)
  *   stash-<hash>    name, snapshot, profile, stashed   (one per stash)
  *   pending-<pid>   name, pid: a new copy being built; a later restore
  *                   drops it if that process is gone (kill -9 mid-restore)
@@ -149,7 +150,7 @@ name_hash(const char *name)
 
 int
 dd_pg_state_set_target(const char *statedir, const struct dd_pg_target *t, const char *snapshot,
-		       const char *profile, const char *how)
+		       const char *profile, const char *how, const char *fingerprint)
 {
 	char *dir = dd_pg_state_dir(statedir, t), *now = dd_pg_now_iso();
 	char *server = dd_asprintf("%s:%s", t->host, t->port);
@@ -162,6 +163,7 @@ dd_pg_state_set_target(const char *statedir, const struct dd_pg_target *t, const
 	put_value(&b, "profile", profile);
 	put_value(&b, "when", now);
 	put_value(&b, "how", how);
+	put_value(&b, "fingerprint", fingerprint);
 	rc = write_file(dir, "working", &b);
 	if (rc < 0)
 		dd_error_wrap("recording what database %s holds", t->database);
@@ -174,14 +176,14 @@ dd_pg_state_set_target(const char *statedir, const struct dd_pg_target *t, const
 
 int
 dd_pg_state_set(const char *statedir, const char *conninfo, const char *snapshot, const char *profile,
-		const char *how)
+		const char *how, const char *fingerprint)
 {
 	struct dd_pg_target t;
 	int rc;
 
 	if (dd_pg_target_resolve(&t, conninfo) < 0)
 		return -1;
-	rc = dd_pg_state_set_target(statedir, &t, snapshot, profile, how);
+	rc = dd_pg_state_set_target(statedir, &t, snapshot, profile, how, fingerprint);
 	dd_pg_target_release(&t);
 	return rc;
 }
@@ -290,9 +292,10 @@ int
 dd_pg_state_read(struct dd_pg_state *out, const char *statedir, const char *conninfo)
 {
 	struct dd_pg_target t;
-	static const char *const wkeys[] = { "server", "database", "snapshot", "profile", "when", "how", NULL };
+	static const char *const wkeys[] = { "server", "database", "snapshot", "profile", "when", "how",
+					     "fingerprint", NULL };
 	static const char *const skeys[] = { "name", "snapshot", "profile", "stashed", NULL };
-	char *vals[6];
+	char *vals[7];
 	char *dir = NULL, *path = NULL;
 	int rc = -1;
 	DIR *d = NULL;
@@ -312,6 +315,7 @@ dd_pg_state_read(struct dd_pg_state *out, const char *statedir, const char *conn
 	out->profile = vals[3];
 	out->when = vals[4];
 	out->how = vals[5];
+	out->fingerprint = vals[6];
 	d = opendir(dir);
 	while (d && (de = readdir(d))) {
 		if (strncmp(de->d_name, "stash-", 6))
@@ -349,6 +353,7 @@ dd_pg_state_release(struct dd_pg_state *s)
 	free(s->profile);
 	free(s->when);
 	free(s->how);
+	free(s->fingerprint);
 	for (size_t i = 0; i < s->nstashes; i++) {
 		free(s->stashes[i].name);
 		free(s->stashes[i].snapshot);

@@ -14,7 +14,7 @@ char *dd_pg_now_iso(void);
 /* <statedir>/pg/<key of target>. Caller frees. */
 char *dd_pg_state_dir(const char *statedir, const struct dd_pg_target *t);
 int dd_pg_state_set_target(const char *statedir, const struct dd_pg_target *t, const char *snapshot,
-			   const char *profile, const char *how);
+			   const char *profile, const char *how, const char *fingerprint);
 int dd_pg_state_add_stash(const char *statedir, const struct dd_pg_target *t, const char *stash,
 			  const char *snapshot, const char *profile);
 /* Record that this process is building database `name`. */

@@ -11,9 +11,19 @@
  *
  * Restore reads the ref (work tree, or any revision), loads the manifest
  * from the cache or the store, and hands it to dd_pg_restore(), which never
- * touches the working database until the new copy is complete. Without
- * --force it does nothing if <statedir>/pg records that the working
- * database already holds that snapshot.
+ * touches the working database until the new copy is complete. If
+ * <statedir>/pg records that the working database already holds that
+ * snapshot, the change fingerprint (change.c) decides: unchanged since the
+ * restore or snapshot = nothing to do; changed, or cannot tell = rebuild
+ * (the edited database becomes a stash; nothing is ever dropped). `use`
+ * (DD_RESTORE_KEEP) keeps such a database whatever it says: switching back
+ * must find local edits where they were left. --force always rebuilds.
+ *
+ * After a restore, the [hooks] post_restore commands run in order with
+ * /bin/sh -c in the work tree (stdout sent to our stderr: stdout is for
+ * data), with DNADATA_PROFILE, DNADATA_SNAPSHOT, DNADATA_DATABASE (no
+ * password) and PGDATABASE set. The first failure stops them; the restore
+ * stays done and the error says so.
  */
 #include "pg/workflow.h"
 #include "config/config.h"
@@ -27,11 +37,16 @@
 #include "util/err.h"
 #include "util/log.h"
 
+#include <errno.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+extern char **environ;
 
 static int
 terminate_of(const struct dd_config *cfg, const struct dd_profile *p)
@@ -89,6 +104,7 @@ dd_snapshot_profile(struct dd_repo *repo, const struct dd_config *cfg, const str
 	int rc = -1, r;
 
 	id_out[0] = '\0';
+	memset(&stats, 0, sizeof(stats));
 	if (!(flags & DD_SNAPSHOT_NO_COMMIT) && dd_commit_precheck(repo, paths, 1) < 0)
 		goto out;
 	if (dd_ref_read_named(&old, abs, rel) < 0)
@@ -121,7 +137,7 @@ dd_snapshot_profile(struct dd_repo *repo, const struct dd_config *cfg, const str
 	if (r < 0)
 		goto out;
 	memcpy(id_out, id, DD_ID_HEX_SIZE);
-	if (dd_pg_state_set(repo->statedir, conninfo, id, p->name, "snapshot") < 0)
+	if (dd_pg_state_set(repo->statedir, conninfo, id, p->name, "snapshot", stats.fingerprint) < 0)
 		dd_warn("%s", dd_error_last());
 
 	if (old && !strcmp(old->snapshot, id)) {
@@ -160,6 +176,7 @@ out:
 	dd_store_free(st);
 	dd_ref_free(old);
 	dd_ref_free(ref);
+	free(stats.fingerprint);
 	free(what);
 	free(now);
 	free(abs);
@@ -187,6 +204,133 @@ read_ref(struct dd_ref **out, struct dd_repo *repo, const struct dd_profile *p, 
 		free(abs);
 	}
 	free(rel);
+	return rc;
+}
+
+/* env without the variables we set, plus ours ("NAME=value" strings we own at the end). */
+static char **
+hook_env(char **ours, size_t nours)
+{
+	size_t n = 0, k = 0;
+	char **env;
+
+	while (environ[n])
+		n++;
+	env = dd_calloc(n + nours + 1, sizeof(char *));
+	for (size_t i = 0; i < n; i++) {
+		int skip = 0;
+		for (size_t j = 0; j < nours; j++) {
+			size_t len = strcspn(ours[j], "=") + 1;
+			if (!strncmp(environ[i], ours[j], len))
+				skip = 1;
+		}
+		if (!skip)
+			env[k++] = environ[i];
+	}
+	for (size_t j = 0; j < nours; j++)
+		env[k++] = ours[j];
+	env[k] = NULL;
+	return env;
+}
+
+/* Run cfg->post_restore in order; 0, or -1 with the error naming the command that failed. */
+static int
+run_post_restore(struct dd_repo *repo, const struct dd_config *cfg, const struct dd_profile *p,
+		 const char *snapshot, const char *conninfo, const char *database)
+{
+	char *nopw = dd_pg_conninfo_nopassword(conninfo);
+	char *ours[4];
+	char **env;
+	size_t n = 0;
+	int rc = 0;
+
+	while (cfg->post_restore && cfg->post_restore[n])
+		n++;
+	if (n == 0) {
+		free(nopw);
+		return 0;
+	}
+	ours[0] = dd_asprintf("DNADATA_PROFILE=%s", p->name);
+	ours[1] = dd_asprintf("DNADATA_SNAPSHOT=%s", snapshot);
+	ours[2] = dd_asprintf("DNADATA_DATABASE=%s", nopw ? nopw : "");
+	ours[3] = dd_asprintf("PGDATABASE=%s", database);
+	env = hook_env(ours, 4);
+	fflush(stdout);
+	fflush(stderr);
+	for (size_t i = 0; i < n; i++) {
+		const char *cmd = cfg->post_restore[i];
+		int status = 0;
+		pid_t pid;
+
+		dd_info("post_restore %zu/%zu: %s", i + 1, n, cmd);
+		pid = fork();
+		if (pid < 0) {
+			rc = dd_error_errno("cannot start post_restore command %zu (`%s`)", i + 1, cmd);
+			break;
+		}
+		if (pid == 0) {
+			char *argv[] = { (char *)"sh", (char *)"-c", (char *)cmd, NULL };
+			if (chdir(repo->workdir) < 0 || dup2(STDERR_FILENO, STDOUT_FILENO) < 0)
+				_exit(126);
+			execve("/bin/sh", argv, env);
+			_exit(127);
+		}
+		while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+			;
+		if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+			continue;
+		if (WIFSIGNALED(status))
+			dd_error("post_restore command %zu (`%s`) was killed by signal %d; the database was restored", i + 1,
+				 cmd, WTERMSIG(status));
+		else
+			dd_error("post_restore command %zu (`%s`) failed with exit status %d; the database was restored",
+				 i + 1, cmd, WEXITSTATUS(status));
+		dd_hint("fix it and run the rest by hand; the database already holds snapshot %.12s", snapshot);
+		rc = -1;
+		break;
+	}
+	for (size_t j = 0; j < 4; j++)
+		free(ours[j]);
+	free(env);
+	free(nopw);
+	return rc;
+}
+
+/*
+ * The working database holds the ref's snapshot already (per <statedir>/pg):
+ * 1 = leave it (message given), 0 = rebuild it, -1 = error.
+ */
+static int
+keep_or_rebuild(const struct dd_pg_state *state, const char *conninfo, const char *snapshot, int flags)
+{
+	const char *since = state->how && !strcmp(state->how, "snapshot") ? "since snapshot" : "since restore";
+	const char *event = state->how && !strcmp(state->how, "snapshot") ? "taken from it" : "restored";
+	char *why = NULL;
+	int ch = dd_pg_changes(conninfo, state->fingerprint, 1000, &why), rc = 0;
+
+	if (ch < 0)
+		return -1;
+	if (ch == DD_PG_MISSING) {
+		rc = 0;
+	} else if (ch == DD_PG_UNCHANGED) {
+		dd_info("database %s already holds snapshot %.12s, unchanged %s", state->database, snapshot, since);
+		rc = 1;
+	} else if (flags & DD_RESTORE_KEEP) {
+		if (ch == DD_PG_CHANGED)
+			dd_info("database %s already holds snapshot %.12s; kept it with its local changes (made %s)",
+				state->database, snapshot, since);
+		else
+			dd_info("database %s already holds snapshot %.12s; kept it as it is (whether it changed %s is "
+				"unknown: %s)", state->database, snapshot, since, why);
+		rc = 1;
+	} else if (ch == DD_PG_CHANGED) {
+		dd_info("database %s changed since snapshot %.12s was %s%s%s%s: restoring it again (the edited database "
+			"is kept)", state->database, snapshot, event, why ? " (" : "", why ? why : "", why ? ")" : "");
+	} else {
+		dd_info("cannot tell whether database %s changed since snapshot %.12s was %s (%s): restoring it again "
+			"(the current database is kept)", state->database, snapshot, event, why);
+	}
+	free(why);
 	return rc;
 }
 
@@ -225,12 +369,10 @@ dd_restore_profile(struct dd_repo *repo, const struct dd_config *cfg, const stru
 		if (dd_pg_state_read(&state, repo->statedir, conninfo) < 0)
 			goto out;
 		if (state.snapshot && !strcmp(state.snapshot, ref->snapshot)) {
-			r = dd_pg_database_exists(conninfo);
+			r = keep_or_rebuild(&state, conninfo, ref->snapshot, flags);
 			if (r < 0)
 				goto out;
 			if (r == 1) {
-				dd_info("database %s already holds snapshot %.12s (use --force to restore it again)",
-					state.database, ref->snapshot);
 				rc = 1;
 				goto out;
 			}
@@ -270,8 +412,11 @@ dd_restore_profile(struct dd_repo *repo, const struct dd_config *cfg, const stru
 	else
 		dd_info("restored snapshot %.12s into database %s (new)", ref->snapshot, res.database);
 	rc = 0;
+	if (!(flags & DD_RESTORE_NO_HOOKS) &&
+	    run_post_restore(repo, cfg, p, ref->snapshot, conninfo, res.database) < 0)
+		rc = -2;
 out:
-	if (rc < 0)
+	if (rc == -1)
 		dd_error_wrap("restoring profile %s", p->name);
 	dd_pg_restore_result_release(&res);
 	dd_pg_state_release(&state);

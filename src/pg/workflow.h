@@ -27,13 +27,20 @@ int dd_snapshot_profile(struct dd_repo *repo, const struct dd_config *cfg, const
 enum {
 	DD_RESTORE_FORCE = 1 << 0,     /* even if the working database already holds the snapshot */
 	DD_RESTORE_TERMINATE = 1 << 1, /* end other sessions on the working database */
+	DD_RESTORE_KEEP = 1 << 2,      /* `use`: a database holding the snapshot is kept, local edits included */
+	DD_RESTORE_NO_HOOKS = 1 << 3,  /* do not run [hooks] post_restore */
 };
 
 /*
  * Make `p`'s working database equal the snapshot named by its ref file, as
- * it is in the work tree (rev NULL) or at revision `rev`. Returns 0 when
- * restored, 1 when there was nothing to do (already there, or the profile
- * has no snapshot yet and `missing_ok`), -1 on error.
+ * it is in the work tree (rev NULL) or at revision `rev`, then run the
+ * post_restore hooks. If the working database holds that snapshot already
+ * and has not changed since (pg_changes()), nothing is done; if it changed,
+ * or that cannot be told, it is rebuilt (and kept as a stash), unless
+ * DD_RESTORE_KEEP. Returns 0 when restored, 1 when there was nothing to do
+ * (already there, or the profile has no snapshot yet and `missing_ok`),
+ * -1 on error (nothing changed), -2 when the database was restored but a
+ * post_restore command failed (error set).
  */
 int dd_restore_profile(struct dd_repo *repo, const struct dd_config *cfg, const struct dd_profile *p,
 		       const char *rev, int flags, int missing_ok);

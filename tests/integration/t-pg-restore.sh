@@ -2,7 +2,10 @@
 # t-pg-restore.sh: `git dnadata restore` and `use` against the real server:
 # the swap and its stash, --at, --force, a missing working database, other
 # sessions (refusal, then --terminate), and failures or interrupts that must
-# leave the working database untouched and no partial copy behind.
+# leave the working database untouched and no partial copy behind. Change
+# detection: an unchanged database is left alone, an edited one (rows, DDL,
+# a sequence) is rebuilt and stashed, a session whose counters may not be
+# flushed yet never yields "unchanged"; `use` keeps an edited database.
 . "$(dirname "$0")/../lib.sh"
 
 setup_repo() {
@@ -36,14 +39,118 @@ test_restore_swaps_in_the_snapshot_and_keeps_the_old_database() {
 	assert_contains "$OUT" "$stash"
 }
 
-test_restore_does_nothing_when_the_database_already_holds_the_snapshot() {
+stash_count() {
+	databases_like "${DB}__dnadata_stash_" | grep -c . || true
+}
+
+test_restore_does_nothing_when_the_database_is_unchanged_since_snapshot_or_restore() {
 	setup_repo
 	expect_ok git dnadata snapshot
-	psql_q "$DB" "INSERT INTO t VALUES (3, 'three')"
+	local id=$OUT
 	expect_ok git dnadata restore
-	assert_contains "$ERR" "already holds snapshot"
-	assert_eq "3" "$(psql_q "$DB" "SELECT count(*) FROM t")"
-	assert_eq "" "$(databases_like "${DB}__dnadata_stash_")"
+	assert_contains "$ERR" "database $DB already holds snapshot ${id:0:12}, unchanged since snapshot"
+	assert_eq 0 "$(stash_count)"
+	expect_ok git dnadata restore --force
+	assert_eq 1 "$(stash_count)"
+	expect_ok git dnadata restore
+	assert_contains "$ERR" "database $DB already holds snapshot ${id:0:12}, unchanged since restore"
+	assert_eq 1 "$(stash_count)" "an unchanged database is not rebuilt"
+	expect_ok git dnadata status --json
+	assert_contains "$OUT" '"changes":"unchanged"'
+}
+
+test_restore_rebuilds_a_database_with_one_row_updated_and_stashes_it() {
+	setup_repo
+	expect_ok git dnadata snapshot
+	local id=$OUT
+	expect_ok git dnadata restore --force
+	psql_q "$DB" "UPDATE t SET v = 'edited' WHERE id = 2"
+	expect_ok git dnadata status
+	assert_contains "$OUT" "changed since restore"
+	expect_ok git dnadata restore
+	assert_contains "$ERR" "database $DB changed since snapshot ${id:0:12} was restored: restoring it again"
+	assert_contains "$ERR" "restored snapshot ${id:0:12} into database $DB (the previous one is kept as ${DB}__dnadata_stash_"
+	assert_eq "1|one
+2|two" "$(psql_q "$DB" "SELECT * FROM t ORDER BY id")"
+	local stash
+	stash=$(psql_q postgres "SELECT datname FROM pg_database WHERE datname LIKE '${DB}__dnadata_stash_%' ORDER BY datname DESC LIMIT 1")
+	assert_contains "$ERR" "$stash"
+	assert_eq "edited" "$(psql_q "$stash" "SELECT v FROM t WHERE id = 2")" "the edited database is kept"
+	expect_ok git dnadata restore
+	assert_contains "$ERR" "unchanged since restore"
+}
+
+test_restore_rebuilds_after_ddl_only() {
+	setup_repo
+	expect_ok git dnadata snapshot
+	psql_q "$DB" "CREATE TABLE scratch (x int)"
+	expect_ok git dnadata restore
+	assert_contains "$ERR" "was taken from it: restoring it again"
+	assert_eq "" "$(psql_q "$DB" "SELECT to_regclass('scratch')")" "the new table is gone"
+	assert_eq 1 "$(stash_count)"
+}
+
+test_restore_rebuilds_after_a_sequence_moved_without_any_row_change() {
+	setup_repo
+	psql_q "$DB" "CREATE SEQUENCE s"
+	expect_ok git dnadata snapshot
+	psql_q "$DB" "SELECT nextval('s')" >/dev/null
+	expect_ok git dnadata restore
+	assert_contains "$ERR" "was taken from it: restoring it again"
+	assert_eq "1|f" "$(psql_q "$DB" "SELECT last_value, is_called FROM s")"
+}
+
+test_a_session_with_unflushed_changes_never_reads_as_unchanged() {
+	setup_repo
+	expect_ok git dnadata snapshot
+	# the UPDATE comes less than 1 s after the session's first stats flush,
+	# so its counters may stay in the backend for up to 10 s
+	(echo "UPDATE t SET v = 'lagging' WHERE id = 1;"; sleep 30) |
+		"$DD_PG_BINDIR/psql" -Xq "dbname=$DB application_name=lagger" >/dev/null 2>&1 &
+	local holder=$!
+	for _ in $(seq 100); do
+		[ "$(psql_q "$DB" "SELECT v FROM t WHERE id = 1")" = lagging ] && break
+		sleep 0.05
+	done
+	expect_ok git dnadata status
+	assert_not_contains "$OUT" "unchanged"
+	expect_fail 1 git dnadata restore
+	assert_not_contains "$ERR" "unchanged"
+	assert_contains "$ERR" "database $DB is in use by 1 other session: lagger"
+	expect_ok git dnadata restore --terminate
+	assert_eq "one" "$(psql_q "$DB" "SELECT v FROM t WHERE id = 1")"
+	kill "$holder" 2>/dev/null || true
+	wait "$holder" 2>/dev/null || true
+}
+
+test_use_keeps_an_edited_database_that_holds_the_snapshot() {
+	setup_repo
+	expect_ok git dnadata snapshot
+	local id=$OUT
+	psql_q "$DB" "UPDATE t SET v = 'mine' WHERE id = 1"
+	expect_ok git dnadata use clean
+	assert_contains "$ERR" "database $DB already holds snapshot ${id:0:12}; kept it with its local changes (made since snapshot)"
+	assert_eq "mine" "$(psql_q "$DB" "SELECT v FROM t WHERE id = 1")"
+	assert_eq 0 "$(stash_count)"
+	expect_ok git dnadata use clean
+	assert_contains "$ERR" "kept it with its local changes"
+}
+
+test_status_reports_unknown_without_a_recorded_fingerprint() {
+	setup_repo
+	expect_ok git dnadata snapshot
+	# a state file written by an older version has no fingerprint line
+	local f
+	f=$(grep -rl '^how ' .git/dnadata/pg)
+	sed -i '/^fingerprint /d' "$f"
+	expect_ok git dnadata status --json
+	assert_contains "$OUT" '"changes":"unknown"'
+	assert_contains "$OUT" 'no fingerprint was recorded'
+	expect_ok git dnadata restore
+	assert_contains "$ERR" "cannot tell whether database $DB changed since snapshot"
+	assert_eq 1 "$(stash_count)"
+	expect_ok git dnadata status
+	assert_contains "$OUT" "unchanged since restore"
 }
 
 test_restore_at_an_older_revision() {

@@ -1,0 +1,312 @@
+/*
+ * pg/change.c: has the working database changed since we restored it (or
+ * took a snapshot of it)? Cheap: no table is read.
+ *
+ * A fingerprint is recorded with the working database in <statedir>/pg:
+ *   "v1 <oid> <ins> <upd> <del> <stats_reset> <postmaster_start> <seq>"
+ * oid: the database's OID (dropped and created again = another database);
+ * ins/upd/del: pg_stat_database.tup_inserted/updated/deleted, which count
+ * every heap tuple written in the database, catalogs included (so DDL,
+ * TRUNCATE's new relfilenode, COMMENT, GRANT, large objects all count);
+ * stats_reset and the postmaster's start time as epoch seconds (a reset or
+ * a crash zeroes the counters: we then cannot tell); seq: md5 over every
+ * sequence's last_value (nextval/setval write sequence pages in place and
+ * count no tuple). Aborted writes count too: they give "changed", which is
+ * the safe side.
+ *
+ * Invariant: never "unchanged" for a changed database. The hazard is lag:
+ * since PostgreSQL 15 a backend flushes its counters to shared memory when
+ * it goes idle, at most once a second; otherwise a timer forces it about
+ * 10 s later (PGSTAT_IDLE_INTERVAL), and always at exit, before the
+ * backend leaves the process array. So:
+ *   - recording: in restore, inside the transaction that renames the new
+ *     copy into place (the rename itself waits until every session of ours
+ *     on it has exited, so their counters are flushed, and nobody else can
+ *     connect before it commits); in snapshot, before the snapshot is
+ *     exported (anything counted later makes it "changed", never the
+ *     reverse);
+ *   - comparing: first list the other sessions on the database, then read
+ *     the counters. A session that ended before the listing has flushed;
+ *     one still there is harmless only if idle for more than 15 s (its
+ *     forced flush is done); any other (active, idle in transaction,
+ *     idle for less) makes the answer "unknown" unless the counters
+ *     already differ. We retry for up to `wait_ms` so our own sessions of a
+ *     moment ago (or a psql that just quit) have time to go.
+ * PostgreSQL 14 and older send counters over UDP to a collector that may
+ * drop them: always "unknown" there.
+ */
+#include "pg/internal.h"
+#include "pg/pg.h"
+#include "util/buf.h"
+#include "util/err.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Sessions idle for longer than this have flushed their counters. */
+#define IDLE_FLUSHED "15 seconds"
+
+static const char stats_sql[] =
+	"SELECT d.oid, s.tup_inserted, s.tup_updated, s.tup_deleted,"
+	" coalesce(floor(extract(epoch FROM s.stats_reset))::int8, 0),"
+	" floor(extract(epoch FROM pg_postmaster_start_time()))::int8"
+	" FROM pg_database d JOIN pg_stat_database s ON s.datid = d.oid WHERE d.datname = $1";
+
+struct fp {
+	char oid[24], ins[24], upd[24], del[24], reset[24], start[24], seq[40];
+};
+
+static int
+read_stats(PGconn *m, const char *db, struct fp *f, int *found)
+{
+	const char *params[] = { db };
+	PGresult *res = dd_pg_query(m, stats_sql, 1, params);
+
+	if (!res)
+		return -1;
+	*found = PQntuples(res) > 0;
+	if (*found) {
+		snprintf(f->oid, sizeof(f->oid), "%s", PQgetvalue(res, 0, 0));
+		snprintf(f->ins, sizeof(f->ins), "%s", PQgetvalue(res, 0, 1));
+		snprintf(f->upd, sizeof(f->upd), "%s", PQgetvalue(res, 0, 2));
+		snprintf(f->del, sizeof(f->del), "%s", PQgetvalue(res, 0, 3));
+		snprintf(f->reset, sizeof(f->reset), "%s", PQgetvalue(res, 0, 4));
+		snprintf(f->start, sizeof(f->start), "%s", PQgetvalue(res, 0, 5));
+	}
+	PQclear(res);
+	return 0;
+}
+
+/* md5 of every sequence's value, on a session connected to the database. 1 = some are unreadable. */
+static int
+read_seq(PGconn *c, struct fp *f)
+{
+	PGresult *res = dd_pg_query(c,
+				    "SELECT count(*) FILTER (WHERE NOT has_sequence_privilege(c.oid, 'SELECT')),"
+				    " md5(coalesce(string_agg(c.oid::text || ':' || CASE WHEN"
+				    " has_sequence_privilege(c.oid, 'SELECT') THEN"
+				    " coalesce(pg_catalog.pg_sequence_last_value(c.oid)::text, '-') END, ','"
+				    " ORDER BY c.oid), ''))"
+				    " FROM pg_catalog.pg_class c WHERE c.relkind = 'S' AND c.relpersistence <> 't'",
+				    0, NULL);
+	int rc;
+
+	if (!res)
+		return -1;
+	rc = strcmp(PQgetvalue(res, 0, 0), "0") ? 1 : 0;
+	snprintf(f->seq, sizeof(f->seq), "%s", PQgetvalue(res, 0, 1));
+	PQclear(res);
+	return rc;
+}
+
+static char *
+fp_format(const struct fp *f)
+{
+	return dd_asprintf("v1 %s %s %s %s %s %s %s", f->oid, f->ins, f->upd, f->del, f->reset, f->start, f->seq);
+}
+
+static int
+fp_parse(struct fp *f, const char *s)
+{
+	char v[8];
+
+	memset(f, 0, sizeof(*f));
+	return s && sscanf(s, "%7s %23s %23s %23s %23s %23s %23s %39s", v, f->oid, f->ins, f->upd, f->del, f->reset,
+			   f->start, f->seq) == 8 && !strcmp(v, "v1")
+		       ? 0
+		       : -1;
+}
+
+static int
+stats_usable(PGconn *m)
+{
+	if (PQserverVersion(m) < 150000)
+		return 0;
+	return dd_pg_exec(m, "SET stats_fetch_consistency = none") == 0 ? 1 : -1;
+}
+
+int
+dd_pg_fingerprint_swap(PGconn *m, const char *db, const char *seq, char **out)
+{
+	struct fp f;
+	int found = 0, u;
+
+	*out = NULL;
+	if (!seq || (u = stats_usable(m)) == 0)
+		return 0;
+	if (u < 0 || read_stats(m, db, &f, &found) < 0)
+		return -1;
+	if (found) {
+		snprintf(f.seq, sizeof(f.seq), "%s", seq);
+		*out = fp_format(&f);
+	}
+	return 0;
+}
+
+int
+dd_pg_fingerprint_seq(PGconn *c, char **seq)
+{
+	struct fp f;
+	int r = read_seq(c, &f);
+
+	*seq = r == 0 ? dd_strdup(f.seq) : NULL;
+	return r < 0 ? -1 : 0;
+}
+
+int
+dd_pg_fingerprint_here(PGconn *c, char **out)
+{
+	struct fp f;
+	int found = 0, u, r;
+
+	*out = NULL;
+	if ((u = stats_usable(c)) <= 0)
+		return u;
+	if (read_stats(c, PQdb(c), &f, &found) < 0 || (r = read_seq(c, &f)) < 0)
+		return -1;
+	if (found && r == 0)
+		*out = fp_format(&f);
+	return 0;
+}
+
+/* Sessions on `db` other than autovacuum that may hold counters not yet flushed. */
+static int
+unflushed_sessions(PGconn *m, const char *db, int *n)
+{
+	const char *params[] = { db };
+	PGresult *res = dd_pg_query(m,
+				    "SELECT count(*) FROM pg_stat_activity WHERE datname = $1"
+				    " AND pid <> pg_backend_pid() AND backend_type <> 'autovacuum worker'"
+				    " AND NOT (state IS NOT DISTINCT FROM 'idle' AND state_change < now() - interval '"
+				    IDLE_FLUSHED "')",
+				    1, params);
+
+	if (!res)
+		return -1;
+	*n = atoi(PQgetvalue(res, 0, 0));
+	PQclear(res);
+	return 0;
+}
+
+/* Wait (up to 2 s) until backend `pid` has gone, so a later check does not count it as a session. */
+static void
+wait_gone(PGconn *m, int pid)
+{
+	char num[24];
+	const char *params[] = { num };
+
+	snprintf(num, sizeof(num), "%d", pid);
+	for (int i = 0; i < 100; i++) {
+		PGresult *res = dd_pg_query(m, "SELECT 1 FROM pg_stat_activity WHERE pid = $1::int", 1, params);
+		int gone = !res || PQntuples(res) == 0;
+		PQclear(res);
+		if (gone)
+			return;
+		usleep(20000);
+	}
+}
+
+static double
+mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000.0 + ts.tv_nsec / 1e6;
+}
+
+const char *
+dd_pg_change_name(int change)
+{
+	switch (change) {
+	case DD_PG_UNCHANGED: return "unchanged";
+	case DD_PG_CHANGED: return "changed";
+	case DD_PG_MISSING: return "missing";
+	default: return "unknown";
+	}
+}
+
+int
+dd_pg_changes(const char *conninfo, const char *fingerprint, int wait_ms, char **why)
+{
+	struct dd_pg_target t;
+	struct fp rec, now;
+	PGconn *m = NULL, *c = NULL;
+	int rc = -1, found = 0, busy = 0, u;
+	double until = mono_ms() + wait_ms;
+
+	*why = NULL;
+	if (dd_pg_target_resolve(&t, conninfo) < 0)
+		return -1;
+	if (dd_pg_connect_maint(&m, conninfo, t.database) < 0)
+		goto out;
+	if ((u = stats_usable(m)) < 0)
+		goto out;
+	if (u == 0) {
+		*why = dd_asprintf("PostgreSQL %d's statistics may lose updates", dd_pg_server_major(m));
+		rc = DD_PG_UNKNOWN;
+		goto out;
+	}
+	for (;;) {
+		if (unflushed_sessions(m, t.database, &busy) < 0 || read_stats(m, t.database, &now, &found) < 0)
+			goto out;
+		if (!found) {
+			rc = DD_PG_MISSING;
+			goto out;
+		}
+		if (fp_parse(&rec, fingerprint) < 0) {
+			*why = dd_strdup("no fingerprint was recorded");
+			rc = DD_PG_UNKNOWN;
+			goto out;
+		}
+		if (strcmp(rec.oid, now.oid)) {
+			*why = dd_strdup("it was dropped and created again");
+			rc = DD_PG_CHANGED;
+			goto out;
+		}
+		if (strcmp(rec.start, now.start) || strcmp(rec.reset, now.reset)) {
+			*why = dd_strdup(strcmp(rec.start, now.start) ? "the server restarted since"
+								       : "its statistics were reset since");
+			rc = DD_PG_UNKNOWN;
+			goto out;
+		}
+		if (strcmp(rec.ins, now.ins) || strcmp(rec.upd, now.upd) || strcmp(rec.del, now.del)) {
+			rc = DD_PG_CHANGED;
+			goto out;
+		}
+		if (busy == 0 || mono_ms() >= until)
+			break;
+		usleep(100000);
+	}
+	if (busy) {
+		*why = dd_asprintf("%d other session%s connected to it; %s changes may not be counted yet", busy,
+				   busy == 1 ? " is" : "s are", busy == 1 ? "its" : "their");
+		rc = DD_PG_UNKNOWN;
+		goto out;
+	}
+	if (dd_pg_connect(&c, conninfo, NULL) < 0)
+		goto out;
+	int pid = PQbackendPID(c), r = read_seq(c, &now);
+	PQfinish(c);
+	c = NULL;
+	wait_gone(m, pid);
+	if (r < 0)
+		goto out;
+	if (r == 1) {
+		*why = dd_strdup("some sequences are not readable by this user");
+		rc = DD_PG_UNKNOWN;
+	} else {
+		rc = strcmp(rec.seq, now.seq) ? DD_PG_CHANGED : DD_PG_UNCHANGED;
+	}
+out:
+	if (rc < 0)
+		dd_error_wrap("checking whether database %s changed", t.database);
+	if (c)
+		PQfinish(c);
+	if (m)
+		PQfinish(m);
+	dd_pg_target_release(&t);
+	return rc;
+}
