@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# t-pg-hooks.sh: [hooks] post_restore against the real server: commands run
+# in order, in the work tree root, with DNADATA_PROFILE, DNADATA_SNAPSHOT,
+# DNADATA_DATABASE (no password) and PGDATABASE, after the swap; their
+# output goes to stderr; the first failure stops them and fails the command
+# while the restore stays done; --no-hooks skips them; a no-op restore runs
+# none.
+. "$(dirname "$0")/../lib.sh"
+
+# setup_repo HOOK...: a repository whose profiles.ini runs HOOK... after restore.
+setup_repo() {
+	need_pg
+	DB=$(pg_newdb hook)
+	new_repo
+	expect_ok git dnadata init --database "dbname=$DB"
+	{
+		echo "[hooks]"
+		for h in "$@"; do echo "post_restore = $h"; done
+	} >>.dnadata/profiles.ini
+	git commit -qm hooks .dnadata/profiles.ini
+	psql_q "$DB" "CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t VALUES (1, 'one'), (2, 'two')"
+}
+
+test_post_restore_commands_run_in_order_in_the_work_tree_with_the_environment() {
+	setup_repo 'echo "1 $DNADATA_PROFILE $DNADATA_SNAPSHOT $PGDATABASE $(pwd)" >>"$T/hooks.log"' \
+		'echo "2 $(psql -XAtq -c "SELECT v FROM t WHERE id = 2")" >>"$T/hooks.log"' \
+		'echo "3 [$DNADATA_DATABASE]" >>"$T/hooks.log"; echo hook-stdout'
+	local root=$PWD
+	# a password in the connection string must not reach the commands
+	echo "[database]
+url = host=127.0.0.1 port=$PGPORT user=$DD_TEST_PW_USER password=$DD_TEST_PW_PASSWORD dbname=$DB" >.git/dnadata/config.ini
+	expect_ok git dnadata snapshot
+	local id=$OUT
+	expect_ok git dnadata restore
+	assert_contains "$ERR" "unchanged since snapshot"
+	assert_no_file "$T/hooks.log" "a restore that does nothing runs no hook"
+	psql_q "$DB" "UPDATE t SET v = 'edited' WHERE id = 2"
+	mkdir -p sub && cd sub
+	expect_ok git dnadata restore
+	cd "$root"
+	assert_eq "1 clean $id $DB $root
+2 two
+3 [user='$DD_TEST_PW_USER' dbname='$DB' host='127.0.0.1' port='$PGPORT']" "$(cat "$T/hooks.log")"
+	assert_contains "$ERR" "post_restore 1/3: echo"
+	assert_contains "$ERR" "hook-stdout" "hook output goes to stderr"
+	assert_not_contains "$OUT" "hook-stdout" "stdout is for data"
+	assert_not_contains "$ERR$OUT$(cat "$T/hooks.log")" "$DD_TEST_PW_PASSWORD"
+}
+
+test_a_failing_post_restore_command_stops_the_rest_and_says_the_restore_is_done() {
+	setup_repo 'echo first >>"$T/hooks.log"' 'exit 3' 'echo never >>"$T/hooks.log"'
+	expect_ok git dnadata snapshot
+	local id=$OUT
+	psql_q "$DB" "UPDATE t SET v = 'edited' WHERE id = 2"
+	expect_fail 1 git dnadata restore
+	assert_contains "$ERR" 'error: post_restore command 2 (`exit 3`) failed with exit status 3; the database was restored'
+	assert_eq "first" "$(cat "$T/hooks.log")"
+	assert_eq "two" "$(psql_q "$DB" "SELECT v FROM t WHERE id = 2")" "the restore stays done"
+	expect_ok git dnadata status
+	assert_contains "$OUT" "holds snapshot ${id:0:12}"
+}
+
+test_no_hooks_skips_them_on_restore_and_use() {
+	setup_repo 'echo ran >>"$T/hooks.log"'
+	expect_ok git dnadata snapshot
+	expect_ok git dnadata restore --force --no-hooks
+	assert_no_file "$T/hooks.log"
+	expect_ok git dnadata new-profile other
+	expect_ok git dnadata use other
+	psql_q "$DB" "INSERT INTO t VALUES (3, 'other')"
+	expect_ok git dnadata snapshot
+	expect_ok git dnadata use clean --no-hooks
+	assert_contains "$ERR" "restored snapshot"
+	assert_no_file "$T/hooks.log"
+	expect_ok git dnadata use other
+	assert_eq "ran" "$(cat "$T/hooks.log")" "use runs them"
+}
+
+test_use_with_a_failing_hook_still_switches_the_profile() {
+	setup_repo 'false'
+	expect_ok git dnadata snapshot
+	expect_ok git dnadata new-profile other
+	psql_q "$DB" "INSERT INTO t VALUES (3, 'other')"
+	expect_ok git dnadata snapshot other
+	expect_ok git dnadata restore clean --no-hooks
+	expect_fail 1 git dnadata use other
+	assert_contains "$ERR" 'post_restore command 1 (`false`) failed with exit status 1; the database was restored'
+	expect_ok git dnadata status --json
+	assert_contains "$OUT" '"active_profile":"other"'
+}
+
+run_tests
