@@ -357,6 +357,7 @@ tty_read(struct dd_buf *out, const char *prompt)
 	if (dd_write_all(fd, prompt, strlen(prompt)) < 0)
 		goto out;
 	dd_buf_clear(out);
+	dd_buf_grow(out, 4097); /* never reallocated (and so copied) while it holds the passphrase */
 	for (;;) {
 		ssize_t n = read(fd, &c, 1);
 		if (n < 0 && errno == EINTR)

@@ -5,6 +5,10 @@
  * parsers under truncation and bit flips.
  */
 #include <errno.h>
+#include <malloc.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -194,6 +198,92 @@ key_file_is_read_from_the_descriptor_whose_mode_was_checked(void **state)
 	assert_int_equal(dd_key_read_file(got, kp), -1);
 	contains(dd_error_last(), "readable by other users");
 	free(kp), free(evil);
+}
+
+/*
+ * realloc() and free() are wrapped too: while `secret` is set, a block
+ * that our code reallocates or frees with that text still in it is a copy
+ * of the secret left behind in freed memory (and in a core dump).
+ */
+static const char *secret;
+static int secret_left_in_freed_memory;
+void *__real_realloc(void *p, size_t n);
+void *__wrap_realloc(void *p, size_t n);
+void __real_free(void *p);
+void __wrap_free(void *p);
+
+static void
+scan_block(void *p)
+{
+	size_t n = p ? malloc_usable_size(p) : 0, sl = secret ? strlen(secret) : 0;
+
+	if (sl && n >= sl && memmem(p, n, secret, sl))
+		secret_left_in_freed_memory = 1;
+}
+
+void *
+__wrap_realloc(void *p, size_t n)
+{
+	scan_block(p);
+	return __real_realloc(p, n);
+}
+
+void
+__wrap_free(void *p)
+{
+	scan_block(p);
+	__real_free(p);
+}
+
+/* A passphrase typed on a terminal (a pty here) leaves no copy in freed memory. */
+static void
+typed_passphrase_leaves_no_copy_in_freed_memory(void **state)
+{
+	static const char phrase[] = "correct horse battery staple, and a long sentence after it "
+				     "so that a growing buffer would have to move twice";
+	char ttyout[256];
+	size_t got = 0;
+	int m, status;
+	pid_t pid;
+
+	(void)state;
+	m = posix_openpt(O_RDWR | O_NOCTTY);
+	assert_true(m >= 0 && grantpt(m) == 0 && unlockpt(m) == 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct dd_buf pass = DD_BUF_INIT;
+		int r, s;
+		alarm(20);
+		setsid();
+		s = open(ptsname(m), O_RDWR); /* our controlling terminal now */
+		if (s < 0)
+			_exit(4);
+		dup2(s, 0), dup2(s, 1), dup2(s, 2);
+		secret = "battery staple, and a long";
+		r = dd_passphrase_get(&pass, "DD_TEST_UNSET_PASSPHRASE", "Passphrase: ", 0);
+		secret = NULL;
+		if (r != 0 || strcmp(dd_buf_cstr(&pass), phrase))
+			_exit(2);
+		dd_buf_release_secret(&pass);
+		_exit(secret_left_in_freed_memory ? 3 : 0);
+	}
+	/* type only once the prompt is out (echo is off by then; TCSAFLUSH drops earlier input) */
+	while (!memmem(ttyout, got, "Passphrase: ", 12) && got < sizeof(ttyout)) {
+		ssize_t n = read(m, ttyout + got, sizeof(ttyout) - got);
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	assert_non_null(memmem(ttyout, got, "Passphrase: ", 12));
+	assert_int_equal(write(m, phrase, strlen(phrase)), (ssize_t)strlen(phrase));
+	assert_int_equal(write(m, "\n", 1), 1);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	close(m);
+	assert_true(WIFEXITED(status));
+	if (WEXITSTATUS(status) == 3)
+		fail_msg("the passphrase was left in freed memory");
+	assert_int_equal(WEXITSTATUS(status), 0);
 }
 
 static void
@@ -411,6 +501,7 @@ main(void)
 		T(wrong_key_is_reported_as_another_key_not_corruption),
 		T(key_readable_by_others_is_refused_with_the_fix),
 		T(key_file_is_read_from_the_descriptor_whose_mode_was_checked),
+		cmocka_unit_test(typed_passphrase_leaves_no_copy_in_freed_memory),
 		T(export_and_import_move_the_key),
 		T(passwd_replaces_the_key_file),
 		T(tampered_config_is_detected),
