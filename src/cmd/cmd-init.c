@@ -11,7 +11,9 @@
  * local state it says so and changes nothing; in a fresh clone of an
  * initialised repository it only creates the local state. Everything that
  * could make the commit refuse is checked before the first file is
- * created, and if a later step fails, what this run created is removed.
+ * created, and if a later step fails, what this run created is removed,
+ * except the state folder's store key once a store was created with it
+ * (the store exists from then on; running init again adopts it).
  */
 #include "config/config.h"
 #include "dnadata.h"
@@ -130,23 +132,43 @@ out:
  * (a fresh clone) from the settings; NULL = the local default store.
  */
 static int
-setup_store(struct dd_repo *repo, const char *url)
+setup_store(struct dd_repo *repo, const char *url, int *created)
 {
 	struct dd_config *cfg = NULL;
-	int created, rc;
+	int rc;
 
+	*created = 0;
 	if (!url && dd_config_load(&cfg, repo) < 0)
 		return -1;
-	rc = dd_store_init(url ? url : cfg->store_url, repo->statedir, &created);
+	rc = dd_store_init(url ? url : cfg->store_url, repo->statedir, created);
 	dd_config_free(cfg);
 	return rc;
+}
+
+/*
+ * A store this run created exists from then on (it may be a shared folder),
+ * and <statedir>/key may be the only copy of its key: a failure after that
+ * must not take the state folder away with the key. Its other files still go.
+ */
+static void
+keep_state_dir(struct created *c, const char *statedir)
+{
+	for (size_t i = 0; i < c->n; i++) {
+		if (c->is_dir[i] && !strcmp(c->paths[i], statedir)) {
+			free(c->paths[i]);
+			c->n--;
+			memmove(&c->paths[i], &c->paths[i + 1], (c->n - i) * sizeof(*c->paths));
+			memmove(&c->is_dir[i], &c->is_dir[i + 1], (c->n - i) * sizeof(*c->is_dir));
+			return;
+		}
+	}
 }
 
 static int
 cmd_init(int argc, char **argv)
 {
 	const char *store = NULL, *database = NULL, *profile = DEFAULT_PROFILE;
-	int no_commit = 0, rc = -1, w;
+	int no_commit = 0, rc = -1, w, created = 0;
 	const struct dd_option opts[] = {
 		{ DD_OPT_STRING, 0, "store", &store, "url", "where snapshots are uploaded (file:///dir or s3://bucket/prefix)" },
 		{ DD_OPT_STRING, 0, "database", &database, "conninfo", "the working database (libpq conninfo or URL)" },
@@ -181,7 +203,7 @@ cmd_init(int argc, char **argv)
 			goto out;
 		}
 		/* A fresh clone of a set-up repository: only this clone's state is missing. */
-		if (make_local_state(&made, repo) < 0 || setup_store(repo, NULL) < 0)
+		if (make_local_state(&made, repo) < 0 || setup_store(repo, NULL, &created) < 0)
 			goto fail;
 		dd_info("initialised this clone's local state in %s (the repository was already set up)",
 			dd_repo_display_path(repo, repo->statedir));
@@ -215,8 +237,10 @@ cmd_init(int argc, char **argv)
 	if (make_local_state(&made, repo) < 0)
 		goto fail;
 	/* The store key is created or adopted here, once the files exist and before the commit. */
-	if (setup_store(repo, store) < 0)
+	if (setup_store(repo, store, &created) < 0)
 		goto fail;
+	if (created)
+		keep_state_dir(&made, repo->statedir);
 
 	if (no_commit) {
 		dd_info("initialised git-dnadata (profile '%s'); not committed (--no-commit):", profile);
@@ -224,7 +248,11 @@ cmd_init(int argc, char **argv)
 	} else {
 		int c = dd_commit_paths(repo, tracked, NTRACKED, "init", commit);
 		if (c < 0) {
-			dd_error_wrap("cannot commit the new .dnadata files (nothing was changed)");
+			if (created)
+				dd_error_wrap("cannot commit the new .dnadata files (the new store and its key in %s "
+					      "were kept: run init again)", dd_repo_display_path(repo, repo->statedir));
+			else
+				dd_error_wrap("cannot commit the new .dnadata files (nothing was changed)");
 			goto fail;
 		}
 		if (c == 1)

@@ -172,4 +172,22 @@ test_init_rejects_a_bad_profile_name_and_store_url() {
 	assert_eq "$before" "$(repo_state)"
 }
 
+test_init_failing_after_creating_a_store_keeps_its_key() {
+	new_repo
+	commit_one a
+	# the commit fails after the store exists: the index is locked
+	touch .git/index.lock
+	expect_fail 1 git dnadata init --store "file://$T/store"
+	assert_contains "$ERR" 'were kept: run init again'
+	rm .git/index.lock
+	assert_file "$T/store/config"
+	assert_no_file .dnadata/profiles.ini
+	assert_no_file .git/dnadata/config.ini
+	assert_file .git/dnadata/key
+	# running it again adopts the store with that key
+	expect_ok git dnadata init --store "file://$T/store"
+	assert_not_contains "$ERR" 'another key'
+	assert_file .dnadata/profiles.ini
+}
+
 run_tests
