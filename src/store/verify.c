@@ -56,7 +56,7 @@ dd_store_verify(struct dd_store *st, const char *const *ids, size_t nids, int re
 {
 	struct dd_snapshot **snaps = dd_calloc(nids ? nids : 1, sizeof(*snaps));
 	struct check_job *jobs = NULL;
-	size_t njobs = 0, cap = 0, bad = 0, nuniq = 0;
+	size_t njobs = 0, cap = 0, bad = 0, damaged = 0, nuniq = 0;
 	struct dd_backend *saved_cache = st->cache, *saved_be = st->be;
 	char name[DD_OBJECT_NAME_SIZE];
 	int rc = -1;
@@ -108,6 +108,7 @@ dd_store_verify(struct dd_store *st, const char *const *ids, size_t nids, int re
 				jobs[i].missing ? "missing" : "damaged", name, jobs[i].stream, jobs[i].snap,
 				jobs[i].err);
 			bad++;
+			damaged += !jobs[i].missing;
 		}
 	}
 	if (dd_progress_enabled())
@@ -133,7 +134,11 @@ dd_store_verify(struct dd_store *st, const char *const *ids, size_t nids, int re
 	}
 	if (bad) {
 		dd_error("%zu problem(s) found in %zu snapshot(s) (see the warnings above)", bad, nids);
-		dd_hint("if this machine's cache has the objects, `git dnadata push` uploads them again");
+		if (damaged)
+			dd_hint("push only adds what the store lacks: delete the damaged object files from the store, then "
+				"run `git dnadata push` where a cache has good copies");
+		else
+			dd_hint("if this machine's cache has the objects, `git dnadata push` uploads them again");
 		goto out;
 	}
 	dd_info("%zu snapshot(s), %zu object(s): all present and authentic%s", nids, nuniq,

@@ -446,6 +446,37 @@ missing_object_is_named_by_verify(void **state)
 }
 
 static void
+damaged_object_is_repaired_by_deleting_it_then_pushing(void **state)
+{
+	struct fx *f = *state;
+	struct dd_snapshot *s;
+	char *id = one_stream_snapshot(f, 2u << 20, &s);
+	const struct dd_stream_info *si = dd_snapshot_find(s, "t");
+	char *p = object_path(f, f->root, si->chunks[0].id);
+	struct dd_buf data = DD_BUF_INIT;
+	const char *ids[] = { id };
+
+	/* the store's file becomes its own copy (another machine's store), then is damaged */
+	assert_int_equal(dd_file_read(&data, p), 0);
+	assert_int_equal(unlink(p), 0);
+	assert_int_equal(dd_file_write_atomic(p, data.ptr, data.len, 0444, 0), 0);
+	flip_bit(p, 100);
+	dd_log_set_verbosity(DD_QUIET);
+	assert_int_equal(dd_store_verify(f->st, ids, 1, 0), -1);
+	/* push only adds what is missing: the damaged file stays, and the hint says what to do */
+	assert_int_equal(dd_store_push(f->st, id), 0);
+	assert_int_equal(dd_store_verify(f->st, ids, 1, 0), -1);
+	assert_non_null(dd_error_hint());
+	assert_non_null(strstr(dd_error_hint(), "delete the damaged"));
+	assert_int_equal(unlink(p), 0);
+	assert_int_equal(dd_store_push(f->st, id), 0);
+	assert_int_equal(dd_store_verify(f->st, ids, 1, 1), 0);
+	dd_buf_release(&data);
+	dd_snapshot_free(s);
+	free(p), free(id);
+}
+
+static void
 objects_missing_from_the_cache_are_fetched_from_the_store(void **state)
 {
 	struct fx *f = *state;
@@ -641,6 +672,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(truncated_object_is_detected_and_named, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(swapped_object_is_detected_and_named, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(missing_object_is_named_by_verify, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(damaged_object_is_repaired_by_deleting_it_then_pushing, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(objects_missing_from_the_cache_are_fetched_from_the_store, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(no_plaintext_of_a_stream_appears_in_stored_files, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(second_snapshot_with_1_percent_changed_adds_under_5_percent, fx_setup, fx_teardown),
