@@ -10,6 +10,8 @@
 #              flat in size (default 5; 0 skips it)
 # REPEAT       runs of each measured command; the median is reported (default 1)
 # KEEP=1       keep the work directory (cluster stopped) for inspection
+# DD_BIN       the git-dnadata binary to measure (default: ./git-dnadata of this
+#              tree); DD_BIN_NOTE says what it was built from, for the record
 #
 # Data: `pgbench -i -s SCALE` plus bench/pg/dataset.sql at the same scale
 # (customers, documents, events, attachments: random words, jsonb, bytea,
@@ -39,15 +41,19 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 scale=${SCALE:-${1:-50}}
 small=${SMALL_SCALE:-5}
 repeat=${REPEAT:-1}
-[ -x "$top/git-dnadata" ] || { echo "error: build git-dnadata first (make -j2)" >&2; exit 1; }
+ddbin=${DD_BIN:-$top/git-dnadata}
+[ -x "$ddbin" ] || { echo "error: $ddbin not found: build git-dnadata first (make -j2) or set DD_BIN" >&2; exit 1; }
 [ -x /usr/bin/time ] || { echo "error: /usr/bin/time is missing (apt-get install time)" >&2; exit 1; }
 command -v restic >/dev/null || { echo "error: restic is missing (apt-get install restic)" >&2; exit 1; }
-export PATH="$top:$PATH"
 . "$top/tests/pg.sh"
 bin=$(pg_bindir)
 export PATH="$bin:$PATH" # pg_dump, pg_restore, psql, pgbench of the server's major
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/dd-pgbench.XXXXXX")
+# a private copy: a rebuild of the shared tree during the run changes nothing
+mkdir -p "$work/bin"
+cp "$ddbin" "$work/bin/git-dnadata"
+export PATH="$work/bin:$PATH"
 res="$top/bench/results/pg-$(date +%Y%m%d-%H%M%S)-s$scale"
 mkdir -p "$res"
 cleanup() {
@@ -75,7 +81,11 @@ if (sync && echo 3 >/proc/sys/vm/drop_caches) 2>/dev/null; then dropcache=yes; f
 {
 	echo "date: $(date -u +%FT%TZ)"
 	echo "host: $(nproc) cores ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)), $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo) RAM, kernel $(uname -r)"
-	echo "git-dnadata: $(git dnadata --version 2>&1 | head -n 1), commit $(git -C "$top" rev-parse --short HEAD)$(git -C "$top" diff --quiet HEAD -- src 2>/dev/null || echo ' + uncommitted changes in src/')"
+	if [ -n "${DD_BIN:-}" ]; then
+		echo "git-dnadata: $(git dnadata --version 2>&1 | head -n 1), binary $DD_BIN${DD_BIN_NOTE:+ ($DD_BIN_NOTE)}"
+	else
+		echo "git-dnadata: $(git dnadata --version 2>&1 | head -n 1), commit $(git -C "$top" rev-parse --short HEAD)$(git -C "$top" diff --quiet HEAD -- src 2>/dev/null || echo ' + uncommitted changes in src/')"
+	fi
 	echo "postgresql: $(q -d postgres -c 'SHOW server_version' | cut -d' ' -f1); $(pg_dump --version); $(restic version | cut -d' ' -f1-2)"
 	echo "settings: fsync=off synchronous_commit=off full_page_writes=off shared_buffers=128MB max_wal_size=2GB maintenance_work_mem=256MB checkpoint_timeout=30min autovacuum=off"
 	echo "drop_caches before each measurement: $dropcache"
@@ -86,25 +96,60 @@ if (sync && echo 3 >/proc/sys/vm/drop_caches) 2>/dev/null; then dropcache=yes; f
 cat "$res/env.txt" >&2
 
 # ---- measuring ------------------------------------------------------------
+# The machine may be shared: before each measurement wait (up to QUIET_WAIT
+# seconds, default 900) until the CPUs are idle, and account for the CPU
+# time used during it by processes that are neither the command nor our
+# cluster ("other load", % of all CPUs), so a disturbed figure is visible.
+hz=$(getconf CLK_TCK)
+cpu_busy() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9}' /proc/stat; } # ticks, all CPUs
+cluster_cpu() { # ticks used by our cluster: live processes + reaped children of the postmaster
+	local pm
+	pm=$(head -n 1 "$work/pg/data/postmaster.pid")
+	{ cat "/proc/$pm/stat"; for c in $(pgrep -P "$pm"); do cat "/proc/$c/stat" 2>/dev/null || true; done; } |
+		awk '{sub(/^[0-9]+ \(.*\) /, ""); t += $12 + $13; if (NR == 1) t += $14 + $15} END {print t + 0}'
+}
+wait_quiet() {
+	local t0=$SECONDS a b c d u v busy
+	while :; do
+		a=$(cpu_busy) c=$(cluster_cpu) u=$(cut -d' ' -f1 /proc/uptime)
+		sleep 3
+		b=$(cpu_busy) d=$(cluster_cpu) v=$(cut -d' ' -f1 /proc/uptime)
+		busy=$(awk -v x=$((b - a - d + c)) -v t="$u" -v w="$v" -v n="$(nproc)" -v hz="$hz" 'BEGIN {printf "%d", 100 * x / ((w - t) * n * hz)}')
+		[ "$busy" -ge 10 ] || break
+		if [ $((SECONDS - t0)) -ge "${QUIET_WAIT:-900}" ]; then
+			log "machine still busy (${busy}% of the CPUs used by other processes) after ${QUIET_WAIT:-900} s: measuring anyway"
+			break
+		fi
+		sleep 7
+	done
+	[ $((SECONDS - t0)) -lt 15 ] || log "waited $((SECONDS - t0)) s for other processes to leave the CPUs"
+}
 # measure NAME CMD: runs CMD (a bash string) in the current directory under
-# /usr/bin/time; appends "NAME secs rss_kib user sys" to results.tsv.
-# %M is the peak RSS of the largest single process (for a pipeline: its
-# largest member); server-side memory is not counted, for any tool.
+# /usr/bin/time; appends "NAME secs rss_kib user sys other_load_% server_cpu_s"
+# to results.tsv. %M is the peak RSS of the largest single process (for a
+# pipeline: its largest member); server-side memory is not counted, for any
+# tool. user/sys are the client's CPU seconds (children included).
 measure() {
-	local name=$1 cmd=$2 n
+	local name=$1 cmd=$2 n b0 c0 b1 c1
 	n=$(grep -c "^$name " "$res/results.tsv" 2>/dev/null || true)
 	sync
 	[ "$dropcache" = no ] || echo 3 >/proc/sys/vm/drop_caches
+	wait_quiet
+	b0=$(cpu_busy) c0=$(cluster_cpu)
 	if ! /usr/bin/time -f '%e %M %U %S' -o "$work/time.out" bash -o pipefail -c "$cmd" \
 		>"$res/$name.$((n + 1)).out" 2>"$res/$name.$((n + 1)).err"; then
 		cat "$res/$name.$((n + 1)).err" >&2
 		echo "error: '$name' failed: $cmd" >&2
 		exit 1
 	fi
-	echo "$name $(tail -n 1 "$work/time.out")" >>"$res/results.tsv"
-	log "$name: $(tail -n 1 "$work/time.out" | awk '{printf "%.2f s, peak RSS %.1f MiB, CPU %.1f s user + %.1f s sys", $1, $2 / 1024, $3, $4}')"
+	b1=$(cpu_busy) c1=$(cluster_cpu)
+	echo "$name $(tail -n 1 "$work/time.out" | awk -v b=$((b1 - b0)) -v c=$((c1 - c0)) -v n="$(nproc)" -v hz="$hz" '{
+		other = (b - c) / hz - $3 - $4; if (other < 0) other = 0
+		printf "%s %s %s %s %.0f %.1f", $1, $2, $3, $4, 100 * other / ($1 * n), c / hz}')" >>"$res/results.tsv"
+	log "$name: $(tail -n 1 "$res/results.tsv" | awk '{printf "%.2f s, peak RSS %.1f MiB, CPU: client %.1f s user + %.1f s sys, server %.1f s; other load %d%%", $2, $3 / 1024, $4, $5, $7, $6}')"
 }
-# med NAME [FIELD]: median of a results field (2 secs, 3 rss_kib, 4 user, 5 sys)
+# med NAME [FIELD]: median of a results field (2 secs, 3 rss_kib, 4 user, 5 sys,
+# 6 other load %, 7 server CPU s)
 med() {
 	awk -v n="$1" -v f="${2:-2}" '$1 == n {print $f}' "$res/results.tsv" | sort -g |
 		awk '{v[NR] = $1} END {if (!NR) {print "nan"; exit} print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'
@@ -182,8 +227,8 @@ if [ "$small" -gt 0 ]; then
 	val small_db_bytes "$(q -d postgres -c "SELECT pg_database_size('small')")"
 	for i in $(seq "$repeat"); do
 		new_repo "$work/repo-small" small
-		measure small_snapshot "git dnadata snapshot --no-commit"
-		measure small_restore "git dnadata restore --force --terminate"
+		measure small_snapshot "git dnadata snapshot -v --no-commit"
+		measure small_restore "git dnadata restore -v --force --terminate"
 		drop_stashes small
 	done
 	cd "$work"
@@ -202,7 +247,7 @@ r_fc=$work/restic-fc
 r_z0=$work/restic-z0
 for i in $(seq "$repeat"); do
 	new_repo "$repo" bench
-	measure snapshot1 "git dnadata snapshot --no-commit"
+	measure snapshot1 "git dnadata snapshot -v --no-commit"
 	cd "$work"
 	rm -f "$work/bench.dump"
 	measure pg_dump_fc "pg_dump -Fc -f '$work/bench.dump' bench"
@@ -244,7 +289,7 @@ incremental() { # STEP WHERE
 			cp -al "$work/before/restic" "$r_z0"
 		fi
 		cd "$repo"
-		measure "snapshot$k" "git dnadata snapshot --no-commit"
+		measure "snapshot$k" "git dnadata snapshot -v --no-commit"
 		cd "$work"
 		measure "restic_z0$k" "pg_dump -Fc -Z0 bench | restic backup -q -r '$r_z0' --stdin --stdin-filename bench.dump"
 	done
@@ -263,7 +308,7 @@ rm -rf "$r_z0"
 for i in $(seq "$repeat"); do
 	cd "$repo"
 	cp "$work/ref1" .dnadata/refs/clean
-	measure restore "git dnadata restore --force --terminate"
+	measure restore "git dnadata restore -v --force --terminate"
 	drop_stashes bench
 	cd "$work"
 	dropdb --if-exists restored
@@ -316,7 +361,17 @@ summarize() {
 	[ "$small" -gt 0 ] && echo "| scale $small, $(mib "$v_small_db_bytes") MiB | $(rss small_snapshot) | $(rss small_restore) |"
 	echo "| scale $scale, $(mib "$v_db_bytes") MiB | $(rss snapshot1) | $(rss restore) |"
 	echo
-	echo "Client CPU (user + sys, s): snapshot $(cpu snapshot1), pg_dump -Fc $(cpu pg_dump_fc), -Fc|restic $(cpu restic_fc1), -Z0|restic $(cpu restic_z01), restore $(cpu restore), pg_restore -j2 $(cpu pg_restore_j2)."
+	echo "CPU seconds, client (user + sys) / PostgreSQL server, and other load on the machine (% of all CPUs used by"
+	echo "unrelated processes during the measurement; > 10% means the figure is disturbed):"
+	echo
+	echo "| command | wall s | client CPU s | server CPU s | other load |"
+	echo "|---|---:|---:|---:|---:|"
+	local m
+	for m in snapshot1 pg_dump_fc restic_fc1 restic_z01 snapshot2 restic_z02 snapshot3 restic_z03 restore pg_restore_j2 \
+		$([ "$small" -gt 0 ] && echo small_snapshot small_restore); do
+		echo "| $m | $(med "$m") | $(cpu "$m") | $(med "$m" 7) | $(awk -v n="$m" '$1 == n {printf "%s%s%%", sep, $6; sep = ", "}' "$res/results.tsv") |"
+	done
+	echo
 	echo "Restored databases compared (rows and a hash of every row, per table): $check."
 }
 summarize >"$res/summary.md"
