@@ -76,15 +76,18 @@ sql -c "DELETE FROM orders WHERE qty > 1; UPDATE products SET price = 0; DROP TA
 sql -c "SELECT count(*) AS orders_left, (SELECT sum(price) FROM products) AS total_price FROM orders"
 
 say "Restore: builds a fresh copy from the snapshot, then swaps it in (the broken one is kept aside)"
-# --force: the working database is recorded as holding this snapshot already
-# (we took it from there); --force rebuilds it anyway.
-run git dnadata restore --force
+# The database was snapshotted from here and edited since: restore sees the
+# change, rebuilds it from the snapshot, and keeps the edited one as a stash.
+run git dnadata restore
 
 say "The data is back"
 sql -c "SELECT c.name, p.name AS product, p.price, o.qty FROM orders o JOIN customers c ON c.id = o.customer_id JOIN products p ON p.id = o.product_id ORDER BY o.id"
 
 say "What git-dnadata knows about this clone"
 run git dnadata status
+
+say "Restoring again changes nothing: the database already holds the snapshot, unchanged"
+run git dnadata restore
 
 say "Everything is encrypted at rest: the store holds no readable trace of the data"
 if grep -r -q -a "Grace" "$work/store" "$work/app/.git/dnadata/cache"; then
