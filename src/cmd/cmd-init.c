@@ -13,7 +13,7 @@
  * could make the commit refuse is checked before the first file is
  * created, and if a later step fails, what this run created is removed,
  * except the state folder's store key once a store was created with it
- * (the store exists from then on; running init again adopts it).
+ * outside that folder (the store stays; running init again adopts it).
  */
 #include "config/config.h"
 #include "dnadata.h"
@@ -132,23 +132,28 @@ out:
  * (a fresh clone) from the settings; NULL = the local default store.
  */
 static int
-setup_store(struct dd_repo *repo, const char *url, int *created)
+setup_store(struct dd_repo *repo, const char *url, int *created_elsewhere)
 {
 	struct dd_config *cfg = NULL;
-	int rc;
+	int rc, created = 0;
 
-	*created = 0;
+	*created_elsewhere = 0;
 	if (!url && dd_config_load(&cfg, repo) < 0)
 		return -1;
-	rc = dd_store_init(url ? url : cfg->store_url, repo->statedir, created);
+	if (!url)
+		url = cfg->store_url; /* NULL: the default store, inside the state folder */
+	rc = dd_store_init(url, repo->statedir, &created);
+	*created_elsewhere = rc == 0 && created && url;
 	dd_config_free(cfg);
 	return rc;
 }
 
 /*
- * A store this run created exists from then on (it may be a shared folder),
- * and <statedir>/key may be the only copy of its key: a failure after that
- * must not take the state folder away with the key. Its other files still go.
+ * A store this run created outside the state folder stays (it may be a
+ * shared folder), and <statedir>/key may be the only copy of its key: a
+ * failure after that must not take the state folder away with the key. Its
+ * other files still go. (The default store lives in the state folder and
+ * goes with it.)
  */
 static void
 keep_state_dir(struct created *c, const char *statedir)
