@@ -6,6 +6,7 @@
  */
 #include "config.h"
 #include "dnadata.h"
+#include "util/secret.h"
 
 #include <curl/curl.h>
 #include <git2.h>
@@ -121,6 +122,7 @@ main(int argc, char **argv)
 		fprintf(stderr, "error: libsodium failed to initialise\n");
 		return DD_EXIT_FAILURE;
 	}
+	dd_secret_env_take();
 	git_libgit2_init();
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 

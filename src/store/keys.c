@@ -11,6 +11,7 @@
  */
 #include "store/keys.h"
 #include "util/err.h"
+#include "util/secret.h"
 #include "util/fs.h"
 #include "util/hex.h"
 
@@ -383,7 +384,7 @@ out:
 int
 dd_passphrase_get(struct dd_buf *out, const char *envname, const char *prompt, int confirm)
 {
-	const char *env = getenv(envname ? envname : "DNADATA_PASSPHRASE");
+	const char *env = dd_secret_env(envname ? envname : "DNADATA_PASSPHRASE");
 	struct dd_buf again = DD_BUF_INIT;
 	int rc;
 

@@ -47,6 +47,23 @@ url = host=127.0.0.1 port=$PGPORT user=$DD_TEST_PW_USER password=$DD_TEST_PW_PAS
 	assert_not_contains "$ERR$OUT$(cat "$T/hooks.log")" "$DD_TEST_PW_PASSWORD"
 }
 
+test_passphrases_in_the_environment_never_reach_hooks_or_pg_dump() {
+	setup_repo 'env >"$T/hook-env.txt"'
+	# a pg_dump wrapper that records the environment it was started with
+	mkdir -p "$T/bin"
+	printf '#!/bin/sh\nenv >"%s/pgdump-env.txt"\nexec "%s/pg_dump" "$@"\n' "$T" "$DD_PG_BINDIR" >"$T/bin/pg_dump"
+	chmod +x "$T/bin/pg_dump"
+	ln -s "$DD_PG_BINDIR/psql" "$T/bin/psql"
+	export DNADATA_PASSPHRASE=pass-phrase-4711 DNADATA_NEW_PASSPHRASE=new-phrase-4712
+	DNADATA_PG_BINDIR=$T/bin expect_ok git dnadata snapshot
+	psql_q "$DB" "UPDATE t SET v = 'edited' WHERE id = 2"
+	expect_ok git dnadata restore
+	assert_file "$T/pgdump-env.txt"
+	assert_file "$T/hook-env.txt"
+	assert_not_contains "$(cat "$T/pgdump-env.txt" "$T/hook-env.txt")" "phrase-471"
+	assert_contains "$(cat "$T/hook-env.txt")" "DNADATA_PROFILE=clean" "the hook did get our variables"
+}
+
 test_a_failing_post_restore_command_stops_the_rest_and_says_the_restore_is_done() {
 	setup_repo 'echo first >>"$T/hooks.log"' 'exit 3' 'echo never >>"$T/hooks.log"'
 	expect_ok git dnadata snapshot
