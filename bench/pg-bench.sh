@@ -135,6 +135,9 @@ measure() {
 	sync
 	[ "$dropcache" = no ] || echo 3 >/proc/sys/vm/drop_caches
 	wait_quiet
+	local pm k0 k
+	pm=$(head -n 1 "$work/pg/data/postmaster.pid")
+	k0=$(pgrep -c -P "$pm" || true)
 	b0=$(cpu_busy) c0=$(cluster_cpu)
 	if ! /usr/bin/time -f '%e %M %U %S' -o "$work/time.out" bash -o pipefail -c "$cmd" \
 		>"$res/$name.$((n + 1)).out" 2>"$res/$name.$((n + 1)).err"; then
@@ -142,6 +145,12 @@ measure() {
 		echo "error: '$name' failed: $cmd" >&2
 		exit 1
 	fi
+	# the server processes of the command's sessions may still be exiting (a
+	# zombie's CPU time only reaches the postmaster when it is reaped)
+	for k in $(seq 100); do
+		[ "$(pgrep -c -P "$pm" || true)" -gt "$k0" ] || break
+		sleep 0.05
+	done
 	b1=$(cpu_busy) c1=$(cluster_cpu)
 	echo "$name $(tail -n 1 "$work/time.out" | awk -v b=$((b1 - b0)) -v c=$((c1 - c0)) -v n="$(nproc)" -v hz="$hz" '{
 		other = (b - c) / hz - $3 - $4; if (other < 0) other = 0
