@@ -104,23 +104,6 @@ pool_failed(struct pool *p)
 	return f || dd_pg_interrupted();
 }
 
-/* dd_stream_abort() clears the thread's error; keep the one that made us abort. */
-static void
-abort_stream(struct dd_stream_writer *w)
-{
-	char *err = dd_error_last() ? dd_strdup(dd_error_last()) : NULL;
-	char *hint = dd_error_hint() ? dd_strdup(dd_error_hint()) : NULL;
-
-	dd_stream_abort(w);
-	if (err) {
-		dd_error("%s", err);
-		if (hint)
-			dd_hint("%s", hint);
-	}
-	free(err);
-	free(hint);
-}
-
 static int
 begin_in_snapshot(PGconn *c, const char *snapshot_id)
 {
@@ -209,7 +192,7 @@ out:
 	if (rc < 0)
 		dd_error_wrap("dumping %s", it->table ? it->table : "large objects");
 	if (w)
-		abort_stream(w);
+		dd_stream_abort(w);
 	PQclear(r);
 	dd_buf_release(&batch);
 	return rc;
@@ -435,7 +418,7 @@ write_stream(struct dd_snapshot_writer *sw, const char *name, const struct dd_bu
 	if (dd_stream_begin(&w, sw, name) < 0)
 		return -1;
 	if (data->len && dd_stream_write(w, data->ptr, data->len) < 0) {
-		abort_stream(w);
+		dd_stream_abort(w);
 		return -1;
 	}
 	for (; attrs && attrs[0]; attrs += 2)
