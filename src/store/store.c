@@ -201,8 +201,13 @@ out:
 	return rc;
 }
 
-int
-dd_store_setup(const char *url, const char *statedir, const char *passphrase, int *created)
+/*
+ * dd_store_setup(), but returns 2 (error and hint set) when the store exists,
+ * the local key is not its key and no passphrase was given: the one failure
+ * a passphrase can fix.
+ */
+static int
+store_setup(const char *url, const char *statedir, const char *passphrase, int *created)
 {
 	char *defurl = url ? NULL : dd_store_default_url(statedir), *kpath = key_path(statedir);
 	struct dd_backend *be = NULL;
@@ -239,6 +244,7 @@ dd_store_setup(const char *url, const char *statedir, const char *passphrase, in
 			dd_key_id_short(id, cfg.key_id);
 			dd_error("this store (%s) belongs to another key (id %s)", url, id);
 			dd_hint("import it with `git dnadata key import --passphrase` (or set DNADATA_PASSPHRASE), or `git dnadata key import FILE`");
+			rc = 2;
 			goto out;
 		}
 		if (unwrap_store_key(master, be, passphrase, cfg.key_id, NULL) != 0)
@@ -288,6 +294,14 @@ out:
 	free(defurl);
 	free(kpath);
 	return rc;
+}
+
+int
+dd_store_setup(const char *url, const char *statedir, const char *passphrase, int *created)
+{
+	int rc = store_setup(url, statedir, passphrase, created);
+
+	return rc == 2 ? -1 : rc;
 }
 
 static int
@@ -548,6 +562,7 @@ dd_store_push(struct dd_store *st, const char *id_hex)
 {
 	struct dd_snapshot *s = NULL;
 	char name[DD_OBJECT_NAME_SIZE], *cpath;
+	uint8_t id[32];
 	int rc = -1, r;
 
 	if (!st->be)
@@ -555,6 +570,7 @@ dd_store_push(struct dd_store *st, const char *id_hex)
 	r = dd_snapshot_load(&s, st, id_hex);
 	if (r != 0)
 		goto out;
+	dd_hex_decode(id, 32, id_hex); /* cannot fail: dd_snapshot_load() checked it */
 	for (size_t i = 0; i < s->m->nstreams; i++) {
 		const struct dd_stream_info *si = &s->m->streams[i];
 		for (size_t j = 0; j < si->nchunks; j++) {
@@ -577,7 +593,7 @@ dd_store_push(struct dd_store *st, const char *id_hex)
 	}
 	if (st->be->ops->sync(st->be) < 0)
 		goto out;
-	snprintf(name, sizeof(name), "snapshots/%s", id_hex);
+	dd_object_name(name, sizeof(name), type_dir(DD_OBJ_MANIFEST), id);
 	cpath = dd_backend_file_path(st->cache, name);
 	r = st->be->ops->put_file(st->be, name, cpath);
 	free(cpath);
@@ -650,7 +666,7 @@ int
 dd_store_key_import_file(const char *url, const char *statedir, const char *path)
 {
 	struct dd_backend *be = NULL;
-	struct dd_buf text = DD_BUF_INIT, kt = DD_BUF_INIT;
+	struct dd_buf text = DD_BUF_INIT;
 	struct dd_store_config cfg;
 	uint8_t master[DD_KEY_LEN];
 	char *u = NULL;
@@ -666,7 +682,6 @@ dd_store_key_import_file(const char *url, const char *statedir, const char *path
 	rc = import_master(master, &cfg, text.ptr, u, statedir);
 out:
 	sodium_memzero(master, sizeof(master));
-	dd_buf_release_secret(&kt);
 	dd_buf_release(&text);
 	dd_backend_free(be);
 	free(u);
@@ -786,14 +801,13 @@ dd_store_init(const char *url, const char *statedir, int *created)
 	if (exists < 0)
 		goto out;
 	if (exists) {
-		if (dd_store_setup(url, statedir, NULL, created) == 0) {
-			rc = 0;
+		r = store_setup(url, statedir, NULL, created);
+		if (r != 2) { /* adopted with the local key, or failed for a reason a passphrase cannot fix */
+			rc = r;
 			goto out;
 		}
-		if (!strstr(dd_error_last(), "belongs to another key"))
-			goto out;
 		r = dd_passphrase_get(&pass, NULL, "Passphrase of the store key: ", 0);
-		if (r == 1) /* keep the "belongs to another key" error and its hint */
+		if (r == 1) /* no passphrase to be had: keep the "belongs to another key" error and its hint */
 			goto out;
 		if (r < 0)
 			goto out;
