@@ -62,7 +62,12 @@ note(struct created *c, const char *path, int is_dir)
 	c->n++;
 }
 
-/* mkdir -p, remembering each directory that did not exist before. */
+/*
+ * mkdir -p, remembering each directory this process created. One that
+ * appears between the check and mkdir() (EEXIST) is someone else's: undo()
+ * must not remove it, so it is not remembered; and EEXIST for something
+ * that is not a directory is an error, not success.
+ */
 static int
 make_dir(struct created *c, const char *path, mode_t mode)
 {
@@ -76,8 +81,11 @@ make_dir(struct created *c, const char *path, mode_t mode)
 	free(parent);
 	if (rc < 0)
 		return -1;
-	if (mkdir(path, mode) < 0 && errno != EEXIST)
+	if (mkdir(path, mode) < 0) {
+		if (errno == EEXIST && dd_is_dir(path))
+			return 0;
 		return dd_error_errno("cannot create directory %s", path);
+	}
 	note(c, path, 1);
 	return 0;
 }

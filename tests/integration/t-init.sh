@@ -190,4 +190,15 @@ test_init_failing_after_creating_a_store_keeps_its_key() {
 	assert_file .dnadata/profiles.ini
 }
 
+test_init_never_removes_a_file_it_did_not_create() {
+	new_repo
+	commit_one a
+	# a file where init wants its folder: init fails, and its undo must leave the file alone
+	echo mine >.dnadata
+	expect_fail 1 git dnadata init --no-commit
+	assert_contains "$ERR" 'cannot create directory'
+	assert_file .dnadata
+	assert_eq mine "$(cat .dnadata)"
+}
+
 run_tests
