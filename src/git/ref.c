@@ -372,7 +372,12 @@ dd_ref_read_named(struct dd_ref **out, const char *path, const char *display)
 	int fd, rc = -1;
 
 	*out = NULL;
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	/*
+	 * O_NONBLOCK: a ref that is (or, through a symlink git tracks, points
+	 * to) a FIFO would otherwise block open() until a writer comes. It is
+	 * refused below like any other file that is not a regular file.
+	 */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	if (fd < 0) {
 		if (errno == ENOENT)
 			return 1;
@@ -383,7 +388,8 @@ dd_ref_read_named(struct dd_ref **out, const char *path, const char *display)
 		goto out;
 	}
 	if (!S_ISREG(st.st_mode)) {
-		dd_error("%s is not a regular file", display);
+		dd_error("%s is not a regular file (a ref file must be one)", display);
+		dd_hint("replace it with the ref file git has for it, or remove it");
 		goto out;
 	}
 	for (;;) {

@@ -213,4 +213,14 @@ test_failed_init_commit_removes_what_it_created() {
 	expect_ok git dnadata init
 }
 
+test_ref_linked_to_a_fifo_is_refused_not_waited_on() {
+	setup
+	# git tracks a symlink as a link: one can point a ref at a FIFO
+	mkfifo "$T/fifo"
+	ln -s "$T/fifo" .dnadata/refs/clean
+	git add .dnadata/refs/clean && git commit -q -m "a ref that links to a FIFO"
+	expect_ok timeout 20 git dnadata status
+	assert_contains "$OUT" ".dnadata/refs/clean is not a regular file"
+}
+
 run_tests
