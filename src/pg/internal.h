@@ -135,6 +135,14 @@ void dd_schema_entries_free(struct dd_schema_entry *e, size_t n);
 /* Does "schema.table" (unquoted names) match `pattern` ("s.t", or "t" for any schema; '*', '?')? */
 int dd_pg_pattern_match(const char *pattern, const char *schema, const char *table);
 
+/*
+ * Is `s` a schema-qualified name as format('%I.%I') writes it? Is it a
+ * column list as string_agg(quote_ident(..), ', ') writes it ("" counts)?
+ * Such text is inert inside SQL: no statement can hide in it.
+ */
+int dd_pg_is_qualified_name(const char *s);
+int dd_pg_is_column_list(const char *s);
+
 /* `base` cut (on a UTF-8 boundary) so that base + suffix fits a PostgreSQL name (63 bytes). */
 char *dd_pg_name_with_suffix(const char *base, const char *suffix);
 

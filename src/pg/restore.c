@@ -647,11 +647,27 @@ load(struct dd_store *st, const struct dd_snapshot *snap, const struct dd_pg_res
 		const char *name = dd_stream_name(si);
 		struct task *t;
 		if (!strncmp(name, "data/", 5)) {
+			/*
+			 * `table` and `columns` go into the TRUNCATE/COPY text as
+			 * they are. That is safe because the manifest is
+			 * authenticated (AEAD with the store key, FORMAT.md §4): only
+			 * a holder of the key could have written them, and dump.c
+			 * writes them quoted by the server. Checking that they are
+			 * well-formed quoted names is defence in depth, should a
+			 * damaged or forged manifest ever get past that.
+			 */
 			const char *table = dd_stream_attr(si, "table");
+			const char *cols = dd_stream_attr(si, "columns");
+			if (!table)
+				table = name + 5;
+			if (!dd_pg_is_qualified_name(table) || (cols && !dd_pg_is_column_list(cols))) {
+				dd_error("damaged snapshot %.12s: stream \"%s\" has a malformed %s name", dd_snapshot_id(snap),
+					 name, dd_pg_is_qualified_name(table) ? "column" : "table");
+				goto out;
+			}
 			t = &tasks[ntasks++];
 			t->kind = TASK_COPY;
-			t->table = dd_strdup(table ? table : name + 5);
-			const char *cols = dd_stream_attr(si, "columns");
+			t->table = dd_strdup(table);
 			t->cols = cols ? dd_strdup(cols) : NULL;
 		} else if (!strcmp(name, "largeobjects")) {
 			t = &tasks[ntasks++];

@@ -1,7 +1,8 @@
 /*
  * pg/schema.c: pure helpers over schema text and names (unit-tested):
  * splitting a pg_dump plain script into its entries, matching
- * exclude_tables/exclude_data patterns, and making database names that fit.
+ * exclude_tables/exclude_data patterns, making database names that fit, and
+ * checking the quoted names a snapshot carries into SQL.
  *
  * pg_dump's plain output introduces every object with a header
  *   --
@@ -177,4 +178,63 @@ dd_pg_name_with_suffix(const char *base, const char *suffix)
 			bl--;
 	}
 	return dd_asprintf("%.*s%s", (int)bl, base, suffix);
+}
+
+/*
+ * One identifier as quote_ident() writes it, starting at *p: "..." with ""
+ * for a quote inside, or a plain [A-Za-z_][A-Za-z0-9_$]* (quote_ident only
+ * leaves lower case unquoted; upper case is accepted, it is just as inert).
+ * Advances *p past it; 0 if there is none.
+ */
+static int
+skip_ident(const char **p)
+{
+	const char *s = *p;
+
+	if (*s == '"') {
+		for (s++;; s++) {
+			if (*s == '\0')
+				return 0;
+			if (*s == '"') {
+				if (s[1] != '"')
+					break;
+				s++;
+			}
+		}
+		if (s == *p + 1)
+			return 0; /* "" is not an identifier */
+		*p = s + 1;
+		return 1;
+	}
+	if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || *s == '_'))
+		return 0;
+	while ((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') || *s == '_' ||
+	       *s == '$')
+		s++;
+	*p = s;
+	return 1;
+}
+
+int
+dd_pg_is_qualified_name(const char *s)
+{
+	return s && skip_ident(&s) && *s++ == '.' && skip_ident(&s) && *s == '\0';
+}
+
+int
+dd_pg_is_column_list(const char *s)
+{
+	if (!s)
+		return 0;
+	if (!*s)
+		return 1;
+	for (;;) {
+		if (!skip_ident(&s))
+			return 0;
+		if (!*s)
+			return 1;
+		if (strncmp(s, ", ", 2))
+			return 0;
+		s += 2;
+	}
 }

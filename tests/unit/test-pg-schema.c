@@ -1,7 +1,8 @@
 /*
  * tests/unit/test-pg-schema.c: the pure helpers of src/pg/: splitting a
  * pg_dump script into entries (the restore runs them in parallel phases),
- * exclude patterns, database names that fit 63 bytes, pg_dump versions.
+ * exclude patterns, database names that fit 63 bytes, pg_dump versions,
+ * the quoted names a snapshot carries into SQL.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -188,6 +189,35 @@ names_fit_63_bytes_without_cutting_a_character(void **state)
 	free(s);
 }
 
+/* Restore puts a snapshot's table and column names into SQL: only quoted names may pass. */
+static void
+only_quoted_names_pass_as_table_and_columns(void **state)
+{
+	(void)state;
+	assert_true(dd_pg_is_qualified_name("public.t"));
+	assert_true(dd_pg_is_qualified_name("\"My Schema\".\"a \"\"b\"\".c\""));
+	assert_true(dd_pg_is_qualified_name("s1._t$2"));
+	assert_false(dd_pg_is_qualified_name(NULL));
+	assert_false(dd_pg_is_qualified_name(""));
+	assert_false(dd_pg_is_qualified_name("t"));
+	assert_false(dd_pg_is_qualified_name("public.t; DROP TABLE x"));
+	assert_false(dd_pg_is_qualified_name("public.t--"));
+	assert_false(dd_pg_is_qualified_name("public.\"t\"; DROP TABLE x; --\""));
+	assert_false(dd_pg_is_qualified_name("public.\"unterminated"));
+	assert_false(dd_pg_is_qualified_name("public.\"\""));
+	assert_false(dd_pg_is_qualified_name("a.b.c"));
+	assert_false(dd_pg_is_qualified_name("1a.b"));
+
+	assert_true(dd_pg_is_column_list(""));
+	assert_true(dd_pg_is_column_list("id"));
+	assert_true(dd_pg_is_column_list("id, \"Name\", \"a, b\", x_1"));
+	assert_false(dd_pg_is_column_list(NULL));
+	assert_false(dd_pg_is_column_list("id,name"));
+	assert_false(dd_pg_is_column_list("id, "));
+	assert_false(dd_pg_is_column_list("id) FROM STDIN; DROP TABLE x; --"));
+	assert_false(dd_pg_is_column_list("(SELECT 1)"));
+}
+
 int
 main(void)
 {
@@ -199,6 +229,7 @@ main(void)
 		cmocka_unit_test(split_takes_the_type_before_the_last_schema_field),
 		cmocka_unit_test(patterns_match_schema_and_table),
 		cmocka_unit_test(names_fit_63_bytes_without_cutting_a_character),
+		cmocka_unit_test(only_quoted_names_pass_as_table_and_columns),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
