@@ -6,7 +6,10 @@
  * final name (EEXIST means someone stored the same object: fine). Directory
  * fsyncs are deferred to sync(), which the snapshot writer calls before it
  * writes the manifest, so one fsync per directory covers a whole snapshot
- * while keeping the order objects -> manifest durable. put_file() hard-links
+ * while keeping the order objects -> manifest durable. An object found
+ * already there (EEXIST, or sync_later() after exists()) may be another
+ * process's write whose directory entry is not durable yet: its directory
+ * joins the same batch. put_file() hard-links
  * a file of another folder on the same filesystem (cache -> store), falling
  * back to a copy. Objects are made read-only (0444).
  */
@@ -121,7 +124,7 @@ fb_put(struct dd_backend *be, const char *name, const void *data, size_t len)
 			rc = dd_file_write_atomic(path, data, len, 0444, DD_WRITE_NOREPLACE | DD_WRITE_NO_DIRSYNC);
 		free(dir);
 	}
-	if (rc == 0)
+	if (rc >= 0) /* 1: already there, perhaps not durable yet */
 		mark_dirty(fb, path);
 	free(path);
 	return rc;
@@ -139,6 +142,7 @@ fb_put_file(struct dd_backend *be, const char *name, const char *localpath)
 		mark_dirty(fb, path);
 		rc = 0;
 	} else if (errno == EEXIST) {
+		mark_dirty(fb, path); /* perhaps not durable yet */
 		rc = 1;
 	} else if (dd_file_read(&data, localpath) < 0) {
 		rc = -1;
@@ -244,6 +248,16 @@ fb_sync(struct dd_backend *be)
 }
 
 static void
+fb_sync_later(struct dd_backend *be, const char *name)
+{
+	struct file_backend *fb = (struct file_backend *)be;
+	char *path = path_of(fb, name);
+
+	mark_dirty(fb, path);
+	free(path);
+}
+
+static void
 fb_free(struct dd_backend *be)
 {
 	struct file_backend *fb = (struct file_backend *)be;
@@ -258,7 +272,7 @@ fb_free(struct dd_backend *be)
 }
 
 static const struct dd_backend_ops file_ops = {
-	fb_get, fb_put, fb_put_file, fb_exists, fb_list, fb_del, fb_sync, fb_free,
+	fb_get, fb_put, fb_put_file, fb_exists, fb_list, fb_del, fb_sync, fb_sync_later, fb_free,
 };
 
 static int

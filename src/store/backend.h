@@ -28,6 +28,12 @@ struct dd_backend_ops {
 	int (*del)(struct dd_backend *be, const char *name);
 	/* Make every earlier put durable (the file backend defers directory fsyncs to here). */
 	int (*sync)(struct dd_backend *be);
+	/*
+	 * `name` was found already there (another process may have put it and
+	 * not synced yet): make it durable with the next sync(), like a put.
+	 * put/put_file returning 1 do this themselves.
+	 */
+	void (*sync_later)(struct dd_backend *be, const char *name);
 	void (*free)(struct dd_backend *be);
 };
 

@@ -416,14 +416,22 @@ dd_store_put_object(struct dd_store *st, int type, const uint8_t id[32], const v
 
 	*existed = 0;
 	dd_object_name(name, sizeof(name), type_dir(type), id);
+	/*
+	 * An object already there may be another process's write that is not
+	 * durable yet: sync_later() puts it in the same sync() batch as a fresh
+	 * write, so no manifest becomes durable before the objects it names.
+	 */
 	in_cache = st->cache->ops->exists(st->cache, name);
 	if (in_cache < 0)
 		goto out;
+	if (in_cache)
+		st->cache->ops->sync_later(st->cache, name);
 	if (in_cache && st->be) {
 		r = st->be->ops->exists(st->be, name);
 		if (r < 0)
 			goto out;
 		if (r == 1) {
+			st->be->ops->sync_later(st->be, name);
 			*existed = 1;
 			rc = 0;
 			goto out;
@@ -578,8 +586,10 @@ dd_store_push(struct dd_store *st, const char *id_hex)
 			r = st->be->ops->exists(st->be, name);
 			if (r < 0)
 				goto out;
-			if (r == 1)
+			if (r == 1) {
+				st->be->ops->sync_later(st->be, name); /* perhaps not durable yet */
 				continue;
+			}
 			if (st->cache->ops->exists(st->cache, name) != 1) {
 				dd_error("object %s of snapshot %s is in neither the cache nor the store", name, id_hex);
 				goto out;

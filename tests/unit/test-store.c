@@ -2,8 +2,8 @@
  * tests/unit/test-store.c: the store end to end on a file:// backend:
  * round trips from 0 bytes to 200 MB, concurrent streams, deterministic
  * ids, damage detection (flipped bit, truncation, swapped and missing
- * objects), no plaintext in stored files, and deduplication of a slightly
- * changed 200 MB stream.
+ * objects), no plaintext in stored files, deduplication of a slightly
+ * changed 200 MB stream, and durability order for objects already stored.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -659,6 +659,70 @@ objects_are_hard_linked_from_the_cache(void **state)
 	free(p), free(id);
 }
 
+/* Every dd_fsync_dir() of the library, recorded while `recording` (linked with --wrap). */
+int __real_dd_fsync_dir(const char *dir);
+static char *synced[4096];
+static size_t nsynced;
+static int recording;
+
+int __wrap_dd_fsync_dir(const char *dir);
+int
+__wrap_dd_fsync_dir(const char *dir)
+{
+	if (recording && nsynced < sizeof(synced) / sizeof(*synced))
+		synced[nsynced++] = strdup(dir);
+	return __real_dd_fsync_dir(dir);
+}
+
+/* Index of the first recorded fsync of `dir`, or -1. */
+static long
+synced_at(const char *dir)
+{
+	for (size_t i = 0; i < nsynced; i++)
+		if (!strcmp(synced[i], dir))
+			return (long)i;
+	return -1;
+}
+
+/*
+ * Objects found already there (say, just written by another process that
+ * has not synced yet) are made durable by the snapshot's own syncs, before
+ * the manifest, exactly as if this snapshot had written them.
+ */
+static void
+objects_found_already_stored_are_synced_before_the_manifest(void **state)
+{
+	struct fx *f = *state;
+	struct dd_snapshot *s;
+	struct dd_snapshot_writer *sw;
+	struct gen g = { 5, 1u << 20, NULL, 0 };
+	char *id = one_stream_snapshot(f, g.size, &s);
+	char *cache = dd_path_join(f->sd, "cache");
+	char *in_store = object_path(f, f->root, dd_snapshot_find(s, "t")->chunks[0].id);
+	char *in_cache = object_path(f, cache, dd_snapshot_find(s, "t")->chunks[0].id);
+	char *store_dir = dd_path_dirname(in_store), *cache_dir = dd_path_dirname(in_cache);
+	char *store_snaps = dd_path_join(f->root, "snapshots"), *cache_snaps = dd_path_join(cache, "snapshots");
+
+	/* the same snapshot again: every object and the manifest are there already */
+	recording = 1;
+	assert_int_equal(dd_snapshot_begin(&sw, f->st), 0);
+	write_gen(sw, "t", &g);
+	free(commit(sw, 1));
+	recording = 0;
+	assert_true(synced_at(store_dir) >= 0);
+	assert_true(synced_at(cache_dir) >= 0);
+	assert_true(synced_at(store_snaps) >= 0);
+	assert_true(synced_at(cache_snaps) >= 0);
+	assert_true(synced_at(store_dir) < synced_at(store_snaps));
+	assert_true(synced_at(cache_dir) < synced_at(cache_snaps));
+	for (size_t i = 0; i < nsynced; i++)
+		free(synced[i]);
+	nsynced = 0;
+	dd_snapshot_free(s);
+	free(id), free(cache), free(in_store), free(in_cache), free(store_dir), free(cache_dir);
+	free(store_snaps), free(cache_snaps);
+}
+
 int
 main(void)
 {
@@ -677,6 +741,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(no_plaintext_of_a_stream_appears_in_stored_files, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(second_snapshot_with_1_percent_changed_adds_under_5_percent, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(objects_are_hard_linked_from_the_cache, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(objects_found_already_stored_are_synced_before_the_manifest, fx_setup,
+						fx_teardown),
 	};
 	if (sodium_init() < 0)
 		return 1;
