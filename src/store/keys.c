@@ -10,6 +10,7 @@
  * are refused, so a hostile key file cannot make us allocate gigabytes.
  */
 #include "store/keys.h"
+#include "util/endian.h"
 #include "util/err.h"
 #include "util/secret.h"
 #include "util/fs.h"
@@ -143,23 +144,6 @@ out:
 
 /* ---- wrapped key files ---- */
 
-static void
-le64(uint8_t *p, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint64_t
-rle64(const uint8_t *p)
-{
-	uint64_t v = 0;
-
-	for (int i = 7; i >= 0; i--)
-		v = v << 8 | p[i];
-	return v;
-}
-
 static int
 kek_derive(uint8_t kek[32], const char *pass, const uint8_t salt[16], uint64_t ops, uint64_t mem)
 {
@@ -179,8 +163,8 @@ dd_keyfile_wrap(struct dd_buf *out, const uint8_t master[DD_KEY_LEN], const char
 
 	memcpy(f, DD_KEYFILE_MAGIC, 8);
 	f[8] = DD_KEYFILE_ALG_ARGON2ID13;
-	le64(f + 9, ops);
-	le64(f + 17, mem);
+	dd_put_le64(f + 9, ops);
+	dd_put_le64(f + 17, mem);
 	randombytes_buf(f + 25, 16);
 	randombytes_buf(f + 41, 24);
 	if (kek_derive(kek, passphrase, f + 25, ops, mem) < 0)
@@ -203,8 +187,8 @@ dd_keyfile_parse(struct dd_keyfile *kf, const void *data, size_t len)
 	if (f[8] != DD_KEYFILE_ALG_ARGON2ID13)
 		return dd_error("key file uses an unknown key derivation (%u)", f[8]);
 	kf->alg = f[8];
-	kf->opslimit = rle64(f + 9);
-	kf->memlimit = rle64(f + 17);
+	kf->opslimit = dd_get_le64(f + 9);
+	kf->memlimit = dd_get_le64(f + 17);
 	if (kf->opslimit < crypto_pwhash_OPSLIMIT_MIN || kf->opslimit > crypto_pwhash_OPSLIMIT_SENSITIVE ||
 	    kf->memlimit < crypto_pwhash_MEMLIMIT_MIN || kf->memlimit > crypto_pwhash_MEMLIMIT_SENSITIVE)
 		return dd_error("key file asks for out-of-range Argon2id limits");

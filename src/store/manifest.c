@@ -10,6 +10,7 @@
  */
 #include "store/manifest.h"
 #include "store/chunker.h"
+#include "util/endian.h"
 #include "util/err.h"
 
 #include <stdlib.h>
@@ -18,7 +19,9 @@
 static void
 put_u32(struct dd_buf *b, uint32_t v)
 {
-	uint8_t p[4] = { (uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16), (uint8_t)(v >> 24) };
+	uint8_t p[4];
+
+	dd_put_le32(p, v);
 	dd_buf_put(b, p, 4);
 }
 
@@ -143,7 +146,7 @@ get_u32(struct rd *r, uint32_t *v)
 
 	if (get_bytes(r, b, 4) < 0)
 		return -1;
-	*v = (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
+	*v = dd_get_le32(b);
 	return 0;
 }
 

@@ -8,28 +8,12 @@
  * the body is stored raw (media, already-compressed data).
  */
 #include "store/object.h"
+#include "util/endian.h"
 #include "util/err.h"
 
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
-
-static void
-put_le64(uint8_t *p, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint64_t
-get_le64(const uint8_t *p)
-{
-	uint64_t v = 0;
-
-	for (int i = 7; i >= 0; i--)
-		v = v << 8 | p[i];
-	return v;
-}
 
 static void
 make_ad(uint8_t ad[34], int type, const uint8_t id[32])
@@ -71,7 +55,7 @@ dd_object_seal(struct dd_buf *out, const struct dd_keys *k, int type, const uint
 	if (comp == DD_COMP_NONE && len)
 		memcpy(inner + DD_OBJECT_INNER, plain, len);
 	inner[0] = (uint8_t)comp;
-	put_le64(inner + 1, len);
+	dd_put_le64(inner + 1, len);
 	make_ad(ad, type, id);
 	crypto_aead_xchacha20poly1305_ietf_encrypt(inner, &clen, inner, DD_OBJECT_INNER + body, ad,
 						   sizeof(ad), NULL, p + 6, k->object);
@@ -116,7 +100,7 @@ dd_object_open(struct dd_buf *out, const struct dd_keys *k, int type, const uint
 		dd_error("damaged (authentication failed: modified, truncated or stored under the wrong name)");
 		goto out;
 	}
-	plen = get_le64(inner + 1);
+	plen = dd_get_le64(inner + 1);
 	body = (size_t)ilen - DD_OBJECT_INNER;
 	if (plen > max_plain) {
 		dd_error("damaged (plaintext of %llu bytes is larger than allowed)", (unsigned long long)plen);
