@@ -27,6 +27,7 @@
 #include "config/config.h"
 #include "git/repo.h"
 #include "util/buf.h"
+#include "util/conflict.h"
 #include "util/err.h"
 #include "util/fs.h"
 #include "util/json.h"
@@ -265,17 +266,6 @@ find_line(const struct parse *p, size_t want, size_t *len)
 	return s;
 }
 
-static int
-is_conflict_marker(const char *s, size_t len)
-{
-	static const char *const marks[] = { "<<<<<<<", "=======", ">>>>>>>", "|||||||" };
-
-	for (size_t i = 0; i < 4; i++)
-		if (len >= 7 && !memcmp(s, marks[i], 7) && (len == 7 || s[7] == ' '))
-			return 1;
-	return 0;
-}
-
 /*
  * Could this malformed line carry a password (a URL with user:password@,
  * a conninfo password=)? Then an error must not quote it: config.ini is
@@ -471,7 +461,7 @@ reader(char *str, int num, void *stream)
 		fail(p, p->lineno, "line too long (%zu characters; at most %d)", l, num - 2);
 		return blank(str);
 	}
-	if (is_conflict_marker(s, l)) {
+	if (dd_is_conflict_marker(s, l)) {
 		fail(p, p->lineno, "unresolved merge conflict marker");
 		return blank(str);
 	}
@@ -752,7 +742,7 @@ dd_config_parse_text(struct dd_config *cfg, const char *text, size_t len, const 
 		size_t l;
 		const char *s = find_line(&p, p.err_line, &l);
 		dd_error("%s:%zu: %s", display, p.err_line, p.err.ptr);
-		if (is_conflict_marker(s, l))
+		if (dd_is_conflict_marker(s, l))
 			dd_hint("resolve the merge conflict in %s, then 'git add' it", display);
 		goto out;
 	}

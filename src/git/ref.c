@@ -20,6 +20,7 @@
  */
 #include "git/ref.h"
 #include "util/buf.h"
+#include "util/conflict.h"
 #include "util/err.h"
 #include "util/fs.h"
 #include "util/hex.h"
@@ -191,17 +192,6 @@ bad(const char *path, size_t line, const char *fmt, ...)
 	return -1;
 }
 
-static int
-is_conflict_marker(const char *s, size_t len)
-{
-	static const char *const marks[] = { "<<<<<<<", "=======", ">>>>>>>", "|||||||" };
-
-	for (size_t i = 0; i < 4; i++)
-		if (len >= 7 && !memcmp(s, marks[i], 7) && (len == 7 || s[7] == ' '))
-			return 1;
-	return 0;
-}
-
 /* Check one line's bytes: printable UTF-8, no control characters. */
 static int
 check_bytes(const char *path, size_t lineno, const char *s, size_t len)
@@ -276,7 +266,7 @@ dd_ref_parse(struct dd_ref **out, const char *text, size_t len, const char *path
 			bad(path, lineno, "line too long (%zu bytes; at most %d)", l, MAX_LINE);
 			goto out;
 		}
-		if (is_conflict_marker(s, l)) {
+		if (dd_is_conflict_marker(s, l)) {
 			bad(path, lineno, "unresolved merge conflict marker");
 			dd_hint("keep one side's snapshot line, e.g. 'git checkout --theirs -- %s'", path);
 			goto out;
