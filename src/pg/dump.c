@@ -35,7 +35,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #define BATCH (256 * 1024)
@@ -73,36 +72,12 @@ struct pool {
 	const char *conninfo;
 	const char *snapshot_id;
 	struct item **items;
-	size_t nitems, next;
-	pthread_mutex_t lock;
-	int failed;
-	char *error, *hint;
+	size_t nitems, next;  /* under w.lock, like bytes and done */
+	struct dd_pg_workers w;
 	uint64_t bytes;       /* COPY bytes so far (all items) */
 	size_t done;
-	pthread_cond_t cond;  /* signalled when a worker exits */
-	size_t exited;
+	int64_t total_est;    /* sum of the items' estimates, for the ETA */
 };
-
-static void
-pool_fail(struct pool *p)
-{
-	pthread_mutex_lock(&p->lock);
-	if (!p->failed) {
-		p->failed = 1;
-		p->error = dd_strdup(dd_error_last() ? dd_error_last() : "unknown error");
-		p->hint = dd_error_hint() ? dd_strdup(dd_error_hint()) : NULL;
-	}
-	pthread_mutex_unlock(&p->lock);
-}
-
-static int
-pool_failed(struct pool *p)
-{
-	pthread_mutex_lock(&p->lock);
-	int f = p->failed;
-	pthread_mutex_unlock(&p->lock);
-	return f || dd_pg_interrupted();
-}
 
 static int
 begin_in_snapshot(PGconn *c, const char *snapshot_id)
@@ -145,12 +120,12 @@ copy_one(PGconn *c, struct pool *p, struct item *it)
 		if (batch.len >= BATCH) {
 			if (dd_stream_write(w, batch.ptr, batch.len) < 0)
 				goto drain;
-			pthread_mutex_lock(&p->lock);
+			pthread_mutex_lock(&p->w.lock);
 			p->bytes += batch.len;
-			pthread_mutex_unlock(&p->lock);
+			pthread_mutex_unlock(&p->w.lock);
 			it->bytes += batch.len;
 			dd_buf_clear(&batch);
-			if (pool_failed(p)) {
+			if (dd_pg_workers_stopped(&p->w)) {
 				if (!dd_pg_interrupted())
 					dd_error("stopped");
 				else
@@ -171,9 +146,9 @@ copy_one(PGconn *c, struct pool *p, struct item *it)
 	if (batch.len) {
 		if (dd_stream_write(w, batch.ptr, batch.len) < 0)
 			goto out;
-		pthread_mutex_lock(&p->lock);
+		pthread_mutex_lock(&p->w.lock);
 		p->bytes += batch.len;
-		pthread_mutex_unlock(&p->lock);
+		pthread_mutex_unlock(&p->w.lock);
 		it->bytes += batch.len;
 	}
 	snprintf(num, sizeof(num), "%" PRIu64, it->rows);
@@ -198,34 +173,34 @@ out:
 	return rc;
 }
 
-static void *
+static void
 worker(void *arg)
 {
 	struct pool *p = arg;
 	PGconn *c = NULL;
 
 	if (dd_pg_connect(&c, p->conninfo, NULL) < 0 || begin_in_snapshot(c, p->snapshot_id) < 0) {
-		pool_fail(p);
+		dd_pg_workers_fail(&p->w);
 		goto out;
 	}
 	dd_pg_cancel_register(c);
 	for (;;) {
 		struct item *it = NULL;
-		pthread_mutex_lock(&p->lock);
-		if (!p->failed && p->next < p->nitems)
+		pthread_mutex_lock(&p->w.lock);
+		if (!p->w.failed && p->next < p->nitems)
 			it = p->items[p->next++];
-		pthread_mutex_unlock(&p->lock);
+		pthread_mutex_unlock(&p->w.lock);
 		if (!it || dd_pg_interrupted())
 			break;
 		it->state = 1;
 		if (copy_one(c, p, it) < 0) {
-			pool_fail(p);
+			dd_pg_workers_fail(&p->w);
 			break;
 		}
 		it->state = 2;
-		pthread_mutex_lock(&p->lock);
+		pthread_mutex_lock(&p->w.lock);
 		p->done++;
-		pthread_mutex_unlock(&p->lock);
+		pthread_mutex_unlock(&p->w.lock);
 		if (it->warn_no_pk)
 			dd_warn("table %s has no primary key: rows dumped in physical order "
 				"(still exact, but an unchanged table may dedupe less after a VACUUM FULL or CLUSTER)",
@@ -236,11 +211,6 @@ out:
 		dd_pg_cancel_unregister(c);
 		PQfinish(c);
 	}
-	pthread_mutex_lock(&p->lock);
-	p->exited++;
-	pthread_cond_signal(&p->cond);
-	pthread_mutex_unlock(&p->lock);
-	return NULL;
 }
 
 /* ---- pg_dump sections in threads ---- */
@@ -454,28 +424,12 @@ static const char lo_sql[] =
 	"  LATERAL generate_series(0::int8, greatest(m.size - 1, 0), 1048576) AS g(off)) TO STDOUT";
 
 static void
-human_bytes(char *buf, size_t len, double b)
+show_progress(void *arg, double el)
 {
-	const char *u[] = { "B", "KiB", "MiB", "GiB", "TiB" };
-	int i = 0;
+	struct pool *p = arg;
+	int64_t total_est = p->total_est;
 
-	while (b >= 1024 && i < 4)
-		b /= 1024, i++;
-	snprintf(buf, len, i ? "%.1f %s" : "%.0f %s", b, u[i]);
-}
-
-static double
-now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static void
-show_progress(struct pool *p, double start, int64_t total_est)
-{
-	pthread_mutex_lock(&p->lock);
+	pthread_mutex_lock(&p->w.lock);
 	uint64_t bytes = p->bytes;
 	size_t done = p->done;
 	int64_t est_done = 0;
@@ -486,11 +440,10 @@ show_progress(struct pool *p, double start, int64_t total_est)
 			est_done += (int64_t)p->items[i]->bytes < p->items[i]->est ? (int64_t)p->items[i]->bytes
 										     : p->items[i]->est;
 	}
-	pthread_mutex_unlock(&p->lock);
-	double el = now_s() - start;
+	pthread_mutex_unlock(&p->w.lock);
 	char b[32], rate[32], eta[32] = "";
-	human_bytes(b, sizeof(b), (double)bytes);
-	human_bytes(rate, sizeof(rate), el > 0 ? bytes / el : 0);
+	dd_pg_format_bytes(b, sizeof(b), (double)bytes);
+	dd_pg_format_bytes(rate, sizeof(rate), el > 0 ? bytes / el : 0);
 	if (total_est > 0 && est_done > 0 && est_done < total_est) {
 		double left = el * (double)(total_est - est_done) / (double)est_done;
 		snprintf(eta, sizeof(eta), ", ETA %d:%02d", (int)left / 60, (int)left % 60);
@@ -508,7 +461,7 @@ dd_pg_snapshot(struct dd_snapshot_writer *sw, const struct dd_pg_snapshot_opts *
 	size_t nrels = 0, nitems = 0, nworkers = 0, nexclude = 0, nseq = 0;
 	struct item *items = NULL;
 	struct pool pool;
-	pthread_t *threads = NULL, sect_threads[2];
+	pthread_t sect_threads[2];
 	struct section_job sect[2];
 	int sect_started[2] = { 0, 0 };
 	struct dd_pgdump pgdump = { 0 };
@@ -516,13 +469,11 @@ dd_pg_snapshot(struct dd_snapshot_writer *sw, const struct dd_pg_snapshot_opts *
 	struct dd_buf seqs = DD_BUF_INIT, lock = DD_BUF_INIT;
 	char *enc = NULL, *collate = NULL, *ctype = NULL, *provider = NULL, *icu = NULL;
 	int rc = -1, installed = 0;
-	int64_t total_est = 0;
 
 	memset(stats, 0, sizeof(*stats));
 	memset(&pool, 0, sizeof(pool));
 	memset(sect, 0, sizeof(sect));
-	pthread_mutex_init(&pool.lock, NULL);
-	pthread_cond_init(&pool.cond, NULL);
+	dd_pg_workers_init(&pool.w);
 	if (dd_pg_interrupt_install() < 0)
 		return -1;
 	installed = 1;
@@ -640,7 +591,7 @@ dd_pg_snapshot(struct dd_snapshot_writer *sw, const struct dd_pg_snapshot_opts *
 		else
 			it->sql = dd_asprintf("COPY %s TO STDOUT", r->qname);
 		it->warn_no_pk = r->pk == NULL;
-		total_est += r->est;
+		pool.total_est += r->est;
 	}
 	stats->tables = nitems;
 	res = dd_pg_query(c, "SELECT count(*) FROM pg_largeobject_metadata", 0, NULL);
@@ -669,33 +620,7 @@ dd_pg_snapshot(struct dd_snapshot_writer *sw, const struct dd_pg_snapshot_opts *
 		nworkers = 1;
 	if (nworkers > nitems)
 		nworkers = nitems;
-	threads = dd_calloc(nworkers + 1, sizeof(pthread_t));
-	size_t started = 0;
-	for (; started < nworkers; started++)
-		if (pthread_create(&threads[started], NULL, worker, &pool) != 0) {
-			dd_error("cannot start a thread");
-			pool_fail(&pool);
-			break;
-		}
-	double start = now_s();
-	for (;;) {
-		struct timespec until;
-		clock_gettime(CLOCK_REALTIME, &until);
-		until.tv_nsec += 200 * 1000 * 1000;
-		if (until.tv_nsec >= 1000000000L)
-			until.tv_sec++, until.tv_nsec -= 1000000000L;
-		pthread_mutex_lock(&pool.lock);
-		if (pool.exited < started)
-			pthread_cond_timedwait(&pool.cond, &pool.lock, &until);
-		int finished = pool.exited == started;
-		pthread_mutex_unlock(&pool.lock);
-		if (finished)
-			break;
-		show_progress(&pool, start, total_est);
-	}
-	for (size_t i = 0; i < started; i++)
-		pthread_join(threads[i], NULL);
-	dd_progress_done();
+	int copied = dd_pg_workers_run(&pool.w, nworkers, worker, &pool, show_progress, &pool);
 	for (int i = 0; i < 2; i++)
 		if (sect_started[i]) {
 			pthread_join(sect_threads[i], NULL);
@@ -705,11 +630,8 @@ dd_pg_snapshot(struct dd_snapshot_writer *sw, const struct dd_pg_snapshot_opts *
 		dd_error("interrupted");
 		goto out;
 	}
-	if (pool.failed) {
-		dd_error("%s", pool.error);
-		if (pool.hint)
-			dd_hint("%s", pool.hint);
-		else if (strstr(pool.error, "permission denied"))
+	if (copied < 0) {
+		if (!dd_error_hint() && strstr(dd_error_last(), "permission denied"))
 			dd_hint("grant this user SELECT on every table, or leave tables out with exclude_tables");
 		goto out;
 	}
@@ -772,12 +694,8 @@ out:
 		explicit_bzero(child_password, strlen(child_password));
 		free(child_password);
 	}
-	free(threads);
 	free(pool.items);
-	free(pool.error);
-	free(pool.hint);
-	pthread_cond_destroy(&pool.cond);
-	pthread_mutex_destroy(&pool.lock);
+	dd_pg_workers_release(&pool.w);
 	items_free(items, nitems);
 	rels_free(rels, nrels);
 	dd_pgdump_release(&pgdump);

@@ -10,6 +10,7 @@
 #define DD_PG_INTERNAL_H
 
 #include <libpq-fe.h>
+#include <pthread.h>
 #include <stddef.h>
 
 #include "util/buf.h"
@@ -90,6 +91,40 @@ int dd_pg_interrupted(void);
 /* Make (or stop making) a connection's queries cancellable by an interrupt. */
 void dd_pg_cancel_register(PGconn *c);
 void dd_pg_cancel_unregister(PGconn *c);
+
+/* ---- worker threads (workers.c) ---- */
+
+/* Seconds on the monotonic clock (for durations). */
+double dd_pg_seconds(void);
+/* "12 B", "3.4 MiB" ... for progress lines. */
+void dd_pg_format_bytes(char *buf, size_t len, double bytes);
+
+/*
+ * A team of threads that take work from the caller's queue and stop at the
+ * first failure. `lock` also guards the caller's own shared counters.
+ */
+struct dd_pg_workers {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;   /* signalled when a worker exits */
+	size_t exited;
+	int failed;
+	char *error, *hint;    /* the first failure's */
+};
+
+void dd_pg_workers_init(struct dd_pg_workers *w);
+void dd_pg_workers_release(struct dd_pg_workers *w);
+/* From a worker: record the thread's error as the team's failure (the first one wins). */
+void dd_pg_workers_fail(struct dd_pg_workers *w);
+/* Has a worker failed, or was the command interrupted? (A worker stops taking work then.) */
+int dd_pg_workers_stopped(struct dd_pg_workers *w);
+/*
+ * Run fn(arg) on n threads (fewer if one cannot start, which is a failure),
+ * calling progress(parg, seconds so far) about every 200 ms until all have
+ * returned; join them and end the progress line. Returns 0, or -1 with
+ * "interrupted" or the first failure's error and hint.
+ */
+int dd_pg_workers_run(struct dd_pg_workers *w, size_t n, void (*fn)(void *), void *arg,
+		      void (*progress)(void *parg, double elapsed), void *parg);
 
 /* ---- pgdump.c ---- */
 

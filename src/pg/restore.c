@@ -65,44 +65,12 @@ struct runner {
 	const char *preamble;  /* run once per session (SET lines of the post-data script) */
 	struct dd_store *st;
 	struct task **tasks;
-	size_t n, next, done;
+	size_t n, next, done;  /* under w.lock, like bytes */
 	uint64_t bytes;
-	pthread_mutex_t lock;
-	pthread_cond_t cond;   /* signalled when a worker exits */
-	size_t exited;
-	int failed;
-	char *error, *hint;
+	uint64_t total_bytes;  /* for the progress line; 0: count tasks only */
+	struct dd_pg_workers w;
 	const char *phase;
 };
-
-static double
-now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static void
-runner_fail(struct runner *r)
-{
-	pthread_mutex_lock(&r->lock);
-	if (!r->failed) {
-		r->failed = 1;
-		r->error = dd_strdup(dd_error_last() ? dd_error_last() : "unknown error");
-		r->hint = dd_error_hint() ? dd_strdup(dd_error_hint()) : NULL;
-	}
-	pthread_mutex_unlock(&r->lock);
-}
-
-static int
-runner_stopped(struct runner *r)
-{
-	pthread_mutex_lock(&r->lock);
-	int f = r->failed;
-	pthread_mutex_unlock(&r->lock);
-	return f || dd_pg_interrupted();
-}
 
 /* Line number in `sql` of the 1-based character position `pos` (bytes, close enough). */
 static int
@@ -190,10 +158,10 @@ run_copy(PGconn *c, struct runner *r, struct task *t)
 			goto drain;
 		}
 		t->done_bytes += len;
-		pthread_mutex_lock(&r->lock);
+		pthread_mutex_lock(&r->w.lock);
 		r->bytes += len;
-		pthread_mutex_unlock(&r->lock);
-		if (runner_stopped(r)) {
+		pthread_mutex_unlock(&r->w.lock);
+		if (dd_pg_workers_stopped(&r->w)) {
 			dd_error(dd_pg_interrupted() ? "interrupted" : "stopped");
 			PQputCopyEnd(c, "stopped");
 			goto drain;
@@ -247,26 +215,27 @@ out:
 }
 
 static void
-run_worker(struct runner *r)
+run_worker(void *arg)
 {
+	struct runner *r = arg;
 	PGconn *c = NULL;
 
 	if (dd_pg_connect(&c, r->conninfo, r->dbname) < 0) {
-		runner_fail(r);
+		dd_pg_workers_fail(&r->w);
 		return;
 	}
 	dd_pg_cancel_register(c);
 	if (dd_pg_exec(c, "SET synchronous_commit = off; SET maintenance_work_mem = '256MB'") < 0 ||
 	    (r->preamble && exec_script(c, r->preamble, NULL) < 0)) {
-		runner_fail(r);
+		dd_pg_workers_fail(&r->w);
 		goto out;
 	}
 	for (;;) {
 		struct task *t = NULL;
-		pthread_mutex_lock(&r->lock);
-		if (!r->failed && r->next < r->n)
+		pthread_mutex_lock(&r->w.lock);
+		if (!r->w.failed && r->next < r->n)
 			t = r->tasks[r->next++];
-		pthread_mutex_unlock(&r->lock);
+		pthread_mutex_unlock(&r->w.lock);
 		if (!t || dd_pg_interrupted())
 			break;
 		t->state = 1;
@@ -285,50 +254,50 @@ run_worker(struct runner *r)
 		if (rc < 0) {
 			if (t->kind == TASK_SQL && !dd_pg_interrupted())
 				dd_error_wrap("%s", r->phase);
-			runner_fail(r);
+			dd_pg_workers_fail(&r->w);
 			break;
 		}
 		t->state = 2;
-		pthread_mutex_lock(&r->lock);
+		pthread_mutex_lock(&r->w.lock);
 		r->done++;
-		pthread_mutex_unlock(&r->lock);
+		pthread_mutex_unlock(&r->w.lock);
 	}
 out:
 	dd_pg_cancel_unregister(c);
 	PQfinish(c);
 }
 
-static void *
-run_worker_main(void *arg)
+static void
+show_progress(void *arg, double el)
 {
 	struct runner *r = arg;
+	uint64_t total_bytes = r->total_bytes;
 
-	run_worker(r);
-	pthread_mutex_lock(&r->lock);
-	r->exited++;
-	pthread_cond_signal(&r->cond);
-	pthread_mutex_unlock(&r->lock);
-	return NULL;
-}
-
-static void
-human_bytes(char *buf, size_t len, double b)
-{
-	const char *u[] = { "B", "KiB", "MiB", "GiB", "TiB" };
-	int i = 0;
-
-	while (b >= 1024 && i < 4)
-		b /= 1024, i++;
-	snprintf(buf, len, i ? "%.1f %s" : "%.0f %s", b, u[i]);
+	pthread_mutex_lock(&r->w.lock);
+	size_t done = r->done;
+	uint64_t bytes = r->bytes;
+	pthread_mutex_unlock(&r->w.lock);
+	if (total_bytes) {
+		char b[32], tot[32], rate[32], eta[32] = "";
+		dd_pg_format_bytes(b, sizeof(b), (double)bytes);
+		dd_pg_format_bytes(tot, sizeof(tot), (double)total_bytes);
+		dd_pg_format_bytes(rate, sizeof(rate), el > 0 ? bytes / el : 0);
+		if (bytes > 0 && bytes < total_bytes) {
+			double left = el * (double)(total_bytes - bytes) / (double)bytes;
+			snprintf(eta, sizeof(eta), ", ETA %d:%02d", (int)left / 60, (int)left % 60);
+		}
+		dd_progress("restore: %s %zu/%zu, %s of %s, %s/s%s", r->phase, done, r->n, b, tot, rate, eta);
+	} else {
+		dd_progress("restore: %s %zu/%zu", r->phase, done, r->n);
+	}
 }
 
 /* Run r->tasks on `jobs` sessions; returns 0 or -1 with the first error. */
 static int
 run_tasks(struct runner *r, int jobs, uint64_t total_bytes)
 {
-	size_t nthreads = (size_t)jobs, started = 0;
-	pthread_t *th;
-	double start = now_s();
+	size_t nthreads = (size_t)jobs;
+	double start = dd_pg_seconds();
 
 	if (r->n == 0)
 		return 0;
@@ -336,56 +305,10 @@ run_tasks(struct runner *r, int jobs, uint64_t total_bytes)
 		nthreads = r->n;
 	if (nthreads < 1)
 		nthreads = 1;
-	th = dd_calloc(nthreads, sizeof(*th));
-	for (; started < nthreads; started++)
-		if (pthread_create(&th[started], NULL, run_worker_main, r) != 0) {
-			dd_error("cannot start a thread");
-			runner_fail(r);
-			break;
-		}
-	for (;;) {
-		struct timespec until;
-		clock_gettime(CLOCK_REALTIME, &until);
-		until.tv_nsec += 200 * 1000 * 1000;
-		if (until.tv_nsec >= 1000000000L)
-			until.tv_sec++, until.tv_nsec -= 1000000000L;
-		pthread_mutex_lock(&r->lock);
-		if (r->exited < started)
-			pthread_cond_timedwait(&r->cond, &r->lock, &until);
-		int finished = r->exited == started;
-		size_t done = r->done;
-		uint64_t bytes = r->bytes;
-		pthread_mutex_unlock(&r->lock);
-		if (finished)
-			break;
-		if (total_bytes) {
-			char b[32], tot[32], rate[32], eta[32] = "";
-			double el = now_s() - start;
-			human_bytes(b, sizeof(b), (double)bytes);
-			human_bytes(tot, sizeof(tot), (double)total_bytes);
-			human_bytes(rate, sizeof(rate), el > 0 ? bytes / el : 0);
-			if (bytes > 0 && bytes < total_bytes) {
-				double left = el * (double)(total_bytes - bytes) / (double)bytes;
-				snprintf(eta, sizeof(eta), ", ETA %d:%02d", (int)left / 60, (int)left % 60);
-			}
-			dd_progress("restore: %s %zu/%zu, %s of %s, %s/s%s", r->phase, done, r->n, b, tot, rate, eta);
-		} else {
-			dd_progress("restore: %s %zu/%zu", r->phase, done, r->n);
-		}
-	}
-	for (size_t i = 0; i < started; i++)
-		pthread_join(th[i], NULL);
-	free(th);
-	dd_progress_done();
-	if (dd_pg_interrupted())
-		return dd_error("interrupted");
-	if (r->failed) {
-		dd_error("%s", r->error);
-		if (r->hint)
-			dd_hint("%s", r->hint);
+	r->total_bytes = total_bytes;
+	if (dd_pg_workers_run(&r->w, nthreads, run_worker, r, show_progress, r) < 0)
 		return -1;
-	}
-	dd_debug("restore: %s: %zu tasks in %.2fs", r->phase, r->n, now_s() - start);
+	dd_debug("restore: %s: %zu tasks in %.2fs", r->phase, r->n, dd_pg_seconds() - start);
 	return 0;
 }
 
@@ -398,18 +321,14 @@ runner_init(struct runner *r, const struct dd_pg_restore_opts *o, const char *db
 	r->dbname = db;
 	r->st = st;
 	r->phase = phase;
-	pthread_mutex_init(&r->lock, NULL);
-	pthread_cond_init(&r->cond, NULL);
+	dd_pg_workers_init(&r->w);
 }
 
 static void
 runner_release(struct runner *r)
 {
-	free(r->error);
-	free(r->hint);
 	free(r->tasks);
-	pthread_cond_destroy(&r->cond);
-	pthread_mutex_destroy(&r->lock);
+	dd_pg_workers_release(&r->w);
 }
 
 static int
@@ -622,7 +541,7 @@ load(struct dd_store *st, const struct dd_snapshot *snap, const struct dd_pg_res
 	PGconn *c = NULL;
 	PGresult *res = NULL;
 	int rc = -1;
-	double t0 = now_s();
+	double t0 = dd_pg_seconds();
 	uint64_t total = 0;
 
 	if (read_stream(st, snap, "schema/pre-data", &pre, 1) < 0 ||
@@ -637,7 +556,7 @@ load(struct dd_store *st, const struct dd_snapshot *snap, const struct dd_pg_res
 		dd_error_wrap("restoring the schema (pre-data)");
 		goto out;
 	}
-	dd_debug("restore: pre-data in %.2fs", now_s() - t0);
+	dd_debug("restore: pre-data in %.2fs", dd_pg_seconds() - t0);
 
 	/* rows and large objects */
 	size_t ns = dd_snapshot_count(snap);
@@ -692,7 +611,7 @@ load(struct dd_store *st, const struct dd_snapshot *snap, const struct dd_pg_res
 		if (x < 0)
 			goto out;
 	}
-	dd_debug("restore: rows loaded at %.2fs", now_s() - t0);
+	dd_debug("restore: rows loaded at %.2fs", dd_pg_seconds() - t0);
 
 	/* sequence values: only for sequences the schema created */
 	for (char *line = seq.ptr, *next; line && *line; line = next) {
@@ -779,7 +698,7 @@ load(struct dd_store *st, const struct dd_snapshot *snap, const struct dd_pg_res
 			dd_error("interrupted");
 			goto out;
 		}
-		dd_debug("restore: %s done at %.2fs", phase_names[ph], now_s() - t0);
+		dd_debug("restore: %s done at %.2fs", phase_names[ph], dd_pg_seconds() - t0);
 	}
 
 	/* statistics, so the planner behaves as it did on the source */
@@ -812,7 +731,7 @@ load(struct dd_store *st, const struct dd_snapshot *snap, const struct dd_pg_res
 		if (x < 0)
 			goto out;
 	}
-	dd_debug("restore: analyzed at %.2fs", now_s() - t0);
+	dd_debug("restore: analyzed at %.2fs", dd_pg_seconds() - t0);
 	/* sequences are final now: their part of the change fingerprint */
 	if (dd_pg_fingerprint_seq(c, seq_fp) < 0)
 		goto out;

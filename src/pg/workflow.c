@@ -30,6 +30,7 @@
 #include "git/commit.h"
 #include "git/ref.h"
 #include "git/repo.h"
+#include "pg/internal.h"
 #include "pg/pg.h"
 #include "pg/state.h"
 #include "store/store.h"
@@ -54,17 +55,6 @@ terminate_of(const struct dd_config *cfg, const struct dd_profile *p)
 	if (p->terminate_connections >= 0)
 		return p->terminate_connections;
 	return cfg->terminate_connections > 0;
-}
-
-static void
-human_bytes(char *buf, size_t len, double b)
-{
-	const char *u[] = { "B", "KiB", "MiB", "GiB", "TiB" };
-	int i = 0;
-
-	while (b >= 1024 && i < 4)
-		b /= 1024, i++;
-	snprintf(buf, len, i ? "%.1f %s" : "%.0f %s", b, u[i]);
 }
 
 /*
@@ -159,7 +149,7 @@ dd_snapshot_profile(struct dd_repo *repo, const struct dd_config *cfg, const str
 	dd_ref_set_info(ref, "bytes", num);
 	if (dd_ref_write(abs, ref) < 0)
 		goto out;
-	human_bytes(num, sizeof(num), (double)stats.bytes);
+	dd_pg_format_bytes(num, sizeof(num), (double)stats.bytes);
 	dd_info("snapshot %.12s of database %s: %zu tables, %" PRIu64 " rows, %s%s", id, stats.database,
 		stats.tables, stats.rows, num, (flags & DD_SNAPSHOT_DUMP_ONLY) ? " (local cache only)" : "");
 	if (!(flags & DD_SNAPSHOT_NO_COMMIT)) {
