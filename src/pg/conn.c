@@ -211,6 +211,21 @@ dd_pg_connect_maint(PGconn **out, const char *conninfo, const char *workdb)
 	return dd_pg_connect(out, conninfo, "template1");
 }
 
+/* Append keyword='value' to a conninfo string, quoted as libpq parses it back. */
+static void
+put_conninfo_pair(struct dd_buf *b, const char *keyword, const char *value)
+{
+	if (b->len)
+		dd_buf_putc(b, ' ');
+	dd_buf_printf(b, "%s='", keyword);
+	for (const char *p = value; *p; p++) {
+		if (*p == '\'' || *p == '\\')
+			dd_buf_putc(b, '\\');
+		dd_buf_putc(b, *p);
+	}
+	dd_buf_putc(b, '\'');
+}
+
 char *
 dd_pg_conninfo_nopassword(const char *conninfo)
 {
@@ -222,15 +237,7 @@ dd_pg_conninfo_nopassword(const char *conninfo)
 	for (PQconninfoOption *o = opts; o->keyword; o++) {
 		if (!o->val || !*o->val || !strcmp(o->keyword, "password") || !strcmp(o->keyword, "sslpassword"))
 			continue;
-		if (b.len)
-			dd_buf_putc(&b, ' ');
-		dd_buf_printf(&b, "%s='", o->keyword);
-		for (const char *p = o->val; *p; p++) {
-			if (*p == '\'' || *p == '\\')
-				dd_buf_putc(&b, '\\');
-			dd_buf_putc(&b, *p);
-		}
-		dd_buf_putc(&b, '\'');
+		put_conninfo_pair(&b, o->keyword, o->val);
 	}
 	PQconninfoFree(opts);
 	return b.len ? dd_buf_detach(&b, NULL) : dd_strdup("");
@@ -354,15 +361,7 @@ dd_pg_conninfo_nosecret(PGconn *c, char **password)
 		}
 		if (!strcmp(o->keyword, "sslpassword"))
 			continue;
-		if (b.len)
-			dd_buf_putc(&b, ' ');
-		dd_buf_printf(&b, "%s='", o->keyword);
-		for (const char *p = o->val; *p; p++) {
-			if (*p == '\'' || *p == '\\')
-				dd_buf_putc(&b, '\\');
-			dd_buf_putc(&b, *p);
-		}
-		dd_buf_putc(&b, '\'');
+		put_conninfo_pair(&b, o->keyword, o->val);
 	}
 	PQconninfoFree(opts);
 	return dd_buf_detach(&b, NULL);
