@@ -379,7 +379,7 @@ dd_ref_read_named(struct dd_ref **out, const char *path, const char *display)
 	}
 	if (!S_ISREG(st.st_mode)) {
 		dd_error("%s is not a regular file (a ref file must be one)", display);
-		dd_hint("replace it with the ref file git has for it, or remove it");
+		dd_hint("replace %s with a regular ref file (one from an earlier commit, say), or remove it", display);
 		goto out;
 	}
 	for (;;) {

@@ -9,9 +9,9 @@
  * while keeping the order objects -> manifest durable. An object found
  * already there (EEXIST, or sync_later() after exists()) may be another
  * process's write whose directory entry is not durable yet: its directory
- * joins the same batch. put_file() hard-links
- * a file of another folder on the same filesystem (cache -> store), falling
- * back to a copy. Objects are made read-only (0444).
+ * joins the same batch. put_file() hard-links a file of another folder on
+ * the same filesystem (cache -> store), falling back to a copy. Objects are
+ * made read-only (0444).
  */
 #include "store/backend.h"
 #include "util/err.h"
