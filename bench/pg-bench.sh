@@ -34,10 +34,99 @@
 #      hash of every table compared afterwards
 #   5. (SMALL_SCALE) the same cold snapshot and restore on the small
 #      database: peak RSS at two sizes
+# bench/pg-bench.sh --summary bench/results/pg-...  reprints a run's summary.
 # Writes raw results to bench/results/pg-<date>-s<scale>/ and prints a
 # Markdown summary (also saved there as summary.md).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
+
+# med NAME [FIELD]: median of a results field (2 secs, 3 rss_kib, 4 user, 5 sys,
+# 6 other load %, 7 server CPU s)
+# Runs disturbed by other load (> 10% of the CPUs) are left out when at least
+# one undisturbed run exists: a disturbed peer would flatter our ratios.
+med() {
+	awk -v n="$1" -v f="${2:-2}" '$1 == n {if ($6 <= 10) c[++nc] = $f; a[++na] = $f}
+		END {if (nc) for (i = 1; i <= nc; i++) print c[i]; else for (i = 1; i <= na; i++) print a[i]}' "$res/results.tsv" |
+		sort -g | awk '{v[NR] = $1} END {if (!NR) {print "nan"; exit} printf "%.2f\n", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'
+}
+disturbed() { awk -v n="$1" '$1 == n {a++; if ($6 > 10) d++} END {if (a && a == d) print " (disturbed)"}' "$res/results.tsv"; }
+rss() { awk -v k="$(med "$1" 3)" 'BEGIN {printf "%.1f", k / 1024}'; } # MiB
+cpu() { awk -v u="$(med "$1" 4)" -v s="$(med "$1" 5)" 'BEGIN {printf "%.1f", u + s}'; }
+bytes() { du -sbc "$@" 2>/dev/null | tail -n 1 | cut -f1; }
+mib() { awk -v b="$1" 'BEGIN {printf "%.1f", b / 1048576}'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b == 0) print "inf"; else printf "%.2f", a / b}'; }
+verdict() { awk -v r="$1" -v t="$2" 'BEGIN {print (r + 0 <= t + 0) ? "pass" : "**FAIL**"}'; }
+pct() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.1f%%", 100 * a / b}'; }
+val() { echo "$1 $2" >>"$res/values.tsv"; eval "v_$1=\$2"; }
+
+# ---- summary --------------------------------------------------------------
+summarize() {
+	local s1 s2 s3 pd rf rz rz2 rz3 rs pr
+	s1=$(med snapshot1) s2=$(med snapshot2) s3=$(med snapshot3) pd=$(med pg_dump_fc)
+	rf=$(med restic_fc1) rz=$(med restic_z01) rz2=$(med restic_z02) rz3=$(med restic_z03)
+	rs=$(med restore) pr=$(med pg_restore_j2)
+	local d m
+	d=
+	for m in snapshot1 pg_dump_fc restic_fc1 restic_z01 snapshot2 restic_z02 snapshot3 restic_z03 restore pg_restore_j2; do
+		[ -z "$(disturbed "$m")" ] || d="$d $m"
+	done
+	echo "$(sed -n 's/^host: //p' "$res/env.txt"); $(sed -n 's/^postgresql: //p' "$res/env.txt")."
+	echo "$(sed -n 's/^git-dnadata: //p' "$res/env.txt"). Cluster: $(sed -n 's/^settings: //p' "$res/env.txt"); drop_caches: $dropcache."
+	echo "Database: pgbench scale $scale + bench/pg/dataset.sql at scale $scale, $(mib "$v_db_bytes") MiB (pg_database_size)."
+	echo "Each time: median of $repeat run(s), leaving out runs during which other processes used > 10% of the CPUs when an"
+	echo "undisturbed run exists (a command marked \"(disturbed)\" below had none)."
+	echo
+	echo "| measure | git-dnadata | peer (same run) | ratio | target | |"
+	echo "|---|---:|---|---:|---:|---|"
+	echo "| cold snapshot, time | $s1 s | pg_dump -Fc: $pd s | $(ratio "$s1" "$pd") | ≤ 1.0 | $(verdict "$(ratio "$s1" "$pd")" 1.0) |"
+	echo "| cold snapshot, time | $s1 s | pg_dump -Fc \\| restic backup --stdin: $rf s | $(ratio "$s1" "$rf") | ≤ 0.5 (issue) | $(verdict "$(ratio "$s1" "$rf")" 0.5) |"
+	echo "| cold snapshot, time | $s1 s | pg_dump -Fc -Z0 \\| restic backup --stdin: $rz s | $(ratio "$s1" "$rz") | ≤ 0.7 (design) | $(verdict "$(ratio "$s1" "$rz")" 0.7) |"
+	echo "| cold snapshot, bytes stored | $(mib "$v_store1") MiB | -Fc dump $(mib "$v_dump_fc") MiB; restic repo: -Fc $(mib "$v_restic_fc1") MiB, -Z0 $(mib "$v_restic_z01") MiB | $(ratio "$v_store1" "$v_dump_fc") | — | |"
+	local k what sk rk
+	for k in 2 3; do
+		if [ $k = 2 ]; then what="1% of rows scattered (every 100th key)"; sk=$s2 rk=$rz2; else
+			what="another 1% in 10 contiguous ranges per table"; sk=$s3 rk=$rz3; fi
+		eval "local sa=\$v_store_add$k ca=\$v_cache_add$k ra=\$v_restic_add$k"
+		echo "| snapshot $k after $what: bytes added to the store | $(mib "$sa") MiB ($(pct "$sa" "$v_store1") of the first; cache +$(mib "$ca") MiB) | first snapshot $(mib "$v_store1") MiB | $(ratio "$sa" "$v_store1") | ≤ 0.05 (issue) | $(verdict "$(ratio "$sa" "$v_store1")" 0.05) |"
+		echo "| same | | | | ≤ 0.02 (design) | $(verdict "$(ratio "$sa" "$v_store1")" 0.02) |"
+		echo "| same, vs restic's next backup of pg_dump -Fc -Z0 | $(mib "$sa") MiB | restic added $(mib "$ra") MiB ($(pct "$ra" "$v_restic_z01") of its first) | $(ratio "$sa" "$ra") | ≤ 1.0 (design) | $(verdict "$(ratio "$sa" "$ra")" 1.0) |"
+		echo "| snapshot $k, time | $sk s | first snapshot $s1 s (restic's backup: $rk s) | $(ratio "$sk" "$s1") | ≤ 0.3 | $(verdict "$(ratio "$sk" "$s1")" 0.3) |"
+	done
+	echo "| restore from the local cache, time | $rs s | createdb + pg_restore -j2 of the -Fc dump: $pr s | $(ratio "$rs" "$pr") | ≤ 0.8 | $(verdict "$(ratio "$rs" "$pr")" 0.8) |"
+	local worst
+	worst=$(printf '%s\n' "$(rss snapshot1)" "$(rss restore)" "$(rss snapshot2)" "$(rss snapshot3)" \
+		$([ "$small" -gt 0 ] && printf '%s\n' "$(rss small_snapshot)" "$(rss small_restore)") | sort -g | tail -n 1)
+	echo "| peak RSS, snapshot / restore | $(rss snapshot1) / $(rss restore) MiB | pg_dump -Fc $(rss pg_dump_fc) MiB; restic pipelines $(rss restic_fc1) / $(rss restic_z01) MiB; pg_restore -j2 $(rss pg_restore_j2) MiB | — | < 100 MiB | $(verdict "$worst" 99.999) |"
+	echo
+	echo "Peak RSS (MiB) by database size, to show it is flat:"
+	echo
+	echo "| database | snapshot | restore |"
+	echo "|---|---:|---:|"
+	[ "$small" -gt 0 ] && echo "| scale $small, $(mib "$v_small_db_bytes") MiB | $(rss small_snapshot) | $(rss small_restore) |"
+	echo "| scale $scale, $(mib "$v_db_bytes") MiB | $(rss snapshot1) | $(rss restore) |"
+	echo
+	echo "CPU seconds, client (user + sys) / PostgreSQL server, and other load on the machine (% of all CPUs used by"
+	echo "unrelated processes during the measurement; > 10% means the figure is disturbed):"
+	echo
+	echo "| command | wall s | client CPU s | server CPU s | other load |"
+	echo "|---|---:|---:|---:|---:|"
+	local m
+	for m in snapshot1 pg_dump_fc restic_fc1 restic_z01 snapshot2 restic_z02 snapshot3 restic_z03 restore pg_restore_j2 \
+		$([ "$small" -gt 0 ] && echo small_snapshot small_restore); do
+		echo "| $m$(disturbed "$m") | $(med "$m") | $(cpu "$m") | $(med "$m" 7) | $(awk -v n="$m" '$1 == n {printf "%s%s%%", sep, $6; sep = ", "}' "$res/results.tsv") |"
+	done
+	echo
+	echo "Restored databases compared (rows and a hash of every row, per table): $check."
+	[ -z "$d" ] || echo "**Disturbed by other load in every run:$d** (rerun on a quiet machine)."
+}
+
+if [ "${1:-}" = --summary ]; then # reprint the summary of an earlier run from its raw results
+	res=$2
+	while read -r k v; do eval "v_$k=\$v"; done <"$res/values.tsv"
+	scale=$v_scale small=$v_small repeat=$v_repeat check=$v_check dropcache=$v_dropcache
+	summarize
+	exit 0
+fi
 scale=${SCALE:-${1:-50}}
 small=${SMALL_SCALE:-5}
 repeat=${REPEAT:-1}
@@ -94,6 +183,10 @@ if (sync && echo 3 >/proc/sys/vm/drop_caches) 2>/dev/null; then dropcache=yes; f
 	echo "scale: $scale, small scale: $small, repeat: $repeat"
 } >"$res/env.txt"
 cat "$res/env.txt" >&2
+val scale "$scale"
+val small "$small"
+val repeat "$repeat"
+val dropcache "$dropcache"
 
 # ---- measuring ------------------------------------------------------------
 # The machine may be shared: before each measurement wait (up to QUIET_WAIT
@@ -157,21 +250,6 @@ measure() {
 		printf "%s %s %s %s %.0f %.1f", $1, $2, $3, $4, 100 * other / ($1 * n), c / hz}')" >>"$res/results.tsv"
 	log "$name: $(tail -n 1 "$res/results.tsv" | awk '{printf "%.2f s, peak RSS %.1f MiB, CPU: client %.1f s user + %.1f s sys, server %.1f s; other load %d%%", $2, $3 / 1024, $4, $5, $7, $6}')"
 }
-# med NAME [FIELD]: median of a results field (2 secs, 3 rss_kib, 4 user, 5 sys,
-# 6 other load %, 7 server CPU s)
-med() {
-	awk -v n="$1" -v f="${2:-2}" '$1 == n {print $f}' "$res/results.tsv" | sort -g |
-		awk '{v[NR] = $1} END {if (!NR) {print "nan"; exit} print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'
-}
-rss() { awk -v k="$(med "$1" 3)" 'BEGIN {printf "%.1f", k / 1024}'; } # MiB
-cpu() { awk -v u="$(med "$1" 4)" -v s="$(med "$1" 5)" 'BEGIN {printf "%.1f", u + s}'; }
-bytes() { du -sbc "$@" 2>/dev/null | tail -n 1 | cut -f1; }
-mib() { awk -v b="$1" 'BEGIN {printf "%.1f", b / 1048576}'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b == 0) print "inf"; else printf "%.2f", a / b}'; }
-verdict() { awk -v r="$1" -v t="$2" 'BEGIN {print (r + 0 <= t + 0) ? "pass" : "**FAIL**"}'; }
-pct() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.1f%%", 100 * a / b}'; }
-val() { echo "$1 $2" >>"$res/values.tsv"; eval "v_$1=\$2"; }
-
 # ---- data -----------------------------------------------------------------
 gen_db() { # DB SCALE: pgbench tables and the realistic ones, in parallel
 	local db=$1 s=$2 t0=$SECONDS
@@ -330,59 +408,8 @@ if cmp -s "$res/hash-restore.txt" "$res/hash-pg_restore.txt"; then check=same; e
 	diff "$res/hash-restore.txt" "$res/hash-pg_restore.txt" >&2 || true
 fi
 log "restored databases (ours vs pg_restore): rows and content hash of every table $check"
+val check "$check"
 
-# ---- summary --------------------------------------------------------------
-summarize() {
-	local s1 s2 s3 pd rf rz rz2 rz3 rs pr
-	s1=$(med snapshot1) s2=$(med snapshot2) s3=$(med snapshot3) pd=$(med pg_dump_fc)
-	rf=$(med restic_fc1) rz=$(med restic_z01) rz2=$(med restic_z02) rz3=$(med restic_z03)
-	rs=$(med restore) pr=$(med pg_restore_j2)
-	echo "$(sed -n 's/^host: //p' "$res/env.txt"); $(sed -n 's/^postgresql: //p' "$res/env.txt")."
-	echo "$(sed -n 's/^git-dnadata: //p' "$res/env.txt"). Cluster: $(sed -n 's/^settings: //p' "$res/env.txt"); drop_caches: $dropcache."
-	echo "Database: pgbench scale $scale + bench/pg/dataset.sql at scale $scale, $(mib "$v_db_bytes") MiB (pg_database_size). Each figure: median of $repeat run(s)."
-	echo
-	echo "| measure | git-dnadata | peer (same run) | ratio | target | |"
-	echo "|---|---:|---|---:|---:|---|"
-	echo "| cold snapshot, time | $s1 s | pg_dump -Fc: $pd s | $(ratio "$s1" "$pd") | ≤ 1.0 | $(verdict "$(ratio "$s1" "$pd")" 1.0) |"
-	echo "| cold snapshot, time | $s1 s | pg_dump -Fc \\| restic backup --stdin: $rf s | $(ratio "$s1" "$rf") | ≤ 0.5 (issue) | $(verdict "$(ratio "$s1" "$rf")" 0.5) |"
-	echo "| cold snapshot, time | $s1 s | pg_dump -Fc -Z0 \\| restic backup --stdin: $rz s | $(ratio "$s1" "$rz") | ≤ 0.7 (design) | $(verdict "$(ratio "$s1" "$rz")" 0.7) |"
-	echo "| cold snapshot, bytes stored | $(mib "$v_store1") MiB | -Fc dump $(mib "$v_dump_fc") MiB; restic repo: -Fc $(mib "$v_restic_fc1") MiB, -Z0 $(mib "$v_restic_z01") MiB | $(ratio "$v_store1" "$v_dump_fc") | — | |"
-	local k what sk rk
-	for k in 2 3; do
-		if [ $k = 2 ]; then what="1% of rows scattered (every 100th key)"; sk=$s2 rk=$rz2; else
-			what="another 1% in 10 contiguous ranges per table"; sk=$s3 rk=$rz3; fi
-		eval "local sa=\$v_store_add$k ca=\$v_cache_add$k ra=\$v_restic_add$k"
-		echo "| snapshot $k after $what: bytes added to the store | $(mib "$sa") MiB ($(pct "$sa" "$v_store1") of the first; cache +$(mib "$ca") MiB) | first snapshot $(mib "$v_store1") MiB | $(ratio "$sa" "$v_store1") | ≤ 0.05 (issue) | $(verdict "$(ratio "$sa" "$v_store1")" 0.05) |"
-		echo "| same | | | | ≤ 0.02 (design) | $(verdict "$(ratio "$sa" "$v_store1")" 0.02) |"
-		echo "| same, vs restic's next backup of pg_dump -Fc -Z0 | $(mib "$sa") MiB | restic added $(mib "$ra") MiB ($(pct "$ra" "$v_restic_z01") of its first) | $(ratio "$sa" "$ra") | ≤ 1.0 (design) | $(verdict "$(ratio "$sa" "$ra")" 1.0) |"
-		echo "| snapshot $k, time | $sk s | first snapshot $s1 s (restic's backup: $rk s) | $(ratio "$sk" "$s1") | ≤ 0.3 | $(verdict "$(ratio "$sk" "$s1")" 0.3) |"
-	done
-	echo "| restore from the local cache, time | $rs s | createdb + pg_restore -j2 of the -Fc dump: $pr s | $(ratio "$rs" "$pr") | ≤ 0.8 | $(verdict "$(ratio "$rs" "$pr")" 0.8) |"
-	local worst
-	worst=$(printf '%s\n' "$(rss snapshot1)" "$(rss restore)" "$(rss snapshot2)" "$(rss snapshot3)" \
-		$([ "$small" -gt 0 ] && printf '%s\n' "$(rss small_snapshot)" "$(rss small_restore)") | sort -g | tail -n 1)
-	echo "| peak RSS, snapshot / restore | $(rss snapshot1) / $(rss restore) MiB | pg_dump -Fc $(rss pg_dump_fc) MiB; restic pipelines $(rss restic_fc1) / $(rss restic_z01) MiB; pg_restore -j2 $(rss pg_restore_j2) MiB | — | < 100 MiB | $(verdict "$worst" 99.999) |"
-	echo
-	echo "Peak RSS (MiB) by database size, to show it is flat:"
-	echo
-	echo "| database | snapshot | restore |"
-	echo "|---|---:|---:|"
-	[ "$small" -gt 0 ] && echo "| scale $small, $(mib "$v_small_db_bytes") MiB | $(rss small_snapshot) | $(rss small_restore) |"
-	echo "| scale $scale, $(mib "$v_db_bytes") MiB | $(rss snapshot1) | $(rss restore) |"
-	echo
-	echo "CPU seconds, client (user + sys) / PostgreSQL server, and other load on the machine (% of all CPUs used by"
-	echo "unrelated processes during the measurement; > 10% means the figure is disturbed):"
-	echo
-	echo "| command | wall s | client CPU s | server CPU s | other load |"
-	echo "|---|---:|---:|---:|---:|"
-	local m
-	for m in snapshot1 pg_dump_fc restic_fc1 restic_z01 snapshot2 restic_z02 snapshot3 restic_z03 restore pg_restore_j2 \
-		$([ "$small" -gt 0 ] && echo small_snapshot small_restore); do
-		echo "| $m | $(med "$m") | $(cpu "$m") | $(med "$m" 7) | $(awk -v n="$m" '$1 == n {printf "%s%s%%", sep, $6; sep = ", "}' "$res/results.tsv") |"
-	done
-	echo
-	echo "Restored databases compared (rows and a hash of every row, per table): $check."
-}
 summarize >"$res/summary.md"
 cat "$res/summary.md"
 echo
