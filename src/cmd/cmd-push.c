@@ -42,7 +42,7 @@ cmd_push(int argc, char **argv)
 	n = dd_parse_options(argc, argv, opts, usage);
 	if (n < 0)
 		return n;
-	if (dd_repo_open(&repo, NULL) < 0 || dd_config_load(&cfg, repo) < 0)
+	if (dd_config_open(&repo, &cfg) < 0)
 		goto out;
 	for (int i = 0; i < n; i++)
 		if (!dd_config_profile(cfg, argv[i]))

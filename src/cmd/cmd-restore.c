@@ -51,10 +51,8 @@ cmd_restore(int argc, char **argv)
 		return n;
 	if (n > 1)
 		return dd_usage_error("restore", "too many arguments ('%s')", argv[1]);
-	if (dd_repo_open(&repo, NULL) < 0)
+	if (dd_config_open(&repo, &cfg) < 0)
 		return -1;
-	if (dd_config_load(&cfg, repo) < 0)
-		goto out;
 	if (!(p = dd_config_profile(cfg, n ? argv[0] : NULL)))
 		goto out;
 	if (dd_restore_profile(repo, cfg, p, at, (force ? DD_RESTORE_FORCE : 0) |

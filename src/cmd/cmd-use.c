@@ -53,10 +53,8 @@ cmd_use(int argc, char **argv)
 	if (n != 1)
 		return dd_usage_error("use", n ? "too many arguments ('%s')" : "missing the profile name%s",
 				      n ? argv[1] : "");
-	if (dd_repo_open(&repo, NULL) < 0)
+	if (dd_config_open(&repo, &cfg) < 0)
 		return -1;
-	if (dd_config_load(&cfg, repo) < 0)
-		goto out;
 	if (!(profile = dd_config_profile(cfg, argv[0])))
 		goto out;
 	r = dd_restore_profile(repo, cfg, profile, NULL, DD_RESTORE_KEEP | (terminate ? DD_RESTORE_TERMINATE : 0) |

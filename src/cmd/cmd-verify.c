@@ -49,7 +49,7 @@ cmd_verify(int argc, char **argv)
 		return n;
 	if (n > 0)
 		return dd_usage_error("verify", "verify takes no arguments ('%s' given)", argv[0]);
-	if (dd_repo_open(&repo, NULL) < 0 || dd_config_load(&cfg, repo) < 0)
+	if (dd_config_open(&repo, &cfg) < 0)
 		goto out;
 	if (dd_store_open(&st, cfg->store_url, repo->statedir, offline ? DD_STORE_OFFLINE : 0) < 0)
 		goto out;

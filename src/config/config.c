@@ -836,6 +836,23 @@ out:
 }
 
 int
+dd_config_open(struct dd_repo **repo, struct dd_config **cfg)
+{
+	*cfg = NULL;
+	if (dd_repo_open(repo, NULL) < 0) {
+		*repo = NULL;
+		return -1;
+	}
+	if (dd_config_load(cfg, *repo) < 0) {
+		dd_repo_free(*repo);
+		*repo = NULL;
+		*cfg = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+int
 dd_config_load(struct dd_config **out, const struct dd_repo *repo)
 {
 	char *profiles = dd_path_join(repo->dnadata, "profiles.ini");

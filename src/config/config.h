@@ -52,6 +52,13 @@ int dd_config_load(struct dd_config **out, const struct dd_repo *repo);
 void dd_config_free(struct dd_config *cfg);
 
 /*
+ * What most commands start with: the repository around the current
+ * directory and its resolved configuration. On failure both outputs are
+ * NULL (nothing to free).
+ */
+int dd_config_open(struct dd_repo **repo, struct dd_config **cfg);
+
+/*
  * The profile called `name`, or (name == NULL) the active profile. On
  * failure returns NULL with an error naming the closest existing profile.
  */
