@@ -1,6 +1,6 @@
 /*
  * cmd/cmd-restore.c: make the working database equal the snapshot a
- * profile's ref names (the workflow is in pg/workflow.c).
+ * profile's ref names (the workflow is in workflow/workflow.c).
  *
  * The new database is built aside and swapped in only when complete; the
  * previous working database is kept under a stash name (see `status`).
@@ -11,7 +11,7 @@
 #include "config/config.h"
 #include "dnadata.h"
 #include "git/repo.h"
-#include "pg/workflow.h"
+#include "workflow/workflow.h"
 
 static const char *const usage[] = {
 	"git dnadata restore [<profile>] [--at <rev>] [--force] [--terminate] [--no-hooks]",
@@ -55,7 +55,7 @@ cmd_restore(int argc, char **argv)
 		return -1;
 	if (!(p = dd_config_profile(cfg, n ? argv[0] : NULL)))
 		goto out;
-	if (dd_restore_profile(repo, cfg, p, at, (force ? DD_RESTORE_FORCE : 0) |
+	if (dd_workflow_restore(repo, cfg, p, at, (force ? DD_RESTORE_FORCE : 0) |
 			       (terminate ? DD_RESTORE_TERMINATE : 0) | (no_hooks ? DD_RESTORE_NO_HOOKS : 0), 0) < 0)
 		goto out;
 	rc = 0;

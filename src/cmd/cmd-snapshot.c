@@ -1,6 +1,6 @@
 /*
  * cmd/cmd-snapshot.c: capture a profile's database into the store and
- * point the profile's ref file at it (the workflow is in pg/workflow.c).
+ * point the profile's ref file at it (the workflow is in workflow/workflow.c).
  *
  * Prints the snapshot id on stdout (for scripts); everything else goes to
  * stderr. An unchanged database gives the same id: "nothing changed", no
@@ -9,7 +9,7 @@
 #include "config/config.h"
 #include "dnadata.h"
 #include "git/repo.h"
-#include "pg/workflow.h"
+#include "workflow/workflow.h"
 
 #include <stdio.h>
 
@@ -52,7 +52,7 @@ cmd_snapshot(int argc, char **argv)
 		return -1;
 	if (!(p = dd_config_profile(cfg, n ? argv[0] : NULL)))
 		goto out;
-	if (dd_snapshot_profile(repo, cfg, p, (no_commit ? DD_SNAPSHOT_NO_COMMIT : 0) |
+	if (dd_workflow_snapshot(repo, cfg, p, (no_commit ? DD_SNAPSHOT_NO_COMMIT : 0) |
 				(dump_only ? DD_SNAPSHOT_DUMP_ONLY : 0), msg, id) < 0)
 		goto out;
 	printf("%s\n", id);

@@ -4,7 +4,7 @@
  * The choice is local (<statedir>/config.ini, [database] active_profile),
  * never committed: each developer and CI runner picks their own.
  * DNADATA_PROFILE, when set, still wins for the processes that have it.
- * The profile's snapshot is restored first (pg/workflow.c), so a failed
+ * The profile's snapshot is restored first (workflow/workflow.c), so a failed
  * restore leaves both the database and the choice as they were; a profile
  * with no snapshot yet is simply chosen. Switching semantics: a database
  * that already holds the snapshot is kept as it is, local edits included.
@@ -14,7 +14,7 @@
 #include "config/config.h"
 #include "dnadata.h"
 #include "git/repo.h"
-#include "pg/workflow.h"
+#include "workflow/workflow.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -57,7 +57,7 @@ cmd_use(int argc, char **argv)
 		return -1;
 	if (!(profile = dd_config_profile(cfg, argv[0])))
 		goto out;
-	r = dd_restore_profile(repo, cfg, profile, NULL, DD_RESTORE_KEEP | (terminate ? DD_RESTORE_TERMINATE : 0) |
+	r = dd_workflow_restore(repo, cfg, profile, NULL, DD_RESTORE_KEEP | (terminate ? DD_RESTORE_TERMINATE : 0) |
 			       (no_hooks ? DD_RESTORE_NO_HOOKS : 0), 1);
 	if (r == -1)
 		goto out;

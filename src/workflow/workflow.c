@@ -1,5 +1,5 @@
 /*
- * pg/workflow.c: snapshot and restore of one profile, end to end (see
+ * workflow/workflow.c: snapshot and restore of one profile, end to end (see
  * workflow.h).
  *
  * Snapshot order, so a failure leaves the repository as it was: everything
@@ -25,7 +25,7 @@
  * password) and PGDATABASE set. The first failure stops them; the restore
  * stays done and the error says so.
  */
-#include "pg/workflow.h"
+#include "workflow/workflow.h"
 #include "config/config.h"
 #include "git/commit.h"
 #include "git/ref.h"
@@ -77,7 +77,7 @@ open_store(struct dd_store **st, const struct dd_config *cfg, struct dd_repo *re
 }
 
 int
-dd_snapshot_profile(struct dd_repo *repo, const struct dd_config *cfg, const struct dd_profile *p, int flags,
+dd_workflow_snapshot(struct dd_repo *repo, const struct dd_config *cfg, const struct dd_profile *p, int flags,
 		    const char *msg, char id_out[65])
 {
 	char *rel = dd_asprintf(".dnadata/refs/%s", p->name);
@@ -325,7 +325,7 @@ keep_or_rebuild(const struct dd_pg_state *state, const char *conninfo, const cha
 }
 
 int
-dd_restore_profile(struct dd_repo *repo, const struct dd_config *cfg, const struct dd_profile *p,
+dd_workflow_restore(struct dd_repo *repo, const struct dd_config *cfg, const struct dd_profile *p,
 		   const char *rev, int flags, int missing_ok)
 {
 	const char *conninfo = dd_config_database(cfg, p);

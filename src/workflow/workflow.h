@@ -1,10 +1,10 @@
 /*
- * pg/workflow.h: snapshot and restore of a profile, end to end: config,
+ * workflow/workflow.h: snapshot and restore of a profile, end to end: config,
  * ref file, store, database, commit. Shared by the commands snapshot,
  * restore and use (and, later, the git hooks), so they behave the same.
  */
-#ifndef DD_PG_WORKFLOW_H
-#define DD_PG_WORKFLOW_H
+#ifndef DD_WORKFLOW_WORKFLOW_H
+#define DD_WORKFLOW_WORKFLOW_H
 
 struct dd_repo;
 struct dd_config;
@@ -21,7 +21,7 @@ enum {
  * Returns 0 for a new snapshot, 1 when the database has not changed since
  * the ref's snapshot (same id: nothing committed), -1 on error.
  */
-int dd_snapshot_profile(struct dd_repo *repo, const struct dd_config *cfg, const struct dd_profile *p,
+int dd_workflow_snapshot(struct dd_repo *repo, const struct dd_config *cfg, const struct dd_profile *p,
 			int flags, const char *msg, char id_out[65]);
 
 enum {
@@ -42,7 +42,7 @@ enum {
  * -1 on error (nothing changed), -2 when the database was restored but a
  * post_restore command failed (error set).
  */
-int dd_restore_profile(struct dd_repo *repo, const struct dd_config *cfg, const struct dd_profile *p,
+int dd_workflow_restore(struct dd_repo *repo, const struct dd_config *cfg, const struct dd_profile *p,
 		       const char *rev, int flags, int missing_ok);
 
 #endif
