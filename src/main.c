@@ -105,9 +105,9 @@ report(int rc)
 		return DD_EXIT_OK;
 	msg = dd_error_last();
 	hint = dd_error_hint();
-	fprintf(stderr, "error: %s\n", msg ? msg : "failed (no reason recorded)");
+	dd_log_line("error: ", msg ? msg : "failed (no reason recorded)");
 	if (hint)
-		fprintf(stderr, "hint: %s\n", hint);
+		dd_log_line("hint: ", hint);
 	return rc == DD_USAGE_ERROR ? DD_EXIT_USAGE : DD_EXIT_FAILURE;
 }
 

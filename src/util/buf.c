@@ -190,3 +190,66 @@ dd_buf_cstr(const struct dd_buf *b)
 {
 	return b->ptr ? b->ptr : "";
 }
+
+/* Length of the well-formed UTF-8 sequence at s (n bytes left), or 0. */
+static size_t
+utf8_len(const unsigned char *s, size_t n)
+{
+	size_t len, i;
+	unsigned cp;
+
+	if (s[0] < 0x80)
+		return 1;
+	if (s[0] >= 0xc2 && s[0] <= 0xdf)
+		len = 2, cp = s[0] & 0x1f;
+	else if (s[0] >= 0xe0 && s[0] <= 0xef)
+		len = 3, cp = s[0] & 0x0f;
+	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
+		len = 4, cp = s[0] & 0x07;
+	else
+		return 0;
+	if (n < len)
+		return 0;
+	for (i = 1; i < len; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		cp = cp << 6 | (s[i] & 0x3f);
+	}
+	if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
+	    (cp >= 0xd800 && cp <= 0xdfff))
+		return 0; /* overlong, out of range, or a surrogate */
+	return len;
+}
+
+void
+dd_buf_put_printable(struct dd_buf *out, const char *str, size_t n)
+{
+	const unsigned char *s = (const unsigned char *)str;
+	size_t i = 0, len;
+
+	while (i < n) {
+		unsigned char c = s[i];
+
+		len = utf8_len(s + i, n - i);
+		/* C0 controls, DEL, and C1 controls (U+0080..U+009F: 0x9b is CSI) */
+		if (len == 1 && (c < 0x20 || c == 0x7f)) {
+			if (c == '\t')
+				dd_buf_puts(out, "\\t");
+			else if (c == '\n')
+				dd_buf_puts(out, "\\n");
+			else if (c == '\r')
+				dd_buf_puts(out, "\\r");
+			else
+				dd_buf_printf(out, "\\x%02x", c);
+		} else if (len == 2 && c == 0xc2 && s[i + 1] < 0xa0) {
+			dd_buf_printf(out, "\\u%04x", s[i + 1]);
+		} else if (len) {
+			dd_buf_put(out, str + i, len);
+			i += len;
+			continue;
+		} else {
+			dd_buf_printf(out, "\\x%02x", c);
+		}
+		i++;
+	}
+}

@@ -46,4 +46,14 @@ char *dd_strdup(const char *s);
 char *dd_strndup(const char *s, size_t n);
 char *dd_asprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/*
+ * Append `s` to `out` fit for a terminal: control characters, DEL and bytes
+ * that are not valid UTF-8 become escapes (\t, \x1b …), as git's
+ * core.quotePath does, so text from files, the network or the command line
+ * cannot move the cursor or retitle the window. Every message goes through
+ * it (errors, hints, log lines); call it directly only to build text that
+ * is printed some other way.
+ */
+void dd_buf_put_printable(struct dd_buf *out, const char *s, size_t len);
+
 #endif

@@ -163,6 +163,36 @@ dd_error_clear(void)
 	st->have_error = 0;
 }
 
+void
+dd_error_save(struct dd_error_saved *s)
+{
+	const char *msg = dd_error_last(), *hint = dd_error_hint();
+
+	s->msg = msg ? dd_strdup(msg) : NULL;
+	s->hint = hint ? dd_strdup(hint) : NULL;
+}
+
+int
+dd_error_restore(struct dd_error_saved *s)
+{
+	if (s->msg)
+		dd_error("%s", s->msg);
+	else
+		dd_error_clear();
+	if (s->hint)
+		dd_hint("%s", s->hint);
+	dd_error_saved_free(s);
+	return -1;
+}
+
+void
+dd_error_saved_free(struct dd_error_saved *s)
+{
+	free(s->msg);
+	free(s->hint);
+	s->msg = s->hint = NULL;
+}
+
 int
 dd_error_git(const char *what)
 {

@@ -1,9 +1,11 @@
 /* util/log.c: verbosity-filtered messages and a progress line; see log.h. */
 #include "util/log.h"
+#include "util/buf.h"
 
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 #include <unistd.h>
 
 static enum dd_verbosity verbosity = DD_NORMAL;
@@ -22,20 +24,46 @@ dd_log_verbosity(void)
 	return verbosity;
 }
 
+/*
+ * Every line reaches the terminal through here, with control characters and
+ * invalid UTF-8 escaped (dd_buf_put_printable): messages quote names from
+ * files, the server and the command line, and none of them may drive the
+ * terminal.
+ */
+static void
+put_line(const char *prefix, const char *text, int progress)
+{
+	struct dd_buf b = DD_BUF_INIT;
+
+	if (prefix)
+		dd_buf_puts(&b, prefix);
+	dd_buf_put_printable(&b, text, strlen(text));
+	pthread_mutex_lock(&lock);
+	if (progress_shown || progress)
+		fputs("\r\033[K", stderr);
+	fwrite(b.ptr ? b.ptr : "", 1, b.len, stderr);
+	if (!progress)
+		fputc('\n', stderr);
+	progress_shown = progress;
+	fflush(stderr);
+	pthread_mutex_unlock(&lock);
+	dd_buf_release(&b);
+}
+
 static void
 emit(const char *prefix, const char *fmt, va_list ap)
 {
-	pthread_mutex_lock(&lock);
-	if (progress_shown) {
-		fputs("\r\033[K", stderr);
-		progress_shown = 0;
-	}
-	if (prefix)
-		fputs(prefix, stderr);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
-	fflush(stderr);
-	pthread_mutex_unlock(&lock);
+	struct dd_buf text = DD_BUF_INIT;
+
+	dd_buf_vprintf(&text, fmt, ap);
+	put_line(prefix, dd_buf_cstr(&text), 0);
+	dd_buf_release(&text);
+}
+
+void
+dd_log_line(const char *prefix, const char *text)
+{
+	put_line(prefix, text, 0);
 }
 
 void
@@ -83,16 +111,15 @@ dd_progress(const char *fmt, ...)
 {
 	va_list ap;
 
+	struct dd_buf text = DD_BUF_INIT;
+
 	if (!dd_progress_enabled())
 		return;
-	pthread_mutex_lock(&lock);
-	fputs("\r\033[K", stderr);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	dd_buf_vprintf(&text, fmt, ap);
 	va_end(ap);
-	fflush(stderr);
-	progress_shown = 1;
-	pthread_mutex_unlock(&lock);
+	put_line(NULL, dd_buf_cstr(&text), 1);
+	dd_buf_release(&text);
 }
 
 void
