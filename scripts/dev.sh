@@ -46,14 +46,20 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 echo "== building"
-want="--enable-sanitizers=$sanitizers"
-[ "${CI:-}" = true ] && want="$want --enable-werror"
+opts="--enable-sanitizers=$sanitizers"
+[ "${CI:-}" = true ] && opts="$opts --enable-werror"
+want=$opts
 if [ ! -x configure ] || [ configure.ac -nt configure ]; then
 	autoreconf -fi >/dev/null
 fi
+# Configure again whenever what configure would find has changed: the options,
+# or any package it looks for (the test verb installs cmocka after a demo
+# configured without it; the unit tests must not silently stay unbuilt).
+found=(libgit2-dev libpq-dev libcurl4-openssl-dev libsodium-dev libinih-dev libzstd-dev libcmocka-dev)
+want="$want $(dpkg-query -W -f='${Package}=${Version};' "${found[@]}" 2>/dev/null | md5sum | cut -c1-16)"
 if [ ! -f config.status ] || [ "$(cat .dev-configure 2>/dev/null)" != "$want" ]; then
 	[ -f Makefile ] && make -s distclean >/dev/null 2>&1 || true
-	./configure -q $want
+	./configure -q $opts
 	echo "$want" >.dev-configure
 fi
 jobs=$(nproc 2>/dev/null || echo 2)

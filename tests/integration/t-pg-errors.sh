@@ -5,10 +5,7 @@
 . "$(dirname "$0")/../lib.sh"
 
 setup_repo() {
-	need_pg
-	DB=$(pg_newdb err)
-	new_repo
-	expect_ok git dnadata init --database "dbname=$DB"
+	repo_with_db err
 	psql_q "$DB" "CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1)"
 	HEAD0=$(git rev-parse HEAD)
 }

@@ -18,10 +18,7 @@ dump() {
 }
 
 setup_repo() {
-	need_pg
-	DB=$(pg_newdb fid)
-	new_repo
-	expect_ok git dnadata init --database "dbname=$DB"
+	repo_with_db fid
 }
 
 zoo_sql() {

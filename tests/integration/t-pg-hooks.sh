@@ -9,10 +9,7 @@
 
 # setup_repo HOOK...: a repository whose profiles.ini runs HOOK... after restore.
 setup_repo() {
-	need_pg
-	DB=$(pg_newdb hook)
-	new_repo
-	expect_ok git dnadata init --database "dbname=$DB"
+	repo_with_db hook
 	{
 		echo "[hooks]"
 		for h in "$@"; do echo "post_restore = $h"; done

@@ -9,10 +9,7 @@
 . "$(dirname "$0")/../lib.sh"
 
 setup_repo() {
-	need_pg
-	DB=$(pg_newdb rest)
-	new_repo
-	expect_ok git dnadata init --database "dbname=$DB"
+	repo_with_db rest
 	psql_q "$DB" "CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t VALUES (1, 'one'), (2, 'two')"
 }
 

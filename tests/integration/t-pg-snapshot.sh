@@ -6,10 +6,7 @@
 . "$(dirname "$0")/../lib.sh"
 
 setup_repo() {
-	need_pg
-	DB=$(pg_newdb snap)
-	new_repo
-	expect_ok git dnadata init --database "dbname=$DB"
+	repo_with_db snap
 }
 
 bank_sql() {

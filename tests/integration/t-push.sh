@@ -4,11 +4,8 @@
 . "$(dirname "$0")/../lib.sh"
 
 setup_repo() {
-	need_pg
-	DB=$(pg_newdb push)
+	repo_with_db push --store "file://$T/store"
 	psql_q "$DB" "CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT i, md5(i::text) FROM generate_series(1, 5000) i"
-	new_repo
-	expect_ok git dnadata init --database "dbname=$DB" --store "file://$T/store"
 }
 
 test_dump_only_snapshot_reaches_the_store_with_push() {
