@@ -96,6 +96,15 @@ unknown_command(const char *name)
 	return dd_usage_error(NULL, "'%s' is not a git dnadata command", name);
 }
 
+/* Run a command; -h (help printed) is a success. */
+static int
+run_command(const struct dd_command *cmd, int argc, char **argv)
+{
+	int rc = cmd->run(argc, argv);
+
+	return rc == DD_OPTS_HELP ? 0 : rc;
+}
+
 static int
 report(int rc)
 {
@@ -153,7 +162,7 @@ main(int argc, char **argv)
 	if (!strcmp(argv[i], "help")) {
 		if (i + 1 < argc && (cmd = find_command(argv[i + 1]))) {
 			char *hargv[] = { argv[i + 1], (char *)"-h", NULL };
-			rc = report(cmd->run(2, hargv) == DD_OPTS_HELP ? 0 : 0);
+			rc = report(run_command(cmd, 2, hargv));
 		} else {
 			print_help();
 			rc = 0;
@@ -165,10 +174,7 @@ main(int argc, char **argv)
 		rc = report(unknown_command(argv[i]));
 		goto out;
 	}
-	rc = cmd->run(argc - i, argv + i);
-	if (rc == DD_OPTS_HELP)
-		rc = 0;
-	rc = report(rc);
+	rc = report(run_command(cmd, argc - i, argv + i));
 out:
 	curl_global_cleanup();
 	git_libgit2_shutdown();

@@ -49,14 +49,19 @@ static const char *const tracked[] = { ".dnadata/profiles.ini", ".dnadata/refs/.
 
 /* What this run created, so a failure can take it back. */
 struct created {
-	char *paths[8];
-	int is_dir[8];
-	size_t n;
+	char **paths;
+	int *is_dir;
+	size_t n, alloc;
 };
 
 static void
 note(struct created *c, const char *path, int is_dir)
 {
+	if (c->n == c->alloc) {
+		c->alloc = c->alloc ? 2 * c->alloc : 8;
+		c->paths = dd_realloc(c->paths, c->alloc * sizeof(*c->paths));
+		c->is_dir = dd_realloc(c->is_dir, c->alloc * sizeof(*c->is_dir));
+	}
 	c->paths[c->n] = dd_strdup(path);
 	c->is_dir[c->n] = is_dir;
 	c->n++;
@@ -113,7 +118,9 @@ forget(struct created *c)
 {
 	for (size_t i = 0; i < c->n; i++)
 		free(c->paths[i]);
-	c->n = 0;
+	free(c->paths);
+	free(c->is_dir);
+	memset(c, 0, sizeof(*c));
 }
 
 /* The clone's private state: <statedir> (0700) and its config.ini. */

@@ -30,6 +30,7 @@ enum dd_result {
 	DD_ERROR = -1,       /* failed; dd_error_last() says why */
 	DD_EUSAGE = -2,      /* a command's usage error: exit 2 (command functions only) */
 	DD_EHOOK = -3,       /* the work is done, but a configured hook command failed */
+	DD_EHELP = -4,       /* the option parser printed help: the command stops, exit 0 */
 	DD_NOTFOUND = 1,     /* what was looked up does not exist (e.g. no ref file yet) */
 	DD_UNCHANGED = 2,    /* nothing changed: same snapshot id, nothing written */
 	DD_EXISTS = 3,       /* already there (object stored, repository initialised) */

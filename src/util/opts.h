@@ -31,7 +31,7 @@ struct dd_option {
 #define DD_OPT_END_MARK { DD_OPT_END, 0, NULL, NULL, NULL, NULL }
 
 /* Returned when -h was given and help was printed: the command returns 0. */
-#define DD_OPTS_HELP (-3)
+#define DD_OPTS_HELP DD_EHELP
 
 /*
  * Parse argv[1..argc) (argv[0] is the command name). Returns the number of
