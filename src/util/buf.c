@@ -243,6 +243,7 @@ dd_buf_put_printable(struct dd_buf *out, const char *str, size_t n)
 				dd_buf_printf(out, "\\x%02x", c);
 		} else if (len == 2 && c == 0xc2 && s[i + 1] < 0xa0) {
 			dd_buf_printf(out, "\\u%04x", s[i + 1]);
+			i++;
 		} else if (len) {
 			dd_buf_put(out, str + i, len);
 			i += len;

@@ -61,6 +61,28 @@ emit(const char *prefix, const char *fmt, va_list ap)
 }
 
 void
+dd_out(const char *fmt, ...)
+{
+	struct dd_buf text = DD_BUF_INIT, b = DD_BUF_INIT;
+	va_list ap;
+
+	va_start(ap, fmt);
+	dd_buf_vprintf(&text, fmt, ap);
+	va_end(ap);
+	/* keep the line structure the caller meant; escape everything else */
+	for (const char *p = dd_buf_cstr(&text), *nl; *p; p = nl + 1) {
+		nl = strchr(p, '\n');
+		dd_buf_put_printable(&b, p, nl ? (size_t)(nl - p) : strlen(p));
+		if (!nl)
+			break;
+		dd_buf_putc(&b, '\n');
+	}
+	fwrite(b.ptr ? b.ptr : "", 1, b.len, stdout);
+	dd_buf_release(&text);
+	dd_buf_release(&b);
+}
+
+void
 dd_log_line(const char *prefix, const char *text)
 {
 	put_line(prefix, text, 0);

@@ -18,6 +18,8 @@ void dd_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void dd_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* "warning: ..." always shown. */
 void dd_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* printf to stdout for human-readable reports (status): newlines kept, other controls escaped. */
+void dd_out(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Print "<prefix><text>" on stderr whatever the verbosity (main's error: and hint: lines). */
 void dd_log_line(const char *prefix, const char *text);
 

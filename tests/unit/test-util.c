@@ -35,6 +35,49 @@ buf_printf_grows_and_stays_terminated(void **state)
 }
 
 static void
+printable(const char *in, size_t len, const char *want)
+{
+	struct dd_buf b = DD_BUF_INIT;
+
+	dd_buf_put_printable(&b, in, len);
+	assert_string_equal(dd_buf_cstr(&b), want);
+	dd_buf_release(&b);
+}
+
+static void
+printable_escapes_terminal_controls_and_invalid_utf8(void **state)
+{
+	printable("plain text, é ü 日本 😀", strlen("plain text, é ü 日本 😀"), "plain text, é ü 日本 😀");
+	printable("\x1b]0;title\x07", 10, "\\x1b]0;title\\x07");
+	printable("a\tb\nc\rd\x7f", 8, "a\\tb\\nc\\rd\\x7f");
+	printable("nul\0x", 5, "nul\\x00x");
+	/* C1 controls: U+009B is CSI on many terminals */
+	printable("\xc2\x9b" "31m", 5, "\\u009b31m");
+	/* invalid UTF-8: a lone continuation, a truncated sequence, an overlong '/', a surrogate */
+	printable("\x80", 1, "\\x80");
+	printable("\xe6\x97", 2, "\\xe6\\x97");
+	printable("\xc0\xaf", 2, "\\xc0\\xaf");
+	printable("\xed\xa0\x80", 3, "\\xed\\xa0\\x80");
+	printable("\xf4\x90\x80\x80", 4, "\\xf4\\x90\\x80\\x80");
+}
+
+static void
+error_save_restore_keeps_message_and_hint_across_cleanup(void **state)
+{
+	struct dd_error_saved saved;
+
+	dd_error("first failure");
+	dd_hint("run this");
+	dd_error_save(&saved);
+	dd_error("cleanup failed too");
+	assert_int_equal(dd_error_restore(&saved), -1);
+	assert_string_equal(dd_error_last(), "first failure");
+	assert_string_equal(dd_error_hint(), "run this");
+	assert_null(saved.msg);
+	dd_error_clear();
+}
+
+static void
 error_wrap_adds_context_and_stays_one_line(void **state)
 {
 	dd_error_clear();
@@ -238,6 +281,8 @@ main(void)
 		cmocka_unit_test(closest_suggests_near_names_only),
 		cmocka_unit_test(options_parse_long_short_and_positionals),
 		cmocka_unit_test(options_unknown_suggests_closest),
+		cmocka_unit_test(printable_escapes_terminal_controls_and_invalid_utf8),
+		cmocka_unit_test(error_save_restore_keeps_message_and_hint_across_cleanup),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
