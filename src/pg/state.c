@@ -18,11 +18,13 @@
  * stash at any time (the README says how). So the records are reconciled
  * with the server whenever it is asked (dd_pg_state_verify(), by status):
  * a stash record whose database is gone is removed (unlink, atomic). A
- * stash record is written only after its database exists under a name that
- * carries the time and was checked to be free, so a record removed that way
- * cannot belong to a database created since. Pending records are removed
- * the same way only once their process is dead (a live one may be about to
- * create its copy). Nothing here drops a database.
+ * stash record is written only after its database exists, under a name
+ * that carries the second it was made and was checked to be free, so the
+ * record removed is not that of a newer stash of the same name (unless
+ * the user dropped a stash in the second it was made and a restore made
+ * another in that same second). A pending record is removed the same way
+ * only once its process is dead (a live one may be about to create its
+ * copy). Nothing here drops a database.
  */
 #include "pg/internal.h"
 #include "pg/pg.h"
