@@ -208,7 +208,11 @@ print_stashes_and_leftovers(const struct status *st)
 			printf("(left by process %ld, no longer running; the next restore, snapshot or use drops it%s)\n",
 			       p->pid, unverified);
 	}
-	if (!pg->verified && pg->nstashes + pg->npending > 0)
+	if (pg->verified || pg->nstashes + pg->npending == 0)
+		return;
+	if (st->unverified_why && st->changes_why && !strcmp(st->unverified_why, st->changes_why))
+		printf("                unverified: could not ask the server which still exist (as above)\n");
+	else
 		printf("                unverified: could not ask the server which still exist (%s)\n",
 		       st->unverified_why ? st->unverified_why : "?");
 }

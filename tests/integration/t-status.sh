@@ -73,7 +73,8 @@ test_status_marks_stashes_unverified_while_the_server_is_down() {
 		assert_contains "$OUT" "$s (held "
 	done
 	assert_contains "$OUT" "; unverified)"
-	assert_contains "$OUT" "unverified: could not ask the server which still exist (checking whether database $DB changed: cannot connect to PostgreSQL"
+	assert_contains "$OUT" "unknown whether it changed since restore (checking whether database $DB changed: cannot connect to PostgreSQL"
+	assert_contains "$OUT" "unverified: could not ask the server which still exist (as above)"
 	expect_ok git dnadata status --json
 	assert_eq "[false, false]" "$(json_get '[s["verified"] for s in d["working_database"]["stashes"]]')"
 	assert_contains "$(json_get 'd["working_database"]["verify_error"]')" "cannot connect to PostgreSQL"
