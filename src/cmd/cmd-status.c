@@ -139,6 +139,7 @@ collect_pg(struct status *st, const char *conninfo)
 		st->have_changes = 1;
 		if (dd_pg_changes(&st->changes, conninfo, st->pg.fingerprint, 300, &st->changes_why) < 0) {
 			st->changes = DD_PG_UNKNOWN;
+			free(st->changes_why);
 			st->changes_why = take_error("cannot connect");
 			st->unverified_why = dd_strdup(st->changes_why);
 			return;
