@@ -6,7 +6,10 @@
  * print_json() only format it, so a new piece of state (what the working
  * database holds, cache usage ...) is one field, one collect step and one
  * block in each printer. A broken ref file does not stop the report: it is
- * shown where its snapshot id would be.
+ * shown where its snapshot id would be. Neither does an unreachable server:
+ * what needs it is reported as unknown or unverified. When the server
+ * answers, the records of stashes the user dropped are removed (pg/state.c),
+ * so they are not listed.
  *
  * JSON (stable; fields are only ever added):
  *   { "status_version": 1, "workdir": str,
@@ -20,7 +23,13 @@
  *                           "changes": "unchanged"|"changed"|"unknown"|"missing"|null
  *                             (since that restore/snapshot; null: no snapshot recorded),
  *                           "changes_detail": str|null (why "unknown", ...),
- *                           "stashes": [ { "name", "snapshot", "profile", "stashed" } ] },
+ *                           "stashes": [ { "name", "snapshot", "profile", "stashed",
+ *                                          "verified": bool (the server confirmed it exists) } ],
+ *                           "leftovers": [ { "name", "pid": int, "process_alive": bool,
+ *                                            "verified": bool, "exists": bool|null } ]
+ *                             (copies recorded as being built: by a running restore, or
+ *                             left by a killed one until a connecting command drops them),
+ *                           "verify_error": str|null (why stashes and leftovers are unverified) },
  *     "profiles": [ { "name", "active": bool, "ref": path, "snapshot": str|null,
  *                     "ref_error": str|null, "ref_changed": bool,
  *                     "media": str|null, "database": str } ] }
@@ -30,6 +39,7 @@
 #include "git/ref.h"
 #include "git/repo.h"
 #include "pg/pg.h"
+#include "pg/state.h"
 #include "util/fs.h"
 #include "util/json.h"
 
@@ -67,8 +77,10 @@ struct status {
 	int settings_changed;
 	struct dd_pg_state pg;    /* what the working database holds, its stashes (<statedir>/pg) */
 	int have_pg;
-	int changes;              /* DD_PG_* since that restore/snapshot, or -1 (nothing recorded) */
+	int have_changes;         /* a snapshot is recorded, so `changes` says something */
+	enum dd_pg_change changes; /* since that restore/snapshot */
 	char *changes_why;
+	char *unverified_why;     /* the server could not confirm stashes and leftovers: why */
 	struct profile_status *profiles;
 	size_t nprofiles;
 };
@@ -99,6 +111,44 @@ collect_profile(struct status *st, struct profile_status *ps, const struct dd_pr
 	return 0;
 }
 
+/* The error just recorded, for the report (and cleared: status goes on). */
+static char *
+take_error(const char *fallback)
+{
+	char *why = dd_strdup(dd_error_last() ? dd_error_last() : fallback);
+	dd_error_clear();
+	return why;
+}
+
+/*
+ * What the working database holds and whether it changed, then which
+ * stashes and leftover copies still exist (the records of dropped ones are
+ * removed). When the server cannot be reached for the first, it is not
+ * tried again for the second.
+ */
+static void
+collect_pg(struct status *st, const char *conninfo)
+{
+	if (dd_pg_state_read(&st->pg, st->repo->statedir, conninfo) < 0) {
+		dd_error_clear(); /* a malformed conninfo is reported by the commands that connect */
+		return;
+	}
+	st->have_pg = 1;
+	if (st->pg.snapshot) {
+		/* cheap: statistics and sequence values, no table read */
+		st->have_changes = 1;
+		if (dd_pg_changes(&st->changes, conninfo, st->pg.fingerprint, 300, &st->changes_why) < 0) {
+			st->changes = DD_PG_UNKNOWN;
+			free(st->changes_why);
+			st->changes_why = take_error("cannot connect");
+			st->unverified_why = dd_strdup(st->changes_why);
+			return;
+		}
+	}
+	if (dd_pg_state_verify(&st->pg, st->repo->statedir, conninfo) < 0)
+		st->unverified_why = take_error("cannot connect");
+}
+
 static int
 collect(struct status *st)
 {
@@ -115,19 +165,7 @@ collect(struct status *st)
 	if ((r = dd_repo_changed(st->repo, ".dnadata/profiles.ini")) < 0)
 		return -1;
 	st->settings_changed = r;
-	st->changes = -1;
-	if (dd_pg_state_read(&st->pg, st->repo->statedir, dd_config_database(cfg, active)) == 0)
-		st->have_pg = 1;
-	dd_error_clear(); /* a malformed conninfo is reported by the commands that connect */
-	if (st->have_pg && st->pg.snapshot) {
-		/* cheap: statistics and sequence values, no table read */
-		st->changes = dd_pg_changes(dd_config_database(cfg, active), st->pg.fingerprint, 300, &st->changes_why);
-		if (st->changes < 0) {
-			st->changes = DD_PG_UNKNOWN;
-			st->changes_why = dd_strdup(dd_error_last() ? dd_error_last() : "cannot connect");
-			dd_error_clear();
-		}
-	}
+	collect_pg(st, dd_config_database(cfg, active));
 	st->profiles = dd_calloc(cfg->nprofiles + 1, sizeof(*st->profiles));
 	for (size_t i = 0; i < cfg->nprofiles; i++, st->nprofiles++)
 		if (collect_profile(st, &st->profiles[i], &cfg->profiles[i]) < 0)
@@ -136,49 +174,71 @@ collect(struct status *st)
 }
 
 static void
-print_human(const struct status *st)
+print_changes(const struct status *st)
+{
+	const char *since = st->pg.how && !strcmp(st->pg.how, "snapshot") ? "snapshot" : "restore";
+
+	if (st->changes == DD_PG_UNCHANGED)
+		printf("                unchanged since %s\n", since);
+	else if (st->changes == DD_PG_CHANGED)
+		printf("                changed since %s\n", since);
+	else if (st->changes == DD_PG_MISSING)
+		printf("                missing: the database does not exist (restore creates it)\n");
+	else
+		printf("                unknown whether it changed since %s (%s)\n", since,
+		       st->changes_why ? st->changes_why : "?");
+}
+
+/* Stashes, then copies recorded as being built (by a running restore, or left by a killed one). */
+static void
+print_stashes_and_leftovers(const struct status *st)
+{
+	const struct dd_pg_state *pg = &st->pg;
+	const char *unverified = pg->verified ? "" : "; unverified";
+
+	for (size_t i = 0; i < pg->nstashes; i++)
+		printf("%s %s (held %.12s, stashed %s%s)\n", i ? "               " : "Stashed DBs:   ",
+		       pg->stashes[i].name, *pg->stashes[i].snapshot ? pg->stashes[i].snapshot : "unknown",
+		       pg->stashes[i].stashed, unverified);
+	for (size_t i = 0; i < pg->npending; i++) {
+		const struct dd_pg_pending *p = &pg->pending[i];
+		printf("%s %s ", i ? "               " : "Leftover DBs:  ", p->name);
+		if (p->alive)
+			printf("(being built by process %ld, still running%s)\n", p->pid, unverified);
+		else
+			printf("(left by process %ld, no longer running; the next restore, snapshot or use drops it%s)\n",
+			       p->pid, unverified);
+	}
+	if (pg->verified || pg->nstashes + pg->npending == 0)
+		return;
+	if (st->unverified_why && st->changes_why && !strcmp(st->unverified_why, st->changes_why))
+		printf("                unverified: could not ask the server which still exist (as above)\n");
+	else
+		printf("                unverified: could not ask the server which still exist (%s)\n",
+		       st->unverified_why ? st->unverified_why : "?");
+}
+
+static void
+print_working_db(const struct status *st)
+{
+	const struct dd_pg_state *pg = &st->pg;
+
+	if (pg->snapshot) {
+		printf("Working DB:     %s on %s holds snapshot %.12s (profile %s, %s %s)\n", pg->database, pg->server,
+		       pg->snapshot, pg->profile ? pg->profile : "?", pg->how ? pg->how : "since",
+		       pg->when ? pg->when : "?");
+		print_changes(st);
+	} else {
+		printf("Working DB:     %s on %s (no snapshot restored or taken here yet)\n", pg->database, pg->server);
+	}
+	print_stashes_and_leftovers(st);
+}
+
+static void
+print_profiles(const struct status *st)
 {
 	const struct dd_config *cfg = st->cfg;
 	size_t width = 4;
-
-	if (!cfg->active_profile)
-		printf("No active profile (choose one with 'git dnadata use <profile>')\n");
-	else if (!st->active_defined)
-		printf("Active profile: %s (from %s), which %s does not define\n", cfg->active_profile,
-		       cfg->active_source, cfg->profiles_display);
-	else
-		printf("Active profile: %s (from %s)\n", cfg->active_profile, cfg->active_source);
-	if (st->store)
-		printf("Store:          %s (from %s)\n", st->store, cfg->store_source ? cfg->store_source : "?");
-	else
-		printf("Store:          not set (the local store in .git/dnadata)\n");
-	printf("Database:       %s\n", *st->database ? st->database : "(libpq defaults: PGHOST, PGDATABASE ...)");
-	if (st->settings_changed)
-		printf("Settings:       %s has uncommitted changes\n", cfg->profiles_display);
-	if (st->have_pg) {
-		const struct dd_pg_state *pg = &st->pg;
-		if (pg->snapshot) {
-			const char *since = pg->how && !strcmp(pg->how, "snapshot") ? "snapshot" : "restore";
-			printf("Working DB:     %s on %s holds snapshot %.12s (profile %s, %s %s)\n", pg->database,
-			       pg->server, pg->snapshot, pg->profile ? pg->profile : "?", pg->how ? pg->how : "since",
-			       pg->when ? pg->when : "?");
-			if (st->changes == DD_PG_UNCHANGED)
-				printf("                unchanged since %s\n", since);
-			else if (st->changes == DD_PG_CHANGED)
-				printf("                changed since %s\n", since);
-			else if (st->changes == DD_PG_MISSING)
-				printf("                missing: the database does not exist (restore creates it)\n");
-			else
-				printf("                unknown whether it changed since %s (%s)\n", since,
-				       st->changes_why ? st->changes_why : "?");
-		} else
-			printf("Working DB:     %s on %s (no snapshot restored or taken here yet)\n", pg->database,
-			       pg->server);
-		for (size_t i = 0; i < pg->nstashes; i++)
-			printf("%s %s (held %.12s, stashed %s)\n", i ? "               " : "Stashed DBs:   ",
-			       pg->stashes[i].name, *pg->stashes[i].snapshot ? pg->stashes[i].snapshot : "unknown",
-			       pg->stashes[i].stashed);
-	}
 
 	printf("\nProfiles:\n");
 	for (size_t i = 0; i < st->nprofiles; i++)
@@ -203,6 +263,73 @@ print_human(const struct status *st)
 }
 
 static void
+print_human(const struct status *st)
+{
+	const struct dd_config *cfg = st->cfg;
+
+	if (!cfg->active_profile)
+		printf("No active profile (choose one with 'git dnadata use <profile>')\n");
+	else if (!st->active_defined)
+		printf("Active profile: %s (from %s), which %s does not define\n", cfg->active_profile,
+		       cfg->active_source, cfg->profiles_display);
+	else
+		printf("Active profile: %s (from %s)\n", cfg->active_profile, cfg->active_source);
+	if (st->store)
+		printf("Store:          %s (from %s)\n", st->store, cfg->store_source ? cfg->store_source : "?");
+	else
+		printf("Store:          not set (the local store in .git/dnadata)\n");
+	printf("Database:       %s\n", *st->database ? st->database : "(libpq defaults: PGHOST, PGDATABASE ...)");
+	if (st->settings_changed)
+		printf("Settings:       %s has uncommitted changes\n", cfg->profiles_display);
+	if (st->have_pg)
+		print_working_db(st);
+	print_profiles(st);
+}
+
+static void
+json_working_db(struct dd_json *j, const struct status *st)
+{
+	const struct dd_pg_state *pg = &st->pg;
+
+	dd_json_object_begin(j, "working_database");
+	dd_json_str(j, "name", pg->database);
+	dd_json_str(j, "server", pg->server);
+	dd_json_str(j, "snapshot", pg->snapshot);
+	dd_json_str(j, "profile", pg->profile);
+	dd_json_str(j, "since", pg->when);
+	dd_json_str(j, "how", pg->how);
+	dd_json_str(j, "changes", st->have_changes ? dd_pg_change_name(st->changes) : NULL);
+	dd_json_str(j, "changes_detail", st->changes_why);
+	dd_json_array_begin(j, "stashes");
+	for (size_t i = 0; i < pg->nstashes; i++) {
+		dd_json_object_begin(j, NULL);
+		dd_json_str(j, "name", pg->stashes[i].name);
+		dd_json_str(j, "snapshot", *pg->stashes[i].snapshot ? pg->stashes[i].snapshot : NULL);
+		dd_json_str(j, "profile", pg->stashes[i].profile);
+		dd_json_str(j, "stashed", pg->stashes[i].stashed);
+		dd_json_bool(j, "verified", pg->verified);
+		dd_json_object_end(j);
+	}
+	dd_json_array_end(j);
+	dd_json_array_begin(j, "leftovers");
+	for (size_t i = 0; i < pg->npending; i++) {
+		dd_json_object_begin(j, NULL);
+		dd_json_str(j, "name", pg->pending[i].name);
+		dd_json_int(j, "pid", pg->pending[i].pid);
+		dd_json_bool(j, "process_alive", pg->pending[i].alive);
+		dd_json_bool(j, "verified", pg->verified);
+		if (pg->verified)
+			dd_json_bool(j, "exists", pg->pending[i].exists);
+		else
+			dd_json_null(j, "exists");
+		dd_json_object_end(j);
+	}
+	dd_json_array_end(j);
+	dd_json_str(j, "verify_error", pg->verified ? NULL : st->unverified_why);
+	dd_json_object_end(j);
+}
+
+static void
 print_json(const struct status *st)
 {
 	const struct dd_config *cfg = st->cfg;
@@ -222,28 +349,8 @@ print_json(const struct status *st)
 	dd_json_object_end(&j);
 	dd_json_str(&j, "database", st->database);
 	dd_json_bool(&j, "settings_changed", st->settings_changed);
-	if (st->have_pg) {
-		dd_json_object_begin(&j, "working_database");
-		dd_json_str(&j, "name", st->pg.database);
-		dd_json_str(&j, "server", st->pg.server);
-		dd_json_str(&j, "snapshot", st->pg.snapshot);
-		dd_json_str(&j, "profile", st->pg.profile);
-		dd_json_str(&j, "since", st->pg.when);
-		dd_json_str(&j, "how", st->pg.how);
-		dd_json_str(&j, "changes", st->changes >= 0 ? dd_pg_change_name(st->changes) : NULL);
-		dd_json_str(&j, "changes_detail", st->changes_why);
-		dd_json_array_begin(&j, "stashes");
-		for (size_t i = 0; i < st->pg.nstashes; i++) {
-			dd_json_object_begin(&j, NULL);
-			dd_json_str(&j, "name", st->pg.stashes[i].name);
-			dd_json_str(&j, "snapshot", *st->pg.stashes[i].snapshot ? st->pg.stashes[i].snapshot : NULL);
-			dd_json_str(&j, "profile", st->pg.stashes[i].profile);
-			dd_json_str(&j, "stashed", st->pg.stashes[i].stashed);
-			dd_json_object_end(&j);
-		}
-		dd_json_array_end(&j);
-		dd_json_object_end(&j);
-	}
+	if (st->have_pg)
+		json_working_db(&j, st);
 	dd_json_array_begin(&j, "profiles");
 	for (size_t i = 0; i < st->nprofiles; i++) {
 		const struct profile_status *ps = &st->profiles[i];
@@ -276,6 +383,7 @@ status_free(struct status *st)
 	free(st->profiles);
 	dd_pg_state_release(&st->pg);
 	free(st->changes_why);
+	free(st->unverified_why);
 	free(st->store);
 	free(st->database);
 	dd_config_free(st->cfg);

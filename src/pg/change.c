@@ -80,9 +80,9 @@ read_stats(PGconn *m, const char *db, struct fp *f, int *found)
 	return 0;
 }
 
-/* md5 of every sequence's value, on a session connected to the database. 1 = some are unreadable. */
+/* md5 of every sequence's value, on a session connected to the database; *unreadable: some are not readable. */
 static int
-read_seq(PGconn *c, struct fp *f)
+read_seq(PGconn *c, struct fp *f, int *unreadable)
 {
 	PGresult *res = dd_pg_query(c,
 				    "SELECT count(*) FILTER (WHERE NOT has_sequence_privilege(c.oid, 'SELECT')),"
@@ -92,14 +92,13 @@ read_seq(PGconn *c, struct fp *f)
 				    " ORDER BY c.oid), ''))"
 				    " FROM pg_catalog.pg_class c WHERE c.relkind = 'S' AND c.relpersistence <> 't'",
 				    0, NULL);
-	int rc;
 
 	if (!res)
 		return -1;
-	rc = strcmp(PQgetvalue(res, 0, 0), "0") ? 1 : 0;
+	*unreadable = strcmp(PQgetvalue(res, 0, 0), "0") != 0;
 	snprintf(f->seq, sizeof(f->seq), "%s", PQgetvalue(res, 0, 1));
 	PQclear(res);
-	return rc;
+	return 0;
 }
 
 static char *
@@ -150,24 +149,28 @@ int
 dd_pg_fingerprint_seq(PGconn *c, char **seq)
 {
 	struct fp f;
-	int r = read_seq(c, &f);
+	int unreadable = 0;
 
-	*seq = r == 0 ? dd_strdup(f.seq) : NULL;
-	return r < 0 ? -1 : 0;
+	*seq = NULL;
+	if (read_seq(c, &f, &unreadable) < 0)
+		return -1;
+	if (!unreadable)
+		*seq = dd_strdup(f.seq);
+	return 0;
 }
 
 int
 dd_pg_fingerprint_here(PGconn *c, char **out)
 {
 	struct fp f;
-	int found = 0, u, r;
+	int found = 0, unreadable = 0, u;
 
 	*out = NULL;
 	if ((u = stats_usable(c)) <= 0)
 		return u;
-	if (read_stats(c, PQdb(c), &f, &found) < 0 || (r = read_seq(c, &f)) < 0)
+	if (read_stats(c, PQdb(c), &f, &found) < 0 || read_seq(c, &f, &unreadable) < 0)
 		return -1;
-	if (found && r == 0)
+	if (found && !unreadable)
 		*out = fp_format(&f);
 	return 0;
 }
@@ -218,7 +221,7 @@ mono_ms(void)
 }
 
 const char *
-dd_pg_change_name(int change)
+dd_pg_change_name(enum dd_pg_change change)
 {
 	switch (change) {
 	case DD_PG_UNCHANGED: return "unchanged";
@@ -228,15 +231,67 @@ dd_pg_change_name(int change)
 	}
 }
 
+/*
+ * Compare the statistics counters of `db` with those recorded in
+ * `fingerprint` (parsed into *rec), waiting until `until` for other
+ * sessions to flush theirs. *out: DD_PG_MISSING, DD_PG_CHANGED,
+ * DD_PG_UNKNOWN (*why says why), or DD_PG_UNCHANGED: the counters agree
+ * and no session may hold unflushed ones, so the sequences decide.
+ */
+static int
+compare_counters(PGconn *m, const char *db, const char *fingerprint, double until, struct fp *rec,
+		 enum dd_pg_change *out, char **why)
+{
+	struct fp now;
+	int found = 0, busy = 0;
+
+	*out = DD_PG_UNKNOWN;
+	for (;;) {
+		if (unflushed_sessions(m, db, &busy) < 0 || read_stats(m, db, &now, &found) < 0)
+			return -1;
+		if (!found) {
+			*out = DD_PG_MISSING;
+			return 0;
+		}
+		if (fp_parse(rec, fingerprint) < 0) {
+			*why = dd_strdup("no fingerprint was recorded");
+			return 0;
+		}
+		if (strcmp(rec->oid, now.oid)) {
+			*why = dd_strdup("it was dropped and created again");
+			*out = DD_PG_CHANGED;
+			return 0;
+		}
+		if (strcmp(rec->start, now.start) || strcmp(rec->reset, now.reset)) {
+			*why = dd_strdup(strcmp(rec->start, now.start) ? "the server restarted since"
+									: "its statistics were reset since");
+			return 0;
+		}
+		if (strcmp(rec->ins, now.ins) || strcmp(rec->upd, now.upd) || strcmp(rec->del, now.del)) {
+			*out = DD_PG_CHANGED;
+			return 0;
+		}
+		if (busy == 0 || mono_ms() >= until)
+			break;
+		usleep(100000);
+	}
+	if (busy)
+		*why = dd_asprintf("%d other session%s connected to it; %s changes may not be counted yet", busy,
+				   busy == 1 ? " is" : "s are", busy == 1 ? "its" : "their");
+	else
+		*out = DD_PG_UNCHANGED;
+	return 0;
+}
+
 int
-dd_pg_changes(const char *conninfo, const char *fingerprint, int wait_ms, char **why)
+dd_pg_changes(enum dd_pg_change *out, const char *conninfo, const char *fingerprint, int wait_ms, char **why)
 {
 	struct dd_pg_target t;
 	struct fp rec, now;
 	PGconn *m = NULL, *c = NULL;
-	int rc = -1, found = 0, busy = 0, u;
-	double until = mono_ms() + wait_ms;
+	int rc = -1, unreadable = 0, u, pid, r;
 
+	*out = DD_PG_UNKNOWN;
 	*why = NULL;
 	if (dd_pg_target_resolve(&t, conninfo) < 0)
 		return -1;
@@ -246,60 +301,30 @@ dd_pg_changes(const char *conninfo, const char *fingerprint, int wait_ms, char *
 		goto out;
 	if (u == 0) {
 		*why = dd_asprintf("PostgreSQL %d's statistics may lose updates", dd_pg_server_major(m));
-		rc = DD_PG_UNKNOWN;
+		rc = 0;
 		goto out;
 	}
-	for (;;) {
-		if (unflushed_sessions(m, t.database, &busy) < 0 || read_stats(m, t.database, &now, &found) < 0)
-			goto out;
-		if (!found) {
-			rc = DD_PG_MISSING;
-			goto out;
-		}
-		if (fp_parse(&rec, fingerprint) < 0) {
-			*why = dd_strdup("no fingerprint was recorded");
-			rc = DD_PG_UNKNOWN;
-			goto out;
-		}
-		if (strcmp(rec.oid, now.oid)) {
-			*why = dd_strdup("it was dropped and created again");
-			rc = DD_PG_CHANGED;
-			goto out;
-		}
-		if (strcmp(rec.start, now.start) || strcmp(rec.reset, now.reset)) {
-			*why = dd_strdup(strcmp(rec.start, now.start) ? "the server restarted since"
-								       : "its statistics were reset since");
-			rc = DD_PG_UNKNOWN;
-			goto out;
-		}
-		if (strcmp(rec.ins, now.ins) || strcmp(rec.upd, now.upd) || strcmp(rec.del, now.del)) {
-			rc = DD_PG_CHANGED;
-			goto out;
-		}
-		if (busy == 0 || mono_ms() >= until)
-			break;
-		usleep(100000);
-	}
-	if (busy) {
-		*why = dd_asprintf("%d other session%s connected to it; %s changes may not be counted yet", busy,
-				   busy == 1 ? " is" : "s are", busy == 1 ? "its" : "their");
-		rc = DD_PG_UNKNOWN;
+	if (compare_counters(m, t.database, fingerprint, mono_ms() + wait_ms, &rec, out, why) < 0)
+		goto out;
+	if (*out != DD_PG_UNCHANGED) {
+		rc = 0;
 		goto out;
 	}
+	*out = DD_PG_UNKNOWN;
 	if (dd_pg_connect(&c, conninfo, NULL) < 0)
 		goto out;
-	int pid = PQbackendPID(c), r = read_seq(c, &now);
+	pid = PQbackendPID(c);
+	r = read_seq(c, &now, &unreadable);
 	PQfinish(c);
 	c = NULL;
 	wait_gone(m, pid);
 	if (r < 0)
 		goto out;
-	if (r == 1) {
+	if (unreadable)
 		*why = dd_strdup("some sequences are not readable by this user");
-		rc = DD_PG_UNKNOWN;
-	} else {
-		rc = strcmp(rec.seq, now.seq) ? DD_PG_CHANGED : DD_PG_UNCHANGED;
-	}
+	else
+		*out = strcmp(rec.seq, now.seq) ? DD_PG_CHANGED : DD_PG_UNCHANGED;
+	rc = 0;
 out:
 	if (rc < 0)
 		dd_error_wrap("checking whether database %s changed", t.database);

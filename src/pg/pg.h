@@ -69,20 +69,21 @@ void dd_pg_restore_result_release(struct dd_pg_restore_result *r);
 
 /* ---- change detection (change.c) ---- */
 
-enum { DD_PG_UNCHANGED = 0, DD_PG_CHANGED = 1, DD_PG_UNKNOWN = 2, DD_PG_MISSING = 3 };
+/* What dd_pg_changes() found (a value, not a result code). */
+enum dd_pg_change { DD_PG_UNCHANGED, DD_PG_CHANGED, DD_PG_UNKNOWN, DD_PG_MISSING };
 
 /*
  * Has the database `conninfo` names changed since `fingerprint` (recorded
  * in <statedir>/pg by restore or snapshot) was taken? Reads statistics and
- * sequence values only, never tables. Returns DD_PG_UNCHANGED (never for a
- * changed database), DD_PG_CHANGED, DD_PG_UNKNOWN (*why says why),
- * DD_PG_MISSING (no such database), or -1 (error set: cannot connect).
- * Waits up to `wait_ms` for other sessions to leave. *why: NULL or a
- * phrase ("the server restarted since"); caller frees.
+ * sequence values only, never tables. Sets *out to DD_PG_UNCHANGED (never
+ * for a changed database), DD_PG_CHANGED, DD_PG_UNKNOWN (*why says why) or
+ * DD_PG_MISSING (no such database) and returns 0; -1 (error set) when it
+ * cannot connect. Waits up to `wait_ms` for other sessions to leave.
+ * *why: NULL or a phrase ("the server restarted since"); caller frees.
  */
-int dd_pg_changes(const char *conninfo, const char *fingerprint, int wait_ms, char **why);
+int dd_pg_changes(enum dd_pg_change *out, const char *conninfo, const char *fingerprint, int wait_ms, char **why);
 /* "unchanged", "changed", "unknown", "missing" */
-const char *dd_pg_change_name(int change);
+const char *dd_pg_change_name(enum dd_pg_change change);
 
 /* `conninfo` (string or URL) as a keyword='value' string without password; NULL if it does not parse. */
 char *dd_pg_conninfo_nopassword(const char *conninfo);
@@ -90,35 +91,6 @@ char *dd_pg_conninfo_nopassword(const char *conninfo);
 /* Does the database `conninfo` names exist? 1 yes, 0 no, -1 (error set) when the server cannot say. */
 int dd_pg_database_exists(const char *conninfo);
 
-/* ---- state (state.c): <statedir>/pg/<server+db key>/ ---- */
-
-struct dd_pg_stash {
-	char *name;        /* database name of the stash */
-	char *snapshot;    /* what the working database held when it was stashed ("" unknown) */
-	char *profile;
-	char *stashed;     /* ISO 8601 UTC */
-};
-
-struct dd_pg_state {
-	char *server;      /* host:port */
-	char *database;
-	char *snapshot;    /* snapshot id it holds, or NULL if unknown */
-	char *profile;
-	char *when;        /* ISO 8601 UTC of the restore or snapshot */
-	char *how;         /* "restored" or "snapshot" */
-	char *fingerprint; /* change fingerprint taken then (change.c), or NULL */
-	struct dd_pg_stash *stashes;
-	size_t nstashes;
-};
-
-/* The record for the working database named by `conninfo` (no connection made). Missing = empty state. */
-int dd_pg_state_read(struct dd_pg_state *out, const char *statedir, const char *conninfo);
-/*
- * Record that the working database holds `snapshot` now (how:
- * "restored"/"snapshot"), with its change fingerprint (NULL: none). Atomic.
- */
-int dd_pg_state_set(const char *statedir, const char *conninfo, const char *snapshot,
-		    const char *profile, const char *how, const char *fingerprint);
-void dd_pg_state_release(struct dd_pg_state *s);
+/* ---- state (state.c): what each working database holds, its stashes; see pg/state.h ---- */
 
 #endif

@@ -7,10 +7,24 @@
  * text files, each written atomically:
  *   working         server, database, snapshot, profile, when, how,
  *                   fingerprint (change.c; absent = unknown)
- *   stash-<hash>    name, snapshot, profile, stashed   (one per stash)
- *   pending-<pid>   name, pid: a new copy being built; a later restore
- *                   drops it if that process is gone (kill -9 mid-restore)
+ *   stash-<hash>    name, snapshot, profile, stashed   (one per stash;
+ *                   <hash>: 16 hex digits of BLAKE2b(name))
+ *   pending-<pid>   name, pid: a new copy being built; once that process
+ *                   is gone (kill -9 mid-restore) the copy is a leftover
+ *                   for the next connecting command to drop
  * Values escape '\\' and newline as "\\\\" and "\\n".
+ *
+ * The records are ours, the databases the user's: the user may drop a
+ * stash at any time (the README says how). So the records are reconciled
+ * with the server whenever it is asked (dd_pg_state_verify(), by status):
+ * a stash record whose database is gone is removed (unlink, atomic). A
+ * stash record is written only after its database exists, under a name
+ * that carries the second it was made and was checked to be free, so the
+ * record removed is not that of a newer stash of the same name (unless
+ * the user dropped a stash in the second it was made and a restore made
+ * another in that same second). A pending record is removed the same way
+ * only once its process is dead (a live one may be about to create its
+ * copy). Nothing here drops a database.
  */
 #include "pg/internal.h"
 #include "pg/pg.h"
@@ -19,6 +33,7 @@
 #include "util/err.h"
 #include "util/fs.h"
 #include "util/hex.h"
+#include "util/log.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -84,7 +99,7 @@ put_value(struct dd_buf *b, const char *k, const char *v)
 	dd_buf_putc(b, '\n');
 }
 
-/* Read "key value" lines of `path`; *vals[i] gets the value of keys[i] (or NULL). Missing file: 1. */
+/* Read "key value" lines of `path`; *vals[i] gets the value of keys[i] (or NULL). Missing file: DD_NOTFOUND. */
 static int
 read_kv(const char *path, const char *const *keys, char **vals)
 {
@@ -93,7 +108,7 @@ read_kv(const char *path, const char *const *keys, char **vals)
 	for (size_t i = 0; keys[i]; i++)
 		vals[i] = NULL;
 	if (!dd_path_exists(path))
-		return 1;
+		return DD_NOTFOUND;
 	if (dd_file_read(&text, path) < 0)
 		return -1;
 	char *save = NULL;
@@ -229,54 +244,119 @@ dd_pg_state_pending_add(const char *statedir, const struct dd_pg_target *t, cons
 	return rc;
 }
 
-void
+/* Remove <dir>/<file>: 0, DD_NOTFOUND, or -1 (error set). */
+static int
+remove_record(const char *dir, const char *file)
+{
+	char *path = dd_path_join(dir, file);
+	int rc = 0;
+
+	if (unlink(path) < 0)
+		rc = errno == ENOENT ? DD_NOTFOUND : dd_error_errno("cannot remove %s", path);
+	free(path);
+	return rc;
+}
+
+int
 dd_pg_state_pending_remove(const char *statedir, const struct dd_pg_target *t, long pid)
 {
 	char *dir = dd_pg_state_dir(statedir, t);
-	char *file = dd_asprintf("%s/pending-%ld", dir, pid);
+	char *file = dd_asprintf("pending-%ld", pid);
+	int rc = remove_record(dir, file);
 
-	unlink(file);
 	free(file);
 	free(dir);
+	return rc;
+}
+
+static int
+process_alive(long pid)
+{
+	return pid == (long)getpid() || kill((pid_t)pid, 0) == 0 || errno == EPERM;
+}
+
+static int
+cmp_pending(const void *a, const void *b)
+{
+	const struct dd_pg_pending *x = a, *y = b;
+	return (x->pid > y->pid) - (x->pid < y->pid);
+}
+
+/* The pending records in `dir` (which may not exist). */
+static int
+read_pending(const char *dir, struct dd_pg_pending **out, size_t *n)
+{
+	static const char *const keys[] = { "name", NULL };
+	DIR *d = opendir(dir);
+	struct dirent *de;
+
+	*out = NULL, *n = 0;
+	if (!d)
+		return errno == ENOENT ? 0 : dd_error_errno("cannot read %s", dir);
+	while ((de = readdir(d))) {
+		char *end = NULL, *path, *vals[1];
+		long pid;
+
+		if (strncmp(de->d_name, "pending-", 8))
+			continue;
+		pid = strtol(de->d_name + 8, &end, 10);
+		if (pid <= 0 || *end)
+			continue;
+		path = dd_path_join(dir, de->d_name);
+		if (read_kv(path, keys, vals) == 0 && vals[0]) {
+			*out = dd_realloc(*out, (*n + 1) * sizeof(**out));
+			(*out)[*n] = (struct dd_pg_pending){ vals[0], pid, process_alive(pid), 0 };
+			(*n)++;
+		}
+		dd_error_clear(); /* an unreadable record is skipped */
+		free(path);
+	}
+	closedir(d);
+	if (*n > 1)
+		qsort(*out, *n, sizeof(**out), cmp_pending);
+	return 0;
+}
+
+int
+dd_pg_state_pending_list(struct dd_pg_pending **out, size_t *n, const char *statedir,
+			 const struct dd_pg_target *t)
+{
+	char *dir = dd_pg_state_dir(statedir, t);
+	int rc = read_pending(dir, out, n);
+
+	free(dir);
+	return rc;
+}
+
+void
+dd_pg_pending_free(struct dd_pg_pending *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(p[i].name);
+	free(p);
 }
 
 int
 dd_pg_state_pending_stale(const char *statedir, const struct dd_pg_target *t, char ***names, long **pids,
 			  size_t *n)
 {
-	char *dir = dd_pg_state_dir(statedir, t);
-	DIR *d = opendir(dir);
-	struct dirent *de;
+	struct dd_pg_pending *p = NULL;
+	size_t np = 0;
 
 	*names = NULL, *pids = NULL, *n = 0;
-	if (!d) {
-		free(dir);
-		return 0;
-	}
-	while ((de = readdir(d))) {
-		if (strncmp(de->d_name, "pending-", 8))
+	if (dd_pg_state_pending_list(&p, &np, statedir, t) < 0)
+		return -1;
+	for (size_t i = 0; i < np; i++) {
+		if (p[i].alive)
 			continue;
-		long pid = strtol(de->d_name + 8, NULL, 10);
-		if (pid <= 0 || pid == (long)getpid())
-			continue;
-		if (kill((pid_t)pid, 0) == 0 || errno == EPERM)
-			continue; /* still running */
-		static const char *const keys[] = { "name", NULL };
-		char *vals[1];
-		char *path = dd_path_join(dir, de->d_name);
-		if (read_kv(path, keys, vals) == 0 && vals[0]) {
-			*names = dd_realloc(*names, (*n + 1) * sizeof(char *));
-			*pids = dd_realloc(*pids, (*n + 1) * sizeof(long));
-			(*names)[*n] = vals[0];
-			(*pids)[*n] = pid;
-			(*n)++;
-		} else {
-			unlink(path);
-		}
-		free(path);
+		*names = dd_realloc(*names, (*n + 1) * sizeof(char *));
+		*pids = dd_realloc(*pids, (*n + 1) * sizeof(long));
+		(*names)[*n] = p[i].name;
+		(*pids)[*n] = p[i].pid;
+		p[i].name = NULL;
+		(*n)++;
 	}
-	closedir(d);
-	free(dir);
+	dd_pg_pending_free(p, np);
 	return 0;
 }
 
@@ -288,26 +368,57 @@ cmp_stash(const void *a, const void *b)
 	return c ? c : strcmp(x->name, y->name);
 }
 
+/* The stash records in `dir` (which may not exist), oldest first. */
+static int
+read_stashes(const char *dir, struct dd_pg_stash **out, size_t *n)
+{
+	static const char *const keys[] = { "name", "snapshot", "profile", "stashed", NULL };
+	DIR *d = opendir(dir);
+	struct dirent *de;
+
+	*out = NULL, *n = 0;
+	if (!d)
+		return errno == ENOENT ? 0 : dd_error_errno("cannot read %s", dir);
+	while ((de = readdir(d))) {
+		char *path, *v[4];
+
+		if (strncmp(de->d_name, "stash-", 6))
+			continue;
+		path = dd_path_join(dir, de->d_name);
+		if (read_kv(path, keys, v) == 0 && v[0]) {
+			*out = dd_realloc(*out, (*n + 1) * sizeof(**out));
+			(*out)[(*n)++] = (struct dd_pg_stash){ v[0], v[1] ? v[1] : dd_strdup(""),
+							       v[2] ? v[2] : dd_strdup(""),
+							       v[3] ? v[3] : dd_strdup("") };
+		} else {
+			for (size_t i = 0; i < 4; i++)
+				free(v[i]);
+		}
+		dd_error_clear(); /* an unreadable record is skipped */
+		free(path);
+	}
+	closedir(d);
+	if (*n > 1)
+		qsort(*out, *n, sizeof(**out), cmp_stash);
+	return 0;
+}
+
 int
 dd_pg_state_read(struct dd_pg_state *out, const char *statedir, const char *conninfo)
 {
+	static const char *const keys[] = { "server", "database", "snapshot", "profile", "when", "how",
+					    "fingerprint", NULL };
 	struct dd_pg_target t;
-	static const char *const wkeys[] = { "server", "database", "snapshot", "profile", "when", "how",
-					     "fingerprint", NULL };
-	static const char *const skeys[] = { "name", "snapshot", "profile", "stashed", NULL };
 	char *vals[7];
 	char *dir = NULL, *path = NULL;
 	int rc = -1;
-	DIR *d = NULL;
-	struct dirent *de;
 
 	memset(out, 0, sizeof(*out));
 	if (dd_pg_target_resolve(&t, conninfo) < 0)
 		return -1;
 	dir = dd_pg_state_dir(statedir, &t);
 	path = dd_path_join(dir, "working");
-	int r = read_kv(path, wkeys, vals);
-	if (r < 0)
+	if (read_kv(path, keys, vals) < 0)
 		goto out;
 	out->server = vals[0] ? vals[0] : dd_asprintf("%s:%s", t.host, t.port);
 	out->database = vals[1] ? vals[1] : dd_strdup(t.database);
@@ -316,29 +427,109 @@ dd_pg_state_read(struct dd_pg_state *out, const char *statedir, const char *conn
 	out->when = vals[4];
 	out->how = vals[5];
 	out->fingerprint = vals[6];
-	d = opendir(dir);
-	while (d && (de = readdir(d))) {
-		if (strncmp(de->d_name, "stash-", 6))
-			continue;
-		char *sp = dd_path_join(dir, de->d_name);
-		char *sv[4];
-		if (read_kv(sp, skeys, sv) == 0 && sv[0]) {
-			out->stashes = dd_realloc(out->stashes, (out->nstashes + 1) * sizeof(*out->stashes));
-			struct dd_pg_stash *s = &out->stashes[out->nstashes++];
-			s->name = sv[0];
-			s->snapshot = sv[1] ? sv[1] : dd_strdup("");
-			s->profile = sv[2] ? sv[2] : dd_strdup("");
-			s->stashed = sv[3] ? sv[3] : dd_strdup("");
-		}
-		free(sp);
-	}
-	if (out->nstashes > 1)
-		qsort(out->stashes, out->nstashes, sizeof(*out->stashes), cmp_stash);
+	if (read_stashes(dir, &out->stashes, &out->nstashes) < 0 ||
+	    read_pending(dir, &out->pending, &out->npending) < 0)
+		goto out;
 	rc = 0;
 out:
-	if (d)
-		closedir(d);
+	if (rc < 0)
+		dd_pg_state_release(out);
 	free(path);
+	free(dir);
+	dd_pg_target_release(&t);
+	return rc;
+}
+
+static int
+listed(const PGresult *databases, const char *name)
+{
+	for (int i = 0; i < PQntuples(databases); i++)
+		if (!strcmp(PQgetvalue(databases, i, 0), name))
+			return 1;
+	return 0;
+}
+
+/* Remove from `s` and from `dir` the stashes whose database is not in `databases`. */
+static void
+forget_dropped_stashes(struct dd_pg_state *s, const char *dir, const PGresult *databases)
+{
+	size_t kept = 0;
+
+	for (size_t i = 0; i < s->nstashes; i++) {
+		struct dd_pg_stash *st = &s->stashes[i];
+		if (listed(databases, st->name)) {
+			s->stashes[kept++] = *st;
+			continue;
+		}
+		char *h = name_hash(st->name), *file = dd_asprintf("stash-%s", h);
+		if (remove_record(dir, file) < 0) {
+			dd_warn("%s", dd_error_last());
+			dd_error_clear();
+		}
+		free(file);
+		free(h);
+		free(st->name);
+		free(st->snapshot);
+		free(st->profile);
+		free(st->stashed);
+	}
+	s->nstashes = kept;
+}
+
+/* Set each pending copy's `exists`; forget the records of dead processes whose copy is gone. */
+static void
+check_pending(struct dd_pg_state *s, const char *dir, const PGresult *databases)
+{
+	size_t kept = 0;
+
+	for (size_t i = 0; i < s->npending; i++) {
+		struct dd_pg_pending *p = &s->pending[i];
+		p->exists = listed(databases, p->name);
+		if (p->exists || p->alive) {
+			s->pending[kept++] = *p;
+			continue;
+		}
+		char *file = dd_asprintf("pending-%ld", p->pid);
+		if (remove_record(dir, file) < 0) {
+			dd_warn("%s", dd_error_last());
+			dd_error_clear();
+		}
+		free(file);
+		free(p->name);
+	}
+	s->npending = kept;
+}
+
+int
+dd_pg_state_verify(struct dd_pg_state *s, const char *statedir, const char *conninfo)
+{
+	struct dd_pg_target t;
+	PGconn *m = NULL;
+	PGresult *res = NULL;
+	char *dir = NULL;
+	int rc = -1;
+
+	if (s->nstashes == 0 && s->npending == 0) {
+		s->verified = 1;
+		return 0;
+	}
+	if (dd_pg_target_resolve(&t, conninfo) < 0)
+		return -1;
+	if (dd_pg_connect_maint(&m, conninfo, t.database) < 0)
+		goto out;
+	if (!(res = dd_pg_query(m, "SELECT datname FROM pg_catalog.pg_database", 0, NULL)))
+		goto out;
+	dir = dd_pg_state_dir(statedir, &t);
+	forget_dropped_stashes(s, dir, res);
+	check_pending(s, dir, res);
+	s->verified = 1;
+	rc = 0;
+out:
+	if (rc < 0)
+		dd_error_wrap("checking which stashes of database %s exist", t.database);
+	PQclear(res);
+	if (m)
+		PQfinish(m);
 	free(dir);
 	dd_pg_target_release(&t);
 	return rc;
@@ -361,5 +552,6 @@ dd_pg_state_release(struct dd_pg_state *s)
 		free(s->stashes[i].stashed);
 	}
 	free(s->stashes);
+	dd_pg_pending_free(s->pending, s->npending);
 	memset(s, 0, sizeof(*s));
 }

@@ -295,10 +295,11 @@ keep_or_rebuild(const struct dd_pg_state *state, const char *conninfo, const cha
 {
 	const char *since = state->how && !strcmp(state->how, "snapshot") ? "since snapshot" : "since restore";
 	const char *event = state->how && !strcmp(state->how, "snapshot") ? "taken from it" : "restored";
+	enum dd_pg_change ch;
 	char *why = NULL;
-	int ch = dd_pg_changes(conninfo, state->fingerprint, 1000, &why), rc = 0;
+	int rc = 0;
 
-	if (ch < 0)
+	if (dd_pg_changes(&ch, conninfo, state->fingerprint, 1000, &why) < 0)
 		return -1;
 	if (ch == DD_PG_MISSING) {
 		rc = 0;

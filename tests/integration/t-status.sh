@@ -1,0 +1,155 @@
+#!/usr/bin/env bash
+# t-status.sh: what `git dnadata status` says about the working database's
+# stashes and leftover copies, against the real server: a stash the user
+# dropped is not listed (and its record is removed), stashes are marked
+# unverified while the server cannot be reached (and status still exits 0),
+# and a copy left by a restore killed with -9 is shown, with its pid and
+# whether that process lives, until a later command drops it.
+. "$(dirname "$0")/../lib.sh"
+
+# The working database is reached through a socket directory of our own
+# ($T/sock) holding a link to the cluster's socket: removing the link takes
+# "the server" down without changing the host and port the records of
+# .git/dnadata/pg/ are kept under.
+setup_repo() {
+	need_pg
+	DB=$(pg_newdb stat)
+	mkdir -p "$T/sock"
+	server_up
+	new_repo
+	expect_ok git dnadata init --database "host=$T/sock dbname=$DB"
+	psql_q "$DB" "CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t VALUES (1, 'one')"
+}
+
+server_up() { ln -sf "$PGHOST/.s.PGSQL.$PGPORT" "$T/sock/.s.PGSQL.$PGPORT"; }
+server_down() { rm -f "$T/sock/.s.PGSQL.$PGPORT"; }
+
+databases_like() {
+	psql_q postgres "SELECT datname FROM pg_database WHERE datname LIKE '$1%' ORDER BY 1"
+}
+
+stash_records() {
+	find .git/dnadata/pg -name 'stash-*' | grep -c . || true
+}
+
+json_get() {
+	printf '%s' "$OUT" | python3 -c "import json,sys; d=json.load(sys.stdin); print(json.dumps($1))"
+}
+
+# A snapshot and two restores: two stashes.
+make_two_stashes() {
+	expect_ok git dnadata snapshot
+	expect_ok git dnadata restore --force
+	expect_ok git dnadata restore --force
+	STASHES=$(databases_like "${DB}__dnadata_stash_")
+	assert_eq 2 "$(echo "$STASHES" | grep -c .)" "two restores make two stashes"
+	assert_eq 2 "$(stash_records)"
+}
+
+test_status_does_not_list_a_stash_that_was_dropped() {
+	setup_repo
+	make_two_stashes
+	local gone kept
+	gone=$(echo "$STASHES" | head -n 1)
+	kept=$(echo "$STASHES" | tail -n 1)
+	"$DD_PG_BINDIR/dropdb" "$gone"
+	expect_ok git dnadata status
+	assert_not_contains "$OUT" "$gone (held"
+	assert_contains "$OUT" "Stashed DBs:    $kept (held "
+	assert_not_contains "$OUT" "unverified"
+	assert_eq 1 "$(stash_records)" "the record of the dropped stash is removed"
+	expect_ok git dnadata status --json
+	assert_eq "[[\"$kept\", true]]" "$(json_get '[[s["name"], s["verified"]] for s in d["working_database"]["stashes"]]')"
+	assert_eq "null" "$(json_get 'd["working_database"]["verify_error"]')"
+}
+
+test_status_marks_stashes_unverified_while_the_server_is_down() {
+	setup_repo
+	make_two_stashes
+	server_down
+	expect_ok git dnadata status
+	local s
+	for s in $STASHES; do
+		assert_contains "$OUT" "$s (held "
+	done
+	assert_contains "$OUT" "; unverified)"
+	assert_contains "$OUT" "unknown whether it changed since restore (checking whether database $DB changed: cannot connect to PostgreSQL"
+	assert_contains "$OUT" "unverified: could not ask the server which still exist (as above)"
+	expect_ok git dnadata status --json
+	assert_eq "[false, false]" "$(json_get '[s["verified"] for s in d["working_database"]["stashes"]]')"
+	assert_contains "$(json_get 'd["working_database"]["verify_error"]')" "cannot connect to PostgreSQL"
+	assert_eq 2 "$(stash_records)" "nothing is forgotten while the server cannot be asked"
+	server_up
+	expect_ok git dnadata status
+	assert_not_contains "$OUT" "unverified"
+	for s in $STASHES; do
+		assert_contains "$OUT" "$s (held "
+	done
+}
+
+# The restore is held inside its load, after its new copy exists: the
+# snapshot grants a role SELECT, and another session holds DROP ROLE of it
+# uncommitted, so the GRANT waits for that role's lock.
+start_blocked_restore() {
+	ROLE=dd_blocker_$$_$RANDOM
+	psql_q postgres "CREATE ROLE $ROLE"
+	psql_q "$DB" "GRANT SELECT ON t TO $ROLE"
+	expect_ok git dnadata snapshot
+	psql_q "$DB" "REVOKE SELECT ON t FROM $ROLE"
+	mkfifo "$T/holder.in"
+	"$DD_PG_BINDIR/psql" -XAtq -v ON_ERROR_STOP=1 -d postgres <"$T/holder.in" >"$T/holder.out" 2>&1 &
+	HOLDER=$!
+	exec 7>"$T/holder.in"
+	echo "BEGIN; DROP ROLE $ROLE; SELECT 'locked';" >&7
+	wait_for "[ \"\$(cat '$T/holder.out')\" = locked ]" "the DROP ROLE session"
+	# git-dnadata itself, not the git wrapper (which cannot pass on a SIGKILL)
+	git-dnadata restore --force >"$T/restore.out" 2>"$T/restore.err" &
+	RESTORE=$!
+	wait_for "[ -n \"\$(psql_q postgres \"SELECT 1 FROM pg_stat_activity WHERE datname LIKE '${DB}__dnadata_new_%' AND wait_event_type = 'Lock'\")\" ]" \
+		"the restore to wait for the role's lock"
+	LEFT=$(databases_like "${DB}__dnadata_new_")
+	assert_eq "${DB}__dnadata_new_$RESTORE" "$LEFT"
+}
+
+release_holder() {
+	echo "ROLLBACK;" >&7
+	exec 7>&-
+	wait "$HOLDER"
+}
+
+# wait_for CONDITION WHAT: poll a state (not a time) for up to 30 s.
+wait_for() {
+	for _ in $(seq 300); do
+		eval "$1" && return 0
+		sleep 0.1
+	done
+	fail "timed out waiting for $2"
+}
+
+test_status_shows_a_copy_left_by_a_killed_restore_until_it_is_dropped() {
+	setup_repo
+	start_blocked_restore
+	expect_ok git dnadata status
+	assert_contains "$OUT" "Leftover DBs:   $LEFT (being built by process $RESTORE, still running)"
+	kill -KILL "$RESTORE"
+	wait "$RESTORE" || true
+	release_holder
+	expect_ok git dnadata status
+	assert_contains "$OUT" "Leftover DBs:   $LEFT (left by process $RESTORE, no longer running; the next restore, snapshot or use drops it)"
+	expect_ok git dnadata status --json
+	assert_eq "[[\"$LEFT\", $RESTORE, false, true, true]]" \
+		"$(json_get '[[p["name"], p["pid"], p["process_alive"], p["verified"], p["exists"]] for p in d["working_database"]["leftovers"]]')"
+	server_down
+	expect_ok git dnadata status
+	assert_contains "$OUT" "Leftover DBs:   $LEFT (left by process $RESTORE, no longer running; the next restore, snapshot or use drops it; unverified)"
+	expect_ok git dnadata status --json
+	assert_eq "[false, null]" "$(json_get '[[p["verified"], p["exists"]] for p in d["working_database"]["leftovers"]][0]')"
+	server_up
+	expect_ok git dnadata restore --force
+	assert_contains "$ERR" "dropped $LEFT"
+	expect_ok git dnadata status
+	assert_not_contains "$OUT" "Leftover DBs:"
+	assert_eq "" "$(databases_like "${DB}__dnadata_new_")"
+}
+
+run_tests

@@ -1,0 +1,239 @@
+/*
+ * tests/unit/test-pg-state.c: the records of <statedir>/pg/ without a
+ * server: pending copies (listed with their pid and whether the process
+ * lives, removed one at a time, the dead ones as leftovers), stashes read
+ * oldest first, names that need escaping, and a missing directory read as
+ * an empty state.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "pg/internal.h"
+#include "pg/state.h"
+#include "util/buf.h"
+#include "util/err.h"
+#include "util/fs.h"
+
+#define CONNINFO "host=/nonexistent/sock port=5999 user=u dbname=work"
+
+struct fixture {
+	char tmp[64];
+	struct dd_pg_target t;
+	char *dir; /* <statedir>/pg/<key> */
+};
+
+static int
+setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+
+	snprintf(f->tmp, sizeof(f->tmp), "/tmp/dd-pg-state.XXXXXX");
+	if (!mkdtemp(f->tmp) || dd_pg_target_resolve(&f->t, CONNINFO) < 0)
+		return -1;
+	f->dir = dd_pg_state_dir(f->tmp, &f->t);
+	*state = f;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	struct fixture *f = *state;
+
+	dd_rm_rf(f->tmp);
+	free(f->dir);
+	dd_pg_target_release(&f->t);
+	free(f);
+	return 0;
+}
+
+/* A pid that belonged to a process that has exited. */
+static long
+dead_pid(void)
+{
+	pid_t pid = fork();
+
+	if (pid == 0)
+		_exit(0);
+	assert_true(pid > 0);
+	assert_int_equal(waitpid(pid, NULL, 0), pid);
+	return (long)pid;
+}
+
+/* A pending record as a process killed with -9 leaves it. */
+static void
+write_pending(const struct fixture *f, long pid, const char *name)
+{
+	char *path = dd_asprintf("%s/pending-%ld", f->dir, pid);
+	char *text = dd_asprintf("name %s\npid %ld\n", name, pid);
+
+	assert_int_equal(dd_mkdir_p(f->dir, 0700), 0);
+	assert_int_equal(dd_file_write_atomic(path, text, strlen(text), 0600, 0), 0);
+	free(text);
+	free(path);
+}
+
+static void
+no_records_is_an_empty_state(void **state)
+{
+	struct fixture *f = *state;
+	struct dd_pg_pending *p = NULL;
+	struct dd_pg_state s;
+	size_t n = 1;
+
+	assert_int_equal(dd_pg_state_pending_list(&p, &n, f->tmp, &f->t), 0);
+	assert_int_equal(n, 0);
+	assert_null(p);
+	assert_int_equal(dd_pg_state_read(&s, f->tmp, CONNINFO), 0);
+	assert_string_equal(s.database, "work");
+	assert_null(s.snapshot);
+	assert_int_equal(s.nstashes, 0);
+	assert_int_equal(s.npending, 0);
+	dd_pg_state_release(&s);
+	/* with no record to check, verifying needs no server */
+	assert_int_equal(dd_pg_state_verify(&s, f->tmp, CONNINFO), 0);
+	assert_true(s.verified);
+	dd_pg_state_release(&s);
+}
+
+static void
+pending_records_list_with_pid_and_liveness(void **state)
+{
+	struct fixture *f = *state;
+	struct dd_pg_pending *p = NULL;
+	long dead = dead_pid();
+	size_t n = 0;
+
+	assert_int_equal(dd_pg_state_pending_add(f->tmp, &f->t, "work__dnadata_new_mine"), 0);
+	write_pending(f, dead, "work__dnadata_new_dead");
+	assert_int_equal(dd_pg_state_pending_list(&p, &n, f->tmp, &f->t), 0);
+	assert_int_equal(n, 2);
+	for (size_t i = 0; i < n; i++) {
+		if (p[i].pid == (long)getpid()) {
+			assert_string_equal(p[i].name, "work__dnadata_new_mine");
+			assert_true(p[i].alive);
+		} else {
+			assert_int_equal(p[i].pid, dead);
+			assert_string_equal(p[i].name, "work__dnadata_new_dead");
+			assert_false(p[i].alive);
+		}
+		assert_false(p[i].exists);
+	}
+	assert_true(p[0].pid < p[1].pid);
+	dd_pg_pending_free(p, n);
+
+	/* the leftovers are the dead process's only */
+	char **names = NULL;
+	long *pids = NULL;
+	assert_int_equal(dd_pg_state_pending_stale(f->tmp, &f->t, &names, &pids, &n), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(names[0], "work__dnadata_new_dead");
+	assert_int_equal(pids[0], dead);
+	free(names[0]);
+	free(names);
+	free(pids);
+}
+
+static void
+a_pending_record_is_removed_once(void **state)
+{
+	struct fixture *f = *state;
+	struct dd_pg_pending *p = NULL;
+	struct dd_pg_state s;
+	long dead = dead_pid();
+	size_t n = 0;
+
+	write_pending(f, dead, "work__dnadata_new_x");
+	assert_int_equal(dd_pg_state_read(&s, f->tmp, CONNINFO), 0);
+	assert_int_equal(s.npending, 1);
+	assert_int_equal(s.pending[0].pid, dead);
+	dd_pg_state_release(&s);
+	assert_int_equal(dd_pg_state_pending_remove(f->tmp, &f->t, dead), DD_OK);
+	assert_int_equal(dd_pg_state_pending_remove(f->tmp, &f->t, dead), DD_NOTFOUND);
+	assert_int_equal(dd_pg_state_pending_list(&p, &n, f->tmp, &f->t), 0);
+	assert_int_equal(n, 0);
+	dd_pg_pending_free(p, n);
+}
+
+static void
+records_that_are_not_pending_copies_are_ignored(void **state)
+{
+	struct fixture *f = *state;
+	struct dd_pg_pending *p = NULL;
+	size_t n = 0;
+	char *junk = dd_path_join(f->dir, "pending-12x");
+	char *noname = dd_path_join(f->dir, "pending-77");
+
+	assert_int_equal(dd_mkdir_p(f->dir, 0700), 0);
+	assert_int_equal(dd_file_write_atomic(junk, "name a\n", 7, 0600, 0), 0);
+	assert_int_equal(dd_file_write_atomic(noname, "pid 77\n", 7, 0600, 0), 0);
+	assert_int_equal(dd_pg_state_pending_list(&p, &n, f->tmp, &f->t), 0);
+	assert_int_equal(n, 0);
+	dd_pg_pending_free(p, n);
+	free(junk);
+	free(noname);
+}
+
+static void
+stashes_read_oldest_first_with_names_escaped(void **state)
+{
+	struct fixture *f = *state;
+	struct dd_pg_state s;
+
+	assert_int_equal(dd_pg_state_add_stash(f->tmp, &f->t, "b\nodd\\name", "id2", "p"), 0);
+	/* an older one, written by hand with an earlier time */
+	char *path = dd_path_join(f->dir, "stash-0000000000000000");
+	const char *old = "name a\nsnapshot id1\nprofile p\nstashed 2000-01-01T00:00:00Z\n";
+	assert_int_equal(dd_file_write_atomic(path, old, strlen(old), 0600, 0), 0);
+	free(path);
+	assert_int_equal(dd_pg_state_read(&s, f->tmp, CONNINFO), 0);
+	assert_int_equal(s.nstashes, 2);
+	assert_string_equal(s.stashes[0].name, "a");
+	assert_string_equal(s.stashes[0].snapshot, "id1");
+	assert_string_equal(s.stashes[1].name, "b\nodd\\name");
+	assert_string_equal(s.stashes[1].snapshot, "id2");
+	assert_false(s.verified);
+	dd_pg_state_release(&s);
+}
+
+static void
+verify_without_a_server_fails_and_keeps_every_record(void **state)
+{
+	struct fixture *f = *state;
+	struct dd_pg_state s;
+
+	assert_int_equal(dd_pg_state_add_stash(f->tmp, &f->t, "work__dnadata_stash_1", "id", "p"), 0);
+	assert_int_equal(dd_pg_state_read(&s, f->tmp, CONNINFO), 0);
+	assert_int_equal(dd_pg_state_verify(&s, f->tmp, CONNINFO), -1);
+	assert_non_null(strstr(dd_error_last(), "cannot connect to PostgreSQL"));
+	dd_error_clear();
+	assert_false(s.verified);
+	assert_int_equal(s.nstashes, 1);
+	dd_pg_state_release(&s);
+	assert_int_equal(dd_pg_state_read(&s, f->tmp, CONNINFO), 0);
+	assert_int_equal(s.nstashes, 1);
+	dd_pg_state_release(&s);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(no_records_is_an_empty_state, setup, teardown),
+		cmocka_unit_test_setup_teardown(pending_records_list_with_pid_and_liveness, setup, teardown),
+		cmocka_unit_test_setup_teardown(a_pending_record_is_removed_once, setup, teardown),
+		cmocka_unit_test_setup_teardown(records_that_are_not_pending_copies_are_ignored, setup, teardown),
+		cmocka_unit_test_setup_teardown(stashes_read_oldest_first_with_names_escaped, setup, teardown),
+		cmocka_unit_test_setup_teardown(verify_without_a_server_fails_and_keeps_every_record, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
