@@ -42,6 +42,7 @@
 #include "pg/state.h"
 #include "util/fs.h"
 #include "util/json.h"
+#include "util/log.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -179,13 +180,13 @@ print_changes(const struct status *st)
 	const char *since = st->pg.how && !strcmp(st->pg.how, "snapshot") ? "snapshot" : "restore";
 
 	if (st->changes == DD_PG_UNCHANGED)
-		printf("                unchanged since %s\n", since);
+		dd_out("                unchanged since %s\n", since);
 	else if (st->changes == DD_PG_CHANGED)
-		printf("                changed since %s\n", since);
+		dd_out("                changed since %s\n", since);
 	else if (st->changes == DD_PG_MISSING)
-		printf("                missing: the database does not exist (restore creates it)\n");
+		dd_out("                missing: the database does not exist (restore creates it)\n");
 	else
-		printf("                unknown whether it changed since %s (%s)\n", since,
+		dd_out("                unknown whether it changed since %s (%s)\n", since,
 		       st->changes_why ? st->changes_why : "?");
 }
 
@@ -197,24 +198,24 @@ print_stashes_and_leftovers(const struct status *st)
 	const char *unverified = pg->verified ? "" : "; unverified";
 
 	for (size_t i = 0; i < pg->nstashes; i++)
-		printf("%s %s (held %.12s, stashed %s%s)\n", i ? "               " : "Stashed DBs:   ",
+		dd_out("%s %s (held %.12s, stashed %s%s)\n", i ? "               " : "Stashed DBs:   ",
 		       pg->stashes[i].name, *pg->stashes[i].snapshot ? pg->stashes[i].snapshot : "unknown",
 		       pg->stashes[i].stashed, unverified);
 	for (size_t i = 0; i < pg->npending; i++) {
 		const struct dd_pg_pending *p = &pg->pending[i];
-		printf("%s %s ", i ? "               " : "Leftover DBs:  ", p->name);
+		dd_out("%s %s ", i ? "               " : "Leftover DBs:  ", p->name);
 		if (p->alive)
-			printf("(being built by process %ld, still running%s)\n", p->pid, unverified);
+			dd_out("(being built by process %ld, still running%s)\n", p->pid, unverified);
 		else
-			printf("(left by process %ld, no longer running; the next restore, snapshot or use drops it%s)\n",
+			dd_out("(left by process %ld, no longer running; the next restore, snapshot or use drops it%s)\n",
 			       p->pid, unverified);
 	}
 	if (pg->verified || pg->nstashes + pg->npending == 0)
 		return;
 	if (st->unverified_why && st->changes_why && !strcmp(st->unverified_why, st->changes_why))
-		printf("                unverified: could not ask the server which still exist (as above)\n");
+		dd_out("                unverified: could not ask the server which still exist (as above)\n");
 	else
-		printf("                unverified: could not ask the server which still exist (%s)\n",
+		dd_out("                unverified: could not ask the server which still exist (%s)\n",
 		       st->unverified_why ? st->unverified_why : "?");
 }
 
@@ -224,12 +225,12 @@ print_working_db(const struct status *st)
 	const struct dd_pg_state *pg = &st->pg;
 
 	if (pg->snapshot) {
-		printf("Working DB:     %s on %s holds snapshot %.12s (profile %s, %s %s)\n", pg->database, pg->server,
+		dd_out("Working DB:     %s on %s holds snapshot %.12s (profile %s, %s %s)\n", pg->database, pg->server,
 		       pg->snapshot, pg->profile ? pg->profile : "?", pg->how ? pg->how : "since",
 		       pg->when ? pg->when : "?");
 		print_changes(st);
 	} else {
-		printf("Working DB:     %s on %s (no snapshot restored or taken here yet)\n", pg->database, pg->server);
+		dd_out("Working DB:     %s on %s (no snapshot restored or taken here yet)\n", pg->database, pg->server);
 	}
 	print_stashes_and_leftovers(st);
 }
@@ -240,26 +241,26 @@ print_profiles(const struct status *st)
 	const struct dd_config *cfg = st->cfg;
 	size_t width = 4;
 
-	printf("\nProfiles:\n");
+	dd_out("\nProfiles:\n");
 	for (size_t i = 0; i < st->nprofiles; i++)
 		if (strlen(st->profiles[i].profile->name) > width)
 			width = strlen(st->profiles[i].profile->name);
 	for (size_t i = 0; i < st->nprofiles; i++) {
 		const struct profile_status *ps = &st->profiles[i];
 		int is_active = cfg->active_profile && !strcmp(cfg->active_profile, ps->profile->name);
-		printf("%c %-*s  ", is_active ? '*' : ' ', (int)width, ps->profile->name);
+		dd_out("%c %-*s  ", is_active ? '*' : ' ', (int)width, ps->profile->name);
 		if (ps->ref_error)
-			printf("invalid ref: %s", ps->ref_error);
+			dd_out("invalid ref: %s", ps->ref_error);
 		else if (*ps->snapshot)
-			printf("%.12s", ps->snapshot);
+			dd_out("%.12s", ps->snapshot);
 		else
-			printf("no snapshot yet");
+			dd_out("no snapshot yet");
 		if (ps->ref_changed)
-			printf("  (%s has uncommitted changes)", ps->ref_rel);
-		printf("\n");
+			dd_out("  (%s has uncommitted changes)", ps->ref_rel);
+		dd_out("\n");
 	}
 	if (st->nprofiles == 0)
-		printf("  (none: add one with 'git dnadata new-profile <name>')\n");
+		dd_out("  (none: add one with 'git dnadata new-profile <name>')\n");
 }
 
 static void
@@ -268,19 +269,19 @@ print_human(const struct status *st)
 	const struct dd_config *cfg = st->cfg;
 
 	if (!cfg->active_profile)
-		printf("No active profile (choose one with 'git dnadata use <profile>')\n");
+		dd_out("No active profile (choose one with 'git dnadata use <profile>')\n");
 	else if (!st->active_defined)
-		printf("Active profile: %s (from %s), which %s does not define\n", cfg->active_profile,
+		dd_out("Active profile: %s (from %s), which %s does not define\n", cfg->active_profile,
 		       cfg->active_source, cfg->profiles_display);
 	else
-		printf("Active profile: %s (from %s)\n", cfg->active_profile, cfg->active_source);
+		dd_out("Active profile: %s (from %s)\n", cfg->active_profile, cfg->active_source);
 	if (st->store)
-		printf("Store:          %s (from %s)\n", st->store, cfg->store_source ? cfg->store_source : "?");
+		dd_out("Store:          %s (from %s)\n", st->store, cfg->store_source ? cfg->store_source : "?");
 	else
-		printf("Store:          not set (the local store in .git/dnadata)\n");
-	printf("Database:       %s\n", *st->database ? st->database : "(libpq defaults: PGHOST, PGDATABASE ...)");
+		dd_out("Store:          not set (the local store in .git/dnadata)\n");
+	dd_out("Database:       %s\n", *st->database ? st->database : "(libpq defaults: PGHOST, PGDATABASE ...)");
 	if (st->settings_changed)
-		printf("Settings:       %s has uncommitted changes\n", cfg->profiles_display);
+		dd_out("Settings:       %s has uncommitted changes\n", cfg->profiles_display);
 	if (st->have_pg)
 		print_working_db(st);
 	print_profiles(st);

@@ -54,4 +54,12 @@ test_escape_in_a_warning_is_escaped() {
 	no_raw_controls "$ERR$OUT"
 }
 
+test_escape_in_a_setting_value_is_refused_and_escaped() {
+	setup
+	printf '[store]\nurl = file:///tmp/x\033]0;pwned\007\n' >>.dnadata/profiles.ini
+	expect_fail 1 git dnadata status
+	no_raw_controls "$OUT$ERR"
+	assert_contains "$ERR" "control character"
+}
+
 run_tests
