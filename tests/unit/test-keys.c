@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "store-testlib.h"
+#include "cmd/prompt.h"
 #include "store/internal.h"
 #include "store/store-keys.h"
 #include "util/err.h"
@@ -261,7 +262,7 @@ typed_passphrase_leaves_no_copy_in_freed_memory(void **state)
 			_exit(4);
 		dup2(s, 0), dup2(s, 1), dup2(s, 2);
 		secret = "battery staple, and a long";
-		r = dd_passphrase_get(&pass, "DD_TEST_UNSET_PASSPHRASE", "Passphrase: ", 0);
+		r = dd_prompt_passphrase(&pass, "DD_TEST_UNSET_PASSPHRASE", "Passphrase: ", 0);
 		secret = NULL;
 		if (r != 0 || strcmp(dd_buf_cstr(&pass), phrase))
 			_exit(2);
