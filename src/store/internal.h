@@ -90,6 +90,8 @@ int dd_store_has_files(struct dd_backend *be);
  * nothing changed or the new config was learnt, -1 otherwise.
  */
 int dd_store_config_refresh(struct dd_store *st);
+/* The same with the store's config text already read. */
+int dd_store_config_learn(struct dd_store *st, const struct dd_buf *text);
 
 /* ---- key helpers (store-keys.c) ---- */
 /*

@@ -59,7 +59,7 @@ dd_store_put_object(struct dd_store *st, int type, const uint8_t id[32], const v
 {
 	char name[DD_OBJECT_NAME_SIZE];
 	struct dd_buf own = DD_BUF_INIT, *obj = scratch ? scratch : &own;
-	int rc = -1, r, in_cache;
+	int rc = -1, in_cache, in_be = 0;
 
 	*existed = 0;
 	dd_object_name(name, sizeof(name), dd_store_type_dir(type), id);
@@ -74,15 +74,16 @@ dd_store_put_object(struct dd_store *st, int type, const uint8_t id[32], const v
 		goto out;
 	if (in_cache)
 		st->cache->ops->sync_later(st->cache, name);
-	if (in_cache && st->be && !known(st, name)) {
-		r = st->be->ops->exists(st->be, name);
-		if (r < 0)
+	if (st->be && known(st, name)) {
+		in_be = 1;
+	} else if (st->be && in_cache) {
+		in_be = st->be->ops->exists(st->be, name);
+		if (in_be < 0)
 			goto out;
-		if (r == 1) {
+		if (in_be) {
 			st->be->ops->sync_later(st->be, name);
 			confirmed(st, name);
 		}
-		in_cache = r == 1 ? 2 : 1; /* 2: in the backend too */
 	}
 	if (!in_cache) {
 		if (dd_object_seal(obj, st->keys, type, id, plain, len, zc) < 0)
@@ -92,15 +93,15 @@ dd_store_put_object(struct dd_store *st, int type, const uint8_t id[32], const v
 			goto out;
 		}
 	}
-	if (!st->be || in_cache == 2 || known(st, name)) {
-		*existed = st->be ? 1 : in_cache != 0;
+	if (!st->be || in_be) {
+		*existed = st->be ? 1 : in_cache;
 		rc = 0;
 		goto out;
 	}
-	r = upload(st, name);
-	if (r < 0)
+	rc = upload(st, name);
+	if (rc < 0)
 		goto out;
-	*existed = r == DD_EXISTS;
+	*existed = rc == DD_EXISTS;
 	rc = 0;
 out:
 	dd_buf_release(&own);
@@ -302,7 +303,7 @@ dd_store_push_config(struct dd_store *st)
 	r = st->be->ops->get(st->be, "config", &text);
 	if (r == 0) {
 		/* the store has a config: one that differs must still open with our key */
-		rc = dd_store_config_refresh(st) < 0 ? -1 : DD_EXISTS;
+		rc = dd_store_config_learn(st, &text) < 0 ? -1 : DD_EXISTS;
 		goto out;
 	}
 	if (r < 0)

@@ -152,30 +152,34 @@ load_config(struct dd_store *st, struct dd_store_config *cfg)
 }
 
 int
+dd_store_config_learn(struct dd_store *st, const struct dd_buf *text)
+{
+	struct dd_store_config cfg;
+
+	if (text->len == st->config.len && !memcmp(text->ptr, st->config.ptr, text->len))
+		return 0;
+	if (dd_store_config_parse(&cfg, text->ptr, text->len) < 0 ||
+	    dd_store_config_check(&cfg, text->ptr, st->keys, st->url) < 0)
+		return dd_error_wrap("the store's config changed");
+	cache_config(st, text);
+	dd_buf_clear(&st->config);
+	dd_buf_put(&st->config, text->ptr, text->len);
+	dd_warn("the store config of %s changed; this clone's cache has learnt it", st->url);
+	return 0;
+}
+
+int
 dd_store_config_refresh(struct dd_store *st)
 {
 	struct dd_buf text = DD_BUF_INIT;
-	struct dd_store_config cfg;
-	int rc = 0, r;
+	int rc = 0;
 
 	if (!st->be)
 		return 0;
-	r = st->be->ops->get(st->be, "config", &text);
-	if (r != 0 || (text.len == st->config.len && !memcmp(text.ptr, st->config.ptr, text.len))) {
-		dd_error_clear(); /* unreachable or unchanged: the object's own error stands */
-		goto out;
-	}
-	if (dd_store_config_parse(&cfg, text.ptr, text.len) < 0 ||
-	    dd_store_config_check(&cfg, text.ptr, st->keys, st->url) < 0) {
-		dd_error_wrap("the store's config changed");
-		rc = -1;
-		goto out;
-	}
-	cache_config(st, &text);
-	dd_buf_clear(&st->config);
-	dd_buf_put(&st->config, text.ptr, text.len);
-	dd_warn("the store config of %s changed; this clone's cache has learnt it", st->url);
-out:
+	if (st->be->ops->get(st->be, "config", &text) == 0)
+		rc = dd_store_config_learn(st, &text);
+	else
+		dd_error_clear(); /* unreachable or gone: the object's own error stands */
 	dd_buf_release(&text);
 	return rc;
 }
