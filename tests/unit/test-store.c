@@ -999,6 +999,94 @@ second_open_reads_the_store_config_from_the_cache(void **state)
 	free(cached), free(other);
 }
 
+static void
+verify_finding_an_object_missing_forgets_the_known_objects_record(void **state)
+{
+	struct fx *f = *state;
+	struct dd_store *st;
+	struct dd_snapshot *s;
+	char *id = one_stream_snapshot(f, 1u << 20, &s);
+	char *known = dd_asprintf("%s/cache/known-objects", f->sd);
+	char *p = object_path(f, f->root, dd_snapshot_find(s, "t")->chunks[0].id);
+	const char *ids[] = { id };
+
+	proxy_on = 1;
+	assert_int_equal(dd_store_open(&st, f->url, f->sd, 0), 0);
+	assert_int_equal(dd_store_push(st, id), 0); /* asks about each object and records them */
+	assert_true(dd_path_exists(known));
+	assert_int_equal(unlink(p), 0);
+	assert_int_equal(dd_store_verify(st, ids, 1, 0), -1);
+	assert_false(dd_path_exists(known));
+	/* nothing recorded: the next push asks, and uploads what is missing */
+	assert_int_equal(dd_store_push(st, id), 0);
+	assert_true(dd_path_exists(p));
+	dd_store_free(st);
+	proxy_on = 0;
+	dd_snapshot_free(s);
+	free(known), free(p), free(id);
+}
+
+/* The store was replaced by another key's store: reading an object says so, not "damaged". */
+static void
+object_failing_in_a_replaced_store_reports_the_new_config(void **state)
+{
+	struct fx *f = *state;
+	struct dd_store *st;
+	struct dd_snapshot *s;
+	struct dd_buf data = DD_BUF_INIT;
+	char *id = one_stream_snapshot(f, 1u << 20, &s);
+	const struct dd_stream_info *si = dd_snapshot_find(s, "t");
+	char *p = object_path(f, f->root, si->chunks[0].id);
+	char *cache = dd_path_join(f->sd, "cache"), *inc = object_path(f, cache, si->chunks[0].id);
+	char *sd2 = dd_path_join(f->tmp, "state2"), *other = dd_asprintf("%s/other", f->tmp);
+	char *mine = dd_path_join(f->root, "config"), *theirs = dd_path_join(other, "config");
+	struct gen g = { 5, 1u << 20, NULL, 0 };
+	int created;
+
+	/* the object only in the store, and not ours any more */
+	assert_int_equal(unlink(inc), 0);
+	assert_int_equal(dd_file_read(&data, p), 0);
+	assert_int_equal(unlink(p), 0);
+	assert_int_equal(dd_file_write_atomic(p, data.ptr, data.len, 0444, 0), 0);
+	flip_bit(p, 100);
+	/* another store (another key) now answers at this URL */
+	assert_int_equal(dd_store_setup(other, sd2, NULL, &created), 0);
+	dd_buf_clear(&data);
+	assert_int_equal(dd_file_read(&data, theirs), 0);
+	assert_int_equal(unlink(mine), 0);
+	assert_int_equal(dd_file_write_atomic(mine, data.ptr, data.len, 0444, 0), 0);
+	/* the cached config still opens the store; the failing object makes it look again */
+	assert_int_equal(dd_store_open(&st, f->url, f->sd, 0), 0);
+	dd_log_set_verbosity(DD_QUIET);
+	assert_int_equal(check_gen(st, si, &g), -1);
+	assert_non_null(strstr(dd_error_last(), "config changed"));
+	assert_non_null(strstr(dd_error_last(), "belongs to another key"));
+	dd_store_free(st);
+	dd_buf_release(&data);
+	dd_snapshot_free(s);
+	free(id), free(p), free(cache), free(inc), free(sd2), free(other), free(mine), free(theirs);
+}
+
+static void
+file_store_that_is_not_there_is_not_made_again_by_a_put(void **state)
+{
+	struct fx *f = *state;
+	struct dd_backend *be;
+	char *gone = dd_path_join(f->tmp, "unmounted"), *fan = dd_path_join(f->root, "data/ab");
+
+	assert_int_equal(dd_backend_file_open(&be, gone, 1), 0);
+	assert_int_equal(dd_rm_rf(gone), 0);
+	assert_int_equal(be->ops->put(be, "data/ab/0123", "x", 1), -1);
+	assert_false(dd_path_exists(gone));
+	dd_backend_free(be);
+	/* a fan-out folder removed behind our back is made again */
+	assert_int_equal(dd_backend_file_open(&be, f->root, 0), 0);
+	assert_int_equal(dd_rm_rf(fan), 0);
+	assert_int_equal(be->ops->put(be, "data/ab/0123", "x", 1), 0);
+	dd_backend_free(be);
+	free(gone), free(fan);
+}
+
 int
 main(void)
 {
@@ -1026,6 +1114,12 @@ main(void)
 		cmocka_unit_test_setup_teardown(an_object_is_recorded_only_after_the_store_synced_it, fx_setup,
 						fx_teardown),
 		cmocka_unit_test_setup_teardown(second_open_reads_the_store_config_from_the_cache, fx_setup,
+						fx_teardown),
+		cmocka_unit_test_setup_teardown(verify_finding_an_object_missing_forgets_the_known_objects_record,
+						fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(object_failing_in_a_replaced_store_reports_the_new_config, fx_setup,
+						fx_teardown),
+		cmocka_unit_test_setup_teardown(file_store_that_is_not_there_is_not_made_again_by_a_put, fx_setup,
 						fx_teardown),
 	};
 	if (sodium_init() < 0)
