@@ -4,6 +4,9 @@
  * ids, damage detection (flipped bit, truncation, swapped and missing
  * objects), no plaintext in stored files, deduplication of a slightly
  * changed 200 MB stream, and durability order for objects already stored.
+ * Then the backend seams: dispatch by scheme, list() with sizes and mtimes,
+ * and, through a proxy that behaves like a remote store, the known-objects
+ * record and the cached store config.
  */
 #include <setjmp.h>
 #include <stdarg.h>
