@@ -233,7 +233,7 @@ dd_store_key_import_file(const char *url, const char *statedir, const char *path
 
 	r = dd_key_read_file(master, path);
 	if (r == DD_NOTFOUND)
-		dd_error("cannot read %s: no such file", path);
+		dd_error_errno("cannot read %s", path);
 	if (r != 0)
 		goto out;
 	if (open_for_keys(&be, &text, &cfg, url, statedir, &u) < 0)
