@@ -84,7 +84,7 @@ main(int argc, char **argv)
 	if (argc == 3 && !strcmp(argv[1], "generate"))
 		return generate(strtoull(argv[2], NULL, 10));
 	if (argc == 4 && !strcmp(argv[1], "init"))
-		return dd_store_init(argv[3], argv[2], &created) < 0 ? fail() : 0;
+		return dd_store_setup(argv[3], argv[2], NULL, &created) < 0 ? fail() : 0;
 	if (argc == 4 && !strcmp(argv[1], "store")) {
 		struct dd_snapshot_writer *sw;
 		struct dd_stream_writer *w;

@@ -18,6 +18,7 @@
 #include "config/config.h"
 #include "dnadata.h"
 #include "git/commit.h"
+#include "cmd/prompt.h"
 #include "git/repo.h"
 #include "store/store-keys.h"
 #include "util/fs.h"
@@ -150,6 +151,7 @@ static int
 setup_store(struct dd_repo *repo, const char *url, int *created_elsewhere)
 {
 	struct dd_config *cfg = NULL;
+	struct dd_store_opts o = { .statedir = repo->statedir, .passphrase = dd_prompt_store_passphrase };
 	int rc, created = 0;
 
 	*created_elsewhere = 0;
@@ -157,7 +159,8 @@ setup_store(struct dd_repo *repo, const char *url, int *created_elsewhere)
 		return -1;
 	if (!url)
 		url = cfg->store_url; /* NULL: the default store, inside the state folder */
-	rc = dd_store_init(url, repo->statedir, &created);
+	o.url = url;
+	rc = dd_store_init(&o, &created);
 	*created_elsewhere = rc == 0 && created && url;
 	dd_config_free(cfg);
 	return rc;

@@ -10,7 +10,7 @@
 #include "config/config.h"
 #include "dnadata.h"
 #include "git/repo.h"
-#include "store/keys.h"
+#include "cmd/prompt.h"
 #include "store/store-keys.h"
 
 #include <stdlib.h>
@@ -40,9 +40,9 @@ static const char *const usage[] = {
 static int
 need_passphrase(struct dd_buf *out, const char *env, const char *prompt, int confirm, const char *what)
 {
-	int r = dd_passphrase_get(out, env, prompt, confirm);
+	int r = dd_prompt_passphrase(out, env, prompt, confirm);
 
-	if (r == 1) {
+	if (r == DD_NOTFOUND) {
 		dd_error("no %s given", what);
 		dd_hint("set %s or run the command on a terminal", env);
 		return -1;
@@ -103,7 +103,7 @@ cmd_key(int argc, char **argv)
 		if (need_passphrase(&newp, "DNADATA_NEW_PASSPHRASE", "New passphrase: ", 1, "new passphrase") < 0)
 			goto out;
 		rc = dd_store_key_passwd(cfg->store_url, repo->statedir, count > 0 ? oldp.ptr : NULL, newp.ptr);
-		if (rc > 0)
+		if (rc == DD_NOTFOUND) /* the current passphrase opened no key file: nothing changed */
 			rc = -1;
 	}
 out:

@@ -4,7 +4,8 @@
  * --dump-only`, an offline snapshot, or a store that lost objects).
  *
  * Objects go up before each snapshot's manifest, so the store never names
- * a snapshot it cannot serve. The git pre-push hook that runs this for the
+ * a snapshot it cannot serve. A store that lost its config object gets it
+ * back from the cache (which keeps the copy this clone confirmed). The git pre-push hook that runs this for the
  * commits being pushed comes with the hooks work; this is the manual form.
  */
 #include "config/config.h"
@@ -20,7 +21,8 @@ static const char *const usage[] = {
 	"git dnadata push [<profile>...]",
 	"",
 	"Uploads every object of the snapshots named by .dnadata/refs/ (all profiles,",
-	"or the ones given) that the store lacks, from the local cache.",
+	"or the ones given) that the store lacks, from the local cache; and the",
+	"store's config, if the store lost it.",
 	"",
 	"Examples:",
 	"  git dnadata snapshot --dump-only && git dnadata push",
@@ -37,7 +39,7 @@ cmd_push(int argc, char **argv)
 	struct dd_store *st = NULL;
 	char **ids = NULL, *refs = NULL;
 	size_t nids = 0;
-	int n, rc = -1;
+	int n, r, rc = -1;
 
 	n = dd_parse_options(argc, argv, opts, usage);
 	if (n < 0)
@@ -50,13 +52,18 @@ cmd_push(int argc, char **argv)
 	refs = dd_path_join(repo->dnadata, "refs");
 	if (dd_ref_snapshot_ids(&ids, &nids, refs, n ? (const char *const *)argv : NULL, (size_t)n) < 0)
 		goto out;
+	if (dd_store_open(&st, cfg->store_url, repo->statedir, 0) < 0)
+		goto out;
+	r = dd_store_push_config(st);
+	if (r < 0)
+		goto out;
+	if (r == 0)
+		dd_info("put the store's config back from the local cache (the store had lost it)");
 	if (!nids) {
 		dd_info("no profile has a snapshot yet: nothing to push");
 		rc = 0;
 		goto out;
 	}
-	if (dd_store_open(&st, cfg->store_url, repo->statedir, 0) < 0)
-		goto out;
 	for (size_t i = 0; i < nids; i++) {
 		if (dd_store_push(st, ids[i]) < 0) {
 			dd_error_wrap("pushing snapshot %.12s", ids[i]);

@@ -43,6 +43,7 @@ cmd_verify(int argc, char **argv)
 	struct dd_store *st = NULL;
 	char **ids = NULL;
 	size_t nids = 0;
+	int from_store = 0; /* ids from the store's list (else from the ref files) */
 
 	n = dd_parse_options(argc, argv, opts, usage);
 	if (n < 0)
@@ -54,6 +55,7 @@ cmd_verify(int argc, char **argv)
 	if (dd_store_open(&st, cfg->store_url, repo->statedir, offline ? DD_STORE_OFFLINE : 0) < 0)
 		goto out;
 	if (all) {
+		from_store = 1;
 		if (dd_store_list_snapshots(st, &ids, &nids) < 0)
 			goto out;
 	} else {
@@ -70,7 +72,10 @@ cmd_verify(int argc, char **argv)
 	}
 	rc = dd_store_verify(st, (const char *const *)ids, nids, read_data);
 out:
-	dd_ref_ids_free(ids, nids);
+	if (from_store)
+		dd_store_snapshot_ids_free(ids, nids);
+	else
+		dd_ref_ids_free(ids, nids);
 	dd_store_free(st);
 	dd_config_free(cfg);
 	dd_repo_free(repo);

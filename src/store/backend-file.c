@@ -11,7 +11,9 @@
  * process's write whose directory entry is not durable yet: its directory
  * joins the same batch. put_file() hard-links a file of another folder on
  * the same filesystem (cache -> store), falling back to a copy. Objects are
- * made read-only (0444).
+ * made read-only (0444). A fan-out directory removed behind our back is
+ * made again, but never the store's own folder: a store that is not there
+ * (an unmounted disk) fails the put instead of growing a new one.
  */
 #include "store/backend.h"
 #include "util/err.h"
@@ -44,8 +46,8 @@ path_of(struct file_backend *fb, const char *name)
 	return dd_path_join(fb->root, name);
 }
 
-char *
-dd_backend_file_path(struct dd_backend *be, const char *name)
+static char *
+fb_local_path(struct dd_backend *be, const char *name)
 {
 	return path_of((struct file_backend *)be, name);
 }
@@ -81,7 +83,7 @@ fb_get(struct dd_backend *be, const char *name, struct dd_buf *out)
 	dd_buf_clear(out);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
-		rc = errno == ENOENT ? 1 : dd_error_errno("cannot read %s", path);
+		rc = errno == ENOENT ? DD_NOTFOUND : dd_error_errno("cannot read %s", path);
 		goto out;
 	}
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size > MAX_FILE) {
@@ -118,13 +120,15 @@ fb_put(struct dd_backend *be, const char *name, const void *data, size_t len)
 	int rc = dd_file_write_atomic(path, data, len, 0444, DD_WRITE_NOREPLACE | DD_WRITE_NO_DIRSYNC);
 
 	if (rc == -1 && errno == ENOENT) {
-		/* a fan-out directory removed behind our back: recreate it once */
+		/* a fan-out directory removed behind our back: make it again (its parent must exist) */
 		char *dir = dd_path_dirname(path);
-		if (dd_mkdir_p(dir, 0755) == 0)
+		if (mkdir(dir, 0755) == 0 || errno == EEXIST)
 			rc = dd_file_write_atomic(path, data, len, 0444, DD_WRITE_NOREPLACE | DD_WRITE_NO_DIRSYNC);
 		free(dir);
 	}
-	if (rc >= 0) /* 1: already there, perhaps not durable yet */
+	if (rc == 1)
+		rc = DD_EXISTS;
+	if (rc >= 0) /* DD_EXISTS: already there, perhaps not durable yet */
 		mark_dirty(fb, path);
 	free(path);
 	return rc;
@@ -143,7 +147,7 @@ fb_put_file(struct dd_backend *be, const char *name, const char *localpath)
 		rc = 0;
 	} else if (errno == EEXIST) {
 		mark_dirty(fb, path); /* perhaps not durable yet */
-		rc = 1;
+		rc = DD_EXISTS;
 	} else if (dd_file_read(&data, localpath) < 0) {
 		rc = -1;
 	} else {
@@ -177,12 +181,31 @@ is_temp(const char *n)
 	return n[0] == '.' || strstr(n, ".tmp-") != NULL;
 }
 
+struct entries {
+	struct dd_backend_entry *v;
+	size_t n, cap;
+};
+
+static void
+add_entry(struct entries *l, const char *name, const struct stat *st)
+{
+	if (l->n == l->cap) {
+		l->cap = l->cap ? 2 * l->cap : 64;
+		l->v = dd_realloc(l->v, l->cap * sizeof(*l->v));
+	}
+	l->v[l->n].name = dd_strdup(name);
+	l->v[l->n].size = (uint64_t)st->st_size;
+	l->v[l->n].mtime = (int64_t)st->st_mtime;
+	l->n++;
+}
+
 static int
-list_dir(struct file_backend *fb, const char *rel, int depth, int (*cb)(const char *, void *), void *arg)
+list_dir(struct file_backend *fb, const char *rel, int depth, struct entries *l)
 {
 	char *path = path_of(fb, rel);
 	DIR *d = opendir(path);
 	struct dirent *e;
+	struct stat st;
 	int rc = 0;
 
 	if (!d) {
@@ -194,10 +217,14 @@ list_dir(struct file_backend *fb, const char *rel, int depth, int (*cb)(const ch
 		if (is_temp(e->d_name))
 			continue;
 		char *child = dd_asprintf("%s/%s", rel, e->d_name);
-		if (depth > 1)
-			rc = list_dir(fb, child, depth - 1, cb, arg);
-		else
-			rc = cb(child, arg);
+		if (depth > 1) {
+			rc = list_dir(fb, child, depth - 1, l);
+		} else if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+			if (errno != ENOENT) /* removed while we list: not there */
+				rc = dd_error_errno("cannot stat %s/%s", path, e->d_name);
+		} else if (S_ISREG(st.st_mode)) {
+			add_entry(l, child, &st);
+		}
 		free(child);
 	}
 	closedir(d);
@@ -206,9 +233,17 @@ list_dir(struct file_backend *fb, const char *rel, int depth, int (*cb)(const ch
 }
 
 static int
-fb_list(struct dd_backend *be, const char *dir, int (*cb)(const char *, void *), void *arg)
+fb_list(struct dd_backend *be, const char *dir, struct dd_backend_entry **out, size_t *n)
 {
-	return list_dir((struct file_backend *)be, dir, !strcmp(dir, "data") ? 2 : 1, cb, arg);
+	struct entries l = { 0 };
+
+	if (list_dir((struct file_backend *)be, dir, !strcmp(dir, "data") ? 2 : 1, &l) < 0) {
+		dd_backend_entries_free(l.v, l.n);
+		return -1;
+	}
+	*out = l.v;
+	*n = l.n;
+	return 0;
 }
 
 static int
@@ -272,7 +307,17 @@ fb_free(struct dd_backend *be)
 }
 
 static const struct dd_backend_ops file_ops = {
-	fb_get, fb_put, fb_put_file, fb_exists, fb_list, fb_del, fb_sync, fb_sync_later, fb_free,
+	.caps = DD_BACKEND_CHEAP_EXISTS,
+	.get = fb_get,
+	.put = fb_put,
+	.put_file = fb_put_file,
+	.exists = fb_exists,
+	.list = fb_list,
+	.del = fb_del,
+	.sync = fb_sync,
+	.sync_later = fb_sync_later,
+	.local_path = fb_local_path,
+	.free = fb_free,
 };
 
 static int
@@ -314,35 +359,7 @@ dd_backend_file_open(struct dd_backend **out, const char *root, int create)
 	fb->base.ops = &file_ops;
 	fb->root = dd_strdup(root);
 	fb->base.display = dd_strdup(root);
-	fb->base.local_root = fb->root;
 	pthread_mutex_init(&fb->mu, NULL);
 	*out = &fb->base;
 	return 0;
-}
-
-int
-dd_backend_open(struct dd_backend **out, const char *url, int create)
-{
-	if (!strncmp(url, "file://", 7)) {
-		if (url[7] != '/')
-			return dd_error("store URL '%s' must name an absolute path (file:///path/to/store)", url);
-		return dd_backend_file_open(out, url + 7, create);
-	}
-	if (url[0] == '/')
-		return dd_backend_file_open(out, url, create);
-	if (!strncmp(url, "s3://", 5)) {
-		dd_error("S3 stores (%s) are not supported by this build yet", url);
-		dd_hint("use a file:///path store for now");
-		return -1;
-	}
-	dd_error("unsupported store URL '%s'", url);
-	dd_hint("use file:///absolute/path (or an absolute path)");
-	return -1;
-}
-
-void
-dd_backend_free(struct dd_backend *be)
-{
-	if (be)
-		be->ops->free(be);
 }

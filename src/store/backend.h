@@ -3,27 +3,64 @@
  * backend slots in next to the file:// one; the local cache is a file
  * backend too. Names are store-relative paths ("config", "keys/<n>",
  * "data/ab/<id>", "snapshots/<id>"); every put is create-only.
+ *
+ * dd_backend_open() picks the backend from the URL's scheme (backend.c
+ * holds the table); what a backend can do beyond the common operations is
+ * said by its capability bits and optional methods, never by fields only
+ * one kind of backend fills in.
  */
 #ifndef DD_STORE_BACKEND_H
 #define DD_STORE_BACKEND_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "util/buf.h"
 
 struct dd_backend;
 
+/* How to reach a store: its URL plus what a remote backend needs. */
+struct dd_backend_opts {
+	const char *url;      /* file:///abs/path, /abs/path (s3://bucket/prefix later) */
+	const char *endpoint; /* remote: the service's address (NULL: the provider's default) */
+	const char *region;   /* remote: the region (NULL: the default) */
+	int path_style;       /* remote: bucket in the path, not the host name */
+	int transfers;        /* remote: parallel transfers (0: the default) */
+	int create;           /* make the layout (a new store) */
+};
+
+/* One name found by list(). */
+struct dd_backend_entry {
+	char *name;     /* store-relative */
+	uint64_t size;  /* bytes */
+	int64_t mtime;  /* last modification, seconds since the epoch */
+};
+
+enum {
+	/*
+	 * exists() is a local stat, as cheap as a lookup in a local record: the
+	 * store asks it for every object instead of keeping a record of what
+	 * the backend holds (store/known.c).
+	 */
+	DD_BACKEND_CHEAP_EXISTS = 1 << 0,
+};
+
 struct dd_backend_ops {
-	/* Read a whole file into out (replacing). 0, 1 if missing (no error), -1. */
+	unsigned caps; /* DD_BACKEND_* */
+	/* Read a whole file into out (replacing). 0, DD_NOTFOUND if missing (no error), -1. */
 	int (*get)(struct dd_backend *be, const char *name, struct dd_buf *out);
-	/* Create-only atomic write. 0 created, 1 already there (untouched), -1. */
+	/* Create-only atomic write. 0 created, DD_EXISTS already there (untouched), -1. */
 	int (*put)(struct dd_backend *be, const char *name, const void *data, size_t len);
 	/* Like put, from a local file (the file backend hard-links when it can). */
 	int (*put_file)(struct dd_backend *be, const char *name, const char *localpath);
 	/* 1 exists, 0 not, -1 error. */
 	int (*exists)(struct dd_backend *be, const char *name);
-	/* Call cb for every file name (store-relative) under dir (one level; data/ is walked two). */
-	int (*list)(struct dd_backend *be, const char *dir, int (*cb)(const char *name, void *arg), void *arg);
+	/*
+	 * Every file under dir (store-relative; one level, data/ is walked two),
+	 * with size and mtime, in no particular order. *out is freed with
+	 * dd_backend_entries_free(). A missing dir is an empty list.
+	 */
+	int (*list)(struct dd_backend *be, const char *dir, struct dd_backend_entry **out, size_t *n);
 	/* Remove; missing is not an error. */
 	int (*del)(struct dd_backend *be, const char *name);
 	/* Make every earlier put durable (the file backend defers directory fsyncs to here). */
@@ -31,26 +68,32 @@ struct dd_backend_ops {
 	/*
 	 * `name` was found already there (another process may have put it and
 	 * not synced yet): make it durable with the next sync(), like a put.
-	 * put/put_file returning 1 do this themselves.
+	 * put/put_file returning DD_EXISTS do this themselves.
 	 */
 	void (*sync_later)(struct dd_backend *be, const char *name);
+	/*
+	 * Optional (NULL when the backend keeps no local files): the local path
+	 * of `name` (caller frees), for put_file() into another backend, which
+	 * may then hard-link it (cache -> file store).
+	 */
+	char *(*local_path)(struct dd_backend *be, const char *name);
 	void (*free)(struct dd_backend *be);
 };
 
 struct dd_backend {
 	const struct dd_backend_ops *ops;
 	char *display; /* URL for messages (never credentials) */
-	char *local_root; /* file backends: the folder (for hard links); NULL otherwise */
 };
 
 /*
- * Open the backend for `url`: file:///abs/path or /abs/path. `create`
- * makes the folder layout. s3:// is refused for now with a clear message.
+ * Open the backend for opts->url, chosen by its scheme; an unknown scheme
+ * is refused with the list of supported ones. `create` makes the layout.
  */
-int dd_backend_open(struct dd_backend **out, const char *url, int create);
-int dd_backend_file_open(struct dd_backend **out, const char *root, int create);
+int dd_backend_open(struct dd_backend **out, const struct dd_backend_opts *opts);
 void dd_backend_free(struct dd_backend *be);
-/* The local path of a name in a file backend (caller frees). */
-char *dd_backend_file_path(struct dd_backend *be, const char *name);
+void dd_backend_entries_free(struct dd_backend_entry *e, size_t n);
+
+/* The file backend on the folder `root` (absolute): the cache, and file:// stores. */
+int dd_backend_file_open(struct dd_backend **out, const char *root, int create);
 
 #endif

@@ -1,6 +1,8 @@
 /*
  * store/internal.h: what the files of src/store/ share: the dd_store
- * itself and the object paths between cache and backend.
+ * itself, the object path between cache and backend, the store's local
+ * state (config cache, known-objects record) and the key helpers that
+ * opening and key management both use.
  */
 #ifndef DD_STORE_INTERNAL_H
 #define DD_STORE_INTERNAL_H
@@ -17,19 +19,22 @@
 #include "store/pool.h"
 #include "store/store.h"
 
+struct dd_known;
+
 struct dd_store {
 	struct dd_backend *be;    /* NULL when offline */
 	struct dd_backend *cache; /* <statedir>/cache */
+	struct dd_known *known;   /* what the backend is known to hold; NULL when its exists() is cheap */
 	struct dd_keys *keys;
 	struct dd_chunker_params *chunker;
 	struct dd_pool *pool;
 	int flags;
-	int link_ok;              /* cache -> backend hard links still worth trying */
 	char *url;                /* for messages */
-	const char *cache_label;
+	struct dd_buf config;     /* the store config in use (as read from the cache or the store) */
+	const char *cache_label;  /* "the local cache" (verify points it at the store) */
 	pthread_mutex_t bufmu;
 	uint8_t **freebufs;       /* recycled chunk buffers */
-	size_t nfree, maxfree;  /* "the local cache" (verify points it at the store) */
+	size_t nfree, maxfree;
 };
 
 struct dd_snapshot {
@@ -37,6 +42,9 @@ struct dd_snapshot {
 	struct dd_manifest *m;
 };
 
+/* ---- objects (store-objects.c) ---- */
+/* "data" or "snapshots": the folder of an object type. */
+const char *dd_store_type_dir(int type);
 /*
  * Store one object (create-only) in the cache and the backend; skips the
  * work when it is already there. `plain` is sealed with the worker's zstd
@@ -49,17 +57,68 @@ uint8_t *dd_store_chunkbuf_get(struct dd_store *st);
 void dd_store_chunkbuf_put(struct dd_store *st, uint8_t *buf);
 /*
  * Fetch and open an object: cache first (a damaged cache copy is replaced
- * from the backend), then the backend (filling the cache). Returns 0, 1
- * if missing everywhere (error set), -1 on error.
+ * from the backend), then the backend (filling the cache). Returns 0,
+ * DD_NOTFOUND if missing everywhere (error set), -1 on error.
  */
 int dd_store_get_object(struct dd_store *st, int type, const uint8_t id[32], size_t max_plain,
 			struct dd_buf *plain, ZSTD_DCtx *zd);
-/* Make every earlier put durable (deferred directory fsyncs). */
+/* Make every earlier put durable (deferred directory fsyncs), then record what the backend confirmed. */
 int dd_store_sync(struct dd_store *st);
 /* Parse and check a manifest's plaintext against `id`. */
 int dd_snapshot_decode(struct dd_snapshot **out, struct dd_store *st, const uint8_t id[32],
 		       const struct dd_buf *plain);
+
+/* ---- opening (store-open.c) ---- */
 /* The default store url for a state dir ("<statedir>/store"); caller frees. */
 char *dd_store_default_url(const char *statedir);
+/* <statedir>/key; caller frees. */
+char *dd_store_key_path(const char *statedir);
+/* Open the backend of `url` with no other options (key commands, setup). */
+int dd_store_backend_open(struct dd_backend **out, const char *url, int create);
+/*
+ * Read and parse the store's config from the backend: 0, DD_NOTFOUND when
+ * there is none (error and a hint that fits: a store that lost its config,
+ * or nothing at that URL), -1.
+ */
+int dd_store_read_config(struct dd_backend *be, struct dd_buf *text, struct dd_store_config *c, const char *url);
+/* Does the backend hold a store's files (keys or snapshots) besides the config? 1 yes, 0 no, -1. */
+int dd_store_has_files(struct dd_backend *be);
+/*
+ * The backend's config differs from the one in use: the store may have
+ * been replaced. Re-read it; when it still opens with our key, the cache
+ * learns it; else the error says why (another key, a newer format). 0 when
+ * nothing changed or the new config was learnt, -1 otherwise.
+ */
+int dd_store_config_refresh(struct dd_store *st);
+/* The same with the store's config text already read. */
+int dd_store_config_learn(struct dd_store *st, const struct dd_buf *text);
+
+/* ---- key helpers (store-keys.c) ---- */
+/*
+ * Find the key files that `pass` opens and that belong to `key_id`.
+ * Returns 0 with master filled (and *which = their names when not NULL),
+ * DD_NOTFOUND when none opens (error set), -1 on error.
+ */
+int dd_store_unwrap_key(uint8_t master[DD_KEY_LEN], struct dd_backend *be, const char *pass,
+			const uint8_t key_id[DD_KEY_LEN], char ***which, size_t *nwhich);
+/* Add a key file wrapping `master` with `pass` to the store (synced). */
+int dd_store_add_key_file(struct dd_backend *be, const uint8_t master[DD_KEY_LEN], const char *pass);
+/* Make `master` the local key; a different one is kept as <statedir>/key.<id>.bak. */
+int dd_store_save_local_key(const char *statedir, const uint8_t master[DD_KEY_LEN]);
+
+/* ---- the known-objects record (known.c; docs/FORMAT.md §3.5) ---- */
+/* Load <path> for the store `url` (a record of another store, or damaged, counts as empty). */
+int dd_known_open(struct dd_known **out, const char *path, const char *url);
+void dd_known_free(struct dd_known *k);
+/* Was `name` confirmed in the store by an earlier flush? Thread-safe. */
+int dd_known_has(struct dd_known *k, const char *name);
+/* The backend holds `name` (durable once its next sync() succeeds). Thread-safe. */
+void dd_known_add(struct dd_known *k, const char *name);
+/* Take what was added so far (before the backend's sync); pass it to dd_known_commit after it. */
+void dd_known_take(struct dd_known *k, struct dd_buf *batch);
+/* Record a batch the backend has made durable: appended to the file and believed from now on. */
+int dd_known_commit(struct dd_known *k, const struct dd_buf *batch);
+/* Forget everything (the store lost objects it was known to hold): removes the file. */
+int dd_known_forget(struct dd_known *k);
 
 #endif

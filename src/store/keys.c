@@ -1,6 +1,7 @@
 /*
- * store/keys.c: local key files, passphrase-wrapped key files, the store
- * config, and reading a passphrase; see keys.h and docs/FORMAT.md §3.
+ * store/keys.c: local key files, passphrase-wrapped key files and the
+ * store config; see keys.h and docs/FORMAT.md §3. (Asking for a
+ * passphrase is cmd/'s business: cmd/prompt.c.)
  *
  * Key file (binary, exactly 113 bytes):
  *   "DDKEYF01" | alg u8 (1 = Argon2id v1.3) | opslimit u64le | memlimit u64le
@@ -12,7 +13,6 @@
 #include "store/keys.h"
 #include "util/endian.h"
 #include "util/err.h"
-#include "util/secret.h"
 #include "util/fs.h"
 #include "util/hex.h"
 
@@ -23,7 +23,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <termios.h>
 #include <unistd.h>
 
 static int fast_for_tests;
@@ -83,7 +82,7 @@ dd_key_read_file(uint8_t master[DD_KEY_LEN], const char *path)
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
 	if (fd < 0) {
 		if (errno == ENOENT)
-			return 1;
+			return DD_NOTFOUND;
 		return dd_error_errno("cannot open key %s", path);
 	}
 	if (fstat(fd, &st) < 0) {
@@ -210,7 +209,7 @@ dd_keyfile_unwrap(uint8_t master[DD_KEY_LEN], const struct dd_keyfile *kf, const
 	rc = crypto_aead_xchacha20poly1305_ietf_decrypt(master, NULL, NULL, kf->sealed, sizeof(kf->sealed),
 							kf->header, 65, kf->nonce, kek);
 	sodium_memzero(kek, sizeof(kek));
-	return rc == 0 ? 0 : 1;
+	return rc == 0 ? 0 : DD_NOTFOUND;
 }
 
 /* ---- store config ---- */
@@ -320,79 +319,4 @@ dd_store_config_check(const struct dd_store_config *c, const char *text, const s
 	if (sodium_memcmp(mac, c->mac, 32) != 0)
 		return dd_error("store config of %s damaged or tampered with (its authentication code does not match)", url);
 	return 0;
-}
-
-/* ---- passphrases ---- */
-
-static int
-tty_read(struct dd_buf *out, const char *prompt)
-{
-	struct termios old, quiet;
-	int fd = open("/dev/tty", O_RDWR | O_CLOEXEC | O_NOCTTY), rc = -1, echo_off = 0;
-	char c;
-
-	if (fd < 0)
-		return 1;
-	if (tcgetattr(fd, &old) == 0) {
-		quiet = old;
-		quiet.c_lflag &= ~(tcflag_t)(ECHO | ECHONL);
-		quiet.c_lflag |= ICANON;
-		echo_off = tcsetattr(fd, TCSAFLUSH, &quiet) == 0;
-	}
-	if (dd_write_all(fd, prompt, strlen(prompt)) < 0)
-		goto out;
-	dd_buf_clear(out);
-	dd_buf_grow(out, 4097); /* never reallocated (and so copied) while it holds the passphrase */
-	for (;;) {
-		ssize_t n = read(fd, &c, 1);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0 || c == '\n')
-			break;
-		dd_buf_putc(out, c);
-		if (out->len > 4096) {
-			dd_error("passphrase too long");
-			goto out;
-		}
-	}
-	rc = 0;
-out:
-	if (echo_off)
-		tcsetattr(fd, TCSAFLUSH, &old);
-	if (dd_write_all(fd, "\n", 1) < 0)
-		rc = rc ? rc : 0;
-	close(fd);
-	return rc;
-}
-
-int
-dd_passphrase_get(struct dd_buf *out, const char *envname, const char *prompt, int confirm)
-{
-	const char *env = dd_secret_env(envname ? envname : "DNADATA_PASSPHRASE");
-	struct dd_buf again = DD_BUF_INIT;
-	int rc;
-
-	dd_buf_clear(out);
-	if (env && *env) {
-		dd_buf_puts(out, env);
-		return 0;
-	}
-	if (!isatty(STDIN_FILENO) && !isatty(STDERR_FILENO))
-		return 1;
-	rc = tty_read(out, prompt);
-	if (rc != 0)
-		return rc;
-	if (!out->len) {
-		dd_buf_release_secret(out);
-		return 1; /* Enter alone: none given */
-	}
-	if (confirm) {
-		rc = tty_read(&again, "Repeat the passphrase: ");
-		if (rc == 0 && (again.len != out->len || memcmp(again.ptr, out->ptr, out->len)))
-			rc = dd_error("the two passphrases differ");
-		dd_buf_release_secret(&again);
-		if (rc)
-			dd_buf_release_secret(out);
-	}
-	return rc;
 }

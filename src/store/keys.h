@@ -17,11 +17,12 @@
 
 #include "store/crypto.h"
 #include "util/buf.h"
+#include "util/err.h"
 
 /* ---- plain key files (local key, export) ---- */
 void dd_key_format(struct dd_buf *out, const uint8_t master[DD_KEY_LEN]);
 int dd_key_parse(uint8_t master[DD_KEY_LEN], const char *text, size_t len, const char *path);
-/* Read <path>; refuses group/other-readable files. Returns 0, 1 if missing, -1. */
+/* Read <path>; refuses group/other-readable files. Returns 0, DD_NOTFOUND if missing, -1. */
 int dd_key_read_file(uint8_t master[DD_KEY_LEN], const char *path);
 /* Write atomically, mode 0600 (flags: DD_WRITE_NOREPLACE ...). */
 int dd_key_write_file(const char *path, const uint8_t master[DD_KEY_LEN], int flags);
@@ -44,7 +45,7 @@ struct dd_keyfile {
 int dd_keyfile_wrap(struct dd_buf *out, const uint8_t master[DD_KEY_LEN], const char *passphrase);
 /* Strict parse of the fixed layout and limits. */
 int dd_keyfile_parse(struct dd_keyfile *kf, const void *data, size_t len);
-/* Returns 0, 1 when the passphrase does not open it (no error set), -1 on error. */
+/* Returns 0, DD_NOTFOUND when the passphrase does not open it (no error set), -1 on error. */
 int dd_keyfile_unwrap(uint8_t master[DD_KEY_LEN], const struct dd_keyfile *kf, const char *passphrase);
 /* Test hook: use libsodium's MIN limits instead of MODERATE when wrapping. */
 void dd_keyfile_set_fast_for_tests(int fast);
@@ -71,12 +72,5 @@ int dd_store_config_check(const struct dd_store_config *c, const char *text, con
 
 /* Short printable key id (first 16 hex digits), for messages. */
 void dd_key_id_short(char out[17], const uint8_t key_id[DD_KEY_LEN]);
-
-/*
- * A passphrase: DNADATA_PASSPHRASE (or `envname` when not NULL), else a
- * prompt on the terminal without echo (twice when `confirm`). Returns 0,
- * 1 when none is available (no terminal, no variable, empty answer), -1 on error.
- */
-int dd_passphrase_get(struct dd_buf *out, const char *envname, const char *prompt, int confirm);
 
 #endif

@@ -7,6 +7,8 @@
 #ifndef DD_STORE_STORE_KEYS_H
 #define DD_STORE_STORE_KEYS_H
 
+#include "store/store.h"
+
 /* Write the local key to `path` (mode 0600, never overwriting a file). */
 int dd_store_key_export(const char *statedir, const char *path);
 /*
@@ -22,15 +24,16 @@ int dd_store_key_count(const char *url, const char *statedir);
 /*
  * Add a key file wrapped with `new_pass`; then remove the key file(s) that
  * `old_pass` opens (old_pass NULL: remove nothing). Needs the local key.
- * Returns 1 (error set) if old_pass opens no key file: nothing changed.
+ * Returns DD_NOTFOUND (error set) if old_pass opens no key file: nothing changed.
  */
 int dd_store_key_passwd(const char *url, const char *statedir, const char *old_pass, const char *new_pass);
 
 /*
- * What `init` does: create or adopt the store at `url` (NULL = default),
- * asking for a passphrase only when one is needed (DNADATA_PASSPHRASE, else
- * the terminal; none available: a new store gets no key file, with a note).
+ * What `init` does: create or adopt the store at o->url (NULL = default),
+ * calling o->passphrase only when a passphrase is needed (none available:
+ * a new store gets no key file, with a note; a store of another key is
+ * refused with a hint). *created says whether a store was created.
  */
-int dd_store_init(const char *url, const char *statedir, int *created);
+int dd_store_init(const struct dd_store_opts *o, int *created);
 
 #endif

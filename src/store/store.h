@@ -24,6 +24,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "util/err.h"
+
 #define DD_ID_LEN 32
 #define DD_ID_HEX_SIZE 65 /* 64 hex digits + NUL */
 
@@ -34,8 +36,38 @@ struct dd_snapshot;
 struct dd_stream_info;
 struct dd_stream_reader;
 
+struct dd_buf;
+
 enum {
 	DD_STORE_OFFLINE = 1 << 0, /* cache only: never touch the backend */
+};
+
+/* What a passphrase is asked for. */
+enum dd_passphrase_purpose {
+	DD_PASSPHRASE_UNLOCK = 1, /* open one of the store's key files (adopting a store) */
+	DD_PASSPHRASE_NEW = 2,    /* protect a new store's key (may be declined) */
+};
+
+/*
+ * Supplied by cmd/: ask for a passphrase (environment, terminal ...). The
+ * store calls it only when it needs one. Returns 0 with `out` filled,
+ * DD_NOTFOUND when none is available (declined, no terminal), -1 on error.
+ */
+typedef int (*dd_store_passphrase_fn)(struct dd_buf *out, enum dd_passphrase_purpose purpose, void *arg);
+
+/* How to open (or set up) a store. */
+struct dd_store_opts {
+	const char *url;      /* NULL: the default store, <statedir>/store */
+	const char *statedir; /* the clone's private state: key, cache, records */
+	int flags;            /* DD_STORE_OFFLINE */
+	/* remote stores: see struct dd_backend_opts (store/backend.h) */
+	const char *endpoint;
+	const char *region;
+	int path_style;
+	int transfers;
+	/* setup only: asked when a passphrase is needed (NULL: none is available) */
+	dd_store_passphrase_fn passphrase;
+	void *passphrase_arg;
 };
 
 /*
@@ -47,7 +79,13 @@ enum {
  */
 int dd_store_setup(const char *url, const char *statedir, const char *passphrase, int *created);
 
-/* Open the store at `url` with the key in <statedir>/key. */
+/*
+ * Open a store with the key in <statedir>/key. The store's config comes
+ * from the local cache when it was confirmed there for this URL and opens
+ * with the key; else from the store (and the cache learns it).
+ */
+int dd_store_open_opts(struct dd_store **out, const struct dd_store_opts *o);
+/* The same with only a URL (NULL: the default store). */
 int dd_store_open(struct dd_store **out, const char *url, const char *statedir, int flags);
 void dd_store_free(struct dd_store *st);
 
@@ -66,13 +104,13 @@ int dd_stream_end(struct dd_stream_writer *w);
 void dd_stream_abort(struct dd_stream_writer *w);
 /*
  * Write the manifest (streams sorted by name) and return the snapshot id.
- * Frees sw either way. Returns 0, or 1 if that snapshot already existed.
+ * Frees sw either way. Returns 0, or DD_EXISTS if that snapshot already existed.
  */
 int dd_snapshot_commit(struct dd_snapshot_writer *sw, char id_hex[DD_ID_HEX_SIZE]);
 void dd_snapshot_abort(struct dd_snapshot_writer *sw);
 
 /* ---- reading a snapshot ---- */
-/* Returns 0, 1 if the snapshot is in neither the cache nor the store (error set), -1 on error. */
+/* Returns 0, DD_NOTFOUND if the snapshot is in neither the cache nor the store (error set), -1 on error. */
 int dd_snapshot_load(struct dd_snapshot **out, struct dd_store *st, const char *id_hex);
 void dd_snapshot_free(struct dd_snapshot *s);
 const char *dd_snapshot_id(const struct dd_snapshot *s);
@@ -97,10 +135,17 @@ void dd_stream_close(struct dd_stream_reader *r);
 /* ---- maintenance ---- */
 /* Is the snapshot available (cache or backend) without fetching it? */
 int dd_store_has_snapshot(struct dd_store *st, const char *id_hex);
-/* Every snapshot in the store (the cache when offline): ids (64 hex) the caller frees, array too. */
+/* Every snapshot in the store (the cache when offline): ids (64 hex), freed with dd_store_snapshot_ids_free(). */
 int dd_store_list_snapshots(struct dd_store *st, char ***ids, size_t *n);
-/* Copy every object of the snapshot that the backend lacks from the cache. */
+void dd_store_snapshot_ids_free(char **ids, size_t n);
+/*
+ * Copy every object of the snapshot that the backend lacks from the cache
+ * (asking the backend about each: this is the repair path, it trusts no
+ * local record).
+ */
 int dd_store_push(struct dd_store *st, const char *id_hex);
+/* Put the store's config back when the store lost it (from the cache). 0, DD_EXISTS (it had it), -1. */
+int dd_store_push_config(struct dd_store *st);
 /*
  * Check snapshots: every object exists and authenticates; with read_data,
  * stream checksums too. Names each missing/damaged object (dd_warn) and

@@ -257,25 +257,18 @@ dd_stream_end(struct dd_stream_writer *w)
 void
 dd_stream_abort(struct dd_stream_writer *w)
 {
-	char *err, *hint;
+	struct dd_error_saved why;
 
 	if (!w)
 		return;
-	err = dd_error_last() ? dd_strdup(dd_error_last()) : NULL;
-	hint = dd_error_hint() ? dd_strdup(dd_error_hint()) : NULL;
+	dd_error_save(&why);
 	atomic_store(&w->failed, 1);
 	harvest(w, 1);
 	pthread_mutex_lock(&w->sw->mu);
 	unregister(w->sw, w->info.name);
 	pthread_mutex_unlock(&w->sw->mu);
 	stream_free(w);
-	dd_error_clear();
-	if (err)
-		dd_error("%s", err);
-	if (hint)
-		dd_hint("%s", hint);
-	free(err);
-	free(hint);
+	dd_error_restore(&why);
 }
 
 static void
@@ -317,7 +310,7 @@ dd_snapshot_commit(struct dd_snapshot_writer *sw, char id_hex[DD_ID_HEX_SIZE])
 	if (dd_store_sync(st) < 0)
 		goto out;
 	dd_hex_encode(id_hex, id, 32);
-	rc = existed ? 1 : 0;
+	rc = existed ? DD_EXISTS : 0;
 out:
 	if (rc < 0)
 		dd_error_wrap("writing the snapshot manifest");

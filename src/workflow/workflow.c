@@ -382,7 +382,7 @@ dd_workflow_restore(struct dd_repo *repo, const struct dd_config *cfg, const str
 	}
 	r = dd_snapshot_load(&snap, st, ref->snapshot);
 	if (r != 0) {
-		if (r == 1) {
+		if (r == DD_NOTFOUND) {
 			dd_error("snapshot %.12s (named by .dnadata/refs/%s%s%s) is in neither the local cache nor the store",
 				 ref->snapshot, p->name, rev ? " at " : "", rev ? rev : "");
 			dd_hint("run `git dnadata push` on the machine that took it, or check the store url");

@@ -44,4 +44,35 @@ test_push_of_an_unknown_or_empty_profile_fails_cleanly() {
 	assert_contains "$ERR" "nothing to push"
 }
 
+test_store_that_lost_its_config_is_repaired_by_the_hinted_push() {
+	setup_repo
+	expect_ok git dnadata snapshot
+	rm "$T/store/config"
+	# this clone keeps its confirmed copy of the config; verify checks the store's own
+	expect_fail 1 git dnadata verify
+	assert_contains "$ERR" "has lost its config object"
+	assert_contains "$ERR" "hint: \`git dnadata push\` puts the store's config back"
+	# a clone that never used the store is refused (no new store over the old one's files), with the same remedy
+	local origin=$PWD
+	git clone -q "$origin" "$T/clone"
+	cd "$T/clone"
+	expect_fail 1 git dnadata init
+	cd "$origin"
+	assert_contains "$ERR" "has lost its config object"
+	assert_contains "$ERR" "hint: run \`git dnadata push\` where this store was used before"
+	assert_not_contains "$ERR" "init --store"
+	assert_no_file "$T/store/config"
+	# the hinted command works
+	expect_ok git dnadata push
+	assert_not_contains "$ERR" "already initialised"
+	assert_contains "$ERR" "put the store's config back"
+	assert_file "$T/store/config"
+	expect_ok git dnadata verify --read-data
+	cp .git/dnadata/key "$T/key" && chmod 600 "$T/key"
+	cd "$T/clone"
+	expect_ok git dnadata key import "$T/key"
+	expect_ok git dnadata init
+	expect_ok git dnadata verify
+}
+
 run_tests

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "store-testlib.h"
+#include "cmd/prompt.h"
 #include "store/internal.h"
 #include "store/store-keys.h"
 #include "util/err.h"
@@ -261,7 +262,7 @@ typed_passphrase_leaves_no_copy_in_freed_memory(void **state)
 			_exit(4);
 		dup2(s, 0), dup2(s, 1), dup2(s, 2);
 		secret = "battery staple, and a long";
-		r = dd_passphrase_get(&pass, "DD_TEST_UNSET_PASSPHRASE", "Passphrase: ", 0);
+		r = dd_prompt_passphrase(&pass, "DD_TEST_UNSET_PASSPHRASE", "Passphrase: ", 0);
 		secret = NULL;
 		if (r != 0 || strcmp(dd_buf_cstr(&pass), phrase))
 			_exit(2);
@@ -283,6 +284,68 @@ typed_passphrase_leaves_no_copy_in_freed_memory(void **state)
 	assert_true(WIFEXITED(status));
 	if (WEXITSTATUS(status) == 3)
 		fail_msg("the passphrase was left in freed memory");
+	assert_int_equal(WEXITSTATUS(status), 0);
+}
+
+/* Every write() of the library, failing a lone "\n" while `fail_newline` (linked with --wrap=write). */
+ssize_t __real_write(int fd, const void *buf, size_t n);
+ssize_t __wrap_write(int fd, const void *buf, size_t n);
+static int fail_newline;
+
+ssize_t
+__wrap_write(int fd, const void *buf, size_t n)
+{
+	if (fail_newline && n == 1 && ((const char *)buf)[0] == '\n') {
+		errno = EIO;
+		return -1;
+	}
+	return __real_write(fd, buf, n);
+}
+
+/* A terminal that cannot take the newline after the passphrase fails the prompt with a reason. */
+static void
+terminal_write_failure_after_the_passphrase_is_an_error(void **state)
+{
+	char ttyout[256];
+	size_t got = 0;
+	int m, status;
+	pid_t pid;
+
+	(void)state;
+	m = posix_openpt(O_RDWR | O_NOCTTY);
+	assert_true(m >= 0 && grantpt(m) == 0 && unlockpt(m) == 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct dd_buf pass = DD_BUF_INIT;
+		int r, s;
+		alarm(20);
+		setsid();
+		s = open(ptsname(m), O_RDWR);
+		if (s < 0)
+			_exit(4);
+		dup2(s, 0), dup2(s, 1), dup2(s, 2);
+		fail_newline = 1;
+		r = dd_prompt_passphrase(&pass, "DD_TEST_UNSET_PASSPHRASE", "Passphrase: ", 0);
+		fail_newline = 0;
+		dd_buf_release_secret(&pass);
+		if (r != -1)
+			_exit(2);
+		_exit(dd_error_last() && strstr(dd_error_last(), "cannot write to the terminal") ? 0 : 3);
+	}
+	while (!memmem(ttyout, got, "Passphrase: ", 12) && got < sizeof(ttyout)) {
+		ssize_t n = read(m, ttyout + got, sizeof(ttyout) - got);
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	assert_non_null(memmem(ttyout, got, "Passphrase: ", 12));
+	assert_int_equal(write(m, "typed\n", 6), 6);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	close(m);
+	assert_true(WIFEXITED(status));
+	if (WEXITSTATUS(status) == 2)
+		fail_msg("the prompt succeeded although the terminal refused the newline");
 	assert_int_equal(WEXITSTATUS(status), 0);
 }
 
@@ -502,6 +565,7 @@ main(void)
 		T(key_readable_by_others_is_refused_with_the_fix),
 		T(key_file_is_read_from_the_descriptor_whose_mode_was_checked),
 		cmocka_unit_test(typed_passphrase_leaves_no_copy_in_freed_memory),
+		cmocka_unit_test(terminal_write_failure_after_the_passphrase_is_an_error),
 		T(export_and_import_move_the_key),
 		T(passwd_replaces_the_key_file),
 		T(tampered_config_is_detected),

@@ -4,6 +4,9 @@
  * ids, damage detection (flipped bit, truncation, swapped and missing
  * objects), no plaintext in stored files, deduplication of a slightly
  * changed 200 MB stream, and durability order for objects already stored.
+ * Then the backend seams: dispatch by scheme, list() with sizes and mtimes,
+ * and, through a proxy that behaves like a remote store, the known-objects
+ * record and the cached store config.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -18,6 +21,7 @@
 
 #include "store-testlib.h"
 #include "store/internal.h"
+#include <fcntl.h>
 #include "util/err.h"
 #include "util/hex.h"
 #include "util/log.h"
@@ -232,7 +236,7 @@ snapshot_id_depends_on_content_and_attributes_not_metadata(void **state)
 	const char *const ab[] = { "a", "b", NULL }, *const ba[] = { "b", "a", NULL };
 	const char *const r1[] = { "1", NULL }, *const r2[] = { "2", NULL };
 	char *x = snapshot_of(f->st, ab, r1, "monday", 0);
-	char *y = snapshot_of(f->st, ba, (const char *const[]){ NULL, "1" }, "tuesday", 1);
+	char *y = snapshot_of(f->st, ba, (const char *const[]){ NULL, "1" }, "tuesday", DD_EXISTS);
 	char *z = snapshot_of(f->st, ab, r2, "monday", 0);
 
 	/* same streams in another order and other metadata: same id, and it already existed */
@@ -707,7 +711,7 @@ objects_found_already_stored_are_synced_before_the_manifest(void **state)
 	recording = 1;
 	assert_int_equal(dd_snapshot_begin(&sw, f->st), 0);
 	write_gen(sw, "t", &g);
-	free(commit(sw, 1));
+	free(commit(sw, DD_EXISTS));
 	recording = 0;
 	assert_true(synced_at(store_dir) >= 0);
 	assert_true(synced_at(cache_dir) >= 0);
@@ -721,6 +725,369 @@ objects_found_already_stored_are_synced_before_the_manifest(void **state)
 	dd_snapshot_free(s);
 	free(id), free(cache), free(in_store), free(in_cache), free(store_dir), free(cache_dir);
 	free(store_snaps), free(cache_snaps);
+}
+
+/* ---- backends: dispatch, list, and a backend that behaves like a remote one ---- */
+
+static void
+unknown_scheme_is_refused_naming_the_supported_ones(void **state)
+{
+	struct dd_backend_opts o = { .url = "ftp://example.com/store" };
+	struct dd_backend *be = NULL;
+
+	(void)state;
+	assert_int_equal(dd_backend_open(&be, &o), -1);
+	assert_null(be);
+	assert_non_null(strstr(dd_error_last(), "ftp://example.com/store"));
+	assert_non_null(strstr(dd_error_last(), "file://"));
+	assert_non_null(strstr(dd_error_last(), "s3://"));
+	o.url = "file://relative/path";
+	assert_int_equal(dd_backend_open(&be, &o), -1);
+	assert_non_null(strstr(dd_error_last(), "absolute path"));
+}
+
+static void
+list_reports_each_names_size_and_mtime(void **state)
+{
+	struct fx *f = *state;
+	struct dd_snapshot *s;
+	char *id = one_stream_snapshot(f, 1u << 20, &s);
+	char *snap = dd_asprintf("%s/snapshots/%s", f->root, id), *want = dd_asprintf("snapshots/%s", id);
+	char *chunk = object_path(f, f->root, dd_snapshot_find(s, "t")->chunks[0].id);
+	const struct timespec when[2] = { { 1500000000, 0 }, { 1500000000, 0 } };
+	struct dd_backend_entry *e;
+	struct dd_backend *be;
+	struct stat sb;
+	size_t n, found = 0;
+
+	assert_int_equal(utimensat(AT_FDCWD, snap, when, 0), 0);
+	assert_int_equal(stat(snap, &sb), 0);
+	assert_int_equal(dd_backend_file_open(&be, f->root, 0), 0);
+	assert_int_equal(be->ops->list(be, "snapshots", &e, &n), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(e[0].name, want);
+	assert_int_equal(e[0].size, (uint64_t)sb.st_size);
+	assert_int_equal(e[0].mtime, 1500000000);
+	dd_backend_entries_free(e, n);
+	/* data/ is walked two levels; each entry's size is its file's */
+	assert_int_equal(stat(chunk, &sb), 0);
+	assert_int_equal(be->ops->list(be, "data", &e, &n), 0);
+	assert_true(n >= 2);
+	for (size_t i = 0; i < n; i++) {
+		if (!strcmp(e[i].name, chunk + strlen(f->root) + 1)) {
+			found++;
+			assert_int_equal(e[i].size, (uint64_t)sb.st_size);
+			assert_int_equal(e[i].mtime, (int64_t)sb.st_mtime);
+		}
+	}
+	assert_int_equal(found, 1);
+	dd_backend_entries_free(e, n);
+	/* a folder that does not exist is an empty list */
+	assert_int_equal(be->ops->list(be, "nothing-here", &e, &n), 0);
+	assert_int_equal(n, 0);
+	dd_backend_entries_free(e, n);
+	dd_backend_free(be);
+	dd_snapshot_free(s);
+	free(snap), free(want), free(chunk), free(id);
+}
+
+/*
+ * A proxy around the file backend that behaves like a remote store: no
+ * cheap exists(), no local paths; it counts what it is asked. Every
+ * dd_backend_open() of the library goes through it while `proxy_on`
+ * (linked with --wrap=dd_backend_open).
+ */
+int __real_dd_backend_open(struct dd_backend **out, const struct dd_backend_opts *o);
+int __wrap_dd_backend_open(struct dd_backend **out, const struct dd_backend_opts *o);
+static int proxy_on;
+static int config_gets;
+static char *exists_asked[64];
+static size_t nexists_asked;
+
+struct proxy {
+	struct dd_backend base;
+	struct dd_backend *in;
+};
+#define IN(be) (((struct proxy *)(be))->in)
+
+static int
+px_get(struct dd_backend *be, const char *name, struct dd_buf *out)
+{
+	config_gets += !strcmp(name, "config");
+	return IN(be)->ops->get(IN(be), name, out);
+}
+static int
+px_put(struct dd_backend *be, const char *name, const void *data, size_t len)
+{
+	return IN(be)->ops->put(IN(be), name, data, len);
+}
+static int
+px_put_file(struct dd_backend *be, const char *name, const char *localpath)
+{
+	return IN(be)->ops->put_file(IN(be), name, localpath);
+}
+static int
+px_exists(struct dd_backend *be, const char *name)
+{
+	if (nexists_asked < sizeof(exists_asked) / sizeof(*exists_asked))
+		exists_asked[nexists_asked] = strdup(name);
+	nexists_asked++;
+	return IN(be)->ops->exists(IN(be), name);
+}
+static int
+px_list(struct dd_backend *be, const char *dir, struct dd_backend_entry **out, size_t *n)
+{
+	return IN(be)->ops->list(IN(be), dir, out, n);
+}
+static int
+px_del(struct dd_backend *be, const char *name)
+{
+	return IN(be)->ops->del(IN(be), name);
+}
+static int
+px_sync(struct dd_backend *be)
+{
+	return IN(be)->ops->sync(IN(be));
+}
+static void
+px_sync_later(struct dd_backend *be, const char *name)
+{
+	IN(be)->ops->sync_later(IN(be), name);
+}
+static void
+px_free(struct dd_backend *be)
+{
+	dd_backend_free(IN(be));
+	free(be);
+}
+static const struct dd_backend_ops proxy_ops = {
+	.caps = 0, .get = px_get, .put = px_put, .put_file = px_put_file, .exists = px_exists, .list = px_list,
+	.del = px_del, .sync = px_sync, .sync_later = px_sync_later, .local_path = NULL, .free = px_free,
+};
+
+int
+__wrap_dd_backend_open(struct dd_backend **out, const struct dd_backend_opts *o)
+{
+	struct proxy *p;
+	int r = __real_dd_backend_open(out, o);
+
+	if (r < 0 || !proxy_on)
+		return r;
+	p = calloc(1, sizeof(*p));
+	p->base.ops = &proxy_ops;
+	p->base.display = (*out)->display;
+	p->in = *out;
+	*out = &p->base;
+	return 0;
+}
+
+static void
+asked_reset(void)
+{
+	for (size_t i = 0; i < nexists_asked && i < sizeof(exists_asked) / sizeof(*exists_asked); i++)
+		free(exists_asked[i]);
+	nexists_asked = 0;
+}
+
+/* Drop `line` (without its newline) from the file at `path`. */
+static void
+drop_line(const char *path, const char *line)
+{
+	struct dd_buf b = DD_BUF_INIT, line_nl = DD_BUF_INIT;
+	char *at;
+
+	dd_buf_printf(&line_nl, "%s\n", line);
+	assert_int_equal(dd_file_read(&b, path), 0);
+	at = strstr(b.ptr, line_nl.ptr);
+	assert_non_null(at);
+	memmove(at, at + line_nl.len, b.len - (size_t)(at - b.ptr) - line_nl.len);
+	b.len -= line_nl.len;
+	assert_int_equal(dd_file_write_atomic(path, b.ptr, b.len, 0600, 0), 0);
+	dd_buf_release(&b), dd_buf_release(&line_nl);
+}
+
+static void
+remote_store_is_asked_only_about_objects_not_recorded_as_present(void **state)
+{
+	struct fx *f = *state;
+	struct dd_snapshot_writer *sw;
+	struct dd_store *st;
+	struct dd_snapshot *s;
+	struct gen g = { 9, 2u << 20, NULL, 0 };
+	char *known = dd_asprintf("%s/cache/known-objects", f->sd), *id, name[DD_OBJECT_NAME_SIZE];
+	struct dd_buf rec = DD_BUF_INIT;
+
+	proxy_on = 1;
+	assert_int_equal(dd_store_open(&st, f->url, f->sd, 0), 0);
+	assert_int_equal(dd_snapshot_begin(&sw, st), 0);
+	write_gen(sw, "t", &g);
+	id = commit(sw, 0);
+	assert_int_equal(dd_snapshot_load(&s, st, id), 0);
+	dd_store_free(st);
+	/* every object went up and was recorded after the store's sync */
+	assert_int_equal(dd_file_read(&rec, known), 0);
+	assert_true(dd_snapshot_find(s, "t")->nchunks >= 2);
+	for (size_t i = 0; i < dd_snapshot_find(s, "t")->nchunks; i++) {
+		dd_object_name(name, sizeof(name), "data", dd_snapshot_find(s, "t")->chunks[i].id);
+		assert_non_null(strstr(rec.ptr, name));
+	}
+	/* one object forgotten: the same snapshot again asks about that one only */
+	dd_object_name(name, sizeof(name), "data", dd_snapshot_find(s, "t")->chunks[1].id);
+	drop_line(known, name);
+	asked_reset();
+	assert_int_equal(dd_store_open(&st, f->url, f->sd, 0), 0);
+	assert_int_equal(dd_snapshot_begin(&sw, st), 0);
+	write_gen(sw, "t", &g);
+	free(commit(sw, DD_EXISTS));
+	dd_store_free(st);
+	proxy_on = 0;
+	assert_int_equal(nexists_asked, 1);
+	assert_string_equal(exists_asked[0], name);
+	/* ... and records it again */
+	dd_buf_clear(&rec);
+	assert_int_equal(dd_file_read(&rec, known), 0);
+	assert_non_null(strstr(rec.ptr, name));
+	asked_reset();
+	dd_buf_release(&rec);
+	dd_snapshot_free(s);
+	free(known), free(id);
+}
+
+static void
+an_object_is_recorded_only_after_the_store_synced_it(void **state)
+{
+	struct fx *f = *state;
+	struct dd_store *st;
+	struct dd_snapshot_writer *sw;
+	struct dd_stream_writer *w;
+	char *known = dd_asprintf("%s/cache/known-objects", f->sd);
+	uint8_t buf[4096];
+
+	memset(buf, 7, sizeof(buf));
+	proxy_on = 1;
+	assert_int_equal(dd_store_open(&st, f->url, f->sd, 0), 0);
+	assert_int_equal(dd_snapshot_begin(&sw, st), 0);
+	assert_int_equal(dd_stream_begin(&w, sw, "t"), 0);
+	assert_int_equal(dd_stream_write(w, buf, sizeof(buf)), 0);
+	assert_int_equal(dd_stream_end(w), 0); /* the chunk is uploaded, not yet synced */
+	assert_false(dd_path_exists(known));
+	dd_snapshot_abort(sw);
+	dd_store_free(st);
+	proxy_on = 0;
+	assert_false(dd_path_exists(known));
+	free(known);
+}
+
+static void
+second_open_reads_the_store_config_from_the_cache(void **state)
+{
+	struct fx *f = *state;
+	struct dd_store *st;
+	char *cached = dd_asprintf("%s/cache/config", f->sd), *other = dd_asprintf("%s/elsewhere", f->tmp);
+
+	proxy_on = 1;
+	config_gets = 0;
+	assert_int_equal(unlink(cached), 0);
+	assert_int_equal(dd_store_open(&st, f->url, f->sd, 0), 0);
+	dd_store_free(st);
+	assert_int_equal(config_gets, 1); /* not cached: read from the store once */
+	assert_int_equal(dd_store_open(&st, f->url, f->sd, 0), 0);
+	dd_store_free(st);
+	assert_int_equal(config_gets, 1); /* then from the cache */
+	/* a cached config is bound to the store it came from: another URL reads its own */
+	assert_int_equal(dd_store_open(&st, other, f->sd, 0), -1);
+	assert_int_equal(config_gets, 2);
+	assert_non_null(strstr(dd_error_last(), "no git-dnadata store at"));
+	proxy_on = 0;
+	free(cached), free(other);
+}
+
+static void
+verify_finding_an_object_missing_forgets_the_known_objects_record(void **state)
+{
+	struct fx *f = *state;
+	struct dd_store *st;
+	struct dd_snapshot *s;
+	char *id = one_stream_snapshot(f, 1u << 20, &s);
+	char *known = dd_asprintf("%s/cache/known-objects", f->sd);
+	char *p = object_path(f, f->root, dd_snapshot_find(s, "t")->chunks[0].id);
+	const char *ids[] = { id };
+
+	proxy_on = 1;
+	assert_int_equal(dd_store_open(&st, f->url, f->sd, 0), 0);
+	assert_int_equal(dd_store_push(st, id), 0); /* asks about each object and records them */
+	assert_true(dd_path_exists(known));
+	assert_int_equal(unlink(p), 0);
+	assert_int_equal(dd_store_verify(st, ids, 1, 0), -1);
+	assert_false(dd_path_exists(known));
+	/* nothing recorded: the next push asks, and uploads what is missing */
+	assert_int_equal(dd_store_push(st, id), 0);
+	assert_true(dd_path_exists(p));
+	dd_store_free(st);
+	proxy_on = 0;
+	dd_snapshot_free(s);
+	free(known), free(p), free(id);
+}
+
+/* The store was replaced by another key's store: reading an object says so, not "damaged". */
+static void
+object_failing_in_a_replaced_store_reports_the_new_config(void **state)
+{
+	struct fx *f = *state;
+	struct dd_store *st;
+	struct dd_snapshot *s;
+	struct dd_buf data = DD_BUF_INIT;
+	char *id = one_stream_snapshot(f, 1u << 20, &s);
+	const struct dd_stream_info *si = dd_snapshot_find(s, "t");
+	char *p = object_path(f, f->root, si->chunks[0].id);
+	char *cache = dd_path_join(f->sd, "cache"), *inc = object_path(f, cache, si->chunks[0].id);
+	char *sd2 = dd_path_join(f->tmp, "state2"), *other = dd_asprintf("%s/other", f->tmp);
+	char *mine = dd_path_join(f->root, "config"), *theirs = dd_path_join(other, "config");
+	struct gen g = { 5, 1u << 20, NULL, 0 };
+	int created;
+
+	/* the object only in the store, and not ours any more */
+	assert_int_equal(unlink(inc), 0);
+	assert_int_equal(dd_file_read(&data, p), 0);
+	assert_int_equal(unlink(p), 0);
+	assert_int_equal(dd_file_write_atomic(p, data.ptr, data.len, 0444, 0), 0);
+	flip_bit(p, 100);
+	/* another store (another key) now answers at this URL */
+	assert_int_equal(dd_store_setup(other, sd2, NULL, &created), 0);
+	dd_buf_clear(&data);
+	assert_int_equal(dd_file_read(&data, theirs), 0);
+	assert_int_equal(unlink(mine), 0);
+	assert_int_equal(dd_file_write_atomic(mine, data.ptr, data.len, 0444, 0), 0);
+	/* the cached config still opens the store; the failing object makes it look again */
+	assert_int_equal(dd_store_open(&st, f->url, f->sd, 0), 0);
+	dd_log_set_verbosity(DD_QUIET);
+	assert_int_equal(check_gen(st, si, &g), -1);
+	assert_non_null(strstr(dd_error_last(), "config changed"));
+	assert_non_null(strstr(dd_error_last(), "belongs to another key"));
+	dd_store_free(st);
+	dd_buf_release(&data);
+	dd_snapshot_free(s);
+	free(id), free(p), free(cache), free(inc), free(sd2), free(other), free(mine), free(theirs);
+}
+
+static void
+file_store_that_is_not_there_is_not_made_again_by_a_put(void **state)
+{
+	struct fx *f = *state;
+	struct dd_backend *be;
+	char *gone = dd_path_join(f->tmp, "unmounted"), *fan = dd_path_join(f->root, "data/ab");
+
+	assert_int_equal(dd_backend_file_open(&be, gone, 1), 0);
+	assert_int_equal(dd_rm_rf(gone), 0);
+	assert_int_equal(be->ops->put(be, "data/ab/0123", "x", 1), -1);
+	assert_false(dd_path_exists(gone));
+	dd_backend_free(be);
+	/* a fan-out folder removed behind our back is made again */
+	assert_int_equal(dd_backend_file_open(&be, f->root, 0), 0);
+	assert_int_equal(dd_rm_rf(fan), 0);
+	assert_int_equal(be->ops->put(be, "data/ab/0123", "x", 1), 0);
+	dd_backend_free(be);
+	free(gone), free(fan);
 }
 
 int
@@ -742,6 +1109,20 @@ main(void)
 		cmocka_unit_test_setup_teardown(second_snapshot_with_1_percent_changed_adds_under_5_percent, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(objects_are_hard_linked_from_the_cache, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(objects_found_already_stored_are_synced_before_the_manifest, fx_setup,
+						fx_teardown),
+		cmocka_unit_test(unknown_scheme_is_refused_naming_the_supported_ones),
+		cmocka_unit_test_setup_teardown(list_reports_each_names_size_and_mtime, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(remote_store_is_asked_only_about_objects_not_recorded_as_present,
+						fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(an_object_is_recorded_only_after_the_store_synced_it, fx_setup,
+						fx_teardown),
+		cmocka_unit_test_setup_teardown(second_open_reads_the_store_config_from_the_cache, fx_setup,
+						fx_teardown),
+		cmocka_unit_test_setup_teardown(verify_finding_an_object_missing_forgets_the_known_objects_record,
+						fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(object_failing_in_a_replaced_store_reports_the_new_config, fx_setup,
+						fx_teardown),
+		cmocka_unit_test_setup_teardown(file_store_that_is_not_there_is_not_made_again_by_a_put, fx_setup,
 						fx_teardown),
 	};
 	if (sodium_init() < 0)
