@@ -6,7 +6,6 @@
  * password anywhere).
  */
 #include "config/config.h"
-#include "config/internal.h"
 #include "util/buf.h"
 #include "util/conninfo.h"
 #include "util/err.h"

@@ -11,7 +11,6 @@
 #include "util/err.h"
 #include "util/json.h"
 #include "util/fs.h"
-#include "util/opts.h"
 
 #include <ctype.h>
 #include <ini.h>
