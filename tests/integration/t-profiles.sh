@@ -164,6 +164,24 @@ test_profiles_ini_example_is_valid_and_documents_every_key() {
 	done
 }
 
+test_init_refuses_any_password_and_a_malformed_database_without_quoting_them() {
+	new_repo
+	echo a >a && git add a && git commit -q -m a
+	# sslpassword is a password too: it must not be committed
+	expect_fail 1 git dnadata init --database "host=db sslpassword=k3y"
+	assert_contains "$ERR" "error: --database contains a password"
+	assert_not_contains "$ERR" k3y
+	assert_no_file .dnadata
+	# an unquoted password with a blank: libpq would quote the stray word in its message
+	expect_fail 1 git dnadata init --database "host=db password=abc defghi"
+	assert_contains "$ERR" "error: --database: malformed connection string: missing \"=\" after \"...\""
+	assert_not_contains "$ERR" defghi
+	assert_no_file .dnadata
+	# a bare word is a database name, as libpq reads it
+	expect_ok git dnadata init --database myapp
+	assert_contains "$(cat .dnadata/profiles.ini)" "url = myapp"
+}
+
 test_profile_names_differing_only_in_case_are_refused_when_read() {
 	setup
 	cat >>.dnadata/profiles.ini <<'INI'
