@@ -60,8 +60,8 @@ struct dd_config_parse {
 };
 
 /*
- * Record the first error of a parse as "line: message". Returns 0, which
- * is inih's "this line is bad" (its handler convention: 1 = ok, 0 = error).
+ * Record the first error of a parse (later ones are dropped); it becomes
+ * "file:line: message" when the parse ends. Returns -1.
  */
 int dd_config_fail(struct dd_config_parse *p, size_t line, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 struct dd_config_seen *dd_config_find_seen(struct dd_config_parse *p, enum dd_config_section sec, const char *profile,
@@ -69,7 +69,11 @@ struct dd_config_seen *dd_config_find_seen(struct dd_config_parse *p, enum dd_co
 void dd_config_add_seen(struct dd_config_parse *p, enum dd_config_section sec, const char *profile, const char *key,
 			size_t line);
 
-/* The inih handler (keys.c): checks `name = value` against the key table and stores it. */
+/*
+ * The inih handler (keys.c): checks `name = value` against the key table
+ * and stores it. Returns in inih's convention: nonzero = the line is
+ * fine, 0 = it is not (the reason recorded with dd_config_fail()).
+ */
 int dd_config_handler(void *user, const char *section, const char *name, const char *value);
 
 /* NULL-terminated string lists. */
