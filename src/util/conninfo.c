@@ -11,8 +11,8 @@
  * whole string is hidden: showing too little beats leaking a password.
  *
  * libpq's parse errors may quote the string (a whole URI, a stray word
- * that was part of an unquoted password), so quoted text is elided from
- * them before they are recorded.
+ * that was part of an unquoted password), so they are cut at the first
+ * quoted text before they are recorded.
  */
 #include "util/conninfo.h"
 #include "util/buf.h"
@@ -39,7 +39,12 @@ secret_keyword(const PQconninfoOption *opts, const char *s, size_t len)
 	return 0;
 }
 
-/* libpq's message with every quoted "..." longer than one character elided, on one line. */
+/*
+ * libpq's message up to the first quoted text that could come from the
+ * string ("..." stands for it and for everything after, which may be more
+ * of the string); a quoted single punctuation character ("=", "]") is
+ * grammar and stays.
+ */
 static int
 parse_error(const char *msg)
 {
@@ -47,16 +52,14 @@ parse_error(const char *msg)
 	const char *p = msg ? msg : "out of memory";
 
 	while (*p) {
-		const char *close = *p == '"' ? strchr(p + 1, '"') : NULL;
-		if (close && close - p > 2) {
-			dd_buf_puts(&b, "\"...\"");
-			p = close + 1;
+		if (*p == '"' && p[1] && ispunct((unsigned char)p[1]) && p[2] == '"') {
+			dd_buf_put(&b, p, 3);
+			p += 3;
 			continue;
 		}
-		if (close) {
-			dd_buf_put(&b, p, (size_t)(close + 1 - p));
-			p = close + 1;
-			continue;
+		if (*p == '"') {
+			dd_buf_puts(&b, "\"...\"");
+			break;
 		}
 		dd_buf_putc(&b, *p == '\n' ? ' ' : *p);
 		p++;
