@@ -19,6 +19,7 @@
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 /* At most this many existing profiles are listed in a hint. */
 #define MAX_LISTED 8
@@ -157,6 +158,15 @@ dd_profile_name_check(const char *name)
 
 /* ---- lookups ---- */
 
+static const struct dd_profile *
+find_nocase(const struct dd_config *cfg, const char *name)
+{
+	for (size_t i = 0; i < cfg->nprofiles; i++)
+		if (!strcasecmp(cfg->profiles[i].name, name))
+			return &cfg->profiles[i];
+	return NULL;
+}
+
 /* "a, b, c" (at most MAX_LISTED, then "..."), for a hint. */
 static void
 list_profiles(struct dd_buf *b, const struct dd_config *cfg)
@@ -169,14 +179,16 @@ list_profiles(struct dd_buf *b, const struct dd_config *cfg)
 
 /*
  * "no profile NAME": the closest existing name in the error; in the hint,
- * new-profile only for a name it would accept, else what a valid name is
- * and which profiles there are.
+ * new-profile only for a name it would accept (valid, and not another
+ * spelling of an existing one), else what a valid name is and which
+ * profiles there are.
  */
 static int
 no_such_profile(const struct dd_config *cfg, const char *name, const char *why)
 {
 	const char **names = dd_calloc(cfg->nprofiles + 1, sizeof(*names));
 	struct dd_buf known = DD_BUF_INIT;
+	const struct dd_profile *same;
 	const char *near;
 
 	for (size_t i = 0; i < cfg->nprofiles; i++)
@@ -187,7 +199,9 @@ no_such_profile(const struct dd_config *cfg, const char *name, const char *why)
 	else
 		dd_error("no profile '%s'%s", name, why);
 	list_profiles(&known, cfg);
-	if (dd_profile_name_valid(name))
+	if ((same = find_nocase(cfg, name)))
+		dd_hint("profile names are case-sensitive: this one is called '%s'", same->name);
+	else if (dd_profile_name_valid(name))
 		dd_hint("'git dnadata status' lists the profiles; 'git dnadata new-profile %s' adds one", name);
 	else if (cfg->nprofiles)
 		dd_hint("a profile name has letters, digits, '-' and '_', starting with a letter or digit; "

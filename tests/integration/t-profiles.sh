@@ -208,6 +208,10 @@ test_unknown_profile_hint_offers_new_profile_only_for_a_valid_name() {
 	assert_contains "$ERR" "error: no profile '../../etc'"
 	assert_not_contains "$ERR" "new-profile ../../etc"
 	assert_contains "$ERR" "hint: a profile name has letters, digits, '-' and '_', starting with a letter or digit; the profiles are: clean"
+	# another spelling of an existing profile: new-profile would refuse it
+	expect_fail 1 git dnadata use CLEAN
+	assert_not_contains "$ERR" "new-profile CLEAN"
+	assert_contains "$ERR" "hint: profile names are case-sensitive: this one is called 'clean'"
 	# the same for the active profile named by the environment
 	DNADATA_PROFILE=../x expect_fail 1 git dnadata snapshot
 	assert_not_contains "$ERR" "new-profile ../x"

@@ -391,6 +391,9 @@ missing_profile_hint_suggests_new_profile_only_for_a_valid_name(void **state)
 	assert_string_equal(dd_error_last(), "no profile '../../etc' in profiles.ini");
 	assert_string_equal(dd_error_hint(), "a profile name has letters, digits, '-' and '_', starting with a letter or "
 					     "digit; the profiles are: clean, customer1");
+	/* another spelling of an existing name: new-profile would refuse it */
+	assert_null(dd_config_profile(cfg, "Customer1"));
+	assert_string_equal(dd_error_hint(), "profile names are case-sensitive: this one is called 'customer1'");
 	dd_config_free(cfg);
 	cfg = parse_ok("", NULL);
 	assert_null(dd_config_profile(cfg, "a b"));
