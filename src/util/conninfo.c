@@ -133,6 +133,15 @@ value_end(const char *p)
 	return *p ? p + 1 : p;
 }
 
+/* Does the value written as v[0..end) read as ""? (nothing, '', or a lone '\' ending the string) */
+static int
+empty_value(const char *v, const char *end)
+{
+	size_t n = (size_t)(end - v);
+
+	return n == 0 || (n == 2 && !strncmp(v, "''", 2)) || (n == 1 && *v == '\\' && !*end);
+}
+
 static void
 mask_pairs(struct dd_buf *b, const char *p, const PQconninfoOption *opts)
 {
@@ -158,10 +167,13 @@ mask_pairs(struct dd_buf *b, const char *p, const PQconninfoOption *opts)
 		v = p;
 		v_end = p = value_end(p);
 		dd_buf_put(b, kw, (size_t)(v - kw));
-		if (secret_keyword(opts, kw, (size_t)(kw_end - kw)) && v_end > v && strncmp(v, "''", 2))
+		if (secret_keyword(opts, kw, (size_t)(kw_end - kw)) && !empty_value(v, v_end)) {
 			dd_buf_puts(b, DD_CONNINFO_MASK);
-		else
+			if (*p && !isspace((unsigned char)*p))
+				dd_buf_putc(b, ' '); /* 'quoted'next=...: the mask is not quoted */
+		} else {
 			dd_buf_put(b, v, (size_t)(v_end - v));
+		}
 	}
 }
 
@@ -222,12 +234,13 @@ mask_uri(struct dd_buf *b, const char *s, size_t prefix, const PQconninfoOption 
 
 	while (*p && *p != '@' && *p != '/')
 		p++;
-	colon = *p == '@' ? memchr(start, ':', (size_t)(p - start)) : NULL;
-	if (colon && colon + 1 < p) {
+	if (*p != '@') {
+		p = s; /* no credentials */
+	} else if ((colon = memchr(start, ':', (size_t)(p - start))) && colon + 1 < p) {
 		dd_buf_put(b, s, (size_t)(colon + 1 - s));
 		dd_buf_puts(b, DD_CONNINFO_MASK);
 	} else {
-		p = s;
+		dd_buf_put(b, s, (size_t)(p - s)); /* user@ or user:@: nothing to hide */
 	}
 	q = strchr(p, '?');
 	if (!q) {

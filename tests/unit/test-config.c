@@ -435,6 +435,10 @@ conninfo_redact_masks_every_secret_and_keeps_the_rest(void **state)
 			"host=db  password = ***\tsslpassword=*** dbname='my app'");
 	assert_redacted("password=x password=y", "password=*** password=***");
 	assert_redacted("password='' host=db", "password='' host=db");
+	/* corners found by fuzzing against libpq's reading */
+	assert_redacted("password='x'user=me", "password=*** user=me");
+	assert_redacted("host=db sslpassword=\\", "host=db sslpassword=\\");
+	assert_redacted("postgresql://a?b:@h/d?password=p", "postgresql://a?b:@h/d?password=***");
 	assert_redacted("dbname=app", "dbname=app");
 	assert_redacted("", "");
 	/* without '=' and not a URI, libpq takes the whole string as a database name */
