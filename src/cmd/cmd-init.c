@@ -21,6 +21,7 @@
 #include "cmd/prompt.h"
 #include "git/repo.h"
 #include "store/store-keys.h"
+#include "util/conninfo.h"
 #include "util/fs.h"
 
 #include <errno.h>
@@ -191,7 +192,7 @@ static int
 cmd_init(int argc, char **argv)
 {
 	const char *store = NULL, *database = NULL, *profile = DEFAULT_PROFILE;
-	int no_commit = 0, rc = -1, w, created = 0;
+	int no_commit = 0, rc = -1, w, created = 0, secret;
 	const struct dd_option opts[] = {
 		{ DD_OPT_STRING, 0, "store", &store, "url", "where snapshots are uploaded (file:///dir or s3://bucket/prefix)" },
 		{ DD_OPT_STRING, 0, "database", &database, "conninfo", "the working database (libpq conninfo or URL)" },
@@ -201,7 +202,7 @@ cmd_init(int argc, char **argv)
 	};
 	struct dd_repo *repo = NULL;
 	struct created made = { .n = 0 };
-	char *profiles = NULL, *refs = NULL, *keep = NULL, *local = NULL, *redacted = NULL;
+	char *profiles = NULL, *refs = NULL, *keep = NULL, *local = NULL;
 	char commit[41];
 	int n = dd_parse_options(argc, argv, opts, usage);
 
@@ -236,9 +237,14 @@ cmd_init(int argc, char **argv)
 
 	if (dd_profile_name_check(profile) < 0)
 		goto out;
-	if (database && strcmp((redacted = dd_config_redact(database)), database)) {
-		dd_error("--database contains a password, which would be committed in .dnadata/profiles.ini");
-		dd_hint("put the password in ~/.pgpass or PGPASSWORD, or the URL in .git/dnadata/config.ini");
+	if (database && (secret = dd_conninfo_has_secret(database)) != 0) {
+		if (secret < 0) {
+			dd_error_wrap("--database");
+			dd_hint("give a libpq connection string (host=db dbname=app) or URL (postgresql://db/app)");
+		} else {
+			dd_error("--database contains a password, which would be committed in .dnadata/profiles.ini");
+			dd_hint("put the password in ~/.pgpass or PGPASSWORD, or the URL in .git/dnadata/config.ini");
+		}
 		goto out;
 	}
 	if (!no_commit && dd_commit_precheck(repo, tracked, NTRACKED) < 0)
@@ -290,7 +296,6 @@ fail:
 	undo(&made);
 out:
 	forget(&made);
-	free(redacted);
 	free(profiles);
 	free(refs);
 	free(keep);

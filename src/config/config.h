@@ -5,9 +5,10 @@
  * .git/dnadata/config.ini (local, never tracked) < environment
  * (DNADATA_STORE, DNADATA_DATABASE, DNADATA_PROFILE) < command-line flags
  * (applied by the command with the dd_config_override_* setters).
- * Files are parsed with inih; a syntax error or an unknown key is an error
- * "file:line: what is wrong". Every key is documented in
- * profiles.ini.example.
+ * DATABASE_URL is deliberately not read. Files are parsed with inih; a
+ * syntax error or an unknown key is an error "file:line: what is wrong".
+ * Every key is documented in profiles.ini.example. (How config/ is split
+ * into files: config/internal.h.)
  */
 #ifndef DD_CONFIG_CONFIG_H
 #define DD_CONFIG_CONFIG_H
@@ -23,6 +24,7 @@ struct dd_profile {
 	char **exclude_tables; /* patterns: schema.table, '*' allowed; NULL-terminated */
 	char **exclude_data;   /* tables kept schema-only; NULL-terminated */
 	int terminate_connections; /* -1 = unset (use global), 0 or 1 */
+	int lock_wait_timeout;     /* seconds; 0 = unset (use [database]); see dd_config_lock_wait_timeout() */
 };
 
 struct dd_config {
@@ -32,6 +34,7 @@ struct dd_config {
 	char *active_profile;  /* resolved: DNADATA_PROFILE > config.ini > profiles.ini default */
 	int jobs;              /* parallel workers; 0 = one per core */
 	int terminate_connections;
+	int lock_wait_timeout; /* [database] lock_wait_timeout: seconds (1..86400, default 30) */
 	struct dd_profile *profiles;
 	size_t nprofiles;
 	/* where each setting came from, for error messages */
@@ -67,6 +70,14 @@ const struct dd_profile *dd_config_profile(const struct dd_config *cfg, const ch
 /* The conninfo/URL to use for `p`: DNADATA_DATABASE > profile > [database]; never NULL ("" = libpq defaults). */
 const char *dd_config_database(const struct dd_config *cfg, const struct dd_profile *p);
 
+/*
+ * How long `p`'s snapshot may wait for a table lock before it fails, in
+ * whole seconds (> 0): the profile's lock_wait_timeout > [database]
+ * lock_wait_timeout (config.ini over profiles.ini for each) > 30. Like
+ * pg_dump --lock-wait-timeout; `p` may be NULL.
+ */
+int dd_config_lock_wait_timeout(const struct dd_config *cfg, const struct dd_profile *p);
+
 /* Check a profile name: letters, digits, '-', '_' (1..64 chars), starting with a letter or digit. */
 int dd_profile_name_valid(const char *name);
 /* The same check, recording why a name is invalid (returns 0 or -1). */
@@ -98,24 +109,32 @@ void dd_config_override_database(struct dd_config *cfg, const char *conninfo);
 /*
  * Create `path` (profiles.ini) for a new repository with one profile.
  * `store_url` / `database` may be NULL (a commented example is written).
- * Returns 1 without touching anything if the file exists.
+ * Returns DD_OK, DD_EXISTS without touching anything if the file exists,
+ * or DD_ERROR.
  */
 int dd_config_write_initial(const char *path, const char *store_url, const char *database,
 			    const char *profile);
-/* Create the local config.ini (mode 0600) with a comment header; 1 if it exists. */
+/* Create the local config.ini (mode 0600) with a comment header: DD_OK, DD_EXISTS (left alone) or DD_ERROR. */
 int dd_config_write_local_initial(const char *path);
 /*
  * Append a [profile "name"] section to profiles.ini (the text is appended,
  * so comments and layout stay as they were). Settings are copied from the
  * profile `from` as profiles.ini defines it (local overrides are not
  * copied); `media` (may be NULL) replaces the copied media folder. Fails if
- * the name is invalid or taken, or `from` does not exist. Updates `cfg`.
+ * the name is invalid or taken (also ignoring case), or `from` does not
+ * exist. Updates `cfg`.
  */
 int dd_config_add_profile(struct dd_config *cfg, const char *name, const char *from, const char *media);
 /* Record `name` as this clone's active profile in config.ini (created if needed). Updates `cfg`. */
 int dd_config_set_active(struct dd_config *cfg, const char *name);
 
-/* A copy of a conninfo string or URL with any password replaced by "***". Caller frees. */
+/*
+ * A setting made safe to show: a conninfo string or URL with every password
+ * (as libpq reads it: password, sslpassword, user:PASSWORD@) replaced by
+ * "***", the rest as written; a store URL with user:***@; a string libpq
+ * cannot parse shown only if it cannot hold a password, else "***". Never
+ * fails, never changes the current error. Caller frees.
+ */
 char *dd_config_redact(const char *conninfo);
 
 #endif

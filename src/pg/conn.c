@@ -19,6 +19,7 @@
 #include "pg/internal.h"
 #include "pg/pg.h"
 #include "util/buf.h"
+#include "util/conninfo.h"
 #include "util/err.h"
 #include "util/log.h"
 
@@ -117,7 +118,8 @@ hint_for_connect(const char *msg)
 	if (strstr(msg, "password authentication failed") || strstr(msg, "no password supplied"))
 		dd_hint("check the password (in the URL, PGPASSWORD or ~/.pgpass) and the user name");
 	else if (strstr(msg, "does not exist") && strstr(msg, "database"))
-		dd_hint("create the database or fix its name in [database] url / DATABASE_URL");
+		dd_hint("create the database, or fix its name where it is set: DNADATA_DATABASE, the profile's database "
+			"or [database] url in .dnadata/profiles.ini or .git/dnadata/config.ini, or PGDATABASE");
 	else if (strstr(msg, "Connection refused") || strstr(msg, "No such file or directory") ||
 		 strstr(msg, "could not translate host name") || strstr(msg, "timeout expired"))
 		dd_hint("is the server running? check host and port in [database] url, DNADATA_DATABASE or PGHOST/PGPORT");
@@ -215,32 +217,13 @@ dd_pg_connect_maint(PGconn **out, const char *conninfo, const char *workdb)
 static void
 put_conninfo_pair(struct dd_buf *b, const char *keyword, const char *value)
 {
-	if (b->len)
-		dd_buf_putc(b, ' ');
-	dd_buf_printf(b, "%s='", keyword);
-	for (const char *p = value; *p; p++) {
-		if (*p == '\'' || *p == '\\')
-			dd_buf_putc(b, '\\');
-		dd_buf_putc(b, *p);
-	}
-	dd_buf_putc(b, '\'');
+	dd_conninfo_put_pair(b, keyword, value);
 }
 
 char *
 dd_pg_conninfo_nopassword(const char *conninfo)
 {
-	PQconninfoOption *opts = PQconninfoParse(conninfo ? conninfo : "", NULL);
-	struct dd_buf b = DD_BUF_INIT;
-
-	if (!opts)
-		return NULL;
-	for (PQconninfoOption *o = opts; o->keyword; o++) {
-		if (!o->val || !*o->val || !strcmp(o->keyword, "password") || !strcmp(o->keyword, "sslpassword"))
-			continue;
-		put_conninfo_pair(&b, o->keyword, o->val);
-	}
-	PQconninfoFree(opts);
-	return b.len ? dd_buf_detach(&b, NULL) : dd_strdup("");
+	return dd_conninfo_strip_secrets(conninfo);
 }
 
 int

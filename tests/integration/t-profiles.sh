@@ -128,6 +128,18 @@ INI
 	assert_not_contains "$OUT" hunter2
 }
 
+test_status_hides_every_secret_libpq_reads() {
+	setup
+	cat >>.git/dnadata/config.ini <<'INI'
+[database]
+url = host=localhost dbname=app sslpassword=k3yphrase password='two words'
+INI
+	expect_ok git dnadata status --json
+	assert_contains "$OUT" "host=localhost dbname=app sslpassword=*** password=***"
+	assert_not_contains "$OUT" k3yphrase
+	assert_not_contains "$OUT" words
+}
+
 test_every_command_has_help_with_examples() {
 	for c in init new-profile use status; do
 		expect_ok git dnadata "$c" -h
@@ -145,11 +157,74 @@ test_profiles_ini_example_is_valid_and_documents_every_key() {
 	assert_contains "$OUT" '"name":"customer1"'
 	assert_contains "$OUT" '"store":{"url":"s3://my-bucket/myapp"'
 	local key
-	for key in url default_profile active_profile jobs terminate_connections post_restore database media \
-		exclude_tables exclude_data; do
+	for key in url default_profile active_profile jobs terminate_connections lock_wait_timeout post_restore \
+		database media exclude_tables exclude_data; do
 		grep -q "^#* *$key =" "$DD_SRCDIR/profiles.ini.example" || fail "profiles.ini.example lacks $key"
-		grep -q "\"$key\"" "$DD_SRCDIR/src/config/config.c" || fail "config.c has no key $key"
+		grep -q "\"$key\"" "$DD_SRCDIR/src/config/keys.c" || fail "config/keys.c has no key $key"
 	done
+}
+
+test_init_refuses_any_password_and_a_malformed_database_without_quoting_them() {
+	new_repo
+	echo a >a && git add a && git commit -q -m a
+	# sslpassword is a password too: it must not be committed
+	expect_fail 1 git dnadata init --database "host=db sslpassword=k3y"
+	assert_contains "$ERR" "error: --database contains a password"
+	assert_not_contains "$ERR" k3y
+	assert_no_file .dnadata
+	# an unquoted password with a blank: libpq would quote the stray word in its message
+	expect_fail 1 git dnadata init --database "host=db password=abc defghi"
+	assert_contains "$ERR" "error: --database: malformed connection string: missing \"=\" after \"...\""
+	assert_not_contains "$ERR" defghi
+	assert_no_file .dnadata
+	# a bare word is a database name, as libpq reads it
+	expect_ok git dnadata init --database myapp
+	assert_contains "$(cat .dnadata/profiles.ini)" "url = myapp"
+}
+
+test_profile_names_differing_only_in_case_are_refused_when_read() {
+	setup
+	cat >>.dnadata/profiles.ini <<'INI'
+
+[profile "CLEAN"]
+media = other
+INI
+	git commit -q -am "hand-edited: a second spelling of clean"
+	local line
+	line=$(grep -n '^\[profile "CLEAN"\]' .dnadata/profiles.ini | cut -d: -f1)
+	expect_fail 1 git dnadata status
+	assert_contains "$ERR" "error: .dnadata/profiles.ini:$line: profile 'CLEAN' differs from 'clean' (line "
+	assert_contains "$ERR" "only in case"
+	expect_fail 1 git dnadata snapshot CLEAN
+	assert_contains "$ERR" "error: .dnadata/profiles.ini:$line: profile 'CLEAN' differs from 'clean'"
+	assert_no_file .dnadata/refs/CLEAN
+}
+
+test_unknown_profile_hint_offers_new_profile_only_for_a_valid_name() {
+	setup
+	expect_fail 1 git dnadata use staging
+	assert_contains "$ERR" "hint: 'git dnadata status' lists the profiles; 'git dnadata new-profile staging' adds one"
+	expect_fail 1 git dnadata use ../../etc
+	assert_contains "$ERR" "error: no profile '../../etc'"
+	assert_not_contains "$ERR" "new-profile ../../etc"
+	assert_contains "$ERR" "hint: a profile name has letters, digits, '-' and '_', starting with a letter or digit; the profiles are: clean"
+	# another spelling of an existing profile: new-profile would refuse it
+	expect_fail 1 git dnadata use CLEAN
+	assert_not_contains "$ERR" "new-profile CLEAN"
+	assert_contains "$ERR" "hint: profile names are case-sensitive: this one is called 'clean'"
+	# the same for the active profile named by the environment
+	DNADATA_PROFILE=../x expect_fail 1 git dnadata snapshot
+	assert_not_contains "$ERR" "new-profile ../x"
+	assert_contains "$ERR" "the profiles are: clean"
+}
+
+test_missing_database_hint_names_what_is_read() {
+	need_pg
+	setup
+	DNADATA_DATABASE="dbname=dd_no_such_db_$$" expect_fail 1 git dnadata snapshot
+	assert_contains "$ERR" "database \"dd_no_such_db_$$\" does not exist"
+	assert_not_contains "$ERR" "DATABASE_URL"
+	assert_contains "$ERR" "hint: create the database, or fix its name where it is set: DNADATA_DATABASE, the profile's database or [database] url in .dnadata/profiles.ini or .git/dnadata/config.ini, or PGDATABASE"
 }
 
 run_tests

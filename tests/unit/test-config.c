@@ -13,6 +13,7 @@
 
 #include "config/config.h"
 #include "util/buf.h"
+#include "util/conninfo.h"
 #include "util/err.h"
 #include "util/fs.h"
 
@@ -318,6 +319,12 @@ redact_hides_passwords_only(void **state)
 		{ "dbname=app", "dbname=app" },
 		{ "", "" },
 		{ "s3://bucket/prefix", "s3://bucket/prefix" },
+		/* what libpq reads as a password, whatever the spelling */
+		{ "host=db sslpassword=k3y dbname=app", "host=db sslpassword=*** dbname=app" },
+		{ "postgresql://db/app?sslpassword=k3y", "postgresql://db/app?sslpassword=***" },
+		{ "host=db password=a\\ b", "host=db password=***" },
+		/* what libpq cannot parse may hold a password anywhere */
+		{ "host=db password=abc def", "***" },
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -325,6 +332,176 @@ redact_hides_passwords_only(void **state)
 		assert_string_equal(r, cases[i][1]);
 		free(r);
 	}
+}
+
+static void
+profile_names_differing_only_in_case_are_refused(void **state)
+{
+	parse_bad("[profile \"clean\"]\nmedia = a\n\n[profile \"CLEAN\"]\nmedia = b\n",
+		  "profiles.ini:4: profile 'CLEAN' differs from 'clean' (line 1) only in case; rename one (each names a "
+		  "ref file, and they would be one file on case-insensitive file systems)");
+	/* the exact duplicate keeps its own message */
+	parse_bad("[profile \"clean\"]\n[profile \"clean\"]\n", "profiles.ini:2: profile 'clean' is defined twice (first on line 1)");
+}
+
+static void
+lock_wait_timeout_defaults_overrides_and_checks(void **state)
+{
+	struct dd_config *cfg = parse_ok(shared_text, NULL);
+	const char *shared = "[database]\nlock_wait_timeout = 120\n[profile \"a\"]\n[profile \"b\"]\nlock_wait_timeout = 5\n";
+	const char *local = "[database]\nlock_wait_timeout = 60\n[profile \"b\"]\nlock_wait_timeout = 7\n";
+
+	/* unset anywhere: 30 seconds */
+	assert_int_equal(cfg->lock_wait_timeout, 30);
+	assert_int_equal(dd_config_profile(cfg, "clean")->lock_wait_timeout, 0);
+	assert_int_equal(dd_config_lock_wait_timeout(cfg, dd_config_profile(cfg, "clean")), 30);
+	assert_int_equal(dd_config_lock_wait_timeout(cfg, NULL), 30);
+	dd_config_free(cfg);
+	/* [database] is the default, a profile's own value wins */
+	cfg = parse_ok(shared, NULL);
+	assert_int_equal(dd_config_lock_wait_timeout(cfg, dd_config_profile(cfg, "a")), 120);
+	assert_int_equal(dd_config_lock_wait_timeout(cfg, dd_config_profile(cfg, "b")), 5);
+	dd_config_free(cfg);
+	/* config.ini overrides each */
+	cfg = parse_ok(shared, local);
+	assert_int_equal(dd_config_lock_wait_timeout(cfg, dd_config_profile(cfg, "a")), 60);
+	assert_int_equal(dd_config_lock_wait_timeout(cfg, dd_config_profile(cfg, "b")), 7);
+	dd_config_free(cfg);
+	/* a positive whole number of seconds, else file:line */
+	parse_bad("[database]\nlock_wait_timeout = 0\n",
+		  "profiles.ini:2: 'lock_wait_timeout' must be a whole number of seconds from 1 to 86400, not '0'");
+	parse_bad("[profile \"a\"]\n\nlock_wait_timeout = 10s\n",
+		  "profiles.ini:3: 'lock_wait_timeout' must be a whole number of seconds from 1 to 86400, not '10s'");
+	parse_bad("[database]\nlock_wait_timeout = -3\n",
+		  "profiles.ini:2: 'lock_wait_timeout' must be a whole number of seconds from 1 to 86400, not '-3'");
+	parse_bad("[database]\nlock_wait_timeout = 86401\n",
+		  "profiles.ini:2: 'lock_wait_timeout' must be a whole number of seconds from 1 to 86400, not '86401'");
+	parse_bad_n("[database]\nlock_wait_timeout =\n", strlen("[database]\nlock_wait_timeout =\n"), 1,
+		    "config.ini:2: 'lock_wait_timeout' must be a whole number of seconds from 1 to 86400, not ''");
+}
+
+static void
+missing_profile_hint_suggests_new_profile_only_for_a_valid_name(void **state)
+{
+	struct dd_config *cfg = parse_ok(shared_text, NULL);
+
+	assert_null(dd_config_profile(cfg, "staging"));
+	assert_string_equal(dd_error_hint(), "'git dnadata status' lists the profiles; 'git dnadata new-profile staging' adds one");
+	assert_null(dd_config_profile(cfg, "../../etc"));
+	assert_string_equal(dd_error_last(), "no profile '../../etc' in profiles.ini");
+	assert_string_equal(dd_error_hint(), "a profile name has letters, digits, '-' and '_', starting with a letter or "
+					     "digit; the profiles are: clean, customer1");
+	/* another spelling of an existing name: new-profile would refuse it */
+	assert_null(dd_config_profile(cfg, "Customer1"));
+	assert_string_equal(dd_error_hint(), "profile names are case-sensitive: this one is called 'customer1'");
+	dd_config_free(cfg);
+	cfg = parse_ok("", NULL);
+	assert_null(dd_config_profile(cfg, "a b"));
+	assert_null(strstr(dd_error_hint(), "new-profile a b"));
+	dd_config_free(cfg);
+}
+
+/* ---- util/conninfo: libpq's parser decides what is a password ---- */
+
+static void
+assert_redacted(const char *in, const char *want)
+{
+	char *r = dd_conninfo_redact(in);
+
+	if (!r)
+		fail_msg("[%s] did not parse: %s", in, dd_error_last());
+	if (strcmp(r, want))
+		fail_msg("[%s]: expected [%s], got [%s]", in, want, r);
+	free(r);
+}
+
+static void
+conninfo_redact_masks_every_secret_and_keeps_the_rest(void **state)
+{
+	/* URIs: user:password@, query parameters, percent-encoding */
+	assert_redacted("postgresql://alice:s3cret@db:5432/app?sslmode=require",
+			"postgresql://alice:***@db:5432/app?sslmode=require");
+	assert_redacted("postgres://alice:p%40ss%2Fw0rd@db/app", "postgres://alice:***@db/app");
+	assert_redacted("postgresql://db/app?sslpassword=k3y&application_name=x%20y",
+			"postgresql://db/app?sslpassword=***&application_name=x%20y");
+	assert_redacted("postgresql://db/app?pass%77ord=hidden", "postgresql://db/app?pass%77ord=***");
+	assert_redacted("postgresql://u:a:b@h/d?password=c", "postgresql://u:***@h/d?password=***");
+	assert_redacted("postgresql://u:@h/d", "postgresql://u:@h/d");
+	assert_redacted("postgresql://h1:5432,h2:5433/app?target_session_attrs=any",
+			"postgresql://h1:5432,h2:5433/app?target_session_attrs=any");
+	/* keyword=value: quoted values with blanks and escapes, unquoted escapes, sslpassword */
+	assert_redacted("host=db password='a b \\' c' dbname=app", "host=db password=*** dbname=app");
+	assert_redacted("host=db  password = hunter2\tsslpassword=k\\ ey dbname='my app'",
+			"host=db  password = ***\tsslpassword=*** dbname='my app'");
+	assert_redacted("password=x password=y", "password=*** password=***");
+	assert_redacted("password='' host=db", "password='' host=db");
+	/* corners found by fuzzing against libpq's reading */
+	assert_redacted("password='x'user=me", "password=*** user=me");
+	assert_redacted("host=db sslpassword=\\", "host=db sslpassword=\\");
+	assert_redacted("postgresql://a?b:@h/d?password=p", "postgresql://a?b:@h/d?password=***");
+	assert_redacted("dbname=app", "dbname=app");
+	assert_redacted("", "");
+	/* without '=' and not a URI, libpq takes the whole string as a database name */
+	assert_redacted("myapp", "myapp");
+	assert_int_equal(dd_conninfo_has_secret("myapp"), 0);
+	assert_int_equal(dd_conninfo_has_secret("host=db sslpassword=x"), 1);
+	assert_int_equal(dd_conninfo_has_secret("postgresql://u:x@db"), 1);
+	assert_int_equal(dd_conninfo_has_secret("postgresql://u@db?sslmode=disable"), 0);
+}
+
+static void
+conninfo_errors_never_quote_the_string(void **state)
+{
+	static const char *const bad[] = {
+		"host=db password=abc defghi",           /* an unquoted password with a blank */
+		"host=db password='defghi",              /* unterminated quote */
+		"postgresql://u:defghi@[::1/app",        /* libpq quotes the whole URI here */
+		"postgresql://u:defghi@db/app?bogus=defghi",
+		"host=db passwrd=defghi",
+		"postgresql://u:defghi@db/app?password=%zz",
+		"host=db password=abc\"x defghi\"y",    /* quotes in the password do not fool the elision */
+		"host=db password=abc d",                 /* not even one character */
+	};
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		dd_error_clear();
+		assert_null(dd_conninfo_redact(bad[i]));
+		assert_non_null(dd_error_last());
+		assert_non_null(strstr(dd_error_last(), "malformed connection string"));
+		if (strstr(dd_error_last(), "defghi") || strstr(dd_error_last(), "\"d\""))
+			fail_msg("[%s]: the error shows the password: %s", bad[i], dd_error_last());
+		assert_null(dd_conninfo_strip_secrets(bad[i]));
+		assert_null(strstr(dd_error_last(), "defghi"));
+		assert_int_equal(dd_conninfo_has_secret(bad[i]), -1);
+		assert_null(strstr(dd_error_last(), "defghi"));
+		/* the display helper hides what it cannot parse when it may hold a password */
+		char *r = dd_config_redact(bad[i]);
+		assert_null(strstr(r, "defghi"));
+		free(r);
+	}
+	/* a word libpq knows is still named */
+	dd_error_clear();
+	assert_null(dd_conninfo_redact("host=db passwrd=x"));
+	assert_string_equal(dd_error_last(), "malformed connection string: invalid connection option \"...\"");
+}
+
+static void
+conninfo_strip_secrets_connects_without_them(void **state)
+{
+	char *s = dd_conninfo_strip_secrets("postgresql://me:pw@db:5433/app?sslpassword=k&sslmode=require");
+
+	assert_string_equal(s, "user='me' dbname='app' host='db' port='5433' sslmode='require'");
+	free(s);
+	s = dd_conninfo_strip_secrets("host=db password='it\\'s' dbname='a \\'b'");
+	assert_string_equal(s, "dbname='a \\'b' host='db'");
+	free(s);
+	s = dd_conninfo_strip_secrets("password=only");
+	assert_string_equal(s, "");
+	free(s);
+	/* a string that is not a connection string is a database name, as libpq reads it */
+	s = dd_conninfo_strip_secrets("myapp");
+	assert_string_equal(s, "dbname='myapp'");
+	free(s);
 }
 
 /* ---- writing, against real files ---- */
@@ -361,7 +538,10 @@ initial_file_reads_back_and_is_never_overwritten(void **state)
 	struct stat st;
 
 	assert_int_equal(dd_config_write_initial(p, "file:///srv/x", "dbname=app", "demo"), 0);
-	assert_int_equal(dd_config_write_initial(p, NULL, NULL, "other"), 1);
+	assert_int_equal(dd_config_write_initial(p, NULL, NULL, "other"), DD_EXISTS);
+	assert_int_equal(dd_config_write_local_initial(l), DD_OK);
+	assert_int_equal(dd_config_write_local_initial(l), DD_EXISTS);
+	assert_int_equal(unlink(l), 0);
 	assert_int_equal(dd_config_write_local_initial(l), 0);
 	assert_int_equal(stat(l, &st), 0);
 	assert_int_equal(st.st_mode & 0777, 0600);
@@ -484,6 +664,12 @@ main(void)
 		cmocka_unit_test(profile_lookup_suggests_the_closest_name),
 		cmocka_unit_test(profile_names_are_checked),
 		cmocka_unit_test(redact_hides_passwords_only),
+		cmocka_unit_test(profile_names_differing_only_in_case_are_refused),
+		cmocka_unit_test(lock_wait_timeout_defaults_overrides_and_checks),
+		cmocka_unit_test(missing_profile_hint_suggests_new_profile_only_for_a_valid_name),
+		cmocka_unit_test(conninfo_redact_masks_every_secret_and_keeps_the_rest),
+		cmocka_unit_test(conninfo_errors_never_quote_the_string),
+		cmocka_unit_test(conninfo_strip_secrets_connects_without_them),
 		cmocka_unit_test_setup_teardown(initial_file_reads_back_and_is_never_overwritten, mk_tmp, rm_tmp),
 		cmocka_unit_test_setup_teardown(add_profile_appends_and_keeps_comments, mk_tmp, rm_tmp),
 		cmocka_unit_test_setup_teardown(set_active_edits_one_line, mk_tmp, rm_tmp),

@@ -1,0 +1,337 @@
+/*
+ * config/keys.c: every key there is, and the inih handler that checks each
+ * "key = value" against that table and stores it.
+ *
+ * parse.c has already dealt with the line (comments, sections, hostile
+ * bytes); here the key must exist in the current section, be allowed in
+ * this file (some keys are shared-only or local-only), appear once (lists
+ * and commands may repeat, appending), and its value must have the key's
+ * kind. The first problem becomes "file:line: ..." through
+ * dd_config_fail(); the handler itself answers in inih's convention.
+ */
+#include "config/config.h"
+#include "config/internal.h"
+#include "util/buf.h"
+#include "util/err.h"
+#include "util/json.h"
+#include "util/log.h"
+#include "util/opts.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+/* inih's handler convention: nonzero = the line is fine, 0 = stop with this line's number. */
+#define INI_LINE_OK 1
+#define INI_LINE_BAD 0
+
+enum kind {
+	K_STR,       /* any one-line string; "" kept (meaningful for conninfo) */
+	K_OPT_STR,   /* a one-line string; "" = unset (NULL) */
+	K_STORE_URL, /* file://... or s3://...; "" = unset */
+	K_BOOL,
+	K_JOBS,      /* 0 (one per core) .. DD_CONFIG_MAX_JOBS */
+	K_SECONDS,   /* 1 .. DD_CONFIG_MAX_LOCK_WAIT */
+	K_NAME,      /* a profile name */
+	K_LIST,      /* comma/space separated words, key may repeat (appends) */
+	K_COMMANDS,  /* one command per line, key may repeat (appends) */
+};
+
+enum where { BOTH, SHARED_ONLY, LOCAL_ONLY };
+
+struct key {
+	enum dd_config_section sec;
+	const char *name;
+	enum kind kind;
+	enum where where;
+	size_t off; /* in struct dd_config_priv, or in struct dd_profile for SEC_PROFILE */
+};
+
+#define STR_(x) #x
+#define STR(x) STR_(x)
+
+#define C(f) offsetof(struct dd_config_priv, f)
+#define P(f) offsetof(struct dd_profile, f)
+
+/* Every key there is. Adding one: a line here, a comment in profiles.ini.example, a row in FORMAT.md §2. */
+static const struct key keys[] = {
+	{ SEC_STORE, "url", K_STORE_URL, BOTH, C(pub.store_url) },
+	{ SEC_DATABASE, "url", K_STR, BOTH, C(pub.database) },
+	{ SEC_DATABASE, "default_profile", K_NAME, SHARED_ONLY, C(pub.default_profile) },
+	{ SEC_DATABASE, "active_profile", K_NAME, LOCAL_ONLY, C(local_active) },
+	{ SEC_DATABASE, "jobs", K_JOBS, BOTH, C(pub.jobs) },
+	{ SEC_DATABASE, "terminate_connections", K_BOOL, BOTH, C(pub.terminate_connections) },
+	{ SEC_DATABASE, "lock_wait_timeout", K_SECONDS, BOTH, C(pub.lock_wait_timeout) },
+	{ SEC_HOOKS, "post_restore", K_COMMANDS, BOTH, C(pub.post_restore) },
+	{ SEC_PROFILE, "database", K_STR, BOTH, P(database) },
+	{ SEC_PROFILE, "media", K_OPT_STR, BOTH, P(media) },
+	{ SEC_PROFILE, "exclude_tables", K_LIST, BOTH, P(exclude_tables) },
+	{ SEC_PROFILE, "exclude_data", K_LIST, BOTH, P(exclude_data) },
+	{ SEC_PROFILE, "terminate_connections", K_BOOL, BOTH, P(terminate_connections) },
+	{ SEC_PROFILE, "lock_wait_timeout", K_SECONDS, BOTH, P(lock_wait_timeout) },
+};
+#define NKEYS (sizeof(keys) / sizeof(keys[0]))
+
+/* ---- which key ---- */
+
+static const char *
+sec_label(enum dd_config_section sec)
+{
+	switch (sec) {
+	case SEC_STORE: return "[store]";
+	case SEC_DATABASE: return "[database]";
+	case SEC_HOOKS: return "[hooks]";
+	case SEC_PROFILE: return "[profile \"NAME\"]";
+	default: return "?";
+	}
+}
+
+static int
+unknown_key(struct dd_config_parse *p, const char *name)
+{
+	const char *names[NKEYS + 1];
+	size_t n = 0;
+
+	for (size_t i = 0; i < NKEYS; i++)
+		if (keys[i].sec == p->sec)
+			names[n++] = keys[i].name;
+	names[n] = NULL;
+	const char *near = dd_closest(name, names);
+	if (near)
+		return dd_config_fail(p, p->lineno, "unknown key '%s' in %s (did you mean '%s'?)", name, p->secname, near);
+	for (size_t i = 0; i < NKEYS; i++)
+		if (!strcmp(keys[i].name, name))
+			return dd_config_fail(p, p->lineno, "unknown key '%s' in %s (it belongs in %s)", name, p->secname,
+					      sec_label(keys[i].sec));
+	return dd_config_fail(p, p->lineno, "unknown key '%s' in %s", name, p->secname);
+}
+
+/* The key `name` of the current section, if this file may set it; else NULL (error recorded). */
+static const struct key *
+lookup_key(struct dd_config_parse *p, const char *name)
+{
+	const struct key *k = NULL;
+
+	if (p->sec == SEC_NONE) {
+		dd_config_fail(p, p->lineno, "'%s' is outside any section (put it under [store], [database], [hooks] "
+					     "or [profile \"NAME\"])", name);
+		return NULL;
+	}
+	if (!*name) {
+		dd_config_fail(p, p->lineno, "missing key name before '='");
+		return NULL;
+	}
+	for (size_t i = 0; i < NKEYS && !k; i++)
+		if (keys[i].sec == p->sec && !strcmp(keys[i].name, name))
+			k = &keys[i];
+	if (!k)
+		unknown_key(p, name);
+	else if (k->where == SHARED_ONLY && p->local)
+		dd_config_fail(p, p->lineno, "'%s' can only be set in .dnadata/profiles.ini", name);
+	else if (k->where == LOCAL_ONLY && !p->local)
+		dd_config_fail(p, p->lineno, "'%s' is chosen per clone with 'git dnadata use NAME', not in %s", name,
+			       p->display);
+	else
+		return k;
+	return NULL;
+}
+
+static int
+check_value_text(struct dd_config_parse *p, const char *key, const char *v)
+{
+	size_t len = strlen(v);
+
+	for (size_t i = 0; i < len; i++)
+		if (((unsigned char)v[i] < 0x20 && v[i] != '\t') || v[i] == 0x7f)
+			return dd_config_fail(p, p->lineno, "control character in the value of '%s'", key);
+	if (!dd_utf8_valid(v, len))
+		return dd_config_fail(p, p->lineno, "the value of '%s' is not valid UTF-8", key);
+	return 0;
+}
+
+/*
+ * Where key `k` is stored, once it is known not to be a duplicate: the
+ * first time a file sets a key is recorded (for "first set on line N"),
+ * and config.ini's first line of a list replaces the shared list.
+ */
+static void *
+claim(struct dd_config_parse *p, const struct key *k)
+{
+	int repeats = k->kind == K_LIST || k->kind == K_COMMANDS;
+	struct dd_config_seen *s = dd_config_find_seen(p, k->sec, p->profname, k->name);
+	char *base = k->sec == SEC_PROFILE ? (char *)p->prof : (char *)p->cfg;
+
+	if (s && !repeats) {
+		dd_config_fail(p, p->lineno, "duplicate key '%s' in %s (first set on line %zu)", k->name, p->secname,
+			       s->line);
+		return NULL;
+	}
+	if (!s && repeats && p->local) {
+		char ***list = (char ***)(base + k->off);
+		dd_config_list_free(*list);
+		*list = NULL;
+	}
+	if (!s)
+		dd_config_add_seen(p, k->sec, p->profname, k->name, p->lineno);
+	return base + k->off;
+}
+
+/* ---- one setter per kind ---- */
+
+static int
+has_password(const char *conninfo)
+{
+	char *r = dd_config_redact(conninfo);
+	int differs = strcmp(r, conninfo) != 0;
+
+	free(r);
+	return differs;
+}
+
+static int
+set_str(struct dd_config_parse *p, char **field, const char *value)
+{
+	if (!p->local && !p->warned_password && has_password(value)) {
+		p->warned_password = 1;
+		dd_warn("%s:%zu: a password in a tracked file is visible to everyone with the repository; "
+			"move it to ~/.pgpass, PGPASSWORD or .git/dnadata/config.ini", p->display, p->lineno);
+	}
+	free(*field);
+	*field = dd_strdup(value);
+	return 0;
+}
+
+static int
+set_opt_str(char **field, const char *value)
+{
+	free(*field);
+	*field = *value ? dd_strdup(value) : NULL;
+	return 0;
+}
+
+static int
+set_store_url(struct dd_config_parse *p, char **field, const char *value)
+{
+	struct dd_config *cfg = &p->cfg->pub;
+
+	if (*value && strncmp(value, "file://", 7) && strncmp(value, "s3://", 5)) {
+		char *r = dd_config_redact(value);
+		dd_config_fail(p, p->lineno, "store url '%.60s' must start with file:// or s3://", r);
+		free(r);
+		return -1;
+	}
+	set_opt_str(field, value);
+	if (*value)
+		cfg->store_source = p->local ? cfg->local_display : cfg->profiles_display;
+	return 0;
+}
+
+static int
+set_bool(struct dd_config_parse *p, const char *name, int *field, const char *v)
+{
+	static const char *const yes[] = { "true", "yes", "on", "1" }, *const no[] = { "false", "no", "off", "0" };
+
+	for (size_t i = 0; i < 4; i++) {
+		if (!strcasecmp(v, yes[i]))
+			return *field = 1, 0;
+		if (!strcasecmp(v, no[i]))
+			return *field = 0, 0;
+	}
+	return dd_config_fail(p, p->lineno, "'%s' must be true or false, not '%.40s'", name, v);
+}
+
+/* A whole number from `min` to `max`; `what` completes "'key' must be ...". */
+static int
+set_int(struct dd_config_parse *p, const char *name, int *field, const char *value, long min, long max,
+	const char *what)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(value, &end, 10);
+	if (!*value || *end || errno || v < min || v > max)
+		return dd_config_fail(p, p->lineno, "'%s' must be %s, not '%.40s'", name, what, value);
+	*field = (int)v;
+	return 0;
+}
+
+static int
+set_name(struct dd_config_parse *p, const char *name, char **field, const char *value)
+{
+	if (!dd_profile_name_valid(value)) {
+		dd_config_name_error(value);
+		dd_config_fail(p, p->lineno, "%s: %s", name, dd_error_last());
+		dd_error_clear();
+		return -1;
+	}
+	free(*field);
+	*field = dd_strdup(value);
+	return 0;
+}
+
+static int
+set_list(struct dd_config_parse *p, const char *name, char ***list, const char *value)
+{
+	const char *t = value;
+	size_t added = 0;
+
+	while (*t) {
+		size_t n = strcspn(t, ", \t");
+		if (n)
+			dd_config_list_add(list, t, n), added++;
+		t += n;
+		t += strspn(t, ", \t");
+	}
+	if (!added)
+		return dd_config_fail(p, p->lineno, "'%s' needs at least one table pattern", name);
+	return 0;
+}
+
+static int
+set_command(struct dd_config_parse *p, const char *name, char ***list, const char *value)
+{
+	if (!*value)
+		return dd_config_fail(p, p->lineno, "'%s' needs a command", name);
+	dd_config_list_add(list, value, strlen(value));
+	return 0;
+}
+
+static int
+set_value(struct dd_config_parse *p, const struct key *k, void *field, const char *value)
+{
+	switch (k->kind) {
+	case K_STR: return set_str(p, field, value);
+	case K_OPT_STR: return set_opt_str(field, value);
+	case K_STORE_URL: return set_store_url(p, field, value);
+	case K_BOOL: return set_bool(p, k->name, field, value);
+	case K_JOBS:
+		return set_int(p, k->name, field, value, 0, DD_CONFIG_MAX_JOBS,
+			       "a number from 0 (one per CPU core) to " STR(DD_CONFIG_MAX_JOBS));
+	case K_SECONDS:
+		return set_int(p, k->name, field, value, 1, DD_CONFIG_MAX_LOCK_WAIT,
+			       "a whole number of seconds from 1 to " STR(DD_CONFIG_MAX_LOCK_WAIT));
+	case K_NAME: return set_name(p, k->name, field, value);
+	case K_LIST: return set_list(p, k->name, field, value);
+	case K_COMMANDS: return set_command(p, k->name, field, value);
+	}
+	return dd_config_fail(p, p->lineno, "BUG: key '%s' has no kind", k->name);
+}
+
+/* ---- the handler ---- */
+
+int
+dd_config_handler(void *user, const char *section, const char *name, const char *value)
+{
+	struct dd_config_parse *p = user;
+	const struct key *k;
+	void *field;
+
+	(void)section; /* we track sections ourselves (parse.c) */
+	if (p->sec == SEC_SKIP)
+		return INI_LINE_OK; /* the section header was already reported */
+	if (!(k = lookup_key(p, name)) || check_value_text(p, name, value) < 0 || !(field = claim(p, k)))
+		return INI_LINE_BAD;
+	return set_value(p, k, field, value) < 0 ? INI_LINE_BAD : INI_LINE_OK;
+}
