@@ -80,7 +80,7 @@ int
 dd_workflow_snapshot(struct dd_repo *repo, const struct dd_config *cfg, const struct dd_profile *p, int flags,
 		    const char *msg, char id_out[65])
 {
-	char *rel = dd_asprintf(".dnadata/refs/%s", p->name);
+	char *rel = dd_ref_path(p->name);
 	char *abs = dd_repo_path(repo, rel);
 	const char *paths[] = { rel };
 	const char *conninfo = dd_config_database(cfg, p);
@@ -177,7 +177,7 @@ out:
 static int
 read_ref(struct dd_ref **out, struct dd_repo *repo, const struct dd_profile *p, const char *rev)
 {
-	char *rel = dd_asprintf(".dnadata/refs/%s", p->name);
+	char *rel = dd_ref_path(p->name);
 	int rc;
 
 	if (rev) {
@@ -343,7 +343,7 @@ dd_workflow_restore(struct dd_repo *repo, const struct dd_config *cfg, const str
 	r = read_ref(&ref, repo, p, rev);
 	if (r < 0)
 		goto out;
-	if (r == 1) {
+	if (r == DD_NOTFOUND) {
 		if (missing_ok) {
 			dd_info("profile %s has no snapshot yet: nothing to restore", p->name);
 			rc = 1;

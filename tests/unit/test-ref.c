@@ -213,7 +213,7 @@ read_and_write_files(void **state)
 
 	assert_non_null(mkdtemp(dir));
 	path = dd_path_join(dir, "refs/clean");
-	assert_int_equal(dd_ref_read(&back, path), 1); /* missing: 1, not an error */
+	assert_int_equal(dd_ref_read(&back, path), DD_NOTFOUND); /* missing, not an error */
 	assert_null(back);
 	dd_ref_set_info(ref, "tables", "3");
 	assert_int_equal(dd_ref_write(path, ref), 0);
