@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # t-git-commit.sh: the automatic commit's promises on real git: a held git
 # lock is reported by name before anything is dumped; a commit that fails
-# after the ref file was written puts the file back (HEAD, index and work
+# after the ref file was written, or whose index cannot be written after
+# HEAD moved, puts everything back (HEAD, index, the ref file and work
 # tree as they were); a ref file that is a symbolic link, or lies under
 # one, is refused and never committed as a link.
 . "$(dirname "$0")/../lib.sh"
@@ -88,6 +89,25 @@ test_commit_failing_after_the_ref_was_written_puts_the_ref_back() {
 	objects_writable
 	expect_ok git dnadata snapshot
 	assert_contains "$(cat .dnadata/refs/clean)" "snapshot $OUT"
+	assert_eq "" "$(git status --porcelain)"
+}
+
+test_index_that_cannot_be_written_moves_head_back() {
+	setup
+	local ref head
+	ref=$(cat .dnadata/refs/clean)
+	head=$(git rev-parse HEAD)
+	# white box: the new index is written to .git/index.dnadata(.lock) first;
+	# a directory there makes that write fail after HEAD has moved
+	mkdir .git/index.dnadata.lock
+	expect_fail 1 git dnadata snapshot
+	assert_contains "$ERR" "error: committing .dnadata/refs/clean: commit undone: cannot write the git index"
+	assert_eq "$head" "$(git rev-parse HEAD)" "HEAD moved back"
+	assert_eq "$ref" "$(cat .dnadata/refs/clean)" "the ref file is put back"
+	assert_eq "" "$(git status --porcelain)"
+	assert_no_file .git/index.lock
+	rmdir .git/index.dnadata.lock
+	expect_ok git dnadata snapshot
 	assert_eq "" "$(git status --porcelain)"
 }
 
