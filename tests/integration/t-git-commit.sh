@@ -120,6 +120,10 @@ test_symlinked_ref_file_is_refused_and_not_committed() {
 	head=$(git rev-parse HEAD)
 	psql_q "$DB" "UPDATE t SET v = 0" # the data of the ref's snapshot: "nothing changed" before the fix
 	expect_fail 1 git dnadata snapshot
+	assert_contains "$ERR" "error: cannot commit .dnadata/refs/clean: .dnadata/refs/clean is a symbolic link"
+	assert_not_contains "$ERR" "of database" "refused before the dump"
+	# without a commit, reading the ref refuses it
+	expect_fail 1 git dnadata snapshot --no-commit
 	assert_contains "$ERR" "error: .dnadata/refs/clean is not a regular file but a symbolic link"
 	assert_eq "$head" "$(git rev-parse HEAD)" "no commit"
 	assert_eq "100644" "$(git ls-tree HEAD .dnadata/refs/clean | cut -c1-6)"
