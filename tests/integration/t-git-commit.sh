@@ -8,10 +8,7 @@
 . "$(dirname "$0")/../lib.sh"
 
 setup() {
-	need_pg
-	DB=$(pg_newdb gitc)
-	new_repo
-	expect_ok git dnadata init --database "dbname=$DB"
+	repo_with_db gitc
 	psql_q "$DB" "CREATE TABLE t (id int PRIMARY KEY, v int); INSERT INTO t VALUES (1, 0)"
 	expect_ok git dnadata snapshot
 	psql_q "$DB" "UPDATE t SET v = 1"

@@ -10,10 +10,7 @@
 PAIRS=30
 
 setup() {
-	need_pg
-	DB=$(pg_newdb conc)
-	new_repo
-	expect_ok git dnadata init --database "dbname=$DB"
+	repo_with_db conc
 	expect_ok git dnadata new-profile p2
 	psql_q "$DB" "CREATE TABLE t (id int PRIMARY KEY, v int); INSERT INTO t VALUES (1, 0)"
 	expect_ok git dnadata snapshot clean
