@@ -284,7 +284,7 @@ cmd_init(int argc, char **argv)
 				dd_error_wrap("cannot commit the new .dnadata files (nothing was changed)");
 			goto fail;
 		}
-		if (c == 1)
+		if (c == DD_UNCHANGED)
 			dd_info("initialised git-dnadata (profile '%s'); the files were already committed", profile);
 		else
 			dd_info("initialised git-dnadata (profile '%s'); committed %.7s \"dnadata: init\"", profile, commit);

@@ -89,7 +89,7 @@ struct status {
 static int
 collect_profile(struct status *st, struct profile_status *ps, const struct dd_profile *p)
 {
-	char *rel = dd_asprintf(".dnadata/refs/%s", p->name);
+	char *rel = dd_ref_path(p->name);
 	char *abs = dd_repo_path(st->repo, rel);
 	struct dd_ref *ref = NULL;
 	int r;

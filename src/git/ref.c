@@ -41,6 +41,12 @@
 #define MAX_LINE 1024
 #define MAX_KEY 64
 
+char *
+dd_ref_path(const char *profile)
+{
+	return dd_asprintf(".dnadata/refs/%s", profile);
+}
+
 struct dd_ref *
 dd_ref_new(const char *snapshot_hex)
 {
@@ -236,12 +242,92 @@ parse_version(const char *path, const char *s, size_t len)
 	return 0;
 }
 
+/* What the parser knows so far: the ref being built and where each line came from. */
+struct parse {
+	struct dd_ref *ref;
+	const char *path;
+	size_t lineno;
+	size_t snapshot_line; /* 0 until the snapshot line is seen */
+	size_t *info_line;    /* line of ref->info[i] */
+};
+
+static int
+parse_snapshot(struct parse *ps, const char *v, size_t vlen)
+{
+	if (ps->snapshot_line)
+		return bad(ps->path, ps->lineno, "duplicate snapshot line (the first is on line %zu)", ps->snapshot_line);
+	if (ps->lineno != 2)
+		return bad(ps->path, ps->lineno, "the snapshot line must be line 2");
+	if (vlen != DD_ID_HEX_LEN)
+		return bad(ps->path, ps->lineno,
+			   "malformed snapshot id (expected %d lowercase hex digits, got %zu characters)", DD_ID_HEX_LEN,
+			   vlen);
+	memcpy(ps->ref->snapshot, v, DD_ID_HEX_LEN);
+	ps->ref->snapshot[DD_ID_HEX_LEN] = '\0';
+	if (!dd_is_hex(ps->ref->snapshot, DD_ID_HEX_LEN))
+		return bad(ps->path, ps->lineno, "malformed snapshot id (expected %d lowercase hex digits)",
+			   DD_ID_HEX_LEN);
+	ps->snapshot_line = ps->lineno;
+	return 0;
+}
+
+static int
+parse_info(struct parse *ps, const char *k, size_t klen, const char *v, size_t vlen)
+{
+	struct dd_ref *ref = ps->ref;
+
+	if (!ps->snapshot_line)
+		return bad(ps->path, ps->lineno, "expected 'snapshot <id>' on line 2");
+	if (!dd_ref_key_valid(k, klen))
+		return bad(ps->path, ps->lineno, "malformed key '%.*s' (letters a-z, digits, '_' and '-', at most %d)",
+			   (int)(klen > 80 ? 80 : klen), k, MAX_KEY);
+	if (v[0] == ' ' || v[vlen - 1] == ' ')
+		return bad(ps->path, ps->lineno, "extra space around the value of '%.*s'", (int)klen, k);
+	for (size_t i = 0; i < ref->ninfo; i++)
+		if (strlen(ref->info[i].key) == klen && !memcmp(ref->info[i].key, k, klen))
+			return bad(ps->path, ps->lineno, "duplicate key '%.*s' (the first is on line %zu)", (int)klen, k,
+				   ps->info_line[i]);
+	ps->info_line = dd_realloc(ps->info_line, (ref->ninfo + 1) * sizeof(*ps->info_line));
+	ps->info_line[ref->ninfo] = ps->lineno;
+	add_info(ref, k, klen, v, vlen);
+	return 0;
+}
+
+/* One line without its end: checked bytes, then the version, snapshot or an info line. */
+static int
+parse_line(struct parse *ps, const char *s, size_t l)
+{
+	const char *sp;
+	size_t klen;
+
+	if (l > MAX_LINE)
+		return bad(ps->path, ps->lineno, "line too long (%zu bytes; at most %d)", l, MAX_LINE);
+	if (dd_is_conflict_marker(s, l)) {
+		bad(ps->path, ps->lineno, "unresolved merge conflict marker");
+		dd_hint("keep one side's snapshot line, e.g. 'git checkout --theirs -- %s'", ps->path);
+		return -1;
+	}
+	if (check_bytes(ps->path, ps->lineno, s, l) < 0)
+		return -1;
+	if (ps->lineno == 1)
+		return parse_version(ps->path, s, l);
+	if (l == 0)
+		return bad(ps->path, ps->lineno, "empty line");
+	sp = memchr(s, ' ', l);
+	if (!sp || sp == s || sp + 1 == s + l)
+		return bad(ps->path, ps->lineno, "malformed line '%.*s' (expected '<key> <value>')",
+			   (int)(l > 80 ? 80 : l), s);
+	klen = (size_t)(sp - s);
+	if (klen == 8 && !memcmp(s, "snapshot", 8))
+		return parse_snapshot(ps, sp + 1, l - klen - 1);
+	return parse_info(ps, s, klen, sp + 1, l - klen - 1);
+}
+
 int
 dd_ref_parse(struct dd_ref **out, const char *text, size_t len, const char *path)
 {
-	struct dd_ref *ref = dd_calloc(1, sizeof(*ref));
-	size_t lineno = 0, pos = 0, snapshot_line = 0;
-	size_t *info_line = NULL;
+	struct parse ps = { dd_calloc(1, sizeof(struct dd_ref)), path, 0, 0, NULL };
+	size_t pos = 0;
 	int rc = -1;
 
 	*out = NULL;
@@ -256,95 +342,22 @@ dd_ref_parse(struct dd_ref **out, const char *text, size_t len, const char *path
 	while (pos < len) {
 		const char *s = text + pos, *nl = memchr(s, '\n', len - pos);
 		size_t l = nl ? (size_t)(nl - s) : len - pos;
-		const char *sp;
 
 		pos += l + (nl ? 1 : 0);
-		lineno++;
+		ps.lineno++;
 		if (l && s[l - 1] == '\r' && nl)
 			l--; /* CRLF: git's autocrlf on a checkout */
-		if (l > MAX_LINE) {
-			bad(path, lineno, "line too long (%zu bytes; at most %d)", l, MAX_LINE);
+		if (parse_line(&ps, s, l) < 0)
 			goto out;
-		}
-		if (dd_is_conflict_marker(s, l)) {
-			bad(path, lineno, "unresolved merge conflict marker");
-			dd_hint("keep one side's snapshot line, e.g. 'git checkout --theirs -- %s'", path);
-			goto out;
-		}
-		if (check_bytes(path, lineno, s, l) < 0)
-			goto out;
-		if (lineno == 1) {
-			if (parse_version(path, s, l) < 0)
-				goto out;
-			continue;
-		}
-		if (l == 0) {
-			bad(path, lineno, "empty line");
-			goto out;
-		}
-		sp = memchr(s, ' ', l);
-		if (!sp || sp == s || sp + 1 == s + l) {
-			bad(path, lineno, "malformed line '%.*s' (expected '<key> <value>')", (int)(l > 80 ? 80 : l), s);
-			goto out;
-		}
-		size_t klen = (size_t)(sp - s), vlen = l - klen - 1;
-		const char *v = sp + 1;
-		if (klen == 8 && !memcmp(s, "snapshot", 8)) {
-			if (snapshot_line) {
-				bad(path, lineno, "duplicate snapshot line (the first is on line %zu)", snapshot_line);
-				goto out;
-			}
-			if (lineno != 2) {
-				bad(path, lineno, "the snapshot line must be line 2");
-				goto out;
-			}
-			if (vlen != DD_ID_HEX_LEN) {
-				bad(path, lineno, "malformed snapshot id (expected %d lowercase hex digits, got %zu characters)",
-				    DD_ID_HEX_LEN, vlen);
-				goto out;
-			}
-			memcpy(ref->snapshot, v, DD_ID_HEX_LEN);
-			ref->snapshot[DD_ID_HEX_LEN] = '\0';
-			if (!dd_is_hex(ref->snapshot, DD_ID_HEX_LEN)) {
-				bad(path, lineno, "malformed snapshot id (expected %d lowercase hex digits)", DD_ID_HEX_LEN);
-				goto out;
-			}
-			snapshot_line = lineno;
-			continue;
-		}
-		if (!snapshot_line) {
-			bad(path, lineno, "expected 'snapshot <id>' on line 2");
-			goto out;
-		}
-		if (!dd_ref_key_valid(s, klen)) {
-			bad(path, lineno, "malformed key '%.*s' (letters a-z, digits, '_' and '-', at most %d)",
-			    (int)(klen > 80 ? 80 : klen), s, MAX_KEY);
-			goto out;
-		}
-		if (v[0] == ' ' || v[vlen - 1] == ' ') {
-			bad(path, lineno, "extra space around the value of '%.*s'", (int)klen, s);
-			goto out;
-		}
-		if (find_info(ref, s, klen)) {
-			size_t first = 0;
-			for (size_t i = 0; i < ref->ninfo; i++)
-				if (strlen(ref->info[i].key) == klen && !memcmp(ref->info[i].key, s, klen))
-					first = info_line[i];
-			bad(path, lineno, "duplicate key '%.*s' (the first is on line %zu)", (int)klen, s, first);
-			goto out;
-		}
-		info_line = dd_realloc(info_line, (ref->ninfo + 1) * sizeof(*info_line));
-		info_line[ref->ninfo] = lineno;
-		add_info(ref, s, klen, v, vlen);
 	}
-	if (!snapshot_line) {
-		bad(path, lineno + (lineno == 1), "missing 'snapshot <id>' line");
+	if (!ps.snapshot_line) {
+		bad(path, ps.lineno + (ps.lineno == 1), "missing 'snapshot <id>' line");
 		goto out;
 	}
-	*out = ref, ref = NULL, rc = 0;
+	*out = ps.ref, ps.ref = NULL, rc = 0;
 out:
-	free(info_line);
-	dd_ref_free(ref);
+	free(ps.info_line);
+	dd_ref_free(ps.ref);
 	return rc;
 }
 
@@ -363,14 +376,21 @@ dd_ref_read_named(struct dd_ref **out, const char *path, const char *display)
 
 	*out = NULL;
 	/*
-	 * O_NONBLOCK: a ref that is (or, through a symlink git tracks, points
-	 * to) a FIFO would otherwise block open() until a writer comes. It is
-	 * refused below like any other file that is not a regular file.
+	 * O_NOFOLLOW: a ref is a file of its own, never a link to one
+	 * somewhere else (git would commit the link, not the ref).
+	 * O_NONBLOCK: a ref that is a FIFO would otherwise block open() until
+	 * a writer comes. Both are refused like any other file that is not a
+	 * regular file.
 	 */
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOFOLLOW);
+	if (fd < 0 && errno == ELOOP) {
+		dd_error("%s is not a regular file but a symbolic link (a ref file must be a regular file)", display);
+		dd_hint("replace %s with a regular ref file (one from an earlier commit, say), or remove it", display);
+		return -1;
+	}
 	if (fd < 0) {
 		if (errno == ENOENT)
-			return 1;
+			return DD_NOTFOUND;
 		return dd_error_errno("cannot read %s", display);
 	}
 	if (fstat(fd, &st) < 0) {
@@ -485,17 +505,17 @@ dd_ref_snapshot_ids(char ***ids, size_t *n, const char *refs_dir, const char *co
 	for (size_t i = 0; i < nnames; i++) {
 		struct dd_ref *ref = NULL;
 		char *path = dd_path_join(refs_dir, names[i]);
-		char *disp = dd_asprintf(".dnadata/refs/%s", names[i]);
+		char *disp = dd_ref_path(names[i]);
 		int r = dd_ref_read_named(&ref, path, disp);
 
-		if (r == 1 && profiles)
+		if (r == DD_NOTFOUND && profiles)
 			dd_error("profile '%s' has no snapshot yet (no %s)", names[i], disp);
 		if (r == 0 && ref->snapshot[0])
 			add_id(ids, n, ref->snapshot);
 		dd_ref_free(ref);
 		free(path);
 		free(disp);
-		if (r < 0 || (r == 1 && profiles))
+		if (r < 0 || (r == DD_NOTFOUND && profiles))
 			goto out;
 	}
 	rc = 0;

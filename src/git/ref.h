@@ -15,6 +15,7 @@
 #include <stddef.h>
 
 #include "util/buf.h"
+#include "util/err.h"
 
 #define DD_REF_VERSION 1
 #define DD_ID_HEX_LEN 64
@@ -30,11 +31,16 @@ struct dd_ref {
 	size_t ninfo;
 };
 
+/* The ref file of `profile`, relative to the work tree: ".dnadata/refs/<profile>". Caller frees. */
+char *dd_ref_path(const char *profile);
 /* A ref at `snapshot_hex` with no info lines; NULL (error set) if the id is malformed. */
 struct dd_ref *dd_ref_new(const char *snapshot_hex);
 /* Parse `len` bytes; `path` names the file in errors. */
 int dd_ref_parse(struct dd_ref **out, const char *text, size_t len, const char *path);
-/* Returns 0, 1 if the file does not exist (*out = NULL), -1 on error. */
+/*
+ * Returns 0, DD_NOTFOUND if the file does not exist (*out = NULL), -1 on
+ * error; a symbolic link, directory or FIFO is an error (not a regular file).
+ */
 int dd_ref_read(struct dd_ref **out, const char *path);
 /* Same, naming the file `display` in errors (e.g. ".dnadata/refs/clean"). */
 int dd_ref_read_named(struct dd_ref **out, const char *path, const char *display);

@@ -13,12 +13,23 @@
 #include "util/buf.h"
 #include "util/err.h"
 #include "util/fs.h"
+#include "util/log.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <unistd.h>
+
+int
+dd_error_git(const char *what)
+{
+	const git_error *e = git_error_last();
+
+	return dd_error("%s: %s", what, e && e->message ? e->message : "unknown libgit2 error");
+}
 
 /* A copy of `path` without trailing slashes (but "/" stays "/"). */
 static char *
@@ -117,7 +128,7 @@ dd_repo_head(const struct dd_repo *repo, char out[41])
 	out[0] = '\0';
 	err = git_reference_name_to_id(&oid, repo->git, "HEAD");
 	if (err == GIT_ENOTFOUND || err == GIT_EUNBORNBRANCH)
-		return 1;
+		return DD_NOTFOUND;
 	if (err < 0)
 		return dd_error_git("cannot resolve HEAD");
 	git_oid_tostr(out, 41, &oid);
@@ -136,7 +147,7 @@ dd_repo_read_at(struct dd_buf *out, const struct dd_repo *repo, const char *rev,
 
 	err = git_revparse_single(&obj, repo->git, rev);
 	if (err == GIT_ENOTFOUND && !strcmp(rev, "HEAD") && git_repository_head_unborn(repo->git) == 1)
-		return 1; /* no commits yet: nothing exists at HEAD */
+		return DD_NOTFOUND; /* no commits yet: nothing exists at HEAD */
 	if (err < 0) {
 		dd_error_git(rev);
 		return dd_error_wrap("cannot resolve revision");
@@ -151,7 +162,7 @@ dd_repo_read_at(struct dd_buf *out, const struct dd_repo *repo, const char *rev,
 	}
 	err = git_tree_entry_bypath(&entry, tree, relpath);
 	if (err == GIT_ENOTFOUND) {
-		rc = 1;
+		rc = DD_NOTFOUND;
 		goto out;
 	}
 	if (err < 0) {
@@ -188,4 +199,47 @@ dd_repo_changed(const struct dd_repo *repo, const char *relpath)
 	if (err < 0)
 		return dd_error_git(relpath);
 	return (flags & ~(unsigned)GIT_STATUS_IGNORED) != GIT_STATUS_CURRENT;
+}
+
+int
+dd_repo_lock_profile(const struct dd_repo *repo, const char *name, int *fd)
+{
+	char *dir = dd_path_join(repo->statedir, "locks");
+	char *path = dd_path_join(dir, name);
+	int rc = -1;
+
+	*fd = -1;
+	if (dd_mkdir_p(dir, 0700) < 0)
+		goto out;
+	*fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (*fd < 0) {
+		dd_error_errno("cannot open the lock %s", dd_repo_display_path(repo, path));
+		goto out;
+	}
+	if (flock(*fd, LOCK_EX | LOCK_NB) == 0) {
+		rc = 0;
+		goto out;
+	}
+	if (errno == EWOULDBLOCK) {
+		dd_info("waiting for another git dnadata run on profile %s to finish", name);
+		while ((rc = flock(*fd, LOCK_EX)) < 0 && errno == EINTR)
+			;
+	}
+	if (rc < 0)
+		dd_error_errno("cannot lock %s", dd_repo_display_path(repo, path));
+out:
+	if (rc < 0) {
+		dd_repo_unlock(*fd);
+		*fd = -1;
+	}
+	free(path);
+	free(dir);
+	return rc;
+}
+
+void
+dd_repo_unlock(int fd)
+{
+	if (fd >= 0)
+		close(fd);
 }

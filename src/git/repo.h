@@ -11,6 +11,7 @@
 #include <git2.h>
 
 #include "util/buf.h"
+#include "util/err.h"
 
 struct dd_repo {
 	git_repository *git;
@@ -18,6 +19,9 @@ struct dd_repo {
 	char *dnadata;   /* <workdir>/.dnadata */
 	char *statedir;  /* <common git dir>/dnadata (not tracked) */
 };
+
+/* Record the error libgit2 reports for its last failed call ("what: reason"); returns -1. */
+int dd_error_git(const char *what);
 
 /* Open the repository containing `start` (NULL = cwd). Error: "not a git repository ...". */
 int dd_repo_open(struct dd_repo **out, const char *start);
@@ -35,14 +39,25 @@ const char *dd_repo_display_path(const struct dd_repo *repo, const char *path);
  */
 int dd_repo_changed(const struct dd_repo *repo, const char *relpath);
 
-/* The HEAD commit id as 40 hex chars (+NUL); returns 1 (and "") when HEAD is unborn. */
+/* The HEAD commit id as 40 hex chars (+NUL); DD_NOTFOUND (and "") when HEAD is unborn. */
 int dd_repo_head(const struct dd_repo *repo, char out[41]);
 
 /*
  * Read a tracked file as it is at revision `rev` (e.g. "HEAD", a branch,
- * a commit id). Returns 0, 1 if the file does not exist at that revision,
- * or -1 on error.
+ * a commit id). Returns 0, DD_NOTFOUND if the file does not exist at that
+ * revision, or -1 on error.
  */
 int dd_repo_read_at(struct dd_buf *out, const struct dd_repo *repo, const char *rev, const char *relpath);
+
+/*
+ * Hold the lock that makes two snapshots of profile `name` in this
+ * repository run one after the other (flock on <statedir>/locks/<name>;
+ * the kernel drops it when the process ends, so it is never stale). Waits,
+ * saying so, while another process holds it. *fd receives the lock; give it
+ * to dd_repo_unlock().
+ */
+int dd_repo_lock_profile(const struct dd_repo *repo, const char *name, int *fd);
+/* Release a lock from dd_repo_lock_profile(); -1 is ignored. */
+void dd_repo_unlock(int fd);
 
 #endif

@@ -3,7 +3,6 @@
 #include "util/buf.h"
 
 #include <errno.h>
-#include <git2.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -191,12 +190,4 @@ dd_error_saved_free(struct dd_error_saved *s)
 	free(s->msg);
 	free(s->hint);
 	s->msg = s->hint = NULL;
-}
-
-int
-dd_error_git(const char *what)
-{
-	const git_error *e = git_error_last();
-
-	return dd_error("%s: %s", what, e && e->message ? e->message : "unknown libgit2 error");
 }

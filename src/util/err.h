@@ -72,7 +72,4 @@ void dd_error_save(struct dd_error_saved *s);
 int dd_error_restore(struct dd_error_saved *s);
 void dd_error_saved_free(struct dd_error_saved *s);
 
-/* Record the error libgit2 reports for its last failed call; returns -1. */
-int dd_error_git(const char *what);
-
 #endif

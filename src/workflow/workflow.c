@@ -80,7 +80,7 @@ int
 dd_workflow_snapshot(struct dd_repo *repo, const struct dd_config *cfg, const struct dd_profile *p, int flags,
 		    const char *msg, char id_out[65])
 {
-	char *rel = dd_asprintf(".dnadata/refs/%s", p->name);
+	char *rel = dd_ref_path(p->name);
 	char *abs = dd_repo_path(repo, rel);
 	const char *paths[] = { rel };
 	const char *conninfo = dd_config_database(cfg, p);
@@ -91,10 +91,12 @@ dd_workflow_snapshot(struct dd_repo *repo, const struct dd_config *cfg, const st
 	struct dd_pg_snapshot_opts o;
 	char head[41], id[DD_ID_HEX_SIZE], num[32], host[256] = "";
 	char *now = dd_pg_now_iso(), *what = NULL;
-	int rc = -1, r;
+	int rc = -1, r, lock = -1;
 
 	id_out[0] = '\0';
 	memset(&stats, 0, sizeof(stats));
+	if (dd_repo_lock_profile(repo, p->name, &lock) < 0)
+		goto out;
 	if (!(flags & DD_SNAPSHOT_NO_COMMIT) && dd_commit_precheck(repo, paths, 1) < 0)
 		goto out;
 	if (dd_ref_read_named(&old, abs, rel) < 0)
@@ -147,20 +149,23 @@ dd_workflow_snapshot(struct dd_repo *repo, const struct dd_config *cfg, const st
 	dd_ref_set_info(ref, "rows", num);
 	snprintf(num, sizeof(num), "%" PRIu64, stats.bytes);
 	dd_ref_set_info(ref, "bytes", num);
-	if (dd_ref_write(abs, ref) < 0)
-		goto out;
 	dd_pg_format_bytes(num, sizeof(num), (double)stats.bytes);
 	dd_info("snapshot %.12s of database %s: %zu tables, %" PRIu64 " rows, %s%s", id, stats.database,
 		stats.tables, stats.rows, num, (flags & DD_SNAPSHOT_DUMP_ONLY) ? " (local cache only)" : "");
-	if (!(flags & DD_SNAPSHOT_NO_COMMIT)) {
+	if (flags & DD_SNAPSHOT_NO_COMMIT) {
+		if (dd_ref_write(abs, ref) < 0)
+			goto out;
+	} else {
+		/* the commit writes the ref itself, and puts it back if the commit fails */
 		what = msg && *msg ? dd_strdup(msg) : dd_asprintf("snapshot %s (%.12s)", p->name, id);
-		if (dd_commit_paths(repo, paths, 1, what, NULL) < 0) {
+		if (dd_commit_ref(repo, rel, ref, what) < 0) {
 			dd_error_wrap("committing %s", rel);
 			goto out;
 		}
 	}
 	rc = 0;
 out:
+	dd_repo_unlock(lock);
 	if (sw)
 		dd_snapshot_abort(sw);
 	dd_store_free(st);
@@ -177,7 +182,7 @@ out:
 static int
 read_ref(struct dd_ref **out, struct dd_repo *repo, const struct dd_profile *p, const char *rev)
 {
-	char *rel = dd_asprintf(".dnadata/refs/%s", p->name);
+	char *rel = dd_ref_path(p->name);
 	int rc;
 
 	if (rev) {
@@ -343,7 +348,7 @@ dd_workflow_restore(struct dd_repo *repo, const struct dd_config *cfg, const str
 	r = read_ref(&ref, repo, p, rev);
 	if (r < 0)
 		goto out;
-	if (r == 1) {
+	if (r == DD_NOTFOUND) {
 		if (missing_ok) {
 			dd_info("profile %s has no snapshot yet: nothing to restore", p->name);
 			rc = 1;

@@ -175,11 +175,13 @@ test_init_rejects_a_bad_profile_name_and_store_url() {
 test_init_failing_after_creating_a_store_keeps_its_key() {
 	new_repo
 	commit_one a
-	# the commit fails after the store exists: the index is locked
-	touch .git/index.lock
+	# the commit fails after the store exists: no new git object can be
+	# written (what exists is packed; each .git/objects/XX is a file)
+	git repack -adq && git prune-packed
+	for d in $(seq 0 255); do d=.git/objects/$(printf %02x "$d"); if [ -d "$d" ]; then rmdir "$d"; fi; : >"$d"; done
 	expect_fail 1 git dnadata init --store "file://$T/store"
 	assert_contains "$ERR" 'were kept: run init again'
-	rm .git/index.lock
+	rm -f .git/objects/[0-9a-f][0-9a-f]
 	assert_file "$T/store/config"
 	assert_no_file .dnadata/profiles.ini
 	assert_no_file .git/dnadata/config.ini

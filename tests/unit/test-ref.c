@@ -213,7 +213,7 @@ read_and_write_files(void **state)
 
 	assert_non_null(mkdtemp(dir));
 	path = dd_path_join(dir, "refs/clean");
-	assert_int_equal(dd_ref_read(&back, path), 1); /* missing: 1, not an error */
+	assert_int_equal(dd_ref_read(&back, path), DD_NOTFOUND); /* missing, not an error */
 	assert_null(back);
 	dd_ref_set_info(ref, "tables", "3");
 	assert_int_equal(dd_ref_write(path, ref), 0);
@@ -227,6 +227,31 @@ read_and_write_files(void **state)
 	dd_ref_free(ref);
 	dd_rm_rf(dir);
 	free(path);
+}
+
+static void
+symlinked_ref_file_is_refused(void **state)
+{
+	char dir[] = "/tmp/dd-test-ref.XXXXXX";
+	struct dd_ref *ref = dd_ref_new(ID), *back = NULL;
+	char *target, *link;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	target = dd_path_join(dir, "elsewhere");
+	link = dd_path_join(dir, "clean");
+	assert_int_equal(dd_ref_write(target, ref), 0);
+	assert_int_equal(symlink(target, link), 0);
+	assert_int_equal(dd_ref_read_named(&back, link, ".dnadata/refs/clean"), -1);
+	assert_null(back);
+	assert_non_null(strstr(dd_error_last(), ".dnadata/refs/clean is not a regular file but a symbolic link"));
+	free(target);
+	target = dd_ref_path("clean");
+	assert_string_equal(target, ".dnadata/refs/clean");
+	dd_ref_free(ref);
+	dd_rm_rf(dir);
+	free(target);
+	free(link);
 }
 
 int
@@ -245,6 +270,7 @@ main(void)
 		cmocka_unit_test(format_sorts_info_and_round_trips),
 		cmocka_unit_test(new_rejects_malformed_ids),
 		cmocka_unit_test(read_and_write_files),
+		cmocka_unit_test(symlinked_ref_file_is_refused),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,175 @@
+/* git/lock.c: the commit lock and git's lock files; see lock.h. */
+#include "git/lock.h"
+#include "git/repo.h"
+#include "util/buf.h"
+#include "util/err.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <time.h>
+#include <unistd.h>
+
+/* How long a git lock file held by another process is waited for. */
+#define GIT_LOCK_WAIT_MS 1000
+
+int
+dd_lock_commits(const struct dd_repo *repo, int *fd)
+{
+	const char *dir = git_repository_commondir(repo->git);
+
+	*fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (*fd < 0)
+		return dd_error_errno("cannot open %s", dir);
+	while (flock(*fd, LOCK_EX) < 0) {
+		if (errno == EINTR)
+			continue;
+		dd_error_errno("cannot lock %s against other git dnadata commits", dir);
+		close(*fd);
+		*fd = -1;
+		return -1;
+	}
+	return 0;
+}
+
+void
+dd_unlock_commits(int fd)
+{
+	if (fd >= 0)
+		close(fd);
+}
+
+int
+dd_lock_error(const struct dd_repo *repo, const char *path, const char *what)
+{
+	const char *shown = dd_repo_display_path(repo, path);
+
+	dd_error("%s is locked by another git process (%s exists)", what, shown);
+	dd_hint("if no git process is running, the lock is stale: remove it with rm '%s' and run the command again",
+		shown);
+	return -1;
+}
+
+static long
+elapsed_ms(const struct timespec *since)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (now.tv_sec - since->tv_sec) * 1000 + (now.tv_nsec - since->tv_nsec) / 1000000;
+}
+
+/* Sleep a little longer each time (1, 2, 4 … 64 ms); 0 once GIT_LOCK_WAIT_MS have passed. */
+static int
+backoff(const struct timespec *start, unsigned *step)
+{
+	struct timespec d;
+	long ms = 1L << (*step < 6 ? *step : 6);
+
+	if (elapsed_ms(start) >= GIT_LOCK_WAIT_MS)
+		return 0;
+	(*step)++;
+	d.tv_sec = 0;
+	d.tv_nsec = ms * 1000000L;
+	nanosleep(&d, NULL);
+	return 1;
+}
+
+int
+dd_lock_git_file(const struct dd_repo *repo, const char *path, const char *what, int *fd)
+{
+	struct timespec start;
+	unsigned step = 0;
+
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	for (;;) {
+		*fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+		if (*fd >= 0)
+			return 0;
+		if (errno != EEXIST)
+			return dd_error_errno("cannot create %s", dd_repo_display_path(repo, path));
+		if (!backoff(&start, &step))
+			return dd_lock_error(repo, path, what);
+	}
+}
+
+int
+dd_lock_wait_free(const struct dd_repo *repo, const char *path, const char *what)
+{
+	struct timespec start;
+	unsigned step = 0;
+
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	while (access(path, F_OK) == 0)
+		if (!backoff(&start, &step))
+			return dd_lock_error(repo, path, what);
+	return 0;
+}
+
+int
+dd_lock_head_ref(const struct dd_repo *repo, char **name, char **lock_path)
+{
+	git_reference *head = NULL;
+	int rc = -1;
+
+	*name = *lock_path = NULL;
+	if (git_reference_lookup(&head, repo->git, "HEAD") < 0) {
+		dd_error_git("cannot read HEAD");
+		goto out;
+	}
+	if (git_reference_type(head) == GIT_REFERENCE_SYMBOLIC) {
+		*name = dd_strdup(git_reference_symbolic_target(head));
+		*lock_path = dd_asprintf("%s%s.lock", git_repository_commondir(repo->git), *name);
+	} else {
+		*name = dd_strdup("HEAD");
+		*lock_path = dd_asprintf("%sHEAD.lock", git_repository_path(repo->git));
+	}
+	rc = 0;
+out:
+	git_reference_free(head);
+	return rc;
+}
+
+int
+dd_lock_index_path(const struct dd_repo *repo, char **path)
+{
+	git_index *index = NULL;
+	const char *p;
+
+	*path = NULL;
+	if (git_repository_index(&index, repo->git) < 0)
+		return dd_error_git("cannot open the git index");
+	if (!(p = git_index_path(index))) {
+		git_index_free(index);
+		return dd_error("the repository has no index file");
+	}
+	*path = dd_strdup(p);
+	git_index_free(index);
+	return 0;
+}
+
+int
+dd_lock_check_git(const struct dd_repo *repo)
+{
+	char *index = NULL, *index_lock = NULL, *ref = NULL, *ref_lock = NULL;
+	int fd = -1, rc = -1;
+
+	/* Hold the commit lock, so a lock file seen now is not one of ours. */
+	if (dd_lock_commits(repo, &fd) < 0)
+		goto out;
+	if (dd_lock_index_path(repo, &index) < 0 || dd_lock_head_ref(repo, &ref, &ref_lock) < 0)
+		goto out;
+	index_lock = dd_asprintf("%s.lock", index);
+	if (dd_lock_wait_free(repo, index_lock, "the git index") < 0 || dd_lock_wait_free(repo, ref_lock, ref) < 0)
+		goto out;
+	rc = 0;
+out:
+	dd_unlock_commits(fd);
+	free(index);
+	free(index_lock);
+	free(ref);
+	free(ref_lock);
+	return rc;
+}

@@ -1,0 +1,55 @@
+/*
+ * git/lock.h: the locks around git-dnadata's automatic commits (used inside
+ * git/ only).
+ *
+ * Two kinds, for two kinds of neighbour:
+ *  - Other git-dnadata processes: the commit lock, flock() on the common git
+ *    directory, held by each of our commits from reading the index to
+ *    writing it. Ours therefore never race each other, and never see each
+ *    other's git lock files. The kernel drops it when a process ends, even
+ *    by kill -9, so it is never stale and is waited for without a limit.
+ *  - git itself (and other tools): git's own lock files, <gitdir>/index.lock
+ *    and <ref>.lock, created with O_EXCL as git creates them. One held by
+ *    another process is waited for briefly (git waits 100 ms for a ref lock
+ *    by default; an editor's background `git status` holds index.lock for a
+ *    few milliseconds), then reported by name: a lock left by a crashed git
+ *    process stays until someone removes it, and only a person can tell.
+ */
+#ifndef DD_GIT_LOCK_H
+#define DD_GIT_LOCK_H
+
+struct dd_repo;
+
+/* Take the commit lock (waits while another git-dnadata process commits). */
+int dd_lock_commits(const struct dd_repo *repo, int *fd);
+void dd_unlock_commits(int fd);
+
+/*
+ * Create `path` (a git lock file) with O_EXCL; *fd receives it. Held by
+ * another process past the brief wait: "<what> is locked by another git
+ * process (<path> exists)" with a hint to remove a stale one.
+ */
+int dd_lock_git_file(const struct dd_repo *repo, const char *path, const char *what, int *fd);
+
+/* Wait briefly for a git lock file to go; -1 with the error above if it stays. */
+int dd_lock_wait_free(const struct dd_repo *repo, const char *path, const char *what);
+
+/* Record the "is locked" error for `path`; returns -1. */
+int dd_lock_error(const struct dd_repo *repo, const char *path, const char *what);
+
+/*
+ * The ref HEAD's commits go to ("refs/heads/main", or "HEAD" when detached),
+ * and the path of its lock file. Caller frees both.
+ */
+int dd_lock_head_ref(const struct dd_repo *repo, char **name, char **lock_path);
+
+/* The path of the repository's index file (the lock is that + ".lock"). Caller frees. */
+int dd_lock_index_path(const struct dd_repo *repo, char **path);
+
+/*
+ * Fail now, not after a long dump, if a git lock a commit needs is held:
+ * the index's and that of the ref HEAD's commits go to.
+ */
+int dd_lock_check_git(const struct dd_repo *repo);
+
+#endif

@@ -1,0 +1,143 @@
+#!/usr/bin/env bash
+# t-git-commit.sh: the automatic commit's promises on real git: a held git
+# lock is reported by name before anything is dumped; a commit that fails
+# after the ref file was written, or whose index cannot be written after
+# HEAD moved, puts everything back (HEAD, index, the ref file and work
+# tree as they were); a ref file that is a symbolic link, or lies under
+# one, is refused and never committed as a link.
+. "$(dirname "$0")/../lib.sh"
+
+setup() {
+	repo_with_db gitc
+	psql_q "$DB" "CREATE TABLE t (id int PRIMARY KEY, v int); INSERT INTO t VALUES (1, 0)"
+	expect_ok git dnadata snapshot
+	psql_q "$DB" "UPDATE t SET v = 1"
+}
+
+# Everything a failed snapshot must leave as it was: HEAD, index, work tree, the ref, the dumped objects.
+repo_state() {
+	git rev-parse HEAD
+	git ls-files -s
+	git status --porcelain --untracked-files=all
+	cat .dnadata/refs/clean
+	find .git/dnadata -type f | sort
+}
+
+# New loose objects cannot be written (as on a full disk): what exists is
+# packed, and each .git/objects/XX is a file where git needs a directory.
+objects_unwritable() {
+	git repack -adq
+	git prune-packed
+	local i d
+	for i in $(seq 0 255); do
+		d=.git/objects/$(printf %02x "$i")
+		if [ -d "$d" ]; then rmdir "$d"; fi
+		: >"$d"
+	done
+}
+
+objects_writable() {
+	rm -f .git/objects/[0-9a-f][0-9a-f]
+}
+
+test_held_index_lock_is_named_before_anything_is_dumped() {
+	setup
+	touch .git/index.lock
+	local before
+	before=$(repo_state)
+	expect_fail 1 git dnadata snapshot
+	assert_contains "$ERR" "error: the git index is locked by another git process (.git/index.lock exists)"
+	assert_contains "$ERR" "hint: if no git process is running, the lock is stale: remove it with rm '.git/index.lock'"
+	assert_not_contains "$ERR" "of database" "nothing was dumped"
+	assert_eq "$before" "$(repo_state)"
+	rm .git/index.lock
+	expect_ok git dnadata snapshot
+	assert_eq "" "$(git status --porcelain)"
+}
+
+test_held_branch_lock_is_named_before_anything_is_dumped() {
+	setup
+	touch .git/refs/heads/main.lock
+	local before
+	before=$(repo_state)
+	expect_fail 1 git dnadata snapshot
+	assert_contains "$ERR" "error: refs/heads/main is locked by another git process (.git/refs/heads/main.lock exists)"
+	assert_contains "$ERR" "rm '.git/refs/heads/main.lock'"
+	assert_not_contains "$ERR" "of database" "nothing was dumped"
+	assert_eq "$before" "$(repo_state)"
+	rm .git/refs/heads/main.lock
+	expect_ok git dnadata snapshot
+	assert_eq "" "$(git status --porcelain)"
+}
+
+test_commit_failing_after_the_ref_was_written_puts_the_ref_back() {
+	setup
+	local ref head
+	ref=$(cat .dnadata/refs/clean)
+	head=$(git rev-parse HEAD)
+	objects_unwritable
+	expect_fail 1 git dnadata snapshot
+	assert_contains "$ERR" "of database" "the dump ran; the commit failed"
+	assert_contains "$ERR" "error: committing .dnadata/refs/clean: "
+	assert_eq "$ref" "$(cat .dnadata/refs/clean)" "the ref file is put back"
+	assert_eq "$head" "$(git rev-parse HEAD)"
+	assert_eq "" "$(git status --porcelain)"
+	assert_no_file .git/index.lock
+	objects_writable
+	expect_ok git dnadata snapshot
+	assert_contains "$(cat .dnadata/refs/clean)" "snapshot $OUT"
+	assert_eq "" "$(git status --porcelain)"
+}
+
+test_index_that_cannot_be_written_moves_head_back() {
+	setup
+	local ref head
+	ref=$(cat .dnadata/refs/clean)
+	head=$(git rev-parse HEAD)
+	# white box: the new index is written to .git/index.dnadata(.lock) first;
+	# a directory there makes that write fail after HEAD has moved
+	mkdir .git/index.dnadata.lock
+	expect_fail 1 git dnadata snapshot
+	assert_contains "$ERR" "error: committing .dnadata/refs/clean: commit undone: cannot write the git index"
+	assert_eq "$head" "$(git rev-parse HEAD)" "HEAD moved back"
+	assert_eq "$ref" "$(cat .dnadata/refs/clean)" "the ref file is put back"
+	assert_eq "" "$(git status --porcelain)"
+	assert_no_file .git/index.lock
+	rmdir .git/index.dnadata.lock
+	expect_ok git dnadata snapshot
+	assert_eq "" "$(git status --porcelain)"
+}
+
+test_symlinked_ref_file_is_refused_and_not_committed() {
+	setup
+	mkdir "$T/elsewhere"
+	mv .dnadata/refs/clean "$T/elsewhere/ref"
+	ln -s "$T/elsewhere/ref" .dnadata/refs/clean
+	local head
+	head=$(git rev-parse HEAD)
+	psql_q "$DB" "UPDATE t SET v = 0" # the data of the ref's snapshot: "nothing changed" before the fix
+	expect_fail 1 git dnadata snapshot
+	assert_contains "$ERR" "error: cannot commit .dnadata/refs/clean: .dnadata/refs/clean is a symbolic link"
+	assert_not_contains "$ERR" "of database" "refused before the dump"
+	# without a commit, reading the ref refuses it
+	expect_fail 1 git dnadata snapshot --no-commit
+	assert_contains "$ERR" "error: .dnadata/refs/clean is not a regular file but a symbolic link"
+	assert_eq "$head" "$(git rev-parse HEAD)" "no commit"
+	assert_eq "100644" "$(git ls-tree HEAD .dnadata/refs/clean | cut -c1-6)"
+	assert_eq "$T/elsewhere/ref" "$(readlink .dnadata/refs/clean)" "the link is left alone"
+}
+
+test_ref_under_a_symlinked_directory_is_never_committed() {
+	setup
+	mv .dnadata/refs "$T/refs"
+	ln -s "$T/refs" .dnadata/refs
+	local head
+	head=$(git rev-parse HEAD)
+	expect_fail 1 git dnadata snapshot
+	assert_contains "$ERR" "cannot commit .dnadata/refs/clean: .dnadata/refs is a symbolic link"
+	assert_not_contains "$ERR" "of database" "refused before the dump"
+	assert_eq "$head" "$(git rev-parse HEAD)" "no commit"
+	assert_eq "" "$(git ls-tree -r HEAD .dnadata | grep ^120000 || true)" "no link in any commit"
+}
+
+run_tests
