@@ -56,7 +56,7 @@ cmd_restore(int argc, char **argv)
 	if (!(p = dd_config_profile(cfg, n ? argv[0] : NULL)))
 		goto out;
 	if (dd_workflow_restore(repo, cfg, p, at, (force ? DD_RESTORE_FORCE : 0) |
-			       (terminate ? DD_RESTORE_TERMINATE : 0) | (no_hooks ? DD_RESTORE_NO_HOOKS : 0), 0) < 0)
+			       (terminate ? DD_RESTORE_TERMINATE : 0) | (no_hooks ? DD_RESTORE_NO_HOOKS : 0)) < 0)
 		goto out;
 	rc = 0;
 out:

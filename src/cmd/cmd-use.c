@@ -57,22 +57,19 @@ cmd_use(int argc, char **argv)
 		return -1;
 	if (!(profile = dd_config_profile(cfg, argv[0])))
 		goto out;
-	r = dd_workflow_restore(repo, cfg, profile, NULL, DD_RESTORE_KEEP | (terminate ? DD_RESTORE_TERMINATE : 0) |
-			       (no_hooks ? DD_RESTORE_NO_HOOKS : 0), 1);
-	if (r == -1)
-		goto out;
-	if (r == -2) {
+	r = dd_workflow_restore(repo, cfg, profile, NULL, DD_RESTORE_KEEP | DD_RESTORE_MISSING_OK |
+			       (terminate ? DD_RESTORE_TERMINATE : 0) | (no_hooks ? DD_RESTORE_NO_HOOKS : 0));
+	if (r == DD_EHOOK) {
 		/* restored, a hook failed: the database has switched, so does the choice */
-		char *err = dd_strdup(dd_error_last()), *hint = dd_error_hint() ? dd_strdup(dd_error_hint()) : NULL;
+		struct dd_error_saved hook_error;
+		dd_error_save(&hook_error);
 		if (dd_config_set_active(cfg, profile->name) == 0)
 			dd_info("active profile: %s", profile->name);
-		dd_error("%s", err);
-		if (hint)
-			dd_hint("%s", hint);
-		free(err);
-		free(hint);
+		dd_error_restore(&hook_error);
 		goto out;
 	}
+	if (r < 0)
+		goto out;
 	if (dd_config_set_active(cfg, profile->name) < 0)
 		goto out;
 	dd_info("active profile: %s", profile->name);

@@ -134,9 +134,7 @@ dd_config_write_initial(const char *path, const char *store_url, const char *dat
 	dir = dd_path_dirname(path);
 	if (dd_mkdir_p(dir, 0777) < 0)
 		goto out;
-	rc = dd_file_write_atomic(path, t.ptr, t.len, 0644, DD_WRITE_NOREPLACE);
-	if (rc > 0)
-		rc = DD_EXISTS; /* created meanwhile: left as it is */
+	rc = dd_file_write_atomic(path, t.ptr, t.len, 0644, DD_WRITE_NOREPLACE); /* DD_EXISTS: created meanwhile */
 out:
 	dd_config_free(check);
 	free(dir);
@@ -158,8 +156,7 @@ dd_config_write_local_initial(const char *path)
 	free(dir);
 	if (rc < 0)
 		return DD_ERROR;
-	rc = dd_file_write_atomic(path, text, sizeof(text) - 1, 0600, DD_WRITE_NOREPLACE);
-	return rc > 0 ? DD_EXISTS : rc;
+	return dd_file_write_atomic(path, text, sizeof(text) - 1, 0600, DD_WRITE_NOREPLACE);
 }
 
 static int

@@ -126,8 +126,6 @@ fb_put(struct dd_backend *be, const char *name, const void *data, size_t len)
 			rc = dd_file_write_atomic(path, data, len, 0444, DD_WRITE_NOREPLACE | DD_WRITE_NO_DIRSYNC);
 		free(dir);
 	}
-	if (rc == 1)
-		rc = DD_EXISTS;
 	if (rc >= 0) /* DD_EXISTS: already there, perhaps not durable yet */
 		mark_dirty(fb, path);
 	free(path);

@@ -133,7 +133,7 @@ dd_key_write_file(const char *path, const uint8_t master[DD_KEY_LEN], int flags)
 		goto out;
 	dd_key_format(&text, master);
 	rc = dd_file_write_atomic(path, text.ptr, text.len, 0600, flags);
-	if (rc == 1)
+	if (rc == DD_EXISTS)
 		rc = dd_error("%s already exists; not overwriting it", path);
 out:
 	dd_buf_release_secret(&text);

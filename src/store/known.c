@@ -234,7 +234,7 @@ append(struct dd_known *k, const struct dd_buf *batch)
 	fd = open(k->path, O_WRONLY | O_APPEND | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0 && errno == ENOENT) {
 		r = write_new(k, batch, 0);
-		if (r != 1) /* 1: another command made it meanwhile: append to theirs */
+		if (r != DD_EXISTS) /* another command made it meanwhile: append to theirs */
 			return r;
 		fd = open(k->path, O_WRONLY | O_APPEND | O_CLOEXEC | O_NOFOLLOW);
 	}

@@ -171,7 +171,7 @@ dd_atomic_commit(struct dd_atomic_file *af)
 		if (dd_fsync_dir(dir) < 0)
 			goto out;
 	}
-	rc = existed ? 1 : 0;
+	rc = existed ? DD_EXISTS : 0;
 out:
 	free(dir);
 	dd_atomic_abort(af);

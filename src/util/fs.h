@@ -24,7 +24,7 @@ enum {
 /* Read a whole file into `out` (appending). */
 int dd_file_read(struct dd_buf *out, const char *path);
 /*
- * Write `len` bytes atomically to `path` with `mode`. Returns 0, or 1 when
+ * Write `len` bytes atomically to `path` with `mode`. Returns 0, or DD_EXISTS when
  * DD_WRITE_NOREPLACE was given and `path` already existed (left untouched),
  * or -1 on error (with ENOSPC reported as "disk full").
  */

@@ -137,7 +137,7 @@ dd_workflow_snapshot(struct dd_repo *repo, const struct dd_config *cfg, const st
 		/* a ref written by an earlier --no-commit run still gets its commit */
 		if (!(flags & DD_SNAPSHOT_NO_COMMIT) && dd_commit_paths(repo, paths, 1, "snapshot", NULL) < 0)
 			goto out;
-		rc = 1;
+		rc = DD_UNCHANGED;
 		goto out;
 	}
 	if (!(ref = dd_ref_new(id)))
@@ -293,7 +293,9 @@ run_post_restore(struct dd_repo *repo, const struct dd_config *cfg, const struct
 
 /*
  * The working database holds the ref's snapshot already (per <statedir>/pg):
- * 1 = leave it (message given), 0 = rebuild it, -1 = error.
+ * DD_NOTHING_TO_DO = leave it (message given), 0 = rebuild it, -1 = error.
+ * Connects to tell whether it changed since; `use` (DD_RESTORE_KEEP) keeps
+ * it either way, and asks only to say which.
  */
 static int
 keep_or_rebuild(const struct dd_pg_state *state, const char *conninfo, const char *snapshot, int flags)
@@ -310,7 +312,7 @@ keep_or_rebuild(const struct dd_pg_state *state, const char *conninfo, const cha
 		rc = 0;
 	} else if (ch == DD_PG_UNCHANGED) {
 		dd_info("database %s already holds snapshot %.12s, unchanged %s", state->database, snapshot, since);
-		rc = 1;
+		rc = DD_NOTHING_TO_DO;
 	} else if (flags & DD_RESTORE_KEEP) {
 		if (ch == DD_PG_CHANGED)
 			dd_info("database %s already holds snapshot %.12s; kept it with its local changes (made %s)",
@@ -318,7 +320,7 @@ keep_or_rebuild(const struct dd_pg_state *state, const char *conninfo, const cha
 		else
 			dd_info("database %s already holds snapshot %.12s; kept it as it is (whether it changed %s is "
 				"unknown: %s)", state->database, snapshot, since, why);
-		rc = 1;
+		rc = DD_NOTHING_TO_DO;
 	} else if (ch == DD_PG_CHANGED) {
 		dd_info("database %s changed since snapshot %.12s was %s%s%s%s: restoring it again (the edited database "
 			"is kept)", state->database, snapshot, event, why ? " (" : "", why ? why : "", why ? ")" : "");
@@ -330,94 +332,156 @@ keep_or_rebuild(const struct dd_pg_state *state, const char *conninfo, const cha
 	return rc;
 }
 
+/*
+ * The ref file `rev` names for `p`: 0, or DD_NOTFOUND with an error and a
+ * hint that works there (a revision without the file: the commits that
+ * have one; no snapshot at all: take one), or -1.
+ */
+static int
+read_target(struct dd_ref **out, struct dd_repo *repo, const struct dd_profile *p, const char *rev)
+{
+	int r = read_ref(out, repo, p, rev);
+	char *rel;
+
+	if (r != DD_NOTFOUND)
+		return r;
+	rel = dd_ref_path(p->name);
+	if (rev) {
+		dd_error("profile %s has no ref file at %s", p->name, rev);
+		dd_hint("`git log --oneline -- %s` lists the commits that have one; restore one with "
+			"`git dnadata restore %s --at <commit>`", rel, p->name);
+	} else {
+		dd_error("profile %s has no snapshot yet", p->name);
+		dd_hint("take one with `git dnadata snapshot %s`", p->name);
+	}
+	free(rel);
+	return DD_NOTFOUND;
+}
+
+int
+dd_workflow_check(struct dd_repo *repo, const struct dd_config *cfg, const struct dd_profile *p, const char *rev,
+		  char snapshot_out[65])
+{
+	struct dd_ref *ref = NULL;
+	struct dd_pg_state state;
+	int rc;
+
+	memset(&state, 0, sizeof(state));
+	if (snapshot_out)
+		snapshot_out[0] = '\0';
+	rc = read_ref(&ref, repo, p, rev);
+	if (rc != 0)
+		return rc;
+	if (snapshot_out)
+		snprintf(snapshot_out, 65, "%s", ref->snapshot);
+	rc = dd_pg_state_read(&state, repo->statedir, dd_config_database(cfg, p));
+	if (rc == 0)
+		rc = state.snapshot && !strcmp(state.snapshot, ref->snapshot) ? DD_NOTHING_TO_DO : 0;
+	dd_pg_state_release(&state);
+	dd_ref_free(ref);
+	return rc;
+}
+
+/* Open the store to read from; an unreachable store leaves the local cache (it may hold all we need). */
+static int
+open_store_for_reading(struct dd_store **st, const struct dd_config *cfg, struct dd_repo *repo)
+{
+	struct dd_error_saved why;
+
+	if (dd_store_open(st, cfg->store_url, repo->statedir, 0) == 0)
+		return 0;
+	dd_error_save(&why);
+	if (dd_store_open(st, cfg->store_url, repo->statedir, DD_STORE_OFFLINE) < 0)
+		return dd_error_restore(&why);
+	dd_debug("store unreachable (%s); using the local cache only", why.msg ? why.msg : "");
+	dd_error_saved_free(&why);
+	return 0;
+}
+
+/* Load the manifest of `ref`'s snapshot from the cache or the store and restore it into p's database. */
+static int
+restore_snapshot(struct dd_repo *repo, const struct dd_config *cfg, const struct dd_profile *p, const char *rev,
+		 const struct dd_ref *ref, int flags, struct dd_pg_restore_result *res)
+{
+	struct dd_store *st = NULL;
+	struct dd_snapshot *snap = NULL;
+	struct dd_pg_restore_opts o;
+	int rc = -1, r;
+
+	if (open_store_for_reading(&st, cfg, repo) < 0)
+		goto out;
+	r = dd_snapshot_load(&snap, st, ref->snapshot);
+	if (r == DD_NOTFOUND) {
+		dd_error("snapshot %.12s (named by .dnadata/refs/%s%s%s) is in neither the local cache nor the store",
+			 ref->snapshot, p->name, rev ? " at " : "", rev ? rev : "");
+		dd_hint("run `git dnadata push` on the machine that took it, or check the store url");
+	}
+	if (r != 0)
+		goto out;
+	memset(&o, 0, sizeof(o));
+	o.conninfo = dd_config_database(cfg, p);
+	o.statedir = repo->statedir;
+	o.profile = p->name;
+	o.jobs = cfg->jobs;
+	o.terminate = (flags & DD_RESTORE_TERMINATE) || terminate_of(cfg, p);
+	if (dd_pg_restore(st, snap, &o, res) < 0)
+		goto out;
+	if (res->stash)
+		dd_info("restored snapshot %.12s into database %s (the previous one is kept as %s)", ref->snapshot,
+			res->database, res->stash);
+	else
+		dd_info("restored snapshot %.12s into database %s (new)", ref->snapshot, res->database);
+	rc = 0;
+out:
+	dd_snapshot_free(snap);
+	dd_store_free(st);
+	return rc;
+}
+
 int
 dd_workflow_restore(struct dd_repo *repo, const struct dd_config *cfg, const struct dd_profile *p,
-		   const char *rev, int flags, int missing_ok)
+		   const char *rev, int flags)
 {
 	const char *conninfo = dd_config_database(cfg, p);
 	struct dd_ref *ref = NULL;
-	struct dd_store *st = NULL;
-	struct dd_snapshot *snap = NULL;
 	struct dd_pg_state state;
-	struct dd_pg_restore_opts o;
 	struct dd_pg_restore_result res;
 	int rc = -1, r;
 
 	memset(&state, 0, sizeof(state));
 	memset(&res, 0, sizeof(res));
-	r = read_ref(&ref, repo, p, rev);
-	if (r < 0)
-		goto out;
-	if (r == DD_NOTFOUND) {
-		if (missing_ok) {
-			dd_info("profile %s has no snapshot yet: nothing to restore", p->name);
-			rc = 1;
-			goto out;
-		}
-		if (rev)
-			dd_error("profile %s has no ref file at %s", p->name, rev);
-		else
-			dd_error("profile %s has no snapshot yet", p->name);
-		dd_hint("take one with `git dnadata snapshot %s`", p->name);
+	r = read_target(&ref, repo, p, rev);
+	if (r == DD_NOTFOUND && (flags & DD_RESTORE_MISSING_OK)) {
+		dd_error_clear();
+		dd_info("profile %s has no snapshot yet: nothing to restore", p->name);
+		rc = DD_NOTHING_TO_DO;
 		goto out;
 	}
+	if (r != 0)
+		goto out;
 	if (!(flags & DD_RESTORE_FORCE)) {
+		/* the cheap check first: only a database recorded as holding the snapshot is asked whether it changed */
 		if (dd_pg_state_read(&state, repo->statedir, conninfo) < 0)
 			goto out;
 		if (state.snapshot && !strcmp(state.snapshot, ref->snapshot)) {
 			r = keep_or_rebuild(&state, conninfo, ref->snapshot, flags);
-			if (r < 0)
-				goto out;
-			if (r == 1) {
-				rc = 1;
+			if (r != 0) {
+				rc = r;
 				goto out;
 			}
 		}
 	}
-	if (dd_store_open(&st, cfg->store_url, repo->statedir, 0) < 0) {
-		/* the store may be unreachable while the cache has what we need */
-		char *why = dd_strdup(dd_error_last() ? dd_error_last() : "");
-		if (dd_store_open(&st, cfg->store_url, repo->statedir, DD_STORE_OFFLINE) < 0) {
-			dd_error("%s", why);
-			free(why);
-			goto out;
-		}
-		dd_debug("store unreachable (%s); using the local cache only", why);
-		free(why);
-	}
-	r = dd_snapshot_load(&snap, st, ref->snapshot);
-	if (r != 0) {
-		if (r == DD_NOTFOUND) {
-			dd_error("snapshot %.12s (named by .dnadata/refs/%s%s%s) is in neither the local cache nor the store",
-				 ref->snapshot, p->name, rev ? " at " : "", rev ? rev : "");
-			dd_hint("run `git dnadata push` on the machine that took it, or check the store url");
-		}
+	if (restore_snapshot(repo, cfg, p, rev, ref, flags, &res) < 0)
 		goto out;
-	}
-	memset(&o, 0, sizeof(o));
-	o.conninfo = conninfo;
-	o.statedir = repo->statedir;
-	o.profile = p->name;
-	o.jobs = cfg->jobs;
-	o.terminate = (flags & DD_RESTORE_TERMINATE) || terminate_of(cfg, p);
-	if (dd_pg_restore(st, snap, &o, &res) < 0)
-		goto out;
-	if (res.stash)
-		dd_info("restored snapshot %.12s into database %s (the previous one is kept as %s)", ref->snapshot,
-			res.database, res.stash);
-	else
-		dd_info("restored snapshot %.12s into database %s (new)", ref->snapshot, res.database);
 	rc = 0;
 	if (!(flags & DD_RESTORE_NO_HOOKS) &&
 	    run_post_restore(repo, cfg, p, ref->snapshot, conninfo, res.database) < 0)
-		rc = -2;
+		rc = DD_EHOOK;
 out:
-	if (rc == -1)
+	if (rc == DD_ERROR)
 		dd_error_wrap("restoring profile %s", p->name);
 	dd_pg_restore_result_release(&res);
 	dd_pg_state_release(&state);
-	dd_snapshot_free(snap);
-	dd_store_free(st);
 	dd_ref_free(ref);
 	return rc;
 }

@@ -18,8 +18,8 @@ enum {
 /*
  * Snapshot profile `p`'s database, point .dnadata/refs/<p> at it and
  * commit it ("dnadata: <msg>", default "snapshot <p> (<id>)").
- * Returns 0 for a new snapshot, 1 when the database has not changed since
- * the ref's snapshot (same id: nothing committed), -1 on error.
+ * Returns 0 for a new snapshot, DD_UNCHANGED when the database has not
+ * changed since the ref's snapshot (same id: nothing committed), -1 on error.
  */
 int dd_workflow_snapshot(struct dd_repo *repo, const struct dd_config *cfg, const struct dd_profile *p,
 			int flags, const char *msg, char id_out[65]);
@@ -29,7 +29,22 @@ enum {
 	DD_RESTORE_TERMINATE = 1 << 1, /* end other sessions on the working database */
 	DD_RESTORE_KEEP = 1 << 2,      /* `use`: a database holding the snapshot is kept, local edits included */
 	DD_RESTORE_NO_HOOKS = 1 << 3,  /* do not run [hooks] post_restore */
+	DD_RESTORE_MISSING_OK = 1 << 4, /* a profile without a snapshot yet is nothing to do, not an error */
 };
+
+/*
+ * The cheap "is there anything to do" check (for the git hooks): compare
+ * the snapshot named by p's ref file (in the work tree, or at `rev`) with
+ * what <statedir>/pg records p's working database holds. Reads two small
+ * local files: no PostgreSQL connection, no store. Whether the database was
+ * edited since is not looked at: a switch keeps local edits.
+ * Returns DD_NOTHING_TO_DO when the record says the database holds that
+ * snapshot, 0 when a restore is needed, DD_NOTFOUND when the profile has
+ * no snapshot (no ref file), -1 on error (a broken ref file, say).
+ * `snapshot_out` (may be NULL) gets the ref's snapshot id, or "".
+ */
+int dd_workflow_check(struct dd_repo *repo, const struct dd_config *cfg, const struct dd_profile *p,
+		      const char *rev, char snapshot_out[65]);
 
 /*
  * Make `p`'s working database equal the snapshot named by its ref file, as
@@ -37,12 +52,12 @@ enum {
  * post_restore hooks. If the working database holds that snapshot already
  * and has not changed since (pg_changes()), nothing is done; if it changed,
  * or that cannot be told, it is rebuilt (and kept as a stash), unless
- * DD_RESTORE_KEEP. Returns 0 when restored, 1 when there was nothing to do
- * (already there, or the profile has no snapshot yet and `missing_ok`),
- * -1 on error (nothing changed), -2 when the database was restored but a
- * post_restore command failed (error set).
+ * DD_RESTORE_KEEP. Returns 0 when restored, DD_NOTHING_TO_DO when there
+ * was nothing to do (already there, or the profile has no snapshot yet and
+ * DD_RESTORE_MISSING_OK), -1 on error (nothing changed), DD_EHOOK when the
+ * database was restored but a post_restore command failed (error set).
  */
 int dd_workflow_restore(struct dd_repo *repo, const struct dd_config *cfg, const struct dd_profile *p,
-		       const char *rev, int flags, int missing_ok);
+		       const char *rev, int flags);
 
 #endif

@@ -116,7 +116,7 @@ atomic_write_replaces_and_noreplace_keeps(void **state)
 	assert_int_equal(stat(path, &st), 0);
 	assert_int_equal(st.st_mode & 0777, 0644);
 	/* create-only: existing content wins, and 1 says so */
-	assert_int_equal(dd_file_write_atomic(path, "three", 5, 0644, DD_WRITE_NOREPLACE), 1);
+	assert_int_equal(dd_file_write_atomic(path, "three", 5, 0644, DD_WRITE_NOREPLACE), DD_EXISTS);
 	dd_buf_clear(&b);
 	assert_int_equal(dd_file_read(&b, path), 0);
 	assert_string_equal(b.ptr, "two");

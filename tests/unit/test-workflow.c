@@ -1,0 +1,147 @@
+/*
+ * tests/unit/test-workflow.c: the cheap "is there anything to do" check that
+ * the git hooks call. It must answer from two local files (the ref and the
+ * record in <statedir>/pg) without PostgreSQL or the store: the profile's
+ * database here is on a socket nothing listens on and no store exists, so
+ * any connection or store access would turn the answer into an error.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <git2.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config/config.h"
+#include "git/ref.h"
+#include "git/repo.h"
+#include "pg/state.h"
+#include "util/buf.h"
+#include "util/err.h"
+#include "util/fs.h"
+#include "workflow/workflow.h"
+
+#define CONNINFO "host=/nonexistent/sock port=5999 dbname=work"
+#define ID_A "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+#define ID_B "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+
+struct fixture {
+	char tmp[64];
+	char cwd[4096];
+	struct dd_repo *repo;
+	struct dd_config *cfg;
+	const struct dd_profile *p;
+};
+
+static int
+setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+	char cmd[256];
+	FILE *ini;
+
+	snprintf(f->tmp, sizeof(f->tmp), "/tmp/dd-workflow.XXXXXX");
+	if (!f || !mkdtemp(f->tmp) || !getcwd(f->cwd, sizeof(f->cwd)))
+		return -1;
+	snprintf(cmd, sizeof(cmd), "git init -q '%s' && mkdir -p '%s/.dnadata/refs' '%s/.git/dnadata'", f->tmp,
+		 f->tmp, f->tmp);
+	if (system(cmd) != 0 || chdir(f->tmp) < 0)
+		return -1;
+	if (!(ini = fopen(".dnadata/profiles.ini", "w")))
+		return -1;
+	fprintf(ini, "[database]\nurl = %s\ndefault_profile = clean\n[profile \"clean\"]\n", CONNINFO);
+	fclose(ini);
+	if (dd_config_open(&f->repo, &f->cfg) < 0 || !(f->p = dd_config_profile(f->cfg, "clean"))) {
+		fprintf(stderr, "%s\n", dd_error_last());
+		return -1;
+	}
+	*state = f;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	struct fixture *f = *state;
+
+	dd_config_free(f->cfg);
+	dd_repo_free(f->repo);
+	if (chdir(f->cwd) < 0)
+		return -1;
+	dd_rm_rf(f->tmp);
+	free(f);
+	return 0;
+}
+
+static void
+write_ref(const char *id)
+{
+	struct dd_ref *ref = dd_ref_new(id);
+
+	assert_non_null(ref);
+	assert_int_equal(dd_ref_write(".dnadata/refs/clean", ref), 0);
+	dd_ref_free(ref);
+}
+
+static void
+check_says_nothing_to_do_only_when_the_record_matches_the_ref(void **state)
+{
+	struct fixture *f = *state;
+	char id[65];
+
+	write_ref(ID_A);
+	/* no record yet: the database holds nothing we know of */
+	assert_int_equal(dd_workflow_check(f->repo, f->cfg, f->p, NULL, id), 0);
+	assert_string_equal(id, ID_A);
+
+	assert_int_equal(dd_pg_state_set(f->repo->statedir, CONNINFO, ID_A, "clean", "restored", NULL), 0);
+	assert_int_equal(dd_workflow_check(f->repo, f->cfg, f->p, NULL, id), DD_NOTHING_TO_DO);
+
+	/* the branch's ref names another snapshot: a restore is needed */
+	write_ref(ID_B);
+	assert_int_equal(dd_workflow_check(f->repo, f->cfg, f->p, NULL, id), 0);
+	assert_string_equal(id, ID_B);
+}
+
+static void
+check_of_a_profile_without_a_snapshot_is_not_found(void **state)
+{
+	struct fixture *f = *state;
+	char id[65] = "x";
+
+	assert_int_equal(dd_workflow_check(f->repo, f->cfg, f->p, NULL, id), DD_NOTFOUND);
+	assert_string_equal(id, "");
+}
+
+static void
+check_of_a_broken_ref_is_an_error(void **state)
+{
+	struct fixture *f = *state;
+
+	assert_int_equal(dd_file_write_atomic(".dnadata/refs/clean", "not a ref\n", 10, 0644, 0), 0);
+	assert_int_equal(dd_workflow_check(f->repo, f->cfg, f->p, NULL, NULL), -1);
+	assert_non_null(strstr(dd_error_last(), ".dnadata/refs/clean"));
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(check_says_nothing_to_do_only_when_the_record_matches_the_ref, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(check_of_a_profile_without_a_snapshot_is_not_found, setup, teardown),
+		cmocka_unit_test_setup_teardown(check_of_a_broken_ref_is_an_error, setup, teardown),
+	};
+
+	int rc;
+
+	git_libgit2_init();
+	rc = cmocka_run_group_tests(tests, NULL, NULL);
+	git_libgit2_shutdown();
+	return rc;
+}
