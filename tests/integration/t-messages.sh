@@ -62,4 +62,23 @@ test_escape_in_a_setting_value_is_refused_and_escaped() {
 	assert_contains "$ERR" "control character"
 }
 
+test_restore_at_a_revision_without_the_ref_hints_at_the_commits_that_have_one() {
+	repo_with_db hint
+	psql_q "$DB" "CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1)"
+	local before
+	before=$(git rev-parse HEAD)
+	expect_ok git dnadata snapshot
+	expect_fail 1 git dnadata restore --at "$before"
+	assert_contains "$ERR" "has no ref file at $before"
+	assert_not_contains "$ERR" "git dnadata snapshot"
+	assert_contains "$ERR" "hint: \`git log --oneline -- .dnadata/refs/clean\`"
+	# the hinted commands work
+	local commit
+	commit=$(git log --format=%H -1 -- .dnadata/refs/clean)
+	[ -n "$commit" ] || fail "the hinted git log lists no commit"
+	psql_q "$DB" "UPDATE t SET id = 2"
+	expect_ok git dnadata restore clean --at "$commit"
+	assert_eq 1 "$(psql_q "$DB" "SELECT id FROM t")"
+}
+
 run_tests
