@@ -65,6 +65,30 @@ char *dd_pg_conninfo_nosecret(PGconn *c, char **password);
 /* Server major version of a connection (e.g. 15). */
 int dd_pg_server_major(PGconn *c);
 
+/* ---- restore steps (restore.c builds, swap.c swaps) ---- */
+
+struct dd_store;
+struct dd_snapshot;
+struct dd_pg_restore_opts;
+struct dd_pg_restore_result;
+
+/*
+ * Build database `newdb` (which must not exist) from snapshot `snap` on the
+ * server `m` is connected to: CREATE DATABASE with the snapshot's locale,
+ * then the load (schema, rows, sequences, post-data, ANALYZE) on `jobs`
+ * sessions. *seq_fp: the sequence part of its change fingerprint (or NULL).
+ * On failure newdb may exist, partly built: the caller drops it.
+ */
+int dd_pg_build(PGconn *m, struct dd_store *st, const struct dd_snapshot *snap, const struct dd_pg_restore_opts *o,
+		const char *newdb, int jobs, char **seq_fp);
+
+/* Does database `name` exist? *exists set; 0 or -1. */
+int dd_pg_db_exists(PGconn *m, const char *name, int *exists);
+/* DROP DATABASE IF EXISTS (WITH (FORCE) on 13+), retried while our own sessions leave. */
+int dd_pg_drop_db(PGconn *m, const char *name);
+/* Refuse (error listing them, 0 if none) other sessions on database `db`. */
+int dd_pg_refuse_sessions(PGconn *m, const char *db);
+
 /* ---- change fingerprints (change.c) ---- */
 
 /*
@@ -143,12 +167,13 @@ void dd_pgdump_release(struct dd_pgdump *d);
  * `conninfo` (from dd_pg_conninfo_nosecret(); `password` may be NULL and
  * goes to the child's environment), in the exported snapshot
  * `snapshot_id`, leaving out `exclude` (exact qualified names, pg_dump
- * pattern syntax). The dump text (psql \restrict lines removed) is
- * appended to `out`.
+ * pattern syntax), waiting at most `lock_wait_timeout` (pg_dump's
+ * --lock-wait-timeout, e.g. "30000ms"; NULL: forever) for a table lock.
+ * The dump text (psql \restrict lines removed) is appended to `out`.
  */
 int dd_pgdump_section(const struct dd_pgdump *d, const char *conninfo, const char *password,
 		      const char *snapshot_id, const char *section, const char *const *exclude,
-		      size_t nexclude, struct dd_buf *out);
+		      size_t nexclude, const char *lock_wait_timeout, struct dd_buf *out);
 
 /* ---- schema.c ---- */
 
