@@ -258,3 +258,30 @@ dd_proc_result_release(struct dd_proc_result *r)
 {
 	dd_buf_release(&r->err);
 }
+
+long long
+dd_proc_start_time(long pid)
+{
+	char path[64], buf[1024];
+	const char *p;
+	long long start = -1;
+	FILE *f;
+	size_t n;
+
+	snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+	if (!(f = fopen(path, "r")))
+		return -1;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	/* "pid (comm) state ...": comm may hold spaces and parentheses, so count from the last ')' */
+	if (!(p = strrchr(buf, ')')))
+		return -1;
+	/* p is at the space before field 3; each step moves to the next field */
+	for (int field = 3; field <= 22 && p; field++)
+		if ((p = strchr(p, ' ')))
+			p++;
+	if (!p || sscanf(p, "%lld", &start) != 1)
+		return -1;
+	return start;
+}

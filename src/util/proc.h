@@ -52,4 +52,12 @@ void dd_proc_describe(const struct dd_proc_result *r, char *buf, size_t len);
 /* The most telling line of a stderr text: its first "error: …" line, else its last line. Caller frees. */
 char *dd_proc_err_line(const struct dd_buf *err);
 
+/*
+ * When process `pid` started (clock ticks since boot: field 22 of
+ * /proc/<pid>/stat), or -1 when there is no such process or no /proc. Two
+ * processes that had the same pid differ in it, so a record of (pid, start
+ * time) names one process even after its pid is reused.
+ */
+long long dd_proc_start_time(long pid);
+
 #endif
