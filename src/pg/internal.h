@@ -14,6 +14,7 @@
 #include <stddef.h>
 
 #include "util/buf.h"
+#include "util/err.h"
 
 /* ---- conn.c ---- */
 
@@ -132,7 +133,7 @@ struct dd_pg_workers {
 	pthread_cond_t cond;   /* signalled when a worker exits */
 	size_t exited;
 	int failed;
-	char *error, *hint;    /* the first failure's */
+	struct dd_error_saved error;  /* the first failure's error and hint */
 };
 
 void dd_pg_workers_init(struct dd_pg_workers *w);
