@@ -834,6 +834,9 @@ copy_table_data(struct snap *s)
 	if (copied < 0) {
 		if (!dd_error_hint() && strstr(dd_error_last(), "permission denied"))
 			dd_hint("grant this user SELECT on every table, or leave tables out with exclude_tables");
+		else if (!dd_error_hint() && strstr(dd_error_last(), "lock timeout"))
+			dd_hint("another session waits for an exclusive lock on that table (ALTER, TRUNCATE, VACUUM FULL): "
+				"let it finish, then snapshot again; or raise lock_wait_timeout");
 		return -1;
 	}
 	for (int i = 0; i < 2; i++)

@@ -239,12 +239,8 @@ rename_in(PGconn *m, const char *work, const char *newdb, const char *stash, int
 	return rc;
 }
 
-/*
- * Swap `newdb` into the working database `t`; the old one (when `exists`)
- * goes to a stash. Records both in <statedir>/pg and fills `res`.
- */
-static int
-swap_in(PGconn *m, const struct dd_pg_restore_opts *o, const struct dd_pg_target *t, const char *newdb, int exists,
+int
+dd_pg_swap_in(PGconn *m, const struct dd_pg_restore_opts *o, const struct dd_pg_target *t, const char *newdb, int exists,
 	const char *snapshot_id, const char *seq_fp, struct dd_pg_restore_result *res)
 {
 	struct dd_pg_state prev;
@@ -380,7 +376,7 @@ dd_pg_restore(struct dd_store *st, const struct dd_snapshot *snap, const struct 
 		dd_error("interrupted");
 		goto out;
 	}
-	if (swap_in(m, o, &t, newdb, exists, dd_snapshot_id(snap), seq_fp, res) < 0)
+	if (dd_pg_swap_in(m, o, &t, newdb, exists, dd_snapshot_id(snap), seq_fp, res) < 0)
 		goto out;
 	building = 0; /* the new copy is the working database now */
 	dd_pg_state_pending_remove(o->statedir, &t, (long)getpid());
