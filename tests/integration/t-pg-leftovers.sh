@@ -11,10 +11,7 @@
 . "$(dirname "$0")/../lib.sh"
 
 setup_repo() {
-	need_pg
-	DB=$(pg_newdb left)
-	new_repo
-	expect_ok git dnadata init --database "dbname=$DB"
+	repo_with_db left
 	psql_q "$DB" "CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT g, 'row ' || g FROM generate_series(1, 1000) g;
 		CREATE MATERIALIZED VIEW shared_comments AS SELECT count(*) AS n FROM pg_catalog.pg_shdescription"
 	expect_ok git dnadata snapshot
