@@ -2,7 +2,7 @@
  * util/proc.c: run a child program (see proc.h).
  *
  * One loop polls the child's stdout pipe (when a callback takes it) and its
- * stderr pipe until both close, then reaps the child. Nothing here uses
+ * stderr pipe (when it is captured) until both close, then reaps the child. Nothing here uses
  * fork(): posix_spawn is safe in a process whose other threads hold locks.
  */
 #include "util/proc.h"
@@ -68,19 +68,6 @@ keep_tail(struct dd_buf *err, const char *data, size_t len)
 	}
 }
 
-static void
-write_all(int fd, const char *data, size_t len)
-{
-	while (len > 0) {
-		ssize_t n = write(fd, data, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return;
-		data += n, len -= (size_t)n;
-	}
-}
-
 static int
 start(const struct dd_proc *p, pid_t *pid, int *outp, int *errp)
 {
@@ -88,7 +75,7 @@ start(const struct dd_proc *p, pid_t *pid, int *outp, int *errp)
 	posix_spawn_file_actions_t fa;
 	char **env = child_env(p->env);
 
-	if ((p->out_cb && pipe2(opipe, O_CLOEXEC) < 0) || pipe2(epipe, O_CLOEXEC) < 0) {
+	if ((p->out_cb && pipe2(opipe, O_CLOEXEC) < 0) || (p->err_fd < 0 && pipe2(epipe, O_CLOEXEC) < 0)) {
 		dd_error_errno("cannot create a pipe");
 		goto out;
 	}
@@ -100,7 +87,7 @@ start(const struct dd_proc *p, pid_t *pid, int *outp, int *errp)
 		posix_spawn_file_actions_adddup2(&fa, p->out_fd, 1);
 	else
 		posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-	posix_spawn_file_actions_adddup2(&fa, epipe[1], 2);
+	posix_spawn_file_actions_adddup2(&fa, p->err_fd < 0 ? epipe[1] : p->err_fd, 2);
 	if (p->dir)
 		posix_spawn_file_actions_addchdir_np(&fa, p->dir);
 	e = posix_spawn(pid, p->argv[0], &fa, NULL, (char *const *)p->argv, env);
@@ -159,8 +146,6 @@ pump(const struct dd_proc *p, int outfd, int errfd, struct dd_buf *err)
 				continue;
 			if (n > 0 && i == 1) {
 				keep_tail(err, buf, (size_t)n);
-				if (p->err_fd >= 0)
-					write_all(p->err_fd, buf, (size_t)n);
 				continue;
 			}
 			if (n > 0 && rc == DD_OK && p->out_cb(p->out_arg, buf, (size_t)n) == 0)

@@ -7,8 +7,11 @@
  * the caller's "NAME=value" entries put in (replacing ours) and "NAME"
  * entries taken out, so a password travels in the environment, never on a
  * command line. stdin is /dev/null. stdout goes to a callback, an fd, or
- * /dev/null; stderr is read through a pipe, copied to an fd as it comes if
- * asked, and its last DD_PROC_ERR_KEEP bytes are kept for the error message.
+ * /dev/null; stderr either goes straight to an fd (a hook's output, for the
+ * user to see) or is read through a pipe and its last DD_PROC_ERR_KEEP
+ * bytes kept for the error message. Whatever goes to an fd goes there
+ * directly, not through us: a child that leaves a background process
+ * holding it open is not waited for beyond its own exit.
  */
 #ifndef DD_UTIL_PROC_H
 #define DD_UTIL_PROC_H
@@ -27,13 +30,13 @@ struct dd_proc {
 	int (*out_cb)(void *arg, const void *data, size_t len);  /* < 0 stops reading (the child gets EPIPE) */
 	void *out_arg;
 	int out_fd;
-	int err_fd;               /* stderr is also copied here as it comes (-1: only kept) */
+	int err_fd;               /* stderr: straight to this fd; -1: captured (the tail kept in the result) */
 };
 
 struct dd_proc_result {
 	int exit_code;            /* 0..255, or -1 when it did not exit normally */
 	int signal;               /* the signal that ended it, or 0 */
-	struct dd_buf err;        /* the tail of its stderr (at most DD_PROC_ERR_KEEP bytes) */
+	struct dd_buf err;        /* the tail of its captured stderr (at most 2 * DD_PROC_ERR_KEEP bytes) */
 };
 
 /*

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "util/buf.h"
@@ -132,18 +133,42 @@ stderr_kept_is_bounded_to_its_tail(void **state)
 }
 
 static void
-stdout_to_an_fd_and_a_working_directory(void **state)
+stdout_and_stderr_to_an_fd_and_a_working_directory(void **state)
 {
 	char tmpl[] = "/tmp/dd-proc.XXXXXX";
 	int fd = mkstemp(tmpl);
-	const char *argv[] = { "/bin/sh", "-c", "pwd", NULL };
-	struct dd_proc p = { .argv = argv, .dir = "/tmp", .out_fd = fd, .err_fd = -1 };
+	const char *argv[] = { "/bin/sh", "-c", "pwd; echo oops >&2; exit 2", NULL };
+	struct dd_proc p = { .argv = argv, .dir = "/tmp", .out_fd = fd, .err_fd = fd };
+	struct dd_proc_result r;
 	char buf[64] = "";
 
 	assert_true(fd >= 0);
-	assert_int_equal(dd_proc_run(&p, "pwd", NULL), DD_OK);
+	assert_int_equal(dd_proc_run(&p, "pwd", &r), DD_ERROR);
+	assert_int_equal(r.exit_code, 2);
+	assert_int_equal(r.err.len, 0); /* not captured: it went to the fd */
+	assert_string_equal(dd_error_last(), "pwd exited with status 2");
 	assert_true(pread(fd, buf, sizeof(buf) - 1, 0) > 0);
-	assert_string_equal(buf, "/tmp\n");
+	assert_string_equal(buf, "/tmp\noops\n");
+	dd_proc_result_release(&r);
+	close(fd);
+	unlink(tmpl);
+	dd_error_clear();
+}
+
+static void
+a_background_child_holding_the_fds_is_not_waited_for(void **state)
+{
+	char tmpl[] = "/tmp/dd-proc.XXXXXX";
+	int fd = mkstemp(tmpl);
+	const char *argv[] = { "/bin/sh", "-c", "sleep 5 & echo started", NULL };
+	struct dd_proc p = { .argv = argv, .out_fd = fd, .err_fd = fd };
+	struct timespec a, b;
+
+	assert_true(fd >= 0);
+	clock_gettime(CLOCK_MONOTONIC, &a);
+	assert_int_equal(dd_proc_run(&p, "background", NULL), DD_OK);
+	clock_gettime(CLOCK_MONOTONIC, &b);
+	assert_true(b.tv_sec - a.tv_sec < 3); /* not the 5 s of the background sleep */
 	close(fd);
 	unlink(tmpl);
 }
@@ -158,7 +183,8 @@ main(void)
 		cmocka_unit_test(a_missing_program_is_not_found),
 		cmocka_unit_test(environment_is_set_and_removed_never_on_the_command_line),
 		cmocka_unit_test(stderr_kept_is_bounded_to_its_tail),
-		cmocka_unit_test(stdout_to_an_fd_and_a_working_directory),
+		cmocka_unit_test(stdout_and_stderr_to_an_fd_and_a_working_directory),
+		cmocka_unit_test(a_background_child_holding_the_fds_is_not_waited_for),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
