@@ -30,7 +30,9 @@
 #include "util/err.h"
 #include "util/log.h"
 
+#include <errno.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,9 +64,9 @@ struct item {
 	char *cols;           /* attr "columns" */
 	int64_t est;
 	int warn_no_pk;
-	/* results, written by the worker that ran it */
+	/* results: rows by the worker that ran it (read after the join); bytes and state under w.lock */
 	uint64_t rows, bytes;
-	volatile int state;   /* 0 queued, 1 running, 2 done */
+	int state;            /* 0 queued, 1 running, 2 done */
 };
 
 struct pool {
@@ -72,20 +74,46 @@ struct pool {
 	const char *conninfo;
 	const char *snapshot_id;
 	struct item **items;
-	size_t nitems, next;  /* under w.lock, like bytes and done */
+	size_t nitems, next;  /* under w.lock, like bytes, done and each item's bytes and state */
 	struct dd_pg_workers w;
 	uint64_t bytes;       /* COPY bytes so far (all items) */
 	size_t done;
 	int64_t total_est;    /* sum of the items' estimates, for the ETA */
+	const char *lock_timeout;  /* SET lock_timeout value for the workers' sessions */
 };
 
+/* Count `len` more bytes of `it` (the progress line reads them under the same lock). */
+static void
+count_bytes(struct pool *p, struct item *it, size_t len)
+{
+	pthread_mutex_lock(&p->w.lock);
+	p->bytes += len;
+	it->bytes += len;
+	pthread_mutex_unlock(&p->w.lock);
+}
+
+static void
+set_state(struct pool *p, struct item *it, int state)
+{
+	pthread_mutex_lock(&p->w.lock);
+	it->state = state;
+	if (state == 2)
+		p->done++;
+	pthread_mutex_unlock(&p->w.lock);
+}
+
+/*
+ * A worker's transaction in the leader's snapshot. lock_timeout: a queued
+ * ACCESS EXCLUSIVE request (an ALTER TABLE waiting for the leader) makes
+ * our ACCESS SHARE wait behind it, and the leader waits for us: fail then.
+ */
 static int
-begin_in_snapshot(PGconn *c, const char *snapshot_id)
+begin_in_snapshot(PGconn *c, const char *snapshot_id, const char *lock_timeout)
 {
 	char *lit = dd_pg_quote_literal(snapshot_id);
 	char *sql = dd_asprintf("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY;"
 				"SET TRANSACTION SNAPSHOT %s; SET row_security = off;"
-				"SET work_mem = '64MB'", lit);
+				"SET work_mem = '64MB'; SET LOCAL lock_timeout = '%s'", lit, lock_timeout);
 	int rc = dd_pg_exec(c, sql);
 	free(sql);
 	free(lit);
@@ -120,10 +148,7 @@ copy_one(PGconn *c, struct pool *p, struct item *it)
 		if (batch.len >= BATCH) {
 			if (dd_stream_write(w, batch.ptr, batch.len) < 0)
 				goto drain;
-			pthread_mutex_lock(&p->w.lock);
-			p->bytes += batch.len;
-			pthread_mutex_unlock(&p->w.lock);
-			it->bytes += batch.len;
+			count_bytes(p, it, batch.len);
 			dd_buf_clear(&batch);
 			if (dd_pg_workers_stopped(&p->w)) {
 				if (!dd_pg_interrupted())
@@ -146,10 +171,7 @@ copy_one(PGconn *c, struct pool *p, struct item *it)
 	if (batch.len) {
 		if (dd_stream_write(w, batch.ptr, batch.len) < 0)
 			goto out;
-		pthread_mutex_lock(&p->w.lock);
-		p->bytes += batch.len;
-		pthread_mutex_unlock(&p->w.lock);
-		it->bytes += batch.len;
+		count_bytes(p, it, batch.len);
 	}
 	snprintf(num, sizeof(num), "%" PRIu64, it->rows);
 	dd_stream_set_attr(w, "rows", num);
@@ -179,7 +201,7 @@ worker(void *arg)
 	struct pool *p = arg;
 	PGconn *c = NULL;
 
-	if (dd_pg_connect(&c, p->conninfo, NULL) < 0 || begin_in_snapshot(c, p->snapshot_id) < 0) {
+	if (dd_pg_connect(&c, p->conninfo, NULL) < 0 || begin_in_snapshot(c, p->snapshot_id, p->lock_timeout) < 0) {
 		dd_pg_workers_fail(&p->w);
 		goto out;
 	}
@@ -192,15 +214,12 @@ worker(void *arg)
 		pthread_mutex_unlock(&p->w.lock);
 		if (!it || dd_pg_interrupted())
 			break;
-		it->state = 1;
+		set_state(p, it, 1);
 		if (copy_one(c, p, it) < 0) {
 			dd_pg_workers_fail(&p->w);
 			break;
 		}
-		it->state = 2;
-		pthread_mutex_lock(&p->w.lock);
-		p->done++;
-		pthread_mutex_unlock(&p->w.lock);
+		set_state(p, it, 2);
 		if (it->warn_no_pk)
 			dd_warn("table %s has no primary key: rows dumped in physical order "
 				"(still exact, but an unchanged table may dedupe less after a VACUUM FULL or CLUSTER)",
@@ -223,9 +242,10 @@ struct section_job {
 	const char *section;
 	const char *const *exclude;
 	size_t nexclude;
+	const char *lock_timeout;
 	struct dd_buf out;
 	int rc;
-	char *error, *hint;
+	struct dd_error_saved error;  /* the thread's error, put back by the leader */
 };
 
 static void *
@@ -234,11 +254,9 @@ section_thread(void *arg)
 	struct section_job *j = arg;
 
 	j->rc = dd_pgdump_section(j->pgdump, j->conninfo, j->password, j->snapshot_id, j->section, j->exclude,
-				  j->nexclude, &j->out);
-	if (j->rc < 0) {
-		j->error = dd_strdup(dd_error_last() ? dd_error_last() : "pg_dump failed");
-		j->hint = dd_error_hint() ? dd_strdup(dd_error_hint()) : NULL;
-	}
+				  j->nexclude, j->lock_timeout, &j->out);
+	if (j->rc < 0)
+		dd_error_save(&j->error);
 	return NULL;
 }
 
@@ -427,21 +445,22 @@ static void
 show_progress(void *arg, double el)
 {
 	struct pool *p = arg;
-	int64_t total_est = p->total_est;
+	int64_t total_est = p->total_est, est_done = 0;
+	uint64_t bytes;
+	size_t done;
+	char b[32], rate[32], eta[32] = "";
 
 	pthread_mutex_lock(&p->w.lock);
-	uint64_t bytes = p->bytes;
-	size_t done = p->done;
-	int64_t est_done = 0;
+	bytes = p->bytes;
+	done = p->done;
 	for (size_t i = 0; i < p->nitems; i++) {
-		if (p->items[i]->state == 2)
-			est_done += p->items[i]->est;
-		else if (p->items[i]->state == 1)
-			est_done += (int64_t)p->items[i]->bytes < p->items[i]->est ? (int64_t)p->items[i]->bytes
-										     : p->items[i]->est;
+		const struct item *it = p->items[i];
+		if (it->state == 2)
+			est_done += it->est;
+		else if (it->state == 1)
+			est_done += (int64_t)it->bytes < it->est ? (int64_t)it->bytes : it->est;
 	}
 	pthread_mutex_unlock(&p->w.lock);
-	char b[32], rate[32], eta[32] = "";
 	dd_pg_format_bytes(b, sizeof(b), (double)bytes);
 	dd_pg_format_bytes(rate, sizeof(rate), el > 0 ? bytes / el : 0);
 	if (total_est > 0 && est_done > 0 && est_done < total_est) {
@@ -451,133 +470,314 @@ show_progress(void *arg, double el)
 	dd_progress("snapshot: %zu/%zu tables, %s, %s/s%s", done, p->nitems, b, rate, eta);
 }
 
-int
-dd_pg_snapshot(struct dd_snapshot_writer *sw, const struct dd_pg_snapshot_opts *o,
-	       struct dd_pg_snapshot_stats *stats)
-{
-	PGconn *c = NULL;
-	PGresult *res = NULL;
-	struct rel *rels = NULL;
-	size_t nrels = 0, nitems = 0, nworkers = 0, nexclude = 0, nseq = 0;
-	struct item *items = NULL;
-	struct pool pool;
+/* ---- the steps of a snapshot, sharing one struct ---- */
+
+struct snap {
+	const struct dd_pg_snapshot_opts *o;
+	struct dd_pg_snapshot_stats *stats;
+	struct dd_snapshot_writer *sw;
+	PGconn *c;                        /* the leader session */
+	struct dd_pgdump pgdump;
+	int lock_timeout_ms;              /* < 0: wait forever */
+	char lock_timeout[32];            /* the same as a setting ("30000ms", "0" = forever) */
+	char *snapshot_id;
+	char *enc, *collate, *ctype, *provider, *icu;
+	struct rel *rels;
+	size_t nrels;
+	char **exclude;                   /* excluded tables as pg_dump patterns */
+	size_t nexclude;
+	char *child_conninfo, *child_password;
 	pthread_t sect_threads[2];
-	struct section_job sect[2];
-	int sect_started[2] = { 0, 0 };
-	struct dd_pgdump pgdump = { 0 };
-	char *snapshot_id = NULL, **exclude = NULL, *child_conninfo = NULL, *child_password = NULL;
-	struct dd_buf seqs = DD_BUF_INIT, lock = DD_BUF_INIT;
-	char *enc = NULL, *collate = NULL, *ctype = NULL, *provider = NULL, *icu = NULL;
-	int rc = -1, installed = 0;
+	struct section_job sect[2];       /* pre-data, post-data */
+	int sect_started[2];
+	struct dd_buf seqs;
+	size_t nseq;
+	struct item *items;
+	size_t nitems;
+	struct pool pool;
+};
 
-	memset(stats, 0, sizeof(*stats));
-	memset(&pool, 0, sizeof(pool));
-	memset(sect, 0, sizeof(sect));
-	dd_pg_workers_init(&pool.w);
-	if (dd_pg_interrupt_install() < 0)
-		return -1;
-	installed = 1;
+/* DNADATA_LOCK_WAIT_TIMEOUT ("500", "500ms", "30s", "2min"; 0 = forever) over the option. */
+static int
+resolve_lock_timeout(struct snap *s)
+{
+	const char *env = getenv("DNADATA_LOCK_WAIT_TIMEOUT");
+	long ms = s->o->lock_wait_timeout_ms ? s->o->lock_wait_timeout_ms : DD_PG_LOCK_WAIT_TIMEOUT_MS;
 
-	if (dd_pg_connect(&c, o->conninfo, NULL) < 0)
-		goto out;
-	dd_pg_cancel_register(c);
-	snprintf(stats->database, sizeof(stats->database), "%s", PQdb(c));
-	snprintf(stats->server_version, sizeof(stats->server_version), "%s",
-		 PQparameterStatus(c, "server_version") ? PQparameterStatus(c, "server_version") : "");
-	if (PQserverVersion(c) < 100000) {
-		dd_error("PostgreSQL %s is too old (git-dnadata needs 10 or newer)", stats->server_version);
-		goto out;
+	if (env && *env) {
+		char *end;
+		long v = strtol(env, &end, 10);
+		long unit = !strcmp(end, "") || !strcmp(end, "ms") ? 1 : !strcmp(end, "s") ? 1000
+							   : !strcmp(end, "min")		 ? 60000
+											 : 0;
+		if (end == env || v < 0 || unit == 0 || v > 86400000L / unit) {
+			dd_error("DNADATA_LOCK_WAIT_TIMEOUT=%s is not a duration", env);
+			dd_hint("set it to milliseconds (30000), or with a unit: 30s, 2min; 0 waits forever");
+			return -1;
+		}
+		ms = v ? v * unit : -1;
 	}
-	if (dd_pgdump_find(&pgdump, dd_pg_server_major(c)) < 0)
-		goto out;
+	s->lock_timeout_ms = ms < 0 ? -1 : (int)ms;
+	snprintf(s->lock_timeout, sizeof(s->lock_timeout), "%ldms", ms < 0 ? 0 : ms);
+	return 0;
+}
+
+/* Step 1: connect the leader, check the server, find pg_dump, take the change fingerprint. */
+static int
+connect_leader(struct snap *s)
+{
+	struct dd_pg_snapshot_stats *stats = s->stats;
+	const char *version;
+
+	if (dd_pg_connect(&s->c, s->o->conninfo, NULL) < 0)
+		return -1;
+	dd_pg_cancel_register(s->c);
+	version = PQparameterStatus(s->c, "server_version");
+	snprintf(stats->database, sizeof(stats->database), "%s", PQdb(s->c));
+	snprintf(stats->server_version, sizeof(stats->server_version), "%s", version ? version : "");
+	if (PQserverVersion(s->c) < 100000)
+		return dd_error("PostgreSQL %s is too old (git-dnadata needs 10 or newer)", stats->server_version);
+	if (dd_pgdump_find(&s->pgdump, dd_pg_server_major(s->c)) < 0)
+		return -1;
 	/*
 	 * The change fingerprint (change.c) comes before the snapshot: whatever
 	 * is counted after it can only make the database look changed.
 	 */
-	if (dd_pg_fingerprint_here(c, &stats->fingerprint) < 0) {
+	if (dd_pg_fingerprint_here(s->c, &stats->fingerprint) < 0) {
 		dd_debug("no change fingerprint: %s", dd_error_last());
 		dd_error_clear();
 	}
-	if (dd_pg_exec(c, "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; SET row_security = off") < 0)
-		goto out;
-	res = dd_pg_query(c, "SELECT pg_export_snapshot()", 0, NULL);
-	if (!res)
-		goto out;
-	snapshot_id = dd_strdup(PQgetvalue(res, 0, 0));
+	return 0;
+}
+
+/* Step 2: the exported-snapshot transaction, the database's locale, the catalog. */
+static int
+begin_snapshot(struct snap *s)
+{
+	PGresult *res;
+	char *sql = dd_asprintf("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; SET row_security = off;"
+				"SET LOCAL lock_timeout = '%s'", s->lock_timeout);
+	int rc = dd_pg_exec(s->c, sql);
+
+	free(sql);
+	if (rc < 0)
+		return -1;
+	if (!(res = dd_pg_query(s->c, "SELECT pg_export_snapshot()", 0, NULL)))
+		return -1;
+	s->snapshot_id = dd_strdup(PQgetvalue(res, 0, 0));
 	PQclear(res);
-	res = dd_pg_query(c,
-			  PQserverVersion(c) >= 150000
+	res = dd_pg_query(s->c,
+			  PQserverVersion(s->c) >= 150000
 				  ? "SELECT pg_encoding_to_char(encoding), datcollate, datctype, datlocprovider,"
 				    " daticulocale FROM pg_database WHERE datname = current_database()"
 				  : "SELECT pg_encoding_to_char(encoding), datcollate, datctype, 'c', NULL"
 				    " FROM pg_database WHERE datname = current_database()",
 			  0, NULL);
 	if (!res)
-		goto out;
-	enc = dd_strdup(PQgetvalue(res, 0, 0));
-	collate = dd_strdup(PQgetvalue(res, 0, 1));
-	ctype = dd_strdup(PQgetvalue(res, 0, 2));
-	provider = dd_strdup(PQgetvalue(res, 0, 3));
-	icu = PQgetisnull(res, 0, 4) ? NULL : dd_strdup(PQgetvalue(res, 0, 4));
+		return -1;
+	s->enc = dd_strdup(PQgetvalue(res, 0, 0));
+	s->collate = dd_strdup(PQgetvalue(res, 0, 1));
+	s->ctype = dd_strdup(PQgetvalue(res, 0, 2));
+	s->provider = dd_strdup(PQgetvalue(res, 0, 3));
+	s->icu = PQgetisnull(res, 0, 4) ? NULL : dd_strdup(PQgetvalue(res, 0, 4));
 	PQclear(res);
-	res = NULL;
+	return read_catalog(s->c, s->o, &s->rels, &s->nrels);
+}
 
-	if (read_catalog(c, o, &rels, &nrels) < 0)
+/* ---- waiting for the table locks ---- */
+
+struct blocker {
+	char *table, *pid, *app, *user;
+};
+
+static void
+blocker_release(struct blocker *b)
+{
+	free(b->table);
+	free(b->pid);
+	free(b->app);
+	free(b->user);
+	memset(b, 0, sizeof(*b));
+}
+
+/* Which table is the leader waiting for, and which session holds it? (From a second session.) */
+static int
+find_blocker(const char *conninfo, int leader_pid, struct blocker *b)
+{
+	static const char sql[] =
+		"SELECT format('%I.%I', n.nspname, c.relname), b.pid,"
+		" coalesce(nullif(a.application_name, ''), 'unnamed'), coalesce(a.usename, '?')"
+		" FROM pg_locks l JOIN pg_class c ON c.oid = l.relation"
+		" JOIN pg_namespace n ON n.oid = c.relnamespace"
+		" CROSS JOIN LATERAL unnest(pg_blocking_pids($1::int)) AS b(pid)"
+		" LEFT JOIN pg_stat_activity a ON a.pid = b.pid"
+		" WHERE l.pid = $1::int AND NOT l.granted AND l.locktype = 'relation'"
+		" ORDER BY b.pid LIMIT 1";
+	char pid[16];
+	const char *params[] = { pid };
+	PGconn *m = NULL;
+	PGresult *res = NULL;
+	int rc = -1;
+
+	snprintf(pid, sizeof(pid), "%d", leader_pid);
+	if (dd_pg_connect(&m, conninfo, NULL) < 0)
 		goto out;
+	if (!(res = dd_pg_query(m, sql, 1, params)))
+		goto out;
+	if (PQntuples(res) == 1) {
+		blocker_release(b);
+		b->table = dd_strdup(PQgetvalue(res, 0, 0));
+		b->pid = dd_strdup(PQgetvalue(res, 0, 1));
+		b->app = dd_strdup(PQgetvalue(res, 0, 2));
+		b->user = dd_strdup(PQgetvalue(res, 0, 3));
+	}
+	rc = 0;
+out:
+	PQclear(res);
+	if (m)
+		PQfinish(m);
+	return rc;
+}
 
-	/* lock what we dump, like pg_dump: no TRUNCATE or DDL until we are done */
-	exclude = dd_calloc(nrels + 1, sizeof(char *));
-	for (size_t i = 0; i < nrels; i++) {
-		struct rel *r = &rels[i];
-		if (r->excluded) {
-			char *s = dd_pg_quote_ident(r->nspname), *t = dd_pg_quote_ident(r->relname);
-			exclude[nexclude++] = dd_asprintf("%s.%s", s, t);
-			free(s);
-			free(t);
+/*
+ * Run the LOCK TABLE statement; after a second (or half the timeout) of
+ * waiting, say which session holds up which table.
+ */
+static PGresult *
+lock_and_watch(struct snap *s, const char *sql, struct blocker *b)
+{
+	int report_ms = s->lock_timeout_ms < 0 || s->lock_timeout_ms > 2000 ? 1000 : s->lock_timeout_ms / 2;
+	double start = dd_pg_seconds();
+	int reported = 0;
+	PGresult *res, *last = NULL;
+
+	if (!PQsendQuery(s->c, sql)) {
+		dd_pg_error(s->c, NULL);
+		return NULL;
+	}
+	while (PQisBusy(s->c)) {
+		struct pollfd pf = { .fd = PQsocket(s->c), .events = POLLIN };
+		if (poll(&pf, 1, 100) < 0 && errno != EINTR)
+			break;
+		if (!PQconsumeInput(s->c))
+			break;
+		if (reported || (dd_pg_seconds() - start) * 1000 < report_ms || dd_pg_interrupted())
 			continue;
+		reported = 1;
+		if (find_blocker(s->o->conninfo, PQbackendPID(s->c), b) < 0) {
+			dd_debug("cannot tell who holds the lock: %s", dd_error_last());
+			dd_error_clear();
+		} else if (b->table) {
+			dd_info("waiting for table %s: locked by session pid %s (application %s, user %s)%s%s", b->table,
+				b->pid, b->app, b->user, s->lock_timeout_ms < 0 ? "" : "; giving up after ",
+				s->lock_timeout_ms < 0 ? "" : s->lock_timeout);
 		}
-		if (r->relkind == 'r' || r->relkind == 'p') {
+	}
+	while ((res = PQgetResult(s->c))) {
+		PQclear(last);
+		last = res;
+	}
+	return last;
+}
+
+/* Step 3: lock what we dump, like pg_dump: no TRUNCATE or DDL until we are done. */
+static int
+lock_tables(struct snap *s)
+{
+	struct dd_buf lock = DD_BUF_INIT;
+	struct blocker b = { 0 };
+	PGresult *res = NULL;
+	int rc = -1;
+
+	s->exclude = dd_calloc(s->nrels + 1, sizeof(char *));
+	for (size_t i = 0; i < s->nrels; i++) {
+		struct rel *r = &s->rels[i];
+		if (r->excluded) {
+			char *ns = dd_pg_quote_ident(r->nspname), *t = dd_pg_quote_ident(r->relname);
+			s->exclude[s->nexclude++] = dd_asprintf("%s.%s", ns, t);
+			free(ns);
+			free(t);
+		} else if (r->relkind == 'r' || r->relkind == 'p') {
 			dd_buf_puts(&lock, lock.len ? ", " : "LOCK TABLE ");
 			dd_buf_puts(&lock, r->qname);
 		}
 	}
-	if (lock.len) {
-		dd_buf_puts(&lock, " IN ACCESS SHARE MODE");
-		if (dd_pg_exec(c, lock.ptr) < 0) {
-			dd_error_wrap("locking the tables to dump");
+	if (!lock.len)
+		return 0;
+	dd_buf_puts(&lock, " IN ACCESS SHARE MODE");
+	res = lock_and_watch(s, lock.ptr, &b);
+	if (res && PQresultStatus(res) == PGRES_COMMAND_OK) {
+		rc = 0;
+	} else if (dd_pg_interrupted()) {
+		dd_error("interrupted");
+	} else if (!strcmp(dd_pg_sqlstate(res), "55P03")) {
+		if (b.table)
+			dd_error("table %s is locked by another session (pid %s, application %s, user %s): gave up "
+				 "waiting after %s", b.table, b.pid, b.app, b.user, s->lock_timeout);
+		else
+			dd_error("a table to dump is locked by another session: gave up waiting after %s",
+				 s->lock_timeout);
+		dd_hint("end that session's transaction (or SELECT pg_terminate_backend(%s)), then snapshot again; "
+			"or raise lock_wait_timeout", b.pid ? b.pid : "pid");
+	} else {
+		dd_pg_error(s->c, res);
+		dd_error_wrap("locking the tables to dump");
+		if (!strcmp(dd_pg_sqlstate(res), "42501"))
 			dd_hint("grant this user SELECT on every table, or leave tables out with exclude_tables");
-			goto out;
-		}
 	}
+	PQclear(res);
+	blocker_release(&b);
+	dd_buf_release(&lock);
+	return rc;
+}
 
-	/* schema: pg_dump in the same snapshot, in parallel with the rows */
-	child_conninfo = dd_pg_conninfo_nosecret(c, &child_password);
-	const char *sections[2] = { "pre-data", "post-data" };
+/* Step 4: the schema, from pg_dump in the same snapshot, in threads beside the rows. */
+static int
+start_schema_dump(struct snap *s)
+{
+	static const char *const sections[2] = { "pre-data", "post-data" };
+
+	s->child_conninfo = dd_pg_conninfo_nosecret(s->c, &s->child_password);
 	for (int i = 0; i < 2; i++) {
-		sect[i].pgdump = &pgdump;
-		sect[i].conninfo = child_conninfo;
-		sect[i].password = child_password;
-		sect[i].snapshot_id = snapshot_id;
-		sect[i].section = sections[i];
-		sect[i].exclude = (const char *const *)exclude;
-		sect[i].nexclude = nexclude;
-		if (pthread_create(&sect_threads[i], NULL, section_thread, &sect[i]) != 0) {
-			dd_error("cannot start a thread");
-			goto out;
-		}
-		sect_started[i] = 1;
+		struct section_job *j = &s->sect[i];
+		j->pgdump = &s->pgdump;
+		j->conninfo = s->child_conninfo;
+		j->password = s->child_password;
+		j->snapshot_id = s->snapshot_id;
+		j->section = sections[i];
+		j->exclude = (const char *const *)s->exclude;
+		j->nexclude = s->nexclude;
+		j->lock_timeout = s->lock_timeout_ms < 0 ? NULL : s->lock_timeout;
+		if (pthread_create(&s->sect_threads[i], NULL, section_thread, j) != 0)
+			return dd_error("cannot start a thread");
+		s->sect_started[i] = 1;
 	}
+	return 0;
+}
 
-	if (read_sequences(c, rels, nrels, &seqs, &nseq) < 0)
-		goto out;
+static void
+join_schema_dump(struct snap *s)
+{
+	for (int i = 0; i < 2; i++)
+		if (s->sect_started[i]) {
+			pthread_join(s->sect_threads[i], NULL);
+			s->sect_started[i] = 0;
+		}
+}
 
-	/* the COPY queue */
-	items = dd_calloc(nrels + 1, sizeof(*items));
-	for (size_t i = 0; i < nrels; i++) {
-		struct rel *r = &rels[i];
+/* Step 5a: the COPY queue, largest table first, and large objects. */
+static int
+queue_table_data(struct snap *s)
+{
+	PGresult *res;
+	long nlo;
+
+	s->items = dd_calloc(s->nrels + 1, sizeof(*s->items));
+	for (size_t i = 0; i < s->nrels; i++) {
+		struct rel *r = &s->rels[i];
 		if (r->relkind != 'r' || r->excluded || r->no_data)
 			continue;
-		struct item *it = &items[nitems++];
+		struct item *it = &s->items[s->nitems++];
 		const char *cols = r->cols ? r->cols : "";
 		it->stream = dd_asprintf("data/%s", r->qname);
 		it->table = dd_strdup(r->qname);
@@ -591,121 +791,152 @@ dd_pg_snapshot(struct dd_snapshot_writer *sw, const struct dd_pg_snapshot_opts *
 		else
 			it->sql = dd_asprintf("COPY %s TO STDOUT", r->qname);
 		it->warn_no_pk = r->pk == NULL;
-		pool.total_est += r->est;
+		s->pool.total_est += r->est;
 	}
-	stats->tables = nitems;
-	res = dd_pg_query(c, "SELECT count(*) FROM pg_largeobject_metadata", 0, NULL);
-	if (!res)
-		goto out;
-	long nlo = strtol(PQgetvalue(res, 0, 0), NULL, 10);
+	s->stats->tables = s->nitems;
+	if (!(res = dd_pg_query(s->c, "SELECT count(*) FROM pg_largeobject_metadata", 0, NULL)))
+		return -1;
+	nlo = strtol(PQgetvalue(res, 0, 0), NULL, 10);
 	PQclear(res);
-	res = NULL;
 	if (nlo > 0) {
-		struct item *it = &items[nitems++];
+		struct item *it = &s->items[s->nitems++];
 		it->stream = dd_strdup("largeobjects");
 		it->sql = dd_strdup(lo_sql);
-		it->est = 0;
 	}
+	return 0;
+}
 
-	pool.sw = sw;
-	pool.conninfo = o->conninfo;
-	pool.snapshot_id = snapshot_id;
-	pool.items = dd_calloc(nitems + 1, sizeof(struct item *));
-	for (size_t i = 0; i < nitems; i++)
-		pool.items[i] = &items[i];
-	qsort(pool.items, nitems, sizeof(struct item *), cmp_item);
-	pool.nitems = nitems;
-	nworkers = o->jobs > 0 ? (size_t)o->jobs : (size_t)sysconf(_SC_NPROCESSORS_ONLN);
+/* Step 5b: the rows, on parallel sessions in the snapshot; then wait for the schema threads. */
+static int
+copy_table_data(struct snap *s)
+{
+	struct pool *p = &s->pool;
+	size_t nworkers = s->o->jobs > 0 ? (size_t)s->o->jobs : (size_t)sysconf(_SC_NPROCESSORS_ONLN);
+	int copied;
+
+	p->sw = s->sw;
+	p->conninfo = s->o->conninfo;
+	p->snapshot_id = s->snapshot_id;
+	p->lock_timeout = s->lock_timeout;
+	p->items = dd_calloc(s->nitems + 1, sizeof(struct item *));
+	for (size_t i = 0; i < s->nitems; i++)
+		p->items[i] = &s->items[i];
+	qsort(p->items, s->nitems, sizeof(struct item *), cmp_item);
+	p->nitems = s->nitems;
 	if (nworkers < 1)
 		nworkers = 1;
-	if (nworkers > nitems)
-		nworkers = nitems;
-	int copied = dd_pg_workers_run(&pool.w, nworkers, worker, &pool, show_progress, &pool);
-	for (int i = 0; i < 2; i++)
-		if (sect_started[i]) {
-			pthread_join(sect_threads[i], NULL);
-			sect_started[i] = 0;
-		}
-	if (dd_pg_interrupted()) {
-		dd_error("interrupted");
-		goto out;
-	}
+	if (nworkers > s->nitems)
+		nworkers = s->nitems;
+	copied = dd_pg_workers_run(&p->w, nworkers, worker, p, show_progress, p);
+	join_schema_dump(s);
+	if (dd_pg_interrupted())
+		return dd_error("interrupted");
 	if (copied < 0) {
 		if (!dd_error_hint() && strstr(dd_error_last(), "permission denied"))
 			dd_hint("grant this user SELECT on every table, or leave tables out with exclude_tables");
-		goto out;
+		else if (!dd_error_hint() && strstr(dd_error_last(), "lock timeout"))
+			dd_hint("another session waits for an exclusive lock on that table (ALTER, TRUNCATE, VACUUM FULL): "
+				"let it finish, then snapshot again; or raise lock_wait_timeout");
+		return -1;
 	}
 	for (int i = 0; i < 2; i++)
-		if (sect[i].rc < 0) {
-			dd_error("%s", sect[i].error);
-			if (sect[i].hint)
-				dd_hint("%s", sect[i].hint);
-			goto out;
-		}
+		if (s->sect[i].rc < 0)
+			return dd_error_restore(&s->sect[i].error);
+	return 0;
+}
 
-	{
-		const char *pre_attrs[] = { "encoding", enc, "lc_collate", collate, "lc_ctype", ctype,
-					    "locale_provider", provider, "icu_locale", icu, NULL };
-		if (write_stream(sw, "schema/pre-data", &sect[0].out, pre_attrs) < 0 ||
-		    write_stream(sw, "schema/post-data", &sect[1].out, NULL) < 0)
-			goto out;
-		char num[32];
-		snprintf(num, sizeof(num), "%zu", nseq);
-		const char *seq_attrs[] = { "rows", num, NULL };
-		if (write_stream(sw, "sequences", &seqs, seq_attrs) < 0)
-			goto out;
-	}
-	for (size_t i = 0; i < nitems; i++) {
-		if (!items[i].table)
+/* Step 6: the schema and sequence streams, and the totals; then end the transaction. */
+static int
+write_schema_streams(struct snap *s)
+{
+	const char *pre_attrs[] = { "encoding", s->enc, "lc_collate", s->collate, "lc_ctype", s->ctype,
+				    "locale_provider", s->provider, "icu_locale", s->icu, NULL };
+	char num[32];
+	const char *seq_attrs[] = { "rows", num, NULL };
+
+	snprintf(num, sizeof(num), "%zu", s->nseq);
+	if (write_stream(s->sw, "schema/pre-data", &s->sect[0].out, pre_attrs) < 0 ||
+	    write_stream(s->sw, "schema/post-data", &s->sect[1].out, NULL) < 0 ||
+	    write_stream(s->sw, "sequences", &s->seqs, seq_attrs) < 0)
+		return -1;
+	for (size_t i = 0; i < s->nitems; i++) {
+		if (!s->items[i].table)
 			continue;
-		stats->rows += items[i].rows;
-		stats->bytes += items[i].bytes;
+		s->stats->rows += s->items[i].rows;
+		s->stats->bytes += s->items[i].bytes;
 	}
-	if (dd_pg_exec(c, "COMMIT") < 0)
-		goto out;
-	rc = 0;
-out:
-	if (rc < 0) {
-		/* stop the pg_dump children's threads before their buffers go */
-		for (int i = 0; i < 2; i++)
-			if (sect_started[i])
-				pthread_join(sect_threads[i], NULL);
-		const char *e = dd_error_last() ? dd_error_last() : "";
-		if (strncmp(e, "cannot connect", 14) && *stats->database)
-			dd_error_wrap("snapshot of database %s", stats->database);
-	}
+	return dd_pg_exec(s->c, "COMMIT");
+}
+
+static void
+snap_release(struct snap *s)
+{
+	/* stop the pg_dump children's threads before their buffers go */
+	join_schema_dump(s);
 	for (int i = 0; i < 2; i++) {
-		dd_buf_release(&sect[i].out);
-		free(sect[i].error);
-		free(sect[i].hint);
+		dd_buf_release(&s->sect[i].out);
+		dd_error_saved_free(&s->sect[i].error);
 	}
-	PQclear(res);
-	if (c) {
-		dd_pg_cancel_unregister(c);
-		PQfinish(c);
+	if (s->c) {
+		dd_pg_cancel_unregister(s->c);
+		PQfinish(s->c);
 	}
+	for (size_t i = 0; s->exclude && i < s->nexclude; i++)
+		free(s->exclude[i]);
+	free(s->exclude);
+	free(s->child_conninfo);
+	if (s->child_password) {
+		explicit_bzero(s->child_password, strlen(s->child_password));
+		free(s->child_password);
+	}
+	free(s->pool.items);
+	dd_pg_workers_release(&s->pool.w);
+	items_free(s->items, s->nitems);
+	rels_free(s->rels, s->nrels);
+	dd_pgdump_release(&s->pgdump);
+	dd_buf_release(&s->seqs);
+	free(s->snapshot_id);
+	free(s->enc);
+	free(s->collate);
+	free(s->ctype);
+	free(s->provider);
+	free(s->icu);
+}
+
+int
+dd_pg_snapshot(struct dd_snapshot_writer *sw, const struct dd_pg_snapshot_opts *o,
+	       struct dd_pg_snapshot_stats *stats)
+{
+	struct snap s;
+	int rc = DD_ERROR, installed = 0;
+
+	memset(stats, 0, sizeof(*stats));
+	memset(&s, 0, sizeof(s));
+	s.o = o, s.stats = stats, s.sw = sw;
+	dd_pg_workers_init(&s.pool.w);
+	if (resolve_lock_timeout(&s) < 0)
+		goto out;
+	if (o->statedir && dd_pg_reap_leftovers(o->statedir, o->conninfo) < 0) {
+		dd_warn("%s", dd_error_last());
+		dd_error_clear();
+	}
+	if (dd_pg_interrupt_install() < 0)
+		goto out;
+	installed = 1;
+	if (connect_leader(&s) < 0 || begin_snapshot(&s) < 0 || lock_tables(&s) < 0 ||
+	    start_schema_dump(&s) < 0)
+		goto out;
+	if (read_sequences(s.c, s.rels, s.nrels, &s.seqs, &s.nseq) < 0 || queue_table_data(&s) < 0)
+		goto out;
+	if (copy_table_data(&s) < 0 || write_schema_streams(&s) < 0)
+		goto out;
+	rc = DD_OK;
+out:
+	join_schema_dump(&s);
+	if (rc < 0 && strncmp(dd_error_last() ? dd_error_last() : "", "cannot connect", 14) && *stats->database)
+		dd_error_wrap("snapshot of database %s", stats->database);
+	snap_release(&s);
 	if (installed)
 		dd_pg_interrupt_remove();
-	for (size_t i = 0; exclude && i < nexclude; i++)
-		free(exclude[i]);
-	free(exclude);
-	free(child_conninfo);
-	if (child_password) {
-		explicit_bzero(child_password, strlen(child_password));
-		free(child_password);
-	}
-	free(pool.items);
-	dd_pg_workers_release(&pool.w);
-	items_free(items, nitems);
-	rels_free(rels, nrels);
-	dd_pgdump_release(&pgdump);
-	dd_buf_release(&seqs);
-	dd_buf_release(&lock);
-	free(snapshot_id);
-	free(enc);
-	free(collate);
-	free(ctype);
-	free(provider);
-	free(icu);
 	return rc;
 }

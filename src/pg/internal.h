@@ -14,6 +14,7 @@
 #include <stddef.h>
 
 #include "util/buf.h"
+#include "util/err.h"
 
 /* ---- conn.c ---- */
 
@@ -65,6 +66,39 @@ char *dd_pg_conninfo_nosecret(PGconn *c, char **password);
 /* Server major version of a connection (e.g. 15). */
 int dd_pg_server_major(PGconn *c);
 
+/* ---- restore steps (restore.c builds, swap.c swaps) ---- */
+
+struct dd_store;
+struct dd_snapshot;
+struct dd_pg_restore_opts;
+struct dd_pg_restore_result;
+
+/*
+ * Build database `newdb` (which must not exist) from snapshot `snap` on the
+ * server `m` is connected to: CREATE DATABASE with the snapshot's locale,
+ * then the load (schema, rows, sequences, post-data, ANALYZE) on `jobs`
+ * sessions. *seq_fp: the sequence part of its change fingerprint (or NULL).
+ * On failure newdb may exist, partly built: the caller drops it.
+ */
+int dd_pg_build(PGconn *m, struct dd_store *st, const struct dd_snapshot *snap, const struct dd_pg_restore_opts *o,
+		const char *newdb, int jobs, char **seq_fp);
+
+/*
+ * Swap `newdb` into the working database `t` in one transaction; the old
+ * one (when `exists`) goes to a fresh stash name. Records both in
+ * <statedir>/pg (the working record says it holds `snapshot_id`) and fills
+ * `res`. With o->terminate other sessions on it are ended, else refused.
+ */
+int dd_pg_swap_in(PGconn *m, const struct dd_pg_restore_opts *o, const struct dd_pg_target *t, const char *newdb,
+		  int exists, const char *snapshot_id, const char *seq_fp, struct dd_pg_restore_result *res);
+
+/* Does database `name` exist? *exists set; 0 or -1. */
+int dd_pg_db_exists(PGconn *m, const char *name, int *exists);
+/* DROP DATABASE IF EXISTS (WITH (FORCE) on 13+), retried while our own sessions leave. */
+int dd_pg_drop_db(PGconn *m, const char *name);
+/* Refuse (error listing them, 0 if none) other sessions on database `db`. */
+int dd_pg_refuse_sessions(PGconn *m, const char *db);
+
 /* ---- change fingerprints (change.c) ---- */
 
 /*
@@ -108,7 +142,7 @@ struct dd_pg_workers {
 	pthread_cond_t cond;   /* signalled when a worker exits */
 	size_t exited;
 	int failed;
-	char *error, *hint;    /* the first failure's */
+	struct dd_error_saved error;  /* the first failure's error and hint */
 };
 
 void dd_pg_workers_init(struct dd_pg_workers *w);
@@ -143,12 +177,13 @@ void dd_pgdump_release(struct dd_pgdump *d);
  * `conninfo` (from dd_pg_conninfo_nosecret(); `password` may be NULL and
  * goes to the child's environment), in the exported snapshot
  * `snapshot_id`, leaving out `exclude` (exact qualified names, pg_dump
- * pattern syntax). The dump text (psql \restrict lines removed) is
- * appended to `out`.
+ * pattern syntax), waiting at most `lock_wait_timeout` (pg_dump's
+ * --lock-wait-timeout, e.g. "30000ms"; NULL: forever) for a table lock.
+ * The dump text (psql \restrict lines removed) is appended to `out`.
  */
 int dd_pgdump_section(const struct dd_pgdump *d, const char *conninfo, const char *password,
 		      const char *snapshot_id, const char *section, const char *const *exclude,
-		      size_t nexclude, struct dd_buf *out);
+		      size_t nexclude, const char *lock_wait_timeout, struct dd_buf *out);
 
 /* ---- schema.c ---- */
 

@@ -20,11 +20,22 @@ struct dd_store;
 struct dd_snapshot;
 struct dd_snapshot_writer;
 
+/* How long a snapshot waits for a table lock by default (like pg_dump --lock-wait-timeout). */
+#define DD_PG_LOCK_WAIT_TIMEOUT_MS 30000
+
 struct dd_pg_snapshot_opts {
 	const char *conninfo;               /* "" = libpq defaults */
+	const char *statedir;               /* where leftovers are recorded (reaped first), or NULL */
 	const char *const *exclude_tables;  /* NULL-terminated patterns, or NULL */
 	const char *const *exclude_data;
 	int jobs;                           /* parallel COPY workers; 0 = one per core */
+	/*
+	 * Longest wait for a lock on a table to dump: 0 = the default
+	 * (DD_PG_LOCK_WAIT_TIMEOUT_MS), < 0 = forever. The environment variable
+	 * DNADATA_LOCK_WAIT_TIMEOUT overrides it: milliseconds, or a number with
+	 * "ms", "s" or "min"; 0 = forever.
+	 */
+	int lock_wait_timeout_ms;
 };
 
 struct dd_pg_snapshot_stats {
@@ -41,6 +52,8 @@ struct dd_pg_snapshot_stats {
  * Write the database named by o->conninfo into `sw` (streams only; the
  * caller commits or aborts sw). Tables without a primary key are dumped in
  * physical order with a warning each. SIGINT/SIGTERM cancel it cleanly.
+ * A table locked by another session for longer than the lock wait timeout
+ * fails it, naming the table and the session. Returns DD_OK or DD_ERROR.
  */
 int dd_pg_snapshot(struct dd_snapshot_writer *sw, const struct dd_pg_snapshot_opts *o,
 		   struct dd_pg_snapshot_stats *stats);
@@ -66,6 +79,17 @@ struct dd_pg_restore_result {
 int dd_pg_restore(struct dd_store *st, const struct dd_snapshot *snap,
 		  const struct dd_pg_restore_opts *o, struct dd_pg_restore_result *res);
 void dd_pg_restore_result_release(struct dd_pg_restore_result *r);
+
+/*
+ * Drop the copies (<db>__dnadata_new_<pid>) that restores of the working
+ * database named by `conninfo` recorded in <statedir>/pg and left behind
+ * when they died (kill -9): only those whose process is gone (a pid in use
+ * by another program since, told apart by its start time, counts as gone).
+ * Connects only when there is something to drop. Returns the number
+ * dropped, or DD_ERROR (nothing is lost: the records stay for next time).
+ * Every command that connects calls it (snapshot, restore, use).
+ */
+int dd_pg_reap_leftovers(const char *statedir, const char *conninfo);
 
 /* ---- change detection (change.c) ---- */
 

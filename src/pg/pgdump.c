@@ -12,7 +12,7 @@
  * --schema-only also drops large-object definitions and materialized-view
  * refreshes, which the sections keep. Sections never contain table rows or
  * sequence values. The password reaches the child through PGPASSWORD in its
- * environment, never its command line. psql's "\restrict KEY" guard lines
+ * environment (util/proc), never its command line. psql's "\restrict KEY" guard lines
  * (pg_dump >= 15.14, random key) are removed: we do not feed psql, and the
  * key would make every dump differ.
  */
@@ -21,90 +21,22 @@
 #include "util/err.h"
 #include "util/fs.h"
 #include "util/log.h"
+#include "util/proc.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <glob.h>
 #include <limits.h>
-#include <poll.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
-extern char **environ;
-
-/*
- * Run argv with `env`, collecting stdout into `out` and stderr into `err`.
- * *status gets the wait status. Returns -1 only if it could not be started.
- */
+/* util/proc's stdout callback: append to a dd_buf. */
 static int
-run_capture(char *const *argv, char *const *env, struct dd_buf *out, struct dd_buf *err, int *status)
+collect(void *arg, const void *data, size_t len)
 {
-	int opipe[2] = { -1, -1 }, epipe[2] = { -1, -1 }, rc = -1;
-	posix_spawn_file_actions_t fa;
-	pid_t pid;
-	char buf[65536];
-
-	if (pipe2(opipe, O_CLOEXEC) < 0 || pipe2(epipe, O_CLOEXEC) < 0) {
-		dd_error_errno("cannot create a pipe");
-		goto out;
-	}
-	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-	posix_spawn_file_actions_adddup2(&fa, opipe[1], 1);
-	posix_spawn_file_actions_adddup2(&fa, epipe[1], 2);
-	int e = posix_spawn(&pid, argv[0], &fa, NULL, argv, env);
-	posix_spawn_file_actions_destroy(&fa);
-	if (e) {
-		errno = e;
-		dd_error_errno("cannot run %s", argv[0]);
-		goto out;
-	}
-	close(opipe[1]), opipe[1] = -1;
-	close(epipe[1]), epipe[1] = -1;
-	while (opipe[0] >= 0 || epipe[0] >= 0) {
-		struct pollfd p[2];
-		int np = 0;
-		if (opipe[0] >= 0)
-			p[np].fd = opipe[0], p[np].events = POLLIN, p[np++].revents = 0;
-		if (epipe[0] >= 0)
-			p[np].fd = epipe[0], p[np].events = POLLIN, p[np++].revents = 0;
-		if (poll(p, (nfds_t)np, -1) < 0) {
-			if (errno == EINTR)
-				continue;
-			break;
-		}
-		for (int i = 0; i < np; i++) {
-			if (!p[i].revents)
-				continue;
-			int is_err = p[i].fd == epipe[0];
-			ssize_t n = read(p[i].fd, buf, sizeof(buf));
-			if (n > 0) {
-				dd_buf_put(is_err ? err : out, buf, (size_t)n);
-			} else if (n == 0 || errno != EINTR) {
-				close(p[i].fd);
-				if (is_err)
-					epipe[0] = -1;
-				else
-					opipe[0] = -1;
-			}
-		}
-	}
-	while (waitpid(pid, status, 0) < 0 && errno == EINTR)
-		;
-	rc = 0;
-out:
-	for (int i = 0; i < 2; i++) {
-		if (opipe[i] >= 0)
-			close(opipe[i]);
-		if (epipe[i] >= 0)
-			close(epipe[i]);
-	}
-	return rc;
+	dd_buf_put(arg, data, len);
+	return 0;
 }
 
 /* "pg_dump (PostgreSQL) 15.20 (Debian ...)" -> 150020; 16beta1 -> 160000. */
@@ -135,23 +67,21 @@ parse_version(const char *text)
 static int
 probe(const char *path, int *version)
 {
-	char *argv[] = { (char *)path, (char *)"--version", NULL };
-	struct dd_buf out = DD_BUF_INIT, err = DD_BUF_INIT;
-	int status = 0, rc = -1;
+	const char *argv[] = { path, "--version", NULL };
+	struct dd_buf out = DD_BUF_INIT;
+	struct dd_proc proc = { .argv = argv, .out_cb = collect, .out_arg = &out, .out_fd = -1, .err_fd = -1 };
+	int rc = -1;
 
 	if (access(path, X_OK) != 0)
 		return -1;
-	if (run_capture(argv, environ, &out, &err, &status) < 0) {
+	if (dd_proc_run(&proc, path, NULL) < 0) {
 		dd_error_clear();
 		goto out;
 	}
-	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-		goto out;
 	*version = parse_version(dd_buf_cstr(&out));
 	rc = *version > 0 ? 0 : -1;
 out:
 	dd_buf_release(&out);
-	dd_buf_release(&err);
 	return rc;
 }
 
@@ -293,47 +223,18 @@ strip_restrict(struct dd_buf *b, size_t start)
 	dd_buf_truncate(b, start + len);
 }
 
-static char *
-last_line(const struct dd_buf *b)
-{
-	const char *s = dd_buf_cstr(b);
-	size_t end = strlen(s);
-
-	while (end > 0 && (s[end - 1] == '\n' || s[end - 1] == ' '))
-		end--;
-	/* pg_dump's reason is usually its first "error:" line */
-	const char *e = strstr(s, "error: ");
-	if (e) {
-		const char *nl = strchr(e, '\n');
-		return dd_strndup(e + 7, nl ? (size_t)(nl - e - 7) : strlen(e + 7));
-	}
-	size_t start = end;
-	while (start > 0 && s[start - 1] != '\n')
-		start--;
-	return dd_strndup(s + start, end - start);
-}
-
 int
 dd_pgdump_section(const struct dd_pgdump *d, const char *conninfo, const char *password,
 		  const char *snapshot_id, const char *section, const char *const *exclude,
-		  size_t nexclude, struct dd_buf *out)
+		  size_t nexclude, const char *lock_wait_timeout, struct dd_buf *out)
 {
 	char **argv = dd_calloc(nexclude + 12, sizeof(char *));
-	size_t nenv = 0, n = 0;
-	char **env;
-	struct dd_buf err = DD_BUF_INIT;
-	int status = 0, rc = -1;
-	size_t start = out->len;
-
-	for (char **e = environ; *e; e++)
-		nenv++;
-	env = dd_calloc(nenv + 2, sizeof(char *));
-	nenv = 0;
-	for (char **e = environ; *e; e++)
-		if (strncmp(*e, "PGPASSWORD=", 11) != 0)
-			env[nenv++] = *e;
-	if (password)
-		env[nenv++] = dd_asprintf("PGPASSWORD=%s", password);
+	char *pw = password ? dd_asprintf("PGPASSWORD=%s", password) : NULL;
+	const char *env[] = { pw ? pw : "PGPASSWORD", NULL };
+	struct dd_proc proc = { .env = env, .out_cb = collect, .out_arg = out, .out_fd = -1, .err_fd = -1 };
+	char *name = dd_asprintf("pg_dump (%s)", section);
+	size_t n = 0, start = out->len;
+	int rc = -1;
 
 	argv[n++] = d->path;
 	argv[n++] = dd_asprintf("--section=%s", section);
@@ -341,21 +242,16 @@ dd_pgdump_section(const struct dd_pgdump *d, const char *conninfo, const char *p
 	argv[n++] = dd_strdup("-b"); /* --blobs (15) / --large-objects (16+) */
 	argv[n++] = dd_strdup("--no-subscriptions");
 	argv[n++] = dd_asprintf("--snapshot=%s", snapshot_id);
+	if (lock_wait_timeout)
+		argv[n++] = dd_asprintf("--lock-wait-timeout=%s", lock_wait_timeout);
 	for (size_t i = 0; i < nexclude; i++)
 		argv[n++] = dd_asprintf("--exclude-table=%s", exclude[i]);
 	argv[n++] = dd_asprintf("--dbname=%s", conninfo);
 	argv[n] = NULL;
+	proc.argv = (const char *const *)argv;
 
-	if (run_capture(argv, env, out, &err, &status) < 0)
-		goto out;
-	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-		char *why = last_line(&err);
+	if (dd_proc_run(&proc, name, NULL) < 0) {
 		dd_buf_truncate(out, start);
-		if (WIFSIGNALED(status))
-			dd_error("pg_dump (%s) was killed by signal %d", section, WTERMSIG(status));
-		else
-			dd_error("pg_dump (%s) failed: %s", section, *why ? why : "no message");
-		free(why);
 		goto out;
 	}
 	strip_restrict(out, start);
@@ -364,12 +260,10 @@ out:
 	for (size_t i = 1; i < n; i++)
 		free(argv[i]);
 	free(argv);
-	if (password) {
-		char *pe = env[nenv - 1];
-		explicit_bzero(pe, strlen(pe));
-		free(pe);
+	if (pw) {
+		explicit_bzero(pw, strlen(pw));
+		free(pw);
 	}
-	free(env);
-	dd_buf_release(&err);
+	free(name);
 	return rc;
 }

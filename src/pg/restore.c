@@ -1,14 +1,12 @@
 /*
- * pg/restore.c: build a database from a snapshot, then swap it into place.
+ * pg/restore.c: build a database from a snapshot (the swap into place is
+ * pg/swap.c).
  *
  * Invariant: the working database is never modified. Everything happens in
  * a fresh database <db>__dnadata_new_<pid> (recorded as "pending" in
  * <statedir>/pg first, so a copy left behind by kill -9 is dropped by the
- * next restore). Only when it is complete does one transaction rename the
- * working database to a stash (<db>__dnadata_stash_<time>, kept and
- * recorded) and the new one into its place: ALTER DATABASE ... RENAME is
- * transactional, so the swap is all or nothing. Any failure or interrupt
- * (SIGINT/SIGTERM) before that drops only the new copy.
+ * next command that connects). Any failure or interrupt (SIGINT/SIGTERM)
+ * before the swap drops only the new copy.
  *
  * Order, as pg_restore does it but streamed from the store:
  *   1. CREATE DATABASE ... TEMPLATE template0 with the source's encoding and
@@ -25,12 +23,6 @@
  *      rules, policies, materialized view refreshes, comments ...) serially
  *      in pg_dump's order;
  *   4. ANALYZE of every table, in parallel.
- * The swap transaction also reads the new database's change fingerprint
- * (change.c): the rename has waited for all our sessions on it to exit (so
- * their statistics are flushed) and nobody can connect before the commit,
- * so it describes exactly the restored state.
- * Other sessions on the working database block the swap: we refuse and list
- * them, or with `terminate` end them (pg_terminate_backend) and retry.
  */
 #include "pg/internal.h"
 #include "pg/pg.h"
@@ -45,7 +37,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 enum task_kind { TASK_SQL, TASK_COPY, TASK_LO };
@@ -55,8 +46,7 @@ struct task {
 	char *sql;                        /* TASK_SQL */
 	const struct dd_stream_info *si;  /* TASK_COPY, TASK_LO */
 	char *table, *cols;
-	uint64_t size, done_bytes;
-	volatile int state;
+	uint64_t size;
 };
 
 struct runner {
@@ -157,7 +147,6 @@ run_copy(PGconn *c, struct runner *r, struct task *t)
 			dd_pg_error(c, NULL);
 			goto drain;
 		}
-		t->done_bytes += len;
 		pthread_mutex_lock(&r->w.lock);
 		r->bytes += len;
 		pthread_mutex_unlock(&r->w.lock);
@@ -168,12 +157,12 @@ run_copy(PGconn *c, struct runner *r, struct task *t)
 		}
 	}
 	if (n < 0) {
-		char *why = dd_strdup(dd_error_last() ? dd_error_last() : "read error");
+		struct dd_error_saved why;
+		dd_error_save(&why);
 		PQputCopyEnd(c, "snapshot stream unreadable");
 		while ((res = PQgetResult(c)))
 			PQclear(res);
-		dd_error("%s", why);
-		free(why);
+		dd_error_restore(&why);
 		goto fail;
 	}
 	if (PQputCopyEnd(c, NULL) != 1) {
@@ -197,11 +186,11 @@ run_copy(PGconn *c, struct runner *r, struct task *t)
 	goto out;
 drain:
 	{
-		char *why = dd_strdup(dd_error_last() ? dd_error_last() : "COPY failed");
+		struct dd_error_saved why;
+		dd_error_save(&why);
 		while ((res = PQgetResult(c)))
 			PQclear(res);
-		dd_error("%s", why);
-		free(why);
+		dd_error_restore(&why);
 	}
 fail:
 	rc = -1;
@@ -238,7 +227,6 @@ run_worker(void *arg)
 		pthread_mutex_unlock(&r->w.lock);
 		if (!t || dd_pg_interrupted())
 			break;
-		t->state = 1;
 		int rc;
 		if (t->kind == TASK_SQL) {
 			int deadlock = 0;
@@ -257,7 +245,6 @@ run_worker(void *arg)
 			dd_pg_workers_fail(&r->w);
 			break;
 		}
-		t->state = 2;
 		pthread_mutex_lock(&r->w.lock);
 		r->done++;
 		pthread_mutex_unlock(&r->w.lock);
@@ -345,7 +332,7 @@ read_stream(struct dd_store *st, const struct dd_snapshot *snap, const char *nam
 		if (required)
 			return dd_error("snapshot %.12s has no stream \"%s\" (not a PostgreSQL snapshot?)",
 					dd_snapshot_id(snap), name);
-		return 1;
+		return DD_NOTFOUND;
 	}
 	if (dd_stream_open(&rd, st, si) < 0)
 		return dd_error_wrap("reading %s", name);
@@ -364,112 +351,6 @@ cmp_task_size(const void *a, const void *b)
 	if (x->size != y->size)
 		return x->size > y->size ? -1 : 1;
 	return 0;
-}
-
-/* ---- sessions on the working database ---- */
-
-static int
-other_sessions(PGconn *m, const char *db, struct dd_buf *list, int *count)
-{
-	const char *params[] = { db };
-	PGresult *res = dd_pg_query(m,
-				    "SELECT pid, coalesce(nullif(application_name, ''), 'unnamed'),"
-				    " coalesce(host(client_addr), 'local socket'), coalesce(usename, '?')"
-				    " FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()"
-				    " ORDER BY pid",
-				    1, params);
-	if (!res)
-		return -1;
-	*count = PQntuples(res);
-	for (int i = 0; i < *count; i++) {
-		if (i)
-			dd_buf_puts(list, ", ");
-		if (i == 5) {
-			dd_buf_printf(list, "and %d more", *count - 5);
-			break;
-		}
-		dd_buf_printf(list, "%s (%s, user %s, pid %s)", PQgetvalue(res, i, 1), PQgetvalue(res, i, 2),
-			      PQgetvalue(res, i, 3), PQgetvalue(res, i, 0));
-	}
-	PQclear(res);
-	return 0;
-}
-
-static int
-refuse_sessions(PGconn *m, const char *db)
-{
-	struct dd_buf list = DD_BUF_INIT;
-	int n = 0;
-
-	if (other_sessions(m, db, &list, &n) < 0)
-		return -1;
-	if (n == 0) {
-		dd_buf_release(&list);
-		return 0;
-	}
-	dd_error("database %s is in use by %d other session%s: %s", db, n, n == 1 ? "" : "s", list.ptr);
-	dd_hint("close them, or run with --terminate (or set terminate_connections = true) to end them");
-	dd_buf_release(&list);
-	return -1;
-}
-
-static int
-terminate_sessions(PGconn *m, const char *db)
-{
-	const char *params[] = { db };
-	PGresult *res = dd_pg_query(m,
-				    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
-				    " WHERE datname = $1 AND pid <> pg_backend_pid()",
-				    1, params);
-	if (!res)
-		return dd_error_wrap("ending the sessions on database %s", db);
-	if (strcmp(PQgetvalue(res, 0, 0), "0"))
-		dd_info("ended %s session(s) on database %s", PQgetvalue(res, 0, 0), db);
-	PQclear(res);
-	/* wait (up to 5 s) until they are gone */
-	for (int i = 0; i < 50; i++) {
-		struct dd_buf l = DD_BUF_INIT;
-		int n = 0;
-		if (other_sessions(m, db, &l, &n) < 0)
-			return -1;
-		dd_buf_release(&l);
-		if (n == 0)
-			return 0;
-		usleep(100000);
-	}
-	return 0;
-}
-
-static int
-db_exists(PGconn *m, const char *name, int *exists)
-{
-	const char *params[] = { name };
-	PGresult *res = dd_pg_query(m, "SELECT 1 FROM pg_database WHERE datname = $1", 1, params);
-
-	if (!res)
-		return -1;
-	*exists = PQntuples(res) > 0;
-	PQclear(res);
-	return 0;
-}
-
-static int
-drop_db(PGconn *m, const char *name)
-{
-	char *q = dd_pg_quote_ident(name);
-	char *sql = PQserverVersion(m) >= 130000 ? dd_asprintf("DROP DATABASE IF EXISTS %s WITH (FORCE)", q)
-						 : dd_asprintf("DROP DATABASE IF EXISTS %s", q);
-	int rc = -1;
-
-	/* our own sessions may take a moment to go away */
-	for (int i = 0; i < 20 && rc < 0; i++) {
-		rc = dd_pg_exec(m, sql);
-		if (rc < 0)
-			usleep(250000);
-	}
-	free(sql);
-	free(q);
-	return rc;
 }
 
 static int
@@ -516,51 +397,49 @@ create_db(PGconn *m, const char *name, const struct dd_stream_info *pre)
 	return rc;
 }
 
-static char *
-stamp_suffix(const char *what)
-{
-	char buf[32];
-	time_t t = time(NULL);
-	struct tm tm;
+/* ---- the load, into database `db`, in steps sharing one struct ---- */
 
-	gmtime_r(&t, &tm);
-	strftime(buf, sizeof(buf), "%Y%m%d%H%M%S", &tm);
-	return dd_asprintf("__dnadata_%s_%s", what, buf);
+struct load {
+	struct dd_store *st;
+	const struct dd_snapshot *snap;
+	const struct dd_pg_restore_opts *o;
+	const char *db;
+	int jobs;
+	PGconn *c;             /* the session for the serial steps */
+	double t0;
+};
+
+static void
+runner_set_tasks(struct runner *r, struct task *tasks, size_t n)
+{
+	r->tasks = dd_calloc(n + 1, sizeof(struct task *));
+	for (size_t i = 0; i < n; i++)
+		r->tasks[i] = &tasks[i];
+	r->n = n;
 }
 
-/* ---- the load itself, into database `db` ---- */
-
+/* Step 1: pre-data (types, tables, functions ...) on one session. */
 static int
-load(struct dd_store *st, const struct dd_snapshot *snap, const struct dd_pg_restore_opts *o, const char *db,
-     int jobs, char **seq_fp)
+load_schema(struct load *l, const struct dd_buf *pre)
 {
-	struct dd_buf pre = DD_BUF_INIT, post = DD_BUF_INIT, seq = DD_BUF_INIT, sql = DD_BUF_INIT;
-	struct dd_schema_entry *entries = NULL;
-	size_t nentries = 0, ntasks = 0;
-	struct task *tasks = NULL;
-	PGconn *c = NULL;
-	PGresult *res = NULL;
-	int rc = -1;
-	double t0 = dd_pg_seconds();
-	uint64_t total = 0;
-
-	if (read_stream(st, snap, "schema/pre-data", &pre, 1) < 0 ||
-	    read_stream(st, snap, "schema/post-data", &post, 1) < 0 ||
-	    read_stream(st, snap, "sequences", &seq, 0) < 0)
-		goto out;
-	if (dd_pg_connect(&c, o->conninfo, db) < 0)
-		goto out;
-	dd_pg_cancel_register(c);
+	if (dd_pg_connect(&l->c, l->o->conninfo, l->db) < 0)
+		return -1;
+	dd_pg_cancel_register(l->c);
 	dd_progress("restore: schema");
-	if (exec_script(c, pre.ptr ? pre.ptr : "", NULL) < 0) {
-		dd_error_wrap("restoring the schema (pre-data)");
-		goto out;
-	}
-	dd_debug("restore: pre-data in %.2fs", dd_pg_seconds() - t0);
+	if (exec_script(l->c, pre->ptr ? pre->ptr : "", NULL) < 0)
+		return dd_error_wrap("restoring the schema (pre-data)");
+	dd_debug("restore: pre-data in %.2fs", dd_pg_seconds() - l->t0);
+	return 0;
+}
 
-	/* rows and large objects */
+/* A COPY task for each data/ stream and the large objects; *n tasks. */
+static int
+queue_rows(const struct dd_snapshot *snap, struct task **out, size_t *n, uint64_t *total)
+{
 	size_t ns = dd_snapshot_count(snap);
-	tasks = dd_calloc(ns + 1, sizeof(*tasks));
+	struct task *tasks = dd_calloc(ns + 1, sizeof(*tasks));
+
+	*out = tasks, *n = 0, *total = 0;
 	for (size_t i = 0; i < ns; i++) {
 		const struct dd_stream_info *si = dd_snapshot_stream(snap, i);
 		const char *name = dd_stream_name(si);
@@ -579,42 +458,63 @@ load(struct dd_store *st, const struct dd_snapshot *snap, const struct dd_pg_res
 			const char *cols = dd_stream_attr(si, "columns");
 			if (!table)
 				table = name + 5;
-			if (!dd_pg_is_qualified_name(table) || (cols && !dd_pg_is_column_list(cols))) {
-				dd_error("damaged snapshot %.12s: stream \"%s\" has a malformed %s name", dd_snapshot_id(snap),
-					 name, dd_pg_is_qualified_name(table) ? "column" : "table");
-				goto out;
-			}
-			t = &tasks[ntasks++];
+			if (!dd_pg_is_qualified_name(table) || (cols && !dd_pg_is_column_list(cols)))
+				return dd_error("damaged snapshot %.12s: stream \"%s\" has a malformed %s name",
+						dd_snapshot_id(snap), name, dd_pg_is_qualified_name(table) ? "column" : "table");
+			t = &tasks[(*n)++];
 			t->kind = TASK_COPY;
 			t->table = dd_strdup(table);
 			t->cols = cols ? dd_strdup(cols) : NULL;
 		} else if (!strcmp(name, "largeobjects")) {
-			t = &tasks[ntasks++];
+			t = &tasks[(*n)++];
 			t->kind = TASK_LO;
 		} else {
 			continue;
 		}
 		t->si = si;
 		t->size = dd_stream_size(si);
-		total += t->size;
+		*total += t->size;
 	}
-	{
-		struct runner r;
-		runner_init(&r, o, db, st, "loading rows");
-		r.tasks = dd_calloc(ntasks + 1, sizeof(struct task *));
-		for (size_t i = 0; i < ntasks; i++)
-			r.tasks[i] = &tasks[i];
-		qsort(r.tasks, ntasks, sizeof(struct task *), cmp_task_size);
-		r.n = ntasks;
-		int x = run_tasks(&r, jobs, total);
-		runner_release(&r);
-		if (x < 0)
-			goto out;
-	}
-	dd_debug("restore: rows loaded at %.2fs", dd_pg_seconds() - t0);
+	return 0;
+}
 
-	/* sequence values: only for sequences the schema created */
-	for (char *line = seq.ptr, *next; line && *line; line = next) {
+/* Step 2: rows and large objects on parallel sessions, largest first. */
+static int
+load_rows(struct load *l)
+{
+	struct task *tasks = NULL;
+	size_t n = 0;
+	uint64_t total = 0;
+	struct runner r;
+	int rc = -1;
+
+	runner_init(&r, l->o, l->db, l->st, "loading rows");
+	if (queue_rows(l->snap, &tasks, &n, &total) < 0)
+		goto out;
+	runner_set_tasks(&r, tasks, n);
+	qsort(r.tasks, n, sizeof(struct task *), cmp_task_size);
+	if (run_tasks(&r, l->jobs, total) < 0)
+		goto out;
+	dd_debug("restore: rows loaded at %.2fs", dd_pg_seconds() - l->t0);
+	rc = 0;
+out:
+	runner_release(&r);
+	for (size_t i = 0; i < n; i++) {
+		free(tasks[i].table);
+		free(tasks[i].cols);
+	}
+	free(tasks);
+	return rc;
+}
+
+/* Step 3: sequence values ("name\tvalue\tis_called" lines), only for sequences the schema created. */
+static int
+set_sequences(struct load *l, struct dd_buf *seq)
+{
+	struct dd_buf sql = DD_BUF_INIT;
+	int rc = 0;
+
+	for (char *line = seq->ptr, *next; line && *line; line = next) {
 		next = strchr(line, '\n');
 		if (next)
 			*next++ = '\0';
@@ -629,331 +529,157 @@ load(struct dd_store *st, const struct dd_snapshot *snap, const struct dd_pg_res
 		free(lit);
 		free(val);
 	}
-	if (sql.len && exec_script(c, sql.ptr, NULL) < 0) {
-		dd_error_wrap("setting sequence values");
-		goto out;
-	}
-
-	/* post-data in phases */
-	dd_schema_split(&entries, &nentries, post.ptr ? post.ptr : "", post.len);
-	static const char *const phase_types[4][3] = {
-		{ "INDEX", "CONSTRAINT", NULL },
-		{ "INDEX ATTACH", NULL, NULL },
-		{ "FK CONSTRAINT", NULL, NULL },
-		{ NULL, NULL, NULL }, /* everything else */
-	};
-	static const char *const phase_names[4] = { "building indexes and constraints", "attaching indexes",
-						    "adding foreign keys", "finishing the schema (post-data)" };
-	static const int phase_parallel[4] = { 1, 0, 1, 0 };
-	const char *preamble = nentries > 0 ? entries[0].sql : "";
-	for (int ph = 0; ph < 4; ph++) {
-		struct task *pt = dd_calloc(nentries + 1, sizeof(*pt));
-		struct runner r;
-		size_t np = 0;
-		for (size_t i = 1; i < nentries; i++) {
-			int in = 0, known = 0;
-			for (int q = 0; q < 3; q++)
-				for (int k = 0; phase_types[q][k]; k++)
-					if (!strcmp(entries[i].type, phase_types[q][k])) {
-						known = 1;
-						if (q == ph)
-							in = 1;
-					}
-			if (ph == 3 && !known)
-				in = 1;
-			if (!in)
-				continue;
-			pt[np].kind = TASK_SQL;
-			pt[np].sql = entries[i].sql;
-			np++;
-		}
-		runner_init(&r, o, db, st, phase_names[ph]);
-		r.preamble = preamble;
-		r.tasks = dd_calloc(np + 1, sizeof(struct task *));
-		for (size_t i = 0; i < np; i++)
-			r.tasks[i] = &pt[i];
-		r.n = np;
-		int x;
-		if (phase_parallel[ph]) {
-			x = run_tasks(&r, jobs, 0);
-		} else {
-			/* serial, in pg_dump's order, on one session */
-			struct dd_buf all = DD_BUF_INIT;
-			for (size_t i = 0; i < np; i++)
-				dd_buf_puts(&all, pt[i].sql);
-			x = 0;
-			if (np) {
-				dd_progress("restore: %s", phase_names[ph]);
-				x = exec_script(c, all.ptr, NULL);
-				if (x < 0)
-					dd_error_wrap("%s", phase_names[ph]);
-			}
-			dd_buf_release(&all);
-		}
-		runner_release(&r);
-		free(pt);
-		if (x < 0)
-			goto out;
-		if (dd_pg_interrupted()) {
-			dd_error("interrupted");
-			goto out;
-		}
-		dd_debug("restore: %s done at %.2fs", phase_names[ph], dd_pg_seconds() - t0);
-	}
-
-	/* statistics, so the planner behaves as it did on the source */
-	res = dd_pg_query(c,
-			  "SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c"
-			  " JOIN pg_namespace n ON n.oid = c.relnamespace"
-			  " WHERE c.relkind IN ('r', 'm', 'p') AND n.nspname <> 'information_schema'"
-			  " AND n.nspname !~ '^pg_' AND c.relpersistence <> 't' AND (c.relkind <> 'm' OR c.relispopulated)"
-			  " ORDER BY c.relpages DESC, 1",
-			  0, NULL);
-	if (!res)
-		goto out;
-	{
-		int nt = PQntuples(res);
-		struct task *at = dd_calloc((size_t)nt + 1, sizeof(*at));
-		struct runner r;
-		runner_init(&r, o, db, st, "analyzing");
-		r.tasks = dd_calloc((size_t)nt + 1, sizeof(struct task *));
-		for (int i = 0; i < nt; i++) {
-			at[i].kind = TASK_SQL;
-			at[i].sql = dd_asprintf("ANALYZE %s", PQgetvalue(res, i, 0));
-			r.tasks[i] = &at[i];
-		}
-		r.n = (size_t)nt;
-		int x = run_tasks(&r, jobs, 0);
-		for (int i = 0; i < nt; i++)
-			free(at[i].sql);
-		free(at);
-		runner_release(&r);
-		if (x < 0)
-			goto out;
-	}
-	dd_debug("restore: analyzed at %.2fs", dd_pg_seconds() - t0);
-	/* sequences are final now: their part of the change fingerprint */
-	if (dd_pg_fingerprint_seq(c, seq_fp) < 0)
-		goto out;
-	rc = 0;
-out:
-	PQclear(res);
-	if (c) {
-		dd_pg_cancel_unregister(c);
-		PQfinish(c);
-	}
-	for (size_t i = 0; i < ntasks; i++) {
-		free(tasks[i].table);
-		free(tasks[i].cols);
-	}
-	free(tasks);
-	dd_schema_entries_free(entries, nentries);
-	dd_buf_release(&pre);
-	dd_buf_release(&post);
-	dd_buf_release(&seq);
+	if (sql.len && exec_script(l->c, sql.ptr, NULL) < 0)
+		rc = dd_error_wrap("setting sequence values");
 	dd_buf_release(&sql);
 	return rc;
 }
 
-/*
- * Swap `newdb` into `work` in one transaction; the old one becomes `stash`
- * (if it existed). *fp: the change fingerprint read inside that transaction
- * (NULL if it could not be).
- */
-static int
-swap(PGconn *m, const char *work, const char *newdb, const char *stash, int terminate, const char *seq, char **fp)
-{
-	char *qw = dd_pg_quote_ident(work), *qn = dd_pg_quote_ident(newdb), *qs = stash ? dd_pg_quote_ident(stash) : NULL;
-	char *sql = stash ? dd_asprintf("BEGIN; ALTER DATABASE %s RENAME TO %s; ALTER DATABASE %s RENAME TO %s;"
-					" SAVEPOINT dd_fp", qw, qs, qn, qw)
-			  : dd_asprintf("BEGIN; ALTER DATABASE %s RENAME TO %s; SAVEPOINT dd_fp", qn, qw);
-	int rc = -1;
+/* The post-data phases: which entry types each takes (the last: all others), and how. */
+static const char *const phase_types[4][3] = {
+	{ "INDEX", "CONSTRAINT", NULL },
+	{ "INDEX ATTACH", NULL, NULL },
+	{ "FK CONSTRAINT", NULL, NULL },
+	{ NULL, NULL, NULL }, /* everything else */
+};
+static const char *const phase_names[4] = { "building indexes and constraints", "attaching indexes",
+					    "adding foreign keys", "finishing the schema (post-data)" };
+static const int phase_parallel[4] = { 1, 0, 1, 0 };
 
-	for (int attempt = 0; attempt < 10; attempt++) {
-		if (stash) {
-			if (terminate) {
-				if (terminate_sessions(m, work) < 0)
-					break;
-			} else if (refuse_sessions(m, work) < 0) {
-				break;
+static int
+in_phase(const char *type, int ph)
+{
+	int known = 0;
+
+	for (int q = 0; q < 3; q++)
+		for (int k = 0; phase_types[q][k]; k++)
+			if (!strcmp(type, phase_types[q][k])) {
+				if (q == ph)
+					return 1;
+				known = 1;
 			}
+	return ph == 3 && !known;
+}
+
+/* One post-data phase: its entries in parallel, or serially on l->c in pg_dump's order. */
+static int
+run_phase(struct load *l, const struct dd_schema_entry *entries, size_t nentries, int ph)
+{
+	struct task *pt = dd_calloc(nentries + 1, sizeof(*pt));
+	struct dd_buf all = DD_BUF_INIT;
+	struct runner r;
+	size_t np = 0;
+	int rc = 0;
+
+	for (size_t i = 1; i < nentries; i++)
+		if (in_phase(entries[i].type, ph)) {
+			pt[np].kind = TASK_SQL;
+			pt[np++].sql = entries[i].sql;
 		}
-		PGresult *res = PQexec(m, sql);
-		ExecStatusType s = PQresultStatus(res);
-		if (s == PGRES_COMMAND_OK) {
-			PQclear(res);
-			if (dd_pg_fingerprint_swap(m, work, seq, fp) < 0) {
-				dd_debug("no change fingerprint: %s", dd_error_last());
-				dd_error_clear();
-				dd_pg_exec(m, "ROLLBACK TO SAVEPOINT dd_fp");
-			}
-			res = PQexec(m, "COMMIT");
-			s = PQresultStatus(res);
-		}
-		if (s == PGRES_COMMAND_OK) {
-			PQclear(res);
-			rc = 0;
-			break;
-		}
-		free(*fp);
-		*fp = NULL;
-		int in_use = !strcmp(dd_pg_sqlstate(res), "55006");
-		dd_pg_error(m, res);
-		PQclear(res);
-		dd_pg_exec(m, "ROLLBACK");
-		if (!in_use)
-			break;
-		/* someone connected between our check and the rename */
-		usleep(200000);
+	runner_init(&r, l->o, l->db, l->st, phase_names[ph]);
+	r.preamble = nentries > 0 ? entries[0].sql : "";
+	runner_set_tasks(&r, pt, np);
+	if (phase_parallel[ph]) {
+		rc = run_tasks(&r, l->jobs, 0);
+	} else if (np) {
+		for (size_t i = 0; i < np; i++)
+			dd_buf_puts(&all, pt[i].sql);
+		dd_progress("restore: %s", phase_names[ph]);
+		if ((rc = exec_script(l->c, all.ptr, NULL)) < 0)
+			dd_error_wrap("%s", phase_names[ph]);
 	}
-	free(sql);
-	free(qw);
-	free(qn);
-	free(qs);
+	dd_buf_release(&all);
+	runner_release(&r);
+	free(pt);
+	if (rc == 0 && dd_pg_interrupted())
+		rc = dd_error("interrupted");
+	if (rc == 0)
+		dd_debug("restore: %s done at %.2fs", phase_names[ph], dd_pg_seconds() - l->t0);
+	return rc;
+}
+
+/* Step 4: post-data (indexes, constraints, foreign keys, the rest) in phases. */
+static int
+load_post_data(struct load *l, const struct dd_buf *post)
+{
+	struct dd_schema_entry *entries = NULL;
+	size_t nentries = 0;
+	int rc = 0;
+
+	dd_schema_split(&entries, &nentries, post->ptr ? post->ptr : "", post->len);
+	for (int ph = 0; ph < 4 && rc == 0; ph++)
+		rc = run_phase(l, entries, nentries, ph);
+	dd_schema_entries_free(entries, nentries);
+	return rc;
+}
+
+/* Step 5: statistics, so the planner behaves as it did on the source. */
+static int
+analyze_tables(struct load *l)
+{
+	PGresult *res = dd_pg_query(l->c,
+				    "SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c"
+				    " JOIN pg_namespace n ON n.oid = c.relnamespace"
+				    " WHERE c.relkind IN ('r', 'm', 'p') AND n.nspname <> 'information_schema'"
+				    " AND n.nspname !~ '^pg_' AND c.relpersistence <> 't'"
+				    " AND (c.relkind <> 'm' OR c.relispopulated)"
+				    " ORDER BY c.relpages DESC, 1",
+				    0, NULL);
+	struct task *at;
+	struct runner r;
+	int nt, rc;
+
+	if (!res)
+		return -1;
+	nt = PQntuples(res);
+	at = dd_calloc((size_t)nt + 1, sizeof(*at));
+	for (int i = 0; i < nt; i++) {
+		at[i].kind = TASK_SQL;
+		at[i].sql = dd_asprintf("ANALYZE %s", PQgetvalue(res, i, 0));
+	}
+	PQclear(res);
+	runner_init(&r, l->o, l->db, l->st, "analyzing");
+	runner_set_tasks(&r, at, (size_t)nt);
+	rc = run_tasks(&r, l->jobs, 0);
+	runner_release(&r);
+	for (int i = 0; i < nt; i++)
+		free(at[i].sql);
+	free(at);
+	if (rc == 0)
+		dd_debug("restore: analyzed at %.2fs", dd_pg_seconds() - l->t0);
 	return rc;
 }
 
 int
-dd_pg_restore(struct dd_store *st, const struct dd_snapshot *snap, const struct dd_pg_restore_opts *o,
-	      struct dd_pg_restore_result *res)
+dd_pg_build(PGconn *m, struct dd_store *st, const struct dd_snapshot *snap, const struct dd_pg_restore_opts *o,
+	    const char *newdb, int jobs, char **seq_fp)
 {
-	struct dd_pg_target t;
-	struct dd_pg_state prev;
-	PGconn *m = NULL;
-	char *newdb = NULL, *stash = NULL, *suffix = NULL, *seq_fp = NULL, *fp = NULL;
-	int rc = -1, installed = 0, exists = 0, created = 0, pending = 0, jobs = o->jobs;
-	const struct dd_stream_info *pre = dd_snapshot_find(snap, "schema/pre-data");
+	struct load l = { .st = st, .snap = snap, .o = o, .db = newdb, .jobs = jobs, .t0 = dd_pg_seconds() };
+	struct dd_buf pre = DD_BUF_INIT, post = DD_BUF_INIT, seq = DD_BUF_INIT;
+	const struct dd_stream_info *pre_info = dd_snapshot_find(snap, "schema/pre-data");
+	int rc = DD_ERROR;
 
-	memset(res, 0, sizeof(*res));
-	memset(&prev, 0, sizeof(prev));
-	if (dd_pg_target_resolve(&t, o->conninfo) < 0)
-		return -1;
-	if (!pre) {
-		dd_error("snapshot %.12s holds no PostgreSQL schema", dd_snapshot_id(snap));
+	*seq_fp = NULL;
+	if (read_stream(st, snap, "schema/pre-data", &pre, 1) < 0 ||
+	    read_stream(st, snap, "schema/post-data", &post, 1) < 0 ||
+	    read_stream(st, snap, "sequences", &seq, 0) < 0)
 		goto out;
-	}
-	if (jobs <= 0)
-		jobs = (int)sysconf(_SC_NPROCESSORS_ONLN);
-	if (jobs < 1)
-		jobs = 1;
-	if (dd_pg_interrupt_install() < 0)
+	if (create_db(m, newdb, pre_info) < 0)
 		goto out;
-	installed = 1;
-	if (dd_pg_connect_maint(&m, o->conninfo, t.database) < 0)
+	if (load_schema(&l, &pre) < 0 || load_rows(&l) < 0 || set_sequences(&l, &seq) < 0 ||
+	    load_post_data(&l, &post) < 0 || analyze_tables(&l) < 0)
 		goto out;
-
-	/* copies left behind by an earlier restore that was killed */
-	{
-		char **names = NULL;
-		long *pids = NULL;
-		size_t n = 0;
-		dd_pg_state_pending_stale(o->statedir, &t, &names, &pids, &n);
-		for (size_t i = 0; i < n; i++) {
-			if (drop_db(m, names[i]) == 0) {
-				dd_info("dropped %s, left behind by an interrupted restore", names[i]);
-				dd_pg_state_pending_remove(o->statedir, &t, pids[i]);
-			}
-			free(names[i]);
-		}
-		free(names);
-		free(pids);
-		dd_error_clear();
-	}
-
-	if (db_exists(m, t.database, &exists) < 0)
+	/* sequences are final now: their part of the change fingerprint */
+	if (dd_pg_fingerprint_seq(l.c, seq_fp) < 0)
 		goto out;
-	if (exists && !o->terminate && refuse_sessions(m, t.database) < 0)
-		goto out;
-
-	char pidbuf[64];
-	snprintf(pidbuf, sizeof(pidbuf), "__dnadata_new_%ld", (long)getpid());
-	newdb = dd_pg_name_with_suffix(t.database, pidbuf);
-	if (dd_pg_state_pending_add(o->statedir, &t, newdb) < 0)
-		goto out;
-	pending = 1;
-	if (drop_db(m, newdb) < 0)
-		goto out;
-	if (create_db(m, newdb, pre) < 0)
-		goto out;
-	created = 1;
-	if (load(st, snap, o, newdb, jobs, &seq_fp) < 0) {
-		dd_error_wrap("restoring snapshot %.12s", dd_snapshot_id(snap));
-		goto out;
-	}
-	if (dd_pg_interrupted()) {
-		dd_error("interrupted");
-		goto out;
-	}
-
-	/* the swap */
-	if (exists) {
-		for (int i = 0; i < 100; i++) {
-			int e = 0;
-			free(suffix);
-			free(stash);
-			suffix = stamp_suffix("stash");
-			if (i) {
-				char *s2 = dd_asprintf("%s_%d", suffix, i);
-				free(suffix);
-				suffix = s2;
-			}
-			stash = dd_pg_name_with_suffix(t.database, suffix);
-			if (db_exists(m, stash, &e) < 0)
-				goto out;
-			if (!e)
-				break;
-		}
-	}
-	dd_pg_state_read(&prev, o->statedir, o->conninfo);
-	dd_error_clear();
-	if (swap(m, t.database, newdb, exists ? stash : NULL, o->terminate, seq_fp, &fp) < 0) {
-		dd_error_wrap("switching database %s", t.database);
-		goto out;
-	}
-	created = 0; /* the new copy is the working database now */
-	if (exists)
-		dd_pg_state_add_stash(o->statedir, &t, stash, prev.snapshot, prev.profile);
-	if (dd_pg_state_set_target(o->statedir, &t, dd_snapshot_id(snap), o->profile, "restored", fp) < 0)
-		dd_warn("%s", dd_error_last());
-	res->database = dd_strdup(t.database);
-	res->stash = exists ? dd_strdup(stash) : NULL;
-	rc = 0;
+	rc = DD_OK;
 out:
-	if (created && m) {
-		/* keep the error that made us stop */
-		char *err = dd_strdup(dd_error_last() ? dd_error_last() : "failed");
-		char *hint = dd_error_hint() ? dd_strdup(dd_error_hint()) : NULL;
-		if (drop_db(m, newdb) < 0) {
-			dd_warn("could not drop the partial copy %s (%s); the next restore drops it", newdb,
-				dd_error_last());
-			pending = 0; /* keep the record */
-		}
-		dd_error("%s", err);
-		if (hint)
-			dd_hint("%s", hint);
-		free(err);
-		free(hint);
+	if (l.c) {
+		dd_pg_cancel_unregister(l.c);
+		PQfinish(l.c);
 	}
-	if (pending)
-		dd_pg_state_pending_remove(o->statedir, &t, (long)getpid());
-	if (m)
-		PQfinish(m);
-	if (installed)
-		dd_pg_interrupt_remove();
-	dd_pg_state_release(&prev);
-	dd_pg_target_release(&t);
-	free(newdb);
-	free(stash);
-	free(suffix);
-	free(seq_fp);
-	free(fp);
+	dd_buf_release(&pre);
+	dd_buf_release(&post);
+	dd_buf_release(&seq);
 	return rc;
-}
-
-void
-dd_pg_restore_result_release(struct dd_pg_restore_result *r)
-{
-	free(r->database);
-	free(r->stash);
-	memset(r, 0, sizeof(*r));
 }

@@ -9,9 +9,12 @@
  *                   fingerprint (change.c; absent = unknown)
  *   stash-<hash>    name, snapshot, profile, stashed   (one per stash;
  *                   <hash>: 16 hex digits of BLAKE2b(name))
- *   pending-<pid>   name, pid: a new copy being built; once that process
- *                   is gone (kill -9 mid-restore) the copy is a leftover
- *                   for the next connecting command to drop
+ *   pending-<pid>   name, pid, started: a new copy being built; once that
+ *                   process is gone (kill -9 mid-restore) the copy is a
+ *                   leftover for the next connecting command to drop.
+ *                   started = the process's start time (util/proc.h), so
+ *                   a pid reused by another process does not keep it
+ *                   alive; a record without it is judged by the pid alone
  * Values escape '\\' and newline as "\\\\" and "\\n".
  *
  * The records are ours, the databases the user's: the user may drop a
@@ -33,6 +36,7 @@
 #include "util/err.h"
 #include "util/fs.h"
 #include "util/hex.h"
+#include "util/proc.h"
 #include "util/log.h"
 
 #include <dirent.h>
@@ -231,11 +235,16 @@ dd_pg_state_pending_add(const char *statedir, const struct dd_pg_target *t, cons
 	char *dir = dd_pg_state_dir(statedir, t);
 	char *file = dd_asprintf("pending-%ld", (long)getpid());
 	char *pid = dd_asprintf("%ld", (long)getpid());
+	long long started = dd_proc_start_time((long)getpid());
+	char num[32];
 	struct dd_buf b = DD_BUF_INIT;
 	int rc;
 
 	put_value(&b, "name", name);
 	put_value(&b, "pid", pid);
+	snprintf(num, sizeof(num), "%lld", started);
+	if (started >= 0)
+		put_value(&b, "started", num);
 	rc = write_file(dir, file, &b);
 	dd_buf_release(&b);
 	free(pid);
@@ -269,10 +278,19 @@ dd_pg_state_pending_remove(const char *statedir, const struct dd_pg_target *t, l
 	return rc;
 }
 
+/* Does the process that wrote a pending record (pid, start time or NULL) still run? */
 static int
-process_alive(long pid)
+process_alive(long pid, const char *started)
 {
-	return pid == (long)getpid() || kill((pid_t)pid, 0) == 0 || errno == EPERM;
+	long long now;
+
+	if (pid == (long)getpid())
+		return 1;
+	if (kill((pid_t)pid, 0) < 0 && errno != EPERM)
+		return 0;
+	if (!started || (now = dd_proc_start_time(pid)) < 0)
+		return 1; /* the pid is in use: assume it is still the writer */
+	return now == strtoll(started, NULL, 10);
 }
 
 static int
@@ -286,7 +304,7 @@ cmp_pending(const void *a, const void *b)
 static int
 read_pending(const char *dir, struct dd_pg_pending **out, size_t *n)
 {
-	static const char *const keys[] = { "name", NULL };
+	static const char *const keys[] = { "name", "started", NULL };
 	DIR *d = opendir(dir);
 	struct dirent *de;
 
@@ -294,7 +312,7 @@ read_pending(const char *dir, struct dd_pg_pending **out, size_t *n)
 	if (!d)
 		return errno == ENOENT ? 0 : dd_error_errno("cannot read %s", dir);
 	while ((de = readdir(d))) {
-		char *end = NULL, *path, *vals[1];
+		char *end = NULL, *path, *vals[2];
 		long pid;
 
 		if (strncmp(de->d_name, "pending-", 8))
@@ -305,9 +323,12 @@ read_pending(const char *dir, struct dd_pg_pending **out, size_t *n)
 		path = dd_path_join(dir, de->d_name);
 		if (read_kv(path, keys, vals) == 0 && vals[0]) {
 			*out = dd_realloc(*out, (*n + 1) * sizeof(**out));
-			(*out)[*n] = (struct dd_pg_pending){ vals[0], pid, process_alive(pid), 0 };
+			(*out)[*n] = (struct dd_pg_pending){ vals[0], pid, process_alive(pid, vals[1]), 0 };
 			(*n)++;
+		} else {
+			free(vals[0]);
 		}
+		free(vals[1]);
 		dd_error_clear(); /* an unreadable record is skipped */
 		free(path);
 	}

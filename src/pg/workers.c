@@ -49,8 +49,7 @@ dd_pg_workers_init(struct dd_pg_workers *w)
 void
 dd_pg_workers_release(struct dd_pg_workers *w)
 {
-	free(w->error);
-	free(w->hint);
+	dd_error_saved_free(&w->error);
 	pthread_cond_destroy(&w->cond);
 	pthread_mutex_destroy(&w->lock);
 }
@@ -61,8 +60,9 @@ dd_pg_workers_fail(struct dd_pg_workers *w)
 	pthread_mutex_lock(&w->lock);
 	if (!w->failed) {
 		w->failed = 1;
-		w->error = dd_strdup(dd_error_last() ? dd_error_last() : "unknown error");
-		w->hint = dd_error_hint() ? dd_strdup(dd_error_hint()) : NULL;
+		if (!dd_error_last())
+			dd_error("unknown error");
+		dd_error_save(&w->error);
 	}
 	pthread_mutex_unlock(&w->lock);
 }
@@ -132,11 +132,7 @@ dd_pg_workers_run(struct dd_pg_workers *w, size_t n, void (*fn)(void *), void *a
 	dd_progress_done();
 	if (dd_pg_interrupted())
 		return dd_error("interrupted");
-	if (w->failed) {
-		dd_error("%s", w->error);
-		if (w->hint)
-			dd_hint("%s", w->hint);
-		return -1;
-	}
+	if (w->failed)
+		return dd_error_restore(&w->error);
 	return 0;
 }

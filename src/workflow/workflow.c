@@ -37,6 +37,7 @@
 #include "util/buf.h"
 #include "util/err.h"
 #include "util/log.h"
+#include "util/proc.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -117,6 +118,8 @@ dd_workflow_snapshot(struct dd_repo *repo, const struct dd_config *cfg, const st
 	o.exclude_tables = (const char *const *)p->exclude_tables;
 	o.exclude_data = (const char *const *)p->exclude_data;
 	o.jobs = cfg->jobs;
+	o.statedir = repo->statedir;
+	o.lock_wait_timeout_ms = dd_config_lock_wait_timeout(cfg, p) * 1000;
 	if (dd_pg_snapshot(sw, &o, &stats) < 0) {
 		dd_snapshot_abort(sw);
 		sw = NULL;
@@ -202,91 +205,53 @@ read_ref(struct dd_ref **out, struct dd_repo *repo, const struct dd_profile *p, 
 	return rc;
 }
 
-/* env without the variables we set, plus ours ("NAME=value" strings we own at the end). */
-static char **
-hook_env(char **ours, size_t nours)
-{
-	size_t n = 0, k = 0;
-	char **env;
-
-	while (environ[n])
-		n++;
-	env = dd_calloc(n + nours + 1, sizeof(char *));
-	for (size_t i = 0; i < n; i++) {
-		int skip = 0;
-		for (size_t j = 0; j < nours; j++) {
-			size_t len = strcspn(ours[j], "=") + 1;
-			if (!strncmp(environ[i], ours[j], len))
-				skip = 1;
-		}
-		if (!skip)
-			env[k++] = environ[i];
-	}
-	for (size_t j = 0; j < nours; j++)
-		env[k++] = ours[j];
-	env[k] = NULL;
-	return env;
-}
-
 /* Run cfg->post_restore in order; 0, or -1 with the error naming the command that failed. */
 static int
 run_post_restore(struct dd_repo *repo, const struct dd_config *cfg, const struct dd_profile *p,
 		 const char *snapshot, const char *conninfo, const char *database)
 {
 	char *nopw = dd_pg_conninfo_nopassword(conninfo);
-	char *ours[4];
-	char **env;
+	char *ours[5] = { NULL };
 	size_t n = 0;
 	int rc = 0;
 
 	while (cfg->post_restore && cfg->post_restore[n])
 		n++;
-	if (n == 0) {
-		free(nopw);
-		return 0;
-	}
 	ours[0] = dd_asprintf("DNADATA_PROFILE=%s", p->name);
 	ours[1] = dd_asprintf("DNADATA_SNAPSHOT=%s", snapshot);
 	ours[2] = dd_asprintf("DNADATA_DATABASE=%s", nopw ? nopw : "");
 	ours[3] = dd_asprintf("PGDATABASE=%s", database);
-	env = hook_env(ours, 4);
 	fflush(stdout);
 	fflush(stderr);
 	for (size_t i = 0; i < n; i++) {
 		const char *cmd = cfg->post_restore[i];
-		int status = 0;
-		pid_t pid;
+		const char *argv[] = { "/bin/sh", "-c", cmd, NULL };
+		/* the hook's stdout and stderr both go to our stderr (stdout is for results) */
+		struct dd_proc proc = { .argv = argv, .env = (const char *const *)ours, .dir = repo->workdir,
+					.out_fd = STDERR_FILENO, .err_fd = STDERR_FILENO };
+		struct dd_proc_result r;
+		char how[64];
 
 		dd_info("post_restore %zu/%zu: %s", i + 1, n, cmd);
-		pid = fork();
-		if (pid < 0) {
-			rc = dd_error_errno("cannot start post_restore command %zu (`%s`)", i + 1, cmd);
-			break;
-		}
-		if (pid == 0) {
-			char *argv[] = { (char *)"sh", (char *)"-c", (char *)cmd, NULL };
-			if (chdir(repo->workdir) < 0 || dup2(STDERR_FILENO, STDOUT_FILENO) < 0)
-				_exit(126);
-			execve("/bin/sh", argv, env);
-			_exit(127);
-		}
-		while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-			;
-		if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+		if (dd_proc_run(&proc, "post_restore", &r) == 0) {
+			dd_proc_result_release(&r);
 			continue;
-		if (WIFSIGNALED(status))
-			dd_error("post_restore command %zu (`%s`) was killed by signal %d; the database was restored", i + 1,
-				 cmd, WTERMSIG(status));
-		else
+		}
+		dd_proc_describe(&r, how, sizeof(how));
+		if (r.signal)
+			dd_error("post_restore command %zu (`%s`) %s; the database was restored", i + 1, cmd, how);
+		else if (r.exit_code >= 0)
 			dd_error("post_restore command %zu (`%s`) failed with exit status %d; the database was restored",
-				 i + 1, cmd, WEXITSTATUS(status));
+				 i + 1, cmd, r.exit_code);
+		else
+			dd_error_wrap("cannot start post_restore command %zu (`%s`)", i + 1, cmd);
 		dd_hint("fix it and run the rest by hand; the database already holds snapshot %.12s", snapshot);
+		dd_proc_result_release(&r);
 		rc = -1;
 		break;
 	}
 	for (size_t j = 0; j < 4; j++)
 		free(ours[j]);
-	free(env);
 	free(nopw);
 	return rc;
 }
@@ -460,6 +425,11 @@ dd_workflow_restore(struct dd_repo *repo, const struct dd_config *cfg, const str
 	if (r != 0)
 		goto out;
 	if (!(flags & DD_RESTORE_FORCE)) {
+		/* connects only when a copy left by a dead process is recorded */
+		if (dd_pg_reap_leftovers(repo->statedir, conninfo) < 0) {
+			dd_warn("%s", dd_error_last());
+			dd_error_clear();
+		}
 		/* the cheap check first: only a database recorded as holding the snapshot is asked whether it changed */
 		if (dd_pg_state_read(&state, repo->statedir, conninfo) < 0)
 			goto out;

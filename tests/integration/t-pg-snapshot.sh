@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # t-pg-snapshot.sh: `git dnadata snapshot` against the real server: the ref
 # and its commit, determinism (same data, same id, no commit), tables
-# without a primary key, exclude_tables / exclude_data, and consistency
-# under a concurrent writer.
+# without a primary key, exclude_tables / exclude_data, consistency
+# under a concurrent writer, and a table another session holds locked
+# (a bounded wait that names the session, Ctrl-C while waiting).
 . "$(dirname "$0")/../lib.sh"
 
 setup_repo() {
@@ -150,6 +151,77 @@ SQL
 			"balances agree with the transfer log in snapshot $id"
 	done
 	assert_ne "${ids[0]}" "${ids[2]}" "the writer changed the data between snapshots"
+}
+
+# Hold ACCESS EXCLUSIVE on table t of $DB in an open transaction (a coproc
+# psql session named "locker"); LOCKER_BACKEND is its server pid.
+hold_table_lock() {
+	coproc LOCKER { "$DD_PG_BINDIR/psql" -XAtq -v ON_ERROR_STOP=1 -d "dbname=$DB application_name=locker" 2>&1; }
+	echo "BEGIN; LOCK TABLE t IN ACCESS EXCLUSIVE MODE; SELECT pg_backend_pid();" >&"${LOCKER[1]}"
+	read -r LOCKER_BACKEND <&"${LOCKER[0]}"
+	[[ $LOCKER_BACKEND =~ ^[0-9]+$ ]] || fail "the locker session did not get its lock: $LOCKER_BACKEND"
+}
+
+release_table_lock() {
+	echo "ROLLBACK;" >&"${LOCKER[1]}"
+	local pid=$LOCKER_PID
+	eval "exec ${LOCKER[1]}>&-"
+	wait "$pid" || true
+}
+
+locked_table_repo() {
+	setup_repo
+	psql_q "$DB" "CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t VALUES (1, 'one')"
+	expect_ok git dnadata snapshot
+	psql_q "$DB" "INSERT INTO t VALUES (2, 'two')"
+}
+
+test_snapshot_of_a_locked_table_gives_up_naming_the_session() {
+	locked_table_repo
+	local head ref
+	head=$(git rev-parse HEAD)
+	ref=$(cat .dnadata/refs/clean)
+	hold_table_lock
+	export DNADATA_LOCK_WAIT_TIMEOUT=1500ms
+	expect_fail 1 git dnadata snapshot
+	release_table_lock
+	assert_contains "$ERR" "waiting for table public.t: locked by session pid $LOCKER_BACKEND (application locker, user postgres)"
+	assert_contains "$ERR" "error: snapshot of database $DB: table public.t is locked by another session (pid $LOCKER_BACKEND, application locker, user postgres): gave up waiting after 1500ms"
+	assert_contains "$ERR" "hint: end that session's transaction (or SELECT pg_terminate_backend($LOCKER_BACKEND))"
+	assert_not_contains "$ERR" "grant this user SELECT"
+	assert_eq "$head" "$(git rev-parse HEAD)" "no commit"
+	assert_eq "$ref" "$(cat .dnadata/refs/clean)" "the ref is unchanged"
+	assert_eq "" "$(git status --porcelain)"
+	unset DNADATA_LOCK_WAIT_TIMEOUT
+	expect_ok git dnadata snapshot
+}
+
+test_interrupting_a_snapshot_waiting_for_a_lock_says_interrupted() {
+	locked_table_repo
+	hold_table_lock
+	git-dnadata snapshot >"$T/out" 2>"$T/err" &
+	local pid=$! rc=0 blocked=
+	for _ in $(seq 400); do
+		[ "$(psql_q "$DB" "SELECT EXISTS (SELECT 1 FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+			WHERE NOT l.granted AND l.relation = 't'::regclass::oid AND a.datname = '$DB'
+			AND a.application_name = 'git-dnadata')")" = t ] && blocked=1 && break
+		sleep 0.05
+	done
+	[ -n "$blocked" ] || fail "the snapshot never waited for the lock"
+	kill -INT "$pid"
+	wait "$pid" || rc=$?
+	release_table_lock
+	[ "$rc" = 1 ] || fail "the interrupted snapshot exited $rc"
+	assert_contains "$(cat "$T/err")" "error: snapshot of database $DB: interrupted"
+	assert_not_contains "$(cat "$T/err")" "grant this user SELECT"
+}
+
+test_lock_wait_timeout_override_must_be_a_duration() {
+	locked_table_repo
+	export DNADATA_LOCK_WAIT_TIMEOUT=soon
+	expect_fail 1 git dnadata snapshot
+	assert_contains "$ERR" "DNADATA_LOCK_WAIT_TIMEOUT=soon is not a duration"
+	assert_contains "$ERR" "hint: set it to milliseconds"
 }
 
 run_tests
