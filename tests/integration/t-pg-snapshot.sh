@@ -216,6 +216,19 @@ test_interrupting_a_snapshot_waiting_for_a_lock_says_interrupted() {
 	assert_not_contains "$(cat "$T/err")" "grant this user SELECT"
 }
 
+test_lock_wait_timeout_from_profiles_ini_bounds_the_wait() {
+	locked_table_repo
+	sed -i 's/^\[database\]$/[database]\nlock_wait_timeout = 60/' .dnadata/profiles.ini
+	grep -q '^lock_wait_timeout = 60$' .dnadata/profiles.ini || fail "no [database] section to set it in"
+	git commit -qm "lock wait" .dnadata/profiles.ini
+	# the clone's own config.ini overrides the shared setting
+	printf '[profile "clean"]\nlock_wait_timeout = 2\n' >>.git/dnadata/config.ini
+	hold_table_lock
+	expect_fail 1 git dnadata snapshot
+	release_table_lock
+	assert_contains "$ERR" "gave up waiting after 2000ms"
+}
+
 test_lock_wait_timeout_override_must_be_a_duration() {
 	locked_table_repo
 	export DNADATA_LOCK_WAIT_TIMEOUT=soon
