@@ -10,7 +10,7 @@
 # Pairs per test: 30 of two profiles, 15 of one profile (each of those two
 # snapshots in turn), so the whole script stays well under a minute.
 PAIRS=30
-SAME_PROFILE_PAIRS=15
+SAME_PROFILE_PAIRS=30
 
 setup() {
 	repo_with_db conc

@@ -129,18 +129,31 @@ INSERT INTO transfers (src, dst, amount) VALUES (:a, :b, :x);
 UPDATE accounts SET balance = balance + :x WHERE id = :b;
 COMMIT;
 SQL
-	"$DD_PG_BINDIR/pgbench" -n -c 4 -T 8 -f "$T/transfer.sql" "$DB" >"$T/pgbench.log" 2>&1 &
+	# The writer runs until the snapshots are done (no fixed duration: on a
+	# loaded machine three snapshots may take longer than any guess), and
+	# each snapshot is followed by at least one more committed transfer, so
+	# the first and last snapshots must differ. Deadlocks between two
+	# transfers are retried by pgbench itself, as an application would.
+	"$DD_PG_BINDIR/pgbench" -n -c 4 -T 600 --max-tries=100 -f "$T/transfer.sql" "$DB" >"$T/pgbench.log" 2>&1 &
 	local bench=$!
-	sleep 1
+	transfers_done() { psql_q "$DB" "SELECT count(*) FROM transfers WHERE amount > 0"; }
+	wait_for_more_transfers_than() {
+		for _ in $(seq 1200); do
+			[ "$(transfers_done)" -gt "$1" ] && return 0
+			kill -0 "$bench" 2>/dev/null || fail "pgbench stopped: $(cat "$T/pgbench.log")"
+			sleep 0.05
+		done
+		fail "the writer made no progress in a minute: $(cat "$T/pgbench.log")"
+	}
+	wait_for_more_transfers_than 0
 	local ids=()
 	for _ in 1 2 3; do
 		expect_ok git dnadata snapshot --no-commit
 		ids+=("$OUT")
+		wait_for_more_transfers_than "$(transfers_done)"
 	done
-	wait "$bench" || fail "pgbench failed: $(cat "$T/pgbench.log")"
-	local moved
-	moved=$(psql_q "$DB" "SELECT count(*) FROM transfers WHERE amount > 0")
-	[ "$moved" -gt 100 ] || fail "the writer made only $moved transfers"
+	kill "$bench"
+	wait "$bench" || true
 	for id in "${ids[@]}"; do
 		printf 'dnadata-ref 1\nsnapshot %s\n' "$id" >.dnadata/refs/clean
 		expect_ok git dnadata restore --force --terminate
