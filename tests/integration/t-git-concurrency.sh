@@ -7,8 +7,8 @@
 # the first's ref and finds nothing changed.
 . "$(dirname "$0")/../lib.sh"
 
-# Pairs per test: 30 of two profiles, 15 of one profile (each of those two
-# snapshots in turn), so the whole script stays well under a minute.
+# Pairs per test: 30 of two profiles, 30 of one profile (each of those two
+# snapshots in turn).
 PAIRS=30
 SAME_PROFILE_PAIRS=30
 
