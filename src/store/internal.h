@@ -108,6 +108,8 @@ int dd_store_save_local_key(const char *statedir, const uint8_t master[DD_KEY_LE
 
 /* ---- the known-objects record (known.c; docs/FORMAT.md §3.5) ---- */
 /* Load <path> for the store `url` (a record of another store, or damaged, counts as empty). */
+/* <cachedir>/known-objects-<16 hex of a hash of url>: each store's record in a file of its own. Caller frees. */
+char *dd_known_path(const char *cachedir, const char *url);
 int dd_known_open(struct dd_known **out, const char *path, const char *url);
 void dd_known_free(struct dd_known *k);
 /* Was `name` confirmed in the store by an earlier flush? Thread-safe. */

@@ -11,7 +11,9 @@
  * in whole lines (one write per batch, O_APPEND), so concurrent commands
  * do not tear each other's lines; a torn last line is ignored, and anything
  * else unexpected (another store's record, a bad line) makes the record
- * count as empty and be rewritten. Deleting objects from a store (by hand,
+ * count as empty and be rewritten. Each store URL has a file of its own
+ * (dd_known_path), so commands of one clone using two stores at once never
+ * append one store's objects to the other's record. Deleting objects from a store (by hand,
  * later gc) must forget the record: `verify` does when it finds one missing.
  *
  * In memory: an open-addressing hash set of (type, id) keys; ids are keyed
@@ -25,6 +27,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -129,6 +132,20 @@ add_lines(struct dd_known *k, const char *p, const char *end)
 		p = nl + 1;
 	}
 	return 0;
+}
+
+char *
+dd_known_path(const char *cachedir, const char *url)
+{
+	uint8_t h[8];
+	char hex[2 * sizeof(h) + 1], *name, *path;
+
+	crypto_generichash(h, sizeof(h), (const uint8_t *)url, strlen(url), NULL, 0);
+	dd_hex_encode(hex, h, sizeof(h));
+	name = dd_asprintf("known-objects-%s", hex);
+	path = dd_path_join(cachedir, name);
+	free(name);
+	return path;
 }
 
 int

@@ -234,7 +234,7 @@ open_backend(struct dd_store *st, const struct dd_store_opts *o, const char *cdi
 		return -1;
 	if (st->be->ops->caps & DD_BACKEND_CHEAP_EXISTS)
 		return 0;
-	kpath = dd_path_join(cdir, "known-objects");
+	kpath = dd_known_path(cdir, st->url);
 	rc = dd_known_open(&st->known, kpath, st->url);
 	free(kpath);
 	return rc;

@@ -906,6 +906,46 @@ drop_line(const char *path, const char *line)
 	dd_buf_release(&b), dd_buf_release(&line_nl);
 }
 
+/* The path of the known-objects record of f's store. */
+static char *
+known_record(const struct fx *f)
+{
+	char *cache = dd_asprintf("%s/cache", f->sd), *path = dd_known_path(cache, f->url);
+
+	free(cache);
+	return path;
+}
+
+static void
+known_objects_records_of_two_stores_never_mix(void **state)
+{
+	struct fx *f = *state;
+	struct dd_known *a, *b, *a2;
+	struct dd_buf batch = DD_BUF_INIT;
+	char *pa = dd_known_path(f->sd, "s3://bucket-a/x"), *pb = dd_known_path(f->sd, "s3://bucket-b/x");
+	const char *name = "data/ab/ab00000000000000000000000000000000000000000000000000000000000001";
+
+	assert_string_not_equal(pa, pb);
+	/* both open before either writes, as two commands of one clone would */
+	assert_int_equal(dd_known_open(&a, pa, "s3://bucket-a/x"), 0);
+	assert_int_equal(dd_known_open(&b, pb, "s3://bucket-b/x"), 0);
+	dd_known_add(b, "snapshots/0000000000000000000000000000000000000000000000000000000000000002");
+	dd_known_take(b, &batch);
+	assert_int_equal(dd_known_commit(b, &batch), 0);
+	dd_buf_clear(&batch);
+	dd_known_add(a, name);
+	dd_known_take(a, &batch);
+	assert_int_equal(dd_known_commit(a, &batch), 0);
+	dd_known_free(a), dd_known_free(b);
+	assert_int_equal(dd_known_open(&b, pb, "s3://bucket-b/x"), 0);
+	assert_int_equal(dd_known_has(b, name), 0);
+	assert_int_equal(dd_known_open(&a2, pa, "s3://bucket-a/x"), 0);
+	assert_int_equal(dd_known_has(a2, name), 1);
+	dd_known_free(a2), dd_known_free(b);
+	dd_buf_release(&batch);
+	free(pa), free(pb);
+}
+
 static void
 remote_store_is_asked_only_about_objects_not_recorded_as_present(void **state)
 {
@@ -914,7 +954,7 @@ remote_store_is_asked_only_about_objects_not_recorded_as_present(void **state)
 	struct dd_store *st;
 	struct dd_snapshot *s;
 	struct gen g = { 9, 2u << 20, NULL, 0 };
-	char *known = dd_asprintf("%s/cache/known-objects", f->sd), *id, name[DD_OBJECT_NAME_SIZE];
+	char *known = known_record(f), *id, name[DD_OBJECT_NAME_SIZE];
 	struct dd_buf rec = DD_BUF_INIT;
 
 	proxy_on = 1;
@@ -960,7 +1000,7 @@ an_object_is_recorded_only_after_the_store_synced_it(void **state)
 	struct dd_store *st;
 	struct dd_snapshot_writer *sw;
 	struct dd_stream_writer *w;
-	char *known = dd_asprintf("%s/cache/known-objects", f->sd);
+	char *known = known_record(f);
 	uint8_t buf[4096];
 
 	memset(buf, 7, sizeof(buf));
@@ -1009,7 +1049,7 @@ verify_finding_an_object_missing_forgets_the_known_objects_record(void **state)
 	struct dd_store *st;
 	struct dd_snapshot *s;
 	char *id = one_stream_snapshot(f, 1u << 20, &s);
-	char *known = dd_asprintf("%s/cache/known-objects", f->sd);
+	char *known = known_record(f);
 	char *p = object_path(f, f->root, dd_snapshot_find(s, "t")->chunks[0].id);
 	const char *ids[] = { id };
 
@@ -1112,6 +1152,7 @@ main(void)
 						fx_teardown),
 		cmocka_unit_test(unknown_scheme_is_refused_naming_the_supported_ones),
 		cmocka_unit_test_setup_teardown(list_reports_each_names_size_and_mtime, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(known_objects_records_of_two_stores_never_mix, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(remote_store_is_asked_only_about_objects_not_recorded_as_present,
 						fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(an_object_is_recorded_only_after_the_store_synced_it, fx_setup,
