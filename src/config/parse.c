@@ -22,6 +22,7 @@
 #include "util/buf.h"
 #include "util/conflict.h"
 #include "util/err.h"
+#include "util/log.h"
 #include "util/opts.h"
 
 #include <ini.h>
@@ -163,6 +164,10 @@ enter_profile(struct dd_config_parse *p, const char *name)
 		/* Overrides for a profile this branch does not define are ignored: config.ini outlives branches. */
 		p->prof = dd_config_find_profile(cfg, name);
 		if (!p->prof) {
+			for (size_t i = 0; i < cfg->nprofiles; i++)
+				if (!strcasecmp(cfg->profiles[i].name, name))
+					dd_warn("%s:%zu: [profile \"%s\"] is ignored: profile names are case-sensitive, and "
+						"the profile is called '%s'", p->display, p->lineno, name, cfg->profiles[i].name);
 			dd_config_profile_clear(&p->scratch);
 			p->prof = &p->scratch;
 		}

@@ -200,6 +200,14 @@ INI
 	assert_no_file .dnadata/refs/CLEAN
 }
 
+test_a_local_override_spelled_in_another_case_is_named_not_silently_ignored() {
+	setup
+	printf '[profile "CLEAN"]\nterminate_connections = true\n' >>.git/dnadata/config.ini
+	expect_ok git dnadata status
+	assert_contains "$ERR" "warning: .git/dnadata/config.ini:"
+	assert_contains "$ERR" "[profile \"CLEAN\"] is ignored: profile names are case-sensitive, and the profile is called 'clean'"
+}
+
 test_unknown_profile_hint_offers_new_profile_only_for_a_valid_name() {
 	setup
 	expect_fail 1 git dnadata use staging
