@@ -130,8 +130,6 @@ void dd_pg_cancel_unregister(PGconn *c);
 
 /* Seconds on the monotonic clock (for durations). */
 double dd_pg_seconds(void);
-/* "12 B", "3.4 MiB" ... for progress lines. */
-void dd_pg_format_bytes(char *buf, size_t len, double bytes);
 
 /*
  * A team of threads that take work from the caller's queue and stop at the

@@ -10,6 +10,7 @@
  * caller may free what the workers used.
  */
 #include "pg/internal.h"
+#include "pg/pg.h"
 #include "util/buf.h"
 #include "util/err.h"
 #include "util/log.h"

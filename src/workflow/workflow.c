@@ -30,7 +30,6 @@
 #include "git/commit.h"
 #include "git/ref.h"
 #include "git/repo.h"
-#include "pg/internal.h"
 #include "pg/pg.h"
 #include "pg/state.h"
 #include "store/store.h"
@@ -39,16 +38,11 @@
 #include "util/log.h"
 #include "util/proc.h"
 
-#include <errno.h>
 #include <inttypes.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
-
-extern char **environ;
 
 static int
 terminate_of(const struct dd_config *cfg, const struct dd_profile *p)
@@ -77,6 +71,79 @@ open_store(struct dd_store **st, const struct dd_config *cfg, struct dd_repo *re
 	return dd_store_open(st, cfg->store_url, repo->statedir, flags);
 }
 
+/*
+ * Dump p's database into a new snapshot of the store: metadata, the
+ * consistent dump (dd_pg_snapshot), then the manifest. `id` gets its id.
+ */
+static int
+dump_to_store(struct dd_store *st, struct dd_repo *repo, const struct dd_config *cfg, const struct dd_profile *p,
+	      const char *now, struct dd_pg_snapshot_stats *stats, char id[DD_ID_HEX_SIZE])
+{
+	struct dd_snapshot_writer *sw = NULL;
+	struct dd_pg_snapshot_opts o;
+	char head[41], host[256] = "";
+
+	if (dd_snapshot_begin(&sw, st) < 0)
+		return -1;
+	dd_snapshot_set_meta(sw, "profile", p->name);
+	dd_snapshot_set_meta(sw, "created", now);
+	gethostname(host, sizeof(host) - 1);
+	dd_snapshot_set_meta(sw, "host", host);
+	if (dd_repo_head(repo, head) == 0)
+		dd_snapshot_set_meta(sw, "git_commit", head);
+	memset(&o, 0, sizeof(o));
+	o.conninfo = dd_config_database(cfg, p);
+	o.exclude_tables = (const char *const *)p->exclude_tables;
+	o.exclude_data = (const char *const *)p->exclude_data;
+	o.jobs = cfg->jobs;
+	o.statedir = repo->statedir;
+	o.lock_wait_timeout_ms = dd_config_lock_wait_timeout(cfg, p) * 1000;
+	if (dd_pg_snapshot(sw, &o, stats) < 0) {
+		dd_snapshot_abort(sw);
+		return -1;
+	}
+	dd_snapshot_set_meta(sw, "server_version", stats->server_version);
+	dd_snapshot_set_meta(sw, "database", stats->database);
+	return dd_snapshot_commit(sw, id) < 0 ? -1 : 0;
+}
+
+/* Point p's ref file at snapshot `id` (with its informational lines) and commit it, unless NO_COMMIT. */
+static int
+point_ref(struct dd_repo *repo, const struct dd_profile *p, const char *rel, const char *id, const char *now,
+	  const struct dd_pg_snapshot_stats *stats, int flags, const char *msg)
+{
+	struct dd_ref *ref = dd_ref_new(id);
+	char num[32], *abs = NULL, *what = NULL;
+	int rc = -1;
+
+	if (!ref)
+		return -1;
+	dd_ref_set_info(ref, "created", now);
+	snprintf(num, sizeof(num), "%zu", stats->tables);
+	dd_ref_set_info(ref, "tables", num);
+	snprintf(num, sizeof(num), "%" PRIu64, stats->rows);
+	dd_ref_set_info(ref, "rows", num);
+	snprintf(num, sizeof(num), "%" PRIu64, stats->bytes);
+	dd_ref_set_info(ref, "bytes", num);
+	dd_pg_format_bytes(num, sizeof(num), (double)stats->bytes);
+	dd_info("snapshot %.12s of database %s: %zu tables, %" PRIu64 " rows, %s%s", id, stats->database,
+		stats->tables, stats->rows, num, (flags & DD_SNAPSHOT_DUMP_ONLY) ? " (local cache only)" : "");
+	if (flags & DD_SNAPSHOT_NO_COMMIT) {
+		abs = dd_repo_path(repo, rel);
+		rc = dd_ref_write(abs, ref);
+	} else {
+		/* the commit writes the ref itself, and puts it back if the commit fails */
+		what = msg && *msg ? dd_strdup(msg) : dd_asprintf("snapshot %s (%.12s)", p->name, id);
+		rc = dd_commit_ref(repo, rel, ref, what);
+		if (rc < 0)
+			dd_error_wrap("committing %s", rel);
+	}
+	free(abs);
+	free(what);
+	dd_ref_free(ref);
+	return rc;
+}
+
 int
 dd_workflow_snapshot(struct dd_repo *repo, const struct dd_config *cfg, const struct dd_profile *p, int flags,
 		    const char *msg, char id_out[65])
@@ -84,15 +151,12 @@ dd_workflow_snapshot(struct dd_repo *repo, const struct dd_config *cfg, const st
 	char *rel = dd_ref_path(p->name);
 	char *abs = dd_repo_path(repo, rel);
 	const char *paths[] = { rel };
-	const char *conninfo = dd_config_database(cfg, p);
 	struct dd_store *st = NULL;
-	struct dd_snapshot_writer *sw = NULL;
-	struct dd_ref *old = NULL, *ref = NULL;
+	struct dd_ref *old = NULL;
 	struct dd_pg_snapshot_stats stats;
-	struct dd_pg_snapshot_opts o;
-	char head[41], id[DD_ID_HEX_SIZE], num[32], host[256] = "";
-	char *now = dd_pg_now_iso(), *what = NULL;
-	int rc = -1, r, lock = -1;
+	char id[DD_ID_HEX_SIZE];
+	char *now = dd_pg_now_iso();
+	int rc = -1, lock = -1;
 
 	id_out[0] = '\0';
 	memset(&stats, 0, sizeof(stats));
@@ -104,37 +168,11 @@ dd_workflow_snapshot(struct dd_repo *repo, const struct dd_config *cfg, const st
 		goto out;
 	if (open_store(&st, cfg, repo, (flags & DD_SNAPSHOT_DUMP_ONLY) ? DD_STORE_OFFLINE : 0) < 0)
 		goto out;
-	if (dd_snapshot_begin(&sw, st) < 0)
-		goto out;
-	dd_snapshot_set_meta(sw, "profile", p->name);
-	dd_snapshot_set_meta(sw, "created", now);
-	gethostname(host, sizeof(host) - 1);
-	dd_snapshot_set_meta(sw, "host", host);
-	if (dd_repo_head(repo, head) == 0)
-		dd_snapshot_set_meta(sw, "git_commit", head);
-
-	memset(&o, 0, sizeof(o));
-	o.conninfo = conninfo;
-	o.exclude_tables = (const char *const *)p->exclude_tables;
-	o.exclude_data = (const char *const *)p->exclude_data;
-	o.jobs = cfg->jobs;
-	o.statedir = repo->statedir;
-	o.lock_wait_timeout_ms = dd_config_lock_wait_timeout(cfg, p) * 1000;
-	if (dd_pg_snapshot(sw, &o, &stats) < 0) {
-		dd_snapshot_abort(sw);
-		sw = NULL;
-		goto out;
-	}
-	dd_snapshot_set_meta(sw, "server_version", stats.server_version);
-	dd_snapshot_set_meta(sw, "database", stats.database);
-	r = dd_snapshot_commit(sw, id);
-	sw = NULL;
-	if (r < 0)
+	if (dump_to_store(st, repo, cfg, p, now, &stats, id) < 0)
 		goto out;
 	memcpy(id_out, id, DD_ID_HEX_SIZE);
-	if (dd_pg_state_set(repo->statedir, conninfo, id, p->name, "snapshot", stats.fingerprint) < 0)
+	if (dd_pg_state_set(repo->statedir, dd_config_database(cfg, p), id, p->name, "snapshot", stats.fingerprint) < 0)
 		dd_warn("%s", dd_error_last());
-
 	if (old && !strcmp(old->snapshot, id)) {
 		dd_info("nothing changed: database %s is still snapshot %.12s", stats.database, id);
 		/* a ref written by an earlier --no-commit run still gets its commit */
@@ -143,39 +181,14 @@ dd_workflow_snapshot(struct dd_repo *repo, const struct dd_config *cfg, const st
 		rc = DD_UNCHANGED;
 		goto out;
 	}
-	if (!(ref = dd_ref_new(id)))
+	if (point_ref(repo, p, rel, id, now, &stats, flags, msg) < 0)
 		goto out;
-	dd_ref_set_info(ref, "created", now);
-	snprintf(num, sizeof(num), "%zu", stats.tables);
-	dd_ref_set_info(ref, "tables", num);
-	snprintf(num, sizeof(num), "%" PRIu64, stats.rows);
-	dd_ref_set_info(ref, "rows", num);
-	snprintf(num, sizeof(num), "%" PRIu64, stats.bytes);
-	dd_ref_set_info(ref, "bytes", num);
-	dd_pg_format_bytes(num, sizeof(num), (double)stats.bytes);
-	dd_info("snapshot %.12s of database %s: %zu tables, %" PRIu64 " rows, %s%s", id, stats.database,
-		stats.tables, stats.rows, num, (flags & DD_SNAPSHOT_DUMP_ONLY) ? " (local cache only)" : "");
-	if (flags & DD_SNAPSHOT_NO_COMMIT) {
-		if (dd_ref_write(abs, ref) < 0)
-			goto out;
-	} else {
-		/* the commit writes the ref itself, and puts it back if the commit fails */
-		what = msg && *msg ? dd_strdup(msg) : dd_asprintf("snapshot %s (%.12s)", p->name, id);
-		if (dd_commit_ref(repo, rel, ref, what) < 0) {
-			dd_error_wrap("committing %s", rel);
-			goto out;
-		}
-	}
 	rc = 0;
 out:
 	dd_repo_unlock(lock);
-	if (sw)
-		dd_snapshot_abort(sw);
 	dd_store_free(st);
 	dd_ref_free(old);
-	dd_ref_free(ref);
 	free(stats.fingerprint);
-	free(what);
 	free(now);
 	free(abs);
 	free(rel);
