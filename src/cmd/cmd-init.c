@@ -188,11 +188,108 @@ keep_state_dir(struct created *c, const char *statedir)
 	}
 }
 
+/* The repository is set up already: create this clone's local state if it is missing. */
+static int
+init_existing(struct created *made, struct dd_repo *repo, const char *profiles, const char *local,
+	      int options_given)
+{
+	int created = 0;
+
+	if (options_given)
+		dd_warn("options ignored: the repository is already set up; edit %s to change settings",
+			dd_repo_display_path(repo, profiles));
+	if (dd_path_exists(local)) {
+		dd_info("already initialised (%s exists); nothing changed", dd_repo_display_path(repo, profiles));
+		return 0;
+	}
+	/* A fresh clone of a set-up repository: only this clone's state is missing. */
+	if (make_local_state(made, repo) < 0 || setup_store(repo, NULL, &created) < 0)
+		return -1;
+	dd_info("initialised this clone's local state in %s (the repository was already set up)",
+		dd_repo_display_path(repo, repo->statedir));
+	return 0;
+}
+
+/* --database is written to the committed profiles.ini: refuse a password or a malformed value. */
+static int
+check_database_option(const char *database)
+{
+	int secret;
+
+	if (!database || (secret = dd_conninfo_has_secret(database)) == 0)
+		return 0;
+	if (secret < 0) {
+		dd_error_wrap("--database");
+		dd_hint("give a libpq connection string (host=db dbname=app) or URL (postgresql://db/app)");
+	} else {
+		dd_error("--database contains a password, which would be committed in .dnadata/profiles.ini");
+		dd_hint("put the password in ~/.pgpass or PGPASSWORD, or the URL in .git/dnadata/config.ini");
+	}
+	return -1;
+}
+
+/* The tracked files: .dnadata/profiles.ini and .dnadata/refs/.gitkeep, each noted in `made`. */
+static int
+write_tracked(struct created *made, struct dd_repo *repo, const char *profiles, const char *store,
+	      const char *database, const char *profile)
+{
+	char *refs = dd_path_join(repo->dnadata, "refs");
+	char *keep = dd_path_join(refs, ".gitkeep");
+	int rc = -1, w;
+
+	if (make_dir(made, repo->dnadata, 0777) < 0 || make_dir(made, refs, 0777) < 0)
+		goto out;
+	if ((w = dd_config_write_initial(profiles, store, database, profile)) != 0) {
+		if (w > 0)
+			dd_error("%s appeared while initialising; run the command again", dd_repo_display_path(repo, profiles));
+		goto out;
+	}
+	note(made, profiles, 0);
+	if (!dd_path_exists(keep)) {
+		if (dd_file_write_atomic(keep, "", 0, 0644, DD_WRITE_NOREPLACE) < 0)
+			goto out;
+		note(made, keep, 0);
+	}
+	rc = 0;
+out:
+	free(refs);
+	free(keep);
+	return rc;
+}
+
+/* Commit the tracked files ("dnadata: init") unless --no-commit, and say what was done. */
+static int
+commit_init(struct dd_repo *repo, const char *profile, int no_commit, int created)
+{
+	char commit[41];
+	int c;
+
+	if (no_commit) {
+		dd_info("initialised git-dnadata (profile '%s'); not committed (--no-commit):", profile);
+		dd_info("  git add .dnadata && git commit -m 'dnadata: init'");
+		return 0;
+	}
+	c = dd_commit_paths(repo, tracked, NTRACKED, "init", commit);
+	if (c < 0) {
+		if (created)
+			dd_error_wrap("cannot commit the new .dnadata files (the new store and its key in %s "
+				      "were kept: run init again)", dd_repo_display_path(repo, repo->statedir));
+		else
+			dd_error_wrap("cannot commit the new .dnadata files (nothing was changed)");
+		return -1;
+	}
+	if (c == DD_UNCHANGED)
+		dd_info("initialised git-dnadata (profile '%s'); the files were already committed", profile);
+	else
+		dd_info("initialised git-dnadata (profile '%s'); committed %.7s \"dnadata: init\"", profile, commit);
+	return 0;
+}
+
 static int
 cmd_init(int argc, char **argv)
 {
 	const char *store = NULL, *database = NULL, *profile = DEFAULT_PROFILE;
-	int no_commit = 0, rc = -1, w, created = 0, secret;
+	int no_commit = 0, rc = -1, created = 0;
 	const struct dd_option opts[] = {
 		{ DD_OPT_STRING, 0, "store", &store, "url", "where snapshots are uploaded (file:///dir or s3://bucket/prefix)" },
 		{ DD_OPT_STRING, 0, "database", &database, "conninfo", "the working database (libpq conninfo or URL)" },
@@ -202,8 +299,7 @@ cmd_init(int argc, char **argv)
 	};
 	struct dd_repo *repo = NULL;
 	struct created made = { .n = 0 };
-	char *profiles = NULL, *refs = NULL, *keep = NULL, *local = NULL;
-	char commit[41];
+	char *profiles = NULL, *local = NULL;
 	int n = dd_parse_options(argc, argv, opts, usage);
 
 	if (n < 0)
@@ -213,82 +309,30 @@ cmd_init(int argc, char **argv)
 	if (dd_repo_open(&repo, NULL) < 0)
 		return -1;
 	profiles = dd_path_join(repo->dnadata, "profiles.ini");
-	refs = dd_path_join(repo->dnadata, "refs");
-	keep = dd_path_join(refs, ".gitkeep");
 	local = dd_path_join(repo->statedir, "config.ini");
 
 	if (dd_path_exists(profiles)) {
-		if (store || database || strcmp(profile, DEFAULT_PROFILE))
-			dd_warn("options ignored: the repository is already set up; edit %s to change settings",
-				dd_repo_display_path(repo, profiles));
-		if (dd_path_exists(local)) {
-			dd_info("already initialised (%s exists); nothing changed", dd_repo_display_path(repo, profiles));
-			rc = 0;
-			goto out;
-		}
-		/* A fresh clone of a set-up repository: only this clone's state is missing. */
-		if (make_local_state(&made, repo) < 0 || setup_store(repo, NULL, &created) < 0)
+		if (init_existing(&made, repo, profiles, local,
+				  store || database || strcmp(profile, DEFAULT_PROFILE)) < 0)
 			goto fail;
-		dd_info("initialised this clone's local state in %s (the repository was already set up)",
-			dd_repo_display_path(repo, repo->statedir));
 		rc = 0;
 		goto out;
 	}
-
-	if (dd_profile_name_check(profile) < 0)
+	/* Everything that could make the commit refuse is checked before the first file is created. */
+	if (dd_profile_name_check(profile) < 0 || check_database_option(database) < 0)
 		goto out;
-	if (database && (secret = dd_conninfo_has_secret(database)) != 0) {
-		if (secret < 0) {
-			dd_error_wrap("--database");
-			dd_hint("give a libpq connection string (host=db dbname=app) or URL (postgresql://db/app)");
-		} else {
-			dd_error("--database contains a password, which would be committed in .dnadata/profiles.ini");
-			dd_hint("put the password in ~/.pgpass or PGPASSWORD, or the URL in .git/dnadata/config.ini");
-		}
-		goto out;
-	}
 	if (!no_commit && dd_commit_precheck(repo, tracked, NTRACKED) < 0)
 		goto out;
 
-	if (make_dir(&made, repo->dnadata, 0777) < 0 || make_dir(&made, refs, 0777) < 0)
-		goto fail;
-	if ((w = dd_config_write_initial(profiles, store, database, profile)) != 0) {
-		if (w > 0)
-			dd_error("%s appeared while initialising; run the command again", dd_repo_display_path(repo, profiles));
-		goto fail;
-	}
-	note(&made, profiles, 0);
-	if (!dd_path_exists(keep)) {
-		if (dd_file_write_atomic(keep, "", 0, 0644, DD_WRITE_NOREPLACE) < 0)
-			goto fail;
-		note(&made, keep, 0);
-	}
-	if (make_local_state(&made, repo) < 0)
+	if (write_tracked(&made, repo, profiles, store, database, profile) < 0 || make_local_state(&made, repo) < 0)
 		goto fail;
 	/* The store key is created or adopted here, once the files exist and before the commit. */
 	if (setup_store(repo, store, &created) < 0)
 		goto fail;
 	if (created)
 		keep_state_dir(&made, repo->statedir);
-
-	if (no_commit) {
-		dd_info("initialised git-dnadata (profile '%s'); not committed (--no-commit):", profile);
-		dd_info("  git add .dnadata && git commit -m 'dnadata: init'");
-	} else {
-		int c = dd_commit_paths(repo, tracked, NTRACKED, "init", commit);
-		if (c < 0) {
-			if (created)
-				dd_error_wrap("cannot commit the new .dnadata files (the new store and its key in %s "
-					      "were kept: run init again)", dd_repo_display_path(repo, repo->statedir));
-			else
-				dd_error_wrap("cannot commit the new .dnadata files (nothing was changed)");
-			goto fail;
-		}
-		if (c == DD_UNCHANGED)
-			dd_info("initialised git-dnadata (profile '%s'); the files were already committed", profile);
-		else
-			dd_info("initialised git-dnadata (profile '%s'); committed %.7s \"dnadata: init\"", profile, commit);
-	}
+	if (commit_init(repo, profile, no_commit, created) < 0)
+		goto fail;
 	forget(&made);
 	rc = 0;
 	goto out;
@@ -297,8 +341,6 @@ fail:
 out:
 	forget(&made);
 	free(profiles);
-	free(refs);
-	free(keep);
 	free(local);
 	dd_repo_free(repo);
 	return rc;

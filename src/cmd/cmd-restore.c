@@ -8,7 +8,7 @@
  * left alone; an edited one is rebuilt (and stashed). Then the
  * [hooks] post_restore commands run, unless --no-hooks.
  */
-#include "config/config.h"
+#include "cmd/setup.h"
 #include "dnadata.h"
 #include "git/repo.h"
 #include "workflow/workflow.h"
@@ -33,7 +33,7 @@ static const char *const usage[] = {
 static int
 cmd_restore(int argc, char **argv)
 {
-	int force = 0, terminate = 0, no_hooks = 0, rc = -1;
+	int force = 0, terminate = 0, no_hooks = 0, rc;
 	const char *at = NULL;
 	const struct dd_option opts[] = {
 		{ DD_OPT_STRING, 0, "at", &at, "rev", "use the ref file as it is at this git revision" },
@@ -42,26 +42,13 @@ cmd_restore(int argc, char **argv)
 		{ DD_OPT_BOOL, 0, "no-hooks", &no_hooks, NULL, "do not run the [hooks] post_restore commands" },
 		DD_OPT_END_MARK,
 	};
-	struct dd_repo *repo = NULL;
-	struct dd_config *cfg = NULL;
-	const struct dd_profile *p;
-	int n = dd_parse_options(argc, argv, opts, usage);
+	struct dd_cmd_setup s;
 
-	if (n < 0)
-		return n;
-	if (n > 1)
-		return dd_usage_error("restore", "too many arguments ('%s')", argv[1]);
-	if (dd_config_open(&repo, &cfg) < 0)
-		return -1;
-	if (!(p = dd_config_profile(cfg, n ? argv[0] : NULL)))
-		goto out;
-	if (dd_workflow_restore(repo, cfg, p, at, (force ? DD_RESTORE_FORCE : 0) |
-			       (terminate ? DD_RESTORE_TERMINATE : 0) | (no_hooks ? DD_RESTORE_NO_HOOKS : 0)) < 0)
-		goto out;
-	rc = 0;
-out:
-	dd_config_free(cfg);
-	dd_repo_free(repo);
+	if ((rc = dd_cmd_setup(&s, argc, argv, opts, usage, DD_CMD_PROFILE_OPTIONAL)) != 0)
+		return rc;
+	rc = dd_workflow_restore(s.repo, s.cfg, s.profile, at, (force ? DD_RESTORE_FORCE : 0) |
+				 (terminate ? DD_RESTORE_TERMINATE : 0) | (no_hooks ? DD_RESTORE_NO_HOOKS : 0)) < 0 ? -1 : 0;
+	dd_cmd_setup_free(&s);
 	return rc;
 }
 

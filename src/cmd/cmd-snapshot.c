@@ -6,7 +6,7 @@
  * stderr. An unchanged database gives the same id: "nothing changed", no
  * commit.
  */
-#include "config/config.h"
+#include "cmd/setup.h"
 #include "dnadata.h"
 #include "git/repo.h"
 #include "workflow/workflow.h"
@@ -30,7 +30,7 @@ static const char *const usage[] = {
 static int
 cmd_snapshot(int argc, char **argv)
 {
-	int no_commit = 0, dump_only = 0, rc = -1;
+	int no_commit = 0, dump_only = 0, rc;
 	const char *msg = NULL;
 	const struct dd_option opts[] = {
 		{ DD_OPT_BOOL, 0, "no-commit", &no_commit, NULL, "update the ref file but do not commit it" },
@@ -38,28 +38,19 @@ cmd_snapshot(int argc, char **argv)
 		{ DD_OPT_STRING, 'm', "message", &msg, "message", "commit message (default: \"snapshot <profile> (<id>)\")" },
 		DD_OPT_END_MARK,
 	};
-	struct dd_repo *repo = NULL;
-	struct dd_config *cfg = NULL;
-	const struct dd_profile *p;
+	struct dd_cmd_setup s;
 	char id[65];
-	int n = dd_parse_options(argc, argv, opts, usage);
 
-	if (n < 0)
-		return n;
-	if (n > 1)
-		return dd_usage_error("snapshot", "too many arguments ('%s')", argv[1]);
-	if (dd_config_open(&repo, &cfg) < 0)
-		return -1;
-	if (!(p = dd_config_profile(cfg, n ? argv[0] : NULL)))
-		goto out;
-	if (dd_workflow_snapshot(repo, cfg, p, (no_commit ? DD_SNAPSHOT_NO_COMMIT : 0) |
+	if ((rc = dd_cmd_setup(&s, argc, argv, opts, usage, DD_CMD_PROFILE_OPTIONAL)) != 0)
+		return rc;
+	rc = -1;
+	if (dd_workflow_snapshot(s.repo, s.cfg, s.profile, (no_commit ? DD_SNAPSHOT_NO_COMMIT : 0) |
 				(dump_only ? DD_SNAPSHOT_DUMP_ONLY : 0), msg, id) < 0)
 		goto out;
 	printf("%s\n", id);
 	rc = fflush(stdout) == 0 ? 0 : dd_error_errno("cannot write to stdout");
 out:
-	dd_config_free(cfg);
-	dd_repo_free(repo);
+	dd_cmd_setup_free(&s);
 	return rc;
 }
 

@@ -11,6 +11,7 @@
  * If a post_restore command fails the database has switched, so the
  * choice is recorded too before the error is reported.
  */
+#include "cmd/setup.h"
 #include "config/config.h"
 #include "dnadata.h"
 #include "git/repo.h"
@@ -41,44 +42,36 @@ cmd_use(int argc, char **argv)
 		{ DD_OPT_BOOL, 0, "no-hooks", &no_hooks, NULL, "do not run the [hooks] post_restore commands" },
 		DD_OPT_END_MARK,
 	};
-	struct dd_repo *repo = NULL;
-	struct dd_config *cfg = NULL;
+	struct dd_cmd_setup s;
 	const struct dd_profile *profile;
 	const char *env;
-	int rc = -1;
-	int n = dd_parse_options(argc, argv, opts, usage);
+	int rc;
 
-	if (n < 0)
-		return n;
-	if (n != 1)
-		return dd_usage_error("use", n ? "too many arguments ('%s')" : "missing the profile name%s",
-				      n ? argv[1] : "");
-	if (dd_config_open(&repo, &cfg) < 0)
-		return -1;
-	if (!(profile = dd_config_profile(cfg, argv[0])))
-		goto out;
-	r = dd_workflow_restore(repo, cfg, profile, NULL, DD_RESTORE_KEEP | DD_RESTORE_MISSING_OK |
+	if ((rc = dd_cmd_setup(&s, argc, argv, opts, usage, DD_CMD_PROFILE_REQUIRED)) != 0)
+		return rc;
+	rc = -1;
+	profile = s.profile;
+	r = dd_workflow_restore(s.repo, s.cfg, profile, NULL, DD_RESTORE_KEEP | DD_RESTORE_MISSING_OK |
 			       (terminate ? DD_RESTORE_TERMINATE : 0) | (no_hooks ? DD_RESTORE_NO_HOOKS : 0));
 	if (r == DD_EHOOK) {
 		/* restored, a hook failed: the database has switched, so does the choice */
 		struct dd_error_saved hook_error;
 		dd_error_save(&hook_error);
-		if (dd_config_set_active(cfg, profile->name) == 0)
+		if (dd_config_set_active(s.cfg, profile->name) == 0)
 			dd_info("active profile: %s", profile->name);
 		dd_error_restore(&hook_error);
 		goto out;
 	}
 	if (r < 0)
 		goto out;
-	if (dd_config_set_active(cfg, profile->name) < 0)
+	if (dd_config_set_active(s.cfg, profile->name) < 0)
 		goto out;
 	dd_info("active profile: %s", profile->name);
 	if ((env = getenv("DNADATA_PROFILE")) && *env && strcmp(env, profile->name))
 		dd_warn("DNADATA_PROFILE=%s is set and overrides this choice while it is", env);
 	rc = 0;
 out:
-	dd_config_free(cfg);
-	dd_repo_free(repo);
+	dd_cmd_setup_free(&s);
 	return rc;
 }
 

@@ -5,7 +5,7 @@
  * stream is read back and its checksum compared. Each missing or damaged
  * object is named on stderr; the exit status is 1 if any.
  */
-#include "config/config.h"
+#include "cmd/setup.h"
 #include "dnadata.h"
 #include "git/ref.h"
 #include "git/repo.h"
@@ -31,35 +31,30 @@ static const char *const usage[] = {
 static int
 cmd_verify(int argc, char **argv)
 {
-	int all = 0, read_data = 0, offline = 0, rc = -1, n;
+	int all = 0, read_data = 0, offline = 0, rc;
 	const struct dd_option opts[] = {
 		{ DD_OPT_BOOL, 0, "all", &all, NULL, "every snapshot in the store, not only the current refs'" },
 		{ DD_OPT_BOOL, 0, "read-data", &read_data, NULL, "also read every stream back and compare its checksum" },
 		{ DD_OPT_BOOL, 0, "offline", &offline, NULL, "check the local cache instead of the store" },
 		DD_OPT_END_MARK,
 	};
-	struct dd_repo *repo = NULL;
-	struct dd_config *cfg = NULL;
+	struct dd_cmd_setup s;
 	struct dd_store *st = NULL;
 	char **ids = NULL;
 	size_t nids = 0;
 	int from_store = 0; /* ids from the store's list (else from the ref files) */
 
-	n = dd_parse_options(argc, argv, opts, usage);
-	if (n < 0)
-		return n;
-	if (n > 0)
-		return dd_usage_error("verify", "verify takes no arguments ('%s' given)", argv[0]);
-	if (dd_config_open(&repo, &cfg) < 0)
-		goto out;
-	if (dd_store_open(&st, cfg->store_url, repo->statedir, offline ? DD_STORE_OFFLINE : 0) < 0)
+	if ((rc = dd_cmd_setup(&s, argc, argv, opts, usage, DD_CMD_NO_ARGS)) != 0)
+		return rc;
+	rc = -1;
+	if (dd_store_open(&st, s.cfg->store_url, s.repo->statedir, offline ? DD_STORE_OFFLINE : 0) < 0)
 		goto out;
 	if (all) {
 		from_store = 1;
 		if (dd_store_list_snapshots(st, &ids, &nids) < 0)
 			goto out;
 	} else {
-		char *refs = dd_path_join(repo->dnadata, "refs");
+		char *refs = dd_path_join(s.repo->dnadata, "refs");
 		int r = dd_ref_snapshot_ids(&ids, &nids, refs, NULL, 0);
 		free(refs);
 		if (r < 0)
@@ -77,8 +72,7 @@ out:
 	else
 		dd_ref_ids_free(ids, nids);
 	dd_store_free(st);
-	dd_config_free(cfg);
-	dd_repo_free(repo);
+	dd_cmd_setup_free(&s);
 	return rc;
 }
 

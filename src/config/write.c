@@ -72,6 +72,16 @@ file_mode(const char *path, mode_t dflt)
 	return stat(path, &st) == 0 ? (st.st_mode & 07777) : dflt;
 }
 
+/* "url = VALUE", or (value == NULL) the commented-out example "# url = EXAMPLE". */
+static void
+put_url(struct dd_buf *t, const char *value, const char *example)
+{
+	if (value)
+		dd_buf_printf(t, "url = %s\n", value);
+	else
+		dd_buf_printf(t, "# url = %s\n", example);
+}
+
 int
 dd_config_write_initial(const char *path, const char *store_url, const char *database, const char *profile)
 {
@@ -102,20 +112,14 @@ dd_config_write_initial(const char *path, const char *store_url, const char *dat
 		    "\n"
 		    "[store]\n"
 		    "# Where snapshots are uploaded: file:///shared/folder or s3://bucket/prefix.\n");
-	if (store_url && *store_url)
-		dd_buf_printf(&t, "url = %s\n", store_url);
-	else
-		dd_buf_puts(&t, "# url = s3://my-bucket/dnadata\n");
+	put_url(&t, store_url && *store_url ? store_url : NULL, "s3://my-bucket/dnadata");
 	dd_buf_puts(&t,
 		    "\n"
 		    "[database]\n"
 		    "# The working database your application uses: a libpq conninfo string or URL.\n"
 		    "# Unset or empty: libpq's defaults (PGHOST, PGDATABASE, service files ...).\n"
 		    "# Keep passwords out of this file (use ~/.pgpass or PGPASSWORD).\n");
-	if (database)
-		dd_buf_printf(&t, "url = %s\n", database);
-	else
-		dd_buf_puts(&t, "# url = postgresql://localhost/myapp\n");
+	put_url(&t, database, "postgresql://localhost/myapp");
 	dd_buf_printf(&t,
 		      "# The profile a clone uses until 'git dnadata use NAME' picks another.\n"
 		      "default_profile = %s\n"

@@ -103,35 +103,37 @@ dd_commit_check_conflicts(struct dd_repo *repo, const char *const *paths, size_t
 	return rc;
 }
 
+/* The git operations that must not get a commit in the middle, and how to abort each. */
+static const struct {
+	git_repository_state_t state;
+	const char *what, *abort_cmd;
+} in_progress[] = {
+	{ GIT_REPOSITORY_STATE_MERGE, "a merge", "git merge --abort" },
+	{ GIT_REPOSITORY_STATE_REVERT, "a revert", "git revert --abort" },
+	{ GIT_REPOSITORY_STATE_REVERT_SEQUENCE, "a revert", "git revert --abort" },
+	{ GIT_REPOSITORY_STATE_CHERRYPICK, "a cherry-pick", "git cherry-pick --abort" },
+	{ GIT_REPOSITORY_STATE_CHERRYPICK_SEQUENCE, "a cherry-pick", "git cherry-pick --abort" },
+	{ GIT_REPOSITORY_STATE_REBASE, "a rebase", "git rebase --abort" },
+	{ GIT_REPOSITORY_STATE_REBASE_INTERACTIVE, "a rebase", "git rebase --abort" },
+	{ GIT_REPOSITORY_STATE_REBASE_MERGE, "a rebase", "git rebase --abort" },
+	{ GIT_REPOSITORY_STATE_APPLY_MAILBOX, "'git am'", "git am --abort" },
+	{ GIT_REPOSITORY_STATE_APPLY_MAILBOX_OR_REBASE, "'git am'", "git am --abort" },
+};
+
 static int
 check_state(struct dd_repo *repo)
 {
+	int state = git_repository_state(repo->git);
 	const char *what = NULL, *abort_cmd = NULL;
 
-	switch (git_repository_state(repo->git)) {
-	case GIT_REPOSITORY_STATE_MERGE:
-		what = "a merge", abort_cmd = "git merge --abort";
-		break;
-	case GIT_REPOSITORY_STATE_REVERT:
-	case GIT_REPOSITORY_STATE_REVERT_SEQUENCE:
-		what = "a revert", abort_cmd = "git revert --abort";
-		break;
-	case GIT_REPOSITORY_STATE_CHERRYPICK:
-	case GIT_REPOSITORY_STATE_CHERRYPICK_SEQUENCE:
-		what = "a cherry-pick", abort_cmd = "git cherry-pick --abort";
-		break;
-	case GIT_REPOSITORY_STATE_REBASE:
-	case GIT_REPOSITORY_STATE_REBASE_INTERACTIVE:
-	case GIT_REPOSITORY_STATE_REBASE_MERGE:
-		what = "a rebase", abort_cmd = "git rebase --abort";
-		break;
-	case GIT_REPOSITORY_STATE_APPLY_MAILBOX:
-	case GIT_REPOSITORY_STATE_APPLY_MAILBOX_OR_REBASE:
-		what = "'git am'", abort_cmd = "git am --abort";
-		break;
-	default:
+	for (size_t i = 0; i < sizeof(in_progress) / sizeof(in_progress[0]); i++)
+		if (in_progress[i].state == (git_repository_state_t)state) {
+			what = in_progress[i].what;
+			abort_cmd = in_progress[i].abort_cmd;
+			break;
+		}
+	if (!what)
 		return 0;
-	}
 	dd_error("%s is in progress; git dnadata will not add a commit in the middle of it", what);
 	dd_hint("finish it (or '%s') and run the command again, or pass --no-commit", abort_cmd);
 	return -1;

@@ -402,23 +402,11 @@ dd_ref_read_named(struct dd_ref **out, const char *path, const char *display)
 		dd_hint("replace %s with a regular ref file (one from an earlier commit, say), or remove it", display);
 		goto out;
 	}
-	for (;;) {
-		dd_buf_grow(&text, 4096);
-		ssize_t n = read(fd, text.ptr + text.len, text.cap - text.len - 1);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			dd_error_errno("cannot read %s", display);
-			goto out;
-		}
-		if (n == 0)
-			break;
-		text.len += (size_t)n;
-		text.ptr[text.len] = '\0';
-		if (text.len > MAX_FILE) {
-			dd_error("%s: ref file too large (more than %d bytes)", display, MAX_FILE);
-			goto out;
-		}
+	if (dd_fd_read(fd, &text, MAX_FILE, display) < 0)
+		goto out;
+	if (text.len > MAX_FILE) {
+		dd_error("%s: ref file too large (more than %d bytes)", display, MAX_FILE);
+		goto out;
 	}
 	rc = dd_ref_parse(out, text.ptr ? text.ptr : "", text.len, display);
 out:

@@ -92,6 +92,18 @@ major_of(int version)
 	return version / 10000;
 }
 
+/* Make `c` the pg_dump at `path` (version `v`) if it has none yet or an older one. */
+static void
+keep_newer(struct dd_pgdump *c, const char *path, int v)
+{
+	if (c->path && v <= c->version)
+		return;
+	free(c->path);
+	c->path = dd_strdup(path);
+	c->version = v;
+	c->major = major_of(v);
+}
+
 static void
 consider(struct dd_pgdump *best, struct dd_pgdump *newest_any, const char *path, int server_major)
 {
@@ -102,20 +114,9 @@ consider(struct dd_pgdump *best, struct dd_pgdump *newest_any, const char *path,
 		return;
 	if (probe(real, &v) < 0)
 		return;
-	if (!newest_any->path || v > newest_any->version) {
-		free(newest_any->path);
-		newest_any->path = dd_strdup(real);
-		newest_any->version = v;
-		newest_any->major = major_of(v);
-	}
-	if (major_of(v) < server_major)
-		return;
-	if (!best->path || v > best->version) {
-		free(best->path);
-		best->path = dd_strdup(real);
-		best->version = v;
-		best->major = major_of(v);
-	}
+	keep_newer(newest_any, real, v);
+	if (major_of(v) >= server_major)
+		keep_newer(best, real, v);
 }
 
 int

@@ -300,42 +300,74 @@ cmp_pending(const void *a, const void *b)
 	return (x->pid > y->pid) - (x->pid < y->pid);
 }
 
+/*
+ * Walk the records "<prefix><suffix>" in `dir` (which may not exist): for each
+ * one that reads and has its first key, add(suffix, vals, arg) takes the values
+ * of `keys` (at most 8); an unreadable record is skipped.
+ */
+static int
+scan_records(const char *dir, const char *prefix, const char *const *keys,
+	     void (*add)(const char *suffix, char **vals, void *arg), void *arg)
+{
+	size_t plen = strlen(prefix);
+	DIR *d = opendir(dir);
+	struct dirent *de;
+
+	if (!d)
+		return errno == ENOENT ? 0 : dd_error_errno("cannot read %s", dir);
+	while ((de = readdir(d))) {
+		char *path, *vals[8];
+
+		if (strncmp(de->d_name, prefix, plen))
+			continue;
+		path = dd_path_join(dir, de->d_name);
+		if (read_kv(path, keys, vals) == 0 && vals[0]) {
+			add(de->d_name + plen, vals, arg);
+		} else {
+			for (size_t i = 0; keys[i]; i++)
+				free(vals[i]);
+		}
+		dd_error_clear(); /* an unreadable record is skipped */
+		free(path);
+	}
+	closedir(d);
+	return 0;
+}
+
+struct pending_list {
+	struct dd_pg_pending *v;
+	size_t n;
+};
+
+/* A pending record: "pending-<pid>" with name and started. */
+static void
+add_pending(const char *suffix, char **vals, void *arg)
+{
+	struct pending_list *l = arg;
+	char *end = NULL;
+	long pid = strtol(suffix, &end, 10);
+
+	if (pid > 0 && !*end) {
+		l->v = dd_realloc(l->v, (l->n + 1) * sizeof(*l->v));
+		l->v[l->n++] = (struct dd_pg_pending){ vals[0], pid, process_alive(pid, vals[1]), 0 };
+	} else {
+		free(vals[0]);
+	}
+	free(vals[1]);
+}
+
 /* The pending records in `dir` (which may not exist). */
 static int
 read_pending(const char *dir, struct dd_pg_pending **out, size_t *n)
 {
 	static const char *const keys[] = { "name", "started", NULL };
-	DIR *d = opendir(dir);
-	struct dirent *de;
+	struct pending_list l = { NULL, 0 };
+	int rc = scan_records(dir, "pending-", keys, add_pending, &l);
 
-	*out = NULL, *n = 0;
-	if (!d)
-		return errno == ENOENT ? 0 : dd_error_errno("cannot read %s", dir);
-	while ((de = readdir(d))) {
-		char *end = NULL, *path, *vals[2];
-		long pid;
-
-		if (strncmp(de->d_name, "pending-", 8))
-			continue;
-		pid = strtol(de->d_name + 8, &end, 10);
-		if (pid <= 0 || *end)
-			continue;
-		path = dd_path_join(dir, de->d_name);
-		if (read_kv(path, keys, vals) == 0 && vals[0]) {
-			*out = dd_realloc(*out, (*n + 1) * sizeof(**out));
-			(*out)[*n] = (struct dd_pg_pending){ vals[0], pid, process_alive(pid, vals[1]), 0 };
-			(*n)++;
-		} else {
-			free(vals[0]);
-		}
-		free(vals[1]);
-		dd_error_clear(); /* an unreadable record is skipped */
-		free(path);
-	}
-	closedir(d);
-	if (*n > 1)
-		qsort(*out, *n, sizeof(**out), cmp_pending);
-	return 0;
+	if (l.n > 1)
+		qsort(l.v, l.n, sizeof(*l.v), cmp_pending);
+	*out = l.v, *n = l.n;
+	return rc;
 }
 
 int
@@ -389,39 +421,35 @@ cmp_stash(const void *a, const void *b)
 	return c ? c : strcmp(x->name, y->name);
 }
 
+struct stash_list {
+	struct dd_pg_stash *v;
+	size_t n;
+};
+
+/* A stash record: "stash-*" with name, snapshot, profile and stashed (missing ones empty). */
+static void
+add_stash(const char *suffix, char **v, void *arg)
+{
+	struct stash_list *l = arg;
+
+	(void)suffix;
+	l->v = dd_realloc(l->v, (l->n + 1) * sizeof(*l->v));
+	l->v[l->n++] = (struct dd_pg_stash){ v[0], v[1] ? v[1] : dd_strdup(""), v[2] ? v[2] : dd_strdup(""),
+					     v[3] ? v[3] : dd_strdup("") };
+}
+
 /* The stash records in `dir` (which may not exist), oldest first. */
 static int
 read_stashes(const char *dir, struct dd_pg_stash **out, size_t *n)
 {
 	static const char *const keys[] = { "name", "snapshot", "profile", "stashed", NULL };
-	DIR *d = opendir(dir);
-	struct dirent *de;
+	struct stash_list l = { NULL, 0 };
+	int rc = scan_records(dir, "stash-", keys, add_stash, &l);
 
-	*out = NULL, *n = 0;
-	if (!d)
-		return errno == ENOENT ? 0 : dd_error_errno("cannot read %s", dir);
-	while ((de = readdir(d))) {
-		char *path, *v[4];
-
-		if (strncmp(de->d_name, "stash-", 6))
-			continue;
-		path = dd_path_join(dir, de->d_name);
-		if (read_kv(path, keys, v) == 0 && v[0]) {
-			*out = dd_realloc(*out, (*n + 1) * sizeof(**out));
-			(*out)[(*n)++] = (struct dd_pg_stash){ v[0], v[1] ? v[1] : dd_strdup(""),
-							       v[2] ? v[2] : dd_strdup(""),
-							       v[3] ? v[3] : dd_strdup("") };
-		} else {
-			for (size_t i = 0; i < 4; i++)
-				free(v[i]);
-		}
-		dd_error_clear(); /* an unreadable record is skipped */
-		free(path);
-	}
-	closedir(d);
-	if (*n > 1)
-		qsort(*out, *n, sizeof(**out), cmp_stash);
-	return 0;
+	if (l.n > 1)
+		qsort(l.v, l.n, sizeof(*l.v), cmp_stash);
+	*out = l.v, *n = l.n;
+	return rc;
 }
 
 int

@@ -221,8 +221,9 @@ out:
 	return rc;
 }
 
-int
-dd_store_key_import_file(const char *url, const char *statedir, const char *path)
+/* Import the master key read from the file `path`, or else unwrapped with `passphrase`. */
+static int
+import_key(const char *url, const char *statedir, const char *path, const char *passphrase)
 {
 	struct dd_backend *be = NULL;
 	struct dd_buf text = DD_BUF_INIT;
@@ -231,12 +232,16 @@ dd_store_key_import_file(const char *url, const char *statedir, const char *path
 	char *u = NULL;
 	int rc = -1, r;
 
-	r = dd_key_read_file(master, path);
-	if (r == DD_NOTFOUND)
-		dd_error_errno("cannot read %s", path);
-	if (r != 0)
-		goto out;
+	if (path) {
+		r = dd_key_read_file(master, path);
+		if (r == DD_NOTFOUND)
+			dd_error_errno("cannot read %s", path);
+		if (r != 0)
+			goto out;
+	}
 	if (open_for_keys(&be, &text, &cfg, url, statedir, &u) < 0)
+		goto out;
+	if (!path && dd_store_unwrap_key(master, be, passphrase, cfg.key_id, NULL, NULL) != 0)
 		goto out;
 	rc = import_master(master, &cfg, text.ptr, u, statedir);
 out:
@@ -248,26 +253,15 @@ out:
 }
 
 int
+dd_store_key_import_file(const char *url, const char *statedir, const char *path)
+{
+	return import_key(url, statedir, path, NULL);
+}
+
+int
 dd_store_key_import_passphrase(const char *url, const char *statedir, const char *passphrase)
 {
-	struct dd_backend *be = NULL;
-	struct dd_buf text = DD_BUF_INIT;
-	struct dd_store_config cfg;
-	uint8_t master[DD_KEY_LEN];
-	char *u = NULL;
-	int rc = -1;
-
-	if (open_for_keys(&be, &text, &cfg, url, statedir, &u) < 0)
-		goto out;
-	if (dd_store_unwrap_key(master, be, passphrase, cfg.key_id, NULL, NULL) != 0)
-		goto out;
-	rc = import_master(master, &cfg, text.ptr, u, statedir);
-out:
-	sodium_memzero(master, sizeof(master));
-	dd_buf_release(&text);
-	dd_backend_free(be);
-	free(u);
-	return rc;
+	return import_key(url, statedir, NULL, passphrase);
 }
 
 int

@@ -21,29 +21,33 @@ io_error(const char *what, const char *path)
 }
 
 int
-dd_file_read(struct dd_buf *out, const char *path)
+dd_fd_read(int fd, struct dd_buf *out, size_t max, const char *display)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	int rc = -1;
-
-	if (fd < 0)
-		return dd_error_errno("cannot read %s", path);
 	for (;;) {
 		dd_buf_grow(out, 65536);
 		ssize_t n = read(fd, out->ptr + out->len, out->cap - out->len - 1);
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n < 0) {
-			io_error("cannot read", path);
-			goto out;
-		}
+		if (n < 0)
+			return io_error("cannot read", display);
 		if (n == 0)
-			break;
+			return 0;
 		out->len += (size_t)n;
 		out->ptr[out->len] = '\0';
+		if (max && out->len > max)
+			return 0;
 	}
-	rc = 0;
-out:
+}
+
+int
+dd_file_read(struct dd_buf *out, const char *path)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int rc;
+
+	if (fd < 0)
+		return dd_error_errno("cannot read %s", path);
+	rc = dd_fd_read(fd, out, 0, path);
 	close(fd);
 	return rc;
 }

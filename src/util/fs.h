@@ -23,6 +23,13 @@ enum {
 
 /* Read a whole file into `out` (appending). */
 int dd_file_read(struct dd_buf *out, const char *path);
+
+/*
+ * Append what `fd` holds to its end to `out` (kept NUL-terminated), stopping
+ * early once `out` holds more than `max` bytes (0: no limit; the caller
+ * checks out->len). -1 with "cannot read DISPLAY" on error.
+ */
+int dd_fd_read(int fd, struct dd_buf *out, size_t max, const char *display);
 /*
  * Write `len` bytes atomically to `path` with `mode`. Returns 0, or DD_EXISTS when
  * DD_WRITE_NOREPLACE was given and `path` already existed (left untouched),

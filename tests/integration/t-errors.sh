@@ -159,6 +159,27 @@ test_unknown_option_is_a_usage_error() {
 	assert_eq "$before" "$(repo_state)"
 }
 
+test_profile_commands_check_their_argument_count() {
+	setup
+	local before
+	before=$(repo_state)
+	expect_fail 2 git dnadata verify extra
+	assert_contains "$ERR" "error: verify takes no arguments ('extra' given)"
+	assert_contains "$ERR" "hint: see 'git dnadata verify -h' for usage"
+	for cmd in snapshot restore; do
+		expect_fail 2 git dnadata $cmd clean extra
+		assert_contains "$ERR" "error: too many arguments ('extra')"
+		assert_contains "$ERR" "hint: see 'git dnadata $cmd -h' for usage"
+	done
+	expect_fail 2 git dnadata use
+	assert_contains "$ERR" "error: missing the profile name"
+	expect_fail 2 git dnadata use clean extra
+	assert_contains "$ERR" "error: too many arguments ('extra')"
+	expect_fail 1 git dnadata restore nosuch
+	assert_contains "$ERR" "nosuch"
+	assert_eq "$before" "$(repo_state)"
+}
+
 test_merge_conflict_on_profiles_ini_is_refused() {
 	setup
 	git checkout -q -b other
