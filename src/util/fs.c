@@ -1,6 +1,7 @@
 /* util/fs.c: atomic file writes and small filesystem helpers; see fs.h. */
 #include "util/fs.h"
 #include "util/err.h"
+#include "util/log.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -9,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -281,4 +283,46 @@ dd_rm_rf(const char *path)
 	if (rc == 0 && rmdir(path) < 0)
 		rc = dd_error_errno("cannot remove directory %s", path);
 	return rc;
+}
+
+int
+dd_lock_file(const char *path, const char *busy, int *fd)
+{
+	char *dir = dd_path_dirname(path);
+	int rc = -1;
+
+	*fd = -1;
+	if (dd_mkdir_p(dir, 0700) < 0)
+		goto out;
+	*fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (*fd < 0) {
+		dd_error_errno("cannot open the lock %s", path);
+		goto out;
+	}
+	if (flock(*fd, LOCK_EX | LOCK_NB) == 0) {
+		rc = 0;
+		goto out;
+	}
+	if (errno == EWOULDBLOCK) {
+		if (busy)
+			dd_info("%s", busy);
+		while ((rc = flock(*fd, LOCK_EX)) < 0 && errno == EINTR)
+			;
+	}
+	if (rc < 0)
+		dd_error_errno("cannot lock %s", path);
+out:
+	if (rc < 0) {
+		dd_unlock_file(*fd);
+		*fd = -1;
+	}
+	free(dir);
+	return rc;
+}
+
+void
+dd_unlock_file(int fd)
+{
+	if (fd >= 0)
+		close(fd); /* closing the only descriptor releases the flock */
 }

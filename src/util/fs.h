@@ -55,6 +55,16 @@ void dd_atomic_abort(struct dd_atomic_file *af);
 /* Write all of `len` bytes to fd, retrying on EINTR and short writes. */
 int dd_write_all(int fd, const void *data, size_t len);
 int dd_mkdir_p(const char *path, mode_t mode);
+/*
+ * An exclusive flock() on `path` (created 0600, with its directory), for
+ * locks between our own processes: the kernel drops it when the process
+ * ends, even by kill -9, so it is never stale. If another process holds it,
+ * `busy` (a message, may be NULL) is shown once and the call waits. *fd
+ * receives the lock; release it with dd_unlock_file(). -1 (error set) if the
+ * file cannot be opened or locked.
+ */
+int dd_lock_file(const char *path, const char *busy, int *fd);
+void dd_unlock_file(int fd);
 int dd_fsync_dir(const char *dir);
 int dd_path_exists(const char *path);
 int dd_is_dir(const char *path);
