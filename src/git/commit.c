@@ -37,6 +37,7 @@
 #include "util/log.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <git2.h>
 #include <git2/sys/repository.h>
 #include <stdio.h>
@@ -331,14 +332,32 @@ restore_files(struct job *j)
 	return rc;
 }
 
+/*
+ * Copy the index with its timestamps: libgit2 (like git) trusts an entry's
+ * size and mtime only if the entry is older than the index file, so the
+ * copy must be exactly as old as the original, or entries that git still
+ * has to look at ("racily clean") would be written back as trusted.
+ */
 static int
-copy_file(const char *from, const char *to)
+copy_index(const char *from, const char *to)
 {
 	struct dd_buf b = DD_BUF_INIT;
+	struct stat st;
 	int rc = -1;
 
-	if (dd_file_read(&b, from) == 0 && dd_file_write_atomic(to, dd_buf_cstr(&b), b.len, 0600, DD_WRITE_NO_DIRSYNC) == 0)
-		rc = 0;
+	if (stat(from, &st) < 0) {
+		dd_error_errno("cannot read %s", from);
+		goto out;
+	}
+	if (dd_file_read(&b, from) < 0 ||
+	    dd_file_write_atomic(to, dd_buf_cstr(&b), b.len, 0600, DD_WRITE_NO_DIRSYNC) < 0)
+		goto out;
+	if (utimensat(AT_FDCWD, to, (const struct timespec[2]){ st.st_atim, st.st_mtim }, 0) < 0) {
+		dd_error_errno("cannot set the time of %s", to);
+		goto out;
+	}
+	rc = 0;
+out:
 	dd_buf_release(&b);
 	return rc;
 }
@@ -364,7 +383,7 @@ lock_and_read_index(struct job *j)
 	unlink(tmp_lock);
 	free(tmp_lock);
 	unlink(j->tmp_path);
-	if (access(j->index_path, F_OK) == 0 && copy_file(j->index_path, j->tmp_path) < 0)
+	if (access(j->index_path, F_OK) == 0 && copy_index(j->index_path, j->tmp_path) < 0)
 		return dd_error_wrap("cannot read the git index");
 	if (git_index_open(&j->index, j->tmp_path) < 0)
 		return dd_error_git("cannot read the git index");
