@@ -47,7 +47,7 @@ test_held_index_lock_is_named_before_anything_is_dumped() {
 	before=$(repo_state)
 	expect_fail 1 git dnadata snapshot
 	assert_contains "$ERR" "error: the git index is locked by another git process (.git/index.lock exists)"
-	assert_contains "$ERR" "hint: if no git process is running, the lock is stale: remove it with rm '.git/index.lock'"
+	assert_contains "$ERR" "hint: if no git process is running, the lock is stale: remove it with rm '$(pwd -P)/.git/index.lock'"
 	assert_not_contains "$ERR" "of database" "nothing was dumped"
 	assert_eq "$before" "$(repo_state)"
 	rm .git/index.lock
@@ -62,11 +62,31 @@ test_held_branch_lock_is_named_before_anything_is_dumped() {
 	before=$(repo_state)
 	expect_fail 1 git dnadata snapshot
 	assert_contains "$ERR" "error: refs/heads/main is locked by another git process (.git/refs/heads/main.lock exists)"
-	assert_contains "$ERR" "rm '.git/refs/heads/main.lock'"
+	assert_contains "$ERR" "rm '$(pwd -P)/.git/refs/heads/main.lock'"
 	assert_not_contains "$ERR" "of database" "nothing was dumped"
 	assert_eq "$before" "$(repo_state)"
 	rm .git/refs/heads/main.lock
 	expect_ok git dnadata snapshot
+	assert_eq "" "$(git status --porcelain)"
+}
+
+# The hint's command, run where the user ran git dnadata (a subdirectory,
+# in a repository whose path has a quote and a space), removes the lock.
+test_stale_lock_hint_works_from_a_subdirectory() {
+	need_pg
+	DB=$(pg_newdb gitc)
+	new_repo "$T/it's a repo"
+	expect_ok git dnadata init --database "dbname=$DB"
+	mkdir sub
+	touch .git/index.lock
+	cd sub
+	expect_fail 1 git dnadata new-profile p2
+	local cmd
+	cmd=$(printf '%s\n' "$ERR" | sed -n 's/^hint: .* remove it with \(.*\) and run the command again$/\1/p')
+	assert_contains "$cmd" "rm "
+	eval "$cmd"
+	assert_no_file ../.git/index.lock
+	expect_ok git dnadata new-profile p2
 	assert_eq "" "$(git status --porcelain)"
 }
 
