@@ -41,27 +41,11 @@ dd_unlock_commits(int fd)
 		close(fd);
 }
 
-/* `s` in single quotes for a POSIX shell: each ' becomes '\''. Caller frees. */
-static char *
-shell_quote(const char *s)
-{
-	struct dd_buf b = DD_BUF_INIT;
-
-	dd_buf_putc(&b, '\'');
-	for (; *s; s++)
-		if (*s == '\'')
-			dd_buf_puts(&b, "'\\''");
-		else
-			dd_buf_putc(&b, *s);
-	dd_buf_putc(&b, '\'');
-	return dd_buf_detach(&b, NULL);
-}
-
 int
 dd_lock_error(const struct dd_repo *repo, const char *path, const char *what)
 {
 	/* the hint's path is absolute: it works from any directory the command ran in */
-	char *quoted = shell_quote(path);
+	char *quoted = dd_repo_shell_quote(path);
 
 	dd_error("%s is locked by another git process (%s exists)", what, dd_repo_display_path(repo, path));
 	dd_hint("if no git process is running, the lock is stale: remove it with rm %s and run the command again",

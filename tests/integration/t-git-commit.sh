@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # t-git-commit.sh: the automatic commit's promises on real git: a held git
 # lock is reported by name before anything is dumped; a commit that fails
-# after the ref file was written, or whose index cannot be written after
-# HEAD moved, puts everything back (HEAD, index, the ref file and work
-# tree as they were); a ref file that is a symbolic link, or lies under
+# after the ref file was written, or whose index cannot be written (that
+# happens before HEAD moves), puts everything back (HEAD, index, the ref
+# file and work tree as they were); a ref file that is a symbolic link, or lies under
 # one, is refused and never committed as a link.
 . "$(dirname "$0")/../lib.sh"
 
@@ -109,17 +109,20 @@ test_commit_failing_after_the_ref_was_written_puts_the_ref_back() {
 	assert_eq "" "$(git status --porcelain)"
 }
 
-test_index_that_cannot_be_written_moves_head_back() {
+test_index_that_cannot_be_written_never_moves_head() {
 	setup
-	local ref head
+	local ref head reflog
 	ref=$(cat .dnadata/refs/clean)
 	head=$(git rev-parse HEAD)
+	reflog=$(git reflog main | wc -l)
 	# white box: the new index is written to .git/index.dnadata(.lock) first;
-	# a directory there makes that write fail after HEAD has moved
+	# a directory there makes that write fail, before HEAD moves
 	mkdir .git/index.dnadata.lock
 	expect_fail 1 git dnadata snapshot
-	assert_contains "$ERR" "error: committing .dnadata/refs/clean: commit undone: cannot write the git index"
-	assert_eq "$head" "$(git rev-parse HEAD)" "HEAD moved back"
+	assert_contains "$ERR" "error: committing .dnadata/refs/clean: cannot write the git index"
+	assert_not_contains "$ERR" "commit undone"
+	assert_eq "$reflog" "$(git reflog main | wc -l)" "HEAD never moved (no commit and undo in the reflog)"
+	assert_eq "$head" "$(git rev-parse HEAD)"
 	assert_eq "$ref" "$(cat .dnadata/refs/clean)" "the ref file is put back"
 	assert_eq "" "$(git status --porcelain)"
 	assert_no_file .git/index.lock
