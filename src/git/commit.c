@@ -282,29 +282,49 @@ struct job {
 	int signals_held;  /* hold_signals() blocked them */
 };
 
-/* Write the files given with contents, keeping what each held before. */
+/* The new contents of file i: given, or from its update callback (see commit.h). */
+static int
+new_contents(struct job *j, size_t i, const char *abs, struct dd_buf *made, const void **data, size_t *len)
+{
+	const struct dd_commit_file *f = &j->files[i];
+
+	if (f->data) {
+		*data = f->data, *len = f->len;
+		return 0;
+	}
+	if (f->update(made, abs, f->arg) < 0)
+		return -1;
+	*data = dd_buf_cstr(made), *len = made->len;
+	return 0;
+}
+
+/* Write the files given with contents (or an update), keeping what each held before. */
 static int
 write_files(struct job *j)
 {
 	for (size_t i = 0; i < j->n; i++) {
 		struct saved_file *s = &j->saved[i];
+		struct dd_buf made = DD_BUF_INIT;
+		const void *data;
+		size_t len;
 		char *abs, *dir;
 		struct stat st;
-		int rc = 0;
+		int rc = -1;
 
-		if (!j->files[i].data)
+		if (!j->files[i].data && !j->files[i].update)
 			continue;
 		abs = dd_repo_path(j->repo, j->paths[i]);
 		dir = dd_path_dirname(abs);
 		s->existed = lstat(abs, &st) == 0;
 		s->mode = s->existed ? st.st_mode & 07777 : 0644;
 		if (s->existed && dd_file_read(&s->old, abs) < 0)
-			rc = -1;
-		else if (dd_mkdir_p(dir, 0777) < 0 ||
-			 dd_file_write_atomic(abs, j->files[i].data, j->files[i].len, s->mode, 0) < 0)
-			rc = -1;
-		else
-			s->written = 1;
+			goto next;
+		s->written = 1; /* from here on, put back on failure (an update may write the file itself) */
+		if (new_contents(j, i, abs, &made, &data, &len) == 0 && dd_mkdir_p(dir, 0777) == 0 &&
+		    dd_file_write_atomic(abs, data, len, s->mode, 0) == 0)
+			rc = 0;
+next:
+		dd_buf_release(&made);
 		free(dir);
 		free(abs);
 		if (rc < 0)
@@ -786,11 +806,11 @@ int
 dd_commit_ref(struct dd_repo *repo, const char *rel, const struct dd_ref *ref, const char *what)
 {
 	struct dd_buf text = DD_BUF_INIT;
-	struct dd_commit_file f;
+	struct dd_commit_file f = { .path = rel };
 	int rc;
 
 	dd_ref_format(&text, ref);
-	f.path = rel, f.data = text.ptr, f.len = text.len;
+	f.data = text.ptr, f.len = text.len;
 	rc = dd_commit_files(repo, &f, 1, what, NULL);
 	dd_buf_release(&text);
 	return rc;
