@@ -649,9 +649,9 @@ install_index(struct job *j)
 static int
 undo_commit(struct job *j, int *keep_files)
 {
-	struct dd_error_saved why;
+	struct dd_error_saved why, back;
 	struct dd_buf cmd = DD_BUF_INIT;
-	char id[GIT_OID_HEXSZ + 1], *back;
+	char id[GIT_OID_HEXSZ + 1];
 
 	if (!j->moved)
 		return -1;
@@ -662,10 +662,11 @@ undo_commit(struct job *j, int *keep_files)
 	}
 	*keep_files = 1;
 	git_oid_tostr(id, sizeof(id), &j->commit_id);
-	back = dd_strdup(dd_error_last());
-	dd_error("%s moved to %s but the git index could not be written (%s), and %s", j->branch, id, why.msg, back);
+	dd_error_save(&back);
+	dd_error("%s moved to %s but the git index could not be written (%s), and %s", j->branch, id,
+		 why.msg ? why.msg : "?", back.msg ? back.msg : "?");
 	dd_error_saved_free(&why);
-	free(back);
+	dd_error_saved_free(&back);
 	dd_buf_puts(&cmd, "git reset -q --");
 	for (size_t i = 0; i < j->n; i++) {
 		char *q = dd_repo_shell_quote(j->paths[i]);
