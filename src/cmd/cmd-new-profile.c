@@ -5,7 +5,9 @@
  * A profile has no ref file until its first snapshot. The name is checked
  * (letters, digits, '-', '_'), must be new, and must not differ from an
  * existing one only by case (ref files would clash on macOS/Windows).
- * If the commit fails, profiles.ini is put back as it was.
+ * With a commit, the section is added under the commit's locks (from
+ * profiles.ini as it is then, so two new-profile commands at once both
+ * land), and profiles.ini is put back by the commit if it fails.
  */
 #include "config/config.h"
 #include "dnadata.h"
@@ -15,7 +17,6 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 static const char *const usage[] = {
 	"git dnadata new-profile <name> [--from <profile>] [--media <dir>] [--no-commit]",
@@ -32,11 +33,37 @@ static const char *const usage[] = {
 
 static const char *const tracked[] = { ".dnadata/profiles.ini" };
 
+struct add {
+	struct dd_repo *repo;
+	const char *name, *from, *media;
+	int failed; /* the error is add_section()'s own (already says what went wrong) */
+};
+
+/*
+ * dd_commit_file.update for profiles.ini, under the commit's locks: add the
+ * section to the file as it is now (dd_config_add_profile() writes it; the
+ * commit puts it back if anything fails) and hand its new text back.
+ */
+static int
+add_section(struct dd_buf *out, const char *abs, void *arg)
+{
+	struct add *a = arg;
+	struct dd_config *cfg = NULL;
+	int rc = -1;
+
+	if (dd_config_load(&cfg, a->repo) == 0 && dd_config_add_profile(cfg, a->name, a->from, a->media) == 0 &&
+	    dd_file_read(out, abs) == 0)
+		rc = 0;
+	a->failed = rc < 0;
+	dd_config_free(cfg);
+	return rc;
+}
+
 static int
 cmd_new_profile(int argc, char **argv)
 {
 	const char *from = NULL, *media = NULL;
-	int no_commit = 0, rc = -1, c, changed = 0;
+	int no_commit = 0, rc = -1, changed = 0;
 	const struct dd_option opts[] = {
 		{ DD_OPT_STRING, 0, "from", &from, "profile", "copy the settings of this profile" },
 		{ DD_OPT_STRING, 0, "media", &media, "dir", "media folder captured with the data (relative to the work tree)" },
@@ -45,11 +72,10 @@ cmd_new_profile(int argc, char **argv)
 	};
 	struct dd_repo *repo = NULL;
 	struct dd_config *cfg = NULL;
-	struct dd_buf before = DD_BUF_INIT;
+	struct dd_commit_file file = { .path = tracked[0], .update = add_section };
+	struct add add = { 0 };
 	char commit[41], *what = NULL;
 	const char *name;
-	mode_t mode = 0644;
-	struct stat st;
 	int n = dd_parse_options(argc, argv, opts, usage);
 
 	if (n < 0)
@@ -70,27 +96,22 @@ cmd_new_profile(int argc, char **argv)
 		goto out;
 	if (dd_config_load(&cfg, repo) < 0)
 		goto out;
-	if (stat(cfg->profiles_path, &st) == 0)
-		mode = st.st_mode & 07777;
-	if (dd_file_read(&before, cfg->profiles_path) < 0)
-		goto out;
 	if (!no_commit && (changed = dd_repo_changed(repo, tracked[0])) < 0)
 		goto out;
 	if (changed)
 		dd_warn("%s has uncommitted changes; they are committed along with the new profile", tracked[0]);
-	if (dd_config_add_profile(cfg, name, from, media) < 0)
-		goto out;
 	if (no_commit) {
+		if (dd_config_add_profile(cfg, name, from, media) < 0)
+			goto out;
 		dd_info("added profile '%s' to %s (not committed)", name, cfg->profiles_display);
 		rc = 0;
 		goto out;
 	}
+	add.repo = repo, add.name = name, add.from = from, add.media = media;
+	file.arg = &add;
 	what = dd_asprintf("add profile %s", name);
-	c = dd_commit_paths(repo, tracked, 1, what, commit);
-	if (c < 0) {
-		if (dd_file_write_atomic(cfg->profiles_path, dd_buf_cstr(&before), before.len, mode, 0) < 0)
-			dd_error_wrap("cannot put %s back after a failed commit", cfg->profiles_display);
-		else
+	if (dd_commit_files(repo, &file, 1, what, commit) < 0) {
+		if (!add.failed)
 			dd_error_wrap("profile '%s' not added", name);
 		goto out;
 	}
@@ -99,7 +120,6 @@ cmd_new_profile(int argc, char **argv)
 	rc = 0;
 out:
 	free(what);
-	dd_buf_release(&before);
 	dd_config_free(cfg);
 	dd_repo_free(repo);
 	return rc;

@@ -9,9 +9,9 @@
  *
  * Concurrency, as git does it: the index is read, changed and written
  * under <gitdir>/index.lock (created with O_EXCL; the new index is written
- * beside it, renamed over the lock file, and the lock file renamed onto the
- * index), so a concurrent writer's update is never undone by ours. Around
- * that, the commit lock (lock.h) makes git-dnadata processes take turns
+ * beside it and renamed over the lock file, which is renamed onto the index
+ * once HEAD moved), so a concurrent writer's update is never undone by
+ * ours. Around that, the commit lock (lock.h) makes git-dnadata processes take turns
  * instead of failing on each other's lock files. HEAD's ref moves by
  * compare-and-swap from the id the commit was built on; if something else
  * moved it meanwhile, the commit is built again on the new HEAD (a bounded
@@ -22,8 +22,11 @@
  * lock) is checked before anything is written; files given with new
  * contents are written under the locks and put back as they were on any
  * failure; blobs and trees written to the object database are unreachable
- * and harmless if we stop; the index is written only after HEAD moved; if
- * writing it fails, HEAD is moved back (compare-and-swap) to where it was.
+ * and harmless if we stop; the complete new index is written into
+ * index.lock before HEAD moves, so that after HEAD moved one rename is left
+ * (if it fails, HEAD is moved back by compare-and-swap; if even that fails,
+ * the error says so and how to make the index match). SIGINT, SIGTERM,
+ * SIGHUP and SIGQUIT wait while index.lock is held (see hold_signals).
  * A path is never committed as a symbolic link, nor through one.
  * Our commits do not run git's commit hooks and are not signed.
  */
@@ -37,8 +40,11 @@
 #include "util/log.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <git2.h>
 #include <git2/sys/repository.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -275,31 +281,52 @@ struct job {
 	git_oid head_id;   /* HEAD's commit the new one is built on (zero: unborn) */
 	git_oid commit_id;
 	int moved;         /* HEAD now points to commit_id */
+	int signals_held;  /* hold_signals() blocked them */
 };
 
-/* Write the files given with contents, keeping what each held before. */
+/* The new contents of file i: given, or from its update callback (see commit.h). */
+static int
+new_contents(struct job *j, size_t i, const char *abs, struct dd_buf *made, const void **data, size_t *len)
+{
+	const struct dd_commit_file *f = &j->files[i];
+
+	if (f->data) {
+		*data = f->data, *len = f->len;
+		return 0;
+	}
+	if (f->update(made, abs, f->arg) < 0)
+		return -1;
+	*data = dd_buf_cstr(made), *len = made->len;
+	return 0;
+}
+
+/* Write the files given with contents (or an update), keeping what each held before. */
 static int
 write_files(struct job *j)
 {
 	for (size_t i = 0; i < j->n; i++) {
 		struct saved_file *s = &j->saved[i];
+		struct dd_buf made = DD_BUF_INIT;
+		const void *data;
+		size_t len;
 		char *abs, *dir;
 		struct stat st;
-		int rc = 0;
+		int rc = -1;
 
-		if (!j->files[i].data)
+		if (!j->files[i].data && !j->files[i].update)
 			continue;
 		abs = dd_repo_path(j->repo, j->paths[i]);
 		dir = dd_path_dirname(abs);
 		s->existed = lstat(abs, &st) == 0;
 		s->mode = s->existed ? st.st_mode & 07777 : 0644;
 		if (s->existed && dd_file_read(&s->old, abs) < 0)
-			rc = -1;
-		else if (dd_mkdir_p(dir, 0777) < 0 ||
-			 dd_file_write_atomic(abs, j->files[i].data, j->files[i].len, s->mode, 0) < 0)
-			rc = -1;
-		else
-			s->written = 1;
+			goto next;
+		s->written = 1; /* from here on, put back on failure (an update may write the file itself) */
+		if (new_contents(j, i, abs, &made, &data, &len) == 0 && dd_mkdir_p(dir, 0777) == 0 &&
+		    dd_file_write_atomic(abs, data, len, s->mode, 0) == 0)
+			rc = 0;
+next:
+		dd_buf_release(&made);
 		free(dir);
 		free(abs);
 		if (rc < 0)
@@ -333,14 +360,32 @@ restore_files(struct job *j)
 	return rc;
 }
 
+/*
+ * Copy the index with its timestamps: libgit2 (like git) trusts an entry's
+ * size and mtime only if the entry is older than the index file, so the
+ * copy must be exactly as old as the original, or entries that git still
+ * has to look at ("racily clean") would be written back as trusted.
+ */
 static int
-copy_file(const char *from, const char *to)
+copy_index(const char *from, const char *to)
 {
 	struct dd_buf b = DD_BUF_INIT;
+	struct stat st;
 	int rc = -1;
 
-	if (dd_file_read(&b, from) == 0 && dd_file_write_atomic(to, dd_buf_cstr(&b), b.len, 0600, DD_WRITE_NO_DIRSYNC) == 0)
-		rc = 0;
+	if (stat(from, &st) < 0) {
+		dd_error_errno("cannot read %s", from);
+		goto out;
+	}
+	if (dd_file_read(&b, from) < 0 ||
+	    dd_file_write_atomic(to, dd_buf_cstr(&b), b.len, 0600, DD_WRITE_NO_DIRSYNC) < 0)
+		goto out;
+	if (utimensat(AT_FDCWD, to, (const struct timespec[2]){ st.st_atim, st.st_mtim }, 0) < 0) {
+		dd_error_errno("cannot set the time of %s", to);
+		goto out;
+	}
+	rc = 0;
+out:
 	dd_buf_release(&b);
 	return rc;
 }
@@ -366,7 +411,7 @@ lock_and_read_index(struct job *j)
 	unlink(tmp_lock);
 	free(tmp_lock);
 	unlink(j->tmp_path);
-	if (access(j->index_path, F_OK) == 0 && copy_file(j->index_path, j->tmp_path) < 0)
+	if (access(j->index_path, F_OK) == 0 && copy_index(j->index_path, j->tmp_path) < 0)
 		return dd_error_wrap("cannot read the git index");
 	if (git_index_open(&j->index, j->tmp_path) < 0)
 		return dd_error_git("cannot read the git index");
@@ -541,34 +586,99 @@ commit_on_head(struct job *j)
 }
 
 /* Put HEAD's ref back from our commit to where it was (it was unborn: delete it). */
-static void
+static int
 rollback_head(struct job *j)
 {
 	git_reference *ref = NULL;
+	int err, ours = 1;
 
 	if (!git_oid_is_zero(&j->head_id)) {
-		git_reference_create_matching(&ref, j->repo->git, j->branch, &j->head_id, 1, &j->commit_id,
-					      "dnadata: undo commit (index could not be written)");
-	} else if (git_reference_lookup(&ref, j->repo->git, j->branch) == 0 &&
-		   git_reference_type(ref) == GIT_REFERENCE_DIRECT &&
-		   git_oid_equal(git_reference_target(ref), &j->commit_id)) {
-		git_reference_delete(ref);
+		err = git_reference_create_matching(&ref, j->repo->git, j->branch, &j->head_id, 1, &j->commit_id,
+						    "dnadata: undo commit (index could not be written)");
+	} else if ((err = git_reference_lookup(&ref, j->repo->git, j->branch)) == 0) {
+		ours = git_reference_type(ref) == GIT_REFERENCE_DIRECT &&
+		       git_oid_equal(git_reference_target(ref), &j->commit_id);
+		if (ours)
+			err = git_reference_delete(ref);
 	}
 	git_reference_free(ref);
+	if (!ours)
+		return dd_error("cannot move %s back: it no longer points to the new commit", j->branch);
+	if (err < 0) {
+		char *what = dd_asprintf("cannot move %s back", j->branch);
+		dd_error_git(what);
+		free(what);
+		return -1;
+	}
 	j->moved = 0;
+	return 0;
 }
 
-/* Write the index to tmp_path, put it in the lock file's place, and that in the index's (releasing the lock). */
+/*
+ * Write the complete new index into <index>.lock before HEAD moves (as git
+ * does): libgit2 writes it to tmp_path, which then replaces the lock file
+ * (still ours: we created it and nobody else removes it). The new index
+ * depends only on the index read under the lock and the work tree, not on
+ * HEAD, so a commit built again on a moved HEAD uses the same file.
+ */
 static int
-write_index(struct job *j)
+write_index_lock(struct job *j)
 {
 	if (git_index_write(j->index) < 0)
 		return dd_error_git("cannot write the git index");
-	if (rename(j->tmp_path, j->lock_path) < 0 || rename(j->lock_path, j->index_path) < 0)
+	if (rename(j->tmp_path, j->lock_path) < 0)
+		return dd_error_errno("cannot write the git index %s", dd_repo_display_path(j->repo, j->lock_path));
+	return 0;
+}
+
+/* Once HEAD moved: one rename puts the new index in place, releasing the lock. */
+static int
+install_index(struct job *j)
+{
+	if (rename(j->lock_path, j->index_path) < 0)
 		return dd_error_errno("cannot write the git index %s", dd_repo_display_path(j->repo, j->index_path));
 	close(j->index_lock);
 	j->index_lock = -1;
 	return 0;
+}
+
+/*
+ * The index could not be put in place after HEAD moved: move HEAD back
+ * ("commit undone", files then put back by the caller). If HEAD cannot be
+ * moved back, say so, and keep the files as committed (*keep_files) so the
+ * work tree matches HEAD; resetting our paths in the index finishes it.
+ */
+static int
+undo_commit(struct job *j, int *keep_files)
+{
+	struct dd_error_saved why, back;
+	struct dd_buf cmd = DD_BUF_INIT;
+	char id[GIT_OID_HEXSZ + 1];
+
+	if (!j->moved)
+		return -1;
+	dd_error_save(&why);
+	if (rollback_head(j) == 0) {
+		dd_error_restore(&why);
+		return dd_error_wrap("commit undone");
+	}
+	*keep_files = 1;
+	git_oid_tostr(id, sizeof(id), &j->commit_id);
+	dd_error_save(&back);
+	dd_error("%s moved to %s but the git index could not be written (%s), and %s", j->branch, id,
+		 why.msg ? why.msg : "?", back.msg ? back.msg : "?");
+	dd_error_saved_free(&why);
+	dd_error_saved_free(&back);
+	dd_buf_puts(&cmd, "git reset -q --");
+	for (size_t i = 0; i < j->n; i++) {
+		char *q = dd_repo_shell_quote(j->paths[i]);
+		dd_buf_printf(&cmd, " %s", q);
+		free(q);
+	}
+	dd_hint("the commit stays and the files are as committed; run %s in the work tree's top directory to make "
+		"the index match it", dd_buf_cstr(&cmd));
+	dd_buf_release(&cmd);
+	return -1;
 }
 
 static void
@@ -605,6 +715,27 @@ release(struct job *j)
 	git_signature_free(j->committer);
 }
 
+/*
+ * From taking index.lock until it is released, SIGINT, SIGTERM, SIGHUP and
+ * SIGQUIT wait: a Ctrl-C then never leaves HEAD moved without its index,
+ * files half put back, or a lock file behind. They are delivered once the
+ * commit is done or undone (and end the command as they would have). The
+ * waits in between are bounded (git's lock files: a second each).
+ * *old receives the mask to restore.
+ */
+static void
+hold_signals(struct job *j, sigset_t *old)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGQUIT);
+	j->signals_held = pthread_sigmask(SIG_BLOCK, &set, old) == 0;
+}
+
 /* Everything that can refuse before anything is written or locked. */
 static int
 prepare(struct job *j)
@@ -622,7 +753,8 @@ dd_commit_files(struct dd_repo *repo, const struct dd_commit_file *files, size_t
 		char commit_out[41])
 {
 	struct job j = { .repo = repo, .files = files, .n = nfiles, .commit_lock = -1, .index_lock = -1 };
-	int rc = -1;
+	sigset_t held;
+	int rc = -1, keep_files = 0;
 
 	if (commit_out)
 		commit_out[0] = '\0';
@@ -631,25 +763,22 @@ dd_commit_files(struct dd_repo *repo, const struct dd_commit_file *files, size_t
 	for (size_t i = 0; i < nfiles; i++)
 		j.paths[i] = files[i].path;
 	j.message = dd_asprintf("dnadata: %s\n", what);
-	if (prepare(&j) < 0 || dd_lock_commits(repo, &j.commit_lock) < 0 || lock_and_read_index(&j) < 0)
+	if (prepare(&j) < 0 || dd_lock_commits(repo, &j.commit_lock) < 0)
 		goto out;
-	if (write_files(&j) < 0 || stage_paths(&j) < 0)
+	hold_signals(&j, &held);
+	if (lock_and_read_index(&j) < 0 || write_files(&j) < 0 || stage_paths(&j) < 0 || write_index_lock(&j) < 0)
 		goto out;
 	rc = commit_on_head(&j);
 	if (rc < 0)
 		goto out;
-	if (write_index(&j) < 0) {
-		if (j.moved) {
-			rollback_head(&j);
-			dd_error_wrap("commit undone");
-		}
-		rc = -1;
+	if (install_index(&j) < 0) {
+		rc = undo_commit(&j, &keep_files);
 		goto out;
 	}
 	if (commit_out && rc == DD_OK)
 		git_oid_tostr(commit_out, 41, &j.commit_id);
 out:
-	if (rc < 0) {
+	if (rc < 0 && !keep_files) {
 		struct dd_error_saved e;
 		dd_error_save(&e);
 		if (restore_files(&j) < 0)
@@ -657,6 +786,8 @@ out:
 		dd_error_restore(&e);
 	}
 	release(&j);
+	if (j.signals_held)
+		pthread_sigmask(SIG_SETMASK, &held, NULL); /* a signal that came meanwhile is delivered now */
 	return rc;
 }
 
@@ -678,11 +809,11 @@ int
 dd_commit_ref(struct dd_repo *repo, const char *rel, const struct dd_ref *ref, const char *what)
 {
 	struct dd_buf text = DD_BUF_INIT;
-	struct dd_commit_file f;
+	struct dd_commit_file f = { .path = rel };
 	int rc;
 
 	dd_ref_format(&text, ref);
-	f.path = rel, f.data = text.ptr, f.len = text.len;
+	f.data = text.ptr, f.len = text.len;
 	rc = dd_commit_files(repo, &f, 1, what, NULL);
 	dd_buf_release(&text);
 	return rc;

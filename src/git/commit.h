@@ -20,6 +20,7 @@
 
 #include <stddef.h>
 
+struct dd_buf;
 struct dd_repo;
 struct dd_ref;
 
@@ -27,6 +28,15 @@ struct dd_commit_file {
 	const char *path; /* relative to the work tree */
 	const void *data; /* its new contents, or NULL: commit the file as it is on disk (missing = removed) */
 	size_t len;
+	/*
+	 * Or (data NULL): compute the new contents under the commit's locks, so
+	 * a read-modify-write never loses another git-dnadata command's change.
+	 * Called with the file's absolute path once its old contents are saved;
+	 * fills `out`, which is then written. The callback may also write the
+	 * file itself: on any failure it is put back as it was.
+	 */
+	int (*update)(struct dd_buf *out, const char *abs, void *arg);
+	void *arg;
 };
 
 /*

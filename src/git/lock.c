@@ -44,11 +44,13 @@ dd_unlock_commits(int fd)
 int
 dd_lock_error(const struct dd_repo *repo, const char *path, const char *what)
 {
-	const char *shown = dd_repo_display_path(repo, path);
+	/* the hint's path is absolute: it works from any directory the command ran in */
+	char *quoted = dd_repo_shell_quote(path);
 
-	dd_error("%s is locked by another git process (%s exists)", what, shown);
-	dd_hint("if no git process is running, the lock is stale: remove it with rm '%s' and run the command again",
-		shown);
+	dd_error("%s is locked by another git process (%s exists)", what, dd_repo_display_path(repo, path));
+	dd_hint("if no git process is running, the lock is stale: remove it with rm %s and run the command again",
+		quoted);
+	free(quoted);
 	return -1;
 }
 

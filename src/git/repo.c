@@ -119,6 +119,21 @@ dd_repo_display_path(const struct dd_repo *repo, const char *path)
 	return path;
 }
 
+char *
+dd_repo_shell_quote(const char *s)
+{
+	struct dd_buf b = DD_BUF_INIT;
+
+	dd_buf_putc(&b, '\'');
+	for (; *s; s++)
+		if (*s == '\'')
+			dd_buf_puts(&b, "'\\''");
+		else
+			dd_buf_putc(&b, *s);
+	dd_buf_putc(&b, '\'');
+	return dd_buf_detach(&b, NULL);
+}
+
 int
 dd_repo_head(const struct dd_repo *repo, char out[41])
 {

@@ -32,6 +32,8 @@ char *dd_repo_path(const struct dd_repo *repo, const char *rel);
 
 /* `path` relative to the work tree when it lies inside it (for messages), else `path` itself. */
 const char *dd_repo_display_path(const struct dd_repo *repo, const char *path);
+/* `s` (a path) in single quotes for a POSIX shell, each ' as '\'', for a hint's command. Caller frees. */
+char *dd_repo_shell_quote(const char *s);
 
 /*
  * Does `relpath` differ between HEAD, the index and the work tree (modified,

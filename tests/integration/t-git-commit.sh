@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # t-git-commit.sh: the automatic commit's promises on real git: a held git
 # lock is reported by name before anything is dumped; a commit that fails
-# after the ref file was written, or whose index cannot be written after
-# HEAD moved, puts everything back (HEAD, index, the ref file and work
-# tree as they were); a ref file that is a symbolic link, or lies under
+# after the ref file was written, or whose index cannot be written (that
+# happens before HEAD moves), puts everything back (HEAD, index, the ref
+# file and work tree as they were); a ref file that is a symbolic link, or lies under
 # one, is refused and never committed as a link.
 . "$(dirname "$0")/../lib.sh"
 
@@ -47,7 +47,7 @@ test_held_index_lock_is_named_before_anything_is_dumped() {
 	before=$(repo_state)
 	expect_fail 1 git dnadata snapshot
 	assert_contains "$ERR" "error: the git index is locked by another git process (.git/index.lock exists)"
-	assert_contains "$ERR" "hint: if no git process is running, the lock is stale: remove it with rm '.git/index.lock'"
+	assert_contains "$ERR" "hint: if no git process is running, the lock is stale: remove it with rm '$(pwd -P)/.git/index.lock'"
 	assert_not_contains "$ERR" "of database" "nothing was dumped"
 	assert_eq "$before" "$(repo_state)"
 	rm .git/index.lock
@@ -62,11 +62,31 @@ test_held_branch_lock_is_named_before_anything_is_dumped() {
 	before=$(repo_state)
 	expect_fail 1 git dnadata snapshot
 	assert_contains "$ERR" "error: refs/heads/main is locked by another git process (.git/refs/heads/main.lock exists)"
-	assert_contains "$ERR" "rm '.git/refs/heads/main.lock'"
+	assert_contains "$ERR" "rm '$(pwd -P)/.git/refs/heads/main.lock'"
 	assert_not_contains "$ERR" "of database" "nothing was dumped"
 	assert_eq "$before" "$(repo_state)"
 	rm .git/refs/heads/main.lock
 	expect_ok git dnadata snapshot
+	assert_eq "" "$(git status --porcelain)"
+}
+
+# The hint's command, run where the user ran git dnadata (a subdirectory,
+# in a repository whose path has a quote and a space), removes the lock.
+test_stale_lock_hint_works_from_a_subdirectory() {
+	need_pg
+	DB=$(pg_newdb gitc)
+	new_repo "$T/it's a repo"
+	expect_ok git dnadata init --database "dbname=$DB"
+	mkdir sub
+	touch .git/index.lock
+	cd sub
+	expect_fail 1 git dnadata new-profile p2
+	local cmd
+	cmd=$(printf '%s\n' "$ERR" | sed -n 's/^hint: .* remove it with \(.*\) and run the command again$/\1/p')
+	assert_contains "$cmd" "rm "
+	eval "$cmd"
+	assert_no_file ../.git/index.lock
+	expect_ok git dnadata new-profile p2
 	assert_eq "" "$(git status --porcelain)"
 }
 
@@ -89,17 +109,20 @@ test_commit_failing_after_the_ref_was_written_puts_the_ref_back() {
 	assert_eq "" "$(git status --porcelain)"
 }
 
-test_index_that_cannot_be_written_moves_head_back() {
+test_index_that_cannot_be_written_never_moves_head() {
 	setup
-	local ref head
+	local ref head reflog
 	ref=$(cat .dnadata/refs/clean)
 	head=$(git rev-parse HEAD)
+	reflog=$(git reflog main | wc -l)
 	# white box: the new index is written to .git/index.dnadata(.lock) first;
-	# a directory there makes that write fail after HEAD has moved
+	# a directory there makes that write fail, before HEAD moves
 	mkdir .git/index.dnadata.lock
 	expect_fail 1 git dnadata snapshot
-	assert_contains "$ERR" "error: committing .dnadata/refs/clean: commit undone: cannot write the git index"
-	assert_eq "$head" "$(git rev-parse HEAD)" "HEAD moved back"
+	assert_contains "$ERR" "error: committing .dnadata/refs/clean: cannot write the git index"
+	assert_not_contains "$ERR" "commit undone"
+	assert_eq "$reflog" "$(git reflog main | wc -l)" "HEAD never moved (no commit and undo in the reflog)"
+	assert_eq "$head" "$(git rev-parse HEAD)"
 	assert_eq "$ref" "$(cat .dnadata/refs/clean)" "the ref file is put back"
 	assert_eq "" "$(git status --porcelain)"
 	assert_no_file .git/index.lock

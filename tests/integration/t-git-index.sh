@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# t-git-index.sh: what an automatic commit does to the user's git index, on
+# real git. An entry git can only trust after looking at the file ("racily
+# clean": the file changed in the same second the index was written) stays
+# one git looks at, so a change of the same size is not lost. The new index
+# is complete in index.lock before HEAD moves: a Ctrl-C at the moment HEAD
+# moves still ends with the index written; the last rename failing moves
+# HEAD back, and if even that fails the error says so and its hint fixes it.
+#
+# Failures and signals are injected with strace at exact system calls
+# (strace -P matches a rename by its first path: the file being renamed).
+. "$(dirname "$0")/../lib.sh"
+
+# a = aaaa committed, then bbbb (same size) with the same mtime as the
+# index entry and the index file itself: git must read the file to see it.
+racily_changed_file() {
+	echo aaaa >a
+	touch -d '2020-01-01 00:00:00' a
+	git add a
+	git commit -q -m a
+	echo bbbb >a
+	touch -d '2020-01-01 00:00:00' a .git/index
+	# status without writing the index (a normal status would mark the entry itself)
+	assert_eq " M a" "$(git --no-optional-locks status --porcelain -- a)" "set-up: git sees the change"
+}
+
+test_new_profile_keeps_a_racily_clean_change_visible() {
+	repo_with_db gidx
+	racily_changed_file
+	expect_ok git dnadata new-profile p2
+	assert_eq " M a" "$(git status --porcelain -- a)"
+	git commit -qam 'b'
+	assert_eq "bbbb" "$(git show HEAD:a)" "git commit -a commits the change"
+}
+
+test_snapshot_keeps_a_racily_clean_change_visible() {
+	repo_with_db gidx
+	psql_q "$DB" "CREATE TABLE t (id int PRIMARY KEY)"
+	racily_changed_file
+	expect_ok git dnadata snapshot
+	assert_eq " M a" "$(git status --porcelain -- a)"
+}
+
+# in_renames SPEC PATH... -- CMD...: run CMD under strace, injecting SPEC
+# (strace's inject= tail: error=EIO:when=2, signal=SIGINT:when=1) into the
+# renames of PATH... (counted together, in the order they happen).
+in_renames() {
+	local spec=$1 paths=()
+	shift
+	while [ "$1" != -- ]; do
+		paths+=(-P "$1")
+		shift
+	done
+	shift
+	command -v strace >/dev/null || fail "this test needs strace"
+	strace -f -qq -o "$T/strace.log" "${paths[@]}" -e trace=rename,renameat,renameat2 \
+		-e inject=rename,renameat,renameat2:"$spec" "$@"
+}
+
+snapshot_setup() {
+	repo_with_db gidx
+	psql_q "$DB" "CREATE TABLE t (id int PRIMARY KEY, v int); INSERT INTO t VALUES (1, 0)"
+	expect_ok git dnadata snapshot
+	psql_q "$DB" "UPDATE t SET v = 1"
+	G=$(pwd -P)/.git
+}
+
+test_index_that_cannot_be_put_in_place_moves_head_back() {
+	snapshot_setup
+	local head ref
+	head=$(git rev-parse HEAD)
+	ref=$(cat .dnadata/refs/clean)
+	# the one rename left after HEAD moved: index.lock onto the index
+	run in_renames error=EIO:when=1 "$G/index.lock" -- git dnadata snapshot
+	assert_eq 1 "$RC" "exit code; stderr: $ERR"
+	assert_contains "$ERR" "error: committing .dnadata/refs/clean: commit undone: cannot write the git index .git/index: Input/output error"
+	assert_eq "$head" "$(git rev-parse HEAD)" "HEAD moved back"
+	assert_eq "$ref" "$(cat .dnadata/refs/clean)" "the ref file is put back"
+	assert_eq "" "$(git status --porcelain)"
+	assert_no_file .git/index.lock
+}
+
+test_head_that_cannot_be_moved_back_is_reported_with_a_working_hint() {
+	snapshot_setup
+	local head
+	head=$(git rev-parse HEAD)
+	# renames of main.lock and index.lock: HEAD moves (1st), then the index (2nd) and moving HEAD back (3rd) fail
+	run in_renames error=EIO:when=2+ "$G/index.lock" "$G/refs/heads/main.lock" -- git dnadata snapshot
+	assert_eq 1 "$RC" "exit code; stderr: $ERR"
+	assert_eq 1 "$(grep -c '^error: ' <<<"$ERR")" "one error line: $ERR"
+	local new
+	new=$(git rev-parse HEAD)
+	assert_ne "$head" "$new" "HEAD kept the commit"
+	assert_contains "$ERR" "error: committing .dnadata/refs/clean: refs/heads/main moved to $new but the git index could not be written (cannot write the git index .git/index: Input/output error), and cannot move refs/heads/main back: "
+	assert_eq "$(git show HEAD:.dnadata/refs/clean)" "$(cat .dnadata/refs/clean)" "the ref file is as committed"
+	assert_no_file .git/index.lock
+	local cmd
+	cmd=$(sed -n "s/^hint: .* run \(.*\) in the work tree's top directory to make the index match it$/\1/p" <<<"$ERR")
+	assert_eq "git reset -q -- '.dnadata/refs/clean'" "$cmd"
+	eval "$cmd"
+	assert_eq "" "$(git status --porcelain)" "the hint makes the index match"
+	expect_ok git dnadata snapshot
+	assert_eq "$new" "$(git rev-parse HEAD)" "the snapshot is committed: nothing to commit again"
+}
+
+# Ctrl-C exactly when HEAD moves: the commit completes (index written, no
+# lock left), then the signal ends the command.
+test_sigint_as_head_moves_still_writes_the_index() {
+	repo_with_db gidx
+	G=$(pwd -P)/.git
+	local head
+	head=$(git rev-parse HEAD)
+	run in_renames signal=SIGINT:when=1 "$G/refs/heads/main.lock" -- git dnadata new-profile p2
+	assert_eq 130 "$RC" "ended by SIGINT; stderr: $ERR"
+	assert_eq "$head" "$(git rev-parse HEAD~1)" "one commit"
+	assert_contains "$(git show HEAD:.dnadata/profiles.ini)" '[profile "p2"]'
+	assert_no_file .git/index.lock
+	assert_eq "" "$(git status --porcelain)"
+}
+
+run_tests
