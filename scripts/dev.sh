@@ -30,7 +30,7 @@ esac
 packages=(gcc make autoconf automake pkg-config git ca-certificates
 	libgit2-dev libpq-dev libcurl4-openssl-dev libsodium-dev libinih-dev libzstd-dev
 	postgresql postgresql-client util-linux)
-[ "$verb" = test ] && packages+=(libcmocka-dev clang libclang-rt-14-dev)
+[ "$verb" = test ] && packages+=(libcmocka-dev clang libclang-rt-14-dev strace)
 
 missing=()
 for p in "${packages[@]}"; do
