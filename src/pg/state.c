@@ -604,3 +604,24 @@ dd_pg_state_release(struct dd_pg_state *s)
 	dd_pg_pending_free(s->pending, s->npending);
 	memset(s, 0, sizeof(*s));
 }
+
+int
+dd_pg_state_lock(const char *statedir, const char *conninfo, int *fd)
+{
+	struct dd_pg_target t;
+	char *dir, *path, *busy;
+	int rc;
+
+	*fd = -1;
+	if (dd_pg_target_resolve(&t, conninfo) < 0)
+		return -1;
+	dir = dd_pg_state_dir(statedir, &t);
+	path = dd_path_join(dir, "lock");
+	busy = dd_asprintf("waiting for another git dnadata run on database %s to finish", t.database);
+	rc = dd_lock_file(path, busy, fd);
+	free(busy);
+	free(path);
+	free(dir);
+	dd_pg_target_release(&t);
+	return rc;
+}

@@ -63,6 +63,16 @@ int dd_pg_state_set(const char *statedir, const char *conninfo, const char *snap
 		    const char *profile, const char *how, const char *fingerprint);
 void dd_pg_state_release(struct dd_pg_state *s);
 
+/*
+ * Hold the lock of the working database `conninfo` names (a flock on
+ * <statedir>/pg/<key>/lock; no connection made) while its contents and
+ * records change: snapshot (the fingerprint it records must be of the
+ * database it read), restore and use (reap, build, swap, record). Profiles
+ * sharing a database take turns; waits (saying so) while another command
+ * holds it. Release with dd_unlock_file().
+ */
+int dd_pg_state_lock(const char *statedir, const char *conninfo, int *fd);
+
 /* Current UTC time as "YYYY-MM-DDTHH:MM:SSZ". Caller frees. */
 char *dd_pg_now_iso(void);
 

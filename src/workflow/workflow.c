@@ -34,6 +34,7 @@
 #include "pg/state.h"
 #include "store/store.h"
 #include "util/buf.h"
+#include "util/fs.h"
 #include "util/err.h"
 #include "util/log.h"
 #include "util/proc.h"
@@ -156,11 +157,13 @@ dd_workflow_snapshot(struct dd_repo *repo, const struct dd_config *cfg, const st
 	struct dd_pg_snapshot_stats stats;
 	char id[DD_ID_HEX_SIZE];
 	char *now = dd_pg_now_iso();
-	int rc = -1, lock = -1;
+	int rc = -1, lock = -1, dblock = -1;
 
 	id_out[0] = '\0';
 	memset(&stats, 0, sizeof(stats));
-	if (dd_repo_lock_profile(repo, p->name, &lock) < 0)
+	/* always in this order (profile, then database), so two runs never wait for each other in a cycle */
+	if (dd_repo_lock_profile(repo, p->name, &lock) < 0 ||
+	    dd_pg_state_lock(repo->statedir, dd_config_database(cfg, p), &dblock) < 0)
 		goto out;
 	if (!(flags & DD_SNAPSHOT_NO_COMMIT) && dd_commit_precheck(repo, paths, 1) < 0)
 		goto out;
@@ -185,6 +188,7 @@ dd_workflow_snapshot(struct dd_repo *repo, const struct dd_config *cfg, const st
 		goto out;
 	rc = 0;
 out:
+	dd_unlock_file(dblock);
 	dd_repo_unlock(lock);
 	dd_store_free(st);
 	dd_ref_free(old);
@@ -424,7 +428,7 @@ dd_workflow_restore(struct dd_repo *repo, const struct dd_config *cfg, const str
 	struct dd_ref *ref = NULL;
 	struct dd_pg_state state;
 	struct dd_pg_restore_result res;
-	int rc = -1, r;
+	int rc = -1, r, dblock = -1;
 
 	memset(&state, 0, sizeof(state));
 	memset(&res, 0, sizeof(res));
@@ -436,6 +440,8 @@ dd_workflow_restore(struct dd_repo *repo, const struct dd_config *cfg, const str
 		goto out;
 	}
 	if (r != 0)
+		goto out;
+	if (dd_pg_state_lock(repo->statedir, conninfo, &dblock) < 0)
 		goto out;
 	if (!(flags & DD_RESTORE_FORCE)) {
 		/* connects only when a copy left by a dead process is recorded */
@@ -456,6 +462,9 @@ dd_workflow_restore(struct dd_repo *repo, const struct dd_config *cfg, const str
 	}
 	if (restore_snapshot(repo, cfg, p, rev, ref, flags, &res) < 0)
 		goto out;
+	/* the hooks run without the lock: one may well run git dnadata on this database */
+	dd_unlock_file(dblock);
+	dblock = -1;
 	rc = 0;
 	if (!(flags & DD_RESTORE_NO_HOOKS) &&
 	    run_post_restore(repo, cfg, p, ref->snapshot, conninfo, res.database) < 0)
@@ -463,6 +472,7 @@ dd_workflow_restore(struct dd_repo *repo, const struct dd_config *cfg, const str
 out:
 	if (rc == DD_ERROR)
 		dd_error_wrap("restoring profile %s", p->name);
+	dd_unlock_file(dblock);
 	dd_pg_restore_result_release(&res);
 	dd_pg_state_release(&state);
 	dd_ref_free(ref);
