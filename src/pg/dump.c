@@ -27,6 +27,7 @@
 #include "pg/pg.h"
 #include "store/store.h"
 #include "util/buf.h"
+#include "util/conninfo.h"
 #include "util/err.h"
 #include "util/log.h"
 
@@ -737,7 +738,7 @@ start_schema_dump(struct snap *s)
 {
 	static const char *const sections[2] = { "pre-data", "post-data" };
 
-	s->child_conninfo = dd_pg_conninfo_nosecret(s->c, &s->child_password);
+	s->child_conninfo = dd_conninfo_of_connection(s->c, &s->child_password);
 	for (int i = 0; i < 2; i++) {
 		struct section_job *j = &s->sect[i];
 		j->pgdump = &s->pgdump;
