@@ -213,13 +213,6 @@ dd_pg_connect_maint(PGconn **out, const char *conninfo, const char *workdb)
 	return dd_pg_connect(out, conninfo, "template1");
 }
 
-/* Append keyword='value' to a conninfo string, quoted as libpq parses it back. */
-static void
-put_conninfo_pair(struct dd_buf *b, const char *keyword, const char *value)
-{
-	dd_conninfo_put_pair(b, keyword, value);
-}
-
 char *
 dd_pg_conninfo_nopassword(const char *conninfo)
 {
@@ -325,28 +318,6 @@ dd_pg_quote_literal(const char *s)
 		dd_buf_putc(&b, *s);
 	}
 	dd_buf_putc(&b, '\'');
-	return dd_buf_detach(&b, NULL);
-}
-
-char *
-dd_pg_conninfo_nosecret(PGconn *c, char **password)
-{
-	PQconninfoOption *opts = PQconninfo(c);
-	struct dd_buf b = DD_BUF_INIT;
-
-	*password = NULL;
-	for (PQconninfoOption *o = opts; o && o->keyword; o++) {
-		if (!o->val || !*o->val)
-			continue;
-		if (!strcmp(o->keyword, "password")) {
-			*password = dd_strdup(o->val);
-			continue;
-		}
-		if (!strcmp(o->keyword, "sslpassword"))
-			continue;
-		put_conninfo_pair(&b, o->keyword, o->val);
-	}
-	PQconninfoFree(opts);
 	return dd_buf_detach(&b, NULL);
 }
 

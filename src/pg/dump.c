@@ -14,6 +14,17 @@
  *     dd_stream_write() (batched to 256 KiB; no temporary files).
  * So concurrent writers never tear a snapshot.
  *
+ * A conflicting lock request (ALTER TABLE, TRUNCATE...) that arrives after
+ * the leader's locks queues behind them, and every later ACCESS SHARE
+ * request queues behind it, our own sessions' included: the leader would
+ * wait for its workers, they for the ALTER, the ALTER for the leader, a
+ * cycle through this process that the server's deadlock detector cannot
+ * see. So, as pg_dump's parallel mode does, each worker locks its table
+ * NOWAIT before the COPY (the leader holds it: a failure means such a
+ * request is queued), pg_dump gets a short --lock-wait-timeout (everything
+ * it locks the leader holds already), and either failure ends the snapshot
+ * at once, naming the waiting session, which then proceeds.
+ *
  * Determinism: rows come in primary-key order; a table without one comes
  * in physical order (same for an unchanged table) with a warning. Session
  * settings (conn.c) fix the text form of every value. Streams are named
@@ -27,6 +38,7 @@
 #include "pg/pg.h"
 #include "store/store.h"
 #include "util/buf.h"
+#include "util/conninfo.h"
 #include "util/err.h"
 #include "util/log.h"
 
@@ -40,6 +52,11 @@
 #include <unistd.h>
 
 #define BATCH (256 * 1024)
+/*
+ * pg_dump's wait for a table lock, at most. Every table it locks the leader
+ * holds already, so it waits only behind a queued conflicting request.
+ */
+#define CHILD_LOCK_WAIT_MS 3000L
 
 struct rel {
 	unsigned oid;
@@ -80,6 +97,7 @@ struct pool {
 	size_t done;
 	int64_t total_est;    /* sum of the items' estimates, for the ETA */
 	const char *lock_timeout;  /* SET lock_timeout value for the workers' sessions */
+	char *queued_table;   /* under w.lock: a table whose NOWAIT lock failed (a conflicting request queued) */
 };
 
 /* Count `len` more bytes of `it` (the progress line reads them under the same lock). */
@@ -195,6 +213,37 @@ out:
 	return rc;
 }
 
+/*
+ * Lock the item's table NOWAIT before its COPY. The leader holds it, so
+ * this fails only when a conflicting request is queued: waiting would be
+ * the deadlock the header describes.
+ */
+static int
+lock_nowait(PGconn *c, struct pool *p, const struct item *it)
+{
+	char *sql;
+	PGresult *r;
+	int rc = 0;
+
+	if (!it->table)
+		return 0;
+	sql = dd_asprintf("LOCK TABLE ONLY %s IN ACCESS SHARE MODE NOWAIT", it->table);
+	r = PQexec(c, sql);
+	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+		rc = dd_pg_error(c, r);
+		if (!strcmp(dd_pg_sqlstate(r), "55P03")) {
+			pthread_mutex_lock(&p->w.lock);
+			if (!p->queued_table)
+				p->queued_table = dd_strdup(it->table);
+			pthread_mutex_unlock(&p->w.lock);
+		}
+		dd_error_wrap("dumping %s", it->table);
+	}
+	PQclear(r);
+	free(sql);
+	return rc;
+}
+
 static void
 worker(void *arg)
 {
@@ -215,7 +264,7 @@ worker(void *arg)
 		if (!it || dd_pg_interrupted())
 			break;
 		set_state(p, it, 1);
-		if (copy_one(c, p, it) < 0) {
+		if (lock_nowait(c, p, it) < 0 || copy_one(c, p, it) < 0) {
 			dd_pg_workers_fail(&p->w);
 			break;
 		}
@@ -480,6 +529,7 @@ struct snap {
 	struct dd_pgdump pgdump;
 	int lock_timeout_ms;              /* < 0: wait forever */
 	char lock_timeout[32];            /* the same as a setting ("30000ms", "0" = forever) */
+	char child_lock_timeout[32];      /* pg_dump's --lock-wait-timeout: short (see the top) */
 	char *snapshot_id;
 	char *enc, *collate, *ctype, *provider, *icu;
 	struct rel *rels;
@@ -519,6 +569,8 @@ resolve_lock_timeout(struct snap *s)
 	}
 	s->lock_timeout_ms = ms < 0 ? -1 : (int)ms;
 	snprintf(s->lock_timeout, sizeof(s->lock_timeout), "%ldms", ms < 0 ? 0 : ms);
+	snprintf(s->child_lock_timeout, sizeof(s->child_lock_timeout), "%ldms",
+		 ms < 0 || ms > CHILD_LOCK_WAIT_MS ? CHILD_LOCK_WAIT_MS : ms);
 	return 0;
 }
 
@@ -600,21 +652,15 @@ blocker_release(struct blocker *b)
 	memset(b, 0, sizeof(*b));
 }
 
-/* Which table is the leader waiting for, and which session holds it? (From a second session.) */
+/*
+ * From a second session: the first row (table, pid, application, user) of
+ * `sql`, with $1 the leader's pid and $2 `table` (unless NULL).
+ */
 static int
-find_blocker(const char *conninfo, int leader_pid, struct blocker *b)
+query_blocker(const char *conninfo, const char *sql, int leader_pid, const char *table, struct blocker *b)
 {
-	static const char sql[] =
-		"SELECT format('%I.%I', n.nspname, c.relname), b.pid,"
-		" coalesce(nullif(a.application_name, ''), 'unnamed'), coalesce(a.usename, '?')"
-		" FROM pg_locks l JOIN pg_class c ON c.oid = l.relation"
-		" JOIN pg_namespace n ON n.oid = c.relnamespace"
-		" CROSS JOIN LATERAL unnest(pg_blocking_pids($1::int)) AS b(pid)"
-		" LEFT JOIN pg_stat_activity a ON a.pid = b.pid"
-		" WHERE l.pid = $1::int AND NOT l.granted AND l.locktype = 'relation'"
-		" ORDER BY b.pid LIMIT 1";
 	char pid[16];
-	const char *params[] = { pid };
+	const char *params[] = { pid, table };
 	PGconn *m = NULL;
 	PGresult *res = NULL;
 	int rc = -1;
@@ -622,7 +668,7 @@ find_blocker(const char *conninfo, int leader_pid, struct blocker *b)
 	snprintf(pid, sizeof(pid), "%d", leader_pid);
 	if (dd_pg_connect(&m, conninfo, NULL) < 0)
 		goto out;
-	if (!(res = dd_pg_query(m, sql, 1, params)))
+	if (!(res = dd_pg_query(m, sql, table ? 2 : 1, params)))
 		goto out;
 	if (PQntuples(res) == 1) {
 		blocker_release(b);
@@ -637,6 +683,39 @@ out:
 	if (m)
 		PQfinish(m);
 	return rc;
+}
+
+/* Which table is the leader waiting for, and which session holds it? */
+static int
+find_blocker(const char *conninfo, int leader_pid, struct blocker *b)
+{
+	static const char sql[] =
+		"SELECT format('%I.%I', n.nspname, c.relname), b.pid,"
+		" coalesce(nullif(a.application_name, ''), 'unnamed'), coalesce(a.usename, '?')"
+		" FROM pg_locks l JOIN pg_class c ON c.oid = l.relation"
+		" JOIN pg_namespace n ON n.oid = c.relnamespace"
+		" CROSS JOIN LATERAL unnest(pg_blocking_pids($1::int)) AS b(pid)"
+		" LEFT JOIN pg_stat_activity a ON a.pid = b.pid"
+		" WHERE l.pid = $1::int AND NOT l.granted AND l.locktype = 'relation'"
+		" ORDER BY b.pid LIMIT 1";
+
+	return query_blocker(conninfo, sql, leader_pid, NULL, b);
+}
+
+/* Which session waits for a lock the leader holds (on `table` first, when given)? */
+static int
+find_waiter(const char *conninfo, int leader_pid, const char *table, struct blocker *b)
+{
+	static const char sql[] =
+		"SELECT format('%I.%I', n.nspname, c.relname), l.pid,"
+		" coalesce(nullif(a.application_name, ''), 'unnamed'), coalesce(a.usename, '?')"
+		" FROM pg_locks l JOIN pg_class c ON c.oid = l.relation"
+		" JOIN pg_namespace n ON n.oid = c.relnamespace"
+		" LEFT JOIN pg_stat_activity a ON a.pid = l.pid"
+		" WHERE NOT l.granted AND l.locktype = 'relation' AND $1::int = ANY (pg_blocking_pids(l.pid))"
+		" ORDER BY format('%I.%I', n.nspname, c.relname) = $2 DESC, l.pid LIMIT 1";
+
+	return query_blocker(conninfo, sql, leader_pid, table ? table : "", b);
 }
 
 /*
@@ -737,7 +816,7 @@ start_schema_dump(struct snap *s)
 {
 	static const char *const sections[2] = { "pre-data", "post-data" };
 
-	s->child_conninfo = dd_pg_conninfo_nosecret(s->c, &s->child_password);
+	s->child_conninfo = dd_conninfo_of_connection(s->c, &s->child_password);
 	for (int i = 0; i < 2; i++) {
 		struct section_job *j = &s->sect[i];
 		j->pgdump = &s->pgdump;
@@ -747,7 +826,7 @@ start_schema_dump(struct snap *s)
 		j->section = sections[i];
 		j->exclude = (const char *const *)s->exclude;
 		j->nexclude = s->nexclude;
-		j->lock_timeout = s->lock_timeout_ms < 0 ? NULL : s->lock_timeout;
+		j->lock_timeout = s->child_lock_timeout;
 		if (pthread_create(&s->sect_threads[i], NULL, section_thread, j) != 0)
 			return dd_error("cannot start a thread");
 		s->sect_started[i] = 1;
@@ -806,6 +885,41 @@ queue_table_data(struct snap *s)
 	return 0;
 }
 
+/*
+ * After a worker's NOWAIT lock or pg_dump's lock wait failed: while the
+ * leader still holds its locks, find the session whose queued request
+ * caused it and say so. 1 when found (the error set), else 0.
+ */
+static int
+name_the_waiter(struct snap *s, const char *table)
+{
+	struct blocker b = { 0 };
+	int found = 0;
+
+	if (find_waiter(s->o->conninfo, PQbackendPID(s->c), table, &b) < 0) {
+		dd_debug("cannot tell who waits for the snapshot's locks: %s", dd_error_last());
+		dd_error_clear();
+	} else if (b.table) {
+		dd_error("session pid %s (application %s, user %s) is waiting to lock table %s, and the snapshot "
+			 "cannot go on while it waits: stopped, so that it can proceed", b.pid, b.app, b.user, b.table);
+		dd_hint("that session proceeds now that the snapshot has stopped; once it is done, snapshot again "
+			"(git dnadata snapshot)");
+		found = 1;
+	}
+	blocker_release(&b);
+	return found;
+}
+
+/* Did the rows or the schema fail on a lock (a conflicting request queued behind the leader)? */
+static int
+lock_conflict(const struct snap *s, const char *err)
+{
+	if (s->pool.queued_table)
+		return 1;
+	return err && (strstr(err, "statement timeout") || strstr(err, "lock timeout") ||
+		       strstr(err, "could not obtain lock"));
+}
+
 /* Step 5b: the rows, on parallel sessions in the snapshot; then wait for the schema threads. */
 static int
 copy_table_data(struct snap *s)
@@ -831,18 +945,26 @@ copy_table_data(struct snap *s)
 	join_schema_dump(s);
 	if (dd_pg_interrupted())
 		return dd_error("interrupted");
-	if (copied < 0) {
-		if (!dd_error_hint() && strstr(dd_error_last(), "permission denied"))
-			dd_hint("grant this user SELECT on every table, or leave tables out with exclude_tables");
-		else if (!dd_error_hint() && strstr(dd_error_last(), "lock timeout"))
-			dd_hint("another session waits for an exclusive lock on that table (ALTER, TRUNCATE, VACUUM FULL): "
-				"let it finish, then snapshot again; or raise lock_wait_timeout");
-		return -1;
-	}
-	for (int i = 0; i < 2; i++)
+	for (int i = 0; i < 2 && copied == 0; i++)
 		if (s->sect[i].rc < 0)
-			return dd_error_restore(&s->sect[i].error);
-	return 0;
+			copied = dd_error_restore(&s->sect[i].error);
+	if (copied == 0)
+		return 0;
+	if (lock_conflict(s, dd_error_last())) {
+		struct dd_error_saved saved;
+		dd_error_save(&saved);
+		if (name_the_waiter(s, p->queued_table)) {
+			dd_error_saved_free(&saved);
+			return -1;
+		}
+		dd_error_restore(&saved);
+		if (!dd_error_hint())
+			dd_hint("another session asked for a conflicting lock (ALTER, TRUNCATE, VACUUM FULL) while the "
+				"snapshot held it; snapshot again (git dnadata snapshot)");
+	} else if (!dd_error_hint() && strstr(dd_error_last(), "permission denied")) {
+		dd_hint("grant this user SELECT on every table, or leave tables out with exclude_tables");
+	}
+	return -1;
 }
 
 /* Step 6: the schema and sequence streams, and the totals; then end the transaction. */
@@ -890,6 +1012,7 @@ snap_release(struct snap *s)
 		free(s->child_password);
 	}
 	free(s->pool.items);
+	free(s->pool.queued_table);
 	dd_pg_workers_release(&s->pool.w);
 	items_free(s->items, s->nitems);
 	rels_free(s->rels, s->nrels);

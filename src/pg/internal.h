@@ -60,9 +60,6 @@ const char *dd_pg_sqlstate(const PGresult *res);
 char *dd_pg_quote_ident(const char *s);
 char *dd_pg_quote_literal(const char *s);
 
-/* conninfo of a live connection without secrets (for child programs); password in *password (or NULL). */
-char *dd_pg_conninfo_nosecret(PGconn *c, char **password);
-
 /* Server major version of a connection (e.g. 15). */
 int dd_pg_server_major(PGconn *c);
 
@@ -172,7 +169,7 @@ void dd_pgdump_release(struct dd_pgdump *d);
 
 /*
  * Run pg_dump for one section ("pre-data" or "post-data") against
- * `conninfo` (from dd_pg_conninfo_nosecret(); `password` may be NULL and
+ * `conninfo` (from dd_conninfo_of_connection(); `password` may be NULL and
  * goes to the child's environment), in the exported snapshot
  * `snapshot_id`, leaving out `exclude` (exact qualified names, pg_dump
  * pattern syntax), waiting at most `lock_wait_timeout` (pg_dump's

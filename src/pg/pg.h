@@ -30,10 +30,11 @@ struct dd_pg_snapshot_opts {
 	const char *const *exclude_data;
 	int jobs;                           /* parallel COPY workers; 0 = one per core */
 	/*
-	 * Longest wait for a lock on a table to dump: 0 = the default
-	 * (DD_PG_LOCK_WAIT_TIMEOUT_MS), < 0 = forever. The environment variable
-	 * DNADATA_LOCK_WAIT_TIMEOUT overrides it: milliseconds, or a number with
-	 * "ms", "s" or "min"; 0 = forever.
+	 * Longest wait of the leader for a lock on a table to dump: 0 = the
+	 * default (DD_PG_LOCK_WAIT_TIMEOUT_MS), < 0 = forever. The environment
+	 * variable DNADATA_LOCK_WAIT_TIMEOUT overrides it: milliseconds, or a
+	 * number with "ms", "s" or "min"; 0 = forever. (The workers and pg_dump
+	 * lock only what the leader holds, and do not wait: see dump.c.)
 	 */
 	int lock_wait_timeout_ms;
 };

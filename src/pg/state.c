@@ -21,11 +21,15 @@
  * stash at any time (the README says how). So the records are reconciled
  * with the server whenever it is asked (dd_pg_state_verify(), by status):
  * a stash record whose database is gone is removed (unlink, atomic). A
- * stash record is written only after its database exists, under a name
- * that carries the second it was made and was checked to be free, so the
- * record removed is not that of a newer stash of the same name (unless
- * the user dropped a stash in the second it was made and a restore made
- * another in that same second). A pending record is removed the same way
+ * stash record is written just before the rename that makes its database
+ * (so a kill right after the rename cannot lose it), removed at once if
+ * the rename fails, and written again once the database exists (a status
+ * run in between may have removed it). Its name carries the second it was
+ * made and was checked to be free, so the record removed is not that of a
+ * newer stash of the same name (unless the user dropped a stash in the
+ * second it was made and a restore made another in that same second). A
+ * record left by a kill between its write and the rename names no
+ * database: the next status removes it. A pending record is removed the same way
  * only once its process is dead (a live one may be about to create its
  * copy). Nothing here drops a database.
  */
@@ -263,6 +267,19 @@ remove_record(const char *dir, const char *file)
 	if (unlink(path) < 0)
 		rc = errno == ENOENT ? DD_NOTFOUND : dd_error_errno("cannot remove %s", path);
 	free(path);
+	return rc;
+}
+
+int
+dd_pg_state_remove_stash(const char *statedir, const struct dd_pg_target *t, const char *stash)
+{
+	char *dir = dd_pg_state_dir(statedir, t), *h = name_hash(stash);
+	char *file = dd_asprintf("stash-%s", h);
+	int rc = remove_record(dir, file);
+
+	free(file);
+	free(h);
+	free(dir);
 	return rc;
 }
 

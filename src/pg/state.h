@@ -84,8 +84,11 @@ struct dd_pg_target;
 char *dd_pg_state_dir(const char *statedir, const struct dd_pg_target *t);
 int dd_pg_state_set_target(const char *statedir, const struct dd_pg_target *t, const char *snapshot,
 			   const char *profile, const char *how, const char *fingerprint);
+/* Record stash database `stash` of the target (what it held: snapshot, profile). Atomic. */
 int dd_pg_state_add_stash(const char *statedir, const struct dd_pg_target *t, const char *stash,
 			  const char *snapshot, const char *profile);
+/* Remove the record of stash `stash`: 0, DD_NOTFOUND (there was none), or -1 (error set). */
+int dd_pg_state_remove_stash(const char *statedir, const struct dd_pg_target *t, const char *stash);
 /* Record that this process is building database `name` (pending-<our pid>). Atomic. */
 int dd_pg_state_pending_add(const char *statedir, const struct dd_pg_target *t, const char *name);
 /*

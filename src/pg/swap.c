@@ -5,7 +5,8 @@
  * The swap is one transaction: ALTER DATABASE work RENAME TO stash; ALTER
  * DATABASE new RENAME TO work. ALTER DATABASE ... RENAME is transactional,
  * so it is all or nothing; the old working database is kept under a stash
- * name (<db>__dnadata_stash_<UTC time>[_n]) and recorded in <statedir>/pg.
+ * name (<db>__dnadata_stash_<UTC time>[_n]) and recorded in <statedir>/pg
+ * (before the rename, so that no kill loses the record; see state.c).
  * The transaction also reads the new database's change fingerprint
  * (change.c): the rename has waited for all our sessions on it to exit (so
  * their statistics are flushed) and nobody can connect before the commit,
@@ -239,6 +240,18 @@ rename_in(PGconn *m, const char *work, const char *newdb, const char *stash, int
 	return rc;
 }
 
+/* The rename failed: remove the record written for its stash (keeping the error). */
+static void
+forget_stash(const char *statedir, const struct dd_pg_target *t, const char *stash)
+{
+	struct dd_error_saved saved;
+
+	dd_error_save(&saved);
+	if (dd_pg_state_remove_stash(statedir, t, stash) < 0)
+		dd_warn("%s (the next status removes it)", dd_error_last());
+	dd_error_restore(&saved);
+}
+
 int
 dd_pg_swap_in(PGconn *m, const struct dd_pg_restore_opts *o, const struct dd_pg_target *t, const char *newdb, int exists,
 	const char *snapshot_id, const char *seq_fp, struct dd_pg_restore_result *res)
@@ -252,12 +265,22 @@ dd_pg_swap_in(PGconn *m, const struct dd_pg_restore_opts *o, const struct dd_pg_
 		goto out;
 	dd_pg_state_read(&prev, o->statedir, o->conninfo);
 	dd_error_clear();
-	if (rename_in(m, t->database, newdb, stash, o->terminate, seq_fp, &fp) < 0) {
-		dd_error_wrap("switching database %s", t->database);
+	/* the stash's record first: a kill right after the rename must not lose it */
+	if (stash && dd_pg_state_add_stash(o->statedir, t, stash, prev.snapshot, prev.profile) < 0) {
+		dd_error_wrap("recording the stash for database %s", t->database);
+		dd_hint("make %s writable, then restore again", o->statedir);
 		goto out;
 	}
-	if (stash)
-		dd_pg_state_add_stash(o->statedir, t, stash, prev.snapshot, prev.profile);
+	if (rename_in(m, t->database, newdb, stash, o->terminate, seq_fp, &fp) < 0) {
+		dd_error_wrap("switching database %s", t->database);
+		if (stash)
+			forget_stash(o->statedir, t, stash);
+		goto out;
+	}
+	/* and again now that it exists: a status run meanwhile removes a record without a database */
+	if (stash && dd_pg_state_add_stash(o->statedir, t, stash, prev.snapshot, prev.profile) < 0)
+		dd_warn("the previous database is kept as %s, but status may not list it (%s); "
+			"drop it with dropdb %s once it is not needed", stash, dd_error_last(), stash);
 	if (dd_pg_state_set_target(o->statedir, t, snapshot_id, o->profile, "restored", fp) < 0)
 		dd_warn("%s", dd_error_last());
 	res->database = dd_strdup(t->database);

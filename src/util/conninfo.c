@@ -331,6 +331,25 @@ dd_conninfo_strip_secrets(const char *conninfo)
 	return b.len ? dd_buf_detach(&b, NULL) : dd_strdup("");
 }
 
+char *
+dd_conninfo_of_connection(PGconn *c, char **password)
+{
+	PQconninfoOption *opts = PQconninfo(c);
+	struct dd_buf b = DD_BUF_INIT;
+
+	*password = NULL;
+	for (const PQconninfoOption *o = opts; o && o->keyword; o++) {
+		if (!o->val || !*o->val)
+			continue;
+		if (!is_secret(o))
+			dd_conninfo_put_pair(&b, o->keyword, o->val);
+		else if (!strcmp(o->keyword, "password"))
+			*password = dd_strdup(o->val);
+	}
+	PQconninfoFree(opts);
+	return b.len ? dd_buf_detach(&b, NULL) : dd_strdup("");
+}
+
 int
 dd_conninfo_has_secret(const char *conninfo)
 {

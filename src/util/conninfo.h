@@ -12,6 +12,7 @@
 #define DD_UTIL_CONNINFO_H
 
 struct dd_buf;
+struct pg_conn;
 
 /* What a secret value is replaced with. */
 #define DD_CONNINFO_MASK "***"
@@ -32,6 +33,15 @@ char *dd_conninfo_redact(const char *conninfo);
  * cannot parse it. Caller frees.
  */
 char *dd_conninfo_strip_secrets(const char *conninfo);
+
+/*
+ * The same for a live connection (libpq's PQconninfo: what it actually
+ * used, defaults and PG* variables included), for child programs such as
+ * pg_dump: every secret keyword left out, and the value of "password" (the
+ * one a child takes from PGPASSWORD) in *password, or NULL. Caller frees
+ * both (wipe the password).
+ */
+char *dd_conninfo_of_connection(struct pg_conn *c, char **password);
 
 /* 1 if `conninfo` sets a secret keyword, 0 if not, -1 (error recorded) if libpq cannot parse it. */
 int dd_conninfo_has_secret(const char *conninfo);

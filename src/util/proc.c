@@ -116,9 +116,13 @@ out:
 	return rc;
 }
 
-/* Read both pipes until they close; a failing callback stops stdout (its error is kept). */
+/*
+ * Read both pipes until they close; a failing callback stops stdout (its
+ * error is kept). When poll itself fails the child is killed and both pipes
+ * closed: a child left writing to a pipe nobody reads would never exit.
+ */
 static int
-pump(const struct dd_proc *p, int outfd, int errfd, struct dd_buf *err)
+pump(const struct dd_proc *p, pid_t pid, int outfd, int errfd, struct dd_buf *err)
 {
 	char buf[65536];
 	int fds[2] = { outfd, errfd }, rc = DD_OK;
@@ -135,6 +139,10 @@ pump(const struct dd_proc *p, int outfd, int errfd, struct dd_buf *err)
 			if (errno == EINTR)
 				continue;
 			rc = dd_error_errno("waiting for a child's output");
+			kill(pid, SIGKILL);
+			for (int i = 0; i < 2; i++)
+				if (fds[i] >= 0)
+					close(fds[i]);
 			break;
 		}
 		for (int k = 0; k < np; k++) {
@@ -214,7 +222,7 @@ dd_proc_run(const struct dd_proc *p, const char *name, struct dd_proc_result *r)
 			dd_proc_result_release(r);
 		return dd_error_wrap("%s", name);
 	}
-	rc = pump(p, outfd, errfd, &r->err);
+	rc = pump(p, pid, outfd, errfd, &r->err);
 	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
 		;
 	if (WIFEXITED(status))

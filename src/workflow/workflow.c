@@ -21,9 +21,11 @@
  *
  * After a restore, the [hooks] post_restore commands run in order with
  * /bin/sh -c in the work tree (stdout sent to our stderr: stdout is for
- * data), with DNADATA_PROFILE, DNADATA_SNAPSHOT, DNADATA_DATABASE (no
- * password) and PGDATABASE set. The first failure stops them; the restore
- * stays done and the error says so.
+ * data), with DNADATA_PROFILE, DNADATA_SNAPSHOT, DNADATA_CONNINFO (the
+ * connection string, no password) and PGDATABASE set. DNADATA_DATABASE is
+ * left as we got it: it is git dnadata's own override for every profile,
+ * so a hook that runs git dnadata must see the same one we saw. The first
+ * failure stops them; the restore stays done and the error says so.
  */
 #include "workflow/workflow.h"
 #include "config/config.h"
@@ -236,7 +238,7 @@ run_post_restore(struct dd_repo *repo, const struct dd_config *cfg, const struct
 		n++;
 	ours[0] = dd_asprintf("DNADATA_PROFILE=%s", p->name);
 	ours[1] = dd_asprintf("DNADATA_SNAPSHOT=%s", snapshot);
-	ours[2] = dd_asprintf("DNADATA_DATABASE=%s", nopw ? nopw : "");
+	ours[2] = dd_asprintf("DNADATA_CONNINFO=%s", nopw ? nopw : "");
 	ours[3] = dd_asprintf("PGDATABASE=%s", database);
 	fflush(stdout);
 	fflush(stderr);

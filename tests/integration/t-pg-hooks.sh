@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # t-pg-hooks.sh: [hooks] post_restore against the real server: commands run
 # in order, in the work tree root, with DNADATA_PROFILE, DNADATA_SNAPSHOT,
-# DNADATA_DATABASE (no password) and PGDATABASE, after the swap; their
+# DNADATA_CONNINFO (no password) and PGDATABASE, after the swap; their
 # output goes to stderr; the first failure stops them and fails the command
 # while the restore stays done; --no-hooks skips them; a no-op restore runs
-# none.
+# none; a hook that runs git dnadata itself sees the configuration we saw.
 . "$(dirname "$0")/../lib.sh"
 
 # setup_repo HOOK...: a repository whose profiles.ini runs HOOK... after restore.
@@ -21,7 +21,7 @@ setup_repo() {
 test_post_restore_commands_run_in_order_in_the_work_tree_with_the_environment() {
 	setup_repo 'echo "1 $DNADATA_PROFILE $DNADATA_SNAPSHOT $PGDATABASE $(pwd)" >>"$T/hooks.log"' \
 		'echo "2 $(psql -XAtq -c "SELECT v FROM t WHERE id = 2")" >>"$T/hooks.log"' \
-		'echo "3 [$DNADATA_DATABASE]" >>"$T/hooks.log"; echo hook-stdout'
+		'echo "3 [$DNADATA_CONNINFO] [${DNADATA_DATABASE-unset}]" >>"$T/hooks.log"; echo hook-stdout'
 	local root=$PWD
 	# a password in the connection string must not reach the commands
 	echo "[database]
@@ -37,11 +37,33 @@ url = host=127.0.0.1 port=$PGPORT user=$DD_TEST_PW_USER password=$DD_TEST_PW_PAS
 	cd "$root"
 	assert_eq "1 clean $id $DB $root
 2 two
-3 [user='$DD_TEST_PW_USER' dbname='$DB' host='127.0.0.1' port='$PGPORT']" "$(cat "$T/hooks.log")"
+3 [user='$DD_TEST_PW_USER' dbname='$DB' host='127.0.0.1' port='$PGPORT'] [unset]" "$(cat "$T/hooks.log")"
 	assert_contains "$ERR" "post_restore 1/3: echo"
 	assert_contains "$ERR" "hook-stdout" "hook output goes to stderr"
 	assert_not_contains "$OUT" "hook-stdout" "stdout is for data"
 	assert_not_contains "$ERR$OUT$(cat "$T/hooks.log")" "$DD_TEST_PW_PASSWORD"
+}
+
+# DNADATA_DATABASE is git dnadata's override for every profile: a hook that
+# runs git dnadata must not get one from us (it used to get the connection
+# string without its password, so the nested command could not connect),
+# and gets the user's own unchanged.
+test_a_hook_running_git_dnadata_sees_the_configuration_we_saw() {
+	setup_repo 'git dnadata status >"$T/nested.txt" 2>&1 || echo "status failed: $?" >>"$T/nested.txt"'
+	echo "[database]
+url = host=127.0.0.1 port=$PGPORT user=$DD_TEST_PW_USER password=$DD_TEST_PW_PASSWORD dbname=$DB" >.git/dnadata/config.ini
+	expect_ok git dnadata snapshot
+	psql_q "$DB" "UPDATE t SET v = 'edited' WHERE id = 2"
+	expect_ok git dnadata restore
+	assert_contains "$(cat "$T/nested.txt")" "unchanged since restore" "the nested status connected"
+	assert_not_contains "$(cat "$T/nested.txt")" "no password supplied"
+	assert_not_contains "$(cat "$T/nested.txt")" "$DD_TEST_PW_PASSWORD"
+	# the user's own override reaches the hook's git dnadata as it was
+	psql_q "$DB" "UPDATE t SET v = 'edited again' WHERE id = 2"
+	rm "$T/nested.txt"
+	DNADATA_DATABASE="dbname=$DB" expect_ok git dnadata restore
+	assert_contains "$(cat "$T/nested.txt")" "Database:       dbname=$DB"
+	assert_contains "$(cat "$T/nested.txt")" "unchanged since restore"
 }
 
 test_passphrases_in_the_environment_never_reach_hooks_or_pg_dump() {

@@ -202,6 +202,47 @@ test_failed_restore_leaves_the_working_database_untouched() {
 	assert_eq "" "$(databases_like "${DB}__dnadata_")" "no partial copy, no stash"
 }
 
+# The stash's record is written before the swap: when it cannot be, the
+# restore stops with the working database untouched (it used to go on, and
+# status never listed the stash). A directory in place of the record file
+# makes the write fail: one for each second the stash may be named after.
+test_a_stash_that_cannot_be_recorded_stops_the_restore_before_the_swap() {
+	setup_repo
+	expect_ok git dnadata snapshot
+	psql_q "$DB" "UPDATE t SET v = 'edited' WHERE id = 2"
+	local record dir now name
+	record=$(find .git -path '*/pg/*/working')
+	[ -n "$record" ] || fail "no record of the working database"
+	dir=$(dirname "$record")
+	now=$(date -u +%s)
+	for i in $(seq -2 300); do
+		name=${DB}__dnadata_stash_$(date -u -d "@$((now + i))" +%Y%m%d%H%M%S)
+		mkdir "$dir/stash-$(printf %s "$name" | b2sum -l 64 | cut -c1-16)"
+	done
+	expect_fail 1 git dnadata restore --force
+	assert_contains "$ERR" "error: restoring"
+	assert_contains "$ERR" "recording the stash for database $DB"
+	assert_eq "edited" "$(psql_q "$DB" "SELECT v FROM t WHERE id = 2")" "the working database is untouched"
+	assert_eq "" "$(databases_like "${DB}__dnadata_")" "no stash, no partial copy"
+}
+
+# A rename that fails after the stash's record was written removes that
+# record at once. Here the restore's role may create databases but does
+# not own the working one, so renaming it fails.
+test_a_failed_swap_removes_the_stash_record_it_wrote() {
+	setup_repo
+	expect_ok git dnadata snapshot
+	psql_q "$DB" "UPDATE t SET v = 'edited' WHERE id = 2"
+	psql_q postgres "CREATE ROLE dd_renamer_$$ LOGIN CREATEDB"
+	DNADATA_DATABASE="dbname=$DB user=dd_renamer_$$" expect_fail 1 git dnadata restore --force
+	assert_contains "$ERR" "must be owner of database $DB"
+	assert_eq "" "$(find .git -path '*/pg/*' -name 'stash-*')" "no stash record"
+	assert_eq "edited" "$(psql_q "$DB" "SELECT v FROM t WHERE id = 2")" "the working database is untouched"
+	assert_eq "" "$(databases_like "${DB}__dnadata_")" "no stash, no partial copy"
+	expect_ok git dnadata status
+	assert_not_contains "$OUT" "__dnadata_stash_"
+}
+
 test_missing_store_objects_fail_before_touching_the_database() {
 	setup_repo
 	expect_ok git dnadata snapshot

@@ -166,11 +166,11 @@ SQL
 	assert_ne "${ids[0]}" "${ids[2]}" "the writer changed the data between snapshots"
 }
 
-# Hold ACCESS EXCLUSIVE on table t of $DB in an open transaction (a coproc
-# psql session named "locker"); LOCKER_BACKEND is its server pid.
+# Hold ACCESS EXCLUSIVE on table $1 (default t) of $DB in an open transaction
+# (a coproc psql session named "locker"); LOCKER_BACKEND is its server pid.
 hold_table_lock() {
 	coproc LOCKER { "$DD_PG_BINDIR/psql" -XAtq -v ON_ERROR_STOP=1 -d "dbname=$DB application_name=locker" 2>&1; }
-	echo "BEGIN; LOCK TABLE t IN ACCESS EXCLUSIVE MODE; SELECT pg_backend_pid();" >&"${LOCKER[1]}"
+	echo "BEGIN; LOCK TABLE ${1:-t} IN ACCESS EXCLUSIVE MODE; SELECT pg_backend_pid();" >&"${LOCKER[1]}"
 	read -r LOCKER_BACKEND <&"${LOCKER[0]}"
 	[[ $LOCKER_BACKEND =~ ^[0-9]+$ ]] || fail "the locker session did not get its lock: $LOCKER_BACKEND"
 }
@@ -240,6 +240,69 @@ test_lock_wait_timeout_from_profiles_ini_bounds_the_wait() {
 	expect_fail 1 git dnadata snapshot
 	release_table_lock
 	assert_contains "$ERR" "gave up waiting after 2000ms"
+}
+
+# Wait (up to 20 s) until a session with application_name $2 waits for a lock on table $1.
+wait_for_lock_wait() {
+	for _ in $(seq 400); do
+		[ "$(psql_q "$DB" "SELECT EXISTS (SELECT 1 FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+			WHERE NOT l.granted AND l.relation = '$1'::regclass::oid AND a.datname = '$DB'
+			AND a.application_name = '$2')")" = t ] && return 0
+		sleep 0.05
+	done
+	fail "$2 never waited for a lock on $1"
+}
+
+# An ALTER TABLE that queues behind the snapshot's locks makes every later
+# lock request on that table queue behind it, the snapshot's own workers
+# and pg_dump included, while the snapshot holds the ALTER up: a cycle the
+# server cannot see. To get there deterministically, a "locker" session
+# holds table u, so the snapshot's leader, which locks t then u, waits with
+# t already locked; the ALTER on t then queues behind it; then u is let go.
+# The snapshot must stop at once (not after its 60 s lock_wait_timeout),
+# naming the ALTER's session, and the ALTER must then go through.
+# $1: a line for the profile in profiles.ini, or nothing.
+queued_alter_stops_the_snapshot() {
+	locked_table_repo
+	psql_q "$DB" "CREATE TABLE u (id int PRIMARY KEY); INSERT INTO u VALUES (1)"
+	if [ -n "${1:-}" ]; then
+		echo "$1" >>.dnadata/profiles.ini
+		git commit -qam "profile: $1"
+	fi
+	local ref rc=0 alter_backend start
+	ref=$(cat .dnadata/refs/clean)
+	hold_table_lock u
+	DNADATA_LOCK_WAIT_TIMEOUT=60s git-dnadata snapshot >"$T/out" 2>"$T/err" &
+	local pid=$!
+	wait_for_lock_wait u git-dnadata
+	timeout 120 "$DD_PG_BINDIR/psql" -XAtq -v ON_ERROR_STOP=1 -d "dbname=$DB application_name=alterer" \
+		-c "ALTER TABLE t ADD COLUMN extra int" >"$T/alter" 2>&1 &
+	local alter=$!
+	wait_for_lock_wait t alterer
+	alter_backend=$(psql_q "$DB" "SELECT pid FROM pg_stat_activity WHERE application_name = 'alterer'")
+	start=$SECONDS
+	release_table_lock
+	wait "$pid" || rc=$?
+	local elapsed=$((SECONDS - start))
+	wait "$alter" || fail "the ALTER TABLE failed: $(cat "$T/alter")"
+	[ "$rc" = 1 ] || fail "the snapshot exited $rc: $(cat "$T/err")"
+	[ "$elapsed" -lt 20 ] || fail "the snapshot held the ALTER for ${elapsed}s: $(cat "$T/err")"
+	assert_contains "$(cat "$T/err")" "error: snapshot of database $DB: session pid $alter_backend (application alterer, user postgres) is waiting to lock table public.t, and the snapshot cannot go on while it waits: stopped, so that it can proceed"
+	assert_contains "$(cat "$T/err")" "hint: that session proceeds now that the snapshot has stopped; once it is done, snapshot again (git dnadata snapshot)"
+	assert_not_contains "$(cat "$T/err")" "raise lock_wait_timeout"
+	assert_eq 1 "$(psql_q "$DB" "SELECT count(*) FROM pg_attribute WHERE attrelid = 't'::regclass AND attname = 'extra'")" \
+		"the ALTER went through"
+	assert_eq "$ref" "$(cat .dnadata/refs/clean)" "the ref is unchanged"
+	expect_ok git dnadata snapshot
+}
+
+test_a_queued_alter_table_stops_the_workers_naming_it() {
+	queued_alter_stops_the_snapshot
+}
+
+# With t's rows left out, only pg_dump (schema) locks t after the leader.
+test_a_queued_alter_table_stops_pg_dump_naming_it() {
+	queued_alter_stops_the_snapshot "exclude_data = public.t"
 }
 
 test_lock_wait_timeout_override_must_be_a_duration() {

@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -173,6 +175,53 @@ a_background_child_holding_the_fds_is_not_waited_for(void **state)
 	unlink(tmpl);
 }
 
+static int
+open_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	int n = 0;
+
+	assert_non_null(d);
+	while (readdir(d))
+		n++;
+	closedir(d);
+	return n;
+}
+
+static struct rlimit saved_nofile;
+
+/* Takes the first output, then makes the next poll() fail (EINVAL: more fds than RLIMIT_NOFILE allows). */
+static int
+break_poll(void *arg, const void *data, size_t len)
+{
+	struct rlimit one = { 1, saved_nofile.rlim_max };
+
+	(void)arg, (void)data, (void)len;
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &one), 0);
+	return 0;
+}
+
+static void
+a_poll_failure_kills_the_child_and_closes_its_pipes(void **state)
+{
+	/* the child blocks writing to stderr unless someone reads it (or kills it) */
+	const char *argv[] = { "/bin/sh", "-c", "echo started; head -c 1000000 /dev/zero >&2; sleep 30", NULL };
+	struct dd_proc p = { .argv = argv, .out_cb = break_poll, .out_fd = -1, .err_fd = -1 };
+	struct dd_proc_result r;
+	int before = open_fds();
+
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &saved_nofile), 0);
+	alarm(20); /* without the kill, waitpid() waits for a child that never exits */
+	assert_int_equal(dd_proc_run(&p, "stuck", &r), DD_ERROR);
+	alarm(0);
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &saved_nofile), 0);
+	assert_non_null(strstr(dd_error_last(), "stuck: waiting for a child's output"));
+	assert_int_equal(r.signal, 9);
+	assert_int_equal(open_fds(), before);
+	dd_proc_result_release(&r);
+	dd_error_clear();
+}
+
 int
 main(void)
 {
@@ -185,6 +234,7 @@ main(void)
 		cmocka_unit_test(stderr_kept_is_bounded_to_its_tail),
 		cmocka_unit_test(stdout_and_stderr_to_an_fd_and_a_working_directory),
 		cmocka_unit_test(a_background_child_holding_the_fds_is_not_waited_for),
+		cmocka_unit_test(a_poll_failure_kills_the_child_and_closes_its_pipes),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
