@@ -97,12 +97,22 @@ test_use_drops_the_copy_of_a_killed_restore() {
 test_a_live_restore_keeps_its_copy_while_another_command_runs() {
 	setup_repo
 	start_blocked_restore
-	expect_ok git dnadata restore
-	assert_not_contains "$ERR" "dropped"
+	# the second command waits for the database's lock (it would reap, and
+	# swap, the database the first is working on); it drops nothing
+	git-dnadata restore >"$T/out2" 2>"$T/err2" &
+	local second=$!
+	for _ in $(seq 1200); do
+		grep -q "waiting for another git dnadata run on database $DB" "$T/err2" && break
+		sleep 0.05
+	done
+	assert_contains "$(cat "$T/err2")" "waiting for another git dnadata run on database $DB"
 	assert_eq "$NEWDB" "$(databases_like "${DB}__dnadata_new_")" "the live restore's copy is still there"
 	release_catalog_lock
 	wait "$RESTORE_PID" || fail "the restore failed: $(cat "$T/err")"
 	assert_contains "$(cat "$T/err")" "restored snapshot"
+	wait "$second" || fail "the second restore failed: $(cat "$T/err2")"
+	assert_not_contains "$(cat "$T/err2")" "dropped"
+	assert_contains "$(cat "$T/err2")" "already holds snapshot"
 	assert_eq "" "$(databases_like "${DB}__dnadata_new_")"
 	assert_eq "1000" "$(psql_q "$DB" "SELECT count(*) FROM t")"
 }
