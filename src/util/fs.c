@@ -25,13 +25,24 @@ io_error(const char *what, const char *path)
 int
 dd_fd_read(int fd, struct dd_buf *out, size_t max, const char *display)
 {
+	size_t start = out->len;
+	int had_memory = out->ptr != NULL;
+
 	for (;;) {
 		dd_buf_grow(out, 65536);
 		ssize_t n = read(fd, out->ptr + out->len, out->cap - out->len - 1);
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n < 0)
+		if (n < 0) {
+			/* a failed read leaves `out` as it was: callers that only release on success leak nothing */
+			int saved = errno;
+			if (had_memory)
+				dd_buf_truncate(out, start);
+			else
+				dd_buf_release(out);
+			errno = saved;
 			return io_error("cannot read", display);
+		}
 		if (n == 0)
 			return 0;
 		out->len += (size_t)n;

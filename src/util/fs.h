@@ -21,13 +21,13 @@ enum {
 	DD_WRITE_NO_DIRSYNC = 1 << 1,
 };
 
-/* Read a whole file into `out` (appending). */
+/* Read a whole file into `out` (appending); on failure `out` is left as it was. */
 int dd_file_read(struct dd_buf *out, const char *path);
 
 /*
  * Append what `fd` holds to its end to `out` (kept NUL-terminated), stopping
  * early once `out` holds more than `max` bytes (0: no limit; the caller
- * checks out->len). -1 with "cannot read DISPLAY" on error.
+ * checks out->len). -1 with "cannot read DISPLAY" on error, `out` as it was.
  */
 int dd_fd_read(int fd, struct dd_buf *out, size_t max, const char *display);
 /*
