@@ -107,6 +107,24 @@ repo_with_db() {
 	expect_ok git dnadata init --database "dbname=$DB" "$@"
 }
 
+# hold_lock DB TABLE [APPLICATION]: a psql session (a coproc named
+# APPLICATION, default "locker") holds ACCESS EXCLUSIVE on TABLE of DB in an
+# open transaction until release_lock; LOCKER_BACKEND is its server pid. For
+# blocking a command at a known point without sleeping.
+hold_lock() {
+	coproc LOCKER { "$DD_PG_BINDIR/psql" -XAtq -v ON_ERROR_STOP=1 -d "dbname=$1 application_name=${3:-locker}" 2>&1; }
+	echo "BEGIN; LOCK TABLE $2 IN ACCESS EXCLUSIVE MODE; SELECT pg_backend_pid();" >&"${LOCKER[1]}"
+	read -r LOCKER_BACKEND <&"${LOCKER[0]}"
+	[[ $LOCKER_BACKEND =~ ^[0-9]+$ ]] || fail "the ${3:-locker} session did not get its lock: $LOCKER_BACKEND"
+}
+
+release_lock() {
+	echo "ROLLBACK;" >&"${LOCKER[1]}"
+	local pid=$LOCKER_PID
+	eval "exec ${LOCKER[1]}>&-"
+	wait "$pid" || true
+}
+
 # psql_q DB SQL: run SQL, print unaligned tuples only.
 psql_q() {
 	"$DD_PG_BINDIR/psql" -XAtq -v ON_ERROR_STOP=1 -d "$1" -c "$2"

@@ -4,22 +4,6 @@
 # records) while a snapshot of the other profile is reading it.
 . "$(dirname "$0")/../lib.sh"
 
-# Hold ACCESS EXCLUSIVE on table t of $DB in an open transaction.
-hold_table_lock() {
-	coproc LOCKER { "$DD_PG_BINDIR/psql" -XAtq -v ON_ERROR_STOP=1 -d "dbname=$DB application_name=locker" 2>&1; }
-	echo "BEGIN; LOCK TABLE t IN ACCESS EXCLUSIVE MODE; SELECT pg_backend_pid();" >&"${LOCKER[1]}"
-	local backend
-	read -r backend <&"${LOCKER[0]}"
-	[[ $backend =~ ^[0-9]+$ ]] || fail "the locker session did not get its lock: $backend"
-}
-
-release_table_lock() {
-	echo "ROLLBACK;" >&"${LOCKER[1]}"
-	local pid=$LOCKER_PID
-	eval "exec ${LOCKER[1]}>&-"
-	wait "$pid" || true
-}
-
 # wait_until DESCRIPTION COMMAND...: poll (up to a minute) until COMMAND succeeds.
 wait_until() {
 	local what=$1
@@ -44,7 +28,7 @@ test_restore_waits_for_a_snapshot_of_another_profile_on_the_same_database() {
 	local oid
 	oid=$(psql_q postgres "SELECT oid FROM pg_database WHERE datname = '$DB'")
 	psql_q "$DB" "INSERT INTO t VALUES (2)"
-	hold_table_lock
+	hold_lock "$DB" t
 	DNADATA_LOCK_WAIT_TIMEOUT=0 git dnadata snapshot other >"$T/snap.out" 2>"$T/snap.err" &
 	local snap=$!
 	wait_until "the snapshot waits for table t" snapshot_waits_for_table
@@ -53,7 +37,7 @@ test_restore_waits_for_a_snapshot_of_another_profile_on_the_same_database() {
 	wait_until "the restore says it waits" grep -q "waiting for another git dnadata run on database $DB" "$T/restore.err"
 	# while the snapshot reads it, the database is neither swapped nor renamed
 	assert_eq "$oid" "$(psql_q postgres "SELECT oid FROM pg_database WHERE datname = '$DB'")"
-	release_table_lock
+	release_lock
 	local rc=0
 	wait "$snap" || rc=$?
 	[ "$rc" = 0 ] || fail "the snapshot failed: $(cat "$T/snap.err")"

@@ -22,20 +22,8 @@ databases_like() {
 }
 
 # Hold ACCESS EXCLUSIVE on pg_shdescription in an open transaction (session "blocker").
-hold_catalog_lock() {
-	coproc HOLDER { "$DD_PG_BINDIR/psql" -XAtq -v ON_ERROR_STOP=1 -d "dbname=postgres application_name=blocker" 2>&1; }
-	echo "BEGIN; LOCK TABLE pg_catalog.pg_shdescription IN ACCESS EXCLUSIVE MODE; SELECT 'locked';" >&"${HOLDER[1]}"
-	local line
-	read -r line <&"${HOLDER[0]}"
-	[ "$line" = locked ] || fail "the blocker session did not get its lock: $line"
-}
-
-release_catalog_lock() {
-	echo "ROLLBACK;" >&"${HOLDER[1]}"
-	local pid=$HOLDER_PID
-	eval "exec ${HOLDER[1]}>&-"
-	wait "$pid" || true
-}
+hold_catalog_lock() { hold_lock postgres pg_catalog.pg_shdescription blocker; }
+release_catalog_lock() { release_lock; }
 
 # wait_for SQL: until SQL (on postgres) says t; a condition, polled.
 wait_for() {

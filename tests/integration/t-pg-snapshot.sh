@@ -166,21 +166,9 @@ SQL
 	assert_ne "${ids[0]}" "${ids[2]}" "the writer changed the data between snapshots"
 }
 
-# Hold ACCESS EXCLUSIVE on table $1 (default t) of $DB in an open transaction
-# (a coproc psql session named "locker"); LOCKER_BACKEND is its server pid.
-hold_table_lock() {
-	coproc LOCKER { "$DD_PG_BINDIR/psql" -XAtq -v ON_ERROR_STOP=1 -d "dbname=$DB application_name=locker" 2>&1; }
-	echo "BEGIN; LOCK TABLE ${1:-t} IN ACCESS EXCLUSIVE MODE; SELECT pg_backend_pid();" >&"${LOCKER[1]}"
-	read -r LOCKER_BACKEND <&"${LOCKER[0]}"
-	[[ $LOCKER_BACKEND =~ ^[0-9]+$ ]] || fail "the locker session did not get its lock: $LOCKER_BACKEND"
-}
-
-release_table_lock() {
-	echo "ROLLBACK;" >&"${LOCKER[1]}"
-	local pid=$LOCKER_PID
-	eval "exec ${LOCKER[1]}>&-"
-	wait "$pid" || true
-}
+# Hold ACCESS EXCLUSIVE on table $1 (default t) of $DB (session "locker").
+hold_table_lock() { hold_lock "$DB" "${1:-t}"; }
+release_table_lock() { release_lock; }
 
 locked_table_repo() {
 	setup_repo
