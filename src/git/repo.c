@@ -20,7 +20,6 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <unistd.h>
 
 int
@@ -219,42 +218,18 @@ dd_repo_changed(const struct dd_repo *repo, const char *relpath)
 int
 dd_repo_lock_profile(const struct dd_repo *repo, const char *name, int *fd)
 {
-	char *dir = dd_path_join(repo->statedir, "locks");
-	char *path = dd_path_join(dir, name);
-	int rc = -1;
+	char *rel = dd_asprintf("locks/%s", name), *path = dd_path_join(repo->statedir, rel);
+	char *busy = dd_asprintf("waiting for another git dnadata run on profile %s to finish", name);
+	int rc = dd_lock_file(path, busy, fd);
 
-	*fd = -1;
-	if (dd_mkdir_p(dir, 0700) < 0)
-		goto out;
-	*fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	if (*fd < 0) {
-		dd_error_errno("cannot open the lock %s", dd_repo_display_path(repo, path));
-		goto out;
-	}
-	if (flock(*fd, LOCK_EX | LOCK_NB) == 0) {
-		rc = 0;
-		goto out;
-	}
-	if (errno == EWOULDBLOCK) {
-		dd_info("waiting for another git dnadata run on profile %s to finish", name);
-		while ((rc = flock(*fd, LOCK_EX)) < 0 && errno == EINTR)
-			;
-	}
-	if (rc < 0)
-		dd_error_errno("cannot lock %s", dd_repo_display_path(repo, path));
-out:
-	if (rc < 0) {
-		dd_repo_unlock(*fd);
-		*fd = -1;
-	}
+	free(busy);
 	free(path);
-	free(dir);
+	free(rel);
 	return rc;
 }
 
 void
 dd_repo_unlock(int fd)
 {
-	if (fd >= 0)
-		close(fd);
+	dd_unlock_file(fd);
 }
