@@ -121,4 +121,49 @@ test_sigint_as_head_moves_still_writes_the_index() {
 	assert_eq "" "$(git status --porcelain)"
 }
 
+# The branch moved by another writer between our read of HEAD and our
+# compare-and-swap: the commit is built again on the new HEAD. The point is
+# exact: strace stops git-dnadata (SIGSTOP) right after its last read of
+# refs/heads/main before it locks the branch (counted in a dry run of the same
+# command on a copy of the repository), and the other writer moves the branch
+# while it is stopped.
+test_branch_moved_by_another_writer_during_the_commit_is_committed_on() {
+	new_repo
+	echo a >a && git add a && git commit -q -m a
+	expect_ok git dnadata init
+	command -v strace >/dev/null || fail "this test needs strace"
+	local main=$PWD/.git/refs/heads/main reads
+	cp -a "$PWD" "$T/dry"
+	(cd "$T/dry" && ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" strace -f -qq -o "$T/dry.log" \
+		-e trace=openat git-dnadata new-profile p2 >/dev/null 2>&1) || fail "the dry run failed"
+	# opens of the branch file before the one that creates its lock
+	reads=$(sed -n '/refs\/heads\/main.lock/q; /refs\/heads\/main"/p' "$T/dry.log" | wc -l)
+	[ "$reads" -gt 0 ] || fail "the dry run never read the branch"
+	ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" strace -f -qq -o "$T/run.log" -P "$main" \
+		-e trace=openat -e inject=openat:signal=SIGSTOP:when="$reads" git-dnadata new-profile p2 \
+		>"$T/out" 2>"$T/err" </dev/null &
+	local tracer=$! pid=
+	# strace logs the group stop our SIGSTOP causes (a plain syscall stop,
+	# also state 't', is not it)
+	for _ in $(seq 1200); do
+		grep -q -- "--- stopped by SIGSTOP ---" "$T/run.log" 2>/dev/null && pid=$(pgrep -x -P "$tracer" git-dnadata) && break
+		sleep 0.05
+	done
+	if [ -z "$pid" ]; then
+		kill -9 "$tracer" 2>/dev/null
+		fail "git-dnadata never stopped at its read of the branch: $(cat "$T/run.log")"
+	fi
+	assert_no_file .git/refs/heads/main.lock
+	local theirs
+	theirs=$(git commit-tree -p HEAD -m "theirs" "HEAD^{tree}")
+	git update-ref refs/heads/main "$theirs"
+	kill -CONT "$pid"
+	wait "$tracer" || fail "new-profile failed: $(cat "$T/err")"
+	assert_eq "$theirs" "$(git rev-parse HEAD~1)" "our commit is on top of the other writer's"
+	assert_contains "$(git log -1 --format=%s)" "add profile p2"
+	assert_contains "$(git show HEAD:.dnadata/profiles.ini)" '[profile "p2"]'
+	assert_eq "" "$(git status --porcelain)"
+	assert_eq "" "$(git diff --cached HEAD --stat)"
+}
+
 run_tests
