@@ -237,39 +237,33 @@ __wrap_free(void *p)
 }
 
 /* A passphrase typed on a terminal (a pty here) leaves no copy in freed memory. */
-static void
-typed_passphrase_leaves_no_copy_in_freed_memory(void **state)
+/*
+ * Run child() in a new process whose controlling terminal is a fresh pty;
+ * type `typed` once the "Passphrase: " prompt shows (echo is off by then;
+ * TCSAFLUSH drops earlier input). Returns the child's exit status.
+ */
+static int
+prompt_on_pty(int (*child)(void), const char *typed)
 {
-	static const char phrase[] = "correct horse battery staple, and a long sentence after it "
-				     "so that a growing buffer would have to move twice";
 	char ttyout[256];
 	size_t got = 0;
 	int m, status;
 	pid_t pid;
 
-	(void)state;
 	m = posix_openpt(O_RDWR | O_NOCTTY);
 	assert_true(m >= 0 && grantpt(m) == 0 && unlockpt(m) == 0);
 	pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0) {
-		struct dd_buf pass = DD_BUF_INIT;
-		int r, s;
+		int s;
 		alarm(20);
 		setsid();
 		s = open(ptsname(m), O_RDWR); /* our controlling terminal now */
 		if (s < 0)
 			_exit(4);
 		dup2(s, 0), dup2(s, 1), dup2(s, 2);
-		secret = "battery staple, and a long";
-		r = dd_prompt_passphrase(&pass, "DD_TEST_UNSET_PASSPHRASE", "Passphrase: ", 0);
-		secret = NULL;
-		if (r != 0 || strcmp(dd_buf_cstr(&pass), phrase))
-			_exit(2);
-		dd_buf_release_secret(&pass);
-		_exit(secret_left_in_freed_memory ? 3 : 0);
+		_exit(child());
 	}
-	/* type only once the prompt is out (echo is off by then; TCSAFLUSH drops earlier input) */
 	while (!memmem(ttyout, got, "Passphrase: ", 12) && got < sizeof(ttyout)) {
 		ssize_t n = read(m, ttyout + got, sizeof(ttyout) - got);
 		if (n <= 0)
@@ -277,14 +271,43 @@ typed_passphrase_leaves_no_copy_in_freed_memory(void **state)
 		got += (size_t)n;
 	}
 	assert_non_null(memmem(ttyout, got, "Passphrase: ", 12));
-	assert_int_equal(write(m, phrase, strlen(phrase)), (ssize_t)strlen(phrase));
-	assert_int_equal(write(m, "\n", 1), 1);
+	assert_int_equal(write(m, typed, strlen(typed)), (ssize_t)strlen(typed));
 	assert_int_equal(waitpid(pid, &status, 0), pid);
 	close(m);
 	assert_true(WIFEXITED(status));
-	if (WEXITSTATUS(status) == 3)
+	return WEXITSTATUS(status);
+}
+
+static const char long_phrase[] = "correct horse battery staple, and a long sentence after it "
+				  "so that a growing buffer would have to move twice";
+
+static int
+prompt_and_check_freed_memory(void)
+{
+	struct dd_buf pass = DD_BUF_INIT;
+	int r;
+
+	secret = "battery staple, and a long";
+	r = dd_prompt_passphrase(&pass, "DD_TEST_UNSET_PASSPHRASE", "Passphrase: ", 0);
+	secret = NULL;
+	if (r != 0 || strcmp(dd_buf_cstr(&pass), long_phrase))
+		return 2;
+	dd_buf_release_secret(&pass);
+	return secret_left_in_freed_memory ? 3 : 0;
+}
+
+static void
+typed_passphrase_leaves_no_copy_in_freed_memory(void **state)
+{
+	char typed[sizeof(long_phrase) + 1];
+	int rc;
+
+	(void)state;
+	snprintf(typed, sizeof(typed), "%s\n", long_phrase);
+	rc = prompt_on_pty(prompt_and_check_freed_memory, typed);
+	if (rc == 3)
 		fail_msg("the passphrase was left in freed memory");
-	assert_int_equal(WEXITSTATUS(status), 0);
+	assert_int_equal(rc, 0);
 }
 
 /* Every write() of the library, failing a lone "\n" while `fail_newline` (linked with --wrap=write). */
@@ -303,50 +326,31 @@ __wrap_write(int fd, const void *buf, size_t n)
 }
 
 /* A terminal that cannot take the newline after the passphrase fails the prompt with a reason. */
+static int
+prompt_with_a_failing_newline(void)
+{
+	struct dd_buf pass = DD_BUF_INIT;
+	int r;
+
+	fail_newline = 1;
+	r = dd_prompt_passphrase(&pass, "DD_TEST_UNSET_PASSPHRASE", "Passphrase: ", 0);
+	fail_newline = 0;
+	dd_buf_release_secret(&pass);
+	if (r != -1)
+		return 2;
+	return dd_error_last() && strstr(dd_error_last(), "cannot write to the terminal") ? 0 : 3;
+}
+
 static void
 terminal_write_failure_after_the_passphrase_is_an_error(void **state)
 {
-	char ttyout[256];
-	size_t got = 0;
-	int m, status;
-	pid_t pid;
+	int rc;
 
 	(void)state;
-	m = posix_openpt(O_RDWR | O_NOCTTY);
-	assert_true(m >= 0 && grantpt(m) == 0 && unlockpt(m) == 0);
-	pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		struct dd_buf pass = DD_BUF_INIT;
-		int r, s;
-		alarm(20);
-		setsid();
-		s = open(ptsname(m), O_RDWR);
-		if (s < 0)
-			_exit(4);
-		dup2(s, 0), dup2(s, 1), dup2(s, 2);
-		fail_newline = 1;
-		r = dd_prompt_passphrase(&pass, "DD_TEST_UNSET_PASSPHRASE", "Passphrase: ", 0);
-		fail_newline = 0;
-		dd_buf_release_secret(&pass);
-		if (r != -1)
-			_exit(2);
-		_exit(dd_error_last() && strstr(dd_error_last(), "cannot write to the terminal") ? 0 : 3);
-	}
-	while (!memmem(ttyout, got, "Passphrase: ", 12) && got < sizeof(ttyout)) {
-		ssize_t n = read(m, ttyout + got, sizeof(ttyout) - got);
-		if (n <= 0)
-			break;
-		got += (size_t)n;
-	}
-	assert_non_null(memmem(ttyout, got, "Passphrase: ", 12));
-	assert_int_equal(write(m, "typed\n", 6), 6);
-	assert_int_equal(waitpid(pid, &status, 0), pid);
-	close(m);
-	assert_true(WIFEXITED(status));
-	if (WEXITSTATUS(status) == 2)
+	rc = prompt_on_pty(prompt_with_a_failing_newline, "typed\n");
+	if (rc == 2)
 		fail_msg("the prompt succeeded although the terminal refused the newline");
-	assert_int_equal(WEXITSTATUS(status), 0);
+	assert_int_equal(rc, 0);
 }
 
 static void
