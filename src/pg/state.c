@@ -406,30 +406,6 @@ dd_pg_pending_free(struct dd_pg_pending *p, size_t n)
 	free(p);
 }
 
-int
-dd_pg_state_pending_stale(const char *statedir, const struct dd_pg_target *t, char ***names, long **pids,
-			  size_t *n)
-{
-	struct dd_pg_pending *p = NULL;
-	size_t np = 0;
-
-	*names = NULL, *pids = NULL, *n = 0;
-	if (dd_pg_state_pending_list(&p, &np, statedir, t) < 0)
-		return -1;
-	for (size_t i = 0; i < np; i++) {
-		if (p[i].alive)
-			continue;
-		*names = dd_realloc(*names, (*n + 1) * sizeof(char *));
-		*pids = dd_realloc(*pids, (*n + 1) * sizeof(long));
-		(*names)[*n] = p[i].name;
-		(*pids)[*n] = p[i].pid;
-		p[i].name = NULL;
-		(*n)++;
-	}
-	dd_pg_pending_free(p, np);
-	return 0;
-}
-
 static int
 cmp_stash(const void *a, const void *b)
 {

@@ -102,11 +102,5 @@ int dd_pg_state_pending_list(struct dd_pg_pending **out, size_t *n, const char *
 void dd_pg_pending_free(struct dd_pg_pending *p, size_t n);
 /* Remove the pending record of process `pid`: 0, DD_NOTFOUND (there was none), or -1 (error set). */
 int dd_pg_state_pending_remove(const char *statedir, const struct dd_pg_target *t, long pid);
-/*
- * Databases recorded as being built by processes that no longer exist
- * (dd_pg_state_pending_list() filtered to dead processes, as two arrays).
- */
-int dd_pg_state_pending_stale(const char *statedir, const struct dd_pg_target *t, char ***names, long **pids,
-			      size_t *n);
 
 #endif

@@ -293,58 +293,71 @@ out:
 	return rc;
 }
 
-/* The reap, on an open maintenance connection. Returns the number dropped. */
+/* Copies recorded by processes that are gone (`pending`, from dd_pg_state_pending_list) still to drop? */
 static int
-reap_with(PGconn *m, const char *statedir, const struct dd_pg_target *t)
+any_dead(const struct dd_pg_pending *pending, size_t n)
 {
-	char **names = NULL;
-	long *pids = NULL;
-	size_t n = 0;
-	int dropped = 0;
+	for (size_t i = 0; i < n; i++)
+		if (!pending[i].alive)
+			return 1;
+	return 0;
+}
 
-	dd_pg_state_pending_stale(statedir, t, &names, &pids, &n);
+/* Drop the copies of the dead processes in `pending`, on an open maintenance connection. */
+static void
+drop_dead(PGconn *m, const char *statedir, const struct dd_pg_target *t, const struct dd_pg_pending *pending,
+	  size_t n)
+{
 	for (size_t i = 0; i < n; i++) {
-		if (dd_pg_drop_db(m, names[i]) == 0) {
-			dd_info("dropped %s, left behind by an interrupted restore", names[i]);
-			dd_pg_state_pending_remove(statedir, t, pids[i]);
-			dropped++;
+		if (pending[i].alive)
+			continue;
+		if (dd_pg_drop_db(m, pending[i].name) == 0) {
+			dd_info("dropped %s, left behind by an interrupted restore", pending[i].name);
+			dd_pg_state_pending_remove(statedir, t, pending[i].pid);
 		} else {
 			dd_warn("could not drop %s, left behind by an interrupted restore (%s); the next command tries "
-				"again", names[i], dd_error_last());
+				"again", pending[i].name, dd_error_last());
 		}
-		free(names[i]);
 	}
-	free(names);
-	free(pids);
 	dd_error_clear();
-	return dropped;
+}
+
+/* The reap, on an open maintenance connection: the records are read once. */
+static void
+reap_with(PGconn *m, const char *statedir, const struct dd_pg_target *t)
+{
+	struct dd_pg_pending *pending = NULL;
+	size_t n = 0;
+
+	if (dd_pg_state_pending_list(&pending, &n, statedir, t) == 0)
+		drop_dead(m, statedir, t, pending, n);
+	dd_pg_pending_free(pending, n);
+	dd_error_clear();
 }
 
 int
 dd_pg_reap_leftovers(const char *statedir, const char *conninfo)
 {
 	struct dd_pg_target t;
+	struct dd_pg_pending *pending = NULL;
 	PGconn *m = NULL;
-	char **names = NULL;
-	long *pids = NULL;
 	size_t n = 0;
-	int rc;
+	int rc = 0;
 
 	if (dd_pg_target_resolve(&t, conninfo) < 0)
 		return DD_ERROR;
-	dd_pg_state_pending_stale(statedir, &t, &names, &pids, &n);
-	for (size_t i = 0; i < n; i++)
-		free(names[i]);
-	free(names);
-	free(pids);
-	if (n == 0)
-		rc = 0;
-	else if (dd_pg_connect_maint(&m, conninfo, t.database) < 0)
-		rc = dd_error_wrap("dropping copies left by interrupted restores");
-	else
-		rc = reap_with(m, statedir, &t);
+	/* connect only when there is something to drop */
+	if (dd_pg_state_pending_list(&pending, &n, statedir, &t) < 0) {
+		dd_error_clear(); /* unreadable records are skipped, as before */
+	} else if (any_dead(pending, n)) {
+		if (dd_pg_connect_maint(&m, conninfo, t.database) < 0)
+			rc = dd_error_wrap("dropping copies left by interrupted restores");
+		else
+			drop_dead(m, statedir, &t, pending, n);
+	}
 	if (m)
 		PQfinish(m);
+	dd_pg_pending_free(pending, n);
 	dd_pg_target_release(&t);
 	return rc;
 }

@@ -131,16 +131,6 @@ pending_records_list_with_pid_and_liveness(void **state)
 	assert_true(p[0].pid < p[1].pid);
 	dd_pg_pending_free(p, n);
 
-	/* the leftovers are the dead process's only */
-	char **names = NULL;
-	long *pids = NULL;
-	assert_int_equal(dd_pg_state_pending_stale(f->tmp, &f->t, &names, &pids, &n), 0);
-	assert_int_equal(n, 1);
-	assert_string_equal(names[0], "work__dnadata_new_dead");
-	assert_int_equal(pids[0], dead);
-	free(names[0]);
-	free(names);
-	free(pids);
 }
 
 static void
