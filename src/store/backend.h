@@ -25,7 +25,9 @@ struct dd_backend_opts {
 	const char *endpoint; /* remote: the service's address (NULL: the provider's default) */
 	const char *region;   /* remote: the region (NULL: the default) */
 	int path_style;       /* remote: bucket in the path, not the host name */
-	int transfers;        /* remote: parallel transfers (0: the default) */
+	int transfers;        /* remote: parallel transfers (0: the default, 8) */
+	uint64_t part_size;   /* remote: multipart upload above this many bytes (0: the default) */
+	int retries;          /* remote: attempts after the first on a transient failure (-1: the default) */
 	int create;           /* make the layout (a new store) */
 };
 
@@ -45,10 +47,25 @@ enum {
 	DD_BACKEND_CHEAP_EXISTS = 1 << 0,
 };
 
+/*
+ * Every operation may be called from several threads at once: that is how
+ * the store runs transfers in parallel (a remote backend multiplexes them
+ * over one connection pool, at most `transfers` at a time). A remote
+ * backend retries transient failures itself; when it gives up because the
+ * store cannot be reached (connection refused, DNS, timeouts after the
+ * retries) it returns DD_EUNREACHABLE instead of -1, so a snapshot can keep
+ * its objects in the cache and say "push later".
+ */
 struct dd_backend_ops {
 	unsigned caps; /* DD_BACKEND_* */
 	/* Read a whole file into out (replacing). 0, DD_NOTFOUND if missing (no error), -1. */
 	int (*get)(struct dd_backend *be, const char *name, struct dd_buf *out);
+	/*
+	 * Read bytes [off, off + len) of `name` into out (replacing): one ranged
+	 * GET on a remote store. 0, DD_NOTFOUND if missing (no error), -1 (a
+	 * file shorter than off + len is an error: damaged).
+	 */
+	int (*get_range)(struct dd_backend *be, const char *name, uint64_t off, size_t len, struct dd_buf *out);
 	/* Create-only atomic write. 0 created, DD_EXISTS already there (untouched), -1. */
 	int (*put)(struct dd_backend *be, const char *name, const void *data, size_t len);
 	/* Like put, from a local file (the file backend hard-links when it can). */

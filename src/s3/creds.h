@@ -1,0 +1,47 @@
+/*
+ * s3/creds.h: finding S3 credentials, region and endpoint the way AWS's own
+ * tools do, so a developer's existing setup just works:
+ *
+ *   credentials: AWS_ACCESS_KEY_ID + AWS_SECRET_ACCESS_KEY (+ AWS_SESSION_TOKEN),
+ *                else the profile AWS_PROFILE (or "default") of
+ *                AWS_SHARED_CREDENTIALS_FILE (~/.aws/credentials), then of
+ *                AWS_CONFIG_FILE (~/.aws/config, sections "[profile NAME]"
+ *                and "[default]");
+ *   region:      the store's `region` key, else AWS_REGION, AWS_DEFAULT_REGION,
+ *                the profile's `region`, else "us-east-1";
+ *   endpoint:    the store's `endpoint` key, else AWS_ENDPOINT_URL_S3,
+ *                AWS_ENDPOINT_URL, the profile's `endpoint_url` (or its
+ *                `s3 =` sub-section's endpoint_url), else AWS's own.
+ *
+ * The files are parsed with inih and treated as hostile input: a malformed
+ * file is an error naming the file and line, never its contents. No
+ * credential value ever reaches an error message or log line.
+ */
+#ifndef DD_S3_CREDS_H
+#define DD_S3_CREDS_H
+
+struct dd_s3_creds {
+	char *access_key;
+	char *secret_key;    /* wiped when freed */
+	char *session_token; /* NULL when none; wiped when freed */
+	char *region;        /* never NULL after a successful resolve */
+	char *endpoint;      /* NULL: AWS's endpoint for the region */
+	char *source;        /* where the credentials came from, for messages: "environment", "profile dev in ~/.aws/credentials" */
+};
+
+/* What the store's config says; NULL fields are not set there. */
+struct dd_s3_creds_opts {
+	const char *region;
+	const char *endpoint;
+};
+
+/*
+ * Resolve from the environment and the AWS files. Returns 0; DD_NOTFOUND
+ * when no credentials are found anywhere (error and hint set: which
+ * variables or files to set); -1 on a malformed file or a profile named by
+ * AWS_PROFILE that does not exist.
+ */
+int dd_s3_creds_resolve(struct dd_s3_creds *out, const struct dd_s3_creds_opts *o);
+void dd_s3_creds_free(struct dd_s3_creds *c);
+
+#endif

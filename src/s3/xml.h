@@ -1,0 +1,75 @@
+/*
+ * s3/xml.h: the parts of S3's XML replies we read, parsed with expat. The
+ * bodies come from the network and are hostile: sizes are bounded, unknown
+ * elements ignored, malformed documents refused (fuzz/fuzz-s3xml.c).
+ */
+#ifndef DD_S3_XML_H
+#define DD_S3_XML_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util/buf.h"
+
+/* <Error><Code>…</Code><Message>…</Message></Error> (Message often empty on RGW). */
+struct dd_s3_error {
+	char code[64];
+	char message[256];
+};
+/* 0 parsed (code may still be empty), -1 not an S3 error document. */
+int dd_s3_xml_error(const char *body, size_t len, struct dd_s3_error *e);
+
+/* ListObjectsV2 (ListBucketResult). */
+struct dd_s3_object {
+	char *key;
+	uint64_t size;
+	int64_t mtime; /* LastModified as seconds since the epoch (UTC) */
+};
+struct dd_s3_list {
+	struct dd_s3_object *objects;
+	size_t n;
+	int truncated;    /* IsTruncated */
+	char *next_token; /* NextContinuationToken, NULL when none */
+};
+int dd_s3_xml_list(const char *body, size_t len, struct dd_s3_list *out);
+void dd_s3_list_free(struct dd_s3_list *l);
+
+/* InitiateMultipartUploadResult: the UploadId (caller frees). */
+int dd_s3_xml_upload_id(const char *body, size_t len, char **upload_id);
+
+/* ListParts (ListPartsResult). */
+struct dd_s3_part {
+	int number;
+	uint64_t size;
+	char etag[80]; /* as sent, quotes included */
+};
+struct dd_s3_parts {
+	struct dd_s3_part *parts;
+	size_t n;
+	int truncated;
+	int next_marker; /* NextPartNumberMarker */
+};
+int dd_s3_xml_parts(const char *body, size_t len, struct dd_s3_parts *out);
+void dd_s3_parts_free(struct dd_s3_parts *p);
+
+/* ListMultipartUploads: the upload ids under the exact key `key` (caller frees each and the array). */
+int dd_s3_xml_uploads(const char *body, size_t len, const char *key, char ***ids, size_t *n);
+
+/*
+ * CompleteMultipartUpload answers 200 and may still carry an <Error>:
+ * 0 completed, 1 an error document (e filled), -1 unparseable.
+ */
+int dd_s3_xml_complete(const char *body, size_t len, struct dd_s3_error *e);
+
+/* DeleteResult of a multi-object delete: the keys that failed, with their codes. */
+struct dd_s3_delete_failure {
+	char *key;
+	char code[64];
+};
+int dd_s3_xml_delete_result(const char *body, size_t len, struct dd_s3_delete_failure **failed, size_t *n);
+void dd_s3_delete_failures_free(struct dd_s3_delete_failure *f, size_t n);
+
+/* The XML body of a multi-object delete request for `keys` (quiet mode), escaped. */
+void dd_s3_xml_delete_request(struct dd_buf *out, const char *const *keys, size_t n);
+
+#endif
