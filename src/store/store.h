@@ -138,12 +138,42 @@ int dd_store_has_snapshot(struct dd_store *st, const char *id_hex);
 /* Every snapshot in the store (the cache when offline): ids (64 hex), freed with dd_store_snapshot_ids_free(). */
 int dd_store_list_snapshots(struct dd_store *st, char ***ids, size_t *n);
 void dd_store_snapshot_ids_free(char **ids, size_t n);
+/* What a push or fetch moved, for the one-line summary. */
+struct dd_transfer_stats {
+	uint64_t files, bytes;             /* sent (push) or received (fetch): packs, indexes, manifests, objects */
+	uint64_t skipped_files, skipped_bytes; /* already there, not sent again */
+	uint64_t requests;                 /* requests made to the backend */
+};
+
+/* Progress of a long transfer, for a terminal (called from the calling thread, at most ~10 times a second). */
+struct dd_transfer_progress {
+	const char *what;                  /* "uploading", "downloading" */
+	uint64_t done_bytes, total_bytes;
+	uint64_t done_files, total_files;
+};
+typedef void (*dd_store_progress_fn)(const struct dd_transfer_progress *p, void *arg);
+void dd_store_set_progress(struct dd_store *st, dd_store_progress_fn fn, void *arg);
+
 /*
- * Copy every object of the snapshot that the backend lacks from the cache
- * (asking the backend about each: this is the repair path, it trusts no
- * local record).
+ * Upload what the snapshots `ids` need and the store lacks (packs, index
+ * files, manifests, the store's config if it lost it), from the local
+ * cache. What the local record says the store holds is not sent or asked
+ * about again: with nothing missing, a push makes at most one request.
+ * `stats` may be NULL. An interrupted push leaves only unreferenced files
+ * behind; the next one sends only what is still missing.
  */
-int dd_store_push(struct dd_store *st, const char *id_hex);
+int dd_store_push(struct dd_store *st, const char *const *ids, size_t n, struct dd_transfer_stats *stats);
+/*
+ * Download into the local cache what the snapshots `ids` need and the cache
+ * lacks (ranged reads of packs, in parallel). 0, DD_NOTFOUND when a
+ * snapshot is in neither (error names it), -1.
+ */
+int dd_store_fetch(struct dd_store *st, const char *const *ids, size_t n, struct dd_transfer_stats *stats);
+/*
+ * 1 when this store's backend could not be reached while writing (the
+ * snapshot was completed in the local cache and waits for a push), else 0.
+ */
+int dd_store_unreachable(const struct dd_store *st);
 /* Put the store's config back when the store lost it (from the cache). 0, DD_EXISTS (it had it), -1. */
 int dd_store_push_config(struct dd_store *st);
 /*
