@@ -65,7 +65,7 @@ cmd_push(int argc, char **argv)
 		goto out;
 	}
 	for (size_t i = 0; i < nids; i++) {
-		if (dd_store_push(st, ids[i]) < 0) {
+		if (dd_store_push(st, (const char *const *)&ids[i], 1, NULL) < 0) {
 			dd_error_wrap("pushing snapshot %.12s", ids[i]);
 			goto out;
 		}

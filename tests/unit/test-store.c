@@ -443,7 +443,7 @@ missing_object_is_named_by_verify(void **state)
 	dd_log_set_verbosity(DD_QUIET);
 	assert_int_equal(dd_store_verify(f->st, ids, 1, 0), -1);
 	/* the cache still has it: push puts it back, verify passes again */
-	assert_int_equal(dd_store_push(f->st, id), 0);
+	assert_int_equal(dd_store_push(f->st, (const char *const *)&id, 1, NULL), 0);
 	assert_int_equal(dd_store_verify(f->st, ids, 1, 1), 0);
 	dd_snapshot_free(s);
 	free(p), free(id);
@@ -468,12 +468,12 @@ damaged_object_is_repaired_by_deleting_it_then_pushing(void **state)
 	dd_log_set_verbosity(DD_QUIET);
 	assert_int_equal(dd_store_verify(f->st, ids, 1, 0), -1);
 	/* push only adds what is missing: the damaged file stays, and the hint says what to do */
-	assert_int_equal(dd_store_push(f->st, id), 0);
+	assert_int_equal(dd_store_push(f->st, (const char *const *)&id, 1, NULL), 0);
 	assert_int_equal(dd_store_verify(f->st, ids, 1, 0), -1);
 	assert_non_null(dd_error_hint());
 	assert_non_null(strstr(dd_error_hint(), "delete the damaged"));
 	assert_int_equal(unlink(p), 0);
-	assert_int_equal(dd_store_push(f->st, id), 0);
+	assert_int_equal(dd_store_push(f->st, (const char *const *)&id, 1, NULL), 0);
 	assert_int_equal(dd_store_verify(f->st, ids, 1, 1), 0);
 	dd_buf_release(&data);
 	dd_snapshot_free(s);
@@ -1055,13 +1055,13 @@ verify_finding_an_object_missing_forgets_the_known_objects_record(void **state)
 
 	proxy_on = 1;
 	assert_int_equal(dd_store_open(&st, f->url, f->sd, 0), 0);
-	assert_int_equal(dd_store_push(st, id), 0); /* asks about each object and records them */
+	assert_int_equal(dd_store_push(st, (const char *const *)&id, 1, NULL), 0); /* asks about each object and records them */
 	assert_true(dd_path_exists(known));
 	assert_int_equal(unlink(p), 0);
 	assert_int_equal(dd_store_verify(st, ids, 1, 0), -1);
 	assert_false(dd_path_exists(known));
 	/* nothing recorded: the next push asks, and uploads what is missing */
-	assert_int_equal(dd_store_push(st, id), 0);
+	assert_int_equal(dd_store_push(st, (const char *const *)&id, 1, NULL), 0);
 	assert_true(dd_path_exists(p));
 	dd_store_free(st);
 	proxy_on = 0;
