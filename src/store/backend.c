@@ -3,9 +3,8 @@
  *
  * One table maps each scheme to the constructor of its backend; a URL with
  * any other scheme is refused with the list of the supported ones. A plain
- * absolute path is a file:// store (how the default store is named). s3://
- * has its row already, so that an S3 URL gets "not in this build yet" rather
- * than "unknown scheme"; the S3 backend replaces that constructor.
+ * absolute path is a file:// store (how the default store is named); s3://
+ * is backend-s3.c.
  */
 #include "store/backend.h"
 #include "util/err.h"
@@ -24,10 +23,7 @@ open_file(struct dd_backend **out, const char *rest, const struct dd_backend_opt
 static int
 open_s3(struct dd_backend **out, const char *rest, const struct dd_backend_opts *o)
 {
-	(void)out, (void)rest;
-	dd_error("S3 stores (%s) are not supported by this build yet", o->url);
-	dd_hint("use a file:///path store for now");
-	return -1;
+	return dd_backend_s3_open(out, rest, o);
 }
 
 static const struct scheme {

@@ -21,7 +21,7 @@ struct dd_backend;
 
 /* How to reach a store: its URL plus what a remote backend needs. */
 struct dd_backend_opts {
-	const char *url;      /* file:///abs/path, /abs/path (s3://bucket/prefix later) */
+	const char *url;      /* file:///abs/path, /abs/path, s3://bucket/prefix */
 	const char *endpoint; /* remote: the service's address (NULL: the provider's default) */
 	const char *region;   /* remote: the region (NULL: the default) */
 	int path_style;       /* remote: bucket in the path, not the host name */
@@ -80,6 +80,11 @@ struct dd_backend_ops {
 	int (*list)(struct dd_backend *be, const char *dir, struct dd_backend_entry **out, size_t *n);
 	/* Remove; missing is not an error. */
 	int (*del)(struct dd_backend *be, const char *name);
+	/*
+	 * Optional (NULL: call del() for each): remove many names at once (S3:
+	 * 1000 per request, for gc); missing ones are not an error.
+	 */
+	int (*del_many)(struct dd_backend *be, const char *const *names, size_t n);
 	/* Make every earlier put durable (the file backend defers directory fsyncs to here). */
 	int (*sync)(struct dd_backend *be);
 	/*
@@ -112,5 +117,7 @@ void dd_backend_entries_free(struct dd_backend_entry *e, size_t n);
 
 /* The file backend on the folder `root` (absolute): the cache, and file:// stores. */
 int dd_backend_file_open(struct dd_backend **out, const char *root, int create);
+/* The S3 backend on "bucket/prefix" (the URL after s3://); opts give endpoint, region ... */
+int dd_backend_s3_open(struct dd_backend **out, const char *rest, const struct dd_backend_opts *opts);
 
 #endif

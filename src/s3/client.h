@@ -1,0 +1,163 @@
+/*
+ * s3/client.h: an S3 client over libcurl's multi interface, one per store.
+ *
+ * One event thread drives a curl multi handle (its connection cache gives
+ * connection reuse; at most `transfers` connections). Callers on any
+ * thread submit a request and block until it completes, so N calling
+ * threads get N parallel transfers over one pool. Every attempt is signed
+ * with our own signer (s3/sigv4.h): x-amz-content-sha256 is the real
+ * SHA-256 of the body, the query is built canonical, keys are encoded once
+ * with '/' kept (CURLOPT_PATH_AS_IS), redirects are never followed.
+ *
+ * Transient failures (5xx, 429, 503 SlowDown, RequestTimeout, connection
+ * resets, timeouts, bodies shorter than announced) are retried up to the
+ * retry limit with exponential backoff and full jitter, re-signed each
+ * time; a cut-off GET resumes from the byte where it stopped. Any other 4xx
+ * stops at once with one line naming the bucket, S3's error code and what
+ * to check. When the server cannot be reached after the retries the call
+ * returns DD_EUNREACHABLE ("cannot reach the S3 store at ENDPOINT (...)"),
+ * and later calls on the same client try once instead of retrying again,
+ * so a command against a dead server ends in seconds.
+ *
+ * Credentials only ever appear in signed headers: never in a URL, an
+ * error, a log line (CURLOPT_VERBOSE is always off).
+ */
+#ifndef DD_S3_CLIENT_H
+#define DD_S3_CLIENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "s3/xml.h"
+#include "util/buf.h"
+
+struct dd_s3_client;
+
+#define DD_S3_DEFAULT_TRANSFERS 8
+#define DD_S3_DEFAULT_PART_SIZE (64ull << 20)
+#define DD_S3_MIN_PART_SIZE (5ull << 20)
+#define DD_S3_MAX_PARTS 10000
+#define DD_S3_DEFAULT_RETRIES 6
+
+struct dd_s3_client_opts {
+	const char *bucket;   /* checked against S3's naming rules */
+	const char *endpoint; /* scheme://host[:port]; NULL: AWS_ENDPOINT_URL_S3 ... (creds.h), else AWS */
+	const char *region;   /* NULL: AWS_REGION ... (creds.h) */
+	int path_style;       /* 1: bucket in the path always; 0: automatic (see dd_s3_use_path_style) */
+	int transfers;        /* parallel connections (0: DD_S3_DEFAULT_TRANSFERS) */
+	uint64_t part_size;   /* multipart above this (0: default; raised to DD_S3_MIN_PART_SIZE) */
+	int retries;          /* attempts after the first (-1: DD_S3_DEFAULT_RETRIES) */
+};
+
+/* Resolve credentials (creds.h), start the event thread. 0, DD_NOTFOUND (no credentials), -1. */
+int dd_s3_client_new(struct dd_s3_client **out, const struct dd_s3_client_opts *o);
+/* Stops the event thread; no request may be in flight. Wipes the credentials. */
+void dd_s3_client_free(struct dd_s3_client *c);
+
+/* What the client settled on (for messages and the backend). */
+const char *dd_s3_client_endpoint(const struct dd_s3_client *c);
+const char *dd_s3_client_bucket(const struct dd_s3_client *c);
+int dd_s3_client_transfers(const struct dd_s3_client *c);
+uint64_t dd_s3_client_part_size(const struct dd_s3_client *c);
+
+/* ---- objects ---- */
+
+/* Metadata of one object. */
+struct dd_s3_head {
+	uint64_t size;
+	int64_t mtime;  /* seconds since the epoch, -1 unknown */
+	char etag[80];  /* as sent, quotes included */
+};
+
+/*
+ * GET `key` into out (replacing): the whole object (at most `max` bytes:
+ * a larger one is an error) when whole, else exactly bytes [off, off+len)
+ * (206 with a matching Content-Range; a shorter object is an error). 0,
+ * DD_NOTFOUND (no error set), -1, DD_EUNREACHABLE.
+ */
+int dd_s3_get(struct dd_s3_client *c, const char *key, struct dd_buf *out, size_t max);
+int dd_s3_get_range(struct dd_s3_client *c, const char *key, uint64_t off, size_t len, struct dd_buf *out);
+/* HEAD: 0 with *h filled (h may be NULL), DD_NOTFOUND (no error set), -1, DD_EUNREACHABLE. */
+int dd_s3_head(struct dd_s3_client *c, const char *key, struct dd_s3_head *h);
+
+/*
+ * PUT a body from memory, or from bytes [off, off+len) of the file `fd`
+ * (read as it is sent: memory stays bounded; the file's SHA-256 is
+ * computed first, one pass). create_only sends If-None-Match: * and maps
+ * 412 to DD_EXISTS. 0, DD_EXISTS, -1, DD_EUNREACHABLE.
+ */
+int dd_s3_put(struct dd_s3_client *c, const char *key, const void *data, size_t len, int create_only);
+int dd_s3_put_fd(struct dd_s3_client *c, const char *key, int fd, uint64_t off, uint64_t len, int create_only);
+/* DELETE; a missing key is not an error. */
+int dd_s3_delete(struct dd_s3_client *c, const char *key);
+/* Multi-object delete (POST ?delete), 1000 keys per request; a key S3 could not delete is an error. */
+int dd_s3_delete_many(struct dd_s3_client *c, const char *const *keys, size_t n);
+
+/*
+ * ListObjectsV2 of every key starting with `prefix`, all pages: `fn` is
+ * called once per object (keys as stored); a non-zero return stops with
+ * that value. 0, -1, DD_EUNREACHABLE, or fn's value.
+ */
+int dd_s3_list(struct dd_s3_client *c, const char *prefix,
+	       int (*fn)(const struct dd_s3_object *o, void *arg), void *arg);
+
+/* ---- multipart upload (see dd_s3_upload_file for the whole dance) ---- */
+
+int dd_s3_mpu_create(struct dd_s3_client *c, const char *key, char **upload_id);
+/* Upload part `number` from bytes [off, off+len) of fd whose SHA-256 is `sha256` (hex); etag gets S3's ETag. */
+int dd_s3_mpu_part(struct dd_s3_client *c, const char *key, const char *upload_id, int number, int fd,
+		   uint64_t off, uint64_t len, const char *sha256, char etag[80]);
+/* The parts S3 holds for the upload, all pages. DD_NOTFOUND: no such upload (NoSuchUpload). */
+int dd_s3_mpu_list_parts(struct dd_s3_client *c, const char *key, const char *upload_id, struct dd_s3_parts *out);
+/* Complete with parts 1..n whose ETags are etags[0..n-1] (a 200 carrying an <Error> is an error). */
+int dd_s3_mpu_complete(struct dd_s3_client *c, const char *key, const char *upload_id, char (*etags)[80], size_t n);
+int dd_s3_mpu_abort(struct dd_s3_client *c, const char *key, const char *upload_id);
+
+/*
+ * Upload the file `path` to `key`, create-only: a single PUT up to the
+ * part size, a multipart upload above it (HEAD first, since completing
+ * cannot be conditional everywhere: DD_EXISTS when the key is there),
+ * parts sent in parallel over up to `transfers` threads, each read from
+ * the file and hashed on its own (memory bounded by the number of
+ * transfers, not the file size). Resumable: the upload id and the parts
+ * sent (number, size, SHA-256, ETag) are recorded in `record` (a local
+ * file; NULL: no record); the next call lists the upload's parts and skips
+ * those whose number, size, SHA-256 and ETag still match. When the server
+ * is unreachable the upload and the record are kept for the next attempt;
+ * on any other failure the upload is aborted and the record removed.
+ * 0, DD_EXISTS, -1, DD_EUNREACHABLE.
+ */
+int dd_s3_upload_file(struct dd_s3_client *c, const char *key, const char *path, const char *record);
+
+/* ---- pure pieces, exposed for the unit tests ---- */
+
+/*
+ * Path-style addressing is automatic, as AWS's SDKs do it, for an
+ * endpoint whose host is an IP address or `localhost`, and for a bucket
+ * name with a dot (it would not match a TLS wildcard certificate).
+ */
+int dd_s3_use_path_style(const char *endpoint, const char *bucket);
+/*
+ * Split an endpoint "scheme://host[:port][/]" into "http"/"https" and
+ * "host[:port]" (caller frees both). Anything else (user info, a path, a
+ * query, another scheme) is refused with an error.
+ */
+int dd_s3_endpoint_parse(const char *endpoint, char **scheme, char **hostport);
+/*
+ * The canonical URI of `key` (NULL or "" for the bucket itself): "/KEY"
+ * (virtual host) or "/BUCKET/KEY" (path style), each byte outside
+ * A-Za-z0-9-_.~/ percent-encoded once. Appended to out.
+ */
+void dd_s3_canonical_path(struct dd_buf *out, const char *bucket, const char *key, int path_style);
+/* A canonical query from name/value pairs (sorted by name, then value; encoded; "name=" for empty). */
+struct dd_s3_param {
+	const char *name;
+	const char *value; /* NULL or "" for none */
+};
+void dd_s3_canonical_query(struct dd_buf *out, const struct dd_s3_param *p, size_t n);
+/* Bucket names as S3 takes them: 3-63 of [a-z0-9.-], starting and ending with a letter or digit. */
+int dd_s3_bucket_name_ok(const char *bucket);
+/* The backoff before retry `attempt` (0-based), in ms: full jitter in [0, min(cap, base * 2^attempt)]. */
+unsigned dd_s3_backoff_ms(int attempt, unsigned rnd);
+
+#endif

@@ -1,0 +1,271 @@
+/*
+ * store/backend-s3.c: a store in an S3 bucket, `s3://bucket/prefix`; see
+ * backend.h for the contract and s3/client.h for the transport.
+ *
+ * A name maps to the key "<prefix>/<name>" (just "<name>" without a
+ * prefix). Every put is create-only (If-None-Match: *; a file above the
+ * part size goes up as a multipart upload after a HEAD, see
+ * dd_s3_upload_file). A PUT that S3 answered 200 is durable, so sync() and
+ * sync_later() have nothing to do. list() is one prefix listing: it gives
+ * every name below the directory, which for "data" is the two levels the
+ * file backend walks. There are no local files: local_path is NULL, and
+ * exists() costs a request (no DD_BACKEND_CHEAP_EXISTS), so the store
+ * keeps its own record of what the bucket holds (store/known.c).
+ *
+ * The record of a multipart upload in progress lives next to the file being
+ * sent, as ".<file name>.s3-upload" (a hidden name, which the file backend's
+ * list() skips), so a push cut off mid-file resumes where it stopped.
+ */
+#include "s3/client.h"
+#include "store/backend.h"
+#include "util/err.h"
+#include "util/fs.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_OBJECT (512u << 20)
+
+struct s3_backend {
+	struct dd_backend base;
+	struct dd_s3_client *c;
+	char *prefix; /* "" or "some/prefix/" */
+};
+
+static char *
+key_of(struct s3_backend *sb, const char *name)
+{
+	return dd_asprintf("%s%s", sb->prefix, name);
+}
+
+static int
+s3b_get(struct dd_backend *be, const char *name, struct dd_buf *out)
+{
+	struct s3_backend *sb = (struct s3_backend *)be;
+	char *key = key_of(sb, name);
+	int r = dd_s3_get(sb->c, key, out, MAX_OBJECT);
+
+	free(key);
+	return r;
+}
+
+static int
+s3b_get_range(struct dd_backend *be, const char *name, uint64_t off, size_t len, struct dd_buf *out)
+{
+	struct s3_backend *sb = (struct s3_backend *)be;
+	char *key = key_of(sb, name);
+	int r = dd_s3_get_range(sb->c, key, off, len, out);
+
+	free(key);
+	return r;
+}
+
+static int
+s3b_put(struct dd_backend *be, const char *name, const void *data, size_t len)
+{
+	struct s3_backend *sb = (struct s3_backend *)be;
+	char *key = key_of(sb, name);
+	int r = dd_s3_put(sb->c, key, data, len, 1);
+
+	free(key);
+	return r;
+}
+
+/* ".<base>.s3-upload" beside `path`. */
+static char *
+record_path(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+
+	if (!slash)
+		return dd_asprintf(".%s.s3-upload", path);
+	return dd_asprintf("%.*s/.%s.s3-upload", (int)(slash - path), path, slash + 1);
+}
+
+static int
+s3b_put_file(struct dd_backend *be, const char *name, const char *localpath)
+{
+	struct s3_backend *sb = (struct s3_backend *)be;
+	char *key = key_of(sb, name), *record = record_path(localpath);
+	int r = dd_s3_upload_file(sb->c, key, localpath, record);
+
+	free(record);
+	free(key);
+	return r;
+}
+
+static int
+s3b_exists(struct dd_backend *be, const char *name)
+{
+	struct s3_backend *sb = (struct s3_backend *)be;
+	char *key = key_of(sb, name);
+	int r = dd_s3_head(sb->c, key, NULL);
+
+	free(key);
+	return r == 0 ? 1 : r == DD_NOTFOUND ? 0 : r;
+}
+
+struct listing {
+	struct dd_backend_entry *v;
+	size_t n, cap;
+	size_t strip; /* length of the store's prefix */
+};
+
+static int
+add_object(const struct dd_s3_object *o, void *arg)
+{
+	struct listing *l = arg;
+
+	if (strlen(o->key) <= l->strip)
+		return 0;
+	if (l->n == l->cap) {
+		l->cap = l->cap ? 2 * l->cap : 256;
+		l->v = dd_realloc(l->v, l->cap * sizeof(*l->v));
+	}
+	l->v[l->n].name = dd_strdup(o->key + l->strip);
+	l->v[l->n].size = o->size;
+	l->v[l->n].mtime = o->mtime;
+	l->n++;
+	return 0;
+}
+
+static int
+s3b_list(struct dd_backend *be, const char *dir, struct dd_backend_entry **out, size_t *n)
+{
+	struct s3_backend *sb = (struct s3_backend *)be;
+	struct listing l = { .strip = strlen(sb->prefix) };
+	char *prefix = dd_asprintf("%s%s/", sb->prefix, dir);
+	int r = dd_s3_list(sb->c, prefix, add_object, &l);
+
+	free(prefix);
+	if (r != 0) {
+		dd_backend_entries_free(l.v, l.n);
+		return r;
+	}
+	*out = l.v;
+	*n = l.n;
+	return 0;
+}
+
+static int
+s3b_del(struct dd_backend *be, const char *name)
+{
+	struct s3_backend *sb = (struct s3_backend *)be;
+	char *key = key_of(sb, name);
+	int r = dd_s3_delete(sb->c, key);
+
+	free(key);
+	return r;
+}
+
+static int
+s3b_del_many(struct dd_backend *be, const char *const *names, size_t n)
+{
+	struct s3_backend *sb = (struct s3_backend *)be;
+	char **keys = dd_calloc(n ? n : 1, sizeof(*keys));
+	int r;
+
+	for (size_t i = 0; i < n; i++)
+		keys[i] = key_of(sb, names[i]);
+	r = dd_s3_delete_many(sb->c, (const char *const *)keys, n);
+	for (size_t i = 0; i < n; i++)
+		free(keys[i]);
+	free(keys);
+	return r;
+}
+
+static int
+s3b_sync(struct dd_backend *be)
+{
+	(void)be; /* a PUT answered 200 is durable */
+	return 0;
+}
+
+static void
+s3b_sync_later(struct dd_backend *be, const char *name)
+{
+	(void)be, (void)name;
+}
+
+static void
+s3b_free(struct dd_backend *be)
+{
+	struct s3_backend *sb = (struct s3_backend *)be;
+
+	dd_s3_client_free(sb->c);
+	free(sb->prefix);
+	free(sb->base.display);
+	free(sb);
+}
+
+static const struct dd_backend_ops s3_ops = {
+	.caps = 0,
+	.get = s3b_get,
+	.get_range = s3b_get_range,
+	.put = s3b_put,
+	.put_file = s3b_put_file,
+	.exists = s3b_exists,
+	.list = s3b_list,
+	.del = s3b_del,
+	.del_many = s3b_del_many,
+	.sync = s3b_sync,
+	.sync_later = s3b_sync_later,
+	.local_path = NULL,
+	.free = s3b_free,
+};
+
+/* "bucket[/prefix[/]]" into the bucket and "prefix/" (or ""); no empty, "." or ".." segment. */
+static int
+split_url(const char *rest, const char *url, char **bucket, char **prefix)
+{
+	size_t nb = strcspn(rest, "/");
+	const char *p = rest[nb] ? rest + nb + 1 : "";
+	size_t np = strlen(p);
+
+	while (np && p[np - 1] == '/')
+		np--;
+	for (size_t i = 0; i < np;) {
+		size_t seg = strcspn(p + i, "/");
+		if (seg > np - i)
+			seg = np - i;
+		if (seg == 0 || (seg == 1 && p[i] == '.') || (seg == 2 && !strncmp(p + i, "..", 2))) {
+			dd_error("store URL '%s' has an empty, '.' or '..' part in its prefix", url);
+			dd_hint("write it as s3://bucket/prefix");
+			return -1;
+		}
+		i += seg + 1;
+	}
+	*bucket = dd_strndup(rest, nb);
+	*prefix = np ? dd_asprintf("%.*s/", (int)np, p) : dd_strdup("");
+	return 0;
+}
+
+int
+dd_backend_s3_open(struct dd_backend **out, const char *rest, const struct dd_backend_opts *o)
+{
+	struct dd_s3_client_opts co = {
+		.endpoint = o->endpoint, .region = o->region, .path_style = o->path_style,
+		.transfers = o->transfers, .part_size = o->part_size, .retries = o->retries,
+	};
+	char *bucket = NULL, *prefix = NULL;
+	struct s3_backend *sb;
+	int rc = -1;
+
+	if (split_url(rest, o->url, &bucket, &prefix) < 0)
+		goto out;
+	co.bucket = bucket;
+	sb = dd_calloc(1, sizeof(*sb));
+	if (dd_s3_client_new(&sb->c, &co) != 0) {
+		free(sb);
+		goto out;
+	}
+	sb->base.ops = &s3_ops;
+	sb->base.display = dd_strdup(o->url);
+	sb->prefix = prefix, prefix = NULL;
+	*out = &sb->base;
+	rc = 0;
+out:
+	free(bucket);
+	free(prefix);
+	return rc;
+}
