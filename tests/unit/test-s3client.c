@@ -1,0 +1,431 @@
+/*
+ * tests/unit/test-s3client.c: the S3 client's pure pieces (path-style
+ * selection, endpoints, key and query encoding, bucket names, backoff), and
+ * its retry, resume and refusal logic against a scripted HTTP server on
+ * loopback (a thread here: each connection gets the next canned answer, and
+ * the requests are kept for the test to check). The real server (RGW) is
+ * exercised by tests/integration/t-s3-*.sh.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "s3/client.h"
+#include "s3/sigv4.h"
+#include "util/buf.h"
+#include "util/err.h"
+
+#define SECRET "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+#define ACCESS "AKIAIOSFODNN7EXAMPLE"
+
+/* ---- pure pieces ---- */
+
+static void
+path_style_is_automatic_for_ip_addresses_and_localhost(void **state)
+{
+	(void)state;
+	assert_true(dd_s3_use_path_style("http://127.0.0.1:7480", "bucket"));
+	assert_true(dd_s3_use_path_style("https://10.1.2.3", "bucket"));
+	assert_true(dd_s3_use_path_style("http://localhost:9000/", "bucket"));
+	assert_true(dd_s3_use_path_style("http://LOCALHOST", "bucket"));
+	assert_true(dd_s3_use_path_style("http://[::1]:7480", "bucket"));
+	assert_false(dd_s3_use_path_style("https://s3.eu-west-1.amazonaws.com", "bucket"));
+	assert_false(dd_s3_use_path_style("https://minio.example.com:9000", "bucket"));
+	assert_false(dd_s3_use_path_style("https://127.0.0.1.nip.io", "bucket"));
+	assert_false(dd_s3_use_path_style(NULL, "bucket"));
+	/* a dotted bucket would not match a wildcard certificate */
+	assert_true(dd_s3_use_path_style("https://s3.amazonaws.com", "my.bucket"));
+}
+
+static void
+endpoint_is_scheme_host_and_port_only(void **state)
+{
+	char *scheme, *hostport;
+
+	(void)state;
+	assert_int_equal(dd_s3_endpoint_parse("http://127.0.0.1:7480/", &scheme, &hostport), 0);
+	assert_string_equal(scheme, "http");
+	assert_string_equal(hostport, "127.0.0.1:7480");
+	free(scheme), free(hostport);
+	assert_int_equal(dd_s3_endpoint_parse("https://s3.amazonaws.com", &scheme, &hostport), 0);
+	assert_string_equal(scheme, "https");
+	assert_string_equal(hostport, "s3.amazonaws.com");
+	free(scheme), free(hostport);
+	assert_int_equal(dd_s3_endpoint_parse("ftp://host", &scheme, &hostport), -1);
+	assert_non_null(strstr(dd_error_last(), "http:// or https://"));
+	assert_int_equal(dd_s3_endpoint_parse("http://host/path", &scheme, &hostport), -1);
+	assert_int_equal(dd_s3_endpoint_parse("http://", &scheme, &hostport), -1);
+	assert_int_equal(dd_s3_endpoint_parse("https://host?x=1", &scheme, &hostport), -1);
+	/* user info would put a credential in a URL: refused, and not echoed */
+	assert_int_equal(dd_s3_endpoint_parse("https://AKIA:secret@host", &scheme, &hostport), -1);
+	assert_null(strstr(dd_error_last(), "secret"));
+}
+
+static void
+path(const char *bucket, const char *key, int path_style, const char *want)
+{
+	struct dd_buf b = DD_BUF_INIT;
+
+	dd_s3_canonical_path(&b, bucket, key, path_style);
+	assert_string_equal(b.ptr, want);
+	dd_buf_release(&b);
+}
+
+static void
+keys_are_encoded_once_with_slashes_kept(void **state)
+{
+	(void)state;
+	path("bkt", "data/ab/cd", 1, "/bkt/data/ab/cd");
+	path("bkt", "data/ab/cd", 0, "/data/ab/cd");
+	path("bkt", NULL, 1, "/bkt");
+	path("bkt", NULL, 0, "/");
+	path("bkt", "a b+c=d&e%f", 0, "/a%20b%2Bc%3Dd%26e%25f");
+	path("bkt", "-_.~/x", 0, "/-_.~/x");
+	path("bkt", "caf\xc3\xa9/\x01", 0, "/caf%C3%A9/%01");
+	path("bkt", "p//q", 1, "/bkt/p//q");
+}
+
+static void
+query(const struct dd_s3_param *p, size_t n, const char *want)
+{
+	struct dd_buf b = DD_BUF_INIT;
+
+	dd_s3_canonical_query(&b, p, n);
+	assert_string_equal(dd_buf_cstr(&b), want);
+	dd_buf_release(&b);
+}
+
+static void
+query_is_sorted_and_encoded_with_empty_values_kept(void **state)
+{
+	const struct dd_s3_param list[] = { { "prefix", "team/data/a b" }, { "list-type", "2" },
+					    { "continuation-token", "1/+=x" } };
+	const struct dd_s3_param part[] = { { "uploadId", "2~Ab_c" }, { "partNumber", "10" } };
+	const struct dd_s3_param empty[] = { { "uploads", NULL } };
+	const struct dd_s3_param del[] = { { "delete", "" } };
+
+	(void)state;
+	query(list, 3, "continuation-token=1%2F%2B%3Dx&list-type=2&prefix=team%2Fdata%2Fa%20b");
+	query(part, 2, "partNumber=10&uploadId=2~Ab_c");
+	query(empty, 1, "uploads=");
+	query(del, 1, "delete=");
+	query(NULL, 0, "");
+}
+
+static void
+bucket_names_follow_s3_rules(void **state)
+{
+	(void)state;
+	assert_true(dd_s3_bucket_name_ok("abc"));
+	assert_true(dd_s3_bucket_name_ok("my-bucket.2"));
+	assert_false(dd_s3_bucket_name_ok("ab"));
+	assert_false(dd_s3_bucket_name_ok("MyBucket"));
+	assert_false(dd_s3_bucket_name_ok("-bucket"));
+	assert_false(dd_s3_bucket_name_ok("bucket-"));
+	assert_false(dd_s3_bucket_name_ok("user:pass@bucket"));
+	assert_false(dd_s3_bucket_name_ok("b_c"));
+}
+
+static void
+backoff_is_full_jitter_under_a_cap(void **state)
+{
+	(void)state;
+	assert_int_equal(dd_s3_backoff_ms(0, 0), 0);
+	assert_int_equal(dd_s3_backoff_ms(0, 100), 100);
+	assert_int_equal(dd_s3_backoff_ms(0, 101), 0);   /* 101 mod (100 + 1) */
+	assert_int_equal(dd_s3_backoff_ms(3, 800), 800); /* ceiling 100 * 2^3 */
+	assert_true(dd_s3_backoff_ms(3, 801) < 801);
+	for (unsigned r = 0; r < 100000; r += 977)
+		assert_true(dd_s3_backoff_ms(40, r) <= 5000);
+	assert_int_equal(dd_s3_backoff_ms(40, 5000), 5000);
+}
+
+/* ---- a scripted server ---- */
+
+#define MAX_ANSWERS 16
+
+struct server {
+	int fd, port;
+	pthread_t thread;
+	const char *answers[MAX_ANSWERS]; /* raw responses, one per connection; NULL: close at once */
+	size_t nanswers;
+	struct dd_buf requests[MAX_ANSWERS]; /* headers (and body) of each request received */
+	size_t nrequests;
+};
+
+/* Read one request (headers, then Content-Length bytes of body) into b; 0 at EOF before any byte. */
+static int
+read_request(int fd, struct dd_buf *b)
+{
+	char buf[4096];
+	const char *end = NULL;
+	size_t body = 0;
+
+	for (;;) {
+		ssize_t n;
+		if (!end && b->ptr && (end = strstr(b->ptr, "\r\n\r\n"))) {
+			const char *cl = strcasestr(b->ptr, "\r\ncontent-length:");
+			const char *ex = strcasestr(b->ptr, "\r\nexpect: 100-continue\r\n");
+			body = cl && cl < end ? strtoul(cl + 17, NULL, 10) : 0;
+			if (ex && ex < end) /* as S3 servers do */
+				(void)!write(fd, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+		}
+		if (end && b->len >= (size_t)(end - b->ptr) + 4 + body)
+			return 1;
+		n = recv(fd, buf, sizeof(buf), 0);
+		if (n <= 0)
+			return b->len > 0;
+		dd_buf_put(b, buf, (size_t)n);
+	}
+}
+
+static void *
+serve(void *arg)
+{
+	struct server *s = arg;
+
+	for (size_t i = 0; i < s->nanswers; i++) {
+		int c = accept(s->fd, NULL, NULL);
+		if (c < 0)
+			break;
+		if (read_request(c, &s->requests[s->nrequests]))
+			s->nrequests++;
+		if (s->answers[i])
+			(void)!write(c, s->answers[i], strlen(s->answers[i]));
+		shutdown(c, SHUT_RDWR);
+		close(c);
+	}
+	return NULL;
+}
+
+static void
+server_start(struct server *s)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET };
+	socklen_t len = sizeof(a);
+
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	s->fd = socket(AF_INET, SOCK_STREAM, 0);
+	assert_true(s->fd >= 0);
+	assert_int_equal(bind(s->fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(listen(s->fd, 16), 0);
+	assert_int_equal(getsockname(s->fd, (struct sockaddr *)&a, &len), 0);
+	s->port = ntohs(a.sin_port);
+	assert_int_equal(pthread_create(&s->thread, NULL, serve, s), 0);
+}
+
+static void
+server_stop(struct server *s)
+{
+	shutdown(s->fd, SHUT_RDWR);
+	pthread_join(s->thread, NULL);
+	close(s->fd);
+}
+
+static void
+server_free(struct server *s)
+{
+	for (size_t i = 0; i < MAX_ANSWERS; i++)
+		dd_buf_release(&s->requests[i]);
+}
+
+static struct dd_s3_client *
+client_for(struct server *s, int retries)
+{
+	struct dd_s3_client *c = NULL;
+	char ep[64];
+
+	snprintf(ep, sizeof(ep), "http://127.0.0.1:%d", s->port);
+	struct dd_s3_client_opts o = { .bucket = "bkt", .endpoint = ep, .region = "us-east-1", .retries = retries };
+	assert_int_equal(dd_s3_client_new(&c, &o), 0);
+	return c;
+}
+
+static int
+setup_env(void **state)
+{
+	(void)state;
+	setenv("AWS_ACCESS_KEY_ID", ACCESS, 1);
+	setenv("AWS_SECRET_ACCESS_KEY", SECRET, 1);
+	setenv("AWS_CONFIG_FILE", "/dev/null", 1);
+	setenv("AWS_SHARED_CREDENTIALS_FILE", "/dev/null", 1);
+	unsetenv("AWS_SESSION_TOKEN");
+	unsetenv("AWS_PROFILE");
+	return 0;
+}
+
+static void
+cut_off_get_resumes_from_where_it_stopped(void **state)
+{
+	struct server s = { .nanswers = 2 };
+	struct dd_buf out = DD_BUF_INIT;
+	struct dd_s3_client *c;
+
+	(void)state;
+	s.answers[0] = "HTTP/1.1 200 OK\r\nContent-Length: 10\r\nETag: \"e1\"\r\n\r\n01234";
+	s.answers[1] = "HTTP/1.1 206 Partial Content\r\nContent-Length: 5\r\nContent-Range: bytes 5-9/10\r\n"
+		       "ETag: \"e1\"\r\n\r\n56789";
+	server_start(&s);
+	c = client_for(&s, 3);
+	assert_int_equal(dd_s3_get(c, "data/ab/x y", &out, 1000), 0);
+	assert_string_equal(out.ptr, "0123456789");
+	dd_s3_client_free(c);
+	server_stop(&s);
+	assert_int_equal(s.nrequests, 2);
+	assert_non_null(strstr(s.requests[0].ptr, "GET /bkt/data/ab/x%20y HTTP/1.1\r\n"));
+	assert_null(strcasestr(s.requests[0].ptr, "\r\nrange:"));
+	assert_non_null(strcasestr(s.requests[1].ptr, "\r\nrange: bytes=5-9\r\n"));
+	assert_non_null(strcasestr(s.requests[1].ptr, "\r\nif-match: \"e1\"\r\n"));
+	/* signed, with the empty body's hash; the secret never on the wire */
+	assert_non_null(strcasestr(s.requests[1].ptr, "\r\nauthorization: AWS4-HMAC-SHA256 Credential=" ACCESS "/"));
+	assert_non_null(strcasestr(s.requests[1].ptr, "\r\nx-amz-content-sha256: "
+				   "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855\r\n"));
+	assert_null(strstr(s.requests[1].ptr, SECRET));
+	server_free(&s);
+	dd_buf_release(&out);
+}
+
+static void
+ranged_get_must_get_exactly_the_bytes_asked(void **state)
+{
+	struct server s = { .nanswers = 2 };
+	struct dd_buf out = DD_BUF_INIT;
+	struct dd_s3_client *c;
+
+	(void)state;
+	/* the first answer is cut short (3 of 4 bytes), the second gives the last byte */
+	s.answers[0] = "HTTP/1.1 206 Partial Content\r\nContent-Length: 4\r\nContent-Range: bytes 100-103/200\r\n\r\nabc";
+	s.answers[1] = "HTTP/1.1 206 Partial Content\r\nContent-Length: 1\r\nContent-Range: bytes 103-103/200\r\n\r\nd";
+	server_start(&s);
+	c = client_for(&s, 3);
+	assert_int_equal(dd_s3_get_range(c, "k", 100, 4, &out), 0);
+	assert_string_equal(out.ptr, "abcd");
+	dd_s3_client_free(c);
+	server_stop(&s);
+	assert_non_null(strcasestr(s.requests[0].ptr, "\r\nrange: bytes=100-103\r\n"));
+	assert_non_null(strcasestr(s.requests[1].ptr, "\r\nrange: bytes=103-103\r\n"));
+	server_free(&s);
+	dd_buf_release(&out);
+
+	/* an object shorter than asked is damaged: an error at once, not a retry */
+	struct server s2 = { .nanswers = 1 };
+	s2.answers[0] = "HTTP/1.1 206 Partial Content\r\nContent-Length: 2\r\nContent-Range: bytes 100-101/102\r\n\r\nab";
+	server_start(&s2);
+	c = client_for(&s2, 3);
+	assert_int_equal(dd_s3_get_range(c, "k", 100, 4, &out), -1);
+	assert_non_null(strstr(dd_error_last(), "k in bucket bkt is shorter"));
+	assert_int_equal(out.len, 0);
+	dd_s3_client_free(c);
+	server_stop(&s2);
+	server_free(&s2);
+	dd_buf_release(&out);
+}
+
+static void
+slowdown_is_retried_and_put_is_create_only(void **state)
+{
+	struct server s = { .nanswers = 3 };
+	struct dd_s3_client *c;
+	char sha[65];
+
+	(void)state;
+	s.answers[0] = "HTTP/1.1 503 Slow Down\r\nContent-Length: 55\r\n\r\n<Error><Code>SlowDown</Code><Message></Message></Error>";
+	s.answers[1] = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nETag: \"x\"\r\n\r\n";
+	s.answers[2] = "HTTP/1.1 412 Precondition Failed\r\nContent-Length: 0\r\n\r\n";
+	server_start(&s);
+	c = client_for(&s, 3);
+	assert_int_equal(dd_s3_put(c, "a/b", "hello", 5, 1), 0);
+	assert_int_equal(dd_s3_put(c, "a/b", "hello", 5, 1), DD_EXISTS);
+	dd_s3_client_free(c);
+	server_stop(&s);
+	assert_int_equal(s.nrequests, 3);
+	dd_sha256_hex(sha, "hello", 5);
+	for (size_t i = 0; i < 3; i++) {
+		assert_non_null(strstr(s.requests[i].ptr, "PUT /bkt/a/b HTTP/1.1\r\n"));
+		assert_non_null(strcasestr(s.requests[i].ptr, "\r\nif-none-match: *\r\n"));
+		assert_non_null(strcasestr(s.requests[i].ptr, "\r\ncontent-length: 5\r\n"));
+		assert_non_null(strstr(s.requests[i].ptr, sha));
+		assert_null(strcasestr(s.requests[i].ptr, "chunked"));
+		assert_string_equal(s.requests[i].ptr + s.requests[i].len - 5, "hello");
+	}
+	server_free(&s);
+}
+
+static void
+refusal_is_one_line_naming_bucket_code_and_what_to_check(void **state)
+{
+	struct server s = { .nanswers = 2 };
+	struct dd_buf out = DD_BUF_INIT;
+	struct dd_s3_client *c;
+
+	(void)state;
+	s.answers[0] = "HTTP/1.1 403 Forbidden\r\nContent-Length: 68\r\n\r\n"
+		       "<Error><Code>SignatureDoesNotMatch</Code><Message></Message></Error>";
+	s.answers[1] = "HTTP/1.1 404 Not Found\r\nContent-Length: 50\r\n\r\n"
+		       "<Error><Code>NoSuchKey</Code><Message></Message></Error>";
+	server_start(&s);
+	c = client_for(&s, 5);
+	assert_int_equal(dd_s3_get(c, "config", &out, 100), -1);
+	assert_string_equal(dd_error_last(),
+			    "S3 rejected the signature for bucket bkt (SignatureDoesNotMatch): check AWS_SECRET_ACCESS_KEY");
+	assert_int_equal(dd_s3_get(c, "config", &out, 100), DD_NOTFOUND);
+	dd_s3_client_free(c);
+	server_stop(&s);
+	assert_int_equal(s.nrequests, 2); /* no retry of a 403 */
+	server_free(&s);
+	dd_buf_release(&out);
+}
+
+static void
+unreachable_after_retries_then_fails_fast(void **state)
+{
+	struct server s = { .nanswers = 4 }; /* every connection closed without an answer */
+	struct dd_s3_client *c;
+	char want[128];
+
+	(void)state;
+	server_start(&s);
+	c = client_for(&s, 2);
+	assert_int_equal(dd_s3_head(c, "k", NULL), DD_EUNREACHABLE);
+	snprintf(want, sizeof(want), "cannot reach the S3 store at http://127.0.0.1:%d (", s.port);
+	assert_non_null(strstr(dd_error_last(), want));
+	assert_non_null(strstr(dd_error_last(), "gave up after 3 attempts"));
+	assert_non_null(dd_error_hint());
+	/* the client now knows: one attempt only */
+	assert_int_equal(dd_s3_head(c, "k", NULL), DD_EUNREACHABLE);
+	assert_non_null(strstr(dd_error_last(), "gave up after 1 attempt"));
+	dd_s3_client_free(c);
+	server_stop(&s);
+	assert_int_equal(s.nrequests, 4);
+	server_free(&s);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(path_style_is_automatic_for_ip_addresses_and_localhost),
+		cmocka_unit_test(endpoint_is_scheme_host_and_port_only),
+		cmocka_unit_test(keys_are_encoded_once_with_slashes_kept),
+		cmocka_unit_test(query_is_sorted_and_encoded_with_empty_values_kept),
+		cmocka_unit_test(bucket_names_follow_s3_rules),
+		cmocka_unit_test(backoff_is_full_jitter_under_a_cap),
+		cmocka_unit_test(cut_off_get_resumes_from_where_it_stopped),
+		cmocka_unit_test(ranged_get_must_get_exactly_the_bytes_asked),
+		cmocka_unit_test(slowdown_is_retried_and_put_is_create_only),
+		cmocka_unit_test(refusal_is_one_line_naming_bucket_code_and_what_to_check),
+		cmocka_unit_test(unreachable_after_retries_then_fails_fast),
+	};
+	return cmocka_run_group_tests(tests, setup_env, NULL);
+}
