@@ -83,6 +83,12 @@ struct call {
 	/* the 2xx answer's body (NULL: discarded) and its bound */
 	struct dd_buf *out;
 	size_t max;
+	/*
+	 * An XML answer must parse: one that does not was cut short (a body
+	 * delimited by the connection's close cannot tell otherwise) or
+	 * garbled, and is asked for again like any transient failure.
+	 */
+	int (*check)(const char *body, size_t len);
 	/* a GET of bytes [want_off, want_off + want_len) (want_known), or of the whole object */
 	int get, whole, want_known;
 	uint64_t want_off, want_len;
@@ -358,6 +364,10 @@ on_write(char *p, size_t size, size_t nmemb, void *arg)
 			x->ignored_range = 1; /* not the bytes we asked for: keep none of them */
 			return 0;
 		}
+		/* room for the whole answer at once (bounded below), not a doubling buffer */
+		if (!x->sink_err && k->out && x->clen > 0 && (uint64_t)x->clen <= k->max &&
+		    k->out->len + (uint64_t)x->clen <= k->max)
+			dd_buf_grow(k->out, (size_t)x->clen);
 	}
 	if (x->sink_err) {
 		if (x->errbody.len < MAX_ERROR_BODY)
@@ -749,7 +759,15 @@ judge(struct dd_s3_client *c, struct call *k, struct xfer *x, struct dd_buf *why
 		k->head.size = x->clen >= 0 ? (uint64_t)x->clen : 0;
 		k->head.mtime = x->mtime;
 		snprintf(k->head.etag, sizeof(k->head.etag), "%s", x->etag);
-		return k->get ? check_get(c, k, x, why) : DONE;
+		if (k->get)
+			return check_get(c, k, x, why);
+		if (k->check && k->check(k->out->ptr ? k->out->ptr : "", k->out->len) < 0) {
+			dd_buf_clear(k->out);
+			dd_buf_clear(why);
+			dd_buf_puts(why, "reply cut short or garbled");
+			return RETRY_NET;
+		}
+		return DONE;
 	}
 	if (http_retryable(x->status, k->err.code)) {
 		dd_buf_clear(why);
@@ -1011,6 +1029,55 @@ dd_s3_client_part_size(const struct dd_s3_client *c)
 
 /* ---- object operations ---- */
 
+static int
+check_list(const char *body, size_t len)
+{
+	struct dd_s3_list l = { 0 };
+	int r = dd_s3_xml_list(body, len, &l);
+
+	dd_s3_list_free(&l);
+	return r;
+}
+
+static int
+check_upload_id(const char *body, size_t len)
+{
+	char *id = NULL;
+	int r = dd_s3_xml_upload_id(body, len, &id);
+
+	free(id);
+	return r;
+}
+
+static int
+check_parts(const char *body, size_t len)
+{
+	struct dd_s3_parts p = { 0 };
+	int r = dd_s3_xml_parts(body, len, &p);
+
+	dd_s3_parts_free(&p);
+	return r;
+}
+
+static int
+check_complete(const char *body, size_t len)
+{
+	struct dd_s3_error e;
+
+	return dd_s3_xml_complete(body, len, &e) < 0 ? -1 : 0;
+}
+
+static int
+check_delete(const char *body, size_t len)
+{
+	struct dd_s3_delete_failure *f = NULL;
+	size_t n = 0;
+	int r = dd_s3_xml_delete_result(body, len, &f, &n);
+
+	dd_s3_delete_failures_free(f, n);
+	return r;
+}
+
 static void
 call_init(struct call *k, const char *method, const char *key, const char *query)
 {
@@ -1195,6 +1262,7 @@ delete_batch(struct dd_s3_client *c, const char *const *keys, size_t n)
 	k.hdr[k.nhdr++] = (struct dd_sigv4_header){ "Content-Type", "application/xml" };
 	k.hdr[k.nhdr++] = (struct dd_sigv4_header){ "x-amz-checksum-sha256", b64 };
 	k.out = &reply, k.max = MAX_XML_BODY;
+	k.check = check_delete;
 	r = perform(c, &k);
 	if (r == 0 && dd_s3_xml_delete_result(reply.ptr, reply.len, &failed, &nfailed) < 0)
 		r = dd_error("cannot parse S3's answer to a delete in bucket %s", c->bucket);
@@ -1235,6 +1303,7 @@ dd_s3_list(struct dd_s3_client *c, const char *prefix, int (*fn)(const struct dd
 		call_init(&k, "GET", NULL, query.ptr);
 		dd_buf_clear(&reply);
 		k.out = &reply, k.max = MAX_XML_BODY;
+		k.check = check_list;
 		if ((r = perform(c, &k)) != 0)
 			break;
 		if (dd_s3_xml_list(reply.ptr, reply.len, &l) < 0) {
@@ -1269,6 +1338,7 @@ dd_s3_mpu_create(struct dd_s3_client *c, const char *key, char **upload_id)
 	call_init(&k, "POST", key, "uploads=");
 	k.mem = "";
 	k.out = &reply, k.max = MAX_XML_BODY;
+	k.check = check_upload_id;
 	r = perform(c, &k);
 	if (r == 0 && dd_s3_xml_upload_id(reply.ptr, reply.len, upload_id) < 0)
 		r = dd_error("cannot parse S3's answer to starting a multipart upload of %s in bucket %s", key, c->bucket);
@@ -1319,6 +1389,7 @@ dd_s3_mpu_list_parts(struct dd_s3_client *c, const char *key, const char *upload
 		call_init(&k, "GET", key, query.ptr);
 		dd_buf_clear(&reply);
 		k.out = &reply, k.max = MAX_XML_BODY;
+		k.check = check_parts;
 		r = perform(c, &k);
 		if (r == -1 && k.status == 404) {
 			dd_error_clear();
@@ -1382,7 +1453,12 @@ dd_s3_mpu_complete(struct dd_s3_client *c, const char *key, const char *upload_i
 	k.mem = body.ptr, k.len = body.len;
 	k.hdr[k.nhdr++] = (struct dd_sigv4_header){ "Content-Type", "application/xml" };
 	k.out = &reply, k.max = MAX_XML_BODY;
+	k.check = check_complete;
 	r = perform(c, &k);
+	if (r == -1 && k.status == 404 && !strcmp(k.err.code, "NoSuchUpload")) {
+		dd_error_clear();
+		r = DD_NOTFOUND;
+	}
 	if (r == 0) {
 		int x = dd_s3_xml_complete(reply.ptr, reply.len, &e);
 		if (x == 1)

@@ -109,7 +109,12 @@ int dd_s3_mpu_part(struct dd_s3_client *c, const char *key, const char *upload_i
 		   uint64_t off, uint64_t len, const char *sha256, char etag[80]);
 /* The parts S3 holds for the upload, all pages. DD_NOTFOUND: no such upload (NoSuchUpload). */
 int dd_s3_mpu_list_parts(struct dd_s3_client *c, const char *key, const char *upload_id, struct dd_s3_parts *out);
-/* Complete with parts 1..n whose ETags are etags[0..n-1] (a 200 carrying an <Error> is an error). */
+/*
+ * Complete with parts 1..n whose ETags are etags[0..n-1] (a 200 carrying an
+ * <Error> is an error). DD_NOTFOUND (no error set): S3 no longer knows the
+ * upload (NoSuchUpload), which is also what a retry sees when the first
+ * attempt completed it but its answer was lost.
+ */
 int dd_s3_mpu_complete(struct dd_s3_client *c, const char *key, const char *upload_id, char (*etags)[80], size_t n);
 int dd_s3_mpu_abort(struct dd_s3_client *c, const char *key, const char *upload_id);
 

@@ -345,6 +345,25 @@ send_parts(struct upload *u)
 
 /* ---- the whole upload ---- */
 
+/*
+ * Completing answered NoSuchUpload: an earlier attempt may have completed it
+ * and lost the answer (a reset after the server acted). The key holding an
+ * object of the file's size says so; anything else is an error.
+ */
+static int
+completed_anyway(struct upload *u)
+{
+	struct dd_s3_head h;
+	int r = dd_s3_head(u->c, u->key, &h);
+
+	if (r == 0 && h.size == u->size)
+		return 0;
+	if (r == 0 || r == DD_NOTFOUND)
+		return dd_error("the multipart upload of %s in bucket %s vanished before it was completed", u->key,
+				dd_s3_client_bucket(u->c));
+	return r;
+}
+
 static int
 multipart(struct upload *u)
 {
@@ -366,6 +385,8 @@ multipart(struct upload *u)
 			memcpy(etags[i], u->parts[i].etag, sizeof(etags[i]));
 		r = dd_s3_mpu_complete(u->c, u->key, u->upload_id, etags, (size_t)u->nparts);
 		free(etags);
+		if (r == DD_NOTFOUND)
+			r = completed_anyway(u);
 	}
 	if (r == 0) {
 		dd_debug("uploaded %s in %d parts (%" PRIu64 " bytes resumed)", u->key, u->nparts, u->skipped);

@@ -1,0 +1,139 @@
+#!/usr/bin/env bash
+# t-s3-client.sh: the s3:// backend on the real server (Ceph RGW), driven by
+# tests/tools/backend-tool for what the CLI does not reach yet: multipart
+# uploads in bounded memory and their resume after kill -9, paginated
+# listings and batch deletes, ranged reads, and exact data through the fault
+# proxy (resets, 503 SlowDown, truncated bodies).
+# needs: s3
+. "$(dirname "$0")/../lib.sh"
+
+MIB=1048576
+
+tool() {
+	"$DD_BUILDDIR/tests/tools/backend-tool" "$@"
+}
+
+# peak_kib: the peak RSS the tool reported in $T/.err
+peak_kib() {
+	sed -n 's/^peak-rss-kib //p' "$T/.err" | tail -n 1
+}
+
+test_multipart_upload_round_trips_exactly_in_bounded_memory() {
+	s3_env
+	local b
+	b=$(s3_bucket mpu)
+	head -c $((96 * MIB + 4321)) /dev/urandom >big
+	DD_TOOL_PART_SIZE=$((5 * MIB)) DD_TOOL_TRANSFERS=4 DD_TOOL_VERBOSE=1 expect_ok tool "s3://$b/pre" put-file data/big "$T/big"
+	assert_eq created "$OUT"
+	assert_contains "$ERR" "uploaded pre/data/big in 20 parts (0 bytes resumed)"
+	# the file is 96 MiB: a whole-file buffer would show
+	[ "$(peak_kib)" -lt $((40 * 1024)) ] || fail "peak RSS $(peak_kib) KiB for a 96 MiB upload"
+	assert_no_file "$T/.big.s3-upload"
+	s3_aws s3 cp "s3://$b/pre/data/big" back >/dev/null
+	cmp big back
+	assert_eq "" "$(s3_aws s3api list-multipart-uploads --bucket "$b" --query 'Uploads[].UploadId' --output text | grep -v None || true)"
+	# create-only: a second upload finds it there (HEAD first) and sends nothing
+	DD_TOOL_PART_SIZE=$((5 * MIB)) expect_ok tool "s3://$b/pre" put-file data/big "$T/big"
+	assert_eq exists "$OUT"
+	# a ranged read across a part boundary, and a whole read
+	expect_ok tool "s3://$b/pre" get-range data/big $((5 * MIB - 10)) 20 range
+	cmp range <(tail -c +$((5 * MIB - 9)) big | head -c 20)
+	expect_ok tool "s3://$b/pre" get data/big whole
+	cmp big whole
+	expect_fail 1 tool "s3://$b/pre" get-range data/big $((96 * MIB)) 5000 range
+	assert_contains "$ERR" "pre/data/big in bucket $b is shorter"
+}
+
+test_interrupted_multipart_upload_resumes_and_skips_sent_parts() {
+	s3_env
+	local b pid i
+	b=$(s3_bucket resume)
+	head -c $((40 * MIB)) /dev/urandom >big
+	# every request waits 0.3 s at the proxy, so the upload is still running when it is killed
+	s3_proxy_start 1.0 3 delay 0.3
+	DD_TOOL_PART_SIZE=$((5 * MIB)) DD_TOOL_TRANSFERS=1 tool "s3://$b" put-file data/big "$T/big" >first.out 2>&1 &
+	pid=$!
+	for i in $(seq 1 3000); do
+		[ "$(grep -c '^part ' .big.s3-upload 2>/dev/null || true)" -ge 2 ] && break
+		kill -0 $pid 2>/dev/null || fail "the upload ended before it was killed: $(cat first.out)"
+		sleep 0.01
+	done
+	kill -9 $pid
+	wait $pid 2>/dev/null || true
+	[ "$(grep -c '^part ' .big.s3-upload)" -ge 2 ] || fail "no part recorded: $(cat .big.s3-upload)"
+	assert_eq "" "$(s3_ls "$b")" "nothing completed yet"
+	s3_proxy_stop >/dev/null
+	unset DD_S3_PROXY_ENDPOINT
+	s3_env
+	DD_TOOL_PART_SIZE=$((5 * MIB)) DD_TOOL_VERBOSE=1 expect_ok tool "s3://$b" put-file data/big "$T/big"
+	assert_eq created "$OUT"
+	local resumed
+	resumed=$(sed -n 's/.*uploaded data\/big in 8 parts (\([0-9]*\) bytes resumed).*/\1/p' <<<"$ERR")
+	[ -n "$resumed" ] && [ "$resumed" -ge $((10 * MIB)) ] || fail "expected at least 2 parts resumed: $ERR"
+	assert_no_file .big.s3-upload
+	s3_aws s3 cp "s3://$b/data/big" back >/dev/null
+	cmp big back
+}
+
+test_list_pages_through_more_than_a_thousand_names_and_batch_delete_removes_them() {
+	s3_env
+	local b
+	b=$(s3_bucket list)
+	expect_ok tool "s3://$b/x/y" put-many data 1205
+	expect_ok tool "s3://$b/x/y" put keys/k1 key
+	expect_ok tool "s3://$b/x/y" list data
+	assert_eq 1205 "$(wc -l <<<"$OUT")"
+	assert_eq "data/00000 8" "$(sort <<<"$OUT" | head -n 1)" "names are store-relative, with sizes"
+	assert_eq "data/01204 11" "$(sort <<<"$OUT" | tail -n 1)"
+	assert_eq 1206 "$(s3_ls "$b" x/y/ | wc -l)"
+	expect_ok tool "s3://$b/x/y" del-many data
+	expect_ok tool "s3://$b/x/y" list data
+	assert_eq "" "$OUT"
+	assert_eq "x/y/keys/k1" "$(s3_ls "$b")" "only the other directory is left"
+	expect_ok tool "s3://$b/x/y" exists keys/k1
+	assert_eq 1 "$OUT"
+	expect_ok tool "s3://$b/x/y" del keys/k1
+	expect_ok tool "s3://$b/x/y" exists keys/k1
+	assert_eq 0 "$OUT"
+	expect_ok tool "s3://$b/x/y" del keys/k1
+}
+
+test_faults_are_retried_and_the_data_is_exact() {
+	s3_env
+	local b
+	b=$(s3_bucket faults)
+	head -c $((12 * MIB + 77)) /dev/urandom >big
+	head -c 300000 /dev/urandom >small
+	s3_proxy_start 0.35 5 reset_before,reset_after,reset_mid,slowdown,truncate
+	export DD_TOOL_TRANSFERS=1 DD_TOOL_RETRIES=12 DD_TOOL_PART_SIZE=$((5 * MIB))
+	expect_ok tool "s3://$b/f" put-file data/big "$T/big"
+	expect_ok tool "s3://$b/f" put-file data/small "$T/small"
+	expect_ok tool "s3://$b/f" put-many many 40
+	expect_ok tool "s3://$b/f" get data/big big.back
+	cmp big big.back
+	expect_ok tool "s3://$b/f" get data/small small.back
+	cmp small small.back
+	expect_ok tool "s3://$b/f" get-range data/big $((7 * MIB)) 200000 range
+	cmp range <(tail -c +$((7 * MIB + 1)) big | head -c 200000)
+	expect_ok tool "s3://$b/f" list many
+	assert_eq 40 "$(wc -l <<<"$OUT")"
+	s3_proxy_stop
+	local kind
+	for kind in reset_before reset_after reset_mid slowdown truncate; do
+		[ "$(s3_proxy_stat $kind)" -ge 1 ] || fail "the proxy injected no $kind"
+	done
+	s3_ls "$b" f/data/ >keys
+	assert_eq "$(printf 'f/data/big\nf/data/small')" "$(cat keys)"
+	s3_aws s3 cp "s3://$b/f/data/big" direct >/dev/null
+	cmp big direct
+}
+
+test_missing_credentials_are_named() {
+	s3_env
+	unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY
+	export AWS_CONFIG_FILE=$T/none AWS_SHARED_CREDENTIALS_FILE=$T/none
+	expect_fail 1 tool "s3://some-bucket/x" exists k
+	assert_contains "$ERR" "AWS_ACCESS_KEY_ID"
+}
+
+run_tests
