@@ -616,7 +616,10 @@ xfer_release(struct xfer *x)
 {
 	if (x->easy)
 		curl_easy_cleanup(x->easy);
-	curl_slist_free_all(x->hdrs); /* holds the signature: not a secret on its own, but no need to keep it */
+	/* the lines hold the signature and, with session credentials, the token: wipe them */
+	for (struct curl_slist *l = x->hdrs; l; l = l->next)
+		sodium_memzero(l->data, strlen(l->data));
+	curl_slist_free_all(x->hdrs);
 	free(x->url);
 	dd_buf_release(&x->errbody);
 }
