@@ -239,7 +239,7 @@ digits(const char *s, int n)
 static int
 parse_time(const char *s, int64_t *out)
 {
-	struct tm tm = { 0 };
+	struct tm tm = { 0 }, want;
 	int off = 0;
 	time_t t;
 
@@ -270,8 +270,10 @@ parse_time(const char *s, int64_t *out)
 	} else {
 		return -1;
 	}
+	want = tm;
 	t = timegm(&tm);
-	if (t == (time_t)-1 && !(tm.tm_year == 69 && tm.tm_mon == 11 && tm.tm_mday == 31))
+	/* timegm() normalises 2009-02-31 to March 3rd: refuse dates that do not exist. */
+	if (tm.tm_mday != want.tm_mday || tm.tm_mon != want.tm_mon || tm.tm_year != want.tm_year)
 		return -1;
 	*out = (int64_t)t - off;
 	return 0;
@@ -312,7 +314,7 @@ error_end(struct xp *x, const char *path)
 	struct err_ctx *c = x->ctx;
 	const char *leaf = strchr(path, '/');
 
-	/* The Error element is the root (error replies) or, in no reply we read, nested. */
+	/* Only the root Error's own Code and Message. */
 	if (!leaf || strchr(leaf + 1, '/') || strncmp(path, "Error/", 6))
 		return 0;
 	if (!strcmp(leaf + 1, "Code")) {

@@ -132,6 +132,7 @@ list_refuses_bad_fields(void **state)
 		"<Contents><Key>k</Key><Size>1</Size><LastModified>2009-13-12T17:50:30Z</LastModified></Contents>",
 		"<Contents><Key>k</Key><Size>1</Size><LastModified>2009-10-12T17:50:30</LastModified></Contents>",
 		"<Contents><Key>k</Key><Size>1</Size><LastModified>2009-10-12T17:50:30.Z</LastModified></Contents>",
+		"<Contents><Key>k</Key><Size>1</Size><LastModified>2009-02-29T17:50:30Z</LastModified></Contents>",
 	};
 	struct dd_buf longkey = DD_BUF_INIT;
 
