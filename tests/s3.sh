@@ -47,6 +47,7 @@ mon initial members = a
 public addr = 127.0.0.1
 cluster addr = 127.0.0.1
 ms bind msgr1 = false
+ms bind retry count = 1
 ms bind port min = $msport
 ms bind port max = $((msport + 19))
 run dir = $dir/run
@@ -98,11 +99,12 @@ s3_user() {
 		/usr/bin/python3 -c 'import json, sys; k = json.load(sys.stdin)["keys"][0]; print(k["access_key"], k["secret_key"])'
 }
 
-# s3_cluster DIR RGWPORT: one attempt at the whole cluster; 0 when RGW answers.
+# s3_cluster DIR: one attempt at the whole cluster; 0 when RGW answers, its
+# port in S3_PORT.
 s3_cluster() {
-	local dir=$1 rgwport=$2 monport msport osd uuid keys code
+	local dir=$1 monport msport osd uuid keys
 	monport=$(s3_free_port) && msport=$(s3_free_port) || return 1
-	s3_write_conf "$dir" "$monport" "$msport" "$rgwport"
+	s3_write_conf "$dir" "$monport" "$msport" 0
 	s3_ceph "$dir" monmaptool --create --fsid "$(sed -n 's/^fsid = //p' "$dir/ceph.conf")" \
 		--addv a "[v2:127.0.0.1:$monport]" "$dir/monmap" >>"$dir/log/tools.log" || return 1
 	s3_ceph "$dir" ceph-mon --mkfs -i a --monmap "$dir/monmap" >>"$dir/log/tools.log" || return 1
@@ -117,13 +119,34 @@ s3_cluster() {
 	DD_S3_ACCESS_KEY=${keys%% *} DD_S3_SECRET_KEY=${keys#* }
 	keys=$(s3_user "$dir" dd-test2) && [ -n "$keys" ] || return 1
 	DD_S3_ACCESS_KEY2=${keys%% *} DD_S3_SECRET_KEY2=${keys#* }
+	# A port taken meanwhile makes radosgw exit: try another.
+	for _ in 1 2 3 4 5; do
+		S3_PORT=$(s3_free_port) || return 1
+		s3_rgw "$dir" "$S3_PORT" && return 0
+	done
+	return 1
+}
+
+# s3_rgw DIR PORT: start radosgw on PORT; poll until it answers a signed
+# ListBuckets. 1 as soon as it reports that it cannot bind.
+s3_rgw() {
+	local dir=$1 port=$2 code
+	sed -i "s/^rgw frontends = .*/rgw frontends = beast endpoint=127.0.0.1:$port/" "$dir/ceph.conf"
+	echo "== radosgw on port $port $(date +%T.%N)" >>"$dir/log/tools.log"
+	[ ! -f "$dir/log/client.rgw.log" ] || mv "$dir/log/client.rgw.log" "$dir/log/client.rgw.log.old"
 	s3_ceph "$dir" radosgw -n client.rgw >>"$dir/log/daemons.out" 2>&1 </dev/null || return 1
-	# Poll until RGW answers (anonymous GET / lists no buckets: 200); it
-	# exits when its port is taken, which ends the wait at once.
-	for _ in $(seq 1 600); do
-		code=$(curl -s -o /dev/null -m 2 -w '%{http_code}' "http://127.0.0.1:$rgwport/" 2>/dev/null) || code=000
+	for _ in $(seq 1 1000); do
+		# Signed with our new user's keys: another RGW that holds the port
+		# (another run's) answers 403, not 200.
+		code=$(printf 'user = "%s:%s"\n' "$DD_S3_ACCESS_KEY" "$DD_S3_SECRET_KEY" |
+			curl -K - -s -o /dev/null -m 1 -w '%{http_code}' --aws-sigv4 aws:amz:us-east-1:s3 \
+				-H "x-amz-content-sha256: $(printf '' | sha256sum | cut -d' ' -f1)" \
+				"http://127.0.0.1:$port/" 2>/dev/null) || code=000
 		[ "$code" = 200 ] && return 0
-		s3_daemon_alive "$dir" client.rgw || return 1
+		if grep -q 'failed to bind' "$dir/log/client.rgw.log" 2>/dev/null; then
+			s3_server_kill "$dir" client.rgw
+			return 1
+		fi
 		sleep 0.02
 	done
 	return 1
@@ -133,11 +156,11 @@ s3_cluster() {
 s3_daemon_alive() {
 	local pid
 	pid=$(cat "$1/run/$2.pid" 2>/dev/null) || return 1
-	[ -n "$pid" ] && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$1/ceph.conf"
+	[ -n "$pid" ] && tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | grep -qF -- "$1/ceph.conf"
 }
 
 s3_server_start() {
-	local dir=$1 port attempt
+	local dir=$1 attempt S3_PORT
 	for cmd in monmaptool ceph-mon ceph-osd radosgw radosgw-admin uuidgen /usr/bin/python3 curl; do
 		if ! command -v "$cmd" >/dev/null 2>&1; then
 			echo "error: $cmd not found: the S3 tests need Ceph's RADOS Gateway (run scripts/dev.sh test, or apt-get install radosgw ceph-mon ceph-osd uuid-runtime awscli)" >&2
@@ -150,9 +173,8 @@ s3_server_start() {
 		rm -rf "${dir:?}"/{mon,osd,rgw,run,crash,monmap,ceph.conf}
 		mkdir -p "$dir/mon" "$dir/osd" "$dir/rgw" "$dir/run" "$dir/log" "$dir/crash"
 		echo "== attempt $attempt $(date +%T.%N)" >>"$dir/log/tools.log"
-		port=$(s3_free_port) || return 1
-		if s3_cluster "$dir" "$port"; then
-			export DD_S3_ENDPOINT="http://127.0.0.1:$port" DD_S3_REGION=us-east-1
+		if s3_cluster "$dir"; then
+			export DD_S3_ENDPOINT="http://127.0.0.1:$S3_PORT" DD_S3_REGION=us-east-1
 			export DD_S3_ACCESS_KEY DD_S3_SECRET_KEY DD_S3_ACCESS_KEY2 DD_S3_SECRET_KEY2
 			return 0
 		fi
@@ -162,25 +184,37 @@ s3_server_start() {
 	return 1
 }
 
-s3_server_stop() {
-	local dir=$1 f pid pids=()
+# s3_server_kill DIR NAME...: SIGKILL the named daemons of DIR (all when
+# none is named), each only if its pid file names a process started on
+# DIR's ceph.conf; wait until they are gone (at most 5 s).
+s3_server_kill() {
+	local dir=$1 f name pid pids=() alive
+	shift
 	for f in "$dir"/run/*.pid; do
 		[ -f "$f" ] || continue
-		pid=$(cat "$f" 2>/dev/null)
-		# Only a process started on this directory's ceph.conf.
-		s3_daemon_alive "$dir" "$(basename "$f" .pid)" || continue
+		name=$(basename "$f" .pid)
+		[ $# = 0 ] || [[ " $* " == *" $name "* ]] || continue
+		s3_daemon_alive "$dir" "$name" || continue
+		pid=$(cat "$f")
 		kill -KILL "$pid" 2>/dev/null && pids+=("$pid")
 	done
-	# Wait for them to be gone, so DIR can be removed.
 	for _ in $(seq 1 500); do
-		local alive=0
+		alive=0
 		for pid in "${pids[@]}"; do
-			[ -d "/proc/$pid" ] && alive=1
+			# A zombie is gone too (init reaps it when it pleases).
+			case $(cut -d' ' -f3 "/proc/$pid/stat" 2>/dev/null) in
+			''|Z|X) ;;
+			*) alive=1 ;;
+			esac
 		done
 		[ $alive = 0 ] && break
 		sleep 0.01
 	done
 	return 0
+}
+
+s3_server_stop() {
+	s3_server_kill "$1"
 }
 
 s3_server_log_tail() {
