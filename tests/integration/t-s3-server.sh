@@ -127,6 +127,23 @@ test_proxy_passes_everything_at_rate_0() {
 	assert_eq 0 "$(s3_proxy_stat errors)"
 }
 
+test_proxy_relays_a_refusal_before_the_body() {
+	local b
+	b=$(s3_bucket early)
+	# Above 1 MiB curl sends "Expect: 100-continue": RGW refuses the
+	# signature before the body is sent, and the proxy relays that answer.
+	head -c $((2 * 1024 * 1024)) /dev/urandom >big
+	s3_proxy_start 0 1
+	S3_CURL_ENDPOINT=$DD_S3_PROXY_ENDPOINT S3_SECRET=${DD_S3_SECRET_KEY%?}x s3_curl PUT "/$b/big" --body big
+	assert_eq 403 "$S3_STATUS"
+	assert_eq SignatureDoesNotMatch "$S3_CODE"
+	S3_CURL_ENDPOINT=$DD_S3_PROXY_ENDPOINT s3_curl PUT "/$b/big" --body big
+	assert_eq 200 "$S3_STATUS" "the same PUT with the right secret: $S3_CODE"
+	s3_proxy_stop
+	assert_eq 2 "$(s3_proxy_stat passed)"
+	assert_eq big "$(s3_ls "$b")"
+}
+
 # via_proxy KIND: a bucket $B holding obj (100 KiB, also in ./obj) and the
 # proxy injecting KIND into every request.
 via_proxy() {
