@@ -38,6 +38,20 @@ test_signed_request_with_right_keys_is_accepted() {
 	assert_eq content "$S3_BODY"
 }
 
+test_credential_check_catches_a_leak_without_showing_it() {
+	s3_assert_no_credentials "nothing secret here"
+	run bash -c '. "$DD_SRCDIR/tests/lib.sh"; s3_assert_no_credentials "key=$DD_S3_SECRET_KEY"'
+	assert_ne 0 "$RC"
+	assert_contains "$ERR" "an S3 credential appears"
+	s3_assert_no_credentials "$OUT$ERR"
+}
+
+test_nothing_listens_at_the_dead_endpoint() {
+	local code
+	code=$(curl -s -o /dev/null -w '%{http_code}' "$(s3_dead_endpoint)/") || true
+	assert_eq 000 "$code"
+}
+
 test_wrong_secret_is_refused() {
 	local b
 	b=$(s3_bucket wrong)
