@@ -16,7 +16,8 @@
 # described by DD_S3_ENDPOINT, DD_S3_REGION, DD_S3_ACCESS_KEY /
 # DD_S3_SECRET_KEY (and a second user's DD_S3_ACCESS_KEY2 /
 # DD_S3_SECRET_KEY2). Helpers: need_s3, s3_env, s3_bucket, s3_aws, s3_ls,
-# s3_proxy_start / s3_proxy_stop / s3_proxy_stat. Never print the keys.
+# s3_curl, s3_assert_no_credentials, s3_dead_endpoint, s3_proxy_start /
+# s3_proxy_stop / s3_proxy_stat. Never print the keys.
 
 set -u
 DD_TESTS_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -166,11 +167,13 @@ s3_aws() {
 
 # s3_bucket PREFIX: create an empty bucket with a name unique to this test
 # (PREFIX-...); echo the name. Buckets are not removed: the server is
-# throwaway.
+# throwaway. A signed curl request rather than awscli, which takes a second
+# to start.
 s3_bucket() {
 	local name
 	name=$(printf '%s-%s-%s-%s' "${1:-b}" "$BASHPID" "$RANDOM" "$(date +%N)" | tr 'A-Z_' 'a-z-' | cut -c1-63)
-	s3_aws s3api create-bucket --bucket "$name" >/dev/null || fail "could not create bucket $name"
+	S3_CURL_ENDPOINT= s3_curl PUT "/$name"
+	[ "$S3_STATUS" = 200 ] || fail "could not create bucket $name (HTTP $S3_STATUS $S3_CODE, curl exit $S3_RC)"
 	echo "$name"
 }
 
@@ -180,6 +183,23 @@ s3_ls() {
 	out=$(s3_aws s3api list-objects-v2 --bucket "$1" ${2:+--prefix "$2"} \
 		--query 'Contents[].[Key]' --output text) || fail "could not list bucket $1"
 	[ "$out" = None ] || [ -z "$out" ] || printf '%s\n' "$out" | LC_ALL=C sort
+}
+
+# s3_assert_no_credentials TEXT...: neither test user's access key nor
+# secret appears in TEXT (output, logs, error lines). Never prints them.
+s3_assert_no_credentials() {
+	local text="$*" k
+	for k in "$DD_S3_SECRET_KEY" "$DD_S3_SECRET_KEY2" "$DD_S3_ACCESS_KEY" "$DD_S3_ACCESS_KEY2"; do
+		case $text in
+		*"$k"*) fail "an S3 credential appears in the output (not shown here)" ;;
+		esac
+	done
+}
+
+# s3_dead_endpoint: the URL of a loopback port where nothing listens, for
+# "server down" tests.
+s3_dead_endpoint() {
+	echo "http://127.0.0.1:$(s3_free_port)"
 }
 
 # s3_curl METHOD PATH [--body FILE] [CURL-ARG...]: one request signed by
@@ -209,8 +229,10 @@ s3_curl() {
 # s3_proxy_start RATE SEED [KINDS [DELAY]]: the fault proxy
 # (tests/s3-fault-proxy.py) in front of the server for this test; exports
 # DD_S3_PROXY_ENDPOINT (and AWS_ENDPOINT_URL, which s3_env also points at
-# it). KINDS is a comma-separated list (default: every kind). Stopped by
-# s3_proxy_stop, or when the test ends (an EXIT trap of the test's shell).
+# it). KINDS is a comma-separated list (default: every kind); DELAY is the
+# delay fault's length in seconds (default 0.2). Stopped by s3_proxy_stop,
+# or when the test ends (an EXIT trap of the test's shell): call it
+# directly, never inside $(...).
 s3_proxy_start() {
 	need_s3
 	local rate=$1 seed=$2 kinds=${3:-} delay=${4:-0.2} d=$T/.s3proxy

@@ -157,6 +157,22 @@ def stale(up):
     return bool(r)
 
 
+def finish(sock):
+    """Close cleanly: a close with unread input would send RST instead of FIN,
+    and the client could lose the response (a 503 or a 403 answered before a
+    body it may still be sending). Already reset sockets are left alone."""
+    if sock.fileno() < 0:
+        return
+    try:
+        sock.shutdown(socket.SHUT_WR)
+        sock.settimeout(2)
+        while sock.recv(65536):
+            pass
+    except OSError:
+        pass
+    sock.close()
+
+
 class Proxy:
     def __init__(self, args):
         self.args = args
@@ -213,12 +229,9 @@ class Proxy:
             self.count("errors")
             self.log("error: %s" % e)
         finally:
-            for s in (client, up.sock if up else None):
-                if s:
-                    try:
-                        s.close()
-                    except OSError:
-                        pass
+            if up:
+                up.sock.close()
+            finish(client)
 
     def connect(self):
         s = socket.create_connection(self.upstream, timeout=120)
@@ -287,10 +300,7 @@ class Proxy:
             self.count(fault)
             if fault == "reset_mid":
                 reset(client)
-            else:
-                client.shutdown(socket.SHUT_RDWR)
-                client.close()
-            return None
+            return None  # truncate: a clean close (finish)
         client.sendall(rhead)
         for piece in body_pieces(up, rheaders, True, method, status):
             client.sendall(piece)

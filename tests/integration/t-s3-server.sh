@@ -6,9 +6,11 @@
 # needs: s3
 . "$(dirname "$0")/../lib.sh"
 
-# put_direct BUCKET KEY FILE: store FILE with awscli, straight to the server.
+# put_direct BUCKET KEY FILE: store FILE straight on the server (curl: awscli
+# takes a second to start).
 put_direct() {
-	s3_aws s3api put-object --bucket "$1" --key "$2" --body "$3" >/dev/null
+	S3_CURL_ENDPOINT= s3_curl PUT "/$1/$2" --body "$3"
+	[ "$S3_STATUS" = 200 ] || fail "PUT $2: HTTP $S3_STATUS $S3_CODE"
 }
 
 test_awscli_round_trip_is_exact() {
@@ -34,6 +36,20 @@ test_signed_request_with_right_keys_is_accepted() {
 	s3_curl GET "/$b/k"
 	assert_eq 200 "$S3_STATUS" "GET with the right keys: $S3_CODE"
 	assert_eq content "$S3_BODY"
+}
+
+test_credential_check_catches_a_leak_without_showing_it() {
+	s3_assert_no_credentials "nothing secret here"
+	run bash -c '. "$DD_SRCDIR/tests/lib.sh"; s3_assert_no_credentials "key=$DD_S3_SECRET_KEY"'
+	assert_ne 0 "$RC"
+	assert_contains "$ERR" "an S3 credential appears"
+	s3_assert_no_credentials "$OUT$ERR"
+}
+
+test_nothing_listens_at_the_dead_endpoint() {
+	local code
+	code=$(curl -s -o /dev/null -w '%{http_code}' "$(s3_dead_endpoint)/") || true
+	assert_eq 000 "$code"
 }
 
 test_wrong_secret_is_refused() {
@@ -125,6 +141,23 @@ test_proxy_passes_everything_at_rate_0() {
 	assert_eq 0 "$(s3_proxy_stat errors)"
 }
 
+test_proxy_relays_a_refusal_before_the_body() {
+	local b
+	b=$(s3_bucket early)
+	# Above 1 MiB curl sends "Expect: 100-continue": RGW refuses the
+	# signature before the body is sent, and the proxy relays that answer.
+	head -c $((2 * 1024 * 1024)) /dev/urandom >big
+	s3_proxy_start 0 1
+	S3_CURL_ENDPOINT=$DD_S3_PROXY_ENDPOINT S3_SECRET=${DD_S3_SECRET_KEY%?}x s3_curl PUT "/$b/big" --body big
+	assert_eq 403 "$S3_STATUS"
+	assert_eq SignatureDoesNotMatch "$S3_CODE"
+	S3_CURL_ENDPOINT=$DD_S3_PROXY_ENDPOINT s3_curl PUT "/$b/big" --body big
+	assert_eq 200 "$S3_STATUS" "the same PUT with the right secret: $S3_CODE"
+	s3_proxy_stop
+	assert_eq 2 "$(s3_proxy_stat passed)"
+	assert_eq big "$(s3_ls "$b")"
+}
+
 # via_proxy KIND: a bucket $B holding obj (100 KiB, also in ./obj) and the
 # proxy injecting KIND into every request.
 via_proxy() {
@@ -209,7 +242,6 @@ test_proxy_rate_and_seed_are_repeatable() {
 	put_direct "$b" x x
 	for run in 1 2; do
 		s3_proxy_start 0.5 42 slowdown
-		S3_CURL_ENDPOINT=$DD_S3_PROXY_ENDPOINT
 		local codes=
 		for i in $(seq 1 20); do
 			S3_CURL_ENDPOINT=$DD_S3_PROXY_ENDPOINT s3_curl GET "/$b/x"
@@ -221,6 +253,40 @@ test_proxy_rate_and_seed_are_repeatable() {
 	assert_eq "$first" "$second" "same seed, same faults"
 	assert_contains "$first" 503
 	assert_contains "$first" 200
+}
+
+# A copy of the harness whose S3 server cannot start (a monmaptool that
+# fails), with an S3 script of two tests and a script that needs no S3.
+broken_s3_tree() {
+	mkdir -p "$T/src/tests/integration" "$T/build" "$T/bin"
+	cp "$DD_SRCDIR"/tests/{run,lib.sh,pg.sh,s3.sh} "$T/src/tests/"
+	cp "$DD_BUILDDIR/git-dnadata" "$T/build/"
+	printf '#!/bin/sh\ntouch %s/monmaptool-ran\necho "monmaptool: broken for this test" >&2\nexit 1\n' "$T" >"$T/bin/monmaptool"
+	chmod +x "$T/bin/monmaptool"
+	printf '%s\n' '. "$(dirname "$0")/../lib.sh"' '# needs: s3' \
+		'test_one() { true; }' 'test_two() { true; }' run_tests >"$T/src/tests/integration/t-s3.sh"
+	printf '%s\n' '. "$(dirname "$0")/../lib.sh"' 'test_plain() { true; }' run_tests \
+		>"$T/src/tests/integration/t-plain.sh"
+}
+
+test_s3_tests_fail_when_the_server_cannot_start() {
+	broken_s3_tree
+	run env -u DD_TEST_FILTER PATH="$T/bin:$PATH" "$T/src/tests/run" --builddir "$T/build" --srcdir "$T/src"
+	assert_ne 0 "$RC" "exit status"
+	assert_contains "$OUT" "not ok 1 - one (the S3 test server did not start)"
+	assert_contains "$OUT" "not ok 2 - two (the S3 test server did not start)"
+	assert_contains "$OUT" "monmaptool: broken for this test" "the server's log is shown"
+	assert_contains "$OUT" "ok 1 - plain"
+	assert_contains "$OUT" "1 passed, 2 failed"
+}
+
+test_no_s3_server_starts_for_scripts_that_do_not_need_it() {
+	broken_s3_tree
+	run env -u DD_TEST_FILTER PATH="$T/bin:$PATH" "$T/src/tests/run" --builddir "$T/build" --srcdir "$T/src" \
+		"$T/src/tests/integration/t-plain.sh"
+	assert_eq 0 "$RC" "exit status: $OUT"
+	assert_no_file "$T/monmaptool-ran"
+	assert_not_contains "$OUT" "S3 server"
 }
 
 run_tests
