@@ -422,8 +422,10 @@ dd_s3_upload_file(struct dd_s3_client *c, const char *key, const char *path, con
 	}
 	/* completing cannot be conditional everywhere (RGW 16): look first */
 	r = dd_s3_head(c, key, NULL);
-	if (r == 0)
+	if (r == 0) {
+		record_remove(&u); /* an earlier run completed it and was stopped before it could say so */
 		r = DD_EXISTS;
+	}
 	if (r != DD_NOTFOUND)
 		goto out;
 	while ((u.size + u.part_size - 1) / u.part_size > DD_S3_MAX_PARTS)
