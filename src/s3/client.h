@@ -134,6 +134,28 @@ int dd_s3_mpu_abort(struct dd_s3_client *c, const char *key, const char *upload_
  */
 int dd_s3_upload_file(struct dd_s3_client *c, const char *key, const char *path, const char *record);
 
+/*
+ * The record of a multipart upload in progress, kept in a local file so an
+ * interrupted upload resumes (format in s3/upload.c). Read as untrusted.
+ */
+struct dd_s3_record_part {
+	uint64_t size;
+	char sha[65];  /* SHA-256 of the part, hex */
+	char etag[80]; /* as S3 gave it */
+	int sent;
+};
+/* Text of the record of `upload_id` for `key`: parts[i] (part i + 1) is listed when sent. */
+void dd_s3_record_format(struct dd_buf *out, const char *key, uint64_t size, uint64_t part_size,
+			 const char *upload_id, const struct dd_s3_record_part *parts, int nparts);
+/*
+ * Parse a record for exactly this key, file size and part size into
+ * *upload_id (caller frees) and the `sent`, `sha` and `etag` of parts[]
+ * (whose sizes the caller filled in: a recorded size must match). 0, or
+ * DD_NOTFOUND (no error set) for anything else, parts[] left unsent.
+ */
+int dd_s3_record_parse(const char *text, size_t len, const char *key, uint64_t size, uint64_t part_size,
+		       char **upload_id, struct dd_s3_record_part *parts, int nparts);
+
 /* ---- pure pieces, exposed for the unit tests ---- */
 
 /*

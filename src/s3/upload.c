@@ -40,13 +40,6 @@
 
 #define MAX_RECORD (2u << 20)
 
-struct part {
-	uint64_t size;
-	char sha[65];
-	char etag[80];
-	int sent; /* recorded as sent (and, on resume, still listed by S3 as such) */
-};
-
 struct upload {
 	struct dd_s3_client *c;
 	const char *key;
@@ -54,7 +47,7 @@ struct upload {
 	int fd;
 	uint64_t size, part_size;
 	char *upload_id;
-	struct part *parts;
+	struct dd_s3_record_part *parts; /* sent: recorded (and, on resume, still listed by S3 as such) */
 	int nparts;
 	/* shared by the part threads */
 	pthread_mutex_t mu;
@@ -75,16 +68,16 @@ part_len(const struct upload *u, int number)
 
 /* ---- the record ---- */
 
-static void
-record_text(struct dd_buf *b, const struct upload *u)
+void
+dd_s3_record_format(struct dd_buf *b, const char *key, uint64_t size, uint64_t part_size, const char *upload_id,
+		    const struct dd_s3_record_part *parts, int nparts)
 {
 	dd_buf_puts(b, "dd-s3-upload 1\nkey ");
-	dd_sigv4_uri_encode(b, u->key, strlen(u->key), 0);
-	dd_buf_printf(b, "\nsize %" PRIu64 " %" PRIu64 "\nupload %s\n", u->size, u->part_size, u->upload_id);
-	for (int i = 0; i < u->nparts; i++)
-		if (u->parts[i].sent)
-			dd_buf_printf(b, "part %d %" PRIu64 " %s %s\n", i + 1, u->parts[i].size, u->parts[i].sha,
-				      u->parts[i].etag);
+	dd_sigv4_uri_encode(b, key, strlen(key), 0);
+	dd_buf_printf(b, "\nsize %" PRIu64 " %" PRIu64 "\nupload %s\n", size, part_size, upload_id);
+	for (int i = 0; i < nparts; i++)
+		if (parts[i].sent)
+			dd_buf_printf(b, "part %d %" PRIu64 " %s %s\n", i + 1, parts[i].size, parts[i].sha, parts[i].etag);
 }
 
 /* Called with u->mu held (or before the threads start). Best effort: a lost record costs a fresh upload. */
@@ -95,7 +88,7 @@ record_save(const struct upload *u)
 
 	if (!u->record)
 		return;
-	record_text(&b, u);
+	dd_s3_record_format(&b, u->key, u->size, u->part_size, u->upload_id, u->parts, u->nparts);
 	if (dd_file_write_atomic(u->record, b.ptr, b.len, 0600, DD_WRITE_NO_DIRSYNC) < 0) {
 		dd_debug("cannot keep the upload record %s: %s", u->record, dd_error_last());
 		dd_error_clear();
@@ -116,61 +109,78 @@ printable_token(const char *s, size_t max)
 	return 1;
 }
 
-/* One "part" line into u->parts; 0 or -1 (malformed). */
+/* One "part" line into parts[]; 0 or -1 (malformed, or not a part of this file). */
 static int
-record_part(struct upload *u, const char *line)
+record_part(const char *line, struct dd_s3_record_part *parts, int nparts)
 {
 	int number, used = 0;
 	unsigned long long size;
 	char sha[65], etag[80];
 
 	if (sscanf(line, "part %d %llu %64s %79s%n", &number, &size, sha, etag, &used) != 4 || line[used] ||
-	    number < 1 || number > u->nparts || size != part_len(u, number) || !printable_token(etag, 79) ||
-	    strspn(sha, "0123456789abcdef") != 64)
+	    number < 1 || number > nparts || size != parts[number - 1].size || parts[number - 1].sent ||
+	    !printable_token(etag, 79) || strlen(sha) != 64 || strspn(sha, "0123456789abcdef") != 64)
 		return -1;
-	u->parts[number - 1].sent = 1;
-	memcpy(u->parts[number - 1].sha, sha, sizeof(sha));
-	memcpy(u->parts[number - 1].etag, etag, sizeof(etag));
+	parts[number - 1].sent = 1;
+	memcpy(parts[number - 1].sha, sha, sizeof(sha));
+	memcpy(parts[number - 1].etag, etag, sizeof(etag));
 	return 0;
 }
 
-/* Parse the record for this key, size and part size: u->upload_id and the parts recorded. 0, DD_NOTFOUND. */
+/* Line n (0-based) of the record's head: 0 when it is what this upload expects. */
 static int
-record_parse(struct upload *u, char *text)
+record_head(int n, const char *line, const char *want_key, uint64_t size, uint64_t part_size, char **upload_id)
 {
-	struct dd_buf want = DD_BUF_INIT;
-	char *save = NULL, *line;
-	int n = 0, rc = DD_NOTFOUND;
+	unsigned long long s, ps;
+	int used = 0;
 
+	switch (n) {
+	case 0:
+		return strcmp(line, "dd-s3-upload 1") ? -1 : 0;
+	case 1:
+		return strcmp(line, want_key) ? -1 : 0;
+	case 2:
+		return sscanf(line, "size %llu %llu%n", &s, &ps, &used) == 2 && !line[used] && s == size &&
+			       ps == part_size ? 0 : -1;
+	default:
+		if (strncmp(line, "upload ", 7) || !printable_token(line + 7, 1024))
+			return -1;
+		*upload_id = dd_strdup(line + 7);
+		return 0;
+	}
+}
+
+int
+dd_s3_record_parse(const char *text, size_t len, const char *key, uint64_t size, uint64_t part_size,
+		   char **upload_id, struct dd_s3_record_part *parts, int nparts)
+{
+	struct dd_buf want = DD_BUF_INIT, copy = DD_BUF_INIT;
+	char *save = NULL, *line;
+	int n = 0, rc = -1;
+
+	*upload_id = NULL;
+	if (len > MAX_RECORD || memchr(text, '\0', len))
+		goto out;
+	dd_buf_put(&copy, text, len);
 	dd_buf_puts(&want, "key ");
-	dd_sigv4_uri_encode(&want, u->key, strlen(u->key), 0);
-	for (line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save), n++) {
-		unsigned long long size, psize;
-		int used = 0;
-		if (n == 0 && strcmp(line, "dd-s3-upload 1"))
+	dd_sigv4_uri_encode(&want, key, strlen(key), 0);
+	for (line = strtok_r(copy.ptr, "\n", &save); line; line = strtok_r(NULL, "\n", &save), n++) {
+		if (n < 4 && record_head(n, line, want.ptr, size, part_size, upload_id) < 0)
 			goto out;
-		if (n == 1 && strcmp(line, want.ptr))
-			goto out;
-		if (n == 2 && (sscanf(line, "size %llu %llu%n", &size, &psize, &used) != 2 || line[used] ||
-			       size != u->size || psize != u->part_size))
-			goto out;
-		if (n == 3 && (strncmp(line, "upload ", 7) || !printable_token(line + 7, 1024)))
-			goto out;
-		if (n == 3)
-			u->upload_id = dd_strdup(line + 7);
-		if (n > 3 && record_part(u, line) < 0)
+		if (n >= 4 && record_part(line, parts, nparts) < 0)
 			goto out;
 	}
-	rc = u->upload_id ? 0 : DD_NOTFOUND;
+	rc = *upload_id ? 0 : -1;
 out:
 	if (rc != 0) {
-		free(u->upload_id);
-		u->upload_id = NULL;
-		for (int i = 0; i < u->nparts; i++)
-			u->parts[i].sent = 0;
+		free(*upload_id);
+		*upload_id = NULL;
+		for (int i = 0; i < nparts; i++)
+			parts[i].sent = 0;
 	}
 	dd_buf_release(&want);
-	return rc;
+	dd_buf_release(&copy);
+	return rc == 0 ? 0 : DD_NOTFOUND;
 }
 
 static void
@@ -181,8 +191,9 @@ record_load(struct upload *u)
 
 	if (!u->record || stat(u->record, &st) < 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size > MAX_RECORD)
 		return;
-	if (dd_file_read(&text, u->record) < 0 || memchr(text.ptr, '\0', text.len) ||
-	    record_parse(u, text.ptr) != 0) {
+	if (dd_file_read(&text, u->record) < 0 ||
+	    dd_s3_record_parse(text.ptr ? text.ptr : "", text.len, u->key, u->size, u->part_size, &u->upload_id,
+			       u->parts, u->nparts) != 0) {
 		dd_debug("ignoring the upload record %s (another upload, or damaged)", u->record);
 		dd_error_clear();
 	}
@@ -262,7 +273,7 @@ hash_part(struct upload *u, int number, char sha[65])
 static int
 send_part(struct upload *u, int number)
 {
-	struct part *p = &u->parts[number - 1];
+	struct dd_s3_record_part *p = &u->parts[number - 1];
 	char sha[65], etag[80];
 	int r;
 

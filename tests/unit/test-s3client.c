@@ -151,6 +151,41 @@ backoff_is_full_jitter_under_a_cap(void **state)
 	assert_int_equal(dd_s3_backoff_ms(40, 5000), 5000);
 }
 
+static void
+upload_record_round_trips_and_refuses_other_uploads(void **state)
+{
+	struct dd_s3_record_part p[3] = { { .size = 10 }, { .size = 10 }, { .size = 4 } }, q[3];
+	struct dd_buf t = DD_BUF_INIT;
+	char *id = NULL;
+
+	(void)state;
+	p[0].sent = p[2].sent = 1;
+	memset(p[0].sha, 'a', 64), memset(p[2].sha, 'b', 64);
+	strcpy(p[0].etag, "\"e0\""), strcpy(p[2].etag, "\"e2\"");
+	dd_s3_record_format(&t, "k 1/x", 24, 10, "2~id", p, 3);
+	assert_string_equal(t.ptr, "dd-s3-upload 1\nkey k%201%2Fx\nsize 24 10\nupload 2~id\n"
+				   "part 1 10 aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa \"e0\"\n"
+				   "part 3 4 bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb \"e2\"\n");
+	memcpy(q, p, sizeof(q));
+	q[0].sent = q[2].sent = 0;
+	assert_int_equal(dd_s3_record_parse(t.ptr, t.len, "k 1/x", 24, 10, &id, q, 3), 0);
+	assert_string_equal(id, "2~id");
+	assert_true(q[0].sent && !q[1].sent && q[2].sent);
+	assert_string_equal(q[2].etag, "\"e2\"");
+	free(id);
+	/* another key, file size or part size: not this upload's record */
+	assert_int_equal(dd_s3_record_parse(t.ptr, t.len, "k 1/y", 24, 10, &id, q, 3), DD_NOTFOUND);
+	assert_int_equal(dd_s3_record_parse(t.ptr, t.len, "k 1/x", 25, 10, &id, q, 3), DD_NOTFOUND);
+	assert_int_equal(dd_s3_record_parse(t.ptr, t.len, "k 1/x", 24, 12, &id, q, 3), DD_NOTFOUND);
+	assert_null(id);
+	assert_true(!q[0].sent && !q[2].sent);
+	/* a part line twice, or cut short: refused whole */
+	dd_buf_puts(&t, "part 1 10 aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa \"e0\"\n");
+	assert_int_equal(dd_s3_record_parse(t.ptr, t.len, "k 1/x", 24, 10, &id, q, 3), DD_NOTFOUND);
+	assert_int_equal(dd_s3_record_parse(t.ptr, 60, "k 1/x", 24, 10, &id, q, 3), DD_NOTFOUND);
+	dd_buf_release(&t);
+}
+
 /* ---- a scripted server ---- */
 
 #define MAX_ANSWERS 16
@@ -421,6 +456,7 @@ main(void)
 		cmocka_unit_test(query_is_sorted_and_encoded_with_empty_values_kept),
 		cmocka_unit_test(bucket_names_follow_s3_rules),
 		cmocka_unit_test(backoff_is_full_jitter_under_a_cap),
+		cmocka_unit_test(upload_record_round_trips_and_refuses_other_uploads),
 		cmocka_unit_test(cut_off_get_resumes_from_where_it_stopped),
 		cmocka_unit_test(ranged_get_must_get_exactly_the_bytes_asked),
 		cmocka_unit_test(slowdown_is_retried_and_put_is_create_only),
