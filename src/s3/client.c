@@ -969,6 +969,7 @@ dd_s3_client_new(struct dd_s3_client **out, const struct dd_s3_client_opts *o)
 	}
 	curl_multi_setopt(c->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)c->transfers);
 	curl_multi_setopt(c->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)c->transfers);
+	curl_multi_setopt(c->multi, CURLMOPT_MAXCONNECTS, (long)c->transfers); /* keep them all between bursts */
 	if (pthread_create(&c->thread, NULL, event_loop, c) != 0) {
 		r = dd_error("cannot start the S3 transfer thread");
 		goto fail;

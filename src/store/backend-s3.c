@@ -108,7 +108,8 @@ s3b_exists(struct dd_backend *be, const char *name)
 struct listing {
 	struct dd_backend_entry *v;
 	size_t n, cap;
-	size_t strip; /* length of the store's prefix */
+	const char *prefix; /* what every key listed must start with */
+	size_t strip;       /* length of the store's prefix */
 };
 
 static int
@@ -116,8 +117,8 @@ add_object(const struct dd_s3_object *o, void *arg)
 {
 	struct listing *l = arg;
 
-	if (strlen(o->key) <= l->strip)
-		return 0;
+	if (strncmp(o->key, l->prefix, strlen(l->prefix)) || strlen(o->key) <= strlen(l->prefix))
+		return 0; /* not under the directory asked for: a server's mistake, not a name of ours */
 	if (l->n == l->cap) {
 		l->cap = l->cap ? 2 * l->cap : 256;
 		l->v = dd_realloc(l->v, l->cap * sizeof(*l->v));
@@ -133,8 +134,8 @@ static int
 s3b_list(struct dd_backend *be, const char *dir, struct dd_backend_entry **out, size_t *n)
 {
 	struct s3_backend *sb = (struct s3_backend *)be;
-	struct listing l = { .strip = strlen(sb->prefix) };
 	char *prefix = dd_asprintf("%s%s/", sb->prefix, dir);
+	struct listing l = { .prefix = prefix, .strip = strlen(sb->prefix) };
 	int r = dd_s3_list(sb->c, prefix, add_object, &l);
 
 	free(prefix);
