@@ -804,7 +804,12 @@ static void
 refused(struct dd_s3_client *c, const struct call *k)
 {
 	const char *code = k->err.code, *key = k->key ? k->key : "(bucket)";
-	struct dd_buf b = DD_BUF_INIT;
+	struct dd_buf b = DD_BUF_INIT, what = DD_BUF_INIT;
+
+	if (k->key)
+		dd_buf_printf(&what, "%s %s", k->method, k->key);
+	else
+		dd_buf_puts(&what, !strcmp(k->method, "GET") ? "listing" : "a batch delete");
 
 	if (!strcmp(code, "SignatureDoesNotMatch")) {
 		dd_buf_printf(&b, "S3 rejected the signature for bucket %s (SignatureDoesNotMatch): check ", c->bucket);
@@ -816,8 +821,9 @@ refused(struct dd_s3_client *c, const struct call *k)
 		dd_buf_printf(&b, "bucket %s does not exist (NoSuchBucket) at %s: create it or fix the store URL",
 			      c->bucket, c->endpoint);
 	} else if (!strcmp(code, "AccessDenied") || (!code[0] && k->status == 403)) {
-		dd_buf_printf(&b, "S3 denied %s %s in bucket %s (%s): check the credentials and the bucket's "
-			      "permissions for them", k->method, key, c->bucket, code[0] ? code : "HTTP 403");
+		dd_buf_printf(&b, "S3 denied access to bucket %s (%s) for %s: check that these credentials may use "
+			      "the bucket (its policy, the key's permissions)", c->bucket, code[0] ? code : "HTTP 403",
+			      what.ptr);
 	} else if (!strcmp(code, "RequestTimeTooSkewed")) {
 		dd_buf_printf(&b, "S3 refused a request for bucket %s (RequestTimeTooSkewed): this machine's clock is "
 			      "off; set the system time", c->bucket);
@@ -833,13 +839,14 @@ refused(struct dd_s3_client *c, const struct call *k)
 		dd_buf_printf(&b, "S3 received other bytes than were sent for %s in bucket %s (%s): the local file "
 			      "changed while it was sent; run the command again", key, c->bucket, code);
 	} else {
-		dd_buf_printf(&b, "S3 refused %s %s in bucket %s (HTTP %ld%s%s)", k->method, key, c->bucket,
-			      k->status, code[0] ? " " : "", code);
+		dd_buf_printf(&b, "S3 refused %s in bucket %s (HTTP %ld%s%s)", what.ptr, c->bucket, k->status,
+			      code[0] ? " " : "", code);
 		if (k->err.message[0])
 			dd_buf_printf(&b, ": %s", k->err.message);
 	}
 	dd_error("%s", b.ptr);
 	dd_buf_release(&b);
+	dd_buf_release(&what);
 }
 
 static void
@@ -1145,6 +1152,27 @@ dd_s3_get_range(struct dd_s3_client *c, const char *key, uint64_t off, size_t le
 	return r;
 }
 
+/*
+ * A refused HEAD has no body, so no S3 error code: a wrong secret and a
+ * missing permission both read "403". Ask again with a one-byte GET, whose
+ * answer carries the code, so the error can say what to check.
+ */
+static void
+explain_head(struct dd_s3_client *c, const char *key)
+{
+	struct dd_buf one = DD_BUF_INIT;
+	struct dd_error_saved first;
+	int r;
+
+	dd_error_save(&first);
+	r = dd_s3_get_range(c, key, 0, 1, &one);
+	if (r == -1)
+		dd_error_saved_free(&first); /* refused too: this time with the code */
+	else
+		dd_error_restore(&first);
+	dd_buf_release(&one);
+}
+
 int
 dd_s3_head(struct dd_s3_client *c, const char *key, struct dd_s3_head *h)
 {
@@ -1157,6 +1185,8 @@ dd_s3_head(struct dd_s3_client *c, const char *key, struct dd_s3_head *h)
 		dd_error_clear();
 		return DD_NOTFOUND;
 	}
+	if (r == -1 && (k.status == 400 || k.status == 403) && !k.err.code[0])
+		explain_head(c, key);
 	if (r == 0 && h)
 		*h = k.head;
 	return r;

@@ -128,6 +128,21 @@ test_faults_are_retried_and_the_data_is_exact() {
 	cmp big direct
 }
 
+test_refusals_name_the_code_even_for_head() {
+	s3_env
+	local b
+	b=$(s3_bucket deny)
+	expect_ok tool "s3://$b/p" put keys/k key
+	# another user's bucket: a HEAD has no error body, a one-byte GET tells why
+	AWS_ACCESS_KEY_ID=$DD_S3_ACCESS_KEY2 AWS_SECRET_ACCESS_KEY=$DD_S3_SECRET_KEY2 expect_fail 1 tool "s3://$b/p" exists keys/k
+	assert_contains "$ERR" "error: S3 denied access to bucket $b (AccessDenied) for GET p/keys/k: check that these credentials may use the bucket"
+	AWS_ACCESS_KEY_ID=$DD_S3_ACCESS_KEY2 AWS_SECRET_ACCESS_KEY=$DD_S3_SECRET_KEY2 expect_fail 1 tool "s3://$b/p" list keys
+	assert_contains "$ERR" "error: S3 denied access to bucket $b (AccessDenied) for listing:"
+	AWS_SECRET_ACCESS_KEY=wrong-secret-0123456789 expect_fail 1 tool "s3://$b/p" exists keys/k
+	assert_contains "$ERR" "error: S3 rejected the signature for bucket $b (SignatureDoesNotMatch): check AWS_SECRET_ACCESS_KEY"
+	s3_assert_no_credentials "$ERR"
+}
+
 test_missing_credentials_are_named() {
 	s3_env
 	unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY
