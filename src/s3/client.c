@@ -1346,10 +1346,11 @@ dd_s3_list(struct dd_s3_client *c, const char *prefix, int (*fn)(const struct dd
 		}
 		for (size_t i = 0; i < l.n && r == 0; i++)
 			r = fn(&l.objects[i], arg);
+		if (r == 0 && l.truncated && (!l.next_token || !*l.next_token || (token && !strcmp(token, l.next_token))))
+			r = dd_error("S3's listing of bucket %s is truncated but gives no new continuation token",
+				     c->bucket);
 		free(token);
 		token = NULL;
-		if (r == 0 && l.truncated && (!l.next_token || !*l.next_token))
-			r = dd_error("S3's listing of bucket %s is truncated but gives no continuation token", c->bucket);
 		if (r == 0 && l.truncated)
 			token = dd_strdup(l.next_token);
 		dd_s3_list_free(&l);
