@@ -192,15 +192,14 @@ host_only(char *buf, size_t size, const char *hostport)
 	snprintf(buf, size, "%.*s", (int)n, hostport);
 }
 
-int
-dd_s3_use_path_style(const char *endpoint, const char *bucket)
+/* Is the endpoint's host an IP address or localhost (no room for a bucket in the host name)? */
+static int
+literal_host(const char *endpoint)
 {
 	char *scheme = NULL, *hostport = NULL, host[256];
 	unsigned char addr[16];
 	int r = 0;
 
-	if (strchr(bucket, '.'))
-		return 1;
 	if (!endpoint)
 		return 0;
 	if (dd_s3_endpoint_parse(endpoint, &scheme, &hostport) < 0) {
@@ -212,6 +211,20 @@ dd_s3_use_path_style(const char *endpoint, const char *bucket)
 	free(scheme);
 	free(hostport);
 	return r;
+}
+
+int
+dd_s3_use_path_style(const char *endpoint, const char *bucket)
+{
+	return strchr(bucket, '.') != NULL || literal_host(endpoint);
+}
+
+int
+dd_s3_path_style(int setting, const char *endpoint, const char *bucket)
+{
+	if (setting > 0 || literal_host(endpoint))
+		return 1;
+	return setting < 0 && strchr(bucket, '.') != NULL;
 }
 
 void
@@ -940,7 +953,7 @@ settle_endpoint(struct dd_s3_client *c, const struct dd_s3_client_opts *o)
 		c->endpoint[strlen(c->endpoint) - 1] = '\0';
 	if (dd_s3_endpoint_parse(c->endpoint, &c->scheme, &c->hostport) < 0)
 		return -1;
-	c->path_style = o->path_style || dd_s3_use_path_style(c->endpoint, c->bucket);
+	c->path_style = dd_s3_path_style(o->path_style, c->endpoint, c->bucket);
 	c->host = c->path_style ? dd_strdup(c->hostport) : dd_asprintf("%s.%s", c->bucket, c->hostport);
 	return 0;
 }

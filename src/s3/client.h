@@ -43,7 +43,7 @@ struct dd_s3_client_opts {
 	const char *bucket;   /* checked against S3's naming rules */
 	const char *endpoint; /* scheme://host[:port]; NULL: AWS_ENDPOINT_URL_S3 ... (creds.h), else AWS */
 	const char *region;   /* NULL: AWS_REGION ... (creds.h) */
-	int path_style;       /* 1: bucket in the path always; 0: automatic (see dd_s3_use_path_style) */
+	int path_style;       /* 1: bucket in the path; 0: in the host name; -1: automatic (dd_s3_use_path_style) */
 	int transfers;        /* parallel connections (0: DD_S3_DEFAULT_TRANSFERS) */
 	uint64_t part_size;   /* multipart above this (0: default; raised to DD_S3_MIN_PART_SIZE) */
 	int retries;          /* attempts after the first (-1: DD_S3_DEFAULT_RETRIES) */
@@ -162,8 +162,12 @@ int dd_s3_record_parse(const char *text, size_t len, const char *key, uint64_t s
  * Path-style addressing is automatic, as AWS's SDKs do it, for an
  * endpoint whose host is an IP address or `localhost`, and for a bucket
  * name with a dot (it would not match a TLS wildcard certificate).
+ * dd_s3_path_style() applies a store's setting (1, 0, -1 automatic): an IP
+ * address or `localhost` gets path style whatever the setting, since no
+ * host name can carry the bucket there.
  */
 int dd_s3_use_path_style(const char *endpoint, const char *bucket);
+int dd_s3_path_style(int setting, const char *endpoint, const char *bucket);
 /*
  * Split an endpoint "scheme://host[:port][/]" into "http"/"https" and
  * "host[:port]" (caller frees both). Anything else (user info, a path, a

@@ -24,7 +24,7 @@ struct dd_backend_opts {
 	const char *url;      /* file:///abs/path, /abs/path, s3://bucket/prefix */
 	const char *endpoint; /* remote: the service's address (NULL: the provider's default) */
 	const char *region;   /* remote: the region (NULL: the default) */
-	int path_style;       /* remote: bucket in the path, not the host name */
+	int path_style;       /* remote: 1 bucket in the path, 0 in the host name, -1 automatic (s3/client.h) */
 	int transfers;        /* remote: parallel transfers (0: the default, 8) */
 	uint64_t part_size;   /* remote: multipart upload above this many bytes (0: the default) */
 	int retries;          /* remote: attempts after the first on a transient failure (-1: the default) */

@@ -37,7 +37,7 @@ dd_store_key_path(const char *statedir)
 int
 dd_store_backend_open(struct dd_backend **out, const char *url, int create)
 {
-	struct dd_backend_opts o = { .url = url, .create = create, .retries = -1 };
+	struct dd_backend_opts o = { .url = url, .create = create };
 
 	return dd_backend_open(out, &o);
 }
@@ -225,7 +225,7 @@ open_backend(struct dd_store *st, const struct dd_store_opts *o, const char *cdi
 {
 	struct dd_backend_opts bo = {
 		.url = st->url, .endpoint = o->endpoint, .region = o->region,
-		.path_style = o->path_style, .transfers = o->transfers, .retries = -1,
+		.path_style = o->path_style, .transfers = o->transfers,
 	};
 	char *kpath;
 	int rc;

@@ -182,7 +182,7 @@ env_num(const char *name, long dflt)
 int
 main(int argc, char **argv)
 {
-	struct dd_backend_opts o = { .retries = -1 };
+	struct dd_backend_opts o = { .path_style = -1, .retries = -1 };
 	struct dd_backend *be = NULL;
 	int rc = 1;
 

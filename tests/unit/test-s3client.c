@@ -46,6 +46,13 @@ path_style_is_automatic_for_ip_addresses_and_localhost(void **state)
 	assert_false(dd_s3_use_path_style(NULL, "bucket"));
 	/* a dotted bucket would not match a wildcard certificate */
 	assert_true(dd_s3_use_path_style("https://s3.amazonaws.com", "my.bucket"));
+	/* the store's setting: 1 path, 0 host name, -1 automatic; an IP address has no host name to use */
+	assert_true(dd_s3_path_style(1, "https://s3.amazonaws.com", "bucket"));
+	assert_false(dd_s3_path_style(-1, "https://s3.amazonaws.com", "bucket"));
+	assert_true(dd_s3_path_style(-1, "https://s3.amazonaws.com", "my.bucket"));
+	assert_false(dd_s3_path_style(0, "https://s3.amazonaws.com", "my.bucket"));
+	assert_true(dd_s3_path_style(0, "http://127.0.0.1:7480", "bucket"));
+	assert_true(dd_s3_path_style(-1, "http://localhost", "bucket"));
 }
 
 static void
