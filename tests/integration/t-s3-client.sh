@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # t-s3-client.sh: the s3:// backend on the real server (Ceph RGW), driven by
-# tests/tools/backend-tool for what the CLI does not reach yet: multipart
+# backend-tool (tests/tools/backend-tool.c) for what the CLI does not reach yet: multipart
 # uploads in bounded memory and their resume after kill -9, paginated
 # listings and batch deletes, ranged reads, and exact data through the fault
 # proxy (resets, 503 SlowDown, truncated bodies).
@@ -10,7 +10,7 @@
 MIB=1048576
 
 tool() {
-	"$DD_BUILDDIR/tests/tools/backend-tool" "$@"
+	"$DD_BUILDDIR/backend-tool" "$@"
 }
 
 # peak_kib: the peak RSS the tool reported in $T/.err
