@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 struct dd_xfer {
 	struct dd_job base;
@@ -42,7 +43,7 @@ upload(struct dd_xfer *x)
 
 	if (have)
 		x->bytes = (uint64_t)sb.st_size;
-	if (x->kind == DD_XFER_ENSURE) {
+	if (x->kind == DD_XFER_ENSURE || !have) { /* a pack only the store has (this clone fetched objects) is fine */
 		atomic_fetch_add(&st->requests, 1);
 		r = st->be->ops->exists(st->be, x->name);
 		if (r == 1) {
@@ -102,6 +103,13 @@ dd_xfer_submit(struct dd_store *st, struct dd_xfer_batch *b, int kind, const cha
 	snprintf(x->name, sizeof(x->name), "%s", name);
 	if (id)
 		memcpy(x->id, id, 32);
+	if (kind != DD_XFER_OBJECT && !len) { /* the size, for progress totals */
+		char *path = st->cache->ops->local_path(st->cache, name);
+		struct stat sb;
+		if (stat(path, &sb) == 0)
+			len = (uint32_t)(sb.st_size > UINT32_MAX ? UINT32_MAX : sb.st_size);
+		free(path);
+	}
 	x->len = len;
 	if (b->tail)
 		b->tail->next = x;
@@ -113,24 +121,45 @@ dd_xfer_submit(struct dd_store *st, struct dd_xfer_batch *b, int kind, const cha
 	dd_pool_submit(st->xfer, &x->base);
 }
 
+static int64_t
+now_ms(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+/* Progress to the callback, at most ten times a second (always when `last` is NULL: the final one). */
 static void
-report(struct dd_store *st, const char *what, const struct dd_xfer_batch *b, uint64_t files, uint64_t bytes)
+report(struct dd_store *st, const char *what, const struct dd_xfer_batch *b, uint64_t files, uint64_t bytes,
+       int64_t *last)
 {
 	struct dd_transfer_progress p = { what, bytes, b->total_bytes, files, b->n };
+	int64_t t;
 
-	if (st->progress && what)
-		st->progress(&p, st->progress_arg);
+	if (!st->progress || !what)
+		return;
+	if (last) {
+		t = now_ms();
+		if (t - *last < 100)
+			return;
+		*last = t;
+	}
+	st->progress(&p, st->progress_arg);
 }
 
 int
 dd_xfer_wait(struct dd_store *st, struct dd_xfer_batch *b, const char *what, struct dd_transfer_stats *stats)
 {
 	uint64_t files = 0, bytes = 0;
+	int64_t last = 0;
 	int rc = 0;
 
 	for (struct dd_xfer *x = b->head, *next; x; x = next) {
 		while (!dd_pool_wait_for(st->xfer, &x->base, 100))
-			report(st, what, b, files, bytes);
+			report(st, what, b, files, bytes, &last);
+		report(st, what, b, files, bytes, &last);
 		next = x->next;
 		files++;
 		bytes += x->kind == DD_XFER_OBJECT ? x->len : x->bytes;
@@ -151,7 +180,8 @@ dd_xfer_wait(struct dd_store *st, struct dd_xfer_batch *b, const char *what, str
 		free(x->err);
 		free(x);
 	}
-	report(st, what, b, files, bytes);
+	if (b->n)
+		report(st, what, b, files, bytes, NULL);
 	memset(b, 0, sizeof(*b));
 	return rc;
 }

@@ -572,6 +572,21 @@ unreachable_snapshot(struct fx *f, struct dd_store **st, const struct gen *g)
 	return id;
 }
 
+struct progress_seen {
+	int calls;
+	struct dd_transfer_progress last;
+};
+
+static void
+on_progress(const struct dd_transfer_progress *p, void *arg)
+{
+	struct progress_seen *ps = arg;
+
+	assert_true(p->done_files <= p->total_files);
+	ps->calls++;
+	ps->last = *p;
+}
+
 static void
 snapshot_while_unreachable_then_push_sends_exactly_whats_pending(void **state)
 {
@@ -579,6 +594,7 @@ snapshot_while_unreachable_then_push_sends_exactly_whats_pending(void **state)
 	struct gen g = { 21, 40u << 20, NULL, 0 };
 	struct dd_store *st;
 	struct dd_transfer_stats s;
+	struct progress_seen seen = { 0 };
 	size_t cache_packs;
 	char *id, *snap, *cache = dd_path_join(f->sd, "cache");
 	const char *ids[1];
@@ -596,8 +612,13 @@ snapshot_while_unreachable_then_push_sends_exactly_whats_pending(void **state)
 	/* push: the packs, the index file, the manifest; nothing else */
 	counts_reset();
 	assert_int_equal(dd_store_open(&st, f->url, f->sd, 0), 0);
+	dd_store_set_progress(st, on_progress, &seen);
 	if (dd_store_push(st, ids, 1, &s) < 0)
 		fail_msg("push: %s", dd_error_last());
+	assert_true(seen.calls >= 1);
+	assert_string_equal(seen.last.what, "uploading");
+	assert_int_equal(seen.last.done_files, seen.last.total_files);
+	assert_int_equal(seen.last.done_bytes, seen.last.total_bytes);
 	assert_int_equal(s.files, cache_packs + 2);
 	assert_int_equal(tb.put_file_ok, (int)cache_packs + 2);
 	assert_true(s.bytes > (10u << 20));
