@@ -148,6 +148,15 @@ entry_name_cmp(const void *a, const void *b)
 	return strcmp(((const struct dd_backend_entry *)a)->name, ((const struct dd_backend_entry *)b)->name);
 }
 
+static int
+loose(struct dd_store *st, const uint8_t id[32])
+{
+	char name[DD_OBJECT_NAME_SIZE];
+
+	dd_object_name(name, sizeof(name), "data", id);
+	return st->cache->ops->exists(st->cache, name) == 1;
+}
+
 /* Where each object is: the store's index; its pack listed, and long enough. */
 static int
 locate(struct verify *v)
@@ -172,7 +181,9 @@ locate(struct verify *v)
 		j->pack = hit.pack, j->off = hit.off, j->len = hit.len;
 		dd_object_name(pname, sizeof(pname), "packs", dd_midx_pack_get(st->idx, hit.pack).name);
 		f = n ? bsearch(&key, e, n, sizeof(*e), entry_name_cmp) : NULL;
-		if (!f) {
+		if (!f && loose(st, j->ref.id)) {
+			j->pack = DD_MIDX_NONE; /* a cache holding the object alone (fetched with a ranged read) */
+		} else if (!f) {
 			j->missing = 1;
 			j->err = dd_asprintf("its pack %s is missing", pname);
 		} else if (f->size < (uint64_t)hit.off + hit.len) {
@@ -208,10 +219,13 @@ pack_run(struct dd_job *job, struct dd_worker *wk)
 		struct check_job *j = &first[i];
 		while (k < n && e[k].off < j->off)
 			k++;
+		if (j->err)
+			continue;
 		if (k == n || e[k].off != j->off || e[k].len != j->len || memcmp(e[k].id, j->ref.id, 32))
 			j->err = dd_asprintf("damaged (the pack %s does not hold it where the index says)", pname);
 	}
 	for (size_t i = 0; pj->err && i < pj->n; i++) {
+		free(first[i].err);
 		first[i].missing = pj->missing;
 		first[i].err = dd_strdup(pj->err);
 	}
@@ -229,9 +243,10 @@ check_packs(struct verify *v)
 
 	for (size_t i = 0; i < v->nuniq;) {
 		size_t k = i;
+		int unchecked = 0;
 		while (k < v->nuniq && v->jobs[k].pack == v->jobs[i].pack)
-			k++;
-		if (v->jobs[i].pack != DD_MIDX_NONE && !v->jobs[i].err) {
+			unchecked |= !v->jobs[k++].err;
+		if (v->jobs[i].pack != DD_MIDX_NONE && unchecked) {
 			pj[np] = (struct pack_job){ .v = v, .first = i, .n = k - i };
 			pj[np].base.run = pack_run;
 			dd_pool_submit(v->st->pool, &pj[np++].base);
