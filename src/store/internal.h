@@ -127,6 +127,8 @@ void dd_packer_need_file(struct dd_store *st, uint32_t file);
 int dd_packer_flush(struct dd_store *st);
 /* A new snapshot: forget the failure of an earlier one (its packs are marked failed, their objects absent). */
 void dd_packer_begin(struct dd_store *st);
+/* Tests: write an index file midway every `packs` packs (default DD_PACK_INDEX_EVERY). */
+void dd_packer_set_index_every(struct dd_store *st, size_t packs);
 /* Wait for uploads still running (a snapshot abandoned before its flush); before freeing the store. */
 void dd_packer_abandon(struct dd_store *st);
 /* The most bytes of objects the writer held in packs at once (tests: memory is bounded). */

@@ -33,6 +33,7 @@
 
 #define DD_PACK_TARGET (16u << 20)     /* a pack is finished once it holds this many bytes */
 #define DD_PACK_MAX_OBJECTS 65536u      /* per pack */
+#define DD_PACK_INDEX_EVERY 64          /* a big snapshot writes an index file every this many packs (~1 GiB) */
 #define DD_PACK_MAX ((uint64_t)1 << 30) /* readers refuse larger packs */
 #define DD_PACK_VERSION 1
 #define DD_PACK_MAGIC "DDPH"

@@ -51,6 +51,7 @@ struct dd_packer {
 	struct dd_xfer_batch uploads;
 	uint32_t *need; /* index files to push at the next flush */
 	size_t nneed, capneed;
+	size_t index_every; /* write an index file midway every this many packs */
 };
 
 int
@@ -61,6 +62,7 @@ dd_packer_new(struct dd_packer **out)
 	pthread_mutex_init(&pk->mu, NULL);
 	pthread_cond_init(&pk->cv, NULL);
 	pk->slot = DD_MIDX_NONE;
+	pk->index_every = DD_PACK_INDEX_EVERY;
 	*out = pk;
 	return 0;
 }
@@ -251,6 +253,117 @@ out:
 	return rc;
 }
 
+/* Write an index file naming the packs `done` (slots `slots`) to the cache; *file gets its slot. */
+static int
+write_index(struct dd_store *st, const struct dd_index_pack *done, const uint32_t *slots, size_t n, uint32_t *file)
+{
+	struct dd_buf plain = DD_BUF_INIT, obj = DD_BUF_INIT;
+	char name[DD_OBJECT_NAME_SIZE];
+	uint8_t id[32];
+	int rc = -1, isnew;
+
+	dd_index_encode(&plain, done, n);
+	dd_id_compute(id, st->keys, plain.ptr, plain.len);
+	dd_object_name(name, sizeof(name), "index", id);
+	if (dd_object_seal(&obj, st->keys, DD_OBJ_INDEX, id, plain.ptr, plain.len, NULL) < 0)
+		goto out;
+	if (st->cache->ops->put(st->cache, name, obj.ptr, obj.len) < 0) {
+		dd_error_wrap("writing %s to the cache", name);
+		goto out;
+	}
+	*file = dd_midx_file(st->idx, id, &isnew);
+	for (size_t i = 0; i < n; i++) {
+		struct dd_midx_pack mp = dd_midx_pack_get(st->idx, slots[i]);
+		mp.file = *file;
+		dd_midx_pack_set(st->idx, slots[i], &mp);
+	}
+	rc = 0;
+out:
+	dd_buf_release(&plain);
+	dd_buf_release(&obj);
+	return rc;
+}
+
+/* Take pk->done (under pk->mu). */
+static void
+take_done(struct dd_packer *pk, struct dd_index_pack **done, uint32_t **slots, size_t *n)
+{
+	*done = pk->done, *slots = pk->done_slots, *n = pk->ndone;
+	pk->done = NULL, pk->done_slots = NULL, pk->ndone = pk->capdone = 0;
+}
+
+/* Put index file `file` into the store, once the packs it names are durable there. */
+static int
+put_index(struct dd_store *st, uint32_t file)
+{
+	struct dd_midx_file f = dd_midx_file_get(st->idx, file);
+	struct dd_xfer_batch b = { 0 };
+	char name[DD_OBJECT_NAME_SIZE];
+	int r = dd_store_backend_sync(st);
+
+	if (dd_store_gone(st, r))
+		return 0;
+	if (r < 0)
+		return -1;
+	dd_object_name(name, sizeof(name), "index", f.id);
+	dd_xfer_submit(st, &b, DD_XFER_UPLOAD, name, NULL, 0);
+	if (dd_xfer_wait(st, &b, NULL, NULL) < 0)
+		return -1;
+	if (!dd_store_live(st))
+		return 0;
+	dd_store_confirmed(st, name);
+	r = dd_store_backend_sync(st);
+	if (dd_store_gone(st, r))
+		return 0;
+	if (r < 0)
+		return -1;
+	f.in_store = 1;
+	dd_midx_file_set(st->idx, file, &f);
+	return 0;
+}
+
+/*
+ * Midway through a big snapshot: an index file for the packs written so
+ * far (cache, then store), so an interrupted snapshot leaves usable packs
+ * behind. Runs on the finishing thread, outside the lock.
+ */
+static int
+index_midway(struct dd_store *st, struct dd_index_pack *done, uint32_t *slots, size_t n,
+	     struct dd_xfer_batch *uploads)
+{
+	uint32_t file;
+	int rc = dd_xfer_wait(st, uploads, NULL, NULL);
+
+	if (rc == 0 && (st->cache->ops->sync(st->cache) < 0 || write_index(st, done, slots, n, &file) < 0))
+		rc = -1;
+	if (rc == 0 && dd_store_live(st))
+		rc = put_index(st, file);
+	dd_index_packs_free(done, n);
+	free(slots);
+	return rc;
+}
+
+/* Under pk->mu: after `index_every` packs, index them midway (the lock is dropped meanwhile). */
+static int
+maybe_index_midway(struct dd_store *st)
+{
+	struct dd_packer *pk = st->packer;
+	struct dd_xfer_batch up = pk->uploads;
+	struct dd_index_pack *done;
+	uint32_t *slots;
+	size_t n;
+	int r;
+
+	if (pk->ndone < pk->index_every)
+		return 0;
+	take_done(pk, &done, &slots, &n);
+	memset(&pk->uploads, 0, sizeof(pk->uploads));
+	pthread_mutex_unlock(&pk->mu);
+	r = index_midway(st, done, slots, n, &up);
+	pthread_mutex_lock(&pk->mu);
+	return r;
+}
+
 static int
 full(const struct dd_packer *pk)
 {
@@ -277,6 +390,8 @@ drain(struct dd_store *st, int all)
 			free(objs[i].data);
 		free(objs);
 		pthread_mutex_lock(&pk->mu);
+		if (r == 0 && !all)
+			r = maybe_index_midway(st); /* still "finishing": adders wait when the open pack is full */
 		pk->held -= bytes;
 		pk->finishing = 0;
 		pthread_cond_broadcast(&pk->cv);
@@ -347,42 +462,10 @@ dd_packer_need_file(struct dd_store *st, uint32_t file)
 	pthread_mutex_unlock(&pk->mu);
 }
 
-/* Write an index file for pk->done to the cache; its slot joins pk->need. */
-static int
-write_index(struct dd_store *st)
+void
+dd_packer_set_index_every(struct dd_store *st, size_t packs)
 {
-	struct dd_packer *pk = st->packer;
-	struct dd_buf plain = DD_BUF_INIT, obj = DD_BUF_INIT;
-	char name[DD_OBJECT_NAME_SIZE];
-	uint8_t id[32];
-	uint32_t file;
-	int rc = -1, isnew;
-
-	dd_index_encode(&plain, pk->done, pk->ndone);
-	dd_id_compute(id, st->keys, plain.ptr, plain.len);
-	dd_object_name(name, sizeof(name), "index", id);
-	if (dd_object_seal(&obj, st->keys, DD_OBJ_INDEX, id, plain.ptr, plain.len, NULL) < 0)
-		goto out;
-	if (st->cache->ops->put(st->cache, name, obj.ptr, obj.len) < 0) {
-		dd_error_wrap("writing %s to the cache", name);
-		goto out;
-	}
-	file = dd_midx_file(st->idx, id, &isnew);
-	for (size_t i = 0; i < pk->ndone; i++) {
-		struct dd_midx_pack mp = dd_midx_pack_get(st->idx, pk->done_slots[i]);
-		mp.file = file;
-		dd_midx_pack_set(st->idx, pk->done_slots[i], &mp);
-	}
-	dd_index_packs_free(pk->done, pk->ndone);
-	pk->done = NULL, pk->ndone = pk->capdone = 0;
-	free(pk->done_slots);
-	pk->done_slots = NULL;
-	dd_packer_need_file(st, file);
-	rc = 0;
-out:
-	dd_buf_release(&plain);
-	dd_buf_release(&obj);
-	return rc;
+	st->packer->index_every = packs;
 }
 
 /*
@@ -477,8 +560,18 @@ dd_packer_flush(struct dd_store *st)
 	if (rc < 0)
 		return -1;
 	old = pk->nneed; /* the files queued before this flush's own index */
-	if (pk->ndone && (st->cache->ops->sync(st->cache) < 0 || write_index(st) < 0))
-		return -1;
+	if (pk->ndone) {
+		struct dd_index_pack *done;
+		uint32_t *slots, file;
+		size_t n;
+		take_done(pk, &done, &slots, &n);
+		rc = st->cache->ops->sync(st->cache) < 0 || write_index(st, done, slots, n, &file) < 0 ? -1 : 0;
+		dd_index_packs_free(done, n);
+		free(slots);
+		if (rc < 0)
+			return -1;
+		dd_packer_need_file(st, file);
+	}
 	if (!dd_store_live(st) || !pk->nneed)
 		return 0;
 	if (upload_needed_packs(st, old) < 0)

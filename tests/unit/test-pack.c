@@ -740,6 +740,76 @@ second_clone_reuses_the_first_clones_packs_and_fetches_with_ranged_reads(void **
 	free(id), free(id2), free(sd2), free(snaps);
 }
 
+/* Objects named by the index files of root's store, except those listed in `skip` (names, or NULL). */
+static size_t
+indexed_objects(struct dd_store *st, const char *root, struct dd_backend_entry *skip, size_t nskip)
+{
+	struct dd_backend *be;
+	struct dd_backend_entry *e;
+	struct dd_index_pack *p;
+	struct dd_buf obj = DD_BUF_INIT;
+	uint8_t id[32];
+	size_t n, np, total = 0;
+
+	assert_int_equal(dd_backend_file_open(&be, root, 0), 0);
+	assert_int_equal(be->ops->list(be, "index", &e, &n), 0);
+	for (size_t i = 0; i < n; i++) {
+		int seen = 0;
+		for (size_t k = 0; k < nskip; k++)
+			seen |= !strcmp(skip[k].name, e[i].name);
+		if (seen)
+			continue;
+		assert_int_equal(dd_hex_decode(id, 32, e[i].name + 6), 0);
+		assert_int_equal(dd_store_index_read(st, be, id, &obj, &p, &np), 0);
+		for (size_t k = 0; k < np; k++)
+			total += p[k].n;
+		dd_index_packs_free(p, np);
+	}
+	dd_backend_entries_free(e, n);
+	dd_backend_free(be);
+	dd_buf_release(&obj);
+	return total;
+}
+
+static void
+a_big_snapshot_indexes_midway_so_an_interrupted_one_leaves_usable_packs(void **state)
+{
+	struct fx *f = *state;
+	struct gen g = { 51, 80u << 20, NULL, 0 };
+	struct dd_snapshot_writer *sw;
+	struct dd_backend_entry *before;
+	struct dd_backend *be;
+	struct dd_store *st;
+	size_t nbefore, kept, chunks;
+	char *id;
+	const char *ids[1];
+
+	/* interrupted after the last stream ended, before the commit */
+	dd_packer_set_index_every(f->st, 2);
+	assert_int_equal(dd_snapshot_begin(&sw, f->st), 0);
+	write_gen(sw, "t", &g);
+	dd_snapshot_abort(sw);
+	dd_store_free(f->st);
+	f->st = NULL;
+	assert_true(count_files(f->root, "index") >= 1);
+	assert_int_equal(dd_backend_file_open(&be, f->root, 0), 0);
+	assert_int_equal(be->ops->list(be, "index", &before, &nbefore), 0);
+	dd_backend_free(be);
+	/* the rerun (another process) reuses what the midway index files name, and packs only the rest */
+	assert_int_equal(dd_store_open(&st, f->url, f->sd, 0), 0);
+	kept = indexed_objects(st, f->root, NULL, 0);
+	assert_true(kept >= 2);
+	id = snapshot(st, &g, 0);
+	chunks = nchunks(st, id);
+	assert_int_equal(indexed_objects(st, f->root, before, nbefore), chunks - kept);
+	ids[0] = id;
+	assert_int_equal(dd_store_verify(st, ids, 1, 1), 0);
+	expect_reads_back(st, id, &g);
+	dd_store_free(st);
+	dd_backend_entries_free(before, nbefore);
+	free(id);
+}
+
 /* ---- memory ---- */
 
 static void
@@ -774,6 +844,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(reused_objects_the_store_lacks_go_up_with_the_next_snapshot, fx_setup,
 						fx_teardown),
 		cmocka_unit_test_setup_teardown(second_clone_reuses_the_first_clones_packs_and_fetches_with_ranged_reads,
+						fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(a_big_snapshot_indexes_midway_so_an_interrupted_one_leaves_usable_packs,
 						fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(the_writer_holds_at_most_two_packs, fx_setup, fx_teardown),
 	};
