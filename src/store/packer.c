@@ -14,8 +14,10 @@
  *
  * Every flush (dd_store_sync, before a manifest) finishes the open pack,
  * waits for the uploads and writes one index file naming the packs written
- * since the last flush: to the cache, then, once the store has synced the
- * packs, to the store. So the order objects -> index -> manifest holds in
+ * since the last one: to the cache, then, once the store has synced the
+ * packs, to the store. A big snapshot also writes one every `index_every`
+ * packs from the finishing thread, so an interrupted snapshot leaves packs
+ * the next one can reuse. So the order objects -> index -> manifest holds in
  * both places. Objects a snapshot reused from packs the store is not known
  * to hold (an earlier snapshot made while it was unreachable) bring their
  * index files along at the same flush.
