@@ -10,6 +10,7 @@
 #include "git/ref.h"
 #include "git/repo.h"
 #include "store/store.h"
+#include "workflow/workflow.h"
 #include "util/fs.h"
 
 #include <stdlib.h>
@@ -47,7 +48,7 @@ cmd_verify(int argc, char **argv)
 	if ((rc = dd_cmd_setup(&s, argc, argv, opts, usage, DD_CMD_NO_ARGS)) != 0)
 		return rc;
 	rc = -1;
-	if (dd_store_open(&st, s.cfg->store_url, s.repo->statedir, offline ? DD_STORE_OFFLINE : 0) < 0)
+	if (dd_workflow_open_store(&st, s.cfg, s.repo, offline ? DD_STORE_OFFLINE : 0) < 0)
 		goto out;
 	if (all) {
 		from_store = 1;

@@ -15,11 +15,12 @@ test_dump_only_snapshot_reaches_the_store_with_push() {
 	assert_no_file "$T/store/snapshots/$id"
 	expect_fail 1 git dnadata verify
 	expect_ok git dnadata push
-	assert_contains "$ERR" "snapshot ${id:0:12} is in the store"
+	assert_contains "$ERR" "push: sent "
 	assert_file "$T/store/snapshots/$id"
 	expect_ok git dnadata verify --read-data
-	# a second push finds nothing missing and still succeeds
+	# a second push finds nothing missing, sends nothing and still succeeds
 	expect_ok git dnadata push clean
+	assert_contains "$ERR" "push: nothing to transfer (1 snapshot;"
 }
 
 test_push_restores_objects_the_store_lost() {
