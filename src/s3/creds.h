@@ -8,10 +8,15 @@
  *                AWS_CONFIG_FILE (~/.aws/config, sections "[profile NAME]"
  *                and "[default]");
  *   region:      the store's `region` key, else AWS_REGION, AWS_DEFAULT_REGION,
- *                the profile's `region`, else "us-east-1";
+ *                the profile's `region` (config file only, as with the AWS
+ *                CLI), else "us-east-1";
  *   endpoint:    the store's `endpoint` key, else AWS_ENDPOINT_URL_S3,
  *                AWS_ENDPOINT_URL, the profile's `endpoint_url` (or its
  *                `s3 =` sub-section's endpoint_url), else AWS's own.
+ *
+ * Half a key pair (an id without its secret, in the environment or a
+ * profile) is an error, not a fall-through. Not read: `services` sections,
+ * SSO, assumed roles, credential_process, instance metadata.
  *
  * The files are parsed with inih and treated as hostile input: a malformed
  * file is an error naming the file and line, never its contents. No

@@ -40,5 +40,7 @@ test_fuzz_config() { smoke fuzz-config; }
 test_fuzz_keyfile() { smoke fuzz-keyfile; }
 test_fuzz_manifest() { smoke fuzz-manifest; }
 test_fuzz_object() { smoke fuzz-object; }
+test_fuzz_s3xml() { smoke fuzz-s3xml; }
+test_fuzz_s3creds() { smoke fuzz-s3creds; }
 
 run_tests
