@@ -10,10 +10,19 @@
 # by PGHOST/PGPORT/PGUSER (superuser "postgres", trust on the socket) and
 # DD_TEST_PW_USER/DD_TEST_PW_PASSWORD (a role that needs its password over
 # TCP on 127.0.0.1:$PGPORT).
+#
+# The S3 server (Ceph's RADOS Gateway, tests/s3.sh) is started once per run
+# by tests/run for the scripts that carry the line "# needs: s3", and
+# described by DD_S3_ENDPOINT, DD_S3_REGION, DD_S3_ACCESS_KEY /
+# DD_S3_SECRET_KEY (and a second user's DD_S3_ACCESS_KEY2 /
+# DD_S3_SECRET_KEY2). Helpers: need_s3, s3_env, s3_bucket, s3_aws, s3_ls,
+# s3_curl, s3_assert_no_credentials, s3_dead_endpoint, s3_proxy_start /
+# s3_proxy_stop / s3_proxy_stat. Never print the keys.
 
 set -u
 DD_TESTS_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$DD_TESTS_DIR/pg.sh"
+. "$DD_TESTS_DIR/s3.sh"
 DD_TMP=${DD_TMP:-${TMPDIR:-/tmp}}
 export GIT_CONFIG_NOSYSTEM=1
 
@@ -128,6 +137,144 @@ release_lock() {
 # psql_q DB SQL: run SQL, print unaligned tuples only.
 psql_q() {
 	"$DD_PG_BINDIR/psql" -XAtq -v ON_ERROR_STOP=1 -d "$1" -c "$2"
+}
+
+need_s3() {
+	[ -n "${DD_S3_ENDPOINT:-}" ] || fail "this test needs the S3 server that tests/run starts (the script must carry the line '# needs: s3')"
+}
+
+# s3_env: the environment the code under test reads its S3 settings from
+# (AWS's variables), pointing at the test server (or at the fault proxy once
+# s3_proxy_start has run); nothing inherited from the caller's AWS setup.
+s3_env() {
+	need_s3
+	unset AWS_PROFILE AWS_SESSION_TOKEN AWS_ENDPOINT_URL_S3 AWS_DEFAULT_REGION
+	export AWS_ACCESS_KEY_ID=$DD_S3_ACCESS_KEY AWS_SECRET_ACCESS_KEY=$DD_S3_SECRET_KEY
+	export AWS_ENDPOINT_URL=${DD_S3_PROXY_ENDPOINT:-$DD_S3_ENDPOINT} AWS_REGION=$DD_S3_REGION
+}
+
+# s3_aws ARG...: Debian's awscli (never a pyenv shim on PATH) as the first
+# test user, straight to the server (not through the proxy; S3_AWS_ENDPOINT
+# overrides), ignoring any ~/.aws files a test writes.
+s3_aws() {
+	need_s3
+	AWS_ACCESS_KEY_ID=$DD_S3_ACCESS_KEY AWS_SECRET_ACCESS_KEY=$DD_S3_SECRET_KEY \
+		AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null AWS_PAGER= \
+		env -u AWS_SESSION_TOKEN -u AWS_PROFILE -u AWS_DEFAULT_PROFILE -u AWS_ENDPOINT_URL \
+		-u AWS_ENDPOINT_URL_S3 -u AWS_DEFAULT_REGION -u AWS_REGION /usr/bin/aws --endpoint-url "${S3_AWS_ENDPOINT:-$DD_S3_ENDPOINT}" --region "$DD_S3_REGION" \
+		--no-cli-pager "$@"
+}
+
+# s3_bucket PREFIX: create an empty bucket with a name unique to this test
+# (PREFIX-...); echo the name. Buckets are not removed: the server is
+# throwaway. A signed curl request rather than awscli, which takes a second
+# to start.
+s3_bucket() {
+	local name
+	name=$(printf '%s-%s-%s-%s' "${1:-b}" "$BASHPID" "$RANDOM" "$(date +%N)" | tr 'A-Z_' 'a-z-' | cut -c1-63)
+	S3_CURL_ENDPOINT= s3_curl PUT "/$name"
+	[ "$S3_STATUS" = 200 ] || fail "could not create bucket $name (HTTP $S3_STATUS $S3_CODE, curl exit $S3_RC)"
+	echo "$name"
+}
+
+# s3_ls BUCKET [PREFIX]: every key (under PREFIX), one a line, sorted.
+s3_ls() {
+	local out
+	out=$(s3_aws s3api list-objects-v2 --bucket "$1" ${2:+--prefix "$2"} \
+		--query 'Contents[].[Key]' --output text) || fail "could not list bucket $1"
+	[ "$out" = None ] || [ -z "$out" ] || printf '%s\n' "$out" | LC_ALL=C sort
+}
+
+# s3_assert_no_credentials TEXT...: neither test user's access key nor
+# secret appears in TEXT (output, logs, error lines). Never prints them.
+s3_assert_no_credentials() {
+	local text="$*" k
+	for k in "$DD_S3_SECRET_KEY" "$DD_S3_SECRET_KEY2" "$DD_S3_ACCESS_KEY" "$DD_S3_ACCESS_KEY2"; do
+		case $text in
+		*"$k"*) fail "an S3 credential appears in the output (not shown here)" ;;
+		esac
+	done
+}
+
+# s3_dead_endpoint: the URL of a loopback port where nothing listens, for
+# "server down" tests.
+s3_dead_endpoint() {
+	echo "http://127.0.0.1:$(s3_free_port)"
+}
+
+# s3_curl METHOD PATH [--body FILE] [CURL-ARG...]: one request signed by
+# curl's --aws-sigv4 as S3_KEY / S3_SECRET (default: the first test user) to
+# S3_CURL_ENDPOINT (default: the server), with the payload hash of the body
+# (S3_SHA overrides it). The keys reach curl on stdin, not
+# on its command line. Sets S3_RC (curl's exit), S3_STATUS (HTTP status),
+# S3_BODY (the response body; also in $T/.s3body), S3_CODE (the S3 error
+# <Code>, if any); never fails by itself.
+s3_curl() {
+	local method=$1 path=$2 body= hash
+	shift 2
+	if [ "${1:-}" = --body ]; then body=$2; shift 2; fi
+	# curl 7.88 signs x-amz-content-sha256 but does not compute it (DESIGN §6).
+	hash=${S3_SHA:-$(sha256sum "${body:-/dev/null}" | cut -d" " -f1)}
+	set +e
+	S3_STATUS=$(printf 'user = "%s:%s"\n' "${S3_KEY:-$DD_S3_ACCESS_KEY}" "${S3_SECRET:-$DD_S3_SECRET_KEY}" |
+		curl -K - -s -o "$T/.s3body" -w '%{http_code}' -m 30 -X "$method" \
+			--aws-sigv4 "aws:amz:$DD_S3_REGION:s3" -H "x-amz-content-sha256: $hash" \
+			${body:+--data-binary "@$body"} "$@" "${S3_CURL_ENDPOINT:-$DD_S3_ENDPOINT}$path")
+	S3_RC=$?
+	set -e
+	S3_BODY=$(cat "$T/.s3body" 2>/dev/null || true)
+	S3_CODE=$(printf '%s' "$S3_BODY" | sed -n 's:.*<Code>\([^<]*\)</Code>.*:\1:p')
+}
+
+# s3_proxy_start RATE SEED [KINDS [DELAY]]: the fault proxy
+# (tests/s3-fault-proxy.py) in front of the server for this test; exports
+# DD_S3_PROXY_ENDPOINT (and AWS_ENDPOINT_URL, which s3_env also points at
+# it). KINDS is a comma-separated list (default: every kind); DELAY is the
+# delay fault's length in seconds (default 0.2). Stopped by s3_proxy_stop,
+# or when the test ends (an EXIT trap of the test's shell): call it
+# directly, never inside $(...).
+s3_proxy_start() {
+	need_s3
+	local rate=$1 seed=$2 kinds=${3:-} delay=${4:-0.2} d=$T/.s3proxy
+	mkdir -p "$d"
+	rm -f "$d/port" "$d/stats"
+	/usr/bin/python3 "$DD_TESTS_DIR/s3-fault-proxy.py" --upstream "${DD_S3_ENDPOINT#http://}" \
+		--port-file "$d/port" --stats "$d/stats" --log "$d/log" --rate "$rate" --seed "$seed" \
+		${kinds:+--kinds "$kinds"} --delay "$delay" >>"$d/out" 2>&1 </dev/null &
+	DD_S3_PROXY_PID=$!
+	trap s3_proxy_stop_quiet EXIT
+	local i
+	for i in $(seq 1 500); do
+		[ -s "$d/port" ] && break
+		kill -0 "$DD_S3_PROXY_PID" 2>/dev/null || fail "the fault proxy did not start: $(cat "$d/out")"
+		sleep 0.01
+	done
+	[ -s "$d/port" ] || fail "the fault proxy did not start within 5 s: $(cat "$d/out")"
+	export DD_S3_PROXY_ENDPOINT="http://127.0.0.1:$(cat "$d/port")"
+	export DD_S3_PROXY_STATS=$d/stats
+	[ -z "${AWS_ENDPOINT_URL:-}" ] || export AWS_ENDPOINT_URL=$DD_S3_PROXY_ENDPOINT
+}
+
+s3_proxy_stop_quiet() {
+	[ -n "${DD_S3_PROXY_PID:-}" ] || return 0
+	kill -TERM "$DD_S3_PROXY_PID" 2>/dev/null || true
+	wait "$DD_S3_PROXY_PID" 2>/dev/null || true
+	DD_S3_PROXY_PID=
+	unset DD_S3_PROXY_ENDPOINT
+	[ -z "${AWS_ENDPOINT_URL:-}" ] || export AWS_ENDPOINT_URL=$DD_S3_ENDPOINT
+}
+
+# s3_proxy_stop: stop the proxy; print its counters on one line
+# ("fault proxy: requests 12 passed 9 slowdown 3 ...").
+s3_proxy_stop() {
+	s3_proxy_stop_quiet
+	[ -s "${DD_S3_PROXY_STATS:-}" ] || fail "the fault proxy wrote no counters"
+	echo "fault proxy: $(tr '\n' ' ' <"$DD_S3_PROXY_STATS")"
+}
+
+# s3_proxy_stat NAME: one counter of the last proxy (after s3_proxy_stop).
+s3_proxy_stat() {
+	awk -v k="$1" '$1 == k { print $2; f = 1 } END { if (!f) print 0 }' "$DD_S3_PROXY_STATS"
 }
 
 run_tests() {

@@ -112,6 +112,67 @@ out:
 	return rc;
 }
 
+/*
+ * A fan-out directory (data/ab, packs/ab) or its parent (packs/ in a store
+ * made before packs) is missing: make it again, but only inside a store
+ * folder that is there (an unmounted disk must fail the put).
+ */
+static int
+remake_dir(struct file_backend *fb, const char *path)
+{
+	char *dir = dd_path_dirname(path);
+	int rc = -1;
+
+	if (dd_is_dir(fb->root) && dd_mkdir_p(dir, 0755) == 0)
+		rc = 0;
+	dd_error_clear();
+	free(dir);
+	return rc;
+}
+
+static int
+fb_get_range(struct dd_backend *be, const char *name, uint64_t off, size_t len, struct dd_buf *out)
+{
+	char *path = path_of((struct file_backend *)be, name);
+	size_t got = 0;
+	int fd, rc = -1;
+
+	dd_buf_clear(out);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		rc = errno == ENOENT ? DD_NOTFOUND : dd_error_errno("cannot read %s", path);
+		goto out;
+	}
+	if (len > MAX_FILE) {
+		dd_error("a read of %zu bytes of %s is larger than allowed", len, path);
+		goto out;
+	}
+	dd_buf_grow(out, len);
+	while (got < len) {
+		ssize_t n = pread(fd, out->ptr + got, len - got, (off_t)(off + got));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			dd_error_errno("cannot read %s", path);
+			goto out;
+		}
+		if (n == 0) {
+			dd_error("%s is damaged (truncated: shorter than %llu bytes)", path,
+				 (unsigned long long)(off + len));
+			goto out;
+		}
+		got += (size_t)n;
+	}
+	out->len = len;
+	out->ptr[out->len] = '\0';
+	rc = 0;
+out:
+	if (fd >= 0)
+		close(fd);
+	free(path);
+	return rc;
+}
+
 static int
 fb_put(struct dd_backend *be, const char *name, const void *data, size_t len)
 {
@@ -119,13 +180,8 @@ fb_put(struct dd_backend *be, const char *name, const void *data, size_t len)
 	char *path = path_of(fb, name);
 	int rc = dd_file_write_atomic(path, data, len, 0444, DD_WRITE_NOREPLACE | DD_WRITE_NO_DIRSYNC);
 
-	if (rc == -1 && errno == ENOENT) {
-		/* a fan-out directory removed behind our back: make it again (its parent must exist) */
-		char *dir = dd_path_dirname(path);
-		if (mkdir(dir, 0755) == 0 || errno == EEXIST)
-			rc = dd_file_write_atomic(path, data, len, 0444, DD_WRITE_NOREPLACE | DD_WRITE_NO_DIRSYNC);
-		free(dir);
-	}
+	if (rc == -1 && errno == ENOENT && remake_dir(fb, path) == 0)
+		rc = dd_file_write_atomic(path, data, len, 0444, DD_WRITE_NOREPLACE | DD_WRITE_NO_DIRSYNC);
 	if (rc >= 0) /* DD_EXISTS: already there, perhaps not durable yet */
 		mark_dirty(fb, path);
 	free(path);
@@ -138,9 +194,12 @@ fb_put_file(struct dd_backend *be, const char *name, const char *localpath)
 	struct file_backend *fb = (struct file_backend *)be;
 	char *path = path_of(fb, name);
 	struct dd_buf data = DD_BUF_INIT;
-	int rc;
+	int rc, r;
 
-	if (link(localpath, path) == 0) {
+	r = link(localpath, path);
+	if (r < 0 && errno == ENOENT && dd_path_exists(localpath) && remake_dir(fb, path) == 0)
+		r = link(localpath, path);
+	if (r == 0) {
 		mark_dirty(fb, path);
 		rc = 0;
 	} else if (errno == EEXIST) {
@@ -235,7 +294,9 @@ fb_list(struct dd_backend *be, const char *dir, struct dd_backend_entry **out, s
 {
 	struct entries l = { 0 };
 
-	if (list_dir((struct file_backend *)be, dir, !strcmp(dir, "data") ? 2 : 1, &l) < 0) {
+	int depth = !strcmp(dir, "data") || !strcmp(dir, "packs") ? 2 : 1;
+
+	if (list_dir((struct file_backend *)be, dir, depth, &l) < 0) {
 		dd_backend_entries_free(l.v, l.n);
 		return -1;
 	}
@@ -307,6 +368,7 @@ fb_free(struct dd_backend *be)
 static const struct dd_backend_ops file_ops = {
 	.caps = DD_BACKEND_CHEAP_EXISTS,
 	.get = fb_get,
+	.get_range = fb_get_range,
 	.put = fb_put,
 	.put_file = fb_put_file,
 	.exists = fb_exists,
@@ -321,7 +383,7 @@ static const struct dd_backend_ops file_ops = {
 static int
 make_layout(const char *root)
 {
-	static const char *const dirs[] = { "keys", "data", "snapshots", "locks" };
+	static const char *const dirs[] = { "keys", "packs", "index", "snapshots", "locks" };
 	char sub[16];
 
 	if (dd_mkdir_p(root, 0755) < 0)
@@ -334,7 +396,7 @@ make_layout(const char *root)
 			return -1;
 	}
 	for (int i = 0; i < 256; i++) {
-		snprintf(sub, sizeof(sub), "data/%02x", i);
+		snprintf(sub, sizeof(sub), "packs/%02x", i);
 		char *p = dd_path_join(root, sub);
 		int rc = mkdir(p, 0755) < 0 && errno != EEXIST ? dd_error_errno("cannot create %s", p) : 0;
 		free(p);

@@ -2,7 +2,7 @@
  * store/backend.h: where a store's files live. A small vtable so the s3://
  * backend slots in next to the file:// one; the local cache is a file
  * backend too. Names are store-relative paths ("config", "keys/<n>",
- * "data/ab/<id>", "snapshots/<id>"); every put is create-only.
+ * "packs/ab/<sha256>", "index/<id>", "snapshots/<id>", "data/ab/<id>"); every put is create-only.
  *
  * dd_backend_open() picks the backend from the URL's scheme (backend.c
  * holds the table); what a backend can do beyond the common operations is
@@ -73,7 +73,7 @@ struct dd_backend_ops {
 	/* 1 exists, 0 not, -1 error. */
 	int (*exists)(struct dd_backend *be, const char *name);
 	/*
-	 * Every file under dir (store-relative; one level, data/ is walked two),
+	 * Every file under dir (store-relative; one level; data/ and packs/ are walked two),
 	 * with size and mtime, in no particular order. *out is freed with
 	 * dd_backend_entries_free(). A missing dir is an empty list.
 	 */

@@ -50,8 +50,8 @@ dd_object_name(char *out, size_t size, const char *dir, const uint8_t id[32])
 	char hex[65];
 
 	dd_hex_encode(hex, id, 32);
-	if (!strcmp(dir, "data"))
-		snprintf(out, size, "data/%.2s/%s", hex, hex);
+	if (!strcmp(dir, "data") || !strcmp(dir, "packs"))
+		snprintf(out, size, "%s/%.2s/%s", dir, hex, hex);
 	else
 		snprintf(out, size, "%s/%s", dir, hex);
 }

@@ -8,6 +8,7 @@
 #define DD_STORE_INTERNAL_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "store/backend.h"
@@ -16,10 +17,12 @@
 #include "store/keys.h"
 #include "store/manifest.h"
 #include "store/object.h"
+#include "store/pack.h"
 #include "store/pool.h"
 #include "store/store.h"
 
 struct dd_known;
+struct dd_packer;
 
 struct dd_store {
 	struct dd_backend *be;    /* NULL when offline */
@@ -35,6 +38,17 @@ struct dd_store {
 	pthread_mutex_t bufmu;
 	uint8_t **freebufs;       /* recycled chunk buffers */
 	size_t nfree, maxfree;
+	/* packs (docs/FORMAT.md §4.1-§4.2) */
+	struct dd_midx *idx;      /* object -> pack: the cache's index files (and the store's, once refreshed) */
+	pthread_mutex_t idxmu;    /* loading and refreshing idx, once each */
+	int idx_loaded, idx_refreshed;
+	size_t idx_damaged;       /* index files that did not open while loading (verify counts them) */
+	struct dd_packer *packer; /* the pack being collected, packs not yet in an index file, uploads */
+	struct dd_pool *xfer;     /* transfers to and from the backend (`transfers` threads); NULL offline */
+	atomic_int unreachable;   /* the backend could not be reached: stop talking to it (dd_store_unreachable) */
+	atomic_uint_fast64_t requests; /* backend requests made (for the transfer summary) */
+	dd_store_progress_fn progress;
+	void *progress_arg;
 };
 
 struct dd_snapshot {
@@ -43,7 +57,7 @@ struct dd_snapshot {
 };
 
 /* ---- objects (store-objects.c) ---- */
-/* "data" or "snapshots": the folder of an object type. */
+/* "data", "snapshots" or "index": the folder of an object type. */
 const char *dd_store_type_dir(int type);
 /*
  * Store one object (create-only) in the cache and the backend; skips the
@@ -67,6 +81,88 @@ int dd_store_sync(struct dd_store *st);
 /* Parse and check a manifest's plaintext against `id`. */
 int dd_snapshot_decode(struct dd_snapshot **out, struct dd_store *st, const uint8_t id[32],
 		       const struct dd_buf *plain);
+
+/* Is the backend there and reachable (not offline, no DD_EUNREACHABLE yet)? */
+int dd_store_live(struct dd_store *st);
+/*
+ * `r` is a backend's answer: when it is DD_EUNREACHABLE, stop talking to
+ * the backend for the rest of the run (the work finishes in the cache),
+ * clear the error and return 1; else 0.
+ */
+int dd_store_gone(struct dd_store *st, int r);
+/* Object name in the known-objects record? (0 for backends with a cheap exists()) */
+int dd_store_known(struct dd_store *st, const char *name);
+/* The backend confirmed `name`: recorded after its next sync. */
+void dd_store_confirmed(struct dd_store *st, const char *name);
+/* Sync the backend, then record what it confirmed before the sync. */
+int dd_store_backend_sync(struct dd_store *st);
+/* Load the cache's index files into st->idx (once). */
+int dd_store_index_load(struct dd_store *st);
+/*
+ * Learn the store's index files (once per run: list index/, fetch the ones
+ * the cache lacks); marks them as held by the store. An unreachable store
+ * is not an error here (dd_store_gone).
+ */
+int dd_store_index_refresh(struct dd_store *st);
+/* Read and decode index file `id` from `be` (the cache or the store): 0, DD_NOTFOUND, -1. */
+int dd_store_index_read(struct dd_store *st, struct dd_backend *be, const uint8_t id[32], struct dd_buf *obj,
+			struct dd_index_pack **p, size_t *np);
+
+/* ---- packs being written (packer.c) ---- */
+int dd_packer_new(struct dd_packer **out);
+void dd_packer_free(struct dd_packer *pk);
+/*
+ * Add the sealed data object `obj` to the open pack; a full pack is written
+ * to the cache, checked, and queued for upload. *existed when another
+ * thread added the same id first. Thread-safe.
+ */
+int dd_packer_add(struct dd_store *st, const uint8_t id[32], int type, const struct dd_buf *obj, int *existed);
+/* An object of index file `file` was reused: push that file (and its packs) at the next flush. */
+void dd_packer_need_file(struct dd_store *st, uint32_t file);
+/*
+ * Finish the open pack, wait for the uploads, write an index file for the
+ * packs written since the last flush (cache, then store), and push the
+ * index files reused objects need. The cache's directories are synced.
+ */
+int dd_packer_flush(struct dd_store *st);
+/* A new snapshot: forget the failure of an earlier one (its packs are marked failed, their objects absent). */
+void dd_packer_begin(struct dd_store *st);
+/* Tests: write an index file midway every `packs` packs (default DD_PACK_INDEX_EVERY). */
+void dd_packer_set_index_every(struct dd_store *st, size_t packs);
+/* Wait for uploads still running (a snapshot abandoned before its flush); before freeing the store. */
+void dd_packer_abandon(struct dd_store *st);
+/* The most bytes of objects the writer held in packs at once (tests: memory is bounded). */
+uint64_t dd_packer_peak(struct dd_store *st);
+/*
+ * Check the whole pack `data` named `name`: it hashes to its name, its
+ * header opens, every object opens under its id. *e (caller frees) gets
+ * its entries. Errors read "damaged (...)" or name the object.
+ */
+int dd_store_check_pack(struct dd_store *st, const uint8_t name[32], const uint8_t *data, size_t len,
+			struct dd_pack_entry **e, size_t *n, ZSTD_DCtx *zd);
+
+/* ---- transfers (transfer.c) ---- */
+struct dd_xfer;
+struct dd_xfer_batch {
+	struct dd_xfer *head, *tail;
+	size_t n;
+	uint64_t total_bytes;
+};
+enum dd_xfer_kind {
+	DD_XFER_UPLOAD = 1,  /* put_file the cache's copy of `name` (DD_EXISTS: the store had it) */
+	DD_XFER_ENSURE = 2,  /* exists() first; upload only when the store lacks it */
+	DD_XFER_OBJECT = 3,  /* fetch a data object into the cache (dd_store_get_object) */
+};
+/* Queue a transfer of `name` on the transfer pool (uploads: bytes from the cache file). */
+void dd_xfer_submit(struct dd_store *st, struct dd_xfer_batch *b, int kind, const char *name, const uint8_t id[32],
+		    uint32_t len);
+/*
+ * Wait for every transfer of the batch (reporting progress as `what` when
+ * not NULL), add them to `stats`, free them. DD_EUNREACHABLE answers mark
+ * the store unreachable (dd_store_gone) and are no error. 0 or -1 (the
+ * first failure, naming its file).
+ */
+int dd_xfer_wait(struct dd_store *st, struct dd_xfer_batch *b, const char *what, struct dd_transfer_stats *stats);
 
 /* ---- opening (store-open.c) ---- */
 /* The default store url for a state dir ("<statedir>/store"); caller frees. */

@@ -32,7 +32,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#define KEY_LEN 33 /* type byte (1 data, 2 manifest) + id */
+#define KEY_LEN 33 /* type byte (1 data, 2 manifest, 3 index) + id */
 #define MAGIC "dnadata-known-objects 1\n"
 
 struct dd_known {
@@ -44,7 +44,7 @@ struct dd_known {
 	int reset;             /* the file is not ours (or damaged): rewrite it whole */
 };
 
-/* "data/ab/<64 hex>" or "snapshots/<64 hex>" -> key; -1 if it is neither. */
+/* "data/ab/<64 hex>", "snapshots/<64 hex>" or "index/<64 hex>" -> key; -1 if it is none of them. */
 static int
 name_key(uint8_t key[KEY_LEN], const char *name, size_t len)
 {
@@ -56,6 +56,9 @@ name_key(uint8_t key[KEY_LEN], const char *name, size_t len)
 	} else if (len == 74 && !memcmp(name, "snapshots/", 10)) {
 		key[0] = DD_OBJ_MANIFEST;
 		memcpy(hex, name + 10, 64);
+	} else if (len == 70 && !memcmp(name, "index/", 6)) {
+		key[0] = DD_OBJ_INDEX;
+		memcpy(hex, name + 6, 64);
 	} else {
 		return -1;
 	}

@@ -135,7 +135,7 @@ dd_object_open(struct dd_buf *out, const struct dd_keys *k, int type, const uint
 	}
 	out->len = (size_t)plen;
 	out->ptr[out->len] = '\0';
-	if (type == DD_OBJ_DATA) {
+	if (type == DD_OBJ_DATA || type == DD_OBJ_INDEX) {
 		dd_id_compute(check, k, out->ptr, out->len);
 		if (sodium_memcmp(check, id, 32) != 0) {
 			dd_error("damaged (content does not match its id)");

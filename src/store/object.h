@@ -28,6 +28,7 @@
 enum dd_object_type {
 	DD_OBJ_DATA = 1,     /* a chunk of a stream */
 	DD_OBJ_MANIFEST = 2, /* a snapshot manifest */
+	DD_OBJ_INDEX = 3,    /* an index file: where objects are in packs (FORMAT.md §4.2) */
 };
 
 enum { DD_COMP_NONE = 0, DD_COMP_ZSTD = 1 };
@@ -38,8 +39,9 @@ int dd_object_seal(struct dd_buf *out, const struct dd_keys *k, int type, const 
 /*
  * Authenticate and decompress `obj` into `out` (replacing its contents).
  * Plaintexts longer than max_plain are refused. For DD_OBJ_DATA the keyed
- * id of the plaintext is recomputed and compared with `id`. Errors read
- * "damaged (...)" or "truncated"; zd may be NULL.
+ * id of the plaintext is recomputed and compared with `id` (DD_OBJ_INDEX too). Errors read
+ * "damaged (...)" or "truncated"; zd may be NULL. Index objects have their
+ * id recomputed too.
  */
 int dd_object_open(struct dd_buf *out, const struct dd_keys *k, int type, const uint8_t id[32],
 		   const void *obj, size_t len, size_t max_plain, ZSTD_DCtx *zd);

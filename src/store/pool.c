@@ -11,6 +11,7 @@
 
 #include <pthread.h>
 #include <stdlib.h>
+#include <time.h>
 
 struct dd_pool {
 	pthread_mutex_t mu;
@@ -117,6 +118,24 @@ dd_pool_wait(struct dd_pool *p, struct dd_job *job)
 	while (!job->done)
 		pthread_cond_wait(&p->finished, &p->mu);
 	pthread_mutex_unlock(&p->mu);
+}
+
+int
+dd_pool_wait_for(struct dd_pool *p, struct dd_job *job, int ms)
+{
+	struct timespec until;
+	int done;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_nsec += (long)(ms % 1000) * 1000000L;
+	until.tv_sec += ms / 1000 + until.tv_nsec / 1000000000L;
+	until.tv_nsec %= 1000000000L;
+	pthread_mutex_lock(&p->mu);
+	while (!job->done && pthread_cond_timedwait(&p->finished, &p->mu, &until) == 0)
+		;
+	done = job->done;
+	pthread_mutex_unlock(&p->mu);
+	return done;
 }
 
 int

@@ -34,6 +34,8 @@ void dd_pool_submit(struct dd_pool *p, struct dd_job *job);
 int dd_pool_is_done(struct dd_pool *p, struct dd_job *job);
 /* Block until job->done. */
 void dd_pool_wait(struct dd_pool *p, struct dd_job *job);
+/* Block until job->done or `ms` milliseconds passed: 1 done, 0 not yet. */
+int dd_pool_wait_for(struct dd_pool *p, struct dd_job *job, int ms);
 int dd_pool_threads(const struct dd_pool *p);
 
 #endif

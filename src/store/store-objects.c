@@ -1,15 +1,24 @@
 /*
  * store/store-objects.c: the object path shared by writers and readers
- * (cache first, then backend), push, and listing snapshots; see store.h,
- * internal.h and docs/FORMAT.md §3.
+ * (cache first, then backend) and listing snapshots; see store.h,
+ * internal.h and docs/FORMAT.md §3-§4.
  *
- * Invariants: an object is in the cache before it is in the backend (so
- * the backend copy can be a hard link of the cache copy, through the
- * cache's local_path()); an object's directory entry is durable (sync)
- * before any manifest naming it is written; nothing is ever overwritten in
+ * Data objects live in packs (packer.c writes them); manifests stay single
+ * objects. A read tries the cache (a loose object, or the object's bytes
+ * in a cache pack, found with the index map), then the store (one ranged
+ * read of the pack the index names; the object then joins the cache as a
+ * loose object), then a loose object of a store written before packs.
+ *
+ * Invariants: a file is in the cache before it is in the backend (so the
+ * backend copy can be a hard link of the cache copy, through the cache's
+ * local_path()); packs and their index file are durable (sync) before any
+ * manifest naming their objects is written; nothing is ever overwritten in
  * place. A backend whose exists() is not a cheap local stat is asked about
- * an object only when the known-objects record (known.c) does not already
- * say it holds it; what it confirms joins the record after its next sync.
+ * a manifest or index file only when the known-objects record (known.c)
+ * does not already say it holds it; what it confirms joins the record
+ * after its next sync. When the backend answers DD_EUNREACHABLE the store
+ * stops talking to it for the rest of the run (dd_store_gone) and the work
+ * completes in the cache, for a later push.
  */
 #include "store/internal.h"
 #include "util/err.h"
@@ -23,45 +32,66 @@
 const char *
 dd_store_type_dir(int type)
 {
-	return type == DD_OBJ_MANIFEST ? "snapshots" : "data";
+	return type == DD_OBJ_MANIFEST ? "snapshots" : type == DD_OBJ_INDEX ? "index" : "data";
 }
 
-static int
-known(struct dd_store *st, const char *name)
+int
+dd_store_live(struct dd_store *st)
+{
+	return st->be && !atomic_load(&st->unreachable);
+}
+
+int
+dd_store_gone(struct dd_store *st, int r)
+{
+	if (r != DD_EUNREACHABLE)
+		return 0;
+	if (!atomic_exchange(&st->unreachable, 1))
+		dd_debug("the store %s cannot be reached (%s): finishing in the local cache", st->url,
+			 dd_error_last() ? dd_error_last() : "unreachable");
+	dd_error_clear();
+	return 1;
+}
+
+int
+dd_store_known(struct dd_store *st, const char *name)
 {
 	return st->known && dd_known_has(st->known, name);
 }
 
-static void
-confirmed(struct dd_store *st, const char *name)
+void
+dd_store_confirmed(struct dd_store *st, const char *name)
 {
 	if (st->known)
 		dd_known_add(st->known, name);
 }
 
-/* Upload the cache's copy of `name`: 0, DD_EXISTS (the backend had it), -1. */
+/* Upload the cache's copy of `name`: 0, DD_EXISTS (the backend had it), DD_EUNREACHABLE, -1. */
 static int
 upload(struct dd_store *st, const char *name)
 {
 	char *cpath = st->cache->ops->local_path(st->cache, name);
-	int r = st->be->ops->put_file(st->be, name, cpath);
+	int r;
 
+	atomic_fetch_add(&st->requests, 1);
+	r = st->be->ops->put_file(st->be, name, cpath);
 	free(cpath);
+	if (dd_store_gone(st, r))
+		return DD_EUNREACHABLE;
 	if (r < 0)
 		return dd_error_wrap("storing %s in %s", name, st->url);
-	confirmed(st, name);
+	dd_store_confirmed(st, name);
 	return r;
 }
 
-int
-dd_store_put_object(struct dd_store *st, int type, const uint8_t id[32], const void *plain, size_t len,
-		    ZSTD_CCtx *zc, struct dd_buf *scratch, int *existed)
+/* A manifest (or any single object): cache, then the backend; the old per-object path. */
+static int
+put_single(struct dd_store *st, int type, const uint8_t id[32], const void *plain, size_t len, ZSTD_CCtx *zc,
+	   struct dd_buf *obj, int *existed)
 {
 	char name[DD_OBJECT_NAME_SIZE];
-	struct dd_buf own = DD_BUF_INIT, *obj = scratch ? scratch : &own;
 	int rc = -1, in_cache, in_be = 0;
 
-	*existed = 0;
 	dd_object_name(name, sizeof(name), dd_store_type_dir(type), id);
 	/*
 	 * An object already there may be another process's write that is not
@@ -71,39 +101,107 @@ dd_store_put_object(struct dd_store *st, int type, const uint8_t id[32], const v
 	 */
 	in_cache = st->cache->ops->exists(st->cache, name);
 	if (in_cache < 0)
-		goto out;
+		return -1;
 	if (in_cache)
 		st->cache->ops->sync_later(st->cache, name);
-	if (st->be && known(st, name)) {
+	if (dd_store_live(st) && dd_store_known(st, name)) {
 		in_be = 1;
-	} else if (st->be && in_cache) {
+	} else if (dd_store_live(st) && in_cache) {
+		atomic_fetch_add(&st->requests, 1);
 		in_be = st->be->ops->exists(st->be, name);
-		if (in_be < 0)
-			goto out;
-		if (in_be) {
+		if (dd_store_gone(st, in_be))
+			in_be = 0;
+		else if (in_be < 0)
+			return -1;
+		else if (in_be) {
 			st->be->ops->sync_later(st->be, name);
-			confirmed(st, name);
+			dd_store_confirmed(st, name);
 		}
 	}
 	if (!in_cache) {
 		if (dd_object_seal(obj, st->keys, type, id, plain, len, zc) < 0)
-			goto out;
-		if (st->cache->ops->put(st->cache, name, obj->ptr, obj->len) < 0) {
-			dd_error_wrap("writing %s to the cache", name);
-			goto out;
-		}
+			return -1;
+		if (st->cache->ops->put(st->cache, name, obj->ptr, obj->len) < 0)
+			return dd_error_wrap("writing %s to the cache", name);
 	}
-	if (!st->be || in_be) {
-		*existed = st->be ? 1 : in_cache;
-		rc = 0;
-		goto out;
+	if (!dd_store_live(st) || in_be) {
+		*existed = dd_store_live(st) ? 1 : in_cache;
+		return 0;
 	}
 	rc = upload(st, name);
+	if (rc == DD_EUNREACHABLE) {
+		*existed = in_cache;
+		return 0;
+	}
 	if (rc < 0)
-		goto out;
+		return -1;
 	*existed = rc == DD_EXISTS;
-	rc = 0;
-out:
+	return 0;
+}
+
+/*
+ * A loose object of a store written before packs (data/<2 hex>/<id>): does
+ * the store (the cache when offline) hold it? Asked only where that is
+ * cheap: a local stat, or the known-objects record.
+ */
+static int
+legacy_present(struct dd_store *st, const uint8_t id[32])
+{
+	char name[DD_OBJECT_NAME_SIZE];
+	int r;
+
+	dd_object_name(name, sizeof(name), "data", id);
+	if (!st->be)
+		return st->cache->ops->exists(st->cache, name) == 1;
+	if (!dd_store_live(st))
+		return 0;
+	if (dd_store_known(st, name))
+		return 1;
+	if (!(st->be->ops->caps & DD_BACKEND_CHEAP_EXISTS))
+		return 0;
+	r = st->be->ops->exists(st->be, name) == 1;
+	if (r)
+		st->be->ops->sync_later(st->be, name);
+	return r;
+}
+
+/* A data object: reused when some pack (or a legacy loose object) has it, else into the open pack. */
+static int
+put_packed(struct dd_store *st, const uint8_t id[32], const void *plain, size_t len, ZSTD_CCtx *zc,
+	   struct dd_buf *obj, int *existed)
+{
+	struct dd_midx_hit hit;
+
+	if (dd_store_index_refresh(st) < 0)
+		return -1;
+	if (dd_midx_find(st->idx, id, 1, &hit)) {
+		struct dd_midx_pack mp = dd_midx_pack_get(st->idx, hit.pack);
+		if (dd_store_live(st) && mp.state == DD_MIDX_READY && !mp.in_store && mp.file != DD_MIDX_NONE)
+			dd_packer_need_file(st, mp.file); /* written while the store was unreachable: push it now */
+		*existed = 1;
+		return 0;
+	}
+	if (legacy_present(st, id)) {
+		*existed = 1;
+		return 0;
+	}
+	if (dd_object_seal(obj, st->keys, DD_OBJ_DATA, id, plain, len, zc) < 0)
+		return -1;
+	return dd_packer_add(st, id, DD_OBJ_DATA, obj, existed);
+}
+
+int
+dd_store_put_object(struct dd_store *st, int type, const uint8_t id[32], const void *plain, size_t len,
+		    ZSTD_CCtx *zc, struct dd_buf *scratch, int *existed)
+{
+	struct dd_buf own = DD_BUF_INIT, *obj = scratch ? scratch : &own;
+	int rc;
+
+	*existed = 0;
+	if (type == DD_OBJ_DATA)
+		rc = put_packed(st, id, plain, len, zc, obj, existed);
+	else
+		rc = put_single(st, type, id, plain, len, zc, obj, existed);
 	dd_buf_release(&own);
 	return rc;
 }
@@ -134,33 +232,115 @@ dd_store_chunkbuf_put(struct dd_store *st, uint8_t *buf)
 	free(buf);
 }
 
-/* The backend's copy of `name` (filling the cache): 0, DD_NOTFOUND (error set), -1. */
+/* Open `obj` as object `id`; on failure, a replaced store explains it better than "damaged". */
+static int
+open_from_store(struct dd_store *st, int type, const uint8_t id[32], const struct dd_buf *obj, size_t max_plain,
+		struct dd_buf *plain, ZSTD_DCtx *zd)
+{
+	struct dd_error_saved why;
+
+	if (dd_object_open(plain, st->keys, type, id, obj->ptr, obj->len, max_plain, zd) == 0)
+		return 0;
+	dd_error_save(&why);
+	if (dd_store_config_refresh(st) < 0) {
+		dd_error_saved_free(&why);
+		return -1;
+	}
+	dd_error_restore(&why);
+	return -1;
+}
+
+/* A data object from a pack of the store (one ranged read): 0, DD_NOTFOUND (no error), -1. */
+static int
+get_from_store_pack(struct dd_store *st, const uint8_t id[32], const char *name, size_t max_plain,
+		    struct dd_buf *plain, ZSTD_DCtx *zd, struct dd_buf *obj)
+{
+	char pname[DD_OBJECT_NAME_SIZE];
+	struct dd_midx_hit hit;
+	struct dd_midx_pack mp;
+	int r;
+
+	if (!dd_midx_find(st->idx, id, 0, &hit)) {
+		if (dd_store_index_refresh(st) < 0)
+			return -1;
+		if (!dd_store_live(st) || !dd_midx_find(st->idx, id, 0, &hit))
+			return DD_NOTFOUND;
+	}
+	mp = dd_midx_pack_get(st->idx, hit.pack);
+	dd_object_name(pname, sizeof(pname), "packs", mp.name);
+	atomic_fetch_add(&st->requests, 1);
+	r = st->be->ops->get_range(st->be, pname, hit.off, hit.len, obj);
+	if (r == DD_NOTFOUND || dd_store_gone(st, r))
+		return DD_NOTFOUND;
+	if (r < 0)
+		return dd_error_wrap("object %s in %s of the store %s", name, pname, st->url);
+	if (open_from_store(st, DD_OBJ_DATA, id, obj, max_plain, plain, zd) < 0)
+		return dd_error_wrap("object %s in %s of the store %s", name, pname, st->url);
+	return 0;
+}
+
+/* The backend's copy (a pack, else a loose object), filling the cache: 0, DD_NOTFOUND (error set), -1. */
 static int
 get_from_backend(struct dd_store *st, int type, const uint8_t id[32], const char *name, size_t max_plain,
 		 struct dd_buf *plain, ZSTD_DCtx *zd, struct dd_buf *obj)
 {
-	struct dd_error_saved why;
-	int r = st->be->ops->get(st->be, name, obj);
+	int r = DD_NOTFOUND;
 
+	if (type == DD_OBJ_DATA)
+		r = get_from_store_pack(st, id, name, max_plain, plain, zd, obj);
+	if (r == DD_NOTFOUND && dd_store_live(st)) {
+		atomic_fetch_add(&st->requests, 1);
+		r = st->be->ops->get(st->be, name, obj);
+		if (dd_store_gone(st, r))
+			r = DD_EUNREACHABLE;
+		else if (r == 0 && open_from_store(st, type, id, obj, max_plain, plain, zd) < 0)
+			return dd_error_wrap("object %s in the store %s", name, st->url);
+	}
+	if (r == DD_EUNREACHABLE || (r == DD_NOTFOUND && !dd_store_live(st))) {
+		dd_error("object %s is not in the local cache and the store %s cannot be reached", name, st->url);
+		dd_hint("try again when the store is reachable");
+		return -1;
+	}
 	if (r == DD_NOTFOUND) {
 		dd_error("object %s is missing from the store %s", name, st->url);
 		return DD_NOTFOUND;
 	}
 	if (r < 0)
 		return -1;
-	if (dd_object_open(plain, st->keys, type, id, obj->ptr, obj->len, max_plain, zd) < 0) {
-		/* a replaced store (another key, a newer format) explains it better than "damaged" */
-		dd_error_save(&why);
-		if (dd_store_config_refresh(st) < 0) {
-			dd_error_saved_free(&why);
-			return -1;
-		}
-		dd_error_restore(&why);
-		return dd_error_wrap("object %s in the store %s", name, st->url);
-	}
-	st->cache->ops->put(st->cache, name, obj->ptr, obj->len); /* best effort: a full disk only slows the next read */
+	/* best effort, no fsync needed: a torn cache copy fails to open and is fetched again */
+	st->cache->ops->put(st->cache, name, obj->ptr, obj->len);
 	dd_error_clear();
 	return 0;
+}
+
+/* A data object from a pack in the cache: 0, DD_NOTFOUND (not there, or damaged: warned), -1. */
+static int
+get_from_cache_pack(struct dd_store *st, const uint8_t id[32], const char *name, size_t max_plain,
+		    struct dd_buf *plain, ZSTD_DCtx *zd, struct dd_buf *obj)
+{
+	char pname[DD_OBJECT_NAME_SIZE];
+	struct dd_midx_hit hit;
+	struct dd_midx_pack mp;
+	int r;
+
+	if (dd_store_index_load(st) < 0)
+		return -1;
+	if (!dd_midx_find(st->idx, id, 0, &hit))
+		return DD_NOTFOUND;
+	mp = dd_midx_pack_get(st->idx, hit.pack);
+	dd_object_name(pname, sizeof(pname), "packs", mp.name);
+	r = st->cache->ops->get_range(st->cache, pname, hit.off, hit.len, obj);
+	if (r == DD_NOTFOUND)
+		return DD_NOTFOUND;
+	if (r == 0 && dd_object_open(plain, st->keys, DD_OBJ_DATA, id, obj->ptr, obj->len, max_plain, zd) == 0)
+		return 0;
+	dd_error_wrap("object %s in %s of %s", name, pname, st->cache_label);
+	if (!dd_store_live(st))
+		return -1;
+	/* not deleted: the pack holds other objects that may be fine */
+	dd_warn("%s; reading the object from the store", dd_error_last());
+	dd_error_clear();
+	return DD_NOTFOUND;
 }
 
 int
@@ -169,7 +349,7 @@ dd_store_get_object(struct dd_store *st, int type, const uint8_t id[32], size_t 
 {
 	char name[DD_OBJECT_NAME_SIZE];
 	struct dd_buf obj = DD_BUF_INIT;
-	int rc = -1, r;
+	int rc = -1, r, damaged = 0;
 
 	dd_object_name(name, sizeof(name), dd_store_type_dir(type), id);
 	r = st->cache->ops->get(st->cache, name, &obj);
@@ -180,16 +360,26 @@ dd_store_get_object(struct dd_store *st, int type, const uint8_t id[32], size_t 
 			rc = 0;
 			goto out;
 		}
-		if (!st->be) {
-			dd_error_wrap("object %s in %s", name, st->cache_label);
+		dd_error_wrap("object %s in %s", name, st->cache_label);
+		damaged = 1;
+	}
+	if (type == DD_OBJ_DATA && !damaged) {
+		r = get_from_cache_pack(st, id, name, max_plain, plain, zd, &obj);
+		if (r != DD_NOTFOUND) {
+			rc = r;
 			goto out;
 		}
+	}
+	if (!st->be) {
+		if (!damaged) {
+			dd_error("object %s is missing from %s", name, st->cache_label);
+			rc = DD_NOTFOUND;
+		}
+		goto out;
+	}
+	if (damaged) {
 		dd_warn("the cached copy of %s is %s; fetching it again from the store", name, dd_error_last());
 		st->cache->ops->del(st->cache, name);
-	} else if (!st->be) {
-		dd_error("object %s is missing from %s", name, st->cache_label);
-		rc = DD_NOTFOUND;
-		goto out;
 	}
 	rc = get_from_backend(st, type, id, name, max_plain, plain, zd, &obj);
 out:
@@ -197,9 +387,8 @@ out:
 	return rc;
 }
 
-/* Sync the backend; then what it confirmed before the sync joins the known-objects record. */
-static int
-backend_sync(struct dd_store *st)
+int
+dd_store_backend_sync(struct dd_store *st)
 {
 	struct dd_buf batch = DD_BUF_INIT;
 	int rc;
@@ -216,11 +405,16 @@ backend_sync(struct dd_store *st)
 int
 dd_store_sync(struct dd_store *st)
 {
+	int r;
+
+	if (dd_packer_flush(st) < 0)
+		return -1;
 	if (st->cache->ops->sync(st->cache) < 0)
 		return -1;
-	if (st->be && backend_sync(st) < 0)
-		return -1;
-	return 0;
+	if (!dd_store_live(st))
+		return 0;
+	r = dd_store_backend_sync(st);
+	return dd_store_gone(st, r) ? 0 : r;
 }
 
 int
@@ -236,107 +430,13 @@ dd_store_has_snapshot(struct dd_store *st, const char *id_hex)
 	r = st->cache->ops->exists(st->cache, name);
 	if (r != 0 || !st->be)
 		return r;
-	if (known(st, name))
+	if (dd_store_known(st, name))
 		return 1;
-	return st->be->ops->exists(st->be, name);
-}
-
-/* Make sure the backend holds `name` (asking it: push trusts no record). */
-static int
-push_one(struct dd_store *st, const char *name, const char *id_hex)
-{
-	int r = st->be->ops->exists(st->be, name);
-
-	if (r < 0)
-		return -1;
-	if (r == 1) {
-		st->be->ops->sync_later(st->be, name); /* perhaps not durable yet */
-		confirmed(st, name);
+	if (!dd_store_live(st))
 		return 0;
-	}
-	if (st->cache->ops->exists(st->cache, name) != 1)
-		return dd_error("object %s of snapshot %s is in neither the cache nor the store", name, id_hex);
-	return upload(st, name) < 0 ? -1 : 0;
-}
-
-static int
-push_snapshot(struct dd_store *st, const char *id_hex)
-{
-	struct dd_snapshot *s = NULL;
-	char name[DD_OBJECT_NAME_SIZE];
-	uint8_t id[32];
-	int rc = -1, r;
-
-	if (!st->be)
-		return dd_error("cannot push while offline");
-	r = dd_snapshot_load(&s, st, id_hex);
-	if (r != 0)
-		goto out;
-	dd_hex_decode(id, 32, id_hex); /* cannot fail: dd_snapshot_load() checked it */
-	for (size_t i = 0; i < s->m->nstreams; i++) {
-		const struct dd_stream_info *si = &s->m->streams[i];
-		for (size_t j = 0; j < si->nchunks; j++) {
-			dd_object_name(name, sizeof(name), "data", si->chunks[j].id);
-			if (push_one(st, name, id_hex) < 0)
-				goto out;
-		}
-	}
-	if (backend_sync(st) < 0)
-		goto out;
-	dd_object_name(name, sizeof(name), dd_store_type_dir(DD_OBJ_MANIFEST), id);
-	if (upload(st, name) < 0 || backend_sync(st) < 0)
-		goto out;
-	rc = 0;
-out:
-	dd_snapshot_free(s);
-	return rc;
-}
-
-int
-dd_store_push(struct dd_store *st, const char *const *ids, size_t n, struct dd_transfer_stats *stats)
-{
-	if (stats)
-		*stats = (struct dd_transfer_stats){ 0 };
-	for (size_t i = 0; i < n; i++)
-		if (push_snapshot(st, ids[i]) < 0)
-			return -1;
-	return 0;
-}
-
-int
-dd_store_fetch(struct dd_store *st, const char *const *ids, size_t n, struct dd_transfer_stats *stats)
-{
-	struct dd_snapshot *s = NULL;
-	struct dd_buf plain = DD_BUF_INIT;
-	int r = 0;
-
-	if (stats)
-		*stats = (struct dd_transfer_stats){ 0 };
-	for (size_t i = 0; i < n && r == 0; i++) {
-		r = dd_snapshot_load(&s, st, ids[i]);
-		for (size_t k = 0; r == 0 && k < s->m->nstreams; k++) {
-			const struct dd_stream_info *si = &s->m->streams[k];
-			for (size_t j = 0; r == 0 && j < si->nchunks; j++)
-				r = dd_store_get_object(st, DD_OBJ_DATA, si->chunks[j].id, si->chunks[j].len, &plain, NULL);
-		}
-		dd_snapshot_free(s);
-		s = NULL;
-	}
-	dd_buf_release(&plain);
-	return r;
-}
-
-void
-dd_store_set_progress(struct dd_store *st, dd_store_progress_fn fn, void *arg)
-{
-	(void)st, (void)fn, (void)arg;
-}
-
-int
-dd_store_unreachable(const struct dd_store *st)
-{
-	(void)st;
-	return 0;
+	atomic_fetch_add(&st->requests, 1);
+	r = st->be->ops->exists(st->be, name);
+	return dd_store_gone(st, r) ? 0 : r;
 }
 
 int

@@ -231,6 +231,8 @@ open_backend(struct dd_store *st, const struct dd_store_opts *o, const char *cdi
 
 	if (dd_store_backend_open(&st->be, o, st->url, 0) < 0)
 		return -1;
+	if (dd_pool_new(&st->xfer, o->transfers > 0 ? o->transfers : 8, 4 * (o->transfers > 0 ? o->transfers : 8)) < 0)
+		return -1;
 	if (st->be->ops->caps & DD_BACKEND_CHEAP_EXISTS)
 		return 0;
 	kpath = dd_known_path(cdir, st->url);
@@ -249,6 +251,10 @@ dd_store_open_opts(struct dd_store **out, const struct dd_store_opts *o)
 
 	st->flags = o->flags;
 	pthread_mutex_init(&st->bufmu, NULL);
+	pthread_mutex_init(&st->idxmu, NULL);
+	st->idx = dd_malloc(sizeof(*st->idx));
+	dd_midx_init(st->idx);
+	dd_packer_new(&st->packer);
 	st->url = o->url ? dd_strdup(o->url) : dd_store_default_url(o->statedir);
 	st->cache_label = "the local cache";
 	if (load_key(st, o->statedir) < 0 || dd_backend_file_open(&st->cache, cdir, 1) < 0)
@@ -288,6 +294,13 @@ dd_store_free(struct dd_store *st)
 	if (!st)
 		return;
 	dd_pool_free(st->pool);
+	if (st->xfer)
+		dd_packer_abandon(st);
+	dd_pool_free(st->xfer); /* after the pool: a finishing pack may still queue an upload */
+	dd_packer_free(st->packer);
+	dd_midx_clear(st->idx);
+	free(st->idx);
+	pthread_mutex_destroy(&st->idxmu);
 	dd_known_free(st->known);
 	dd_backend_free(st->be);
 	dd_backend_free(st->cache);

@@ -10,9 +10,11 @@
  * snapshot id is the id of its content part (streams and their attributes,
  * not the metadata), so the same data always gives the same id.
  *
- * Objects are written to the local cache (<statedir>/cache) and, unless the
- * store was opened offline, to the backend (file:// folder; s3:// later).
- * Reads come from the cache, else the backend (and then fill the cache).
+ * Chunks are grouped into packs of ~16 MiB with encrypted index files
+ * (docs/FORMAT.md §4.1-§4.2), written to the local cache (<statedir>/cache)
+ * and, unless the store was opened offline or cannot be reached, to the
+ * backend (a file:// folder or an s3:// bucket). Reads come from the cache,
+ * else the backend (one ranged read per object, which then fills the cache).
  *
  * Threads: a dd_store owns a bounded worker pool for hashing, compressing
  * and encrypting. Several threads may each write their own stream of one

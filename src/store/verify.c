@@ -1,17 +1,23 @@
 /*
  * store/verify.c: `git dnadata verify`: check that snapshots are whole.
  *
- * Reads every object the snapshots need from the store itself (or from the
- * cache when offline), bypassing the cache and never filling it: each
- * unique object is fetched once, authenticated, decompressed and its keyed
- * id recomputed, in the pool. With read_data the streams are then read
- * end to end and their checksums compared. Every missing or damaged object
+ * Works on the store itself (or on the cache when offline), bypassing the
+ * cache and never filling it, with an index map built from the store's
+ * own index files (so the verdict is about what the store holds, not what
+ * this clone remembers). Every object the snapshots need must be named by
+ * an index file of the store and its pack must be there, long enough to
+ * hold it (one listing of packs/: no request per object); objects of a
+ * store written before packs must exist as loose objects. With read_data
+ * each needed pack is read whole, in the pool: it must hash to its name
+ * (else it is named as damaged), its header must open and every object in
+ * it must authenticate under its id; then the streams are read end to end
+ * and their checksums compared. Every missing or damaged object or pack
  * is named with dd_warn(); the return is -1 if any was found.
  * While it runs, the store's object path is pointed at the source (it
- * swaps st->cache and st->be), so a store must not be shared with other
- * threads during dd_store_verify(). The store's config object is checked
- * too (it is otherwise read from the cache). Finding an object missing
- * makes this clone forget its known-objects record: the store lost
+ * swaps st->cache, st->be and st->idx), so a store must not be shared with
+ * other threads during dd_store_verify(). The store's config object is
+ * checked too (it is otherwise read from the cache). Finding something
+ * missing makes this clone forget its known-objects record: the store lost
  * something it was known to hold.
  */
 #include "store/internal.h"
@@ -28,10 +34,12 @@ struct check_job {
 	struct dd_chunk_ref ref;
 	const char *stream; /* first stream naming it (borrowed) */
 	const char *snap;
+	uint32_t pack, off, len; /* where the store's index puts it (pack DD_MIDX_NONE: a loose object) */
 	char *err;
 	int missing;
 };
 
+/* A loose object (a store written before packs): there, and with read_data it opens. */
 static void
 check_run(struct dd_job *job, struct dd_worker *wk)
 {
@@ -53,6 +61,23 @@ ref_cmp(const void *a, const void *b)
 {
 	return memcmp(((const struct check_job *)a)->ref.id, ((const struct check_job *)b)->ref.id, 32);
 }
+
+static int
+pack_cmp(const void *a, const void *b)
+{
+	const struct check_job *x = a, *y = b;
+
+	return x->pack != y->pack ? (x->pack < y->pack ? -1 : 1) : (x->off > y->off) - (x->off < y->off);
+}
+
+/* One needed pack, read whole (read_data): jobs [first, first + n) of v->jobs are its objects. */
+struct pack_job {
+	struct dd_job base;
+	struct verify *v;
+	size_t first, n;
+	char *err;
+	int missing;
+};
 
 struct verify {
 	struct dd_store *st;
@@ -98,22 +123,14 @@ collect(struct verify *v, const char *const *ids)
 			v->jobs[v->nuniq++] = v->jobs[i];
 }
 
-/* Fetch and open every unique object in the pool; name each bad one. */
+/* Name each bad object of jobs [from, to). */
 static void
-check_objects(struct verify *v)
+name_bad(struct verify *v, size_t from, size_t to)
 {
 	char name[DD_OBJECT_NAME_SIZE];
 
-	for (size_t i = 0; i < v->nuniq; i++) {
-		v->jobs[i].base.run = check_run;
-		v->jobs[i].st = v->st;
-		dd_pool_submit(v->st->pool, &v->jobs[i].base);
-		if (dd_progress_enabled() && i % 64 == 0)
-			dd_progress("verifying objects: %zu/%zu", i, v->nuniq);
-	}
-	for (size_t i = 0; i < v->nuniq; i++) {
+	for (size_t i = from; i < to; i++) {
 		struct check_job *j = &v->jobs[i];
-		dd_pool_wait(v->st->pool, &j->base);
 		if (!j->err)
 			continue;
 		dd_object_name(name, sizeof(name), "data", j->ref.id);
@@ -123,8 +140,177 @@ check_objects(struct verify *v)
 		v->damaged += !j->missing;
 		v->missing += j->missing;
 	}
+}
+
+static int
+entry_name_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct dd_backend_entry *)a)->name, ((const struct dd_backend_entry *)b)->name);
+}
+
+static int
+loose(struct dd_store *st, const uint8_t id[32])
+{
+	char name[DD_OBJECT_NAME_SIZE];
+
+	dd_object_name(name, sizeof(name), "data", id);
+	return st->cache->ops->exists(st->cache, name) == 1;
+}
+
+/* Where each object is: the store's index; its pack listed, and long enough. */
+static int
+locate(struct verify *v)
+{
+	struct dd_store *st = v->st;
+	struct dd_backend_entry *e = NULL, key;
+	char pname[DD_OBJECT_NAME_SIZE];
+	size_t n = 0;
+
+	if (st->cache->ops->list(st->cache, "packs", &e, &n) < 0)
+		return -1;
+	if (n)
+		qsort(e, n, sizeof(*e), entry_name_cmp);
+	key.name = pname;
+	for (size_t i = 0; i < v->nuniq; i++) {
+		struct check_job *j = &v->jobs[i];
+		struct dd_midx_hit hit;
+		const struct dd_backend_entry *f;
+		j->pack = DD_MIDX_NONE;
+		if (!dd_midx_find(st->idx, j->ref.id, 0, &hit))
+			continue;
+		j->pack = hit.pack, j->off = hit.off, j->len = hit.len;
+		dd_object_name(pname, sizeof(pname), "packs", dd_midx_pack_get(st->idx, hit.pack).name);
+		f = n ? bsearch(&key, e, n, sizeof(*e), entry_name_cmp) : NULL;
+		if (!f && loose(st, j->ref.id)) {
+			j->pack = DD_MIDX_NONE; /* a cache holding the object alone (fetched with a ranged read) */
+		} else if (!f) {
+			j->missing = 1;
+			j->err = dd_asprintf("its pack %s is missing", pname);
+		} else if (f->size < (uint64_t)hit.off + hit.len) {
+			j->err = dd_asprintf("damaged (its pack %s is truncated to %llu bytes)", pname,
+					     (unsigned long long)f->size);
+		}
+	}
+	dd_backend_entries_free(e, n);
+	return 0;
+}
+
+/* Read one pack whole and check it; then each of its needed objects must be where the index says. */
+static void
+pack_run(struct dd_job *job, struct dd_worker *wk)
+{
+	struct pack_job *pj = (struct pack_job *)job;
+	struct dd_store *st = pj->v->st;
+	struct check_job *first = &pj->v->jobs[pj->first];
+	struct dd_midx_pack mp = dd_midx_pack_get(st->idx, first->pack);
+	char pname[DD_OBJECT_NAME_SIZE];
+	struct dd_pack_entry *e = NULL;
+	struct dd_buf data = DD_BUF_INIT;
+	size_t n = 0, k = 0;
+	int r;
+
+	dd_object_name(pname, sizeof(pname), "packs", mp.name);
+	r = st->cache->ops->get(st->cache, pname, &data);
+	if (r == DD_NOTFOUND)
+		pj->missing = 1, pj->err = dd_asprintf("its pack %s is missing", pname);
+	else if (r < 0 || dd_store_check_pack(st, mp.name, (const uint8_t *)data.ptr, data.len, &e, &n, wk->zd) < 0)
+		pj->err = dd_asprintf("its pack %s is %s", pname, dd_error_last() ? dd_error_last() : "unreadable");
+	for (size_t i = 0; !pj->err && i < pj->n; i++) {
+		struct check_job *j = &first[i];
+		while (k < n && e[k].off < j->off)
+			k++;
+		if (j->err)
+			continue;
+		if (k == n || e[k].off != j->off || e[k].len != j->len || memcmp(e[k].id, j->ref.id, 32))
+			j->err = dd_asprintf("damaged (the pack %s does not hold it where the index says)", pname);
+	}
+	for (size_t i = 0; pj->err && i < pj->n; i++) {
+		free(first[i].err);
+		first[i].missing = pj->missing;
+		first[i].err = dd_strdup(pj->err);
+	}
+	free(e);
+	dd_buf_release(&data);
+	dd_error_clear();
+}
+
+/* read_data: every needed pack read whole in the pool. Jobs must be sorted by pack. */
+static void
+check_packs(struct verify *v)
+{
+	struct pack_job *pj = dd_calloc(v->nuniq ? v->nuniq : 1, sizeof(*pj));
+	size_t np = 0;
+
+	for (size_t i = 0; i < v->nuniq;) {
+		size_t k = i;
+		int unchecked = 0;
+		while (k < v->nuniq && v->jobs[k].pack == v->jobs[i].pack)
+			unchecked |= !v->jobs[k++].err;
+		if (v->jobs[i].pack != DD_MIDX_NONE && unchecked) {
+			pj[np] = (struct pack_job){ .v = v, .first = i, .n = k - i };
+			pj[np].base.run = pack_run;
+			dd_pool_submit(v->st->pool, &pj[np++].base);
+			if (dd_progress_enabled())
+				dd_progress("verifying packs: %zu", np);
+		}
+		i = k;
+	}
+	for (size_t i = 0; i < np; i++) {
+		dd_pool_wait(v->st->pool, &pj[i].base);
+		free(pj[i].err);
+	}
 	if (dd_progress_enabled())
 		dd_progress_done();
+	free(pj);
+}
+
+/* Loose objects (no index names them): there; with read_data, they open. */
+static void
+check_loose(struct verify *v, int read_data)
+{
+	char name[DD_OBJECT_NAME_SIZE];
+	size_t from = v->nuniq;
+
+	for (size_t i = 0; i < v->nuniq; i++) {
+		struct check_job *j = &v->jobs[i];
+		if (j->pack != DD_MIDX_NONE)
+			continue;
+		if (from == v->nuniq)
+			from = i;
+		j->st = v->st;
+		if (read_data) {
+			j->base.run = check_run;
+			dd_pool_submit(v->st->pool, &j->base);
+			continue;
+		}
+		dd_object_name(name, sizeof(name), "data", j->ref.id);
+		if (v->st->cache->ops->exists(v->st->cache, name) != 1) {
+			j->missing = 1;
+			j->err = dd_asprintf("no index file of %s names it and it is not a loose object either",
+					     v->st->cache_label);
+		}
+		j->base.done = 1;
+	}
+	for (size_t i = from; read_data && i < v->nuniq; i++)
+		if (v->jobs[i].pack == DD_MIDX_NONE)
+			dd_pool_wait(v->st->pool, &v->jobs[i].base);
+}
+
+/* Every unique object: located, then checked (packs whole with read_data); names each bad one. */
+static int
+check_objects(struct verify *v, int read_data)
+{
+	if (dd_store_index_load(v->st) < 0 || locate(v) < 0)
+		return -1;
+	if (v->nuniq)
+		qsort(v->jobs, v->nuniq, sizeof(*v->jobs), pack_cmp);
+	if (read_data)
+		check_packs(v);
+	check_loose(v, read_data);
+	v->bad += v->st->idx_damaged;
+	v->damaged += v->st->idx_damaged;
+	name_bad(v, 0, v->nuniq);
+	return 0;
 }
 
 /* Read every stream back and compare its checksum. */
@@ -170,16 +356,16 @@ static int
 report(struct verify *v, int read_data)
 {
 	if (!v->bad) {
-		dd_info("%zu snapshot(s), %zu object(s): all present and authentic%s", v->nids, v->nuniq,
-			read_data ? ", stream checksums match" : "");
+		dd_info("%zu snapshot(s), %zu object(s): all present%s", v->nids, v->nuniq,
+			read_data ? " and authentic, packs intact, stream checksums match" : "");
 		return 0;
 	}
 	if (v->missing && v->st->known)
 		dd_known_forget(v->st->known);
 	dd_error("%zu problem(s) found in %zu snapshot(s) (see the warnings above)", v->bad, v->nids);
 	if (v->damaged)
-		dd_hint("push only adds what the store lacks: delete the damaged object files from the store, then "
-			"run `git dnadata push` where a cache has good copies");
+		dd_hint("push only adds what the store lacks: delete the damaged pack (or object) files from the store, "
+			"then run `git dnadata push` where a cache has good copies");
 	else if (v->no_config)
 		dd_hint("`git dnadata push` puts the store's config back from this machine's cache (and uploads "
 			"missing objects it has)");
@@ -193,7 +379,8 @@ dd_store_verify(struct dd_store *st, const char *const *ids, size_t nids, int re
 {
 	struct verify v = { .st = st, .nids = nids };
 	struct dd_backend *saved_cache = st->cache, *saved_be = st->be;
-	int rc = -1;
+	struct dd_midx *saved_idx = st->idx, vidx;
+	int saved_loaded = st->idx_loaded, saved_refreshed = st->idx_refreshed, rc = -1;
 
 	v.snaps = dd_calloc(nids ? nids : 1, sizeof(*v.snaps));
 	if (st->be && check_config(&v, st->be) < 0)
@@ -203,14 +390,21 @@ dd_store_verify(struct dd_store *st, const char *const *ids, size_t nids, int re
 		st->be = NULL;
 		st->cache_label = st->url;
 	}
+	dd_midx_init(&vidx); /* the source's own index files */
+	st->idx = &vidx;
+	st->idx_loaded = 0, st->idx_refreshed = 1, st->idx_damaged = 0;
 	collect(&v, ids);
-	check_objects(&v);
-	if (read_data && !v.bad)
+	rc = check_objects(&v, read_data);
+	if (rc == 0 && read_data && !v.bad)
 		read_streams(&v);
 	st->cache = saved_cache;
 	st->be = saved_be;
+	st->idx = saved_idx;
+	st->idx_loaded = saved_loaded, st->idx_refreshed = saved_refreshed, st->idx_damaged = 0;
 	st->cache_label = "the local cache";
-	rc = report(&v, read_data);
+	dd_midx_clear(&vidx);
+	if (rc == 0)
+		rc = report(&v, read_data);
 out:
 	for (size_t i = 0; i < v.nuniq; i++)
 		free(v.jobs[i].err);

@@ -77,6 +77,7 @@ dd_snapshot_begin(struct dd_snapshot_writer **out, struct dd_store *st)
 
 	sw->st = st;
 	pthread_mutex_init(&sw->mu, NULL);
+	dd_packer_begin(st);
 	*out = sw;
 	return 0;
 }

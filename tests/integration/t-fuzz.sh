@@ -38,6 +38,7 @@ test_every_harness_has_a_smoke_test() {
 test_fuzz_ref() { smoke fuzz-ref; }
 test_fuzz_config() { smoke fuzz-config; }
 test_fuzz_keyfile() { smoke fuzz-keyfile; }
+test_fuzz_pack() { smoke fuzz-pack; }
 test_fuzz_manifest() { smoke fuzz-manifest; }
 test_fuzz_object() { smoke fuzz-object; }
 test_fuzz_s3xml() { smoke fuzz-s3xml; }

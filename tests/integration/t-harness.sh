@@ -8,7 +8,7 @@
 # A fake source tree with one unit test source and one integration script.
 fake_tree() {
 	mkdir -p "$T/src/tests/unit" "$T/src/tests/integration" "$T/build/tests/unit"
-	cp "$DD_SRCDIR/tests/run" "$DD_SRCDIR/tests/lib.sh" "$DD_SRCDIR/tests/pg.sh" "$T/src/tests/"
+	cp "$DD_SRCDIR/tests/run" "$DD_SRCDIR/tests/lib.sh" "$DD_SRCDIR/tests/pg.sh" "$DD_SRCDIR/tests/s3.sh" "$T/src/tests/"
 	echo 'int main(void) { return 0; }' >"$T/src/tests/unit/test-gone.c"
 	cp "$DD_BUILDDIR/git-dnadata" "$T/build/"
 }

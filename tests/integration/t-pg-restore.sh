@@ -247,7 +247,7 @@ test_missing_store_objects_fail_before_touching_the_database() {
 	setup_repo
 	expect_ok git dnadata snapshot
 	psql_q "$DB" "INSERT INTO t VALUES (3, 'mine')"
-	find .git/dnadata -path '*/data/*' -type f -delete
+	find .git/dnadata \( -path '*/data/*' -o -path '*/packs/*' \) -type f -delete
 	expect_fail 1 git dnadata restore --force
 	assert_eq "3" "$(psql_q "$DB" "SELECT count(*) FROM t")"
 	assert_eq "" "$(databases_like "${DB}__dnadata_")"

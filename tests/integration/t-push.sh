@@ -27,7 +27,7 @@ test_push_restores_objects_the_store_lost() {
 	setup_repo
 	expect_ok git dnadata snapshot
 	local victim
-	victim=$(find "$T/store/data" -type f | head -n 1)
+	victim=$(find "$T/store/packs" -type f | head -n 1)
 	rm "$victim"
 	expect_fail 1 git dnadata verify
 	expect_ok git dnadata push

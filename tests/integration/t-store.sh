@@ -19,7 +19,8 @@ shared_store_and_clone() {
 test_init_creates_a_store_key_and_a_passphrase_key_file() {
 	shared_store_and_clone
 	assert_eq 1 "$(ls "$T/shared/keys" | wc -l)"
-	assert_eq 256 "$(ls "$T/shared/data" | wc -l)"
+	assert_eq 256 "$(ls "$T/shared/packs" | wc -l)"
+	assert_file "$T/shared/index"
 }
 
 test_clone_joins_the_store_with_the_passphrase() {

@@ -1,0 +1,274 @@
+/*
+ * store/midx.c: the in-memory map object id -> (pack, offset, length)
+ * built from index files; see pack.h.
+ *
+ * An open-addressing hash table of fixed-size slots (ids are keyed hashes,
+ * so their first bytes are uniform), next to arrays of packs and index
+ * files that slots refer to by number. Slot numbers never change, so a
+ * copy of a hit stays meaningful after the lock is released. Nothing is
+ * ever removed: a pack whose writing failed is marked failed and lookups
+ * skip its objects.
+ */
+#include "store/pack.h"
+#include "util/err.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct dd_midx_slot {
+	uint8_t id[32];
+	uint32_t pack; /* DD_MIDX_NONE: empty slot */
+	uint32_t off, len;
+	uint8_t type;
+};
+
+void
+dd_midx_init(struct dd_midx *m)
+{
+	memset(m, 0, sizeof(*m));
+	pthread_mutex_init(&m->mu, NULL);
+}
+
+void
+dd_midx_clear(struct dd_midx *m)
+{
+	free(m->slots);
+	free(m->packs);
+	free(m->files);
+	pthread_mutex_destroy(&m->mu);
+	memset(m, 0, sizeof(*m));
+}
+
+static size_t
+slot_of(const struct dd_midx *m, const uint8_t id[32])
+{
+	uint64_t h;
+
+	memcpy(&h, id, sizeof(h));
+	return (size_t)h & (m->cap - 1);
+}
+
+/* The slot holding id, or the empty slot where it would go. Needs cap > 0. */
+static struct dd_midx_slot *
+probe(struct dd_midx *m, const uint8_t id[32])
+{
+	for (size_t i = slot_of(m, id);; i = (i + 1) & (m->cap - 1))
+		if (m->slots[i].pack == DD_MIDX_NONE || !memcmp(m->slots[i].id, id, 32))
+			return &m->slots[i];
+}
+
+static void
+grow(struct dd_midx *m)
+{
+	struct dd_midx_slot *old = m->slots;
+	size_t oldcap = m->cap;
+
+	m->cap = oldcap ? 2 * oldcap : 4096;
+	m->slots = dd_malloc(m->cap * sizeof(*m->slots));
+	for (size_t i = 0; i < m->cap; i++)
+		m->slots[i].pack = DD_MIDX_NONE;
+	for (size_t i = 0; i < oldcap; i++)
+		if (old[i].pack != DD_MIDX_NONE)
+			*probe(m, old[i].id) = old[i];
+	free(old);
+}
+
+/* Is slot s usable (its pack ready, or pending when `pending`)? */
+static int
+live(const struct dd_midx *m, const struct dd_midx_slot *s, int pending)
+{
+	uint8_t st = m->packs[s->pack].state;
+
+	return st == DD_MIDX_READY || (pending && st == DD_MIDX_PENDING);
+}
+
+int
+dd_midx_find(struct dd_midx *m, const uint8_t id[32], int pending, struct dd_midx_hit *hit)
+{
+	struct dd_midx_slot *s;
+	int r = 0;
+
+	pthread_mutex_lock(&m->mu);
+	if (m->cap) {
+		s = probe(m, id);
+		if (s->pack != DD_MIDX_NONE && live(m, s, pending)) {
+			*hit = (struct dd_midx_hit){ s->pack, s->off, s->len, s->type };
+			r = 1;
+		}
+	}
+	pthread_mutex_unlock(&m->mu);
+	return r;
+}
+
+/* Under the lock. */
+static int
+add_locked(struct dd_midx *m, const uint8_t id[32], uint8_t type, uint32_t pack, uint32_t off, uint32_t len)
+{
+	struct dd_midx_slot *s;
+
+	if (2 * (m->n + 1) > m->cap)
+		grow(m);
+	s = probe(m, id);
+	if (s->pack != DD_MIDX_NONE) {
+		if (s->pack == pack) { /* a pending pack got its offsets */
+			s->off = off, s->len = len;
+			return 1;
+		}
+		if (live(m, s, 1))
+			return 0;
+		/* its pack failed (or a later one replaces it): take the new place */
+		*s = (struct dd_midx_slot){ .pack = pack, .off = off, .len = len, .type = type };
+		memcpy(s->id, id, 32);
+		return 1;
+	}
+	*s = (struct dd_midx_slot){ .pack = pack, .off = off, .len = len, .type = type };
+	memcpy(s->id, id, 32);
+	m->n++;
+	return 1;
+}
+
+int
+dd_midx_add(struct dd_midx *m, const uint8_t id[32], uint8_t type, uint32_t pack, uint32_t off, uint32_t len)
+{
+	int r;
+
+	pthread_mutex_lock(&m->mu);
+	r = add_locked(m, id, type, pack, off, len);
+	pthread_mutex_unlock(&m->mu);
+	return r;
+}
+
+static uint32_t
+new_pack_locked(struct dd_midx *m)
+{
+	if (m->npacks == m->cappacks) {
+		m->cappacks = m->cappacks ? 2 * m->cappacks : 64;
+		m->packs = dd_realloc(m->packs, m->cappacks * sizeof(*m->packs));
+	}
+	memset(&m->packs[m->npacks], 0, sizeof(*m->packs));
+	m->packs[m->npacks].file = DD_MIDX_NONE;
+	return (uint32_t)m->npacks++;
+}
+
+uint32_t
+dd_midx_new_pack(struct dd_midx *m)
+{
+	uint32_t i;
+
+	pthread_mutex_lock(&m->mu);
+	i = new_pack_locked(m);
+	pthread_mutex_unlock(&m->mu);
+	return i;
+}
+
+static uint32_t
+find_file_locked(struct dd_midx *m, const uint8_t id[32])
+{
+	for (size_t i = 0; i < m->nfiles; i++)
+		if (!memcmp(m->files[i].id, id, 32))
+			return (uint32_t)i;
+	return DD_MIDX_NONE;
+}
+
+uint32_t
+dd_midx_find_file(struct dd_midx *m, const uint8_t id[32])
+{
+	uint32_t i;
+
+	pthread_mutex_lock(&m->mu);
+	i = find_file_locked(m, id);
+	pthread_mutex_unlock(&m->mu);
+	return i;
+}
+
+uint32_t
+dd_midx_file(struct dd_midx *m, const uint8_t id[32], int *isnew)
+{
+	uint32_t i;
+
+	pthread_mutex_lock(&m->mu);
+	i = find_file_locked(m, id);
+	*isnew = i == DD_MIDX_NONE;
+	if (*isnew) {
+		if (m->nfiles == m->capfiles) {
+			m->capfiles = m->capfiles ? 2 * m->capfiles : 16;
+			m->files = dd_realloc(m->files, m->capfiles * sizeof(*m->files));
+		}
+		memset(&m->files[m->nfiles], 0, sizeof(*m->files));
+		memcpy(m->files[m->nfiles].id, id, 32);
+		i = (uint32_t)m->nfiles++;
+	}
+	pthread_mutex_unlock(&m->mu);
+	return i;
+}
+
+void
+dd_midx_load(struct dd_midx *m, uint32_t file, const struct dd_index_pack *p, size_t np)
+{
+	pthread_mutex_lock(&m->mu);
+	for (size_t i = 0; i < np; i++) {
+		uint32_t k = new_pack_locked(m);
+		memcpy(m->packs[k].name, p[i].name, 32);
+		m->packs[k].file = file;
+		m->packs[k].state = DD_MIDX_READY;
+		m->packs[k].in_store = m->files[file].in_store;
+		for (size_t j = 0; j < p[i].n; j++)
+			add_locked(m, p[i].e[j].id, p[i].e[j].type, k, p[i].e[j].off, p[i].e[j].len);
+	}
+	pthread_mutex_unlock(&m->mu);
+}
+
+struct dd_midx_pack
+dd_midx_pack_get(struct dd_midx *m, uint32_t i)
+{
+	struct dd_midx_pack p;
+
+	pthread_mutex_lock(&m->mu);
+	p = m->packs[i];
+	pthread_mutex_unlock(&m->mu);
+	return p;
+}
+
+struct dd_midx_file
+dd_midx_file_get(struct dd_midx *m, uint32_t i)
+{
+	struct dd_midx_file f;
+
+	pthread_mutex_lock(&m->mu);
+	f = m->files[i];
+	pthread_mutex_unlock(&m->mu);
+	return f;
+}
+
+void
+dd_midx_pack_set(struct dd_midx *m, uint32_t i, const struct dd_midx_pack *p)
+{
+	pthread_mutex_lock(&m->mu);
+	m->packs[i] = *p;
+	pthread_mutex_unlock(&m->mu);
+}
+
+void
+dd_midx_file_set(struct dd_midx *m, uint32_t i, const struct dd_midx_file *f)
+{
+	pthread_mutex_lock(&m->mu);
+	m->files[i] = *f;
+	for (size_t k = 0; f->in_store && k < m->npacks; k++)
+		if (m->packs[k].file == i)
+			m->packs[k].in_store = 1;
+	pthread_mutex_unlock(&m->mu);
+}
+
+void
+dd_midx_file_packs(struct dd_midx *m, uint32_t file, uint32_t **out, size_t *n)
+{
+	size_t k = 0;
+
+	pthread_mutex_lock(&m->mu);
+	*out = dd_calloc(m->npacks ? m->npacks : 1, sizeof(**out));
+	for (size_t i = 0; i < m->npacks; i++)
+		if (m->packs[i].file == file && m->packs[i].state == DD_MIDX_READY)
+			(*out)[k++] = (uint32_t)i;
+	pthread_mutex_unlock(&m->mu);
+	*n = k;
+}

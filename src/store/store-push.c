@@ -1,0 +1,323 @@
+/*
+ * store/store-push.c: push and fetch between the local cache and the
+ * store; see store.h and docs/FORMAT.md §3.5, §4.
+ *
+ * Push finds, through the cache's index map, the index files naming the
+ * packs that hold the snapshots' objects, and sends what the store lacks
+ * in the order that keeps the store consistent at every moment: packs (in
+ * parallel on the transfer pool), a sync, the index files naming them, a
+ * sync, then the manifests. An index file or manifest the known-objects
+ * record says the store holds is skipped without a request, so a push with
+ * nothing missing makes none. An index file not in the record is checked
+ * pack by pack (a HEAD on a remote store before sending 16 MiB; the
+ * create-only put on a local one), which is what makes a rerun after an
+ * interruption, or after `verify` found a pack missing, send only the rest.
+ *
+ * Fetch completes the map from the store, then reads each object the cache
+ * lacks with one ranged read of its pack, in parallel; each joins the
+ * cache as a loose object.
+ */
+#include "store/internal.h"
+#include "util/err.h"
+#include "util/hex.h"
+#include "util/log.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct refs {
+	struct dd_chunk_ref *v;
+	size_t n, cap;
+};
+
+static int
+ref_cmp(const void *a, const void *b)
+{
+	return memcmp(((const struct dd_chunk_ref *)a)->id, ((const struct dd_chunk_ref *)b)->id, 32);
+}
+
+/* Every chunk of the snapshots `ids`, each once (sorted by id). */
+static int
+collect(struct dd_store *st, const char *const *ids, size_t n, struct refs *r)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		struct dd_snapshot *s = NULL;
+		int rc = dd_snapshot_load(&s, st, ids[i]);
+		if (rc != 0)
+			return rc;
+		for (size_t j = 0; j < s->m->nstreams; j++) {
+			const struct dd_stream_info *si = &s->m->streams[j];
+			for (size_t c = 0; c < si->nchunks; c++) {
+				if (r->n == r->cap) {
+					r->cap = r->cap ? 2 * r->cap : 1024;
+					r->v = dd_realloc(r->v, r->cap * sizeof(*r->v));
+				}
+				r->v[r->n++] = si->chunks[c];
+			}
+		}
+		dd_snapshot_free(s);
+	}
+	if (r->n)
+		qsort(r->v, r->n, sizeof(*r->v), ref_cmp);
+	for (size_t i = 0; i < r->n; i++)
+		if (!k || memcmp(r->v[i].id, r->v[k - 1].id, 32))
+			r->v[k++] = r->v[i];
+	r->n = k;
+	return 0;
+}
+
+static int
+unreachable_error(struct dd_store *st)
+{
+	dd_error("the store %s cannot be reached", st->url);
+	dd_hint("check the network and the store's settings, then run the command again (nothing was lost)");
+	return -1;
+}
+
+/* The index files the chunks need (flags by file slot); chunks in no pack are legacy objects, ensured in `b`. */
+static uint8_t *
+needed_files(struct dd_store *st, const struct refs *r, struct dd_xfer_batch *b)
+{
+	uint8_t *need = dd_calloc(st->idx->nfiles ? st->idx->nfiles : 1, 1);
+	char name[DD_OBJECT_NAME_SIZE];
+
+	for (size_t i = 0; i < r->n; i++) {
+		struct dd_midx_hit hit;
+		if (dd_midx_find(st->idx, r->v[i].id, 0, &hit)) {
+			struct dd_midx_pack mp = dd_midx_pack_get(st->idx, hit.pack);
+			if (mp.file != DD_MIDX_NONE)
+				need[mp.file] = 1;
+			continue;
+		}
+		dd_object_name(name, sizeof(name), "data", r->v[i].id);
+		if (!dd_store_known(st, name))
+			dd_xfer_submit(st, b, DD_XFER_ENSURE, name, NULL, 0);
+	}
+	return need;
+}
+
+/* Send the packs of the needed index files the record does not vouch for; clears need[] for the others. */
+static void
+send_packs(struct dd_store *st, uint8_t *need, size_t nfiles, struct dd_xfer_batch *b, struct dd_transfer_stats *s)
+{
+	int cheap = st->be->ops->caps & DD_BACKEND_CHEAP_EXISTS;
+	char name[DD_OBJECT_NAME_SIZE];
+
+	for (size_t f = 0; f < nfiles; f++) {
+		uint32_t *packs;
+		size_t n;
+		if (!need[f])
+			continue;
+		dd_object_name(name, sizeof(name), "index", dd_midx_file_get(st->idx, (uint32_t)f).id);
+		dd_midx_file_packs(st->idx, (uint32_t)f, &packs, &n);
+		if (dd_store_known(st, name)) {
+			need[f] = 0;
+			s->skipped_files += 1 + n;
+			free(packs);
+			continue;
+		}
+		for (size_t k = 0; k < n; k++) {
+			dd_object_name(name, sizeof(name), "packs", dd_midx_pack_get(st->idx, packs[k]).name);
+			dd_xfer_submit(st, b, cheap ? DD_XFER_UPLOAD : DD_XFER_ENSURE, name, NULL, 0);
+		}
+		free(packs);
+	}
+}
+
+/* Wait for `b` (0, or -1: a failure, or the store became unreachable). */
+static int
+settle(struct dd_store *st, struct dd_xfer_batch *b, struct dd_transfer_stats *s)
+{
+	if (dd_xfer_wait(st, b, "uploading", s) < 0)
+		return -1;
+	return dd_store_live(st) ? 0 : unreachable_error(st);
+}
+
+/* Make what was sent durable, then let the record believe `dir`/<id> of the flagged ids. */
+static int
+sync_and_confirm(struct dd_store *st, const char *dir, const uint8_t (*ids)[32], size_t n, const uint8_t *flag)
+{
+	char name[DD_OBJECT_NAME_SIZE];
+	int r;
+
+	for (size_t i = 0; dir && i < n; i++) {
+		if (flag && !flag[i])
+			continue;
+		dd_object_name(name, sizeof(name), dir, ids[i]);
+		if (!dd_store_known(st, name))
+			dd_store_confirmed(st, name); /* recorded only if the sync below succeeds */
+	}
+	r = dd_store_backend_sync(st);
+	if (dd_store_gone(st, r))
+		return unreachable_error(st);
+	return r < 0 ? -1 : 0;
+}
+
+/* Send what is named `dir`/<id> for every flagged id, unless the record has it. */
+static void
+send_named(struct dd_store *st, const char *dir, const uint8_t (*ids)[32], size_t n, const uint8_t *flag,
+	   struct dd_xfer_batch *b, struct dd_transfer_stats *s)
+{
+	char name[DD_OBJECT_NAME_SIZE];
+
+	for (size_t i = 0; i < n; i++) {
+		if (flag && !flag[i])
+			continue;
+		dd_object_name(name, sizeof(name), dir, ids[i]);
+		if (dd_store_known(st, name)) {
+			s->skipped_files++;
+			continue;
+		}
+		dd_xfer_submit(st, b, DD_XFER_UPLOAD, name, NULL, 0);
+	}
+}
+
+static int
+push_all(struct dd_store *st, const char *const *ids, size_t n, struct dd_transfer_stats *s)
+{
+	struct dd_xfer_batch b = { 0 };
+	struct refs r = { 0 };
+	uint8_t *need = NULL, (*fids)[32] = NULL, (*sids)[32] = dd_calloc(n ? n : 1, 32);
+	size_t nfiles;
+	int rc = -1;
+
+	if (dd_store_index_load(st) < 0 || (rc = collect(st, ids, n, &r)) != 0)
+		goto out;
+	rc = -1;
+	nfiles = st->idx->nfiles;
+	need = needed_files(st, &r, &b);
+	send_packs(st, need, nfiles, &b, s);
+	if (settle(st, &b, s) < 0 || sync_and_confirm(st, NULL, NULL, 0, NULL) < 0)
+		goto out;
+	fids = dd_calloc(nfiles ? nfiles : 1, 32);
+	for (size_t f = 0; f < nfiles; f++)
+		memcpy(fids[f], dd_midx_file_get(st->idx, (uint32_t)f).id, 32);
+	send_named(st, "index", (const uint8_t(*)[32])fids, nfiles, need, &b, s);
+	if (settle(st, &b, s) < 0 ||
+	    sync_and_confirm(st, "index", (const uint8_t(*)[32])fids, nfiles, need) < 0)
+		goto out;
+	for (size_t i = 0; i < n; i++)
+		dd_hex_decode(sids[i], 32, ids[i]); /* checked by dd_snapshot_load() */
+	send_named(st, "snapshots", (const uint8_t(*)[32])sids, n, NULL, &b, s);
+	if (settle(st, &b, s) < 0 || sync_and_confirm(st, "snapshots", (const uint8_t(*)[32])sids, n, NULL) < 0)
+		goto out;
+	for (size_t f = 0; f < nfiles; f++) {
+		struct dd_midx_file mf = dd_midx_file_get(st->idx, (uint32_t)f);
+		if (need[f] && !mf.in_store) {
+			mf.in_store = 1;
+			dd_midx_file_set(st->idx, (uint32_t)f, &mf);
+		}
+	}
+	rc = 0;
+out:
+	if (b.n)
+		dd_xfer_wait(st, &b, NULL, NULL);
+	free(r.v), free(need), free(fids), free(sids);
+	return rc;
+}
+
+int
+dd_store_push(struct dd_store *st, const char *const *ids, size_t n, struct dd_transfer_stats *stats)
+{
+	struct dd_transfer_stats own = { 0 };
+	uint64_t req0 = atomic_load(&st->requests);
+	int rc;
+
+	if (!stats)
+		stats = &own;
+	*stats = (struct dd_transfer_stats){ 0 };
+	if (!st->be)
+		return dd_error("cannot push while offline");
+	if (!dd_store_live(st))
+		return unreachable_error(st);
+	rc = push_all(st, ids, n, stats);
+	stats->requests = atomic_load(&st->requests) - req0;
+	return rc;
+}
+
+/* Does the cache hold pack slot `p`? (memo: 0 unknown, 1 yes, 2 no) */
+static int
+cache_has_pack(struct dd_store *st, uint8_t *memo, uint32_t p)
+{
+	char name[DD_OBJECT_NAME_SIZE];
+
+	if (!memo[p]) {
+		dd_object_name(name, sizeof(name), "packs", dd_midx_pack_get(st->idx, p).name);
+		memo[p] = st->cache->ops->exists(st->cache, name) == 1 ? 1 : 2;
+	}
+	return memo[p] == 1;
+}
+
+static int
+fetch_all(struct dd_store *st, const char *const *ids, size_t n, struct dd_transfer_stats *s)
+{
+	struct dd_xfer_batch b = { 0 };
+	struct refs r = { 0 };
+	char name[DD_OBJECT_NAME_SIZE];
+	uint8_t *memo = NULL;
+	int rc;
+
+	if (dd_store_index_refresh(st) < 0)
+		return -1;
+	rc = collect(st, ids, n, &r);
+	if (rc != 0)
+		goto out;
+	memo = dd_calloc(st->idx->npacks ? st->idx->npacks : 1, 1);
+	for (size_t i = 0; i < r.n; i++) {
+		struct dd_midx_hit hit;
+		dd_object_name(name, sizeof(name), "data", r.v[i].id);
+		if (st->cache->ops->exists(st->cache, name) == 1 ||
+		    (dd_midx_find(st->idx, r.v[i].id, 0, &hit) && hit.pack < st->idx->npacks &&
+		     cache_has_pack(st, memo, hit.pack))) {
+			s->skipped_files++;
+			s->skipped_bytes += r.v[i].len;
+			continue;
+		}
+		dd_xfer_submit(st, &b, DD_XFER_OBJECT, name, r.v[i].id, r.v[i].len);
+	}
+	rc = dd_xfer_wait(st, &b, "downloading", s);
+	if (rc == 0 && !dd_store_live(st))
+		rc = unreachable_error(st);
+	if (rc == 0) {
+		int r2 = dd_store_backend_sync(st); /* records the index files the listing confirmed */
+		if (!dd_store_gone(st, r2) && r2 < 0)
+			rc = -1;
+	}
+out:
+	free(r.v), free(memo);
+	return rc;
+}
+
+int
+dd_store_fetch(struct dd_store *st, const char *const *ids, size_t n, struct dd_transfer_stats *stats)
+{
+	struct dd_transfer_stats own = { 0 };
+	uint64_t req0 = atomic_load(&st->requests);
+	int rc;
+
+	if (!stats)
+		stats = &own;
+	*stats = (struct dd_transfer_stats){ 0 };
+	if (!st->be)
+		return dd_error("cannot fetch while offline");
+	if (!dd_store_live(st))
+		return unreachable_error(st);
+	rc = fetch_all(st, ids, n, stats);
+	stats->requests = atomic_load(&st->requests) - req0;
+	return rc;
+}
+
+void
+dd_store_set_progress(struct dd_store *st, dd_store_progress_fn fn, void *arg)
+{
+	st->progress = fn;
+	st->progress_arg = arg;
+}
+
+int
+dd_store_unreachable(const struct dd_store *st)
+{
+	return atomic_load(&((struct dd_store *)st)->unreachable);
+}

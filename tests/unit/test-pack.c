@@ -1,0 +1,856 @@
+/*
+ * tests/unit/test-pack.c: packs and index files (docs/FORMAT.md §4.1-§4.2)
+ * and the transfers built on them, on a file:// store seen through a test
+ * backend that behaves like a remote one when asked (no cheap exists(), no
+ * local paths), counts every call, fails the Nth upload, or answers
+ * DD_EUNREACHABLE. Covers: the pack format and its damage (header tamper,
+ * truncation, a swapped object, a pack under another pack's name), one
+ * ranged read per object, stores written before packs, snapshots kept in
+ * the cache while the store is unreachable and pushed later, push sending
+ * nothing twice, an interrupted push resumed, dedup across two clones, and
+ * the writer's bounded memory.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+#include <dirent.h>
+#include <pthread.h>
+#include <sodium.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "store-testlib.h"
+#include "store/internal.h"
+#include "util/err.h"
+#include "util/hex.h"
+#include "util/log.h"
+
+/* ---- the test backend ---- */
+
+int __real_dd_backend_open(struct dd_backend **out, const struct dd_backend_opts *o);
+int __wrap_dd_backend_open(struct dd_backend **out, const struct dd_backend_opts *o);
+
+static struct {
+	int on;          /* wrap stores opened from now on */
+	int remote;      /* behave like a remote store */
+	int unreachable; /* every call answers DD_EUNREACHABLE */
+	int fail_put_at; /* the Nth put_file (1-based) of packs fails; 0: none */
+	atomic_int get, get_range, put, put_file, put_file_ok, put_file_packs, exists, list;
+} tb;
+
+struct proxy {
+	struct dd_backend base;
+	struct dd_backend *in;
+};
+#define IN(be) (((struct proxy *)(be))->in)
+
+static int
+gone(void)
+{
+	dd_error("connection refused (test)");
+	return DD_EUNREACHABLE;
+}
+
+static int
+px_get(struct dd_backend *be, const char *name, struct dd_buf *out)
+{
+	atomic_fetch_add(&tb.get, 1);
+	return tb.unreachable ? gone() : IN(be)->ops->get(IN(be), name, out);
+}
+static int
+px_get_range(struct dd_backend *be, const char *name, uint64_t off, size_t len, struct dd_buf *out)
+{
+	atomic_fetch_add(&tb.get_range, 1);
+	return tb.unreachable ? gone() : IN(be)->ops->get_range(IN(be), name, off, len, out);
+}
+static int
+px_put(struct dd_backend *be, const char *name, const void *data, size_t len)
+{
+	atomic_fetch_add(&tb.put, 1);
+	return tb.unreachable ? gone() : IN(be)->ops->put(IN(be), name, data, len);
+}
+static int
+px_put_file(struct dd_backend *be, const char *name, const char *localpath)
+{
+	int n = atomic_fetch_add(&tb.put_file, 1) + 1, r;
+
+	if (tb.unreachable)
+		return gone();
+	if (!strncmp(name, "packs/", 6) && tb.fail_put_at && atomic_fetch_add(&tb.put_file_packs, 1) + 1 == tb.fail_put_at)
+		return dd_error("upload of %s interrupted (test, call %d)", name, n);
+	r = IN(be)->ops->put_file(IN(be), name, localpath);
+	if (r == 0)
+		atomic_fetch_add(&tb.put_file_ok, 1);
+	return r;
+}
+static int
+px_exists(struct dd_backend *be, const char *name)
+{
+	atomic_fetch_add(&tb.exists, 1);
+	return tb.unreachable ? gone() : IN(be)->ops->exists(IN(be), name);
+}
+static int
+px_list(struct dd_backend *be, const char *dir, struct dd_backend_entry **out, size_t *n)
+{
+	atomic_fetch_add(&tb.list, 1);
+	return tb.unreachable ? gone() : IN(be)->ops->list(IN(be), dir, out, n);
+}
+static int
+px_del(struct dd_backend *be, const char *name)
+{
+	return tb.unreachable ? gone() : IN(be)->ops->del(IN(be), name);
+}
+static int
+px_sync(struct dd_backend *be)
+{
+	return tb.unreachable ? gone() : IN(be)->ops->sync(IN(be));
+}
+static void
+px_sync_later(struct dd_backend *be, const char *name)
+{
+	IN(be)->ops->sync_later(IN(be), name);
+}
+static char *
+px_local_path(struct dd_backend *be, const char *name)
+{
+	return IN(be)->ops->local_path(IN(be), name);
+}
+static void
+px_free(struct dd_backend *be)
+{
+	dd_backend_free(IN(be));
+	free(be);
+}
+static const struct dd_backend_ops remote_ops = {
+	.caps = 0, .get = px_get, .get_range = px_get_range, .put = px_put, .put_file = px_put_file,
+	.exists = px_exists, .list = px_list, .del = px_del, .sync = px_sync, .sync_later = px_sync_later,
+	.local_path = NULL, .free = px_free,
+};
+static const struct dd_backend_ops local_ops = {
+	.caps = DD_BACKEND_CHEAP_EXISTS, .get = px_get, .get_range = px_get_range, .put = px_put,
+	.put_file = px_put_file, .exists = px_exists, .list = px_list, .del = px_del, .sync = px_sync,
+	.sync_later = px_sync_later, .local_path = px_local_path, .free = px_free,
+};
+
+int
+__wrap_dd_backend_open(struct dd_backend **out, const struct dd_backend_opts *o)
+{
+	struct proxy *p;
+	int r = __real_dd_backend_open(out, o);
+
+	if (r < 0 || !tb.on)
+		return r;
+	p = calloc(1, sizeof(*p));
+	p->base.ops = tb.remote ? &remote_ops : &local_ops;
+	p->base.display = (*out)->display;
+	p->in = *out;
+	*out = &p->base;
+	return 0;
+}
+
+static void
+counts_reset(void)
+{
+	tb.get = tb.get_range = tb.put = tb.put_file = tb.put_file_ok = tb.put_file_packs = tb.exists = tb.list = 0;
+}
+
+/* ---- fixture ---- */
+
+struct fx {
+	char *tmp, *sd, *url, *root;
+	struct dd_store *st;
+};
+
+static int
+fx_setup(void **state)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+	uint8_t fixed[32];
+	char *kp;
+	int created;
+
+	memset(&tb, 0, sizeof(tb));
+	f->tmp = make_tmpdir();
+	f->sd = dd_path_join(f->tmp, "state");
+	f->root = dd_path_join(f->tmp, "store");
+	f->url = dd_asprintf("file://%s", f->root);
+	dd_keyfile_set_fast_for_tests(1);
+	memset(fixed, 0x42, sizeof(fixed));
+	kp = dd_path_join(f->sd, "key");
+	if (dd_key_write_file(kp, fixed, 0) < 0)
+		return -1;
+	free(kp);
+	if (dd_store_setup(f->url, f->sd, NULL, &created) < 0 || dd_store_open(&f->st, f->url, f->sd, 0) < 0) {
+		fprintf(stderr, "setup: %s\n", dd_error_last());
+		return -1;
+	}
+	*state = f;
+	return 0;
+}
+
+static int
+fx_teardown(void **state)
+{
+	struct fx *f = *state;
+
+	dd_store_free(f->st);
+	dd_rm_rf(f->tmp);
+	free(f->tmp), free(f->sd), free(f->url), free(f->root), free(f);
+	memset(&tb, 0, sizeof(tb));
+	return 0;
+}
+
+/* A second clone of f's store: its own state dir with the same key. */
+static char *
+second_clone(struct fx *f)
+{
+	char *sd = dd_path_join(f->tmp, "state2"), *kp = dd_path_join(sd, "key");
+	uint8_t fixed[32];
+
+	memset(fixed, 0x42, sizeof(fixed));
+	assert_int_equal(dd_key_write_file(kp, fixed, 0), 0);
+	free(kp);
+	return sd;
+}
+
+static void
+write_gen(struct dd_snapshot_writer *sw, const char *name, const struct gen *g)
+{
+	struct dd_stream_writer *w;
+	size_t piece = 1 << 20;
+	uint8_t *buf = malloc(piece);
+
+	assert_int_equal(dd_stream_begin(&w, sw, name), 0);
+	for (uint64_t off = 0; off < g->size;) {
+		size_t n = g->size - off < piece ? (size_t)(g->size - off) : piece;
+		gen_fill(g, buf, off, n);
+		if (dd_stream_write(w, buf, n) < 0)
+			fail_msg("write: %s", dd_error_last());
+		off += n;
+	}
+	if (dd_stream_end(w) < 0)
+		fail_msg("end: %s", dd_error_last());
+	free(buf);
+}
+
+static char *
+snapshot(struct dd_store *st, const struct gen *g, int want)
+{
+	struct dd_snapshot_writer *sw;
+	char id[65];
+	int rc;
+
+	assert_int_equal(dd_snapshot_begin(&sw, st), 0);
+	write_gen(sw, "t", g);
+	rc = dd_snapshot_commit(sw, id);
+	if (rc < 0)
+		fail_msg("commit: %s", dd_error_last());
+	assert_int_equal(rc, want);
+	return strdup(id);
+}
+
+/* Read stream "t" of snapshot `id` and compare with g. */
+static void
+expect_reads_back(struct dd_store *st, const char *id, const struct gen *g)
+{
+	struct dd_snapshot *s;
+	struct dd_stream_reader *r;
+	uint8_t *exp = malloc(DD_CHUNK_MAX_DEFAULT);
+	const void *d;
+	uint64_t off = 0;
+	size_t l;
+	int n;
+
+	if (dd_snapshot_load(&s, st, id) != 0)
+		fail_msg("load: %s", dd_error_last());
+	assert_int_equal(dd_stream_open(&r, st, dd_snapshot_find(s, "t")), 0);
+	while ((n = dd_stream_next(r, &d, &l)) == 1) {
+		gen_fill(g, exp, off, l);
+		assert_memory_equal(d, exp, l);
+		off += l;
+	}
+	if (n < 0)
+		fail_msg("read: %s", dd_error_last());
+	assert_int_equal(off, g->size);
+	dd_stream_close(r);
+	dd_snapshot_free(s);
+	free(exp);
+}
+
+/* Number of regular files under root/dir. */
+static size_t
+count_files(const char *root, const char *dir)
+{
+	struct dd_backend *be;
+	struct dd_backend_entry *e;
+	size_t n;
+
+	assert_int_equal(dd_backend_file_open(&be, root, 0), 0);
+	assert_int_equal(be->ops->list(be, dir, &e, &n), 0);
+	dd_backend_entries_free(e, n);
+	dd_backend_free(be);
+	return n;
+}
+
+static size_t
+nchunks(struct dd_store *st, const char *id)
+{
+	struct dd_snapshot *s;
+	size_t n;
+
+	assert_int_equal(dd_snapshot_load(&s, st, id), 0);
+	n = dd_snapshot_find(s, "t")->nchunks;
+	dd_snapshot_free(s);
+	return n;
+}
+
+/* ---- the format ---- */
+
+/* Seal `n` small data objects into a pack; returns it with its entries in *e. */
+static void
+make_pack(struct dd_store *st, struct dd_buf *pack, struct dd_pack_entry *e, size_t n)
+{
+	struct dd_buf obj = DD_BUF_INIT;
+	char plain[64];
+
+	memset(e, 0, n * sizeof(*e)); /* padding too: entries are compared with memcmp */
+	for (size_t i = 0; i < n; i++) {
+		snprintf(plain, sizeof(plain), "object number %zu of the pack, some bytes", i);
+		dd_id_compute(e[i].id, st->keys, plain, strlen(plain));
+		assert_int_equal(dd_object_seal(&obj, st->keys, DD_OBJ_DATA, e[i].id, plain, strlen(plain), NULL), 0);
+		e[i].type = DD_OBJ_DATA;
+		e[i].off = (uint32_t)pack->len;
+		e[i].len = (uint32_t)obj.len;
+		dd_buf_put(pack, obj.ptr, obj.len);
+	}
+	assert_int_equal(dd_pack_seal_header(pack, st->keys, e, n), 0);
+	dd_buf_release(&obj);
+}
+
+static void
+pack_round_trip_and_damage_named(void **state)
+{
+	struct fx *f = *state;
+	struct dd_buf pack = DD_BUF_INIT, swapped = DD_BUF_INIT;
+	struct dd_pack_entry e[5], *got, forged;
+	uint8_t name[32];
+	char hex[65];
+	size_t n;
+
+	make_pack(f->st, &pack, e, 5);
+	dd_pack_hash(name, pack.ptr, pack.len);
+	assert_int_equal(dd_store_check_pack(f->st, name, (uint8_t *)pack.ptr, pack.len, &got, &n, NULL), 0);
+	assert_int_equal(n, 5);
+	assert_memory_equal(got, e, sizeof(e));
+	free(got);
+	/* a pack under another pack's name */
+	name[0] ^= 1;
+	assert_int_equal(dd_store_check_pack(f->st, name, (uint8_t *)pack.ptr, pack.len, &got, &n, NULL), -1);
+	assert_non_null(strstr(dd_error_last(), "SHA-256 does not match its name"));
+	/* the header tampered with (the name recomputed, as a careless copy would) */
+	pack.ptr[pack.len - 20] ^= 0x01;
+	dd_pack_hash(name, pack.ptr, pack.len);
+	assert_int_equal(dd_store_check_pack(f->st, name, (uint8_t *)pack.ptr, pack.len, &got, &n, NULL), -1);
+	assert_non_null(strstr(dd_error_last(), "pack header does not authenticate"));
+	pack.ptr[pack.len - 20] ^= 0x01;
+	/* truncated: the trailer no longer describes a header */
+	assert_int_equal(dd_pack_open_header(&got, &n, f->st->keys, (uint8_t *)pack.ptr, pack.len - 7), -1);
+	assert_non_null(strstr(dd_error_last(), "damaged"));
+	assert_int_equal(dd_pack_open_header(&got, &n, f->st->keys, (uint8_t *)pack.ptr, 3), -1);
+	/* a swapped object: a valid header saying object 1's bytes are object 0 */
+	dd_buf_put(&swapped, pack.ptr + e[1].off, e[1].len);
+	forged = (struct dd_pack_entry){ .type = DD_OBJ_DATA, .off = 0, .len = e[1].len };
+	memcpy(forged.id, e[0].id, 32);
+	assert_int_equal(dd_pack_seal_header(&swapped, f->st->keys, &forged, 1), 0);
+	dd_pack_hash(name, swapped.ptr, swapped.len);
+	assert_int_equal(dd_store_check_pack(f->st, name, (uint8_t *)swapped.ptr, swapped.len, &got, &n, NULL), -1);
+	dd_hex_encode(hex, e[0].id, 32);
+	assert_non_null(strstr(dd_error_last(), hex));
+	assert_non_null(strstr(dd_error_last(), "authentication failed"));
+	dd_buf_release(&pack), dd_buf_release(&swapped);
+}
+
+static void
+index_round_trip_and_malformed_refused(void **state)
+{
+	struct fx *f = *state;
+	struct dd_buf pack = DD_BUF_INIT, plain = DD_BUF_INIT;
+	struct dd_pack_entry e[3];
+	struct dd_index_pack ip, *got;
+	size_t np;
+
+	make_pack(f->st, &pack, e, 3);
+	dd_pack_hash(ip.name, pack.ptr, pack.len);
+	ip.e = e, ip.n = 3;
+	dd_index_encode(&plain, &ip, 1);
+	assert_int_equal(dd_index_decode(&got, &np, (uint8_t *)plain.ptr, plain.len), 0);
+	assert_int_equal(np, 1);
+	assert_memory_equal(got[0].name, ip.name, 32);
+	assert_memory_equal(got[0].e, e, sizeof(e));
+	dd_index_packs_free(got, np);
+	/* a trailing byte, a truncation, a gap between entries: each refused */
+	dd_buf_putc(&plain, 0);
+	assert_int_equal(dd_index_decode(&got, &np, (uint8_t *)plain.ptr, plain.len), -1);
+	assert_int_equal(dd_index_decode(&got, &np, (uint8_t *)plain.ptr, plain.len - 10), -1);
+	plain.len--;
+	plain.ptr[9 + 36 + DD_PACK_ENTRY + 33] ^= 1; /* entry 1's offset */
+	assert_int_equal(dd_index_decode(&got, &np, (uint8_t *)plain.ptr, plain.len), -1);
+	assert_non_null(strstr(dd_error_last(), "damaged"));
+	dd_buf_release(&pack), dd_buf_release(&plain);
+}
+
+/* A pack of the store replaced by another pack's bytes: verify names it; reading its objects fails naming them. */
+static void
+pack_under_another_name_is_named_by_verify(void **state)
+{
+	struct fx *f = *state;
+	struct gen a = { 3, 3u << 20, NULL, 0 }, b = { 4, 3u << 20, NULL, 0 };
+	char *ida = snapshot(f->st, &a, 0), *idb = snapshot(f->st, &b, 0), *pa, *pb, *cache;
+	struct dd_midx_hit ha, hb;
+	struct dd_snapshot *s;
+	struct dd_buf data = DD_BUF_INIT;
+	char name[DD_OBJECT_NAME_SIZE];
+	const char *ids[] = { ida };
+
+	assert_int_equal(dd_snapshot_load(&s, f->st, ida), 0);
+	assert_int_equal(dd_midx_find(f->st->idx, dd_snapshot_find(s, "t")->chunks[0].id, 0, &ha), 1);
+	dd_snapshot_free(s);
+	assert_int_equal(dd_snapshot_load(&s, f->st, idb), 0);
+	assert_int_equal(dd_midx_find(f->st->idx, dd_snapshot_find(s, "t")->chunks[0].id, 0, &hb), 1);
+	dd_snapshot_free(s);
+	assert_int_not_equal(ha.pack, hb.pack);
+	dd_object_name(name, sizeof(name), "packs", dd_midx_pack_get(f->st->idx, ha.pack).name);
+	pa = dd_path_join(f->root, name);
+	dd_object_name(name, sizeof(name), "packs", dd_midx_pack_get(f->st->idx, hb.pack).name);
+	pb = dd_path_join(f->root, name);
+	assert_int_equal(dd_file_read(&data, pb), 0);
+	assert_int_equal(unlink(pa), 0); /* the cache keeps its own link */
+	assert_int_equal(dd_file_write_atomic(pa, data.ptr, data.len, 0444, 0), 0);
+	dd_log_set_verbosity(DD_QUIET);
+	assert_int_equal(dd_store_verify(f->st, ids, 1, 1), -1);
+	assert_non_null(strstr(dd_error_hint(), "delete the damaged"));
+	/* without the cache's copy, reading names the object and the pack */
+	cache = dd_asprintf("%s/cache/%s", f->sd, pa + strlen(f->root) + 1);
+	assert_int_equal(unlink(cache), 0);
+	assert_int_equal(dd_snapshot_load(&s, f->st, ida), 0);
+	{
+		struct dd_stream_reader *r;
+		const void *d;
+		size_t l;
+		int n;
+		dd_stream_open(&r, f->st, dd_snapshot_find(s, "t"));
+		while ((n = dd_stream_next(r, &d, &l)) == 1)
+			;
+		assert_int_equal(n, -1);
+		assert_non_null(strstr(dd_error_last(), pa + strlen(f->root) + 1));
+		dd_stream_close(r);
+	}
+	dd_snapshot_free(s);
+	dd_buf_release(&data);
+	free(ida), free(idb), free(pa), free(pb), free(cache);
+}
+
+/* ---- reading ---- */
+
+static void
+an_object_is_read_from_a_pack_with_one_ranged_read(void **state)
+{
+	struct fx *f = *state;
+	struct gen g = { 8, 6u << 20, NULL, 0 };
+	char *id = snapshot(f->st, &g, 0), *cache = dd_path_join(f->sd, "cache"), *sub;
+	struct dd_store *st;
+	size_t chunks = nchunks(f->st, id);
+
+	/* a clone's cache that has only the config: everything comes from the store */
+	for (int i = 0; i < 3; i++) {
+		sub = dd_path_join(cache, (const char *[]){ "packs", "index", "snapshots" }[i]);
+		assert_int_equal(dd_rm_rf(sub), 0);
+		free(sub);
+	}
+	tb.on = tb.remote = 1;
+	counts_reset();
+	assert_int_equal(dd_store_open(&st, f->url, f->sd, 0), 0);
+	expect_reads_back(st, id, &g);
+	assert_true(chunks >= 4);
+	assert_int_equal(tb.get_range, (int)chunks); /* one ranged read per object */
+	assert_int_equal(tb.get, 2);                 /* the manifest and the one index file */
+	assert_int_equal(tb.list, 1);                /* index/, once */
+	/* again: every object is in the cache now */
+	counts_reset();
+	expect_reads_back(st, id, &g);
+	assert_int_equal(tb.get_range + tb.get + tb.list, 0);
+	dd_store_free(st);
+	free(id), free(cache);
+}
+
+/* Make f's store look like one written before packs: loose objects only. */
+static void
+unpack_store(struct fx *f, const char *id)
+{
+	struct dd_snapshot *s;
+	struct dd_buf obj = DD_BUF_INIT;
+	char name[DD_OBJECT_NAME_SIZE], *p, *dirs[4];
+	const struct dd_stream_info *si;
+
+	assert_int_equal(dd_snapshot_load(&s, f->st, id), 0);
+	si = dd_snapshot_find(s, "t");
+	for (size_t i = 0; i < si->nchunks; i++) {
+		struct dd_midx_hit hit;
+		assert_int_equal(dd_midx_find(f->st->idx, si->chunks[i].id, 0, &hit), 1);
+		dd_object_name(name, sizeof(name), "packs", dd_midx_pack_get(f->st->idx, hit.pack).name);
+		assert_int_equal(f->st->be->ops->get_range(f->st->be, name, hit.off, hit.len, &obj), 0);
+		dd_object_name(name, sizeof(name), "data", si->chunks[i].id);
+		p = dd_path_join(f->root, name);
+		char *dir = dd_path_dirname(p);
+		assert_int_equal(dd_mkdir_p(dir, 0755), 0);
+		assert_int_equal(dd_file_write_atomic(p, obj.ptr, obj.len, 0444, 0), 0);
+		free(dir), free(p);
+	}
+	dd_snapshot_free(s);
+	dirs[0] = dd_path_join(f->root, "packs"), dirs[1] = dd_path_join(f->root, "index");
+	dirs[2] = dd_asprintf("%s/cache/packs", f->sd), dirs[3] = dd_asprintf("%s/cache/index", f->sd);
+	for (int i = 0; i < 4; i++) {
+		assert_int_equal(dd_rm_rf(dirs[i]), 0);
+		free(dirs[i]);
+	}
+	dd_buf_release(&obj);
+}
+
+static void
+a_store_written_before_packs_is_read_and_grows_in_packs(void **state)
+{
+	struct fx *f = *state;
+	struct gen g = { 12, 4u << 20, NULL, 0 };
+	uint64_t changed[2] = { 1u << 20, 4096 };
+	struct gen g2 = { 12, 4u << 20, changed, 1 };
+	char *id = snapshot(f->st, &g, 0), *id2;
+	struct dd_store *st;
+	struct dd_index_pack *ip;
+	struct dd_buf obj = DD_BUF_INIT;
+	struct dd_backend_entry *e;
+	uint8_t iid[32];
+	size_t chunks = nchunks(f->st, id), np, n;
+	const char *ids[2] = { id, NULL };
+
+	unpack_store(f, id);
+	assert_int_equal(dd_store_open(&st, f->url, f->sd, 0), 0);
+	expect_reads_back(st, id, &g);
+	assert_int_equal(dd_store_verify(st, ids, 1, 1), 0);
+	/* a snapshot with one change: only the new chunks go into a pack; the loose ones are reused */
+	id2 = snapshot(st, &g2, 0);
+	assert_int_equal(count_files(f->root, "index"), 1);
+	assert_int_equal(st->be->ops->list(st->be, "index", &e, &n), 0);
+	assert_int_equal(dd_hex_decode(iid, 32, e[0].name + 6), 0);
+	assert_int_equal(dd_store_index_read(st, st->be, iid, &obj, &ip, &np), 0);
+	assert_int_equal(np, 1);
+	assert_true(ip[0].n >= 1 && ip[0].n < chunks);
+	expect_reads_back(st, id2, &g2);
+	ids[1] = id2;
+	assert_int_equal(dd_store_verify(st, ids, 2, 1), 0);
+	dd_index_packs_free(ip, np);
+	dd_backend_entries_free(e, n);
+	dd_buf_release(&obj);
+	dd_store_free(st);
+	free(id), free(id2);
+}
+
+/* ---- unreachable, push ---- */
+
+/* A snapshot while the store cannot be reached: kept in the cache, no error. */
+static char *
+unreachable_snapshot(struct fx *f, struct dd_store **st, const struct gen *g)
+{
+	char *id;
+
+	tb.on = tb.remote = 1;
+	assert_int_equal(dd_store_open(st, f->url, f->sd, 0), 0); /* the config comes from the cache */
+	tb.unreachable = 1;
+	id = snapshot(*st, g, 0);
+	assert_int_equal(dd_store_unreachable(*st), 1);
+	tb.unreachable = 0;
+	return id;
+}
+
+struct progress_seen {
+	int calls;
+	struct dd_transfer_progress last;
+};
+
+static void
+on_progress(const struct dd_transfer_progress *p, void *arg)
+{
+	struct progress_seen *ps = arg;
+
+	assert_true(p->done_files <= p->total_files);
+	ps->calls++;
+	ps->last = *p;
+}
+
+static void
+snapshot_while_unreachable_then_push_sends_exactly_whats_pending(void **state)
+{
+	struct fx *f = *state;
+	struct gen g = { 21, 40u << 20, NULL, 0 };
+	struct dd_store *st;
+	struct dd_transfer_stats s;
+	struct progress_seen seen = { 0 };
+	size_t cache_packs;
+	char *id, *snap, *cache = dd_path_join(f->sd, "cache");
+	const char *ids[1];
+
+	id = unreachable_snapshot(f, &st, &g);
+	dd_store_free(st);
+	ids[0] = id;
+	snap = dd_asprintf("%s/snapshots/%s", f->root, id);
+	assert_false(dd_path_exists(snap));
+	assert_int_equal(count_files(f->root, "packs"), 0);
+	assert_int_equal(count_files(f->root, "index"), 0);
+	cache_packs = count_files(cache, "packs");
+	assert_true(cache_packs >= 2);
+	assert_int_equal(count_files(cache, "index"), 1);
+	/* push: the packs, the index file, the manifest; nothing else */
+	counts_reset();
+	assert_int_equal(dd_store_open(&st, f->url, f->sd, 0), 0);
+	dd_store_set_progress(st, on_progress, &seen);
+	if (dd_store_push(st, ids, 1, &s) < 0)
+		fail_msg("push: %s", dd_error_last());
+	assert_true(seen.calls >= 1);
+	assert_string_equal(seen.last.what, "uploading");
+	assert_int_equal(seen.last.done_files, seen.last.total_files);
+	assert_int_equal(seen.last.done_bytes, seen.last.total_bytes);
+	assert_int_equal(s.files, cache_packs + 2);
+	assert_int_equal(tb.put_file_ok, (int)cache_packs + 2);
+	assert_true(s.bytes > (10u << 20));
+	assert_int_equal(count_files(f->root, "packs"), cache_packs);
+	assert_true(dd_path_exists(snap));
+	assert_int_equal(dd_store_verify(st, ids, 1, 1), 0);
+	/* a second push sends nothing and asks (almost) nothing */
+	counts_reset();
+	assert_int_equal(dd_store_push(st, ids, 1, &s), 0);
+	assert_int_equal(s.files, 0);
+	assert_true(s.requests <= 1);
+	assert_true(tb.put_file + tb.put + tb.exists + tb.get + tb.get_range + tb.list <= 1);
+	dd_store_free(st);
+	free(id), free(snap), free(cache);
+}
+
+static void
+interrupted_push_is_resumed_sending_only_the_rest(void **state)
+{
+	struct fx *f = *state;
+	struct gen g = { 22, 64u << 20, NULL, 0 };
+	struct dd_store *st;
+	struct dd_transfer_stats s;
+	size_t cache_packs, sent_first;
+	char *id, *cache = dd_path_join(f->sd, "cache");
+	const char *ids[1];
+
+	id = unreachable_snapshot(f, &st, &g);
+	dd_store_free(st);
+	ids[0] = id;
+	cache_packs = count_files(cache, "packs");
+	assert_true(cache_packs >= 3);
+	/* the 3rd pack upload fails: the push fails, naming it; the store has no index file yet */
+	counts_reset();
+	tb.fail_put_at = 3;
+	assert_int_equal(dd_store_open(&st, f->url, f->sd, 0), 0);
+	assert_int_equal(dd_store_push(st, ids, 1, &s), -1);
+	assert_non_null(strstr(dd_error_last(), "interrupted"));
+	dd_store_free(st);
+	sent_first = (size_t)tb.put_file_ok;
+	assert_int_equal(count_files(f->root, "packs"), sent_first);
+	assert_true(sent_first < cache_packs);
+	assert_int_equal(count_files(f->root, "index"), 0);
+	/* the rerun sends only the rest (and asks about each pack first, not sending 16 MiB to learn it) */
+	counts_reset();
+	tb.fail_put_at = 0;
+	assert_int_equal(dd_store_open(&st, f->url, f->sd, 0), 0);
+	if (dd_store_push(st, ids, 1, &s) < 0)
+		fail_msg("push: %s", dd_error_last());
+	assert_int_equal(tb.put_file, (int)(cache_packs - sent_first) + 2);
+	assert_int_equal(s.files, cache_packs - sent_first + 2);
+	assert_int_equal(s.skipped_files, sent_first);
+	assert_int_equal(tb.exists, (int)cache_packs);
+	assert_int_equal(dd_store_verify(st, ids, 1, 1), 0);
+	dd_store_free(st);
+	free(id), free(cache);
+}
+
+/* A later snapshot reusing objects the store lacks (kept from an unreachable run) brings their packs along. */
+static void
+reused_objects_the_store_lacks_go_up_with_the_next_snapshot(void **state)
+{
+	struct fx *f = *state;
+	struct gen g = { 23, 4u << 20, NULL, 0 };
+	struct dd_store *st;
+	char *id = unreachable_snapshot(f, &st, &g), *id2;
+	const char *ids[1];
+
+	dd_store_free(st);
+	assert_int_equal(count_files(f->root, "packs"), 0);
+	assert_int_equal(dd_store_open(&st, f->url, f->sd, 0), 0);
+	id2 = snapshot(st, &g, 0); /* same data: every object is found in the cache's packs */
+	assert_string_equal(id, id2);
+	ids[0] = id;
+	assert_int_equal(dd_store_unreachable(st), 0);
+	assert_int_equal(dd_store_verify(st, ids, 1, 1), 0);
+	dd_store_free(st);
+	free(id), free(id2);
+}
+
+/* ---- two clones ---- */
+
+static void
+second_clone_reuses_the_first_clones_packs_and_fetches_with_ranged_reads(void **state)
+{
+	struct fx *f = *state;
+	struct gen g = { 31, 20u << 20, NULL, 0 };
+	char *id = snapshot(f->st, &g, 0), *id2, *sd2 = second_clone(f), *snaps = dd_path_join(f->root, "snapshots");
+	size_t packs = count_files(f->root, "packs"), chunks = nchunks(f->st, id);
+	struct dd_transfer_stats s;
+	struct dd_store *st;
+	const char *ids[1] = { id };
+
+	dd_rm_rf(snaps); /* the second clone must not just find the manifest */
+	mkdir(snaps, 0755);
+	tb.on = tb.remote = 1;
+	counts_reset();
+	assert_int_equal(dd_store_open(&st, f->url, sd2, 0), 0);
+	id2 = snapshot(st, &g, 0);
+	assert_string_equal(id, id2);
+	assert_int_equal(count_files(f->root, "packs"), packs); /* no pack uploaded */
+	assert_int_equal(tb.put_file, 1);                         /* the manifest */
+	assert_int_equal(tb.exists, 0);                           /* nothing asked per object */
+	dd_store_free(st);
+	/* a third state dir fetches: one ranged read per object, then reads offline */
+	dd_rm_rf(sd2);
+	free(second_clone(f));
+	counts_reset();
+	assert_int_equal(dd_store_open(&st, f->url, sd2, 0), 0);
+	if (dd_store_fetch(st, ids, 1, &s) < 0)
+		fail_msg("fetch: %s", dd_error_last());
+	assert_int_equal(tb.get_range, (int)chunks);
+	assert_int_equal(s.files, chunks);
+	dd_store_free(st);
+	tb.on = 0;
+	assert_int_equal(dd_store_open(&st, f->url, sd2, DD_STORE_OFFLINE), 0);
+	expect_reads_back(st, id, &g);
+	dd_store_free(st);
+	free(id), free(id2), free(sd2), free(snaps);
+}
+
+/* Objects named by the index files of root's store, except those listed in `skip` (names, or NULL). */
+static size_t
+indexed_objects(struct dd_store *st, const char *root, struct dd_backend_entry *skip, size_t nskip)
+{
+	struct dd_backend *be;
+	struct dd_backend_entry *e;
+	struct dd_index_pack *p;
+	struct dd_buf obj = DD_BUF_INIT;
+	uint8_t id[32];
+	size_t n, np, total = 0;
+
+	assert_int_equal(dd_backend_file_open(&be, root, 0), 0);
+	assert_int_equal(be->ops->list(be, "index", &e, &n), 0);
+	for (size_t i = 0; i < n; i++) {
+		int seen = 0;
+		for (size_t k = 0; k < nskip; k++)
+			seen |= !strcmp(skip[k].name, e[i].name);
+		if (seen)
+			continue;
+		assert_int_equal(dd_hex_decode(id, 32, e[i].name + 6), 0);
+		assert_int_equal(dd_store_index_read(st, be, id, &obj, &p, &np), 0);
+		for (size_t k = 0; k < np; k++)
+			total += p[k].n;
+		dd_index_packs_free(p, np);
+	}
+	dd_backend_entries_free(e, n);
+	dd_backend_free(be);
+	dd_buf_release(&obj);
+	return total;
+}
+
+static void
+a_big_snapshot_indexes_midway_so_an_interrupted_one_leaves_usable_packs(void **state)
+{
+	struct fx *f = *state;
+	struct gen g = { 51, 80u << 20, NULL, 0 };
+	struct dd_snapshot_writer *sw;
+	struct dd_backend_entry *before;
+	struct dd_backend *be;
+	struct dd_store *st;
+	size_t nbefore, kept, chunks;
+	char *id;
+	const char *ids[1];
+
+	/* interrupted after the last stream ended, before the commit */
+	dd_packer_set_index_every(f->st, 2);
+	assert_int_equal(dd_snapshot_begin(&sw, f->st), 0);
+	write_gen(sw, "t", &g);
+	dd_snapshot_abort(sw);
+	dd_store_free(f->st);
+	f->st = NULL;
+	assert_true(count_files(f->root, "index") >= 1);
+	assert_int_equal(dd_backend_file_open(&be, f->root, 0), 0);
+	assert_int_equal(be->ops->list(be, "index", &before, &nbefore), 0);
+	dd_backend_free(be);
+	/* the rerun (another process) reuses what the midway index files name, and packs only the rest */
+	assert_int_equal(dd_store_open(&st, f->url, f->sd, 0), 0);
+	kept = indexed_objects(st, f->root, NULL, 0);
+	assert_true(kept >= 2);
+	id = snapshot(st, &g, 0);
+	chunks = nchunks(st, id);
+	assert_int_equal(indexed_objects(st, f->root, before, nbefore), chunks - kept);
+	ids[0] = id;
+	assert_int_equal(dd_store_verify(st, ids, 1, 1), 0);
+	expect_reads_back(st, id, &g);
+	dd_store_free(st);
+	dd_backend_entries_free(before, nbefore);
+	free(id);
+}
+
+/* ---- memory ---- */
+
+static void
+the_writer_holds_at_most_two_packs(void **state)
+{
+	struct fx *f = *state;
+	struct gen g = { 41, 96u << 20, NULL, 0 };
+	char *id = snapshot(f->st, &g, 0);
+	uint64_t peak = dd_packer_peak(f->st);
+
+	fprintf(stderr, "# writer peak: %.1f MiB of objects held for a 96 MiB stream (%zu packs)\n",
+		(double)peak / (1 << 20), count_files(f->root, "packs"));
+	assert_true(count_files(f->root, "packs") >= 3);
+	assert_true(peak >= DD_PACK_TARGET);
+	assert_true(peak <= 2 * (uint64_t)DD_PACK_TARGET + 2 * (uint64_t)DD_CHUNK_MAX_DEFAULT);
+	free(id);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(pack_round_trip_and_damage_named, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(index_round_trip_and_malformed_refused, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(pack_under_another_name_is_named_by_verify, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(an_object_is_read_from_a_pack_with_one_ranged_read, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(a_store_written_before_packs_is_read_and_grows_in_packs, fx_setup,
+						fx_teardown),
+		cmocka_unit_test_setup_teardown(snapshot_while_unreachable_then_push_sends_exactly_whats_pending,
+						fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(interrupted_push_is_resumed_sending_only_the_rest, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(reused_objects_the_store_lacks_go_up_with_the_next_snapshot, fx_setup,
+						fx_teardown),
+		cmocka_unit_test_setup_teardown(second_clone_reuses_the_first_clones_packs_and_fetches_with_ranged_reads,
+						fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(a_big_snapshot_indexes_midway_so_an_interrupted_one_leaves_usable_packs,
+						fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(the_writer_holds_at_most_two_packs, fx_setup, fx_teardown),
+	};
+	if (sodium_init() < 0)
+		return 1;
+	dd_log_set_verbosity(DD_QUIET);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
