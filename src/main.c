@@ -22,7 +22,7 @@
 /* Keep in the order `git dnadata -h` shows them. */
 extern const struct dd_command dd_cmd_init, dd_cmd_new_profile, dd_cmd_use, dd_cmd_status;
 extern const struct dd_command dd_cmd_verify, dd_cmd_key;
-extern const struct dd_command dd_cmd_push;
+extern const struct dd_command dd_cmd_push, dd_cmd_fetch, dd_cmd_pull;
 extern const struct dd_command dd_cmd_snapshot, dd_cmd_restore;
 
 static const struct dd_command *const commands[] = {
@@ -33,6 +33,8 @@ static const struct dd_command *const commands[] = {
 	&dd_cmd_restore,
 	&dd_cmd_status,
 	&dd_cmd_push,
+	&dd_cmd_fetch,
+	&dd_cmd_pull,
 	&dd_cmd_verify,
 	&dd_cmd_key,
 	NULL,

@@ -21,6 +21,7 @@
 #include "cmd/prompt.h"
 #include "git/repo.h"
 #include "store/store-keys.h"
+#include "workflow/workflow.h"
 #include "util/conninfo.h"
 #include "util/fs.h"
 
@@ -152,12 +153,14 @@ static int
 setup_store(struct dd_repo *repo, const char *url, int *created_elsewhere)
 {
 	struct dd_config *cfg = NULL;
-	struct dd_store_opts o = { .statedir = repo->statedir, .passphrase = dd_prompt_store_passphrase };
+	struct dd_store_opts o;
 	int rc, created = 0;
 
 	*created_elsewhere = 0;
-	if (!url && dd_config_load(&cfg, repo) < 0)
+	if (dd_config_load(&cfg, repo) < 0)
 		return -1;
+	dd_workflow_store_opts(&o, cfg, repo, 0); /* the [store] settings: endpoint, region ... */
+	o.passphrase = dd_prompt_store_passphrase;
 	if (!url)
 		url = cfg->store_url; /* NULL: the default store, inside the state folder */
 	o.url = url;

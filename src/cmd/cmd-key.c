@@ -12,6 +12,7 @@
 #include "git/repo.h"
 #include "cmd/prompt.h"
 #include "store/store-keys.h"
+#include "workflow/workflow.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -61,6 +62,7 @@ cmd_key(int argc, char **argv)
 	struct dd_repo *repo = NULL;
 	struct dd_config *cfg = NULL;
 	struct dd_buf oldp = DD_BUF_INIT, newp = DD_BUF_INIT;
+	struct dd_store_opts so;
 	const char *sub;
 
 	n = dd_parse_options(argc, argv, opts, usage);
@@ -87,14 +89,15 @@ cmd_key(int argc, char **argv)
 	}
 	if (dd_config_load(&cfg, repo) < 0)
 		goto out;
+	dd_workflow_store_opts(&so, cfg, repo, 0);
 	if (!strcmp(sub, "import") && !passphrase) {
-		rc = dd_store_key_import_file(cfg->store_url, repo->statedir, argv[1]);
+		rc = dd_store_key_import_file(&so, argv[1]);
 	} else if (!strcmp(sub, "import")) {
 		if (need_passphrase(&oldp, "DNADATA_PASSPHRASE", "Passphrase of the store key: ", 0, "passphrase") < 0)
 			goto out;
-		rc = dd_store_key_import_passphrase(cfg->store_url, repo->statedir, oldp.ptr);
+		rc = dd_store_key_import_passphrase(&so, oldp.ptr);
 	} else {
-		int count = dd_store_key_count(cfg->store_url, repo->statedir);
+		int count = dd_store_key_count(&so);
 		if (count < 0)
 			goto out;
 		if (count > 0 &&
@@ -102,7 +105,7 @@ cmd_key(int argc, char **argv)
 			goto out;
 		if (need_passphrase(&newp, "DNADATA_NEW_PASSPHRASE", "New passphrase: ", 1, "new passphrase") < 0)
 			goto out;
-		rc = dd_store_key_passwd(cfg->store_url, repo->statedir, count > 0 ? oldp.ptr : NULL, newp.ptr);
+		rc = dd_store_key_passwd(&so, count > 0 ? oldp.ptr : NULL, newp.ptr);
 		if (rc == DD_NOTFOUND) /* the current passphrase opened no key file: nothing changed */
 			rc = -1;
 	}

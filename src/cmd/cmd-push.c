@@ -1,84 +1,61 @@
 /*
- * cmd/cmd-push.c: upload to the store whatever the snapshots named by the
- * ref files still lack there, from the local cache (after `snapshot
- * --dump-only`, an offline snapshot, or a store that lost objects).
- *
- * Objects go up before each snapshot's manifest, so the store never names
- * a snapshot it cannot serve. A store that lost its config object gets it
- * back from the cache (which keeps the copy this clone confirmed). The git pre-push hook that runs this for the
- * commits being pushed comes with the hooks work; this is the manual form.
+ * cmd/cmd-push.c: upload what the snapshots named by the ref files need and
+ * the store lacks, from the local cache (after `snapshot --dump-only`, a
+ * snapshot taken while the store was unreachable, or a store that lost
+ * files). The work is in workflow/transfer.c; the store decides what moves.
  */
+#include "cmd/progress.h"
 #include "config/config.h"
 #include "dnadata.h"
-#include "git/ref.h"
 #include "git/repo.h"
-#include "store/store.h"
-#include "util/fs.h"
-
-#include <stdlib.h>
+#include "workflow/workflow.h"
 
 static const char *const usage[] = {
-	"git dnadata push [<profile>...]",
+	"git dnadata push [--all] [<profile>...]",
 	"",
-	"Uploads every object of the snapshots named by .dnadata/refs/ (all profiles,",
-	"or the ones given) that the store lacks, from the local cache; and the",
-	"store's config, if the store lost it.",
+	"Uploads what the snapshots named by .dnadata/refs/ (every profile, or the",
+	"ones given) need and the store lacks, from the local cache; with --all also",
+	"the snapshots named at the tip of every branch and tag. Puts the store's",
+	"config back if the store lost it. With nothing missing it sends nothing.",
 	"",
 	"Examples:",
 	"  git dnadata snapshot --dump-only && git dnadata push",
 	"  git dnadata push customer1",
+	"  git dnadata push --all",
 	NULL,
 };
 
 static int
 cmd_push(int argc, char **argv)
 {
-	const struct dd_option opts[] = { DD_OPT_END_MARK };
+	int all = 0, n, rc = -1;
+	const struct dd_option opts[] = {
+		{ DD_OPT_BOOL, 0, "all", &all, NULL, "also the snapshots named on every branch and tag" },
+		DD_OPT_END_MARK,
+	};
 	struct dd_repo *repo = NULL;
 	struct dd_config *cfg = NULL;
-	struct dd_store *st = NULL;
-	char **ids = NULL, *refs = NULL;
-	size_t nids = 0;
-	int n, r, rc = -1;
+	struct dd_progress pr;
+	struct dd_transfer_stats stats;
+	struct dd_transfer_scope scope = { 0 };
+	size_t nsnap = 0;
 
 	n = dd_parse_options(argc, argv, opts, usage);
 	if (n < 0)
 		return n;
 	if (dd_config_open(&repo, &cfg) < 0)
-		goto out;
-	for (int i = 0; i < n; i++)
-		if (!dd_config_profile(cfg, argv[i]))
-			goto out;
-	refs = dd_path_join(repo->dnadata, "refs");
-	if (dd_ref_snapshot_ids(&ids, &nids, refs, n ? (const char *const *)argv : NULL, (size_t)n) < 0)
-		goto out;
-	if (dd_store_open(&st, cfg->store_url, repo->statedir, 0) < 0)
-		goto out;
-	r = dd_store_push_config(st);
-	if (r < 0)
-		goto out;
-	if (r == 0)
-		dd_info("put the store's config back from the local cache (the store had lost it)");
-	if (!nids) {
+		return -1;
+	dd_progress_start(&pr);
+	scope = (struct dd_transfer_scope){ .profiles = (const char *const *)argv, .nprofiles = (size_t)n,
+					    .all = all, .progress = dd_progress_transfer, .progress_arg = &pr };
+	rc = dd_workflow_push(repo, cfg, &scope, &stats, &nsnap);
+	if (rc == 0 && !nsnap)
 		dd_info("no profile has a snapshot yet: nothing to push");
-		rc = 0;
-		goto out;
-	}
-	for (size_t i = 0; i < nids; i++) {
-		if (dd_store_push(st, (const char *const *)&ids[i], 1, NULL) < 0) {
-			dd_error_wrap("pushing snapshot %.12s", ids[i]);
-			goto out;
-		}
-		dd_info("snapshot %.12s is in the store", ids[i]);
-	}
-	rc = 0;
-out:
-	dd_ref_ids_free(ids, nids);
-	free(refs);
-	dd_store_free(st);
+	else if (rc == 0)
+		dd_progress_summary(&pr, "push", "sent", &stats, nsnap);
 	dd_config_free(cfg);
 	dd_repo_free(repo);
 	return rc;
 }
 
-const struct dd_command dd_cmd_push = { "push", "upload snapshots the store lacks from the local cache", cmd_push };
+const struct dd_command dd_cmd_push = { "push", "upload the snapshots the ref files name to the store", cmd_push };

@@ -10,6 +10,7 @@
 #include "git/ref.h"
 #include "git/repo.h"
 #include "store/store.h"
+#include "workflow/workflow.h"
 #include "util/fs.h"
 
 #include <stdlib.h>
@@ -18,9 +19,11 @@
 static const char *const usage[] = {
 	"git dnadata verify [--all] [--read-data] [--offline]",
 	"",
-	"Reads back, from the store, every object that the snapshots of the current",
-	"refs (.dnadata/refs/*) need and authenticates it; names each missing or",
-	"damaged object and exits 1 if there is any.",
+	"Checks that the store holds everything the snapshots of the current refs",
+	"(.dnadata/refs/*) need: each manifest and index file authenticates, every",
+	"object is listed in an index file, every pack is there at its full size.",
+	"--read-data also downloads every pack, checks its SHA-256 and authenticates",
+	"every object and stream. Names each missing or damaged file; exits 1 if any.",
 	"",
 	"Examples:",
 	"  git dnadata verify",
@@ -47,7 +50,7 @@ cmd_verify(int argc, char **argv)
 	if ((rc = dd_cmd_setup(&s, argc, argv, opts, usage, DD_CMD_NO_ARGS)) != 0)
 		return rc;
 	rc = -1;
-	if (dd_store_open(&st, s.cfg->store_url, s.repo->statedir, offline ? DD_STORE_OFFLINE : 0) < 0)
+	if (dd_workflow_open_store(&st, s.cfg, s.repo, offline ? DD_STORE_OFFLINE : 0) < 0)
 		goto out;
 	if (all) {
 		from_store = 1;

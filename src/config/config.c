@@ -94,6 +94,8 @@ dd_config_new(void)
 	struct dd_config_priv *pv = dd_calloc(1, sizeof(*pv));
 
 	pv->pub.lock_wait_timeout = DD_CONFIG_DEFAULT_LOCK_WAIT;
+	pv->pub.store_path_style = -1;
+	pv->pub.store_retries = -1;
 	return &pv->pub;
 }
 
@@ -105,6 +107,8 @@ dd_config_free(struct dd_config *cfg)
 	if (!cfg)
 		return;
 	free(cfg->store_url);
+	free(cfg->store_endpoint);
+	free(cfg->store_region);
 	free(cfg->database);
 	free(cfg->default_profile);
 	free(cfg->active_profile);

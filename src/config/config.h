@@ -29,6 +29,13 @@ struct dd_profile {
 
 struct dd_config {
 	char *store_url;       /* [store] url; NULL = file:// default under .git/dnadata */
+	/* [store] settings of a remote (S3) store; unset = NULL / -1 / 0 (the store layer's defaults) */
+	char *store_endpoint;  /* endpoint: http(s)://host[:port] */
+	char *store_region;    /* region */
+	int store_path_style;  /* path_style: -1 = automatic (IP addresses and localhost), 0, 1 */
+	int store_transfers;   /* transfers: parallel requests (1..64); 0 = default (8) */
+	long long store_part_size; /* part_size: bytes (5 MiB..5 GiB); 0 = default */
+	int store_retries;     /* retries: 0..30; -1 = default */
 	char *database;        /* [database] url (conninfo or URL) */
 	char *default_profile; /* [database] default_profile (see profiles.ini.example) */
 	char *active_profile;  /* resolved: DNADATA_PROFILE > config.ini > profiles.ini default */

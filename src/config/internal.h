@@ -22,6 +22,10 @@
 #define DD_PROFILE_NAME_MAX 64
 #define DD_CONFIG_MAX_JOBS 1024
 #define DD_CONFIG_MAX_LOCK_WAIT 86400 /* seconds: a day */
+#define DD_CONFIG_MAX_TRANSFERS 64
+#define DD_CONFIG_MAX_RETRIES 30
+#define DD_CONFIG_MIN_PART_SIZE (5LL << 20) /* S3's smallest part */
+#define DD_CONFIG_MAX_PART_SIZE (5LL << 30) /* S3's largest part */
 #define DD_CONFIG_DEFAULT_LOCK_WAIT 30
 
 /* The public struct plus what only config/ needs. */

@@ -33,6 +33,10 @@ enum kind {
 	K_BOOL,
 	K_JOBS,      /* 0 (one per core) .. DD_CONFIG_MAX_JOBS */
 	K_SECONDS,   /* 1 .. DD_CONFIG_MAX_LOCK_WAIT */
+	K_ENDPOINT,  /* http://host[:port] or https://...; "" = unset */
+	K_TRANSFERS, /* 1 .. DD_CONFIG_MAX_TRANSFERS */
+	K_RETRIES,   /* 0 .. DD_CONFIG_MAX_RETRIES */
+	K_BYTES,     /* a size with an optional K/M/G (KiB...) suffix, DD_CONFIG_MIN_PART_SIZE .. MAX */
 	K_NAME,      /* a profile name */
 	K_LIST,      /* comma/space separated words, key may repeat (appends) */
 	K_COMMANDS,  /* one command per line, key may repeat (appends) */
@@ -57,6 +61,12 @@ struct key {
 /* Every key there is. Adding one: a line here, a comment in profiles.ini.example, a row in FORMAT.md §2. */
 static const struct key keys[] = {
 	{ SEC_STORE, "url", K_STORE_URL, BOTH, C(pub.store_url) },
+	{ SEC_STORE, "endpoint", K_ENDPOINT, BOTH, C(pub.store_endpoint) },
+	{ SEC_STORE, "region", K_OPT_STR, BOTH, C(pub.store_region) },
+	{ SEC_STORE, "path_style", K_BOOL, BOTH, C(pub.store_path_style) },
+	{ SEC_STORE, "transfers", K_TRANSFERS, BOTH, C(pub.store_transfers) },
+	{ SEC_STORE, "part_size", K_BYTES, BOTH, C(pub.store_part_size) },
+	{ SEC_STORE, "retries", K_RETRIES, BOTH, C(pub.store_retries) },
 	{ SEC_DATABASE, "url", K_STR, BOTH, C(pub.database) },
 	{ SEC_DATABASE, "default_profile", K_NAME, SHARED_ONLY, C(pub.default_profile) },
 	{ SEC_DATABASE, "active_profile", K_NAME, LOCAL_ONLY, C(local_active) },
@@ -228,6 +238,43 @@ set_store_url(struct dd_config_parse *p, char **field, const char *value)
 }
 
 static int
+set_endpoint(struct dd_config_parse *p, char **field, const char *value)
+{
+	if (*value && strncmp(value, "http://", 7) && strncmp(value, "https://", 8))
+		return dd_config_fail(p, p->lineno, "endpoint '%.60s' must start with http:// or https://", value);
+	if (strchr(value, '@'))
+		return dd_config_fail(p, p->lineno,
+				      "endpoint must not carry credentials (use AWS_ACCESS_KEY_ID and "
+				      "AWS_SECRET_ACCESS_KEY, or ~/.aws/credentials)");
+	return set_opt_str(field, value);
+}
+
+/* "64M", "5GiB", "8388608": bytes from `min` to `max`. */
+static int
+set_bytes(struct dd_config_parse *p, const char *name, long long *field, const char *value, long long min,
+	  long long max)
+{
+	static const char *const units[] = { "", "K", "M", "G" };
+	char *end;
+	long long v;
+	int shift = -1;
+
+	errno = 0;
+	v = strtoll(value, &end, 10);
+	for (size_t i = 0; *value && !errno && v >= 0 && i < 4; i++) {
+		size_t n = strlen(units[i]);
+		if (!strncasecmp(end, units[i], n) &&
+		    (!end[n] || !strcasecmp(end + n, "B") || (n && !strcasecmp(end + n, "iB"))))
+			shift = 10 * (int)i;
+	}
+	if (shift < 0 || v > (max >> shift) || (v << shift) < min)
+		return dd_config_fail(p, p->lineno, "'%s' must be a size from 5M to 5G (e.g. 64M), not '%.40s'", name,
+				      value);
+	*field = v << shift;
+	return 0;
+}
+
+static int
 set_bool(struct dd_config_parse *p, const char *name, int *field, const char *v)
 {
 	static const char *const yes[] = { "true", "yes", "on", "1" }, *const no[] = { "false", "no", "off", "0" };
@@ -312,6 +359,15 @@ set_value(struct dd_config_parse *p, const struct key *k, void *field, const cha
 	case K_SECONDS:
 		return set_int(p, k->name, field, value, 1, DD_CONFIG_MAX_LOCK_WAIT,
 			       "a whole number of seconds from 1 to " STR(DD_CONFIG_MAX_LOCK_WAIT));
+	case K_ENDPOINT: return set_endpoint(p, field, value);
+	case K_TRANSFERS:
+		return set_int(p, k->name, field, value, 1, DD_CONFIG_MAX_TRANSFERS,
+			       "a number of parallel requests from 1 to " STR(DD_CONFIG_MAX_TRANSFERS));
+	case K_RETRIES:
+		return set_int(p, k->name, field, value, 0, DD_CONFIG_MAX_RETRIES,
+			       "a number of retries from 0 to " STR(DD_CONFIG_MAX_RETRIES));
+	case K_BYTES:
+		return set_bytes(p, k->name, field, value, DD_CONFIG_MIN_PART_SIZE, DD_CONFIG_MAX_PART_SIZE);
 	case K_NAME: return set_name(p, k->name, field, value);
 	case K_LIST: return set_list(p, k->name, field, value);
 	case K_COMMANDS: return set_command(p, k->name, field, value);

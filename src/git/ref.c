@@ -434,8 +434,8 @@ out:
 	return rc;
 }
 
-static void
-add_id(char ***ids, size_t *n, const char *id)
+void
+dd_ref_ids_add(char ***ids, size_t *n, const char *id)
 {
 	for (size_t i = 0; i < *n; i++)
 		if (!strcmp((*ids)[i], id))
@@ -499,7 +499,7 @@ dd_ref_snapshot_ids(char ***ids, size_t *n, const char *refs_dir, const char *co
 		if (r == DD_NOTFOUND && profiles)
 			dd_error("profile '%s' has no snapshot yet (no %s)", names[i], disp);
 		if (r == 0 && ref->snapshot[0])
-			add_id(ids, n, ref->snapshot);
+			dd_ref_ids_add(ids, n, ref->snapshot);
 		dd_ref_free(ref);
 		free(path);
 		free(disp);

@@ -64,5 +64,7 @@ void dd_ref_free(struct dd_ref *ref);
 int dd_ref_snapshot_ids(char ***ids, size_t *n, const char *refs_dir, const char *const *profiles,
 			size_t nprofiles);
 void dd_ref_ids_free(char **ids, size_t n);
+/* Add `id` to the list unless it is there already. */
+void dd_ref_ids_add(char ***ids, size_t *n, const char *id);
 
 #endif

@@ -510,8 +510,8 @@ show_progress(void *arg, double el)
 			est_done += (int64_t)it->bytes < it->est ? (int64_t)it->bytes : it->est;
 	}
 	pthread_mutex_unlock(&p->w.lock);
-	dd_pg_format_bytes(b, sizeof(b), (double)bytes);
-	dd_pg_format_bytes(rate, sizeof(rate), el > 0 ? bytes / el : 0);
+	dd_format_bytes(b, sizeof(b), (double)bytes);
+	dd_format_bytes(rate, sizeof(rate), el > 0 ? bytes / el : 0);
 	if (total_est > 0 && est_done > 0 && est_done < total_est) {
 		double left = el * (double)(total_est - est_done) / (double)est_done;
 		snprintf(eta, sizeof(eta), ", ETA %d:%02d", (int)left / 60, (int)left % 60);

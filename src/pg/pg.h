@@ -110,9 +110,6 @@ int dd_pg_changes(enum dd_pg_change *out, const char *conninfo, const char *fing
 /* "unchanged", "changed", "unknown", "missing" */
 const char *dd_pg_change_name(enum dd_pg_change change);
 
-/* "12 B", "3.4 MiB" ... for progress lines and summaries (defined in workers.c). */
-void dd_pg_format_bytes(char *buf, size_t len, double bytes);
-
 /* `conninfo` (string or URL) as a keyword='value' string without password; NULL if it does not parse. */
 char *dd_pg_conninfo_nopassword(const char *conninfo);
 

@@ -266,9 +266,9 @@ show_progress(void *arg, double el)
 	pthread_mutex_unlock(&r->w.lock);
 	if (total_bytes) {
 		char b[32], tot[32], rate[32], eta[32] = "";
-		dd_pg_format_bytes(b, sizeof(b), (double)bytes);
-		dd_pg_format_bytes(tot, sizeof(tot), (double)total_bytes);
-		dd_pg_format_bytes(rate, sizeof(rate), el > 0 ? bytes / el : 0);
+		dd_format_bytes(b, sizeof(b), (double)bytes);
+		dd_format_bytes(tot, sizeof(tot), (double)total_bytes);
+		dd_format_bytes(rate, sizeof(rate), el > 0 ? bytes / el : 0);
 		if (bytes > 0 && bytes < total_bytes) {
 			double left = el * (double)(total_bytes - bytes) / (double)bytes;
 			snprintf(eta, sizeof(eta), ", ETA %d:%02d", (int)left / 60, (int)left % 60);

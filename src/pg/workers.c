@@ -29,17 +29,6 @@ dd_pg_seconds(void)
 }
 
 void
-dd_pg_format_bytes(char *buf, size_t len, double b)
-{
-	const char *u[] = { "B", "KiB", "MiB", "GiB", "TiB" };
-	int i = 0;
-
-	while (b >= 1024 && i < 4)
-		b /= 1024, i++;
-	snprintf(buf, len, i ? "%.1f %s" : "%.0f %s", b, u[i]);
-}
-
-void
 dd_pg_workers_init(struct dd_pg_workers *w)
 {
 	memset(w, 0, sizeof(*w));

@@ -169,8 +169,8 @@ int dd_xfer_wait(struct dd_store *st, struct dd_xfer_batch *b, const char *what,
 char *dd_store_default_url(const char *statedir);
 /* <statedir>/key; caller frees. */
 char *dd_store_key_path(const char *statedir);
-/* Open the backend of `url` with no other options (key commands, setup). */
-int dd_store_backend_open(struct dd_backend **out, const char *url, int create);
+/* Open the backend of `url` with the remote options of `o` (key commands, setup, the store itself). */
+int dd_store_backend_open(struct dd_backend **out, const struct dd_store_opts *o, const char *url, int create);
 /*
  * Read and parse the store's config from the backend: 0, DD_NOTFOUND when
  * there is none (error and a hint that fits: a store that lost its config,

@@ -187,11 +187,11 @@ out:
 
 /* Open the backend for key commands and read its config. */
 static int
-open_for_keys(struct dd_backend **be, struct dd_buf *text, struct dd_store_config *cfg, const char *url,
-	      const char *statedir, char **urlout)
+open_for_keys(struct dd_backend **be, struct dd_buf *text, struct dd_store_config *cfg, const struct dd_store_opts *o,
+	      char **urlout)
 {
-	*urlout = url ? dd_strdup(url) : dd_store_default_url(statedir);
-	if (dd_store_backend_open(be, *urlout, 0) < 0)
+	*urlout = o->url ? dd_strdup(o->url) : dd_store_default_url(o->statedir);
+	if (dd_store_backend_open(be, o, *urlout, 0) < 0)
 		return -1;
 	return dd_store_read_config(*be, text, cfg, *urlout) == 0 ? 0 : -1;
 }
@@ -223,7 +223,7 @@ out:
 
 /* Import the master key read from the file `path`, or else unwrapped with `passphrase`. */
 static int
-import_key(const char *url, const char *statedir, const char *path, const char *passphrase)
+import_key(const struct dd_store_opts *o, const char *path, const char *passphrase)
 {
 	struct dd_backend *be = NULL;
 	struct dd_buf text = DD_BUF_INIT;
@@ -239,11 +239,11 @@ import_key(const char *url, const char *statedir, const char *path, const char *
 		if (r != 0)
 			goto out;
 	}
-	if (open_for_keys(&be, &text, &cfg, url, statedir, &u) < 0)
+	if (open_for_keys(&be, &text, &cfg, o, &u) < 0)
 		goto out;
 	if (!path && dd_store_unwrap_key(master, be, passphrase, cfg.key_id, NULL, NULL) != 0)
 		goto out;
-	rc = import_master(master, &cfg, text.ptr, u, statedir);
+	rc = import_master(master, &cfg, text.ptr, u, o->statedir);
 out:
 	sodium_memzero(master, sizeof(master));
 	dd_buf_release(&text);
@@ -253,19 +253,19 @@ out:
 }
 
 int
-dd_store_key_import_file(const char *url, const char *statedir, const char *path)
+dd_store_key_import_file(const struct dd_store_opts *o, const char *path)
 {
-	return import_key(url, statedir, path, NULL);
+	return import_key(o, path, NULL);
 }
 
 int
-dd_store_key_import_passphrase(const char *url, const char *statedir, const char *passphrase)
+dd_store_key_import_passphrase(const struct dd_store_opts *o, const char *passphrase)
 {
-	return import_key(url, statedir, NULL, passphrase);
+	return import_key(o, NULL, passphrase);
 }
 
 int
-dd_store_key_count(const char *url, const char *statedir)
+dd_store_key_count(const struct dd_store_opts *o)
 {
 	struct dd_backend *be = NULL;
 	struct dd_buf text = DD_BUF_INIT;
@@ -275,7 +275,7 @@ dd_store_key_count(const char *url, const char *statedir)
 	char *u = NULL;
 	int rc = -1;
 
-	if (open_for_keys(&be, &text, &cfg, url, statedir, &u) < 0)
+	if (open_for_keys(&be, &text, &cfg, o, &u) < 0)
 		goto out;
 	if (be->ops->list(be, "keys", &e, &n) < 0)
 		goto out;
@@ -289,7 +289,7 @@ out:
 }
 
 int
-dd_store_key_passwd(const char *url, const char *statedir, const char *old_pass, const char *new_pass)
+dd_store_key_passwd(const struct dd_store_opts *o, const char *old_pass, const char *new_pass)
 {
 	struct dd_backend *be = NULL;
 	struct dd_buf text = DD_BUF_INIT;
@@ -298,7 +298,7 @@ dd_store_key_passwd(const char *url, const char *statedir, const char *old_pass,
 	char **old = NULL;
 	size_t nold = 0;
 	uint8_t master[DD_KEY_LEN], unwrapped[DD_KEY_LEN];
-	char *u = NULL, *kpath = dd_store_key_path(statedir);
+	char *u = NULL, *kpath = dd_store_key_path(o->statedir);
 	int rc = -1, r;
 
 	r = dd_key_read_file(master, kpath);
@@ -308,7 +308,7 @@ dd_store_key_passwd(const char *url, const char *statedir, const char *old_pass,
 	}
 	if (r != 0)
 		goto out;
-	if (open_for_keys(&be, &text, &cfg, url, statedir, &u) < 0)
+	if (open_for_keys(&be, &text, &cfg, o, &u) < 0)
 		goto out;
 	k = dd_keys_new(master);
 	if (dd_store_config_check(&cfg, text.ptr, k, u) < 0)

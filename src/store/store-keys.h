@@ -12,21 +12,21 @@
 /* Write the local key to `path` (mode 0600, never overwriting a file). */
 int dd_store_key_export(const char *statedir, const char *path);
 /*
- * Make the key in `path` (an export) this machine's key for the store at
- * `url` (NULL = default). Refuses a key that does not belong to the store;
+ * Make the key in `path` (an export) this machine's key for the store of
+ * `o` (o->url NULL = the default store; o->statedir the clone's state). Refuses a key that does not belong to the store;
  * a different local key is kept as <statedir>/key.<id>.bak.
  */
-int dd_store_key_import_file(const char *url, const char *statedir, const char *path);
+int dd_store_key_import_file(const struct dd_store_opts *o, const char *path);
 /* Same, unwrapping one of the store's key files with `passphrase`. */
-int dd_store_key_import_passphrase(const char *url, const char *statedir, const char *passphrase);
+int dd_store_key_import_passphrase(const struct dd_store_opts *o, const char *passphrase);
 /* How many key files the store has (>= 0), or -1. */
-int dd_store_key_count(const char *url, const char *statedir);
+int dd_store_key_count(const struct dd_store_opts *o);
 /*
  * Add a key file wrapped with `new_pass`; then remove the key file(s) that
  * `old_pass` opens (old_pass NULL: remove nothing). Needs the local key.
  * Returns DD_NOTFOUND (error set) if old_pass opens no key file: nothing changed.
  */
-int dd_store_key_passwd(const char *url, const char *statedir, const char *old_pass, const char *new_pass);
+int dd_store_key_passwd(const struct dd_store_opts *o, const char *old_pass, const char *new_pass);
 
 /*
  * What `init` does: create or adopt the store at o->url (NULL = default),

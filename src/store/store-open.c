@@ -35,11 +35,14 @@ dd_store_key_path(const char *statedir)
 }
 
 int
-dd_store_backend_open(struct dd_backend **out, const char *url, int create)
+dd_store_backend_open(struct dd_backend **out, const struct dd_store_opts *o, const char *url, int create)
 {
-	struct dd_backend_opts o = { .url = url, .create = create };
+	struct dd_backend_opts bo = {
+		.url = url, .endpoint = o->endpoint, .region = o->region, .path_style = o->path_style,
+		.transfers = o->transfers, .part_size = o->part_size, .retries = o->retries, .create = create,
+	};
 
-	return dd_backend_open(out, &o);
+	return dd_backend_open(out, &bo);
 }
 
 int
@@ -223,14 +226,10 @@ load_key(struct dd_store *st, const char *statedir)
 static int
 open_backend(struct dd_store *st, const struct dd_store_opts *o, const char *cdir)
 {
-	struct dd_backend_opts bo = {
-		.url = st->url, .endpoint = o->endpoint, .region = o->region,
-		.path_style = o->path_style, .transfers = o->transfers,
-	};
 	char *kpath;
 	int rc;
 
-	if (dd_backend_open(&st->be, &bo) < 0)
+	if (dd_store_backend_open(&st->be, o, st->url, 0) < 0)
 		return -1;
 	if (dd_pool_new(&st->xfer, o->transfers > 0 ? o->transfers : 8, 4 * (o->transfers > 0 ? o->transfers : 8)) < 0)
 		return -1;
@@ -284,7 +283,7 @@ out:
 int
 dd_store_open(struct dd_store **out, const char *url, const char *statedir, int flags)
 {
-	struct dd_store_opts o = { .url = url, .statedir = statedir, .flags = flags };
+	struct dd_store_opts o = { .url = url, .statedir = statedir, .flags = flags, .path_style = -1, .retries = -1 };
 
 	return dd_store_open_opts(out, &o);
 }

@@ -101,7 +101,7 @@ create(struct setup *s)
 		goto out;
 	haspass = r == 0;
 	dd_backend_free(s->be), s->be = NULL;
-	if (dd_store_backend_open(&s->be, s->url, 1) < 0)
+	if (dd_store_backend_open(&s->be, s->o, s->url, 1) < 0)
 		goto out;
 	if (s->have_local == DD_NOTFOUND) {
 		randombytes_buf(s->master, sizeof(s->master));
@@ -142,7 +142,7 @@ dd_store_init(const struct dd_store_opts *o, int *created)
 	*created = 0;
 	s.url = o->url ? o->url : defurl;
 	s.kpath = dd_store_key_path(o->statedir);
-	if (dd_store_backend_open(&s.be, s.url, 0) < 0)
+	if (dd_store_backend_open(&s.be, o, s.url, 0) < 0)
 		goto out;
 	s.have_local = dd_key_read_file(s.master, s.kpath);
 	if (s.have_local < 0)
@@ -178,7 +178,7 @@ fixed_passphrase(struct dd_buf *out, enum dd_passphrase_purpose purpose, void *a
 int
 dd_store_setup(const char *url, const char *statedir, const char *passphrase, int *created)
 {
-	struct dd_store_opts o = { .url = url, .statedir = statedir };
+	struct dd_store_opts o = { .url = url, .statedir = statedir, .path_style = -1, .retries = -1 };
 
 	if (passphrase) {
 		o.passphrase = fixed_passphrase;

@@ -65,8 +65,10 @@ struct dd_store_opts {
 	/* remote stores: see struct dd_backend_opts (store/backend.h) */
 	const char *endpoint;
 	const char *region;
-	int path_style;
-	int transfers;
+	int path_style;         /* -1 automatic, 0, 1 */
+	int transfers;          /* 0: the default */
+	uint64_t part_size;     /* 0: the default */
+	int retries;            /* -1: the default */
 	/* setup only: asked when a passphrase is needed (NULL: none is available) */
 	dd_store_passphrase_fn passphrase;
 	void *passphrase_arg;

@@ -122,6 +122,17 @@ dd_warn(const char *fmt, ...)
 	va_end(ap);
 }
 
+void
+dd_format_bytes(char *buf, size_t len, double b)
+{
+	const char *u[] = { "B", "KiB", "MiB", "GiB", "TiB" };
+	int i = 0;
+
+	while (b >= 1024 && i < 4)
+		b /= 1024, i++;
+	snprintf(buf, len, i ? "%.1f %s" : "%.0f %s", b, u[i]);
+}
+
 int
 dd_progress_enabled(void)
 {

@@ -8,6 +8,8 @@
 #ifndef DD_UTIL_LOG_H
 #define DD_UTIL_LOG_H
 
+#include <stddef.h>
+
 enum dd_verbosity { DD_QUIET = 0, DD_NORMAL = 1, DD_VERBOSE = 2 };
 
 void dd_log_set_verbosity(enum dd_verbosity v);
@@ -30,5 +32,7 @@ void dd_log_line(const char *prefix, const char *text);
 void dd_progress(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void dd_progress_done(void);
 int dd_progress_enabled(void);
+/* "12 B", "3.4 MiB" ... for progress lines and summaries. */
+void dd_format_bytes(char *buf, size_t len, double bytes);
 
 #endif

@@ -55,6 +55,31 @@ terminate_of(const struct dd_config *cfg, const struct dd_profile *p)
 	return cfg->terminate_connections > 0;
 }
 
+void
+dd_workflow_store_opts(struct dd_store_opts *o, const struct dd_config *cfg, const struct dd_repo *repo, int flags)
+{
+	*o = (struct dd_store_opts){
+		.url = cfg->store_url,
+		.statedir = repo->statedir,
+		.flags = flags,
+		.endpoint = cfg->store_endpoint,
+		.region = cfg->store_region,
+		.path_style = cfg->store_path_style,
+		.transfers = cfg->store_transfers,
+		.part_size = cfg->store_part_size > 0 ? (uint64_t)cfg->store_part_size : 0,
+		.retries = cfg->store_retries,
+	};
+}
+
+int
+dd_workflow_open_store(struct dd_store **st, const struct dd_config *cfg, const struct dd_repo *repo, int flags)
+{
+	struct dd_store_opts o;
+
+	dd_workflow_store_opts(&o, cfg, repo, flags);
+	return dd_store_open_opts(st, &o);
+}
+
 /*
  * Open the store; offline (cache only) when asked. The cache learns the
  * store's config on the first online open, so when it does not have it yet
@@ -63,15 +88,15 @@ terminate_of(const struct dd_config *cfg, const struct dd_profile *p)
 static int
 open_store(struct dd_store **st, const struct dd_config *cfg, struct dd_repo *repo, int flags)
 {
-	if (dd_store_open(st, cfg->store_url, repo->statedir, flags) == 0)
+	if (dd_workflow_open_store(st, cfg, repo, flags) == 0)
 		return 0;
 	if (!(flags & DD_STORE_OFFLINE))
 		return -1;
-	if (dd_store_open(st, cfg->store_url, repo->statedir, 0) < 0)
+	if (dd_workflow_open_store(st, cfg, repo, 0) < 0)
 		return -1;
 	dd_store_free(*st);
 	*st = NULL;
-	return dd_store_open(st, cfg->store_url, repo->statedir, flags);
+	return dd_workflow_open_store(st, cfg, repo, flags);
 }
 
 /*
@@ -128,7 +153,7 @@ point_ref(struct dd_repo *repo, const struct dd_profile *p, const char *rel, con
 	dd_ref_set_info(ref, "rows", num);
 	snprintf(num, sizeof(num), "%" PRIu64, stats->bytes);
 	dd_ref_set_info(ref, "bytes", num);
-	dd_pg_format_bytes(num, sizeof(num), (double)stats->bytes);
+	dd_format_bytes(num, sizeof(num), (double)stats->bytes);
 	dd_info("snapshot %.12s of database %s: %zu tables, %" PRIu64 " rows, %s%s", id, stats->database,
 		stats->tables, stats->rows, num, (flags & DD_SNAPSHOT_DUMP_ONLY) ? " (local cache only)" : "");
 	if (flags & DD_SNAPSHOT_NO_COMMIT) {
@@ -190,6 +215,9 @@ dd_workflow_snapshot(struct dd_repo *repo, const struct dd_config *cfg, const st
 		goto out;
 	rc = 0;
 out:
+	if (rc >= 0 && dd_store_unreachable(st))
+		dd_warn("the store %s could not be reached: snapshot %.12s is kept in the local cache; "
+			"run `git dnadata push` when it is back", cfg->store_url ? cfg->store_url : "", id);
 	dd_unlock_file(dblock);
 	dd_repo_unlock(lock);
 	dd_store_free(st);
@@ -372,10 +400,10 @@ open_store_for_reading(struct dd_store **st, const struct dd_config *cfg, struct
 {
 	struct dd_error_saved why;
 
-	if (dd_store_open(st, cfg->store_url, repo->statedir, 0) == 0)
+	if (dd_workflow_open_store(st, cfg, repo, 0) == 0)
 		return 0;
 	dd_error_save(&why);
-	if (dd_store_open(st, cfg->store_url, repo->statedir, DD_STORE_OFFLINE) < 0)
+	if (dd_workflow_open_store(st, cfg, repo, DD_STORE_OFFLINE) < 0)
 		return dd_error_restore(&why);
 	dd_debug("store unreachable (%s); using the local cache only", why.msg ? why.msg : "");
 	dd_error_saved_free(&why);

@@ -6,9 +6,24 @@
 #ifndef DD_WORKFLOW_WORKFLOW_H
 #define DD_WORKFLOW_WORKFLOW_H
 
+#include <stddef.h>
+
 struct dd_repo;
 struct dd_config;
 struct dd_profile;
+struct dd_store;
+struct dd_store_opts;
+
+/*
+ * How to reach the configured store: its URL and remote settings ([store]
+ * endpoint, region, path_style, transfers, part_size, retries), the clone's
+ * state folder, and `flags` (DD_STORE_OFFLINE ...). Everything that opens
+ * the store goes through here, so every command reaches it the same way.
+ */
+void dd_workflow_store_opts(struct dd_store_opts *o, const struct dd_config *cfg, const struct dd_repo *repo,
+			    int flags);
+/* dd_store_open_opts() with those options. */
+int dd_workflow_open_store(struct dd_store **st, const struct dd_config *cfg, const struct dd_repo *repo, int flags);
 
 enum {
 	DD_SNAPSHOT_NO_COMMIT = 1 << 0, /* update the ref file, do not commit it */
@@ -59,5 +74,32 @@ int dd_workflow_check(struct dd_repo *repo, const struct dd_config *cfg, const s
  */
 int dd_workflow_restore(struct dd_repo *repo, const struct dd_config *cfg, const struct dd_profile *p,
 		       const char *rev, int flags);
+
+/* ---- moving snapshots between the local cache and the store (transfer.c) ---- */
+
+struct dd_transfer_stats;
+struct dd_transfer_progress;
+
+/* Which snapshots a push or fetch is about. */
+struct dd_transfer_scope {
+	const char *const *profiles; /* NULL: every profile */
+	size_t nprofiles;
+	int all;                     /* push: also every branch's and tag's ref files */
+	/* progress on a terminal (NULL: none) */
+	void (*progress)(const struct dd_transfer_progress *p, void *arg);
+	void *progress_arg;
+};
+
+/*
+ * Upload what the snapshots named by the work tree's ref files (and with
+ * `all`, those at the tip of every branch and tag) need and the store
+ * lacks; put the store's config back if it lost it. *nsnap gets the number
+ * of snapshots considered. 0, or -1.
+ */
+int dd_workflow_push(struct dd_repo *repo, const struct dd_config *cfg, const struct dd_transfer_scope *scope,
+		     struct dd_transfer_stats *stats, size_t *nsnap);
+/* Download into the local cache what the work tree's ref files need. */
+int dd_workflow_fetch(struct dd_repo *repo, const struct dd_config *cfg, const struct dd_transfer_scope *scope,
+		      struct dd_transfer_stats *stats, size_t *nsnap);
 
 #endif

@@ -15,11 +15,12 @@ test_dump_only_snapshot_reaches_the_store_with_push() {
 	assert_no_file "$T/store/snapshots/$id"
 	expect_fail 1 git dnadata verify
 	expect_ok git dnadata push
-	assert_contains "$ERR" "snapshot ${id:0:12} is in the store"
+	assert_contains "$ERR" "push: sent "
 	assert_file "$T/store/snapshots/$id"
 	expect_ok git dnadata verify --read-data
-	# a second push finds nothing missing and still succeeds
+	# a second push finds nothing missing, sends nothing and still succeeds
 	expect_ok git dnadata push clean
+	assert_contains "$ERR" "push: nothing to transfer (1 snapshot;"
 }
 
 test_push_restores_objects_the_store_lost() {
@@ -73,6 +74,59 @@ test_store_that_lost_its_config_is_repaired_by_the_hinted_push() {
 	expect_ok git dnadata key import "$T/key"
 	expect_ok git dnadata init
 	expect_ok git dnadata verify
+}
+
+# push sends the work tree's refs; --all adds those at the tip of every branch and tag
+test_push_all_sends_snapshots_named_on_other_branches_and_tags() {
+	setup_repo
+	expect_ok git dnadata snapshot --dump-only
+	local main=$OUT
+	git checkout -q -b feature
+	psql_q "$DB" "UPDATE t SET v = 'feature' WHERE id = 1"
+	expect_ok git dnadata snapshot --dump-only
+	local feature=$OUT
+	git checkout -q -
+	git tag v1 feature
+	git branch -q -D feature
+	expect_ok git dnadata push
+	assert_contains "$ERR" "push: sent "
+	assert_file "$T/store/snapshots/$main"
+	assert_no_file "$T/store/snapshots/$feature"
+	expect_ok git dnadata push --all
+	assert_contains "$ERR" "push: sent "
+	assert_file "$T/store/snapshots/$feature"
+	expect_ok git dnadata push --all
+	assert_contains "$ERR" "push: nothing to transfer (2 snapshots;"
+}
+
+# a second clone joins the store, fetches everything its refs need into its
+# cache, and then restores with the store gone; pull fetches and restores
+test_fetch_fills_the_cache_and_pull_restores() {
+	DNADATA_PASSPHRASE=pw setup_repo
+	expect_ok git dnadata snapshot
+	local id=$OUT origin=$PWD want
+	want=$(psql_q "$DB" "SELECT md5(string_agg(v, ',' ORDER BY id)) FROM t")
+	git clone -q "$origin" "$T/clone"
+	cd "$T/clone"
+	DNADATA_PASSPHRASE=pw expect_ok git dnadata init
+	expect_ok git dnadata fetch
+	assert_contains "$ERR" "fetch: received "
+	assert_file .git/dnadata/cache/snapshots/$id
+	expect_ok git dnadata fetch clean
+	assert_contains "$ERR" "fetch: nothing to transfer (1 snapshot;"
+	expect_fail 1 git dnadata fetch nosuch
+	assert_contains "$ERR" "nosuch"
+	# the store gone: the cache has all the restore needs
+	mv "$T/store" "$T/store.away"
+	psql_q "$DB" "UPDATE t SET v = 'edited'"
+	expect_ok git dnadata restore --no-hooks --force
+	expect_ok git dnadata verify --offline --read-data
+	assert_eq "$(psql_q "$DB" "SELECT md5(string_agg(v, ',' ORDER BY id)) FROM t")" "$want"
+	mv "$T/store.away" "$T/store"
+	psql_q "$DB" "UPDATE t SET v = 'edited again'"
+	expect_ok git dnadata pull --force
+	assert_contains "$ERR" "fetch: nothing to transfer"
+	assert_eq "$(psql_q "$DB" "SELECT md5(string_agg(v, ',' ORDER BY id)) FROM t")" "$want"
 }
 
 run_tests

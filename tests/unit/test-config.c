@@ -345,6 +345,58 @@ profile_names_differing_only_in_case_are_refused(void **state)
 }
 
 static void
+store_remote_settings_parse_override_and_check(void **state)
+{
+	struct dd_config *cfg = parse_ok(shared_text, NULL);
+	const char *shared = "[store]\nurl = s3://b/p\nendpoint = http://127.0.0.1:7480\nregion = eu-west-1\n"
+			     "path_style = true\ntransfers = 16\npart_size = 64M\nretries = 3\n";
+	const char *local = "[store]\nregion = us-east-2\npart_size = 8388608\ntransfers = 2\n";
+
+	(void)state;
+	/* unset: the store layer's defaults */
+	assert_null(cfg->store_endpoint);
+	assert_null(cfg->store_region);
+	assert_int_equal(cfg->store_path_style, -1);
+	assert_int_equal(cfg->store_transfers, 0);
+	assert_true(cfg->store_part_size == 0);
+	assert_int_equal(cfg->store_retries, -1);
+	dd_config_free(cfg);
+	cfg = parse_ok(shared, NULL);
+	assert_string_equal(cfg->store_endpoint, "http://127.0.0.1:7480");
+	assert_string_equal(cfg->store_region, "eu-west-1");
+	assert_int_equal(cfg->store_path_style, 1);
+	assert_int_equal(cfg->store_transfers, 16);
+	assert_true(cfg->store_part_size == 64LL << 20);
+	assert_int_equal(cfg->store_retries, 3);
+	dd_config_free(cfg);
+	/* config.ini overrides each key it sets */
+	cfg = parse_ok(shared, local);
+	assert_string_equal(cfg->store_region, "us-east-2");
+	assert_string_equal(cfg->store_endpoint, "http://127.0.0.1:7480");
+	assert_true(cfg->store_part_size == 8LL << 20);
+	assert_int_equal(cfg->store_transfers, 2);
+	dd_config_free(cfg);
+	assert_true((cfg = parse_ok("[store]\npart_size = 5GiB\n", NULL))->store_part_size == 5LL << 30);
+	dd_config_free(cfg);
+	assert_true((cfg = parse_ok("[store]\npart_size = 6144k\n", NULL))->store_part_size == 6LL << 20);
+	dd_config_free(cfg);
+	parse_bad("[store]\nendpoint = 127.0.0.1:7480\n",
+		  "profiles.ini:2: endpoint '127.0.0.1:7480' must start with http:// or https://");
+	parse_bad("[store]\nendpoint = https://AKIA:secret@s3.example.com\n",
+		  "profiles.ini:2: endpoint must not carry credentials (use AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or "
+		  "~/.aws/credentials)");
+	parse_bad("[store]\ntransfers = 0\n",
+		  "profiles.ini:2: 'transfers' must be a number of parallel requests from 1 to 64, not '0'");
+	parse_bad("[store]\nretries = 31\n", "profiles.ini:2: 'retries' must be a number of retries from 0 to 30, not '31'");
+	parse_bad("[store]\npart_size = 4M\n", "profiles.ini:2: 'part_size' must be a size from 5M to 5G (e.g. 64M), not '4M'");
+	parse_bad("[store]\npart_size = 6G\n", "profiles.ini:2: 'part_size' must be a size from 5M to 5G (e.g. 64M), not '6G'");
+	parse_bad("[store]\npart_size = 64 M\n", "profiles.ini:2: 'part_size' must be a size from 5M to 5G (e.g. 64M), not '64 M'");
+	parse_bad("[store]\npart_size = 99999999999999999999\n",
+		  "profiles.ini:2: 'part_size' must be a size from 5M to 5G (e.g. 64M), not '99999999999999999999'");
+	parse_bad("[store]\npath_style = maybe\n", "profiles.ini:2: 'path_style' must be true or false, not 'maybe'");
+}
+
+static void
 lock_wait_timeout_defaults_overrides_and_checks(void **state)
 {
 	struct dd_config *cfg = parse_ok(shared_text, NULL);
@@ -666,6 +718,7 @@ main(void)
 		cmocka_unit_test(redact_hides_passwords_only),
 		cmocka_unit_test(profile_names_differing_only_in_case_are_refused),
 		cmocka_unit_test(lock_wait_timeout_defaults_overrides_and_checks),
+		cmocka_unit_test(store_remote_settings_parse_override_and_check),
 		cmocka_unit_test(missing_profile_hint_suggests_new_profile_only_for_a_valid_name),
 		cmocka_unit_test(conninfo_redact_masks_every_secret_and_keeps_the_rest),
 		cmocka_unit_test(conninfo_errors_never_quote_the_string),

@@ -24,6 +24,9 @@
 #include "util/err.h"
 #include "util/log.h"
 
+/* The store options of a file:// store at url with the state folder sd. */
+#define SO(u, sd) (&(struct dd_store_opts){ .url = (u), .statedir = (sd), .path_style = -1, .retries = -1 })
+
 struct fx {
 	char *tmp, *sd, *sd2, *url, *root;
 };
@@ -84,7 +87,7 @@ new_store_makes_a_0600_key_and_a_key_file(void **state)
 	assert_int_equal(created, 1);
 	assert_int_equal(stat(kp, &st), 0);
 	assert_int_equal(st.st_mode & 0777, 0600);
-	assert_int_equal(dd_store_key_count(f->url, f->sd), 1);
+	assert_int_equal(dd_store_key_count(SO(f->url, f->sd)), 1);
 	/* a second setup adopts it */
 	assert_int_equal(dd_store_setup(f->url, f->sd, NULL, &created), 0);
 	assert_int_equal(created, 0);
@@ -114,7 +117,7 @@ wrong_passphrase_is_reported_as_such(void **state)
 	assert_int_equal(dd_store_setup(f->url, f->sd2, "battery staple", &created), -1);
 	contains(dd_error_last(), "wrong passphrase");
 	assert_false(dd_path_exists(kp));
-	assert_int_equal(dd_store_key_import_passphrase(f->url, f->sd2, "wrong"), -1);
+	assert_int_equal(dd_store_key_import_passphrase(SO(f->url, f->sd2), "wrong"), -1);
 	contains(dd_error_last(), "wrong passphrase");
 	free(kp);
 }
@@ -369,7 +372,7 @@ export_and_import_move_the_key(void **state)
 	assert_int_equal(dd_store_key_export(f->sd, ex), -1); /* never overwrites */
 	/* a machine that has another key: import keeps a backup and switches */
 	assert_int_equal(dd_store_setup(other, f->sd2, NULL, &created), 0);
-	assert_int_equal(dd_store_key_import_file(f->url, f->sd2, ex), 0);
+	assert_int_equal(dd_store_key_import_file(SO(f->url, f->sd2), ex), 0);
 	same_key(f->sd, f->sd2);
 	assert_int_equal(dd_store_open(&st, f->url, f->sd2, 0), 0);
 	dd_store_free(st);
@@ -388,20 +391,20 @@ passwd_replaces_the_key_file(void **state)
 	int created;
 
 	assert_int_equal(dd_store_setup(f->url, f->sd, "old pass", &created), 0);
-	assert_int_equal(dd_store_key_passwd(f->url, f->sd, "not it", "new pass"), 1);
+	assert_int_equal(dd_store_key_passwd(SO(f->url, f->sd), "not it", "new pass"), 1);
 	contains(dd_error_last(), "wrong passphrase");
-	assert_int_equal(dd_store_key_count(f->url, f->sd), 1);
-	assert_int_equal(dd_store_key_passwd(f->url, f->sd, "old pass", "new pass"), 0);
-	assert_int_equal(dd_store_key_count(f->url, f->sd), 1);
-	assert_int_equal(dd_store_key_import_passphrase(f->url, f->sd2, "old pass"), -1);
-	assert_int_equal(dd_store_key_import_passphrase(f->url, f->sd2, "new pass"), 0);
+	assert_int_equal(dd_store_key_count(SO(f->url, f->sd)), 1);
+	assert_int_equal(dd_store_key_passwd(SO(f->url, f->sd), "old pass", "new pass"), 0);
+	assert_int_equal(dd_store_key_count(SO(f->url, f->sd)), 1);
+	assert_int_equal(dd_store_key_import_passphrase(SO(f->url, f->sd2), "old pass"), -1);
+	assert_int_equal(dd_store_key_import_passphrase(SO(f->url, f->sd2), "new pass"), 0);
 	same_key(f->sd, f->sd2);
 	/* a store made without a passphrase gets its first key file */
 	char *u2 = dd_asprintf("%s/s2", f->tmp), *sd3 = dd_path_join(f->tmp, "s3");
 	assert_int_equal(dd_store_setup(u2, sd3, NULL, &created), 0);
-	assert_int_equal(dd_store_key_count(u2, sd3), 0);
-	assert_int_equal(dd_store_key_passwd(u2, sd3, NULL, "first"), 0);
-	assert_int_equal(dd_store_key_count(u2, sd3), 1);
+	assert_int_equal(dd_store_key_count(SO(u2, sd3)), 0);
+	assert_int_equal(dd_store_key_passwd(SO(u2, sd3), NULL, "first"), 0);
+	assert_int_equal(dd_store_key_count(SO(u2, sd3)), 1);
 	free(u2), free(sd3);
 }
 

@@ -1,0 +1,25 @@
+/*
+ * git/history.h: snapshot ids named by ref files in commits rather than in
+ * the work tree: at the tip of every branch and tag (`push --all`), and
+ * later in the commits a `git push` sends (the pre-push hook).
+ */
+#ifndef DD_GIT_HISTORY_H
+#define DD_GIT_HISTORY_H
+
+#include <stddef.h>
+
+#include "git/repo.h"
+
+/*
+ * Add to (*ids, *n) the snapshot id of each ref file under .dnadata/refs/
+ * in the tree of `rev` (a branch, tag or commit); `profiles` (NULL = all)
+ * limits it to those names. A commit without .dnadata/refs adds nothing.
+ * A ref file that does not parse is an error naming the revision.
+ */
+int dd_history_ids_at(char ***ids, size_t *n, const struct dd_repo *repo, const char *rev,
+		      const char *const *profiles, size_t nprofiles);
+/* The same for the tip of every local branch and every tag (tags that name no commit are skipped). */
+int dd_history_ids_all(char ***ids, size_t *n, const struct dd_repo *repo, const char *const *profiles,
+		       size_t nprofiles);
+
+#endif
