@@ -43,6 +43,7 @@
 #define BACKOFF_BASE_MS 100u
 #define BACKOFF_CAP_MS 5000u
 #define MAX_HEADERS 8
+#define MAX_PREALLOC (4u << 20) /* room made at once from a Content-Length; past that the buffer doubles */
 
 struct xfer;
 
@@ -80,6 +81,8 @@ struct call {
 	int fd;
 	uint64_t off, len;
 	char sha[65];
+	/* sha is the name the body was stored under (a pack), not a hash of what was read: the local file for messages */
+	const char *named_by;
 	/* the 2xx answer's body (NULL: discarded) and its bound */
 	struct dd_buf *out;
 	size_t max;
@@ -103,6 +106,7 @@ struct call {
 struct xfer {
 	struct xfer *next;
 	struct call *k;
+	long hstatus; /* the status line of the answer whose headers are being read */
 	CURL *easy;
 	struct curl_slist *hdrs;
 	char *url;
@@ -354,6 +358,17 @@ run_xfer(struct dd_s3_client *c, struct xfer *x)
 
 /* ---- callbacks (event thread: no dd_error here) ---- */
 
+/* How many more bytes a 2xx answer may carry into k->out (a 200 to a whole GET starts it over). */
+static uint64_t
+body_room(const struct call *k, long status)
+{
+	uint64_t limit = k->get && k->want_known && k->want_len < k->max ? k->want_len : k->max;
+
+	if (k->get && k->whole && status == 200)
+		return limit;
+	return k->out->len < limit ? limit - k->out->len : 0;
+}
+
 static size_t
 on_write(char *p, size_t size, size_t nmemb, void *arg)
 {
@@ -377,10 +392,9 @@ on_write(char *p, size_t size, size_t nmemb, void *arg)
 			x->ignored_range = 1; /* not the bytes we asked for: keep none of them */
 			return 0;
 		}
-		/* room for the whole answer at once (bounded below), not a doubling buffer */
-		if (!x->sink_err && k->out && x->clen > 0 && (uint64_t)x->clen <= k->max &&
-		    k->out->len + (uint64_t)x->clen <= k->max)
-			dd_buf_grow(k->out, (size_t)x->clen);
+		/* room for the answer at once, up to a few MiB (the header is the server's word, not ours) */
+		if (!x->sink_err && k->out && x->clen > 0 && (uint64_t)x->clen <= body_room(k, x->status))
+			dd_buf_grow(k->out, (uint64_t)x->clen < MAX_PREALLOC ? (size_t)x->clen : MAX_PREALLOC);
 	}
 	if (x->sink_err) {
 		if (x->errbody.len < MAX_ERROR_BODY)
@@ -389,7 +403,7 @@ on_write(char *p, size_t size, size_t nmemb, void *arg)
 	}
 	if (!k->out)
 		return n;
-	limit = k->get && k->want_known ? (size_t)k->want_len : k->max;
+	limit = k->get && k->want_known && k->want_len < k->max ? (size_t)k->want_len : k->max;
 	if (n > limit || k->out->len > limit - n) {
 		x->overflow = 1;
 		return 0;
@@ -419,7 +433,9 @@ on_header(char *p, size_t size, size_t nmemb, void *arg)
 	char v[128];
 
 	if (n >= 5 && !strncmp(p, "HTTP/", 5)) { /* a new response (after 100 Continue): forget the last */
+		const char *sp = memchr(p, ' ', n);
 		x->clen = -1, x->have_cr = 0, x->etag[0] = '\0', x->mtime = -1;
+		x->hstatus = sp && sp + 4 <= p + n ? strtol(sp + 1, NULL, 10) : 0;
 		return n;
 	}
 	name = 0;
@@ -433,6 +449,12 @@ on_header(char *p, size_t size, size_t nmemb, void *arg)
 		errno = 0;
 		unsigned long long l = strtoull(v, &end, 10);
 		x->clen = (!errno && end != v && !*end && v[0] != '-' && l <= INT64_MAX) ? (int64_t)l : -1;
+		/* a body larger than the caller takes is refused before a byte of it is read */
+		if (x->k->out && x->hstatus >= 200 && x->hstatus < 300 && x->clen > 0 &&
+		    (uint64_t)x->clen > body_room(x->k, x->hstatus)) {
+			x->overflow = 1;
+			return 0;
+		}
 	} else if (name == 13 && !strncasecmp(p, "content-range", 13)) {
 		unsigned long long a, b, t;
 		int used = 0;
@@ -706,7 +728,7 @@ http_retryable(long status, const char *code)
 static void
 learn_size(struct call *k, const struct xfer *x)
 {
-	if (k->get && k->whole && !k->want_known && x->status == 200 && x->clen >= 0) {
+	if (k->get && k->whole && !k->want_known && x->status == 200 && x->clen >= 0 && (uint64_t)x->clen <= k->max) {
 		k->want_known = 1, k->want_len = (uint64_t)x->clen;
 		snprintf(k->pin, sizeof(k->pin), "%s", x->etag);
 	}
@@ -848,6 +870,9 @@ refused(struct dd_s3_client *c, const struct call *k)
 		   (k->status >= 300 && k->status < 400)) {
 		dd_buf_printf(&b, "bucket %s is not in region %s (%s): set the store's region or AWS_REGION",
 			      c->bucket, c->creds.region, code[0] ? code : "redirect");
+	} else if (k->named_by && (!strcmp(code, "XAmzContentSHA256Mismatch") || !strcmp(code, "BadDigest"))) {
+		dd_s3_damaged_error(key, k->named_by, code);
+		goto out;
 	} else if (!strcmp(code, "XAmzContentSHA256Mismatch") || !strcmp(code, "BadDigest")) {
 		dd_buf_printf(&b, "S3 received other bytes than were sent for %s in bucket %s (%s): the local file "
 			      "changed while it was sent; run the command again", key, c->bucket, code);
@@ -858,8 +883,21 @@ refused(struct dd_s3_client *c, const struct call *k)
 			dd_buf_printf(&b, ": %s", k->err.message);
 	}
 	dd_error("%s", b.ptr);
+out:
 	dd_buf_release(&b);
 	dd_buf_release(&what);
+}
+
+void
+dd_s3_damaged_error(const char *key, const char *path, const char *why)
+{
+	const char *name = strstr(key, "packs/"), *next;
+
+	while (name && (next = strstr(name + 1, "packs/")))
+		name = next; /* the store's own name, after any prefix */
+	dd_error("the local cache copy of %s is damaged (its bytes do not match its name): %s", name ? name : key, why);
+	dd_hint("run `git dnadata verify --offline --read-data`; remove %s from the cache; the next snapshot makes "
+		"that data again", path);
 }
 
 static void
@@ -1264,14 +1302,19 @@ hash_region(char hex[65], int fd, uint64_t off, uint64_t len, const char *key)
 }
 
 int
-dd_s3_put_fd(struct dd_s3_client *c, const char *key, int fd, uint64_t off, uint64_t len, int create_only)
+dd_s3_put_fd(struct dd_s3_client *c, const char *key, int fd, uint64_t off, uint64_t len, int create_only,
+	     const char *sha256, const char *path)
 {
 	struct call k;
 
 	call_init(&k, "PUT", key, NULL);
 	k.fd = fd, k.off = off, k.len = len;
-	if (hash_region(k.sha, fd, off, len, key) < 0)
+	if (sha256) { /* the server checks the bytes against the name: no pass of ours */
+		snprintf(k.sha, sizeof(k.sha), "%s", sha256);
+		k.named_by = path ? path : key;
+	} else if (hash_region(k.sha, fd, off, len, key) < 0) {
 		return -1;
+	}
 	return put_call(c, &k, create_only);
 }
 

@@ -240,14 +240,15 @@ match_listed(struct upload *u)
 
 /* ---- the part threads ---- */
 
+/* SHA-256 (hex) of bytes [off, off+len) of the file, read in 1 MiB pieces. */
 static int
-hash_part(struct upload *u, int number, char sha[65])
+hash_range(struct upload *u, uint64_t off, uint64_t len, char sha[65])
 {
 	crypto_hash_sha256_state st;
 	unsigned char md[crypto_hash_sha256_BYTES];
 	size_t bufsize = 1u << 20;
 	unsigned char *buf = dd_malloc(bufsize);
-	uint64_t off = (uint64_t)(number - 1) * u->part_size, len = part_len(u, number), done = 0;
+	uint64_t done = 0;
 	int rc = 0;
 
 	crypto_hash_sha256_init(&st);
@@ -268,6 +269,12 @@ hash_part(struct upload *u, int number, char sha[65])
 	sodium_bin2hex(sha, 65, md, sizeof(md));
 	free(buf);
 	return rc;
+}
+
+static int
+hash_part(struct upload *u, int number, char sha[65])
+{
+	return hash_range(u, (uint64_t)(number - 1) * u->part_size, part_len(u, number), sha);
 }
 
 static int
@@ -414,7 +421,7 @@ multipart(struct upload *u)
 }
 
 int
-dd_s3_upload_file(struct dd_s3_client *c, const char *key, const char *path, const char *record)
+dd_s3_upload_file(struct dd_s3_client *c, const char *key, const char *path, const char *record, const char *sha256)
 {
 	struct upload u = { .c = c, .key = key, .record = record, .fd = -1 };
 	struct stat st;
@@ -428,7 +435,7 @@ dd_s3_upload_file(struct dd_s3_client *c, const char *key, const char *path, con
 	u.size = (uint64_t)st.st_size;
 	u.part_size = dd_s3_client_part_size(c);
 	if (u.size <= u.part_size) {
-		r = dd_s3_put_fd(c, key, u.fd, 0, u.size, 1);
+		r = dd_s3_put_fd(c, key, u.fd, 0, u.size, 1, sha256, path);
 		goto out;
 	}
 	/* completing cannot be conditional everywhere (RGW 16): look first */
@@ -439,6 +446,16 @@ dd_s3_upload_file(struct dd_s3_client *c, const char *key, const char *path, con
 	}
 	if (r != DD_NOTFOUND)
 		goto out;
+	if (sha256) { /* no part says whether the whole matches its name: check before anything is sent */
+		char whole[65];
+		if ((r = hash_range(&u, 0, u.size, whole)) < 0)
+			goto out;
+		if (strcmp(whole, sha256)) {
+			dd_s3_damaged_error(key, path, "its SHA-256 differs; nothing was sent");
+			r = -1;
+			goto out;
+		}
+	}
 	while ((u.size + u.part_size - 1) / u.part_size > DD_S3_MAX_PARTS)
 		u.part_size *= 2;
 	u.nparts = (int)((u.size + u.part_size - 1) / u.part_size);

@@ -18,13 +18,24 @@
  */
 #include "s3/client.h"
 #include "store/backend.h"
+#include "store/chunker.h"
+#include "store/manifest.h"
+#include "store/pack.h"
 #include "util/err.h"
 #include "util/fs.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_OBJECT (512u << 20)
+/*
+ * The most a whole GET of a name may bring into memory: the largest
+ * plaintext a reader accepts for that kind of file, plus what compression
+ * and encryption can add (zstd's bound is n + n/256 + a little; the
+ * envelope is a few dozen bytes). A larger answer is refused from its
+ * Content-Length, before a byte of it is read.
+ */
+#define BOUND(n) ((size_t)(n) + (size_t)(n) / 128 + (1u << 20))
+#define MAX_SMALL (1u << 20) /* config, keys/... */
 
 struct s3_backend {
 	struct dd_backend base;
@@ -38,12 +49,26 @@ key_of(struct s3_backend *sb, const char *name)
 	return dd_asprintf("%s%s", sb->prefix, name);
 }
 
+static size_t
+max_of(const char *name)
+{
+	if (!strncmp(name, "data/", 5))
+		return BOUND(DD_CHUNK_MAX_LIMIT);
+	if (!strncmp(name, "index/", 6))
+		return BOUND(DD_INDEX_MAX);
+	if (!strncmp(name, "snapshots/", 10))
+		return BOUND(DD_MANIFEST_MAX);
+	if (!strncmp(name, "packs/", 6))
+		return (size_t)DD_PACK_MAX;
+	return MAX_SMALL;
+}
+
 static int
 s3b_get(struct dd_backend *be, const char *name, struct dd_buf *out)
 {
 	struct s3_backend *sb = (struct s3_backend *)be;
 	char *key = key_of(sb, name);
-	int r = dd_s3_get(sb->c, key, out, MAX_OBJECT);
+	int r = dd_s3_get(sb->c, key, out, max_of(name));
 
 	free(key);
 	return r;
@@ -82,12 +107,22 @@ record_path(const char *path)
 	return dd_asprintf("%.*s/.%s.s3-upload", (int)(slash - path), path, slash + 1);
 }
 
+/* The SHA-256 a name states its bytes have: a pack's "packs/<2 hex>/<64 hex>", else NULL. */
+static const char *
+named_sha256(const char *name)
+{
+	if (strncmp(name, "packs/", 6) || strlen(name) != 73 || name[8] != '/' || strspn(name + 6, "0123456789abcdef") != 2 ||
+	    strspn(name + 9, "0123456789abcdef") != 64)
+		return NULL;
+	return name + 9;
+}
+
 static int
 s3b_put_file(struct dd_backend *be, const char *name, const char *localpath)
 {
 	struct s3_backend *sb = (struct s3_backend *)be;
 	char *key = key_of(sb, name), *record = record_path(localpath);
-	int r = dd_s3_upload_file(sb->c, key, localpath, record);
+	int r = dd_s3_upload_file(sb->c, key, localpath, record, named_sha256(name));
 
 	free(record);
 	free(key);

@@ -75,6 +75,42 @@ test_interrupted_multipart_upload_resumes_and_skips_sent_parts() {
 	cmp big back
 }
 
+# A pack is named by the SHA-256 of its bytes: that name is the payload hash sent, so the server itself
+# refuses other bytes; above the part size the whole file is checked before an upload is created.
+test_a_pack_whose_bytes_do_not_match_its_name_is_refused_and_nothing_is_stored() {
+	s3_env
+	local b sum small big name
+	b=$(s3_bucket packs)
+	head -c 300000 /dev/urandom >small
+	head -c $((12 * MIB)) /dev/urandom >big
+	sum=$(sha256sum small | cut -c1-64)
+	name=packs/${sum:0:2}/$sum
+	# one byte flipped: one PUT, refused by the server itself
+	cp small damaged
+	printf 'X' | dd of=damaged bs=1 seek=1000 conv=notrunc 2>/dev/null
+	expect_fail 1 tool "s3://$b/p" put-file "$name" "$T/damaged"
+	assert_contains "$ERR" "error: the local cache copy of $name is damaged (its bytes do not match its name): XAmzContentSHA256Mismatch"
+	assert_contains "$ERR" "hint: run \`git dnadata verify --offline --read-data\`; remove $T/damaged from the cache"
+	assert_not_contains "$ERR" "changed while it was sent"
+	assert_eq "" "$(s3_ls "$b")" "nothing stored"
+	# the right bytes go up under the same name
+	expect_ok tool "s3://$b/p" put-file "$name" "$T/small"
+	assert_eq created "$OUT"
+	# above the part size: refused before an upload is created
+	sum=$(sha256sum big | cut -c1-64)
+	printf 'X' | dd of=big bs=1 seek=$((7 * MIB)) conv=notrunc 2>/dev/null
+	DD_TOOL_PART_SIZE=$((5 * MIB)) expect_fail 1 tool "s3://$b/p" put-file "packs/${sum:0:2}/$sum" "$T/big"
+	assert_contains "$ERR" "error: the local cache copy of packs/${sum:0:2}/$sum is damaged (its bytes do not match its name): its SHA-256 differs; nothing was sent"
+	assert_eq "p/$name" "$(s3_ls "$b")" "only the good pack"
+	assert_eq "" "$(s3_aws s3api list-multipart-uploads --bucket "$b" --query 'Uploads[].UploadId' --output text | grep -v None || true)"
+	assert_no_file "$T/.big.s3-upload"
+	sum=$(sha256sum big | cut -c1-64)
+	DD_TOOL_PART_SIZE=$((5 * MIB)) expect_ok tool "s3://$b/p" put-file "packs/${sum:0:2}/$sum" "$T/big"
+	assert_eq created "$OUT"
+	s3_aws s3 cp "s3://$b/p/packs/${sum:0:2}/$sum" back >/dev/null
+	cmp big back
+}
+
 test_list_pages_through_more_than_a_thousand_names_and_batch_delete_removes_them() {
 	s3_env
 	local b

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -453,6 +454,63 @@ unreachable_after_retries_then_fails_fast(void **state)
 	server_free(&s);
 }
 
+static long
+peak_rss_kib(void)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_SELF, &ru);
+	return ru.ru_maxrss;
+}
+
+static void
+gets_are_bounded_by_the_callers_maximum(void **state)
+{
+	struct server s = { .nanswers = 4 };
+	struct dd_buf out = DD_BUF_INIT;
+	struct dd_s3_client *c;
+	long before = peak_rss_kib();
+
+	(void)state;
+	/* a Content-Length above the maximum: refused from the header, no retry, nothing kept */
+	s.answers[0] = "HTTP/1.1 200 OK\r\nContent-Length: 101\r\nETag: \"e\"\r\n\r\n0123456789";
+	/* a reply claiming 100 GB, cut off after 3 bytes: refused at once, not resumed up to 100 GB */
+	s.answers[1] = "HTTP/1.1 200 OK\r\nContent-Length: 107374182400\r\nETag: \"e\"\r\n\r\nabc";
+	/* a cut-off whole GET resumes, and the rest may not be larger than what is missing */
+	s.answers[2] = "HTTP/1.1 200 OK\r\nContent-Length: 10\r\nETag: \"e1\"\r\n\r\n01234";
+	s.answers[3] = "HTTP/1.1 206 Partial Content\r\nContent-Length: 107374182400\r\n"
+		       "Content-Range: bytes 5-107374182404/107374182405\r\nETag: \"e1\"\r\n\r\n56789";
+	server_start(&s);
+	c = client_for(&s, 3);
+	assert_int_equal(dd_s3_get(c, "index/x", &out, 100), -1);
+	assert_non_null(strstr(dd_error_last(), "index/x in bucket bkt is larger than expected"));
+	assert_int_equal(out.len, 0);
+	assert_int_equal(dd_s3_get(c, "index/x", &out, (size_t)1 << 30), -1);
+	assert_non_null(strstr(dd_error_last(), "larger than expected"));
+	assert_true(out.cap <= (8u << 20)); /* no room made from the header's word */
+	assert_int_equal(dd_s3_get(c, "index/x", &out, 1000), -1);
+	assert_non_null(strstr(dd_error_last(), "larger than expected"));
+	dd_s3_client_free(c);
+	server_stop(&s);
+	assert_int_equal(s.nrequests, 4); /* one request each, the resumed one twice: no retry of a refusal */
+	assert_true(peak_rss_kib() - before < 32 * 1024);
+	server_free(&s);
+	dd_buf_release(&out);
+
+	/* a large but allowed Content-Length, cut off: at most a few MiB made room for */
+	struct server s2 = { .nanswers = 1 };
+	s2.answers[0] = "HTTP/1.1 200 OK\r\nContent-Length: 300000000\r\nETag: \"e\"\r\n\r\nabc";
+	server_start(&s2);
+	c = client_for(&s2, 0);
+	assert_int_equal(dd_s3_get(c, "snapshots/x", &out, (size_t)1 << 30), DD_EUNREACHABLE);
+	assert_true(out.cap <= (8u << 20));
+	dd_s3_client_free(c);
+	server_stop(&s2);
+	assert_true(peak_rss_kib() - before < 32 * 1024);
+	server_free(&s2);
+	dd_buf_release(&out);
+}
+
 int
 main(void)
 {
@@ -469,6 +527,7 @@ main(void)
 		cmocka_unit_test(slowdown_is_retried_and_put_is_create_only),
 		cmocka_unit_test(refusal_is_one_line_naming_bucket_code_and_what_to_check),
 		cmocka_unit_test(unreachable_after_retries_then_fails_fast),
+		cmocka_unit_test(gets_are_bounded_by_the_callers_maximum),
 	};
 	return cmocka_run_group_tests(tests, setup_env, NULL);
 }
