@@ -157,6 +157,9 @@ dd_s3_endpoint_parse(const char *ep, char **scheme, char **hostport)
 	const char *rest;
 	size_t n;
 
+	if (strchr(ep, '@')) /* user info: a credential in a URL; checked first, and the value is not shown */
+		return dd_error("S3 endpoint must be scheme://host[:port], without a user name or password "
+				"(credentials go in AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or ~/.aws/credentials)");
 	if (!strncmp(ep, "https://", 8))
 		*scheme = dd_strdup("https"), rest = ep + 8;
 	else if (!strncmp(ep, "http://", 7))
@@ -164,7 +167,7 @@ dd_s3_endpoint_parse(const char *ep, char **scheme, char **hostport)
 	else
 		return dd_error("S3 endpoint '%s' must start with http:// or https://", ep);
 	n = strcspn(rest, "/");
-	if (n == 0 || strcspn(rest, "@?#") < strlen(rest) || (rest[n] && strcmp(rest + n, "/"))) {
+	if (n == 0 || strcspn(rest, "?#") < strlen(rest) || (rest[n] && strcmp(rest + n, "/"))) {
 		free(*scheme);
 		*scheme = NULL;
 		return dd_error("S3 endpoint '%.*s...' must be scheme://host[:port], without a path or user name",

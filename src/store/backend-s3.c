@@ -258,6 +258,13 @@ split_url(const char *rest, const char *url, char **bucket, char **prefix)
 	const char *p = rest[nb] ? rest + nb + 1 : "";
 	size_t np = strlen(p);
 
+	(void)url;
+	if (strchr(rest, '@')) { /* "s3://KEY:SECRET@bucket": checked first, and the URL is not shown */
+		dd_error("the store URL must not carry credentials: write it as s3://bucket/prefix");
+		dd_hint("set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or use ~/.aws/credentials");
+		return -1;
+	}
+
 	while (np && p[np - 1] == '/')
 		np--;
 	for (size_t i = 0; i < np;) {

@@ -179,6 +179,18 @@ test_refusals_name_the_code_even_for_head() {
 	s3_assert_no_credentials "$ERR"
 }
 
+test_credentials_in_a_store_url_or_endpoint_are_refused_and_not_shown() {
+	s3_env
+	expect_fail 1 tool "s3://AKIAEXAMPLE:topsecret0123@some-bucket/p" exists keys/k
+	assert_contains "$ERR" "error: the store URL must not carry credentials: write it as s3://bucket/prefix"
+	assert_not_contains "$ERR" topsecret0123
+	assert_not_contains "$ERR" AKIAEXAMPLE
+	AWS_ENDPOINT_URL_S3=ftp://AKIAEXAMPLE:topsecret0123@127.0.0.1:1 expect_fail 1 tool "s3://some-bucket/p" exists keys/k
+	assert_contains "$ERR" "without a user name or password"
+	assert_not_contains "$ERR" topsecret0123
+	assert_not_contains "$ERR" AKIAEXAMPLE
+}
+
 test_missing_credentials_are_named() {
 	s3_env
 	unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY

@@ -78,6 +78,12 @@ endpoint_is_scheme_host_and_port_only(void **state)
 	/* user info would put a credential in a URL: refused, and not echoed */
 	assert_int_equal(dd_s3_endpoint_parse("https://AKIA:secret@host", &scheme, &hostport), -1);
 	assert_null(strstr(dd_error_last(), "secret"));
+	/* whatever else is wrong with it (as AWS_ENDPOINT_URL or ~/.aws/config may give it) */
+	assert_int_equal(dd_s3_endpoint_parse("ftp://AKIA:secret@host", &scheme, &hostport), -1);
+	assert_null(strstr(dd_error_last(), "secret"));
+	assert_non_null(strstr(dd_error_last(), "without a user name or password"));
+	assert_int_equal(dd_s3_endpoint_parse("https://host/AKIA:secret@x", &scheme, &hostport), -1);
+	assert_null(strstr(dd_error_last(), "secret"));
 }
 
 static void
