@@ -43,6 +43,8 @@
 #define BACKOFF_BASE_MS 100u
 #define BACKOFF_CAP_MS 5000u
 #define MAX_HEADERS 8
+#define MAX_LIST_PAGES 1000000 /* a billion keys at 1000 a page: past that a server is going round in circles */
+#define MAX_EMPTY_PAGES 100     /* truncated pages in a row that list nothing */
 #define MAX_PREALLOC (4u << 20) /* room made at once from a Content-Length; past that the buffer doubles */
 
 struct xfer;
@@ -1383,8 +1385,8 @@ int
 dd_s3_list(struct dd_s3_client *c, const char *prefix, int (*fn)(const struct dd_s3_object *o, void *arg), void *arg)
 {
 	struct dd_buf query = DD_BUF_INIT, reply = DD_BUF_INIT;
-	char *token = NULL;
-	int r = 0;
+	char *token = NULL, *last = NULL; /* the last key listed: keys come in ascending order, each once */
+	int r = 0, pages = 0, empty = 0;
 
 	do {
 		struct dd_s3_param p[3] = { { "list-type", "2" }, { "prefix", prefix }, { "continuation-token", token } };
@@ -1403,11 +1405,30 @@ dd_s3_list(struct dd_s3_client *c, const char *prefix, int (*fn)(const struct dd
 			r = dd_error("cannot parse S3's listing of bucket %s", c->bucket);
 			break;
 		}
-		for (size_t i = 0; i < l.n && r == 0; i++)
+		/*
+		 * A server going round in circles (tokens that cycle, pages
+		 * that list again what came before) would loop for ever while
+		 * the names pile up: every key must come after the last one.
+		 */
+		for (size_t i = 0; i < l.n && r == 0; i++) {
+			if (last && strcmp(l.objects[i].key, last) <= 0) {
+				r = dd_error("S3's listing of bucket %s goes back to names it already listed (page %d)",
+					     c->bucket, pages + 1);
+				dd_hint("the server's pagination is broken; check the S3 server or its proxy");
+				break;
+			}
+			free(last);
+			last = dd_strdup(l.objects[i].key);
 			r = fn(&l.objects[i], arg);
+		}
+		empty = l.n ? 0 : empty + 1;
+		pages++;
 		if (r == 0 && l.truncated && (!l.next_token || !*l.next_token || (token && !strcmp(token, l.next_token))))
 			r = dd_error("S3's listing of bucket %s is truncated but gives no new continuation token",
 				     c->bucket);
+		else if (r == 0 && l.truncated && (pages >= MAX_LIST_PAGES || empty >= MAX_EMPTY_PAGES))
+			r = dd_error("S3's listing of bucket %s does not end (%d pages, the last %d empty)", c->bucket,
+				     pages, empty);
 		free(token);
 		token = NULL;
 		if (r == 0 && l.truncated)
@@ -1415,6 +1436,7 @@ dd_s3_list(struct dd_s3_client *c, const char *prefix, int (*fn)(const struct dd
 		dd_s3_list_free(&l);
 	} while (r == 0 && token);
 	free(token);
+	free(last);
 	dd_buf_release(&reply);
 	dd_buf_release(&query);
 	return r;

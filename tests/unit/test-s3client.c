@@ -460,6 +460,44 @@ unreachable_after_retries_then_fails_fast(void **state)
 	server_free(&s);
 }
 
+static int
+count_object(const struct dd_s3_object *o, void *arg)
+{
+	(void)o;
+	(*(int *)arg)++;
+	return 0;
+}
+
+#define LIST_PAGE(keys, token)                                                                                       \
+	"HTTP/1.1 200 OK\r\nContent-Type: application/xml\r\n\r\n<ListBucketResult><Name>bkt</Name>"                \
+	"<IsTruncated>true</IsTruncated>" keys "<NextContinuationToken>" token "</NextContinuationToken>"            \
+	"</ListBucketResult>"
+
+static void
+listing_that_goes_round_in_circles_is_refused(void **state)
+{
+	struct server s = { .nanswers = 3 };
+	struct dd_s3_client *c;
+	int n = 0;
+
+	(void)state;
+	/* each page a new token, but the second lists the first's names again: it would never end */
+	s.answers[0] = LIST_PAGE("<Contents><Key>p/a</Key><Size>1</Size></Contents>"
+				 "<Contents><Key>p/b</Key><Size>1</Size></Contents>", "t1");
+	s.answers[1] = LIST_PAGE("<Contents><Key>p/a</Key><Size>1</Size></Contents>"
+				 "<Contents><Key>p/b</Key><Size>1</Size></Contents>", "t2");
+	s.answers[2] = LIST_PAGE("<Contents><Key>p/a</Key><Size>1</Size></Contents>", "t3");
+	server_start(&s);
+	c = client_for(&s, 0);
+	assert_int_equal(dd_s3_list(c, "p/", count_object, &n), -1);
+	assert_string_equal(dd_error_last(), "S3's listing of bucket bkt goes back to names it already listed (page 2)");
+	assert_int_equal(n, 2);
+	dd_s3_client_free(c);
+	server_stop(&s);
+	assert_int_equal(s.nrequests, 2);
+	server_free(&s);
+}
+
 static long
 peak_rss_kib(void)
 {
@@ -534,6 +572,7 @@ main(void)
 		cmocka_unit_test(refusal_is_one_line_naming_bucket_code_and_what_to_check),
 		cmocka_unit_test(unreachable_after_retries_then_fails_fast),
 		cmocka_unit_test(gets_are_bounded_by_the_callers_maximum),
+		cmocka_unit_test(listing_that_goes_round_in_circles_is_refused),
 	};
 	return cmocka_run_group_tests(tests, setup_env, NULL);
 }
