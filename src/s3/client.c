@@ -1361,9 +1361,13 @@ delete_batch(struct dd_s3_client *c, const char *const *keys, size_t n)
 	r = perform(c, &k);
 	if (r == 0 && dd_s3_xml_delete_result(reply.ptr, reply.len, &failed, &nfailed) < 0)
 		r = dd_error("cannot parse S3's answer to a delete in bucket %s", c->bucket);
-	if (r == 0 && nfailed)
+	if (r == 0 && nfailed) {
+		char *shown = dd_strdup(failed[0].key);
+		shown[dd_s3_xml_printable(shown, strlen(shown))] = '\0';
 		r = dd_error("S3 could not delete %zu object%s in bucket %s (first: %s, %s)", nfailed,
-			     nfailed == 1 ? "" : "s", c->bucket, failed[0].key, failed[0].code);
+			     nfailed == 1 ? "" : "s", c->bucket, shown, failed[0].code);
+		free(shown);
+	}
 	dd_s3_delete_failures_free(failed, nfailed);
 	dd_buf_release(&reply);
 	dd_buf_release(&body);

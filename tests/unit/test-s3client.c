@@ -498,6 +498,32 @@ listing_that_goes_round_in_circles_is_refused(void **state)
 	server_free(&s);
 }
 
+static void
+server_text_cannot_split_an_error_line(void **state)
+{
+	struct server s = { .nanswers = 2 };
+	struct dd_buf out = DD_BUF_INIT;
+	const char *keys[] = { "k" };
+	struct dd_s3_client *c;
+
+	(void)state;
+	s.answers[0] = "HTTP/1.1 400 Bad Request\r\nContent-Length: 71\r\n\r\n"
+		       "<Error><Code>Odd</Code><Message>a&#10;error: forged\xc2\x9b</Message></Error>";
+	s.answers[1] = "HTTP/1.1 200 OK\r\nContent-Type: application/xml\r\n\r\n<DeleteResult><Error>"
+		       "<Key>k&#10;error: forged</Key><Code>AccessDenied</Code></Error></DeleteResult>";
+	server_start(&s);
+	c = client_for(&s, 0);
+	assert_int_equal(dd_s3_get(c, "k", &out, 100), -1);
+	assert_string_equal(dd_error_last(), "S3 refused GET k in bucket bkt (HTTP 400 Odd): a?error: forged?");
+	assert_int_equal(dd_s3_delete_many(c, keys, 1), -1);
+	assert_string_equal(dd_error_last(),
+			    "S3 could not delete 1 object in bucket bkt (first: k?error: forged, AccessDenied)");
+	dd_s3_client_free(c);
+	server_stop(&s);
+	server_free(&s);
+	dd_buf_release(&out);
+}
+
 static long
 peak_rss_kib(void)
 {
@@ -573,6 +599,7 @@ main(void)
 		cmocka_unit_test(unreachable_after_retries_then_fails_fast),
 		cmocka_unit_test(gets_are_bounded_by_the_callers_maximum),
 		cmocka_unit_test(listing_that_goes_round_in_circles_is_refused),
+		cmocka_unit_test(server_text_cannot_split_an_error_line),
 	};
 	return cmocka_run_group_tests(tests, setup_env, NULL);
 }
