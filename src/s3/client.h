@@ -167,6 +167,15 @@ void dd_s3_record_format(struct dd_buf *out, const char *key, uint64_t size, uin
 int dd_s3_record_parse(const char *text, size_t len, const char *key, uint64_t size, uint64_t part_size,
 		       char **upload_id, struct dd_s3_record_part *parts, int nparts);
 
+/*
+ * The record file `record` of an upload that will never be resumed (its
+ * file is gone): when it names `key`, abort that upload and remove the
+ * record. 0, DD_NOTFOUND (no record, or another key's: left alone; gc is
+ * where the uploads nobody records get listed and aborted), -1,
+ * DD_EUNREACHABLE.
+ */
+int dd_s3_record_abort(struct dd_s3_client *c, const char *record, const char *key);
+
 /* ---- pure pieces, exposed for the unit tests ---- */
 
 /*

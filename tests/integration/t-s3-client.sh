@@ -111,6 +111,38 @@ test_a_pack_whose_bytes_do_not_match_its_name_is_refused_and_nothing_is_stored()
 	cmp big back
 }
 
+# uploads: the ids of the multipart uploads in progress in bucket $1, sorted, one a line.
+uploads() {
+	s3_aws s3api list-multipart-uploads --bucket "$1" --query 'Uploads[].UploadId' --output text |
+		tr '\t' '\n' | grep -v '^None$' | LC_ALL=C sort || true
+}
+
+# A record whose file is gone (a cache pack removed before its upload finished) would leave its
+# upload in the bucket for ever: the next upload from that folder aborts it and removes the record.
+# A record of this key for another file size (never resumable) is aborted when the key is sent.
+# Uploads of other keys (another store's prefix) are left alone: gc is for those.
+test_stale_upload_records_abort_their_uploads() {
+	s3_env
+	local b gone_id mine_id foreign_id
+	b=$(s3_bucket stale)
+	mkdir -p packs/ab
+	gone_id=$(s3_aws s3api create-multipart-upload --bucket "$b" --key pre/packs/ab/gone --query UploadId --output text)
+	mine_id=$(s3_aws s3api create-multipart-upload --bucket "$b" --key pre/packs/ab/big --query UploadId --output text)
+	foreign_id=$(s3_aws s3api create-multipart-upload --bucket "$b" --key other/packs/ab/lost --query UploadId --output text)
+	assert_eq "$(printf '%s\n' "$gone_id" "$mine_id" "$foreign_id" | LC_ALL=C sort)" "$(uploads "$b")"
+	printf 'dd-s3-upload 1\nkey pre%%2Fpacks%%2Fab%%2Fgone\nsize 20000000 5242880\nupload %s\n' "$gone_id" >packs/ab/.gone.s3-upload
+	printf 'dd-s3-upload 1\nkey other%%2Fpacks%%2Fab%%2Flost\nsize 20000000 5242880\nupload %s\n' "$foreign_id" >packs/ab/.lost.s3-upload
+	printf 'dd-s3-upload 1\nkey pre%%2Fpacks%%2Fab%%2Fbig\nsize 999 5242880\nupload %s\n' "$mine_id" >packs/ab/.big.s3-upload
+	head -c $((11 * MIB)) /dev/urandom >packs/ab/big
+	DD_TOOL_PART_SIZE=$((5 * MIB)) expect_ok tool "s3://$b/pre" put-file packs/ab/big "$T/packs/ab/big"
+	assert_eq created "$OUT"
+	assert_eq "$foreign_id" "$(uploads "$b")" "only the other store's upload is left"
+	assert_no_file packs/ab/.gone.s3-upload
+	assert_no_file packs/ab/.big.s3-upload
+	[ -f packs/ab/.lost.s3-upload ] || fail "another store's record was removed"
+	assert_eq "pre/packs/ab/big" "$(s3_ls "$b")"
+}
+
 test_list_pages_through_more_than_a_thousand_names_and_batch_delete_removes_them() {
 	s3_env
 	local b
