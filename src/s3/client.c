@@ -455,8 +455,10 @@ on_header(char *p, size_t size, size_t nmemb, void *arg)
 		unsigned long long l = strtoull(v, &end, 10);
 		x->clen = (!errno && end != v && !*end && v[0] != '-' && l <= INT64_MAX) ? (int64_t)l : -1;
 		/* a body larger than the caller takes is refused before a byte of it is read */
-		if (x->k->out && x->hstatus >= 200 && x->hstatus < 300 && x->clen > 0 &&
-		    (uint64_t)x->clen > body_room(x->k, x->hstatus)) {
+		struct call *k = x->k;
+		int range_ignored = k->get && x->range_sent && x->hstatus == 200 && (!k->whole || k->want_off);
+		if (k->out && !range_ignored && x->hstatus >= 200 && x->hstatus < 300 && x->clen > 0 &&
+		    (uint64_t)x->clen > body_room(k, x->hstatus)) {
 			x->overflow = 1;
 			return 0;
 		}

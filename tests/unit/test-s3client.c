@@ -567,6 +567,17 @@ gets_are_bounded_by_the_callers_maximum(void **state)
 	server_free(&s);
 	dd_buf_release(&out);
 
+	/* a ranged GET answered with the whole object: said as such, whatever its size */
+	struct server s3 = { .nanswers = 1 };
+	s3.answers[0] = "HTTP/1.1 200 OK\r\nContent-Length: 107374182400\r\n\r\nabc";
+	server_start(&s3);
+	c = client_for(&s3, 3);
+	assert_int_equal(dd_s3_get_range(c, "k", 10, 4, &out), -1);
+	assert_string_equal(dd_error_last(), "the S3 server ignored the Range of a read of k in bucket bkt");
+	dd_s3_client_free(c);
+	server_stop(&s3);
+	server_free(&s3);
+
 	/* a large but allowed Content-Length, cut off: at most a few MiB made room for */
 	struct server s2 = { .nanswers = 1 };
 	s2.answers[0] = "HTTP/1.1 200 OK\r\nContent-Length: 300000000\r\nETag: \"e\"\r\n\r\nabc";
