@@ -46,6 +46,7 @@ struct dd_store {
 	struct dd_packer *packer; /* the pack being collected, packs not yet in an index file, uploads */
 	struct dd_pool *xfer;     /* transfers to and from the backend (`transfers` threads); NULL offline */
 	atomic_int unreachable;   /* the backend could not be reached: stop talking to it (dd_store_unreachable) */
+	_Atomic(struct dd_error_saved *) gone_why; /* the backend's error (and hint) when it became unreachable */
 	atomic_uint_fast64_t requests; /* backend requests made (for the transfer summary) */
 	dd_store_progress_fn progress;
 	void *progress_arg;
@@ -87,9 +88,17 @@ int dd_store_live(struct dd_store *st);
 /*
  * `r` is a backend's answer: when it is DD_EUNREACHABLE, stop talking to
  * the backend for the rest of the run (the work finishes in the cache),
- * clear the error and return 1; else 0.
+ * keep the first such error (why, and the backend's hint) for
+ * dd_store_unreachable_error(), clear it and return 1; else 0. Call it in
+ * the thread that got the answer: the error is that thread's.
  */
 int dd_store_gone(struct dd_store *st, int r);
+/*
+ * Record that the store cannot be reached: "<context>: <the backend's
+ * reason>" with the backend's hint (the context alone, when NULL), or the
+ * plain fact when no reason was kept. Returns -1.
+ */
+int dd_store_unreachable_error(struct dd_store *st, const char *context);
 /* Object name in the known-objects record? (0 for backends with a cheap exists()) */
 int dd_store_known(struct dd_store *st, const char *name);
 /* The backend confirmed `name`: recorded after its next sync. */

@@ -46,11 +46,37 @@ dd_store_gone(struct dd_store *st, int r)
 {
 	if (r != DD_EUNREACHABLE)
 		return 0;
-	if (!atomic_exchange(&st->unreachable, 1))
+	if (!atomic_exchange(&st->unreachable, 1)) {
+		struct dd_error_saved *why = dd_calloc(1, sizeof(*why));
 		dd_debug("the store %s cannot be reached (%s): finishing in the local cache", st->url,
 			 dd_error_last() ? dd_error_last() : "unreachable");
+		dd_error_save(why);
+		atomic_store(&st->gone_why, why);
+	}
 	dd_error_clear();
 	return 1;
+}
+
+int
+dd_store_unreachable_error(struct dd_store *st, const char *context)
+{
+	struct dd_error_saved *why = atomic_load(&st->gone_why);
+
+	if (why && why->msg) {
+		if (context)
+			dd_error("%s: %s", context, why->msg);
+		else
+			dd_error("%s", why->msg);
+		if (why->hint)
+			dd_hint("%s", why->hint);
+		return -1;
+	}
+	if (context)
+		dd_error("%s and the store %s cannot be reached", context, st->url);
+	else
+		dd_error("the store %s cannot be reached", st->url);
+	dd_hint("check the network and the store's settings, then run the command again (nothing was lost)");
+	return -1;
 }
 
 int
@@ -297,8 +323,9 @@ get_from_backend(struct dd_store *st, int type, const uint8_t id[32], const char
 			return dd_error_wrap("object %s in the store %s", name, st->url);
 	}
 	if (r == DD_EUNREACHABLE || (r == DD_NOTFOUND && !dd_store_live(st))) {
-		dd_error("object %s is not in the local cache and the store %s cannot be reached", name, st->url);
-		dd_hint("try again when the store is reachable");
+		char *context = dd_asprintf("object %s is not in the local cache", name);
+		dd_store_unreachable_error(st, context);
+		free(context);
 		return -1;
 	}
 	if (r == DD_NOTFOUND) {

@@ -311,6 +311,10 @@ dd_store_free(struct dd_store *st)
 	pthread_mutex_destroy(&st->bufmu);
 	free(st->chunker);
 	dd_buf_release(&st->config);
+	if (st->gone_why) {
+		dd_error_saved_free(st->gone_why);
+		free(st->gone_why);
+	}
 	free(st->url);
 	free(st);
 }

@@ -71,9 +71,7 @@ collect(struct dd_store *st, const char *const *ids, size_t n, struct refs *r)
 static int
 unreachable_error(struct dd_store *st)
 {
-	dd_error("the store %s cannot be reached", st->url);
-	dd_hint("check the network and the store's settings, then run the command again (nothing was lost)");
-	return -1;
+	return dd_store_unreachable_error(st, NULL);
 }
 
 /* The index files the chunks need (flags by file slot); chunks in no pack are legacy objects, ensured in `b`. */

@@ -84,6 +84,8 @@ xfer_run(struct dd_job *job, struct dd_worker *wk)
 	} else {
 		upload(x);
 	}
+	if (x->rc == DD_EUNREACHABLE)
+		dd_store_gone(x->st, x->rc); /* here: the backend's reason is this thread's error */
 	if (x->rc < 0 && x->rc != DD_EUNREACHABLE)
 		x->err = dd_strdup(dd_error_last() ? dd_error_last() : "transfer failed");
 	else if (x->rc == DD_NOTFOUND)
