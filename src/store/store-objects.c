@@ -79,6 +79,19 @@ dd_store_unreachable_error(struct dd_store *st, const char *context)
 	return -1;
 }
 
+void
+dd_store_offline_because(struct dd_store *st, const struct dd_error_saved *why)
+{
+	struct dd_error_saved *copy;
+
+	if (!why->msg || atomic_load(&st->gone_why))
+		return;
+	copy = dd_calloc(1, sizeof(*copy));
+	copy->msg = dd_strdup(why->msg);
+	copy->hint = why->hint ? dd_strdup(why->hint) : NULL;
+	atomic_store(&st->gone_why, copy);
+}
+
 int
 dd_store_known(struct dd_store *st, const char *name)
 {
@@ -398,7 +411,11 @@ dd_store_get_object(struct dd_store *st, int type, const uint8_t id[32], size_t 
 		}
 	}
 	if (!st->be) {
-		if (!damaged) {
+		if (!damaged && atomic_load(&st->gone_why)) {
+			char *context = dd_asprintf("object %s is not in %s", name, st->cache_label);
+			dd_store_unreachable_error(st, context); /* the reason the store was not opened */
+			free(context);
+		} else if (!damaged) {
 			dd_error("object %s is missing from %s", name, st->cache_label);
 			rc = DD_NOTFOUND;
 		}

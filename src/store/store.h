@@ -178,6 +178,13 @@ int dd_store_fetch(struct dd_store *st, const char *const *ids, size_t n, struct
  * snapshot was completed in the local cache and waits for a push), else 0.
  */
 int dd_store_unreachable(const struct dd_store *st);
+/*
+ * `st` was opened DD_STORE_OFFLINE because opening it online failed with
+ * `why` (kept by dd_error_save; copied): an object the cache lacks is then
+ * reported with that reason ("object X is not in the local cache: <why>",
+ * -1) rather than as merely missing from the cache.
+ */
+void dd_store_offline_because(struct dd_store *st, const struct dd_error_saved *why);
 /* Put the store's config back when the store lost it (from the cache). 0, DD_EXISTS (it had it), -1. */
 int dd_store_push_config(struct dd_store *st);
 /*

@@ -406,6 +406,7 @@ open_store_for_reading(struct dd_store **st, const struct dd_config *cfg, struct
 	if (dd_workflow_open_store(st, cfg, repo, DD_STORE_OFFLINE) < 0)
 		return dd_error_restore(&why);
 	dd_debug("store unreachable (%s); using the local cache only", why.msg ? why.msg : "");
+	dd_store_offline_because(*st, &why); /* what the cache lacks is then reported with this reason */
 	dd_error_saved_free(&why);
 	return 0;
 }
