@@ -99,6 +99,12 @@ int dd_store_gone(struct dd_store *st, int r);
  * plain fact when no reason was kept. Returns -1.
  */
 int dd_store_unreachable_error(struct dd_store *st, const char *context);
+/*
+ * Keep `text`, the config of the store at `url` (checked already), as the
+ * copy in `cache` (the local cache backend): files config and config-url
+ * (docs/FORMAT.md §3.5). Best effort: a failure only costs a round trip.
+ */
+void dd_store_cache_config(struct dd_backend *cache, const char *url, const struct dd_buf *text);
 /* Object name in the known-objects record? (0 for backends with a cheap exists()) */
 int dd_store_known(struct dd_store *st, const char *name);
 /* The backend confirmed `name`: recorded after its next sync. */

@@ -110,13 +110,12 @@ cached_config(struct dd_store *st, struct dd_store_config *cfg)
 	return r;
 }
 
-/* Keep `text` (checked already) as the cache's copy of the config of st->url. Best effort. */
-static void
-cache_config(struct dd_store *st, const struct dd_buf *text)
+void
+dd_store_cache_config(struct dd_backend *cache, const char *url, const struct dd_buf *text)
 {
-	char *cpath = st->cache->ops->local_path(st->cache, "config");
-	char *upath = st->cache->ops->local_path(st->cache, "config-url");
-	char *line = dd_asprintf("%s\n", st->url);
+	char *cpath = cache->ops->local_path(cache, "config");
+	char *upath = cache->ops->local_path(cache, "config-url");
+	char *line = dd_asprintf("%s\n", url);
 
 	if (dd_file_write_atomic(cpath, text->ptr, text->len, 0444, 0) < 0 ||
 	    dd_file_write_atomic(upath, line, strlen(line), 0644, 0) < 0) {
@@ -126,6 +125,12 @@ cache_config(struct dd_store *st, const struct dd_buf *text)
 	free(line);
 	free(upath);
 	free(cpath);
+}
+
+static void
+cache_config(struct dd_store *st, const struct dd_buf *text)
+{
+	dd_store_cache_config(st->cache, st->url, text);
 }
 
 /* Fill st->config and *cfg: from the cache when it can be trusted, else from the store. */

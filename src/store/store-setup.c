@@ -11,6 +11,11 @@
  * A folder that holds a store's files but no config is a store that lost
  * its config: it is refused, never overwritten by a new store (whose new
  * key could not read the old snapshots).
+ *
+ * Once the store is created or adopted, the local cache keeps its config
+ * as a first open would (store-open.c), so the clone's first snapshot does
+ * not need the store to be reachable: a store out of reach then only means
+ * "push later".
  */
 #include "store/internal.h"
 #include "store/store-keys.h"
@@ -132,6 +137,22 @@ out:
 	return rc;
 }
 
+/* The cache learns the config of the store just created or adopted (best effort). */
+static void
+learn_config(struct setup *s)
+{
+	char *cdir = dd_path_join(s->o->statedir, "cache");
+	struct dd_backend *cache = NULL;
+
+	if (dd_backend_file_open(&cache, cdir, 1) == 0)
+		dd_store_cache_config(cache, s->url, &s->text);
+	else
+		dd_debug("cannot keep the store config in the cache: %s", dd_error_last());
+	dd_error_clear();
+	dd_backend_free(cache);
+	free(cdir);
+}
+
 int
 dd_store_init(const struct dd_store_opts *o, int *created)
 {
@@ -157,6 +178,8 @@ dd_store_init(const struct dd_store_opts *o, int *created)
 		rc = create(&s);
 		*created = rc == 0;
 	}
+	if (rc == 0)
+		learn_config(&s);
 out:
 	sodium_memzero(s.master, sizeof(s.master));
 	dd_buf_release(&s.text);

@@ -419,14 +419,28 @@ tampered_config_is_detected(void **state)
 
 	assert_int_equal(dd_store_setup(f->url, f->sd, NULL, &created), 0);
 	assert_int_equal(dd_file_read(&b, cp), 0);
+	/* setup leaves the store's config, byte for byte, and its URL in the cache (FORMAT.md §3.5) */
+	struct dd_buf c = DD_BUF_INIT;
+	char *cached = dd_path_join(f->sd, "cache/config"), *cached_url = dd_path_join(f->sd, "cache/config-url");
+	char *url_line = dd_asprintf("%s\n", f->url);
+	assert_int_equal(dd_file_read(&c, cached), 0);
+	assert_true(c.len == b.len && !memcmp(c.ptr, b.ptr, b.len));
+	dd_buf_clear(&c);
+	assert_int_equal(dd_file_read(&c, cached_url), 0);
+	assert_true(c.len == strlen(url_line) && !memcmp(c.ptr, url_line, c.len));
+	dd_buf_release(&c);
+	free(url_line), free(cached_url);
 	char *at = strstr(b.ptr, "131072");
 	assert_non_null(at);
 	memcpy(at, "131073", 6);
 	unlink(cp);
 	assert_int_equal(dd_file_write_atomic(cp, b.ptr, b.len, 0444, 0), 0);
+	/* the cache's good copy is what later opens trust: without it, they read the store's */
+	assert_int_equal(unlink(cached), 0);
 	assert_int_equal(dd_store_open(&st, f->url, f->sd, 0), -1);
 	contains(dd_error_last(), "tampered");
 	dd_buf_release(&b);
+	free(cached);
 	free(cp);
 }
 
