@@ -4,7 +4,8 @@
 # Each test runs in its own subshell with `set -e`, in a fresh temp dir $T
 # (also the cwd) with its own HOME (git identity set), and is reported as a
 # TAP line "ok N - name" / "not ok N - name" (tests/run counts them). Temp
-# dirs are removed whatever happens; a failing test's output is shown.
+# dirs are removed whatever happens; a failing test's output is shown, and
+# what a test gave tap_note is shown under its result either way.
 #
 # The PostgreSQL cluster is started once per run by tests/run and described
 # by PGHOST/PGPORT/PGUSER (superuser "postgres", trust on the socket) and
@@ -277,6 +278,12 @@ s3_proxy_stat() {
 	awk -v k="$1" '$1 == k { print $2; f = 1 } END { if (!f) print 0 }' "$DD_S3_PROXY_STATS"
 }
 
+# tap_note TEXT...: a line shown as a TAP comment ("# TEXT") under the
+# test's result, passed or failed (figures worth reading in every run).
+tap_note() {
+	printf '# %s\n' "$*" >>"$T.notes"
+}
+
 run_tests() {
 	local script=${BASH_SOURCE[1]} n=0 fn rc log
 	local names
@@ -309,7 +316,8 @@ run_tests() {
 			echo "not ok $n - ${fn#test_}"
 			sed 's/^/#   /' "$log" | tail -n 40
 		fi
+		[ ! -s "$T.notes" ] || cat "$T.notes"
 		chmod -R u+rwX "$T" 2>/dev/null || true
-		rm -rf "$T" "$log"
+		rm -rf "$T" "$log" "$T.notes"
 	done
 }
