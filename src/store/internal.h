@@ -152,6 +152,7 @@ enum dd_xfer_kind {
 	DD_XFER_UPLOAD = 1,  /* put_file the cache's copy of `name` (DD_EXISTS: the store had it) */
 	DD_XFER_ENSURE = 2,  /* exists() first; upload only when the store lacks it */
 	DD_XFER_OBJECT = 3,  /* fetch a data object into the cache (dd_store_get_object) */
+	DD_XFER_FRESH = 4,   /* DD_XFER_UPLOAD of a pack the packer has just written and checked */
 };
 /* Queue a transfer of `name` on the transfer pool (uploads: bytes from the cache file). */
 void dd_xfer_submit(struct dd_store *st, struct dd_xfer_batch *b, int kind, const char *name, const uint8_t id[32],

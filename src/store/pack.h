@@ -51,6 +51,8 @@ struct dd_pack_entry {
 
 /* The name of a pack: SHA-256 of its bytes. */
 void dd_pack_hash(uint8_t out[32], const void *data, size_t len);
+/* The same of the file at `path`, read in 1 MiB pieces: 0, -1 (cannot read it). */
+int dd_pack_hash_file(uint8_t out[32], const char *path);
 /*
  * Append the encrypted header of the `n` entries (in pack order: offsets
  * increasing from 0, each object right after the previous one) and its

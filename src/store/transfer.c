@@ -12,6 +12,7 @@
 #include "store/internal.h"
 #include "util/err.h"
 #include "util/fs.h"
+#include "util/hex.h"
 #include "util/log.h"
 
 #include <stdio.h>
@@ -28,10 +29,36 @@ struct dd_xfer {
 	uint8_t id[32];
 	uint32_t len;
 	int rc;        /* 0 moved, DD_EXISTS already there, DD_EUNREACHABLE, -1 */
-	char *err;
+	int failed;    /* why: the error and its hint, kept from the worker thread */
+	struct dd_error_saved why;
 	uint64_t bytes;
 	struct dd_xfer *next;
 };
+
+/*
+ * A pack leaves the cache only if its bytes still hash to its name: the
+ * store keeps whatever it is given for good (create-only), so a copy
+ * damaged on this disk must be refused here, on every backend. A pack the
+ * packer has just written and read back (DD_XFER_FRESH) was checked
+ * moments ago from the same page cache, so it is not hashed twice.
+ */
+static int
+check_cache_pack(struct dd_store *st, const char *name, const char *path)
+{
+	uint8_t want[32], sum[32];
+
+	if (strncmp(name, "packs/", 6) || strlen(name) != 73 || dd_hex_decode(want, 32, name + 9) < 0)
+		return 0;
+	if (dd_pack_hash_file(sum, path) < 0)
+		return dd_error_wrap("reading the local cache copy of %s", name);
+	if (!memcmp(sum, want, 32))
+		return 0;
+	dd_error("the local cache copy of %s is damaged (its SHA-256 does not match its name); it was not sent to %s",
+		 name, st->url);
+	dd_hint("remove %s: the next `git dnadata snapshot` writes its objects again (or push from a clone whose "
+		"cache has a good copy)", path);
+	return -1;
+}
 
 static void
 upload(struct dd_xfer *x)
@@ -59,6 +86,10 @@ upload(struct dd_xfer *x)
 		x->rc = dd_error("%s is in neither the local cache nor the store %s", x->name, st->url);
 		goto out;
 	}
+	if (x->kind != DD_XFER_FRESH && check_cache_pack(st, x->name, path) < 0) {
+		x->rc = -1;
+		goto out;
+	}
 	atomic_fetch_add(&st->requests, 1);
 	x->rc = st->be->ops->put_file(st->be, x->name, path);
 	if (x->rc < 0 && x->rc != DD_EUNREACHABLE)
@@ -84,10 +115,12 @@ xfer_run(struct dd_job *job, struct dd_worker *wk)
 	} else {
 		upload(x);
 	}
-	if (x->rc < 0 && x->rc != DD_EUNREACHABLE)
-		x->err = dd_strdup(dd_error_last() ? dd_error_last() : "transfer failed");
-	else if (x->rc == DD_NOTFOUND)
-		x->err = dd_strdup(dd_error_last() ? dd_error_last() : "missing");
+	if ((x->rc < 0 && x->rc != DD_EUNREACHABLE) || x->rc == DD_NOTFOUND) {
+		if (!dd_error_last())
+			dd_error(x->rc == DD_NOTFOUND ? "%s is missing" : "transferring %s failed", x->name);
+		x->failed = 1;
+		dd_error_save(&x->why);
+	}
 	dd_error_clear();
 }
 
@@ -165,10 +198,12 @@ dd_xfer_wait(struct dd_store *st, struct dd_xfer_batch *b, const char *what, str
 		bytes += x->kind == DD_XFER_OBJECT ? x->len : x->bytes;
 		if (x->rc == DD_EUNREACHABLE) {
 			dd_store_gone(st, x->rc);
-		} else if (x->err) {
+		} else if (x->failed) {
 			if (rc == 0) {
-				dd_error("%s", x->err);
+				dd_error_restore(&x->why);
 				rc = x->rc == DD_NOTFOUND ? DD_NOTFOUND : -1;
+			} else {
+				dd_error_saved_free(&x->why);
 			}
 		} else if (stats && x->rc == DD_EXISTS) {
 			stats->skipped_files++;
@@ -177,7 +212,6 @@ dd_xfer_wait(struct dd_store *st, struct dd_xfer_batch *b, const char *what, str
 			stats->files++;
 			stats->bytes += x->bytes;
 		}
-		free(x->err);
 		free(x);
 	}
 	if (b->n)

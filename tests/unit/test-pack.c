@@ -677,6 +677,69 @@ interrupted_push_is_resumed_sending_only_the_rest(void **state)
 	free(id), free(cache);
 }
 
+/* The path of one pack file under root/packs (the first the listing gives); caller frees. */
+static char *
+some_pack(const char *root)
+{
+	struct dd_backend *be;
+	struct dd_backend_entry *e;
+	char *p;
+	size_t n;
+
+	assert_int_equal(dd_backend_file_open(&be, root, 0), 0);
+	assert_int_equal(be->ops->list(be, "packs", &e, &n), 0);
+	assert_true(n >= 1);
+	p = dd_path_join(root, e[0].name);
+	dd_backend_entries_free(e, n);
+	dd_backend_free(be);
+	return p;
+}
+
+/* Flip one byte in the middle of the file at `path` (made writable for it). */
+static void
+flip_byte(const char *path)
+{
+	struct dd_buf b = DD_BUF_INIT;
+
+	assert_int_equal(dd_file_read(&b, path), 0);
+	b.ptr[b.len / 2] ^= 0x20;
+	assert_int_equal(chmod(path, 0644), 0);
+	assert_int_equal(dd_file_write_atomic(path, b.ptr, b.len, 0444, 0), 0);
+	dd_buf_release(&b);
+}
+
+/* A cache pack damaged after it was written is refused by push on either kind of backend, never stored. */
+static void
+push_refuses_a_damaged_cache_pack_on_every_backend(void **state)
+{
+	struct fx *f = *state;
+	struct gen g = { 24, 20u << 20, NULL, 0 };
+	struct dd_store *st;
+	struct dd_transfer_stats s;
+	char *id, *cache = dd_path_join(f->sd, "cache"), *bad, *in_store;
+	const char *ids[1];
+
+	id = unreachable_snapshot(f, &st, &g);
+	dd_store_free(st);
+	ids[0] = id;
+	bad = some_pack(cache);
+	in_store = dd_path_join(f->root, bad + strlen(cache) + 1);
+	flip_byte(bad);
+	for (int remote = 1; remote >= 0; remote--) {
+		tb.remote = remote;
+		assert_int_equal(dd_store_open(&st, f->url, f->sd, 0), 0);
+		assert_int_equal(dd_store_push(st, ids, 1, &s), -1);
+		assert_non_null(strstr(dd_error_last(), "the local cache copy of packs/"));
+		assert_non_null(strstr(dd_error_last(), "is damaged"));
+		assert_non_null(dd_error_hint());
+		assert_non_null(strstr(dd_error_hint(), bad));
+		assert_false(dd_path_exists(in_store));
+		assert_int_equal(count_files(f->root, "index"), 0);
+		dd_store_free(st);
+	}
+	free(id), free(cache), free(bad), free(in_store);
+}
+
 /* A later snapshot reusing objects the store lacks (kept from an unreachable run) brings their packs along. */
 static void
 reused_objects_the_store_lacks_go_up_with_the_next_snapshot(void **state)
@@ -841,6 +904,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(snapshot_while_unreachable_then_push_sends_exactly_whats_pending,
 						fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(interrupted_push_is_resumed_sending_only_the_rest, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(push_refuses_a_damaged_cache_pack_on_every_backend, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(reused_objects_the_store_lacks_go_up_with_the_next_snapshot, fx_setup,
 						fx_teardown),
 		cmocka_unit_test_setup_teardown(second_clone_reuses_the_first_clones_packs_and_fetches_with_ranged_reads,
