@@ -16,9 +16,10 @@
  * While it runs, the store's object path is pointed at the source (it
  * swaps st->cache, st->be and st->idx), so a store must not be shared with
  * other threads during dd_store_verify(). The store's config object is
- * checked too (it is otherwise read from the cache). Finding something
- * missing makes this clone forget its known-objects record: the store lost
- * something it was known to hold.
+ * checked too (it is otherwise read from the cache). Finding anything
+ * missing or damaged makes this clone forget its known-objects record: the
+ * store lost or spoilt something it was known to hold, and the repair
+ * (`push --check`) must not trust what was recorded.
  */
 #include "store/internal.h"
 #include "util/err.h"
@@ -360,17 +361,18 @@ report(struct verify *v, int read_data)
 			read_data ? " and authentic, packs intact, stream checksums match" : "");
 		return 0;
 	}
-	if (v->missing && v->st->known)
+	/* the store lost or spoilt something it was known to hold: this clone must ask again */
+	if (v->st->known)
 		dd_known_forget(v->st->known);
 	dd_error("%zu problem(s) found in %zu snapshot(s) (see the warnings above)", v->bad, v->nids);
 	if (v->damaged)
 		dd_hint("push only adds what the store lacks: delete the damaged pack (or object) files from the store, "
-			"then run `git dnadata push` where a cache has good copies");
+			"then run `git dnadata push --check` where a cache has good copies");
 	else if (v->no_config)
-		dd_hint("`git dnadata push` puts the store's config back from this machine's cache (and uploads "
-			"missing objects it has)");
+		dd_hint("`git dnadata push --check` puts the store's config back from this machine's cache (and "
+			"uploads missing files it has)");
 	else
-		dd_hint("if this machine's cache has the objects, `git dnadata push` uploads them again");
+		dd_hint("if this machine's cache has them, `git dnadata push --check` uploads the missing files again");
 	return -1;
 }
 

@@ -662,7 +662,7 @@ interrupted_push_is_resumed_sending_only_the_rest(void **state)
 	assert_int_equal(count_files(f->root, "packs"), sent_first);
 	assert_true(sent_first < cache_packs);
 	assert_int_equal(count_files(f->root, "index"), 0);
-	/* the rerun sends only the rest (and asks about each pack first, not sending 16 MiB to learn it) */
+	/* the rerun sends only the rest (and asks about the manifest, then each pack first, not sending 16 MiB to learn it) */
 	counts_reset();
 	tb.fail_put_at = 0;
 	assert_int_equal(dd_store_open(&st, f->url, f->sd, 0), 0);
@@ -671,7 +671,7 @@ interrupted_push_is_resumed_sending_only_the_rest(void **state)
 	assert_int_equal(tb.put_file, (int)(cache_packs - sent_first) + 2);
 	assert_int_equal(s.files, cache_packs - sent_first + 2);
 	assert_int_equal(s.skipped_files, sent_first);
-	assert_int_equal(tb.exists, (int)cache_packs);
+	assert_int_equal(tb.exists, (int)cache_packs + 1);
 	assert_int_equal(dd_store_verify(st, ids, 1, 1), 0);
 	dd_store_free(st);
 	free(id), free(cache);
@@ -803,6 +803,106 @@ second_clone_reuses_the_first_clones_packs_and_fetches_with_ranged_reads(void **
 	free(id), free(id2), free(sd2), free(snaps);
 }
 
+/*
+ * The everyday case: clone B got A's ref with `git pull` and never fetched;
+ * its push needs nothing from B: one question about the manifest, then
+ * none (recorded). A snapshot in neither place fails a plain push, naming
+ * it, and is skipped (counted) when the caller asks for that (--all).
+ */
+static void
+push_of_a_snapshot_another_clone_pushed_needs_nothing_from_this_clone(void **state)
+{
+	struct fx *f = *state;
+	struct gen g = { 32, 20u << 20, NULL, 0 };
+	char *id = snapshot(f->st, &g, 0), *sd2 = second_clone(f);
+	const char *nowhere = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+	const char *ids[2] = { id, nowhere };
+	struct dd_transfer_stats s;
+	struct dd_store *st;
+
+	tb.on = tb.remote = 1;
+	assert_int_equal(dd_store_open(&st, f->url, sd2, 0), 0);
+	counts_reset();
+	if (dd_store_push(st, ids, 1, &s) < 0)
+		fail_msg("push: %s", dd_error_last());
+	assert_int_equal(s.files, 0);
+	assert_int_equal(s.skipped_files, 1);
+	assert_int_equal(tb.exists, 1);
+	assert_int_equal(tb.put_file + tb.put + tb.get + tb.get_range + tb.list, 0);
+	assert_true(s.requests <= 1);
+	dd_store_free(st);
+	/* the next run asks nothing at all */
+	assert_int_equal(dd_store_open(&st, f->url, sd2, 0), 0);
+	counts_reset();
+	assert_int_equal(dd_store_push(st, ids, 1, &s), 0);
+	assert_int_equal(tb.exists + tb.put_file + tb.put + tb.get + tb.get_range + tb.list, 0);
+	/* a snapshot in neither the cache nor the store: an error naming it, or skipped and counted */
+	assert_int_equal(dd_store_push(st, ids, 2, &s), -1);
+	assert_non_null(strstr(dd_error_last(), nowhere));
+	assert_non_null(strstr(dd_error_last(), "neither the local cache nor the store"));
+	assert_non_null(strstr(dd_error_hint(), "git dnadata push"));
+	assert_int_equal(dd_store_push_flags(st, ids, 2, DD_PUSH_SKIP_UNAVAILABLE, &s), 0);
+	assert_int_equal(s.unavailable, 1);
+	assert_int_equal(s.files, 0);
+	dd_store_free(st);
+	free(id), free(sd2);
+}
+
+/*
+ * A pack deleted from a remote store (the repair `verify` suggests for a
+ * damaged one): a plain push trusts the record and sends nothing; verify
+ * forgets the record whatever it found; push --check asks about every file
+ * and puts the pack back, from the clone whose cache has it.
+ */
+static void
+push_check_puts_back_a_pack_the_store_lost_whatever_the_record_says(void **state)
+{
+	struct fx *f = *state;
+	struct gen g = { 33, 20u << 20, NULL, 0 };
+	struct dd_transfer_stats s;
+	struct dd_store *st;
+	struct dd_buf data = DD_BUF_INIT;
+	char *id, *victim, *cache = dd_path_join(f->sd, "cache"), *known = dd_known_path(cache, f->url);
+	const char *ids[1];
+	size_t packs;
+
+	tb.on = tb.remote = 1;
+	assert_int_equal(dd_store_open(&st, f->url, f->sd, 0), 0);
+	id = snapshot(st, &g, 0);
+	ids[0] = id;
+	dd_store_free(st);
+	packs = count_files(f->root, "packs");
+	assert_true(dd_path_exists(known));
+	/* the store's copy of a pack is damaged (its own file, not the cache's link) */
+	victim = some_pack(f->root);
+	assert_int_equal(dd_file_read(&data, victim), 0);
+	assert_int_equal(unlink(victim), 0);
+	assert_int_equal(dd_file_write_atomic(victim, data.ptr, data.len, 0444, 0), 0);
+	flip_byte(victim);
+	assert_int_equal(dd_store_open(&st, f->url, f->sd, 0), 0);
+	assert_int_equal(dd_store_verify(st, ids, 1, 1), -1);
+	assert_non_null(strstr(dd_error_hint(), "git dnadata push --check"));
+	assert_false(dd_path_exists(known)); /* damaged, not missing: forgotten all the same */
+	/* deleted as the hint says: a plain push trusts the store's manifest */
+	assert_int_equal(unlink(victim), 0);
+	counts_reset();
+	assert_int_equal(dd_store_push(st, ids, 1, &s), 0);
+	assert_int_equal(s.files, 0);
+	assert_false(dd_path_exists(victim));
+	/* push --check asks about every pack, index file and manifest, and sends only the lost pack */
+	counts_reset();
+	if (dd_store_push_flags(st, ids, 1, DD_PUSH_CHECK, &s) < 0)
+		fail_msg("push --check: %s", dd_error_last());
+	assert_int_equal(s.files, 1);
+	assert_int_equal(tb.put_file, 1);
+	assert_int_equal(tb.exists, (int)packs + 2);
+	assert_true(dd_path_exists(victim));
+	assert_int_equal(dd_store_verify(st, ids, 1, 1), 0);
+	dd_store_free(st);
+	dd_buf_release(&data);
+	free(id), free(victim), free(cache), free(known);
+}
+
 /* Objects named by the index files of root's store, except those listed in `skip` (names, or NULL). */
 static size_t
 indexed_objects(struct dd_store *st, const char *root, struct dd_backend_entry *skip, size_t nskip)
@@ -908,6 +1008,10 @@ main(void)
 		cmocka_unit_test_setup_teardown(reused_objects_the_store_lacks_go_up_with_the_next_snapshot, fx_setup,
 						fx_teardown),
 		cmocka_unit_test_setup_teardown(second_clone_reuses_the_first_clones_packs_and_fetches_with_ranged_reads,
+						fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(push_of_a_snapshot_another_clone_pushed_needs_nothing_from_this_clone,
+						fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(push_check_puts_back_a_pack_the_store_lost_whatever_the_record_says,
 						fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(a_big_snapshot_indexes_midway_so_an_interrupted_one_leaves_usable_packs,
 						fx_setup, fx_teardown),

@@ -444,8 +444,11 @@ missing_object_is_named_by_verify(void **state)
 	assert_int_equal(unlink(p), 0);
 	dd_log_set_verbosity(DD_QUIET);
 	assert_int_equal(dd_store_verify(f->st, ids, 1, 0), -1);
-	/* the cache still has it: push puts it back, verify passes again */
+	assert_non_null(strstr(dd_error_hint(), "push --check"));
+	/* a plain push trusts the store's manifest; push --check finds the pack missing and puts it back */
 	assert_int_equal(dd_store_push(f->st, (const char *const *)&id, 1, NULL), 0);
+	assert_false(dd_path_exists(p));
+	assert_int_equal(dd_store_push_flags(f->st, (const char *const *)&id, 1, DD_PUSH_CHECK, NULL), 0);
 	assert_int_equal(dd_store_verify(f->st, ids, 1, 1), 0);
 	dd_snapshot_free(s);
 	free(p), free(id);
@@ -471,12 +474,13 @@ damaged_object_is_repaired_by_deleting_it_then_pushing(void **state)
 	dd_log_set_verbosity(DD_QUIET);
 	assert_int_equal(dd_store_verify(f->st, ids, 1, 1), -1);
 	/* push only adds what is missing: the damaged file stays, and the hint says what to do */
-	assert_int_equal(dd_store_push(f->st, (const char *const *)&id, 1, NULL), 0);
+	assert_int_equal(dd_store_push_flags(f->st, (const char *const *)&id, 1, DD_PUSH_CHECK, NULL), 0);
 	assert_int_equal(dd_store_verify(f->st, ids, 1, 1), -1);
 	assert_non_null(dd_error_hint());
 	assert_non_null(strstr(dd_error_hint(), "delete the damaged"));
+	assert_non_null(strstr(dd_error_hint(), "git dnadata push --check"));
 	assert_int_equal(unlink(p), 0);
-	assert_int_equal(dd_store_push(f->st, (const char *const *)&id, 1, NULL), 0);
+	assert_int_equal(dd_store_push_flags(f->st, (const char *const *)&id, 1, DD_PUSH_CHECK, NULL), 0);
 	assert_int_equal(dd_store_verify(f->st, ids, 1, 1), 0);
 	dd_buf_release(&data);
 	dd_snapshot_free(s);
@@ -1080,8 +1084,8 @@ verify_finding_an_object_missing_forgets_the_known_objects_record(void **state)
 	assert_int_equal(unlink(p), 0);
 	assert_int_equal(dd_store_verify(st, ids, 1, 0), -1);
 	assert_false(dd_path_exists(known));
-	/* nothing recorded: the next push asks, and uploads what is missing */
-	assert_int_equal(dd_store_push(st, (const char *const *)&id, 1, NULL), 0);
+	/* nothing recorded: push --check asks about every file, and uploads what is missing */
+	assert_int_equal(dd_store_push_flags(st, (const char *const *)&id, 1, DD_PUSH_CHECK, NULL), 0);
 	assert_true(dd_path_exists(p));
 	dd_store_free(st);
 	proxy_on = 0;
