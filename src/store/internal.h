@@ -144,9 +144,15 @@ int dd_store_check_pack(struct dd_store *st, const uint8_t name[32], const uint8
 /* ---- transfers (transfer.c) ---- */
 struct dd_xfer;
 struct dd_xfer_batch {
-	struct dd_xfer *head, *tail;
+	const char *what;            /* progress label ("uploading"): reported from submit and wait; NULL: none */
+	struct dd_xfer *head, *tail; /* submitted, not yet counted */
 	size_t n;
 	uint64_t total_bytes;
+	uint64_t done_files, done_bytes;
+	struct dd_transfer_stats acc; /* what the finished ones moved or found there */
+	int failed;                   /* the first failure (-1, DD_NOTFOUND), its error in `why` */
+	struct dd_error_saved why;
+	int64_t last_report;
 };
 enum dd_xfer_kind {
 	DD_XFER_UPLOAD = 1,  /* put_file the cache's copy of `name` (DD_EXISTS: the store had it) */
@@ -158,8 +164,8 @@ enum dd_xfer_kind {
 void dd_xfer_submit(struct dd_store *st, struct dd_xfer_batch *b, int kind, const char *name, const uint8_t id[32],
 		    uint32_t len);
 /*
- * Wait for every transfer of the batch (reporting progress as `what` when
- * not NULL), add them to `stats`, free them. DD_EUNREACHABLE answers mark
+ * Wait for every transfer of the batch (reporting progress as `what`, or
+ * the batch's own label, when not NULL), add them to `stats`, free them. DD_EUNREACHABLE answers mark
  * the store unreachable (dd_store_gone) and are no error. 0 or -1 (the
  * first failure, naming its file).
  */

@@ -447,6 +447,7 @@ dd_store_push_config(struct dd_store *st)
 
 	if (!st->be)
 		return dd_error("cannot push while offline");
+	atomic_fetch_add(&st->requests, 1);
 	r = st->be->ops->get(st->be, "config", &text);
 	if (r == 0) {
 		/* the store has a config: one that differs must still open with our key */
@@ -455,6 +456,7 @@ dd_store_push_config(struct dd_store *st)
 	}
 	if (r < 0)
 		goto out;
+	atomic_fetch_add(&st->requests, 1);
 	r = st->be->ops->put(st->be, "config", st->config.ptr, st->config.len);
 	if (r < 0 || st->be->ops->sync(st->be) < 0)
 		goto out;

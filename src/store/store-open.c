@@ -147,6 +147,7 @@ load_config(struct dd_store *st, struct dd_store_config *cfg)
 	r = cached_config(st, cfg);
 	if (r != DD_NOTFOUND)
 		return r;
+	atomic_fetch_add(&st->requests, 1);
 	if (dd_store_read_config(st->be, &st->config, cfg, st->url) != 0 ||
 	    dd_store_config_check(cfg, st->config.ptr, st->keys, st->url) < 0)
 		return -1;
@@ -179,6 +180,7 @@ dd_store_config_refresh(struct dd_store *st)
 
 	if (!st->be)
 		return 0;
+	atomic_fetch_add(&st->requests, 1);
 	if (st->be->ops->get(st->be, "config", &text) == 0)
 		rc = dd_store_config_learn(st, &text);
 	else

@@ -275,7 +275,7 @@ select_snapshots(struct dd_store *st, const char **ids, size_t n, int flags, siz
 static int
 push_all(struct dd_store *st, const char *const *ids_in, size_t n_in, int flags, struct dd_transfer_stats *s)
 {
-	struct dd_xfer_batch b = { 0 };
+	struct dd_xfer_batch b = { .what = "uploading" };
 	struct refs r = { 0 };
 	int check = flags & DD_PUSH_CHECK;
 	const char **ids = dd_calloc(n_in ? n_in : 1, sizeof(*ids));
@@ -315,8 +315,13 @@ push_all(struct dd_store *st, const char *const *ids_in, size_t n_in, int flags,
 	}
 	rc = 0;
 out:
-	if (b.n)
+	if (b.n) { /* after a failure: let the transfers end, keeping the first error */
+		struct dd_error_saved why;
+		dd_error_save(&why);
+		b.what = NULL;
 		dd_xfer_wait(st, &b, NULL, NULL);
+		dd_error_restore(&why);
+	}
 	free(r.v), free(need), free(fids), free(sids), free(ids);
 	return rc;
 }
@@ -363,7 +368,7 @@ cache_has_pack(struct dd_store *st, uint8_t *memo, uint32_t p)
 static int
 fetch_all(struct dd_store *st, const char *const *ids, size_t n, struct dd_transfer_stats *s)
 {
-	struct dd_xfer_batch b = { 0 };
+	struct dd_xfer_batch b = { .what = "downloading" };
 	struct refs r = { 0 };
 	char name[DD_OBJECT_NAME_SIZE];
 	uint8_t *memo = NULL;
@@ -424,6 +429,12 @@ dd_store_set_progress(struct dd_store *st, dd_store_progress_fn fn, void *arg)
 {
 	st->progress = fn;
 	st->progress_arg = arg;
+}
+
+uint64_t
+dd_store_requests(const struct dd_store *st)
+{
+	return atomic_load(&((struct dd_store *)st)->requests);
 }
 
 int

@@ -196,6 +196,8 @@ int dd_store_fetch(struct dd_store *st, const char *const *ids, size_t n, struct
  * snapshot was completed in the local cache and waits for a push), else 0.
  */
 int dd_store_unreachable(const struct dd_store *st);
+/* Requests made to the backend since the store was opened (its config, every transfer): a command's own count. */
+uint64_t dd_store_requests(const struct dd_store *st);
 /* Put the store's config back when the store lost it (from the cache). 0, DD_EXISTS (it had it), -1. */
 int dd_store_push_config(struct dd_store *st);
 /*

@@ -124,12 +124,78 @@ xfer_run(struct dd_job *job, struct dd_worker *wk)
 	dd_error_clear();
 }
 
+static int64_t
+now_ms(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+/* Progress to the callback, at most ten times a second (always when `final`). */
+static void
+report(struct dd_store *st, const char *what, struct dd_xfer_batch *b, int final)
+{
+	struct dd_transfer_progress p = { what, b->done_bytes, b->total_bytes, b->done_files, b->n };
+	int64_t t;
+
+	if (!st->progress || !what)
+		return;
+	if (!final) {
+		t = now_ms();
+		if (t - b->last_report < 100)
+			return;
+		b->last_report = t;
+	}
+	st->progress(&p, st->progress_arg);
+}
+
+/* The first job of the batch has finished: count it (the first failure is kept) and free it. */
+static void
+reap_head(struct dd_store *st, struct dd_xfer_batch *b)
+{
+	struct dd_xfer *x = b->head;
+
+	b->head = x->next;
+	if (!b->head)
+		b->tail = NULL;
+	b->done_files++;
+	b->done_bytes += x->kind == DD_XFER_OBJECT ? x->len : x->bytes;
+	if (x->rc == DD_EUNREACHABLE) {
+		dd_store_gone(st, x->rc);
+	} else if (x->failed && !b->failed) {
+		b->failed = x->rc == DD_NOTFOUND ? DD_NOTFOUND : -1;
+		b->why = x->why;
+	} else if (x->failed) {
+		dd_error_saved_free(&x->why);
+	} else if (x->rc == DD_EXISTS) {
+		b->acc.skipped_files++;
+		b->acc.skipped_bytes += x->bytes;
+	} else {
+		b->acc.files++;
+		b->acc.bytes += x->bytes;
+	}
+	free(x);
+}
+
 void
 dd_xfer_submit(struct dd_store *st, struct dd_xfer_batch *b, int kind, const char *name, const uint8_t id[32],
 	       uint32_t len)
 {
 	struct dd_xfer *x = dd_calloc(1, sizeof(*x));
 
+	/*
+	 * The pool blocks a submit while 4 x `transfers` jobs are in flight, so
+	 * most of a big transfer is spent here, not in dd_xfer_wait(): count
+	 * what finished and report progress from here too (batches that report
+	 * progress belong to the submitting thread alone).
+	 */
+	if (b->what) {
+		while (b->head && dd_pool_is_done(st->xfer, &b->head->base))
+			reap_head(st, b);
+		report(st, b->what, b, 0);
+	}
 	x->base.run = xfer_run;
 	x->st = st;
 	x->kind = kind;
@@ -154,68 +220,32 @@ dd_xfer_submit(struct dd_store *st, struct dd_xfer_batch *b, int kind, const cha
 	dd_pool_submit(st->xfer, &x->base);
 }
 
-static int64_t
-now_ms(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
-}
-
-/* Progress to the callback, at most ten times a second (always when `last` is NULL: the final one). */
-static void
-report(struct dd_store *st, const char *what, const struct dd_xfer_batch *b, uint64_t files, uint64_t bytes,
-       int64_t *last)
-{
-	struct dd_transfer_progress p = { what, bytes, b->total_bytes, files, b->n };
-	int64_t t;
-
-	if (!st->progress || !what)
-		return;
-	if (last) {
-		t = now_ms();
-		if (t - *last < 100)
-			return;
-		*last = t;
-	}
-	st->progress(&p, st->progress_arg);
-}
-
 int
 dd_xfer_wait(struct dd_store *st, struct dd_xfer_batch *b, const char *what, struct dd_transfer_stats *stats)
 {
-	uint64_t files = 0, bytes = 0;
-	int64_t last = 0;
-	int rc = 0;
+	const char *keep = b->what;
+	int rc;
 
-	for (struct dd_xfer *x = b->head, *next; x; x = next) {
-		while (!dd_pool_wait_for(st->xfer, &x->base, 100))
-			report(st, what, b, files, bytes, &last);
-		report(st, what, b, files, bytes, &last);
-		next = x->next;
-		files++;
-		bytes += x->kind == DD_XFER_OBJECT ? x->len : x->bytes;
-		if (x->rc == DD_EUNREACHABLE) {
-			dd_store_gone(st, x->rc);
-		} else if (x->failed) {
-			if (rc == 0) {
-				dd_error_restore(&x->why);
-				rc = x->rc == DD_NOTFOUND ? DD_NOTFOUND : -1;
-			} else {
-				dd_error_saved_free(&x->why);
-			}
-		} else if (stats && x->rc == DD_EXISTS) {
-			stats->skipped_files++;
-			stats->skipped_bytes += x->bytes;
-		} else if (stats) {
-			stats->files++;
-			stats->bytes += x->bytes;
-		}
-		free(x);
+	if (!what)
+		what = b->what;
+	while (b->head) {
+		while (!dd_pool_wait_for(st->xfer, &b->head->base, 100))
+			report(st, what, b, 0);
+		reap_head(st, b);
+		report(st, what, b, 0);
 	}
 	if (b->n)
-		report(st, what, b, files, bytes, NULL);
+		report(st, what, b, 1);
+	if (stats) {
+		stats->files += b->acc.files;
+		stats->bytes += b->acc.bytes;
+		stats->skipped_files += b->acc.skipped_files;
+		stats->skipped_bytes += b->acc.skipped_bytes;
+	}
+	rc = b->failed;
+	if (rc)
+		dd_error_restore(&b->why);
 	memset(b, 0, sizeof(*b));
+	b->what = keep;
 	return rc;
 }

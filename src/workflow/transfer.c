@@ -66,6 +66,7 @@ dd_workflow_push(struct dd_repo *repo, const struct dd_config *cfg, const struct
 	flags = (scope->check ? DD_PUSH_CHECK : 0) | (scope->all ? DD_PUSH_SKIP_UNAVAILABLE : 0);
 	if (nids && dd_store_push_flags(st, (const char *const *)ids, nids, flags, stats) < 0)
 		goto out;
+	stats->requests = dd_store_requests(st); /* with the config's, made by this command */
 	rc = 0;
 out:
 	dd_ref_ids_free(ids, nids);
@@ -91,6 +92,7 @@ dd_workflow_fetch(struct dd_repo *repo, const struct dd_config *cfg, const struc
 		dd_store_set_progress(st, scope->progress, scope->progress_arg);
 	if (nids && dd_store_fetch(st, (const char *const *)ids, nids, stats) != 0)
 		goto out;
+	stats->requests = dd_store_requests(st); /* with the config's, made by this command */
 	rc = 0;
 out:
 	dd_ref_ids_free(ids, nids);

@@ -18,6 +18,7 @@
 #include <pthread.h>
 #include <sodium.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "store-testlib.h"
@@ -36,6 +37,7 @@ static struct {
 	int remote;      /* behave like a remote store */
 	int unreachable; /* every call answers DD_EUNREACHABLE */
 	int fail_put_at; /* the Nth put_file (1-based) of packs fails; 0: none */
+	int get_range_ms; /* each get_range takes this long (a slow network) */
 	atomic_int get, get_range, put, put_file, put_file_ok, put_file_packs, exists, list;
 } tb;
 
@@ -62,6 +64,10 @@ static int
 px_get_range(struct dd_backend *be, const char *name, uint64_t off, size_t len, struct dd_buf *out)
 {
 	atomic_fetch_add(&tb.get_range, 1);
+	if (tb.get_range_ms) {
+		struct timespec d = { 0, tb.get_range_ms * 1000000L };
+		nanosleep(&d, NULL);
+	}
 	return tb.unreachable ? gone() : IN(be)->ops->get_range(IN(be), name, off, len, out);
 }
 static int
@@ -831,11 +837,15 @@ push_of_a_snapshot_another_clone_pushed_needs_nothing_from_this_clone(void **sta
 	assert_int_equal(tb.put_file + tb.put + tb.get + tb.get_range + tb.list, 0);
 	assert_true(s.requests <= 1);
 	dd_store_free(st);
-	/* the next run asks nothing at all */
+	/* the next run asks nothing but the config (as `git dnadata push` does), and counts it */
 	assert_int_equal(dd_store_open(&st, f->url, sd2, 0), 0);
 	counts_reset();
+	assert_int_equal(dd_store_requests(st), 0); /* the config came from the cache */
+	assert_int_equal(dd_store_push_config(st), DD_EXISTS);
 	assert_int_equal(dd_store_push(st, ids, 1, &s), 0);
-	assert_int_equal(tb.exists + tb.put_file + tb.put + tb.get + tb.get_range + tb.list, 0);
+	assert_int_equal(tb.get, 1);
+	assert_int_equal(tb.exists + tb.put_file + tb.put + tb.get_range + tb.list, 0);
+	assert_int_equal(dd_store_requests(st), 1);
 	/* a snapshot in neither the cache nor the store: an error naming it, or skipped and counted */
 	assert_int_equal(dd_store_push(st, ids, 2, &s), -1);
 	assert_non_null(strstr(dd_error_last(), nowhere));
@@ -901,6 +911,51 @@ push_check_puts_back_a_pack_the_store_lost_whatever_the_record_says(void **state
 	dd_store_free(st);
 	dd_buf_release(&data);
 	free(id), free(victim), free(cache), free(known);
+}
+
+struct progress_during {
+	uint64_t final_total;
+	int early; /* reports with some files done while files were still being queued */
+};
+
+static void
+on_progress_during(const struct dd_transfer_progress *p, void *arg)
+{
+	struct progress_during *pd = arg;
+
+	if (p->done_files >= 1 && p->total_files < pd->final_total)
+		pd->early++;
+}
+
+/*
+ * The pool blocks the submitting thread once 4 x `transfers` jobs are in
+ * flight, so most of a long transfer passes inside the submit loop:
+ * progress must move there too, not only in the final wait.
+ */
+static void
+progress_moves_while_transfers_are_still_being_queued(void **state)
+{
+	struct fx *f = *state;
+	struct gen g = { 34, 12u << 20, NULL, 0 };
+	char *id = snapshot(f->st, &g, 0), *sd2 = second_clone(f);
+	struct dd_store_opts o = { .url = f->url, .statedir = sd2, .path_style = -1, .retries = -1, .transfers = 1 };
+	struct progress_during pd = { 0 };
+	struct dd_transfer_stats s;
+	struct dd_store *st;
+	const char *ids[1] = { id };
+
+	pd.final_total = nchunks(f->st, id);
+	assert_true(pd.final_total >= 12);
+	tb.on = tb.remote = 1;
+	tb.get_range_ms = 20;
+	assert_int_equal(dd_store_open_opts(&st, &o), 0);
+	dd_store_set_progress(st, on_progress_during, &pd);
+	if (dd_store_fetch(st, ids, 1, &s) < 0)
+		fail_msg("fetch: %s", dd_error_last());
+	assert_int_equal(s.files, pd.final_total);
+	assert_true(pd.early >= 1);
+	dd_store_free(st);
+	free(id), free(sd2);
 }
 
 /* Objects named by the index files of root's store, except those listed in `skip` (names, or NULL). */
@@ -1013,6 +1068,8 @@ main(void)
 						fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(push_check_puts_back_a_pack_the_store_lost_whatever_the_record_says,
 						fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(progress_moves_while_transfers_are_still_being_queued, fx_setup,
+						fx_teardown),
 		cmocka_unit_test_setup_teardown(a_big_snapshot_indexes_midway_so_an_interrupted_one_leaves_usable_packs,
 						fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(the_writer_holds_at_most_two_packs, fx_setup, fx_teardown),
