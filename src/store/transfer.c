@@ -84,6 +84,8 @@ upload(struct dd_xfer *x)
 	}
 	if (!have) {
 		x->rc = dd_error("%s is in neither the local cache nor the store %s", x->name, st->url);
+		dd_hint("the snapshot needing it cannot be pushed from this clone: push from a clone whose cache has "
+			"it, or take a new snapshot (`git dnadata snapshot`)");
 		goto out;
 	}
 	if (x->kind != DD_XFER_FRESH && check_cache_pack(st, x->name, path) < 0) {

@@ -768,6 +768,41 @@ reused_objects_the_store_lacks_go_up_with_the_next_snapshot(void **state)
 	free(id), free(id2);
 }
 
+/*
+ * cache/packs deleted to free space while a snapshot waited for a push:
+ * its cache index file names packs that are nowhere. The next snapshot
+ * ignores that index file with a warning and writes the objects again,
+ * instead of failing on an upload that cannot happen (every later one too).
+ */
+static void
+cache_index_whose_packs_are_gone_is_ignored_and_objects_written_again(void **state)
+{
+	struct fx *f = *state;
+	struct gen g = { 25, 20u << 20, NULL, 0 };
+	struct dd_store *st;
+	char *id, *id2, *packs = dd_asprintf("%s/cache/packs", f->sd), *cache = dd_path_join(f->sd, "cache");
+	const char *ids[1];
+
+	id = unreachable_snapshot(f, &st, &g);
+	dd_store_free(st);
+	assert_int_equal(count_files(f->root, "packs"), 0);
+	assert_int_equal(count_files(cache, "index"), 1);
+	assert_int_equal(dd_rm_rf(packs), 0);
+	for (int remote = 1; remote >= 0; remote--) {
+		tb.remote = remote;
+		assert_int_equal(dd_store_open(&st, f->url, f->sd, 0), 0);
+		id2 = snapshot(st, &g, remote ? 0 : DD_EXISTS); /* the second time, the store has it */
+		assert_string_equal(id, id2);
+		ids[0] = id2;
+		assert_int_equal(dd_store_verify(st, ids, 1, 1), 0);
+		expect_reads_back(st, id2, &g);
+		dd_store_free(st);
+		free(id2);
+		assert_int_equal(count_files(cache, "index"), 1); /* the new one; the dropped one is gone */
+	}
+	free(id), free(packs), free(cache);
+}
+
 /* ---- two clones ---- */
 
 static void
@@ -1062,6 +1097,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(push_refuses_a_damaged_cache_pack_on_every_backend, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(reused_objects_the_store_lacks_go_up_with_the_next_snapshot, fx_setup,
 						fx_teardown),
+		cmocka_unit_test_setup_teardown(cache_index_whose_packs_are_gone_is_ignored_and_objects_written_again,
+						fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(second_clone_reuses_the_first_clones_packs_and_fetches_with_ranged_reads,
 						fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(push_of_a_snapshot_another_clone_pushed_needs_nothing_from_this_clone,
