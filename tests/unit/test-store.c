@@ -1093,6 +1093,53 @@ verify_finding_an_object_missing_forgets_the_known_objects_record(void **state)
 	free(known), free(p), free(id);
 }
 
+/*
+ * Every object of a fetch fails at once on the transfer threads: the store's
+ * config is read again once for all of them (one lock, at most one refresh
+ * per run), not once per object while other threads use it.
+ */
+static void
+objects_failing_together_read_the_store_config_once(void **state)
+{
+	struct fx *f = *state;
+	struct dd_store *st;
+	struct dd_snapshot *s;
+	struct dd_buf data = DD_BUF_INIT;
+	char *id = one_stream_snapshot(f, 4u << 20, &s);
+	const struct dd_stream_info *si = dd_snapshot_find(s, "t");
+	char *p = pack_path(f, f->root, si->chunks[0].id, NULL, NULL);
+	char *cache = dd_path_join(f->sd, "cache"), *inc = pack_path(f, cache, si->chunks[0].id, NULL, NULL);
+	char *loose = dd_asprintf("%s/data", cache);
+	const char *ids[1] = { id };
+
+	assert_true(si->nchunks >= 4);
+	for (size_t i = 1; i < si->nchunks; i++) { /* one pack holds them all */
+		char *q = pack_path(f, f->root, si->chunks[i].id, NULL, NULL);
+		assert_string_equal(p, q);
+		free(q);
+	}
+	/* the objects only in the store, every one of them damaged there */
+	assert_int_equal(unlink(inc), 0);
+	dd_rm_rf(loose);
+	assert_int_equal(dd_file_read(&data, p), 0);
+	assert_int_equal(unlink(p), 0);
+	for (size_t off = 100; off < data.len; off += 4096)
+		data.ptr[off] ^= 0x10;
+	assert_int_equal(dd_file_write_atomic(p, data.ptr, data.len, 0444, 0), 0);
+	proxy_on = 1;
+	config_gets = 0;
+	assert_int_equal(dd_store_open(&st, f->url, f->sd, 0), 0);
+	assert_int_equal(config_gets, 0); /* from the cache */
+	dd_log_set_verbosity(DD_QUIET);
+	assert_int_not_equal(dd_store_fetch(st, ids, 1, NULL), 0);
+	assert_int_equal(config_gets, 1);
+	dd_store_free(st);
+	proxy_on = 0;
+	dd_buf_release(&data);
+	dd_snapshot_free(s);
+	free(id), free(p), free(cache), free(inc), free(loose);
+}
+
 /* The store was replaced by another key's store: reading an object says so, not "damaged". */
 static void
 object_failing_in_a_replaced_store_reports_the_new_config(void **state)
@@ -1189,6 +1236,8 @@ main(void)
 						fx_teardown),
 		cmocka_unit_test_setup_teardown(verify_finding_an_object_missing_forgets_the_known_objects_record,
 						fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(objects_failing_together_read_the_store_config_once, fx_setup,
+						fx_teardown),
 		cmocka_unit_test_setup_teardown(object_failing_in_a_replaced_store_reports_the_new_config, fx_setup,
 						fx_teardown),
 		cmocka_unit_test_setup_teardown(file_store_that_is_not_there_is_not_made_again_by_a_put, fx_setup,
