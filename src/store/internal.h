@@ -36,6 +36,7 @@ struct dd_store {
 	struct dd_buf config;     /* the store config in use (as read from the cache or the store) */
 	pthread_mutex_t cfgmu;    /* config and the refresh below: transfer threads may fail objects at once */
 	int config_refreshed;     /* the store's config was read again this run (at most once) */
+	int config_from_store;    /* opening read the config from the store itself (push need not ask again) */
 	char *config_refresh_err; /* what that found, repeated to later callers (NULL: nothing wrong) */
 	const char *cache_label;  /* "the local cache" (verify points it at the store) */
 	pthread_mutex_t bufmu;

@@ -447,6 +447,8 @@ dd_store_push_config(struct dd_store *st)
 
 	if (!st->be)
 		return dd_error("cannot push while offline");
+	if (st->config_from_store) /* read from the store moments ago, when it was opened */
+		return DD_EXISTS;
 	atomic_fetch_add(&st->requests, 1);
 	r = st->be->ops->get(st->be, "config", &text);
 	if (r == 0) {

@@ -151,6 +151,7 @@ load_config(struct dd_store *st, struct dd_store_config *cfg)
 	if (dd_store_read_config(st->be, &st->config, cfg, st->url) != 0 ||
 	    dd_store_config_check(cfg, st->config.ptr, st->keys, st->url) < 0)
 		return -1;
+	st->config_from_store = 1;
 	cache_config(st, &st->config);
 	return 0;
 }

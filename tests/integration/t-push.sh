@@ -53,7 +53,8 @@ test_push_in_a_clone_that_only_pulled_the_ref_sends_nothing() {
 	cd "$T/clone"
 	git pull -q
 	expect_ok git dnadata push
-	assert_contains "$ERR" "push: nothing to transfer (1 snapshot; 1 file already there;"
+	# one request for the config, one for the manifest
+	assert_contains "$ERR" "push: nothing to transfer (1 snapshot; 1 file already there; 2 requests)"
 	assert_no_file .git/dnadata/cache/snapshots/$(cat .dnadata/refs/clean)
 	# a ref naming a snapshot nobody pushed: an error naming it; with --all, a warning and a skip
 	git -C "$origin" checkout -q -b other
