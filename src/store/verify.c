@@ -174,14 +174,27 @@ locate(struct verify *v)
 	key.name = pname;
 	for (size_t i = 0; i < v->nuniq; i++) {
 		struct check_job *j = &v->jobs[i];
-		struct dd_midx_hit hit;
-		const struct dd_backend_entry *f;
+		struct dd_midx_hit hits[DD_MIDX_MAX_PLACES], hit;
+		const struct dd_backend_entry *f = NULL;
+		size_t nh = dd_midx_find_all(st->idx, j->ref.id, 0, hits, DD_MIDX_MAX_PLACES);
 		j->pack = DD_MIDX_NONE;
-		if (!dd_midx_find(st->idx, j->ref.id, 0, &hit))
+		if (!nh)
 			continue;
-		j->pack = hit.pack, j->off = hit.off, j->len = hit.len;
+		/* the first place whose pack is there at full size (several packs may hold it) */
+		hit = hits[0];
+		for (size_t k = 0; k < nh; k++) {
+			const struct dd_backend_entry *g;
+			dd_object_name(pname, sizeof(pname), "packs", dd_midx_pack_get(st->idx, hits[k].pack).name);
+			g = n ? bsearch(&key, e, n, sizeof(*e), entry_name_cmp) : NULL;
+			if (k == 0)
+				f = g;
+			if (g && g->size >= (uint64_t)hits[k].off + hits[k].len) {
+				hit = hits[k], f = g;
+				break;
+			}
+		}
 		dd_object_name(pname, sizeof(pname), "packs", dd_midx_pack_get(st->idx, hit.pack).name);
-		f = n ? bsearch(&key, e, n, sizeof(*e), entry_name_cmp) : NULL;
+		j->pack = hit.pack, j->off = hit.off, j->len = hit.len;
 		if (!f && loose(st, j->ref.id)) {
 			j->pack = DD_MIDX_NONE; /* a cache holding the object alone (fetched with a ranged read) */
 		} else if (!f) {

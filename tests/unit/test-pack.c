@@ -993,6 +993,42 @@ progress_moves_while_transfers_are_still_being_queued(void **state)
 	free(id), free(sd2);
 }
 
+/*
+ * Two packs hold the same objects (clone A packed them while the store was
+ * unreachable, clone B packed them again into the store). A's map puts its
+ * own pack first; with that pack gone, reads use the other place instead
+ * of reporting the objects missing.
+ */
+static void
+an_object_in_two_packs_is_read_from_the_second_when_the_first_is_gone(void **state)
+{
+	struct fx *f = *state;
+	struct gen g = { 35, 6u << 20, NULL, 0 };
+	char *sd2 = second_clone(f), *packs = dd_asprintf("%s/cache/packs", f->sd), *id, *id2;
+	struct dd_store *st;
+	struct dd_midx_hit hits[DD_MIDX_MAX_PLACES];
+	struct dd_snapshot *s;
+
+	id = unreachable_snapshot(f, &st, &g);
+	dd_store_free(st);
+	assert_int_equal(dd_store_open(&st, f->url, sd2, 0), 0);
+	id2 = snapshot(st, &g, 0);
+	assert_string_equal(id, id2);
+	dd_store_free(st);
+	/* A: its own index file first (from the cache), then B's from the store */
+	assert_int_equal(dd_store_open(&st, f->url, f->sd, 0), 0);
+	assert_int_equal(dd_store_index_load(st), 0);
+	assert_int_equal(dd_store_index_refresh(st), 0);
+	assert_int_equal(dd_snapshot_load(&s, st, id), 0);
+	assert_int_equal(dd_midx_find_all(st->idx, dd_snapshot_find(s, "t")->chunks[0].id, 0, hits,
+					  DD_MIDX_MAX_PLACES), 2);
+	dd_snapshot_free(s);
+	assert_int_equal(dd_rm_rf(packs), 0); /* A's packs gone: never pushed, so only B's are anywhere */
+	expect_reads_back(st, id, &g);
+	dd_store_free(st);
+	free(id), free(id2), free(sd2), free(packs);
+}
+
 /* Objects named by the index files of root's store, except those listed in `skip` (names, or NULL). */
 static size_t
 indexed_objects(struct dd_store *st, const char *root, struct dd_backend_entry *skip, size_t nskip)
@@ -1107,6 +1143,8 @@ main(void)
 						fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(progress_moves_while_transfers_are_still_being_queued, fx_setup,
 						fx_teardown),
+		cmocka_unit_test_setup_teardown(an_object_in_two_packs_is_read_from_the_second_when_the_first_is_gone,
+						fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(a_big_snapshot_indexes_midway_so_an_interrupted_one_leaves_usable_packs,
 						fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(the_writer_holds_at_most_two_packs, fx_setup, fx_teardown),
