@@ -106,7 +106,7 @@ all_mapped(struct dd_store *st, const struct refs *r)
  * the cache knows, the store's index files are learnt first (once).
  */
 static uint8_t *
-needed_files(struct dd_store *st, const struct refs *r, struct dd_xfer_batch *b)
+needed_files(struct dd_store *st, const struct refs *r, int check, struct dd_xfer_batch *b)
 {
 	uint8_t *need;
 	char name[DD_OBJECT_NAME_SIZE];
@@ -124,7 +124,7 @@ needed_files(struct dd_store *st, const struct refs *r, struct dd_xfer_batch *b)
 			continue;
 		}
 		dd_object_name(name, sizeof(name), "data", r->v[i].id);
-		if (!dd_store_known(st, name))
+		if (check || !dd_store_known(st, name))
 			dd_xfer_submit(st, b, DD_XFER_ENSURE, name, NULL, 0);
 	}
 	return need;
@@ -289,7 +289,7 @@ push_all(struct dd_store *st, const char *const *ids_in, size_t n_in, int flags,
 	if ((rc = collect(st, ids, n, &r)) != 0)
 		goto out;
 	rc = -1;
-	need = needed_files(st, &r, &b);
+	need = needed_files(st, &r, check, &b);
 	nfiles = st->idx->nfiles;
 	send_packs(st, need, nfiles, check, &b, s);
 	if (settle(st, &b, s) < 0 || sync_and_confirm(st, NULL, NULL, 0, NULL) < 0)
