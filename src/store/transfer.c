@@ -53,10 +53,11 @@ check_cache_pack(struct dd_store *st, const char *name, const char *path)
 		return dd_error_wrap("reading the local cache copy of %s", name);
 	if (!memcmp(sum, want, 32))
 		return 0;
-	dd_error("the local cache copy of %s is damaged (its SHA-256 does not match its name); it was not sent to %s",
-		 name, st->url);
-	dd_hint("remove %s: the next `git dnadata snapshot` writes its objects again (or push from a clone whose "
-		"cache has a good copy)", path);
+	/* the same words as the S3 client's, which catches a change between this check and the upload */
+	dd_error("the local cache copy of %s is damaged (its bytes do not match its name): its SHA-256 differs; "
+		 "nothing was sent to %s", name, st->url);
+	dd_hint("run `git dnadata verify --offline --read-data`; remove %s from the cache; the next snapshot makes "
+		"that data again (or push from a clone whose cache has a good copy)", path);
 	return -1;
 }
 

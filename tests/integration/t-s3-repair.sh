@@ -36,8 +36,9 @@ test_push_refuses_a_cache_pack_damaged_on_disk() {
 	printf 'X' | dd of=".git/dnadata/cache/$pack" bs=1 seek=100 conv=notrunc status=none
 	expect_fail 1 git dnadata push
 	assert_eq 1 "$(grep -c '^error: ' <<<"$ERR")" "one error line: $ERR"
-	assert_contains "$ERR" "error: the local cache copy of $pack is damaged (its SHA-256 does not match its name)"
-	assert_contains "$ERR" "hint: remove $PWD/.git/dnadata/cache/$pack"
+	assert_contains "$ERR" "error: the local cache copy of $pack is damaged (its bytes do not match its name)"
+	assert_contains "$ERR" "nothing was sent"
+	assert_contains "$ERR" "remove $PWD/.git/dnadata/cache/$pack from the cache"
 	assert_eq "" "$(bucket_packs)" "a pack reached the bucket"
 	assert_eq "" "$(s3_ls "$B" "$PREFIX/snapshots/")" "a manifest reached the bucket"
 }
