@@ -17,6 +17,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <zstd.h>
 
 /* Keep in the order `git dnadata -h` shows them. */
@@ -128,6 +130,18 @@ main(int argc, char **argv)
 	int i = 1, rc;
 	const struct dd_command *cmd;
 
+	/*
+	 * This process holds secrets in memory: the passphrase and the keys
+	 * it unlocks, S3 credentials and the signed requests, database
+	 * passwords. No core file may write them to disk: RLIMIT_CORE 0
+	 * (inherited by what we run), and not dumpable, which also stops
+	 * other processes of the same user from attaching to us or reading
+	 * /proc/PID/mem and /proc/PID/environ (where AWS_SECRET_ACCESS_KEY
+	 * or DNADATA_PASSPHRASE may be). Best effort: failing to is not an
+	 * error, and an exec'd child is dumpable again.
+	 */
+	setrlimit(RLIMIT_CORE, &(struct rlimit){ 0, 0 });
+	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 	signal(SIGPIPE, SIG_IGN);
 	if (sodium_init() < 0) {
 		fprintf(stderr, "error: libsodium failed to initialise\n");

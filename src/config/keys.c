@@ -225,6 +225,10 @@ set_store_url(struct dd_config_parse *p, char **field, const char *value)
 {
 	struct dd_config *cfg = &p->cfg->pub;
 
+	if (!strncmp(value, "s3://", 5) && strchr(value, '@')) /* checked first: the value is not shown */
+		return dd_config_fail(p, p->lineno,
+				      "store url must not carry credentials (write s3://bucket/prefix; use "
+				      "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or ~/.aws/credentials)");
 	if (*value && strncmp(value, "file://", 7) && strncmp(value, "s3://", 5)) {
 		char *r = dd_config_redact(value);
 		dd_config_fail(p, p->lineno, "store url '%.60s' must start with file:// or s3://", r);
@@ -240,12 +244,12 @@ set_store_url(struct dd_config_parse *p, char **field, const char *value)
 static int
 set_endpoint(struct dd_config_parse *p, char **field, const char *value)
 {
-	if (*value && strncmp(value, "http://", 7) && strncmp(value, "https://", 8))
-		return dd_config_fail(p, p->lineno, "endpoint '%.60s' must start with http:// or https://", value);
-	if (strchr(value, '@'))
+	if (strchr(value, '@')) /* checked first: the value is not shown */
 		return dd_config_fail(p, p->lineno,
 				      "endpoint must not carry credentials (use AWS_ACCESS_KEY_ID and "
 				      "AWS_SECRET_ACCESS_KEY, or ~/.aws/credentials)");
+	if (*value && strncmp(value, "http://", 7) && strncmp(value, "https://", 8))
+		return dd_config_fail(p, p->lineno, "endpoint '%.60s' must start with http:// or https://", value);
 	return set_opt_str(field, value);
 }
 

@@ -43,6 +43,9 @@
 #define BACKOFF_BASE_MS 100u
 #define BACKOFF_CAP_MS 5000u
 #define MAX_HEADERS 8
+#define MAX_LIST_PAGES 1000000 /* a billion keys at 1000 a page: past that a server is going round in circles */
+#define MAX_EMPTY_PAGES 100     /* truncated pages in a row that list nothing */
+#define MAX_PREALLOC (4u << 20) /* room made at once from a Content-Length; past that the buffer doubles */
 
 struct xfer;
 
@@ -80,6 +83,8 @@ struct call {
 	int fd;
 	uint64_t off, len;
 	char sha[65];
+	/* sha is the name the body was stored under (a pack), not a hash of what was read: the local file for messages */
+	const char *named_by;
 	/* the 2xx answer's body (NULL: discarded) and its bound */
 	struct dd_buf *out;
 	size_t max;
@@ -103,6 +108,7 @@ struct call {
 struct xfer {
 	struct xfer *next;
 	struct call *k;
+	long hstatus; /* the status line of the answer whose headers are being read */
 	CURL *easy;
 	struct curl_slist *hdrs;
 	char *url;
@@ -153,6 +159,9 @@ dd_s3_endpoint_parse(const char *ep, char **scheme, char **hostport)
 	const char *rest;
 	size_t n;
 
+	if (strchr(ep, '@')) /* user info: a credential in a URL; checked first, and the value is not shown */
+		return dd_error("S3 endpoint must be scheme://host[:port], without a user name or password "
+				"(credentials go in AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or ~/.aws/credentials)");
 	if (!strncmp(ep, "https://", 8))
 		*scheme = dd_strdup("https"), rest = ep + 8;
 	else if (!strncmp(ep, "http://", 7))
@@ -160,7 +169,7 @@ dd_s3_endpoint_parse(const char *ep, char **scheme, char **hostport)
 	else
 		return dd_error("S3 endpoint '%s' must start with http:// or https://", ep);
 	n = strcspn(rest, "/");
-	if (n == 0 || strcspn(rest, "@?#") < strlen(rest) || (rest[n] && strcmp(rest + n, "/"))) {
+	if (n == 0 || strcspn(rest, "?#") < strlen(rest) || (rest[n] && strcmp(rest + n, "/"))) {
 		free(*scheme);
 		*scheme = NULL;
 		return dd_error("S3 endpoint '%.*s...' must be scheme://host[:port], without a path or user name",
@@ -354,6 +363,17 @@ run_xfer(struct dd_s3_client *c, struct xfer *x)
 
 /* ---- callbacks (event thread: no dd_error here) ---- */
 
+/* How many more bytes a 2xx answer may carry into k->out (a 200 to a whole GET starts it over). */
+static uint64_t
+body_room(const struct call *k, long status)
+{
+	uint64_t limit = k->get && k->want_known && k->want_len < k->max ? k->want_len : k->max;
+
+	if (k->get && k->whole && status == 200)
+		return limit;
+	return k->out->len < limit ? limit - k->out->len : 0;
+}
+
 static size_t
 on_write(char *p, size_t size, size_t nmemb, void *arg)
 {
@@ -377,10 +397,9 @@ on_write(char *p, size_t size, size_t nmemb, void *arg)
 			x->ignored_range = 1; /* not the bytes we asked for: keep none of them */
 			return 0;
 		}
-		/* room for the whole answer at once (bounded below), not a doubling buffer */
-		if (!x->sink_err && k->out && x->clen > 0 && (uint64_t)x->clen <= k->max &&
-		    k->out->len + (uint64_t)x->clen <= k->max)
-			dd_buf_grow(k->out, (size_t)x->clen);
+		/* room for the answer at once, up to a few MiB (the header is the server's word, not ours) */
+		if (!x->sink_err && k->out && x->clen > 0 && (uint64_t)x->clen <= body_room(k, x->status))
+			dd_buf_grow(k->out, (uint64_t)x->clen < MAX_PREALLOC ? (size_t)x->clen : MAX_PREALLOC);
 	}
 	if (x->sink_err) {
 		if (x->errbody.len < MAX_ERROR_BODY)
@@ -389,7 +408,7 @@ on_write(char *p, size_t size, size_t nmemb, void *arg)
 	}
 	if (!k->out)
 		return n;
-	limit = k->get && k->want_known ? (size_t)k->want_len : k->max;
+	limit = k->get && k->want_known && k->want_len < k->max ? (size_t)k->want_len : k->max;
 	if (n > limit || k->out->len > limit - n) {
 		x->overflow = 1;
 		return 0;
@@ -419,7 +438,9 @@ on_header(char *p, size_t size, size_t nmemb, void *arg)
 	char v[128];
 
 	if (n >= 5 && !strncmp(p, "HTTP/", 5)) { /* a new response (after 100 Continue): forget the last */
+		const char *sp = memchr(p, ' ', n);
 		x->clen = -1, x->have_cr = 0, x->etag[0] = '\0', x->mtime = -1;
+		x->hstatus = sp && sp + 4 <= p + n ? strtol(sp + 1, NULL, 10) : 0;
 		return n;
 	}
 	name = 0;
@@ -433,6 +454,14 @@ on_header(char *p, size_t size, size_t nmemb, void *arg)
 		errno = 0;
 		unsigned long long l = strtoull(v, &end, 10);
 		x->clen = (!errno && end != v && !*end && v[0] != '-' && l <= INT64_MAX) ? (int64_t)l : -1;
+		/* a body larger than the caller takes is refused before a byte of it is read */
+		struct call *k = x->k;
+		int range_ignored = k->get && x->range_sent && x->hstatus == 200 && (!k->whole || k->want_off);
+		if (k->out && !range_ignored && x->hstatus >= 200 && x->hstatus < 300 && x->clen > 0 &&
+		    (uint64_t)x->clen > body_room(k, x->hstatus)) {
+			x->overflow = 1;
+			return 0;
+		}
 	} else if (name == 13 && !strncasecmp(p, "content-range", 13)) {
 		unsigned long long a, b, t;
 		int used = 0;
@@ -706,7 +735,7 @@ http_retryable(long status, const char *code)
 static void
 learn_size(struct call *k, const struct xfer *x)
 {
-	if (k->get && k->whole && !k->want_known && x->status == 200 && x->clen >= 0) {
+	if (k->get && k->whole && !k->want_known && x->status == 200 && x->clen >= 0 && (uint64_t)x->clen <= k->max) {
 		k->want_known = 1, k->want_len = (uint64_t)x->clen;
 		snprintf(k->pin, sizeof(k->pin), "%s", x->etag);
 	}
@@ -848,6 +877,9 @@ refused(struct dd_s3_client *c, const struct call *k)
 		   (k->status >= 300 && k->status < 400)) {
 		dd_buf_printf(&b, "bucket %s is not in region %s (%s): set the store's region or AWS_REGION",
 			      c->bucket, c->creds.region, code[0] ? code : "redirect");
+	} else if (k->named_by && (!strcmp(code, "XAmzContentSHA256Mismatch") || !strcmp(code, "BadDigest"))) {
+		dd_s3_damaged_error(key, k->named_by, code);
+		goto out;
 	} else if (!strcmp(code, "XAmzContentSHA256Mismatch") || !strcmp(code, "BadDigest")) {
 		dd_buf_printf(&b, "S3 received other bytes than were sent for %s in bucket %s (%s): the local file "
 			      "changed while it was sent; run the command again", key, c->bucket, code);
@@ -858,8 +890,21 @@ refused(struct dd_s3_client *c, const struct call *k)
 			dd_buf_printf(&b, ": %s", k->err.message);
 	}
 	dd_error("%s", b.ptr);
+out:
 	dd_buf_release(&b);
 	dd_buf_release(&what);
+}
+
+void
+dd_s3_damaged_error(const char *key, const char *path, const char *why)
+{
+	const char *name = strstr(key, "packs/"), *next;
+
+	while (name && (next = strstr(name + 1, "packs/")))
+		name = next; /* the store's own name, after any prefix */
+	dd_error("the local cache copy of %s is damaged (its bytes do not match its name): %s", name ? name : key, why);
+	dd_hint("run `git dnadata verify --offline --read-data`; remove %s from the cache; the next snapshot makes "
+		"that data again", path);
 }
 
 static void
@@ -1264,14 +1309,19 @@ hash_region(char hex[65], int fd, uint64_t off, uint64_t len, const char *key)
 }
 
 int
-dd_s3_put_fd(struct dd_s3_client *c, const char *key, int fd, uint64_t off, uint64_t len, int create_only)
+dd_s3_put_fd(struct dd_s3_client *c, const char *key, int fd, uint64_t off, uint64_t len, int create_only,
+	     const char *sha256, const char *path)
 {
 	struct call k;
 
 	call_init(&k, "PUT", key, NULL);
 	k.fd = fd, k.off = off, k.len = len;
-	if (hash_region(k.sha, fd, off, len, key) < 0)
+	if (sha256) { /* the server checks the bytes against the name: no pass of ours */
+		snprintf(k.sha, sizeof(k.sha), "%s", sha256);
+		k.named_by = path ? path : key;
+	} else if (hash_region(k.sha, fd, off, len, key) < 0) {
 		return -1;
+	}
 	return put_call(c, &k, create_only);
 }
 
@@ -1313,9 +1363,13 @@ delete_batch(struct dd_s3_client *c, const char *const *keys, size_t n)
 	r = perform(c, &k);
 	if (r == 0 && dd_s3_xml_delete_result(reply.ptr, reply.len, &failed, &nfailed) < 0)
 		r = dd_error("cannot parse S3's answer to a delete in bucket %s", c->bucket);
-	if (r == 0 && nfailed)
+	if (r == 0 && nfailed) {
+		char *shown = dd_strdup(failed[0].key);
+		shown[dd_s3_xml_printable(shown, strlen(shown))] = '\0';
 		r = dd_error("S3 could not delete %zu object%s in bucket %s (first: %s, %s)", nfailed,
-			     nfailed == 1 ? "" : "s", c->bucket, failed[0].key, failed[0].code);
+			     nfailed == 1 ? "" : "s", c->bucket, shown, failed[0].code);
+		free(shown);
+	}
 	dd_s3_delete_failures_free(failed, nfailed);
 	dd_buf_release(&reply);
 	dd_buf_release(&body);
@@ -1337,8 +1391,8 @@ int
 dd_s3_list(struct dd_s3_client *c, const char *prefix, int (*fn)(const struct dd_s3_object *o, void *arg), void *arg)
 {
 	struct dd_buf query = DD_BUF_INIT, reply = DD_BUF_INIT;
-	char *token = NULL;
-	int r = 0;
+	char *token = NULL, *last = NULL; /* the last key listed: keys come in ascending order, each once */
+	int r = 0, pages = 0, empty = 0;
 
 	do {
 		struct dd_s3_param p[3] = { { "list-type", "2" }, { "prefix", prefix }, { "continuation-token", token } };
@@ -1357,11 +1411,30 @@ dd_s3_list(struct dd_s3_client *c, const char *prefix, int (*fn)(const struct dd
 			r = dd_error("cannot parse S3's listing of bucket %s", c->bucket);
 			break;
 		}
-		for (size_t i = 0; i < l.n && r == 0; i++)
+		/*
+		 * A server going round in circles (tokens that cycle, pages
+		 * that list again what came before) would loop for ever while
+		 * the names pile up: every key must come after the last one.
+		 */
+		for (size_t i = 0; i < l.n && r == 0; i++) {
+			if (last && strcmp(l.objects[i].key, last) <= 0) {
+				r = dd_error("S3's listing of bucket %s goes back to names it already listed (page %d)",
+					     c->bucket, pages + 1);
+				dd_hint("the server's pagination is broken; check the S3 server or its proxy");
+				break;
+			}
+			free(last);
+			last = dd_strdup(l.objects[i].key);
 			r = fn(&l.objects[i], arg);
+		}
+		empty = l.n ? 0 : empty + 1;
+		pages++;
 		if (r == 0 && l.truncated && (!l.next_token || !*l.next_token || (token && !strcmp(token, l.next_token))))
 			r = dd_error("S3's listing of bucket %s is truncated but gives no new continuation token",
 				     c->bucket);
+		else if (r == 0 && l.truncated && (pages >= MAX_LIST_PAGES || empty >= MAX_EMPTY_PAGES))
+			r = dd_error("S3's listing of bucket %s does not end (%d pages, the last %d empty)", c->bucket,
+				     pages, empty);
 		free(token);
 		token = NULL;
 		if (r == 0 && l.truncated)
@@ -1369,6 +1442,7 @@ dd_s3_list(struct dd_s3_client *c, const char *prefix, int (*fn)(const struct dd
 		dd_s3_list_free(&l);
 	} while (r == 0 && token);
 	free(token);
+	free(last);
 	dd_buf_release(&reply);
 	dd_buf_release(&query);
 	return r;

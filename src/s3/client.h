@@ -82,12 +82,18 @@ int dd_s3_head(struct dd_s3_client *c, const char *key, struct dd_s3_head *h);
 
 /*
  * PUT a body from memory, or from bytes [off, off+len) of the file `fd`
- * (read as it is sent: memory stays bounded; the file's SHA-256 is
- * computed first, one pass). create_only sends If-None-Match: * and maps
- * 412 to DD_EXISTS. 0, DD_EXISTS, -1, DD_EUNREACHABLE.
+ * (read as it is sent: memory stays bounded). The payload hash sent is
+ * `sha256` (hex) when given -- a pack's name, so the server refuses bytes
+ * that do not match it (XAmzContentSHA256Mismatch / BadDigest: "the local
+ * cache copy of packs/... is damaged", naming `path`) -- else the file's
+ * SHA-256, computed first in one pass. create_only sends If-None-Match: *
+ * and maps 412 to DD_EXISTS. 0, DD_EXISTS, -1, DD_EUNREACHABLE.
  */
 int dd_s3_put(struct dd_s3_client *c, const char *key, const void *data, size_t len, int create_only);
-int dd_s3_put_fd(struct dd_s3_client *c, const char *key, int fd, uint64_t off, uint64_t len, int create_only);
+int dd_s3_put_fd(struct dd_s3_client *c, const char *key, int fd, uint64_t off, uint64_t len, int create_only,
+		 const char *sha256, const char *path);
+/* The error (and hint) for a local file at `path` whose bytes do not match its name (key); `why` says how we know. */
+void dd_s3_damaged_error(const char *key, const char *path, const char *why);
 /* DELETE; a missing key is not an error. */
 int dd_s3_delete(struct dd_s3_client *c, const char *key);
 /* Multi-object delete (POST ?delete), 1000 keys per request; a key S3 could not delete is an error. */
@@ -130,9 +136,14 @@ int dd_s3_mpu_abort(struct dd_s3_client *c, const char *key, const char *upload_
  * those whose number, size, SHA-256 and ETag still match. When the server
  * is unreachable the upload and the record are kept for the next attempt;
  * on any other failure the upload is aborted and the record removed.
+ * `sha256` (hex, or NULL): the SHA-256 the file is named by (a pack). A
+ * single PUT sends it as the payload hash, so the server refuses other
+ * bytes; a multipart upload hashes the whole file first and refuses to
+ * start (or complete a resumed upload) when it does not match.
  * 0, DD_EXISTS, -1, DD_EUNREACHABLE.
  */
-int dd_s3_upload_file(struct dd_s3_client *c, const char *key, const char *path, const char *record);
+int dd_s3_upload_file(struct dd_s3_client *c, const char *key, const char *path, const char *record,
+		      const char *sha256);
 
 /*
  * The record of a multipart upload in progress, kept in a local file so an
@@ -155,6 +166,15 @@ void dd_s3_record_format(struct dd_buf *out, const char *key, uint64_t size, uin
  */
 int dd_s3_record_parse(const char *text, size_t len, const char *key, uint64_t size, uint64_t part_size,
 		       char **upload_id, struct dd_s3_record_part *parts, int nparts);
+
+/*
+ * The record file `record` of an upload that will never be resumed (its
+ * file is gone): when it names `key`, abort that upload and remove the
+ * record. 0, DD_NOTFOUND (no record, or another key's: left alone; gc is
+ * where the uploads nobody records get listed and aborted), -1,
+ * DD_EUNREACHABLE.
+ */
+int dd_s3_record_abort(struct dd_s3_client *c, const char *record, const char *key);
 
 /* ---- pure pieces, exposed for the unit tests ---- */
 

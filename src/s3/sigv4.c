@@ -374,7 +374,7 @@ dd_sigv4_sign(struct dd_sigv4_signed *out, const struct dd_sigv4_request *req, c
 	rc = 0;
 out:
 	free(extra);
-	dd_buf_release(&canon);
+	dd_buf_release_secret(&canon); /* it holds x-amz-security-token */
 	dd_buf_release(&names);
 	dd_buf_release(&sts);
 	dd_buf_release_secret(&auth);

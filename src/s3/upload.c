@@ -183,6 +183,78 @@ out:
 	return rc == 0 ? 0 : DD_NOTFOUND;
 }
 
+/*
+ * The upload id of a record for `key`, whatever file size and part size it
+ * names (caller frees *upload_id); DD_NOTFOUND for another key's record or
+ * one that does not parse.
+ */
+static int
+record_ident(const char *text, size_t len, const char *key, char **upload_id)
+{
+	struct dd_buf want = DD_BUF_INIT, copy = DD_BUF_INIT;
+	char *save = NULL, *line;
+	int n = 0, ok = 1;
+
+	*upload_id = NULL;
+	if (len > MAX_RECORD || memchr(text, '\0', len))
+		return DD_NOTFOUND;
+	dd_buf_put(&copy, text, len);
+	dd_buf_puts(&want, "key ");
+	dd_sigv4_uri_encode(&want, key, strlen(key), 0);
+	for (line = strtok_r(copy.ptr, "\n", &save); line && n < 4 && ok; line = strtok_r(NULL, "\n", &save), n++) {
+		if (n == 0)
+			ok = !strcmp(line, "dd-s3-upload 1");
+		else if (n == 1)
+			ok = !strcmp(line, want.ptr);
+		else if (n == 2)
+			ok = !strncmp(line, "size ", 5);
+		else if ((ok = !strncmp(line, "upload ", 7) && printable_token(line + 7, 1024)))
+			*upload_id = dd_strdup(line + 7);
+	}
+	dd_buf_release(&want);
+	dd_buf_release(&copy);
+	return *upload_id ? 0 : DD_NOTFOUND;
+}
+
+/*
+ * Abort the multipart upload a record names, when it names `key`; then
+ * remove the record. An upload whose record we drop would otherwise stay
+ * in the bucket, unseen and billed, for ever.
+ */
+static int
+abort_recorded(struct dd_s3_client *c, const char *record, const char *text, size_t len, const char *key)
+{
+	char *id = NULL;
+	int r = record_ident(text, len, key, &id);
+
+	if (r != 0)
+		return r;
+	r = dd_s3_mpu_abort(c, key, id);
+	if (r == 0) {
+		dd_debug("aborted the stale upload of %s (record %s)", key, record);
+		if (unlink(record) < 0 && errno != ENOENT)
+			dd_debug("cannot remove the upload record %s: %s", record, strerror(errno));
+	}
+	free(id);
+	return r;
+}
+
+int
+dd_s3_record_abort(struct dd_s3_client *c, const char *record, const char *key)
+{
+	struct dd_buf text = DD_BUF_INIT;
+	struct stat st;
+	int r = DD_NOTFOUND;
+
+	if (lstat(record, &st) == 0 && S_ISREG(st.st_mode) && (uint64_t)st.st_size <= MAX_RECORD &&
+	    dd_file_read(&text, record) == 0)
+		r = abort_recorded(c, record, text.ptr ? text.ptr : "", text.len, key);
+	else
+		dd_error_clear();
+	dd_buf_release(&text);
+	return r;
+}
+
 static void
 record_load(struct upload *u)
 {
@@ -191,9 +263,13 @@ record_load(struct upload *u)
 
 	if (!u->record || stat(u->record, &st) < 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size > MAX_RECORD)
 		return;
-	if (dd_file_read(&text, u->record) < 0 ||
-	    dd_s3_record_parse(text.ptr ? text.ptr : "", text.len, u->key, u->size, u->part_size, &u->upload_id,
-			       u->parts, u->nparts) != 0) {
+	if (dd_file_read(&text, u->record) < 0) {
+		dd_error_clear();
+	} else if (dd_s3_record_parse(text.ptr ? text.ptr : "", text.len, u->key, u->size, u->part_size,
+				      &u->upload_id, u->parts, u->nparts) != 0) {
+		/* this key's upload of another file size or part size: it will never complete */
+		if (abort_recorded(u->c, u->record, text.ptr ? text.ptr : "", text.len, u->key) < 0)
+			dd_debug("cannot abort the stale upload of %s: %s", u->key, dd_error_last());
 		dd_debug("ignoring the upload record %s (another upload, or damaged)", u->record);
 		dd_error_clear();
 	}
@@ -240,14 +316,15 @@ match_listed(struct upload *u)
 
 /* ---- the part threads ---- */
 
+/* SHA-256 (hex) of bytes [off, off+len) of the file, read in 1 MiB pieces. */
 static int
-hash_part(struct upload *u, int number, char sha[65])
+hash_range(struct upload *u, uint64_t off, uint64_t len, char sha[65])
 {
 	crypto_hash_sha256_state st;
 	unsigned char md[crypto_hash_sha256_BYTES];
 	size_t bufsize = 1u << 20;
 	unsigned char *buf = dd_malloc(bufsize);
-	uint64_t off = (uint64_t)(number - 1) * u->part_size, len = part_len(u, number), done = 0;
+	uint64_t done = 0;
 	int rc = 0;
 
 	crypto_hash_sha256_init(&st);
@@ -268,6 +345,12 @@ hash_part(struct upload *u, int number, char sha[65])
 	sodium_bin2hex(sha, 65, md, sizeof(md));
 	free(buf);
 	return rc;
+}
+
+static int
+hash_part(struct upload *u, int number, char sha[65])
+{
+	return hash_range(u, (uint64_t)(number - 1) * u->part_size, part_len(u, number), sha);
 }
 
 static int
@@ -414,7 +497,7 @@ multipart(struct upload *u)
 }
 
 int
-dd_s3_upload_file(struct dd_s3_client *c, const char *key, const char *path, const char *record)
+dd_s3_upload_file(struct dd_s3_client *c, const char *key, const char *path, const char *record, const char *sha256)
 {
 	struct upload u = { .c = c, .key = key, .record = record, .fd = -1 };
 	struct stat st;
@@ -428,7 +511,7 @@ dd_s3_upload_file(struct dd_s3_client *c, const char *key, const char *path, con
 	u.size = (uint64_t)st.st_size;
 	u.part_size = dd_s3_client_part_size(c);
 	if (u.size <= u.part_size) {
-		r = dd_s3_put_fd(c, key, u.fd, 0, u.size, 1);
+		r = dd_s3_put_fd(c, key, u.fd, 0, u.size, 1, sha256, path);
 		goto out;
 	}
 	/* completing cannot be conditional everywhere (RGW 16): look first */
@@ -439,6 +522,16 @@ dd_s3_upload_file(struct dd_s3_client *c, const char *key, const char *path, con
 	}
 	if (r != DD_NOTFOUND)
 		goto out;
+	if (sha256) { /* no part says whether the whole matches its name: check before anything is sent */
+		char whole[65];
+		if ((r = hash_range(&u, 0, u.size, whole)) < 0)
+			goto out;
+		if (strcmp(whole, sha256)) {
+			dd_s3_damaged_error(key, path, "its SHA-256 differs; nothing was sent");
+			r = -1;
+			goto out;
+		}
+	}
 	while ((u.size + u.part_size - 1) / u.part_size > DD_S3_MAX_PARTS)
 		u.part_size *= 2;
 	u.nparts = (int)((u.size + u.part_size - 1) / u.part_size);

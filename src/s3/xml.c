@@ -279,7 +279,39 @@ parse_time(const char *s, int64_t *out)
 	return 0;
 }
 
-/* Copy the element text into a fixed buffer, cut at a UTF-8 character boundary. */
+/*
+ * Server text ends up in our one-line errors: replace what could break the
+ * line or drive a terminal -- C0 controls (a "&#10;" decodes to a newline),
+ * DEL, C1 controls (U+0080-U+009F, C2 80-C2 9F in UTF-8) and the Unicode line
+ * and paragraph separators (U+2028, U+2029) -- with '?', in place. The text
+ * is UTF-8 (expat checked it). Returns the new length.
+ */
+size_t
+dd_s3_xml_printable(char *s, size_t n)
+{
+	size_t i = 0, o = 0;
+
+	while (i < n) {
+		unsigned char c = (unsigned char)s[i];
+		size_t skip = 0;
+		if (c < 0x20 || c == 0x7f)
+			skip = 1;
+		else if (c == 0xc2 && i + 1 < n && (unsigned char)s[i + 1] >= 0x80 && (unsigned char)s[i + 1] <= 0x9f)
+			skip = 2;
+		else if (c == 0xe2 && i + 2 < n && (unsigned char)s[i + 1] == 0x80 &&
+			 ((unsigned char)s[i + 2] == 0xa8 || (unsigned char)s[i + 2] == 0xa9))
+			skip = 3;
+		if (skip) {
+			s[o++] = '?';
+			i += skip;
+		} else {
+			s[o++] = s[i++];
+		}
+	}
+	return o;
+}
+
+/* Copy the element text into a fixed buffer, cut at a UTF-8 character boundary, made printable. */
 static void
 copy_text(char *dst, size_t size, const struct dd_buf *text)
 {
@@ -288,7 +320,7 @@ copy_text(char *dst, size_t size, const struct dd_buf *text)
 	while (n > 0 && n < text->len && ((unsigned char)text->ptr[n] & 0xc0) == 0x80)
 		n--;
 	memcpy(dst, text->ptr, n);
-	dst[n] = '\0';
+	dst[dd_s3_xml_printable(dst, n)] = '\0';
 }
 
 /* Mark field `bit` of an entry seen; -1 when it was already. */

@@ -61,6 +61,14 @@ int dd_s3_xml_uploads(const char *body, size_t len, const char *key, char ***ids
  */
 int dd_s3_xml_complete(const char *body, size_t len, struct dd_s3_error *e);
 
+/*
+ * Replace, in place, what in server text could break a one-line error or
+ * drive a terminal (C0 and C1 controls, DEL, U+2028, U+2029) with '?'; the
+ * new length. Error codes and messages are copied through it; a caller
+ * showing other server text (a key S3 could not delete) uses it too.
+ */
+size_t dd_s3_xml_printable(char *s, size_t n);
+
 /* DeleteResult of a multi-object delete: the keys that failed, with their codes. */
 struct dd_s3_delete_failure {
 	char *key;

@@ -14,22 +14,46 @@
  *
  * The record of a multipart upload in progress lives next to the file being
  * sent, as ".<file name>.s3-upload" (a hidden name, which the file backend's
- * list() skips), so a push cut off mid-file resumes where it stopped.
+ * list() skips), so a push cut off mid-file resumes where it stopped. A
+ * record whose file is gone (a cache pack removed before its upload could
+ * finish) will never be resumed: the first upload from a folder aborts the
+ * uploads such records name under this store's keys and removes them.
+ * Uploads no record names (another clone's, a lost record's) are left to
+ * gc, which can list them (ListMultipartUploads) and abort the old ones.
  */
 #include "s3/client.h"
 #include "store/backend.h"
+#include "store/chunker.h"
+#include "store/manifest.h"
+#include "store/pack.h"
 #include "util/err.h"
 #include "util/fs.h"
+#include "util/log.h"
 
+#include <dirent.h>
+#include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
-#define MAX_OBJECT (512u << 20)
+/*
+ * The most a whole GET of a name may bring into memory: the largest
+ * plaintext a reader accepts for that kind of file, plus what compression
+ * and encryption can add (zstd's bound is n + n/256 + a little; the
+ * envelope is a few dozen bytes). A larger answer is refused from its
+ * Content-Length, before a byte of it is read.
+ */
+#define BOUND(n) ((size_t)(n) + (size_t)(n) / 128 + (1u << 20))
+#define MAX_SMALL (1u << 20) /* config, keys/... */
 
 struct s3_backend {
 	struct dd_backend base;
 	struct dd_s3_client *c;
 	char *prefix; /* "" or "some/prefix/" */
+	pthread_mutex_t mu;
+	char **swept; /* local folders whose stale upload records were looked at */
+	size_t nswept;
 };
 
 static char *
@@ -38,12 +62,26 @@ key_of(struct s3_backend *sb, const char *name)
 	return dd_asprintf("%s%s", sb->prefix, name);
 }
 
+static size_t
+max_of(const char *name)
+{
+	if (!strncmp(name, "data/", 5))
+		return BOUND(DD_CHUNK_MAX_LIMIT);
+	if (!strncmp(name, "index/", 6))
+		return BOUND(DD_INDEX_MAX);
+	if (!strncmp(name, "snapshots/", 10))
+		return BOUND(DD_MANIFEST_MAX);
+	if (!strncmp(name, "packs/", 6))
+		return (size_t)DD_PACK_MAX;
+	return MAX_SMALL;
+}
+
 static int
 s3b_get(struct dd_backend *be, const char *name, struct dd_buf *out)
 {
 	struct s3_backend *sb = (struct s3_backend *)be;
 	char *key = key_of(sb, name);
-	int r = dd_s3_get(sb->c, key, out, MAX_OBJECT);
+	int r = dd_s3_get(sb->c, key, out, max_of(name));
 
 	free(key);
 	return r;
@@ -82,12 +120,81 @@ record_path(const char *path)
 	return dd_asprintf("%.*s/.%s.s3-upload", (int)(slash - path), path, slash + 1);
 }
 
+/* The SHA-256 a name states its bytes have: a pack's "packs/<2 hex>/<64 hex>", else NULL. */
+static const char *
+named_sha256(const char *name)
+{
+	if (strncmp(name, "packs/", 6) || strlen(name) != 73 || name[8] != '/' || strspn(name + 6, "0123456789abcdef") != 2 ||
+	    strspn(name + 9, "0123456789abcdef") != 64)
+		return NULL;
+	return name + 9;
+}
+
+/* Has the folder of `localpath` been swept this run? Marks it so. */
+static int
+swept_before(struct s3_backend *sb, const char *dir)
+{
+	int found = 0;
+
+	pthread_mutex_lock(&sb->mu);
+	for (size_t i = 0; i < sb->nswept && !found; i++)
+		found = !strcmp(sb->swept[i], dir);
+	if (!found) {
+		sb->swept = dd_realloc(sb->swept, (sb->nswept + 1) * sizeof(*sb->swept));
+		sb->swept[sb->nswept++] = dd_strdup(dir);
+	}
+	pthread_mutex_unlock(&sb->mu);
+	return found;
+}
+
+/*
+ * Abort the uploads named by records in the folder of `localpath` whose file
+ * is gone, when they are this store's key for that file (the name's folder
+ * plus the file's name). Best effort: what fails stays for the next run.
+ */
+static void
+sweep_stale_records(struct s3_backend *sb, const char *name, const char *localpath)
+{
+	const char *ls = strrchr(localpath, '/'), *ns = strrchr(name, '/');
+	char *dir = ls ? dd_strndup(localpath, (size_t)(ls - localpath)) : dd_strdup(".");
+	struct dirent *e;
+	DIR *d;
+
+	if (swept_before(sb, dir) || !(d = opendir(dir))) {
+		free(dir);
+		return;
+	}
+	while ((e = readdir(d))) {
+		size_t n = strlen(e->d_name);
+		struct stat st;
+		char *file, *record, *key;
+		if (n <= 11 || e->d_name[0] != '.' || strcmp(e->d_name + n - 10, ".s3-upload"))
+			continue;
+		file = dd_asprintf("%s/%.*s", dir, (int)(n - 11), e->d_name + 1);
+		record = dd_asprintf("%s/%s", dir, e->d_name);
+		key = dd_asprintf("%s%.*s%.*s", sb->prefix, ns ? (int)(ns - name + 1) : 0, name, (int)(n - 11),
+				  e->d_name + 1);
+		if (lstat(file, &st) < 0 && errno == ENOENT && dd_s3_record_abort(sb->c, record, key) < 0) {
+			dd_debug("cannot abort the stale upload of %s: %s", key, dd_error_last());
+			dd_error_clear();
+		}
+		free(key);
+		free(record);
+		free(file);
+	}
+	closedir(d);
+	free(dir);
+}
+
 static int
 s3b_put_file(struct dd_backend *be, const char *name, const char *localpath)
 {
 	struct s3_backend *sb = (struct s3_backend *)be;
 	char *key = key_of(sb, name), *record = record_path(localpath);
-	int r = dd_s3_upload_file(sb->c, key, localpath, record);
+	int r;
+
+	sweep_stale_records(sb, name, localpath);
+	r = dd_s3_upload_file(sb->c, key, localpath, record, named_sha256(name));
 
 	free(record);
 	free(key);
@@ -194,6 +301,10 @@ s3b_free(struct dd_backend *be)
 	struct s3_backend *sb = (struct s3_backend *)be;
 
 	dd_s3_client_free(sb->c);
+	for (size_t i = 0; i < sb->nswept; i++)
+		free(sb->swept[i]);
+	free(sb->swept);
+	pthread_mutex_destroy(&sb->mu);
 	free(sb->prefix);
 	free(sb->base.display);
 	free(sb);
@@ -222,6 +333,13 @@ split_url(const char *rest, const char *url, char **bucket, char **prefix)
 	size_t nb = strcspn(rest, "/");
 	const char *p = rest[nb] ? rest + nb + 1 : "";
 	size_t np = strlen(p);
+
+	(void)url;
+	if (strchr(rest, '@')) { /* "s3://KEY:SECRET@bucket": checked first, and the URL is not shown */
+		dd_error("the store URL must not carry credentials: write it as s3://bucket/prefix");
+		dd_hint("set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or use ~/.aws/credentials");
+		return -1;
+	}
 
 	while (np && p[np - 1] == '/')
 		np--;
@@ -260,6 +378,7 @@ dd_backend_s3_open(struct dd_backend **out, const char *rest, const struct dd_ba
 		free(sb);
 		goto out;
 	}
+	pthread_mutex_init(&sb->mu, NULL);
 	sb->base.ops = &s3_ops;
 	sb->base.display = dd_strdup(o->url);
 	sb->prefix = prefix, prefix = NULL;

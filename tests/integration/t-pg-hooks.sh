@@ -44,6 +44,19 @@ url = host=127.0.0.1 port=$PGPORT user=$DD_TEST_PW_USER password=$DD_TEST_PW_PAS
 	assert_not_contains "$ERR$OUT$(cat "$T/hooks.log")" "$DD_TEST_PW_PASSWORD"
 }
 
+# Secrets in memory never reach a core file: the core size limit is 0, and what we run inherits it.
+# (Not dumpable too, but that cannot be seen from here: the tests run as root, which may read any
+# process's /proc/PID/environ whatever its dumpable flag.)
+test_no_core_dumps_even_from_what_we_run() {
+	setup_repo 'ulimit -c >"$T/core"'
+	ulimit -S -c "$(ulimit -H -c)" # as high as allowed, so the 0 is ours
+	[ "$(ulimit -c)" != 0 ] || fail "the hard core size limit is 0 here: this test cannot tell"
+	expect_ok git dnadata snapshot
+	psql_q "$DB" "UPDATE t SET v = 'edited' WHERE id = 2"
+	expect_ok git dnadata restore
+	assert_eq 0 "$(cat "$T/core")"
+}
+
 # DNADATA_DATABASE is git dnadata's override for every profile: a hook that
 # runs git dnadata must not get one from us (it used to get the connection
 # string without its password, so the nested command could not connect),

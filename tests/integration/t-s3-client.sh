@@ -23,25 +23,26 @@ test_multipart_upload_round_trips_exactly_in_bounded_memory() {
 	local b
 	b=$(s3_bucket mpu)
 	head -c $((96 * MIB + 4321)) /dev/urandom >big
-	DD_TOOL_PART_SIZE=$((5 * MIB)) DD_TOOL_TRANSFERS=4 DD_TOOL_VERBOSE=1 expect_ok tool "s3://$b/pre" put-file data/big "$T/big"
+	# under packs/: a whole GET is bounded by the name's kind, and no data/ object is this large
+	DD_TOOL_PART_SIZE=$((5 * MIB)) DD_TOOL_TRANSFERS=4 DD_TOOL_VERBOSE=1 expect_ok tool "s3://$b/pre" put-file packs/big "$T/big"
 	assert_eq created "$OUT"
-	assert_contains "$ERR" "uploaded pre/data/big in 20 parts (0 bytes resumed)"
+	assert_contains "$ERR" "uploaded pre/packs/big in 20 parts (0 bytes resumed)"
 	# the file is 96 MiB: a whole-file buffer would show
 	[ "$(peak_kib)" -lt $((40 * 1024)) ] || fail "peak RSS $(peak_kib) KiB for a 96 MiB upload"
 	assert_no_file "$T/.big.s3-upload"
-	s3_aws s3 cp "s3://$b/pre/data/big" back >/dev/null
+	s3_aws s3 cp "s3://$b/pre/packs/big" back >/dev/null
 	cmp big back
 	assert_eq "" "$(s3_aws s3api list-multipart-uploads --bucket "$b" --query 'Uploads[].UploadId' --output text | grep -v None || true)"
 	# create-only: a second upload finds it there (HEAD first) and sends nothing
-	DD_TOOL_PART_SIZE=$((5 * MIB)) expect_ok tool "s3://$b/pre" put-file data/big "$T/big"
+	DD_TOOL_PART_SIZE=$((5 * MIB)) expect_ok tool "s3://$b/pre" put-file packs/big "$T/big"
 	assert_eq exists "$OUT"
 	# a ranged read across a part boundary, and a whole read
-	expect_ok tool "s3://$b/pre" get-range data/big $((5 * MIB - 10)) 20 range
+	expect_ok tool "s3://$b/pre" get-range packs/big $((5 * MIB - 10)) 20 range
 	cmp range <(tail -c +$((5 * MIB - 9)) big | head -c 20)
-	expect_ok tool "s3://$b/pre" get data/big whole
+	expect_ok tool "s3://$b/pre" get packs/big whole
 	cmp big whole
-	expect_fail 1 tool "s3://$b/pre" get-range data/big $((96 * MIB)) 5000 range
-	assert_contains "$ERR" "pre/data/big in bucket $b is shorter"
+	expect_fail 1 tool "s3://$b/pre" get-range packs/big $((96 * MIB)) 5000 range
+	assert_contains "$ERR" "pre/packs/big in bucket $b is shorter"
 }
 
 test_interrupted_multipart_upload_resumes_and_skips_sent_parts() {
@@ -73,6 +74,74 @@ test_interrupted_multipart_upload_resumes_and_skips_sent_parts() {
 	assert_no_file .big.s3-upload
 	s3_aws s3 cp "s3://$b/data/big" back >/dev/null
 	cmp big back
+}
+
+# A pack is named by the SHA-256 of its bytes: that name is the payload hash sent, so the server itself
+# refuses other bytes; above the part size the whole file is checked before an upload is created.
+test_a_pack_whose_bytes_do_not_match_its_name_is_refused_and_nothing_is_stored() {
+	s3_env
+	local b sum small big name
+	b=$(s3_bucket packs)
+	head -c 300000 /dev/urandom >small
+	head -c $((12 * MIB)) /dev/urandom >big
+	sum=$(sha256sum small | cut -c1-64)
+	name=packs/${sum:0:2}/$sum
+	# one byte flipped: one PUT, refused by the server itself
+	cp small damaged
+	printf 'X' | dd of=damaged bs=1 seek=1000 conv=notrunc 2>/dev/null
+	expect_fail 1 tool "s3://$b/p" put-file "$name" "$T/damaged"
+	assert_contains "$ERR" "error: the local cache copy of $name is damaged (its bytes do not match its name): XAmzContentSHA256Mismatch"
+	assert_contains "$ERR" "hint: run \`git dnadata verify --offline --read-data\`; remove $T/damaged from the cache"
+	assert_not_contains "$ERR" "changed while it was sent"
+	assert_eq "" "$(s3_ls "$b")" "nothing stored"
+	# the right bytes go up under the same name
+	expect_ok tool "s3://$b/p" put-file "$name" "$T/small"
+	assert_eq created "$OUT"
+	# above the part size: refused before an upload is created
+	sum=$(sha256sum big | cut -c1-64)
+	printf 'X' | dd of=big bs=1 seek=$((7 * MIB)) conv=notrunc 2>/dev/null
+	DD_TOOL_PART_SIZE=$((5 * MIB)) expect_fail 1 tool "s3://$b/p" put-file "packs/${sum:0:2}/$sum" "$T/big"
+	assert_contains "$ERR" "error: the local cache copy of packs/${sum:0:2}/$sum is damaged (its bytes do not match its name): its SHA-256 differs; nothing was sent"
+	assert_eq "p/$name" "$(s3_ls "$b")" "only the good pack"
+	assert_eq "" "$(s3_aws s3api list-multipart-uploads --bucket "$b" --query 'Uploads[].UploadId' --output text | grep -v None || true)"
+	assert_no_file "$T/.big.s3-upload"
+	sum=$(sha256sum big | cut -c1-64)
+	DD_TOOL_PART_SIZE=$((5 * MIB)) expect_ok tool "s3://$b/p" put-file "packs/${sum:0:2}/$sum" "$T/big"
+	assert_eq created "$OUT"
+	s3_aws s3 cp "s3://$b/p/packs/${sum:0:2}/$sum" back >/dev/null
+	cmp big back
+}
+
+# uploads: the ids of the multipart uploads in progress in bucket $1, sorted, one a line.
+uploads() {
+	s3_aws s3api list-multipart-uploads --bucket "$1" --query 'Uploads[].UploadId' --output text |
+		tr '\t' '\n' | grep -v '^None$' | LC_ALL=C sort || true
+}
+
+# A record whose file is gone (a cache pack removed before its upload finished) would leave its
+# upload in the bucket for ever: the next upload from that folder aborts it and removes the record.
+# A record of this key for another file size (never resumable) is aborted when the key is sent.
+# Uploads of other keys (another store's prefix) are left alone: gc is for those.
+test_stale_upload_records_abort_their_uploads() {
+	s3_env
+	local b gone_id mine_id foreign_id
+	b=$(s3_bucket stale)
+	mkdir -p packs/ab
+	gone_id=$(s3_aws s3api create-multipart-upload --bucket "$b" --key pre/packs/ab/gone --query UploadId --output text)
+	mine_id=$(s3_aws s3api create-multipart-upload --bucket "$b" --key pre/packs/ab/big --query UploadId --output text)
+	foreign_id=$(s3_aws s3api create-multipart-upload --bucket "$b" --key other/packs/ab/lost --query UploadId --output text)
+	assert_eq "$(printf '%s\n' "$gone_id" "$mine_id" "$foreign_id" | LC_ALL=C sort)" "$(uploads "$b")"
+	printf 'dd-s3-upload 1\nkey pre%%2Fpacks%%2Fab%%2Fgone\nsize 20000000 5242880\nupload %s\n' "$gone_id" >packs/ab/.gone.s3-upload
+	printf 'dd-s3-upload 1\nkey other%%2Fpacks%%2Fab%%2Flost\nsize 20000000 5242880\nupload %s\n' "$foreign_id" >packs/ab/.lost.s3-upload
+	printf 'dd-s3-upload 1\nkey pre%%2Fpacks%%2Fab%%2Fbig\nsize 999 5242880\nupload %s\n' "$mine_id" >packs/ab/.big.s3-upload
+	head -c $((11 * MIB)) /dev/urandom >packs/ab/big
+	DD_TOOL_PART_SIZE=$((5 * MIB)) expect_ok tool "s3://$b/pre" put-file packs/ab/big "$T/packs/ab/big"
+	assert_eq created "$OUT"
+	assert_eq "$foreign_id" "$(uploads "$b")" "only the other store's upload is left"
+	assert_no_file packs/ab/.gone.s3-upload
+	assert_no_file packs/ab/.big.s3-upload
+	[ -f packs/ab/.lost.s3-upload ] || fail "another store's record was removed"
+	assert_eq "pre/packs/ab/big" "$(s3_ls "$b")"
 }
 
 test_list_pages_through_more_than_a_thousand_names_and_batch_delete_removes_them() {
@@ -141,6 +210,18 @@ test_refusals_name_the_code_even_for_head() {
 	AWS_SECRET_ACCESS_KEY=wrong-secret-0123456789 expect_fail 1 tool "s3://$b/p" exists keys/k
 	assert_contains "$ERR" "error: S3 rejected the signature for bucket $b (SignatureDoesNotMatch): check AWS_SECRET_ACCESS_KEY"
 	s3_assert_no_credentials "$ERR"
+}
+
+test_credentials_in_a_store_url_or_endpoint_are_refused_and_not_shown() {
+	s3_env
+	expect_fail 1 tool "s3://AKIAEXAMPLE:topsecret0123@some-bucket/p" exists keys/k
+	assert_contains "$ERR" "error: the store URL must not carry credentials: write it as s3://bucket/prefix"
+	assert_not_contains "$ERR" topsecret0123
+	assert_not_contains "$ERR" AKIAEXAMPLE
+	AWS_ENDPOINT_URL_S3=ftp://AKIAEXAMPLE:topsecret0123@127.0.0.1:1 expect_fail 1 tool "s3://some-bucket/p" exists keys/k
+	assert_contains "$ERR" "without a user name or password"
+	assert_not_contains "$ERR" topsecret0123
+	assert_not_contains "$ERR" AKIAEXAMPLE
 }
 
 test_missing_credentials_are_named() {

@@ -385,6 +385,13 @@ store_remote_settings_parse_override_and_check(void **state)
 	parse_bad("[store]\nendpoint = https://AKIA:secret@s3.example.com\n",
 		  "profiles.ini:2: endpoint must not carry credentials (use AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or "
 		  "~/.aws/credentials)");
+	/* refused for its '@' before anything else is said about it, so the value is never shown */
+	parse_bad("[store]\nendpoint = ftp://AKIA:secret@s3.example.com\n",
+		  "profiles.ini:2: endpoint must not carry credentials (use AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or "
+		  "~/.aws/credentials)");
+	parse_bad("[store]\nurl = s3://AKIA:secret@bucket/p\n",
+		  "profiles.ini:2: store url must not carry credentials (write s3://bucket/prefix; use AWS_ACCESS_KEY_ID and "
+		  "AWS_SECRET_ACCESS_KEY, or ~/.aws/credentials)");
 	parse_bad("[store]\ntransfers = 0\n",
 		  "profiles.ini:2: 'transfers' must be a number of parallel requests from 1 to 64, not '0'");
 	parse_bad("[store]\nretries = 31\n", "profiles.ini:2: 'retries' must be a number of retries from 0 to 30, not '31'");

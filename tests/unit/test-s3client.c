@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -76,6 +77,12 @@ endpoint_is_scheme_host_and_port_only(void **state)
 	assert_int_equal(dd_s3_endpoint_parse("https://host?x=1", &scheme, &hostport), -1);
 	/* user info would put a credential in a URL: refused, and not echoed */
 	assert_int_equal(dd_s3_endpoint_parse("https://AKIA:secret@host", &scheme, &hostport), -1);
+	assert_null(strstr(dd_error_last(), "secret"));
+	/* whatever else is wrong with it (as AWS_ENDPOINT_URL or ~/.aws/config may give it) */
+	assert_int_equal(dd_s3_endpoint_parse("ftp://AKIA:secret@host", &scheme, &hostport), -1);
+	assert_null(strstr(dd_error_last(), "secret"));
+	assert_non_null(strstr(dd_error_last(), "without a user name or password"));
+	assert_int_equal(dd_s3_endpoint_parse("https://host/AKIA:secret@x", &scheme, &hostport), -1);
 	assert_null(strstr(dd_error_last(), "secret"));
 }
 
@@ -453,6 +460,138 @@ unreachable_after_retries_then_fails_fast(void **state)
 	server_free(&s);
 }
 
+static int
+count_object(const struct dd_s3_object *o, void *arg)
+{
+	(void)o;
+	(*(int *)arg)++;
+	return 0;
+}
+
+#define LIST_PAGE(keys, token)                                                                                       \
+	"HTTP/1.1 200 OK\r\nContent-Type: application/xml\r\n\r\n<ListBucketResult><Name>bkt</Name>"                \
+	"<IsTruncated>true</IsTruncated>" keys "<NextContinuationToken>" token "</NextContinuationToken>"            \
+	"</ListBucketResult>"
+
+static void
+listing_that_goes_round_in_circles_is_refused(void **state)
+{
+	struct server s = { .nanswers = 3 };
+	struct dd_s3_client *c;
+	int n = 0;
+
+	(void)state;
+	/* each page a new token, but the second lists the first's names again: it would never end */
+	s.answers[0] = LIST_PAGE("<Contents><Key>p/a</Key><Size>1</Size></Contents>"
+				 "<Contents><Key>p/b</Key><Size>1</Size></Contents>", "t1");
+	s.answers[1] = LIST_PAGE("<Contents><Key>p/a</Key><Size>1</Size></Contents>"
+				 "<Contents><Key>p/b</Key><Size>1</Size></Contents>", "t2");
+	s.answers[2] = LIST_PAGE("<Contents><Key>p/a</Key><Size>1</Size></Contents>", "t3");
+	server_start(&s);
+	c = client_for(&s, 0);
+	assert_int_equal(dd_s3_list(c, "p/", count_object, &n), -1);
+	assert_string_equal(dd_error_last(), "S3's listing of bucket bkt goes back to names it already listed (page 2)");
+	assert_int_equal(n, 2);
+	dd_s3_client_free(c);
+	server_stop(&s);
+	assert_int_equal(s.nrequests, 2);
+	server_free(&s);
+}
+
+static void
+server_text_cannot_split_an_error_line(void **state)
+{
+	struct server s = { .nanswers = 2 };
+	struct dd_buf out = DD_BUF_INIT;
+	const char *keys[] = { "k" };
+	struct dd_s3_client *c;
+
+	(void)state;
+	s.answers[0] = "HTTP/1.1 400 Bad Request\r\nContent-Length: 71\r\n\r\n"
+		       "<Error><Code>Odd</Code><Message>a&#10;error: forged\xc2\x9b</Message></Error>";
+	s.answers[1] = "HTTP/1.1 200 OK\r\nContent-Type: application/xml\r\n\r\n<DeleteResult><Error>"
+		       "<Key>k&#10;error: forged</Key><Code>AccessDenied</Code></Error></DeleteResult>";
+	server_start(&s);
+	c = client_for(&s, 0);
+	assert_int_equal(dd_s3_get(c, "k", &out, 100), -1);
+	assert_string_equal(dd_error_last(), "S3 refused GET k in bucket bkt (HTTP 400 Odd): a?error: forged?");
+	assert_int_equal(dd_s3_delete_many(c, keys, 1), -1);
+	assert_string_equal(dd_error_last(),
+			    "S3 could not delete 1 object in bucket bkt (first: k?error: forged, AccessDenied)");
+	dd_s3_client_free(c);
+	server_stop(&s);
+	server_free(&s);
+	dd_buf_release(&out);
+}
+
+static long
+peak_rss_kib(void)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_SELF, &ru);
+	return ru.ru_maxrss;
+}
+
+static void
+gets_are_bounded_by_the_callers_maximum(void **state)
+{
+	struct server s = { .nanswers = 4 };
+	struct dd_buf out = DD_BUF_INIT;
+	struct dd_s3_client *c;
+	long before = peak_rss_kib();
+
+	(void)state;
+	/* a Content-Length above the maximum: refused from the header, no retry, nothing kept */
+	s.answers[0] = "HTTP/1.1 200 OK\r\nContent-Length: 101\r\nETag: \"e\"\r\n\r\n0123456789";
+	/* a reply claiming 100 GB, cut off after 3 bytes: refused at once, not resumed up to 100 GB */
+	s.answers[1] = "HTTP/1.1 200 OK\r\nContent-Length: 107374182400\r\nETag: \"e\"\r\n\r\nabc";
+	/* a cut-off whole GET resumes, and the rest may not be larger than what is missing */
+	s.answers[2] = "HTTP/1.1 200 OK\r\nContent-Length: 10\r\nETag: \"e1\"\r\n\r\n01234";
+	s.answers[3] = "HTTP/1.1 206 Partial Content\r\nContent-Length: 107374182400\r\n"
+		       "Content-Range: bytes 5-107374182404/107374182405\r\nETag: \"e1\"\r\n\r\n56789";
+	server_start(&s);
+	c = client_for(&s, 3);
+	assert_int_equal(dd_s3_get(c, "index/x", &out, 100), -1);
+	assert_non_null(strstr(dd_error_last(), "index/x in bucket bkt is larger than expected"));
+	assert_int_equal(out.len, 0);
+	assert_int_equal(dd_s3_get(c, "index/x", &out, (size_t)1 << 30), -1);
+	assert_non_null(strstr(dd_error_last(), "larger than expected"));
+	assert_true(out.cap <= (8u << 20)); /* no room made from the header's word */
+	assert_int_equal(dd_s3_get(c, "index/x", &out, 1000), -1);
+	assert_non_null(strstr(dd_error_last(), "larger than expected"));
+	dd_s3_client_free(c);
+	server_stop(&s);
+	assert_int_equal(s.nrequests, 4); /* one request each, the resumed one twice: no retry of a refusal */
+	assert_true(peak_rss_kib() - before < 32 * 1024);
+	server_free(&s);
+	dd_buf_release(&out);
+
+	/* a ranged GET answered with the whole object: said as such, whatever its size */
+	struct server s3 = { .nanswers = 1 };
+	s3.answers[0] = "HTTP/1.1 200 OK\r\nContent-Length: 107374182400\r\n\r\nabc";
+	server_start(&s3);
+	c = client_for(&s3, 3);
+	assert_int_equal(dd_s3_get_range(c, "k", 10, 4, &out), -1);
+	assert_string_equal(dd_error_last(), "the S3 server ignored the Range of a read of k in bucket bkt");
+	dd_s3_client_free(c);
+	server_stop(&s3);
+	server_free(&s3);
+
+	/* a large but allowed Content-Length, cut off: at most a few MiB made room for */
+	struct server s2 = { .nanswers = 1 };
+	s2.answers[0] = "HTTP/1.1 200 OK\r\nContent-Length: 300000000\r\nETag: \"e\"\r\n\r\nabc";
+	server_start(&s2);
+	c = client_for(&s2, 0);
+	assert_int_equal(dd_s3_get(c, "snapshots/x", &out, (size_t)1 << 30), DD_EUNREACHABLE);
+	assert_true(out.cap <= (8u << 20));
+	dd_s3_client_free(c);
+	server_stop(&s2);
+	assert_true(peak_rss_kib() - before < 32 * 1024);
+	server_free(&s2);
+	dd_buf_release(&out);
+}
+
 int
 main(void)
 {
@@ -469,6 +608,9 @@ main(void)
 		cmocka_unit_test(slowdown_is_retried_and_put_is_create_only),
 		cmocka_unit_test(refusal_is_one_line_naming_bucket_code_and_what_to_check),
 		cmocka_unit_test(unreachable_after_retries_then_fails_fast),
+		cmocka_unit_test(gets_are_bounded_by_the_callers_maximum),
+		cmocka_unit_test(listing_that_goes_round_in_circles_is_refused),
+		cmocka_unit_test(server_text_cannot_split_an_error_line),
 	};
 	return cmocka_run_group_tests(tests, setup_env, NULL);
 }

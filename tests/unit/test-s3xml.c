@@ -408,6 +408,33 @@ error_fields_are_cut_to_size_on_a_character_boundary(void **state)
 	dd_buf_release(&b);
 }
 
+/* Server text goes into one-line errors: nothing in it may break the line or drive the terminal. */
+static void
+server_text_is_made_printable_when_copied(void **state)
+{
+	static const char err[] = "<Error><Code>Bad&#10;Code&#x7f;</Code><Message>one&#10;two&#13;\xc2\x9b" "31m"
+				  "\xc2\x85three\xe2\x80\xa8" "four\xe2\x80\xa9 caf\xc3\xa9 \xc2\xa0ok&#9;</Message></Error>";
+	static const char del[] = "<DeleteResult><Error><Key>store/a</Key><Code>Access&#10;Denied</Code></Error>"
+				  "</DeleteResult>";
+	struct dd_s3_delete_failure *f = NULL;
+	struct dd_s3_error e;
+	char key[] = "store/a\nerror: forged\x1b[2J\xc2\x9b";
+	size_t n = 0;
+
+	(void)state;
+	assert_int_equal(dd_s3_xml_error(err, sizeof(err) - 1, &e), 0);
+	assert_string_equal(e.code, "Bad?Code?");
+	/* C0, C1 and the line separators replaced; other characters (é, a no-break space) kept */
+	assert_string_equal(e.message, "one?two??31m?three?four? caf\xc3\xa9 \xc2\xa0ok?");
+	assert_int_equal(dd_s3_xml_delete_result(del, sizeof(del) - 1, &f, &n), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(f[0].code, "Access?Denied");
+	dd_s3_delete_failures_free(f, n);
+	/* what the client does with a key it shows */
+	key[dd_s3_xml_printable(key, strlen(key))] = '\0';
+	assert_string_equal(key, "store/a?error: forged?[2J?");
+}
+
 static void
 complete_tells_success_from_an_error_inside_a_200(void **state)
 {
@@ -614,6 +641,7 @@ main(void)
 		cmocka_unit_test(oversized_body_is_refused_before_parsing),
 		cmocka_unit_test(error_document_with_empty_message),
 		cmocka_unit_test(error_fields_are_cut_to_size_on_a_character_boundary),
+		cmocka_unit_test(server_text_is_made_printable_when_copied),
 		cmocka_unit_test(complete_tells_success_from_an_error_inside_a_200),
 		cmocka_unit_test(upload_id_is_read_and_required),
 		cmocka_unit_test(list_parts_reads_numbers_sizes_and_etags),
