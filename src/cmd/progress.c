@@ -57,6 +57,9 @@ dd_progress_summary(const struct dd_progress *pr, const char *cmd, const char *v
 	char moved[32], skipped[32];
 
 	dd_progress_done();
+	if (st->unavailable)
+		dd_warn("%s: %" PRIu64 " snapshot%s in neither the local cache nor the store, skipped (see above)", cmd,
+			st->unavailable, plural(st->unavailable));
 	dd_format_bytes(moved, sizeof(moved), (double)st->bytes);
 	dd_format_bytes(skipped, sizeof(skipped), (double)st->skipped_bytes);
 	if (!st->files)

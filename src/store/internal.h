@@ -34,6 +34,10 @@ struct dd_store {
 	int flags;
 	char *url;                /* for messages */
 	struct dd_buf config;     /* the store config in use (as read from the cache or the store) */
+	pthread_mutex_t cfgmu;    /* config and the refresh below: transfer threads may fail objects at once */
+	int config_refreshed;     /* the store's config was read again this run (at most once) */
+	int config_from_store;    /* opening read the config from the store itself (push need not ask again) */
+	char *config_refresh_err; /* what that found, repeated to later callers (NULL: nothing wrong) */
 	const char *cache_label;  /* "the local cache" (verify points it at the store) */
 	pthread_mutex_t bufmu;
 	uint8_t **freebufs;       /* recycled chunk buffers */
@@ -159,21 +163,28 @@ int dd_store_check_pack(struct dd_store *st, const uint8_t name[32], const uint8
 /* ---- transfers (transfer.c) ---- */
 struct dd_xfer;
 struct dd_xfer_batch {
-	struct dd_xfer *head, *tail;
+	const char *what;            /* progress label ("uploading"): reported from submit and wait; NULL: none */
+	struct dd_xfer *head, *tail; /* submitted, not yet counted */
 	size_t n;
 	uint64_t total_bytes;
+	uint64_t done_files, done_bytes;
+	struct dd_transfer_stats acc; /* what the finished ones moved or found there */
+	int failed;                   /* the first failure (-1, DD_NOTFOUND), its error in `why` */
+	struct dd_error_saved why;
+	int64_t last_report;
 };
 enum dd_xfer_kind {
 	DD_XFER_UPLOAD = 1,  /* put_file the cache's copy of `name` (DD_EXISTS: the store had it) */
 	DD_XFER_ENSURE = 2,  /* exists() first; upload only when the store lacks it */
 	DD_XFER_OBJECT = 3,  /* fetch a data object into the cache (dd_store_get_object) */
+	DD_XFER_FRESH = 4,   /* DD_XFER_UPLOAD of a pack the packer has just written and checked */
 };
 /* Queue a transfer of `name` on the transfer pool (uploads: bytes from the cache file). */
 void dd_xfer_submit(struct dd_store *st, struct dd_xfer_batch *b, int kind, const char *name, const uint8_t id[32],
 		    uint32_t len);
 /*
- * Wait for every transfer of the batch (reporting progress as `what` when
- * not NULL), add them to `stats`, free them. DD_EUNREACHABLE answers mark
+ * Wait for every transfer of the batch (reporting progress as `what`, or
+ * the batch's own label, when not NULL), add them to `stats`, free them. DD_EUNREACHABLE answers mark
  * the store unreachable (dd_store_gone) and are no error. 0 or -1 (the
  * first failure, naming its file).
  */

@@ -7,7 +7,10 @@
  * files that slots refer to by number. Slot numbers never change, so a
  * copy of a hit stays meaningful after the lock is released. Nothing is
  * ever removed: a pack whose writing failed is marked failed and lookups
- * skip its objects.
+ * skip its objects. An object several packs hold (two clones packed it,
+ * or it was written again) keeps every place: the first in its slot, the
+ * others in a chain of `alts`, so a reader whose first pack is missing or
+ * damaged tries the next.
  */
 #include "store/pack.h"
 #include "util/err.h"
@@ -19,7 +22,13 @@ struct dd_midx_slot {
 	uint8_t id[32];
 	uint32_t pack; /* DD_MIDX_NONE: empty slot */
 	uint32_t off, len;
+	uint32_t alt; /* first other place: index + 1 into m->alts (0: none) */
 	uint8_t type;
+};
+
+struct dd_midx_alt {
+	uint32_t pack, off, len;
+	uint32_t next; /* index + 1 of the next other place (0: none) */
 };
 
 void
@@ -33,6 +42,7 @@ void
 dd_midx_clear(struct dd_midx *m)
 {
 	free(m->slots);
+	free(m->alts);
 	free(m->packs);
 	free(m->files);
 	pthread_mutex_destroy(&m->mu);
@@ -82,22 +92,62 @@ live(const struct dd_midx *m, const struct dd_midx_slot *s, int pending)
 	return st == DD_MIDX_READY || (pending && st == DD_MIDX_PENDING);
 }
 
-int
-dd_midx_find(struct dd_midx *m, const uint8_t id[32], int pending, struct dd_midx_hit *hit)
+static int
+pack_live(const struct dd_midx *m, uint32_t pack, int pending)
+{
+	uint8_t st = m->packs[pack].state;
+
+	return st == DD_MIDX_READY || (pending && st == DD_MIDX_PENDING);
+}
+
+size_t
+dd_midx_find_all(struct dd_midx *m, const uint8_t id[32], int pending, struct dd_midx_hit *hits, size_t max)
 {
 	struct dd_midx_slot *s;
-	int r = 0;
+	size_t k = 0;
 
 	pthread_mutex_lock(&m->mu);
 	if (m->cap) {
 		s = probe(m, id);
-		if (s->pack != DD_MIDX_NONE && live(m, s, pending)) {
-			*hit = (struct dd_midx_hit){ s->pack, s->off, s->len, s->type };
-			r = 1;
+		if (s->pack != DD_MIDX_NONE) {
+			if (k < max && live(m, s, pending))
+				hits[k++] = (struct dd_midx_hit){ s->pack, s->off, s->len, s->type };
+			for (uint32_t a = s->alt; a && k < max; a = m->alts[a - 1].next) {
+				const struct dd_midx_alt *x = &m->alts[a - 1];
+				if (pack_live(m, x->pack, pending))
+					hits[k++] = (struct dd_midx_hit){ x->pack, x->off, x->len, s->type };
+			}
 		}
 	}
 	pthread_mutex_unlock(&m->mu);
-	return r;
+	return k;
+}
+
+int
+dd_midx_find(struct dd_midx *m, const uint8_t id[32], int pending, struct dd_midx_hit *hit)
+{
+	return dd_midx_find_all(m, id, pending, hit, 1) == 1;
+}
+
+/* Under the lock: pack `pack` holds slot s's object too (unless already listed). */
+static void
+add_alt(struct dd_midx *m, struct dd_midx_slot *s, uint32_t pack, uint32_t off, uint32_t len)
+{
+	uint32_t *link = &s->alt;
+
+	for (uint32_t a = s->alt; a; a = m->alts[a - 1].next) {
+		if (m->alts[a - 1].pack == pack) {
+			m->alts[a - 1].off = off, m->alts[a - 1].len = len;
+			return;
+		}
+		link = &m->alts[a - 1].next;
+	}
+	if (m->nalts == m->capalts) {
+		m->capalts = m->capalts ? 2 * m->capalts : 64;
+		m->alts = dd_realloc(m->alts, m->capalts * sizeof(*m->alts));
+	}
+	m->alts[m->nalts] = (struct dd_midx_alt){ pack, off, len, 0 };
+	*link = (uint32_t)++m->nalts;
 }
 
 /* Under the lock. */
@@ -114,14 +164,15 @@ add_locked(struct dd_midx *m, const uint8_t id[32], uint8_t type, uint32_t pack,
 			s->off = off, s->len = len;
 			return 1;
 		}
-		if (live(m, s, 1))
+		if (live(m, s, 1)) { /* another place of the same object */
+			add_alt(m, s, pack, off, len);
 			return 0;
-		/* its pack failed (or a later one replaces it): take the new place */
-		*s = (struct dd_midx_slot){ .pack = pack, .off = off, .len = len, .type = type };
-		memcpy(s->id, id, 32);
+		}
+		/* its pack failed: the new place comes first (the other places stay) */
+		s->pack = pack, s->off = off, s->len = len, s->type = type;
 		return 1;
 	}
-	*s = (struct dd_midx_slot){ .pack = pack, .off = off, .len = len, .type = type };
+	*s = (struct dd_midx_slot){ .pack = pack, .off = off, .len = len, .type = type, .alt = 0 };
 	memcpy(s->id, id, 32);
 	m->n++;
 	return 1;

@@ -10,9 +10,12 @@
 #include "util/endian.h"
 #include "util/err.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define NONCE 24
 #define TAG 16
@@ -21,6 +24,38 @@ void
 dd_pack_hash(uint8_t out[32], const void *data, size_t len)
 {
 	crypto_hash_sha256(out, data, len);
+}
+
+int
+dd_pack_hash_file(uint8_t out[32], const char *path)
+{
+	crypto_hash_sha256_state h;
+	size_t cap = 1u << 20;
+	uint8_t *buf = dd_malloc(cap);
+	ssize_t n;
+	int fd = open(path, O_RDONLY | O_CLOEXEC), rc = -1;
+
+	if (fd < 0) {
+		dd_error_errno("cannot open %s", path);
+		goto out;
+	}
+	crypto_hash_sha256_init(&h);
+	while ((n = read(fd, buf, cap)) != 0) {
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			dd_error_errno("cannot read %s", path);
+			goto out;
+		}
+		crypto_hash_sha256_update(&h, buf, (unsigned long long)n);
+	}
+	crypto_hash_sha256_final(&h, out);
+	rc = 0;
+out:
+	if (fd >= 0)
+		close(fd);
+	free(buf);
+	return rc;
 }
 
 static void

@@ -51,6 +51,8 @@ struct dd_pack_entry {
 
 /* The name of a pack: SHA-256 of its bytes. */
 void dd_pack_hash(uint8_t out[32], const void *data, size_t len);
+/* The same of the file at `path`, read in 1 MiB pieces: 0, -1 (cannot read it). */
+int dd_pack_hash_file(uint8_t out[32], const char *path);
 /*
  * Append the encrypted header of the `n` entries (in pack order: offsets
  * increasing from 0, each object right after the previous one) and its
@@ -105,13 +107,18 @@ struct dd_midx_hit {
 };
 
 /*
- * Thread-safe (one mutex). Objects map to the first pack naming them;
- * memory is ~48 bytes per object.
+ * Thread-safe (one mutex). Objects map to the first pack naming them,
+ * then to every other pack naming them too (a short chain, for readers
+ * whose first pack is missing or damaged); memory is ~52 bytes per object
+ * plus 16 per extra place.
  */
+struct dd_midx_alt;
 struct dd_midx {
 	pthread_mutex_t mu;
 	struct dd_midx_slot *slots;
 	size_t cap, n;
+	struct dd_midx_alt *alts;
+	size_t nalts, capalts;
 	struct dd_midx_pack *packs;
 	size_t npacks, cappacks;
 	struct dd_midx_file *files;
@@ -122,7 +129,10 @@ void dd_midx_init(struct dd_midx *m);
 void dd_midx_clear(struct dd_midx *m);
 /* 1 found (*hit filled; pending and failed packs' objects are skipped unless `pending`), 0 not. */
 int dd_midx_find(struct dd_midx *m, const uint8_t id[32], int pending, struct dd_midx_hit *hit);
-/* Add object `id` to pack `pack` unless some ready or pending pack has it: 1 added, 0 present. */
+/* Every usable place of `id`, the first one first (at most `max`): how many were filled. */
+size_t dd_midx_find_all(struct dd_midx *m, const uint8_t id[32], int pending, struct dd_midx_hit *hits, size_t max);
+#define DD_MIDX_MAX_PLACES 4 /* places a reader tries */
+/* Add object `id` to pack `pack`: 1 added as its first place, 0 some ready or pending pack has it (kept as another place). */
 int dd_midx_add(struct dd_midx *m, const uint8_t id[32], uint8_t type, uint32_t pack, uint32_t off, uint32_t len);
 /* A new pack slot (state pending, no file); returns its number. */
 uint32_t dd_midx_new_pack(struct dd_midx *m);

@@ -242,7 +242,7 @@ finish(struct dd_store *st, struct pobj *objs, size_t n, uint32_t slot)
 	pk->done[pk->ndone++] = ip;
 	ip.e = NULL;
 	if (dd_store_live(st))
-		dd_xfer_submit(st, &pk->uploads, DD_XFER_UPLOAD, name, NULL, 0);
+		dd_xfer_submit(st, &pk->uploads, DD_XFER_FRESH, name, NULL, 0);
 	pthread_mutex_unlock(&pk->mu);
 	rc = 0;
 out:

@@ -7,7 +7,8 @@
  * seen, so objects another clone packed are reused rather than sent again.
  * Index files are immutable: a name seen once never needs reading again.
  * An index file that does not open is ignored with a warning (its packs'
- * objects then look absent: they are written again, never trusted).
+ * objects then look absent: they are written again, never trusted); so is
+ * a cache index file the store lacks whose packs are gone from the cache.
  */
 #include "store/internal.h"
 #include "util/err.h"
@@ -129,6 +130,68 @@ fetch_one(struct dd_store *st, const char *name, const uint8_t id[32], struct dd
 	return 0;
 }
 
+/* Is pack slot `p` in the cache, or (asked once) in the store? 1 yes, 0 no, -1 cannot tell. */
+static int
+pack_somewhere(struct dd_store *st, uint32_t p)
+{
+	char name[DD_OBJECT_NAME_SIZE];
+	int r;
+
+	dd_object_name(name, sizeof(name), "packs", dd_midx_pack_get(st->idx, p).name);
+	if (st->cache->ops->exists(st->cache, name) == 1)
+		return 1;
+	atomic_fetch_add(&st->requests, 1);
+	r = st->be->ops->exists(st->be, name);
+	if (dd_store_gone(st, r))
+		return -1;
+	dd_error_clear();
+	return r < 0 ? -1 : r;
+}
+
+/*
+ * An index file the store does not hold is this clone's, waiting for a
+ * push: its packs must be in the cache. When one is in neither the cache
+ * nor the store (cache/packs deleted to free space), the whole file is
+ * dropped from the cache with a warning: its packs are marked failed, so their objects
+ * count as absent and are written again, instead of being reused and
+ * queued for an upload that cannot happen. Its packs are never sent
+ * either, so no store index file can name a pack the store lacks. Runs
+ * once, after the listing said which index files the store holds.
+ */
+static void
+drop_orphan_files(struct dd_store *st)
+{
+	size_t nfiles = st->idx->nfiles;
+	char name[DD_OBJECT_NAME_SIZE];
+
+	for (size_t f = 0; f < nfiles && dd_store_live(st); f++) {
+		struct dd_midx_file mf = dd_midx_file_get(st->idx, (uint32_t)f);
+		uint32_t *packs, bad = DD_MIDX_NONE;
+		size_t n;
+		if (mf.in_store)
+			continue;
+		dd_midx_file_packs(st->idx, (uint32_t)f, &packs, &n);
+		for (size_t k = 0; k < n && bad == DD_MIDX_NONE; k++)
+			if (pack_somewhere(st, packs[k]) == 0)
+				bad = packs[k];
+		if (bad != DD_MIDX_NONE) {
+			char pname[DD_OBJECT_NAME_SIZE];
+			dd_object_name(name, sizeof(name), "index", mf.id);
+			dd_object_name(pname, sizeof(pname), "packs", dd_midx_pack_get(st->idx, bad).name);
+			dd_warn("dropped %s from the local cache: its pack %s is in neither the local cache nor the store "
+				"%s (its objects will be written again)", name, pname, st->url);
+			if (st->cache->ops->del(st->cache, name) < 0) /* else it would warn on every run */
+				dd_error_clear();
+			for (size_t k = 0; k < n; k++) {
+				struct dd_midx_pack mp = dd_midx_pack_get(st->idx, packs[k]);
+				mp.state = DD_MIDX_FAILED;
+				dd_midx_pack_set(st->idx, packs[k], &mp);
+			}
+		}
+		free(packs);
+	}
+}
+
 int
 dd_store_index_refresh(struct dd_store *st)
 {
@@ -168,6 +231,7 @@ dd_store_index_refresh(struct dd_store *st)
 		if (dd_store_gone(st, r))
 			break;
 	}
+	drop_orphan_files(st);
 	rc = 0;
 out:
 	st->idx_refreshed = 1;

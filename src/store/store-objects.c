@@ -289,33 +289,47 @@ open_from_store(struct dd_store *st, int type, const uint8_t id[32], const struc
 	return -1;
 }
 
-/* A data object from a pack of the store (one ranged read): 0, DD_NOTFOUND (no error), -1. */
+/*
+ * A data object from a pack of the store (one ranged read; the next place
+ * the index files give when that pack is missing or its copy does not
+ * open): 0, DD_NOTFOUND (no error), -1 (every place failed: the first
+ * failure's error).
+ */
 static int
 get_from_store_pack(struct dd_store *st, const uint8_t id[32], const char *name, size_t max_plain,
 		    struct dd_buf *plain, ZSTD_DCtx *zd, struct dd_buf *obj)
 {
 	char pname[DD_OBJECT_NAME_SIZE];
-	struct dd_midx_hit hit;
-	struct dd_midx_pack mp;
-	int r;
+	struct dd_midx_hit hits[DD_MIDX_MAX_PLACES];
+	struct dd_error_saved first = { 0 };
+	size_t n = dd_midx_find_all(st->idx, id, 0, hits, DD_MIDX_MAX_PLACES);
+	int r, failed = 0;
 
-	if (!dd_midx_find(st->idx, id, 0, &hit)) {
+	if (!n) {
 		if (dd_store_index_refresh(st) < 0)
 			return -1;
-		if (!dd_store_live(st) || !dd_midx_find(st->idx, id, 0, &hit))
+		if (!dd_store_live(st) || !(n = dd_midx_find_all(st->idx, id, 0, hits, DD_MIDX_MAX_PLACES)))
 			return DD_NOTFOUND;
 	}
-	mp = dd_midx_pack_get(st->idx, hit.pack);
-	dd_object_name(pname, sizeof(pname), "packs", mp.name);
-	atomic_fetch_add(&st->requests, 1);
-	r = st->be->ops->get_range(st->be, pname, hit.off, hit.len, obj);
-	if (r == DD_NOTFOUND || dd_store_gone(st, r))
+	for (size_t i = 0; i < n && dd_store_live(st); i++) {
+		struct dd_midx_pack mp = dd_midx_pack_get(st->idx, hits[i].pack);
+		dd_object_name(pname, sizeof(pname), "packs", mp.name);
+		atomic_fetch_add(&st->requests, 1);
+		r = st->be->ops->get_range(st->be, pname, hits[i].off, hits[i].len, obj);
+		if (r == DD_NOTFOUND || dd_store_gone(st, r))
+			continue;
+		if (r == 0 && open_from_store(st, DD_OBJ_DATA, id, obj, max_plain, plain, zd) == 0) {
+			dd_error_saved_free(&first);
+			return 0;
+		}
+		dd_error_wrap("object %s in %s of the store %s", name, pname, st->url);
+		if (!failed++)
+			dd_error_save(&first);
+		dd_error_clear();
+	}
+	if (!failed)
 		return DD_NOTFOUND;
-	if (r < 0)
-		return dd_error_wrap("object %s in %s of the store %s", name, pname, st->url);
-	if (open_from_store(st, DD_OBJ_DATA, id, obj, max_plain, plain, zd) < 0)
-		return dd_error_wrap("object %s in %s of the store %s", name, pname, st->url);
-	return 0;
+	return dd_error_restore(&first);
 }
 
 /* The backend's copy (a pack, else a loose object), filling the cache: 0, DD_NOTFOUND (error set), -1. */
@@ -353,33 +367,45 @@ get_from_backend(struct dd_store *st, int type, const uint8_t id[32], const char
 	return 0;
 }
 
-/* A data object from a pack in the cache: 0, DD_NOTFOUND (not there, or damaged: warned), -1. */
+/*
+ * A data object from a pack in the cache, trying each place the index
+ * files give: 0, DD_NOTFOUND (not there, or damaged: warned), -1.
+ */
 static int
 get_from_cache_pack(struct dd_store *st, const uint8_t id[32], const char *name, size_t max_plain,
 		    struct dd_buf *plain, ZSTD_DCtx *zd, struct dd_buf *obj)
 {
 	char pname[DD_OBJECT_NAME_SIZE];
-	struct dd_midx_hit hit;
-	struct dd_midx_pack mp;
-	int r;
+	struct dd_midx_hit hits[DD_MIDX_MAX_PLACES];
+	struct dd_error_saved first = { 0 };
+	size_t n;
+	int r, damaged = 0;
 
 	if (dd_store_index_load(st) < 0)
 		return -1;
-	if (!dd_midx_find(st->idx, id, 0, &hit))
-		return DD_NOTFOUND;
-	mp = dd_midx_pack_get(st->idx, hit.pack);
-	dd_object_name(pname, sizeof(pname), "packs", mp.name);
-	r = st->cache->ops->get_range(st->cache, pname, hit.off, hit.len, obj);
-	if (r == DD_NOTFOUND)
-		return DD_NOTFOUND;
-	if (r == 0 && dd_object_open(plain, st->keys, DD_OBJ_DATA, id, obj->ptr, obj->len, max_plain, zd) == 0)
-		return 0;
-	dd_error_wrap("object %s in %s of %s", name, pname, st->cache_label);
-	if (!dd_store_live(st))
-		return -1;
-	/* not deleted: the pack holds other objects that may be fine */
-	dd_warn("%s; reading the object from the store", dd_error_last());
-	dd_error_clear();
+	n = dd_midx_find_all(st->idx, id, 0, hits, DD_MIDX_MAX_PLACES);
+	for (size_t i = 0; i < n; i++) {
+		struct dd_midx_pack mp = dd_midx_pack_get(st->idx, hits[i].pack);
+		dd_object_name(pname, sizeof(pname), "packs", mp.name);
+		r = st->cache->ops->get_range(st->cache, pname, hits[i].off, hits[i].len, obj);
+		if (r == DD_NOTFOUND)
+			continue;
+		if (r == 0 && dd_object_open(plain, st->keys, DD_OBJ_DATA, id, obj->ptr, obj->len, max_plain, zd) == 0) {
+			dd_error_saved_free(&first);
+			return 0;
+		}
+		/* not deleted: the pack holds other objects that may be fine */
+		dd_error_wrap("object %s in %s of %s", name, pname, st->cache_label);
+		if (!damaged++)
+			dd_error_save(&first);
+		if (dd_store_live(st) || i + 1 < n)
+			dd_warn("%s; %s", dd_error_last(), i + 1 < n ? "trying another pack that holds it" :
+				"reading the object from the store");
+		dd_error_clear();
+	}
+	if (damaged && !dd_store_live(st))
+		return dd_error_restore(&first); /* nowhere else to look: the damage is the answer */
+	dd_error_saved_free(&first);
 	return DD_NOTFOUND;
 }
 
@@ -491,6 +517,9 @@ dd_store_push_config(struct dd_store *st)
 
 	if (!st->be)
 		return dd_error("cannot push while offline");
+	if (st->config_from_store) /* read from the store moments ago, when it was opened */
+		return DD_EXISTS;
+	atomic_fetch_add(&st->requests, 1);
 	r = st->be->ops->get(st->be, "config", &text);
 	if (r == 0) {
 		/* the store has a config: one that differs must still open with our key */
@@ -499,6 +528,7 @@ dd_store_push_config(struct dd_store *st)
 	}
 	if (r < 0)
 		goto out;
+	atomic_fetch_add(&st->requests, 1);
 	r = st->be->ops->put(st->be, "config", st->config.ptr, st->config.len);
 	if (r < 0 || st->be->ops->sync(st->be) < 0)
 		goto out;

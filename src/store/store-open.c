@@ -152,15 +152,18 @@ load_config(struct dd_store *st, struct dd_store_config *cfg)
 	r = cached_config(st, cfg);
 	if (r != DD_NOTFOUND)
 		return r;
+	atomic_fetch_add(&st->requests, 1);
 	if (dd_store_read_config(st->be, &st->config, cfg, st->url) != 0 ||
 	    dd_store_config_check(cfg, st->config.ptr, st->keys, st->url) < 0)
 		return -1;
+	st->config_from_store = 1;
 	cache_config(st, &st->config);
 	return 0;
 }
 
-int
-dd_store_config_learn(struct dd_store *st, const struct dd_buf *text)
+/* Under st->cfgmu. */
+static int
+learn_locked(struct dd_store *st, const struct dd_buf *text)
 {
 	struct dd_store_config cfg;
 
@@ -177,6 +180,22 @@ dd_store_config_learn(struct dd_store *st, const struct dd_buf *text)
 }
 
 int
+dd_store_config_learn(struct dd_store *st, const struct dd_buf *text)
+{
+	int rc;
+
+	pthread_mutex_lock(&st->cfgmu);
+	rc = learn_locked(st, text);
+	pthread_mutex_unlock(&st->cfgmu);
+	return rc;
+}
+
+/*
+ * At most once per run: during a fetch every transfer thread may see an
+ * object fail at once, and one GET of the config answers them all. Later
+ * callers get the first answer (its error, if the config no longer opens).
+ */
+int
 dd_store_config_refresh(struct dd_store *st)
 {
 	struct dd_buf text = DD_BUF_INIT;
@@ -184,10 +203,22 @@ dd_store_config_refresh(struct dd_store *st)
 
 	if (!st->be)
 		return 0;
+	pthread_mutex_lock(&st->cfgmu);
+	if (st->config_refreshed) {
+		if (st->config_refresh_err)
+			rc = dd_error("%s", st->config_refresh_err);
+		goto out;
+	}
+	st->config_refreshed = 1;
+	atomic_fetch_add(&st->requests, 1);
 	if (st->be->ops->get(st->be, "config", &text) == 0)
-		rc = dd_store_config_learn(st, &text);
+		rc = learn_locked(st, &text);
 	else
 		dd_error_clear(); /* unreachable or gone: the object's own error stands */
+	if (rc < 0)
+		st->config_refresh_err = dd_strdup(dd_error_last());
+out:
+	pthread_mutex_unlock(&st->cfgmu);
 	dd_buf_release(&text);
 	return rc;
 }
@@ -257,6 +288,7 @@ dd_store_open_opts(struct dd_store **out, const struct dd_store_opts *o)
 	st->flags = o->flags;
 	pthread_mutex_init(&st->bufmu, NULL);
 	pthread_mutex_init(&st->idxmu, NULL);
+	pthread_mutex_init(&st->cfgmu, NULL);
 	st->idx = dd_malloc(sizeof(*st->idx));
 	dd_midx_init(st->idx);
 	dd_packer_new(&st->packer);
@@ -306,6 +338,8 @@ dd_store_free(struct dd_store *st)
 	dd_midx_clear(st->idx);
 	free(st->idx);
 	pthread_mutex_destroy(&st->idxmu);
+	pthread_mutex_destroy(&st->cfgmu);
+	free(st->config_refresh_err);
 	dd_known_free(st->known);
 	dd_backend_free(st->be);
 	dd_backend_free(st->cache);

@@ -2,16 +2,28 @@
  * store/store-push.c: push and fetch between the local cache and the
  * store; see store.h and docs/FORMAT.md §3.5, §4.
  *
- * Push finds, through the cache's index map, the index files naming the
- * packs that hold the snapshots' objects, and sends what the store lacks
- * in the order that keeps the store consistent at every moment: packs (in
+ * Push first sorts the snapshots: one whose manifest the store holds (the
+ * known-objects record says so, or one existence check) needs nothing from
+ * this clone, since a manifest is put only after everything it names is
+ * durable in the store; one the cache holds and the store lacks is pushed;
+ * one in neither was made by a clone that has not pushed it (an error, or
+ * with --all a warning and a skip). For the snapshots to push it finds,
+ * through the index map (the cache's index files, completed once from the
+ * store's when a chunk is in none of them), the index files naming the
+ * packs that hold their objects, and sends what the store lacks in the
+ * order that keeps the store consistent at every moment: packs (in
  * parallel on the transfer pool), a sync, the index files naming them, a
- * sync, then the manifests. An index file or manifest the known-objects
- * record says the store holds is skipped without a request, so a push with
- * nothing missing makes none. An index file not in the record is checked
- * pack by pack (a HEAD on a remote store before sending 16 MiB; the
- * create-only put on a local one), which is what makes a rerun after an
- * interruption, or after `verify` found a pack missing, send only the rest.
+ * sync, then the manifests. An index file the record (or this run's
+ * listing) says the store holds is skipped without a request, so a push
+ * with nothing missing makes none. An index file not known to be there is
+ * checked pack by pack (a HEAD on a remote store before sending 16 MiB;
+ * the create-only put on a local one), which is what makes a rerun after
+ * an interruption send only the rest.
+ *
+ * `push --check` (DD_PUSH_CHECK) trusts neither the record nor the store's
+ * manifests: every pack, index file and manifest the snapshots need is
+ * checked with a request and re-sent when missing. That is the repair
+ * after files were deleted from the store (`verify` names them).
  *
  * Fetch completes the map from the store, then reads each object the cache
  * lacks with one ranged read of its pack, in parallel; each joins the
@@ -74,13 +86,33 @@ unreachable_error(struct dd_store *st)
 	return dd_store_unreachable_error(st, NULL);
 }
 
-/* The index files the chunks need (flags by file slot); chunks in no pack are legacy objects, ensured in `b`. */
-static uint8_t *
-needed_files(struct dd_store *st, const struct refs *r, struct dd_xfer_batch *b)
+/* Is every chunk in some pack the map knows? */
+static int
+all_mapped(struct dd_store *st, const struct refs *r)
 {
-	uint8_t *need = dd_calloc(st->idx->nfiles ? st->idx->nfiles : 1, 1);
+	struct dd_midx_hit hit;
+
+	for (size_t i = 0; i < r->n; i++)
+		if (!dd_midx_find(st->idx, r->v[i].id, 0, &hit))
+			return 0;
+	return 1;
+}
+
+/*
+ * The index files the chunks need (flags by file slot); chunks in no pack
+ * are legacy objects, ensured in `b`. When some chunk is in no index file
+ * the cache knows, the store's index files are learnt first (once).
+ */
+static uint8_t *
+needed_files(struct dd_store *st, const struct refs *r, int check, struct dd_xfer_batch *b)
+{
+	uint8_t *need;
 	char name[DD_OBJECT_NAME_SIZE];
 
+	if (!all_mapped(st, r))
+		dd_store_index_refresh(st); /* an error or an unreachable store leaves the map as it was */
+	dd_error_clear();
+	need = dd_calloc(st->idx->nfiles ? st->idx->nfiles : 1, 1);
 	for (size_t i = 0; i < r->n; i++) {
 		struct dd_midx_hit hit;
 		if (dd_midx_find(st->idx, r->v[i].id, 0, &hit)) {
@@ -90,27 +122,33 @@ needed_files(struct dd_store *st, const struct refs *r, struct dd_xfer_batch *b)
 			continue;
 		}
 		dd_object_name(name, sizeof(name), "data", r->v[i].id);
-		if (!dd_store_known(st, name))
+		if (check || !dd_store_known(st, name))
 			dd_xfer_submit(st, b, DD_XFER_ENSURE, name, NULL, 0);
 	}
 	return need;
 }
 
-/* Send the packs of the needed index files the record does not vouch for; clears need[] for the others. */
+/*
+ * Send the packs of the needed index files the store is not known to hold
+ * (every one with `check`); clears need[] for the others.
+ */
 static void
-send_packs(struct dd_store *st, uint8_t *need, size_t nfiles, struct dd_xfer_batch *b, struct dd_transfer_stats *s)
+send_packs(struct dd_store *st, uint8_t *need, size_t nfiles, int check, struct dd_xfer_batch *b,
+	   struct dd_transfer_stats *s)
 {
 	int cheap = st->be->ops->caps & DD_BACKEND_CHEAP_EXISTS;
 	char name[DD_OBJECT_NAME_SIZE];
 
 	for (size_t f = 0; f < nfiles; f++) {
+		struct dd_midx_file mf;
 		uint32_t *packs;
 		size_t n;
 		if (!need[f])
 			continue;
-		dd_object_name(name, sizeof(name), "index", dd_midx_file_get(st->idx, (uint32_t)f).id);
+		mf = dd_midx_file_get(st->idx, (uint32_t)f);
+		dd_object_name(name, sizeof(name), "index", mf.id);
 		dd_midx_file_packs(st->idx, (uint32_t)f, &packs, &n);
-		if (dd_store_known(st, name)) {
+		if (!check && (mf.in_store || dd_store_known(st, name))) {
 			need[f] = 0;
 			s->skipped_files += 1 + n;
 			free(packs);
@@ -118,7 +156,7 @@ send_packs(struct dd_store *st, uint8_t *need, size_t nfiles, struct dd_xfer_bat
 		}
 		for (size_t k = 0; k < n; k++) {
 			dd_object_name(name, sizeof(name), "packs", dd_midx_pack_get(st->idx, packs[k]).name);
-			dd_xfer_submit(st, b, cheap ? DD_XFER_UPLOAD : DD_XFER_ENSURE, name, NULL, 0);
+			dd_xfer_submit(st, b, cheap && !check ? DD_XFER_UPLOAD : DD_XFER_ENSURE, name, NULL, 0);
 		}
 		free(packs);
 	}
@@ -153,9 +191,9 @@ sync_and_confirm(struct dd_store *st, const char *dir, const uint8_t (*ids)[32],
 	return r < 0 ? -1 : 0;
 }
 
-/* Send what is named `dir`/<id> for every flagged id, unless the record has it. */
+/* Send what is named `dir`/<id> for every flagged id, unless the record has it (with `check`, ask each). */
 static void
-send_named(struct dd_store *st, const char *dir, const uint8_t (*ids)[32], size_t n, const uint8_t *flag,
+send_named(struct dd_store *st, const char *dir, const uint8_t (*ids)[32], size_t n, const uint8_t *flag, int check,
 	   struct dd_xfer_batch *b, struct dd_transfer_stats *s)
 {
 	char name[DD_OBJECT_NAME_SIZE];
@@ -164,41 +202,106 @@ send_named(struct dd_store *st, const char *dir, const uint8_t (*ids)[32], size_
 		if (flag && !flag[i])
 			continue;
 		dd_object_name(name, sizeof(name), dir, ids[i]);
-		if (dd_store_known(st, name)) {
+		if (!check && dd_store_known(st, name)) {
 			s->skipped_files++;
 			continue;
 		}
-		dd_xfer_submit(st, b, DD_XFER_UPLOAD, name, NULL, 0);
+		dd_xfer_submit(st, b, check ? DD_XFER_ENSURE : DD_XFER_UPLOAD, name, NULL, 0);
 	}
 }
 
+/*
+ * Which snapshots need sending: those the cache holds and the store is not
+ * known to hold (with `check`, every one either side holds). A snapshot
+ * whose manifest the store holds needs nothing from this clone. One in
+ * neither is an error, or with DD_PUSH_SKIP_UNAVAILABLE a warning and a
+ * skip. The ids kept are moved to the front of `ids`; *nkeep says how many.
+ */
 static int
-push_all(struct dd_store *st, const char *const *ids, size_t n, struct dd_transfer_stats *s)
+select_snapshots(struct dd_store *st, const char **ids, size_t n, int flags, size_t *nkeep,
+		 struct dd_transfer_stats *s)
 {
-	struct dd_xfer_batch b = { 0 };
+	int check = flags & DD_PUSH_CHECK;
+	char name[DD_OBJECT_NAME_SIZE];
+	size_t k = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		uint8_t id[32];
+		int in_store = -1, in_cache;
+		if (dd_hex_decode(id, 32, ids[i]) < 0)
+			return dd_error("'%s' is not a snapshot id", ids[i]);
+		dd_object_name(name, sizeof(name), "snapshots", id);
+		if (!check && dd_store_known(st, name)) {
+			s->skipped_files++;
+			continue;
+		}
+		in_cache = st->cache->ops->exists(st->cache, name);
+		if (in_cache < 0)
+			return -1;
+		if (!check || !in_cache) {
+			atomic_fetch_add(&st->requests, 1);
+			in_store = st->be->ops->exists(st->be, name);
+			if (dd_store_gone(st, in_store))
+				return unreachable_error(st);
+			if (in_store < 0)
+				return dd_error_wrap("asking the store %s for snapshot %.12s", st->url, ids[i]);
+			if (in_store)
+				dd_store_confirmed(st, name); /* recorded after the next sync */
+		}
+		if (in_store == 1 && !check) {
+			s->skipped_files++;
+			continue;
+		}
+		if (in_cache || in_store == 1) {
+			ids[k++] = ids[i];
+			continue;
+		}
+		if (!(flags & DD_PUSH_SKIP_UNAVAILABLE)) {
+			dd_error("snapshot %s is in neither the local cache nor the store %s", ids[i], st->url);
+			dd_hint("it was made in another clone that has not pushed it: run `git dnadata push` there "
+				"(or `git dnadata snapshot` here to take a new one)");
+			return -1;
+		}
+		dd_warn("snapshot %.12s is in neither the local cache nor the store %s: skipped (it was made in "
+			"another clone that has not pushed it)", ids[i], st->url);
+		s->unavailable++;
+	}
+	*nkeep = k;
+	return 0;
+}
+
+static int
+push_all(struct dd_store *st, const char *const *ids_in, size_t n_in, int flags, struct dd_transfer_stats *s)
+{
+	struct dd_xfer_batch b = { .what = "uploading" };
 	struct refs r = { 0 };
-	uint8_t *need = NULL, (*fids)[32] = NULL, (*sids)[32] = dd_calloc(n ? n : 1, 32);
-	size_t nfiles;
+	int check = flags & DD_PUSH_CHECK;
+	const char **ids = dd_calloc(n_in ? n_in : 1, sizeof(*ids));
+	uint8_t *need = NULL, (*fids)[32] = NULL, (*sids)[32] = dd_calloc(n_in ? n_in : 1, 32);
+	size_t nfiles, n = 0;
 	int rc = -1;
 
-	if (dd_store_index_load(st) < 0 || (rc = collect(st, ids, n, &r)) != 0)
+	memcpy(ids, ids_in, n_in * sizeof(*ids));
+	if (dd_store_index_load(st) < 0 || select_snapshots(st, ids, n_in, flags, &n, s) < 0)
+		goto out;
+	if ((rc = collect(st, ids, n, &r)) != 0)
 		goto out;
 	rc = -1;
+	need = needed_files(st, &r, check, &b);
 	nfiles = st->idx->nfiles;
-	need = needed_files(st, &r, &b);
-	send_packs(st, need, nfiles, &b, s);
+	send_packs(st, need, nfiles, check, &b, s);
 	if (settle(st, &b, s) < 0 || sync_and_confirm(st, NULL, NULL, 0, NULL) < 0)
 		goto out;
 	fids = dd_calloc(nfiles ? nfiles : 1, 32);
 	for (size_t f = 0; f < nfiles; f++)
 		memcpy(fids[f], dd_midx_file_get(st->idx, (uint32_t)f).id, 32);
-	send_named(st, "index", (const uint8_t(*)[32])fids, nfiles, need, &b, s);
+	send_named(st, "index", (const uint8_t(*)[32])fids, nfiles, need, check, &b, s);
 	if (settle(st, &b, s) < 0 ||
 	    sync_and_confirm(st, "index", (const uint8_t(*)[32])fids, nfiles, need) < 0)
 		goto out;
 	for (size_t i = 0; i < n; i++)
-		dd_hex_decode(sids[i], 32, ids[i]); /* checked by dd_snapshot_load() */
-	send_named(st, "snapshots", (const uint8_t(*)[32])sids, n, NULL, &b, s);
+		dd_hex_decode(sids[i], 32, ids[i]); /* checked by select_snapshots() */
+	send_named(st, "snapshots", (const uint8_t(*)[32])sids, n, NULL, check, &b, s);
 	if (settle(st, &b, s) < 0 || sync_and_confirm(st, "snapshots", (const uint8_t(*)[32])sids, n, NULL) < 0)
 		goto out;
 	for (size_t f = 0; f < nfiles; f++) {
@@ -210,14 +313,26 @@ push_all(struct dd_store *st, const char *const *ids, size_t n, struct dd_transf
 	}
 	rc = 0;
 out:
-	if (b.n)
+	if (b.n) { /* after a failure: let the transfers end, keeping the first error */
+		struct dd_error_saved why;
+		dd_error_save(&why);
+		b.what = NULL;
 		dd_xfer_wait(st, &b, NULL, NULL);
-	free(r.v), free(need), free(fids), free(sids);
+		dd_error_restore(&why);
+	}
+	free(r.v), free(need), free(fids), free(sids), free(ids);
 	return rc;
 }
 
 int
 dd_store_push(struct dd_store *st, const char *const *ids, size_t n, struct dd_transfer_stats *stats)
+{
+	return dd_store_push_flags(st, ids, n, 0, stats);
+}
+
+int
+dd_store_push_flags(struct dd_store *st, const char *const *ids, size_t n, int flags,
+		    struct dd_transfer_stats *stats)
 {
 	struct dd_transfer_stats own = { 0 };
 	uint64_t req0 = atomic_load(&st->requests);
@@ -230,7 +345,7 @@ dd_store_push(struct dd_store *st, const char *const *ids, size_t n, struct dd_t
 		return dd_error("cannot push while offline");
 	if (!dd_store_live(st))
 		return unreachable_error(st);
-	rc = push_all(st, ids, n, stats);
+	rc = push_all(st, ids, n, flags, stats);
 	stats->requests = atomic_load(&st->requests) - req0;
 	return rc;
 }
@@ -251,7 +366,7 @@ cache_has_pack(struct dd_store *st, uint8_t *memo, uint32_t p)
 static int
 fetch_all(struct dd_store *st, const char *const *ids, size_t n, struct dd_transfer_stats *s)
 {
-	struct dd_xfer_batch b = { 0 };
+	struct dd_xfer_batch b = { .what = "downloading" };
 	struct refs r = { 0 };
 	char name[DD_OBJECT_NAME_SIZE];
 	uint8_t *memo = NULL;
@@ -312,6 +427,12 @@ dd_store_set_progress(struct dd_store *st, dd_store_progress_fn fn, void *arg)
 {
 	st->progress = fn;
 	st->progress_arg = arg;
+}
+
+uint64_t
+dd_store_requests(const struct dd_store *st)
+{
+	return atomic_load(&((struct dd_store *)st)->requests);
 }
 
 int

@@ -147,6 +147,7 @@ struct dd_transfer_stats {
 	uint64_t files, bytes;             /* sent (push) or received (fetch): packs, indexes, manifests, objects */
 	uint64_t skipped_files, skipped_bytes; /* already there, not sent again */
 	uint64_t requests;                 /* requests made to the backend */
+	uint64_t unavailable;              /* push: snapshots in neither the cache nor the store, skipped */
 };
 
 /* Progress of a long transfer, for a terminal (called from the calling thread, at most ~10 times a second). */
@@ -167,6 +168,23 @@ void dd_store_set_progress(struct dd_store *st, dd_store_progress_fn fn, void *a
  * behind; the next one sends only what is still missing.
  */
 int dd_store_push(struct dd_store *st, const char *const *ids, size_t n, struct dd_transfer_stats *stats);
+enum {
+	/*
+	 * Trust neither the known-objects record nor the store's manifests:
+	 * check every pack, index file and manifest the snapshots need with a
+	 * request and send what is missing (the repair after `verify`).
+	 */
+	DD_PUSH_CHECK = 1 << 0,
+	/* A snapshot in neither the cache nor the store is skipped with a warning (counted), not an error. */
+	DD_PUSH_SKIP_UNAVAILABLE = 1 << 1,
+};
+/*
+ * The same with DD_PUSH_* flags. Without DD_PUSH_CHECK a snapshot whose
+ * manifest the store holds (recorded, or one existence check) is skipped:
+ * it needs nothing from this clone.
+ */
+int dd_store_push_flags(struct dd_store *st, const char *const *ids, size_t n, int flags,
+			struct dd_transfer_stats *stats);
 /*
  * Download into the local cache what the snapshots `ids` need and the cache
  * lacks (ranged reads of packs, in parallel). 0, DD_NOTFOUND when a
@@ -185,6 +203,8 @@ int dd_store_unreachable(const struct dd_store *st);
  * -1) rather than as merely missing from the cache.
  */
 void dd_store_offline_because(struct dd_store *st, const struct dd_error_saved *why);
+/* Requests made to the backend since the store was opened (its config, every transfer): a command's own count. */
+uint64_t dd_store_requests(const struct dd_store *st);
 /* Put the store's config back when the store lost it (from the cache). 0, DD_EXISTS (it had it), -1. */
 int dd_store_push_config(struct dd_store *st);
 /*

@@ -12,6 +12,7 @@
 #include "store/internal.h"
 #include "util/err.h"
 #include "util/fs.h"
+#include "util/hex.h"
 #include "util/log.h"
 
 #include <stdio.h>
@@ -28,10 +29,37 @@ struct dd_xfer {
 	uint8_t id[32];
 	uint32_t len;
 	int rc;        /* 0 moved, DD_EXISTS already there, DD_EUNREACHABLE, -1 */
-	char *err;
+	int failed;    /* why: the error and its hint, kept from the worker thread */
+	struct dd_error_saved why;
 	uint64_t bytes;
 	struct dd_xfer *next;
 };
+
+/*
+ * A pack leaves the cache only if its bytes still hash to its name: the
+ * store keeps whatever it is given for good (create-only), so a copy
+ * damaged on this disk must be refused here, on every backend. A pack the
+ * packer has just written and read back (DD_XFER_FRESH) was checked
+ * moments ago from the same page cache, so it is not hashed twice.
+ */
+static int
+check_cache_pack(struct dd_store *st, const char *name, const char *path)
+{
+	uint8_t want[32], sum[32];
+
+	if (strncmp(name, "packs/", 6) || strlen(name) != 73 || dd_hex_decode(want, 32, name + 9) < 0)
+		return 0;
+	if (dd_pack_hash_file(sum, path) < 0)
+		return dd_error_wrap("reading the local cache copy of %s", name);
+	if (!memcmp(sum, want, 32))
+		return 0;
+	/* the same words as the S3 client's, which catches a change between this check and the upload */
+	dd_error("the local cache copy of %s is damaged (its bytes do not match its name): its SHA-256 differs; "
+		 "nothing was sent to %s", name, st->url);
+	dd_hint("run `git dnadata verify --offline --read-data`; remove %s from the cache; the next snapshot makes "
+		"that data again (or push from a clone whose cache has a good copy)", path);
+	return -1;
+}
 
 static void
 upload(struct dd_xfer *x)
@@ -57,6 +85,12 @@ upload(struct dd_xfer *x)
 	}
 	if (!have) {
 		x->rc = dd_error("%s is in neither the local cache nor the store %s", x->name, st->url);
+		dd_hint("the snapshot needing it cannot be pushed from this clone: push from a clone whose cache has "
+			"it, or take a new snapshot (`git dnadata snapshot`)");
+		goto out;
+	}
+	if (x->kind != DD_XFER_FRESH && check_cache_pack(st, x->name, path) < 0) {
+		x->rc = -1;
 		goto out;
 	}
 	atomic_fetch_add(&st->requests, 1);
@@ -86,11 +120,68 @@ xfer_run(struct dd_job *job, struct dd_worker *wk)
 	}
 	if (x->rc == DD_EUNREACHABLE)
 		dd_store_gone(x->st, x->rc); /* here: the backend's reason is this thread's error */
-	if (x->rc < 0 && x->rc != DD_EUNREACHABLE)
-		x->err = dd_strdup(dd_error_last() ? dd_error_last() : "transfer failed");
-	else if (x->rc == DD_NOTFOUND)
-		x->err = dd_strdup(dd_error_last() ? dd_error_last() : "missing");
+	if ((x->rc < 0 && x->rc != DD_EUNREACHABLE) || x->rc == DD_NOTFOUND) {
+		if (!dd_error_last())
+			dd_error(x->rc == DD_NOTFOUND ? "%s is missing" : "transferring %s failed", x->name);
+		x->failed = 1;
+		dd_error_save(&x->why);
+	}
 	dd_error_clear();
+}
+
+static int64_t
+now_ms(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+/* Progress to the callback, at most ten times a second (always when `final`). */
+static void
+report(struct dd_store *st, const char *what, struct dd_xfer_batch *b, int final)
+{
+	struct dd_transfer_progress p = { what, b->done_bytes, b->total_bytes, b->done_files, b->n };
+	int64_t t;
+
+	if (!st->progress || !what)
+		return;
+	if (!final) {
+		t = now_ms();
+		if (t - b->last_report < 100)
+			return;
+		b->last_report = t;
+	}
+	st->progress(&p, st->progress_arg);
+}
+
+/* The first job of the batch has finished: count it (the first failure is kept) and free it. */
+static void
+reap_head(struct dd_store *st, struct dd_xfer_batch *b)
+{
+	struct dd_xfer *x = b->head;
+
+	b->head = x->next;
+	if (!b->head)
+		b->tail = NULL;
+	b->done_files++;
+	b->done_bytes += x->kind == DD_XFER_OBJECT ? x->len : x->bytes;
+	if (x->rc == DD_EUNREACHABLE) {
+		dd_store_gone(st, x->rc);
+	} else if (x->failed && !b->failed) {
+		b->failed = x->rc == DD_NOTFOUND ? DD_NOTFOUND : -1;
+		b->why = x->why;
+	} else if (x->failed) {
+		dd_error_saved_free(&x->why);
+	} else if (x->rc == DD_EXISTS) {
+		b->acc.skipped_files++;
+		b->acc.skipped_bytes += x->bytes;
+	} else {
+		b->acc.files++;
+		b->acc.bytes += x->bytes;
+	}
+	free(x);
 }
 
 void
@@ -99,6 +190,17 @@ dd_xfer_submit(struct dd_store *st, struct dd_xfer_batch *b, int kind, const cha
 {
 	struct dd_xfer *x = dd_calloc(1, sizeof(*x));
 
+	/*
+	 * The pool blocks a submit while 4 x `transfers` jobs are in flight, so
+	 * most of a big transfer is spent here, not in dd_xfer_wait(): count
+	 * what finished and report progress from here too (batches that report
+	 * progress belong to the submitting thread alone).
+	 */
+	if (b->what) {
+		while (b->head && dd_pool_is_done(st->xfer, &b->head->base))
+			reap_head(st, b);
+		report(st, b->what, b, 0);
+	}
 	x->base.run = xfer_run;
 	x->st = st;
 	x->kind = kind;
@@ -123,67 +225,32 @@ dd_xfer_submit(struct dd_store *st, struct dd_xfer_batch *b, int kind, const cha
 	dd_pool_submit(st->xfer, &x->base);
 }
 
-static int64_t
-now_ms(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
-}
-
-/* Progress to the callback, at most ten times a second (always when `last` is NULL: the final one). */
-static void
-report(struct dd_store *st, const char *what, const struct dd_xfer_batch *b, uint64_t files, uint64_t bytes,
-       int64_t *last)
-{
-	struct dd_transfer_progress p = { what, bytes, b->total_bytes, files, b->n };
-	int64_t t;
-
-	if (!st->progress || !what)
-		return;
-	if (last) {
-		t = now_ms();
-		if (t - *last < 100)
-			return;
-		*last = t;
-	}
-	st->progress(&p, st->progress_arg);
-}
-
 int
 dd_xfer_wait(struct dd_store *st, struct dd_xfer_batch *b, const char *what, struct dd_transfer_stats *stats)
 {
-	uint64_t files = 0, bytes = 0;
-	int64_t last = 0;
-	int rc = 0;
+	const char *keep = b->what;
+	int rc;
 
-	for (struct dd_xfer *x = b->head, *next; x; x = next) {
-		while (!dd_pool_wait_for(st->xfer, &x->base, 100))
-			report(st, what, b, files, bytes, &last);
-		report(st, what, b, files, bytes, &last);
-		next = x->next;
-		files++;
-		bytes += x->kind == DD_XFER_OBJECT ? x->len : x->bytes;
-		if (x->rc == DD_EUNREACHABLE) {
-			dd_store_gone(st, x->rc);
-		} else if (x->err) {
-			if (rc == 0) {
-				dd_error("%s", x->err);
-				rc = x->rc == DD_NOTFOUND ? DD_NOTFOUND : -1;
-			}
-		} else if (stats && x->rc == DD_EXISTS) {
-			stats->skipped_files++;
-			stats->skipped_bytes += x->bytes;
-		} else if (stats) {
-			stats->files++;
-			stats->bytes += x->bytes;
-		}
-		free(x->err);
-		free(x);
+	if (!what)
+		what = b->what;
+	while (b->head) {
+		while (!dd_pool_wait_for(st->xfer, &b->head->base, 100))
+			report(st, what, b, 0);
+		reap_head(st, b);
+		report(st, what, b, 0);
 	}
 	if (b->n)
-		report(st, what, b, files, bytes, NULL);
+		report(st, what, b, 1);
+	if (stats) {
+		stats->files += b->acc.files;
+		stats->bytes += b->acc.bytes;
+		stats->skipped_files += b->acc.skipped_files;
+		stats->skipped_bytes += b->acc.skipped_bytes;
+	}
+	rc = b->failed;
+	if (rc)
+		dd_error_restore(&b->why);
 	memset(b, 0, sizeof(*b));
+	b->what = keep;
 	return rc;
 }

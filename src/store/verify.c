@@ -16,9 +16,10 @@
  * While it runs, the store's object path is pointed at the source (it
  * swaps st->cache, st->be and st->idx), so a store must not be shared with
  * other threads during dd_store_verify(). The store's config object is
- * checked too (it is otherwise read from the cache). Finding something
- * missing makes this clone forget its known-objects record: the store lost
- * something it was known to hold.
+ * checked too (it is otherwise read from the cache). Finding anything
+ * missing or damaged makes this clone forget its known-objects record: the
+ * store lost or spoilt something it was known to hold, and the repair
+ * (`push --check`) must not trust what was recorded.
  */
 #include "store/internal.h"
 #include "util/err.h"
@@ -173,14 +174,27 @@ locate(struct verify *v)
 	key.name = pname;
 	for (size_t i = 0; i < v->nuniq; i++) {
 		struct check_job *j = &v->jobs[i];
-		struct dd_midx_hit hit;
-		const struct dd_backend_entry *f;
+		struct dd_midx_hit hits[DD_MIDX_MAX_PLACES], hit;
+		const struct dd_backend_entry *f = NULL;
+		size_t nh = dd_midx_find_all(st->idx, j->ref.id, 0, hits, DD_MIDX_MAX_PLACES);
 		j->pack = DD_MIDX_NONE;
-		if (!dd_midx_find(st->idx, j->ref.id, 0, &hit))
+		if (!nh)
 			continue;
-		j->pack = hit.pack, j->off = hit.off, j->len = hit.len;
+		/* the first place whose pack is there at full size (several packs may hold it) */
+		hit = hits[0];
+		for (size_t k = 0; k < nh; k++) {
+			const struct dd_backend_entry *g;
+			dd_object_name(pname, sizeof(pname), "packs", dd_midx_pack_get(st->idx, hits[k].pack).name);
+			g = n ? bsearch(&key, e, n, sizeof(*e), entry_name_cmp) : NULL;
+			if (k == 0)
+				f = g;
+			if (g && g->size >= (uint64_t)hits[k].off + hits[k].len) {
+				hit = hits[k], f = g;
+				break;
+			}
+		}
 		dd_object_name(pname, sizeof(pname), "packs", dd_midx_pack_get(st->idx, hit.pack).name);
-		f = n ? bsearch(&key, e, n, sizeof(*e), entry_name_cmp) : NULL;
+		j->pack = hit.pack, j->off = hit.off, j->len = hit.len;
 		if (!f && loose(st, j->ref.id)) {
 			j->pack = DD_MIDX_NONE; /* a cache holding the object alone (fetched with a ranged read) */
 		} else if (!f) {
@@ -360,17 +374,18 @@ report(struct verify *v, int read_data)
 			read_data ? " and authentic, packs intact, stream checksums match" : "");
 		return 0;
 	}
-	if (v->missing && v->st->known)
+	/* the store lost or spoilt something it was known to hold: this clone must ask again */
+	if (v->st->known)
 		dd_known_forget(v->st->known);
 	dd_error("%zu problem(s) found in %zu snapshot(s) (see the warnings above)", v->bad, v->nids);
 	if (v->damaged)
 		dd_hint("push only adds what the store lacks: delete the damaged pack (or object) files from the store, "
-			"then run `git dnadata push` where a cache has good copies");
+			"then run `git dnadata push --check` where a cache has good copies");
 	else if (v->no_config)
-		dd_hint("`git dnadata push` puts the store's config back from this machine's cache (and uploads "
-			"missing objects it has)");
+		dd_hint("`git dnadata push --check` puts the store's config back from this machine's cache (and "
+			"uploads missing files it has)");
 	else
-		dd_hint("if this machine's cache has the objects, `git dnadata push` uploads them again");
+		dd_hint("if this machine's cache has them, `git dnadata push --check` uploads the missing files again");
 	return -1;
 }
 

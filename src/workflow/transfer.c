@@ -49,7 +49,7 @@ dd_workflow_push(struct dd_repo *repo, const struct dd_config *cfg, const struct
 	struct dd_store *st = NULL;
 	char **ids = NULL;
 	size_t nids = 0;
-	int rc = -1, r;
+	int rc = -1, r, flags;
 
 	*stats = (struct dd_transfer_stats){ 0 };
 	*nsnap = 0;
@@ -63,8 +63,10 @@ dd_workflow_push(struct dd_repo *repo, const struct dd_config *cfg, const struct
 	*nsnap = nids;
 	if (scope->progress)
 		dd_store_set_progress(st, scope->progress, scope->progress_arg);
-	if (nids && dd_store_push(st, (const char *const *)ids, nids, stats) < 0)
+	flags = (scope->check ? DD_PUSH_CHECK : 0) | (scope->all ? DD_PUSH_SKIP_UNAVAILABLE : 0);
+	if (nids && dd_store_push_flags(st, (const char *const *)ids, nids, flags, stats) < 0)
 		goto out;
+	stats->requests = dd_store_requests(st); /* with the config's, made by this command */
 	rc = 0;
 out:
 	dd_ref_ids_free(ids, nids);
@@ -90,6 +92,7 @@ dd_workflow_fetch(struct dd_repo *repo, const struct dd_config *cfg, const struc
 		dd_store_set_progress(st, scope->progress, scope->progress_arg);
 	if (nids && dd_store_fetch(st, (const char *const *)ids, nids, stats) != 0)
 		goto out;
+	stats->requests = dd_store_requests(st); /* with the config's, made by this command */
 	rc = 0;
 out:
 	dd_ref_ids_free(ids, nids);

@@ -84,7 +84,9 @@ struct dd_transfer_progress;
 struct dd_transfer_scope {
 	const char *const *profiles; /* NULL: every profile */
 	size_t nprofiles;
-	int all;                     /* push: also every branch's and tag's ref files */
+	int all;                     /* push: also every branch's and tag's ref files (a snapshot available
+					nowhere is then skipped with a warning, not an error) */
+	int check;                   /* push: check every file the snapshots need with a request (repair) */
 	/* progress on a terminal (NULL: none) */
 	void (*progress)(const struct dd_transfer_progress *p, void *arg);
 	void *progress_arg;

@@ -30,9 +30,50 @@ test_push_restores_objects_the_store_lost() {
 	victim=$(find "$T/store/packs" -type f | head -n 1)
 	rm "$victim"
 	expect_fail 1 git dnadata verify
+	assert_contains "$ERR" "hint: if this machine's cache has them, \`git dnadata push --check\`"
+	# a plain push trusts the store's manifest; --check asks about every file and puts the pack back
 	expect_ok git dnadata push
+	assert_contains "$ERR" "push: nothing to transfer"
+	assert_no_file "$victim"
+	expect_ok git dnadata push --check
+	assert_contains "$ERR" "push: sent 1 file"
 	assert_file "$victim"
 	expect_ok git dnadata verify
+}
+
+# the everyday case: clone B gets A's ref with git pull and pushes with nothing of its own
+test_push_in_a_clone_that_only_pulled_the_ref_sends_nothing() {
+	DNADATA_PASSPHRASE=pw setup_repo
+	local origin=$PWD
+	git clone -q "$origin" "$T/clone"
+	cd "$T/clone"
+	DNADATA_PASSPHRASE=pw expect_ok git dnadata init
+	cd "$origin"
+	expect_ok git dnadata snapshot
+	cd "$T/clone"
+	git pull -q
+	expect_ok git dnadata push
+	# one request for the config, one for the manifest
+	assert_contains "$ERR" "push: nothing to transfer (1 snapshot; 1 file already there; 2 requests)"
+	assert_no_file .git/dnadata/cache/snapshots/$(cat .dnadata/refs/clean)
+	# a ref naming a snapshot nobody pushed: an error naming it; with --all, a warning and a skip
+	git -C "$origin" checkout -q -b other
+	cd "$origin"
+	psql_q "$DB" "UPDATE t SET v = 'other' WHERE id = 1"
+	expect_ok git dnadata snapshot --dump-only
+	local lost=$OUT
+	git checkout -q -
+	cd "$T/clone"
+	git fetch -q origin other
+	git checkout -q -b other FETCH_HEAD
+	expect_fail 1 git dnadata push
+	assert_contains "$ERR" "error: snapshot $lost is in neither the local cache nor the store"
+	assert_contains "$ERR" "hint: it was made in another clone that has not pushed it"
+	git checkout -q -
+	expect_ok git dnadata push --all
+	assert_contains "$ERR" "warning: snapshot ${lost:0:12} is in neither the local cache nor the store"
+	assert_contains "$ERR" "1 snapshot in neither the local cache nor the store, skipped"
+	assert_contains "$ERR" "push: nothing to transfer (2 snapshots;"
 }
 
 test_push_of_an_unknown_or_empty_profile_fails_cleanly() {
@@ -52,7 +93,7 @@ test_store_that_lost_its_config_is_repaired_by_the_hinted_push() {
 	# this clone keeps its confirmed copy of the config; verify checks the store's own
 	expect_fail 1 git dnadata verify
 	assert_contains "$ERR" "has lost its config object"
-	assert_contains "$ERR" "hint: \`git dnadata push\` puts the store's config back"
+	assert_contains "$ERR" "hint: \`git dnadata push --check\` puts the store's config back"
 	# a clone that never used the store is refused (no new store over the old one's files), with the same remedy
 	local origin=$PWD
 	git clone -q "$origin" "$T/clone"
@@ -64,7 +105,7 @@ test_store_that_lost_its_config_is_repaired_by_the_hinted_push() {
 	assert_not_contains "$ERR" "init --store"
 	assert_no_file "$T/store/config"
 	# the hinted command works
-	expect_ok git dnadata push
+	expect_ok git dnadata push --check
 	assert_not_contains "$ERR" "already initialised"
 	assert_contains "$ERR" "put the store's config back"
 	assert_file "$T/store/config"

@@ -18,6 +18,7 @@
 #include <pthread.h>
 #include <sodium.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "store-testlib.h"
@@ -36,6 +37,7 @@ static struct {
 	int remote;      /* behave like a remote store */
 	int unreachable; /* every call answers DD_EUNREACHABLE */
 	int fail_put_at; /* the Nth put_file (1-based) of packs fails; 0: none */
+	int get_range_ms; /* each get_range takes this long (a slow network) */
 	atomic_int get, get_range, put, put_file, put_file_ok, put_file_packs, exists, list;
 } tb;
 
@@ -62,6 +64,10 @@ static int
 px_get_range(struct dd_backend *be, const char *name, uint64_t off, size_t len, struct dd_buf *out)
 {
 	atomic_fetch_add(&tb.get_range, 1);
+	if (tb.get_range_ms) {
+		struct timespec d = { 0, tb.get_range_ms * 1000000L };
+		nanosleep(&d, NULL);
+	}
 	return tb.unreachable ? gone() : IN(be)->ops->get_range(IN(be), name, off, len, out);
 }
 static int
@@ -662,7 +668,7 @@ interrupted_push_is_resumed_sending_only_the_rest(void **state)
 	assert_int_equal(count_files(f->root, "packs"), sent_first);
 	assert_true(sent_first < cache_packs);
 	assert_int_equal(count_files(f->root, "index"), 0);
-	/* the rerun sends only the rest (and asks about each pack first, not sending 16 MiB to learn it) */
+	/* the rerun sends only the rest (and asks about the manifest, then each pack first, not sending 16 MiB to learn it) */
 	counts_reset();
 	tb.fail_put_at = 0;
 	assert_int_equal(dd_store_open(&st, f->url, f->sd, 0), 0);
@@ -671,10 +677,73 @@ interrupted_push_is_resumed_sending_only_the_rest(void **state)
 	assert_int_equal(tb.put_file, (int)(cache_packs - sent_first) + 2);
 	assert_int_equal(s.files, cache_packs - sent_first + 2);
 	assert_int_equal(s.skipped_files, sent_first);
-	assert_int_equal(tb.exists, (int)cache_packs);
+	assert_int_equal(tb.exists, (int)cache_packs + 1);
 	assert_int_equal(dd_store_verify(st, ids, 1, 1), 0);
 	dd_store_free(st);
 	free(id), free(cache);
+}
+
+/* The path of one pack file under root/packs (the first the listing gives); caller frees. */
+static char *
+some_pack(const char *root)
+{
+	struct dd_backend *be;
+	struct dd_backend_entry *e;
+	char *p;
+	size_t n;
+
+	assert_int_equal(dd_backend_file_open(&be, root, 0), 0);
+	assert_int_equal(be->ops->list(be, "packs", &e, &n), 0);
+	assert_true(n >= 1);
+	p = dd_path_join(root, e[0].name);
+	dd_backend_entries_free(e, n);
+	dd_backend_free(be);
+	return p;
+}
+
+/* Flip one byte in the middle of the file at `path` (made writable for it). */
+static void
+flip_byte(const char *path)
+{
+	struct dd_buf b = DD_BUF_INIT;
+
+	assert_int_equal(dd_file_read(&b, path), 0);
+	b.ptr[b.len / 2] ^= 0x20;
+	assert_int_equal(chmod(path, 0644), 0);
+	assert_int_equal(dd_file_write_atomic(path, b.ptr, b.len, 0444, 0), 0);
+	dd_buf_release(&b);
+}
+
+/* A cache pack damaged after it was written is refused by push on either kind of backend, never stored. */
+static void
+push_refuses_a_damaged_cache_pack_on_every_backend(void **state)
+{
+	struct fx *f = *state;
+	struct gen g = { 24, 20u << 20, NULL, 0 };
+	struct dd_store *st;
+	struct dd_transfer_stats s;
+	char *id, *cache = dd_path_join(f->sd, "cache"), *bad, *in_store;
+	const char *ids[1];
+
+	id = unreachable_snapshot(f, &st, &g);
+	dd_store_free(st);
+	ids[0] = id;
+	bad = some_pack(cache);
+	in_store = dd_path_join(f->root, bad + strlen(cache) + 1);
+	flip_byte(bad);
+	for (int remote = 1; remote >= 0; remote--) {
+		tb.remote = remote;
+		assert_int_equal(dd_store_open(&st, f->url, f->sd, 0), 0);
+		assert_int_equal(dd_store_push(st, ids, 1, &s), -1);
+		assert_non_null(strstr(dd_error_last(), "the local cache copy of packs/"));
+		assert_non_null(strstr(dd_error_last(), "is damaged"));
+		assert_non_null(dd_error_hint());
+		assert_non_null(strstr(dd_error_hint(), bad));
+		assert_false(dd_path_exists(in_store));
+		assert_int_equal(count_files(f->root, "index"), 0);
+		dd_store_free(st);
+	}
+	free(id), free(cache), free(bad), free(in_store);
 }
 
 /* A later snapshot reusing objects the store lacks (kept from an unreachable run) brings their packs along. */
@@ -697,6 +766,41 @@ reused_objects_the_store_lacks_go_up_with_the_next_snapshot(void **state)
 	assert_int_equal(dd_store_verify(st, ids, 1, 1), 0);
 	dd_store_free(st);
 	free(id), free(id2);
+}
+
+/*
+ * cache/packs deleted to free space while a snapshot waited for a push:
+ * its cache index file names packs that are nowhere. The next snapshot
+ * ignores that index file with a warning and writes the objects again,
+ * instead of failing on an upload that cannot happen (every later one too).
+ */
+static void
+cache_index_whose_packs_are_gone_is_ignored_and_objects_written_again(void **state)
+{
+	struct fx *f = *state;
+	struct gen g = { 25, 20u << 20, NULL, 0 };
+	struct dd_store *st;
+	char *id, *id2, *packs = dd_asprintf("%s/cache/packs", f->sd), *cache = dd_path_join(f->sd, "cache");
+	const char *ids[1];
+
+	id = unreachable_snapshot(f, &st, &g);
+	dd_store_free(st);
+	assert_int_equal(count_files(f->root, "packs"), 0);
+	assert_int_equal(count_files(cache, "index"), 1);
+	assert_int_equal(dd_rm_rf(packs), 0);
+	for (int remote = 1; remote >= 0; remote--) {
+		tb.remote = remote;
+		assert_int_equal(dd_store_open(&st, f->url, f->sd, 0), 0);
+		id2 = snapshot(st, &g, remote ? 0 : DD_EXISTS); /* the second time, the store has it */
+		assert_string_equal(id, id2);
+		ids[0] = id2;
+		assert_int_equal(dd_store_verify(st, ids, 1, 1), 0);
+		expect_reads_back(st, id2, &g);
+		dd_store_free(st);
+		free(id2);
+		assert_int_equal(count_files(cache, "index"), 1); /* the new one; the dropped one is gone */
+	}
+	free(id), free(packs), free(cache);
 }
 
 /* ---- two clones ---- */
@@ -738,6 +842,191 @@ second_clone_reuses_the_first_clones_packs_and_fetches_with_ranged_reads(void **
 	expect_reads_back(st, id, &g);
 	dd_store_free(st);
 	free(id), free(id2), free(sd2), free(snaps);
+}
+
+/*
+ * The everyday case: clone B got A's ref with `git pull` and never fetched;
+ * its push needs nothing from B: one question about the manifest, then
+ * none (recorded). A snapshot in neither place fails a plain push, naming
+ * it, and is skipped (counted) when the caller asks for that (--all).
+ */
+static void
+push_of_a_snapshot_another_clone_pushed_needs_nothing_from_this_clone(void **state)
+{
+	struct fx *f = *state;
+	struct gen g = { 32, 20u << 20, NULL, 0 };
+	char *id = snapshot(f->st, &g, 0), *sd2 = second_clone(f);
+	const char *nowhere = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+	const char *ids[2] = { id, nowhere };
+	struct dd_transfer_stats s;
+	struct dd_store *st;
+
+	tb.on = tb.remote = 1;
+	assert_int_equal(dd_store_open(&st, f->url, sd2, 0), 0);
+	counts_reset();
+	if (dd_store_push(st, ids, 1, &s) < 0)
+		fail_msg("push: %s", dd_error_last());
+	assert_int_equal(s.files, 0);
+	assert_int_equal(s.skipped_files, 1);
+	assert_int_equal(tb.exists, 1);
+	assert_int_equal(tb.put_file + tb.put + tb.get + tb.get_range + tb.list, 0);
+	assert_true(s.requests <= 1);
+	dd_store_free(st);
+	/* the next run asks nothing but the config (as `git dnadata push` does), and counts it */
+	assert_int_equal(dd_store_open(&st, f->url, sd2, 0), 0);
+	counts_reset();
+	assert_int_equal(dd_store_requests(st), 0); /* the config came from the cache */
+	assert_int_equal(dd_store_push_config(st), DD_EXISTS);
+	assert_int_equal(dd_store_push(st, ids, 1, &s), 0);
+	assert_int_equal(tb.get, 1);
+	assert_int_equal(tb.exists + tb.put_file + tb.put + tb.get_range + tb.list, 0);
+	assert_int_equal(dd_store_requests(st), 1);
+	/* a snapshot in neither the cache nor the store: an error naming it, or skipped and counted */
+	assert_int_equal(dd_store_push(st, ids, 2, &s), -1);
+	assert_non_null(strstr(dd_error_last(), nowhere));
+	assert_non_null(strstr(dd_error_last(), "neither the local cache nor the store"));
+	assert_non_null(strstr(dd_error_hint(), "git dnadata push"));
+	assert_int_equal(dd_store_push_flags(st, ids, 2, DD_PUSH_SKIP_UNAVAILABLE, &s), 0);
+	assert_int_equal(s.unavailable, 1);
+	assert_int_equal(s.files, 0);
+	dd_store_free(st);
+	free(id), free(sd2);
+}
+
+/*
+ * A pack deleted from a remote store (the repair `verify` suggests for a
+ * damaged one): a plain push trusts the record and sends nothing; verify
+ * forgets the record whatever it found; push --check asks about every file
+ * and puts the pack back, from the clone whose cache has it.
+ */
+static void
+push_check_puts_back_a_pack_the_store_lost_whatever_the_record_says(void **state)
+{
+	struct fx *f = *state;
+	struct gen g = { 33, 20u << 20, NULL, 0 };
+	struct dd_transfer_stats s;
+	struct dd_store *st;
+	struct dd_buf data = DD_BUF_INIT;
+	char *id, *victim, *cache = dd_path_join(f->sd, "cache"), *known = dd_known_path(cache, f->url);
+	const char *ids[1];
+	size_t packs;
+
+	tb.on = tb.remote = 1;
+	assert_int_equal(dd_store_open(&st, f->url, f->sd, 0), 0);
+	id = snapshot(st, &g, 0);
+	ids[0] = id;
+	dd_store_free(st);
+	packs = count_files(f->root, "packs");
+	assert_true(dd_path_exists(known));
+	/* the store's copy of a pack is damaged (its own file, not the cache's link) */
+	victim = some_pack(f->root);
+	assert_int_equal(dd_file_read(&data, victim), 0);
+	assert_int_equal(unlink(victim), 0);
+	assert_int_equal(dd_file_write_atomic(victim, data.ptr, data.len, 0444, 0), 0);
+	flip_byte(victim);
+	assert_int_equal(dd_store_open(&st, f->url, f->sd, 0), 0);
+	assert_int_equal(dd_store_verify(st, ids, 1, 1), -1);
+	assert_non_null(strstr(dd_error_hint(), "git dnadata push --check"));
+	assert_false(dd_path_exists(known)); /* damaged, not missing: forgotten all the same */
+	/* deleted as the hint says: a plain push trusts the store's manifest */
+	assert_int_equal(unlink(victim), 0);
+	counts_reset();
+	assert_int_equal(dd_store_push(st, ids, 1, &s), 0);
+	assert_int_equal(s.files, 0);
+	assert_false(dd_path_exists(victim));
+	/* push --check asks about every pack, index file and manifest, and sends only the lost pack */
+	counts_reset();
+	if (dd_store_push_flags(st, ids, 1, DD_PUSH_CHECK, &s) < 0)
+		fail_msg("push --check: %s", dd_error_last());
+	assert_int_equal(s.files, 1);
+	assert_int_equal(tb.put_file, 1);
+	assert_int_equal(tb.exists, (int)packs + 2);
+	assert_true(dd_path_exists(victim));
+	assert_int_equal(dd_store_verify(st, ids, 1, 1), 0);
+	dd_store_free(st);
+	dd_buf_release(&data);
+	free(id), free(victim), free(cache), free(known);
+}
+
+struct progress_during {
+	uint64_t final_total;
+	int early; /* reports with some files done while files were still being queued */
+};
+
+static void
+on_progress_during(const struct dd_transfer_progress *p, void *arg)
+{
+	struct progress_during *pd = arg;
+
+	if (p->done_files >= 1 && p->total_files < pd->final_total)
+		pd->early++;
+}
+
+/*
+ * The pool blocks the submitting thread once 4 x `transfers` jobs are in
+ * flight, so most of a long transfer passes inside the submit loop:
+ * progress must move there too, not only in the final wait.
+ */
+static void
+progress_moves_while_transfers_are_still_being_queued(void **state)
+{
+	struct fx *f = *state;
+	struct gen g = { 34, 12u << 20, NULL, 0 };
+	char *id = snapshot(f->st, &g, 0), *sd2 = second_clone(f);
+	struct dd_store_opts o = { .url = f->url, .statedir = sd2, .path_style = -1, .retries = -1, .transfers = 1 };
+	struct progress_during pd = { 0 };
+	struct dd_transfer_stats s;
+	struct dd_store *st;
+	const char *ids[1] = { id };
+
+	pd.final_total = nchunks(f->st, id);
+	assert_true(pd.final_total >= 12);
+	tb.on = tb.remote = 1;
+	tb.get_range_ms = 20;
+	assert_int_equal(dd_store_open_opts(&st, &o), 0);
+	dd_store_set_progress(st, on_progress_during, &pd);
+	if (dd_store_fetch(st, ids, 1, &s) < 0)
+		fail_msg("fetch: %s", dd_error_last());
+	assert_int_equal(s.files, pd.final_total);
+	assert_true(pd.early >= 1);
+	dd_store_free(st);
+	free(id), free(sd2);
+}
+
+/*
+ * Two packs hold the same objects (clone A packed them while the store was
+ * unreachable, clone B packed them again into the store). A's map puts its
+ * own pack first; with that pack gone, reads use the other place instead
+ * of reporting the objects missing.
+ */
+static void
+an_object_in_two_packs_is_read_from_the_second_when_the_first_is_gone(void **state)
+{
+	struct fx *f = *state;
+	struct gen g = { 35, 6u << 20, NULL, 0 };
+	char *sd2 = second_clone(f), *packs = dd_asprintf("%s/cache/packs", f->sd), *id, *id2;
+	struct dd_store *st;
+	struct dd_midx_hit hits[DD_MIDX_MAX_PLACES];
+	struct dd_snapshot *s;
+
+	id = unreachable_snapshot(f, &st, &g);
+	dd_store_free(st);
+	assert_int_equal(dd_store_open(&st, f->url, sd2, 0), 0);
+	id2 = snapshot(st, &g, 0);
+	assert_string_equal(id, id2);
+	dd_store_free(st);
+	/* A: its own index file first (from the cache), then B's from the store */
+	assert_int_equal(dd_store_open(&st, f->url, f->sd, 0), 0);
+	assert_int_equal(dd_store_index_load(st), 0);
+	assert_int_equal(dd_store_index_refresh(st), 0);
+	assert_int_equal(dd_snapshot_load(&s, st, id), 0);
+	assert_int_equal(dd_midx_find_all(st->idx, dd_snapshot_find(s, "t")->chunks[0].id, 0, hits,
+					  DD_MIDX_MAX_PLACES), 2);
+	dd_snapshot_free(s);
+	assert_int_equal(dd_rm_rf(packs), 0); /* A's packs gone: never pushed, so only B's are anywhere */
+	expect_reads_back(st, id, &g);
+	dd_store_free(st);
+	free(id), free(id2), free(sd2), free(packs);
 }
 
 /* Objects named by the index files of root's store, except those listed in `skip` (names, or NULL). */
@@ -841,9 +1130,20 @@ main(void)
 		cmocka_unit_test_setup_teardown(snapshot_while_unreachable_then_push_sends_exactly_whats_pending,
 						fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(interrupted_push_is_resumed_sending_only_the_rest, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(push_refuses_a_damaged_cache_pack_on_every_backend, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(reused_objects_the_store_lacks_go_up_with_the_next_snapshot, fx_setup,
 						fx_teardown),
+		cmocka_unit_test_setup_teardown(cache_index_whose_packs_are_gone_is_ignored_and_objects_written_again,
+						fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(second_clone_reuses_the_first_clones_packs_and_fetches_with_ranged_reads,
+						fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(push_of_a_snapshot_another_clone_pushed_needs_nothing_from_this_clone,
+						fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(push_check_puts_back_a_pack_the_store_lost_whatever_the_record_says,
+						fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(progress_moves_while_transfers_are_still_being_queued, fx_setup,
+						fx_teardown),
+		cmocka_unit_test_setup_teardown(an_object_in_two_packs_is_read_from_the_second_when_the_first_is_gone,
 						fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(a_big_snapshot_indexes_midway_so_an_interrupted_one_leaves_usable_packs,
 						fx_setup, fx_teardown),

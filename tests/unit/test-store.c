@@ -444,8 +444,11 @@ missing_object_is_named_by_verify(void **state)
 	assert_int_equal(unlink(p), 0);
 	dd_log_set_verbosity(DD_QUIET);
 	assert_int_equal(dd_store_verify(f->st, ids, 1, 0), -1);
-	/* the cache still has it: push puts it back, verify passes again */
+	assert_non_null(strstr(dd_error_hint(), "push --check"));
+	/* a plain push trusts the store's manifest; push --check finds the pack missing and puts it back */
 	assert_int_equal(dd_store_push(f->st, (const char *const *)&id, 1, NULL), 0);
+	assert_false(dd_path_exists(p));
+	assert_int_equal(dd_store_push_flags(f->st, (const char *const *)&id, 1, DD_PUSH_CHECK, NULL), 0);
 	assert_int_equal(dd_store_verify(f->st, ids, 1, 1), 0);
 	dd_snapshot_free(s);
 	free(p), free(id);
@@ -471,12 +474,13 @@ damaged_object_is_repaired_by_deleting_it_then_pushing(void **state)
 	dd_log_set_verbosity(DD_QUIET);
 	assert_int_equal(dd_store_verify(f->st, ids, 1, 1), -1);
 	/* push only adds what is missing: the damaged file stays, and the hint says what to do */
-	assert_int_equal(dd_store_push(f->st, (const char *const *)&id, 1, NULL), 0);
+	assert_int_equal(dd_store_push_flags(f->st, (const char *const *)&id, 1, DD_PUSH_CHECK, NULL), 0);
 	assert_int_equal(dd_store_verify(f->st, ids, 1, 1), -1);
 	assert_non_null(dd_error_hint());
 	assert_non_null(strstr(dd_error_hint(), "delete the damaged"));
+	assert_non_null(strstr(dd_error_hint(), "git dnadata push --check"));
 	assert_int_equal(unlink(p), 0);
-	assert_int_equal(dd_store_push(f->st, (const char *const *)&id, 1, NULL), 0);
+	assert_int_equal(dd_store_push_flags(f->st, (const char *const *)&id, 1, DD_PUSH_CHECK, NULL), 0);
 	assert_int_equal(dd_store_verify(f->st, ids, 1, 1), 0);
 	dd_buf_release(&data);
 	dd_snapshot_free(s);
@@ -1080,13 +1084,60 @@ verify_finding_an_object_missing_forgets_the_known_objects_record(void **state)
 	assert_int_equal(unlink(p), 0);
 	assert_int_equal(dd_store_verify(st, ids, 1, 0), -1);
 	assert_false(dd_path_exists(known));
-	/* nothing recorded: the next push asks, and uploads what is missing */
-	assert_int_equal(dd_store_push(st, (const char *const *)&id, 1, NULL), 0);
+	/* nothing recorded: push --check asks about every file, and uploads what is missing */
+	assert_int_equal(dd_store_push_flags(st, (const char *const *)&id, 1, DD_PUSH_CHECK, NULL), 0);
 	assert_true(dd_path_exists(p));
 	dd_store_free(st);
 	proxy_on = 0;
 	dd_snapshot_free(s);
 	free(known), free(p), free(id);
+}
+
+/*
+ * Every object of a fetch fails at once on the transfer threads: the store's
+ * config is read again once for all of them (one lock, at most one refresh
+ * per run), not once per object while other threads use it.
+ */
+static void
+objects_failing_together_read_the_store_config_once(void **state)
+{
+	struct fx *f = *state;
+	struct dd_store *st;
+	struct dd_snapshot *s;
+	struct dd_buf data = DD_BUF_INIT;
+	char *id = one_stream_snapshot(f, 4u << 20, &s);
+	const struct dd_stream_info *si = dd_snapshot_find(s, "t");
+	char *p = pack_path(f, f->root, si->chunks[0].id, NULL, NULL);
+	char *cache = dd_path_join(f->sd, "cache"), *inc = pack_path(f, cache, si->chunks[0].id, NULL, NULL);
+	char *loose = dd_asprintf("%s/data", cache);
+	const char *ids[1] = { id };
+
+	assert_true(si->nchunks >= 4);
+	for (size_t i = 1; i < si->nchunks; i++) { /* one pack holds them all */
+		char *q = pack_path(f, f->root, si->chunks[i].id, NULL, NULL);
+		assert_string_equal(p, q);
+		free(q);
+	}
+	/* the objects only in the store, every one of them damaged there */
+	assert_int_equal(unlink(inc), 0);
+	dd_rm_rf(loose);
+	assert_int_equal(dd_file_read(&data, p), 0);
+	assert_int_equal(unlink(p), 0);
+	for (size_t off = 100; off < data.len; off += 4096)
+		data.ptr[off] ^= 0x10;
+	assert_int_equal(dd_file_write_atomic(p, data.ptr, data.len, 0444, 0), 0);
+	proxy_on = 1;
+	config_gets = 0;
+	assert_int_equal(dd_store_open(&st, f->url, f->sd, 0), 0);
+	assert_int_equal(config_gets, 0); /* from the cache */
+	dd_log_set_verbosity(DD_QUIET);
+	assert_int_not_equal(dd_store_fetch(st, ids, 1, NULL), 0);
+	assert_int_equal(config_gets, 1);
+	dd_store_free(st);
+	proxy_on = 0;
+	dd_buf_release(&data);
+	dd_snapshot_free(s);
+	free(id), free(p), free(cache), free(inc), free(loose);
 }
 
 /* The store was replaced by another key's store: reading an object says so, not "damaged". */
@@ -1185,6 +1236,8 @@ main(void)
 						fx_teardown),
 		cmocka_unit_test_setup_teardown(verify_finding_an_object_missing_forgets_the_known_objects_record,
 						fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(objects_failing_together_read_the_store_config_once, fx_setup,
+						fx_teardown),
 		cmocka_unit_test_setup_teardown(object_failing_in_a_replaced_store_reports_the_new_config, fx_setup,
 						fx_teardown),
 		cmocka_unit_test_setup_teardown(file_store_that_is_not_there_is_not_made_again_by_a_put, fx_setup,
