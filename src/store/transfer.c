@@ -30,6 +30,8 @@ struct dd_xfer {
 	int rc;        /* 0 moved, DD_EXISTS already there, DD_EUNREACHABLE, -1 */
 	char *err;
 	uint64_t bytes;
+	struct dd_run_obj *objs; /* DD_XFER_RUN: the objects, in the pack `name` */
+	size_t nobjs;
 	struct dd_xfer *next;
 };
 
@@ -67,6 +69,26 @@ out:
 	free(path);
 }
 
+/* A run of objects with one read; on any failure each is read on its own, which explains the failure. */
+static void
+fetch_run(struct dd_xfer *x, struct dd_worker *wk)
+{
+	struct dd_buf plain = DD_BUF_INIT;
+
+	x->rc = 0;
+	if (dd_store_get_run(x->st, x->name, x->objs, x->nobjs, wk->zd, &x->bytes) == 0)
+		return;
+	for (size_t i = 0; i < x->nobjs && x->rc == 0; i++) {
+		if (atomic_load(&x->st->unreachable)) {
+			x->rc = DD_EUNREACHABLE;
+			break;
+		}
+		x->rc = dd_store_get_object(x->st, DD_OBJ_DATA, x->objs[i].id, x->objs[i].plain_len, &plain, wk->zd);
+		x->bytes += plain.len;
+	}
+	dd_buf_release(&plain);
+}
+
 static void
 xfer_run(struct dd_job *job, struct dd_worker *wk)
 {
@@ -81,6 +103,8 @@ xfer_run(struct dd_job *job, struct dd_worker *wk)
 		x->rc = dd_store_get_object(x->st, DD_OBJ_DATA, x->id, x->len, &plain, wk->zd);
 		x->bytes = plain.len;
 		dd_buf_release(&plain);
+	} else if (x->kind == DD_XFER_RUN) {
+		fetch_run(x, wk);
 	} else {
 		upload(x);
 	}
@@ -118,6 +142,31 @@ dd_xfer_submit(struct dd_store *st, struct dd_xfer_batch *b, int kind, const cha
 	b->tail = x;
 	b->n++;
 	b->total_bytes += len;
+	dd_pool_submit(st->xfer, &x->base);
+}
+
+void
+dd_xfer_submit_run(struct dd_store *st, struct dd_xfer_batch *b, const char *pack, struct dd_run_obj *objs, size_t n)
+{
+	struct dd_xfer *x = dd_calloc(1, sizeof(*x));
+	uint64_t len = 0;
+
+	x->base.run = xfer_run;
+	x->st = st;
+	x->kind = DD_XFER_RUN;
+	snprintf(x->name, sizeof(x->name), "%s", pack);
+	x->objs = objs;
+	x->nobjs = n;
+	for (size_t i = 0; i < n; i++)
+		len += objs[i].plain_len;
+	x->len = (uint32_t)(len > UINT32_MAX ? UINT32_MAX : len);
+	if (b->tail)
+		b->tail->next = x;
+	else
+		b->head = x;
+	b->tail = x;
+	b->n += n;
+	b->total_bytes += x->len;
 	dd_pool_submit(st->xfer, &x->base);
 }
 
@@ -161,8 +210,8 @@ dd_xfer_wait(struct dd_store *st, struct dd_xfer_batch *b, const char *what, str
 			report(st, what, b, files, bytes, &last);
 		report(st, what, b, files, bytes, &last);
 		next = x->next;
-		files++;
-		bytes += x->kind == DD_XFER_OBJECT ? x->len : x->bytes;
+		files += x->kind == DD_XFER_RUN ? x->nobjs : 1;
+		bytes += x->kind == DD_XFER_OBJECT || x->kind == DD_XFER_RUN ? x->len : x->bytes;
 		if (x->rc == DD_EUNREACHABLE) {
 			dd_store_gone(st, x->rc);
 		} else if (x->err) {
@@ -174,10 +223,11 @@ dd_xfer_wait(struct dd_store *st, struct dd_xfer_batch *b, const char *what, str
 			stats->skipped_files++;
 			stats->skipped_bytes += x->bytes;
 		} else if (stats) {
-			stats->files++;
+			stats->files += x->kind == DD_XFER_RUN ? x->nobjs : 1;
 			stats->bytes += x->bytes;
 		}
 		free(x->err);
+		free(x->objs);
 		free(x);
 	}
 	if (b->n)
