@@ -15,6 +15,9 @@
 #              packs, for step 4 (default /tmp/dd-prepacks/git-dnadata; build it
 #              with `git worktree add /tmp/dd-prepacks 71fc407` and the usual
 #              autoreconf/configure/make); step 4 is skipped when it is missing
+# DD_COMPARE_BIN  optional: another git-dnadata whose fetch is measured once
+#              more on the same store (diagnostic, e.g. a build of the
+#              commit before a fetch change); DD_COMPARE_NOTE names it
 # MEMSTORE_BYTES  capacity of the RGW memstore (default 12 GiB: objects in RAM)
 #
 # Data: `pgbench -i -s SCALE` plus bench/pg/dataset.sql at the same scale, as
@@ -99,6 +102,9 @@ summarize() {
 	if grep -q '^fetch_t32 ' "$res/results.tsv"; then
 		echo "| download, diagnostic: fetch with \`transfers = 32\` (default 8) | $(mbs "$v_up_bytes" "$(med fetch_t32)") MB/s ($(med fetch_t32) s) | | | | |"
 	fi
+	if grep -q '^fetch_compare ' "$res/results.tsv"; then
+		echo "| download, diagnostic: fetch of $v_compare_note | $(mbs "$v_up_bytes" "$(med fetch_compare)") MB/s ($(med fetch_compare) s), $v_fetch_compare_requests requests, peak RSS $(rss fetch_compare) MiB | | | | |"
+	fi
 	for m in push fetch; do
 		echo "| peak RSS, $m | $(rss "$m") MiB | aws $(rss "aws_$([ $m = push ] && echo up || echo down)") MiB$([ "$v_rclone" = yes ] && echo ", rclone $(rss "rclone_$([ $m = push ] && echo up || echo down)") MiB") | — | < 100 MiB | $(below "$(rss "$m")" 100) |"
 	done
@@ -109,10 +115,14 @@ summarize() {
 	echo "|---|---:|---:|---|"
 	echo "| push, with packs (its summary's count) | $v_push_requests | $(awk -v r="$v_push_requests" -v g="$gb" 'BEGIN {printf "%.0f", r / g}') | measured |"
 	echo "| fetch, with packs (its summary's count) | $v_fetch_requests | $(awk -v r="$v_fetch_requests" -v g="$gb" 'BEGIN {printf "%.0f", r / g}') | measured |"
+	if [ -n "${v_fetch_compare_requests:-}" ]; then
+		echo "| fetch of $v_compare_note | $v_fetch_compare_requests | $(awk -v r="$v_fetch_compare_requests" -v g="$gb" 'BEGIN {printf "%.0f", r / g}') | measured |"
+	fi
 	if [ -n "${v_pre_objects:-}" ]; then
 		local pgb
 		pgb=$(awk -v b="$v_pre_store" 'BEGIN {print b / 1e9}')
 		echo "| before packs: one create-only PUT per object + the manifest | $((v_pre_objects + 1)) | $(awk -v r="$((v_pre_objects + 1))" -v g="$pgb" 'BEGIN {printf "%.0f", r / g}') | computed from the $v_pre_objects objects of the pre-packs store ($(mib "$v_pre_store") MiB) |"
+		echo "| before packs: fetch, one GET per object + the manifest | $((v_pre_objects + 1)) | $(awk -v r="$((v_pre_objects + 1))" -v g="$pgb" 'BEGIN {printf "%.0f", r / g}') | the same count |"
 		echo
 		echo "Local store (file://, same disk), cold snapshot of the same database, this binary vs 71fc407 (before packs):"
 		echo
@@ -132,7 +142,7 @@ summarize() {
 	echo
 	echo "| command | wall s | client CPU s | server CPU s | peak RSS MiB | other load |"
 	echo "|---|---:|---:|---:|---:|---:|"
-	for m in dump_only push aws_up rclone_up fetch fetch_t32 aws_down rclone_down local_packs local_prepacks; do
+	for m in dump_only push aws_up rclone_up fetch fetch_t32 fetch_compare aws_down rclone_down local_packs local_prepacks; do
 		grep -q "^$m " "$res/results.tsv" || continue
 		echo "| $m$(disturbed "$m") | $(med "$m") | $(cpu "$m") | $(med "$m" 7) | $(rss "$m") | $(awk -v n="$m" '$1 == n {printf "%s%s%%", sep, $6; sep = ", "}' "$res/results.tsv") |"
 	done
@@ -389,6 +399,18 @@ printf '[store]\ntransfers = 32\n' >>.git/dnadata/config.ini
 measure fetch_t32 "git dnadata fetch"
 cd "$work"
 rm -rf "$work/clone"
+if [ -n "${DD_COMPARE_BIN:-}" ]; then
+	mkdir -p "$work/bin-cmp"
+	cp "$DD_COMPARE_BIN" "$work/bin-cmp/git-dnadata"
+	git clone -q "$origin" "$work/clone"
+	cd "$work/clone"
+	DNADATA_DATABASE=dbname=bench PATH="$work/bin-cmp:$PATH" git dnadata init -q >/dev/null
+	measure fetch_compare "PATH='$work/bin-cmp':\$PATH git dnadata fetch"
+	val fetch_compare_requests "$(requests_of "$res/fetch_compare.1.err")"
+	val compare_note "${DD_COMPARE_NOTE:-$DD_COMPARE_BIN}"
+	cd "$work"
+	rm -rf "$work/clone"
+fi
 val check "$check"
 echo "fetch: the clone's cache held $v_fetch_cache_files files, $(mib "$v_fetch_cache_bytes") MiB afterwards (what the pushed store holds: $v_up_files files, $(mib "$v_up_bytes") MiB)." >>"$res/notes.txt"
 
