@@ -87,6 +87,18 @@ int dd_store_sync(struct dd_store *st);
 int dd_snapshot_decode(struct dd_snapshot **out, struct dd_store *st, const uint8_t id[32],
 		       const struct dd_buf *plain);
 
+struct dd_run_obj;
+/*
+ * Data objects objs[0..n) of the store's pack `pack` (ascending offsets, within
+ * a few MiB): one ranged read from the first offset to the end of the last,
+ * each object authenticated and put into the cache. 0 when every object
+ * joined the cache (their plaintext sizes added to *plain_bytes); else 1
+ * with no error set, the caller then reads each with dd_store_get_object
+ * (which explains any failure). An unreachable store is marked gone.
+ */
+int dd_store_get_run(struct dd_store *st, const char *pack, const struct dd_run_obj *objs, size_t n, ZSTD_DCtx *zd,
+		     uint64_t *plain_bytes);
+
 /* Is the backend there and reachable (not offline, no DD_EUNREACHABLE yet)? */
 int dd_store_live(struct dd_store *st);
 /*
@@ -178,7 +190,17 @@ enum dd_xfer_kind {
 	DD_XFER_ENSURE = 2,  /* exists() first; upload only when the store lacks it */
 	DD_XFER_OBJECT = 3,  /* fetch a data object into the cache (dd_store_get_object) */
 	DD_XFER_FRESH = 4,   /* DD_XFER_UPLOAD of a pack the packer has just written and checked */
+	DD_XFER_RUN = 5,     /* fetch a run of data objects of one pack with one read (dd_store_get_run) */
 };
+/* One object of a run: where it lies in its pack, and its plaintext size (the manifest's). */
+struct dd_run_obj {
+	uint8_t id[32];
+	uint64_t off;
+	uint32_t len, plain_len;
+};
+/* Queue a DD_XFER_RUN of objs[0..n) (n >= 2, ascending offsets) in the store's pack `pack`; takes objs. */
+void dd_xfer_submit_run(struct dd_store *st, struct dd_xfer_batch *b, const char *pack, struct dd_run_obj *objs,
+			size_t n);
 /* Queue a transfer of `name` on the transfer pool (uploads: bytes from the cache file). */
 void dd_xfer_submit(struct dd_store *st, struct dd_xfer_batch *b, int kind, const char *name, const uint8_t id[32],
 		    uint32_t len);

@@ -367,6 +367,40 @@ get_from_backend(struct dd_store *st, int type, const uint8_t id[32], const char
 	return 0;
 }
 
+int
+dd_store_get_run(struct dd_store *st, const char *pack, const struct dd_run_obj *objs, size_t n, ZSTD_DCtx *zd,
+		 uint64_t *plain_bytes)
+{
+	char name[DD_OBJECT_NAME_SIZE];
+	struct dd_buf all = DD_BUF_INIT, plain = DD_BUF_INIT;
+	uint64_t start = objs[0].off, span = objs[n - 1].off + objs[n - 1].len - start, bytes = 0;
+	int rc = 1, r;
+
+	atomic_fetch_add(&st->requests, 1);
+	r = st->be->ops->get_range(st->be, pack, start, (size_t)span, &all);
+	if (r != 0 || all.len != span) {
+		dd_store_gone(st, r);
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		const uint8_t *p = (const uint8_t *)all.ptr + (objs[i].off - start);
+		if (dd_object_open(&plain, st->keys, DD_OBJ_DATA, objs[i].id, p, objs[i].len, objs[i].plain_len, zd) < 0)
+			goto out;
+		bytes += plain.len;
+		dd_object_name(name, sizeof(name), "data", objs[i].id);
+		/* best effort, as get_from_backend: a torn cache copy fails to open and is fetched again */
+		st->cache->ops->put(st->cache, name, p, objs[i].len);
+	}
+	*plain_bytes += bytes;
+	rc = 0;
+out:
+	if (rc)
+		dd_error_clear();
+	dd_buf_release(&all);
+	dd_buf_release(&plain);
+	return rc;
+}
+
 /*
  * A data object from a pack in the cache, trying each place the index
  * files give: 0, DD_NOTFOUND (not there, or damaged: warned), -1.

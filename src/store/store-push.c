@@ -25,9 +25,9 @@
  * checked with a request and re-sent when missing. That is the repair
  * after files were deleted from the store (`verify` names them).
  *
- * Fetch completes the map from the store, then reads each object the cache
- * lacks with one ranged read of its pack, in parallel; each joins the
- * cache as a loose object.
+ * Fetch completes the map from the store, then reads the objects the cache
+ * lacks with ranged reads of their packs, neighbours together (RUN_MAX), in
+ * parallel; each joins the cache as a loose object.
  */
 #include "store/internal.h"
 #include "util/err.h"
@@ -363,6 +363,56 @@ cache_has_pack(struct dd_store *st, uint8_t *memo, uint32_t p)
 	return memo[p] == 1;
 }
 
+/*
+ * Objects next to each other in a pack are read together: one ranged read
+ * per run of at most RUN_MAX bytes, skipping gaps of at most RUN_GAP (bytes
+ * read for nothing). A fresh clone needs whole packs: ~4 reads per 16 MiB
+ * pack instead of one per object (~350 per pack). Memory: one run per
+ * transfer in flight.
+ */
+#define RUN_MAX (4u << 20)
+#define RUN_GAP (64u << 10)
+
+struct want {
+	struct dd_run_obj o;
+	uint32_t pack;
+};
+
+static int
+want_cmp(const void *a, const void *b)
+{
+	const struct want *x = a, *y = b;
+
+	if (x->pack != y->pack)
+		return x->pack < y->pack ? -1 : 1;
+	return x->o.off < y->o.off ? -1 : x->o.off > y->o.off;
+}
+
+/* Queue wants[0..n) (sorted) as runs; a run of one object is an ordinary object fetch. */
+static void
+submit_runs(struct dd_store *st, struct dd_xfer_batch *b, const struct want *w, size_t n)
+{
+	char name[DD_OBJECT_NAME_SIZE];
+
+	for (size_t i = 0, j; i < n; i = j) {
+		for (j = i + 1; j < n && w[j].pack == w[i].pack && w[j].o.off >= w[j - 1].o.off + w[j - 1].o.len &&
+				w[j].o.off - (w[j - 1].o.off + w[j - 1].o.len) <= RUN_GAP &&
+				w[j].o.off + w[j].o.len - w[i].o.off <= RUN_MAX;
+		     j++)
+			;
+		if (j - i == 1) {
+			dd_object_name(name, sizeof(name), "data", w[i].o.id);
+			dd_xfer_submit(st, b, DD_XFER_OBJECT, name, w[i].o.id, w[i].o.plain_len);
+			continue;
+		}
+		struct dd_run_obj *objs = dd_calloc(j - i, sizeof(*objs));
+		for (size_t k = i; k < j; k++)
+			objs[k - i] = w[k].o;
+		dd_object_name(name, sizeof(name), "packs", dd_midx_pack_get(st->idx, w[i].pack).name);
+		dd_xfer_submit_run(st, b, name, objs, j - i);
+	}
+}
+
 static int
 fetch_all(struct dd_store *st, const char *const *ids, size_t n, struct dd_transfer_stats *s)
 {
@@ -370,6 +420,8 @@ fetch_all(struct dd_store *st, const char *const *ids, size_t n, struct dd_trans
 	struct refs r = { 0 };
 	char name[DD_OBJECT_NAME_SIZE];
 	uint8_t *memo = NULL;
+	struct want *w = NULL;
+	size_t nw = 0;
 	int rc;
 
 	if (dd_store_index_refresh(st) < 0)
@@ -378,18 +430,31 @@ fetch_all(struct dd_store *st, const char *const *ids, size_t n, struct dd_trans
 	if (rc != 0)
 		goto out;
 	memo = dd_calloc(st->idx->npacks ? st->idx->npacks : 1, 1);
+	w = dd_calloc(r.n ? r.n : 1, sizeof(*w));
 	for (size_t i = 0; i < r.n; i++) {
 		struct dd_midx_hit hit;
+		int found;
 		dd_object_name(name, sizeof(name), "data", r.v[i].id);
-		if (st->cache->ops->exists(st->cache, name) == 1 ||
-		    (dd_midx_find(st->idx, r.v[i].id, 0, &hit) && hit.pack < st->idx->npacks &&
-		     cache_has_pack(st, memo, hit.pack))) {
+		found = st->cache->ops->exists(st->cache, name) != 1 && dd_midx_find(st->idx, r.v[i].id, 0, &hit) &&
+			hit.pack < st->idx->npacks;
+		if ((!found && st->cache->ops->exists(st->cache, name) == 1) ||
+		    (found && cache_has_pack(st, memo, hit.pack))) {
 			s->skipped_files++;
 			s->skipped_bytes += r.v[i].len;
 			continue;
 		}
-		dd_xfer_submit(st, &b, DD_XFER_OBJECT, name, r.v[i].id, r.v[i].len);
+		if (!found) { /* a loose object, or one the map lacks: on its own */
+			dd_xfer_submit(st, &b, DD_XFER_OBJECT, name, r.v[i].id, r.v[i].len);
+			continue;
+		}
+		memcpy(w[nw].o.id, r.v[i].id, 32);
+		w[nw].o.off = hit.off;
+		w[nw].o.len = hit.len;
+		w[nw].o.plain_len = r.v[i].len;
+		w[nw++].pack = hit.pack;
 	}
+	qsort(w, nw, sizeof(*w), want_cmp);
+	submit_runs(st, &b, w, nw);
 	rc = dd_xfer_wait(st, &b, "downloading", s);
 	if (rc == 0 && !dd_store_live(st))
 		rc = unreachable_error(st);
@@ -399,7 +464,7 @@ fetch_all(struct dd_store *st, const char *const *ids, size_t n, struct dd_trans
 			rc = -1;
 	}
 out:
-	free(r.v), free(memo);
+	free(r.v), free(memo), free(w);
 	return rc;
 }
 

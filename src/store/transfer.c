@@ -32,6 +32,8 @@ struct dd_xfer {
 	int failed;    /* why: the error and its hint, kept from the worker thread */
 	struct dd_error_saved why;
 	uint64_t bytes;
+	struct dd_run_obj *objs; /* DD_XFER_RUN: the objects, in the pack `name` */
+	size_t nobjs;
 	struct dd_xfer *next;
 };
 
@@ -101,6 +103,26 @@ out:
 	free(path);
 }
 
+/* A run of objects with one read; on any failure each is read on its own, which explains the failure. */
+static void
+fetch_run(struct dd_xfer *x, struct dd_worker *wk)
+{
+	struct dd_buf plain = DD_BUF_INIT;
+
+	x->rc = 0;
+	if (dd_store_get_run(x->st, x->name, x->objs, x->nobjs, wk->zd, &x->bytes) == 0)
+		return;
+	for (size_t i = 0; i < x->nobjs && x->rc == 0; i++) {
+		if (atomic_load(&x->st->unreachable)) {
+			x->rc = DD_EUNREACHABLE;
+			break;
+		}
+		x->rc = dd_store_get_object(x->st, DD_OBJ_DATA, x->objs[i].id, x->objs[i].plain_len, &plain, wk->zd);
+		x->bytes += plain.len;
+	}
+	dd_buf_release(&plain);
+}
+
 static void
 xfer_run(struct dd_job *job, struct dd_worker *wk)
 {
@@ -115,6 +137,8 @@ xfer_run(struct dd_job *job, struct dd_worker *wk)
 		x->rc = dd_store_get_object(x->st, DD_OBJ_DATA, x->id, x->len, &plain, wk->zd);
 		x->bytes = plain.len;
 		dd_buf_release(&plain);
+	} else if (x->kind == DD_XFER_RUN) {
+		fetch_run(x, wk);
 	} else {
 		upload(x);
 	}
@@ -165,8 +189,8 @@ reap_head(struct dd_store *st, struct dd_xfer_batch *b)
 	b->head = x->next;
 	if (!b->head)
 		b->tail = NULL;
-	b->done_files++;
-	b->done_bytes += x->kind == DD_XFER_OBJECT ? x->len : x->bytes;
+	b->done_files += x->kind == DD_XFER_RUN ? x->nobjs : 1;
+	b->done_bytes += x->kind == DD_XFER_OBJECT || x->kind == DD_XFER_RUN ? x->len : x->bytes;
 	if (x->rc == DD_EUNREACHABLE) {
 		dd_store_gone(st, x->rc);
 	} else if (x->failed && !b->failed) {
@@ -178,10 +202,43 @@ reap_head(struct dd_store *st, struct dd_xfer_batch *b)
 		b->acc.skipped_files++;
 		b->acc.skipped_bytes += x->bytes;
 	} else {
-		b->acc.files++;
+		b->acc.files += x->kind == DD_XFER_RUN ? x->nobjs : 1;
 		b->acc.bytes += x->bytes;
 	}
+	free(x->objs);
 	free(x);
+}
+
+/*
+ * The pool blocks a submit while 4 x `transfers` jobs are in flight, so
+ * most of a big transfer is spent submitting, not in dd_xfer_wait(): count
+ * what finished and report progress from there too (batches that report
+ * progress belong to the submitting thread alone).
+ */
+static void
+reap_done(struct dd_store *st, struct dd_xfer_batch *b)
+{
+	if (!b->what)
+		return;
+	while (b->head && dd_pool_is_done(st->xfer, &b->head->base))
+		reap_head(st, b);
+	report(st, b->what, b, 0);
+}
+
+/* Append x to the batch and start it. */
+static void
+enqueue(struct dd_store *st, struct dd_xfer_batch *b, struct dd_xfer *x, size_t files)
+{
+	x->base.run = xfer_run;
+	x->st = st;
+	if (b->tail)
+		b->tail->next = x;
+	else
+		b->head = x;
+	b->tail = x;
+	b->n += files;
+	b->total_bytes += x->len;
+	dd_pool_submit(st->xfer, &x->base);
 }
 
 void
@@ -190,19 +247,7 @@ dd_xfer_submit(struct dd_store *st, struct dd_xfer_batch *b, int kind, const cha
 {
 	struct dd_xfer *x = dd_calloc(1, sizeof(*x));
 
-	/*
-	 * The pool blocks a submit while 4 x `transfers` jobs are in flight, so
-	 * most of a big transfer is spent here, not in dd_xfer_wait(): count
-	 * what finished and report progress from here too (batches that report
-	 * progress belong to the submitting thread alone).
-	 */
-	if (b->what) {
-		while (b->head && dd_pool_is_done(st->xfer, &b->head->base))
-			reap_head(st, b);
-		report(st, b->what, b, 0);
-	}
-	x->base.run = xfer_run;
-	x->st = st;
+	reap_done(st, b);
 	x->kind = kind;
 	snprintf(x->name, sizeof(x->name), "%s", name);
 	if (id)
@@ -215,14 +260,24 @@ dd_xfer_submit(struct dd_store *st, struct dd_xfer_batch *b, int kind, const cha
 		free(path);
 	}
 	x->len = len;
-	if (b->tail)
-		b->tail->next = x;
-	else
-		b->head = x;
-	b->tail = x;
-	b->n++;
-	b->total_bytes += len;
-	dd_pool_submit(st->xfer, &x->base);
+	enqueue(st, b, x, 1);
+}
+
+void
+dd_xfer_submit_run(struct dd_store *st, struct dd_xfer_batch *b, const char *pack, struct dd_run_obj *objs, size_t n)
+{
+	struct dd_xfer *x = dd_calloc(1, sizeof(*x));
+	uint64_t len = 0;
+
+	reap_done(st, b);
+	x->kind = DD_XFER_RUN;
+	snprintf(x->name, sizeof(x->name), "%s", pack);
+	x->objs = objs;
+	x->nobjs = n;
+	for (size_t i = 0; i < n; i++)
+		len += objs[i].plain_len;
+	x->len = (uint32_t)(len > UINT32_MAX ? UINT32_MAX : len);
+	enqueue(st, b, x, n);
 }
 
 int

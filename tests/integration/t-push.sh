@@ -170,4 +170,62 @@ test_fetch_fills_the_cache_and_pull_restores() {
 	assert_eq "$(psql_q "$DB" "SELECT md5(string_agg(v, ',' ORDER BY id)) FROM t")" "$want"
 }
 
+# a fresh clone needs whole packs: fetch reads objects lying next to each
+# other in a pack with one ranged read per few MiB, not one per object (a
+# ~1 GB snapshot: ~250 requests instead of ~5,800); the cache then holds
+# every object, intact, and a restore needs no store
+test_fetch_reads_neighbouring_objects_of_a_pack_together() {
+	DNADATA_PASSPHRASE=pw repo_with_db fetchruns --store "file://$T/store"
+	psql_q "$DB" "CREATE TABLE t (id int PRIMARY KEY, v text);
+		INSERT INTO t SELECT i, md5(i::text) || md5((i * 7)::text) || md5((i * 13)::text) FROM generate_series(1, 200000) i"
+	expect_ok git dnadata snapshot
+	local origin=$PWD files requests want
+	want=$(psql_q "$DB" "SELECT md5(string_agg(v, ',' ORDER BY id)) FROM t")
+	git clone -q "$origin" "$T/clone"
+	cd "$T/clone"
+	DNADATA_PASSPHRASE=pw expect_ok git dnadata init
+	expect_ok git dnadata fetch
+	files=$(sed -n 's/.*fetch: received \([0-9]*\) files.*/\1/p' <<<"$ERR")
+	requests=$(sed -n 's/.*, \([0-9]*\) requests$/\1/p' <<<"$ERR")
+	[ -n "$files" ] && [ -n "$requests" ] || fail "no fetch summary: $ERR"
+	[ "$files" -ge 20 ] || fail "expected a snapshot of 20 objects or more, got $files"
+	[ $((requests * 4)) -le "$files" ] || fail "fetch made $requests requests for $files objects"
+	mv "$T/store" "$T/store.away"
+	expect_ok git dnadata verify --offline --read-data
+	psql_q "$DB" "UPDATE t SET v = 'edited'"
+	expect_ok git dnadata restore --no-hooks --force
+	assert_eq "$(psql_q "$DB" "SELECT md5(string_agg(v, ',' ORDER BY id)) FROM t")" "$want"
+}
+
+# a damaged object in the middle of a read-together run: the run's objects
+# are read one by one, the fetch fails naming the damaged object, and the
+# objects before it joined the cache (a second fetch after the repair gets
+# the rest)
+test_fetch_of_a_run_with_a_damaged_object_names_it() {
+	DNADATA_PASSPHRASE=pw repo_with_db fetchbad --store "file://$T/store"
+	psql_q "$DB" "CREATE TABLE t (id int PRIMARY KEY, v text);
+		INSERT INTO t SELECT i, md5(i::text) || md5((i * 7)::text) || md5((i * 13)::text) FROM generate_series(1, 100000) i"
+	expect_ok git dnadata snapshot
+	local origin=$PWD pack size
+	pack=$(find "$T/store/packs" -type f | head -n 1)
+	size=$(stat -c %s "$pack")
+	cp "$pack" "$T/pack.good"
+	chmod u+w "$pack"
+	printf 'X' | dd of="$pack" bs=1 seek=$((size / 3)) conv=notrunc status=none
+	git clone -q "$origin" "$T/clone"
+	cd "$T/clone"
+	DNADATA_PASSPHRASE=pw expect_ok git dnadata init
+	expect_fail 1 git dnadata fetch
+	assert_eq 1 "$(grep -c '^error: ' <<<"$ERR")" "one error line: $ERR"
+	assert_contains "$ERR" "object "
+	assert_contains "$ERR" "packs/"
+	echo "$ERR" >"$T/first.err"
+	cp "$T/pack.good" "$pack"
+	expect_ok git dnadata fetch
+	assert_contains "$ERR" "fetch: received "
+	assert_not_contains "$ERR" " 0 already there"
+	mv "$T/store" "$T/store.away"
+	expect_ok git dnadata verify --offline --read-data
+}
+
 run_tests

@@ -827,14 +827,14 @@ second_clone_reuses_the_first_clones_packs_and_fetches_with_ranged_reads(void **
 	assert_int_equal(tb.put_file, 1);                         /* the manifest */
 	assert_int_equal(tb.exists, 0);                           /* nothing asked per object */
 	dd_store_free(st);
-	/* a third state dir fetches: one ranged read per object, then reads offline */
+	/* a third state dir fetches: one ranged read per run of neighbouring objects (a few MiB), then reads offline */
 	dd_rm_rf(sd2);
 	free(second_clone(f));
 	counts_reset();
 	assert_int_equal(dd_store_open(&st, f->url, sd2, 0), 0);
 	if (dd_store_fetch(st, ids, 1, &s) < 0)
 		fail_msg("fetch: %s", dd_error_last());
-	assert_int_equal(tb.get_range, (int)chunks);
+	assert_true(tb.get_range >= 1 && tb.get_range * 4 <= (int)chunks);
 	assert_int_equal(s.files, chunks);
 	dd_store_free(st);
 	tb.on = 0;
