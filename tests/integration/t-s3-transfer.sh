@@ -261,7 +261,9 @@ test_interrupted_push_and_fetch_resume_with_only_the_rest() {
 	# land one by one, at least a second apart
 	store_setting transfers 1
 	s3_proxy_start 1.0 11 delay 0.5
-	git dnadata push >push1.out 2>&1 </dev/null &
+	# git-dnadata itself, not `git dnadata`: git runs its subcommand as a child
+	# process, and a kill -9 of git would leave that child uploading on
+	git-dnadata push >push1.out 2>&1 </dev/null &
 	local pid=$! i landed=0 rc
 	for i in $(seq 1 3000); do
 		landed=$(bucket_count packs)
@@ -298,7 +300,7 @@ interrupted_fetch_resumes() {
 	clone b keyfile
 	store_setting transfers 1
 	s3_proxy_start 1.0 12 delay 0.3
-	git dnadata fetch >fetch1.out 2>&1 </dev/null &
+	git-dnadata fetch >fetch1.out 2>&1 </dev/null & # (not `git dnadata`: see above)
 	local pid=$! i got=0 rc
 	for i in $(seq 1 3000); do
 		got=$(cached_objects)
@@ -317,7 +319,7 @@ interrupted_fetch_resumes() {
 	expect_ok git dnadata fetch
 	assert_contains "$ERR" "fetch: received "
 	tap_note "fetch killed with $got of $(($(moved) + $(already))) objects in the cache"
-	assert_eq "$got" "$(already)" "the rerun found exactly the objects fetched before the kill"
+	assert_eq "$got" "$(already)" "the rerun found exactly the objects fetched before the kill: $ERR"
 	[ "$(moved)" -ge 1 ] || fail "the fetch was not interrupted: $ERR"
 	expect_ok git dnadata fetch
 	assert_contains "$ERR" "fetch: nothing to transfer"

@@ -971,7 +971,8 @@ static void
 progress_moves_while_transfers_are_still_being_queued(void **state)
 {
 	struct fx *f = *state;
-	struct gen g = { 34, 12u << 20, NULL, 0 };
+	/* fetch reads up to 4 MiB of neighbouring objects per job: 40 MiB is ~10 jobs, more than the pool's 4 */
+	struct gen g = { 34, 40u << 20, NULL, 0 };
 	char *id = snapshot(f->st, &g, 0), *sd2 = second_clone(f);
 	struct dd_store_opts o = { .url = f->url, .statedir = sd2, .path_style = -1, .retries = -1, .transfers = 1 };
 	struct progress_during pd = { 0 };
