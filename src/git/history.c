@@ -49,40 +49,15 @@ out:
 static int
 refs_tree(git_tree **out, const struct dd_repo *repo, const char *rev)
 {
-	git_object *obj = NULL;
-	git_commit *commit = NULL;
-	git_tree *tree = NULL;
 	git_tree_entry *entry = NULL;
-	int rc = -1, err;
+	int rc = dd_repo_entry_at(&entry, repo, rev, ".dnadata/refs", 0);
 
 	*out = NULL;
-	if (git_revparse_single(&obj, repo->git, rev) < 0) {
-		dd_error_git(rev);
-		return dd_error_wrap("cannot resolve revision");
-	}
-	if (git_object_peel((git_object **)&commit, obj, GIT_OBJECT_COMMIT) < 0) {
-		rc = DD_NOTFOUND; /* a tag of a tree or blob: no ref files */
-		goto out;
-	}
-	if (git_commit_tree(&tree, commit) < 0) {
-		dd_error_git(rev);
-		goto out;
-	}
-	err = git_tree_entry_bypath(&entry, tree, ".dnadata/refs");
-	if (err == GIT_ENOTFOUND || (err == 0 && git_tree_entry_type(entry) != GIT_OBJECT_TREE)) {
+	if (rc == 0 && git_tree_entry_type(entry) != GIT_OBJECT_TREE)
 		rc = DD_NOTFOUND;
-		goto out;
-	}
-	if (err < 0 || git_tree_lookup(out, repo->git, git_tree_entry_id(entry)) < 0) {
-		dd_error_git(rev);
-		goto out;
-	}
-	rc = 0;
-out:
+	if (rc == 0 && git_tree_lookup(out, repo->git, git_tree_entry_id(entry)) < 0)
+		rc = dd_error_git(rev);
 	git_tree_entry_free(entry);
-	git_tree_free(tree);
-	git_commit_free(commit);
-	git_object_free(obj);
 	return rc;
 }
 

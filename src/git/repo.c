@@ -150,15 +150,15 @@ dd_repo_head(const struct dd_repo *repo, char out[41])
 }
 
 int
-dd_repo_read_at(struct dd_buf *out, const struct dd_repo *repo, const char *rev, const char *relpath)
+dd_repo_entry_at(git_tree_entry **out, const struct dd_repo *repo, const char *rev, const char *relpath,
+		 int commits_only)
 {
 	git_object *obj = NULL;
 	git_commit *commit = NULL;
 	git_tree *tree = NULL;
-	git_tree_entry *entry = NULL;
-	git_blob *blob = NULL;
 	int rc = -1, err;
 
+	*out = NULL;
 	err = git_revparse_single(&obj, repo->git, rev);
 	if (err == GIT_ENOTFOUND && !strcmp(rev, "HEAD") && git_repository_head_unborn(repo->git) == 1)
 		return DD_NOTFOUND; /* no commits yet: nothing exists at HEAD */
@@ -167,22 +167,40 @@ dd_repo_read_at(struct dd_buf *out, const struct dd_repo *repo, const char *rev,
 		return dd_error_wrap("cannot resolve revision");
 	}
 	if (git_object_peel((git_object **)&commit, obj, GIT_OBJECT_COMMIT) < 0) {
-		dd_error("'%s' does not name a commit", rev);
+		if (commits_only)
+			dd_error("'%s' does not name a commit", rev);
+		else
+			rc = DD_NOTFOUND; /* a tag of a tree or a blob: nothing at any path */
 		goto out;
 	}
 	if (git_commit_tree(&tree, commit) < 0) {
 		dd_error_git("cannot read the commit's tree");
 		goto out;
 	}
-	err = git_tree_entry_bypath(&entry, tree, relpath);
-	if (err == GIT_ENOTFOUND) {
+	err = git_tree_entry_bypath(out, tree, relpath);
+	if (err == GIT_ENOTFOUND)
 		rc = DD_NOTFOUND;
-		goto out;
-	}
-	if (err < 0) {
+	else if (err < 0)
 		dd_error_git(relpath);
-		goto out;
-	}
+	else
+		rc = 0;
+out:
+	git_tree_free(tree);
+	git_commit_free(commit);
+	git_object_free(obj);
+	return rc;
+}
+
+int
+dd_repo_read_at(struct dd_buf *out, const struct dd_repo *repo, const char *rev, const char *relpath)
+{
+	git_tree_entry *entry = NULL;
+	git_blob *blob = NULL;
+	int rc = dd_repo_entry_at(&entry, repo, rev, relpath, 1);
+
+	if (rc != 0)
+		return rc;
+	rc = -1;
 	if (git_tree_entry_type(entry) != GIT_OBJECT_BLOB) {
 		dd_error("%s at %s is not a file", relpath, rev);
 		goto out;
@@ -196,9 +214,6 @@ dd_repo_read_at(struct dd_buf *out, const struct dd_repo *repo, const char *rev,
 out:
 	git_blob_free(blob);
 	git_tree_entry_free(entry);
-	git_tree_free(tree);
-	git_commit_free(commit);
-	git_object_free(obj);
 	return rc;
 }
 

@@ -45,6 +45,14 @@ int dd_repo_changed(const struct dd_repo *repo, const char *relpath);
 int dd_repo_head(const struct dd_repo *repo, char out[41]);
 
 /*
+ * The tree entry at `relpath` in the commit `rev` names (caller frees with
+ * git_tree_entry_free): 0, DD_NOTFOUND (no such path, no commits yet at
+ * HEAD, or, unless commits_only, a tag of something other than a commit),
+ * -1 with the error set.
+ */
+int dd_repo_entry_at(git_tree_entry **out, const struct dd_repo *repo, const char *rev, const char *relpath,
+		     int commits_only);
+/*
  * Read a tracked file as it is at revision `rev` (e.g. "HEAD", a branch,
  * a commit id). Returns 0, DD_NOTFOUND if the file does not exist at that
  * revision, or -1 on error.

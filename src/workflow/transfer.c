@@ -42,41 +42,32 @@ out:
 	return rc;
 }
 
-int
-dd_workflow_push(struct dd_repo *repo, const struct dd_config *cfg, const struct dd_transfer_scope *scope,
-		 struct dd_transfer_stats *stats, size_t *nsnap)
+/* The store side of a push (put the config back if lost, then the snapshots) or of a fetch. */
+static int
+move(struct dd_store *st, char **ids, size_t nids, const struct dd_transfer_scope *scope, int push,
+     struct dd_transfer_stats *stats)
 {
-	struct dd_store *st = NULL;
-	char **ids = NULL;
-	size_t nids = 0;
-	int rc = -1, r, flags;
+	int r, flags = (scope->check ? DD_PUSH_CHECK : 0) | (scope->all ? DD_PUSH_SKIP_UNAVAILABLE : 0);
 
-	*stats = (struct dd_transfer_stats){ 0 };
-	*nsnap = 0;
-	if (scope_ids(&ids, &nids, repo, cfg, scope) < 0 || dd_workflow_open_store(&st, cfg, repo, 0) < 0)
-		goto out;
-	r = dd_store_push_config(st);
-	if (r < 0)
-		goto out;
-	if (r == 0)
-		dd_info("put the store's config back from the local cache (the store had lost it)");
-	*nsnap = nids;
+	if (push) {
+		r = dd_store_push_config(st);
+		if (r < 0)
+			return -1;
+		if (r == 0)
+			dd_info("put the store's config back from the local cache (the store had lost it)");
+	}
 	if (scope->progress)
 		dd_store_set_progress(st, scope->progress, scope->progress_arg);
-	flags = (scope->check ? DD_PUSH_CHECK : 0) | (scope->all ? DD_PUSH_SKIP_UNAVAILABLE : 0);
-	if (nids && dd_store_push_flags(st, (const char *const *)ids, nids, flags, stats) < 0)
-		goto out;
-	stats->requests = dd_store_requests(st); /* with the config's, made by this command */
-	rc = 0;
-out:
-	dd_ref_ids_free(ids, nids);
-	dd_store_free(st);
-	return rc;
+	if (!nids)
+		return 0;
+	if (push)
+		return dd_store_push_flags(st, (const char *const *)ids, nids, flags, stats) < 0 ? -1 : 0;
+	return dd_store_fetch(st, (const char *const *)ids, nids, stats) != 0 ? -1 : 0;
 }
 
-int
-dd_workflow_fetch(struct dd_repo *repo, const struct dd_config *cfg, const struct dd_transfer_scope *scope,
-		  struct dd_transfer_stats *stats, size_t *nsnap)
+static int
+transfer(struct dd_repo *repo, const struct dd_config *cfg, const struct dd_transfer_scope *scope, int push,
+	 struct dd_transfer_stats *stats, size_t *nsnap)
 {
 	struct dd_store *st = NULL;
 	char **ids = NULL;
@@ -88,9 +79,7 @@ dd_workflow_fetch(struct dd_repo *repo, const struct dd_config *cfg, const struc
 	if (scope_ids(&ids, &nids, repo, cfg, scope) < 0 || dd_workflow_open_store(&st, cfg, repo, 0) < 0)
 		goto out;
 	*nsnap = nids;
-	if (scope->progress)
-		dd_store_set_progress(st, scope->progress, scope->progress_arg);
-	if (nids && dd_store_fetch(st, (const char *const *)ids, nids, stats) != 0)
+	if (move(st, ids, nids, scope, push, stats) < 0)
 		goto out;
 	stats->requests = dd_store_requests(st); /* with the config's, made by this command */
 	rc = 0;
@@ -98,4 +87,18 @@ out:
 	dd_ref_ids_free(ids, nids);
 	dd_store_free(st);
 	return rc;
+}
+
+int
+dd_workflow_push(struct dd_repo *repo, const struct dd_config *cfg, const struct dd_transfer_scope *scope,
+		 struct dd_transfer_stats *stats, size_t *nsnap)
+{
+	return transfer(repo, cfg, scope, 1, stats, nsnap);
+}
+
+int
+dd_workflow_fetch(struct dd_repo *repo, const struct dd_config *cfg, const struct dd_transfer_scope *scope,
+		  struct dd_transfer_stats *stats, size_t *nsnap)
+{
+	return transfer(repo, cfg, scope, 0, stats, nsnap);
 }
