@@ -166,11 +166,13 @@ void dd_packer_abandon(struct dd_store *st);
 uint64_t dd_packer_peak(struct dd_store *st);
 /*
  * Check the whole pack `data` named `name`: it hashes to its name, its
- * header opens, every object opens under its id. *e (caller frees) gets
- * its entries. Errors read "damaged (...)" or name the object.
+ * header opens, every object opens under its id: fully (decompressed, id
+ * recomputed: verify --read-data) when `full`, else authenticated only
+ * (dd_object_check: the packer's read-back). *e (caller frees) gets its
+ * entries. Errors read "damaged (...)" or name the object.
  */
 int dd_store_check_pack(struct dd_store *st, const uint8_t name[32], const uint8_t *data, size_t len,
-			struct dd_pack_entry **e, size_t *n, ZSTD_DCtx *zd);
+			struct dd_pack_entry **e, size_t *n, int full, ZSTD_DCtx *zd);
 
 /* ---- transfers (transfer.c) ---- */
 struct dd_xfer;

@@ -65,19 +65,18 @@ dd_object_seal(struct dd_buf *out, const struct dd_keys *k, int type, const uint
 	return 0;
 }
 
-int
-dd_object_open(struct dd_buf *out, const struct dd_keys *k, int type, const uint8_t id[32],
-	       const void *obj, size_t len, size_t max_plain, ZSTD_DCtx *zd)
+/*
+ * The common part of open and check: header, size bound, decryption of the
+ * inner part into `inner` (len - DD_OBJECT_HEADER bytes), and the length
+ * field against max_plain. *plen and *body describe the inner part.
+ */
+static int
+decrypt_inner(uint8_t *inner, const struct dd_keys *k, int type, const uint8_t id[32], const uint8_t *o,
+	      size_t len, size_t max_plain, uint64_t *plen, size_t *body)
 {
-	const uint8_t *o = obj;
-	uint8_t ad[34], *inner = NULL, check[32];
+	uint8_t ad[34];
 	unsigned long long ilen;
-	uint64_t plen;
-	size_t body;
-	ZSTD_DCtx *own = NULL;
-	int rc = -1;
 
-	dd_buf_clear(out);
 	if (len < 6)
 		return dd_error("damaged (truncated to %zu bytes)", len);
 	if (memcmp(o, DD_OBJECT_MAGIC, 4))
@@ -91,21 +90,74 @@ dd_object_open(struct dd_buf *out, const struct dd_keys *k, int type, const uint
 	if (len - DD_OBJECT_HEADER - DD_OBJECT_TAG - DD_OBJECT_INNER > max_plain + max_plain / 16 + 1024)
 		return dd_error("damaged (object of %zu bytes is larger than allowed)", len);
 	make_ad(ad, type, id);
-	inner = malloc(len - DD_OBJECT_HEADER);
-	if (!inner)
-		return dd_error("out of memory");
 	if (crypto_aead_xchacha20poly1305_ietf_decrypt(inner, &ilen, NULL, o + DD_OBJECT_HEADER,
 						       len - DD_OBJECT_HEADER, ad, sizeof(ad), o + 6,
-						       k->object) != 0) {
-		dd_error("damaged (authentication failed: modified, truncated or stored under the wrong name)");
-		goto out;
+						       k->object) != 0)
+		return dd_error("damaged (authentication failed: modified, truncated or stored under the wrong name)");
+	*plen = dd_get_le64(inner + 1);
+	*body = (size_t)ilen - DD_OBJECT_INNER;
+	if (*plen > max_plain)
+		return dd_error("damaged (plaintext of %llu bytes is larger than allowed)", (unsigned long long)*plen);
+	return 0;
+}
+
+int
+dd_object_check(const struct dd_keys *k, int type, const uint8_t id[32], const void *obj, size_t len,
+		struct dd_buf *scratch)
+{
+	uint64_t plen;
+	size_t body;
+	uint8_t *inner;
+
+	dd_buf_clear(scratch);
+	dd_buf_grow(scratch, len > DD_OBJECT_HEADER ? len - DD_OBJECT_HEADER : 1);
+	inner = (uint8_t *)scratch->ptr;
+	if (decrypt_inner(inner, k, type, id, obj, len, DD_OBJECT_PLAIN_MAX, &plen, &body) < 0)
+		return -1;
+	scratch->len = DD_OBJECT_INNER + body;
+	switch (inner[0]) {
+	case DD_COMP_NONE:
+		if (body != plen)
+			return dd_error("damaged (length mismatch)");
+		return 0;
+	case DD_COMP_ZSTD: {
+		/* frame headers only, no decompression; frames need not declare their size (FORMAT.md §4) */
+		const uint8_t *z = inner + DD_OBJECT_INNER;
+		unsigned long long fcs = ZSTD_getFrameContentSize(z, body);
+		size_t first = ZSTD_findFrameCompressedSize(z, body);
+		if (fcs == ZSTD_CONTENTSIZE_ERROR || ZSTD_isError(first))
+			return dd_error("damaged (zstd: not a frame)");
+		if (fcs != ZSTD_CONTENTSIZE_UNKNOWN && (first == body ? fcs != plen : fcs > plen))
+			return dd_error("damaged (zstd: length mismatch)");
+		return 0;
 	}
-	plen = dd_get_le64(inner + 1);
-	body = (size_t)ilen - DD_OBJECT_INNER;
-	if (plen > max_plain) {
-		dd_error("damaged (plaintext of %llu bytes is larger than allowed)", (unsigned long long)plen);
-		goto out;
+	default:
+		return dd_error("damaged (unknown compression %u)", inner[0]);
 	}
+}
+
+uint64_t
+dd_object_check_plain_len(const struct dd_buf *scratch)
+{
+	return dd_get_le64((const uint8_t *)scratch->ptr + 1);
+}
+
+int
+dd_object_open(struct dd_buf *out, const struct dd_keys *k, int type, const uint8_t id[32],
+	       const void *obj, size_t len, size_t max_plain, ZSTD_DCtx *zd)
+{
+	uint8_t *inner = NULL, check[32];
+	uint64_t plen;
+	size_t body;
+	ZSTD_DCtx *own = NULL;
+	int rc = -1;
+
+	dd_buf_clear(out);
+	inner = malloc(len > DD_OBJECT_HEADER ? len - DD_OBJECT_HEADER : 1);
+	if (!inner)
+		return dd_error("out of memory");
+	if (decrypt_inner(inner, k, type, id, obj, len, max_plain, &plen, &body) < 0)
+		goto out;
 	dd_buf_grow(out, (size_t)plen);
 	switch (inner[0]) {
 	case DD_COMP_NONE:

@@ -24,6 +24,7 @@
 #define DD_OBJECT_INNER 9   /* compression 1 + length 8 */
 #define DD_OBJECT_TAG 16
 #define DD_ZSTD_LEVEL 3
+#define DD_OBJECT_PLAIN_MAX (256u << 20) /* largest plaintext any reader accepts (DD_MANIFEST_MAX) */
 
 enum dd_object_type {
 	DD_OBJ_DATA = 1,     /* a chunk of a stream */
@@ -45,5 +46,19 @@ int dd_object_seal(struct dd_buf *out, const struct dd_keys *k, int type, const 
  */
 int dd_object_open(struct dd_buf *out, const struct dd_keys *k, int type, const uint8_t id[32],
 		   const void *obj, size_t len, size_t max_plain, ZSTD_DCtx *zd);
+/*
+ * Authenticate `obj` without decompressing it or recomputing its id: magic,
+ * version, type, the AEAD tag (its associated data binds version, type and
+ * id, so an object stored under another id or type fails) and the inner
+ * length field (at most DD_OBJECT_PLAIN_MAX, equal to the raw body's length
+ * or to the sizes the zstd frames declare). The keyed id is recomputed by
+ * dd_object_open on every read that uses the plaintext. `scratch` receives
+ * the decrypted inner part (reused between calls; dd_object_check_plain_len
+ * reads its length field after a success). Errors as dd_object_open.
+ */
+int dd_object_check(const struct dd_keys *k, int type, const uint8_t id[32], const void *obj, size_t len,
+		    struct dd_buf *scratch);
+/* The plaintext length of the object dd_object_check just accepted into `scratch`. */
+uint64_t dd_object_check_plain_len(const struct dd_buf *scratch);
 
 #endif

@@ -6,9 +6,11 @@
  * objects are laid out in a random order (their order must not tell the
  * stream's), the encrypted header is appended, the pack is written to
  * cache/packs/ under its SHA-256 (one fsync), read back and checked once
- * (it hashes to its name, its header opens, every object opens under its
- * id), and queued for upload on the transfer pool (put_file: a hard link
- * for a file store on the same filesystem). Only one pack is finished at a
+ * (it hashes to its name, its header opens, every object authenticates
+ * under its id and type: dd_object_check, no decompression or re-hash;
+ * every read that uses an object's plaintext opens it fully), and queued
+ * for upload on the transfer pool (put_file: a hard link for a file store
+ * on the same filesystem). Only one pack is finished at a
  * time and adders wait while the open pack is full, so the writer holds at
  * most two packs' bytes whatever the snapshot size; uploads hold names.
  *
@@ -117,7 +119,7 @@ dd_packer_peak(struct dd_store *st)
 
 int
 dd_store_check_pack(struct dd_store *st, const uint8_t name[32], const uint8_t *data, size_t len,
-		    struct dd_pack_entry **e, size_t *n, ZSTD_DCtx *zd)
+		    struct dd_pack_entry **e, size_t *n, int full, ZSTD_DCtx *zd)
 {
 	struct dd_buf plain = DD_BUF_INIT;
 	uint8_t sum[32];
@@ -133,7 +135,8 @@ dd_store_check_pack(struct dd_store *st, const uint8_t name[32], const uint8_t *
 	for (size_t i = 0; i < *n; i++) {
 		const struct dd_pack_entry *x = &(*e)[i];
 		char hex[DD_ID_HEX_SIZE];
-		if (dd_object_open(&plain, st->keys, x->type, x->id, data + x->off, x->len, st->chunker->max, zd) < 0) {
+		if ((full ? dd_object_open(&plain, st->keys, x->type, x->id, data + x->off, x->len, st->chunker->max, zd)
+			  : dd_object_check(st->keys, x->type, x->id, data + x->off, x->len, &plain)) < 0) {
 			dd_hex_encode(hex, x->id, 32);
 			dd_error_wrap("object %s at offset %u", hex, x->off);
 			goto out;
@@ -190,7 +193,7 @@ write_pack(struct dd_store *st, struct dd_buf *pack, const struct dd_index_pack 
 		goto out;
 	}
 	if (st->cache->ops->get(st->cache, name, pack) != 0 ||
-	    dd_store_check_pack(st, ip->name, (const uint8_t *)pack->ptr, pack->len, &e, &n, zd) < 0) {
+	    dd_store_check_pack(st, ip->name, (const uint8_t *)pack->ptr, pack->len, &e, &n, 0, zd) < 0) {
 		dd_error_wrap("the pack %s just written to the cache", name);
 		goto out;
 	}

@@ -384,9 +384,14 @@ dd_store_get_run(struct dd_store *st, const char *pack, const struct dd_run_obj 
 	}
 	for (size_t i = 0; i < n; i++) {
 		const uint8_t *p = (const uint8_t *)all.ptr + (objs[i].off - start);
-		if (dd_object_open(&plain, st->keys, DD_OBJ_DATA, objs[i].id, p, objs[i].len, objs[i].plain_len, zd) < 0)
+		/* authenticated only: restore's full open decompresses and recomputes the id (FORMAT.md §4) */
+		if (dd_object_check(st->keys, DD_OBJ_DATA, objs[i].id, p, objs[i].len, &plain) < 0)
 			goto out;
-		bytes += plain.len;
+		if (dd_object_check_plain_len(&plain) > objs[i].plain_len) {
+			dd_error("damaged (plaintext larger than the manifest says)");
+			goto out;
+		}
+		bytes += dd_object_check_plain_len(&plain);
 		dd_object_name(name, sizeof(name), "data", objs[i].id);
 		/* best effort, as get_from_backend: a torn cache copy fails to open and is fetched again */
 		st->cache->ops->put(st->cache, name, p, objs[i].len);

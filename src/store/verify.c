@@ -227,7 +227,7 @@ pack_run(struct dd_job *job, struct dd_worker *wk)
 	r = st->cache->ops->get(st->cache, pname, &data);
 	if (r == DD_NOTFOUND)
 		pj->missing = 1, pj->err = dd_asprintf("its pack %s is missing", pname);
-	else if (r < 0 || dd_store_check_pack(st, mp.name, (const uint8_t *)data.ptr, data.len, &e, &n, wk->zd) < 0)
+	else if (r < 0 || dd_store_check_pack(st, mp.name, (const uint8_t *)data.ptr, data.len, &e, &n, 1, wk->zd) < 0)
 		pj->err = dd_asprintf("its pack %s is %s", pname, dd_error_last() ? dd_error_last() : "unreadable");
 	for (size_t i = 0; !pj->err && i < pj->n; i++) {
 		struct check_job *j = &first[i];

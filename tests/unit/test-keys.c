@@ -524,6 +524,53 @@ object_opener_refuses_damage(void **state)
 	dd_keys_free(k);
 }
 
+/*
+ * dd_object_check authenticates without decompressing or recomputing the
+ * id: what the opener refuses for damage, another id or another type, it
+ * refuses too; a plaintext whose keyed id is not the sealed one passes it.
+ */
+static void
+object_check_authenticates_only(void **state)
+{
+	uint8_t master[32] = { 3 }, id[32], other[32];
+	struct dd_keys *k = dd_keys_new(master);
+	struct dd_buf obj = DD_BUF_INIT, out = DD_BUF_INIT, scratch = DD_BUF_INIT;
+	char text[5000];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(text); i++)
+		text[i] = "abcabcabd"[i % 9];
+	dd_id_compute(id, k, text, sizeof(text));
+	assert_int_equal(dd_object_seal(&obj, k, DD_OBJ_DATA, id, text, sizeof(text), NULL), 0);
+	assert_int_equal(dd_object_check(k, DD_OBJ_DATA, id, obj.ptr, obj.len, &scratch), 0);
+	assert_int_equal(dd_object_check_plain_len(&scratch), sizeof(text));
+	for (size_t n = 0; n < obj.len; n++)
+		assert_int_equal(dd_object_check(k, DD_OBJ_DATA, id, obj.ptr, n, &scratch), -1);
+	for (size_t i = 0; i < obj.len; i++) {
+		obj.ptr[i] ^= 4;
+		assert_int_equal(dd_object_check(k, DD_OBJ_DATA, id, obj.ptr, obj.len, &scratch), -1);
+		obj.ptr[i] ^= 4;
+	}
+	memcpy(other, id, 32);
+	other[0] ^= 1;
+	assert_int_equal(dd_object_check(k, DD_OBJ_DATA, other, obj.ptr, obj.len, &scratch), -1);
+	assert_non_null(strstr(dd_error_last(), "authentication failed"));
+	assert_int_equal(dd_object_check(k, DD_OBJ_MANIFEST, id, obj.ptr, obj.len, &scratch), -1);
+	/* sealed under an id that is not its content's: authenticates, only the full open refuses it */
+	assert_int_equal(dd_object_seal(&obj, k, DD_OBJ_DATA, other, text, sizeof(text), NULL), 0);
+	assert_int_equal(dd_object_check(k, DD_OBJ_DATA, other, obj.ptr, obj.len, &scratch), 0);
+	assert_int_equal(dd_object_open(&out, k, DD_OBJ_DATA, other, obj.ptr, obj.len, 1 << 20, NULL), -1);
+	assert_non_null(strstr(dd_error_last(), "content does not match its id"));
+	/* raw (incompressible) objects too */
+	randombytes_buf(text, sizeof(text));
+	dd_id_compute(id, k, text, sizeof(text));
+	assert_int_equal(dd_object_seal(&obj, k, DD_OBJ_DATA, id, text, sizeof(text), NULL), 0);
+	assert_int_equal(dd_object_check(k, DD_OBJ_DATA, id, obj.ptr, obj.len, &scratch), 0);
+	assert_int_equal(dd_object_check_plain_len(&scratch), sizeof(text));
+	dd_buf_release(&obj), dd_buf_release(&out), dd_buf_release(&scratch);
+	dd_keys_free(k);
+}
+
 static void
 manifest_encoding_round_trips_and_parser_is_strict(void **state)
 {
@@ -593,6 +640,7 @@ main(void)
 		cmocka_unit_test(key_files_are_wrapped_with_moderate_argon2id),
 		cmocka_unit_test(key_file_parser_refuses_malformed_input),
 		cmocka_unit_test(object_opener_refuses_damage),
+		cmocka_unit_test(object_check_authenticates_only),
 		cmocka_unit_test(manifest_encoding_round_trips_and_parser_is_strict),
 	};
 	if (sodium_init() < 0)

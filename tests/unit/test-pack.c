@@ -335,7 +335,7 @@ make_pack(struct dd_store *st, struct dd_buf *pack, struct dd_pack_entry *e, siz
 }
 
 static void
-pack_round_trip_and_damage_named(void **state)
+check_pack_round_trip_and_damage_named(void **state, int full)
 {
 	struct fx *f = *state;
 	struct dd_buf pack = DD_BUF_INIT, swapped = DD_BUF_INIT;
@@ -346,18 +346,18 @@ pack_round_trip_and_damage_named(void **state)
 
 	make_pack(f->st, &pack, e, 5);
 	dd_pack_hash(name, pack.ptr, pack.len);
-	assert_int_equal(dd_store_check_pack(f->st, name, (uint8_t *)pack.ptr, pack.len, &got, &n, NULL), 0);
+	assert_int_equal(dd_store_check_pack(f->st, name, (uint8_t *)pack.ptr, pack.len, &got, &n, full, NULL), 0);
 	assert_int_equal(n, 5);
 	assert_memory_equal(got, e, sizeof(e));
 	free(got);
 	/* a pack under another pack's name */
 	name[0] ^= 1;
-	assert_int_equal(dd_store_check_pack(f->st, name, (uint8_t *)pack.ptr, pack.len, &got, &n, NULL), -1);
+	assert_int_equal(dd_store_check_pack(f->st, name, (uint8_t *)pack.ptr, pack.len, &got, &n, full, NULL), -1);
 	assert_non_null(strstr(dd_error_last(), "SHA-256 does not match its name"));
 	/* the header tampered with (the name recomputed, as a careless copy would) */
 	pack.ptr[pack.len - 20] ^= 0x01;
 	dd_pack_hash(name, pack.ptr, pack.len);
-	assert_int_equal(dd_store_check_pack(f->st, name, (uint8_t *)pack.ptr, pack.len, &got, &n, NULL), -1);
+	assert_int_equal(dd_store_check_pack(f->st, name, (uint8_t *)pack.ptr, pack.len, &got, &n, full, NULL), -1);
 	assert_non_null(strstr(dd_error_last(), "pack header does not authenticate"));
 	pack.ptr[pack.len - 20] ^= 0x01;
 	/* truncated: the trailer no longer describes a header */
@@ -370,11 +370,50 @@ pack_round_trip_and_damage_named(void **state)
 	memcpy(forged.id, e[0].id, 32);
 	assert_int_equal(dd_pack_seal_header(&swapped, f->st->keys, &forged, 1), 0);
 	dd_pack_hash(name, swapped.ptr, swapped.len);
-	assert_int_equal(dd_store_check_pack(f->st, name, (uint8_t *)swapped.ptr, swapped.len, &got, &n, NULL), -1);
+	assert_int_equal(dd_store_check_pack(f->st, name, (uint8_t *)swapped.ptr, swapped.len, &got, &n, full, NULL), -1);
 	dd_hex_encode(hex, e[0].id, 32);
 	assert_non_null(strstr(dd_error_last(), hex));
 	assert_non_null(strstr(dd_error_last(), "authentication failed"));
 	dd_buf_release(&pack), dd_buf_release(&swapped);
+}
+
+static void
+pack_round_trip_and_damage_named(void **state)
+{
+	check_pack_round_trip_and_damage_named(state, 1); /* verify --read-data */
+	check_pack_round_trip_and_damage_named(state, 0); /* the packer's read-back */
+}
+
+/*
+ * The packer's read-back only authenticates (dd_object_check): an object
+ * sealed under an id that is not its content's passes it (its tag binds the
+ * id it was sealed under), while the full check (verify --read-data) and
+ * every read that uses the plaintext recompute the id and refuse it.
+ */
+static void
+pack_read_back_authenticates_without_rehashing(void **state)
+{
+	struct fx *f = *state;
+	struct dd_buf pack = DD_BUF_INIT, obj = DD_BUF_INIT, plain = DD_BUF_INIT;
+	struct dd_pack_entry e = { 0 }, *got;
+	const char *text = "some bytes whose keyed id is not the one they are sealed under";
+	uint8_t name[32];
+	size_t n;
+
+	memset(e.id, 0x5a, 32);
+	assert_int_equal(dd_object_seal(&obj, f->st->keys, DD_OBJ_DATA, e.id, text, strlen(text), NULL), 0);
+	e.type = DD_OBJ_DATA;
+	e.len = (uint32_t)obj.len;
+	dd_buf_put(&pack, obj.ptr, obj.len);
+	assert_int_equal(dd_pack_seal_header(&pack, f->st->keys, &e, 1), 0);
+	dd_pack_hash(name, pack.ptr, pack.len);
+	assert_int_equal(dd_store_check_pack(f->st, name, (uint8_t *)pack.ptr, pack.len, &got, &n, 0, NULL), 0);
+	assert_int_equal(n, 1);
+	free(got);
+	assert_int_equal(dd_store_check_pack(f->st, name, (uint8_t *)pack.ptr, pack.len, &got, &n, 1, NULL), -1);
+	assert_non_null(strstr(dd_error_last(), "content does not match its id"));
+	assert_int_equal(dd_object_open(&plain, f->st->keys, DD_OBJ_DATA, e.id, obj.ptr, obj.len, 1 << 20, NULL), -1);
+	dd_buf_release(&pack), dd_buf_release(&obj), dd_buf_release(&plain);
 }
 
 static void
@@ -983,7 +1022,8 @@ progress_moves_while_transfers_are_still_being_queued(void **state)
 	pd.final_total = nchunks(f->st, id);
 	assert_true(pd.final_total >= 12);
 	tb.on = tb.remote = 1;
-	tb.get_range_ms = 20;
+	/* slow enough that the submit loop outlasts a 100 ms report interval: fetch only authenticates, which is quick */
+	tb.get_range_ms = 60;
 	assert_int_equal(dd_store_open_opts(&st, &o), 0);
 	dd_store_set_progress(st, on_progress_during, &pd);
 	if (dd_store_fetch(st, ids, 1, &s) < 0)
@@ -1122,6 +1162,7 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(pack_read_back_authenticates_without_rehashing, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(pack_round_trip_and_damage_named, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(index_round_trip_and_malformed_refused, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(pack_under_another_name_is_named_by_verify, fx_setup, fx_teardown),
