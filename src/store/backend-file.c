@@ -14,6 +14,7 @@
  * made read-only (0444). A fan-out directory removed behind our back is
  * made again, but never the store's own folder: a store that is not there
  * (an unmounted disk) fails the put instead of growing a new one.
+ * put_unsynced() skips the fsyncs: the cache's copies of fetched objects.
  */
 #include "store/backend.h"
 #include "util/err.h"
@@ -184,6 +185,20 @@ fb_put(struct dd_backend *be, const char *name, const void *data, size_t len)
 		rc = dd_file_write_atomic(path, data, len, 0444, DD_WRITE_NOREPLACE | DD_WRITE_NO_DIRSYNC);
 	if (rc >= 0) /* DD_EXISTS: already there, perhaps not durable yet */
 		mark_dirty(fb, path);
+	free(path);
+	return rc;
+}
+
+static int
+fb_put_unsynced(struct dd_backend *be, const char *name, const void *data, size_t len)
+{
+	struct file_backend *fb = (struct file_backend *)be;
+	char *path = path_of(fb, name);
+	int flags = DD_WRITE_NOREPLACE | DD_WRITE_NO_DIRSYNC | DD_WRITE_NO_FSYNC;
+	int rc = dd_file_write_atomic(path, data, len, 0444, flags);
+
+	if (rc == -1 && errno == ENOENT && remake_dir(fb, path) == 0)
+		rc = dd_file_write_atomic(path, data, len, 0444, flags);
 	free(path);
 	return rc;
 }
@@ -370,6 +385,7 @@ static const struct dd_backend_ops file_ops = {
 	.get = fb_get,
 	.get_range = fb_get_range,
 	.put = fb_put,
+	.put_unsynced = fb_put_unsynced,
 	.put_file = fb_put_file,
 	.exists = fb_exists,
 	.list = fb_list,

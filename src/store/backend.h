@@ -68,6 +68,12 @@ struct dd_backend_ops {
 	int (*get_range)(struct dd_backend *be, const char *name, uint64_t off, size_t len, struct dd_buf *out);
 	/* Create-only atomic write. 0 created, DD_EXISTS already there (untouched), -1. */
 	int (*put)(struct dd_backend *be, const char *name, const void *data, size_t len);
+	/*
+	 * Optional (NULL: put): like put, without making it durable (no fsync,
+	 * not part of sync()), for the cache's copies of objects fetched from
+	 * the store: a torn copy fails to authenticate and is fetched again.
+	 */
+	int (*put_unsynced)(struct dd_backend *be, const char *name, const void *data, size_t len);
 	/* Like put, from a local file (the file backend hard-links when it can). */
 	int (*put_file)(struct dd_backend *be, const char *name, const char *localpath);
 	/* 1 exists, 0 not, -1 error. */

@@ -332,6 +332,16 @@ get_from_store_pack(struct dd_store *st, const uint8_t id[32], const char *name,
 	return dd_error_restore(&first);
 }
 
+/* Put a copy of an object fetched from the store into the cache, without an fsync when the cache can. */
+static void
+cache_put_fetched(struct dd_store *st, const char *name, const void *data, size_t len)
+{
+	if (st->cache->ops->put_unsynced)
+		st->cache->ops->put_unsynced(st->cache, name, data, len);
+	else
+		st->cache->ops->put(st->cache, name, data, len);
+}
+
 /* The backend's copy (a pack, else a loose object), filling the cache: 0, DD_NOTFOUND (error set), -1. */
 static int
 get_from_backend(struct dd_store *st, int type, const uint8_t id[32], const char *name, size_t max_plain,
@@ -361,8 +371,11 @@ get_from_backend(struct dd_store *st, int type, const uint8_t id[32], const char
 	}
 	if (r < 0)
 		return -1;
-	/* best effort, no fsync needed: a torn cache copy fails to open and is fetched again */
-	st->cache->ops->put(st->cache, name, obj->ptr, obj->len);
+	/* best effort; data without an fsync (FORMAT.md §3.1): a torn cache copy fails to open and is fetched again */
+	if (type == DD_OBJ_DATA)
+		cache_put_fetched(st, name, obj->ptr, obj->len);
+	else
+		st->cache->ops->put(st->cache, name, obj->ptr, obj->len);
 	dd_error_clear();
 	return 0;
 }
@@ -394,7 +407,7 @@ dd_store_get_run(struct dd_store *st, const char *pack, const struct dd_run_obj 
 		bytes += dd_object_check_plain_len(&plain);
 		dd_object_name(name, sizeof(name), "data", objs[i].id);
 		/* best effort, as get_from_backend: a torn cache copy fails to open and is fetched again */
-		st->cache->ops->put(st->cache, name, p, objs[i].len);
+		cache_put_fetched(st, name, p, objs[i].len);
 	}
 	*plain_bytes += bytes;
 	rc = 0;

@@ -159,7 +159,7 @@ dd_atomic_commit(struct dd_atomic_file *af)
 	int rc = -1, existed = 0;
 	char *dir = NULL;
 
-	if (fsync(af->fd) < 0) {
+	if (!(af->flags & DD_WRITE_NO_FSYNC) && fsync(af->fd) < 0) {
 		io_error("cannot sync", af->tmp);
 		goto out;
 	}

@@ -19,6 +19,8 @@ enum {
 	DD_WRITE_NOREPLACE = 1 << 0,
 	/* Skip the directory fsync (callers that fsync the directory themselves). */
 	DD_WRITE_NO_DIRSYNC = 1 << 1,
+	/* Skip the file fsync too (copies that are checked on every read and can be made again). */
+	DD_WRITE_NO_FSYNC = 1 << 2,
 };
 
 /* Read a whole file into `out` (appending); on failure `out` is left as it was. */

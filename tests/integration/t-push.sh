@@ -228,4 +228,37 @@ test_fetch_of_a_run_with_a_damaged_object_names_it() {
 	expect_ok git dnadata verify --offline --read-data
 }
 
+# objects fetched into the cache are written without an fsync (FORMAT.md
+# §3.1: fetch made one per object); a torn cached copy fails to
+# authenticate, and the next read warns, fetches it again from the store
+# and puts it back whole
+test_fetched_objects_skip_fsync_and_a_torn_one_is_fetched_again() {
+	DNADATA_PASSPHRASE=pw repo_with_db fetchsync --store "file://$T/store"
+	psql_q "$DB" "CREATE TABLE t (id int PRIMARY KEY, v text);
+		INSERT INTO t SELECT i, md5(i::text) || md5((i * 7)::text) || md5((i * 13)::text) FROM generate_series(1, 100000) i"
+	expect_ok git dnadata snapshot
+	local origin=$PWD files fsyncs obj size want
+	want=$(psql_q "$DB" "SELECT md5(string_agg(v, ',' ORDER BY id)) FROM t")
+	git clone -q "$origin" "$T/clone"
+	cd "$T/clone"
+	DNADATA_PASSPHRASE=pw expect_ok git dnadata init
+	expect_ok strace -f -qq -e signal=none -e trace=fsync,fdatasync -o "$T/fsync.log" git dnadata fetch
+	files=$(sed -n 's/.*fetch: received \([0-9]*\) files.*/\1/p' <<<"$ERR")
+	fsyncs=$(grep -c 'sync(' "$T/fsync.log")
+	[ -n "$files" ] && [ "$files" -ge 10 ] || fail "expected a fetch of 10 objects or more: $ERR"
+	[ "$fsyncs" -lt $((files / 2)) ] || fail "fetch made $fsyncs fsyncs for $files objects"
+	obj=$(find .git/dnadata/cache/data -type f ! -name '.*' ! -name '*.tmp-*' | head -n 1)
+	size=$(stat -c %s "$obj")
+	chmod u+w "$obj"
+	truncate -s $((size / 2)) "$obj"
+	psql_q "$DB" "UPDATE t SET v = 'edited'"
+	expect_ok git dnadata restore --no-hooks --force
+	assert_contains "$ERR" "warning: the cached copy of data/"
+	assert_contains "$ERR" "fetching it again from the store"
+	assert_eq "$(psql_q "$DB" "SELECT md5(string_agg(v, ',' ORDER BY id)) FROM t")" "$want"
+	assert_eq "$(stat -c %s "$obj")" "$size" "the cached copy is whole again"
+	mv "$T/store" "$T/store.away"
+	expect_ok git dnadata verify --offline --read-data
+}
+
 run_tests
