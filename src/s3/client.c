@@ -263,8 +263,10 @@ dd_s3_canonical_query(struct dd_buf *out, const struct dd_s3_param *p, size_t n)
 {
 	struct dd_s3_param *s = dd_malloc((n ? n : 1) * sizeof(*s));
 
-	memcpy(s, p, n * sizeof(*s));
-	qsort(s, n, sizeof(*s), param_cmp);
+	if (n) { /* p may be NULL when there are no parameters */
+		memcpy(s, p, n * sizeof(*s));
+		qsort(s, n, sizeof(*s), param_cmp);
+	}
 	for (size_t i = 0; i < n; i++) {
 		if (i)
 			dd_buf_putc(out, '&');
