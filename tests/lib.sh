@@ -200,7 +200,7 @@ s3_assert_no_credentials() {
 # s3_dead_endpoint: the URL of a loopback port where nothing listens, for
 # "server down" tests.
 s3_dead_endpoint() {
-	echo "http://127.0.0.1:$(s3_free_port)"
+	echo "http://127.0.0.1:$(pg_free_port)"
 }
 
 # s3_curl METHOD PATH [--body FILE] [CURL-ARG...]: one request signed by

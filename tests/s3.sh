@@ -32,18 +32,7 @@
 # Region: RGW checks the signature with whatever region the client's
 # credential scope names; DD_S3_REGION is us-east-1, for which clients send
 # CreateBucket without a LocationConstraint.
-
-s3_free_port() {
-	local port
-	for _ in $(seq 1 50); do
-		port=$(( 20000 + RANDOM % 20000 ))
-		if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-			echo "$port"
-			return 0
-		fi
-	done
-	return 1
-}
+# Needs tests/pg.sh sourced first (pg_free_port finds free loopback ports for both servers).
 
 # s3_write_conf DIR MONPORT MSPORT RGWPORT: every path under DIR; msgr2 only,
 # on loopback only; no cephx between the daemons (S3 signing is separate).
@@ -120,7 +109,7 @@ s3_user() {
 # port in S3_PORT.
 s3_cluster() {
 	local dir=$1 monport msport osd uuid keys
-	monport=$(s3_free_port) && msport=$(s3_free_port) || return 1
+	monport=$(pg_free_port) && msport=$(pg_free_port) || return 1
 	s3_write_conf "$dir" "$monport" "$msport" 0
 	s3_ceph "$dir" monmaptool --create --fsid "$(sed -n 's/^fsid = //p' "$dir/ceph.conf")" \
 		--addv a "[v2:127.0.0.1:$monport]" "$dir/monmap" >>"$dir/log/tools.log" || return 1
@@ -138,7 +127,7 @@ s3_cluster() {
 	DD_S3_ACCESS_KEY2=${keys%% *} DD_S3_SECRET_KEY2=${keys#* }
 	# A port taken meanwhile makes radosgw exit: try another.
 	for _ in 1 2 3 4 5; do
-		S3_PORT=$(s3_free_port) || return 1
+		S3_PORT=$(pg_free_port) || return 1
 		s3_rgw "$dir" "$S3_PORT" && return 0
 	done
 	return 1
