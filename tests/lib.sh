@@ -197,6 +197,21 @@ s3_assert_no_credentials() {
 	done
 }
 
+# no_credentials_in TEXT [VAR=VALUE...]: neither the test users' keys nor a
+# key given as VAR=VALUE appear in TEXT (and none is printed if one does).
+no_credentials_in() {
+	local text=$1 kv
+	shift
+	s3_assert_no_credentials "$text"
+	for kv in "$@"; do
+		case $kv in
+		AWS_SECRET_ACCESS_KEY=* | AWS_ACCESS_KEY_ID=*)
+			case $text in *"${kv#*=}"*) fail "the key given as ${kv%%=*} appears in the output (not shown here)" ;; esac
+			;;
+		esac
+	done
+}
+
 # s3_dead_endpoint: the URL of a loopback port where nothing listens, for
 # "server down" tests.
 s3_dead_endpoint() {

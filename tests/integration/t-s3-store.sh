@@ -136,21 +136,6 @@ broken_store_is_refused() {
 	assert_eq "$keys" "$(s3_ls "$B")" "the bucket changed"
 }
 
-# no_credentials_in TEXT [VAR=VALUE...]: neither the test users' keys nor a
-# key given as VAR=VALUE appear in TEXT (and none is printed if one does).
-no_credentials_in() {
-	local text=$1 kv
-	shift
-	s3_assert_no_credentials "$text"
-	for kv in "$@"; do
-		case $kv in
-		AWS_SECRET_ACCESS_KEY=* | AWS_ACCESS_KEY_ID=*)
-			case $text in *"${kv#*=}"*) fail "the key given as ${kv%%=*} appears in the output (not shown here)" ;; esac
-			;;
-		esac
-	done
-}
-
 test_wrong_secret_is_one_line_naming_the_variable() {
 	broken_store_is_refused "S3 rejected the signature for bucket @B@ (SignatureDoesNotMatch): check AWS_SECRET_ACCESS_KEY" \
 		AWS_SECRET_ACCESS_KEY="${DD_S3_SECRET_KEY%????}Wxyz"

@@ -425,21 +425,6 @@ cache_files() {
 	find .git/dnadata -path '*/cache/*' -type f | LC_ALL=C sort
 }
 
-# no_credentials_in TEXT [VAR=VALUE...]: neither the test users' keys nor a
-# key given as VAR=VALUE appear in TEXT (and none is printed if one does).
-no_credentials_in() {
-	local text=$1 kv
-	shift
-	s3_assert_no_credentials "$text"
-	for kv in "$@"; do
-		case $kv in
-		AWS_SECRET_ACCESS_KEY=* | AWS_ACCESS_KEY_ID=*)
-			case $text in *"${kv#*=}"*) fail "the key given as ${kv%%=*} appears in the output (not shown here)" ;; esac
-			;;
-		esac
-	done
-}
-
 test_fetch_and_pull_with_a_wrong_secret_fail_in_one_line_naming_the_variable() {
 	fetch_and_pull_are_refused "S3 rejected the signature for bucket @B@ (SignatureDoesNotMatch): check AWS_SECRET_ACCESS_KEY" \
 		AWS_SECRET_ACCESS_KEY="${DD_S3_SECRET_KEY%????}Wxyz"
