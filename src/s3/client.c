@@ -1278,9 +1278,8 @@ dd_s3_put(struct dd_s3_client *c, const char *key, const void *data, size_t len,
 	return put_call(c, &k, create_only);
 }
 
-/* SHA-256 (hex) of bytes [off, off+len) of fd, read in bounded pieces. */
-static int
-hash_region(char hex[65], int fd, uint64_t off, uint64_t len, const char *key)
+int
+dd_s3_hash_region(char hex[65], int fd, uint64_t off, uint64_t len, const char *key)
 {
 	crypto_hash_sha256_state st;
 	unsigned char md[crypto_hash_sha256_BYTES];
@@ -1321,7 +1320,7 @@ dd_s3_put_fd(struct dd_s3_client *c, const char *key, int fd, uint64_t off, uint
 	if (sha256) { /* the server checks the bytes against the name: no pass of ours */
 		snprintf(k.sha, sizeof(k.sha), "%s", sha256);
 		k.named_by = path ? path : key;
-	} else if (hash_region(k.sha, fd, off, len, key) < 0) {
+	} else if (dd_s3_hash_region(k.sha, fd, off, len, key) < 0) {
 		return -1;
 	}
 	return put_call(c, &k, create_only);

@@ -211,4 +211,11 @@ int dd_s3_bucket_name_ok(const char *bucket);
 /* The backoff before retry `attempt` (0-based), in ms: full jitter in [0, min(cap, base * 2^attempt)]. */
 unsigned dd_s3_backoff_ms(int attempt, unsigned rnd);
 
+/*
+ * SHA-256 (64 lowercase hex) of bytes [off, off + len) of fd, read in 1 MiB
+ * pieces (memory stays bounded); `key` names the file in errors (a read
+ * error, or a file shorter than off + len).
+ */
+int dd_s3_hash_region(char hex[65], int fd, uint64_t off, uint64_t len, const char *key);
+
 #endif

@@ -316,35 +316,11 @@ match_listed(struct upload *u)
 
 /* ---- the part threads ---- */
 
-/* SHA-256 (hex) of bytes [off, off+len) of the file, read in 1 MiB pieces. */
+/* SHA-256 (hex) of bytes [off, off+len) of the file being uploaded. */
 static int
 hash_range(struct upload *u, uint64_t off, uint64_t len, char sha[65])
 {
-	crypto_hash_sha256_state st;
-	unsigned char md[crypto_hash_sha256_BYTES];
-	size_t bufsize = 1u << 20;
-	unsigned char *buf = dd_malloc(bufsize);
-	uint64_t done = 0;
-	int rc = 0;
-
-	crypto_hash_sha256_init(&st);
-	while (done < len) {
-		size_t want = len - done < bufsize ? (size_t)(len - done) : bufsize;
-		ssize_t n = pread(u->fd, buf, want, (off_t)(off + done));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			rc = n < 0 ? dd_error_errno("cannot read the file to send as %s", u->key)
-				   : dd_error("the file to send as %s shrank while it was sent", u->key);
-			break;
-		}
-		crypto_hash_sha256_update(&st, buf, (size_t)n);
-		done += (uint64_t)n;
-	}
-	crypto_hash_sha256_final(&st, md);
-	sodium_bin2hex(sha, 65, md, sizeof(md));
-	free(buf);
-	return rc;
+	return dd_s3_hash_region(sha, u->fd, off, len, u->key);
 }
 
 static int
