@@ -324,6 +324,28 @@ out:
 	return rc;
 }
 
+static int fetch_all(struct dd_store *st, const char *const *ids, size_t n, struct dd_transfer_stats *s);
+
+/* A push or fetch: zeroed stats, the store must be online and reachable, and the requests this call made counted. */
+static int
+transfer(struct dd_store *st, const char *const *ids, size_t n, int flags, struct dd_transfer_stats *stats, int push)
+{
+	struct dd_transfer_stats own = { 0 };
+	uint64_t req0 = atomic_load(&st->requests);
+	int rc;
+
+	if (!stats)
+		stats = &own;
+	*stats = (struct dd_transfer_stats){ 0 };
+	if (!st->be)
+		return dd_error("cannot %s while offline", push ? "push" : "fetch");
+	if (!dd_store_live(st))
+		return unreachable_error(st);
+	rc = push ? push_all(st, ids, n, flags, stats) : fetch_all(st, ids, n, stats);
+	stats->requests = atomic_load(&st->requests) - req0;
+	return rc;
+}
+
 int
 dd_store_push(struct dd_store *st, const char *const *ids, size_t n, struct dd_transfer_stats *stats)
 {
@@ -334,20 +356,7 @@ int
 dd_store_push_flags(struct dd_store *st, const char *const *ids, size_t n, int flags,
 		    struct dd_transfer_stats *stats)
 {
-	struct dd_transfer_stats own = { 0 };
-	uint64_t req0 = atomic_load(&st->requests);
-	int rc;
-
-	if (!stats)
-		stats = &own;
-	*stats = (struct dd_transfer_stats){ 0 };
-	if (!st->be)
-		return dd_error("cannot push while offline");
-	if (!dd_store_live(st))
-		return unreachable_error(st);
-	rc = push_all(st, ids, n, flags, stats);
-	stats->requests = atomic_load(&st->requests) - req0;
-	return rc;
+	return transfer(st, ids, n, flags, stats, 1);
 }
 
 /* Does the cache hold pack slot `p`? (memo: 0 unknown, 1 yes, 2 no) */
@@ -471,20 +480,7 @@ out:
 int
 dd_store_fetch(struct dd_store *st, const char *const *ids, size_t n, struct dd_transfer_stats *stats)
 {
-	struct dd_transfer_stats own = { 0 };
-	uint64_t req0 = atomic_load(&st->requests);
-	int rc;
-
-	if (!stats)
-		stats = &own;
-	*stats = (struct dd_transfer_stats){ 0 };
-	if (!st->be)
-		return dd_error("cannot fetch while offline");
-	if (!dd_store_live(st))
-		return unreachable_error(st);
-	rc = fetch_all(st, ids, n, stats);
-	stats->requests = atomic_load(&st->requests) - req0;
-	return rc;
+	return transfer(st, ids, n, 0, stats, 0);
 }
 
 void
