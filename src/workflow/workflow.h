@@ -45,6 +45,7 @@ enum {
 	DD_RESTORE_KEEP = 1 << 2,      /* `use`: a database holding the snapshot is kept, local edits included */
 	DD_RESTORE_NO_HOOKS = 1 << 3,  /* do not run [hooks] post_restore */
 	DD_RESTORE_MISSING_OK = 1 << 4, /* a profile without a snapshot yet is nothing to do, not an error */
+	DD_RESTORE_HOOK = 1 << 5,      /* from a git hook: never prompt, never wait for a lock (DD_EBUSY) */
 };
 
 /*
