@@ -26,6 +26,7 @@ extern const struct dd_command dd_cmd_init, dd_cmd_new_profile, dd_cmd_use, dd_c
 extern const struct dd_command dd_cmd_verify, dd_cmd_key;
 extern const struct dd_command dd_cmd_push, dd_cmd_fetch, dd_cmd_pull;
 extern const struct dd_command dd_cmd_snapshot, dd_cmd_restore;
+extern const struct dd_command dd_cmd_spare;
 
 static const struct dd_command *const commands[] = {
 	&dd_cmd_init,
@@ -39,6 +40,12 @@ static const struct dd_command *const commands[] = {
 	&dd_cmd_pull,
 	&dd_cmd_verify,
 	&dd_cmd_key,
+	NULL,
+};
+
+/* Internal commands: run by git dnadata itself, not listed by -h. */
+static const struct dd_command *const hidden[] = {
+	&dd_cmd_spare,
 	NULL,
 };
 
@@ -82,6 +89,9 @@ find_command(const char *name)
 	for (size_t i = 0; commands[i]; i++)
 		if (!strcmp(commands[i]->name, name))
 			return commands[i];
+	for (size_t i = 0; hidden[i]; i++)
+		if (!strcmp(hidden[i]->name, name))
+			return hidden[i];
 	return NULL;
 }
 

@@ -96,6 +96,7 @@ dd_config_new(void)
 	pv->pub.lock_wait_timeout = DD_CONFIG_DEFAULT_LOCK_WAIT;
 	pv->pub.store_path_style = -1;
 	pv->pub.store_retries = -1;
+	pv->pub.spares = -1;
 	return &pv->pub;
 }
 
@@ -260,4 +261,10 @@ dd_config_lock_wait_timeout(const struct dd_config *cfg, const struct dd_profile
 	if (p && p->lock_wait_timeout > 0)
 		return p->lock_wait_timeout;
 	return cfg->lock_wait_timeout > 0 ? cfg->lock_wait_timeout : DD_CONFIG_DEFAULT_LOCK_WAIT;
+}
+
+int
+dd_config_spares(const struct dd_config *cfg)
+{
+	return cfg->spares >= 0 ? cfg->spares : DD_CONFIG_DEFAULT_SPARES;
 }

@@ -55,6 +55,8 @@ struct dd_config {
 	const char *store_source;  /* where store_url came from: "DNADATA_STORE", a file path, NULL */
 	char *profiles_display;    /* profiles_path as shown in messages (".dnadata/profiles.ini") */
 	char *local_display;       /* local_path as shown in messages */
+	int spares;                /* [database] spares: warm spare databases kept ready (0..16); -1 = unset
+				    * (dd_config_spares() gives the default) */
 };
 
 /* Load and resolve the configuration of `repo` (profiles.ini must exist). */
@@ -84,6 +86,10 @@ const char *dd_config_database(const struct dd_config *cfg, const struct dd_prof
  * pg_dump --lock-wait-timeout; `p` may be NULL.
  */
 int dd_config_lock_wait_timeout(const struct dd_config *cfg, const struct dd_profile *p);
+
+/* How many warm spare databases to keep ready after a switch: [database] spares, default 2; 0 = none. */
+#define DD_CONFIG_DEFAULT_SPARES 2
+int dd_config_spares(const struct dd_config *cfg);
 
 /* Check a profile name: letters, digits, '-', '_' (1..64 chars), starting with a letter or digit. */
 int dd_profile_name_valid(const char *name);

@@ -36,6 +36,7 @@ enum kind {
 	K_ENDPOINT,  /* http://host[:port] or https://...; "" = unset */
 	K_TRANSFERS, /* 1 .. DD_CONFIG_MAX_TRANSFERS */
 	K_RETRIES,   /* 0 .. DD_CONFIG_MAX_RETRIES */
+	K_SPARES,    /* 0 .. DD_CONFIG_MAX_SPARES */
 	K_BYTES,     /* a size with an optional K/M/G (KiB...) suffix, DD_CONFIG_MIN_PART_SIZE .. MAX */
 	K_NAME,      /* a profile name */
 	K_LIST,      /* comma/space separated words, key may repeat (appends) */
@@ -73,6 +74,7 @@ static const struct key keys[] = {
 	{ SEC_DATABASE, "jobs", K_JOBS, BOTH, C(pub.jobs) },
 	{ SEC_DATABASE, "terminate_connections", K_BOOL, BOTH, C(pub.terminate_connections) },
 	{ SEC_DATABASE, "lock_wait_timeout", K_SECONDS, BOTH, C(pub.lock_wait_timeout) },
+	{ SEC_DATABASE, "spares", K_SPARES, BOTH, C(pub.spares) },
 	{ SEC_HOOKS, "post_restore", K_COMMANDS, BOTH, C(pub.post_restore) },
 	{ SEC_PROFILE, "database", K_STR, BOTH, P(database) },
 	{ SEC_PROFILE, "media", K_OPT_STR, BOTH, P(media) },
@@ -370,6 +372,9 @@ set_value(struct dd_config_parse *p, const struct key *k, void *field, const cha
 	case K_RETRIES:
 		return set_int(p, k->name, field, value, 0, DD_CONFIG_MAX_RETRIES,
 			       "a number of retries from 0 to " STR(DD_CONFIG_MAX_RETRIES));
+	case K_SPARES:
+		return set_int(p, k->name, field, value, 0, DD_CONFIG_MAX_SPARES,
+			       "a number of spare databases from 0 to " STR(DD_CONFIG_MAX_SPARES));
 	case K_BYTES:
 		return set_bytes(p, k->name, field, value, DD_CONFIG_MIN_PART_SIZE, DD_CONFIG_MAX_PART_SIZE);
 	case K_NAME: return set_name(p, k->name, field, value);

@@ -95,6 +95,18 @@ int dd_pg_db_exists(PGconn *m, const char *name, int *exists);
 int dd_pg_drop_db(PGconn *m, const char *name);
 /* Refuse (error listing them, 0 if none) other sessions on database `db`. */
 int dd_pg_refuse_sessions(PGconn *m, const char *db);
+/* End the other sessions on database `db` (pg_terminate_backend), waiting up to 5 s for them to go. */
+int dd_pg_terminate_sessions(PGconn *m, const char *db);
+/* A stash name <work>__dnadata_stash_<UTC time>[_n] that no database has yet. */
+int dd_pg_pick_stash_name(PGconn *m, const char *work, char **out);
+/*
+ * On an open maintenance connection, under the database lock: finish the
+ * records of a switch a kill interrupted (switch.c), then drop the copies
+ * recorded as pending by processes that are gone.
+ */
+void dd_pg_reap_with(PGconn *m, const char *statedir, const struct dd_pg_target *t);
+/* The first half of that: 0 (nothing to do, or done), -1 (error set; the journal stays). */
+int dd_pg_journal_recover(PGconn *m, const char *statedir, const struct dd_pg_target *t);
 
 /* ---- change fingerprints (change.c) ---- */
 

@@ -53,6 +53,8 @@
 #include "util/log.h"
 
 #include <dirent.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <errno.h>
 #include <signal.h>
 #include <sodium.h>
@@ -184,6 +186,13 @@ int
 dd_pg_state_set_target(const char *statedir, const struct dd_pg_target *t, const char *snapshot,
 		       const char *profile, const char *how, const char *fingerprint)
 {
+	return dd_pg_state_set_working(statedir, t, snapshot, profile, how, fingerprint, NULL);
+}
+
+int
+dd_pg_state_set_working(const char *statedir, const struct dd_pg_target *t, const char *snapshot,
+			const char *profile, const char *how, const char *fingerprint, const char *branch)
+{
 	char *dir = dd_pg_state_dir(statedir, t), *now = dd_pg_now_iso();
 	char *server = dd_asprintf("%s:%s", t->host, t->port);
 	struct dd_buf b = DD_BUF_INIT;
@@ -196,6 +205,7 @@ dd_pg_state_set_target(const char *statedir, const struct dd_pg_target *t, const
 	put_value(&b, "when", now);
 	put_value(&b, "how", how);
 	put_value(&b, "fingerprint", fingerprint);
+	put_value(&b, "branch", branch);
 	rc = write_file(dir, "working", &b);
 	if (rc < 0)
 		dd_error_wrap("recording what database %s holds", t->database);
@@ -458,9 +468,9 @@ int
 dd_pg_state_read(struct dd_pg_state *out, const char *statedir, const char *conninfo)
 {
 	static const char *const keys[] = { "server", "database", "snapshot", "profile", "when", "how",
-					    "fingerprint", NULL };
+					    "fingerprint", "branch", NULL };
 	struct dd_pg_target t;
-	char *vals[7];
+	char *vals[8];
 	char *dir = NULL, *path = NULL;
 	int rc = -1;
 
@@ -478,6 +488,7 @@ dd_pg_state_read(struct dd_pg_state *out, const char *statedir, const char *conn
 	out->when = vals[4];
 	out->how = vals[5];
 	out->fingerprint = vals[6];
+	out->branch = vals[7];
 	if (read_stashes(dir, &out->stashes, &out->nstashes) < 0 ||
 	    read_pending(dir, &out->pending, &out->npending) < 0)
 		goto out;
@@ -596,6 +607,7 @@ dd_pg_state_release(struct dd_pg_state *s)
 	free(s->when);
 	free(s->how);
 	free(s->fingerprint);
+	free(s->branch);
 	for (size_t i = 0; i < s->nstashes; i++) {
 		free(s->stashes[i].name);
 		free(s->stashes[i].snapshot);
@@ -1014,4 +1026,107 @@ out:
 	dd_pg_copy_release(&c);
 	dd_pg_target_release(&t);
 	return rc;
+}
+
+int
+dd_pg_state_trylock(const char *statedir, const char *conninfo, int *fd)
+{
+	struct dd_pg_target t;
+	char *dir, *path;
+	int rc = -1;
+
+	*fd = -1;
+	if (dd_pg_target_resolve(&t, conninfo) < 0)
+		return -1;
+	dir = dd_pg_state_dir(statedir, &t);
+	path = dd_path_join(dir, "lock");
+	if (dd_mkdir_p(dir, 0700) < 0)
+		goto out;
+	if ((*fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600)) < 0) {
+		dd_error_errno("cannot open the lock %s", path);
+		goto out;
+	}
+	if (flock(*fd, LOCK_EX | LOCK_NB) == 0)
+		rc = 0;
+	else if (errno == EWOULDBLOCK)
+		dd_error("another git dnadata run on database %s holds its lock", t.database), rc = DD_EBUSY;
+	else
+		dd_error_errno("cannot lock %s", path);
+out:
+	if (rc < 0 && *fd >= 0) {
+		close(*fd);
+		*fd = -1;
+	}
+	free(path);
+	free(dir);
+	dd_pg_target_release(&t);
+	return rc;
+}
+
+/* ---- the switch journal ---- */
+
+int
+dd_pg_journal_write(const char *statedir, const struct dd_pg_target *t, const struct dd_pg_journal *j)
+{
+	char *dir = dd_pg_state_dir(statedir, t);
+	struct dd_buf b = DD_BUF_INIT;
+	int rc;
+
+	put_value(&b, "source", j->source);
+	put_value(&b, "kind", j->kind);
+	put_value(&b, "stash", j->stash);
+	put_value(&b, "snapshot", j->snapshot);
+	put_value(&b, "profile", j->profile);
+	put_value(&b, "branch", j->branch);
+	put_value(&b, "fingerprint", j->fingerprint);
+	rc = write_file(dir, "switch", &b);
+	if (rc < 0)
+		dd_error_wrap("recording the switch of database %s", t->database);
+	dd_buf_release(&b);
+	free(dir);
+	return rc;
+}
+
+int
+dd_pg_journal_read(struct dd_pg_journal *j, const char *statedir, const struct dd_pg_target *t)
+{
+	static const char *const keys[] = { "source", "kind", "stash", "snapshot", "profile", "branch",
+					    "fingerprint", NULL };
+	char *dir = dd_pg_state_dir(statedir, t), *path = dd_path_join(dir, "switch"), *v[7];
+	int rc = read_kv(path, keys, v);
+
+	memset(j, 0, sizeof(*j));
+	if (rc == 0 && (!v[0] || !v[1] || !v[3])) {
+		for (int i = 0; i < 7; i++)
+			free(v[i]);
+		rc = dd_error("%s is incomplete", path);
+	} else if (rc == 0) {
+		*j = (struct dd_pg_journal){ v[0], v[1], v[2], v[3], v[4], v[5], v[6] };
+	}
+	free(path);
+	free(dir);
+	return rc;
+}
+
+int
+dd_pg_journal_remove(const char *statedir, const struct dd_pg_target *t)
+{
+	char *dir = dd_pg_state_dir(statedir, t);
+	int rc = remove_record(dir, "switch");
+
+	free(dir);
+	return rc;
+}
+
+void
+dd_pg_journal_release(struct dd_pg_journal *j)
+{
+	free(j->source);
+	free(j->kind);
+	free(j->stash);
+	free(j->snapshot);
+	free(j->profile);
+	free(j->branch);
+	free(j->fingerprint);
+	memset(j, 0, sizeof(*j));
 }

@@ -41,6 +41,7 @@ struct dd_pg_state {
 	struct dd_pg_pending *pending;    /* by pid */
 	size_t npending;
 	int verified;      /* dd_pg_state_verify() asked the server about stashes and pending copies */
+	char *branch;      /* the branch it was restored for (a switch), or NULL if unknown */
 };
 
 /* The record for the working database named by `conninfo` (no connection made). Missing = empty state. */
@@ -62,6 +63,12 @@ int dd_pg_state_verify(struct dd_pg_state *s, const char *statedir, const char *
 int dd_pg_state_set(const char *statedir, const char *conninfo, const char *snapshot,
 		    const char *profile, const char *how, const char *fingerprint);
 void dd_pg_state_release(struct dd_pg_state *s);
+
+/*
+ * dd_pg_state_lock() without waiting: DD_EBUSY (no message, error set to
+ * say so) while another process holds it.
+ */
+int dd_pg_state_trylock(const char *statedir, const char *conninfo, int *fd);
 
 /*
  * Hold the lock of the working database `conninfo` names (a flock on
@@ -184,6 +191,34 @@ enum {
  * set), or -1.
  */
 int dd_pg_copy_drop(const char *statedir, const char *conninfo, const char *name, int flags);
+
+/* ---- for src/pg/: the working record with its branch, the switch journal ---- */
+
+/* dd_pg_state_set_target() that also records the branch (NULL: none). */
+int dd_pg_state_set_working(const char *statedir, const struct dd_pg_target *t, const char *snapshot,
+			    const char *profile, const char *how, const char *fingerprint, const char *branch);
+
+/*
+ * The switch in progress (file "switch"): written just before the
+ * transaction that renames `source` into place (and the working database
+ * to `stash`), removed once the records say what it did. A kill in
+ * between leaves it; the next command under the database lock looks at
+ * which databases exist and finishes the records (dd_pg_journal_recover).
+ */
+struct dd_pg_journal {
+	char *source;      /* the database renamed to the working name */
+	char *kind;        /* "stash", "spare", "clone" or "restore" */
+	char *stash;       /* the name the working database goes to, or NULL */
+	char *snapshot;    /* what the working database holds after */
+	char *profile;
+	char *branch;      /* NULL: none */
+	char *fingerprint; /* the record's fingerprint after (a stash renamed back keeps its own); NULL: unknown */
+};
+int dd_pg_journal_write(const char *statedir, const struct dd_pg_target *t, const struct dd_pg_journal *j);
+/* 0, DD_NOTFOUND (no switch in progress), -1 */
+int dd_pg_journal_read(struct dd_pg_journal *j, const char *statedir, const struct dd_pg_target *t);
+int dd_pg_journal_remove(const char *statedir, const struct dd_pg_target *t);
+void dd_pg_journal_release(struct dd_pg_journal *j);
 
 /* ---- for src/pg/: copy records of a resolved target ---- */
 

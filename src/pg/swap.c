@@ -82,8 +82,8 @@ dd_pg_refuse_sessions(PGconn *m, const char *db)
 	return -1;
 }
 
-static int
-terminate_sessions(PGconn *m, const char *db)
+int
+dd_pg_terminate_sessions(PGconn *m, const char *db)
 {
 	const char *params[] = { db };
 	PGresult *res = dd_pg_query(m,
@@ -153,9 +153,8 @@ stamp_suffix(const char *what)
 	return dd_asprintf("__dnadata_%s_%s", what, buf);
 }
 
-/* A stash name for `work` that no database has yet (*out NULL if none of 100 is free). */
-static int
-pick_stash_name(PGconn *m, const char *work, char **out)
+int
+dd_pg_pick_stash_name(PGconn *m, const char *work, char **out)
 {
 	char *suffix = stamp_suffix("stash");
 
@@ -199,7 +198,7 @@ rename_in(PGconn *m, const char *work, const char *newdb, const char *stash, int
 	for (int attempt = 0; attempt < 10; attempt++) {
 		if (stash) {
 			if (terminate) {
-				if (terminate_sessions(m, work) < 0)
+				if (dd_pg_terminate_sessions(m, work) < 0)
 					break;
 			} else if (dd_pg_refuse_sessions(m, work) < 0) {
 				break;
@@ -261,7 +260,7 @@ dd_pg_swap_in(PGconn *m, const struct dd_pg_restore_opts *o, const struct dd_pg_
 	int rc = DD_ERROR;
 
 	memset(&prev, 0, sizeof(prev));
-	if (exists && pick_stash_name(m, t->database, &stash) < 0)
+	if (exists && dd_pg_pick_stash_name(m, t->database, &stash) < 0)
 		goto out;
 	dd_pg_state_read(&prev, o->statedir, o->conninfo);
 	dd_error_clear();
@@ -330,13 +329,16 @@ drop_dead(PGconn *m, const char *statedir, const struct dd_pg_target *t, const s
 	dd_error_clear();
 }
 
-/* The reap, on an open maintenance connection: the records are read once. */
-static void
-reap_with(PGconn *m, const char *statedir, const struct dd_pg_target *t)
+void
+dd_pg_reap_with(PGconn *m, const char *statedir, const struct dd_pg_target *t)
 {
 	struct dd_pg_pending *pending = NULL;
 	size_t n = 0;
 
+	if (dd_pg_journal_recover(m, statedir, t) < 0) {
+		dd_warn("%s", dd_error_last());
+		dd_error_clear();
+	}
 	if (dd_pg_state_pending_list(&pending, &n, statedir, t) == 0)
 		drop_dead(m, statedir, t, pending, n);
 	dd_pg_pending_free(pending, n);
@@ -354,14 +356,25 @@ dd_pg_reap_leftovers(const char *statedir, const char *conninfo)
 
 	if (dd_pg_target_resolve(&t, conninfo) < 0)
 		return DD_ERROR;
-	/* connect only when there is something to drop */
+	/* connect only when there is something to drop, or a switch to finish */
+	struct dd_pg_journal j;
+	int journal = dd_pg_journal_read(&j, statedir, &t) != DD_NOTFOUND;
+	dd_pg_journal_release(&j);
+	dd_error_clear();
 	if (dd_pg_state_pending_list(&pending, &n, statedir, &t) < 0) {
 		dd_error_clear(); /* unreadable records are skipped, as before */
-	} else if (any_dead(pending, n)) {
-		if (dd_pg_connect_maint(&m, conninfo, t.database) < 0)
+		n = 0;
+	}
+	if (journal || any_dead(pending, n)) {
+		if (dd_pg_connect_maint(&m, conninfo, t.database) < 0) {
 			rc = dd_error_wrap("dropping copies left by interrupted restores");
-		else
+		} else {
+			if (journal && dd_pg_journal_recover(m, statedir, &t) < 0) {
+				dd_warn("%s", dd_error_last());
+				dd_error_clear();
+			}
 			drop_dead(m, statedir, &t, pending, n);
+		}
 	}
 	if (m)
 		PQfinish(m);
@@ -399,7 +412,7 @@ dd_pg_restore(struct dd_store *st, const struct dd_snapshot *snap, const struct 
 	installed = 1;
 	if (dd_pg_connect_maint(&m, o->conninfo, t.database) < 0)
 		goto out;
-	reap_with(m, o->statedir, &t);
+	dd_pg_reap_with(m, o->statedir, &t);
 	if (dd_pg_db_exists(m, t.database, &exists) < 0)
 		goto out;
 	if (exists && !o->terminate && dd_pg_refuse_sessions(m, t.database) < 0)

@@ -411,43 +411,84 @@ open_store_for_reading(struct dd_store **st, const struct dd_config *cfg, struct
 	return 0;
 }
 
-/* Load the manifest of `ref`'s snapshot from the cache or the store and restore it into p's database. */
-static int
-restore_snapshot(struct dd_repo *repo, const struct dd_config *cfg, const struct dd_profile *p, const char *rev,
-		 const struct dd_ref *ref, int flags, struct dd_pg_restore_result *res)
-{
-	struct dd_store *st = NULL;
-	struct dd_snapshot *snap = NULL;
-	struct dd_pg_restore_opts o;
-	int rc = -1, r;
+/* What the switch needs to load the snapshot, only when it must restore it. */
+struct loader {
+	struct dd_repo *repo;
+	const struct dd_config *cfg;
+	const struct dd_profile *p;
+	const char *rev;
+	const struct dd_ref *ref;
+};
 
-	if (open_store_for_reading(&st, cfg, repo) < 0)
-		goto out;
-	r = dd_snapshot_load(&snap, st, ref->snapshot);
+/* Load the manifest of the ref's snapshot from the cache or the store (dd_pg_switch_opts.load). */
+static int
+load_snapshot(void *arg, struct dd_store **st, struct dd_snapshot **snap)
+{
+	struct loader *l = arg;
+	int r;
+
+	*st = NULL;
+	*snap = NULL;
+	if (open_store_for_reading(st, l->cfg, l->repo) < 0)
+		return -1;
+	r = dd_snapshot_load(snap, *st, l->ref->snapshot);
 	if (r == DD_NOTFOUND) {
 		dd_error("snapshot %.12s (named by .dnadata/refs/%s%s%s) is in neither the local cache nor the store",
-			 ref->snapshot, p->name, rev ? " at " : "", rev ? rev : "");
+			 l->ref->snapshot, l->p->name, l->rev ? " at " : "", l->rev ? l->rev : "");
 		dd_hint("run `git dnadata push` on the machine that took it, or check the store url");
 	}
-	if (r != 0)
-		goto out;
-	memset(&o, 0, sizeof(o));
-	o.conninfo = dd_config_database(cfg, p);
-	o.statedir = repo->statedir;
-	o.profile = p->name;
-	o.jobs = cfg->jobs;
-	o.terminate = (flags & DD_RESTORE_TERMINATE) || terminate_of(cfg, p);
-	if (dd_pg_restore(st, snap, &o, res) < 0)
+	if (r != 0) {
+		dd_store_free(*st);
+		*st = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Switch p's database to the ref's snapshot (pg/switch.c: a stash renamed
+ * back, a spare, a template clone, or a restore). `clean`: the database
+ * holds it already but was edited: a clean copy, not a stash. *left gets
+ * the snapshot the working database held before (for the spare job).
+ */
+static int
+switch_snapshot(struct dd_repo *repo, const struct dd_config *cfg, const struct dd_profile *p, const char *rev,
+		const struct dd_ref *ref, int flags, int clean, const struct dd_pg_state *prev,
+		struct dd_pg_switch_result *res)
+{
+	struct loader l = { repo, cfg, p, rev, ref };
+	char *branch = dd_workflow_current_branch(repo);
+	char *left = dd_workflow_branch_left(repo, branch);
+	struct dd_pg_switch_opts o = {
+		.conninfo = dd_config_database(cfg, p),
+		.statedir = repo->statedir,
+		.profile = p->name,
+		.snapshot = ref->snapshot,
+		.branch = branch,
+		/* a rebuild stays on its branch; else the branch checked out before this one */
+		.branch_left = clean ? branch : left,
+		.jobs = cfg->jobs,
+		.terminate = (flags & DD_RESTORE_TERMINATE) || terminate_of(cfg, p),
+		.force = (flags & DD_RESTORE_FORCE) != 0,
+		.clean = clean,
+		.load = load_snapshot,
+		.load_arg = &l,
+	};
+	int rc = -1;
+
+	(void)prev;
+	if (dd_pg_switch(&o, res) < 0)
 		goto out;
 	if (res->stash)
-		dd_info("restored snapshot %.12s into database %s (the previous one is kept as %s)", ref->snapshot,
-			res->database, res->stash);
+		dd_info("restored snapshot %.12s into database %s (the previous one is kept as %s): %s in %.0f ms",
+			ref->snapshot, res->database, res->stash, dd_pg_switch_how_name(res->how), res->seconds * 1000);
 	else
-		dd_info("restored snapshot %.12s into database %s (new)", ref->snapshot, res->database);
+		dd_info("restored snapshot %.12s into database %s (new): %s in %.0f ms", ref->snapshot, res->database,
+			dd_pg_switch_how_name(res->how), res->seconds * 1000);
 	rc = 0;
 out:
-	dd_snapshot_free(snap);
-	dd_store_free(st);
+	free(left);
+	free(branch);
 	return rc;
 }
 
@@ -458,8 +499,9 @@ dd_workflow_restore(struct dd_repo *repo, const struct dd_config *cfg, const str
 	const char *conninfo = dd_config_database(cfg, p);
 	struct dd_ref *ref = NULL;
 	struct dd_pg_state state;
-	struct dd_pg_restore_result res;
-	int rc = -1, r, dblock = -1;
+	struct dd_pg_switch_result res;
+	int rc = -1, r, dblock = -1, clean = 0;
+	char *left = NULL;
 
 	memset(&state, 0, sizeof(state));
 	memset(&res, 0, sizeof(res));
@@ -489,14 +531,23 @@ dd_workflow_restore(struct dd_repo *repo, const struct dd_config *cfg, const str
 				rc = r;
 				goto out;
 			}
+			clean = 1;
 		}
+	} else if (dd_pg_state_read(&state, repo->statedir, conninfo) < 0) {
+		dd_error_clear();
 	}
-	if (restore_snapshot(repo, cfg, p, rev, ref, flags, &res) < 0)
+	left = state.snapshot ? dd_strdup(state.snapshot) : NULL;
+	if (switch_snapshot(repo, cfg, p, rev, ref, flags, clean, &state, &res) < 0)
 		goto out;
 	/* the hooks run without the lock: one may well run git dnadata on this database */
 	dd_unlock_file(dblock);
 	dblock = -1;
 	rc = 0;
+	/* warm spares for what comes next, in the background; a failure to start it only costs speed */
+	if (dd_workflow_spawn_spares(repo, cfg, p, left) < 0) {
+		dd_debug("no spare job: %s", dd_error_last());
+		dd_error_clear();
+	}
 	if (!(flags & DD_RESTORE_NO_HOOKS) &&
 	    run_post_restore(repo, cfg, p, ref->snapshot, conninfo, res.database) < 0)
 		rc = DD_EHOOK;
@@ -504,8 +555,9 @@ out:
 	if (rc == DD_ERROR)
 		dd_error_wrap("restoring profile %s", p->name);
 	dd_unlock_file(dblock);
-	dd_pg_restore_result_release(&res);
+	dd_pg_switch_result_release(&res);
 	dd_pg_state_release(&state);
+	free(left);
 	dd_ref_free(ref);
 	return rc;
 }

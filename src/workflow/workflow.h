@@ -76,6 +76,33 @@ int dd_workflow_check(struct dd_repo *repo, const struct dd_config *cfg, const s
 int dd_workflow_restore(struct dd_repo *repo, const struct dd_config *cfg, const struct dd_profile *p,
 		       const char *rev, int flags);
 
+/* ---- switching: branches and warm spares (switch.c) ---- */
+
+/* The branch HEAD is on (caller frees), or NULL (detached, unborn). */
+char *dd_workflow_current_branch(struct dd_repo *repo);
+/*
+ * The branch just left, from HEAD's reflog: X of the newest "checkout:
+ * moving from X to Y" when Y is `current`; else NULL. Caller frees.
+ */
+char *dd_workflow_branch_left(struct dd_repo *repo, const char *current);
+/*
+ * The snapshots of `p` likely needed next, most likely first, at most
+ * `max`, never `current` (the working database's): `left` (may be NULL),
+ * then those p's ref names on the local branches checked out most
+ * recently. out[] gets allocated ids. Returns how many.
+ */
+size_t dd_workflow_spares_wanted(struct dd_repo *repo, const struct dd_profile *p, const char *left,
+				 const char *current, char **out, size_t max);
+/*
+ * Start the spare job for `p` detached (setsid, nice 19, I/O idle, output
+ * to <statedir>/spare.log), unless [database] spares = 0. Does not wait.
+ */
+int dd_workflow_spawn_spares(struct dd_repo *repo, const struct dd_config *cfg, const struct dd_profile *p,
+			     const char *left);
+/* The job itself (the hidden command `spare`): dd_pg_spares_make() for the wanted snapshots. */
+int dd_workflow_spares(struct dd_repo *repo, const struct dd_config *cfg, const struct dd_profile *p,
+		       const char *left);
+
 /* ---- moving snapshots between the local cache and the store (transfer.c) ---- */
 
 struct dd_transfer_stats;
