@@ -9,7 +9,7 @@
 #include "workflow/workflow.h"
 
 static const char *const usage[] = {
-	"git dnadata spare [<profile>] [--left <snapshot>]",
+	"git dnadata spare [<profile>] [--left <snapshot>] [--count <n>]",
 	"",
 	"Clones the templates of the snapshots likely needed next (the one just",
 	"left, then those of the branches checked out most recently) into spare",
@@ -22,8 +22,10 @@ static int
 cmd_spare(int argc, char **argv)
 {
 	const char *left = NULL;
+	int count = -1;
 	const struct dd_option opts[] = {
 		{ DD_OPT_STRING, 0, "left", &left, "snapshot", "the snapshot the last switch left" },
+		{ DD_OPT_INT, 0, "count", &count, "n", "keep this many spares (default: [database] spares)" },
 		DD_OPT_END_MARK,
 	};
 	struct dd_cmd_setup s;
@@ -31,6 +33,8 @@ cmd_spare(int argc, char **argv)
 
 	if ((rc = dd_cmd_setup(&s, argc, argv, opts, usage, DD_CMD_PROFILE_OPTIONAL)) != 0)
 		return rc;
+	if (count >= 0)
+		s.cfg->spares = count;
 	rc = dd_workflow_spares(s.repo, s.cfg, s.profile, left) < 0 ? -1 : 0;
 	dd_cmd_setup_free(&s);
 	return rc;

@@ -59,6 +59,20 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+/*
+ * Tests stop a switch at a named point to kill it there (tests/integration/
+ * t-pg-switch-kill.sh): with DNADATA_FAILPOINT=<name> the process stops
+ * itself (SIGSTOP) on reaching it. Nothing else reads this variable.
+ */
+static void
+failpoint(const char *name)
+{
+	const char *fp = getenv("DNADATA_FAILPOINT");
+
+	if (fp && !strcmp(fp, name))
+		raise(SIGSTOP);
+}
+
 /* Below this size a clone uses STRATEGY WAL_LOG (no checkpoint), from it FILE_COPY (measured: DESIGN-NOTES). */
 #define DD_PG_FILE_COPY_MIN_BYTES (8LL * 1024 * 1024)
 
@@ -432,6 +446,7 @@ build_template(struct sw *s, char **tmpl, char **seq_fp, long long *size)
 		dd_error("interrupted");
 		goto out;
 	}
+	failpoint("template-built");
 	q = dd_pg_quote_ident(*tmpl);
 	sql = dd_asprintf("ALTER DATABASE %s WITH ALLOW_CONNECTIONS false", q);
 	if (dd_pg_exec(s->m, sql) < 0)
@@ -441,6 +456,7 @@ build_template(struct sw *s, char **tmpl, char **seq_fp, long long *size)
 				.profile = (char *)o->profile, .modified = DD_PG_MOD_NO, .fingerprint = *seq_fp };
 	if (dd_pg_copy_record(o->statedir, &s->t, &c) < 0)
 		goto out;
+	failpoint("template-recorded");
 	done_building(s); /* recorded: the pending record that still names it is harmless (state.c) */
 	rc = 0;
 out:
@@ -545,6 +561,7 @@ dd_pg_switch(const struct dd_pg_switch_opts *o, struct dd_pg_switch_result *res)
 		if (start_building(&s, newdb) < 0 || dd_pg_drop_db(s.m, newdb) < 0 ||
 		    clone_db(s.m, newdb, tmpl, size, 0) < 0)
 			goto out;
+		failpoint("cloned");
 		if (dd_pg_copy_touch(o->statedir, o->conninfo, tmpl) < 0)
 			dd_error_clear();
 		source = dd_strdup(newdb);
@@ -580,6 +597,7 @@ dd_pg_switch(const struct dd_pg_switch_opts *o, struct dd_pg_switch_result *res)
 		goto undo_journal;
 	}
 	char *newfp = NULL;
+	failpoint("before-rename");
 	if (rename_in(&s, source, stash, open_it, seq, &newfp) < 0) {
 		if (stash)
 			dd_pg_copy_forget(o->statedir, &s.t, stash);
@@ -589,12 +607,14 @@ dd_pg_switch(const struct dd_pg_switch_opts *o, struct dd_pg_switch_result *res)
 		free(fp);
 		fp = newfp;
 	}
+	failpoint("renamed");
 	done_building(&s); /* the clone is the working database now */
 	/* and again now that it exists: a status run meanwhile removes a record without a database */
 	if (stash && dd_pg_copy_record(o->statedir, &s.t, &sc) < 0)
 		dd_warn("the previous database is kept as %s, but status may not list it (%s)", stash, dd_error_last());
 	if (dd_pg_state_set_working(o->statedir, &s.t, o->snapshot, o->profile, "restored", fp, o->branch) < 0)
 		goto out; /* the journal stays: the next command writes the record */
+	failpoint("recorded");
 	if (res->how == DD_PG_SWITCH_STASH || res->how == DD_PG_SWITCH_SPARE)
 		dd_pg_copy_forget(o->statedir, &s.t, src->name);
 	else
@@ -723,6 +743,7 @@ make_spare(PGconn *m, const char *statedir, const struct dd_pg_target *t, const 
 	if (dd_pg_state_pending_add(statedir, t, name) < 0)
 		goto out;
 	dd_info("cloning %s into spare %s", tmpl->name, name);
+	failpoint("spare-pending");
 	if (clone_db(m, name, tmpl->name, size_of(m, tmpl->name), 1) < 0) {
 		struct dd_error_saved saved;
 		dd_error_save(&saved);
@@ -733,8 +754,10 @@ make_spare(PGconn *m, const char *statedir, const struct dd_pg_target *t, const 
 	}
 	struct dd_pg_copy c = { .name = name, .kind = DD_PG_COPY_SPARE, .snapshot = tmpl->snapshot,
 				.profile = tmpl->profile, .modified = DD_PG_MOD_NO, .fingerprint = tmpl->fingerprint };
+	failpoint("spare-cloned");
 	if (dd_pg_copy_record(statedir, t, &c) < 0)
 		goto out; /* still pending: the next command drops it */
+	failpoint("spare-recorded");
 	dd_pg_state_pending_remove(statedir, t, (long)getpid());
 	rc = 0;
 out:
