@@ -317,10 +317,12 @@ clear_sessions(struct sw *s, const char *db)
 /*
  * The rename transaction: work -> stash (if any), source -> work (opened
  * to connections for a spare). *fp: the fingerprint read inside it, with
- * `seq` (NULL: none read).
+ * `seq` (NULL: none read); it goes into the journal `j` before the commit,
+ * so a kill right after the commit still records it.
  */
 static int
-rename_in(struct sw *s, const char *source, const char *stash, int open_it, const char *seq, char **fp)
+rename_in(struct sw *s, const char *source, const char *stash, int open_it, const char *seq, char **fp,
+	  struct dd_pg_journal *j)
 {
 	const char *work = s->t.database;
 	char *qw = dd_pg_quote_ident(work), *qsrc = dd_pg_quote_ident(source);
@@ -346,6 +348,11 @@ rename_in(struct sw *s, const char *source, const char *stash, int open_it, cons
 				dd_debug("no change fingerprint: %s", dd_error_last());
 				dd_error_clear();
 				dd_pg_exec(s->m, "ROLLBACK TO SAVEPOINT dd_fp");
+			}
+			if (*fp) {
+				j->fingerprint = *fp;
+				if (dd_pg_journal_write(s->o->statedir, &s->t, j) < 0)
+					dd_error_clear(); /* then a kill after the commit records no fingerprint */
 			}
 			res = PQexec(s->m, "COMMIT");
 			st = PQresultStatus(res);
@@ -538,8 +545,10 @@ dd_pg_switch(const struct dd_pg_switch_opts *o, struct dd_pg_switch_result *res)
 	if (res->how >= DD_PG_SWITCH_CLONE)
 		dd_pg_spares_cancel(o->statedir, o->conninfo); /* it would compete for the disk */
 	if (res->how == DD_PG_SWITCH_RESTORE) {
+		double b0 = dd_pg_seconds();
 		if (build_template(&s, &tmpl, &seq, &size) < 0)
 			goto out;
+		dd_debug("built template %s in %.0f ms", tmpl, (dd_pg_seconds() - b0) * 1000);
 		if (o->force)
 			drop_old_templates(&s, tmpl);
 	} else if (res->how == DD_PG_SWITCH_CLONE) {
@@ -558,9 +567,11 @@ dd_pg_switch(const struct dd_pg_switch_opts *o, struct dd_pg_switch_result *res)
 		char suffix[64];
 		snprintf(suffix, sizeof(suffix), "__dnadata_new_%ld", (long)getpid());
 		newdb = dd_pg_name_with_suffix(s.t.database, suffix);
+		double c0 = dd_pg_seconds();
 		if (start_building(&s, newdb) < 0 || dd_pg_drop_db(s.m, newdb) < 0 ||
 		    clone_db(s.m, newdb, tmpl, size, 0) < 0)
 			goto out;
+		dd_debug("cloned %s (%lld bytes) in %.0f ms", tmpl, size, (dd_pg_seconds() - c0) * 1000);
 		failpoint("cloned");
 		if (dd_pg_copy_touch(o->statedir, o->conninfo, tmpl) < 0)
 			dd_error_clear();
@@ -598,7 +609,7 @@ dd_pg_switch(const struct dd_pg_switch_opts *o, struct dd_pg_switch_result *res)
 	}
 	char *newfp = NULL;
 	failpoint("before-rename");
-	if (rename_in(&s, source, stash, open_it, seq, &newfp) < 0) {
+	if (rename_in(&s, source, stash, open_it, seq, &newfp, &j) < 0) {
 		if (stash)
 			dd_pg_copy_forget(o->statedir, &s.t, stash);
 		goto undo_journal;
@@ -744,7 +755,10 @@ make_spare(PGconn *m, const char *statedir, const struct dd_pg_target *t, const 
 		goto out;
 	dd_info("cloning %s into spare %s", tmpl->name, name);
 	failpoint("spare-pending");
-	if (clone_db(m, name, tmpl->name, size_of(m, tmpl->name), 1) < 0) {
+	if (dd_pg_interrupted() || clone_db(m, name, tmpl->name, size_of(m, tmpl->name), 1) < 0 ||
+	    dd_pg_interrupted()) {
+		if (dd_pg_interrupted())
+			dd_error("interrupted");
 		struct dd_error_saved saved;
 		dd_error_save(&saved);
 		if (dd_pg_drop_db(m, name) == 0)

@@ -526,7 +526,9 @@ dd_workflow_restore(struct dd_repo *repo, const struct dd_config *cfg, const str
 		if (dd_pg_state_read(&state, repo->statedir, conninfo) < 0)
 			goto out;
 		if (state.snapshot && !strcmp(state.snapshot, ref->snapshot)) {
-			r = keep_or_rebuild(&state, conninfo, ref->snapshot, flags);
+			/* a hook switches branches: it keeps local edits, like `use` (here after a switch a kill cut short) */
+			r = keep_or_rebuild(&state, conninfo, ref->snapshot,
+					    (flags & DD_RESTORE_HOOK) ? flags | DD_RESTORE_KEEP : flags);
 			if (r != 0) {
 				rc = r;
 				goto out;
