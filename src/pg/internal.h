@@ -68,7 +68,6 @@ int dd_pg_server_major(PGconn *c);
 struct dd_store;
 struct dd_snapshot;
 struct dd_pg_restore_opts;
-struct dd_pg_restore_result;
 
 /*
  * Build database `newdb` (which must not exist) from snapshot `snap` on the
@@ -79,15 +78,6 @@ struct dd_pg_restore_result;
  */
 int dd_pg_build(PGconn *m, struct dd_store *st, const struct dd_snapshot *snap, const struct dd_pg_restore_opts *o,
 		const char *newdb, int jobs, char **seq_fp);
-
-/*
- * Swap `newdb` into the working database `t` in one transaction; the old
- * one (when `exists`) goes to a fresh stash name. Records both in
- * <statedir>/pg (the working record says it holds `snapshot_id`) and fills
- * `res`. With o->terminate other sessions on it are ended, else refused.
- */
-int dd_pg_swap_in(PGconn *m, const struct dd_pg_restore_opts *o, const struct dd_pg_target *t, const char *newdb,
-		  int exists, const char *snapshot_id, const char *seq_fp, struct dd_pg_restore_result *res);
 
 /* Does database `name` exist? *exists set; 0 or -1. */
 int dd_pg_db_exists(PGconn *m, const char *name, int *exists);

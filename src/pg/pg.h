@@ -67,19 +67,6 @@ struct dd_pg_restore_opts {
 	int terminate;         /* end other sessions on the working database */
 };
 
-struct dd_pg_restore_result {
-	char *database;        /* the working database's name */
-	char *stash;           /* where the previous one went, or NULL if there was none */
-};
-
-/*
- * Make the working database equal snapshot `snap`: build <db>__dnadata_new_<pid>,
- * load it, then swap (old one renamed to a stash). On failure or interrupt
- * only the new copy is dropped. Records the result in <statedir>/pg.
- */
-int dd_pg_restore(struct dd_store *st, const struct dd_snapshot *snap,
-		  const struct dd_pg_restore_opts *o, struct dd_pg_restore_result *res);
-void dd_pg_restore_result_release(struct dd_pg_restore_result *r);
 
 /* ---- switching (switch.c): stashes, templates and spares ---- */
 

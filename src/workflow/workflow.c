@@ -9,15 +9,19 @@
  * data gives the same id, so an unchanged database ends in "nothing
  * changed" and no commit.
  *
- * Restore reads the ref (work tree, or any revision), loads the manifest
- * from the cache or the store, and hands it to dd_pg_restore(), which never
+ * Restore reads the ref (work tree, or any revision) and switches the
+ * working database to its snapshot with dd_pg_switch() (a stash of this
+ * branch renamed back, a spare, a template clone, or a restore: the
+ * manifest is loaded from the cache or the store only then), which never
  * touches the working database until the new copy is complete. If
  * <statedir>/pg records that the working database already holds that
  * snapshot, the change fingerprint (change.c) decides: unchanged since the
  * restore or snapshot = nothing to do; changed, or cannot tell = rebuild
  * (the edited database becomes a stash; nothing is ever dropped). `use`
  * (DD_RESTORE_KEEP) keeps such a database whatever it says: switching back
- * must find local edits where they were left. --force always rebuilds.
+ * must find local edits where they were left, and so does a git hook
+ * (DD_RESTORE_HOOK). --force always restores from the cache or the store.
+ * After a switch the spare job starts in the background (switch.c).
  *
  * After a restore, the [hooks] post_restore commands run in order with
  * /bin/sh -c in the work tree (stdout sent to our stderr: stdout is for
