@@ -24,6 +24,12 @@
  *                   stash of the working database (state.h); a stash
  *                   written before these keys existed reads as modified
  *                   "unknown". <hash> as for stashes.
+ *   switch          source, kind, stash, snapshot, profile, branch,
+ *                   fingerprint: a switch between the start of its
+ *                   rename and its records (journal, state.h)
+ *   job-spares      "<pid> <start time>" of the running spare job
+ *                   (switch.c), and job-spares.lock, its flock
+ *   lock            the database lock (dd_pg_state_lock)
  * Values escape '\\' and newline as "\\\\" and "\\n".
  *
  * The records are ours, the databases the user's: the user may drop a

@@ -671,7 +671,7 @@ out:
 
 /* ---- warm spares ---- */
 
-/* The job's record: "spare-job" (pid, start time) in the records directory, guarded by "spare-job.lock". */
+/* The job's record: "job-spares" (pid, start time) in the records directory, guarded by "job-spares.lock". */
 static char *
 job_path(const char *statedir, const struct dd_pg_target *t, const char *name)
 {
@@ -685,7 +685,7 @@ job_path(const char *statedir, const struct dd_pg_target *t, const char *name)
 static long
 running_job(const char *statedir, const struct dd_pg_target *t)
 {
-	char *path = job_path(statedir, t, "spare-job");
+	char *path = job_path(statedir, t, "job-spares");
 	struct dd_buf b = DD_BUF_INIT;
 	long pid = 0;
 	long long started = -1;
@@ -825,10 +825,10 @@ dd_pg_spares_make(const char *conninfo, const char *statedir, const char *const 
 	/* one job at a time: the newest, which knows best what is wanted */
 	if ((old = running_job(statedir, &t)) > 0)
 		kill((pid_t)old, SIGTERM);
-	lockpath = job_path(statedir, &t, "spare-job.lock");
+	lockpath = job_path(statedir, &t, "job-spares.lock");
 	if (dd_lock_file(lockpath, NULL, &joblock) < 0)
 		goto out;
-	jobpath = job_path(statedir, &t, "spare-job");
+	jobpath = job_path(statedir, &t, "job-spares");
 	snprintf(line, sizeof(line), "%ld %lld\n", (long)getpid(), dd_proc_start_time((long)getpid()));
 	if (dd_file_write_atomic(jobpath, line, strlen(line), 0600, 0) < 0)
 		goto out;

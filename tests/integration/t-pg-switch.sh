@@ -208,7 +208,7 @@ test_a_switch_starts_the_spare_job_in_the_background() {
 	local dir
 	dir=$(records_dir)
 	for _ in $(seq 600); do
-		grep -qs "^kind spare$" "$dir"/spare-* && [ ! -e "$dir/spare-job" ] && break
+		grep -qs "^kind spare$" "$dir"/spare-* && [ ! -e "$dir/job-spares" ] && break
 		sleep 0.05
 	done
 	assert_eq "${DB}__dnadata_spare_${X:0:12}" "$(databases_like "${DB}__dnadata_spare_")"

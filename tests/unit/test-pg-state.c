@@ -338,6 +338,51 @@ dropping_what_is_not_ours_is_refused_without_a_connection(void **state)
 	dd_pg_copy_release(&got);
 }
 
+static void
+the_switch_journal_round_trips_and_is_removed_once(void **state)
+{
+	struct fixture *f = *state;
+	struct dd_pg_journal j = { .source = "work__dnadata_new_1", .kind = "clone", .stash = "work__dnadata_stash_2",
+				   .snapshot = "id", .profile = "p", .branch = "feature/x\nodd" };
+	struct dd_pg_journal got;
+
+	assert_int_equal(dd_pg_journal_read(&got, f->tmp, &f->t), DD_NOTFOUND);
+	assert_int_equal(dd_pg_journal_write(f->tmp, &f->t, &j), 0);
+	assert_int_equal(dd_pg_journal_read(&got, f->tmp, &f->t), 0);
+	assert_string_equal(got.source, "work__dnadata_new_1");
+	assert_string_equal(got.kind, "clone");
+	assert_string_equal(got.stash, "work__dnadata_stash_2");
+	assert_string_equal(got.branch, "feature/x\nodd");
+	assert_null(got.fingerprint);
+	dd_pg_journal_release(&got);
+	/* it is not a copy, and no copy listing sees it */
+	struct dd_pg_copy *v = NULL;
+	size_t n = 0;
+	assert_int_equal(dd_pg_copies_list_target(&v, &n, f->tmp, &f->t), 0);
+	assert_int_equal(n, 0);
+	dd_pg_copies_free(v, n);
+	assert_int_equal(dd_pg_journal_remove(f->tmp, &f->t), 0);
+	assert_int_equal(dd_pg_journal_remove(f->tmp, &f->t), DD_NOTFOUND);
+}
+
+static void
+the_working_record_keeps_its_branch(void **state)
+{
+	struct fixture *f = *state;
+	struct dd_pg_state s;
+
+	assert_int_equal(dd_pg_state_set_working(f->tmp, &f->t, "id", "p", "restored", NULL, "main"), 0);
+	assert_int_equal(dd_pg_state_read(&s, f->tmp, CONNINFO), 0);
+	assert_string_equal(s.branch, "main");
+	assert_null(s.fingerprint);
+	dd_pg_state_release(&s);
+	/* the older setter records none */
+	assert_int_equal(dd_pg_state_set(f->tmp, CONNINFO, "id", "p", "snapshot", "fp"), 0);
+	assert_int_equal(dd_pg_state_read(&s, f->tmp, CONNINFO), 0);
+	assert_null(s.branch);
+	dd_pg_state_release(&s);
+}
+
 int
 main(void)
 {
@@ -354,6 +399,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(a_stash_recorded_by_an_older_version_counts_as_modified, setup, teardown),
 		cmocka_unit_test_setup_teardown(dropping_what_is_not_ours_is_refused_without_a_connection, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(the_switch_journal_round_trips_and_is_removed_once, setup, teardown),
+		cmocka_unit_test_setup_teardown(the_working_record_keeps_its_branch, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
