@@ -26,6 +26,9 @@ DD_TESTS_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$DD_TESTS_DIR/s3.sh"
 DD_TMP=${DD_TMP:-${TMPDIR:-/tmp}}
 export GIT_CONFIG_NOSYSTEM=1
+# No background spare job after a switch (it would change the databases under a test's feet);
+# the tests of the job unset it or run it in the foreground (git dnadata spare --count N).
+export DNADATA_SPARES=0
 
 fail() {
 	echo "FAIL: $*" >&2

@@ -33,9 +33,7 @@ cmd_spare(int argc, char **argv)
 
 	if ((rc = dd_cmd_setup(&s, argc, argv, opts, usage, DD_CMD_PROFILE_OPTIONAL)) != 0)
 		return rc;
-	if (count >= 0)
-		s.cfg->spares = count;
-	rc = dd_workflow_spares(s.repo, s.cfg, s.profile, left) < 0 ? -1 : 0;
+	rc = dd_workflow_spares(s.repo, s.cfg, s.profile, left, count) < 0 ? -1 : 0;
 	dd_cmd_setup_free(&s);
 	return rc;
 }

@@ -87,7 +87,10 @@ const char *dd_config_database(const struct dd_config *cfg, const struct dd_prof
  */
 int dd_config_lock_wait_timeout(const struct dd_config *cfg, const struct dd_profile *p);
 
-/* How many warm spare databases to keep ready after a switch: [database] spares, default 2; 0 = none. */
+/*
+ * How many warm spare databases to keep ready after a switch:
+ * DNADATA_SPARES (0..16) > [database] spares > 2; 0 = none.
+ */
 #define DD_CONFIG_DEFAULT_SPARES 2
 int dd_config_spares(const struct dd_config *cfg);
 

@@ -286,14 +286,17 @@ dd_workflow_spawn_spares(struct dd_repo *repo, const struct dd_config *cfg, cons
 }
 
 int
-dd_workflow_spares(struct dd_repo *repo, const struct dd_config *cfg, const struct dd_profile *p, const char *left)
+dd_workflow_spares(struct dd_repo *repo, const struct dd_config *cfg, const struct dd_profile *p, const char *left,
+		   int limit)
 {
 	const char *conninfo = dd_config_database(cfg, p);
 	struct dd_pg_state state;
 	char *wanted[MAX_WANTED];
 	size_t n;
-	int limit = dd_config_spares(cfg), rc;
+	int rc;
 
+	if (limit < 0)
+		limit = dd_config_spares(cfg);
 	if (limit > MAX_WANTED)
 		limit = MAX_WANTED;
 	memset(&state, 0, sizeof(state));

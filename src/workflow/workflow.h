@@ -99,9 +99,10 @@ size_t dd_workflow_spares_wanted(struct dd_repo *repo, const struct dd_profile *
  */
 int dd_workflow_spawn_spares(struct dd_repo *repo, const struct dd_config *cfg, const struct dd_profile *p,
 			     const char *left);
-/* The job itself (the hidden command `spare`): dd_pg_spares_make() for the wanted snapshots. */
+/* The job itself (the hidden command `spare`): dd_pg_spares_make() for the wanted snapshots, at most
+ * `limit` (< 0: dd_config_spares()). */
 int dd_workflow_spares(struct dd_repo *repo, const struct dd_config *cfg, const struct dd_profile *p,
-		       const char *left);
+		       const char *left, int limit);
 
 /* ---- moving snapshots between the local cache and the store (transfer.c) ---- */
 

@@ -201,6 +201,7 @@ test_other_sessions_are_named_or_ended_on_request() {
 
 test_a_switch_starts_the_spare_job_in_the_background() {
 	setup_branches
+	unset DNADATA_SPARES # (tests/lib.sh turns the job off)
 	sed -i 's/^spares = 0$/spares = 2/' .git/dnadata/config.ini
 	git checkout -q B
 	expect_ok git dnadata restore
