@@ -107,6 +107,9 @@ enum dd_pg_change { DD_PG_UNCHANGED, DD_PG_CHANGED, DD_PG_UNKNOWN, DD_PG_MISSING
  * *why: NULL or a phrase ("the server restarted since"); caller frees.
  */
 int dd_pg_changes(enum dd_pg_change *out, const char *conninfo, const char *fingerprint, int wait_ms, char **why);
+/* dd_pg_changes() for database `dbname` (NULL: the one of `conninfo`) on the server of `conninfo`. */
+int dd_pg_changes_of(enum dd_pg_change *out, const char *conninfo, const char *dbname, const char *fingerprint,
+		     int wait_ms, char **why);
 /* "unchanged", "changed", "unknown", "missing" */
 const char *dd_pg_change_name(enum dd_pg_change change);
 

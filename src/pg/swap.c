@@ -309,8 +309,16 @@ drop_dead(PGconn *m, const char *statedir, const struct dd_pg_target *t, const s
 	  size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
+		struct dd_pg_copy c;
 		if (pending[i].alive)
 			continue;
+		/* a copy recorded as complete (killed between its record and the end of pending) is kept */
+		if (dd_pg_copy_get(&c, statedir, t, pending[i].name) == 0 || !strcmp(pending[i].name, t->database)) {
+			dd_pg_copy_release(&c);
+			dd_pg_state_pending_remove(statedir, t, pending[i].pid);
+			continue;
+		}
+		dd_pg_copy_release(&c);
 		if (dd_pg_drop_db(m, pending[i].name) == 0) {
 			dd_info("dropped %s, left behind by an interrupted restore", pending[i].name);
 			dd_pg_state_pending_remove(statedir, t, pending[i].pid);
