@@ -329,12 +329,13 @@ print_local(const struct status *st)
 	if (l->ncopies && !l->sized)
 		dd_out("                sizes unknown: %s\n", l->copies_why ? l->copies_why : "?");
 	if (l->have_cache) {
+		char d[32];
 		dd_format_bytes(a, sizeof(a), (double)l->cache.bytes);
 		dd_format_bytes(b, sizeof(b), (double)(l->cache.bytes + copies_bytes(l)));
 		dd_format_bytes(c, sizeof(c), (double)st->cfg->cache_budget);
-		dd_out("Cache budget:   %s used of %s (local cache %s%s); stash_keep %d\n", b, c, a,
-		       l->sized || !l->ncopies ? ", templates and spares the rest" : ", templates and spares unknown",
-		       st->cfg->stash_keep);
+		dd_format_bytes(d, sizeof(d), (double)copies_bytes(l));
+		dd_out("Cache budget:   %s of %s used: local cache %s, templates and spares %s; stash_keep %d\n", b, c, a,
+		       l->sized || !l->ncopies ? d : "unknown (server not reachable)", st->cfg->stash_keep);
 		for (size_t i = 0; i < l->cache.npending; i++)
 			dd_out("%s %.12s (in the local cache only: `git dnadata push` uploads it)\n",
 			       i ? "               " : "Not pushed:    ", l->cache.pending[i]);
