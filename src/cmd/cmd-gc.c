@@ -110,8 +110,12 @@ print_summary(const struct dd_gc_result *r, int dry)
 	else
 		dd_out("gc: %s %s (%zu cache file%s, %zu database%s)", dry ? "would free" : "freed", freed, files,
 		       files == 1 ? "" : "s", ndbs, ndbs == 1 ? "" : "s");
-	dd_out("; before: cache %s (%s not pushed yet), templates and spares %s%s, budget %s", cache, pending, dbs,
-	       r->db_unknown ? " (some unknown: server not reachable)" : "", budget);
+	if (r->cache_why)
+		dd_out("; before: cache not examined (see the warning)");
+	else
+		dd_out("; before: cache %s (%s not pushed yet)", cache, pending);
+	dd_out(", templates and spares %s%s, budget %s", dbs, r->db_unknown ? " (some unknown: server not reachable)" : "",
+	       budget);
 	if (kept)
 		dd_out("; %zu stash%s with local edits kept", kept, kept == 1 ? "" : "es");
 	if (r->failed)

@@ -479,7 +479,9 @@ cmp_order(const void *a, const void *b)
 		return x->named - y->named;
 	if (x->last_used != y->last_used)
 		return x->last_used < y->last_used ? -1 : 1;
-	return strcmp(x->name, y->name);
+	/* one snapshot's files together (gc reports them as one group) */
+	int c = strcmp(x->snapshot, y->snapshot);
+	return c ? c : strcmp(x->name, y->name);
 }
 
 int

@@ -389,9 +389,17 @@ dd_workflow_gc(struct dd_repo *repo, const struct dd_config *cfg, int flags, str
 	    dd_lock_file(lockpath, (flags & DD_GC_QUIET) ? NULL : "another gc is running; waiting for it", &lock) < 0)
 		goto out;
 	collect_dbs(&g);
-	if (collect_named(&g) < 0 || dd_workflow_open_store(&g.st, cfg, repo, DD_STORE_OFFLINE) < 0 ||
-	    dd_store_cache_plan(&g.plan, g.st, (const char *const *)g.named, g.nnamed) < 0)
+	if (collect_named(&g) < 0)
 		goto out;
+	/* without the store's key (a clone not set up yet) the cache cannot be planned: databases still can */
+	if (dd_workflow_open_store(&g.st, cfg, repo, DD_STORE_OFFLINE) < 0 ||
+	    dd_store_cache_plan(&g.plan, g.st, (const char *const *)g.named, g.nnamed) < 0) {
+		res->cache_why = dd_strdup(dd_error_last() ? dd_error_last() : "cannot open the store");
+		if (!(flags & DD_GC_QUIET))
+			dd_warn("gc: the local cache left alone: %s", res->cache_why);
+		dd_error_clear();
+		dd_cache_plan_release(&g.plan);
+	}
 	res->cache_bytes = g.plan.bytes;
 	res->pending_bytes = g.plan.pending_bytes;
 	collect_copies(&g);
@@ -429,5 +437,6 @@ dd_gc_result_release(struct dd_gc_result *res)
 	}
 	free(res->actions);
 	free(res->db_why);
+	free(res->cache_why);
 	memset(res, 0, sizeof(*res));
 }

@@ -46,6 +46,7 @@ struct dd_gc_result {
 	int stash_keep;
 	uint64_t cache_bytes;    /* before: the cache's own files */
 	uint64_t pending_bytes;  /* of which waiting for a push (never removed) */
+	char *cache_why;         /* the cache could not be planned (no store key ...): left alone; NULL: it was */
 	uint64_t db_bytes;       /* before: templates and spares whose size is known */
 	int db_unknown;          /* some working database's server could not be asked: its copies were left alone */
 	char *db_why;            /* the first such reason */

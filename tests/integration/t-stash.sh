@@ -118,4 +118,20 @@ test_drop_refuses_unknown_names_templates_and_the_working_database() {
 	expect_fail 2 git dnadata stash pop x
 }
 
+test_gc_with_the_server_down_leaves_the_databases_alone_and_says_so() {
+	setup_repo
+	"$DD_PG_BINDIR/createdb" "${DB}__dnadata_tmpl_a" >/dev/null
+	record_copy template "${DB}__dnadata_tmpl_a" "$SNAP" no
+	printf '[database]\ncache_budget = 0\nstash_keep = 0\n' >.git/dnadata/config.ini
+	server_down
+	expect_ok git dnadata gc
+	assert_contains "$ERR" "warning: gc: templates, spares and stashes left alone: "
+	assert_contains "$OUT" "templates and spares 0 B (some unknown: server not reachable)"
+	server_up
+	assert_eq "${DB}__dnadata_tmpl_a" "$(databases_like "${DB}__dnadata_tmpl_")"
+	expect_ok git dnadata gc
+	assert_contains "$OUT" "dropped template ${DB}__dnadata_tmpl_a"
+	assert_eq "" "$(databases_like "${DB}__dnadata_tmpl_")"
+}
+
 run_tests
