@@ -84,7 +84,8 @@ print_action(const struct dd_gc_action *a, int dry, int stash_keep)
 		       a->bytes ? size : "size unknown", stash_keep);
 	else
 		dd_out("%s %s %s (%s, snapshot %.12s, last used %s%s)\n", verb, kind_word(a->what), a->name,
-		       a->bytes ? size : "size unknown", a->snapshot, used, a->named ? "" : ", no branch names it");
+		       a->bytes ? size : "size unknown", *a->snapshot ? a->snapshot : "unknown", used,
+		       a->named ? "" : ", no branch names it");
 }
 
 static void

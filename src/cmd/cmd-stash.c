@@ -105,6 +105,7 @@ list(const struct dd_repo *repo, const struct dd_config *cfg)
 {
 	const char **dbs = dd_calloc(cfg->nprofiles + 1, sizeof(*dbs));
 	size_t ndbs = working_dbs(cfg, dbs), shown = 0;
+	int w = 4; /* the NAME column: as wide as the longest name (every working database's) */
 
 	for (size_t i = 0; i < ndbs; i++) {
 		struct dd_pg_copy *c = NULL;
@@ -121,19 +122,22 @@ list(const struct dd_repo *repo, const struct dd_config *cfg)
 				return -1;
 			}
 		}
+		for (size_t k = 0; k < n; k++)
+			if (c[k].kind == DD_PG_COPY_STASH && strlen(c[k].name) > (size_t)w)
+				w = (int)strlen(c[k].name);
 		for (size_t k = 0; k < n; k++) {
 			char a[24], size[32];
 			if (c[k].kind != DD_PG_COPY_STASH)
 				continue;
 			if (!shown++)
-				dd_out("%-40s %-16s %-12s %-12s %-7s %5s %10s\n", "NAME", "BRANCH", "PROFILE", "SNAPSHOT",
+				dd_out("%-*s %-16s %-12s %-12s %-7s %5s %10s\n", w, "NAME", "BRANCH", "PROFILE", "SNAPSHOT",
 				       "EDITED", "AGE", "SIZE");
 			age(a, sizeof(a), c[k].created);
 			if (c[k].size >= 0 && online)
 				dd_format_bytes(size, sizeof(size), (double)c[k].size);
 			else
 				snprintf(size, sizeof(size), "?");
-			dd_out("%-40s %-16s %-12s %-12.12s %-7s %5s %10s\n", c[k].name, *c[k].branch ? c[k].branch : "-",
+			dd_out("%-*s %-16s %-12s %-12.12s %-7s %5s %10s\n", w, c[k].name, *c[k].branch ? c[k].branch : "-",
 			       *c[k].profile ? c[k].profile : "-", *c[k].snapshot ? c[k].snapshot : "unknown",
 			       edited(dbs[i], &c[k], online), a, size);
 		}

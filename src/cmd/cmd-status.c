@@ -324,7 +324,7 @@ print_local(const struct status *st)
 		copy_size(a, sizeof(a), l, cp->name);
 		dd_out("%s %s (snapshot %.12s, %s, last used %s)\n",
 		       shown[k]++ ? "               " : k == 0 ? "Templates:     " : "Spares:        ", cp->name,
-		       cp->snapshot, *a ? a : "size unknown", cp->used);
+		       *cp->snapshot ? cp->snapshot : "unknown", *a ? a : "size unknown", cp->used);
 	}
 	if (l->ncopies && !l->sized)
 		dd_out("                sizes unknown: %s\n", l->copies_why ? l->copies_why : "?");
