@@ -14,7 +14,7 @@
  * which drops only our own copies and refuses a stash with local edits
  * (checked again at drop time, so an edit made after the decision is kept).
  * A stash with edits is never chosen: it is reported with the command that
- * drops it. Two gc runs take turns (<statedir>/gc.lock).
+ * drops it. Two gc runs take turns (flock on <statedir>/locks/gc.lock).
  */
 #include "workflow/gc.h"
 #include "workflow/workflow.h"
@@ -377,7 +377,8 @@ int
 dd_workflow_gc(struct dd_repo *repo, const struct dd_config *cfg, int flags, struct dd_gc_result *res)
 {
 	struct gc g;
-	char *lockpath = dd_path_join(repo->statedir, "gc.lock");
+	/* beside the per-profile snapshot locks; a profile name has no '.', so no profile's lock is this */
+	char *lockdir = dd_path_join(repo->statedir, "locks"), *lockpath = dd_path_join(lockdir, "gc.lock");
 	int rc = -1, lock = -1;
 
 	memset(res, 0, sizeof(*res));
@@ -385,7 +386,7 @@ dd_workflow_gc(struct dd_repo *repo, const struct dd_config *cfg, int flags, str
 	g.repo = repo, g.cfg = cfg, g.flags = flags, g.res = res;
 	res->budget = cfg->cache_budget > 0 ? (uint64_t)cfg->cache_budget : 0;
 	res->stash_keep = cfg->stash_keep;
-	if (dd_mkdir_p(repo->statedir, 0700) < 0 ||
+	if (dd_mkdir_p(lockdir, 0700) < 0 ||
 	    dd_lock_file(lockpath, (flags & DD_GC_QUIET) ? NULL : "another gc is running; waiting for it", &lock) < 0)
 		goto out;
 	collect_dbs(&g);
@@ -416,6 +417,7 @@ out:
 		dd_error_wrap("gc");
 	dd_unlock_file(lock);
 	free(lockpath);
+	free(lockdir);
 	for (size_t i = 0; i < g.ndbs; i++)
 		dd_pg_copies_free(g.dbs[i].copies, g.dbs[i].ncopies);
 	free(g.dbs);
