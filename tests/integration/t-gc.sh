@@ -187,6 +187,32 @@ test_kill_9_during_gc_leaves_a_readable_cache() {
 	assert_eq "" "$(cache_files)"
 }
 
+test_two_gc_runs_take_turns() {
+	setup_clones
+	set_local "cache_budget = 0"
+	local files lock=.git/dnadata/locks/gc.lock
+	files=$(cache_files)
+	mkdir -p .git/dnadata/locks
+	# another gc: a process holding the lock until its standard input closes
+	coproc HOLDER { flock "$lock" cat; }
+	local start=$SECONDS
+	while flock -n "$lock" true; do
+		[ $((SECONDS - start)) -lt 10 ] || fail "the holder never took the lock"
+	done
+	git-dnadata gc >"$T/out" 2>"$T/err" &
+	local pid=$!
+	start=$SECONDS
+	until grep -q "another gc is running; waiting for it" "$T/err"; do
+		[ $((SECONDS - start)) -lt 10 ] || fail "gc did not say it waits: $(cat "$T/err")"
+	done
+	assert_eq "$files" "$(cache_files)" "gc removed files while another held the lock"
+	local holder=$HOLDER_PID
+	eval "exec ${HOLDER[1]}>&-"
+	wait "$holder" || true
+	wait "$pid" || fail "gc failed once the lock was free: $(cat "$T/err")"
+	assert_eq "" "$(cache_files)"
+}
+
 # ---- templates, spares, stashes ----
 
 # make_copy KIND NAME SNAPSHOT MODIFIED USED [FINGERPRINT]: the database (an empty one, unless it
