@@ -22,6 +22,7 @@
 #include "git/history.h"
 #include "git/ref.h"
 #include "git/repo.h"
+#include "pg/pg.h"
 #include "pg/state.h"
 #include "store/store.h"
 #include "util/err.h"
@@ -184,13 +185,37 @@ copy_action(struct gc *g, const struct workdb *d, const struct dd_pg_copy *c, en
 	a->named = is_named(g, c->snapshot);
 }
 
+/*
+ * A stash recorded as unedited is asked again now (its change fingerprint,
+ * as dd_pg_copy_drop() will): one edited since, or that cannot be told, is
+ * kept like any stash with edits, so a dry run says what the run will do.
+ */
+static void
+recheck_unedited(struct workdb *d)
+{
+	for (size_t k = 0; k < d->ncopies; k++) {
+		struct dd_pg_copy *c = &d->copies[k];
+		enum dd_pg_change ch = DD_PG_UNKNOWN;
+		char *why = NULL;
+		if (c->kind != DD_PG_COPY_STASH || c->modified != DD_PG_MOD_NO)
+			continue;
+		if (!c->fingerprint || dd_pg_changes_of(&ch, d->conninfo, c->name, c->fingerprint, 1000, &why) < 0)
+			dd_error_clear();
+		free(why);
+		if (ch != DD_PG_UNCHANGED && ch != DD_PG_MISSING)
+			c->modified = ch == DD_PG_CHANGED ? DD_PG_MOD_YES : DD_PG_MOD_UNKNOWN;
+	}
+}
+
 /* Unedited stashes beyond stash_keep (newest kept), per working database; stashes with edits reported. */
 static void
 decide_stashes(struct gc *g)
 {
 	for (size_t i = 0; i < g->ndbs; i++) {
-		const struct workdb *d = &g->dbs[i];
+		struct workdb *d = &g->dbs[i];
 		size_t unedited = 0, seen = 0;
+		if (d->listed)
+			recheck_unedited(d);
 		for (size_t k = 0; d->listed && k < d->ncopies; k++)
 			if (d->copies[k].kind == DD_PG_COPY_STASH && dd_pg_copy_disposable(&d->copies[k]))
 				unedited++;

@@ -288,6 +288,23 @@ test_stash_keep_drops_the_oldest_unedited_stashes_and_never_one_with_edits() {
 	assert_eq 3 "$(databases_like "${DB}__dnadata_stash_" | wc -l)"
 }
 
+test_a_stash_edited_after_it_was_stashed_is_kept_and_the_dry_run_says_so() {
+	setup_db
+	make_unedited_stash "${DB}__dnadata_stash_1" 2026-01-01T00:00:00Z
+	make_unedited_stash "${DB}__dnadata_stash_2" 2026-01-02T00:00:00Z
+	set_local "stash_keep = 0"
+	# someone works in the older stash after it was set aside
+	psql_q "${DB}__dnadata_stash_1" "INSERT INTO t VALUES (1000, 'edited in the stash')"
+	expect_ok git dnadata gc --dry-run
+	assert_contains "$OUT" "would drop stash ${DB}__dnadata_stash_2 ("
+	assert_contains "$OUT" "kept stash ${DB}__dnadata_stash_1: it holds local edits"
+	expect_ok git dnadata gc
+	assert_contains "$OUT" "dropped stash ${DB}__dnadata_stash_2 ("
+	assert_contains "$OUT" "kept stash ${DB}__dnadata_stash_1: it holds local edits"
+	assert_eq "${DB}__dnadata_stash_1" "$(databases_like "${DB}__dnadata_stash_")"
+	assert_eq 1 "$(psql_q "${DB}__dnadata_stash_1" "SELECT count(*) FROM t WHERE id = 1000")"
+}
+
 test_templates_and_spares_go_after_cache_files_unnamed_first() {
 	setup_db
 	local other=ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff
