@@ -140,27 +140,22 @@ out:
 	return rc;
 }
 
-/* Each working database's copies, with sizes: a server that cannot be asked leaves its copies alone. */
+/*
+ * Each working database's copies, with sizes (one connection per working
+ * database that has any recorded; none otherwise): a server that cannot be
+ * asked leaves its copies alone.
+ */
 static void
 collect_copies(struct gc *g)
 {
 	for (size_t i = 0; i < g->ndbs; i++) {
 		struct workdb *d = &g->dbs[i];
-		if (dd_pg_copies_list(&d->copies, &d->ncopies, g->repo->statedir, d->conninfo, 0) < 0 ||
-		    d->ncopies == 0) {
-			dd_error_clear();
-			dd_pg_copies_free(d->copies, d->ncopies);
-			d->copies = NULL, d->ncopies = 0;
-			d->listed = 1; /* nothing recorded: no connection needed */
-			continue;
-		}
-		dd_pg_copies_free(d->copies, d->ncopies);
-		d->copies = NULL, d->ncopies = 0;
 		if (dd_pg_copies_list(&d->copies, &d->ncopies, g->repo->statedir, d->conninfo, DD_PG_LIST_VERIFY) < 0) {
 			if (!g->res->db_unknown)
 				g->res->db_why = dd_strdup(dd_error_last() ? dd_error_last() : "cannot connect");
 			g->res->db_unknown = 1;
 			dd_error_clear();
+			d->copies = NULL, d->ncopies = 0;
 			continue;
 		}
 		d->listed = 1;
