@@ -35,7 +35,7 @@ static const char *const usage[] = {
 	"",
 	"Examples:",
 	"  git dnadata stash list",
-	"  git dnadata stash drop myapp__dnadata_stash_20261129T101500",
+	"  git dnadata stash drop myapp__dnadata_stash_20261129101500",
 	NULL,
 };
 
