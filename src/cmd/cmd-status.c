@@ -170,7 +170,6 @@ collect_pg(struct status *st, const char *conninfo)
 		st->unverified_why = take_error("cannot connect");
 }
 
-
 /*
  * Templates, spares and stashes with their sizes (one connection, not tried
  * when the server did not answer above), and the cache's usage and the
@@ -306,7 +305,6 @@ print_working_db(const struct status *st)
 	}
 	print_stashes_and_leftovers(st);
 }
-
 
 /* Templates and spares with sizes, then the budget line and the snapshots not pushed yet. */
 static void
