@@ -26,6 +26,7 @@ extern const struct dd_command dd_cmd_init, dd_cmd_new_profile, dd_cmd_use, dd_c
 extern const struct dd_command dd_cmd_verify, dd_cmd_key;
 extern const struct dd_command dd_cmd_push, dd_cmd_fetch, dd_cmd_pull;
 extern const struct dd_command dd_cmd_snapshot, dd_cmd_restore;
+extern const struct dd_command dd_cmd_gc, dd_cmd_stash;
 extern const struct dd_command dd_cmd_spare;
 
 static const struct dd_command *const commands[] = {
@@ -39,6 +40,8 @@ static const struct dd_command *const commands[] = {
 	&dd_cmd_fetch,
 	&dd_cmd_pull,
 	&dd_cmd_verify,
+	&dd_cmd_stash,
+	&dd_cmd_gc,
 	&dd_cmd_key,
 	NULL,
 };

@@ -97,6 +97,8 @@ dd_config_new(void)
 	pv->pub.store_path_style = -1;
 	pv->pub.store_retries = -1;
 	pv->pub.spares = -1;
+	pv->pub.cache_budget = DD_CONFIG_DEFAULT_CACHE_BUDGET;
+	pv->pub.stash_keep = DD_CONFIG_DEFAULT_STASH_KEEP;
 	return &pv->pub;
 }
 

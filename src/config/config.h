@@ -17,6 +17,9 @@
 
 struct dd_repo;
 
+#define DD_CONFIG_DEFAULT_CACHE_BUDGET (10LL << 30) /* 10 GiB */
+#define DD_CONFIG_DEFAULT_STASH_KEEP 5
+
 struct dd_profile {
 	char *name;
 	char *database;        /* conninfo or URL; NULL means the [database] default */
@@ -42,6 +45,9 @@ struct dd_config {
 	int jobs;              /* parallel workers; 0 = one per core */
 	int terminate_connections;
 	int lock_wait_timeout; /* [database] lock_wait_timeout: seconds (1..86400, default 30) */
+	long long cache_budget; /* [database] cache_budget: bytes for cached objects, templates and spares
+				 * (gc; default DD_CONFIG_DEFAULT_CACHE_BUDGET) */
+	int stash_keep;        /* [database] stash_keep: unedited stashes kept per working database (default 5) */
 	struct dd_profile *profiles;
 	size_t nprofiles;
 	/* where each setting came from, for error messages */

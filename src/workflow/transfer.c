@@ -62,7 +62,11 @@ move(struct dd_store *st, char **ids, size_t nids, const struct dd_transfer_scop
 		return 0;
 	if (push)
 		return dd_store_push_flags(st, (const char *const *)ids, nids, flags, stats) < 0 ? -1 : 0;
-	return dd_store_fetch(st, (const char *const *)ids, nids, stats) != 0 ? -1 : 0;
+	if (dd_store_fetch(st, (const char *const *)ids, nids, stats) != 0)
+		return -1;
+	for (size_t i = 0; i < nids; i++)
+		dd_store_snapshot_used(st, ids[i]); /* gc's LRU order (cache-gc.c) */
+	return 0;
 }
 
 static int

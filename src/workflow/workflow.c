@@ -136,7 +136,10 @@ dump_to_store(struct dd_store *st, struct dd_repo *repo, const struct dd_config 
 	}
 	dd_snapshot_set_meta(sw, "server_version", stats->server_version);
 	dd_snapshot_set_meta(sw, "database", stats->database);
-	return dd_snapshot_commit(sw, id) < 0 ? -1 : 0;
+	if (dd_snapshot_commit(sw, id) < 0)
+		return -1;
+	dd_store_snapshot_used(st, id); /* gc's LRU order (cache-gc.c) */
+	return 0;
 }
 
 /* Point p's ref file at snapshot `id` (with its informational lines) and commit it, unless NO_COMMIT. */
@@ -446,6 +449,7 @@ load_snapshot(void *arg, struct dd_store **st, struct dd_snapshot **snap)
 		*st = NULL;
 		return -1;
 	}
+	dd_store_snapshot_used(*st, l->ref->snapshot); /* gc's LRU order (cache-gc.c) */
 	return 0;
 }
 
