@@ -466,15 +466,20 @@ switch_snapshot(struct dd_repo *repo, const struct dd_config *cfg, const struct 
 {
 	struct loader l = { repo, cfg, p, rev, ref };
 	char *branch = dd_workflow_current_branch(repo);
-	char *left = dd_workflow_branch_left(repo, branch);
+	/*
+	 * The branch the working database is left on: this one if it was restored for it (or is rebuilt);
+	 * else the one the newest checkout came from; else the one it was restored for.
+	 */
+	char *left = clean || (branch && prev->branch && !strcmp(prev->branch, branch))
+			     ? (branch ? dd_strdup(branch) : NULL)
+			     : dd_workflow_branch_left(repo, branch);
 	struct dd_pg_switch_opts o = {
 		.conninfo = dd_config_database(cfg, p),
 		.statedir = repo->statedir,
 		.profile = p->name,
 		.snapshot = ref->snapshot,
 		.branch = branch,
-		/* a rebuild stays on its branch; else the branch checked out before this one */
-		.branch_left = clean ? branch : left,
+		.branch_left = left, /* NULL: the one recorded */
 		.jobs = cfg->jobs,
 		.terminate = (flags & DD_RESTORE_TERMINATE) || terminate_of(cfg, p),
 		.force = (flags & DD_RESTORE_FORCE) != 0,
@@ -484,7 +489,6 @@ switch_snapshot(struct dd_repo *repo, const struct dd_config *cfg, const struct 
 	};
 	int rc = -1;
 
-	(void)prev;
 	if (dd_pg_switch(&o, res) < 0)
 		goto out;
 	if (res->stash)

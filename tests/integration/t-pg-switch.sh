@@ -162,6 +162,8 @@ test_restore_force_rebuilds_from_the_store_and_replaces_the_template() {
 	expect_ok git dnadata restore --force
 	assert_contains "$ERR" "restored it"
 	assert_eq "${DB}__dnadata_tmpl_${X:0:12}_1" "$(databases_like "${DB}__dnadata_tmpl_")" "one template, rebuilt"
+	# the database replaced was restored for main, though the newest checkout came from B: it is main's stash
+	assert_eq "main" "$(grep -h "^branch " $(grep -l "^snapshot $X$" "$(records_dir)"/stash-*) | sed 's/^branch //' | sort -u)"
 	assert_eq "x1,x2,x3" "$(value)"
 	assert_consistent
 }

@@ -50,7 +50,7 @@ test_list_without_stashes() {
 
 test_list_shows_each_stash_with_branch_edited_age_and_size() {
 	setup_repo
-	# a restore over an edited database keeps it as a stash (recorded before "edited" was: unknown)
+	# a restore over an edited database keeps it as a stash, recorded as edited
 	psql_q "$DB" "INSERT INTO t VALUES (2, 'mine')"
 	expect_ok git dnadata restore --force
 	local old
@@ -69,7 +69,7 @@ test_list_shows_each_stash_with_branch_edited_age_and_size() {
 	assert_contains "$line" " yes "
 	assert_contains "$line" " MiB"
 	line=$(printf '%s\n' "$OUT" | grep "^$old ")
-	assert_contains "$line" " unknown "
+	assert_contains "$line" " yes "
 	# status gives their sizes too
 	expect_ok git dnadata status
 	assert_contains "$OUT" "Stashed DBs:    "
