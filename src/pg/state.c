@@ -473,22 +473,33 @@ read_stashes(const char *dir, struct dd_pg_stash **out, size_t *n)
 int
 dd_pg_state_read(struct dd_pg_state *out, const char *statedir, const char *conninfo)
 {
+	struct dd_pg_target t;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	if (dd_pg_target_resolve(&t, conninfo) < 0)
+		return -1;
+	rc = dd_pg_state_read_target(out, statedir, &t);
+	dd_pg_target_release(&t);
+	return rc;
+}
+
+int
+dd_pg_state_read_target(struct dd_pg_state *out, const char *statedir, const struct dd_pg_target *t)
+{
 	static const char *const keys[] = { "server", "database", "snapshot", "profile", "when", "how",
 					    "fingerprint", "branch", NULL };
-	struct dd_pg_target t;
 	char *vals[8];
 	char *dir = NULL, *path = NULL;
 	int rc = -1;
 
 	memset(out, 0, sizeof(*out));
-	if (dd_pg_target_resolve(&t, conninfo) < 0)
-		return -1;
-	dir = dd_pg_state_dir(statedir, &t);
+	dir = dd_pg_state_dir(statedir, t);
 	path = dd_path_join(dir, "working");
 	if (read_kv(path, keys, vals) < 0)
 		goto out;
-	out->server = vals[0] ? vals[0] : dd_asprintf("%s:%s", t.host, t.port);
-	out->database = vals[1] ? vals[1] : dd_strdup(t.database);
+	out->server = vals[0] ? vals[0] : dd_asprintf("%s:%s", t->host, t->port);
+	out->database = vals[1] ? vals[1] : dd_strdup(t->database);
 	out->snapshot = vals[2];
 	out->profile = vals[3];
 	out->when = vals[4];
@@ -504,7 +515,6 @@ out:
 		dd_pg_state_release(out);
 	free(path);
 	free(dir);
-	dd_pg_target_release(&t);
 	return rc;
 }
 

@@ -194,6 +194,8 @@ int dd_pg_copy_drop(const char *statedir, const char *conninfo, const char *name
 
 /* ---- for src/pg/: the working record with its branch, the switch journal ---- */
 
+/* dd_pg_state_read() of a resolved target. */
+int dd_pg_state_read_target(struct dd_pg_state *out, const char *statedir, const struct dd_pg_target *t);
 /* dd_pg_state_set_target() that also records the branch (NULL: none). */
 int dd_pg_state_set_working(const char *statedir, const struct dd_pg_target *t, const char *snapshot,
 			    const char *profile, const char *how, const char *fingerprint, const char *branch);

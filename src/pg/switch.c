@@ -215,6 +215,22 @@ dd_pg_journal_recover(PGconn *m, const char *statedir, const struct dd_pg_target
 		goto out;
 	if (!src && work) {
 		/* the rename committed: the working database holds the snapshot */
+		struct dd_pg_copy c;
+		if (j.stash && stash && dd_pg_copy_get(&c, statedir, t, j.stash) == DD_NOTFOUND) {
+			/* its record was written, but a status run may have removed it before the rename: again */
+			struct dd_pg_state old;
+			dd_pg_state_read_target(&old, statedir, t); /* still what the stash held */
+			struct dd_pg_copy sc = { .name = j.stash, .kind = DD_PG_COPY_STASH,
+						 .snapshot = old.snapshot ? old.snapshot : (char *)"",
+						 .profile = old.profile ? old.profile : (char *)"",
+						 .branch = old.branch ? old.branch : (char *)"",
+						 .modified = DD_PG_MOD_UNKNOWN, .fingerprint = old.fingerprint };
+			if (dd_pg_copy_record(statedir, t, &sc) < 0)
+				dd_warn("%s", dd_error_last());
+			dd_pg_state_release(&old);
+		}
+		dd_pg_copy_release(&c);
+		dd_error_clear();
 		if (dd_pg_state_set_working(statedir, t, j.snapshot, j.profile, "restored", j.fingerprint, j.branch) < 0)
 			goto out;
 		if (strcmp(j.kind, "stash") == 0 || strcmp(j.kind, "spare") == 0)
@@ -526,7 +542,7 @@ dd_pg_switch(const struct dd_pg_switch_opts *o, struct dd_pg_switch_result *res)
 	/* refuse early, before any work: the same check runs again just before the rename */
 	if (exists && !o->terminate && dd_pg_refuse_sessions(s.m, s.t.database) < 0)
 		goto out;
-	if (dd_pg_state_read(&s.prev, o->statedir, o->conninfo) < 0)
+	if (dd_pg_state_read_target(&s.prev, o->statedir, &s.t) < 0)
 		dd_error_clear();
 	if (dd_pg_copies_list_target(&s.copies, &s.ncopies, o->statedir, &s.t) < 0)
 		goto out;

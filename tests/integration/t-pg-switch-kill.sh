@@ -118,6 +118,26 @@ test_kill_after_the_working_record_before_the_source_record() {
 	assert_contains "$ERR" "finished recording the interrupted switch"
 }
 
+# The new stash's record is written before the rename; a status run in that moment removes it (no such
+# database yet). Killed after the rename, before it is written again: the next command records the stash.
+test_kill_after_the_rename_when_the_stash_record_was_removed_meanwhile() {
+	setup_branches
+	psql_q "$DB" "UPDATE t SET v = 'mine' WHERE id = 1"
+	git checkout -q -b C B
+	kill_at renamed restore
+	local dir stash
+	dir=$(records_dir)
+	stash=$(sed -n 's/^stash //p' "$dir/switch")
+	[ -n "$stash" ] || fail "the journal names no stash"
+	rm "$dir/stash-$(printf %s "$stash" | b2sum -l 64 | cut -c1-16)"
+	expect_ok git dnadata restore
+	assert_contains "$ERR" "finished recording the interrupted switch"
+	assert_consistent
+	assert_eq "main" "$(sed -n 's/^branch //p' "$dir/stash-$(printf %s "$stash" | b2sum -l 64 | cut -c1-16)")"
+	assert_eq "unknown" "$(sed -n 's/^modified //p' "$dir/stash-$(printf %s "$stash" | b2sum -l 64 | cut -c1-16)")"
+	assert_eq "mine" "$(psql_q "$stash" "SELECT v FROM t WHERE id = 1")"
+}
+
 # A stash renamed back, killed after the rename: its edits are where they should be, its record gone.
 test_kill_after_renaming_a_stash_back() {
 	setup_branches
