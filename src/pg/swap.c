@@ -32,6 +32,14 @@
 
 /* ---- sessions on the working database ---- */
 
+/*
+ * An autovacuum worker is nobody's session: ALTER DATABASE ... RENAME (and
+ * DROP) end it themselves. Counting it refused a restore right after a
+ * large load or edit ("in use by 1 other session: unnamed (local socket,
+ * user ?, ...)").
+ */
+#define AUTOVACUUM_IS_NO_SESSION " AND backend_type IS DISTINCT FROM 'autovacuum worker'"
+
 static int
 other_sessions(PGconn *m, const char *db, struct dd_buf *list, int *count)
 {
@@ -40,7 +48,7 @@ other_sessions(PGconn *m, const char *db, struct dd_buf *list, int *count)
 				    "SELECT pid, coalesce(nullif(application_name, ''), 'unnamed'),"
 				    " coalesce(host(client_addr), 'local socket'), coalesce(usename, '?')"
 				    " FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()"
-				    " ORDER BY pid",
+				    AUTOVACUUM_IS_NO_SESSION " ORDER BY pid",
 				    1, params);
 	if (!res)
 		return -1;
@@ -83,7 +91,7 @@ dd_pg_terminate_sessions(PGconn *m, const char *db)
 	const char *params[] = { db };
 	PGresult *res = dd_pg_query(m,
 				    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
-				    " WHERE datname = $1 AND pid <> pg_backend_pid()",
+				    " WHERE datname = $1 AND pid <> pg_backend_pid()" AUTOVACUUM_IS_NO_SESSION,
 				    1, params);
 	if (!res)
 		return dd_error_wrap("ending the sessions on database %s", db);

@@ -249,6 +249,32 @@ test_a_failed_swap_removes_the_stash_record_it_wrote() {
 	assert_not_contains "$OUT" "__dnadata_stash_"
 }
 
+# An autovacuum worker on the database is nobody's session: the rename ends it itself, so it must not make
+# the restore refuse (it did: "in use by 1 other session: unnamed (local socket, user ?, pid N)").
+test_an_autovacuum_worker_does_not_block_a_restore() {
+	setup_repo
+	psql_q "$DB" "CREATE TABLE busy (id int PRIMARY KEY, v text) WITH (autovacuum_vacuum_threshold = 0,
+		autovacuum_vacuum_scale_factor = 0, autovacuum_analyze_threshold = 0, autovacuum_analyze_scale_factor = 0,
+		autovacuum_vacuum_cost_delay = 100, autovacuum_vacuum_cost_limit = 1);
+		INSERT INTO busy SELECT g, 'x' FROM generate_series(1, 20000) g"
+	expect_ok git dnadata snapshot
+	# autovacuum looks at each database every second for this test only (the cluster is shared by the run)
+	trap 'psql_q postgres "ALTER SYSTEM RESET autovacuum_naptime" >/dev/null; psql_q postgres "SELECT pg_reload_conf()" >/dev/null' EXIT
+	psql_q postgres "ALTER SYSTEM SET autovacuum_naptime = 1" >/dev/null
+	psql_q postgres "SELECT pg_reload_conf()" >/dev/null
+	psql_q "$DB" "UPDATE busy SET v = 'y'"
+	local worker=""
+	for _ in $(seq 600); do
+		worker=$(psql_q postgres "SELECT pid FROM pg_stat_activity WHERE datname = '$DB' AND backend_type = 'autovacuum worker'")
+		[ -n "$worker" ] && break
+		sleep 0.05
+	done
+	[ -n "$worker" ] || fail "no autovacuum worker came to database $DB"
+	expect_ok git dnadata restore --force
+	assert_contains "$ERR" "restored snapshot"
+	assert_eq "x" "$(psql_q "$DB" "SELECT DISTINCT v FROM busy")"
+}
+
 test_missing_store_objects_fail_before_touching_the_database() {
 	setup_repo
 	expect_ok git dnadata snapshot
