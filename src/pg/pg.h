@@ -126,8 +126,9 @@ const char *dd_pg_switch_how_name(enum dd_pg_switch_how how);
  * The background job (cmd spare): make one spare (clone of the template,
  * closed to connections) for each snapshot of `wanted` (most wanted first,
  * at most `limit`) that has a template and no spare yet, then drop the
- * spares of other snapshots beyond `limit` (only if the database lock is
- * free at that moment). Never holds the database lock while cloning; each
+ * spares of other snapshots (the database lock, only if free at that
+ * moment, just to turn each one's record into a pending one: the DROP
+ * runs without it). Never holds the database lock while cloning; each
  * spare is pending until complete. A newer job cancels an older one
  * (SIGTERM); a switch that must clone or restore cancels it too
  * (dd_pg_spares_cancel). Returns the number made, or DD_ERROR.

@@ -796,28 +796,48 @@ out:
 	return rc;
 }
 
-/* Drop the spares of snapshots not wanted, if the database lock is free right now. */
+/*
+ * Drop the spares of snapshots not wanted. The database lock is taken only
+ * to turn a spare's record into our pending record (so no switch picks it,
+ * and a kill leaves a copy the next command drops), if it is free at that
+ * moment; the DROP itself (a checkpoint, maybe seconds) runs without it,
+ * so a hook's switch never finds the lock held for that.
+ */
 static void
-drop_unwanted_spares(const char *conninfo, const char *statedir, const struct dd_pg_copy *v, size_t n,
-		     const char *const *wanted, size_t nwanted)
+drop_unwanted_spares(PGconn *m, const char *conninfo, const char *statedir, const struct dd_pg_target *t,
+		     const struct dd_pg_copy *v, size_t n, const char *const *wanted, size_t nwanted)
 {
-	int lock = -1;
-
-	if (dd_pg_state_trylock(statedir, conninfo, &lock) != 0) {
-		dd_error_clear();
-		return;
-	}
 	for (size_t i = 0; i < n && !dd_pg_interrupted(); i++) {
+		struct dd_pg_copy c;
+		int lock = -1, r;
+
 		if (v[i].kind != DD_PG_COPY_SPARE || is_wanted(v[i].snapshot, wanted, nwanted))
 			continue;
-		if (dd_pg_copy_drop(statedir, conninfo, v[i].name, 0) == 0)
+		if (dd_pg_state_trylock(statedir, conninfo, &lock) != 0)
+			break; /* a switch is on: next time */
+		r = dd_pg_copy_get(&c, statedir, t, v[i].name); /* still recorded (not renamed in meanwhile)? */
+		dd_pg_copy_release(&c);
+		if (r == 0 && dd_pg_state_pending_add(statedir, t, v[i].name) == 0 &&
+		    dd_pg_copy_forget(statedir, t, v[i].name) >= 0)
+			r = 1;
+		dd_unlock_file(lock);
+		if (r != 1) {
+			dd_error_clear();
+			continue;
+		}
+		failpoint("spare-dropping");
+		if (dd_pg_drop_db(m, v[i].name) == 0) {
+			dd_pg_state_pending_remove(statedir, t, (long)getpid());
 			dd_info("dropped spare %s (snapshot %.12s is no longer among the likely next)", v[i].name,
 				v[i].snapshot);
-		else
-			dd_warn("%s", dd_error_last());
+		} else {
+			/* its pending record stays (one per process: stop here), for the next command */
+			dd_warn("could not drop spare %s (%s); the next command drops it", v[i].name, dd_error_last());
+			dd_error_clear();
+			break;
+		}
 		dd_error_clear();
 	}
-	dd_unlock_file(lock);
 }
 
 int
@@ -870,7 +890,7 @@ dd_pg_spares_make(const char *conninfo, const char *statedir, const char *const 
 		made++;
 	}
 	if (!dd_pg_interrupted())
-		drop_unwanted_spares(conninfo, statedir, v, n, wanted, nwanted);
+		drop_unwanted_spares(m, conninfo, statedir, &t, v, n, wanted, nwanted);
 	if (dd_pg_interrupted()) {
 		dd_error("interrupted");
 		goto out;

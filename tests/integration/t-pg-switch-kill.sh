@@ -221,6 +221,19 @@ test_kill_the_spare_job_once_its_spare_is_recorded_keeps_the_spare() {
 	assert_consistent
 }
 
+test_kill_the_spare_job_while_it_drops_a_spare_no_longer_wanted() {
+	setup_branches
+	git checkout -q B
+	expect_ok git dnadata restore
+	expect_ok git dnadata spare --count 2
+	assert_eq "${DB}__dnadata_spare_${X:0:12}" "$(databases_like "${DB}__dnadata_spare_")"
+	kill_at spare-dropping spare --count 0 # its record is gone, its database not yet
+	expect_ok git dnadata use clean
+	assert_contains "$ERR" "dropped ${DB}__dnadata_spare_${X:0:12}, left behind"
+	assert_eq "" "$(databases_like "${DB}__dnadata_spare_")"
+	assert_consistent
+}
+
 # A switch does not wait for a running spare job: it stops it and goes on.
 test_a_switch_does_not_wait_for_the_spare_job() {
 	setup_branches
