@@ -59,8 +59,6 @@
 #include "util/log.h"
 
 #include <dirent.h>
-#include <fcntl.h>
-#include <sys/file.h>
 #include <errno.h>
 #include <signal.h>
 #include <sodium.h>
@@ -1040,41 +1038,6 @@ out:
 	if (m)
 		PQfinish(m);
 	dd_pg_copy_release(&c);
-	dd_pg_target_release(&t);
-	return rc;
-}
-
-int
-dd_pg_state_trylock(const char *statedir, const char *conninfo, int *fd)
-{
-	struct dd_pg_target t;
-	char *dir, *path;
-	int rc = -1;
-
-	*fd = -1;
-	if (dd_pg_target_resolve(&t, conninfo) < 0)
-		return -1;
-	dir = dd_pg_state_dir(statedir, &t);
-	path = dd_path_join(dir, "lock");
-	if (dd_mkdir_p(dir, 0700) < 0)
-		goto out;
-	if ((*fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600)) < 0) {
-		dd_error_errno("cannot open the lock %s", path);
-		goto out;
-	}
-	if (flock(*fd, LOCK_EX | LOCK_NB) == 0)
-		rc = 0;
-	else if (errno == EWOULDBLOCK)
-		dd_error("another git dnadata run on database %s holds its lock", t.database), rc = DD_EBUSY;
-	else
-		dd_error_errno("cannot lock %s", path);
-out:
-	if (rc < 0 && *fd >= 0) {
-		close(*fd);
-		*fd = -1;
-	}
-	free(path);
-	free(dir);
 	dd_pg_target_release(&t);
 	return rc;
 }

@@ -65,12 +65,6 @@ int dd_pg_state_set(const char *statedir, const char *conninfo, const char *snap
 void dd_pg_state_release(struct dd_pg_state *s);
 
 /*
- * dd_pg_state_lock() without waiting: DD_EBUSY (no message, error set to
- * say so) while another process holds it.
- */
-int dd_pg_state_trylock(const char *statedir, const char *conninfo, int *fd);
-
-/*
  * Hold the lock of the working database `conninfo` names (a flock on
  * <statedir>/pg/<key>/lock; no connection made) while its contents and
  * records change: snapshot (the fingerprint it records must be of the
