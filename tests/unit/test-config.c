@@ -447,6 +447,35 @@ cache_budget_and_stash_keep_default_override_and_check(void **state)
 }
 
 static void
+spares_default_override_environment_and_check(void **state)
+{
+	struct dd_config *cfg;
+
+	(void)state;
+	unsetenv("DNADATA_SPARES");
+	/* unset: 2 */
+	cfg = parse_ok(shared_text, NULL);
+	assert_int_equal(cfg->spares, -1);
+	assert_int_equal(dd_config_spares(cfg), 2);
+	dd_config_free(cfg);
+	cfg = parse_ok("[database]\nspares = 5\n", "[database]\nspares = 0\n");
+	assert_int_equal(dd_config_spares(cfg), 0);
+	/* DNADATA_SPARES over both; a value out of range is ignored */
+	setenv("DNADATA_SPARES", "3", 1);
+	assert_int_equal(dd_config_spares(cfg), 3);
+	setenv("DNADATA_SPARES", "17", 1);
+	assert_int_equal(dd_config_spares(cfg), 0);
+	setenv("DNADATA_SPARES", "two", 1);
+	assert_int_equal(dd_config_spares(cfg), 0);
+	unsetenv("DNADATA_SPARES");
+	dd_config_free(cfg);
+	parse_bad("[database]\nspares = 17\n",
+		  "profiles.ini:2: 'spares' must be a number of spare databases from 0 to 16, not '17'");
+	parse_bad("[database]\nspares = -1\n",
+		  "profiles.ini:2: 'spares' must be a number of spare databases from 0 to 16, not '-1'");
+}
+
+static void
 lock_wait_timeout_defaults_overrides_and_checks(void **state)
 {
 	struct dd_config *cfg = parse_ok(shared_text, NULL);
@@ -769,6 +798,7 @@ main(void)
 		cmocka_unit_test(profile_names_differing_only_in_case_are_refused),
 		cmocka_unit_test(lock_wait_timeout_defaults_overrides_and_checks),
 		cmocka_unit_test(cache_budget_and_stash_keep_default_override_and_check),
+		cmocka_unit_test(spares_default_override_environment_and_check),
 		cmocka_unit_test(store_remote_settings_parse_override_and_check),
 		cmocka_unit_test(missing_profile_hint_suggests_new_profile_only_for_a_valid_name),
 		cmocka_unit_test(conninfo_redact_masks_every_secret_and_keeps_the_rest),
