@@ -504,6 +504,11 @@ dd_pg_state_read_target(struct dd_pg_state *out, const char *statedir, const str
 	out->how = vals[5];
 	out->fingerprint = vals[6];
 	out->branch = vals[7];
+	{
+		char *journal = dd_path_join(dir, "switch");
+		out->interrupted = dd_path_exists(journal);
+		free(journal);
+	}
 	if (read_stashes(dir, &out->stashes, &out->nstashes) < 0 ||
 	    read_pending(dir, &out->pending, &out->npending) < 0)
 		goto out;

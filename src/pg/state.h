@@ -42,6 +42,8 @@ struct dd_pg_state {
 	size_t npending;
 	int verified;      /* dd_pg_state_verify() asked the server about stashes and pending copies */
 	char *branch;      /* the branch it was restored for (a switch), or NULL if unknown */
+	int interrupted;   /* a switch was cut short (its journal is there): what it holds is not known until the
+			      next command under the database lock finishes the records (dd_pg_reap_leftovers) */
 };
 
 /* The record for the working database named by `conninfo` (no connection made). Missing = empty state. */

@@ -394,8 +394,10 @@ dd_workflow_check(struct dd_repo *repo, const struct dd_config *cfg, const struc
 	if (snapshot_out)
 		snprintf(snapshot_out, 65, "%s", ref->snapshot);
 	rc = dd_pg_state_read(&state, repo->statedir, dd_config_database(cfg, p));
+	/* a switch cut short by a kill: the record may be behind the database; the restore finishes it */
 	if (rc == 0)
-		rc = state.snapshot && !strcmp(state.snapshot, ref->snapshot) ? DD_NOTHING_TO_DO : 0;
+		rc = !state.interrupted && state.snapshot && !strcmp(state.snapshot, ref->snapshot) ? DD_NOTHING_TO_DO
+												    : 0;
 	dd_pg_state_release(&state);
 	dd_ref_free(ref);
 	return rc;

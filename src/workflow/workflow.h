@@ -55,7 +55,8 @@ enum {
  * local files: no PostgreSQL connection, no store. Whether the database was
  * edited since is not looked at: a switch keeps local edits.
  * Returns DD_NOTHING_TO_DO when the record says the database holds that
- * snapshot, 0 when a restore is needed, DD_NOTFOUND when the profile has
+ * snapshot (and no switch was cut short by a kill: then the record may be
+ * behind, and the restore finishes it), 0 when a restore is needed, DD_NOTFOUND when the profile has
  * no snapshot (no ref file), -1 on error (a broken ref file, say).
  * `snapshot_out` (may be NULL) gets the ref's snapshot id, or "".
  */

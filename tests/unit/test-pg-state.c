@@ -346,8 +346,16 @@ the_switch_journal_round_trips_and_is_removed_once(void **state)
 				   .snapshot = "id", .profile = "p", .branch = "feature/x\nodd" };
 	struct dd_pg_journal got;
 
+	struct dd_pg_state s;
 	assert_int_equal(dd_pg_journal_read(&got, f->tmp, &f->t), DD_NOTFOUND);
+	assert_int_equal(dd_pg_state_read(&s, f->tmp, CONNINFO), 0);
+	assert_false(s.interrupted);
+	dd_pg_state_release(&s);
 	assert_int_equal(dd_pg_journal_write(f->tmp, &f->t, &j), 0);
+	/* the working record says so: the hooks' cheap check must not trust it */
+	assert_int_equal(dd_pg_state_read(&s, f->tmp, CONNINFO), 0);
+	assert_true(s.interrupted);
+	dd_pg_state_release(&s);
 	assert_int_equal(dd_pg_journal_read(&got, f->tmp, &f->t), 0);
 	assert_string_equal(got.source, "work__dnadata_new_1");
 	assert_string_equal(got.kind, "clone");
