@@ -113,6 +113,23 @@ test_kill_just_after_the_rename_commits() {
 	assert_contains "$ERR" "already holds snapshot ${Y:0:12}"
 }
 
+# Killed right after the rename, then back to the branch left: its record said "X" all along, but the
+# database held Y; the next restore finishes the records and brings main's database (with its edit) back.
+test_kill_after_the_rename_then_back_to_the_branch_left() {
+	setup_branches
+	psql_q "$DB" "UPDATE t SET v = 'mine' WHERE id = 1"
+	git checkout -q -b C B
+	kill_at renamed restore
+	assert_eq "y,y,y" "$(value)"
+	assert_eq "$X" "$(recorded_snapshot)" "the record is behind (the journal says so)"
+	git checkout -q main
+	expect_ok git dnadata restore
+	assert_contains "$ERR" "finished recording the interrupted switch"
+	assert_contains "$ERR" "renamed its stash back"
+	assert_eq "mine,x2,x3" "$(value)"
+	assert_consistent
+}
+
 test_kill_after_the_working_record_before_the_source_record() {
 	switch_killed_at recorded
 	assert_contains "$ERR" "finished recording the interrupted switch"
