@@ -219,4 +219,30 @@ test_a_switch_starts_the_spare_job_in_the_background() {
 	assert_consistent
 }
 
+test_the_spare_job_runs_detached_at_the_lowest_priority() {
+	setup_branches
+	unset DNADATA_SPARES # (tests/lib.sh turns the job off)
+	sed -i 's/^spares = 0$/spares = 2/' .git/dnadata/config.ini
+	git checkout -q B
+	# the job inherits the failpoint and stops itself before its clone; the restore does not pass there
+	DNADATA_FAILPOINT=spare-pending expect_ok git dnadata restore
+	local dir job="" state=""
+	dir=$(records_dir)
+	for _ in $(seq 600); do
+		job=$(cut -d' ' -f1 "$dir/job-spares" 2>/dev/null || true)
+		[ -n "$job" ] && state=$(cut -d' ' -f3 "/proc/$job/stat" 2>/dev/null || true)
+		[ "$state" = T ] && break
+		sleep 0.05
+	done
+	[ "$state" = T ] || fail "the spare job never reached its clone"
+	assert_eq "19" "$(cut -d' ' -f19 "/proc/$job/stat")" "nice 19"
+	assert_eq "$job" "$(cut -d' ' -f6 "/proc/$job/stat")" "its own session (setsid)"
+	assert_contains "$(ionice -p "$job")" "idle"
+	assert_eq "1" "$(cut -d' ' -f4 "/proc/$job/stat")" "nobody's child: reparented to init"
+	assert_contains "$(tr '\0' ' ' <"/proc/$job/cmdline")" "spare --left ${X}"
+	kill -KILL "$job"
+	expect_ok git dnadata use clean # reaps what it left
+	assert_consistent
+}
+
 run_tests

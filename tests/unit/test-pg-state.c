@@ -391,6 +391,37 @@ the_working_record_keeps_its_branch(void **state)
 	dd_pg_state_release(&s);
 }
 
+/* A process killed but not yet waited for by its parent (init, for a detached job) is a zombie: dead. */
+static void
+a_zombie_writer_counts_as_dead(void **state)
+{
+	struct fixture *f = *state;
+	struct dd_pg_pending *p = NULL;
+	size_t n = 0;
+	char path[64], buf[256] = "";
+	pid_t pid = fork();
+
+	if (pid == 0)
+		_exit(0);
+	assert_true(pid > 0);
+	snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
+	for (int i = 0; i < 2000 && !strstr(buf, ") Z"); i++) {
+		FILE *fp = fopen(path, "r");
+		size_t k = fp ? fread(buf, 1, sizeof(buf) - 1, fp) : 0;
+		buf[k] = '\0';
+		if (fp)
+			fclose(fp);
+		usleep(1000);
+	}
+	assert_non_null(strstr(buf, ") Z"));
+	write_pending(f, (long)pid, "work__dnadata_spare_x");
+	assert_int_equal(dd_pg_state_pending_list(&p, &n, f->tmp, &f->t), 0);
+	assert_int_equal(n, 1);
+	assert_false(p[0].alive);
+	dd_pg_pending_free(p, n);
+	assert_int_equal(waitpid(pid, NULL, 0), pid);
+}
+
 int
 main(void)
 {
@@ -409,6 +440,7 @@ main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(the_switch_journal_round_trips_and_is_removed_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(the_working_record_keeps_its_branch, setup, teardown),
+		cmocka_unit_test_setup_teardown(a_zombie_writer_counts_as_dead, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
