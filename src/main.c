@@ -27,6 +27,7 @@ extern const struct dd_command dd_cmd_verify, dd_cmd_key;
 extern const struct dd_command dd_cmd_push, dd_cmd_fetch, dd_cmd_pull;
 extern const struct dd_command dd_cmd_snapshot, dd_cmd_restore;
 extern const struct dd_command dd_cmd_gc, dd_cmd_stash;
+extern const struct dd_command dd_cmd_install_hooks, dd_cmd_uninstall_hooks, dd_cmd_hook;
 
 static const struct dd_command *const commands[] = {
 	&dd_cmd_init,
@@ -42,6 +43,9 @@ static const struct dd_command *const commands[] = {
 	&dd_cmd_stash,
 	&dd_cmd_gc,
 	&dd_cmd_key,
+	&dd_cmd_install_hooks,
+	&dd_cmd_uninstall_hooks,
+	&dd_cmd_hook, /* no summary: not listed (the hook scripts run it) */
 	NULL,
 };
 
@@ -57,7 +61,8 @@ print_help(void)
 	printf("usage: %s\n       %s\n\n", usage[0], usage[1]);
 	printf("Versioned, encrypted PostgreSQL data profiles next to your code.\n\nCommands:\n");
 	for (size_t i = 0; commands[i]; i++)
-		printf("    %-14s %s\n", commands[i]->name, commands[i]->summary);
+		if (commands[i]->summary)
+			printf("    %-16s %s\n", commands[i]->name, commands[i]->summary);
 	printf("\nRun 'git dnadata <command> -h' for a command's options and examples.\n"
 	       "Exit codes: 0 success, 1 failure, 2 usage error.\n");
 }
