@@ -179,17 +179,20 @@ pushed_ids(char ***ids, size_t *n, struct dd_repo *repo, const char *remote)
 static int
 refuse(char **ids, size_t n, const struct dd_config *cfg)
 {
-	const char *why = dd_error_last();
+	/* a copy: dd_error() below rewrites the buffer dd_error_last() points into */
+	char *why = dd_strdup(dd_error_last() ? dd_error_last() : "unknown reason");
 	char more[48] = "";
 
 	if (n > 1)
 		snprintf(more, sizeof(more), " (and %zu more)", n - 1);
 	if (n)
-		return dd_error("push refused: snapshot %.12s%s cannot be uploaded to the store %s: %s; push anyway with "
-				"`git push --no-verify`", ids[0], more, cfg && cfg->store_url ? cfg->store_url : "",
-				why ? why : "unknown reason");
-	return dd_error("push refused: the snapshots it needs cannot be checked: %s; push anyway with "
-			"`git push --no-verify`", why ? why : "unknown reason");
+		dd_error("push refused: snapshot %.12s%s cannot be uploaded to the store %s: %s; push anyway with "
+			 "`git push --no-verify`", ids[0], more, cfg && cfg->store_url ? cfg->store_url : "", why);
+	else
+		dd_error("push refused: the snapshots it needs cannot be checked: %s; push anyway with "
+			 "`git push --no-verify`", why);
+	free(why);
+	return -1;
 }
 
 /* pre-push: 0 (the push goes on) or -1 (refused). */
