@@ -156,6 +156,9 @@ main(int argc, char **argv)
 		return DD_EXIT_FAILURE;
 	}
 	dd_secret_env_take();
+	/* a git hook with nothing to do ends here: no libgit2 (its start reads the CA bundle) nor libcurl */
+	if (argc > 1 && !strcmp(argv[1], "hook") && dd_cmd_hook_fast(argc - 1, argv + 1) == DD_NOTHING_TO_DO)
+		return DD_EXIT_OK;
 	git_libgit2_init();
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 

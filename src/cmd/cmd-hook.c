@@ -29,6 +29,7 @@
 #include "config/config.h"
 #include "dnadata.h"
 #include "git/history.h"
+#include "git/hooks.h"
 #include "git/ref.h"
 #include "git/repo.h"
 #include "store/store.h"
@@ -236,6 +237,64 @@ out:
 	if (rc < 0)
 		refuse(ids, n, cfg);
 	dd_ref_ids_free(ids, n);
+	free(profiles);
+	dd_config_free(cfg);
+	dd_repo_free(repo);
+	return rc;
+}
+
+/*
+ * The no-op check, called by main() BEFORE libgit2 and libcurl are
+ * initialised (libgit2's initialisation alone reads the system's CA
+ * bundle, ~9 ms, a third of the budget a no-op checkout may add): the
+ * repository is found without libgit2 (dd_hooks_repo_open_light) and the
+ * ref file read from the work tree, which the checkout, merge or rewrite
+ * has just made equal to HEAD's (unless the user has a change of their own
+ * to it, which then is what they mean: `restore` reads the work tree too).
+ * DD_NOTHING_TO_DO: exit 0 at once; 0: run the hook in full (which checks
+ * at HEAD, switches, and reports whatever went wrong here).
+ */
+int
+dd_cmd_hook_fast(int argc, char **argv)
+{
+	struct dd_repo *repo = NULL;
+	struct dd_config *cfg = NULL;
+	const struct dd_profile *p;
+	char *profiles = NULL, *marker = NULL, *dir = NULL;
+	int rc = 0, r;
+
+	if (argc < 2)
+		return 0;
+	if (!strcmp(argv[1], "post-checkout")) {
+		if (argc < 5 || strcmp(argv[4], "1"))
+			return DD_NOTHING_TO_DO; /* a file checkout */
+	} else if (strcmp(argv[1], "post-merge") && strcmp(argv[1], "post-rewrite")) {
+		return 0;
+	}
+	if (dd_hooks_repo_open_light(&repo) != 0)
+		goto out;
+	profiles = dd_path_join(repo->dnadata, "profiles.ini");
+	if (!dd_path_exists(profiles)) {
+		rc = DD_NOTHING_TO_DO;
+		goto out;
+	}
+	if (dd_config_load(&cfg, repo) < 0)
+		goto out;
+	if (dd_config_worktree_check(cfg) < 0) {
+		dir = dd_path_dirname(cfg->worktree_path);
+		marker = dd_path_join(dir, "hint-shown");
+		rc = dd_path_exists(marker) ? DD_NOTHING_TO_DO : 0;
+		goto out;
+	}
+	if (!(p = dd_config_profile(cfg, NULL)))
+		goto out;
+	r = dd_workflow_check(repo, cfg, p, NULL, NULL);
+	if (r == DD_NOTHING_TO_DO || r == DD_NOTFOUND)
+		rc = DD_NOTHING_TO_DO;
+out:
+	dd_error_clear();
+	free(marker);
+	free(dir);
 	free(profiles);
 	dd_config_free(cfg);
 	dd_repo_free(repo);

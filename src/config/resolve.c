@@ -132,7 +132,7 @@ load_worktree(struct dd_config *cfg, const struct dd_repo *repo)
 	int rc = -1;
 
 	cfg->linked_worktree = 1;
-	dir = dd_path_join(git_repository_path(repo->git), "dnadata");
+	dir = dd_path_join(repo->gitdir, "dnadata");
 	cfg->worktree_path = dd_path_join(dir, "config.ini");
 	free(dir);
 	if (dd_path_exists(cfg->worktree_path) &&
@@ -166,7 +166,7 @@ dd_config_load(struct dd_config **out, const struct dd_repo *repo)
 	int rc = dd_config_load_files(out, profiles, dd_repo_display_path(repo, profiles), local,
 				      dd_repo_display_path(repo, local));
 
-	if (rc == 0 && git_repository_is_worktree(repo->git) == 1 && load_worktree(*out, repo) < 0) {
+	if (rc == 0 && repo->linked && load_worktree(*out, repo) < 0) {
 		dd_config_free(*out);
 		*out = NULL;
 		rc = -1;

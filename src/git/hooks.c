@@ -300,3 +300,75 @@ dd_hooks_uninstall(const struct dd_repo *repo)
 	free(dir);
 	return rc;
 }
+
+/* The first line of the small file `path` without its newline, or NULL. */
+static char *
+first_line(const char *path)
+{
+	struct dd_buf text = DD_BUF_INIT;
+	char *line = NULL;
+
+	if (dd_file_read(&text, path) == 0 && text.ptr && text.len < 4096) {
+		size_t n = strcspn(text.ptr, "\r\n");
+		line = dd_strndup(text.ptr, n);
+	}
+	dd_error_clear();
+	dd_buf_release(&text);
+	return line;
+}
+
+/* `p` as an absolute path: itself, or relative to `base`. Caller frees. */
+static char *
+absolute(const char *base, const char *p)
+{
+	return p[0] == '/' ? dd_strdup(p) : dd_path_join(base, p);
+}
+
+int
+dd_hooks_repo_open_light(struct dd_repo **out)
+{
+	char cwd[4096], *dotgit = NULL, *gitdir = NULL, *common = NULL, *line = NULL, *cfile = NULL;
+	const char *e;
+	struct stat st;
+	struct dd_repo *repo;
+	int rc = DD_NOTFOUND;
+
+	*out = NULL;
+	if (((e = getenv("GIT_DIR")) && *e) || ((e = getenv("GIT_WORK_TREE")) && *e) || !getcwd(cwd, sizeof(cwd)))
+		return DD_NOTFOUND;
+	dotgit = dd_path_join(cwd, ".git");
+	if (lstat(dotgit, &st) < 0)
+		goto out;
+	if (S_ISDIR(st.st_mode)) {
+		gitdir = dd_strdup(dotgit);
+	} else if (S_ISREG(st.st_mode)) {
+		line = first_line(dotgit);
+		if (!line || strncmp(line, "gitdir: ", 8))
+			goto out;
+		gitdir = absolute(cwd, line + 8);
+	} else {
+		goto out;
+	}
+	cfile = dd_path_join(gitdir, "commondir");
+	free(line);
+	line = dd_path_exists(cfile) ? first_line(cfile) : NULL;
+	common = line ? absolute(gitdir, line) : dd_strdup(gitdir);
+	if (!dd_is_dir(gitdir) || !dd_is_dir(common))
+		goto out;
+	repo = dd_calloc(1, sizeof(*repo));
+	repo->workdir = dd_strdup(cwd);
+	repo->dnadata = dd_path_join(cwd, ".dnadata");
+	repo->statedir = dd_path_join(common, "dnadata");
+	repo->gitdir = gitdir;
+	repo->linked = line != NULL;
+	gitdir = NULL;
+	*out = repo;
+	rc = 0;
+out:
+	free(dotgit);
+	free(gitdir);
+	free(common);
+	free(line);
+	free(cfile);
+	return rc;
+}

@@ -60,4 +60,16 @@ int dd_hooks_install(const struct dd_repo *repo);
 /* Remove our hooks, putting back the user's hooks kept beside them. Others' hooks are left alone. */
 int dd_hooks_uninstall(const struct dd_repo *repo);
 
+/*
+ * For the hooks' no-op check, which must cost next to nothing: the
+ * repository around the current directory found WITHOUT libgit2 (whose
+ * initialisation alone reads the system's CA bundle, ~9 ms), for the
+ * layout git runs hooks in: the cwd is the work tree's root, holding a
+ * .git folder or a "gitdir:" file (a linked worktree, with its commondir),
+ * and GIT_DIR / GIT_WORK_TREE are not set. repo->git is NULL: only paths.
+ * 0, or DD_NOTFOUND when the layout is another (then use dd_repo_open()).
+ * Free with dd_repo_free().
+ */
+int dd_hooks_repo_open_light(struct dd_repo **out);
+
 #endif
