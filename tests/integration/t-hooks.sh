@@ -273,6 +273,37 @@ test_hooks_come_from_the_binary_not_from_home() {
 	done
 }
 
+test_init_in_a_fresh_clone_installs_the_hooks() {
+	two_branches
+	git clone -q "$T/repo" "$T/clone"
+	cd "$T/clone"
+	assert_no_file .git/hooks/post-checkout
+	# the clone joins the shared folder store with a copy of the key
+	mkdir -m 700 .git/dnadata
+	install -m 600 "$T/repo/.git/dnadata/key" .git/dnadata/key
+	expect_ok git dnadata init
+	assert_contains "$ERR" "initialised this clone's local state"
+	assert_file .git/hooks/post-checkout
+	assert_file .git/hooks/pre-push
+	expect_ok git dnadata status
+	assert_contains "$OUT" "Git hooks:      installed"
+}
+
+test_without_git_dnadata_on_path_post_hooks_pass_and_pre_push_refuses() {
+	two_branches
+	git init -q --bare "$T/remote.git"
+	git remote add origin "$T/remote.git"
+	local oid
+	oid=$(db_oid)
+	PATH=/usr/bin:/bin expect_ok git checkout -q main
+	assert_eq "git-dnadata: not found on PATH, so the database was not switched (DNADATA_SKIP=1 hides this)" "$ERR"
+	assert_eq "$oid" "$(db_oid)"
+	PATH=/usr/bin:/bin run git push -q origin main
+	assert_eq 1 "$RC"
+	assert_contains "$ERR" "push anyway with \`git push --no-verify\`"
+	assert_eq "" "$(git --git-dir="$T/remote.git" rev-parse -q --verify main || true)"
+}
+
 test_pre_push_uploads_a_dump_only_snapshot() {
 	repo_with_db hkq --store "file://$T/store"
 	git init -q --bare "$T/remote.git"
