@@ -145,7 +145,9 @@ out:
 	return 0;
 }
 
-static int is_hex40(const char *s)
+/* A git object id in hex (SHA-1 or SHA-256), as git writes them to pre-push. */
+static int
+is_oid(const char *s)
 {
 	size_t i = 0;
 
@@ -165,7 +167,7 @@ pushed_ids(char ***ids, size_t *n, struct dd_repo *repo, const char *remote)
 		char lref[2048], lsha[80], rref[2048], rsha[80];
 		if (sscanf(line, "%2047s %79s %2047s %79s", lref, lsha, rref, rsha) != 4)
 			continue; /* a blank line */
-		if (!is_hex40(lsha) || !is_hex40(rsha))
+		if (!is_oid(lsha) || !is_oid(rsha))
 			return dd_error("unexpected pre-push input: %.200s", line);
 		if (strspn(lsha, "0") == strlen(lsha))
 			continue; /* a deletion */

@@ -58,7 +58,7 @@ dd_hooks_dir(char **out, const struct dd_repo *repo)
 	return *out ? 0 : -1;
 }
 
-/* What the hook file at `path` is (lstat'd as `st`; ENOENT = missing). */
+/* What the regular file at `path`, hook `h`, is: ours (current or not), one calling ours, or someone else's. */
 static enum dd_hook_state
 classify(const char *path, const struct dd_hook_script *h)
 {
@@ -159,6 +159,7 @@ plan_install(const struct dd_repo *repo, const char *dir, const struct dd_hook_s
 	char *path = dd_path_join(dir, h->name);
 	char *keep = dd_asprintf("%s%s", path, DD_HOOK_USER_SUFFIX);
 	struct stat st;
+	enum dd_hook_state s = DD_HOOK_MISSING;
 	int rc = -1, r;
 
 	if (check_replaceable(repo, path, h->name) < 0)
@@ -166,8 +167,9 @@ plan_install(const struct dd_repo *repo, const char *dir, const struct dd_hook_s
 	r = look(path, &st);
 	if (r < 0)
 		goto out;
-	if (r > 0 && classify(path, h) != DD_HOOK_OURS && classify(path, h) != DD_HOOK_OUTDATED &&
-	    (r = look(keep, &st)) != 0) {
+	if (r > 0)
+		s = classify(path, h);
+	if (s != DD_HOOK_MISSING && s != DD_HOOK_OURS && s != DD_HOOK_OUTDATED && (r = look(keep, &st)) != 0) {
 		if (r > 0)
 			dd_error("cannot keep the %s hook %s: %s exists already; nothing was installed", h->name,
 				 dd_repo_display_path(repo, path), dd_repo_display_path(repo, keep));
@@ -236,6 +238,10 @@ dd_hooks_install(const struct dd_repo *repo)
 		return -1;
 	if (dd_mkdir_p(dir, 0777) < 0)
 		goto out;
+	if (access(dir, W_OK) < 0) {
+		dd_error_errno("cannot write to the hooks folder %s; nothing was installed", dd_repo_display_path(repo, dir));
+		goto out;
+	}
 	for (size_t i = 0; dd_hook_scripts[i].name; i++)
 		if (plan_install(repo, dir, &dd_hook_scripts[i]) < 0)
 			goto out;
