@@ -1,12 +1,13 @@
 /*
  * workflow/transfer.c: push and fetch of the snapshots a repository names
- * (the commands push, fetch and pull; later the pre-push hook).
+ * (the commands push, fetch and pull, and the pre-push hook).
  *
  * Which snapshots: the work tree's ref files (every profile, or the ones
  * given), plus with --all the ref files at the tip of every branch and
  * tag; or, for the pre-push hook, an explicit list of ids (those named in
- * the commits being pushed), without the check of the store's config. The store layer decides what actually moves (store.h): only what
- * the other side lacks, in parallel, with a record of what the store holds
+ * the commits being pushed), without the check of the store's config. The
+ * store layer decides what actually moves (store.h): only what the other
+ * side lacks, in parallel, with a record of what the store holds
  * so that a push with nothing to send costs no request per object.
  */
 #include "workflow/workflow.h"
