@@ -145,8 +145,8 @@ lookup_key(struct dd_config_parse *p, const char *name)
 	else if (k->where == SHARED_ONLY && p->local)
 		dd_config_fail(p, p->lineno, "'%s' can only be set in .dnadata/profiles.ini", name);
 	else if (k->where == LOCAL_ONLY && !p->local)
-		dd_config_fail(p, p->lineno, "'%s' is chosen per clone with 'git dnadata use NAME', not in %s", name,
-			       p->display);
+		dd_config_fail(p, p->lineno, "'%s' is chosen per clone with 'git dnadata use NAME%s', not in %s", name,
+			       strcmp(name, "worktree_database") ? "" : " --worktree-database DB", p->display);
 	else
 		return k;
 	return NULL;
