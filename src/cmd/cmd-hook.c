@@ -132,12 +132,16 @@ hook_switch(void)
 	if (isatty(STDERR_FILENO))
 		dd_info("git-dnadata: switching profile %s's database to snapshot %.12s ...", p->name, snapshot);
 	r = dd_workflow_restore(repo, cfg, p, "HEAD", DD_RESTORE_HOOK | DD_RESTORE_MISSING_OK);
-	if (r == DD_EBUSY)
+	if (r == DD_EHOOK) {
+		/* the switch is done: only the post_restore commands after the failed one are left */
+		char *line = dd_asprintf("switched the database to snapshot %.12s, but %s; run the remaining "
+					 "post_restore commands by hand", snapshot, dd_error_last());
+		dd_log_line("git-dnadata: ", line);
+		free(line);
+		dd_error_clear();
+	} else if (r < 0) { /* DD_EBUSY included: the lock is never waited for */
 		say_not_switched("the database was not switched", snapshot);
-	else if (r == DD_EHOOK)
-		say_not_switched("switched the database, but a post_restore command failed", NULL);
-	else if (r < 0)
-		say_not_switched("the database was not switched", snapshot);
+	}
 out:
 	free(profiles);
 	dd_config_free(cfg);

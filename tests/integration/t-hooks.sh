@@ -42,6 +42,7 @@ expect_not_switched() {
 	oid=$(db_oid)
 	expect_ok "$@"
 	assert_eq 1 "$(warning_lines)" "one warning line"
+	assert_eq 1 "$(printf '%s\n' "$ERR" | grep -c .)" "nothing but that line: $ERR"
 	assert_contains "$ERR" "run \`git dnadata restore\` to"
 	assert_eq "$YDATA" "$(data)" "database untouched"
 	assert_eq "$oid" "$(db_oid)" "the same database"
@@ -110,6 +111,15 @@ test_amend_and_rebase_switch_through_post_rewrite() {
 	assert_eq "$YDATA" "$(data)" "rebase switched"
 }
 
+test_a_failing_post_restore_command_is_one_line_after_the_switch() {
+	two_branches
+	printf '[hooks]\npost_restore = exit 7\n' >>.git/dnadata/config.ini
+	expect_ok git checkout -q main
+	assert_eq "$XDATA" "$(data)" "switched"
+	assert_eq 1 "$(warning_lines)"
+	assert_contains "$ERR" "git-dnadata: switched the database to snapshot ${X:0:12}, but post_restore command 1 (\`exit 7\`) failed with exit status 7"
+}
+
 test_dnadata_skip_skips_the_hook() {
 	two_branches
 	DNADATA_SKIP=1 expect_ok git checkout -q main
@@ -121,14 +131,14 @@ test_store_gone_warns_and_leaves_the_database() {
 	two_branches
 	mv "$T/store" "$T/store.away"
 	rm -rf .git/dnadata/cache/packs .git/dnadata/cache/index .git/dnadata/cache/snapshots .git/dnadata/cache/data
-	expect_not_switched git checkout main
+	expect_not_switched git checkout -q main
 	assert_contains "$ERR" "to switch the database to snapshot ${X:0:12}"
 }
 
 test_missing_key_warns_and_leaves_the_database() {
 	two_branches
 	mv .git/dnadata/key "$T/key.away"
-	expect_not_switched git checkout main
+	expect_not_switched git checkout -q main
 }
 
 test_server_down_warns_and_leaves_the_database() {
@@ -152,7 +162,7 @@ test_another_session_warns_and_leaves_the_database() {
 	echo "SELECT 'connected';" >&"${SESSION[1]}"
 	read -r line <&"${SESSION[0]}"
 	assert_eq connected "$line"
-	expect_not_switched git checkout main
+	expect_not_switched git checkout -q main
 	assert_contains "$ERR" "app-session"
 	eval "exec ${SESSION[1]}>&-"
 	wait "$SESSION_PID" || true
@@ -167,7 +177,7 @@ test_held_lock_is_not_waited_for() {
 	local line
 	read -r line <&"${HOLDER[0]}"
 	assert_eq held "$line"
-	expect_not_switched git checkout main
+	expect_not_switched git checkout -q main
 	assert_contains "$ERR" "another git dnadata command is working on database $DB"
 	echo done >&"${HOLDER[1]}"
 	wait "$HOLDER_PID" || true
@@ -179,7 +189,7 @@ test_broken_ref_file_warns_and_checkout_succeeds() {
 	printf 'not a ref\n' >.dnadata/refs/clean
 	git commit -q -a -m broken
 	git checkout -q b
-	expect_not_switched git checkout broken
+	expect_not_switched git checkout -q broken
 }
 
 test_user_hooks_are_kept_run_first_and_put_back() {
