@@ -164,6 +164,26 @@ commit_changed_ids(char ***ids, size_t *n, const struct dd_repo *repo, const git
 	return rc;
 }
 
+/* The commit `hex` names, peeling tags: 0, DD_NOTFOUND (not here, or not a commit: a tag of a tree), -1. */
+static int
+peel_commit(git_oid *out, const struct dd_repo *repo, const char *hex)
+{
+	git_object *obj = NULL, *c = NULL;
+	git_oid oid;
+	int rc = DD_NOTFOUND;
+
+	if (git_oid_fromstr(&oid, hex) < 0 || git_oid_is_zero(&oid))
+		return DD_NOTFOUND;
+	if (git_object_lookup(&obj, repo->git, &oid, GIT_OBJECT_ANY) == 0 &&
+	    git_object_peel(&c, obj, GIT_OBJECT_COMMIT) == 0) {
+		git_oid_cpy(out, git_object_id(c));
+		rc = 0;
+	}
+	git_object_free(c);
+	git_object_free(obj);
+	return rc;
+}
+
 int
 dd_history_ids_pushed(char ***ids, size_t *n, const struct dd_repo *repo, const char *tip, const char *remote_sha,
 		      const char *remote)
@@ -173,15 +193,14 @@ dd_history_ids_pushed(char ***ids, size_t *n, const struct dd_repo *repo, const 
 	git_commit *c = NULL;
 	int rc = -1, err;
 
-	if (git_oid_fromstr(&oid, tip) < 0)
-		return dd_error("'%s' is not a commit id", tip);
+	if (peel_commit(&oid, repo, tip) != 0)
+		return 0; /* a tag of a tree or blob: no commits, no ref files */
 	if (git_revwalk_new(&walk, repo->git) < 0 || git_revwalk_push(walk, &oid) < 0) {
 		dd_error_git("cannot walk the pushed commits");
 		goto out;
 	}
 	/* what the remote has: its tip when we know that commit, else every remote-tracking branch of it */
-	if (remote_sha && git_oid_fromstr(&hide, remote_sha) == 0 && !git_oid_is_zero(&hide) &&
-	    git_commit_lookup(&c, repo->git, &hide) == 0) {
+	if (remote_sha && peel_commit(&hide, repo, remote_sha) == 0) {
 		if (git_revwalk_hide(walk, &hide) < 0) {
 			dd_error_git("cannot walk the pushed commits");
 			goto out;
@@ -195,8 +214,6 @@ dd_history_ids_pushed(char ***ids, size_t *n, const struct dd_repo *repo, const 
 			goto out;
 		}
 	}
-	git_commit_free(c);
-	c = NULL;
 	while ((err = git_revwalk_next(&oid, walk)) == 0) {
 		if (git_commit_lookup(&c, repo->git, &oid) < 0) {
 			dd_error_git("cannot read a pushed commit");

@@ -356,6 +356,21 @@ test_pre_push_refuses_when_a_snapshot_cannot_be_uploaded() {
 	assert_no_file "$T/store/snapshots/$id"
 }
 
+test_pre_push_of_tags_peels_them_and_skips_tags_of_trees() {
+	repo_with_db hkt --store "file://$T/store"
+	git init -q --bare "$T/remote.git"
+	git remote add origin "$T/remote.git"
+	psql_q "$DB" "CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t VALUES (1, 'x')"
+	expect_ok git dnadata snapshot --dump-only
+	local id=$OUT
+	git tag -a v1 -m v1
+	git tag tree-tag "HEAD^{tree}"
+	expect_ok git push -q origin tree-tag
+	assert_no_file "$T/store/snapshots/$id"
+	expect_ok git push -q origin v1
+	assert_file "$T/store/snapshots/$id"
+}
+
 test_linked_worktree_switches_nothing_until_given_its_own_database() {
 	two_branches
 	expect_ok git checkout main
