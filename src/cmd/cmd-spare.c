@@ -38,4 +38,4 @@ cmd_spare(int argc, char **argv)
 	return rc;
 }
 
-const struct dd_command dd_cmd_spare = { "spare", "prepare warm spare databases (internal)", cmd_spare };
+const struct dd_command dd_cmd_spare = { "spare", NULL, cmd_spare };

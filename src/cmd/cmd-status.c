@@ -18,6 +18,7 @@
  *     "store": { "url": str|null, "source": str|null },
  *     "database": str (password replaced by ***),
  *     "settings_changed": bool (profiles.ini differs from HEAD),
+ *     "hooks": str ("installed", or which git hooks are missing, not ours, outdated),
  *     "working_database": { "name", "server", "snapshot": str|null (what it holds),
  *                           "profile", "since", "how" ("restored"|"snapshot"),
  *                           "changes": "unchanged"|"changed"|"unknown"|"missing"|null
@@ -44,6 +45,7 @@
  */
 #include "config/config.h"
 #include "dnadata.h"
+#include "git/hooks.h"
 #include "git/ref.h"
 #include "git/repo.h"
 #include "pg/pg.h"
@@ -416,6 +418,37 @@ print_profiles(const struct status *st)
 		dd_out("  (none: add one with 'git dnadata new-profile <name>')\n");
 }
 
+/*
+ * Whether git-dnadata's git hooks are installed (git/hooks.h), one line:
+ * "installed", or which are missing, not ours or outdated. Caller frees.
+ */
+static char *
+hooks_summary(const struct dd_repo *repo)
+{
+	static const char *const what[] = { [DD_HOOK_MISSING] = "missing", [DD_HOOK_OUTDATED] = "outdated",
+					     [DD_HOOK_FOREIGN] = "not ours" };
+	enum dd_hook_state states[8];
+	struct dd_buf b = DD_BUF_INIT;
+	size_t n = 0, calls = 0;
+
+	if (dd_hooks_state(states, repo) < 0) {
+		char *s = dd_asprintf("unknown (%s)", dd_error_last());
+		dd_error_clear();
+		return s;
+	}
+	for (size_t i = 0; dd_hook_scripts[i].name; i++) {
+		if (states[i] == DD_HOOK_OURS || states[i] == DD_HOOK_CALLS_US) {
+			calls += states[i] == DD_HOOK_CALLS_US;
+			continue;
+		}
+		dd_buf_printf(&b, "%s%s %s", n++ ? ", " : "", dd_hook_scripts[i].name, what[states[i]]);
+	}
+	if (!n)
+		return dd_strdup(calls ? "installed (some through your own hook files)" : "installed");
+	dd_buf_puts(&b, " (run `git dnadata install-hooks`)");
+	return dd_buf_detach(&b, NULL);
+}
+
 static void
 print_human(const struct status *st)
 {
@@ -435,6 +468,9 @@ print_human(const struct status *st)
 	dd_out("Database:       %s\n", *st->database ? st->database : "(libpq defaults: PGHOST, PGDATABASE ...)");
 	if (st->settings_changed)
 		dd_out("Settings:       %s has uncommitted changes\n", cfg->profiles_display);
+	char *hooks = hooks_summary(st->repo);
+	dd_out("Git hooks:      %s\n", hooks);
+	free(hooks);
 	if (st->have_pg)
 		print_working_db(st);
 	print_local(st);
@@ -504,6 +540,9 @@ print_json(const struct status *st)
 	dd_json_object_end(&j);
 	dd_json_str(&j, "database", st->database);
 	dd_json_bool(&j, "settings_changed", st->settings_changed);
+	char *hooks = hooks_summary(st->repo);
+	dd_json_str(&j, "hooks", hooks);
+	free(hooks);
 	if (st->have_pg)
 		json_working_db(&j, st);
 	json_local(&j, st);

@@ -124,6 +124,8 @@ dd_config_free(struct dd_config *cfg)
 	dd_config_list_free(cfg->post_restore);
 	free(cfg->profiles_display);
 	free(cfg->local_display);
+	free(cfg->worktree_database);
+	free(cfg->worktree_path);
 	free(pv->local_active);
 	free(pv);
 }

@@ -63,6 +63,10 @@ struct dd_config {
 	char *local_display;       /* local_path as shown in messages */
 	int spares;                /* [database] spares: warm spare databases kept ready (0..16); -1 = unset
 				    * (dd_config_spares() gives the default) */
+	/* linked worktrees (git worktree add): see dd_config_worktree_check() */
+	int linked_worktree;       /* this work tree is a linked worktree */
+	char *worktree_database;   /* [database] worktree_database of its own config file: its database name */
+	char *worktree_path;       /* that file: <worktree's git dir>/dnadata/config.ini (NULL: main worktree) */
 };
 
 /* Load and resolve the configuration of `repo` (profiles.ini must exist). */
@@ -75,6 +79,19 @@ void dd_config_free(struct dd_config *cfg);
  * NULL (nothing to free).
  */
 int dd_config_open(struct dd_repo **repo, struct dd_config **cfg);
+
+/*
+ * A linked worktree manages no database of its own until it is given one
+ * (`git dnadata use <profile> --worktree-database <name>`, which sets
+ * [database] worktree_database in its own config file, read after
+ * config.ini: every profile's database then has that name, on the same
+ * server) or DNADATA_DATABASE is set: until then restore and use refuse
+ * there, so a checkout in one worktree never swaps another's database.
+ * 0 when this work tree manages a database, -1 with the error and hint.
+ */
+int dd_config_worktree_check(const struct dd_config *cfg);
+/* Write `name` as this linked worktree's database (its own config file, created 0600). */
+int dd_config_set_worktree_database(struct dd_config *cfg, const char *name);
 
 /*
  * The profile called `name`, or (name == NULL) the active profile. On

@@ -73,6 +73,7 @@ static const struct key keys[] = {
 	{ SEC_DATABASE, "url", K_STR, BOTH, C(pub.database) },
 	{ SEC_DATABASE, "default_profile", K_NAME, SHARED_ONLY, C(pub.default_profile) },
 	{ SEC_DATABASE, "active_profile", K_NAME, LOCAL_ONLY, C(local_active) },
+	{ SEC_DATABASE, "worktree_database", K_OPT_STR, LOCAL_ONLY, C(pub.worktree_database) },
 	{ SEC_DATABASE, "jobs", K_JOBS, BOTH, C(pub.jobs) },
 	{ SEC_DATABASE, "terminate_connections", K_BOOL, BOTH, C(pub.terminate_connections) },
 	{ SEC_DATABASE, "lock_wait_timeout", K_SECONDS, BOTH, C(pub.lock_wait_timeout) },
@@ -146,8 +147,8 @@ lookup_key(struct dd_config_parse *p, const char *name)
 	else if (k->where == SHARED_ONLY && p->local)
 		dd_config_fail(p, p->lineno, "'%s' can only be set in .dnadata/profiles.ini", name);
 	else if (k->where == LOCAL_ONLY && !p->local)
-		dd_config_fail(p, p->lineno, "'%s' is chosen per clone with 'git dnadata use NAME', not in %s", name,
-			       p->display);
+		dd_config_fail(p, p->lineno, "'%s' is chosen per clone with 'git dnadata use NAME%s', not in %s", name,
+			       strcmp(name, "worktree_database") ? "" : " --worktree-database DB", p->display);
 	else
 		return k;
 	return NULL;

@@ -1136,3 +1136,24 @@ dd_pg_journal_release(struct dd_pg_journal *j)
 	free(j->fingerprint);
 	memset(j, 0, sizeof(*j));
 }
+
+int
+dd_pg_state_trylock(const char *statedir, const char *conninfo, int *fd)
+{
+	struct dd_pg_target t;
+	char *dir, *path;
+	int rc;
+
+	*fd = -1;
+	if (dd_pg_target_resolve(&t, conninfo) < 0)
+		return -1;
+	dir = dd_pg_state_dir(statedir, &t);
+	path = dd_path_join(dir, "lock");
+	rc = dd_lock_file_try(path, fd);
+	if (rc == DD_EBUSY)
+		dd_error("another git dnadata command is working on database %s", t.database);
+	free(path);
+	free(dir);
+	dd_pg_target_release(&t);
+	return rc;
+}

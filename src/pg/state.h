@@ -75,6 +75,8 @@ void dd_pg_state_release(struct dd_pg_state *s);
  * holds it. Release with dd_unlock_file().
  */
 int dd_pg_state_lock(const char *statedir, const char *conninfo, int *fd);
+/* The same without waiting (the git hooks): DD_EBUSY, error set, when another command holds it. */
+int dd_pg_state_trylock(const char *statedir, const char *conninfo, int *fd);
 
 /* Current UTC time as "YYYY-MM-DDTHH:MM:SSZ". Caller frees. */
 char *dd_pg_now_iso(void);

@@ -528,7 +528,12 @@ dd_workflow_restore(struct dd_repo *repo, const struct dd_config *cfg, const str
 	}
 	if (r != 0)
 		goto out;
-	if (dd_pg_state_lock(repo->statedir, conninfo, &dblock) < 0)
+	/* a git hook never waits for the lock (DD_RESTORE_HOOK): DD_EBUSY, and the hook says so */
+	r = (flags & DD_RESTORE_HOOK) ? dd_pg_state_trylock(repo->statedir, conninfo, &dblock)
+				      : dd_pg_state_lock(repo->statedir, conninfo, &dblock);
+	if (r == DD_EBUSY)
+		rc = DD_EBUSY;
+	if (r < 0)
 		goto out;
 	if (!(flags & DD_RESTORE_FORCE)) {
 		/* connects only when a copy left by a dead process is recorded */

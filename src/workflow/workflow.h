@@ -117,6 +117,14 @@ struct dd_transfer_scope {
 	int all;                     /* push: also every branch's and tag's ref files (a snapshot available
 					nowhere is then skipped with a warning, not an error) */
 	int check;                   /* push: check every file the snapshots need with a request (repair) */
+	/*
+	 * The pre-push hook: exactly these snapshot ids (profiles and `all` are
+	 * then ignored), and nothing else is looked at: the store's config is
+	 * not checked, so when the known-objects record says the store holds
+	 * every manifest, the push makes no request at all.
+	 */
+	const char *const *ids;
+	size_t nids;
 	/* progress on a terminal (NULL: none) */
 	void (*progress)(const struct dd_transfer_progress *p, void *arg);
 	void *progress_arg;

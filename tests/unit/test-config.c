@@ -164,6 +164,9 @@ errors_name_file_and_line(void **state)
 		  "profiles.ini:2: default_profile 'nope' is not a profile defined in this file");
 	parse_bad("[database]\nactive_profile = a\n",
 		  "profiles.ini:2: 'active_profile' is chosen per clone with 'git dnadata use NAME', not in profiles.ini");
+	parse_bad("[database]\nworktree_database = wt\n",
+		  "profiles.ini:2: 'worktree_database' is chosen per clone with 'git dnadata use NAME --worktree-database DB', "
+		  "not in profiles.ini");
 	parse_bad("[profile \"a\"]\nexclude_tables = ,\n", "profiles.ini:2: 'exclude_tables' needs at least one table pattern");
 	parse_bad("[store]\n<<<<<<< HEAD\nurl = s3://a/b\n=======\n", "profiles.ini:2: unresolved merge conflict marker");
 	assert_non_null(dd_error_hint());
