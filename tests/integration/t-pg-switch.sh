@@ -75,6 +75,24 @@ test_a_branch_gets_its_stash_back_with_its_edits_by_a_rename() {
 	assert_contains "$ERR" "kept it with its local changes"
 }
 
+# The same round trip driven by the git hooks alone (post-checkout calls the switch).
+test_git_checkout_alone_brings_each_branch_its_data_and_keeps_edits() {
+	setup_branches
+	unset DNADATA_SKIP
+	expect_ok git checkout -q B
+	assert_eq "y,y,y" "$(value)"
+	psql_q "$DB" "UPDATE t SET v = 'edited' WHERE id = 1"
+	local edited
+	edited=$(oid_of "$DB")
+	expect_ok git checkout -q main
+	assert_eq "x1,x2,x3" "$(value)"
+	expect_ok git checkout -q B
+	assert_contains "$ERR" "renamed its stash back"
+	assert_eq "edited,y,y" "$(value)" "the edit came back"
+	assert_eq "$edited" "$(oid_of "$DB")" "by a rename"
+	assert_consistent
+}
+
 test_equal_refs_change_nothing() {
 	setup_branches
 	local before
