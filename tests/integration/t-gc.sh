@@ -9,6 +9,10 @@
 # records them (a database plus its record in .git/dnadata/pg/<key>/).
 . "$(dirname "$0")/../lib.sh"
 
+# The checkouts here only make branches: the post-checkout hook would switch the database on each, and the
+# switch keeps every restored snapshot as a template, which the cache budget counts.
+export DNADATA_SKIP=1
+
 CACHE=.git/dnadata/cache
 
 # cache_bytes: what the cache's own files take (a hard link shared with the store costs nothing)
