@@ -34,6 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -266,8 +267,11 @@ dd_workflow_spawn_spares(struct dd_repo *repo, const struct dd_config *cfg, cons
 			/* already as low as allowed: fine */
 		}
 		io_idle();
+		struct stat lst;
+		/* appended to, and started afresh once it passes 1 MiB */
+		int trunc = stat(log, &lst) == 0 && lst.st_size > (1 << 20) ? O_TRUNC : 0;
 		int in = open("/dev/null", O_RDONLY | O_CLOEXEC);
-		int out = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+		int out = open(log, O_WRONLY | O_CREAT | O_APPEND | trunc | O_CLOEXEC, 0600);
 		if (in >= 0)
 			dup2(in, STDIN_FILENO);
 		if (out >= 0) {
