@@ -736,45 +736,6 @@ dd_pg_spares_cancel(const char *statedir, const char *conninfo)
 	dd_pg_target_release(&t);
 }
 
-/*
- * The database lock (dd_pg_state_lock) if it is free right now: 0, or
- * DD_EBUSY (error set) while a switch or another command holds it.
- */
-static int
-try_db_lock(const char *statedir, const char *conninfo, int *fd)
-{
-	struct dd_pg_target t;
-	char *dir, *path;
-	int rc = -1;
-
-	*fd = -1;
-	if (dd_pg_target_resolve(&t, conninfo) < 0)
-		return -1;
-	dir = dd_pg_state_dir(statedir, &t);
-	path = dd_path_join(dir, "lock");
-	if (dd_mkdir_p(dir, 0700) < 0)
-		goto out;
-	if ((*fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600)) < 0) {
-		dd_error_errno("cannot open the lock %s", path);
-		goto out;
-	}
-	if (flock(*fd, LOCK_EX | LOCK_NB) == 0)
-		rc = 0;
-	else if (errno == EWOULDBLOCK)
-		dd_error("another git dnadata run on database %s holds its lock", t.database), rc = DD_EBUSY;
-	else
-		dd_error_errno("cannot lock %s", path);
-out:
-	if (rc < 0 && *fd >= 0) {
-		close(*fd);
-		*fd = -1;
-	}
-	free(path);
-	free(dir);
-	dd_pg_target_release(&t);
-	return rc;
-}
-
 /* Is `snapshot` among the first `limit` of `wanted`? */
 static int
 is_wanted(const char *snapshot, const char *const *wanted, size_t n)
@@ -852,7 +813,7 @@ drop_unwanted_spares(PGconn *m, const char *conninfo, const char *statedir, cons
 
 		if (v[i].kind != DD_PG_COPY_SPARE || is_wanted(v[i].snapshot, wanted, nwanted))
 			continue;
-		if (try_db_lock(statedir, conninfo, &lock) != 0)
+		if (dd_pg_state_trylock(statedir, conninfo, &lock) != 0)
 			break; /* a switch is on: next time */
 		r = dd_pg_copy_get(&c, statedir, t, v[i].name); /* still recorded (not renamed in meanwhile)? */
 		dd_pg_copy_release(&c);
