@@ -21,6 +21,7 @@
 #include "s3/sigv4.h"
 #include "util/err.h"
 #include "util/log.h"
+#include "util/sha256.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -1281,14 +1282,13 @@ dd_s3_put(struct dd_s3_client *c, const char *key, const void *data, size_t len,
 int
 dd_s3_hash_region(char hex[65], int fd, uint64_t off, uint64_t len, const char *key)
 {
-	crypto_hash_sha256_state st;
-	unsigned char md[crypto_hash_sha256_BYTES];
+	struct dd_sha256 *st = dd_sha256_new();
+	uint8_t md[DD_SHA256_BYTES];
 	size_t bufsize = 1u << 20;
 	unsigned char *buf = dd_malloc(bufsize);
 	uint64_t done = 0;
 	int rc = 0;
 
-	crypto_hash_sha256_init(&st);
 	while (done < len) {
 		size_t want = len - done < bufsize ? (size_t)(len - done) : bufsize;
 		ssize_t n = pread(fd, buf, want, (off_t)(off + done));
@@ -1299,10 +1299,10 @@ dd_s3_hash_region(char hex[65], int fd, uint64_t off, uint64_t len, const char *
 				   : dd_error("the file to send as %s shrank while it was read", key);
 			break;
 		}
-		crypto_hash_sha256_update(&st, buf, (size_t)n);
+		dd_sha256_update(st, buf, (size_t)n);
 		done += (uint64_t)n;
 	}
-	crypto_hash_sha256_final(&st, md);
+	dd_sha256_final(st, md);
 	for (size_t i = 0; i < sizeof(md); i++)
 		snprintf(hex + 2 * i, 3, "%02x", md[i]);
 	free(buf);
@@ -1346,14 +1346,14 @@ delete_batch(struct dd_s3_client *c, const char *const *keys, size_t n)
 {
 	struct dd_buf body = DD_BUF_INIT, reply = DD_BUF_INIT;
 	struct dd_s3_delete_failure *failed = NULL;
-	unsigned char md[crypto_hash_sha256_BYTES];
+	uint8_t md[DD_SHA256_BYTES];
 	char b64[64];
 	size_t nfailed = 0;
 	struct call k;
 	int r;
 
 	dd_s3_xml_delete_request(&body, keys, n);
-	crypto_hash_sha256(md, (const unsigned char *)body.ptr, body.len);
+	dd_sha256(md, body.ptr, body.len);
 	sodium_bin2base64(b64, sizeof(b64), md, sizeof(md), sodium_base64_VARIANT_ORIGINAL);
 	call_init(&k, "POST", NULL, "delete=");
 	k.mem = body.ptr, k.len = body.len;
