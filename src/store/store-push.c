@@ -25,9 +25,13 @@
  * checked with a request and re-sent when missing. That is the repair
  * after files were deleted from the store (`verify` names them).
  *
- * Fetch completes the map from the store, then reads the objects the cache
- * lacks with ranged reads of their packs, neighbours together (RUN_MAX), in
- * parallel; each joins the cache as a loose object.
+ * Fetch completes the map from the store, then brings what the cache lacks
+ * in parallel: a pack the snapshots need at least half of is downloaded
+ * whole into the cache (streamed to a temp file, its SHA-256 checked
+ * against its name, linked into place: one request and one file per
+ * pack), the objects of other packs are read with ranged reads,
+ * neighbours together (RUN_MAX), and each joins the cache as a loose
+ * object after its AEAD tag is checked.
  */
 #include "store/internal.h"
 #include "util/err.h"
@@ -418,8 +422,42 @@ submit_runs(struct dd_store *st, struct dd_xfer_batch *b, const struct want *w, 
 		for (size_t k = i; k < j; k++)
 			objs[k - i] = w[k].o;
 		dd_object_name(name, sizeof(name), "packs", dd_midx_pack_get(st->idx, w[i].pack).name);
-		dd_xfer_submit_run(st, b, name, objs, j - i);
+		dd_xfer_submit_run(st, b, DD_XFER_RUN, name, objs, j - i);
 	}
+}
+
+/*
+ * The wants (sorted by pack), pack by pack: a pack the snapshots need at
+ * least half of (by the bytes of its objects) is fetched whole into the
+ * cache when the backend can stream one (get_to_fd): one request, one file,
+ * checked against its name, at most half of it read for nothing; the other
+ * packs' objects by runs.
+ */
+static void
+submit_fetches(struct dd_store *st, struct dd_xfer_batch *b, const struct want *w, size_t n)
+{
+	char name[DD_OBJECT_NAME_SIZE];
+	uint64_t *ends = NULL;
+	size_t nends = 0;
+	int whole = st->be->ops->get_to_fd != NULL;
+
+	if (whole)
+		dd_midx_pack_extents(st->idx, &ends, &nends);
+	for (size_t i = 0, j; i < n; i = j) {
+		uint64_t need = 0;
+		for (j = i; j < n && w[j].pack == w[i].pack; j++)
+			need += w[j].o.len;
+		if (!whole || w[i].pack >= nends || 2 * need < ends[w[i].pack]) {
+			submit_runs(st, b, w + i, j - i);
+			continue;
+		}
+		struct dd_run_obj *objs = dd_calloc(j - i, sizeof(*objs));
+		for (size_t k = i; k < j; k++)
+			objs[k - i] = w[k].o;
+		dd_object_name(name, sizeof(name), "packs", dd_midx_pack_get(st->idx, w[i].pack).name);
+		dd_xfer_submit_run(st, b, DD_XFER_PACK, name, objs, j - i);
+	}
+	free(ends);
 }
 
 static int
@@ -463,7 +501,7 @@ fetch_all(struct dd_store *st, const char *const *ids, size_t n, struct dd_trans
 		w[nw++].pack = hit.pack;
 	}
 	qsort(w, nw, sizeof(*w), want_cmp);
-	submit_runs(st, &b, w, nw);
+	submit_fetches(st, &b, w, nw);
 	rc = dd_xfer_wait(st, &b, "downloading", s);
 	if (rc == 0 && !dd_store_live(st))
 		rc = unreachable_error(st);
