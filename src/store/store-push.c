@@ -16,9 +16,10 @@
  * sync, then the manifests. An index file the record (or this run's
  * listing) says the store holds is skipped without a request, so a push
  * with nothing missing makes none. An index file not known to be there is
- * checked pack by pack (a HEAD on a remote store before sending 16 MiB;
- * the create-only put on a local one), which is what makes a rerun after
- * an interruption send only the rest.
+ * checked pack by pack (a HEAD on a remote store before sending 16 MiB, or
+ * one listing of packs/ when that takes fewer requests; the create-only put
+ * on a local one), which is what makes a rerun after an interruption send
+ * only the rest.
  *
  * `push --check` (DD_PUSH_CHECK) trusts neither the record nor the store's
  * manifests: every pack, index file and manifest the snapshots need is
@@ -133,6 +134,58 @@ needed_files(struct dd_store *st, const struct refs *r, int check, struct dd_xfe
 }
 
 /*
+ * A backend without a cheap exists() is asked for its whole packs/ listing
+ * (one request per LIST_PAGE packs) instead of one existence check per pack
+ * when that takes fewer requests, going by the packs the index map knows
+ * (about the store's); the packs it lacks are then sent with create-only
+ * puts, which still refuse to overwrite one that arrived meanwhile.
+ */
+#define LIST_PAGE 1000
+
+static int
+entry_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct dd_backend_entry *)a)->name, ((const struct dd_backend_entry *)b)->name);
+}
+
+struct listed {
+	struct dd_backend_entry *e; /* sorted by name */
+	size_t n;
+	int have;                   /* the listing was made */
+};
+
+/* List the store's packs/ into *l (sorted); on failure (or an unreachable store) *l stays unmade. */
+static void
+list_packs(struct dd_store *st, struct listed *l)
+{
+	struct dd_backend_entry *e;
+	size_t n;
+	int r;
+
+	atomic_fetch_add(&st->requests, 1);
+	r = st->be->ops->list(st->be, "packs", &e, &n);
+	if (r != 0) {
+		dd_store_gone(st, r); /* the existence checks explain any other failure */
+		dd_error_clear();
+		return;
+	}
+	if (n >= LIST_PAGE)
+		atomic_fetch_add(&st->requests, n / LIST_PAGE); /* the further pages */
+	if (n)
+		qsort(e, n, sizeof(*e), entry_cmp);
+	l->e = e, l->n = n, l->have = 1;
+}
+
+/* The listing's entry for `name`, or NULL. */
+static const struct dd_backend_entry *
+listed_find(const struct listed *l, const char *name)
+{
+	struct dd_backend_entry key = { .name = (char *)name };
+
+	return l->have && l->n ? bsearch(&key, l->e, l->n, sizeof(*l->e), entry_cmp) : NULL;
+}
+
+/*
  * Send the packs of the needed index files the store is not known to hold
  * (every one with `check`); clears need[] for the others.
  */
@@ -142,7 +195,25 @@ send_packs(struct dd_store *st, uint8_t *need, size_t nfiles, int check, struct 
 {
 	int cheap = st->be->ops->caps & DD_BACKEND_CHEAP_EXISTS;
 	char name[DD_OBJECT_NAME_SIZE];
+	struct listed l = { 0 };
+	size_t tocheck = 0;
 
+	for (size_t f = 0; f < nfiles && !cheap; f++) {
+		struct dd_midx_file mf;
+		uint32_t *packs;
+		size_t n;
+		if (!need[f])
+			continue;
+		mf = dd_midx_file_get(st->idx, (uint32_t)f);
+		dd_object_name(name, sizeof(name), "index", mf.id);
+		if (!check && (mf.in_store || dd_store_known(st, name)))
+			continue;
+		dd_midx_file_packs(st->idx, (uint32_t)f, &packs, &n);
+		tocheck += n;
+		free(packs);
+	}
+	if (tocheck > 1 + st->idx->npacks / LIST_PAGE)
+		list_packs(st, &l);
 	for (size_t f = 0; f < nfiles; f++) {
 		struct dd_midx_file mf;
 		uint32_t *packs;
@@ -160,10 +231,18 @@ send_packs(struct dd_store *st, uint8_t *need, size_t nfiles, int check, struct 
 		}
 		for (size_t k = 0; k < n; k++) {
 			dd_object_name(name, sizeof(name), "packs", dd_midx_pack_get(st->idx, packs[k]).name);
-			dd_xfer_submit(st, b, cheap && !check ? DD_XFER_UPLOAD : DD_XFER_ENSURE, name, NULL, 0);
+			const struct dd_backend_entry *le = listed_find(&l, name);
+			if (le) {
+				s->skipped_files++;
+				s->skipped_bytes += le->size;
+				continue;
+			}
+			dd_xfer_submit(st, b, (cheap && !check) || l.have ? DD_XFER_UPLOAD : DD_XFER_ENSURE, name, NULL, 0);
 		}
 		free(packs);
 	}
+	if (l.have)
+		dd_backend_entries_free(l.e, l.n);
 }
 
 /* Wait for `b` (0, or -1: a failure, or the store became unreachable). */
