@@ -46,6 +46,12 @@ test_multipart_upload_round_trips_exactly_in_bounded_memory() {
 	cmp big whole
 	expect_fail 1 tool "s3://$b/pre" get-range packs/big $((96 * MIB)) 5000 range
 	assert_contains "$ERR" "pre/packs/big in bucket $b is shorter"
+	# streamed into a file (how fetch brings whole packs): exact, in the same bounded memory, over a longer file
+	head -c 5000 /dev/urandom >streamed
+	expect_ok tool "s3://$b/pre" get-file packs/big "$T/streamed"
+	assert_eq $((96 * MIB + 4321)) "$OUT"
+	cmp big streamed
+	[ "$(peak_kib)" -lt $((limit * 1024)) ] || fail "peak RSS $(peak_kib) KiB for a 96 MiB streamed read (limit $limit MiB)"
 }
 
 test_interrupted_multipart_upload_resumes_and_skips_sent_parts() {
