@@ -9,7 +9,7 @@ static void
 fail(const char *what)
 {
 	/* EVP's SHA-256 fails only when memory does: as dd_malloc, abort */
-	fprintf(stderr, "git-dnadata: fatal: %s (libcrypto SHA-256)\n", what);
+	fprintf(stderr, "fatal: %s (libcrypto SHA-256)\n", what);
 	abort();
 }
 
