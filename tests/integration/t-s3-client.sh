@@ -97,7 +97,7 @@ test_a_pack_whose_bytes_do_not_match_its_name_is_refused_and_nothing_is_stored()
 	name=packs/${sum:0:2}/$sum
 	# one byte flipped: one PUT, refused by the server itself
 	cp small damaged
-	printf 'X' | dd of=damaged bs=1 seek=1000 conv=notrunc 2>/dev/null
+	flip_byte damaged 1000
 	expect_fail 1 tool "s3://$b/p" put-file "$name" "$T/damaged"
 	assert_contains "$ERR" "error: the local cache copy of $name is damaged (its bytes do not match its name): XAmzContentSHA256Mismatch"
 	assert_contains "$ERR" "hint: run \`git dnadata verify --offline --read-data\`; remove $T/damaged from the cache"
@@ -108,7 +108,7 @@ test_a_pack_whose_bytes_do_not_match_its_name_is_refused_and_nothing_is_stored()
 	assert_eq created "$OUT"
 	# above the part size: refused before an upload is created
 	sum=$(sha256sum big | cut -c1-64)
-	printf 'X' | dd of=big bs=1 seek=$((7 * MIB)) conv=notrunc 2>/dev/null
+	flip_byte big $((7 * MIB))
 	DD_TOOL_PART_SIZE=$((5 * MIB)) expect_fail 1 tool "s3://$b/p" put-file "packs/${sum:0:2}/$sum" "$T/big"
 	assert_contains "$ERR" "error: the local cache copy of packs/${sum:0:2}/$sum is damaged (its bytes do not match its name): its SHA-256 differs; nothing was sent"
 	assert_eq "p/$name" "$(s3_ls "$b")" "only the good pack"

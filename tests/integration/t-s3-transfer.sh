@@ -359,7 +359,7 @@ test_fetch_of_a_pack_damaged_in_the_bucket_is_refused_and_not_cached() {
 	pack=$(bucket_keys packs | head -n 1)
 	# same key, one byte changed inside the pack's first object (the server takes it: the PUT's own hash matches)
 	s3_aws s3 cp "s3://$B/$PREFIX/$pack" "$T/pack" >/dev/null
-	printf 'X' | dd of="$T/pack" bs=1 seek=100 conv=notrunc status=none
+	flip_byte "$T/pack" 100
 	s3_aws s3 cp "$T/pack" "s3://$B/$PREFIX/$pack" >/dev/null
 	clone b keyfile
 	expect_fail 1 git dnadata fetch
