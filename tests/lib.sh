@@ -200,6 +200,16 @@ s3_assert_no_credentials() {
 	done
 }
 
+# flip_byte FILE OFFSET: change the byte at OFFSET of FILE to another value (its lowest bit flipped),
+# so a "damaged" copy always differs (writing a fixed byte is a no-op once in 256 tries).
+flip_byte() {
+	local b
+	b=$(od -An -tu1 -j "$2" -N1 "$1" | tr -d ' ')
+	[ -n "$b" ] || fail "flip_byte: $1 has no byte at offset $2"
+	# shellcheck disable=SC2059
+	printf "\\$(printf '%03o' $((b ^ 1)))" | dd of="$1" bs=1 seek="$2" conv=notrunc status=none
+}
+
 # no_credentials_in TEXT [VAR=VALUE...]: neither the test users' keys nor a
 # key given as VAR=VALUE appear in TEXT (and none is printed if one does).
 no_credentials_in() {
