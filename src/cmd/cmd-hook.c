@@ -7,6 +7,10 @@
  * post-checkout (branch checkouts only: its third argument is 1),
  * post-merge, post-rewrite: when the active profile's ref at HEAD names a
  * snapshot other than the one the working database holds, switch to it.
+ * Not the post-checkout a rebase runs when it checks out `onto` with the
+ * branch's commits still to replay (dd_hooks_rebase_checkout): a rebase
+ * that stops there leaves the user on the branch's commits, so the database
+ * stays the branch's; post-rewrite switches when the rebase ends.
  * The check (dd_workflow_check) reads two small files: when nothing needs
  * doing, no connection is made and the store is not opened. A hook never
  * makes the git command fail or hang: whatever goes wrong is printed as ONE
@@ -91,9 +95,12 @@ worktree_hint(const struct dd_config *cfg)
 	free(dir);
 }
 
-/* post-checkout (branch checkouts), post-merge, post-rewrite: switch to HEAD's snapshot. Always 0. */
+/*
+ * post-checkout (branch checkouts; `checkout` 1), post-merge, post-rewrite:
+ * switch to HEAD's snapshot. Always 0.
+ */
 static int
-hook_switch(void)
+hook_switch(int checkout)
 {
 	struct dd_repo *repo = NULL;
 	struct dd_config *cfg = NULL;
@@ -108,6 +115,8 @@ hook_switch(void)
 	profiles = dd_path_join(repo->dnadata, "profiles.ini");
 	if (!dd_path_exists(profiles))
 		goto out; /* git dnadata is not set up on this commit */
+	if (checkout && dd_hooks_rebase_checkout(repo))
+		goto out; /* a rebase's checkout of `onto`: post-rewrite switches at its end */
 	if (dd_config_load(&cfg, repo) < 0) {
 		say_not_switched("cannot read the settings", NULL);
 		goto out;
@@ -322,9 +331,9 @@ cmd_hook(int argc, char **argv)
 	}
 	name = argv[1];
 	if (!strcmp(name, "post-checkout"))
-		return argc >= 5 && !strcmp(argv[4], "1") ? hook_switch() : 0; /* a file checkout: nothing to do */
+		return argc >= 5 && !strcmp(argv[4], "1") ? hook_switch(1) : 0; /* a file checkout: nothing to do */
 	if (!strcmp(name, "post-merge") || !strcmp(name, "post-rewrite"))
-		return hook_switch();
+		return hook_switch(0);
 	if (!strcmp(name, "pre-push"))
 		return hook_pre_push(argc - 1, argv + 1);
 	return dd_usage_error("hook", "'%s' is not a hook git-dnadata handles (post-checkout, post-merge, "

@@ -330,6 +330,88 @@ absolute(const char *base, const char *p)
 	return p[0] == '/' ? dd_strdup(p) : dd_path_join(base, p);
 }
 
+/* Does the rebase todo file `path` still hold a command (a line other than blank, a comment, "noop")? */
+static int
+todo_has_commands(const char *path)
+{
+	struct dd_buf text = DD_BUF_INIT;
+	int found = 1; /* unreadable: assume commits are left */
+
+	if (dd_file_read(&text, path) == 0) {
+		const char *s = text.ptr ? text.ptr : "", *end = s + text.len;
+		found = 0;
+		while (s < end && !found) {
+			const char *nl = memchr(s, '\n', (size_t)(end - s));
+			size_t n = nl ? (size_t)(nl - s) : (size_t)(end - s);
+			size_t k = strspn(s, " \t");
+			if (k < n && s[k] != '#' && s[k] != '\r' && !(n - k >= 4 && !strncmp(s + k, "noop", 4)))
+				found = 1;
+			s += n + 1;
+		}
+	}
+	dd_error_clear();
+	dd_buf_release(&text);
+	return found;
+}
+
+/* Is HEAD's newest reflog entry a rebase's ("rebase (start): checkout ...")? */
+static int
+reflog_says_rebase(const struct dd_repo *repo)
+{
+	git_reflog *log = NULL;
+	const git_reflog_entry *e;
+	const char *msg;
+	int r = 0;
+
+	if (git_reflog_read(&log, repo->git, "HEAD") < 0)
+		return 0;
+	if ((e = git_reflog_entry_byindex(log, 0)) && (msg = git_reflog_entry_message(e)))
+		r = !strncmp(msg, "rebase", 6);
+	git_reflog_free(log);
+	return r;
+}
+
+int
+dd_hooks_rebase_checkout(const struct dd_repo *repo)
+{
+	char *merge = dd_path_join(repo->gitdir, "rebase-merge");
+	char *apply = dd_path_join(repo->gitdir, "rebase-apply");
+	char *file = NULL, *line = NULL;
+	const char *action = getenv("GIT_REFLOG_ACTION");
+	git_oid head, orig;
+	int rc = 0, have_orig = 0, is_merge = dd_is_dir(merge);
+
+	if (!is_merge && !dd_is_dir(apply) && !(action && strstr(action, "rebase")) && !reflog_says_rebase(repo))
+		goto out;
+	rc = 1;
+	if (is_merge) {
+		file = dd_path_join(merge, "git-rebase-todo");
+		if (!todo_has_commands(file)) {
+			rc = 0; /* nothing to replay: HEAD is the result */
+			goto out;
+		}
+		free(file);
+		file = dd_path_join(merge, "orig-head");
+		line = first_line(file);
+		have_orig = line && git_oid_fromstr(&orig, line) == 0;
+	} else {
+		/* the apply backend records ORIG_HEAD before it checks out `onto` */
+		have_orig = git_reference_name_to_id(&orig, repo->git, "ORIG_HEAD") == 0;
+	}
+	/* the branch's tip already in HEAD's history: a fast-forward, this checkout is the result */
+	if (have_orig && git_reference_name_to_id(&head, repo->git, "HEAD") == 0 &&
+	    (git_oid_equal(&head, &orig) || git_graph_descendant_of(repo->git, &head, &orig) == 1))
+		rc = 0;
+out:
+	git_error_clear();
+	dd_error_clear();
+	free(merge);
+	free(apply);
+	free(file);
+	free(line);
+	return rc;
+}
+
 int
 dd_hooks_repo_open_light(struct dd_repo **out)
 {

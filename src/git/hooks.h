@@ -61,6 +61,21 @@ int dd_hooks_install(const struct dd_repo *repo);
 int dd_hooks_uninstall(const struct dd_repo *repo);
 
 /*
+ * post-checkout during a rebase: git runs it when the rebase checks out
+ * `onto` (HEAD detached), before it replays the branch's commits; a rebase
+ * that stops (conflict, edit, break) leaves the user there, working on the
+ * branch's commits. 1 when this checkout is such a rebase's first step with
+ * commits still to replay (the database must not switch: post-rewrite does
+ * at the end); 0 when no rebase is under way, or when this checkout is the
+ * rebase's result (a fast-forward, nothing left to replay, no post-rewrite
+ * follows). A rebase is under way when <gitdir>/rebase-merge or
+ * rebase-apply exists, GIT_REFLOG_ACTION names it, or HEAD's last reflog
+ * entry is a rebase's (the apply backend checks out before it writes
+ * rebase-apply). Never an error: what cannot be read counts as "no".
+ */
+int dd_hooks_rebase_checkout(const struct dd_repo *repo);
+
+/*
  * For the hooks' no-op check, which must cost next to nothing: the
  * repository around the current directory found WITHOUT libgit2 (whose
  * initialisation alone reads the system's CA bundle, ~9 ms), for the

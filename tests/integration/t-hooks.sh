@@ -2,7 +2,8 @@
 # t-hooks.sh: git-dnadata's git hooks with real git and the real server:
 # a branch checkout, `git pull` (post-merge) and `git commit --amend` /
 # `git rebase` (post-rewrite) switch the working database to the snapshot
-# HEAD's ref names; equal refs, file checkouts and DNADATA_SKIP=1 change
+# HEAD's ref names (a rebase once, at its end: one that stops keeps the
+# branch's database); equal refs, file checkouts and DNADATA_SKIP=1 change
 # nothing; every failure (store gone, key missing, server down, another
 # session, the lock held, a broken ref file) leaves the checkout successful
 # with one warning line and the database untouched. Installing keeps the
@@ -109,6 +110,50 @@ test_amend_and_rebase_switch_through_post_rewrite() {
 	echo r >r.txt && git add r.txt && git commit -q -m r
 	expect_ok git rebase -q b
 	assert_eq "$YDATA" "$(data)" "rebase switched"
+}
+
+# a rebase checks out `onto` (running post-checkout) before it replays the branch's commits: when
+# it stops there, the user works on the branch's commits, so the database must stay the branch's.
+# Branch r changes the ref itself (to Z) as b did (to Y): rebasing r onto b stops on that conflict.
+test_a_stopped_rebase_keeps_the_branchs_database() {
+	two_branches
+	expect_ok git checkout main
+	git checkout -q -b r
+	psql_q "$DB" "UPDATE t SET v = 'z'"
+	expect_ok git dnadata snapshot
+	local oid backend
+	oid=$(db_oid)
+	for backend in --apply --merge; do
+		run git rebase "$backend" b
+		[ "$RC" != 0 ] || fail "the $backend rebase did not stop: $ERR"
+		[ -d .git/rebase-merge ] || [ -d .git/rebase-apply ] || fail "no $backend rebase in progress"
+		assert_eq "1z,2z" "$(data)" "the stopped $backend rebase keeps r's database"
+		assert_eq "$oid" "$(db_oid)" "the same database ($backend)"
+		if [ "$backend" = --apply ]; then
+			expect_ok git rebase --abort
+			assert_eq "1z,2z" "$(data)" "aborted: still r's database"
+			continue
+		fi
+		# keep r's ref (the commit being replayed) and finish: post-rewrite has nothing to switch
+		git checkout -q --theirs .dnadata/refs/clean && git add .dnadata/refs/clean
+		GIT_EDITOR=true expect_ok git rebase --continue
+		assert_eq "1z,2z" "$(data)" "finished: r's database"
+		assert_eq "$oid" "$(db_oid)" "the same database, never switched"
+	done
+}
+
+# a rebase that only fast-forwards checks out `onto` as its result and runs no post-rewrite
+test_a_fast_forward_rebase_switches() {
+	two_branches
+	expect_ok git checkout -b f main
+	assert_eq "$XDATA" "$(data)"
+	expect_ok git rebase b
+	assert_eq "$YDATA" "$(data)" "the merge backend's fast-forward switched"
+	expect_ok git reset -q --hard main
+	expect_ok git dnadata restore
+	assert_eq "$XDATA" "$(data)"
+	expect_ok git rebase --apply b
+	assert_eq "$YDATA" "$(data)" "the apply backend's fast-forward switched"
 }
 
 test_a_failing_post_restore_command_is_one_line_after_the_switch() {
