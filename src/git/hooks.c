@@ -9,7 +9,11 @@
  * to <name>.before-dnadata (so it is kept byte for byte, mode included, and
  * the hook name never stops naming a complete file), and ours is written
  * atomically over the hook name, mode 0755. Ours already there is
- * rewritten only when it differs. Uninstall renames the user's file back
+ * rewritten only when it differs. A user's hook that already runs `git
+ * dnadata hook <name>` (a hook manager's file, DD_HOOK_CALLS_US) is left
+ * alone: chaining to it would run our part twice (pre-push: two checks and
+ * uploads); one kept as .before-dnadata behind ours by an older version is
+ * put back under its own name. Uninstall renames the user's file back
  * over ours (atomic), or removes ours when there is none.
  *
  * libgit2's git_repository_item_path(GIT_REPOSITORY_ITEM_HOOKS) ignores
@@ -162,14 +166,18 @@ plan_install(const struct dd_repo *repo, const char *dir, const struct dd_hook_s
 	enum dd_hook_state s = DD_HOOK_MISSING;
 	int rc = -1, r;
 
-	if (check_replaceable(repo, path, h->name) < 0)
-		goto out;
 	r = look(path, &st);
 	if (r < 0)
 		goto out;
+	if (r > 0 && S_ISREG(st.st_mode) && classify(path, h) == DD_HOOK_CALLS_US) {
+		rc = 0; /* left as it is: it calls us itself */
+		goto out;
+	}
+	if (check_replaceable(repo, path, h->name) < 0)
+		goto out;
 	if (r > 0)
 		s = classify(path, h);
-	if (s != DD_HOOK_MISSING && s != DD_HOOK_OURS && s != DD_HOOK_OUTDATED && (r = look(keep, &st)) != 0) {
+	if (s == DD_HOOK_FOREIGN && (r = look(keep, &st)) != 0) {
 		if (r > 0)
 			dd_error("cannot keep the %s hook %s: %s exists already; nothing was installed", h->name,
 				 dd_repo_display_path(repo, path), dd_repo_display_path(repo, keep));
@@ -196,12 +204,30 @@ install_one(const struct dd_repo *repo, const char *dir, const struct dd_hook_sc
 
 	if (look(path, &st) > 0)
 		s = classify(path, h);
+	if (s == DD_HOOK_CALLS_US) {
+		dd_info("%s: left as it is: it runs `git dnadata hook %s` itself", shown, h->name);
+		rc = 0;
+		goto out;
+	}
+	if ((s == DD_HOOK_OURS || s == DD_HOOK_OUTDATED) && look(keep, &st) > 0 && S_ISREG(st.st_mode) &&
+	    classify(keep, h) == DD_HOOK_CALLS_US) {
+		/* kept behind ours by an older version: it calls us itself, so ours only ran our part twice */
+		if (rename(keep, path) < 0) {
+			dd_error_errno("cannot put your %s hook back from %s", h->name,
+				       dd_repo_display_path(repo, keep));
+			goto out;
+		}
+		dd_info("%s: your hook is back (it runs `git dnadata hook %s` itself); ours is removed", shown,
+			h->name);
+		rc = 0;
+		goto out;
+	}
 	if (s == DD_HOOK_OURS) {
 		dd_info("%s: already installed", shown);
 		rc = 0;
 		goto out;
 	}
-	if (s == DD_HOOK_FOREIGN || s == DD_HOOK_CALLS_US) {
+	if (s == DD_HOOK_FOREIGN) {
 		/* a hard link keeps the user's file whole, mode included, and never overwrites */
 		if (link(path, keep) < 0) {
 			dd_error_errno("cannot keep the %s hook as %s", h->name, dd_repo_display_path(repo, keep));
@@ -209,12 +235,12 @@ install_one(const struct dd_repo *repo, const char *dir, const struct dd_hook_sc
 		}
 	}
 	if (dd_file_write_atomic(path, h->text, strlen(h->text), 0755, 0) < 0) {
-		if (s == DD_HOOK_FOREIGN || s == DD_HOOK_CALLS_US)
+		if (s == DD_HOOK_FOREIGN)
 			unlink(keep); /* the user's hook is still at its own name */
 		dd_error_wrap("installing the %s hook", h->name);
 		goto out;
 	}
-	if (s == DD_HOOK_FOREIGN || s == DD_HOOK_CALLS_US)
+	if (s == DD_HOOK_FOREIGN)
 		dd_info("%s: installed; your hook is kept as %s and runs first", shown,
 			dd_repo_display_path(repo, keep));
 	else if (s == DD_HOOK_OUTDATED)

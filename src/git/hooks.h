@@ -9,8 +9,9 @@
  * "# installed by git-dnadata" (its second line): a hook file with it is
  * ours, and is rewritten in place; any other is the user's, kept byte for
  * byte as <name>.before-dnadata beside ours, which runs it first with the
- * same arguments (and, for pre-push, the same input). Uninstalling puts it
- * back under its own name.
+ * same arguments (and, for pre-push, the same input); but one that already
+ * runs `git dnadata hook <name>` is left where it is. Uninstalling puts a
+ * kept one back under its own name.
  *
  * The hooks folder is git's: core.hooksPath when set (a relative value is
  * relative to the work tree's root, where git runs hooks), else the common
@@ -52,7 +53,8 @@ int dd_hooks_state(enum dd_hook_state *states, const struct dd_repo *repo);
 
 /*
  * Install every hook (see the top of this file), saying what it did for
- * each with dd_info(). Checks every file first: a hook that is a symbolic
+ * each with dd_info(); a hook that runs `git dnadata hook <name>` itself is
+ * left alone (and said so). Checks every file first: a hook that is a symbolic
  * link, cannot be replaced, or whose .before-dnadata name is taken stops
  * it with one line naming the file, before anything changed. Idempotent.
  */

@@ -272,6 +272,46 @@ test_user_hooks_are_kept_run_first_and_put_back() {
 	assert_contains "$OUT" "post-checkout not ours, post-merge missing"
 }
 
+# a hook of the user's that already runs `git dnadata hook` is not chained (our part would run twice)
+test_a_user_hook_calling_ours_is_left_alone() {
+	new_repo
+	printf '#!/bin/sh\necho "user pre-push" >>"$(git rev-parse --git-dir)/../user-ran"\ngit dnadata hook pre-push "$@"\n' \
+		>.git/hooks/pre-push
+	chmod 755 .git/hooks/pre-push
+	cp -p .git/hooks/pre-push "$T/original"
+	need_pg
+	DB=$(pg_newdb hkc)
+	expect_ok git dnadata init --database "dbname=$DB"
+	assert_contains "$ERR" ".git/hooks/pre-push: left as it is: it runs \`git dnadata hook pre-push\` itself"
+	cmp .git/hooks/pre-push "$T/original" || fail "the user's hook changed"
+	assert_no_file .git/hooks/pre-push.before-dnadata
+	assert_file .git/hooks/post-checkout
+	expect_ok git dnadata status
+	assert_contains "$OUT" "Git hooks:      installed (some through your own hook files)"
+	# git-dnadata's pre-push part runs once: count its runs through a wrapper first on PATH
+	local real
+	real=$(command -v git-dnadata)
+	mkdir "$T/wrap"
+	printf '#!/bin/sh\necho "$*" >>"%s/calls"\nexec "%s" "$@"\n' "$T" "$real" >"$T/wrap/git-dnadata"
+	chmod 755 "$T/wrap/git-dnadata"
+	git init -q --bare "$T/remote.git"
+	git remote add origin "$T/remote.git"
+	PATH="$T/wrap:$PATH" expect_ok git push -q origin main
+	assert_eq "user pre-push" "$(cat user-ran)" "the user's pre-push ran once"
+	assert_eq "hook pre-push origin $T/remote.git" "$(cat "$T/calls")" "our pre-push part ran once"
+	# one kept behind ours by an older version is put back
+	mv .git/hooks/pre-push .git/hooks/pre-push.before-dnadata
+	expect_ok git dnadata install-hooks
+	cmp .git/hooks/pre-push.before-dnadata "$T/original" || fail "setup: the user's hook is not kept"
+	assert_contains "$(sed -n 2p .git/hooks/pre-push)" "# installed by git-dnadata"
+	expect_ok git dnadata install-hooks
+	assert_contains "$ERR" ".git/hooks/pre-push: your hook is back"
+	cmp .git/hooks/pre-push "$T/original" || fail "the user's hook was not put back"
+	assert_no_file .git/hooks/pre-push.before-dnadata
+	expect_ok git dnadata uninstall-hooks
+	cmp .git/hooks/pre-push "$T/original" || fail "uninstall touched the user's hook"
+}
+
 test_a_failing_user_pre_push_still_refuses_the_push() {
 	repo_with_db hkp
 	git init -q --bare "$T/remote.git"
