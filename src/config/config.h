@@ -126,11 +126,18 @@ int dd_profile_name_check(const char *name);
 
 /* An empty configuration (no profiles, nothing set). */
 struct dd_config *dd_config_new(void);
+/* dd_config_parse_text's `local`: which file the text is */
+#define DD_CONFIG_FILE_SHARED 0   /* .dnadata/profiles.ini */
+#define DD_CONFIG_FILE_LOCAL 1    /* .git/dnadata/config.ini */
+#define DD_CONFIG_FILE_WORKTREE 2 /* a linked worktree's <its git dir>/dnadata/config.ini */
 /*
- * Parse one file's text into `cfg`: `local` = 0 for profiles.ini, 1 for
- * config.ini (which overrides, may set active_profile, and ignores
- * sections for profiles it does not know). `display` names the file in
- * errors ("display:line: what is wrong").
+ * Parse one file's text into `cfg`: `local` = DD_CONFIG_FILE_SHARED (0)
+ * for profiles.ini, DD_CONFIG_FILE_LOCAL (1) for config.ini (which
+ * overrides, may set active_profile, and ignores sections for profiles it
+ * does not know), DD_CONFIG_FILE_WORKTREE (2) for a linked worktree's own
+ * config file (as config.ini, and the only file worktree_database may be
+ * set in). `display` names the file in errors ("display:line: what is
+ * wrong").
  */
 int dd_config_parse_text(struct dd_config *cfg, const char *text, size_t len, const char *display, int local);
 /* Apply the environment (DNADATA_STORE, DNADATA_DATABASE, DNADATA_PROFILE) and resolve the active profile. */

@@ -51,7 +51,7 @@ struct dd_config_seen {
 struct dd_config_parse {
 	struct dd_config_priv *cfg;
 	const char *display;
-	int local;
+	int local;            /* DD_CONFIG_FILE_SHARED, _LOCAL or _WORKTREE (config.h) */
 	const char *text;
 	size_t len, pos, lineno;
 	enum dd_config_section sec;

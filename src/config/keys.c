@@ -45,7 +45,7 @@ enum kind {
 	K_COMMANDS,  /* one command per line, key may repeat (appends) */
 };
 
-enum where { BOTH, SHARED_ONLY, LOCAL_ONLY };
+enum where { BOTH, SHARED_ONLY, LOCAL_ONLY, WORKTREE_ONLY };
 
 struct key {
 	enum dd_config_section sec;
@@ -73,7 +73,7 @@ static const struct key keys[] = {
 	{ SEC_DATABASE, "url", K_STR, BOTH, C(pub.database) },
 	{ SEC_DATABASE, "default_profile", K_NAME, SHARED_ONLY, C(pub.default_profile) },
 	{ SEC_DATABASE, "active_profile", K_NAME, LOCAL_ONLY, C(local_active) },
-	{ SEC_DATABASE, "worktree_database", K_OPT_STR, LOCAL_ONLY, C(pub.worktree_database) },
+	{ SEC_DATABASE, "worktree_database", K_OPT_STR, WORKTREE_ONLY, C(pub.worktree_database) },
 	{ SEC_DATABASE, "jobs", K_JOBS, BOTH, C(pub.jobs) },
 	{ SEC_DATABASE, "terminate_connections", K_BOOL, BOTH, C(pub.terminate_connections) },
 	{ SEC_DATABASE, "lock_wait_timeout", K_SECONDS, BOTH, C(pub.lock_wait_timeout) },
@@ -147,8 +147,12 @@ lookup_key(struct dd_config_parse *p, const char *name)
 	else if (k->where == SHARED_ONLY && p->local)
 		dd_config_fail(p, p->lineno, "'%s' can only be set in .dnadata/profiles.ini", name);
 	else if (k->where == LOCAL_ONLY && !p->local)
-		dd_config_fail(p, p->lineno, "'%s' is chosen per clone with 'git dnadata use NAME%s', not in %s", name,
-			       strcmp(name, "worktree_database") ? "" : " --worktree-database DB", p->display);
+		dd_config_fail(p, p->lineno, "'%s' is chosen per clone with 'git dnadata use NAME', not in %s", name,
+			       p->display);
+	else if (k->where == WORKTREE_ONLY && p->local != DD_CONFIG_FILE_WORKTREE)
+		/* in a shared file it would give every linked worktree the same database */
+		dd_config_fail(p, p->lineno, "'%s' is set in a linked worktree's own config file, with 'git dnadata use "
+			       "NAME --worktree-database DB' run there, not in %s", name, p->display);
 	else
 		return k;
 	return NULL;

@@ -137,7 +137,8 @@ load_worktree(struct dd_config *cfg, const struct dd_repo *repo)
 	free(dir);
 	if (dd_path_exists(cfg->worktree_path) &&
 	    (read_text(&text, cfg->worktree_path, cfg->worktree_path) < 0 ||
-	     dd_config_parse_text(cfg, dd_buf_cstr(&text), text.len, cfg->worktree_path, 1) < 0))
+	     dd_config_parse_text(cfg, dd_buf_cstr(&text), text.len, cfg->worktree_path,
+				  DD_CONFIG_FILE_WORKTREE) < 0))
 		goto out;
 	if (cfg->worktree_database) {
 		char *db = with_dbname(cfg->database, cfg->worktree_database);

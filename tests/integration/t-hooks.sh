@@ -490,4 +490,22 @@ test_linked_worktree_switches_nothing_until_given_its_own_database() {
 	assert_eq "$YDATA" "$(data "$DB2")"
 }
 
+# worktree_database in the shared .git/dnadata/config.ini would give every linked worktree the same database
+test_worktree_database_in_the_shared_config_is_refused() {
+	two_branches
+	run git worktree add -q "$T/wt" -b c main
+	[ "$RC" = 0 ] || fail "worktree add failed: $ERR"
+	local cfg=.git/dnadata/config.ini
+	if grep -q '^\[database\]' "$cfg"; then
+		sed -i '/^\[database\]/a worktree_database = shared_wt' "$cfg"
+	else
+		printf '[database]\nworktree_database = shared_wt\n' >>"$cfg"
+	fi
+	cd "$T/wt"
+	expect_fail 1 git dnadata restore
+	assert_contains "$ERR" "'worktree_database' is set in a linked worktree's own config file"
+	assert_contains "$ERR" "not in $T/repo/.git/dnadata/config.ini"
+	assert_eq "" "$(psql_q postgres "SELECT datname FROM pg_database WHERE datname = 'shared_wt'")" "no database made"
+}
+
 run_tests

@@ -165,8 +165,8 @@ errors_name_file_and_line(void **state)
 	parse_bad("[database]\nactive_profile = a\n",
 		  "profiles.ini:2: 'active_profile' is chosen per clone with 'git dnadata use NAME', not in profiles.ini");
 	parse_bad("[database]\nworktree_database = wt\n",
-		  "profiles.ini:2: 'worktree_database' is chosen per clone with 'git dnadata use NAME --worktree-database DB', "
-		  "not in profiles.ini");
+		  "profiles.ini:2: 'worktree_database' is set in a linked worktree's own config file, with 'git dnadata use "
+		  "NAME --worktree-database DB' run there, not in profiles.ini");
 	parse_bad("[profile \"a\"]\nexclude_tables = ,\n", "profiles.ini:2: 'exclude_tables' needs at least one table pattern");
 	parse_bad("[store]\n<<<<<<< HEAD\nurl = s3://a/b\n=======\n", "profiles.ini:2: unresolved merge conflict marker");
 	assert_non_null(dd_error_hint());
@@ -276,6 +276,22 @@ local_only_and_shared_only_keys_are_enforced(void **state)
 	const char *local = "[database]\ndefault_profile = clean\n";
 
 	parse_bad_n(local, strlen(local), 1, "config.ini:2: 'default_profile' can only be set in .dnadata/profiles.ini");
+}
+
+/* worktree_database only from a linked worktree's own file: in config.ini every worktree would share it */
+static void
+worktree_database_only_in_a_worktrees_own_file(void **state)
+{
+	const char *wt = "[database]\nworktree_database = wt\n";
+	struct dd_config *cfg = parse_ok(shared_text, NULL);
+
+	(void)state;
+	parse_bad_n(wt, strlen(wt), DD_CONFIG_FILE_LOCAL,
+		    "config.ini:2: 'worktree_database' is set in a linked worktree's own config file, with 'git dnadata "
+		    "use NAME --worktree-database DB' run there, not in config.ini");
+	assert_int_equal(dd_config_parse_text(cfg, wt, strlen(wt), "wt/config.ini", DD_CONFIG_FILE_WORKTREE), 0);
+	assert_string_equal(cfg->worktree_database, "wt");
+	dd_config_free(cfg);
 }
 
 static void
@@ -795,6 +811,7 @@ main(void)
 		cmocka_unit_test(long_profile_names_survive_inih_section_limit),
 		cmocka_unit_test(overrides_apply_in_order),
 		cmocka_unit_test(local_only_and_shared_only_keys_are_enforced),
+		cmocka_unit_test(worktree_database_only_in_a_worktrees_own_file),
 		cmocka_unit_test(profile_lookup_suggests_the_closest_name),
 		cmocka_unit_test(profile_names_are_checked),
 		cmocka_unit_test(redact_hides_passwords_only),
