@@ -29,7 +29,10 @@
  * working record, the source's record and the journal are updated in that
  * order. dd_pg_journal_recover() (run by every command that reaps, under
  * the database lock) tells from which databases exist whether the
- * transaction committed, and finishes or undoes the records. A copy being
+ * transaction committed, and finishes or undoes the records. A COMMIT
+ * whose reply is lost with the connection is treated like a kill there:
+ * the journal and the new stash's record stay, nothing is dropped, the
+ * switch fails and the next command's recovery decides. A copy being
  * built is pending (state.c): a kill leaves it for the next command to
  * drop.
  *
@@ -58,19 +61,28 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 /*
  * Tests stop a switch at a named point to kill it there (tests/integration/
  * t-pg-switch-kill.sh): with DNADATA_FAILPOINT=<name> the process stops
- * itself (SIGSTOP) on reaching it. Nothing else reads this variable.
+ * itself (SIGSTOP) on reaching it; "commit-lost" instead cuts the
+ * connection once the rename committed, before its reply is read. Nothing
+ * else reads this variable.
  */
-static void
-failpoint(const char *name)
+static int
+failpoint_is(const char *name)
 {
 	const char *fp = getenv("DNADATA_FAILPOINT");
 
-	if (fp && !strcmp(fp, name))
+	return fp && !strcmp(fp, name);
+}
+
+static void
+failpoint(const char *name)
+{
+	if (failpoint_is(name))
 		raise(SIGSTOP);
 }
 
@@ -339,7 +351,7 @@ clear_sessions(struct sw *s, const char *db)
  */
 static int
 rename_in(struct sw *s, const char *source, const char *stash, int open_it, const char *seq, char **fp,
-	  struct dd_pg_journal *j)
+	  struct dd_pg_journal *j, int *unknown)
 {
 	const char *work = s->t.database;
 	char *qw = dd_pg_quote_ident(work), *qsrc = dd_pg_quote_ident(source);
@@ -348,6 +360,7 @@ rename_in(struct sw *s, const char *source, const char *stash, int open_it, cons
 	int rc = -1;
 
 	*fp = NULL;
+	*unknown = 0;
 	dd_buf_puts(&sql, "BEGIN;");
 	if (stash)
 		dd_buf_printf(&sql, " ALTER DATABASE %s RENAME TO %s;", qw, qs);
@@ -372,7 +385,29 @@ rename_in(struct sw *s, const char *source, const char *stash, int open_it, cons
 					dd_error_clear(); /* then a kill after the commit records no fingerprint */
 			}
 			res = PQexec(s->m, "COMMIT");
+			if (failpoint_is("commit-lost") && PQresultStatus(res) == PGRES_COMMAND_OK) {
+				/* tests: the server committed, its reply is lost with the connection */
+				PQclear(res);
+				shutdown(PQsocket(s->m), SHUT_RDWR);
+				res = PQexec(s->m, "SELECT 1");
+			}
 			st = PQresultStatus(res);
+			if (st != PGRES_COMMAND_OK && PQstatus(s->m) != CONNECTION_OK) {
+				/*
+				 * No answer to COMMIT: the server may have committed (the
+				 * connection cut once it had). The journal stays; the next
+				 * command's recovery tells from the databases which it was.
+				 */
+				dd_pg_error(s->m, res);
+				PQclear(res);
+				free(*fp); /* the journal on disk holds it */
+				*fp = NULL;
+				*unknown = 1;
+				dd_error_wrap("the connection was lost while committing the switch of database %s: "
+					      "whether it happened is not known", work);
+				dd_hint("the next git dnadata command (status, restore) finishes or undoes its records");
+				break;
+			}
 		}
 		if (st == PGRES_COMMAND_OK) {
 			PQclear(res);
@@ -390,7 +425,7 @@ rename_in(struct sw *s, const char *source, const char *stash, int open_it, cons
 		/* someone connected between our check and the rename */
 		usleep(200000);
 	}
-	if (rc < 0)
+	if (rc < 0 && !*unknown)
 		dd_error_wrap("switching database %s", work);
 	dd_buf_release(&sql);
 	free(qw);
@@ -625,8 +660,14 @@ dd_pg_switch(const struct dd_pg_switch_opts *o, struct dd_pg_switch_result *res)
 		goto undo_journal;
 	}
 	char *newfp = NULL;
+	int unknown = 0;
 	failpoint("before-rename");
-	if (rename_in(&s, source, stash, open_it, seq, &newfp, &j) < 0) {
+	if (rename_in(&s, source, stash, open_it, seq, &newfp, &j, &unknown) < 0) {
+		if (unknown) {
+			/* the copy may be the working database now: nothing dropped, the journal and records stay */
+			done_building(&s);
+			goto out;
+		}
 		if (stash)
 			dd_pg_copy_forget(o->statedir, &s.t, stash);
 		goto undo_journal;

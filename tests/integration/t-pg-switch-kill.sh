@@ -174,6 +174,34 @@ test_kill_after_renaming_a_stash_back() {
 	assert_consistent
 }
 
+# The reply to COMMIT lost with the connection (DNADATA_FAILPOINT=commit-lost: the server committed, the
+# client sees the connection cut): the switch cannot tell whether it happened, so it keeps the journal and
+# the new stash's record, drops nothing, and fails; the next command finds the rename committed and finishes
+# the records. The edited database left is a stash of B, listed, and comes back on B.
+test_a_lost_commit_reply_keeps_the_journal_and_the_edited_stash() {
+	setup_branches
+	git checkout -q B
+	expect_ok git dnadata restore
+	psql_q "$DB" "UPDATE t SET v = 'edited' WHERE id = 1"
+	git checkout -q main
+	DNADATA_FAILPOINT=commit-lost expect_fail 1 git-dnadata restore
+	assert_contains "$ERR" "whether it happened is not known"
+	assert_file "$(records_dir)/switch"
+	assert_eq "x1,x2,x3" "$(value)" "the server committed the rename"
+	expect_ok git dnadata restore
+	assert_contains "$ERR" "finished recording the interrupted switch of database $DB to snapshot ${X:0:12}"
+	assert_eq "$X" "$(recorded_snapshot)"
+	assert_consistent
+	expect_ok git dnadata stash list
+	assert_contains "$OUT" "${DB}__dnadata_stash_"
+	assert_contains "$(echo "$OUT" | grep "__dnadata_stash_" | grep " B ")" " yes "
+	git checkout -q B
+	expect_ok git dnadata restore
+	assert_contains "$ERR" "renamed its stash back"
+	assert_eq "edited,y,y" "$(value)"
+	assert_consistent
+}
+
 # Killed inside the rename transaction: another session's lock on the working database blocks the rename.
 test_kill_inside_the_rename_transaction_leaves_the_old_database() {
 	setup_branches
