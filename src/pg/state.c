@@ -25,8 +25,8 @@
  *                   written before these keys existed reads as modified
  *                   "unknown". <hash> as for stashes.
  *   switch          source, kind, stash, snapshot, profile, branch,
- *                   fingerprint: a switch between the start of its
- *                   rename and its records (journal, state.h)
+ *                   fingerprint, source_oid: a switch between the start
+ *                   of its rename and its records (journal, state.h)
  *   job-spares      "<pid> <start time>" of the running spare job
  *                   (switch.c), and job-spares.lock, its flock
  *   lock            the database lock (dd_pg_state_lock)
@@ -1019,6 +1019,13 @@ dd_pg_copy_drop(const char *statedir, const char *conninfo, const char *name, in
 	memset(&c, 0, sizeof(c));
 	if (dd_pg_target_resolve(&t, conninfo) < 0)
 		return -1;
+	/*
+	 * A switch cut short first (its journal tells from the databases what
+	 * happened: dropping its source before would mislead it), and the
+	 * copies of dead processes; then the records are as the databases are.
+	 */
+	if (dd_pg_reap_leftovers(statedir, conninfo) < 0)
+		goto out;
 	r = strcmp(name, t.database) ? dd_pg_copy_get(&c, statedir, &t, name) : DD_NOTFOUND;
 	if (r == DD_NOTFOUND) {
 		dd_error("%s is not a template, spare or stash of database %s", name, t.database);
@@ -1085,6 +1092,7 @@ dd_pg_journal_write(const char *statedir, const struct dd_pg_target *t, const st
 	put_value(&b, "profile", j->profile);
 	put_value(&b, "branch", j->branch);
 	put_value(&b, "fingerprint", j->fingerprint);
+	put_value(&b, "source_oid", j->source_oid);
 	rc = write_file(dir, "switch", &b);
 	if (rc < 0)
 		dd_error_wrap("recording the switch of database %s", t->database);
@@ -1097,17 +1105,17 @@ int
 dd_pg_journal_read(struct dd_pg_journal *j, const char *statedir, const struct dd_pg_target *t)
 {
 	static const char *const keys[] = { "source", "kind", "stash", "snapshot", "profile", "branch",
-					    "fingerprint", NULL };
-	char *dir = dd_pg_state_dir(statedir, t), *path = dd_path_join(dir, "switch"), *v[7];
+					    "fingerprint", "source_oid", NULL };
+	char *dir = dd_pg_state_dir(statedir, t), *path = dd_path_join(dir, "switch"), *v[8];
 	int rc = read_kv(path, keys, v);
 
 	memset(j, 0, sizeof(*j));
 	if (rc == 0 && (!v[0] || !v[1] || !v[3])) {
-		for (int i = 0; i < 7; i++)
+		for (int i = 0; i < 8; i++)
 			free(v[i]);
 		rc = dd_error("%s is incomplete", path);
 	} else if (rc == 0) {
-		*j = (struct dd_pg_journal){ v[0], v[1], v[2], v[3], v[4], v[5], v[6] };
+		*j = (struct dd_pg_journal){ v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7] };
 	}
 	free(path);
 	free(dir);
@@ -1134,6 +1142,7 @@ dd_pg_journal_release(struct dd_pg_journal *j)
 	free(j->profile);
 	free(j->branch);
 	free(j->fingerprint);
+	free(j->source_oid);
 	memset(j, 0, sizeof(*j));
 }
 

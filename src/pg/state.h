@@ -183,7 +183,9 @@ enum {
  * DD_PG_DROP_FORCE. The record is turned into a pending one before the
  * DROP, so a kill at any point leaves either the copy with its record, or
  * a pending copy the next command drops, or nothing. Other sessions on it
- * are ended (it is ours). Takes no lock: the caller holds
+ * are ended (it is ours). First finishes a switch cut short and drops
+ * the copies of dead processes (dd_pg_reap_leftovers), so what it drops
+ * cannot mislead a switch's recovery. Takes no lock: the caller holds
  * dd_pg_state_lock(). Returns 0, DD_NOTFOUND (no such copy of ours: error
  * set), DD_EXISTS (a stash with local edits, not forced: error and hint
  * set), or -1.
@@ -213,6 +215,8 @@ struct dd_pg_journal {
 	char *profile;
 	char *branch;      /* NULL: none */
 	char *fingerprint; /* the record's fingerprint after (a stash renamed back keeps its own); NULL: unknown */
+	char *source_oid;  /* pg_database.oid of `source` (a rename keeps it): the rename committed iff the
+			      working name has it; NULL: not recorded (older journals) */
 };
 int dd_pg_journal_write(const char *statedir, const struct dd_pg_target *t, const struct dd_pg_journal *j);
 /* 0, DD_NOTFOUND (no switch in progress), -1 */

@@ -205,11 +205,28 @@ size_of(PGconn *m, const char *name)
 
 /* ---- the journal ---- */
 
+/* pg_database.oid of database `name` (*oid NULL: no such database). Caller frees. */
+static int
+db_oid(PGconn *m, const char *name, char **oid)
+{
+	const char *params[] = { name };
+	PGresult *res = dd_pg_query(m, "SELECT oid FROM pg_catalog.pg_database WHERE datname = $1", 1, params);
+
+	*oid = NULL;
+	if (!res)
+		return -1;
+	if (PQntuples(res) == 1)
+		*oid = dd_strdup(PQgetvalue(res, 0, 0));
+	PQclear(res);
+	return 0;
+}
+
 int
 dd_pg_journal_recover(PGconn *m, const char *statedir, const struct dd_pg_target *t)
 {
 	struct dd_pg_journal j;
-	int r = dd_pg_journal_read(&j, statedir, t), src = 0, work = 0, stash = 0, rc = -1;
+	char *work_oid = NULL;
+	int r = dd_pg_journal_read(&j, statedir, t), src = 0, work = 0, stash = 0, committed, rc = -1;
 
 	if (r == DD_NOTFOUND) {
 		dd_error_clear();
@@ -223,9 +240,16 @@ dd_pg_journal_recover(PGconn *m, const char *statedir, const struct dd_pg_target
 		return 0;
 	}
 	if (dd_pg_db_exists(m, j.source, &src) < 0 || dd_pg_db_exists(m, t->database, &work) < 0 ||
-	    (j.stash && dd_pg_db_exists(m, j.stash, &stash) < 0))
+	    (j.stash && dd_pg_db_exists(m, j.stash, &stash) < 0) || db_oid(m, t->database, &work_oid) < 0)
 		goto out;
-	if (!src && work) {
+	/*
+	 * The rename keeps the source's OID: it committed iff the working name
+	 * has it. (The source's name gone is not enough: a stash dropped by the
+	 * user, a copy dropped by a reaper.) A journal without the OID (older)
+	 * is judged by the names.
+	 */
+	committed = j.source_oid ? work_oid && !strcmp(work_oid, j.source_oid) : !src && work;
+	if (committed) {
 		/* the rename committed: the working database holds the snapshot */
 		struct dd_pg_copy c;
 		if (j.stash && stash && dd_pg_copy_get(&c, statedir, t, j.stash) == DD_NOTFOUND) {
@@ -249,9 +273,12 @@ dd_pg_journal_recover(PGconn *m, const char *statedir, const struct dd_pg_target
 			dd_pg_copy_forget(statedir, t, j.source);
 		dd_info("finished recording the interrupted switch of database %s to snapshot %.12s", t->database,
 			j.snapshot);
-	} else if (j.stash && !stash) {
-		/* it did not: the stash's record names nothing */
-		dd_pg_copy_forget(statedir, t, j.stash);
+	} else {
+		/* it did not: the stash's record names nothing; nor does a stash's or spare's whose database is gone */
+		if (j.stash && !stash)
+			dd_pg_copy_forget(statedir, t, j.stash);
+		if (!src && (strcmp(j.kind, "stash") == 0 || strcmp(j.kind, "spare") == 0))
+			dd_pg_copy_forget(statedir, t, j.source);
 	}
 	dd_error_clear();
 	if (dd_pg_journal_remove(statedir, t) < 0)
@@ -261,6 +288,7 @@ out:
 	if (rc < 0)
 		dd_error_wrap("finishing an interrupted switch of database %s", t->database);
 	dd_pg_journal_release(&j);
+	free(work_oid);
 	return rc;
 }
 
@@ -554,7 +582,7 @@ dd_pg_switch(const struct dd_pg_switch_opts *o, struct dd_pg_switch_result *res)
 	struct sw s = { .o = o };
 	const struct dd_pg_copy *src = NULL;
 	struct dd_pg_journal j = { 0 };
-	char *stash = NULL, *newdb = NULL, *tmpl = NULL, *seq = NULL, *fp = NULL, *source = NULL;
+	char *stash = NULL, *newdb = NULL, *tmpl = NULL, *seq = NULL, *fp = NULL, *source = NULL, *source_oid = NULL;
 	const char *kind;
 	enum dd_pg_modified modified = DD_PG_MOD_UNKNOWN;
 	long long size = -1;
@@ -643,9 +671,15 @@ dd_pg_switch(const struct dd_pg_switch_opts *o, struct dd_pg_switch_result *res)
 	kind = res->how == DD_PG_SWITCH_STASH ? "stash"
 	       : res->how == DD_PG_SWITCH_SPARE ? (src->kind == DD_PG_COPY_SPARE ? "spare" : "stash")
 	       : res->how == DD_PG_SWITCH_CLONE ? "clone" : "restore";
+	if (db_oid(s.m, source, &source_oid) < 0)
+		goto out;
+	if (!source_oid) {
+		dd_error("database %s is gone (dropped by someone else?)", source);
+		goto out;
+	}
 	j = (struct dd_pg_journal){ .source = source, .kind = (char *)kind, .stash = stash,
 				    .snapshot = (char *)o->snapshot, .profile = (char *)o->profile,
-				    .branch = (char *)o->branch, .fingerprint = fp };
+				    .branch = (char *)o->branch, .fingerprint = fp, .source_oid = source_oid };
 	if (dd_pg_journal_write(o->statedir, &s.t, &j) < 0)
 		goto out;
 	struct dd_pg_copy sc = { .name = stash, .kind = DD_PG_COPY_STASH,
@@ -723,6 +757,7 @@ out:
 	free(seq);
 	free(fp);
 	free(source);
+	free(source_oid);
 	return rc;
 }
 

@@ -202,6 +202,43 @@ test_a_lost_commit_reply_keeps_the_journal_and_the_edited_stash() {
 	assert_consistent
 }
 
+# Killed before renaming B's stash back, whose database is then dropped by hand: its name gone does not
+# mean the rename committed. The journal holds the source's OID; the working database does not have it, so
+# the next restore undoes the records (the working record still says X) and restores Y.
+test_a_journal_whose_source_was_dropped_is_not_taken_as_committed() {
+	setup_branches
+	git checkout -q B
+	kill_at before-rename restore
+	local src
+	src=$(sed -n 's/^source //p' "$(records_dir)/switch")
+	assert_contains "$src" "${DB}__dnadata_stash_"
+	psql_q postgres "DROP DATABASE \"$src\""
+	assert_eq "x1,x2,x3" "$(value)"
+	expect_ok git dnadata restore
+	assert_not_contains "$ERR" "finished recording the interrupted switch"
+	assert_eq "y,y,y" "$(value)" "the working database was restored, not taken to hold Y already"
+	assert_eq "$Y" "$(recorded_snapshot)"
+	assert_consistent
+}
+
+# The same stash dropped with `stash drop`: it finishes the interrupted switch first (no journal is left
+# behind for a later command to misjudge), then drops it.
+test_stash_drop_finishes_an_interrupted_switch_first() {
+	setup_branches
+	git checkout -q B
+	kill_at before-rename restore
+	local src
+	src=$(sed -n 's/^source //p' "$(records_dir)/switch")
+	expect_ok git dnadata stash drop "$src"
+	assert_no_file "$(records_dir)/switch"
+	assert_eq "" "$(databases_like "$src")"
+	assert_eq "$X" "$(recorded_snapshot)"
+	assert_consistent
+	expect_ok git dnadata restore
+	assert_eq "y,y,y" "$(value)"
+	assert_consistent
+}
+
 # Killed inside the rename transaction: another session's lock on the working database blocks the rename.
 test_kill_inside_the_rename_transaction_leaves_the_old_database() {
 	setup_branches
