@@ -252,6 +252,7 @@ dd_pg_journal_recover(PGconn *m, const char *statedir, const struct dd_pg_target
 	if (committed) {
 		/* the rename committed: the working database holds the snapshot */
 		struct dd_pg_copy c;
+		memset(&c, 0, sizeof(c)); /* released below even when not read (no stash) */
 		if (j.stash && stash && dd_pg_copy_get(&c, statedir, t, j.stash) == DD_NOTFOUND) {
 			/* its record was written, but a status run may have removed it before the rename: again */
 			struct dd_pg_state old;

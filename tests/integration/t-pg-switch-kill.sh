@@ -239,6 +239,20 @@ test_stash_drop_finishes_an_interrupted_switch_first() {
 	assert_consistent
 }
 
+# No working database to stash (dropped by hand): killed after the rename, the next command finishes the
+# records of a switch whose journal names no stash.
+test_kill_after_the_rename_with_no_database_to_stash() {
+	setup_branches
+	psql_q postgres "DROP DATABASE \"$DB\""
+	git checkout -q B
+	kill_at renamed restore
+	assert_eq "" "$(sed -n 's/^stash //p' "$(records_dir)/switch")" "the journal names no stash"
+	expect_ok git dnadata restore
+	assert_contains "$ERR" "finished recording the interrupted switch of database $DB to snapshot ${Y:0:12}"
+	assert_eq "y,y,y" "$(value)"
+	assert_eq "$Y" "$(recorded_snapshot)"
+}
+
 # Killed inside the rename transaction: another session's lock on the working database blocks the rename.
 test_kill_inside_the_rename_transaction_leaves_the_old_database() {
 	setup_branches
