@@ -15,7 +15,9 @@
  *                   started = the process's start time (util/proc.h), so
  *                   a pid reused by another process does not keep it
  *                   alive; a record without it is judged by the pid alone.
- *                   One at a time per process. A pending copy that also
+ *                   One at a time per process: a record naming a copy
+ *                   not recorded as complete is never replaced (the
+ *                   process starts nothing else). A pending copy that also
  *                   has a copy record (below) is complete: only the
  *                   pending record is removed, never the database.
  *   tmpl-<hash>     name, kind, snapshot, profile, branch, modified,
@@ -256,6 +258,32 @@ dd_pg_state_add_stash(const char *statedir, const struct dd_pg_target *t, const 
 	return rc;
 }
 
+/*
+ * The database our pending record (pending-<pid>) names that is not
+ * complete: not `name`, not known to be recorded as a copy (a template built, then
+ * cloned from, is). Replacing that record would leave it a database of
+ * ours nobody records, nobody drops. NULL: none. Caller frees.
+ */
+static char *
+pending_partial(const char *statedir, const struct dd_pg_target *t, const char *dir, const char *file,
+		const char *name)
+{
+	static const char *const keys[] = { "name", NULL };
+	char *path = dd_path_join(dir, file), *v[1], *partial = NULL;
+	struct dd_pg_copy c;
+
+	if (read_kv(path, keys, v) == 0 && v[0] && strcmp(v[0], name) && strcmp(v[0], t->database)) {
+		memset(&c, 0, sizeof(c));
+		if (dd_pg_copy_get(&c, statedir, t, v[0]) != 0) /* not known to be complete */
+			partial = v[0], v[0] = NULL;
+		dd_pg_copy_release(&c);
+	}
+	dd_error_clear();
+	free(v[0]);
+	free(path);
+	return partial;
+}
+
 int
 dd_pg_state_pending_add(const char *statedir, const struct dd_pg_target *t, const char *name)
 {
@@ -263,10 +291,21 @@ dd_pg_state_pending_add(const char *statedir, const struct dd_pg_target *t, cons
 	char *file = dd_asprintf("pending-%ld", (long)getpid());
 	char *pid = dd_asprintf("%ld", (long)getpid());
 	long long started = dd_proc_start_time((long)getpid());
-	char num[32];
+	char num[32], *partial = pending_partial(statedir, t, dir, file, name);
 	struct dd_buf b = DD_BUF_INIT;
 	int rc;
 
+	if (partial) {
+		/* one pending record per process: refuse rather than lose track of that one */
+		dd_error("database %s is still pending (it could not be recorded as complete); not starting %s",
+			 partial, name);
+		dd_hint("the next restore or `git dnadata use` drops it");
+		free(partial);
+		free(pid);
+		free(file);
+		free(dir);
+		return -1;
+	}
 	put_value(&b, "name", name);
 	put_value(&b, "pid", pid);
 	snprintf(num, sizeof(num), "%lld", started);

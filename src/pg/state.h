@@ -94,7 +94,10 @@ int dd_pg_state_add_stash(const char *statedir, const struct dd_pg_target *t, co
 			  const char *snapshot, const char *profile);
 /* Remove the record of stash `stash`: 0, DD_NOTFOUND (there was none), or -1 (error set). */
 int dd_pg_state_remove_stash(const char *statedir, const struct dd_pg_target *t, const char *stash);
-/* Record that this process is building database `name` (pending-<our pid>). Atomic. */
+/*
+ * Record that this process is building database `name` (pending-<our pid>). Atomic. Refuses (-1, error
+ * set) while our record names another database not recorded as a copy: a partial one still to drop.
+ */
 int dd_pg_state_pending_add(const char *statedir, const struct dd_pg_target *t, const char *name);
 /*
  * Every pending record of the target, sorted by pid, with whether its

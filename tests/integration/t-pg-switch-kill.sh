@@ -330,6 +330,44 @@ test_kill_the_spare_job_while_it_drops_a_spare_no_longer_wanted() {
 	assert_consistent
 }
 
+# The spare job's first spare cloned but its record cannot be written (a directory in its place): its
+# pending record stays, and nothing else in that process replaces it (one pending record per process), so
+# the next command drops the partial spare instead of leaving a database of ours nobody records.
+test_a_spare_whose_record_fails_stays_pending_for_the_next_command() {
+	setup_branches
+	git checkout -q B
+	expect_ok git dnadata restore --force # Y gets a template too
+	git checkout -q -b C
+	psql_q "$DB" "UPDATE t SET v = 'z' WHERE id = 100"
+	expect_ok git dnadata snapshot # C holds Z: the job wants spares of Y (B) and X (main)
+	local dir pid first="" state
+	dir=$(records_dir)
+	DNADATA_FAILPOINT=spare-cloned git-dnadata spare --count 2 >"$T/job.out" 2>"$T/job.err" &
+	pid=$!
+	for _ in $(seq 1200); do
+		[ "$(cut -d' ' -f3 "/proc/$pid/stat" 2>/dev/null)" = T ] && break
+		kill -0 "$pid" 2>/dev/null || fail "the job ended before its first clone: $(cat "$T/job.err")"
+		sleep 0.05
+	done
+	first=$(sed -n 's/^name //p' "$dir/pending-$pid")
+	assert_contains "$first" "${DB}__dnadata_spare_"
+	mkdir "$dir/spare-$(printf %s "$first" | b2sum -l 64 | cut -c1-16)"
+	# go on; stopped again at a second clone (the defect: its pending record replaced the first's), go on
+	while kill -0 "$pid" 2>/dev/null; do
+		state=$(cut -d' ' -f3 "/proc/$pid/stat" 2>/dev/null || true)
+		[ "$state" = T ] && kill -CONT "$pid"
+		[ "$state" = Z ] && break
+		sleep 0.05
+	done
+	wait "$pid" || true
+	assert_contains "$(cat "$T/job.err")" "is still pending"
+	assert_eq "$first" "$(sed -n 's/^name //p' "$dir/pending-$pid")" "the partial spare is still pending"
+	rmdir "$dir/spare-$(printf %s "$first" | b2sum -l 64 | cut -c1-16)"
+	expect_ok git dnadata use clean
+	assert_contains "$ERR" "dropped $first, left behind"
+	assert_consistent
+}
+
 # A switch does not wait for a running spare job: it stops it and goes on.
 test_a_switch_does_not_wait_for_the_spare_job() {
 	setup_branches
