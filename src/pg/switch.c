@@ -413,6 +413,7 @@ rename_in(struct sw *s, const char *source, const char *stash, int open_it, cons
 				if (dd_pg_journal_write(s->o->statedir, &s->t, j) < 0)
 					dd_error_clear(); /* then a kill after the commit records no fingerprint */
 			}
+			int sent = PQstatus(s->m) == CONNECTION_OK; /* else COMMIT never reaches the server */
 			res = PQexec(s->m, "COMMIT");
 			if (failpoint_is("commit-lost") && PQresultStatus(res) == PGRES_COMMAND_OK) {
 				/* tests: the server committed, its reply is lost with the connection */
@@ -421,7 +422,7 @@ rename_in(struct sw *s, const char *source, const char *stash, int open_it, cons
 				res = PQexec(s->m, "SELECT 1");
 			}
 			st = PQresultStatus(res);
-			if (st != PGRES_COMMAND_OK && PQstatus(s->m) != CONNECTION_OK) {
+			if (st != PGRES_COMMAND_OK && sent && PQstatus(s->m) != CONNECTION_OK) {
 				/*
 				 * No answer to COMMIT: the server may have committed (the
 				 * connection cut once it had). The journal stays; the next
