@@ -975,8 +975,13 @@ dd_pg_spares_make(const char *conninfo, const char *statedir, const char *const 
 	}
 	rc = made;
 out:
-	if (jobpath && running_job(statedir, &t) == 0)
-		unlink(jobpath);
+	if (jobpath) {
+		struct dd_error_saved saved;
+		dd_error_save(&saved); /* running_job() clears it */
+		if (running_job(statedir, &t) == 0)
+			unlink(jobpath);
+		dd_error_restore(&saved);
+	}
 	if (m) {
 		dd_pg_cancel_unregister(m);
 		PQfinish(m);

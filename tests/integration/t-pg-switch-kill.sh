@@ -384,7 +384,7 @@ test_a_switch_does_not_wait_for_the_spare_job() {
 	assert_eq "x1,x2,x3" "$(value)"
 	kill -CONT "$job"
 	wait "$job" || true
-	assert_contains "$(cat "$T/job.err")" "interrupted"
+	assert_contains "$(cat "$T/job.err")" "error: interrupted"
 	expect_ok git dnadata restore
 	assert_consistent
 }
