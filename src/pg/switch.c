@@ -435,7 +435,7 @@ rename_in(struct sw *s, const char *source, const char *stash, int open_it, cons
 				*unknown = 1;
 				dd_error_wrap("the connection was lost while committing the switch of database %s: "
 					      "whether it happened is not known", work);
-				dd_hint("the next git dnadata command (status, restore) finishes or undoes its records");
+				dd_hint("the next restore, `git dnadata use` or `stash drop` finishes or undoes its records");
 				break;
 			}
 		}
