@@ -253,16 +253,21 @@ test_the_spare_job_runs_detached_at_the_lowest_priority() {
 		sleep 0.05
 	done
 	[ "$state" = T ] || fail "the spare job never reached its clone"
-	assert_eq "19" "$(cut -d' ' -f19 "/proc/$job/stat")" "nice 19"
-	assert_eq "$job" "$(cut -d' ' -f6 "/proc/$job/stat")" "its own session (setsid)"
-	assert_contains "$(ionice -p "$job")" "idle"
+	# read everything, then kill it before asserting: a failed assertion must not leave a stopped job behind
+	local stat ionice_out cmdline ppid parent
+	stat=$(cat "/proc/$job/stat")
+	ionice_out=$(ionice -p "$job")
+	cmdline=$(tr '\0' ' ' <"/proc/$job/cmdline")
+	ppid=$(echo "$stat" | cut -d' ' -f4)
+	parent=$(cat "/proc/$ppid/comm" 2>/dev/null || true)
+	kill -KILL "$job"
+	assert_eq "19" "$(echo "$stat" | cut -d' ' -f19)" "nice 19"
+	assert_eq "$job" "$(echo "$stat" | cut -d' ' -f6)" "its own session (setsid)"
+	assert_contains "$ionice_out" "idle"
 	# nobody's child: reparented to init, or to a child subreaper (systemd user session, tini in containers),
 	# never a git-dnadata (the restore, which returned while the job still runs, or an intermediate fork)
-	local ppid
-	ppid=$(cut -d' ' -f4 "/proc/$job/stat")
-	assert_ne "git-dnadata" "$(cat "/proc/$ppid/comm" 2>/dev/null || true)" "the job's parent (pid $ppid)"
-	assert_contains "$(tr '\0' ' ' <"/proc/$job/cmdline")" "spare --left ${X}"
-	kill -KILL "$job"
+	assert_ne "git-dnadata" "$parent" "the job's parent (pid $ppid)"
+	assert_contains "$cmdline" "spare --left ${X}"
 	expect_ok git dnadata use clean # reaps what it left
 	assert_consistent
 }
