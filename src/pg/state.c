@@ -125,6 +125,9 @@ put_value(struct dd_buf *b, const char *k, const char *v)
 }
 
 /* Read "key value" lines of `path`; *vals[i] gets the value of keys[i] (or NULL). Missing file: DD_NOTFOUND. */
+/* The most keys a record is read with (the vals arrays of read_kv's callers). */
+#define DD_PG_RECORD_KEYS_MAX 12
+
 static int
 read_kv(const char *path, const char *const *keys, char **vals)
 {
@@ -417,7 +420,7 @@ scan_records(const char *dir, const char *prefix, const char *const *keys,
 	if (!d)
 		return errno == ENOENT ? 0 : dd_error_errno("cannot read %s", dir);
 	while ((de = readdir(d))) {
-		char *path, *vals[8];
+		char *path, *vals[DD_PG_RECORD_KEYS_MAX];
 
 		if (strncmp(de->d_name, prefix, plen))
 			continue;
@@ -548,7 +551,7 @@ dd_pg_state_read_target(struct dd_pg_state *out, const char *statedir, const str
 {
 	static const char *const keys[] = { "server", "database", "snapshot", "profile", "when", "how",
 					    "fingerprint", "branch", NULL };
-	char *vals[8];
+	char *vals[DD_PG_RECORD_KEYS_MAX];
 	char *dir = NULL, *path = NULL;
 	int rc = -1;
 
@@ -798,6 +801,8 @@ dd_pg_copy_record(const char *statedir, const struct dd_pg_target *t, const stru
 	/* a stash's "stashed" is what older versions read */
 	put_value(&b, c->kind == DD_PG_COPY_STASH ? "stashed" : "created", c->created ? c->created : now);
 	put_value(&b, "used", c->used ? c->used : c->created ? c->created : now);
+	if (c->replaced)
+		put_value(&b, "replaced", "yes");
 	rc = write_file(dir, file, &b);
 	if (rc < 0)
 		dd_error_wrap("recording %s %s", dd_pg_copy_kind_name(c->kind), c->name);
@@ -825,9 +830,12 @@ modified_of(const char *s)
 }
 
 static const char *const copy_keys[] = { "name", "snapshot", "profile", "branch", "modified", "fingerprint",
-					 "created", "used", NULL };
+					 "created", "used", "replaced", NULL };
 static const char *const stash_copy_keys[] = { "name", "snapshot", "profile", "branch", "modified", "fingerprint",
-					       "stashed", "used", NULL };
+					       "stashed", "used", "replaced", NULL };
+
+_Static_assert(sizeof(copy_keys) / sizeof(copy_keys[0]) <= DD_PG_RECORD_KEYS_MAX, "record keys");
+_Static_assert(sizeof(stash_copy_keys) / sizeof(stash_copy_keys[0]) <= DD_PG_RECORD_KEYS_MAX, "record keys");
 
 /* vals in the order of copy_keys: moved into a copy of `kind` */
 static void
@@ -843,6 +851,8 @@ copy_from_vals(struct dd_pg_copy *c, enum dd_pg_copy_kind kind, char **v)
 	c->fingerprint = v[5];
 	c->created = v[6] ? v[6] : dd_strdup("");
 	c->used = v[7] ? v[7] : dd_strdup(c->created);
+	c->replaced = kind == DD_PG_COPY_STASH && v[8] && !strcmp(v[8], "yes");
+	free(v[8]);
 	c->size = -1;
 }
 
@@ -907,7 +917,8 @@ dd_pg_copy_get(struct dd_pg_copy *out, const char *statedir, const struct dd_pg_
 
 	memset(out, 0, sizeof(*out));
 	for (int k = DD_PG_COPY_TEMPLATE; k <= DD_PG_COPY_STASH && rc == DD_NOTFOUND; k++) {
-		char *file = copy_file((enum dd_pg_copy_kind)k, name), *path = dd_path_join(dir, file), *v[8];
+		char *file = copy_file((enum dd_pg_copy_kind)k, name), *path = dd_path_join(dir, file);
+		char *v[DD_PG_RECORD_KEYS_MAX];
 		rc = read_kv(path, k == DD_PG_COPY_STASH ? stash_copy_keys : copy_keys, v);
 		if (rc == 0 && v[0] && !strcmp(v[0], name)) {
 			copy_from_vals(out, (enum dd_pg_copy_kind)k, v);
@@ -1145,7 +1156,7 @@ dd_pg_journal_read(struct dd_pg_journal *j, const char *statedir, const struct d
 {
 	static const char *const keys[] = { "source", "kind", "stash", "snapshot", "profile", "branch",
 					    "fingerprint", "source_oid", NULL };
-	char *dir = dd_pg_state_dir(statedir, t), *path = dd_path_join(dir, "switch"), *v[8];
+	char *dir = dd_pg_state_dir(statedir, t), *path = dd_path_join(dir, "switch"), *v[DD_PG_RECORD_KEYS_MAX];
 	int rc = read_kv(path, keys, v);
 
 	memset(j, 0, sizeof(*j));

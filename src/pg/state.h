@@ -148,6 +148,8 @@ struct dd_pg_copy {
 				and spare: the sequence part of the snapshot's fingerprint; NULL unknown */
 	char *created;       /* ISO 8601 UTC */
 	char *used;          /* last used (cloned from, renamed in), ISO 8601 UTC; = created until then */
+	int replaced;        /* stash: set aside by a restore of the same snapshot on its own branch (the user asked
+				for a clean copy): kept and listed, but never renamed back by a checkout of that branch */
 	/* filled only by dd_pg_copies_list(..., DD_PG_LIST_VERIFY) */
 	long long size;      /* bytes (pg_database_size), -1 unknown */
 };

@@ -11,7 +11,8 @@
  *
  * A switch to snapshot S takes, in this order:
  *   1. the stash of S left on the branch we switch to (its local edits
- *      come back): a rename;
+ *      come back): a rename; never one a rebuild of S replaced (the user
+ *      threw it away: recorded `replaced`);
  *   2. a spare of S, or a stash of S not modified since its restore: a
  *      rename;
  *   3. S's template: CREATE DATABASE <db>__dnadata_new_<pid> TEMPLATE it
@@ -326,7 +327,7 @@ find_copy(struct sw *s, enum dd_pg_copy_kind kind, int (*ok)(struct sw *s, const
 static int
 stash_of_branch(struct sw *s, const struct dd_pg_copy *c)
 {
-	return s->o->branch && *s->o->branch && !strcmp(c->branch, s->o->branch);
+	return s->o->branch && *s->o->branch && !strcmp(c->branch, s->o->branch) && !c->replaced;
 }
 
 static int
@@ -688,7 +689,7 @@ dd_pg_switch(const struct dd_pg_switch_opts *o, struct dd_pg_switch_result *res)
 				 .snapshot = s.prev.snapshot ? s.prev.snapshot : (char *)"",
 				 .profile = s.prev.profile ? s.prev.profile : (char *)"",
 				 .branch = (char *)(o->branch_left ? o->branch_left : s.prev.branch ? s.prev.branch : ""),
-				 .modified = modified, .fingerprint = s.prev.fingerprint };
+				 .modified = modified, .fingerprint = s.prev.fingerprint, .replaced = o->clean };
 	/* the stash's record before the rename: a kill right after it must not lose it */
 	if (stash && dd_pg_copy_record(o->statedir, &s.t, &sc) < 0) {
 		dd_error_wrap("recording the stash for database %s", s.t.database);

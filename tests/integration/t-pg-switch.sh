@@ -75,6 +75,32 @@ test_a_branch_gets_its_stash_back_with_its_edits_by_a_rename() {
 	assert_contains "$ERR" "kept it with its local changes"
 }
 
+# A restore on a branch whose database was edited sets the edited one aside because the user asked
+# for a clean copy: coming back to that branch later must not bring back the database the user threw
+# away (it stays listed). Here main's clean database leaves with `git checkout -b C` (same ref: no
+# switch) and becomes C's snapshot, so main has no other stash: it gets a clean clone of X.
+test_a_stash_replaced_by_a_restore_on_its_branch_is_not_renamed_back() {
+	setup_branches
+	psql_q "$DB" "UPDATE t SET v = 'broken' WHERE id <= 3"
+	local broken
+	broken=$(oid_of "$DB")
+	expect_ok git dnadata restore
+	assert_eq "x1,x2,x3" "$(value)" "restore threw the edit away"
+	git checkout -q -b C
+	psql_q "$DB" "UPDATE t SET v = 'c' WHERE id = 2"
+	expect_ok git dnadata snapshot
+	git checkout -q main
+	expect_ok git dnadata restore
+	assert_eq "x1,x2,x3" "$(value)" "main gets X, not the database its restore replaced"
+	assert_ne "$broken" "$(oid_of "$DB")"
+	local stash
+	stash=$(grep -l "^replaced yes$" "$(records_dir)"/stash-* | xargs sed -n 's/^name //p')
+	assert_eq "$broken" "$(oid_of "$stash")" "the replaced database is still kept"
+	expect_ok git dnadata stash list
+	assert_contains "$OUT" "$stash"
+	assert_consistent
+}
+
 # The same round trip driven by the git hooks alone (post-checkout calls the switch).
 test_git_checkout_alone_brings_each_branch_its_data_and_keeps_edits() {
 	setup_branches
