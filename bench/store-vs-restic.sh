@@ -17,7 +17,7 @@ trap 'rm -rf "$work"' EXIT
 
 cc -std=c11 -O2 -D_GNU_SOURCE -pthread -I"$src/src" -I"$src" -o "$work/store-bench" \
 	"$src/bench/store-bench.c" "$src/libdnadata.a" \
-	$(pkg-config --libs libsodium libzstd libgit2 libcurl libpq inih) -lm
+	$(pkg-config --libs libsodium libcrypto libzstd libgit2 libcurl libpq inih) -lm
 
 "$work/store-bench" generate "$bytes" > "$work/input"
 cat "$work/input" > /dev/null # warm the page cache

@@ -16,7 +16,7 @@ mkdir -p "$out/obj"
 CC=${FUZZ_CC:-clang}
 command -v "$CC" >/dev/null || { echo "error: $CC not found (apt-get install clang libclang-rt-14-dev)" >&2; exit 1; }
 
-pkgs="libgit2 libpq libcurl libsodium inih libzstd expat"
+pkgs="libgit2 libpq libcurl libsodium libcrypto inih libzstd expat"
 cflags="-std=c11 -g -O1 -pthread -D_GNU_SOURCE -I$top/src -I$out -fsanitize=fuzzer-no-link,address,undefined $(pkg-config --cflags $pkgs)"
 libs="$(pkg-config --libs $pkgs) -lm"
 

@@ -28,7 +28,7 @@ esac
 
 # Why each package: see README.md, "Dependencies".
 packages=(gcc make autoconf automake pkg-config git ca-certificates
-	libgit2-dev libpq-dev libcurl4-openssl-dev libsodium-dev libinih-dev libzstd-dev libexpat1-dev
+	libgit2-dev libpq-dev libcurl4-openssl-dev libsodium-dev libssl-dev libinih-dev libzstd-dev libexpat1-dev
 	postgresql postgresql-client util-linux)
 [ "$verb" = test ] && packages+=(libcmocka-dev clang libclang-rt-14-dev strace)
 # The S3 tests' server (Ceph's RADOS Gateway, tests/s3.sh) and client (awscli).
@@ -57,7 +57,7 @@ fi
 # Configure again whenever what configure would find has changed: the options,
 # or any package it looks for (the test verb installs cmocka after a demo
 # configured without it; the unit tests must not silently stay unbuilt).
-found=(libgit2-dev libpq-dev libcurl4-openssl-dev libsodium-dev libinih-dev libzstd-dev libexpat1-dev libcmocka-dev)
+found=(libgit2-dev libpq-dev libcurl4-openssl-dev libsodium-dev libssl-dev libinih-dev libzstd-dev libexpat1-dev libcmocka-dev)
 want="$want $(dpkg-query -W -f='${Package}=${Version};' "${found[@]}" 2>/dev/null | md5sum | cut -c1-16)"
 if [ ! -f config.status ] || [ "$(cat .dev-configure 2>/dev/null)" != "$want" ]; then
 	[ -f Makefile ] && make -s distclean >/dev/null 2>&1 || true

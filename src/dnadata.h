@@ -21,4 +21,10 @@ struct dd_command {
 	int (*run)(int argc, char **argv);
 };
 
+/*
+ * cmd/cmd-hook.c: the git hooks' no-op check, which main() runs before it
+ * initialises libgit2 and libcurl. DD_NOTHING_TO_DO: the hook is done.
+ */
+int dd_cmd_hook_fast(int argc, char **argv);
+
 #endif

@@ -26,6 +26,9 @@ extern const struct dd_command dd_cmd_init, dd_cmd_new_profile, dd_cmd_use, dd_c
 extern const struct dd_command dd_cmd_verify, dd_cmd_key;
 extern const struct dd_command dd_cmd_push, dd_cmd_fetch, dd_cmd_pull;
 extern const struct dd_command dd_cmd_snapshot, dd_cmd_restore;
+extern const struct dd_command dd_cmd_gc, dd_cmd_stash;
+extern const struct dd_command dd_cmd_install_hooks, dd_cmd_uninstall_hooks, dd_cmd_hook;
+extern const struct dd_command dd_cmd_spare;
 
 static const struct dd_command *const commands[] = {
 	&dd_cmd_init,
@@ -38,7 +41,13 @@ static const struct dd_command *const commands[] = {
 	&dd_cmd_fetch,
 	&dd_cmd_pull,
 	&dd_cmd_verify,
+	&dd_cmd_stash,
+	&dd_cmd_gc,
 	&dd_cmd_key,
+	&dd_cmd_install_hooks,
+	&dd_cmd_uninstall_hooks,
+	&dd_cmd_hook, /* no summary: not listed (the hook scripts run it) */
+	&dd_cmd_spare, /* no summary: not listed (a switch starts it in the background) */
 	NULL,
 };
 
@@ -54,7 +63,8 @@ print_help(void)
 	printf("usage: %s\n       %s\n\n", usage[0], usage[1]);
 	printf("Versioned, encrypted PostgreSQL data profiles next to your code.\n\nCommands:\n");
 	for (size_t i = 0; commands[i]; i++)
-		printf("    %-14s %s\n", commands[i]->name, commands[i]->summary);
+		if (commands[i]->summary)
+			printf("    %-16s %s\n", commands[i]->name, commands[i]->summary);
 	printf("\nRun 'git dnadata <command> -h' for a command's options and examples.\n"
 	       "Exit codes: 0 success, 1 failure, 2 usage error.\n");
 }
@@ -148,6 +158,9 @@ main(int argc, char **argv)
 		return DD_EXIT_FAILURE;
 	}
 	dd_secret_env_take();
+	/* a git hook with nothing to do ends here: no libgit2 (its start reads the CA bundle) nor libcurl */
+	if (argc > 1 && !strcmp(argv[1], "hook") && dd_cmd_hook_fast(argc - 1, argv + 1) == DD_NOTHING_TO_DO)
+		return DD_EXIT_OK;
 	git_libgit2_init();
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 

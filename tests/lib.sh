@@ -26,6 +26,9 @@ DD_TESTS_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$DD_TESTS_DIR/s3.sh"
 DD_TMP=${DD_TMP:-${TMPDIR:-/tmp}}
 export GIT_CONFIG_NOSYSTEM=1
+# No background spare job after a switch (it would change the databases under a test's feet);
+# the tests of the job unset it or run it in the foreground (git dnadata spare --count N).
+export DNADATA_SPARES=0
 
 fail() {
 	echo "FAIL: $*" >&2
@@ -195,6 +198,16 @@ s3_assert_no_credentials() {
 		*"$k"*) fail "an S3 credential appears in the output (not shown here)" ;;
 		esac
 	done
+}
+
+# flip_byte FILE OFFSET: change the byte at OFFSET of FILE to another value (its lowest bit flipped),
+# so a "damaged" copy always differs (writing a fixed byte is a no-op once in 256 tries).
+flip_byte() {
+	local b
+	b=$(od -An -tu1 -j "$2" -N1 "$1" | tr -d ' ')
+	[ -n "$b" ] || fail "flip_byte: $1 has no byte at offset $2"
+	# shellcheck disable=SC2059
+	printf "\\$(printf '%03o' $((b ^ 1)))" | dd of="$1" bs=1 seek="$2" conv=notrunc status=none
 }
 
 # no_credentials_in TEXT [VAR=VALUE...]: neither the test users' keys nor a

@@ -7,6 +7,10 @@
  * state folder <common git dir>/dnadata (0700) with config.ini, and commits
  * the tracked files ("dnadata: init").
  *
+ * Then it installs the git hooks (git/hooks.h), in every case: a fresh
+ * clone of a set-up repository gets them from `init` too. A hook that
+ * cannot be installed is a warning: the rest is done and stays.
+ *
  * Idempotent: in a repository that already has .dnadata/profiles.ini and
  * local state it says so and changes nothing; in a fresh clone of an
  * initialised repository it only creates the local state. Everything that
@@ -18,6 +22,7 @@
 #include "config/config.h"
 #include "dnadata.h"
 #include "git/commit.h"
+#include "git/hooks.h"
 #include "cmd/prompt.h"
 #include "git/repo.h"
 #include "store/store-keys.h"
@@ -288,6 +293,18 @@ commit_init(struct dd_repo *repo, const char *profile, int no_commit, int create
 	return 0;
 }
 
+/* The git hooks (git/hooks.c); a failure is a warning: the repository is set up either way. */
+static void
+install_hooks(struct dd_repo *repo)
+{
+	if (dd_hooks_install(repo) == 0)
+		return;
+	dd_warn("%s", dd_error_last());
+	dd_warn("the git hooks were not installed: checkouts will not switch the database until "
+		"`git dnadata install-hooks` succeeds");
+	dd_error_clear();
+}
+
 static int
 cmd_init(int argc, char **argv)
 {
@@ -319,6 +336,7 @@ cmd_init(int argc, char **argv)
 				  store || database || strcmp(profile, DEFAULT_PROFILE)) < 0)
 			goto fail;
 		rc = 0;
+		install_hooks(repo);
 		goto out;
 	}
 	/* Everything that could make the commit refuse is checked before the first file is created. */
@@ -338,6 +356,7 @@ cmd_init(int argc, char **argv)
 		goto fail;
 	forget(&made);
 	rc = 0;
+	install_hooks(repo);
 	goto out;
 fail:
 	undo(&made);

@@ -46,7 +46,7 @@ cmd_restore(int argc, char **argv)
 
 	if ((rc = dd_cmd_setup(&s, argc, argv, opts, usage, DD_CMD_PROFILE_OPTIONAL)) != 0)
 		return rc;
-	rc = dd_workflow_restore(s.repo, s.cfg, s.profile, at, (force ? DD_RESTORE_FORCE : 0) |
+	rc = dd_config_worktree_check(s.cfg) < 0 ? -1 : dd_workflow_restore(s.repo, s.cfg, s.profile, at, (force ? DD_RESTORE_FORCE : 0) |
 				 (terminate ? DD_RESTORE_TERMINATE : 0) | (no_hooks ? DD_RESTORE_NO_HOOKS : 0)) < 0 ? -1 : 0;
 	dd_cmd_setup_free(&s);
 	return rc;

@@ -18,6 +18,7 @@
  *     "store": { "url": str|null, "source": str|null },
  *     "database": str (password replaced by ***),
  *     "settings_changed": bool (profiles.ini differs from HEAD),
+ *     "hooks": str ("installed", or which git hooks are missing, not ours, outdated),
  *     "working_database": { "name", "server", "snapshot": str|null (what it holds),
  *                           "profile", "since", "how" ("restored"|"snapshot"),
  *                           "changes": "unchanged"|"changed"|"unknown"|"missing"|null
@@ -30,16 +31,26 @@
  *                             (copies recorded as being built: by a running restore, or
  *                             left by a killed one until a connecting command drops them),
  *                           "verify_error": str|null (why stashes and leftovers are unverified) },
+ *     "local": { "cache_bytes": int (files only the local cache holds),
+ *                "copies_bytes": int|null (templates and spares; null: the server could not be asked),
+ *                "cache_budget": int, "stash_keep": int,
+ *                "copies": [ { "name", "kind": "template"|"spare"|"stash", "snapshot", "profile",
+ *                              "branch", "modified": "yes"|"no"|"unknown", "created", "used",
+ *                              "size": int|null } ],
+ *                "copies_error": str|null (why sizes are unknown),
+ *                "pending_uploads": [ snapshot ids in the local cache the store does not hold yet ] },
  *     "profiles": [ { "name", "active": bool, "ref": path, "snapshot": str|null,
  *                     "ref_error": str|null, "ref_changed": bool,
  *                     "media": str|null, "database": str } ] }
  */
 #include "config/config.h"
 #include "dnadata.h"
+#include "git/hooks.h"
 #include "git/ref.h"
 #include "git/repo.h"
 #include "pg/pg.h"
 #include "pg/state.h"
+#include "store/store.h"
 #include "util/fs.h"
 #include "util/json.h"
 #include "util/log.h"
@@ -69,6 +80,16 @@ struct profile_status {
 	char *database;           /* redacted */
 };
 
+/* What this machine keeps to make switches fast, against cache_budget (issue 16). */
+struct local_status {
+	struct dd_pg_copy *copies; /* of the active working database: templates, spares, stashes */
+	size_t ncopies;
+	int sized;                 /* the server answered: sizes known, records verified */
+	char *copies_why;          /* why not */
+	struct dd_cache_usage cache;
+	int have_cache;
+};
+
 struct status {
 	struct dd_repo *repo;
 	struct dd_config *cfg;
@@ -84,6 +105,7 @@ struct status {
 	char *unverified_why;     /* the server could not confirm stashes and leftovers: why */
 	struct profile_status *profiles;
 	size_t nprofiles;
+	struct local_status local; /* templates, spares, stashes with sizes; cache usage; pending uploads */
 };
 
 static int
@@ -150,6 +172,53 @@ collect_pg(struct status *st, const char *conninfo)
 		st->unverified_why = take_error("cannot connect");
 }
 
+/*
+ * Templates, spares and stashes with their sizes (one connection, not tried
+ * when the server did not answer above), and the cache's usage and the
+ * snapshots waiting for a push (local files only: no store request).
+ */
+static void
+collect_local(struct status *st, const char *conninfo)
+{
+	struct local_status *l = &st->local;
+
+	if (st->have_pg && !st->unverified_why &&
+	    dd_pg_copies_list(&l->copies, &l->ncopies, st->repo->statedir, conninfo, DD_PG_LIST_VERIFY) == 0) {
+		l->sized = 1;
+	} else {
+		l->copies_why = st->unverified_why ? dd_strdup(st->unverified_why) : take_error("cannot connect");
+		if (!st->have_pg || dd_pg_copies_list(&l->copies, &l->ncopies, st->repo->statedir, conninfo, 0) < 0) {
+			dd_error_clear();
+			l->copies = NULL, l->ncopies = 0;
+		}
+	}
+	if (dd_store_cache_usage(&l->cache, st->repo->statedir, st->cfg->store_url) == 0)
+		l->have_cache = 1;
+	dd_error_clear();
+}
+
+/* Bytes of templates and spares whose size is known. */
+static uint64_t
+copies_bytes(const struct local_status *l)
+{
+	uint64_t b = 0;
+
+	for (size_t i = 0; i < l->ncopies; i++)
+		if (l->copies[i].kind != DD_PG_COPY_STASH && l->copies[i].size > 0)
+			b += (uint64_t)l->copies[i].size;
+	return b;
+}
+
+/* The size of copy `name` for a line ("" when unknown). */
+static void
+copy_size(char *buf, size_t len, const struct local_status *l, const char *name)
+{
+	*buf = '\0';
+	for (size_t i = 0; l->sized && i < l->ncopies; i++)
+		if (!strcmp(l->copies[i].name, name) && l->copies[i].size >= 0)
+			dd_format_bytes(buf, len, (double)l->copies[i].size);
+}
+
 static int
 collect(struct status *st)
 {
@@ -167,6 +236,7 @@ collect(struct status *st)
 		return -1;
 	st->settings_changed = r;
 	collect_pg(st, dd_config_database(cfg, active));
+	collect_local(st, dd_config_database(cfg, active));
 	st->profiles = dd_calloc(cfg->nprofiles + 1, sizeof(*st->profiles));
 	for (size_t i = 0; i < cfg->nprofiles; i++, st->nprofiles++)
 		if (collect_profile(st, &st->profiles[i], &cfg->profiles[i]) < 0)
@@ -197,10 +267,13 @@ print_stashes_and_leftovers(const struct status *st)
 	const struct dd_pg_state *pg = &st->pg;
 	const char *unverified = pg->verified ? "" : "; unverified";
 
-	for (size_t i = 0; i < pg->nstashes; i++)
-		dd_out("%s %s (held %.12s, stashed %s%s)\n", i ? "               " : "Stashed DBs:   ",
+	for (size_t i = 0; i < pg->nstashes; i++) {
+		char size[32];
+		copy_size(size, sizeof(size), &st->local, pg->stashes[i].name);
+		dd_out("%s %s (held %.12s, stashed %s%s%s%s)\n", i ? "               " : "Stashed DBs:   ",
 		       pg->stashes[i].name, *pg->stashes[i].snapshot ? pg->stashes[i].snapshot : "unknown",
-		       pg->stashes[i].stashed, unverified);
+		       pg->stashes[i].stashed, *size ? ", " : "", size, unverified);
+	}
 	for (size_t i = 0; i < pg->npending; i++) {
 		const struct dd_pg_pending *p = &pg->pending[i];
 		dd_out("%s %s ", i ? "               " : "Leftover DBs:  ", p->name);
@@ -235,6 +308,88 @@ print_working_db(const struct status *st)
 	print_stashes_and_leftovers(st);
 }
 
+/* Templates and spares with sizes, then the budget line and the snapshots not pushed yet. */
+static void
+print_local(const struct status *st)
+{
+	const struct local_status *l = &st->local;
+	char a[32], b[32], c[32];
+	size_t shown[2] = { 0, 0 };
+
+	for (size_t i = 0; i < l->ncopies; i++) {
+		const struct dd_pg_copy *cp = &l->copies[i];
+		int k = cp->kind == DD_PG_COPY_TEMPLATE ? 0 : 1;
+		if (cp->kind == DD_PG_COPY_STASH)
+			continue;
+		copy_size(a, sizeof(a), l, cp->name);
+		dd_out("%s %s (snapshot %.12s, %s, last used %s)\n",
+		       shown[k]++ ? "               " : k == 0 ? "Templates:     " : "Spares:        ", cp->name,
+		       *cp->snapshot ? cp->snapshot : "unknown", *a ? a : "size unknown", cp->used);
+	}
+	if (l->ncopies && !l->sized)
+		dd_out("                sizes unknown: %s\n", l->copies_why ? l->copies_why : "?");
+	if (l->have_cache) {
+		char d[32];
+		dd_format_bytes(a, sizeof(a), (double)l->cache.bytes);
+		dd_format_bytes(b, sizeof(b), (double)(l->cache.bytes + copies_bytes(l)));
+		dd_format_bytes(c, sizeof(c), (double)st->cfg->cache_budget);
+		dd_format_bytes(d, sizeof(d), (double)copies_bytes(l));
+		dd_out("Cache budget:   %s of %s used: local cache %s, templates and spares %s; stash_keep %d\n", b, c, a,
+		       l->sized || !l->ncopies ? d : "unknown (server not reachable)", st->cfg->stash_keep);
+		for (size_t i = 0; i < l->cache.npending; i++)
+			dd_out("%s %.12s (in the local cache only: `git dnadata push` uploads it)\n",
+			       i ? "               " : "Not pushed:    ", l->cache.pending[i]);
+	}
+}
+
+static void
+json_local(struct dd_json *j, const struct status *st)
+{
+	const struct local_status *l = &st->local;
+
+	dd_json_object_begin(j, "local");
+	dd_json_int(j, "cache_bytes", l->have_cache ? (long long)l->cache.bytes : 0);
+	if (l->sized || !l->ncopies)
+		dd_json_int(j, "copies_bytes", (long long)copies_bytes(l));
+	else
+		dd_json_null(j, "copies_bytes");
+	dd_json_int(j, "cache_budget", st->cfg->cache_budget);
+	dd_json_int(j, "stash_keep", st->cfg->stash_keep);
+	dd_json_array_begin(j, "copies");
+	for (size_t i = 0; i < l->ncopies; i++) {
+		const struct dd_pg_copy *cp = &l->copies[i];
+		dd_json_object_begin(j, NULL);
+		dd_json_str(j, "name", cp->name);
+		dd_json_str(j, "kind", dd_pg_copy_kind_name(cp->kind));
+		dd_json_str(j, "snapshot", *cp->snapshot ? cp->snapshot : NULL);
+		dd_json_str(j, "profile", *cp->profile ? cp->profile : NULL);
+		dd_json_str(j, "branch", *cp->branch ? cp->branch : NULL);
+		dd_json_str(j, "modified", dd_pg_modified_name(cp->modified));
+		dd_json_str(j, "created", cp->created);
+		dd_json_str(j, "used", cp->used);
+		if (l->sized && cp->size >= 0)
+			dd_json_int(j, "size", cp->size);
+		else
+			dd_json_null(j, "size");
+		dd_json_object_end(j);
+	}
+	dd_json_array_end(j);
+	dd_json_str(j, "copies_error", l->sized ? NULL : l->copies_why);
+	dd_json_array_begin(j, "pending_uploads");
+	for (size_t i = 0; i < l->cache.npending; i++)
+		dd_json_str(j, NULL, l->cache.pending[i]);
+	dd_json_array_end(j);
+	dd_json_object_end(j);
+}
+
+static void
+local_free(struct local_status *l)
+{
+	dd_pg_copies_free(l->copies, l->ncopies);
+	free(l->copies_why);
+	dd_cache_usage_release(&l->cache);
+}
+
 static void
 print_profiles(const struct status *st)
 {
@@ -263,6 +418,37 @@ print_profiles(const struct status *st)
 		dd_out("  (none: add one with 'git dnadata new-profile <name>')\n");
 }
 
+/*
+ * Whether git-dnadata's git hooks are installed (git/hooks.h), one line:
+ * "installed", or which are missing, not ours or outdated. Caller frees.
+ */
+static char *
+hooks_summary(const struct dd_repo *repo)
+{
+	static const char *const what[] = { [DD_HOOK_MISSING] = "missing", [DD_HOOK_OUTDATED] = "outdated",
+					     [DD_HOOK_FOREIGN] = "not ours" };
+	enum dd_hook_state states[8];
+	struct dd_buf b = DD_BUF_INIT;
+	size_t n = 0, calls = 0;
+
+	if (dd_hooks_state(states, repo) < 0) {
+		char *s = dd_asprintf("unknown (%s)", dd_error_last());
+		dd_error_clear();
+		return s;
+	}
+	for (size_t i = 0; dd_hook_scripts[i].name; i++) {
+		if (states[i] == DD_HOOK_OURS || states[i] == DD_HOOK_CALLS_US) {
+			calls += states[i] == DD_HOOK_CALLS_US;
+			continue;
+		}
+		dd_buf_printf(&b, "%s%s %s", n++ ? ", " : "", dd_hook_scripts[i].name, what[states[i]]);
+	}
+	if (!n)
+		return dd_strdup(calls ? "installed (some through your own hook files)" : "installed");
+	dd_buf_puts(&b, " (run `git dnadata install-hooks`)");
+	return dd_buf_detach(&b, NULL);
+}
+
 static void
 print_human(const struct status *st)
 {
@@ -282,8 +468,12 @@ print_human(const struct status *st)
 	dd_out("Database:       %s\n", *st->database ? st->database : "(libpq defaults: PGHOST, PGDATABASE ...)");
 	if (st->settings_changed)
 		dd_out("Settings:       %s has uncommitted changes\n", cfg->profiles_display);
+	char *hooks = hooks_summary(st->repo);
+	dd_out("Git hooks:      %s\n", hooks);
+	free(hooks);
 	if (st->have_pg)
 		print_working_db(st);
+	print_local(st);
 	print_profiles(st);
 }
 
@@ -350,8 +540,12 @@ print_json(const struct status *st)
 	dd_json_object_end(&j);
 	dd_json_str(&j, "database", st->database);
 	dd_json_bool(&j, "settings_changed", st->settings_changed);
+	char *hooks = hooks_summary(st->repo);
+	dd_json_str(&j, "hooks", hooks);
+	free(hooks);
 	if (st->have_pg)
 		json_working_db(&j, st);
+	json_local(&j, st);
 	dd_json_array_begin(&j, "profiles");
 	for (size_t i = 0; i < st->nprofiles; i++) {
 		const struct profile_status *ps = &st->profiles[i];
@@ -383,6 +577,7 @@ status_free(struct status *st)
 	}
 	free(st->profiles);
 	dd_pg_state_release(&st->pg);
+	local_free(&st->local);
 	free(st->changes_why);
 	free(st->unverified_why);
 	free(st->store);

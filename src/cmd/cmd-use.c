@@ -21,14 +21,19 @@
 #include <string.h>
 
 static const char *const usage[] = {
-	"git dnadata use <profile> [--terminate] [--no-hooks]",
+	"git dnadata use <profile> [--terminate] [--no-hooks] [--worktree-database <name>]",
 	"",
 	"Restores <profile>'s snapshot into its database (unless the database already holds",
 	"it: then it is kept as it is, your edits included), runs the [hooks] post_restore",
 	"commands, and makes <profile> this clone's active profile (in .git/dnadata/config.ini).",
 	"",
+	"In a linked worktree (git worktree add), which manages no database until given",
+	"one, --worktree-database <name> gives it its own: every profile's database is then",
+	"called <name> there (same server), recorded in the worktree's own git dir.",
+	"",
 	"Examples:",
 	"  git dnadata use customer1",
+	"  git dnadata use clean --worktree-database myapp_feature_x",
 	"  git dnadata use clean",
 	NULL,
 };
@@ -37,7 +42,9 @@ static int
 cmd_use(int argc, char **argv)
 {
 	int terminate = 0, no_hooks = 0, r;
+	const char *wtdb = NULL;
 	const struct dd_option opts[] = {
+		{ DD_OPT_STRING, 0, "worktree-database", &wtdb, "name", "give this linked worktree its own database" },
 		{ DD_OPT_BOOL, 0, "terminate", &terminate, NULL, "end other sessions on the database instead of refusing" },
 		{ DD_OPT_BOOL, 0, "no-hooks", &no_hooks, NULL, "do not run the [hooks] post_restore commands" },
 		DD_OPT_END_MARK,
@@ -50,6 +57,20 @@ cmd_use(int argc, char **argv)
 	if ((rc = dd_cmd_setup(&s, argc, argv, opts, usage, DD_CMD_PROFILE_REQUIRED)) != 0)
 		return rc;
 	rc = -1;
+	if (wtdb) {
+		/* record it, then read the settings again: every profile now names that database */
+		char *name = dd_strdup(s.profile->name);
+		r = dd_config_set_worktree_database(s.cfg, wtdb);
+		dd_cmd_setup_free(&s);
+		if (r == 0 && dd_config_open(&s.repo, &s.cfg) == 0 && !(s.profile = dd_config_profile(s.cfg, name)))
+			r = -1;
+		free(name);
+		if (r < 0 || !s.cfg)
+			goto out;
+		dd_info("this worktree's database: %s", wtdb);
+	}
+	if (dd_config_worktree_check(s.cfg) < 0)
+		goto out;
 	profile = s.profile;
 	r = dd_workflow_restore(s.repo, s.cfg, profile, NULL, DD_RESTORE_KEEP | DD_RESTORE_MISSING_OK |
 			       (terminate ? DD_RESTORE_TERMINATE : 0) | (no_hooks ? DD_RESTORE_NO_HOOKS : 0));

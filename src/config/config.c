@@ -96,6 +96,9 @@ dd_config_new(void)
 	pv->pub.lock_wait_timeout = DD_CONFIG_DEFAULT_LOCK_WAIT;
 	pv->pub.store_path_style = -1;
 	pv->pub.store_retries = -1;
+	pv->pub.spares = -1;
+	pv->pub.cache_budget = DD_CONFIG_DEFAULT_CACHE_BUDGET;
+	pv->pub.stash_keep = DD_CONFIG_DEFAULT_STASH_KEEP;
 	return &pv->pub;
 }
 
@@ -121,6 +124,8 @@ dd_config_free(struct dd_config *cfg)
 	dd_config_list_free(cfg->post_restore);
 	free(cfg->profiles_display);
 	free(cfg->local_display);
+	free(cfg->worktree_database);
+	free(cfg->worktree_path);
 	free(pv->local_active);
 	free(pv);
 }
@@ -260,4 +265,17 @@ dd_config_lock_wait_timeout(const struct dd_config *cfg, const struct dd_profile
 	if (p && p->lock_wait_timeout > 0)
 		return p->lock_wait_timeout;
 	return cfg->lock_wait_timeout > 0 ? cfg->lock_wait_timeout : DD_CONFIG_DEFAULT_LOCK_WAIT;
+}
+
+int
+dd_config_spares(const struct dd_config *cfg)
+{
+	const char *env = getenv("DNADATA_SPARES");
+	char *end = NULL;
+	long n;
+
+	/* DNADATA_SPARES (0..16) over the setting, for one process (the test suite sets 0); anything else is ignored */
+	if (env && *env && (n = strtol(env, &end, 10)) >= 0 && n <= DD_CONFIG_MAX_SPARES && !*end)
+		return (int)n;
+	return cfg->spares >= 0 ? cfg->spares : DD_CONFIG_DEFAULT_SPARES;
 }

@@ -17,6 +17,9 @@
 
 struct dd_repo;
 
+#define DD_CONFIG_DEFAULT_CACHE_BUDGET (10LL << 30) /* 10 GiB */
+#define DD_CONFIG_DEFAULT_STASH_KEEP 5
+
 struct dd_profile {
 	char *name;
 	char *database;        /* conninfo or URL; NULL means the [database] default */
@@ -42,6 +45,9 @@ struct dd_config {
 	int jobs;              /* parallel workers; 0 = one per core */
 	int terminate_connections;
 	int lock_wait_timeout; /* [database] lock_wait_timeout: seconds (1..86400, default 30) */
+	long long cache_budget; /* [database] cache_budget: bytes for cached objects, templates and spares
+				 * (gc; default DD_CONFIG_DEFAULT_CACHE_BUDGET) */
+	int stash_keep;        /* [database] stash_keep: unedited stashes kept per working database (default 5) */
 	struct dd_profile *profiles;
 	size_t nprofiles;
 	/* where each setting came from, for error messages */
@@ -55,6 +61,12 @@ struct dd_config {
 	const char *store_source;  /* where store_url came from: "DNADATA_STORE", a file path, NULL */
 	char *profiles_display;    /* profiles_path as shown in messages (".dnadata/profiles.ini") */
 	char *local_display;       /* local_path as shown in messages */
+	int spares;                /* [database] spares: warm spare databases kept ready (0..16); -1 = unset
+				    * (dd_config_spares() gives the default) */
+	/* linked worktrees (git worktree add): see dd_config_worktree_check() */
+	int linked_worktree;       /* this work tree is a linked worktree */
+	char *worktree_database;   /* [database] worktree_database of its own config file: its database name */
+	char *worktree_path;       /* that file: <worktree's git dir>/dnadata/config.ini (NULL: main worktree) */
 };
 
 /* Load and resolve the configuration of `repo` (profiles.ini must exist). */
@@ -67,6 +79,19 @@ void dd_config_free(struct dd_config *cfg);
  * NULL (nothing to free).
  */
 int dd_config_open(struct dd_repo **repo, struct dd_config **cfg);
+
+/*
+ * A linked worktree manages no database of its own until it is given one
+ * (`git dnadata use <profile> --worktree-database <name>`, which sets
+ * [database] worktree_database in its own config file, read after
+ * config.ini: every profile's database then has that name, on the same
+ * server) or DNADATA_DATABASE is set: until then restore and use refuse
+ * there, so a checkout in one worktree never swaps another's database.
+ * 0 when this work tree manages a database, -1 with the error and hint.
+ */
+int dd_config_worktree_check(const struct dd_config *cfg);
+/* Write `name` as this linked worktree's database (its own config file, created 0600). */
+int dd_config_set_worktree_database(struct dd_config *cfg, const char *name);
 
 /*
  * The profile called `name`, or (name == NULL) the active profile. On
@@ -84,6 +109,13 @@ const char *dd_config_database(const struct dd_config *cfg, const struct dd_prof
  * pg_dump --lock-wait-timeout; `p` may be NULL.
  */
 int dd_config_lock_wait_timeout(const struct dd_config *cfg, const struct dd_profile *p);
+
+/*
+ * How many warm spare databases to keep ready after a switch:
+ * DNADATA_SPARES (0..16) > [database] spares > 2; 0 = none.
+ */
+#define DD_CONFIG_DEFAULT_SPARES 2
+int dd_config_spares(const struct dd_config *cfg);
 
 /* Check a profile name: letters, digits, '-', '_' (1..64 chars), starting with a letter or digit. */
 int dd_profile_name_valid(const char *name);

@@ -24,9 +24,12 @@
 #define DD_CONFIG_MAX_LOCK_WAIT 86400 /* seconds: a day */
 #define DD_CONFIG_MAX_TRANSFERS 64
 #define DD_CONFIG_MAX_RETRIES 30
+#define DD_CONFIG_MAX_SPARES 16
 #define DD_CONFIG_MIN_PART_SIZE (5LL << 20) /* S3's smallest part */
 #define DD_CONFIG_MAX_PART_SIZE (5LL << 30) /* S3's largest part */
 #define DD_CONFIG_DEFAULT_LOCK_WAIT 30
+#define DD_CONFIG_MAX_CACHE_BUDGET (1LL << 50) /* 1024 TiB */
+#define DD_CONFIG_MAX_STASH_KEEP 1000
 
 /* The public struct plus what only config/ needs. */
 struct dd_config_priv {

@@ -36,7 +36,10 @@ enum kind {
 	K_ENDPOINT,  /* http://host[:port] or https://...; "" = unset */
 	K_TRANSFERS, /* 1 .. DD_CONFIG_MAX_TRANSFERS */
 	K_RETRIES,   /* 0 .. DD_CONFIG_MAX_RETRIES */
+	K_SPARES,    /* 0 .. DD_CONFIG_MAX_SPARES */
 	K_BYTES,     /* a size with an optional K/M/G (KiB...) suffix, DD_CONFIG_MIN_PART_SIZE .. MAX */
+	K_BUDGET,    /* a size with an optional K/M/G/T suffix, 0 .. DD_CONFIG_MAX_CACHE_BUDGET */
+	K_KEEP,      /* 0 .. DD_CONFIG_MAX_STASH_KEEP */
 	K_NAME,      /* a profile name */
 	K_LIST,      /* comma/space separated words, key may repeat (appends) */
 	K_COMMANDS,  /* one command per line, key may repeat (appends) */
@@ -70,9 +73,13 @@ static const struct key keys[] = {
 	{ SEC_DATABASE, "url", K_STR, BOTH, C(pub.database) },
 	{ SEC_DATABASE, "default_profile", K_NAME, SHARED_ONLY, C(pub.default_profile) },
 	{ SEC_DATABASE, "active_profile", K_NAME, LOCAL_ONLY, C(local_active) },
+	{ SEC_DATABASE, "worktree_database", K_OPT_STR, LOCAL_ONLY, C(pub.worktree_database) },
 	{ SEC_DATABASE, "jobs", K_JOBS, BOTH, C(pub.jobs) },
 	{ SEC_DATABASE, "terminate_connections", K_BOOL, BOTH, C(pub.terminate_connections) },
 	{ SEC_DATABASE, "lock_wait_timeout", K_SECONDS, BOTH, C(pub.lock_wait_timeout) },
+	{ SEC_DATABASE, "spares", K_SPARES, BOTH, C(pub.spares) },
+	{ SEC_DATABASE, "cache_budget", K_BUDGET, BOTH, C(pub.cache_budget) },
+	{ SEC_DATABASE, "stash_keep", K_KEEP, BOTH, C(pub.stash_keep) },
 	{ SEC_HOOKS, "post_restore", K_COMMANDS, BOTH, C(pub.post_restore) },
 	{ SEC_PROFILE, "database", K_STR, BOTH, P(database) },
 	{ SEC_PROFILE, "media", K_OPT_STR, BOTH, P(media) },
@@ -140,8 +147,8 @@ lookup_key(struct dd_config_parse *p, const char *name)
 	else if (k->where == SHARED_ONLY && p->local)
 		dd_config_fail(p, p->lineno, "'%s' can only be set in .dnadata/profiles.ini", name);
 	else if (k->where == LOCAL_ONLY && !p->local)
-		dd_config_fail(p, p->lineno, "'%s' is chosen per clone with 'git dnadata use NAME', not in %s", name,
-			       p->display);
+		dd_config_fail(p, p->lineno, "'%s' is chosen per clone with 'git dnadata use NAME%s', not in %s", name,
+			       strcmp(name, "worktree_database") ? "" : " --worktree-database DB", p->display);
 	else
 		return k;
 	return NULL;
@@ -253,29 +260,45 @@ set_endpoint(struct dd_config_parse *p, char **field, const char *value)
 	return set_opt_str(field, value);
 }
 
-/* "64M", "5GiB", "8388608": bytes from `min` to `max`. */
+/*
+ * "64M", "5GiB", "8388608": bytes from `min` to `max`, with a suffix up to
+ * units[nunits - 1]; `range` completes "'key' must be a size ...".
+ */
 static int
-set_bytes(struct dd_config_parse *p, const char *name, long long *field, const char *value, long long min,
-	  long long max)
+set_size(struct dd_config_parse *p, const char *name, long long *field, const char *value, long long min,
+	 long long max, size_t nunits, const char *range)
 {
-	static const char *const units[] = { "", "K", "M", "G" };
+	static const char *const units[] = { "", "K", "M", "G", "T" };
 	char *end;
 	long long v;
 	int shift = -1;
 
 	errno = 0;
 	v = strtoll(value, &end, 10);
-	for (size_t i = 0; *value && !errno && v >= 0 && i < 4; i++) {
+	for (size_t i = 0; *value && !errno && v >= 0 && i < nunits; i++) {
 		size_t n = strlen(units[i]);
 		if (!strncasecmp(end, units[i], n) &&
 		    (!end[n] || !strcasecmp(end + n, "B") || (n && !strcasecmp(end + n, "iB"))))
 			shift = 10 * (int)i;
 	}
 	if (shift < 0 || v > (max >> shift) || (v << shift) < min)
-		return dd_config_fail(p, p->lineno, "'%s' must be a size from 5M to 5G (e.g. 64M), not '%.40s'", name,
-				      value);
+		return dd_config_fail(p, p->lineno, "'%s' must be a size %s, not '%.40s'", name, range, value);
 	*field = v << shift;
 	return 0;
+}
+
+static int
+set_bytes(struct dd_config_parse *p, const char *name, long long *field, const char *value)
+{
+	return set_size(p, name, field, value, DD_CONFIG_MIN_PART_SIZE, DD_CONFIG_MAX_PART_SIZE, 4,
+			"from 5M to 5G (e.g. 64M)");
+}
+
+static int
+set_budget(struct dd_config_parse *p, const char *name, long long *field, const char *value)
+{
+	return set_size(p, name, field, value, 0, DD_CONFIG_MAX_CACHE_BUDGET, 5,
+			"in bytes with an optional K, M, G or T suffix, up to 1024T (e.g. 10G)");
 }
 
 static int
@@ -370,8 +393,14 @@ set_value(struct dd_config_parse *p, const struct key *k, void *field, const cha
 	case K_RETRIES:
 		return set_int(p, k->name, field, value, 0, DD_CONFIG_MAX_RETRIES,
 			       "a number of retries from 0 to " STR(DD_CONFIG_MAX_RETRIES));
-	case K_BYTES:
-		return set_bytes(p, k->name, field, value, DD_CONFIG_MIN_PART_SIZE, DD_CONFIG_MAX_PART_SIZE);
+	case K_SPARES:
+		return set_int(p, k->name, field, value, 0, DD_CONFIG_MAX_SPARES,
+			       "a number of spare databases from 0 to " STR(DD_CONFIG_MAX_SPARES));
+	case K_BYTES: return set_bytes(p, k->name, field, value);
+	case K_BUDGET: return set_budget(p, k->name, field, value);
+	case K_KEEP:
+		return set_int(p, k->name, field, value, 0, DD_CONFIG_MAX_STASH_KEEP,
+			       "a number of stashes from 0 to " STR(DD_CONFIG_MAX_STASH_KEEP));
 	case K_NAME: return set_name(p, k->name, field, value);
 	case K_LIST: return set_list(p, k->name, field, value);
 	case K_COMMANDS: return set_command(p, k->name, field, value);

@@ -14,7 +14,10 @@
 #include "git/repo.h"
 #include "util/buf.h"
 #include "util/err.h"
+#include "util/conninfo.h"
 #include "util/fs.h"
+
+#include <libpq-fe.h>
 
 #include <stdlib.h>
 #include <string.h>
@@ -100,6 +103,61 @@ out:
 	return rc;
 }
 
+/* `conninfo` (NULL: libpq's defaults) naming database `name` instead, every other setting kept. */
+static char *
+with_dbname(const char *conninfo, const char *name)
+{
+	PQconninfoOption *opts = PQconninfoParse(conninfo ? conninfo : "", NULL);
+	struct dd_buf b = DD_BUF_INIT;
+
+	if (!opts) /* a string libpq cannot parse: left for the connection to report */
+		return dd_strdup(conninfo ? conninfo : "");
+	for (PQconninfoOption *o = opts; o->keyword; o++)
+		if (o->val && *o->val && strcmp(o->keyword, "dbname"))
+			dd_conninfo_put_pair(&b, o->keyword, o->val);
+	dd_conninfo_put_pair(&b, "dbname", name);
+	PQconninfoFree(opts);
+	return dd_buf_detach(&b, NULL);
+}
+
+/*
+ * A linked worktree: read its own config file after config.ini; with a
+ * worktree_database, every profile's database (and [database] url) names it.
+ */
+static int
+load_worktree(struct dd_config *cfg, const struct dd_repo *repo)
+{
+	struct dd_buf text = DD_BUF_INIT;
+	char *dir;
+	int rc = -1;
+
+	cfg->linked_worktree = 1;
+	dir = dd_path_join(repo->gitdir, "dnadata");
+	cfg->worktree_path = dd_path_join(dir, "config.ini");
+	free(dir);
+	if (dd_path_exists(cfg->worktree_path) &&
+	    (read_text(&text, cfg->worktree_path, cfg->worktree_path) < 0 ||
+	     dd_config_parse_text(cfg, dd_buf_cstr(&text), text.len, cfg->worktree_path, 1) < 0))
+		goto out;
+	if (cfg->worktree_database) {
+		char *db = with_dbname(cfg->database, cfg->worktree_database);
+		free(cfg->database);
+		cfg->database = db;
+		for (size_t i = 0; i < cfg->nprofiles; i++) {
+			if (!cfg->profiles[i].database)
+				continue;
+			db = with_dbname(cfg->profiles[i].database, cfg->worktree_database);
+			free(cfg->profiles[i].database);
+			cfg->profiles[i].database = db;
+		}
+	}
+	dd_config_resolve(cfg);
+	rc = 0;
+out:
+	dd_buf_release(&text);
+	return rc;
+}
+
 int
 dd_config_load(struct dd_config **out, const struct dd_repo *repo)
 {
@@ -108,9 +166,24 @@ dd_config_load(struct dd_config **out, const struct dd_repo *repo)
 	int rc = dd_config_load_files(out, profiles, dd_repo_display_path(repo, profiles), local,
 				      dd_repo_display_path(repo, local));
 
+	if (rc == 0 && repo->linked && load_worktree(*out, repo) < 0) {
+		dd_config_free(*out);
+		*out = NULL;
+		rc = -1;
+	}
 	free(profiles);
 	free(local);
 	return rc;
+}
+
+int
+dd_config_worktree_check(const struct dd_config *cfg)
+{
+	if (!cfg->linked_worktree || cfg->worktree_database || cfg->database_override)
+		return 0;
+	dd_error("this linked worktree manages no database of its own (the main worktree's would be swapped)");
+	dd_hint("give it one with `git dnadata use <profile> --worktree-database <name>`, or set DNADATA_DATABASE");
+	return -1;
 }
 
 int

@@ -367,3 +367,28 @@ out:
 	free(dir);
 	return rc;
 }
+
+int
+dd_config_set_worktree_database(struct dd_config *cfg, const char *name)
+{
+	char *dir = NULL, *text = NULL;
+	int rc = -1;
+
+	if (!cfg->linked_worktree || !cfg->worktree_path)
+		return dd_error("--worktree-database is for a linked worktree (git worktree add); this is the main one");
+	if (!*name || strlen(name) > 63 || strpbrk(name, "\n\r'\\\"") )
+		return dd_error("'%s' is not a usable database name (1 to 63 characters, no quotes or newlines)", name);
+	dir = dd_path_dirname(cfg->worktree_path);
+	if (dd_mkdir_p(dir, 0700) < 0)
+		goto out;
+	text = dd_asprintf("# This linked worktree's own git-dnadata settings, read after .git/dnadata/config.ini\n"
+			   "# (written by `git dnadata use <profile> --worktree-database <name>`).\n"
+			   "[database]\nworktree_database = %s\n", name);
+	if (dd_file_write_atomic(cfg->worktree_path, text, strlen(text), 0600, 0) < 0)
+		goto out;
+	rc = 0;
+out:
+	free(text);
+	free(dir);
+	return rc;
+}

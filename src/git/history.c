@@ -104,3 +104,133 @@ dd_history_ids_all(char ***ids, size_t *n, const struct dd_repo *repo, const cha
 	git_reference_iterator_free(it);
 	return rc;
 }
+
+/* The .dnadata/refs tree of `commit`, or NULL when it has none. */
+static int
+commit_refs_tree(git_tree **out, const struct dd_repo *repo, const git_commit *commit)
+{
+	git_tree *root = NULL;
+	git_tree_entry *e = NULL;
+	int rc = 0, err;
+
+	*out = NULL;
+	if (git_commit_tree(&root, commit) < 0)
+		return dd_error_git("cannot read a commit's tree");
+	err = git_tree_entry_bypath(&e, root, ".dnadata/refs");
+	if (err == 0 && git_tree_entry_type(e) == GIT_OBJECT_TREE) {
+		if (git_tree_lookup(out, repo->git, git_tree_entry_id(e)) < 0)
+			rc = dd_error_git("cannot read .dnadata/refs");
+	} else if (err < 0 && err != GIT_ENOTFOUND) {
+		rc = dd_error_git(".dnadata/refs");
+	}
+	git_tree_entry_free(e);
+	git_tree_free(root);
+	return rc;
+}
+
+/* Ref files of `commit` added or changed against every one of its parents (a root commit: all of them). */
+static int
+commit_changed_ids(char ***ids, size_t *n, const struct dd_repo *repo, const git_commit *commit)
+{
+	git_tree *tree = NULL;
+	unsigned int np = git_commit_parentcount(commit);
+	char rev[GIT_OID_HEXSZ + 1];
+	int rc = commit_refs_tree(&tree, repo, commit);
+
+	git_oid_tostr(rev, sizeof(rev), git_commit_id(commit));
+	for (unsigned int p = 0; rc == 0 && tree && p < (np ? np : 1); p++) {
+		git_commit *parent = NULL;
+		git_tree *ptree = NULL;
+		if (np && (git_commit_parent(&parent, commit, p) < 0 ||
+			   commit_refs_tree(&ptree, repo, parent) < 0)) {
+			if (!parent)
+				rc = dd_error_git("cannot read a parent commit");
+			else
+				rc = -1;
+		}
+		for (size_t i = 0; rc == 0 && i < git_tree_entrycount(tree); i++) {
+			const git_tree_entry *e = git_tree_entry_byindex(tree, i);
+			const git_tree_entry *old = ptree ? git_tree_entry_byname(ptree, git_tree_entry_name(e)) : NULL;
+			if (git_tree_entry_type(e) != GIT_OBJECT_BLOB || git_tree_entry_name(e)[0] == '.')
+				continue;
+			if (old && !git_oid_cmp(git_tree_entry_id(old), git_tree_entry_id(e)))
+				continue;
+			rc = add_blob(ids, n, repo, e, rev);
+		}
+		git_tree_free(ptree);
+		git_commit_free(parent);
+	}
+	git_tree_free(tree);
+	return rc;
+}
+
+/* The commit `hex` names, peeling tags: 0, DD_NOTFOUND (not here, or not a commit: a tag of a tree), -1. */
+static int
+peel_commit(git_oid *out, const struct dd_repo *repo, const char *hex)
+{
+	git_object *obj = NULL, *c = NULL;
+	git_oid oid;
+	int rc = DD_NOTFOUND;
+
+	if (git_oid_fromstr(&oid, hex) < 0 || git_oid_is_zero(&oid))
+		return DD_NOTFOUND;
+	if (git_object_lookup(&obj, repo->git, &oid, GIT_OBJECT_ANY) == 0 &&
+	    git_object_peel(&c, obj, GIT_OBJECT_COMMIT) == 0) {
+		git_oid_cpy(out, git_object_id(c));
+		rc = 0;
+	}
+	git_object_free(c);
+	git_object_free(obj);
+	return rc;
+}
+
+int
+dd_history_ids_pushed(char ***ids, size_t *n, const struct dd_repo *repo, const char *tip, const char *remote_sha,
+		      const char *remote)
+{
+	git_revwalk *walk = NULL;
+	git_oid oid, hide;
+	git_commit *c = NULL;
+	int rc = -1, err;
+
+	if (peel_commit(&oid, repo, tip) != 0)
+		return 0; /* a tag of a tree or blob: no commits, no ref files */
+	if (git_revwalk_new(&walk, repo->git) < 0 || git_revwalk_push(walk, &oid) < 0) {
+		dd_error_git("cannot walk the pushed commits");
+		goto out;
+	}
+	/* what the remote has: its tip when we know that commit, else every remote-tracking branch of it */
+	if (remote_sha && peel_commit(&hide, repo, remote_sha) == 0) {
+		if (git_revwalk_hide(walk, &hide) < 0) {
+			dd_error_git("cannot walk the pushed commits");
+			goto out;
+		}
+	} else if (remote && *remote) {
+		char *glob = dd_asprintf("refs/remotes/%s/*", remote);
+		err = git_revwalk_hide_glob(walk, glob);
+		free(glob);
+		if (err < 0 && err != GIT_ENOTFOUND) {
+			dd_error_git("cannot walk the pushed commits");
+			goto out;
+		}
+	}
+	while ((err = git_revwalk_next(&oid, walk)) == 0) {
+		if (git_commit_lookup(&c, repo->git, &oid) < 0) {
+			dd_error_git("cannot read a pushed commit");
+			goto out;
+		}
+		if (commit_changed_ids(ids, n, repo, c) < 0)
+			goto out;
+		git_commit_free(c);
+		c = NULL;
+	}
+	if (err != GIT_ITEROVER) {
+		dd_error_git("cannot walk the pushed commits");
+		goto out;
+	}
+	rc = 0;
+out:
+	git_commit_free(c);
+	git_revwalk_free(walk);
+	return rc;
+}

@@ -22,4 +22,16 @@ int dd_history_ids_at(char ***ids, size_t *n, const struct dd_repo *repo, const 
 int dd_history_ids_all(char ***ids, size_t *n, const struct dd_repo *repo, const char *const *profiles,
 		       size_t nprofiles);
 
+/*
+ * For the pre-push hook: add the snapshot id of every ref file under
+ * .dnadata/refs/ added or changed (against each parent; a root commit: every
+ * one) in the commits reachable from `tip` and not from what the remote is
+ * known to have: `remote_sha` when it names a commit we have, else every
+ * refs/remotes/<remote>/... ref (a new branch, or a remote tip fetched by
+ * someone else). Commits are read from the object database, nothing is
+ * checked out. A ref file that does not parse is an error naming its commit.
+ */
+int dd_history_ids_pushed(char ***ids, size_t *n, const struct dd_repo *repo, const char *tip, const char *remote_sha,
+			  const char *remote);
+
 #endif

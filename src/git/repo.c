@@ -86,6 +86,8 @@ dd_repo_open(struct dd_repo **out, const char *start)
 	common = strip_slash(git_repository_commondir(git));
 	repo->statedir = dd_path_join(common, "dnadata");
 	free(common);
+	repo->gitdir = strip_slash(git_repository_path(git));
+	repo->linked = git_repository_is_worktree(git) == 1;
 	*out = repo;
 	return 0;
 }
@@ -99,6 +101,7 @@ dd_repo_free(struct dd_repo *repo)
 	free(repo->workdir);
 	free(repo->dnadata);
 	free(repo->statedir);
+	free(repo->gitdir);
 	free(repo);
 }
 

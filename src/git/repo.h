@@ -18,6 +18,8 @@ struct dd_repo {
 	char *workdir;   /* work tree root, no trailing '/' */
 	char *dnadata;   /* <workdir>/.dnadata */
 	char *statedir;  /* <common git dir>/dnadata (not tracked) */
+	char *gitdir;    /* this work tree's own git dir (<common>/worktrees/<name> for a linked worktree) */
+	int linked;      /* a linked worktree (git worktree add) */
 };
 
 /* Record the error libgit2 reports for its last failed call ("what: reason"); returns -1. */

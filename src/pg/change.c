@@ -286,7 +286,15 @@ compare_counters(PGconn *m, const char *db, const char *fingerprint, double unti
 int
 dd_pg_changes(enum dd_pg_change *out, const char *conninfo, const char *fingerprint, int wait_ms, char **why)
 {
+	return dd_pg_changes_of(out, conninfo, NULL, fingerprint, wait_ms, why);
+}
+
+int
+dd_pg_changes_of(enum dd_pg_change *out, const char *conninfo, const char *dbname, const char *fingerprint,
+		 int wait_ms, char **why)
+{
 	struct dd_pg_target t;
+	const char *db;
 	struct fp rec, now;
 	PGconn *m = NULL, *c = NULL;
 	int rc = -1, unreadable = 0, u, pid, r;
@@ -295,7 +303,8 @@ dd_pg_changes(enum dd_pg_change *out, const char *conninfo, const char *fingerpr
 	*why = NULL;
 	if (dd_pg_target_resolve(&t, conninfo) < 0)
 		return -1;
-	if (dd_pg_connect_maint(&m, conninfo, t.database) < 0)
+	db = dbname ? dbname : t.database;
+	if (dd_pg_connect_maint(&m, conninfo, db) < 0)
 		goto out;
 	if ((u = stats_usable(m)) < 0)
 		goto out;
@@ -304,14 +313,14 @@ dd_pg_changes(enum dd_pg_change *out, const char *conninfo, const char *fingerpr
 		rc = 0;
 		goto out;
 	}
-	if (compare_counters(m, t.database, fingerprint, mono_ms() + wait_ms, &rec, out, why) < 0)
+	if (compare_counters(m, db, fingerprint, mono_ms() + wait_ms, &rec, out, why) < 0)
 		goto out;
 	if (*out != DD_PG_UNCHANGED) {
 		rc = 0;
 		goto out;
 	}
 	*out = DD_PG_UNKNOWN;
-	if (dd_pg_connect(&c, conninfo, NULL) < 0)
+	if (dd_pg_connect(&c, conninfo, dbname) < 0)
 		goto out;
 	pid = PQbackendPID(c);
 	r = read_seq(c, &now, &unreadable);
@@ -327,7 +336,7 @@ dd_pg_changes(enum dd_pg_change *out, const char *conninfo, const char *fingerpr
 	rc = 0;
 out:
 	if (rc < 0)
-		dd_error_wrap("checking whether database %s changed", t.database);
+		dd_error_wrap("checking whether database %s changed", db);
 	if (c)
 		PQfinish(c);
 	if (m)

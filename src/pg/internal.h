@@ -68,7 +68,6 @@ int dd_pg_server_major(PGconn *c);
 struct dd_store;
 struct dd_snapshot;
 struct dd_pg_restore_opts;
-struct dd_pg_restore_result;
 
 /*
  * Build database `newdb` (which must not exist) from snapshot `snap` on the
@@ -80,21 +79,24 @@ struct dd_pg_restore_result;
 int dd_pg_build(PGconn *m, struct dd_store *st, const struct dd_snapshot *snap, const struct dd_pg_restore_opts *o,
 		const char *newdb, int jobs, char **seq_fp);
 
-/*
- * Swap `newdb` into the working database `t` in one transaction; the old
- * one (when `exists`) goes to a fresh stash name. Records both in
- * <statedir>/pg (the working record says it holds `snapshot_id`) and fills
- * `res`. With o->terminate other sessions on it are ended, else refused.
- */
-int dd_pg_swap_in(PGconn *m, const struct dd_pg_restore_opts *o, const struct dd_pg_target *t, const char *newdb,
-		  int exists, const char *snapshot_id, const char *seq_fp, struct dd_pg_restore_result *res);
-
 /* Does database `name` exist? *exists set; 0 or -1. */
 int dd_pg_db_exists(PGconn *m, const char *name, int *exists);
 /* DROP DATABASE IF EXISTS (WITH (FORCE) on 13+), retried while our own sessions leave. */
 int dd_pg_drop_db(PGconn *m, const char *name);
 /* Refuse (error listing them, 0 if none) other sessions on database `db`. */
 int dd_pg_refuse_sessions(PGconn *m, const char *db);
+/* End the other sessions on database `db` (pg_terminate_backend), waiting up to 5 s for them to go. */
+int dd_pg_terminate_sessions(PGconn *m, const char *db);
+/* A stash name <work>__dnadata_stash_<UTC time>[_n] that no database has yet. */
+int dd_pg_pick_stash_name(PGconn *m, const char *work, char **out);
+/*
+ * On an open maintenance connection, under the database lock: finish the
+ * records of a switch a kill interrupted (switch.c), then drop the copies
+ * recorded as pending by processes that are gone.
+ */
+void dd_pg_reap_with(PGconn *m, const char *statedir, const struct dd_pg_target *t);
+/* The first half of that: 0 (nothing to do, or done), -1 (error set; the journal stays). */
+int dd_pg_journal_recover(PGconn *m, const char *statedir, const struct dd_pg_target *t);
 
 /* ---- change fingerprints (change.c) ---- */
 

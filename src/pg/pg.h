@@ -67,19 +67,76 @@ struct dd_pg_restore_opts {
 	int terminate;         /* end other sessions on the working database */
 };
 
-struct dd_pg_restore_result {
+
+/* ---- switching (switch.c): stashes, templates and spares ---- */
+
+struct dd_pg_switch_opts {
+	const char *conninfo;    /* names the working database */
+	const char *statedir;
+	const char *profile;
+	const char *snapshot;    /* the snapshot id to switch to */
+	const char *branch;      /* the branch switched to (NULL: detached HEAD or unknown) */
+	const char *branch_left; /* the branch the working database is left on (NULL: the one it was restored for) */
+	int jobs;                /* 0 = one per core */
+	int terminate;           /* end other sessions on the working database */
+	int force;               /* restore from the cache/store (the template is rebuilt); no stash, spare or clone */
+	int clean;               /* a copy as the snapshot was (an edited database is rebuilt): no branch stash */
+	/*
+	 * Load the snapshot (from the local cache or the store), only when it
+	 * must be restored: 0 with *st and *snap set (the caller frees them
+	 * after dd_pg_switch returns), or -1 (error set).
+	 */
+	int (*load)(void *arg, struct dd_store **st, struct dd_snapshot **snap);
+	void *load_arg;
+};
+
+/* How the switch got the snapshot into place, cheapest first. */
+enum dd_pg_switch_how {
+	DD_PG_SWITCH_STASH,   /* renamed this branch's stash back (local edits kept) */
+	DD_PG_SWITCH_SPARE,   /* renamed a warm spare (or an unmodified stash) in */
+	DD_PG_SWITCH_CLONE,   /* cloned the snapshot's template */
+	DD_PG_SWITCH_RESTORE, /* restored from the cache/store into a new template, then cloned it */
+};
+
+struct dd_pg_switch_result {
 	char *database;        /* the working database's name */
 	char *stash;           /* where the previous one went, or NULL if there was none */
+	char *source;          /* the stash, spare or template used (NULL for a restore) */
+	enum dd_pg_switch_how how;
+	double seconds;        /* from the first connection to the records written */
 };
 
 /*
- * Make the working database equal snapshot `snap`: build <db>__dnadata_new_<pid>,
- * load it, then swap (old one renamed to a stash). On failure or interrupt
- * only the new copy is dropped. Records the result in <statedir>/pg.
+ * Make the working database hold o->snapshot, the cheapest way this
+ * machine allows (order: this branch's stash of that snapshot; a warm
+ * spare or an unmodified stash; a clone of its template; a restore into a
+ * new template, then a clone). The working database (if any) becomes a
+ * stash recorded with the branch it is left on and whether it was modified
+ * since its restore. The caller holds dd_pg_state_lock(). Nothing of the
+ * working database changes unless the switch completes; a kill -9 at any
+ * point leaves the old or the new one in place and records the next
+ * command finishes. Returns DD_OK or DD_ERROR.
  */
-int dd_pg_restore(struct dd_store *st, const struct dd_snapshot *snap,
-		  const struct dd_pg_restore_opts *o, struct dd_pg_restore_result *res);
-void dd_pg_restore_result_release(struct dd_pg_restore_result *r);
+int dd_pg_switch(const struct dd_pg_switch_opts *o, struct dd_pg_switch_result *res);
+void dd_pg_switch_result_release(struct dd_pg_switch_result *r);
+/* "renamed its stash back", "renamed a spare in", "cloned its template", "restored it" */
+const char *dd_pg_switch_how_name(enum dd_pg_switch_how how);
+
+/*
+ * The background job (cmd spare): make one spare (clone of the template,
+ * closed to connections) for each snapshot of `wanted` (most wanted first,
+ * at most `limit`) that has a template and no spare yet, then drop the
+ * spares of other snapshots (the database lock, only if free at that
+ * moment, just to turn each one's record into a pending one: the DROP
+ * runs without it). Never holds the database lock while cloning; each
+ * spare is pending until complete. A newer job cancels an older one
+ * (SIGTERM); a switch that must clone or restore cancels it too
+ * (dd_pg_spares_cancel). Returns the number made, or DD_ERROR.
+ */
+int dd_pg_spares_make(const char *conninfo, const char *statedir, const char *const *wanted, size_t nwanted,
+		      int limit);
+/* Ask a running spare job of the working database to stop (does not wait). */
+void dd_pg_spares_cancel(const char *statedir, const char *conninfo);
 
 /*
  * Drop the copies (<db>__dnadata_new_<pid>) that restores of the working
@@ -107,6 +164,9 @@ enum dd_pg_change { DD_PG_UNCHANGED, DD_PG_CHANGED, DD_PG_UNKNOWN, DD_PG_MISSING
  * *why: NULL or a phrase ("the server restarted since"); caller frees.
  */
 int dd_pg_changes(enum dd_pg_change *out, const char *conninfo, const char *fingerprint, int wait_ms, char **why);
+/* dd_pg_changes() for database `dbname` (NULL: the one of `conninfo`) on the server of `conninfo`. */
+int dd_pg_changes_of(enum dd_pg_change *out, const char *conninfo, const char *dbname, const char *fingerprint,
+		     int wait_ms, char **why);
 /* "unchanged", "changed", "unknown", "missing" */
 const char *dd_pg_change_name(enum dd_pg_change change);
 

@@ -14,7 +14,22 @@
  *                   leftover for the next connecting command to drop.
  *                   started = the process's start time (util/proc.h), so
  *                   a pid reused by another process does not keep it
- *                   alive; a record without it is judged by the pid alone
+ *                   alive; a record without it is judged by the pid alone.
+ *                   One at a time per process. A pending copy that also
+ *                   has a copy record (below) is complete: only the
+ *                   pending record is removed, never the database.
+ *   tmpl-<hash>     name, kind, snapshot, profile, branch, modified,
+ *   spare-<hash>    fingerprint, created, used: a template, spare or (in
+ *                   stash-<hash> above, with "stashed" for "created")
+ *                   stash of the working database (state.h); a stash
+ *                   written before these keys existed reads as modified
+ *                   "unknown". <hash> as for stashes.
+ *   switch          source, kind, stash, snapshot, profile, branch,
+ *                   fingerprint: a switch between the start of its
+ *                   rename and its records (journal, state.h)
+ *   job-spares      "<pid> <start time>" of the running spare job
+ *                   (switch.c), and job-spares.lock, its flock
+ *   lock            the database lock (dd_pg_state_lock)
  * Values escape '\\' and newline as "\\\\" and "\\n".
  *
  * The records are ours, the databases the user's: the user may drop a
@@ -175,6 +190,13 @@ int
 dd_pg_state_set_target(const char *statedir, const struct dd_pg_target *t, const char *snapshot,
 		       const char *profile, const char *how, const char *fingerprint)
 {
+	return dd_pg_state_set_working(statedir, t, snapshot, profile, how, fingerprint, NULL);
+}
+
+int
+dd_pg_state_set_working(const char *statedir, const struct dd_pg_target *t, const char *snapshot,
+			const char *profile, const char *how, const char *fingerprint, const char *branch)
+{
 	char *dir = dd_pg_state_dir(statedir, t), *now = dd_pg_now_iso();
 	char *server = dd_asprintf("%s:%s", t->host, t->port);
 	struct dd_buf b = DD_BUF_INIT;
@@ -187,6 +209,7 @@ dd_pg_state_set_target(const char *statedir, const struct dd_pg_target *t, const
 	put_value(&b, "when", now);
 	put_value(&b, "how", how);
 	put_value(&b, "fingerprint", fingerprint);
+	put_value(&b, "branch", branch);
 	rc = write_file(dir, "working", &b);
 	if (rc < 0)
 		dd_error_wrap("recording what database %s holds", t->database);
@@ -295,6 +318,25 @@ dd_pg_state_pending_remove(const char *statedir, const struct dd_pg_target *t, l
 	return rc;
 }
 
+/* Is process `pid` a zombie (dead, not yet waited for)? */
+static int
+zombie(long pid)
+{
+	char path[64], buf[512];
+	const char *p;
+	size_t n;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+	if (!(f = fopen(path, "r")))
+		return 0;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	/* "pid (comm) state ...": comm may hold spaces and parentheses */
+	return (p = strrchr(buf, ')')) && p[1] == ' ' && p[2] == 'Z';
+}
+
 /* Does the process that wrote a pending record (pid, start time or NULL) still run? */
 static int
 process_alive(long pid, const char *started)
@@ -304,6 +346,9 @@ process_alive(long pid, const char *started)
 	if (pid == (long)getpid())
 		return 1;
 	if (kill((pid_t)pid, 0) < 0 && errno != EPERM)
+		return 0;
+	/* killed, but its parent has not waited for it yet (a detached job's is init, which may be slow to) */
+	if (zombie(pid))
 		return 0;
 	if (!started || (now = dd_proc_start_time(pid)) < 0)
 		return 1; /* the pid is in use: assume it is still the writer */
@@ -448,27 +493,44 @@ read_stashes(const char *dir, struct dd_pg_stash **out, size_t *n)
 int
 dd_pg_state_read(struct dd_pg_state *out, const char *statedir, const char *conninfo)
 {
-	static const char *const keys[] = { "server", "database", "snapshot", "profile", "when", "how",
-					    "fingerprint", NULL };
 	struct dd_pg_target t;
-	char *vals[7];
-	char *dir = NULL, *path = NULL;
-	int rc = -1;
+	int rc;
 
 	memset(out, 0, sizeof(*out));
 	if (dd_pg_target_resolve(&t, conninfo) < 0)
 		return -1;
-	dir = dd_pg_state_dir(statedir, &t);
+	rc = dd_pg_state_read_target(out, statedir, &t);
+	dd_pg_target_release(&t);
+	return rc;
+}
+
+int
+dd_pg_state_read_target(struct dd_pg_state *out, const char *statedir, const struct dd_pg_target *t)
+{
+	static const char *const keys[] = { "server", "database", "snapshot", "profile", "when", "how",
+					    "fingerprint", "branch", NULL };
+	char *vals[8];
+	char *dir = NULL, *path = NULL;
+	int rc = -1;
+
+	memset(out, 0, sizeof(*out));
+	dir = dd_pg_state_dir(statedir, t);
 	path = dd_path_join(dir, "working");
 	if (read_kv(path, keys, vals) < 0)
 		goto out;
-	out->server = vals[0] ? vals[0] : dd_asprintf("%s:%s", t.host, t.port);
-	out->database = vals[1] ? vals[1] : dd_strdup(t.database);
+	out->server = vals[0] ? vals[0] : dd_asprintf("%s:%s", t->host, t->port);
+	out->database = vals[1] ? vals[1] : dd_strdup(t->database);
 	out->snapshot = vals[2];
 	out->profile = vals[3];
 	out->when = vals[4];
 	out->how = vals[5];
 	out->fingerprint = vals[6];
+	out->branch = vals[7];
+	{
+		char *journal = dd_path_join(dir, "switch");
+		out->interrupted = dd_path_exists(journal);
+		free(journal);
+	}
 	if (read_stashes(dir, &out->stashes, &out->nstashes) < 0 ||
 	    read_pending(dir, &out->pending, &out->npending) < 0)
 		goto out;
@@ -478,7 +540,6 @@ out:
 		dd_pg_state_release(out);
 	free(path);
 	free(dir);
-	dd_pg_target_release(&t);
 	return rc;
 }
 
@@ -587,6 +648,7 @@ dd_pg_state_release(struct dd_pg_state *s)
 	free(s->when);
 	free(s->how);
 	free(s->fingerprint);
+	free(s->branch);
 	for (size_t i = 0; i < s->nstashes; i++) {
 		free(s->stashes[i].name);
 		free(s->stashes[i].snapshot);
@@ -613,6 +675,483 @@ dd_pg_state_lock(const char *statedir, const char *conninfo, int *fd)
 	busy = dd_asprintf("waiting for another git dnadata run on database %s to finish", t.database);
 	rc = dd_lock_file(path, busy, fd);
 	free(busy);
+	free(path);
+	free(dir);
+	dd_pg_target_release(&t);
+	return rc;
+}
+
+/* ---- templates, spares and stashes ("copies") ---- */
+
+static const char *const copy_prefix[] = { "tmpl-", "spare-", "stash-" };
+
+const char *
+dd_pg_copy_kind_name(enum dd_pg_copy_kind kind)
+{
+	switch (kind) {
+	case DD_PG_COPY_TEMPLATE: return "template";
+	case DD_PG_COPY_SPARE: return "spare";
+	default: return "stash";
+	}
+}
+
+const char *
+dd_pg_modified_name(enum dd_pg_modified m)
+{
+	switch (m) {
+	case DD_PG_MOD_NO: return "no";
+	case DD_PG_MOD_YES: return "yes";
+	default: return "unknown";
+	}
+}
+
+int
+dd_pg_copy_disposable(const struct dd_pg_copy *c)
+{
+	return c->kind != DD_PG_COPY_STASH || c->modified == DD_PG_MOD_NO;
+}
+
+void
+dd_pg_copy_release(struct dd_pg_copy *c)
+{
+	free(c->name);
+	free(c->snapshot);
+	free(c->profile);
+	free(c->branch);
+	free(c->fingerprint);
+	free(c->created);
+	free(c->used);
+	memset(c, 0, sizeof(*c));
+}
+
+void
+dd_pg_copies_free(struct dd_pg_copy *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		dd_pg_copy_release(&v[i]);
+	free(v);
+}
+
+/* The record file name of copy `name` of `kind`. Caller frees. */
+static char *
+copy_file(enum dd_pg_copy_kind kind, const char *name)
+{
+	char *h = name_hash(name), *file = dd_asprintf("%s%s", copy_prefix[kind], h);
+
+	free(h);
+	return file;
+}
+
+int
+dd_pg_copy_record(const char *statedir, const struct dd_pg_target *t, const struct dd_pg_copy *c)
+{
+	char *dir = dd_pg_state_dir(statedir, t), *now = dd_pg_now_iso(), *file = copy_file(c->kind, c->name);
+	struct dd_buf b = DD_BUF_INIT;
+	int rc;
+
+	put_value(&b, "name", c->name);
+	put_value(&b, "kind", dd_pg_copy_kind_name(c->kind));
+	put_value(&b, "snapshot", c->snapshot ? c->snapshot : "");
+	put_value(&b, "profile", c->profile ? c->profile : "");
+	put_value(&b, "branch", c->branch ? c->branch : "");
+	put_value(&b, "modified", dd_pg_modified_name(c->modified));
+	put_value(&b, "fingerprint", c->fingerprint);
+	/* a stash's "stashed" is what older versions read */
+	put_value(&b, c->kind == DD_PG_COPY_STASH ? "stashed" : "created", c->created ? c->created : now);
+	put_value(&b, "used", c->used ? c->used : c->created ? c->created : now);
+	rc = write_file(dir, file, &b);
+	if (rc < 0)
+		dd_error_wrap("recording %s %s", dd_pg_copy_kind_name(c->kind), c->name);
+	dd_buf_release(&b);
+	free(file);
+	free(now);
+	free(dir);
+	return rc;
+}
+
+struct copy_list {
+	struct dd_pg_copy *v;
+	size_t n;
+	enum dd_pg_copy_kind kind;
+};
+
+static enum dd_pg_modified
+modified_of(const char *s)
+{
+	if (s && !strcmp(s, "no"))
+		return DD_PG_MOD_NO;
+	if (s && !strcmp(s, "yes"))
+		return DD_PG_MOD_YES;
+	return DD_PG_MOD_UNKNOWN; /* also a stash recorded before this was */
+}
+
+static const char *const copy_keys[] = { "name", "snapshot", "profile", "branch", "modified", "fingerprint",
+					 "created", "used", NULL };
+static const char *const stash_copy_keys[] = { "name", "snapshot", "profile", "branch", "modified", "fingerprint",
+					       "stashed", "used", NULL };
+
+/* vals in the order of copy_keys: moved into a copy of `kind` */
+static void
+copy_from_vals(struct dd_pg_copy *c, enum dd_pg_copy_kind kind, char **v)
+{
+	c->name = v[0];
+	c->kind = kind;
+	c->snapshot = v[1] ? v[1] : dd_strdup("");
+	c->profile = v[2] ? v[2] : dd_strdup("");
+	c->branch = v[3] ? v[3] : dd_strdup("");
+	c->modified = kind == DD_PG_COPY_STASH ? modified_of(v[4]) : DD_PG_MOD_NO;
+	free(v[4]);
+	c->fingerprint = v[5];
+	c->created = v[6] ? v[6] : dd_strdup("");
+	c->used = v[7] ? v[7] : dd_strdup(c->created);
+	c->size = -1;
+}
+
+static void
+add_copy(const char *suffix, char **v, void *arg)
+{
+	struct copy_list *l = arg;
+
+	(void)suffix;
+	l->v = dd_realloc(l->v, (l->n + 1) * sizeof(*l->v));
+	copy_from_vals(&l->v[l->n++], l->kind, v);
+}
+
+static int
+cmp_copy(const void *a, const void *b)
+{
+	const struct dd_pg_copy *x = a, *y = b;
+	int c = (int)x->kind - (int)y->kind;
+
+	if (!c)
+		c = strcmp(x->used, y->used);
+	return c ? c : strcmp(x->name, y->name);
+}
+
+static int
+read_copies(const char *dir, struct dd_pg_copy **out, size_t *n)
+{
+	struct copy_list l = { NULL, 0, DD_PG_COPY_TEMPLATE };
+	int rc = 0;
+
+	for (int k = DD_PG_COPY_TEMPLATE; k <= DD_PG_COPY_STASH && rc == 0; k++) {
+		l.kind = (enum dd_pg_copy_kind)k;
+		rc = scan_records(dir, copy_prefix[k], k == DD_PG_COPY_STASH ? stash_copy_keys : copy_keys, add_copy,
+				  &l);
+	}
+	if (rc < 0) {
+		dd_pg_copies_free(l.v, l.n);
+		*out = NULL, *n = 0;
+		return -1;
+	}
+	if (l.n > 1)
+		qsort(l.v, l.n, sizeof(*l.v), cmp_copy);
+	*out = l.v, *n = l.n;
+	return 0;
+}
+
+int
+dd_pg_copies_list_target(struct dd_pg_copy **out, size_t *n, const char *statedir, const struct dd_pg_target *t)
+{
+	char *dir = dd_pg_state_dir(statedir, t);
+	int rc = read_copies(dir, out, n);
+
+	free(dir);
+	return rc;
+}
+
+int
+dd_pg_copy_get(struct dd_pg_copy *out, const char *statedir, const struct dd_pg_target *t, const char *name)
+{
+	char *dir = dd_pg_state_dir(statedir, t);
+	int rc = DD_NOTFOUND;
+
+	memset(out, 0, sizeof(*out));
+	for (int k = DD_PG_COPY_TEMPLATE; k <= DD_PG_COPY_STASH && rc == DD_NOTFOUND; k++) {
+		char *file = copy_file((enum dd_pg_copy_kind)k, name), *path = dd_path_join(dir, file), *v[8];
+		rc = read_kv(path, k == DD_PG_COPY_STASH ? stash_copy_keys : copy_keys, v);
+		if (rc == 0 && v[0] && !strcmp(v[0], name)) {
+			copy_from_vals(out, (enum dd_pg_copy_kind)k, v);
+		} else {
+			for (int i = 0; i < 8; i++)
+				free(v[i]);
+			if (rc == 0)
+				rc = DD_NOTFOUND;
+		}
+		free(path);
+		free(file);
+	}
+	free(dir);
+	return rc;
+}
+
+int
+dd_pg_copy_forget(const char *statedir, const struct dd_pg_target *t, const char *name)
+{
+	char *dir = dd_pg_state_dir(statedir, t);
+	int rc = DD_NOTFOUND;
+
+	for (int k = DD_PG_COPY_TEMPLATE; k <= DD_PG_COPY_STASH; k++) {
+		char *file = copy_file((enum dd_pg_copy_kind)k, name);
+		int r = remove_record(dir, file);
+		free(file);
+		if (r < 0) {
+			rc = -1;
+			break;
+		}
+		if (r == 0)
+			rc = 0;
+	}
+	free(dir);
+	return rc;
+}
+
+/* Forget the copies whose database is not in `databases`; fill the others' sizes (column 1). */
+static void
+verify_copies(struct dd_pg_copy *v, size_t *n, const char *statedir, const struct dd_pg_target *t,
+	      const PGresult *databases)
+{
+	size_t kept = 0;
+
+	for (size_t i = 0; i < *n; i++) {
+		int row = -1;
+		for (int r = 0; r < PQntuples(databases); r++)
+			if (!strcmp(PQgetvalue(databases, r, 0), v[i].name))
+				row = r;
+		if (row >= 0) {
+			v[i].size = PQgetisnull(databases, row, 1) ? -1 : strtoll(PQgetvalue(databases, row, 1), NULL, 10);
+			v[kept++] = v[i];
+			continue;
+		}
+		if (dd_pg_copy_forget(statedir, t, v[i].name) < 0) {
+			dd_warn("%s", dd_error_last());
+			dd_error_clear();
+		}
+		dd_pg_copy_release(&v[i]);
+	}
+	*n = kept;
+}
+
+int
+dd_pg_copies_list(struct dd_pg_copy **out, size_t *n, const char *statedir, const char *conninfo, int flags)
+{
+	struct dd_pg_target t;
+	PGconn *m = NULL;
+	PGresult *res = NULL;
+	int rc = -1;
+
+	*out = NULL, *n = 0;
+	if (dd_pg_target_resolve(&t, conninfo) < 0)
+		return -1;
+	if (dd_pg_copies_list_target(out, n, statedir, &t) < 0)
+		goto out;
+	if (!(flags & DD_PG_LIST_VERIFY) || *n == 0) {
+		rc = 0;
+		goto out;
+	}
+	if (dd_pg_connect_maint(&m, conninfo, t.database) < 0)
+		goto out;
+	/* pg_database_size needs CONNECT on it, or pg_read_all_stats: NULL (unknown) otherwise */
+	if (!(res = dd_pg_query(m,
+				"SELECT datname, CASE WHEN has_database_privilege(oid, 'CONNECT') OR"
+				" pg_has_role('pg_read_all_stats', 'MEMBER') THEN pg_database_size(oid) END"
+				" FROM pg_catalog.pg_database",
+				0, NULL)))
+		goto out;
+	verify_copies(*out, n, statedir, &t, res);
+	rc = 0;
+out:
+	if (rc < 0) {
+		dd_error_wrap("listing the copies of database %s", t.database);
+		dd_pg_copies_free(*out, *n);
+		*out = NULL, *n = 0;
+	}
+	PQclear(res);
+	if (m)
+		PQfinish(m);
+	dd_pg_target_release(&t);
+	return rc;
+}
+
+int
+dd_pg_copy_touch(const char *statedir, const char *conninfo, const char *name)
+{
+	struct dd_pg_target t;
+	struct dd_pg_copy c;
+	int rc;
+
+	if (dd_pg_target_resolve(&t, conninfo) < 0)
+		return -1;
+	rc = dd_pg_copy_get(&c, statedir, &t, name);
+	if (rc == 0) {
+		free(c.used);
+		c.used = dd_pg_now_iso();
+		rc = dd_pg_copy_record(statedir, &t, &c);
+	}
+	dd_pg_copy_release(&c);
+	dd_pg_target_release(&t);
+	return rc;
+}
+
+/* Is stash `c` (recorded unmodified) still unmodified now? 1 yes, 0 no or cannot tell, -1 error. */
+static int
+still_unmodified(const char *conninfo, const struct dd_pg_copy *c)
+{
+	enum dd_pg_change ch;
+	char *why = NULL;
+
+	if (!c->fingerprint)
+		return 0;
+	if (dd_pg_changes_of(&ch, conninfo, c->name, c->fingerprint, 1000, &why) < 0)
+		return -1;
+	free(why);
+	return ch == DD_PG_UNCHANGED || ch == DD_PG_MISSING;
+}
+
+int
+dd_pg_copy_drop(const char *statedir, const char *conninfo, const char *name, int flags)
+{
+	struct dd_pg_target t;
+	struct dd_pg_copy c;
+	PGconn *m = NULL;
+	int rc = -1, r;
+
+	memset(&c, 0, sizeof(c));
+	if (dd_pg_target_resolve(&t, conninfo) < 0)
+		return -1;
+	r = strcmp(name, t.database) ? dd_pg_copy_get(&c, statedir, &t, name) : DD_NOTFOUND;
+	if (r == DD_NOTFOUND) {
+		dd_error("%s is not a template, spare or stash of database %s", name, t.database);
+		dd_hint("`git dnadata stash list` and `git dnadata status` list them");
+		rc = DD_NOTFOUND;
+		goto out;
+	}
+	if (r < 0)
+		goto out;
+	if (c.kind == DD_PG_COPY_STASH && !(flags & DD_PG_DROP_FORCE)) {
+		int ok = c.modified == DD_PG_MOD_NO ? still_unmodified(conninfo, &c) : 0;
+		if (ok < 0)
+			goto out;
+		if (!ok) {
+			dd_error("stash %s holds local edits (or may: %s)", name,
+				 c.modified == DD_PG_MOD_YES ? "modified before it was stashed"
+							      : "whether it was modified is not known");
+			dd_hint("look at it with psql -d %s; drop it anyway with `git dnadata stash drop --force %s`",
+				name, name);
+			rc = DD_EXISTS;
+			goto out;
+		}
+	}
+	if (dd_pg_connect_maint(&m, conninfo, t.database) < 0)
+		goto out;
+	/* pending first, then forget the record: a kill from here on leaves a pending copy the next command drops */
+	if (dd_pg_state_pending_add(statedir, &t, name) < 0)
+		goto out;
+	if (dd_pg_copy_forget(statedir, &t, name) < 0)
+		goto out;
+	if (dd_pg_drop_db(m, name) < 0) {
+		struct dd_error_saved saved;
+		dd_error_wrap("dropping %s %s", dd_pg_copy_kind_name(c.kind), name);
+		dd_error_save(&saved);
+		/* still there: its record back, as it was */
+		if (dd_pg_copy_record(statedir, &t, &c) == 0)
+			dd_pg_state_pending_remove(statedir, &t, (long)getpid());
+		dd_error_restore(&saved);
+		goto out;
+	}
+	dd_pg_state_pending_remove(statedir, &t, (long)getpid());
+	rc = 0;
+out:
+	if (m)
+		PQfinish(m);
+	dd_pg_copy_release(&c);
+	dd_pg_target_release(&t);
+	return rc;
+}
+
+/* ---- the switch journal ---- */
+
+int
+dd_pg_journal_write(const char *statedir, const struct dd_pg_target *t, const struct dd_pg_journal *j)
+{
+	char *dir = dd_pg_state_dir(statedir, t);
+	struct dd_buf b = DD_BUF_INIT;
+	int rc;
+
+	put_value(&b, "source", j->source);
+	put_value(&b, "kind", j->kind);
+	put_value(&b, "stash", j->stash);
+	put_value(&b, "snapshot", j->snapshot);
+	put_value(&b, "profile", j->profile);
+	put_value(&b, "branch", j->branch);
+	put_value(&b, "fingerprint", j->fingerprint);
+	rc = write_file(dir, "switch", &b);
+	if (rc < 0)
+		dd_error_wrap("recording the switch of database %s", t->database);
+	dd_buf_release(&b);
+	free(dir);
+	return rc;
+}
+
+int
+dd_pg_journal_read(struct dd_pg_journal *j, const char *statedir, const struct dd_pg_target *t)
+{
+	static const char *const keys[] = { "source", "kind", "stash", "snapshot", "profile", "branch",
+					    "fingerprint", NULL };
+	char *dir = dd_pg_state_dir(statedir, t), *path = dd_path_join(dir, "switch"), *v[7];
+	int rc = read_kv(path, keys, v);
+
+	memset(j, 0, sizeof(*j));
+	if (rc == 0 && (!v[0] || !v[1] || !v[3])) {
+		for (int i = 0; i < 7; i++)
+			free(v[i]);
+		rc = dd_error("%s is incomplete", path);
+	} else if (rc == 0) {
+		*j = (struct dd_pg_journal){ v[0], v[1], v[2], v[3], v[4], v[5], v[6] };
+	}
+	free(path);
+	free(dir);
+	return rc;
+}
+
+int
+dd_pg_journal_remove(const char *statedir, const struct dd_pg_target *t)
+{
+	char *dir = dd_pg_state_dir(statedir, t);
+	int rc = remove_record(dir, "switch");
+
+	free(dir);
+	return rc;
+}
+
+void
+dd_pg_journal_release(struct dd_pg_journal *j)
+{
+	free(j->source);
+	free(j->kind);
+	free(j->stash);
+	free(j->snapshot);
+	free(j->profile);
+	free(j->branch);
+	free(j->fingerprint);
+	memset(j, 0, sizeof(*j));
+}
+
+int
+dd_pg_state_trylock(const char *statedir, const char *conninfo, int *fd)
+{
+	struct dd_pg_target t;
+	char *dir, *path;
+	int rc;
+
+	*fd = -1;
+	if (dd_pg_target_resolve(&t, conninfo) < 0)
+		return -1;
+	dir = dd_pg_state_dir(statedir, &t);
+	path = dd_path_join(dir, "lock");
+	rc = dd_lock_file_try(path, fd);
+	if (rc == DD_EBUSY)
+		dd_error("another git dnadata command is working on database %s", t.database);
 	free(path);
 	free(dir);
 	dd_pg_target_release(&t);

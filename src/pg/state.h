@@ -41,6 +41,9 @@ struct dd_pg_state {
 	struct dd_pg_pending *pending;    /* by pid */
 	size_t npending;
 	int verified;      /* dd_pg_state_verify() asked the server about stashes and pending copies */
+	char *branch;      /* the branch it was restored for (a switch), or NULL if unknown */
+	int interrupted;   /* a switch was cut short (its journal is there): what it holds is not known until the
+			      next command under the database lock finishes the records (dd_pg_reap_leftovers) */
 };
 
 /* The record for the working database named by `conninfo` (no connection made). Missing = empty state. */
@@ -72,6 +75,8 @@ void dd_pg_state_release(struct dd_pg_state *s);
  * holds it. Release with dd_unlock_file().
  */
 int dd_pg_state_lock(const char *statedir, const char *conninfo, int *fd);
+/* The same without waiting (the git hooks): DD_EBUSY, error set, when another command holds it. */
+int dd_pg_state_trylock(const char *statedir, const char *conninfo, int *fd);
 
 /* Current UTC time as "YYYY-MM-DDTHH:MM:SSZ". Caller frees. */
 char *dd_pg_now_iso(void);
@@ -102,5 +107,129 @@ int dd_pg_state_pending_list(struct dd_pg_pending **out, size_t *n, const char *
 void dd_pg_pending_free(struct dd_pg_pending *p, size_t n);
 /* Remove the pending record of process `pid`: 0, DD_NOTFOUND (there was none), or -1 (error set). */
 int dd_pg_state_pending_remove(const char *statedir, const struct dd_pg_target *t, long pid);
+
+/*
+ * ---- templates, spares and stashes of a working database ("copies") ----
+ *
+ * Every database we make beside the working one is recorded in
+ * <statedir>/pg/<key>/ (layout in state.c), one record per database:
+ *   template  <db>__dnadata_tmpl_<id prefix>: a restored snapshot kept to
+ *             clone from (ALLOW_CONNECTIONS false: nobody edits it);
+ *   spare     <db>__dnadata_spare_<id prefix>[_n]: a clone of a template
+ *             made ahead of time, renamed in by the next switch to it (also
+ *             closed to connections until then);
+ *   stash     <db>__dnadata_stash_<time>[_n]: a working database that was
+ *             switched away from, with the branch it was left on and
+ *             whether it had been modified since its restore.
+ * A copy being built is not recorded here but as pending (above) until it
+ * is complete: a kill -9 leaves a pending copy that the next command drops,
+ * never a record of a half-built database. Records of databases the user
+ * dropped are forgotten by dd_pg_copies_list(..., DD_PG_LIST_VERIFY).
+ * These records are the interface of gc and status (sizes, budgets): add
+ * to them, do not change them.
+ */
+enum dd_pg_copy_kind { DD_PG_COPY_TEMPLATE, DD_PG_COPY_SPARE, DD_PG_COPY_STASH };
+
+/* Was a copy modified since the snapshot it holds was restored (or taken)? */
+enum dd_pg_modified { DD_PG_MOD_NO, DD_PG_MOD_YES, DD_PG_MOD_UNKNOWN };
+
+struct dd_pg_copy {
+	char *name;          /* database name */
+	enum dd_pg_copy_kind kind;
+	char *snapshot;      /* snapshot id it holds ("" unknown: a stash of a database never restored) */
+	char *profile;       /* "" unknown */
+	char *branch;        /* stash: the branch it was left on; "" unknown, and for templates and spares */
+	enum dd_pg_modified modified; /* stash: as found when stashed (unknown counts as modified);
+					 templates and spares: DD_PG_MOD_NO */
+	char *fingerprint;   /* stash: change fingerprint of its restore (change.c), tells later edits; template
+				and spare: the sequence part of the snapshot's fingerprint; NULL unknown */
+	char *created;       /* ISO 8601 UTC */
+	char *used;          /* last used (cloned from, renamed in), ISO 8601 UTC; = created until then */
+	/* filled only by dd_pg_copies_list(..., DD_PG_LIST_VERIFY) */
+	long long size;      /* bytes (pg_database_size), -1 unknown */
+};
+
+/* "template", "spare", "stash"; and "no", "yes", "unknown" */
+const char *dd_pg_copy_kind_name(enum dd_pg_copy_kind kind);
+const char *dd_pg_modified_name(enum dd_pg_modified m);
+/* Can this copy be dropped without losing anything (template, spare, stash not modified)? */
+int dd_pg_copy_disposable(const struct dd_pg_copy *c);
+
+enum {
+	DD_PG_LIST_VERIFY = 1 << 0, /* ask the server: forget records whose database is gone, fill `size` */
+};
+
+/*
+ * The copies recorded for the working database `conninfo` names, templates
+ * first, then spares, then stashes, each least recently used first. No
+ * connection unless DD_PG_LIST_VERIFY (then -1, nothing forgotten, when the
+ * server cannot be asked). Free with dd_pg_copies_free().
+ */
+int dd_pg_copies_list(struct dd_pg_copy **out, size_t *n, const char *statedir, const char *conninfo, int flags);
+void dd_pg_copies_free(struct dd_pg_copy *v, size_t n);
+void dd_pg_copy_release(struct dd_pg_copy *c);
+
+/* Record that copy `name` was used now (LRU order). 0, DD_NOTFOUND (no such record), -1. */
+int dd_pg_copy_touch(const char *statedir, const char *conninfo, const char *name);
+
+enum {
+	DD_PG_DROP_FORCE = 1 << 0,  /* also a stash with local edits (or whose edits are unknown) */
+};
+
+/*
+ * Drop copy `name` of the working database `conninfo` names, safely: only
+ * a database recorded as ours (never the working one, never a stranger's);
+ * a stash modified since its restore (or not known not to be) only with
+ * DD_PG_DROP_FORCE. The record is turned into a pending one before the
+ * DROP, so a kill at any point leaves either the copy with its record, or
+ * a pending copy the next command drops, or nothing. Other sessions on it
+ * are ended (it is ours). Takes no lock: the caller holds
+ * dd_pg_state_lock(). Returns 0, DD_NOTFOUND (no such copy of ours: error
+ * set), DD_EXISTS (a stash with local edits, not forced: error and hint
+ * set), or -1.
+ */
+int dd_pg_copy_drop(const char *statedir, const char *conninfo, const char *name, int flags);
+
+/* ---- for src/pg/: the working record with its branch, the switch journal ---- */
+
+/* dd_pg_state_read() of a resolved target. */
+int dd_pg_state_read_target(struct dd_pg_state *out, const char *statedir, const struct dd_pg_target *t);
+/* dd_pg_state_set_target() that also records the branch (NULL: none). */
+int dd_pg_state_set_working(const char *statedir, const struct dd_pg_target *t, const char *snapshot,
+			    const char *profile, const char *how, const char *fingerprint, const char *branch);
+
+/*
+ * The switch in progress (file "switch"): written just before the
+ * transaction that renames `source` into place (and the working database
+ * to `stash`), removed once the records say what it did. A kill in
+ * between leaves it; the next command under the database lock looks at
+ * which databases exist and finishes the records (dd_pg_journal_recover).
+ */
+struct dd_pg_journal {
+	char *source;      /* the database renamed to the working name */
+	char *kind;        /* "stash", "spare", "clone" or "restore" */
+	char *stash;       /* the name the working database goes to, or NULL */
+	char *snapshot;    /* what the working database holds after */
+	char *profile;
+	char *branch;      /* NULL: none */
+	char *fingerprint; /* the record's fingerprint after (a stash renamed back keeps its own); NULL: unknown */
+};
+int dd_pg_journal_write(const char *statedir, const struct dd_pg_target *t, const struct dd_pg_journal *j);
+/* 0, DD_NOTFOUND (no switch in progress), -1 */
+int dd_pg_journal_read(struct dd_pg_journal *j, const char *statedir, const struct dd_pg_target *t);
+int dd_pg_journal_remove(const char *statedir, const struct dd_pg_target *t);
+void dd_pg_journal_release(struct dd_pg_journal *j);
+
+/* ---- for src/pg/: copy records of a resolved target ---- */
+
+/* Write (create or replace) the record of copy c->name; `created`/`used` NULL = now. Atomic. */
+int dd_pg_copy_record(const char *statedir, const struct dd_pg_target *t, const struct dd_pg_copy *c);
+/* The record of copy `name` (any kind): 0, DD_NOTFOUND, -1. Release with dd_pg_copy_release(). */
+int dd_pg_copy_get(struct dd_pg_copy *out, const char *statedir, const struct dd_pg_target *t, const char *name);
+/* Remove the record of copy `name` (any kind): 0, DD_NOTFOUND, -1. */
+int dd_pg_copy_forget(const char *statedir, const struct dd_pg_target *t, const char *name);
+/* The records of a resolved target (no connection). */
+int dd_pg_copies_list_target(struct dd_pg_copy **out, size_t *n, const char *statedir,
+			     const struct dd_pg_target *t);
 
 #endif

@@ -77,6 +77,15 @@ struct dd_s3_head {
  */
 int dd_s3_get(struct dd_s3_client *c, const char *key, struct dd_buf *out, size_t max);
 int dd_s3_get_range(struct dd_s3_client *c, const char *key, uint64_t off, size_t len, struct dd_buf *out);
+/*
+ * GET the whole of `key` into the file `fd` from its offset 0, streamed as
+ * it arrives (memory stays bounded; the event thread writes), resumed with
+ * a Range pinned to the first answer's ETag when cut short, the file
+ * truncated to the object's size at the end. At most `max` bytes. 0 with
+ * *size set, DD_NOTFOUND (no error set), -1, DD_EUNREACHABLE; on failure
+ * the file holds some prefix of the object, or nothing.
+ */
+int dd_s3_get_fd(struct dd_s3_client *c, const char *key, int fd, uint64_t max, uint64_t *size);
 /* HEAD: 0 with *h filled (h may be NULL), DD_NOTFOUND (no error set), -1, DD_EUNREACHABLE. */
 int dd_s3_head(struct dd_s3_client *c, const char *key, struct dd_s3_head *h);
 

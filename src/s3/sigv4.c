@@ -24,6 +24,7 @@
 #include "util/buf.h"
 #include "util/err.h"
 #include "util/hex.h"
+#include "util/sha256.h"
 
 #include <sodium.h>
 #include <stdlib.h>
@@ -44,9 +45,9 @@ struct hdr {
 void
 dd_sha256_hex(char hex[65], const void *data, size_t len)
 {
-	unsigned char h[crypto_hash_sha256_BYTES];
+	uint8_t h[DD_SHA256_BYTES];
 
-	crypto_hash_sha256(h, data, len);
+	dd_sha256(h, data, len);
 	dd_hex_encode(hex, h, sizeof(h));
 }
 

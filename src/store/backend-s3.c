@@ -99,6 +99,17 @@ s3b_get_range(struct dd_backend *be, const char *name, uint64_t off, size_t len,
 }
 
 static int
+s3b_get_to_fd(struct dd_backend *be, const char *name, int fd, uint64_t max, uint64_t *size)
+{
+	struct s3_backend *sb = (struct s3_backend *)be;
+	char *key = key_of(sb, name);
+	int r = dd_s3_get_fd(sb->c, key, fd, max, size);
+
+	free(key);
+	return r;
+}
+
+static int
 s3b_put(struct dd_backend *be, const char *name, const void *data, size_t len)
 {
 	struct s3_backend *sb = (struct s3_backend *)be;
@@ -314,6 +325,7 @@ static const struct dd_backend_ops s3_ops = {
 	.caps = 0,
 	.get = s3b_get,
 	.get_range = s3b_get_range,
+	.get_to_fd = s3b_get_to_fd,
 	.put = s3b_put,
 	.put_file = s3b_put_file,
 	.exists = s3b_exists,

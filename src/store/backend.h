@@ -66,6 +66,15 @@ struct dd_backend_ops {
 	 * file shorter than off + len is an error: damaged).
 	 */
 	int (*get_range)(struct dd_backend *be, const char *name, uint64_t off, size_t len, struct dd_buf *out);
+	/*
+	 * Optional (NULL: not offered; readers use get_range): write the whole
+	 * file `name` into the open file `fd` from its offset 0, streamed (memory
+	 * stays bounded whatever its size), at most `max` bytes. 0 with *size
+	 * set, DD_NOTFOUND if missing (no error), -1, DD_EUNREACHABLE. On
+	 * failure fd holds a prefix of the file or garbage: the caller checks
+	 * what it got (a pack against its name) before trusting any of it.
+	 */
+	int (*get_to_fd)(struct dd_backend *be, const char *name, int fd, uint64_t max, uint64_t *size);
 	/* Create-only atomic write. 0 created, DD_EXISTS already there (untouched), -1. */
 	int (*put)(struct dd_backend *be, const char *name, const void *data, size_t len);
 	/*

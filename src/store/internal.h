@@ -99,6 +99,18 @@ struct dd_run_obj;
 int dd_store_get_run(struct dd_store *st, const char *pack, const struct dd_run_obj *objs, size_t n, ZSTD_DCtx *zd,
 		     uint64_t *plain_bytes);
 
+/*
+ * The whole pack `name` from the store into the cache (the backend offers
+ * get_to_fd): streamed to a locked temp file beside its place in the cache,
+ * its SHA-256 checked against its name, then linked into place. 0 (the
+ * cache holds it; *size its bytes), DD_EXISTS (the cache already did), 1
+ * (not fetched, no error set: missing, refused, or damaged in the store,
+ * which is warned; the caller reads the objects it needs one by one, which
+ * explains any failure), DD_EUNREACHABLE (the caller marks the store gone;
+ * the temp file stays and the next fetch starts it over), -1 (a local error).
+ */
+int dd_store_fetch_pack(struct dd_store *st, const char *name, uint64_t *size);
+
 /* Is the backend there and reachable (not offline, no DD_EUNREACHABLE yet)? */
 int dd_store_live(struct dd_store *st);
 /*
@@ -193,6 +205,7 @@ enum dd_xfer_kind {
 	DD_XFER_OBJECT = 3,  /* fetch a data object into the cache (dd_store_get_object) */
 	DD_XFER_FRESH = 4,   /* DD_XFER_UPLOAD of a pack the packer has just written and checked */
 	DD_XFER_RUN = 5,     /* fetch a run of data objects of one pack with one read (dd_store_get_run) */
+	DD_XFER_PACK = 6,    /* fetch a whole pack into the cache (dd_store_fetch_pack), for the objects listed */
 };
 /* One object of a run: where it lies in its pack, and its plaintext size (the manifest's). */
 struct dd_run_obj {
@@ -200,9 +213,13 @@ struct dd_run_obj {
 	uint64_t off;
 	uint32_t len, plain_len;
 };
-/* Queue a DD_XFER_RUN of objs[0..n) (n >= 2, ascending offsets) in the store's pack `pack`; takes objs. */
-void dd_xfer_submit_run(struct dd_store *st, struct dd_xfer_batch *b, const char *pack, struct dd_run_obj *objs,
-			size_t n);
+/*
+ * Queue a DD_XFER_RUN of objs[0..n) (n >= 2, ascending offsets) in the
+ * store's pack `pack`, or a DD_XFER_PACK of that pack for objs[0..n) (n >=
+ * 1); takes objs.
+ */
+void dd_xfer_submit_run(struct dd_store *st, struct dd_xfer_batch *b, int kind, const char *pack,
+			struct dd_run_obj *objs, size_t n);
 /* Queue a transfer of `name` on the transfer pool (uploads: bytes from the cache file). */
 void dd_xfer_submit(struct dd_store *st, struct dd_xfer_batch *b, int kind, const char *name, const uint8_t id[32],
 		    uint32_t len);

@@ -323,3 +323,24 @@ dd_midx_file_packs(struct dd_midx *m, uint32_t file, uint32_t **out, size_t *n)
 	pthread_mutex_unlock(&m->mu);
 	*n = k;
 }
+
+void
+dd_midx_pack_extents(struct dd_midx *m, uint64_t **out, size_t *n)
+{
+	pthread_mutex_lock(&m->mu);
+	*n = m->npacks;
+	*out = dd_calloc(m->npacks ? m->npacks : 1, sizeof(**out));
+	for (size_t i = 0; i < m->cap; i++) {
+		const struct dd_midx_slot *s = &m->slots[i];
+		if (s->pack == DD_MIDX_NONE)
+			continue;
+		if (s->pack < m->npacks && (uint64_t)s->off + s->len > (*out)[s->pack])
+			(*out)[s->pack] = (uint64_t)s->off + s->len;
+	}
+	for (size_t a = 0; a < m->nalts; a++) {
+		const struct dd_midx_alt *x = &m->alts[a];
+		if (x->pack < m->npacks && (uint64_t)x->off + x->len > (*out)[x->pack])
+			(*out)[x->pack] = (uint64_t)x->off + x->len;
+	}
+	pthread_mutex_unlock(&m->mu);
+}

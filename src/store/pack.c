@@ -9,6 +9,7 @@
 #include "store/pack.h"
 #include "util/endian.h"
 #include "util/err.h"
+#include "util/sha256.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -23,13 +24,13 @@
 void
 dd_pack_hash(uint8_t out[32], const void *data, size_t len)
 {
-	crypto_hash_sha256(out, data, len);
+	dd_sha256(out, data, len);
 }
 
 int
 dd_pack_hash_file(uint8_t out[32], const char *path)
 {
-	crypto_hash_sha256_state h;
+	struct dd_sha256 *h = NULL;
 	size_t cap = 1u << 20;
 	uint8_t *buf = dd_malloc(cap);
 	ssize_t n;
@@ -39,7 +40,7 @@ dd_pack_hash_file(uint8_t out[32], const char *path)
 		dd_error_errno("cannot open %s", path);
 		goto out;
 	}
-	crypto_hash_sha256_init(&h);
+	h = dd_sha256_new();
 	while ((n = read(fd, buf, cap)) != 0) {
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -47,13 +48,15 @@ dd_pack_hash_file(uint8_t out[32], const char *path)
 			dd_error_errno("cannot read %s", path);
 			goto out;
 		}
-		crypto_hash_sha256_update(&h, buf, (unsigned long long)n);
+		dd_sha256_update(h, buf, (size_t)n);
 	}
-	crypto_hash_sha256_final(&h, out);
+	dd_sha256_final(h, out);
+	h = NULL;
 	rc = 0;
 out:
 	if (fd >= 0)
 		close(fd);
+	dd_sha256_free(h);
 	free(buf);
 	return rc;
 }

@@ -147,6 +147,12 @@ struct dd_midx_pack dd_midx_pack_get(struct dd_midx *m, uint32_t i);
 struct dd_midx_file dd_midx_file_get(struct dd_midx *m, uint32_t i);
 void dd_midx_pack_set(struct dd_midx *m, uint32_t i, const struct dd_midx_pack *p);
 void dd_midx_file_set(struct dd_midx *m, uint32_t i, const struct dd_midx_file *f);
+/*
+ * For every pack slot, the end of the last object the map places in it
+ * (offset + length; 0 for none): the bytes of objects a pack holds, its
+ * header aside (caller frees *out, *n entries).
+ */
+void dd_midx_pack_extents(struct dd_midx *m, uint64_t **out, size_t *n);
 /* The ready packs named by index file `file` (caller frees *out). */
 void dd_midx_file_packs(struct dd_midx *m, uint32_t file, uint32_t **out, size_t *n);
 

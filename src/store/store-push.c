@@ -16,18 +16,23 @@
  * sync, then the manifests. An index file the record (or this run's
  * listing) says the store holds is skipped without a request, so a push
  * with nothing missing makes none. An index file not known to be there is
- * checked pack by pack (a HEAD on a remote store before sending 16 MiB;
- * the create-only put on a local one), which is what makes a rerun after
- * an interruption send only the rest.
+ * checked pack by pack (a HEAD on a remote store before sending 16 MiB, or
+ * one listing of packs/ when that takes fewer requests; the create-only put
+ * on a local one), which is what makes a rerun after an interruption send
+ * only the rest.
  *
  * `push --check` (DD_PUSH_CHECK) trusts neither the record nor the store's
  * manifests: every pack, index file and manifest the snapshots need is
  * checked with a request and re-sent when missing. That is the repair
  * after files were deleted from the store (`verify` names them).
  *
- * Fetch completes the map from the store, then reads the objects the cache
- * lacks with ranged reads of their packs, neighbours together (RUN_MAX), in
- * parallel; each joins the cache as a loose object.
+ * Fetch completes the map from the store, then brings what the cache lacks
+ * in parallel: a pack the snapshots need at least half of is downloaded
+ * whole into the cache (streamed to a temp file, its SHA-256 checked
+ * against its name, linked into place: one request and one file per
+ * pack), the objects of other packs are read with ranged reads,
+ * neighbours together (RUN_MAX), and each joins the cache as a loose
+ * object after its AEAD tag is checked.
  */
 #include "store/internal.h"
 #include "util/err.h"
@@ -129,6 +134,58 @@ needed_files(struct dd_store *st, const struct refs *r, int check, struct dd_xfe
 }
 
 /*
+ * A backend without a cheap exists() is asked for its whole packs/ listing
+ * (one request per LIST_PAGE packs) instead of one existence check per pack
+ * when that takes fewer requests, going by the packs the index map knows
+ * (about the store's); the packs it lacks are then sent with create-only
+ * puts, which still refuse to overwrite one that arrived meanwhile.
+ */
+#define LIST_PAGE 1000
+
+static int
+entry_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct dd_backend_entry *)a)->name, ((const struct dd_backend_entry *)b)->name);
+}
+
+struct listed {
+	struct dd_backend_entry *e; /* sorted by name */
+	size_t n;
+	int have;                   /* the listing was made */
+};
+
+/* List the store's packs/ into *l (sorted); on failure (or an unreachable store) *l stays unmade. */
+static void
+list_packs(struct dd_store *st, struct listed *l)
+{
+	struct dd_backend_entry *e;
+	size_t n;
+	int r;
+
+	atomic_fetch_add(&st->requests, 1);
+	r = st->be->ops->list(st->be, "packs", &e, &n);
+	if (r != 0) {
+		dd_store_gone(st, r); /* the existence checks explain any other failure */
+		dd_error_clear();
+		return;
+	}
+	if (n >= LIST_PAGE)
+		atomic_fetch_add(&st->requests, n / LIST_PAGE); /* the further pages */
+	if (n)
+		qsort(e, n, sizeof(*e), entry_cmp);
+	l->e = e, l->n = n, l->have = 1;
+}
+
+/* The listing's entry for `name`, or NULL. */
+static const struct dd_backend_entry *
+listed_find(const struct listed *l, const char *name)
+{
+	struct dd_backend_entry key = { .name = (char *)name };
+
+	return l->have && l->n ? bsearch(&key, l->e, l->n, sizeof(*l->e), entry_cmp) : NULL;
+}
+
+/*
  * Send the packs of the needed index files the store is not known to hold
  * (every one with `check`); clears need[] for the others.
  */
@@ -138,7 +195,25 @@ send_packs(struct dd_store *st, uint8_t *need, size_t nfiles, int check, struct 
 {
 	int cheap = st->be->ops->caps & DD_BACKEND_CHEAP_EXISTS;
 	char name[DD_OBJECT_NAME_SIZE];
+	struct listed l = { 0 };
+	size_t tocheck = 0;
 
+	for (size_t f = 0; f < nfiles && !cheap; f++) {
+		struct dd_midx_file mf;
+		uint32_t *packs;
+		size_t n;
+		if (!need[f])
+			continue;
+		mf = dd_midx_file_get(st->idx, (uint32_t)f);
+		dd_object_name(name, sizeof(name), "index", mf.id);
+		if (!check && (mf.in_store || dd_store_known(st, name)))
+			continue;
+		dd_midx_file_packs(st->idx, (uint32_t)f, &packs, &n);
+		tocheck += n;
+		free(packs);
+	}
+	if (tocheck > 1 + st->idx->npacks / LIST_PAGE)
+		list_packs(st, &l);
 	for (size_t f = 0; f < nfiles; f++) {
 		struct dd_midx_file mf;
 		uint32_t *packs;
@@ -156,10 +231,18 @@ send_packs(struct dd_store *st, uint8_t *need, size_t nfiles, int check, struct 
 		}
 		for (size_t k = 0; k < n; k++) {
 			dd_object_name(name, sizeof(name), "packs", dd_midx_pack_get(st->idx, packs[k]).name);
-			dd_xfer_submit(st, b, cheap && !check ? DD_XFER_UPLOAD : DD_XFER_ENSURE, name, NULL, 0);
+			const struct dd_backend_entry *le = listed_find(&l, name);
+			if (le) {
+				s->skipped_files++;
+				s->skipped_bytes += le->size;
+				continue;
+			}
+			dd_xfer_submit(st, b, (cheap && !check) || l.have ? DD_XFER_UPLOAD : DD_XFER_ENSURE, name, NULL, 0);
 		}
 		free(packs);
 	}
+	if (l.have)
+		dd_backend_entries_free(l.e, l.n);
 }
 
 /* Wait for `b` (0, or -1: a failure, or the store became unreachable). */
@@ -418,8 +501,42 @@ submit_runs(struct dd_store *st, struct dd_xfer_batch *b, const struct want *w, 
 		for (size_t k = i; k < j; k++)
 			objs[k - i] = w[k].o;
 		dd_object_name(name, sizeof(name), "packs", dd_midx_pack_get(st->idx, w[i].pack).name);
-		dd_xfer_submit_run(st, b, name, objs, j - i);
+		dd_xfer_submit_run(st, b, DD_XFER_RUN, name, objs, j - i);
 	}
+}
+
+/*
+ * The wants (sorted by pack), pack by pack: a pack the snapshots need at
+ * least half of (by the bytes of its objects) is fetched whole into the
+ * cache when the backend can stream one (get_to_fd): one request, one file,
+ * checked against its name, at most half of it read for nothing; the other
+ * packs' objects by runs.
+ */
+static void
+submit_fetches(struct dd_store *st, struct dd_xfer_batch *b, const struct want *w, size_t n)
+{
+	char name[DD_OBJECT_NAME_SIZE];
+	uint64_t *ends = NULL;
+	size_t nends = 0;
+	int whole = st->be->ops->get_to_fd != NULL;
+
+	if (whole)
+		dd_midx_pack_extents(st->idx, &ends, &nends);
+	for (size_t i = 0, j; i < n; i = j) {
+		uint64_t need = 0;
+		for (j = i; j < n && w[j].pack == w[i].pack; j++)
+			need += w[j].o.len;
+		if (!whole || w[i].pack >= nends || 2 * need < ends[w[i].pack]) {
+			submit_runs(st, b, w + i, j - i);
+			continue;
+		}
+		struct dd_run_obj *objs = dd_calloc(j - i, sizeof(*objs));
+		for (size_t k = i; k < j; k++)
+			objs[k - i] = w[k].o;
+		dd_object_name(name, sizeof(name), "packs", dd_midx_pack_get(st->idx, w[i].pack).name);
+		dd_xfer_submit_run(st, b, DD_XFER_PACK, name, objs, j - i);
+	}
+	free(ends);
 }
 
 static int
@@ -463,7 +580,7 @@ fetch_all(struct dd_store *st, const char *const *ids, size_t n, struct dd_trans
 		w[nw++].pack = hit.pack;
 	}
 	qsort(w, nw, sizeof(*w), want_cmp);
-	submit_runs(st, &b, w, nw);
+	submit_fetches(st, &b, w, nw);
 	rc = dd_xfer_wait(st, &b, "downloading", s);
 	if (rc == 0 && !dd_store_live(st))
 		rc = unreachable_error(st);

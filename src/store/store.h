@@ -214,4 +214,61 @@ int dd_store_push_config(struct dd_store *st);
  */
 int dd_store_verify(struct dd_store *st, const char *const *ids, size_t nids, int read_data);
 
+/* ---- the local cache's budget (cache-gc.c; docs/FORMAT.md §3.5) ---- */
+/*
+ * Record that snapshot `id_hex` was used now (restore, fetch, snapshot):
+ * cache/used/<id>, whose mtime orders gc's removals. Best effort, never fails.
+ */
+void dd_store_snapshot_used(struct dd_store *st, const char *id_hex);
+
+/* What the cache costs, without the key or a request (status). */
+struct dd_cache_usage {
+	uint64_t bytes;   /* files only the cache holds (a hard link shared with a local store costs nothing) */
+	char **pending;   /* snapshots (64 hex, sorted) in the cache the store is not known to hold: push them */
+	size_t npending;
+};
+/* `url` NULL: the default store. 0, -1. */
+int dd_store_cache_usage(struct dd_cache_usage *u, const char *statedir, const char *url);
+void dd_cache_usage_release(struct dd_cache_usage *u);
+
+/* A cache file gc may remove: the store holds it (known without a request). */
+struct dd_cache_item {
+	char *name;        /* cache-relative: packs/ab/<64 hex> or data/ab/<64 hex> */
+	uint64_t bytes;    /* what removing it frees */
+	int named;         /* a snapshot needing it is named by a local branch */
+	int64_t last_used; /* newest use of a cached snapshot needing it (seconds); INT64_MIN: none needs it */
+	char snapshot[DD_ID_HEX_SIZE]; /* that snapshot ("" none) */
+};
+/* A snapshot whose manifest is in the cache. */
+struct dd_cache_snapshot {
+	char id[DD_ID_HEX_SIZE];
+	int named;
+	int64_t last_used;
+};
+struct dd_cache_plan {
+	uint64_t bytes;          /* as dd_cache_usage.bytes */
+	uint64_t removable;      /* the items' bytes */
+	uint64_t pending_bytes;  /* packs and objects the store is not known to hold: never removed */
+	struct dd_cache_item *items; /* first to go first */
+	size_t nitems;
+	struct dd_cache_snapshot *snapshots;
+	size_t nsnapshots;
+};
+/*
+ * What of the cache may go and in which order: the packs and loose objects
+ * the store holds (index files and manifests stay), each ranked by the
+ * newest use of the cached snapshots needing it, snapshots in
+ * named[0..nnamed) (those local branches name) after all others, files
+ * no cached snapshot needs first. `st` may be opened offline; no request
+ * is made. 0, -1.
+ */
+int dd_store_cache_plan(struct dd_cache_plan *plan, struct dd_store *st, const char *const *named, size_t nnamed);
+void dd_cache_plan_release(struct dd_cache_plan *plan);
+/*
+ * Remove one planned file from the cache (already gone: not an error).
+ * Crash-safe in any order: only data goes, never the index files and
+ * manifests that say where the store has it. 0, -1.
+ */
+int dd_store_cache_remove(struct dd_store *st, const struct dd_cache_item *it);
+
 #endif

@@ -103,15 +103,13 @@ out:
 	free(path);
 }
 
-/* A run of objects with one read; on any failure each is read on its own, which explains the failure. */
+/* Each object of the job on its own (the path that explains a failure). */
 static void
-fetch_run(struct dd_xfer *x, struct dd_worker *wk)
+fetch_each(struct dd_xfer *x, struct dd_worker *wk)
 {
 	struct dd_buf plain = DD_BUF_INIT;
 
 	x->rc = 0;
-	if (dd_store_get_run(x->st, x->name, x->objs, x->nobjs, wk->zd, &x->bytes) == 0)
-		return;
 	for (size_t i = 0; i < x->nobjs && x->rc == 0; i++) {
 		if (atomic_load(&x->st->unreachable)) {
 			x->rc = DD_EUNREACHABLE;
@@ -121,6 +119,36 @@ fetch_run(struct dd_xfer *x, struct dd_worker *wk)
 		x->bytes += plain.len;
 	}
 	dd_buf_release(&plain);
+}
+
+/* A run of objects with one read; on any failure each is read on its own, which explains the failure. */
+static void
+fetch_run(struct dd_xfer *x, struct dd_worker *wk)
+{
+	x->rc = 0;
+	if (dd_store_get_run(x->st, x->name, x->objs, x->nobjs, wk->zd, &x->bytes) == 0)
+		return;
+	fetch_each(x, wk);
+}
+
+/* A whole pack into the cache; when the store's copy is missing or damaged, the objects needed one by one. */
+static void
+fetch_pack(struct dd_xfer *x, struct dd_worker *wk)
+{
+	uint64_t size;
+	int r = dd_store_fetch_pack(x->st, x->name, &size);
+
+	if (r == 0 || r == DD_EXISTS) {
+		x->rc = 0;
+		for (size_t i = 0; i < x->nobjs; i++)
+			x->bytes += x->objs[i].plain_len;
+		return;
+	}
+	if (r != 1) {
+		x->rc = r;
+		return;
+	}
+	fetch_each(x, wk);
 }
 
 static void
@@ -139,6 +167,8 @@ xfer_run(struct dd_job *job, struct dd_worker *wk)
 		dd_buf_release(&plain);
 	} else if (x->kind == DD_XFER_RUN) {
 		fetch_run(x, wk);
+	} else if (x->kind == DD_XFER_PACK) {
+		fetch_pack(x, wk);
 	} else {
 		upload(x);
 	}
@@ -189,8 +219,8 @@ reap_head(struct dd_store *st, struct dd_xfer_batch *b)
 	b->head = x->next;
 	if (!b->head)
 		b->tail = NULL;
-	b->done_files += x->kind == DD_XFER_RUN ? x->nobjs : 1;
-	b->done_bytes += x->kind == DD_XFER_OBJECT || x->kind == DD_XFER_RUN ? x->len : x->bytes;
+	b->done_files += x->kind == DD_XFER_RUN || x->kind == DD_XFER_PACK ? x->nobjs : 1;
+	b->done_bytes += x->kind == DD_XFER_OBJECT || x->kind == DD_XFER_RUN || x->kind == DD_XFER_PACK ? x->len : x->bytes;
 	if (x->rc == DD_EUNREACHABLE) {
 		dd_store_gone(st, x->rc);
 	} else if (x->failed && !b->failed) {
@@ -202,7 +232,7 @@ reap_head(struct dd_store *st, struct dd_xfer_batch *b)
 		b->acc.skipped_files++;
 		b->acc.skipped_bytes += x->bytes;
 	} else {
-		b->acc.files += x->kind == DD_XFER_RUN ? x->nobjs : 1;
+		b->acc.files += x->kind == DD_XFER_RUN || x->kind == DD_XFER_PACK ? x->nobjs : 1;
 		b->acc.bytes += x->bytes;
 	}
 	free(x->objs);
@@ -264,13 +294,14 @@ dd_xfer_submit(struct dd_store *st, struct dd_xfer_batch *b, int kind, const cha
 }
 
 void
-dd_xfer_submit_run(struct dd_store *st, struct dd_xfer_batch *b, const char *pack, struct dd_run_obj *objs, size_t n)
+dd_xfer_submit_run(struct dd_store *st, struct dd_xfer_batch *b, int kind, const char *pack, struct dd_run_obj *objs,
+		   size_t n)
 {
 	struct dd_xfer *x = dd_calloc(1, sizeof(*x));
 	uint64_t len = 0;
 
 	reap_done(st, b);
-	x->kind = DD_XFER_RUN;
+	x->kind = kind;
 	snprintf(x->name, sizeof(x->name), "%s", pack);
 	x->objs = objs;
 	x->nobjs = n;

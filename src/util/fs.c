@@ -331,6 +331,37 @@ out:
 	return rc;
 }
 
+int
+dd_lock_file_try(const char *path, int *fd)
+{
+	char *dir = dd_path_dirname(path);
+	int rc = -1;
+
+	*fd = -1;
+	if (dd_mkdir_p(dir, 0700) < 0)
+		goto out;
+	*fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (*fd < 0) {
+		dd_error_errno("cannot open the lock %s", path);
+		goto out;
+	}
+	if (flock(*fd, LOCK_EX | LOCK_NB) == 0)
+		rc = 0;
+	else if (errno == EWOULDBLOCK)
+		rc = DD_EBUSY;
+	if (rc == DD_EBUSY)
+		dd_error("another process holds the lock %s", path);
+	else if (rc < 0)
+		dd_error_errno("cannot lock %s", path);
+out:
+	if (rc != 0) {
+		dd_unlock_file(*fd);
+		*fd = -1;
+	}
+	free(dir);
+	return rc;
+}
+
 void
 dd_unlock_file(int fd)
 {

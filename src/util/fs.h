@@ -66,6 +66,8 @@ int dd_mkdir_p(const char *path, mode_t mode);
  * file cannot be opened or locked.
  */
 int dd_lock_file(const char *path, const char *busy, int *fd);
+/* The same without waiting: DD_EBUSY (error set, *fd = -1) when another process holds it. */
+int dd_lock_file_try(const char *path, int *fd);
 void dd_unlock_file(int fd);
 int dd_fsync_dir(const char *dir);
 int dd_path_exists(const char *path);

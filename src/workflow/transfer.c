@@ -1,11 +1,13 @@
 /*
  * workflow/transfer.c: push and fetch of the snapshots a repository names
- * (the commands push, fetch and pull; later the pre-push hook).
+ * (the commands push, fetch and pull, and the pre-push hook).
  *
  * Which snapshots: the work tree's ref files (every profile, or the ones
  * given), plus with --all the ref files at the tip of every branch and
- * tag. The store layer decides what actually moves (store.h): only what
- * the other side lacks, in parallel, with a record of what the store holds
+ * tag; or, for the pre-push hook, an explicit list of ids (those named in
+ * the commits being pushed), without the check of the store's config. The
+ * store layer decides what actually moves (store.h): only what the other
+ * side lacks, in parallel, with a record of what the store holds
  * so that a push with nothing to send costs no request per object.
  */
 #include "workflow/workflow.h"
@@ -28,6 +30,12 @@ scope_ids(char ***ids, size_t *n, struct dd_repo *repo, const struct dd_config *
 	char *refs = dd_path_join(repo->dnadata, "refs");
 	int rc = -1;
 
+	if (sc->ids) {
+		for (size_t i = 0; i < sc->nids; i++)
+			dd_ref_ids_add(ids, n, sc->ids[i]);
+		rc = 0;
+		goto out;
+	}
 	for (size_t i = 0; i < sc->nprofiles; i++)
 		if (!dd_config_profile(cfg, sc->profiles[i]))
 			goto out;
@@ -49,7 +57,7 @@ move(struct dd_store *st, char **ids, size_t nids, const struct dd_transfer_scop
 {
 	int r, flags = (scope->check ? DD_PUSH_CHECK : 0) | (scope->all ? DD_PUSH_SKIP_UNAVAILABLE : 0);
 
-	if (push) {
+	if (push && !scope->ids) {
 		r = dd_store_push_config(st);
 		if (r < 0)
 			return -1;
@@ -62,7 +70,11 @@ move(struct dd_store *st, char **ids, size_t nids, const struct dd_transfer_scop
 		return 0;
 	if (push)
 		return dd_store_push_flags(st, (const char *const *)ids, nids, flags, stats) < 0 ? -1 : 0;
-	return dd_store_fetch(st, (const char *const *)ids, nids, stats) != 0 ? -1 : 0;
+	if (dd_store_fetch(st, (const char *const *)ids, nids, stats) != 0)
+		return -1;
+	for (size_t i = 0; i < nids; i++)
+		dd_store_snapshot_used(st, ids[i]); /* gc's LRU order (cache-gc.c) */
+	return 0;
 }
 
 static int

@@ -9,15 +9,19 @@
  * data gives the same id, so an unchanged database ends in "nothing
  * changed" and no commit.
  *
- * Restore reads the ref (work tree, or any revision), loads the manifest
- * from the cache or the store, and hands it to dd_pg_restore(), which never
+ * Restore reads the ref (work tree, or any revision) and switches the
+ * working database to its snapshot with dd_pg_switch() (a stash of this
+ * branch renamed back, a spare, a template clone, or a restore: the
+ * manifest is loaded from the cache or the store only then), which never
  * touches the working database until the new copy is complete. If
  * <statedir>/pg records that the working database already holds that
  * snapshot, the change fingerprint (change.c) decides: unchanged since the
  * restore or snapshot = nothing to do; changed, or cannot tell = rebuild
  * (the edited database becomes a stash; nothing is ever dropped). `use`
  * (DD_RESTORE_KEEP) keeps such a database whatever it says: switching back
- * must find local edits where they were left. --force always rebuilds.
+ * must find local edits where they were left, and so does a git hook
+ * (DD_RESTORE_HOOK). --force always restores from the cache or the store.
+ * After a switch the spare job starts in the background (switch.c).
  *
  * After a restore, the [hooks] post_restore commands run in order with
  * /bin/sh -c in the work tree (stdout sent to our stderr: stdout is for
@@ -132,7 +136,10 @@ dump_to_store(struct dd_store *st, struct dd_repo *repo, const struct dd_config 
 	}
 	dd_snapshot_set_meta(sw, "server_version", stats->server_version);
 	dd_snapshot_set_meta(sw, "database", stats->database);
-	return dd_snapshot_commit(sw, id) < 0 ? -1 : 0;
+	if (dd_snapshot_commit(sw, id) < 0)
+		return -1;
+	dd_store_snapshot_used(st, id); /* gc's LRU order (cache-gc.c) */
+	return 0;
 }
 
 /* Point p's ref file at snapshot `id` (with its informational lines) and commit it, unless NO_COMMIT. */
@@ -387,8 +394,10 @@ dd_workflow_check(struct dd_repo *repo, const struct dd_config *cfg, const struc
 	if (snapshot_out)
 		snprintf(snapshot_out, 65, "%s", ref->snapshot);
 	rc = dd_pg_state_read(&state, repo->statedir, dd_config_database(cfg, p));
+	/* a switch cut short by a kill: the record may be behind the database; the restore finishes it */
 	if (rc == 0)
-		rc = state.snapshot && !strcmp(state.snapshot, ref->snapshot) ? DD_NOTHING_TO_DO : 0;
+		rc = !state.interrupted && state.snapshot && !strcmp(state.snapshot, ref->snapshot) ? DD_NOTHING_TO_DO
+												    : 0;
 	dd_pg_state_release(&state);
 	dd_ref_free(ref);
 	return rc;
@@ -411,43 +420,89 @@ open_store_for_reading(struct dd_store **st, const struct dd_config *cfg, struct
 	return 0;
 }
 
-/* Load the manifest of `ref`'s snapshot from the cache or the store and restore it into p's database. */
-static int
-restore_snapshot(struct dd_repo *repo, const struct dd_config *cfg, const struct dd_profile *p, const char *rev,
-		 const struct dd_ref *ref, int flags, struct dd_pg_restore_result *res)
-{
-	struct dd_store *st = NULL;
-	struct dd_snapshot *snap = NULL;
-	struct dd_pg_restore_opts o;
-	int rc = -1, r;
+/* What the switch needs to load the snapshot, only when it must restore it. */
+struct loader {
+	struct dd_repo *repo;
+	const struct dd_config *cfg;
+	const struct dd_profile *p;
+	const char *rev;
+	const struct dd_ref *ref;
+};
 
-	if (open_store_for_reading(&st, cfg, repo) < 0)
-		goto out;
-	r = dd_snapshot_load(&snap, st, ref->snapshot);
+/* Load the manifest of the ref's snapshot from the cache or the store (dd_pg_switch_opts.load). */
+static int
+load_snapshot(void *arg, struct dd_store **st, struct dd_snapshot **snap)
+{
+	struct loader *l = arg;
+	int r;
+
+	*st = NULL;
+	*snap = NULL;
+	if (open_store_for_reading(st, l->cfg, l->repo) < 0)
+		return -1;
+	r = dd_snapshot_load(snap, *st, l->ref->snapshot);
 	if (r == DD_NOTFOUND) {
 		dd_error("snapshot %.12s (named by .dnadata/refs/%s%s%s) is in neither the local cache nor the store",
-			 ref->snapshot, p->name, rev ? " at " : "", rev ? rev : "");
+			 l->ref->snapshot, l->p->name, l->rev ? " at " : "", l->rev ? l->rev : "");
 		dd_hint("run `git dnadata push` on the machine that took it, or check the store url");
 	}
-	if (r != 0)
-		goto out;
-	memset(&o, 0, sizeof(o));
-	o.conninfo = dd_config_database(cfg, p);
-	o.statedir = repo->statedir;
-	o.profile = p->name;
-	o.jobs = cfg->jobs;
-	o.terminate = (flags & DD_RESTORE_TERMINATE) || terminate_of(cfg, p);
-	if (dd_pg_restore(st, snap, &o, res) < 0)
+	if (r != 0) {
+		dd_store_free(*st);
+		*st = NULL;
+		return -1;
+	}
+	dd_store_snapshot_used(*st, l->ref->snapshot); /* gc's LRU order (cache-gc.c) */
+	return 0;
+}
+
+/*
+ * Switch p's database to the ref's snapshot (pg/switch.c: a stash renamed
+ * back, a spare, a template clone, or a restore). `clean`: the database
+ * holds it already but was edited: a clean copy, not a stash. *left gets
+ * the snapshot the working database held before (for the spare job).
+ */
+static int
+switch_snapshot(struct dd_repo *repo, const struct dd_config *cfg, const struct dd_profile *p, const char *rev,
+		const struct dd_ref *ref, int flags, int clean, const struct dd_pg_state *prev,
+		struct dd_pg_switch_result *res)
+{
+	struct loader l = { repo, cfg, p, rev, ref };
+	char *branch = dd_workflow_current_branch(repo);
+	/*
+	 * The branch the working database is left on: this one if it was restored for it (or is rebuilt);
+	 * else the one the newest checkout came from; else the one it was restored for.
+	 */
+	char *left = clean || (branch && prev->branch && !strcmp(prev->branch, branch))
+			     ? (branch ? dd_strdup(branch) : NULL)
+			     : dd_workflow_branch_left(repo, branch);
+	struct dd_pg_switch_opts o = {
+		.conninfo = dd_config_database(cfg, p),
+		.statedir = repo->statedir,
+		.profile = p->name,
+		.snapshot = ref->snapshot,
+		.branch = branch,
+		.branch_left = left, /* NULL: the one recorded */
+		.jobs = cfg->jobs,
+		.terminate = (flags & DD_RESTORE_TERMINATE) || terminate_of(cfg, p),
+		.force = (flags & DD_RESTORE_FORCE) != 0,
+		.clean = clean,
+		.load = load_snapshot,
+		.load_arg = &l,
+	};
+	int rc = -1;
+
+	if (dd_pg_switch(&o, res) < 0)
 		goto out;
 	if (res->stash)
-		dd_info("restored snapshot %.12s into database %s (the previous one is kept as %s)", ref->snapshot,
-			res->database, res->stash);
+		dd_info("restored snapshot %.12s into database %s (the previous one is kept as %s): %s in %.0f ms",
+			ref->snapshot, res->database, res->stash, dd_pg_switch_how_name(res->how), res->seconds * 1000);
 	else
-		dd_info("restored snapshot %.12s into database %s (new)", ref->snapshot, res->database);
+		dd_info("restored snapshot %.12s into database %s (new): %s in %.0f ms", ref->snapshot, res->database,
+			dd_pg_switch_how_name(res->how), res->seconds * 1000);
 	rc = 0;
 out:
-	dd_snapshot_free(snap);
-	dd_store_free(st);
+	free(left);
+	free(branch);
 	return rc;
 }
 
@@ -458,8 +513,9 @@ dd_workflow_restore(struct dd_repo *repo, const struct dd_config *cfg, const str
 	const char *conninfo = dd_config_database(cfg, p);
 	struct dd_ref *ref = NULL;
 	struct dd_pg_state state;
-	struct dd_pg_restore_result res;
-	int rc = -1, r, dblock = -1;
+	struct dd_pg_switch_result res;
+	int rc = -1, r, dblock = -1, clean = 0;
+	char *left = NULL;
 
 	memset(&state, 0, sizeof(state));
 	memset(&res, 0, sizeof(res));
@@ -472,7 +528,12 @@ dd_workflow_restore(struct dd_repo *repo, const struct dd_config *cfg, const str
 	}
 	if (r != 0)
 		goto out;
-	if (dd_pg_state_lock(repo->statedir, conninfo, &dblock) < 0)
+	/* a git hook never waits for the lock (DD_RESTORE_HOOK): DD_EBUSY, and the hook says so */
+	r = (flags & DD_RESTORE_HOOK) ? dd_pg_state_trylock(repo->statedir, conninfo, &dblock)
+				      : dd_pg_state_lock(repo->statedir, conninfo, &dblock);
+	if (r == DD_EBUSY)
+		rc = DD_EBUSY;
+	if (r < 0)
 		goto out;
 	if (!(flags & DD_RESTORE_FORCE)) {
 		/* connects only when a copy left by a dead process is recorded */
@@ -484,19 +545,30 @@ dd_workflow_restore(struct dd_repo *repo, const struct dd_config *cfg, const str
 		if (dd_pg_state_read(&state, repo->statedir, conninfo) < 0)
 			goto out;
 		if (state.snapshot && !strcmp(state.snapshot, ref->snapshot)) {
-			r = keep_or_rebuild(&state, conninfo, ref->snapshot, flags);
+			/* a hook switches branches: it keeps local edits, like `use` (here after a switch a kill cut short) */
+			r = keep_or_rebuild(&state, conninfo, ref->snapshot,
+					    (flags & DD_RESTORE_HOOK) ? flags | DD_RESTORE_KEEP : flags);
 			if (r != 0) {
 				rc = r;
 				goto out;
 			}
+			clean = 1;
 		}
+	} else if (dd_pg_state_read(&state, repo->statedir, conninfo) < 0) {
+		dd_error_clear();
 	}
-	if (restore_snapshot(repo, cfg, p, rev, ref, flags, &res) < 0)
+	left = state.snapshot ? dd_strdup(state.snapshot) : NULL;
+	if (switch_snapshot(repo, cfg, p, rev, ref, flags, clean, &state, &res) < 0)
 		goto out;
 	/* the hooks run without the lock: one may well run git dnadata on this database */
 	dd_unlock_file(dblock);
 	dblock = -1;
 	rc = 0;
+	/* warm spares for what comes next, in the background; a failure to start it only costs speed */
+	if (dd_workflow_spawn_spares(repo, cfg, p, left) < 0) {
+		dd_debug("no spare job: %s", dd_error_last());
+		dd_error_clear();
+	}
 	if (!(flags & DD_RESTORE_NO_HOOKS) &&
 	    run_post_restore(repo, cfg, p, ref->snapshot, conninfo, res.database) < 0)
 		rc = DD_EHOOK;
@@ -504,8 +576,9 @@ out:
 	if (rc == DD_ERROR)
 		dd_error_wrap("restoring profile %s", p->name);
 	dd_unlock_file(dblock);
-	dd_pg_restore_result_release(&res);
+	dd_pg_switch_result_release(&res);
 	dd_pg_state_release(&state);
+	free(left);
 	dd_ref_free(ref);
 	return rc;
 }

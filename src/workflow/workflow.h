@@ -55,7 +55,8 @@ enum {
  * local files: no PostgreSQL connection, no store. Whether the database was
  * edited since is not looked at: a switch keeps local edits.
  * Returns DD_NOTHING_TO_DO when the record says the database holds that
- * snapshot, 0 when a restore is needed, DD_NOTFOUND when the profile has
+ * snapshot (and no switch was cut short by a kill: then the record may be
+ * behind, and the restore finishes it), 0 when a restore is needed, DD_NOTFOUND when the profile has
  * no snapshot (no ref file), -1 on error (a broken ref file, say).
  * `snapshot_out` (may be NULL) gets the ref's snapshot id, or "".
  */
@@ -76,6 +77,34 @@ int dd_workflow_check(struct dd_repo *repo, const struct dd_config *cfg, const s
 int dd_workflow_restore(struct dd_repo *repo, const struct dd_config *cfg, const struct dd_profile *p,
 		       const char *rev, int flags);
 
+/* ---- switching: branches and warm spares (switch.c) ---- */
+
+/* The branch HEAD is on (caller frees), or NULL (detached, unborn). */
+char *dd_workflow_current_branch(struct dd_repo *repo);
+/*
+ * The branch just left, from HEAD's reflog: X of the newest "checkout:
+ * moving from X to Y" when Y is `current`; else NULL. Caller frees.
+ */
+char *dd_workflow_branch_left(struct dd_repo *repo, const char *current);
+/*
+ * The snapshots of `p` likely needed next, most likely first, at most
+ * `max`, never `current` (the working database's): `left` (may be NULL),
+ * then those p's ref names on the local branches checked out most
+ * recently. out[] gets allocated ids. Returns how many.
+ */
+size_t dd_workflow_spares_wanted(struct dd_repo *repo, const struct dd_profile *p, const char *left,
+				 const char *current, char **out, size_t max);
+/*
+ * Start the spare job for `p` detached (setsid, nice 19, I/O idle, output
+ * to <statedir>/spare.log), unless [database] spares = 0. Does not wait.
+ */
+int dd_workflow_spawn_spares(struct dd_repo *repo, const struct dd_config *cfg, const struct dd_profile *p,
+			     const char *left);
+/* The job itself (the hidden command `spare`): dd_pg_spares_make() for the wanted snapshots, at most
+ * `limit` (< 0: dd_config_spares()). */
+int dd_workflow_spares(struct dd_repo *repo, const struct dd_config *cfg, const struct dd_profile *p,
+		       const char *left, int limit);
+
 /* ---- moving snapshots between the local cache and the store (transfer.c) ---- */
 
 struct dd_transfer_stats;
@@ -88,6 +117,14 @@ struct dd_transfer_scope {
 	int all;                     /* push: also every branch's and tag's ref files (a snapshot available
 					nowhere is then skipped with a warning, not an error) */
 	int check;                   /* push: check every file the snapshots need with a request (repair) */
+	/*
+	 * The pre-push hook: exactly these snapshot ids (profiles and `all` are
+	 * then ignored), and nothing else is looked at: the store's config is
+	 * not checked, so when the known-objects record says the store holds
+	 * every manifest, the push makes no request at all.
+	 */
+	const char *const *ids;
+	size_t nids;
 	/* progress on a terminal (NULL: none) */
 	void (*progress)(const struct dd_transfer_progress *p, void *arg);
 	void *progress_arg;

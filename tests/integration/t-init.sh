@@ -105,9 +105,13 @@ test_init_in_a_linked_worktree_keeps_state_in_the_common_dir() {
 	assert_eq "" "$(git status --porcelain)"
 	# the main worktree is untouched
 	assert_no_file "$T/repo/.dnadata"
-	# `use` in the worktree is seen from the main worktree too (shared local state)
+	# `use` in the worktree is seen from the main worktree too (shared local state);
+	# a linked worktree manages no database until given one (t-hooks.sh), so `use`
+	# refuses there unless DNADATA_DATABASE names one
 	expect_ok git dnadata new-profile other
-	expect_ok git dnadata use other
+	expect_fail 1 git dnadata use other
+	assert_contains "$ERR" "--worktree-database"
+	DNADATA_DATABASE="dbname=wt_db" expect_ok git dnadata use other
 	cd "$T/repo"
 	git merge -q feature
 	expect_ok git dnadata status --json

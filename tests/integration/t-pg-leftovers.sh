@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# t-pg-leftovers.sh: the copy <db>__dnadata_new_<pid> that a kill -9'd
-# `restore --force` leaves behind is dropped by the next command that
+# t-pg-leftovers.sh: the copy (the template <db>__dnadata_tmpl_<id> a
+# `restore --force` builds first, pending until complete) that a kill -9'd
+# restore leaves behind is dropped by the next command that
 # connects (a restore with nothing to do, snapshot, use), never while the
 # restore that builds it is alive, and not kept alive by a reused pid.
 #
@@ -15,6 +16,7 @@ setup_repo() {
 	psql_q "$DB" "CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT g, 'row ' || g FROM generate_series(1, 1000) g;
 		CREATE MATERIALIZED VIEW shared_comments AS SELECT count(*) AS n FROM pg_catalog.pg_shdescription"
 	expect_ok git dnadata snapshot
+	SNAP=$OUT
 }
 
 databases_like() {
@@ -42,9 +44,9 @@ start_blocked_restore() {
 	RESTORE_PID=$!
 	wait_for "SELECT EXISTS (SELECT 1 FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
 		WHERE l.relation = 'pg_catalog.pg_shdescription'::regclass AND NOT l.granted
-		AND a.datname LIKE '${DB}__dnadata_new_%')"
-	NEWDB=$(databases_like "${DB}__dnadata_new_")
-	[ "$NEWDB" = "${DB}__dnadata_new_$RESTORE_PID" ] || fail "unexpected copy name: $NEWDB"
+		AND a.datname LIKE '${DB}__dnadata_tmpl_%')"
+	NEWDB=$(databases_like "${DB}__dnadata_tmpl_")
+	[ "$NEWDB" = "${DB}__dnadata_tmpl_${SNAP:0:12}" ] || fail "unexpected copy name: $NEWDB"
 }
 
 # A restore killed with -9 while it builds its copy; the copy stays behind.
@@ -53,7 +55,7 @@ leave_a_killed_copy() {
 	kill -KILL "$RESTORE_PID"
 	wait "$RESTORE_PID" || true
 	release_catalog_lock
-	assert_eq "$NEWDB" "$(databases_like "${DB}__dnadata_new_")" "kill -9 left its copy"
+	assert_eq "$NEWDB" "$(databases_like "${DB}__dnadata_tmpl_")" "kill -9 left its copy"
 }
 
 test_restore_with_nothing_to_do_drops_the_copy_of_a_killed_restore() {
@@ -62,7 +64,7 @@ test_restore_with_nothing_to_do_drops_the_copy_of_a_killed_restore() {
 	expect_ok git dnadata restore
 	assert_contains "$ERR" "dropped $NEWDB, left behind by an interrupted restore"
 	assert_contains "$ERR" "already holds snapshot"
-	assert_eq "" "$(databases_like "${DB}__dnadata_new_")"
+	assert_eq "" "$(databases_like "${DB}__dnadata_tmpl_")"
 	assert_eq "" "$(ls .git/dnadata/pg/*/ | grep pending- || true)" "the record is gone too"
 }
 
@@ -71,7 +73,7 @@ test_snapshot_drops_the_copy_of_a_killed_restore() {
 	leave_a_killed_copy
 	expect_ok git dnadata snapshot
 	assert_contains "$ERR" "dropped $NEWDB, left behind by an interrupted restore"
-	assert_eq "" "$(databases_like "${DB}__dnadata_new_")"
+	assert_eq "" "$(databases_like "${DB}__dnadata_tmpl_")"
 }
 
 test_use_drops_the_copy_of_a_killed_restore() {
@@ -79,7 +81,7 @@ test_use_drops_the_copy_of_a_killed_restore() {
 	leave_a_killed_copy
 	expect_ok git dnadata use clean
 	assert_contains "$ERR" "dropped $NEWDB, left behind by an interrupted restore"
-	assert_eq "" "$(databases_like "${DB}__dnadata_new_")"
+	assert_eq "" "$(databases_like "${DB}__dnadata_tmpl_")"
 }
 
 test_a_live_restore_keeps_its_copy_while_another_command_runs() {
@@ -94,7 +96,7 @@ test_a_live_restore_keeps_its_copy_while_another_command_runs() {
 		sleep 0.05
 	done
 	assert_contains "$(cat "$T/err2")" "waiting for another git dnadata run on database $DB"
-	assert_eq "$NEWDB" "$(databases_like "${DB}__dnadata_new_")" "the live restore's copy is still there"
+	assert_eq "$NEWDB" "$(databases_like "${DB}__dnadata_tmpl_")" "the live restore's copy is still there"
 	release_catalog_lock
 	wait "$RESTORE_PID" || fail "the restore failed: $(cat "$T/err")"
 	assert_contains "$(cat "$T/err")" "restored snapshot"
@@ -102,6 +104,7 @@ test_a_live_restore_keeps_its_copy_while_another_command_runs() {
 	assert_not_contains "$(cat "$T/err2")" "dropped"
 	assert_contains "$(cat "$T/err2")" "already holds snapshot"
 	assert_eq "" "$(databases_like "${DB}__dnadata_new_")"
+	assert_eq "$NEWDB" "$(databases_like "${DB}__dnadata_tmpl_")" "the restore kept its template"
 	assert_eq "1000" "$(psql_q "$DB" "SELECT count(*) FROM t")"
 }
 

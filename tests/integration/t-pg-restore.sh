@@ -17,6 +17,12 @@ databases_like() {
 	psql_q postgres "SELECT datname FROM pg_database WHERE datname LIKE '$1%' ORDER BY 1"
 }
 
+# Our databases beside the working one, but the templates (a complete restore is kept as one, on purpose).
+leftovers() {
+	psql_q postgres "SELECT datname FROM pg_database WHERE datname LIKE '${DB}__dnadata_%'
+		AND datname NOT LIKE '${DB}__dnadata_tmpl_%' ORDER BY 1"
+}
+
 test_restore_swaps_in_the_snapshot_and_keeps_the_old_database() {
 	setup_repo
 	expect_ok git dnadata snapshot
@@ -223,7 +229,7 @@ test_a_stash_that_cannot_be_recorded_stops_the_restore_before_the_swap() {
 	assert_contains "$ERR" "error: restoring"
 	assert_contains "$ERR" "recording the stash for database $DB"
 	assert_eq "edited" "$(psql_q "$DB" "SELECT v FROM t WHERE id = 2")" "the working database is untouched"
-	assert_eq "" "$(databases_like "${DB}__dnadata_")" "no stash, no partial copy"
+	assert_eq "" "$(leftovers)" "no stash, no partial copy"
 }
 
 # A rename that fails after the stash's record was written removes that
@@ -238,9 +244,35 @@ test_a_failed_swap_removes_the_stash_record_it_wrote() {
 	assert_contains "$ERR" "must be owner of database $DB"
 	assert_eq "" "$(find .git -path '*/pg/*' -name 'stash-*')" "no stash record"
 	assert_eq "edited" "$(psql_q "$DB" "SELECT v FROM t WHERE id = 2")" "the working database is untouched"
-	assert_eq "" "$(databases_like "${DB}__dnadata_")" "no stash, no partial copy"
+	assert_eq "" "$(leftovers)" "no stash, no partial copy"
 	expect_ok git dnadata status
 	assert_not_contains "$OUT" "__dnadata_stash_"
+}
+
+# An autovacuum worker on the database is nobody's session: the rename ends it itself, so it must not make
+# the restore refuse (it did: "in use by 1 other session: unnamed (local socket, user ?, pid N)").
+test_an_autovacuum_worker_does_not_block_a_restore() {
+	setup_repo
+	psql_q "$DB" "CREATE TABLE busy (id int PRIMARY KEY, v text) WITH (autovacuum_vacuum_threshold = 0,
+		autovacuum_vacuum_scale_factor = 0, autovacuum_analyze_threshold = 0, autovacuum_analyze_scale_factor = 0,
+		autovacuum_vacuum_cost_delay = 100, autovacuum_vacuum_cost_limit = 1);
+		INSERT INTO busy SELECT g, 'x' FROM generate_series(1, 20000) g"
+	expect_ok git dnadata snapshot
+	# autovacuum looks at each database every second for this test only (the cluster is shared by the run)
+	trap 'psql_q postgres "ALTER SYSTEM RESET autovacuum_naptime" >/dev/null; psql_q postgres "SELECT pg_reload_conf()" >/dev/null' EXIT
+	psql_q postgres "ALTER SYSTEM SET autovacuum_naptime = 1" >/dev/null
+	psql_q postgres "SELECT pg_reload_conf()" >/dev/null
+	psql_q "$DB" "UPDATE busy SET v = 'y'"
+	local worker=""
+	for _ in $(seq 600); do
+		worker=$(psql_q postgres "SELECT pid FROM pg_stat_activity WHERE datname = '$DB' AND backend_type = 'autovacuum worker'")
+		[ -n "$worker" ] && break
+		sleep 0.05
+	done
+	[ -n "$worker" ] || fail "no autovacuum worker came to database $DB"
+	expect_ok git dnadata restore --force
+	assert_contains "$ERR" "restored snapshot"
+	assert_eq "x" "$(psql_q "$DB" "SELECT DISTINCT v FROM busy")"
 }
 
 test_missing_store_objects_fail_before_touching_the_database() {
@@ -262,9 +294,15 @@ make_slow_table() {
 		CREATE OR REPLACE FUNCTION slow_ok(int) RETURNS bool LANGUAGE sql AS 'SELECT pg_sleep(0.2) IS NOT NULL'"
 }
 
+# The copy a restore builds: the snapshot's new template (tmpl_), then its clone (new_).
+building() {
+	psql_q postgres "SELECT datname FROM pg_database WHERE datname LIKE '${DB}__dnadata_new_%'
+		OR datname LIKE '${DB}__dnadata_tmpl_%' ORDER BY 1"
+}
+
 wait_for_new_copy() {
 	for _ in $(seq 100); do
-		[ -n "$(databases_like "${DB}__dnadata_new_")" ] && return 0
+		[ -n "$(building)" ] && return 0
 		sleep 0.1
 	done
 	fail "the restore never created its new copy"
@@ -302,11 +340,12 @@ test_copy_left_by_a_killed_restore_is_dropped_by_the_next_one() {
 	kill -KILL "$pid"
 	wait "$pid" || true
 	local left
-	left=$(databases_like "${DB}__dnadata_new_")
+	left=$(building)
 	[ -n "$left" ] || fail "kill -9 left nothing to clean up?"
 	expect_ok git dnadata restore --force --at HEAD~1
 	assert_contains "$ERR" "dropped $left"
 	assert_eq "" "$(databases_like "${DB}__dnadata_new_")"
+	assert_eq "" "$(databases_like "${DB}__dnadata_tmpl_${left##*_tmpl_}")" "the killed restore's template is gone"
 	assert_eq "2" "$(psql_q "$DB" "SELECT count(*) FROM t")"
 }
 

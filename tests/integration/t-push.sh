@@ -211,7 +211,7 @@ test_fetch_of_a_run_with_a_damaged_object_names_it() {
 	size=$(stat -c %s "$pack")
 	cp "$pack" "$T/pack.good"
 	chmod u+w "$pack"
-	printf 'X' | dd of="$pack" bs=1 seek=$((size / 3)) conv=notrunc status=none
+	flip_byte "$pack" $((size / 3))
 	git clone -q "$origin" "$T/clone"
 	cd "$T/clone"
 	DNADATA_PASSPHRASE=pw expect_ok git dnadata init

@@ -46,6 +46,12 @@ test_multipart_upload_round_trips_exactly_in_bounded_memory() {
 	cmp big whole
 	expect_fail 1 tool "s3://$b/pre" get-range packs/big $((96 * MIB)) 5000 range
 	assert_contains "$ERR" "pre/packs/big in bucket $b is shorter"
+	# streamed into a file (how fetch brings whole packs): exact, in the same bounded memory, over a longer file
+	head -c 5000 /dev/urandom >streamed
+	expect_ok tool "s3://$b/pre" get-file packs/big "$T/streamed"
+	assert_eq $((96 * MIB + 4321)) "$OUT"
+	cmp big streamed
+	[ "$(peak_kib)" -lt $((limit * 1024)) ] || fail "peak RSS $(peak_kib) KiB for a 96 MiB streamed read (limit $limit MiB)"
 }
 
 test_interrupted_multipart_upload_resumes_and_skips_sent_parts() {
@@ -91,7 +97,7 @@ test_a_pack_whose_bytes_do_not_match_its_name_is_refused_and_nothing_is_stored()
 	name=packs/${sum:0:2}/$sum
 	# one byte flipped: one PUT, refused by the server itself
 	cp small damaged
-	printf 'X' | dd of=damaged bs=1 seek=1000 conv=notrunc 2>/dev/null
+	flip_byte damaged 1000
 	expect_fail 1 tool "s3://$b/p" put-file "$name" "$T/damaged"
 	assert_contains "$ERR" "error: the local cache copy of $name is damaged (its bytes do not match its name): XAmzContentSHA256Mismatch"
 	assert_contains "$ERR" "hint: run \`git dnadata verify --offline --read-data\`; remove $T/damaged from the cache"
@@ -102,7 +108,7 @@ test_a_pack_whose_bytes_do_not_match_its_name_is_refused_and_nothing_is_stored()
 	assert_eq created "$OUT"
 	# above the part size: refused before an upload is created
 	sum=$(sha256sum big | cut -c1-64)
-	printf 'X' | dd of=big bs=1 seek=$((7 * MIB)) conv=notrunc 2>/dev/null
+	flip_byte big $((7 * MIB))
 	DD_TOOL_PART_SIZE=$((5 * MIB)) expect_fail 1 tool "s3://$b/p" put-file "packs/${sum:0:2}/$sum" "$T/big"
 	assert_contains "$ERR" "error: the local cache copy of packs/${sum:0:2}/$sum is damaged (its bytes do not match its name): its SHA-256 differs; nothing was sent"
 	assert_eq "p/$name" "$(s3_ls "$b")" "only the good pack"

@@ -33,7 +33,7 @@ test_push_refuses_a_cache_pack_damaged_on_disk() {
 	pack=$(cd .git/dnadata/cache && find packs -type f ! -name '.*' | head -n 1)
 	[ -n "$pack" ] || fail "the snapshot wrote no pack to the cache"
 	chmod u+w ".git/dnadata/cache/$pack"
-	printf 'X' | dd of=".git/dnadata/cache/$pack" bs=1 seek=100 conv=notrunc status=none
+	flip_byte ".git/dnadata/cache/$pack" 100
 	expect_fail 1 git dnadata push
 	assert_eq 1 "$(grep -c '^error: ' <<<"$ERR")" "one error line: $ERR"
 	assert_contains "$ERR" "error: the local cache copy of $pack is damaged (its bytes do not match its name)"
@@ -52,7 +52,7 @@ test_pack_damaged_in_the_bucket_is_repaired_by_the_hinted_push_check() {
 	record=$(ls .git/dnadata/cache/known-objects-*)
 	# the bucket's copy is damaged (same key, one byte changed)
 	s3_aws s3 cp "s3://$B/$PREFIX/$pack" "$T/pack" >/dev/null
-	printf 'X' | dd of="$T/pack" bs=1 seek=100 conv=notrunc status=none
+	flip_byte "$T/pack" 100
 	s3_aws s3 cp "$T/pack" "s3://$B/$PREFIX/$pack" >/dev/null
 	expect_fail 1 git dnadata verify --read-data
 	assert_contains "$ERR" "its pack $pack is damaged (its SHA-256 does not match its name)"

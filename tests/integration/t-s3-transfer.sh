@@ -234,9 +234,9 @@ test_first_snapshot_right_after_init_with_the_store_out_of_reach_is_kept_and_pus
 	restored_in_clone_b
 }
 
-# The loose objects in this clone's cache (what fetch downloads), temporary files left out.
-cached_objects() {
-	[ ! -d .git/dnadata/cache/data ] || find .git/dnadata/cache/data -type f ! -name '.*' ! -name '*.tmp-*' | wc -l
+# The packs in this clone's cache (a fresh clone's fetch brings whole packs), temporary files left out.
+cached_packs() {
+	if [ -d .git/dnadata/cache/packs ]; then find .git/dnadata/cache/packs -type f ! -name '.*' | wc -l; else echo 0; fi
 }
 
 # big_origin: origin() plus a table `big` of 40 MiB of random bytes (about
@@ -287,6 +287,8 @@ test_interrupted_push_and_fetch_resume_with_only_the_rest() {
 	assert_contains "$ERR" "push: sent "
 	assert_eq "$landed" "$(already)" "the rerun found exactly the packs sent before the kill"
 	assert_eq $((NPACKS - landed + NINDEX + 1)) "$(moved)" "the rerun sent the rest: packs, index files, manifest"
+	# one listing of packs/ instead of a HEAD per pack: the puts, plus the config read, the manifest check, the listing
+	assert_eq $((NPACKS - landed + NINDEX + 1 + 3)) "$(requests)" "the rerun's requests: $ERR"
 	assert_eq "$(expected_keys)" "$(bucket_keys)" "the bucket differs from what the snapshot wrote"
 	expect_ok git dnadata push
 	assert_contains "$ERR" "push: nothing to transfer"
@@ -294,33 +296,48 @@ test_interrupted_push_and_fetch_resume_with_only_the_rest() {
 }
 
 # interrupted_fetch_resumes: in a joined clone B of big_origin()'s (pushed)
-# snapshot, a fetch killed once objects reached the cache, rerun, receives
-# only the rest; the restore is exact and verify --read-data passes.
+# snapshot, a fetch killed once a whole pack reached the cache, rerun, keeps
+# the packs it has and downloads only the rest, starting over a pack that
+# was cut off mid-download (its temp file, left by kill -9, holds a prefix
+# or garbage: here garbage, for sure); the restore is exact and verify
+# --read-data passes.
 interrupted_fetch_resumes() {
 	clone b keyfile
 	store_setting transfers 1
 	s3_proxy_start 1.0 12 delay 0.3
 	git-dnadata fetch >fetch1.out 2>&1 </dev/null & # (not `git dnadata`: see above)
-	local pid=$! i got=0 rc
+	local pid=$! i got=0 rc kept missing tmp
 	for i in $(seq 1 3000); do
-		got=$(cached_objects)
+		got=$(cached_packs)
 		[ "$got" -ge 1 ] && break
-		kill -0 $pid 2>/dev/null || fail "the fetch ended before an object reached the cache: $(cat fetch1.out)"
+		kill -0 $pid 2>/dev/null || fail "the fetch ended before a pack reached the cache: $(cat fetch1.out)"
 		sleep 0.01
 	done
-	[ "$got" -ge 1 ] || fail "no object reached the cache within 30 s: $(cat fetch1.out)"
+	[ "$got" -ge 1 ] || fail "no pack reached the cache within 30 s: $(cat fetch1.out)"
 	kill -0 $pid 2>/dev/null || fail "the fetch ended before it could be killed: $(cat fetch1.out)"
 	kill -9 $pid
 	wait $pid && rc=0 || rc=$?
 	assert_eq 137 "$rc" "the fetch was not killed"
 	s3_proxy_stop >/dev/null
-	got=$(cached_objects)
+	got=$(cached_packs)
+	[ "$got" -lt "$NPACKS" ] || fail "the fetch was not interrupted: $got of $NPACKS packs cached"
+	kept=$(cd .git/dnadata/cache && find packs -type f ! -name '.*' -printf '%i %P\n' | LC_ALL=C sort)
+	# a pack cut off mid-download: garbage in its temp file
+	missing=$(comm -23 <(cd "$T/a/.git/dnadata/cache" && find packs -type f ! -name '.*' | LC_ALL=C sort) \
+		<(cd .git/dnadata/cache && find packs -type f ! -name '.*' | LC_ALL=C sort) | head -n 1)
+	tmp=.git/dnadata/cache/$(dirname "$missing")/.$(basename "$missing").fetch
+	mkdir -p "$(dirname "$tmp")"
+	head -c 300000 /dev/urandom >"$tmp"
 	sed -i '/^transfers = /d' .git/dnadata/config.ini
 	expect_ok git dnadata fetch
 	assert_contains "$ERR" "fetch: received "
-	tap_note "fetch killed with $got of $(($(moved) + $(already))) objects in the cache"
-	assert_eq "$got" "$(already)" "the rerun found exactly the objects fetched before the kill: $ERR"
+	tap_note "fetch killed with $got of $NPACKS packs in the cache"
+	[ "$(already)" -ge 1 ] || fail "the rerun found none of the objects fetched before the kill: $ERR"
 	[ "$(moved)" -ge 1 ] || fail "the fetch was not interrupted: $ERR"
+	assert_eq "" "$(comm -23 <(printf '%s\n' "$kept") <(cd .git/dnadata/cache && find packs -type f ! -name '.*' -printf '%i %P\n' | LC_ALL=C sort))" "a pack cached before the kill was fetched again"
+	assert_eq "$NPACKS" "$(cached_packs)" "the rerun did not bring every pack"
+	assert_eq 0 "$(find .git/dnadata/cache/packs -name '.*' | wc -l)" "a temp file was left in the cache"
+	cmp -s "$T/a/.git/dnadata/cache/$missing" ".git/dnadata/cache/$missing" || fail "$missing differs from clone a's"
 	expect_ok git dnadata fetch
 	assert_contains "$ERR" "fetch: nothing to transfer"
 	store_setting endpoint "$(s3_dead_endpoint)"
@@ -329,6 +346,29 @@ interrupted_fetch_resumes() {
 	assert_eq "$SUM" "$(rows_md5 "$CDB")" "clone b's database differs from a's"
 	sed -i '/^endpoint = /d' .git/dnadata/config.ini
 	expect_ok git dnadata verify --read-data
+}
+
+# A fresh clone fetches whole packs, each checked against its name: a pack
+# whose bytes were altered in the bucket is not cached (no temp file is
+# left either); the objects needed from it are read one by one, which names
+# the damaged one, and the other packs arrive whole.
+test_fetch_of_a_pack_damaged_in_the_bucket_is_refused_and_not_cached() {
+	big_origin
+	expect_ok git dnadata push
+	local pack
+	pack=$(bucket_keys packs | head -n 1)
+	# same key, one byte changed inside the pack's first object (the server takes it: the PUT's own hash matches)
+	s3_aws s3 cp "s3://$B/$PREFIX/$pack" "$T/pack" >/dev/null
+	flip_byte "$T/pack" 100
+	s3_aws s3 cp "$T/pack" "s3://$B/$PREFIX/$pack" >/dev/null
+	clone b keyfile
+	expect_fail 1 git dnadata fetch
+	assert_contains "$ERR" "warning: $pack in the store $URL is damaged (its bytes do not hash to its name): not cached"
+	assert_contains "$ERR" "$pack of the store $URL"
+	assert_eq 1 "$(grep -c '^error: ' <<<"$ERR")" "one error line: $ERR"
+	assert_no_file ".git/dnadata/cache/$pack"
+	assert_eq 0 "$(find .git/dnadata/cache/packs -name '.*' | wc -l)" "a temp file was left in the cache"
+	assert_eq $((NPACKS - 1)) "$(cached_packs)" "the other packs were not fetched whole"
 }
 
 test_push_fetch_and_pull_through_a_faulty_proxy_are_exact() {

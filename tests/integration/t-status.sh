@@ -105,10 +105,11 @@ start_blocked_restore() {
 	# git-dnadata itself, not the git wrapper (which cannot pass on a SIGKILL)
 	git-dnadata restore --force >"$T/restore.out" 2>"$T/restore.err" &
 	RESTORE=$!
-	wait_for "[ -n \"\$(psql_q postgres \"SELECT 1 FROM pg_stat_activity WHERE datname LIKE '${DB}__dnadata_new_%' AND wait_event_type = 'Lock'\")\" ]" \
+	# a restore builds the snapshot's template first (tmpl_), pending until complete
+	wait_for "[ -n \"\$(psql_q postgres \"SELECT 1 FROM pg_stat_activity WHERE datname LIKE '${DB}__dnadata_tmpl_%' AND wait_event_type = 'Lock'\")\" ]" \
 		"the restore to wait for the role's lock"
-	LEFT=$(databases_like "${DB}__dnadata_new_")
-	assert_eq "${DB}__dnadata_new_$RESTORE" "$LEFT"
+	LEFT=$(databases_like "${DB}__dnadata_tmpl_")
+	assert_eq "${DB}__dnadata_tmpl_$(sed -n "s/^snapshot //p" .dnadata/refs/clean | cut -c1-12)" "$LEFT"
 }
 
 release_holder() {

@@ -8,6 +8,7 @@
  *   backend-tool URL put NAME TEXT          prints created | exists
  *   backend-tool URL get NAME OUT
  *   backend-tool URL get-range NAME OFF LEN OUT
+ *   backend-tool URL get-file NAME OUT      streamed into OUT (get_to_fd); prints the size
  *   backend-tool URL exists NAME            prints 1 | 0
  *   backend-tool URL list DIR               prints "name size" lines
  *   backend-tool URL put-many DIR N         N small objects from `transfers` threads
@@ -25,11 +26,13 @@
 #include "util/log.h"
 
 #include <curl/curl.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static void
 peak_rss(void)
@@ -146,6 +149,26 @@ get(struct dd_backend *be, int argc, char **argv)
 }
 
 static int
+get_file(struct dd_backend *be, const char *name, const char *out)
+{
+	uint64_t size = 0;
+	int fd, r;
+
+	if (!be->ops->get_to_fd)
+		return dd_error("this backend cannot stream a file");
+	fd = open(out, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return dd_error_errno("cannot create %s", out);
+	r = be->ops->get_to_fd(be, name, fd, (uint64_t)1 << 30, &size);
+	close(fd);
+	if (r == DD_NOTFOUND)
+		r = dd_error("%s: not found", name);
+	if (r == 0)
+		printf("%llu\n", (unsigned long long)size);
+	return r < 0 ? -1 : 0;
+}
+
+static int
 run(struct dd_backend *be, int argc, char **argv, int transfers)
 {
 	const char *cmd = argv[2];
@@ -166,6 +189,8 @@ run(struct dd_backend *be, int argc, char **argv, int transfers)
 		return list(be, argv[3], 1);
 	if (!strcmp(cmd, "del") && argc == 4)
 		return be->ops->del(be, argv[3]);
+	if (!strcmp(cmd, "get-file") && argc == 5)
+		return get_file(be, argv[3], argv[4]);
 	if (!strcmp(cmd, "put-many") && argc == 5)
 		return put_many(be, argv[3], atoi(argv[4]), transfers);
 	return get(be, argc, argv);

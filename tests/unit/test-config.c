@@ -164,6 +164,9 @@ errors_name_file_and_line(void **state)
 		  "profiles.ini:2: default_profile 'nope' is not a profile defined in this file");
 	parse_bad("[database]\nactive_profile = a\n",
 		  "profiles.ini:2: 'active_profile' is chosen per clone with 'git dnadata use NAME', not in profiles.ini");
+	parse_bad("[database]\nworktree_database = wt\n",
+		  "profiles.ini:2: 'worktree_database' is chosen per clone with 'git dnadata use NAME --worktree-database DB', "
+		  "not in profiles.ini");
 	parse_bad("[profile \"a\"]\nexclude_tables = ,\n", "profiles.ini:2: 'exclude_tables' needs at least one table pattern");
 	parse_bad("[store]\n<<<<<<< HEAD\nurl = s3://a/b\n=======\n", "profiles.ini:2: unresolved merge conflict marker");
 	assert_non_null(dd_error_hint());
@@ -401,6 +404,78 @@ store_remote_settings_parse_override_and_check(void **state)
 	parse_bad("[store]\npart_size = 99999999999999999999\n",
 		  "profiles.ini:2: 'part_size' must be a size from 5M to 5G (e.g. 64M), not '99999999999999999999'");
 	parse_bad("[store]\npath_style = maybe\n", "profiles.ini:2: 'path_style' must be true or false, not 'maybe'");
+}
+
+static void
+cache_budget_and_stash_keep_default_override_and_check(void **state)
+{
+	struct dd_config *cfg = parse_ok(shared_text, NULL);
+	const char *shared = "[database]\ncache_budget = 20G\nstash_keep = 3\n";
+
+	(void)state;
+	/* unset: 10 GiB and 5 stashes */
+	assert_true(cfg->cache_budget == 10LL << 30);
+	assert_int_equal(cfg->stash_keep, 5);
+	dd_config_free(cfg);
+	cfg = parse_ok(shared, NULL);
+	assert_true(cfg->cache_budget == 20LL << 30);
+	assert_int_equal(cfg->stash_keep, 3);
+	dd_config_free(cfg);
+	/* a disk budget is the machine's: config.ini overrides it */
+	cfg = parse_ok(shared, "[database]\ncache_budget = 512M\nstash_keep = 0\n");
+	assert_true(cfg->cache_budget == 512LL << 20);
+	assert_int_equal(cfg->stash_keep, 0);
+	dd_config_free(cfg);
+	assert_true((cfg = parse_ok("[database]\ncache_budget = 2TiB\n", NULL))->cache_budget == 2LL << 40);
+	dd_config_free(cfg);
+	assert_true((cfg = parse_ok("[database]\ncache_budget = 0\n", NULL))->cache_budget == 0);
+	dd_config_free(cfg);
+	assert_true((cfg = parse_ok("[database]\ncache_budget = 1000\n", NULL))->cache_budget == 1000);
+	dd_config_free(cfg);
+	parse_bad("[database]\ncache_budget = 10%\n",
+		  "profiles.ini:2: 'cache_budget' must be a size in bytes with an optional K, M, G or T suffix, up to "
+		  "1024T (e.g. 10G), not '10%'");
+	parse_bad("[database]\ncache_budget = 2000T\n",
+		  "profiles.ini:2: 'cache_budget' must be a size in bytes with an optional K, M, G or T suffix, up to "
+		  "1024T (e.g. 10G), not '2000T'");
+	parse_bad("[database]\ncache_budget = -1\n",
+		  "profiles.ini:2: 'cache_budget' must be a size in bytes with an optional K, M, G or T suffix, up to "
+		  "1024T (e.g. 10G), not '-1'");
+	parse_bad("[database]\nstash_keep = many\n",
+		  "profiles.ini:2: 'stash_keep' must be a number of stashes from 0 to 1000, not 'many'");
+	parse_bad("[database]\nstash_keep = 1001\n",
+		  "profiles.ini:2: 'stash_keep' must be a number of stashes from 0 to 1000, not '1001'");
+	parse_bad("[profile \"a\"]\nstash_keep = 2\n",
+		  "profiles.ini:2: unknown key 'stash_keep' in [profile \"a\"] (it belongs in [database])");
+}
+
+static void
+spares_default_override_environment_and_check(void **state)
+{
+	struct dd_config *cfg;
+
+	(void)state;
+	unsetenv("DNADATA_SPARES");
+	/* unset: 2 */
+	cfg = parse_ok(shared_text, NULL);
+	assert_int_equal(cfg->spares, -1);
+	assert_int_equal(dd_config_spares(cfg), 2);
+	dd_config_free(cfg);
+	cfg = parse_ok("[database]\nspares = 5\n", "[database]\nspares = 0\n");
+	assert_int_equal(dd_config_spares(cfg), 0);
+	/* DNADATA_SPARES over both; a value out of range is ignored */
+	setenv("DNADATA_SPARES", "3", 1);
+	assert_int_equal(dd_config_spares(cfg), 3);
+	setenv("DNADATA_SPARES", "17", 1);
+	assert_int_equal(dd_config_spares(cfg), 0);
+	setenv("DNADATA_SPARES", "two", 1);
+	assert_int_equal(dd_config_spares(cfg), 0);
+	unsetenv("DNADATA_SPARES");
+	dd_config_free(cfg);
+	parse_bad("[database]\nspares = 17\n",
+		  "profiles.ini:2: 'spares' must be a number of spare databases from 0 to 16, not '17'");
+	parse_bad("[database]\nspares = -1\n",
+		  "profiles.ini:2: 'spares' must be a number of spare databases from 0 to 16, not '-1'");
 }
 
 static void
@@ -725,6 +800,8 @@ main(void)
 		cmocka_unit_test(redact_hides_passwords_only),
 		cmocka_unit_test(profile_names_differing_only_in_case_are_refused),
 		cmocka_unit_test(lock_wait_timeout_defaults_overrides_and_checks),
+		cmocka_unit_test(cache_budget_and_stash_keep_default_override_and_check),
+		cmocka_unit_test(spares_default_override_environment_and_check),
 		cmocka_unit_test(store_remote_settings_parse_override_and_check),
 		cmocka_unit_test(missing_profile_hint_suggests_new_profile_only_for_a_valid_name),
 		cmocka_unit_test(conninfo_redact_masks_every_secret_and_keeps_the_rest),

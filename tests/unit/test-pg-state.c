@@ -214,6 +214,214 @@ verify_without_a_server_fails_and_keeps_every_record(void **state)
 	dd_pg_state_release(&s);
 }
 
+
+static void
+copies_of_each_kind_list_by_kind_then_least_recently_used(void **state)
+{
+	struct fixture *f = *state;
+	struct dd_pg_copy c = { 0 }, *v = NULL;
+	size_t n = 0;
+
+	c = (struct dd_pg_copy){ .name = "work__dnadata_stash_2", .kind = DD_PG_COPY_STASH, .snapshot = "idA",
+				 .profile = "p", .branch = "feature/x", .modified = DD_PG_MOD_YES,
+				 .fingerprint = "v1 1 2 3 4 5 6 abc", .created = "2026-01-02T00:00:00Z" };
+	assert_int_equal(dd_pg_copy_record(f->tmp, &f->t, &c), 0);
+	c = (struct dd_pg_copy){ .name = "work__dnadata_spare_idB", .kind = DD_PG_COPY_SPARE, .snapshot = "idB",
+				 .profile = "p", .fingerprint = "seqB", .created = "2026-01-03T00:00:00Z" };
+	assert_int_equal(dd_pg_copy_record(f->tmp, &f->t, &c), 0);
+	c = (struct dd_pg_copy){ .name = "work__dnadata_tmpl_idB", .kind = DD_PG_COPY_TEMPLATE, .snapshot = "idB",
+				 .profile = "p", .created = "2026-01-05T00:00:00Z" };
+	assert_int_equal(dd_pg_copy_record(f->tmp, &f->t, &c), 0);
+	c = (struct dd_pg_copy){ .name = "work__dnadata_tmpl_idA", .kind = DD_PG_COPY_TEMPLATE, .snapshot = "idA",
+				 .profile = "p", .created = "2026-01-04T00:00:00Z" };
+	assert_int_equal(dd_pg_copy_record(f->tmp, &f->t, &c), 0);
+
+	assert_int_equal(dd_pg_copies_list_target(&v, &n, f->tmp, &f->t), 0);
+	assert_int_equal(n, 4);
+	assert_string_equal(v[0].name, "work__dnadata_tmpl_idA");
+	assert_int_equal(v[0].kind, DD_PG_COPY_TEMPLATE);
+	assert_int_equal(v[0].modified, DD_PG_MOD_NO);
+	assert_string_equal(v[0].used, "2026-01-04T00:00:00Z");
+	assert_string_equal(v[1].name, "work__dnadata_tmpl_idB");
+	assert_string_equal(v[2].name, "work__dnadata_spare_idB");
+	assert_string_equal(v[2].fingerprint, "seqB");
+	assert_true(dd_pg_copy_disposable(&v[2]));
+	assert_string_equal(v[3].name, "work__dnadata_stash_2");
+	assert_int_equal(v[3].kind, DD_PG_COPY_STASH);
+	assert_string_equal(v[3].branch, "feature/x");
+	assert_int_equal(v[3].modified, DD_PG_MOD_YES);
+	assert_string_equal(v[3].fingerprint, "v1 1 2 3 4 5 6 abc");
+	assert_string_equal(v[3].created, "2026-01-02T00:00:00Z");
+	assert_int_equal(v[3].size, -1);
+	assert_false(dd_pg_copy_disposable(&v[3]));
+	dd_pg_copies_free(v, n);
+
+	/* the stash is one of the working record's stashes too */
+	struct dd_pg_state s;
+	assert_int_equal(dd_pg_state_read(&s, f->tmp, CONNINFO), 0);
+	assert_int_equal(s.nstashes, 1);
+	assert_string_equal(s.stashes[0].name, "work__dnadata_stash_2");
+	assert_string_equal(s.stashes[0].stashed, "2026-01-02T00:00:00Z");
+	dd_pg_state_release(&s);
+
+	/* using a template moves it last among the templates */
+	assert_int_equal(dd_pg_copy_touch(f->tmp, CONNINFO, "work__dnadata_tmpl_idA"), 0);
+	assert_int_equal(dd_pg_copies_list(&v, &n, f->tmp, CONNINFO, 0), 0);
+	assert_string_equal(v[0].name, "work__dnadata_tmpl_idB");
+	assert_string_equal(v[1].name, "work__dnadata_tmpl_idA");
+	assert_string_equal(v[1].created, "2026-01-04T00:00:00Z");
+	assert_string_not_equal(v[1].used, "2026-01-04T00:00:00Z");
+	dd_pg_copies_free(v, n);
+	assert_int_equal(dd_pg_copy_touch(f->tmp, CONNINFO, "work__dnadata_tmpl_none"), DD_NOTFOUND);
+}
+
+static void
+a_copy_is_found_and_forgotten_by_name_whatever_its_kind(void **state)
+{
+	struct fixture *f = *state;
+	struct dd_pg_copy c = { .name = "work__dnadata_spare_x\n", .kind = DD_PG_COPY_SPARE, .snapshot = "x" };
+	struct dd_pg_copy got;
+
+	assert_int_equal(dd_pg_copy_record(f->tmp, &f->t, &c), 0);
+	assert_int_equal(dd_pg_copy_get(&got, f->tmp, &f->t, "work__dnadata_spare_x\n"), 0);
+	assert_int_equal(got.kind, DD_PG_COPY_SPARE);
+	assert_string_equal(got.snapshot, "x");
+	assert_string_equal(got.branch, "");
+	assert_null(got.fingerprint);
+	dd_pg_copy_release(&got);
+	assert_int_equal(dd_pg_copy_get(&got, f->tmp, &f->t, "work__dnadata_spare_y"), DD_NOTFOUND);
+	assert_int_equal(dd_pg_copy_forget(f->tmp, &f->t, "work__dnadata_spare_x\n"), 0);
+	assert_int_equal(dd_pg_copy_forget(f->tmp, &f->t, "work__dnadata_spare_x\n"), DD_NOTFOUND);
+	assert_int_equal(dd_pg_copy_get(&got, f->tmp, &f->t, "work__dnadata_spare_x\n"), DD_NOTFOUND);
+}
+
+static void
+a_stash_recorded_by_an_older_version_counts_as_modified(void **state)
+{
+	struct fixture *f = *state;
+	struct dd_pg_copy *v = NULL;
+	size_t n = 0;
+
+	assert_int_equal(dd_pg_state_add_stash(f->tmp, &f->t, "work__dnadata_stash_1", "id", "p"), 0);
+	assert_int_equal(dd_pg_copies_list_target(&v, &n, f->tmp, &f->t), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(v[0].kind, DD_PG_COPY_STASH);
+	assert_int_equal(v[0].modified, DD_PG_MOD_UNKNOWN);
+	assert_false(dd_pg_copy_disposable(&v[0]));
+	assert_string_equal(v[0].used, v[0].created);
+	dd_pg_copies_free(v, n);
+}
+
+static void
+dropping_what_is_not_ours_is_refused_without_a_connection(void **state)
+{
+	struct fixture *f = *state;
+	struct dd_pg_copy c = { .name = "work__dnadata_stash_9", .kind = DD_PG_COPY_STASH, .snapshot = "x",
+				.modified = DD_PG_MOD_YES };
+
+	/* no record, and the working database itself: not ours (the server is never asked) */
+	assert_int_equal(dd_pg_copy_drop(f->tmp, CONNINFO, "someone_elses", 0), DD_NOTFOUND);
+	assert_non_null(strstr(dd_error_last(), "is not a template, spare or stash of database work"));
+	dd_error_clear();
+	assert_int_equal(dd_pg_copy_drop(f->tmp, CONNINFO, "work", DD_PG_DROP_FORCE), DD_NOTFOUND);
+	dd_error_clear();
+	/* a stash with local edits: refused unless forced */
+	assert_int_equal(dd_pg_copy_record(f->tmp, &f->t, &c), 0);
+	assert_int_equal(dd_pg_copy_drop(f->tmp, CONNINFO, "work__dnadata_stash_9", 0), DD_EXISTS);
+	assert_non_null(strstr(dd_error_last(), "holds local edits"));
+	dd_error_clear();
+	/* forced: the server is needed (unreachable here), and the record stays */
+	assert_int_equal(dd_pg_copy_drop(f->tmp, CONNINFO, "work__dnadata_stash_9", DD_PG_DROP_FORCE), -1);
+	dd_error_clear();
+	struct dd_pg_copy got;
+	assert_int_equal(dd_pg_copy_get(&got, f->tmp, &f->t, "work__dnadata_stash_9"), 0);
+	dd_pg_copy_release(&got);
+}
+
+static void
+the_switch_journal_round_trips_and_is_removed_once(void **state)
+{
+	struct fixture *f = *state;
+	struct dd_pg_journal j = { .source = "work__dnadata_new_1", .kind = "clone", .stash = "work__dnadata_stash_2",
+				   .snapshot = "id", .profile = "p", .branch = "feature/x\nodd" };
+	struct dd_pg_journal got;
+
+	struct dd_pg_state s;
+	assert_int_equal(dd_pg_journal_read(&got, f->tmp, &f->t), DD_NOTFOUND);
+	assert_int_equal(dd_pg_state_read(&s, f->tmp, CONNINFO), 0);
+	assert_false(s.interrupted);
+	dd_pg_state_release(&s);
+	assert_int_equal(dd_pg_journal_write(f->tmp, &f->t, &j), 0);
+	/* the working record says so: the hooks' cheap check must not trust it */
+	assert_int_equal(dd_pg_state_read(&s, f->tmp, CONNINFO), 0);
+	assert_true(s.interrupted);
+	dd_pg_state_release(&s);
+	assert_int_equal(dd_pg_journal_read(&got, f->tmp, &f->t), 0);
+	assert_string_equal(got.source, "work__dnadata_new_1");
+	assert_string_equal(got.kind, "clone");
+	assert_string_equal(got.stash, "work__dnadata_stash_2");
+	assert_string_equal(got.branch, "feature/x\nodd");
+	assert_null(got.fingerprint);
+	dd_pg_journal_release(&got);
+	/* it is not a copy, and no copy listing sees it */
+	struct dd_pg_copy *v = NULL;
+	size_t n = 0;
+	assert_int_equal(dd_pg_copies_list_target(&v, &n, f->tmp, &f->t), 0);
+	assert_int_equal(n, 0);
+	dd_pg_copies_free(v, n);
+	assert_int_equal(dd_pg_journal_remove(f->tmp, &f->t), 0);
+	assert_int_equal(dd_pg_journal_remove(f->tmp, &f->t), DD_NOTFOUND);
+}
+
+static void
+the_working_record_keeps_its_branch(void **state)
+{
+	struct fixture *f = *state;
+	struct dd_pg_state s;
+
+	assert_int_equal(dd_pg_state_set_working(f->tmp, &f->t, "id", "p", "restored", NULL, "main"), 0);
+	assert_int_equal(dd_pg_state_read(&s, f->tmp, CONNINFO), 0);
+	assert_string_equal(s.branch, "main");
+	assert_null(s.fingerprint);
+	dd_pg_state_release(&s);
+	/* the older setter records none */
+	assert_int_equal(dd_pg_state_set(f->tmp, CONNINFO, "id", "p", "snapshot", "fp"), 0);
+	assert_int_equal(dd_pg_state_read(&s, f->tmp, CONNINFO), 0);
+	assert_null(s.branch);
+	dd_pg_state_release(&s);
+}
+
+/* A process killed but not yet waited for by its parent (init, for a detached job) is a zombie: dead. */
+static void
+a_zombie_writer_counts_as_dead(void **state)
+{
+	struct fixture *f = *state;
+	struct dd_pg_pending *p = NULL;
+	size_t n = 0;
+	char path[64], buf[256] = "";
+	pid_t pid = fork();
+
+	if (pid == 0)
+		_exit(0);
+	assert_true(pid > 0);
+	snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
+	for (int i = 0; i < 2000 && !strstr(buf, ") Z"); i++) {
+		FILE *fp = fopen(path, "r");
+		size_t k = fp ? fread(buf, 1, sizeof(buf) - 1, fp) : 0;
+		buf[k] = '\0';
+		if (fp)
+			fclose(fp);
+		usleep(1000);
+	}
+	assert_non_null(strstr(buf, ") Z"));
+	write_pending(f, (long)pid, "work__dnadata_spare_x");
+	assert_int_equal(dd_pg_state_pending_list(&p, &n, f->tmp, &f->t), 0);
+	assert_int_equal(n, 1);
+	assert_false(p[0].alive);
+	dd_pg_pending_free(p, n);
+	assert_int_equal(waitpid(pid, NULL, 0), pid);
+}
+
 int
 main(void)
 {
@@ -224,6 +432,15 @@ main(void)
 		cmocka_unit_test_setup_teardown(records_that_are_not_pending_copies_are_ignored, setup, teardown),
 		cmocka_unit_test_setup_teardown(stashes_read_oldest_first_with_names_escaped, setup, teardown),
 		cmocka_unit_test_setup_teardown(verify_without_a_server_fails_and_keeps_every_record, setup, teardown),
+		cmocka_unit_test_setup_teardown(copies_of_each_kind_list_by_kind_then_least_recently_used, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(a_copy_is_found_and_forgotten_by_name_whatever_its_kind, setup, teardown),
+		cmocka_unit_test_setup_teardown(a_stash_recorded_by_an_older_version_counts_as_modified, setup, teardown),
+		cmocka_unit_test_setup_teardown(dropping_what_is_not_ours_is_refused_without_a_connection, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(the_switch_journal_round_trips_and_is_removed_once, setup, teardown),
+		cmocka_unit_test_setup_teardown(the_working_record_keeps_its_branch, setup, teardown),
+		cmocka_unit_test_setup_teardown(a_zombie_writer_counts_as_dead, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -969,6 +969,111 @@ known_objects_records_of_two_stores_never_mix(void **state)
 	free(pa), free(pb);
 }
 
+/* status: a remote store's pending uploads come from its record alone (no request); sizes only count the cache's own files. */
+static void
+cache_usage_of_a_remote_store_reads_its_record(void **state)
+{
+	struct fx *f = *state;
+	const char *url = "s3://bucket-gc/p";
+	const char *id1 = "1111111111111111111111111111111111111111111111111111111111111111";
+	const char *id2 = "2222222222222222222222222222222222222222222222222222222222222222";
+	char *cache = dd_asprintf("%s/cache", f->sd), *snaps = dd_asprintf("%s/snapshots", cache);
+	char *kpath = dd_known_path(cache, url), *p1, *p2, *lpath;
+	struct dd_known *k;
+	struct dd_buf batch = DD_BUF_INIT;
+	struct dd_cache_usage u, before;
+
+	assert_int_equal(dd_store_cache_usage(&before, f->sd, url), 0);
+	assert_int_equal(dd_mkdir_p(snaps, 0755), 0);
+	p1 = dd_asprintf("%s/%s", snaps, id1);
+	p2 = dd_asprintf("%s/%s", snaps, id2);
+	assert_int_equal(dd_file_write_atomic(p1, "0123456789", 10, 0444, 0), 0);
+	assert_int_equal(dd_file_write_atomic(p2, "01234", 5, 0444, 0), 0);
+	/* a hard link shared with another folder (a local store's copy) costs the cache nothing */
+	lpath = dd_asprintf("%s/shared", f->tmp);
+	assert_int_equal(link(p2, lpath), 0);
+	assert_int_equal(dd_known_open(&k, kpath, url), 0);
+	dd_known_add(k, "snapshots/1111111111111111111111111111111111111111111111111111111111111111");
+	dd_known_take(k, &batch);
+	assert_int_equal(dd_known_commit(k, &batch), 0);
+	dd_known_free(k);
+	assert_int_equal(dd_store_cache_usage(&u, f->sd, url), 0);
+	assert_int_equal(u.npending, 1);
+	assert_string_equal(u.pending[0], id2);
+	{
+		struct stat sb;
+		assert_int_equal(stat(kpath, &sb), 0);
+		assert_true(u.bytes == before.bytes + 10 + (uint64_t)sb.st_size);
+	}
+	dd_cache_usage_release(&u);
+	dd_cache_usage_release(&before);
+	unlink(lpath);
+	dd_buf_release(&batch);
+	free(lpath), free(p1), free(p2), free(kpath), free(snaps), free(cache);
+}
+
+/*
+ * gc's plan for a remote store: a cache pack goes only once the store's
+ * record names the index file that names it; then, least recently used
+ * first, and removing every planned file leaves snapshots that still load.
+ */
+static void
+cache_plan_of_a_remote_store_removes_only_what_its_record_names(void **state)
+{
+	struct fx *f = *state;
+	const char *url = "s3://bucket-gc/p";
+	struct dd_snapshot *s = NULL;
+	struct dd_store *st;
+	struct dd_cache_plan plan;
+	struct dd_backend_entry *e = NULL;
+	struct dd_known *k;
+	struct dd_buf batch = DD_BUF_INIT;
+	char *cache = dd_asprintf("%s/cache", f->sd), *kpath = dd_known_path(cache, url), *id;
+	size_t n = 0;
+
+	id = one_stream_snapshot(f, 40u << 20, &s);
+	dd_snapshot_free(s);
+	dd_store_free(f->st), f->st = NULL;
+	/* as if the store were remote: its files elsewhere (the cache's packs are no longer shared links) */
+	assert_int_equal(dd_rm_rf(f->root), 0);
+	assert_int_equal(dd_store_open(&st, url, f->sd, DD_STORE_OFFLINE), 0);
+	assert_int_equal(dd_store_cache_plan(&plan, st, NULL, 0), 0);
+	assert_int_equal(plan.nitems, 0); /* nothing is known to be in the store: all of it waits for a push */
+	assert_true(plan.pending_bytes > (8u << 20));
+	assert_int_equal(plan.nsnapshots, 1);
+	dd_cache_plan_release(&plan);
+	/* the store confirmed the index files (a push, or a fetch's listing) */
+	assert_int_equal(dd_known_open(&k, kpath, url), 0);
+	assert_int_equal(st->cache->ops->list(st->cache, "index", &e, &n), 0);
+	assert_true(n >= 1);
+	for (size_t i = 0; i < n; i++)
+		dd_known_add(k, e[i].name);
+	dd_known_take(k, &batch);
+	assert_int_equal(dd_known_commit(k, &batch), 0);
+	dd_known_free(k);
+	dd_store_free(st);
+	assert_int_equal(dd_store_open(&st, url, f->sd, DD_STORE_OFFLINE), 0);
+	assert_int_equal(dd_store_cache_plan(&plan, st, (const char *const *)&id, 1), 0);
+	assert_true(plan.nitems >= 2);
+	assert_true(plan.pending_bytes == 0);
+	for (size_t i = 0; i < plan.nitems; i++) {
+		assert_true(!strncmp(plan.items[i].name, "packs/", 6));
+		assert_int_equal(plan.items[i].named, 1);
+		assert_string_equal(plan.items[i].snapshot, id);
+		assert_int_equal(dd_store_cache_remove(st, &plan.items[i]), 0);
+	}
+	dd_cache_plan_release(&plan);
+	/* index files and the manifest stay: the snapshot still loads (its data would come from the store) */
+	assert_int_equal(dd_snapshot_load(&s, st, id), 0);
+	dd_snapshot_free(s);
+	dd_store_free(st);
+	/* fx_teardown frees f->st: give it one again */
+	assert_int_equal(dd_store_open(&f->st, url, f->sd, DD_STORE_OFFLINE), 0);
+	dd_backend_entries_free(e, n);
+	dd_buf_release(&batch);
+	free(id), free(kpath), free(cache);
+}
+
 static void
 remote_store_is_asked_nothing_per_object(void **state)
 {
@@ -1229,6 +1334,8 @@ main(void)
 		cmocka_unit_test(unknown_scheme_is_refused_naming_the_supported_ones),
 		cmocka_unit_test_setup_teardown(list_reports_each_names_size_and_mtime, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(known_objects_records_of_two_stores_never_mix, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(cache_usage_of_a_remote_store_reads_its_record, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(cache_plan_of_a_remote_store_removes_only_what_its_record_names, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(remote_store_is_asked_nothing_per_object, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(an_object_is_recorded_only_after_the_store_synced_it, fx_setup,
 						fx_teardown),

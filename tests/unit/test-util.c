@@ -16,6 +16,9 @@
 #include "util/fs.h"
 #include "util/hex.h"
 #include "util/opts.h"
+#include "util/sha256.h"
+
+#include <sodium.h>
 
 static void
 buf_printf_grows_and_stays_terminated(void **state)
@@ -266,11 +269,55 @@ options_unknown_suggests_closest(void **state)
 	assert_non_null(strstr(dd_error_last(), "non-negative number"));
 }
 
+/* libcrypto's SHA-256: FIPS 180-2 vectors, and streaming in odd pieces equals libsodium's one pass. */
+static void
+sha256_matches_vectors_and_libsodium(void **state)
+{
+	static const struct {
+		const char *in, *hex;
+	} v[] = {
+		{ "", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855" },
+		{ "abc", "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad" },
+		{ "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq",
+		  "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1" },
+	};
+	uint8_t md[32], ref[32];
+	char hex[65];
+	size_t n = 1000003, pos = 0, step = 1;
+	uint8_t *big = malloc(n);
+	struct dd_sha256 *h;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+		dd_sha256(md, v[i].in, strlen(v[i].in));
+		dd_hex_encode(hex, md, 32);
+		assert_string_equal(hex, v[i].hex);
+	}
+	for (size_t i = 0; i < n; i++)
+		big[i] = (uint8_t)(i * 131 + (i >> 9));
+	h = dd_sha256_new();
+	while (pos < n) {
+		size_t k = step < n - pos ? step : n - pos;
+		dd_sha256_update(h, big + pos, k);
+		pos += k;
+		step = step * 3 + 1;
+	}
+	dd_sha256_final(h, md);
+	crypto_hash_sha256(ref, big, n);
+	assert_memory_equal(md, ref, 32);
+	dd_sha256(md, big, n);
+	assert_memory_equal(md, ref, 32);
+	dd_sha256_free(NULL);
+	dd_sha256_free(dd_sha256_new()); /* dropped without a result */
+	free(big);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(buf_printf_grows_and_stays_terminated),
+		cmocka_unit_test(sha256_matches_vectors_and_libsodium),
 		cmocka_unit_test(error_wrap_adds_context_and_stays_one_line),
 		cmocka_unit_test(atomic_write_replaces_and_noreplace_keeps),
 		cmocka_unit_test(atomic_abort_leaves_nothing),

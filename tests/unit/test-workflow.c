@@ -20,6 +20,7 @@
 #include "config/config.h"
 #include "git/ref.h"
 #include "git/repo.h"
+#include "pg/internal.h"
 #include "pg/state.h"
 #include "util/buf.h"
 #include "util/err.h"
@@ -108,6 +109,25 @@ check_says_nothing_to_do_only_when_the_record_matches_the_ref(void **state)
 	assert_string_equal(id, ID_B);
 }
 
+/* A switch cut short by a kill left its journal: the record may be behind the database, so it is not trusted. */
+static void
+check_does_not_trust_the_record_while_a_switch_was_cut_short(void **state)
+{
+	struct fixture *f = *state;
+	struct dd_pg_target t;
+	struct dd_pg_journal j = { .source = "work__dnadata_new_1", .kind = "clone", .snapshot = ID_B };
+
+	write_ref(ID_A);
+	assert_int_equal(dd_pg_state_set(f->repo->statedir, CONNINFO, ID_A, "clean", "restored", NULL), 0);
+	assert_int_equal(dd_workflow_check(f->repo, f->cfg, f->p, NULL, NULL), DD_NOTHING_TO_DO);
+	assert_int_equal(dd_pg_target_resolve(&t, CONNINFO), 0);
+	assert_int_equal(dd_pg_journal_write(f->repo->statedir, &t, &j), 0);
+	assert_int_equal(dd_workflow_check(f->repo, f->cfg, f->p, NULL, NULL), 0);
+	assert_int_equal(dd_pg_journal_remove(f->repo->statedir, &t), 0);
+	assert_int_equal(dd_workflow_check(f->repo, f->cfg, f->p, NULL, NULL), DD_NOTHING_TO_DO);
+	dd_pg_target_release(&t);
+}
+
 static void
 check_of_a_profile_without_a_snapshot_is_not_found(void **state)
 {
@@ -133,6 +153,8 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(check_says_nothing_to_do_only_when_the_record_matches_the_ref, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(check_does_not_trust_the_record_while_a_switch_was_cut_short, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(check_of_a_profile_without_a_snapshot_is_not_found, setup, teardown),
 		cmocka_unit_test_setup_teardown(check_of_a_broken_ref_is_an_error, setup, teardown),

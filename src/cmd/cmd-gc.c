@@ -1,0 +1,171 @@
+/*
+ * cmd/cmd-gc.c: `git dnadata gc [--dry-run]`: enforce cache_budget and
+ * stash_keep on this machine (workflow/gc.c decides and acts; this file
+ * only prints). One line per thing removed (cache files grouped by the
+ * snapshot that last needed them), one per stash kept for its edits with
+ * the command that drops it, and a summary line. --dry-run prints the same
+ * lines with "would", and removes nothing.
+ */
+#include "config/config.h"
+#include "dnadata.h"
+#include "git/repo.h"
+#include "workflow/gc.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+static const char *const usage[] = {
+	"git dnadata gc [--dry-run]",
+	"",
+	"Brings what this machine keeps to speed up switches under the budgets of",
+	"profiles.ini / .git/dnadata/config.ini: [database] cache_budget (local cache",
+	"objects the store also holds, template databases, warm spares; least",
+	"recently used first, snapshots no local branch names first) and",
+	"[database] stash_keep (unedited stashes per working database, oldest",
+	"dropped first). Never removes what is not in the store yet, the working",
+	"database, or a stash with local edits (it says how to drop one).",
+	"",
+	"Examples:",
+	"  git dnadata gc --dry-run",
+	"  git dnadata gc",
+	NULL,
+};
+
+static void
+when(char *buf, size_t len, int64_t t)
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+
+	if (t == INT64_MIN || t <= 0 || !gmtime_r(&tt, &tm))
+		snprintf(buf, len, "never");
+	else
+		strftime(buf, len, "%Y-%m-%d %H:%M UTC", &tm);
+}
+
+static const char *
+kind_word(enum dd_gc_what w)
+{
+	switch (w) {
+	case DD_GC_TEMPLATE: return "template";
+	case DD_GC_SPARE: return "spare";
+	default: return "stash";
+	}
+}
+
+static void
+print_action(const struct dd_gc_action *a, int dry, int stash_keep)
+{
+	char size[32], used[40];
+	const char *verb;
+
+	dd_format_bytes(size, sizeof(size), (double)a->bytes);
+	when(used, sizeof(used), a->last_used);
+	if (a->what == DD_GC_KEPT_STASH) {
+		dd_out("kept stash %s: it holds local edits (or may); drop it with `git dnadata stash drop %s`\n",
+		       a->name, a->name);
+		return;
+	}
+	if (a->what == DD_GC_CACHE) {
+		verb = dry ? "would remove" : a->done ? "removed" : "failed to remove";
+		if (*a->snapshot)
+			dd_out("%s %zu cache file%s (%s) of snapshot %.12s (last used %s%s)\n", verb, a->files,
+			       a->files == 1 ? "" : "s", size, a->snapshot, used, a->named ? "" : ", no branch names it");
+		else
+			dd_out("%s %zu cache file%s (%s) no cached snapshot needs\n", verb, a->files, a->files == 1 ? "" : "s",
+			       size);
+		return;
+	}
+	verb = dry ? "would drop" : a->done ? "dropped" : "failed to drop";
+	if (a->what == DD_GC_STASH)
+		dd_out("%s stash %s (%s, unedited; stash_keep = %d keeps newer ones)\n", verb, a->name,
+		       a->bytes ? size : "size unknown", stash_keep);
+	else
+		dd_out("%s %s %s (%s, snapshot %.12s, last used %s%s)\n", verb, kind_word(a->what), a->name,
+		       a->bytes ? size : "size unknown", *a->snapshot ? a->snapshot : "unknown", used,
+		       a->named ? "" : ", no branch names it");
+}
+
+static void
+print_summary(const struct dd_gc_result *r, int dry)
+{
+	char freed[32], cache[32], dbs[32], budget[32], pending[32];
+	size_t files = 0, ndbs = 0, kept = 0;
+
+	for (size_t i = 0; i < r->nactions; i++) {
+		const struct dd_gc_action *a = &r->actions[i];
+		if (a->what == DD_GC_KEPT_STASH)
+			kept++;
+		else if (dry || a->done)
+			a->what == DD_GC_CACHE ? (files += a->files) : ndbs++;
+	}
+	dd_format_bytes(freed, sizeof(freed), (double)r->freed);
+	dd_format_bytes(cache, sizeof(cache), (double)r->cache_bytes);
+	dd_format_bytes(dbs, sizeof(dbs), (double)r->db_bytes);
+	dd_format_bytes(budget, sizeof(budget), (double)r->budget);
+	dd_format_bytes(pending, sizeof(pending), (double)r->pending_bytes);
+	if (files + ndbs == 0)
+		dd_out("gc: nothing to remove");
+	else
+		dd_out("gc: %s %s (%zu cache file%s, %zu database%s)", dry ? "would free" : "freed", freed, files,
+		       files == 1 ? "" : "s", ndbs, ndbs == 1 ? "" : "s");
+	if (r->cache_why)
+		dd_out("; before: cache not examined (see the warning)");
+	else
+		dd_out("; before: cache %s (%s not pushed yet)", cache, pending);
+	dd_out(", templates and spares %s%s, budget %s", dbs, r->db_unknown ? " (some unknown: server not reachable)" : "",
+	       budget);
+	if (kept)
+		dd_out("; %zu stash%s with local edits kept", kept, kept == 1 ? "" : "es");
+	if (r->failed)
+		dd_out("; %zu failed", r->failed);
+	dd_out("\n");
+}
+
+static int
+cmd_gc(int argc, char **argv)
+{
+	int dry = 0, rc = -1;
+	const struct dd_option opts[] = {
+		{ DD_OPT_BOOL, 'n', "dry-run", &dry, NULL, "print what would be removed and the space it frees; remove nothing" },
+		DD_OPT_END_MARK,
+	};
+	struct dd_repo *repo = NULL;
+	struct dd_config *cfg = NULL;
+	struct dd_gc_result res;
+	int n = dd_parse_options(argc, argv, opts, usage);
+
+	if (n < 0)
+		return n;
+	if (n > 0)
+		return dd_usage_error("gc", "gc takes no arguments ('%s' given)", argv[0]);
+	memset(&res, 0, sizeof(res));
+	if (dd_config_open(&repo, &cfg) < 0)
+		return -1;
+	if (dd_workflow_gc(repo, cfg, dry ? DD_GC_DRY_RUN : 0, &res) < 0)
+		goto out;
+	for (size_t i = 0; i < res.nactions; i++) {
+		print_action(&res.actions[i], dry, res.stash_keep);
+		for (size_t k = 0; dd_log_verbosity() >= DD_VERBOSE && k < res.actions[i].files; k++)
+			dd_out("    %s\n", res.actions[i].paths[k]);
+	}
+	print_summary(&res, dry);
+	if (fflush(stdout) != 0) {
+		dd_error_errno("cannot write the report");
+		goto out;
+	}
+	if (res.failed) {
+		dd_error("gc: %zu removal%s failed (each is named above)", res.failed, res.failed == 1 ? "" : "s");
+		goto out;
+	}
+	rc = 0;
+out:
+	dd_gc_result_release(&res);
+	dd_config_free(cfg);
+	dd_repo_free(repo);
+	return rc;
+}
+
+const struct dd_command dd_cmd_gc = { "gc", "enforce cache_budget and stash_keep on this machine", cmd_gc };

@@ -1,0 +1,75 @@
+/*
+ * git/hooks.h: the git hooks git-dnadata installs (post-checkout,
+ * post-merge, post-rewrite, pre-push), where they go, and whether they are
+ * there.
+ *
+ * The scripts live in the top-level hooks/ folder and are compiled into the
+ * binary (scripts/embed-hooks.sh writes hooks-scripts.c at build time), so
+ * the installed program alone can install them. Each carries the marker line
+ * "# installed by git-dnadata" (its second line): a hook file with it is
+ * ours, and is rewritten in place; any other is the user's, kept byte for
+ * byte as <name>.before-dnadata beside ours, which runs it first with the
+ * same arguments (and, for pre-push, the same input). Uninstalling puts it
+ * back under its own name.
+ *
+ * The hooks folder is git's: core.hooksPath when set (a relative value is
+ * relative to the work tree's root, where git runs hooks), else the common
+ * git dir's hooks/ (so every linked worktree shares them).
+ */
+#ifndef DD_GIT_HOOKS_H
+#define DD_GIT_HOOKS_H
+
+#include <stddef.h>
+
+struct dd_repo;
+
+/* One embedded hook script (hooks-scripts.c, generated from hooks/). */
+struct dd_hook_script {
+	const char *name;
+	const char *text;
+};
+/* Every hook we install, in a fixed order, ended by { NULL, NULL }. */
+extern const struct dd_hook_script dd_hook_scripts[];
+
+/* The suffix of the user's own hook kept beside ours: post-checkout.before-dnadata. */
+#define DD_HOOK_USER_SUFFIX ".before-dnadata"
+/* The marker line that makes a hook file ours. */
+#define DD_HOOK_MARKER "# installed by git-dnadata"
+
+enum dd_hook_state {
+	DD_HOOK_MISSING,   /* no hook file */
+	DD_HOOK_OURS,      /* ours, as this binary would write it */
+	DD_HOOK_OUTDATED,  /* ours, from another version: install-hooks rewrites it */
+	DD_HOOK_CALLS_US,  /* not ours, but it runs `git dnadata hook <name>` (a hook manager's file) */
+	DD_HOOK_FOREIGN,   /* someone else's: install-hooks keeps it and chains to it */
+};
+
+/* The folder git runs hooks from (core.hooksPath or <common git dir>/hooks). Caller frees. */
+int dd_hooks_dir(char **out, const struct dd_repo *repo);
+
+/* The state of each hook of dd_hook_scripts[] (states[] has one entry per script). 0 or -1. */
+int dd_hooks_state(enum dd_hook_state *states, const struct dd_repo *repo);
+
+/*
+ * Install every hook (see the top of this file), saying what it did for
+ * each with dd_info(). Checks every file first: a hook that is a symbolic
+ * link, cannot be replaced, or whose .before-dnadata name is taken stops
+ * it with one line naming the file, before anything changed. Idempotent.
+ */
+int dd_hooks_install(const struct dd_repo *repo);
+/* Remove our hooks, putting back the user's hooks kept beside them. Others' hooks are left alone. */
+int dd_hooks_uninstall(const struct dd_repo *repo);
+
+/*
+ * For the hooks' no-op check, which must cost next to nothing: the
+ * repository around the current directory found WITHOUT libgit2 (whose
+ * initialisation alone reads the system's CA bundle, ~9 ms), for the
+ * layout git runs hooks in: the cwd is the work tree's root, holding a
+ * .git folder or a "gitdir:" file (a linked worktree, with its commondir),
+ * and GIT_DIR / GIT_WORK_TREE are not set. repo->git is NULL: only paths.
+ * 0, or DD_NOTFOUND when the layout is another (then use dd_repo_open()).
+ * Free with dd_repo_free().
+ */
+int dd_hooks_repo_open_light(struct dd_repo **out);
+
+#endif
