@@ -108,7 +108,7 @@ measure() {
 	b1=$(cpu_busy) c1=$(cluster_cpu)
 	echo "$name $(tail -n 1 "$work/time.out" | awk -v b=$((b1 - b0)) -v c=$((c1 - c0)) -v n="$(nproc)" -v hz="$hz" '{
 		other = (b - c) / hz - $3 - $4; if (other < 0) other = 0
-		printf "%s %s %s %s %.0f %.1f", $1, $2, $3, $4, 100 * other / ($1 * n), c / hz}')" >>"$res/results.tsv"
+		printf "%s %s %s %s %.0f %.1f", $1, $2, $3, $4, 100 * other / (($1 > 0.01 ? $1 : 0.01) * n), c / hz}')" >>"$res/results.tsv"
 	log "$name: $(tail -n 1 "$res/results.tsv" | awk '{printf "%.2f s, peak RSS %.1f MiB, CPU: client %.1f s user + %.1f s sys, server %.1f s; other load %d%%", $2, $3 / 1024, $4, $5, $7, $6}')"
 }
 gen_db() { # DB SCALE: pgbench tables and the realistic ones, in parallel
