@@ -96,7 +96,7 @@ wait_spare() {
 	for i in $(seq 600); do
 		if [ -n "$(copies spare)" ] &&
 			[ "$(q -d postgres -c "SELECT count(*) FROM pg_stat_activity WHERE query ILIKE 'CREATE DATABASE%' AND state = 'active'")" = 0 ] &&
-			! pgrep -f 'git-dnadata .*spare' >/dev/null; then
+			! pgrep -f "^$work/bin/git-dnadata spare" >/dev/null; then
 			return 0
 		fi
 		sleep 0.5
@@ -104,10 +104,10 @@ wait_spare() {
 	echo "error: no warm spare after 300 s" >&2
 	exit 1
 }
-wait_jobs() { # the background job of the last switch has finished
+wait_jobs() { # the background job of the last switch (ours: other checkouts' are not waited for) has finished
 	local i
 	for i in $(seq 600); do
-		pgrep -f 'git-dnadata .*spare' >/dev/null || return 0
+		pgrep -f "^$work/bin/git-dnadata spare" >/dev/null || return 0
 		sleep 0.5
 	done
 }
