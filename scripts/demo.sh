@@ -7,11 +7,15 @@
 #
 # Story: a git repository for an app whose database is "shop"; set up
 # git-dnadata, take a snapshot of the sample data, break the data, restore
-# it, and look at the result. As root, the server runs as user "nobody".
+# it, switch branches (the hooks swap the data, local edits kept), and
+# look at the result. As root, the server runs as user "nobody".
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 [ -x "$top/git-dnadata" ] || { echo "error: build first (make, or scripts/dev.sh demo)" >&2; exit 1; }
 export PATH="$top:$PATH"
+# No warm spares in a demo this short: the background job that clones them
+# would outlive the throwaway cluster.
+export DNADATA_SPARES=0
 . "$top/tests/pg.sh"
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/dnadata-demo.XXXXXX")
@@ -88,6 +92,21 @@ run git dnadata status
 
 say "Restoring again changes nothing: the database already holds the snapshot, unchanged"
 run git dnadata restore
+
+say "A branch with other data: the git hooks switch the database on checkout"
+run git checkout -b feature
+sql -c "INSERT INTO products VALUES (4, 'desk', 320.00)"
+run git dnadata snapshot -m "feature data: a desk"
+run git checkout main
+sql -c "SELECT count(*) AS products FROM products"
+
+say "A local edit on main, then feature and back: the edit survives (main's database was stashed, not dropped)"
+sql -c "UPDATE customers SET city = 'Paris' WHERE id = 1"
+run git checkout feature
+sql -c "SELECT count(*) AS products FROM products"
+run git checkout main
+sql -c "SELECT name, city FROM customers WHERE id = 1"
+run git dnadata stash list
 
 say "Everything is encrypted at rest: the store holds no readable trace of the data"
 if grep -r -q -a "Grace" "$work/store" "$work/app/.git/dnadata/cache"; then

@@ -99,11 +99,14 @@ need_pg() {
 	[ -n "${PGPORT:-}" ] || fail "this test needs the PostgreSQL cluster that tests/run starts"
 }
 
-DD_DB_SEQ=0
 # pg_newdb [PREFIX]: create an empty database with a unique name; echo it.
+# Unique by construction, not by chance: the creating process's pid (callers
+# run this in $(...), so a counter would not survive, and $RANDOM collided
+# once in a suite run) and the microsecond clock, which moves between two
+# calls of one process.
 pg_newdb() {
-	DD_DB_SEQ=$((DD_DB_SEQ + 1))
-	local name="${1:-t}_$$_${RANDOM}_$DD_DB_SEQ"
+	local us=${EPOCHREALTIME/./}
+	local name="${1:-t}_${BASHPID}_${us: -9}"
 	name=$(echo "$name" | tr 'A-Z-' 'a-z_')
 	"$DD_PG_BINDIR/createdb" "$name" >/dev/null || fail "createdb $name failed"
 	echo "$name"
