@@ -296,43 +296,10 @@ dd_rm_rf(const char *path)
 	return rc;
 }
 
-int
-dd_lock_file(const char *path, const char *busy, int *fd)
-{
-	char *dir = dd_path_dirname(path);
-	int rc = -1;
-
-	*fd = -1;
-	if (dd_mkdir_p(dir, 0700) < 0)
-		goto out;
-	*fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (*fd < 0) {
-		dd_error_errno("cannot open the lock %s", path);
-		goto out;
-	}
-	if (flock(*fd, LOCK_EX | LOCK_NB) == 0) {
-		rc = 0;
-		goto out;
-	}
-	if (errno == EWOULDBLOCK) {
-		if (busy)
-			dd_info("%s", busy);
-		while ((rc = flock(*fd, LOCK_EX)) < 0 && errno == EINTR)
-			;
-	}
-	if (rc < 0)
-		dd_error_errno("cannot lock %s", path);
-out:
-	if (rc < 0) {
-		dd_unlock_file(*fd);
-		*fd = -1;
-	}
-	free(dir);
-	return rc;
-}
-
-int
-dd_lock_file_try(const char *path, int *fd)
+/* Open (creating it and its folder) the lock file `path` and try to take it without waiting: 0 taken, 1 held by
+ * another process (*fd open), -1 error (error set, *fd -1). */
+static int
+lock_open_try(const char *path, int *fd)
 {
 	char *dir = dd_path_dirname(path);
 	int rc = -1;
@@ -348,18 +315,48 @@ dd_lock_file_try(const char *path, int *fd)
 	if (flock(*fd, LOCK_EX | LOCK_NB) == 0)
 		rc = 0;
 	else if (errno == EWOULDBLOCK)
-		rc = DD_EBUSY;
-	if (rc == DD_EBUSY)
-		dd_error("another process holds the lock %s", path);
-	else if (rc < 0)
+		rc = 1;
+	else
 		dd_error_errno("cannot lock %s", path);
 out:
-	if (rc != 0) {
+	if (rc < 0) {
 		dd_unlock_file(*fd);
 		*fd = -1;
 	}
 	free(dir);
 	return rc;
+}
+
+int
+dd_lock_file(const char *path, const char *busy, int *fd)
+{
+	int rc = lock_open_try(path, fd);
+
+	if (rc != 1)
+		return rc;
+	if (busy)
+		dd_info("%s", busy);
+	while ((rc = flock(*fd, LOCK_EX)) < 0 && errno == EINTR)
+		;
+	if (rc < 0) {
+		dd_error_errno("cannot lock %s", path);
+		dd_unlock_file(*fd);
+		*fd = -1;
+	}
+	return rc;
+}
+
+int
+dd_lock_file_try(const char *path, int *fd)
+{
+	int rc = lock_open_try(path, fd);
+
+	if (rc != 1)
+		return rc;
+	dd_unlock_file(*fd);
+	*fd = -1;
+	dd_error("another process holds the lock %s", path);
+	return DD_EBUSY;
 }
 
 void
