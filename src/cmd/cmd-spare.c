@@ -6,6 +6,7 @@
  */
 #include "cmd/setup.h"
 #include "dnadata.h"
+#include "workflow/gc.h"
 #include "workflow/workflow.h"
 
 static const char *const usage[] = {
@@ -14,6 +15,9 @@ static const char *const usage[] = {
 	"Clones the templates of the snapshots likely needed next (the one just",
 	"left, then those of the branches checked out most recently) into spare",
 	"databases, up to [database] spares, so switching to them is a rename.",
+	"Then enforces [database] cache_budget and stash_keep as `git dnadata gc`",
+	"does, when they are exceeded, without ever holding the database's lock",
+	"during a DROP (a switch meanwhile stops it, for the next job to go on).",
 	"Started in the background after each switch; you do not need to run it.",
 	NULL,
 };
@@ -34,6 +38,9 @@ cmd_spare(int argc, char **argv)
 	if ((rc = dd_cmd_setup(&s, argc, argv, opts, usage, DD_CMD_PROFILE_OPTIONAL)) != 0)
 		return rc;
 	rc = dd_workflow_spares(s.repo, s.cfg, s.profile, left, count) < 0 ? -1 : 0;
+	/* then the budgets (not after a failure: the job was interrupted, or the server cannot be asked) */
+	if (rc == 0 && dd_workflow_gc_auto(s.repo, s.cfg) < 0)
+		rc = -1;
 	dd_cmd_setup_free(&s);
 	return rc;
 }

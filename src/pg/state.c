@@ -1064,11 +1064,20 @@ dd_pg_copy_drop(const char *statedir, const char *conninfo, const char *name, in
 	struct dd_pg_target t;
 	struct dd_pg_copy c;
 	PGconn *m = NULL;
-	int rc = -1, r;
+	int rc = -1, r, lock = -1;
 
 	memset(&c, 0, sizeof(c));
 	if (dd_pg_target_resolve(&t, conninfo) < 0)
 		return -1;
+	if (flags & DD_PG_DROP_UNLOCKED) {
+		/* connected before the lock is taken: the lock is held no longer than the records need */
+		if (dd_pg_connect_maint(&m, conninfo, t.database) < 0)
+			goto out;
+		if ((r = dd_pg_state_trylock(statedir, conninfo, &lock)) != 0) {
+			rc = r;
+			goto out;
+		}
+	}
 	/*
 	 * A switch cut short first (its journal tells from the databases what
 	 * happened: dropping its source before would mislead it), and the
@@ -1099,26 +1108,55 @@ dd_pg_copy_drop(const char *statedir, const char *conninfo, const char *name, in
 			goto out;
 		}
 	}
-	if (dd_pg_connect_maint(&m, conninfo, t.database) < 0)
+	if (!m && dd_pg_connect_maint(&m, conninfo, t.database) < 0)
 		goto out;
 	/* pending first, then forget the record: a kill from here on leaves a pending copy the next command drops */
 	if (dd_pg_state_pending_add(statedir, &t, name) < 0)
 		goto out;
 	if (dd_pg_copy_forget(statedir, &t, name) < 0)
 		goto out;
+	/*
+	 * Unlocked mode: the lock goes now, before the DROP. Why no switch can
+	 * touch the database from here on: a switch reads the copies it may
+	 * use (stash, spare, template: find_copy() in switch.c) from the
+	 * records, under this lock, after we released it; the record is gone,
+	 * so `name` is no candidate, and its ALTER DATABASE ... RENAME never
+	 * names it. The pending record is ours and we are alive, so its reaping
+	 * (dd_pg_reap_leftovers) leaves it alone too. A switch that took the
+	 * lock before us still held it at our trylock (we stopped: DD_EBUSY),
+	 * and a switch holds it from its listing to its rename's commit, so
+	 * none can be between the two with `name` in hand. The names it picks
+	 * for new copies skip databases that exist, so none is `name` while it
+	 * is being dropped. And the server itself refuses to DROP a database
+	 * with a connection, or a rename to happen in the middle of a DROP
+	 * (both take the database's exclusive lock): at worst the DROP fails
+	 * and the pending copy waits for the next command.
+	 */
+	if (lock >= 0) {
+		dd_unlock_file(lock);
+		lock = -1;
+		if (getenv("DNADATA_FAILPOINT") && !strcmp(getenv("DNADATA_FAILPOINT"), "gc-dropping"))
+			raise(SIGSTOP); /* tests: a kill -9 here leaves a pending copy (t-gc-auto.sh) */
+	}
 	if (dd_pg_drop_db(m, name) < 0) {
 		struct dd_error_saved saved;
 		dd_error_wrap("dropping %s %s", dd_pg_copy_kind_name(c.kind), name);
 		dd_error_save(&saved);
-		/* still there: its record back, as it was */
-		if (dd_pg_copy_record(statedir, &t, &c) == 0)
-			dd_pg_state_pending_remove(statedir, &t, (long)getpid());
+		/*
+		 * still there: its record back, as it was (unlocked: only if the lock is free now; else it
+		 * stays pending under our pid, and the next command drops it once we are gone)
+		 */
+		if (!(flags & DD_PG_DROP_UNLOCKED) || dd_pg_state_trylock(statedir, conninfo, &lock) == 0) {
+			if (dd_pg_copy_record(statedir, &t, &c) == 0)
+				dd_pg_state_pending_remove(statedir, &t, (long)getpid());
+		}
 		dd_error_restore(&saved);
 		goto out;
 	}
 	dd_pg_state_pending_remove(statedir, &t, (long)getpid());
 	rc = 0;
 out:
+	dd_unlock_file(lock);
 	if (m)
 		PQfinish(m);
 	dd_pg_copy_release(&c);

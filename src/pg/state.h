@@ -179,6 +179,7 @@ int dd_pg_copy_touch(const char *statedir, const char *conninfo, const char *nam
 
 enum {
 	DD_PG_DROP_FORCE = 1 << 0,  /* also a stash with local edits (or whose edits are unknown) */
+	DD_PG_DROP_UNLOCKED = 1 << 1, /* the caller holds no lock (a background job): see below */
 };
 
 /*
@@ -191,9 +192,13 @@ enum {
  * are ended (it is ours). First finishes a switch cut short and drops
  * the copies of dead processes (dd_pg_reap_leftovers), so what it drops
  * cannot mislead a switch's recovery. Takes no lock: the caller holds
- * dd_pg_state_lock(). Returns 0, DD_NOTFOUND (no such copy of ours: error
- * set), DD_EXISTS (a stash with local edits, not forced: error and hint
- * set), or -1.
+ * dd_pg_state_lock(). With DD_PG_DROP_UNLOCKED the caller holds none: the
+ * lock is taken without waiting only while the record is checked and
+ * turned into a pending one, and released before the DROP (which may take
+ * seconds), so a git hook's switch never finds it held for that; DD_EBUSY
+ * (error set, nothing done) when another command holds it. Returns 0,
+ * DD_NOTFOUND (no such copy of ours: error set), DD_EXISTS (a stash with
+ * local edits, not forced: error and hint set), DD_EBUSY, or -1.
  */
 int dd_pg_copy_drop(const char *statedir, const char *conninfo, const char *name, int flags);
 

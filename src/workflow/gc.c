@@ -25,6 +25,7 @@
 #include "pg/pg.h"
 #include "pg/state.h"
 #include "store/store.h"
+#include "util/buf.h"
 #include "util/err.h"
 #include "util/fs.h"
 #include "util/log.h"
@@ -35,6 +36,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 /* One working database and its copies. */
 struct workdb {
@@ -321,12 +323,22 @@ drop_copy(struct gc *g, struct dd_gc_action *a)
 {
 	int lock = -1, r;
 
-	if (dd_pg_state_lock(g->repo->statedir, a->conninfo, &lock) < 0) {
-		failed(g, a);
-		return;
+	if (g->flags & DD_GC_BACKGROUND) {
+		/* the lock only around the record's change, taken without waiting (pg/state.h) */
+		r = dd_pg_copy_drop(g->repo->statedir, a->conninfo, a->name, DD_PG_DROP_UNLOCKED);
+		if (r == DD_EBUSY) { /* a switch is running: stop, quietly; the next job goes on */
+			dd_error_clear();
+			g->res->busy = 1;
+			return;
+		}
+	} else {
+		if (dd_pg_state_lock(g->repo->statedir, a->conninfo, &lock) < 0) {
+			failed(g, a);
+			return;
+		}
+		r = dd_pg_copy_drop(g->repo->statedir, a->conninfo, a->name, 0);
+		dd_unlock_file(lock);
 	}
-	r = dd_pg_copy_drop(g->repo->statedir, a->conninfo, a->name, 0);
-	dd_unlock_file(lock);
 	if (r == DD_EXISTS) {
 		/* edited since it was listed: kept, as any stash with edits */
 		a->what = DD_GC_KEPT_STASH;
@@ -378,7 +390,7 @@ act(struct gc *g)
 			}
 			if (!a->error)
 				a->done = 1;
-		} else if (a->what != DD_GC_KEPT_STASH) {
+		} else if (a->what != DD_GC_KEPT_STASH && !g->res->busy) {
 			test_die_point(&removed);
 			drop_copy(g, a);
 		}
@@ -406,9 +418,22 @@ dd_workflow_gc(struct dd_repo *repo, const struct dd_config *cfg, int flags, str
 	g.repo = repo, g.cfg = cfg, g.flags = flags, g.res = res;
 	res->budget = cfg->cache_budget > 0 ? (uint64_t)cfg->cache_budget : 0;
 	res->stash_keep = cfg->stash_keep;
-	if (dd_mkdir_p(lockdir, 0700) < 0 ||
-	    dd_lock_file(lockpath, (flags & DD_GC_QUIET) ? NULL : "another gc is running; waiting for it", &lock) < 0)
+	if (dd_mkdir_p(lockdir, 0700) < 0)
 		goto out;
+	if (flags & DD_GC_BACKGROUND) {
+		int r = dd_lock_file_try(lockpath, &lock);
+		if (r == DD_EBUSY) { /* another gc is at it */
+			dd_error_clear();
+			res->busy = 1;
+			rc = 0;
+			goto out;
+		}
+		if (r < 0)
+			goto out;
+	} else if (dd_lock_file(lockpath, (flags & DD_GC_QUIET) ? NULL : "another gc is running; waiting for it",
+				&lock) < 0) {
+		goto out;
+	}
 	collect_dbs(&g);
 	if (collect_named(&g) < 0)
 		goto out;
@@ -461,4 +486,163 @@ dd_gc_result_release(struct dd_gc_result *res)
 	free(res->db_why);
 	free(res->cache_why);
 	memset(res, 0, sizeof(*res));
+}
+
+/* ---- the background job's gc ---- */
+
+/* Unedited stashes (as recorded) beyond stash_keep, or (sizes: `bytes` not NULL) templates and spares. */
+static int
+copies_due(const struct dd_config *cfg, const struct dd_pg_copy *v, size_t n, uint64_t *bytes, int *any)
+{
+	size_t unedited = 0;
+
+	for (size_t k = 0; k < n; k++) {
+		if (v[k].kind == DD_PG_COPY_STASH) {
+			unedited += dd_pg_copy_disposable(&v[k]) ? 1 : 0;
+			continue;
+		}
+		*any = 1;
+		if (bytes && v[k].size > 0)
+			*bytes += (uint64_t)v[k].size;
+	}
+	return unedited > (size_t)(cfg->stash_keep > 0 ? cfg->stash_keep : 0);
+}
+
+int
+dd_workflow_gc_maybe_due(struct dd_repo *repo, const struct dd_config *cfg)
+{
+	struct gc g;
+	int due = 0, any = 0;
+
+	memset(&g, 0, sizeof(g));
+	g.cfg = cfg;
+	collect_dbs(&g);
+	for (size_t i = 0; i < g.ndbs && !due; i++) {
+		struct dd_pg_copy *v = NULL;
+		size_t n = 0;
+		if (dd_pg_copies_list(&v, &n, repo->statedir, g.dbs[i].conninfo, 0) < 0) {
+			dd_error_clear();
+			continue;
+		}
+		due = copies_due(cfg, v, n, NULL, &any);
+		dd_pg_copies_free(v, n);
+	}
+	free(g.dbs);
+	/* a template or spare recorded: its size (which needs a connection) may pass the budget */
+	return due || any;
+}
+
+/* Over a budget? One query per working database with copies recorded, and the cache's size (a directory walk). */
+static int
+gc_due(struct dd_repo *repo, const struct dd_config *cfg)
+{
+	struct gc g;
+	struct dd_cache_usage u;
+	uint64_t total = 0, budget = cfg->cache_budget > 0 ? (uint64_t)cfg->cache_budget : 0;
+	int due = 0, any = 0;
+
+	memset(&g, 0, sizeof(g));
+	g.cfg = cfg;
+	collect_dbs(&g);
+	for (size_t i = 0; i < g.ndbs && !due; i++) {
+		struct dd_pg_copy *v = NULL;
+		size_t n = 0;
+		if (dd_pg_copies_list(&v, &n, repo->statedir, g.dbs[i].conninfo, 0) < 0) {
+			dd_error_clear();
+			continue;
+		}
+		/* sizes asked only of a server we have copies on */
+		if (n) {
+			dd_pg_copies_free(v, n);
+			v = NULL, n = 0;
+			if (dd_pg_copies_list(&v, &n, repo->statedir, g.dbs[i].conninfo, DD_PG_LIST_VERIFY) < 0) {
+				dd_error_clear(); /* its server cannot be asked: gc would leave its copies alone too */
+				continue;
+			}
+		}
+		due = copies_due(cfg, v, n, &total, &any);
+		dd_pg_copies_free(v, n);
+	}
+	free(g.dbs);
+	if (!due && dd_store_cache_usage(&u, repo->statedir, cfg->store_url) == 0) {
+		total += u.bytes;
+		/*
+		 * Snapshots waiting for a push are never removed: with some, and no template or spare, the
+		 * cache alone may be over the budget with nothing gc can do (it would run after every switch).
+		 */
+		if (u.npending && !any)
+			total = 0;
+		dd_cache_usage_release(&u);
+	}
+	dd_error_clear();
+	if (!due && total > budget) {
+		/* over the budget: due unless the last run left this much already (what it could not remove) */
+		char *path = dd_path_join(repo->statedir, "gc-floor");
+		struct dd_buf b = DD_BUF_INIT;
+		unsigned long long floor = 0;
+		if (!(dd_path_exists(path) && dd_file_read(&b, path) == 0 && b.ptr && sscanf(b.ptr, "%llu", &floor) == 1))
+			floor = 0;
+		dd_error_clear();
+		dd_buf_release(&b);
+		free(path);
+		due = total > (uint64_t)floor;
+	}
+	return due;
+}
+
+/*
+ * What a background run left over the budget (index files, manifests,
+ * snapshots waiting for a push, copies it could not drop): the next job
+ * runs gc only once the total grows past it. Best effort.
+ */
+static void
+write_floor(struct dd_repo *repo, const struct dd_gc_result *res)
+{
+	char *path = dd_path_join(repo->statedir, "gc-floor"), line[32];
+	uint64_t left = res->cache_bytes + res->db_bytes;
+
+	for (size_t i = 0; i < res->nactions; i++) {
+		const struct dd_gc_action *a = &res->actions[i];
+		/* stashes are not in the budget */
+		if (a->done && a->what != DD_GC_STASH && a->what != DD_GC_KEPT_STASH)
+			left -= a->bytes < left ? a->bytes : left;
+	}
+	if (res->busy || left <= res->budget) {
+		unlink(path);
+	} else {
+		snprintf(line, sizeof(line), "%llu\n", (unsigned long long)left);
+		if (dd_file_write_atomic(path, line, strlen(line), 0600, 0) < 0)
+			dd_error_clear();
+	}
+	free(path);
+}
+
+int
+dd_workflow_gc_auto(struct dd_repo *repo, const struct dd_config *cfg)
+{
+	struct dd_gc_result res;
+	size_t dropped = 0, files = 0;
+
+	if (!gc_due(repo, cfg))
+		return 0;
+	if (dd_workflow_gc(repo, cfg, DD_GC_QUIET | DD_GC_BACKGROUND, &res) < 0)
+		return -1;
+	write_floor(repo, &res);
+	for (size_t i = 0; i < res.nactions; i++) {
+		const struct dd_gc_action *a = &res.actions[i];
+		if (!a->done)
+			continue;
+		if (a->what == DD_GC_CACHE)
+			files += a->files;
+		else
+			dropped++;
+	}
+	dd_info("gc: freed %llu MiB (%zu cache files, %zu databases)%s%s", (unsigned long long)(res.freed >> 20),
+		files, dropped, res.busy ? "; stopped: a lock was held, the next job goes on" : "",
+		res.failed ? "; some removals failed" : "");
+	for (size_t i = 0; i < res.nactions; i++)
+		if (res.actions[i].error)
+			dd_info("gc: %s", res.actions[i].error);
+	dd_gc_result_release(&res);
+	return 1;
 }

@@ -17,6 +17,15 @@ struct dd_config;
 enum {
 	DD_GC_DRY_RUN = 1 << 0, /* decide and report, remove nothing */
 	DD_GC_QUIET = 1 << 1,   /* no warnings (a background job); the result still says everything */
+	/*
+	 * The background job after a switch: never holds the working database's
+	 * lock during a DROP, and never waits for it (nor for another gc): each
+	 * copy's record is turned into a pending one under the lock taken without
+	 * waiting, then the lock is released and the copy dropped
+	 * (DD_PG_DROP_UNLOCKED). When the lock is held (a switch is running) it
+	 * stops there, quietly: res->busy; the next job goes on.
+	 */
+	DD_GC_BACKGROUND = 1 << 2,
 };
 
 enum dd_gc_what {
@@ -52,6 +61,7 @@ struct dd_gc_result {
 	char *db_why;            /* the first such reason */
 	uint64_t freed;          /* done (or, on a dry run, would be) */
 	size_t failed;           /* actions whose removal failed */
+	int busy;                /* DD_GC_BACKGROUND: stopped early, a lock was held (the rest left for next time) */
 	struct dd_gc_action *actions; /* in the order they were (or would be) done */
 	size_t nactions;
 };
@@ -67,6 +77,17 @@ struct dd_gc_result {
  * counted. 0 (check res->failed), or -1 when nothing could be decided.
  */
 int dd_workflow_gc(struct dd_repo *repo, const struct dd_config *cfg, int flags, struct dd_gc_result *res);
+/*
+ * The background job's gc (after its spares): when the budgets are exceeded
+ * (cheaply told: the recorded copies' sizes in one query per working
+ * database, the cache's size, the unedited stashes' count),
+ * dd_workflow_gc(DD_GC_QUIET | DD_GC_BACKGROUND), with one line in the
+ * job's log saying what it dropped; nothing else otherwise. 1 it ran, 0 no
+ * need, -1 (error set) it could not decide.
+ */
+int dd_workflow_gc_auto(struct dd_repo *repo, const struct dd_config *cfg);
+/* From the records alone (no connection): may the budgets be exceeded (a reason for the job to start)? */
+int dd_workflow_gc_maybe_due(struct dd_repo *repo, const struct dd_config *cfg);
 void dd_gc_result_release(struct dd_gc_result *res);
 
 #endif
