@@ -166,4 +166,23 @@ test_kill_between_pending_and_drop_leaves_a_copy_the_next_command_drops() {
 	assert_consistent
 }
 
+# The real thing: a switch starts the job detached (spares = 0: started only because a budget may be exceeded),
+# and the job, at its own pace, drops what the budgets do not allow. Waited for through its log.
+test_a_switch_starts_the_job_that_enforces_the_budgets() {
+	setup_switches
+	set_budgets "cache_budget = 0" "stash_keep = 0"
+	: >.git/dnadata/spare.log
+	git checkout -q B
+	DNADATA_SPARES= expect_ok git dnadata restore
+	for _ in $(seq 1200); do
+		grep -q "gc: freed" .git/dnadata/spare.log && break
+		sleep 0.05
+	done
+	assert_contains "$(cat .git/dnadata/spare.log)" "gc: freed"
+	assert_eq "" "$(databases_like "${DB}__dnadata_tmpl_")" "every template dropped"
+	assert_eq "$EDITED" "$(databases_like "${DB}__dnadata_stash_")" "only the edited stash kept"
+	assert_eq "y,y,y" "$(value)"
+	assert_consistent
+}
+
 run_tests
