@@ -146,6 +146,20 @@ psql_q() {
 	"$DD_PG_BINDIR/psql" -XAtq -v ON_ERROR_STOP=1 -d "$1" -c "$2"
 }
 
+# pg_wait_no_sessions DB: wait (at most 30 s) until no session is connected
+# to DB. A psql that just quit leaves its server process for a moment; a
+# switch that finds it cannot tell an unedited database from an edited one
+# (change.c) and records "unknown", the safe side. Tests that expect
+# "unedited" wait for that moment to pass, on what the server says.
+pg_wait_no_sessions() {
+	local i
+	for i in $(seq 300); do
+		[ "$(psql_q postgres "SELECT count(*) FROM pg_stat_activity WHERE datname = '$1' AND pid <> pg_backend_pid()")" = 0 ] && return 0
+		sleep 0.1
+	done
+	fail "sessions still connected to $1 after 30 s"
+}
+
 need_s3() {
 	[ -n "${DD_S3_ENDPOINT:-}" ] || fail "this test needs the S3 server that tests/run starts (the script must carry the line '# needs: s3')"
 }

@@ -95,6 +95,7 @@ test_stash_keep_keeps_the_newest_unedited_stash() {
 	setup_switches
 	# a second unedited stash: D holds C's snapshot, cloned from its template (C's stash has edits), and
 	# main's clean database is stashed
+	pg_wait_no_sessions "$DB" # main's database must be stashed as unedited (the last check's psql may linger)
 	git checkout -q -b D C
 	expect_ok git dnadata restore
 	TEMPLATES=$(databases_like "${DB}__dnadata_tmpl_")
@@ -106,6 +107,8 @@ test_stash_keep_keeps_the_newest_unedited_stash() {
 	local newer
 	newer=$(grep -l "^branch main$" "$(records_dir)"/stash-* | xargs sed -n 's/^name //p')
 	[ -n "$newer" ] || fail "main's stash expected"
+	assert_eq no "$(grep -l "^name $newer$" "$(records_dir)"/stash-* | xargs sed -n 's/^modified //p')" \
+		"main's stash recorded unedited"
 	expect_ok git dnadata spare --count 0
 	assert_contains "$ERR" "gc: freed"
 	assert_eq "$(printf '%s\n' "$EDITED" "$newer" | LC_ALL=C sort)" \
