@@ -146,6 +146,22 @@ psql_q() {
 	"$DD_PG_BINDIR/psql" -XAtq -v ON_ERROR_STOP=1 -d "$1" -c "$2"
 }
 
+# databases_like PREFIX: the databases whose name starts with PREFIX, sorted.
+databases_like() { psql_q postgres "SELECT datname FROM pg_database WHERE datname LIKE '$1%' ORDER BY 1"; }
+# records_dir: the folder of the working database's records (.git/dnadata/pg/<key>/).
+records_dir() { dirname "$(ls .git/dnadata/pg/*/working)"; }
+# assert_consistent: every copy record names a database that exists, every database of ours ($DB's
+# templates, spares, stashes) has a record, no switch journal is left, nothing is pending.
+assert_consistent() {
+	local dir recorded ours
+	dir=$(records_dir)
+	recorded=$(cat "$dir"/tmpl-* "$dir"/spare-* "$dir"/stash-* 2>/dev/null | sed -n 's/^name //p' | LC_ALL=C sort)
+	ours=$(databases_like "${DB}__dnadata_" | LC_ALL=C sort)
+	assert_eq "$ours" "$recorded" "the records and our databases agree"
+	assert_no_file "$dir/switch"
+	assert_eq "" "$(cd "$dir" && ls | grep pending- || true)" "nothing pending"
+}
+
 # pg_wait_no_sessions DB: wait (at most 30 s) until no session is connected
 # to DB. A psql that just quit leaves its server process for a moment; a
 # switch that finds it cannot tell an unedited database from an edited one

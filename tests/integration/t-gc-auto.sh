@@ -13,19 +13,8 @@
 export DNADATA_SKIP=1
 
 value() { psql_q "$DB" "SELECT string_agg(v, ',' ORDER BY id) FROM t WHERE id <= 3"; }
-databases_like() { psql_q postgres "SELECT datname FROM pg_database WHERE datname LIKE '$1%' ORDER BY 1"; }
-records_dir() { dirname "$(ls .git/dnadata/pg/*/working)"; }
 set_budgets() { printf '[database]\nspares = 0\n'; printf '%s\n' "$@"; } >>.git/dnadata/config.ini
 
-assert_consistent() {
-	local dir recorded ours
-	dir=$(records_dir)
-	recorded=$(cat "$dir"/tmpl-* "$dir"/spare-* "$dir"/stash-* 2>/dev/null | sed -n 's/^name //p' | LC_ALL=C sort)
-	ours=$(databases_like "${DB}__dnadata_" | LC_ALL=C sort)
-	assert_eq "$ours" "$recorded" "the records and our databases agree"
-	assert_no_file "$dir/switch"
-	assert_eq "" "$(cd "$dir" && ls | grep pending- || true)" "nothing pending"
-}
 
 # main holds X, B holds Y, C holds Z. Switches main -> B -> C (C's database edited) -> main leave
 # templates, B's unedited stash and C's edited one; main's own stash is renamed back.

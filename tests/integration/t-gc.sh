@@ -24,9 +24,6 @@ cache_files() {
 	(cd "$CACHE" && find packs data -type f 2>/dev/null | sort)
 }
 
-databases_like() {
-	psql_q postgres "SELECT datname FROM pg_database WHERE datname LIKE '$1%' ORDER BY 1"
-}
 
 # snap BRANCH SEED: on a new branch from main, fill t with SEED's rows and snapshot it; SNAP gets the id
 snap() {

@@ -22,9 +22,6 @@ setup_repo() {
 	SNAP=$OUT
 }
 
-databases_like() {
-	psql_q postgres "SELECT datname FROM pg_database WHERE datname LIKE '$1%' ORDER BY 1"
-}
 
 # Hold ACCESS EXCLUSIVE on pg_shdescription in an open transaction (session "blocker").
 hold_catalog_lock() { hold_lock postgres pg_catalog.pg_shdescription blocker; }

@@ -13,9 +13,6 @@ setup_repo() {
 	psql_q "$DB" "CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t VALUES (1, 'one'), (2, 'two')"
 }
 
-databases_like() {
-	psql_q postgres "SELECT datname FROM pg_database WHERE datname LIKE '$1%' ORDER BY 1"
-}
 
 # Our databases beside the working one, but the templates (a complete restore is kept as one, on purpose).
 leftovers() {

@@ -32,18 +32,7 @@ setup_branches() {
 }
 
 value() { psql_q "$DB" "SELECT string_agg(v, ',' ORDER BY id) FROM t WHERE id <= 3"; }
-databases_like() { psql_q postgres "SELECT datname FROM pg_database WHERE datname LIKE '$1%' ORDER BY 1"; }
-records_dir() { dirname "$(ls .git/dnadata/pg/*/working)"; }
 
-assert_consistent() {
-	local dir recorded ours
-	dir=$(records_dir)
-	recorded=$(cat "$dir"/tmpl-* "$dir"/spare-* "$dir"/stash-* 2>/dev/null | sed -n 's/^name //p' | LC_ALL=C sort)
-	ours=$(databases_like "${DB}__dnadata_" | LC_ALL=C sort)
-	assert_eq "$ours" "$recorded" "the records and our databases agree"
-	assert_no_file "$dir/switch"
-	assert_eq "" "$(cd "$dir" && ls | grep pending- || true)" "nothing pending"
-}
 
 # What the working record says the database holds.
 recorded_snapshot() { sed -n 's/^snapshot //p' "$(records_dir)/working"; }

@@ -22,9 +22,6 @@ setup_repo() {
 server_up() { ln -sf "$PGHOST/.s.PGSQL.$PGPORT" "$T/sock/.s.PGSQL.$PGPORT"; }
 server_down() { rm -f "$T/sock/.s.PGSQL.$PGPORT"; }
 
-databases_like() {
-	psql_q postgres "SELECT datname FROM pg_database WHERE datname LIKE '$1%' ORDER BY 1"
-}
 
 working_dir() {
 	dirname "$(find .git/dnadata/pg -name working | head -n 1)"
