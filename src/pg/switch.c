@@ -579,16 +579,136 @@ drop_old_templates(struct sw *s, const char *keep)
 	}
 }
 
+/*
+ * Which copy the switch starts from, cheapest first (res->how; NULL for a
+ * restore). *open_it: a spare, closed to connections until renamed in.
+ */
+static const struct dd_pg_copy *
+choose_source(struct sw *s, struct dd_pg_switch_result *res, int *open_it)
+{
+	const struct dd_pg_switch_opts *o = s->o;
+	const struct dd_pg_copy *src = NULL;
+
+	*open_it = 0;
+	if (!o->force && !o->clean && (src = find_copy(s, DD_PG_COPY_STASH, stash_of_branch))) {
+		res->how = DD_PG_SWITCH_STASH;
+	} else if (!o->force && (src = find_copy(s, DD_PG_COPY_SPARE, NULL))) {
+		res->how = DD_PG_SWITCH_SPARE;
+		*open_it = 1;
+	} else if (!o->force && (src = find_copy(s, DD_PG_COPY_STASH, stash_unmodified))) {
+		res->how = DD_PG_SWITCH_SPARE;
+	} else if (!o->force && (src = find_copy(s, DD_PG_COPY_TEMPLATE, NULL))) {
+		res->how = DD_PG_SWITCH_CLONE;
+	} else {
+		res->how = DD_PG_SWITCH_RESTORE;
+	}
+	return src;
+}
+
+/*
+ * The database to rename in (*source): the stash or spare itself; else a
+ * clone of the template (built first from the snapshot for a restore),
+ * pending under our pid while it is made. *seq / *fp: the parts of the
+ * change fingerprint it carries.
+ */
+static int
+prepare_source(struct sw *s, const struct dd_pg_switch_result *res, const struct dd_pg_copy *src, char **source,
+	       char **seq, char **fp)
+{
+	const struct dd_pg_switch_opts *o = s->o;
+	char *tmpl = NULL, *newdb = NULL, suffix[64];
+	long long size = -1;
+	int rc = -1;
+
+	if (res->how == DD_PG_SWITCH_STASH || res->how == DD_PG_SWITCH_SPARE) {
+		*source = dd_strdup(src->name);
+		/* a spare holds the template's sequences; a stash renamed back keeps its own fingerprint */
+		if (src->kind == DD_PG_COPY_SPARE)
+			*seq = src->fingerprint ? dd_strdup(src->fingerprint) : NULL;
+		else
+			*fp = src->fingerprint ? dd_strdup(src->fingerprint) : NULL;
+		return 0;
+	}
+	dd_pg_spares_cancel(o->statedir, o->conninfo); /* it would compete for the disk */
+	if (res->how == DD_PG_SWITCH_RESTORE) {
+		double b0 = dd_pg_seconds();
+		if (build_template(s, &tmpl, seq, &size) < 0)
+			goto out;
+		dd_debug("built template %s in %.0f ms", tmpl, (dd_pg_seconds() - b0) * 1000);
+		if (o->force)
+			drop_old_templates(s, tmpl);
+	} else {
+		tmpl = dd_strdup(src->name);
+		*seq = src->fingerprint ? dd_strdup(src->fingerprint) : NULL;
+		size = size_of(s->m, tmpl);
+	}
+	snprintf(suffix, sizeof(suffix), "__dnadata_new_%ld", (long)getpid());
+	newdb = dd_pg_name_with_suffix(s->t.database, suffix);
+	double c0 = dd_pg_seconds();
+	if (start_building(s, newdb) < 0 || dd_pg_drop_db(s->m, newdb) < 0 || clone_db(s->m, newdb, tmpl, size, 0) < 0)
+		goto out;
+	dd_debug("cloned %s (%lld bytes) in %.0f ms", tmpl, size, (dd_pg_seconds() - c0) * 1000);
+	failpoint("cloned");
+	if (dd_pg_copy_touch(o->statedir, o->conninfo, tmpl) < 0)
+		dd_error_clear();
+	*source = newdb, newdb = NULL;
+	rc = 0;
+out:
+	free(tmpl);
+	free(newdb);
+	return rc;
+}
+
+/* What the journal calls the source: "stash", "spare", "clone" or "restore". */
+static const char *
+journal_kind(const struct dd_pg_switch_result *res, const struct dd_pg_copy *src)
+{
+	switch (res->how) {
+	case DD_PG_SWITCH_STASH: return "stash";
+	case DD_PG_SWITCH_SPARE: return src->kind == DD_PG_COPY_SPARE ? "spare" : "stash";
+	case DD_PG_SWITCH_CLONE: return "clone";
+	default: return "restore";
+	}
+}
+
+/*
+ * The rename committed: the new stash's record again (a status run meanwhile
+ * removes a record without a database), the working record, the source's
+ * record or pending entry, then the journal. -1 when the working record
+ * cannot be written: the journal stays and the next command writes it.
+ */
+static int
+record_switch(struct sw *s, const struct dd_pg_switch_result *res, const struct dd_pg_copy *src,
+	      const struct dd_pg_copy *sc, const char *fp)
+{
+	const struct dd_pg_switch_opts *o = s->o;
+
+	failpoint("renamed");
+	done_building(s); /* the clone is the working database now */
+	if (sc->name && dd_pg_copy_record(o->statedir, &s->t, sc) < 0)
+		dd_warn("the previous database is kept as %s, but status may not list it (%s)", sc->name,
+			dd_error_last());
+	if (dd_pg_state_set_working(o->statedir, &s->t, o->snapshot, o->profile, "restored", fp, o->branch) < 0)
+		return -1;
+	failpoint("recorded");
+	if (res->how == DD_PG_SWITCH_STASH || res->how == DD_PG_SWITCH_SPARE)
+		dd_pg_copy_forget(o->statedir, &s->t, src->name);
+	else
+		dd_pg_state_pending_remove(o->statedir, &s->t, (long)getpid());
+	dd_error_clear();
+	dd_pg_journal_remove(o->statedir, &s->t);
+	return 0;
+}
+
 int
 dd_pg_switch(const struct dd_pg_switch_opts *o, struct dd_pg_switch_result *res)
 {
 	struct sw s = { .o = o };
 	const struct dd_pg_copy *src = NULL;
 	struct dd_pg_journal j = { 0 };
-	char *stash = NULL, *newdb = NULL, *tmpl = NULL, *seq = NULL, *fp = NULL, *source = NULL, *source_oid = NULL;
+	char *stash = NULL, *seq = NULL, *fp = NULL, *source = NULL, *source_oid = NULL;
 	const char *kind;
 	enum dd_pg_modified modified = DD_PG_MOD_UNKNOWN;
-	long long size = -1;
 	int rc = DD_ERROR, installed = 0, exists = 0, open_it = 0;
 	double t0 = dd_pg_seconds();
 
@@ -613,53 +733,9 @@ dd_pg_switch(const struct dd_pg_switch_opts *o, struct dd_pg_switch_result *res)
 	if (dd_pg_copies_list_target(&s.copies, &s.ncopies, o->statedir, &s.t) < 0)
 		goto out;
 
-	if (!o->force && !o->clean && (src = find_copy(&s, DD_PG_COPY_STASH, stash_of_branch))) {
-		res->how = DD_PG_SWITCH_STASH;
-	} else if (!o->force && (src = find_copy(&s, DD_PG_COPY_SPARE, NULL))) {
-		res->how = DD_PG_SWITCH_SPARE;
-		open_it = 1;
-	} else if (!o->force && (src = find_copy(&s, DD_PG_COPY_STASH, stash_unmodified))) {
-		res->how = DD_PG_SWITCH_SPARE;
-	} else if (!o->force && (src = find_copy(&s, DD_PG_COPY_TEMPLATE, NULL))) {
-		res->how = DD_PG_SWITCH_CLONE;
-	} else {
-		res->how = DD_PG_SWITCH_RESTORE;
-	}
-	if (res->how >= DD_PG_SWITCH_CLONE)
-		dd_pg_spares_cancel(o->statedir, o->conninfo); /* it would compete for the disk */
-	if (res->how == DD_PG_SWITCH_RESTORE) {
-		double b0 = dd_pg_seconds();
-		if (build_template(&s, &tmpl, &seq, &size) < 0)
-			goto out;
-		dd_debug("built template %s in %.0f ms", tmpl, (dd_pg_seconds() - b0) * 1000);
-		if (o->force)
-			drop_old_templates(&s, tmpl);
-	} else if (res->how == DD_PG_SWITCH_CLONE) {
-		tmpl = dd_strdup(src->name);
-		seq = src->fingerprint ? dd_strdup(src->fingerprint) : NULL;
-		size = size_of(s.m, tmpl);
-	} else {
-		source = dd_strdup(src->name);
-		/* a spare holds the template's sequences; a stash renamed back keeps its own fingerprint */
-		if (res->how == DD_PG_SWITCH_SPARE && src->kind == DD_PG_COPY_SPARE)
-			seq = src->fingerprint ? dd_strdup(src->fingerprint) : NULL;
-		else
-			fp = src->fingerprint ? dd_strdup(src->fingerprint) : NULL;
-	}
-	if (tmpl) {
-		char suffix[64];
-		snprintf(suffix, sizeof(suffix), "__dnadata_new_%ld", (long)getpid());
-		newdb = dd_pg_name_with_suffix(s.t.database, suffix);
-		double c0 = dd_pg_seconds();
-		if (start_building(&s, newdb) < 0 || dd_pg_drop_db(s.m, newdb) < 0 ||
-		    clone_db(s.m, newdb, tmpl, size, 0) < 0)
-			goto out;
-		dd_debug("cloned %s (%lld bytes) in %.0f ms", tmpl, size, (dd_pg_seconds() - c0) * 1000);
-		failpoint("cloned");
-		if (dd_pg_copy_touch(o->statedir, o->conninfo, tmpl) < 0)
-			dd_error_clear();
-		source = dd_strdup(newdb);
-	}
+	src = choose_source(&s, res, &open_it);
+	if (prepare_source(&s, res, src, &source, &seq, &fp) < 0)
+		goto out;
 	if (dd_pg_interrupted()) {
 		dd_error("interrupted");
 		goto out;
@@ -671,9 +747,7 @@ dd_pg_switch(const struct dd_pg_switch_opts *o, struct dd_pg_switch_result *res)
 		if (dd_pg_pick_stash_name(s.m, s.t.database, &stash) < 0)
 			goto out;
 	}
-	kind = res->how == DD_PG_SWITCH_STASH ? "stash"
-	       : res->how == DD_PG_SWITCH_SPARE ? (src->kind == DD_PG_COPY_SPARE ? "spare" : "stash")
-	       : res->how == DD_PG_SWITCH_CLONE ? "clone" : "restore";
+	kind = journal_kind(res, src);
 	if (db_oid(s.m, source, &source_oid) < 0)
 		goto out;
 	if (!source_oid) {
@@ -713,20 +787,8 @@ dd_pg_switch(const struct dd_pg_switch_opts *o, struct dd_pg_switch_result *res)
 		free(fp);
 		fp = newfp;
 	}
-	failpoint("renamed");
-	done_building(&s); /* the clone is the working database now */
-	/* and again now that it exists: a status run meanwhile removes a record without a database */
-	if (stash && dd_pg_copy_record(o->statedir, &s.t, &sc) < 0)
-		dd_warn("the previous database is kept as %s, but status may not list it (%s)", stash, dd_error_last());
-	if (dd_pg_state_set_working(o->statedir, &s.t, o->snapshot, o->profile, "restored", fp, o->branch) < 0)
+	if (record_switch(&s, res, src, &sc, fp) < 0)
 		goto out; /* the journal stays: the next command writes the record */
-	failpoint("recorded");
-	if (res->how == DD_PG_SWITCH_STASH || res->how == DD_PG_SWITCH_SPARE)
-		dd_pg_copy_forget(o->statedir, &s.t, src->name);
-	else
-		dd_pg_state_pending_remove(o->statedir, &s.t, (long)getpid());
-	dd_error_clear();
-	dd_pg_journal_remove(o->statedir, &s.t);
 	res->database = dd_strdup(s.t.database);
 	res->stash = stash, stash = NULL;
 	res->source = src ? dd_strdup(src->name) : NULL;
@@ -755,8 +817,6 @@ out:
 	dd_pg_target_release(&s.t);
 	free(s.building);
 	free(stash);
-	free(newdb);
-	free(tmpl);
 	free(seq);
 	free(fp);
 	free(source);
