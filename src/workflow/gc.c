@@ -508,11 +508,18 @@ copies_due(const struct dd_config *cfg, const struct dd_pg_copy *v, size_t n, ui
 	return unedited > (size_t)(cfg->stash_keep > 0 ? cfg->stash_keep : 0);
 }
 
-int
-dd_workflow_gc_maybe_due(struct dd_repo *repo, const struct dd_config *cfg)
+/*
+ * Is any working database over stash_keep (or, `total` not NULL, what do
+ * its templates and spares weigh)? With `total`, the sizes are asked of a
+ * server only when copies are recorded on it (a connection); a server that
+ * cannot be asked is skipped, as gc would leave its copies alone too.
+ * *any: some template or spare is recorded.
+ */
+static int
+dbs_due(struct dd_repo *repo, const struct dd_config *cfg, uint64_t *total, int *any)
 {
 	struct gc g;
-	int due = 0, any = 0;
+	int due = 0;
 
 	memset(&g, 0, sizeof(g));
 	g.cfg = cfg;
@@ -520,14 +527,28 @@ dd_workflow_gc_maybe_due(struct dd_repo *repo, const struct dd_config *cfg)
 	for (size_t i = 0; i < g.ndbs && !due; i++) {
 		struct dd_pg_copy *v = NULL;
 		size_t n = 0;
-		if (dd_pg_copies_list(&v, &n, repo->statedir, g.dbs[i].conninfo, 0) < 0) {
+		int r = dd_pg_copies_list(&v, &n, repo->statedir, g.dbs[i].conninfo, 0);
+		if (r == 0 && total && n) {
+			dd_pg_copies_free(v, n);
+			v = NULL, n = 0;
+			r = dd_pg_copies_list(&v, &n, repo->statedir, g.dbs[i].conninfo, DD_PG_LIST_VERIFY);
+		}
+		if (r < 0) {
 			dd_error_clear();
 			continue;
 		}
-		due = copies_due(cfg, v, n, NULL, &any);
+		due = copies_due(cfg, v, n, total, any);
 		dd_pg_copies_free(v, n);
 	}
 	free(g.dbs);
+	return due;
+}
+
+int
+dd_workflow_gc_maybe_due(struct dd_repo *repo, const struct dd_config *cfg)
+{
+	int any = 0, due = dbs_due(repo, cfg, NULL, &any);
+
 	/* a template or spare recorded: its size (which needs a connection) may pass the budget */
 	return due || any;
 }
@@ -536,34 +557,10 @@ dd_workflow_gc_maybe_due(struct dd_repo *repo, const struct dd_config *cfg)
 static int
 gc_due(struct dd_repo *repo, const struct dd_config *cfg)
 {
-	struct gc g;
 	struct dd_cache_usage u;
 	uint64_t total = 0, budget = cfg->cache_budget > 0 ? (uint64_t)cfg->cache_budget : 0;
-	int due = 0, any = 0;
+	int any = 0, due = dbs_due(repo, cfg, &total, &any);
 
-	memset(&g, 0, sizeof(g));
-	g.cfg = cfg;
-	collect_dbs(&g);
-	for (size_t i = 0; i < g.ndbs && !due; i++) {
-		struct dd_pg_copy *v = NULL;
-		size_t n = 0;
-		if (dd_pg_copies_list(&v, &n, repo->statedir, g.dbs[i].conninfo, 0) < 0) {
-			dd_error_clear();
-			continue;
-		}
-		/* sizes asked only of a server we have copies on */
-		if (n) {
-			dd_pg_copies_free(v, n);
-			v = NULL, n = 0;
-			if (dd_pg_copies_list(&v, &n, repo->statedir, g.dbs[i].conninfo, DD_PG_LIST_VERIFY) < 0) {
-				dd_error_clear(); /* its server cannot be asked: gc would leave its copies alone too */
-				continue;
-			}
-		}
-		due = copies_due(cfg, v, n, &total, &any);
-		dd_pg_copies_free(v, n);
-	}
-	free(g.dbs);
 	if (!due && dd_store_cache_usage(&u, repo->statedir, cfg->store_url) == 0) {
 		total += u.bytes;
 		/*
