@@ -28,6 +28,30 @@ log() { echo "# $*" >&2; echo "$*" >>"$res/log.txt"; }
 psql() { command psql -X -q -v ON_ERROR_STOP=1 "$@"; }
 q() { command psql -X -A -t -q -v ON_ERROR_STOP=1 "$@"; }
 
+# bench_setup NAME RESULTS: the checks and folders every benchmark starts
+# with: the binary ($ddbin) copied into a scratch folder $work (a rebuild of
+# the shared tree during the run changes nothing), the server's binaries on
+# PATH, the results folder $res (bench/results/RESULTS), and a cleanup that
+# stops the cluster and removes $work (unless KEEP) on any exit.
+bench_setup() {
+	[ -x "$ddbin" ] || { echo "error: $ddbin not found: build git-dnadata first (make -j2) or set DD_BIN" >&2; exit 1; }
+	[ -x /usr/bin/time ] || { echo "error: /usr/bin/time is missing (apt-get install time)" >&2; exit 1; }
+	. "$top/tests/pg.sh"
+	export PATH="$(pg_bindir):$PATH" # pg_dump, pg_restore, psql, pgbench of the server's major
+	work=$(mktemp -d "${TMPDIR:-/tmp}/dd-$1.XXXXXX")
+	mkdir -p "$work/bin"
+	cp "$ddbin" "$work/bin/git-dnadata"
+	export PATH="$work/bin:$PATH"
+	res="$top/bench/results/$2"
+	mkdir -p "$res"
+	trap bench_cleanup EXIT
+	trap 'exit 130' INT TERM
+}
+bench_cleanup() {
+	pg_cluster_stop "$work/pg" || true
+	[ -n "${KEEP:-}" ] || rm -rf "$work"
+}
+
 # bench_cluster_start DIR: a throwaway cluster (tests/pg.sh: fsync,
 # synchronous_commit and full_page_writes off, shared_buffers 128MB,
 # max_wal_size 2GB), plus settings that are the same for every tool measured

@@ -114,26 +114,8 @@ scale=${SCALE:-${1:-50}}
 small=${SMALL_SCALE:-5}
 repeat=${REPEAT:-1}
 ddbin=${DD_BIN:-$top/git-dnadata}
-[ -x "$ddbin" ] || { echo "error: $ddbin not found: build git-dnadata first (make -j2) or set DD_BIN" >&2; exit 1; }
-[ -x /usr/bin/time ] || { echo "error: /usr/bin/time is missing (apt-get install time)" >&2; exit 1; }
 command -v restic >/dev/null || { echo "error: restic is missing (apt-get install restic)" >&2; exit 1; }
-. "$top/tests/pg.sh"
-bin=$(pg_bindir)
-export PATH="$bin:$PATH" # pg_dump, pg_restore, psql, pgbench of the server's major
-
-work=$(mktemp -d "${TMPDIR:-/tmp}/dd-pgbench.XXXXXX")
-# a private copy: a rebuild of the shared tree during the run changes nothing
-mkdir -p "$work/bin"
-cp "$ddbin" "$work/bin/git-dnadata"
-export PATH="$work/bin:$PATH"
-res="$top/bench/results/pg-$(date +%Y%m%d-%H%M%S)-s$scale"
-mkdir -p "$res"
-cleanup() {
-	pg_cluster_stop "$work/pg" || true
-	[ -n "${KEEP:-}" ] || rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+bench_setup pgbench "pg-$(date +%Y%m%d-%H%M%S)-s$scale"
 # ---- cluster --------------------------------------------------------------
 bench_cluster_start "$work/pg"
 export RESTIC_PASSWORD=bench XDG_CACHE_HOME=$work/xdg-cache

@@ -42,24 +42,7 @@ scales=${SCALES:-3 30}
 repeat=${REPEAT:-3}
 nooprun=${NOOP_RUNS:-20}
 ddbin=${DD_BIN:-$top/git-dnadata}
-[ -x "$ddbin" ] || { echo "error: $ddbin not found: build git-dnadata first (make -j2) or set DD_BIN" >&2; exit 1; }
-[ -x /usr/bin/time ] || { echo "error: /usr/bin/time is missing (apt-get install time)" >&2; exit 1; }
-. "$top/tests/pg.sh"
-bin=$(pg_bindir)
-export PATH="$bin:$PATH"
-
-work=$(mktemp -d "${TMPDIR:-/tmp}/dd-switchbench.XXXXXX")
-mkdir -p "$work/bin"
-cp "$ddbin" "$work/bin/git-dnadata"
-export PATH="$work/bin:$PATH"
-res="$top/bench/results/switch-$(date +%Y%m%d-%H%M%S)"
-mkdir -p "$res"
-cleanup() {
-	pg_cluster_stop "$work/pg" || true
-	[ -n "${KEEP:-}" ] || rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+bench_setup switchbench "switch-$(date +%Y%m%d-%H%M%S)"
 
 bench_cluster_start "$work/pg"
 pgdata=$work/pg/data
