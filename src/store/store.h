@@ -37,6 +37,7 @@ struct dd_stream_writer;
 struct dd_snapshot;
 struct dd_stream_info;
 struct dd_stream_reader;
+struct dd_chunk_ref;
 
 struct dd_buf;
 
@@ -135,6 +136,88 @@ int dd_stream_open(struct dd_stream_reader **out, struct dd_store *st, const str
  */
 int dd_stream_next(struct dd_stream_reader *r, const void **data, size_t *len);
 void dd_stream_close(struct dd_stream_reader *r);
+
+/*
+ * ---- listings (docs/FORMAT.md §6.1): entries too many for the manifest ----
+ *
+ * A listing is a stream of a snapshot whose content is a sequence of
+ * entries, each encoded like a manifest stream (§6: a name, sorted
+ * attributes, size, checksum, chunk list) and sorted in path order
+ * (dd_path_cmp). An entry's chunk list is its own content, stored as a
+ * detached stream (its own chunk sequence, not a stream of the manifest).
+ * The manifest marks a listing stream with the attribute `listing` (its
+ * kind, e.g. "media"). A media folder of 100,000 files is one listing: the
+ * manifest stays small and neither writer nor reader holds the list in
+ * memory. Push, fetch, verify and the cache's gc follow listings
+ * (dd_snapshot_each_chunk), so an entry's chunks are reachable like a
+ * stream's.
+ */
+struct dd_listing_writer;
+struct dd_listing_reader;
+
+/* Path order: bytewise, except that '/' sorts before every other byte (a folder's entries follow it). */
+int dd_path_cmp(const char *a, const char *b);
+
+/* Start the listing stream `name` of kind `kind` (its `listing` attribute). One thread uses it. */
+int dd_listing_begin(struct dd_listing_writer **out, struct dd_snapshot_writer *sw, const char *name,
+		     const char *kind);
+/*
+ * Store one entry's content: a detached stream writer (dd_stream_write,
+ * then dd_content_end, or dd_stream_abort). Several may be open at once, so
+ * a caller can keep many small files in flight. Thread-safe.
+ */
+int dd_content_begin(struct dd_stream_writer **out, struct dd_snapshot_writer *sw);
+/*
+ * Wait until every chunk is stored; info->size, checksum, chunks and
+ * nchunks get the content's (info->name and attrs are left alone). Frees w
+ * either way.
+ */
+int dd_content_end(struct dd_stream_writer *w, struct dd_stream_info *info);
+/*
+ * Append an entry: name (strictly after the previous one in path order,
+ * 1..DD_NAME_MAX bytes), attributes (any order; sorted here, keys unique),
+ * size, checksum and chunks from dd_content_end() or from an entry of an
+ * earlier listing of this store (chunks the store holds). Copies what it
+ * needs; the caller keeps `entry`.
+ */
+int dd_listing_add(struct dd_listing_writer *lw, const struct dd_stream_info *entry);
+/* Record the listing as a stream of the snapshot (its attributes: listing, entries). Frees lw either way. */
+int dd_listing_end(struct dd_listing_writer *lw, uint64_t *entries);
+void dd_listing_abort(struct dd_listing_writer *lw);
+
+/* Read a listing stream (one with a `listing` attribute) back, entry by entry. */
+int dd_listing_open(struct dd_listing_reader **out, struct dd_store *st, const struct dd_stream_info *si);
+/*
+ * The next entry: 1 with *entry valid until the next call (open its
+ * content with dd_stream_open), 0 at the end (the listing's size and
+ * checksum checked), -1 on a damaged or hostile listing (error set: out of
+ * order, malformed, counts beyond the bytes, trailing bytes).
+ */
+int dd_listing_next(struct dd_listing_reader *lr, const struct dd_stream_info **entry);
+void dd_listing_close(struct dd_listing_reader *lr);
+
+/*
+ * Call fn for every chunk snapshot `s` needs: its streams' chunks, and for
+ * each listing its entries' chunks (reading the listing: from the cache,
+ * else the backend). `stream` names the stream or "<listing>/<entry>".
+ * Stops at fn's first non-zero return and returns it; -1 on error.
+ */
+int dd_snapshot_each_chunk(struct dd_store *st, const struct dd_snapshot *s,
+			   int (*fn)(const struct dd_chunk_ref *ref, const char *stream, void *arg), void *arg);
+
+/*
+ * ---- private snapshots: kept in this clone's cache only ----
+ * A private snapshot (a media stash: a folder set aside by a switch) has
+ * its manifest in <cache>/private/, never in the store: push skips it,
+ * status does not count it as a pending upload, gc keeps its objects while
+ * the manifest exists. dd_snapshot_load finds it like any other.
+ */
+enum { DD_SNAPSHOT_PRIVATE = 1 << 0 };
+int dd_snapshot_commit_flags(struct dd_snapshot_writer *sw, int flags, char id_hex[DD_ID_HEX_SIZE]);
+/* Remove a private snapshot's manifest (its objects become gc's to take). 0, DD_NOTFOUND, -1. */
+int dd_store_private_drop(struct dd_store *st, const char *id_hex);
+/* The private snapshots of this cache: ids (64 hex, sorted), freed with dd_store_snapshot_ids_free(). */
+int dd_store_private_list(struct dd_store *st, char ***ids, size_t *n);
 
 /* ---- maintenance ---- */
 /* Is the snapshot available (cache or backend) without fetching it? */
