@@ -213,7 +213,12 @@ int dd_snapshot_each_chunk(struct dd_store *st, const struct dd_snapshot *s,
  * the manifest exists. dd_snapshot_load finds it like any other.
  */
 enum { DD_SNAPSHOT_PRIVATE = 1 << 0 };
-int dd_snapshot_commit_flags(struct dd_snapshot_writer *sw, int flags, char id_hex[DD_ID_HEX_SIZE]);
+/*
+ * dd_snapshot_begin() with flags: DD_SNAPSHOT_PRIVATE writes its objects
+ * and packs to the local cache only (never the backend, even online), and
+ * dd_snapshot_commit() then puts the manifest in <cache>/private/.
+ */
+int dd_snapshot_begin_flags(struct dd_snapshot_writer **out, struct dd_store *st, int flags);
 /* Remove a private snapshot's manifest (its objects become gc's to take). 0, DD_NOTFOUND, -1. */
 int dd_store_private_drop(struct dd_store *st, const char *id_hex);
 /* The private snapshots of this cache: ids (64 hex, sorted), freed with dd_store_snapshot_ids_free(). */
