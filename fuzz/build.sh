@@ -26,6 +26,12 @@ cat >"$out/config.h" <<H
 #define DD_INIH_VERSION "fuzz"
 H
 
+# An object is rebuilt when its source is newer, and all of them when any
+# header changed since the last build (a struct's layout may have moved;
+# linking stale objects gives false reports).
+if [ ! -f "$out/obj/.built" ] || [ -n "$(find "$top/src" -name '*.h' -newer "$out/obj/.built" | head -n 1)" ]; then
+	rm -f "$out"/obj/*.o
+fi
 objs=()
 while IFS= read -r src; do
 	obj="$out/obj/$(echo "${src#"$top"/src/}" | tr / _).o"
@@ -34,6 +40,7 @@ while IFS= read -r src; do
 	fi
 	objs+=("$obj")
 done < <(find "$top/src" -name '*.c' ! -path "$top/src/main.c" | sort)
+touch "$out/obj/.built"
 
 for h in "$top"/fuzz/fuzz-*.c; do
 	[ -f "$h" ] || continue
