@@ -107,6 +107,7 @@ dd_pg_switch_result_release(struct dd_pg_switch_result *r)
 	free(r->database);
 	free(r->stash);
 	free(r->source);
+	free(r->media);
 	memset(r, 0, sizeof(*r));
 }
 
@@ -222,6 +223,20 @@ db_oid(PGconn *m, const char *name, char **oid)
 	return 0;
 }
 
+/* The switch did not happen: the working record keeps what it said, the folder is to be put back to `media`. */
+static int
+media_back_pending(const char *statedir, const struct dd_pg_target *t, const char *media)
+{
+	struct dd_pg_state w;
+	int rc = -1;
+
+	if (dd_pg_state_read_target(&w, statedir, t) == 0)
+		rc = dd_pg_state_set_switched(statedir, t, w.snapshot, w.profile, w.how ? w.how : "restored",
+					      w.fingerprint, w.branch, media, 1);
+	dd_pg_state_release(&w);
+	return rc;
+}
+
 int
 dd_pg_journal_recover(PGconn *m, const char *statedir, const struct dd_pg_target *t)
 {
@@ -262,14 +277,17 @@ dd_pg_journal_recover(PGconn *m, const char *statedir, const struct dd_pg_target
 						 .snapshot = old.snapshot ? old.snapshot : (char *)"",
 						 .profile = old.profile ? old.profile : (char *)"",
 						 .branch = old.branch ? old.branch : (char *)"",
-						 .modified = DD_PG_MOD_UNKNOWN, .fingerprint = old.fingerprint };
+						 .modified = DD_PG_MOD_UNKNOWN, .fingerprint = old.fingerprint,
+						 .media = j.media_stash };
 			if (dd_pg_copy_record(statedir, t, &sc) < 0)
 				dd_warn("%s", dd_error_last());
 			dd_pg_state_release(&old);
 		}
 		dd_pg_copy_release(&c);
 		dd_error_clear();
-		if (dd_pg_state_set_working(statedir, t, j.snapshot, j.profile, "restored", j.fingerprint, j.branch) < 0)
+		/* the folder may be partly switched: the next restore finishes it (media_pending) */
+		if (dd_pg_state_set_switched(statedir, t, j.snapshot, j.profile, "restored", j.fingerprint, j.branch,
+					     j.media, j.media != NULL) < 0)
 			goto out;
 		if (strcmp(j.kind, "stash") == 0 || strcmp(j.kind, "spare") == 0)
 			dd_pg_copy_forget(statedir, t, j.source);
@@ -281,6 +299,9 @@ dd_pg_journal_recover(PGconn *m, const char *statedir, const struct dd_pg_target
 			dd_pg_copy_forget(statedir, t, j.stash);
 		if (!src && (strcmp(j.kind, "stash") == 0 || strcmp(j.kind, "spare") == 0))
 			dd_pg_copy_forget(statedir, t, j.source);
+		/* the folder may be partly switched: the next restore puts it back as it was (media_pending) */
+		if (j.media_stash && media_back_pending(statedir, t, j.media_stash) < 0)
+			goto out;
 	}
 	dd_error_clear();
 	if (dd_pg_journal_remove(statedir, t) < 0)
@@ -305,6 +326,8 @@ struct sw {
 	size_t ncopies;
 	struct dd_pg_state prev;
 	char *building;            /* the database pending under our pid, to drop on failure */
+	char *media;               /* the media id the folder switches to (o->media), NULL: left alone */
+	int media_applied;         /* o->media->apply succeeded: undo on failure */
 };
 
 /* The copy of `kind` holding the snapshot, that exists, and that `ok` accepts; the most recently used. */
@@ -337,7 +360,8 @@ stash_unmodified(struct sw *s, const struct dd_pg_copy *c)
 	char *why = NULL;
 	int ok;
 
-	if (c->modified != DD_PG_MOD_NO || !c->fingerprint)
+	/* its media files set aside come back only with it, on its own branch */
+	if (c->modified != DD_PG_MOD_NO || !c->fingerprint || dd_pg_copy_media_set_aside(c))
 		return 0;
 	if (dd_pg_changes_of(&ch, s->o->conninfo, c->name, c->fingerprint, 200, &why) < 0) {
 		dd_error_clear();
@@ -688,7 +712,8 @@ record_switch(struct sw *s, const struct dd_pg_switch_result *res, const struct 
 	if (sc->name && dd_pg_copy_record(o->statedir, &s->t, sc) < 0)
 		dd_warn("the previous database is kept as %s, but status may not list it (%s)", sc->name,
 			dd_error_last());
-	if (dd_pg_state_set_working(o->statedir, &s->t, o->snapshot, o->profile, "restored", fp, o->branch) < 0)
+	if (dd_pg_state_set_switched(o->statedir, &s->t, o->snapshot, o->profile, "restored", fp, o->branch, s->media,
+				     0) < 0)
 		return -1;
 	failpoint("recorded");
 	if (res->how == DD_PG_SWITCH_STASH || res->how == DD_PG_SWITCH_SPARE)
@@ -734,6 +759,10 @@ dd_pg_switch(const struct dd_pg_switch_opts *o, struct dd_pg_switch_result *res)
 		goto out;
 
 	src = choose_source(&s, res, &open_it);
+	/* the media target is checked before anything is built or changed */
+	if (o->media && o->media->choose(o->media->arg, res->how == DD_PG_SWITCH_STASH ? src->media : NULL,
+					 &s.media) < 0)
+		goto out;
 	if (prepare_source(&s, res, src, &source, &seq, &fp) < 0)
 		goto out;
 	if (dd_pg_interrupted()) {
@@ -756,14 +785,17 @@ dd_pg_switch(const struct dd_pg_switch_opts *o, struct dd_pg_switch_result *res)
 	}
 	j = (struct dd_pg_journal){ .source = source, .kind = (char *)kind, .stash = stash,
 				    .snapshot = (char *)o->snapshot, .profile = (char *)o->profile,
-				    .branch = (char *)o->branch, .fingerprint = fp, .source_oid = source_oid };
+				    .branch = (char *)o->branch, .fingerprint = fp, .source_oid = source_oid,
+				    .media = s.media ? s.media : NULL,
+				    .media_stash = s.media && o->media->stash ? (char *)o->media->stash : NULL };
 	if (dd_pg_journal_write(o->statedir, &s.t, &j) < 0)
 		goto out;
 	struct dd_pg_copy sc = { .name = stash, .kind = DD_PG_COPY_STASH,
 				 .snapshot = s.prev.snapshot ? s.prev.snapshot : (char *)"",
 				 .profile = s.prev.profile ? s.prev.profile : (char *)"",
 				 .branch = (char *)(o->branch_left ? o->branch_left : s.prev.branch ? s.prev.branch : ""),
-				 .modified = modified, .fingerprint = s.prev.fingerprint, .replaced = o->clean };
+				 .modified = modified, .fingerprint = s.prev.fingerprint, .replaced = o->clean,
+				 .media = o->media ? (char *)o->media->stash : NULL };
 	/* the stash's record before the rename: a kill right after it must not lose it */
 	if (stash && dd_pg_copy_record(o->statedir, &s.t, &sc) < 0) {
 		dd_error_wrap("recording the stash for database %s", s.t.database);
@@ -773,15 +805,20 @@ dd_pg_switch(const struct dd_pg_switch_opts *o, struct dd_pg_switch_result *res)
 	char *newfp = NULL;
 	int unknown = 0;
 	failpoint("before-rename");
+	if (s.media) {
+		if (o->media->apply(o->media->arg, s.media) < 0)
+			goto forget_stash;
+		s.media_applied = 1;
+	}
 	if (rename_in(&s, source, stash, open_it, seq, &newfp, &j, &unknown) < 0) {
 		if (unknown) {
 			/* the copy may be the working database now: nothing dropped, the journal and records stay */
 			done_building(&s);
 			goto out;
 		}
-		if (stash)
-			dd_pg_copy_forget(o->statedir, &s.t, stash);
-		goto undo_journal;
+		if (s.media_applied)
+			o->media->undo(o->media->arg);
+		goto forget_stash;
 	}
 	if (newfp) {
 		free(fp);
@@ -793,8 +830,12 @@ dd_pg_switch(const struct dd_pg_switch_opts *o, struct dd_pg_switch_result *res)
 	res->stash = stash, stash = NULL;
 	res->source = src ? dd_strdup(src->name) : NULL;
 	res->seconds = dd_pg_seconds() - t0;
+	res->media = s.media, s.media = NULL;
 	rc = DD_OK;
 	goto out;
+forget_stash:
+	if (stash)
+		dd_pg_copy_forget(o->statedir, &s.t, stash);
 undo_journal:
 	{
 		struct dd_error_saved saved;
@@ -816,6 +857,7 @@ out:
 	dd_pg_state_release(&s.prev);
 	dd_pg_target_release(&s.t);
 	free(s.building);
+	free(s.media);
 	free(stash);
 	free(seq);
 	free(fp);
