@@ -1171,6 +1171,12 @@ dd_pg_copy_drop(const char *statedir, const char *conninfo, const char *name, in
 	}
 	if (r < 0)
 		goto out;
+	if (c.kind == DD_PG_COPY_STASH && !(flags & DD_PG_DROP_FORCE) && dd_pg_copy_media_set_aside(&c)) {
+		dd_error("stash %s holds media files set aside with it", name);
+		dd_hint("`git dnadata stash list` shows them; drop it anyway with `git dnadata stash drop %s`", name);
+		rc = DD_EXISTS;
+		goto out;
+	}
 	if (c.kind == DD_PG_COPY_STASH && !(flags & DD_PG_DROP_FORCE)) {
 		int ok = c.modified == DD_PG_MOD_NO ? still_unmodified(conninfo, &c) : 0;
 		if (ok < 0)

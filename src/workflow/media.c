@@ -247,7 +247,8 @@ dd_media_at_snapshot(struct dd_repo *repo, const struct dd_config *cfg, const st
 		rc = 1;
 		goto out;
 	}
-	*why = r == 1 ? "changed since its restore" : r == 0 ? "holds another snapshot" : "was never restored here";
+	/* DD_NOTFOUND (no record) is 1 too: the empty snapshot tells it apart */
+	*why = !*rec ? "was never restored here" : r == 1 ? "changed since its restore" : "holds another snapshot";
 	/* a snapshot without a media listing leaves the folder alone: then it is as good as equal */
 	if (dd_workflow_open_store_reading(&st, cfg, repo) < 0)
 		goto out;
@@ -263,5 +264,197 @@ out:
 		dd_error_wrap("media folder %s", root);
 	dd_store_free(st);
 	free(root);
+	return rc;
+}
+
+/* ---- private media snapshots: released when no record names them (stash drop, gc) ---- */
+
+struct idset {
+	char **v;
+	size_t n;
+};
+
+static void
+idset_add(struct idset *s, const char *id)
+{
+	if (!id || !*id)
+		return;
+	s->v = dd_realloc(s->v, (s->n + 1) * sizeof(*s->v));
+	s->v[s->n++] = dd_strdup(id);
+}
+
+static int
+idset_has(const struct idset *s, const char *id)
+{
+	for (size_t i = 0; i < s->n; i++)
+		if (!strcmp(s->v[i], id))
+			return 1;
+	return 0;
+}
+
+static void
+idset_free(struct idset *s)
+{
+	for (size_t i = 0; i < s->n; i++)
+		free(s->v[i]);
+	free(s->v);
+	memset(s, 0, sizeof(*s));
+}
+
+/* The distinct working databases of the profiles (borrowed strings); *n of them. */
+static const char **
+working_dbs(const struct dd_config *cfg, size_t *n)
+{
+	const char **out = dd_calloc(cfg->nprofiles + 1, sizeof(*out));
+
+	*n = 0;
+	for (size_t i = 0; i < cfg->nprofiles; i++) {
+		const char *ci = dd_config_database(cfg, &cfg->profiles[i]);
+		size_t k;
+		for (k = 0; k < *n && strcmp(out[k], ci); k++)
+			;
+		if (k == *n)
+			out[(*n)++] = ci;
+	}
+	return out;
+}
+
+/*
+ * Every media id a record names: the stashes' of every working database,
+ * the working records' (a pending one too), and each media folder's
+ * recorded snapshot (the folder may hold a stash's files brought back).
+ */
+static int
+media_named(struct dd_repo *repo, const struct dd_config *cfg, struct idset *named)
+{
+	size_t ndbs;
+	const char **dbs = working_dbs(cfg, &ndbs);
+	int rc = -1;
+
+	for (size_t i = 0; i < ndbs; i++) {
+		struct dd_pg_copy *c = NULL;
+		struct dd_pg_state w;
+		size_t n = 0;
+		if (dd_pg_copies_list(&c, &n, repo->statedir, dbs[i], 0) < 0)
+			goto out;
+		for (size_t k = 0; k < n; k++)
+			idset_add(named, c[k].media);
+		dd_pg_copies_free(c, n);
+		if (dd_pg_state_read(&w, repo->statedir, dbs[i]) < 0)
+			goto out;
+		idset_add(named, w.media);
+		dd_pg_state_release(&w);
+	}
+	for (size_t i = 0; i < cfg->nprofiles; i++) {
+		struct dd_media_opts mo;
+		char rec[65] = "", *root = dd_workflow_media_root(repo, &cfg->profiles[i]);
+		if (!root)
+			continue;
+		dd_workflow_media_opts(&mo, repo, &cfg->profiles[i], root);
+		int r = dd_media_changed(&mo, rec);
+		free(root);
+		if (r < 0 && r != DD_NOTFOUND)
+			goto out;
+		dd_error_clear();
+		idset_add(named, rec);
+	}
+	rc = 0;
+out:
+	free(dbs);
+	return rc;
+}
+
+/* Hold every working database's lock (without waiting): no switch is setting a folder aside meanwhile. */
+static int
+lock_all(struct dd_repo *repo, const struct dd_config *cfg, int **locks, size_t *n)
+{
+	const char **dbs = working_dbs(cfg, n);
+	int rc = 0;
+
+	*locks = dd_calloc(*n + 1, sizeof(**locks));
+	for (size_t i = 0; i < *n; i++)
+		(*locks)[i] = -1;
+	for (size_t i = 0; i < *n && rc == 0; i++)
+		rc = dd_pg_state_trylock(repo->statedir, dbs[i], &(*locks)[i]);
+	free(dbs);
+	return rc;
+}
+
+static void
+unlock_all(int *locks, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		dd_unlock_file(locks[i]);
+	free(locks);
+}
+
+int
+dd_workflow_media_release(struct dd_repo *repo, const struct dd_config *cfg, struct dd_store *st, const char *id)
+{
+	struct idset named = { 0 };
+	char **ids = NULL;
+	size_t n = 0;
+	int rc = -1, priv = 0;
+
+	if (!id || !*id)
+		return 0;
+	if (dd_store_private_list(st, &ids, &n) < 0)
+		return -1;
+	for (size_t i = 0; i < n; i++)
+		priv |= !strcmp(ids[i], id);
+	if (!priv) {
+		rc = 0;
+		goto out;
+	}
+	if (media_named(repo, cfg, &named) < 0)
+		goto out;
+	rc = idset_has(&named, id) ? 0 : dd_store_private_drop(st, id);
+	if (rc == DD_NOTFOUND) {
+		dd_error_clear();
+		rc = 0;
+	}
+out:
+	idset_free(&named);
+	dd_store_snapshot_ids_free(ids, n);
+	return rc;
+}
+
+int
+dd_workflow_media_sweep(struct dd_repo *repo, const struct dd_config *cfg, struct dd_store *st, int dry,
+			size_t *dropped)
+{
+	struct idset named = { 0 };
+	char **ids = NULL;
+	size_t n = 0, nlocks = 0;
+	int *locks = NULL, rc = -1, r;
+
+	*dropped = 0;
+	if (dd_store_private_list(st, &ids, &n) < 0)
+		return -1;
+	if (!n) {
+		rc = 0;
+		goto out;
+	}
+	r = lock_all(repo, cfg, &locks, &nlocks);
+	if (r == DD_EBUSY) { /* a restore is running: it may be setting a folder aside; next time */
+		dd_error_clear();
+		rc = DD_EBUSY;
+		goto out;
+	}
+	if (r < 0 || media_named(repo, cfg, &named) < 0)
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		if (idset_has(&named, ids[i]))
+			continue;
+		if (!dry && (r = dd_store_private_drop(st, ids[i])) < 0 && r != DD_NOTFOUND)
+			goto out;
+		dd_error_clear();
+		(*dropped)++;
+	}
+	rc = 0;
+out:
+	unlock_all(locks, nlocks);
+	idset_free(&named);
+	dd_store_snapshot_ids_free(ids, n);
 	return rc;
 }

@@ -35,6 +35,20 @@ char *dd_workflow_media_root(const struct dd_repo *repo, const struct dd_profile
 /* The media module's options for p's folder `root` (borrowed): state folder, owner, progress on a terminal. */
 void dd_workflow_media_opts(struct dd_media_opts *o, const struct dd_repo *repo, const struct dd_profile *p,
 			    const char *root);
+/*
+ * A stash with media set aside was dropped: drop its private snapshot `id`
+ * (store.h) unless it is not private or a record still names it (another
+ * stash, a working record, a folder's recorded snapshot). 0 or -1.
+ */
+int dd_workflow_media_release(struct dd_repo *repo, const struct dd_config *cfg, struct dd_store *st, const char *id);
+/*
+ * gc: drop the private snapshots no record names (left by a failed or
+ * killed switch), holding every working database's lock without waiting
+ * (DD_EBUSY, nothing done, when a command holds one). `dry`: only count.
+ * *dropped: how many. 0, DD_EBUSY or -1.
+ */
+int dd_workflow_media_sweep(struct dd_repo *repo, const struct dd_config *cfg, struct dd_store *st, int dry,
+			    size_t *dropped);
 
 enum {
 	DD_SNAPSHOT_NO_COMMIT = 1 << 0, /* update the ref file, do not commit it */
