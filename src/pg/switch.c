@@ -67,7 +67,7 @@
 
 /*
  * Tests stop a switch at a named point to kill it there (tests/integration/
- * t-pg-switch-kill.sh): with DNADATA_FAILPOINT=<name> the process stops
+ * t-pg-switch-kill.sh, t-media-kill.sh): with DNADATA_FAILPOINT=<name> the process stops
  * itself (SIGSTOP) on reaching it; "commit-lost" instead cuts the
  * connection once the rename committed, before its reply is read. Nothing
  * else reads this variable.
@@ -809,6 +809,7 @@ dd_pg_switch(const struct dd_pg_switch_opts *o, struct dd_pg_switch_result *res)
 		if (o->media->apply(o->media->arg, s.media) < 0)
 			goto forget_stash;
 		s.media_applied = 1;
+		failpoint("media-applied");
 	}
 	if (rename_in(&s, source, stash, open_it, seq, &newfp, &j, &unknown) < 0) {
 		if (unknown) {
