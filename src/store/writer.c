@@ -52,6 +52,15 @@ struct dd_stream_writer {
 	atomic_int failed;
 };
 
+/* "stream 'x' failed<how>", or for a detached writer (dd_content_begin) "content failed<how>"; returns -1. */
+static int
+failed(const struct dd_stream_writer *w, const char *how)
+{
+	if (w->info.name)
+		return dd_error("stream '%s' failed%s", w->info.name, how);
+	return dd_error("writing content failed%s", how);
+}
+
 static void
 chunk_run(struct dd_job *job, struct dd_worker *wk)
 {
@@ -185,7 +194,7 @@ dd_stream_write(struct dd_stream_writer *w, const void *data, size_t len)
 	const uint8_t *p = data;
 
 	if (atomic_load(&w->failed))
-		return harvest(w, 1) < 0 ? -1 : dd_error("stream '%s' failed earlier", w->info.name);
+		return harvest(w, 1) < 0 ? -1 : failed(w, " earlier");
 	w->info.size += len;
 	while (len) {
 		int cut;
@@ -208,6 +217,8 @@ dd_stream_write(struct dd_stream_writer *w, const void *data, size_t len)
 static void
 unregister(struct dd_snapshot_writer *sw, const char *name)
 {
+	if (!name)
+		return; /* detached content: never registered */
 	for (size_t i = 0; i < sw->nactive; i++) {
 		if (!strcmp(sw->active[i], name)) {
 			free(sw->active[i]);
@@ -225,18 +236,27 @@ stream_free(struct dd_stream_writer *w)
 	free(w);
 }
 
-int
-dd_stream_end(struct dd_stream_writer *w)
+/* Store the last chunk, wait for every chunk, and compute the checksum: the content is complete. */
+static int
+stream_finish(struct dd_stream_writer *w)
 {
-	struct dd_snapshot_writer *sw = w->sw;
 	int rc;
 
 	if (w->buflen && !atomic_load(&w->failed))
 		submit_chunk(w);
 	rc = harvest(w, 1);
 	if (rc == 0 && atomic_load(&w->failed))
-		rc = dd_error("stream '%s' failed", w->info.name);
+		rc = failed(w, "");
 	dd_stream_checksum(w->info.checksum, w->sw->st->keys, &w->info);
+	return rc;
+}
+
+int
+dd_stream_end(struct dd_stream_writer *w)
+{
+	struct dd_snapshot_writer *sw = w->sw;
+	int rc = stream_finish(w);
+
 	pthread_mutex_lock(&sw->mu);
 	unregister(sw, w->info.name);
 	if (rc == 0) {
@@ -247,6 +267,34 @@ dd_stream_end(struct dd_stream_writer *w)
 	pthread_mutex_unlock(&sw->mu);
 	if (rc < 0)
 		dd_error_wrap("writing stream '%s'", w->info.name);
+	stream_free(w);
+	return rc;
+}
+
+int
+dd_content_begin(struct dd_stream_writer **out, struct dd_snapshot_writer *sw)
+{
+	struct dd_stream_writer *w = dd_calloc(1, sizeof(*w));
+
+	w->sw = sw;
+	dd_chunker_init(&w->ch, sw->st->chunker);
+	*out = w;
+	return 0;
+}
+
+int
+dd_content_end(struct dd_stream_writer *w, struct dd_stream_info *info)
+{
+	int rc = stream_finish(w);
+
+	if (rc == 0) {
+		info->size = w->info.size;
+		memcpy(info->checksum, w->info.checksum, 32);
+		info->chunks = w->info.chunks;
+		info->nchunks = w->info.nchunks;
+		w->info.chunks = NULL;
+		w->info.nchunks = 0;
+	}
 	stream_free(w);
 	return rc;
 }
