@@ -451,6 +451,12 @@ idx_writer_restamp(struct idx_writer *w)
 	}
 }
 
+static int
+kv_cmp(const void *x, const void *y)
+{
+	return strcmp((*(const struct dd_kv *const *)x)->key, (*(const struct dd_kv *const *)y)->key);
+}
+
 int
 idx_writer_add(struct idx_writer *w, const struct dd_stream_info *e, const struct idx_stat *st)
 {
@@ -458,10 +464,17 @@ idx_writer_add(struct idx_writer *w, const struct dd_stream_info *e, const struc
 
 	dd_buf_putc(b, 'E');
 	put_str(b, e->name);
+	const struct dd_kv *kv[IDX_MAX_ATTRS];
+
+	if (e->nattrs > IDX_MAX_ATTRS)
+		return dd_error("media entry '%s' has too many attributes", e->name);
+	for (size_t i = 0; i < e->nattrs; i++)
+		kv[i] = &e->attrs[i];
+	qsort(kv, e->nattrs, sizeof(*kv), kv_cmp); /* one encoding: keys sorted */
 	put32(b, (uint32_t)e->nattrs);
 	for (size_t i = 0; i < e->nattrs; i++) {
-		put_str(b, e->attrs[i].key);
-		put_str(b, e->attrs[i].value);
+		put_str(b, kv[i]->key);
+		put_str(b, kv[i]->value);
 	}
 	put64(b, e->size);
 	dd_buf_put(b, e->checksum, 32);

@@ -38,6 +38,13 @@ dd_store_private_list(struct dd_store *st, char ***ids, size_t *n)
 	return 0;
 }
 
+__attribute__((weak)) int
+dd_snapshot_begin_flags(struct dd_snapshot_writer **out, struct dd_store *st, int flags)
+{
+	(void)flags;
+	return dd_snapshot_begin(out, st);
+}
+
 struct fx {
 	char *tmp, *sd, *url, *a, *b;
 	struct dd_store *st;
@@ -153,7 +160,7 @@ set_mtime(const char *dir, const char *rel, time_t s, long ns)
  * (a probe file's ctime is that clock): files recorded from now on are
  * trusted by the index (not "racily clean"). A condition, not a delay.
  */
-static __attribute__((unused)) void
+static void
 fs_clock_pass(const char *dir)
 {
 	char *probe = at(dir, "../clock-probe");
@@ -369,15 +376,141 @@ an_empty_snapshot_id_empties_the_folder(void **state)
 	assert_int_equal(rmdir(f->a), 0); /* empty */
 }
 
+
+static ino_t
+inode_of(const char *dir, const char *rel)
+{
+	char *p = at(dir, rel);
+	struct stat st;
+
+	assert_int_equal(lstat(p, &st), 0);
+	free(p);
+	return st.st_ino;
+}
+
+static void
+second_capture_reads_only_changed_files(void **state)
+{
+	struct fx *f = *state;
+	struct dd_media_opts o = opts(f, f->a);
+	struct dd_media_stats s1, s2, s3;
+	char id1[65], id2[65], id3[65], rec[65];
+
+	build_sample(f->a);
+	for (int i = 0; i < 50; i++) {
+		char name[32], text[32];
+		snprintf(name, sizeof(name), "a/f%03d", i);
+		snprintf(text, sizeof(text), "file %03d\n", i);
+		put_text(f->a, name, text);
+	}
+	set_mtime(f->a, "a", 1200000001, 8);
+	fs_clock_pass(f->a);
+	capture(f, f->a, id1, &s1);
+	assert_int_equal(s1.read_files, 58);
+	assert_int_equal(dd_media_changed(&o, rec), 0);
+	assert_string_equal(rec, id1);
+
+	capture(f, f->a, id2, &s2);
+	assert_int_equal(s2.read_files, 0); /* nothing read: every entry from the index */
+	assert_int_equal(s2.files, 58);
+	assert_string_equal(id1, id2);      /* the same listing, the same snapshot */
+
+	/* same size, same mtime, new content: only the ctime (and nanoseconds) tell */
+	put_file(f->a, "a/f007", "FILE 007\n", 9, 0644, 1600000000, 123456789);
+	set_mtime(f->a, "a", 1200000001, 8);
+	assert_int_equal(dd_media_changed(&o, rec), 1);
+	assert_string_equal(rec, id1);
+	fs_clock_pass(f->a);
+	capture(f, f->a, id3, &s3);
+	assert_int_equal(s3.read_files, 1);
+	assert_int_equal(s3.read_bytes, 9);
+	assert_string_not_equal(id1, id3);
+	assert_int_equal(dd_media_changed(&o, rec), 0);
+	assert_string_equal(rec, id3);
+}
+
+static void
+changed_sees_added_removed_and_retimed_entries(void **state)
+{
+	struct fx *f = *state;
+	struct dd_media_opts o = opts(f, f->a);
+	char id[65], rec[65], *p;
+
+	assert_int_equal(dd_media_changed(&o, rec), DD_NOTFOUND);
+	assert_string_equal(rec, "");
+	build_sample(f->a);
+	fs_clock_pass(f->a);
+	capture(f, f->a, id, NULL);
+	assert_int_equal(dd_media_changed(&o, rec), 0);
+	put_dir(f->a, "empty/new", 0755); /* added (and its folder's mtime moved) */
+	assert_int_equal(dd_media_changed(&o, rec), 1);
+	p = at(f->a, "empty/new");
+	assert_int_equal(rmdir(p), 0);
+	free(p);
+	set_mtime(f->a, "empty", 1200000002, 9);
+	assert_int_equal(dd_media_changed(&o, rec), 0);
+	p = at(f->a, "dangling");
+	assert_int_equal(unlink(p), 0); /* gone */
+	free(p);
+	assert_int_equal(dd_media_changed(&o, rec), 1);
+}
+
+static void
+restore_over_extra_modified_and_retyped_entries(void **state)
+{
+	struct fx *f = *state;
+	struct dd_media_stats s, as;
+	char id[65], *p;
+	ino_t keep;
+
+	build_sample(f->a);
+	fs_clock_pass(f->a);
+	capture(f, f->a, id, &s);
+	apply(f, id, f->b, NULL); /* the reference copy */
+	keep = inode_of(f->a, "a/b/big.bin");
+
+	put_text(f->a, "with space.txt", "SPACES\n");    /* modified, same size and mtime */
+	put_text(f->a, "extra.txt", "extra\n");          /* extra file */
+	put_dir(f->a, "extra-dir", 0755);                 /* extra tree, one folder read-only */
+	put_dir(f->a, "extra-dir/ro", 0755);
+	put_text(f->a, "extra-dir/ro/f", "f\n");
+	p = at(f->a, "extra-dir/ro");
+	chmod(p, 0555);
+	free(p);
+	p = at(f->a, "empty");                            /* a folder became a file */
+	assert_int_equal(rmdir(p), 0);
+	free(p);
+	put_text(f->a, "empty", "now a file\n");
+	p = at(f->a, "secret");                           /* a file became a folder */
+	assert_int_equal(unlink(p), 0);
+	free(p);
+	put_dir(f->a, "secret", 0700);
+	put_text(f->a, "secret/inside", "inside\n");
+	p = at(f->a, "rel");                              /* a symlink retargeted */
+	assert_int_equal(unlink(p), 0);
+	free(p);
+	put_link(f->a, "rel", "a-b/x");
+	put_text(f->a, ".git-dnadata-tmp-0123456789abcdef", "left by a killed restore");
+
+	apply(f, id, f->a, &as);
+	compare_trees(f->b, f->a);
+	assert_int_equal(as.written_files, 3);            /* with space.txt, secret, rel */
+	assert_int_equal(as.removed, 8);                  /* extra.txt, extra-dir/ro/f, ro, extra-dir, empty, inside, secret, tmp file */
+	assert_int_equal(inode_of(f->a, "a/b/big.bin"), keep); /* unchanged: not rewritten */
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(capture_then_apply_restores_the_folder_exactly, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(an_empty_snapshot_id_empties_the_folder, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(second_capture_reads_only_changed_files, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(changed_sees_added_removed_and_retimed_entries, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(restore_over_extra_modified_and_retyped_entries, fx_setup, fx_teardown),
 	};
 	if (sodium_init() < 0)
 		return 1;
-	dd_log_set_verbosity(DD_QUIET);
+	dd_log_set_verbosity(getenv("TEST_VERBOSE") ? DD_VERBOSE : DD_QUIET);
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
