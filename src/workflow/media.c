@@ -218,7 +218,7 @@ dd_media_finish_pending(struct dd_repo *repo, const struct dd_config *cfg, const
 	}
 	if (dd_pg_state_set_media(repo->statedir, dd_config_database(cfg, p), state->media, 0) < 0)
 		goto out;
-	dd_info("finished the interrupted switch of media folder %s (%s %.12s)", root,
+	dd_info("finished the interrupted switch of media folder %s (%s %.12s)", p->media,
 		*state->media ? "snapshot" : "empty", state->media);
 	rc = 0;
 out:

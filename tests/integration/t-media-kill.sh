@@ -83,6 +83,7 @@ switch_killed_at() {
 	kill_at "$1" restore
 	assert_old_or_new
 	expect_ok git dnadata restore
+	RECOVERY=$ERR
 	assert_eq "y" "$(value)"
 	assert_eq "b.txt many shared.txt" "$(ls "$MEDIA" | xargs)"
 	assert_eq "shared y" "$(cat "$MEDIA/shared.txt")"
@@ -98,6 +99,8 @@ switch_killed_at() {
 
 test_kill_after_the_folder_is_applied_before_the_database_is_renamed() {
 	switch_killed_at media-applied
+	# the folder went back to main's (set aside) before the switch ran again
+	assert_contains "$RECOVERY" "finished the interrupted switch of media folder $MEDIA"
 	assert_eq "" "$(ls -a "$MEDIA" | grep -v '^\.\.\?$' | grep '^\.' || true)" "a temporary file was left"
 }
 
@@ -111,7 +114,8 @@ test_kill_between_two_files_of_the_folder() {
 
 test_kill_just_after_the_rename_commits() {
 	switch_killed_at renamed
-	assert_contains "$ERR" "finished recording the interrupted switch"
+	assert_contains "$RECOVERY" "finished recording the interrupted switch"
+	assert_contains "$RECOVERY" "finished the interrupted switch of media folder $MEDIA"
 }
 
 # craft ENTRY...: a snapshot holding only a media listing with these entries (tests/tools/media-craft.c).

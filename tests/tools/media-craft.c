@@ -18,6 +18,7 @@
 #include "store/store.h"
 #include "util/err.h"
 
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,6 +74,8 @@ main(int argc, char **argv)
 		fprintf(stderr, "usage: media-craft STATEDIR STORE-URL ENTRY...\n");
 		return 2;
 	}
+	if (sodium_init() < 0)
+		return 1;
 	if (dd_store_open(&st, *argv[2] ? argv[2] : NULL, argv[1], DD_STORE_OFFLINE) < 0 || dd_snapshot_begin(&sw, st) < 0)
 		goto fail;
 	dd_snapshot_set_meta(sw, "profile", "crafted");
