@@ -328,6 +328,7 @@ struct sw {
 	char *building;            /* the database pending under our pid, to drop on failure */
 	char *media;               /* the media id the folder switches to (o->media), NULL: left alone */
 	int media_applied;         /* o->media->apply succeeded: undo on failure */
+	int installed;             /* the interrupt handlers are ours to remove */
 };
 
 /* The copy of `kind` holding the snapshot, that exists, and that `ok` accepts; the most recently used. */
@@ -725,6 +726,67 @@ record_switch(struct sw *s, const struct dd_pg_switch_result *res, const struct 
 	return 0;
 }
 
+/* The media target (o->media), checked before anything is built or changed: the chosen stash's, else the ref's. */
+static int
+choose_media(struct sw *s, const struct dd_pg_switch_result *res, const struct dd_pg_copy *src)
+{
+	const struct dd_pg_switch_media *m = s->o->media;
+
+	return m ? m->choose(m->arg, res->how == DD_PG_SWITCH_STASH ? src->media : NULL, &s->media) : 0;
+}
+
+/* The folder made equal to the target, just before the rename: 0, or -1 (the callback put it back). */
+static int
+apply_media(struct sw *s)
+{
+	if (!s->media)
+		return 0;
+	if (s->o->media->apply(s->o->media->arg, s->media) < 0)
+		return -1;
+	s->media_applied = 1;
+	failpoint("media-applied");
+	return 0;
+}
+
+/* The switch did not happen: its journal goes (keeping the error). */
+static void
+remove_journal(struct sw *s)
+{
+	struct dd_error_saved saved;
+
+	dd_error_save(&saved);
+	dd_pg_journal_remove(s->o->statedir, &s->t);
+	dd_error_restore(&saved);
+}
+
+/*
+ * Connect (interrupts handled), finish what dead processes left, and read
+ * the databases, the working record and the copies. *exists: the working
+ * database exists (other sessions on it refused early unless terminate).
+ */
+static int
+open_switch(struct sw *s, int *exists)
+{
+	const struct dd_pg_switch_opts *o = s->o;
+
+	if (dd_pg_interrupt_install() < 0)
+		return -1;
+	s->installed = 1;
+	if (dd_pg_connect_maint(&s->m, o->conninfo, s->t.database) < 0)
+		return -1;
+	dd_pg_cancel_register(s->m);
+	dd_pg_reap_with(s->m, o->statedir, &s->t);
+	if (!(s->dbs = list_databases(s->m)))
+		return -1;
+	*exists = db_row(s->dbs, s->t.database) >= 0;
+	/* refuse early, before any work: the same check runs again just before the rename */
+	if (*exists && !o->terminate && dd_pg_refuse_sessions(s->m, s->t.database) < 0)
+		return -1;
+	if (dd_pg_state_read_target(&s->prev, o->statedir, &s->t) < 0)
+		dd_error_clear();
+	return dd_pg_copies_list_target(&s->copies, &s->ncopies, o->statedir, &s->t);
+}
+
 int
 dd_pg_switch(const struct dd_pg_switch_opts *o, struct dd_pg_switch_result *res)
 {
@@ -734,34 +796,16 @@ dd_pg_switch(const struct dd_pg_switch_opts *o, struct dd_pg_switch_result *res)
 	char *stash = NULL, *seq = NULL, *fp = NULL, *source = NULL, *source_oid = NULL;
 	const char *kind;
 	enum dd_pg_modified modified = DD_PG_MOD_UNKNOWN;
-	int rc = DD_ERROR, installed = 0, exists = 0, open_it = 0;
+	int rc = DD_ERROR, exists = 0, open_it = 0;
 	double t0 = dd_pg_seconds();
 
 	memset(res, 0, sizeof(*res));
 	if (dd_pg_target_resolve(&s.t, o->conninfo) < 0)
 		return DD_ERROR;
-	if (dd_pg_interrupt_install() < 0)
+	if (open_switch(&s, &exists) < 0)
 		goto out;
-	installed = 1;
-	if (dd_pg_connect_maint(&s.m, o->conninfo, s.t.database) < 0)
-		goto out;
-	dd_pg_cancel_register(s.m);
-	dd_pg_reap_with(s.m, o->statedir, &s.t);
-	if (!(s.dbs = list_databases(s.m)))
-		goto out;
-	exists = db_row(s.dbs, s.t.database) >= 0;
-	/* refuse early, before any work: the same check runs again just before the rename */
-	if (exists && !o->terminate && dd_pg_refuse_sessions(s.m, s.t.database) < 0)
-		goto out;
-	if (dd_pg_state_read_target(&s.prev, o->statedir, &s.t) < 0)
-		dd_error_clear();
-	if (dd_pg_copies_list_target(&s.copies, &s.ncopies, o->statedir, &s.t) < 0)
-		goto out;
-
 	src = choose_source(&s, res, &open_it);
-	/* the media target is checked before anything is built or changed */
-	if (o->media && o->media->choose(o->media->arg, res->how == DD_PG_SWITCH_STASH ? src->media : NULL,
-					 &s.media) < 0)
+	if (choose_media(&s, res, src) < 0)
 		goto out;
 	if (prepare_source(&s, res, src, &source, &seq, &fp) < 0)
 		goto out;
@@ -805,12 +849,8 @@ dd_pg_switch(const struct dd_pg_switch_opts *o, struct dd_pg_switch_result *res)
 	char *newfp = NULL;
 	int unknown = 0;
 	failpoint("before-rename");
-	if (s.media) {
-		if (o->media->apply(o->media->arg, s.media) < 0)
-			goto forget_stash;
-		s.media_applied = 1;
-		failpoint("media-applied");
-	}
+	if (apply_media(&s) < 0)
+		goto forget_stash;
 	if (rename_in(&s, source, stash, open_it, seq, &newfp, &j, &unknown) < 0) {
 		if (unknown) {
 			/* the copy may be the working database now: nothing dropped, the journal and records stay */
@@ -838,12 +878,7 @@ forget_stash:
 	if (stash)
 		dd_pg_copy_forget(o->statedir, &s.t, stash);
 undo_journal:
-	{
-		struct dd_error_saved saved;
-		dd_error_save(&saved);
-		dd_pg_journal_remove(o->statedir, &s.t);
-		dd_error_restore(&saved);
-	}
+	remove_journal(&s);
 out:
 	if (rc != DD_OK)
 		drop_building(&s);
@@ -851,7 +886,7 @@ out:
 		dd_pg_cancel_unregister(s.m);
 		PQfinish(s.m);
 	}
-	if (installed)
+	if (s.installed)
 		dd_pg_interrupt_remove();
 	PQclear(s.dbs);
 	dd_pg_copies_free(s.copies, s.ncopies);
