@@ -425,6 +425,53 @@ is_named(const char *id, const char *const *named, size_t nnamed)
 	return 0;
 }
 
+/* Marking the files that hold one cached snapshot's objects. */
+struct marking {
+	struct planner *pl;
+	const struct dd_cache_snapshot *cs;
+};
+
+static int
+mark_chunk(const struct dd_chunk_ref *ref, const char *stream, void *arg)
+{
+	struct marking *mk = arg;
+	struct dd_store *st = mk->pl->st;
+	struct dd_midx_hit hits[DD_MIDX_MAX_PLACES];
+	size_t nh = dd_midx_find_all(st->idx, ref->id, 0, hits, DD_MIDX_MAX_PLACES);
+
+	(void)stream;
+	mark(find_cand(mk->pl, 0, ref->id), mk->cs->named, mk->cs->last_used, mk->cs->id);
+	for (size_t h = 0; h < nh; h++) {
+		struct dd_midx_pack mp = dd_midx_pack_get(st->idx, hits[h].pack);
+		mark(find_cand(mk->pl, 1, mp.name), mk->cs->named, mk->cs->last_used, mk->cs->id);
+	}
+	return 0;
+}
+
+/*
+ * A snapshot's objects: its streams' and its listings' entries'. A listing
+ * is read from the cache alone (planning makes no request); one the cache
+ * no longer holds leaves its entries' files needed by no snapshot, so they
+ * go early: the store holds them all the same.
+ */
+static void
+mark_snapshot(struct planner *pl, const struct dd_snapshot *s, const struct dd_cache_snapshot *cs)
+{
+	struct marking mk = { pl, cs };
+	struct dd_backend *be = pl->st->be;
+
+	dd_snapshot_each_chunk_flags(pl->st, s, DD_EACH_STREAMS, mark_chunk, &mk);
+	pl->st->be = NULL;
+	for (size_t k = 0; k < s->m->nstreams; k++) {
+		const struct dd_stream_info *si = &s->m->streams[k];
+		if (dd_stream_attr(si, "listing") && dd_listing_each_chunk(pl->st, si, mark_chunk, &mk) < 0) {
+			dd_debug("gc: listing '%s' of snapshot %.12s: %s", si->name, s->id, dd_error_last());
+			dd_error_clear();
+		}
+	}
+	pl->st->be = be;
+}
+
 /* Every cached snapshot marks the files holding its objects with its last use. */
 static int
 mark_snapshots(struct planner *pl, struct dd_cache_plan *plan, const char *const *named, size_t nnamed)
@@ -451,18 +498,7 @@ mark_snapshots(struct planner *pl, struct dd_cache_plan *plan, const char *const
 		memcpy(cs->id, base + 1, 65);
 		cs->named = is_named(cs->id, named, nnamed);
 		cs->last_used = last_used(pl->cachedir, cs->id);
-		for (size_t k = 0; k < s->m->nstreams; k++) {
-			const struct dd_stream_info *si = &s->m->streams[k];
-			for (size_t j = 0; j < si->nchunks; j++) {
-				struct dd_midx_hit hits[DD_MIDX_MAX_PLACES];
-				size_t nh = dd_midx_find_all(pl->st->idx, si->chunks[j].id, 0, hits, DD_MIDX_MAX_PLACES);
-				mark(find_cand(pl, 0, si->chunks[j].id), cs->named, cs->last_used, cs->id);
-				for (size_t h = 0; h < nh; h++) {
-					struct dd_midx_pack mp = dd_midx_pack_get(pl->st->idx, hits[h].pack);
-					mark(find_cand(pl, 1, mp.name), cs->named, cs->last_used, cs->id);
-				}
-			}
-		}
+		mark_snapshot(pl, s, cs);
 		dd_snapshot_free(s);
 	}
 	dd_backend_entries_free(e, n);

@@ -186,6 +186,24 @@ uint64_t dd_packer_peak(struct dd_store *st);
 int dd_store_check_pack(struct dd_store *st, const uint8_t name[32], const uint8_t *data, size_t len,
 			struct dd_pack_entry **e, size_t *n, int full, ZSTD_DCtx *zd);
 
+/* ---- writing (writer.c) ---- */
+/* The store a snapshot writer writes to. */
+struct dd_store *dd_snapshot_writer_store(const struct dd_snapshot_writer *sw);
+
+/* ---- listings (listing.c) ---- */
+/*
+ * dd_snapshot_each_chunk() with a choice: the streams' own chunks
+ * (DD_EACH_STREAMS: listings' content included), the listings' entries'
+ * chunks (DD_EACH_ENTRIES: reads each listing), or both. Fetch takes the
+ * first, brings them, then the second: a listing is read from the cache.
+ */
+enum { DD_EACH_STREAMS = 1 << 0, DD_EACH_ENTRIES = 1 << 1 };
+int dd_snapshot_each_chunk_flags(struct dd_store *st, const struct dd_snapshot *s, int flags,
+				 int (*fn)(const struct dd_chunk_ref *ref, const char *stream, void *arg), void *arg);
+/* The entries' chunks of the listing `si` ("<listing>/<entry>" as `stream`); as dd_snapshot_each_chunk(). */
+int dd_listing_each_chunk(struct dd_store *st, const struct dd_stream_info *si,
+			  int (*fn)(const struct dd_chunk_ref *ref, const char *stream, void *arg), void *arg);
+
 /* ---- transfers (transfer.c) ---- */
 struct dd_xfer;
 struct dd_xfer_batch {

@@ -91,6 +91,12 @@ dd_snapshot_begin(struct dd_snapshot_writer **out, struct dd_store *st)
 	return 0;
 }
 
+struct dd_store *
+dd_snapshot_writer_store(const struct dd_snapshot_writer *sw)
+{
+	return sw->st;
+}
+
 void
 dd_snapshot_set_meta(struct dd_snapshot_writer *sw, const char *key, const char *value)
 {
