@@ -499,6 +499,157 @@ restore_over_extra_modified_and_retyped_entries(void **state)
 	assert_int_equal(inode_of(f->a, "a/b/big.bin"), keep); /* unchanged: not rewritten */
 }
 
+/* ---- hostile listings ---- */
+struct hentry {
+	const char *name, *type, *mode, *mtime;
+};
+
+/* A snapshot whose media listing holds `es` as given (written with the store's own listing writer). */
+static void
+hostile_snapshot(struct fx *f, const struct hentry *es, size_t n, char id[65])
+{
+	struct dd_snapshot_writer *sw;
+	struct dd_listing_writer *lw;
+	int rc;
+
+	CHECK(dd_snapshot_begin(&sw, f->st));
+	CHECK(dd_listing_begin(&lw, sw, DD_MEDIA_STREAM, "media"));
+	for (size_t i = 0; i < n; i++) {
+		struct dd_stream_info e = { 0 };
+		e.name = (char *)es[i].name;
+		dd_kv_set(&e.attrs, &e.nattrs, "type", es[i].type);
+		dd_kv_set(&e.attrs, &e.nattrs, "mode", es[i].mode ? es[i].mode : "644");
+		dd_kv_set(&e.attrs, &e.nattrs, "mtime", es[i].mtime ? es[i].mtime : "1600000000.000000000");
+		if (!strcmp(es[i].type, "symlink"))
+			dd_kv_set(&e.attrs, &e.nattrs, "target", "/");
+		if (!strcmp(es[i].type, "file")) {
+			struct dd_stream_writer *w;
+			CHECK(dd_content_begin(&w, sw));
+			CHECK(dd_stream_write(w, "evil\n", 5));
+			CHECK(dd_content_end(w, &e));
+		}
+		CHECK(dd_listing_add(lw, &e));
+		dd_kv_free(e.attrs, e.nattrs);
+		free(e.chunks);
+	}
+	CHECK(dd_listing_end(lw, NULL));
+	rc = dd_snapshot_commit(sw, id);
+	assert_true(rc == 0 || rc == DD_EXISTS);
+}
+
+/* The folder holds only "keep", nothing appeared beside it, and applying `id` is refused naming `msg`. */
+static void
+expect_refused(struct fx *f, const char *id, const char *msg)
+{
+	struct dd_media_opts o = opts(f, f->a);
+	char **names;
+	size_t n;
+
+	assert_int_equal(dd_media_check(f->st, id), -1);
+	if (!strstr(dd_error_last(), msg))
+		fail_msg("check: expected '%s', got '%s'", msg, dd_error_last());
+	assert_int_equal(dd_media_apply(f->st, id, &o, NULL), -1);
+	if (!strstr(dd_error_last(), msg))
+		fail_msg("apply: expected '%s', got '%s'", msg, dd_error_last());
+	n = sorted_names(f->a, &names);
+	assert_int_equal(n, 1);
+	assert_string_equal(names[0], "keep");
+	free_names(names, n);
+	n = sorted_names(f->tmp, &names); /* a, state, store: nothing written beside the folder */
+	assert_int_equal(n, 3);
+	free_names(names, n);
+}
+
+#define REFUSED(msg, ...)                                                                                              \
+	do {                                                                                                           \
+		const struct hentry es[] = { __VA_ARGS__ };                                                            \
+		char id[65];                                                                                           \
+		hostile_snapshot(f, es, sizeof(es) / sizeof(*es), id);                                                 \
+		expect_refused(f, id, msg);                                                                            \
+	} while (0)
+
+static void
+hostile_listings_are_refused_before_anything_is_written(void **state)
+{
+	struct fx *f = *state;
+
+	put_text(f->a, "keep", "mine\n");
+	REFUSED("'..' component", { "../x", "file", NULL, NULL }, { "a", "file", NULL, NULL });
+	REFUSED("absolute path", { "/etc/x", "file", NULL, NULL });
+	REFUSED("through a symlink", { "a", "file", NULL, NULL }, { "l", "symlink", NULL, NULL }, { "l/b", "file", NULL, NULL });
+	REFUSED("not inside a listed directory", { "a", "file", NULL, NULL }, { "x/y", "file", NULL, NULL });
+	REFUSED("newline", { "a", "file", NULL, NULL }, { "b\nc", "file", NULL, NULL });
+	REFUSED("'.' component", { "a", "dir", NULL, NULL }, { "a/./b", "file", NULL, NULL });
+	REFUSED("empty path component", { "a", "dir", NULL, NULL }, { "a//b", "file", NULL, NULL });
+	REFUSED("unknown type", { "a", "file", NULL, NULL }, { "f", "fifo", NULL, NULL });
+	REFUSED("bad mode", { "a", "file", "0999", NULL });
+	REFUSED("bad mode", { "a", "file", "17777", NULL });
+	REFUSED("bad mtime", { "a", "file", "644", "1600000000" });
+	REFUSED("bad mtime", { "a", "file", "644", "1600000000.5" });
+}
+
+static void
+duplicate_entries_are_refused(void **state)
+{
+	struct fx *f = *state;
+	struct dd_snapshot_writer *sw;
+	struct dd_stream_writer *w;
+	struct dd_stream_info e = { .name = "a" };
+	struct dd_buf raw = DD_BUF_INIT;
+	uint8_t hdr[8] = { 'D', 'D', 'L', 'S', 1, 0, 0, 0 };
+	char id[65];
+	int rc;
+
+	/* the writer refuses a repeated name, so the listing is written by hand */
+	put_text(f->a, "keep", "mine\n");
+	dd_kv_set(&e.attrs, &e.nattrs, "mode", "644");
+	dd_kv_set(&e.attrs, &e.nattrs, "mtime", "1.000000000");
+	dd_kv_set(&e.attrs, &e.nattrs, "type", "dir");
+	dd_buf_put(&raw, hdr, sizeof(hdr));
+	CHECK(dd_stream_record_encode(&raw, &e));
+	CHECK(dd_stream_record_encode(&raw, &e));
+	CHECK(dd_snapshot_begin(&sw, f->st));
+	CHECK(dd_stream_begin(&w, sw, DD_MEDIA_STREAM));
+	CHECK(dd_stream_write(w, raw.ptr, raw.len));
+	dd_stream_set_attr(w, "listing", "media");
+	dd_stream_set_attr(w, "entries", "2");
+	CHECK(dd_stream_end(w));
+	rc = dd_snapshot_commit(sw, id);
+	assert_true(rc == 0 || rc == DD_EXISTS);
+	expect_refused(f, id, "'a'");
+	dd_kv_free(e.attrs, e.nattrs);
+	dd_buf_release(&raw);
+}
+
+static void
+a_symlink_planted_in_the_folder_is_replaced_not_followed(void **state)
+{
+	struct fx *f = *state;
+	const struct hentry es[] = { { "d", "dir", "755", NULL }, { "d/f", "file", NULL, NULL } };
+	char id[65], *outside = at(f->tmp, "outside"), **names;
+	size_t n;
+
+	hostile_snapshot(f, es, 2, id);
+	assert_int_equal(mkdir(outside, 0755), 0);
+	put_link(f->a, "d", outside); /* the folder tampered with: d leads outside */
+	apply(f, id, f->a, NULL);
+	n = sorted_names(outside, &names);
+	assert_int_equal(n, 0);
+	free_names(names, n);
+	free(outside);
+	outside = at(f->a, "d/f");
+	{
+		struct stat st;
+		char *d = at(f->a, "d");
+		assert_int_equal(lstat(d, &st), 0);
+		assert_true(S_ISDIR(st.st_mode));
+		assert_int_equal(lstat(outside, &st), 0);
+		assert_true(S_ISREG(st.st_mode));
+		free(d);
+	}
+	free(outside);
+}
+
 int
 main(void)
 {
@@ -508,6 +659,11 @@ main(void)
 		cmocka_unit_test_setup_teardown(second_capture_reads_only_changed_files, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(changed_sees_added_removed_and_retimed_entries, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(restore_over_extra_modified_and_retyped_entries, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(hostile_listings_are_refused_before_anything_is_written, fx_setup,
+						fx_teardown),
+		cmocka_unit_test_setup_teardown(duplicate_entries_are_refused, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(a_symlink_planted_in_the_folder_is_replaced_not_followed, fx_setup,
+						fx_teardown),
 	};
 	if (sodium_init() < 0)
 		return 1;
