@@ -25,14 +25,18 @@
 #include "pg/state.h"
 #include "util/fs.h"
 
+#include <dirent.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 static const char *const usage[] = {
 	"git dnadata stash list",
 	"git dnadata stash drop [--force] <name>",
+	"git dnadata stash media <name> <dir>",
 	"",
 	"A restore or a branch switch sets the working database aside as a stash",
 	"(renamed, O(1)); coming back to the branch brings it back with its local",
@@ -40,6 +44,8 @@ static const char *const usage[] = {
 	"restore); `drop` removes one, edits included: that is what you asked for.",
 	"MEDIA: the profile's media folder set aside with it (switching back brings",
 	"it back): unchanged, or how many entries differed; dropping a stash drops them.",
+	"`media` writes the media files set aside with a stash into DIR (new or empty),",
+	"e.g. those a `restore` on the same branch replaced, which no checkout brings back.",
 	"`git dnadata gc` drops unedited stashes beyond [database] stash_keep.",
 	"",
 	"Examples:",
@@ -217,16 +223,19 @@ release_media(struct dd_repo *repo, const struct dd_config *cfg, const struct dd
 	dd_store_free(st);
 }
 
+/*
+ * The record of stash `name` among the working databases': 0 with *found
+ * (release it) and *conninfo (borrowed from cfg), or -1 (error and hint).
+ */
 static int
-drop(struct dd_repo *repo, const struct dd_config *cfg, const char *name)
+find_stash(struct dd_repo *repo, const struct dd_config *cfg, const char *name, struct dd_pg_copy *found,
+	   const char **out)
 {
 	const char **dbs = dd_calloc(cfg->nprofiles + 1, sizeof(*dbs));
 	size_t ndbs = working_dbs(cfg, dbs);
 	const char *conninfo = NULL;
-	struct dd_pg_copy found;
-	int rc = -1, lock = -1, r;
 
-	memset(&found, 0, sizeof(found));
+	memset(found, 0, sizeof(*found));
 	for (size_t i = 0; i < ndbs && !conninfo; i++) {
 		struct dd_pg_copy *c = NULL;
 		size_t n = 0;
@@ -237,16 +246,80 @@ drop(struct dd_repo *repo, const struct dd_config *cfg, const char *name)
 		for (size_t k = 0; k < n && !conninfo; k++)
 			if (c[k].kind == DD_PG_COPY_STASH && !strcmp(c[k].name, name)) {
 				conninfo = dbs[i];
-				found = c[k];
+				*found = c[k];
 				memset(&c[k], 0, sizeof(c[k]));
 			}
 		dd_pg_copies_free(c, n);
 	}
-	if (!conninfo) {
-		dd_error("no stash named '%s'", name);
-		dd_hint("`git dnadata stash list` shows the stashes");
+	free(dbs);
+	*out = conninfo;
+	if (conninfo)
+		return 0;
+	dd_error("no stash named '%s'", name);
+	dd_hint("`git dnadata stash list` shows the stashes");
+	return -1;
+}
+
+/* Write the media set aside with stash `name` into `dir` (missing or empty: nothing there is overwritten). */
+static int
+media_out(struct dd_repo *repo, const struct dd_config *cfg, const char *name, const char *dir)
+{
+	struct dd_pg_copy found;
+	struct dd_store *st = NULL;
+	struct dd_media_opts mo = { .statedir = repo->statedir, .progress = isatty(STDERR_FILENO) };
+	struct dd_media_stats stats;
+	const char *conninfo;
+	char *root = NULL, cwd[4096];
+	DIR *d;
+	int rc = -1;
+
+	if (find_stash(repo, cfg, name, &found, &conninfo) < 0)
+		return -1;
+	if (!found.media) {
+		dd_error("stash %s holds no media (no media folder switched with it)", name);
 		goto out;
 	}
+	if ((d = opendir(dir))) {
+		struct dirent *e;
+		int empty = 1;
+		while ((e = readdir(d)))
+			empty &= !strcmp(e->d_name, ".") || !strcmp(e->d_name, "..");
+		closedir(d);
+		if (!empty) {
+			dd_error("%s is not empty: the media is written only into a new or empty folder", dir);
+			goto out;
+		}
+	}
+	root = dir[0] == '/' ? dd_strdup(dir) : getcwd(cwd, sizeof(cwd)) ? dd_path_join(cwd, dir) : NULL;
+	if (!root) {
+		dd_error_errno("cannot tell the current folder");
+		goto out;
+	}
+	mo.root = root;
+	if (dd_workflow_open_store(&st, cfg, repo, DD_STORE_OFFLINE) < 0 ||
+	    dd_media_apply(st, found.media, &mo, &stats) < 0) {
+		dd_error_wrap("writing the media of stash %s into %s", name, dir);
+		goto out;
+	}
+	dd_out("wrote the media of stash %s into %s: %" PRIu64 " files, %" PRIu64 " folders, %" PRIu64 " links\n", name,
+	       dir, stats.files, stats.dirs, stats.links);
+	rc = 0;
+out:
+	dd_store_free(st);
+	dd_pg_copy_release(&found);
+	free(root);
+	return rc;
+}
+
+static int
+drop(struct dd_repo *repo, const struct dd_config *cfg, const char *name)
+{
+	const char *conninfo = NULL;
+	struct dd_pg_copy found;
+	int rc = -1, lock = -1, r;
+
+	if (find_stash(repo, cfg, name, &found, &conninfo) < 0)
+		return -1;
 	if (dd_pg_state_lock(repo->statedir, conninfo, &lock) < 0)
 		goto out;
 	r = dd_pg_copy_drop(repo->statedir, conninfo, name, DD_PG_DROP_FORCE);
@@ -269,7 +342,6 @@ drop(struct dd_repo *repo, const struct dd_config *cfg, const char *name)
 out:
 	dd_unlock_file(lock);
 	dd_pg_copy_release(&found);
-	free(dbs);
 	return rc;
 }
 
@@ -289,16 +361,23 @@ cmd_stash(int argc, char **argv)
 	if (n < 0)
 		return n;
 	if (n == 0)
-		return dd_usage_error("stash", "stash needs a subcommand: list or drop <name>");
+		return dd_usage_error("stash", "stash needs a subcommand: list, drop <name> or media <name> <dir>");
 	if (!strcmp(argv[0], "list") && n != 1)
 		return dd_usage_error("stash", "stash list takes no arguments");
 	if (!strcmp(argv[0], "drop") && n != 2)
 		return dd_usage_error("stash", "usage: git dnadata stash drop <name>");
-	if (strcmp(argv[0], "list") && strcmp(argv[0], "drop"))
-		return dd_usage_error("stash", "unknown stash subcommand '%s' (list or drop)", argv[0]);
+	if (!strcmp(argv[0], "media") && n != 3)
+		return dd_usage_error("stash", "usage: git dnadata stash media <name> <dir>");
+	if (strcmp(argv[0], "list") && strcmp(argv[0], "drop") && strcmp(argv[0], "media"))
+		return dd_usage_error("stash", "unknown stash subcommand '%s' (list, drop or media)", argv[0]);
 	if (dd_config_open(&repo, &cfg) < 0)
 		return -1;
-	rc = !strcmp(argv[0], "list") ? list(repo, cfg) : drop(repo, cfg, argv[1]);
+	if (!strcmp(argv[0], "list"))
+		rc = list(repo, cfg);
+	else if (!strcmp(argv[0], "drop"))
+		rc = drop(repo, cfg, argv[1]);
+	else
+		rc = media_out(repo, cfg, argv[1], argv[2]);
 	if (rc == 0 && fflush(stdout) != 0)
 		rc = dd_error_errno("cannot write the list");
 	dd_config_free(cfg);

@@ -258,6 +258,32 @@ test_verify_covers_the_media_files() {
 	assert_contains "$ERR" "media"
 }
 
+# `restore` on the same branch sets the edited folder aside with a stash no checkout brings back:
+# `stash media` writes those files out, into a new or empty folder only.
+test_stash_media_writes_out_what_a_restore_set_aside() {
+	setup_media
+	printf 'a\n' >"$MEDIA/a"
+	expect_ok git dnadata snapshot
+	mkdir "$MEDIA/new"
+	printf 'mine\n' >"$MEDIA/new/mine"
+	printf 'a, edited\n' >"$MEDIA/a"
+	expect_ok git dnadata restore
+	assert_eq "a" "$(cat "$MEDIA/a")"
+	local stash
+	stash=$(git dnadata stash list | awk '/entries set aside/ { print $1 }')
+	[ -n "$stash" ] || fail "no stash lists the set-aside media"
+	mkdir "$T/full" && printf 'x\n' >"$T/full/x"
+	expect_fail 1 git dnadata stash media "$stash" "$T/full"
+	assert_contains "$ERR" "is not empty"
+	assert_eq "x" "$(ls "$T/full")"
+	expect_ok git dnadata stash media "$stash" "$T/out"
+	assert_contains "$OUT" "2 files"
+	assert_eq "a, edited" "$(cat "$T/out/a")"
+	assert_eq "mine" "$(cat "$T/out/new/mine")"
+	expect_fail 1 git dnadata stash media nope "$T/out2"
+	assert_contains "$ERR" "no stash named 'nope'"
+}
+
 test_stash_drop_and_gc_release_the_media_set_aside() {
 	setup_media
 	printf 'a\n' >"$MEDIA/a"
