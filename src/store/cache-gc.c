@@ -472,21 +472,34 @@ mark_snapshot(struct planner *pl, const struct dd_snapshot *s, const struct dd_c
 	pl->st->be = be;
 }
 
-/* Every cached snapshot marks the files holding its objects with its last use. */
+/*
+ * Every cached snapshot marks the files holding its objects with its last
+ * use; a private snapshot (<cache>/private/<id>, store.h) counts as named:
+ * what it needs from the store's packs goes last, like what a branch needs
+ * (its own private packs are never candidates: the store lacks them).
+ */
 static int
 mark_snapshots(struct planner *pl, struct dd_cache_plan *plan, const char *const *named, size_t nnamed)
 {
-	struct dd_backend_entry *e = NULL;
-	size_t n = 0;
+	struct dd_backend_entry *e = NULL, *pe = NULL;
+	size_t n = 0, np = 0;
 
-	if (pl->st->cache->ops->list(pl->st->cache, "snapshots", &e, &n) < 0)
+	if (pl->st->cache->ops->list(pl->st->cache, "snapshots", &e, &n) < 0 ||
+	    pl->st->cache->ops->list(pl->st->cache, "private", &pe, &np) < 0) {
+		dd_backend_entries_free(e, n);
 		return -1;
+	}
+	e = dd_realloc(e, (n + np + 1) * sizeof(*e));
+	memcpy(e + n, pe, np * sizeof(*pe));
+	free(pe);
+	n += np;
 	plan->snapshots = dd_calloc(n ? n : 1, sizeof(*plan->snapshots));
 	for (size_t i = 0; i < n; i++) {
 		const char *base = strrchr(e[i].name, '/');
+		int priv = i >= n - np;
 		struct dd_snapshot *s = NULL;
 		struct dd_cache_snapshot *cs;
-		if (!base || !dd_is_hex(base + 1, 64))
+		if (!base || !dd_is_hex(base + 1, 64) || (priv && base != e[i].name + 7))
 			continue;
 		if (dd_snapshot_load(&s, pl->st, base + 1) != 0) {
 			/* its objects then count as needed by nothing: the store holds them all the same */
@@ -496,7 +509,7 @@ mark_snapshots(struct planner *pl, struct dd_cache_plan *plan, const char *const
 		}
 		cs = &plan->snapshots[plan->nsnapshots++];
 		memcpy(cs->id, base + 1, 65);
-		cs->named = is_named(cs->id, named, nnamed);
+		cs->named = priv || is_named(cs->id, named, nnamed);
 		cs->last_used = last_used(pl->cachedir, cs->id);
 		mark_snapshot(pl, s, cs);
 		dd_snapshot_free(s);

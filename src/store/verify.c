@@ -487,7 +487,7 @@ dd_store_verify(struct dd_store *st, const char *const *ids, size_t nids, int re
 	struct verify v = { .st = st, .nids = nids };
 	struct dd_backend *saved_cache = st->cache, *saved_be = st->be;
 	struct dd_midx *saved_idx = st->idx, vidx;
-	int saved_loaded = st->idx_loaded, saved_refreshed = st->idx_refreshed, rc = -1;
+	int saved_loaded = st->idx_loaded, saved_refreshed = st->idx_refreshed, saved_private, rc = -1;
 
 	v.snaps = dd_calloc(nids ? nids : 1, sizeof(*v.snaps));
 	if (st->be && check_config(&v, st->be) < 0)
@@ -500,6 +500,8 @@ dd_store_verify(struct dd_store *st, const char *const *ids, size_t nids, int re
 	dd_midx_init(&vidx); /* the source's own index files */
 	st->idx = &vidx;
 	st->idx_loaded = 0, st->idx_refreshed = 1, st->idx_damaged = 0;
+	saved_private = st->opidx_loaded;
+	st->opidx_loaded = 1; /* never read the store's private/: the cache's private index files are the cache's */
 	collect(&v, ids);
 	rc = check_objects(&v, read_data);
 	if (rc == 0 && read_data && !v.bad)
@@ -508,6 +510,7 @@ dd_store_verify(struct dd_store *st, const char *const *ids, size_t nids, int re
 	st->be = saved_be;
 	st->idx = saved_idx;
 	st->idx_loaded = saved_loaded, st->idx_refreshed = saved_refreshed, st->idx_damaged = 0;
+	st->opidx_loaded = saved_private;
 	st->cache_label = "the local cache";
 	dd_midx_clear(&vidx);
 	if (rc == 0)

@@ -1,15 +1,20 @@
 /*
  * tests/unit/test-listing.c: listings (store.h "listings", docs/FORMAT.md
- * §6.1) on a file:// store: path order, a round trip of 100,000 entries in
- * constant memory, records longer than a piece of the stream, detached
- * content streams, each refusal of the writer and of the reader (hostile
- * listings written as raw streams), and the one-record codec alone.
+ * §6.1) and private snapshots (store.h, §3.5) on a file:// store: path
+ * order, a round trip of 100,000 entries in constant memory, records longer
+ * than a piece of the stream, detached content streams, each refusal of
+ * the writer and of the reader (hostile listings written as raw streams),
+ * the one-record codec alone; push, fetch, verify and the cache's gc plan
+ * following a listing's entries; private snapshots kept out of the store,
+ * out of public packs and out of status's pending uploads, and ranked by
+ * gc like a named snapshot.
  */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <sodium.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -811,6 +816,219 @@ push_fetch_verify_and_gc_follow_a_listings_entries(void **state)
 	free(path), free(sd2);
 }
 
+/* ---- private snapshots ---- */
+
+/* Files under root/dir (recursively), for "nothing new reached the store". */
+static size_t
+count_files(const char *root, const char *dir)
+{
+	char *cmd = dd_asprintf("find '%s/%s' -type f 2>/dev/null | wc -l", root, dir);
+	FILE *p = popen(cmd, "r");
+	size_t n = 0;
+
+	assert_non_null(p);
+	assert_int_equal(fscanf(p, "%zu", &n), 1);
+	pclose(p);
+	free(cmd);
+	return n;
+}
+
+static void
+commit_gen_snapshot(struct dd_store *st, int flags, uint64_t seed, uint64_t size, char id[DD_ID_HEX_SIZE])
+{
+	struct dd_snapshot_writer *sw;
+	struct dd_listing_writer *lw;
+	struct dd_stream_info info;
+	int rc;
+
+	memset(&info, 0, sizeof(info));
+	CHECK(dd_snapshot_begin_flags(&sw, st, flags));
+	content_gen(sw, seed, size, &info);
+	info.name = "f.bin";
+	CHECK(dd_listing_begin(&lw, sw, "media", "media"));
+	CHECK(dd_listing_add(lw, &info));
+	CHECK(dd_listing_end(lw, NULL));
+	free(info.chunks);
+	rc = dd_snapshot_commit(sw, id);
+	if (rc < 0)
+		fail_msg("commit: %s", dd_error_last());
+}
+
+/* The content of snapshot `id`'s only entry. */
+static int
+check_entry_gen(struct dd_store *st, const char *id, uint64_t seed)
+{
+	struct dd_snapshot *s;
+	struct dd_listing_reader *lr;
+	const struct dd_stream_info *e;
+	int rc;
+
+	rc = dd_snapshot_load(&s, st, id);
+	if (rc != 0)
+		return rc;
+	CHECK(dd_listing_open(&lr, st, dd_snapshot_find(s, "media")));
+	assert_int_equal(dd_listing_next(lr, &e), 1);
+	rc = check_gen(st, e, seed);
+	dd_listing_close(lr);
+	dd_snapshot_free(s);
+	return rc;
+}
+
+static void
+private_snapshot_stays_in_the_cache_even_online(void **state)
+{
+	struct fx *f = *state;
+	const char *root = f->url + 7;
+	char pub[DD_ID_HEX_SIZE], priv[DD_ID_HEX_SIZE], *cache = dd_path_join(f->sd, "cache");
+	const char *ids[1] = { priv };
+	struct dd_cache_usage u;
+	char **list;
+	size_t n, before;
+	struct dd_snapshot *s;
+
+	commit_gen_snapshot(f->st, 0, 1, 3 * MIB, pub);
+	before = count_files(root, ".");
+	commit_gen_snapshot(f->st, DD_SNAPSHOT_PRIVATE, 2, 3 * MIB, priv);
+	assert_int_equal(count_files(root, "."), before); /* not a byte of it in the store */
+	assert_int_equal(count_files(cache, "private"), 3); /* its manifest, one pack, one index file */
+	assert_int_equal(count_files(cache, "private/packs"), 1);
+	CHECK(check_entry_gen(f->st, priv, 2));
+	assert_int_equal(dd_store_has_snapshot(f->st, priv), 1);
+	CHECK(dd_store_private_list(f->st, &list, &n));
+	assert_int_equal(n, 1);
+	assert_string_equal(list[0], priv);
+	dd_store_snapshot_ids_free(list, n);
+	/* status: not a pending upload (the public one was pushed as it was written) */
+	CHECK(dd_store_cache_usage(&u, f->sd, f->url));
+	assert_int_equal(u.npending, 0);
+	dd_cache_usage_release(&u);
+	/* push skips it */
+	CHECK(dd_store_push(f->st, ids, 1, NULL));
+	assert_int_equal(count_files(root, "."), before);
+	/* another run finds it through the cache's private index files */
+	dd_store_free(f->st);
+	CHECK(dd_store_open(&f->st, f->url, f->sd, 0));
+	CHECK(check_entry_gen(f->st, priv, 2));
+	/* dropped: gone from the list and from reach */
+	CHECK(dd_store_private_drop(f->st, priv));
+	assert_int_equal(dd_store_private_drop(f->st, priv), DD_NOTFOUND);
+	CHECK(dd_store_private_list(f->st, &list, &n));
+	assert_int_equal(n, 0);
+	dd_store_snapshot_ids_free(list, n);
+	assert_int_equal(dd_snapshot_load(&s, f->st, priv), DD_NOTFOUND);
+	free(cache);
+}
+
+/* A public snapshot of content a private one holds stores its own copy: the store gets every object. */
+static void
+public_writer_never_reuses_a_private_pack(void **state)
+{
+	struct fx *f = *state;
+	char priv[DD_ID_HEX_SIZE], pub[DD_ID_HEX_SIZE];
+	const char *ids[1] = { pub };
+
+	commit_gen_snapshot(f->st, DD_SNAPSHOT_PRIVATE, 3, 3 * MIB, priv);
+	commit_gen_snapshot(f->st, 0, 3, 3 * MIB, pub);
+	assert_string_equal(priv, pub); /* the same content: the same id, one private, one public */
+	dd_log_set_verbosity(DD_QUIET);
+	CHECK(dd_store_verify(f->st, ids, 1, 1)); /* read from the store itself */
+	CHECK(dd_store_push(f->st, ids, 1, NULL));
+}
+
+struct writer_arg {
+	struct dd_store *st;
+	int flags;
+	uint64_t seed;
+	char id[DD_ID_HEX_SIZE];
+};
+
+static void *
+writer_thread(void *p)
+{
+	struct writer_arg *a = p;
+
+	commit_gen_snapshot(a->st, a->flags, a->seed, 24 * MIB, a->id);
+	return NULL;
+}
+
+static int
+find_in(struct dd_midx *m, const uint8_t id[32])
+{
+	struct dd_midx_hit hit;
+
+	return dd_midx_find(m, id, 0, &hit);
+}
+
+/* A private and a public writer at once on one store: no private object lands in a public pack. */
+static void
+private_and_public_writers_at_once_never_share_a_pack(void **state)
+{
+	struct fx *f = *state;
+	struct writer_arg a[2] = { { f->st, 0, 4, "" }, { f->st, DD_SNAPSHOT_PRIVATE, 5, "" } };
+	pthread_t t[2];
+	struct dd_snapshot *s;
+	struct dd_listing_reader *lr;
+	const struct dd_stream_info *e;
+	const char *ids[1] = { a[0].id };
+
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(pthread_create(&t[i], NULL, writer_thread, &a[i]), 0);
+	for (int i = 0; i < 2; i++)
+		pthread_join(t[i], NULL);
+	dd_store_free(f->st); /* a new run: maps built from the files alone */
+	CHECK(dd_store_open(&f->st, f->url, f->sd, 0));
+	CHECK(dd_store_index_load(f->st));
+	CHECK(dd_store_private_index_load(f->st));
+	CHECK(dd_snapshot_load(&s, f->st, a[1].id));
+	CHECK(dd_listing_open(&lr, f->st, dd_snapshot_find(s, "media")));
+	assert_int_equal(dd_listing_next(lr, &e), 1);
+	assert_true(e->nchunks > 10);
+	for (size_t c = 0; c < e->nchunks; c++) {
+		assert_false(find_in(f->st->idx, e->chunks[c].id));
+		assert_true(find_in(f->st->opidx, e->chunks[c].id));
+	}
+	dd_listing_close(lr);
+	dd_snapshot_free(s);
+	CHECK(check_entry_gen(f->st, a[1].id, 5));
+	dd_log_set_verbosity(DD_QUIET);
+	CHECK(dd_store_verify(f->st, ids, 1, 1));
+}
+
+/* What a private snapshot needs of the store's data ranks with what branches name: last. */
+static void
+gc_plan_keeps_what_a_private_snapshot_needs_like_a_named_one(void **state)
+{
+	struct fx *f = *state;
+	struct dd_store *st2;
+	struct dd_cache_plan plan;
+	char pub[DD_ID_HEX_SIZE], priv[DD_ID_HEX_SIZE], other[DD_ID_HEX_SIZE], *sd2 = NULL;
+	const char *ids[2] = { pub, other };
+	size_t named = 0, unnamed = 0;
+
+	commit_gen_snapshot(f->st, 0, 6, 3 * MIB, pub);
+	commit_gen_snapshot(f->st, 0, 7, 3 * MIB, other);
+	st2 = second_clone(f, &sd2, 0);
+	CHECK(dd_store_fetch(st2, ids, 2, NULL)); /* loose copies in its cache: gc's candidates */
+	/* a stash of the first one's content, in the second clone: it reuses the fetched objects */
+	commit_gen_snapshot(st2, DD_SNAPSHOT_PRIVATE, 6, 3 * MIB, priv);
+	assert_int_equal(count_files(sd2, "cache/private/packs"), 0);
+	CHECK(dd_store_cache_plan(&plan, st2, NULL, 0));
+	for (size_t i = 0; i < plan.nitems; i++) {
+		if (plan.items[i].named) {
+			named++;
+			assert_string_equal(plan.items[i].snapshot, priv);
+		} else {
+			unnamed++;
+			assert_string_equal(plan.items[i].snapshot, other);
+			assert_int_equal(named, 0); /* the others go first */
+		}
+	}
+	assert_true(named > 0 && unnamed > 0);
+	dd_cache_plan_release(&plan);
+	dd_store_free(st2);
+	free(sd2);
+}
+
 int
 main(void)
 {
@@ -825,6 +1043,12 @@ main(void)
 		cmocka_unit_test_setup_teardown(writer_refuses_bad_entries, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(reader_refuses_hostile_listings, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(push_fetch_verify_and_gc_follow_a_listings_entries, fx_setup,
+						fx_teardown),
+		cmocka_unit_test_setup_teardown(private_snapshot_stays_in_the_cache_even_online, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(public_writer_never_reuses_a_private_pack, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(private_and_public_writers_at_once_never_share_a_pack, fx_setup,
+						fx_teardown),
+		cmocka_unit_test_setup_teardown(gc_plan_keeps_what_a_private_snapshot_needs_like_a_named_one, fx_setup,
 						fx_teardown),
 	};
 	if (sodium_init() < 0)
