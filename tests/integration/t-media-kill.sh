@@ -10,7 +10,10 @@
 #
 # Determinism: DNADATA_FAILPOINT=<point> makes git-dnadata stop itself
 # (SIGSTOP) there (src/pg/switch.c); we wait for the stopped state and kill
-# it. No sleeps stand in for ordering.
+# it. Inside the folder's apply, strace's fault injection kills it (or fails
+# the call) at the Nth renameat, the call that puts one written file in
+# place (only the apply uses renameat; the records use rename): between two
+# files, exactly. No sleeps stand in for ordering.
 . "$(dirname "$0")/../lib.sh"
 
 export DNADATA_SKIP=1
@@ -57,6 +60,13 @@ kill_at() {
 	wait "$pid" || true
 }
 
+# kill_at_file N: `git-dnadata restore` killed (SIGKILL) as it is about to rename its Nth file into the folder.
+kill_at_file() {
+	run strace -f -o /dev/null -e trace=renameat,renameat2 -e "inject=renameat,renameat2:signal=SIGKILL:when=$1" \
+		git-dnadata restore
+	[ "$RC" = 137 ] || fail "git-dnadata restore was not killed at its file $1 (exit $RC): $ERR"
+}
+
 value() { psql_q "$DB" "SELECT v FROM t"; }
 
 # Every file of the folder is main's (with its local edit) or B's, whole: never a mix inside a file, no temp name left
@@ -80,7 +90,15 @@ switch_killed_at() {
 	printf 'shared mine\n' >"$MEDIA/shared.txt"
 	psql_q "$DB" "UPDATE t SET v = 'main edit'"
 	git checkout -q -b C B
-	kill_at "$1" restore
+	case $1 in
+	file:*)
+		kill_at_file "${1#file:}"
+		local n
+		n=$(find "$MEDIA/many" -name '*.txt' 2>/dev/null | wc -l)
+		[ "$n" -gt 0 ] && [ "$n" -lt 200 ] || fail "the kill was not between two files of the folder ($n of 200 written)"
+		;;
+	*) kill_at "$1" restore ;;
+	esac
 	assert_old_or_new
 	expect_ok git dnadata restore
 	RECOVERY=$ERR
@@ -109,7 +127,29 @@ test_kill_just_before_the_folder_changes() {
 }
 
 test_kill_between_two_files_of_the_folder() {
-	switch_killed_at media-apply-file
+	switch_killed_at file:100
+	assert_contains "$RECOVERY" "finished the interrupted switch of media folder $MEDIA"
+}
+
+# The folder cannot be written (the 100th file's rename fails: ENOSPC): the files already written are put
+# back, the database is not switched, and one line says so.
+test_a_failed_apply_puts_the_folder_back_and_leaves_the_database() {
+	setup_branches
+	printf 'mine\n' >"$MEDIA/mine.txt"
+	printf 'shared mine\n' >"$MEDIA/shared.txt"
+	psql_q "$DB" "UPDATE t SET v = 'main edit'"
+	git checkout -q -b C B
+	local before
+	before=$(cd "$MEDIA" && find . -printf '%P %y %s\n' | sort && cat shared.txt)
+	expect_fail 1 strace -f -o /dev/null -e trace=renameat,renameat2 -e inject=renameat,renameat2:error=ENOSPC:when=100 \
+		git-dnadata restore
+	assert_contains "$ERR" "the folder and the database were left as they were"
+	assert_eq "$before" "$(cd "$MEDIA" && find . -printf '%P %y %s\n' | sort && cat shared.txt)"
+	assert_eq "main edit" "$(value)"
+	assert_consistent
+	expect_ok git dnadata restore
+	assert_eq "y" "$(value)"
+	assert_eq "shared y" "$(cat "$MEDIA/shared.txt")"
 }
 
 test_kill_just_after_the_rename_commits() {
