@@ -22,6 +22,7 @@
 #include "util/err.h"
 
 #include <inttypes.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +32,7 @@
 #define LISTING_HEADER 8
 
 struct dd_listing_writer {
+	struct dd_store *st;
 	struct dd_stream_writer *w;
 	char *kind;
 	char *prev; /* the last entry's name; NULL before the first */
@@ -85,6 +87,7 @@ dd_listing_begin(struct dd_listing_writer **out, struct dd_snapshot_writer *sw, 
 		free(lw);
 		return -1;
 	}
+	lw->st = dd_snapshot_writer_store(sw);
 	lw->kind = dd_strdup(kind);
 	memcpy(hdr, LISTING_MAGIC, 4);
 	dd_put_le32(hdr + 4, LISTING_VERSION);
@@ -102,12 +105,17 @@ kv_cmp(const void *a, const void *b)
 	return strcmp(((const struct dd_kv *)a)->key, ((const struct dd_kv *)b)->key);
 }
 
-/* What the reader would refuse, refused here: name, order, counts, chunk lengths against the size. */
+/*
+ * What the reader would refuse, refused here: name, order, counts, chunk
+ * lengths against the size; and a checksum that does not match the chunks
+ * (reading the entry would fail).
+ */
 static int
 check_entry(const struct dd_listing_writer *lw, const struct dd_stream_info *e)
 {
 	size_t nl = strlen(e->name);
 	uint64_t total = 0;
+	uint8_t sum[32];
 
 	if (nl == 0 || nl > DD_NAME_MAX)
 		return dd_error("entry name '%.40s' is empty or longer than %d bytes", e->name, DD_NAME_MAX);
@@ -122,6 +130,9 @@ check_entry(const struct dd_listing_writer *lw, const struct dd_stream_info *e)
 	}
 	if (total != e->size)
 		return dd_error("entry '%s': its chunks do not add up to its size", e->name);
+	dd_stream_checksum(sum, lw->st->keys, e);
+	if (e->nchunks && sodium_memcmp(sum, e->checksum, 32) != 0)
+		return dd_error("entry '%s': its checksum does not match its chunks", e->name);
 	return 0;
 }
 
@@ -135,6 +146,8 @@ dd_listing_add(struct dd_listing_writer *lw, const struct dd_stream_info *entry)
 		return dd_error("listing: an earlier entry failed");
 	if (check_entry(lw, entry) < 0)
 		return dd_error_wrap("listing");
+	if (!e.nchunks) /* no content (a folder, a link, an empty file): the checksum of nothing */
+		dd_stream_checksum(e.checksum, lw->st->keys, &e);
 	e.attrs = NULL;
 	if (e.nattrs) {
 		e.attrs = dd_calloc(e.nattrs, sizeof(*e.attrs));
@@ -378,4 +391,59 @@ dd_listing_close(struct dd_listing_reader *lr)
 	dd_stream_info_clear(&lr->cur);
 	dd_stream_info_clear(&lr->prev);
 	free(lr);
+}
+
+/* ---- every chunk a snapshot needs ---- */
+
+int
+dd_listing_each_chunk(struct dd_store *st, const struct dd_stream_info *si,
+		      int (*fn)(const struct dd_chunk_ref *ref, const char *stream, void *arg), void *arg)
+{
+	struct dd_listing_reader *lr;
+	const struct dd_stream_info *e;
+	struct dd_buf label = DD_BUF_INIT;
+	int rc, stop = 0;
+
+	if (dd_listing_open(&lr, st, si) < 0)
+		return -1;
+	while (!stop && (rc = dd_listing_next(lr, &e)) == 1) {
+		if (!e->nchunks)
+			continue;
+		dd_buf_clear(&label);
+		dd_buf_printf(&label, "%s/%s", si->name, e->name);
+		for (size_t c = 0; c < e->nchunks && !stop; c++)
+			stop = fn(&e->chunks[c], label.ptr, arg);
+	}
+	if (stop)
+		rc = stop;
+	dd_listing_close(lr);
+	dd_buf_release(&label);
+	return rc;
+}
+
+int
+dd_snapshot_each_chunk_flags(struct dd_store *st, const struct dd_snapshot *s, int flags,
+			     int (*fn)(const struct dd_chunk_ref *ref, const char *stream, void *arg), void *arg)
+{
+	for (size_t i = 0; i < s->m->nstreams; i++) {
+		const struct dd_stream_info *si = &s->m->streams[i];
+		int rc = 0;
+		for (size_t c = 0; (flags & DD_EACH_STREAMS) && c < si->nchunks && rc == 0; c++)
+			rc = fn(&si->chunks[c], si->name, arg);
+		if (rc == 0 && (flags & DD_EACH_ENTRIES) && dd_stream_attr(si, "listing")) {
+			rc = dd_listing_each_chunk(st, si, fn, arg);
+			if (rc < 0)
+				dd_error_wrap("snapshot %.12s", s->id);
+		}
+		if (rc != 0)
+			return rc;
+	}
+	return 0;
+}
+
+int
+dd_snapshot_each_chunk(struct dd_store *st, const struct dd_snapshot *s,
+		       int (*fn)(const struct dd_chunk_ref *ref, const char *stream, void *arg), void *arg)
+{
+	return dd_snapshot_each_chunk_flags(st, s, DD_EACH_STREAMS | DD_EACH_ENTRIES, fn, arg);
 }

@@ -35,6 +35,7 @@ struct chunk_job {
 
 struct dd_snapshot_writer {
 	struct dd_store *st;
+	int flags; /* DD_SNAPSHOT_PRIVATE */
 	pthread_mutex_t mu;
 	struct dd_manifest m; /* finished streams + metadata */
 	char **active;        /* names of streams being written */
@@ -70,7 +71,10 @@ chunk_run(struct dd_job *job, struct dd_worker *wk)
 	if (atomic_load(&j->w->failed))
 		goto out; /* the stream failed already: skip the work */
 	dd_id_compute(j->id, j->st->keys, j->data, j->len);
-	if (dd_store_put_object(j->st, DD_OBJ_DATA, j->id, j->data, j->len, wk->zc, &wk->scratch, &existed) < 0) {
+	if ((j->w->sw->flags & DD_SNAPSHOT_PRIVATE
+		     ? dd_store_put_private(j->st, j->id, j->data, j->len, wk->zc, &wk->scratch, &existed)
+		     : dd_store_put_object(j->st, DD_OBJ_DATA, j->id, j->data, j->len, wk->zc, &wk->scratch, &existed)) <
+	    0) {
 		j->err = dd_strdup(dd_error_last() ? dd_error_last() : "storing a chunk failed");
 		atomic_store(&j->w->failed, 1);
 	}
@@ -80,15 +84,31 @@ out:
 }
 
 int
-dd_snapshot_begin(struct dd_snapshot_writer **out, struct dd_store *st)
+dd_snapshot_begin_flags(struct dd_snapshot_writer **out, struct dd_store *st, int flags)
 {
-	struct dd_snapshot_writer *sw = dd_calloc(1, sizeof(*sw));
+	struct dd_snapshot_writer *sw;
 
+	if (flags & ~DD_SNAPSHOT_PRIVATE)
+		return dd_error("BUG: unknown snapshot flags %#x", (unsigned)flags);
+	sw = dd_calloc(1, sizeof(*sw));
 	sw->st = st;
+	sw->flags = flags;
 	pthread_mutex_init(&sw->mu, NULL);
-	dd_packer_begin(st);
+	dd_packer_begin(st, flags & DD_SNAPSHOT_PRIVATE);
 	*out = sw;
 	return 0;
+}
+
+int
+dd_snapshot_begin(struct dd_snapshot_writer **out, struct dd_store *st)
+{
+	return dd_snapshot_begin_flags(out, st, 0);
+}
+
+struct dd_store *
+dd_snapshot_writer_store(const struct dd_snapshot_writer *sw)
+{
+	return sw->st;
 }
 
 void
@@ -334,6 +354,26 @@ snapshot_writer_free(struct dd_snapshot_writer *sw)
 	free(sw);
 }
 
+/*
+ * A private snapshot: its packs and index file durable in the cache, then
+ * the sealed manifest in <cache>/private/ (never the store). 0, DD_EXISTS, -1.
+ */
+static int
+commit_private(struct dd_store *st, const uint8_t id[32], const struct dd_buf *enc)
+{
+	struct dd_buf obj = DD_BUF_INIT;
+	int rc = -1;
+
+	if (dd_packer_flush_private(st) < 0 || st->cache->ops->sync(st->cache) < 0)
+		goto out;
+	if (dd_object_seal(&obj, st->keys, DD_OBJ_MANIFEST, id, enc->ptr, enc->len, NULL) < 0)
+		goto out;
+	rc = dd_store_private_put(st, id, &obj);
+out:
+	dd_buf_release(&obj);
+	return rc;
+}
+
 int
 dd_snapshot_commit(struct dd_snapshot_writer *sw, char id_hex[DD_ID_HEX_SIZE])
 {
@@ -351,6 +391,11 @@ dd_snapshot_commit(struct dd_snapshot_writer *sw, char id_hex[DD_ID_HEX_SIZE])
 	if (dd_manifest_encode(&enc, &content_len, &sw->m) < 0)
 		goto out;
 	dd_id_compute(id, st->keys, enc.ptr, content_len);
+	dd_hex_encode(id_hex, id, 32);
+	if (sw->flags & DD_SNAPSHOT_PRIVATE) {
+		rc = commit_private(st, id, &enc);
+		goto out;
+	}
 	/* every chunk must be durable before the manifest that names it */
 	if (dd_store_sync(st) < 0)
 		goto out;
@@ -358,7 +403,6 @@ dd_snapshot_commit(struct dd_snapshot_writer *sw, char id_hex[DD_ID_HEX_SIZE])
 		goto out;
 	if (dd_store_sync(st) < 0)
 		goto out;
-	dd_hex_encode(id_hex, id, 32);
 	rc = existed ? DD_EXISTS : 0;
 out:
 	if (rc < 0)

@@ -1,17 +1,23 @@
 /*
  * tests/unit/test-listing.c: listings (store.h "listings", docs/FORMAT.md
- * §6.1) on a file:// store: path order, a round trip of 100,000 entries in
- * constant memory, records longer than a piece of the stream, detached
- * content streams, each refusal of the writer and of the reader (hostile
- * listings written as raw streams), and the one-record codec alone.
+ * §6.1) and private snapshots (store.h, §3.5) on a file:// store: path
+ * order, a round trip of 100,000 entries in constant memory, records longer
+ * than a piece of the stream, detached content streams, each refusal of
+ * the writer and of the reader (hostile listings written as raw streams),
+ * the one-record codec alone; push, fetch, verify and the cache's gc plan
+ * following a listing's entries; private snapshots kept out of the store,
+ * out of public packs and out of status's pending uploads, and ranked by
+ * gc like a named snapshot.
  */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <sodium.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include "store-testlib.h"
 #include "store/internal.h"
@@ -264,6 +270,7 @@ records_longer_than_a_piece_round_trip(void **state)
 	}
 	in.nchunks = nch;
 	in.name = name;
+	dd_stream_checksum(in.checksum, f->st->keys, &in);
 	CHECK(dd_snapshot_begin(&sw, f->st));
 	CHECK(dd_listing_begin(&lw, sw, "big", "media"));
 	for (int i = 0; i < 5; i++) {
@@ -349,13 +356,17 @@ content_streams_open_together_read_back_through_their_entries(void **state)
 }
 
 static void
-add_expect(struct dd_listing_writer *lw, const char *name, struct dd_kv *kv, size_t nkv, uint64_t size,
-	   struct dd_chunk_ref *ch, size_t nch, const char *msg)
+add_expect(struct dd_store *st, struct dd_listing_writer *lw, const char *name, struct dd_kv *kv, size_t nkv,
+	   uint64_t size, struct dd_chunk_ref *ch, size_t nch, const char *msg)
 {
 	struct dd_stream_info e = { .name = (char *)name, .attrs = kv, .nattrs = nkv, .size = size, .chunks = ch,
 				    .nchunks = nch };
-	int rc = dd_listing_add(lw, &e);
+	int rc;
 
+	dd_stream_checksum(e.checksum, st->keys, &e);
+	if (msg && !strcmp(msg, "checksum does not match"))
+		e.checksum[5] ^= 1;
+	rc = dd_listing_add(lw, &e);
 	if (!msg) {
 		CHECK(rc);
 		return;
@@ -380,15 +391,16 @@ writer_refuses_bad_entries(void **state)
 	memset(longname, 'x', DD_NAME_MAX + 1);
 	CHECK(dd_snapshot_begin(&sw, f->st));
 	CHECK(dd_listing_begin(&lw, sw, "media", "media"));
-	add_expect(lw, "", NULL, 0, 0, NULL, 0, "empty or longer");
-	add_expect(lw, longname, NULL, 0, 0, NULL, 0, "empty or longer");
-	add_expect(lw, "a.b", NULL, 0, 0, NULL, 0, NULL);
-	add_expect(lw, "a/b", NULL, 0, 0, NULL, 0, "path order"); /* before a.b in path order */
-	add_expect(lw, "a.b", NULL, 0, 0, NULL, 0, "path order"); /* repeated */
-	add_expect(lw, "c", dup, 2, 0, NULL, 0, "given twice");
-	add_expect(lw, "c", NULL, 0, 11, ch, 1, "do not add up");
-	add_expect(lw, "c", NULL, 0, 10, ch, 2, "bad chunk length");
-	add_expect(lw, "c", NULL, 0, 10, ch, 1, NULL); /* the refusals left the listing usable */
+	add_expect(f->st, lw, "", NULL, 0, 0, NULL, 0, "empty or longer");
+	add_expect(f->st, lw, longname, NULL, 0, 0, NULL, 0, "empty or longer");
+	add_expect(f->st, lw, "a.b", NULL, 0, 0, NULL, 0, NULL);
+	add_expect(f->st, lw, "a/b", NULL, 0, 0, NULL, 0, "path order"); /* before a.b in path order */
+	add_expect(f->st, lw, "a.b", NULL, 0, 0, NULL, 0, "path order"); /* repeated */
+	add_expect(f->st, lw, "c", dup, 2, 0, NULL, 0, "given twice");
+	add_expect(f->st, lw, "c", NULL, 0, 11, ch, 1, "do not add up");
+	add_expect(f->st, lw, "c", NULL, 0, 10, ch, 2, "bad chunk length");
+	add_expect(f->st, lw, "c", NULL, 0, 10, ch, 1, "checksum does not match");
+	add_expect(f->st, lw, "c", NULL, 0, 10, ch, 1, NULL); /* the refusals left the listing usable */
 	CHECK(dd_listing_end(lw, &n));
 	assert_int_equal(n, 2);
 	CHECK(dd_snapshot_commit(sw, id));
@@ -578,6 +590,490 @@ record_cut_anywhere_asks_for_the_rest(void **state)
 	dd_buf_release(&again);
 }
 
+/* ---- push, fetch, verify and the cache's gc follow a listing's entries ---- */
+
+#define MIB (1u << 20)
+
+static void
+content_gen(struct dd_snapshot_writer *sw, uint64_t seed, uint64_t size, struct dd_stream_info *info)
+{
+	struct gen g = { seed, size, NULL, 0 };
+	struct dd_stream_writer *w;
+	uint8_t *piece = malloc(MIB);
+
+	CHECK(dd_content_begin(&w, sw));
+	for (uint64_t off = 0; off < size; off += MIB) {
+		size_t n = size - off < MIB ? (size_t)(size - off) : MIB;
+		gen_fill(&g, piece, off, n);
+		CHECK(dd_stream_write(w, piece, n));
+	}
+	CHECK(dd_content_end(w, info));
+	free(piece);
+}
+
+/* 0 when the stream reads back as gen(seed), else -1 (error set, or a mismatch). */
+static int
+check_gen(struct dd_store *st, const struct dd_stream_info *si, uint64_t seed)
+{
+	struct gen g = { seed, si->size, NULL, 0 };
+	struct dd_stream_reader *r;
+	uint8_t *want = malloc(DD_CHUNK_MAX_LIMIT);
+	uint64_t off = 0;
+	const void *d;
+	size_t n;
+	int rc;
+
+	CHECK(dd_stream_open(&r, st, si));
+	while ((rc = dd_stream_next(r, &d, &n)) == 1) {
+		gen_fill(&g, want, off, n);
+		if (memcmp(want, d, n)) {
+			rc = dd_error("stream '%s' differs at %" PRIu64, si->name, off);
+			break;
+		}
+		off += n;
+	}
+	dd_stream_close(r);
+	free(want);
+	return rc;
+}
+
+/* The media listing of the transfer tests: a folder, a 40 MiB file and a small one. */
+static const struct {
+	const char *name;
+	uint64_t seed, size;
+} media[] = { { "a", 0, 0 }, { "a/big.bin", 11, 40 * MIB }, { "a/small.txt", 12, 300000 } };
+
+/*
+ * Written in the cache alone (offline), an index file after every pack:
+ * the big file's first pack and its index file hold nothing but its
+ * chunks, so only following the listing finds them.
+ */
+static void
+write_media_offline(struct fx *f, char id[DD_ID_HEX_SIZE])
+{
+	struct dd_store *off;
+	struct dd_snapshot_writer *sw;
+	struct dd_listing_writer *lw;
+	struct dd_stream_writer *w;
+	struct dd_stream_info info[3];
+	struct dd_kv kv = { "type", "file" };
+
+	CHECK(dd_store_open(&off, f->url, f->sd, DD_STORE_OFFLINE));
+	dd_packer_set_index_every(off, 1);
+	CHECK(dd_snapshot_begin(&sw, off));
+	for (size_t i = 0; i < 3; i++) {
+		memset(&info[i], 0, sizeof(info[i]));
+		if (media[i].size)
+			content_gen(sw, media[i].seed, media[i].size, &info[i]);
+		info[i].name = (char *)media[i].name;
+		info[i].attrs = &kv;
+		info[i].nattrs = 1;
+	}
+	CHECK(dd_listing_begin(&lw, sw, "media", "media"));
+	for (size_t i = 0; i < 3; i++) {
+		CHECK(dd_listing_add(lw, &info[i]));
+		free(info[i].chunks);
+	}
+	CHECK(dd_listing_end(lw, NULL));
+	CHECK(dd_stream_begin(&w, sw, "t"));
+	CHECK(dd_stream_write(w, "a table\n", 8));
+	CHECK(dd_stream_end(w));
+	assert_int_equal(dd_snapshot_commit(sw, id), 0);
+	dd_store_free(off);
+}
+
+/* Another clone of the store (its own state folder and cache, the same key). */
+static struct dd_store *
+second_clone(struct fx *f, char **sd2, int flags)
+{
+	struct dd_store *st;
+	int created;
+
+	if (!*sd2) {
+		struct dd_buf key = DD_BUF_INIT;
+		char *kp = dd_path_join(f->sd, "key"), *kp2;
+		*sd2 = dd_path_join(f->tmp, "state2");
+		kp2 = dd_path_join(*sd2, "key");
+		CHECK(dd_mkdir_p(*sd2, 0700));
+		CHECK(dd_file_read(&key, kp));
+		CHECK(dd_file_write_atomic(kp2, key.ptr, key.len, 0600, 0));
+		CHECK(dd_store_setup(f->url, *sd2, NULL, &created));
+		dd_buf_release(&key);
+		free(kp), free(kp2);
+	}
+	CHECK(dd_store_open(&st, f->url, *sd2, flags));
+	return st;
+}
+
+/* Every entry of the media listing of `id` reads back as written. */
+static int
+check_media(struct dd_store *st, const char *id)
+{
+	struct dd_snapshot *s;
+	struct dd_listing_reader *lr;
+	const struct dd_stream_info *e;
+	int rc = 0, i = 0, n;
+
+	CHECK(dd_snapshot_load(&s, st, id));
+	CHECK(dd_listing_open(&lr, st, dd_snapshot_find(s, "media")));
+	while (rc == 0 && (n = dd_listing_next(lr, &e)) == 1) {
+		assert_string_equal(e->name, media[i].name);
+		if (media[i].size)
+			rc = check_gen(st, e, media[i].seed);
+		i++;
+	}
+	if (rc == 0 && n < 0)
+		rc = -1;
+	dd_listing_close(lr);
+	dd_snapshot_free(s);
+	return rc;
+}
+
+/* Run verify with stderr in a file; returns its result, the warnings in *out. */
+static int
+verify_capturing(struct dd_store *st, const char *id, int read_data, struct dd_buf *out)
+{
+	const char *ids[] = { id };
+	char path[] = "/tmp/dd-listing-stderr-XXXXXX";
+	int fd = mkstemp(path), saved = dup(2), rc;
+
+	dd_log_set_verbosity(DD_NORMAL);
+	dup2(fd, 2);
+	rc = dd_store_verify(st, ids, 1, read_data);
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved), close(fd);
+	dd_log_set_verbosity(DD_QUIET);
+	dd_buf_clear(out);
+	CHECK(dd_file_read(out, path));
+	dd_buf_putc(out, 0);
+	unlink(path);
+	return rc;
+}
+
+static void
+push_fetch_verify_and_gc_follow_a_listings_entries(void **state)
+{
+	struct fx *f = *state;
+	struct dd_store *st2;
+	struct dd_cache_plan plan;
+	struct dd_snapshot *s;
+	struct dd_listing_reader *lr;
+	const struct dd_stream_info *e;
+	struct dd_midx_hit hit;
+	struct dd_buf warn = DD_BUF_INIT;
+	char id[DD_ID_HEX_SIZE], name[DD_OBJECT_NAME_SIZE], *sd2 = NULL, *path;
+	const char *ids[1] = { id };
+	size_t marked = 0;
+
+	write_media_offline(f, id);
+	/* push: the store gets the big file's chunks, which only the listing names */
+	CHECK(dd_store_push(f->st, ids, 1, NULL));
+	/* fetch into a second clone, then read every entry there offline: all of it came over */
+	st2 = second_clone(f, &sd2, 0);
+	CHECK(dd_store_fetch(st2, ids, 1, NULL));
+	/* its cache's gc plan ranks every fetched file by this snapshot, the entries' too */
+	CHECK(dd_store_cache_plan(&plan, st2, NULL, 0));
+	for (size_t i = 0; i < plan.nitems; i++) {
+		assert_string_equal(plan.items[i].snapshot, id);
+		marked += !strncmp(plan.items[i].name, "data/", 5);
+	}
+	assert_true(marked > 20); /* 40 MiB of chunks of at most 2 MiB: loose copies, all needed */
+	dd_cache_plan_release(&plan);
+	dd_store_free(st2);
+	st2 = second_clone(f, &sd2, DD_STORE_OFFLINE);
+	CHECK(check_media(st2, id));
+	dd_store_free(st2);
+	/* verify reads the entries back from the store */
+	if (verify_capturing(f->st, id, 1, &warn) != 0)
+		fail_msg("verify: %s / %s", dd_error_last(), warn.ptr);
+	/* the big file's first pack goes: verify names the entry whose chunks it held */
+	CHECK(dd_snapshot_load(&s, f->st, id));
+	CHECK(dd_listing_open(&lr, f->st, dd_snapshot_find(s, "media")));
+	assert_int_equal(dd_listing_next(lr, &e), 1);
+	assert_int_equal(dd_listing_next(lr, &e), 1);
+	assert_string_equal(e->name, "a/big.bin");
+	CHECK(dd_store_index_load(f->st));
+	assert_int_equal(dd_midx_find(f->st->idx, e->chunks[0].id, 0, &hit), 1);
+	dd_object_name(name, sizeof(name), "packs", dd_midx_pack_get(f->st->idx, hit.pack).name);
+	dd_listing_close(lr);
+	path = dd_asprintf("%s/%s", f->url + 7, name);
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(verify_capturing(f->st, id, 0, &warn), -1);
+	if (!strstr(warn.ptr, "stream 'media/a/big.bin'"))
+		fail_msg("verify did not name the entry: %s", warn.ptr);
+	/* and the listing's own pack: the listing is named as unreadable */
+	assert_int_equal(dd_midx_find(f->st->idx, dd_snapshot_find(s, "media")->chunks[0].id, 0, &hit), 1);
+	dd_object_name(name, sizeof(name), "packs", dd_midx_pack_get(f->st->idx, hit.pack).name);
+	free(path);
+	path = dd_asprintf("%s/%s", f->url + 7, name);
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(verify_capturing(f->st, id, 0, &warn), -1);
+	if (!strstr(warn.ptr, "listing 'media' cannot be read"))
+		fail_msg("verify did not name the listing: %s", warn.ptr);
+	dd_snapshot_free(s);
+	dd_buf_release(&warn);
+	free(path), free(sd2);
+}
+
+/* ---- private snapshots ---- */
+
+/* Files under root/dir (recursively), for "nothing new reached the store". */
+static size_t
+count_files(const char *root, const char *dir)
+{
+	char *cmd = dd_asprintf("find '%s/%s' -type f 2>/dev/null | wc -l", root, dir);
+	FILE *p = popen(cmd, "r");
+	size_t n = 0;
+
+	assert_non_null(p);
+	assert_int_equal(fscanf(p, "%zu", &n), 1);
+	pclose(p);
+	free(cmd);
+	return n;
+}
+
+static void
+commit_gen_snapshot(struct dd_store *st, int flags, uint64_t seed, uint64_t size, char id[DD_ID_HEX_SIZE])
+{
+	struct dd_snapshot_writer *sw;
+	struct dd_listing_writer *lw;
+	struct dd_stream_info info;
+	int rc;
+
+	memset(&info, 0, sizeof(info));
+	CHECK(dd_snapshot_begin_flags(&sw, st, flags));
+	content_gen(sw, seed, size, &info);
+	info.name = "f.bin";
+	CHECK(dd_listing_begin(&lw, sw, "media", "media"));
+	CHECK(dd_listing_add(lw, &info));
+	CHECK(dd_listing_end(lw, NULL));
+	free(info.chunks);
+	rc = dd_snapshot_commit(sw, id);
+	if (rc < 0)
+		fail_msg("commit: %s", dd_error_last());
+}
+
+/* The content of snapshot `id`'s only entry. */
+static int
+check_entry_gen(struct dd_store *st, const char *id, uint64_t seed)
+{
+	struct dd_snapshot *s;
+	struct dd_listing_reader *lr;
+	const struct dd_stream_info *e;
+	int rc;
+
+	rc = dd_snapshot_load(&s, st, id);
+	if (rc != 0)
+		return rc;
+	CHECK(dd_listing_open(&lr, st, dd_snapshot_find(s, "media")));
+	assert_int_equal(dd_listing_next(lr, &e), 1);
+	rc = check_gen(st, e, seed);
+	dd_listing_close(lr);
+	dd_snapshot_free(s);
+	return rc;
+}
+
+static void
+private_snapshot_stays_in_the_cache_even_online(void **state)
+{
+	struct fx *f = *state;
+	const char *root = f->url + 7;
+	char pub[DD_ID_HEX_SIZE], priv[DD_ID_HEX_SIZE], *cache = dd_path_join(f->sd, "cache");
+	const char *ids[1] = { priv };
+	struct dd_cache_usage u;
+	char **list;
+	size_t n, before;
+	struct dd_snapshot *s;
+
+	commit_gen_snapshot(f->st, 0, 1, 3 * MIB, pub);
+	before = count_files(root, ".");
+	commit_gen_snapshot(f->st, DD_SNAPSHOT_PRIVATE, 2, 3 * MIB, priv);
+	assert_int_equal(count_files(root, "."), before); /* not a byte of it in the store */
+	assert_int_equal(count_files(cache, "private"), 3); /* its manifest, one pack, one index file */
+	assert_int_equal(count_files(cache, "private/packs"), 1);
+	CHECK(check_entry_gen(f->st, priv, 2));
+	assert_int_equal(dd_store_has_snapshot(f->st, priv), 1);
+	CHECK(dd_store_private_list(f->st, &list, &n));
+	assert_int_equal(n, 1);
+	assert_string_equal(list[0], priv);
+	dd_store_snapshot_ids_free(list, n);
+	/* status: not a pending upload (the public one was pushed as it was written) */
+	CHECK(dd_store_cache_usage(&u, f->sd, f->url));
+	assert_int_equal(u.npending, 0);
+	dd_cache_usage_release(&u);
+	/* push skips it */
+	CHECK(dd_store_push(f->st, ids, 1, NULL));
+	assert_int_equal(count_files(root, "."), before);
+	/* another run finds it through the cache's private index files */
+	dd_store_free(f->st);
+	CHECK(dd_store_open(&f->st, f->url, f->sd, 0));
+	CHECK(check_entry_gen(f->st, priv, 2));
+	/* dropped: gone from the list and from reach */
+	CHECK(dd_store_private_drop(f->st, priv));
+	assert_int_equal(dd_store_private_drop(f->st, priv), DD_NOTFOUND);
+	CHECK(dd_store_private_list(f->st, &list, &n));
+	assert_int_equal(n, 0);
+	dd_store_snapshot_ids_free(list, n);
+	assert_int_equal(dd_snapshot_load(&s, f->st, priv), DD_NOTFOUND);
+	free(cache);
+}
+
+/* A public snapshot of content a private one holds stores its own copy: the store gets every object. */
+static void
+public_writer_never_reuses_a_private_pack(void **state)
+{
+	struct fx *f = *state;
+	char priv[DD_ID_HEX_SIZE], pub[DD_ID_HEX_SIZE];
+	const char *ids[1] = { pub };
+
+	commit_gen_snapshot(f->st, DD_SNAPSHOT_PRIVATE, 3, 3 * MIB, priv);
+	commit_gen_snapshot(f->st, 0, 3, 3 * MIB, pub);
+	assert_string_equal(priv, pub); /* the same content: the same id, one private, one public */
+	dd_log_set_verbosity(DD_QUIET);
+	CHECK(dd_store_verify(f->st, ids, 1, 1)); /* read from the store itself */
+	CHECK(dd_store_push(f->st, ids, 1, NULL));
+}
+
+struct writer_arg {
+	struct dd_store *st;
+	int flags;
+	uint64_t seed;
+	char id[DD_ID_HEX_SIZE];
+};
+
+static void *
+writer_thread(void *p)
+{
+	struct writer_arg *a = p;
+
+	commit_gen_snapshot(a->st, a->flags, a->seed, 24 * MIB, a->id);
+	return NULL;
+}
+
+static int
+find_in(struct dd_midx *m, const uint8_t id[32])
+{
+	struct dd_midx_hit hit;
+
+	return dd_midx_find(m, id, 0, &hit);
+}
+
+/* A private and a public writer at once on one store: no private object lands in a public pack. */
+static void
+private_and_public_writers_at_once_never_share_a_pack(void **state)
+{
+	struct fx *f = *state;
+	struct writer_arg a[2] = { { f->st, 0, 4, "" }, { f->st, DD_SNAPSHOT_PRIVATE, 5, "" } };
+	pthread_t t[2];
+	struct dd_snapshot *s;
+	struct dd_listing_reader *lr;
+	const struct dd_stream_info *e;
+	const char *ids[1] = { a[0].id };
+
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(pthread_create(&t[i], NULL, writer_thread, &a[i]), 0);
+	for (int i = 0; i < 2; i++)
+		pthread_join(t[i], NULL);
+	dd_store_free(f->st); /* a new run: maps built from the files alone */
+	CHECK(dd_store_open(&f->st, f->url, f->sd, 0));
+	CHECK(dd_store_index_load(f->st));
+	CHECK(dd_store_private_index_load(f->st));
+	CHECK(dd_snapshot_load(&s, f->st, a[1].id));
+	CHECK(dd_listing_open(&lr, f->st, dd_snapshot_find(s, "media")));
+	assert_int_equal(dd_listing_next(lr, &e), 1);
+	assert_true(e->nchunks > 10);
+	for (size_t c = 0; c < e->nchunks; c++) {
+		assert_false(find_in(f->st->idx, e->chunks[c].id));
+		assert_true(find_in(f->st->opidx, e->chunks[c].id));
+	}
+	dd_listing_close(lr);
+	dd_snapshot_free(s);
+	CHECK(check_entry_gen(f->st, a[1].id, 5));
+	dd_log_set_verbosity(DD_QUIET);
+	CHECK(dd_store_verify(f->st, ids, 1, 1));
+}
+
+/* What a private snapshot needs of the store's data ranks with what branches name: last. */
+static void
+gc_plan_keeps_what_a_private_snapshot_needs_like_a_named_one(void **state)
+{
+	struct fx *f = *state;
+	struct dd_store *st2;
+	struct dd_cache_plan plan;
+	char pub[DD_ID_HEX_SIZE], priv[DD_ID_HEX_SIZE], other[DD_ID_HEX_SIZE], *sd2 = NULL;
+	const char *ids[2] = { pub, other };
+	size_t named = 0, unnamed = 0;
+
+	commit_gen_snapshot(f->st, 0, 6, 3 * MIB, pub);
+	commit_gen_snapshot(f->st, 0, 7, 3 * MIB, other);
+	st2 = second_clone(f, &sd2, 0);
+	CHECK(dd_store_fetch(st2, ids, 2, NULL)); /* loose copies in its cache: gc's candidates */
+	/* a stash of the first one's content, in the second clone: it reuses the fetched objects */
+	commit_gen_snapshot(st2, DD_SNAPSHOT_PRIVATE, 6, 3 * MIB, priv);
+	assert_int_equal(count_files(sd2, "cache/private/packs"), 0);
+	CHECK(dd_store_cache_plan(&plan, st2, NULL, 0));
+	for (size_t i = 0; i < plan.nitems; i++) {
+		if (plan.items[i].named) {
+			named++;
+			assert_string_equal(plan.items[i].snapshot, priv);
+		} else {
+			unnamed++;
+			assert_string_equal(plan.items[i].snapshot, other);
+			assert_int_equal(named, 0); /* the others go first */
+		}
+	}
+	assert_true(named > 0 && unnamed > 0);
+	dd_cache_plan_release(&plan);
+	dd_store_free(st2);
+	free(sd2);
+}
+
+/* Once dropped (and past the grace period), a private snapshot's own packs and index file are gc's to take. */
+static void
+dropped_private_snapshot_files_go_with_gc_after_the_grace(void **state)
+{
+	struct fx *f = *state;
+	struct dd_cache_plan plan;
+	char a[DD_ID_HEX_SIZE], b[DD_ID_HEX_SIZE], c[DD_ID_HEX_SIZE], *cache = dd_path_join(f->sd, "cache");
+	char *cmd = dd_asprintf("touch -d '2 hours ago' '%s'/private/index/*", cache);
+	size_t priv = 0;
+
+	commit_gen_snapshot(f->st, DD_SNAPSHOT_PRIVATE, 8, 2 * MIB, a);
+	commit_gen_snapshot(f->st, DD_SNAPSHOT_PRIVATE, 9, 2 * MIB, b);
+	assert_int_equal(system(cmd), 0); /* both index files past the grace period */
+	commit_gen_snapshot(f->st, DD_SNAPSHOT_PRIVATE, 10, 2 * MIB, c);
+	assert_int_equal(count_files(cache, "private/packs"), 3);
+	/* needed, or too fresh: nothing private may go */
+	CHECK(dd_store_cache_plan(&plan, f->st, NULL, 0));
+	for (size_t i = 0; i < plan.nitems; i++)
+		assert_true(strncmp(plan.items[i].name, "private/", 8));
+	dd_cache_plan_release(&plan);
+	CHECK(dd_store_private_drop(f->st, a));
+	CHECK(dd_store_private_drop(f->st, c)); /* dropped, but its files are younger than the grace period */
+	CHECK(dd_store_cache_plan(&plan, f->st, NULL, 0));
+	for (size_t i = 0; i < plan.nitems; i++) {
+		if (strncmp(plan.items[i].name, "private/", 8))
+			continue;
+		priv++;
+		/* the pack first: an index file naming a removed pack is harmless, a pack none names would stay */
+		assert_int_equal(strncmp(plan.items[i].name, priv == 1 ? "private/packs/" : "private/index/", 14), 0);
+		assert_int_equal(plan.items[i].named, 0);
+		assert_true(plan.items[i].bytes > 0);
+		CHECK(dd_store_cache_remove(f->st, &plan.items[i]));
+	}
+	assert_int_equal(priv, 2); /* a's pack, then its index file */
+	dd_cache_plan_release(&plan);
+	assert_int_equal(count_files(cache, "private/packs"), 2);
+	assert_int_equal(count_files(cache, "private/index"), 2);
+	/* b is whole, in this run and the next */
+	CHECK(check_entry_gen(f->st, b, 9));
+	dd_store_free(f->st);
+	CHECK(dd_store_open(&f->st, f->url, f->sd, 0));
+	CHECK(check_entry_gen(f->st, b, 9));
+	free(cache), free(cmd);
+}
+
 int
 main(void)
 {
@@ -591,6 +1087,16 @@ main(void)
 						fx_teardown),
 		cmocka_unit_test_setup_teardown(writer_refuses_bad_entries, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(reader_refuses_hostile_listings, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(push_fetch_verify_and_gc_follow_a_listings_entries, fx_setup,
+						fx_teardown),
+		cmocka_unit_test_setup_teardown(private_snapshot_stays_in_the_cache_even_online, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(public_writer_never_reuses_a_private_pack, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(private_and_public_writers_at_once_never_share_a_pack, fx_setup,
+						fx_teardown),
+		cmocka_unit_test_setup_teardown(gc_plan_keeps_what_a_private_snapshot_needs_like_a_named_one, fx_setup,
+						fx_teardown),
+		cmocka_unit_test_setup_teardown(dropped_private_snapshot_files_go_with_gc_after_the_grace, fx_setup,
+						fx_teardown),
 	};
 	if (sodium_init() < 0)
 		return 1;
