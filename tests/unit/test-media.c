@@ -28,23 +28,6 @@
 #include "util/err.h"
 #include "util/log.h"
 
-/* TEMPORARY until store17 lands private snapshots: none exist yet (weak: a real definition wins). */
-__attribute__((weak)) int
-dd_store_private_list(struct dd_store *st, char ***ids, size_t *n)
-{
-	(void)st;
-	*ids = NULL;
-	*n = 0;
-	return 0;
-}
-
-__attribute__((weak)) int
-dd_snapshot_begin_flags(struct dd_snapshot_writer **out, struct dd_store *st, int flags)
-{
-	(void)flags;
-	return dd_snapshot_begin(out, st);
-}
-
 struct fx {
 	char *tmp, *sd, *url, *a, *b;
 	struct dd_store *st;
@@ -867,6 +850,85 @@ memory_does_not_grow_with_the_number_of_files(void **state)
 		fail_msg("peak memory grew by %ld KiB from 20,000 to 100,000 files", after - before);
 }
 
+/* ---- the media stash ---- */
+static size_t
+private_count(struct fx *f)
+{
+	char **ids;
+	size_t n;
+
+	CHECK(dd_store_private_list(f->st, &ids, &n));
+	dd_store_snapshot_ids_free(ids, n);
+	return n;
+}
+
+static void
+stash_of_an_unchanged_folder_is_its_recorded_snapshot(void **state)
+{
+	struct fx *f = *state;
+	struct dd_media_opts o = opts(f, f->a);
+	char id[65], sid[65];
+
+	build_sample(f->a);
+	fs_clock_pass(f->a);
+	capture(f, f->a, id, NULL);
+	CHECK(dd_media_stash(f->st, &o, sid));
+	assert_string_equal(sid, id);
+	assert_int_equal(private_count(f), 0); /* nothing written */
+}
+
+static void
+stash_of_a_missing_or_empty_folder_is_empty(void **state)
+{
+	struct fx *f = *state;
+	struct dd_media_opts o = opts(f, f->b);
+	char sid[65];
+
+	CHECK(dd_media_stash(f->st, &o, sid));
+	assert_string_equal(sid, "");
+	o.root = f->a;
+	CHECK(dd_media_stash(f->st, &o, sid));
+	assert_string_equal(sid, "");
+	assert_int_equal(private_count(f), 0);
+}
+
+static void
+stash_of_a_changed_folder_brings_it_back_exactly(void **state)
+{
+	struct fx *f = *state;
+	struct dd_media_opts o = opts(f, f->a);
+	struct dd_media_stats s;
+	char id[65], sid[65], rec[65];
+	char **ids;
+	size_t n;
+
+	build_sample(f->a);
+	fs_clock_pass(f->a);
+	capture(f, f->a, id, NULL);
+	put_text(f->a, "with space.txt", "EDITED\n");
+	put_text(f->a, "new.txt", "new\n");
+	CHECK(dd_media_stash(f->st, &o, sid));
+	assert_int_equal(strlen(sid), 64);
+	assert_string_not_equal(sid, id);
+	CHECK(dd_store_private_list(f->st, &ids, &n));
+	assert_int_equal(n, 1);
+	assert_string_equal(ids[0], sid);
+	dd_store_snapshot_ids_free(ids, n);
+	assert_int_equal(dd_media_changed(&o, rec), 0); /* the folder is its stash now */
+	assert_string_equal(rec, sid);
+
+	apply(f, sid, f->b, NULL);
+	compare_trees(f->a, f->b);                      /* the stash holds the folder exactly */
+	apply(f, id, f->a, NULL);                       /* the switch */
+	apply(f, sid, f->a, &s);                        /* and back */
+	compare_trees(f->b, f->a);
+	assert_int_equal(s.written_files, 2);           /* only what differs is written */
+
+	/* the record now names a stash, whose chunks only this cache holds: a capture reads everything */
+	capture(f, f->a, id, &s);
+	assert_int_equal(s.read_files, s.files);
+}
+
 int
 main(void)
 {
@@ -888,6 +950,10 @@ main(void)
 		cmocka_unit_test_setup_teardown(a_damaged_index_is_ignored_and_everything_read, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(leftover_temporary_files_are_left_out_and_removed, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(apply_sets_the_configured_owner, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(stash_of_an_unchanged_folder_is_its_recorded_snapshot, fx_setup,
+						fx_teardown),
+		cmocka_unit_test_setup_teardown(stash_of_a_missing_or_empty_folder_is_empty, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(stash_of_a_changed_folder_brings_it_back_exactly, fx_setup, fx_teardown),
 
 	};
 	if (sodium_init() < 0)
