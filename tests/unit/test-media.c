@@ -567,6 +567,7 @@ hostile_listings_are_refused_before_anything_is_written(void **state)
 	REFUSED("unknown type", { "a", "file", NULL, NULL }, { "f", "fifo", NULL, NULL });
 	REFUSED("bad mode", { "a", "file", "0999", NULL });
 	REFUSED("bad mode", { "a", "file", "17777", NULL });
+	REFUSED("bad mode", { "a", "file", "0644", NULL });
 	REFUSED("bad mtime", { "a", "file", "644", "1600000000" });
 	REFUSED("bad mtime", { "a", "file", "644", "1600000000.5" });
 }
