@@ -49,8 +49,27 @@ struct dlevel {
 	struct timespec mtime;
 };
 
+/*
+ * Entries done since the last flush, in path order: files written to a
+ * temporary name wait here, so one syncfs() makes a whole batch durable
+ * before its renames (instead of one fsync per small file); the index
+ * records them, in order, once they are in place.
+ */
+#define BATCH 256
+#define BATCH_BYTES (64u << 20)
+struct pend {
+	struct dd_stream_info e; /* a copy, for the index */
+	struct idx_stat st;
+	int dirfd;               /* rename tmp to its name in dirfd; -1: in place already */
+	char tmp[64];
+};
+
 struct apply {
 	struct dd_store *st;
+	int rootfd;
+	struct pend batch[BATCH];
+	size_t nbatch;
+	uint64_t batch_bytes;
 	const struct dd_media_opts *o;
 	struct dlevel *lv;
 	size_t nlv, cap;
@@ -230,15 +249,111 @@ rm_tree(struct apply *a, int pfd, const char *name, const char *display)
 	return rc;
 }
 
+static const char *
+base_name(const char *path)
+{
+	const char *s = strrchr(path, '/');
+
+	return s ? s + 1 : path;
+}
+
+/* ---- the batch ---- */
+static void
+copy_info(struct dd_stream_info *dst, const struct dd_stream_info *src)
+{
+	memset(dst, 0, sizeof(*dst));
+	dst->name = dd_strdup(src->name);
+	for (size_t i = 0; i < src->nattrs; i++)
+		dd_kv_set(&dst->attrs, &dst->nattrs, src->attrs[i].key, src->attrs[i].value);
+	dst->size = src->size;
+	memcpy(dst->checksum, src->checksum, 32);
+	dst->nchunks = src->nchunks;
+	dst->chunks = dd_malloc((src->nchunks ? src->nchunks : 1) * sizeof(*src->chunks));
+	memcpy(dst->chunks, src->chunks, src->nchunks * sizeof(*src->chunks));
+}
+
+/* Drop what waits (after a failure): the temporary files go. */
+static void
+batch_discard(struct apply *a)
+{
+	for (size_t i = 0; i < a->nbatch; i++) {
+		struct pend *p = &a->batch[i];
+		if (p->dirfd >= 0)
+			unlinkat(p->dirfd, p->tmp, 0);
+		dd_stream_info_clear(&p->e);
+	}
+	a->nbatch = 0;
+	a->batch_bytes = 0;
+}
+
+/* Make the batch durable (one syncfs), rename its files into place, record it in the index. */
+static int
+batch_flush(struct apply *a)
+{
+	int renames = 0;
+
+	for (size_t i = 0; i < a->nbatch; i++)
+		renames |= a->batch[i].dirfd >= 0;
+	if (renames && syncfs(a->rootfd) < 0) {
+		dd_error_errno("cannot sync media folder %s", a->o->root);
+		goto fail;
+	}
+	for (size_t i = 0; i < a->nbatch; i++) {
+		struct pend *p = &a->batch[i];
+		struct stat st;
+		if (p->dirfd >= 0) {
+			if (renameat(p->dirfd, p->tmp, p->dirfd, base_name(p->e.name)) < 0 ||
+			    fstatat(p->dirfd, base_name(p->e.name), &st, AT_SYMLINK_NOFOLLOW) < 0) {
+				dd_error_errno("cannot put media file '%s' in place", p->e.name);
+				goto fail;
+			}
+			p->dirfd = -1;
+			idx_stat_from(&p->st, &st);
+		}
+		if (idx_writer_add(a->iw, &p->e, &p->st) < 0)
+			goto fail;
+	}
+	batch_discard(a);
+	return 0;
+fail:
+	batch_discard(a);
+	return -1;
+}
+
+static int
+batch_add(struct apply *a, const struct dd_stream_info *e, const struct idx_stat *st, int dirfd, const char *tmp)
+{
+	struct pend *p;
+
+	if (a->nbatch == BATCH && batch_flush(a) < 0) {
+		if (dirfd >= 0)
+			unlinkat(dirfd, tmp, 0);
+		return -1;
+	}
+	p = &a->batch[a->nbatch++];
+	copy_info(&p->e, e);
+	p->st = *st;
+	p->dirfd = dirfd;
+	snprintf(p->tmp, sizeof(p->tmp), "%s", tmp ? tmp : "");
+	if (dirfd >= 0)
+		a->batch_bytes += e->size;
+	return a->batch_bytes >= BATCH_BYTES ? batch_flush(a) : 0;
+}
+
 /* ---- the listed directories on the current path ---- */
 
 /* Leave the innermost directory: its mode, mtime and owner, then fsync (the renames in it are durable). */
 static int
 level_leave(struct apply *a)
 {
-	struct dlevel *l = &a->lv[--a->nlv];
-	struct timespec ts[2] = { { .tv_nsec = UTIME_OMIT }, l->mtime };
+	struct dlevel *l;
+	struct timespec ts[2] = { { .tv_nsec = UTIME_OMIT }, { 0 } };
 	int rc = 0;
+
+	if (batch_flush(a) < 0)
+		return -1; /* the level stays: the caller's cleanup closes it */
+	l = &a->lv[--a->nlv];
+	ts[1] = l->mtime;
 
 	if (a->nlv == 0) {
 		if (fsync(l->fd) < 0)
@@ -299,14 +414,6 @@ tmp_name(char out[64])
 	snprintf(out, 64, "%s%s", MEDIA_TMP_PREFIX, hex);
 }
 
-static const char *
-base_name(const char *path)
-{
-	const char *s = strrchr(path, '/');
-
-	return s ? s + 1 : path;
-}
-
 /* The content of entry `e` into the new file `fd`. */
 static int
 write_content(struct apply *a, const struct dd_stream_info *e, int fd)
@@ -329,14 +436,13 @@ write_content(struct apply *a, const struct dd_stream_info *e, int fd)
 }
 
 /*
- * Write a file entry to a temporary name in `pfd`, then rename it over
- * `name`; *st gets its stat once in place (for the index).
+ * Write a file entry to a temporary name in `pfd` (tmp gets it), with its
+ * mode, mtime and owner; the batch renames it into place once durable.
  */
 static int
 write_file(struct apply *a, int pfd, const struct dd_stream_info *e, mode_t mode, struct timespec mtime,
-	   struct stat *st)
+	   char tmp[64])
 {
-	char tmp[64];
 	struct timespec ts[2] = { { .tv_nsec = UTIME_OMIT }, mtime };
 	int fd, rc = -1;
 
@@ -348,27 +454,19 @@ write_file(struct apply *a, int pfd, const struct dd_stream_info *e, mode_t mode
 		return dd_error_errno("cannot create a file in media folder for '%s'", e->name);
 	if (write_content(a, e, fd) < 0)
 		goto out;
-	if (fsync(fd) < 0 || fchmod(fd, mode) < 0 || futimens(fd, ts) < 0) {
+	if (fchmod(fd, mode) < 0 || futimens(fd, ts) < 0) {
 		dd_error_errno("cannot write media file '%s'", e->name);
 		goto out;
 	}
 	if (set_owner(a, fd, -1, NULL, e->name) < 0)
 		goto out;
-	if (renameat(pfd, tmp, pfd, base_name(e->name)) < 0) {
-		dd_error_errno("cannot put media file '%s' in place", e->name);
-		goto out;
-	}
-	tmp[0] = 0;
-	if (fstat(fd, st) < 0) {
-		dd_error_errno("cannot stat media file '%s'", e->name);
-		goto out;
-	}
 	a->stats->written_files++;
 	a->stats->written_bytes += e->size;
 	rc = 0;
 out:
-	close(fd);
-	if (tmp[0])
+	if (close(fd) < 0 && rc == 0)
+		rc = dd_error_errno("cannot write media file '%s'", e->name);
+	if (rc < 0)
 		unlinkat(pfd, tmp, 0);
 	return rc;
 }
@@ -461,7 +559,7 @@ apply_entry(struct apply *a, const struct dd_stream_info *e, const struct walk_e
 	enum media_type t = media_attr_type(e);
 	struct idx_stat ist = { 0 };
 	struct timespec mtime;
-	struct stat st;
+	char tmp[64];
 	mode_t mode;
 	int pfd;
 
@@ -494,12 +592,11 @@ apply_entry(struct apply *a, const struct dd_stream_info *e, const struct walk_e
 			idx_stat_from(&ist, &d->st);
 			break;
 		}
-		if (write_file(a, pfd, e, mode, mtime, &st) < 0)
+		if (write_file(a, pfd, e, mode, mtime, tmp) < 0)
 			return -1;
-		idx_stat_from(&ist, &st);
-		break;
+		return batch_add(a, e, &ist, pfd, tmp);
 	}
-	return idx_writer_add(a->iw, e, &ist);
+	return batch_add(a, e, &ist, -1, NULL);
 }
 
 /* ---- the pass ---- */
@@ -615,12 +712,12 @@ apply_run(struct apply *a, struct dd_listing_reader *lr, const char *id)
 	idx_open(&a->ic.r, index);
 	if (idx_writer_new(&a->iw, dir) < 0)
 		goto out;
+	a->rootfd = rootfd;
 	if (rootfd >= 0) {
 		level_push(a, "", rootfd, 0, none);
 		r = merge(a, lr, rootfd);
-		while (a->nlv)
-			if (level_leave(a) < 0)
-				r = -1;
+		while (r == 0 && a->nlv)
+			r = level_leave(a);
 		if (r < 0)
 			goto out;
 	}
@@ -630,6 +727,7 @@ apply_run(struct apply *a, struct dd_listing_reader *lr, const char *id)
 	a->iw = NULL;
 	rc = r < 0 ? -1 : 0;
 out:
+	batch_discard(a);
 	while (a->nlv) {
 		close(a->lv[a->nlv - 1].fd == rootfd ? -1 : a->lv[a->nlv - 1].fd);
 		free(a->lv[--a->nlv].path);

@@ -70,7 +70,7 @@ media_attr_mode(const struct dd_stream_info *e, mode_t *mode)
 	if (!m)
 		return dd_error("media entry '%s' has no mode", e->name);
 	n = strlen(m);
-	if (n == 0 || n > 5 || strspn(m, "01234567") != n)
+	if (n == 0 || n > 4 || strspn(m, "01234567") != n || (m[0] == '0' && n > 1)) /* one encoding: %o */
 		return dd_error("media entry '%s' has a bad mode '%.20s'", e->name, m);
 	for (size_t i = 0; i < n; i++)
 		v = v * 8 + (unsigned long)(m[i] - '0');

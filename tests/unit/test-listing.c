@@ -1029,6 +1029,51 @@ gc_plan_keeps_what_a_private_snapshot_needs_like_a_named_one(void **state)
 	free(sd2);
 }
 
+/* Once dropped (and past the grace period), a private snapshot's own packs and index file are gc's to take. */
+static void
+dropped_private_snapshot_files_go_with_gc_after_the_grace(void **state)
+{
+	struct fx *f = *state;
+	struct dd_cache_plan plan;
+	char a[DD_ID_HEX_SIZE], b[DD_ID_HEX_SIZE], c[DD_ID_HEX_SIZE], *cache = dd_path_join(f->sd, "cache");
+	char *cmd = dd_asprintf("touch -d '2 hours ago' '%s'/private/index/*", cache);
+	size_t priv = 0;
+
+	commit_gen_snapshot(f->st, DD_SNAPSHOT_PRIVATE, 8, 2 * MIB, a);
+	commit_gen_snapshot(f->st, DD_SNAPSHOT_PRIVATE, 9, 2 * MIB, b);
+	assert_int_equal(system(cmd), 0); /* both index files past the grace period */
+	commit_gen_snapshot(f->st, DD_SNAPSHOT_PRIVATE, 10, 2 * MIB, c);
+	assert_int_equal(count_files(cache, "private/packs"), 3);
+	/* needed, or too fresh: nothing private may go */
+	CHECK(dd_store_cache_plan(&plan, f->st, NULL, 0));
+	for (size_t i = 0; i < plan.nitems; i++)
+		assert_true(strncmp(plan.items[i].name, "private/", 8));
+	dd_cache_plan_release(&plan);
+	CHECK(dd_store_private_drop(f->st, a));
+	CHECK(dd_store_private_drop(f->st, c)); /* dropped, but its files are younger than the grace period */
+	CHECK(dd_store_cache_plan(&plan, f->st, NULL, 0));
+	for (size_t i = 0; i < plan.nitems; i++) {
+		if (strncmp(plan.items[i].name, "private/", 8))
+			continue;
+		priv++;
+		/* the pack first: an index file naming a removed pack is harmless, a pack none names would stay */
+		assert_int_equal(strncmp(plan.items[i].name, priv == 1 ? "private/packs/" : "private/index/", 14), 0);
+		assert_int_equal(plan.items[i].named, 0);
+		assert_true(plan.items[i].bytes > 0);
+		CHECK(dd_store_cache_remove(f->st, &plan.items[i]));
+	}
+	assert_int_equal(priv, 2); /* a's pack, then its index file */
+	dd_cache_plan_release(&plan);
+	assert_int_equal(count_files(cache, "private/packs"), 2);
+	assert_int_equal(count_files(cache, "private/index"), 2);
+	/* b is whole, in this run and the next */
+	CHECK(check_entry_gen(f->st, b, 9));
+	dd_store_free(f->st);
+	CHECK(dd_store_open(&f->st, f->url, f->sd, 0));
+	CHECK(check_entry_gen(f->st, b, 9));
+	free(cache), free(cmd);
+}
+
 int
 main(void)
 {
@@ -1049,6 +1094,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(private_and_public_writers_at_once_never_share_a_pack, fx_setup,
 						fx_teardown),
 		cmocka_unit_test_setup_teardown(gc_plan_keeps_what_a_private_snapshot_needs_like_a_named_one, fx_setup,
+						fx_teardown),
+		cmocka_unit_test_setup_teardown(dropped_private_snapshot_files_go_with_gc_after_the_grace, fx_setup,
 						fx_teardown),
 	};
 	if (sodium_init() < 0)
