@@ -217,6 +217,21 @@ test_media_owner_must_name_a_user_and_group_of_this_machine_or_ids() {
 	assert_eq "$(id -un):$(id -gn)" "$(stat -c %U:%G "$MEDIA/f")"
 }
 
+test_restore_force_restores_the_folder_too_and_keeps_what_it_replaces() {
+	setup_media
+	printf 'a\n' >"$MEDIA/a"
+	expect_ok git dnadata snapshot
+	expect_ok git dnadata restore --force
+	assert_eq "a" "$(cat "$MEDIA/a")"
+	expect_ok git dnadata stash list
+	assert_contains "$OUT" "unchanged"
+	printf 'b\n' >"$MEDIA/b"
+	expect_ok git dnadata restore --force
+	assert_eq "a" "$(ls "$MEDIA" | xargs)"
+	expect_ok git dnadata stash list
+	assert_contains "$OUT" "2 entries set aside"
+}
+
 test_status_says_whether_the_folder_changed_since_its_restore() {
 	setup_media
 	printf 'a\n' >"$MEDIA/a"
