@@ -232,6 +232,37 @@ test_restore_force_restores_the_folder_too_and_keeps_what_it_replaces() {
 	assert_contains "$OUT" "2 entries set aside"
 }
 
+# The media travels with the snapshot through the store: a fresh clone (its own database) restores the folder
+# exactly; what a switch set aside in the first clone (a private snapshot) never reaches the store.
+test_a_fresh_clone_restores_the_folder_from_the_store_and_set_asides_stay_local() {
+	DNADATA_PASSPHRASE=pw repo_with_db mclone --store "file://$T/store"
+	MEDIA=var/uploads
+	printf 'media = %s\n' "$MEDIA" >>.dnadata/profiles.ini
+	git commit -qm media .dnadata/profiles.ini
+	psql_q "$DB" "CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1)"
+	make_odd_tree "$MEDIA"
+	dd if=/dev/urandom of="$MEDIA/big.bin" bs=1M count=2 status=none
+	tree "$MEDIA" >"$T/before"
+	expect_ok git dnadata snapshot
+	printf 'local\n' >"$MEDIA/local.txt"
+	expect_ok git dnadata restore
+	local priv
+	priv=$(find .git/dnadata/cache/private -type f -not -path '*/packs/*' -not -path '*/index/*' -printf '%f\n')
+	[ -n "$priv" ] || fail "nothing was set aside"
+	expect_ok git dnadata push
+	assert_no_file "$T/store/snapshots/$priv"
+	local origin=$PWD
+	git clone -q "$origin" "$T/clone"
+	cd "$T/clone"
+	DNADATA_DATABASE="dbname=$(pg_newdb mclone2)"
+	export DNADATA_DATABASE
+	DNADATA_PASSPHRASE=pw expect_ok git dnadata init
+	expect_ok git dnadata restore
+	tree "$MEDIA" >"$T/after"
+	cmp -s "$T/before" "$T/after" || fail "the clone's folder differs: $(diff "$T/before" "$T/after" | head)"
+	expect_ok git dnadata verify --read-data
+}
+
 test_status_says_whether_the_folder_changed_since_its_restore() {
 	setup_media
 	printf 'a\n' >"$MEDIA/a"
