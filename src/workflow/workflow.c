@@ -167,6 +167,25 @@ out:
 	return rc;
 }
 
+static int finish_media(struct dd_repo *repo, const struct dd_config *cfg, const struct dd_profile *p,
+			struct dd_pg_state *state, int lenient);
+
+/* Before a capture: the switch records a kill left are finished, then a half-applied media folder. */
+static int
+finish_media_before_capture(struct dd_repo *repo, const struct dd_config *cfg, const struct dd_profile *p)
+{
+	struct dd_pg_state state;
+	int rc;
+
+	if (dd_pg_reap_leftovers(repo->statedir, dd_config_database(cfg, p)) < 0) {
+		dd_warn("%s", dd_error_last());
+		dd_error_clear();
+	}
+	rc = finish_media(repo, cfg, p, &state, 0);
+	dd_pg_state_release(&state);
+	return rc;
+}
+
 /* Point p's ref file at snapshot `id` (with its informational lines) and commit it, unless NO_COMMIT. */
 static int
 point_ref(struct dd_repo *repo, const struct dd_profile *p, const char *rel, const char *id, const char *now,
@@ -240,6 +259,9 @@ dd_workflow_snapshot(struct dd_repo *repo, const struct dd_config *cfg, const st
 	if (dd_ref_read_named(&old, abs, rel) < 0)
 		goto out;
 	if (open_store(&st, cfg, repo, (flags & DD_SNAPSHOT_DUMP_ONLY) ? DD_STORE_OFFLINE : 0) < 0)
+		goto out;
+	/* a folder a killed switch left half applied is finished first: the files it set aside stay named */
+	if (media && finish_media_before_capture(repo, cfg, p) < 0)
 		goto out;
 	if (dump_to_store(st, repo, cfg, p, now, &stats, media, id) < 0)
 		goto out;
@@ -407,6 +429,27 @@ media_keep_or_rebuild(struct dd_repo *repo, const struct dd_config *cfg, const s
 		return DD_NOTHING_TO_DO;
 	dd_info("media folder %s %s: restoring snapshot %.12s again (its files are kept in a stash with the database)",
 		p->media, why, snapshot);
+	return 0;
+}
+
+/*
+ * Read the working record into *state and finish a media folder a killed
+ * switch left to finish (pg/state.h: media_pending). An unreadable record
+ * is an error unless `lenient` (--force: it is rewritten anyway).
+ */
+static int
+finish_media(struct dd_repo *repo, const struct dd_config *cfg, const struct dd_profile *p, struct dd_pg_state *state,
+	     int lenient)
+{
+	if (dd_pg_state_read(state, repo->statedir, dd_config_database(cfg, p)) < 0) {
+		if (!lenient)
+			return -1;
+		dd_error_clear();
+		return 0;
+	}
+	if (dd_media_finish_pending(repo, cfg, p, state) < 0)
+		return -1;
+	state->media_pending = 0;
 	return 0;
 }
 
@@ -603,19 +646,19 @@ dd_workflow_restore(struct dd_repo *repo, const struct dd_config *cfg, const str
 		rc = DD_EBUSY;
 	if (r < 0)
 		goto out;
+	/*
+	 * Connects only when a copy left by a dead process or a switch cut short is recorded; before the
+	 * media folder is set aside (also for --force), so a folder a killed switch left half applied is
+	 * put back first and the files it had set aside stay named.
+	 */
+	if (dd_pg_reap_leftovers(repo->statedir, conninfo) < 0) {
+		dd_warn("%s", dd_error_last());
+		dd_error_clear();
+	}
+	if (finish_media(repo, cfg, p, &state, flags & DD_RESTORE_FORCE) < 0)
+		goto out;
 	if (!(flags & DD_RESTORE_FORCE)) {
-		/* connects only when a copy left by a dead process is recorded */
-		if (dd_pg_reap_leftovers(repo->statedir, conninfo) < 0) {
-			dd_warn("%s", dd_error_last());
-			dd_error_clear();
-		}
 		/* the cheap check first: only a database recorded as holding the snapshot is asked whether it changed */
-		if (dd_pg_state_read(&state, repo->statedir, conninfo) < 0)
-			goto out;
-		/* a switch a kill cut short left the media folder to finish (pg/state.h: media_pending) */
-		if (dd_media_finish_pending(repo, cfg, p, &state) < 0)
-			goto out;
-		state.media_pending = 0;
 		if (state.snapshot && !strcmp(state.snapshot, ref->snapshot)) {
 			/* a hook switches branches: it keeps local edits, like `use` (here after a switch a kill cut short) */
 			r = keep_or_rebuild(&state, conninfo, ref->snapshot,
@@ -628,8 +671,6 @@ dd_workflow_restore(struct dd_repo *repo, const struct dd_config *cfg, const str
 			}
 			clean = 1;
 		}
-	} else if (dd_pg_state_read(&state, repo->statedir, conninfo) < 0) {
-		dd_error_clear();
 	}
 	left = state.snapshot ? dd_strdup(state.snapshot) : NULL;
 	/* the media folder as it is is set aside before anything changes (workflow/media.c) */

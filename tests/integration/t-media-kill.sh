@@ -83,24 +83,28 @@ assert_old_or_new() {
 }
 
 # Main's work: a new file, an edited one, an edited row. Then the switch to C (Y) is killed at POINT,
-# the next restore completes, and the way back to main brings the work back.
+# the next restore (or RECOVERY..., e.g. restore --force) completes, and the way back to main brings the
+# work back.
 switch_killed_at() {
+	local point=$1
+	shift
+	[ $# -gt 0 ] || set -- restore
 	setup_branches
 	printf 'mine\n' >"$MEDIA/mine.txt"
 	printf 'shared mine\n' >"$MEDIA/shared.txt"
 	psql_q "$DB" "UPDATE t SET v = 'main edit'"
 	git checkout -q -b C B
-	case $1 in
+	case $point in
 	file:*)
-		kill_at_file "${1#file:}"
+		kill_at_file "${point#file:}"
 		local n
 		n=$(find "$MEDIA/many" -name '*.txt' 2>/dev/null | wc -l)
 		[ "$n" -gt 0 ] && [ "$n" -lt 200 ] || fail "the kill was not between two files of the folder ($n of 200 written)"
 		;;
-	*) kill_at "$1" restore ;;
+	*) kill_at "$point" restore ;;
 	esac
 	assert_old_or_new
-	expect_ok git dnadata restore
+	expect_ok git dnadata "$@"
 	RECOVERY=$ERR
 	assert_eq "y" "$(value)"
 	assert_eq "b.txt many shared.txt" "$(ls "$MEDIA" | xargs)"
@@ -120,6 +124,27 @@ test_kill_after_the_folder_is_applied_before_the_database_is_renamed() {
 	# the folder went back to main's (set aside) before the switch ran again
 	assert_contains "$RECOVERY" "finished the interrupted switch of media folder $MEDIA"
 	assert_eq "" "$(ls -a "$MEDIA" | grep -v '^\.\.\?$' | grep '^\.' || true)" "a temporary file was left"
+}
+
+test_kill_after_the_folder_is_applied_then_restore_force() {
+	switch_killed_at media-applied restore --force
+	assert_contains "$RECOVERY" "finished the interrupted switch of media folder $MEDIA"
+}
+
+# A snapshot taken after such a kill finishes the folder first: it captures main's folder (the switch did not
+# happen), and the files the killed switch had set aside are where they were.
+test_kill_after_the_folder_is_applied_then_snapshot() {
+	setup_branches
+	printf 'mine\n' >"$MEDIA/mine.txt"
+	printf 'shared mine\n' >"$MEDIA/shared.txt"
+	git checkout -q -b C B
+	kill_at media-applied restore
+	assert_eq "shared y" "$(cat "$MEDIA/shared.txt")"
+	expect_ok git dnadata snapshot
+	assert_contains "$ERR" "finished the interrupted switch of media folder $MEDIA"
+	assert_eq "a.txt mine.txt shared.txt" "$(ls "$MEDIA" | xargs)"
+	assert_eq "shared mine" "$(cat "$MEDIA/shared.txt")"
+	assert_eq 3 "$(sed -n 's/^media_files //p' .dnadata/refs/clean)"
 }
 
 test_kill_just_before_the_folder_changes() {
