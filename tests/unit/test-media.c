@@ -931,6 +931,32 @@ stash_of_a_changed_folder_brings_it_back_exactly(void **state)
 	assert_int_equal(s.read_files, s.files);
 }
 
+static void
+a_dropped_stash_is_not_trusted_by_the_next_stash(void **state)
+{
+	struct fx *f = *state;
+	struct dd_media_opts o = opts(f, f->a);
+	struct dd_media_stats s;
+	char id[65], sid[65], sid2[65], rec[65];
+
+	build_sample(f->a);
+	fs_clock_pass(f->a);
+	capture(f, f->a, id, NULL);
+	put_text(f->a, "new.txt", "new\n");
+	fs_clock_pass(f->a);
+	CHECK(dd_media_stash(f->st, &o, sid));
+	assert_int_equal(dd_media_changed(&o, rec), 0);
+	assert_string_equal(rec, sid);
+	/* `stash drop`: the private snapshot goes, the record still names it */
+	assert_int_equal(dd_store_private_drop(f->st, sid), 0);
+	CHECK(dd_media_stash(f->st, &o, sid2));
+	assert_string_equal(sid2, sid);                 /* the same content, written again */
+	assert_int_equal(dd_store_has_snapshot(f->st, sid2), 1);
+	assert_int_equal(private_count(f), 1);
+	apply(f, sid2, f->b, &s);
+	compare_trees(f->a, f->b);
+}
+
 int
 main(void)
 {
@@ -956,6 +982,7 @@ main(void)
 						fx_teardown),
 		cmocka_unit_test_setup_teardown(stash_of_a_missing_or_empty_folder_is_empty, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(stash_of_a_changed_folder_brings_it_back_exactly, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(a_dropped_stash_is_not_trusted_by_the_next_stash, fx_setup, fx_teardown),
 
 	};
 	if (sodium_init() < 0)
