@@ -26,12 +26,14 @@
 #include "util/hex.h"
 #include "util/log.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #define IDX_MAGIC "DDMI"
@@ -404,6 +406,26 @@ flush(struct idx_writer *w, int all)
 	return 0;
 }
 
+/* Temporary records of killed runs (an hour old: no live run takes that long to reach its rename) go. */
+static void
+remove_stale(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	struct stat st;
+	time_t now = time(NULL);
+
+	if (!d)
+		return;
+	while ((de = readdir(d)) != NULL) {
+		if (strncmp(de->d_name, ".index-", 7) || fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+			continue;
+		if (S_ISREG(st.st_mode) && st.st_mtime < now - 3600)
+			unlinkat(dirfd(d), de->d_name, 0);
+	}
+	closedir(d);
+}
+
 int
 idx_writer_new(struct idx_writer **out, const char *dir)
 {
@@ -413,6 +435,7 @@ idx_writer_new(struct idx_writer **out, const char *dir)
 
 	if (dd_mkdir_p(dir, 0700) < 0)
 		return -1;
+	remove_stale(dir);
 	w = dd_calloc(1, sizeof(*w));
 	w->dir = dd_strdup(dir);
 	w->tmp = dd_path_join(dir, ".index-XXXXXX");

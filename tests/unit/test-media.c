@@ -957,6 +957,36 @@ a_dropped_stash_is_not_trusted_by_the_next_stash(void **state)
 	compare_trees(f->a, f->b);
 }
 
+static void
+a_killed_capture_s_temporary_record_is_removed_later(void **state)
+{
+	struct fx *f = *state;
+	char id[65], *dir, *stale, *fresh;
+	DIR *d;
+	struct dirent *de;
+	struct timespec old[2] = { { 1000000000, 0 }, { 1000000000, 0 } };
+
+	put_text(f->a, "x", "x\n");
+	capture(f, f->a, id, NULL);
+	dir = dd_path_join(f->sd, "media");
+	d = opendir(dir);
+	while ((de = readdir(d)) != NULL && de->d_name[0] == '.')
+		;
+	assert_non_null(de);
+	stale = dd_asprintf("%s/%s/.index-killed", dir, de->d_name);
+	fresh = dd_asprintf("%s/%s/.index-running", dir, de->d_name);
+	closedir(d);
+	CHECK(dd_file_write_atomic(stale, "x", 1, 0600, 0));
+	CHECK(dd_file_write_atomic(fresh, "x", 1, 0600, 0));
+	assert_int_equal(utimensat(AT_FDCWD, stale, old, 0), 0);
+	capture(f, f->a, id, NULL);
+	assert_int_equal(access(stale, F_OK), -1); /* an hour old: a killed run's */
+	assert_int_equal(access(fresh, F_OK), 0);  /* may be another run's */
+	free(stale);
+	free(fresh);
+	free(dir);
+}
+
 int
 main(void)
 {
@@ -977,6 +1007,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(a_missing_folder_is_captured_empty, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(a_damaged_index_is_ignored_and_everything_read, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(leftover_temporary_files_are_left_out_and_removed, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(a_killed_capture_s_temporary_record_is_removed_later, fx_setup,
+						fx_teardown),
 		cmocka_unit_test_setup_teardown(apply_sets_the_configured_owner, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(stash_of_an_unchanged_folder_is_its_recorded_snapshot, fx_setup,
 						fx_teardown),
