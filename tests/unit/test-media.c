@@ -138,43 +138,6 @@ set_mtime(const char *dir, const char *rel, time_t s, long ns)
 	free(p);
 }
 
-/*
- * Wait until the file system's clock has moved past every ctime in `dir`
- * (a probe file's ctime is that clock): files recorded from now on are
- * trusted by the index (not "racily clean"). A condition, not a delay.
- */
-static void
-fs_clock_pass(const char *dir)
-{
-	char *probe = at(dir, "../clock-probe");
-	struct stat st, pst;
-	struct timespec newest = { 0 };
-	DIR *d = opendir(dir);
-	struct dirent *de;
-	int fd = open(probe, O_WRONLY | O_CREAT, 0600);
-
-	assert_non_null(d);
-	assert_true(fd >= 0);
-	while ((de = readdir(d)) != NULL) {
-		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-		    (st.st_ctim.tv_sec > newest.tv_sec ||
-		     (st.st_ctim.tv_sec == newest.tv_sec && st.st_ctim.tv_nsec > newest.tv_nsec)))
-			newest = st.st_ctim;
-	}
-	closedir(d);
-	for (;;) {
-		assert_int_equal(futimens(fd, NULL), 0);
-		assert_int_equal(fstat(fd, &pst), 0);
-		if (pst.st_ctim.tv_sec > newest.tv_sec ||
-		    (pst.st_ctim.tv_sec == newest.tv_sec && pst.st_ctim.tv_nsec > newest.tv_nsec))
-			break;
-		sched_yield();
-	}
-	close(fd);
-	unlink(probe);
-	free(probe);
-}
-
 /* ---- comparing folders ---- */
 static int
 cmp_names(const void *x, const void *y)
@@ -387,7 +350,6 @@ second_capture_reads_only_changed_files(void **state)
 		put_text(f->a, name, text);
 	}
 	set_mtime(f->a, "a", 1200000001, 8);
-	fs_clock_pass(f->a);
 	capture(f, f->a, id1, &s1);
 	assert_int_equal(s1.read_files, 58);
 	assert_int_equal(dd_media_changed(&o, rec), 0);
@@ -403,7 +365,6 @@ second_capture_reads_only_changed_files(void **state)
 	set_mtime(f->a, "a", 1200000001, 8);
 	assert_int_equal(dd_media_changed(&o, rec), 1);
 	assert_string_equal(rec, id1);
-	fs_clock_pass(f->a);
 	capture(f, f->a, id3, &s3);
 	assert_int_equal(s3.read_files, 1);
 	assert_int_equal(s3.read_bytes, 9);
@@ -422,7 +383,6 @@ changed_sees_added_removed_and_retimed_entries(void **state)
 	assert_int_equal(dd_media_changed(&o, rec), DD_NOTFOUND);
 	assert_string_equal(rec, "");
 	build_sample(f->a);
-	fs_clock_pass(f->a);
 	capture(f, f->a, id, NULL);
 	assert_int_equal(dd_media_changed(&o, rec), 0);
 	put_dir(f->a, "empty/new", 0755); /* added (and its folder's mtime moved) */
@@ -447,7 +407,6 @@ restore_over_extra_modified_and_retyped_entries(void **state)
 	ino_t keep;
 
 	build_sample(f->a);
-	fs_clock_pass(f->a);
 	capture(f, f->a, id, &s);
 	apply(f, id, f->b, NULL); /* the reference copy */
 	keep = inode_of(f->a, "a/b/big.bin");
@@ -704,7 +663,6 @@ a_damaged_index_is_ignored_and_everything_read(void **state)
 	struct dd_buf b = DD_BUF_INIT;
 
 	build_sample(f->a);
-	fs_clock_pass(f->a);
 	capture(f, f->a, id, &s);
 	/* flip one byte in the middle of the record */
 	dir = dd_path_join(f->sd, "media");
@@ -871,7 +829,6 @@ stash_of_an_unchanged_folder_is_its_recorded_snapshot(void **state)
 	char id[65], sid[65];
 
 	build_sample(f->a);
-	fs_clock_pass(f->a);
 	capture(f, f->a, id, NULL);
 	CHECK(dd_media_stash(f->st, &o, sid));
 	assert_string_equal(sid, id);
@@ -904,11 +861,9 @@ stash_of_a_changed_folder_brings_it_back_exactly(void **state)
 	size_t n;
 
 	build_sample(f->a);
-	fs_clock_pass(f->a);
 	capture(f, f->a, id, NULL);
 	put_text(f->a, "with space.txt", "EDITED\n");
 	put_text(f->a, "new.txt", "new\n");
-	fs_clock_pass(f->a); /* else the edits are too recent to be trusted unchanged after the stash */
 	CHECK(dd_media_stash(f->st, &o, sid));
 	assert_int_equal(strlen(sid), 64);
 	assert_string_not_equal(sid, id);
@@ -940,10 +895,8 @@ a_dropped_stash_is_not_trusted_by_the_next_stash(void **state)
 	char id[65], sid[65], sid2[65], rec[65];
 
 	build_sample(f->a);
-	fs_clock_pass(f->a);
 	capture(f, f->a, id, NULL);
 	put_text(f->a, "new.txt", "new\n");
-	fs_clock_pass(f->a);
 	CHECK(dd_media_stash(f->st, &o, sid));
 	assert_int_equal(dd_media_changed(&o, rec), 0);
 	assert_string_equal(rec, sid);
