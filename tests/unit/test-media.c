@@ -940,6 +940,24 @@ a_killed_capture_s_temporary_record_is_removed_later(void **state)
 	free(dir);
 }
 
+static void
+a_name_with_a_newline_fails_the_capture(void **state)
+{
+	struct fx *f = *state;
+	struct dd_media_opts o = opts(f, f->a);
+	struct dd_snapshot_writer *sw;
+	struct dd_media_stats s;
+
+	put_dir(f->a, "d", 0755);
+	put_text(f->a, "d/bad\nname.jpg", "x\n");
+	CHECK(dd_snapshot_begin(&sw, f->st));
+	assert_int_equal(dd_media_capture(sw, &o, &s), -1);
+	if (!strstr(dd_error_last(), "media entry 'd/bad name.jpg' has a newline in its name"))
+		fail_msg("got '%s'", dd_error_last());
+	dd_snapshot_abort(sw);
+	dd_media_discard(&o);
+}
+
 int
 main(void)
 {
@@ -958,6 +976,7 @@ main(void)
 						fx_teardown),
 		cmocka_unit_test_setup_teardown(an_unreadable_file_fails_the_capture_naming_it, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(a_missing_folder_is_captured_empty, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(a_name_with_a_newline_fails_the_capture, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(a_damaged_index_is_ignored_and_everything_read, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(leftover_temporary_files_are_left_out_and_removed, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(a_killed_capture_s_temporary_record_is_removed_later, fx_setup,
