@@ -2,11 +2,15 @@
  * tests/unit/test-media.c: media folders (media/media.h) on a real file://
  * store in a temp dir: capture/apply round trips (unicode and space names,
  * empty folders, relative/absolute/dangling symlinks, modes, nanosecond
- * mtimes), unchanged files neither read nor rewritten (read_files,
- * inodes), a restore over extra, modified and retyped entries, hostile
- * listings refused with nothing written, an unreadable file failing with
- * one line, the local index (changed, damaged), and memory that does not
- * grow with the number of files.
+ * mtimes), unchanged files neither read (read_files) nor rewritten
+ * (inodes), a restore over extra, modified and retyped entries, hostile
+ * listings refused with nothing written, a planted symlink replaced and
+ * never followed, an unreadable file and a name with a newline failing in
+ * one line, the owner (set, and not permitted: one warning), the local
+ * index (changed, truncated or damaged, killed runs' leftovers), the media
+ * stash (unchanged, empty, changed, dropped), and memory that does not
+ * grow with the number of files. Runs as root too: the capabilities that
+ * let root read anything or chown are dropped where a test needs that.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -595,13 +599,12 @@ a_symlink_planted_in_the_folder_is_replaced_not_followed(void **state)
 
 /* ---- failures, the index, memory ---- */
 
-/* Root reads any file: drop the capabilities that let it (effective set only; put back after). */
+/* Root may do anything: drop capabilities from the effective set (kept permitted, so they can be put back). */
 static int
-dac_override(int on)
+cap_effective(uint32_t bits, int on)
 {
 	struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3 };
 	struct __user_cap_data_struct d[2];
-	uint32_t bits = (1u << CAP_DAC_OVERRIDE) | (1u << CAP_DAC_READ_SEARCH);
 
 	if (geteuid() != 0)
 		return 0;
@@ -609,6 +612,13 @@ dac_override(int on)
 		return -1;
 	d[0].effective = on ? d[0].effective | (bits & d[0].permitted) : d[0].effective & ~bits;
 	return (int)syscall(SYS_capset, &h, d);
+}
+
+/* Root reads any file: not without these. */
+static int
+dac_override(int on)
+{
+	return cap_effective((1u << CAP_DAC_OVERRIDE) | (1u << CAP_DAC_READ_SEARCH), on);
 }
 
 static void
@@ -674,6 +684,19 @@ a_damaged_index_is_ignored_and_everything_read(void **state)
 	index = dd_asprintf("%s/%s/index", dir, de->d_name);
 	closedir(d);
 	CHECK(dd_file_read(&b, index));
+	{
+		size_t cuts[] = { 0, 4, 8, 119, 120, 121, b.len / 2, b.len - 33, b.len - 32, b.len - 1 };
+		for (size_t i = 0; i < sizeof(cuts) / sizeof(*cuts); i++) {
+			CHECK(dd_file_write_atomic(index, b.ptr, cuts[i], 0600, 0));
+			assert_int_equal(dd_media_changed(&o, rec), DD_NOTFOUND);
+		}
+		b.ptr[10] ^= 1; /* the flags: the header's own checksum */
+		CHECK(dd_file_write_atomic(index, b.ptr, b.len, 0600, 0));
+		assert_int_equal(dd_media_changed(&o, rec), DD_NOTFOUND);
+		b.ptr[10] ^= 1;
+		CHECK(dd_file_write_atomic(index, b.ptr, b.len, 0600, 0));
+		assert_int_equal(dd_media_changed(&o, rec), 0); /* intact again: trusted */
+	}
 	b.ptr[b.len / 2] ^= 0x20;
 	CHECK(dd_file_write_atomic(index, b.ptr, b.len, 0600, 0));
 	assert_int_equal(dd_media_changed(&o, rec), DD_NOTFOUND);
@@ -711,34 +734,37 @@ apply_sets_the_configured_owner(void **state)
 	struct dd_media_opts o = opts(f, f->b);
 	struct stat st;
 	char id[65], *p;
+	int rc;
 
-	if (geteuid() != 0) {
-		/* not permitted: one warning, the restore goes on */
-		put_text(f->a, "x", "x\n");
-		capture(f, f->a, id, NULL);
-		o.owner = "root";
-		CHECK(dd_media_apply(f->st, id, &o, NULL));
-		return;
-	}
 	put_dir(f->a, "d", 0755);
 	put_text(f->a, "d/x", "x\n");
 	put_link(f->a, "l", "d/x");
 	capture(f, f->a, id, NULL);
 	o.owner = "65534:65534";
-	CHECK(dd_media_apply(f->st, id, &o, NULL));
-	p = at(f->b, "d/x");
-	assert_int_equal(lstat(p, &st), 0);
-	assert_int_equal(st.st_uid, 65534);
-	assert_int_equal(st.st_gid, 65534);
-	free(p);
-	p = at(f->b, "l");
-	assert_int_equal(lstat(p, &st), 0);
-	assert_int_equal(st.st_uid, 65534);
-	free(p);
-	p = at(f->b, "d");
-	assert_int_equal(lstat(p, &st), 0);
-	assert_int_equal(st.st_uid, 65534);
-	free(p);
+	if (geteuid() == 0) {
+		CHECK(dd_media_apply(f->st, id, &o, NULL));
+		p = at(f->b, "d/x");
+		assert_int_equal(lstat(p, &st), 0);
+		assert_int_equal(st.st_uid, 65534);
+		assert_int_equal(st.st_gid, 65534);
+		free(p);
+		p = at(f->b, "l");
+		assert_int_equal(lstat(p, &st), 0);
+		assert_int_equal(st.st_uid, 65534);
+		free(p);
+		p = at(f->b, "d");
+		assert_int_equal(lstat(p, &st), 0);
+		assert_int_equal(st.st_uid, 65534);
+		free(p);
+		dd_rm_rf(f->b);
+	}
+	/* not permitted (a user, or root without CAP_CHOWN): one warning, the restore goes on */
+	assert_int_equal(cap_effective(1u << CAP_CHOWN, 0), 0);
+	rc = dd_media_apply(f->st, id, &o, NULL);
+	assert_int_equal(cap_effective(1u << CAP_CHOWN, 1), 0);
+	if (rc < 0)
+		fail_msg("apply: %s", dd_error_last());
+	compare_trees(f->a, f->b);
 	o.owner = "no-such-user-here";
 	assert_int_equal(dd_media_apply(f->st, id, &o, NULL), -1);
 	assert_non_null(strstr(dd_error_last(), "no user 'no-such-user-here'"));
