@@ -111,6 +111,12 @@ dd_snapshot_writer_store(const struct dd_snapshot_writer *sw)
 	return sw->st;
 }
 
+int
+dd_snapshot_writer_flags(const struct dd_snapshot_writer *sw)
+{
+	return sw->flags;
+}
+
 void
 dd_snapshot_set_meta(struct dd_snapshot_writer *sw, const char *key, const char *value)
 {

@@ -1074,6 +1074,54 @@ dropped_private_snapshot_files_go_with_gc_after_the_grace(void **state)
 	free(cache), free(cmd);
 }
 
+/*
+ * A stash applied and captured again: the public snapshot's listing reuses
+ * an entry of the private one. Its chunks are copied into a public pack, so
+ * the store gets them (a second clone fetches and reads it offline). The
+ * public snapshot here has the private one's content, hence its id: written
+ * offline, it is still pushed.
+ */
+static void
+public_listing_reusing_a_private_entry_makes_its_chunks_public(void **state)
+{
+	struct fx *f = *state;
+	struct dd_snapshot_writer *sw;
+	struct dd_listing_writer *lw;
+	struct dd_snapshot *s;
+	struct dd_listing_reader *lr;
+	const struct dd_stream_info *e;
+	struct dd_store *st2, *off;
+	char priv[DD_ID_HEX_SIZE], pub[DD_ID_HEX_SIZE], *sd2 = NULL;
+	const char *ids[1] = { pub };
+
+	commit_gen_snapshot(f->st, DD_SNAPSHOT_PRIVATE, 11, 3 * MIB, priv);
+	CHECK(dd_snapshot_load(&s, f->st, priv));
+	CHECK(dd_listing_open(&lr, f->st, dd_snapshot_find(s, "media")));
+	assert_int_equal(dd_listing_next(lr, &e), 1);
+	CHECK(dd_store_open(&off, f->url, f->sd, DD_STORE_OFFLINE));
+	CHECK(dd_snapshot_begin(&sw, off));
+	CHECK(dd_listing_begin(&lw, sw, "media", "media"));
+	CHECK(dd_listing_add(lw, e)); /* the private entry as it is: no content written */
+	CHECK(dd_listing_end(lw, NULL));
+	assert_int_equal(dd_snapshot_commit(sw, pub), 0);
+	assert_string_equal(pub, priv);
+	dd_store_free(off);
+	dd_listing_close(lr);
+	dd_snapshot_free(s);
+	dd_store_free(f->st); /* a new run (a handle learns the cache's index files once) */
+	CHECK(dd_store_open(&f->st, f->url, f->sd, 0));
+	CHECK(dd_store_push(f->st, ids, 1, NULL));
+	dd_log_set_verbosity(DD_QUIET);
+	CHECK(dd_store_verify(f->st, ids, 1, 1));
+	st2 = second_clone(f, &sd2, 0);
+	CHECK(dd_store_fetch(st2, ids, 1, NULL));
+	dd_store_free(st2);
+	st2 = second_clone(f, &sd2, DD_STORE_OFFLINE);
+	CHECK(check_entry_gen(st2, pub, 11));
+	dd_store_free(st2);
+	free(sd2);
+}
+
 int
 main(void)
 {
@@ -1096,6 +1144,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(gc_plan_keeps_what_a_private_snapshot_needs_like_a_named_one, fx_setup,
 						fx_teardown),
 		cmocka_unit_test_setup_teardown(dropped_private_snapshot_files_go_with_gc_after_the_grace, fx_setup,
+						fx_teardown),
+		cmocka_unit_test_setup_teardown(public_listing_reusing_a_private_entry_makes_its_chunks_public, fx_setup,
 						fx_teardown),
 	};
 	if (sodium_init() < 0)
