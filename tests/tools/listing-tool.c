@@ -34,6 +34,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define USAGE "listing-tool URL STATEDIR setup|write N|write-private N|fetch ID|check ID|verify ID [read-data]"
+
 static uint64_t
 file_size(uint64_t i)
 {
@@ -208,7 +210,7 @@ run(int argc, char **argv)
 		dd_store_free(st);
 		return rc;
 	}
-	return dd_error("usage: listing-tool URL STATEDIR setup|write N|write-private N|fetch ID|check ID|verify ID [read-data]");
+	return dd_error("usage: %s", USAGE);
 }
 
 int
@@ -217,7 +219,7 @@ main(int argc, char **argv)
 	int rc;
 
 	if (argc < 4 || sodium_init() < 0 || curl_global_init(CURL_GLOBAL_DEFAULT) != 0) {
-		fprintf(stderr, "usage: listing-tool URL STATEDIR setup|write N|write-private N|fetch ID|check ID|verify ID [read-data]\n");
+		fprintf(stderr, "usage: %s\n", USAGE);
 		return 2;
 	}
 	rc = run(argc, argv);
