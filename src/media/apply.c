@@ -454,6 +454,8 @@ write_file(struct apply *a, int pfd, const struct dd_stream_info *e, mode_t mode
 		return dd_error_errno("cannot create a file in media folder for '%s'", e->name);
 	if (write_content(a, e, fd) < 0)
 		goto out;
+	/* start writing it back now: the batch's syncfs then mostly waits for nothing */
+	sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
 	if (fchmod(fd, mode) < 0 || futimens(fd, ts) < 0) {
 		dd_error_errno("cannot write media file '%s'", e->name);
 		goto out;

@@ -6,11 +6,13 @@
  * Per entry, in path order: the listing entry (so an unchanged file's
  * chunks are reused without reading it) and, for a file, its size, inode,
  * mtime and ctime with nanoseconds when it matched the entry. The header
- * carries the snapshot the folder matched and a stamp, the file system's
- * clock when the record began (the ctime of the record's new temporary
- * file): a file whose ctime is not strictly before the stamp may have been
- * rewritten within the same clock tick after it was read, so it is not
- * trusted (re-read next time, as git does with "racily clean" entries).
+ * carries the snapshot the folder matched and a stamp from the file
+ * system's clock (the ctime of the record's temporary file). A capture
+ * takes it when it begins and waits for that clock to tick once before
+ * reading anything, so a file whose ctime is after the stamp may have
+ * changed after it was read and is not trusted (read again next time, as
+ * git does with "racily clean" entries); one at or before it was read as
+ * it is. A restore takes it when it has written everything.
  *
  * Written through a temporary file, fsynced and renamed; a capture leaves
  * it as `pending` until its snapshot is committed. Read as hostile input:
@@ -26,12 +28,14 @@
 #include "util/hex.h"
 #include "util/log.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #define IDX_MAGIC "DDMI"
@@ -77,7 +81,7 @@ idx_stat_equal(const struct idx_stat *a, const struct idx_stat *b)
 int
 idx_trusted(const struct idx_header *h, const struct idx_stat *s)
 {
-	return s->ctime_s < h->stamp_s || (s->ctime_s == h->stamp_s && s->ctime_ns < h->stamp_ns);
+	return s->ctime_s < h->stamp_s || (s->ctime_s == h->stamp_s && s->ctime_ns <= h->stamp_ns);
 }
 
 /* ---- reading ---- */
@@ -404,6 +408,48 @@ flush(struct idx_writer *w, int all)
 	return 0;
 }
 
+/* Temporary records of killed runs (an hour old: no live run takes that long to reach its rename) go. */
+static void
+remove_stale(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	struct stat st;
+	time_t now = time(NULL);
+
+	if (!d)
+		return;
+	while ((de = readdir(d)) != NULL) {
+		if (strncmp(de->d_name, ".index-", 7) || fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+			continue;
+		if (S_ISREG(st.st_mode) && st.st_mtime < now - 3600)
+			unlinkat(dirfd(d), de->d_name, 0);
+	}
+	closedir(d);
+}
+
+/*
+ * Wait until the file system's clock (the ctime `fd` gets when touched)
+ * has moved past `stamp`: at most one tick of that clock (a few ms). What
+ * is read after this was modified at or before `stamp`, or shows a later
+ * ctime.
+ */
+static void
+wait_tick(int fd, const struct timespec *stamp)
+{
+	struct timespec pause = { 0, 200000 };
+	struct stat st;
+
+	for (int i = 0; i < 1000; i++) {
+		if (futimens(fd, NULL) < 0 || fstat(fd, &st) < 0)
+			return;
+		if (st.st_ctim.tv_sec > stamp->tv_sec ||
+		    (st.st_ctim.tv_sec == stamp->tv_sec && st.st_ctim.tv_nsec > stamp->tv_nsec))
+			return;
+		nanosleep(&pause, NULL);
+	}
+}
+
 int
 idx_writer_new(struct idx_writer **out, const char *dir)
 {
@@ -413,6 +459,7 @@ idx_writer_new(struct idx_writer **out, const char *dir)
 
 	if (dd_mkdir_p(dir, 0700) < 0)
 		return -1;
+	remove_stale(dir);
 	w = dd_calloc(1, sizeof(*w));
 	w->dir = dd_strdup(dir);
 	w->tmp = dd_path_join(dir, ".index-XXXXXX");
@@ -424,6 +471,7 @@ idx_writer_new(struct idx_writer **out, const char *dir)
 	}
 	w->stamp_s = (int64_t)st.st_ctim.tv_sec;
 	w->stamp_ns = (uint32_t)st.st_ctim.tv_nsec;
+	wait_tick(w->fd, &st.st_ctim);
 	crypto_generichash_init(&w->h, NULL, 0, 32);
 	dd_buf_put(&w->buf, IDX_MAGIC, 4);
 	put32(&w->buf, IDX_VERSION);

@@ -83,7 +83,7 @@ struct idx_header {
 	uint32_t flags;
 	char id[65];            /* the snapshot the folder matched; "" none */
 	int64_t stamp_s;        /* the file system's clock when the record began: */
-	uint32_t stamp_ns;      /* a file whose ctime is not before it is not trusted */
+	uint32_t stamp_ns;      /* a file whose ctime is after it is not trusted */
 };
 /* Is a file with this recorded stat safe to call unchanged when its stat matches (not racily recorded)? */
 int idx_trusted(const struct idx_header *h, const struct idx_stat *s);
@@ -112,7 +112,7 @@ struct idx_cursor {
 const struct idx_entry *idx_find(struct idx_cursor *c, const char *path);
 
 struct idx_writer;
-/* Begin a record in `dir` (created); its stamp is the file system's clock now. */
+/* Begin a record in `dir` (created); its stamp is the file system's clock now, which has ticked once on return. */
 int idx_writer_new(struct idx_writer **out, const char *dir);
 /* Take the stamp now (apply: after writing the files it records, which it knows hold their entries). */
 void idx_writer_restamp(struct idx_writer *w);

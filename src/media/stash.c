@@ -145,14 +145,17 @@ dd_media_stash(struct dd_store *st, const struct dd_media_opts *o, char id_out[6
 	struct dd_snapshot_writer *sw = NULL;
 	struct dd_media_stats stats;
 	char *dir = NULL;
-	int rc;
+	int rc, held;
 
 	id_out[0] = 0;
 	rc = dd_media_changed(o, id_out);
-	if (rc == 0)
-		return 0;
 	if (rc < 0)
 		return -1;
+	/* the recorded snapshot must still be there (a stash's may have been dropped, its objects gc's) */
+	held = id_out[0] && dd_store_has_snapshot(st, id_out) == 1;
+	dd_error_clear();
+	if (rc == 0 && held)
+		return 0;
 	id_out[0] = 0;
 	rc = has_entries(o->root);
 	if (rc <= 0)
@@ -160,7 +163,8 @@ dd_media_stash(struct dd_store *st, const struct dd_media_opts *o, char id_out[6
 	if (dd_snapshot_begin_flags(&sw, st, DD_SNAPSHOT_PRIVATE) < 0)
 		goto fail;
 	dd_snapshot_set_meta(sw, "kind", "media stash");
-	if (media_capture(sw, o, &stats, 1) < 0) {
+	/* a private record's chunks are reused only while its snapshot keeps them */
+	if (media_capture(sw, o, &stats, held) < 0) {
 		dd_snapshot_abort(sw);
 		goto fail;
 	}

@@ -610,6 +610,50 @@ plan_private_file(struct planner *pl, struct dd_cache_plan *plan, size_t *cap, c
 	free(packs);
 }
 
+/* The names of every pack of `m` (sorted, caller frees). */
+static uint8_t (*pack_names(struct dd_midx *m, size_t *n))[32]
+{
+	uint8_t (*v)[32];
+
+	pthread_mutex_lock(&m->mu);
+	*n = m->npacks;
+	v = dd_calloc(*n ? *n : 1, 32);
+	for (size_t i = 0; i < *n; i++)
+		memcpy(v[i], m->packs[i].name, 32);
+	pthread_mutex_unlock(&m->mu);
+	if (*n)
+		qsort(v, *n, 32, cmp_name32);
+	return v;
+}
+
+/*
+ * Private packs no index file names (a private writer killed before its
+ * flush), once older than PRIVATE_GRACE: nothing can come to need them.
+ */
+static int
+plan_private_orphans(struct planner *pl, struct dd_cache_plan *plan, size_t *cap, int64_t now)
+{
+	struct dd_backend_entry *e = NULL;
+	size_t n = 0, nnamed = 0, nmine = 0;
+	uint8_t (*named)[32] = pack_names(pl->st->opidx, &nnamed), (*mine)[32] = pack_names(pl->st->pidx, &nmine);
+	uint8_t name[32];
+	int rc = pl->st->cache->ops->list(pl->st->cache, "private/packs", &e, &n);
+
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		const char *base = strrchr(e[i].name, '/');
+		if (!base || strlen(base + 1) != 64 || dd_hex_decode(name, 32, base + 1) < 0 ||
+		    e[i].mtime > now - PRIVATE_GRACE)
+			continue;
+		if ((nnamed && bsearch(name, named, nnamed, 32, cmp_name32)) ||
+		    (nmine && bsearch(name, mine, nmine, 32, cmp_name32)))
+			continue;
+		add_item(plan, cap, e[i].name, e[i].size);
+	}
+	dd_backend_entries_free(e, n);
+	free(named), free(mine);
+	return rc;
+}
+
 /*
  * Private packs (and their index files) that no private manifest needs any
  * more, once older than PRIVATE_GRACE: a private writer writes its packs
@@ -637,7 +681,7 @@ plan_private(struct planner *pl, struct dd_cache_plan *plan)
 		if (e[i].mtime <= now - PRIVATE_GRACE)
 			plan_private_file(pl, plan, &cap, &e[i]);
 	dd_backend_entries_free(e, n);
-	return 0;
+	return plan_private_orphans(pl, plan, &cap, now);
 }
 
 /* First to go first: needed by nothing, then unnamed before named, least recently used first. */

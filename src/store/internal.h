@@ -93,6 +93,12 @@ int dd_store_get_object(struct dd_store *st, int type, const uint8_t id[32], siz
  */
 int dd_store_put_private(struct dd_store *st, const uint8_t id[32], const void *plain, size_t len, ZSTD_CCtx *zc,
 			 struct dd_buf *scratch, int *existed);
+/*
+ * A chunk a public snapshot names (a listing entry reused from a private
+ * snapshot): when only a private pack holds it, copy it into the public
+ * packer, so the snapshot never depends on what the store cannot get. 0, -1.
+ */
+int dd_store_publish_chunk(struct dd_store *st, const struct dd_chunk_ref *ref);
 /* Make every earlier put durable (deferred directory fsyncs), then record what the backend confirmed. */
 int dd_store_sync(struct dd_store *st);
 /* Parse and check a manifest's plaintext against `id`. */
@@ -203,8 +209,9 @@ int dd_store_check_pack(struct dd_store *st, const uint8_t name[32], const uint8
 			struct dd_pack_entry **e, size_t *n, int full, ZSTD_DCtx *zd);
 
 /* ---- writing (writer.c) ---- */
-/* The store a snapshot writer writes to. */
+/* The store a snapshot writer writes to, and its DD_SNAPSHOT_* flags. */
 struct dd_store *dd_snapshot_writer_store(const struct dd_snapshot_writer *sw);
+int dd_snapshot_writer_flags(const struct dd_snapshot_writer *sw);
 
 /* ---- listings (listing.c) ---- */
 /*

@@ -33,6 +33,7 @@
 
 struct dd_listing_writer {
 	struct dd_store *st;
+	int priv; /* a private snapshot's listing: may name private packs' chunks */
 	struct dd_stream_writer *w;
 	char *kind;
 	char *prev; /* the last entry's name; NULL before the first */
@@ -88,6 +89,7 @@ dd_listing_begin(struct dd_listing_writer **out, struct dd_snapshot_writer *sw, 
 		return -1;
 	}
 	lw->st = dd_snapshot_writer_store(sw);
+	lw->priv = dd_snapshot_writer_flags(sw) & DD_SNAPSHOT_PRIVATE;
 	lw->kind = dd_strdup(kind);
 	memcpy(hdr, LISTING_MAGIC, 4);
 	dd_put_le32(hdr + 4, LISTING_VERSION);
@@ -146,6 +148,10 @@ dd_listing_add(struct dd_listing_writer *lw, const struct dd_stream_info *entry)
 		return dd_error("listing: an earlier entry failed");
 	if (check_entry(lw, entry) < 0)
 		return dd_error_wrap("listing");
+	/* an entry reused from a private snapshot (a stash applied, then captured): its chunks must become public */
+	for (size_t i = 0; !lw->priv && i < entry->nchunks; i++)
+		if (dd_store_publish_chunk(lw->st, &entry->chunks[i]) < 0)
+			return dd_error_wrap("listing entry '%s'", entry->name);
 	if (!e.nchunks) /* no content (a folder, a link, an empty file): the checksum of nothing */
 		dd_stream_checksum(e.checksum, lw->st->keys, &e);
 	e.attrs = NULL;

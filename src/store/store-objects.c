@@ -235,6 +235,27 @@ put_packed(struct dd_store *st, const uint8_t id[32], const void *plain, size_t 
 }
 
 int
+dd_store_publish_chunk(struct dd_store *st, const struct dd_chunk_ref *ref)
+{
+	struct dd_midx_hit hit;
+	struct dd_buf plain = DD_BUF_INIT;
+	int rc, existed;
+
+	if (dd_store_index_load(st) < 0 || dd_store_private_index_load(st) < 0)
+		return -1;
+	if (dd_midx_find(st->idx, ref->id, 1, &hit) ||
+	    (!dd_midx_find(st->pidx, ref->id, 1, &hit) && !dd_midx_find(st->opidx, ref->id, 0, &hit)))
+		return 0; /* public already, or no private pack has it: nothing to copy */
+	rc = dd_store_get_object(st, DD_OBJ_DATA, ref->id, ref->len, &plain, NULL);
+	if (rc == 0 && plain.len != ref->len)
+		rc = dd_error("a private copy of a chunk differs in length from its entry");
+	if (rc == 0)
+		rc = dd_store_put_object(st, DD_OBJ_DATA, ref->id, plain.ptr, plain.len, NULL, NULL, &existed);
+	dd_buf_release(&plain);
+	return rc == 0 ? 0 : -1;
+}
+
+int
 dd_store_put_private(struct dd_store *st, const uint8_t id[32], const void *plain, size_t len, ZSTD_CCtx *zc,
 		     struct dd_buf *scratch, int *existed)
 {

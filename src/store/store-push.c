@@ -340,11 +340,6 @@ select_snapshots(struct dd_store *st, const char **ids, size_t n, int flags, siz
 		int in_store = -1, in_cache;
 		if (dd_hex_decode(id, 32, ids[i]) < 0)
 			return dd_error("'%s' is not a snapshot id", ids[i]);
-		dd_object_name(name, sizeof(name), "private", id);
-		if (st->cache->ops->exists(st->cache, name) == 1) {
-			dd_debug("snapshot %.12s is private to this clone (a stash): not pushed", ids[i]);
-			continue;
-		}
 		dd_object_name(name, sizeof(name), "snapshots", id);
 		if (!check && dd_store_known(st, name)) {
 			s->skipped_files++;
@@ -369,6 +364,11 @@ select_snapshots(struct dd_store *st, const char **ids, size_t n, int flags, siz
 		}
 		if (in_cache || in_store == 1) {
 			ids[k++] = ids[i];
+			continue;
+		}
+		dd_object_name(name, sizeof(name), "private", id);
+		if (st->cache->ops->exists(st->cache, name) == 1) { /* only private (a public twin is pushed) */
+			dd_debug("snapshot %.12s is private to this clone (a stash): not pushed", ids[i]);
 			continue;
 		}
 		if (!(flags & DD_PUSH_SKIP_UNAVAILABLE)) {

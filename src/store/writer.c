@@ -11,6 +11,12 @@
  * The stream checksum is a hash list: keyed BLAKE2b over the size and the
  * chunk ids in order (each id a keyed BLAKE2b of that chunk's plaintext),
  * so the writer's thread never makes a second pass over the data.
+ *
+ * A detached writer (dd_content_begin: a listing entry's content) is the
+ * same machinery without a name: finishing its chunks (stream_finish) is
+ * one step, and recording the result in the manifest (dd_stream_end) or
+ * handing it to the caller (dd_content_end) another. A private snapshot's
+ * chunks go to the private packer (store-private.c).
  */
 #include "store/internal.h"
 #include "util/err.h"
@@ -66,15 +72,16 @@ static void
 chunk_run(struct dd_job *job, struct dd_worker *wk)
 {
 	struct chunk_job *j = (struct chunk_job *)job;
-	int existed;
+	int existed, r;
 
 	if (atomic_load(&j->w->failed))
 		goto out; /* the stream failed already: skip the work */
 	dd_id_compute(j->id, j->st->keys, j->data, j->len);
-	if ((j->w->sw->flags & DD_SNAPSHOT_PRIVATE
-		     ? dd_store_put_private(j->st, j->id, j->data, j->len, wk->zc, &wk->scratch, &existed)
-		     : dd_store_put_object(j->st, DD_OBJ_DATA, j->id, j->data, j->len, wk->zc, &wk->scratch, &existed)) <
-	    0) {
+	if (j->w->sw->flags & DD_SNAPSHOT_PRIVATE)
+		r = dd_store_put_private(j->st, j->id, j->data, j->len, wk->zc, &wk->scratch, &existed);
+	else
+		r = dd_store_put_object(j->st, DD_OBJ_DATA, j->id, j->data, j->len, wk->zc, &wk->scratch, &existed);
+	if (r < 0) {
 		j->err = dd_strdup(dd_error_last() ? dd_error_last() : "storing a chunk failed");
 		atomic_store(&j->w->failed, 1);
 	}
@@ -109,6 +116,12 @@ struct dd_store *
 dd_snapshot_writer_store(const struct dd_snapshot_writer *sw)
 {
 	return sw->st;
+}
+
+int
+dd_snapshot_writer_flags(const struct dd_snapshot_writer *sw)
+{
+	return sw->flags;
 }
 
 void

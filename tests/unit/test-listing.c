@@ -1037,7 +1037,10 @@ dropped_private_snapshot_files_go_with_gc_after_the_grace(void **state)
 	struct dd_cache_plan plan;
 	char a[DD_ID_HEX_SIZE], b[DD_ID_HEX_SIZE], c[DD_ID_HEX_SIZE], *cache = dd_path_join(f->sd, "cache");
 	char *cmd = dd_asprintf("touch -d '2 hours ago' '%s'/private/index/*", cache);
-	size_t priv = 0;
+	char *orphan = dd_asprintf("%s/private/packs/%064d", cache, 7);
+	char *fresh = dd_asprintf("%s/private/packs/%064d", cache, 8);
+	char *cmd2 = dd_asprintf("touch -d '2 hours ago' '%s'", orphan);
+	size_t priv = 0, index_at = 0;
 
 	commit_gen_snapshot(f->st, DD_SNAPSHOT_PRIVATE, 8, 2 * MIB, a);
 	commit_gen_snapshot(f->st, DD_SNAPSHOT_PRIVATE, 9, 2 * MIB, b);
@@ -1051,27 +1054,85 @@ dropped_private_snapshot_files_go_with_gc_after_the_grace(void **state)
 	dd_cache_plan_release(&plan);
 	CHECK(dd_store_private_drop(f->st, a));
 	CHECK(dd_store_private_drop(f->st, c)); /* dropped, but its files are younger than the grace period */
+	/* a pack no index file names (a private writer killed before its flush), old, and one still fresh */
+	CHECK(dd_file_write_atomic(orphan, "x", 1, 0444, 0));
+	assert_int_equal(system(cmd2), 0);
+	CHECK(dd_file_write_atomic(fresh, "y", 1, 0444, 0));
 	CHECK(dd_store_cache_plan(&plan, f->st, NULL, 0));
 	for (size_t i = 0; i < plan.nitems; i++) {
 		if (strncmp(plan.items[i].name, "private/", 8))
 			continue;
 		priv++;
-		/* the pack first: an index file naming a removed pack is harmless, a pack none names would stay */
-		assert_int_equal(strncmp(plan.items[i].name, priv == 1 ? "private/packs/" : "private/index/", 14), 0);
+		/* packs first: an index file naming a removed pack is harmless, a pack none names would stay */
+		if (!strncmp(plan.items[i].name, "private/index/", 14))
+			index_at = priv;
+		else
+			assert_int_equal(index_at, 0);
 		assert_int_equal(plan.items[i].named, 0);
 		assert_true(plan.items[i].bytes > 0);
 		CHECK(dd_store_cache_remove(f->st, &plan.items[i]));
 	}
-	assert_int_equal(priv, 2); /* a's pack, then its index file */
+	assert_int_equal(priv, 3); /* a's pack, the orphan, then a's index file */
+	assert_int_equal(index_at, 3);
 	dd_cache_plan_release(&plan);
-	assert_int_equal(count_files(cache, "private/packs"), 2);
+	assert_false(dd_path_exists(orphan));
+	assert_true(dd_path_exists(fresh));
+	assert_int_equal(count_files(cache, "private/packs"), 3); /* b's, c's and the fresh one */
 	assert_int_equal(count_files(cache, "private/index"), 2);
 	/* b is whole, in this run and the next */
 	CHECK(check_entry_gen(f->st, b, 9));
 	dd_store_free(f->st);
 	CHECK(dd_store_open(&f->st, f->url, f->sd, 0));
 	CHECK(check_entry_gen(f->st, b, 9));
-	free(cache), free(cmd);
+	free(cache), free(cmd), free(cmd2), free(orphan), free(fresh);
+}
+
+/*
+ * A stash applied and captured again: the public snapshot's listing reuses
+ * an entry of the private one. Its chunks are copied into a public pack, so
+ * the store gets them (a second clone fetches and reads it offline). The
+ * public snapshot here has the private one's content, hence its id: written
+ * offline, it is still pushed.
+ */
+static void
+public_listing_reusing_a_private_entry_makes_its_chunks_public(void **state)
+{
+	struct fx *f = *state;
+	struct dd_snapshot_writer *sw;
+	struct dd_listing_writer *lw;
+	struct dd_snapshot *s;
+	struct dd_listing_reader *lr;
+	const struct dd_stream_info *e;
+	struct dd_store *st2, *off;
+	char priv[DD_ID_HEX_SIZE], pub[DD_ID_HEX_SIZE], *sd2 = NULL;
+	const char *ids[1] = { pub };
+
+	commit_gen_snapshot(f->st, DD_SNAPSHOT_PRIVATE, 11, 3 * MIB, priv);
+	CHECK(dd_snapshot_load(&s, f->st, priv));
+	CHECK(dd_listing_open(&lr, f->st, dd_snapshot_find(s, "media")));
+	assert_int_equal(dd_listing_next(lr, &e), 1);
+	CHECK(dd_store_open(&off, f->url, f->sd, DD_STORE_OFFLINE));
+	CHECK(dd_snapshot_begin(&sw, off));
+	CHECK(dd_listing_begin(&lw, sw, "media", "media"));
+	CHECK(dd_listing_add(lw, e)); /* the private entry as it is: no content written */
+	CHECK(dd_listing_end(lw, NULL));
+	assert_int_equal(dd_snapshot_commit(sw, pub), 0);
+	assert_string_equal(pub, priv);
+	dd_store_free(off);
+	dd_listing_close(lr);
+	dd_snapshot_free(s);
+	dd_store_free(f->st); /* a new run (a handle learns the cache's index files once) */
+	CHECK(dd_store_open(&f->st, f->url, f->sd, 0));
+	CHECK(dd_store_push(f->st, ids, 1, NULL));
+	dd_log_set_verbosity(DD_QUIET);
+	CHECK(dd_store_verify(f->st, ids, 1, 1));
+	st2 = second_clone(f, &sd2, 0);
+	CHECK(dd_store_fetch(st2, ids, 1, NULL));
+	dd_store_free(st2);
+	st2 = second_clone(f, &sd2, DD_STORE_OFFLINE);
+	CHECK(check_entry_gen(st2, pub, 11));
+	dd_store_free(st2);
+	free(sd2);
 }
 
 int
@@ -1096,6 +1157,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(gc_plan_keeps_what_a_private_snapshot_needs_like_a_named_one, fx_setup,
 						fx_teardown),
 		cmocka_unit_test_setup_teardown(dropped_private_snapshot_files_go_with_gc_after_the_grace, fx_setup,
+						fx_teardown),
+		cmocka_unit_test_setup_teardown(public_listing_reusing_a_private_entry_makes_its_chunks_public, fx_setup,
 						fx_teardown),
 	};
 	if (sodium_init() < 0)

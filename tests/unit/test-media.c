@@ -2,11 +2,15 @@
  * tests/unit/test-media.c: media folders (media/media.h) on a real file://
  * store in a temp dir: capture/apply round trips (unicode and space names,
  * empty folders, relative/absolute/dangling symlinks, modes, nanosecond
- * mtimes), unchanged files neither read nor rewritten (read_files,
- * inodes), a restore over extra, modified and retyped entries, hostile
- * listings refused with nothing written, an unreadable file failing with
- * one line, the local index (changed, damaged), and memory that does not
- * grow with the number of files.
+ * mtimes), unchanged files neither read (read_files) nor rewritten
+ * (inodes), a restore over extra, modified and retyped entries, hostile
+ * listings refused with nothing written, a planted symlink replaced and
+ * never followed, an unreadable file and a name with a newline failing in
+ * one line, the owner (set, and not permitted: one warning), the local
+ * index (changed, truncated or damaged, killed runs' leftovers), the media
+ * stash (unchanged, empty, changed, dropped), and memory that does not
+ * grow with the number of files. Runs as root too: the capabilities that
+ * let root read anything or chown are dropped where a test needs that.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -136,43 +140,6 @@ set_mtime(const char *dir, const char *rel, time_t s, long ns)
 
 	assert_int_equal(utimensat(AT_FDCWD, p, ts, AT_SYMLINK_NOFOLLOW), 0);
 	free(p);
-}
-
-/*
- * Wait until the file system's clock has moved past every ctime in `dir`
- * (a probe file's ctime is that clock): files recorded from now on are
- * trusted by the index (not "racily clean"). A condition, not a delay.
- */
-static void
-fs_clock_pass(const char *dir)
-{
-	char *probe = at(dir, "../clock-probe");
-	struct stat st, pst;
-	struct timespec newest = { 0 };
-	DIR *d = opendir(dir);
-	struct dirent *de;
-	int fd = open(probe, O_WRONLY | O_CREAT, 0600);
-
-	assert_non_null(d);
-	assert_true(fd >= 0);
-	while ((de = readdir(d)) != NULL) {
-		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-		    (st.st_ctim.tv_sec > newest.tv_sec ||
-		     (st.st_ctim.tv_sec == newest.tv_sec && st.st_ctim.tv_nsec > newest.tv_nsec)))
-			newest = st.st_ctim;
-	}
-	closedir(d);
-	for (;;) {
-		assert_int_equal(futimens(fd, NULL), 0);
-		assert_int_equal(fstat(fd, &pst), 0);
-		if (pst.st_ctim.tv_sec > newest.tv_sec ||
-		    (pst.st_ctim.tv_sec == newest.tv_sec && pst.st_ctim.tv_nsec > newest.tv_nsec))
-			break;
-		sched_yield();
-	}
-	close(fd);
-	unlink(probe);
-	free(probe);
 }
 
 /* ---- comparing folders ---- */
@@ -387,7 +354,6 @@ second_capture_reads_only_changed_files(void **state)
 		put_text(f->a, name, text);
 	}
 	set_mtime(f->a, "a", 1200000001, 8);
-	fs_clock_pass(f->a);
 	capture(f, f->a, id1, &s1);
 	assert_int_equal(s1.read_files, 58);
 	assert_int_equal(dd_media_changed(&o, rec), 0);
@@ -403,7 +369,6 @@ second_capture_reads_only_changed_files(void **state)
 	set_mtime(f->a, "a", 1200000001, 8);
 	assert_int_equal(dd_media_changed(&o, rec), 1);
 	assert_string_equal(rec, id1);
-	fs_clock_pass(f->a);
 	capture(f, f->a, id3, &s3);
 	assert_int_equal(s3.read_files, 1);
 	assert_int_equal(s3.read_bytes, 9);
@@ -422,7 +387,6 @@ changed_sees_added_removed_and_retimed_entries(void **state)
 	assert_int_equal(dd_media_changed(&o, rec), DD_NOTFOUND);
 	assert_string_equal(rec, "");
 	build_sample(f->a);
-	fs_clock_pass(f->a);
 	capture(f, f->a, id, NULL);
 	assert_int_equal(dd_media_changed(&o, rec), 0);
 	put_dir(f->a, "empty/new", 0755); /* added (and its folder's mtime moved) */
@@ -447,7 +411,6 @@ restore_over_extra_modified_and_retyped_entries(void **state)
 	ino_t keep;
 
 	build_sample(f->a);
-	fs_clock_pass(f->a);
 	capture(f, f->a, id, &s);
 	apply(f, id, f->b, NULL); /* the reference copy */
 	keep = inode_of(f->a, "a/b/big.bin");
@@ -636,13 +599,12 @@ a_symlink_planted_in_the_folder_is_replaced_not_followed(void **state)
 
 /* ---- failures, the index, memory ---- */
 
-/* Root reads any file: drop the capabilities that let it (effective set only; put back after). */
+/* Root may do anything: drop capabilities from the effective set (kept permitted, so they can be put back). */
 static int
-dac_override(int on)
+cap_effective(uint32_t bits, int on)
 {
 	struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3 };
 	struct __user_cap_data_struct d[2];
-	uint32_t bits = (1u << CAP_DAC_OVERRIDE) | (1u << CAP_DAC_READ_SEARCH);
 
 	if (geteuid() != 0)
 		return 0;
@@ -650,6 +612,13 @@ dac_override(int on)
 		return -1;
 	d[0].effective = on ? d[0].effective | (bits & d[0].permitted) : d[0].effective & ~bits;
 	return (int)syscall(SYS_capset, &h, d);
+}
+
+/* Root reads any file: not without these. */
+static int
+dac_override(int on)
+{
+	return cap_effective((1u << CAP_DAC_OVERRIDE) | (1u << CAP_DAC_READ_SEARCH), on);
 }
 
 static void
@@ -704,7 +673,6 @@ a_damaged_index_is_ignored_and_everything_read(void **state)
 	struct dd_buf b = DD_BUF_INIT;
 
 	build_sample(f->a);
-	fs_clock_pass(f->a);
 	capture(f, f->a, id, &s);
 	/* flip one byte in the middle of the record */
 	dir = dd_path_join(f->sd, "media");
@@ -716,6 +684,19 @@ a_damaged_index_is_ignored_and_everything_read(void **state)
 	index = dd_asprintf("%s/%s/index", dir, de->d_name);
 	closedir(d);
 	CHECK(dd_file_read(&b, index));
+	{
+		size_t cuts[] = { 0, 4, 8, 119, 120, 121, b.len / 2, b.len - 33, b.len - 32, b.len - 1 };
+		for (size_t i = 0; i < sizeof(cuts) / sizeof(*cuts); i++) {
+			CHECK(dd_file_write_atomic(index, b.ptr, cuts[i], 0600, 0));
+			assert_int_equal(dd_media_changed(&o, rec), DD_NOTFOUND);
+		}
+		b.ptr[10] ^= 1; /* the flags: the header's own checksum */
+		CHECK(dd_file_write_atomic(index, b.ptr, b.len, 0600, 0));
+		assert_int_equal(dd_media_changed(&o, rec), DD_NOTFOUND);
+		b.ptr[10] ^= 1;
+		CHECK(dd_file_write_atomic(index, b.ptr, b.len, 0600, 0));
+		assert_int_equal(dd_media_changed(&o, rec), 0); /* intact again: trusted */
+	}
 	b.ptr[b.len / 2] ^= 0x20;
 	CHECK(dd_file_write_atomic(index, b.ptr, b.len, 0600, 0));
 	assert_int_equal(dd_media_changed(&o, rec), DD_NOTFOUND);
@@ -753,34 +734,37 @@ apply_sets_the_configured_owner(void **state)
 	struct dd_media_opts o = opts(f, f->b);
 	struct stat st;
 	char id[65], *p;
+	int rc;
 
-	if (geteuid() != 0) {
-		/* not permitted: one warning, the restore goes on */
-		put_text(f->a, "x", "x\n");
-		capture(f, f->a, id, NULL);
-		o.owner = "root";
-		CHECK(dd_media_apply(f->st, id, &o, NULL));
-		return;
-	}
 	put_dir(f->a, "d", 0755);
 	put_text(f->a, "d/x", "x\n");
 	put_link(f->a, "l", "d/x");
 	capture(f, f->a, id, NULL);
 	o.owner = "65534:65534";
-	CHECK(dd_media_apply(f->st, id, &o, NULL));
-	p = at(f->b, "d/x");
-	assert_int_equal(lstat(p, &st), 0);
-	assert_int_equal(st.st_uid, 65534);
-	assert_int_equal(st.st_gid, 65534);
-	free(p);
-	p = at(f->b, "l");
-	assert_int_equal(lstat(p, &st), 0);
-	assert_int_equal(st.st_uid, 65534);
-	free(p);
-	p = at(f->b, "d");
-	assert_int_equal(lstat(p, &st), 0);
-	assert_int_equal(st.st_uid, 65534);
-	free(p);
+	if (geteuid() == 0) {
+		CHECK(dd_media_apply(f->st, id, &o, NULL));
+		p = at(f->b, "d/x");
+		assert_int_equal(lstat(p, &st), 0);
+		assert_int_equal(st.st_uid, 65534);
+		assert_int_equal(st.st_gid, 65534);
+		free(p);
+		p = at(f->b, "l");
+		assert_int_equal(lstat(p, &st), 0);
+		assert_int_equal(st.st_uid, 65534);
+		free(p);
+		p = at(f->b, "d");
+		assert_int_equal(lstat(p, &st), 0);
+		assert_int_equal(st.st_uid, 65534);
+		free(p);
+		dd_rm_rf(f->b);
+	}
+	/* not permitted (a user, or root without CAP_CHOWN): one warning, the restore goes on */
+	assert_int_equal(cap_effective(1u << CAP_CHOWN, 0), 0);
+	rc = dd_media_apply(f->st, id, &o, NULL);
+	assert_int_equal(cap_effective(1u << CAP_CHOWN, 1), 0);
+	if (rc < 0)
+		fail_msg("apply: %s", dd_error_last());
+	compare_trees(f->a, f->b);
 	o.owner = "no-such-user-here";
 	assert_int_equal(dd_media_apply(f->st, id, &o, NULL), -1);
 	assert_non_null(strstr(dd_error_last(), "no user 'no-such-user-here'"));
@@ -871,7 +855,6 @@ stash_of_an_unchanged_folder_is_its_recorded_snapshot(void **state)
 	char id[65], sid[65];
 
 	build_sample(f->a);
-	fs_clock_pass(f->a);
 	capture(f, f->a, id, NULL);
 	CHECK(dd_media_stash(f->st, &o, sid));
 	assert_string_equal(sid, id);
@@ -904,7 +887,6 @@ stash_of_a_changed_folder_brings_it_back_exactly(void **state)
 	size_t n;
 
 	build_sample(f->a);
-	fs_clock_pass(f->a);
 	capture(f, f->a, id, NULL);
 	put_text(f->a, "with space.txt", "EDITED\n");
 	put_text(f->a, "new.txt", "new\n");
@@ -930,6 +912,78 @@ stash_of_a_changed_folder_brings_it_back_exactly(void **state)
 	assert_int_equal(s.read_files, s.files);
 }
 
+static void
+a_dropped_stash_is_not_trusted_by_the_next_stash(void **state)
+{
+	struct fx *f = *state;
+	struct dd_media_opts o = opts(f, f->a);
+	struct dd_media_stats s;
+	char id[65], sid[65], sid2[65], rec[65];
+
+	build_sample(f->a);
+	capture(f, f->a, id, NULL);
+	put_text(f->a, "new.txt", "new\n");
+	CHECK(dd_media_stash(f->st, &o, sid));
+	assert_int_equal(dd_media_changed(&o, rec), 0);
+	assert_string_equal(rec, sid);
+	/* `stash drop`: the private snapshot goes, the record still names it */
+	assert_int_equal(dd_store_private_drop(f->st, sid), 0);
+	CHECK(dd_media_stash(f->st, &o, sid2));
+	assert_string_equal(sid2, sid);                 /* the same content, written again */
+	assert_int_equal(dd_store_has_snapshot(f->st, sid2), 1);
+	assert_int_equal(private_count(f), 1);
+	apply(f, sid2, f->b, &s);
+	compare_trees(f->a, f->b);
+}
+
+static void
+a_killed_capture_s_temporary_record_is_removed_later(void **state)
+{
+	struct fx *f = *state;
+	char id[65], *dir, *stale, *fresh;
+	DIR *d;
+	struct dirent *de;
+	struct timespec old[2] = { { 1000000000, 0 }, { 1000000000, 0 } };
+
+	put_text(f->a, "x", "x\n");
+	capture(f, f->a, id, NULL);
+	dir = dd_path_join(f->sd, "media");
+	d = opendir(dir);
+	while ((de = readdir(d)) != NULL && de->d_name[0] == '.')
+		;
+	assert_non_null(de);
+	stale = dd_asprintf("%s/%s/.index-killed", dir, de->d_name);
+	fresh = dd_asprintf("%s/%s/.index-running", dir, de->d_name);
+	closedir(d);
+	CHECK(dd_file_write_atomic(stale, "x", 1, 0600, 0));
+	CHECK(dd_file_write_atomic(fresh, "x", 1, 0600, 0));
+	assert_int_equal(utimensat(AT_FDCWD, stale, old, 0), 0);
+	capture(f, f->a, id, NULL);
+	assert_int_equal(access(stale, F_OK), -1); /* an hour old: a killed run's */
+	assert_int_equal(access(fresh, F_OK), 0);  /* may be another run's */
+	free(stale);
+	free(fresh);
+	free(dir);
+}
+
+static void
+a_name_with_a_newline_fails_the_capture(void **state)
+{
+	struct fx *f = *state;
+	struct dd_media_opts o = opts(f, f->a);
+	struct dd_snapshot_writer *sw;
+	struct dd_media_stats s;
+
+	put_dir(f->a, "d", 0755);
+	put_text(f->a, "d/bad\nname.jpg", "x\n");
+	CHECK(dd_snapshot_begin(&sw, f->st));
+	assert_int_equal(dd_media_capture(sw, &o, &s), -1);
+	if (!strstr(dd_error_last(), "media entry 'd/bad name.jpg' has a newline in its name"))
+		fail_msg("got '%s'", dd_error_last());
+	dd_snapshot_abort(sw);
+	dd_media_discard(&o);
+}
+
 int
 main(void)
 {
@@ -948,13 +1002,17 @@ main(void)
 						fx_teardown),
 		cmocka_unit_test_setup_teardown(an_unreadable_file_fails_the_capture_naming_it, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(a_missing_folder_is_captured_empty, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(a_name_with_a_newline_fails_the_capture, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(a_damaged_index_is_ignored_and_everything_read, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(leftover_temporary_files_are_left_out_and_removed, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(a_killed_capture_s_temporary_record_is_removed_later, fx_setup,
+						fx_teardown),
 		cmocka_unit_test_setup_teardown(apply_sets_the_configured_owner, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(stash_of_an_unchanged_folder_is_its_recorded_snapshot, fx_setup,
 						fx_teardown),
 		cmocka_unit_test_setup_teardown(stash_of_a_missing_or_empty_folder_is_empty, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(stash_of_a_changed_folder_brings_it_back_exactly, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(a_dropped_stash_is_not_trusted_by_the_next_stash, fx_setup, fx_teardown),
 
 	};
 	if (sodium_init() < 0)
