@@ -131,7 +131,7 @@ media_text(char *buf, size_t len, struct dd_store *st, const struct dd_pg_copy *
 		snprintf(buf, len, "empty");
 		return;
 	}
-	if (!strcmp(c->media, c->snapshot)) {
+	if (!c->media_private) {
 		snprintf(buf, len, "unchanged");
 		return;
 	}

@@ -89,7 +89,9 @@ struct dd_pg_restore_opts {
  * folder match the database it finds (state.h: media_pending).
  */
 struct dd_pg_switch_media {
+	const char *folder; /* absolute: a stash's media is brought back only into the folder it was taken of */
 	const char *stash;
+	int stash_private;  /* `stash` is a private snapshot (files set aside), not one the store holds */
 	int (*choose)(void *arg, const char *source_media, char **target);
 	int (*apply)(void *arg, const char *target);
 	void (*undo)(void *arg);

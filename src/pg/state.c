@@ -28,9 +28,11 @@
  *                   stash of the working database (state.h); a stash
  *                   written before these keys existed reads as modified
  *                   "unknown". <hash> as for stashes. A stash also has
- *                   media: the media id of the folder set aside with it.
+ *                   media and media_folder: the media id of the folder
+ *                   set aside with it, and that folder.
  *   switch          source, kind, stash, snapshot, profile, branch,
- *                   fingerprint, source_oid, media, media_stash: a switch
+ *                   fingerprint, source_oid, media, media_stash,
+ *                   media_folder: a switch
  *                   between the start of its rename and its records
  *                   (journal, state.h)
  *   job-spares      "<pid> <start time>" of the running spare job
@@ -131,7 +133,7 @@ put_value(struct dd_buf *b, const char *k, const char *v)
 
 /* Read "key value" lines of `path`; *vals[i] gets the value of keys[i] (or NULL). Missing file: DD_NOTFOUND. */
 /* The most keys a record is read with (the vals arrays of read_kv's callers). */
-#define DD_PG_RECORD_KEYS_MAX 12
+#define DD_PG_RECORD_KEYS_MAX 16
 
 static int
 read_kv(const char *path, const char *const *keys, char **vals)
@@ -815,7 +817,7 @@ dd_pg_modified_name(enum dd_pg_modified m)
 int
 dd_pg_copy_media_set_aside(const struct dd_pg_copy *c)
 {
-	return c->kind == DD_PG_COPY_STASH && c->media && *c->media && strcmp(c->media, c->snapshot);
+	return c->kind == DD_PG_COPY_STASH && c->media && *c->media && c->media_private;
 }
 
 int
@@ -835,6 +837,7 @@ dd_pg_copy_release(struct dd_pg_copy *c)
 	free(c->created);
 	free(c->used);
 	free(c->media);
+	free(c->media_folder);
 	memset(c, 0, sizeof(*c));
 }
 
@@ -875,8 +878,12 @@ dd_pg_copy_record(const char *statedir, const struct dd_pg_target *t, const stru
 	put_value(&b, "used", c->used ? c->used : c->created ? c->created : now);
 	if (c->replaced)
 		put_value(&b, "replaced", "yes");
-	if (c->kind == DD_PG_COPY_STASH)
+	if (c->kind == DD_PG_COPY_STASH) {
 		put_media(&b, "media", c->media);
+		put_value(&b, "media_folder", c->media_folder);
+		if (c->media && c->media_private)
+			put_value(&b, "media_private", "yes");
+	}
 	rc = write_file(dir, file, &b);
 	if (rc < 0)
 		dd_error_wrap("recording %s %s", dd_pg_copy_kind_name(c->kind), c->name);
@@ -904,9 +911,10 @@ modified_of(const char *s)
 }
 
 static const char *const copy_keys[] = { "name", "snapshot", "profile", "branch", "modified", "fingerprint",
-					 "created", "used", "replaced", "media", NULL };
+					 "created", "used", "replaced", "media", "media_folder", "media_private", NULL };
 static const char *const stash_copy_keys[] = { "name", "snapshot", "profile", "branch", "modified", "fingerprint",
-					       "stashed", "used", "replaced", "media", NULL };
+					       "stashed", "used", "replaced", "media", "media_folder", "media_private",
+					       NULL };
 
 _Static_assert(sizeof(copy_keys) / sizeof(copy_keys[0]) <= DD_PG_RECORD_KEYS_MAX, "record keys");
 _Static_assert(sizeof(stash_copy_keys) / sizeof(stash_copy_keys[0]) <= DD_PG_RECORD_KEYS_MAX, "record keys");
@@ -928,8 +936,13 @@ copy_from_vals(struct dd_pg_copy *c, enum dd_pg_copy_kind kind, char **v)
 	c->replaced = kind == DD_PG_COPY_STASH && v[8] && !strcmp(v[8], "yes");
 	free(v[8]);
 	c->media = kind == DD_PG_COPY_STASH ? media_of(v[9]) : NULL;
-	if (kind != DD_PG_COPY_STASH)
+	c->media_folder = kind == DD_PG_COPY_STASH ? v[10] : NULL;
+	c->media_private = kind == DD_PG_COPY_STASH && v[11] && !strcmp(v[11], "yes");
+	free(v[11]);
+	if (kind != DD_PG_COPY_STASH) {
 		free(v[9]);
+		free(v[10]);
+	}
 	c->size = -1;
 }
 
@@ -1266,6 +1279,9 @@ dd_pg_journal_write(const char *statedir, const struct dd_pg_target *t, const st
 	put_value(&b, "source_oid", j->source_oid);
 	put_media(&b, "media", j->media);
 	put_media(&b, "media_stash", j->media_stash);
+	put_value(&b, "media_folder", j->media_folder);
+	if (j->media_stash && j->media_private)
+		put_value(&b, "media_private", "yes");
 	rc = write_file(dir, "switch", &b);
 	if (rc < 0)
 		dd_error_wrap("recording the switch of database %s", t->database);
@@ -1278,18 +1294,20 @@ int
 dd_pg_journal_read(struct dd_pg_journal *j, const char *statedir, const struct dd_pg_target *t)
 {
 	static const char *const keys[] = { "source", "kind", "stash", "snapshot", "profile", "branch",
-					    "fingerprint", "source_oid", "media", "media_stash", NULL };
+					    "fingerprint", "source_oid", "media", "media_stash", "media_folder",
+					    "media_private", NULL };
 	char *dir = dd_pg_state_dir(statedir, t), *path = dd_path_join(dir, "switch"), *v[DD_PG_RECORD_KEYS_MAX];
 	int rc = read_kv(path, keys, v);
 
 	memset(j, 0, sizeof(*j));
 	if (rc == 0 && (!v[0] || !v[1] || !v[3])) {
-		for (int i = 0; i < 10; i++)
+		for (int i = 0; i < 12; i++)
 			free(v[i]);
 		rc = dd_error("%s is incomplete", path);
 	} else if (rc == 0) {
 		*j = (struct dd_pg_journal){ v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], media_of(v[8]),
-					     media_of(v[9]) };
+					     media_of(v[9]), v[10], v[11] && !strcmp(v[11], "yes") };
+		free(v[11]);
 	}
 	free(path);
 	free(dir);
@@ -1319,6 +1337,7 @@ dd_pg_journal_release(struct dd_pg_journal *j)
 	free(j->source_oid);
 	free(j->media);
 	free(j->media_stash);
+	free(j->media_folder);
 	memset(j, 0, sizeof(*j));
 }
 

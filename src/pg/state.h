@@ -169,6 +169,9 @@ struct dd_pg_copy {
 	char *media;         /* stash: the media id (dd_media_stash) of the profile's folder as it was when the
 				database was stashed: its snapshot when unchanged, a private snapshot holding the
 				files set aside, "" the empty folder; NULL: no media switched with it */
+	char *media_folder;  /* stash: the folder (absolute) `media` was taken of; NULL: not recorded */
+	int media_private;   /* stash: `media` is a private snapshot (store.h): files set aside that no stored
+				snapshot holds, kept only while a record names them */
 	/* filled only by dd_pg_copies_list(..., DD_PG_LIST_VERIFY) */
 	long long size;      /* bytes (pg_database_size), -1 unknown */
 };
@@ -176,7 +179,7 @@ struct dd_pg_copy {
 /* "template", "spare", "stash"; and "no", "yes", "unknown" */
 const char *dd_pg_copy_kind_name(enum dd_pg_copy_kind kind);
 const char *dd_pg_modified_name(enum dd_pg_modified m);
-/* Does the stash hold media files set aside (a media id other than "" and its own snapshot)? */
+/* Does the stash hold media files set aside (its media id a private snapshot)? */
 int dd_pg_copy_media_set_aside(const struct dd_pg_copy *c);
 /*
  * Can this copy be dropped without losing anything (template, spare, stash
@@ -264,6 +267,8 @@ struct dd_pg_journal {
 	 */
 	char *media;
 	char *media_stash;
+	char *media_folder; /* the folder both are of */
+	int media_private;  /* media_stash is a private snapshot */
 };
 int dd_pg_journal_write(const char *statedir, const struct dd_pg_target *t, const struct dd_pg_journal *j);
 /* 0, DD_NOTFOUND (no switch in progress), -1 */

@@ -278,7 +278,8 @@ dd_pg_journal_recover(PGconn *m, const char *statedir, const struct dd_pg_target
 						 .profile = old.profile ? old.profile : (char *)"",
 						 .branch = old.branch ? old.branch : (char *)"",
 						 .modified = DD_PG_MOD_UNKNOWN, .fingerprint = old.fingerprint,
-						 .media = j.media_stash };
+						 .media = j.media_stash, .media_folder = j.media_folder,
+						 .media_private = j.media_private };
 			if (dd_pg_copy_record(statedir, t, &sc) < 0)
 				dd_warn("%s", dd_error_last());
 			dd_pg_state_release(&old);
@@ -348,10 +349,26 @@ find_copy(struct sw *s, enum dd_pg_copy_kind kind, int (*ok)(struct sw *s, const
 	return best;
 }
 
+/*
+ * Can the stash's media come back with it? Media set aside from another
+ * folder (another profile's) cannot: renaming that stash in would forget
+ * the only record of those files, so it stays a stash.
+ */
+static int
+media_comes_back(struct sw *s, const struct dd_pg_copy *c)
+{
+	const struct dd_pg_switch_media *m = s->o->media;
+
+	if (!dd_pg_copy_media_set_aside(c) || !c->media_folder)
+		return 1;
+	return m && m->folder && !strcmp(c->media_folder, m->folder);
+}
+
 static int
 stash_of_branch(struct sw *s, const struct dd_pg_copy *c)
 {
-	return s->o->branch && *s->o->branch && !strcmp(c->branch, s->o->branch) && !c->replaced;
+	return s->o->branch && *s->o->branch && !strcmp(c->branch, s->o->branch) && !c->replaced &&
+	       media_comes_back(s, c);
 }
 
 static int
@@ -732,7 +749,11 @@ choose_media(struct sw *s, const struct dd_pg_switch_result *res, const struct d
 {
 	const struct dd_pg_switch_media *m = s->o->media;
 
-	return m ? m->choose(m->arg, res->how == DD_PG_SWITCH_STASH ? src->media : NULL, &s->media) : 0;
+	/* a stash's media goes back only into the folder it was taken of (profiles may have different folders) */
+	int own = res->how == DD_PG_SWITCH_STASH && src->media &&
+		  (!src->media_folder || (m && m->folder && !strcmp(src->media_folder, m->folder)));
+
+	return m ? m->choose(m->arg, own ? src->media : NULL, &s->media) : 0;
 }
 
 /* The folder made equal to the target, just before the rename: 0, or -1 (the callback put it back). */
@@ -831,7 +852,9 @@ dd_pg_switch(const struct dd_pg_switch_opts *o, struct dd_pg_switch_result *res)
 				    .snapshot = (char *)o->snapshot, .profile = (char *)o->profile,
 				    .branch = (char *)o->branch, .fingerprint = fp, .source_oid = source_oid,
 				    .media = s.media ? s.media : NULL,
-				    .media_stash = s.media && o->media->stash ? (char *)o->media->stash : NULL };
+				    .media_stash = s.media && o->media->stash ? (char *)o->media->stash : NULL,
+				    .media_folder = s.media ? (char *)o->media->folder : NULL,
+				    .media_private = s.media && o->media->stash_private };
 	if (dd_pg_journal_write(o->statedir, &s.t, &j) < 0)
 		goto out;
 	struct dd_pg_copy sc = { .name = stash, .kind = DD_PG_COPY_STASH,
@@ -839,7 +862,9 @@ dd_pg_switch(const struct dd_pg_switch_opts *o, struct dd_pg_switch_result *res)
 				 .profile = s.prev.profile ? s.prev.profile : (char *)"",
 				 .branch = (char *)(o->branch_left ? o->branch_left : s.prev.branch ? s.prev.branch : ""),
 				 .modified = modified, .fingerprint = s.prev.fingerprint, .replaced = o->clean,
-				 .media = o->media ? (char *)o->media->stash : NULL };
+				 .media = o->media ? (char *)o->media->stash : NULL,
+				 .media_folder = o->media ? (char *)o->media->folder : NULL,
+				 .media_private = o->media && o->media->stash_private };
 	/* the stash's record before the rename: a kill right after it must not lose it */
 	if (stash && dd_pg_copy_record(o->statedir, &s.t, &sc) < 0) {
 		dd_error_wrap("recording the stash for database %s", s.t.database);

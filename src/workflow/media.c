@@ -142,12 +142,31 @@ media_undo(void *arg)
 	put_back(arg);
 }
 
+/* Is `id` a private snapshot of this cache (files set aside, not in the store)? */
+static int
+is_private(struct dd_store *st, const char *id, int *out)
+{
+	char **ids = NULL;
+	size_t n = 0;
+
+	*out = 0;
+	if (!*id)
+		return 0;
+	if (dd_store_private_list(st, &ids, &n) < 0)
+		return -1;
+	for (size_t i = 0; i < n; i++)
+		*out |= !strcmp(ids[i], id);
+	dd_store_snapshot_ids_free(ids, n);
+	return 0;
+}
+
 int
 dd_media_switch_begin(struct dd_media_switch **out, struct dd_repo *repo, const struct dd_config *cfg,
 		      const struct dd_profile *p, const char *snapshot)
 {
 	struct dd_media_switch *ms;
 	char *root = dd_workflow_media_root(repo, p);
+	int priv = 0;
 
 	*out = NULL;
 	if (!root)
@@ -162,8 +181,11 @@ dd_media_switch_begin(struct dd_media_switch **out, struct dd_repo *repo, const 
 		dd_error_wrap("setting media folder %s aside", root);
 		goto fail;
 	}
-	ms->hooks = (struct dd_pg_switch_media){ .stash = ms->stash, .choose = media_choose, .apply = media_apply,
-						 .undo = media_undo, .arg = ms };
+	if (is_private(ms->st, ms->stash, &priv) < 0)
+		goto fail;
+	ms->hooks = (struct dd_pg_switch_media){ .folder = ms->root, .stash = ms->stash, .stash_private = priv,
+						 .choose = media_choose, .apply = media_apply, .undo = media_undo,
+						 .arg = ms };
 	*out = ms;
 	return 0;
 fail:

@@ -148,6 +148,31 @@ test_a_switch_sets_extra_and_modified_files_aside_and_the_way_back_brings_them_b
 
 ref_info_at() { git show "$1:.dnadata/refs/clean" | sed -n 2p | sed 's/^snapshot //'; }
 
+# Two profiles on one database with different folders: files set aside from one folder never land in the
+# other, and the stash holding them is not renamed back (which would forget them): it stays listed.
+test_profiles_with_different_folders_never_mix_their_files() {
+	setup_media var/a
+	printf 'x\n' >var/a/x
+	expect_ok git dnadata snapshot
+	expect_ok git dnadata new-profile other --media var/b
+	mkdir -p var/b && printf 'y\n' >var/b/y
+	psql_q "$DB" "INSERT INTO t VALUES (2, 'two')"
+	expect_ok git dnadata snapshot other
+	printf 'local\n' >var/a/local
+	expect_ok git dnadata use clean
+	assert_eq "x" "$(ls var/a | xargs)"
+	expect_ok git dnadata use other
+	assert_eq "y" "$(ls var/b | xargs)"
+	assert_eq "x" "$(ls var/a | xargs)"
+	assert_eq 2 "$(psql_q "$DB" "SELECT count(*) FROM t")"
+	expect_ok git dnadata stash list
+	local stash
+	stash=$(printf '%s\n' "$OUT" | awk '/entries set aside/ { print $1 }')
+	[ -n "$stash" ] || fail "the stash holding var/a's files is gone: $OUT"
+	expect_ok git dnadata stash media "$stash" "$T/out"
+	assert_eq "local x" "$(ls "$T/out" | xargs)"
+}
+
 test_a_profile_without_media_leaves_every_folder_alone() {
 	repo_with_db nomedia
 	psql_q "$DB" "CREATE TABLE t (id int PRIMARY KEY)"
