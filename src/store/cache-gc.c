@@ -524,7 +524,8 @@ mark_snapshots(struct planner *pl, struct dd_cache_plan *plan, const char *const
 		return -1;
 	}
 	e = dd_realloc(e, (n + np + 1) * sizeof(*e));
-	memcpy(e + n, pe, np * sizeof(*pe));
+	if (np)
+		memcpy(e + n, pe, np * sizeof(*pe));
 	free(pe);
 	n += np;
 	plan->snapshots = dd_calloc(n ? n : 1, sizeof(*plan->snapshots));
