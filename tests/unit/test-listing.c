@@ -17,6 +17,7 @@
 #include <pthread.h>
 #include <sodium.h>
 #include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "store-testlib.h"
@@ -88,6 +89,15 @@ __asan_default_options(void)
 	return "quarantine_size_mb=0";
 }
 #endif
+
+static double
+now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
 
 static long
 maxrss_kib(void)
@@ -208,6 +218,8 @@ read_big(struct fx *f, uint64_t n, const char *id)
 	si = dd_snapshot_find(s, "media");
 	assert_non_null(si);
 	assert_string_equal(dd_stream_attr(si, "listing"), "media");
+	if (n == 100000)
+		print_message("a listing of 100,000 entries: %" PRIu64 " bytes in %zu chunks\n", si->size, si->nchunks);
 	CHECK(dd_listing_open(&lr, f->st, si));
 	while ((rc = dd_listing_next(lr, &e)) == 1) {
 		big_name(name, sizeof(name), i);
@@ -250,12 +262,16 @@ listing_of_100000_entries_round_trips_in_constant_memory(void **state)
 	struct fx *f = *state;
 	char id[DD_ID_HEX_SIZE], id2[DD_ID_HEX_SIZE];
 	long before, mid, after;
+	double t0, t1;
 
 	write_big(f, 20000, id);
 	read_big(f, 20000, id);
 	before = maxrss_kib();
+	t0 = now_s();
 	write_big(f, 100000, id);
+	t1 = now_s();
 	read_big(f, 100000, id);
+	print_message("100,000 entries: written in %.2f s, read in %.2f s\n", t1 - t0, now_s() - t1);
 	mid = maxrss_kib();
 	write_big(f, 300000, id2);
 	read_big(f, 300000, id2);
