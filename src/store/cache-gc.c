@@ -524,7 +524,8 @@ mark_snapshots(struct planner *pl, struct dd_cache_plan *plan, const char *const
 		return -1;
 	}
 	e = dd_realloc(e, (n + np + 1) * sizeof(*e));
-	memcpy(e + n, pe, np * sizeof(*pe));
+	if (np)
+		memcpy(e + n, pe, np * sizeof(*pe));
 	free(pe);
 	n += np;
 	plan->snapshots = dd_calloc(n ? n : 1, sizeof(*plan->snapshots));
@@ -718,7 +719,7 @@ dd_store_cache_plan(struct dd_cache_plan *plan, struct dd_store *st, const char 
 	if (dd_store_index_load(st) < 0)
 		goto out;
 	load_packs(&pl);
-	if (dd_store_private_index_load(st) < 0 || list_candidates(&pl) < 0 ||
+	if (dd_store_private_index_learn(st, 1) < 0 || list_candidates(&pl) < 0 ||
 	    mark_snapshots(&pl, plan, named, nnamed) < 0)
 		goto out;
 	plan->items = dd_calloc(pl.nc ? pl.nc : 1, sizeof(*plan->items));

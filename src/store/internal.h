@@ -94,11 +94,14 @@ int dd_store_get_object(struct dd_store *st, int type, const uint8_t id[32], siz
 int dd_store_put_private(struct dd_store *st, const uint8_t id[32], const void *plain, size_t len, ZSTD_CCtx *zc,
 			 struct dd_buf *scratch, int *existed);
 /*
- * A chunk a public snapshot names (a listing entry reused from a private
- * snapshot): when only a private pack holds it, copy it into the public
- * packer, so the snapshot never depends on what the store cannot get. 0, -1.
+ * A chunk a listing entry names that its writer did not store (an entry
+ * reused from an earlier listing). A public writer (`priv` 0) copies a
+ * chunk only private packs hold into a public pack, so its snapshot never
+ * depends on what the store cannot get; a private writer copies a chunk
+ * only an older private pack holds into one of its own, since gc may take
+ * an older private pack once no private manifest needs it. 0, -1.
  */
-int dd_store_publish_chunk(struct dd_store *st, const struct dd_chunk_ref *ref);
+int dd_store_adopt_chunk(struct dd_store *st, const struct dd_chunk_ref *ref, int priv);
 /* Make every earlier put durable (deferred directory fsyncs), then record what the backend confirmed. */
 int dd_store_sync(struct dd_store *st);
 /* Parse and check a manifest's plaintext against `id`. */
@@ -230,6 +233,8 @@ int dd_listing_each_chunk(struct dd_store *st, const struct dd_stream_info *si,
 /* ---- private snapshots (store-private.c) ---- */
 /* Load <cache>/private/index/ into st->opidx (once). */
 int dd_store_private_index_load(struct dd_store *st);
+/* The same, and with `again` also the index files written since (this run's own among them): gc's plan. */
+int dd_store_private_index_learn(struct dd_store *st, int again);
 /* Put the sealed manifest `obj` of private snapshot `id` in <cache>/private/: 0, DD_EXISTS, -1. */
 int dd_store_private_put(struct dd_store *st, const uint8_t id[32], const struct dd_buf *obj);
 /* Load private snapshot `id_hex`: 0, DD_NOTFOUND (no such private snapshot, no error), -1. */

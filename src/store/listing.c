@@ -33,7 +33,7 @@
 
 struct dd_listing_writer {
 	struct dd_store *st;
-	int priv; /* a private snapshot's listing: may name private packs' chunks */
+	int priv; /* a private snapshot's listing (dd_store_adopt_chunk) */
 	struct dd_stream_writer *w;
 	char *kind;
 	char *prev; /* the last entry's name; NULL before the first */
@@ -148,9 +148,9 @@ dd_listing_add(struct dd_listing_writer *lw, const struct dd_stream_info *entry)
 		return dd_error("listing: an earlier entry failed");
 	if (check_entry(lw, entry) < 0)
 		return dd_error_wrap("listing");
-	/* an entry reused from a private snapshot (a stash applied, then captured): its chunks must become public */
-	for (size_t i = 0; !lw->priv && i < entry->nchunks; i++)
-		if (dd_store_publish_chunk(lw->st, &entry->chunks[i]) < 0)
+	/* an entry reused from a stash (applied, then captured again): its chunks must be where this snapshot can keep them */
+	for (size_t i = 0; i < entry->nchunks; i++)
+		if (dd_store_adopt_chunk(lw->st, &entry->chunks[i], lw->priv) < 0)
 			return dd_error_wrap("listing entry '%s'", entry->name);
 	if (!e.nchunks) /* no content (a folder, a link, an empty file): the checksum of nothing */
 		dd_stream_checksum(e.checksum, lw->st->keys, &e);

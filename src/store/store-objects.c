@@ -235,21 +235,27 @@ put_packed(struct dd_store *st, const uint8_t id[32], const void *plain, size_t 
 }
 
 int
-dd_store_publish_chunk(struct dd_store *st, const struct dd_chunk_ref *ref)
+dd_store_adopt_chunk(struct dd_store *st, const struct dd_chunk_ref *ref, int priv)
 {
 	struct dd_midx_hit hit;
 	struct dd_buf plain = DD_BUF_INIT;
+	char name[DD_OBJECT_NAME_SIZE];
 	int rc, existed;
 
 	if (dd_store_index_load(st) < 0 || dd_store_private_index_load(st) < 0)
 		return -1;
-	if (dd_midx_find(st->idx, ref->id, 1, &hit) ||
+	if (dd_midx_find(st->idx, ref->id, 1, &hit) || (priv && dd_midx_find(st->pidx, ref->id, 1, &hit)))
+		return 0; /* in a public pack, or (for a private writer) in one of this run's private packs */
+	dd_object_name(name, sizeof(name), "data", ref->id);
+	if ((priv && st->cache->ops->exists(st->cache, name) == 1) ||
 	    (!dd_midx_find(st->pidx, ref->id, 1, &hit) && !dd_midx_find(st->opidx, ref->id, 0, &hit)))
-		return 0; /* public already, or no private pack has it: nothing to copy */
+		return 0; /* a loose public copy, or no private pack has it: nothing to copy */
 	rc = dd_store_get_object(st, DD_OBJ_DATA, ref->id, ref->len, &plain, NULL);
 	if (rc == 0 && plain.len != ref->len)
 		rc = dd_error("a private copy of a chunk differs in length from its entry");
-	if (rc == 0)
+	if (rc == 0 && priv)
+		rc = dd_store_put_private(st, ref->id, plain.ptr, plain.len, NULL, NULL, &existed);
+	else if (rc == 0)
 		rc = dd_store_put_object(st, DD_OBJ_DATA, ref->id, plain.ptr, plain.len, NULL, NULL, &existed);
 	dd_buf_release(&plain);
 	return rc == 0 ? 0 : -1;

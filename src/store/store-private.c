@@ -30,13 +30,19 @@
 int
 dd_store_private_index_load(struct dd_store *st)
 {
+	return dd_store_private_index_learn(st, 0);
+}
+
+int
+dd_store_private_index_learn(struct dd_store *st, int again)
+{
 	struct dd_backend_entry *e = NULL;
 	struct dd_buf obj = DD_BUF_INIT, plain = DD_BUF_INIT;
 	size_t n = 0;
 	int rc = -1;
 
 	pthread_mutex_lock(&st->idxmu);
-	if (st->opidx_loaded) {
+	if (st->opidx_loaded && !again) {
 		pthread_mutex_unlock(&st->idxmu);
 		return 0;
 	}
@@ -48,8 +54,9 @@ dd_store_private_index_load(struct dd_store *st)
 		size_t np = 0;
 		uint8_t id[32];
 		int isnew;
-		if (!base || strlen(base + 1) != 64 || dd_hex_decode(id, 32, base + 1) < 0)
-			continue;
+		if (!base || strlen(base + 1) != 64 || dd_hex_decode(id, 32, base + 1) < 0 ||
+		    dd_midx_find_file(st->opidx, id) != DD_MIDX_NONE)
+			continue; /* not an index file's name, or one read already */
 		if (st->cache->ops->get(st->cache, e[i].name, &obj) != 0 ||
 		    dd_object_open(&plain, st->keys, DD_OBJ_INDEX, id, obj.ptr, obj.len, DD_INDEX_MAX, NULL) < 0 ||
 		    dd_index_decode(&p, &np, (const uint8_t *)plain.ptr, plain.len) < 0) {
