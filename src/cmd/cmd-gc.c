@@ -119,6 +119,9 @@ print_summary(const struct dd_gc_result *r, int dry)
 	       budget);
 	if (kept)
 		dd_out("; %zu stash%s with local edits kept", kept, kept == 1 ? "" : "es");
+	if (r->media_dropped)
+		dd_out("; %s %zu media set-aside%s no stash names", dry ? "would drop" : "dropped", r->media_dropped,
+		       r->media_dropped == 1 ? "" : "s");
 	if (r->failed)
 		dd_out("; %zu failed", r->failed);
 	dd_out("\n");

@@ -41,10 +41,17 @@
  *                "pending_uploads": [ snapshot ids in the local cache the store does not hold yet ] },
  *     "profiles": [ { "name", "active": bool, "ref": path, "snapshot": str|null,
  *                     "ref_error": str|null, "ref_changed": bool,
- *                     "media": str|null, "database": str } ] }
+ *                     "media": str|null, "database": str,
+ *                     "media_state": null (no media folder) | { "path": str (absolute),
+ *                        "changes": "unchanged"|"changed"|"not restored"|null (null: media_error says why),
+ *                        "snapshot": str|null (what it was last made equal to, a snapshot or a stash's
+ *                          private snapshot), "pending": bool (a switch was cut short: restore finishes it),
+ *                        "error": str|null } } ] }
  */
 #include "config/config.h"
 #include "dnadata.h"
+#include "media/media.h"
+#include "workflow/workflow.h"
 #include "git/hooks.h"
 #include "git/ref.h"
 #include "git/repo.h"
@@ -78,6 +85,11 @@ struct profile_status {
 	char *ref_error;          /* the ref file exists but does not parse */
 	int ref_changed;          /* differs from HEAD (staged, modified, new or deleted) */
 	char *database;           /* redacted */
+	char *media_root;         /* the media folder, absolute; NULL: none */
+	int media_changed;        /* 0 unchanged, 1 changed, 2 never restored or captured here, -1 (media_error) */
+	char media_snapshot[65];
+	char *media_error;
+	int media_pending;        /* the working record says a switch left the folder to finish */
 };
 
 /* What this machine keeps to make switches fast, against cache_budget (issue 16). */
@@ -108,6 +120,43 @@ struct status {
 	struct local_status local; /* templates, spares, stashes with sizes; cache usage; pending uploads */
 };
 
+/* Whether p's media folder changed since it was restored or captured (sizes and mtimes: no file read). */
+static void
+collect_media(struct status *st, struct profile_status *ps, const struct dd_profile *p)
+{
+	struct dd_media_opts mo;
+	struct dd_pg_state w;
+
+	if (!(ps->media_root = dd_workflow_media_root(st->repo, p)))
+		return;
+	dd_workflow_media_opts(&mo, st->repo, p, ps->media_root);
+	mo.progress = 0;
+	/* DD_NOTFOUND (no record) is 1 too: an empty snapshot_out tells it apart */
+	ps->media_changed = dd_media_changed(&mo, ps->media_snapshot);
+	if (ps->media_changed >= 0 && !*ps->media_snapshot)
+		ps->media_changed = 2;
+	if (ps->media_changed < 0) {
+		ps->media_error = dd_strdup(dd_error_last() ? dd_error_last() : "unreadable");
+		ps->media_changed = -1;
+	}
+	dd_error_clear();
+	if (dd_pg_state_read(&w, st->repo->statedir, dd_config_database(st->cfg, p)) == 0)
+		ps->media_pending = w.media_pending;
+	dd_error_clear();
+	dd_pg_state_release(&w);
+}
+
+static const char *
+media_changes_name(const struct profile_status *ps)
+{
+	switch (ps->media_changed) {
+	case 0: return "unchanged";
+	case 1: return "changed";
+	case 2: return "not restored";
+	default: return NULL;
+	}
+}
+
 static int
 collect_profile(struct status *st, struct profile_status *ps, const struct dd_profile *p)
 {
@@ -131,6 +180,7 @@ collect_profile(struct status *st, struct profile_status *ps, const struct dd_pr
 	if ((r = dd_repo_changed(st->repo, rel)) < 0)
 		return -1;
 	ps->ref_changed = r;
+	collect_media(st, ps, p);
 	return 0;
 }
 
@@ -413,6 +463,19 @@ print_profiles(const struct status *st)
 		if (ps->ref_changed)
 			dd_out("  (%s has uncommitted changes)", ps->ref_rel);
 		dd_out("\n");
+		if (!ps->media_root)
+			continue;
+		dd_out("  %-*s  media %s: ", (int)width, "", ps->profile->media);
+		if (ps->media_pending)
+			dd_out("a switch was cut short; `git dnadata restore` finishes it\n");
+		else if (ps->media_changed == 0)
+			dd_out("unchanged since %.12s\n", ps->media_snapshot);
+		else if (ps->media_changed == 1)
+			dd_out("changed since %.12s (restore or snapshot)\n", ps->media_snapshot);
+		else if (ps->media_changed == 2)
+			dd_out("not restored or captured here yet\n");
+		else
+			dd_out("unknown: %s\n", ps->media_error);
 	}
 	if (st->nprofiles == 0)
 		dd_out("  (none: add one with 'git dnadata new-profile <name>')\n");
@@ -558,6 +621,17 @@ print_json(const struct status *st)
 		dd_json_bool(&j, "ref_changed", ps->ref_changed);
 		dd_json_str(&j, "media", ps->profile->media);
 		dd_json_str(&j, "database", ps->database);
+		if (ps->media_root) {
+			dd_json_object_begin(&j, "media_state");
+			dd_json_str(&j, "path", ps->media_root);
+			dd_json_str(&j, "changes", media_changes_name(ps));
+			dd_json_str(&j, "snapshot", *ps->media_snapshot ? ps->media_snapshot : NULL);
+			dd_json_bool(&j, "pending", ps->media_pending);
+			dd_json_str(&j, "error", ps->media_error);
+			dd_json_object_end(&j);
+		} else {
+			dd_json_null(&j, "media_state");
+		}
 		dd_json_object_end(&j);
 	}
 	dd_json_array_end(&j);
@@ -574,6 +648,8 @@ status_free(struct status *st)
 		free(st->profiles[i].ref_rel);
 		free(st->profiles[i].ref_error);
 		free(st->profiles[i].database);
+		free(st->profiles[i].media_root);
+		free(st->profiles[i].media_error);
 	}
 	free(st->profiles);
 	dd_pg_state_release(&st->pg);

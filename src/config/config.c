@@ -73,6 +73,7 @@ dd_config_profile_clear(struct dd_profile *p)
 	free(p->name);
 	free(p->database);
 	free(p->media);
+	free(p->media_owner);
 	dd_config_list_free(p->exclude_tables);
 	dd_config_list_free(p->exclude_data);
 	memset(p, 0, sizeof(*p));

@@ -23,7 +23,8 @@ struct dd_repo;
 struct dd_profile {
 	char *name;
 	char *database;        /* conninfo or URL; NULL means the [database] default */
-	char *media;           /* media folder, relative to the work tree; NULL = none */
+	char *media;           /* media folder, relative to the work tree (or absolute); NULL = none */
+	char *media_owner;     /* media_owner: "user[:group]" the restored media files get; NULL = leave */
 	char **exclude_tables; /* patterns: schema.table, '*' allowed; NULL-terminated */
 	char **exclude_data;   /* tables kept schema-only; NULL-terminated */
 	int terminate_connections; /* -1 = unset (use global), 0 or 1 */

@@ -18,6 +18,8 @@
 #include "util/opts.h"
 
 #include <errno.h>
+#include <grp.h>
+#include <pwd.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -41,6 +43,7 @@ enum kind {
 	K_BUDGET,    /* a size with an optional K/M/G/T suffix, 0 .. DD_CONFIG_MAX_CACHE_BUDGET */
 	K_KEEP,      /* 0 .. DD_CONFIG_MAX_STASH_KEEP */
 	K_NAME,      /* a profile name */
+	K_OWNER,     /* user[:group]: names that exist on this machine, or numeric ids; "" = unset */
 	K_LIST,      /* comma/space separated words, key may repeat (appends) */
 	K_COMMANDS,  /* one command per line, key may repeat (appends) */
 };
@@ -83,6 +86,7 @@ static const struct key keys[] = {
 	{ SEC_HOOKS, "post_restore", K_COMMANDS, BOTH, C(pub.post_restore) },
 	{ SEC_PROFILE, "database", K_STR, BOTH, P(database) },
 	{ SEC_PROFILE, "media", K_OPT_STR, BOTH, P(media) },
+	{ SEC_PROFILE, "media_owner", K_OWNER, BOTH, P(media_owner) },
 	{ SEC_PROFILE, "exclude_tables", K_LIST, BOTH, P(exclude_tables) },
 	{ SEC_PROFILE, "exclude_data", K_LIST, BOTH, P(exclude_data) },
 	{ SEC_PROFILE, "terminate_connections", K_BOOL, BOTH, P(terminate_connections) },
@@ -349,6 +353,39 @@ set_name(struct dd_config_parse *p, const char *name, char **field, const char *
 	return 0;
 }
 
+/* One half of media_owner: all digits (an id), or a name getpwnam/getgrnam knows. */
+static int
+owner_part_ok(const char *s, size_t n, int group)
+{
+	char name[256];
+
+	if (!n || n >= sizeof(name))
+		return 0;
+	if (strspn(s, "0123456789") >= n)
+		return 1;
+	memcpy(name, s, n);
+	name[n] = '\0';
+	return group ? getgrnam(name) != NULL : getpwnam(name) != NULL;
+}
+
+/* media_owner = user[:group]: each an existing name on this machine or a numeric id ("" = unset). */
+static int
+set_owner(struct dd_config_parse *p, const char *name, char **field, const char *value)
+{
+	const char *colon = strchr(value, ':');
+	size_t ulen = colon ? (size_t)(colon - value) : strlen(value);
+
+	if (!*value)
+		return set_opt_str(field, value);
+	if (!owner_part_ok(value, ulen, 0))
+		return dd_config_fail(p, p->lineno, "'%s' must be user[:group] (names this machine knows, or numeric ids); "
+				      "no user '%.*s' here", name, (int)(ulen > 40 ? 40 : ulen), value);
+	if (colon && !owner_part_ok(colon + 1, strlen(colon + 1), 1))
+		return dd_config_fail(p, p->lineno, "'%s' must be user[:group] (names this machine knows, or numeric ids); "
+				      "no group '%.40s' here", name, colon + 1);
+	return set_opt_str(field, value);
+}
+
 static int
 set_list(struct dd_config_parse *p, const char *name, char ***list, const char *value)
 {
@@ -406,6 +443,7 @@ set_value(struct dd_config_parse *p, const struct key *k, void *field, const cha
 		return set_int(p, k->name, field, value, 0, DD_CONFIG_MAX_STASH_KEEP,
 			       "a number of stashes from 0 to " STR(DD_CONFIG_MAX_STASH_KEEP));
 	case K_NAME: return set_name(p, k->name, field, value);
+	case K_OWNER: return set_owner(p, k->name, field, value);
 	case K_LIST: return set_list(p, k->name, field, value);
 	case K_COMMANDS: return set_command(p, k->name, field, value);
 	}

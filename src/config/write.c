@@ -201,6 +201,8 @@ append_section(struct dd_buf *text, const char *name, const struct dd_profile *s
 		return -1;
 	if ((media || (src && src->media)) && write_setting(text, "media", media ? media : src->media) < 0)
 		return -1;
+	if (src && src->media_owner && write_setting(text, "media_owner", src->media_owner) < 0)
+		return -1;
 	for (size_t i = 0; src && src->exclude_tables && src->exclude_tables[i]; i++)
 		if (write_setting(text, "exclude_tables", src->exclude_tables[i]) < 0)
 			return -1;
@@ -228,6 +230,7 @@ add_to_config(struct dd_config *cfg, const char *name, const struct dd_profile *
 	np->lock_wait_timeout = src ? src->lock_wait_timeout : 0;
 	np->database = src && src->database ? dd_strdup(src->database) : NULL;
 	np->media = media ? dd_strdup(media) : src && src->media ? dd_strdup(src->media) : NULL;
+	np->media_owner = src && src->media_owner ? dd_strdup(src->media_owner) : NULL;
 	np->exclude_tables = src ? dd_config_list_copy(src->exclude_tables) : NULL;
 	np->exclude_data = src ? dd_config_list_copy(src->exclude_data) : NULL;
 }

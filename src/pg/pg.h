@@ -70,6 +70,34 @@ struct dd_pg_restore_opts {
 
 /* ---- switching (switch.c): stashes, templates and spares ---- */
 
+/*
+ * A media folder that switches with the database (issue 17). The switch
+ * calls, in this order:
+ *   choose(arg, source_media, &target), once the source is chosen and
+ *     before anything is built: source_media is the media id recorded
+ *     with the stash being renamed back (NULL for any other source); the
+ *     callback sets *target (allocated; NULL: leave the folder alone)
+ *     once it has checked that it can be applied; -1 stops the switch;
+ *   apply(arg, target), with the journal and the new stash's record
+ *     written, just before the rename: make the folder equal `target`;
+ *     -1 stops the switch (the callback has put the folder back), and the
+ *     working database is untouched;
+ *   undo(arg), when the rename then fails: put the folder back.
+ * `stash` is the media id of the folder as it is (dd_media_stash), kept
+ * with the stash the working database becomes and in the journal, so a
+ * kill at any point leaves records from which the next restore makes the
+ * folder match the database it finds (state.h: media_pending).
+ */
+struct dd_pg_switch_media {
+	const char *folder; /* absolute: a stash's media is brought back only into the folder it was taken of */
+	const char *stash;
+	int stash_private;  /* `stash` is a private snapshot (files set aside), not one the store holds */
+	int (*choose)(void *arg, const char *source_media, char **target);
+	int (*apply)(void *arg, const char *target);
+	void (*undo)(void *arg);
+	void *arg;
+};
+
 struct dd_pg_switch_opts {
 	const char *conninfo;    /* names the working database */
 	const char *statedir;
@@ -88,6 +116,7 @@ struct dd_pg_switch_opts {
 	 */
 	int (*load)(void *arg, struct dd_store **st, struct dd_snapshot **snap);
 	void *load_arg;
+	const struct dd_pg_switch_media *media; /* NULL: no media folder switches with it */
 };
 
 /* How the switch got the snapshot into place, cheapest first. */
@@ -104,6 +133,7 @@ struct dd_pg_switch_result {
 	char *source;          /* the stash, spare or template used (NULL for a restore) */
 	enum dd_pg_switch_how how;
 	double seconds;        /* from the first connection to the records written */
+	char *media;           /* the media id the folder was made equal to (opts.media), NULL: left alone */
 };
 
 /*

@@ -6,7 +6,9 @@
  * character; the key is a safe file name). Inside, small "key value"
  * text files, each written atomically:
  *   working         server, database, snapshot, profile, when, how,
- *                   fingerprint (change.c; absent = unknown)
+ *                   fingerprint (change.c; absent = unknown), branch,
+ *                   media, media_pending ("yes": a media folder switched
+ *                   with it, the folder still to be made equal to media)
  *   stash-<hash>    name, snapshot, profile, stashed   (one per stash;
  *                   <hash>: 16 hex digits of BLAKE2b(name))
  *   pending-<pid>   name, pid, started: a new copy being built; once that
@@ -25,14 +27,19 @@
  *                   stash-<hash> above, with "stashed" for "created")
  *                   stash of the working database (state.h); a stash
  *                   written before these keys existed reads as modified
- *                   "unknown". <hash> as for stashes.
+ *                   "unknown". <hash> as for stashes. A stash also has
+ *                   media and media_folder: the media id of the folder
+ *                   set aside with it, and that folder.
  *   switch          source, kind, stash, snapshot, profile, branch,
- *                   fingerprint, source_oid: a switch between the start
- *                   of its rename and its records (journal, state.h)
+ *                   fingerprint, source_oid, media, media_stash,
+ *                   media_folder: a switch
+ *                   between the start of its rename and its records
+ *                   (journal, state.h)
  *   job-spares      "<pid> <start time>" of the running spare job
  *                   (switch.c), and job-spares.lock, its flock
  *   lock            the database lock (dd_pg_state_lock)
- * Values escape '\\' and newline as "\\\\" and "\\n".
+ * Values escape '\\' and newline as "\\\\" and "\\n". A media id is a
+ * snapshot id, or "-" for "" (the empty folder); absent = no media.
  *
  * The records are ours, the databases the user's: the user may drop a
  * stash at any time (the README says how). So the records are reconciled
@@ -126,7 +133,7 @@ put_value(struct dd_buf *b, const char *k, const char *v)
 
 /* Read "key value" lines of `path`; *vals[i] gets the value of keys[i] (or NULL). Missing file: DD_NOTFOUND. */
 /* The most keys a record is read with (the vals arrays of read_kv's callers). */
-#define DD_PG_RECORD_KEYS_MAX 12
+#define DD_PG_RECORD_KEYS_MAX 16
 
 static int
 read_kv(const char *path, const char *const *keys, char **vals)
@@ -163,6 +170,25 @@ read_kv(const char *path, const char *const *keys, char **vals)
 	}
 	dd_buf_release(&text);
 	return 0;
+}
+
+/* A media id: absent when NULL, "-" for "" (the empty folder). */
+static void
+put_media(struct dd_buf *b, const char *k, const char *v)
+{
+	if (v)
+		put_value(b, k, *v ? v : "-");
+}
+
+/* The media id read back (moved): "-" is "" again. */
+static char *
+media_of(char *v)
+{
+	if (v && !strcmp(v, "-")) {
+		free(v);
+		return dd_strdup("");
+	}
+	return v;
 }
 
 static int
@@ -202,7 +228,16 @@ int
 dd_pg_state_set_working(const char *statedir, const struct dd_pg_target *t, const char *snapshot,
 			const char *profile, const char *how, const char *fingerprint, const char *branch)
 {
-	char *dir = dd_pg_state_dir(statedir, t), *now = dd_pg_now_iso();
+	return dd_pg_state_set_switched(statedir, t, snapshot, profile, how, fingerprint, branch, NULL, 0);
+}
+
+/* The working record; `when` NULL = now. */
+static int
+write_working(const char *statedir, const struct dd_pg_target *t, const char *snapshot, const char *profile,
+	      const char *how, const char *fingerprint, const char *branch, const char *media, int media_pending,
+	      const char *when)
+{
+	char *dir = dd_pg_state_dir(statedir, t), *now = when ? dd_strdup(when) : dd_pg_now_iso();
 	char *server = dd_asprintf("%s:%s", t->host, t->port);
 	struct dd_buf b = DD_BUF_INIT;
 	int rc;
@@ -215,6 +250,9 @@ dd_pg_state_set_working(const char *statedir, const struct dd_pg_target *t, cons
 	put_value(&b, "how", how);
 	put_value(&b, "fingerprint", fingerprint);
 	put_value(&b, "branch", branch);
+	put_media(&b, "media", media);
+	if (media && media_pending)
+		put_value(&b, "media_pending", "yes");
 	rc = write_file(dir, "working", &b);
 	if (rc < 0)
 		dd_error_wrap("recording what database %s holds", t->database);
@@ -222,6 +260,31 @@ dd_pg_state_set_working(const char *statedir, const struct dd_pg_target *t, cons
 	free(server);
 	free(now);
 	free(dir);
+	return rc;
+}
+
+int
+dd_pg_state_set_switched(const char *statedir, const struct dd_pg_target *t, const char *snapshot,
+			 const char *profile, const char *how, const char *fingerprint, const char *branch,
+			 const char *media, int media_pending)
+{
+	return write_working(statedir, t, snapshot, profile, how, fingerprint, branch, media, media_pending, NULL);
+}
+
+int
+dd_pg_state_set_media(const char *statedir, const char *conninfo, const char *media, int pending)
+{
+	struct dd_pg_target t;
+	struct dd_pg_state s;
+	int rc = -1;
+
+	if (dd_pg_target_resolve(&t, conninfo) < 0)
+		return -1;
+	if (dd_pg_state_read_target(&s, statedir, &t) == 0)
+		rc = write_working(statedir, &t, s.snapshot, s.profile, s.how, s.fingerprint, s.branch, media, pending,
+				   s.when);
+	dd_pg_state_release(&s);
+	dd_pg_target_release(&t);
 	return rc;
 }
 
@@ -550,7 +613,7 @@ int
 dd_pg_state_read_target(struct dd_pg_state *out, const char *statedir, const struct dd_pg_target *t)
 {
 	static const char *const keys[] = { "server", "database", "snapshot", "profile", "when", "how",
-					    "fingerprint", "branch", NULL };
+					    "fingerprint", "branch", "media", "media_pending", NULL };
 	char *vals[DD_PG_RECORD_KEYS_MAX];
 	char *dir = NULL, *path = NULL;
 	int rc = -1;
@@ -568,6 +631,9 @@ dd_pg_state_read_target(struct dd_pg_state *out, const char *statedir, const str
 	out->how = vals[5];
 	out->fingerprint = vals[6];
 	out->branch = vals[7];
+	out->media = media_of(vals[8]);
+	out->media_pending = out->media && vals[9] && !strcmp(vals[9], "yes");
+	free(vals[9]);
 	{
 		char *journal = dd_path_join(dir, "switch");
 		out->interrupted = dd_path_exists(journal);
@@ -691,6 +757,7 @@ dd_pg_state_release(struct dd_pg_state *s)
 	free(s->how);
 	free(s->fingerprint);
 	free(s->branch);
+	free(s->media);
 	for (size_t i = 0; i < s->nstashes; i++) {
 		free(s->stashes[i].name);
 		free(s->stashes[i].snapshot);
@@ -748,9 +815,15 @@ dd_pg_modified_name(enum dd_pg_modified m)
 }
 
 int
+dd_pg_copy_media_set_aside(const struct dd_pg_copy *c)
+{
+	return c->kind == DD_PG_COPY_STASH && c->media && *c->media && c->media_private;
+}
+
+int
 dd_pg_copy_disposable(const struct dd_pg_copy *c)
 {
-	return c->kind != DD_PG_COPY_STASH || c->modified == DD_PG_MOD_NO;
+	return c->kind != DD_PG_COPY_STASH || (c->modified == DD_PG_MOD_NO && !dd_pg_copy_media_set_aside(c));
 }
 
 void
@@ -763,6 +836,8 @@ dd_pg_copy_release(struct dd_pg_copy *c)
 	free(c->fingerprint);
 	free(c->created);
 	free(c->used);
+	free(c->media);
+	free(c->media_folder);
 	memset(c, 0, sizeof(*c));
 }
 
@@ -803,6 +878,12 @@ dd_pg_copy_record(const char *statedir, const struct dd_pg_target *t, const stru
 	put_value(&b, "used", c->used ? c->used : c->created ? c->created : now);
 	if (c->replaced)
 		put_value(&b, "replaced", "yes");
+	if (c->kind == DD_PG_COPY_STASH) {
+		put_media(&b, "media", c->media);
+		put_value(&b, "media_folder", c->media_folder);
+		if (c->media && c->media_private)
+			put_value(&b, "media_private", "yes");
+	}
 	rc = write_file(dir, file, &b);
 	if (rc < 0)
 		dd_error_wrap("recording %s %s", dd_pg_copy_kind_name(c->kind), c->name);
@@ -830,9 +911,10 @@ modified_of(const char *s)
 }
 
 static const char *const copy_keys[] = { "name", "snapshot", "profile", "branch", "modified", "fingerprint",
-					 "created", "used", "replaced", NULL };
+					 "created", "used", "replaced", "media", "media_folder", "media_private", NULL };
 static const char *const stash_copy_keys[] = { "name", "snapshot", "profile", "branch", "modified", "fingerprint",
-					       "stashed", "used", "replaced", NULL };
+					       "stashed", "used", "replaced", "media", "media_folder", "media_private",
+					       NULL };
 
 _Static_assert(sizeof(copy_keys) / sizeof(copy_keys[0]) <= DD_PG_RECORD_KEYS_MAX, "record keys");
 _Static_assert(sizeof(stash_copy_keys) / sizeof(stash_copy_keys[0]) <= DD_PG_RECORD_KEYS_MAX, "record keys");
@@ -853,6 +935,14 @@ copy_from_vals(struct dd_pg_copy *c, enum dd_pg_copy_kind kind, char **v)
 	c->used = v[7] ? v[7] : dd_strdup(c->created);
 	c->replaced = kind == DD_PG_COPY_STASH && v[8] && !strcmp(v[8], "yes");
 	free(v[8]);
+	c->media = kind == DD_PG_COPY_STASH ? media_of(v[9]) : NULL;
+	c->media_folder = kind == DD_PG_COPY_STASH ? v[10] : NULL;
+	c->media_private = kind == DD_PG_COPY_STASH && v[11] && !strcmp(v[11], "yes");
+	free(v[11]);
+	if (kind != DD_PG_COPY_STASH) {
+		free(v[9]);
+		free(v[10]);
+	}
 	c->size = -1;
 }
 
@@ -1094,6 +1184,12 @@ dd_pg_copy_drop(const char *statedir, const char *conninfo, const char *name, in
 	}
 	if (r < 0)
 		goto out;
+	if (c.kind == DD_PG_COPY_STASH && !(flags & DD_PG_DROP_FORCE) && dd_pg_copy_media_set_aside(&c)) {
+		dd_error("stash %s holds media files set aside with it", name);
+		dd_hint("`git dnadata stash list` shows them; drop it anyway with `git dnadata stash drop %s`", name);
+		rc = DD_EXISTS;
+		goto out;
+	}
 	if (c.kind == DD_PG_COPY_STASH && !(flags & DD_PG_DROP_FORCE)) {
 		int ok = c.modified == DD_PG_MOD_NO ? still_unmodified(conninfo, &c) : 0;
 		if (ok < 0)
@@ -1181,6 +1277,11 @@ dd_pg_journal_write(const char *statedir, const struct dd_pg_target *t, const st
 	put_value(&b, "branch", j->branch);
 	put_value(&b, "fingerprint", j->fingerprint);
 	put_value(&b, "source_oid", j->source_oid);
+	put_media(&b, "media", j->media);
+	put_media(&b, "media_stash", j->media_stash);
+	put_value(&b, "media_folder", j->media_folder);
+	if (j->media_stash && j->media_private)
+		put_value(&b, "media_private", "yes");
 	rc = write_file(dir, "switch", &b);
 	if (rc < 0)
 		dd_error_wrap("recording the switch of database %s", t->database);
@@ -1193,17 +1294,20 @@ int
 dd_pg_journal_read(struct dd_pg_journal *j, const char *statedir, const struct dd_pg_target *t)
 {
 	static const char *const keys[] = { "source", "kind", "stash", "snapshot", "profile", "branch",
-					    "fingerprint", "source_oid", NULL };
+					    "fingerprint", "source_oid", "media", "media_stash", "media_folder",
+					    "media_private", NULL };
 	char *dir = dd_pg_state_dir(statedir, t), *path = dd_path_join(dir, "switch"), *v[DD_PG_RECORD_KEYS_MAX];
 	int rc = read_kv(path, keys, v);
 
 	memset(j, 0, sizeof(*j));
 	if (rc == 0 && (!v[0] || !v[1] || !v[3])) {
-		for (int i = 0; i < 8; i++)
+		for (int i = 0; i < 12; i++)
 			free(v[i]);
 		rc = dd_error("%s is incomplete", path);
 	} else if (rc == 0) {
-		*j = (struct dd_pg_journal){ v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7] };
+		*j = (struct dd_pg_journal){ v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], media_of(v[8]),
+					     media_of(v[9]), v[10], v[11] && !strcmp(v[11], "yes") };
+		free(v[11]);
 	}
 	free(path);
 	free(dir);
@@ -1231,6 +1335,9 @@ dd_pg_journal_release(struct dd_pg_journal *j)
 	free(j->branch);
 	free(j->fingerprint);
 	free(j->source_oid);
+	free(j->media);
+	free(j->media_stash);
+	free(j->media_folder);
 	memset(j, 0, sizeof(*j));
 }
 

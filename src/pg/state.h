@@ -44,6 +44,15 @@ struct dd_pg_state {
 	char *branch;      /* the branch it was restored for (a switch), or NULL if unknown */
 	int interrupted;   /* a switch was cut short (its journal is there): what it holds is not known until the
 			      next command under the database lock finishes the records (dd_pg_reap_leftovers) */
+	/*
+	 * The profile's media folder switched with it (issue 17): the media id
+	 * the folder was made equal to ("" the empty folder), or NULL when no
+	 * media switched with this database. media_pending: a switch was cut
+	 * short while the folder changed; the next restore makes it equal to
+	 * `media` (dd_pg_state_set_media clears it).
+	 */
+	char *media;
+	int media_pending;
 };
 
 /* The record for the working database named by `conninfo` (no connection made). Missing = empty state. */
@@ -77,6 +86,13 @@ void dd_pg_state_release(struct dd_pg_state *s);
 int dd_pg_state_lock(const char *statedir, const char *conninfo, int *fd);
 /* The same without waiting (the git hooks): DD_EBUSY, error set, when another command holds it. */
 int dd_pg_state_trylock(const char *statedir, const char *conninfo, int *fd);
+
+/*
+ * Record, in the working record of `conninfo`'s database, the media id the
+ * folder holds with it (NULL: none) and whether making the folder equal
+ * to it is still pending. The rest of the record is kept. Atomic.
+ */
+int dd_pg_state_set_media(const char *statedir, const char *conninfo, const char *media, int pending);
 
 /* Current UTC time as "YYYY-MM-DDTHH:MM:SSZ". Caller frees. */
 char *dd_pg_now_iso(void);
@@ -150,6 +166,12 @@ struct dd_pg_copy {
 	char *used;          /* last used (cloned from, renamed in), ISO 8601 UTC; = created until then */
 	int replaced;        /* stash: set aside by a restore of the same snapshot on its own branch (the user asked
 				for a clean copy): kept and listed, but never renamed back by a checkout of that branch */
+	char *media;         /* stash: the media id (dd_media_stash) of the profile's folder as it was when the
+				database was stashed: its snapshot when unchanged, a private snapshot holding the
+				files set aside, "" the empty folder; NULL: no media switched with it */
+	char *media_folder;  /* stash: the folder (absolute) `media` was taken of; NULL: not recorded */
+	int media_private;   /* stash: `media` is a private snapshot (store.h): files set aside that no stored
+				snapshot holds, kept only while a record names them */
 	/* filled only by dd_pg_copies_list(..., DD_PG_LIST_VERIFY) */
 	long long size;      /* bytes (pg_database_size), -1 unknown */
 };
@@ -157,7 +179,12 @@ struct dd_pg_copy {
 /* "template", "spare", "stash"; and "no", "yes", "unknown" */
 const char *dd_pg_copy_kind_name(enum dd_pg_copy_kind kind);
 const char *dd_pg_modified_name(enum dd_pg_modified m);
-/* Can this copy be dropped without losing anything (template, spare, stash not modified)? */
+/* Does the stash hold media files set aside (its media id a private snapshot)? */
+int dd_pg_copy_media_set_aside(const struct dd_pg_copy *c);
+/*
+ * Can this copy be dropped without losing anything (template, spare, stash
+ * not modified and without media set aside)?
+ */
 int dd_pg_copy_disposable(const struct dd_pg_copy *c);
 
 enum {
@@ -209,6 +236,10 @@ int dd_pg_state_read_target(struct dd_pg_state *out, const char *statedir, const
 /* dd_pg_state_set_target() that also records the branch (NULL: none). */
 int dd_pg_state_set_working(const char *statedir, const struct dd_pg_target *t, const char *snapshot,
 			    const char *profile, const char *how, const char *fingerprint, const char *branch);
+/* dd_pg_state_set_working() that also records the media id (NULL: none) and whether applying it is pending. */
+int dd_pg_state_set_switched(const char *statedir, const struct dd_pg_target *t, const char *snapshot,
+			     const char *profile, const char *how, const char *fingerprint, const char *branch,
+			     const char *media, int media_pending);
 
 /*
  * The switch in progress (file "switch"): written just before the
@@ -227,6 +258,17 @@ struct dd_pg_journal {
 	char *fingerprint; /* the record's fingerprint after (a stash renamed back keeps its own); NULL: unknown */
 	char *source_oid;  /* pg_database.oid of `source` (a rename keeps it): the rename committed iff the
 			      working name has it; NULL: not recorded (older journals) */
+	/*
+	 * A media folder switching with it (NULL both: none): `media` the id the
+	 * folder is being made equal to, `media_stash` the folder as it was
+	 * (recorded with the stash). Recovery records the one that goes with the
+	 * database it finds (committed: media, else media_stash) as pending in
+	 * the working record: the next restore applies it.
+	 */
+	char *media;
+	char *media_stash;
+	char *media_folder; /* the folder both are of */
+	int media_private;  /* media_stash is a private snapshot */
 };
 int dd_pg_journal_write(const char *statedir, const struct dd_pg_target *t, const struct dd_pg_journal *j);
 /* 0, DD_NOTFOUND (no switch in progress), -1 */

@@ -67,7 +67,7 @@
 
 /*
  * Tests stop a switch at a named point to kill it there (tests/integration/
- * t-pg-switch-kill.sh): with DNADATA_FAILPOINT=<name> the process stops
+ * t-pg-switch-kill.sh, t-media-kill.sh): with DNADATA_FAILPOINT=<name> the process stops
  * itself (SIGSTOP) on reaching it; "commit-lost" instead cuts the
  * connection once the rename committed, before its reply is read. Nothing
  * else reads this variable.
@@ -107,6 +107,7 @@ dd_pg_switch_result_release(struct dd_pg_switch_result *r)
 	free(r->database);
 	free(r->stash);
 	free(r->source);
+	free(r->media);
 	memset(r, 0, sizeof(*r));
 }
 
@@ -222,6 +223,20 @@ db_oid(PGconn *m, const char *name, char **oid)
 	return 0;
 }
 
+/* The switch did not happen: the working record keeps what it said, the folder is to be put back to `media`. */
+static int
+media_back_pending(const char *statedir, const struct dd_pg_target *t, const char *media)
+{
+	struct dd_pg_state w;
+	int rc = -1;
+
+	if (dd_pg_state_read_target(&w, statedir, t) == 0)
+		rc = dd_pg_state_set_switched(statedir, t, w.snapshot, w.profile, w.how ? w.how : "restored",
+					      w.fingerprint, w.branch, media, 1);
+	dd_pg_state_release(&w);
+	return rc;
+}
+
 int
 dd_pg_journal_recover(PGconn *m, const char *statedir, const struct dd_pg_target *t)
 {
@@ -262,14 +277,18 @@ dd_pg_journal_recover(PGconn *m, const char *statedir, const struct dd_pg_target
 						 .snapshot = old.snapshot ? old.snapshot : (char *)"",
 						 .profile = old.profile ? old.profile : (char *)"",
 						 .branch = old.branch ? old.branch : (char *)"",
-						 .modified = DD_PG_MOD_UNKNOWN, .fingerprint = old.fingerprint };
+						 .modified = DD_PG_MOD_UNKNOWN, .fingerprint = old.fingerprint,
+						 .media = j.media_stash, .media_folder = j.media_folder,
+						 .media_private = j.media_private };
 			if (dd_pg_copy_record(statedir, t, &sc) < 0)
 				dd_warn("%s", dd_error_last());
 			dd_pg_state_release(&old);
 		}
 		dd_pg_copy_release(&c);
 		dd_error_clear();
-		if (dd_pg_state_set_working(statedir, t, j.snapshot, j.profile, "restored", j.fingerprint, j.branch) < 0)
+		/* the folder may be partly switched: the next restore finishes it (media_pending) */
+		if (dd_pg_state_set_switched(statedir, t, j.snapshot, j.profile, "restored", j.fingerprint, j.branch,
+					     j.media, j.media != NULL) < 0)
 			goto out;
 		if (strcmp(j.kind, "stash") == 0 || strcmp(j.kind, "spare") == 0)
 			dd_pg_copy_forget(statedir, t, j.source);
@@ -281,6 +300,9 @@ dd_pg_journal_recover(PGconn *m, const char *statedir, const struct dd_pg_target
 			dd_pg_copy_forget(statedir, t, j.stash);
 		if (!src && (strcmp(j.kind, "stash") == 0 || strcmp(j.kind, "spare") == 0))
 			dd_pg_copy_forget(statedir, t, j.source);
+		/* the folder may be partly switched: the next restore puts it back as it was (media_pending) */
+		if (j.media_stash && media_back_pending(statedir, t, j.media_stash) < 0)
+			goto out;
 	}
 	dd_error_clear();
 	if (dd_pg_journal_remove(statedir, t) < 0)
@@ -305,6 +327,9 @@ struct sw {
 	size_t ncopies;
 	struct dd_pg_state prev;
 	char *building;            /* the database pending under our pid, to drop on failure */
+	char *media;               /* the media id the folder switches to (o->media), NULL: left alone */
+	int media_applied;         /* o->media->apply succeeded: undo on failure */
+	int installed;             /* the interrupt handlers are ours to remove */
 };
 
 /* The copy of `kind` holding the snapshot, that exists, and that `ok` accepts; the most recently used. */
@@ -324,10 +349,26 @@ find_copy(struct sw *s, enum dd_pg_copy_kind kind, int (*ok)(struct sw *s, const
 	return best;
 }
 
+/*
+ * Can the stash's media come back with it? Media set aside from another
+ * folder (another profile's) cannot: renaming that stash in would forget
+ * the only record of those files, so it stays a stash.
+ */
+static int
+media_comes_back(struct sw *s, const struct dd_pg_copy *c)
+{
+	const struct dd_pg_switch_media *m = s->o->media;
+
+	if (!dd_pg_copy_media_set_aside(c) || !c->media_folder)
+		return 1;
+	return m && m->folder && !strcmp(c->media_folder, m->folder);
+}
+
 static int
 stash_of_branch(struct sw *s, const struct dd_pg_copy *c)
 {
-	return s->o->branch && *s->o->branch && !strcmp(c->branch, s->o->branch) && !c->replaced;
+	return s->o->branch && *s->o->branch && !strcmp(c->branch, s->o->branch) && !c->replaced &&
+	       media_comes_back(s, c);
 }
 
 static int
@@ -337,7 +378,8 @@ stash_unmodified(struct sw *s, const struct dd_pg_copy *c)
 	char *why = NULL;
 	int ok;
 
-	if (c->modified != DD_PG_MOD_NO || !c->fingerprint)
+	/* its media files set aside come back only with it, on its own branch */
+	if (c->modified != DD_PG_MOD_NO || !c->fingerprint || dd_pg_copy_media_set_aside(c))
 		return 0;
 	if (dd_pg_changes_of(&ch, s->o->conninfo, c->name, c->fingerprint, 200, &why) < 0) {
 		dd_error_clear();
@@ -688,7 +730,8 @@ record_switch(struct sw *s, const struct dd_pg_switch_result *res, const struct 
 	if (sc->name && dd_pg_copy_record(o->statedir, &s->t, sc) < 0)
 		dd_warn("the previous database is kept as %s, but status may not list it (%s)", sc->name,
 			dd_error_last());
-	if (dd_pg_state_set_working(o->statedir, &s->t, o->snapshot, o->profile, "restored", fp, o->branch) < 0)
+	if (dd_pg_state_set_switched(o->statedir, &s->t, o->snapshot, o->profile, "restored", fp, o->branch, s->media,
+				     0) < 0)
 		return -1;
 	failpoint("recorded");
 	if (res->how == DD_PG_SWITCH_STASH || res->how == DD_PG_SWITCH_SPARE)
@@ -700,6 +743,71 @@ record_switch(struct sw *s, const struct dd_pg_switch_result *res, const struct 
 	return 0;
 }
 
+/* The media target (o->media), checked before anything is built or changed: the chosen stash's, else the ref's. */
+static int
+choose_media(struct sw *s, const struct dd_pg_switch_result *res, const struct dd_pg_copy *src)
+{
+	const struct dd_pg_switch_media *m = s->o->media;
+
+	/* a stash's media goes back only into the folder it was taken of (profiles may have different folders) */
+	int own = res->how == DD_PG_SWITCH_STASH && src->media &&
+		  (!src->media_folder || (m && m->folder && !strcmp(src->media_folder, m->folder)));
+
+	return m ? m->choose(m->arg, own ? src->media : NULL, &s->media) : 0;
+}
+
+/* The folder made equal to the target, just before the rename: 0, or -1 (the callback put it back). */
+static int
+apply_media(struct sw *s)
+{
+	if (!s->media)
+		return 0;
+	if (s->o->media->apply(s->o->media->arg, s->media) < 0)
+		return -1;
+	s->media_applied = 1;
+	failpoint("media-applied");
+	return 0;
+}
+
+/* The switch did not happen: its journal goes (keeping the error). */
+static void
+remove_journal(struct sw *s)
+{
+	struct dd_error_saved saved;
+
+	dd_error_save(&saved);
+	dd_pg_journal_remove(s->o->statedir, &s->t);
+	dd_error_restore(&saved);
+}
+
+/*
+ * Connect (interrupts handled), finish what dead processes left, and read
+ * the databases, the working record and the copies. *exists: the working
+ * database exists (other sessions on it refused early unless terminate).
+ */
+static int
+open_switch(struct sw *s, int *exists)
+{
+	const struct dd_pg_switch_opts *o = s->o;
+
+	if (dd_pg_interrupt_install() < 0)
+		return -1;
+	s->installed = 1;
+	if (dd_pg_connect_maint(&s->m, o->conninfo, s->t.database) < 0)
+		return -1;
+	dd_pg_cancel_register(s->m);
+	dd_pg_reap_with(s->m, o->statedir, &s->t);
+	if (!(s->dbs = list_databases(s->m)))
+		return -1;
+	*exists = db_row(s->dbs, s->t.database) >= 0;
+	/* refuse early, before any work: the same check runs again just before the rename */
+	if (*exists && !o->terminate && dd_pg_refuse_sessions(s->m, s->t.database) < 0)
+		return -1;
+	if (dd_pg_state_read_target(&s->prev, o->statedir, &s->t) < 0)
+		dd_error_clear();
+	return dd_pg_copies_list_target(&s->copies, &s->ncopies, o->statedir, &s->t);
+}
+
 int
 dd_pg_switch(const struct dd_pg_switch_opts *o, struct dd_pg_switch_result *res)
 {
@@ -709,31 +817,17 @@ dd_pg_switch(const struct dd_pg_switch_opts *o, struct dd_pg_switch_result *res)
 	char *stash = NULL, *seq = NULL, *fp = NULL, *source = NULL, *source_oid = NULL;
 	const char *kind;
 	enum dd_pg_modified modified = DD_PG_MOD_UNKNOWN;
-	int rc = DD_ERROR, installed = 0, exists = 0, open_it = 0;
+	int rc = DD_ERROR, exists = 0, open_it = 0;
 	double t0 = dd_pg_seconds();
 
 	memset(res, 0, sizeof(*res));
 	if (dd_pg_target_resolve(&s.t, o->conninfo) < 0)
 		return DD_ERROR;
-	if (dd_pg_interrupt_install() < 0)
+	if (open_switch(&s, &exists) < 0)
 		goto out;
-	installed = 1;
-	if (dd_pg_connect_maint(&s.m, o->conninfo, s.t.database) < 0)
-		goto out;
-	dd_pg_cancel_register(s.m);
-	dd_pg_reap_with(s.m, o->statedir, &s.t);
-	if (!(s.dbs = list_databases(s.m)))
-		goto out;
-	exists = db_row(s.dbs, s.t.database) >= 0;
-	/* refuse early, before any work: the same check runs again just before the rename */
-	if (exists && !o->terminate && dd_pg_refuse_sessions(s.m, s.t.database) < 0)
-		goto out;
-	if (dd_pg_state_read_target(&s.prev, o->statedir, &s.t) < 0)
-		dd_error_clear();
-	if (dd_pg_copies_list_target(&s.copies, &s.ncopies, o->statedir, &s.t) < 0)
-		goto out;
-
 	src = choose_source(&s, res, &open_it);
+	if (choose_media(&s, res, src) < 0)
+		goto out;
 	if (prepare_source(&s, res, src, &source, &seq, &fp) < 0)
 		goto out;
 	if (dd_pg_interrupted()) {
@@ -756,14 +850,21 @@ dd_pg_switch(const struct dd_pg_switch_opts *o, struct dd_pg_switch_result *res)
 	}
 	j = (struct dd_pg_journal){ .source = source, .kind = (char *)kind, .stash = stash,
 				    .snapshot = (char *)o->snapshot, .profile = (char *)o->profile,
-				    .branch = (char *)o->branch, .fingerprint = fp, .source_oid = source_oid };
+				    .branch = (char *)o->branch, .fingerprint = fp, .source_oid = source_oid,
+				    .media = s.media ? s.media : NULL,
+				    .media_stash = s.media && o->media->stash ? (char *)o->media->stash : NULL,
+				    .media_folder = s.media ? (char *)o->media->folder : NULL,
+				    .media_private = s.media && o->media->stash_private };
 	if (dd_pg_journal_write(o->statedir, &s.t, &j) < 0)
 		goto out;
 	struct dd_pg_copy sc = { .name = stash, .kind = DD_PG_COPY_STASH,
 				 .snapshot = s.prev.snapshot ? s.prev.snapshot : (char *)"",
 				 .profile = s.prev.profile ? s.prev.profile : (char *)"",
 				 .branch = (char *)(o->branch_left ? o->branch_left : s.prev.branch ? s.prev.branch : ""),
-				 .modified = modified, .fingerprint = s.prev.fingerprint, .replaced = o->clean };
+				 .modified = modified, .fingerprint = s.prev.fingerprint, .replaced = o->clean,
+				 .media = o->media ? (char *)o->media->stash : NULL,
+				 .media_folder = o->media ? (char *)o->media->folder : NULL,
+				 .media_private = o->media && o->media->stash_private };
 	/* the stash's record before the rename: a kill right after it must not lose it */
 	if (stash && dd_pg_copy_record(o->statedir, &s.t, &sc) < 0) {
 		dd_error_wrap("recording the stash for database %s", s.t.database);
@@ -773,15 +874,17 @@ dd_pg_switch(const struct dd_pg_switch_opts *o, struct dd_pg_switch_result *res)
 	char *newfp = NULL;
 	int unknown = 0;
 	failpoint("before-rename");
+	if (apply_media(&s) < 0)
+		goto forget_stash;
 	if (rename_in(&s, source, stash, open_it, seq, &newfp, &j, &unknown) < 0) {
 		if (unknown) {
 			/* the copy may be the working database now: nothing dropped, the journal and records stay */
 			done_building(&s);
 			goto out;
 		}
-		if (stash)
-			dd_pg_copy_forget(o->statedir, &s.t, stash);
-		goto undo_journal;
+		if (s.media_applied)
+			o->media->undo(o->media->arg);
+		goto forget_stash;
 	}
 	if (newfp) {
 		free(fp);
@@ -793,15 +896,14 @@ dd_pg_switch(const struct dd_pg_switch_opts *o, struct dd_pg_switch_result *res)
 	res->stash = stash, stash = NULL;
 	res->source = src ? dd_strdup(src->name) : NULL;
 	res->seconds = dd_pg_seconds() - t0;
+	res->media = s.media, s.media = NULL;
 	rc = DD_OK;
 	goto out;
+forget_stash:
+	if (stash)
+		dd_pg_copy_forget(o->statedir, &s.t, stash);
 undo_journal:
-	{
-		struct dd_error_saved saved;
-		dd_error_save(&saved);
-		dd_pg_journal_remove(o->statedir, &s.t);
-		dd_error_restore(&saved);
-	}
+	remove_journal(&s);
 out:
 	if (rc != DD_OK)
 		drop_building(&s);
@@ -809,13 +911,14 @@ out:
 		dd_pg_cancel_unregister(s.m);
 		PQfinish(s.m);
 	}
-	if (installed)
+	if (s.installed)
 		dd_pg_interrupt_remove();
 	PQclear(s.dbs);
 	dd_pg_copies_free(s.copies, s.ncopies);
 	dd_pg_state_release(&s.prev);
 	dd_pg_target_release(&s.t);
 	free(s.building);
+	free(s.media);
 	free(stash);
 	free(seq);
 	free(fp);

@@ -25,6 +25,13 @@
  * snapshot; else the manifest's mtime), with snapshots a local branch
  * names (the caller says which) after every other; files no cached
  * snapshot needs come first. Least recently used first.
+ *
+ * Private snapshots (store.h; <cache>/private/) count as named. Their own
+ * packs (<cache>/private/packs/) are no candidates while a private manifest
+ * needs one of the packs their index file names; once none does (the
+ * stash was dropped) and the index file is older than PRIVATE_GRACE, the
+ * packs and then that index file are items needed by nothing. A private
+ * snapshot that cannot be read keeps every private file.
  */
 #include "store/internal.h"
 #include "util/err.h"
@@ -39,7 +46,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
+
+/* Private packs no private snapshot needs are gc's to take only once this old (seconds). */
+#define PRIVATE_GRACE 3600
 
 /* ---- what the store is known to hold, without a request ---- */
 
@@ -265,6 +276,9 @@ struct planner {
 	size_t npacks;
 	struct cand *c;   /* sorted: packs by name, then loose objects by id */
 	size_t nc, npack_cands;
+	uint8_t (*pneed)[32]; /* private packs a private snapshot needs (names; sorted once marked) */
+	size_t npneed, cappneed;
+	int pneed_partial; /* some private snapshot could not be read: its needs are unknown, no private file goes */
 };
 
 /* Is `name` (hex of an index file id) held by the store? */
@@ -425,48 +439,250 @@ is_named(const char *id, const char *const *named, size_t nnamed)
 	return 0;
 }
 
-/* Every cached snapshot marks the files holding its objects with its last use. */
+/* Marking the files that hold one cached snapshot's objects. */
+struct marking {
+	struct planner *pl;
+	const struct dd_cache_snapshot *cs;
+	int priv; /* a private snapshot: note the private packs it needs too */
+};
+
+/* The private packs holding object `id` are needed. */
+static void
+need_private(struct planner *pl, const uint8_t id[32])
+{
+	struct dd_midx_hit hits[DD_MIDX_MAX_PLACES];
+	size_t nh = dd_midx_find_all(pl->st->opidx, id, 0, hits, DD_MIDX_MAX_PLACES);
+
+	for (size_t h = 0; h < nh; h++) {
+		if (pl->npneed == pl->cappneed) {
+			pl->cappneed = pl->cappneed ? 2 * pl->cappneed : 64;
+			pl->pneed = dd_realloc(pl->pneed, pl->cappneed * sizeof(*pl->pneed));
+		}
+		memcpy(pl->pneed[pl->npneed++], dd_midx_pack_get(pl->st->opidx, hits[h].pack).name, 32);
+	}
+}
+
+static int
+mark_chunk(const struct dd_chunk_ref *ref, const char *stream, void *arg)
+{
+	struct marking *mk = arg;
+	struct dd_store *st = mk->pl->st;
+	struct dd_midx_hit hits[DD_MIDX_MAX_PLACES];
+	size_t nh = dd_midx_find_all(st->idx, ref->id, 0, hits, DD_MIDX_MAX_PLACES);
+
+	(void)stream;
+	if (mk->priv)
+		need_private(mk->pl, ref->id);
+	mark(find_cand(mk->pl, 0, ref->id), mk->cs->named, mk->cs->last_used, mk->cs->id);
+	for (size_t h = 0; h < nh; h++) {
+		struct dd_midx_pack mp = dd_midx_pack_get(st->idx, hits[h].pack);
+		mark(find_cand(mk->pl, 1, mp.name), mk->cs->named, mk->cs->last_used, mk->cs->id);
+	}
+	return 0;
+}
+
+/*
+ * A snapshot's objects: its streams' and its listings' entries'. A listing
+ * is read from the cache alone (planning makes no request); one the cache
+ * no longer holds leaves its entries' files needed by no snapshot, so they
+ * go early: the store holds them all the same.
+ */
+static void
+mark_snapshot(struct planner *pl, const struct dd_snapshot *s, const struct dd_cache_snapshot *cs, int priv)
+{
+	struct marking mk = { pl, cs, priv };
+	struct dd_backend *be = pl->st->be;
+
+	dd_snapshot_each_chunk_flags(pl->st, s, DD_EACH_STREAMS, mark_chunk, &mk);
+	pl->st->be = NULL;
+	for (size_t k = 0; k < s->m->nstreams; k++) {
+		const struct dd_stream_info *si = &s->m->streams[k];
+		if (dd_stream_attr(si, "listing") && dd_listing_each_chunk(pl->st, si, mark_chunk, &mk) < 0) {
+			dd_debug("gc: listing '%s' of snapshot %.12s: %s", si->name, s->id, dd_error_last());
+			dd_error_clear();
+			pl->pneed_partial |= priv;
+		}
+	}
+	pl->st->be = be;
+}
+
+/*
+ * Every cached snapshot marks the files holding its objects with its last
+ * use; a private snapshot (<cache>/private/<id>, store.h) counts as named:
+ * what it needs from the store's packs goes last, like what a branch needs
+ * (its own private packs are never candidates: the store lacks them).
+ */
 static int
 mark_snapshots(struct planner *pl, struct dd_cache_plan *plan, const char *const *named, size_t nnamed)
 {
-	struct dd_backend_entry *e = NULL;
-	size_t n = 0;
+	struct dd_backend_entry *e = NULL, *pe = NULL;
+	size_t n = 0, np = 0;
 
-	if (pl->st->cache->ops->list(pl->st->cache, "snapshots", &e, &n) < 0)
+	if (pl->st->cache->ops->list(pl->st->cache, "snapshots", &e, &n) < 0 ||
+	    pl->st->cache->ops->list(pl->st->cache, "private", &pe, &np) < 0) {
+		dd_backend_entries_free(e, n);
 		return -1;
+	}
+	e = dd_realloc(e, (n + np + 1) * sizeof(*e));
+	if (np)
+		memcpy(e + n, pe, np * sizeof(*pe));
+	free(pe);
+	n += np;
 	plan->snapshots = dd_calloc(n ? n : 1, sizeof(*plan->snapshots));
 	for (size_t i = 0; i < n; i++) {
 		const char *base = strrchr(e[i].name, '/');
+		int priv = i >= n - np;
 		struct dd_snapshot *s = NULL;
 		struct dd_cache_snapshot *cs;
-		if (!base || !dd_is_hex(base + 1, 64))
+		if (!base || !dd_is_hex(base + 1, 64) || (priv && base != e[i].name + 7))
 			continue;
 		if (dd_snapshot_load(&s, pl->st, base + 1) != 0) {
 			/* its objects then count as needed by nothing: the store holds them all the same */
 			dd_warn("gc: skipping snapshot %.12s in the cache: %s", base + 1, dd_error_last());
 			dd_error_clear();
+			pl->pneed_partial |= priv;
 			continue;
 		}
 		cs = &plan->snapshots[plan->nsnapshots++];
 		memcpy(cs->id, base + 1, 65);
-		cs->named = is_named(cs->id, named, nnamed);
+		cs->named = priv || is_named(cs->id, named, nnamed);
 		cs->last_used = last_used(pl->cachedir, cs->id);
-		for (size_t k = 0; k < s->m->nstreams; k++) {
-			const struct dd_stream_info *si = &s->m->streams[k];
-			for (size_t j = 0; j < si->nchunks; j++) {
-				struct dd_midx_hit hits[DD_MIDX_MAX_PLACES];
-				size_t nh = dd_midx_find_all(pl->st->idx, si->chunks[j].id, 0, hits, DD_MIDX_MAX_PLACES);
-				mark(find_cand(pl, 0, si->chunks[j].id), cs->named, cs->last_used, cs->id);
-				for (size_t h = 0; h < nh; h++) {
-					struct dd_midx_pack mp = dd_midx_pack_get(pl->st->idx, hits[h].pack);
-					mark(find_cand(pl, 1, mp.name), cs->named, cs->last_used, cs->id);
-				}
-			}
-		}
+		mark_snapshot(pl, s, cs, priv);
 		dd_snapshot_free(s);
 	}
 	dd_backend_entries_free(e, n);
 	return 0;
+}
+
+/* ---- private packs no private snapshot needs ---- */
+
+static int
+cmp_name32(const void *a, const void *b)
+{
+	return memcmp(a, b, 32);
+}
+
+static void
+add_item(struct dd_cache_plan *plan, size_t *cap, const char *name, uint64_t bytes)
+{
+	struct dd_cache_item *it;
+
+	if (plan->nitems == *cap) {
+		*cap = *cap ? 2 * *cap : 16;
+		plan->items = dd_realloc(plan->items, *cap * sizeof(*plan->items));
+	}
+	it = &plan->items[plan->nitems++];
+	memset(it, 0, sizeof(*it));
+	it->name = dd_strdup(name);
+	it->bytes = bytes;
+	it->last_used = INT64_MIN;
+	plan->removable += bytes;
+}
+
+/* A private index file none of whose packs a private snapshot needs: it and its packs are items. */
+static void
+plan_private_file(struct planner *pl, struct dd_cache_plan *plan, size_t *cap, const struct dd_backend_entry *e)
+{
+	struct dd_midx *m = pl->st->opidx;
+	char pname[DD_OBJECT_NAME_SIZE];
+	uint8_t id[32];
+	uint32_t file, *packs = NULL;
+	size_t n = 0, k;
+
+	if (dd_hex_decode(id, 32, e->name + strlen("private/index/")) < 0 ||
+	    (file = dd_midx_find_file(m, id)) == DD_MIDX_NONE)
+		return; /* not an index file, or one that did not open (warned when loading) */
+	dd_midx_file_packs(m, file, &packs, &n);
+	for (k = 0; k < n; k++)
+		if (pl->npneed && bsearch(dd_midx_pack_get(m, packs[k]).name, pl->pneed, pl->npneed, 32, cmp_name32))
+			break;
+	if (k == n) { /* the packs first: an index file naming a pack that is gone is harmless, see the top */
+		for (k = 0; k < n; k++) {
+			struct stat sb;
+			char *path;
+			dd_object_name(pname, sizeof(pname), "private/packs", dd_midx_pack_get(m, packs[k]).name);
+			path = pl->st->cache->ops->local_path(pl->st->cache, pname);
+			if (stat(path, &sb) == 0)
+				add_item(plan, cap, pname, (uint64_t)sb.st_size);
+			free(path);
+		}
+		add_item(plan, cap, e->name, e->size);
+	}
+	free(packs);
+}
+
+/* The names of every pack of `m` (sorted, caller frees). */
+static uint8_t (*pack_names(struct dd_midx *m, size_t *n))[32]
+{
+	uint8_t (*v)[32];
+
+	pthread_mutex_lock(&m->mu);
+	*n = m->npacks;
+	v = dd_calloc(*n ? *n : 1, 32);
+	for (size_t i = 0; i < *n; i++)
+		memcpy(v[i], m->packs[i].name, 32);
+	pthread_mutex_unlock(&m->mu);
+	if (*n)
+		qsort(v, *n, 32, cmp_name32);
+	return v;
+}
+
+/*
+ * Private packs no index file names (a private writer killed before its
+ * flush), once older than PRIVATE_GRACE: nothing can come to need them.
+ */
+static int
+plan_private_orphans(struct planner *pl, struct dd_cache_plan *plan, size_t *cap, int64_t now)
+{
+	struct dd_backend_entry *e = NULL;
+	size_t n = 0, nnamed = 0, nmine = 0;
+	uint8_t (*named)[32] = pack_names(pl->st->opidx, &nnamed), (*mine)[32] = pack_names(pl->st->pidx, &nmine);
+	uint8_t name[32];
+	int rc = pl->st->cache->ops->list(pl->st->cache, "private/packs", &e, &n);
+
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		const char *base = strrchr(e[i].name, '/');
+		if (!base || strlen(base + 1) != 64 || dd_hex_decode(name, 32, base + 1) < 0 ||
+		    e[i].mtime > now - PRIVATE_GRACE)
+			continue;
+		if ((nnamed && bsearch(name, named, nnamed, 32, cmp_name32)) ||
+		    (nmine && bsearch(name, mine, nmine, 32, cmp_name32)))
+			continue;
+		add_item(plan, cap, e[i].name, e[i].size);
+	}
+	dd_backend_entries_free(e, n);
+	free(named), free(mine);
+	return rc;
+}
+
+/*
+ * Private packs (and their index files) that no private manifest needs any
+ * more, once older than PRIVATE_GRACE: a private writer writes its packs
+ * and index file before its manifest, and never reuses an older private
+ * pack, so nothing can come to need them.
+ */
+static int
+plan_private(struct planner *pl, struct dd_cache_plan *plan)
+{
+	struct dd_backend_entry *e = NULL;
+	size_t n = 0, cap = plan->nitems, k = 0;
+	int64_t now = (int64_t)time(NULL);
+
+	if (pl->npneed)
+		qsort(pl->pneed, pl->npneed, 32, cmp_name32);
+	for (size_t i = 0; i < pl->npneed; i++)
+		if (!k || memcmp(pl->pneed[i], pl->pneed[k - 1], 32))
+			memmove(pl->pneed[k++], pl->pneed[i], 32);
+	pl->npneed = k;
+	if (pl->pneed_partial)
+		return 0;
+	if (pl->st->cache->ops->list(pl->st->cache, "private/index", &e, &n) < 0)
+		return -1;
+	for (size_t i = 0; i < n; i++)
+		if (e[i].mtime <= now - PRIVATE_GRACE)
+			plan_private_file(pl, plan, &cap, &e[i]);
+	dd_backend_entries_free(e, n);
+	return plan_private_orphans(pl, plan, &cap, now);
 }
 
 /* First to go first: needed by nothing, then unnamed before named, least recently used first. */
@@ -481,6 +697,10 @@ cmp_order(const void *a, const void *b)
 		return x->last_used < y->last_used ? -1 : 1;
 	/* one snapshot's files together (gc reports them as one group) */
 	int c = strcmp(x->snapshot, y->snapshot);
+	if (c)
+		return c;
+	/* a private index file after every pack: one naming a removed pack is harmless, a pack none names is lost */
+	c = !strncmp(x->name, "private/index/", 14) - !strncmp(y->name, "private/index/", 14);
 	return c ? c : strcmp(x->name, y->name);
 }
 
@@ -499,7 +719,8 @@ dd_store_cache_plan(struct dd_cache_plan *plan, struct dd_store *st, const char 
 	if (dd_store_index_load(st) < 0)
 		goto out;
 	load_packs(&pl);
-	if (list_candidates(&pl) < 0 || mark_snapshots(&pl, plan, named, nnamed) < 0)
+	if (dd_store_private_index_learn(st, 1) < 0 || list_candidates(&pl) < 0 ||
+	    mark_snapshots(&pl, plan, named, nnamed) < 0)
 		goto out;
 	plan->items = dd_calloc(pl.nc ? pl.nc : 1, sizeof(*plan->items));
 	for (size_t i = 0; i < pl.nc; i++) {
@@ -519,6 +740,8 @@ dd_store_cache_plan(struct dd_cache_plan *plan, struct dd_store *st, const char 
 			memcpy(it->snapshot, c->snapshot, 65);
 		plan->removable += c->bytes;
 	}
+	if (plan_private(&pl, plan) < 0)
+		goto out;
 	qsort(plan->items, plan->nitems, sizeof(*plan->items), cmp_order);
 	rc = 0;
 out:
@@ -526,6 +749,7 @@ out:
 		free(pl.c[i].name);
 	free(pl.c);
 	free(pl.packs);
+	free(pl.pneed);
 	holder_close(&pl.h);
 	free(pl.cachedir);
 	return rc;
@@ -547,8 +771,9 @@ dd_store_cache_remove(struct dd_store *st, const struct dd_cache_item *it)
 	char *p;
 	int rc = 0;
 
-	/* only packs and loose objects: index files and manifests stay (see the top of this file) */
-	if (strncmp(it->name, "packs/", 6) && strncmp(it->name, "data/", 5))
+	/* only packs and loose objects (and private packs' index files): index files and manifests stay */
+	if (strncmp(it->name, "packs/", 6) && strncmp(it->name, "data/", 5) && strncmp(it->name, "private/packs/", 14) &&
+	    strncmp(it->name, "private/index/", 14))
 		return dd_error("BUG: gc asked to remove %s from the cache", it->name);
 	p = st->cache->ops->local_path(st->cache, it->name);
 	if (unlink(p) < 0 && errno != ENOENT)

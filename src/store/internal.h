@@ -48,6 +48,11 @@ struct dd_store {
 	int idx_loaded, idx_refreshed;
 	size_t idx_damaged;       /* index files that did not open while loading (verify counts them) */
 	struct dd_packer *packer; /* the pack being collected, packs not yet in an index file, uploads */
+	/* private snapshots (store-private.c): packs and index files in <cache>/private/, never uploaded */
+	struct dd_midx *pidx;      /* the private packs this run wrote (what private writers reuse) */
+	struct dd_packer *ppacker; /* their packer */
+	struct dd_midx *opidx;     /* the private index files found in the cache (read only) */
+	int opidx_loaded;
 	struct dd_pool *xfer;     /* transfers to and from the backend (`transfers` threads); NULL offline */
 	atomic_int unreachable;   /* the backend could not be reached: stop talking to it (dd_store_unreachable) */
 	_Atomic(struct dd_error_saved *) gone_why; /* the backend's error (and hint) when it became unreachable */
@@ -81,6 +86,22 @@ void dd_store_chunkbuf_put(struct dd_store *st, uint8_t *buf);
  */
 int dd_store_get_object(struct dd_store *st, int type, const uint8_t id[32], size_t max_plain,
 			struct dd_buf *plain, ZSTD_DCtx *zd);
+/*
+ * A private snapshot's data object: reused when a ready pack of the map
+ * (cache or store) or this run's private packs hold it, else into the
+ * private packer's open pack. No request is made.
+ */
+int dd_store_put_private(struct dd_store *st, const uint8_t id[32], const void *plain, size_t len, ZSTD_CCtx *zc,
+			 struct dd_buf *scratch, int *existed);
+/*
+ * A chunk a listing entry names that its writer did not store (an entry
+ * reused from an earlier listing). A public writer (`priv` 0) copies a
+ * chunk only private packs hold into a public pack, so its snapshot never
+ * depends on what the store cannot get; a private writer copies a chunk
+ * only an older private pack holds into one of its own, since gc may take
+ * an older private pack once no private manifest needs it. 0, -1.
+ */
+int dd_store_adopt_chunk(struct dd_store *st, const struct dd_chunk_ref *ref, int priv);
 /* Make every earlier put durable (deferred directory fsyncs), then record what the backend confirmed. */
 int dd_store_sync(struct dd_store *st);
 /* Parse and check a manifest's plaintext against `id`. */
@@ -152,14 +173,16 @@ int dd_store_index_read(struct dd_store *st, struct dd_backend *be, const uint8_
 			struct dd_index_pack **p, size_t *np);
 
 /* ---- packs being written (packer.c) ---- */
-int dd_packer_new(struct dd_packer **out);
+/* A packer whose packs join `idx`; `priv`: private snapshots' (cache only, under private/, never uploaded). */
+int dd_packer_new(struct dd_packer **out, struct dd_midx *idx, int priv);
 void dd_packer_free(struct dd_packer *pk);
 /*
  * Add the sealed data object `obj` to the open pack; a full pack is written
  * to the cache, checked, and queued for upload. *existed when another
  * thread added the same id first. Thread-safe.
  */
-int dd_packer_add(struct dd_store *st, const uint8_t id[32], int type, const struct dd_buf *obj, int *existed);
+int dd_packer_add(struct dd_store *st, const uint8_t id[32], int type, const struct dd_buf *obj, int *existed,
+		  int priv);
 /* An object of index file `file` was reused: push that file (and its packs) at the next flush. */
 void dd_packer_need_file(struct dd_store *st, uint32_t file);
 /*
@@ -169,7 +192,9 @@ void dd_packer_need_file(struct dd_store *st, uint32_t file);
  */
 int dd_packer_flush(struct dd_store *st);
 /* A new snapshot: forget the failure of an earlier one (its packs are marked failed, their objects absent). */
-void dd_packer_begin(struct dd_store *st);
+void dd_packer_begin(struct dd_store *st, int priv);
+/* The private packer's flush: the open pack finished, an index file under <cache>/private/index/. */
+int dd_packer_flush_private(struct dd_store *st);
 /* Tests: write an index file midway every `packs` packs (default DD_PACK_INDEX_EVERY). */
 void dd_packer_set_index_every(struct dd_store *st, size_t packs);
 /* Wait for uploads still running (a snapshot abandoned before its flush); before freeing the store. */
@@ -185,6 +210,35 @@ uint64_t dd_packer_peak(struct dd_store *st);
  */
 int dd_store_check_pack(struct dd_store *st, const uint8_t name[32], const uint8_t *data, size_t len,
 			struct dd_pack_entry **e, size_t *n, int full, ZSTD_DCtx *zd);
+
+/* ---- writing (writer.c) ---- */
+/* The store a snapshot writer writes to, and its DD_SNAPSHOT_* flags. */
+struct dd_store *dd_snapshot_writer_store(const struct dd_snapshot_writer *sw);
+int dd_snapshot_writer_flags(const struct dd_snapshot_writer *sw);
+
+/* ---- listings (listing.c) ---- */
+/*
+ * dd_snapshot_each_chunk() with a choice: the streams' own chunks
+ * (DD_EACH_STREAMS: listings' content included), the listings' entries'
+ * chunks (DD_EACH_ENTRIES: reads each listing), or both. Fetch takes the
+ * first, brings them, then the second: a listing is read from the cache.
+ */
+enum { DD_EACH_STREAMS = 1 << 0, DD_EACH_ENTRIES = 1 << 1 };
+int dd_snapshot_each_chunk_flags(struct dd_store *st, const struct dd_snapshot *s, int flags,
+				 int (*fn)(const struct dd_chunk_ref *ref, const char *stream, void *arg), void *arg);
+/* The entries' chunks of the listing `si` ("<listing>/<entry>" as `stream`); as dd_snapshot_each_chunk(). */
+int dd_listing_each_chunk(struct dd_store *st, const struct dd_stream_info *si,
+			  int (*fn)(const struct dd_chunk_ref *ref, const char *stream, void *arg), void *arg);
+
+/* ---- private snapshots (store-private.c) ---- */
+/* Load <cache>/private/index/ into st->opidx (once). */
+int dd_store_private_index_load(struct dd_store *st);
+/* The same, and with `again` also the index files written since (this run's own among them): gc's plan. */
+int dd_store_private_index_learn(struct dd_store *st, int again);
+/* Put the sealed manifest `obj` of private snapshot `id` in <cache>/private/: 0, DD_EXISTS, -1. */
+int dd_store_private_put(struct dd_store *st, const uint8_t id[32], const struct dd_buf *obj);
+/* Load private snapshot `id_hex`: 0, DD_NOTFOUND (no such private snapshot, no error), -1. */
+int dd_store_private_load(struct dd_snapshot **out, struct dd_store *st, const uint8_t id[32]);
 
 /* ---- transfers (transfer.c) ---- */
 struct dd_xfer;

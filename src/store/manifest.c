@@ -78,6 +78,31 @@ check_kvs(const struct dd_kv *kv, size_t n, const char *what)
 }
 
 int
+dd_stream_record_encode(struct dd_buf *out, const struct dd_stream_info *s)
+{
+	size_t nl = strlen(s->name);
+
+	if (nl == 0 || nl > DD_NAME_MAX)
+		return dd_error("stream name '%.40s' is empty or longer than %d bytes", s->name, DD_NAME_MAX);
+	if (check_kvs(s->attrs, s->nattrs, "stream attribute") < 0)
+		return -1;
+	put_str(out, s->name);
+	put_u32(out, (uint32_t)s->nattrs);
+	for (size_t j = 0; j < s->nattrs; j++) {
+		put_str(out, s->attrs[j].key);
+		put_str(out, s->attrs[j].value);
+	}
+	put_u64(out, s->size);
+	dd_buf_put(out, s->checksum, 32);
+	put_u64(out, s->nchunks);
+	for (size_t j = 0; j < s->nchunks; j++) {
+		dd_buf_put(out, s->chunks[j].id, 32);
+		put_u32(out, s->chunks[j].len);
+	}
+	return 0;
+}
+
+int
 dd_manifest_encode(struct dd_buf *out, size_t *content_len, const struct dd_manifest *m)
 {
 	dd_buf_clear(out);
@@ -85,27 +110,10 @@ dd_manifest_encode(struct dd_buf *out, size_t *content_len, const struct dd_mani
 	put_u32(out, DD_MANIFEST_VERSION);
 	put_u32(out, (uint32_t)m->nstreams);
 	for (size_t i = 0; i < m->nstreams; i++) {
-		const struct dd_stream_info *s = &m->streams[i];
-		size_t nl = strlen(s->name);
-		if (nl == 0 || nl > DD_NAME_MAX)
-			return dd_error("stream name '%.40s' is empty or longer than %d bytes", s->name, DD_NAME_MAX);
-		if (i && strcmp(m->streams[i - 1].name, s->name) >= 0)
-			return dd_error("stream '%s' written twice in one snapshot", s->name);
-		if (check_kvs(s->attrs, s->nattrs, "stream attribute") < 0)
+		if (i && strcmp(m->streams[i - 1].name, m->streams[i].name) >= 0)
+			return dd_error("stream '%s' written twice in one snapshot", m->streams[i].name);
+		if (dd_stream_record_encode(out, &m->streams[i]) < 0)
 			return -1;
-		put_str(out, s->name);
-		put_u32(out, (uint32_t)s->nattrs);
-		for (size_t j = 0; j < s->nattrs; j++) {
-			put_str(out, s->attrs[j].key);
-			put_str(out, s->attrs[j].value);
-		}
-		put_u64(out, s->size);
-		dd_buf_put(out, s->checksum, 32);
-		put_u64(out, s->nchunks);
-		for (size_t j = 0; j < s->nchunks; j++) {
-			dd_buf_put(out, s->chunks[j].id, 32);
-			put_u32(out, s->chunks[j].len);
-		}
 	}
 	*content_len = out->len;
 	if (check_kvs(m->meta, m->nmeta, "snapshot metadata") < 0)
@@ -123,16 +131,51 @@ dd_manifest_encode(struct dd_buf *out, size_t *content_len, const struct dd_mani
 
 /* ---- parsing ---- */
 
+/*
+ * A reader over bytes at hand. A listing is parsed piece by piece: `more`
+ * bytes of the input follow those at hand, so a field running past them is
+ * not damage but a request for more (`need`, counted from `start`, with no
+ * error recorded). Counts are checked against all the input's bytes.
+ */
 struct rd {
-	const uint8_t *p;
-	size_t left;
+	const uint8_t *start, *p;
+	size_t left;       /* bytes at hand after p */
+	uint64_t more;     /* bytes of the input after those at hand */
+	size_t need;       /* 0, or the bytes from start that the current field needs */
+	const char *what;  /* "manifest", "listing" */
+	uint64_t max_chunks;
+	uint32_t max_attrs;
 };
+
+/* The bytes of the input after p: at hand and to come. */
+static uint64_t
+avail(const struct rd *r)
+{
+	return r->more > UINT64_MAX - r->left ? UINT64_MAX : r->left + r->more;
+}
+
+/* Does the input hold n more bytes? */
+static int
+fits(const struct rd *r, uint64_t n)
+{
+	return n <= avail(r);
+}
+
+/* n bytes are wanted and fewer are at hand: ask for more, or call it truncated. */
+static int
+short_input(struct rd *r, uint64_t n)
+{
+	if (!fits(r, n))
+		return dd_error("damaged %s (truncated)", r->what);
+	r->need = (size_t)(r->p - r->start) + (size_t)n;
+	return -1;
+}
 
 static int
 get_bytes(struct rd *r, void *out, size_t n)
 {
 	if (r->left < n)
-		return dd_error("damaged manifest (truncated)");
+		return short_input(r, n);
 	memcpy(out, r->p, n);
 	r->p += n;
 	r->left -= n;
@@ -168,10 +211,12 @@ get_str(struct rd *r, char **out, size_t minlen, size_t maxlen, const char *what
 
 	if (get_u32(r, &n) < 0)
 		return -1;
-	if (n < minlen || n > maxlen || n > r->left)
-		return dd_error("damaged manifest (bad %s length %u)", what, n);
+	if (n < minlen || n > maxlen || !fits(r, n))
+		return dd_error("damaged %s (bad %s length %u)", r->what, what, n);
+	if (n > r->left)
+		return short_input(r, n);
 	if (memchr(r->p, 0, n))
-		return dd_error("damaged manifest (NUL byte in %s)", what);
+		return dd_error("damaged %s (NUL byte in %s)", r->what, what);
 	*out = dd_strndup((const char *)r->p, n);
 	r->p += n;
 	r->left -= n;
@@ -185,8 +230,8 @@ get_kvs(struct rd *r, struct dd_kv **out, size_t *nout, const char *what)
 
 	if (get_u32(r, &n) < 0)
 		return -1;
-	if (n > r->left / 8)
-		return dd_error("damaged manifest (bad %s count %u)", what, n);
+	if (n > r->max_attrs || !fits(r, (uint64_t)n * 8))
+		return dd_error("damaged %s (bad %s count %u)", r->what, what, n);
 	*out = n ? dd_calloc(n, sizeof(**out)) : NULL;
 	for (uint32_t i = 0; i < n; i++) {
 		*nout = i + 1;
@@ -194,7 +239,7 @@ get_kvs(struct rd *r, struct dd_kv **out, size_t *nout, const char *what)
 		    get_str(r, &(*out)[i].value, 0, DD_ATTR_VALUE_MAX, what) < 0)
 			return -1;
 		if (i && strcmp((*out)[i - 1].key, (*out)[i].key) >= 0)
-			return dd_error("damaged manifest (%s keys not sorted or repeated)", what);
+			return dd_error("damaged %s (%s keys not sorted or repeated)", r->what, what);
 	}
 	*nout = n;
 	return 0;
@@ -211,26 +256,45 @@ get_stream(struct rd *r, struct dd_stream_info *s)
 		return -1;
 	if (get_u64(r, &s->size) < 0 || get_bytes(r, s->checksum, 32) < 0 || get_u64(r, &n) < 0)
 		return -1;
-	if (n > r->left / 36)
-		return dd_error("damaged manifest (bad chunk count %llu)", (unsigned long long)n);
+	if (n > r->max_chunks || n > avail(r) / 36)
+		return dd_error("damaged %s (bad chunk count %llu)", r->what, (unsigned long long)n);
+	if (n * 36 > r->left)
+		return short_input(r, n * 36); /* before allocating: the whole list must be at hand */
 	s->chunks = n ? dd_calloc((size_t)n, sizeof(*s->chunks)) : NULL;
 	s->nchunks = (size_t)n;
 	for (size_t i = 0; i < s->nchunks; i++) {
 		if (get_bytes(r, s->chunks[i].id, 32) < 0 || get_u32(r, &s->chunks[i].len) < 0)
 			return -1;
 		if (s->chunks[i].len == 0 || s->chunks[i].len > DD_CHUNK_MAX_LIMIT)
-			return dd_error("damaged manifest (bad chunk length %u)", s->chunks[i].len);
+			return dd_error("damaged %s (bad chunk length %u)", r->what, s->chunks[i].len);
 		total += s->chunks[i].len; /* cannot overflow: < 2^32 chunks of < 2^27 bytes */
 	}
 	if (total != s->size)
-		return dd_error("damaged manifest (chunks of stream '%s' do not add up to its size)", s->name);
+		return dd_error("damaged %s (chunks of '%s' do not add up to its size)", r->what, s->name);
 	return 0;
+}
+
+int
+dd_stream_record_parse(struct dd_stream_info *s, size_t *used, const void *data, size_t len, uint64_t more)
+{
+	struct rd r = { data, data, len, more, 0, "listing", DD_LISTING_MAX_CHUNKS, DD_LISTING_MAX_ATTRS };
+
+	memset(s, 0, sizeof(*s));
+	if (get_stream(&r, s) == 0) {
+		*used = len - r.left;
+		return 0;
+	}
+	dd_stream_info_clear(s);
+	if (!r.need)
+		return -1;
+	*used = r.need;
+	return DD_RECORD_MORE;
 }
 
 int
 dd_manifest_parse(struct dd_manifest **out, size_t *content_len, const void *data, size_t len)
 {
-	struct rd r = { data, len };
+	struct rd r = { data, data, len, 0, 0, "manifest", UINT64_MAX, UINT32_MAX };
 	struct dd_manifest *m = dd_calloc(1, sizeof(*m));
 	uint8_t magic[4];
 	uint32_t version, n;

@@ -49,6 +49,23 @@ struct dd_manifest {
 	size_t nmeta;
 };
 
+/*
+ * One stream record alone (the per-stream part of §6), as a listing's
+ * entries are stored (§6.1). Encode: appended to `out`; the attributes must
+ * be sorted. Parse: the record at the start of data[0..len), where `more`
+ * bytes of the input follow those at hand (counts are checked against all
+ * of them), with a listing's limits (at most DD_LISTING_MAX_ATTRS
+ * attributes and DD_LISTING_MAX_CHUNKS chunks). Returns 0 (*used = its
+ * length), DD_RECORD_MORE when the record runs past `len` but not past the
+ * input (*used = how many bytes from `data` it needs at least; no error, s
+ * empty), -1 when damaged (error set, s empty).
+ */
+#define DD_LISTING_MAX_CHUNKS (1u << 24) /* 2^24 chunks of 512 KiB: 8 TiB, more than any file */
+#define DD_LISTING_MAX_ATTRS 256
+enum { DD_RECORD_MORE = 1 };
+int dd_stream_record_encode(struct dd_buf *out, const struct dd_stream_info *s);
+int dd_stream_record_parse(struct dd_stream_info *s, size_t *used, const void *data, size_t len, uint64_t more);
+
 /* Sort streams, attributes and metadata (the encoder requires sorted input). */
 void dd_manifest_sort(struct dd_manifest *m);
 /* Encode; *content_len = length of the content part (the bytes hashed for the id). */

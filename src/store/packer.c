@@ -56,13 +56,17 @@ struct dd_packer {
 	uint32_t *need; /* index files to push at the next flush */
 	size_t nneed, capneed;
 	size_t index_every; /* write an index file midway every this many packs */
+	struct dd_midx *idx; /* the map its packs and index files join */
+	int priv;           /* private snapshots' packer: cache only (private/packs, private/index), never uploaded */
 };
 
 int
-dd_packer_new(struct dd_packer **out)
+dd_packer_new(struct dd_packer **out, struct dd_midx *idx, int priv)
 {
 	struct dd_packer *pk = dd_calloc(1, sizeof(*pk));
 
+	pk->idx = idx;
+	pk->priv = priv;
 	pthread_mutex_init(&pk->mu, NULL);
 	pthread_cond_init(&pk->cv, NULL);
 	pk->slot = DD_MIDX_NONE;
@@ -89,9 +93,9 @@ dd_packer_free(struct dd_packer *pk)
 }
 
 void
-dd_packer_begin(struct dd_store *st)
+dd_packer_begin(struct dd_store *st, int priv)
 {
-	struct dd_packer *pk = st->packer;
+	struct dd_packer *pk = priv ? st->ppacker : st->packer;
 
 	pthread_mutex_lock(&pk->mu);
 	free(pk->err);
@@ -214,12 +218,11 @@ out:
 
 /* Finish one pack (not under the lock). On success its entries join pk->done and it is queued for upload. */
 static int
-finish(struct dd_store *st, struct pobj *objs, size_t n, uint32_t slot)
+finish(struct dd_store *st, struct dd_packer *pk, struct pobj *objs, size_t n, uint32_t slot)
 {
-	struct dd_packer *pk = st->packer;
 	struct dd_index_pack ip = { 0 };
 	struct dd_buf pack = DD_BUF_INIT;
-	struct dd_midx_pack mp = dd_midx_pack_get(st->idx, slot);
+	struct dd_midx_pack mp = dd_midx_pack_get(pk->idx, slot);
 	char name[DD_OBJECT_NAME_SIZE];
 	int rc = -1;
 
@@ -227,14 +230,14 @@ finish(struct dd_store *st, struct pobj *objs, size_t n, uint32_t slot)
 	if (dd_pack_seal_header(&pack, st->keys, ip.e, ip.n) < 0)
 		goto out;
 	dd_pack_hash(ip.name, pack.ptr, pack.len);
-	dd_object_name(name, sizeof(name), "packs", ip.name);
+	dd_object_name(name, sizeof(name), pk->priv ? "private/packs" : "packs", ip.name);
 	if (write_pack(st, &pack, &ip, name) < 0)
 		goto out;
 	for (size_t i = 0; i < ip.n; i++)
-		dd_midx_add(st->idx, ip.e[i].id, ip.e[i].type, slot, ip.e[i].off, ip.e[i].len);
+		dd_midx_add(pk->idx, ip.e[i].id, ip.e[i].type, slot, ip.e[i].off, ip.e[i].len);
 	memcpy(mp.name, ip.name, 32);
 	mp.state = DD_MIDX_READY;
-	dd_midx_pack_set(st->idx, slot, &mp);
+	dd_midx_pack_set(pk->idx, slot, &mp);
 	pthread_mutex_lock(&pk->mu);
 	if (pk->ndone == pk->capdone) {
 		pk->capdone = pk->capdone ? 2 * pk->capdone : 16;
@@ -244,14 +247,14 @@ finish(struct dd_store *st, struct pobj *objs, size_t n, uint32_t slot)
 	pk->done_slots[pk->ndone] = slot;
 	pk->done[pk->ndone++] = ip;
 	ip.e = NULL;
-	if (dd_store_live(st))
+	if (!pk->priv && dd_store_live(st))
 		dd_xfer_submit(st, &pk->uploads, DD_XFER_FRESH, name, NULL, 0);
 	pthread_mutex_unlock(&pk->mu);
 	rc = 0;
 out:
 	if (rc < 0) {
 		mp.state = DD_MIDX_FAILED;
-		dd_midx_pack_set(st->idx, slot, &mp);
+		dd_midx_pack_set(pk->idx, slot, &mp);
 	}
 	free(ip.e);
 	dd_buf_release(&pack);
@@ -260,7 +263,8 @@ out:
 
 /* Write an index file naming the packs `done` (slots `slots`) to the cache; *file gets its slot. */
 static int
-write_index(struct dd_store *st, const struct dd_index_pack *done, const uint32_t *slots, size_t n, uint32_t *file)
+write_index(struct dd_store *st, struct dd_packer *pk, const struct dd_index_pack *done, const uint32_t *slots,
+	    size_t n, uint32_t *file)
 {
 	struct dd_buf plain = DD_BUF_INIT, obj = DD_BUF_INIT;
 	char name[DD_OBJECT_NAME_SIZE];
@@ -269,18 +273,18 @@ write_index(struct dd_store *st, const struct dd_index_pack *done, const uint32_
 
 	dd_index_encode(&plain, done, n);
 	dd_id_compute(id, st->keys, plain.ptr, plain.len);
-	dd_object_name(name, sizeof(name), "index", id);
+	dd_object_name(name, sizeof(name), pk->priv ? "private/index" : "index", id);
 	if (dd_object_seal(&obj, st->keys, DD_OBJ_INDEX, id, plain.ptr, plain.len, NULL) < 0)
 		goto out;
 	if (st->cache->ops->put(st->cache, name, obj.ptr, obj.len) < 0) {
 		dd_error_wrap("writing %s to the cache", name);
 		goto out;
 	}
-	*file = dd_midx_file(st->idx, id, &isnew);
+	*file = dd_midx_file(pk->idx, id, &isnew);
 	for (size_t i = 0; i < n; i++) {
-		struct dd_midx_pack mp = dd_midx_pack_get(st->idx, slots[i]);
+		struct dd_midx_pack mp = dd_midx_pack_get(pk->idx, slots[i]);
 		mp.file = *file;
-		dd_midx_pack_set(st->idx, slots[i], &mp);
+		dd_midx_pack_set(pk->idx, slots[i], &mp);
 	}
 	rc = 0;
 out:
@@ -333,15 +337,15 @@ put_index(struct dd_store *st, uint32_t file)
  * behind. Runs on the finishing thread, outside the lock.
  */
 static int
-index_midway(struct dd_store *st, struct dd_index_pack *done, uint32_t *slots, size_t n,
+index_midway(struct dd_store *st, struct dd_packer *pk, struct dd_index_pack *done, uint32_t *slots, size_t n,
 	     struct dd_xfer_batch *uploads)
 {
 	uint32_t file;
 	int rc = dd_xfer_wait(st, uploads, NULL, NULL);
 
-	if (rc == 0 && (st->cache->ops->sync(st->cache) < 0 || write_index(st, done, slots, n, &file) < 0))
+	if (rc == 0 && (st->cache->ops->sync(st->cache) < 0 || write_index(st, pk, done, slots, n, &file) < 0))
 		rc = -1;
-	if (rc == 0 && dd_store_live(st))
+	if (rc == 0 && !pk->priv && dd_store_live(st))
 		rc = put_index(st, file);
 	dd_index_packs_free(done, n);
 	free(slots);
@@ -350,9 +354,8 @@ index_midway(struct dd_store *st, struct dd_index_pack *done, uint32_t *slots, s
 
 /* Under pk->mu: after `index_every` packs, index them midway (the lock is dropped meanwhile). */
 static int
-maybe_index_midway(struct dd_store *st)
+maybe_index_midway(struct dd_store *st, struct dd_packer *pk)
 {
-	struct dd_packer *pk = st->packer;
 	struct dd_xfer_batch up = pk->uploads;
 	struct dd_index_pack *done;
 	uint32_t *slots;
@@ -364,7 +367,7 @@ maybe_index_midway(struct dd_store *st)
 	take_done(pk, &done, &slots, &n);
 	memset(&pk->uploads, 0, sizeof(pk->uploads));
 	pthread_mutex_unlock(&pk->mu);
-	r = index_midway(st, done, slots, n, &up);
+	r = index_midway(st, pk, done, slots, n, &up);
 	pthread_mutex_lock(&pk->mu);
 	return r;
 }
@@ -377,9 +380,8 @@ full(const struct dd_packer *pk)
 
 /* Finish full packs (every pack with `all`) while no other thread is finishing one. Under pk->mu. */
 static int
-drain(struct dd_store *st, int all)
+drain(struct dd_store *st, struct dd_packer *pk, int all)
 {
-	struct dd_packer *pk = st->packer;
 	int rc = 0;
 
 	while (!pk->finishing && pk->n && (all || full(pk))) {
@@ -390,13 +392,13 @@ drain(struct dd_store *st, int all)
 		pk->objs = NULL, pk->n = pk->cap = 0, pk->bytes = 0, pk->slot = DD_MIDX_NONE;
 		pk->finishing = 1;
 		pthread_mutex_unlock(&pk->mu);
-		int r = finish(st, objs, n, slot);
+		int r = finish(st, pk, objs, n, slot);
 		for (size_t i = 0; i < n; i++)
 			free(objs[i].data);
 		free(objs);
 		pthread_mutex_lock(&pk->mu);
 		if (r == 0 && !all)
-			r = maybe_index_midway(st); /* still "finishing": adders wait when the open pack is full */
+			r = maybe_index_midway(st, pk); /* still "finishing": adders wait when the open pack is full */
 		pk->held -= bytes;
 		pk->finishing = 0;
 		pthread_cond_broadcast(&pk->cv);
@@ -410,9 +412,9 @@ drain(struct dd_store *st, int all)
 }
 
 int
-dd_packer_add(struct dd_store *st, const uint8_t id[32], int type, const struct dd_buf *obj, int *existed)
+dd_packer_add(struct dd_store *st, const uint8_t id[32], int type, const struct dd_buf *obj, int *existed, int priv)
 {
-	struct dd_packer *pk = st->packer;
+	struct dd_packer *pk = priv ? st->ppacker : st->packer;
 	struct dd_midx_hit hit;
 	struct pobj *o;
 	int rc;
@@ -421,14 +423,14 @@ dd_packer_add(struct dd_store *st, const uint8_t id[32], int type, const struct 
 	pthread_mutex_lock(&pk->mu);
 	while (pk->finishing && full(pk))
 		pthread_cond_wait(&pk->cv, &pk->mu);
-	if (dd_midx_find(st->idx, id, 1, &hit)) { /* another thread stored it meanwhile */
+	if (dd_midx_find(pk->idx, id, 1, &hit)) { /* another thread stored it meanwhile */
 		*existed = 1;
 		pthread_mutex_unlock(&pk->mu);
 		return 0;
 	}
 	if (pk->slot == DD_MIDX_NONE)
-		pk->slot = dd_midx_new_pack(st->idx);
-	dd_midx_add(st->idx, id, (uint8_t)type, pk->slot, 0, (uint32_t)obj->len);
+		pk->slot = dd_midx_new_pack(pk->idx);
+	dd_midx_add(pk->idx, id, (uint8_t)type, pk->slot, 0, (uint32_t)obj->len);
 	if (pk->n == pk->cap) {
 		pk->cap = pk->cap ? 2 * pk->cap : 64;
 		pk->objs = dd_realloc(pk->objs, pk->cap * sizeof(*pk->objs));
@@ -443,7 +445,7 @@ dd_packer_add(struct dd_store *st, const uint8_t id[32], int type, const struct 
 	pk->held += obj->len;
 	if (pk->held > pk->peak)
 		pk->peak = pk->held;
-	rc = drain(st, 0);
+	rc = drain(st, pk, 0);
 	pthread_mutex_unlock(&pk->mu);
 	return rc;
 }
@@ -542,17 +544,21 @@ put_indexes(struct dd_store *st)
 	return 0;
 }
 
-int
-dd_packer_flush(struct dd_store *st)
+/*
+ * Finish the open pack, wait for its uploads, and write an index file for
+ * the packs written since the last one (the cache only): *file gets its
+ * slot (DD_MIDX_NONE: none was needed).
+ */
+static int
+flush_packs(struct dd_store *st, struct dd_packer *pk, uint32_t *file)
 {
-	struct dd_packer *pk = st->packer;
-	size_t old;
 	int rc;
 
+	*file = DD_MIDX_NONE;
 	pthread_mutex_lock(&pk->mu);
 	while (pk->finishing)
 		pthread_cond_wait(&pk->cv, &pk->mu);
-	rc = drain(st, 1);
+	rc = drain(st, pk, 1);
 	pthread_mutex_unlock(&pk->mu);
 	if (pk->uploads.n && dd_xfer_wait(st, &pk->uploads, NULL, NULL) < 0)
 		rc = -1;
@@ -564,19 +570,37 @@ dd_packer_flush(struct dd_store *st)
 	}
 	if (rc < 0)
 		return -1;
-	old = pk->nneed; /* the files queued before this flush's own index */
 	if (pk->ndone) {
 		struct dd_index_pack *done;
-		uint32_t *slots, file;
+		uint32_t *slots;
 		size_t n;
 		take_done(pk, &done, &slots, &n);
-		rc = st->cache->ops->sync(st->cache) < 0 || write_index(st, done, slots, n, &file) < 0 ? -1 : 0;
+		rc = st->cache->ops->sync(st->cache) < 0 || write_index(st, pk, done, slots, n, file) < 0 ? -1 : 0;
 		dd_index_packs_free(done, n);
 		free(slots);
-		if (rc < 0)
-			return -1;
-		dd_packer_need_file(st, file);
 	}
+	return rc;
+}
+
+int
+dd_packer_flush_private(struct dd_store *st)
+{
+	uint32_t file;
+
+	return flush_packs(st, st->ppacker, &file);
+}
+
+int
+dd_packer_flush(struct dd_store *st)
+{
+	struct dd_packer *pk = st->packer;
+	size_t old = pk->nneed; /* the files queued before this flush's own index */
+	uint32_t file;
+
+	if (flush_packs(st, pk, &file) < 0)
+		return -1;
+	if (file != DD_MIDX_NONE)
+		dd_packer_need_file(st, file);
 	if (!dd_store_live(st) || !pk->nneed)
 		return 0;
 	if (upload_needed_packs(st, old) < 0)

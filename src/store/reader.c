@@ -68,6 +68,9 @@ dd_snapshot_load(struct dd_snapshot **out, struct dd_store *st, const char *id_h
 
 	if (dd_hex_decode(id, 32, id_hex) < 0)
 		return dd_error("'%s' is not a snapshot id (64 hex digits)", id_hex);
+	rc = dd_store_private_load(out, st, id); /* a local look first: a private one is never in the store */
+	if (rc != DD_NOTFOUND)
+		return rc;
 	rc = dd_store_get_object(st, DD_OBJ_MANIFEST, id, DD_MANIFEST_MAX, &plain, NULL);
 	if (rc == DD_NOTFOUND)
 		dd_error_wrap("snapshot %.12s", id_hex);

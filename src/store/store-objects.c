@@ -231,7 +231,65 @@ put_packed(struct dd_store *st, const uint8_t id[32], const void *plain, size_t 
 	}
 	if (dd_object_seal(obj, st->keys, DD_OBJ_DATA, id, plain, len, zc) < 0)
 		return -1;
-	return dd_packer_add(st, id, DD_OBJ_DATA, obj, existed);
+	return dd_packer_add(st, id, DD_OBJ_DATA, obj, existed, 0);
+}
+
+int
+dd_store_adopt_chunk(struct dd_store *st, const struct dd_chunk_ref *ref, int priv)
+{
+	struct dd_midx_hit hit;
+	struct dd_buf plain = DD_BUF_INIT;
+	char name[DD_OBJECT_NAME_SIZE];
+	int rc, existed;
+
+	if (dd_store_index_load(st) < 0 || dd_store_private_index_load(st) < 0)
+		return -1;
+	if (dd_midx_find(st->idx, ref->id, 1, &hit) || (priv && dd_midx_find(st->pidx, ref->id, 1, &hit)))
+		return 0; /* in a public pack, or (for a private writer) in one of this run's private packs */
+	dd_object_name(name, sizeof(name), "data", ref->id);
+	if ((priv && st->cache->ops->exists(st->cache, name) == 1) ||
+	    (!dd_midx_find(st->pidx, ref->id, 1, &hit) && !dd_midx_find(st->opidx, ref->id, 0, &hit)))
+		return 0; /* a loose public copy, or no private pack has it: nothing to copy */
+	rc = dd_store_get_object(st, DD_OBJ_DATA, ref->id, ref->len, &plain, NULL);
+	if (rc == 0 && plain.len != ref->len)
+		rc = dd_error("a private copy of a chunk differs in length from its entry");
+	if (rc == 0 && priv)
+		rc = dd_store_put_private(st, ref->id, plain.ptr, plain.len, NULL, NULL, &existed);
+	else if (rc == 0)
+		rc = dd_store_put_object(st, DD_OBJ_DATA, ref->id, plain.ptr, plain.len, NULL, NULL, &existed);
+	dd_buf_release(&plain);
+	return rc == 0 ? 0 : -1;
+}
+
+int
+dd_store_put_private(struct dd_store *st, const uint8_t id[32], const void *plain, size_t len, ZSTD_CCtx *zc,
+		     struct dd_buf *scratch, int *existed)
+{
+	struct dd_buf own = DD_BUF_INIT, *obj = scratch ? scratch : &own;
+	struct dd_midx_hit hit;
+	char name[DD_OBJECT_NAME_SIZE];
+	int rc = 0;
+
+	*existed = 0;
+	if (dd_store_index_load(st) < 0)
+		return -1;
+	/*
+	 * Public objects in ready packs only (a concurrent public writer's open
+	 * pack may still fail), and this run's private packs: never an older
+	 * private pack, which gc may take once no private manifest needs it.
+	 */
+	dd_object_name(name, sizeof(name), "data", id);
+	if (dd_midx_find(st->idx, id, 0, &hit) || dd_midx_find(st->pidx, id, 1, &hit) ||
+	    st->cache->ops->exists(st->cache, name) == 1) {
+		*existed = 1;
+		return 0;
+	}
+	if (dd_object_seal(obj, st->keys, DD_OBJ_DATA, id, plain, len, zc) < 0)
+		rc = -1;
+	else
+		rc = dd_packer_add(st, id, DD_OBJ_DATA, obj, existed, 1);
+	dd_buf_release(&own);
+	return rc;
 }
 
 int
@@ -524,24 +582,33 @@ out:
 
 /*
  * A data object from a pack in the cache, trying each place the index
- * files give: 0, DD_NOTFOUND (not there, or damaged: warned), -1.
+ * files give: the store's packs (st->idx), then the private ones (this
+ * run's, then those found under <cache>/private/index/). 0, DD_NOTFOUND
+ * (not there, or damaged: warned), -1.
  */
 static int
 get_from_cache_pack(struct dd_store *st, const uint8_t id[32], const char *name, size_t max_plain,
 		    struct dd_buf *plain, ZSTD_DCtx *zd, struct dd_buf *obj)
 {
+	struct dd_midx *maps[3] = { st->idx, st->pidx, st->opidx };
+	const char *dirs[3] = { "packs", "private/packs", "private/packs" };
 	char pname[DD_OBJECT_NAME_SIZE];
 	struct dd_midx_hit hits[DD_MIDX_MAX_PLACES];
 	struct dd_error_saved first = { 0 };
-	size_t n;
+	size_t n = 0, m;
 	int r, damaged = 0;
 
 	if (dd_store_index_load(st) < 0)
 		return -1;
-	n = dd_midx_find_all(st->idx, id, 0, hits, DD_MIDX_MAX_PLACES);
+	for (m = 0; m < 3 && !n; m++) {
+		if (m == 2 && dd_store_private_index_load(st) < 0)
+			return -1;
+		n = dd_midx_find_all(maps[m], id, 0, hits, DD_MIDX_MAX_PLACES);
+	}
+	m--;
 	for (size_t i = 0; i < n; i++) {
-		struct dd_midx_pack mp = dd_midx_pack_get(st->idx, hits[i].pack);
-		dd_object_name(pname, sizeof(pname), "packs", mp.name);
+		struct dd_midx_pack mp = dd_midx_pack_get(maps[m], hits[i].pack);
+		dd_object_name(pname, sizeof(pname), dirs[m], mp.name);
 		r = st->cache->ops->get_range(st->cache, pname, hits[i].off, hits[i].len, obj);
 		if (r == DD_NOTFOUND)
 			continue;
@@ -651,6 +718,10 @@ dd_store_has_snapshot(struct dd_store *st, const char *id_hex)
 
 	if (dd_hex_decode(id, 32, id_hex) < 0)
 		return dd_error("'%s' is not a snapshot id", id_hex);
+	dd_object_name(name, sizeof(name), "private", id);
+	r = st->cache->ops->exists(st->cache, name); /* a private snapshot (store.h) */
+	if (r != 0)
+		return r;
 	dd_object_name(name, sizeof(name), "snapshots", id);
 	r = st->cache->ops->exists(st->cache, name);
 	if (r != 0 || !st->be)

@@ -291,7 +291,12 @@ dd_store_open_opts(struct dd_store **out, const struct dd_store_opts *o)
 	pthread_mutex_init(&st->cfgmu, NULL);
 	st->idx = dd_malloc(sizeof(*st->idx));
 	dd_midx_init(st->idx);
-	dd_packer_new(&st->packer);
+	dd_packer_new(&st->packer, st->idx, 0);
+	st->pidx = dd_malloc(sizeof(*st->pidx));
+	dd_midx_init(st->pidx);
+	dd_packer_new(&st->ppacker, st->pidx, 1);
+	st->opidx = dd_malloc(sizeof(*st->opidx));
+	dd_midx_init(st->opidx);
 	st->url = o->url ? dd_strdup(o->url) : dd_store_default_url(o->statedir);
 	st->cache_label = "the local cache";
 	if (load_key(st, o->statedir) < 0 || dd_backend_file_open(&st->cache, cdir, 1) < 0)
@@ -337,6 +342,13 @@ dd_store_free(struct dd_store *st)
 	dd_packer_free(st->packer);
 	dd_midx_clear(st->idx);
 	free(st->idx);
+	dd_packer_free(st->ppacker);
+	if (st->pidx)
+		dd_midx_clear(st->pidx);
+	free(st->pidx);
+	if (st->opidx)
+		dd_midx_clear(st->opidx);
+	free(st->opidx);
 	pthread_mutex_destroy(&st->idxmu);
 	pthread_mutex_destroy(&st->cfgmu);
 	free(st->config_refresh_err);

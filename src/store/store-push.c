@@ -53,9 +53,26 @@ ref_cmp(const void *a, const void *b)
 	return memcmp(((const struct dd_chunk_ref *)a)->id, ((const struct dd_chunk_ref *)b)->id, 32);
 }
 
-/* Every chunk of the snapshots `ids`, each once (sorted by id). */
 static int
-collect(struct dd_store *st, const char *const *ids, size_t n, struct refs *r)
+add_ref(const struct dd_chunk_ref *ref, const char *stream, void *arg)
+{
+	struct refs *r = arg;
+
+	(void)stream;
+	if (r->n == r->cap) {
+		r->cap = r->cap ? 2 * r->cap : 1024;
+		r->v = dd_realloc(r->v, r->cap * sizeof(*r->v));
+	}
+	r->v[r->n++] = *ref;
+	return 0;
+}
+
+/*
+ * Every chunk of the snapshots `ids` that `flags` (DD_EACH_*) choose, each
+ * once (sorted by id): their streams' chunks, and their listings' entries'.
+ */
+static int
+collect(struct dd_store *st, const char *const *ids, size_t n, int flags, struct refs *r)
 {
 	size_t k = 0;
 
@@ -64,17 +81,10 @@ collect(struct dd_store *st, const char *const *ids, size_t n, struct refs *r)
 		int rc = dd_snapshot_load(&s, st, ids[i]);
 		if (rc != 0)
 			return rc;
-		for (size_t j = 0; j < s->m->nstreams; j++) {
-			const struct dd_stream_info *si = &s->m->streams[j];
-			for (size_t c = 0; c < si->nchunks; c++) {
-				if (r->n == r->cap) {
-					r->cap = r->cap ? 2 * r->cap : 1024;
-					r->v = dd_realloc(r->v, r->cap * sizeof(*r->v));
-				}
-				r->v[r->n++] = si->chunks[c];
-			}
-		}
+		rc = dd_snapshot_each_chunk_flags(st, s, flags, add_ref, r);
 		dd_snapshot_free(s);
+		if (rc != 0)
+			return -1;
 	}
 	if (r->n)
 		qsort(r->v, r->n, sizeof(*r->v), ref_cmp);
@@ -83,6 +93,23 @@ collect(struct dd_store *st, const char *const *ids, size_t n, struct refs *r)
 			r->v[k++] = r->v[i];
 	r->n = k;
 	return 0;
+}
+
+/* Drop from `r` what `done` holds (both sorted by id). */
+static void
+refs_minus(struct refs *r, const struct refs *done)
+{
+	size_t k = 0, j = 0;
+
+	for (size_t i = 0; i < r->n; i++) {
+		int c = 1;
+		while (j < done->n && (c = memcmp(done->v[j].id, r->v[i].id, 32)) < 0)
+			j++;
+		if (j < done->n && c == 0)
+			continue;
+		r->v[k++] = r->v[i];
+	}
+	r->n = k;
 }
 
 static int
@@ -339,6 +366,11 @@ select_snapshots(struct dd_store *st, const char **ids, size_t n, int flags, siz
 			ids[k++] = ids[i];
 			continue;
 		}
+		dd_object_name(name, sizeof(name), "private", id);
+		if (st->cache->ops->exists(st->cache, name) == 1) { /* only private (a public twin is pushed) */
+			dd_debug("snapshot %.12s is private to this clone (a stash): not pushed", ids[i]);
+			continue;
+		}
 		if (!(flags & DD_PUSH_SKIP_UNAVAILABLE)) {
 			dd_error("snapshot %s is in neither the local cache nor the store %s", ids[i], st->url);
 			dd_hint("it was made in another clone that has not pushed it: run `git dnadata push` there "
@@ -367,7 +399,7 @@ push_all(struct dd_store *st, const char *const *ids_in, size_t n_in, int flags,
 	memcpy(ids, ids_in, n_in * sizeof(*ids));
 	if (dd_store_index_load(st) < 0 || select_snapshots(st, ids, n_in, flags, &n, s) < 0)
 		goto out;
-	if ((rc = collect(st, ids, n, &r)) != 0)
+	if ((rc = collect(st, ids, n, DD_EACH_STREAMS | DD_EACH_ENTRIES, &r)) != 0)
 		goto out;
 	rc = -1;
 	need = needed_files(st, &r, check, &b);
@@ -539,44 +571,37 @@ submit_fetches(struct dd_store *st, struct dd_xfer_batch *b, const struct want *
 	free(ends);
 }
 
+/* Bring what the cache lacks of the chunks `r` into it, in parallel. */
 static int
-fetch_all(struct dd_store *st, const char *const *ids, size_t n, struct dd_transfer_stats *s)
+fetch_refs(struct dd_store *st, const struct refs *r, struct dd_transfer_stats *s)
 {
 	struct dd_xfer_batch b = { .what = "downloading" };
-	struct refs r = { 0 };
 	char name[DD_OBJECT_NAME_SIZE];
-	uint8_t *memo = NULL;
-	struct want *w = NULL;
+	uint8_t *memo = dd_calloc(st->idx->npacks ? st->idx->npacks : 1, 1);
+	struct want *w = dd_calloc(r->n ? r->n : 1, sizeof(*w));
 	size_t nw = 0;
 	int rc;
 
-	if (dd_store_index_refresh(st) < 0)
-		return -1;
-	rc = collect(st, ids, n, &r);
-	if (rc != 0)
-		goto out;
-	memo = dd_calloc(st->idx->npacks ? st->idx->npacks : 1, 1);
-	w = dd_calloc(r.n ? r.n : 1, sizeof(*w));
-	for (size_t i = 0; i < r.n; i++) {
+	for (size_t i = 0; i < r->n; i++) {
 		struct dd_midx_hit hit;
 		int found;
-		dd_object_name(name, sizeof(name), "data", r.v[i].id);
-		found = st->cache->ops->exists(st->cache, name) != 1 && dd_midx_find(st->idx, r.v[i].id, 0, &hit) &&
+		dd_object_name(name, sizeof(name), "data", r->v[i].id);
+		found = st->cache->ops->exists(st->cache, name) != 1 && dd_midx_find(st->idx, r->v[i].id, 0, &hit) &&
 			hit.pack < st->idx->npacks;
 		if ((!found && st->cache->ops->exists(st->cache, name) == 1) ||
 		    (found && cache_has_pack(st, memo, hit.pack))) {
 			s->skipped_files++;
-			s->skipped_bytes += r.v[i].len;
+			s->skipped_bytes += r->v[i].len;
 			continue;
 		}
 		if (!found) { /* a loose object, or one the map lacks: on its own */
-			dd_xfer_submit(st, &b, DD_XFER_OBJECT, name, r.v[i].id, r.v[i].len);
+			dd_xfer_submit(st, &b, DD_XFER_OBJECT, name, r->v[i].id, r->v[i].len);
 			continue;
 		}
-		memcpy(w[nw].o.id, r.v[i].id, 32);
+		memcpy(w[nw].o.id, r->v[i].id, 32);
 		w[nw].o.off = hit.off;
 		w[nw].o.len = hit.len;
-		w[nw].o.plain_len = r.v[i].len;
+		w[nw].o.plain_len = r->v[i].len;
 		w[nw++].pack = hit.pack;
 	}
 	qsort(w, nw, sizeof(*w), want_cmp);
@@ -584,13 +609,38 @@ fetch_all(struct dd_store *st, const char *const *ids, size_t n, struct dd_trans
 	rc = dd_xfer_wait(st, &b, "downloading", s);
 	if (rc == 0 && !dd_store_live(st))
 		rc = unreachable_error(st);
+	free(memo), free(w);
+	return rc;
+}
+
+/*
+ * Two rounds: the streams' chunks (listings' content included), then the
+ * chunks of the listings' entries, which only a listing in the cache can
+ * tell (none: the second round makes no request).
+ */
+static int
+fetch_all(struct dd_store *st, const char *const *ids, size_t n, struct dd_transfer_stats *s)
+{
+	struct refs r = { 0 }, entries = { 0 };
+	int rc;
+
+	if (dd_store_index_refresh(st) < 0)
+		return -1;
+	rc = collect(st, ids, n, DD_EACH_STREAMS, &r);
+	if (rc == 0)
+		rc = fetch_refs(st, &r, s);
+	if (rc == 0)
+		rc = collect(st, ids, n, DD_EACH_ENTRIES, &entries);
+	if (rc == 0) {
+		refs_minus(&entries, &r);
+		rc = fetch_refs(st, &entries, s);
+	}
 	if (rc == 0) {
 		int r2 = dd_store_backend_sync(st); /* records the index files the listing confirmed */
 		if (!dd_store_gone(st, r2) && r2 < 0)
 			rc = -1;
 	}
-out:
-	free(r.v), free(memo), free(w);
+	free(r.v), free(entries.v);
 	return rc;
 }
 

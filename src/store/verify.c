@@ -11,7 +11,10 @@
  * each needed pack is read whole, in the pool: it must hash to its name
  * (else it is named as damaged), its header must open and every object in
  * it must authenticate under its id; then the streams are read end to end
- * and their checksums compared. Every missing or damaged object or pack
+ * and their checksums compared. A listing (store.h) is read from the
+ * store to find its entries' chunks, which are checked like a stream's
+ * (named "<listing>/<entry>"); a listing that cannot be read is named, and
+ * with read_data each entry's content is read back too. Every missing or damaged object or pack
  * is named with dd_warn(); the return is -1 if any was found.
  * While it runs, the store's object path is pointed at the source (it
  * swaps st->cache, st->be and st->idx), so a store must not be shared with
@@ -88,9 +91,58 @@ struct verify {
 	size_t njobs, nuniq;
 	size_t bad, damaged, missing;
 	int no_config;
+	char **labels; /* "<listing>/<entry>" of the entries whose chunks jobs name */
+	size_t nlabels, caplabels;
 };
 
-/* Load each snapshot and list its chunks, each unique one once. */
+/* Where add_job() puts a chunk: the verify, and the snapshot whose chunks are listed. */
+struct adding {
+	struct verify *v;
+	const struct dd_snapshot *snap;
+	size_t *cap;
+	const char *entry; /* the label of the listing entry being listed (owned by v->labels), or NULL */
+};
+
+static int
+add_job(const struct dd_chunk_ref *ref, const char *stream, void *arg)
+{
+	struct adding *a = arg;
+	struct verify *v = a->v;
+
+	if (v->njobs == *a->cap) {
+		*a->cap = *a->cap ? 2 * *a->cap : 256;
+		v->jobs = dd_realloc(v->jobs, *a->cap * sizeof(*v->jobs));
+	}
+	if (!a->entry || strcmp(a->entry, stream)) { /* a listing entry's label, kept once per entry */
+		if (v->nlabels == v->caplabels) {
+			v->caplabels = v->caplabels ? 2 * v->caplabels : 64;
+			v->labels = dd_realloc(v->labels, v->caplabels * sizeof(*v->labels));
+		}
+		a->entry = v->labels[v->nlabels++] = dd_strdup(stream);
+	}
+	memset(&v->jobs[v->njobs], 0, sizeof(*v->jobs));
+	v->jobs[v->njobs].ref = *ref;
+	v->jobs[v->njobs].stream = a->entry;
+	v->jobs[v->njobs].snap = a->snap->id;
+	v->njobs++;
+	return 0;
+}
+
+/* A listing's entries' chunks; a listing that cannot be read is named (its own chunks are checked too). */
+static void
+collect_listing(struct verify *v, const struct dd_snapshot *snap, const struct dd_stream_info *si, size_t *cap)
+{
+	struct adding a = { v, snap, cap, NULL };
+
+	if (dd_listing_each_chunk(v->st, si, add_job, &a) < 0) {
+		dd_warn("snapshot %.12s: listing '%s' cannot be read: %s", snap->id, si->name, dd_error_last());
+		dd_error_clear();
+		v->bad++;
+		v->damaged++;
+	}
+}
+
+/* Load each snapshot and list its chunks (its listings' entries' too), each unique one once. */
 static void
 collect(struct verify *v, const char *const *ids)
 {
@@ -115,6 +167,8 @@ collect(struct verify *v, const char *const *ids)
 				v->jobs[v->njobs].snap = v->snaps[i]->id;
 				v->njobs++;
 			}
+			if (dd_stream_attr(si, "listing"))
+				collect_listing(v, v->snaps[i], si, &cap);
 		}
 	}
 	if (v->njobs)
@@ -327,24 +381,62 @@ check_objects(struct verify *v, int read_data)
 	return 0;
 }
 
-/* Read every stream back and compare its checksum. */
+/* Read one stream back to its end (its checksum compared); 0, or -1 with the error set. */
+static int
+read_stream(struct dd_store *st, const struct dd_stream_info *si)
+{
+	struct dd_stream_reader *r;
+	const void *d;
+	size_t l;
+	int n;
+
+	if (dd_stream_open(&r, st, si) < 0)
+		return -1;
+	while ((n = dd_stream_next(r, &d, &l)) == 1)
+		;
+	dd_stream_close(r);
+	return n;
+}
+
+/* Each entry of a listing read back through its own content stream. */
+static void
+read_entries(struct verify *v, const struct dd_snapshot *snap, const struct dd_stream_info *si)
+{
+	struct dd_listing_reader *lr;
+	const struct dd_stream_info *e;
+	int n;
+
+	if (dd_listing_open(&lr, v->st, si) < 0) {
+		dd_warn("snapshot %.12s: listing '%s': %s", snap->id, si->name, dd_error_last());
+		v->bad++;
+		return;
+	}
+	while ((n = dd_listing_next(lr, &e)) == 1) {
+		if (read_stream(v->st, e) < 0) {
+			dd_warn("snapshot %.12s: listing '%s': %s", snap->id, si->name, dd_error_last());
+			v->bad++;
+		}
+	}
+	if (n < 0) {
+		dd_warn("snapshot %.12s: %s", snap->id, dd_error_last());
+		v->bad++;
+	}
+	dd_listing_close(lr);
+}
+
+/* Read every stream back and compare its checksum; each listing's entries too. */
 static void
 read_streams(struct verify *v)
 {
 	for (size_t i = 0; i < v->nids; i++) {
 		for (size_t s = 0; v->snaps[i] && s < v->snaps[i]->m->nstreams; s++) {
-			struct dd_stream_reader *r;
-			const void *d;
-			size_t l;
-			int n;
-			dd_stream_open(&r, v->st, &v->snaps[i]->m->streams[s]);
-			while ((n = dd_stream_next(r, &d, &l)) == 1)
-				;
-			if (n < 0) {
+			const struct dd_stream_info *si = &v->snaps[i]->m->streams[s];
+			if (read_stream(v->st, si) < 0) {
 				dd_warn("snapshot %.12s: %s", v->snaps[i]->id, dd_error_last());
 				v->bad++;
+			} else if (dd_stream_attr(si, "listing")) {
+				read_entries(v, v->snaps[i], si);
 			}
-			dd_stream_close(r);
 		}
 	}
 }
@@ -395,7 +487,7 @@ dd_store_verify(struct dd_store *st, const char *const *ids, size_t nids, int re
 	struct verify v = { .st = st, .nids = nids };
 	struct dd_backend *saved_cache = st->cache, *saved_be = st->be;
 	struct dd_midx *saved_idx = st->idx, vidx;
-	int saved_loaded = st->idx_loaded, saved_refreshed = st->idx_refreshed, rc = -1;
+	int saved_loaded = st->idx_loaded, saved_refreshed = st->idx_refreshed, saved_private, rc = -1;
 
 	v.snaps = dd_calloc(nids ? nids : 1, sizeof(*v.snaps));
 	if (st->be && check_config(&v, st->be) < 0)
@@ -408,6 +500,8 @@ dd_store_verify(struct dd_store *st, const char *const *ids, size_t nids, int re
 	dd_midx_init(&vidx); /* the source's own index files */
 	st->idx = &vidx;
 	st->idx_loaded = 0, st->idx_refreshed = 1, st->idx_damaged = 0;
+	saved_private = st->opidx_loaded;
+	st->opidx_loaded = 1; /* never read the store's private/: the cache's private index files are the cache's */
 	collect(&v, ids);
 	rc = check_objects(&v, read_data);
 	if (rc == 0 && read_data && !v.bad)
@@ -416,6 +510,7 @@ dd_store_verify(struct dd_store *st, const char *const *ids, size_t nids, int re
 	st->be = saved_be;
 	st->idx = saved_idx;
 	st->idx_loaded = saved_loaded, st->idx_refreshed = saved_refreshed, st->idx_damaged = 0;
+	st->opidx_loaded = saved_private;
 	st->cache_label = "the local cache";
 	dd_midx_clear(&vidx);
 	if (rc == 0)
@@ -424,6 +519,9 @@ out:
 	for (size_t i = 0; i < v.nuniq; i++)
 		free(v.jobs[i].err);
 	free(v.jobs);
+	for (size_t i = 0; i < v.nlabels; i++)
+		free(v.labels[i]);
+	free(v.labels);
 	for (size_t i = 0; i < nids; i++)
 		dd_snapshot_free(v.snaps[i]);
 	free(v.snaps);

@@ -11,6 +11,12 @@
  * The stream checksum is a hash list: keyed BLAKE2b over the size and the
  * chunk ids in order (each id a keyed BLAKE2b of that chunk's plaintext),
  * so the writer's thread never makes a second pass over the data.
+ *
+ * A detached writer (dd_content_begin: a listing entry's content) is the
+ * same machinery without a name: finishing its chunks (stream_finish) is
+ * one step, and recording the result in the manifest (dd_stream_end) or
+ * handing it to the caller (dd_content_end) another. A private snapshot's
+ * chunks go to the private packer (store-private.c).
  */
 #include "store/internal.h"
 #include "util/err.h"
@@ -35,6 +41,7 @@ struct chunk_job {
 
 struct dd_snapshot_writer {
 	struct dd_store *st;
+	int flags; /* DD_SNAPSHOT_PRIVATE */
 	pthread_mutex_t mu;
 	struct dd_manifest m; /* finished streams + metadata */
 	char **active;        /* names of streams being written */
@@ -52,16 +59,29 @@ struct dd_stream_writer {
 	atomic_int failed;
 };
 
+/* "stream 'x' failed<how>", or for a detached writer (dd_content_begin) "content failed<how>"; returns -1. */
+static int
+failed(const struct dd_stream_writer *w, const char *how)
+{
+	if (w->info.name)
+		return dd_error("stream '%s' failed%s", w->info.name, how);
+	return dd_error("writing content failed%s", how);
+}
+
 static void
 chunk_run(struct dd_job *job, struct dd_worker *wk)
 {
 	struct chunk_job *j = (struct chunk_job *)job;
-	int existed;
+	int existed, r;
 
 	if (atomic_load(&j->w->failed))
 		goto out; /* the stream failed already: skip the work */
 	dd_id_compute(j->id, j->st->keys, j->data, j->len);
-	if (dd_store_put_object(j->st, DD_OBJ_DATA, j->id, j->data, j->len, wk->zc, &wk->scratch, &existed) < 0) {
+	if (j->w->sw->flags & DD_SNAPSHOT_PRIVATE)
+		r = dd_store_put_private(j->st, j->id, j->data, j->len, wk->zc, &wk->scratch, &existed);
+	else
+		r = dd_store_put_object(j->st, DD_OBJ_DATA, j->id, j->data, j->len, wk->zc, &wk->scratch, &existed);
+	if (r < 0) {
 		j->err = dd_strdup(dd_error_last() ? dd_error_last() : "storing a chunk failed");
 		atomic_store(&j->w->failed, 1);
 	}
@@ -71,15 +91,37 @@ out:
 }
 
 int
-dd_snapshot_begin(struct dd_snapshot_writer **out, struct dd_store *st)
+dd_snapshot_begin_flags(struct dd_snapshot_writer **out, struct dd_store *st, int flags)
 {
-	struct dd_snapshot_writer *sw = dd_calloc(1, sizeof(*sw));
+	struct dd_snapshot_writer *sw;
 
+	if (flags & ~DD_SNAPSHOT_PRIVATE)
+		return dd_error("BUG: unknown snapshot flags %#x", (unsigned)flags);
+	sw = dd_calloc(1, sizeof(*sw));
 	sw->st = st;
+	sw->flags = flags;
 	pthread_mutex_init(&sw->mu, NULL);
-	dd_packer_begin(st);
+	dd_packer_begin(st, flags & DD_SNAPSHOT_PRIVATE);
 	*out = sw;
 	return 0;
+}
+
+int
+dd_snapshot_begin(struct dd_snapshot_writer **out, struct dd_store *st)
+{
+	return dd_snapshot_begin_flags(out, st, 0);
+}
+
+struct dd_store *
+dd_snapshot_writer_store(const struct dd_snapshot_writer *sw)
+{
+	return sw->st;
+}
+
+int
+dd_snapshot_writer_flags(const struct dd_snapshot_writer *sw)
+{
+	return sw->flags;
 }
 
 void
@@ -185,7 +227,7 @@ dd_stream_write(struct dd_stream_writer *w, const void *data, size_t len)
 	const uint8_t *p = data;
 
 	if (atomic_load(&w->failed))
-		return harvest(w, 1) < 0 ? -1 : dd_error("stream '%s' failed earlier", w->info.name);
+		return harvest(w, 1) < 0 ? -1 : failed(w, " earlier");
 	w->info.size += len;
 	while (len) {
 		int cut;
@@ -208,6 +250,8 @@ dd_stream_write(struct dd_stream_writer *w, const void *data, size_t len)
 static void
 unregister(struct dd_snapshot_writer *sw, const char *name)
 {
+	if (!name)
+		return; /* detached content: never registered */
 	for (size_t i = 0; i < sw->nactive; i++) {
 		if (!strcmp(sw->active[i], name)) {
 			free(sw->active[i]);
@@ -225,18 +269,27 @@ stream_free(struct dd_stream_writer *w)
 	free(w);
 }
 
-int
-dd_stream_end(struct dd_stream_writer *w)
+/* Store the last chunk, wait for every chunk, and compute the checksum: the content is complete. */
+static int
+stream_finish(struct dd_stream_writer *w)
 {
-	struct dd_snapshot_writer *sw = w->sw;
 	int rc;
 
 	if (w->buflen && !atomic_load(&w->failed))
 		submit_chunk(w);
 	rc = harvest(w, 1);
 	if (rc == 0 && atomic_load(&w->failed))
-		rc = dd_error("stream '%s' failed", w->info.name);
+		rc = failed(w, "");
 	dd_stream_checksum(w->info.checksum, w->sw->st->keys, &w->info);
+	return rc;
+}
+
+int
+dd_stream_end(struct dd_stream_writer *w)
+{
+	struct dd_snapshot_writer *sw = w->sw;
+	int rc = stream_finish(w);
+
 	pthread_mutex_lock(&sw->mu);
 	unregister(sw, w->info.name);
 	if (rc == 0) {
@@ -247,6 +300,34 @@ dd_stream_end(struct dd_stream_writer *w)
 	pthread_mutex_unlock(&sw->mu);
 	if (rc < 0)
 		dd_error_wrap("writing stream '%s'", w->info.name);
+	stream_free(w);
+	return rc;
+}
+
+int
+dd_content_begin(struct dd_stream_writer **out, struct dd_snapshot_writer *sw)
+{
+	struct dd_stream_writer *w = dd_calloc(1, sizeof(*w));
+
+	w->sw = sw;
+	dd_chunker_init(&w->ch, sw->st->chunker);
+	*out = w;
+	return 0;
+}
+
+int
+dd_content_end(struct dd_stream_writer *w, struct dd_stream_info *info)
+{
+	int rc = stream_finish(w);
+
+	if (rc == 0) {
+		info->size = w->info.size;
+		memcpy(info->checksum, w->info.checksum, 32);
+		info->chunks = w->info.chunks;
+		info->nchunks = w->info.nchunks;
+		w->info.chunks = NULL;
+		w->info.nchunks = 0;
+	}
 	stream_free(w);
 	return rc;
 }
@@ -286,6 +367,26 @@ snapshot_writer_free(struct dd_snapshot_writer *sw)
 	free(sw);
 }
 
+/*
+ * A private snapshot: its packs and index file durable in the cache, then
+ * the sealed manifest in <cache>/private/ (never the store). 0, DD_EXISTS, -1.
+ */
+static int
+commit_private(struct dd_store *st, const uint8_t id[32], const struct dd_buf *enc)
+{
+	struct dd_buf obj = DD_BUF_INIT;
+	int rc = -1;
+
+	if (dd_packer_flush_private(st) < 0 || st->cache->ops->sync(st->cache) < 0)
+		goto out;
+	if (dd_object_seal(&obj, st->keys, DD_OBJ_MANIFEST, id, enc->ptr, enc->len, NULL) < 0)
+		goto out;
+	rc = dd_store_private_put(st, id, &obj);
+out:
+	dd_buf_release(&obj);
+	return rc;
+}
+
 int
 dd_snapshot_commit(struct dd_snapshot_writer *sw, char id_hex[DD_ID_HEX_SIZE])
 {
@@ -303,6 +404,11 @@ dd_snapshot_commit(struct dd_snapshot_writer *sw, char id_hex[DD_ID_HEX_SIZE])
 	if (dd_manifest_encode(&enc, &content_len, &sw->m) < 0)
 		goto out;
 	dd_id_compute(id, st->keys, enc.ptr, content_len);
+	dd_hex_encode(id_hex, id, 32);
+	if (sw->flags & DD_SNAPSHOT_PRIVATE) {
+		rc = commit_private(st, id, &enc);
+		goto out;
+	}
 	/* every chunk must be durable before the manifest that names it */
 	if (dd_store_sync(st) < 0)
 		goto out;
@@ -310,7 +416,6 @@ dd_snapshot_commit(struct dd_snapshot_writer *sw, char id_hex[DD_ID_HEX_SIZE])
 		goto out;
 	if (dd_store_sync(st) < 0)
 		goto out;
-	dd_hex_encode(id_hex, id, 32);
 	rc = existed ? DD_EXISTS : 0;
 out:
 	if (rc < 0)

@@ -294,6 +294,22 @@ decide_budget(struct gc *g)
 	free(copies);
 }
 
+/*
+ * Private media snapshots no record names (a switch that failed or was
+ * killed before recording its stash) go first, so the cache's plan already
+ * counts their objects as unneeded. Skipped while a restore holds a lock.
+ */
+static int
+sweep_media(struct gc *g)
+{
+	int r = dd_workflow_media_sweep(g->repo, g->cfg, g->st, g->flags & DD_GC_DRY_RUN, &g->res->media_dropped);
+
+	if (r < 0 && r != DD_EBUSY && !(g->flags & DD_GC_QUIET))
+		dd_warn("gc: private media snapshots left alone: %s", dd_error_last());
+	dd_error_clear();
+	return 0;
+}
+
 /* ---- act ---- */
 
 static void
@@ -439,6 +455,7 @@ dd_workflow_gc(struct dd_repo *repo, const struct dd_config *cfg, int flags, str
 		goto out;
 	/* without the store's key (a clone not set up yet) the cache cannot be planned: databases still can */
 	if (dd_workflow_open_store(&g.st, cfg, repo, DD_STORE_OFFLINE) < 0 ||
+	    sweep_media(&g) < 0 ||
 	    dd_store_cache_plan(&g.plan, g.st, (const char *const *)g.named, g.nnamed) < 0) {
 		res->cache_why = dd_strdup(dd_error_last() ? dd_error_last() : "cannot open the store");
 		if (!(flags & DD_GC_QUIET))

@@ -62,6 +62,7 @@ struct dd_gc_result {
 	uint64_t freed;          /* done (or, on a dry run, would be) */
 	size_t failed;           /* actions whose removal failed */
 	int busy;                /* DD_GC_BACKGROUND: stopped early, a lock was held (the rest left for next time) */
+	size_t media_dropped;    /* private media snapshots no stash names, dropped (dry run: would be) */
 	struct dd_gc_action *actions; /* in the order they were (or would be) done */
 	size_t nactions;
 };

@@ -32,6 +32,7 @@
  * failure stops them; the restore stays done and the error says so.
  */
 #include "workflow/workflow.h"
+#include "workflow/internal.h"
 #include "config/config.h"
 #include "git/commit.h"
 #include "git/ref.h"
@@ -105,18 +106,25 @@ open_store(struct dd_store **st, const struct dd_config *cfg, struct dd_repo *re
 
 /*
  * Dump p's database into a new snapshot of the store: metadata, the
- * consistent dump (dd_pg_snapshot), then the manifest. `id` gets its id.
+ * consistent dump (dd_pg_snapshot), the media folder when p has one (after
+ * the database: a file the data names exists by then), then the manifest.
+ * `id` gets its id; *media (NULL when p has no folder) the folder's stats.
  */
 static int
 dump_to_store(struct dd_store *st, struct dd_repo *repo, const struct dd_config *cfg, const struct dd_profile *p,
-	      const char *now, struct dd_pg_snapshot_stats *stats, char id[DD_ID_HEX_SIZE])
+	      const char *now, struct dd_pg_snapshot_stats *stats, struct dd_media_stats *media,
+	      char id[DD_ID_HEX_SIZE])
 {
 	struct dd_snapshot_writer *sw = NULL;
 	struct dd_pg_snapshot_opts o;
-	char head[41], host[256] = "";
+	struct dd_media_opts mo;
+	char head[41], host[256] = "", *root = media ? dd_workflow_media_root(repo, p) : NULL;
+	int rc = -1;
 
+	if (root)
+		dd_workflow_media_opts(&mo, repo, p, root);
 	if (dd_snapshot_begin(&sw, st) < 0)
-		return -1;
+		goto out;
 	dd_snapshot_set_meta(sw, "profile", p->name);
 	dd_snapshot_set_meta(sw, "created", now);
 	gethostname(host, sizeof(host) - 1);
@@ -132,23 +140,59 @@ dump_to_store(struct dd_store *st, struct dd_repo *repo, const struct dd_config 
 	o.lock_wait_timeout_ms = dd_config_lock_wait_timeout(cfg, p) * 1000;
 	if (dd_pg_snapshot(sw, &o, stats) < 0) {
 		dd_snapshot_abort(sw);
-		return -1;
+		goto out;
+	}
+	if (root && dd_media_capture(sw, &mo, media) < 0) {
+		dd_error_wrap("capturing media folder %s", root);
+		dd_snapshot_abort(sw);
+		dd_media_discard(&mo);
+		goto out;
 	}
 	dd_snapshot_set_meta(sw, "server_version", stats->server_version);
 	dd_snapshot_set_meta(sw, "database", stats->database);
-	if (dd_snapshot_commit(sw, id) < 0)
-		return -1;
+	if (dd_snapshot_commit(sw, id) < 0) {
+		if (root)
+			dd_media_discard(&mo);
+		goto out;
+	}
+	/* the index only saves work next time: a failure to keep it costs a re-read, not the snapshot */
+	if (root && dd_media_commit(&mo, id) < 0) {
+		dd_warn("%s", dd_error_last());
+		dd_error_clear();
+	}
 	dd_store_snapshot_used(st, id); /* gc's LRU order (cache-gc.c) */
-	return 0;
+	rc = 0;
+out:
+	free(root);
+	return rc;
+}
+
+static int finish_media(struct dd_repo *repo, const struct dd_config *cfg, const struct dd_profile *p,
+			struct dd_pg_state *state, int lenient);
+
+/* Before a capture: the switch records a kill left are finished, then a half-applied media folder. */
+static int
+finish_media_before_capture(struct dd_repo *repo, const struct dd_config *cfg, const struct dd_profile *p)
+{
+	struct dd_pg_state state;
+	int rc;
+
+	if (dd_pg_reap_leftovers(repo->statedir, dd_config_database(cfg, p)) < 0) {
+		dd_warn("%s", dd_error_last());
+		dd_error_clear();
+	}
+	rc = finish_media(repo, cfg, p, &state, 0);
+	dd_pg_state_release(&state);
+	return rc;
 }
 
 /* Point p's ref file at snapshot `id` (with its informational lines) and commit it, unless NO_COMMIT. */
 static int
 point_ref(struct dd_repo *repo, const struct dd_profile *p, const char *rel, const char *id, const char *now,
-	  const struct dd_pg_snapshot_stats *stats, int flags, const char *msg)
+	  const struct dd_pg_snapshot_stats *stats, const struct dd_media_stats *media, int flags, const char *msg)
 {
 	struct dd_ref *ref = dd_ref_new(id);
-	char num[32], *abs = NULL, *what = NULL;
+	char num[32], mnum[32], mtext[96] = "", *abs = NULL, *what = NULL;
 	int rc = -1;
 
 	if (!ref)
@@ -160,9 +204,18 @@ point_ref(struct dd_repo *repo, const struct dd_profile *p, const char *rel, con
 	dd_ref_set_info(ref, "rows", num);
 	snprintf(num, sizeof(num), "%" PRIu64, stats->bytes);
 	dd_ref_set_info(ref, "bytes", num);
+	if (media) {
+		snprintf(num, sizeof(num), "%" PRIu64, media->files);
+		dd_ref_set_info(ref, "media_files", num);
+		snprintf(num, sizeof(num), "%" PRIu64, media->bytes);
+		dd_ref_set_info(ref, "media_bytes", num);
+		dd_format_bytes(mnum, sizeof(mnum), (double)media->bytes);
+		snprintf(mtext, sizeof(mtext), "; media: %" PRIu64 " files, %s (%" PRIu64 " read)", media->files, mnum,
+			 media->read_files);
+	}
 	dd_format_bytes(num, sizeof(num), (double)stats->bytes);
-	dd_info("snapshot %.12s of database %s: %zu tables, %" PRIu64 " rows, %s%s", id, stats->database,
-		stats->tables, stats->rows, num, (flags & DD_SNAPSHOT_DUMP_ONLY) ? " (local cache only)" : "");
+	dd_info("snapshot %.12s of database %s: %zu tables, %" PRIu64 " rows, %s%s%s", id, stats->database,
+		stats->tables, stats->rows, num, mtext, (flags & DD_SNAPSHOT_DUMP_ONLY) ? " (local cache only)" : "");
 	if (flags & DD_SNAPSHOT_NO_COMMIT) {
 		abs = dd_repo_path(repo, rel);
 		rc = dd_ref_write(abs, ref);
@@ -189,12 +242,14 @@ dd_workflow_snapshot(struct dd_repo *repo, const struct dd_config *cfg, const st
 	struct dd_store *st = NULL;
 	struct dd_ref *old = NULL;
 	struct dd_pg_snapshot_stats stats;
+	struct dd_media_stats mstats, *media = p->media && *p->media ? &mstats : NULL;
 	char id[DD_ID_HEX_SIZE];
 	char *now = dd_pg_now_iso();
 	int rc = -1, lock = -1, dblock = -1;
 
 	id_out[0] = '\0';
 	memset(&stats, 0, sizeof(stats));
+	memset(&mstats, 0, sizeof(mstats));
 	/* always in this order (profile, then database), so two runs never wait for each other in a cycle */
 	if (dd_repo_lock_profile(repo, p->name, &lock) < 0 ||
 	    dd_pg_state_lock(repo->statedir, dd_config_database(cfg, p), &dblock) < 0)
@@ -205,10 +260,15 @@ dd_workflow_snapshot(struct dd_repo *repo, const struct dd_config *cfg, const st
 		goto out;
 	if (open_store(&st, cfg, repo, (flags & DD_SNAPSHOT_DUMP_ONLY) ? DD_STORE_OFFLINE : 0) < 0)
 		goto out;
-	if (dump_to_store(st, repo, cfg, p, now, &stats, id) < 0)
+	/* a folder a killed switch left half applied is finished first: the files it set aside stay named */
+	if (media && finish_media_before_capture(repo, cfg, p) < 0)
+		goto out;
+	if (dump_to_store(st, repo, cfg, p, now, &stats, media, id) < 0)
 		goto out;
 	memcpy(id_out, id, DD_ID_HEX_SIZE);
-	if (dd_pg_state_set(repo->statedir, dd_config_database(cfg, p), id, p->name, "snapshot", stats.fingerprint) < 0)
+	/* the folder was captured with the database: it holds the same snapshot */
+	if (dd_pg_state_set(repo->statedir, dd_config_database(cfg, p), id, p->name, "snapshot", stats.fingerprint) < 0 ||
+	    (media && dd_pg_state_set_media(repo->statedir, dd_config_database(cfg, p), id, 0) < 0))
 		dd_warn("%s", dd_error_last());
 	if (old && !strcmp(old->snapshot, id)) {
 		dd_info("nothing changed: database %s is still snapshot %.12s", stats.database, id);
@@ -218,7 +278,7 @@ dd_workflow_snapshot(struct dd_repo *repo, const struct dd_config *cfg, const st
 		rc = DD_UNCHANGED;
 		goto out;
 	}
-	if (point_ref(repo, p, rel, id, now, &stats, flags, msg) < 0)
+	if (point_ref(repo, p, rel, id, now, &stats, media, flags, msg) < 0)
 		goto out;
 	rc = 0;
 out:
@@ -352,6 +412,48 @@ keep_or_rebuild(const struct dd_pg_state *state, const char *conninfo, const cha
 }
 
 /*
+ * The database holds the snapshot unchanged: so does the media folder
+ * (DD_NOTHING_TO_DO), or not: 0, restore both again (the folder's changes
+ * go to the stash with the database), or -1.
+ */
+static int
+media_keep_or_rebuild(struct dd_repo *repo, const struct dd_config *cfg, const struct dd_profile *p,
+		      const char *snapshot)
+{
+	const char *why;
+	int r = dd_media_at_snapshot(repo, cfg, p, snapshot, &why);
+
+	if (r < 0)
+		return -1;
+	if (r == 1)
+		return DD_NOTHING_TO_DO;
+	dd_info("media folder %s %s: restoring snapshot %.12s again (its files are kept in a stash with the database)",
+		p->media, why, snapshot);
+	return 0;
+}
+
+/*
+ * Read the working record into *state and finish a media folder a killed
+ * switch left to finish (pg/state.h: media_pending). An unreadable record
+ * is an error unless `lenient` (--force: it is rewritten anyway).
+ */
+static int
+finish_media(struct dd_repo *repo, const struct dd_config *cfg, const struct dd_profile *p, struct dd_pg_state *state,
+	     int lenient)
+{
+	if (dd_pg_state_read(state, repo->statedir, dd_config_database(cfg, p)) < 0) {
+		if (!lenient)
+			return -1;
+		dd_error_clear();
+		return 0;
+	}
+	if (dd_media_finish_pending(repo, cfg, p, state) < 0)
+		return -1;
+	state->media_pending = 0;
+	return 0;
+}
+
+/*
  * The ref file `rev` names for `p`: 0, or DD_NOTFOUND with an error and a
  * hint that works there (a revision without the file: the commits that
  * have one; no snapshot at all: take one), or -1.
@@ -396,16 +498,16 @@ dd_workflow_check(struct dd_repo *repo, const struct dd_config *cfg, const struc
 	rc = dd_pg_state_read(&state, repo->statedir, dd_config_database(cfg, p));
 	/* a switch cut short by a kill: the record may be behind the database; the restore finishes it */
 	if (rc == 0)
-		rc = !state.interrupted && state.snapshot && !strcmp(state.snapshot, ref->snapshot) ? DD_NOTHING_TO_DO
-												    : 0;
+		rc = !state.interrupted && !state.media_pending && state.snapshot && !strcmp(state.snapshot, ref->snapshot)
+			     ? DD_NOTHING_TO_DO
+			     : 0;
 	dd_pg_state_release(&state);
 	dd_ref_free(ref);
 	return rc;
 }
 
-/* Open the store to read from; an unreachable store leaves the local cache (it may hold all we need). */
-static int
-open_store_for_reading(struct dd_store **st, const struct dd_config *cfg, struct dd_repo *repo)
+int
+dd_workflow_open_store_reading(struct dd_store **st, const struct dd_config *cfg, struct dd_repo *repo)
 {
 	struct dd_error_saved why;
 
@@ -438,7 +540,7 @@ load_snapshot(void *arg, struct dd_store **st, struct dd_snapshot **snap)
 
 	*st = NULL;
 	*snap = NULL;
-	if (open_store_for_reading(st, l->cfg, l->repo) < 0)
+	if (dd_workflow_open_store_reading(st, l->cfg, l->repo) < 0)
 		return -1;
 	r = dd_snapshot_load(snap, *st, l->ref->snapshot);
 	if (r == DD_NOTFOUND) {
@@ -464,7 +566,7 @@ load_snapshot(void *arg, struct dd_store **st, struct dd_snapshot **snap)
 static int
 switch_snapshot(struct dd_repo *repo, const struct dd_config *cfg, const struct dd_profile *p, const char *rev,
 		const struct dd_ref *ref, int flags, int clean, const struct dd_pg_state *prev,
-		struct dd_pg_switch_result *res)
+		struct dd_media_switch *ms, struct dd_pg_switch_result *res)
 {
 	struct loader l = { repo, cfg, p, rev, ref };
 	char *branch = dd_workflow_current_branch(repo);
@@ -488,6 +590,7 @@ switch_snapshot(struct dd_repo *repo, const struct dd_config *cfg, const struct 
 		.clean = clean,
 		.load = load_snapshot,
 		.load_arg = &l,
+		.media = dd_media_switch_hooks(ms),
 	};
 	int rc = -1;
 
@@ -499,6 +602,13 @@ switch_snapshot(struct dd_repo *repo, const struct dd_config *cfg, const struct 
 	else
 		dd_info("restored snapshot %.12s into database %s (new): %s in %.0f ms", ref->snapshot, res->database,
 			dd_pg_switch_how_name(res->how), res->seconds * 1000);
+	if (res->media) {
+		const struct dd_media_stats *m = dd_media_switch_stats(ms);
+		dd_info("media folder %s: %s%.12s, %" PRIu64 " files (%" PRIu64 " written, %" PRIu64 " removed)", p->media,
+			!*res->media ? "empty" : strcmp(res->media, ref->snapshot) ? "the files set aside with its stash, "
+										  : "snapshot ",
+			res->media, m->files, m->written_files, m->removed);
+	}
 	rc = 0;
 out:
 	free(left);
@@ -514,6 +624,7 @@ dd_workflow_restore(struct dd_repo *repo, const struct dd_config *cfg, const str
 	struct dd_ref *ref = NULL;
 	struct dd_pg_state state;
 	struct dd_pg_switch_result res;
+	struct dd_media_switch *ms = NULL;
 	int rc = -1, r, dblock = -1, clean = 0;
 	char *left = NULL;
 
@@ -535,30 +646,37 @@ dd_workflow_restore(struct dd_repo *repo, const struct dd_config *cfg, const str
 		rc = DD_EBUSY;
 	if (r < 0)
 		goto out;
+	/*
+	 * Connects only when a copy left by a dead process or a switch cut short is recorded; before the
+	 * media folder is set aside (also for --force), so a folder a killed switch left half applied is
+	 * put back first and the files it had set aside stay named.
+	 */
+	if (dd_pg_reap_leftovers(repo->statedir, conninfo) < 0) {
+		dd_warn("%s", dd_error_last());
+		dd_error_clear();
+	}
+	if (finish_media(repo, cfg, p, &state, flags & DD_RESTORE_FORCE) < 0)
+		goto out;
 	if (!(flags & DD_RESTORE_FORCE)) {
-		/* connects only when a copy left by a dead process is recorded */
-		if (dd_pg_reap_leftovers(repo->statedir, conninfo) < 0) {
-			dd_warn("%s", dd_error_last());
-			dd_error_clear();
-		}
 		/* the cheap check first: only a database recorded as holding the snapshot is asked whether it changed */
-		if (dd_pg_state_read(&state, repo->statedir, conninfo) < 0)
-			goto out;
 		if (state.snapshot && !strcmp(state.snapshot, ref->snapshot)) {
 			/* a hook switches branches: it keeps local edits, like `use` (here after a switch a kill cut short) */
 			r = keep_or_rebuild(&state, conninfo, ref->snapshot,
 					    (flags & DD_RESTORE_HOOK) ? flags | DD_RESTORE_KEEP : flags);
+			if (r == DD_NOTHING_TO_DO && !(flags & (DD_RESTORE_HOOK | DD_RESTORE_KEEP)))
+				r = media_keep_or_rebuild(repo, cfg, p, ref->snapshot);
 			if (r != 0) {
 				rc = r;
 				goto out;
 			}
 			clean = 1;
 		}
-	} else if (dd_pg_state_read(&state, repo->statedir, conninfo) < 0) {
-		dd_error_clear();
 	}
 	left = state.snapshot ? dd_strdup(state.snapshot) : NULL;
-	if (switch_snapshot(repo, cfg, p, rev, ref, flags, clean, &state, &res) < 0)
+	/* the media folder as it is is set aside before anything changes (workflow/media.c) */
+	if (dd_media_switch_begin(&ms, repo, cfg, p, ref->snapshot) < 0)
+		goto out;
+	if (switch_snapshot(repo, cfg, p, rev, ref, flags, clean, &state, ms, &res) < 0)
 		goto out;
 	/* the hooks run without the lock: one may well run git dnadata on this database */
 	dd_unlock_file(dblock);
@@ -577,6 +695,7 @@ out:
 		dd_error_wrap("restoring profile %s", p->name);
 	dd_unlock_file(dblock);
 	dd_pg_switch_result_release(&res);
+	dd_media_switch_free(ms);
 	dd_pg_state_release(&state);
 	free(left);
 	dd_ref_free(ref);

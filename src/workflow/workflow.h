@@ -24,6 +24,31 @@ void dd_workflow_store_opts(struct dd_store_opts *o, const struct dd_config *cfg
 			    int flags);
 /* dd_store_open_opts() with those options. */
 int dd_workflow_open_store(struct dd_store **st, const struct dd_config *cfg, const struct dd_repo *repo, int flags);
+/* The store to read from: online, else (unreachable) the local cache only, which may hold all we need. */
+int dd_workflow_open_store_reading(struct dd_store **st, const struct dd_config *cfg, struct dd_repo *repo);
+
+/* ---- the profile's media folder (media.c) ---- */
+
+struct dd_media_opts;
+/* p's media folder, absolute (a relative one is under the work tree); NULL when p has none. Caller frees. */
+char *dd_workflow_media_root(const struct dd_repo *repo, const struct dd_profile *p);
+/* The media module's options for p's folder `root` (borrowed): state folder, owner, progress on a terminal. */
+void dd_workflow_media_opts(struct dd_media_opts *o, const struct dd_repo *repo, const struct dd_profile *p,
+			    const char *root);
+/*
+ * A stash with media set aside was dropped: drop its private snapshot `id`
+ * (store.h) unless it is not private or a record still names it (another
+ * stash, a working record, a folder's recorded snapshot). 0 or -1.
+ */
+int dd_workflow_media_release(struct dd_repo *repo, const struct dd_config *cfg, struct dd_store *st, const char *id);
+/*
+ * gc: drop the private snapshots no record names (left by a failed or
+ * killed switch), holding every working database's lock without waiting
+ * (DD_EBUSY, nothing done, when a command holds one). `dry`: only count.
+ * *dropped: how many. 0, DD_EBUSY or -1.
+ */
+int dd_workflow_media_sweep(struct dd_repo *repo, const struct dd_config *cfg, struct dd_store *st, int dry,
+			    size_t *dropped);
 
 enum {
 	DD_SNAPSHOT_NO_COMMIT = 1 << 0, /* update the ref file, do not commit it */

@@ -1,0 +1,774 @@
+/*
+ * media/apply.c: make a media folder equal a snapshot's listing.
+ *
+ * dd_media_check() reads the whole listing first (media_checker_add on
+ * every entry), so a hostile listing is refused before anything is
+ * written. Then one pass merges, in path order, the listing, the walk of
+ * the folder and the local index:
+ *   - on disk only: removed (recursively, never following a symlink);
+ *     sockets, devices and FIFOs, which no capture keeps, are left alone;
+ *   - in the listing only, or of another type on disk: created (what was
+ *     there removed first);
+ *   - in both: a file whose stat matches its record, whose recorded
+ *     content is the entry's (checksum) and whose mode and mtime are the
+ *     entry's is left alone; anything else is written again.
+ * A file is written to MEDIA_TMP_PREFIX<random> in its folder (O_EXCL,
+ * 0600), fsynced, given its mode, mtime and owner, then renamed into place;
+ * a symlink likewise (symlinkat, renameat). Killed at any point, every file
+ * is old or new; the next apply removes the temporary files (they are
+ * extras) and completes. Directories are entered through descriptors opened
+ * with O_NOFOLLOW | O_DIRECTORY from the folder's own descriptor, so no
+ * name and no symlink planted on disk leads outside the folder; a
+ * directory's mode and mtime are set when the pass leaves it (after its
+ * contents), and it is fsynced then (the renames inside it are durable).
+ */
+#include "media/internal.h"
+#include "store/store.h"
+#include "util/err.h"
+#include "util/fs.h"
+#include "util/hex.h"
+#include "util/log.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <limits.h>
+#include <pwd.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* A listed directory on the current path (level 0: the folder itself). */
+struct dlevel {
+	char *path;
+	int fd;
+	mode_t mode;
+	struct timespec mtime;
+};
+
+/*
+ * Entries done since the last flush, in path order: files written to a
+ * temporary name wait here, so one syncfs() makes a whole batch durable
+ * before its renames (instead of one fsync per small file); the index
+ * records them, in order, once they are in place.
+ */
+#define BATCH 256
+#define BATCH_BYTES (64u << 20)
+struct pend {
+	struct dd_stream_info e; /* a copy, for the index */
+	struct idx_stat st;
+	int dirfd;               /* rename tmp to its name in dirfd; -1: in place already */
+	char tmp[64];
+};
+
+struct apply {
+	struct dd_store *st;
+	int rootfd;
+	struct pend batch[BATCH];
+	size_t nbatch;
+	uint64_t batch_bytes;
+	const struct dd_media_opts *o;
+	struct dlevel *lv;
+	size_t nlv, cap;
+	struct idx_cursor ic;
+	struct idx_writer *iw;
+	uid_t uid;
+	gid_t gid;
+	int chown, chown_warned;
+	struct dd_media_stats *stats;
+	struct media_progress prog;
+};
+
+/* ---- the listing ---- */
+
+/* The snapshot's media listing: 0, DD_NOTFOUND (none), -1. */
+static int
+open_listing(struct dd_listing_reader **lr, struct dd_snapshot **snap, struct dd_store *st, const char *id)
+{
+	const struct dd_stream_info *si;
+	const char *kind;
+	int rc;
+
+	*lr = NULL;
+	*snap = NULL;
+	rc = dd_snapshot_load(snap, st, id);
+	if (rc != 0)
+		return rc == DD_NOTFOUND ? dd_error_wrap("snapshot %.12s", id) : -1;
+	si = dd_snapshot_find(*snap, DD_MEDIA_STREAM);
+	if (!si)
+		return DD_NOTFOUND;
+	kind = dd_stream_attr(si, "listing");
+	if (!kind || strcmp(kind, "media"))
+		return dd_error("snapshot %.12s: stream '%s' is not a media listing", id, DD_MEDIA_STREAM);
+	return dd_listing_open(lr, st, si);
+}
+
+int
+dd_media_check(struct dd_store *st, const char *id)
+{
+	struct dd_listing_reader *lr = NULL;
+	struct dd_snapshot *snap = NULL;
+	struct media_checker c = { 0 };
+	const struct dd_stream_info *e;
+	int rc, n;
+
+	if (!*id)
+		return 0;
+	rc = open_listing(&lr, &snap, st, id);
+	if (rc != 0)
+		goto out;
+	while ((n = dd_listing_next(lr, &e)) == 1) {
+		if (media_checker_add(&c, e) < 0)
+			break;
+	}
+	rc = n == 0 ? 0 : -1;
+out:
+	if (rc < 0)
+		dd_error_wrap("snapshot %.12s: media listing refused", id);
+	media_checker_release(&c);
+	if (lr)
+		dd_listing_close(lr);
+	dd_snapshot_free(snap);
+	return rc;
+}
+
+/* ---- owner ---- */
+static int
+parse_owner(struct apply *a, const char *spec)
+{
+	char *user = dd_strdup(spec), *group = strchr(user, ':'), *end;
+	struct passwd *pw;
+	struct group *gr;
+	int rc = -1;
+
+	a->uid = (uid_t)-1;
+	a->gid = (gid_t)-1;
+	if (group)
+		*group++ = 0;
+	if (*user) {
+		unsigned long v = strtoul(user, &end, 10);
+		if ((pw = getpwnam(user)) != NULL)
+			a->uid = pw->pw_uid;
+		else if (!*end && end != user)
+			a->uid = (uid_t)v;
+		else {
+			dd_error("media_owner: no user '%s'", user);
+			goto out;
+		}
+	}
+	if (group && *group) {
+		unsigned long v = strtoul(group, &end, 10);
+		if ((gr = getgrnam(group)) != NULL)
+			a->gid = gr->gr_gid;
+		else if (!*end && end != group)
+			a->gid = (gid_t)v;
+		else {
+			dd_error("media_owner: no group '%s'", group);
+			goto out;
+		}
+	}
+	a->chown = 1;
+	rc = 0;
+out:
+	free(user);
+	return rc;
+}
+
+/* chown through a descriptor or (fd < 0) a name in dirfd, never following; EPERM: one warning, go on. */
+static int
+set_owner(struct apply *a, int fd, int dirfd, const char *name, const char *display)
+{
+	int r;
+
+	if (!a->chown)
+		return 0;
+	r = fd >= 0 ? fchown(fd, a->uid, a->gid) : fchownat(dirfd, name, a->uid, a->gid, AT_SYMLINK_NOFOLLOW);
+	if (r == 0)
+		return 0;
+	if (errno == EPERM) {
+		if (!a->chown_warned)
+			dd_warn("media: not permitted to set the owner to %s (files keep this user's)", a->o->owner);
+		a->chown_warned = 1;
+		return 0;
+	}
+	return dd_error_errno("cannot set the owner of media entry '%s'", display);
+}
+
+/* ---- removing ---- */
+static int rm_tree(struct apply *a, int pfd, const char *name, const char *display);
+
+static int
+rm_entry(struct apply *a, int pfd, const char *name, int is_dir, const char *display)
+{
+	if (is_dir)
+		return rm_tree(a, pfd, name, display);
+	if (unlinkat(pfd, name, 0) < 0 && errno != ENOENT)
+		return dd_error_errno("cannot remove media entry '%s'", display);
+	a->stats->removed++;
+	return 0;
+}
+
+/* Remove a directory and what it holds; symlinks inside are removed, never followed. */
+static int
+rm_tree(struct apply *a, int pfd, const char *name, const char *display)
+{
+	int fd = openat(pfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC), dfd;
+	struct stat st;
+	DIR *d;
+	struct dirent *de;
+	int rc = 0;
+
+	if (fd < 0)
+		return errno == ENOENT ? 0 : dd_error_errno("cannot open media folder '%s' to remove it", display);
+	if (fstat(fd, &st) == 0 && (st.st_mode & 0700) != 0700)
+		fchmod(fd, (st.st_mode & 07777) | 0700); /* a read-only folder's entries can be removed */
+	dfd = dup(fd);
+	d = dfd < 0 ? NULL : fdopendir(dfd);
+	if (!d) {
+		if (dfd >= 0)
+			close(dfd);
+		close(fd);
+		return dd_error_errno("cannot read media folder '%s' to remove it", display);
+	}
+	while (rc == 0 && (de = readdir(d)) != NULL) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		if (fstatat(fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+			continue;
+		rc = rm_entry(a, fd, de->d_name, S_ISDIR(st.st_mode), display);
+	}
+	closedir(d);
+	close(fd);
+	if (rc == 0 && unlinkat(pfd, name, AT_REMOVEDIR) < 0 && errno != ENOENT)
+		rc = dd_error_errno("cannot remove media folder '%s'", display);
+	if (rc == 0)
+		a->stats->removed++;
+	return rc;
+}
+
+static const char *
+base_name(const char *path)
+{
+	const char *s = strrchr(path, '/');
+
+	return s ? s + 1 : path;
+}
+
+/* ---- the batch ---- */
+static void
+copy_info(struct dd_stream_info *dst, const struct dd_stream_info *src)
+{
+	memset(dst, 0, sizeof(*dst));
+	dst->name = dd_strdup(src->name);
+	for (size_t i = 0; i < src->nattrs; i++)
+		dd_kv_set(&dst->attrs, &dst->nattrs, src->attrs[i].key, src->attrs[i].value);
+	dst->size = src->size;
+	memcpy(dst->checksum, src->checksum, 32);
+	dst->nchunks = src->nchunks;
+	dst->chunks = dd_malloc((src->nchunks ? src->nchunks : 1) * sizeof(*src->chunks));
+	memcpy(dst->chunks, src->chunks, src->nchunks * sizeof(*src->chunks));
+}
+
+/* Drop what waits (after a failure): the temporary files go. */
+static void
+batch_discard(struct apply *a)
+{
+	for (size_t i = 0; i < a->nbatch; i++) {
+		struct pend *p = &a->batch[i];
+		if (p->dirfd >= 0)
+			unlinkat(p->dirfd, p->tmp, 0);
+		dd_stream_info_clear(&p->e);
+	}
+	a->nbatch = 0;
+	a->batch_bytes = 0;
+}
+
+/* Make the batch durable (one syncfs), rename its files into place, record it in the index. */
+static int
+batch_flush(struct apply *a)
+{
+	int renames = 0;
+
+	for (size_t i = 0; i < a->nbatch; i++)
+		renames |= a->batch[i].dirfd >= 0;
+	if (renames && syncfs(a->rootfd) < 0) {
+		dd_error_errno("cannot sync media folder %s", a->o->root);
+		goto fail;
+	}
+	for (size_t i = 0; i < a->nbatch; i++) {
+		struct pend *p = &a->batch[i];
+		struct stat st;
+		if (p->dirfd >= 0) {
+			if (renameat(p->dirfd, p->tmp, p->dirfd, base_name(p->e.name)) < 0 ||
+			    fstatat(p->dirfd, base_name(p->e.name), &st, AT_SYMLINK_NOFOLLOW) < 0) {
+				dd_error_errno("cannot put media file '%s' in place", p->e.name);
+				goto fail;
+			}
+			p->dirfd = -1;
+			idx_stat_from(&p->st, &st);
+		}
+		if (idx_writer_add(a->iw, &p->e, &p->st) < 0)
+			goto fail;
+	}
+	batch_discard(a);
+	return 0;
+fail:
+	batch_discard(a);
+	return -1;
+}
+
+static int
+batch_add(struct apply *a, const struct dd_stream_info *e, const struct idx_stat *st, int dirfd, const char *tmp)
+{
+	struct pend *p;
+
+	if (a->nbatch == BATCH && batch_flush(a) < 0) {
+		if (dirfd >= 0)
+			unlinkat(dirfd, tmp, 0);
+		return -1;
+	}
+	p = &a->batch[a->nbatch++];
+	copy_info(&p->e, e);
+	p->st = *st;
+	p->dirfd = dirfd;
+	snprintf(p->tmp, sizeof(p->tmp), "%s", tmp ? tmp : "");
+	if (dirfd >= 0)
+		a->batch_bytes += e->size;
+	return a->batch_bytes >= BATCH_BYTES ? batch_flush(a) : 0;
+}
+
+/* ---- the listed directories on the current path ---- */
+
+/* Leave the innermost directory: its mode, mtime and owner, then fsync (the renames in it are durable). */
+static int
+level_leave(struct apply *a)
+{
+	struct dlevel *l;
+	struct timespec ts[2] = { { .tv_nsec = UTIME_OMIT }, { 0 } };
+	int rc = 0;
+
+	if (batch_flush(a) < 0)
+		return -1; /* the level stays: the caller's cleanup closes it */
+	l = &a->lv[--a->nlv];
+	ts[1] = l->mtime;
+
+	if (a->nlv == 0) {
+		if (fsync(l->fd) < 0)
+			rc = dd_error_errno("cannot sync media folder %s", a->o->root);
+		free(l->path);
+		return rc;
+	}
+	if (fchmod(l->fd, l->mode) < 0 || set_owner(a, l->fd, -1, NULL, l->path) < 0 || futimens(l->fd, ts) < 0 ||
+	    fsync(l->fd) < 0)
+		rc = dd_error_errno("cannot set the mode and time of media folder '%s'", l->path);
+	close(l->fd);
+	free(l->path);
+	return rc;
+}
+
+/* Leave the directories that are not ancestors of `name`; the innermost left is its parent. */
+static int
+level_to_parent(struct apply *a, const char *name)
+{
+	const char *slash = strrchr(name, '/');
+	size_t plen = slash ? (size_t)(slash - name) : 0;
+
+	while (a->nlv > 1) {
+		const struct dlevel *l = &a->lv[a->nlv - 1];
+		if (strlen(l->path) == plen && !strncmp(l->path, name, plen))
+			return 0;
+		if (level_leave(a) < 0)
+			return -1;
+	}
+	if (plen)
+		return dd_error("media entry '%s': its folder is not listed", name); /* check() refused it already */
+	return 0;
+}
+
+static void
+level_push(struct apply *a, const char *path, int fd, mode_t mode, struct timespec mtime)
+{
+	if (a->nlv == a->cap) {
+		a->cap = a->cap ? 2 * a->cap : 16;
+		a->lv = dd_realloc(a->lv, a->cap * sizeof(*a->lv));
+	}
+	a->lv[a->nlv].path = dd_strdup(path);
+	a->lv[a->nlv].fd = fd;
+	a->lv[a->nlv].mode = mode;
+	a->lv[a->nlv].mtime = mtime;
+	a->nlv++;
+}
+
+/* ---- writing entries ---- */
+static void
+tmp_name(char out[64])
+{
+	uint8_t r[8];
+	char hex[17];
+
+	randombytes_buf(r, sizeof(r));
+	dd_hex_encode(hex, r, sizeof(r));
+	snprintf(out, 64, "%s%s", MEDIA_TMP_PREFIX, hex);
+}
+
+/* The content of entry `e` into the new file `fd`. */
+static int
+write_content(struct apply *a, const struct dd_stream_info *e, int fd)
+{
+	struct dd_stream_reader *r;
+	const void *data;
+	size_t len;
+	int n;
+
+	if (dd_stream_open(&r, a->st, e) < 0)
+		return -1;
+	while ((n = dd_stream_next(r, &data, &len)) == 1) {
+		if (dd_write_all(fd, data, len) < 0) {
+			n = dd_error_errno("cannot write media file '%s'", e->name);
+			break;
+		}
+	}
+	dd_stream_close(r);
+	return n;
+}
+
+/*
+ * Write a file entry to a temporary name in `pfd` (tmp gets it), with its
+ * mode, mtime and owner; the batch renames it into place once durable.
+ */
+static int
+write_file(struct apply *a, int pfd, const struct dd_stream_info *e, mode_t mode, struct timespec mtime,
+	   char tmp[64])
+{
+	struct timespec ts[2] = { { .tv_nsec = UTIME_OMIT }, mtime };
+	int fd, rc = -1;
+
+	do {
+		tmp_name(tmp);
+		fd = openat(pfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	} while (fd < 0 && errno == EEXIST);
+	if (fd < 0)
+		return dd_error_errno("cannot create a file in media folder for '%s'", e->name);
+	if (write_content(a, e, fd) < 0)
+		goto out;
+	/* start writing it back now: the batch's syncfs then mostly waits for nothing */
+	sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+	if (fchmod(fd, mode) < 0 || futimens(fd, ts) < 0) {
+		dd_error_errno("cannot write media file '%s'", e->name);
+		goto out;
+	}
+	if (set_owner(a, fd, -1, NULL, e->name) < 0)
+		goto out;
+	a->stats->written_files++;
+	a->stats->written_bytes += e->size;
+	rc = 0;
+out:
+	if (close(fd) < 0 && rc == 0)
+		rc = dd_error_errno("cannot write media file '%s'", e->name);
+	if (rc < 0)
+		unlinkat(pfd, tmp, 0);
+	return rc;
+}
+
+static int
+write_symlink(struct apply *a, int pfd, const struct dd_stream_info *e, struct timespec mtime)
+{
+	char tmp[64];
+	const char *target = dd_kv_get(e->attrs, e->nattrs, "target");
+	struct timespec ts[2] = { { .tv_nsec = UTIME_OMIT }, mtime };
+	int r;
+
+	do {
+		tmp_name(tmp);
+		r = symlinkat(target, pfd, tmp);
+	} while (r < 0 && errno == EEXIST);
+	if (r < 0)
+		return dd_error_errno("cannot create media symlink '%s'", e->name);
+	if (set_owner(a, -1, pfd, tmp, e->name) < 0) {
+		unlinkat(pfd, tmp, 0);
+		return -1;
+	}
+	if (utimensat(pfd, tmp, ts, AT_SYMLINK_NOFOLLOW) < 0 || renameat(pfd, tmp, pfd, base_name(e->name)) < 0) {
+		dd_error_errno("cannot put media symlink '%s' in place", e->name);
+		unlinkat(pfd, tmp, 0);
+		return -1;
+	}
+	a->stats->written_files++;
+	return 0;
+}
+
+/* A listed directory: made (or kept) and entered. */
+static int
+enter_dir(struct apply *a, int pfd, const struct dd_stream_info *e, const struct walk_entry *d, mode_t mode,
+	  struct timespec mtime)
+{
+	const char *name = base_name(e->name);
+	struct stat st;
+	int fd;
+
+	if (!d && mkdirat(pfd, name, 0700) < 0)
+		return dd_error_errno("cannot create media folder '%s'", e->name);
+	fd = openat(pfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return dd_error_errno("cannot open media folder '%s'", e->name);
+	/* writable while its entries are made; the listed mode is set when it is left */
+	if (fstat(fd, &st) == 0 && (st.st_mode & 0700) != 0700)
+		fchmod(fd, (st.st_mode & 07777) | 0700);
+	level_push(a, e->name, fd, mode, mtime);
+	return 0;
+}
+
+/* Is the file on disk `d` the entry already (per the local index), with its mode and mtime? */
+static int
+file_unchanged(struct apply *a, const struct dd_stream_info *e, const struct walk_entry *d, mode_t mode,
+	       struct timespec mtime)
+{
+	const struct idx_entry *ie = idx_find(&a->ic, e->name);
+	struct idx_stat now;
+
+	if (!ie || media_attr_type(&ie->info) != MEDIA_FILE || ie->info.size != e->size ||
+	    memcmp(ie->info.checksum, e->checksum, 32))
+		return 0;
+	idx_stat_from(&now, &d->st);
+	return idx_stat_equal(&now, &ie->st) && idx_trusted(idx_header(a->ic.r), &ie->st) &&
+	       (d->st.st_mode & 07777) == mode && d->st.st_mtim.tv_sec == mtime.tv_sec &&
+	       d->st.st_mtim.tv_nsec == mtime.tv_nsec;
+}
+
+static int
+link_unchanged(const struct dd_stream_info *e, const struct walk_entry *d, struct timespec mtime)
+{
+	char target[PATH_MAX + 1];
+	ssize_t n = readlinkat(d->parent_fd, d->name, target, sizeof(target));
+
+	if (n < 0 || n >= (ssize_t)sizeof(target))
+		return 0;
+	target[n] = 0;
+	return !strcmp(target, dd_kv_get(e->attrs, e->nattrs, "target")) && d->st.st_mtim.tv_sec == mtime.tv_sec &&
+	       d->st.st_mtim.tv_nsec == mtime.tv_nsec;
+}
+
+/*
+ * One listed entry, with what is on disk at its path (`d`, or NULL).
+ * *descend says whether the walk may enter `d` (the same directory kept).
+ */
+static int
+apply_entry(struct apply *a, const struct dd_stream_info *e, const struct walk_entry *d, int *descend)
+{
+	enum media_type t = media_attr_type(e);
+	struct idx_stat ist = { 0 };
+	struct timespec mtime;
+	char tmp[64];
+	mode_t mode;
+	int pfd;
+
+	*descend = 0;
+	if (media_attr_mode(e, &mode) < 0 || media_attr_mtime(e, &mtime) < 0 || level_to_parent(a, e->name) < 0)
+		return -1;
+	pfd = a->lv[a->nlv - 1].fd;
+	if (d && d->type != t) {
+		/* another type on disk: it goes first (a folder cannot be renamed over) */
+		if (rm_entry(a, d->parent_fd, d->name, d->type == MEDIA_DIR, d->path) < 0)
+			return -1;
+		d = NULL;
+	}
+	switch (t) {
+	case MEDIA_DIR:
+		a->stats->dirs++;
+		if (enter_dir(a, pfd, e, d, mode, mtime) < 0)
+			return -1;
+		*descend = d != NULL;
+		break;
+	case MEDIA_LINK:
+		a->stats->links++;
+		if (!(d && link_unchanged(e, d, mtime)) && write_symlink(a, pfd, e, mtime) < 0)
+			return -1;
+		break;
+	default:
+		a->stats->files++;
+		a->stats->bytes += e->size;
+		if (d && file_unchanged(a, e, d, mode, mtime)) {
+			idx_stat_from(&ist, &d->st);
+			break;
+		}
+		if (write_file(a, pfd, e, mode, mtime, tmp) < 0)
+			return -1;
+		return batch_add(a, e, &ist, pfd, tmp);
+	}
+	return batch_add(a, e, &ist, -1, NULL);
+}
+
+/* ---- the pass ---- */
+static int
+is_tmp(const char *name)
+{
+	return !strncmp(name, MEDIA_TMP_PREFIX, strlen(MEDIA_TMP_PREFIX));
+}
+
+static int
+next_listed(struct dd_listing_reader *lr, const struct dd_stream_info **e)
+{
+	int n = lr ? dd_listing_next(lr, e) : 0;
+
+	if (n != 1)
+		*e = NULL;
+	return n < 0 ? -1 : 0;
+}
+
+/* The listing merged with the walk of the folder, in path order. */
+static int
+merge(struct apply *a, struct dd_listing_reader *lr, int rootfd)
+{
+	struct walk *w = walk_new(rootfd);
+	const struct dd_stream_info *e = NULL;
+	struct walk_entry d;
+	int have_d = 0, walk_done = 0, rc, n, descend, cmp;
+
+	rc = next_listed(lr, &e);
+	while (rc == 0) {
+		if (!have_d && !walk_done) {
+			if ((n = walk_next(w, &d)) < 0) {
+				rc = -1;
+				break;
+			}
+			walk_done = n == 0;
+			have_d = n == 1;
+		}
+		if (!e && !have_d)
+			break;
+		cmp = !e ? -1 : !have_d ? 1 : dd_path_cmp(d.path, e->name);
+		if (cmp < 0) {
+			/* not listed: removed (a socket, device or FIFO is no capture's: left alone) */
+			have_d = 0;
+			if (d.type == MEDIA_OTHER && !is_tmp(d.name))
+				continue;
+			if (d.type == MEDIA_DIR)
+				walk_skip(w);
+			rc = rm_entry(a, d.parent_fd, d.name, d.type == MEDIA_DIR, d.path);
+			continue;
+		}
+		rc = apply_entry(a, e, cmp == 0 ? &d : NULL, &descend);
+		if (cmp == 0) {
+			have_d = 0;
+			if (!descend && d.type == MEDIA_DIR)
+				walk_skip(w);
+		}
+		if (rc == 0)
+			rc = next_listed(lr, &e);
+		media_progress_tick(&a->prog, "restoring media", a->stats, 0);
+	}
+	walk_free(w);
+	return rc;
+}
+
+/* Is `id` one of this cache's private snapshots (its chunks are the cache's only)? */
+static int
+is_private(struct dd_store *st, const char *id)
+{
+	char **ids = NULL;
+	size_t n = 0;
+	int found = 0;
+
+	if (!*id || dd_store_private_list(st, &ids, &n) < 0) {
+		dd_error_clear();
+		return 0;
+	}
+	for (size_t i = 0; i < n && !found; i++)
+		found = !strcmp(ids[i], id);
+	dd_store_snapshot_ids_free(ids, n);
+	return found;
+}
+
+/* The folder's descriptor, made when the listing has entries: 0, DD_NOTFOUND (missing, nothing to make), -1. */
+static int
+open_folder(const char *root, int make, int *fd)
+{
+	*fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (*fd >= 0)
+		return 0;
+	if (errno != ENOENT)
+		return dd_error_errno("cannot open media folder %s", root);
+	if (!make)
+		return DD_NOTFOUND;
+	if (dd_mkdir_p(root, 0755) < 0)
+		return -1;
+	*fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	return *fd >= 0 ? 0 : dd_error_errno("cannot open media folder %s", root);
+}
+
+static int
+apply_run(struct apply *a, struct dd_listing_reader *lr, const char *id)
+{
+	char *dir = media_state_dir(a->o), *index = dd_path_join(dir, "index");
+	int rootfd = -1, rc = -1, r;
+	struct timespec none = { 0 };
+
+	r = open_folder(a->o->root, lr != NULL, &rootfd);
+	if (r < 0)
+		goto out;
+	if (a->o->owner && *a->o->owner && parse_owner(a, a->o->owner) < 0)
+		goto out;
+	idx_open(&a->ic.r, index);
+	if (idx_writer_new(&a->iw, dir) < 0)
+		goto out;
+	a->rootfd = rootfd;
+	if (rootfd >= 0) {
+		level_push(a, "", rootfd, 0, none);
+		r = merge(a, lr, rootfd);
+		while (r == 0 && a->nlv)
+			r = level_leave(a);
+		if (r < 0)
+			goto out;
+	}
+	media_progress_tick(&a->prog, "restoring media", a->stats, 1);
+	idx_writer_restamp(a->iw);
+	r = idx_writer_finish(a->iw, "index", is_private(a->st, id) ? IDX_PRIVATE : 0, id);
+	a->iw = NULL;
+	rc = r < 0 ? -1 : 0;
+out:
+	batch_discard(a);
+	while (a->nlv) {
+		close(a->lv[a->nlv - 1].fd == rootfd ? -1 : a->lv[a->nlv - 1].fd);
+		free(a->lv[--a->nlv].path);
+	}
+	free(a->lv);
+	idx_writer_abort(a->iw);
+	idx_close(a->ic.r);
+	if (rootfd >= 0)
+		close(rootfd);
+	free(index);
+	free(dir);
+	return rc;
+}
+
+int
+dd_media_apply(struct dd_store *st, const char *id, const struct dd_media_opts *o, struct dd_media_stats *stats)
+{
+	struct dd_media_stats local;
+	struct apply a = { .st = st, .o = o, .stats = stats ? stats : &local };
+	struct dd_listing_reader *lr = NULL;
+	struct dd_snapshot *snap = NULL;
+	int rc;
+
+	memset(a.stats, 0, sizeof(*a.stats));
+	rc = dd_media_check(st, id);
+	if (rc != 0)
+		return rc;
+	if (*id && open_listing(&lr, &snap, st, id) != 0) {
+		dd_snapshot_free(snap);
+		return -1;
+	}
+	a.prog.on = o->progress && dd_progress_enabled();
+	rc = apply_run(&a, lr, id);
+	if (a.prog.on)
+		dd_progress_done();
+	if (lr)
+		dd_listing_close(lr);
+	dd_snapshot_free(snap);
+	if (rc < 0)
+		dd_error_wrap("restoring media folder %s", o->root);
+	return rc;
+}

@@ -1,0 +1,364 @@
+/*
+ * media/capture.c: a media folder into a snapshot's listing, and what
+ * depends on the local index alone: commit/discard, changed, stash.
+ *
+ * The walk (path order) is merged with the local index: a file whose size,
+ * inode, mtime, ctime and mode match its record, recorded before the
+ * record's stamp, is added with the recorded entry's chunks, unread.
+ * Other files are read (large reads, sequential advice) into detached
+ * content streams; up to RING entries are in flight at once, their
+ * streams open, and are added to the listing in order as they finish, so
+ * many small files keep the store's pool busy instead of waiting one by
+ * one. Memory: the walk's names on the current path, the ring, one read
+ * buffer, and the store's bounded in-flight chunks.
+ */
+#include "media/internal.h"
+#include "store/store.h"
+#include "util/err.h"
+#include "util/fs.h"
+#include "util/log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define RING 32
+#define READ_SIZE (1u << 20)
+
+struct item {
+	struct dd_stream_info info; /* name and attributes; content filled when it ends */
+	struct dd_stream_writer *w; /* the content being stored, or NULL (reused / not a file) */
+	struct idx_stat st;
+};
+
+struct capture {
+	struct dd_snapshot_writer *sw;
+	struct dd_listing_writer *lw;
+	struct idx_writer *iw;
+	struct idx_cursor ic;
+	int reuse;
+	struct item ring[RING];
+	size_t head, n;
+	uint8_t *buf;
+	struct dd_media_stats *stats;
+	struct media_progress prog;
+};
+
+void
+media_progress_tick(struct media_progress *p, const char *what, const struct dd_media_stats *s, int force)
+{
+	struct timespec ts;
+	double now;
+	char b[48];
+
+	if (!p->on)
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	now = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+	if (!force && now - p->last < 0.1)
+		return;
+	p->last = now;
+	dd_format_bytes(b, sizeof(b), (double)s->bytes);
+	dd_progress("%s: %llu files, %s, %llu folders", what, (unsigned long long)s->files, b,
+		    (unsigned long long)s->dirs);
+}
+
+/* The oldest entry in flight: its content finished, then added to the listing and the record. */
+static int
+drain_one(struct capture *c)
+{
+	struct item *it = &c->ring[c->head];
+	int rc = -1;
+
+	if (it->w) {
+		struct dd_stream_writer *w = it->w;
+		it->w = NULL;
+		if (dd_content_end(w, &it->info) < 0) {
+			dd_error_wrap("storing media file '%s'", it->info.name);
+			goto out;
+		}
+		c->stats->read_files++;
+		c->stats->read_bytes += it->info.size;
+	}
+	if (media_attr_type(&it->info) == MEDIA_FILE) {
+		c->stats->files++;
+		c->stats->bytes += it->info.size;
+	}
+	if (dd_listing_add(c->lw, &it->info) < 0 || idx_writer_add(c->iw, &it->info, &it->st) < 0)
+		goto out;
+	rc = 0;
+out:
+	dd_stream_info_clear(&it->info);
+	memset(&it->st, 0, sizeof(it->st));
+	c->head = (c->head + 1) % RING;
+	c->n--;
+	return rc;
+}
+
+static void
+ring_abort(struct capture *c)
+{
+	while (c->n) {
+		struct item *it = &c->ring[c->head];
+		dd_stream_abort(it->w);
+		it->w = NULL;
+		dd_stream_info_clear(&it->info);
+		c->head = (c->head + 1) % RING;
+		c->n--;
+	}
+}
+
+static void
+set_attrs(struct dd_stream_info *si, const char *type, const struct stat *st)
+{
+	char b[48];
+
+	dd_kv_set(&si->attrs, &si->nattrs, "type", type);
+	snprintf(b, sizeof(b), "%o", (unsigned)(st->st_mode & 07777));
+	dd_kv_set(&si->attrs, &si->nattrs, "mode", b);
+	media_format_mtime(b, &st->st_mtim);
+	dd_kv_set(&si->attrs, &si->nattrs, "mtime", b);
+}
+
+/* Read the file into a new content stream. */
+static int
+read_file(struct capture *c, const struct walk_entry *e, struct item *it)
+{
+	int fd = openat(e->parent_fd, e->name, O_RDONLY | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC | O_NONBLOCK);
+	struct stat st;
+	ssize_t n;
+
+	if (fd < 0)
+		return dd_error_errno("cannot read media file '%s'", e->path);
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		return dd_error("media file '%s' changed while it was read", e->path);
+	}
+	idx_stat_from(&it->st, &st);
+	set_attrs(&it->info, "file", &st); /* what was read, not what the walk saw */
+	if (st.st_size > READ_SIZE)
+		posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+	if (dd_content_begin(&it->w, c->sw) < 0) {
+		close(fd);
+		return -1;
+	}
+	while ((n = read(fd, c->buf, READ_SIZE)) != 0) {
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			dd_error_errno("cannot read media file '%s'", e->path);
+			close(fd);
+			return -1;
+		}
+		if (dd_stream_write(it->w, c->buf, (size_t)n) < 0) {
+			close(fd);
+			return dd_error_wrap("storing media file '%s'", e->path);
+		}
+	}
+	close(fd);
+	return 0;
+}
+
+/* A recorded entry that still describes the file: same stat, recorded before the stamp, same mode. */
+static const struct idx_entry *
+reusable(struct capture *c, const struct walk_entry *e)
+{
+	const struct idx_entry *ie;
+	struct idx_stat now;
+	mode_t mode;
+
+	if (!c->reuse || !(ie = idx_find(&c->ic, e->path)))
+		return NULL;
+	idx_stat_from(&now, &e->st);
+	if (media_attr_type(&ie->info) != MEDIA_FILE || !idx_stat_equal(&now, &ie->st) ||
+	    !idx_trusted(idx_header(c->ic.r), &ie->st))
+		return NULL;
+	if (media_attr_mode(&ie->info, &mode) < 0) {
+		dd_error_clear();
+		return NULL;
+	}
+	return mode == (e->st.st_mode & 07777) ? ie : NULL;
+}
+
+/* One entry of the walk into the ring. */
+static int
+add_entry(struct capture *c, const struct walk_entry *e)
+{
+	struct item *it = &c->ring[(c->head + c->n) % RING];
+	const struct idx_entry *ie;
+	char target[PATH_MAX + 1];
+	ssize_t tl;
+
+	if (media_check_path(e->path) < 0)
+		return dd_error_wrap("cannot capture the media folder");
+	memset(it, 0, sizeof(*it));
+	it->info.name = dd_strdup(e->path);
+	c->n++; /* in the ring from here on: drained or aborted with it */
+	switch (e->type) {
+	case MEDIA_DIR:
+		set_attrs(&it->info, "dir", &e->st);
+		c->stats->dirs++;
+		return 0;
+	case MEDIA_LINK:
+		tl = readlinkat(e->parent_fd, e->name, target, sizeof(target));
+		if (tl < 0 || tl >= (ssize_t)sizeof(target) || tl == 0)
+			return tl < 0 ? dd_error_errno("cannot read media symlink '%s'", e->path)
+				      : dd_error("media symlink '%s' has an empty or too long target", e->path);
+		target[tl] = 0;
+		set_attrs(&it->info, "symlink", &e->st);
+		dd_kv_set(&it->info.attrs, &it->info.nattrs, "target", target);
+		c->stats->links++;
+		return 0;
+	default:
+		break;
+	}
+	if ((ie = reusable(c, e)) != NULL) {
+		struct dd_stream_info *si = &it->info;
+		dd_kv_free(si->attrs, si->nattrs);
+		si->attrs = NULL, si->nattrs = 0;
+		for (size_t i = 0; i < ie->info.nattrs; i++)
+			dd_kv_set(&si->attrs, &si->nattrs, ie->info.attrs[i].key, ie->info.attrs[i].value);
+		si->size = ie->info.size;
+		memcpy(si->checksum, ie->info.checksum, 32);
+		si->nchunks = ie->info.nchunks;
+		si->chunks = dd_malloc((si->nchunks ? si->nchunks : 1) * sizeof(*si->chunks));
+		memcpy(si->chunks, ie->info.chunks, si->nchunks * sizeof(*si->chunks));
+		it->st = ie->st;
+		return 0;
+	}
+	return read_file(c, e, it);
+}
+
+/* Open the folder: 0, DD_NOTFOUND when it does not exist (*fd -1), -1. */
+static int
+open_root(const char *root, int *fd)
+{
+	*fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (*fd >= 0)
+		return 0;
+	if (errno == ENOENT)
+		return DD_NOTFOUND;
+	return dd_error_errno("cannot open media folder %s", root);
+}
+
+static int
+capture_walk(struct capture *c, int rootfd)
+{
+	struct walk *w = walk_new(rootfd);
+	struct walk_entry e;
+	int rc;
+
+	while ((rc = walk_next(w, &e)) == 1) {
+		if (!strncmp(e.name, MEDIA_TMP_PREFIX, strlen(MEDIA_TMP_PREFIX))) {
+			dd_debug("media: leaving out '%s' (a temporary file of an interrupted restore)", e.path);
+			if (e.type == MEDIA_DIR)
+				walk_skip(w);
+			continue;
+		}
+		if (e.type == MEDIA_OTHER) {
+			dd_warn("media: skipping '%s' (not a file, folder or symlink)", e.path);
+			c->stats->skipped++;
+			continue;
+		}
+		if (c->n == RING && drain_one(c) < 0) {
+			rc = -1;
+			break;
+		}
+		if (add_entry(c, &e) < 0) {
+			rc = -1;
+			break;
+		}
+		media_progress_tick(&c->prog, "media", c->stats, 0);
+	}
+	while (rc == 0 && c->n)
+		rc = drain_one(c);
+	walk_free(w);
+	return rc;
+}
+
+int
+media_capture(struct dd_snapshot_writer *sw, const struct dd_media_opts *o, struct dd_media_stats *stats,
+	      int reuse_private)
+{
+	struct capture c = { .sw = sw, .stats = stats };
+	char *dir = media_state_dir(o), *index = dd_path_join(dir, "index");
+	int rootfd = -1, rc = -1, r;
+
+	memset(stats, 0, sizeof(*stats));
+	c.prog.on = o->progress && dd_progress_enabled();
+	r = open_root(o->root, &rootfd);
+	if (r < 0)
+		goto out;
+	if (r == DD_NOTFOUND)
+		dd_warn("media folder %s does not exist: captured as empty", o->root);
+	if (idx_open(&c.ic.r, index) == 0 && (idx_header(c.ic.r)->flags & IDX_PRIVATE) && !reuse_private) {
+		dd_debug("media index of %s records a stash: every file is read", o->root);
+		idx_close(c.ic.r);
+		c.ic.r = NULL;
+	}
+	c.reuse = c.ic.r != NULL;
+	if (idx_writer_new(&c.iw, dir) < 0 || dd_listing_begin(&c.lw, sw, DD_MEDIA_STREAM, "media") < 0)
+		goto out;
+	c.buf = dd_malloc(READ_SIZE);
+	if (rootfd >= 0 && capture_walk(&c, rootfd) < 0)
+		goto out;
+	media_progress_tick(&c.prog, "media", stats, 1);
+	r = dd_listing_end(c.lw, NULL);
+	c.lw = NULL;
+	if (r < 0)
+		goto out;
+	r = idx_writer_finish(c.iw, "pending", 0, "");
+	c.iw = NULL;
+	rc = r < 0 ? -1 : 0;
+out:
+	if (c.prog.on)
+		dd_progress_done();
+	ring_abort(&c);
+	if (c.lw)
+		dd_listing_abort(c.lw);
+	idx_writer_abort(c.iw);
+	idx_close(c.ic.r);
+	if (rootfd >= 0)
+		close(rootfd);
+	free(c.buf);
+	free(index);
+	free(dir);
+	return rc;
+}
+
+int
+dd_media_capture(struct dd_snapshot_writer *sw, const struct dd_media_opts *o, struct dd_media_stats *stats)
+{
+	struct dd_media_stats local;
+
+	return media_capture(sw, o, stats ? stats : &local, 0);
+}
+
+int
+dd_media_commit(const struct dd_media_opts *o, const char *id)
+{
+	char *dir = media_state_dir(o);
+	int rc = idx_commit_pending(dir, 0, id);
+
+	if (rc == DD_NOTFOUND) {
+		dd_debug("media: no pending index for %s", o->root);
+		rc = 0;
+	}
+	free(dir);
+	return rc;
+}
+
+void
+dd_media_discard(const struct dd_media_opts *o)
+{
+	char *dir = media_state_dir(o), *pending = dd_path_join(dir, "pending");
+
+	unlink(pending);
+	free(pending);
+	free(dir);
+}

@@ -1,0 +1,54 @@
+/*
+ * workflow/internal.h: what the files of workflow/ share and nothing else
+ * uses: the media folder's part of snapshot, restore and switches
+ * (workflow/media.c, issue 17).
+ */
+#ifndef DD_WORKFLOW_INTERNAL_H
+#define DD_WORKFLOW_INTERNAL_H
+
+#include "media/media.h"
+
+struct dd_repo;
+struct dd_config;
+struct dd_profile;
+struct dd_store;
+struct dd_pg_state;
+struct dd_pg_switch_media;
+
+/*
+ * One switch of a profile's media folder with its database: the store it
+ * reads from, the folder as it was (dd_media_stash) and the callbacks
+ * dd_pg_switch calls (pg.h, struct dd_pg_switch_media).
+ */
+struct dd_media_switch;
+
+/*
+ * Before a switch changes anything: open the store, set the folder aside
+ * (dd_media_stash) and prepare the callbacks for `snapshot` (the ref's).
+ * *out NULL (0) when p has no media folder. 0 or -1.
+ */
+int dd_media_switch_begin(struct dd_media_switch **out, struct dd_repo *repo, const struct dd_config *cfg,
+			  const struct dd_profile *p, const char *snapshot);
+const struct dd_pg_switch_media *dd_media_switch_hooks(struct dd_media_switch *ms);
+/* The stats of the apply (after a switch), for the summary line. */
+const struct dd_media_stats *dd_media_switch_stats(const struct dd_media_switch *ms);
+void dd_media_switch_free(struct dd_media_switch *ms);
+
+/*
+ * A switch a kill cut short left the folder to be made equal to
+ * state->media (media_pending): do it now and clear the mark. 0 (also
+ * when nothing is pending or p has no media), or -1.
+ */
+int dd_media_finish_pending(struct dd_repo *repo, const struct dd_config *cfg, const struct dd_profile *p,
+			    const struct dd_pg_state *state);
+
+/*
+ * Is p's media folder equal to snapshot `snapshot` (its recorded snapshot,
+ * unchanged since)? 1 yes (also when p has no media folder, or the
+ * snapshot has no media listing: the folder is then left alone), 0 no
+ * (*why: what differs, static text), -1 on error.
+ */
+int dd_media_at_snapshot(struct dd_repo *repo, const struct dd_config *cfg, const struct dd_profile *p,
+			 const char *snapshot, const char **why);
+
+#endif

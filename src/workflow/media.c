@@ -1,0 +1,482 @@
+/*
+ * workflow/media.c: a profile's media folder in restores and switches
+ * (issue 17; the capture is in workflow.c's snapshot). The database and
+ * the folder switch together and never lose a file:
+ *
+ *   1. before anything changes, the folder as it is is set aside
+ *      (dd_media_stash: its recorded snapshot when unchanged, else a
+ *      private snapshot), and that id goes with the stash the working
+ *      database becomes (pg/state.h, stash records' `media`);
+ *   2. once dd_pg_switch has chosen its source, the media target is the
+ *      ref's snapshot, or, when the switch renames a branch's stash back,
+ *      the media id recorded with that stash; it is checked
+ *      (dd_media_check: loads, no hostile entry) before anything is built;
+ *   3. it is applied from dd_pg_switch's callback just before the rename
+ *      transaction: a failed apply puts the folder back (the stash id)
+ *      and the working database was never touched; a failed rename puts
+ *      the folder back too. Why before rather than after the rename:
+ *      docs/DESIGN-NOTES.md, "Media folders".
+ *
+ * A kill -9 during the apply leaves the switch's journal (pg/state.h) with
+ * both ids; the next command's recovery marks the working record
+ * media_pending with the id that goes with the database it finds, and the
+ * next restore applies it (dd_media_finish_pending).
+ */
+#include "workflow/internal.h"
+#include "workflow/workflow.h"
+#include "config/config.h"
+#include "git/repo.h"
+#include "pg/pg.h"
+#include "pg/state.h"
+#include "store/store.h"
+#include "util/buf.h"
+#include "util/err.h"
+#include "util/fs.h"
+#include "util/log.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+char *
+dd_workflow_media_root(const struct dd_repo *repo, const struct dd_profile *p)
+{
+	if (!p->media || !*p->media)
+		return NULL;
+	if (p->media[0] == '/')
+		return dd_strdup(p->media);
+	return dd_path_join(repo->workdir, p->media);
+}
+
+void
+dd_workflow_media_opts(struct dd_media_opts *o, const struct dd_repo *repo, const struct dd_profile *p,
+		       const char *root)
+{
+	*o = (struct dd_media_opts){
+		.root = root,
+		.statedir = repo->statedir,
+		.owner = p->media_owner,
+		.progress = isatty(STDERR_FILENO),
+	};
+}
+
+struct dd_media_switch {
+	struct dd_store *st;
+	char *root;
+	struct dd_media_opts mo;
+	const char *snapshot;   /* the ref's */
+	char stash[65];         /* the folder as it was */
+	struct dd_media_stats stats;
+	struct dd_pg_switch_media hooks;
+};
+
+/* dd_pg_switch_media.choose: the target, checked before anything is built. */
+static int
+media_choose(void *arg, const char *source_media, char **target)
+{
+	struct dd_media_switch *ms = arg;
+	const char *id = source_media ? source_media : ms->snapshot;
+	int r;
+
+	*target = NULL;
+	r = dd_media_check(ms->st, id);
+	if (r == DD_NOTFOUND && !source_media) {
+		dd_error_clear();
+		dd_info("snapshot %.12s has no media listing: media folder %s left as it is", id, ms->root);
+		return 0;
+	}
+	if (r != 0) {
+		if (r == DD_NOTFOUND)
+			dd_error("the media set aside with that stash (%.12s) has no media listing", id);
+		dd_error_wrap("checking the media of %s %.12s for folder %s", source_media ? "the stash's snapshot" : "snapshot",
+			      *id ? id : "(empty)", ms->root);
+		if (source_media)
+			dd_hint("`git dnadata stash list` shows that stash; `git dnadata stash drop NAME` gives up on it");
+		return -1;
+	}
+	*target = dd_strdup(id);
+	return 0;
+}
+
+/* Put the folder back as it was (the stash); keeps the current error. 0, or -1 (warned). */
+static int
+put_back(struct dd_media_switch *ms)
+{
+	struct dd_error_saved saved;
+	struct dd_media_stats st;
+	int rc = 0;
+
+	dd_error_save(&saved);
+	memset(&st, 0, sizeof(st));
+	if (dd_media_apply(ms->st, ms->stash, &ms->mo, &st) < 0) {
+		dd_warn("media folder %s could not be put back as it was (%s); it is kept as snapshot %.12s: run "
+			"`git dnadata restore` again", ms->root, dd_error_last(), *ms->stash ? ms->stash : "(empty)");
+		rc = -1;
+	}
+	dd_error_restore(&saved);
+	return rc;
+}
+
+/* dd_pg_switch_media.apply: make the folder equal the target; on failure put it back. */
+static int
+media_apply(void *arg, const char *target)
+{
+	struct dd_media_switch *ms = arg;
+
+	memset(&ms->stats, 0, sizeof(ms->stats));
+	if (dd_media_apply(ms->st, target, &ms->mo, &ms->stats) >= 0)
+		return 0;
+	dd_error_wrap("making media folder %s equal snapshot %.12s", ms->root, *target ? target : "(empty)");
+	if (put_back(ms) == 0) {
+		char *msg = dd_strdup(dd_error_last());
+		dd_error("%s; the folder and the database were left as they were", msg);
+		free(msg);
+	}
+	return -1;
+}
+
+/* dd_pg_switch_media.undo: the rename failed after the apply. */
+static void
+media_undo(void *arg)
+{
+	put_back(arg);
+}
+
+/* Is `id` a private snapshot of this cache (files set aside, not in the store)? */
+static int
+is_private(struct dd_store *st, const char *id, int *out)
+{
+	char **ids = NULL;
+	size_t n = 0;
+
+	*out = 0;
+	if (!*id)
+		return 0;
+	if (dd_store_private_list(st, &ids, &n) < 0)
+		return -1;
+	for (size_t i = 0; i < n; i++)
+		*out |= !strcmp(ids[i], id);
+	dd_store_snapshot_ids_free(ids, n);
+	return 0;
+}
+
+int
+dd_media_switch_begin(struct dd_media_switch **out, struct dd_repo *repo, const struct dd_config *cfg,
+		      const struct dd_profile *p, const char *snapshot)
+{
+	struct dd_media_switch *ms;
+	char *root = dd_workflow_media_root(repo, p);
+	int priv = 0;
+
+	*out = NULL;
+	if (!root)
+		return 0;
+	ms = dd_calloc(1, sizeof(*ms));
+	ms->root = root;
+	ms->snapshot = snapshot;
+	dd_workflow_media_opts(&ms->mo, repo, p, root);
+	if (dd_workflow_open_store_reading(&ms->st, cfg, repo) < 0)
+		goto fail;
+	if (dd_media_stash(ms->st, &ms->mo, ms->stash) < 0) {
+		dd_error_wrap("setting media folder %s aside", root);
+		goto fail;
+	}
+	if (is_private(ms->st, ms->stash, &priv) < 0)
+		goto fail;
+	ms->hooks = (struct dd_pg_switch_media){ .folder = ms->root, .stash = ms->stash, .stash_private = priv,
+						 .choose = media_choose, .apply = media_apply, .undo = media_undo,
+						 .arg = ms };
+	*out = ms;
+	return 0;
+fail:
+	dd_media_switch_free(ms);
+	return -1;
+}
+
+const struct dd_pg_switch_media *
+dd_media_switch_hooks(struct dd_media_switch *ms)
+{
+	return ms ? &ms->hooks : NULL;
+}
+
+const struct dd_media_stats *
+dd_media_switch_stats(const struct dd_media_switch *ms)
+{
+	return &ms->stats;
+}
+
+void
+dd_media_switch_free(struct dd_media_switch *ms)
+{
+	if (!ms)
+		return;
+	dd_store_free(ms->st);
+	free(ms->root);
+	free(ms);
+}
+
+int
+dd_media_finish_pending(struct dd_repo *repo, const struct dd_config *cfg, const struct dd_profile *p,
+			const struct dd_pg_state *state)
+{
+	struct dd_store *st = NULL;
+	struct dd_media_opts mo;
+	struct dd_media_stats stats;
+	char *root;
+	int rc = -1;
+
+	if (!state->media_pending || !state->media)
+		return 0;
+	if (!(root = dd_workflow_media_root(repo, p)))
+		return dd_pg_state_set_media(repo->statedir, dd_config_database(cfg, p), NULL, 0);
+	dd_workflow_media_opts(&mo, repo, p, root);
+	memset(&stats, 0, sizeof(stats));
+	if (dd_workflow_open_store_reading(&st, cfg, repo) < 0)
+		goto out;
+	if (dd_media_apply(st, state->media, &mo, &stats) < 0) {
+		dd_error_wrap("finishing the interrupted switch of media folder %s to %.12s", root,
+			      *state->media ? state->media : "(empty)");
+		goto out;
+	}
+	if (dd_pg_state_set_media(repo->statedir, dd_config_database(cfg, p), state->media, 0) < 0)
+		goto out;
+	dd_info("finished the interrupted switch of media folder %s (%s %.12s)", p->media,
+		*state->media ? "snapshot" : "empty", state->media);
+	rc = 0;
+out:
+	dd_store_free(st);
+	free(root);
+	return rc;
+}
+
+int
+dd_media_at_snapshot(struct dd_repo *repo, const struct dd_config *cfg, const struct dd_profile *p,
+		     const char *snapshot, const char **why)
+{
+	struct dd_store *st = NULL;
+	struct dd_media_opts mo;
+	char rec[65] = "", *root = dd_workflow_media_root(repo, p);
+	int r, rc = -1;
+
+	*why = NULL;
+	if (!root)
+		return 1;
+	dd_workflow_media_opts(&mo, repo, p, root);
+	r = dd_media_changed(&mo, rec);
+	if (r < 0)
+		goto out;
+	if (r == 0 && !strcmp(rec, snapshot)) {
+		rc = 1;
+		goto out;
+	}
+	/* DD_NOTFOUND (no record) is 1 too: the empty snapshot tells it apart */
+	*why = !*rec ? "was never restored here" : r == 1 ? "changed since its restore" : "holds another snapshot";
+	/* a snapshot without a media listing leaves the folder alone: then it is as good as equal */
+	if (dd_workflow_open_store_reading(&st, cfg, repo) < 0)
+		goto out;
+	r = dd_media_check(st, snapshot);
+	if (r == DD_NOTFOUND) {
+		dd_error_clear();
+		rc = 1;
+	} else if (r == 0) {
+		rc = 0;
+	}
+out:
+	if (rc < 0)
+		dd_error_wrap("media folder %s", root);
+	dd_store_free(st);
+	free(root);
+	return rc;
+}
+
+/* ---- private media snapshots: released when no record names them (stash drop, gc) ---- */
+
+struct idset {
+	char **v;
+	size_t n;
+};
+
+static void
+idset_add(struct idset *s, const char *id)
+{
+	if (!id || !*id)
+		return;
+	s->v = dd_realloc(s->v, (s->n + 1) * sizeof(*s->v));
+	s->v[s->n++] = dd_strdup(id);
+}
+
+static int
+idset_has(const struct idset *s, const char *id)
+{
+	for (size_t i = 0; i < s->n; i++)
+		if (!strcmp(s->v[i], id))
+			return 1;
+	return 0;
+}
+
+static void
+idset_free(struct idset *s)
+{
+	for (size_t i = 0; i < s->n; i++)
+		free(s->v[i]);
+	free(s->v);
+	memset(s, 0, sizeof(*s));
+}
+
+/* The distinct working databases of the profiles (borrowed strings); *n of them. */
+static const char **
+working_dbs(const struct dd_config *cfg, size_t *n)
+{
+	const char **out = dd_calloc(cfg->nprofiles + 1, sizeof(*out));
+
+	*n = 0;
+	for (size_t i = 0; i < cfg->nprofiles; i++) {
+		const char *ci = dd_config_database(cfg, &cfg->profiles[i]);
+		size_t k;
+		for (k = 0; k < *n && strcmp(out[k], ci); k++)
+			;
+		if (k == *n)
+			out[(*n)++] = ci;
+	}
+	return out;
+}
+
+/*
+ * Every media id a record names: the stashes' of every working database,
+ * the working records' (a pending one too), and each media folder's
+ * recorded snapshot (the folder may hold a stash's files brought back).
+ */
+static int
+media_named(struct dd_repo *repo, const struct dd_config *cfg, struct idset *named)
+{
+	size_t ndbs;
+	const char **dbs = working_dbs(cfg, &ndbs);
+	int rc = -1;
+
+	for (size_t i = 0; i < ndbs; i++) {
+		struct dd_pg_copy *c = NULL;
+		struct dd_pg_state w;
+		size_t n = 0;
+		if (dd_pg_copies_list(&c, &n, repo->statedir, dbs[i], 0) < 0)
+			goto out;
+		for (size_t k = 0; k < n; k++)
+			idset_add(named, c[k].media);
+		dd_pg_copies_free(c, n);
+		if (dd_pg_state_read(&w, repo->statedir, dbs[i]) < 0)
+			goto out;
+		idset_add(named, w.media);
+		dd_pg_state_release(&w);
+	}
+	for (size_t i = 0; i < cfg->nprofiles; i++) {
+		struct dd_media_opts mo;
+		char rec[65] = "", *root = dd_workflow_media_root(repo, &cfg->profiles[i]);
+		if (!root)
+			continue;
+		dd_workflow_media_opts(&mo, repo, &cfg->profiles[i], root);
+		int r = dd_media_changed(&mo, rec);
+		free(root);
+		if (r < 0 && r != DD_NOTFOUND)
+			goto out;
+		dd_error_clear();
+		idset_add(named, rec);
+	}
+	rc = 0;
+out:
+	free(dbs);
+	return rc;
+}
+
+/* Hold every working database's lock (without waiting): no switch is setting a folder aside meanwhile. */
+static int
+lock_all(struct dd_repo *repo, const struct dd_config *cfg, int **locks, size_t *n)
+{
+	const char **dbs = working_dbs(cfg, n);
+	int rc = 0;
+
+	*locks = dd_calloc(*n + 1, sizeof(**locks));
+	for (size_t i = 0; i < *n; i++)
+		(*locks)[i] = -1;
+	for (size_t i = 0; i < *n && rc == 0; i++)
+		rc = dd_pg_state_trylock(repo->statedir, dbs[i], &(*locks)[i]);
+	free(dbs);
+	return rc;
+}
+
+static void
+unlock_all(int *locks, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		dd_unlock_file(locks[i]);
+	free(locks);
+}
+
+int
+dd_workflow_media_release(struct dd_repo *repo, const struct dd_config *cfg, struct dd_store *st, const char *id)
+{
+	struct idset named = { 0 };
+	char **ids = NULL;
+	size_t n = 0;
+	int rc = -1, priv = 0;
+
+	if (!id || !*id)
+		return 0;
+	if (dd_store_private_list(st, &ids, &n) < 0)
+		return -1;
+	for (size_t i = 0; i < n; i++)
+		priv |= !strcmp(ids[i], id);
+	if (!priv) {
+		rc = 0;
+		goto out;
+	}
+	if (media_named(repo, cfg, &named) < 0)
+		goto out;
+	rc = idset_has(&named, id) ? 0 : dd_store_private_drop(st, id);
+	if (rc == DD_NOTFOUND) {
+		dd_error_clear();
+		rc = 0;
+	}
+out:
+	idset_free(&named);
+	dd_store_snapshot_ids_free(ids, n);
+	return rc;
+}
+
+int
+dd_workflow_media_sweep(struct dd_repo *repo, const struct dd_config *cfg, struct dd_store *st, int dry,
+			size_t *dropped)
+{
+	struct idset named = { 0 };
+	char **ids = NULL;
+	size_t n = 0, nlocks = 0;
+	int *locks = NULL, rc = -1, r;
+
+	*dropped = 0;
+	if (dd_store_private_list(st, &ids, &n) < 0)
+		return -1;
+	if (!n) {
+		rc = 0;
+		goto out;
+	}
+	r = lock_all(repo, cfg, &locks, &nlocks);
+	if (r == DD_EBUSY) { /* a restore is running: it may be setting a folder aside; next time */
+		dd_error_clear();
+		rc = DD_EBUSY;
+		goto out;
+	}
+	if (r < 0 || media_named(repo, cfg, &named) < 0)
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		if (idset_has(&named, ids[i]))
+			continue;
+		if (!dry && (r = dd_store_private_drop(st, ids[i])) < 0 && r != DD_NOTFOUND)
+			goto out;
+		dd_error_clear();
+		(*dropped)++;
+	}
+	rc = 0;
+out:
+	unlock_all(locks, nlocks);
+	idset_free(&named);
+	dd_store_snapshot_ids_free(ids, n);
+	return rc;
+}

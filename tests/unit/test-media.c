@@ -1,0 +1,1024 @@
+/*
+ * tests/unit/test-media.c: media folders (media/media.h) on a real file://
+ * store in a temp dir: capture/apply round trips (unicode and space names,
+ * empty folders, relative/absolute/dangling symlinks, modes, nanosecond
+ * mtimes), unchanged files neither read (read_files) nor rewritten
+ * (inodes), a restore over extra, modified and retyped entries, hostile
+ * listings refused with nothing written, a planted symlink replaced and
+ * never followed, an unreadable file and a name with a newline failing in
+ * one line, the owner (set, and not permitted: one warning), the local
+ * index (changed, truncated or damaged, killed runs' leftovers), the media
+ * stash (unchanged, empty, changed, dropped), and memory that does not
+ * grow with the number of files. Runs as root too: the capabilities that
+ * let root read anything or chown are dropped where a test needs that.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/capability.h>
+#include <sodium.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "media/media.h"
+#include "store-testlib.h"
+#include "store/internal.h"
+#include "util/err.h"
+#include "util/log.h"
+
+struct fx {
+	char *tmp, *sd, *url, *a, *b;
+	struct dd_store *st;
+};
+
+#define CHECK(x)                                                                                                       \
+	do {                                                                                                           \
+		if ((x) < 0)                                                                                           \
+			fail_msg("%s: %s", #x, dd_error_last());                                                       \
+	} while (0)
+
+static int
+fx_setup(void **state)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+	char *root;
+	int created;
+
+	f->tmp = make_tmpdir();
+	f->sd = dd_path_join(f->tmp, "state");
+	root = dd_path_join(f->tmp, "store");
+	f->url = dd_asprintf("file://%s", root);
+	free(root);
+	f->a = dd_path_join(f->tmp, "a");
+	f->b = dd_path_join(f->tmp, "b");
+	dd_keyfile_set_fast_for_tests(1);
+	if (dd_store_setup(f->url, f->sd, NULL, &created) < 0 || dd_store_open(&f->st, f->url, f->sd, 0) < 0) {
+		fprintf(stderr, "setup: %s\n", dd_error_last());
+		return -1;
+	}
+	mkdir(f->a, 0755);
+	*state = f;
+	return 0;
+}
+
+static int
+fx_teardown(void **state)
+{
+	struct fx *f = *state;
+
+	dd_store_free(f->st);
+	dd_rm_rf(f->tmp);
+	free(f->tmp), free(f->sd), free(f->url), free(f->a), free(f->b), free(f);
+	return 0;
+}
+
+static struct dd_media_opts
+opts(struct fx *f, const char *root)
+{
+	struct dd_media_opts o = { .root = root, .statedir = f->sd };
+	return o;
+}
+
+/* ---- building folders ---- */
+static char *
+at(const char *dir, const char *rel)
+{
+	return dd_path_join(dir, rel);
+}
+
+static void
+put_file(const char *dir, const char *rel, const void *data, size_t len, mode_t mode, time_t s, long ns)
+{
+	char *p = at(dir, rel);
+	int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	struct timespec ts[2] = { { s, ns }, { s, ns } };
+
+	assert_true(fd >= 0);
+	assert_int_equal(dd_write_all(fd, data, len), 0);
+	assert_int_equal(fchmod(fd, mode), 0);
+	assert_int_equal(futimens(fd, ts), 0);
+	close(fd);
+	free(p);
+}
+
+static void
+put_text(const char *dir, const char *rel, const char *text)
+{
+	put_file(dir, rel, text, strlen(text), 0644, 1600000000, 123456789);
+}
+
+static void
+put_dir(const char *dir, const char *rel, mode_t mode)
+{
+	char *p = at(dir, rel);
+
+	assert_int_equal(mkdir(p, mode), 0);
+	assert_int_equal(chmod(p, mode), 0);
+	free(p);
+}
+
+static void
+put_link(const char *dir, const char *rel, const char *target)
+{
+	char *p = at(dir, rel);
+
+	assert_int_equal(symlink(target, p), 0);
+	free(p);
+}
+
+static void
+set_mtime(const char *dir, const char *rel, time_t s, long ns)
+{
+	char *p = at(dir, rel);
+	struct timespec ts[2] = { { s, ns }, { s, ns } };
+
+	assert_int_equal(utimensat(AT_FDCWD, p, ts, AT_SYMLINK_NOFOLLOW), 0);
+	free(p);
+}
+
+/* ---- comparing folders ---- */
+static int
+cmp_names(const void *x, const void *y)
+{
+	return strcmp(*(char *const *)x, *(char *const *)y);
+}
+
+static size_t
+sorted_names(const char *dir, char ***out)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	size_t n = 0;
+
+	*out = NULL;
+	assert_non_null(d);
+	while ((de = readdir(d)) != NULL) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		*out = realloc(*out, (n + 1) * sizeof(**out));
+		(*out)[n++] = strdup(de->d_name);
+	}
+	closedir(d);
+	qsort(*out, n, sizeof(**out), cmp_names);
+	return n;
+}
+
+static void
+free_names(char **names, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+}
+
+static void
+compare_entry(const char *pa, const char *pb)
+{
+	struct stat sa, sb;
+	struct dd_buf ca = DD_BUF_INIT, cb = DD_BUF_INIT;
+
+	assert_int_equal(lstat(pa, &sa), 0);
+	if (lstat(pb, &sb) < 0)
+		fail_msg("%s is missing", pb);
+	if ((sa.st_mode & S_IFMT) != (sb.st_mode & S_IFMT))
+		fail_msg("%s: type differs", pb);
+	if (sa.st_mtim.tv_sec != sb.st_mtim.tv_sec || sa.st_mtim.tv_nsec != sb.st_mtim.tv_nsec)
+		fail_msg("%s: mtime %ld.%09ld, expected %ld.%09ld", pb, (long)sb.st_mtim.tv_sec, sb.st_mtim.tv_nsec,
+			 (long)sa.st_mtim.tv_sec, sa.st_mtim.tv_nsec);
+	if (S_ISLNK(sa.st_mode)) {
+		char ta[4096] = { 0 }, tb[4096] = { 0 };
+		assert_true(readlink(pa, ta, sizeof(ta) - 1) > 0);
+		assert_true(readlink(pb, tb, sizeof(tb) - 1) > 0);
+		assert_string_equal(ta, tb);
+		return;
+	}
+	if ((sa.st_mode & 07777) != (sb.st_mode & 07777))
+		fail_msg("%s: mode %o, expected %o", pb, sb.st_mode & 07777, sa.st_mode & 07777);
+	if (S_ISREG(sa.st_mode)) {
+		CHECK(dd_file_read(&ca, pa));
+		CHECK(dd_file_read(&cb, pb));
+		assert_int_equal(ca.len, cb.len);
+		assert_memory_equal(ca.ptr, cb.ptr, ca.len);
+		dd_buf_release(&ca);
+		dd_buf_release(&cb);
+	}
+}
+
+/* The two folders hold the same entries: names, types, modes, mtimes, contents, targets. */
+static void
+compare_trees(const char *a, const char *b)
+{
+	char **na, **nb;
+	size_t n = sorted_names(a, &na), m = sorted_names(b, &nb);
+
+	if (n != m)
+		fail_msg("%s holds %zu entries, %s %zu", a, n, b, m);
+	for (size_t i = 0; i < n; i++) {
+		char *pa = at(a, na[i]), *pb = at(b, nb[i]);
+		struct stat st;
+		assert_string_equal(na[i], nb[i]);
+		assert_int_equal(lstat(pa, &st), 0);
+		if (S_ISDIR(st.st_mode))
+			compare_trees(pa, pb);
+		compare_entry(pa, pb); /* after the contents: the folders' mtimes too */
+		free(pa);
+		free(pb);
+	}
+	free_names(na, n);
+	free_names(nb, m);
+}
+
+/* ---- snapshots ---- */
+static void
+capture(struct fx *f, const char *root, char id[65], struct dd_media_stats *stats)
+{
+	struct dd_media_opts o = opts(f, root);
+	struct dd_snapshot_writer *sw;
+
+	CHECK(dd_snapshot_begin(&sw, f->st));
+	if (dd_media_capture(sw, &o, stats) < 0) {
+		dd_snapshot_abort(sw);
+		fail_msg("capture: %s", dd_error_last());
+	}
+	CHECK(dd_snapshot_commit(sw, id));
+	CHECK(dd_media_commit(&o, id));
+}
+
+static void
+apply(struct fx *f, const char *id, const char *root, struct dd_media_stats *stats)
+{
+	struct dd_media_opts o = opts(f, root);
+
+	if (dd_media_apply(f->st, id, &o, stats) != 0)
+		fail_msg("apply: %s", dd_error_last());
+}
+
+/* A folder with every kind of entry the issue names. */
+static void
+build_sample(const char *dir)
+{
+	size_t big = 3u << 20;
+	uint8_t *data = malloc(big);
+	struct gen g = { .seed = 7, .size = big };
+
+	gen_fill(&g, data, 0, big);
+	put_text(dir, "café ☕.txt", "unicode\n");
+	put_text(dir, "with space.txt", "spaces\n");
+	put_file(dir, "run.sh", "#!/bin/sh\n", 10, 0755, 1500000000, 1);
+	put_file(dir, "secret", "s", 1, 0600, 1500000001, 999999999);
+	put_file(dir, "empty-file", "", 0, 0640, 1400000000, 0);
+	put_dir(dir, "empty", 0755);
+	put_dir(dir, "a", 0750);
+	put_dir(dir, "a/b", 0755);
+	put_file(dir, "a/b/big.bin", data, big, 0644, 1600000000, 5);
+	put_text(dir, "a/b/small.txt", "small\n");
+	put_dir(dir, "a-b", 0755); /* sorts after "a/..." in path order */
+	put_text(dir, "a-b/x", "x\n");
+	put_link(dir, "rel", "a/b/small.txt");
+	put_link(dir, "abs", "/etc/hostname");
+	put_link(dir, "dangling", "nowhere/at all");
+	set_mtime(dir, "rel", 1300000000, 42);
+	set_mtime(dir, "a/b", 1200000000, 7);
+	set_mtime(dir, "a", 1200000001, 8);
+	set_mtime(dir, "empty", 1200000002, 9);
+	set_mtime(dir, "a-b", 1200000003, 10);
+	free(data);
+}
+
+static void
+capture_then_apply_restores_the_folder_exactly(void **state)
+{
+	struct fx *f = *state;
+	struct dd_media_stats cs, as;
+	char id[65];
+
+	build_sample(f->a);
+	capture(f, f->a, id, &cs);
+	assert_int_equal(cs.files, 8);
+	assert_int_equal(cs.dirs, 4);
+	assert_int_equal(cs.links, 3);
+	assert_int_equal(cs.read_files, 8);
+	assert_int_equal(cs.bytes, (3u << 20) + 8 + 7 + 10 + 1 + 6 + 2);
+	CHECK(dd_media_check(f->st, id));
+	apply(f, id, f->b, &as); /* a folder that does not exist yet */
+	assert_int_equal(as.files, 8);
+	assert_int_equal(as.written_files, 8 + 3);
+	assert_int_equal(as.removed, 0);
+	compare_trees(f->a, f->b);
+}
+
+static void
+an_empty_snapshot_id_empties_the_folder(void **state)
+{
+	struct fx *f = *state;
+	struct dd_media_stats as;
+
+	build_sample(f->a);
+	apply(f, "", f->a, &as);
+	assert_int_equal(as.files, 0);
+	assert_int_equal(as.removed, 8 + 4 + 3);
+	assert_int_equal(rmdir(f->a), 0); /* empty */
+}
+
+
+static ino_t
+inode_of(const char *dir, const char *rel)
+{
+	char *p = at(dir, rel);
+	struct stat st;
+
+	assert_int_equal(lstat(p, &st), 0);
+	free(p);
+	return st.st_ino;
+}
+
+static void
+second_capture_reads_only_changed_files(void **state)
+{
+	struct fx *f = *state;
+	struct dd_media_opts o = opts(f, f->a);
+	struct dd_media_stats s1, s2, s3;
+	char id1[65], id2[65], id3[65], rec[65];
+
+	build_sample(f->a);
+	for (int i = 0; i < 50; i++) {
+		char name[32], text[32];
+		snprintf(name, sizeof(name), "a/f%03d", i);
+		snprintf(text, sizeof(text), "file %03d\n", i);
+		put_text(f->a, name, text);
+	}
+	set_mtime(f->a, "a", 1200000001, 8);
+	capture(f, f->a, id1, &s1);
+	assert_int_equal(s1.read_files, 58);
+	assert_int_equal(dd_media_changed(&o, rec), 0);
+	assert_string_equal(rec, id1);
+
+	capture(f, f->a, id2, &s2);
+	assert_int_equal(s2.read_files, 0); /* nothing read: every entry from the index */
+	assert_int_equal(s2.files, 58);
+	assert_string_equal(id1, id2);      /* the same listing, the same snapshot */
+
+	/* same size, same mtime, new content: only the ctime (and nanoseconds) tell */
+	put_file(f->a, "a/f007", "FILE 007\n", 9, 0644, 1600000000, 123456789);
+	set_mtime(f->a, "a", 1200000001, 8);
+	assert_int_equal(dd_media_changed(&o, rec), 1);
+	assert_string_equal(rec, id1);
+	capture(f, f->a, id3, &s3);
+	assert_int_equal(s3.read_files, 1);
+	assert_int_equal(s3.read_bytes, 9);
+	assert_string_not_equal(id1, id3);
+	assert_int_equal(dd_media_changed(&o, rec), 0);
+	assert_string_equal(rec, id3);
+}
+
+static void
+changed_sees_added_removed_and_retimed_entries(void **state)
+{
+	struct fx *f = *state;
+	struct dd_media_opts o = opts(f, f->a);
+	char id[65], rec[65], *p;
+
+	assert_int_equal(dd_media_changed(&o, rec), DD_NOTFOUND);
+	assert_string_equal(rec, "");
+	build_sample(f->a);
+	capture(f, f->a, id, NULL);
+	assert_int_equal(dd_media_changed(&o, rec), 0);
+	put_dir(f->a, "empty/new", 0755); /* added (and its folder's mtime moved) */
+	assert_int_equal(dd_media_changed(&o, rec), 1);
+	p = at(f->a, "empty/new");
+	assert_int_equal(rmdir(p), 0);
+	free(p);
+	set_mtime(f->a, "empty", 1200000002, 9);
+	assert_int_equal(dd_media_changed(&o, rec), 0);
+	p = at(f->a, "dangling");
+	assert_int_equal(unlink(p), 0); /* gone */
+	free(p);
+	assert_int_equal(dd_media_changed(&o, rec), 1);
+}
+
+static void
+restore_over_extra_modified_and_retyped_entries(void **state)
+{
+	struct fx *f = *state;
+	struct dd_media_stats s, as;
+	char id[65], *p;
+	ino_t keep;
+
+	build_sample(f->a);
+	capture(f, f->a, id, &s);
+	apply(f, id, f->b, NULL); /* the reference copy */
+	keep = inode_of(f->a, "a/b/big.bin");
+
+	put_text(f->a, "with space.txt", "SPACES\n");    /* modified, same size and mtime */
+	put_text(f->a, "extra.txt", "extra\n");          /* extra file */
+	put_dir(f->a, "extra-dir", 0755);                 /* extra tree, one folder read-only */
+	put_dir(f->a, "extra-dir/ro", 0755);
+	put_text(f->a, "extra-dir/ro/f", "f\n");
+	p = at(f->a, "extra-dir/ro");
+	chmod(p, 0555);
+	free(p);
+	p = at(f->a, "empty");                            /* a folder became a file */
+	assert_int_equal(rmdir(p), 0);
+	free(p);
+	put_text(f->a, "empty", "now a file\n");
+	p = at(f->a, "secret");                           /* a file became a folder */
+	assert_int_equal(unlink(p), 0);
+	free(p);
+	put_dir(f->a, "secret", 0700);
+	put_text(f->a, "secret/inside", "inside\n");
+	p = at(f->a, "rel");                              /* a symlink retargeted */
+	assert_int_equal(unlink(p), 0);
+	free(p);
+	put_link(f->a, "rel", "a-b/x");
+	put_text(f->a, ".git-dnadata-tmp-0123456789abcdef", "left by a killed restore");
+
+	apply(f, id, f->a, &as);
+	compare_trees(f->b, f->a);
+	assert_int_equal(as.written_files, 3);            /* with space.txt, secret, rel */
+	assert_int_equal(as.removed, 8);                  /* extra.txt, extra-dir/ro/f, ro, extra-dir, empty, inside, secret, tmp file */
+	assert_int_equal(inode_of(f->a, "a/b/big.bin"), keep); /* unchanged: not rewritten */
+}
+
+/* ---- hostile listings ---- */
+struct hentry {
+	const char *name, *type, *mode, *mtime;
+};
+
+/* A snapshot whose media listing holds `es` as given (written with the store's own listing writer). */
+static void
+hostile_snapshot(struct fx *f, const struct hentry *es, size_t n, char id[65])
+{
+	struct dd_snapshot_writer *sw;
+	struct dd_listing_writer *lw;
+	int rc;
+
+	CHECK(dd_snapshot_begin(&sw, f->st));
+	CHECK(dd_listing_begin(&lw, sw, DD_MEDIA_STREAM, "media"));
+	for (size_t i = 0; i < n; i++) {
+		struct dd_stream_info e = { 0 };
+		e.name = (char *)es[i].name;
+		dd_kv_set(&e.attrs, &e.nattrs, "type", es[i].type);
+		dd_kv_set(&e.attrs, &e.nattrs, "mode", es[i].mode ? es[i].mode : "644");
+		dd_kv_set(&e.attrs, &e.nattrs, "mtime", es[i].mtime ? es[i].mtime : "1600000000.000000000");
+		if (!strcmp(es[i].type, "symlink"))
+			dd_kv_set(&e.attrs, &e.nattrs, "target", "/");
+		if (!strcmp(es[i].type, "file")) {
+			struct dd_stream_writer *w;
+			CHECK(dd_content_begin(&w, sw));
+			CHECK(dd_stream_write(w, "evil\n", 5));
+			CHECK(dd_content_end(w, &e));
+		}
+		CHECK(dd_listing_add(lw, &e));
+		dd_kv_free(e.attrs, e.nattrs);
+		free(e.chunks);
+	}
+	CHECK(dd_listing_end(lw, NULL));
+	rc = dd_snapshot_commit(sw, id);
+	assert_true(rc == 0 || rc == DD_EXISTS);
+}
+
+/* The folder holds only "keep", nothing appeared beside it, and applying `id` is refused naming `msg`. */
+static void
+expect_refused(struct fx *f, const char *id, const char *msg)
+{
+	struct dd_media_opts o = opts(f, f->a);
+	char **names;
+	size_t n;
+
+	assert_int_equal(dd_media_check(f->st, id), -1);
+	if (!strstr(dd_error_last(), msg))
+		fail_msg("check: expected '%s', got '%s'", msg, dd_error_last());
+	assert_int_equal(dd_media_apply(f->st, id, &o, NULL), -1);
+	if (!strstr(dd_error_last(), msg))
+		fail_msg("apply: expected '%s', got '%s'", msg, dd_error_last());
+	n = sorted_names(f->a, &names);
+	assert_int_equal(n, 1);
+	assert_string_equal(names[0], "keep");
+	free_names(names, n);
+	n = sorted_names(f->tmp, &names); /* a, state, store: nothing written beside the folder */
+	assert_int_equal(n, 3);
+	free_names(names, n);
+}
+
+#define REFUSED(msg, ...)                                                                                              \
+	do {                                                                                                           \
+		const struct hentry es[] = { __VA_ARGS__ };                                                            \
+		char id[65];                                                                                           \
+		hostile_snapshot(f, es, sizeof(es) / sizeof(*es), id);                                                 \
+		expect_refused(f, id, msg);                                                                            \
+	} while (0)
+
+static void
+hostile_listings_are_refused_before_anything_is_written(void **state)
+{
+	struct fx *f = *state;
+
+	put_text(f->a, "keep", "mine\n");
+	REFUSED("'..' component", { "../x", "file", NULL, NULL }, { "a", "file", NULL, NULL });
+	REFUSED("absolute path", { "/etc/x", "file", NULL, NULL });
+	REFUSED("through a symlink", { "a", "file", NULL, NULL }, { "l", "symlink", NULL, NULL }, { "l/b", "file", NULL, NULL });
+	REFUSED("not inside a listed directory", { "a", "file", NULL, NULL }, { "x/y", "file", NULL, NULL });
+	REFUSED("newline", { "a", "file", NULL, NULL }, { "b\nc", "file", NULL, NULL });
+	REFUSED("'.' component", { "a", "dir", NULL, NULL }, { "a/./b", "file", NULL, NULL });
+	REFUSED("empty path component", { "a", "dir", NULL, NULL }, { "a//b", "file", NULL, NULL });
+	REFUSED("unknown type", { "a", "file", NULL, NULL }, { "f", "fifo", NULL, NULL });
+	REFUSED("bad mode", { "a", "file", "0999", NULL });
+	REFUSED("bad mode", { "a", "file", "17777", NULL });
+	REFUSED("bad mode", { "a", "file", "0644", NULL });
+	REFUSED("bad mtime", { "a", "file", "644", "1600000000" });
+	REFUSED("bad mtime", { "a", "file", "644", "1600000000.5" });
+}
+
+static void
+duplicate_entries_are_refused(void **state)
+{
+	struct fx *f = *state;
+	struct dd_snapshot_writer *sw;
+	struct dd_stream_writer *w;
+	struct dd_stream_info e = { .name = "a" };
+	struct dd_buf raw = DD_BUF_INIT;
+	uint8_t hdr[8] = { 'D', 'D', 'L', 'S', 1, 0, 0, 0 };
+	char id[65];
+	int rc;
+
+	/* the writer refuses a repeated name, so the listing is written by hand */
+	put_text(f->a, "keep", "mine\n");
+	dd_kv_set(&e.attrs, &e.nattrs, "mode", "644");
+	dd_kv_set(&e.attrs, &e.nattrs, "mtime", "1.000000000");
+	dd_kv_set(&e.attrs, &e.nattrs, "type", "dir");
+	dd_buf_put(&raw, hdr, sizeof(hdr));
+	CHECK(dd_stream_record_encode(&raw, &e));
+	CHECK(dd_stream_record_encode(&raw, &e));
+	CHECK(dd_snapshot_begin(&sw, f->st));
+	CHECK(dd_stream_begin(&w, sw, DD_MEDIA_STREAM));
+	CHECK(dd_stream_write(w, raw.ptr, raw.len));
+	dd_stream_set_attr(w, "listing", "media");
+	dd_stream_set_attr(w, "entries", "2");
+	CHECK(dd_stream_end(w));
+	rc = dd_snapshot_commit(sw, id);
+	assert_true(rc == 0 || rc == DD_EXISTS);
+	expect_refused(f, id, "'a'");
+	dd_kv_free(e.attrs, e.nattrs);
+	dd_buf_release(&raw);
+}
+
+static void
+a_symlink_planted_in_the_folder_is_replaced_not_followed(void **state)
+{
+	struct fx *f = *state;
+	const struct hentry es[] = { { "d", "dir", "755", NULL }, { "d/f", "file", NULL, NULL } };
+	char id[65], *outside = at(f->tmp, "outside"), **names;
+	size_t n;
+
+	hostile_snapshot(f, es, 2, id);
+	assert_int_equal(mkdir(outside, 0755), 0);
+	put_link(f->a, "d", outside); /* the folder tampered with: d leads outside */
+	apply(f, id, f->a, NULL);
+	n = sorted_names(outside, &names);
+	assert_int_equal(n, 0);
+	free_names(names, n);
+	free(outside);
+	outside = at(f->a, "d/f");
+	{
+		struct stat st;
+		char *d = at(f->a, "d");
+		assert_int_equal(lstat(d, &st), 0);
+		assert_true(S_ISDIR(st.st_mode));
+		assert_int_equal(lstat(outside, &st), 0);
+		assert_true(S_ISREG(st.st_mode));
+		free(d);
+	}
+	free(outside);
+}
+
+/* ---- failures, the index, memory ---- */
+
+/* Root may do anything: drop capabilities from the effective set (kept permitted, so they can be put back). */
+static int
+cap_effective(uint32_t bits, int on)
+{
+	struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3 };
+	struct __user_cap_data_struct d[2];
+
+	if (geteuid() != 0)
+		return 0;
+	if (syscall(SYS_capget, &h, d) < 0)
+		return -1;
+	d[0].effective = on ? d[0].effective | (bits & d[0].permitted) : d[0].effective & ~bits;
+	return (int)syscall(SYS_capset, &h, d);
+}
+
+/* Root reads any file: not without these. */
+static int
+dac_override(int on)
+{
+	return cap_effective((1u << CAP_DAC_OVERRIDE) | (1u << CAP_DAC_READ_SEARCH), on);
+}
+
+static void
+an_unreadable_file_fails_the_capture_naming_it(void **state)
+{
+	struct fx *f = *state;
+	struct dd_media_opts o = opts(f, f->a);
+	struct dd_snapshot_writer *sw;
+	struct dd_media_stats s;
+	char rec[65], *pending = NULL;
+	int rc;
+
+	put_text(f->a, "fine.txt", "fine\n");
+	put_file(f->a, "locked.txt", "no", 2, 0000, 1600000000, 0);
+	CHECK(dd_snapshot_begin(&sw, f->st));
+	assert_int_equal(dac_override(0), 0);
+	rc = dd_media_capture(sw, &o, &s);
+	assert_int_equal(dac_override(1), 0);
+	assert_int_equal(rc, -1);
+	if (!strstr(dd_error_last(), "cannot read media file 'locked.txt': Permission denied"))
+		fail_msg("got '%s'", dd_error_last());
+	assert_null(strchr(dd_error_last(), '\n'));
+	dd_snapshot_abort(sw);
+	dd_media_discard(&o);
+	assert_int_equal(dd_media_changed(&o, rec), DD_NOTFOUND); /* nothing recorded */
+	free(pending);
+}
+
+static void
+a_missing_folder_is_captured_empty(void **state)
+{
+	struct fx *f = *state;
+	struct dd_media_stats s;
+	char id[65];
+
+	capture(f, f->b, id, &s);
+	assert_int_equal(s.files + s.dirs + s.links, 0);
+	put_text(f->a, "x", "x\n");
+	apply(f, id, f->a, NULL);
+	assert_int_equal(rmdir(f->a), 0); /* emptied */
+}
+
+static void
+a_damaged_index_is_ignored_and_everything_read(void **state)
+{
+	struct fx *f = *state;
+	struct dd_media_opts o = opts(f, f->a);
+	struct dd_media_stats s;
+	char id[65], id2[65], rec[65], *dir, *index;
+	DIR *d;
+	struct dirent *de;
+	struct dd_buf b = DD_BUF_INIT;
+
+	build_sample(f->a);
+	capture(f, f->a, id, &s);
+	/* flip one byte in the middle of the record */
+	dir = dd_path_join(f->sd, "media");
+	d = opendir(dir);
+	assert_non_null(d);
+	while ((de = readdir(d)) != NULL && de->d_name[0] == '.')
+		;
+	assert_non_null(de);
+	index = dd_asprintf("%s/%s/index", dir, de->d_name);
+	closedir(d);
+	CHECK(dd_file_read(&b, index));
+	{
+		size_t cuts[] = { 0, 4, 8, 119, 120, 121, b.len / 2, b.len - 33, b.len - 32, b.len - 1 };
+		for (size_t i = 0; i < sizeof(cuts) / sizeof(*cuts); i++) {
+			CHECK(dd_file_write_atomic(index, b.ptr, cuts[i], 0600, 0));
+			assert_int_equal(dd_media_changed(&o, rec), DD_NOTFOUND);
+		}
+		b.ptr[10] ^= 1; /* the flags: the header's own checksum */
+		CHECK(dd_file_write_atomic(index, b.ptr, b.len, 0600, 0));
+		assert_int_equal(dd_media_changed(&o, rec), DD_NOTFOUND);
+		b.ptr[10] ^= 1;
+		CHECK(dd_file_write_atomic(index, b.ptr, b.len, 0600, 0));
+		assert_int_equal(dd_media_changed(&o, rec), 0); /* intact again: trusted */
+	}
+	b.ptr[b.len / 2] ^= 0x20;
+	CHECK(dd_file_write_atomic(index, b.ptr, b.len, 0600, 0));
+	assert_int_equal(dd_media_changed(&o, rec), DD_NOTFOUND);
+	capture(f, f->a, id2, &s);
+	assert_int_equal(s.read_files, 8); /* nothing trusted */
+	assert_string_equal(id, id2);
+	dd_buf_release(&b);
+	free(index);
+	free(dir);
+}
+
+static void
+leftover_temporary_files_are_left_out_and_removed(void **state)
+{
+	struct fx *f = *state;
+	struct dd_media_stats s;
+	char id[65], **names;
+	size_t n;
+
+	put_text(f->a, "x", "x\n");
+	put_text(f->a, ".git-dnadata-tmp-00000000deadbeef", "half a file");
+	capture(f, f->a, id, &s);
+	assert_int_equal(s.files, 1);
+	apply(f, id, f->a, &s);
+	n = sorted_names(f->a, &names);
+	assert_int_equal(n, 1);
+	assert_string_equal(names[0], "x");
+	free_names(names, n);
+}
+
+static void
+apply_sets_the_configured_owner(void **state)
+{
+	struct fx *f = *state;
+	struct dd_media_opts o = opts(f, f->b);
+	struct stat st;
+	char id[65], *p;
+	int rc;
+
+	put_dir(f->a, "d", 0755);
+	put_text(f->a, "d/x", "x\n");
+	put_link(f->a, "l", "d/x");
+	capture(f, f->a, id, NULL);
+	o.owner = "65534:65534";
+	if (geteuid() == 0) {
+		CHECK(dd_media_apply(f->st, id, &o, NULL));
+		p = at(f->b, "d/x");
+		assert_int_equal(lstat(p, &st), 0);
+		assert_int_equal(st.st_uid, 65534);
+		assert_int_equal(st.st_gid, 65534);
+		free(p);
+		p = at(f->b, "l");
+		assert_int_equal(lstat(p, &st), 0);
+		assert_int_equal(st.st_uid, 65534);
+		free(p);
+		p = at(f->b, "d");
+		assert_int_equal(lstat(p, &st), 0);
+		assert_int_equal(st.st_uid, 65534);
+		free(p);
+		dd_rm_rf(f->b);
+	}
+	/* not permitted (a user, or root without CAP_CHOWN): one warning, the restore goes on */
+	assert_int_equal(cap_effective(1u << CAP_CHOWN, 0), 0);
+	rc = dd_media_apply(f->st, id, &o, NULL);
+	assert_int_equal(cap_effective(1u << CAP_CHOWN, 1), 0);
+	if (rc < 0)
+		fail_msg("apply: %s", dd_error_last());
+	compare_trees(f->a, f->b);
+	o.owner = "no-such-user-here";
+	assert_int_equal(dd_media_apply(f->st, id, &o, NULL), -1);
+	assert_non_null(strstr(dd_error_last(), "no user 'no-such-user-here'"));
+}
+
+static long
+maxrss_kib(void)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_SELF, &ru);
+	return ru.ru_maxrss;
+}
+
+/* n files in 100 folders (empty files: the walk, the index and the listing, not the chunks, are measured). */
+static void
+many_files(const char *dir, int n)
+{
+	for (int i = 0; i < n; i++) {
+		char name[64];
+		if (i % (n / 100) == 0) {
+			snprintf(name, sizeof(name), "folder-%03d", i / (n / 100));
+			put_dir(dir, name, 0755);
+		}
+		snprintf(name, sizeof(name), "folder-%03d/a-rather-long-file-name-%07d.jpg", i / (n / 100), i);
+		put_file(dir, name, "", 0, 0644, 1600000000, i);
+	}
+}
+
+static void
+memory_does_not_grow_with_the_number_of_files(void **state)
+{
+	struct fx *f = *state;
+	struct dd_media_stats s;
+	char id[65];
+	long before, after;
+
+	/* 20,000 files fill the store's bounded buffers (read-ahead, index buffer); 100,000 must cost no more */
+	many_files(f->a, 20000);
+	capture(f, f->a, id, &s);
+	apply(f, id, f->b, &s);
+	before = maxrss_kib();
+	if (getenv("TEST_VERBOSE"))
+		fprintf(stderr, "rss after 20000 %ld\n", before);
+	dd_rm_rf(f->a);
+	dd_rm_rf(f->b);
+	mkdir(f->a, 0755);
+	many_files(f->a, 100000);
+	if (getenv("TEST_VERBOSE"))
+		fprintf(stderr, "rss before %ld\n", maxrss_kib());
+	capture(f, f->a, id, &s);
+	if (getenv("TEST_VERBOSE"))
+		fprintf(stderr, "rss after capture %ld\n", maxrss_kib());
+	assert_int_equal(s.files, 100000);
+	apply(f, id, f->b, &s);
+	if (getenv("TEST_VERBOSE"))
+		fprintf(stderr, "rss after apply %ld\n", maxrss_kib());
+	assert_int_equal(s.written_files, 100000);
+	after = maxrss_kib();
+	/*
+	 * A list of the 80,000 more entries (name, attributes, stream info:
+	 * ~250 bytes each) would cost ~20 MiB more. What may differ is bounded
+	 * and not ours: the store's read-ahead keeps 4 chunk buffers of up to
+	 * 2 MiB (plus their sealed copies), filled by however large the
+	 * listing's chunks happen to be.
+	 */
+	if (after - before > 12 * 1024)
+		fail_msg("peak memory grew by %ld KiB from 20,000 to 100,000 files", after - before);
+}
+
+/* ---- the media stash ---- */
+static size_t
+private_count(struct fx *f)
+{
+	char **ids;
+	size_t n;
+
+	CHECK(dd_store_private_list(f->st, &ids, &n));
+	dd_store_snapshot_ids_free(ids, n);
+	return n;
+}
+
+static void
+stash_of_an_unchanged_folder_is_its_recorded_snapshot(void **state)
+{
+	struct fx *f = *state;
+	struct dd_media_opts o = opts(f, f->a);
+	char id[65], sid[65];
+
+	build_sample(f->a);
+	capture(f, f->a, id, NULL);
+	CHECK(dd_media_stash(f->st, &o, sid));
+	assert_string_equal(sid, id);
+	assert_int_equal(private_count(f), 0); /* nothing written */
+}
+
+static void
+stash_of_a_missing_or_empty_folder_is_empty(void **state)
+{
+	struct fx *f = *state;
+	struct dd_media_opts o = opts(f, f->b);
+	char sid[65];
+
+	CHECK(dd_media_stash(f->st, &o, sid));
+	assert_string_equal(sid, "");
+	o.root = f->a;
+	CHECK(dd_media_stash(f->st, &o, sid));
+	assert_string_equal(sid, "");
+	assert_int_equal(private_count(f), 0);
+}
+
+static void
+stash_of_a_changed_folder_brings_it_back_exactly(void **state)
+{
+	struct fx *f = *state;
+	struct dd_media_opts o = opts(f, f->a);
+	struct dd_media_stats s;
+	char id[65], sid[65], rec[65];
+	char **ids;
+	size_t n;
+
+	build_sample(f->a);
+	capture(f, f->a, id, NULL);
+	put_text(f->a, "with space.txt", "EDITED\n");
+	put_text(f->a, "new.txt", "new\n");
+	CHECK(dd_media_stash(f->st, &o, sid));
+	assert_int_equal(strlen(sid), 64);
+	assert_string_not_equal(sid, id);
+	CHECK(dd_store_private_list(f->st, &ids, &n));
+	assert_int_equal(n, 1);
+	assert_string_equal(ids[0], sid);
+	dd_store_snapshot_ids_free(ids, n);
+	assert_int_equal(dd_media_changed(&o, rec), 0); /* the folder is its stash now */
+	assert_string_equal(rec, sid);
+
+	apply(f, sid, f->b, NULL);
+	compare_trees(f->a, f->b);                      /* the stash holds the folder exactly */
+	apply(f, id, f->a, NULL);                       /* the switch */
+	apply(f, sid, f->a, &s);                        /* and back */
+	compare_trees(f->b, f->a);
+	assert_int_equal(s.written_files, 2);           /* only what differs is written */
+
+	/* the record now names a stash, whose chunks only this cache holds: a capture reads everything */
+	capture(f, f->a, id, &s);
+	assert_int_equal(s.read_files, s.files);
+}
+
+static void
+a_dropped_stash_is_not_trusted_by_the_next_stash(void **state)
+{
+	struct fx *f = *state;
+	struct dd_media_opts o = opts(f, f->a);
+	struct dd_media_stats s;
+	char id[65], sid[65], sid2[65], rec[65];
+
+	build_sample(f->a);
+	capture(f, f->a, id, NULL);
+	put_text(f->a, "new.txt", "new\n");
+	CHECK(dd_media_stash(f->st, &o, sid));
+	assert_int_equal(dd_media_changed(&o, rec), 0);
+	assert_string_equal(rec, sid);
+	/* `stash drop`: the private snapshot goes, the record still names it */
+	assert_int_equal(dd_store_private_drop(f->st, sid), 0);
+	CHECK(dd_media_stash(f->st, &o, sid2));
+	assert_string_equal(sid2, sid);                 /* the same content, written again */
+	assert_int_equal(dd_store_has_snapshot(f->st, sid2), 1);
+	assert_int_equal(private_count(f), 1);
+	apply(f, sid2, f->b, &s);
+	compare_trees(f->a, f->b);
+}
+
+static void
+a_killed_capture_s_temporary_record_is_removed_later(void **state)
+{
+	struct fx *f = *state;
+	char id[65], *dir, *stale, *fresh;
+	DIR *d;
+	struct dirent *de;
+	struct timespec old[2] = { { 1000000000, 0 }, { 1000000000, 0 } };
+
+	put_text(f->a, "x", "x\n");
+	capture(f, f->a, id, NULL);
+	dir = dd_path_join(f->sd, "media");
+	d = opendir(dir);
+	while ((de = readdir(d)) != NULL && de->d_name[0] == '.')
+		;
+	assert_non_null(de);
+	stale = dd_asprintf("%s/%s/.index-killed", dir, de->d_name);
+	fresh = dd_asprintf("%s/%s/.index-running", dir, de->d_name);
+	closedir(d);
+	CHECK(dd_file_write_atomic(stale, "x", 1, 0600, 0));
+	CHECK(dd_file_write_atomic(fresh, "x", 1, 0600, 0));
+	assert_int_equal(utimensat(AT_FDCWD, stale, old, 0), 0);
+	capture(f, f->a, id, NULL);
+	assert_int_equal(access(stale, F_OK), -1); /* an hour old: a killed run's */
+	assert_int_equal(access(fresh, F_OK), 0);  /* may be another run's */
+	free(stale);
+	free(fresh);
+	free(dir);
+}
+
+static void
+a_name_with_a_newline_fails_the_capture(void **state)
+{
+	struct fx *f = *state;
+	struct dd_media_opts o = opts(f, f->a);
+	struct dd_snapshot_writer *sw;
+	struct dd_media_stats s;
+
+	put_dir(f->a, "d", 0755);
+	put_text(f->a, "d/bad\nname.jpg", "x\n");
+	CHECK(dd_snapshot_begin(&sw, f->st));
+	assert_int_equal(dd_media_capture(sw, &o, &s), -1);
+	if (!strstr(dd_error_last(), "media entry 'd/bad name.jpg' has a newline in its name"))
+		fail_msg("got '%s'", dd_error_last());
+	dd_snapshot_abort(sw);
+	dd_media_discard(&o);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		/* first: the peak memory of the process is still this test's own */
+		cmocka_unit_test_setup_teardown(memory_does_not_grow_with_the_number_of_files, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(capture_then_apply_restores_the_folder_exactly, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(an_empty_snapshot_id_empties_the_folder, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(second_capture_reads_only_changed_files, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(changed_sees_added_removed_and_retimed_entries, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(restore_over_extra_modified_and_retyped_entries, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(hostile_listings_are_refused_before_anything_is_written, fx_setup,
+						fx_teardown),
+		cmocka_unit_test_setup_teardown(duplicate_entries_are_refused, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(a_symlink_planted_in_the_folder_is_replaced_not_followed, fx_setup,
+						fx_teardown),
+		cmocka_unit_test_setup_teardown(an_unreadable_file_fails_the_capture_naming_it, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(a_missing_folder_is_captured_empty, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(a_name_with_a_newline_fails_the_capture, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(a_damaged_index_is_ignored_and_everything_read, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(leftover_temporary_files_are_left_out_and_removed, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(a_killed_capture_s_temporary_record_is_removed_later, fx_setup,
+						fx_teardown),
+		cmocka_unit_test_setup_teardown(apply_sets_the_configured_owner, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(stash_of_an_unchanged_folder_is_its_recorded_snapshot, fx_setup,
+						fx_teardown),
+		cmocka_unit_test_setup_teardown(stash_of_a_missing_or_empty_folder_is_empty, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(stash_of_a_changed_folder_brings_it_back_exactly, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(a_dropped_stash_is_not_trusted_by_the_next_stash, fx_setup, fx_teardown),
+
+	};
+	if (sodium_init() < 0)
+		return 1;
+	if (getenv("TEST_ONLY"))
+		cmocka_set_test_filter(getenv("TEST_ONLY"));
+	dd_log_set_verbosity(getenv("TEST_VERBOSE") ? DD_VERBOSE : DD_QUIET);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
