@@ -15,7 +15,10 @@
  * entry's size, no trailing bytes, and the `entries` attribute equal to the
  * number of records. What it buffers is bounded by one record (at most a
  * name, DD_LISTING_MAX_ATTRS attributes and DD_LISTING_MAX_CHUNKS chunks,
- * and never more than the listing's own bytes) plus one piece of the stream.
+ * and never more than the listing's own bytes) plus one piece of the stream;
+ * a record's chunk list (36 bytes a chunk) is at most 36 / DD_CHUNK_MIN_LIMIT
+ * of its entry's size plus 36 bytes, since every chunk but the last is at
+ * least DD_CHUNK_MIN_LIMIT bytes (manifest.c).
  */
 #include "store/internal.h"
 #include "util/endian.h"
@@ -126,7 +129,8 @@ check_entry(const struct dd_listing_writer *lw, const struct dd_stream_info *e)
 	if (e->nattrs > DD_LISTING_MAX_ATTRS || e->nchunks > DD_LISTING_MAX_CHUNKS)
 		return dd_error("entry '%s' has too many attributes or chunks", e->name);
 	for (size_t i = 0; i < e->nchunks; i++) {
-		if (e->chunks[i].len == 0 || e->chunks[i].len > DD_CHUNK_MAX_LIMIT)
+		if (e->chunks[i].len == 0 || e->chunks[i].len > DD_CHUNK_MAX_LIMIT ||
+		    (i + 1 < e->nchunks && e->chunks[i].len < DD_CHUNK_MIN_LIMIT))
 			return dd_error("entry '%s': bad chunk length %u", e->name, e->chunks[i].len);
 		total += e->chunks[i].len;
 	}

@@ -301,7 +301,7 @@ records_longer_than_a_piece_round_trip(void **state)
 	memset(&in, 0, sizeof(in));
 	in.chunks = calloc(nch, sizeof(*in.chunks));
 	for (size_t i = 0; i < nch; i++) {
-		in.chunks[i].len = 1 + (uint32_t)(i % 100);
+		in.chunks[i].len = DD_CHUNK_MIN_LIMIT + (uint32_t)(i % 100);
 		in.chunks[i].id[0] = (uint8_t)i, in.chunks[i].id[1] = (uint8_t)(i >> 8);
 		in.size += in.chunks[i].len;
 	}
@@ -421,6 +421,7 @@ writer_refuses_bad_entries(void **state)
 	struct dd_listing_writer *lw;
 	struct dd_kv dup[2] = { { "mode", "644" }, { "mode", "600" } };
 	struct dd_chunk_ref ch[2] = { { { 1 }, 10 }, { { 2 }, 0 } };
+	struct dd_chunk_ref tiny[2] = { { { 1 }, 10 }, { { 2 }, 100 } };
 	char *longname = calloc(1, DD_NAME_MAX + 2);
 	uint64_t n;
 	char id[DD_ID_HEX_SIZE];
@@ -436,6 +437,7 @@ writer_refuses_bad_entries(void **state)
 	add_expect(f->st, lw, "c", dup, 2, 0, NULL, 0, "given twice");
 	add_expect(f->st, lw, "c", NULL, 0, 11, ch, 1, "do not add up");
 	add_expect(f->st, lw, "c", NULL, 0, 10, ch, 2, "bad chunk length");
+	add_expect(f->st, lw, "c", NULL, 0, 110, tiny, 2, "bad chunk length 10"); /* short, and not the last */
 	add_expect(f->st, lw, "c", NULL, 0, 10, ch, 1, "checksum does not match");
 	add_expect(f->st, lw, "c", NULL, 0, 10, ch, 1, NULL); /* the refusals left the listing usable */
 	CHECK(dd_listing_end(lw, &n));
@@ -569,10 +571,26 @@ reader_refuses_hostile_listings(void **state)
 	expect_refused(f, &b, "1", "bad chunk count 16777217");
 	dd_buf_clear(&b), header(&b), raw_record(&b, "a", 1, 10, 10, 1); /* 4 of 10 written */
 	expect_refused(f, &b, "1", "bad chunk count 10");
-	dd_buf_clear(&b), header(&b), raw_record(&b, "a", 1, 5, 2, 2);
+	dd_buf_clear(&b), header(&b), raw_record(&b, "a", 1, 129, 2, 64);
 	expect_refused(f, &b, "1", "do not add up");
 	dd_buf_clear(&b), header(&b), raw_record(&b, "a", 1, 0, 1, 0);
 	expect_refused(f, &b, "1", "bad chunk length 0");
+	/*
+	 * chunks shorter than any store's chunker cuts (DD_CHUNK_MIN_LIMIT), but
+	 * the last: 4 Mi one-byte chunks (a 151 MB record) are refused from the
+	 * count before anything is allocated, and a short chunk that is not the last
+	 */
+	dd_buf_clear(&b), header(&b), raw_record(&b, "a", 1, 1u << 22, 1u << 22, 1);
+	expect_refused(f, &b, "1", "bad chunk count 4194304");
+	dd_buf_clear(&b), header(&b), raw_record(&b, "a", 1, 2 * DD_CHUNK_MIN_LIMIT - 1, 3, DD_CHUNK_MIN_LIMIT);
+	expect_refused(f, &b, "1", "bad chunk count 3");
+	{
+		uint8_t id[32] = { 0 };
+		dd_buf_clear(&b), header(&b), put_u32(&b, 1), dd_buf_put(&b, "a", 1), put_u32(&b, 0), put_u64(&b, 110);
+		dd_buf_put(&b, id, 32), put_u64(&b, 2);
+		dd_buf_put(&b, id, 32), put_u32(&b, 10), dd_buf_put(&b, id, 32), put_u32(&b, 100);
+		expect_refused(f, &b, "1", "bad chunk length 10");
+	}
 	/* attributes: a count beyond the bytes, and unsorted keys */
 	dd_buf_clear(&b), header(&b), put_u32(&b, 1), dd_buf_put(&b, "a", 1), put_u32(&b, 1000);
 	expect_refused(f, &b, "1", "bad attribute count");
@@ -595,8 +613,8 @@ static void
 record_cut_anywhere_asks_for_the_rest(void **state)
 {
 	struct dd_kv kv[2] = { { "mode", "644" }, { "type", "file" } };
-	struct dd_chunk_ref ch[3] = { { { 1 }, 5 }, { { 2 }, 6 }, { { 3 }, 7 } };
-	struct dd_stream_info in = { .name = "dir/photo.jpg", .attrs = kv, .nattrs = 2, .size = 18, .chunks = ch,
+	struct dd_chunk_ref ch[3] = { { { 1 }, 64 }, { { 2 }, 65 }, { { 3 }, 7 } };
+	struct dd_stream_info in = { .name = "dir/photo.jpg", .attrs = kv, .nattrs = 2, .size = 136, .chunks = ch,
 				     .nchunks = 3 }, out;
 	struct dd_buf b = DD_BUF_INIT, again = DD_BUF_INIT;
 	size_t used;
