@@ -142,6 +142,25 @@ check_entry(const struct dd_listing_writer *lw, const struct dd_stream_info *e)
 	return 0;
 }
 
+/*
+ * Every chunk an entry names must be where this snapshot can keep it: one
+ * reused from an earlier listing (a stash applied, then captured again) is
+ * copied out of a private pack where needed, and one no pack holds any
+ * more (a dropped stash's, taken by gc) is refused, never named.
+ */
+int
+dd_listing_reuse(struct dd_listing_writer *lw, const struct dd_stream_info *entry)
+{
+	for (size_t i = 0; i < entry->nchunks; i++) {
+		int r = dd_store_adopt_chunk(lw->st, &entry->chunks[i], lw->priv);
+		if (r != 0) {
+			dd_error_wrap("listing entry '%s'", entry->name);
+			return r == DD_NOTFOUND ? DD_NOTFOUND : -1;
+		}
+	}
+	return 0;
+}
+
 int
 dd_listing_add(struct dd_listing_writer *lw, const struct dd_stream_info *entry)
 {
@@ -152,10 +171,8 @@ dd_listing_add(struct dd_listing_writer *lw, const struct dd_stream_info *entry)
 		return dd_error("listing: an earlier entry failed");
 	if (check_entry(lw, entry) < 0)
 		return dd_error_wrap("listing");
-	/* an entry reused from a stash (applied, then captured again): its chunks must be where this snapshot can keep them */
-	for (size_t i = 0; i < entry->nchunks; i++)
-		if (dd_store_adopt_chunk(lw->st, &entry->chunks[i], lw->priv) < 0)
-			return dd_error_wrap("listing entry '%s'", entry->name);
+	if (dd_listing_reuse(lw, entry) != 0)
+		return -1;
 	if (!e.nchunks) /* no content (a folder, a link, an empty file): the checksum of nothing */
 		dd_stream_checksum(e.checksum, lw->st->keys, &e);
 	e.attrs = NULL;

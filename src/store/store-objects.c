@@ -244,12 +244,14 @@ dd_store_adopt_chunk(struct dd_store *st, const struct dd_chunk_ref *ref, int pr
 
 	if (dd_store_index_load(st) < 0 || dd_store_private_index_load(st) < 0)
 		return -1;
-	if (dd_midx_find(st->idx, ref->id, 1, &hit) || (priv && dd_midx_find(st->pidx, ref->id, 1, &hit)))
+	/* what this writer's own put would reuse (dd_store_put_private, put_packed): kept as it is */
+	if (dd_midx_find(st->idx, ref->id, !priv, &hit) || (priv && dd_midx_find(st->pidx, ref->id, 1, &hit)))
 		return 0; /* in a public pack, or (for a private writer) in one of this run's private packs */
 	dd_object_name(name, sizeof(name), "data", ref->id);
-	if ((priv && st->cache->ops->exists(st->cache, name) == 1) ||
-	    (!dd_midx_find(st->pidx, ref->id, 1, &hit) && !dd_midx_find(st->opidx, ref->id, 0, &hit)))
-		return 0; /* a loose public copy, or no private pack has it: nothing to copy */
+	if (priv ? st->cache->ops->exists(st->cache, name) == 1 : legacy_present(st, ref->id))
+		return 0; /* a loose object of a store written before packs */
+	if (!dd_midx_find(st->pidx, ref->id, 1, &hit) && !dd_midx_find(st->opidx, ref->id, 0, &hit))
+		goto gone; /* no pack this store or cache holds has it: the entry would name nothing */
 	rc = dd_store_get_object(st, DD_OBJ_DATA, ref->id, ref->len, &plain, NULL);
 	if (rc == 0 && plain.len != ref->len)
 		rc = dd_error("a private copy of a chunk differs in length from its entry");
@@ -258,7 +260,12 @@ dd_store_adopt_chunk(struct dd_store *st, const struct dd_chunk_ref *ref, int pr
 	else if (rc == 0)
 		rc = dd_store_put_object(st, DD_OBJ_DATA, ref->id, plain.ptr, plain.len, NULL, NULL, &existed);
 	dd_buf_release(&plain);
+	if (rc == DD_NOTFOUND) /* the private pack went since its index file was read (a gc) */
+		goto gone;
 	return rc == 0 ? 0 : -1;
+gone:
+	dd_error("chunk %s is in no pack of this store or its cache", name + 5);
+	return DD_NOTFOUND;
 }
 
 int

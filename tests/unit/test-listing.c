@@ -283,13 +283,14 @@ listing_of_100000_entries_round_trips_in_constant_memory(void **state)
 	assert_string_equal(id, id2);
 }
 
-/* Entries whose records are longer than any chunk (2 MiB), so each straddles several pieces. */
+/* Entries whose records are longer than any chunk (2 MiB), so each straddles several pieces of the stream. */
 static void
 records_longer_than_a_piece_round_trip(void **state)
 {
 	struct fx *f = *state;
 	struct dd_snapshot_writer *sw;
-	struct dd_listing_writer *lw;
+	struct dd_stream_writer *w;
+	struct dd_buf raw = DD_BUF_INIT;
 	struct dd_snapshot *s;
 	struct dd_listing_reader *lr;
 	const struct dd_stream_info *e;
@@ -308,14 +309,20 @@ records_longer_than_a_piece_round_trip(void **state)
 	in.nchunks = nch;
 	in.name = name;
 	dd_stream_checksum(in.checksum, f->st->keys, &in);
-	CHECK(dd_snapshot_begin(&sw, f->st));
-	CHECK(dd_listing_begin(&lw, sw, "big", "media"));
+	/* written as the writer would, by hand: the made-up chunks are in no pack, which dd_listing_add refuses */
+	dd_buf_put(&raw, "DDLS\1\0\0\0", 8);
 	for (int i = 0; i < 5; i++) {
 		memset(name, 'a' + i, DD_NAME_MAX); /* the longest name there may be */
 		name[DD_NAME_MAX] = 0;
-		CHECK(dd_listing_add(lw, &in));
+		CHECK(dd_stream_record_encode(&raw, &in));
 	}
-	CHECK(dd_listing_end(lw, NULL));
+	CHECK(dd_snapshot_begin(&sw, f->st));
+	CHECK(dd_stream_begin(&w, sw, "big"));
+	CHECK(dd_stream_write(w, raw.ptr, raw.len));
+	dd_stream_set_attr(w, "listing", "media");
+	dd_stream_set_attr(w, "entries", "5");
+	CHECK(dd_stream_end(w));
+	dd_buf_release(&raw);
 	assert_int_equal(dd_snapshot_commit(sw, id), 0);
 	CHECK(dd_snapshot_load(&s, f->st, id));
 	CHECK(dd_listing_open(&lr, f->st, dd_snapshot_find(s, "big")));
@@ -422,11 +429,14 @@ writer_refuses_bad_entries(void **state)
 	struct dd_kv dup[2] = { { "mode", "644" }, { "mode", "600" } };
 	struct dd_chunk_ref ch[2] = { { { 1 }, 10 }, { { 2 }, 0 } };
 	struct dd_chunk_ref tiny[2] = { { { 1 }, 10 }, { { 2 }, 100 } };
+	struct dd_stream_writer *w;
+	struct dd_stream_info real;
 	char *longname = calloc(1, DD_NAME_MAX + 2);
 	uint64_t n;
 	char id[DD_ID_HEX_SIZE];
 
 	memset(longname, 'x', DD_NAME_MAX + 1);
+	memset(&real, 0, sizeof(real));
 	CHECK(dd_snapshot_begin(&sw, f->st));
 	CHECK(dd_listing_begin(&lw, sw, "media", "media"));
 	add_expect(f->st, lw, "", NULL, 0, 0, NULL, 0, "empty or longer");
@@ -439,7 +449,13 @@ writer_refuses_bad_entries(void **state)
 	add_expect(f->st, lw, "c", NULL, 0, 10, ch, 2, "bad chunk length");
 	add_expect(f->st, lw, "c", NULL, 0, 110, tiny, 2, "bad chunk length 10"); /* short, and not the last */
 	add_expect(f->st, lw, "c", NULL, 0, 10, ch, 1, "checksum does not match");
-	add_expect(f->st, lw, "c", NULL, 0, 10, ch, 1, NULL); /* the refusals left the listing usable */
+	/* a chunk no pack holds (an entry whose content went): named by nothing, refused */
+	add_expect(f->st, lw, "c", NULL, 0, 10, ch, 1, "is in no pack");
+	CHECK(dd_content_begin(&w, sw));
+	CHECK(dd_stream_write(w, "0123456789", 10));
+	CHECK(dd_content_end(w, &real));
+	add_expect(f->st, lw, "c", NULL, 0, 10, real.chunks, 1, NULL); /* the refusals left the listing usable */
+	free(real.chunks);
 	CHECK(dd_listing_end(lw, &n));
 	assert_int_equal(n, 2);
 	CHECK(dd_snapshot_commit(sw, id));
@@ -1234,6 +1250,76 @@ private_listing_reusing_an_older_stash_entry_keeps_its_own_copy(void **state)
 	free(cache), free(rm);
 }
 
+/*
+ * The race a stash of a restored stash runs: the older stash is dropped and
+ * a gc takes its packs (index files past the grace period) before the new
+ * writer has copied the chunks of the entry it reuses. The entry is refused
+ * (DD_NOTFOUND: read the file again), never named with chunks gone; a
+ * public writer refuses it the same way, and a made-up chunk too.
+ */
+static void
+listing_refuses_a_reused_entry_whose_chunks_gc_took(void **state)
+{
+	struct fx *f = *state;
+	struct dd_snapshot_writer *sw;
+	struct dd_listing_writer *lw;
+	struct dd_snapshot *s;
+	struct dd_listing_reader *lr;
+	const struct dd_stream_info *e;
+	struct dd_stream_info dir = { .name = "z" }, kept;
+	struct dd_store *st2;
+	struct dd_cache_plan plan;
+	char older[DD_ID_HEX_SIZE], newer[DD_ID_HEX_SIZE], *cache = dd_path_join(f->sd, "cache");
+	char *cmd = dd_asprintf("touch -d '2 hours ago' '%s'/private/index/* '%s'/private/packs/*", cache, cache);
+	size_t removed = 0;
+
+	commit_gen_snapshot(f->st, DD_SNAPSHOT_PRIVATE, 13, 3 * MIB, older);
+	dd_store_free(f->st); /* another run: the older stash's packs are an earlier run's */
+	CHECK(dd_store_open(&f->st, f->url, f->sd, 0));
+	CHECK(dd_snapshot_load(&s, f->st, older));
+	CHECK(dd_listing_open(&lr, f->st, dd_snapshot_find(s, "media")));
+	assert_int_equal(dd_listing_next(lr, &e), 1); /* what a media index remembers of the folder */
+	memset(&kept, 0, sizeof(kept));
+	kept.name = "f.bin", kept.size = e->size, kept.nchunks = e->nchunks;
+	memcpy(kept.checksum, e->checksum, 32);
+	kept.chunks = malloc(e->nchunks * sizeof(*e->chunks));
+	memcpy(kept.chunks, e->chunks, e->nchunks * sizeof(*e->chunks));
+	dd_listing_close(lr);
+	dd_snapshot_free(s);
+	/* the stash is dropped and a gc takes its files */
+	CHECK(dd_store_private_drop(f->st, older));
+	assert_int_equal(system(cmd), 0);
+	CHECK(dd_store_cache_plan(&plan, f->st, NULL, 0));
+	for (size_t i = 0; i < plan.nitems; i++)
+		if (!strncmp(plan.items[i].name, "private/", 8)) {
+			CHECK(dd_store_cache_remove(f->st, &plan.items[i]));
+			removed++;
+		}
+	dd_cache_plan_release(&plan);
+	assert_true(removed >= 2);
+	/* the new stash's writer, in a run that never saw the older stash's index file */
+	CHECK(dd_store_open(&st2, f->url, f->sd, 0));
+	CHECK(dd_snapshot_begin_flags(&sw, st2, DD_SNAPSHOT_PRIVATE));
+	CHECK(dd_listing_begin(&lw, sw, "media", "media"));
+	assert_int_equal(dd_listing_reuse(lw, &kept), DD_NOTFOUND);
+	assert_non_null(strstr(dd_error_last(), "is in no pack"));
+	dd_error_clear();
+	assert_int_equal(dd_listing_add(lw, &kept), -1);
+	CHECK(dd_listing_add(lw, &dir)); /* the listing is still usable: the file is read again instead */
+	CHECK(dd_listing_end(lw, NULL));
+	CHECK(dd_snapshot_commit(sw, newer));
+	/* a public writer the same */
+	CHECK(dd_snapshot_begin(&sw, st2));
+	CHECK(dd_listing_begin(&lw, sw, "media", "media"));
+	assert_int_equal(dd_listing_reuse(lw, &kept), DD_NOTFOUND);
+	assert_int_equal(dd_listing_add(lw, &kept), -1);
+	dd_listing_abort(lw);
+	dd_snapshot_abort(sw);
+	dd_store_free(st2);
+	free(kept.chunks);
+	free(cache), free(cmd);
+}
+
 int
 main(void)
 {
@@ -1260,6 +1346,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(public_listing_reusing_a_private_entry_makes_its_chunks_public, fx_setup,
 						fx_teardown),
 		cmocka_unit_test_setup_teardown(private_listing_reusing_an_older_stash_entry_keeps_its_own_copy, fx_setup,
+						fx_teardown),
+		cmocka_unit_test_setup_teardown(listing_refuses_a_reused_entry_whose_chunks_gc_took, fx_setup,
 						fx_teardown),
 	};
 	if (sodium_init() < 0)
