@@ -1320,6 +1320,49 @@ listing_refuses_a_reused_entry_whose_chunks_gc_took(void **state)
 	free(cache), free(cmd);
 }
 
+/*
+ * A private writer that runs for more than an hour (a big folder on a slow
+ * disk): its first packs and midway index file are older than gc's grace
+ * period while no manifest needs them yet. A gc meanwhile must not take
+ * them: each private pack the writer finishes renews them.
+ */
+static void
+long_private_writer_keeps_its_files_from_gc(void **state)
+{
+	struct fx *f = *state;
+	struct dd_snapshot_writer *sw;
+	struct dd_listing_writer *lw;
+	struct dd_stream_info a, b;
+	struct dd_store *st2;
+	struct dd_cache_plan plan;
+	char id[DD_ID_HEX_SIZE], *cache = dd_path_join(f->sd, "cache");
+	char *cmd = dd_asprintf("touch -d '2 hours ago' '%s'/private/index/* '%s'/private/packs/*", cache, cache);
+
+	memset(&a, 0, sizeof(a)), memset(&b, 0, sizeof(b));
+	CHECK(dd_store_open(&st2, f->url, f->sd, 0));
+	dd_packer_set_index_every(st2, 1); /* an index file per pack, as every 64 packs of a big stash */
+	CHECK(dd_snapshot_begin_flags(&sw, st2, DD_SNAPSHOT_PRIVATE));
+	content_gen(sw, 14, 40 * MIB, &a); /* a pack and its index file written midway */
+	assert_true(count_files(cache, "private/index") >= 1);
+	assert_int_equal(system(cmd), 0); /* ... an hour and more ago */
+	content_gen(sw, 15, 40 * MIB, &b); /* the writer goes on: another pack */
+	/* a gc in another process meanwhile */
+	CHECK(dd_store_cache_plan(&plan, f->st, NULL, 0));
+	for (size_t i = 0; i < plan.nitems; i++)
+		if (!strncmp(plan.items[i].name, "private/", 8))
+			fail_msg("gc would take %s, which the private writer still needs", plan.items[i].name);
+	dd_cache_plan_release(&plan);
+	a.name = "a.bin", b.name = "b.bin";
+	CHECK(dd_listing_begin(&lw, sw, "media", "media"));
+	CHECK(dd_listing_add(lw, &a));
+	CHECK(dd_listing_add(lw, &b));
+	CHECK(dd_listing_end(lw, NULL));
+	CHECK(dd_snapshot_commit(sw, id));
+	free(a.chunks), free(b.chunks);
+	dd_store_free(st2);
+	free(cache), free(cmd);
+}
+
 int
 main(void)
 {
@@ -1349,6 +1392,7 @@ main(void)
 						fx_teardown),
 		cmocka_unit_test_setup_teardown(listing_refuses_a_reused_entry_whose_chunks_gc_took, fx_setup,
 						fx_teardown),
+		cmocka_unit_test_setup_teardown(long_private_writer_keeps_its_files_from_gc, fx_setup, fx_teardown),
 	};
 	if (sodium_init() < 0)
 		return 1;
