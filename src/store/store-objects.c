@@ -234,11 +234,14 @@ put_packed(struct dd_store *st, const uint8_t id[32], const void *plain, size_t 
 	return dd_packer_add(st, id, DD_OBJ_DATA, obj, existed, 0);
 }
 
+static int get_from_cache_pack(struct dd_store *st, const uint8_t id[32], const char *name, size_t max_plain,
+			       struct dd_buf *plain, ZSTD_DCtx *zd, struct dd_buf *obj);
+
 int
 dd_store_adopt_chunk(struct dd_store *st, const struct dd_chunk_ref *ref, int priv)
 {
 	struct dd_midx_hit hit;
-	struct dd_buf plain = DD_BUF_INIT;
+	struct dd_buf plain = DD_BUF_INIT, obj = DD_BUF_INIT;
 	char name[DD_OBJECT_NAME_SIZE];
 	int rc, existed;
 
@@ -252,7 +255,9 @@ dd_store_adopt_chunk(struct dd_store *st, const struct dd_chunk_ref *ref, int pr
 		return 0; /* a loose object of a store written before packs */
 	if (!dd_midx_find(st->pidx, ref->id, 1, &hit) && !dd_midx_find(st->opidx, ref->id, 0, &hit))
 		goto gone; /* no pack this store or cache holds has it: the entry would name nothing */
-	rc = dd_store_get_object(st, DD_OBJ_DATA, ref->id, ref->len, &plain, NULL);
+	/* from the private pack in the cache alone: the store never holds it, so never asked for it */
+	rc = get_from_cache_pack(st, ref->id, name, ref->len, &plain, NULL, &obj);
+	dd_buf_release(&obj);
 	if (rc == 0 && plain.len != ref->len)
 		rc = dd_error("a private copy of a chunk differs in length from its entry");
 	if (rc == 0 && priv)
