@@ -53,10 +53,15 @@ opt_value(PQconninfoOption *opts, const char *key)
 	return NULL;
 }
 
+/* getpwuid_r: a switch resolves targets in two threads at once (its change check runs beside the clone) */
 static char *
 os_user(void)
 {
-	struct passwd *pw = getpwuid(geteuid());
+	struct passwd pwbuf, *pw = NULL;
+	char buf[4096];
+
+	if (getpwuid_r(geteuid(), &pwbuf, buf, sizeof(buf), &pw) != 0)
+		pw = NULL;
 	return dd_strdup(pw && pw->pw_name ? pw->pw_name : "unknown");
 }
 

@@ -197,6 +197,14 @@ int dd_pg_changes(enum dd_pg_change *out, const char *conninfo, const char *fing
 /* dd_pg_changes() for database `dbname` (NULL: the one of `conninfo`) on the server of `conninfo`. */
 int dd_pg_changes_of(enum dd_pg_change *out, const char *conninfo, const char *dbname, const char *fingerprint,
 		     int wait_ms, char **why);
+/*
+ * dd_pg_changes() that hands back, with DD_PG_UNCHANGED, a seal (*seal,
+ * caller frees; change.c): the database's activity counters right after
+ * the check, so that a switch can run it early (while it clones) and
+ * still trust it at the rename (dd_pg_seal_holds, internal.h).
+ */
+int dd_pg_changes_sealed(enum dd_pg_change *out, const char *conninfo, const char *fingerprint, int wait_ms, char **why,
+			 char **seal);
 /* "unchanged", "changed", "unknown", "missing" */
 const char *dd_pg_change_name(enum dd_pg_change change);
 
