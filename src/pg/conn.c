@@ -211,8 +211,8 @@ out:
 	return rc;
 }
 
-int
-dd_pg_connect_maint(PGconn **out, const char *conninfo, const char *workdb)
+static int
+connect_maint(PGconn **out, const char *conninfo, const char *workdb)
 {
 	const char *maint = strcmp(workdb, "postgres") ? "postgres" : "template1";
 
@@ -221,6 +221,99 @@ dd_pg_connect_maint(PGconn **out, const char *conninfo, const char *workdb)
 	if (strcmp(maint, "postgres") || !strstr(dd_error_last(), "does not exist"))
 		return -1;
 	return dd_pg_connect(out, conninfo, "template1");
+}
+
+/*
+ * A maintenance connection made ahead (dd_pg_preconnect): one per process,
+ * made by a thread of its own, handed over once to the first
+ * dd_pg_connect_maint() for the same conninfo and working database.
+ */
+static struct {
+	pthread_mutex_t mu;
+	pthread_t thread;
+	int started, finished, joined;
+	char *conninfo, *workdb;
+	PGconn *conn;
+} ahead = { .mu = PTHREAD_MUTEX_INITIALIZER };
+
+static void *
+ahead_run(void *arg)
+{
+	PGconn *c = NULL;
+
+	(void)arg;
+	if (connect_maint(&c, ahead.conninfo, ahead.workdb) < 0)
+		dd_error_clear(); /* the one who needs it connects again, and reports why it cannot */
+	pthread_mutex_lock(&ahead.mu);
+	ahead.conn = c;
+	ahead.finished = 1;
+	pthread_mutex_unlock(&ahead.mu);
+	return NULL;
+}
+
+void
+dd_pg_preconnect(const char *conninfo)
+{
+	struct dd_pg_target t;
+
+	if (ahead.started || dd_pg_target_resolve(&t, conninfo) < 0) {
+		dd_error_clear();
+		return;
+	}
+	ahead.conninfo = dd_strdup(conninfo ? conninfo : "");
+	ahead.workdb = dd_strdup(t.database);
+	dd_pg_target_release(&t);
+	ahead.started = pthread_create(&ahead.thread, NULL, ahead_run, NULL) == 0;
+}
+
+/* The connection made ahead for (conninfo, workdb), waited for; NULL if none (or it failed). */
+static PGconn *
+take_ahead(const char *conninfo, const char *workdb)
+{
+	PGconn *c;
+
+	if (!ahead.started || ahead.joined || strcmp(ahead.conninfo, conninfo ? conninfo : "") ||
+	    strcmp(ahead.workdb, workdb))
+		return NULL;
+	pthread_join(ahead.thread, NULL);
+	ahead.joined = 1;
+	c = ahead.conn;
+	ahead.conn = NULL;
+	if (c && PQstatus(c) != CONNECTION_OK) {
+		PQfinish(c);
+		c = NULL;
+	}
+	return c;
+}
+
+void
+dd_pg_preconnect_end(void)
+{
+	int finished;
+
+	if (!ahead.started || ahead.joined)
+		return;
+	pthread_mutex_lock(&ahead.mu);
+	finished = ahead.finished;
+	pthread_mutex_unlock(&ahead.mu);
+	if (!finished)
+		return; /* still connecting (a server that does not answer): the exit ends it, no one waits for it */
+	pthread_join(ahead.thread, NULL);
+	ahead.joined = 1;
+	if (ahead.conn)
+		PQfinish(ahead.conn);
+	ahead.conn = NULL;
+	free(ahead.conninfo);
+	free(ahead.workdb);
+	ahead.conninfo = ahead.workdb = NULL;
+}
+
+int
+dd_pg_connect_maint(PGconn **out, const char *conninfo, const char *workdb)
+{
+	if ((*out = take_ahead(conninfo, workdb)))
+		return 0;
+	return connect_maint(out, conninfo, workdb);
 }
 
 char *
