@@ -266,19 +266,27 @@ dd_pg_preconnect(const char *conninfo)
 	ahead.started = pthread_create(&ahead.thread, NULL, ahead_run, NULL) == 0;
 }
 
-/* The connection made ahead for (conninfo, workdb), waited for; NULL if none (or it failed). */
+/* The connection made ahead for (conninfo, workdb), waited for; NULL if none (or it failed). Any thread. */
 static PGconn *
 take_ahead(const char *conninfo, const char *workdb)
 {
 	PGconn *c;
+	int mine;
 
-	if (!ahead.started || ahead.joined || strcmp(ahead.conninfo, conninfo ? conninfo : "") ||
-	    strcmp(ahead.workdb, workdb))
+	pthread_mutex_lock(&ahead.mu);
+	mine = ahead.started && !ahead.joined && !strcmp(ahead.conninfo, conninfo ? conninfo : "") &&
+	       !strcmp(ahead.workdb, workdb);
+	if (mine)
+		ahead.joined = 1; /* claimed: nobody else joins it */
+	pthread_mutex_unlock(&ahead.mu);
+	if (!mine)
 		return NULL;
 	pthread_join(ahead.thread, NULL);
-	ahead.joined = 1;
 	c = ahead.conn;
 	ahead.conn = NULL;
+	free(ahead.conninfo); /* claimed: no one reads them any more */
+	free(ahead.workdb);
+	ahead.conninfo = ahead.workdb = NULL;
 	if (c && PQstatus(c) != CONNECTION_OK) {
 		PQfinish(c);
 		c = NULL;
@@ -291,15 +299,14 @@ dd_pg_preconnect_end(void)
 {
 	int finished;
 
-	if (!ahead.started || ahead.joined)
-		return;
 	pthread_mutex_lock(&ahead.mu);
-	finished = ahead.finished;
+	finished = ahead.started && !ahead.joined && ahead.finished;
+	if (finished)
+		ahead.joined = 1;
 	pthread_mutex_unlock(&ahead.mu);
 	if (!finished)
-		return; /* still connecting (a server that does not answer): the exit ends it, no one waits for it */
+		return; /* none, taken, or still connecting (a server that does not answer): the exit ends it */
 	pthread_join(ahead.thread, NULL);
-	ahead.joined = 1;
 	if (ahead.conn)
 		PQfinish(ahead.conn);
 	ahead.conn = NULL;
