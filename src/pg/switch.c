@@ -57,6 +57,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,7 +68,8 @@
 
 /*
  * Tests stop a switch at a named point to kill it there (tests/integration/
- * t-pg-switch-kill.sh, t-media-kill.sh): with DNADATA_FAILPOINT=<name> the process stops
+ * t-pg-switch-kill.sh, t-media-kill.sh) or to use the database meanwhile
+ * (t-pg-switch.sh, "checked"): with DNADATA_FAILPOINT=<name> the process stops
  * itself (SIGSTOP) on reaching it; "commit-lost" instead cuts the
  * connection once the rename committed, before its reply is read. Nothing
  * else reads this variable.
@@ -390,22 +392,95 @@ stash_unmodified(struct sw *s, const struct dd_pg_copy *c)
 	return ok;
 }
 
-/* Was the working database modified since its restore (or snapshot)? */
+/*
+ * Was the working database modified since its restore (or snapshot)? With
+ * DD_PG_MOD_NO, *seal: what must still hold before the rename (change.c).
+ * Runs in its own thread (check_start): it reads only what no other step
+ * of the switch writes.
+ */
 static enum dd_pg_modified
-working_modified(struct sw *s)
+working_modified(struct sw *s, char **seal)
 {
 	enum dd_pg_change ch;
 	char *why = NULL;
 
+	*seal = NULL;
 	if (!s->prev.snapshot || !s->prev.fingerprint)
 		return DD_PG_MOD_UNKNOWN;
-	if (dd_pg_changes(&ch, s->o->conninfo, s->prev.fingerprint, 200, &why) < 0) {
+	if (dd_pg_changes_sealed(&ch, s->o->conninfo, s->prev.fingerprint, 200, &why, seal) < 0) {
 		dd_debug("cannot tell whether %s changed: %s", s->t.database, dd_error_last());
 		dd_error_clear();
 		return DD_PG_MOD_UNKNOWN;
 	}
 	free(why);
 	return ch == DD_PG_UNCHANGED ? DD_PG_MOD_NO : ch == DD_PG_CHANGED ? DD_PG_MOD_YES : DD_PG_MOD_UNKNOWN;
+}
+
+/*
+ * The working database's change check runs while the source is prepared
+ * (a clone: the longest step), on connections of its own; its "unmodified"
+ * is trusted only if its seal still holds just before the rename.
+ */
+struct check {
+	struct sw *s;
+	enum dd_pg_modified modified;
+	char *seal;
+	pthread_t thread;
+	int started;
+};
+
+static void *
+check_run(void *arg)
+{
+	struct check *c = arg;
+
+	c->modified = working_modified(c->s, &c->seal);
+	return NULL;
+}
+
+static void
+check_start(struct check *c, struct sw *s)
+{
+	c->s = s;
+	c->modified = DD_PG_MOD_UNKNOWN;
+	c->seal = NULL;
+	c->started = pthread_create(&c->thread, NULL, check_run, c) == 0;
+	if (!c->started)
+		check_run(c); /* no thread: in line */
+}
+
+/* A switch that fails before the rename: the answer is not needed (the error recorded stays). */
+static void
+check_abandon(struct check *c)
+{
+	if (c->started)
+		pthread_join(c->thread, NULL);
+	c->started = 0;
+	free(c->seal);
+	c->seal = NULL;
+}
+
+/* The check's answer: DD_PG_MOD_NO only if nobody used the database since it ran. */
+static enum dd_pg_modified
+check_finish(struct check *c)
+{
+	enum dd_pg_modified m;
+	int holds;
+
+	if (c->started)
+		pthread_join(c->thread, NULL);
+	c->started = 0;
+	failpoint("checked");
+	m = c->modified;
+	if (m == DD_PG_MOD_NO && (holds = dd_pg_seal_holds(c->s->m, c->seal)) != 1) {
+		dd_debug("database %s may have been used since its change check%s%s", c->s->t.database,
+			 holds < 0 ? ": " : "", holds < 0 ? dd_error_last() : "");
+		dd_error_clear();
+		m = DD_PG_MOD_UNKNOWN;
+	}
+	free(c->seal);
+	c->seal = NULL;
+	return m;
 }
 
 /* Other sessions on `db`: end them (terminate) or refuse, naming them. */
@@ -507,6 +582,16 @@ rename_in(struct sw *s, const char *source, const char *stash, int open_it, cons
 	return rc;
 }
 
+/* An interrupt seen between two steps: 1 with the error "interrupted" recorded. */
+static int
+stop_if_interrupted(void)
+{
+	if (!dd_pg_interrupted())
+		return 0;
+	dd_error("interrupted");
+	return 1;
+}
+
 /* Pending under our pid: `name` (replacing what was). */
 static int
 start_building(struct sw *s, const char *name)
@@ -574,10 +659,8 @@ build_template(struct sw *s, char **tmpl, char **seq_fp, long long *size)
 		dd_error_wrap("restoring snapshot %.12s", o->snapshot);
 		goto out;
 	}
-	if (dd_pg_interrupted()) {
-		dd_error("interrupted");
+	if (stop_if_interrupted())
 		goto out;
-	}
 	failpoint("template-built");
 	q = dd_pg_quote_ident(*tmpl);
 	sql = dd_asprintf("ALTER DATABASE %s WITH ALLOW_CONNECTIONS false", q);
@@ -812,6 +895,7 @@ int
 dd_pg_switch(const struct dd_pg_switch_opts *o, struct dd_pg_switch_result *res)
 {
 	struct sw s = { .o = o };
+	struct check chk = { 0 };
 	const struct dd_pg_copy *src = NULL;
 	struct dd_pg_journal j = { 0 };
 	char *stash = NULL, *seq = NULL, *fp = NULL, *source = NULL, *source_oid = NULL;
@@ -825,19 +909,17 @@ dd_pg_switch(const struct dd_pg_switch_opts *o, struct dd_pg_switch_result *res)
 		return DD_ERROR;
 	if (open_switch(&s, &exists) < 0)
 		goto out;
+	if (exists)
+		check_start(&chk, &s);
 	src = choose_source(&s, res, &open_it);
 	if (choose_media(&s, res, src) < 0)
 		goto out;
-	if (prepare_source(&s, res, src, &source, &seq, &fp) < 0)
+	if (prepare_source(&s, res, src, &source, &seq, &fp) < 0 || stop_if_interrupted())
 		goto out;
-	if (dd_pg_interrupted()) {
-		dd_error("interrupted");
-		goto out;
-	}
 
 	/* the working database becomes a stash: what it holds, the branch left, whether it was modified */
 	if (exists) {
-		modified = working_modified(&s);
+		modified = check_finish(&chk);
 		if (dd_pg_pick_stash_name(s.m, s.t.database, &stash) < 0)
 			goto out;
 	}
@@ -905,6 +987,7 @@ forget_stash:
 undo_journal:
 	remove_journal(&s);
 out:
+	check_abandon(&chk);
 	if (rc != DD_OK)
 		drop_building(&s);
 	if (s.m) {
