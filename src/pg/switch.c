@@ -769,6 +769,25 @@ apply_media(struct sw *s)
 	return 0;
 }
 
+/*
+ * Files set aside (a private snapshot) are named by the stash the working
+ * database becomes: without a working database nothing would name them,
+ * so the switch refuses rather than remove them.
+ */
+static int
+media_keepable(const struct sw *s, int exists)
+{
+	const struct dd_pg_switch_media *m = s->o->media;
+
+	if (exists || !s->media || !m->stash_private || !strcmp(m->stash, s->media))
+		return 0;
+	dd_error("media folder %s holds files no snapshot has, and there is no working database %s to keep them "
+		 "with", m->folder, s->t.database);
+	dd_hint("move the folder %s elsewhere (or restore the database its files go with first), then restore again",
+		m->folder);
+	return -1;
+}
+
 /* The switch did not happen: its journal goes (keeping the error). */
 static void
 remove_journal(struct sw *s)
@@ -841,6 +860,8 @@ dd_pg_switch(const struct dd_pg_switch_opts *o, struct dd_pg_switch_result *res)
 		if (dd_pg_pick_stash_name(s.m, s.t.database, &stash) < 0)
 			goto out;
 	}
+	if (media_keepable(&s, exists) < 0)
+		goto out;
 	kind = journal_kind(res, src);
 	if (db_oid(s.m, source, &source_oid) < 0)
 		goto out;
