@@ -65,6 +65,7 @@ struct dd_media_switch {
 	char *root;
 	struct dd_media_opts mo;
 	const char *snapshot;   /* the ref's */
+	const char *conninfo;   /* the working database's (its record marks a put-back that failed) */
 	char stash[65];         /* the folder as it was */
 	struct dd_media_stats stats;
 	struct dd_pg_switch_media hooks;
@@ -98,19 +99,32 @@ media_choose(void *arg, const char *source_media, char **target)
 	return 0;
 }
 
-/* Put the folder back as it was (the stash); keeps the current error. 0, or -1 (warned). */
+/*
+ * Put the folder back as it was (the stash); keeps the current error. 0,
+ * or -1 (warned): then the working record names the stash as its pending
+ * media, so nothing sweeps it and the next restore puts it back first.
+ */
 static int
 put_back(struct dd_media_switch *ms)
 {
 	struct dd_error_saved saved;
 	struct dd_media_stats st;
+	const char *id = *ms->stash ? ms->stash : "(empty)";
 	int rc = 0;
 
 	dd_error_save(&saved);
 	memset(&st, 0, sizeof(st));
 	if (dd_media_apply(ms->st, ms->stash, &ms->mo, &st) < 0) {
-		dd_warn("media folder %s could not be put back as it was (%s); it is kept as snapshot %.12s: run "
-			"`git dnadata restore` again", ms->root, dd_error_last(), *ms->stash ? ms->stash : "(empty)");
+		char *why = dd_strdup(dd_error_last());
+		dd_error_clear();
+		if (dd_pg_state_set_media(ms->mo.statedir, ms->conninfo, ms->stash, 1) == 0)
+			dd_warn("media folder %s could not be put back as it was (%s); its files are kept as snapshot "
+				"%.12s, which the next `git dnadata restore` puts back first", ms->root, why, id);
+		else
+			dd_warn("media folder %s could not be put back as it was (%s), nor could that be recorded (%s); "
+				"its files are kept as snapshot %.12s: do not run gc before `git dnadata restore` has put "
+				"them back", ms->root, why, dd_error_last(), id);
+		free(why);
 		rc = -1;
 	}
 	dd_error_restore(&saved);
@@ -174,6 +188,7 @@ dd_media_switch_begin(struct dd_media_switch **out, struct dd_repo *repo, const 
 	ms = dd_calloc(1, sizeof(*ms));
 	ms->root = root;
 	ms->snapshot = snapshot;
+	ms->conninfo = dd_config_database(cfg, p);
 	dd_workflow_media_opts(&ms->mo, repo, p, root);
 	if (dd_workflow_open_store_reading(&ms->st, cfg, repo) < 0)
 		goto fail;

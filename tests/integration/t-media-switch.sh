@@ -36,4 +36,33 @@ test_without_a_working_database_files_no_snapshot_has_are_not_removed() {
 	[ -e "$T/kept/mine.txt" ] || fail "mine.txt is gone from the folder moved away"
 }
 
+test_a_failed_put_back_is_put_back_by_the_next_restore_and_kept_from_gc() {
+	command -v strace >/dev/null || fail "this test needs strace (to make renames fail)"
+	setup_media
+	git checkout -q -b B
+	rm "$MEDIA/a.txt"
+	printf 'b\n' >"$MEDIA/b.txt"
+	mkdir "$MEDIA/many"
+	for i in 1 2 3 4 5; do printf 'y %s\n' "$i" >"$MEDIA/many/$i.txt"; done
+	expect_ok git dnadata snapshot
+	git checkout -q main
+	expect_ok git dnadata restore
+	printf 'mine\n' >"$MEDIA/aa-mine.txt"
+	git checkout -q B
+	# every rename from the second on fails: the apply fails, and so does putting the folder back
+	run strace -f -o /dev/null -e trace=renameat,renameat2 -e "inject=renameat,renameat2:error=ENOSPC:when=2+" \
+		git-dnadata restore
+	[ "$RC" != 0 ] || fail "the restore did not fail under ENOSPC: $ERR"
+	[ -e "$MEDIA/aa-mine.txt" ] && fail "aa-mine.txt still there: the put-back did not fail, nothing tested"
+	assert_contains "$ERR" "next \`git dnadata restore\` puts back first"
+	assert_not_contains "$ERR" "run \`git dnadata restore\` again"
+	expect_ok git dnadata gc
+	expect_ok git dnadata restore
+	expect_ok git dnadata gc
+	git checkout -q main
+	expect_ok git dnadata restore
+	[ -e "$MEDIA/aa-mine.txt" ] || fail "aa-mine.txt is lost: $(ls "$MEDIA" | xargs)"
+	assert_eq "mine" "$(cat "$MEDIA/aa-mine.txt")"
+}
+
 run_tests
