@@ -338,50 +338,20 @@ idset_free(struct idset *s)
 	memset(s, 0, sizeof(*s));
 }
 
-/* The distinct working databases of the profiles (borrowed strings); *n of them. */
-static const char **
-working_dbs(const struct dd_config *cfg, size_t *n)
+static void
+named_add(void *arg, const char *id)
 {
-	const char **out = dd_calloc(cfg->nprofiles + 1, sizeof(*out));
-
-	*n = 0;
-	for (size_t i = 0; i < cfg->nprofiles; i++) {
-		const char *ci = dd_config_database(cfg, &cfg->profiles[i]);
-		size_t k;
-		for (k = 0; k < *n && strcmp(out[k], ci); k++)
-			;
-		if (k == *n)
-			out[(*n)++] = ci;
-	}
-	return out;
+	idset_add(arg, id);
 }
 
 /*
- * Every media id a record names: the stashes' of every working database,
- * the working records' (a pending one too), and each media folder's
- * recorded snapshot (the folder may hold a stash's files brought back).
+ * The snapshot each configured media folder's index records (the folder
+ * may hold a stash's files brought back): a stat walk per folder, so taken
+ * before any database lock (a git hook's trylock is not kept waiting).
  */
 static int
-media_named(struct dd_repo *repo, const struct dd_config *cfg, struct idset *named)
+folders_named(struct dd_repo *repo, const struct dd_config *cfg, struct idset *named)
 {
-	size_t ndbs;
-	const char **dbs = working_dbs(cfg, &ndbs);
-	int rc = -1;
-
-	for (size_t i = 0; i < ndbs; i++) {
-		struct dd_pg_copy *c = NULL;
-		struct dd_pg_state w;
-		size_t n = 0;
-		if (dd_pg_copies_list(&c, &n, repo->statedir, dbs[i], 0) < 0)
-			goto out;
-		for (size_t k = 0; k < n; k++)
-			idset_add(named, c[k].media);
-		dd_pg_copies_free(c, n);
-		if (dd_pg_state_read(&w, repo->statedir, dbs[i]) < 0)
-			goto out;
-		idset_add(named, w.media);
-		dd_pg_state_release(&w);
-	}
 	for (size_t i = 0; i < cfg->nprofiles; i++) {
 		struct dd_media_opts mo;
 		char rec[65] = "", *root = dd_workflow_media_root(repo, &cfg->profiles[i]);
@@ -391,38 +361,25 @@ media_named(struct dd_repo *repo, const struct dd_config *cfg, struct idset *nam
 		int r = dd_media_changed(&mo, rec);
 		free(root);
 		if (r < 0 && r != DD_NOTFOUND)
-			goto out;
+			return -1;
 		dd_error_clear();
 		idset_add(named, rec);
 	}
-	rc = 0;
-out:
-	free(dbs);
-	return rc;
+	return 0;
 }
 
-/* Hold every working database's lock (without waiting): no switch is setting a folder aside meanwhile. */
+/*
+ * Every media id a record names: the folders' (folders_named) and those of
+ * every database's records under the state folder (stashes, working
+ * records, pending ones too, journals), whichever worktree, branch or
+ * profile file wrote them: the state folder and the cache are shared.
+ */
 static int
-lock_all(struct dd_repo *repo, const struct dd_config *cfg, int **locks, size_t *n)
+media_named(struct dd_repo *repo, const struct dd_config *cfg, struct idset *named)
 {
-	const char **dbs = working_dbs(cfg, n);
-	int rc = 0;
-
-	*locks = dd_calloc(*n + 1, sizeof(**locks));
-	for (size_t i = 0; i < *n; i++)
-		(*locks)[i] = -1;
-	for (size_t i = 0; i < *n && rc == 0; i++)
-		rc = dd_pg_state_trylock(repo->statedir, dbs[i], &(*locks)[i]);
-	free(dbs);
-	return rc;
-}
-
-static void
-unlock_all(int *locks, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		dd_unlock_file(locks[i]);
-	free(locks);
+	if (folders_named(repo, cfg, named) < 0)
+		return -1;
+	return dd_pg_state_media_named(repo->statedir, named_add, named);
 }
 
 int
@@ -472,13 +429,16 @@ dd_workflow_media_sweep(struct dd_repo *repo, const struct dd_config *cfg, struc
 		rc = 0;
 		goto out;
 	}
-	r = lock_all(repo, cfg, &locks, &nlocks);
+	if (folders_named(repo, cfg, &named) < 0)
+		goto out;
+	/* every database's lock: no switch is setting a folder aside meanwhile */
+	r = dd_pg_state_trylock_all(repo->statedir, &locks, &nlocks);
 	if (r == DD_EBUSY) { /* a restore is running: it may be setting a folder aside; next time */
 		dd_error_clear();
 		rc = DD_EBUSY;
 		goto out;
 	}
-	if (r < 0 || media_named(repo, cfg, &named) < 0)
+	if (r < 0 || dd_pg_state_media_named(repo->statedir, named_add, &named) < 0)
 		goto out;
 	for (size_t i = 0; i < n; i++) {
 		if (idset_has(&named, ids[i]))
@@ -490,7 +450,7 @@ dd_workflow_media_sweep(struct dd_repo *repo, const struct dd_config *cfg, struc
 	}
 	rc = 0;
 out:
-	unlock_all(locks, nlocks);
+	dd_pg_state_unlock_all(locks, nlocks);
 	idset_free(&named);
 	dd_store_snapshot_ids_free(ids, n);
 	return rc;

@@ -65,4 +65,26 @@ test_a_failed_put_back_is_put_back_by_the_next_restore_and_kept_from_gc() {
 	assert_eq "mine" "$(cat "$MEDIA/aa-mine.txt")"
 }
 
+test_gc_in_one_worktree_keeps_another_worktrees_set_aside() {
+	setup_media
+	local main=$PWD db2 name
+	db2=$(pg_newdb msw2)
+	git worktree add -q "$T/wt2" -b feature
+	cd "$T/wt2"
+	expect_ok git dnadata use clean --worktree-database "$db2"
+	expect_ok git dnadata restore
+	printf 'mine\n' >"$MEDIA/mine.txt"
+	expect_ok git dnadata restore
+	assert_no_file "$MEDIA/mine.txt"
+	expect_ok git dnadata stash list
+	name=$(printf '%s\n' "$OUT" | awk '/set aside/{print $1}' | head -1)
+	[ -n "$name" ] || fail "no stash with media set aside: $OUT"
+	cd "$main"
+	expect_ok git dnadata gc
+	assert_not_contains "$OUT" "dropped 1 media set-aside"
+	cd "$T/wt2"
+	expect_ok git dnadata stash media "$name" "$T/out"
+	assert_eq "mine" "$(cat "$T/out/mine.txt")"
+}
+
 run_tests
