@@ -403,9 +403,11 @@ dd_workflow_media_release(struct dd_repo *repo, const struct dd_config *cfg, str
 	if (media_named(repo, cfg, &named) < 0)
 		goto out;
 	rc = idset_has(&named, id) ? 0 : dd_store_private_drop(st, id);
-	if (rc == DD_NOTFOUND) {
+	if (rc == DD_NOTFOUND) { /* gone already */
 		dd_error_clear();
 		rc = 0;
+	} else if (rc == 0 && !idset_has(&named, id)) {
+		rc = 1;
 	}
 out:
 	idset_free(&named);

@@ -38,7 +38,8 @@ void dd_workflow_media_opts(struct dd_media_opts *o, const struct dd_repo *repo,
 /*
  * A stash with media set aside was dropped: drop its private snapshot `id`
  * (store.h) unless it is not private or a record still names it (another
- * stash, a working record, a folder's recorded snapshot). 0 or -1.
+ * stash, a working record, a folder's recorded snapshot). 1 dropped, 0
+ * kept (or not private), -1. Call it holding the dropped stash's lock.
  */
 int dd_workflow_media_release(struct dd_repo *repo, const struct dd_config *cfg, struct dd_store *st, const char *id);
 /*
