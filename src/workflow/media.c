@@ -32,11 +32,39 @@
 #include "util/buf.h"
 #include "util/err.h"
 #include "util/fs.h"
+#include "util/hex.h"
 #include "util/log.h"
 
+#include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+/* `path` without empty and `.` components and without a trailing '/' ("/" stays): one folder, one spelling. */
+static char *
+normalise(char *path)
+{
+	char *out = path, *p = path;
+
+	while (*p) {
+		char *end = strchr(p, '/');
+		size_t len = end ? (size_t)(end - p) : strlen(p);
+		if (len == 0 || (len == 1 && *p == '.')) {
+			if (p == path && len == 0)
+				*out++ = '/'; /* the root of an absolute path */
+		} else {
+			if (out > path && out[-1] != '/')
+				*out++ = '/';
+			memmove(out, p, len);
+			out += len;
+		}
+		p += len + (end != NULL);
+	}
+	if (out == path)
+		*out++ = '.';
+	*out = '\0';
+	return path;
+}
 
 char *
 dd_workflow_media_root(const struct dd_repo *repo, const struct dd_profile *p)
@@ -44,8 +72,30 @@ dd_workflow_media_root(const struct dd_repo *repo, const struct dd_profile *p)
 	if (!p->media || !*p->media)
 		return NULL;
 	if (p->media[0] == '/')
-		return dd_strdup(p->media);
-	return dd_path_join(repo->workdir, p->media);
+		return normalise(dd_strdup(p->media));
+	return normalise(dd_path_join(repo->workdir, p->media));
+}
+
+int
+dd_workflow_media_lock(const struct dd_repo *repo, const char *root, int *fd)
+{
+	unsigned char h[16];
+	char hex[33], *dir = dd_path_join(repo->statedir, "locks"), *name, *path, *busy;
+	int rc = -1;
+
+	*fd = -1;
+	crypto_generichash(h, sizeof(h), (const unsigned char *)root, strlen(root), NULL, 0);
+	dd_hex_encode(hex, h, sizeof(h));
+	name = dd_asprintf("media-%s.lock", hex);
+	path = dd_path_join(dir, name);
+	busy = dd_asprintf("waiting for another git dnadata run on media folder %s to finish", root);
+	if (dd_mkdir_p(dir, 0700) == 0)
+		rc = dd_lock_file(path, busy, fd);
+	free(busy);
+	free(path);
+	free(name);
+	free(dir);
+	return rc;
 }
 
 void
@@ -69,6 +119,7 @@ struct dd_media_switch {
 	char stash[65];         /* the folder as it was */
 	struct dd_media_stats stats;
 	struct dd_pg_switch_media hooks;
+	int lock;               /* the folder's (dd_workflow_media_lock), from the set-aside to the end */
 };
 
 /* dd_pg_switch_media.choose: the target, checked before anything is built. */
@@ -187,6 +238,9 @@ dd_media_switch_begin(struct dd_media_switch **out, struct dd_repo *repo, const 
 		return 0;
 	ms = dd_calloc(1, sizeof(*ms));
 	ms->root = root;
+	ms->lock = -1;
+	if (dd_workflow_media_lock(repo, root, &ms->lock) < 0)
+		goto fail;
 	ms->snapshot = snapshot;
 	ms->conninfo = dd_config_database(cfg, p);
 	dd_workflow_media_opts(&ms->mo, repo, p, root);
@@ -226,6 +280,7 @@ dd_media_switch_free(struct dd_media_switch *ms)
 	if (!ms)
 		return;
 	dd_store_free(ms->st);
+	dd_unlock_file(ms->lock);
 	free(ms->root);
 	free(ms);
 }
@@ -238,7 +293,7 @@ dd_media_finish_pending(struct dd_repo *repo, const struct dd_config *cfg, const
 	struct dd_media_opts mo;
 	struct dd_media_stats stats;
 	char *root;
-	int rc = -1;
+	int rc = -1, lock = -1;
 
 	if (!state->media_pending || !state->media)
 		return 0;
@@ -246,7 +301,7 @@ dd_media_finish_pending(struct dd_repo *repo, const struct dd_config *cfg, const
 		return dd_pg_state_set_media(repo->statedir, dd_config_database(cfg, p), NULL, 0);
 	dd_workflow_media_opts(&mo, repo, p, root);
 	memset(&stats, 0, sizeof(stats));
-	if (dd_workflow_open_store_reading(&st, cfg, repo) < 0)
+	if (dd_workflow_media_lock(repo, root, &lock) < 0 || dd_workflow_open_store_reading(&st, cfg, repo) < 0)
 		goto out;
 	if (dd_media_apply(st, state->media, &mo, &stats) < 0) {
 		dd_error_wrap("finishing the interrupted switch of media folder %s to %.12s", root,
@@ -259,6 +314,7 @@ dd_media_finish_pending(struct dd_repo *repo, const struct dd_config *cfg, const
 		*state->media ? "snapshot" : "empty", state->media);
 	rc = 0;
 out:
+	dd_unlock_file(lock);
 	dd_store_free(st);
 	free(root);
 	return rc;

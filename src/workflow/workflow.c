@@ -119,10 +119,12 @@ dump_to_store(struct dd_store *st, struct dd_repo *repo, const struct dd_config 
 	struct dd_pg_snapshot_opts o;
 	struct dd_media_opts mo;
 	char head[41], host[256] = "", *root = media ? dd_workflow_media_root(repo, p) : NULL;
-	int rc = -1;
+	int rc = -1, lock = -1;
 
 	if (root)
 		dd_workflow_media_opts(&mo, repo, p, root);
+	if (root && dd_workflow_media_lock(repo, root, &lock) < 0)
+		goto out;
 	if (dd_snapshot_begin(&sw, st) < 0)
 		goto out;
 	dd_snapshot_set_meta(sw, "profile", p->name);
@@ -163,6 +165,7 @@ dump_to_store(struct dd_store *st, struct dd_repo *repo, const struct dd_config 
 	dd_store_snapshot_used(st, id); /* gc's LRU order (cache-gc.c) */
 	rc = 0;
 out:
+	dd_unlock_file(lock);
 	free(root);
 	return rc;
 }
@@ -678,9 +681,11 @@ dd_workflow_restore(struct dd_repo *repo, const struct dd_config *cfg, const str
 		goto out;
 	if (switch_snapshot(repo, cfg, p, rev, ref, flags, clean, &state, ms, &res) < 0)
 		goto out;
-	/* the hooks run without the lock: one may well run git dnadata on this database */
+	/* the hooks run without the locks: one may well run git dnadata on this database or folder */
 	dd_unlock_file(dblock);
 	dblock = -1;
+	dd_media_switch_free(ms);
+	ms = NULL;
 	rc = 0;
 	/* warm spares for what comes next, in the background; a failure to start it only costs speed */
 	if (dd_workflow_spawn_spares(repo, cfg, p, left) < 0) {

@@ -87,4 +87,35 @@ test_gc_in_one_worktree_keeps_another_worktrees_set_aside() {
 	assert_eq "mine" "$(cat "$T/out/mine.txt")"
 }
 
+# stop_at FAILPOINT OUT CMD...: run CMD in the background until it stops at FAILPOINT; PID its pid.
+stop_at() {
+	local fp=$1 out=$2
+	shift 2
+	DNADATA_FAILPOINT=$fp "$@" >"$out.out" 2>"$out.err" &
+	PID=$!
+	for _ in $(seq 1200); do
+		[ "$(cut -d' ' -f3 "/proc/$PID/stat" 2>/dev/null)" = T ] && return 0
+		kill -0 "$PID" 2>/dev/null || break
+		sleep 0.05
+	done
+	fail "never stopped at $fp: $(cat "$out.err")"
+}
+
+test_a_capture_waits_for_a_switch_of_the_same_folder() {
+	setup_media
+	local db2
+	db2=$(pg_newdb msw2)
+	psql_q "$db2" "CREATE TABLE u (id int)"
+	printf '\n[profile "other"]\ndatabase = dbname=%s\nmedia = %s/\n' "$db2" "$MEDIA" >>.dnadata/profiles.ini
+	git commit -qm other .dnadata/profiles.ini
+	stop_at template-built "$T/r" git-dnadata restore --force
+	# the same folder (spelt with a trailing /) through another database: the capture waits for the switch
+	run timeout 10 git-dnadata snapshot other --no-commit
+	kill -CONT "$PID"
+	wait "$PID" || fail "restore failed: $(cat "$T/r.err")"
+	assert_eq 124 "$RC" "the capture did not wait for the switch of its folder: $ERR"
+	assert_contains "$ERR" "waiting for another git dnadata run on media folder"
+	expect_ok git dnadata snapshot other --no-commit
+}
+
 run_tests
