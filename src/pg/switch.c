@@ -770,16 +770,20 @@ apply_media(struct sw *s)
 }
 
 /*
- * Files set aside (a private snapshot) are named by the stash the working
- * database becomes: without a working database nothing would name them,
- * so the switch refuses rather than remove them.
+ * Set the folder aside when the switch changes it, as late as possible
+ * (files written during a build are in it). Files set aside (a private
+ * snapshot) are named by the stash the working database becomes: without
+ * a working database nothing would name them, so the switch refuses
+ * rather than remove them.
  */
 static int
-media_keepable(const struct sw *s, int exists)
+set_media_aside(const struct sw *s, int exists)
 {
 	const struct dd_pg_switch_media *m = s->o->media;
 
-	if (exists || !s->media || !m->stash_private || !strcmp(m->stash, s->media))
+	if (!s->media || m->set_aside(m->arg) < 0)
+		return s->media ? -1 : 0;
+	if (exists || !m->stash_private || !strcmp(m->stash, s->media))
 		return 0;
 	dd_error("media folder %s holds files no snapshot has, and there is no working database %s to keep them "
 		 "with", m->folder, s->t.database);
@@ -860,7 +864,7 @@ dd_pg_switch(const struct dd_pg_switch_opts *o, struct dd_pg_switch_result *res)
 		if (dd_pg_pick_stash_name(s.m, s.t.database, &stash) < 0)
 			goto out;
 	}
-	if (media_keepable(&s, exists) < 0)
+	if (set_media_aside(&s, exists) < 0)
 		goto out;
 	kind = journal_kind(res, src);
 	if (db_oid(s.m, source, &source_oid) < 0)
@@ -883,9 +887,7 @@ dd_pg_switch(const struct dd_pg_switch_opts *o, struct dd_pg_switch_result *res)
 				 .profile = s.prev.profile ? s.prev.profile : (char *)"",
 				 .branch = (char *)(o->branch_left ? o->branch_left : s.prev.branch ? s.prev.branch : ""),
 				 .modified = modified, .fingerprint = s.prev.fingerprint, .replaced = o->clean,
-				 .media = o->media ? (char *)o->media->stash : NULL,
-				 .media_folder = o->media ? (char *)o->media->folder : NULL,
-				 .media_private = o->media && o->media->stash_private };
+				 .media = j.media_stash, .media_folder = j.media_folder, .media_private = j.media_private };
 	/* the stash's record before the rename: a kill right after it must not lose it */
 	if (stash && dd_pg_copy_record(o->statedir, &s.t, &sc) < 0) {
 		dd_error_wrap("recording the stash for database %s", s.t.database);

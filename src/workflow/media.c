@@ -3,10 +3,13 @@
  * (issue 17; the capture is in workflow.c's snapshot). The database and
  * the folder switch together and never lose a file:
  *
- *   1. before anything changes, the folder as it is is set aside
- *      (dd_media_stash: its recorded snapshot when unchanged, else a
- *      private snapshot), and that id goes with the stash the working
- *      database becomes (pg/state.h, stash records' `media`);
+ *   1. the folder as it is is set aside (dd_media_stash: its recorded
+ *      snapshot when unchanged, else a private snapshot) from
+ *      dd_pg_switch's set_aside callback, as late as possible: after the
+ *      source is built, just before the journal, so files written during
+ *      a build go with it; that id goes with the stash the working
+ *      database becomes (pg/state.h, stash records' `media`). The folder's
+ *      lock is held from then to the end of the switch;
  *   2. once dd_pg_switch has chosen its source, the media target is the
  *      ref's snapshot, or, when the switch renames a branch's stash back,
  *      the media id recorded with that stash; it is checked
@@ -225,13 +228,25 @@ is_private(struct dd_store *st, const char *id, int *out)
 	return 0;
 }
 
+/* dd_pg_switch_media.set_aside: the folder as it is now, before the apply changes it. */
+static int
+media_set_aside(void *arg)
+{
+	struct dd_media_switch *ms = arg;
+
+	if (dd_media_stash(ms->st, &ms->mo, ms->stash) < 0) {
+		dd_error_wrap("setting media folder %s aside", ms->root);
+		return -1;
+	}
+	return is_private(ms->st, ms->stash, &ms->hooks.stash_private);
+}
+
 int
 dd_media_switch_begin(struct dd_media_switch **out, struct dd_repo *repo, const struct dd_config *cfg,
 		      const struct dd_profile *p, const char *snapshot)
 {
 	struct dd_media_switch *ms;
 	char *root = dd_workflow_media_root(repo, p);
-	int priv = 0;
 
 	*out = NULL;
 	if (!root)
@@ -246,15 +261,9 @@ dd_media_switch_begin(struct dd_media_switch **out, struct dd_repo *repo, const 
 	dd_workflow_media_opts(&ms->mo, repo, p, root);
 	if (dd_workflow_open_store_reading(&ms->st, cfg, repo) < 0)
 		goto fail;
-	if (dd_media_stash(ms->st, &ms->mo, ms->stash) < 0) {
-		dd_error_wrap("setting media folder %s aside", root);
-		goto fail;
-	}
-	if (is_private(ms->st, ms->stash, &priv) < 0)
-		goto fail;
-	ms->hooks = (struct dd_pg_switch_media){ .folder = ms->root, .stash = ms->stash, .stash_private = priv,
-						 .choose = media_choose, .apply = media_apply, .undo = media_undo,
-						 .arg = ms };
+	ms->hooks = (struct dd_pg_switch_media){ .folder = ms->root, .stash = ms->stash, .choose = media_choose,
+						 .set_aside = media_set_aside, .apply = media_apply,
+						 .undo = media_undo, .arg = ms };
 	*out = ms;
 	return 0;
 fail:

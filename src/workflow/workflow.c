@@ -676,7 +676,7 @@ dd_workflow_restore(struct dd_repo *repo, const struct dd_config *cfg, const str
 		}
 	}
 	left = state.snapshot ? dd_strdup(state.snapshot) : NULL;
-	/* the media folder as it is is set aside before anything changes (workflow/media.c) */
+	/* the folder's lock; it is set aside just before the switch's journal (workflow/media.c) */
 	if (dd_media_switch_begin(&ms, repo, cfg, p, ref->snapshot) < 0)
 		goto out;
 	if (switch_snapshot(repo, cfg, p, rev, ref, flags, clean, &state, ms, &res) < 0)

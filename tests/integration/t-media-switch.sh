@@ -118,4 +118,34 @@ test_a_capture_waits_for_a_switch_of_the_same_folder() {
 	expect_ok git dnadata snapshot other --no-commit
 }
 
+test_a_file_written_during_the_build_is_set_aside() {
+	setup_media
+	stop_at template-built "$T/r" git-dnadata restore --force
+	printf 'late\n' >"$MEDIA/late.txt"
+	kill -CONT "$PID"
+	wait "$PID" || fail "restore failed: $(cat "$T/r.err")"
+	assert_no_file "$MEDIA/late.txt"
+	expect_ok git dnadata stash list
+	local name
+	name=$(printf '%s\n' "$OUT" | awk '/set aside/{print $1}' | head -1)
+	[ -n "$name" ] || fail "late.txt was removed and no stash holds it: $OUT"
+	expect_ok git dnadata stash media "$name" "$T/out"
+	assert_eq "late" "$(cat "$T/out/late.txt")"
+}
+
+test_a_stash_is_not_marked_set_aside_when_the_folder_was_left_alone() {
+	setup_media
+	# a snapshot without a media listing: taken while the profile had no folder
+	sed -i '/^media = /d' .dnadata/profiles.ini
+	git commit -qm "no media" .dnadata/profiles.ini
+	expect_ok git dnadata snapshot
+	printf 'media = %s\n' "$MEDIA" >>.dnadata/profiles.ini
+	git commit -qm media .dnadata/profiles.ini
+	printf 'mine\n' >"$MEDIA/mine.txt"
+	expect_ok git dnadata restore --force
+	assert_file "$MEDIA/mine.txt"
+	expect_ok git dnadata stash list
+	assert_not_contains "$OUT" "set aside"
+}
+
 run_tests
