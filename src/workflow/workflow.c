@@ -437,8 +437,9 @@ media_keep_or_rebuild(struct dd_repo *repo, const struct dd_config *cfg, const s
 
 /*
  * Read the working record into *state and finish a media folder a killed
- * switch left to finish (pg/state.h: media_pending). An unreadable record
- * is an error unless `lenient` (--force: it is rewritten anyway).
+ * switch left to finish (pg/state.h: media_pending). An unreadable record,
+ * or a pending apply that fails, is an error unless `lenient` (--force: the
+ * record is rewritten anyway; the switch sets the folder aside as it is).
  */
 static int
 finish_media(struct dd_repo *repo, const struct dd_config *cfg, const struct dd_profile *p, struct dd_pg_state *state,
@@ -450,8 +451,16 @@ finish_media(struct dd_repo *repo, const struct dd_config *cfg, const struct dd_
 		dd_error_clear();
 		return 0;
 	}
-	if (dd_media_finish_pending(repo, cfg, p, state) < 0)
-		return -1;
+	if (dd_media_finish_pending(repo, cfg, p, state) < 0) {
+		if (!lenient) {
+			dd_hint("`git dnadata restore --force` restores the snapshot anyway, setting the folder aside as it "
+				"is");
+			return -1;
+		}
+		/* --force: the switch sets the folder aside as it is and records what it holds then */
+		dd_warn("%s; going on with the folder as it is (--force)", dd_error_last());
+		dd_error_clear();
+	}
 	state->media_pending = 0;
 	return 0;
 }
