@@ -275,10 +275,10 @@ media_out(struct dd_repo *repo, const struct dd_config *cfg, const char *name, c
 {
 	struct dd_pg_copy found;
 	struct dd_store *st = NULL;
-	struct dd_media_opts mo = { .statedir = repo->statedir, .progress = isatty(STDERR_FILENO) };
+	struct dd_media_opts mo = { .progress = isatty(STDERR_FILENO) };
 	struct dd_media_stats stats;
 	const char *conninfo;
-	char *root = NULL, cwd[4096];
+	char *root = NULL, *tmp = NULL, cwd[4096];
 	DIR *d;
 	int rc = -1;
 
@@ -305,6 +305,13 @@ media_out(struct dd_repo *repo, const struct dd_config *cfg, const char *name, c
 		goto out;
 	}
 	mo.root = root;
+	/* the index of DIR is of no use afterwards: it goes into a state folder of its own, removed after */
+	tmp = dd_asprintf("%s/tmp-media-XXXXXX", repo->statedir);
+	if (!mkdtemp(tmp)) {
+		dd_error_errno("cannot create a temporary folder in %s", repo->statedir);
+		goto out;
+	}
+	mo.statedir = tmp;
 	if (dd_workflow_open_store(&st, cfg, repo, DD_STORE_OFFLINE) < 0 ||
 	    dd_media_apply(st, found.media, &mo, &stats) < 0) {
 		dd_error_wrap("writing the media of stash %s into %s", name, dir);
@@ -314,6 +321,9 @@ media_out(struct dd_repo *repo, const struct dd_config *cfg, const char *name, c
 	       dir, stats.files, stats.dirs, stats.links);
 	rc = 0;
 out:
+	if (mo.statedir)
+		dd_rm_rf(tmp);
+	free(tmp);
 	dd_store_free(st);
 	dd_pg_copy_release(&found);
 	free(root);
