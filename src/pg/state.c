@@ -272,18 +272,33 @@ dd_pg_state_set_switched(const char *statedir, const struct dd_pg_target *t, con
 }
 
 int
+dd_pg_state_set_media_target(const char *statedir, const struct dd_pg_target *t, const char *media, int pending)
+{
+	struct dd_pg_state s;
+	char *dir = dd_pg_state_dir(statedir, t), *path = dd_path_join(dir, "working");
+	int missing = !dd_path_exists(path), rc = -1;
+
+	free(path);
+	free(dir);
+	/* no record yet: one that names only the media (nothing else is known) */
+	if (dd_pg_state_read_target(&s, statedir, t) == 0 || missing) {
+		dd_error_clear();
+		rc = write_working(statedir, t, s.snapshot, s.profile, s.how, s.fingerprint, s.branch, media, pending,
+				   s.when);
+	}
+	dd_pg_state_release(&s);
+	return rc;
+}
+
+int
 dd_pg_state_set_media(const char *statedir, const char *conninfo, const char *media, int pending)
 {
 	struct dd_pg_target t;
-	struct dd_pg_state s;
-	int rc = -1;
+	int rc;
 
 	if (dd_pg_target_resolve(&t, conninfo) < 0)
 		return -1;
-	if (dd_pg_state_read_target(&s, statedir, &t) == 0)
-		rc = write_working(statedir, &t, s.snapshot, s.profile, s.how, s.fingerprint, s.branch, media, pending,
-				   s.when);
-	dd_pg_state_release(&s);
+	rc = dd_pg_state_set_media_target(statedir, &t, media, pending);
 	dd_pg_target_release(&t);
 	return rc;
 }
@@ -1301,7 +1316,7 @@ dd_pg_journal_read(struct dd_pg_journal *j, const char *statedir, const struct d
 
 	memset(j, 0, sizeof(*j));
 	if (rc == 0 && (!v[0] || !v[1] || !v[3])) {
-		for (int i = 0; i < 12; i++)
+		for (size_t i = 0; keys[i]; i++)
 			free(v[i]);
 		rc = dd_error("%s is incomplete", path);
 	} else if (rc == 0) {

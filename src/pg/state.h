@@ -251,6 +251,8 @@ int dd_pg_state_read_target(struct dd_pg_state *out, const char *statedir, const
 /* dd_pg_state_set_target() that also records the branch (NULL: none). */
 int dd_pg_state_set_working(const char *statedir, const struct dd_pg_target *t, const char *snapshot,
 			    const char *profile, const char *how, const char *fingerprint, const char *branch);
+/* dd_pg_state_set_media() of a resolved target (a record is written when there is none). */
+int dd_pg_state_set_media_target(const char *statedir, const struct dd_pg_target *t, const char *media, int pending);
 /* dd_pg_state_set_working() that also records the media id (NULL: none) and whether applying it is pending. */
 int dd_pg_state_set_switched(const char *statedir, const struct dd_pg_target *t, const char *snapshot,
 			     const char *profile, const char *how, const char *fingerprint, const char *branch,

@@ -223,20 +223,6 @@ db_oid(PGconn *m, const char *name, char **oid)
 	return 0;
 }
 
-/* The switch did not happen: the working record keeps what it said, the folder is to be put back to `media`. */
-static int
-media_back_pending(const char *statedir, const struct dd_pg_target *t, const char *media)
-{
-	struct dd_pg_state w;
-	int rc = -1;
-
-	if (dd_pg_state_read_target(&w, statedir, t) == 0)
-		rc = dd_pg_state_set_switched(statedir, t, w.snapshot, w.profile, w.how ? w.how : "restored",
-					      w.fingerprint, w.branch, media, 1);
-	dd_pg_state_release(&w);
-	return rc;
-}
-
 int
 dd_pg_journal_recover(PGconn *m, const char *statedir, const struct dd_pg_target *t)
 {
@@ -301,7 +287,7 @@ dd_pg_journal_recover(PGconn *m, const char *statedir, const struct dd_pg_target
 		if (!src && (strcmp(j.kind, "stash") == 0 || strcmp(j.kind, "spare") == 0))
 			dd_pg_copy_forget(statedir, t, j.source);
 		/* the folder may be partly switched: the next restore puts it back as it was (media_pending) */
-		if (j.media_stash && media_back_pending(statedir, t, j.media_stash) < 0)
+		if (j.media_stash && dd_pg_state_set_media_target(statedir, t, j.media_stash, 1) < 0)
 			goto out;
 	}
 	dd_error_clear();

@@ -451,32 +451,26 @@ int
 dd_workflow_media_release(struct dd_repo *repo, const struct dd_config *cfg, struct dd_store *st, const char *id)
 {
 	struct idset named = { 0 };
-	char **ids = NULL;
-	size_t n = 0;
 	int rc = -1, priv = 0;
 
 	if (!id || !*id)
 		return 0;
-	if (dd_store_private_list(st, &ids, &n) < 0)
+	if (is_private(st, id, &priv) < 0)
 		return -1;
-	for (size_t i = 0; i < n; i++)
-		priv |= !strcmp(ids[i], id);
-	if (!priv) {
-		rc = 0;
-		goto out;
-	}
+	if (!priv)
+		return 0;
 	if (media_named(repo, cfg, &named) < 0)
 		goto out;
-	rc = idset_has(&named, id) ? 0 : dd_store_private_drop(st, id);
-	if (rc == DD_NOTFOUND) { /* gone already */
+	if (idset_has(&named, id)) {
+		rc = 0;
+	} else if ((rc = dd_store_private_drop(st, id)) == DD_NOTFOUND) { /* gone already */
 		dd_error_clear();
 		rc = 0;
-	} else if (rc == 0 && !idset_has(&named, id)) {
+	} else if (rc == 0) {
 		rc = 1;
 	}
 out:
 	idset_free(&named);
-	dd_store_snapshot_ids_free(ids, n);
 	return rc;
 }
 
