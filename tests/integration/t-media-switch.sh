@@ -129,8 +129,12 @@ test_a_file_written_during_the_build_is_set_aside() {
 	local name
 	name=$(printf '%s\n' "$OUT" | awk '/set aside/{print $1}' | head -1)
 	[ -n "$name" ] || fail "late.txt was removed and no stash holds it: $OUT"
+	local before
+	before=$(ls .git/dnadata | xargs; ls .git/dnadata/media | xargs)
 	expect_ok git dnadata stash media "$name" "$T/out"
 	assert_eq "late" "$(cat "$T/out/late.txt")"
+	# writing a stash's media out leaves no index (nor anything else) in the state folder
+	assert_eq "$before" "$(ls .git/dnadata | xargs; ls .git/dnadata/media | xargs)"
 }
 
 test_a_stash_is_not_marked_set_aside_when_the_folder_was_left_alone() {
@@ -146,6 +150,34 @@ test_a_stash_is_not_marked_set_aside_when_the_folder_was_left_alone() {
 	assert_file "$MEDIA/mine.txt"
 	expect_ok git dnadata stash list
 	assert_not_contains "$OUT" "set aside"
+}
+
+test_a_pending_apply_that_cannot_succeed_gives_way_to_restore_force() {
+	setup_media
+	expect_ok git dnadata restore
+	local rec
+	rec=$(ls .git/dnadata/pg/*/working)
+	# a pending media id no cache holds (swept, or never fetched)
+	sed -i '/^media /d; /^media_pending /d' "$rec"
+	printf 'media %s\nmedia_pending yes\n' "$(printf '0%.0s' $(seq 64))" >>"$rec"
+	expect_fail 1 git dnadata restore
+	assert_contains "$ERR" "hint: \`git dnadata restore --force\`"
+	expect_ok git dnadata restore --force
+	assert_contains "$ERR" "going on with the folder as it is (--force)"
+	expect_ok git dnadata restore
+	assert_eq "a" "$(cat "$MEDIA/a.txt")"
+}
+
+test_status_says_a_killed_switch_is_to_be_finished() {
+	setup_media
+	printf 'mine\n' >"$MEDIA/mine.txt"
+	stop_at media-applied "$T/r" git-dnadata restore --force
+	kill -9 "$PID"
+	wait "$PID" || true
+	expect_ok git dnadata status
+	assert_contains "$OUT" "a switch was cut short; \`git dnadata restore\` finishes it"
+	expect_ok git dnadata restore
+	assert_contains "$ERR" "finished the interrupted switch of media folder"
 }
 
 run_tests
