@@ -173,7 +173,7 @@ test_status_says_a_killed_switch_is_to_be_finished() {
 	printf 'mine\n' >"$MEDIA/mine.txt"
 	stop_at media-applied "$T/r" git-dnadata restore --force
 	kill -9 "$PID"
-	wait "$PID" || true
+	wait "$PID" 2>/dev/null || true
 	expect_ok git dnadata status
 	assert_contains "$OUT" "a switch was cut short; \`git dnadata restore\` finishes it"
 	expect_ok git dnadata restore
