@@ -90,9 +90,11 @@ struct dd_pg_restore_opts {
  */
 struct dd_pg_switch_media {
 	const char *folder; /* absolute: a stash's media is brought back only into the folder it was taken of */
-	const char *stash;
+	const char *stash;  /* valid once set_aside returned 0 */
 	int stash_private;  /* `stash` is a private snapshot (files set aside), not one the store holds */
 	int (*choose)(void *arg, const char *source_media, char **target);
+	/* set the folder aside (fills stash, stash_private) as late as possible: just before the journal */
+	int (*set_aside)(void *arg);
 	int (*apply)(void *arg, const char *target);
 	void (*undo)(void *arg);
 	void *arg;

@@ -225,20 +225,6 @@ db_oid(PGconn *m, const char *name, char **oid)
 	return 0;
 }
 
-/* The switch did not happen: the working record keeps what it said, the folder is to be put back to `media`. */
-static int
-media_back_pending(const char *statedir, const struct dd_pg_target *t, const char *media)
-{
-	struct dd_pg_state w;
-	int rc = -1;
-
-	if (dd_pg_state_read_target(&w, statedir, t) == 0)
-		rc = dd_pg_state_set_switched(statedir, t, w.snapshot, w.profile, w.how ? w.how : "restored",
-					      w.fingerprint, w.branch, media, 1);
-	dd_pg_state_release(&w);
-	return rc;
-}
-
 int
 dd_pg_journal_recover(PGconn *m, const char *statedir, const struct dd_pg_target *t)
 {
@@ -303,7 +289,7 @@ dd_pg_journal_recover(PGconn *m, const char *statedir, const struct dd_pg_target
 		if (!src && (strcmp(j.kind, "stash") == 0 || strcmp(j.kind, "spare") == 0))
 			dd_pg_copy_forget(statedir, t, j.source);
 		/* the folder may be partly switched: the next restore puts it back as it was (media_pending) */
-		if (j.media_stash && media_back_pending(statedir, t, j.media_stash) < 0)
+		if (j.media_stash && dd_pg_state_set_media_target(statedir, t, j.media_stash, 1) < 0)
 			goto out;
 	}
 	dd_error_clear();
@@ -852,6 +838,29 @@ apply_media(struct sw *s)
 	return 0;
 }
 
+/*
+ * Set the folder aside when the switch changes it, as late as possible
+ * (files written during a build are in it). Files set aside (a private
+ * snapshot) are named by the stash the working database becomes: without
+ * a working database nothing would name them, so the switch refuses
+ * rather than remove them.
+ */
+static int
+set_media_aside(const struct sw *s, int exists)
+{
+	const struct dd_pg_switch_media *m = s->o->media;
+
+	if (!s->media || m->set_aside(m->arg) < 0)
+		return s->media ? -1 : 0;
+	if (exists || !m->stash_private || !strcmp(m->stash, s->media))
+		return 0;
+	dd_error("media folder %s holds files no snapshot has, and there is no working database %s to keep them "
+		 "with", m->folder, s->t.database);
+	dd_hint("move the folder %s elsewhere (or restore the database its files go with first), then restore again",
+		m->folder);
+	return -1;
+}
+
 /* The switch did not happen: its journal goes (keeping the error). */
 static void
 remove_journal(struct sw *s)
@@ -923,6 +932,8 @@ dd_pg_switch(const struct dd_pg_switch_opts *o, struct dd_pg_switch_result *res)
 		if (dd_pg_pick_stash_name(s.m, s.t.database, &stash) < 0)
 			goto out;
 	}
+	if (set_media_aside(&s, exists) < 0)
+		goto out;
 	kind = journal_kind(res, src);
 	if (db_oid(s.m, source, &source_oid) < 0)
 		goto out;
@@ -944,9 +955,7 @@ dd_pg_switch(const struct dd_pg_switch_opts *o, struct dd_pg_switch_result *res)
 				 .profile = s.prev.profile ? s.prev.profile : (char *)"",
 				 .branch = (char *)(o->branch_left ? o->branch_left : s.prev.branch ? s.prev.branch : ""),
 				 .modified = modified, .fingerprint = s.prev.fingerprint, .replaced = o->clean,
-				 .media = o->media ? (char *)o->media->stash : NULL,
-				 .media_folder = o->media ? (char *)o->media->folder : NULL,
-				 .media_private = o->media && o->media->stash_private };
+				 .media = j.media_stash, .media_folder = j.media_folder, .media_private = j.media_private };
 	/* the stash's record before the rename: a kill right after it must not lose it */
 	if (stash && dd_pg_copy_record(o->statedir, &s.t, &sc) < 0) {
 		dd_error_wrap("recording the stash for database %s", s.t.database);
