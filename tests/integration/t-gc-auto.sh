@@ -20,7 +20,7 @@ set_budgets() { printf '[database]\nspares = 0\n'; printf '%s\n' "$@"; } >>.git/
 # templates, B's unedited stash and C's edited one; main's own stash is renamed back.
 setup_switches() {
 	repo_with_db auto
-	psql_q "$DB" "CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT g, 'x' || g FROM generate_series(1, 100) g"
+	psql_q "$DB" "CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT g, 'x' || g FROM generate_series(1, 100) g; ANALYZE"
 	expect_ok git dnadata snapshot
 	git checkout -q -b B
 	psql_q "$DB" "UPDATE t SET v = 'y' WHERE id <= 10"

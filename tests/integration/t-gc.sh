@@ -28,7 +28,7 @@ cache_files() {
 # snap BRANCH SEED: on a new branch from main, fill t with SEED's rows and snapshot it; SNAP gets the id
 snap() {
 	git checkout -q -b "$1" main
-	psql_q "$DB" "TRUNCATE t; INSERT INTO t SELECT i, md5((i * $2)::text) || md5(i::text || '$2') FROM generate_series(1, 30000) i"
+	psql_q "$DB" "TRUNCATE t; INSERT INTO t SELECT i, md5((i * $2)::text) || md5(i::text || '$2') FROM generate_series(1, 30000) i; ANALYZE"
 	expect_ok git dnadata snapshot
 	SNAP=$OUT
 	git checkout -q main
@@ -153,7 +153,7 @@ test_a_snapshot_waiting_for_push_is_never_removed() {
 
 test_a_local_store_sharing_the_cache_files_has_nothing_to_remove() {
 	repo_with_db gclocal
-	psql_q "$DB" "CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT i, md5(i::text) FROM generate_series(1, 30000) i"
+	psql_q "$DB" "CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT i, md5(i::text) FROM generate_series(1, 30000) i; ANALYZE"
 	expect_ok git dnadata snapshot
 	set_local "cache_budget = 0"
 	local files

@@ -15,7 +15,7 @@ setup() {
 	B=$(s3_bucket hooks)
 	DB=$(pg_newdb hks3)
 	psql_q "$DB" "CREATE TABLE t (id int PRIMARY KEY, v text);
-		INSERT INTO t SELECT i, md5(i::text) FROM generate_series(1, 2000) i"
+		INSERT INTO t SELECT i, md5(i::text) FROM generate_series(1, 2000) i; ANALYZE"
 	new_repo "$T/a"
 	expect_ok git dnadata init --database "dbname=$DB" --store "s3://$B/data"
 	git init -q --bare "$T/remote.git"

@@ -18,7 +18,7 @@ export DNADATA_SKIP=1
 setup_branches() {
 	repo_with_db swk
 	printf '[database]\nspares = 0\n' >>.git/dnadata/config.ini
-	psql_q "$DB" "CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT g, 'x' || g FROM generate_series(1, 100) g"
+	psql_q "$DB" "CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT g, 'x' || g FROM generate_series(1, 100) g; ANALYZE"
 	expect_ok git dnadata snapshot
 	X=$OUT
 	git checkout -q -b B
