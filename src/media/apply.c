@@ -34,8 +34,10 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <limits.h>
+#include <pthread.h>
 #include <pwd.h>
 #include <sodium.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -333,9 +335,71 @@ batch_restat(struct apply *a, const struct timespec *latest)
 }
 
 /*
- * Make the batch's files durable (fdatasync each: their writeback began
- * when they were written), rename them into place, record the batch in
- * the index. Only these files are flushed, not the whole file system.
+ * fdatasync the batch's files from SYNCERS threads at once: the file
+ * system commits its journal for many of them together (one after the
+ * other, each would wait for a journal commit of its own).
+ */
+#define SYNCERS 16
+struct syncer {
+	struct apply *a;
+	atomic_size_t next;
+	atomic_int failed; /* 1 + the index of a file that failed, 0 none */
+	atomic_int err;
+};
+
+static void *
+syncer_run(void *arg)
+{
+	struct syncer *sy = arg;
+	size_t i;
+
+	while ((i = atomic_fetch_add(&sy->next, 1)) < sy->a->nbatch) {
+		struct pend *p = &sy->a->batch[i];
+		if (p->fd >= 0 && fdatasync(p->fd) < 0) {
+			int zero = 0;
+			atomic_store(&sy->err, errno);
+			atomic_compare_exchange_strong(&sy->failed, &zero, (int)i + 1);
+		}
+	}
+	return NULL;
+}
+
+static int
+batch_sync(struct apply *a)
+{
+	struct syncer sy = { .a = a };
+	pthread_t t[SYNCERS];
+	size_t files = 0, n = 0;
+	int failed;
+
+	for (size_t i = 0; i < a->nbatch; i++)
+		files += a->batch[i].fd >= 0;
+	atomic_init(&sy.next, 0);
+	atomic_init(&sy.failed, 0);
+	atomic_init(&sy.err, 0);
+	for (; files > 1 && n < SYNCERS && n < files; n++)
+		if (pthread_create(&t[n], NULL, syncer_run, &sy) != 0)
+			break;
+	syncer_run(&sy); /* this thread too (alone when threads could not start) */
+	for (size_t i = 0; i < n; i++)
+		pthread_join(t[i], NULL);
+	for (size_t i = 0; i < a->nbatch; i++) {
+		if (a->batch[i].fd >= 0)
+			close(a->batch[i].fd);
+		a->batch[i].fd = -1;
+	}
+	failed = atomic_load(&sy.failed);
+	if (!failed)
+		return 0;
+	errno = atomic_load(&sy.err);
+	return dd_error_errno("cannot sync media file '%s'", a->batch[failed - 1].e.name);
+}
+
+/*
+ * Make the batch's files durable (fdatasync each, in parallel: their
+ * writeback began when they were written), rename them into place, record
+ * the batch in the index. Only these files are flushed, not the whole
+ * file system (a syncfs would flush PostgreSQL's too, during a switch).
  */
 static int
 batch_flush(struct apply *a)
@@ -343,17 +407,8 @@ batch_flush(struct apply *a)
 	struct timespec latest = { 0 };
 	int renamed = 0;
 
-	for (size_t i = 0; i < a->nbatch; i++) {
-		struct pend *p = &a->batch[i];
-		if (p->fd < 0)
-			continue;
-		if (fdatasync(p->fd) < 0) {
-			dd_error_errno("cannot sync media file '%s'", p->e.name);
-			goto fail;
-		}
-		close(p->fd);
-		p->fd = -1;
-	}
+	if (batch_sync(a) < 0)
+		goto fail;
 	for (size_t i = 0; i < a->nbatch; i++) {
 		struct pend *p = &a->batch[i];
 		struct stat st;
