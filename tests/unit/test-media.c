@@ -21,7 +21,9 @@
 #include <fcntl.h>
 #include <linux/capability.h>
 #include <sodium.h>
+#include <sched.h>
 #include <sys/file.h>
+#include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -1291,10 +1293,8 @@ the_owner_is_set_on_unchanged_entries_too(void **state)
 	struct stat st;
 	char id[65], *p;
 
-	if (geteuid() != 0) {
-		fprintf(stderr, "(not root: the owner cannot be changed; nothing to check)\n");
-		return;
-	}
+	if (geteuid() != 0)
+		skip(); /* not root: the owner cannot be changed */
 	put_text(f->a, "x", "x\n");
 	put_link(f->a, "l", "x");
 	capture(f, f->a, id, NULL);
@@ -1309,6 +1309,45 @@ the_owner_is_set_on_unchanged_entries_too(void **state)
 	assert_int_equal(lstat(p, &st), 0);
 	assert_int_equal(st.st_uid, 65534);
 	free(p);
+}
+
+/* Finding 6: a folder on another file system (a mount point) is neither captured nor entered nor removed. */
+static void
+a_mount_point_is_skipped_and_left_alone(void **state)
+{
+	struct fx *f = *state;
+	struct dd_media_opts o = opts(f, f->a);
+	struct dd_media_stats s;
+	char id[65], rec[65], *mnt = at(f->a, "mnt"), *inside;
+
+	/* a private mount namespace (root): the tmpfs is this process's only */
+	if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) {
+		free(mnt);
+		skip();
+	}
+	put_text(f->a, "x", "x\n");
+	assert_int_equal(mkdir(mnt, 0755), 0);
+	assert_int_equal(mount("none", mnt, "tmpfs", 0, NULL), 0);
+	put_text(f->a, "mnt/inside", "on another file system\n");
+	capture(f, f->a, id, &s);
+	assert_int_equal(s.files, 1);
+	assert_int_equal(s.dirs, 0);
+	assert_int_equal(s.skipped, 1);
+	assert_int_equal(dd_media_changed(&o, rec), 0);
+	apply(f, "", f->a, &s); /* empty the folder: the mount point and what it holds stay */
+	inside = at(f->a, "mnt/inside");
+	assert_int_equal(access(inside, F_OK), 0);
+	free(inside);
+	{
+		const struct rentry es[] = { { "mnt", { "type", "dir", "mode", "755", "mtime", "1.000000000", NULL }, NULL },
+					     { "mnt/f", { FILE_KV("644"), NULL }, "x" } };
+		raw_snapshot(f, es, 2, id);
+		o.force = 1;
+		assert_int_equal(dd_media_apply(f->st, id, &o, NULL), -1);
+		assert_non_null(strstr(dd_error_last(), "'mnt' is a mount point"));
+	}
+	assert_int_equal(umount2(mnt, MNT_DETACH), 0);
+	free(mnt);
 }
 
 /* Finding 14: a pending record another capture wrote is not committed as this one's. */
@@ -1421,6 +1460,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(fifos_and_sockets_are_skipped_and_left_alone, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(a_snapshot_without_a_media_listing_leaves_the_folder_alone, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(the_owner_is_set_on_unchanged_entries_too, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(a_mount_point_is_skipped_and_left_alone, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(commit_takes_only_its_own_capture_s_pending_record, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(a_locked_temporary_record_is_kept, fx_setup, fx_teardown),
 
