@@ -719,6 +719,8 @@ apply_entry(struct apply *a, const struct dd_stream_info *e, const struct walk_e
 	if (media_attr_mode(e, &mode) < 0 || media_attr_mtime(e, &mtime) < 0 || level_to_parent(a, e->name) < 0)
 		return -1;
 	pfd = a->lv[a->nlv - 1].fd;
+	if (d && d->other_dev) /* never written into, replaced or removed */
+		return dd_error("media folder '%s' is a mount point (another file system): not restored into", e->name);
 	if (d && d->type != t) {
 		/* another type on disk: it goes first (a folder cannot be renamed over) */
 		if (rm_entry(a, d->parent_fd, d->name, d->type == MEDIA_DIR, d->path) < 0)

@@ -1346,6 +1346,16 @@ a_mount_point_is_skipped_and_left_alone(void **state)
 		assert_int_equal(dd_media_apply(f->st, id, &o, NULL), -1);
 		assert_non_null(strstr(dd_error_last(), "'mnt' is a mount point"));
 	}
+	{
+		/* listed as a file: the mount point is not removed to make room for it */
+		const struct rentry es[] = { { "mnt", { FILE_KV("644"), NULL }, "x" } };
+		raw_snapshot(f, es, 1, id);
+		assert_int_equal(dd_media_apply(f->st, id, &o, NULL), -1);
+		assert_non_null(strstr(dd_error_last(), "'mnt' is a mount point"));
+		inside = at(f->a, "mnt/inside");
+		assert_int_equal(access(inside, F_OK), 0);
+		free(inside);
+	}
 	assert_int_equal(umount2(mnt, MNT_DETACH), 0);
 	free(mnt);
 }
