@@ -12,7 +12,9 @@
  * that stops there leaves the user on the branch's commits, so the database
  * stays the branch's; post-rewrite switches when the rebase ends.
  * The check (dd_workflow_check) reads two small files: when nothing needs
- * doing, no connection is made and the store is not opened. A hook never
+ * doing, no connection is made and the store is not opened. When a switch
+ * is due, its connection is started then, in the background
+ * (dd_pg_preconnect), while libgit2 starts and the git side is read. A hook never
  * makes the git command fail or hang: whatever goes wrong is printed as ONE
  * line ("git-dnadata: <what happened>; run `git dnadata restore` to ...")
  * and the exit status is 0. Nothing here prompts: the restore takes no
@@ -36,6 +38,7 @@
 #include "git/hooks.h"
 #include "git/ref.h"
 #include "git/repo.h"
+#include "pg/pg.h"
 #include "store/store.h"
 #include "util/fs.h"
 #include "workflow/workflow.h"
@@ -152,6 +155,7 @@ hook_switch(int checkout)
 		say_not_switched("the database was not switched", snapshot);
 	}
 out:
+	dd_pg_preconnect_end(); /* unused (no switch after all): closed */
 	free(profiles);
 	dd_config_free(cfg);
 	dd_repo_free(repo);
@@ -306,6 +310,8 @@ dd_cmd_hook_fast(int argc, char **argv)
 	r = dd_workflow_check(repo, cfg, p, NULL, NULL);
 	if (r == DD_NOTHING_TO_DO || r == DD_NOTFOUND)
 		rc = DD_NOTHING_TO_DO;
+	else if (r == 0 && !dd_hooks_rebase_seen(repo))
+		dd_pg_preconnect(dd_config_database(cfg, p)); /* a switch is due: connect while libgit2 starts */
 out:
 	dd_error_clear();
 	free(marker);

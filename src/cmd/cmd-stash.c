@@ -207,20 +207,29 @@ list(struct dd_repo *repo, const struct dd_config *cfg)
 	return 0;
 }
 
-/* The media set aside with a dropped stash: its private snapshot goes too, unless another record names it. */
-static void
+/*
+ * The media set aside with a dropped stash: its private snapshot goes too,
+ * unless another record names it. What the drop's line says of it.
+ */
+static const char *
 release_media(struct dd_repo *repo, const struct dd_config *cfg, const struct dd_pg_copy *c)
 {
 	struct dd_store *st = NULL;
+	const char *said = "";
+	int r;
 
 	if (!dd_pg_copy_media_set_aside(c))
-		return;
+		return "";
 	if (dd_workflow_open_store(&st, cfg, repo, DD_STORE_OFFLINE) < 0 ||
-	    dd_workflow_media_release(repo, cfg, st, c->media) < 0) {
+	    (r = dd_workflow_media_release(repo, cfg, st, c->media)) < 0) {
 		dd_warn("the media set aside with it (%.12s) is left for `git dnadata gc`: %s", c->media, dd_error_last());
 		dd_error_clear();
+	} else {
+		said = r == 1 ? "; the media files set aside with it are gone too"
+			      : "; the media files set aside with it are kept (another record names them)";
 	}
 	dd_store_free(st);
+	return said;
 }
 
 /*
@@ -266,10 +275,10 @@ media_out(struct dd_repo *repo, const struct dd_config *cfg, const char *name, c
 {
 	struct dd_pg_copy found;
 	struct dd_store *st = NULL;
-	struct dd_media_opts mo = { .statedir = repo->statedir, .progress = isatty(STDERR_FILENO) };
+	struct dd_media_opts mo = { .progress = isatty(STDERR_FILENO) };
 	struct dd_media_stats stats;
 	const char *conninfo;
-	char *root = NULL, cwd[4096];
+	char *root = NULL, *tmp = NULL, cwd[4096];
 	DIR *d;
 	int rc = -1;
 
@@ -296,6 +305,13 @@ media_out(struct dd_repo *repo, const struct dd_config *cfg, const char *name, c
 		goto out;
 	}
 	mo.root = root;
+	/* the index of DIR is of no use afterwards: it goes into a state folder of its own, removed after */
+	tmp = dd_asprintf("%s/tmp-media-XXXXXX", repo->statedir);
+	if (!mkdtemp(tmp)) {
+		dd_error_errno("cannot create a temporary folder in %s", repo->statedir);
+		goto out;
+	}
+	mo.statedir = tmp;
 	if (dd_workflow_open_store(&st, cfg, repo, DD_STORE_OFFLINE) < 0 ||
 	    dd_media_apply(st, found.media, &mo, &stats) < 0) {
 		dd_error_wrap("writing the media of stash %s into %s", name, dir);
@@ -305,6 +321,9 @@ media_out(struct dd_repo *repo, const struct dd_config *cfg, const char *name, c
 	       dir, stats.files, stats.dirs, stats.links);
 	rc = 0;
 out:
+	if (mo.statedir)
+		dd_rm_rf(tmp);
+	free(tmp);
 	dd_store_free(st);
 	dd_pg_copy_release(&found);
 	free(root);
@@ -316,6 +335,7 @@ drop(struct dd_repo *repo, const struct dd_config *cfg, const char *name)
 {
 	const char *conninfo = NULL;
 	struct dd_pg_copy found;
+	const char *media;
 	int rc = -1, lock = -1, r;
 
 	if (find_stash(repo, cfg, name, &found, &conninfo) < 0)
@@ -329,15 +349,16 @@ drop(struct dd_repo *repo, const struct dd_config *cfg, const char *name)
 	}
 	if (r < 0)
 		goto out;
+	/* under the lock: no switch of this database sets the folder aside (the same files, the same id) meanwhile */
+	media = release_media(repo, cfg, &found);
 	dd_unlock_file(lock);
 	lock = -1;
-	release_media(repo, cfg, &found);
 	dd_out("dropped stash %s (branch %s, profile %s, snapshot %.12s, %s%s)\n", name,
 	       *found.branch ? found.branch : "unknown", *found.profile ? found.profile : "unknown",
 	       *found.snapshot ? found.snapshot : "unknown",
 	       found.modified == DD_PG_MOD_NO ? "no local edits" :
 	       found.modified == DD_PG_MOD_YES ? "its local edits are gone" : "local edits, if any, are gone",
-	       dd_pg_copy_media_set_aside(&found) ? "; the media files set aside with it are gone too" : "");
+	       media);
 	rc = 0;
 out:
 	dd_unlock_file(lock);

@@ -140,7 +140,7 @@ collect_media(struct status *st, struct profile_status *ps, const struct dd_prof
 	}
 	dd_error_clear();
 	if (dd_pg_state_read(&w, st->repo->statedir, dd_config_database(st->cfg, p)) == 0)
-		ps->media_pending = w.media_pending;
+		ps->media_pending = w.media_pending || w.interrupted; /* a journal: the next command marks it pending */
 	dd_error_clear();
 	dd_pg_state_release(&w);
 }

@@ -398,16 +398,27 @@ reflog_says_rebase(const struct dd_repo *repo)
 }
 
 int
-dd_hooks_rebase_checkout(const struct dd_repo *repo)
+dd_hooks_rebase_seen(const struct dd_repo *repo)
 {
 	char *merge = dd_path_join(repo->gitdir, "rebase-merge");
 	char *apply = dd_path_join(repo->gitdir, "rebase-apply");
-	char *file = NULL, *line = NULL;
 	const char *action = getenv("GIT_REFLOG_ACTION");
+	int seen = dd_is_dir(merge) || dd_is_dir(apply) || (action && strstr(action, "rebase"));
+
+	free(merge);
+	free(apply);
+	return seen;
+}
+
+int
+dd_hooks_rebase_checkout(const struct dd_repo *repo)
+{
+	char *merge = dd_path_join(repo->gitdir, "rebase-merge");
+	char *file = NULL, *line = NULL;
 	git_oid head, orig;
 	int rc = 0, have_orig = 0, is_merge = dd_is_dir(merge);
 
-	if (!is_merge && !dd_is_dir(apply) && !(action && strstr(action, "rebase")) && !reflog_says_rebase(repo))
+	if (!dd_hooks_rebase_seen(repo) && !reflog_says_rebase(repo))
 		goto out;
 	rc = 1;
 	if (is_merge) {
@@ -432,7 +443,6 @@ out:
 	git_error_clear();
 	dd_error_clear();
 	free(merge);
-	free(apply);
 	free(file);
 	free(line);
 	return rc;

@@ -76,6 +76,8 @@ int dd_hooks_uninstall(const struct dd_repo *repo);
  * rebase-apply). Never an error: what cannot be read counts as "no".
  */
 int dd_hooks_rebase_checkout(const struct dd_repo *repo);
+/* The libgit2-free part of that: rebase-merge or rebase-apply exists, or GIT_REFLOG_ACTION names a rebase. */
+int dd_hooks_rebase_seen(const struct dd_repo *repo);
 
 /*
  * For the hooks' no-op check, which must cost next to nothing: the

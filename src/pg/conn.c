@@ -10,11 +10,14 @@
  * user's environment: TimeZone UTC, DateStyle ISO, IntervalStyle postgres,
  * extra_float_digits 3, bytea_output hex, client_encoding = the database's.
  *
- * Interrupts: SIGINT/SIGTERM only set a flag (async-signal-safe); a watcher
- * thread polls it and sends a cancel request for every registered
- * connection, so threads blocked inside libpq get an error back and unwind
- * through their normal cleanup. The flag stays set until the last
- * dd_pg_interrupt_remove(); a cancelled operation then reports "interrupted".
+ * Interrupts: SIGINT/SIGTERM only set a flag and post a semaphore (both
+ * async-signal-safe); a watcher thread sleeping on that semaphore wakes and
+ * sends a cancel request for every registered connection, so threads
+ * blocked inside libpq get an error back and unwind through their normal
+ * cleanup. The flag stays set until the last dd_pg_interrupt_remove(),
+ * which posts the semaphore too: the watcher never polls, so ending it
+ * costs no wait (a 50 ms polling tick cost every switch 25 ms on average).
+ * A cancelled operation then reports "interrupted".
  */
 #include "pg/internal.h"
 #include "pg/pg.h"
@@ -23,8 +26,10 @@
 #include "util/err.h"
 #include "util/log.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <pwd.h>
+#include <semaphore.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,10 +53,15 @@ opt_value(PQconninfoOption *opts, const char *key)
 	return NULL;
 }
 
+/* getpwuid_r: a switch resolves targets in two threads at once (its change check runs beside the clone) */
 static char *
 os_user(void)
 {
-	struct passwd *pw = getpwuid(geteuid());
+	struct passwd pwbuf, *pw = NULL;
+	char buf[4096];
+
+	if (getpwuid_r(geteuid(), &pwbuf, buf, sizeof(buf), &pw) != 0)
+		pw = NULL;
 	return dd_strdup(pw && pw->pw_name ? pw->pw_name : "unknown");
 }
 
@@ -201,8 +211,8 @@ out:
 	return rc;
 }
 
-int
-dd_pg_connect_maint(PGconn **out, const char *conninfo, const char *workdb)
+static int
+connect_maint(PGconn **out, const char *conninfo, const char *workdb)
 {
 	const char *maint = strcmp(workdb, "postgres") ? "postgres" : "template1";
 
@@ -211,6 +221,106 @@ dd_pg_connect_maint(PGconn **out, const char *conninfo, const char *workdb)
 	if (strcmp(maint, "postgres") || !strstr(dd_error_last(), "does not exist"))
 		return -1;
 	return dd_pg_connect(out, conninfo, "template1");
+}
+
+/*
+ * A maintenance connection made ahead (dd_pg_preconnect): one per process,
+ * made by a thread of its own, handed over once to the first
+ * dd_pg_connect_maint() for the same conninfo and working database.
+ */
+static struct {
+	pthread_mutex_t mu;
+	pthread_t thread;
+	int started, finished, joined;
+	char *conninfo, *workdb;
+	PGconn *conn;
+} ahead = { .mu = PTHREAD_MUTEX_INITIALIZER };
+
+static void *
+ahead_run(void *arg)
+{
+	PGconn *c = NULL;
+
+	(void)arg;
+	if (connect_maint(&c, ahead.conninfo, ahead.workdb) < 0)
+		dd_error_clear(); /* the one who needs it connects again, and reports why it cannot */
+	pthread_mutex_lock(&ahead.mu);
+	ahead.conn = c;
+	ahead.finished = 1;
+	pthread_mutex_unlock(&ahead.mu);
+	return NULL;
+}
+
+void
+dd_pg_preconnect(const char *conninfo)
+{
+	struct dd_pg_target t;
+
+	if (ahead.started || dd_pg_target_resolve(&t, conninfo) < 0) {
+		dd_error_clear();
+		return;
+	}
+	ahead.conninfo = dd_strdup(conninfo ? conninfo : "");
+	ahead.workdb = dd_strdup(t.database);
+	dd_pg_target_release(&t);
+	ahead.started = pthread_create(&ahead.thread, NULL, ahead_run, NULL) == 0;
+}
+
+/* The connection made ahead for (conninfo, workdb), waited for; NULL if none (or it failed). Any thread. */
+static PGconn *
+take_ahead(const char *conninfo, const char *workdb)
+{
+	PGconn *c;
+	int mine;
+
+	pthread_mutex_lock(&ahead.mu);
+	mine = ahead.started && !ahead.joined && !strcmp(ahead.conninfo, conninfo ? conninfo : "") &&
+	       !strcmp(ahead.workdb, workdb);
+	if (mine)
+		ahead.joined = 1; /* claimed: nobody else joins it */
+	pthread_mutex_unlock(&ahead.mu);
+	if (!mine)
+		return NULL;
+	pthread_join(ahead.thread, NULL);
+	c = ahead.conn;
+	ahead.conn = NULL;
+	free(ahead.conninfo); /* claimed: no one reads them any more */
+	free(ahead.workdb);
+	ahead.conninfo = ahead.workdb = NULL;
+	if (c && PQstatus(c) != CONNECTION_OK) {
+		PQfinish(c);
+		c = NULL;
+	}
+	return c;
+}
+
+void
+dd_pg_preconnect_end(void)
+{
+	int finished;
+
+	pthread_mutex_lock(&ahead.mu);
+	finished = ahead.started && !ahead.joined && ahead.finished;
+	if (finished)
+		ahead.joined = 1;
+	pthread_mutex_unlock(&ahead.mu);
+	if (!finished)
+		return; /* none, taken, or still connecting (a server that does not answer): the exit ends it */
+	pthread_join(ahead.thread, NULL);
+	if (ahead.conn)
+		PQfinish(ahead.conn);
+	ahead.conn = NULL;
+	free(ahead.conninfo);
+	free(ahead.workdb);
+	ahead.conninfo = ahead.workdb = NULL;
+}
+
+int
+dd_pg_connect_maint(PGconn **out, const char *conninfo, const char *workdb)
+{
+	if ((*out = take_ahead(conninfo, workdb)))
+		return 0;
+	return connect_maint(out, conninfo, workdb);
 }
 
 char *
@@ -341,12 +451,48 @@ static int installed;
 static int watcher_stop;
 static pthread_t watcher;
 static struct sigaction old_int, old_term;
+/* posted by a signal and by dd_pg_interrupt_remove(); never destroyed (a late handler may still post it) */
+static sem_t wake;
+static pthread_once_t wake_once = PTHREAD_ONCE_INIT;
+static int wake_ok;
+
+static void
+wake_init(void)
+{
+	wake_ok = sem_init(&wake, 0, 0) == 0;
+}
 
 static void
 on_signal(int sig)
 {
+	int saved = errno;
+
 	(void)sig;
 	interrupted = 1;
+	sem_post(&wake);
+	errno = saved;
+}
+
+/* Sleep until posted; with `ms` > 0, at most that long. */
+static void
+wait_wake(long ms)
+{
+	struct timespec ts;
+
+	if (ms <= 0) {
+		while (sem_wait(&wake) < 0 && errno == EINTR)
+			;
+		return;
+	}
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += ms / 1000;
+	ts.tv_nsec += (ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	while (sem_timedwait(&wake, &ts) < 0 && errno == EINTR)
+		;
 }
 
 static void *
@@ -356,8 +502,8 @@ watch(void *arg)
 
 	(void)arg;
 	for (;;) {
-		struct timespec ts = { 0, 50 * 1000 * 1000 };
-		nanosleep(&ts, NULL);
+		/* after one sweep, sweep again every half second (connections registered since) */
+		wait_wake(sent ? 500 : 0);
 		pthread_mutex_lock(&reg_lock);
 		int stop = watcher_stop;
 		if (interrupted && !stop) {
@@ -373,11 +519,6 @@ watch(void *arg)
 		pthread_mutex_unlock(&reg_lock);
 		if (stop)
 			return NULL;
-		/* after one sweep, sweep again only every half second */
-		if (sent) {
-			struct timespec slow = { 0, 450 * 1000 * 1000 };
-			nanosleep(&slow, NULL);
-		}
 	}
 }
 
@@ -386,6 +527,9 @@ dd_pg_interrupt_install(void)
 {
 	struct sigaction sa;
 
+	pthread_once(&wake_once, wake_init);
+	if (!wake_ok)
+		return dd_error_errno("cannot create a semaphore");
 	pthread_mutex_lock(&reg_lock);
 	if (installed++) {
 		pthread_mutex_unlock(&reg_lock);
@@ -393,6 +537,8 @@ dd_pg_interrupt_install(void)
 	}
 	interrupted = 0;
 	watcher_stop = 0;
+	while (sem_trywait(&wake) == 0)
+		; /* posts left from before: not for this watcher */
 	pthread_mutex_unlock(&reg_lock);
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_signal;
@@ -420,6 +566,7 @@ dd_pg_interrupt_remove(void)
 	}
 	watcher_stop = 1;
 	pthread_mutex_unlock(&reg_lock);
+	sem_post(&wake);
 	pthread_join(watcher, NULL);
 	sigaction(SIGINT, &old_int, NULL);
 	sigaction(SIGTERM, &old_term, NULL);

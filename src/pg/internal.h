@@ -110,6 +110,13 @@ int dd_pg_fingerprint_swap(PGconn *m, const char *db, const char *seq, char **ou
 int dd_pg_fingerprint_seq(PGconn *c, char **seq);
 /* The whole fingerprint of the database `c` is connected to (NULL if it cannot be trusted). */
 int dd_pg_fingerprint_here(PGconn *c, char **out);
+/*
+ * The seal of dd_pg_changes_sealed() (pg.h), on any session of the server:
+ * 1 when nobody has used the database since (the check's answer still
+ * holds), 0 when someone may have (or no seal, or the server is older than
+ * 15), -1 (error set) when it cannot tell.
+ */
+int dd_pg_seal_holds(PGconn *m, const char *seal);
 
 /* ---- interrupts (conn.c) ---- */
 

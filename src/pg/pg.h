@@ -90,9 +90,11 @@ struct dd_pg_restore_opts {
  */
 struct dd_pg_switch_media {
 	const char *folder; /* absolute: a stash's media is brought back only into the folder it was taken of */
-	const char *stash;
+	const char *stash;  /* valid once set_aside returned 0 */
 	int stash_private;  /* `stash` is a private snapshot (files set aside), not one the store holds */
 	int (*choose)(void *arg, const char *source_media, char **target);
+	/* set the folder aside (fills stash, stash_private) as late as possible: just before the journal */
+	int (*set_aside)(void *arg);
 	int (*apply)(void *arg, const char *target);
 	void (*undo)(void *arg);
 	void *arg;
@@ -197,11 +199,31 @@ int dd_pg_changes(enum dd_pg_change *out, const char *conninfo, const char *fing
 /* dd_pg_changes() for database `dbname` (NULL: the one of `conninfo`) on the server of `conninfo`. */
 int dd_pg_changes_of(enum dd_pg_change *out, const char *conninfo, const char *dbname, const char *fingerprint,
 		     int wait_ms, char **why);
+/*
+ * dd_pg_changes() that hands back, with DD_PG_UNCHANGED, a seal (*seal,
+ * caller frees; change.c): the database's activity counters right after
+ * the check, so that a switch can run it early (while it clones) and
+ * still trust it at the rename (dd_pg_seal_holds, internal.h).
+ */
+int dd_pg_changes_sealed(enum dd_pg_change *out, const char *conninfo, const char *fingerprint, int wait_ms, char **why,
+			 char **seal);
 /* "unchanged", "changed", "unknown", "missing" */
 const char *dd_pg_change_name(enum dd_pg_change change);
 
 /* `conninfo` (string or URL) as a keyword='value' string without password; NULL if it does not parse. */
 char *dd_pg_conninfo_nopassword(const char *conninfo);
+
+/*
+ * Start connecting to the server of `conninfo` (its maintenance database)
+ * in the background, for a switch about to happen: the next
+ * dd_pg_connect_maint() for the same conninfo takes that connection
+ * instead of making one (a git hook's switch starts it before libgit2's
+ * start and its git work, which take as long). Best effort: a failure
+ * is left for the switch's own connect to report. dd_pg_preconnect_end()
+ * closes it if unused; one still connecting is left to the process's exit.
+ */
+void dd_pg_preconnect(const char *conninfo);
+void dd_pg_preconnect_end(void);
 
 /* Does the database `conninfo` names exist? 1 yes, 0 no, -1 (error set) when the server cannot say. */
 int dd_pg_database_exists(const char *conninfo);

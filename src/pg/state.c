@@ -272,18 +272,33 @@ dd_pg_state_set_switched(const char *statedir, const struct dd_pg_target *t, con
 }
 
 int
+dd_pg_state_set_media_target(const char *statedir, const struct dd_pg_target *t, const char *media, int pending)
+{
+	struct dd_pg_state s;
+	char *dir = dd_pg_state_dir(statedir, t), *path = dd_path_join(dir, "working");
+	int missing = !dd_path_exists(path), rc = -1;
+
+	free(path);
+	free(dir);
+	/* no record yet: one that names only the media (nothing else is known) */
+	if (dd_pg_state_read_target(&s, statedir, t) == 0 || missing) {
+		dd_error_clear();
+		rc = write_working(statedir, t, s.snapshot, s.profile, s.how, s.fingerprint, s.branch, media, pending,
+				   s.when);
+	}
+	dd_pg_state_release(&s);
+	return rc;
+}
+
+int
 dd_pg_state_set_media(const char *statedir, const char *conninfo, const char *media, int pending)
 {
 	struct dd_pg_target t;
-	struct dd_pg_state s;
-	int rc = -1;
+	int rc;
 
 	if (dd_pg_target_resolve(&t, conninfo) < 0)
 		return -1;
-	if (dd_pg_state_read_target(&s, statedir, &t) == 0)
-		rc = write_working(statedir, &t, s.snapshot, s.profile, s.how, s.fingerprint, s.branch, media, pending,
-				   s.when);
-	dd_pg_state_release(&s);
+	rc = dd_pg_state_set_media_target(statedir, &t, media, pending);
 	dd_pg_target_release(&t);
 	return rc;
 }
@@ -1301,7 +1316,7 @@ dd_pg_journal_read(struct dd_pg_journal *j, const char *statedir, const struct d
 
 	memset(j, 0, sizeof(*j));
 	if (rc == 0 && (!v[0] || !v[1] || !v[3])) {
-		for (int i = 0; i < 12; i++)
+		for (size_t i = 0; keys[i]; i++)
 			free(v[i]);
 		rc = dd_error("%s is incomplete", path);
 	} else if (rc == 0) {
@@ -1360,4 +1375,128 @@ dd_pg_state_trylock(const char *statedir, const char *conninfo, int *fd)
 	free(dir);
 	dd_pg_target_release(&t);
 	return rc;
+}
+
+/* ---- every database's records (gc, stash drop: media set aside anywhere) ---- */
+
+/* fn(dir, arg) for each <statedir>/pg/<key>/ folder; stops at the first nonzero. */
+static int
+each_state_dir(const char *statedir, int (*fn)(const char *dir, void *arg), void *arg)
+{
+	char *pg = dd_path_join(statedir, "pg");
+	DIR *d = opendir(pg);
+	struct dirent *de;
+	int rc = 0;
+
+	if (!d) {
+		rc = errno == ENOENT ? 0 : dd_error_errno("cannot read %s", pg);
+		free(pg);
+		return rc;
+	}
+	while (rc == 0 && (de = readdir(d))) {
+		char *dir;
+		if (de->d_name[0] == '.')
+			continue;
+		dir = dd_path_join(pg, de->d_name);
+		if (dd_is_dir(dir))
+			rc = fn(dir, arg);
+		free(dir);
+	}
+	closedir(d);
+	free(pg);
+	return rc;
+}
+
+struct named_arg {
+	void (*add)(void *arg, const char *id);
+	void *arg;
+};
+
+/* The media ids of record `name` in `dir` under keys[] (an unreadable one names nothing). */
+static void
+named_in(const char *dir, const char *name, const char *const *keys, const struct named_arg *a)
+{
+	char *path = dd_path_join(dir, name), *v[DD_PG_RECORD_KEYS_MAX];
+
+	if (read_kv(path, keys, v) == 0) {
+		for (size_t i = 0; keys[i]; i++) {
+			if (v[i] && strcmp(v[i], "-"))
+				a->add(a->arg, v[i]);
+			free(v[i]);
+		}
+	}
+	dd_error_clear();
+	free(path);
+}
+
+static int
+named_dir(const char *dir, void *arg)
+{
+	static const char *const working_keys[] = { "media", NULL };
+	static const char *const journal_keys[] = { "media", "media_stash", NULL };
+	const struct named_arg *a = arg;
+	struct dd_pg_copy *c = NULL;
+	size_t n = 0;
+
+	if (read_copies(dir, &c, &n) < 0)
+		return -1;
+	for (size_t i = 0; i < n; i++)
+		if (c[i].media && *c[i].media)
+			a->add(a->arg, c[i].media);
+	dd_pg_copies_free(c, n);
+	named_in(dir, "working", working_keys, a);
+	named_in(dir, "switch", journal_keys, a);
+	return 0;
+}
+
+int
+dd_pg_state_media_named(const char *statedir, void (*add)(void *arg, const char *id), void *arg)
+{
+	struct named_arg a = { add, arg };
+
+	return each_state_dir(statedir, named_dir, &a);
+}
+
+struct lock_set {
+	int *fds;
+	size_t n;
+};
+
+static int
+lock_dir(const char *dir, void *arg)
+{
+	struct lock_set *l = arg;
+	char *path = dd_path_join(dir, "lock");
+	int fd = -1, rc = dd_lock_file_try(path, &fd);
+
+	if (rc == DD_EBUSY)
+		dd_error("another git dnadata command is working on a database (%s is held)", path);
+	if (rc == 0) {
+		l->fds = dd_realloc(l->fds, (l->n + 1) * sizeof(*l->fds));
+		l->fds[l->n++] = fd;
+	}
+	free(path);
+	return rc;
+}
+
+int
+dd_pg_state_trylock_all(const char *statedir, int **fds, size_t *n)
+{
+	struct lock_set l = { NULL, 0 };
+	int rc = each_state_dir(statedir, lock_dir, &l);
+
+	if (rc != 0) {
+		dd_pg_state_unlock_all(l.fds, l.n);
+		l.fds = NULL, l.n = 0;
+	}
+	*fds = l.fds, *n = l.n;
+	return rc;
+}
+
+void
+dd_pg_state_unlock_all(int *fds, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		dd_unlock_file(fds[i]);
+	free(fds);
 }

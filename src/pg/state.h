@@ -94,6 +94,21 @@ int dd_pg_state_trylock(const char *statedir, const char *conninfo, int *fd);
  */
 int dd_pg_state_set_media(const char *statedir, const char *conninfo, const char *media, int pending);
 
+/*
+ * Every media id the records of every database under `statedir` name
+ * (each <statedir>/pg/KEY/ folder: stashes, working records, switch journals, whatever
+ * the worktree, branch or profile file they came from): add(arg, id) for
+ * each, "" (the empty folder) left out. 0, or -1 (error set).
+ */
+int dd_pg_state_media_named(const char *statedir, void (*add)(void *arg, const char *id), void *arg);
+/*
+ * Hold, without waiting, the lock of every database with records under
+ * `statedir`: 0 with *fds (n of them; release with dd_pg_state_unlock_all),
+ * DD_EBUSY (error set, none held) while a command holds one, or -1.
+ */
+int dd_pg_state_trylock_all(const char *statedir, int **fds, size_t *n);
+void dd_pg_state_unlock_all(int *fds, size_t n);
+
 /* Current UTC time as "YYYY-MM-DDTHH:MM:SSZ". Caller frees. */
 char *dd_pg_now_iso(void);
 
@@ -236,6 +251,8 @@ int dd_pg_state_read_target(struct dd_pg_state *out, const char *statedir, const
 /* dd_pg_state_set_target() that also records the branch (NULL: none). */
 int dd_pg_state_set_working(const char *statedir, const struct dd_pg_target *t, const char *snapshot,
 			    const char *profile, const char *how, const char *fingerprint, const char *branch);
+/* dd_pg_state_set_media() of a resolved target (a record is written when there is none). */
+int dd_pg_state_set_media_target(const char *statedir, const struct dd_pg_target *t, const char *media, int pending);
 /* dd_pg_state_set_working() that also records the media id (NULL: none) and whether applying it is pending. */
 int dd_pg_state_set_switched(const char *statedir, const struct dd_pg_target *t, const char *snapshot,
 			     const char *profile, const char *how, const char *fingerprint, const char *branch,

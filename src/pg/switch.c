@@ -57,6 +57,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,7 +68,8 @@
 
 /*
  * Tests stop a switch at a named point to kill it there (tests/integration/
- * t-pg-switch-kill.sh, t-media-kill.sh): with DNADATA_FAILPOINT=<name> the process stops
+ * t-pg-switch-kill.sh, t-media-kill.sh) or to use the database meanwhile
+ * (t-pg-switch.sh, "checked"): with DNADATA_FAILPOINT=<name> the process stops
  * itself (SIGSTOP) on reaching it; "commit-lost" instead cuts the
  * connection once the rename committed, before its reply is read. Nothing
  * else reads this variable.
@@ -223,20 +225,6 @@ db_oid(PGconn *m, const char *name, char **oid)
 	return 0;
 }
 
-/* The switch did not happen: the working record keeps what it said, the folder is to be put back to `media`. */
-static int
-media_back_pending(const char *statedir, const struct dd_pg_target *t, const char *media)
-{
-	struct dd_pg_state w;
-	int rc = -1;
-
-	if (dd_pg_state_read_target(&w, statedir, t) == 0)
-		rc = dd_pg_state_set_switched(statedir, t, w.snapshot, w.profile, w.how ? w.how : "restored",
-					      w.fingerprint, w.branch, media, 1);
-	dd_pg_state_release(&w);
-	return rc;
-}
-
 int
 dd_pg_journal_recover(PGconn *m, const char *statedir, const struct dd_pg_target *t)
 {
@@ -301,7 +289,7 @@ dd_pg_journal_recover(PGconn *m, const char *statedir, const struct dd_pg_target
 		if (!src && (strcmp(j.kind, "stash") == 0 || strcmp(j.kind, "spare") == 0))
 			dd_pg_copy_forget(statedir, t, j.source);
 		/* the folder may be partly switched: the next restore puts it back as it was (media_pending) */
-		if (j.media_stash && media_back_pending(statedir, t, j.media_stash) < 0)
+		if (j.media_stash && dd_pg_state_set_media_target(statedir, t, j.media_stash, 1) < 0)
 			goto out;
 	}
 	dd_error_clear();
@@ -390,22 +378,95 @@ stash_unmodified(struct sw *s, const struct dd_pg_copy *c)
 	return ok;
 }
 
-/* Was the working database modified since its restore (or snapshot)? */
+/*
+ * Was the working database modified since its restore (or snapshot)? With
+ * DD_PG_MOD_NO, *seal: what must still hold before the rename (change.c).
+ * Runs in its own thread (check_start): it reads only what no other step
+ * of the switch writes.
+ */
 static enum dd_pg_modified
-working_modified(struct sw *s)
+working_modified(struct sw *s, char **seal)
 {
 	enum dd_pg_change ch;
 	char *why = NULL;
 
+	*seal = NULL;
 	if (!s->prev.snapshot || !s->prev.fingerprint)
 		return DD_PG_MOD_UNKNOWN;
-	if (dd_pg_changes(&ch, s->o->conninfo, s->prev.fingerprint, 200, &why) < 0) {
+	if (dd_pg_changes_sealed(&ch, s->o->conninfo, s->prev.fingerprint, 200, &why, seal) < 0) {
 		dd_debug("cannot tell whether %s changed: %s", s->t.database, dd_error_last());
 		dd_error_clear();
 		return DD_PG_MOD_UNKNOWN;
 	}
 	free(why);
 	return ch == DD_PG_UNCHANGED ? DD_PG_MOD_NO : ch == DD_PG_CHANGED ? DD_PG_MOD_YES : DD_PG_MOD_UNKNOWN;
+}
+
+/*
+ * The working database's change check runs while the source is prepared
+ * (a clone: the longest step), on connections of its own; its "unmodified"
+ * is trusted only if its seal still holds just before the rename.
+ */
+struct check {
+	struct sw *s;
+	enum dd_pg_modified modified;
+	char *seal;
+	pthread_t thread;
+	int started;
+};
+
+static void *
+check_run(void *arg)
+{
+	struct check *c = arg;
+
+	c->modified = working_modified(c->s, &c->seal);
+	return NULL;
+}
+
+static void
+check_start(struct check *c, struct sw *s)
+{
+	c->s = s;
+	c->modified = DD_PG_MOD_UNKNOWN;
+	c->seal = NULL;
+	c->started = pthread_create(&c->thread, NULL, check_run, c) == 0;
+	if (!c->started)
+		check_run(c); /* no thread: in line */
+}
+
+/* A switch that fails before the rename: the answer is not needed (the error recorded stays). */
+static void
+check_abandon(struct check *c)
+{
+	if (c->started)
+		pthread_join(c->thread, NULL);
+	c->started = 0;
+	free(c->seal);
+	c->seal = NULL;
+}
+
+/* The check's answer: DD_PG_MOD_NO only if nobody used the database since it ran. */
+static enum dd_pg_modified
+check_finish(struct check *c)
+{
+	enum dd_pg_modified m;
+	int holds;
+
+	if (c->started)
+		pthread_join(c->thread, NULL);
+	c->started = 0;
+	failpoint("checked");
+	m = c->modified;
+	if (m == DD_PG_MOD_NO && (holds = dd_pg_seal_holds(c->s->m, c->seal)) != 1) {
+		dd_debug("database %s may have been used since its change check%s%s", c->s->t.database,
+			 holds < 0 ? ": " : "", holds < 0 ? dd_error_last() : "");
+		dd_error_clear();
+		m = DD_PG_MOD_UNKNOWN;
+	}
+	free(c->seal);
+	c->seal = NULL;
+	return m;
 }
 
 /* Other sessions on `db`: end them (terminate) or refuse, naming them. */
@@ -507,6 +568,16 @@ rename_in(struct sw *s, const char *source, const char *stash, int open_it, cons
 	return rc;
 }
 
+/* An interrupt seen between two steps: 1 with the error "interrupted" recorded. */
+static int
+stop_if_interrupted(void)
+{
+	if (!dd_pg_interrupted())
+		return 0;
+	dd_error("interrupted");
+	return 1;
+}
+
 /* Pending under our pid: `name` (replacing what was). */
 static int
 start_building(struct sw *s, const char *name)
@@ -574,10 +645,8 @@ build_template(struct sw *s, char **tmpl, char **seq_fp, long long *size)
 		dd_error_wrap("restoring snapshot %.12s", o->snapshot);
 		goto out;
 	}
-	if (dd_pg_interrupted()) {
-		dd_error("interrupted");
+	if (stop_if_interrupted())
 		goto out;
-	}
 	failpoint("template-built");
 	q = dd_pg_quote_ident(*tmpl);
 	sql = dd_asprintf("ALTER DATABASE %s WITH ALLOW_CONNECTIONS false", q);
@@ -769,6 +838,29 @@ apply_media(struct sw *s)
 	return 0;
 }
 
+/*
+ * Set the folder aside when the switch changes it, as late as possible
+ * (files written during a build are in it). Files set aside (a private
+ * snapshot) are named by the stash the working database becomes: without
+ * a working database nothing would name them, so the switch refuses
+ * rather than remove them.
+ */
+static int
+set_media_aside(const struct sw *s, int exists)
+{
+	const struct dd_pg_switch_media *m = s->o->media;
+
+	if (!s->media || m->set_aside(m->arg) < 0)
+		return s->media ? -1 : 0;
+	if (exists || !m->stash_private || !strcmp(m->stash, s->media))
+		return 0;
+	dd_error("media folder %s holds files no snapshot has, and there is no working database %s to keep them "
+		 "with", m->folder, s->t.database);
+	dd_hint("move the folder %s elsewhere (or restore the database its files go with first), then restore again",
+		m->folder);
+	return -1;
+}
+
 /* The switch did not happen: its journal goes (keeping the error). */
 static void
 remove_journal(struct sw *s)
@@ -812,6 +904,7 @@ int
 dd_pg_switch(const struct dd_pg_switch_opts *o, struct dd_pg_switch_result *res)
 {
 	struct sw s = { .o = o };
+	struct check chk = { 0 };
 	const struct dd_pg_copy *src = NULL;
 	struct dd_pg_journal j = { 0 };
 	char *stash = NULL, *seq = NULL, *fp = NULL, *source = NULL, *source_oid = NULL;
@@ -825,22 +918,22 @@ dd_pg_switch(const struct dd_pg_switch_opts *o, struct dd_pg_switch_result *res)
 		return DD_ERROR;
 	if (open_switch(&s, &exists) < 0)
 		goto out;
+	if (exists)
+		check_start(&chk, &s);
 	src = choose_source(&s, res, &open_it);
 	if (choose_media(&s, res, src) < 0)
 		goto out;
-	if (prepare_source(&s, res, src, &source, &seq, &fp) < 0)
+	if (prepare_source(&s, res, src, &source, &seq, &fp) < 0 || stop_if_interrupted())
 		goto out;
-	if (dd_pg_interrupted()) {
-		dd_error("interrupted");
-		goto out;
-	}
 
 	/* the working database becomes a stash: what it holds, the branch left, whether it was modified */
 	if (exists) {
-		modified = working_modified(&s);
+		modified = check_finish(&chk);
 		if (dd_pg_pick_stash_name(s.m, s.t.database, &stash) < 0)
 			goto out;
 	}
+	if (set_media_aside(&s, exists) < 0)
+		goto out;
 	kind = journal_kind(res, src);
 	if (db_oid(s.m, source, &source_oid) < 0)
 		goto out;
@@ -862,9 +955,7 @@ dd_pg_switch(const struct dd_pg_switch_opts *o, struct dd_pg_switch_result *res)
 				 .profile = s.prev.profile ? s.prev.profile : (char *)"",
 				 .branch = (char *)(o->branch_left ? o->branch_left : s.prev.branch ? s.prev.branch : ""),
 				 .modified = modified, .fingerprint = s.prev.fingerprint, .replaced = o->clean,
-				 .media = o->media ? (char *)o->media->stash : NULL,
-				 .media_folder = o->media ? (char *)o->media->folder : NULL,
-				 .media_private = o->media && o->media->stash_private };
+				 .media = j.media_stash, .media_folder = j.media_folder, .media_private = j.media_private };
 	/* the stash's record before the rename: a kill right after it must not lose it */
 	if (stash && dd_pg_copy_record(o->statedir, &s.t, &sc) < 0) {
 		dd_error_wrap("recording the stash for database %s", s.t.database);
@@ -905,6 +996,7 @@ forget_stash:
 undo_journal:
 	remove_journal(&s);
 out:
+	check_abandon(&chk);
 	if (rc != DD_OK)
 		drop_building(&s);
 	if (s.m) {

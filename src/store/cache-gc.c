@@ -31,6 +31,8 @@
  * needs one of the packs their index file names; once none does (the
  * stash was dropped) and the index file is older than PRIVATE_GRACE, the
  * packs and then that index file are items needed by nothing. A private
+ * writer in progress (no manifest yet) keeps its files younger than that
+ * by renewing their times with each pack it writes (packer.c). A private
  * snapshot that cannot be read keeps every private file.
  */
 #include "store/internal.h"

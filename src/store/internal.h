@@ -99,7 +99,10 @@ int dd_store_put_private(struct dd_store *st, const uint8_t id[32], const void *
  * chunk only private packs hold into a public pack, so its snapshot never
  * depends on what the store cannot get; a private writer copies a chunk
  * only an older private pack holds into one of its own, since gc may take
- * an older private pack once no private manifest needs it. 0, -1.
+ * an older private pack once no private manifest needs it. 0;
+ * DD_NOTFOUND (error recorded) when no pack (nor loose object) this store
+ * or its cache holds has the chunk, or the private pack that had it went
+ * before the copy (a dropped stash's, taken by gc): nothing to name; -1.
  */
 int dd_store_adopt_chunk(struct dd_store *st, const struct dd_chunk_ref *ref, int priv);
 /* Make every earlier put durable (deferred directory fsyncs), then record what the backend confirmed. */

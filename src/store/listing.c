@@ -15,7 +15,10 @@
  * entry's size, no trailing bytes, and the `entries` attribute equal to the
  * number of records. What it buffers is bounded by one record (at most a
  * name, DD_LISTING_MAX_ATTRS attributes and DD_LISTING_MAX_CHUNKS chunks,
- * and never more than the listing's own bytes) plus one piece of the stream.
+ * and never more than the listing's own bytes) plus one piece of the stream;
+ * a record's chunk list (36 bytes a chunk) is at most 36 / DD_CHUNK_MIN_LIMIT
+ * of its entry's size plus 36 bytes, since every chunk but the last is at
+ * least DD_CHUNK_MIN_LIMIT bytes (manifest.c).
  */
 #include "store/internal.h"
 #include "util/endian.h"
@@ -126,7 +129,8 @@ check_entry(const struct dd_listing_writer *lw, const struct dd_stream_info *e)
 	if (e->nattrs > DD_LISTING_MAX_ATTRS || e->nchunks > DD_LISTING_MAX_CHUNKS)
 		return dd_error("entry '%s' has too many attributes or chunks", e->name);
 	for (size_t i = 0; i < e->nchunks; i++) {
-		if (e->chunks[i].len == 0 || e->chunks[i].len > DD_CHUNK_MAX_LIMIT)
+		if (e->chunks[i].len == 0 || e->chunks[i].len > DD_CHUNK_MAX_LIMIT ||
+		    (i + 1 < e->nchunks && e->chunks[i].len < DD_CHUNK_MIN_LIMIT))
 			return dd_error("entry '%s': bad chunk length %u", e->name, e->chunks[i].len);
 		total += e->chunks[i].len;
 	}
@@ -135,6 +139,25 @@ check_entry(const struct dd_listing_writer *lw, const struct dd_stream_info *e)
 	dd_stream_checksum(sum, lw->st->keys, e);
 	if (e->nchunks && sodium_memcmp(sum, e->checksum, 32) != 0)
 		return dd_error("entry '%s': its checksum does not match its chunks", e->name);
+	return 0;
+}
+
+/*
+ * Every chunk an entry names must be where this snapshot can keep it: one
+ * reused from an earlier listing (a stash applied, then captured again) is
+ * copied out of a private pack where needed, and one no pack holds any
+ * more (a dropped stash's, taken by gc) is refused, never named.
+ */
+int
+dd_listing_reuse(struct dd_listing_writer *lw, const struct dd_stream_info *entry)
+{
+	for (size_t i = 0; i < entry->nchunks; i++) {
+		int r = dd_store_adopt_chunk(lw->st, &entry->chunks[i], lw->priv);
+		if (r != 0) {
+			dd_error_wrap("listing entry '%s'", entry->name);
+			return r == DD_NOTFOUND ? DD_NOTFOUND : -1;
+		}
+	}
 	return 0;
 }
 
@@ -148,10 +171,8 @@ dd_listing_add(struct dd_listing_writer *lw, const struct dd_stream_info *entry)
 		return dd_error("listing: an earlier entry failed");
 	if (check_entry(lw, entry) < 0)
 		return dd_error_wrap("listing");
-	/* an entry reused from a stash (applied, then captured again): its chunks must be where this snapshot can keep them */
-	for (size_t i = 0; i < entry->nchunks; i++)
-		if (dd_store_adopt_chunk(lw->st, &entry->chunks[i], lw->priv) < 0)
-			return dd_error_wrap("listing entry '%s'", entry->name);
+	if (dd_listing_reuse(lw, entry) != 0)
+		return -1;
 	if (!e.nchunks) /* no content (a folder, a link, an empty file): the checksum of nothing */
 		dd_stream_checksum(e.checksum, lw->st->keys, &e);
 	e.attrs = NULL;

@@ -5,8 +5,11 @@
  * Integers are little-endian; strings are u32 length + bytes (no NUL).
  * The parser checks every count against the bytes left before allocating,
  * requires strictly sorted names and keys (hence unique), chunk lengths in
- * [1, 64 MiB] adding up to the stream size, and no trailing bytes, so a
- * given manifest has exactly one encoding.
+ * [1, 64 MiB] adding up to the stream size, every chunk but the last at
+ * least DD_CHUNK_MIN_LIMIT bytes (the smallest minimum any store's chunker
+ * may use; so a stream has at most size / DD_CHUNK_MIN_LIMIT + 1 chunks,
+ * checked before allocating), and no trailing bytes, so a given manifest
+ * has exactly one encoding.
  */
 #include "store/manifest.h"
 #include "store/chunker.h"
@@ -256,7 +259,8 @@ get_stream(struct rd *r, struct dd_stream_info *s)
 		return -1;
 	if (get_u64(r, &s->size) < 0 || get_bytes(r, s->checksum, 32) < 0 || get_u64(r, &n) < 0)
 		return -1;
-	if (n > r->max_chunks || n > avail(r) / 36)
+	/* every chunk but the last is at least DD_CHUNK_MIN_LIMIT bytes: the size bounds the count (before allocating) */
+	if (n > r->max_chunks || n > avail(r) / 36 || n > s->size / DD_CHUNK_MIN_LIMIT + 1)
 		return dd_error("damaged %s (bad chunk count %llu)", r->what, (unsigned long long)n);
 	if (n * 36 > r->left)
 		return short_input(r, n * 36); /* before allocating: the whole list must be at hand */
@@ -265,7 +269,8 @@ get_stream(struct rd *r, struct dd_stream_info *s)
 	for (size_t i = 0; i < s->nchunks; i++) {
 		if (get_bytes(r, s->chunks[i].id, 32) < 0 || get_u32(r, &s->chunks[i].len) < 0)
 			return -1;
-		if (s->chunks[i].len == 0 || s->chunks[i].len > DD_CHUNK_MAX_LIMIT)
+		if (s->chunks[i].len == 0 || s->chunks[i].len > DD_CHUNK_MAX_LIMIT ||
+		    (i + 1 < s->nchunks && s->chunks[i].len < DD_CHUNK_MIN_LIMIT))
 			return dd_error("damaged %s (bad chunk length %u)", r->what, s->chunks[i].len);
 		total += s->chunks[i].len; /* cannot overflow: < 2^32 chunks of < 2^27 bytes */
 	}

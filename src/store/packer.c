@@ -20,7 +20,11 @@
  * packs, to the store. A big snapshot also writes one every `index_every`
  * packs from the finishing thread, so an interrupted snapshot leaves packs
  * the next one can reuse. So the order objects -> index -> manifest holds in
- * both places. Objects a snapshot reused from packs the store is not known
+ * both places. A private writer's packs and index files are needed by no
+ * manifest until it commits, and the cache's gc takes such files once they
+ * are an hour old (cache-gc.c): each private pack it finishes renews the
+ * mtime of every private index file and not yet indexed pack of this run,
+ * so a capture that runs for hours keeps what it wrote. Objects a snapshot reused from packs the store is not known
  * to hold (an earlier snapshot made while it was unreachable) bring their
  * index files along at the same flush.
  */
@@ -29,9 +33,12 @@
 #include "util/hex.h"
 #include "util/log.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 struct pobj {
 	uint8_t id[32];
@@ -56,6 +63,7 @@ struct dd_packer {
 	uint32_t *need; /* index files to push at the next flush */
 	size_t nneed, capneed;
 	size_t index_every; /* write an index file midway every this many packs */
+	size_t fresh_from;  /* private: the first index file (of pk->idx) no manifest of this run covers yet */
 	struct dd_midx *idx; /* the map its packs and index files join */
 	int priv;           /* private snapshots' packer: cache only (private/packs, private/index), never uploaded */
 };
@@ -216,6 +224,39 @@ out:
 	return rc;
 }
 
+/* Renew the mtime of one cache file (best effort: a file gc cannot see as old is one it does not take). */
+static void
+touch(struct dd_store *st, const char *dir, const uint8_t id[32])
+{
+	char name[DD_OBJECT_NAME_SIZE];
+	char *path;
+
+	dd_object_name(name, sizeof(name), dir, id);
+	path = st->cache->ops->local_path(st->cache, name);
+	if (path && utimensat(AT_FDCWD, path, NULL, 0) < 0)
+		dd_debug("cannot renew the time of %s: %s", path, strerror(errno));
+	free(path);
+}
+
+/*
+ * A private pack was written: every private index file this run wrote
+ * since its last flush (a committed snapshot's need no renewal), and every
+ * pack not in one yet, is new again for gc's grace period. Under pk->mu
+ * (pk->done).
+ */
+static void
+keep_private_fresh(struct dd_store *st, struct dd_packer *pk)
+{
+	struct dd_midx *m = pk->idx;
+
+	pthread_mutex_lock(&m->mu);
+	for (size_t i = pk->fresh_from; i < m->nfiles; i++)
+		touch(st, "private/index", m->files[i].id);
+	pthread_mutex_unlock(&m->mu);
+	for (size_t i = 0; i < pk->ndone; i++)
+		touch(st, "private/packs", pk->done[i].name);
+}
+
 /* Finish one pack (not under the lock). On success its entries join pk->done and it is queued for upload. */
 static int
 finish(struct dd_store *st, struct dd_packer *pk, struct pobj *objs, size_t n, uint32_t slot)
@@ -249,6 +290,8 @@ finish(struct dd_store *st, struct dd_packer *pk, struct pobj *objs, size_t n, u
 	ip.e = NULL;
 	if (!pk->priv && dd_store_live(st))
 		dd_xfer_submit(st, &pk->uploads, DD_XFER_FRESH, name, NULL, 0);
+	if (pk->priv)
+		keep_private_fresh(st, pk);
 	pthread_mutex_unlock(&pk->mu);
 	rc = 0;
 out:
@@ -473,6 +516,7 @@ void
 dd_packer_set_index_every(struct dd_store *st, size_t packs)
 {
 	st->packer->index_every = packs;
+	st->ppacker->index_every = packs;
 }
 
 /*
@@ -585,9 +629,16 @@ flush_packs(struct dd_store *st, struct dd_packer *pk, uint32_t *file)
 int
 dd_packer_flush_private(struct dd_store *st)
 {
+	struct dd_packer *pk = st->ppacker;
 	uint32_t file;
+	int rc = flush_packs(st, pk, &file);
 
-	return flush_packs(st, st->ppacker, &file);
+	if (rc == 0) { /* a manifest covers them next (written fresh after this); a later writer renews its own */
+		pthread_mutex_lock(&pk->idx->mu);
+		pk->fresh_from = pk->idx->nfiles;
+		pthread_mutex_unlock(&pk->idx->mu);
+	}
+	return rc;
 }
 
 int

@@ -234,23 +234,30 @@ put_packed(struct dd_store *st, const uint8_t id[32], const void *plain, size_t 
 	return dd_packer_add(st, id, DD_OBJ_DATA, obj, existed, 0);
 }
 
+static int get_from_cache_pack(struct dd_store *st, const uint8_t id[32], const char *name, size_t max_plain,
+			       struct dd_buf *plain, ZSTD_DCtx *zd, struct dd_buf *obj);
+
 int
 dd_store_adopt_chunk(struct dd_store *st, const struct dd_chunk_ref *ref, int priv)
 {
 	struct dd_midx_hit hit;
-	struct dd_buf plain = DD_BUF_INIT;
+	struct dd_buf plain = DD_BUF_INIT, obj = DD_BUF_INIT;
 	char name[DD_OBJECT_NAME_SIZE];
 	int rc, existed;
 
 	if (dd_store_index_load(st) < 0 || dd_store_private_index_load(st) < 0)
 		return -1;
-	if (dd_midx_find(st->idx, ref->id, 1, &hit) || (priv && dd_midx_find(st->pidx, ref->id, 1, &hit)))
+	/* what this writer's own put would reuse (dd_store_put_private, put_packed): kept as it is */
+	if (dd_midx_find(st->idx, ref->id, !priv, &hit) || (priv && dd_midx_find(st->pidx, ref->id, 1, &hit)))
 		return 0; /* in a public pack, or (for a private writer) in one of this run's private packs */
 	dd_object_name(name, sizeof(name), "data", ref->id);
-	if ((priv && st->cache->ops->exists(st->cache, name) == 1) ||
-	    (!dd_midx_find(st->pidx, ref->id, 1, &hit) && !dd_midx_find(st->opidx, ref->id, 0, &hit)))
-		return 0; /* a loose public copy, or no private pack has it: nothing to copy */
-	rc = dd_store_get_object(st, DD_OBJ_DATA, ref->id, ref->len, &plain, NULL);
+	if (priv ? st->cache->ops->exists(st->cache, name) == 1 : legacy_present(st, ref->id))
+		return 0; /* a loose object of a store written before packs */
+	if (!dd_midx_find(st->pidx, ref->id, 1, &hit) && !dd_midx_find(st->opidx, ref->id, 0, &hit))
+		goto gone; /* no pack this store or cache holds has it: the entry would name nothing */
+	/* from the private pack in the cache alone: the store never holds it, so never asked for it */
+	rc = get_from_cache_pack(st, ref->id, name, ref->len, &plain, NULL, &obj);
+	dd_buf_release(&obj);
 	if (rc == 0 && plain.len != ref->len)
 		rc = dd_error("a private copy of a chunk differs in length from its entry");
 	if (rc == 0 && priv)
@@ -258,7 +265,12 @@ dd_store_adopt_chunk(struct dd_store *st, const struct dd_chunk_ref *ref, int pr
 	else if (rc == 0)
 		rc = dd_store_put_object(st, DD_OBJ_DATA, ref->id, plain.ptr, plain.len, NULL, NULL, &existed);
 	dd_buf_release(&plain);
+	if (rc == DD_NOTFOUND) /* the private pack went since its index file was read (a gc) */
+		goto gone;
 	return rc == 0 ? 0 : -1;
+gone:
+	dd_error("chunk %s is in no pack of this store or its cache", name + 5);
+	return DD_NOTFOUND;
 }
 
 int

@@ -177,10 +177,21 @@ int dd_content_end(struct dd_stream_writer *w, struct dd_stream_info *info);
  * Append an entry: name (strictly after the previous one in path order,
  * 1..DD_NAME_MAX bytes), attributes (any order; sorted here, keys unique),
  * size, checksum and chunks from dd_content_end() or from an entry of an
- * earlier listing of this store (chunks the store holds). Copies what it
- * needs; the caller keeps `entry`.
+ * earlier listing of this store (chunks the store holds: see
+ * dd_listing_reuse, which it calls; a chunk no pack holds fails it, -1).
+ * Copies what it needs; the caller keeps `entry`.
  */
 int dd_listing_add(struct dd_listing_writer *lw, const struct dd_stream_info *entry);
+/*
+ * May `entry`, reused from an earlier listing of this store (a media index
+ * naming what the folder held), go into this listing as it is? Makes each
+ * of its chunks one this snapshot keeps (a private pack's chunk copied into
+ * this writer's packs, docs/FORMAT.md §3.5). 0 yes (dd_listing_add then
+ * takes it); DD_NOTFOUND (error recorded, for a debug line) when no pack of
+ * the store or cache holds one of its chunks any more (a dropped stash's
+ * packs taken by gc): read the file again instead; -1 on failure.
+ */
+int dd_listing_reuse(struct dd_listing_writer *lw, const struct dd_stream_info *entry);
 /* Record the listing as a stream of the snapshot (its attributes: listing, entries). Frees lw either way. */
 int dd_listing_end(struct dd_listing_writer *lw, uint64_t *entries);
 void dd_listing_abort(struct dd_listing_writer *lw);

@@ -13,7 +13,8 @@
  * it must authenticate under its id; then the streams are read end to end
  * and their checksums compared. A listing (store.h) is read from the
  * store to find its entries' chunks, which are checked like a stream's
- * (named "<listing>/<entry>"); a listing that cannot be read is named, and
+ * (a bad one named "<listing>/<entry>", found by reading the listing again:
+ * no name is kept per entry); a listing that cannot be read is named, and
  * with read_data each entry's content is read back too. Every missing or damaged object or pack
  * is named with dd_warn(); the return is -1 if any was found.
  * While it runs, the store's object path is pointed at the source (it
@@ -37,6 +38,8 @@ struct check_job {
 	struct dd_store *st;
 	struct dd_chunk_ref ref;
 	const char *stream; /* first stream naming it (borrowed) */
+	const struct dd_stream_info *listing; /* when that is a listing's entry: the listing (borrowed), else NULL */
+	char *label;        /* "<listing>/<entry>", found only when it is bad (name_bad) */
 	const char *snap;
 	uint32_t pack, off, len; /* where the store's index puts it (pack DD_MIDX_NONE: a loose object) */
 	char *err;
@@ -91,38 +94,32 @@ struct verify {
 	size_t njobs, nuniq;
 	size_t bad, damaged, missing;
 	int no_config;
-	char **labels; /* "<listing>/<entry>" of the entries whose chunks jobs name */
-	size_t nlabels, caplabels;
 };
 
-/* Where add_job() puts a chunk: the verify, and the snapshot whose chunks are listed. */
+/* Where add_job() puts a listing entry's chunk: the verify, the snapshot and its listing. */
 struct adding {
 	struct verify *v;
 	const struct dd_snapshot *snap;
+	const struct dd_stream_info *listing;
 	size_t *cap;
-	const char *entry; /* the label of the listing entry being listed (owned by v->labels), or NULL */
 };
 
+/* No label kept per entry (100,000 entries would cost ~100 bytes each): name_bad finds the entry of a bad chunk. */
 static int
 add_job(const struct dd_chunk_ref *ref, const char *stream, void *arg)
 {
 	struct adding *a = arg;
 	struct verify *v = a->v;
 
+	(void)stream;
 	if (v->njobs == *a->cap) {
 		*a->cap = *a->cap ? 2 * *a->cap : 256;
 		v->jobs = dd_realloc(v->jobs, *a->cap * sizeof(*v->jobs));
 	}
-	if (!a->entry || strcmp(a->entry, stream)) { /* a listing entry's label, kept once per entry */
-		if (v->nlabels == v->caplabels) {
-			v->caplabels = v->caplabels ? 2 * v->caplabels : 64;
-			v->labels = dd_realloc(v->labels, v->caplabels * sizeof(*v->labels));
-		}
-		a->entry = v->labels[v->nlabels++] = dd_strdup(stream);
-	}
 	memset(&v->jobs[v->njobs], 0, sizeof(*v->jobs));
 	v->jobs[v->njobs].ref = *ref;
-	v->jobs[v->njobs].stream = a->entry;
+	v->jobs[v->njobs].stream = a->listing->name;
+	v->jobs[v->njobs].listing = a->listing;
 	v->jobs[v->njobs].snap = a->snap->id;
 	v->njobs++;
 	return 0;
@@ -132,7 +129,7 @@ add_job(const struct dd_chunk_ref *ref, const char *stream, void *arg)
 static void
 collect_listing(struct verify *v, const struct dd_snapshot *snap, const struct dd_stream_info *si, size_t *cap)
 {
-	struct adding a = { v, snap, cap, NULL };
+	struct adding a = { v, snap, si, cap };
 
 	if (dd_listing_each_chunk(v->st, si, add_job, &a) < 0) {
 		dd_warn("snapshot %.12s: listing '%s' cannot be read: %s", snap->id, si->name, dd_error_last());
@@ -178,19 +175,81 @@ collect(struct verify *v, const char *const *ids)
 			v->jobs[v->nuniq++] = v->jobs[i];
 }
 
+/* Bad listing entries' chunks of one listing, sorted by id: labelled by one walk of the listing. */
+struct labelling {
+	struct check_job **bad;
+	size_t n, left;
+};
+
+static int
+bad_id_cmp(const void *key, const void *elem)
+{
+	return memcmp(key, (*(struct check_job *const *)elem)->ref.id, 32);
+}
+
+static int
+bad_cmp(const void *a, const void *b)
+{
+	const struct check_job *x = *(struct check_job *const *)a, *y = *(struct check_job *const *)b;
+
+	if (x->listing != y->listing)
+		return (uintptr_t)x->listing < (uintptr_t)y->listing ? -1 : 1;
+	return memcmp(x->ref.id, y->ref.id, 32);
+}
+
+static int
+label_chunk(const struct dd_chunk_ref *ref, const char *stream, void *arg)
+{
+	struct labelling *l = arg;
+	struct check_job **hit = bsearch(ref->id, l->bad, l->n, sizeof(*l->bad), bad_id_cmp);
+
+	if (hit && !(*hit)->label) {
+		(*hit)->label = dd_strdup(stream); /* the first entry naming it, as the listing order gives */
+		l->left--;
+	}
+	return l->left == 0; /* all found: stop reading */
+}
+
+/* "<listing>/<entry>" for each bad chunk of jobs [from, to) that a listing's entry names: one walk per listing. */
+static void
+label_bad(struct verify *v, size_t from, size_t to)
+{
+	struct check_job **bad = NULL;
+	size_t n = 0;
+
+	for (size_t i = from; i < to; i++)
+		if (v->jobs[i].err && v->jobs[i].listing) {
+			bad = dd_realloc(bad, (n + 1) * sizeof(*bad));
+			bad[n++] = &v->jobs[i];
+		}
+	if (n > 1)
+		qsort(bad, n, sizeof(*bad), bad_cmp);
+	for (size_t i = 0; i < n;) {
+		struct labelling l = { bad + i, 0, 0 };
+		while (i + l.n < n && bad[i + l.n]->listing == bad[i]->listing)
+			l.n++;
+		l.left = l.n;
+		if (dd_listing_each_chunk(v->st, bad[i]->listing, label_chunk, &l) < 0)
+			dd_error_clear(); /* read once already (collect): the listing's name must do */
+		i += l.n;
+	}
+	free(bad);
+}
+
 /* Name each bad object of jobs [from, to). */
 static void
 name_bad(struct verify *v, size_t from, size_t to)
 {
 	char name[DD_OBJECT_NAME_SIZE];
 
+	label_bad(v, from, to);
 	for (size_t i = from; i < to; i++) {
 		struct check_job *j = &v->jobs[i];
 		if (!j->err)
 			continue;
 		dd_object_name(name, sizeof(name), "data", j->ref.id);
 		dd_warn("%s object %s (stream '%s' of snapshot %.12s): %s", j->missing ? "missing" : "damaged", name,
-			j->stream, j->snap, j->err);
+			j->label ? j->label : j->stream, j->snap, j->err);
 		v->bad++;
 		v->damaged += !j->missing;
 		v->missing += j->missing;
@@ -517,11 +576,8 @@ dd_store_verify(struct dd_store *st, const char *const *ids, size_t nids, int re
 		rc = report(&v, read_data);
 out:
 	for (size_t i = 0; i < v.nuniq; i++)
-		free(v.jobs[i].err);
+		free(v.jobs[i].err), free(v.jobs[i].label);
 	free(v.jobs);
-	for (size_t i = 0; i < v.nlabels; i++)
-		free(v.labels[i]);
-	free(v.labels);
 	for (size_t i = 0; i < nids; i++)
 		dd_snapshot_free(v.snaps[i]);
 	free(v.snaps);

@@ -299,7 +299,7 @@ decide_budget(struct gc *g)
  * killed before recording its stash) go first, so the cache's plan already
  * counts their objects as unneeded. Skipped while a restore holds a lock.
  */
-static int
+static void
 sweep_media(struct gc *g)
 {
 	int r = dd_workflow_media_sweep(g->repo, g->cfg, g->st, g->flags & DD_GC_DRY_RUN, &g->res->media_dropped);
@@ -307,7 +307,6 @@ sweep_media(struct gc *g)
 	if (r < 0 && r != DD_EBUSY && !(g->flags & DD_GC_QUIET))
 		dd_warn("gc: private media snapshots left alone: %s", dd_error_last());
 	dd_error_clear();
-	return 0;
 }
 
 /* ---- act ---- */
@@ -427,7 +426,7 @@ dd_workflow_gc(struct dd_repo *repo, const struct dd_config *cfg, int flags, str
 	struct gc g;
 	/* beside the per-profile snapshot locks; a profile name has no '.', so no profile's lock is this */
 	char *lockdir = dd_path_join(repo->statedir, "locks"), *lockpath = dd_path_join(lockdir, "gc.lock");
-	int rc = -1, lock = -1;
+	int rc = -1, lock = -1, opened;
 
 	memset(res, 0, sizeof(*res));
 	memset(&g, 0, sizeof(g));
@@ -454,9 +453,10 @@ dd_workflow_gc(struct dd_repo *repo, const struct dd_config *cfg, int flags, str
 	if (collect_named(&g) < 0)
 		goto out;
 	/* without the store's key (a clone not set up yet) the cache cannot be planned: databases still can */
-	if (dd_workflow_open_store(&g.st, cfg, repo, DD_STORE_OFFLINE) < 0 ||
-	    sweep_media(&g) < 0 ||
-	    dd_store_cache_plan(&g.plan, g.st, (const char *const *)g.named, g.nnamed) < 0) {
+	opened = dd_workflow_open_store(&g.st, cfg, repo, DD_STORE_OFFLINE) == 0;
+	if (opened)
+		sweep_media(&g);
+	if (!opened || dd_store_cache_plan(&g.plan, g.st, (const char *const *)g.named, g.nnamed) < 0) {
 		res->cache_why = dd_strdup(dd_error_last() ? dd_error_last() : "cannot open the store");
 		if (!(flags & DD_GC_QUIET))
 			dd_warn("gc: the local cache left alone: %s", res->cache_why);

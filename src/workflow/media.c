@@ -3,10 +3,13 @@
  * (issue 17; the capture is in workflow.c's snapshot). The database and
  * the folder switch together and never lose a file:
  *
- *   1. before anything changes, the folder as it is is set aside
- *      (dd_media_stash: its recorded snapshot when unchanged, else a
- *      private snapshot), and that id goes with the stash the working
- *      database becomes (pg/state.h, stash records' `media`);
+ *   1. the folder as it is is set aside (dd_media_stash: its recorded
+ *      snapshot when unchanged, else a private snapshot) from
+ *      dd_pg_switch's set_aside callback, as late as possible: after the
+ *      source is built, just before the journal, so files written during
+ *      a build go with it; that id goes with the stash the working
+ *      database becomes (pg/state.h, stash records' `media`). The folder's
+ *      lock is held from then to the end of the switch;
  *   2. once dd_pg_switch has chosen its source, the media target is the
  *      ref's snapshot, or, when the switch renames a branch's stash back,
  *      the media id recorded with that stash; it is checked
@@ -32,11 +35,39 @@
 #include "util/buf.h"
 #include "util/err.h"
 #include "util/fs.h"
+#include "util/hex.h"
 #include "util/log.h"
 
+#include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+/* `path` without empty and `.` components and without a trailing '/' ("/" stays): one folder, one spelling. */
+static char *
+normalise(char *path)
+{
+	char *out = path, *p = path;
+
+	while (*p) {
+		char *end = strchr(p, '/');
+		size_t len = end ? (size_t)(end - p) : strlen(p);
+		if (len == 0 || (len == 1 && *p == '.')) {
+			if (p == path && len == 0)
+				*out++ = '/'; /* the root of an absolute path */
+		} else {
+			if (out > path && out[-1] != '/')
+				*out++ = '/';
+			memmove(out, p, len);
+			out += len;
+		}
+		p += len + (end != NULL);
+	}
+	if (out == path)
+		*out++ = '.';
+	*out = '\0';
+	return path;
+}
 
 char *
 dd_workflow_media_root(const struct dd_repo *repo, const struct dd_profile *p)
@@ -44,8 +75,30 @@ dd_workflow_media_root(const struct dd_repo *repo, const struct dd_profile *p)
 	if (!p->media || !*p->media)
 		return NULL;
 	if (p->media[0] == '/')
-		return dd_strdup(p->media);
-	return dd_path_join(repo->workdir, p->media);
+		return normalise(dd_strdup(p->media));
+	return normalise(dd_path_join(repo->workdir, p->media));
+}
+
+int
+dd_workflow_media_lock(const struct dd_repo *repo, const char *root, int *fd)
+{
+	unsigned char h[16];
+	char hex[33], *dir = dd_path_join(repo->statedir, "locks"), *name, *path, *busy;
+	int rc = -1;
+
+	*fd = -1;
+	crypto_generichash(h, sizeof(h), (const unsigned char *)root, strlen(root), NULL, 0);
+	dd_hex_encode(hex, h, sizeof(h));
+	name = dd_asprintf("media-%s.lock", hex);
+	path = dd_path_join(dir, name);
+	busy = dd_asprintf("waiting for another git dnadata run on media folder %s to finish", root);
+	if (dd_mkdir_p(dir, 0700) == 0)
+		rc = dd_lock_file(path, busy, fd);
+	free(busy);
+	free(path);
+	free(name);
+	free(dir);
+	return rc;
 }
 
 void
@@ -65,9 +118,11 @@ struct dd_media_switch {
 	char *root;
 	struct dd_media_opts mo;
 	const char *snapshot;   /* the ref's */
+	const char *conninfo;   /* the working database's (its record marks a put-back that failed) */
 	char stash[65];         /* the folder as it was */
 	struct dd_media_stats stats;
 	struct dd_pg_switch_media hooks;
+	int lock;               /* the folder's (dd_workflow_media_lock), from the set-aside to the end */
 };
 
 /* dd_pg_switch_media.choose: the target, checked before anything is built. */
@@ -98,22 +153,34 @@ media_choose(void *arg, const char *source_media, char **target)
 	return 0;
 }
 
-/* Put the folder back as it was (the stash); keeps the current error. 0, or -1 (warned). */
+/*
+ * Put the folder back as it was (the stash); keeps the current error. 0,
+ * or -1 (warned): then the working record names the stash as its pending
+ * media, so nothing sweeps it and the next restore puts it back first.
+ */
 static int
 put_back(struct dd_media_switch *ms)
 {
 	struct dd_error_saved saved;
 	struct dd_media_stats st;
-	int rc = 0;
-
 	struct dd_media_opts mo = ms->mo;
+	const char *id = *ms->stash ? ms->stash : "(empty)";
+	int rc = 0;
 
 	dd_error_save(&saved);
 	memset(&st, 0, sizeof(st));
 	mo.force = 1; /* the folder is partly applied by us: it differs from its record, and goes back */
 	if (dd_media_apply(ms->st, ms->stash, &mo, &st) < 0) {
-		dd_warn("media folder %s could not be put back as it was (%s); it is kept as snapshot %.12s: run "
-			"`git dnadata restore` again", ms->root, dd_error_last(), *ms->stash ? ms->stash : "(empty)");
+		char *why = dd_strdup(dd_error_last());
+		dd_error_clear();
+		if (dd_pg_state_set_media(ms->mo.statedir, ms->conninfo, ms->stash, 1) == 0)
+			dd_warn("media folder %s could not be put back as it was (%s); its files are kept as snapshot "
+				"%.12s, which the next `git dnadata restore` puts back first", ms->root, why, id);
+		else
+			dd_warn("media folder %s could not be put back as it was (%s), nor could that be recorded (%s); "
+				"its files are kept as snapshot %.12s: do not run gc before `git dnadata restore` has put "
+				"them back", ms->root, why, dd_error_last(), id);
+		free(why);
 		rc = -1;
 	}
 	dd_error_restore(&saved);
@@ -165,32 +232,42 @@ is_private(struct dd_store *st, const char *id, int *out)
 	return 0;
 }
 
+/* dd_pg_switch_media.set_aside: the folder as it is now, before the apply changes it. */
+static int
+media_set_aside(void *arg)
+{
+	struct dd_media_switch *ms = arg;
+
+	if (dd_media_stash(ms->st, &ms->mo, ms->stash) < 0) {
+		dd_error_wrap("setting media folder %s aside", ms->root);
+		return -1;
+	}
+	return is_private(ms->st, ms->stash, &ms->hooks.stash_private);
+}
+
 int
 dd_media_switch_begin(struct dd_media_switch **out, struct dd_repo *repo, const struct dd_config *cfg,
 		      const struct dd_profile *p, const char *snapshot)
 {
 	struct dd_media_switch *ms;
 	char *root = dd_workflow_media_root(repo, p);
-	int priv = 0;
 
 	*out = NULL;
 	if (!root)
 		return 0;
 	ms = dd_calloc(1, sizeof(*ms));
 	ms->root = root;
+	ms->lock = -1;
+	if (dd_workflow_media_lock(repo, root, &ms->lock) < 0)
+		goto fail;
 	ms->snapshot = snapshot;
+	ms->conninfo = dd_config_database(cfg, p);
 	dd_workflow_media_opts(&ms->mo, repo, p, root);
 	if (dd_workflow_open_store_reading(&ms->st, cfg, repo) < 0)
 		goto fail;
-	if (dd_media_stash(ms->st, &ms->mo, ms->stash) < 0) {
-		dd_error_wrap("setting media folder %s aside", root);
-		goto fail;
-	}
-	if (is_private(ms->st, ms->stash, &priv) < 0)
-		goto fail;
-	ms->hooks = (struct dd_pg_switch_media){ .folder = ms->root, .stash = ms->stash, .stash_private = priv,
-						 .choose = media_choose, .apply = media_apply, .undo = media_undo,
-						 .arg = ms };
+	ms->hooks = (struct dd_pg_switch_media){ .folder = ms->root, .stash = ms->stash, .choose = media_choose,
+						 .set_aside = media_set_aside, .apply = media_apply,
+						 .undo = media_undo, .arg = ms };
 	*out = ms;
 	return 0;
 fail:
@@ -216,6 +293,7 @@ dd_media_switch_free(struct dd_media_switch *ms)
 	if (!ms)
 		return;
 	dd_store_free(ms->st);
+	dd_unlock_file(ms->lock);
 	free(ms->root);
 	free(ms);
 }
@@ -228,7 +306,7 @@ dd_media_finish_pending(struct dd_repo *repo, const struct dd_config *cfg, const
 	struct dd_media_opts mo;
 	struct dd_media_stats stats;
 	char *root;
-	int rc = -1;
+	int rc = -1, lock = -1;
 
 	if (!state->media_pending || !state->media)
 		return 0;
@@ -237,7 +315,7 @@ dd_media_finish_pending(struct dd_repo *repo, const struct dd_config *cfg, const
 	dd_workflow_media_opts(&mo, repo, p, root);
 	mo.force = 1; /* a killed switch's apply: the folder is partly applied by it */
 	memset(&stats, 0, sizeof(stats));
-	if (dd_workflow_open_store_reading(&st, cfg, repo) < 0)
+	if (dd_workflow_media_lock(repo, root, &lock) < 0 || dd_workflow_open_store_reading(&st, cfg, repo) < 0)
 		goto out;
 	if (dd_media_apply(st, state->media, &mo, &stats) < 0) {
 		dd_error_wrap("finishing the interrupted switch of media folder %s to %.12s", root,
@@ -250,6 +328,7 @@ dd_media_finish_pending(struct dd_repo *repo, const struct dd_config *cfg, const
 		*state->media ? "snapshot" : "empty", state->media);
 	rc = 0;
 out:
+	dd_unlock_file(lock);
 	dd_store_free(st);
 	free(root);
 	return rc;
@@ -329,50 +408,20 @@ idset_free(struct idset *s)
 	memset(s, 0, sizeof(*s));
 }
 
-/* The distinct working databases of the profiles (borrowed strings); *n of them. */
-static const char **
-working_dbs(const struct dd_config *cfg, size_t *n)
+static void
+named_add(void *arg, const char *id)
 {
-	const char **out = dd_calloc(cfg->nprofiles + 1, sizeof(*out));
-
-	*n = 0;
-	for (size_t i = 0; i < cfg->nprofiles; i++) {
-		const char *ci = dd_config_database(cfg, &cfg->profiles[i]);
-		size_t k;
-		for (k = 0; k < *n && strcmp(out[k], ci); k++)
-			;
-		if (k == *n)
-			out[(*n)++] = ci;
-	}
-	return out;
+	idset_add(arg, id);
 }
 
 /*
- * Every media id a record names: the stashes' of every working database,
- * the working records' (a pending one too), and each media folder's
- * recorded snapshot (the folder may hold a stash's files brought back).
+ * The snapshot each configured media folder's index records (the folder
+ * may hold a stash's files brought back): a stat walk per folder, so taken
+ * before any database lock (a git hook's trylock is not kept waiting).
  */
 static int
-media_named(struct dd_repo *repo, const struct dd_config *cfg, struct idset *named)
+folders_named(struct dd_repo *repo, const struct dd_config *cfg, struct idset *named)
 {
-	size_t ndbs;
-	const char **dbs = working_dbs(cfg, &ndbs);
-	int rc = -1;
-
-	for (size_t i = 0; i < ndbs; i++) {
-		struct dd_pg_copy *c = NULL;
-		struct dd_pg_state w;
-		size_t n = 0;
-		if (dd_pg_copies_list(&c, &n, repo->statedir, dbs[i], 0) < 0)
-			goto out;
-		for (size_t k = 0; k < n; k++)
-			idset_add(named, c[k].media);
-		dd_pg_copies_free(c, n);
-		if (dd_pg_state_read(&w, repo->statedir, dbs[i]) < 0)
-			goto out;
-		idset_add(named, w.media);
-		dd_pg_state_release(&w);
-	}
 	for (size_t i = 0; i < cfg->nprofiles; i++) {
 		struct dd_media_opts mo;
 		char rec[65] = "", *root = dd_workflow_media_root(repo, &cfg->profiles[i]);
@@ -382,68 +431,51 @@ media_named(struct dd_repo *repo, const struct dd_config *cfg, struct idset *nam
 		int r = dd_media_changed(&mo, rec);
 		free(root);
 		if (r < 0)
-			goto out;
+			return -1;
 		dd_error_clear();
 		idset_add(named, rec);
 	}
-	rc = 0;
-out:
-	free(dbs);
-	return rc;
+	return 0;
 }
 
-/* Hold every working database's lock (without waiting): no switch is setting a folder aside meanwhile. */
+/*
+ * Every media id a record names: the folders' (folders_named) and those of
+ * every database's records under the state folder (stashes, working
+ * records, pending ones too, journals), whichever worktree, branch or
+ * profile file wrote them: the state folder and the cache are shared.
+ */
 static int
-lock_all(struct dd_repo *repo, const struct dd_config *cfg, int **locks, size_t *n)
+media_named(struct dd_repo *repo, const struct dd_config *cfg, struct idset *named)
 {
-	const char **dbs = working_dbs(cfg, n);
-	int rc = 0;
-
-	*locks = dd_calloc(*n + 1, sizeof(**locks));
-	for (size_t i = 0; i < *n; i++)
-		(*locks)[i] = -1;
-	for (size_t i = 0; i < *n && rc == 0; i++)
-		rc = dd_pg_state_trylock(repo->statedir, dbs[i], &(*locks)[i]);
-	free(dbs);
-	return rc;
-}
-
-static void
-unlock_all(int *locks, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		dd_unlock_file(locks[i]);
-	free(locks);
+	if (folders_named(repo, cfg, named) < 0)
+		return -1;
+	return dd_pg_state_media_named(repo->statedir, named_add, named);
 }
 
 int
 dd_workflow_media_release(struct dd_repo *repo, const struct dd_config *cfg, struct dd_store *st, const char *id)
 {
 	struct idset named = { 0 };
-	char **ids = NULL;
-	size_t n = 0;
 	int rc = -1, priv = 0;
 
 	if (!id || !*id)
 		return 0;
-	if (dd_store_private_list(st, &ids, &n) < 0)
+	if (is_private(st, id, &priv) < 0)
 		return -1;
-	for (size_t i = 0; i < n; i++)
-		priv |= !strcmp(ids[i], id);
-	if (!priv) {
-		rc = 0;
-		goto out;
-	}
+	if (!priv)
+		return 0;
 	if (media_named(repo, cfg, &named) < 0)
 		goto out;
-	rc = idset_has(&named, id) ? 0 : dd_store_private_drop(st, id);
-	if (rc == DD_NOTFOUND) {
+	if (idset_has(&named, id)) {
+		rc = 0;
+	} else if ((rc = dd_store_private_drop(st, id)) == DD_NOTFOUND) { /* gone already */
 		dd_error_clear();
 		rc = 0;
+	} else if (rc == 0) {
+		rc = 1;
 	}
 out:
 	idset_free(&named);
-	dd_store_snapshot_ids_free(ids, n);
 	return rc;
 }
 
@@ -463,13 +495,16 @@ dd_workflow_media_sweep(struct dd_repo *repo, const struct dd_config *cfg, struc
 		rc = 0;
 		goto out;
 	}
-	r = lock_all(repo, cfg, &locks, &nlocks);
+	if (folders_named(repo, cfg, &named) < 0)
+		goto out;
+	/* every database's lock: no switch is setting a folder aside meanwhile */
+	r = dd_pg_state_trylock_all(repo->statedir, &locks, &nlocks);
 	if (r == DD_EBUSY) { /* a restore is running: it may be setting a folder aside; next time */
 		dd_error_clear();
 		rc = DD_EBUSY;
 		goto out;
 	}
-	if (r < 0 || media_named(repo, cfg, &named) < 0)
+	if (r < 0 || dd_pg_state_media_named(repo->statedir, named_add, &named) < 0)
 		goto out;
 	for (size_t i = 0; i < n; i++) {
 		if (idset_has(&named, ids[i]))
@@ -481,7 +516,7 @@ dd_workflow_media_sweep(struct dd_repo *repo, const struct dd_config *cfg, struc
 	}
 	rc = 0;
 out:
-	unlock_all(locks, nlocks);
+	dd_pg_state_unlock_all(locks, nlocks);
 	idset_free(&named);
 	dd_store_snapshot_ids_free(ids, n);
 	return rc;

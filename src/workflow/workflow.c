@@ -119,10 +119,12 @@ dump_to_store(struct dd_store *st, struct dd_repo *repo, const struct dd_config 
 	struct dd_pg_snapshot_opts o;
 	struct dd_media_opts mo;
 	char head[41], host[256] = "", *root = media ? dd_workflow_media_root(repo, p) : NULL;
-	int rc = -1;
+	int rc = -1, lock = -1;
 
 	if (root)
 		dd_workflow_media_opts(&mo, repo, p, root);
+	if (root && dd_workflow_media_lock(repo, root, &lock) < 0)
+		goto out;
 	if (dd_snapshot_begin(&sw, st) < 0)
 		goto out;
 	dd_snapshot_set_meta(sw, "profile", p->name);
@@ -163,6 +165,7 @@ dump_to_store(struct dd_store *st, struct dd_repo *repo, const struct dd_config 
 	dd_store_snapshot_used(st, id); /* gc's LRU order (cache-gc.c) */
 	rc = 0;
 out:
+	dd_unlock_file(lock);
 	free(root);
 	return rc;
 }
@@ -434,8 +437,9 @@ media_keep_or_rebuild(struct dd_repo *repo, const struct dd_config *cfg, const s
 
 /*
  * Read the working record into *state and finish a media folder a killed
- * switch left to finish (pg/state.h: media_pending). An unreadable record
- * is an error unless `lenient` (--force: it is rewritten anyway).
+ * switch left to finish (pg/state.h: media_pending). An unreadable record,
+ * or a pending apply that fails, is an error unless `lenient` (--force: the
+ * record is rewritten anyway; the switch sets the folder aside as it is).
  */
 static int
 finish_media(struct dd_repo *repo, const struct dd_config *cfg, const struct dd_profile *p, struct dd_pg_state *state,
@@ -447,8 +451,16 @@ finish_media(struct dd_repo *repo, const struct dd_config *cfg, const struct dd_
 		dd_error_clear();
 		return 0;
 	}
-	if (dd_media_finish_pending(repo, cfg, p, state) < 0)
-		return -1;
+	if (dd_media_finish_pending(repo, cfg, p, state) < 0) {
+		if (!lenient) {
+			dd_hint("`git dnadata restore --force` restores the snapshot anyway, setting the folder aside as it "
+				"is");
+			return -1;
+		}
+		/* --force: the switch sets the folder aside as it is and records what it holds then */
+		dd_warn("%s; going on with the folder as it is (--force)", dd_error_last());
+		dd_error_clear();
+	}
 	state->media_pending = 0;
 	return 0;
 }
@@ -673,14 +685,16 @@ dd_workflow_restore(struct dd_repo *repo, const struct dd_config *cfg, const str
 		}
 	}
 	left = state.snapshot ? dd_strdup(state.snapshot) : NULL;
-	/* the media folder as it is is set aside before anything changes (workflow/media.c) */
+	/* the folder's lock; it is set aside just before the switch's journal (workflow/media.c) */
 	if (dd_media_switch_begin(&ms, repo, cfg, p, ref->snapshot) < 0)
 		goto out;
 	if (switch_snapshot(repo, cfg, p, rev, ref, flags, clean, &state, ms, &res) < 0)
 		goto out;
-	/* the hooks run without the lock: one may well run git dnadata on this database */
+	/* the hooks run without the locks: one may well run git dnadata on this database or folder */
 	dd_unlock_file(dblock);
 	dblock = -1;
+	dd_media_switch_free(ms);
+	ms = NULL;
 	rc = 0;
 	/* warm spares for what comes next, in the background; a failure to start it only costs speed */
 	if (dd_workflow_spawn_spares(repo, cfg, p, left) < 0) {

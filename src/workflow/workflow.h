@@ -32,13 +32,20 @@ int dd_workflow_open_store_reading(struct dd_store **st, const struct dd_config 
 struct dd_media_opts;
 /* p's media folder, absolute (a relative one is under the work tree); NULL when p has none. Caller frees. */
 char *dd_workflow_media_root(const struct dd_repo *repo, const struct dd_profile *p);
+/*
+ * Hold media folder `root`'s lock (<statedir>/locks/media-HASH.lock; waits,
+ * saying so) while a capture, set-aside, apply or finish reads or changes
+ * it: two profiles of different databases may share a folder. 0 or -1.
+ */
+int dd_workflow_media_lock(const struct dd_repo *repo, const char *root, int *fd);
 /* The media module's options for p's folder `root` (borrowed): state folder, owner, progress on a terminal. */
 void dd_workflow_media_opts(struct dd_media_opts *o, const struct dd_repo *repo, const struct dd_profile *p,
 			    const char *root);
 /*
  * A stash with media set aside was dropped: drop its private snapshot `id`
  * (store.h) unless it is not private or a record still names it (another
- * stash, a working record, a folder's recorded snapshot). 0 or -1.
+ * stash, a working record, a folder's recorded snapshot). 1 dropped, 0
+ * kept (or not private), -1. Call it holding the dropped stash's lock.
  */
 int dd_workflow_media_release(struct dd_repo *repo, const struct dd_config *cfg, struct dd_store *st, const char *id);
 /*

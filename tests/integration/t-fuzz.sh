@@ -44,5 +44,6 @@ test_fuzz_object() { smoke fuzz-object; }
 test_fuzz_s3xml() { smoke fuzz-s3xml; }
 test_fuzz_s3creds() { smoke fuzz-s3creds; }
 test_fuzz_s3record() { smoke fuzz-s3record; }
+test_fuzz_listing() { smoke fuzz-listing; }
 
 run_tests

@@ -133,6 +133,35 @@ test_a_snapshot_with_a_template_and_no_spare_is_cloned() {
 	assert_eq "mine" "$(psql_q "$stash" "SELECT v FROM t WHERE id = 1")"
 }
 
+# The working database's change check runs while the template is cloned; an edit made after it
+# (here while the switch is stopped right after the check) must not be recorded as "unedited".
+test_an_edit_made_after_the_change_check_is_not_recorded_as_unedited() {
+	setup_branches
+	psql_q "$DB" "UPDATE t SET v = 'mine' WHERE id = 1" # main's stash will hold edits: not reusable
+	git checkout -q B
+	expect_ok git dnadata restore # the database holds Y, unedited
+	git checkout -q -b C main     # C's ref names X: a clone of its template
+	local pid
+	DNADATA_FAILPOINT=checked git-dnadata restore >"$T/sw.out" 2>"$T/sw.err" &
+	pid=$!
+	for _ in $(seq 1200); do
+		[ "$(cut -d' ' -f3 "/proc/$pid/stat" 2>/dev/null)" = T ] && break
+		kill -0 "$pid" 2>/dev/null || fail "the switch ended before its change check: $(cat "$T/sw.err")"
+		sleep 0.05
+	done
+	[ "$(cut -d' ' -f3 "/proc/$pid/stat")" = T ] || fail "the switch never reached its change check"
+	psql_q "$DB" "UPDATE t SET v = 'late' WHERE id = 2" # after the check, before the rename
+	kill -CONT "$pid"
+	wait "$pid" || fail "the switch failed: $(cat "$T/sw.err")"
+	assert_contains "$(cat "$T/sw.err")" "cloned its template"
+	assert_eq "x1,x2,x3" "$(value)"
+	local rec
+	rec=$(grep -l "^branch B$" "$(records_dir)"/stash-*)
+	assert_eq "late" "$(psql_q "$(sed -n 's/^name //p' "$rec")" "SELECT v FROM t WHERE id = 2")"
+	assert_ne "no" "$(sed -n 's/^modified //p' "$rec")" "the late edit makes B's stash count as edited"
+	assert_consistent
+}
+
 test_a_ready_spare_is_renamed_in() {
 	setup_branches
 	git checkout -q B

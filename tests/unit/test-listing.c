@@ -283,13 +283,14 @@ listing_of_100000_entries_round_trips_in_constant_memory(void **state)
 	assert_string_equal(id, id2);
 }
 
-/* Entries whose records are longer than any chunk (2 MiB), so each straddles several pieces. */
+/* Entries whose records are longer than any chunk (2 MiB), so each straddles several pieces of the stream. */
 static void
 records_longer_than_a_piece_round_trip(void **state)
 {
 	struct fx *f = *state;
 	struct dd_snapshot_writer *sw;
-	struct dd_listing_writer *lw;
+	struct dd_stream_writer *w;
+	struct dd_buf raw = DD_BUF_INIT;
 	struct dd_snapshot *s;
 	struct dd_listing_reader *lr;
 	const struct dd_stream_info *e;
@@ -301,21 +302,27 @@ records_longer_than_a_piece_round_trip(void **state)
 	memset(&in, 0, sizeof(in));
 	in.chunks = calloc(nch, sizeof(*in.chunks));
 	for (size_t i = 0; i < nch; i++) {
-		in.chunks[i].len = 1 + (uint32_t)(i % 100);
+		in.chunks[i].len = DD_CHUNK_MIN_LIMIT + (uint32_t)(i % 100);
 		in.chunks[i].id[0] = (uint8_t)i, in.chunks[i].id[1] = (uint8_t)(i >> 8);
 		in.size += in.chunks[i].len;
 	}
 	in.nchunks = nch;
 	in.name = name;
 	dd_stream_checksum(in.checksum, f->st->keys, &in);
-	CHECK(dd_snapshot_begin(&sw, f->st));
-	CHECK(dd_listing_begin(&lw, sw, "big", "media"));
+	/* written as the writer would, by hand: the made-up chunks are in no pack, which dd_listing_add refuses */
+	dd_buf_put(&raw, "DDLS\1\0\0\0", 8);
 	for (int i = 0; i < 5; i++) {
 		memset(name, 'a' + i, DD_NAME_MAX); /* the longest name there may be */
 		name[DD_NAME_MAX] = 0;
-		CHECK(dd_listing_add(lw, &in));
+		CHECK(dd_stream_record_encode(&raw, &in));
 	}
-	CHECK(dd_listing_end(lw, NULL));
+	CHECK(dd_snapshot_begin(&sw, f->st));
+	CHECK(dd_stream_begin(&w, sw, "big"));
+	CHECK(dd_stream_write(w, raw.ptr, raw.len));
+	dd_stream_set_attr(w, "listing", "media");
+	dd_stream_set_attr(w, "entries", "5");
+	CHECK(dd_stream_end(w));
+	dd_buf_release(&raw);
 	assert_int_equal(dd_snapshot_commit(sw, id), 0);
 	CHECK(dd_snapshot_load(&s, f->st, id));
 	CHECK(dd_listing_open(&lr, f->st, dd_snapshot_find(s, "big")));
@@ -421,11 +428,15 @@ writer_refuses_bad_entries(void **state)
 	struct dd_listing_writer *lw;
 	struct dd_kv dup[2] = { { "mode", "644" }, { "mode", "600" } };
 	struct dd_chunk_ref ch[2] = { { { 1 }, 10 }, { { 2 }, 0 } };
+	struct dd_chunk_ref tiny[2] = { { { 1 }, 10 }, { { 2 }, 100 } };
+	struct dd_stream_writer *w;
+	struct dd_stream_info real;
 	char *longname = calloc(1, DD_NAME_MAX + 2);
 	uint64_t n;
 	char id[DD_ID_HEX_SIZE];
 
 	memset(longname, 'x', DD_NAME_MAX + 1);
+	memset(&real, 0, sizeof(real));
 	CHECK(dd_snapshot_begin(&sw, f->st));
 	CHECK(dd_listing_begin(&lw, sw, "media", "media"));
 	add_expect(f->st, lw, "", NULL, 0, 0, NULL, 0, "empty or longer");
@@ -436,8 +447,15 @@ writer_refuses_bad_entries(void **state)
 	add_expect(f->st, lw, "c", dup, 2, 0, NULL, 0, "given twice");
 	add_expect(f->st, lw, "c", NULL, 0, 11, ch, 1, "do not add up");
 	add_expect(f->st, lw, "c", NULL, 0, 10, ch, 2, "bad chunk length");
+	add_expect(f->st, lw, "c", NULL, 0, 110, tiny, 2, "bad chunk length 10"); /* short, and not the last */
 	add_expect(f->st, lw, "c", NULL, 0, 10, ch, 1, "checksum does not match");
-	add_expect(f->st, lw, "c", NULL, 0, 10, ch, 1, NULL); /* the refusals left the listing usable */
+	/* a chunk no pack holds (an entry whose content went): named by nothing, refused */
+	add_expect(f->st, lw, "c", NULL, 0, 10, ch, 1, "is in no pack");
+	CHECK(dd_content_begin(&w, sw));
+	CHECK(dd_stream_write(w, "0123456789", 10));
+	CHECK(dd_content_end(w, &real));
+	add_expect(f->st, lw, "c", NULL, 0, 10, real.chunks, 1, NULL); /* the refusals left the listing usable */
+	free(real.chunks);
 	CHECK(dd_listing_end(lw, &n));
 	assert_int_equal(n, 2);
 	CHECK(dd_snapshot_commit(sw, id));
@@ -569,10 +587,26 @@ reader_refuses_hostile_listings(void **state)
 	expect_refused(f, &b, "1", "bad chunk count 16777217");
 	dd_buf_clear(&b), header(&b), raw_record(&b, "a", 1, 10, 10, 1); /* 4 of 10 written */
 	expect_refused(f, &b, "1", "bad chunk count 10");
-	dd_buf_clear(&b), header(&b), raw_record(&b, "a", 1, 5, 2, 2);
+	dd_buf_clear(&b), header(&b), raw_record(&b, "a", 1, 129, 2, 64);
 	expect_refused(f, &b, "1", "do not add up");
 	dd_buf_clear(&b), header(&b), raw_record(&b, "a", 1, 0, 1, 0);
 	expect_refused(f, &b, "1", "bad chunk length 0");
+	/*
+	 * chunks shorter than any store's chunker cuts (DD_CHUNK_MIN_LIMIT), but
+	 * the last: 4 Mi one-byte chunks (a 151 MB record) are refused from the
+	 * count before anything is allocated, and a short chunk that is not the last
+	 */
+	dd_buf_clear(&b), header(&b), raw_record(&b, "a", 1, 1u << 22, 1u << 22, 1);
+	expect_refused(f, &b, "1", "bad chunk count 4194304");
+	dd_buf_clear(&b), header(&b), raw_record(&b, "a", 1, 2 * DD_CHUNK_MIN_LIMIT - 1, 3, DD_CHUNK_MIN_LIMIT);
+	expect_refused(f, &b, "1", "bad chunk count 3");
+	{
+		uint8_t id[32] = { 0 };
+		dd_buf_clear(&b), header(&b), put_u32(&b, 1), dd_buf_put(&b, "a", 1), put_u32(&b, 0), put_u64(&b, 110);
+		dd_buf_put(&b, id, 32), put_u64(&b, 2);
+		dd_buf_put(&b, id, 32), put_u32(&b, 10), dd_buf_put(&b, id, 32), put_u32(&b, 100);
+		expect_refused(f, &b, "1", "bad chunk length 10");
+	}
 	/* attributes: a count beyond the bytes, and unsorted keys */
 	dd_buf_clear(&b), header(&b), put_u32(&b, 1), dd_buf_put(&b, "a", 1), put_u32(&b, 1000);
 	expect_refused(f, &b, "1", "bad attribute count");
@@ -595,8 +629,8 @@ static void
 record_cut_anywhere_asks_for_the_rest(void **state)
 {
 	struct dd_kv kv[2] = { { "mode", "644" }, { "type", "file" } };
-	struct dd_chunk_ref ch[3] = { { { 1 }, 5 }, { { 2 }, 6 }, { { 3 }, 7 } };
-	struct dd_stream_info in = { .name = "dir/photo.jpg", .attrs = kv, .nattrs = 2, .size = 18, .chunks = ch,
+	struct dd_chunk_ref ch[3] = { { { 1 }, 64 }, { { 2 }, 65 }, { { 3 }, 7 } };
+	struct dd_stream_info in = { .name = "dir/photo.jpg", .attrs = kv, .nattrs = 2, .size = 136, .chunks = ch,
 				     .nchunks = 3 }, out;
 	struct dd_buf b = DD_BUF_INIT, again = DD_BUF_INIT;
 	size_t used;
@@ -1216,6 +1250,133 @@ private_listing_reusing_an_older_stash_entry_keeps_its_own_copy(void **state)
 	free(cache), free(rm);
 }
 
+/*
+ * The race a stash of a restored stash runs: the older stash is dropped and
+ * a gc takes its packs (index files past the grace period) before the new
+ * writer has copied the chunks of the entry it reuses. The entry is refused
+ * (DD_NOTFOUND: read the file again), never named with chunks gone; a
+ * public writer refuses it the same way, and a made-up chunk too.
+ */
+static void
+listing_refuses_a_reused_entry_whose_chunks_gc_took(void **state)
+{
+	struct fx *f = *state;
+	struct dd_snapshot_writer *sw;
+	struct dd_listing_writer *lw;
+	struct dd_snapshot *s;
+	struct dd_listing_reader *lr;
+	const struct dd_stream_info *e;
+	struct dd_stream_info dir = { .name = "z" }, kept;
+	struct dd_store *st2, *st3;
+	struct dd_cache_plan plan;
+	uint64_t requests;
+	char older[DD_ID_HEX_SIZE], newer[DD_ID_HEX_SIZE], *cache = dd_path_join(f->sd, "cache");
+	char *cmd = dd_asprintf("touch -d '2 hours ago' '%s'/private/index/* '%s'/private/packs/*", cache, cache);
+	size_t removed = 0;
+
+	commit_gen_snapshot(f->st, DD_SNAPSHOT_PRIVATE, 13, 3 * MIB, older);
+	dd_store_free(f->st); /* another run: the older stash's packs are an earlier run's */
+	CHECK(dd_store_open(&f->st, f->url, f->sd, 0));
+	CHECK(dd_snapshot_load(&s, f->st, older));
+	CHECK(dd_listing_open(&lr, f->st, dd_snapshot_find(s, "media")));
+	assert_int_equal(dd_listing_next(lr, &e), 1); /* what a media index remembers of the folder */
+	memset(&kept, 0, sizeof(kept));
+	kept.name = "f.bin", kept.size = e->size, kept.nchunks = e->nchunks;
+	memcpy(kept.checksum, e->checksum, 32);
+	kept.chunks = malloc(e->nchunks * sizeof(*e->chunks));
+	memcpy(kept.chunks, e->chunks, e->nchunks * sizeof(*e->chunks));
+	dd_listing_close(lr);
+	dd_snapshot_free(s);
+	/* a writer that learnt the private index files before the gc (the map says: this pack) */
+	CHECK(dd_store_open(&st3, f->url, f->sd, 0));
+	CHECK(dd_store_index_load(st3));
+	CHECK(dd_store_private_index_load(st3));
+	/* the stash is dropped and a gc takes its files */
+	CHECK(dd_store_private_drop(f->st, older));
+	assert_int_equal(system(cmd), 0);
+	CHECK(dd_store_cache_plan(&plan, f->st, NULL, 0));
+	for (size_t i = 0; i < plan.nitems; i++)
+		if (!strncmp(plan.items[i].name, "private/", 8)) {
+			CHECK(dd_store_cache_remove(f->st, &plan.items[i]));
+			removed++;
+		}
+	dd_cache_plan_release(&plan);
+	assert_true(removed >= 2);
+	/* the copy finds the pack gone: refused, and the store is never asked for a private chunk */
+	CHECK(dd_snapshot_begin_flags(&sw, st3, DD_SNAPSHOT_PRIVATE));
+	CHECK(dd_listing_begin(&lw, sw, "media", "media"));
+	requests = atomic_load(&st3->requests);
+	assert_int_equal(dd_listing_reuse(lw, &kept), DD_NOTFOUND);
+	assert_int_equal(atomic_load(&st3->requests), requests);
+	dd_listing_abort(lw);
+	dd_snapshot_abort(sw);
+	dd_store_free(st3);
+	/* the new stash's writer, in a run that never saw the older stash's index file */
+	CHECK(dd_store_open(&st2, f->url, f->sd, 0));
+	CHECK(dd_snapshot_begin_flags(&sw, st2, DD_SNAPSHOT_PRIVATE));
+	CHECK(dd_listing_begin(&lw, sw, "media", "media"));
+	assert_int_equal(dd_listing_reuse(lw, &kept), DD_NOTFOUND);
+	assert_non_null(strstr(dd_error_last(), "is in no pack"));
+	dd_error_clear();
+	assert_int_equal(dd_listing_add(lw, &kept), -1);
+	CHECK(dd_listing_add(lw, &dir)); /* the listing is still usable: the file is read again instead */
+	CHECK(dd_listing_end(lw, NULL));
+	CHECK(dd_snapshot_commit(sw, newer));
+	/* a public writer the same */
+	CHECK(dd_snapshot_begin(&sw, st2));
+	CHECK(dd_listing_begin(&lw, sw, "media", "media"));
+	assert_int_equal(dd_listing_reuse(lw, &kept), DD_NOTFOUND);
+	assert_int_equal(dd_listing_add(lw, &kept), -1);
+	dd_listing_abort(lw);
+	dd_snapshot_abort(sw);
+	dd_store_free(st2);
+	free(kept.chunks);
+	free(cache), free(cmd);
+}
+
+/*
+ * A private writer that runs for more than an hour (a big folder on a slow
+ * disk): its first packs and midway index file are older than gc's grace
+ * period while no manifest needs them yet. A gc meanwhile must not take
+ * them: each private pack the writer finishes renews them.
+ */
+static void
+long_private_writer_keeps_its_files_from_gc(void **state)
+{
+	struct fx *f = *state;
+	struct dd_snapshot_writer *sw;
+	struct dd_listing_writer *lw;
+	struct dd_stream_info a, b;
+	struct dd_store *st2;
+	struct dd_cache_plan plan;
+	char id[DD_ID_HEX_SIZE], *cache = dd_path_join(f->sd, "cache");
+	char *cmd = dd_asprintf("touch -d '2 hours ago' '%s'/private/index/* '%s'/private/packs/*", cache, cache);
+
+	memset(&a, 0, sizeof(a)), memset(&b, 0, sizeof(b));
+	CHECK(dd_store_open(&st2, f->url, f->sd, 0));
+	dd_packer_set_index_every(st2, 1); /* an index file per pack, as every 64 packs of a big stash */
+	CHECK(dd_snapshot_begin_flags(&sw, st2, DD_SNAPSHOT_PRIVATE));
+	content_gen(sw, 14, 40 * MIB, &a); /* a pack and its index file written midway */
+	assert_true(count_files(cache, "private/index") >= 1);
+	assert_int_equal(system(cmd), 0); /* ... an hour and more ago */
+	content_gen(sw, 15, 40 * MIB, &b); /* the writer goes on: another pack */
+	/* a gc in another process meanwhile */
+	CHECK(dd_store_cache_plan(&plan, f->st, NULL, 0));
+	for (size_t i = 0; i < plan.nitems; i++)
+		if (!strncmp(plan.items[i].name, "private/", 8))
+			fail_msg("gc would take %s, which the private writer still needs", plan.items[i].name);
+	dd_cache_plan_release(&plan);
+	a.name = "a.bin", b.name = "b.bin";
+	CHECK(dd_listing_begin(&lw, sw, "media", "media"));
+	CHECK(dd_listing_add(lw, &a));
+	CHECK(dd_listing_add(lw, &b));
+	CHECK(dd_listing_end(lw, NULL));
+	CHECK(dd_snapshot_commit(sw, id));
+	free(a.chunks), free(b.chunks);
+	dd_store_free(st2);
+	free(cache), free(cmd);
+}
+
 int
 main(void)
 {
@@ -1243,6 +1404,9 @@ main(void)
 						fx_teardown),
 		cmocka_unit_test_setup_teardown(private_listing_reusing_an_older_stash_entry_keeps_its_own_copy, fx_setup,
 						fx_teardown),
+		cmocka_unit_test_setup_teardown(listing_refuses_a_reused_entry_whose_chunks_gc_took, fx_setup,
+						fx_teardown),
+		cmocka_unit_test_setup_teardown(long_private_writer_keeps_its_files_from_gc, fx_setup, fx_teardown),
 	};
 	if (sodium_init() < 0)
 		return 1;
