@@ -35,6 +35,19 @@
 #include "util/err.h"
 #include "util/log.h"
 
+/* --wrap=idx_commit_pending: fail it on demand */
+int __real_idx_commit_pending(const char *dir, uint32_t flags, const char *id, const uint8_t nonce[16]);
+int __wrap_idx_commit_pending(const char *dir, uint32_t flags, const char *id, const uint8_t nonce[16]);
+static int fail_index_commit;
+
+int
+__wrap_idx_commit_pending(const char *dir, uint32_t flags, const char *id, const uint8_t nonce[16])
+{
+	if (fail_index_commit)
+		return dd_error("cannot rename %s/pending (made to fail)", dir);
+	return __real_idx_commit_pending(dir, flags, id, nonce);
+}
+
 struct fx {
 	char *tmp, *sd, *url, *a, *b;
 	struct dd_store *st;
@@ -1360,6 +1373,27 @@ a_mount_point_is_skipped_and_left_alone(void **state)
 	free(mnt);
 }
 
+/* Finding 11: a stash whose index cannot be recorded drops the private snapshot it committed (none leaks). */
+static void
+a_stash_that_cannot_record_its_index_drops_its_snapshot(void **state)
+{
+	struct fx *f = *state;
+	struct dd_media_opts o = opts(f, f->a);
+	char id[65], sid[65];
+
+	build_sample(f->a);
+	capture(f, f->a, id, NULL);
+	put_text(f->a, "new.txt", "new\n");
+	fail_index_commit = 1;
+	assert_int_equal(dd_media_stash(f->st, &o, sid), -1);
+	fail_index_commit = 0;
+	assert_non_null(strstr(dd_error_last(), "made to fail"));
+	assert_string_equal(sid, "");
+	assert_int_equal(private_count(f), 0);
+	CHECK(dd_media_stash(f->st, &o, sid)); /* and the next one works */
+	assert_int_equal(private_count(f), 1);
+}
+
 /* Finding 14: a pending record another capture wrote is not committed as this one's. */
 static void
 commit_takes_only_its_own_capture_s_pending_record(void **state)
@@ -1471,6 +1505,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(a_snapshot_without_a_media_listing_leaves_the_folder_alone, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(the_owner_is_set_on_unchanged_entries_too, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(a_mount_point_is_skipped_and_left_alone, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(a_stash_that_cannot_record_its_index_drops_its_snapshot, fx_setup,
+						fx_teardown),
 		cmocka_unit_test_setup_teardown(commit_takes_only_its_own_capture_s_pending_record, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(a_locked_temporary_record_is_kept, fx_setup, fx_teardown),
 
