@@ -131,9 +131,8 @@ collect_media(struct status *st, struct profile_status *ps, const struct dd_prof
 		return;
 	dd_workflow_media_opts(&mo, st->repo, p, ps->media_root);
 	mo.progress = 0;
-	/* DD_NOTFOUND (no record) is 1 too: an empty snapshot_out tells it apart */
 	ps->media_changed = dd_media_changed(&mo, ps->media_snapshot);
-	if (ps->media_changed >= 0 && !*ps->media_snapshot)
+	if (ps->media_changed == DD_MEDIA_NORECORD)
 		ps->media_changed = 2;
 	if (ps->media_changed < 0) {
 		ps->media_error = dd_strdup(dd_error_last() ? dd_error_last() : "unreadable");

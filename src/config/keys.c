@@ -18,8 +18,6 @@
 #include "util/opts.h"
 
 #include <errno.h>
-#include <grp.h>
-#include <pwd.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -353,22 +351,28 @@ set_name(struct dd_config_parse *p, const char *name, char **field, const char *
 	return 0;
 }
 
-/* One half of media_owner: all digits (an id), or a name getpwnam/getgrnam knows. */
+/*
+ * One half of media_owner, checked for its syntax only: a numeric id or a
+ * name of letters, digits, '.', '_', '-' (and a final '$'), not starting
+ * with '-'. Whether this machine knows it is for the restore to find (an
+ * unknown one: one warning there, owners left alone), so a config shared
+ * with machines that lack the user still loads everywhere.
+ */
 static int
-owner_part_ok(const char *s, size_t n, int group)
+owner_part_ok(const char *s, size_t n)
 {
-	char name[256];
+	static const char ok[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-";
+	size_t body = n && s[n - 1] == '$' ? n - 1 : n;
 
-	if (!n || n >= sizeof(name))
+	if (!n || n > 255 || s[0] == '-' || !body)
 		return 0;
-	if (strspn(s, "0123456789") >= n)
-		return 1;
-	memcpy(name, s, n);
-	name[n] = '\0';
-	return group ? getgrnam(name) != NULL : getpwnam(name) != NULL;
+	for (size_t i = 0; i < body; i++)
+		if (!strchr(ok, s[i]))
+			return 0;
+	return 1;
 }
 
-/* media_owner = user[:group]: each an existing name on this machine or a numeric id ("" = unset). */
+/* media_owner = user[:group]: names or numeric ids ("" = unset). */
 static int
 set_owner(struct dd_config_parse *p, const char *name, char **field, const char *value)
 {
@@ -377,12 +381,9 @@ set_owner(struct dd_config_parse *p, const char *name, char **field, const char 
 
 	if (!*value)
 		return set_opt_str(field, value);
-	if (!owner_part_ok(value, ulen, 0))
-		return dd_config_fail(p, p->lineno, "'%s' must be user[:group] (names this machine knows, or numeric ids); "
-				      "no user '%.*s' here", name, (int)(ulen > 40 ? 40 : ulen), value);
-	if (colon && !owner_part_ok(colon + 1, strlen(colon + 1), 1))
-		return dd_config_fail(p, p->lineno, "'%s' must be user[:group] (names this machine knows, or numeric ids); "
-				      "no group '%.40s' here", name, colon + 1);
+	if (!owner_part_ok(value, ulen) || (colon && !owner_part_ok(colon + 1, strlen(colon + 1))))
+		return dd_config_fail(p, p->lineno, "'%s' must be user[:group] (names or numeric ids), not '%.60s'", name,
+				      value);
 	return set_opt_str(field, value);
 }
 

@@ -34,8 +34,10 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <limits.h>
+#include <pthread.h>
 #include <pwd.h>
 #include <sodium.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,6 +63,7 @@ struct pend {
 	struct dd_stream_info e; /* a copy, for the index */
 	struct idx_stat st;
 	int dirfd;               /* rename tmp to its name in dirfd; -1: in place already */
+	int fd;                  /* the written file, open until it is synced; -1 */
 	char tmp[64];
 };
 
@@ -75,6 +78,7 @@ struct apply {
 	size_t nlv, cap;
 	struct idx_cursor ic;
 	struct idx_writer *iw;
+	dev_t dev;               /* the folder's file system */
 	uid_t uid;
 	gid_t gid;
 	int chown, chown_warned;
@@ -155,7 +159,7 @@ parse_owner(struct apply *a, const char *spec)
 		else if (!*end && end != user)
 			a->uid = (uid_t)v;
 		else {
-			dd_error("media_owner: no user '%s'", user);
+			dd_warn("media_owner: no user '%s' on this machine: files keep this user's", user);
 			goto out;
 		}
 	}
@@ -166,7 +170,7 @@ parse_owner(struct apply *a, const char *spec)
 		else if (!*end && end != group)
 			a->gid = (gid_t)v;
 		else {
-			dd_error("media_owner: no group '%s'", group);
+			dd_warn("media_owner: no group '%s' on this machine: files keep this user's", group);
 			goto out;
 		}
 	}
@@ -175,6 +179,13 @@ parse_owner(struct apply *a, const char *spec)
 out:
 	free(user);
 	return rc;
+}
+
+/* Would the configured owner change this entry? */
+static int
+owner_differs(const struct apply *a, const struct stat *st)
+{
+	return a->chown && ((a->uid != (uid_t)-1 && st->st_uid != a->uid) || (a->gid != (gid_t)-1 && st->st_gid != a->gid));
 }
 
 /* chown through a descriptor or (fd < 0) a name in dirfd, never following; EPERM: one warning, go on. */
@@ -238,12 +249,22 @@ rm_tree(struct apply *a, int pfd, const char *name, const char *display)
 			continue;
 		if (fstatat(fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
 			continue;
+		if (media_type_of(st.st_mode) == MEDIA_OTHER || (S_ISDIR(st.st_mode) && st.st_dev != a->dev)) {
+			/* no capture keeps these (a socket, FIFO, device, mount point): left alone, so is their folder */
+			dd_warn("media: leaving '%s/%s' alone (%s) in a folder the snapshot does not hold", display,
+				de->d_name, S_ISDIR(st.st_mode) ? "a mount point" : "not a file, folder or symlink");
+			continue;
+		}
 		rc = rm_entry(a, fd, de->d_name, S_ISDIR(st.st_mode), display);
 	}
 	closedir(d);
 	close(fd);
-	if (rc == 0 && unlinkat(pfd, name, AT_REMOVEDIR) < 0 && errno != ENOENT)
-		rc = dd_error_errno("cannot remove media folder '%s'", display);
+	if (rc == 0 && unlinkat(pfd, name, AT_REMOVEDIR) < 0) {
+		if (errno == ENOTEMPTY || errno == EEXIST)
+			return 0; /* what was left alone is in it */
+		if (errno != ENOENT)
+			rc = dd_error_errno("cannot remove media folder '%s'", display);
+	}
 	if (rc == 0)
 		a->stats->removed++;
 	return rc;
@@ -278,6 +299,8 @@ batch_discard(struct apply *a)
 {
 	for (size_t i = 0; i < a->nbatch; i++) {
 		struct pend *p = &a->batch[i];
+		if (p->fd >= 0)
+			close(p->fd);
 		if (p->dirfd >= 0)
 			unlinkat(p->dirfd, p->tmp, 0);
 		dd_stream_info_clear(&p->e);
@@ -286,46 +309,149 @@ batch_discard(struct apply *a)
 	a->batch_bytes = 0;
 }
 
-/* Make the batch durable (one syncfs), rename its files into place, record it in the index. */
+/*
+ * The renamed files' stats again, once the file system's clock has moved
+ * past their ctimes: a file changed between its rename and its first stat
+ * shows a different stat now and is recorded as not trusted (read again
+ * by the next capture); one changed after this shows a later ctime.
+ */
+static void
+batch_restat(struct apply *a, const struct timespec *latest)
+{
+	idx_writer_wait_past(a->iw, latest);
+	for (size_t i = 0; i < a->nbatch; i++) {
+		struct pend *p = &a->batch[i];
+		struct idx_stat now;
+		struct stat st;
+		if (p->dirfd < 0 || p->fd >= 0)
+			continue; /* not renamed by this batch */
+		if (fstatat(p->dirfd, base_name(p->e.name), &st, AT_SYMLINK_NOFOLLOW) < 0)
+			memset(&st, 0, sizeof(st));
+		idx_stat_from(&now, &st);
+		if (!idx_stat_equal(&now, &p->st))
+			idx_stat_untrust(&p->st);
+		p->dirfd = -1;
+	}
+}
+
+/*
+ * fdatasync the batch's files from SYNCERS threads at once: the file
+ * system commits its journal for many of them together (one after the
+ * other, each would wait for a journal commit of its own).
+ */
+#define SYNCERS 16
+struct syncer {
+	struct apply *a;
+	atomic_size_t next;
+	atomic_int failed; /* 1 + the index of a file that failed, 0 none */
+	atomic_int err;
+};
+
+static void *
+syncer_run(void *arg)
+{
+	struct syncer *sy = arg;
+	size_t i;
+
+	while ((i = atomic_fetch_add(&sy->next, 1)) < sy->a->nbatch) {
+		struct pend *p = &sy->a->batch[i];
+		if (p->fd >= 0 && fdatasync(p->fd) < 0) {
+			int zero = 0;
+			atomic_store(&sy->err, errno);
+			atomic_compare_exchange_strong(&sy->failed, &zero, (int)i + 1);
+		}
+	}
+	return NULL;
+}
+
+static int
+batch_sync(struct apply *a)
+{
+	struct syncer sy = { .a = a };
+	pthread_t t[SYNCERS];
+	size_t files = 0, n = 0;
+	int failed;
+
+	for (size_t i = 0; i < a->nbatch; i++)
+		files += a->batch[i].fd >= 0;
+	atomic_init(&sy.next, 0);
+	atomic_init(&sy.failed, 0);
+	atomic_init(&sy.err, 0);
+	for (; files > 1 && n < SYNCERS && n < files; n++)
+		if (pthread_create(&t[n], NULL, syncer_run, &sy) != 0)
+			break;
+	syncer_run(&sy); /* this thread too (alone when threads could not start) */
+	for (size_t i = 0; i < n; i++)
+		pthread_join(t[i], NULL);
+	for (size_t i = 0; i < a->nbatch; i++) {
+		if (a->batch[i].fd >= 0)
+			close(a->batch[i].fd);
+		a->batch[i].fd = -1;
+	}
+	failed = atomic_load(&sy.failed);
+	if (!failed)
+		return 0;
+	errno = atomic_load(&sy.err);
+	return dd_error_errno("cannot sync media file '%s'", a->batch[failed - 1].e.name);
+}
+
+/*
+ * Make the batch's files durable (fdatasync each, in parallel: their
+ * writeback began when they were written), rename them into place, record
+ * the batch in the index. Only these files are flushed, not the whole
+ * file system (a syncfs would flush PostgreSQL's too, during a switch).
+ */
 static int
 batch_flush(struct apply *a)
 {
-	int renames = 0;
+	struct timespec latest = { 0 };
+	int renamed = 0;
 
-	for (size_t i = 0; i < a->nbatch; i++)
-		renames |= a->batch[i].dirfd >= 0;
-	if (renames && syncfs(a->rootfd) < 0) {
-		dd_error_errno("cannot sync media folder %s", a->o->root);
+	if (batch_sync(a) < 0)
 		goto fail;
-	}
 	for (size_t i = 0; i < a->nbatch; i++) {
 		struct pend *p = &a->batch[i];
 		struct stat st;
-		if (p->dirfd >= 0) {
-			if (renameat(p->dirfd, p->tmp, p->dirfd, base_name(p->e.name)) < 0 ||
-			    fstatat(p->dirfd, base_name(p->e.name), &st, AT_SYMLINK_NOFOLLOW) < 0) {
-				dd_error_errno("cannot put media file '%s' in place", p->e.name);
-				goto fail;
-			}
-			p->dirfd = -1;
-			idx_stat_from(&p->st, &st);
-		}
-		if (idx_writer_add(a->iw, &p->e, &p->st) < 0)
+		if (p->dirfd < 0)
+			continue;
+		if (renameat(p->dirfd, p->tmp, p->dirfd, base_name(p->e.name)) < 0 ||
+		    fstatat(p->dirfd, base_name(p->e.name), &st, AT_SYMLINK_NOFOLLOW) < 0) {
+			dd_error_errno("cannot put media file '%s' in place", p->e.name);
+			p->tmp[0] = 0;
 			goto fail;
+		}
+		p->tmp[0] = 0;
+		idx_stat_from(&p->st, &st);
+		if (st.st_ctim.tv_sec > latest.tv_sec ||
+		    (st.st_ctim.tv_sec == latest.tv_sec && st.st_ctim.tv_nsec > latest.tv_nsec))
+			latest = st.st_ctim;
+		renamed = 1;
 	}
+	if (renamed)
+		batch_restat(a, &latest);
+	for (size_t i = 0; i < a->nbatch; i++)
+		if (idx_writer_add(a->iw, &a->batch[i].e, &a->batch[i].st) < 0)
+			goto fail;
 	batch_discard(a);
 	return 0;
 fail:
+	for (size_t i = 0; i < a->nbatch; i++)
+		if (!a->batch[i].tmp[0])
+			a->batch[i].dirfd = -1; /* in place: nothing to remove */
 	batch_discard(a);
 	return -1;
 }
 
+/* Add an entry to the batch; fd (the written file, or -1) is the batch's from here on. */
 static int
-batch_add(struct apply *a, const struct dd_stream_info *e, const struct idx_stat *st, int dirfd, const char *tmp)
+batch_add(struct apply *a, const struct dd_stream_info *e, const struct idx_stat *st, int dirfd, const char *tmp,
+	  int fd)
 {
 	struct pend *p;
 
 	if (a->nbatch == BATCH && batch_flush(a) < 0) {
+		if (fd >= 0)
+			close(fd);
 		if (dirfd >= 0)
 			unlinkat(dirfd, tmp, 0);
 		return -1;
@@ -334,6 +460,7 @@ batch_add(struct apply *a, const struct dd_stream_info *e, const struct idx_stat
 	copy_info(&p->e, e);
 	p->st = *st;
 	p->dirfd = dirfd;
+	p->fd = fd;
 	snprintf(p->tmp, sizeof(p->tmp), "%s", tmp ? tmp : "");
 	if (dirfd >= 0)
 		a->batch_bytes += e->size;
@@ -361,7 +488,7 @@ level_leave(struct apply *a)
 		free(l->path);
 		return rc;
 	}
-	if (fchmod(l->fd, l->mode) < 0 || set_owner(a, l->fd, -1, NULL, l->path) < 0 || futimens(l->fd, ts) < 0 ||
+	if (set_owner(a, l->fd, -1, NULL, l->path) < 0 || fchmod(l->fd, l->mode) < 0 || futimens(l->fd, ts) < 0 ||
 	    fsync(l->fd) < 0)
 		rc = dd_error_errno("cannot set the mode and time of media folder '%s'", l->path);
 	close(l->fd);
@@ -437,11 +564,12 @@ write_content(struct apply *a, const struct dd_stream_info *e, int fd)
 
 /*
  * Write a file entry to a temporary name in `pfd` (tmp gets it), with its
- * mode, mtime and owner; the batch renames it into place once durable.
+ * owner, mode and mtime (owner first: a chown clears setuid/setgid); *fd_out
+ * stays open for the batch to sync, which renames it into place then.
  */
 static int
 write_file(struct apply *a, int pfd, const struct dd_stream_info *e, mode_t mode, struct timespec mtime,
-	   char tmp[64])
+	   char tmp[64], int *fd_out)
 {
 	struct timespec ts[2] = { { .tv_nsec = UTIME_OMIT }, mtime };
 	int fd, rc = -1;
@@ -454,23 +582,25 @@ write_file(struct apply *a, int pfd, const struct dd_stream_info *e, mode_t mode
 		return dd_error_errno("cannot create a file in media folder for '%s'", e->name);
 	if (write_content(a, e, fd) < 0)
 		goto out;
-	/* start writing it back now: the batch's syncfs then mostly waits for nothing */
+	/* start writing it back now: the batch's fdatasync then mostly waits for nothing */
 	sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+	if (set_owner(a, fd, -1, NULL, e->name) < 0)
+		goto out;
 	if (fchmod(fd, mode) < 0 || futimens(fd, ts) < 0) {
 		dd_error_errno("cannot write media file '%s'", e->name);
 		goto out;
 	}
-	if (set_owner(a, fd, -1, NULL, e->name) < 0)
-		goto out;
 	a->stats->written_files++;
 	a->stats->written_bytes += e->size;
 	rc = 0;
 out:
-	if (close(fd) < 0 && rc == 0)
-		rc = dd_error_errno("cannot write media file '%s'", e->name);
-	if (rc < 0)
+	if (rc < 0) {
+		close(fd);
 		unlinkat(pfd, tmp, 0);
-	return rc;
+		return rc;
+	}
+	*fd_out = fd;
+	return 0;
 }
 
 static int
@@ -514,8 +644,12 @@ enter_dir(struct apply *a, int pfd, const struct dd_stream_info *e, const struct
 	fd = openat(pfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
 		return dd_error_errno("cannot open media folder '%s'", e->name);
+	if (fstat(fd, &st) == 0 && st.st_dev != a->dev) {
+		close(fd);
+		return dd_error("media folder '%s' is a mount point (another file system): not restored into", e->name);
+	}
 	/* writable while its entries are made; the listed mode is set when it is left */
-	if (fstat(fd, &st) == 0 && (st.st_mode & 0700) != 0700)
+	if ((st.st_mode & 0700) != 0700)
 		fchmod(fd, (st.st_mode & 07777) | 0700);
 	level_push(a, e->name, fd, mode, mtime);
 	return 0;
@@ -551,6 +685,22 @@ link_unchanged(const struct dd_stream_info *e, const struct walk_entry *d, struc
 	       d->st.st_mtim.tv_nsec == mtime.tv_nsec;
 }
 
+/* An unchanged file or symlink stays: given the configured owner in place when it has another; *ist its stat. */
+static int
+keep_in_place(struct apply *a, const struct dd_stream_info *e, const struct walk_entry *d, struct idx_stat *ist)
+{
+	struct stat st = d->st;
+
+	if (owner_differs(a, &st)) {
+		if (set_owner(a, -1, d->parent_fd, d->name, e->name) < 0)
+			return -1;
+		if (fstatat(d->parent_fd, d->name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+			return dd_error_errno("cannot read media entry '%s'", e->name);
+	}
+	idx_stat_from(ist, &st);
+	return 0;
+}
+
 /*
  * One listed entry, with what is on disk at its path (`d`, or NULL).
  * *descend says whether the walk may enter `d` (the same directory kept).
@@ -563,12 +713,14 @@ apply_entry(struct apply *a, const struct dd_stream_info *e, const struct walk_e
 	struct timespec mtime;
 	char tmp[64];
 	mode_t mode;
-	int pfd;
+	int pfd, fd = -1;
 
 	*descend = 0;
 	if (media_attr_mode(e, &mode) < 0 || media_attr_mtime(e, &mtime) < 0 || level_to_parent(a, e->name) < 0)
 		return -1;
 	pfd = a->lv[a->nlv - 1].fd;
+	if (d && d->other_dev) /* never written into, replaced or removed */
+		return dd_error("media folder '%s' is a mount point (another file system): not restored into", e->name);
 	if (d && d->type != t) {
 		/* another type on disk: it goes first (a folder cannot be renamed over) */
 		if (rm_entry(a, d->parent_fd, d->name, d->type == MEDIA_DIR, d->path) < 0)
@@ -584,30 +736,27 @@ apply_entry(struct apply *a, const struct dd_stream_info *e, const struct walk_e
 		break;
 	case MEDIA_LINK:
 		a->stats->links++;
-		if (!(d && link_unchanged(e, d, mtime)) && write_symlink(a, pfd, e, mtime) < 0)
+		if (d && link_unchanged(e, d, mtime))
+			return keep_in_place(a, e, d, &ist) < 0 ? -1 : batch_add(a, e, &ist, -1, NULL, -1);
+		if (write_symlink(a, pfd, e, mtime) < 0)
 			return -1;
 		break;
 	default:
 		a->stats->files++;
 		a->stats->bytes += e->size;
 		if (d && file_unchanged(a, e, d, mode, mtime)) {
-			idx_stat_from(&ist, &d->st);
+			if (keep_in_place(a, e, d, &ist) < 0)
+				return -1;
 			break;
 		}
-		if (write_file(a, pfd, e, mode, mtime, tmp) < 0)
+		if (write_file(a, pfd, e, mode, mtime, tmp, &fd) < 0)
 			return -1;
-		return batch_add(a, e, &ist, pfd, tmp);
+		return batch_add(a, e, &ist, pfd, tmp, fd);
 	}
-	return batch_add(a, e, &ist, -1, NULL);
+	return batch_add(a, e, &ist, -1, NULL, -1);
 }
 
 /* ---- the pass ---- */
-static int
-is_tmp(const char *name)
-{
-	return !strncmp(name, MEDIA_TMP_PREFIX, strlen(MEDIA_TMP_PREFIX));
-}
-
 static int
 next_listed(struct dd_listing_reader *lr, const struct dd_stream_info **e)
 {
@@ -641,10 +790,14 @@ merge(struct apply *a, struct dd_listing_reader *lr, int rootfd)
 			break;
 		cmp = !e ? -1 : !have_d ? 1 : dd_path_cmp(d.path, e->name);
 		if (cmp < 0) {
-			/* not listed: removed (a socket, device or FIFO is no capture's: left alone) */
+			/* not listed: removed (a socket, device, FIFO or mount point is no capture's: left alone) */
 			have_d = 0;
-			if (d.type == MEDIA_OTHER && !is_tmp(d.name))
+			if (d.type == MEDIA_OTHER)
 				continue;
+			if (d.other_dev) {
+				dd_warn("media: leaving '%s' alone (a mount point)", d.path);
+				continue;
+			}
 			if (d.type == MEDIA_DIR)
 				walk_skip(w);
 			rc = rm_entry(a, d.parent_fd, d.name, d.type == MEDIA_DIR, d.path);
@@ -705,15 +858,24 @@ apply_run(struct apply *a, struct dd_listing_reader *lr, const char *id)
 	char *dir = media_state_dir(a->o), *index = dd_path_join(dir, "index");
 	int rootfd = -1, rc = -1, r;
 	struct timespec none = { 0 };
+	struct idx_origin origin;
+	struct stat rst;
 
 	r = open_folder(a->o->root, lr != NULL, &rootfd);
 	if (r < 0)
 		goto out;
-	if (a->o->owner && *a->o->owner && parse_owner(a, a->o->owner) < 0)
+	if (rootfd >= 0 && fstat(rootfd, &rst) < 0) {
+		dd_error_errno("cannot open media folder %s", a->o->root);
 		goto out;
-	idx_open(&a->ic.r, index);
+	}
+	a->dev = rootfd >= 0 ? rst.st_dev : 0;
+	if (a->o->owner && *a->o->owner)
+		parse_owner(a, a->o->owner); /* an unknown user or group: warned, owners left alone */
+	idx_origin_of(&origin, rootfd >= 0 ? &rst : NULL, dd_store_identity(a->st));
+	media_idx_open(&a->ic.r, index, rootfd >= 0 ? &rst : NULL, origin.store);
 	if (idx_writer_new(&a->iw, dir) < 0)
 		goto out;
+	idx_writer_set_origin(a->iw, &origin);
 	a->rootfd = rootfd;
 	if (rootfd >= 0) {
 		level_push(a, "", rootfd, 0, none);
@@ -744,6 +906,27 @@ out:
 	return rc;
 }
 
+/*
+ * Is the folder as its record says (what the stash set aside), or empty?
+ * Else something was written into it after the stash: 0 or -1 (one line).
+ */
+static int
+still_as_set_aside(const struct dd_media_opts *o)
+{
+	char rec[65];
+	int r = dd_media_changed(o, rec);
+
+	if (r == 0)
+		return 0;
+	if (r < 0)
+		return -1;
+	r = media_has_entries(o->root);
+	if (r <= 0)
+		return r;
+	dd_error("media folder %s changed during the switch: run `git dnadata restore` again", o->root);
+	return -1;
+}
+
 int
 dd_media_apply(struct dd_store *st, const char *id, const struct dd_media_opts *o, struct dd_media_stats *stats)
 {
@@ -757,6 +940,10 @@ dd_media_apply(struct dd_store *st, const char *id, const struct dd_media_opts *
 	rc = dd_media_check(st, id);
 	if (rc != 0)
 		return rc;
+	if (!o->force && still_as_set_aside(o) < 0) {
+		a.stats->refused = 1;
+		return -1;
+	}
 	if (*id && open_listing(&lr, &snap, st, id) != 0) {
 		dd_snapshot_free(snap);
 		return -1;

@@ -21,6 +21,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -113,13 +114,22 @@ ring_abort(struct capture *c)
 	}
 }
 
+/* The mode a capture keeps: a file's setuid and setgid bits are never kept (a listing must not grant them). */
+static mode_t
+kept_mode(const struct stat *st)
+{
+	mode_t m = st->st_mode & 07777;
+
+	return S_ISDIR(st->st_mode) ? m : m & ~(mode_t)(S_ISUID | S_ISGID);
+}
+
 static void
 set_attrs(struct dd_stream_info *si, const char *type, const struct stat *st)
 {
 	char b[48];
 
 	dd_kv_set(&si->attrs, &si->nattrs, "type", type);
-	snprintf(b, sizeof(b), "%o", (unsigned)(st->st_mode & 07777));
+	snprintf(b, sizeof(b), "%o", (unsigned)kept_mode(st));
 	dd_kv_set(&si->attrs, &si->nattrs, "mode", b);
 	media_format_mtime(b, &st->st_mtim);
 	dd_kv_set(&si->attrs, &si->nattrs, "mtime", b);
@@ -182,7 +192,28 @@ reusable(struct capture *c, const struct walk_entry *e)
 		dd_error_clear();
 		return NULL;
 	}
-	return mode == (e->st.st_mode & 07777) ? ie : NULL;
+	return mode == kept_mode(&e->st) ? ie : NULL;
+}
+
+/*
+ * A reused entry straight into the listing (the ring drained first, so
+ * path order holds): 1 added, 0 refused (its chunks are not this store's
+ * to keep: the caller reads the file instead), -1.
+ */
+static int
+add_reused(struct capture *c, const struct idx_entry *ie)
+{
+	while (c->n)
+		if (drain_one(c) < 0)
+			return -1;
+	if (dd_listing_add(c->lw, &ie->info) < 0) {
+		dd_debug("media: '%s' read again (%s)", ie->info.name, dd_error_last());
+		dd_error_clear();
+		return 0;
+	}
+	c->stats->files++;
+	c->stats->bytes += ie->info.size;
+	return idx_writer_add(c->iw, &ie->info, &ie->st) < 0 ? -1 : 1;
 }
 
 /* One entry of the walk into the ring. */
@@ -196,6 +227,14 @@ add_entry(struct capture *c, const struct walk_entry *e)
 
 	if (media_check_path(e->path) < 0)
 		return dd_error_wrap("cannot capture the media folder");
+	if (e->type == MEDIA_FILE && (e->st.st_mode & (S_ISUID | S_ISGID)))
+		dd_warn("media: '%s' is captured without its setuid/setgid bits", e->path);
+	if (e->type == MEDIA_FILE && (ie = reusable(c, e)) != NULL) {
+		int r = add_reused(c, ie);
+		if (r != 0)
+			return r < 0 ? -1 : 0;
+		it = &c->ring[(c->head + c->n) % RING]; /* the ring was drained */
+	}
 	memset(it, 0, sizeof(*it));
 	it->info.name = dd_strdup(e->path);
 	c->n++; /* in the ring from here on: drained or aborted with it */
@@ -216,20 +255,6 @@ add_entry(struct capture *c, const struct walk_entry *e)
 		return 0;
 	default:
 		break;
-	}
-	if ((ie = reusable(c, e)) != NULL) {
-		struct dd_stream_info *si = &it->info;
-		dd_kv_free(si->attrs, si->nattrs);
-		si->attrs = NULL, si->nattrs = 0;
-		for (size_t i = 0; i < ie->info.nattrs; i++)
-			dd_kv_set(&si->attrs, &si->nattrs, ie->info.attrs[i].key, ie->info.attrs[i].value);
-		si->size = ie->info.size;
-		memcpy(si->checksum, ie->info.checksum, 32);
-		si->nchunks = ie->info.nchunks;
-		si->chunks = dd_malloc((si->nchunks ? si->nchunks : 1) * sizeof(*si->chunks));
-		memcpy(si->chunks, ie->info.chunks, si->nchunks * sizeof(*si->chunks));
-		it->st = ie->st;
-		return 0;
 	}
 	return read_file(c, e, it);
 }
@@ -254,10 +279,13 @@ capture_walk(struct capture *c, int rootfd)
 	int rc;
 
 	while ((rc = walk_next(w, &e)) == 1) {
-		if (!strncmp(e.name, MEDIA_TMP_PREFIX, strlen(MEDIA_TMP_PREFIX))) {
-			dd_debug("media: leaving out '%s' (a temporary file of an interrupted restore)", e.path);
-			if (e.type == MEDIA_DIR)
-				walk_skip(w);
+		if (media_is_tmp(e.name, e.type)) {
+			dd_warn("media: leaving out '%s' (named like a temporary file of an interrupted restore)", e.path);
+			continue;
+		}
+		if (e.other_dev) {
+			dd_warn("media: skipping '%s' (a folder on another file system: a mount point)", e.path);
+			c->stats->skipped++;
 			continue;
 		}
 		if (e.type == MEDIA_OTHER) {
@@ -283,10 +311,13 @@ capture_walk(struct capture *c, int rootfd)
 
 int
 media_capture(struct dd_snapshot_writer *sw, const struct dd_media_opts *o, struct dd_media_stats *stats,
-	      int reuse_private)
+	      int reuse_private, uint8_t nonce_out[16])
 {
 	struct capture c = { .sw = sw, .stats = stats };
 	char *dir = media_state_dir(o), *index = dd_path_join(dir, "index");
+	const char *store = dd_store_identity(dd_snapshot_writer_store(sw));
+	struct idx_origin origin;
+	struct stat rst;
 	int rootfd = -1, rc = -1, r;
 
 	memset(stats, 0, sizeof(*stats));
@@ -296,7 +327,13 @@ media_capture(struct dd_snapshot_writer *sw, const struct dd_media_opts *o, stru
 		goto out;
 	if (r == DD_NOTFOUND)
 		dd_warn("media folder %s does not exist: captured as empty", o->root);
-	if (idx_open(&c.ic.r, index) == 0 && (idx_header(c.ic.r)->flags & IDX_PRIVATE) && !reuse_private) {
+	if (rootfd >= 0 && fstat(rootfd, &rst) < 0) {
+		dd_error_errno("cannot open media folder %s", o->root);
+		goto out;
+	}
+	idx_origin_of(&origin, rootfd >= 0 ? &rst : NULL, store);
+	if (media_idx_open(&c.ic.r, index, rootfd >= 0 ? &rst : NULL, store) == 0 &&
+	    (idx_header(c.ic.r)->flags & IDX_PRIVATE) && !reuse_private) {
 		dd_debug("media index of %s records a stash: every file is read", o->root);
 		idx_close(c.ic.r);
 		c.ic.r = NULL;
@@ -304,6 +341,8 @@ media_capture(struct dd_snapshot_writer *sw, const struct dd_media_opts *o, stru
 	c.reuse = c.ic.r != NULL;
 	if (idx_writer_new(&c.iw, dir) < 0 || dd_listing_begin(&c.lw, sw, DD_MEDIA_STREAM, "media") < 0)
 		goto out;
+	idx_writer_set_origin(c.iw, &origin);
+	idx_writer_nonce(c.iw, nonce_out);
 	c.buf = dd_malloc(READ_SIZE);
 	if (rootfd >= 0 && capture_walk(&c, rootfd) < 0)
 		goto out;
@@ -331,22 +370,79 @@ out:
 	return rc;
 }
 
+/*
+ * The pending record each capture of this process wrote, by folder: a
+ * commit makes that one the folder's record, never another run's pending
+ * file (a killed capture's, or one racing this one).
+ */
+struct pending_nonce {
+	char *dir;
+	uint8_t nonce[16];
+	struct pending_nonce *next;
+};
+static struct pending_nonce *pendings;
+static pthread_mutex_t pendings_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static void
+pending_set(const char *dir, const uint8_t nonce[16])
+{
+	struct pending_nonce *p;
+
+	pthread_mutex_lock(&pendings_mu);
+	for (p = pendings; p && strcmp(p->dir, dir); p = p->next)
+		;
+	if (!p) {
+		p = dd_calloc(1, sizeof(*p));
+		p->dir = dd_strdup(dir);
+		p->next = pendings;
+		pendings = p;
+	}
+	memcpy(p->nonce, nonce, 16);
+	pthread_mutex_unlock(&pendings_mu);
+}
+
+/* The nonce of this process's last capture of `dir`: 0, or -1 when it made none. */
+static int
+pending_get(const char *dir, uint8_t nonce[16])
+{
+	struct pending_nonce *p;
+
+	pthread_mutex_lock(&pendings_mu);
+	for (p = pendings; p && strcmp(p->dir, dir); p = p->next)
+		;
+	if (p)
+		memcpy(nonce, p->nonce, 16);
+	pthread_mutex_unlock(&pendings_mu);
+	return p ? 0 : -1;
+}
+
 int
 dd_media_capture(struct dd_snapshot_writer *sw, const struct dd_media_opts *o, struct dd_media_stats *stats)
 {
 	struct dd_media_stats local;
+	uint8_t nonce[16];
+	char *dir;
+	int rc = media_capture(sw, o, stats ? stats : &local, 0, nonce);
 
-	return media_capture(sw, o, stats ? stats : &local, 0);
+	if (rc == 0) {
+		dir = media_state_dir(o);
+		pending_set(dir, nonce);
+		free(dir);
+	}
+	return rc;
 }
 
 int
 dd_media_commit(const struct dd_media_opts *o, const char *id)
 {
 	char *dir = media_state_dir(o);
-	int rc = idx_commit_pending(dir, 0, id);
+	uint8_t nonce[16];
+	int rc = DD_NOTFOUND;
 
+	if (pending_get(dir, nonce) == 0)
+		rc = idx_commit_pending(dir, 0, id, nonce);
 	if (rc == DD_NOTFOUND) {
-		dd_debug("media: no pending index for %s", o->root);
+		dd_debug("media: no pending index of this capture for %s", o->root);
 		rc = 0;
 	}
 	free(dir);

@@ -17,6 +17,21 @@
 #include <string.h>
 
 int
+media_is_tmp_name(const char *name)
+{
+	size_t n = strlen(MEDIA_TMP_PREFIX);
+	const char *h = name + n;
+
+	return !strncmp(name, MEDIA_TMP_PREFIX, n) && strlen(h) == 16 && strspn(h, "0123456789abcdef") == 16;
+}
+
+int
+media_is_tmp(const char *name, enum media_type t)
+{
+	return (t == MEDIA_FILE || t == MEDIA_LINK) && media_is_tmp_name(name);
+}
+
+int
 media_check_path(const char *name)
 {
 	size_t len = strlen(name);
@@ -146,6 +161,8 @@ check_attrs(const struct dd_stream_info *e, enum media_type t)
 	}
 	if (media_attr_mode(e, &mode) < 0 || media_attr_mtime(e, &ts) < 0)
 		return -1;
+	if (mode & (S_ISUID | S_ISGID) && t != MEDIA_DIR)
+		return dd_error("media entry '%s' has a setuid or setgid mode (%o)", e->name, (unsigned)mode);
 	if (t == MEDIA_LINK) {
 		if (!target || !*target || strlen(target) >= 4096)
 			return dd_error("media symlink '%s' has an empty or too long target", e->name);
@@ -170,6 +187,9 @@ media_checker_add(struct media_checker *c, const struct dd_stream_info *e)
 		return dd_error("media entry '%s' is out of order or repeated (after '%s')", e->name, c->prev);
 	if (t == MEDIA_OTHER)
 		return dd_error("media entry '%s' has no or an unknown type", e->name);
+	slash = strrchr(e->name, '/');
+	if (media_is_tmp(slash ? slash + 1 : e->name, t))
+		return dd_error("media entry '%s' is named like a temporary file of a restore", e->name);
 	if (check_attrs(e, t) < 0)
 		return -1;
 	/* the directories on the path of this entry stay; the others are done */
@@ -180,7 +200,6 @@ media_checker_add(struct media_checker *c, const struct dd_stream_info *e)
 			break;
 		free(c->dirs[--c->ndirs]);
 	}
-	slash = strrchr(e->name, '/');
 	plen = slash ? (size_t)(slash - e->name) : 0;
 	if (plen && (!c->ndirs || strlen(c->dirs[c->ndirs - 1]) != plen))
 		return dd_error("media entry '%s' is not inside a listed directory (a path through a symlink?)",

@@ -32,6 +32,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sodium.h>
+#include <sys/file.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,9 +40,10 @@
 #include <unistd.h>
 
 #define IDX_MAGIC "DDMI"
-#define IDX_VERSION 1
-#define IDX_REGION 8     /* flags, stamp, id, h2 */
-#define IDX_HEAD 120     /* entries start here */
+#define IDX_VERSION 2
+#define IDX_REGION 8     /* flags, stamp, id, root, store, nonce, h2 */
+#define IDX_REGION_LEN 176 /* the patched fields, before h2 */
+#define IDX_HEAD (IDX_REGION + IDX_REGION_LEN + 32) /* entries start here */
 #define IDX_MAX_ATTRS 16
 #define IDX_MAX_VALUE 4096
 #define IDX_MAX_CHUNKS (1u << 24)
@@ -84,6 +86,42 @@ idx_trusted(const struct idx_header *h, const struct idx_stat *s)
 	return s->ctime_s < h->stamp_s || (s->ctime_s == h->stamp_s && s->ctime_ns <= h->stamp_ns);
 }
 
+void
+idx_stat_untrust(struct idx_stat *s)
+{
+	s->ctime_s = INT64_MAX;
+	s->ctime_ns = 0;
+}
+
+void
+idx_origin_of(struct idx_origin *o, const struct stat *root, const char *store)
+{
+	memset(o, 0, sizeof(*o));
+	if (root) {
+		o->root_dev = (uint64_t)root->st_dev;
+		o->root_ino = (uint64_t)root->st_ino;
+	}
+	if (store)
+		snprintf(o->store, sizeof(o->store), "%s", store);
+}
+
+int
+idx_same_origin(const struct idx_header *h, const struct stat *root, const char *store)
+{
+	struct idx_origin o;
+
+	idx_origin_of(&o, root, store);
+	if (h->origin.root_dev != o.root_dev || h->origin.root_ino != o.root_ino) {
+		dd_debug("media index ignored: it records another folder at this path");
+		return 0;
+	}
+	if (store && strcmp(h->origin.store, o.store)) {
+		dd_debug("media index ignored: it was written for another store (or another key)");
+		return 0;
+	}
+	return 1;
+}
+
 /* ---- reading ---- */
 struct idx_reader {
 	FILE *f;
@@ -98,14 +136,47 @@ struct idx_reader {
 
 /* h2 = BLAKE2b-256(region bytes flags..id ‖ H1): binds the patched header to the entries. */
 static void
-region_hash(uint8_t out[32], const uint8_t region[80], const uint8_t h1[32])
+region_hash(uint8_t out[32], const uint8_t region[IDX_REGION_LEN], const uint8_t h1[32])
 {
 	crypto_generichash_state s;
 
 	crypto_generichash_init(&s, NULL, 0, 32);
-	crypto_generichash_update(&s, region, 80);
+	crypto_generichash_update(&s, region, IDX_REGION_LEN);
 	crypto_generichash_update(&s, h1, 32);
 	crypto_generichash_final(&s, out, 32);
+}
+
+/* A 64-hex field that may be all zero (none). */
+static int
+get_hex_field(char out[65], const uint8_t *p)
+{
+	memcpy(out, p, 64);
+	out[64] = 0;
+	if (out[0] == 0) {
+		for (int i = 0; i < 64; i++)
+			if (p[i])
+				return -1;
+		return 0;
+	}
+	return dd_is_hex(out, 64) ? 0 : -1;
+}
+
+/* The region: flags 4, stamp 8+4, id 64, root dev 8, root inode 8, store 64, nonce 16. */
+static int
+parse_region(struct idx_header *h, const uint8_t *r)
+{
+	memset(h, 0, sizeof(*h));
+	h->flags = dd_get_le32(r);
+	h->stamp_s = (int64_t)dd_get_le64(r + 4);
+	h->stamp_ns = dd_get_le32(r + 12);
+	if (get_hex_field(h->id, r + 16) < 0)
+		return dd_error("bad snapshot id");
+	h->origin.root_dev = dd_get_le64(r + 80);
+	h->origin.root_ino = dd_get_le64(r + 88);
+	if (get_hex_field(h->origin.store, r + 96) < 0)
+		return dd_error("bad store identity");
+	memcpy(h->nonce, r + 160, sizeof(h->nonce));
+	return 0;
 }
 
 /* First pass: the header's fields and both hashes. 0, or -1 with the reason for the debug line. */
@@ -135,20 +206,10 @@ verify_file(FILE *f, uint64_t size, struct idx_header *h)
 	if (sodium_memcmp(h1, trailer, 32))
 		return dd_error("checksum mismatch");
 	region_hash(h2, head + IDX_REGION, h1);
-	if (sodium_memcmp(h2, head + IDX_REGION + 80, 32))
+	if (sodium_memcmp(h2, head + IDX_REGION + IDX_REGION_LEN, 32))
 		return dd_error("header checksum mismatch");
-	h->flags = dd_get_le32(head + 8);
-	h->stamp_s = (int64_t)dd_get_le64(head + 12);
-	h->stamp_ns = dd_get_le32(head + 20);
-	memcpy(h->id, head + 24, 64);
-	h->id[64] = 0;
-	if (h->id[0] == 0) {
-		for (int i = 0; i < 64; i++)
-			if (head[24 + i])
-				return dd_error("bad snapshot id");
-	} else if (!dd_is_hex(h->id, 64)) {
-		return dd_error("bad snapshot id");
-	}
+	if (parse_region(h, head + IDX_REGION) < 0)
+		return -1;
 	if (h->stamp_ns >= 1000000000u)
 		return dd_error("bad stamp");
 	return 0;
@@ -366,8 +427,7 @@ struct idx_writer {
 	struct dd_buf buf;
 	crypto_generichash_state h;
 	uint64_t count;
-	int64_t stamp_s;
-	uint32_t stamp_ns;
+	struct idx_header hd; /* the region written at the end */
 };
 
 static void
@@ -408,7 +468,10 @@ flush(struct idx_writer *w, int all)
 	return 0;
 }
 
-/* Temporary records of killed runs (an hour old: no live run takes that long to reach its rename) go. */
+/*
+ * Temporary records of killed runs go: a live run holds an flock on its
+ * own (idx_writer_new), so an unlocked one an hour old is a killed run's.
+ */
 static void
 remove_stale(const char *dir)
 {
@@ -420,10 +483,17 @@ remove_stale(const char *dir)
 	if (!d)
 		return;
 	while ((de = readdir(d)) != NULL) {
+		int fd;
 		if (strncmp(de->d_name, ".index-", 7) || fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
 			continue;
-		if (S_ISREG(st.st_mode) && st.st_mtime < now - 3600)
+		if (!S_ISREG(st.st_mode) || st.st_mtime >= now - 3600)
+			continue;
+		fd = openat(dirfd(d), de->d_name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		if (flock(fd, LOCK_EX | LOCK_NB) == 0) /* locked: a live run's (it may have slept for an hour) */
 			unlinkat(dirfd(d), de->d_name, 0);
+		close(fd);
 	}
 	closedir(d);
 }
@@ -464,13 +534,14 @@ idx_writer_new(struct idx_writer **out, const char *dir)
 	w->dir = dd_strdup(dir);
 	w->tmp = dd_path_join(dir, ".index-XXXXXX");
 	w->fd = mkostemp(w->tmp, O_CLOEXEC);
-	if (w->fd < 0 || fstat(w->fd, &st) < 0) {
+	if (w->fd < 0 || flock(w->fd, LOCK_EX | LOCK_NB) < 0 || fstat(w->fd, &st) < 0) {
 		dd_error_errno("cannot create a media index in %s", dir);
 		idx_writer_abort(w);
 		return -1;
 	}
-	w->stamp_s = (int64_t)st.st_ctim.tv_sec;
-	w->stamp_ns = (uint32_t)st.st_ctim.tv_nsec;
+	w->hd.stamp_s = (int64_t)st.st_ctim.tv_sec;
+	w->hd.stamp_ns = (uint32_t)st.st_ctim.tv_nsec;
+	randombytes_buf(w->hd.nonce, sizeof(w->hd.nonce));
 	wait_tick(w->fd, &st.st_ctim);
 	crypto_generichash_init(&w->h, NULL, 0, 32);
 	dd_buf_put(&w->buf, IDX_MAGIC, 4);
@@ -494,9 +565,27 @@ idx_writer_restamp(struct idx_writer *w)
 
 	/* touching the file sets its ctime to the file system's clock now */
 	if (futimens(w->fd, NULL) == 0 && fstat(w->fd, &st) == 0) {
-		w->stamp_s = (int64_t)st.st_ctim.tv_sec;
-		w->stamp_ns = (uint32_t)st.st_ctim.tv_nsec;
+		w->hd.stamp_s = (int64_t)st.st_ctim.tv_sec;
+		w->hd.stamp_ns = (uint32_t)st.st_ctim.tv_nsec;
 	}
+}
+
+void
+idx_writer_wait_past(struct idx_writer *w, const struct timespec *t)
+{
+	wait_tick(w->fd, t);
+}
+
+void
+idx_writer_set_origin(struct idx_writer *w, const struct idx_origin *o)
+{
+	w->hd.origin = *o;
+}
+
+void
+idx_writer_nonce(const struct idx_writer *w, uint8_t nonce[16])
+{
+	memcpy(nonce, w->hd.nonce, 16);
 }
 
 static int
@@ -541,23 +630,26 @@ idx_writer_add(struct idx_writer *w, const struct dd_stream_info *e, const struc
 	return flush(w, 0);
 }
 
-/* The patched part of the header: flags, stamp, id (80 bytes), then h2. */
+/* The patched part of the header (parse_region's fields), then h2. */
 static void
-make_region(uint8_t region[112], uint32_t flags, int64_t stamp_s, uint32_t stamp_ns, const char *id,
-	    const uint8_t h1[32])
+make_region(uint8_t region[IDX_REGION_LEN + 32], const struct idx_header *h, const uint8_t h1[32])
 {
-	memset(region, 0, 112);
-	dd_put_le32(region, flags);
-	dd_put_le64(region + 4, (uint64_t)stamp_s);
-	dd_put_le32(region + 12, stamp_ns);
-	memcpy(region + 16, id, strlen(id) > 64 ? 64 : strlen(id));
-	region_hash(region + 80, region, h1);
+	memset(region, 0, IDX_REGION_LEN + 32);
+	dd_put_le32(region, h->flags);
+	dd_put_le64(region + 4, (uint64_t)h->stamp_s);
+	dd_put_le32(region + 12, h->stamp_ns);
+	memcpy(region + 16, h->id, strlen(h->id) > 64 ? 64 : strlen(h->id));
+	dd_put_le64(region + 80, h->origin.root_dev);
+	dd_put_le64(region + 88, h->origin.root_ino);
+	memcpy(region + 96, h->origin.store, strlen(h->origin.store) > 64 ? 64 : strlen(h->origin.store));
+	memcpy(region + 160, h->nonce, 16);
+	region_hash(region + IDX_REGION_LEN, region, h1);
 }
 
 int
 idx_writer_finish(struct idx_writer *w, const char *name, uint32_t flags, const char *id)
 {
-	uint8_t h1[32], region[112];
+	uint8_t h1[32], region[IDX_REGION_LEN + 32];
 	char *final = NULL;
 	int rc = -1;
 
@@ -566,7 +658,9 @@ idx_writer_finish(struct idx_writer *w, const char *name, uint32_t flags, const 
 	if (flush(w, 1) < 0)
 		goto out;
 	crypto_generichash_final(&w->h, h1, 32);
-	make_region(region, flags, w->stamp_s, w->stamp_ns, id, h1);
+	w->hd.flags = flags;
+	snprintf(w->hd.id, sizeof(w->hd.id), "%s", id);
+	make_region(region, &w->hd, h1);
 	if (dd_write_all(w->fd, h1, 32) < 0 || pwrite(w->fd, region, sizeof(region), IDX_REGION) != sizeof(region) ||
 	    fsync(w->fd) < 0) {
 		dd_error_errno("writing %s", w->tmp);
@@ -602,10 +696,11 @@ idx_writer_abort(struct idx_writer *w)
 }
 
 int
-idx_commit_pending(const char *dir, uint32_t flags, const char *id)
+idx_commit_pending(const char *dir, uint32_t flags, const char *id, const uint8_t nonce[16])
 {
 	char *pending = dd_path_join(dir, "pending"), *index = dd_path_join(dir, "index");
-	uint8_t head[IDX_HEAD], h1[32], region[112];
+	uint8_t head[IDX_HEAD], h1[32], region[IDX_REGION_LEN + 32];
+	struct idx_header h;
 	struct stat st;
 	int rc = -1, fd = open(pending, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
 
@@ -618,7 +713,18 @@ idx_commit_pending(const char *dir, uint32_t flags, const char *id)
 		dd_error("%s is damaged", pending);
 		goto out;
 	}
-	make_region(region, flags, (int64_t)dd_get_le64(head + 12), dd_get_le32(head + 20), id, h1);
+	if (memcmp(head, IDX_MAGIC, 4) || dd_get_le32(head + 4) != IDX_VERSION || parse_region(&h, head + IDX_REGION) < 0) {
+		dd_error("%s is damaged", pending);
+		goto out;
+	}
+	if (sodium_memcmp(h.nonce, nonce, 16)) { /* another run's capture (killed, or racing this one) */
+		dd_debug("media: %s is another capture's: not committed", pending);
+		rc = DD_NOTFOUND;
+		goto out;
+	}
+	h.flags = flags;
+	snprintf(h.id, sizeof(h.id), "%s", id);
+	make_region(region, &h, h1);
 	if (pwrite(fd, region, sizeof(region), IDX_REGION) != sizeof(region) || fsync(fd) < 0) {
 		dd_error_errno("writing %s", pending);
 		goto out;

@@ -11,6 +11,11 @@
  * devices and FIFOs skipped with a warning. Neither capture nor apply
  * holds a whole-tree list in memory: both walk the folder one directory
  * at a time, merged in path order with a listing or the local index.
+ * Memory bound: the names of the folders on the current path, each read
+ * whole when entered, so it grows with depth times the widest folder (a
+ * flat folder of 50,000 files holds its 50,000 names, a few MiB), plus a
+ * ring of 32 files in flight, one read buffer and the store's bounded
+ * chunk buffers.
  *
  * The local index (<statedir>/media/<key of the folder>/) records, per
  * entry, what the folder held when it last matched a snapshot (size,
@@ -37,15 +42,17 @@ struct dd_snapshot_writer;
 struct dd_media_opts {
 	const char *root;     /* the media folder, absolute */
 	const char *statedir; /* the clone's state folder (<statedir>/media/ holds the local indexes) */
-	const char *owner;    /* apply: "user[:group]" to chown to (when permitted: else one warning); NULL: leave */
+	const char *owner;    /* apply: "user[:group]" to chown to (unknown or not permitted: one warning); NULL: leave */
 	int progress;         /* progress lines on stderr when it is a terminal */
+	int force;            /* apply: skip the "folder unchanged since its record" check (dd_media_apply) */
 };
 
 struct dd_media_stats {
 	uint64_t files, dirs, links, bytes;  /* entries of the listing written or applied; bytes of its files */
 	uint64_t read_files, read_bytes;     /* capture: files read (the rest reused from the local index) */
 	uint64_t written_files, written_bytes, removed; /* apply: files written, entries removed */
-	uint64_t skipped;                    /* capture: sockets, devices, FIFOs left out (each warned) */
+	uint64_t skipped;                    /* capture: sockets, devices, FIFOs, mount points left out (each warned) */
+	int refused;                         /* apply: the folder changed since its record: nothing written */
 };
 
 /*
@@ -64,9 +71,12 @@ void dd_media_discard(const struct dd_media_opts *o);
 /*
  * Has the folder changed since it last matched a snapshot (sizes, mtimes,
  * inodes, entries added or gone; no file is read)? 0 no (snapshot_out gets
- * that snapshot), 1 yes (snapshot_out gets it too), DD_NOTFOUND when no
- * record exists (snapshot_out ""), -1 on error.
+ * that snapshot), 1 yes (snapshot_out gets it too), DD_MEDIA_NORECORD when
+ * there is no record of this folder (none, damaged, of another folder at
+ * this path: snapshot_out ""), -1 on error. DD_MEDIA_NORECORD is neither 0
+ * nor 1 (nor DD_NOTFOUND): test it before treating a result as changed.
  */
+#define DD_MEDIA_NORECORD 5
 int dd_media_changed(const struct dd_media_opts *o, char snapshot_out[65]);
 
 /*
@@ -91,12 +101,24 @@ int dd_media_check(struct dd_store *st, const char *id);
 /*
  * Make the folder equal snapshot `id`'s media listing ("" = empty; a
  * snapshot without one leaves the folder alone and returns DD_NOTFOUND):
- * dd_media_check() first, so a hostile listing writes nothing; then new
+ * dd_media_check() first, so a hostile listing writes nothing; then,
+ * unless o->force, the folder must still match its record (what
+ * dd_media_stash() set aside: dd_media_changed() 0) or hold nothing a
+ * capture keeps, else -1 with stats->refused set and nothing written ("media
+ * folder X changed during the switch"): what was written into it since the
+ * stash is not lost. o->force is for putting a stash back after a failed
+ * apply and for finishing a killed one (the folder is then partly applied
+ * by us). What is written between that check and apply's own writes (a
+ * window of one stat walk) is not seen: that residual is documented in
+ * docs/DESIGN-NOTES.md. Then new
  * and changed files written to a temporary name in their folder, fsynced
  * and renamed into place, entries not in the listing removed, modes and
  * mtimes set, owner set when configured; unchanged files (size, mtime and
  * content id per the local index) are not rewritten. Never follows a
- * symlink on disk. Kill -9 at any point leaves every file old or new, and
+ * symlink on disk, never enters or removes a folder on another file
+ * system (a mount point: left alone with a warning; listed, it fails), and
+ * leaves sockets, FIFOs and devices alone. Kill -9 at any point leaves
+ * every file old or new, and
  * a rerun completes. On success the local index records `id`. -1 on error
  * (the folder may be partly applied: the caller applies its stash back).
  */

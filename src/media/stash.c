@@ -68,11 +68,8 @@ compare(struct idx_reader *r, int rootfd)
 			rc = -1;
 			break;
 		}
-		if (!strncmp(e.name, MEDIA_TMP_PREFIX, strlen(MEDIA_TMP_PREFIX)) || e.type == MEDIA_OTHER) {
-			if (e.type == MEDIA_DIR)
-				walk_skip(w);
+		if (media_is_tmp(e.name, e.type) || e.type == MEDIA_OTHER || e.other_dev)
 			continue; /* never captured */
-		}
 		if (idx_next(r, &ie) != 1 || strcmp(ie->info.name, e.path) || !entry_matches(&e, ie, idx_header(r))) {
 			dd_debug("media: '%s' changed", e.path);
 			rc = 1;
@@ -88,39 +85,52 @@ compare(struct idx_reader *r, int rootfd)
 }
 
 int
+media_idx_open(struct idx_reader **r, const char *index, const struct stat *root, const char *store)
+{
+	if (idx_open(r, index) != 0)
+		return DD_NOTFOUND;
+	if (idx_same_origin(idx_header(*r), root, store))
+		return 0;
+	idx_close(*r);
+	*r = NULL;
+	return DD_NOTFOUND;
+}
+
+int
 dd_media_changed(const struct dd_media_opts *o, char snapshot_out[65])
 {
 	char *dir = media_state_dir(o), *index = dd_path_join(dir, "index");
 	struct idx_reader *r = NULL;
-	int rc, rootfd;
+	struct stat rst;
+	int rc = -1, rootfd;
 
 	snapshot_out[0] = 0;
-	rc = idx_open(&r, index);
-	if (rc != 0)
-		goto out;
-	memcpy(snapshot_out, idx_header(r)->id, 65);
-	if (!snapshot_out[0]) {
-		rc = DD_NOTFOUND;
-		goto out;
-	}
 	rootfd = open(o->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (rootfd < 0 && errno != ENOENT) {
 		rc = dd_error_errno("cannot open media folder %s", o->root);
 		goto out;
 	}
+	if (rootfd >= 0 && fstat(rootfd, &rst) < 0) {
+		rc = dd_error_errno("cannot open media folder %s", o->root);
+		goto out;
+	}
+	if (media_idx_open(&r, index, rootfd >= 0 ? &rst : NULL, NULL) != 0 || !idx_header(r)->id[0]) {
+		rc = DD_MEDIA_NORECORD;
+		goto out;
+	}
+	memcpy(snapshot_out, idx_header(r)->id, 65);
 	rc = compare(r, rootfd);
+out:
 	if (rootfd >= 0)
 		close(rootfd);
-out:
 	idx_close(r);
 	free(index);
 	free(dir);
 	return rc;
 }
 
-/* Does the folder hold anything a capture would keep? 0 no (missing or empty), 1 yes, -1. */
-static int
-has_entries(const char *root)
+int
+media_has_entries(const char *root)
 {
 	int fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC), n;
 	struct walk *w;
@@ -130,7 +140,7 @@ has_entries(const char *root)
 		return errno == ENOENT ? 0 : dd_error_errno("cannot open media folder %s", root);
 	w = walk_new(fd);
 	while ((n = walk_next(w, &e)) == 1) {
-		if (e.type != MEDIA_OTHER && strncmp(e.name, MEDIA_TMP_PREFIX, strlen(MEDIA_TMP_PREFIX)))
+		if (e.type != MEDIA_OTHER && !media_is_tmp(e.name, e.type) && !e.other_dev)
 			break;
 		walk_skip(w);
 	}
@@ -144,8 +154,9 @@ dd_media_stash(struct dd_store *st, const struct dd_media_opts *o, char id_out[6
 {
 	struct dd_snapshot_writer *sw = NULL;
 	struct dd_media_stats stats;
+	uint8_t nonce[16];
 	char *dir = NULL;
-	int rc, held;
+	int rc, held, committed = 0;
 
 	id_out[0] = 0;
 	rc = dd_media_changed(o, id_out);
@@ -157,29 +168,41 @@ dd_media_stash(struct dd_store *st, const struct dd_media_opts *o, char id_out[6
 	if (rc == 0 && held)
 		return 0;
 	id_out[0] = 0;
-	rc = has_entries(o->root);
+	rc = media_has_entries(o->root);
 	if (rc <= 0)
 		return rc;
 	if (dd_snapshot_begin_flags(&sw, st, DD_SNAPSHOT_PRIVATE) < 0)
 		goto fail;
 	dd_snapshot_set_meta(sw, "kind", "media stash");
 	/* a private record's chunks are reused only while its snapshot keeps them */
-	if (media_capture(sw, o, &stats, held) < 0) {
+	if (media_capture(sw, o, &stats, held, nonce) < 0) {
 		dd_snapshot_abort(sw);
 		goto fail;
 	}
 	rc = dd_snapshot_commit(sw, id_out);
 	if (rc < 0)
 		goto fail;
+	committed = 1;
 	dir = media_state_dir(o);
-	rc = idx_commit_pending(dir, IDX_PRIVATE, id_out);
+	rc = idx_commit_pending(dir, IDX_PRIVATE, id_out, nonce);
 	free(dir);
-	if (rc < 0)
+	if (rc != 0) {
+		if (rc == DD_NOTFOUND)
+			dd_error("the record of media folder %s was replaced while it was set aside", o->root);
 		goto fail;
+	}
 	dd_debug("media: %s stashed as %.12s (%llu files)", o->root, id_out, (unsigned long long)stats.files);
 	return 0;
 fail:
 	dd_media_discard(o);
+	/* a private snapshot no record names would stay in the cache for good: dropped */
+	if (committed) {
+		struct dd_error_saved saved;
+		dd_error_save(&saved);
+		if (dd_store_private_drop(st, id_out) < 0)
+			dd_debug("media: stash %.12s not dropped: %s", id_out, dd_error_last());
+		dd_error_restore(&saved);
+	}
 	id_out[0] = 0;
 	return dd_error_wrap("stashing media folder %s", o->root);
 }

@@ -29,6 +29,8 @@ struct walk {
 	size_t nlv, cap;
 	struct dd_buf path;
 	int descend; /* the last entry was a directory to enter on the next call */
+	dev_t dev;   /* the folder's file system: directories on another are not entered */
+	int dev_known;
 };
 
 enum media_type
@@ -117,12 +119,17 @@ struct walk *
 walk_new(int rootfd)
 {
 	struct walk *w = dd_calloc(1, sizeof(*w));
+	struct stat st;
 
 	/* level 0 is the root, entered on the first call; its descriptor stays the caller's */
 	w->cap = 8;
 	w->lv = dd_calloc(w->cap, sizeof(*w->lv));
 	w->lv[0].fd = rootfd;
 	w->descend = 2;
+	if (fstat(rootfd, &st) == 0) {
+		w->dev = st.st_dev;
+		w->dev_known = 1;
+	}
 	return w;
 }
 
@@ -180,7 +187,8 @@ walk_next(struct walk *w, struct walk_entry *e)
 		e->name = name;
 		e->parent_fd = top->fd;
 		e->type = media_type_of(e->st.st_mode);
-		w->descend = e->type == MEDIA_DIR;
+		e->other_dev = e->type == MEDIA_DIR && w->dev_known && e->st.st_dev != w->dev;
+		w->descend = e->type == MEDIA_DIR && !e->other_dev;
 		return 1;
 	}
 	return 0;

@@ -217,6 +217,17 @@ int dd_snapshot_each_chunk(struct dd_store *st, const struct dd_snapshot *s,
 			   int (*fn)(const struct dd_chunk_ref *ref, const char *stream, void *arg), void *arg);
 
 /*
+ * The store's identity for a record kept beside it (the media index): 64
+ * hex, a keyed hash of the key id and the chunker's parameters, so an index
+ * written for another store (re-init, key change) is told apart. Valid
+ * until the next call on this thread. (Issue 17, media; store-identity.c.)
+ */
+const char *dd_store_identity(const struct dd_store *st);
+/* The store a snapshot writer writes to (writer.c; internal.h declares it too). */
+struct dd_snapshot_writer;
+struct dd_store *dd_snapshot_writer_store(const struct dd_snapshot_writer *sw);
+
+/*
  * ---- private snapshots: kept in this clone's cache only ----
  * A private snapshot (a media stash: a folder set aside by a switch) has
  * its manifest in <cache>/private/, never in the store: push skips it,

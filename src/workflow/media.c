@@ -163,12 +163,14 @@ put_back(struct dd_media_switch *ms)
 {
 	struct dd_error_saved saved;
 	struct dd_media_stats st;
+	struct dd_media_opts mo = ms->mo;
 	const char *id = *ms->stash ? ms->stash : "(empty)";
 	int rc = 0;
 
 	dd_error_save(&saved);
 	memset(&st, 0, sizeof(st));
-	if (dd_media_apply(ms->st, ms->stash, &ms->mo, &st) < 0) {
+	mo.force = 1; /* the folder is partly applied by us: it differs from its record, and goes back */
+	if (dd_media_apply(ms->st, ms->stash, &mo, &st) < 0) {
 		char *why = dd_strdup(dd_error_last());
 		dd_error_clear();
 		if (dd_pg_state_set_media(ms->mo.statedir, ms->conninfo, ms->stash, 1) == 0)
@@ -194,6 +196,8 @@ media_apply(void *arg, const char *target)
 	memset(&ms->stats, 0, sizeof(ms->stats));
 	if (dd_media_apply(ms->st, target, &ms->mo, &ms->stats) >= 0)
 		return 0;
+	if (ms->stats.refused)
+		return -1; /* written into since it was set aside: nothing changed, nothing to put back */
 	dd_error_wrap("making media folder %s equal snapshot %.12s", ms->root, *target ? target : "(empty)");
 	if (put_back(ms) == 0) {
 		char *msg = dd_strdup(dd_error_last());
@@ -309,6 +313,7 @@ dd_media_finish_pending(struct dd_repo *repo, const struct dd_config *cfg, const
 	if (!(root = dd_workflow_media_root(repo, p)))
 		return dd_pg_state_set_media(repo->statedir, dd_config_database(cfg, p), NULL, 0);
 	dd_workflow_media_opts(&mo, repo, p, root);
+	mo.force = 1; /* a killed switch's apply: the folder is partly applied by it */
 	memset(&stats, 0, sizeof(stats));
 	if (dd_workflow_media_lock(repo, root, &lock) < 0 || dd_workflow_open_store_reading(&st, cfg, repo) < 0)
 		goto out;
@@ -349,8 +354,8 @@ dd_media_at_snapshot(struct dd_repo *repo, const struct dd_config *cfg, const st
 		rc = 1;
 		goto out;
 	}
-	/* DD_NOTFOUND (no record) is 1 too: the empty snapshot tells it apart */
-	*why = !*rec ? "was never restored here" : r == 1 ? "changed since its restore" : "holds another snapshot";
+	*why = r == DD_MEDIA_NORECORD ? "was never restored here" : r == 1 ? "changed since its restore"
+										  : "holds another snapshot";
 	/* a snapshot without a media listing leaves the folder alone: then it is as good as equal */
 	if (dd_workflow_open_store_reading(&st, cfg, repo) < 0)
 		goto out;
@@ -425,7 +430,7 @@ folders_named(struct dd_repo *repo, const struct dd_config *cfg, struct idset *n
 		dd_workflow_media_opts(&mo, repo, &cfg->profiles[i], root);
 		int r = dd_media_changed(&mo, rec);
 		free(root);
-		if (r < 0 && r != DD_NOTFOUND)
+		if (r < 0)
 			return -1;
 		dd_error_clear();
 		idset_add(named, rec);
