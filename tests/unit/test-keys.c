@@ -576,14 +576,14 @@ manifest_encoding_round_trips_and_parser_is_strict(void **state)
 {
 	struct dd_manifest m = { 0 }, *p;
 	struct dd_buf enc = DD_BUF_INIT, enc2 = DD_BUF_INIT;
-	struct dd_chunk_ref ch[2] = { { { 1 }, 10 }, { { 2 }, 5 } };
+	struct dd_chunk_ref ch[2] = { { { 1 }, 100 }, { { 2 }, 5 } };
 	size_t cl, cl2;
 
 	m.nstreams = 2;
 	m.streams = calloc(2, sizeof(*m.streams));
 	m.streams[0].name = strdup("z.table");
 	m.streams[1].name = strdup("a.table");
-	m.streams[1].size = 15;
+	m.streams[1].size = 105; /* every chunk but the last is at least DD_CHUNK_MIN_LIMIT bytes */
 	m.streams[1].chunks = ch;
 	m.streams[1].nchunks = 2;
 	dd_kv_set(&m.streams[1].attrs, &m.streams[1].nattrs, "rows", "3");
