@@ -218,7 +218,6 @@ verify_file(FILE *f, uint64_t size, struct idx_header *h)
 int
 idx_open(struct idx_reader **out, const char *path)
 {
-	struct idx_reader *r;
 	struct stat st;
 	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	FILE *f;
@@ -234,16 +233,24 @@ idx_open(struct idx_reader **out, const char *path)
 		close(fd);
 		return DD_NOTFOUND;
 	}
-	r = dd_calloc(1, sizeof(*r));
+	return idx_open_stream(out, f, (uint64_t)st.st_size, path);
+}
+
+int
+idx_open_stream(struct idx_reader **out, FILE *f, uint64_t size, const char *path)
+{
+	struct idx_reader *r = dd_calloc(1, sizeof(*r));
+
+	*out = NULL;
 	r->f = f;
 	r->path = dd_strdup(path);
-	if (verify_file(f, (uint64_t)st.st_size, &r->h) < 0 || fseeko(f, IDX_HEAD, SEEK_SET) < 0) {
+	if (verify_file(f, size, &r->h) < 0 || fseeko(f, IDX_HEAD, SEEK_SET) < 0) {
 		dd_debug("media index %s ignored (every file is read again): %s", path, dd_error_last());
 		dd_error_clear();
 		idx_close(r);
 		return DD_NOTFOUND;
 	}
-	r->left = (uint64_t)st.st_size - IDX_HEAD;
+	r->left = size - IDX_HEAD;
 	*out = r;
 	return 0;
 }
