@@ -319,6 +319,28 @@ read_stat(struct idx_reader *r, struct idx_stat *s)
 	return 0;
 }
 
+/*
+ * An entry a listing could hold (media_checker_add's rules on the entry
+ * itself: known type, type/mode/mtime/target attributes as they must be,
+ * no content but a file's). A capture copies a reused entry into its
+ * listing as it is, and a restore refuses the whole snapshot for one such
+ * entry. Checked on the last component, so that the directory stack of a
+ * whole listing is not needed (the path is checked by the caller).
+ */
+static int
+check_listed(const struct dd_stream_info *si)
+{
+	struct media_checker c = { 0 };
+	struct dd_stream_info last = *si;
+	const char *slash = strrchr(si->name, '/');
+	int rc;
+
+	last.name = (char *)(slash ? slash + 1 : si->name);
+	rc = media_checker_add(&c, &last);
+	media_checker_release(&c);
+	return rc;
+}
+
 /* One entry after its 'E' tag; -1 on anything the writer would not produce. */
 static int
 read_entry(struct idx_reader *r, struct idx_entry *e)
@@ -352,7 +374,8 @@ read_entry(struct idx_reader *r, struct idx_entry *e)
 	}
 	if (sum != si->size || read_stat(r, &e->st) < 0)
 		return -1;
-	if (media_check_path(si->name) < 0 || (r->prev && dd_path_cmp(r->prev, si->name) >= 0)) {
+	if (media_check_path(si->name) < 0 || (r->prev && dd_path_cmp(r->prev, si->name) >= 0) ||
+	    check_listed(si) < 0) {
 		dd_error_clear();
 		return -1;
 	}
