@@ -10,9 +10,10 @@
  * them match). Beyond "no crash": every entry handed out obeys what the
  * reader promises (a valid path, strictly increasing in path order, at
  * most 16 attributes with sorted keys, chunks of 1 B..64 MiB adding up to
- * the size, nanoseconds below 10^9), once it says "end" it stays there,
- * and the attribute parsers capture, stash and apply use on a recorded
- * entry (media_attr_type/mode/mtime) accept only what they promise.
+ * the size, nanoseconds below 10^9, an entry a listing could hold: known
+ * type, mode and mtime that parse, a target for symlinks only, content
+ * for files only, no other attribute), and once it says "end" it stays
+ * there.
  *
  * Seeds (fuzz/corpus/fuzz-media-index/) are written by the real writer:
  * fuzz/seeds-media-index.c.
@@ -42,6 +43,8 @@ check_entry(const struct idx_entry *e, const char *prev)
 	uint64_t sum = 0;
 	struct timespec ts;
 	mode_t mode;
+	enum media_type t;
+	const char *target;
 
 	if (!si->name || media_check_path(si->name) < 0 || (prev && dd_path_cmp(prev, si->name) >= 0))
 		abort();
@@ -57,12 +60,18 @@ check_entry(const struct idx_entry *e, const char *prev)
 	}
 	if (sum != si->size || e->st.mtime_ns >= 1000000000u || e->st.ctime_ns >= 1000000000u)
 		abort();
-	/* what capture, stash and apply read of a recorded entry */
-	if (media_attr_type(si) == MEDIA_FILE && media_attr_mode(si, &mode) == 0 && (mode & ~(mode_t)07777))
+	/* an entry a listing could hold: capture copies a reused one into its listing as it is */
+	t = media_attr_type(si);
+	target = dd_kv_get(si->attrs, si->nattrs, "target");
+	if (t == MEDIA_OTHER || media_attr_mode(si, &mode) < 0 || (mode & ~(mode_t)07777) ||
+	    media_attr_mtime(si, &ts) < 0 || ts.tv_nsec < 0 || ts.tv_nsec >= 1000000000L)
 		abort();
-	if (media_attr_mtime(si, &ts) == 0 && (ts.tv_nsec < 0 || ts.tv_nsec >= 1000000000L))
+	if ((t == MEDIA_LINK) != (target != NULL) || (t != MEDIA_FILE && (si->size || si->nchunks)))
 		abort();
-	dd_error_clear();
+	for (size_t i = 0; i < si->nattrs; i++)
+		if (strcmp(si->attrs[i].key, "type") && strcmp(si->attrs[i].key, "mode") &&
+		    strcmp(si->attrs[i].key, "mtime") && strcmp(si->attrs[i].key, "target"))
+			abort();
 }
 
 static void
