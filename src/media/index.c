@@ -218,7 +218,6 @@ verify_file(FILE *f, uint64_t size, struct idx_header *h)
 int
 idx_open(struct idx_reader **out, const char *path)
 {
-	struct idx_reader *r;
 	struct stat st;
 	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	FILE *f;
@@ -234,16 +233,24 @@ idx_open(struct idx_reader **out, const char *path)
 		close(fd);
 		return DD_NOTFOUND;
 	}
-	r = dd_calloc(1, sizeof(*r));
+	return idx_open_stream(out, f, (uint64_t)st.st_size, path);
+}
+
+int
+idx_open_stream(struct idx_reader **out, FILE *f, uint64_t size, const char *path)
+{
+	struct idx_reader *r = dd_calloc(1, sizeof(*r));
+
+	*out = NULL;
 	r->f = f;
 	r->path = dd_strdup(path);
-	if (verify_file(f, (uint64_t)st.st_size, &r->h) < 0 || fseeko(f, IDX_HEAD, SEEK_SET) < 0) {
+	if (verify_file(f, size, &r->h) < 0 || fseeko(f, IDX_HEAD, SEEK_SET) < 0) {
 		dd_debug("media index %s ignored (every file is read again): %s", path, dd_error_last());
 		dd_error_clear();
 		idx_close(r);
 		return DD_NOTFOUND;
 	}
-	r->left = (uint64_t)st.st_size - IDX_HEAD;
+	r->left = size - IDX_HEAD;
 	*out = r;
 	return 0;
 }
@@ -312,6 +319,28 @@ read_stat(struct idx_reader *r, struct idx_stat *s)
 	return 0;
 }
 
+/*
+ * An entry a listing could hold (media_checker_add's rules on the entry
+ * itself: known type, type/mode/mtime/target attributes as they must be,
+ * no content but a file's). A capture copies a reused entry into its
+ * listing as it is, and a restore refuses the whole snapshot for one such
+ * entry. Checked on the last component, so that the directory stack of a
+ * whole listing is not needed (the path is checked by the caller).
+ */
+static int
+check_listed(const struct dd_stream_info *si)
+{
+	struct media_checker c = { 0 };
+	struct dd_stream_info last = *si;
+	const char *slash = strrchr(si->name, '/');
+	int rc;
+
+	last.name = (char *)(slash ? slash + 1 : si->name);
+	rc = media_checker_add(&c, &last);
+	media_checker_release(&c);
+	return rc;
+}
+
 /* One entry after its 'E' tag; -1 on anything the writer would not produce. */
 static int
 read_entry(struct idx_reader *r, struct idx_entry *e)
@@ -345,7 +374,8 @@ read_entry(struct idx_reader *r, struct idx_entry *e)
 	}
 	if (sum != si->size || read_stat(r, &e->st) < 0)
 		return -1;
-	if (media_check_path(si->name) < 0 || (r->prev && dd_path_cmp(r->prev, si->name) >= 0)) {
+	if (media_check_path(si->name) < 0 || (r->prev && dd_path_cmp(r->prev, si->name) >= 0) ||
+	    check_listed(si) < 0) {
 		dd_error_clear();
 		return -1;
 	}

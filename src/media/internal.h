@@ -15,6 +15,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/stat.h>
 
 #include "media/media.h"
@@ -125,6 +126,13 @@ struct idx_reader;
  * none or it is damaged (a debug line says which; never trusted then).
  */
 int idx_open(struct idx_reader **out, const char *path);
+/*
+ * The same on an open stream of `size` bytes (taken: closed by idx_close,
+ * or here when it is damaged); `path` names it in debug lines. idx_open
+ * is this on the file; the fuzzer (fuzz/fuzz-media-index.c) calls it on
+ * bytes in memory.
+ */
+int idx_open_stream(struct idx_reader **out, FILE *f, uint64_t size, const char *path);
 const struct idx_header *idx_header(const struct idx_reader *r);
 /* 1 with *e valid until the next call, 0 at the end (or at damage: a debug line). */
 int idx_next(struct idx_reader *r, const struct idx_entry **e);
