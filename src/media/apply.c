@@ -290,7 +290,8 @@ copy_info(struct dd_stream_info *dst, const struct dd_stream_info *src)
 	memcpy(dst->checksum, src->checksum, 32);
 	dst->nchunks = src->nchunks;
 	dst->chunks = dd_malloc((src->nchunks ? src->nchunks : 1) * sizeof(*src->chunks));
-	memcpy(dst->chunks, src->chunks, src->nchunks * sizeof(*src->chunks));
+	if (src->nchunks) /* a folder, a link or an empty file has no chunk list */
+		memcpy(dst->chunks, src->chunks, src->nchunks * sizeof(*src->chunks));
 }
 
 /* Drop what waits (after a failure): the temporary files go. */

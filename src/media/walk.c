@@ -85,7 +85,8 @@ read_names(int fd, const char *display, char ***names, size_t *n)
 		return dd_error_errno("cannot read media folder '%s'", display);
 	}
 	closedir(d);
-	qsort(*names, *n, sizeof(**names), cmp_names);
+	if (*n > 1) /* an empty folder has no list: qsort must not see NULL */
+		qsort(*names, *n, sizeof(**names), cmp_names);
 	return 0;
 }
 
