@@ -69,26 +69,7 @@ fx_teardown(void **state)
 			fail_msg("%s: %s", #x, dd_error_last());                                                       \
 	} while (0)
 
-/*
- * Under AddressSanitizer, freed memory waits in a quarantine (256 MB) and
- * would count as peak memory: the memory test measures live memory, so
- * this program runs without one (ASan still checks every access).
- */
-#if defined(__SANITIZE_ADDRESS__)
-#define DD_TEST_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define DD_TEST_ASAN 1
-#endif
-#endif
-#ifdef DD_TEST_ASAN
-const char *__asan_default_options(void);
-const char *
-__asan_default_options(void)
-{
-	return "quarantine_size_mb=0";
-}
-#endif
+#include "asan-no-quarantine.h" /* the memory test measures live memory */
 
 static double
 now_s(void)

@@ -793,27 +793,7 @@ apply_sets_the_configured_owner(void **state)
 	compare_trees(f->a, f->b);
 }
 
-/*
- * Under AddressSanitizer, freed memory waits in a quarantine (256 MB) and
- * would count as peak memory: the memory test measures live memory, so
- * this program runs without one (ASan still checks every access), as
- * test-listing does.
- */
-#if defined(__SANITIZE_ADDRESS__)
-#define DD_TEST_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define DD_TEST_ASAN 1
-#endif
-#endif
-#ifdef DD_TEST_ASAN
-const char *__asan_default_options(void);
-const char *
-__asan_default_options(void)
-{
-	return "quarantine_size_mb=0";
-}
-#endif
+#include "asan-no-quarantine.h" /* the memory test measures live memory */
 
 static long
 maxrss_kib(void)
