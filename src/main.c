@@ -29,6 +29,8 @@ extern const struct dd_command dd_cmd_snapshot, dd_cmd_restore;
 extern const struct dd_command dd_cmd_gc, dd_cmd_stash;
 extern const struct dd_command dd_cmd_install_hooks, dd_cmd_uninstall_hooks, dd_cmd_hook;
 extern const struct dd_command dd_cmd_spare;
+extern const struct dd_command dd_cmd_schema_dump, dd_cmd_promote_schema, dd_cmd_export;
+extern const struct dd_command dd_cmd_log, dd_cmd_list, dd_cmd_diff, dd_cmd_doctor;
 
 static const struct dd_command *const commands[] = {
 	&dd_cmd_init,
@@ -37,13 +39,20 @@ static const struct dd_command *const commands[] = {
 	&dd_cmd_snapshot,
 	&dd_cmd_restore,
 	&dd_cmd_status,
+	&dd_cmd_log,
+	&dd_cmd_list,
+	&dd_cmd_diff,
 	&dd_cmd_push,
 	&dd_cmd_fetch,
 	&dd_cmd_pull,
 	&dd_cmd_verify,
 	&dd_cmd_stash,
 	&dd_cmd_gc,
+	&dd_cmd_schema_dump,
+	&dd_cmd_promote_schema,
+	&dd_cmd_export,
 	&dd_cmd_key,
+	&dd_cmd_doctor,
 	&dd_cmd_install_hooks,
 	&dd_cmd_uninstall_hooks,
 	&dd_cmd_hook, /* no summary: not listed (the hook scripts run it) */

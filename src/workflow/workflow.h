@@ -109,6 +109,24 @@ int dd_workflow_check(struct dd_repo *repo, const struct dd_config *cfg, const s
 int dd_workflow_restore(struct dd_repo *repo, const struct dd_config *cfg, const struct dd_profile *p,
 		       const char *rev, int flags);
 
+/*
+ * ---- the last post_restore run (issue 18, post-restore.c) ----
+ * Every restore that runs post_restore commands (the profile's, then
+ * [hooks]') records how it went in <statedir>, per profile, so `status`
+ * can say "post_restore failed" after a hook's restore.
+ */
+struct dd_post_restore_last {
+	char *snapshot;   /* the snapshot restored before the commands ran */
+	long long when;   /* unix time the run ended */
+	int total;        /* commands configured */
+	int failed;       /* 0 all succeeded; else the 1-based number of the failed command */
+	int exit_status;  /* its exit status (-1 killed by a signal or not started) */
+	char *command;    /* the failed command's text, or NULL */
+};
+/* 0 with *out filled, DD_NOTFOUND when nothing is recorded for `profile`, -1 on error. */
+int dd_workflow_post_restore_last(struct dd_repo *repo, const char *profile, struct dd_post_restore_last *out);
+void dd_workflow_post_restore_last_release(struct dd_post_restore_last *r);
+
 /* ---- switching: branches and warm spares (switch.c) ---- */
 
 /* The branch HEAD is on (caller frees), or NULL (detached, unborn). */
