@@ -32,6 +32,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -304,6 +305,9 @@ dd_pg_scratch_load(const char *conninfo, const char *name, const char *path)
 			goto out;
 		}
 	}
+	/* tests stop here to kill or interrupt us (t-from-dump.sh); nothing else reads this variable */
+	if (getenv("DNADATA_FAILPOINT") && !strcmp(getenv("DNADATA_FAILPOINT"), "scratch-loaded"))
+		raise(SIGSTOP);
 	if (dd_pg_interrupted()) {
 		dd_error("interrupted");
 		goto out;

@@ -357,7 +357,7 @@ dd_workflow_snapshot_dump(struct dd_repo *repo, const struct dd_config *cfg, con
 	dd_pg_scratch_drop(repo->statedir, conninfo, scratch); /* keeps our error, if any */
 out:
 	if (rc < 0)
-		dd_error_wrap("snapshot of profile %s from %s", p->name, path);
+		dd_error_wrap("snapshot of profile %s", p->name);
 	free(scratch);
 	free(rel);
 	return rc;
