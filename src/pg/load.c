@@ -19,6 +19,18 @@
  * name roles this server may not have: --no-owner, as our own restores).
  * A load error is the tool's own message, which names the failing
  * statement.
+ *
+ * A plain dump is a psql script, and psql runs its backslash commands,
+ * `\! cmd` (a shell command) among them: a hostile dump would run
+ * programs as the user. So psql is put in restricted mode first
+ * (`\restrict <random key>`, psql 15.14 / 16.10 / 17.6 and later), where
+ * every backslash command fails (and ON_ERROR_STOP ends the load), and the
+ * script reaches it through a pipe fed by a thread that leaves out the
+ * dump's own `\restrict KEY` guard (before any data) and the
+ * `\unrestrict KEY` with that key, which would fail there. Custom,
+ * directory and tar dumps hold SQL only (pg_restore runs no shell). Either
+ * way the SQL runs with the user's database privileges, as with pg_restore
+ * or psql by hand.
  */
 #include "pg/internal.h"
 #include "pg/pg.h"
@@ -32,7 +44,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -232,6 +246,129 @@ load_failure(const struct dd_buf *err)
 	return dd_buf_detach(&b, NULL);
 }
 
+/* ---- a plain dump fed to psql, its own \restrict guard left out ---- */
+
+struct feeder {
+	int in;            /* the dump */
+	int out;           /* psql's stdin */
+	const char *path;
+	char key[128];     /* the dump's \restrict key, once seen */
+	int data_seen;     /* a COPY has started: a \restrict line after it is data */
+	int rc;
+	struct dd_error_saved error;
+};
+
+static int
+is_key(const char *s, size_t n)
+{
+	if (!n || n >= 128)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z')))
+			return 0;
+	return 1;
+}
+
+/* Is line[0..n) (without its newline) the dump's guard line, to leave out? */
+static int
+guard_line(struct feeder *f, const char *line, size_t n)
+{
+	while (n && line[n - 1] == '\r')
+		n--;
+	if (!f->key[0] && !f->data_seen && n > 10 && !memcmp(line, "\\restrict ", 10) && is_key(line + 10, n - 10)) {
+		memcpy(f->key, line + 10, n - 10);
+		f->key[n - 10] = '\0';
+		return 1;
+	}
+	if (!f->data_seen && n > 5 && !memcmp(line, "COPY ", 5))
+		f->data_seen = 1;
+	return f->key[0] && n == 12 + strlen(f->key) && !memcmp(line, "\\unrestrict ", 12) &&
+	       !memcmp(line + 12, f->key, n - 12);
+}
+
+/* Copy f->in to f->out line by line without the guard lines; psql going away (EPIPE) ends it. */
+static void *
+feed(void *arg)
+{
+	struct feeder *f = arg;
+	struct dd_buf line = DD_BUF_INIT;
+	char buf[65536];
+	ssize_t n;
+
+	f->rc = 0;
+	while ((n = read(f->in, buf, sizeof(buf))) != 0) {
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			f->rc = dd_error_errno("cannot read dump %s", f->path);
+			break;
+		}
+		for (ssize_t i = 0; i < n && f->rc == 0;) {
+			const char *nl = memchr(buf + i, '\n', (size_t)(n - i));
+			size_t len = nl ? (size_t)(nl - (buf + i)) + 1 : (size_t)(n - i);
+			dd_buf_put(&line, buf + i, len);
+			i += (ssize_t)len;
+			if (!nl)
+				break;
+			if (!(line.ptr[0] == '\\' && guard_line(f, line.ptr, line.len - 1)) &&
+			    dd_write_all(f->out, line.ptr, line.len) < 0)
+				f->rc = -1; /* psql stopped reading: its own error says why */
+			dd_buf_clear(&line);
+		}
+		if (f->rc)
+			break;
+	}
+	if (f->rc == 0 && line.len && dd_write_all(f->out, line.ptr, line.len) < 0)
+		f->rc = -1;
+	dd_error_save(&f->error);
+	close(f->out);
+	dd_buf_release(&line);
+	return NULL;
+}
+
+/* Run psql in restricted mode on plain dump `path`, fed through a pipe (above). */
+static int
+run_psql(const char *tool, const char *child, const char *const *env, const char *path, struct dd_proc_result *r)
+{
+	struct feeder f = { .path = path, .in = -1 };
+	unsigned char raw[24];
+	char restrict_cmd[64];
+	int pipefd[2] = { -1, -1 }, rc;
+	pthread_t t;
+
+	randombytes_buf(raw, sizeof(raw));
+	snprintf(restrict_cmd, sizeof(restrict_cmd), "\\restrict dnadata");
+	for (size_t i = 0; i < sizeof(raw); i++)
+		snprintf(restrict_cmd + strlen(restrict_cmd), 3, "%02x", raw[i]);
+	if ((f.in = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return dd_error_errno("cannot read dump %s", path);
+	if (pipe2(pipefd, O_CLOEXEC) < 0) {
+		close(f.in);
+		return dd_error_errno("cannot create a pipe");
+	}
+	f.out = pipefd[1];
+	if (pthread_create(&t, NULL, feed, &f) != 0) {
+		close(f.in);
+		close(pipefd[0]);
+		close(pipefd[1]);
+		return dd_error("cannot start a thread");
+	}
+	{
+		const char *argv[] = { tool, "-X", "-q", "-v", "ON_ERROR_STOP=1", "--single-transaction", "-d", child,
+				       "-c", restrict_cmd, "-f", "-", NULL };
+		struct dd_proc proc = { .argv = argv, .env = env, .in_fd = pipefd[0], .out_fd = -1, .err_fd = -1 };
+		rc = dd_proc_run(&proc, "psql", r);
+	}
+	close(pipefd[0]); /* a feeder still writing gets EPIPE and stops */
+	pthread_join(t, NULL);
+	close(f.in);
+	if (rc == 0 && f.rc < 0)
+		rc = dd_error_restore(&f.error);
+	else
+		dd_error_saved_free(&f.error);
+	return rc;
+}
+
 /* <dir of the pg_dump that fits the server>/<tool>. Caller frees. */
 static char *
 find_tool(const char *conninfo, const char *dbname, const char *tool)
@@ -286,13 +423,11 @@ dd_pg_scratch_load(const char *conninfo, const char *name, const char *path)
 		env[0] = pwenv = dd_asprintf("PGPASSWORD=%s", password);
 	dd_info("loading %s (pg_dump %s format) into scratch database %s", path, dd_pg_dump_format_name(fmt), name);
 	{
-		const char *psql[] = { tool, "-X", "-q", "-v", "ON_ERROR_STOP=1", "--single-transaction", "-d", child,
-				       "-f", path, NULL };
 		const char *pgr[] = { tool, "--no-owner", "--no-privileges", "--exit-on-error", "--single-transaction",
 				      "-d", child, path, NULL };
-		struct dd_proc proc = { .argv = fmt == DD_PG_DUMP_PLAIN ? psql : pgr, .env = env, .out_fd = -1,
-					.err_fd = -1 };
-		if (dd_proc_run(&proc, fmt == DD_PG_DUMP_PLAIN ? "psql" : "pg_restore", &r) < 0) {
+		struct dd_proc proc = { .argv = pgr, .env = env, .out_fd = -1, .err_fd = -1 };
+		int ran = fmt == DD_PG_DUMP_PLAIN ? run_psql(tool, child, env, path, &r) : dd_proc_run(&proc, "pg_restore", &r);
+		if (ran < 0) {
 			char how[64], *why = r.exit_code > 0 ? load_failure(&r.err) : NULL;
 			dd_proc_describe(&r, how, sizeof(how));
 			if (why && *why)
