@@ -658,6 +658,10 @@ conninfo_url_has_no_secret_and_encodes_what_it_holds(void **state)
 	assert_string_equal(u, "postgresql://u@/d?host=h1%2Ch2&port=5432%2C5433");
 	assert_null(pw);
 	free(u);
+	/* a service: the resolved defaults would override its file's settings, so only what is written */
+	u = dd_conninfo_url("service=myapp dbname=shop", "/run/pg", "5432", "me", "shop", NULL);
+	assert_string_equal(u, "postgresql:///shop?service=myapp");
+	free(u);
 	/* nothing known: libpq's defaults */
 	u = dd_conninfo_url("", NULL, NULL, NULL, NULL, NULL);
 	assert_string_equal(u, "postgresql:///");
