@@ -220,7 +220,7 @@ put_line(struct dd_buf *b, const char *at)
 static char *
 load_failure(const struct dd_buf *err)
 {
-	const char *s = dd_buf_cstr(err), *e = NULL, *stmt;
+	const char *s = dd_buf_cstr(err), *e = NULL, *at = NULL, *stmt;
 	struct dd_buf b = DD_BUF_INIT;
 
 	for (const char *line = s; *line; line += strcspn(line, "\n") + (line[strcspn(line, "\n")] ? 1 : 0)) {
@@ -230,12 +230,20 @@ load_failure(const struct dd_buf *err)
 			if (!strncmp(k, "ERROR:", 6) || !strncmp(k, "error:", 6) || !strncmp(k, "FATAL:", 6))
 				hit = k;
 		if (hit) {
-			e = hit;
+			e = hit, at = line;
 			break;
 		}
 	}
 	if (!e)
 		return dd_proc_err_line(err);
+	/* psql's "psql:<stdin>:12: ERROR: ...": the script's line number */
+	if (!strncmp(at, "psql:", 5) && e - at > 8 && e[-1] == ' ' && e[-2] == ':') {
+		const char *d = e - 2;
+		while (d > at && d[-1] >= '0' && d[-1] <= '9')
+			d--;
+		if (d < e - 2 && d > at && d[-1] == ':')
+			dd_buf_printf(&b, "line %.*s: ", (int)(e - 2 - d), d);
+	}
 	put_line(&b, e);
 	if ((stmt = strstr(e, "Command was: ")) || (stmt = strstr(e, "\nLINE "))) {
 		if (*stmt == '\n')
@@ -280,8 +288,6 @@ guard_line(struct feeder *f, const char *line, size_t n)
 		f->key[n - 10] = '\0';
 		return 1;
 	}
-	if (!f->data_seen && n > 5 && !memcmp(line, "COPY ", 5))
-		f->data_seen = 1;
 	return f->key[0] && n == 12 + strlen(f->key) && !memcmp(line, "\\unrestrict ", 12) &&
 	       !memcmp(line + 12, f->key, n - 12);
 }
@@ -310,6 +316,8 @@ feed(void *arg)
 			i += (ssize_t)len;
 			if (!nl)
 				break;
+			if (line.ptr[0] == 'C' && line.len > 5 && !memcmp(line.ptr, "COPY ", 5))
+				f->data_seen = 1; /* from here a line may be data */
 			if (!(line.ptr[0] == '\\' && guard_line(f, line.ptr, line.len - 1)) &&
 			    dd_write_all(f->out, line.ptr, line.len) < 0)
 				f->rc = -1; /* psql stopped reading: its own error says why */

@@ -85,7 +85,7 @@ test_a_plain_dump_that_fails_to_load_is_refused_with_the_failing_statement() {
 	printf 'CREATE TABLE a (id int PRIMARY KEY);\nINSERT INTO a VALUES (1);\nINSERT INTO nowhere VALUES (2);\n' >"$T/bad.sql"
 	refused "$T/bad.sql" 'relation "nowhere" does not exist'
 	tap_note "$(grep '^error:' <<<"$ERR")"
-	assert_contains "$ERR" "INSERT INTO nowhere"
+	assert_contains "$ERR" "line 3: ERROR:  relation \"nowhere\" does not exist; LINE 1: INSERT INTO nowhere"
 	assert_eq "1" "$(psql_q "$DB" "SELECT count(*) FROM t")" "the working database is not touched"
 }
 
