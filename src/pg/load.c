@@ -64,6 +64,31 @@ dd_pg_dump_format_name(enum dd_pg_dump_format fmt)
 	}
 }
 
+/* A compressed file (a plain dump piped through gzip, say) would reach psql as garbage: refuse it by name. */
+static int
+compressed_refusal(const char *path, const unsigned char *head, size_t n)
+{
+	static const struct {
+		const char *magic;
+		size_t len;
+		const char *name, *tool;
+	} kinds[] = {
+		{ "\x1f\x8b", 2, "gzip", "gunzip" },
+		{ "\x28\xb5\x2f\xfd", 4, "zstd", "unzstd" },
+		{ "\x04\x22\x4d\x18", 4, "lz4", "unlz4" },
+		{ "BZh", 3, "bzip2", "bunzip2" },
+		{ "\xfd" "7zXZ\x00", 6, "xz", "unxz" },
+	};
+
+	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
+		if (n >= kinds[i].len && !memcmp(head, kinds[i].magic, kinds[i].len)) {
+			dd_error("dump %s is %s-compressed: not a pg_dump file as it is", path, kinds[i].name);
+			dd_hint("decompress it first (%s), then give the result to --from-dump", kinds[i].tool);
+			return -1;
+		}
+	return 0;
+}
+
 int
 dd_pg_dump_format(const char *path, enum dd_pg_dump_format *fmt)
 {
@@ -99,6 +124,8 @@ dd_pg_dump_format(const char *path, enum dd_pg_dump_format *fmt)
 		n += r;
 	}
 	close(fd);
+	if (compressed_refusal(path, head, (size_t)n) < 0)
+		return -1;
 	if (n >= 5 && !memcmp(head, "PGDMP", 5))
 		*fmt = DD_PG_DUMP_CUSTOM;
 	else if (n >= 262 && !memcmp(head + 257, "ustar", 5))

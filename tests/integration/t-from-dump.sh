@@ -143,6 +143,16 @@ test_a_missing_dump_is_refused_before_anything_is_created() {
 	assert_eq "" "$(scratch_dbs)"
 }
 
+test_a_compressed_plain_dump_is_refused_with_what_to_do() {
+	repo_with_db fd
+	make_source
+	"$DD_PG_BINDIR/pg_dump" -Fp -d "$SRC" | gzip >"$T/d.sql.gz"
+	expect_fail 1 git dnadata snapshot --from-dump "$T/d.sql.gz"
+	assert_contains "$ERR" "d.sql.gz is gzip-compressed"
+	assert_contains "$ERR" "hint: decompress it first (gunzip)"
+	assert_eq "" "$(scratch_dbs)"
+}
+
 # stopped_at_load: git-dnadata snapshot --from-dump stopped (SIGSTOP) once the dump is loaded; $PID.
 stopped_at_load() {
 	repo_with_db fd
