@@ -367,14 +367,13 @@ run_psql(const char *tool, const char *child, const char *const *env, const char
 {
 	struct feeder f = { .path = path, .in = -1 };
 	unsigned char raw[24];
-	char restrict_cmd[64];
+	char restrict_cmd[sizeof("\\restrict dnadata") + 2 * sizeof(raw)];
 	int pipefd[2] = { -1, -1 }, rc;
 	pthread_t t;
 
 	randombytes_buf(raw, sizeof(raw));
-	snprintf(restrict_cmd, sizeof(restrict_cmd), "\\restrict dnadata");
-	for (size_t i = 0; i < sizeof(raw); i++)
-		snprintf(restrict_cmd + strlen(restrict_cmd), 3, "%02x", raw[i]);
+	memcpy(restrict_cmd, "\\restrict dnadata", sizeof("\\restrict dnadata") - 1);
+	sodium_bin2hex(restrict_cmd + sizeof("\\restrict dnadata") - 1, 2 * sizeof(raw) + 1, raw, sizeof(raw));
 	if ((f.in = open(path, O_RDONLY | O_CLOEXEC)) < 0)
 		return dd_error_errno("cannot read dump %s", path);
 	if (pipe2(pipefd, O_CLOEXEC) < 0) {
