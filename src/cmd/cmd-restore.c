@@ -40,7 +40,7 @@ cmd_restore(int argc, char **argv)
 		{ DD_OPT_STRING, 0, "at", &at, "rev", "use the ref file as it is at this git revision" },
 		{ DD_OPT_BOOL, 0, "force", &force, NULL, "restore even if the database holds that snapshot, unchanged" },
 		{ DD_OPT_BOOL, 0, "terminate", &terminate, NULL, "end other sessions on the database instead of refusing" },
-		{ DD_OPT_BOOL, 0, "no-hooks", &no_hooks, NULL, "do not run the post_restore commands (the profile's and [hooks]')" },
+		{ DD_OPT_BOOL, 0, "no-hooks", &no_hooks, NULL, "skip the post_restore commands (profile and [hooks])" },
 		DD_OPT_END_MARK,
 	};
 	struct dd_cmd_setup s;

@@ -460,13 +460,14 @@ dd_pg_scratch_load(const char *conninfo, const char *name, const char *path)
 		const char *pgr[] = { tool, "--no-owner", "--no-privileges", "--exit-on-error", "--single-transaction",
 				      "-d", child, path, NULL };
 		struct dd_proc proc = { .argv = pgr, .env = env, .out_fd = -1, .err_fd = -1 };
-		int ran = fmt == DD_PG_DUMP_PLAIN ? run_psql(tool, child, env, path, &r) : dd_proc_run(&proc, "pg_restore", &r);
+		int ran = fmt == DD_PG_DUMP_PLAIN ? run_psql(tool, child, env, path, &r)
+						  : dd_proc_run(&proc, "pg_restore", &r);
 		if (ran < 0) {
 			char how[64], *why = r.exit_code > 0 ? load_failure(&r.err) : NULL;
 			dd_proc_describe(&r, how, sizeof(how));
 			if (why && *why)
-				dd_error("loading %s: %s %s: %s", path, fmt == DD_PG_DUMP_PLAIN ? "psql" : "pg_restore", how,
-					 why);
+				dd_error("loading %s: %s %s: %s", path,
+					 fmt == DD_PG_DUMP_PLAIN ? "psql" : "pg_restore", how, why);
 			else
 				dd_error_wrap("loading %s", path);
 			dd_hint("the dump does not load into an empty database; nothing was changed");

@@ -286,9 +286,9 @@ snapshot_profile(struct dd_repo *repo, const struct dd_config *cfg, const struct
 		goto out;
 	memcpy(id_out, id, DD_ID_HEX_SIZE);
 	/* the folder was captured with the database: it holds the same snapshot (a source database: neither) */
-	if (!source_db &&
-	    (dd_pg_state_set(repo->statedir, dd_config_database(cfg, p), id, p->name, "snapshot", stats.fingerprint) < 0 ||
-	     (media && dd_pg_state_set_media(repo->statedir, dd_config_database(cfg, p), id, 0) < 0)))
+	if (!source_db && (dd_pg_state_set(repo->statedir, dd_config_database(cfg, p), id, p->name, "snapshot",
+					   stats.fingerprint) < 0 ||
+			   (media && dd_pg_state_set_media(repo->statedir, dd_config_database(cfg, p), id, 0) < 0)))
 		dd_warn("%s", dd_error_last());
 	if (old && !strcmp(old->snapshot, id)) {
 		if (source_db)
@@ -480,8 +480,8 @@ post_restore_failed(size_t number, size_t total, const char *cmd, const char *sn
 			 cmd, r->signal);
 	} else {
 		dd_error_saved_free(&why);
-		dd_error("post_restore command %zu (`%s`) failed with exit status %d; the database was restored", number,
-			 cmd, r->exit_code);
+		dd_error("post_restore command %zu (`%s`) failed with exit status %d; the database was restored",
+			 number, cmd, r->exit_code);
 	}
 	dd_hint("fix it and run the rest by hand; the database already holds snapshot %.12s", snapshot);
 }
