@@ -17,6 +17,7 @@
  * key would make every dump differ.
  */
 #include "pg/internal.h"
+#include "pg/pg.h"
 #include "util/buf.h"
 #include "util/err.h"
 #include "util/fs.h"
@@ -119,51 +120,68 @@ consider(struct dd_pgdump *best, struct dd_pgdump *newest_any, const char *path,
 		keep_newer(best, real, v);
 }
 
-int
-dd_pgdump_find(struct dd_pgdump *out, int server_major)
+/* Every candidate of `tool` on PATH and under /usr/lib/postgresql/<major>/bin. */
+static void
+consider_all(struct dd_pgdump *best, struct dd_pgdump *any, const char *tool, int server_major)
 {
-	struct dd_pgdump best = { 0 }, any = { 0 };
-	const char *bindir = getenv("DNADATA_PG_BINDIR");
-
-	memset(out, 0, sizeof(*out));
-	if (bindir && *bindir) {
-		char *p = dd_path_join(bindir, "pg_dump");
-		consider(&best, &any, p, server_major);
-		free(p);
-		if (best.path) {
-			*out = best;
-			free(any.path);
-			return 0;
-		}
-		if (any.path) {
-			dd_error("pg_dump %d in DNADATA_PG_BINDIR (%s) is older than the server (PostgreSQL %d)",
-				 any.major, bindir, server_major);
-		} else {
-			dd_error("no usable pg_dump in DNADATA_PG_BINDIR (%s)", bindir);
-		}
-		dd_hint("point DNADATA_PG_BINDIR at the bin directory of PostgreSQL %d or newer, or unset it",
-			server_major);
-		free(any.path);
-		return -1;
-	}
 	const char *path = getenv("PATH");
+	char *pattern = dd_asprintf("/usr/lib/postgresql/*/bin/%s", tool);
+	glob_t g;
+
 	if (path) {
 		char *copy = dd_strdup(path), *save = NULL;
 		for (char *dir = strtok_r(copy, ":", &save); dir; dir = strtok_r(NULL, ":", &save)) {
 			if (!*dir)
 				continue;
-			char *p = dd_path_join(dir, "pg_dump");
-			consider(&best, &any, p, server_major);
+			char *p = dd_path_join(dir, tool);
+			consider(best, any, p, server_major);
 			free(p);
 		}
 		free(copy);
 	}
-	glob_t g;
-	if (glob("/usr/lib/postgresql/*/bin/pg_dump", 0, NULL, &g) == 0) {
+	if (glob(pattern, 0, NULL, &g) == 0) {
 		for (size_t i = 0; i < g.gl_pathc; i++)
-			consider(&best, &any, g.gl_pathv[i], server_major);
+			consider(best, any, g.gl_pathv[i], server_major);
 		globfree(&g);
 	}
+	free(pattern);
+}
+
+/* Only DNADATA_PG_BINDIR/<tool> when that variable is set. */
+static int
+find_in_bindir(struct dd_pgdump *out, const char *tool, const char *bindir, int server_major)
+{
+	struct dd_pgdump best = { 0 }, any = { 0 };
+	char *p = dd_path_join(bindir, tool);
+
+	consider(&best, &any, p, server_major);
+	free(p);
+	if (best.path) {
+		*out = best;
+		free(any.path);
+		return 0;
+	}
+	if (any.path)
+		dd_error("%s %d in DNADATA_PG_BINDIR (%s) is older than the server (PostgreSQL %d)", tool, any.major,
+			 bindir, server_major);
+	else
+		dd_error("no usable %s in DNADATA_PG_BINDIR (%s)", tool, bindir);
+	dd_hint("point DNADATA_PG_BINDIR at the bin directory of PostgreSQL %d or newer (postgresql-client-%d), or unset "
+		"it", server_major, server_major);
+	free(any.path);
+	return -1;
+}
+
+int
+dd_pg_tool_find_any(struct dd_pgdump *out, const char *tool, int server_major)
+{
+	struct dd_pgdump best = { 0 }, any = { 0 };
+	const char *bindir = getenv("DNADATA_PG_BINDIR");
+
+	memset(out, 0, sizeof(*out));
+	if (bindir && *bindir)
+		return find_in_bindir(out, tool, bindir, server_major);
+	consider_all(&best, &any, tool, server_major);
 	if (best.path) {
 		*out = best;
 		free(any.path);
@@ -171,13 +189,33 @@ dd_pgdump_find(struct dd_pgdump *out, int server_major)
 		return 0;
 	}
 	if (any.path)
-		dd_error("the newest pg_dump found (%d, %s) is older than the server (PostgreSQL %d)",
-			 any.major, any.path, server_major);
+		dd_error("the newest %s found (%d, %s) is older than the server (PostgreSQL %d)", tool, any.major,
+			 any.path, server_major);
 	else
-		dd_error("no pg_dump found on PATH or in /usr/lib/postgresql/*/bin");
+		dd_error("no %s found on PATH or in /usr/lib/postgresql/*/bin", tool);
 	dd_hint("install postgresql-client-%d (or set DNADATA_PG_BINDIR to its bin directory)", server_major);
 	free(any.path);
 	return -1;
+}
+
+int
+dd_pgdump_find(struct dd_pgdump *out, int server_major)
+{
+	return dd_pg_tool_find_any(out, "pg_dump", server_major);
+}
+
+int
+dd_pg_tool_find(const char *tool, int server_major, char **path, int *version)
+{
+	struct dd_pgdump d;
+
+	*path = NULL;
+	*version = 0;
+	if (dd_pg_tool_find_any(&d, tool, server_major) < 0)
+		return -1;
+	*path = d.path;
+	*version = d.version;
+	return 0;
 }
 
 void
