@@ -44,6 +44,7 @@
 #include "util/fs.h"
 #include "util/err.h"
 #include "util/log.h"
+#include "util/conninfo.h"
 #include "util/proc.h"
 
 #include <inttypes.h>
@@ -112,7 +113,7 @@ open_store(struct dd_store **st, const struct dd_config *cfg, struct dd_repo *re
  */
 static int
 dump_to_store(struct dd_store *st, struct dd_repo *repo, const struct dd_config *cfg, const struct dd_profile *p,
-	      const char *now, struct dd_pg_snapshot_stats *stats, struct dd_media_stats *media,
+	      const char *source, const char *now, struct dd_pg_snapshot_stats *stats, struct dd_media_stats *media,
 	      char id[DD_ID_HEX_SIZE])
 {
 	struct dd_snapshot_writer *sw = NULL;
@@ -134,11 +135,11 @@ dump_to_store(struct dd_store *st, struct dd_repo *repo, const struct dd_config 
 	if (dd_repo_head(repo, head) == 0)
 		dd_snapshot_set_meta(sw, "git_commit", head);
 	memset(&o, 0, sizeof(o));
-	o.conninfo = dd_config_database(cfg, p);
+	o.conninfo = source ? source : dd_config_database(cfg, p);
 	o.exclude_tables = (const char *const *)p->exclude_tables;
 	o.exclude_data = (const char *const *)p->exclude_data;
 	o.jobs = cfg->jobs;
-	o.statedir = repo->statedir;
+	o.statedir = source ? NULL : repo->statedir; /* a scratch database has no records to reap */
 	o.lock_wait_timeout_ms = dd_config_lock_wait_timeout(cfg, p) * 1000;
 	if (dd_pg_snapshot(sw, &o, stats) < 0) {
 		dd_snapshot_abort(sw);
@@ -152,6 +153,8 @@ dump_to_store(struct dd_store *st, struct dd_repo *repo, const struct dd_config 
 	}
 	dd_snapshot_set_meta(sw, "server_version", stats->server_version);
 	dd_snapshot_set_meta(sw, "database", stats->database);
+	if (source)
+		dd_snapshot_set_meta(sw, "source", "scratch database");
 	if (dd_snapshot_commit(sw, id) < 0) {
 		if (root)
 			dd_media_discard(&mo);
@@ -235,9 +238,16 @@ point_ref(struct dd_repo *repo, const struct dd_profile *p, const char *rel, con
 	return rc;
 }
 
-int
-dd_workflow_snapshot(struct dd_repo *repo, const struct dd_config *cfg, const struct dd_profile *p, int flags,
-		    const char *msg, char id_out[65])
+/*
+ * dd_workflow_snapshot(), or with `source_db` (not NULL) the snapshot of
+ * that database on the working database's server as p's: same locks, same
+ * ref and commit path, but no media (a dump holds none: a restore of it
+ * leaves the folder as it is) and no working record (the working database
+ * does not hold it).
+ */
+static int
+snapshot_profile(struct dd_repo *repo, const struct dd_config *cfg, const struct dd_profile *p,
+		 const char *source_db, int flags, const char *msg, char id_out[65])
 {
 	char *rel = dd_ref_path(p->name);
 	char *abs = dd_repo_path(repo, rel);
@@ -245,9 +255,9 @@ dd_workflow_snapshot(struct dd_repo *repo, const struct dd_config *cfg, const st
 	struct dd_store *st = NULL;
 	struct dd_ref *old = NULL;
 	struct dd_pg_snapshot_stats stats;
-	struct dd_media_stats mstats, *media = p->media && *p->media ? &mstats : NULL;
+	struct dd_media_stats mstats, *media = p->media && *p->media && !source_db ? &mstats : NULL;
 	char id[DD_ID_HEX_SIZE];
-	char *now = dd_pg_now_iso();
+	char *now = dd_pg_now_iso(), *source = NULL;
 	int rc = -1, lock = -1, dblock = -1;
 
 	id_out[0] = '\0';
@@ -261,20 +271,26 @@ dd_workflow_snapshot(struct dd_repo *repo, const struct dd_config *cfg, const st
 		goto out;
 	if (dd_ref_read_named(&old, abs, rel) < 0)
 		goto out;
+	if (source_db && !(source = dd_conninfo_with_dbname(dd_config_database(cfg, p), source_db)))
+		goto out;
 	if (open_store(&st, cfg, repo, (flags & DD_SNAPSHOT_DUMP_ONLY) ? DD_STORE_OFFLINE : 0) < 0)
 		goto out;
 	/* a folder a killed switch left half applied is finished first: the files it set aside stay named */
 	if (media && finish_media_before_capture(repo, cfg, p) < 0)
 		goto out;
-	if (dump_to_store(st, repo, cfg, p, now, &stats, media, id) < 0)
+	if (dump_to_store(st, repo, cfg, p, source, now, &stats, media, id) < 0)
 		goto out;
 	memcpy(id_out, id, DD_ID_HEX_SIZE);
-	/* the folder was captured with the database: it holds the same snapshot */
-	if (dd_pg_state_set(repo->statedir, dd_config_database(cfg, p), id, p->name, "snapshot", stats.fingerprint) < 0 ||
-	    (media && dd_pg_state_set_media(repo->statedir, dd_config_database(cfg, p), id, 0) < 0))
+	/* the folder was captured with the database: it holds the same snapshot (a source database: neither) */
+	if (!source_db &&
+	    (dd_pg_state_set(repo->statedir, dd_config_database(cfg, p), id, p->name, "snapshot", stats.fingerprint) < 0 ||
+	     (media && dd_pg_state_set_media(repo->statedir, dd_config_database(cfg, p), id, 0) < 0)))
 		dd_warn("%s", dd_error_last());
 	if (old && !strcmp(old->snapshot, id)) {
-		dd_info("nothing changed: database %s is still snapshot %.12s", stats.database, id);
+		if (source_db)
+			dd_info("nothing changed: profile %s is still snapshot %.12s", p->name, id);
+		else
+			dd_info("nothing changed: database %s is still snapshot %.12s", stats.database, id);
 		/* a ref written by an earlier --no-commit run still gets its commit */
 		if (!(flags & DD_SNAPSHOT_NO_COMMIT) && dd_commit_paths(repo, paths, 1, "snapshot", NULL) < 0)
 			goto out;
@@ -293,8 +309,56 @@ out:
 	dd_store_free(st);
 	dd_ref_free(old);
 	free(stats.fingerprint);
+	if (source)
+		explicit_bzero(source, strlen(source)); /* it may hold the password */
+	free(source);
 	free(now);
 	free(abs);
+	free(rel);
+	return rc;
+}
+
+int
+dd_workflow_snapshot(struct dd_repo *repo, const struct dd_config *cfg, const struct dd_profile *p, int flags,
+		    const char *msg, char id_out[65])
+{
+	return snapshot_profile(repo, cfg, p, NULL, flags, msg, id_out);
+}
+
+int
+dd_workflow_snapshot_from(struct dd_repo *repo, const struct dd_config *cfg, const struct dd_profile *p,
+			  const char *source_dbname, int flags, const char *msg, char id_out[65])
+{
+	id_out[0] = '\0';
+	if (!source_dbname || !*source_dbname)
+		return dd_error("BUG: snapshot of profile %s from no database", p->name);
+	return snapshot_profile(repo, cfg, p, source_dbname, flags, msg, id_out);
+}
+
+int
+dd_workflow_snapshot_dump(struct dd_repo *repo, const struct dd_config *cfg, const struct dd_profile *p,
+			  const char *path, int flags, const char *msg, char id_out[65])
+{
+	const char *conninfo = dd_config_database(cfg, p);
+	char *rel = dd_ref_path(p->name), *scratch = NULL;
+	const char *paths[] = { rel };
+	enum dd_pg_dump_format fmt;
+	int rc = -1;
+
+	id_out[0] = '\0';
+	/* what would refuse anyway, before a load that may take minutes */
+	if (dd_pg_dump_format(path, &fmt) < 0 ||
+	    (!(flags & DD_SNAPSHOT_NO_COMMIT) && dd_commit_precheck(repo, paths, 1) < 0))
+		goto out;
+	if (dd_pg_scratch_create(repo->statedir, conninfo, &scratch) < 0)
+		goto out;
+	if (dd_pg_scratch_load(conninfo, scratch, path) == 0)
+		rc = dd_workflow_snapshot_from(repo, cfg, p, scratch, flags, msg, id_out);
+	dd_pg_scratch_drop(repo->statedir, conninfo, scratch); /* keeps our error, if any */
+out:
+	if (rc < 0)
+		dd_error_wrap("snapshot of profile %s", p->name);
+	free(scratch);
 	free(rel);
 	return rc;
 }

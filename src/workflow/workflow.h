@@ -70,6 +70,27 @@ enum {
  */
 int dd_workflow_snapshot(struct dd_repo *repo, const struct dd_config *cfg, const struct dd_profile *p,
 			int flags, const char *msg, char id_out[65]);
+/*
+ * dd_workflow_snapshot() of database `source_dbname` on the working
+ * database's server (same connection settings, another dbname: a scratch
+ * database, say) as profile p's snapshot: the same locks (p's, then its
+ * working database's), ref file and commit. The working database and its
+ * record in <statedir>/pg are not touched (it does not hold the new
+ * snapshot), and no media is captured: the snapshot has no media listing,
+ * so restoring it leaves p's media folder as it is. Same results.
+ */
+int dd_workflow_snapshot_from(struct dd_repo *repo, const struct dd_config *cfg, const struct dd_profile *p,
+			      const char *source_dbname, int flags, const char *msg, char id_out[65]);
+/*
+ * `snapshot --from-dump`: load pg_dump output `path` (custom, directory,
+ * tar or plain format) into a scratch database beside p's working
+ * database (pg/load.c), snapshot it as p (dd_workflow_snapshot_from), and
+ * drop it, whatever happened (a kill -9 leaves it to the next command's
+ * reaper). A dump that does not load is refused with the failing
+ * statement and nothing changes. Same results as dd_workflow_snapshot().
+ */
+int dd_workflow_snapshot_dump(struct dd_repo *repo, const struct dd_config *cfg, const struct dd_profile *p,
+			      const char *path, int flags, const char *msg, char id_out[65]);
 
 enum {
 	DD_RESTORE_FORCE = 1 << 0,     /* even if the working database already holds the snapshot */
