@@ -29,6 +29,7 @@ struct dd_profile {
 	char **exclude_data;   /* tables kept schema-only; NULL-terminated */
 	int terminate_connections; /* -1 = unset (use global), 0 or 1 */
 	int lock_wait_timeout;     /* seconds; 0 = unset (use [database]); see dd_config_lock_wait_timeout() */
+	char **post_restore;       /* post_restore commands, run before [hooks]' ones, in order; NULL-terminated */
 };
 
 struct dd_config {

@@ -23,13 +23,16 @@
  * (DD_RESTORE_HOOK). --force always restores from the cache or the store.
  * After a switch the spare job starts in the background (switch.c).
  *
- * After a restore, the [hooks] post_restore commands run in order with
- * /bin/sh -c in the work tree (stdout sent to our stderr: stdout is for
- * data), with DNADATA_PROFILE, DNADATA_SNAPSHOT, DNADATA_CONNINFO (the
- * connection string, no password) and PGDATABASE set. DNADATA_DATABASE is
- * left as we got it: it is git dnadata's own override for every profile,
- * so a hook that runs git dnadata must see the same one we saw. The first
- * failure stops them; the restore stays done and the error says so.
+ * After a restore, the profile's post_restore commands, then [hooks]',
+ * run in order with /bin/sh -c in the work tree (their output sent to our
+ * stderr as it comes, stdout being for data, and its tail kept), with
+ * DNADATA_PROFILE, DNADATA_SNAPSHOT, DATABASE_URL (a postgresql:// URL),
+ * DNADATA_CONNINFO (the connection string), neither with a password, and
+ * PGDATABASE set. DNADATA_DATABASE is left as we got it: it is git
+ * dnadata's own override for every profile, so a hook that runs git
+ * dnadata must see the same one we saw. The first failure stops them; the
+ * restore stays done and the error says so, after the last lines of the
+ * command's output. Every run is recorded for `status` (post-restore.c).
  */
 #include "workflow/workflow.h"
 #include "workflow/internal.h"
@@ -51,6 +54,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 static int
@@ -386,54 +390,163 @@ read_ref(struct dd_ref **out, struct dd_repo *repo, const struct dd_profile *p, 
 	return rc;
 }
 
-/* Run cfg->post_restore in order; 0, or -1 with the error naming the command that failed. */
+/* ---- the post_restore commands ---- */
+
+/* How many lines of a failed command's output its error shows (after the output itself went by). */
+#define POST_RESTORE_TAIL_LINES 10
+
+/*
+ * The commands' environment ("NAME=value", NULL-terminated; free with
+ * free_env): DNADATA_PROFILE, DNADATA_SNAPSHOT, DATABASE_URL and
+ * DNADATA_CONNINFO (the working database, neither with a password: a
+ * password set in the connection string never reaches the commands; they
+ * find theirs the way libpq does, PGPASSWORD, PGPASSFILE or ~/.pgpass),
+ * and PGDATABASE.
+ */
+static char **
+post_restore_env(const struct dd_profile *p, const char *snapshot, const char *conninfo, const char *database)
+{
+	char **env = dd_calloc(6, sizeof(*env)), *nopw = dd_pg_conninfo_nopassword(conninfo);
+	char *url = nopw ? dd_pg_database_url(conninfo, NULL) : NULL;
+	size_t n = 0;
+
+	if (!url) {
+		dd_warn("post_restore: no DATABASE_URL: %s", dd_error_last() ? dd_error_last() : "");
+		dd_error_clear();
+	}
+	env[n++] = dd_asprintf("DNADATA_PROFILE=%s", p->name);
+	env[n++] = dd_asprintf("DNADATA_SNAPSHOT=%s", snapshot);
+	env[n++] = dd_asprintf("DNADATA_CONNINFO=%s", nopw ? nopw : "");
+	env[n++] = dd_asprintf("PGDATABASE=%s", database);
+	if (url)
+		env[n++] = dd_asprintf("DATABASE_URL=%s", url);
+	free(url);
+	free(nopw);
+	return env;
+}
+
+static void
+free_env(char **env)
+{
+	for (size_t i = 0; env && env[i]; i++)
+		free(env[i]);
+	free(env);
+}
+
+/* The last POST_RESTORE_TAIL_LINES lines of a failed command's output, each as an info line. */
+static void
+show_tail(size_t number, const struct dd_buf *out)
+{
+	const char *s = dd_buf_cstr(out), *start;
+	size_t end = out->len, lines = 0;
+
+	while (end > 0 && (s[end - 1] == '\n' || s[end - 1] == '\r'))
+		end--;
+	if (!end) {
+		dd_info("post_restore command %zu wrote no output", number);
+		return;
+	}
+	start = s + end;
+	while (start > s && lines < POST_RESTORE_TAIL_LINES)
+		if (*--start == '\n' && ++lines == POST_RESTORE_TAIL_LINES)
+			start++;
+	dd_info("post_restore command %zu: the last lines of its output:", number);
+	while (start < s + end) {
+		size_t len = strcspn(start, "\n");
+		if (start + len > s + end)
+			len = (size_t)(s + end - start);
+		dd_info("  | %.*s", (int)len, start);
+		start += len + 1;
+	}
+}
+
+/* Record the error of the failed command `number` of `total` (the output's tail shown first); *exit_status. */
+static void
+post_restore_failed(size_t number, size_t total, const char *cmd, const char *snapshot, struct dd_proc_result *r,
+		    int started, int *exit_status)
+{
+	struct dd_error_saved why;
+
+	dd_error_save(&why); /* "cannot start ...", when it did not start */
+	if (started)
+		show_tail(number, &r->err);
+	*exit_status = r->signal || !started ? -1 : r->exit_code;
+	if (!started) {
+		dd_error_restore(&why);
+		dd_error_wrap("cannot start post_restore command %zu of %zu (`%s`)", number, total, cmd);
+	} else if (r->signal) {
+		dd_error_saved_free(&why);
+		dd_error("post_restore command %zu (`%s`) was killed by signal %d; the database was restored", number,
+			 cmd, r->signal);
+	} else {
+		dd_error_saved_free(&why);
+		dd_error("post_restore command %zu (`%s`) failed with exit status %d; the database was restored", number,
+			 cmd, r->exit_code);
+	}
+	dd_hint("fix it and run the rest by hand; the database already holds snapshot %.12s", snapshot);
+}
+
+/* Run one command with /bin/sh -c in the work tree; 0, or -1 with the error (and *exit_status) set. */
+static int
+run_command(struct dd_repo *repo, char **env, const char *cmd, size_t number, size_t total, const char *snapshot,
+	    int *exit_status)
+{
+	const char *argv[] = { "/bin/sh", "-c", cmd, NULL };
+	/* output and errors both to our stderr (stdout is for results) as they come, the tail kept */
+	struct dd_proc proc = { .argv = argv, .env = (const char *const *)env, .dir = repo->workdir,
+				.out_fd = STDERR_FILENO, .err_fd = STDERR_FILENO, .tee = 1 };
+	struct dd_proc_result r;
+	int rc;
+
+	dd_info("post_restore %zu/%zu: %s", number, total, cmd);
+	rc = dd_proc_run(&proc, "post_restore", &r);
+	if (rc < 0)
+		/* not started: no status and no output; started: it exited or was killed */
+		post_restore_failed(number, total, cmd, snapshot, &r, r.exit_code >= 0 || r.signal, exit_status);
+	dd_proc_result_release(&r);
+	return rc;
+}
+
+/*
+ * Run p's post_restore commands, then [hooks]', in order; the first
+ * failure stops them. The run is recorded (post-restore.c) whenever there
+ * were commands. 0, or -1 with the error naming the command that failed.
+ */
 static int
 run_post_restore(struct dd_repo *repo, const struct dd_config *cfg, const struct dd_profile *p,
 		 const char *snapshot, const char *conninfo, const char *database)
 {
-	char *nopw = dd_pg_conninfo_nopassword(conninfo);
-	char *ours[5] = { NULL };
-	size_t n = 0;
+	size_t np = 0, nh = 0, total;
+	struct dd_post_restore_last rec = { .snapshot = (char *)snapshot };
+	char **env;
 	int rc = 0;
 
-	while (cfg->post_restore && cfg->post_restore[n])
-		n++;
-	ours[0] = dd_asprintf("DNADATA_PROFILE=%s", p->name);
-	ours[1] = dd_asprintf("DNADATA_SNAPSHOT=%s", snapshot);
-	ours[2] = dd_asprintf("DNADATA_CONNINFO=%s", nopw ? nopw : "");
-	ours[3] = dd_asprintf("PGDATABASE=%s", database);
+	while (p->post_restore && p->post_restore[np])
+		np++;
+	while (cfg->post_restore && cfg->post_restore[nh])
+		nh++;
+	if (!(total = np + nh))
+		return 0;
+	env = post_restore_env(p, snapshot, conninfo, database);
 	fflush(stdout);
 	fflush(stderr);
-	for (size_t i = 0; i < n; i++) {
-		const char *cmd = cfg->post_restore[i];
-		const char *argv[] = { "/bin/sh", "-c", cmd, NULL };
-		/* the hook's stdout and stderr both go to our stderr (stdout is for results) */
-		struct dd_proc proc = { .argv = argv, .env = (const char *const *)ours, .dir = repo->workdir,
-					.out_fd = STDERR_FILENO, .err_fd = STDERR_FILENO };
-		struct dd_proc_result r;
-		char how[64];
-
-		dd_info("post_restore %zu/%zu: %s", i + 1, n, cmd);
-		if (dd_proc_run(&proc, "post_restore", &r) == 0) {
-			dd_proc_result_release(&r);
-			continue;
+	for (size_t i = 0; i < total && rc == 0; i++) {
+		const char *cmd = i < np ? p->post_restore[i] : cfg->post_restore[i - np];
+		if ((rc = run_command(repo, env, cmd, i + 1, total, snapshot, &rec.exit_status)) < 0) {
+			rec.failed = (int)(i + 1);
+			rec.command = (char *)cmd;
 		}
-		dd_proc_describe(&r, how, sizeof(how));
-		if (r.signal)
-			dd_error("post_restore command %zu (`%s`) %s; the database was restored", i + 1, cmd, how);
-		else if (r.exit_code >= 0)
-			dd_error("post_restore command %zu (`%s`) failed with exit status %d; the database was restored",
-				 i + 1, cmd, r.exit_code);
-		else
-			dd_error_wrap("cannot start post_restore command %zu (`%s`)", i + 1, cmd);
-		dd_hint("fix it and run the rest by hand; the database already holds snapshot %.12s", snapshot);
-		dd_proc_result_release(&r);
-		rc = -1;
-		break;
 	}
-	for (size_t j = 0; j < 4; j++)
-		free(ours[j]);
-	free(nopw);
+	free_env(env);
+	rec.total = (int)total;
+	rec.when = (long long)time(NULL);
+	{
+		struct dd_error_saved why;
+		dd_error_save(&why);
+		if (dd_workflow_post_restore_record(repo, p->name, &rec) < 0)
+			dd_warn("%s", dd_error_last());
+		dd_error_restore(&why);
+	}
 	return rc;
 }
 

@@ -96,7 +96,7 @@ enum {
 	DD_RESTORE_FORCE = 1 << 0,     /* even if the working database already holds the snapshot */
 	DD_RESTORE_TERMINATE = 1 << 1, /* end other sessions on the working database */
 	DD_RESTORE_KEEP = 1 << 2,      /* `use`: a database holding the snapshot is kept, local edits included */
-	DD_RESTORE_NO_HOOKS = 1 << 3,  /* do not run [hooks] post_restore */
+	DD_RESTORE_NO_HOOKS = 1 << 3,  /* do not run the post_restore commands (the profile's and [hooks]') */
 	DD_RESTORE_MISSING_OK = 1 << 4, /* a profile without a snapshot yet is nothing to do, not an error */
 	DD_RESTORE_HOOK = 1 << 5,      /* from a git hook: never prompt, never wait for a lock (DD_EBUSY) */
 };
@@ -119,7 +119,8 @@ int dd_workflow_check(struct dd_repo *repo, const struct dd_config *cfg, const s
 /*
  * Make `p`'s working database equal the snapshot named by its ref file, as
  * it is in the work tree (rev NULL) or at revision `rev`, then run the
- * post_restore hooks. If the working database holds that snapshot already
+ * post_restore commands (the profile's, then [hooks]'; each run recorded,
+ * dd_workflow_post_restore_last). If the working database holds that snapshot already
  * and has not changed since (pg_changes()), nothing is done; if it changed,
  * or that cannot be told, it is rebuilt (and kept as a stash), unless
  * DD_RESTORE_KEEP. Returns 0 when restored, DD_NOTHING_TO_DO when there
