@@ -139,4 +139,22 @@ test_doctor_never_prints_the_key_or_a_password() {
 	done <.git/dnadata/key
 }
 
+test_doctor_names_missing_s3_credentials_without_printing_any() {
+	setup_repo
+	# no AWS variables, and a HOME without ~/.aws: nothing to find
+	DNADATA_STORE=s3://dd-doctor-bucket/x run env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY \
+		-u AWS_SESSION_TOKEN -u AWS_PROFILE -u AWS_SHARED_CREDENTIALS_FILE -u AWS_CONFIG_FILE git dnadata doctor
+	assert_eq 1 "$RC"
+	assert_contains "$OUT" "problem: S3 credentials: "
+	assert_contains "$OUT" " — run: export AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or aws configure)"
+	# without credentials the store is not asked
+	assert_not_contains "$OUT" "store: s3://"
+	# a half pair is named, its value never shown
+	DNADATA_STORE=s3://dd-doctor-bucket/x AWS_ACCESS_KEY_ID=AKIADOCTORTESTKEY run env -u AWS_SECRET_ACCESS_KEY \
+		git dnadata doctor
+	assert_eq 1 "$RC"
+	assert_contains "$OUT" "problem: S3 credentials: "
+	assert_not_contains "$OUT$ERR" "AKIADOCTORTESTKEY"
+}
+
 run_tests
