@@ -105,14 +105,30 @@ keep_newer(struct dd_pgdump *c, const char *path, int v)
 	c->major = major_of(v);
 }
 
+/*
+ * Probe the program at `path` once per real file: PATH often names one
+ * twice (/bin and /usr/bin on a merged /usr), and Debian's /usr/bin/pg_dump
+ * is a Perl wrapper costing ~50-200 ms a run. `seen` (may be NULL) holds
+ * the real paths probed so far, as "\nPATH\nPATH\n".
+ */
 static void
-consider(struct dd_pgdump *best, struct dd_pgdump *newest_any, const char *path, int server_major)
+consider(struct dd_pgdump *best, struct dd_pgdump *newest_any, const char *path, int server_major,
+	 struct dd_buf *seen)
 {
 	int v;
 	char real[PATH_MAX];
 
 	if (!realpath(path, real))
 		return;
+	if (seen) {
+		char *key = dd_asprintf("\n%s\n", real);
+		int dup = seen->len && memmem(seen->ptr, seen->len, key, strlen(key));
+		if (!dup)
+			dd_buf_puts(seen, key + (seen->len ? 1 : 0));
+		free(key);
+		if (dup)
+			return;
+	}
 	if (probe(real, &v) < 0)
 		return;
 	keep_newer(newest_any, real, v);
@@ -126,6 +142,7 @@ consider_all(struct dd_pgdump *best, struct dd_pgdump *any, const char *tool, in
 {
 	const char *path = getenv("PATH");
 	char *pattern = dd_asprintf("/usr/lib/postgresql/*/bin/%s", tool);
+	struct dd_buf seen = DD_BUF_INIT;
 	glob_t g;
 
 	if (path) {
@@ -134,16 +151,17 @@ consider_all(struct dd_pgdump *best, struct dd_pgdump *any, const char *tool, in
 			if (!*dir)
 				continue;
 			char *p = dd_path_join(dir, tool);
-			consider(best, any, p, server_major);
+			consider(best, any, p, server_major, &seen);
 			free(p);
 		}
 		free(copy);
 	}
 	if (glob(pattern, 0, NULL, &g) == 0) {
 		for (size_t i = 0; i < g.gl_pathc; i++)
-			consider(best, any, g.gl_pathv[i], server_major);
+			consider(best, any, g.gl_pathv[i], server_major, &seen);
 		globfree(&g);
 	}
+	dd_buf_release(&seen);
 	free(pattern);
 }
 
@@ -154,7 +172,7 @@ find_in_bindir(struct dd_pgdump *out, const char *tool, const char *bindir, int 
 	struct dd_pgdump best = { 0 }, any = { 0 };
 	char *p = dd_path_join(bindir, tool);
 
-	consider(&best, &any, p, server_major);
+	consider(&best, &any, p, server_major, NULL);
 	free(p);
 	if (best.path) {
 		*out = best;

@@ -157,4 +157,23 @@ test_doctor_names_missing_s3_credentials_without_printing_any() {
 	assert_not_contains "$OUT$ERR" "AKIADOCTORTESTKEY"
 }
 
+# PATH naming one program twice (/bin and /usr/bin on a merged /usr, where Debian's
+# pg_dump is a Perl wrapper) must not run it twice: doctor and every snapshot pay for each run.
+test_each_client_program_is_asked_its_version_once() {
+	setup_repo
+	local tool
+	mkdir "$T/shim"
+	for tool in pg_dump pg_restore psql; do
+		printf '#!/bin/sh\necho "$0" >>"%s/calls"\nexec "%s/%s" "$@"\n' "$T" "$DD_PG_BINDIR" "$tool" >"$T/shim/$tool"
+		chmod +x "$T/shim/$tool"
+	done
+	ln -s "$T/shim" "$T/shim-again"
+	PATH="$T/shim:$T/shim-again:$PATH" expect_ok git dnadata doctor
+	assert_eq 3 "$(wc -l <"$T/calls")" "one --version per program"
+	rm "$T/calls"
+	PATH="$T/shim:$T/shim-again:$PATH" expect_ok git dnadata snapshot
+	assert_eq "$T/shim/pg_dump" "$(sort -u "$T/calls")"
+	assert_eq 3 "$(wc -l <"$T/calls")" "one --version, then the two schema sections"
+}
+
 run_tests
