@@ -190,8 +190,8 @@ check_store(struct doctor *d)
 	case DD_PROBE_NO_KEY:
 		break; /* check_key said so */
 	case DD_PROBE_UNREACHABLE:
-		problem(d, "check [store] url in .dnadata/profiles.ini, the network and the server",
-			"store: %s cannot be reached: %s", url, err);
+		problem(d, "check [store] url (and endpoint) in .dnadata/profiles.ini, the credentials, the network",
+			"store: %s: %s", url, err);
 		break;
 	case DD_PROBE_NO_STORE:
 		problem(d, "fix [store] url, or git dnadata init --store URL to make one", "store: %s", err);
