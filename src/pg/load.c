@@ -19,6 +19,18 @@
  * name roles this server may not have: --no-owner, as our own restores).
  * A load error is the tool's own message, which names the failing
  * statement.
+ *
+ * A plain dump is a psql script, and psql runs its backslash commands,
+ * `\! cmd` (a shell command) among them: a hostile dump would run
+ * programs as the user. So psql is put in restricted mode first
+ * (`\restrict <random key>`, psql 15.14 / 16.10 / 17.6 and later), where
+ * every backslash command fails (and ON_ERROR_STOP ends the load), and the
+ * script reaches it through a pipe fed by a thread that leaves out the
+ * dump's own `\restrict KEY` guard (before any data) and the
+ * `\unrestrict KEY` with that key, which would fail there. Custom,
+ * directory and tar dumps hold SQL only (pg_restore runs no shell). Either
+ * way the SQL runs with the user's database privileges, as with pg_restore
+ * or psql by hand.
  */
 #include "pg/internal.h"
 #include "pg/pg.h"
@@ -32,7 +44,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,6 +62,31 @@ dd_pg_dump_format_name(enum dd_pg_dump_format fmt)
 	case DD_PG_DUMP_TAR: return "tar";
 	default: return "plain";
 	}
+}
+
+/* A compressed file (a plain dump piped through gzip, say) would reach psql as garbage: refuse it by name. */
+static int
+compressed_refusal(const char *path, const unsigned char *head, size_t n)
+{
+	static const struct {
+		const char *magic;
+		size_t len;
+		const char *name, *tool;
+	} kinds[] = {
+		{ "\x1f\x8b", 2, "gzip", "gunzip" },
+		{ "\x28\xb5\x2f\xfd", 4, "zstd", "unzstd" },
+		{ "\x04\x22\x4d\x18", 4, "lz4", "unlz4" },
+		{ "BZh", 3, "bzip2", "bunzip2" },
+		{ "\xfd" "7zXZ\x00", 6, "xz", "unxz" },
+	};
+
+	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
+		if (n >= kinds[i].len && !memcmp(head, kinds[i].magic, kinds[i].len)) {
+			dd_error("dump %s is %s-compressed: not a pg_dump file as it is", path, kinds[i].name);
+			dd_hint("decompress it first (%s), then give the result to --from-dump", kinds[i].tool);
+			return -1;
+		}
+	return 0;
 }
 
 int
@@ -85,6 +124,8 @@ dd_pg_dump_format(const char *path, enum dd_pg_dump_format *fmt)
 		n += r;
 	}
 	close(fd);
+	if (compressed_refusal(path, head, (size_t)n) < 0)
+		return -1;
 	if (n >= 5 && !memcmp(head, "PGDMP", 5))
 		*fmt = DD_PG_DUMP_CUSTOM;
 	else if (n >= 262 && !memcmp(head + 257, "ustar", 5))
@@ -206,7 +247,7 @@ put_line(struct dd_buf *b, const char *at)
 static char *
 load_failure(const struct dd_buf *err)
 {
-	const char *s = dd_buf_cstr(err), *e = NULL, *stmt;
+	const char *s = dd_buf_cstr(err), *e = NULL, *at = NULL, *stmt;
 	struct dd_buf b = DD_BUF_INIT;
 
 	for (const char *line = s; *line; line += strcspn(line, "\n") + (line[strcspn(line, "\n")] ? 1 : 0)) {
@@ -216,12 +257,20 @@ load_failure(const struct dd_buf *err)
 			if (!strncmp(k, "ERROR:", 6) || !strncmp(k, "error:", 6) || !strncmp(k, "FATAL:", 6))
 				hit = k;
 		if (hit) {
-			e = hit;
+			e = hit, at = line;
 			break;
 		}
 	}
 	if (!e)
 		return dd_proc_err_line(err);
+	/* psql's "psql:<stdin>:12: ERROR: ...": the script's line number */
+	if (!strncmp(at, "psql:", 5) && e - at > 8 && e[-1] == ' ' && e[-2] == ':') {
+		const char *d = e - 2;
+		while (d > at && d[-1] >= '0' && d[-1] <= '9')
+			d--;
+		if (d < e - 2 && d > at && d[-1] == ':')
+			dd_buf_printf(&b, "line %.*s: ", (int)(e - 2 - d), d);
+	}
 	put_line(&b, e);
 	if ((stmt = strstr(e, "Command was: ")) || (stmt = strstr(e, "\nLINE "))) {
 		if (*stmt == '\n')
@@ -230,6 +279,128 @@ load_failure(const struct dd_buf *err)
 		put_line(&b, stmt);
 	}
 	return dd_buf_detach(&b, NULL);
+}
+
+/* ---- a plain dump fed to psql, its own \restrict guard left out ---- */
+
+struct feeder {
+	int in;            /* the dump */
+	int out;           /* psql's stdin */
+	const char *path;
+	char key[128];     /* the dump's \restrict key, once seen */
+	int data_seen;     /* a COPY has started: a \restrict line after it is data */
+	int rc;
+	struct dd_error_saved error;
+};
+
+static int
+is_key(const char *s, size_t n)
+{
+	if (!n || n >= 128)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z')))
+			return 0;
+	return 1;
+}
+
+/* Is line[0..n) (without its newline) the dump's guard line, to leave out? */
+static int
+guard_line(struct feeder *f, const char *line, size_t n)
+{
+	while (n && line[n - 1] == '\r')
+		n--;
+	if (!f->key[0] && !f->data_seen && n > 10 && !memcmp(line, "\\restrict ", 10) && is_key(line + 10, n - 10)) {
+		memcpy(f->key, line + 10, n - 10);
+		f->key[n - 10] = '\0';
+		return 1;
+	}
+	return f->key[0] && n == 12 + strlen(f->key) && !memcmp(line, "\\unrestrict ", 12) &&
+	       !memcmp(line + 12, f->key, n - 12);
+}
+
+/* Copy f->in to f->out line by line without the guard lines; psql going away (EPIPE) ends it. */
+static void *
+feed(void *arg)
+{
+	struct feeder *f = arg;
+	struct dd_buf line = DD_BUF_INIT;
+	char buf[65536];
+	ssize_t n;
+
+	f->rc = 0;
+	while ((n = read(f->in, buf, sizeof(buf))) != 0) {
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			f->rc = dd_error_errno("cannot read dump %s", f->path);
+			break;
+		}
+		for (ssize_t i = 0; i < n && f->rc == 0;) {
+			const char *nl = memchr(buf + i, '\n', (size_t)(n - i));
+			size_t len = nl ? (size_t)(nl - (buf + i)) + 1 : (size_t)(n - i);
+			dd_buf_put(&line, buf + i, len);
+			i += (ssize_t)len;
+			if (!nl)
+				break;
+			if (line.ptr[0] == 'C' && line.len > 5 && !memcmp(line.ptr, "COPY ", 5))
+				f->data_seen = 1; /* from here a line may be data */
+			if (!(line.ptr[0] == '\\' && guard_line(f, line.ptr, line.len - 1)) &&
+			    dd_write_all(f->out, line.ptr, line.len) < 0)
+				f->rc = -1; /* psql stopped reading: its own error says why */
+			dd_buf_clear(&line);
+		}
+		if (f->rc)
+			break;
+	}
+	if (f->rc == 0 && line.len && dd_write_all(f->out, line.ptr, line.len) < 0)
+		f->rc = -1;
+	dd_error_save(&f->error);
+	close(f->out);
+	dd_buf_release(&line);
+	return NULL;
+}
+
+/* Run psql in restricted mode on plain dump `path`, fed through a pipe (above). */
+static int
+run_psql(const char *tool, const char *child, const char *const *env, const char *path, struct dd_proc_result *r)
+{
+	struct feeder f = { .path = path, .in = -1 };
+	unsigned char raw[24];
+	char restrict_cmd[sizeof("\\restrict dnadata") + 2 * sizeof(raw)];
+	int pipefd[2] = { -1, -1 }, rc;
+	pthread_t t;
+
+	randombytes_buf(raw, sizeof(raw));
+	memcpy(restrict_cmd, "\\restrict dnadata", sizeof("\\restrict dnadata") - 1);
+	sodium_bin2hex(restrict_cmd + sizeof("\\restrict dnadata") - 1, 2 * sizeof(raw) + 1, raw, sizeof(raw));
+	if ((f.in = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return dd_error_errno("cannot read dump %s", path);
+	if (pipe2(pipefd, O_CLOEXEC) < 0) {
+		close(f.in);
+		return dd_error_errno("cannot create a pipe");
+	}
+	f.out = pipefd[1];
+	if (pthread_create(&t, NULL, feed, &f) != 0) {
+		close(f.in);
+		close(pipefd[0]);
+		close(pipefd[1]);
+		return dd_error("cannot start a thread");
+	}
+	{
+		const char *argv[] = { tool, "-X", "-q", "-v", "ON_ERROR_STOP=1", "--single-transaction", "-d", child,
+				       "-c", restrict_cmd, "-f", "-", NULL };
+		struct dd_proc proc = { .argv = argv, .env = env, .in_fd = pipefd[0], .out_fd = -1, .err_fd = -1 };
+		rc = dd_proc_run(&proc, "psql", r);
+	}
+	close(pipefd[0]); /* a feeder still writing gets EPIPE and stops */
+	pthread_join(t, NULL);
+	close(f.in);
+	if (rc == 0 && f.rc < 0)
+		rc = dd_error_restore(&f.error);
+	else
+		dd_error_saved_free(&f.error);
+	return rc;
 }
 
 /* <dir of the pg_dump that fits the server>/<tool>. Caller frees. */
@@ -286,13 +457,11 @@ dd_pg_scratch_load(const char *conninfo, const char *name, const char *path)
 		env[0] = pwenv = dd_asprintf("PGPASSWORD=%s", password);
 	dd_info("loading %s (pg_dump %s format) into scratch database %s", path, dd_pg_dump_format_name(fmt), name);
 	{
-		const char *psql[] = { tool, "-X", "-q", "-v", "ON_ERROR_STOP=1", "--single-transaction", "-d", child,
-				       "-f", path, NULL };
 		const char *pgr[] = { tool, "--no-owner", "--no-privileges", "--exit-on-error", "--single-transaction",
 				      "-d", child, path, NULL };
-		struct dd_proc proc = { .argv = fmt == DD_PG_DUMP_PLAIN ? psql : pgr, .env = env, .out_fd = -1,
-					.err_fd = -1 };
-		if (dd_proc_run(&proc, fmt == DD_PG_DUMP_PLAIN ? "psql" : "pg_restore", &r) < 0) {
+		struct dd_proc proc = { .argv = pgr, .env = env, .out_fd = -1, .err_fd = -1 };
+		int ran = fmt == DD_PG_DUMP_PLAIN ? run_psql(tool, child, env, path, &r) : dd_proc_run(&proc, "pg_restore", &r);
+		if (ran < 0) {
 			char how[64], *why = r.exit_code > 0 ? load_failure(&r.err) : NULL;
 			dd_proc_describe(&r, how, sizeof(how));
 			if (why && *why)

@@ -407,6 +407,15 @@ is_set(const char *s)
 	return s && *s;
 }
 
+static const char *
+option_value(const PQconninfoOption *opts, const char *keyword)
+{
+	for (const PQconninfoOption *o = opts; o->keyword; o++)
+		if (!strcmp(o->keyword, keyword))
+			return o->val;
+	return NULL;
+}
+
 char *
 dd_conninfo_url(const char *conninfo, const char *host, const char *port, const char *user, const char *dbname,
 		char **password)
@@ -414,14 +423,21 @@ dd_conninfo_url(const char *conninfo, const char *host, const char *port, const 
 	static const char *const resolved[] = { "host", "hostaddr", "port", "user", "dbname", NULL };
 	PQconninfoOption *opts = parse(conninfo);
 	struct dd_buf b = DD_BUF_INIT;
-	/* a socket directory or a host list: in the query, where libpq reads it whatever it holds */
-	int host_in_query = is_set(host) && strpbrk(host, "/,") != NULL;
-	int first = 1;
+	int host_in_query, first = 1;
 
 	if (password)
 		*password = NULL;
 	if (!opts)
 		return NULL;
+	if (is_set(option_value(opts, "service")) || is_set(getenv("PGSERVICE"))) {
+		/* a service file sets what is not written here; the resolved defaults would override it */
+		host = option_value(opts, "host");
+		port = option_value(opts, "port");
+		user = option_value(opts, "user");
+		dbname = option_value(opts, "dbname");
+	}
+	/* a socket directory or a host list: in the query, where libpq reads it whatever it holds */
+	host_in_query = is_set(host) && strpbrk(host, "/,") != NULL;
 	dd_buf_puts(&b, "postgresql://");
 	if (is_set(user)) {
 		put_encoded(&b, user);

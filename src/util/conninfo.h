@@ -59,7 +59,9 @@ char *dd_conninfo_with_dbname(const char *conninfo, const char *dbname);
  * `conninfo` sets goes in the query; all percent-encoded. A host that is
  * a socket directory or a list goes in the query as host=... (libpq reads
  * both forms). *password (may be NULL) gets the password `conninfo` sets,
- * or NULL: hand it to the child as PGPASSWORD. NULL with an error when
+ * or NULL: hand it to the child as PGPASSWORD. With a service (the
+ * `service` keyword or PGSERVICE) only what `conninfo` itself sets goes
+ * in, so the service file's settings stay in force. NULL with an error when
  * libpq cannot parse `conninfo`. Caller frees both (wipe the password).
  */
 char *dd_conninfo_url(const char *conninfo, const char *host, const char *port, const char *user,

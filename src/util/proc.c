@@ -96,7 +96,10 @@ start(const struct dd_proc *p, pid_t *pid, int *outp, int *errp)
 		goto out;
 	}
 	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+	if (p->in_fd > 0)
+		posix_spawn_file_actions_adddup2(&fa, p->in_fd, 0);
+	else
+		posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
 	if (p->out_cb || p->tee)
 		posix_spawn_file_actions_adddup2(&fa, opipe[1], 1);
 	else if (p->out_fd >= 0)

@@ -6,7 +6,7 @@
  * argv[0] is a path, never looked up on PATH. Its environment is ours with
  * the caller's "NAME=value" entries put in (replacing ours) and "NAME"
  * entries taken out, so a password travels in the environment, never on a
- * command line. stdin is /dev/null. stdout goes to a callback, an fd, or
+ * command line. stdin is /dev/null or a given fd. stdout goes to a callback, an fd, or
  * /dev/null; stderr either goes straight to an fd (a hook's output, for the
  * user to see) or is read through a pipe and its last DD_PROC_ERR_KEEP
  * bytes kept for the error message. Whatever goes to an fd goes there
@@ -26,6 +26,7 @@ struct dd_proc {
 	const char *const *argv;  /* argv[0]: the program's path */
 	const char *const *env;   /* "NAME=value" to set, "NAME" to remove; NULL-terminated, or NULL */
 	const char *dir;          /* the child's working directory, or NULL for ours */
+	int in_fd;                /* stdin: this fd when > 0; 0: /dev/null */
 	/* stdout: to out_cb when set, else to out_fd (-1: /dev/null) */
 	int (*out_cb)(void *arg, const void *data, size_t len);  /* < 0 stops reading (the child gets EPIPE) */
 	void *out_arg;

@@ -6,6 +6,8 @@
 #ifndef DD_WORKFLOW_INTERNAL_H
 #define DD_WORKFLOW_INTERNAL_H
 
+#include <stddef.h>
+
 #include "media/media.h"
 
 struct dd_repo;
@@ -54,6 +56,11 @@ int dd_media_at_snapshot(struct dd_repo *repo, const struct dd_config *cfg, cons
 /* ---- post-restore.c ---- */
 
 struct dd_post_restore_last;
+struct dd_buf;
+/* The record's text for `r` (appended to b); the format is in post-restore.c. */
+void dd_workflow_post_restore_format(struct dd_buf *b, const struct dd_post_restore_last *r);
+/* Parse a record's text (hostile: errors "display:line: what"): 0 with *out, or -1 (*out empty). */
+int dd_workflow_post_restore_parse(const char *text, size_t len, const char *display, struct dd_post_restore_last *out);
 /* Replace the record of `profile`'s last post_restore run with `r` (atomic). 0 or -1. */
 int dd_workflow_post_restore_record(struct dd_repo *repo, const char *profile, const struct dd_post_restore_last *r);
 

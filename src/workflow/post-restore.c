@@ -63,6 +63,18 @@ put_escaped(struct dd_buf *b, const char *s)
 	}
 }
 
+void
+dd_workflow_post_restore_format(struct dd_buf *b, const struct dd_post_restore_last *r)
+{
+	dd_buf_printf(b, "%s\nsnapshot %s\nwhen %lld\ntotal %d\nfailed %d\nexit %d\n", RECORD_MAGIC,
+		      r->snapshot ? r->snapshot : "", r->when, r->total, r->failed, r->failed ? r->exit_status : 0);
+	if (r->failed && r->command) {
+		dd_buf_puts(b, "command ");
+		put_escaped(b, r->command);
+		dd_buf_putc(b, '\n');
+	}
+}
+
 int
 dd_workflow_post_restore_record(struct dd_repo *repo, const char *profile, const struct dd_post_restore_last *r)
 {
@@ -75,13 +87,7 @@ dd_workflow_post_restore_record(struct dd_repo *repo, const char *profile, const
 	dir = dd_path_dirname(path);
 	if (dd_mkdir_p(dir, 0700) < 0)
 		goto out;
-	dd_buf_printf(&b, "%s\nsnapshot %s\nwhen %lld\ntotal %d\nfailed %d\nexit %d\n", RECORD_MAGIC,
-		      r->snapshot ? r->snapshot : "", r->when, r->total, r->failed, r->failed ? r->exit_status : 0);
-	if (r->failed && r->command) {
-		dd_buf_puts(&b, "command ");
-		put_escaped(&b, r->command);
-		dd_buf_putc(&b, '\n');
-	}
+	dd_workflow_post_restore_format(&b, r);
 	rc = dd_file_write_atomic(path, b.ptr, b.len, 0600, 0);
 out:
 	if (rc < 0)
@@ -200,6 +206,8 @@ static int
 parse_record(const char *path, char *text, size_t len, struct dd_post_restore_last *out)
 {
 	int seen[F_COUNT] = { 0 };
+
+	memset(out, 0, sizeof(*out));
 	const char *why = NULL;
 	size_t lineno = 1;
 	char *line = text, *nl;
@@ -257,6 +265,22 @@ out:
 		dd_workflow_post_restore_last_release(out);
 	dd_buf_release(&text);
 	free(path);
+	return rc;
+}
+
+int
+dd_workflow_post_restore_parse(const char *text, size_t len, const char *display, struct dd_post_restore_last *out)
+{
+	char *copy = dd_malloc(len + 1);
+	int rc;
+
+	memcpy(copy, text, len);
+	copy[len] = '\0';
+	rc = len > RECORD_MAX ? dd_error("%s: not a post_restore record (larger than 64 KiB)", display)
+			      : parse_record(display, copy, len, out);
+	if (rc < 0)
+		dd_workflow_post_restore_last_release(out);
+	free(copy);
 	return rc;
 }
 

@@ -85,7 +85,7 @@ test_a_plain_dump_that_fails_to_load_is_refused_with_the_failing_statement() {
 	printf 'CREATE TABLE a (id int PRIMARY KEY);\nINSERT INTO a VALUES (1);\nINSERT INTO nowhere VALUES (2);\n' >"$T/bad.sql"
 	refused "$T/bad.sql" 'relation "nowhere" does not exist'
 	tap_note "$(grep '^error:' <<<"$ERR")"
-	assert_contains "$ERR" "INSERT INTO nowhere"
+	assert_contains "$ERR" "line 3: ERROR:  relation \"nowhere\" does not exist; LINE 1: INSERT INTO nowhere"
 	assert_eq "1" "$(psql_q "$DB" "SELECT count(*) FROM t")" "the working database is not touched"
 }
 
@@ -103,6 +103,30 @@ test_a_custom_dump_that_fails_to_load_is_refused_with_the_failing_statement() {
 	assert_contains "$ERR" "Command was: CREATE TABLE x.k"
 }
 
+# A plain dump is a psql script: its backslash commands (\! runs a shell command) must not run, even after
+# an \unrestrict with the dump's own key.
+test_a_plain_dump_never_runs_psql_backslash_commands() {
+	repo_with_db fd
+	psql_q "$DB" "CREATE TABLE t (id int PRIMARY KEY)"
+	expect_ok git dnadata snapshot
+	printf 'CREATE TABLE a (id int);\n\\! touch %s/pwned\n' "$T" >"$T/evil1.sql"
+	refused "$T/evil1.sql" "backslash commands are restricted"
+	printf '\\restrict abc123\nCREATE TABLE a (id int);\n\\unrestrict abc123\n\\! touch %s/pwned\n' "$T" >"$T/evil2.sql"
+	refused "$T/evil2.sql" "backslash commands are restricted"
+	printf 'CREATE TABLE a (id int);\n\\o %s/pwned\nSELECT 1;\n' "$T" >"$T/evil3.sql"
+	refused "$T/evil3.sql" "backslash commands are restricted"
+	assert_no_file "$T/pwned"
+	# pg_dump's own guard lines are left out, and the rest loads (COPY data lines that start with a backslash too)
+	local src
+	src=$(pg_newdb src)
+	psql_q "$src" "CREATE TABLE b (v text, id int PRIMARY KEY); INSERT INTO b VALUES (E'\\\\restrict x', 1), (NULL, 2)"
+	"$DD_PG_BINDIR/pg_dump" -Fp -f "$T/ok.sql" -d "$src"
+	expect_ok git dnadata snapshot --from-dump "$T/ok.sql"
+	expect_ok git dnadata restore
+	assert_eq "$(psql_q "$src" "SELECT id, v IS NULL, v FROM b ORDER BY id")" "$(psql_q "$DB" "SELECT id, v IS NULL, v FROM b ORDER BY id")"
+	assert_eq '\restrict x' "$(psql_q "$DB" "SELECT v FROM b WHERE id = 1")"
+}
+
 test_a_truncated_dump_is_refused() {
 	repo_with_db fd
 	make_source
@@ -116,6 +140,16 @@ test_a_missing_dump_is_refused_before_anything_is_created() {
 	repo_with_db fd
 	expect_fail 1 git dnadata snapshot --from-dump "$T/nope.dump"
 	assert_contains "$ERR" "nope.dump"
+	assert_eq "" "$(scratch_dbs)"
+}
+
+test_a_compressed_plain_dump_is_refused_with_what_to_do() {
+	repo_with_db fd
+	make_source
+	"$DD_PG_BINDIR/pg_dump" -Fp -d "$SRC" | gzip >"$T/d.sql.gz"
+	expect_fail 1 git dnadata snapshot --from-dump "$T/d.sql.gz"
+	assert_contains "$ERR" "d.sql.gz is gzip-compressed"
+	assert_contains "$ERR" "hint: decompress it first (gunzip)"
 	assert_eq "" "$(scratch_dbs)"
 }
 
