@@ -204,8 +204,8 @@ print_post_restore(const struct profile_status *ps, int width)
 		dd_out("exited with %d", p->exit_status);
 	else
 		dd_out("was killed or did not start");
-	dd_out(", %s; the data of %.12s is restored: fix it, then `git dnadata restore --force`\n", when,
-	       p->snapshot ? p->snapshot : "?");
+	dd_out(", %s; the data of %.12s is restored: fix it and run the rest by hand (or `git dnadata restore "
+	       "--force`)\n", when, p->snapshot ? p->snapshot : "?");
 }
 
 static void

@@ -224,7 +224,7 @@ test_status_shows_a_failed_post_restore_and_then_its_success() {
 	id=$(sed -n 's/^snapshot //p' .dnadata/refs/clean)
 	expect_ok git dnadata status
 	assert_contains "$OUT" "post_restore: FAILED: command 2 of 2 (echo migrating; exit 3) exited with 3"
-	assert_contains "$OUT" "the data of ${id:0:12} is restored: fix it, then \`git dnadata restore --force\`"
+	assert_contains "$OUT" "the data of ${id:0:12} is restored: fix it and run the rest by hand (or \`git dnadata restore --force\`)"
 	expect_ok git dnadata status --json
 	assert_eq "[false, 2, 2, 3, \"echo migrating; exit 3\", \"$id\"]" \
 		"$(json_get '[d["profiles"][0]["post_restore"][k] for k in ("ok", "commands", "failed_command", "exit_status", "command", "snapshot")]')"
