@@ -63,7 +63,7 @@ struct dd_hooks_report {
 		int executable;  /* git runs it (a hook without the x bit is skipped with a hint) */
 	} hook[DD_HOOKS_MAX];
 };
-/* 0 or -1. Release with dd_hooks_report_release(). */
+/* `repo` from dd_repo_open() (not the light one: it needs libgit2). 0 or -1; release with dd_hooks_report_release(). */
 int dd_hooks_report(struct dd_hooks_report *out, const struct dd_repo *repo);
 void dd_hooks_report_release(struct dd_hooks_report *r);
 /* "missing", "installed", "outdated", "calls git dnadata", "not ours" */
