@@ -496,3 +496,55 @@ out:
 	free(cfile);
 	return rc;
 }
+
+const char *
+dd_hook_state_name(enum dd_hook_state s)
+{
+	switch (s) {
+	case DD_HOOK_MISSING: return "missing";
+	case DD_HOOK_OURS: return "installed";
+	case DD_HOOK_OUTDATED: return "outdated";
+	case DD_HOOK_CALLS_US: return "calls git dnadata";
+	case DD_HOOK_FOREIGN: return "not ours";
+	}
+	return "?";
+}
+
+int
+dd_hooks_report(struct dd_hooks_report *out, const struct dd_repo *repo)
+{
+	enum dd_hook_state states[DD_HOOKS_MAX];
+	char *def;
+
+	memset(out, 0, sizeof(*out));
+	if (dd_hooks_state(states, repo) < 0 || dd_hooks_dir(&out->dir, repo) < 0) {
+		dd_hooks_report_release(out);
+		return -1;
+	}
+	def = dd_path_join(git_repository_commondir(repo->git), "hooks");
+	{
+		size_t n = strlen(def);
+		while (n > 1 && def[n - 1] == '/')
+			def[--n] = '\0';
+	}
+	out->custom_dir = strcmp(def, out->dir) != 0;
+	free(def);
+	for (size_t i = 0; dd_hook_scripts[i].name && i < DD_HOOKS_MAX; i++, out->n++) {
+		char *path = dd_path_join(out->dir, dd_hook_scripts[i].name);
+		char *kept = dd_asprintf("%s%s", path, DD_HOOK_USER_SUFFIX);
+		out->hook[i].state = states[i];
+		out->hook[i].chained = states[i] == DD_HOOK_OURS || states[i] == DD_HOOK_OUTDATED ? dd_path_exists(kept)
+											       : 0;
+		out->hook[i].executable = states[i] != DD_HOOK_MISSING && access(path, X_OK) == 0;
+		free(kept);
+		free(path);
+	}
+	return 0;
+}
+
+void
+dd_hooks_report_release(struct dd_hooks_report *r)
+{
+	free(r->dir);
+	r->dir = NULL;
+}

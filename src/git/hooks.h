@@ -51,6 +51,24 @@ int dd_hooks_dir(char **out, const struct dd_repo *repo);
 /* The state of each hook of dd_hook_scripts[] (states[] has one entry per script). 0 or -1. */
 int dd_hooks_state(enum dd_hook_state *states, const struct dd_repo *repo);
 
+/* Each hook's state in more detail (status, doctor). */
+#define DD_HOOKS_MAX 8
+struct dd_hooks_report {
+	char *dir;           /* the folder git runs hooks from */
+	int custom_dir;      /* it is not <common git dir>/hooks (core.hooksPath) */
+	size_t n;            /* hooks, in dd_hook_scripts[] order */
+	struct {
+		enum dd_hook_state state;
+		int chained;     /* the user's own hook is kept as <name>.before-dnadata and runs first */
+		int executable;  /* git runs it (a hook without the x bit is skipped with a hint) */
+	} hook[DD_HOOKS_MAX];
+};
+/* `repo` from dd_repo_open() (not the light one: it needs libgit2). 0 or -1; release with dd_hooks_report_release(). */
+int dd_hooks_report(struct dd_hooks_report *out, const struct dd_repo *repo);
+void dd_hooks_report_release(struct dd_hooks_report *r);
+/* "missing", "installed", "outdated", "calls git dnadata", "not ours" */
+const char *dd_hook_state_name(enum dd_hook_state s);
+
 /*
  * Install every hook (see the top of this file), saying what it did for
  * each with dd_info(); a hook that runs `git dnadata hook <name>` itself is

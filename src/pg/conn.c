@@ -625,3 +625,25 @@ dd_pg_cancel_unregister(PGconn *c)
 		}
 	pthread_mutex_unlock(&reg_lock);
 }
+
+int
+dd_pg_server_version(const char *conninfo, int *version, char **text)
+{
+	struct dd_pg_target t;
+	PGconn *c = NULL;
+	int rc;
+
+	*version = 0;
+	*text = NULL;
+	if (dd_pg_target_resolve(&t, conninfo) < 0)
+		return -1;
+	rc = dd_pg_connect_maint(&c, conninfo, t.database ? t.database : "");
+	dd_pg_target_release(&t);
+	if (rc < 0)
+		return -1;
+	const char *v = PQparameterStatus(c, "server_version");
+	*version = PQserverVersion(c);
+	*text = dd_strdup(v ? v : "?");
+	PQfinish(c);
+	return 0;
+}

@@ -174,6 +174,8 @@ struct dd_pgdump {
 
 /* Find a pg_dump whose major version is >= server_major (DNADATA_PG_BINDIR, PATH, /usr/lib/postgresql/X/bin). */
 int dd_pgdump_find(struct dd_pgdump *out, int server_major);
+/* The same for any client program of PostgreSQL (`tool`: pg_dump, pg_restore, psql). */
+int dd_pg_tool_find_any(struct dd_pgdump *out, const char *tool, int server_major);
 void dd_pgdump_release(struct dd_pgdump *d);
 
 /*

@@ -265,6 +265,21 @@ int dd_pg_scratch_drop(const char *statedir, const char *conninfo, const char *n
 /* Does the database `conninfo` names exist? 1 yes, 0 no, -1 (error set) when the server cannot say. */
 int dd_pg_database_exists(const char *conninfo);
 
+/*
+ * doctor: the version of the server of `conninfo` (its maintenance
+ * database: the working one may not exist yet), e.g. 150020, and its
+ * server_version text (*text, caller frees). 0 or -1 (cannot connect).
+ */
+int dd_pg_server_version(const char *conninfo, int *version, char **text);
+/*
+ * doctor: the newest client program `tool` (pg_dump, pg_restore, psql)
+ * whose major version is at least `server_major`, looked for as snapshots
+ * look for pg_dump (DNADATA_PG_BINDIR alone when set, else PATH and
+ * /usr/lib/postgresql/<major>/bin). 0 with *path (caller frees) and
+ * *version; -1 (error and hint: which package to install) when none fits.
+ */
+int dd_pg_tool_find(const char *tool, int server_major, char **path, int *version);
+
 /* ---- state (state.c): what each working database holds, its stashes; see pg/state.h ---- */
 
 #endif

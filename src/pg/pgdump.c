@@ -17,6 +17,7 @@
  * key would make every dump differ.
  */
 #include "pg/internal.h"
+#include "pg/pg.h"
 #include "util/buf.h"
 #include "util/err.h"
 #include "util/fs.h"
@@ -104,14 +105,30 @@ keep_newer(struct dd_pgdump *c, const char *path, int v)
 	c->major = major_of(v);
 }
 
+/*
+ * Probe the program at `path` once per real file: PATH often names one
+ * twice (/bin and /usr/bin on a merged /usr), and Debian's /usr/bin/pg_dump
+ * is a Perl wrapper costing ~50-200 ms a run. `seen` (may be NULL) holds
+ * the real paths probed so far, as "\nPATH\nPATH\n".
+ */
 static void
-consider(struct dd_pgdump *best, struct dd_pgdump *newest_any, const char *path, int server_major)
+consider(struct dd_pgdump *best, struct dd_pgdump *newest_any, const char *path, int server_major,
+	 struct dd_buf *seen)
 {
 	int v;
 	char real[PATH_MAX];
 
 	if (!realpath(path, real))
 		return;
+	if (seen) {
+		char *key = dd_asprintf("\n%s\n", real);
+		int dup = seen->len && memmem(seen->ptr, seen->len, key, strlen(key));
+		if (!dup)
+			dd_buf_puts(seen, key + (seen->len ? 1 : 0));
+		free(key);
+		if (dup)
+			return;
+	}
 	if (probe(real, &v) < 0)
 		return;
 	keep_newer(newest_any, real, v);
@@ -119,51 +136,70 @@ consider(struct dd_pgdump *best, struct dd_pgdump *newest_any, const char *path,
 		keep_newer(best, real, v);
 }
 
-int
-dd_pgdump_find(struct dd_pgdump *out, int server_major)
+/* Every candidate of `tool` on PATH and under /usr/lib/postgresql/<major>/bin. */
+static void
+consider_all(struct dd_pgdump *best, struct dd_pgdump *any, const char *tool, int server_major)
 {
-	struct dd_pgdump best = { 0 }, any = { 0 };
-	const char *bindir = getenv("DNADATA_PG_BINDIR");
-
-	memset(out, 0, sizeof(*out));
-	if (bindir && *bindir) {
-		char *p = dd_path_join(bindir, "pg_dump");
-		consider(&best, &any, p, server_major);
-		free(p);
-		if (best.path) {
-			*out = best;
-			free(any.path);
-			return 0;
-		}
-		if (any.path) {
-			dd_error("pg_dump %d in DNADATA_PG_BINDIR (%s) is older than the server (PostgreSQL %d)",
-				 any.major, bindir, server_major);
-		} else {
-			dd_error("no usable pg_dump in DNADATA_PG_BINDIR (%s)", bindir);
-		}
-		dd_hint("point DNADATA_PG_BINDIR at the bin directory of PostgreSQL %d or newer, or unset it",
-			server_major);
-		free(any.path);
-		return -1;
-	}
 	const char *path = getenv("PATH");
+	char *pattern = dd_asprintf("/usr/lib/postgresql/*/bin/%s", tool);
+	struct dd_buf seen = DD_BUF_INIT;
+	glob_t g;
+
 	if (path) {
 		char *copy = dd_strdup(path), *save = NULL;
 		for (char *dir = strtok_r(copy, ":", &save); dir; dir = strtok_r(NULL, ":", &save)) {
 			if (!*dir)
 				continue;
-			char *p = dd_path_join(dir, "pg_dump");
-			consider(&best, &any, p, server_major);
+			char *p = dd_path_join(dir, tool);
+			consider(best, any, p, server_major, &seen);
 			free(p);
 		}
 		free(copy);
 	}
-	glob_t g;
-	if (glob("/usr/lib/postgresql/*/bin/pg_dump", 0, NULL, &g) == 0) {
+	if (glob(pattern, 0, NULL, &g) == 0) {
 		for (size_t i = 0; i < g.gl_pathc; i++)
-			consider(&best, &any, g.gl_pathv[i], server_major);
+			consider(best, any, g.gl_pathv[i], server_major, &seen);
 		globfree(&g);
 	}
+	dd_buf_release(&seen);
+	free(pattern);
+}
+
+/* Only DNADATA_PG_BINDIR/<tool> when that variable is set. */
+static int
+find_in_bindir(struct dd_pgdump *out, const char *tool, const char *bindir, int server_major)
+{
+	struct dd_pgdump best = { 0 }, any = { 0 };
+	char *p = dd_path_join(bindir, tool);
+
+	consider(&best, &any, p, server_major, NULL);
+	free(p);
+	if (best.path) {
+		*out = best;
+		free(any.path);
+		return 0;
+	}
+	if (any.path)
+		dd_error("%s %d in DNADATA_PG_BINDIR (%s) is older than the server (PostgreSQL %d)", tool, any.major,
+			 bindir, server_major);
+	else
+		dd_error("no usable %s in DNADATA_PG_BINDIR (%s)", tool, bindir);
+	dd_hint("point DNADATA_PG_BINDIR at the bin directory of PostgreSQL %d or newer (postgresql-client-%d), or unset "
+		"it", server_major, server_major);
+	free(any.path);
+	return -1;
+}
+
+int
+dd_pg_tool_find_any(struct dd_pgdump *out, const char *tool, int server_major)
+{
+	struct dd_pgdump best = { 0 }, any = { 0 };
+	const char *bindir = getenv("DNADATA_PG_BINDIR");
+
+	memset(out, 0, sizeof(*out));
+	if (bindir && *bindir)
+		return find_in_bindir(out, tool, bindir, server_major);
+	consider_all(&best, &any, tool, server_major);
 	if (best.path) {
 		*out = best;
 		free(any.path);
@@ -171,13 +207,33 @@ dd_pgdump_find(struct dd_pgdump *out, int server_major)
 		return 0;
 	}
 	if (any.path)
-		dd_error("the newest pg_dump found (%d, %s) is older than the server (PostgreSQL %d)",
-			 any.major, any.path, server_major);
+		dd_error("the newest %s found (%d, %s) is older than the server (PostgreSQL %d)", tool, any.major,
+			 any.path, server_major);
 	else
-		dd_error("no pg_dump found on PATH or in /usr/lib/postgresql/*/bin");
+		dd_error("no %s found on PATH or in /usr/lib/postgresql/*/bin", tool);
 	dd_hint("install postgresql-client-%d (or set DNADATA_PG_BINDIR to its bin directory)", server_major);
 	free(any.path);
 	return -1;
+}
+
+int
+dd_pgdump_find(struct dd_pgdump *out, int server_major)
+{
+	return dd_pg_tool_find_any(out, "pg_dump", server_major);
+}
+
+int
+dd_pg_tool_find(const char *tool, int server_major, char **path, int *version)
+{
+	struct dd_pgdump d;
+
+	*path = NULL;
+	*version = 0;
+	if (dd_pg_tool_find_any(&d, tool, server_major) < 0)
+		return -1;
+	*path = d.path;
+	*version = d.version;
+	return 0;
 }
 
 void

@@ -369,3 +369,48 @@ dd_store_free(struct dd_store *st)
 	free(st->url);
 	free(st);
 }
+
+int
+dd_store_probe(const struct dd_store_opts *o, enum dd_store_probe_fail *why)
+{
+	char *kpath = dd_store_key_path(o->statedir);
+	char *url = o->url ? dd_strdup(o->url) : dd_store_default_url(o->statedir);
+	uint8_t master[DD_KEY_LEN];
+	struct dd_keys *keys = NULL;
+	struct dd_backend *be = NULL;
+	struct dd_buf text = DD_BUF_INIT;
+	struct dd_store_config cfg;
+	int r, rc = -1;
+
+	*why = DD_PROBE_NO_KEY;
+	r = dd_key_read_file(master, kpath);
+	if (r == DD_NOTFOUND)
+		dd_error("no store key on this machine (%s)", kpath);
+	if (r != 0)
+		goto out;
+	keys = dd_keys_new(master);
+	*why = DD_PROBE_UNREACHABLE;
+	if (dd_store_backend_open(&be, o, url, 0) < 0)
+		goto out;
+	r = dd_store_read_config(be, &text, &cfg, url);
+	if (r != 0) {
+		*why = r == DD_NOTFOUND ? DD_PROBE_NO_STORE : DD_PROBE_UNREACHABLE;
+		if (r > 0)
+			r = -1;
+		goto out;
+	}
+	*why = sodium_memcmp(cfg.key_id, keys->key_id, DD_KEY_LEN) ? DD_PROBE_WRONG_KEY : DD_PROBE_DAMAGED;
+	if (dd_store_config_check(&cfg, text.ptr, keys, url) < 0)
+		goto out;
+	*why = DD_PROBE_OK;
+	rc = 0;
+out:
+	sodium_memzero(master, sizeof(master));
+	dd_buf_release(&text);
+	dd_backend_free(be);
+	if (keys)
+		dd_keys_free(keys);
+	free(url);
+	free(kpath);
+	return rc;
+}

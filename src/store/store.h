@@ -94,6 +94,22 @@ int dd_store_open_opts(struct dd_store **out, const struct dd_store_opts *o);
 int dd_store_open(struct dd_store **out, const char *url, const char *statedir, int flags);
 void dd_store_free(struct dd_store *st);
 
+/* What dd_store_probe() found wrong (doctor names the piece). */
+enum dd_store_probe_fail {
+	DD_PROBE_OK,
+	DD_PROBE_NO_KEY,      /* no <statedir>/key, or it does not read */
+	DD_PROBE_UNREACHABLE, /* the backend cannot be opened or answer */
+	DD_PROBE_NO_STORE,    /* reachable, but no store (no config object) at the URL */
+	DD_PROBE_WRONG_KEY,   /* the store belongs to another key */
+	DD_PROBE_DAMAGED,     /* its config does not parse or authenticate */
+};
+/*
+ * For doctor: read the store's config from the backend itself (one small
+ * request, never the cache's copy, no data) and check it against the local
+ * key. 0, or -1 with *why saying which piece failed (error set).
+ */
+int dd_store_probe(const struct dd_store_opts *o, enum dd_store_probe_fail *why);
+
 /* ---- writing a snapshot ---- */
 int dd_snapshot_begin(struct dd_snapshot_writer **out, struct dd_store *st);
 /* Metadata (profile, created, host, git commit ...): stored, but not part of the id. */

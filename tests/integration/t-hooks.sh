@@ -341,6 +341,7 @@ test_core_hooks_path_is_honoured() {
 	# a hook manager's own file that calls ours counts as installed
 	expect_ok git dnadata uninstall-hooks
 	printf '#!/bin/sh\ngit dnadata hook post-checkout "$@"\n' >.husky/post-checkout
+	chmod +x .husky/post-checkout # git skips a hook without it (and status says so)
 	expect_ok git dnadata status
 	assert_contains "$OUT" "post-merge missing"
 	assert_not_contains "$OUT" "post-checkout"

@@ -150,4 +150,94 @@ test_status_shows_a_copy_left_by_a_killed_restore_until_it_is_dropped() {
 	assert_eq "" "$(databases_like "${DB}__dnadata_new_")"
 }
 
+# Every field the README's schema lists, at its place and of its type.
+test_status_json_has_every_field_of_the_schema() {
+	setup_repo
+	expect_ok git dnadata snapshot --dump-only
+	expect_ok git dnadata restore --force
+	expect_ok git dnadata status --json
+	printf '%s' "$OUT" | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+def has(obj, keys, where):
+    for k in keys.split():
+        assert k in obj, "%s: no field %s" % (where, k)
+has(d, "status_version workdir active_profile active_profile_source active_profile_defined store database "
+       "settings_changed hooks hooks_detail working_database local profiles", "top")
+has(d["store"], "url source", "store")
+has(d["hooks_detail"], "dir core_hooks_path hooks", "hooks_detail")
+for h in d["hooks_detail"]["hooks"]:
+    has(h, "name state chained executable", "hooks_detail.hooks")
+has(d["working_database"], "name server snapshot profile since how changes changes_detail stashes leftovers "
+       "verify_error", "working_database")
+has(d["local"], "cache_bytes copies_bytes cache_budget stash_keep copies copies_error templates spares stashes "
+       "stashes_unedited budget_used_bytes over_budget pending_uploads", "local")
+for k in ("templates", "spares", "stashes"):
+    has(d["local"][k], "count bytes", "local." + k)
+for p in d["profiles"]:
+    has(p, "name active ref snapshot ref_error ref_changed media database media_state post_restore "
+           "post_restore_error", "profiles")
+assert d["status_version"] == 1
+assert isinstance(d["local"]["over_budget"], bool)
+assert isinstance(d["local"]["templates"]["count"], int)
+'
+	# one restore: its template, and the database it replaced as a stash; the snapshot not pushed
+	assert_eq "[1, 0, 1]" "$(json_get '[d["local"][k]["count"] for k in ("templates", "spares", "stashes")]')"
+	assert_eq "true" "$(json_get 'd["local"]["templates"]["bytes"] > 0')"
+	assert_eq "[\"$(sed -n 's/^snapshot //p' .dnadata/refs/clean)\"]" "$(json_get 'd["local"]["pending_uploads"]')"
+	assert_eq "[\"post-checkout\", \"post-merge\", \"post-rewrite\", \"pre-push\"]" \
+		"$(json_get '[h["name"] for h in d["hooks_detail"]["hooks"] if h["state"] == "installed" and h["executable"]]')"
+	assert_eq "null" "$(json_get 'd["profiles"][0]["post_restore"]')" "no post_restore command: nothing recorded"
+	expect_ok git dnadata status
+	assert_contains "$OUT" "Local copies:   1 template ("
+	assert_contains "$OUT" ", 0 spares, 1 stash ("
+	assert_contains "$OUT" "(stash_keep 5)"
+	assert_contains "$OUT" "Not pushed:     $(sed -n 's/^snapshot //p' .dnadata/refs/clean | cut -c1-12)"
+}
+
+test_status_shows_where_the_hooks_are_and_which_chain_to_yours() {
+	setup_repo
+	mkdir .husky
+	printf '#!/bin/sh\necho mine\n' >.husky/post-checkout
+	chmod +x .husky/post-checkout
+	git config core.hooksPath .husky
+	expect_ok git dnadata install-hooks
+	expect_ok git dnadata status
+	assert_contains "$OUT" "Git hooks:      installed"
+	assert_contains "$OUT" "in $T/repo/.husky (core.hooksPath); running your own first: post-checkout"$'\n'
+	expect_ok git dnadata status --json
+	assert_eq "[\"$T/repo/.husky\", true]" "$(json_get '[d["hooks_detail"]["dir"], d["hooks_detail"]["core_hooks_path"]]')"
+	assert_eq "[[\"post-checkout\", true], [\"post-merge\", false]]" \
+		"$(json_get '[[h["name"], h["chained"]] for h in d["hooks_detail"]["hooks"][:2]]')"
+	chmod -x .husky/pre-push
+	expect_ok git dnadata status
+	assert_contains "$OUT" "; not executable (git skips them): pre-push"
+}
+
+# A hook's restore cannot fail the checkout: status is where a failed post_restore shows.
+test_status_shows_a_failed_post_restore_and_then_its_success() {
+	setup_repo
+	expect_ok git dnadata snapshot
+	printf '\n[hooks]\npost_restore = true\npost_restore = echo migrating; exit 3\n' >>.dnadata/profiles.ini
+	expect_fail 1 git dnadata restore --force
+	local id
+	id=$(sed -n 's/^snapshot //p' .dnadata/refs/clean)
+	expect_ok git dnadata status
+	assert_contains "$OUT" "post_restore: FAILED: command 2 of 2 (echo migrating; exit 3) exited with 3"
+	assert_contains "$OUT" "the data of ${id:0:12} is restored: fix it and run the rest by hand (or \`git dnadata restore --force\`)"
+	expect_ok git dnadata status --json
+	assert_eq "[false, 2, 2, 3, \"echo migrating; exit 3\", \"$id\"]" \
+		"$(json_get '[d["profiles"][0]["post_restore"][k] for k in ("ok", "commands", "failed_command", "exit_status", "command", "snapshot")]')"
+	# the data stayed restored
+	assert_eq "one" "$(psql_q "$DB" "SELECT v FROM t WHERE id = 1")"
+	sed -i 's/^post_restore = echo migrating; exit 3$/post_restore = echo migrated/' .dnadata/profiles.ini
+	expect_ok git dnadata restore --force
+	expect_ok git dnadata status
+	assert_contains "$OUT" "post_restore: ok (2 commands, "
+	assert_not_contains "$OUT" "FAILED"
+	expect_ok git dnadata status --json
+	assert_eq "[true, null, null, null]" \
+		"$(json_get '[d["profiles"][0]["post_restore"][k] for k in ("ok", "failed_command", "exit_status", "command")]')"
+}
+
 run_tests
