@@ -141,8 +141,13 @@ dump_files(struct dd_repo *repo, const struct dd_config *cfg, const struct dd_pr
 		return -1;
 	}
 	url = dd_asprintf("file://%s/store", tmp);
-	if (dd_store_setup(url, tmp, NULL, &created) < 0 || dd_store_open(&st, url, tmp, DD_STORE_OFFLINE) < 0 ||
-	    dd_snapshot_begin(&sw, st) < 0)
+	/* its "created the store" lines are about a store the user never sees (no thread runs yet) */
+	enum dd_verbosity v = dd_log_verbosity();
+	if (v < DD_VERBOSE)
+		dd_log_set_verbosity(DD_QUIET);
+	int r = dd_store_setup(url, tmp, NULL, &created);
+	dd_log_set_verbosity(v);
+	if (r < 0 || dd_store_open(&st, url, tmp, DD_STORE_OFFLINE) < 0 || dd_snapshot_begin(&sw, st) < 0)
 		goto out;
 	o.conninfo = dd_config_database(cfg, p);
 	o.exclude_tables = (const char *const *)p->exclude_tables;

@@ -69,6 +69,7 @@ test_snapshot_writes_both_files_and_commits_them_with_the_ref() {
 .dnadata/inline/seed/schema.sql
 .dnadata/refs/seed" "$(git show --name-only --format= HEAD)"
 	assert_eq "$(inline_hash)" "$id" "the ref's id is the files' hash"
+	assert_not_contains "$ERR" "store" "the throwaway store is not the user's business"
 	assert_contains "$(cat .dnadata/refs/seed)" "snapshot $id"
 	assert_contains "$(cat .dnadata/refs/seed)" "inline yes"
 	local data
