@@ -80,7 +80,7 @@ export_media(struct dd_repo *repo, struct dd_store *st, const struct dd_snapshot
 	     uint64_t *files)
 {
 	const struct dd_stream_info *si = dd_snapshot_find(snap, DD_MEDIA_STREAM);
-	char *root = dd_path_join(dir, "media"), *state = dd_path_join(repo->statedir, "export-XXXXXX");
+	char *root = dd_path_join(dir, "media"), *state = NULL;
 	struct dd_media_opts mo = { .root = root, .force = 1, .progress = isatty(STDERR_FILENO) };
 	struct dd_media_stats ms;
 	int rc = -1;
@@ -91,10 +91,8 @@ export_media(struct dd_repo *repo, struct dd_store *st, const struct dd_snapshot
 		rc = 0;
 		goto out;
 	}
-	if (!mkdtemp(state)) {
-		dd_error_errno("creating a temporary folder in %s", repo->statedir);
+	if (!(state = dd_inline_tmpdir(repo->statedir, "export")))
 		goto out;
-	}
 	mo.statedir = state;
 	if (dd_mkdir_p(root, 0777) == 0 && dd_media_apply(st, dd_snapshot_id(snap), &mo, &ms) >= 0) {
 		*files = ms.files;

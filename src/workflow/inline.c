@@ -36,7 +36,10 @@
 #include "util/log.h"
 #include "util/sha256.h"
 
+#include <dirent.h>
+#include <errno.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -113,6 +116,52 @@ dd_inline_release(struct dd_inline *in)
 	dd_buf_release(&in->data);
 }
 
+/* ---- temporary folders ---- */
+
+/* Remove <statedir>/<what>-<pid>-* folders whose process is gone (a kill -9 left them). */
+static void
+reap_tmpdirs(const char *statedir, const char *what)
+{
+	DIR *d = opendir(statedir);
+	struct dirent *e;
+	size_t wl = strlen(what);
+
+	if (!d)
+		return;
+	while ((e = readdir(d))) {
+		char *end;
+		long pid;
+		if (strncmp(e->d_name, what, wl) || e->d_name[wl] != '-')
+			continue;
+		pid = strtol(e->d_name + wl + 1, &end, 10);
+		if (end == e->d_name + wl + 1 || *end != '-' || pid <= 0 || pid == (long)getpid() ||
+		    kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+			continue;
+		char *path = dd_path_join(statedir, e->d_name);
+		if (dd_rm_rf(path) < 0) {
+			dd_debug("%s", dd_error_last());
+			dd_error_clear();
+		}
+		free(path);
+	}
+	closedir(d);
+}
+
+char *
+dd_inline_tmpdir(const char *statedir, const char *what)
+{
+	char *tmp;
+
+	reap_tmpdirs(statedir, what);
+	tmp = dd_asprintf("%s/%s-%ld-XXXXXX", statedir, what, (long)getpid());
+	if (!mkdtemp(tmp)) {
+		dd_error_errno("creating a temporary folder in %s", statedir);
+		free(tmp);
+		return NULL;
+	}
+	return tmp;
+}
+
 /* ---- snapshot ---- */
 
 static int
@@ -127,7 +176,7 @@ static int
 dump_files(struct dd_repo *repo, const struct dd_config *cfg, const struct dd_profile *p,
 	   struct dd_pg_snapshot_stats *stats, struct dd_inline *out)
 {
-	char *tmp = dd_path_join(repo->statedir, "inline-XXXXXX"), *url = NULL;
+	char *tmp = dd_inline_tmpdir(repo->statedir, "inline"), *url = NULL;
 	struct dd_pg_snapshot_opts o = { 0 };
 	struct dd_snapshot_writer *sw = NULL;
 	struct dd_snapshot *snap = NULL;
@@ -135,11 +184,8 @@ dump_files(struct dd_repo *repo, const struct dd_config *cfg, const struct dd_pr
 	char id[DD_ID_HEX_SIZE];
 	int rc = -1, created;
 
-	if (!mkdtemp(tmp)) {
-		dd_error_errno("creating a temporary folder in %s", repo->statedir);
-		free(tmp);
+	if (!tmp)
 		return -1;
-	}
 	url = dd_asprintf("file://%s/store", tmp);
 	/* its "created the store" lines are about a store the user never sees (no thread runs yet) */
 	enum dd_verbosity v = dd_log_verbosity();

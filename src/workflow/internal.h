@@ -72,6 +72,12 @@ void dd_inline_id(const struct dd_buf *schema, const struct dd_buf *data, char i
 int dd_inline_read(struct dd_inline *in, struct dd_repo *repo, const struct dd_profile *p, const char *rev,
 		   struct dd_ref *ref);
 void dd_inline_release(struct dd_inline *in);
+/*
+ * A new folder <statedir>/<what>-<pid>-XXXXXX (caller removes it and
+ * frees the path), after removing those of processes that are gone (a
+ * kill -9 left them). NULL on error.
+ */
+char *dd_inline_tmpdir(const char *statedir, const char *what);
 /* dd_workflow_snapshot() of an inline profile. */
 int dd_inline_snapshot(struct dd_repo *repo, const struct dd_config *cfg, const struct dd_profile *p, int flags,
 		       const char *msg, char id_out[65]);

@@ -92,6 +92,15 @@ test_snapshot_writes_both_files_and_commits_them_with_the_ref() {
 	assert_contains "$ERR" "nothing changed"
 	assert_eq $((before + 1)) "$(git rev-list --count HEAD)"
 	assert_eq "" "$(ls .git/dnadata | grep inline- || true)" "the throwaway store is removed"
+	# one a kill -9 left (its process is gone) goes with the next snapshot; a live process's stays
+	local dead
+	sh -c 'exit 0' &
+	dead=$!
+	wait "$dead"
+	mkdir -p ".git/dnadata/inline-$dead-abcdef/store" ".git/dnadata/inline-$$-abcdef"
+	psql_q "$DB" "INSERT INTO tags VALUES ('c')"
+	expect_ok git dnadata snapshot
+	assert_eq "inline-$$-abcdef" "$(ls .git/dnadata | grep inline- || true)"
 }
 
 test_an_edit_is_a_readable_diff() {
