@@ -10,9 +10,10 @@
  * are exact), then the sequences' setval() calls and the large objects'
  * lo_put() calls, all in one transaction. Tables come in foreign-key order
  * (a referenced table before the tables that reference it, ties and cycles
- * by name), because schema.sql has already created the constraints; a
- * table's user triggers are disabled while its rows are copied, as
- * pg_dump's data would be loaded before them. Nothing in it depends on when
+ * by name), because schema.sql has already created the constraints; the
+ * tables' user triggers are disabled while the rows are copied (all before
+ * the first row, enabled again after the deferred checks), as pg_dump's
+ * data would be loaded before them. Nothing in it depends on when
  * or where it was written.
  *
  * The snapshot is hostile input: a stream name, a column list, a sequence
@@ -276,8 +277,7 @@ copy_block(struct out *o, struct dd_store *st, const struct table *t)
 	size_t len;
 	int n = 0, bol = 1, dot = 0, bad = 0; /* at a line's start; the line so far: 1 "\\", 2 "\\.", 3 other */
 
-	dd_buf_printf(&o->b, "\nALTER TABLE %s DISABLE TRIGGER USER;\nCOPY %s%s%s%s FROM stdin;\n", t->name, t->name,
-		      *cols ? " (" : "", cols, *cols ? ")" : "");
+	dd_buf_printf(&o->b, "\nCOPY %s%s%s%s FROM stdin;\n", t->name, *cols ? " (" : "", cols, *cols ? ")" : "");
 	if (dd_stream_open(&rd, st, t->si) < 0)
 		return dd_error_wrap("reading %s", dd_stream_name(t->si));
 	while (!bad && (n = dd_stream_next(rd, &data, &len)) > 0) {
@@ -305,7 +305,7 @@ copy_block(struct out *o, struct dd_store *st, const struct table *t)
 		return dd_error_wrap("reading %s", dd_stream_name(t->si));
 	if (!bol)
 		return dd_error("%s does not end with a line end: refusing it", dd_stream_name(t->si));
-	dd_buf_printf(&o->b, "\\.\nALTER TABLE %s ENABLE TRIGGER USER;\n", t->name);
+	dd_buf_puts(&o->b, "\\.\n");
 	return maybe_flush(o);
 }
 
@@ -422,12 +422,19 @@ dd_pg_sql_data(struct dd_store *st, const struct dd_snapshot *snap,
 	order = dd_calloc(n + 1, sizeof(*order));
 	fk_order(t, n, order);
 	dd_buf_printf(&o.b, preamble, enc);
+	/* before any row: an ALTER TABLE fails on a table with pending (deferred) trigger events */
+	for (size_t i = 0; i < n; i++)
+		dd_buf_printf(&o.b, "%sALTER TABLE %s DISABLE TRIGGER USER;\n", i ? "" : "\n", order[i]->name);
 	for (size_t i = 0; i < n; i++)
 		if (copy_block(&o, st, order[i]) < 0)
 			goto out;
 	if (sequences(&o, st, snap) < 0 || large_objects(&o, st, snap) < 0)
 		goto out;
-	dd_buf_puts(&o.b, "\nCOMMIT;\n");
+	/* the deferred checks now, so the triggers can be enabled again */
+	dd_buf_puts(&o.b, "\nSET CONSTRAINTS ALL IMMEDIATE;\n");
+	for (size_t i = 0; i < n; i++)
+		dd_buf_printf(&o.b, "ALTER TABLE %s ENABLE TRIGGER USER;\n", order[i]->name);
+	dd_buf_puts(&o.b, "COMMIT;\n");
 	rc = flush(&o);
 out:
 	dd_buf_release(&o.b);
