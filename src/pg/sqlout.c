@@ -275,7 +275,8 @@ copy_block(struct out *o, struct dd_store *st, const struct table *t)
 	struct dd_stream_reader *rd;
 	const void *data;
 	size_t len;
-	int n = 0, bol = 1, dot = 0, bad = 0; /* at a line's start; the line so far: 1 "\\", 2 "\\.", 3 other */
+	/* at a line's start; the line so far: 1 "\\", 2 "\\." (psql's end marker, also before a CR), 3 other */
+	int n = 0, bol = 1, dot = 0, bad = 0;
 
 	dd_buf_printf(&o->b, "\nCOPY %s%s%s%s FROM stdin;\n", t->name, *cols ? " (" : "", cols, *cols ? ")" : "");
 	if (dd_stream_open(&rd, st, t->si) < 0)
@@ -288,7 +289,7 @@ copy_block(struct out *o, struct dd_store *st, const struct table *t)
 				bol = 1, dot = 0;
 				continue;
 			}
-			dot = (bol && s[i] == '\\') ? 1 : (dot == 1 && s[i] == '.') ? 2 : 3;
+			dot = (bol && s[i] == '\\') ? 1 : (dot == 1 && s[i] == '.') ? 2 : (dot == 2 && s[i] == '\r') ? 2 : 3;
 			bol = 0;
 		}
 		dd_buf_put(&o->b, data, len);
