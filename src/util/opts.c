@@ -96,7 +96,11 @@ print_table(const struct dd_option *opts)
 		dd_buf_printf(&b, "--%s", opts->long_name);
 		if (opts->type != DD_OPT_BOOL)
 			dd_buf_printf(&b, " <%s>", opts->argh ? opts->argh : "value");
-		printf("    %-28s %s\n", b.ptr, opts->help ? opts->help : "");
+		/* an option too long for its column gets its help on the next line (as git's) */
+		if (b.len >= 28)
+			printf("    %s\n    %-28s %s\n", b.ptr, "", opts->help ? opts->help : "");
+		else
+			printf("    %-28s %s\n", b.ptr, opts->help ? opts->help : "");
 		dd_buf_release(&b);
 	}
 }
