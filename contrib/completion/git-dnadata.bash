@@ -38,12 +38,13 @@ __git_dnadata_takes_profile ()
 	return 1
 }
 
+# shellcheck disable=SC2154 # cur, prev, words, cword: set by git's completion
 _git_dnadata ()
 {
-	local i cmd= sub= subcmds c=$((${__git_cmd_idx:-0} + 1))
+	local cmd='' sub='' subcmds c=$((${__git_cmd_idx:-0} + 1))
 
 	# the git-dnadata command: the first word after "dnadata" that is no option
-	while [ $c -lt $cword ]; do
+	while [ "$c" -lt "$cword" ]; do
 		case "${words[c]}" in
 		-*) ;;
 		*) cmd=${words[c]}; break ;;
@@ -112,6 +113,7 @@ if ! declare -F __git_complete >/dev/null; then
 	if declare -F _completion_loader >/dev/null; then
 		_completion_loader git
 	elif [ -f /usr/share/bash-completion/completions/git ]; then
+		# shellcheck disable=SC1091
 		. /usr/share/bash-completion/completions/git
 	fi
 fi

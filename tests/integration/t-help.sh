@@ -25,7 +25,7 @@ test_help_lists_the_commands() {
 }
 
 test_every_listed_command_has_usage_and_examples() {
-	local cmd bad= ex
+	local cmd bad='' ex
 	for cmd in $(listed_commands); do
 		run git dnadata "$cmd" -h
 		if [ "$RC" != 0 ] || [ -n "$ERR" ]; then
@@ -73,7 +73,7 @@ test_every_option_line_separates_the_option_from_its_help() {
 }
 
 test_every_listed_command_has_a_readme_section_with_an_example() {
-	local cmd bad= section
+	local cmd bad='' section
 	for cmd in $(listed_commands); do
 		section=$(readme_section "$cmd")
 		if [ -z "$section" ]; then

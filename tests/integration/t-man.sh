@@ -50,7 +50,7 @@ test_the_page_renders_without_warnings() {
 
 test_the_page_has_the_sections_and_every_command() {
 	gen_page
-	local text cmd bad= sec
+	local text cmd bad='' sec
 	text=$(render "$T/git-dnadata.1")
 	for sec in NAME SYNOPSIS DESCRIPTION COMMANDS "EXIT STATUS" ENVIRONMENT FILES "SEE ALSO"; do
 		echo "$text" | grep -qx "$sec" || bad="$bad"$'\n'"no section $sec"
