@@ -57,7 +57,11 @@ test_a_command_s_options_are_completed() {
 	setup_repo
 	local got
 	got=$(complete_line git dnadata snapshot --)
-	assert_eq $'--dump-only\n--help\n--message=\n--no-commit\n--quiet\n--verbose' "$got" "snapshot's options"
+	# exactly what the program lists (its option table), whatever options it gains later
+	assert_eq "$(git dnadata snapshot --list-opts | sort)" "$got" "snapshot's options"
+	assert_contains "$got" $'--message=\n'
+	assert_contains "$got" $'--no-commit\n'
+	assert_contains "$got" $'--verbose'
 	got=$(complete_line git dnadata restore --t)
 	assert_eq "--terminate" "$got"
 	got=$(complete_line git dnadata init --st)
@@ -105,7 +109,8 @@ test_git_dnadata_itself_is_completed() {
 	setup_repo
 	assert_eq "snapshot" "$(complete_line git-dnadata sn)"
 	assert_eq $'clean\ncustomer1\nshop' "$(complete_line git-dnadata restore "")"
-	assert_eq $'--dump-only\n--help\n--message=\n--no-commit\n--quiet\n--verbose' "$(complete_line git-dnadata snapshot --)"
+	assert_eq "$(git dnadata snapshot --list-opts | sort)" "$(complete_line git-dnadata snapshot --)"
+	assert_contains "$(complete_line git-dnadata snapshot --)" "--dump-only"
 }
 
 # Installed by `make install` where bash-completion looks, under the name git's
