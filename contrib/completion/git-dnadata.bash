@@ -66,8 +66,9 @@ _git_dnadata ()
 
 	# an option's value
 	case "$cur" in
-	--from=*|--to=*)
-		__gitcomp_nl "$(__git_dnadata --list-profiles)" "" "${cur#*=}"
+	--from=*|--to=*|--profile=*)
+		# init --profile names a new one
+		[ "$cmd" = init ] || __gitcomp_nl "$(__git_dnadata --list-profiles)" "" "${cur#*=}"
 		return
 		;;
 	--at=*)
@@ -83,15 +84,15 @@ _git_dnadata ()
 		;;
 	esac
 	case "$prev" in
-	--from|--to)
-		__gitcomp_nl "$(__git_dnadata --list-profiles)"
+	--from|--to|--profile)
+		[ "$cmd" = init ] || __gitcomp_nl "$(__git_dnadata --list-profiles)"
 		return
 		;;
 	--at)
 		__git_complete_refs
 		return
 		;;
-	-m|--message|--store|--database|--profile|--media|--worktree-database|--sql|--from-dump)
+	-m|--message|--store|--database|--media|--worktree-database|--sql|--from-dump)
 		return
 		;;
 	esac

@@ -76,6 +76,7 @@ test_profile_names_are_completed() {
 	assert_eq $'clean\ncustomer1\nshop' "$(complete_line git dnadata new-profile x --from "")" "--from PROFILE"
 	assert_eq $'shop' "$(complete_line git dnadata new-profile x --from=s)" "--from=PROFILE"
 	assert_eq "" "$(complete_line git dnadata new-profile "")" "a new profile's name is not an existing one"
+	assert_eq "" "$(complete_line git dnadata init --profile "")" "init --profile names a new one"
 	assert_eq "" "$(cat "$T/.cerr")" "stderr"
 	# from a subdirectory, and through git -C
 	mkdir -p sub/dir && cd sub/dir
