@@ -213,6 +213,8 @@ append_section(struct dd_buf *text, const char *name, const struct dd_profile *s
 		dd_buf_printf(text, "terminate_connections = %s\n", src->terminate_connections ? "true" : "false");
 	if (src && src->lock_wait_timeout > 0)
 		dd_buf_printf(text, "lock_wait_timeout = %d\n", src->lock_wait_timeout);
+	if (src && src->schema_dump >= 0)
+		dd_buf_printf(text, "schema_dump = %s\n", src->schema_dump ? "true" : "false");
 	return 0;
 }
 
@@ -228,6 +230,7 @@ add_to_config(struct dd_config *cfg, const char *name, const struct dd_profile *
 	np->name = dd_strdup(name);
 	np->terminate_connections = src ? src->terminate_connections : -1;
 	np->lock_wait_timeout = src ? src->lock_wait_timeout : 0;
+	np->schema_dump = src ? src->schema_dump : -1;
 	np->database = src && src->database ? dd_strdup(src->database) : NULL;
 	np->media = media ? dd_strdup(media) : src && src->media ? dd_strdup(src->media) : NULL;
 	np->media_owner = src && src->media_owner ? dd_strdup(src->media_owner) : NULL;

@@ -59,6 +59,15 @@ struct dd_pg_snapshot_stats {
 int dd_pg_snapshot(struct dd_snapshot_writer *sw, const struct dd_pg_snapshot_opts *o,
 		   struct dd_pg_snapshot_stats *stats);
 
+/*
+ * Append the schema of database `o->conninfo` to `out` as a snapshot would
+ * hold it (pg_dump pre-data then post-data in one exported snapshot, with
+ * `o->exclude_tables` left out; the rest of `o` but the lock wait unused):
+ * raw pg_dump text, for dd_schema_normalise() (normalise.h). 0 or -1.
+ */
+struct dd_buf;
+int dd_pg_schema_dump(const struct dd_pg_snapshot_opts *o, struct dd_buf *out);
+
 struct dd_pg_restore_opts {
 	const char *conninfo;  /* names the working database */
 	const char *statedir;  /* where the working/stash records live */
