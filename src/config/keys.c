@@ -90,6 +90,7 @@ static const struct key keys[] = {
 	{ SEC_PROFILE, "terminate_connections", K_BOOL, BOTH, P(terminate_connections) },
 	{ SEC_PROFILE, "lock_wait_timeout", K_SECONDS, BOTH, P(lock_wait_timeout) },
 	{ SEC_PROFILE, "schema_dump", K_BOOL, BOTH, P(schema_dump) },
+	{ SEC_PROFILE, "post_restore", K_COMMANDS, BOTH, P(post_restore) },
 };
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
 

@@ -215,6 +215,9 @@ append_section(struct dd_buf *text, const char *name, const struct dd_profile *s
 		dd_buf_printf(text, "lock_wait_timeout = %d\n", src->lock_wait_timeout);
 	if (src && src->schema_dump >= 0)
 		dd_buf_printf(text, "schema_dump = %s\n", src->schema_dump ? "true" : "false");
+	for (size_t i = 0; src && src->post_restore && src->post_restore[i]; i++)
+		if (write_setting(text, "post_restore", src->post_restore[i]) < 0)
+			return -1;
 	return 0;
 }
 
@@ -236,6 +239,7 @@ add_to_config(struct dd_config *cfg, const char *name, const struct dd_profile *
 	np->media_owner = src && src->media_owner ? dd_strdup(src->media_owner) : NULL;
 	np->exclude_tables = src ? dd_config_list_copy(src->exclude_tables) : NULL;
 	np->exclude_data = src ? dd_config_list_copy(src->exclude_data) : NULL;
+	np->post_restore = src ? dd_config_list_copy(src->post_restore) : NULL;
 }
 
 int
