@@ -77,6 +77,20 @@ struct dd_pg_restore_opts {
 };
 
 
+/*
+ * ---- a snapshot as plain SQL (sqlout.c, issue 18; docs/FORMAT.md §9) ----
+ * The schema (pre-data then post-data) normalised (pg/normalise.h), and
+ * the rows as data.sql: per table in foreign-key order a COPY ... FROM
+ * stdin block of its stream's rows, then setval() and lo_put() calls, in
+ * one transaction; written through fn (a call per piece of at most about
+ * 1 MiB; < 0 stops). Both 0 or -1; a stream that is not what FORMAT.md §7
+ * says is refused.
+ */
+struct dd_buf;
+int dd_pg_sql_schema(struct dd_store *st, const struct dd_snapshot *snap, struct dd_buf *out);
+int dd_pg_sql_data(struct dd_store *st, const struct dd_snapshot *snap,
+		   int (*fn)(void *arg, const void *data, size_t len), void *arg);
+
 /* ---- switching (switch.c): stashes, templates and spares ---- */
 
 /*
@@ -127,6 +141,11 @@ struct dd_pg_switch_opts {
 	 */
 	int (*load)(void *arg, struct dd_store **st, struct dd_snapshot **snap);
 	void *load_arg;
+	/*
+	 * An inline profile (issue 18): build from these plain SQL texts
+	 * (schema.sql, data.sql; sqlload.c) instead of `load`. NULL: use load.
+	 */
+	const struct dd_buf *sql_schema, *sql_data;
 	const struct dd_pg_switch_media *media; /* NULL: no media folder switches with it */
 };
 

@@ -149,6 +149,16 @@ struct dd_post_restore_last {
 int dd_workflow_post_restore_last(struct dd_repo *repo, const char *profile, struct dd_post_restore_last *out);
 void dd_workflow_post_restore_last_release(struct dd_post_restore_last *r);
 
+/*
+ * ---- export --sql (export.c, issue 18) ----
+ * Write p's snapshot (as its ref file names it in the work tree, or at
+ * `rev`) to folder `dir` (missing or empty, else refused) as schema.sql,
+ * data.sql and media/ (when the snapshot has a media folder), from the
+ * local cache or the store; an inline profile's files from git. 0 or -1.
+ */
+int dd_workflow_export(struct dd_repo *repo, const struct dd_config *cfg, const struct dd_profile *p, const char *rev,
+		       const char *dir);
+
 /* ---- switching: branches and warm spares (switch.c) ---- */
 
 /* The branch HEAD is on (caller frees), or NULL (detached, unborn). */
