@@ -67,6 +67,14 @@ int dd_pg_snapshot(struct dd_snapshot_writer *sw, const struct dd_pg_snapshot_op
  */
 struct dd_buf;
 int dd_pg_schema_dump(const struct dd_pg_snapshot_opts *o, struct dd_buf *out);
+/*
+ * Run plain SQL `schema` then `data` (psql-style: COPY ... FROM stdin blocks
+ * allowed) in database `db` on the server of `conninfo`: promote-schema's
+ * check that a profile's rows load into another's schema. -1 with the
+ * server's message and the failing statement's place ("the schema" or
+ * "the data", line). 0 or -1.
+ */
+int dd_pg_load_sql(const char *conninfo, const char *db, const struct dd_buf *schema, const struct dd_buf *data);
 
 struct dd_pg_restore_opts {
 	const char *conninfo;  /* names the working database */

@@ -891,6 +891,9 @@ dd_workflow_restore(struct dd_repo *repo, const struct dd_config *cfg, const str
 	if (!(flags & DD_RESTORE_NO_HOOKS) &&
 	    run_post_restore(repo, cfg, p, ref->snapshot, conninfo, res.database) < 0)
 		rc = DD_EHOOK;
+	/* the schema after the migrations (not after a failed one: half a migration is no schema to review) */
+	if (rc == 0)
+		dd_workflow_schema_dump_after_restore(repo, cfg, p);
 out:
 	if (rc == DD_ERROR)
 		dd_error_wrap("restoring profile %s", p->name);
