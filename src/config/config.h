@@ -29,6 +29,8 @@ struct dd_profile {
 	char **exclude_data;   /* tables kept schema-only; NULL-terminated */
 	int terminate_connections; /* -1 = unset (use global), 0 or 1 */
 	int lock_wait_timeout;     /* seconds; 0 = unset (use [database]); see dd_config_lock_wait_timeout() */
+	int schema_dump;           /* schema_dump: -1 = unset (yes), 0 = no automatic schema dump after a restore, 1 */
+	char **post_restore;       /* post_restore commands, run before [hooks]' ones, in order; NULL-terminated */
 	int is_inline;             /* inline: data kept in git as .dnadata/inline/<name>/ (issue 18); 0 or 1 */
 };
 

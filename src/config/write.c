@@ -213,6 +213,11 @@ append_section(struct dd_buf *text, const char *name, const struct dd_profile *s
 		dd_buf_printf(text, "terminate_connections = %s\n", src->terminate_connections ? "true" : "false");
 	if (src && src->lock_wait_timeout > 0)
 		dd_buf_printf(text, "lock_wait_timeout = %d\n", src->lock_wait_timeout);
+	if (src && src->schema_dump >= 0)
+		dd_buf_printf(text, "schema_dump = %s\n", src->schema_dump ? "true" : "false");
+	for (size_t i = 0; src && src->post_restore && src->post_restore[i]; i++)
+		if (write_setting(text, "post_restore", src->post_restore[i]) < 0)
+			return -1;
 	if (is_inline || (src && src->is_inline))
 		dd_buf_puts(text, "inline = yes\n");
 	return 0;
@@ -231,11 +236,13 @@ add_to_config(struct dd_config *cfg, const char *name, const struct dd_profile *
 	np->name = dd_strdup(name);
 	np->terminate_connections = src ? src->terminate_connections : -1;
 	np->lock_wait_timeout = src ? src->lock_wait_timeout : 0;
+	np->schema_dump = src ? src->schema_dump : -1;
 	np->database = src && src->database ? dd_strdup(src->database) : NULL;
 	np->media = media ? dd_strdup(media) : src && src->media ? dd_strdup(src->media) : NULL;
 	np->media_owner = src && src->media_owner ? dd_strdup(src->media_owner) : NULL;
 	np->exclude_tables = src ? dd_config_list_copy(src->exclude_tables) : NULL;
 	np->exclude_data = src ? dd_config_list_copy(src->exclude_data) : NULL;
+	np->post_restore = src ? dd_config_list_copy(src->post_restore) : NULL;
 	np->is_inline = is_inline || (src && src->is_inline);
 }
 

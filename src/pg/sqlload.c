@@ -103,14 +103,17 @@ dd_pg_run_sql(PGconn *c, const char *text, size_t len, const char *what)
 		if (PQresultStatus(res) != PGRES_COPY_IN) {
 			dd_pg_error(c, res);
 			PQclear(res);
-			dd_error_wrap("%s, line %zu", what, lineno);
+			dd_error_wrap("%s, line %zu: `%.*s`", what, lineno, l > 200 ? 200 : (int)l, line);
 			goto out;
 		}
 		PQclear(res);
 		dd_buf_clear(&sql);
 		pos += nl ? l + 1 : l;
-		if (copy_rows(c, text, len, &pos, &lineno, what) < 0)
+		if (copy_rows(c, text, len, &pos, &lineno, what) < 0) {
+			/* the statement the rows were for (promote-schema's refusal names it) */
+			dd_error_wrap("`%.*s`", l > 200 ? 200 : (int)l, line);
 			goto out;
+		}
 	}
 	if (run_pending(c, &sql, what, lineno + 1) < 0)
 		goto out;

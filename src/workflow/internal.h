@@ -52,6 +52,12 @@ int dd_media_finish_pending(struct dd_repo *repo, const struct dd_config *cfg, c
 int dd_media_at_snapshot(struct dd_repo *repo, const struct dd_config *cfg, const struct dd_profile *p,
 			 const char *snapshot, const char **why);
 
+/* ---- post-restore.c ---- */
+
+struct dd_post_restore_last;
+/* Replace the record of `profile`'s last post_restore run with `r` (atomic). 0 or -1. */
+int dd_workflow_post_restore_record(struct dd_repo *repo, const char *profile, const struct dd_post_restore_last *r);
+
 /* ---- inline profiles (inline.c, issue 18; docs/FORMAT.md §9) ---- */
 
 struct dd_ref;
