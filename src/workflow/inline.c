@@ -30,6 +30,7 @@
 #include "pg/state.h"
 #include "store/store.h"
 #include "util/buf.h"
+#include "util/conninfo.h"
 #include "util/err.h"
 #include "util/fs.h"
 #include "util/hex.h"
@@ -171,9 +172,9 @@ put_buf(void *arg, const void *data, size_t len)
 	return 0;
 }
 
-/* The database of p, dumped into a throwaway store under <statedir>, as schema.sql and data.sql. */
+/* Database `conninfo` (p's settings), dumped into a throwaway store under <statedir>, as schema.sql and data.sql. */
 static int
-dump_files(struct dd_repo *repo, const struct dd_config *cfg, const struct dd_profile *p,
+dump_files(struct dd_repo *repo, const struct dd_config *cfg, const struct dd_profile *p, const char *conninfo,
 	   struct dd_pg_snapshot_stats *stats, struct dd_inline *out)
 {
 	char *tmp = dd_inline_tmpdir(repo->statedir, "inline"), *url = NULL;
@@ -195,7 +196,7 @@ dump_files(struct dd_repo *repo, const struct dd_config *cfg, const struct dd_pr
 	dd_log_set_verbosity(v);
 	if (r < 0 || dd_store_open(&st, url, tmp, DD_STORE_OFFLINE) < 0 || dd_snapshot_begin(&sw, st) < 0)
 		goto out;
-	o.conninfo = dd_config_database(cfg, p);
+	o.conninfo = conninfo;
 	o.exclude_tables = (const char *const *)p->exclude_tables;
 	o.exclude_data = (const char *const *)p->exclude_data;
 	o.jobs = cfg->jobs;
@@ -299,11 +300,11 @@ files_equal(struct dd_repo *repo, const struct dd_profile *p, const struct dd_in
 }
 
 int
-dd_inline_snapshot(struct dd_repo *repo, const struct dd_config *cfg, const struct dd_profile *p, int flags,
-		   const char *msg, char id_out[65])
+dd_inline_snapshot(struct dd_repo *repo, const struct dd_config *cfg, const struct dd_profile *p,
+		   const char *source_db, int flags, const char *msg, char id_out[65])
 {
 	char *rel[3] = { dd_ref_path(p->name), dd_inline_path(p->name, "schema.sql"), dd_inline_path(p->name, "data.sql") };
-	char *abs = dd_repo_path(repo, rel[0]), *now = dd_pg_now_iso();
+	char *abs = dd_repo_path(repo, rel[0]), *now = dd_pg_now_iso(), *source = NULL;
 	struct dd_inline in = { DD_BUF_INIT, DD_BUF_INIT };
 	struct dd_pg_snapshot_stats stats;
 	struct dd_ref *old = NULL, *ref = NULL;
@@ -324,11 +325,15 @@ dd_inline_snapshot(struct dd_repo *repo, const struct dd_config *cfg, const stru
 		goto out;
 	if (dd_ref_read_named(&old, abs, rel[0]) < 0)
 		goto out;
-	if (dump_files(repo, cfg, p, &stats, &in) < 0)
+	if (source_db && !(source = dd_conninfo_with_dbname(dd_config_database(cfg, p), source_db)))
+		goto out;
+	if (dump_files(repo, cfg, p, source ? source : dd_config_database(cfg, p), &stats, &in) < 0)
 		goto out;
 	dd_inline_id(&in.schema, &in.data, id);
 	memcpy(id_out, id, sizeof(id));
-	if (dd_pg_state_set(repo->statedir, dd_config_database(cfg, p), id, p->name, "snapshot", stats.fingerprint) < 0) {
+	/* the working database holds what was dumped (another source database: it does not) */
+	if (!source_db &&
+	    dd_pg_state_set(repo->statedir, dd_config_database(cfg, p), id, p->name, "snapshot", stats.fingerprint) < 0) {
 		dd_warn("%s", dd_error_last());
 		dd_error_clear();
 	}
@@ -353,6 +358,9 @@ out:
 	dd_ref_free(ref);
 	dd_inline_release(&in);
 	free(stats.fingerprint);
+	if (source)
+		explicit_bzero(source, strlen(source)); /* it may hold the password */
+	free(source);
 	free(now);
 	free(abs);
 	for (size_t i = 0; i < 3; i++)

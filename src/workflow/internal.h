@@ -84,8 +84,13 @@ void dd_inline_release(struct dd_inline *in);
  * kill -9 left them). NULL on error.
  */
 char *dd_inline_tmpdir(const char *statedir, const char *what);
-/* dd_workflow_snapshot() of an inline profile. */
-int dd_inline_snapshot(struct dd_repo *repo, const struct dd_config *cfg, const struct dd_profile *p, int flags,
-		       const char *msg, char id_out[65]);
+/*
+ * dd_workflow_snapshot() of an inline profile; `source_db` (NULL: the
+ * working database) names another database on its server to dump instead
+ * (snapshot --from-dump's scratch database), which is then not recorded as
+ * the working database's.
+ */
+int dd_inline_snapshot(struct dd_repo *repo, const struct dd_config *cfg, const struct dd_profile *p,
+		       const char *source_db, int flags, const char *msg, char id_out[65]);
 
 #endif

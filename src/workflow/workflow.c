@@ -268,7 +268,7 @@ snapshot_profile(struct dd_repo *repo, const struct dd_config *cfg, const struct
 	memset(&stats, 0, sizeof(stats));
 	memset(&mstats, 0, sizeof(mstats));
 	if (p->is_inline) { /* its data goes to git, not the store (inline.c) */
-		rc = dd_inline_snapshot(repo, cfg, p, flags, msg, id_out);
+		rc = dd_inline_snapshot(repo, cfg, p, source_db, flags, msg, id_out);
 		goto out;
 	}
 	/* always in this order (profile, then database), so two runs never wait for each other in a cycle */

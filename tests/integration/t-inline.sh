@@ -202,6 +202,26 @@ test_a_broken_data_file_fails_and_leaves_the_database() {
 	assert_consistent
 }
 
+test_snapshot_from_a_dump_writes_the_dump_s_data_into_the_files() {
+	setup_inline
+	expect_ok git dnadata snapshot
+	local other
+	other=$(pg_newdb inlsrc)
+	psql_q "$other" "CREATE TABLE only_in_dump (id int PRIMARY KEY, v text); INSERT INTO only_in_dump VALUES (1, 'dumped')"
+	"$DD_PG_BINDIR/pg_dump" -Fc -f "$T/dump" "$other"
+	expect_ok git dnadata snapshot --from-dump "$T/dump"
+	local id=$OUT
+	assert_contains "$(cat .dnadata/inline/seed/data.sql)" $'COPY public.only_in_dump (id, v) FROM stdin;
+1	dumped
+\.'
+	assert_not_contains "$(cat .dnadata/inline/seed/data.sql)" "public.users"
+	assert_eq "$(inline_hash)" "$id"
+	assert_eq "" "$(git status --porcelain)"
+	# the working database is not what was dumped: a restore loads the dump's data
+	expect_ok git dnadata restore
+	assert_eq "dumped" "$(psql_q "$DB" "SELECT v FROM only_in_dump")"
+}
+
 test_push_and_verify_leave_inline_refs_alone() {
 	setup_inline
 	expect_ok git dnadata snapshot
