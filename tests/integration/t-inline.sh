@@ -140,6 +140,34 @@ test_a_fresh_clone_without_key_or_store_restores_it() {
 	assert_contains "$ERR" "already holds snapshot ${id:0:12}"
 }
 
+test_a_fresh_clone_s_hooks_switch_inline_data_without_a_key() {
+	setup_inline
+	expect_ok git dnadata snapshot
+	local main_data b_data
+	main_data=$(content)
+	git checkout -q -b B
+	psql_q "$DB" "INSERT INTO tags VALUES ('only-on-b')"
+	expect_ok git dnadata snapshot
+	b_data=$(content)
+	git checkout -q main
+	git clone -q "$T/repo" "$T/clone"
+	cd "$T/clone"
+	local db2
+	db2=$(pg_newdb inlhook)
+	psql_q postgres "DROP DATABASE $db2"
+	mkdir -m 700 .git/dnadata
+	printf '[database]\nurl = dbname=%s\nspares = 0\n' "$db2" >.git/dnadata/config.ini
+	expect_ok git dnadata install-hooks
+	expect_ok git dnadata use seed
+	assert_eq "$main_data" "$(content "$db2")"
+	expect_ok git checkout -q B
+	assert_eq "$b_data" "$(content "$db2")" "post-checkout switched the clone's database to B's inline data"
+	expect_ok git checkout -q main
+	assert_eq "$main_data" "$(content "$db2")"
+	assert_no_file .git/dnadata/key
+	assert_no_file .git/dnadata/store
+}
+
 test_restore_keeps_the_edited_database_as_a_stash() {
 	setup_inline
 	expect_ok git dnadata snapshot
