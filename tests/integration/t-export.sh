@@ -108,6 +108,21 @@ schema.sql" "$(ls "$T/out")"
 	cmp "$T/out/schema.sql" "$T/out2/schema.sql" || fail "schema.sql differs between two exports"
 }
 
+# No superuser needed: the owner of an empty database loads it (DISABLE TRIGGER USER is the table owner's right).
+test_export_loads_as_a_plain_database_owner() {
+	setup_rich
+	expect_ok git dnadata snapshot
+	expect_ok git dnadata export clean --sql "$T/out"
+	local db2 role="exp_owner_$BASHPID"
+	db2=$(pg_newdb expowner)
+	psql_q postgres "CREATE ROLE $role LOGIN NOSUPERUSER; ALTER DATABASE $db2 OWNER TO $role"
+	PSQL -U "$role" -d "$db2" -f "$T/out/schema.sql" >/dev/null
+	PSQL -U "$role" -d "$db2" -f "$T/out/data.sql" >/dev/null
+	assert_eq "$(content "$DB")" "$(content "$db2")"
+	psql_q postgres "DROP DATABASE $db2"
+	psql_q postgres "DROP ROLE $role"
+}
+
 test_export_needs_no_database_and_reads_the_ref_at_a_revision() {
 	setup_rich
 	expect_ok git dnadata snapshot
