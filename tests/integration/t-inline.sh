@@ -255,6 +255,11 @@ test_push_and_verify_leave_inline_refs_alone() {
 	expect_ok git dnadata snapshot
 	expect_ok git dnadata push
 	expect_ok git dnadata verify
+	# the pre-push hook looks at the ref files the pushed commits change: an inline one needs nothing
+	git init -q --bare "$T/remote.git"
+	git remote add origin "$T/remote.git"
+	expect_ok git push -q origin main
+	assert_eq "$(git rev-parse main)" "$(git --git-dir="$T/remote.git" rev-parse main)"
 }
 
 run_tests
