@@ -251,10 +251,14 @@ test_snapshot_from_a_dump_writes_the_dump_s_data_into_the_files() {
 }
 
 test_push_and_verify_leave_inline_refs_alone() {
-	setup_inline
-	expect_ok git dnadata snapshot
+	# a shared store, so the pre-push hook has somewhere to upload to
+	repo_with_db inlpush --store "file://$T/shared-store"
+	expect_ok git dnadata new-profile seed --inline
+	psql_q "$DB" "CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1)"
+	expect_ok git dnadata snapshot seed
 	expect_ok git dnadata push
 	expect_ok git dnadata verify
+	expect_ok git dnadata fetch seed
 	# the pre-push hook looks at the ref files the pushed commits change: an inline one needs nothing
 	git init -q --bare "$T/remote.git"
 	git remote add origin "$T/remote.git"
