@@ -5,7 +5,9 @@
  * Exit codes: 0 success, 1 failure, 2 usage error (README, "Exit codes").
  */
 #include "config.h"
+#include "config/config.h"
 #include "dnadata.h"
+#include "git/repo.h"
 #include "util/secret.h"
 
 #include <curl/curl.h>
@@ -93,6 +95,39 @@ print_version(void)
 	printf("libsodium %s\n", sodium_version_string());
 	printf("inih %s\n", DD_INIH_VERSION);
 	printf("zstd %s\n", ZSTD_versionString());
+}
+
+/*
+ * The bash completion's questions (contrib/completion/git-dnadata.bash),
+ * hidden: answered from the command table and the configuration loader, so
+ * the completion cannot go stale. --list-cmds: the commands -h lists, one a
+ * line. --list-profiles: the profiles of the repository around the current
+ * directory; outside one, or with a configuration that does not load,
+ * nothing is printed (no error: a completion must stay quiet) and the exit
+ * code is 1.
+ */
+static int
+list_cmds(void)
+{
+	for (size_t i = 0; commands[i]; i++)
+		if (commands[i]->summary)
+			printf("%s\n", commands[i]->name);
+	return DD_EXIT_OK;
+}
+
+static int
+list_profiles(void)
+{
+	struct dd_repo *repo;
+	struct dd_config *cfg;
+
+	if (dd_config_open(&repo, &cfg) < 0)
+		return DD_EXIT_FAILURE;
+	for (size_t i = 0; i < cfg->nprofiles; i++)
+		printf("%s\n", cfg->profiles[i].name);
+	dd_config_free(cfg);
+	dd_repo_free(repo);
+	return DD_EXIT_OK;
 }
 
 static const struct dd_command *
@@ -186,6 +221,9 @@ main(int argc, char **argv)
 		else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
 			print_help();
 			rc = 0;
+			goto out;
+		} else if (!strcmp(a, "--list-cmds") || !strcmp(a, "--list-profiles")) {
+			rc = !strcmp(a, "--list-cmds") ? list_cmds() : list_profiles();
 			goto out;
 		} else if (!strcmp(a, "--version")) {
 			print_version();

@@ -17,6 +17,11 @@ static const char *const install_usage[] = {
 	"a push first uploads the snapshots its commits name. A hook you already have is",
 	"kept as <hook>.before-dnadata and still runs first. `git dnadata init` installs",
 	"them too; running this again updates them.",
+	"",
+	"Examples:",
+	"  git dnadata install-hooks",
+	"  git config core.hooksPath .githooks && git dnadata install-hooks",
+	"  DNADATA_SKIP=1 git checkout main     # this checkout leaves the database alone",
 	NULL,
 };
 
@@ -25,6 +30,10 @@ static const char *const uninstall_usage[] = {
 	"",
 	"Removes git-dnadata's git hooks and puts back the hooks kept as",
 	"<hook>.before-dnadata. Hooks that are not git-dnadata's are left alone.",
+	"",
+	"Examples:",
+	"  git dnadata uninstall-hooks",
+	"  git dnadata uninstall-hooks && git dnadata install-hooks   # start afresh",
 	NULL,
 };
 

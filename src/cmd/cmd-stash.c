@@ -51,6 +51,7 @@ static const char *const usage[] = {
 	"Examples:",
 	"  git dnadata stash list",
 	"  git dnadata stash drop myapp__dnadata_stash_20261129101500",
+	"  git dnadata stash media myapp__dnadata_stash_20261129101500 /tmp/uploads-before",
 	NULL,
 };
 

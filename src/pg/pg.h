@@ -59,6 +59,23 @@ struct dd_pg_snapshot_stats {
 int dd_pg_snapshot(struct dd_snapshot_writer *sw, const struct dd_pg_snapshot_opts *o,
 		   struct dd_pg_snapshot_stats *stats);
 
+/*
+ * Append the schema of database `o->conninfo` to `out` as a snapshot would
+ * hold it (pg_dump pre-data then post-data in one exported snapshot, with
+ * `o->exclude_tables` left out; the rest of `o` but the lock wait unused):
+ * raw pg_dump text, for dd_schema_normalise() (normalise.h). 0 or -1.
+ */
+struct dd_buf;
+int dd_pg_schema_dump(const struct dd_pg_snapshot_opts *o, struct dd_buf *out);
+/*
+ * Run plain SQL `schema` then `data` (psql-style: COPY ... FROM stdin blocks
+ * allowed) in database `db` on the server of `conninfo`: promote-schema's
+ * check that a profile's rows load into another's schema. -1 with the
+ * server's message and the failing statement's place ("the schema" or
+ * "the data", line). 0 or -1.
+ */
+int dd_pg_load_sql(const char *conninfo, const char *db, const struct dd_buf *schema, const struct dd_buf *data);
+
 struct dd_pg_restore_opts {
 	const char *conninfo;  /* names the working database */
 	const char *statedir;  /* where the working/stash records live */
@@ -67,6 +84,20 @@ struct dd_pg_restore_opts {
 	int terminate;         /* end other sessions on the working database */
 };
 
+
+/*
+ * ---- a snapshot as plain SQL (sqlout.c, issue 18; docs/FORMAT.md §9) ----
+ * The schema (pre-data then post-data) normalised (pg/normalise.h), and
+ * the rows as data.sql: per table in foreign-key order a COPY ... FROM
+ * stdin block of its stream's rows, then setval() and lo_put() calls, in
+ * one transaction; written through fn (a call per piece of at most about
+ * 1 MiB; < 0 stops). Both 0 or -1; a stream that is not what FORMAT.md §7
+ * says is refused.
+ */
+struct dd_buf;
+int dd_pg_sql_schema(struct dd_store *st, const struct dd_snapshot *snap, struct dd_buf *out);
+int dd_pg_sql_data(struct dd_store *st, const struct dd_snapshot *snap,
+		   int (*fn)(void *arg, const void *data, size_t len), void *arg);
 
 /* ---- switching (switch.c): stashes, templates and spares ---- */
 
@@ -118,6 +149,11 @@ struct dd_pg_switch_opts {
 	 */
 	int (*load)(void *arg, struct dd_store **st, struct dd_snapshot **snap);
 	void *load_arg;
+	/*
+	 * An inline profile (issue 18): build from these plain SQL texts
+	 * (schema.sql, data.sql; sqlload.c) instead of `load`. NULL: use load.
+	 */
+	const struct dd_buf *sql_schema, *sql_data;
 	const struct dd_pg_switch_media *media; /* NULL: no media folder switches with it */
 };
 

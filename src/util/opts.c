@@ -96,7 +96,11 @@ print_table(const struct dd_option *opts)
 		dd_buf_printf(&b, "--%s", opts->long_name);
 		if (opts->type != DD_OPT_BOOL)
 			dd_buf_printf(&b, " <%s>", opts->argh ? opts->argh : "value");
-		printf("    %-28s %s\n", b.ptr, opts->help ? opts->help : "");
+		/* an option too long for its column gets its help on the next line (as git's) */
+		if (b.len >= 28)
+			printf("    %s\n    %-28s %s\n", b.ptr, "", opts->help ? opts->help : "");
+		else
+			printf("    %-28s %s\n", b.ptr, opts->help ? opts->help : "");
 		dd_buf_release(&b);
 	}
 }
@@ -216,12 +220,68 @@ common_option(const struct dd_option *o, const char *const *usage, const struct 
 	}
 }
 
+static void
+list_opts(const struct dd_option *opts)
+{
+	for (; opts && opts->type != DD_OPT_END; opts++)
+		printf("--%s%s\n", opts->long_name, opts->type == DD_OPT_BOOL ? "" : "=");
+}
+
+/*
+ * The sub-command a usage line names: the word after "git dnadata CMD" when
+ * it is a plain lowercase word ("git dnadata key export <file>" -> "export");
+ * NULL otherwise. *len is its length.
+ */
+static const char *
+subcmd_of(const char *cmd, const char *line, size_t *len)
+{
+	size_t clen = strlen(cmd);
+	const char *w, *e;
+
+	if (strncmp(line, "git dnadata ", 12) || strncmp(line + 12, cmd, clen) || line[12 + clen] != ' ')
+		return NULL;
+	w = line + 13 + clen;
+	for (e = w; (*e >= 'a' && *e <= 'z') || (e > w && *e == '-'); e++)
+		;
+	if (e == w || (*e && *e != ' '))
+		return NULL;
+	*len = (size_t)(e - w);
+	return w;
+}
+
+/* Print each sub-command the usage lines name, once. */
+static void
+list_subcmds(const char *cmd, const char *const *usage)
+{
+	for (const char *const *u = usage; u && *u; u++) {
+		size_t len, plen;
+		const char *w = subcmd_of(cmd, *u, &len), *p;
+		int seen = 0;
+		if (!w)
+			continue;
+		for (const char *const *v = usage; v < u && !seen; v++)
+			seen = (p = subcmd_of(cmd, *v, &plen)) && plen == len && !strncmp(p, w, len);
+		if (!seen)
+			printf("%.*s\n", (int)len, w);
+	}
+}
+
 int
 dd_parse_options(int argc, char **argv, const struct dd_option *opts, const char *const *usage)
 {
 	int npos = 0, only_args = 0;
 
 	current_cmd = argc > 0 ? argv[0] : "";
+	/* the bash completion's questions (hidden; see opts.h) */
+	if (argc == 2 && !strcmp(argv[1], "--list-opts")) {
+		list_opts(opts);
+		list_opts(common);
+		return DD_OPTS_HELP;
+	}
+	if (argc == 2 && !strcmp(argv[1], "--list-subcmds")) {
+		list_subcmds(current_cmd, usage);
+		return DD_OPTS_HELP;
+	}
 	for (int i = 1; i < argc; i++) {
 		char *a = argv[i];
 		const struct dd_option *o;

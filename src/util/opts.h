@@ -8,6 +8,13 @@
  * argv. It always understands -h/--help (prints the usage and the option
  * table to stdout), -q/--quiet and -v/--verbose (process-wide verbosity).
  * An unknown option is a usage error naming the closest valid option.
+ *
+ * Two hidden arguments, alone after the command's name, answer the bash
+ * completion (contrib/completion/git-dnadata.bash) from the tables
+ * themselves, so it cannot go stale: "--list-opts" prints the long options,
+ * one a line ("--name", or "--name=" when it takes a value), and
+ * "--list-subcmds" the sub-commands the usage lines name ("key export
+ * <file>" -> "export"); both then return DD_OPTS_HELP, like -h.
  */
 #ifndef DD_UTIL_OPTS_H
 #define DD_UTIL_OPTS_H

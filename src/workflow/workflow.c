@@ -267,6 +267,10 @@ snapshot_profile(struct dd_repo *repo, const struct dd_config *cfg, const struct
 	id_out[0] = '\0';
 	memset(&stats, 0, sizeof(stats));
 	memset(&mstats, 0, sizeof(mstats));
+	if (p->is_inline) { /* its data goes to git, not the store (inline.c) */
+		rc = dd_inline_snapshot(repo, cfg, p, source_db, flags, msg, id_out);
+		goto out;
+	}
 	/* always in this order (profile, then database), so two runs never wait for each other in a cycle */
 	if (dd_repo_lock_profile(repo, p->name, &lock) < 0 ||
 	    dd_pg_state_lock(repo->statedir, dd_config_database(cfg, p), &dblock) < 0)
@@ -305,7 +309,7 @@ snapshot_profile(struct dd_repo *repo, const struct dd_config *cfg, const struct
 		goto out;
 	rc = 0;
 out:
-	if (rc >= 0 && dd_store_unreachable(st))
+	if (rc >= 0 && st && dd_store_unreachable(st))
 		dd_warn("the store %s could not be reached: snapshot %.12s is kept in the local cache; "
 			"run `git dnadata push` when it is back", cfg->store_url ? cfg->store_url : "", id);
 	dd_unlock_file(dblock);
@@ -755,7 +759,7 @@ load_snapshot(void *arg, struct dd_store **st, struct dd_snapshot **snap)
 static int
 switch_snapshot(struct dd_repo *repo, const struct dd_config *cfg, const struct dd_profile *p, const char *rev,
 		const struct dd_ref *ref, int flags, int clean, const struct dd_pg_state *prev,
-		struct dd_media_switch *ms, struct dd_pg_switch_result *res)
+		struct dd_media_switch *ms, const struct dd_inline *in, struct dd_pg_switch_result *res)
 {
 	struct loader l = { repo, cfg, p, rev, ref };
 	char *branch = dd_workflow_current_branch(repo);
@@ -780,6 +784,8 @@ switch_snapshot(struct dd_repo *repo, const struct dd_config *cfg, const struct 
 		.load = load_snapshot,
 		.load_arg = &l,
 		.media = dd_media_switch_hooks(ms),
+		.sql_schema = in ? &in->schema : NULL, /* an inline profile: its files, not the store */
+		.sql_data = in ? &in->data : NULL,
 	};
 	int rc = -1;
 
@@ -814,6 +820,7 @@ dd_workflow_restore(struct dd_repo *repo, const struct dd_config *cfg, const str
 	struct dd_pg_state state;
 	struct dd_pg_switch_result res;
 	struct dd_media_switch *ms = NULL;
+	struct dd_inline in = { DD_BUF_INIT, DD_BUF_INIT };
 	int rc = -1, r, dblock = -1, clean = 0;
 	char *left = NULL;
 
@@ -827,6 +834,9 @@ dd_workflow_restore(struct dd_repo *repo, const struct dd_config *cfg, const str
 		goto out;
 	}
 	if (r != 0)
+		goto out;
+	/* an inline profile: the files name the snapshot (their hash) and are what a build loads */
+	if (p->is_inline && dd_inline_read(&in, repo, p, rev, ref) < 0)
 		goto out;
 	/* a git hook never waits for the lock (DD_RESTORE_HOOK): DD_EBUSY, and the hook says so */
 	r = (flags & DD_RESTORE_HOOK) ? dd_pg_state_trylock(repo->statedir, conninfo, &dblock)
@@ -865,7 +875,7 @@ dd_workflow_restore(struct dd_repo *repo, const struct dd_config *cfg, const str
 	/* the folder's lock; it is set aside just before the switch's journal (workflow/media.c) */
 	if (dd_media_switch_begin(&ms, repo, cfg, p, ref->snapshot) < 0)
 		goto out;
-	if (switch_snapshot(repo, cfg, p, rev, ref, flags, clean, &state, ms, &res) < 0)
+	if (switch_snapshot(repo, cfg, p, rev, ref, flags, clean, &state, ms, p->is_inline ? &in : NULL, &res) < 0)
 		goto out;
 	/* the hooks run without the locks: one may well run git dnadata on this database or folder */
 	dd_unlock_file(dblock);
@@ -881,6 +891,9 @@ dd_workflow_restore(struct dd_repo *repo, const struct dd_config *cfg, const str
 	if (!(flags & DD_RESTORE_NO_HOOKS) &&
 	    run_post_restore(repo, cfg, p, ref->snapshot, conninfo, res.database) < 0)
 		rc = DD_EHOOK;
+	/* the schema after the migrations (not after a failed one: half a migration is no schema to review) */
+	if (rc == 0)
+		dd_workflow_schema_dump_after_restore(repo, cfg, p);
 out:
 	if (rc == DD_ERROR)
 		dd_error_wrap("restoring profile %s", p->name);
@@ -888,6 +901,7 @@ out:
 	dd_pg_switch_result_release(&res);
 	dd_media_switch_free(ms);
 	dd_pg_state_release(&state);
+	dd_inline_release(&in);
 	free(left);
 	dd_ref_free(ref);
 	return rc;

@@ -149,6 +149,52 @@ struct dd_post_restore_last {
 int dd_workflow_post_restore_last(struct dd_repo *repo, const char *profile, struct dd_post_restore_last *out);
 void dd_workflow_post_restore_last_release(struct dd_post_restore_last *r);
 
+/*
+ * ---- export --sql (export.c, issue 18) ----
+ * Write p's snapshot (as its ref file names it in the work tree, or at
+ * `rev`) to folder `dir` (missing or empty, else refused) as schema.sql,
+ * data.sql and media/ (when the snapshot has a media folder), from the
+ * local cache or the store; an inline profile's files from git. 0 or -1.
+ */
+int dd_workflow_export(struct dd_repo *repo, const struct dd_config *cfg, const struct dd_profile *p, const char *rev,
+		       const char *dir);
+
+/* ---- the normalised schema (schema.c, issue 18) ---- */
+
+/* ".dnadata/schema/<profile>.sql", relative to the work tree. Caller frees. */
+char *dd_workflow_schema_path(const char *profile);
+
+enum {
+	DD_SCHEMA_DUMP_AUTO = 1 << 0, /* the dump after a restore: skipped when the profile says schema_dump = no */
+};
+/*
+ * Write p's working database's schema, normalised (pg/normalise.h), to
+ * .dnadata/schema/<p>.sql atomically; never committed. Refused when the
+ * working database's record says it holds another profile. *rel_out (may
+ * be NULL) gets the file's path relative to the work tree on success.
+ * Returns 0 when the file was written (new or changed), DD_UNCHANGED when it
+ * held that text already (left untouched), DD_NOTHING_TO_DO when AUTO and
+ * p has schema_dump = no, -1 on error.
+ */
+int dd_workflow_schema_dump(struct dd_repo *repo, const struct dd_config *cfg, const struct dd_profile *p, int flags,
+			    char **rel_out);
+/* The same after a restore (AUTO): says what it wrote; a failure is a warning, never the restore's. */
+void dd_workflow_schema_dump_after_restore(struct dd_repo *repo, const struct dd_config *cfg,
+					   const struct dd_profile *p);
+/*
+ * promote-schema: FROM's normalised schema (its working database's when
+ * FROM is the active profile and the database holds FROM's ref's
+ * snapshot, else its snapshot's) becomes TO's base, once TO's rows load
+ * into it in a scratch database: an inline TO's schema.sql, or a
+ * store-backed TO's new snapshot (that scratch database). One commit,
+ * "dnadata: promote-schema FROM -> TO". A statement that fails refuses it
+ * (error naming it) and nothing changes. `id_out`: TO's new snapshot id.
+ * Returns 0, DD_UNCHANGED (TO's base was that schema already: no commit),
+ * or -1.
+ */
+int dd_workflow_promote_schema(struct dd_repo *repo, const struct dd_config *cfg, const struct dd_profile *from,
+			       const struct dd_profile *to, char id_out[65]);
+
 /* ---- switching: branches and warm spares (switch.c) ---- */
 
 /* The branch HEAD is on (caller frees), or NULL (detached, unborn). */

@@ -254,11 +254,31 @@ symlinked_ref_file_is_refused(void **state)
 	free(link);
 }
 
+/* Only "inline yes" marks an inline profile's ref (issue 18): push, fetch and verify skip those. */
+static void
+inline_refs_are_told_by_their_inline_line(void **state)
+{
+	static const char id[] = "3f2a9c1e4b5d6a7f8e9d0c1b2a3f4e5d6c7b8a9f0e1d2c3b4a5f6e7d8c9b0a1f";
+	const char *texts[] = { "inline yes\n", "inline no\n", "inline Yes\n", "" };
+	const int want[] = { 1, 0, 0, 0 };
+	(void)state;
+
+	for (size_t i = 0; i < 4; i++) {
+		struct dd_ref *ref = NULL;
+		char *text = dd_asprintf("dnadata-ref 1\nsnapshot %s\n%s", id, texts[i]);
+		assert_int_equal(dd_ref_parse(&ref, text, strlen(text), "refs/p"), 0);
+		assert_int_equal(dd_ref_is_inline(ref), want[i]);
+		dd_ref_free(ref);
+		free(text);
+	}
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(valid_ref_with_info_lines_parses),
+		cmocka_unit_test(inline_refs_are_told_by_their_inline_line),
 		cmocka_unit_test(minimal_ref_and_missing_final_newline_parse),
 		cmocka_unit_test(crlf_line_ends_parse_like_lf),
 		cmocka_unit_test(unknown_version_is_named),
