@@ -234,3 +234,136 @@ out:
 	git_revwalk_free(walk);
 	return rc;
 }
+
+/* The blob at `relpath` in commit c: 0 (*oid set), DD_NOTFOUND (no file there), -1. */
+static int
+path_blob(git_oid *oid, const git_commit *c, const char *relpath)
+{
+	git_tree *root = NULL;
+	git_tree_entry *e = NULL;
+	int rc = DD_NOTFOUND, err;
+
+	if (git_commit_tree(&root, c) < 0)
+		return dd_error_git("cannot read a commit's tree");
+	err = git_tree_entry_bypath(&e, root, relpath);
+	if (err == 0 && git_tree_entry_type(e) == GIT_OBJECT_BLOB) {
+		git_oid_cpy(oid, git_tree_entry_id(e));
+		rc = 0;
+	} else if (err < 0 && err != GIT_ENOTFOUND) {
+		rc = dd_error_git(relpath);
+	}
+	git_tree_entry_free(e);
+	git_tree_free(root);
+	return rc;
+}
+
+/* Does c's `relpath` differ from every parent's? 1 yes (*have: c has the file, *oid its blob), 0 no, -1. */
+static int
+changed_in(const git_commit *c, const char *relpath, git_oid *oid, int *have)
+{
+	unsigned int np = git_commit_parentcount(c);
+	int r = path_blob(oid, c, relpath);
+
+	if (r < 0)
+		return -1;
+	*have = r == 0;
+	if (np == 0)
+		return *have;
+	for (unsigned int i = 0; i < np; i++) {
+		git_commit *parent = NULL;
+		git_oid poid;
+		int pr;
+		if (git_commit_parent(&parent, c, i) < 0)
+			return dd_error_git("cannot read a parent commit");
+		pr = path_blob(&poid, parent, relpath);
+		git_commit_free(parent);
+		if (pr < 0)
+			return -1;
+		if ((pr == DD_NOTFOUND && !*have) || (pr == 0 && *have && !git_oid_cmp(&poid, oid)))
+			return 0; /* the same as this parent's: not a change of the file */
+	}
+	return 1;
+}
+
+/* Report one changed commit to fn: its blob (or NULL: removed). */
+static int
+report_change(const struct dd_repo *repo, const git_commit *c, const git_oid *oid, int have,
+	      int (*fn)(const struct dd_history_change *c, void *arg), void *arg)
+{
+	struct dd_history_change ch = { (git_commit *)c, NULL, 0 };
+	git_blob *blob = NULL;
+	int r;
+
+	if (have) {
+		if (git_blob_lookup(&blob, repo->git, oid) < 0)
+			return dd_error_git("cannot read a ref file in history");
+		ch.blob = git_blob_rawcontent(blob);
+		ch.len = (size_t)git_blob_rawsize(blob);
+	}
+	r = fn(&ch, arg);
+	git_blob_free(blob);
+	return r;
+}
+
+/* Start the walk at `rev` (NULL: HEAD): 0, DD_NOTFOUND (unborn HEAD: no commits), -1. */
+static int
+walk_from(git_revwalk **walk, const struct dd_repo *repo, const char *rev)
+{
+	git_object *obj = NULL, *c = NULL;
+	int rc = -1;
+
+	*walk = NULL;
+	if (!rev && git_repository_head_unborn(repo->git) == 1)
+		return DD_NOTFOUND;
+	if (git_revparse_single(&obj, repo->git, rev ? rev : "HEAD") < 0) {
+		dd_error_git(rev ? rev : "HEAD");
+		return dd_error_wrap("cannot resolve revision");
+	}
+	if (git_object_peel(&c, obj, GIT_OBJECT_COMMIT) < 0) {
+		dd_error("'%s' does not name a commit", rev ? rev : "HEAD");
+		goto out;
+	}
+	if (git_revwalk_new(walk, repo->git) < 0 ||
+	    git_revwalk_sorting(*walk, GIT_SORT_TOPOLOGICAL | GIT_SORT_TIME) < 0 ||
+	    git_revwalk_push(*walk, git_object_id(c)) < 0) {
+		dd_error_git("cannot walk the history");
+		goto out;
+	}
+	rc = 0;
+out:
+	if (rc < 0) {
+		git_revwalk_free(*walk);
+		*walk = NULL;
+	}
+	git_object_free(c);
+	git_object_free(obj);
+	return rc;
+}
+
+int
+dd_history_file_log(const struct dd_repo *repo, const char *rev, const char *relpath,
+		    int (*fn)(const struct dd_history_change *c, void *arg), void *arg)
+{
+	git_revwalk *walk = NULL;
+	git_commit *c = NULL;
+	git_oid oid, blob;
+	int rc = walk_from(&walk, repo, rev), err = 0, have;
+
+	if (rc != 0)
+		return rc == DD_NOTFOUND ? 0 : -1;
+	while (rc == 0 && (err = git_revwalk_next(&oid, walk)) == 0) {
+		if (git_commit_lookup(&c, repo->git, &oid) < 0) {
+			rc = dd_error_git("cannot read a commit");
+			break;
+		}
+		rc = changed_in(c, relpath, &blob, &have);
+		if (rc == 1)
+			rc = report_change(repo, c, &blob, have, fn, arg);
+		git_commit_free(c);
+		c = NULL;
+	}
+	if (rc == 0 && err != GIT_ITEROVER)
+		rc = dd_error_git("cannot walk the history");
+	git_revwalk_free(walk);
+	return rc;
+}

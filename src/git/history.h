@@ -34,4 +34,22 @@ int dd_history_ids_all(char ***ids, size_t *n, const struct dd_repo *repo, const
 int dd_history_ids_pushed(char ***ids, size_t *n, const struct dd_repo *repo, const char *tip, const char *remote_sha,
 			  const char *remote);
 
+/* One change of a file in history, as dd_history_file_log() reports it. */
+struct dd_history_change {
+	git_commit *commit;        /* borrowed: id, author, time, message */
+	const char *blob;          /* the file's content at that commit (NULL: removed there) */
+	size_t len;
+};
+/*
+ * Walk the commits reachable from `rev` (NULL: HEAD; unborn HEAD: nothing),
+ * newest first (topological, then commit time), and call fn for each commit
+ * whose `relpath` blob differs from that of every one of its parents (a
+ * root commit: where the file exists): the commits `git log --full-history
+ * -- <relpath>` shows without the merges that took one parent's file. Trees
+ * are read from the object database, nothing is checked out. fn's first
+ * non-zero return stops the walk and is returned; 0 at the end, -1 on error.
+ */
+int dd_history_file_log(const struct dd_repo *repo, const char *rev, const char *relpath,
+			int (*fn)(const struct dd_history_change *c, void *arg), void *arg);
+
 #endif
