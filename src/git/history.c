@@ -367,3 +367,111 @@ dd_history_file_log(const struct dd_repo *repo, const char *rev, const char *rel
 	git_revwalk_free(walk);
 	return rc;
 }
+
+/* One .dnadata/refs tree read and parsed once: its ref files' names and snapshot ids (or errors). */
+struct named_tree {
+	git_oid oid;
+	char **profiles, **values; /* value: 64 hex, or the parse error */
+	int *ok;
+	size_t n;
+};
+
+static void
+named_tree_read(struct named_tree *t, const struct dd_repo *repo, git_tree *tree, const char *rev)
+{
+	for (size_t i = 0; i < git_tree_entrycount(tree); i++) {
+		const git_tree_entry *e = git_tree_entry_byindex(tree, i);
+		const char *name = git_tree_entry_name(e);
+		char *disp;
+		git_blob *blob = NULL;
+		struct dd_ref *ref = NULL;
+		int ok;
+		if (git_tree_entry_type(e) != GIT_OBJECT_BLOB || name[0] == '.')
+			continue;
+		disp = dd_asprintf("%s:.dnadata/refs/%s", rev, name);
+		if (git_blob_lookup(&blob, repo->git, git_tree_entry_id(e)) < 0)
+			ok = dd_error_git(disp) == 0;
+		else
+			ok = dd_ref_parse(&ref, git_blob_rawcontent(blob), (size_t)git_blob_rawsize(blob), disp) == 0;
+		t->profiles = dd_realloc(t->profiles, (t->n + 1) * sizeof(char *));
+		t->values = dd_realloc(t->values, (t->n + 1) * sizeof(char *));
+		t->ok = dd_realloc(t->ok, (t->n + 1) * sizeof(int));
+		t->profiles[t->n] = dd_strdup(name);
+		t->values[t->n] = dd_strdup(ok ? ref->snapshot : dd_error_last() ? dd_error_last() : "unreadable");
+		t->ok[t->n++] = ok;
+		dd_error_clear();
+		dd_ref_free(ref);
+		git_blob_free(blob);
+		free(disp);
+	}
+}
+
+static void
+named_trees_free(struct named_tree *t, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		for (size_t k = 0; k < t[i].n; k++) {
+			free(t[i].profiles[k]);
+			free(t[i].values[k]);
+		}
+		free(t[i].profiles);
+		free(t[i].values);
+		free(t[i].ok);
+	}
+	free(t);
+}
+
+/* The parsed .dnadata/refs tree of `refname`'s tip, from *trees or read now; NULL when it has none. */
+static int
+named_at(struct named_tree **out, struct named_tree **trees, size_t *ntrees, const struct dd_repo *repo,
+	 const char *refname)
+{
+	git_tree *tree = NULL;
+	int rc = refs_tree(&tree, repo, refname);
+
+	*out = NULL;
+	if (rc == DD_NOTFOUND)
+		return 0;
+	if (rc < 0)
+		return -1;
+	for (size_t i = 0; i < *ntrees && !*out; i++)
+		if (!git_oid_cmp(&(*trees)[i].oid, git_tree_id(tree)))
+			*out = &(*trees)[i];
+	if (!*out) {
+		*trees = dd_realloc(*trees, (*ntrees + 1) * sizeof(**trees));
+		*out = &(*trees)[(*ntrees)++];
+		memset(*out, 0, sizeof(**out));
+		git_oid_cpy(&(*out)->oid, git_tree_id(tree));
+		named_tree_read(*out, repo, tree, refname);
+	}
+	git_tree_free(tree);
+	return 0;
+}
+
+int
+dd_history_each_named(const struct dd_repo *repo, int (*fn)(const struct dd_history_named *nm, void *arg), void *arg)
+{
+	git_reference_iterator *it = NULL;
+	struct named_tree *trees = NULL, *t;
+	size_t ntrees = 0;
+	const char *name;
+	int rc = 0, err;
+
+	if (git_reference_iterator_new(&it, repo->git) < 0)
+		return dd_error_git("listing branches and tags");
+	while (rc == 0 && (err = git_reference_next_name(&name, it)) == 0) {
+		if (strncmp(name, "refs/heads/", 11) && strncmp(name, "refs/tags/", 10))
+			continue;
+		rc = named_at(&t, &trees, &ntrees, repo, name);
+		for (size_t i = 0; rc == 0 && t && i < t->n; i++) {
+			struct dd_history_named nm = { name, t->profiles[i], t->ok[i] ? t->values[i] : NULL,
+						       t->ok[i] ? NULL : t->values[i] };
+			rc = fn(&nm, arg);
+		}
+	}
+	if (rc == 0 && err != GIT_ITEROVER)
+		rc = dd_error_git("listing branches and tags");
+	git_reference_iterator_free(it);
+	named_trees_free(trees, ntrees);
+	return rc;
+}

@@ -52,4 +52,22 @@ struct dd_history_change {
 int dd_history_file_log(const struct dd_repo *repo, const char *rev, const char *relpath,
 			int (*fn)(const struct dd_history_change *c, void *arg), void *arg);
 
+/* A ref file at the tip of a local branch or tag, as dd_history_each_named() reports it. */
+struct dd_history_named {
+	const char *ref;      /* refs/heads/<branch> or refs/tags/<tag> */
+	const char *profile;  /* the ref file's name */
+	const char *snapshot; /* 64 hex; NULL when the file does not parse (`error` says why) */
+	const char *error;
+};
+/*
+ * Call fn for every ref file under .dnadata/refs/ at the tip of every local
+ * branch and tag (tags that name no commit are skipped), in no particular
+ * order. Bounded work: only the tips are read, and each distinct
+ * .dnadata/refs tree is read and parsed once, so a thousand branches that
+ * share it cost one parse. fn's first non-zero return stops it and is
+ * returned; 0, -1.
+ */
+int dd_history_each_named(const struct dd_repo *repo, int (*fn)(const struct dd_history_named *nm, void *arg),
+			  void *arg);
+
 #endif
