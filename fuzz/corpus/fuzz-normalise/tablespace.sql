@@ -1,0 +1,5 @@
+--
+-- Name: x; Type: T; Schema: s; Owner: o; Tablespace: t
+--
+
+SET default_tablespace = t;

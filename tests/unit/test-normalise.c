@@ -1,0 +1,243 @@
+/*
+ * tests/unit/test-normalise.c: the schema normaliser (pg/normalise.c): what
+ * it drops (run noise), what it keeps (every statement, blank lines inside
+ * an object), the session state it carries across a reordering, and that
+ * its result is stable: two runs' dumps of one schema give the same bytes,
+ * and normalising twice changes nothing.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "pg/normalise.h"
+#include "util/buf.h"
+#include "util/err.h"
+
+#define PREAMBLE(key, owner)                                                                                   \
+	"--\n-- PostgreSQL database dump\n--\n\n\\restrict " key "\n\n"                                          \
+	"-- Dumped from database version 15.18 (Debian 15.18-0+deb12u1)\n"                                       \
+	"-- Dumped by pg_dump version 15.18 (Debian 15.18-0+deb12u1)\n\n"                                        \
+	"SET statement_timeout = 0;\nSET lock_timeout = 0;\nSET idle_in_transaction_session_timeout = 0;\n"      \
+	"SET client_encoding = 'UTF8';\nSET standard_conforming_strings = on;\n"                                 \
+	"SELECT pg_catalog.set_config('search_path', '', false);\nSET check_function_bodies = false;\n"          \
+	"SET xmloption = content;\nSET client_min_messages = warning;\nSET row_security = off;\n\n"
+
+#define COMPLETE(key) "--\n-- PostgreSQL database dump complete\n--\n\n\\unrestrict " key "\n\n"
+
+/* pre-data then post-data, as a snapshot's manifest holds them */
+#define DUMP(key, owner)                                                                                       \
+	PREAMBLE(key, owner)                                                                                     \
+	"--\n-- Name: f(); Type: FUNCTION; Schema: public; Owner: " owner "\n--\n\n"                             \
+	"CREATE FUNCTION public.f() RETURNS text\n    LANGUAGE plpgsql\n    AS $$\nBEGIN\n\n\n"                  \
+	"SET statement_timeout = 0;\n  RETURN 'x';\nEND $$;\n\n\n"                                              \
+	"SET default_tablespace = '';\n\nSET default_table_access_method = heap;\n\n"                            \
+	"--\n-- Name: t; Type: TABLE; Schema: public; Owner: " owner "\n--\n\n"                                  \
+	"CREATE TABLE public.t (\n    id integer NOT NULL,\n    x text\n);\n\n\n" COMPLETE(key)                   \
+	PREAMBLE(key "2", owner)                                                                                 \
+	"SET default_tablespace = '';\n\n"                                                                       \
+	"--\n-- Name: t t_pkey; Type: CONSTRAINT; Schema: public; Owner: " owner "\n--\n\n"                      \
+	"ALTER TABLE ONLY public.t\n    ADD CONSTRAINT t_pkey PRIMARY KEY (id);\n\n\n"                          \
+	"SET default_tablespace = fast;\n\n"                                                                     \
+	"--\n-- Name: t_x_idx; Type: INDEX; Schema: public; Owner: " owner "; Tablespace: fast\n--\n\n"         \
+	"CREATE INDEX t_x_idx ON public.t USING btree (x);\n\n\n"                                               \
+	"SET default_tablespace = '';\n\n"                                                                       \
+	"--\n-- Name: t trg; Type: TRIGGER; Schema: public; Owner: " owner "\n--\n\n"                            \
+	"CREATE TRIGGER trg BEFORE INSERT ON public.t FOR EACH ROW EXECUTE FUNCTION public.f();\n\n\n"           \
+	COMPLETE(key "2")
+
+static const char dump_a[] = DUMP("AbCdEf", "-");
+static const char dump_b[] = DUMP("ZyXwVu", "alice");
+
+static const char expected[] =
+	"--\n-- Name: f(); Type: FUNCTION; Schema: public\n--\n\n"
+	"CREATE FUNCTION public.f() RETURNS text\n    LANGUAGE plpgsql\n    AS $$\nBEGIN\n\n\n"
+	"SET statement_timeout = 0;\n  RETURN 'x';\nEND $$;\n\n"
+	"--\n-- Name: t; Type: TABLE; Schema: public\n--\n\n"
+	"CREATE TABLE public.t (\n    id integer NOT NULL,\n    x text\n);\n\n"
+	"--\n-- Name: t t_pkey; Type: CONSTRAINT; Schema: public\n--\n\n"
+	"ALTER TABLE ONLY public.t\n    ADD CONSTRAINT t_pkey PRIMARY KEY (id);\n\n"
+	"SET default_tablespace = fast;\n\n"
+	"--\n-- Name: t_x_idx; Type: INDEX; Schema: public; Tablespace: fast\n--\n\n"
+	"CREATE INDEX t_x_idx ON public.t USING btree (x);\n\n"
+	"SET default_tablespace = '';\n\n"
+	"--\n-- Name: t trg; Type: TRIGGER; Schema: public\n--\n\n"
+	"CREATE TRIGGER trg BEFORE INSERT ON public.t FOR EACH ROW EXECUTE FUNCTION public.f();\n";
+
+static char *
+normalise(const char *text, size_t len)
+{
+	struct dd_buf out = DD_BUF_INIT;
+
+	assert_int_equal(dd_schema_normalise(text, len, &out), 0);
+	return dd_buf_detach(&out, NULL);
+}
+
+static void
+drops_run_noise_and_keeps_every_statement(void **state)
+{
+	char *n = normalise(dump_a, strlen(dump_a));
+
+	(void)state;
+	assert_string_equal(n, expected);
+	free(n);
+}
+
+static void
+dumps_of_two_runs_and_owners_are_byte_identical(void **state)
+{
+	char *a = normalise(dump_a, strlen(dump_a)), *b = normalise(dump_b, strlen(dump_b));
+
+	(void)state;
+	assert_string_equal(a, b);
+	free(a);
+	free(b);
+}
+
+static void
+normalising_twice_changes_nothing(void **state)
+{
+	char *once = normalise(dump_a, strlen(dump_a));
+	char *twice = normalise(once, strlen(once));
+
+	(void)state;
+	assert_string_equal(once, twice);
+	free(once);
+	free(twice);
+}
+
+static void
+one_added_column_is_one_changed_line(void **state)
+{
+	static const char before[] = PREAMBLE("k1", "-") "--\n-- Name: t; Type: TABLE; Schema: public; Owner: -\n--\n\n"
+				     "CREATE TABLE public.t (\n    id integer NOT NULL\n);\n\n\n" COMPLETE("k1");
+	static const char after[] = PREAMBLE("k2", "-") "--\n-- Name: t; Type: TABLE; Schema: public; Owner: -\n--\n\n"
+				    "CREATE TABLE public.t (\n    id integer NOT NULL,\n    y text\n);\n\n\n" COMPLETE("k2");
+	char *a = normalise(before, strlen(before)), *b = normalise(after, strlen(after));
+
+	(void)state;
+	assert_string_equal(a, "--\n-- Name: t; Type: TABLE; Schema: public\n--\n\n"
+			       "CREATE TABLE public.t (\n    id integer NOT NULL\n);\n");
+	assert_string_equal(b, "--\n-- Name: t; Type: TABLE; Schema: public\n--\n\n"
+			       "CREATE TABLE public.t (\n    id integer NOT NULL,\n    y text\n);\n");
+	free(a);
+	free(b);
+}
+
+static void
+entries_with_the_same_header_are_sorted_by_text(void **state)
+{
+	/* pg_dump leaves these in OID order: the same objects made in another order swap them */
+	static const char one[] = "--\n-- Name: x; Type: T; Schema: s; Owner: -\n--\n\nB;\n\n\n"
+				  "--\n-- Name: x; Type: T; Schema: s; Owner: -\n--\n\nA;\n\n\n"
+				  "--\n-- Name: w; Type: T; Schema: s; Owner: -\n--\n\nC;\n";
+	static const char two[] = "--\n-- Name: x; Type: T; Schema: s; Owner: -\n--\n\nA;\n\n\n"
+				  "--\n-- Name: x; Type: T; Schema: s; Owner: -\n--\n\nB;\n\n\n"
+				  "--\n-- Name: w; Type: T; Schema: s; Owner: -\n--\n\nC;\n";
+	char *a = normalise(one, strlen(one)), *b = normalise(two, strlen(two));
+
+	(void)state;
+	assert_string_equal(a, b);
+	/* other entries keep pg_dump's order (it follows dependencies) */
+	assert_true(strstr(a, "A;") < strstr(a, "B;"));
+	assert_true(strstr(a, "B;") < strstr(a, "C;"));
+	free(a);
+	free(b);
+}
+
+static void
+unknown_preamble_lines_are_kept(void **state)
+{
+	static const char text[] = "--\n-- PostgreSQL database dump\n--\n\nSET lock_timeout = 0;\n"
+				   "CREATE EXTENSION odd;\n\n--\n-- Name: t; Type: TABLE; Schema: public; Owner: -\n--\n\n"
+				   "CREATE TABLE public.t ();\n";
+	char *n = normalise(text, strlen(text));
+
+	(void)state;
+	assert_string_equal(n, "CREATE EXTENSION odd;\n\n--\n-- Name: t; Type: TABLE; Schema: public\n--\n\n"
+			       "CREATE TABLE public.t ();\n");
+	free(n);
+}
+
+static void
+an_access_method_other_than_heap_is_kept_with_its_table(void **state)
+{
+	static const char text[] = "SET default_table_access_method = columnar;\n\n"
+				   "--\n-- Name: c; Type: TABLE; Schema: public; Owner: -\n--\n\nCREATE TABLE public.c ();\n\n\n"
+				   "SET default_table_access_method = heap;\n\n"
+				   "--\n-- Name: h; Type: TABLE; Schema: public; Owner: -\n--\n\nCREATE TABLE public.h ();\n";
+	char *n = normalise(text, strlen(text));
+
+	(void)state;
+	assert_string_equal(n, "SET default_table_access_method = columnar;\n\n"
+			       "--\n-- Name: c; Type: TABLE; Schema: public\n--\n\nCREATE TABLE public.c ();\n\n"
+			       "SET default_table_access_method = heap;\n\n"
+			       "--\n-- Name: h; Type: TABLE; Schema: public\n--\n\nCREATE TABLE public.h ();\n");
+	free(n);
+}
+
+static void
+empty_and_noise_only_input_give_empty_text(void **state)
+{
+	static const char noise[] = PREAMBLE("k", "-") COMPLETE("k");
+	char *n;
+
+	(void)state;
+	n = normalise("", 0);
+	assert_string_equal(n, "");
+	free(n);
+	n = normalise(noise, strlen(noise));
+	assert_string_equal(n, "");
+	free(n);
+}
+
+static void
+a_nul_byte_is_refused(void **state)
+{
+	static const char text[] = "--\n-- Name: t; Type: TABLE; Schema: public; Owner: -\n--\n\nCREATE\0TABLE;\n";
+	struct dd_buf out = DD_BUF_INIT;
+
+	(void)state;
+	assert_int_equal(dd_schema_normalise(text, sizeof(text) - 1, &out), -1);
+	char *want = dd_asprintf("NUL byte at offset %zu", strlen(text));
+	assert_non_null(strstr(dd_error_last(), want));
+	free(want);
+	dd_error_clear();
+	dd_buf_release(&out);
+}
+
+static void
+a_header_without_its_closing_line_or_newline_survives(void **state)
+{
+	static const char text[] = "--\n-- Name: t; Type: TABLE; Schema: public; Owner: x; Owner: y";
+	char *n = normalise(text, strlen(text)), *again;
+
+	(void)state;
+	assert_string_equal(n, "--\n-- Name: t; Type: TABLE; Schema: public\n--\n");
+	again = normalise(n, strlen(n));
+	assert_string_equal(again, n);
+	free(n);
+	free(again);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(drops_run_noise_and_keeps_every_statement),
+		cmocka_unit_test(dumps_of_two_runs_and_owners_are_byte_identical),
+		cmocka_unit_test(normalising_twice_changes_nothing),
+		cmocka_unit_test(one_added_column_is_one_changed_line),
+		cmocka_unit_test(entries_with_the_same_header_are_sorted_by_text),
+		cmocka_unit_test(unknown_preamble_lines_are_kept),
+		cmocka_unit_test(an_access_method_other_than_heap_is_kept_with_its_table),
+		cmocka_unit_test(empty_and_noise_only_input_give_empty_text),
+		cmocka_unit_test(a_nul_byte_is_refused),
+		cmocka_unit_test(a_header_without_its_closing_line_or_newline_survives),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
