@@ -323,6 +323,7 @@ walk_from(git_revwalk **walk, const struct dd_repo *repo, const char *rev)
 		dd_error("'%s' does not name a commit", rev ? rev : "HEAD");
 		goto out;
 	}
+	/* topological: commits made within one second (a script, a test) still come after their children */
 	if (git_revwalk_new(walk, repo->git) < 0 ||
 	    git_revwalk_sorting(*walk, GIT_SORT_TOPOLOGICAL | GIT_SORT_TIME) < 0 ||
 	    git_revwalk_push(*walk, git_object_id(c)) < 0) {
