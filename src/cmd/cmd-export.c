@@ -1,26 +1,49 @@
 /*
- * cmd/cmd-export.c: `git dnadata export` (issue 18). PLACEHOLDER: the
- * engineer who owns this command replaces this file whole.
+ * cmd/cmd-export.c: `git dnadata export <profile> --sql <dir>`: a
+ * snapshot as plain, readable SQL (schema.sql, data.sql) and its media
+ * folder, for inspection or another tool (workflow/export.c). Needs no
+ * database: it reads the snapshot from the local cache or the store.
  */
+#include "cmd/setup.h"
 #include "dnadata.h"
+#include "workflow/workflow.h"
 
 static const char *const usage[] = {
-	"git dnadata export",
+	"git dnadata export <profile> --sql <dir> [--at <rev>]",
+	"",
+	"Writes the profile's snapshot (as its ref file names it) into <dir>, which must be",
+	"new or empty: schema.sql (the normalised schema), data.sql (each table's rows as a",
+	"COPY block, in primary-key order; sequences; large objects) and media/ when the",
+	"snapshot has a media folder. Load it into an empty database with",
+	"`psql -f schema.sql && psql -f data.sql`. No database is needed to export.",
+	"",
+	"Examples:",
+	"  git dnadata export customer1 --sql /tmp/customer1",
+	"  git dnadata export clean-db --sql review/ --at v2.3.0",
+	"  createdb copy && psql -d copy -f /tmp/customer1/schema.sql && psql -d copy -f /tmp/customer1/data.sql",
 	NULL,
 };
 
 static int
 cmd_export(int argc, char **argv)
 {
+	const char *dir = NULL, *at = NULL;
 	const struct dd_option opts[] = {
+		{ DD_OPT_STRING, 0, "sql", &dir, "dir", "write schema.sql, data.sql (and media/) into this new folder" },
+		{ DD_OPT_STRING, 0, "at", &at, "rev", "use the ref file as it is at this git revision" },
 		DD_OPT_END_MARK,
 	};
-	int n = dd_parse_options(argc, argv, opts, usage);
+	struct dd_cmd_setup s;
+	int rc;
 
-	if (n < 0)
-		return n;
-	dd_error("'export' is not built yet");
-	return -1;
+	if ((rc = dd_cmd_setup(&s, argc, argv, opts, usage, DD_CMD_PROFILE_REQUIRED)) != 0)
+		return rc;
+	if (!dir || !*dir)
+		rc = dd_usage_error("export", "missing --sql <dir> (the folder to write)");
+	else
+		rc = dd_workflow_export(s.repo, s.cfg, s.profile, at, dir) < 0 ? -1 : 0;
+	dd_cmd_setup_free(&s);
+	return rc;
 }
 
 const struct dd_command dd_cmd_export = { "export", "write a snapshot as plain, readable SQL and its media", cmd_export };

@@ -82,7 +82,7 @@ cmd_pull(int argc, char **argv)
 	const struct dd_option opts[] = {
 		{ DD_OPT_BOOL, 0, "force", &force, NULL, "restore even if the database holds that snapshot, unchanged" },
 		{ DD_OPT_BOOL, 0, "terminate", &terminate, NULL, "end other sessions on the database instead of refusing" },
-		{ DD_OPT_BOOL, 0, "no-hooks", &no_hooks, NULL, "do not run the [hooks] post_restore commands" },
+		{ DD_OPT_BOOL, 0, "no-hooks", &no_hooks, NULL, "do not run the post_restore commands (the profile's and [hooks]')" },
 		DD_OPT_END_MARK,
 	};
 	struct dd_cmd_setup s;

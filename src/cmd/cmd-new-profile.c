@@ -19,13 +19,16 @@
 #include <string.h>
 
 static const char *const usage[] = {
-	"git dnadata new-profile <name> [--from <profile>] [--media <dir>] [--no-commit]",
+	"git dnadata new-profile <name> [--from <profile>] [--media <dir>] [--inline] [--no-commit]",
 	"",
 	"Adds [profile \"<name>\"] to .dnadata/profiles.ini and commits it. Names use letters,",
 	"digits, '-' and '_'. --from copies that profile's settings (as profiles.ini has them).",
+	"--inline keeps the profile's data in git itself (.dnadata/inline/<name>/schema.sql and",
+	"data.sql, plain SQL): restored with no store and no key; for a small clean database.",
 	"",
 	"Examples:",
 	"  git dnadata new-profile customer1",
+	"  git dnadata new-profile clean-db --inline",
 	"  git dnadata new-profile customer2 --from customer1 --media var/uploads",
 	"  git dnadata new-profile scratch --no-commit",
 	NULL,
@@ -36,6 +39,7 @@ static const char *const tracked[] = { ".dnadata/profiles.ini" };
 struct add {
 	struct dd_repo *repo;
 	const char *name, *from, *media;
+	int is_inline;
 	int failed; /* the error is add_section()'s own (already says what went wrong) */
 };
 
@@ -51,7 +55,7 @@ add_section(struct dd_buf *out, const char *abs, void *arg)
 	struct dd_config *cfg = NULL;
 	int rc = -1;
 
-	if (dd_config_load(&cfg, a->repo) == 0 && dd_config_add_profile(cfg, a->name, a->from, a->media) == 0 &&
+	if (dd_config_load(&cfg, a->repo) == 0 && dd_config_add_profile_inline(cfg, a->name, a->from, a->media, a->is_inline) == 0 &&
 	    dd_file_read(out, abs) == 0)
 		rc = 0;
 	a->failed = rc < 0;
@@ -63,10 +67,11 @@ static int
 cmd_new_profile(int argc, char **argv)
 {
 	const char *from = NULL, *media = NULL;
-	int no_commit = 0, rc = -1, changed = 0;
+	int no_commit = 0, rc = -1, changed = 0, is_inline = 0;
 	const struct dd_option opts[] = {
 		{ DD_OPT_STRING, 0, "from", &from, "profile", "copy the settings of this profile" },
 		{ DD_OPT_STRING, 0, "media", &media, "dir", "media folder captured with the data (relative to the work tree)" },
+		{ DD_OPT_BOOL, 0, "inline", &is_inline, NULL, "keep the data in git as plain SQL (no store, no key)" },
 		{ DD_OPT_BOOL, 0, "no-commit", &no_commit, NULL, "change profiles.ini but do not commit it" },
 		DD_OPT_END_MARK,
 	};
@@ -89,6 +94,8 @@ cmd_new_profile(int argc, char **argv)
 		return -1;
 	if (media && !*media)
 		return dd_usage_error("new-profile", "--media needs a folder");
+	if (media && is_inline)
+		return dd_usage_error("new-profile", "an inline profile keeps no media folder (--media with --inline)");
 	if (dd_repo_open(&repo, NULL) < 0)
 		return -1;
 	/* Refuse before touching anything: conflicts, a merge in progress, no identity. */
@@ -101,13 +108,13 @@ cmd_new_profile(int argc, char **argv)
 	if (changed)
 		dd_warn("%s has uncommitted changes; they are committed along with the new profile", tracked[0]);
 	if (no_commit) {
-		if (dd_config_add_profile(cfg, name, from, media) < 0)
+		if (dd_config_add_profile_inline(cfg, name, from, media, is_inline) < 0)
 			goto out;
 		dd_info("added profile '%s' to %s (not committed)", name, cfg->profiles_display);
 		rc = 0;
 		goto out;
 	}
-	add.repo = repo, add.name = name, add.from = from, add.media = media;
+	add.repo = repo, add.name = name, add.from = from, add.media = media, add.is_inline = is_inline;
 	file.arg = &add;
 	what = dd_asprintf("add profile %s", name);
 	if (dd_commit_files(repo, &file, 1, what, commit) < 0) {

@@ -6,7 +6,7 @@
  * previous working database is kept under a stash name (see `status`).
  * A database that holds the snapshot already and has not changed since is
  * left alone; an edited one is rebuilt (and stashed). Then the
- * [hooks] post_restore commands run, unless --no-hooks.
+ * post_restore commands (the profile's, then [hooks]') run, unless --no-hooks.
  */
 #include "cmd/setup.h"
 #include "dnadata.h"
@@ -20,7 +20,8 @@ static const char *const usage[] = {
 	"profile) into the profile's database, from the local cache or else the store.",
 	"The previous database is kept, renamed to <db>__dnadata_stash_<time>.",
 	"Does nothing if the database holds that snapshot and is unchanged since;",
-	"an edited one is restored again. Then runs the [hooks] post_restore commands.",
+	"an edited one is restored again. Then runs the post_restore commands (the",
+	"profile's, then [hooks]').",
 	"",
 	"Examples:",
 	"  git dnadata restore",
@@ -39,7 +40,7 @@ cmd_restore(int argc, char **argv)
 		{ DD_OPT_STRING, 0, "at", &at, "rev", "use the ref file as it is at this git revision" },
 		{ DD_OPT_BOOL, 0, "force", &force, NULL, "restore even if the database holds that snapshot, unchanged" },
 		{ DD_OPT_BOOL, 0, "terminate", &terminate, NULL, "end other sessions on the database instead of refusing" },
-		{ DD_OPT_BOOL, 0, "no-hooks", &no_hooks, NULL, "do not run the [hooks] post_restore commands" },
+		{ DD_OPT_BOOL, 0, "no-hooks", &no_hooks, NULL, "do not run the post_restore commands (the profile's and [hooks]')" },
 		DD_OPT_END_MARK,
 	};
 	struct dd_cmd_setup s;

@@ -24,7 +24,7 @@ static const char *const usage[] = {
 	"git dnadata use <profile> [--terminate] [--no-hooks] [--worktree-database <name>]",
 	"",
 	"Restores <profile>'s snapshot into its database (unless the database already holds",
-	"it: then it is kept as it is, your edits included), runs the [hooks] post_restore",
+	"it: then it is kept as it is, your edits included), runs the post_restore",
 	"commands, and makes <profile> this clone's active profile (in .git/dnadata/config.ini).",
 	"",
 	"In a linked worktree (git worktree add), which manages no database until given",
@@ -46,7 +46,7 @@ cmd_use(int argc, char **argv)
 	const struct dd_option opts[] = {
 		{ DD_OPT_STRING, 0, "worktree-database", &wtdb, "name", "give this linked worktree its own database" },
 		{ DD_OPT_BOOL, 0, "terminate", &terminate, NULL, "end other sessions on the database instead of refusing" },
-		{ DD_OPT_BOOL, 0, "no-hooks", &no_hooks, NULL, "do not run the [hooks] post_restore commands" },
+		{ DD_OPT_BOOL, 0, "no-hooks", &no_hooks, NULL, "do not run the post_restore commands (the profile's and [hooks]')" },
 		DD_OPT_END_MARK,
 	};
 	struct dd_cmd_setup s;

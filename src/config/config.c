@@ -76,8 +76,10 @@ dd_config_profile_clear(struct dd_profile *p)
 	free(p->media_owner);
 	dd_config_list_free(p->exclude_tables);
 	dd_config_list_free(p->exclude_data);
+	dd_config_list_free(p->post_restore);
 	memset(p, 0, sizeof(*p));
 	p->terminate_connections = -1;
+	p->schema_dump = -1;
 }
 
 struct dd_profile *

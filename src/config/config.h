@@ -29,6 +29,9 @@ struct dd_profile {
 	char **exclude_data;   /* tables kept schema-only; NULL-terminated */
 	int terminate_connections; /* -1 = unset (use global), 0 or 1 */
 	int lock_wait_timeout;     /* seconds; 0 = unset (use [database]); see dd_config_lock_wait_timeout() */
+	int schema_dump;           /* schema_dump: -1 = unset (yes), 0 = no automatic schema dump after a restore, 1 */
+	char **post_restore;       /* post_restore commands, run before [hooks]' ones, in order; NULL-terminated */
+	int is_inline;             /* inline: data kept in git as .dnadata/inline/<name>/ (issue 18); 0 or 1 */
 };
 
 struct dd_config {
@@ -172,6 +175,9 @@ int dd_config_write_local_initial(const char *path);
  * exist. Updates `cfg`.
  */
 int dd_config_add_profile(struct dd_config *cfg, const char *name, const char *from, const char *media);
+/* The same; `is_inline` adds "inline = yes" (issue 18; a copied profile's inline setting is kept otherwise). */
+int dd_config_add_profile_inline(struct dd_config *cfg, const char *name, const char *from, const char *media,
+				 int is_inline);
 /* Record `name` as this clone's active profile in config.ini (created if needed). Updates `cfg`. */
 int dd_config_set_active(struct dd_config *cfg, const char *name);
 

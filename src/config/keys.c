@@ -89,6 +89,9 @@ static const struct key keys[] = {
 	{ SEC_PROFILE, "exclude_data", K_LIST, BOTH, P(exclude_data) },
 	{ SEC_PROFILE, "terminate_connections", K_BOOL, BOTH, P(terminate_connections) },
 	{ SEC_PROFILE, "lock_wait_timeout", K_SECONDS, BOTH, P(lock_wait_timeout) },
+	{ SEC_PROFILE, "schema_dump", K_BOOL, BOTH, P(schema_dump) },
+	{ SEC_PROFILE, "post_restore", K_COMMANDS, BOTH, P(post_restore) },
+	{ SEC_PROFILE, "inline", K_BOOL, SHARED_ONLY, P(is_inline) },
 };
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
 

@@ -178,6 +178,7 @@ enter_profile(struct dd_config_parse *p, const char *name)
 	memset(p->prof, 0, sizeof(*p->prof));
 	p->prof->name = dd_strdup(name);
 	p->prof->terminate_connections = -1;
+	p->prof->schema_dump = -1;
 }
 
 /* [profile "NAME"]: `q` is what follows "profile". */
@@ -341,6 +342,7 @@ dd_config_parse_text(struct dd_config *cfg, const char *text, size_t len, const 
 	p.text = text;
 	p.len = len;
 	p.scratch.terminate_connections = -1;
+	p.scratch.schema_dump = -1;
 	if (local && !cfg->local_display)
 		cfg->local_display = dd_strdup(display);
 	if (!local && !cfg->profiles_display)

@@ -190,7 +190,7 @@ check_new_name(const struct dd_config *cfg, const char *name)
 
 /* Append the section for `name` to `text`: the settings of `src` (may be NULL), `media` (may be NULL) replacing its media. */
 static int
-append_section(struct dd_buf *text, const char *name, const struct dd_profile *src, const char *media)
+append_section(struct dd_buf *text, const char *name, const struct dd_profile *src, const char *media, int is_inline)
 {
 	if (text->len && text->ptr[text->len - 1] != '\n')
 		dd_buf_putc(text, '\n');
@@ -213,12 +213,20 @@ append_section(struct dd_buf *text, const char *name, const struct dd_profile *s
 		dd_buf_printf(text, "terminate_connections = %s\n", src->terminate_connections ? "true" : "false");
 	if (src && src->lock_wait_timeout > 0)
 		dd_buf_printf(text, "lock_wait_timeout = %d\n", src->lock_wait_timeout);
+	if (src && src->schema_dump >= 0)
+		dd_buf_printf(text, "schema_dump = %s\n", src->schema_dump ? "true" : "false");
+	for (size_t i = 0; src && src->post_restore && src->post_restore[i]; i++)
+		if (write_setting(text, "post_restore", src->post_restore[i]) < 0)
+			return -1;
+	if (is_inline || (src && src->is_inline))
+		dd_buf_puts(text, "inline = yes\n");
 	return 0;
 }
 
 /* Add `name` to the struct as append_section() wrote it. */
 static void
-add_to_config(struct dd_config *cfg, const char *name, const struct dd_profile *src, const char *media)
+add_to_config(struct dd_config *cfg, const char *name, const struct dd_profile *src, const char *media,
+	      int is_inline)
 {
 	struct dd_profile *np;
 
@@ -228,15 +236,25 @@ add_to_config(struct dd_config *cfg, const char *name, const struct dd_profile *
 	np->name = dd_strdup(name);
 	np->terminate_connections = src ? src->terminate_connections : -1;
 	np->lock_wait_timeout = src ? src->lock_wait_timeout : 0;
+	np->schema_dump = src ? src->schema_dump : -1;
 	np->database = src && src->database ? dd_strdup(src->database) : NULL;
 	np->media = media ? dd_strdup(media) : src && src->media ? dd_strdup(src->media) : NULL;
 	np->media_owner = src && src->media_owner ? dd_strdup(src->media_owner) : NULL;
 	np->exclude_tables = src ? dd_config_list_copy(src->exclude_tables) : NULL;
 	np->exclude_data = src ? dd_config_list_copy(src->exclude_data) : NULL;
+	np->post_restore = src ? dd_config_list_copy(src->post_restore) : NULL;
+	np->is_inline = is_inline || (src && src->is_inline);
 }
 
 int
 dd_config_add_profile(struct dd_config *cfg, const char *name, const char *from, const char *media)
+{
+	return dd_config_add_profile_inline(cfg, name, from, media, 0);
+}
+
+int
+dd_config_add_profile_inline(struct dd_config *cfg, const char *name, const char *from, const char *media,
+			     int is_inline)
 {
 	struct dd_buf text = DD_BUF_INIT;
 	struct dd_config *shared = NULL, *check = NULL;
@@ -255,7 +273,7 @@ dd_config_add_profile(struct dd_config *cfg, const char *name, const char *from,
 		goto out;
 	if (from && !(src = dd_config_profile(shared, from)))
 		goto out;
-	if (append_section(&text, name, src, media) < 0)
+	if (append_section(&text, name, src, media, is_inline) < 0)
 		goto out;
 
 	check = dd_config_new();
@@ -266,7 +284,7 @@ dd_config_add_profile(struct dd_config *cfg, const char *name, const char *from,
 	}
 	if (dd_file_write_atomic(cfg->profiles_path, text.ptr, text.len, file_mode(cfg->profiles_path, 0644), 0) < 0)
 		goto out;
-	add_to_config(cfg, name, src, media);
+	add_to_config(cfg, name, src, media, is_inline);
 	rc = 0;
 out:
 	dd_config_free(check);

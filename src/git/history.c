@@ -35,7 +35,7 @@ add_blob(char ***ids, size_t *n, const struct dd_repo *repo, const git_tree_entr
 	}
 	if (dd_ref_parse(&ref, git_blob_rawcontent(blob), (size_t)git_blob_rawsize(blob), disp) < 0)
 		goto out;
-	if (ref->snapshot[0])
+	if (ref->snapshot[0] && !dd_ref_is_inline(ref))
 		dd_ref_ids_add(ids, n, ref->snapshot);
 	rc = 0;
 out:

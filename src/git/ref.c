@@ -498,7 +498,7 @@ dd_ref_snapshot_ids(char ***ids, size_t *n, const char *refs_dir, const char *co
 
 		if (r == DD_NOTFOUND && profiles)
 			dd_error("profile '%s' has no snapshot yet (no %s)", names[i], disp);
-		if (r == 0 && ref->snapshot[0])
+		if (r == 0 && ref->snapshot[0] && !dd_ref_is_inline(ref))
 			dd_ref_ids_add(ids, n, ref->snapshot);
 		dd_ref_free(ref);
 		free(path);
@@ -523,4 +523,12 @@ dd_ref_ids_free(char **ids, size_t n)
 	for (size_t i = 0; i < n; i++)
 		free(ids[i]);
 	free(ids);
+}
+
+int
+dd_ref_is_inline(const struct dd_ref *ref)
+{
+	const char *v = dd_ref_get_info(ref, "inline");
+
+	return v && !strcmp(v, "yes");
 }

@@ -47,6 +47,12 @@ int dd_ref_read_named(struct dd_ref **out, const char *path, const char *display
 /* Set (or replace) an informational line; key: [a-z0-9_-]+, value: one line. */
 void dd_ref_set_info(struct dd_ref *ref, const char *key, const char *value);
 const char *dd_ref_get_info(const struct dd_ref *ref, const char *key);
+/*
+ * An inline profile's ref (info "inline yes", issue 18): its snapshot is
+ * the content hash of files kept in git, never in the store, so push,
+ * fetch and verify leave it out.
+ */
+int dd_ref_is_inline(const struct dd_ref *ref);
 /* Is key[0..len) a valid info key ([a-z0-9_-]{1,64}, not "snapshot")? */
 int dd_ref_key_valid(const char *key, size_t len);
 void dd_ref_format(struct dd_buf *out, const struct dd_ref *ref);

@@ -329,6 +329,21 @@ dd_pg_conninfo_nopassword(const char *conninfo)
 	return dd_conninfo_strip_secrets(conninfo);
 }
 
+char *
+dd_pg_database_url(const char *conninfo, char **password)
+{
+	struct dd_pg_target t;
+	char *url;
+
+	if (password)
+		*password = NULL;
+	if (dd_pg_target_resolve(&t, conninfo) < 0)
+		return NULL;
+	url = dd_conninfo_url(conninfo, t.host, t.port, t.user, t.database, password);
+	dd_pg_target_release(&t);
+	return url;
+}
+
 int
 dd_pg_database_exists(const char *conninfo)
 {

@@ -1063,3 +1063,53 @@ out:
 		dd_pg_interrupt_remove();
 	return rc;
 }
+
+/*
+ * The schema alone (issue 18's schema-dump): the same steps as a snapshot up
+ * to the schema (one exported snapshot, the tables locked, pg_dump's two
+ * sections with exclude_tables left out), so the text equals the
+ * schema/pre-data and schema/post-data streams a snapshot of this database
+ * would hold. No change fingerprint, no rows.
+ */
+int
+dd_pg_schema_dump(const struct dd_pg_snapshot_opts *o, struct dd_buf *out)
+{
+	struct dd_pg_snapshot_stats stats;
+	struct snap s;
+	int rc = -1, installed = 0;
+
+	memset(&stats, 0, sizeof(stats));
+	memset(&s, 0, sizeof(s));
+	s.o = o, s.stats = &stats;
+	dd_pg_workers_init(&s.pool.w);
+	if (resolve_lock_timeout(&s) < 0 || dd_pg_interrupt_install() < 0)
+		goto out;
+	installed = 1;
+	if (dd_pg_connect(&s.c, o->conninfo, NULL) < 0)
+		goto out;
+	dd_pg_cancel_register(s.c);
+	snprintf(stats.database, sizeof(stats.database), "%s", PQdb(s.c));
+	if (PQserverVersion(s.c) < 100000) {
+		dd_error("PostgreSQL %d is too old (git-dnadata needs 10 or newer)", dd_pg_server_major(s.c));
+		goto out;
+	}
+	if (dd_pgdump_find(&s.pgdump, dd_pg_server_major(s.c)) < 0 || begin_snapshot(&s) < 0 ||
+	    lock_tables(&s) < 0 || start_schema_dump(&s) < 0)
+		goto out;
+	join_schema_dump(&s);
+	for (int i = 0; i < 2; i++)
+		if (s.sect[i].rc < 0) {
+			dd_error_restore(&s.sect[i].error);
+			goto out;
+		}
+	dd_buf_put(out, s.sect[0].out.ptr ? s.sect[0].out.ptr : "", s.sect[0].out.len);
+	dd_buf_put(out, s.sect[1].out.ptr ? s.sect[1].out.ptr : "", s.sect[1].out.len);
+	rc = dd_pg_exec(s.c, "COMMIT");
+out:
+	if (rc < 0 && *stats.database)
+		dd_error_wrap("schema of database %s", stats.database);
+	snap_release(&s);
+	if (installed)
+		dd_pg_interrupt_remove();
+	return rc;
+}

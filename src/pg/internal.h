@@ -164,6 +164,14 @@ int dd_pg_workers_stopped(struct dd_pg_workers *w);
 int dd_pg_workers_run(struct dd_pg_workers *w, size_t n, void (*fn)(void *), void *arg,
 		      void (*progress)(void *parg, double elapsed), void *parg);
 
+/* ---- sqlload.c (issue 18) ---- */
+
+/* Run a psql-style script on c: SQL, and COPY ... FROM stdin blocks ended by "\\.". `what` names it in errors. */
+int dd_pg_run_sql(PGconn *c, const char *text, size_t len, const char *what);
+/* Create `newdb` from template0 and load schema then data into it; *seq_fp as dd_pg_build's. 0 or -1. */
+int dd_pg_build_sql(PGconn *m, const char *conninfo, const char *newdb, const struct dd_buf *schema,
+		    const struct dd_buf *data, char **seq_fp);
+
 /* ---- pgdump.c ---- */
 
 struct dd_pgdump {

@@ -142,14 +142,15 @@ filter_preamble(const char *s, const char *end, struct dd_buf *keep, struct stat
 	}
 }
 
-/* Where "dump complete" starts at a line start in [s, end), or end. */
+/* Where "dump complete" starts at a line start in [s, end), or end (its last newline may be missing). */
 static const char *
 find_complete(const char *s, const char *end)
 {
 	size_t cl = strlen(COMPLETE);
 
 	for (const char *p = s; p < end;) {
-		if ((size_t)(end - p) >= cl && !memcmp(p, COMPLETE, cl))
+		if ((size_t)(end - p) >= cl - 1 && !memcmp(p, COMPLETE, cl - 1) &&
+		    ((size_t)(end - p) == cl - 1 || p[cl - 1] == '\n'))
 			return p;
 		const char *nl = memchr(p, '\n', (size_t)(end - p));
 		if (!nl)
@@ -171,6 +172,37 @@ put_trimmed(struct dd_buf *out, const char *s, const char *end)
 		dd_buf_put(out, s, (size_t)(end - s));
 		dd_buf_putc(out, '\n');
 	}
+}
+
+/*
+ * Where the state lines (and blank lines) that end [s, end) begin, after
+ * applying them to `st`: the splitter leaves them in the last entry, where
+ * they set the state of nothing; moved into the state, they cannot end up
+ * in the middle of the text when the entries are sorted.
+ */
+static const char *
+trailing_state(const char *s, const char *end, struct state *st)
+{
+	const char *from = end, *line;
+	struct state scratch = { NULL, NULL };
+	size_t len;
+
+	for (;;) {
+		const char *e = from;
+		while (e > s && e[-1] == '\n')
+			e--;
+		const char *b = e;
+		while (b > s && b[-1] != '\n')
+			b--;
+		if (e == b || !state_line(b, (size_t)(e - b), &scratch))
+			break;
+		from = b;
+	}
+	free(scratch.ts);
+	free(scratch.am);
+	for (const char *cur = from; next_line(&cur, end, &line, &len);)
+		state_line(line, len, st);
+	return from;
 }
 
 /* "-- Name: x; Type: T; Schema: s; Owner: o[; Tablespace: t]" without "; Owner: o". */
@@ -219,7 +251,7 @@ parse_entry(struct ent *e, const char *sql, struct state *st, struct dd_buf *pre
 		cur = mark;
 	}
 	const char *done = find_complete(cur, end);
-	put_trimmed(&e->body, cur, done);
+	put_trimmed(&e->body, cur, trailing_state(cur, done, st));
 	if (done < end) {
 		state_set(&st->ts, TS_DEFAULT, strlen(TS_DEFAULT));
 		state_set(&st->am, AM_DEFAULT, strlen(AM_DEFAULT));

@@ -59,6 +59,23 @@ struct dd_pg_snapshot_stats {
 int dd_pg_snapshot(struct dd_snapshot_writer *sw, const struct dd_pg_snapshot_opts *o,
 		   struct dd_pg_snapshot_stats *stats);
 
+/*
+ * Append the schema of database `o->conninfo` to `out` as a snapshot would
+ * hold it (pg_dump pre-data then post-data in one exported snapshot, with
+ * `o->exclude_tables` left out; the rest of `o` but the lock wait unused):
+ * raw pg_dump text, for dd_schema_normalise() (normalise.h). 0 or -1.
+ */
+struct dd_buf;
+int dd_pg_schema_dump(const struct dd_pg_snapshot_opts *o, struct dd_buf *out);
+/*
+ * Run plain SQL `schema` then `data` (psql-style: COPY ... FROM stdin blocks
+ * allowed) in database `db` on the server of `conninfo`: promote-schema's
+ * check that a profile's rows load into another's schema. -1 with the
+ * server's message and the failing statement's place ("the schema" or
+ * "the data", line). 0 or -1.
+ */
+int dd_pg_load_sql(const char *conninfo, const char *db, const struct dd_buf *schema, const struct dd_buf *data);
+
 struct dd_pg_restore_opts {
 	const char *conninfo;  /* names the working database */
 	const char *statedir;  /* where the working/stash records live */
@@ -67,6 +84,20 @@ struct dd_pg_restore_opts {
 	int terminate;         /* end other sessions on the working database */
 };
 
+
+/*
+ * ---- a snapshot as plain SQL (sqlout.c, issue 18; docs/FORMAT.md §9) ----
+ * The schema (pre-data then post-data) normalised (pg/normalise.h), and
+ * the rows as data.sql: per table in foreign-key order a COPY ... FROM
+ * stdin block of its stream's rows, then setval() and lo_put() calls, in
+ * one transaction; written through fn (a call per piece of at most about
+ * 1 MiB; < 0 stops). Both 0 or -1; a stream that is not what FORMAT.md §7
+ * says is refused.
+ */
+struct dd_buf;
+int dd_pg_sql_schema(struct dd_store *st, const struct dd_snapshot *snap, struct dd_buf *out);
+int dd_pg_sql_data(struct dd_store *st, const struct dd_snapshot *snap,
+		   int (*fn)(void *arg, const void *data, size_t len), void *arg);
 
 /* ---- switching (switch.c): stashes, templates and spares ---- */
 
@@ -118,6 +149,11 @@ struct dd_pg_switch_opts {
 	 */
 	int (*load)(void *arg, struct dd_store **st, struct dd_snapshot **snap);
 	void *load_arg;
+	/*
+	 * An inline profile (issue 18): build from these plain SQL texts
+	 * (schema.sql, data.sql; sqlload.c) instead of `load`. NULL: use load.
+	 */
+	const struct dd_buf *sql_schema, *sql_data;
 	const struct dd_pg_switch_media *media; /* NULL: no media folder switches with it */
 };
 
@@ -224,6 +260,43 @@ char *dd_pg_conninfo_nopassword(const char *conninfo);
  */
 void dd_pg_preconnect(const char *conninfo);
 void dd_pg_preconnect_end(void);
+
+/*
+ * A postgresql:// URL for the working database `conninfo` names (host,
+ * port, user, dbname resolved as libpq would), without any password: for
+ * DATABASE_URL in post_restore commands (util/conninfo.h dd_conninfo_url).
+ * *password (may be NULL) gets the password the conninfo sets, or NULL.
+ * NULL with an error when it does not parse. Caller frees both.
+ */
+char *dd_pg_database_url(const char *conninfo, char **password);
+
+/* ---- scratch databases (load.c): a pg_dump file loaded beside the working database ---- */
+
+enum dd_pg_dump_format { DD_PG_DUMP_PLAIN, DD_PG_DUMP_CUSTOM, DD_PG_DUMP_DIRECTORY, DD_PG_DUMP_TAR };
+/* The format of pg_dump output `path`, read from the file itself ("PGDMP", toc.dat, ustar, else plain). */
+int dd_pg_dump_format(const char *path, enum dd_pg_dump_format *fmt);
+/* "plain", "custom", "directory", "tar" */
+const char *dd_pg_dump_format_name(enum dd_pg_dump_format fmt);
+/*
+ * Create an empty scratch database <db>__dnadata_load_<pid> on the server
+ * of the working database `conninfo`, recorded as pending in <statedir>/pg
+ * first (a killed process's is dropped by the next command's reaper).
+ * SIGINT/SIGTERM only set the interrupt flag until dd_pg_scratch_drop().
+ * *name gets its name (caller frees). 0 or -1.
+ */
+int dd_pg_scratch_create(const char *statedir, const char *conninfo, char **name);
+/*
+ * Load pg_dump output `path` (any format) into scratch database `name`:
+ * pg_restore or psql -v ON_ERROR_STOP=1, one transaction, no owners or
+ * privileges. -1 with an error naming the failing statement.
+ */
+int dd_pg_scratch_load(const char *conninfo, const char *name, const char *path);
+/*
+ * Drop scratch database `name` and its pending record (a failure is a
+ * warning: the record stays for the next command). Keeps the caller's
+ * error, if any. 0 or -1.
+ */
+int dd_pg_scratch_drop(const char *statedir, const char *conninfo, const char *name);
 
 /* Does the database `conninfo` names exist? 1 yes, 0 no, -1 (error set) when the server cannot say. */
 int dd_pg_database_exists(const char *conninfo);

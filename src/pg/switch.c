@@ -630,18 +630,20 @@ build_template(struct sw *s, char **tmpl, char **seq_fp, long long *size)
 
 	*tmpl = NULL;
 	*seq_fp = NULL;
-	if (!o->load)
+	if (!o->load && !o->sql_schema)
 		return dd_error("snapshot %.12s is not on this database server, and no store to restore it from",
 				o->snapshot);
-	if (o->load(o->load_arg, &st, &snap) < 0)
+	if (!o->sql_schema && o->load(o->load_arg, &st, &snap) < 0)
 		return -1;
-	if (!dd_snapshot_find(snap, "schema/pre-data")) {
+	if (snap && !dd_snapshot_find(snap, "schema/pre-data")) {
 		dd_error("snapshot %.12s holds no PostgreSQL schema", o->snapshot);
 		goto out;
 	}
 	if (pick_copy_name(s->m, o->statedir, &s->t, "tmpl", o->snapshot, tmpl) < 0 || start_building(s, *tmpl) < 0)
 		goto out;
-	if (dd_pg_build(s->m, st, snap, &ro, *tmpl, jobs < 1 ? 1 : jobs, seq_fp) < 0) {
+	/* an inline profile's files (issue 18), else the snapshot's streams */
+	if (o->sql_schema ? dd_pg_build_sql(s->m, o->conninfo, *tmpl, o->sql_schema, o->sql_data, seq_fp) < 0
+			  : dd_pg_build(s->m, st, snap, &ro, *tmpl, jobs < 1 ? 1 : jobs, seq_fp) < 0) {
 		dd_error_wrap("restoring snapshot %.12s", o->snapshot);
 		goto out;
 	}

@@ -362,3 +362,96 @@ dd_conninfo_has_secret(const char *conninfo)
 	PQconninfoFree(opts);
 	return rc;
 }
+
+char *
+dd_conninfo_with_dbname(const char *conninfo, const char *dbname)
+{
+	PQconninfoOption *opts = parse(conninfo);
+	struct dd_buf b = DD_BUF_INIT;
+
+	if (!opts)
+		return NULL;
+	for (const PQconninfoOption *o = opts; o->keyword; o++)
+		if (o->val && *o->val && strcmp(o->keyword, "dbname"))
+			dd_conninfo_put_pair(&b, o->keyword, o->val);
+	dd_conninfo_put_pair(&b, "dbname", dbname);
+	PQconninfoFree(opts);
+	return dd_buf_detach(&b, NULL);
+}
+
+/* Append s percent-encoded: everything but RFC 3986's unreserved characters. */
+static void
+put_encoded(struct dd_buf *b, const char *s)
+{
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		if (isalnum(*p) || *p == '-' || *p == '.' || *p == '_' || *p == '~')
+			dd_buf_putc(b, (char)*p);
+		else
+			dd_buf_printf(b, "%%%02X", *p);
+	}
+}
+
+static void
+put_query(struct dd_buf *b, int *first, const char *key, const char *value)
+{
+	dd_buf_putc(b, *first ? '?' : '&');
+	*first = 0;
+	put_encoded(b, key);
+	dd_buf_putc(b, '=');
+	put_encoded(b, value);
+}
+
+static int
+is_set(const char *s)
+{
+	return s && *s;
+}
+
+char *
+dd_conninfo_url(const char *conninfo, const char *host, const char *port, const char *user, const char *dbname,
+		char **password)
+{
+	static const char *const resolved[] = { "host", "hostaddr", "port", "user", "dbname", NULL };
+	PQconninfoOption *opts = parse(conninfo);
+	struct dd_buf b = DD_BUF_INIT;
+	/* a socket directory or a host list: in the query, where libpq reads it whatever it holds */
+	int host_in_query = is_set(host) && strpbrk(host, "/,") != NULL;
+	int first = 1;
+
+	if (password)
+		*password = NULL;
+	if (!opts)
+		return NULL;
+	dd_buf_puts(&b, "postgresql://");
+	if (is_set(user)) {
+		put_encoded(&b, user);
+		dd_buf_putc(&b, '@');
+	}
+	if (is_set(host) && !host_in_query)
+		put_encoded(&b, host);
+	if (is_set(port) && !host_in_query && !strchr(port, ',')) {
+		dd_buf_putc(&b, ':');
+		put_encoded(&b, port);
+	}
+	dd_buf_putc(&b, '/');
+	if (is_set(dbname))
+		put_encoded(&b, dbname);
+	if (host_in_query) {
+		put_query(&b, &first, "host", host);
+		if (is_set(port))
+			put_query(&b, &first, "port", port);
+	}
+	for (const PQconninfoOption *o = opts; o->keyword; o++) {
+		int skip = !is_set(o->val);
+		for (size_t i = 0; !skip && resolved[i]; i++)
+			skip = !strcmp(o->keyword, resolved[i]);
+		if (skip)
+			continue;
+		if (!is_secret(o))
+			put_query(&b, &first, o->keyword, o->val);
+		else if (password && !strcmp(o->keyword, "password"))
+			*password = dd_strdup(o->val);
+	}
+	PQconninfoFree(opts);
+	return dd_buf_detach(&b, NULL);
+}

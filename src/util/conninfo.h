@@ -43,6 +43,28 @@ char *dd_conninfo_strip_secrets(const char *conninfo);
  */
 char *dd_conninfo_of_connection(struct pg_conn *c, char **password);
 
+/*
+ * A connection string that connects like `conninfo` but to database
+ * `dbname` on the same server: every keyword it sets, secrets included
+ * (for libpq in this process only: never show it, never hand it to a
+ * child), with dbname replaced. NULL with an error when libpq cannot parse
+ * it. Caller frees (wipe it).
+ */
+char *dd_conninfo_with_dbname(const char *conninfo, const char *dbname);
+
+/*
+ * A postgresql:// URL for `conninfo` without any secret, for programs
+ * that read DATABASE_URL: host, port, user and dbname are the resolved
+ * values given (NULL or "" = left out), every other non-secret keyword
+ * `conninfo` sets goes in the query; all percent-encoded. A host that is
+ * a socket directory or a list goes in the query as host=... (libpq reads
+ * both forms). *password (may be NULL) gets the password `conninfo` sets,
+ * or NULL: hand it to the child as PGPASSWORD. NULL with an error when
+ * libpq cannot parse `conninfo`. Caller frees both (wipe the password).
+ */
+char *dd_conninfo_url(const char *conninfo, const char *host, const char *port, const char *user,
+		      const char *dbname, char **password);
+
 /* 1 if `conninfo` sets a secret keyword, 0 if not, -1 (error recorded) if libpq cannot parse it. */
 int dd_conninfo_has_secret(const char *conninfo);
 

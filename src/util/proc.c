@@ -57,6 +57,21 @@ child_env(const char *const *changes)
 	return env;
 }
 
+/* Write all of it to fd, as far as it goes: the user's terminal going away does not stop the child. */
+static void
+write_quiet(int fd, const char *data, size_t len)
+{
+	while (len) {
+		ssize_t n = write(fd, data, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return;
+		data += n;
+		len -= (size_t)n;
+	}
+}
+
 static void
 keep_tail(struct dd_buf *err, const char *data, size_t len)
 {
@@ -75,19 +90,23 @@ start(const struct dd_proc *p, pid_t *pid, int *outp, int *errp)
 	posix_spawn_file_actions_t fa;
 	char **env = child_env(p->env);
 
-	if ((p->out_cb && pipe2(opipe, O_CLOEXEC) < 0) || (p->err_fd < 0 && pipe2(epipe, O_CLOEXEC) < 0)) {
+	if (((p->out_cb || p->tee) && pipe2(opipe, O_CLOEXEC) < 0) ||
+	    (!p->tee && p->err_fd < 0 && pipe2(epipe, O_CLOEXEC) < 0)) {
 		dd_error_errno("cannot create a pipe");
 		goto out;
 	}
 	posix_spawn_file_actions_init(&fa);
 	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-	if (p->out_cb)
+	if (p->out_cb || p->tee)
 		posix_spawn_file_actions_adddup2(&fa, opipe[1], 1);
 	else if (p->out_fd >= 0)
 		posix_spawn_file_actions_adddup2(&fa, p->out_fd, 1);
 	else
 		posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-	posix_spawn_file_actions_adddup2(&fa, p->err_fd < 0 ? epipe[1] : p->err_fd, 2);
+	if (p->tee)
+		posix_spawn_file_actions_adddup2(&fa, opipe[1], 2);
+	else
+		posix_spawn_file_actions_adddup2(&fa, p->err_fd < 0 ? epipe[1] : p->err_fd, 2);
 	if (p->dir)
 		posix_spawn_file_actions_addchdir_np(&fa, p->dir);
 	e = posix_spawn(pid, p->argv[0], &fa, NULL, (char *const *)p->argv, env);
@@ -167,6 +186,51 @@ pump(const struct dd_proc *p, pid_t pid, int outfd, int errfd, struct dd_buf *er
 	return rc;
 }
 
+/*
+ * The tee mode: copy the shared pipe to p->out_fd and keep its tail until
+ * it closes, or until the child has exited and the pipe holds nothing more
+ * (a background process of the child may keep it open: not waited for).
+ * The pipe is checked every 100 ms for the child's exit, only while the
+ * child runs. *reaped: the child was reaped, its status in *status.
+ */
+static int
+pump_tee(const struct dd_proc *p, pid_t pid, int fd, struct dd_buf *err, int *status, int *reaped)
+{
+	char buf[65536];
+	int rc = DD_OK;
+
+	for (;;) {
+		struct pollfd pf = { .fd = fd, .events = POLLIN, .revents = 0 };
+		int r;
+		if (!*reaped && waitpid(pid, status, WNOHANG) == pid)
+			*reaped = 1;
+		r = poll(&pf, 1, *reaped ? 0 : 100);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			rc = dd_error_errno("waiting for a child's output");
+			if (!*reaped)
+				kill(pid, SIGKILL);
+			break;
+		}
+		if (r == 0) {
+			if (*reaped)
+				break; /* exited, and nothing more to read now */
+			continue;
+		}
+		ssize_t n = read(fd, buf, sizeof(buf));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		keep_tail(err, buf, (size_t)n);
+		if (p->out_fd >= 0)
+			write_quiet(p->out_fd, buf, (size_t)n);
+	}
+	close(fd);
+	return rc;
+}
+
 void
 dd_proc_describe(const struct dd_proc_result *r, char *buf, size_t len)
 {
@@ -210,7 +274,7 @@ int
 dd_proc_run(const struct dd_proc *p, const char *name, struct dd_proc_result *r)
 {
 	struct dd_proc_result local;
-	int outfd = -1, errfd = -1, status = 0, rc;
+	int outfd = -1, errfd = -1, status = 0, reaped = 0, rc;
 	pid_t pid;
 
 	if (!r)
@@ -222,8 +286,11 @@ dd_proc_run(const struct dd_proc *p, const char *name, struct dd_proc_result *r)
 			dd_proc_result_release(r);
 		return dd_error_wrap("%s", name);
 	}
-	rc = pump(p, pid, outfd, errfd, &r->err);
-	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+	if (p->tee)
+		rc = pump_tee(p, pid, outfd, &r->err, &status, &reaped);
+	else
+		rc = pump(p, pid, outfd, errfd, &r->err);
+	while (!reaped && waitpid(pid, &status, 0) < 0 && errno == EINTR)
 		;
 	if (WIFEXITED(status))
 		r->exit_code = WEXITSTATUS(status);

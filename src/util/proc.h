@@ -31,6 +31,14 @@ struct dd_proc {
 	void *out_arg;
 	int out_fd;
 	int err_fd;               /* stderr: straight to this fd; -1: captured (the tail kept in the result) */
+	/*
+	 * tee (a hook's output): stdout and stderr share one pipe, copied to
+	 * out_fd as they come and their tail kept in the result's `err` (out_cb
+	 * and err_fd are then ignored). Reading stops once the child has exited
+	 * and the pipe holds nothing more: a background process it left holding
+	 * the pipe is not waited for (what it writes later is lost).
+	 */
+	int tee;
 };
 
 struct dd_proc_result {

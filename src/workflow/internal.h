@@ -7,6 +7,7 @@
 #define DD_WORKFLOW_INTERNAL_H
 
 #include "media/media.h"
+#include "util/buf.h"
 
 struct dd_repo;
 struct dd_config;
@@ -50,5 +51,35 @@ int dd_media_finish_pending(struct dd_repo *repo, const struct dd_config *cfg, c
  */
 int dd_media_at_snapshot(struct dd_repo *repo, const struct dd_config *cfg, const struct dd_profile *p,
 			 const char *snapshot, const char **why);
+
+/* ---- post-restore.c ---- */
+
+struct dd_post_restore_last;
+/* Replace the record of `profile`'s last post_restore run with `r` (atomic). 0 or -1. */
+int dd_workflow_post_restore_record(struct dd_repo *repo, const char *profile, const struct dd_post_restore_last *r);
+
+/* ---- inline profiles (inline.c, issue 18; docs/FORMAT.md §9) ---- */
+
+struct dd_ref;
+
+/* An inline profile's two files. */
+struct dd_inline {
+	struct dd_buf schema, data;
+};
+/* ".dnadata/inline/<profile>/<file>". Caller frees. */
+char *dd_inline_path(const char *profile, const char *file);
+/* The snapshot id of the two files: SHA-256 of "schema.sql <sha256 hex>\ndata.sql <sha256 hex>\n", in hex. */
+void dd_inline_id(const struct dd_buf *schema, const struct dd_buf *data, char id[65]);
+/*
+ * p's files at `rev` (NULL: the work tree) into *in (zeroed by the caller);
+ * ref->snapshot becomes their id (warned about when the ref said another).
+ * 0, or -1 (error set: a file is missing).
+ */
+int dd_inline_read(struct dd_inline *in, struct dd_repo *repo, const struct dd_profile *p, const char *rev,
+		   struct dd_ref *ref);
+void dd_inline_release(struct dd_inline *in);
+/* dd_workflow_snapshot() of an inline profile. */
+int dd_inline_snapshot(struct dd_repo *repo, const struct dd_config *cfg, const struct dd_profile *p, int flags,
+		       const char *msg, char id_out[65]);
 
 #endif

@@ -23,13 +23,16 @@
  * (DD_RESTORE_HOOK). --force always restores from the cache or the store.
  * After a switch the spare job starts in the background (switch.c).
  *
- * After a restore, the [hooks] post_restore commands run in order with
- * /bin/sh -c in the work tree (stdout sent to our stderr: stdout is for
- * data), with DNADATA_PROFILE, DNADATA_SNAPSHOT, DNADATA_CONNINFO (the
- * connection string, no password) and PGDATABASE set. DNADATA_DATABASE is
- * left as we got it: it is git dnadata's own override for every profile,
- * so a hook that runs git dnadata must see the same one we saw. The first
- * failure stops them; the restore stays done and the error says so.
+ * After a restore, the profile's post_restore commands, then [hooks]',
+ * run in order with /bin/sh -c in the work tree (their output sent to our
+ * stderr as it comes, stdout being for data, and its tail kept), with
+ * DNADATA_PROFILE, DNADATA_SNAPSHOT, DATABASE_URL (a postgresql:// URL),
+ * DNADATA_CONNINFO (the connection string), neither with a password, and
+ * PGDATABASE set. DNADATA_DATABASE is left as we got it: it is git
+ * dnadata's own override for every profile, so a hook that runs git
+ * dnadata must see the same one we saw. The first failure stops them; the
+ * restore stays done and the error says so, after the last lines of the
+ * command's output. Every run is recorded for `status` (post-restore.c).
  */
 #include "workflow/workflow.h"
 #include "workflow/internal.h"
@@ -44,12 +47,14 @@
 #include "util/fs.h"
 #include "util/err.h"
 #include "util/log.h"
+#include "util/conninfo.h"
 #include "util/proc.h"
 
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 static int
@@ -112,7 +117,7 @@ open_store(struct dd_store **st, const struct dd_config *cfg, struct dd_repo *re
  */
 static int
 dump_to_store(struct dd_store *st, struct dd_repo *repo, const struct dd_config *cfg, const struct dd_profile *p,
-	      const char *now, struct dd_pg_snapshot_stats *stats, struct dd_media_stats *media,
+	      const char *source, const char *now, struct dd_pg_snapshot_stats *stats, struct dd_media_stats *media,
 	      char id[DD_ID_HEX_SIZE])
 {
 	struct dd_snapshot_writer *sw = NULL;
@@ -134,11 +139,11 @@ dump_to_store(struct dd_store *st, struct dd_repo *repo, const struct dd_config 
 	if (dd_repo_head(repo, head) == 0)
 		dd_snapshot_set_meta(sw, "git_commit", head);
 	memset(&o, 0, sizeof(o));
-	o.conninfo = dd_config_database(cfg, p);
+	o.conninfo = source ? source : dd_config_database(cfg, p);
 	o.exclude_tables = (const char *const *)p->exclude_tables;
 	o.exclude_data = (const char *const *)p->exclude_data;
 	o.jobs = cfg->jobs;
-	o.statedir = repo->statedir;
+	o.statedir = source ? NULL : repo->statedir; /* a scratch database has no records to reap */
 	o.lock_wait_timeout_ms = dd_config_lock_wait_timeout(cfg, p) * 1000;
 	if (dd_pg_snapshot(sw, &o, stats) < 0) {
 		dd_snapshot_abort(sw);
@@ -152,6 +157,8 @@ dump_to_store(struct dd_store *st, struct dd_repo *repo, const struct dd_config 
 	}
 	dd_snapshot_set_meta(sw, "server_version", stats->server_version);
 	dd_snapshot_set_meta(sw, "database", stats->database);
+	if (source)
+		dd_snapshot_set_meta(sw, "source", "scratch database");
 	if (dd_snapshot_commit(sw, id) < 0) {
 		if (root)
 			dd_media_discard(&mo);
@@ -235,9 +242,16 @@ point_ref(struct dd_repo *repo, const struct dd_profile *p, const char *rel, con
 	return rc;
 }
 
-int
-dd_workflow_snapshot(struct dd_repo *repo, const struct dd_config *cfg, const struct dd_profile *p, int flags,
-		    const char *msg, char id_out[65])
+/*
+ * dd_workflow_snapshot(), or with `source_db` (not NULL) the snapshot of
+ * that database on the working database's server as p's: same locks, same
+ * ref and commit path, but no media (a dump holds none: a restore of it
+ * leaves the folder as it is) and no working record (the working database
+ * does not hold it).
+ */
+static int
+snapshot_profile(struct dd_repo *repo, const struct dd_config *cfg, const struct dd_profile *p,
+		 const char *source_db, int flags, const char *msg, char id_out[65])
 {
 	char *rel = dd_ref_path(p->name);
 	char *abs = dd_repo_path(repo, rel);
@@ -245,14 +259,18 @@ dd_workflow_snapshot(struct dd_repo *repo, const struct dd_config *cfg, const st
 	struct dd_store *st = NULL;
 	struct dd_ref *old = NULL;
 	struct dd_pg_snapshot_stats stats;
-	struct dd_media_stats mstats, *media = p->media && *p->media ? &mstats : NULL;
+	struct dd_media_stats mstats, *media = p->media && *p->media && !source_db ? &mstats : NULL;
 	char id[DD_ID_HEX_SIZE];
-	char *now = dd_pg_now_iso();
+	char *now = dd_pg_now_iso(), *source = NULL;
 	int rc = -1, lock = -1, dblock = -1;
 
 	id_out[0] = '\0';
 	memset(&stats, 0, sizeof(stats));
 	memset(&mstats, 0, sizeof(mstats));
+	if (p->is_inline) { /* its data goes to git, not the store (inline.c) */
+		rc = dd_inline_snapshot(repo, cfg, p, flags, msg, id_out);
+		goto out;
+	}
 	/* always in this order (profile, then database), so two runs never wait for each other in a cycle */
 	if (dd_repo_lock_profile(repo, p->name, &lock) < 0 ||
 	    dd_pg_state_lock(repo->statedir, dd_config_database(cfg, p), &dblock) < 0)
@@ -261,20 +279,26 @@ dd_workflow_snapshot(struct dd_repo *repo, const struct dd_config *cfg, const st
 		goto out;
 	if (dd_ref_read_named(&old, abs, rel) < 0)
 		goto out;
+	if (source_db && !(source = dd_conninfo_with_dbname(dd_config_database(cfg, p), source_db)))
+		goto out;
 	if (open_store(&st, cfg, repo, (flags & DD_SNAPSHOT_DUMP_ONLY) ? DD_STORE_OFFLINE : 0) < 0)
 		goto out;
 	/* a folder a killed switch left half applied is finished first: the files it set aside stay named */
 	if (media && finish_media_before_capture(repo, cfg, p) < 0)
 		goto out;
-	if (dump_to_store(st, repo, cfg, p, now, &stats, media, id) < 0)
+	if (dump_to_store(st, repo, cfg, p, source, now, &stats, media, id) < 0)
 		goto out;
 	memcpy(id_out, id, DD_ID_HEX_SIZE);
-	/* the folder was captured with the database: it holds the same snapshot */
-	if (dd_pg_state_set(repo->statedir, dd_config_database(cfg, p), id, p->name, "snapshot", stats.fingerprint) < 0 ||
-	    (media && dd_pg_state_set_media(repo->statedir, dd_config_database(cfg, p), id, 0) < 0))
+	/* the folder was captured with the database: it holds the same snapshot (a source database: neither) */
+	if (!source_db &&
+	    (dd_pg_state_set(repo->statedir, dd_config_database(cfg, p), id, p->name, "snapshot", stats.fingerprint) < 0 ||
+	     (media && dd_pg_state_set_media(repo->statedir, dd_config_database(cfg, p), id, 0) < 0)))
 		dd_warn("%s", dd_error_last());
 	if (old && !strcmp(old->snapshot, id)) {
-		dd_info("nothing changed: database %s is still snapshot %.12s", stats.database, id);
+		if (source_db)
+			dd_info("nothing changed: profile %s is still snapshot %.12s", p->name, id);
+		else
+			dd_info("nothing changed: database %s is still snapshot %.12s", stats.database, id);
 		/* a ref written by an earlier --no-commit run still gets its commit */
 		if (!(flags & DD_SNAPSHOT_NO_COMMIT) && dd_commit_paths(repo, paths, 1, "snapshot", NULL) < 0)
 			goto out;
@@ -285,7 +309,7 @@ dd_workflow_snapshot(struct dd_repo *repo, const struct dd_config *cfg, const st
 		goto out;
 	rc = 0;
 out:
-	if (rc >= 0 && dd_store_unreachable(st))
+	if (rc >= 0 && st && dd_store_unreachable(st))
 		dd_warn("the store %s could not be reached: snapshot %.12s is kept in the local cache; "
 			"run `git dnadata push` when it is back", cfg->store_url ? cfg->store_url : "", id);
 	dd_unlock_file(dblock);
@@ -293,8 +317,56 @@ out:
 	dd_store_free(st);
 	dd_ref_free(old);
 	free(stats.fingerprint);
+	if (source)
+		explicit_bzero(source, strlen(source)); /* it may hold the password */
+	free(source);
 	free(now);
 	free(abs);
+	free(rel);
+	return rc;
+}
+
+int
+dd_workflow_snapshot(struct dd_repo *repo, const struct dd_config *cfg, const struct dd_profile *p, int flags,
+		    const char *msg, char id_out[65])
+{
+	return snapshot_profile(repo, cfg, p, NULL, flags, msg, id_out);
+}
+
+int
+dd_workflow_snapshot_from(struct dd_repo *repo, const struct dd_config *cfg, const struct dd_profile *p,
+			  const char *source_dbname, int flags, const char *msg, char id_out[65])
+{
+	id_out[0] = '\0';
+	if (!source_dbname || !*source_dbname)
+		return dd_error("BUG: snapshot of profile %s from no database", p->name);
+	return snapshot_profile(repo, cfg, p, source_dbname, flags, msg, id_out);
+}
+
+int
+dd_workflow_snapshot_dump(struct dd_repo *repo, const struct dd_config *cfg, const struct dd_profile *p,
+			  const char *path, int flags, const char *msg, char id_out[65])
+{
+	const char *conninfo = dd_config_database(cfg, p);
+	char *rel = dd_ref_path(p->name), *scratch = NULL;
+	const char *paths[] = { rel };
+	enum dd_pg_dump_format fmt;
+	int rc = -1;
+
+	id_out[0] = '\0';
+	/* what would refuse anyway, before a load that may take minutes */
+	if (dd_pg_dump_format(path, &fmt) < 0 ||
+	    (!(flags & DD_SNAPSHOT_NO_COMMIT) && dd_commit_precheck(repo, paths, 1) < 0))
+		goto out;
+	if (dd_pg_scratch_create(repo->statedir, conninfo, &scratch) < 0)
+		goto out;
+	if (dd_pg_scratch_load(conninfo, scratch, path) == 0)
+		rc = dd_workflow_snapshot_from(repo, cfg, p, scratch, flags, msg, id_out);
+	dd_pg_scratch_drop(repo->statedir, conninfo, scratch); /* keeps our error, if any */
+out:
+	if (rc < 0)
+		dd_error_wrap("snapshot of profile %s", p->name);
+	free(scratch);
 	free(rel);
 	return rc;
 }
@@ -322,54 +394,163 @@ read_ref(struct dd_ref **out, struct dd_repo *repo, const struct dd_profile *p, 
 	return rc;
 }
 
-/* Run cfg->post_restore in order; 0, or -1 with the error naming the command that failed. */
+/* ---- the post_restore commands ---- */
+
+/* How many lines of a failed command's output its error shows (after the output itself went by). */
+#define POST_RESTORE_TAIL_LINES 10
+
+/*
+ * The commands' environment ("NAME=value", NULL-terminated; free with
+ * free_env): DNADATA_PROFILE, DNADATA_SNAPSHOT, DATABASE_URL and
+ * DNADATA_CONNINFO (the working database, neither with a password: a
+ * password set in the connection string never reaches the commands; they
+ * find theirs the way libpq does, PGPASSWORD, PGPASSFILE or ~/.pgpass),
+ * and PGDATABASE.
+ */
+static char **
+post_restore_env(const struct dd_profile *p, const char *snapshot, const char *conninfo, const char *database)
+{
+	char **env = dd_calloc(6, sizeof(*env)), *nopw = dd_pg_conninfo_nopassword(conninfo);
+	char *url = nopw ? dd_pg_database_url(conninfo, NULL) : NULL;
+	size_t n = 0;
+
+	if (!url) {
+		dd_warn("post_restore: no DATABASE_URL: %s", dd_error_last() ? dd_error_last() : "");
+		dd_error_clear();
+	}
+	env[n++] = dd_asprintf("DNADATA_PROFILE=%s", p->name);
+	env[n++] = dd_asprintf("DNADATA_SNAPSHOT=%s", snapshot);
+	env[n++] = dd_asprintf("DNADATA_CONNINFO=%s", nopw ? nopw : "");
+	env[n++] = dd_asprintf("PGDATABASE=%s", database);
+	if (url)
+		env[n++] = dd_asprintf("DATABASE_URL=%s", url);
+	free(url);
+	free(nopw);
+	return env;
+}
+
+static void
+free_env(char **env)
+{
+	for (size_t i = 0; env && env[i]; i++)
+		free(env[i]);
+	free(env);
+}
+
+/* The last POST_RESTORE_TAIL_LINES lines of a failed command's output, each as an info line. */
+static void
+show_tail(size_t number, const struct dd_buf *out)
+{
+	const char *s = dd_buf_cstr(out), *start;
+	size_t end = out->len, lines = 0;
+
+	while (end > 0 && (s[end - 1] == '\n' || s[end - 1] == '\r'))
+		end--;
+	if (!end) {
+		dd_info("post_restore command %zu wrote no output", number);
+		return;
+	}
+	start = s + end;
+	while (start > s && lines < POST_RESTORE_TAIL_LINES)
+		if (*--start == '\n' && ++lines == POST_RESTORE_TAIL_LINES)
+			start++;
+	dd_info("post_restore command %zu: the last lines of its output:", number);
+	while (start < s + end) {
+		size_t len = strcspn(start, "\n");
+		if (start + len > s + end)
+			len = (size_t)(s + end - start);
+		dd_info("  | %.*s", (int)len, start);
+		start += len + 1;
+	}
+}
+
+/* Record the error of the failed command `number` of `total` (the output's tail shown first); *exit_status. */
+static void
+post_restore_failed(size_t number, size_t total, const char *cmd, const char *snapshot, struct dd_proc_result *r,
+		    int started, int *exit_status)
+{
+	struct dd_error_saved why;
+
+	dd_error_save(&why); /* "cannot start ...", when it did not start */
+	if (started)
+		show_tail(number, &r->err);
+	*exit_status = r->signal || !started ? -1 : r->exit_code;
+	if (!started) {
+		dd_error_restore(&why);
+		dd_error_wrap("cannot start post_restore command %zu of %zu (`%s`)", number, total, cmd);
+	} else if (r->signal) {
+		dd_error_saved_free(&why);
+		dd_error("post_restore command %zu (`%s`) was killed by signal %d; the database was restored", number,
+			 cmd, r->signal);
+	} else {
+		dd_error_saved_free(&why);
+		dd_error("post_restore command %zu (`%s`) failed with exit status %d; the database was restored", number,
+			 cmd, r->exit_code);
+	}
+	dd_hint("fix it and run the rest by hand; the database already holds snapshot %.12s", snapshot);
+}
+
+/* Run one command with /bin/sh -c in the work tree; 0, or -1 with the error (and *exit_status) set. */
+static int
+run_command(struct dd_repo *repo, char **env, const char *cmd, size_t number, size_t total, const char *snapshot,
+	    int *exit_status)
+{
+	const char *argv[] = { "/bin/sh", "-c", cmd, NULL };
+	/* output and errors both to our stderr (stdout is for results) as they come, the tail kept */
+	struct dd_proc proc = { .argv = argv, .env = (const char *const *)env, .dir = repo->workdir,
+				.out_fd = STDERR_FILENO, .err_fd = STDERR_FILENO, .tee = 1 };
+	struct dd_proc_result r;
+	int rc;
+
+	dd_info("post_restore %zu/%zu: %s", number, total, cmd);
+	rc = dd_proc_run(&proc, "post_restore", &r);
+	if (rc < 0)
+		/* not started: no status and no output; started: it exited or was killed */
+		post_restore_failed(number, total, cmd, snapshot, &r, r.exit_code >= 0 || r.signal, exit_status);
+	dd_proc_result_release(&r);
+	return rc;
+}
+
+/*
+ * Run p's post_restore commands, then [hooks]', in order; the first
+ * failure stops them. The run is recorded (post-restore.c) whenever there
+ * were commands. 0, or -1 with the error naming the command that failed.
+ */
 static int
 run_post_restore(struct dd_repo *repo, const struct dd_config *cfg, const struct dd_profile *p,
 		 const char *snapshot, const char *conninfo, const char *database)
 {
-	char *nopw = dd_pg_conninfo_nopassword(conninfo);
-	char *ours[5] = { NULL };
-	size_t n = 0;
+	size_t np = 0, nh = 0, total;
+	struct dd_post_restore_last rec = { .snapshot = (char *)snapshot };
+	char **env;
 	int rc = 0;
 
-	while (cfg->post_restore && cfg->post_restore[n])
-		n++;
-	ours[0] = dd_asprintf("DNADATA_PROFILE=%s", p->name);
-	ours[1] = dd_asprintf("DNADATA_SNAPSHOT=%s", snapshot);
-	ours[2] = dd_asprintf("DNADATA_CONNINFO=%s", nopw ? nopw : "");
-	ours[3] = dd_asprintf("PGDATABASE=%s", database);
+	while (p->post_restore && p->post_restore[np])
+		np++;
+	while (cfg->post_restore && cfg->post_restore[nh])
+		nh++;
+	if (!(total = np + nh))
+		return 0;
+	env = post_restore_env(p, snapshot, conninfo, database);
 	fflush(stdout);
 	fflush(stderr);
-	for (size_t i = 0; i < n; i++) {
-		const char *cmd = cfg->post_restore[i];
-		const char *argv[] = { "/bin/sh", "-c", cmd, NULL };
-		/* the hook's stdout and stderr both go to our stderr (stdout is for results) */
-		struct dd_proc proc = { .argv = argv, .env = (const char *const *)ours, .dir = repo->workdir,
-					.out_fd = STDERR_FILENO, .err_fd = STDERR_FILENO };
-		struct dd_proc_result r;
-		char how[64];
-
-		dd_info("post_restore %zu/%zu: %s", i + 1, n, cmd);
-		if (dd_proc_run(&proc, "post_restore", &r) == 0) {
-			dd_proc_result_release(&r);
-			continue;
+	for (size_t i = 0; i < total && rc == 0; i++) {
+		const char *cmd = i < np ? p->post_restore[i] : cfg->post_restore[i - np];
+		if ((rc = run_command(repo, env, cmd, i + 1, total, snapshot, &rec.exit_status)) < 0) {
+			rec.failed = (int)(i + 1);
+			rec.command = (char *)cmd;
 		}
-		dd_proc_describe(&r, how, sizeof(how));
-		if (r.signal)
-			dd_error("post_restore command %zu (`%s`) %s; the database was restored", i + 1, cmd, how);
-		else if (r.exit_code >= 0)
-			dd_error("post_restore command %zu (`%s`) failed with exit status %d; the database was restored",
-				 i + 1, cmd, r.exit_code);
-		else
-			dd_error_wrap("cannot start post_restore command %zu (`%s`)", i + 1, cmd);
-		dd_hint("fix it and run the rest by hand; the database already holds snapshot %.12s", snapshot);
-		dd_proc_result_release(&r);
-		rc = -1;
-		break;
 	}
-	for (size_t j = 0; j < 4; j++)
-		free(ours[j]);
-	free(nopw);
+	free_env(env);
+	rec.total = (int)total;
+	rec.when = (long long)time(NULL);
+	{
+		struct dd_error_saved why;
+		dd_error_save(&why);
+		if (dd_workflow_post_restore_record(repo, p->name, &rec) < 0)
+			dd_warn("%s", dd_error_last());
+		dd_error_restore(&why);
+	}
 	return rc;
 }
 
@@ -578,7 +759,7 @@ load_snapshot(void *arg, struct dd_store **st, struct dd_snapshot **snap)
 static int
 switch_snapshot(struct dd_repo *repo, const struct dd_config *cfg, const struct dd_profile *p, const char *rev,
 		const struct dd_ref *ref, int flags, int clean, const struct dd_pg_state *prev,
-		struct dd_media_switch *ms, struct dd_pg_switch_result *res)
+		struct dd_media_switch *ms, const struct dd_inline *in, struct dd_pg_switch_result *res)
 {
 	struct loader l = { repo, cfg, p, rev, ref };
 	char *branch = dd_workflow_current_branch(repo);
@@ -603,6 +784,8 @@ switch_snapshot(struct dd_repo *repo, const struct dd_config *cfg, const struct 
 		.load = load_snapshot,
 		.load_arg = &l,
 		.media = dd_media_switch_hooks(ms),
+		.sql_schema = in ? &in->schema : NULL, /* an inline profile: its files, not the store */
+		.sql_data = in ? &in->data : NULL,
 	};
 	int rc = -1;
 
@@ -637,6 +820,7 @@ dd_workflow_restore(struct dd_repo *repo, const struct dd_config *cfg, const str
 	struct dd_pg_state state;
 	struct dd_pg_switch_result res;
 	struct dd_media_switch *ms = NULL;
+	struct dd_inline in = { DD_BUF_INIT, DD_BUF_INIT };
 	int rc = -1, r, dblock = -1, clean = 0;
 	char *left = NULL;
 
@@ -650,6 +834,9 @@ dd_workflow_restore(struct dd_repo *repo, const struct dd_config *cfg, const str
 		goto out;
 	}
 	if (r != 0)
+		goto out;
+	/* an inline profile: the files name the snapshot (their hash) and are what a build loads */
+	if (p->is_inline && dd_inline_read(&in, repo, p, rev, ref) < 0)
 		goto out;
 	/* a git hook never waits for the lock (DD_RESTORE_HOOK): DD_EBUSY, and the hook says so */
 	r = (flags & DD_RESTORE_HOOK) ? dd_pg_state_trylock(repo->statedir, conninfo, &dblock)
@@ -688,7 +875,7 @@ dd_workflow_restore(struct dd_repo *repo, const struct dd_config *cfg, const str
 	/* the folder's lock; it is set aside just before the switch's journal (workflow/media.c) */
 	if (dd_media_switch_begin(&ms, repo, cfg, p, ref->snapshot) < 0)
 		goto out;
-	if (switch_snapshot(repo, cfg, p, rev, ref, flags, clean, &state, ms, &res) < 0)
+	if (switch_snapshot(repo, cfg, p, rev, ref, flags, clean, &state, ms, p->is_inline ? &in : NULL, &res) < 0)
 		goto out;
 	/* the hooks run without the locks: one may well run git dnadata on this database or folder */
 	dd_unlock_file(dblock);
@@ -704,6 +891,9 @@ dd_workflow_restore(struct dd_repo *repo, const struct dd_config *cfg, const str
 	if (!(flags & DD_RESTORE_NO_HOOKS) &&
 	    run_post_restore(repo, cfg, p, ref->snapshot, conninfo, res.database) < 0)
 		rc = DD_EHOOK;
+	/* the schema after the migrations (not after a failed one: half a migration is no schema to review) */
+	if (rc == 0)
+		dd_workflow_schema_dump_after_restore(repo, cfg, p);
 out:
 	if (rc == DD_ERROR)
 		dd_error_wrap("restoring profile %s", p->name);
@@ -711,6 +901,7 @@ out:
 	dd_pg_switch_result_release(&res);
 	dd_media_switch_free(ms);
 	dd_pg_state_release(&state);
+	dd_inline_release(&in);
 	free(left);
 	dd_ref_free(ref);
 	return rc;

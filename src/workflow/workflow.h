@@ -70,12 +70,33 @@ enum {
  */
 int dd_workflow_snapshot(struct dd_repo *repo, const struct dd_config *cfg, const struct dd_profile *p,
 			int flags, const char *msg, char id_out[65]);
+/*
+ * dd_workflow_snapshot() of database `source_dbname` on the working
+ * database's server (same connection settings, another dbname: a scratch
+ * database, say) as profile p's snapshot: the same locks (p's, then its
+ * working database's), ref file and commit. The working database and its
+ * record in <statedir>/pg are not touched (it does not hold the new
+ * snapshot), and no media is captured: the snapshot has no media listing,
+ * so restoring it leaves p's media folder as it is. Same results.
+ */
+int dd_workflow_snapshot_from(struct dd_repo *repo, const struct dd_config *cfg, const struct dd_profile *p,
+			      const char *source_dbname, int flags, const char *msg, char id_out[65]);
+/*
+ * `snapshot --from-dump`: load pg_dump output `path` (custom, directory,
+ * tar or plain format) into a scratch database beside p's working
+ * database (pg/load.c), snapshot it as p (dd_workflow_snapshot_from), and
+ * drop it, whatever happened (a kill -9 leaves it to the next command's
+ * reaper). A dump that does not load is refused with the failing
+ * statement and nothing changes. Same results as dd_workflow_snapshot().
+ */
+int dd_workflow_snapshot_dump(struct dd_repo *repo, const struct dd_config *cfg, const struct dd_profile *p,
+			      const char *path, int flags, const char *msg, char id_out[65]);
 
 enum {
 	DD_RESTORE_FORCE = 1 << 0,     /* even if the working database already holds the snapshot */
 	DD_RESTORE_TERMINATE = 1 << 1, /* end other sessions on the working database */
 	DD_RESTORE_KEEP = 1 << 2,      /* `use`: a database holding the snapshot is kept, local edits included */
-	DD_RESTORE_NO_HOOKS = 1 << 3,  /* do not run [hooks] post_restore */
+	DD_RESTORE_NO_HOOKS = 1 << 3,  /* do not run the post_restore commands (the profile's and [hooks]') */
 	DD_RESTORE_MISSING_OK = 1 << 4, /* a profile without a snapshot yet is nothing to do, not an error */
 	DD_RESTORE_HOOK = 1 << 5,      /* from a git hook: never prompt, never wait for a lock (DD_EBUSY) */
 };
@@ -98,7 +119,8 @@ int dd_workflow_check(struct dd_repo *repo, const struct dd_config *cfg, const s
 /*
  * Make `p`'s working database equal the snapshot named by its ref file, as
  * it is in the work tree (rev NULL) or at revision `rev`, then run the
- * post_restore hooks. If the working database holds that snapshot already
+ * post_restore commands (the profile's, then [hooks]'; each run recorded,
+ * dd_workflow_post_restore_last). If the working database holds that snapshot already
  * and has not changed since (pg_changes()), nothing is done; if it changed,
  * or that cannot be told, it is rebuilt (and kept as a stash), unless
  * DD_RESTORE_KEEP. Returns 0 when restored, DD_NOTHING_TO_DO when there
@@ -126,6 +148,52 @@ struct dd_post_restore_last {
 /* 0 with *out filled, DD_NOTFOUND when nothing is recorded for `profile`, -1 on error. */
 int dd_workflow_post_restore_last(struct dd_repo *repo, const char *profile, struct dd_post_restore_last *out);
 void dd_workflow_post_restore_last_release(struct dd_post_restore_last *r);
+
+/*
+ * ---- export --sql (export.c, issue 18) ----
+ * Write p's snapshot (as its ref file names it in the work tree, or at
+ * `rev`) to folder `dir` (missing or empty, else refused) as schema.sql,
+ * data.sql and media/ (when the snapshot has a media folder), from the
+ * local cache or the store; an inline profile's files from git. 0 or -1.
+ */
+int dd_workflow_export(struct dd_repo *repo, const struct dd_config *cfg, const struct dd_profile *p, const char *rev,
+		       const char *dir);
+
+/* ---- the normalised schema (schema.c, issue 18) ---- */
+
+/* ".dnadata/schema/<profile>.sql", relative to the work tree. Caller frees. */
+char *dd_workflow_schema_path(const char *profile);
+
+enum {
+	DD_SCHEMA_DUMP_AUTO = 1 << 0, /* the dump after a restore: skipped when the profile says schema_dump = no */
+};
+/*
+ * Write p's working database's schema, normalised (pg/normalise.h), to
+ * .dnadata/schema/<p>.sql atomically; never committed. Refused when the
+ * working database's record says it holds another profile. *rel_out (may
+ * be NULL) gets the file's path relative to the work tree on success.
+ * Returns 0 when the file was written (new or changed), DD_UNCHANGED when it
+ * held that text already (left untouched), DD_NOTHING_TO_DO when AUTO and
+ * p has schema_dump = no, -1 on error.
+ */
+int dd_workflow_schema_dump(struct dd_repo *repo, const struct dd_config *cfg, const struct dd_profile *p, int flags,
+			    char **rel_out);
+/* The same after a restore (AUTO): says what it wrote; a failure is a warning, never the restore's. */
+void dd_workflow_schema_dump_after_restore(struct dd_repo *repo, const struct dd_config *cfg,
+					   const struct dd_profile *p);
+/*
+ * promote-schema: FROM's normalised schema (its working database's when
+ * FROM is the active profile and the database holds FROM's ref's
+ * snapshot, else its snapshot's) becomes TO's base, once TO's rows load
+ * into it in a scratch database: an inline TO's schema.sql, or a
+ * store-backed TO's new snapshot (that scratch database). One commit,
+ * "dnadata: promote-schema FROM -> TO". A statement that fails refuses it
+ * (error naming it) and nothing changes. `id_out`: TO's new snapshot id.
+ * Returns 0, DD_UNCHANGED (TO's base was that schema already: no commit),
+ * or -1.
+ */
+int dd_workflow_promote_schema(struct dd_repo *repo, const struct dd_config *cfg, const struct dd_profile *from,
+			       const struct dd_profile *to, char id_out[65]);
 
 /* ---- switching: branches and warm spares (switch.c) ---- */
 

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <libpq-fe.h>
 
 #include "config/config.h"
 #include "util/buf.h"
@@ -635,6 +636,66 @@ conninfo_errors_never_quote_the_string(void **state)
 	assert_string_equal(dd_error_last(), "malformed connection string: invalid connection option \"...\"");
 }
 
+/* DATABASE_URL for post_restore commands: resolved parts, other keywords in the query, never a secret. */
+static void
+conninfo_url_has_no_secret_and_encodes_what_it_holds(void **state)
+{
+	char *pw = NULL, *u;
+
+	u = dd_conninfo_url("postgresql://alice:s3cr%40t@db:5433/app?sslmode=require&sslpassword=k", "db", "5433",
+			    "alice", "app", &pw);
+	assert_string_equal(u, "postgresql://alice@db:5433/app?sslmode=require");
+	assert_string_equal(pw, "s3cr@t");
+	free(u);
+	free(pw);
+	/* a socket directory goes in the query; odd characters are percent-encoded */
+	u = dd_conninfo_url("host=/run/pg dbname='my app' user=b@b password=x application_name='a&b'", "/run/pg",
+			    "5432", "b@b", "my app", NULL);
+	assert_string_equal(u, "postgresql://b%40b@/my%20app?host=%2Frun%2Fpg&port=5432&application_name=a%26b");
+	free(u);
+	/* a host list too */
+	u = dd_conninfo_url("host=h1,h2 port=5432,5433", "h1,h2", "5432,5433", "u", "d", &pw);
+	assert_string_equal(u, "postgresql://u@/d?host=h1%2Ch2&port=5432%2C5433");
+	assert_null(pw);
+	free(u);
+	/* nothing known: libpq's defaults */
+	u = dd_conninfo_url("", NULL, NULL, NULL, NULL, NULL);
+	assert_string_equal(u, "postgresql:///");
+	free(u);
+	dd_error_clear();
+	assert_null(dd_conninfo_url("host=db password=abc defghi", "db", NULL, NULL, NULL, &pw));
+	assert_null(pw);
+	assert_null(strstr(dd_error_last(), "defghi"));
+}
+
+static void
+conninfo_with_dbname_keeps_everything_but_the_database(void **state)
+{
+	char *c = dd_conninfo_with_dbname("postgresql://alice:pw@db:5433/app?sslmode=disable", "scratch");
+	PQconninfoOption *o = PQconninfoParse(c, NULL);
+	int seen = 0;
+
+	assert_non_null(o);
+	for (PQconninfoOption *x = o; x->keyword; x++) {
+		if (!x->val)
+			continue;
+		if (!strcmp(x->keyword, "dbname"))
+			assert_string_equal(x->val, "scratch"), seen++;
+		if (!strcmp(x->keyword, "password"))
+			assert_string_equal(x->val, "pw"), seen++;
+		if (!strcmp(x->keyword, "port"))
+			assert_string_equal(x->val, "5433"), seen++;
+		if (!strcmp(x->keyword, "sslmode"))
+			assert_string_equal(x->val, "disable"), seen++;
+	}
+	assert_int_equal(seen, 4);
+	PQconninfoFree(o);
+	free(c);
+	c = dd_conninfo_with_dbname("app", "it's");
+	assert_string_equal(c, "dbname='it\\'s'");
+	free(c);
+}
+
 static void
 conninfo_strip_secrets_connects_without_them(void **state)
 {
@@ -824,6 +885,8 @@ main(void)
 		cmocka_unit_test(conninfo_redact_masks_every_secret_and_keeps_the_rest),
 		cmocka_unit_test(conninfo_errors_never_quote_the_string),
 		cmocka_unit_test(conninfo_strip_secrets_connects_without_them),
+		cmocka_unit_test(conninfo_url_has_no_secret_and_encodes_what_it_holds),
+		cmocka_unit_test(conninfo_with_dbname_keeps_everything_but_the_database),
 		cmocka_unit_test_setup_teardown(initial_file_reads_back_and_is_never_overwritten, mk_tmp, rm_tmp),
 		cmocka_unit_test_setup_teardown(add_profile_appends_and_keeps_comments, mk_tmp, rm_tmp),
 		cmocka_unit_test_setup_teardown(set_active_edits_one_line, mk_tmp, rm_tmp),

@@ -224,6 +224,28 @@ a_header_without_its_closing_line_or_newline_survives(void **state)
 	free(again);
 }
 
+static void
+text_that_ends_without_a_newline_is_stable(void **state)
+{
+	/* found by the fuzzer: a last entry's trailing SET sorted into the middle; a banner cut at the end */
+	static const char *const texts[] = {
+		"--\n-- Name: x; Type: T; Schema: s; Owner: -\n--\n\nB;\n\n"
+		"--\n-- Name: x; Type: T; Schema: s; Owner: -\n--\n\nA;\n\nSET default_tablespace = t;",
+		"--\n-- Name: x; Type: T; Schema: s; Owner: -\n--\n\nA;\n\n--\n-- PostgreSQL database dump complete\n--",
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
+		char *once = normalise(texts[i], strlen(texts[i]));
+		char *twice = normalise(once, strlen(once));
+		assert_string_equal(once, twice);
+		assert_null(strstr(once, "SET default_tablespace"));
+		assert_null(strstr(once, "dump complete"));
+		free(once);
+		free(twice);
+	}
+}
+
 int
 main(void)
 {
@@ -238,6 +260,7 @@ main(void)
 		cmocka_unit_test(empty_and_noise_only_input_give_empty_text),
 		cmocka_unit_test(a_nul_byte_is_refused),
 		cmocka_unit_test(a_header_without_its_closing_line_or_newline_survives),
+		cmocka_unit_test(text_that_ends_without_a_newline_is_stable),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -15,6 +15,7 @@
 
 #include "util/buf.h"
 #include "util/err.h"
+#include "util/fs.h"
 #include "util/proc.h"
 
 static int
@@ -175,6 +176,33 @@ a_background_child_holding_the_fds_is_not_waited_for(void **state)
 	unlink(tmpl);
 }
 
+/* tee: stdout and stderr in their order to the fd and in the result's tail; a background child not waited for. */
+static void
+tee_copies_both_streams_keeps_the_tail_and_does_not_wait_for_a_background_child(void **state)
+{
+	char tmpl[] = "/tmp/dd-proc.XXXXXX";
+	int fd = mkstemp(tmpl);
+	const char *argv[] = { "/bin/sh", "-c", "echo one; echo two >&2; echo three; sleep 5 & exit 4", NULL };
+	struct dd_proc p = { .argv = argv, .out_fd = fd, .err_fd = -1, .tee = 1 };
+	struct dd_proc_result r;
+	struct dd_buf file = DD_BUF_INIT;
+	struct timespec a, b;
+
+	assert_true(fd >= 0);
+	clock_gettime(CLOCK_MONOTONIC, &a);
+	assert_int_equal(dd_proc_run(&p, "tee", &r), DD_ERROR);
+	clock_gettime(CLOCK_MONOTONIC, &b);
+	assert_true(b.tv_sec - a.tv_sec < 3); /* not the 5 s of the background sleep */
+	assert_int_equal(r.exit_code, 4);
+	assert_string_equal(dd_buf_cstr(&r.err), "one\ntwo\nthree\n");
+	assert_int_equal(dd_file_read(&file, tmpl), 0);
+	assert_string_equal(dd_buf_cstr(&file), "one\ntwo\nthree\n");
+	dd_buf_release(&file);
+	dd_proc_result_release(&r);
+	close(fd);
+	unlink(tmpl);
+}
+
 static int
 open_fds(void)
 {
@@ -235,6 +263,7 @@ main(void)
 		cmocka_unit_test(stdout_and_stderr_to_an_fd_and_a_working_directory),
 		cmocka_unit_test(a_background_child_holding_the_fds_is_not_waited_for),
 		cmocka_unit_test(a_poll_failure_kills_the_child_and_closes_its_pipes),
+		cmocka_unit_test(tee_copies_both_streams_keeps_the_tail_and_does_not_wait_for_a_background_child),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -25,6 +25,7 @@
 #include "util/buf.h"
 #include "util/err.h"
 #include "util/fs.h"
+#include "workflow/internal.h"
 #include "workflow/workflow.h"
 
 #define CONNINFO "host=/nonexistent/sock port=5999 dbname=work"
@@ -148,6 +149,91 @@ check_of_a_broken_ref_is_an_error(void **state)
 	assert_non_null(strstr(dd_error_last(), ".dnadata/refs/clean"));
 }
 
+/* ---- the record of the last post_restore run (post-restore.c) ---- */
+
+static void
+post_restore_record_round_trips_success_and_failure(void **state)
+{
+	struct fixture *f = *state;
+	struct dd_post_restore_last in = { .snapshot = ID_A, .when = 1700000000, .total = 3 }, out;
+
+	assert_int_equal(dd_workflow_post_restore_last(f->repo, "clean", &out), DD_NOTFOUND);
+	assert_int_equal(dd_workflow_post_restore_record(f->repo, "clean", &in), 0);
+	assert_int_equal(dd_workflow_post_restore_last(f->repo, "clean", &out), 0);
+	assert_string_equal(out.snapshot, ID_A);
+	assert_int_equal(out.when, 1700000000);
+	assert_int_equal(out.total, 3);
+	assert_int_equal(out.failed, 0);
+	assert_null(out.command);
+	dd_workflow_post_restore_last_release(&out);
+
+	in.failed = 2;
+	in.exit_status = -1;
+	in.command = "echo 'a\\b'\nexit 3";
+	assert_int_equal(dd_workflow_post_restore_record(f->repo, "clean", &in), 0);
+	assert_int_equal(dd_workflow_post_restore_last(f->repo, "clean", &out), 0);
+	assert_int_equal(out.failed, 2);
+	assert_int_equal(out.exit_status, -1);
+	assert_string_equal(out.command, in.command);
+	dd_workflow_post_restore_last_release(&out);
+	/* a name that is no profile's never becomes a path */
+	assert_int_equal(dd_workflow_post_restore_last(f->repo, "../pg", &out), -1);
+}
+
+/* Every record here is refused with "path:line" or "path: what", never read into a result. */
+static void
+post_restore_record_refuses_hostile_files(void **state)
+{
+	static const char *const bad[] = {
+		"",
+		"dnadata-post-restore 2\n",
+		"dnadata-post-restore 1\nsnapshot " ID_A "\nwhen 1\ntotal 1\nfailed 0\n",   /* no exit */
+		"dnadata-post-restore 1\nsnapshot " ID_A "\nwhen 1\ntotal 1\nfailed 0\nexit 0", /* truncated */
+		"dnadata-post-restore 1\nsnapshot xyz\nwhen 1\ntotal 1\nfailed 0\nexit 0\n",
+		"dnadata-post-restore 1\nsnapshot " ID_A "\nwhen 1\ntotal 1\nfailed 0\nexit 256\n",
+		"dnadata-post-restore 1\nsnapshot " ID_A "\nwhen -5\ntotal 1\nfailed 0\nexit 0\n",
+		"dnadata-post-restore 1\nsnapshot " ID_A "\nwhen 1\ntotal 1\nfailed 2\nexit 1\ncommand x\n",
+		"dnadata-post-restore 1\nsnapshot " ID_A "\nwhen 1\ntotal 1\nfailed 1\nexit 1\n",
+		"dnadata-post-restore 1\nsnapshot " ID_A "\nwhen 1\ntotal 1\nfailed 0\nexit 0\ncommand x\n",
+		"dnadata-post-restore 1\nsnapshot " ID_A "\nwhen 1\nwhen 2\ntotal 1\nfailed 0\nexit 0\n",
+		"dnadata-post-restore 1\nsnapshot " ID_A "\nwhen 1\ntotal 1\nfailed 1\nexit 1\ncommand a\\x\n",
+		"dnadata-post-restore 1\nsnapshot " ID_A "\nwhen 1\ntotal 1\nfailed 0\nexit 0\nextra 1\n",
+		"dnadata-post-restore 1\nsnapshot " ID_A "\nwhen 99999999999999999999\ntotal 1\nfailed 0\nexit 0\n",
+		"dnadata-post-restore 1\nsnapshot " ID_A "\nwhen 1\ntotal 1\nfailed 0\nexit +0\n",
+	};
+	struct fixture *f = *state;
+	struct dd_post_restore_last out;
+	const char *path = ".git/dnadata/post-restore/clean";
+
+	assert_int_equal(dd_mkdir_p(".git/dnadata/post-restore", 0700), 0);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_int_equal(dd_file_write_atomic(path, bad[i], strlen(bad[i]), 0600, 0), 0);
+		dd_error_clear();
+		if (dd_workflow_post_restore_last(f->repo, "clean", &out) != -1)
+			fail_msg("record %zu was accepted", i);
+		assert_non_null(strstr(dd_error_last(), "post-restore/clean"));
+		assert_null(out.snapshot);
+		assert_null(out.command);
+	}
+	/* a NUL byte, and a file far too large */
+	assert_int_equal(dd_file_write_atomic(path, "dnadata-post-restore 1\n\0", 24, 0600, 0), 0);
+	assert_int_equal(dd_workflow_post_restore_last(f->repo, "clean", &out), -1);
+	{
+		size_t n = 70 * 1024;
+		char *big = malloc(n);
+		assert_non_null(big);
+		memset(big, 'a', n);
+		assert_int_equal(dd_file_write_atomic(path, big, n, 0600, 0), 0);
+		free(big);
+	}
+	assert_int_equal(dd_workflow_post_restore_last(f->repo, "clean", &out), -1);
+	assert_non_null(strstr(dd_error_last(), "64 KiB"));
+	/* a symbolic link is not followed */
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(symlink("/etc/passwd", path), 0);
+	assert_int_equal(dd_workflow_post_restore_last(f->repo, "clean", &out), -1);
+}
+
 int
 main(void)
 {
@@ -158,6 +244,8 @@ main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(check_of_a_profile_without_a_snapshot_is_not_found, setup, teardown),
 		cmocka_unit_test_setup_teardown(check_of_a_broken_ref_is_an_error, setup, teardown),
+		cmocka_unit_test_setup_teardown(post_restore_record_round_trips_success_and_failure, setup, teardown),
+		cmocka_unit_test_setup_teardown(post_restore_record_refuses_hostile_files, setup, teardown),
 	};
 
 	int rc;

@@ -1,0 +1,163 @@
+#!/usr/bin/env bash
+# t-export.sh: `export PROFILE --sql DIR` (issue 18): schema.sql and
+# data.sql that psql loads into an empty database, giving back the
+# snapshot's rows, sequences, large objects and schema (pg_dump-equal);
+# the media folder as DIR/media; a non-empty DIR refused; no database
+# needed; an inline profile's files as git has them.
+. "$(dirname "$0")/../lib.sh"
+
+PSQL() { "$DD_PG_BINDIR/psql" -X -q -v ON_ERROR_STOP=1 "$@"; }
+
+# A database with what a loader gets wrong: foreign keys against name order, a cycle through one
+# table, a trigger, no primary key, odd names, NULLs, escapes, bytea, jsonb, arrays, a large object.
+setup_rich() {
+	repo_with_db exp
+	psql_q "$DB" "
+	CREATE SCHEMA \"Odd Schema\";
+	CREATE TABLE zeta (id int PRIMARY KEY, name text);
+	CREATE TABLE alpha (id bigserial PRIMARY KEY, zeta_id int NOT NULL REFERENCES zeta(id),
+			    parent bigint REFERENCES alpha(id), t text, b bytea, j jsonb, a int[], ts timestamptz,
+			    f float8, n numeric);
+	CREATE TABLE \"Odd Schema\".\"Mixed Case\" (\"Key\" int PRIMARY KEY, \"select\" text);
+	CREATE TABLE nopk (x int, y text);
+	CREATE TABLE part (id int, k int) PARTITION BY RANGE (k);
+	CREATE TABLE part_1 PARTITION OF part FOR VALUES FROM (0) TO (10);
+	CREATE TABLE part_2 PARTITION OF part FOR VALUES FROM (10) TO (20);
+	CREATE FUNCTION up() RETURNS trigger LANGUAGE plpgsql AS \$\$
+		BEGIN NEW.name := upper(NEW.name); RETURN NEW; END \$\$;
+	CREATE TRIGGER zeta_up BEFORE INSERT ON zeta FOR EACH ROW EXECUTE FUNCTION up();
+	INSERT INTO zeta VALUES (1, 'one'), (2, 'two');
+	UPDATE zeta SET name = 'lower again';
+	INSERT INTO alpha (zeta_id, parent, t, b, j, a, ts, f, n) VALUES
+		(1, NULL, E'tab\\tnl\\ncr\\rbs\\\\ \\\\. end', '\\x00010203ff', '{\"k\": \"v\", \"n\": null}', '{1,NULL,3}',
+		 '2026-11-30 01:02:03.456789+05', 0.1, 12345678901234567890.123),
+		(2, 1, NULL, '', '[]', '{}', 'infinity', 'NaN', -0.5);
+	INSERT INTO alpha (zeta_id, parent, t) VALUES (2, 3, 'forward'), (2, 3, 'self');
+	UPDATE alpha SET parent = 4 WHERE id = 3;
+	INSERT INTO \"Odd Schema\".\"Mixed Case\" VALUES (1, 'from');
+	INSERT INTO nopk VALUES (2, 'b'), (1, 'a'), (1, 'a'), (NULL, NULL);
+	INSERT INTO part VALUES (1, 5), (2, 15);
+	SELECT lo_from_bytea(424242, '\\xdeadbeef'::bytea);
+	SELECT setval('alpha_id_seq', 100);
+	ANALYZE" >/dev/null
+}
+
+# Every table's rows (sorted as text), every sequence, every large object: what "equal" means here.
+content() {
+	PSQL -At -d "$1" -c "
+	SELECT c.oid::regclass::text || ': ' || coalesce((SELECT string_agg(x, ' ; ' ORDER BY x) FROM
+		(SELECT r::text AS x FROM ONLY public.zeta r WHERE c.relname = 'zeta' UNION ALL
+		 SELECT r::text FROM ONLY public.alpha r WHERE c.relname = 'alpha' UNION ALL
+		 SELECT r::text FROM ONLY \"Odd Schema\".\"Mixed Case\" r WHERE c.relname = 'Mixed Case' UNION ALL
+		 SELECT r::text FROM ONLY public.nopk r WHERE c.relname = 'nopk' UNION ALL
+		 SELECT r::text FROM ONLY public.part_1 r WHERE c.relname = 'part_1' UNION ALL
+		 SELECT r::text FROM ONLY public.part_2 r WHERE c.relname = 'part_2') s), '')
+	FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+	WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1;
+	SELECT 'seq ' || last_value || ' ' || is_called FROM alpha_id_seq;
+	SELECT 'lo ' || loid || ' ' || encode(lo_get(loid), 'hex') FROM (SELECT DISTINCT loid FROM pg_largeobject) l"
+}
+
+# pg_dump of the schema, without its per-run lines.
+schema_of() {
+	"$DD_PG_BINDIR/pg_dump" --schema-only --no-owner -d "$1" | grep -v '^\\\(un\)\?restrict \|^-- Dumped'
+}
+
+test_export_loads_into_an_empty_database_and_equals_the_source() {
+	setup_rich
+	expect_ok git dnadata snapshot
+	expect_ok git dnadata export clean --sql "$T/out"
+	assert_contains "$ERR" "exported snapshot"
+	assert_eq "data.sql
+schema.sql" "$(ls "$T/out")"
+	local db2
+	db2=$(pg_newdb expcopy)
+	PSQL -d "$db2" -f "$T/out/schema.sql" >/dev/null
+	PSQL -d "$db2" -f "$T/out/data.sql" >/dev/null
+	local want got
+	want=$(content "$DB")
+	got=$(content "$db2")
+	# the insert trigger upper-cases; the rows hold what the UPDATE wrote after it: a load must not run it
+	assert_contains "$want" "lower again"
+	assert_contains "$want" "lo 424242 deadbeef"
+	assert_eq "$want" "$got" "the loaded copy's rows"
+	[ -n "$(schema_of "$DB")" ] || fail "no schema dumped"
+	diff <(schema_of "$DB") <(schema_of "$db2") >"$T/schema.diff" || fail "schemas differ: $(cat "$T/schema.diff")"
+	# readable: one COPY block per table, rows in key order, referenced tables first
+	local data
+	data=$(cat "$T/out/data.sql")
+	assert_contains "$data" $'COPY public.zeta (id, name) FROM stdin;\n1\tlower again\n2\tlower again\n\\.'
+	local z a
+	z=$(grep -n '^COPY public.zeta ' "$T/out/data.sql" | cut -d: -f1)
+	a=$(grep -n '^COPY public.alpha ' "$T/out/data.sql" | cut -d: -f1)
+	[ "$z" -lt "$a" ] || fail "alpha (which references zeta) comes first"
+	# deterministic: a second export is byte-identical
+	expect_ok git dnadata export clean --sql "$T/out2"
+	cmp "$T/out/data.sql" "$T/out2/data.sql" || fail "data.sql differs between two exports"
+	cmp "$T/out/schema.sql" "$T/out2/schema.sql" || fail "schema.sql differs between two exports"
+}
+
+test_export_needs_no_database_and_reads_the_ref_at_a_revision() {
+	setup_rich
+	expect_ok git dnadata snapshot
+	local first
+	first=$(git rev-parse HEAD)
+	psql_q "$DB" "INSERT INTO zeta VALUES (3, 'three')"
+	expect_ok git dnadata snapshot
+	psql_q postgres "DROP DATABASE $DB"
+	expect_ok git dnadata export clean --sql "$T/old" --at "$first"
+	assert_not_contains "$(cat "$T/old/data.sql")" "THREE"
+	expect_ok git dnadata export clean --sql "$T/new"
+	assert_contains "$(cat "$T/new/data.sql")" $'3\tTHREE'
+}
+
+test_export_writes_the_media_folder() {
+	repo_with_db expm
+	mkdir -p var/up/sub
+	printf 'hello' >var/up/a.txt
+	head -c 300000 /dev/urandom >var/up/sub/big.bin
+	ln -s a.txt var/up/link
+	touch -d '2020-01-02 03:04:05' var/up/a.txt
+	printf 'media = var/up\n' >>.dnadata/profiles.ini
+	git commit -qm media .dnadata/profiles.ini
+	psql_q "$DB" "CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1)"
+	expect_ok git dnadata snapshot
+	expect_ok git dnadata export clean --sql "$T/out"
+	assert_contains "$ERR" "media/"
+	diff -r --no-dereference var/up "$T/out/media" || fail "the media folder differs"
+	assert_eq "$(stat -c %Y var/up/a.txt)" "$(stat -c %Y "$T/out/media/a.txt")" "mtime kept"
+	assert_eq "a.txt" "$(readlink "$T/out/media/link")"
+	assert_eq "" "$(ls .git/dnadata | grep export- || true)" "the temporary state folder is removed"
+}
+
+test_export_refuses_a_non_empty_folder_and_writes_nothing() {
+	setup_rich
+	expect_ok git dnadata snapshot
+	mkdir "$T/full"
+	echo keep >"$T/full/mine.txt"
+	expect_fail 1 git dnadata export clean --sql "$T/full"
+	assert_contains "$ERR" "is not empty"
+	assert_eq "mine.txt" "$(ls "$T/full")"
+	assert_eq "keep" "$(cat "$T/full/mine.txt")"
+	expect_fail 2 git dnadata export clean
+	expect_fail 1 git dnadata export nosuch --sql "$T/x"
+	assert_no_file "$T/x"
+	# an empty folder is fine
+	mkdir "$T/empty"
+	expect_ok git dnadata export clean --sql "$T/empty"
+	assert_file "$T/empty/data.sql"
+}
+
+test_export_of_an_inline_profile_copies_its_files() {
+	repo_with_db expi
+	expect_ok git dnadata new-profile seed --inline
+	psql_q "$DB" "CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t VALUES (1, 'x')"
+	expect_ok git dnadata snapshot seed
+	# no key is needed for an inline profile
+	rm .git/dnadata/key
+	expect_ok git dnadata export seed --sql "$T/out"
+	cmp .dnadata/inline/seed/data.sql "$T/out/data.sql" || fail "data.sql differs"
+	cmp .dnadata/inline/seed/schema.sql "$T/out/schema.sql" || fail "schema.sql differs"
+}
+
+run_tests

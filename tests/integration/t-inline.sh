@@ -1,0 +1,202 @@
+#!/usr/bin/env bash
+# t-inline.sh: inline profiles (issue 18): `new-profile --inline` sets
+# `inline = yes`; snapshot writes .dnadata/inline/<p>/schema.sql and
+# data.sql and commits them with the ref (whose id is the files' hash);
+# an unchanged database changes nothing; an edit is a readable diff; a
+# fresh clone with no key and no store restores it; checkout between
+# branches with different inline data switches the database through the
+# hooks, keeping local edits in stashes; push leaves inline refs alone.
+. "$(dirname "$0")/../lib.sh"
+
+# A repository on a fresh database $DB with the inline profile "seed" active and some data.
+setup_inline() {
+	repo_with_db inl
+	printf '[database]\nspares = 0\n' >>.git/dnadata/config.ini
+	expect_ok git dnadata new-profile seed --inline
+	expect_ok git dnadata use seed
+	psql_q "$DB" "
+	CREATE TABLE users (id serial PRIMARY KEY, name text NOT NULL, boss int REFERENCES users(id));
+	CREATE TABLE accounts (id int PRIMARY KEY, user_id int NOT NULL REFERENCES users(id), note text,
+			       created timestamptz, doc jsonb, raw bytea);
+	CREATE TABLE tags (tag text);
+	CREATE FUNCTION stamp() RETURNS trigger LANGUAGE plpgsql AS \$\$
+		BEGIN NEW.note := 'trigger ran'; RETURN NEW; END \$\$;
+	CREATE TRIGGER accounts_stamp BEFORE INSERT ON accounts FOR EACH ROW EXECUTE FUNCTION stamp();
+	INSERT INTO users (name, boss) VALUES ('root', NULL);
+	INSERT INTO users (name, boss) VALUES ('ann', 1), ('bob', 2);
+	UPDATE users SET boss = 3 WHERE id = 1;
+	INSERT INTO accounts VALUES (1, 2, NULL, '2026-01-02 03:04:05+00', '{\"a\": [1, 2]}', '\\x00ff');
+	UPDATE accounts SET note = E'tab\\there, newline\\nthere, back\\\\slash';
+	INSERT INTO tags VALUES ('b'), ('a'), (NULL);
+	ANALYZE"
+}
+
+# Everything the tables hold, one line per table, and the sequence.
+content() {
+	psql_q "${1:-$DB}" "SELECT (SELECT string_agg(u::text, ';' ORDER BY id) FROM users u) || ' | ' ||
+		(SELECT string_agg(a::text, ';' ORDER BY id) FROM accounts a) || ' | ' ||
+		(SELECT string_agg(coalesce(tag, 'NULL'), ';' ORDER BY tag NULLS FIRST) FROM tags) || ' | ' ||
+		(SELECT last_value || ',' || is_called FROM users_id_seq)"
+}
+
+inline_hash() {
+	local d=.dnadata/inline/seed
+	printf 'schema.sql %s\ndata.sql %s\n' "$(sha256sum <"$d/schema.sql" | cut -d' ' -f1)" \
+		"$(sha256sum <"$d/data.sql" | cut -d' ' -f1)" | sha256sum | cut -d' ' -f1
+}
+
+test_new_profile_inline_adds_the_key_and_commits_it() {
+	repo_with_db inl
+	expect_ok git dnadata new-profile seed --inline
+	assert_contains "$(cat .dnadata/profiles.ini)" $'[profile "seed"]\ninline = yes'
+	assert_eq "" "$(git status --porcelain)"
+	expect_fail 2 git dnadata new-profile seed2 --inline --media var/m
+	# the key belongs in the shared file only: every clone must agree
+	printf '[profile "seed"]\ninline = no\n' >>.git/dnadata/config.ini
+	expect_fail 1 git dnadata status
+	assert_contains "$ERR" "inline"
+}
+
+test_snapshot_writes_both_files_and_commits_them_with_the_ref() {
+	setup_inline
+	local before
+	before=$(git rev-list --count HEAD)
+	expect_ok git dnadata snapshot
+	local id=$OUT
+	assert_eq $((before + 1)) "$(git rev-list --count HEAD)"
+	assert_eq "" "$(git status --porcelain)" "files and ref committed"
+	assert_eq ".dnadata/inline/seed/data.sql
+.dnadata/inline/seed/schema.sql
+.dnadata/refs/seed" "$(git show --name-only --format= HEAD)"
+	assert_eq "$(inline_hash)" "$id" "the ref's id is the files' hash"
+	assert_contains "$(cat .dnadata/refs/seed)" "snapshot $id"
+	assert_contains "$(cat .dnadata/refs/seed)" "inline yes"
+	local data
+	data=$(cat .dnadata/inline/seed/data.sql)
+	# users before accounts (foreign key), rows in key order, exact COPY text
+	assert_contains "$data" $'COPY public.users (id, name, boss) FROM stdin;\n1\troot\t3\n2\tann\t1\n3\tbob\t2\n\\.'
+	assert_contains "$data" $'COPY public.accounts (id, user_id, note, created, doc, raw) FROM stdin;\n1\t2\ttab\\there, newline\\nthere, back\\\\slash\t2026-01-02 03:04:05+00\t{"a": [1, 2]}\t\\\\x00ff\n\\.'
+	local u a
+	u=$(grep -n '^COPY public.users' .dnadata/inline/seed/data.sql | cut -d: -f1)
+	a=$(grep -n '^COPY public.accounts' .dnadata/inline/seed/data.sql | cut -d: -f1)
+	[ "$u" -lt "$a" ] || fail "accounts (which references users) comes first"
+	assert_contains "$data" "SELECT pg_catalog.setval('public.users_id_seq', 3, true);"
+	assert_contains "$(cat .dnadata/inline/seed/schema.sql)" "CREATE TABLE public.accounts"
+	assert_not_contains "$(cat .dnadata/inline/seed/schema.sql)" "Dumped"
+	# no store was written to
+	assert_eq "" "$(find .git/dnadata/cache -type f -path '*snapshots*' 2>/dev/null)"
+	# unchanged: nothing written, no commit, the same id
+	expect_ok git dnadata snapshot
+	assert_eq "$id" "$OUT"
+	assert_contains "$ERR" "nothing changed"
+	assert_eq $((before + 1)) "$(git rev-list --count HEAD)"
+	assert_eq "" "$(ls .git/dnadata | grep inline- || true)" "the throwaway store is removed"
+}
+
+test_an_edit_is_a_readable_diff() {
+	setup_inline
+	expect_ok git dnadata snapshot
+	psql_q "$DB" "UPDATE users SET name = 'anne' WHERE id = 2"
+	expect_ok git dnadata snapshot
+	assert_eq "-2	ann	1
++2	anne	1" "$(git diff HEAD~1 HEAD -- .dnadata/inline/seed/data.sql | grep '^[-+][^-+]')"
+	assert_eq "" "$(git diff HEAD~1 HEAD -- .dnadata/inline/seed/schema.sql)"
+	psql_q "$DB" "ALTER TABLE tags ADD COLUMN weight int"
+	expect_ok git dnadata snapshot
+	assert_eq "-    tag text
++    tag text,
++    weight integer" "$(git diff HEAD~1 HEAD -- .dnadata/inline/seed/schema.sql | grep '^[-+][^-+]')"
+}
+
+test_a_fresh_clone_without_key_or_store_restores_it() {
+	setup_inline
+	expect_ok git dnadata snapshot
+	local id=$OUT want
+	want=$(content)
+	git clone -q "$T/repo" "$T/clone"
+	cd "$T/clone"
+	assert_no_file .git/dnadata/key
+	local db2
+	db2=$(pg_newdb inlclone)
+	psql_q postgres "DROP DATABASE $db2"
+	DNADATA_DATABASE="dbname=$db2" expect_ok git dnadata restore seed
+	assert_contains "$ERR" "restored snapshot ${id:0:12} into database $db2"
+	assert_eq "$want" "$(content "$db2")"
+	assert_no_file .git/dnadata/key
+	assert_not_contains "$(content "$db2")" "trigger ran" "the insert trigger ran on load (the note must be the snapshot's)"
+	assert_contains "$want" "tab"
+	# the database is recorded as holding the snapshot: a second restore does nothing
+	DNADATA_DATABASE="dbname=$db2" expect_ok git dnadata restore seed
+	assert_contains "$ERR" "already holds snapshot ${id:0:12}"
+}
+
+test_restore_keeps_the_edited_database_as_a_stash() {
+	setup_inline
+	expect_ok git dnadata snapshot
+	local want
+	want=$(content)
+	psql_q "$DB" "DELETE FROM tags"
+	expect_ok git dnadata restore
+	assert_eq "$want" "$(content)"
+	assert_contains "$ERR" "the previous one is kept as"
+	local stash
+	stash=$(databases_like "${DB}__dnadata_stash")
+	assert_ne "" "$stash"
+	assert_eq 0 "$(psql_q "$stash" "SELECT count(*) FROM tags")" "the edited database is kept"
+	assert_consistent
+}
+
+test_checkout_switches_the_database_through_the_hooks_keeping_edits() {
+	setup_inline
+	expect_ok git dnadata snapshot
+	local main_data b_data
+	main_data=$(content)
+	git checkout -q -b B
+	psql_q "$DB" "INSERT INTO tags VALUES ('only-on-b')"
+	expect_ok git dnadata snapshot
+	b_data=$(content)
+	expect_ok git checkout -q main
+	assert_eq "$main_data" "$(content)" "post-checkout switched to main's inline data"
+	expect_ok git checkout -q B
+	assert_eq "$b_data" "$(content)"
+	psql_q "$DB" "INSERT INTO tags VALUES ('local-edit')"
+	local edited
+	edited=$(content)
+	expect_ok git checkout -q main
+	assert_eq "$main_data" "$(content)"
+	expect_ok git checkout -q B
+	assert_eq "$edited" "$(content)" "the branch's stash came back with its edit"
+	assert_consistent
+}
+
+test_a_hand_edited_data_file_is_what_restores() {
+	setup_inline
+	expect_ok git dnadata snapshot
+	sed -i 's/^3\tbob\t2$/3\tbobby\t2/' .dnadata/inline/seed/data.sql
+	expect_ok git dnadata restore
+	assert_contains "$ERR" "do not match its ref file"
+	assert_eq "bobby" "$(psql_q "$DB" "SELECT name FROM users WHERE id = 3")"
+}
+
+test_a_broken_data_file_fails_and_leaves_the_database() {
+	setup_inline
+	expect_ok git dnadata snapshot
+	local want
+	want=$(content)
+	psql_q "$DB" "DELETE FROM tags"
+	sed -i 's/^3\tbob\t2$/3\tbob\tnot-a-number/' .dnadata/inline/seed/data.sql
+	expect_fail 1 git dnadata restore
+	assert_contains "$ERR" "data.sql"
+	assert_eq 0 "$(psql_q "$DB" "SELECT count(*) FROM tags")" "the working database is untouched"
+	assert_eq "" "$(databases_like "${DB}__dnadata_tmpl")" "the partial copy is dropped"
+	assert_consistent
+}
+
+test_push_and_verify_leave_inline_refs_alone() {
+	setup_inline
+	expect_ok git dnadata snapshot
+	expect_ok git dnadata push
+	expect_ok git dnadata verify
+}
+
+run_tests

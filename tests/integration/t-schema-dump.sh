@@ -1,0 +1,180 @@
+#!/usr/bin/env bash
+# t-schema-dump.sh: `git dnadata schema-dump` (issue 18) writes
+# .dnadata/schema/<profile>.sql normalised: no volatile lines, byte-identical
+# when nothing changed (the same objects made in another order included),
+# one added column = one changed line; never committed; written after every
+# restore (after the post_restore commands) unless schema_dump = no; a
+# working database that holds another profile is refused.
+. "$(dirname "$0")/../lib.sh"
+
+SCHEMA=.dnadata/schema/clean.sql
+
+setup_repo() {
+	repo_with_db sdump
+	psql_q "$DB" "CREATE TABLE users (id serial PRIMARY KEY, name text NOT NULL);
+		CREATE INDEX users_name ON users (name);
+		CREATE VIEW names AS SELECT name FROM users;
+		INSERT INTO users (name) VALUES ('ann'), ('bob')"
+}
+
+# Lines of `diff` between two files that are changes (< or >), one per line.
+changed_lines() { diff "$1" "$2" | grep -E '^[<>]' || true; }
+
+test_schema_dump_writes_the_normalised_schema_and_does_not_commit_it() {
+	setup_repo
+	local head
+	head=$(git rev-parse HEAD)
+	expect_ok git dnadata schema-dump
+	assert_eq "$SCHEMA (changed)" "$OUT"
+	assert_file "$SCHEMA"
+	local text
+	text=$(cat "$SCHEMA")
+	assert_contains "$text" "CREATE TABLE public.users ("
+	assert_contains "$text" "CREATE INDEX users_name ON public.users USING btree (name);"
+	assert_contains "$text" "-- Name: users; Type: TABLE; Schema: public"
+	assert_not_contains "$text" "Dumped"
+	assert_not_contains "$text" "restrict"
+	assert_not_contains "$text" "SET statement_timeout"
+	assert_not_contains "$text" "set_config"
+	assert_not_contains "$text" "Owner:"
+	assert_not_contains "$text" $'\n\n\n' "no runs of blank lines"
+	assert_eq "$head" "$(git rev-parse HEAD)" "nothing committed"
+	assert_eq "?? .dnadata/schema/" "$(git status --porcelain)"
+}
+
+test_an_unchanged_schema_gives_the_same_bytes_and_the_file_is_left_alone() {
+	setup_repo
+	expect_ok git dnadata schema-dump
+	cp "$SCHEMA" "$T/first.sql"
+	local mtime
+	mtime=$(stat -c %Y.%y "$SCHEMA")
+	# rows are not schema
+	psql_q "$DB" "INSERT INTO users (name) VALUES ('cyd')"
+	expect_ok git dnadata schema-dump
+	assert_eq "$SCHEMA (unchanged)" "$OUT"
+	cmp "$T/first.sql" "$SCHEMA" || fail "the schema file changed"
+	assert_eq "$mtime" "$(stat -c %Y.%y "$SCHEMA")" "the file was rewritten"
+}
+
+test_one_added_column_is_one_changed_line() {
+	setup_repo
+	expect_ok git dnadata schema-dump
+	cp "$SCHEMA" "$T/before.sql"
+	psql_q "$DB" "ALTER TABLE users ADD COLUMN email text"
+	expect_ok git dnadata schema-dump
+	assert_eq "$SCHEMA (changed)" "$OUT"
+	# pg_dump puts a comma after the last column: "name text NOT NULL" becomes "...NOT NULL,"
+	assert_eq "<     name text NOT NULL
+>     name text NOT NULL,
+>     email text" "$(changed_lines "$T/before.sql" "$SCHEMA")"
+}
+
+test_a_schema_change_between_two_snapshots_shows_in_the_dump_after_restore() {
+	setup_repo
+	expect_ok git dnadata snapshot
+	local old=$OUT
+	expect_ok git dnadata schema-dump
+	cp "$SCHEMA" "$T/old.sql"
+	psql_q "$DB" "ALTER TABLE users ADD COLUMN age int"
+	expect_ok git dnadata snapshot
+	expect_ok git dnadata schema-dump
+	assert_eq "$SCHEMA (changed)" "$OUT"
+	# the restore of the first snapshot writes its schema: the column is gone
+	expect_ok git dnadata restore --at HEAD~1
+	assert_contains "$ERR" "restored snapshot ${old:0:12}"
+	assert_contains "$ERR" "schema of profile clean written to $SCHEMA (changed; not committed)"
+	cmp "$T/old.sql" "$SCHEMA" || fail "the dump after restoring the first snapshot differs from the first dump"
+	expect_ok git dnadata restore
+	assert_contains "$ERR" "schema of profile clean written to $SCHEMA (changed; not committed)"
+	assert_eq ">     age integer" "$(changed_lines "$T/old.sql" "$SCHEMA" | grep -v 'NOT NULL')"
+	assert_eq "?? .dnadata/schema/" "$(git status --porcelain)" "the restores committed nothing"
+}
+
+test_the_dump_runs_after_the_post_restore_commands_and_not_after_a_failed_one() {
+	setup_repo
+	expect_ok git dnadata snapshot
+	# a "migration" in post_restore: the dump must see its column
+	printf '[hooks]\npost_restore = psql -XAtq -d "dbname=%s" -c "ALTER TABLE users ADD COLUMN migrated int"\n' \
+		"$DB" >>.git/dnadata/config.ini
+	expect_ok git dnadata restore --force
+	assert_contains "$(cat "$SCHEMA")" "migrated integer"
+	rm "$SCHEMA"
+	printf 'post_restore = false\n' >>.git/dnadata/config.ini
+	expect_fail 1 git dnadata restore --force
+	assert_no_file "$SCHEMA"
+}
+
+test_schema_dump_no_turns_the_automatic_dump_off_but_not_the_command() {
+	setup_repo
+	expect_ok git dnadata snapshot
+	printf '[profile "clean"]\nschema_dump = no\n' >>.git/dnadata/config.ini
+	expect_ok git dnadata restore --force
+	assert_no_file "$SCHEMA"
+	assert_not_contains "$ERR" "schema of profile"
+	expect_ok git dnadata schema-dump
+	assert_file "$SCHEMA"
+}
+
+test_a_failed_dump_after_restore_is_a_warning_and_the_restore_stands() {
+	setup_repo
+	expect_ok git dnadata snapshot
+	# a directory where the file goes: the write fails
+	mkdir -p "$SCHEMA"
+	expect_ok git dnadata restore --force
+	assert_contains "$ERR" "warning: schema dump of profile clean"
+	assert_contains "$ERR" "run \`git dnadata schema-dump clean\` later"
+	assert_eq "2" "$(psql_q "$DB" "SELECT count(*) FROM users")"
+}
+
+test_the_same_objects_made_in_another_order_give_the_same_dump() {
+	setup_repo
+	local other
+	other=$(pg_newdb sdump2)
+	local a="CREATE TYPE mood AS ENUM ('sad', 'ok');
+		CREATE FUNCTION f(a int) RETURNS int LANGUAGE sql AS 'select a + 1';
+		CREATE FUNCTION f(a text) RETURNS text LANGUAGE sql AS 'select a';
+		CREATE TABLE posts (id bigserial PRIMARY KEY, user_id int REFERENCES users(id), m mood);
+		CREATE FUNCTION trg() RETURNS trigger LANGUAGE plpgsql AS \$\$ BEGIN RETURN NEW; END \$\$;
+		CREATE TRIGGER t BEFORE INSERT ON users FOR EACH ROW EXECUTE FUNCTION trg();
+		CREATE TRIGGER t BEFORE INSERT ON posts FOR EACH ROW EXECUTE FUNCTION trg();
+		ALTER TABLE users ADD CONSTRAINT c CHECK (id > 0);
+		ALTER TABLE posts ADD CONSTRAINT c CHECK (id > 0);
+		CREATE POLICY p ON users USING (true);
+		CREATE POLICY p ON posts USING (true);
+		COMMENT ON TABLE users IS 'people';
+		CREATE SEQUENCE s1; CREATE SEQUENCE s2"
+	local b="CREATE SEQUENCE s2; CREATE SEQUENCE s1;
+		CREATE FUNCTION trg() RETURNS trigger LANGUAGE plpgsql AS \$\$ BEGIN RETURN NEW; END \$\$;
+		CREATE FUNCTION f(a text) RETURNS text LANGUAGE sql AS 'select a';
+		CREATE TYPE mood AS ENUM ('sad', 'ok');
+		CREATE TABLE posts (id bigserial PRIMARY KEY, user_id int, m mood);
+		ALTER TABLE posts ADD FOREIGN KEY (user_id) REFERENCES users(id);
+		CREATE FUNCTION f(a int) RETURNS int LANGUAGE sql AS 'select a + 1';
+		CREATE TRIGGER t BEFORE INSERT ON posts FOR EACH ROW EXECUTE FUNCTION trg();
+		CREATE TRIGGER t BEFORE INSERT ON users FOR EACH ROW EXECUTE FUNCTION trg();
+		ALTER TABLE posts ADD CONSTRAINT c CHECK (id > 0);
+		ALTER TABLE users ADD CONSTRAINT c CHECK (id > 0);
+		COMMENT ON TABLE users IS 'people';
+		CREATE POLICY p ON posts USING (true);
+		CREATE POLICY p ON users USING (true)"
+	psql_q "$DB" "$a"
+	psql_q "$other" "CREATE TABLE users (id serial PRIMARY KEY, name text NOT NULL);
+		CREATE INDEX users_name ON users (name);
+		CREATE VIEW names AS SELECT name FROM users; $b"
+	expect_ok git dnadata schema-dump
+	cp "$SCHEMA" "$T/a.sql"
+	DNADATA_DATABASE="dbname=$other" expect_ok git dnadata schema-dump
+	cmp "$T/a.sql" "$SCHEMA" || fail "the dumps differ: $(diff "$T/a.sql" "$SCHEMA" | head -20)"
+}
+
+test_a_working_database_holding_another_profile_is_refused() {
+	setup_repo
+	expect_ok git dnadata snapshot
+	expect_ok git dnadata new-profile other
+	expect_fail 1 git dnadata schema-dump other
+	assert_contains "$ERR" "holds profile clean, not other"
+	assert_contains "$ERR" "git dnadata use other"
+	assert_no_file .dnadata/schema/other.sql
+}
+
+run_tests
