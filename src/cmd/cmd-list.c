@@ -12,6 +12,7 @@
  * scanned at their tips only, each distinct .dnadata/refs tree parsed once
  * (git/history.c), so a repository with a thousand branches stays fast. A
  * snapshot a ref names that is in neither place is listed as "missing".
+ * Inline profiles' refs are left out: their data is in git, not the store.
  *
  * JSON (stable; fields are only ever added):
  *   { "list_version": 1, "store_listed": bool, "store_error": str|null,
@@ -118,6 +119,8 @@ each_named(const struct dd_history_named *nm, void *arg)
 		dd_warn("%s", nm->error);
 		return 0;
 	}
+	if (nm->is_inline)
+		return 0; /* its data is in git (.dnadata/inline/), never in the cache or the store */
 	add_name(get_item(l, nm->snapshot), nm->ref, nm->profile);
 	return 0;
 }
@@ -138,7 +141,7 @@ worktree_names(struct list *l, struct dd_repo *repo, const struct dd_config *cfg
 		if (r == 0 && dd_repo_read_at(&text, repo, "HEAD", rel) == 0 &&
 		    dd_ref_parse(&head, text.ptr, text.len, rel) < 0)
 			head = NULL;
-		if (r == 0 && (!head || strcmp(head->snapshot, cur->snapshot)))
+		if (r == 0 && !dd_ref_is_inline(cur) && (!head || strcmp(head->snapshot, cur->snapshot)))
 			add_name(get_item(l, cur->snapshot), NULL, name);
 		dd_error_clear();
 		dd_ref_free(cur);

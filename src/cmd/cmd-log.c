@@ -14,7 +14,8 @@
  *     "entries": [ { "commit": str (40 hex), "author": str, "email": str,
  *                    "date": str (ISO 8601 with the author's offset), "time": int (unix),
  *                    "summary": str, "removed": bool (the commit removed the ref file),
- *                    "snapshot": str|null, "error": str|null (the ref file does not parse),
+ *                    "snapshot": str|null, "inline": bool (an inline profile's ref: the id of
+ *                    its files in git), "error": str|null (the ref file does not parse),
  *                    "created": str|null, "tables", "rows", "bytes", "media_files",
  *                    "media_bytes": int|null (from the ref file; null: not recorded) } ] }
  */
@@ -133,6 +134,7 @@ print_json_entry(struct dd_json *j, git_commit *c, const struct dd_ref *ref, int
 	dd_json_str(j, "summary", git_commit_summary(c));
 	dd_json_bool(j, "removed", removed);
 	dd_json_str(j, "snapshot", ref ? ref->snapshot : NULL);
+	dd_json_bool(j, "inline", ref && dd_ref_is_inline(ref));
 	dd_json_str(j, "error", why);
 	dd_json_str(j, "created", ref ? dd_ref_get_info(ref, "created") : NULL);
 	json_num(j, ref, "tables");
@@ -162,7 +164,8 @@ print_human_entry(const struct log_state *ls, git_commit *c, const struct dd_ref
 		dd_out("%scommit %.12s\nAuthor:   %s <%s>\nDate:     %s\n", ls->shown ? "\n" : "", hex, a->name,
 		       a->email, date);
 		if (ref)
-			dd_out("Snapshot: %.12s%s%s\n", ref->snapshot, what.len ? "  " : "", dd_buf_cstr(&what));
+			dd_out("Snapshot: %.12s%s%s%s\n", ref->snapshot, dd_ref_is_inline(ref) ? " (inline)" : "",
+			       what.len ? "  " : "", dd_buf_cstr(&what));
 		else if (removed)
 			dd_out("Snapshot: none (the ref file was removed)\n");
 		else

@@ -373,7 +373,7 @@ dd_history_file_log(const struct dd_repo *repo, const char *rev, const char *rel
 struct named_tree {
 	git_oid oid;
 	char **profiles, **values; /* value: 64 hex, or the parse error */
-	int *ok;
+	int *ok;                   /* 1 parsed, 2 parsed and inline, 0 not parsed */
 	size_t n;
 };
 
@@ -399,7 +399,7 @@ named_tree_read(struct named_tree *t, const struct dd_repo *repo, git_tree *tree
 		t->ok = dd_realloc(t->ok, (t->n + 1) * sizeof(int));
 		t->profiles[t->n] = dd_strdup(name);
 		t->values[t->n] = dd_strdup(ok ? ref->snapshot : dd_error_last() ? dd_error_last() : "unreadable");
-		t->ok[t->n++] = ok;
+		t->ok[t->n++] = ok && dd_ref_is_inline(ref) ? 2 : ok;
 		dd_error_clear();
 		dd_ref_free(ref);
 		git_blob_free(blob);
@@ -466,7 +466,7 @@ dd_history_each_named(const struct dd_repo *repo, int (*fn)(const struct dd_hist
 		rc = named_at(&t, &trees, &ntrees, repo, name);
 		for (size_t i = 0; rc == 0 && t && i < t->n; i++) {
 			struct dd_history_named nm = { name, t->profiles[i], t->ok[i] ? t->values[i] : NULL,
-						       t->ok[i] ? NULL : t->values[i] };
+						       t->ok[i] ? NULL : t->values[i], t->ok[i] == 2 };
 			rc = fn(&nm, arg);
 		}
 	}

@@ -58,6 +58,7 @@ struct dd_history_named {
 	const char *profile;  /* the ref file's name */
 	const char *snapshot; /* 64 hex; NULL when the file does not parse (`error` says why) */
 	const char *error;
+	int is_inline;        /* an inline profile's ref (dd_ref_is_inline): its snapshot is in git, not the store */
 };
 /*
  * Call fn for every ref file under .dnadata/refs/ at the tip of every local

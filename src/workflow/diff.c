@@ -30,17 +30,31 @@
 
 /* ---- resolving an argument ---- */
 
+/* Take ref's snapshot, unless it is an inline profile's (its data is files in git: git diff shows them). */
+static int
+side_from_ref(struct dd_diff_side *out, const struct dd_ref *ref, const char *display)
+{
+	if (dd_ref_is_inline(ref)) {
+		dd_error("%s is an inline profile's ref: its data is in git, not in snapshots", display);
+		dd_hint("compare its files with git diff, e.g. git diff HEAD -- .dnadata/inline/");
+		return -1;
+	}
+	snprintf(out->id, sizeof(out->id), "%s", ref->snapshot);
+	return 0;
+}
+
 /* The side named by ref file text. */
 static int
 side_from_text(struct dd_diff_side *out, const char *text, size_t len, const char *display)
 {
 	struct dd_ref *ref = NULL;
+	int rc;
 
 	if (dd_ref_parse(&ref, text, len, display) < 0)
 		return -1;
-	snprintf(out->id, sizeof(out->id), "%s", ref->snapshot);
+	rc = side_from_ref(out, ref, display);
 	dd_ref_free(ref);
-	return 0;
+	return rc;
 }
 
 /* `relpath` at revision `rev`; a missing file: no snapshot. */
@@ -61,7 +75,7 @@ side_at_rev(struct dd_diff_side *out, struct dd_repo *repo, const char *rev, con
 
 /* A ref file on disk (`must`: its absence is an error). */
 static int
-side_file(struct dd_diff_side *out, struct dd_repo *repo, const char *path, const char *display, int must)
+side_file(struct dd_diff_side *out, const char *path, const char *display, int must)
 {
 	struct dd_ref *ref = NULL;
 	int r = dd_ref_read_named(&ref, path, display);
@@ -70,9 +84,8 @@ side_file(struct dd_diff_side *out, struct dd_repo *repo, const char *path, cons
 	if (r == DD_NOTFOUND && must)
 		return dd_error("%s: no such ref file", display);
 	if (r == 0)
-		snprintf(out->id, sizeof(out->id), "%s", ref->snapshot);
+		r = side_from_ref(out, ref, display);
 	dd_ref_free(ref);
-	(void)repo;
 	return r < 0 ? -1 : 0;
 }
 
@@ -173,7 +186,7 @@ dd_diff_resolve(struct dd_diff_side *out, struct dd_repo *repo, struct dd_store 
 
 	memset(out, 0, sizeof(*out));
 	if (!arg) {
-		r = side_file(out, repo, abs, rel, 0);
+		r = side_file(out, abs, rel, 0);
 	} else if (strlen(arg) == 64 && is_lower_hex(arg)) {
 		snprintf(out->id, sizeof(out->id), "%s", arg);
 		out->label = dd_asprintf("snapshot %.12s", arg);
@@ -186,7 +199,7 @@ dd_diff_resolve(struct dd_diff_side *out, struct dd_repo *repo, struct dd_store 
 		if (r == DD_NOTFOUND && rev)
 			r = side_at_rev(out, repo, arg, rel);
 		else if (r == DD_NOTFOUND && stat(arg, &sb) == 0 && S_ISREG(sb.st_mode))
-			r = side_file(out, repo, arg, arg, 1);
+			r = side_file(out, arg, arg, 1);
 		if (r == DD_NOTFOUND) {
 			dd_error("'%s' is neither a revision, a ref file nor a snapshot id of the cache or the store", arg);
 			dd_hint("give a branch, tag or commit (main, HEAD~2), <revision>:<profile>, a path, or a snapshot id");

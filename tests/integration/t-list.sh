@@ -116,6 +116,23 @@ test_list_with_a_thousand_branches_stays_fast() {
 	[ $(((t1 - t0) / 1000)) -lt 3000 ] || fail "list took $(((t1 - t0) / 1000)) ms"
 }
 
+test_list_leaves_inline_profiles_out_and_diff_points_to_git_diff() {
+	setup_two
+	expect_ok git dnadata new-profile seed --inline
+	psql_q "$DB" "CREATE TABLE s (id int PRIMARY KEY)"
+	expect_ok git dnadata snapshot seed
+	local inl
+	inl=$(sed -n 's/^snapshot //p' .dnadata/refs/seed)
+	expect_ok git dnadata list
+	assert_not_contains "$OUT" "${inl:0:12}" "an inline ref's data is in git, not a snapshot of the store"
+	assert_not_contains "$OUT" "missing"
+	expect_fail 1 git dnadata diff -p seed HEAD~1 HEAD
+	assert_contains "$ERR" "error: HEAD:.dnadata/refs/seed is an inline profile's ref: its data is in git"
+	assert_contains "$ERR" "hint: compare its files with git diff"
+	expect_ok git dnadata log seed --json
+	assert_eq "[true]" "$(json_get '[e["inline"] for e in d["entries"]]')"
+}
+
 test_list_of_an_empty_clone() {
 	repo_with_db liste
 	expect_ok git dnadata list
