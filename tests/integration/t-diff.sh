@@ -85,6 +85,8 @@ test_default_is_head_against_the_work_tree_and_exit_code() {
 	expect_ok git dnadata diff
 	assert_contains "$OUT" "-> .dnadata/refs/clean (${b:0:12})"
 	assert_contains "$OUT" "  M public.t: 10 -> 5 rows (-5), "
+	assert_not_contains "$OUT" "schema (normalised)" "the same schema: no schema part"
+	assert_not_contains "$OUT" "sequences"
 	run git dnadata diff --exit-code
 	assert_eq 1 "$RC" "--exit-code: 1 when the snapshots differ"
 	assert_eq "" "$ERR" "and no error line"
