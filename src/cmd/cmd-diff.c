@@ -5,12 +5,24 @@
  * the work tree's; one argument: it against the work tree's. Tables added
  * and removed, row counts and sizes, a unified diff of the normalised
  * schemas, sequences, media entries added, removed and changed; --stat for
- * one line per table plus totals. Exit 0 either way, like `git diff`; with
- * --exit-code, 1 when something differs.
+ * one line per table plus totals; --json for scripts. Exit 0 either way,
+ * like `git diff`; with --exit-code, 1 when something differs.
+ *
+ * JSON (stable; fields are only ever added):
+ *   { "diff_version": 1, "a": { "label": str, "snapshot": str|null }, "b": { ... },
+ *     "differs": bool,
+ *     "tables": [ { "name", "change": "added"|"removed"|"modified", "old_rows", "new_rows",
+ *                   "old_bytes", "new_bytes": int } ],
+ *     "media": [ { "path", "change", "dir": bool, "what": str|null ("content", "type",
+ *                  "target", "mode", "mtime"), "old_size", "new_size": int } ],
+ *     "totals": { "a_tables", "b_tables", "a_rows", "b_rows", "a_bytes", "b_bytes": int },
+ *     "schema": { "lines_added", "lines_removed": int, "patch": str|null (unified diff) },
+ *     "sequences_changed": bool }
  */
 #include "cmd/setup.h"
 #include "dnadata.h"
 #include "store/store.h"
+#include "util/json.h"
 #include "workflow/diff.h"
 #include "workflow/workflow.h"
 
@@ -20,7 +32,7 @@
 #include <string.h>
 
 static const char *const usage[] = {
-	"git dnadata diff [<a>] [<b>] [--stat] [--exit-code] [--profile <name>]",
+	"git dnadata diff [<a>] [<b>] [--stat | --json] [--exit-code] [--profile <name>]",
 	"",
 	"Shows what changed between two snapshots, from their manifests (nothing is",
 	"restored): tables added and removed, row counts and sizes, a unified diff of the",
@@ -36,6 +48,7 @@ static const char *const usage[] = {
 	"  git dnadata diff main:customer1 feature:customer1",
 	"  git dnadata diff 3f2a9c1e 8b1c0d9e",
 	"  git dnadata diff main --exit-code || echo \"the data changed since main\"",
+	"  git dnadata diff HEAD~1 HEAD --json | jq '.schema.lines_added'",
 	NULL,
 };
 
@@ -228,14 +241,98 @@ print_diff(const struct dd_diff *d, int stat)
 	dd_buf_release(&o);
 }
 
+static const char *
+change_name(int change)
+{
+	return change == DD_DIFF_ADDED ? "added" : change == DD_DIFF_REMOVED ? "removed" : "modified";
+}
+
+static void
+json_side(struct dd_json *j, const char *key, const struct dd_diff_side *s)
+{
+	dd_json_object_begin(j, key);
+	dd_json_str(j, "label", s->label);
+	dd_json_str(j, "snapshot", s->id[0] ? s->id : NULL);
+	dd_json_object_end(j);
+}
+
+static void
+json_lists(struct dd_json *j, const struct dd_diff *d)
+{
+	dd_json_array_begin(j, "tables");
+	for (size_t i = 0; i < d->ntables; i++) {
+		const struct dd_diff_table *t = &d->tables[i];
+		dd_json_object_begin(j, NULL);
+		dd_json_str(j, "name", t->name);
+		dd_json_str(j, "change", change_name(t->change));
+		dd_json_int(j, "old_rows", (int64_t)t->old_rows);
+		dd_json_int(j, "new_rows", (int64_t)t->new_rows);
+		dd_json_int(j, "old_bytes", (int64_t)t->old_bytes);
+		dd_json_int(j, "new_bytes", (int64_t)t->new_bytes);
+		dd_json_object_end(j);
+	}
+	dd_json_array_end(j);
+	dd_json_array_begin(j, "media");
+	for (size_t i = 0; i < d->nmedia; i++) {
+		const struct dd_diff_media *m = &d->media[i];
+		dd_json_object_begin(j, NULL);
+		dd_json_str(j, "path", m->path);
+		dd_json_str(j, "change", change_name(m->change));
+		dd_json_bool(j, "dir", m->dir);
+		dd_json_str(j, "what", m->what);
+		dd_json_int(j, "old_size", (int64_t)m->old_size);
+		dd_json_int(j, "new_size", (int64_t)m->new_size);
+		dd_json_object_end(j);
+	}
+	dd_json_array_end(j);
+}
+
+/* The JSON shape is at the top of this file. */
+static void
+print_json(const struct dd_diff *d)
+{
+	struct dd_buf o = DD_BUF_INIT;
+	struct dd_json j;
+
+	dd_json_init(&j, &o);
+	dd_json_object_begin(&j, NULL);
+	dd_json_int(&j, "diff_version", 1);
+	json_side(&j, "a", &d->a);
+	json_side(&j, "b", &d->b);
+	dd_json_bool(&j, "differs", differs(d));
+	json_lists(&j, d);
+	dd_json_object_begin(&j, "totals");
+	dd_json_int(&j, "a_tables", (int64_t)d->a_tables);
+	dd_json_int(&j, "b_tables", (int64_t)d->b_tables);
+	dd_json_int(&j, "a_rows", (int64_t)d->a_rows);
+	dd_json_int(&j, "b_rows", (int64_t)d->b_rows);
+	dd_json_int(&j, "a_bytes", (int64_t)d->a_bytes);
+	dd_json_int(&j, "b_bytes", (int64_t)d->b_bytes);
+	dd_json_object_end(&j);
+	dd_json_object_begin(&j, "schema");
+	dd_json_int(&j, "lines_added", (int64_t)d->schema_added);
+	dd_json_int(&j, "lines_removed", (int64_t)d->schema_removed);
+	if (d->schema.len)
+		dd_json_strn(&j, "patch", d->schema.ptr, d->schema.len);
+	else
+		dd_json_null(&j, "patch");
+	dd_json_object_end(&j);
+	dd_json_bool(&j, "sequences_changed", d->sequences_changed);
+	dd_json_object_end(&j);
+	dd_buf_putc(&o, '\n');
+	fwrite(o.ptr, 1, o.len, stdout);
+	dd_buf_release(&o);
+}
+
 static int
 cmd_diff(int argc, char **argv)
 {
-	int stat = 0, exit_code = 0, n, rc = -1;
+	int stat = 0, exit_code = 0, json = 0, n, rc = -1;
 	const char *profile = NULL;
 	const struct dd_option opts[] = {
 		{ DD_OPT_BOOL, 0, "stat", &stat, NULL, "one line per changed table, plus totals" },
 		{ DD_OPT_BOOL, 0, "exit-code", &exit_code, NULL, "exit 1 when the snapshots differ" },
+		{ DD_OPT_BOOL, 0, "json", &json, NULL, "print one JSON object on stdout" },
 		{ DD_OPT_STRING, 'p', "profile", &profile, "name", "the profile whose ref files are meant (default: active)" },
 		DD_OPT_END_MARK,
 	};
@@ -259,7 +356,10 @@ cmd_diff(int argc, char **argv)
 		goto out;
 	if (dd_diff_compute(&d, st) < 0)
 		goto out;
-	print_diff(&d, stat);
+	if (json)
+		print_json(&d);
+	else
+		print_diff(&d, stat);
 	rc = fflush(stdout) == 0 ? 0 : dd_error_errno("cannot write to stdout");
 	if (rc == 0 && exit_code && differs(&d))
 		rc = DD_EDIFFERS;

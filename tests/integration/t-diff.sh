@@ -8,6 +8,10 @@
 # store holds; a snapshot nowhere gives one clear error.
 . "$(dirname "$0")/../lib.sh"
 
+json_get() {
+	printf '%s' "$OUT" | python3 -c "import json,sys; d=json.load(sys.stdin); print(json.dumps($1))"
+}
+
 setup_repo() {
 	repo_with_db diff --store "file://$T/store"
 	psql_q "$DB" "CREATE TABLE t (id int PRIMARY KEY, v text, n int);
@@ -61,6 +65,12 @@ test_tables_added_removed_and_row_counts() {
 	assert_contains "$OUT" " public.old | 5 rows, "
 	assert_contains "$OUT" " public.t   | 10 -> 25 rows (+15), "
 	assert_contains "$OUT" " 3 tables changed (1 added, 1 removed); 15 -> 28 rows (+13); "
+	expect_ok git dnadata diff "$A" "$b" --json
+	assert_eq '[["public.old", "removed", 5, 0], ["public.t", "modified", 10, 25], ["public.u", "added", 0, 3]]' \
+		"$(json_get '[[t["name"], t["change"], t["old_rows"], t["new_rows"]] for t in d["tables"]]')"
+	assert_eq "[\"$A\", \"$b\", true, 15, 28]" \
+		"$(json_get '[d["a"]["snapshot"], d["b"]["snapshot"], d["differs"], d["totals"]["a_rows"], d["totals"]["b_rows"]]')"
+	assert_contains "$(json_get 'd["schema"]["patch"]')" "+CREATE TABLE public.u ("
 	# the same number of rows, other data: still a change
 	psql_q "$DB" "UPDATE u SET id = 4 WHERE id = 3"
 	expect_ok git dnadata snapshot
