@@ -170,6 +170,8 @@ report(int rc)
 
 	if (rc == 0)
 		return DD_EXIT_OK;
+	if (rc == DD_EDIFFERS) /* like `git diff --exit-code`: the answer, not an error */
+		return DD_EXIT_FAILURE;
 	msg = dd_error_last();
 	hint = dd_error_hint();
 	dd_log_line("error: ", msg ? msg : "failed (no reason recorded)");

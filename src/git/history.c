@@ -234,3 +234,245 @@ out:
 	git_revwalk_free(walk);
 	return rc;
 }
+
+/* The blob at `relpath` in commit c: 0 (*oid set), DD_NOTFOUND (no file there), -1. */
+static int
+path_blob(git_oid *oid, const git_commit *c, const char *relpath)
+{
+	git_tree *root = NULL;
+	git_tree_entry *e = NULL;
+	int rc = DD_NOTFOUND, err;
+
+	if (git_commit_tree(&root, c) < 0)
+		return dd_error_git("cannot read a commit's tree");
+	err = git_tree_entry_bypath(&e, root, relpath);
+	if (err == 0 && git_tree_entry_type(e) == GIT_OBJECT_BLOB) {
+		git_oid_cpy(oid, git_tree_entry_id(e));
+		rc = 0;
+	} else if (err < 0 && err != GIT_ENOTFOUND) {
+		rc = dd_error_git(relpath);
+	}
+	git_tree_entry_free(e);
+	git_tree_free(root);
+	return rc;
+}
+
+/* Does c's `relpath` differ from every parent's? 1 yes (*have: c has the file, *oid its blob), 0 no, -1. */
+static int
+changed_in(const git_commit *c, const char *relpath, git_oid *oid, int *have)
+{
+	unsigned int np = git_commit_parentcount(c);
+	int r = path_blob(oid, c, relpath);
+
+	if (r < 0)
+		return -1;
+	*have = r == 0;
+	if (np == 0)
+		return *have;
+	for (unsigned int i = 0; i < np; i++) {
+		git_commit *parent = NULL;
+		git_oid poid;
+		int pr;
+		if (git_commit_parent(&parent, c, i) < 0)
+			return dd_error_git("cannot read a parent commit");
+		pr = path_blob(&poid, parent, relpath);
+		git_commit_free(parent);
+		if (pr < 0)
+			return -1;
+		if ((pr == DD_NOTFOUND && !*have) || (pr == 0 && *have && !git_oid_cmp(&poid, oid)))
+			return 0; /* the same as this parent's: not a change of the file */
+	}
+	return 1;
+}
+
+/* Report one changed commit to fn: its blob (or NULL: removed). */
+static int
+report_change(const struct dd_repo *repo, const git_commit *c, const git_oid *oid, int have,
+	      int (*fn)(const struct dd_history_change *c, void *arg), void *arg)
+{
+	struct dd_history_change ch = { (git_commit *)c, NULL, 0 };
+	git_blob *blob = NULL;
+	int r;
+
+	if (have) {
+		if (git_blob_lookup(&blob, repo->git, oid) < 0)
+			return dd_error_git("cannot read a ref file in history");
+		ch.blob = git_blob_rawcontent(blob);
+		ch.len = (size_t)git_blob_rawsize(blob);
+	}
+	r = fn(&ch, arg);
+	git_blob_free(blob);
+	return r;
+}
+
+/* Start the walk at `rev` (NULL: HEAD): 0, DD_NOTFOUND (unborn HEAD: no commits), -1. */
+static int
+walk_from(git_revwalk **walk, const struct dd_repo *repo, const char *rev)
+{
+	git_object *obj = NULL, *c = NULL;
+	int rc = -1;
+
+	*walk = NULL;
+	if (!rev && git_repository_head_unborn(repo->git) == 1)
+		return DD_NOTFOUND;
+	if (git_revparse_single(&obj, repo->git, rev ? rev : "HEAD") < 0) {
+		dd_error_git(rev ? rev : "HEAD");
+		return dd_error_wrap("cannot resolve revision");
+	}
+	if (git_object_peel(&c, obj, GIT_OBJECT_COMMIT) < 0) {
+		dd_error("'%s' does not name a commit", rev ? rev : "HEAD");
+		goto out;
+	}
+	/* topological: commits made within one second (a script, a test) still come after their children */
+	if (git_revwalk_new(walk, repo->git) < 0 ||
+	    git_revwalk_sorting(*walk, GIT_SORT_TOPOLOGICAL | GIT_SORT_TIME) < 0 ||
+	    git_revwalk_push(*walk, git_object_id(c)) < 0) {
+		dd_error_git("cannot walk the history");
+		goto out;
+	}
+	rc = 0;
+out:
+	if (rc < 0) {
+		git_revwalk_free(*walk);
+		*walk = NULL;
+	}
+	git_object_free(c);
+	git_object_free(obj);
+	return rc;
+}
+
+int
+dd_history_file_log(const struct dd_repo *repo, const char *rev, const char *relpath,
+		    int (*fn)(const struct dd_history_change *c, void *arg), void *arg)
+{
+	git_revwalk *walk = NULL;
+	git_commit *c = NULL;
+	git_oid oid, blob;
+	int rc = walk_from(&walk, repo, rev), err = 0, have;
+
+	if (rc != 0)
+		return rc == DD_NOTFOUND ? 0 : -1;
+	while (rc == 0 && (err = git_revwalk_next(&oid, walk)) == 0) {
+		if (git_commit_lookup(&c, repo->git, &oid) < 0) {
+			rc = dd_error_git("cannot read a commit");
+			break;
+		}
+		rc = changed_in(c, relpath, &blob, &have);
+		if (rc == 1)
+			rc = report_change(repo, c, &blob, have, fn, arg);
+		git_commit_free(c);
+		c = NULL;
+	}
+	if (rc == 0 && err != GIT_ITEROVER)
+		rc = dd_error_git("cannot walk the history");
+	git_revwalk_free(walk);
+	return rc;
+}
+
+/* One .dnadata/refs tree read and parsed once: its ref files' names and snapshot ids (or errors). */
+struct named_tree {
+	git_oid oid;
+	char **profiles, **values; /* value: 64 hex, or the parse error */
+	int *ok;                   /* 1 parsed, 2 parsed and inline, 0 not parsed */
+	size_t n;
+};
+
+static void
+named_tree_read(struct named_tree *t, const struct dd_repo *repo, git_tree *tree, const char *rev)
+{
+	for (size_t i = 0; i < git_tree_entrycount(tree); i++) {
+		const git_tree_entry *e = git_tree_entry_byindex(tree, i);
+		const char *name = git_tree_entry_name(e);
+		char *disp;
+		git_blob *blob = NULL;
+		struct dd_ref *ref = NULL;
+		int ok;
+		if (git_tree_entry_type(e) != GIT_OBJECT_BLOB || name[0] == '.')
+			continue;
+		disp = dd_asprintf("%s:.dnadata/refs/%s", rev, name);
+		if (git_blob_lookup(&blob, repo->git, git_tree_entry_id(e)) < 0)
+			ok = dd_error_git(disp) == 0;
+		else
+			ok = dd_ref_parse(&ref, git_blob_rawcontent(blob), (size_t)git_blob_rawsize(blob), disp) == 0;
+		t->profiles = dd_realloc(t->profiles, (t->n + 1) * sizeof(char *));
+		t->values = dd_realloc(t->values, (t->n + 1) * sizeof(char *));
+		t->ok = dd_realloc(t->ok, (t->n + 1) * sizeof(int));
+		t->profiles[t->n] = dd_strdup(name);
+		t->values[t->n] = dd_strdup(ok ? ref->snapshot : dd_error_last() ? dd_error_last() : "unreadable");
+		t->ok[t->n++] = ok && dd_ref_is_inline(ref) ? 2 : ok;
+		dd_error_clear();
+		dd_ref_free(ref);
+		git_blob_free(blob);
+		free(disp);
+	}
+}
+
+static void
+named_trees_free(struct named_tree *t, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		for (size_t k = 0; k < t[i].n; k++) {
+			free(t[i].profiles[k]);
+			free(t[i].values[k]);
+		}
+		free(t[i].profiles);
+		free(t[i].values);
+		free(t[i].ok);
+	}
+	free(t);
+}
+
+/* The parsed .dnadata/refs tree of `refname`'s tip, from *trees or read now; NULL when it has none. */
+static int
+named_at(struct named_tree **out, struct named_tree **trees, size_t *ntrees, const struct dd_repo *repo,
+	 const char *refname)
+{
+	git_tree *tree = NULL;
+	int rc = refs_tree(&tree, repo, refname);
+
+	*out = NULL;
+	if (rc == DD_NOTFOUND)
+		return 0;
+	if (rc < 0)
+		return -1;
+	for (size_t i = 0; i < *ntrees && !*out; i++)
+		if (!git_oid_cmp(&(*trees)[i].oid, git_tree_id(tree)))
+			*out = &(*trees)[i];
+	if (!*out) {
+		*trees = dd_realloc(*trees, (*ntrees + 1) * sizeof(**trees));
+		*out = &(*trees)[(*ntrees)++];
+		memset(*out, 0, sizeof(**out));
+		git_oid_cpy(&(*out)->oid, git_tree_id(tree));
+		named_tree_read(*out, repo, tree, refname);
+	}
+	git_tree_free(tree);
+	return 0;
+}
+
+int
+dd_history_each_named(const struct dd_repo *repo, int (*fn)(const struct dd_history_named *nm, void *arg), void *arg)
+{
+	git_reference_iterator *it = NULL;
+	struct named_tree *trees = NULL, *t;
+	size_t ntrees = 0;
+	const char *name;
+	int rc = 0, err;
+
+	if (git_reference_iterator_new(&it, repo->git) < 0)
+		return dd_error_git("listing branches and tags");
+	while (rc == 0 && (err = git_reference_next_name(&name, it)) == 0) {
+		if (strncmp(name, "refs/heads/", 11) && strncmp(name, "refs/tags/", 10))
+			continue;
+		rc = named_at(&t, &trees, &ntrees, repo, name);
+		for (size_t i = 0; rc == 0 && t && i < t->n; i++) {
+			struct dd_history_named nm = { name, t->profiles[i], t->ok[i] ? t->values[i] : NULL,
+						       t->ok[i] ? NULL : t->values[i], t->ok[i] == 2 };
+			rc = fn(&nm, arg);
+		}
+	}
+	if (rc == 0 && err != GIT_ITEROVER)
+		rc = dd_error_git("listing branches and tags");
+	git_reference_iterator_free(it);
+	named_trees_free(trees, ntrees);
+	return rc;
+}

@@ -34,4 +34,41 @@ int dd_history_ids_all(char ***ids, size_t *n, const struct dd_repo *repo, const
 int dd_history_ids_pushed(char ***ids, size_t *n, const struct dd_repo *repo, const char *tip, const char *remote_sha,
 			  const char *remote);
 
+/* One change of a file in history, as dd_history_file_log() reports it. */
+struct dd_history_change {
+	git_commit *commit;        /* borrowed: id, author, time, message */
+	const char *blob;          /* the file's content at that commit (NULL: removed there) */
+	size_t len;
+};
+/*
+ * Walk the commits reachable from `rev` (NULL: HEAD; unborn HEAD: nothing),
+ * newest first (topological, then commit time), and call fn for each commit
+ * whose `relpath` blob differs from that of every one of its parents (a
+ * root commit: where the file exists): the commits `git log --full-history
+ * -- <relpath>` shows without the merges that took one parent's file. Trees
+ * are read from the object database, nothing is checked out. fn's first
+ * non-zero return stops the walk and is returned; 0 at the end, -1 on error.
+ */
+int dd_history_file_log(const struct dd_repo *repo, const char *rev, const char *relpath,
+			int (*fn)(const struct dd_history_change *c, void *arg), void *arg);
+
+/* A ref file at the tip of a local branch or tag, as dd_history_each_named() reports it. */
+struct dd_history_named {
+	const char *ref;      /* refs/heads/<branch> or refs/tags/<tag> */
+	const char *profile;  /* the ref file's name */
+	const char *snapshot; /* 64 hex; NULL when the file does not parse (`error` says why) */
+	const char *error;
+	int is_inline;        /* an inline profile's ref (dd_ref_is_inline): its snapshot is in git, not the store */
+};
+/*
+ * Call fn for every ref file under .dnadata/refs/ at the tip of every local
+ * branch and tag (tags that name no commit are skipped), in no particular
+ * order. Bounded work: only the tips are read, and each distinct
+ * .dnadata/refs tree is read and parsed once, so a thousand branches that
+ * share it cost one parse. fn's first non-zero return stops it and is
+ * returned; 0, -1.
+ */
+int dd_history_each_named(const struct dd_repo *repo, int (*fn)(const struct dd_history_named *nm, void *arg),
+			  void *arg);
+
 #endif

@@ -268,6 +268,26 @@ int dd_store_has_snapshot(struct dd_store *st, const char *id_hex);
 /* Every snapshot in the store (the cache when offline): ids (64 hex), freed with dd_store_snapshot_ids_free(). */
 int dd_store_list_snapshots(struct dd_store *st, char ***ids, size_t *n);
 void dd_store_snapshot_ids_free(char **ids, size_t n);
+
+/* ---- what `list` shows (store-list.c, issue 18) ---- */
+enum { DD_WHERE_CACHE = 1 << 0, DD_WHERE_STORE = 1 << 1 };
+struct dd_snapshot_where {
+	char id[DD_ID_HEX_SIZE];
+	unsigned where; /* DD_WHERE_*: the cache holds its manifest, the store does */
+};
+/*
+ * The snapshots whose manifest the local cache or the store holds, each
+ * once, sorted by id (private snapshots left out). The store is asked with
+ * one listing; when it cannot be (offline, unreachable, a file store
+ * without its config: not mounted?), *store_why gets why (caller frees)
+ * and only the cache is listed, else NULL. Free *out with free(). 0, -1.
+ */
+int dd_store_list_where(struct dd_store *st, struct dd_snapshot_where **out, size_t *n, char **store_why);
+/*
+ * dd_snapshot_load(), except that a manifest only the store holds is read
+ * without being kept in the cache: looking does not change where it is.
+ */
+int dd_snapshot_peek(struct dd_snapshot **out, struct dd_store *st, const char *id_hex);
 /* What a push or fetch moved, for the one-line summary. */
 struct dd_transfer_stats {
 	uint64_t files, bytes;             /* sent (push) or received (fetch): packs, indexes, manifests, objects */
