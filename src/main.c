@@ -207,6 +207,9 @@ main(int argc, char **argv)
 	/* a git hook with nothing to do ends here: no libgit2 (its start reads the CA bundle) nor libcurl */
 	if (argc > 1 && !strcmp(argv[1], "hook") && dd_cmd_hook_fast(argc - 1, argv + 1) == DD_NOTHING_TO_DO)
 		return DD_EXIT_OK;
+	/* the completion's list of commands needs nothing started either (a TAB costs its start) */
+	if (argc == 2 && !strcmp(argv[1], "--list-cmds"))
+		return list_cmds();
 	git_libgit2_init();
 	/*
 	 * libcurl is started by the S3 client when one is made (s3/client.c,
