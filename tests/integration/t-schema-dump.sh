@@ -104,6 +104,22 @@ test_the_dump_runs_after_the_post_restore_commands_and_not_after_a_failed_one() 
 	assert_no_file "$SCHEMA"
 }
 
+test_a_restore_of_the_same_snapshot_keeps_a_current_file_and_rewrites_an_edited_one() {
+	setup_repo
+	expect_ok git dnadata snapshot
+	expect_ok git dnadata restore --force
+	cp "$SCHEMA" "$T/first.sql"
+	# the file is known to hold this snapshot's schema: no pg_dump (-v says so)
+	expect_ok git dnadata -v restore --force
+	assert_contains "$ERR" "its file holds snapshot"
+	cmp "$T/first.sql" "$SCHEMA" || fail "the schema file changed"
+	# edited by hand: written again
+	echo "-- my note" >>"$SCHEMA"
+	expect_ok git dnadata restore --force
+	assert_contains "$ERR" "schema of profile clean written to $SCHEMA (changed; not committed)"
+	cmp "$T/first.sql" "$SCHEMA" || fail "the edited schema file was not written again"
+}
+
 test_schema_dump_no_turns_the_automatic_dump_off_but_not_the_command() {
 	setup_repo
 	expect_ok git dnadata snapshot
