@@ -54,6 +54,9 @@ cmd_promote_schema(int argc, char **argv)
 		return -1;
 	if (!(from = dd_config_profile(cfg, argv[0])) || !(to = dd_config_profile(cfg, n > 1 ? argv[1] : "clean-db")))
 		goto out;
+	/* the scratch database goes on the working database's server, which a linked worktree may not have */
+	if (dd_config_worktree_check(cfg) < 0)
+		goto out;
 	rc = dd_workflow_promote_schema(repo, cfg, from, to, id);
 	if (rc == DD_UNCHANGED) {
 		printf("%s's base already has %s's schema: nothing to commit\n", to->name, from->name);
