@@ -2,7 +2,7 @@
 # t-schema-dump.sh: `git dnadata schema-dump` (issue 18) writes
 # .dnadata/schema/<profile>.sql normalised: no volatile lines, byte-identical
 # when nothing changed (the same objects made in another order included),
-# one added column = one changed line; never committed; written after every
+# an added column = one added line (and pg_dump's comma on the line before); never committed; written after every
 # restore (after the post_restore commands) unless schema_dump = no; a
 # working database that holds another profile is refused.
 . "$(dirname "$0")/../lib.sh"
@@ -56,7 +56,7 @@ test_an_unchanged_schema_gives_the_same_bytes_and_the_file_is_left_alone() {
 	assert_eq "$mtime" "$(stat -c %Y.%y "$SCHEMA")" "the file was rewritten"
 }
 
-test_one_added_column_is_one_changed_line() {
+test_an_added_column_is_one_added_line_and_a_comma() {
 	setup_repo
 	expect_ok git dnadata schema-dump
 	cp "$SCHEMA" "$T/before.sql"
