@@ -7,7 +7,8 @@
  * The schema file is written, never committed: the developer commits it
  * with the migration that changed it, so a review shows the schema change
  * next to the migration. It is rewritten only when its text changes (same
- * schema, same bytes, same mtime).
+ * schema, same bytes, same mtime). After a restore only an existing file is
+ * rewritten (see dd_workflow_schema_dump_after_restore).
  *
  * promote-schema checks before it changes anything: FROM's schema and TO's
  * rows are loaded into a scratch database beside TO's working database
@@ -197,6 +198,21 @@ dd_workflow_schema_dump_after_restore(struct dd_repo *repo, const struct dd_conf
 
 	if (p->schema_dump == 0)
 		return;
+	/*
+	 * Only a file that exists is kept up to date: one the restore created would be untracked, and git
+	 * refuses to check out a branch that tracks it ("untracked working tree files would be overwritten").
+	 * `schema-dump` creates it; once committed, every branch that has it keeps it current.
+	 */
+	rel = dd_workflow_schema_path(p->name);
+	char *abs = dd_repo_path(repo, rel);
+	int exists = dd_path_exists(abs);
+	free(abs);
+	free(rel);
+	rel = NULL;
+	if (!exists) {
+		dd_debug("profile %s has no schema file: `git dnadata schema-dump %s` starts one", p->name, p->name);
+		return;
+	}
 	if (dump_is_current(repo, p, snapshot)) {
 		dd_debug("schema of profile %s: its file holds snapshot %.12s's already", p->name, snapshot);
 		return;
