@@ -213,4 +213,29 @@ test_a_working_database_holding_another_profile_is_refused() {
 	assert_no_file .dnadata/schema/other.sql
 }
 
+test_checkouts_between_branches_with_committed_schema_files_keep_them_current_and_clean() {
+	setup_repo
+	expect_ok git dnadata snapshot
+	expect_ok git dnadata schema-dump
+	git add "$SCHEMA" && git commit -qm "schema"
+	expect_ok git checkout -b feature
+	psql_q "$DB" "ALTER TABLE users ADD COLUMN email text"
+	expect_ok git dnadata snapshot
+	expect_ok git dnadata schema-dump
+	git commit -qm "add users.email" "$SCHEMA"
+	# the hooks switch the database; the file each branch tracks is what its database holds
+	expect_ok git checkout main
+	assert_eq "" "$(git status --porcelain)" "after checkout main"
+	assert_not_contains "$(cat "$SCHEMA")" "email"
+	expect_ok git checkout feature
+	assert_eq "" "$(git status --porcelain)" "after checkout feature"
+	assert_contains "$(cat "$SCHEMA")" "email text"
+	# a migration that post_restore runs on the branch shows as a change to commit
+	printf '[hooks]\npost_restore = psql -XAtq -d "dbname=%s" -c "ALTER TABLE users ADD COLUMN IF NOT EXISTS age int"\n' \
+		"$DB" >>.git/dnadata/config.ini
+	expect_ok git checkout main
+	assert_eq " M $SCHEMA" "$(git status --porcelain)"
+	assert_contains "$(cat "$SCHEMA")" "age integer"
+}
+
 run_tests
