@@ -11,6 +11,7 @@
 #include "workflow/workflow.h"
 
 #include <stdio.h>
+#include <string.h>
 
 static const char *const usage[] = {
 	"git dnadata promote-schema <from> [<to>]",
@@ -64,6 +65,8 @@ cmd_promote_schema(int argc, char **argv)
 	} else if (rc == 0) {
 		printf("%s's base is now %s's schema (snapshot %.12s, committed)\n", to->name, from->name, id);
 		printf("next: remove the migrations that are now part of %s's base, and commit that\n", to->name);
+		if (cfg->active_profile && !strcmp(cfg->active_profile, to->name))
+			printf("then: `git dnadata restore` loads %s's new base into the working database\n", to->name);
 	}
 out:
 	dd_config_free(cfg);
