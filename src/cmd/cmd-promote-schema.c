@@ -11,6 +11,7 @@
 #include "workflow/workflow.h"
 
 #include <stdio.h>
+#include <string.h>
 
 static const char *const usage[] = {
 	"git dnadata promote-schema <from> [<to>]",
@@ -54,6 +55,9 @@ cmd_promote_schema(int argc, char **argv)
 		return -1;
 	if (!(from = dd_config_profile(cfg, argv[0])) || !(to = dd_config_profile(cfg, n > 1 ? argv[1] : "clean-db")))
 		goto out;
+	/* the scratch database goes on the working database's server, which a linked worktree may not have */
+	if (dd_config_worktree_check(cfg) < 0)
+		goto out;
 	rc = dd_workflow_promote_schema(repo, cfg, from, to, id);
 	if (rc == DD_UNCHANGED) {
 		printf("%s's base already has %s's schema: nothing to commit\n", to->name, from->name);
@@ -61,6 +65,8 @@ cmd_promote_schema(int argc, char **argv)
 	} else if (rc == 0) {
 		printf("%s's base is now %s's schema (snapshot %.12s, committed)\n", to->name, from->name, id);
 		printf("next: remove the migrations that are now part of %s's base, and commit that\n", to->name);
+		if (cfg->active_profile && !strcmp(cfg->active_profile, to->name))
+			printf("then: `git dnadata restore` loads %s's new base into the working database\n", to->name);
 	}
 out:
 	dd_config_free(cfg);

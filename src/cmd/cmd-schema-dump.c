@@ -2,8 +2,9 @@
  * cmd/cmd-schema-dump.c: write a profile's normalised schema to
  * .dnadata/schema/<profile>.sql (workflow/schema.c), from its working
  * database. The file is not committed: it goes in with the migration that
- * changed it. Restore, use and the git hooks write it too, after the
- * post_restore commands (unless the profile says schema_dump = no).
+ * changed it. Once it exists, restore, use and the git hooks keep it
+ * current, after the post_restore commands (unless the profile says
+ * schema_dump = no).
  */
 #include "cmd/setup.h"
 #include "dnadata.h"
@@ -18,11 +19,11 @@ static const char *const usage[] = {
 	"Writes the schema of the profile's working database (default: the active",
 	"profile) to .dnadata/schema/<profile>.sql, normalised: no pg_dump version",
 	"or \\restrict lines, no session SETs, no owners, a stable order; the same",
-	"schema always gives the same bytes, so one added column is one changed",
-	"line in `git diff`. Prints the file and whether it changed. Does not",
-	"commit: commit it with the migration that changed it. Restore, use and the",
-	"git hooks run it after the post_restore commands (schema_dump = no in the",
-	"profile's section turns that off).",
+	"schema always gives the same bytes, so an added column is one added line",
+	"in `git diff` (and a comma). Prints the file and whether it changed. Does not",
+	"commit: commit it with the migration that changed it. Once the file exists,",
+	"restore, use and the git hooks keep it current after the post_restore",
+	"commands (schema_dump = no in the profile's section turns that off).",
 	"",
 	"Examples:",
 	"  git dnadata schema-dump",

@@ -1,6 +1,6 @@
 /*
  * pg/normalise.c: a pg_dump plain schema script made stable for review
- * (normalise.h has the contract; docs/DESIGN-NOTES.md "Normalised schema"
+ * (normalise.h has the contract; docs/DESIGN-NOTES.md "The normalised schema"
  * the rules in prose).
  *
  * The script is cut into pg_dump's entries with dd_schema_split() (entry 0
@@ -16,7 +16,8 @@
  *     session state pg_dump writes only where it changes: each entry keeps
  *     the state it ran under, and the output writes a SET only where that
  *     state changes in its own order, starting from '' and heap (so a
- *     database without tablespaces or other access methods has none).
+ *     database without tablespaces or other access methods has none). A
+ *     SET that ends the script sets nothing and goes.
  *  3. Entry headers lose "; Owner: x" (who ran the dump, or "-").
  *  4. Order: pg_dump's (type priority, then names, then dependencies:
  *     already independent of OIDs), except that a run of consecutive

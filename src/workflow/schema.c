@@ -7,7 +7,8 @@
  * The schema file is written, never committed: the developer commits it
  * with the migration that changed it, so a review shows the schema change
  * next to the migration. It is rewritten only when its text changes (same
- * schema, same bytes, same mtime).
+ * schema, same bytes, same mtime). After a restore only an existing file is
+ * rewritten (see dd_workflow_schema_dump_after_restore).
  *
  * promote-schema checks before it changes anything: FROM's schema and TO's
  * rows are loaded into a scratch database beside TO's working database
@@ -32,10 +33,13 @@
 #include "util/buf.h"
 #include "util/err.h"
 #include "util/fs.h"
+#include "util/hex.h"
 #include "util/log.h"
+#include "util/sha256.h"
 
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 char *
 dd_workflow_schema_path(const char *profile)
@@ -109,12 +113,113 @@ out:
 	return rc;
 }
 
+/*
+ * The last automatic dump's record, <statedir>/schema-dump/<profile>:
+ * "<snapshot> <sha256 of the file>\n". When a switch put exactly that
+ * snapshot in place (no stash with local edits, no post_restore command)
+ * and the file still holds what was written, the database's schema is that
+ * text: no pg_dump (two runs, ~0.35 s), so switching back and forth between
+ * branches stays as fast as the switch.
+ */
+static char *
+record_path(const struct dd_repo *repo, const char *profile)
+{
+	return dd_asprintf("%s/schema-dump/%s", repo->statedir, profile);
+}
+
+static void
+file_digest(const char *abs, char hex[2 * DD_SHA256_BYTES + 1])
+{
+	struct dd_buf text = DD_BUF_INIT;
+	uint8_t d[DD_SHA256_BYTES];
+
+	hex[0] = '\0';
+	if (dd_file_read(&text, abs) == 0) {
+		dd_sha256(d, text.ptr ? text.ptr : "", text.len);
+		dd_hex_encode(hex, d, sizeof(d));
+	}
+	dd_error_clear();
+	dd_buf_release(&text);
+}
+
+/* Does the record say the file holds `snapshot`'s schema, untouched since? */
+static int
+dump_is_current(const struct dd_repo *repo, const struct dd_profile *p, const char *snapshot)
+{
+	char *path = record_path(repo, p->name), *rel = dd_workflow_schema_path(p->name);
+	char *abs = dd_repo_path(repo, rel), *want = NULL, hex[2 * DD_SHA256_BYTES + 1];
+	struct dd_buf rec = DD_BUF_INIT;
+	int yes = 0;
+
+	if (snapshot && dd_path_exists(path) && dd_file_read(&rec, path) == 0) {
+		file_digest(abs, hex);
+		want = dd_asprintf("%s %s\n", snapshot, hex);
+		yes = *hex && !strcmp(dd_buf_cstr(&rec), want);
+	}
+	dd_error_clear();
+	dd_buf_release(&rec);
+	free(want);
+	free(abs);
+	free(rel);
+	free(path);
+	return yes;
+}
+
+static void
+record_dump(const struct dd_repo *repo, const struct dd_profile *p, const char *snapshot)
+{
+	char *path = record_path(repo, p->name), *dir = dd_path_dirname(path), *rel = dd_workflow_schema_path(p->name);
+	char *abs = dd_repo_path(repo, rel), *text = NULL, hex[2 * DD_SHA256_BYTES + 1];
+
+	file_digest(abs, hex);
+	if (!snapshot || !*hex) {
+		if (dd_path_exists(path))
+			unlink(path);
+	} else {
+		text = dd_asprintf("%s %s\n", snapshot, hex);
+		if (dd_mkdir_p(dir, 0777) < 0 || dd_file_write_atomic(path, text, strlen(text), 0644, 0) < 0) {
+			dd_debug("no schema dump record: %s", dd_error_last());
+			dd_error_clear();
+		}
+	}
+	free(text);
+	free(abs);
+	free(rel);
+	free(dir);
+	free(path);
+}
+
 void
-dd_workflow_schema_dump_after_restore(struct dd_repo *repo, const struct dd_config *cfg, const struct dd_profile *p)
+dd_workflow_schema_dump_after_restore(struct dd_repo *repo, const struct dd_config *cfg, const struct dd_profile *p,
+				      const char *snapshot)
 {
 	char *rel = NULL;
-	int r = dd_workflow_schema_dump(repo, cfg, p, DD_SCHEMA_DUMP_AUTO, &rel);
+	int r;
 
+	if (p->schema_dump == 0)
+		return;
+	/*
+	 * Only a file that exists is kept up to date: one the restore created would be untracked, and git
+	 * refuses to check out a branch that tracks it ("untracked working tree files would be overwritten").
+	 * `schema-dump` creates it; once committed, every branch that has it keeps it current.
+	 */
+	rel = dd_workflow_schema_path(p->name);
+	char *abs = dd_repo_path(repo, rel);
+	int exists = dd_path_exists(abs);
+	free(abs);
+	free(rel);
+	rel = NULL;
+	if (!exists) {
+		dd_debug("profile %s has no schema file: `git dnadata schema-dump %s` starts one", p->name, p->name);
+		return;
+	}
+	if (dump_is_current(repo, p, snapshot)) {
+		dd_debug("schema of profile %s: its file holds snapshot %.12s's already", p->name, snapshot);
+		return;
+	}
+	r = dd_workflow_schema_dump(repo, cfg, p, DD_SCHEMA_DUMP_AUTO, &rel);
+	if (r >= 0)
+		record_dump(repo, p, snapshot);
 	if (r == 0)
 		dd_info("schema of profile %s written to %s (changed; not committed)", p->name, rel);
 	else if (r == DD_UNCHANGED)

@@ -892,8 +892,13 @@ dd_workflow_restore(struct dd_repo *repo, const struct dd_config *cfg, const str
 	    run_post_restore(repo, cfg, p, ref->snapshot, conninfo, res.database) < 0)
 		rc = DD_EHOOK;
 	/* the schema after the migrations (not after a failed one: half a migration is no schema to review) */
-	if (rc == 0)
-		dd_workflow_schema_dump_after_restore(repo, cfg, p);
+	if (rc == 0) {
+		int commands = !(flags & DD_RESTORE_NO_HOOKS) && ((p->post_restore && p->post_restore[0]) ||
+								   (cfg->post_restore && cfg->post_restore[0]));
+		/* exactly the snapshot (not a stash with local edits, no migration ran): its dump may be current */
+		dd_workflow_schema_dump_after_restore(repo, cfg, p,
+						      res.how != DD_PG_SWITCH_STASH && !commands ? ref->snapshot : NULL);
+	}
 out:
 	if (rc == DD_ERROR)
 		dd_error_wrap("restoring profile %s", p->name);

@@ -178,9 +178,18 @@ enum {
  */
 int dd_workflow_schema_dump(struct dd_repo *repo, const struct dd_config *cfg, const struct dd_profile *p, int flags,
 			    char **rel_out);
-/* The same after a restore (AUTO): says what it wrote; a failure is a warning, never the restore's. */
+/*
+ * The same after a restore (AUTO), for a schema file that exists already
+ * (a new one would be untracked, and git refuses to check out a branch
+ * that tracks it): says what it wrote; a failure is a warning, never the
+ * restore's. `snapshot`: what the working database holds
+ * exactly (a clone or build of it, no post_restore command ran), or NULL
+ * when its schema may differ (a stash with local edits, migrations): with
+ * a snapshot, a file already written for it and untouched since is kept
+ * without running pg_dump.
+ */
 void dd_workflow_schema_dump_after_restore(struct dd_repo *repo, const struct dd_config *cfg,
-					   const struct dd_profile *p);
+					   const struct dd_profile *p, const char *snapshot);
 /*
  * promote-schema: FROM's normalised schema (its working database's when
  * FROM is the active profile and the database holds FROM's ref's

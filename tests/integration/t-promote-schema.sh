@@ -41,6 +41,7 @@ test_promote_into_a_store_profile_makes_a_snapshot_of_its_rows_in_the_new_schema
 	expect_ok git dnadata promote-schema prod
 	assert_contains "$OUT" "clean-db's base is now prod's schema"
 	assert_contains "$OUT" "next: remove the migrations that are now part of clean-db's base"
+	assert_contains "$OUT" "then: \`git dnadata restore\` loads clean-db's new base"
 	assert_eq "dnadata: promote-schema prod -> clean-db" "$(git log -1 --format=%s)"
 	assert_eq ".dnadata/refs/clean-db" "$(git show --name-only --format= HEAD)"
 	assert_eq "" "$(git status --porcelain)"

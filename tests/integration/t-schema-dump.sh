@@ -2,9 +2,10 @@
 # t-schema-dump.sh: `git dnadata schema-dump` (issue 18) writes
 # .dnadata/schema/<profile>.sql normalised: no volatile lines, byte-identical
 # when nothing changed (the same objects made in another order included),
-# one added column = one changed line; never committed; written after every
-# restore (after the post_restore commands) unless schema_dump = no; a
-# working database that holds another profile is refused.
+# an added column = one added line (and pg_dump's comma on the line
+# before); never committed; kept current after every restore (after the
+# post_restore commands) once it exists, unless schema_dump = no; a working
+# database that holds another profile is refused.
 . "$(dirname "$0")/../lib.sh"
 
 SCHEMA=.dnadata/schema/clean.sql
@@ -56,7 +57,7 @@ test_an_unchanged_schema_gives_the_same_bytes_and_the_file_is_left_alone() {
 	assert_eq "$mtime" "$(stat -c %Y.%y "$SCHEMA")" "the file was rewritten"
 }
 
-test_one_added_column_is_one_changed_line() {
+test_an_added_column_is_one_added_line_and_a_comma() {
 	setup_repo
 	expect_ok git dnadata schema-dump
 	cp "$SCHEMA" "$T/before.sql"
@@ -90,29 +91,64 @@ test_a_schema_change_between_two_snapshots_shows_in_the_dump_after_restore() {
 	assert_eq "?? .dnadata/schema/" "$(git status --porcelain)" "the restores committed nothing"
 }
 
+test_the_dump_after_restore_keeps_an_existing_file_current_but_never_creates_one() {
+	setup_repo
+	expect_ok git dnadata snapshot
+	# an untracked file the restore made would block `git checkout` of a branch that tracks it
+	expect_ok git dnadata restore --force
+	assert_no_file "$SCHEMA"
+	assert_eq "" "$(git status --porcelain)"
+	expect_ok git dnadata schema-dump
+	assert_file "$SCHEMA"
+}
+
 test_the_dump_runs_after_the_post_restore_commands_and_not_after_a_failed_one() {
 	setup_repo
 	expect_ok git dnadata snapshot
+	expect_ok git dnadata schema-dump
 	# a "migration" in post_restore: the dump must see its column
 	printf '[hooks]\npost_restore = psql -XAtq -d "dbname=%s" -c "ALTER TABLE users ADD COLUMN migrated int"\n' \
 		"$DB" >>.git/dnadata/config.ini
 	expect_ok git dnadata restore --force
 	assert_contains "$(cat "$SCHEMA")" "migrated integer"
-	rm "$SCHEMA"
+	expect_ok git dnadata restore --force --no-hooks
+	assert_not_contains "$(cat "$SCHEMA")" "migrated" "--no-hooks: the snapshot's own schema"
+	cp "$SCHEMA" "$T/before.sql"
 	printf 'post_restore = false\n' >>.git/dnadata/config.ini
 	expect_fail 1 git dnadata restore --force
-	assert_no_file "$SCHEMA"
+	cmp "$T/before.sql" "$SCHEMA" || fail "the schema was dumped after a failed post_restore command"
+}
+
+test_a_restore_of_the_same_snapshot_keeps_a_current_file_and_rewrites_an_edited_one() {
+	setup_repo
+	expect_ok git dnadata snapshot
+	expect_ok git dnadata schema-dump
+	expect_ok git dnadata restore --force
+	cp "$SCHEMA" "$T/first.sql"
+	# the file is known to hold this snapshot's schema: no pg_dump (-v says so)
+	expect_ok git dnadata -v restore --force
+	assert_contains "$ERR" "its file holds snapshot"
+	cmp "$T/first.sql" "$SCHEMA" || fail "the schema file changed"
+	# edited by hand: written again
+	echo "-- my note" >>"$SCHEMA"
+	expect_ok git dnadata restore --force
+	assert_contains "$ERR" "schema of profile clean written to $SCHEMA (changed; not committed)"
+	cmp "$T/first.sql" "$SCHEMA" || fail "the edited schema file was not written again"
 }
 
 test_schema_dump_no_turns_the_automatic_dump_off_but_not_the_command() {
 	setup_repo
 	expect_ok git dnadata snapshot
+	expect_ok git dnadata schema-dump
+	cp "$SCHEMA" "$T/before.sql"
 	printf '[profile "clean"]\nschema_dump = no\n' >>.git/dnadata/config.ini
+	printf '[hooks]\npost_restore = psql -XAtq -d "dbname=%s" -c "ALTER TABLE users ADD COLUMN migrated int"\n' \
+		"$DB" >>.git/dnadata/config.ini
 	expect_ok git dnadata restore --force
-	assert_no_file "$SCHEMA"
+	cmp "$T/before.sql" "$SCHEMA" || fail "schema_dump = no, yet the file changed"
 	assert_not_contains "$ERR" "schema of profile"
 	expect_ok git dnadata schema-dump
-	assert_file "$SCHEMA"
+	assert_contains "$(cat "$SCHEMA")" "migrated integer"
 }
 
 test_a_failed_dump_after_restore_is_a_warning_and_the_restore_stands() {
@@ -175,6 +211,31 @@ test_a_working_database_holding_another_profile_is_refused() {
 	assert_contains "$ERR" "holds profile clean, not other"
 	assert_contains "$ERR" "git dnadata use other"
 	assert_no_file .dnadata/schema/other.sql
+}
+
+test_checkouts_between_branches_with_committed_schema_files_keep_them_current_and_clean() {
+	setup_repo
+	expect_ok git dnadata snapshot
+	expect_ok git dnadata schema-dump
+	git add "$SCHEMA" && git commit -qm "schema"
+	expect_ok git checkout -b feature
+	psql_q "$DB" "ALTER TABLE users ADD COLUMN email text"
+	expect_ok git dnadata snapshot
+	expect_ok git dnadata schema-dump
+	git commit -qm "add users.email" "$SCHEMA"
+	# the hooks switch the database; the file each branch tracks is what its database holds
+	expect_ok git checkout main
+	assert_eq "" "$(git status --porcelain)" "after checkout main"
+	assert_not_contains "$(cat "$SCHEMA")" "email"
+	expect_ok git checkout feature
+	assert_eq "" "$(git status --porcelain)" "after checkout feature"
+	assert_contains "$(cat "$SCHEMA")" "email text"
+	# a migration that post_restore runs on the branch shows as a change to commit
+	printf '[hooks]\npost_restore = psql -XAtq -d "dbname=%s" -c "ALTER TABLE users ADD COLUMN IF NOT EXISTS age int"\n' \
+		"$DB" >>.git/dnadata/config.ini
+	expect_ok git checkout main
+	assert_eq " M $SCHEMA" "$(git status --porcelain)"
+	assert_contains "$(cat "$SCHEMA")" "age integer"
 }
 
 run_tests

@@ -111,7 +111,7 @@ normalising_twice_changes_nothing(void **state)
 }
 
 static void
-one_added_column_is_one_changed_line(void **state)
+an_added_column_changes_only_its_own_lines(void **state)
 {
 	static const char before[] = PREAMBLE("k1", "-") "--\n-- Name: t; Type: TABLE; Schema: public; Owner: -\n--\n\n"
 				     "CREATE TABLE public.t (\n    id integer NOT NULL\n);\n\n\n" COMPLETE("k1");
@@ -253,7 +253,7 @@ main(void)
 		cmocka_unit_test(drops_run_noise_and_keeps_every_statement),
 		cmocka_unit_test(dumps_of_two_runs_and_owners_are_byte_identical),
 		cmocka_unit_test(normalising_twice_changes_nothing),
-		cmocka_unit_test(one_added_column_is_one_changed_line),
+		cmocka_unit_test(an_added_column_changes_only_its_own_lines),
 		cmocka_unit_test(entries_with_the_same_header_are_sorted_by_text),
 		cmocka_unit_test(unknown_preamble_lines_are_kept),
 		cmocka_unit_test(an_access_method_other_than_heap_is_kept_with_its_table),
