@@ -293,21 +293,6 @@ base_name(const char *path)
 }
 
 /* ---- the batch ---- */
-static void
-copy_info(struct dd_stream_info *dst, const struct dd_stream_info *src)
-{
-	memset(dst, 0, sizeof(*dst));
-	dst->name = dd_strdup(src->name);
-	for (size_t i = 0; i < src->nattrs; i++)
-		dd_kv_set(&dst->attrs, &dst->nattrs, src->attrs[i].key, src->attrs[i].value);
-	dst->size = src->size;
-	memcpy(dst->checksum, src->checksum, 32);
-	dst->nchunks = src->nchunks;
-	dst->chunks = dd_malloc((src->nchunks ? src->nchunks : 1) * sizeof(*src->chunks));
-	if (src->nchunks) /* a folder, a link or an empty file has no chunk list */
-		memcpy(dst->chunks, src->chunks, src->nchunks * sizeof(*src->chunks));
-}
-
 /* Wait until the workers wrote every file of the batch. */
 static void
 batch_wait(struct apply *a)
@@ -514,7 +499,7 @@ batch_add(struct apply *a, const struct dd_stream_info *e, const struct idx_stat
 	if (a->nbatch == BATCH && batch_flush(a) < 0)
 		return -1;
 	p = &a->batch[a->nbatch];
-	copy_info(&p->e, e);
+	media_info_copy(&p->e, e);
 	p->st = *st;
 	p->dirfd = dirfd;
 	p->fd = -1;

@@ -135,6 +135,8 @@ worker_main(void *arg)
 			break;
 		struct item *it = &c->ring[c->next++ % RING];
 		int skip = c->stop;
+		if (it->done)
+			continue; /* complete when queued (a folder, a link, a reused entry): never touched here */
 		pthread_mutex_unlock(&c->mu);
 		if (it->fd >= 0) {
 			if (!skip)
@@ -175,13 +177,18 @@ workers_stop(struct capture *c)
 	c->nthreads = 0;
 }
 
-/* The newest entry (filled by the caller) to the workers. */
+/* The newest entry (filled by the caller) to the workers; one complete already is passed over when it is next. */
 static void
 ring_push(struct capture *c)
 {
+	struct item *it = &c->ring[c->tail % RING];
+
 	pthread_mutex_lock(&c->mu);
+	if (it->done && c->next == c->tail)
+		c->next++;
+	else
+		pthread_cond_signal(&c->work);
 	c->tail++;
-	pthread_cond_signal(&c->work);
 	pthread_mutex_unlock(&c->mu);
 }
 
@@ -204,6 +211,13 @@ drain_one(struct capture *c)
 	pthread_mutex_lock(&c->mu);
 	while (!it->done)
 		pthread_cond_wait(&c->finished, &c->mu);
+	/*
+	 * The workers never take it (nor anything before it) from here: what
+	 * they have not taken up to it was complete when queued. So its slot
+	 * can be used again.
+	 */
+	if (c->next <= c->head)
+		c->next = c->head + 1;
 	pthread_mutex_unlock(&c->mu);
 	if (it->err) {
 		dd_error("%s", it->err);
@@ -238,6 +252,8 @@ ring_abort(struct capture *c)
 		pthread_mutex_lock(&c->mu);
 		while (!it->done && c->nthreads)
 			pthread_cond_wait(&c->finished, &c->mu);
+		if (c->next <= c->head) /* as drain_one: no worker takes it from here */
+			c->next = c->head + 1;
 		pthread_mutex_unlock(&c->mu);
 		if (it->fd >= 0) /* no worker ever took it (none started) */
 			close(it->fd);
@@ -311,24 +327,30 @@ reusable(struct capture *c, const struct walk_entry *e)
 }
 
 /*
- * A reused entry straight into the listing (the ring drained first, so
- * path order holds): 1 added, 0 refused (its chunks are not this store's
- * to keep: the caller reads the file instead), -1.
+ * A reused entry into the ring, complete (added in its turn, without
+ * waiting for the files before it): 1 queued, 0 refused (its chunks are not
+ * this store's to keep: the caller reads the file instead), -1.
  */
 static int
 add_reused(struct capture *c, const struct idx_entry *ie)
 {
-	while (c->head != c->tail)
-		if (drain_one(c) < 0)
-			return -1;
-	if (dd_listing_add(c->lw, &ie->info) < 0) {
+	struct item *it;
+	int r = dd_listing_reuse(c->lw, &ie->info);
+
+	if (r == DD_NOTFOUND) {
 		dd_debug("media: '%s' read again (%s)", ie->info.name, dd_error_last());
 		dd_error_clear();
 		return 0;
 	}
-	c->stats->files++;
-	c->stats->bytes += ie->info.size;
-	return idx_writer_add(c->iw, &ie->info, &ie->st) < 0 ? -1 : 1;
+	if (r < 0)
+		return -1;
+	it = &c->ring[c->tail % RING];
+	item_clear(it);
+	media_info_copy(&it->info, &ie->info);
+	it->st = ie->st;
+	it->done = 1;
+	ring_push(c);
+	return 1;
 }
 
 /* An entry's own attributes (a folder, a link's target too) or its opened file: 0 or -1. */
@@ -342,6 +364,7 @@ fill_entry(struct capture *c, const struct walk_entry *e, struct item *it)
 	case MEDIA_DIR:
 		set_attrs(&it->info, "dir", &e->st);
 		c->stats->dirs++;
+		it->done = 1;
 		return 0;
 	case MEDIA_LINK:
 		tl = readlinkat(e->parent_fd, e->name, target, sizeof(target));
@@ -352,6 +375,7 @@ fill_entry(struct capture *c, const struct walk_entry *e, struct item *it)
 		set_attrs(&it->info, "symlink", &e->st);
 		dd_kv_set(&it->info.attrs, &it->info.nattrs, "target", target);
 		c->stats->links++;
+		it->done = 1;
 		return 0;
 	default:
 		return open_file(e, it);

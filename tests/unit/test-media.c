@@ -1612,6 +1612,14 @@ parallel_capture_gives_the_serial_snapshot_id(void **state)
 		assert_int_equal(s.read_files, 121);
 		assert_string_equal(again, serial);
 	}
+	/* a few files changed: read among reused ones (queued complete), still in path order */
+	put_text(f->a, "mix/f005", "changed small\n");
+	put_text(f->a, "mix/f100", "changed too\n");
+	put_text(f->a, "mix/f018", "the large one, now small\n");
+	serial_snapshot(f, f->a, serial);
+	capture(f, f->a, id, &s);
+	assert_int_equal(s.read_files, 3);
+	assert_string_equal(id, serial);
 	/* restored by several workers: the same folder, whose capture is the same snapshot again */
 	apply(f, id, f->b, NULL);
 	compare_trees(f->a, f->b);
