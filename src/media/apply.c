@@ -52,19 +52,27 @@ struct dlevel {
 };
 
 /*
- * Entries done since the last flush, in path order: files written to a
- * temporary name wait here, so one syncfs() makes a whole batch durable
- * before its renames (instead of one fsync per small file); the index
- * records them, in order, once they are in place.
+ * Entries done since the last flush, in path order: files to write wait
+ * here, and WORKERS threads write them (fetch, decrypt, write to a
+ * temporary name) in the batch's order while the pass goes on; the flush
+ * waits for them, makes the batch durable before its renames (fdatasync
+ * from several threads, instead of one after the other), renames in
+ * order and the index records them, in order, once they are in place.
  */
 #define BATCH 256
 #define BATCH_BYTES (64u << 20)
+#define WORKERS 4
 struct pend {
 	struct dd_stream_info e; /* a copy, for the index */
 	struct idx_stat st;
 	int dirfd;               /* rename tmp to its name in dirfd; -1: in place already */
 	int fd;                  /* the written file, open until it is synced; -1 */
 	char tmp[64];
+	int write;               /* a file for a worker to write (mode, mtime): done set then, under the lock */
+	int done;
+	mode_t mode;
+	struct timespec mtime;
+	char *err;               /* the worker's failure */
 };
 
 struct apply {
@@ -73,6 +81,12 @@ struct apply {
 	struct pend batch[BATCH];
 	size_t nbatch;
 	uint64_t batch_bytes;
+	pthread_mutex_t mu;      /* nbatch, next, quit and every entry's done */
+	pthread_cond_t work, finished;
+	size_t next;             /* the first entry of the batch no worker took */
+	int quit;
+	pthread_t threads[WORKERS];
+	int nthreads;
 	const struct dd_media_opts *o;
 	struct dlevel *lv;
 	size_t nlv, cap;
@@ -81,7 +95,8 @@ struct apply {
 	dev_t dev;               /* the folder's file system */
 	uid_t uid;
 	gid_t gid;
-	int chown, chown_warned;
+	int chown;
+	atomic_int chown_warned;
 	struct dd_media_stats *stats;
 	struct media_progress prog;
 };
@@ -200,9 +215,8 @@ set_owner(struct apply *a, int fd, int dirfd, const char *name, const char *disp
 	if (r == 0)
 		return 0;
 	if (errno == EPERM) {
-		if (!a->chown_warned)
+		if (!atomic_exchange(&a->chown_warned, 1))
 			dd_warn("media: not permitted to set the owner to %s (files keep this user's)", a->o->owner);
-		a->chown_warned = 1;
 		return 0;
 	}
 	return dd_error_errno("cannot set the owner of media entry '%s'", display);
@@ -279,34 +293,36 @@ base_name(const char *path)
 }
 
 /* ---- the batch ---- */
+/* Wait until the workers wrote every file of the batch. */
 static void
-copy_info(struct dd_stream_info *dst, const struct dd_stream_info *src)
+batch_wait(struct apply *a)
 {
-	memset(dst, 0, sizeof(*dst));
-	dst->name = dd_strdup(src->name);
-	for (size_t i = 0; i < src->nattrs; i++)
-		dd_kv_set(&dst->attrs, &dst->nattrs, src->attrs[i].key, src->attrs[i].value);
-	dst->size = src->size;
-	memcpy(dst->checksum, src->checksum, 32);
-	dst->nchunks = src->nchunks;
-	dst->chunks = dd_malloc((src->nchunks ? src->nchunks : 1) * sizeof(*src->chunks));
-	if (src->nchunks) /* a folder, a link or an empty file has no chunk list */
-		memcpy(dst->chunks, src->chunks, src->nchunks * sizeof(*src->chunks));
+	pthread_mutex_lock(&a->mu);
+	for (size_t i = 0; i < a->nbatch; i++)
+		while (!a->batch[i].done)
+			pthread_cond_wait(&a->finished, &a->mu);
+	pthread_mutex_unlock(&a->mu);
 }
 
-/* Drop what waits (after a failure): the temporary files go. */
+/* Drop what waits (after a failure, once written): the temporary files go. */
 static void
 batch_discard(struct apply *a)
 {
+	batch_wait(a);
 	for (size_t i = 0; i < a->nbatch; i++) {
 		struct pend *p = &a->batch[i];
 		if (p->fd >= 0)
 			close(p->fd);
-		if (p->dirfd >= 0)
+		if (p->dirfd >= 0 && p->tmp[0])
 			unlinkat(p->dirfd, p->tmp, 0);
 		dd_stream_info_clear(&p->e);
+		free(p->err);
+		p->err = NULL;
 	}
+	pthread_mutex_lock(&a->mu);
 	a->nbatch = 0;
+	a->next = 0;
+	pthread_mutex_unlock(&a->mu);
 	a->batch_bytes = 0;
 }
 
@@ -408,6 +424,18 @@ batch_flush(struct apply *a)
 	struct timespec latest = { 0 };
 	int renamed = 0;
 
+	batch_wait(a);
+	for (size_t i = 0; i < a->nbatch; i++) {
+		struct pend *p = &a->batch[i];
+		if (p->err) {
+			dd_error("%s", p->err); /* the first failure in path order */
+			goto fail;
+		}
+		if (p->write) {
+			a->stats->written_files++;
+			a->stats->written_bytes += p->e.size;
+		}
+	}
 	if (batch_sync(a) < 0)
 		goto fail;
 	for (size_t i = 0; i < a->nbatch; i++) {
@@ -443,29 +471,102 @@ fail:
 	return -1;
 }
 
-/* Add an entry to the batch; fd (the written file, or -1) is the batch's from here on. */
+static int write_file(struct apply *a, int pfd, const struct dd_stream_info *e, mode_t mode, struct timespec mtime,
+		      char tmp[64], int *fd_out);
+
+/* Write a batch's file (a worker's thread; the caller's without workers); a failure is kept in p->err. */
+static void
+pend_write(struct apply *a, struct pend *p)
+{
+	if (write_file(a, p->dirfd, &p->e, p->mode, p->mtime, p->tmp, &p->fd) == 0)
+		return;
+	p->err = dd_strdup(dd_error_last() ? dd_error_last() : "writing a media file failed");
+	dd_error_clear();
+	p->tmp[0] = 0; /* write_file removed it */
+	p->fd = -1;
+}
+
+/*
+ * Add an entry to the batch: in place already (st its stat), or with
+ * dirfd >= 0 a file for the workers to write into dirfd (mode, mtime).
+ */
 static int
-batch_add(struct apply *a, const struct dd_stream_info *e, const struct idx_stat *st, int dirfd, const char *tmp,
-	  int fd)
+batch_add(struct apply *a, const struct dd_stream_info *e, const struct idx_stat *st, int dirfd, mode_t mode,
+	  struct timespec mtime)
 {
 	struct pend *p;
 
-	if (a->nbatch == BATCH && batch_flush(a) < 0) {
-		if (fd >= 0)
-			close(fd);
-		if (dirfd >= 0)
-			unlinkat(dirfd, tmp, 0);
+	if (a->nbatch == BATCH && batch_flush(a) < 0)
 		return -1;
-	}
-	p = &a->batch[a->nbatch++];
-	copy_info(&p->e, e);
+	p = &a->batch[a->nbatch];
+	media_info_copy(&p->e, e);
 	p->st = *st;
 	p->dirfd = dirfd;
-	p->fd = fd;
-	snprintf(p->tmp, sizeof(p->tmp), "%s", tmp ? tmp : "");
+	p->fd = -1;
+	p->tmp[0] = 0;
+	p->write = dirfd >= 0;
+	p->done = !p->write;
+	p->mode = mode;
+	p->mtime = mtime;
+	p->err = NULL;
+	if (p->write && !a->nthreads) { /* no worker could start: written here */
+		pend_write(a, p);
+		p->done = 1;
+	}
+	pthread_mutex_lock(&a->mu);
+	a->nbatch++;
+	pthread_cond_signal(&a->work);
+	pthread_mutex_unlock(&a->mu);
 	if (dirfd >= 0)
 		a->batch_bytes += e->size;
 	return a->batch_bytes >= BATCH_BYTES ? batch_flush(a) : 0;
+}
+
+/* A worker: writes the batch's files in order, each to a temporary name (left open for the flush to sync). */
+static void *
+worker_main(void *arg)
+{
+	struct apply *a = arg;
+
+	pthread_mutex_lock(&a->mu);
+	for (;;) {
+		while (a->next == a->nbatch && !a->quit)
+			pthread_cond_wait(&a->work, &a->mu);
+		if (a->next == a->nbatch)
+			break;
+		struct pend *p = &a->batch[a->next++];
+		if (!p->write)
+			continue;
+		pthread_mutex_unlock(&a->mu);
+		pend_write(a, p);
+		pthread_mutex_lock(&a->mu);
+		p->done = 1;
+		pthread_cond_broadcast(&a->finished);
+	}
+	pthread_mutex_unlock(&a->mu);
+	return NULL;
+}
+
+static void
+workers_start(struct apply *a)
+{
+	for (int i = 0; i < WORKERS; i++) {
+		if (pthread_create(&a->threads[i], NULL, worker_main, a) != 0)
+			break;
+		a->nthreads++;
+	}
+}
+
+static void
+workers_stop(struct apply *a)
+{
+	pthread_mutex_lock(&a->mu);
+	a->quit = 1;
+	pthread_cond_broadcast(&a->work);
+	pthread_mutex_unlock(&a->mu);
+	for (int i = 0; i < a->nthreads; i++)
+		pthread_join(a->threads[i], NULL);
+	a->nthreads = 0;
 }
 
 /* ---- the listed directories on the current path ---- */
@@ -591,8 +692,6 @@ write_file(struct apply *a, int pfd, const struct dd_stream_info *e, mode_t mode
 		dd_error_errno("cannot write media file '%s'", e->name);
 		goto out;
 	}
-	a->stats->written_files++;
-	a->stats->written_bytes += e->size;
 	rc = 0;
 out:
 	if (rc < 0) {
@@ -712,9 +811,8 @@ apply_entry(struct apply *a, const struct dd_stream_info *e, const struct walk_e
 	enum media_type t = media_attr_type(e);
 	struct idx_stat ist = { 0 };
 	struct timespec mtime;
-	char tmp[64];
 	mode_t mode;
-	int pfd, fd = -1;
+	int pfd;
 
 	*descend = 0;
 	if (media_attr_mode(e, &mode) < 0 || media_attr_mtime(e, &mtime) < 0 || level_to_parent(a, e->name) < 0)
@@ -738,7 +836,7 @@ apply_entry(struct apply *a, const struct dd_stream_info *e, const struct walk_e
 	case MEDIA_LINK:
 		a->stats->links++;
 		if (d && link_unchanged(e, d, mtime))
-			return keep_in_place(a, e, d, &ist) < 0 ? -1 : batch_add(a, e, &ist, -1, NULL, -1);
+			return keep_in_place(a, e, d, &ist) < 0 ? -1 : batch_add(a, e, &ist, -1, 0, mtime);
 		if (write_symlink(a, pfd, e, mtime) < 0)
 			return -1;
 		break;
@@ -750,11 +848,9 @@ apply_entry(struct apply *a, const struct dd_stream_info *e, const struct walk_e
 				return -1;
 			break;
 		}
-		if (write_file(a, pfd, e, mode, mtime, tmp, &fd) < 0)
-			return -1;
-		return batch_add(a, e, &ist, pfd, tmp, fd);
+		return batch_add(a, e, &ist, pfd, mode, mtime);
 	}
-	return batch_add(a, e, &ist, -1, NULL, -1);
+	return batch_add(a, e, &ist, -1, 0, mtime);
 }
 
 /* ---- the pass ---- */
@@ -879,6 +975,7 @@ apply_run(struct apply *a, struct dd_listing_reader *lr, const char *id)
 	idx_writer_set_origin(a->iw, &origin);
 	a->rootfd = rootfd;
 	if (rootfd >= 0) {
+		workers_start(a);
 		level_push(a, "", rootfd, 0, none);
 		r = merge(a, lr, rootfd);
 		while (r == 0 && a->nlv)
@@ -893,6 +990,7 @@ apply_run(struct apply *a, struct dd_listing_reader *lr, const char *id)
 	rc = r < 0 ? -1 : 0;
 out:
 	batch_discard(a);
+	workers_stop(a);
 	while (a->nlv) {
 		close(a->lv[a->nlv - 1].fd == rootfd ? -1 : a->lv[a->nlv - 1].fd);
 		free(a->lv[--a->nlv].path);
@@ -950,7 +1048,13 @@ dd_media_apply(struct dd_store *st, const char *id, const struct dd_media_opts *
 		return -1;
 	}
 	a.prog.on = o->progress && dd_progress_enabled();
+	pthread_mutex_init(&a.mu, NULL);
+	pthread_cond_init(&a.work, NULL);
+	pthread_cond_init(&a.finished, NULL);
 	rc = apply_run(&a, lr, id);
+	pthread_cond_destroy(&a.finished);
+	pthread_cond_destroy(&a.work);
+	pthread_mutex_destroy(&a.mu);
 	if (a.prog.on)
 		dd_progress_done();
 	if (lr)

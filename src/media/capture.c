@@ -5,12 +5,19 @@
  * The walk (path order) is merged with the local index: a file whose size,
  * inode, mtime, ctime and mode match its record, recorded before the
  * record's stamp, is added with the recorded entry's chunks, unread.
- * Other files are read (large reads, sequential advice) into detached
- * content streams; up to RING entries are in flight at once, their
- * streams open, and are added to the listing in order as they finish, so
- * many small files keep the store's pool busy instead of waiting one by
- * one. Memory: the walk's names on the current path, the ring, one read
- * buffer, and the store's bounded in-flight chunks.
+ * Other files are opened by the walk (O_NOFOLLOW, from their folder's
+ * descriptor) and put in a ring of RING entries; WORKERS threads take the
+ * ring's entries in order and read them (large reads, sequential advice)
+ * into detached content streams: reading and chunking several files at
+ * once, while the store's pool hashes, compresses and seals their chunks.
+ * The walk's thread adds the ring's oldest entry to the listing and the
+ * record once its worker is done, so entries are added in path order
+ * whatever order the workers finish in: the listing, and so the snapshot
+ * id, are the serial walk's. A worker's failure is kept with its entry and
+ * raised when that entry is reached (the first failing entry in path
+ * order); nothing after it is added. Memory: the walk's names on the
+ * current path, the ring (RING open descriptors), one read buffer per
+ * worker, and the store's bounded in-flight chunks.
  */
 #include "media/internal.h"
 #include "store/store.h"
@@ -29,12 +36,16 @@
 #include <unistd.h>
 
 #define RING 32
+#define WORKERS 3
 #define READ_SIZE (1u << 20)
 
 struct item {
-	struct dd_stream_info info; /* name and attributes; content filled when it ends */
-	struct dd_stream_writer *w; /* the content being stored, or NULL (reused / not a file) */
+	struct dd_stream_info info; /* name and attributes; content filled by its worker */
 	struct idx_stat st;
+	int fd;    /* the file to read (its worker closes it), -1: nothing to read */
+	int read;  /* its content was read (not a folder or link) */
+	int done;  /* its worker finished (under the capture's lock) */
+	char *err; /* the worker's failure, raised when the entry is drained */
 };
 
 struct capture {
@@ -44,8 +55,14 @@ struct capture {
 	struct idx_cursor ic;
 	int reuse;
 	struct item ring[RING];
-	size_t head, n;
-	uint8_t *buf;
+	/* sequence numbers (ring[seq % RING]): head the oldest entry, next the first no worker took, tail the end */
+	uint64_t head, next, tail;
+	pthread_mutex_t mu;
+	pthread_cond_t work, finished;
+	int stop;     /* a failure: workers skip what they take */
+	int quit;     /* workers exit when the ring has nothing to take */
+	pthread_t threads[WORKERS];
+	int nthreads;
 	struct dd_media_stats *stats;
 	struct media_progress prog;
 };
@@ -69,20 +86,144 @@ media_progress_tick(struct media_progress *p, const char *what, const struct dd_
 		    (unsigned long long)s->dirs);
 }
 
-/* The oldest entry in flight: its content finished, then added to the listing and the record. */
+/* Read the entry's open file into a new content stream (a worker's thread): 0, or -1 with it->err set. */
+static void
+read_content(struct capture *c, struct item *it, uint8_t *buf)
+{
+	struct dd_stream_writer *w = NULL;
+	ssize_t n;
+
+	if (dd_content_begin(&w, c->sw) < 0)
+		goto fail;
+	while ((n = read(it->fd, buf, READ_SIZE)) != 0) {
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			dd_error_errno("cannot read media file '%s'", it->info.name);
+			goto fail;
+		}
+		if (dd_stream_write(w, buf, (size_t)n) < 0) {
+			dd_error_wrap("storing media file '%s'", it->info.name);
+			goto fail;
+		}
+	}
+	n = dd_content_end(w, &it->info);
+	w = NULL;
+	if (n < 0) {
+		dd_error_wrap("storing media file '%s'", it->info.name);
+		goto fail;
+	}
+	return;
+fail:
+	dd_stream_abort(w);
+	it->err = dd_strdup(dd_error_last() ? dd_error_last() : "reading a media file failed");
+	dd_error_clear();
+}
+
+/* A worker: takes the ring's entries in order, reads each one's file (unless the capture failed). */
+static void *
+worker_main(void *arg)
+{
+	struct capture *c = arg;
+	uint8_t *buf = dd_malloc(READ_SIZE);
+
+	pthread_mutex_lock(&c->mu);
+	for (;;) {
+		while (c->next == c->tail && !c->quit)
+			pthread_cond_wait(&c->work, &c->mu);
+		if (c->next == c->tail)
+			break;
+		struct item *it = &c->ring[c->next++ % RING];
+		int skip = c->stop;
+		if (it->done)
+			continue; /* complete when queued (a folder, a link, a reused entry): never touched here */
+		pthread_mutex_unlock(&c->mu);
+		if (it->fd >= 0) {
+			if (!skip)
+				read_content(c, it, buf);
+			close(it->fd);
+			it->fd = -1;
+		}
+		pthread_mutex_lock(&c->mu);
+		it->done = 1;
+		pthread_cond_broadcast(&c->finished);
+	}
+	pthread_mutex_unlock(&c->mu);
+	free(buf);
+	return NULL;
+}
+
+static int
+workers_start(struct capture *c)
+{
+	for (int i = 0; i < WORKERS; i++) {
+		if (pthread_create(&c->threads[i], NULL, worker_main, c) != 0)
+			return c->nthreads ? 0 : dd_error("cannot start the media capture's threads");
+		c->nthreads++;
+	}
+	return 0;
+}
+
+/* Stop the workers (the ring is empty: ring_abort or every entry drained). */
+static void
+workers_stop(struct capture *c)
+{
+	pthread_mutex_lock(&c->mu);
+	c->quit = 1;
+	pthread_cond_broadcast(&c->work);
+	pthread_mutex_unlock(&c->mu);
+	for (int i = 0; i < c->nthreads; i++)
+		pthread_join(c->threads[i], NULL);
+	c->nthreads = 0;
+}
+
+/* The newest entry (filled by the caller) to the workers; one complete already is passed over when it is next. */
+static void
+ring_push(struct capture *c)
+{
+	struct item *it = &c->ring[c->tail % RING];
+
+	pthread_mutex_lock(&c->mu);
+	if (it->done && c->next == c->tail)
+		c->next++;
+	else
+		pthread_cond_signal(&c->work);
+	c->tail++;
+	pthread_mutex_unlock(&c->mu);
+}
+
+static void
+item_clear(struct item *it)
+{
+	dd_stream_info_clear(&it->info);
+	free(it->err);
+	memset(it, 0, sizeof(*it));
+	it->fd = -1;
+}
+
+/* The oldest entry, once its worker is done: added to the listing and the record. */
 static int
 drain_one(struct capture *c)
 {
-	struct item *it = &c->ring[c->head];
+	struct item *it = &c->ring[c->head % RING];
 	int rc = -1;
 
-	if (it->w) {
-		struct dd_stream_writer *w = it->w;
-		it->w = NULL;
-		if (dd_content_end(w, &it->info) < 0) {
-			dd_error_wrap("storing media file '%s'", it->info.name);
-			goto out;
-		}
+	pthread_mutex_lock(&c->mu);
+	while (!it->done)
+		pthread_cond_wait(&c->finished, &c->mu);
+	/*
+	 * The workers never take it (nor anything before it) from here: what
+	 * they have not taken up to it was complete when queued. So its slot
+	 * can be used again.
+	 */
+	if (c->next <= c->head)
+		c->next = c->head + 1;
+	pthread_mutex_unlock(&c->mu);
+	if (it->err) {
+		dd_error("%s", it->err);
+		goto out;
+	}
+	if (it->read) {
 		c->stats->read_files++;
 		c->stats->read_bytes += it->info.size;
 	}
@@ -94,23 +235,30 @@ drain_one(struct capture *c)
 		goto out;
 	rc = 0;
 out:
-	dd_stream_info_clear(&it->info);
-	memset(&it->st, 0, sizeof(it->st));
-	c->head = (c->head + 1) % RING;
-	c->n--;
+	item_clear(it);
+	c->head++;
 	return rc;
 }
 
+/* After a failure: the workers skip what they have not begun; every entry waited for and dropped. */
 static void
 ring_abort(struct capture *c)
 {
-	while (c->n) {
-		struct item *it = &c->ring[c->head];
-		dd_stream_abort(it->w);
-		it->w = NULL;
-		dd_stream_info_clear(&it->info);
-		c->head = (c->head + 1) % RING;
-		c->n--;
+	pthread_mutex_lock(&c->mu);
+	c->stop = 1;
+	pthread_mutex_unlock(&c->mu);
+	while (c->head != c->tail) {
+		struct item *it = &c->ring[c->head % RING];
+		pthread_mutex_lock(&c->mu);
+		while (!it->done && c->nthreads)
+			pthread_cond_wait(&c->finished, &c->mu);
+		if (c->next <= c->head) /* as drain_one: no worker takes it from here */
+			c->next = c->head + 1;
+		pthread_mutex_unlock(&c->mu);
+		if (it->fd >= 0) /* no worker ever took it (none started) */
+			close(it->fd);
+		item_clear(it);
+		c->head++;
 	}
 }
 
@@ -135,13 +283,12 @@ set_attrs(struct dd_stream_info *si, const char *type, const struct stat *st)
 	dd_kv_set(&si->attrs, &si->nattrs, "mtime", b);
 }
 
-/* Read the file into a new content stream. */
+/* Open the file for a worker to read: its attributes are what was opened, not what the walk saw. */
 static int
-read_file(struct capture *c, const struct walk_entry *e, struct item *it)
+open_file(const struct walk_entry *e, struct item *it)
 {
 	int fd = openat(e->parent_fd, e->name, O_RDONLY | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC | O_NONBLOCK);
 	struct stat st;
-	ssize_t n;
 
 	if (fd < 0)
 		return dd_error_errno("cannot read media file '%s'", e->path);
@@ -150,27 +297,11 @@ read_file(struct capture *c, const struct walk_entry *e, struct item *it)
 		return dd_error("media file '%s' changed while it was read", e->path);
 	}
 	idx_stat_from(&it->st, &st);
-	set_attrs(&it->info, "file", &st); /* what was read, not what the walk saw */
+	set_attrs(&it->info, "file", &st);
 	if (st.st_size > READ_SIZE)
 		posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
-	if (dd_content_begin(&it->w, c->sw) < 0) {
-		close(fd);
-		return -1;
-	}
-	while ((n = read(fd, c->buf, READ_SIZE)) != 0) {
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			dd_error_errno("cannot read media file '%s'", e->path);
-			close(fd);
-			return -1;
-		}
-		if (dd_stream_write(it->w, c->buf, (size_t)n) < 0) {
-			close(fd);
-			return dd_error_wrap("storing media file '%s'", e->path);
-		}
-	}
-	close(fd);
+	it->fd = fd;
+	it->read = 1;
 	return 0;
 }
 
@@ -196,52 +327,44 @@ reusable(struct capture *c, const struct walk_entry *e)
 }
 
 /*
- * A reused entry straight into the listing (the ring drained first, so
- * path order holds): 1 added, 0 refused (its chunks are not this store's
- * to keep: the caller reads the file instead), -1.
+ * A reused entry into the ring, complete (added in its turn, without
+ * waiting for the files before it): 1 queued, 0 refused (its chunks are not
+ * this store's to keep: the caller reads the file instead), -1.
  */
 static int
 add_reused(struct capture *c, const struct idx_entry *ie)
 {
-	while (c->n)
-		if (drain_one(c) < 0)
-			return -1;
-	if (dd_listing_add(c->lw, &ie->info) < 0) {
+	struct item *it;
+	int r = dd_listing_reuse(c->lw, &ie->info);
+
+	if (r == DD_NOTFOUND) {
 		dd_debug("media: '%s' read again (%s)", ie->info.name, dd_error_last());
 		dd_error_clear();
 		return 0;
 	}
-	c->stats->files++;
-	c->stats->bytes += ie->info.size;
-	return idx_writer_add(c->iw, &ie->info, &ie->st) < 0 ? -1 : 1;
+	if (r < 0)
+		return -1;
+	it = &c->ring[c->tail % RING];
+	item_clear(it);
+	media_info_copy(&it->info, &ie->info);
+	it->st = ie->st;
+	it->done = 1;
+	ring_push(c);
+	return 1;
 }
 
-/* One entry of the walk into the ring. */
+/* An entry's own attributes (a folder, a link's target too) or its opened file: 0 or -1. */
 static int
-add_entry(struct capture *c, const struct walk_entry *e)
+fill_entry(struct capture *c, const struct walk_entry *e, struct item *it)
 {
-	struct item *it = &c->ring[(c->head + c->n) % RING];
-	const struct idx_entry *ie;
 	char target[PATH_MAX + 1];
 	ssize_t tl;
 
-	if (media_check_path(e->path) < 0)
-		return dd_error_wrap("cannot capture the media folder");
-	if (e->type == MEDIA_FILE && (e->st.st_mode & (S_ISUID | S_ISGID)))
-		dd_warn("media: '%s' is captured without its setuid/setgid bits", e->path);
-	if (e->type == MEDIA_FILE && (ie = reusable(c, e)) != NULL) {
-		int r = add_reused(c, ie);
-		if (r != 0)
-			return r < 0 ? -1 : 0;
-		it = &c->ring[(c->head + c->n) % RING]; /* the ring was drained */
-	}
-	memset(it, 0, sizeof(*it));
-	it->info.name = dd_strdup(e->path);
-	c->n++; /* in the ring from here on: drained or aborted with it */
 	switch (e->type) {
 	case MEDIA_DIR:
 		set_attrs(&it->info, "dir", &e->st);
 		c->stats->dirs++;
+		it->done = 1;
 		return 0;
 	case MEDIA_LINK:
 		tl = readlinkat(e->parent_fd, e->name, target, sizeof(target));
@@ -252,11 +375,38 @@ add_entry(struct capture *c, const struct walk_entry *e)
 		set_attrs(&it->info, "symlink", &e->st);
 		dd_kv_set(&it->info.attrs, &it->info.nattrs, "target", target);
 		c->stats->links++;
+		it->done = 1;
 		return 0;
 	default:
-		break;
+		return open_file(e, it);
 	}
-	return read_file(c, e, it);
+}
+
+/* One entry of the walk into the ring (the caller made room). */
+static int
+add_entry(struct capture *c, const struct walk_entry *e)
+{
+	struct item *it;
+	const struct idx_entry *ie;
+
+	if (media_check_path(e->path) < 0)
+		return dd_error_wrap("cannot capture the media folder");
+	if (e->type == MEDIA_FILE && (e->st.st_mode & (S_ISUID | S_ISGID)))
+		dd_warn("media: '%s' is captured without its setuid/setgid bits", e->path);
+	if (e->type == MEDIA_FILE && (ie = reusable(c, e)) != NULL) {
+		int r = add_reused(c, ie);
+		if (r != 0)
+			return r < 0 ? -1 : 0;
+	}
+	it = &c->ring[c->tail % RING];
+	item_clear(it);
+	it->info.name = dd_strdup(e->path);
+	if (fill_entry(c, e, it) < 0) {
+		item_clear(it); /* never in the ring */
+		return -1;
+	}
+	ring_push(c);
+	return 0;
 }
 
 /* Open the folder: 0, DD_NOTFOUND when it does not exist (*fd -1), -1. */
@@ -293,7 +443,7 @@ capture_walk(struct capture *c, int rootfd)
 			c->stats->skipped++;
 			continue;
 		}
-		if (c->n == RING && drain_one(c) < 0) {
+		if (c->tail - c->head == RING && drain_one(c) < 0) {
 			rc = -1;
 			break;
 		}
@@ -303,7 +453,7 @@ capture_walk(struct capture *c, int rootfd)
 		}
 		media_progress_tick(&c->prog, "media", c->stats, 0);
 	}
-	while (rc == 0 && c->n)
+	while (rc == 0 && c->head != c->tail)
 		rc = drain_one(c);
 	walk_free(w);
 	return rc;
@@ -321,6 +471,11 @@ media_capture(struct dd_snapshot_writer *sw, const struct dd_media_opts *o, stru
 	int rootfd = -1, rc = -1, r;
 
 	memset(stats, 0, sizeof(*stats));
+	pthread_mutex_init(&c.mu, NULL);
+	pthread_cond_init(&c.work, NULL);
+	pthread_cond_init(&c.finished, NULL);
+	for (int i = 0; i < RING; i++)
+		c.ring[i].fd = -1;
 	c.prog.on = o->progress && dd_progress_enabled();
 	r = open_root(o->root, &rootfd);
 	if (r < 0)
@@ -343,8 +498,7 @@ media_capture(struct dd_snapshot_writer *sw, const struct dd_media_opts *o, stru
 		goto out;
 	idx_writer_set_origin(c.iw, &origin);
 	idx_writer_nonce(c.iw, nonce_out);
-	c.buf = dd_malloc(READ_SIZE);
-	if (rootfd >= 0 && capture_walk(&c, rootfd) < 0)
+	if (rootfd >= 0 && (workers_start(&c) < 0 || capture_walk(&c, rootfd) < 0))
 		goto out;
 	media_progress_tick(&c.prog, "media", stats, 1);
 	r = dd_listing_end(c.lw, NULL);
@@ -358,13 +512,16 @@ out:
 	if (c.prog.on)
 		dd_progress_done();
 	ring_abort(&c);
+	workers_stop(&c);
+	pthread_mutex_destroy(&c.mu);
+	pthread_cond_destroy(&c.work);
+	pthread_cond_destroy(&c.finished);
 	if (c.lw)
 		dd_listing_abort(c.lw);
 	idx_writer_abort(c.iw);
 	idx_close(c.ic.r);
 	if (rootfd >= 0)
 		close(rootfd);
-	free(c.buf);
 	free(index);
 	free(dir);
 	return rc;

@@ -225,3 +225,18 @@ media_checker_release(struct media_checker *c)
 	free(c->prev);
 	memset(c, 0, sizeof(*c));
 }
+
+void
+media_info_copy(struct dd_stream_info *dst, const struct dd_stream_info *src)
+{
+	memset(dst, 0, sizeof(*dst));
+	dst->name = dd_strdup(src->name);
+	for (size_t i = 0; i < src->nattrs; i++)
+		dd_kv_set(&dst->attrs, &dst->nattrs, src->attrs[i].key, src->attrs[i].value);
+	dst->size = src->size;
+	memcpy(dst->checksum, src->checksum, 32);
+	dst->nchunks = src->nchunks;
+	dst->chunks = dd_malloc((src->nchunks ? src->nchunks : 1) * sizeof(*src->chunks));
+	if (src->nchunks) /* a folder, a link or an empty file has no chunk list */
+		memcpy(dst->chunks, src->chunks, src->nchunks * sizeof(*src->chunks));
+}

@@ -67,6 +67,8 @@ enum media_type media_attr_type(const struct dd_stream_info *e);
 /* Parse the `mode` and `mtime` attributes (strict); 0 or -1 (error names the entry). */
 int media_attr_mode(const struct dd_stream_info *e, mode_t *mode);
 int media_attr_mtime(const struct dd_stream_info *e, struct timespec *ts);
+/* A deep copy of an entry (name, attributes, chunks): freed with dd_stream_info_clear(). */
+void media_info_copy(struct dd_stream_info *dst, const struct dd_stream_info *src);
 /* "seconds.nanoseconds" as the listing writes it. */
 void media_format_mtime(char out[48], const struct timespec *ts);
 

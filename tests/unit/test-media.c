@@ -29,6 +29,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "media/internal.h"
 #include "media/media.h"
 #include "store-testlib.h"
 #include "store/internal.h"
@@ -46,6 +47,35 @@ __wrap_idx_commit_pending(const char *dir, uint32_t flags, const char *id, const
 	if (fail_index_commit)
 		return dd_error("cannot rename %s/pending (made to fail)", dir);
 	return __real_idx_commit_pending(dir, flags, id, nonce);
+}
+
+/*
+ * --wrap=dd_stream_write and dd_stream_next: content that begins with
+ * FAILME fails on demand (a capture worker's write, a restore worker's
+ * read), the other files of the same run going on around it.
+ */
+int __real_dd_stream_write(struct dd_stream_writer *w, const void *data, size_t len);
+int __wrap_dd_stream_write(struct dd_stream_writer *w, const void *data, size_t len);
+int __real_dd_stream_next(struct dd_stream_reader *r, const void **data, size_t *len);
+int __wrap_dd_stream_next(struct dd_stream_reader *r, const void **data, size_t *len);
+static int fail_marked_write, fail_marked_read;
+
+int
+__wrap_dd_stream_write(struct dd_stream_writer *w, const void *data, size_t len)
+{
+	if (fail_marked_write && len >= 6 && !memcmp(data, "FAILME", 6))
+		return dd_error("storing the content made to fail");
+	return __real_dd_stream_write(w, data, len);
+}
+
+int
+__wrap_dd_stream_next(struct dd_stream_reader *r, const void **data, size_t *len)
+{
+	int n = __real_dd_stream_next(r, data, len);
+
+	if (n == 1 && fail_marked_read && *len >= 6 && !memcmp(*data, "FAILME", 6))
+		return dd_error("reading the content made to fail");
+	return n;
 }
 
 struct fx {
@@ -1469,6 +1499,209 @@ a_locked_temporary_record_is_kept(void **state)
 	free(dir);
 }
 
+/* ---- several files at once ---- */
+
+/* mix/f000..f119, small files with a large one every 9th (the workers finish out of order), FAILME in f030 when asked. */
+static void
+build_mixed(const char *dir, int marked)
+{
+	size_t big = (3u << 19) + 4096;
+	uint8_t *data = malloc(big + 200);
+	char rel[32], text[64];
+
+	put_dir(dir, "mix", 0755);
+	for (int i = 0; i < 120; i++) {
+		struct gen g = { .seed = 100 + (uint64_t)i, .size = big + (uint64_t)i };
+		snprintf(rel, sizeof(rel), "mix/f%03d", i);
+		if (i == 30 && marked) {
+			gen_fill(&g, data, 0, big);
+			memcpy(data, "FAILME", 6);
+			put_file(dir, rel, data, big, 0644, 1600000000 + i, i);
+		} else if (i % 9 == 0) {
+			gen_fill(&g, data, 0, big + (size_t)i);
+			put_file(dir, rel, data, big + (size_t)i, 0640, 1600000000 + i, i);
+		} else {
+			snprintf(text, sizeof(text), "small file %d\n", i);
+			put_file(dir, rel, text, strlen(text), 0644, 1600000000 + i, i);
+		}
+	}
+	put_text(dir, "z.txt", "last\n");
+	set_mtime(dir, "mix", 1500000000, 3);
+	free(data);
+}
+
+/* A listing entry of `dir`/`rel` with its attributes as a capture writes them, its content stored serially. */
+static void
+serial_entry(struct dd_snapshot_writer *sw, struct dd_listing_writer *lw, const char *dir, const char *rel)
+{
+	struct dd_stream_info e = { 0 };
+	struct dd_stream_writer *w;
+	struct dd_buf content = DD_BUF_INIT;
+	char *p = at(dir, rel), b[48];
+	struct stat st;
+
+	assert_int_equal(lstat(p, &st), 0);
+	e.name = strdup(rel);
+	dd_kv_set(&e.attrs, &e.nattrs, "type", S_ISDIR(st.st_mode) ? "dir" : "file");
+	snprintf(b, sizeof(b), "%o", (unsigned)(st.st_mode & 07777));
+	dd_kv_set(&e.attrs, &e.nattrs, "mode", b);
+	media_format_mtime(b, &st.st_mtim);
+	dd_kv_set(&e.attrs, &e.nattrs, "mtime", b);
+	if (S_ISREG(st.st_mode)) {
+		CHECK(dd_file_read(&content, p));
+		CHECK(dd_content_begin(&w, sw));
+		CHECK(dd_stream_write(w, content.ptr, content.len));
+		CHECK(dd_content_end(w, &e));
+		dd_buf_release(&content);
+	}
+	CHECK(dd_listing_add(lw, &e));
+	dd_stream_info_clear(&e);
+	free(p);
+}
+
+/* The snapshot of the mixed tree built one entry after the other, in path order, on this thread. */
+static void
+serial_snapshot(struct fx *f, const char *dir, char id[65])
+{
+	struct dd_snapshot_writer *sw;
+	struct dd_listing_writer *lw;
+	char **names, rel[64];
+	size_t n;
+	char *mix = at(dir, "mix");
+
+	CHECK(dd_snapshot_begin(&sw, f->st));
+	CHECK(dd_listing_begin(&lw, sw, DD_MEDIA_STREAM, "media"));
+	serial_entry(sw, lw, dir, "mix");
+	n = sorted_names(mix, &names);
+	for (size_t i = 0; i < n; i++) {
+		snprintf(rel, sizeof(rel), "mix/%s", names[i]);
+		serial_entry(sw, lw, dir, rel);
+	}
+	serial_entry(sw, lw, dir, "z.txt");
+	CHECK(dd_listing_end(lw, NULL));
+	CHECK(dd_snapshot_commit(sw, id));
+	free_names(names, n);
+	free(mix);
+}
+
+/* The local records of every folder: gone, so the next capture reads every file again. */
+static void
+forget_records(struct fx *f)
+{
+	char *dir = at(f->sd, "media");
+
+	dd_rm_rf(dir);
+	free(dir);
+}
+
+static void
+parallel_capture_gives_the_serial_snapshot_id(void **state)
+{
+	struct fx *f = *state;
+	struct dd_media_stats s;
+	char serial[65], id[65], again[65];
+
+	build_mixed(f->a, 0);
+	serial_snapshot(f, f->a, serial);
+	capture(f, f->a, id, &s);
+	assert_int_equal(s.read_files, 121);
+	assert_string_equal(id, serial);
+	for (int run = 0; run < 3; run++) {
+		forget_records(f);
+		capture(f, f->a, again, &s);
+		assert_int_equal(s.read_files, 121);
+		assert_string_equal(again, serial);
+	}
+	/* a few files changed: read among reused ones (queued complete), still in path order */
+	put_text(f->a, "mix/f005", "changed small\n");
+	put_text(f->a, "mix/f100", "changed too\n");
+	put_text(f->a, "mix/f018", "the large one, now small\n");
+	serial_snapshot(f, f->a, serial);
+	capture(f, f->a, id, &s);
+	assert_int_equal(s.read_files, 3);
+	assert_string_equal(id, serial);
+	/* restored by several workers: the same folder, whose capture is the same snapshot again */
+	apply(f, id, f->b, NULL);
+	compare_trees(f->a, f->b);
+	capture(f, f->b, again, NULL);
+	assert_string_equal(again, serial);
+}
+
+/* No temporary file of apply anywhere under `dir`. */
+static void
+assert_no_tmp(const char *dir)
+{
+	char **names;
+	size_t n = sorted_names(dir, &names);
+
+	for (size_t i = 0; i < n; i++) {
+		char *p = at(dir, names[i]);
+		struct stat st;
+		if (!strncmp(names[i], MEDIA_TMP_PREFIX, strlen(MEDIA_TMP_PREFIX)))
+			fail_msg("temporary file left: %s", p);
+		if (lstat(p, &st) == 0 && S_ISDIR(st.st_mode))
+			assert_no_tmp(p);
+		free(p);
+	}
+	free_names(names, n);
+}
+
+static void
+a_failing_capture_worker_fails_in_one_line_and_nothing_is_recorded(void **state)
+{
+	struct fx *f = *state;
+	struct dd_media_opts o = opts(f, f->a);
+	struct dd_snapshot_writer *sw;
+	struct dd_media_stats s;
+	char rec[65], id[65], **ids;
+	size_t n;
+	int rc;
+
+	build_mixed(f->a, 1);
+	CHECK(dd_snapshot_begin(&sw, f->st));
+	fail_marked_write = 1;
+	rc = dd_media_capture(sw, &o, &s);
+	fail_marked_write = 0;
+	assert_int_equal(rc, -1);
+	if (!strstr(dd_error_last(), "storing media file 'mix/f030'") || !strstr(dd_error_last(), "made to fail"))
+		fail_msg("got '%s'", dd_error_last());
+	assert_null(strchr(dd_error_last(), '\n'));
+	assert_true(s.files <= 30); /* nothing after the failing entry was added */
+	dd_snapshot_abort(sw);
+	dd_media_discard(&o);
+	assert_int_equal(dd_media_changed(&o, rec), DD_MEDIA_NORECORD);
+	CHECK(dd_store_list_snapshots(f->st, &ids, &n));
+	assert_int_equal(n, 0);
+	dd_store_snapshot_ids_free(ids, n);
+	capture(f, f->a, id, &s); /* and the next run, not made to fail, reads everything */
+	assert_int_equal(s.read_files, 121);
+}
+
+static void
+a_failing_restore_worker_fails_in_one_line_and_leaves_no_temporary_file(void **state)
+{
+	struct fx *f = *state;
+	struct dd_media_opts o = opts(f, f->b);
+	struct dd_media_stats s;
+	char id[65];
+	int rc;
+
+	build_mixed(f->a, 1);
+	capture(f, f->a, id, NULL);
+	o.force = 1;
+	fail_marked_read = 1;
+	rc = dd_media_apply(f->st, id, &o, &s);
+	fail_marked_read = 0;
+	assert_int_equal(rc, -1);
+	if (!strstr(dd_error_last(), "made to fail"))
+		fail_msg("got '%s'", dd_error_last());
+	assert_null(strchr(dd_error_last(), '\n'));
+	assert_no_tmp(f->b);
+	apply(f, id, f->b, &s);
+	compare_trees(f->a, f->b);
+	assert_no_tmp(f->b);
+}
+
 int
 main(void)
 {
@@ -1512,6 +1745,11 @@ main(void)
 						fx_teardown),
 		cmocka_unit_test_setup_teardown(commit_takes_only_its_own_capture_s_pending_record, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(a_locked_temporary_record_is_kept, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(parallel_capture_gives_the_serial_snapshot_id, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(a_failing_capture_worker_fails_in_one_line_and_nothing_is_recorded,
+						fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(a_failing_restore_worker_fails_in_one_line_and_leaves_no_temporary_file,
+						fx_setup, fx_teardown),
 
 	};
 	if (sodium_init() < 0)
