@@ -27,6 +27,8 @@
  *     separated by one blank line; the text ends with one newline. Blank
  *     lines inside an entry are kept: they may be inside a function body or
  *     a string.
+ *  6. Element lists one element a line get the comma first (lead_commas()).
+ *  7. A non-empty text starts with `preamble` (constant).
  * Input with a NUL byte is refused (pg_dump never writes one).
  */
 #include "pg/normalise.h"
@@ -276,7 +278,7 @@ parse_entry(struct ent *e, const char *sql, struct state *st, struct dd_buf *pre
 }
 
 /*
- * Leading-comma lists (docs/DESIGN-NOTES.md "The normalised schema", rule 6):
+ * Leading-comma lists (docs/DESIGN-NOTES.md "The normalised schema", rule 7):
  * a CREATE TABLE / CREATE TYPE ... AS ( / AS ENUM ( whose element lines are
  * each one whole element gets them as
  *     first
