@@ -77,6 +77,14 @@ starts(const char *line, size_t len, const char *prefix)
 }
 
 static int
+ends(const char *line, size_t len, const char *suffix)
+{
+	size_t sl = strlen(suffix);
+
+	return len >= sl && !memcmp(line + len - sl, suffix, sl);
+}
+
+static int
 equals(const char *line, size_t len, const char *s)
 {
 	return len == strlen(s) && !memcmp(line, s, len);
@@ -317,13 +325,12 @@ list_opener(const char *head, const char *line, size_t len)
 	int table = strstr(head, "; Type: TABLE; ") || strstr(head, "; Type: FOREIGN TABLE; ");
 	int type = strstr(head, "; Type: TYPE; ") != NULL;
 
-	if (!whole_line(line, len) || len < 2 || memcmp(line + len - 2, " (", 2))
+	if (!whole_line(line, len) || !ends(line, len, " ("))
 		return 0;
 	if (table)
 		return starts(line, len, "CREATE TABLE ") || starts(line, len, "CREATE UNLOGGED TABLE ") ||
 		       starts(line, len, "CREATE FOREIGN TABLE ");
-	return type && starts(line, len, "CREATE TYPE ") &&
-	       ((len > 5 && !memcmp(line + len - 5, " AS (", 5)) || (len > 10 && !memcmp(line + len - 10, " AS ENUM (", 10)));
+	return type && starts(line, len, "CREATE TYPE ") && (ends(line, len, " AS (") || ends(line, len, " AS ENUM ("));
 }
 
 /* An element line: the indent, then an element's first character, whole. */
@@ -352,7 +359,7 @@ lead_commas(struct ent *e)
 	if (!s || !next_line(&cur, end, &line, &len) || !list_opener(e->head, line, len))
 		return;
 	first = cur;
-	if (starts(line, len, "CREATE TYPE ") && !strstr(line, " AS ENUM (") && cur < end && *cur == '\t')
+	if (starts(line, len, "CREATE TYPE ") && ends(line, len, " AS (") && cur < end && *cur == '\t')
 		indent = "\t"; /* pg_dump writes a composite type's attributes with a tab */
 	for (close = cur; next_line(&cur, end, &line, &len); close = cur, n++) {
 		if (starts(line, len, ")"))
