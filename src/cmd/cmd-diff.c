@@ -4,7 +4,8 @@
  * workflow/diff.c). Default: HEAD's ref file of the active profile against
  * the work tree's; one argument: it against the work tree's. Tables added
  * and removed, row counts and sizes, a unified diff of the normalised
- * schemas, sequences, media entries added, removed and changed; --stat for
+ * schemas, sequences, large objects, the database's encoding and locale,
+ * media entries added, removed and changed; --stat for
  * one line per table plus totals; --json for scripts. Exit 0 either way,
  * like `git diff`; with --exit-code, 1 when something differs.
  *
@@ -17,7 +18,11 @@
  *                  "target", "mode", "mtime"), "old_size", "new_size": int } ],
  *     "totals": { "a_tables", "b_tables", "a_rows", "b_rows", "a_bytes", "b_bytes": int },
  *     "schema": { "lines_added", "lines_removed": int, "patch": str|null (unified diff) },
- *     "sequences_changed": bool }
+ *     "sequences_changed": bool,
+ *     "largeobjects_changed": bool, "largeobjects": { "old_bytes", "new_bytes": int },
+ *     "locale_changed": bool, "locale": [ { "attribute": "encoding"|"lc_collate"|"lc_ctype"|
+ *                  "locale_provider"|"icu_locale", "old", "new": str|null } ],
+ *     "other_changed": bool (other ids, nothing above differs: parts this version does not compare) }
  */
 #include "cmd/setup.h"
 #include "dnadata.h"
@@ -36,7 +41,8 @@ static const char *const usage[] = {
 	"",
 	"Shows what changed between two snapshots, from their manifests (nothing is",
 	"restored): tables added and removed, row counts and sizes, a unified diff of the",
-	"normalised schemas, sequences, and media files added, removed and changed.",
+	"normalised schemas, sequences, large objects, the database's encoding and",
+	"locale, and media files added, removed and changed.",
 	"Default: the profile's ref file at HEAD against the work tree's; with one",
 	"argument, that against the work tree's. <a> and <b> are each a revision (main,",
 	"HEAD~3, a tag: the profile's ref file there), <revision>:<profile> (main:customer1),",
@@ -161,12 +167,48 @@ print_media(struct dd_buf *o, const struct dd_diff *d)
 	}
 }
 
+/* "encoding UTF8 -> LATIN1, lc_collate C -> en_US.UTF-8" */
+static void
+locale_text(struct dd_buf *o, const struct dd_diff *d)
+{
+	for (size_t i = 0; i < d->nlocale; i++) {
+		const struct dd_diff_attr *at = &d->locale[i];
+		dd_buf_printf(o, "%s%s ", i ? ", " : "", at->key);
+		if (at->old_value)
+			dd_buf_put_printable(o, at->old_value, strlen(at->old_value));
+		else
+			dd_buf_puts(o, "(none)");
+		dd_buf_puts(o, " -> ");
+		if (at->new_value)
+			dd_buf_put_printable(o, at->new_value, strlen(at->new_value));
+		else
+			dd_buf_puts(o, "(none)");
+	}
+}
+
+static const char other_text[] =
+	"differs only in parts this version does not compare (another snapshot id; the tables, schema, sequences, "
+	"large objects, encoding, locale and media are the same)\n";
+
 static void
 print_full(struct dd_buf *o, const struct dd_diff *d)
 {
+	char *sz;
+
+	if (d->other_changed)
+		dd_buf_puts(o, other_text);
+	if (d->nlocale) {
+		dd_buf_puts(o, "locale: ");
+		locale_text(o, d);
+		dd_buf_putc(o, '\n');
+	}
 	print_tables(o, d);
 	if (d->sequences_changed)
 		dd_buf_puts(o, "sequences: values changed\n");
+	if (d->largeobjects_changed) {
+		dd_buf_printf(o, "large objects: changed, %s\n", sz = sizes(d->a_lo_bytes, d->b_lo_bytes));
+		free(sz);
+	}
 	if (d->schema.len) {
 		dd_buf_puts(o, "schema (normalised):\n");
 		put_text(o, d->schema.ptr, d->schema.len);
@@ -188,9 +230,18 @@ print_stat(struct dd_buf *o, const struct dd_diff *d)
 	size_t w = 9, m[3], added = 0, removed = 0;
 	char *sz;
 
+	if (d->largeobjects_changed)
+		w = strlen("large objects");
 	for (size_t i = 0; i < d->ntables; i++)
 		if (strlen(d->tables[i].name) > w)
 			w = strlen(d->tables[i].name) > 48 ? 48 : strlen(d->tables[i].name);
+	if (d->other_changed)
+		dd_buf_puts(o, other_text);
+	if (d->nlocale) {
+		dd_buf_printf(o, " %-*s | ", (int)w, "locale");
+		locale_text(o, d);
+		dd_buf_putc(o, '\n');
+	}
 	for (size_t i = 0; i < d->ntables; i++) {
 		added += d->tables[i].change == DD_DIFF_ADDED;
 		removed += d->tables[i].change == DD_DIFF_REMOVED;
@@ -205,6 +256,10 @@ print_stat(struct dd_buf *o, const struct dd_diff *d)
 			      d->schema_added == 1 ? "" : "s", d->schema_removed);
 	if (d->sequences_changed)
 		dd_buf_printf(o, " %-*s | values changed\n", (int)w, "sequences");
+	if (d->largeobjects_changed) {
+		dd_buf_printf(o, " %-*s | changed, %s\n", (int)w, "large objects", sz = sizes(d->a_lo_bytes, d->b_lo_bytes));
+		free(sz);
+	}
 	media_counts(d, m);
 	if (d->nmedia)
 		dd_buf_printf(o, " %-*s | %zu added, %zu removed, %zu changed\n", (int)w, "media", m[0], m[1], m[2]);
@@ -218,7 +273,8 @@ print_stat(struct dd_buf *o, const struct dd_diff *d)
 static int
 differs(const struct dd_diff *d)
 {
-	return !d->same && (d->ntables || d->schema.len || d->sequences_changed || d->nmedia);
+	return !d->same && (d->ntables || d->schema.len || d->sequences_changed || d->nmedia ||
+			    d->largeobjects_changed || d->nlocale || d->other_changed);
 }
 
 static void
@@ -232,7 +288,7 @@ print_diff(const struct dd_diff *d, int stat)
 	side_text(&o, &d->b);
 	dd_buf_putc(&o, '\n');
 	if (!differs(d))
-		dd_buf_printf(&o, "no change%s\n", d->same ? "" : " (another snapshot id, the same tables, schema and media)");
+		dd_buf_printf(&o, "no change%s\n", d->same ? "" : " (another snapshot id; the same tables, schema, sequences, large objects, locale and media)");
 	else if (stat)
 		print_stat(&o, d);
 	else
@@ -287,6 +343,28 @@ json_lists(struct dd_json *j, const struct dd_diff *d)
 	dd_json_array_end(j);
 }
 
+/* The fields added after the first version: large objects, locale, other_changed. */
+static void
+json_more(struct dd_json *j, const struct dd_diff *d)
+{
+	dd_json_bool(j, "largeobjects_changed", d->largeobjects_changed);
+	dd_json_object_begin(j, "largeobjects");
+	dd_json_int(j, "old_bytes", (int64_t)d->a_lo_bytes);
+	dd_json_int(j, "new_bytes", (int64_t)d->b_lo_bytes);
+	dd_json_object_end(j);
+	dd_json_bool(j, "locale_changed", d->nlocale > 0);
+	dd_json_array_begin(j, "locale");
+	for (size_t i = 0; i < d->nlocale; i++) {
+		dd_json_object_begin(j, NULL);
+		dd_json_str(j, "attribute", d->locale[i].key);
+		dd_json_str(j, "old", d->locale[i].old_value);
+		dd_json_str(j, "new", d->locale[i].new_value);
+		dd_json_object_end(j);
+	}
+	dd_json_array_end(j);
+	dd_json_bool(j, "other_changed", d->other_changed);
+}
+
 /* The JSON shape is at the top of this file. */
 static void
 print_json(const struct dd_diff *d)
@@ -318,6 +396,7 @@ print_json(const struct dd_diff *d)
 		dd_json_null(&j, "patch");
 	dd_json_object_end(&j);
 	dd_json_bool(&j, "sequences_changed", d->sequences_changed);
+	json_more(&j, d);
 	dd_json_object_end(&j);
 	dd_buf_putc(&o, '\n');
 	fwrite(o.ptr, 1, o.len, stdout);

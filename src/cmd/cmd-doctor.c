@@ -18,6 +18,7 @@
 #include "pg/pg.h"
 #include "pg/state.h"
 #include "s3/creds.h"
+#include "store/store-keys.h"
 #include "store/store.h"
 #include "util/buf.h"
 #include "util/fs.h"
@@ -124,24 +125,51 @@ check_config(struct doctor *d)
 			d->cfg->active_profile, d->cfg->active_source, d->cfg->profiles_display);
 }
 
-/* <statedir>/key exists, is a file, and only its owner can read it. */
+/* What fixes an unusable key: `key import` refuses to replace one, so it goes aside first. */
+static char *
+key_fix(const char *shown, const struct stat *st, int have_st)
+{
+	if (have_st && S_ISREG(st->st_mode) && (st->st_mode & 0600) != 0600)
+		return dd_asprintf("chmod 600 %s (as its owner), or mv %s %s.bad and git dnadata key import FILE "
+				   "(or git dnadata key import --passphrase)", shown, shown, shown);
+	return dd_asprintf("mv %s %s.bad, then git dnadata key import FILE (or git dnadata key import --passphrase)",
+			   shown, shown);
+}
+
+/*
+ * <statedir>/key reads and parses as every command reads it: a regular file
+ * (not a link), only its owner can read it, a key inside. d->key_present
+ * says it is usable, so the store can be asked about it.
+ */
 static void
 check_key(struct doctor *d)
 {
 	char *path = dd_path_join(d->repo->statedir, "key");
 	const char *shown = dd_repo_display_path(d->repo, path);
+	char *why, *run;
 	struct stat st;
+	int have_st, r;
 
-	if (stat(path, &st) < 0 || !S_ISREG(st.st_mode)) {
+	r = dd_store_key_check(d->repo->statedir);
+	have_st = lstat(path, &st) == 0;
+	if (r == 0) {
+		d->key_present = 1;
+		ok("key: %s present (mode 600) and reads as a key", shown);
+	} else if (r == DD_NOTFOUND) {
 		problem(d, "git dnadata key import --passphrase (or git dnadata key import FILE)",
 			"key: no store key on this machine (%s)", shown);
-	} else if (st.st_mode & 077) {
-		d->key_present = 1;
-		problem(d, "chmod 600 .git/dnadata/key", "key: %s can be read by others (mode %03o)", shown,
-			(unsigned)(st.st_mode & 0777));
 	} else {
-		d->key_present = 1;
-		ok("key: %s present (mode 600)", shown);
+		why = take_error("unreadable");
+		run = key_fix(shown, &st, have_st);
+		if (have_st && S_ISLNK(st.st_mode))
+			problem(d, run, "key: %s is a symbolic link; every command refuses it (only a file is read)", shown);
+		else if (have_st && S_ISREG(st.st_mode) && (st.st_mode & 077))
+			problem(d, "chmod 600 .git/dnadata/key", "key: %s can be read by others (mode %03o)", shown,
+				(unsigned)(st.st_mode & 0777));
+		else
+			problem(d, run, "key: %s cannot be used: %s", shown, why);
+		free(run);
+		free(why);
 	}
 	free(path);
 }
@@ -188,7 +216,10 @@ check_store(struct doctor *d)
 	err = take_error("failed");
 	switch (why) {
 	case DD_PROBE_NO_KEY:
-		break; /* check_key said so */
+	case DD_PROBE_BAD_KEY:
+		/* check_key found it usable (else the store is not asked): it changed since */
+		problem(d, "git dnadata key import FILE (or git dnadata key import --passphrase)", "key: %s", err);
+		break;
 	case DD_PROBE_UNREACHABLE:
 		problem(d, "check [store] url (and endpoint) in .dnadata/profiles.ini, the credentials, the network",
 			"store: %s: %s", url, err);

@@ -167,6 +167,18 @@ out:
 /* ---- key management (store-keys.h) ---- */
 
 int
+dd_store_key_check(const char *statedir)
+{
+	char *kpath = dd_store_key_path(statedir);
+	uint8_t master[DD_KEY_LEN];
+	int r = dd_key_read_file(master, kpath);
+
+	sodium_memzero(master, sizeof(master));
+	free(kpath);
+	return r;
+}
+
+int
 dd_store_key_export(const char *statedir, const char *path)
 {
 	char *kpath = dd_store_key_path(statedir);

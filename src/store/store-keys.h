@@ -9,6 +9,13 @@
 
 #include "store/store.h"
 
+/*
+ * Read and parse the local key (<statedir>/key) as every command does,
+ * without using it (for doctor): 0, DD_NOTFOUND when there is none (no
+ * error set), or -1 with the reason (a link, loose mode, unreadable, not a
+ * key file).
+ */
+int dd_store_key_check(const char *statedir);
 /* Write the local key to `path` (mode 0600, never overwriting a file). */
 int dd_store_key_export(const char *statedir, const char *path);
 /*

@@ -382,12 +382,13 @@ dd_store_probe(const struct dd_store_opts *o, enum dd_store_probe_fail *why)
 	struct dd_store_config cfg;
 	int r, rc = -1;
 
-	*why = DD_PROBE_NO_KEY;
 	r = dd_key_read_file(master, kpath);
 	if (r == DD_NOTFOUND)
 		dd_error("no store key on this machine (%s)", kpath);
-	if (r != 0)
+	if (r != 0) {
+		*why = r == DD_NOTFOUND ? DD_PROBE_NO_KEY : DD_PROBE_BAD_KEY;
 		goto out;
+	}
 	keys = dd_keys_new(master);
 	*why = DD_PROBE_UNREACHABLE;
 	if (dd_store_backend_open(&be, o, url, 0) < 0)

@@ -97,7 +97,8 @@ void dd_store_free(struct dd_store *st);
 /* What dd_store_probe() found wrong (doctor names the piece). */
 enum dd_store_probe_fail {
 	DD_PROBE_OK,
-	DD_PROBE_NO_KEY,      /* no <statedir>/key, or it does not read */
+	DD_PROBE_NO_KEY,      /* no <statedir>/key */
+	DD_PROBE_BAD_KEY,     /* <statedir>/key is there but unusable (unreadable, a link, loose mode, garbage) */
 	DD_PROBE_UNREACHABLE, /* the backend cannot be opened or answer */
 	DD_PROBE_NO_STORE,    /* reachable, but no store (no config object) at the URL */
 	DD_PROBE_WRONG_KEY,   /* the store belongs to another key */

@@ -31,6 +31,12 @@ struct dd_diff_table {
 	uint64_t old_rows, new_rows, old_bytes, new_bytes;
 };
 
+/* An attribute of the database (schema/pre-data's encoding, lc_collate ...) that differs. */
+struct dd_diff_attr {
+	const char *key;
+	char *old_value, *new_value; /* NULL: not set on that side */
+};
+
 /* A media entry added, removed or changed. */
 struct dd_diff_media {
 	char *path;
@@ -50,6 +56,12 @@ struct dd_diff {
 	struct dd_buf schema;         /* unified diff of the normalised schemas; empty: the same schema */
 	size_t schema_added, schema_removed;
 	int sequences_changed;        /* some sequence value differs */
+	int largeobjects_changed;     /* the large objects differ (their stream's content; FORMAT.md §7) */
+	uint64_t a_lo_bytes, b_lo_bytes; /* the size of each side's large-object stream (0: none) */
+	struct dd_diff_attr *locale;  /* the database's encoding and locale attributes that differ, in order */
+	size_t nlocale;               /* locale_changed: nlocale > 0 */
+	int noise;                    /* a compared stream's bytes differ but not what it means (normalised schema, a folder's mtime) */
+	int other_changed;            /* other ids, and nothing above differs nor explains it: parts this version does not compare */
 	struct dd_diff_media *media;  /* in path order */
 	size_t nmedia;
 };

@@ -2,6 +2,7 @@
 # t-diff.sh: `git dnadata diff` on real git and PostgreSQL, from manifests
 # only: a schema change between two snapshots is one changed line of the
 # normalised schema diff; tables added and removed; row-count changes;
+# large objects and the database's locale changed alone;
 # media files added, removed and changed; arguments as revisions,
 # <rev>:<profile>, ref file paths, snapshot ids and prefixes; the default
 # (HEAD against the work tree); --stat; --exit-code; a manifest only the
@@ -170,6 +171,62 @@ test_media_added_removed_and_changed() {
 	assert_not_contains "$OUT" "tables:"
 	expect_ok git dnadata diff HEAD~1 HEAD --stat
 	assert_contains "$OUT" " media     | 1 added, 2 removed, 3 changed"
+}
+
+# The large objects are a stream of their own (FORMAT.md §7): lo_put alone changes the snapshot id
+# and nothing else, and diff must not call that "no change".
+test_large_objects_changed_alone_differ() {
+	setup_repo
+	local oid
+	oid=$(psql_q "$DB" "SELECT lo_from_bytea(0, 'hello large object')")
+	expect_ok git dnadata snapshot
+	local a=$OUT
+	psql_q "$DB" "SELECT lo_put($oid, 0, 'HELLO')" >/dev/null
+	expect_ok git dnadata snapshot
+	local b=$OUT
+	assert_ne "$a" "$b" "lo_put changes the snapshot"
+	expect_ok git dnadata diff HEAD~1 HEAD
+	assert_contains "$OUT" "large objects: changed, "
+	assert_not_contains "$OUT" "no change"
+	assert_not_contains "$OUT" "tables:"
+	assert_not_contains "$OUT" "schema (normalised)"
+	run git dnadata diff HEAD~1 HEAD --exit-code
+	assert_eq 1 "$RC" "--exit-code: 1 when only the large objects differ"
+	assert_eq "" "$ERR"
+	expect_ok git dnadata diff HEAD~1 HEAD --stat
+	assert_contains "$OUT" " large objects | changed, "
+	expect_ok git dnadata diff HEAD~1 HEAD --json
+	assert_eq true "$(json_get 'd["differs"]')"
+	assert_eq true "$(json_get 'd["largeobjects_changed"]')"
+	assert_eq false "$(json_get 'd["locale_changed"]')"
+	assert_eq false "$(json_get 'd["other_changed"]')"
+}
+
+# The same rows in a database of another collation: only schema/pre-data's locale attributes differ.
+test_locale_changed_alone_differs() {
+	setup_repo
+	local db2
+	db2=$(pg_newdb diffc)
+	psql_q postgres "DROP DATABASE $db2"
+	psql_q postgres "CREATE DATABASE $db2 TEMPLATE template0 ENCODING 'UTF8' LC_COLLATE 'C' LC_CTYPE 'C'"
+	psql_q "$db2" "CREATE TABLE t (id int PRIMARY KEY, v text, n int);
+		INSERT INTO t SELECT i, 'v' || i, i FROM generate_series(1, 10) i;
+		CREATE TABLE old (id int PRIMARY KEY); INSERT INTO old SELECT generate_series(1, 5)"
+	assert_ne "$(psql_q "$DB" "SELECT datcollate FROM pg_database WHERE datname = current_database()")" C
+	DNADATA_DATABASE="dbname=$db2" expect_ok git dnadata snapshot
+	local b=$OUT
+	assert_ne "$A" "$b"
+	expect_ok git dnadata diff HEAD~1 HEAD
+	assert_contains "$OUT" "locale: lc_collate "
+	assert_contains "$OUT" " -> C, lc_ctype "
+	assert_not_contains "$OUT" "no change"
+	assert_not_contains "$OUT" "tables:"
+	run git dnadata diff HEAD~1 HEAD --exit-code
+	assert_eq 1 "$RC"
+	expect_ok git dnadata diff HEAD~1 HEAD --json
+	assert_eq true "$(json_get 'd["locale_changed"]')"
+	assert_eq '["lc_collate", "lc_ctype"]' "$(json_get '[x["attribute"] for x in d["locale"]]')"
+	assert_eq '"C"' "$(json_get 'd["locale"][0]["new"]')"
 }
 
 test_a_manifest_only_the_store_holds_is_fetched() {

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # t-doctor.sh: `git dnadata doctor` on the real server and real git: a
 # healthy setup exits 0 with an "ok" line per piece; each piece broken in
-# turn (no key, a wrong key, the store folder removed, the server on a
+# turn (no key, a garbage / symlinked / unreadable key, a wrong key, the store folder removed, the server on a
 # wrong port, a hook removed, a stale hook, a pg_dump older than the
 # server, a switch cut short) is named on a "problem:" line with what to
 # run, and doctor exits 1.
@@ -41,6 +41,52 @@ test_doctor_names_a_missing_key() {
 	expect_problem "key: no store key on this machine" "git dnadata key import"
 	# the store is not probed without a key: one problem, not two
 	assert_eq 1 "$(printf '%s\n' "$OUT" | grep -c '^problem:')"
+}
+
+# Without CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH, so a mode 000 file is unreadable even to root (the
+# test suite runs as root); an unprivileged user needs nothing.
+no_dac() {
+	if [ "$(id -u)" = 0 ]; then
+		setpriv --bounding-set=-dac_override,-dac_read_search "$@"
+	else
+		"$@"
+	fi
+}
+
+# A key file every command refuses must not pass as "ok": doctor reads it as they do.
+test_doctor_names_a_garbage_key() {
+	setup_repo
+	echo garbage >.git/dnadata/key
+	chmod 600 .git/dnadata/key
+	expect_fail 1 git dnadata snapshot
+	expect_problem "key: .git/dnadata/key cannot be used: " "mv .git/dnadata/key .git/dnadata/key.bad, then git dnadata key import FILE"
+	assert_contains "$OUT" "not a git-dnadata key file"
+	assert_not_contains "$OUT" "ok key"
+	assert_eq 1 "$(printf '%s\n' "$OUT" | grep -c '^problem:')"
+}
+
+test_doctor_names_a_symlinked_key() {
+	setup_repo
+	mv .git/dnadata/key "$T/key.real"
+	ln -s "$T/key.real" .git/dnadata/key
+	expect_fail 1 git dnadata snapshot
+	expect_problem "key: .git/dnadata/key is a symbolic link" "mv .git/dnadata/key .git/dnadata/key.bad, then git dnadata key import FILE"
+	assert_not_contains "$OUT" "ok key"
+	# what it says to run works: doctor passes after it
+	expect_ok mv .git/dnadata/key .git/dnadata/key.bad
+	expect_ok git dnadata key import "$T/key.real"
+	expect_ok git dnadata doctor
+}
+
+test_doctor_names_an_unreadable_key() {
+	setup_repo
+	chmod 000 .git/dnadata/key
+	no_dac git dnadata snapshot </dev/null >/dev/null 2>&1 && fail "snapshot read a mode 000 key"
+	run no_dac git dnadata doctor
+	assert_eq 1 "$RC"
+	assert_contains "$OUT" "problem: key: .git/dnadata/key cannot be used: "
+	assert_contains "$OUT" " — run: chmod 600 .git/dnadata/key (as its owner), or mv .git/dnadata/key"
+	assert_not_contains "$OUT" "ok key"
 }
 
 test_doctor_names_a_wrong_key() {
