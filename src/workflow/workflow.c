@@ -513,15 +513,17 @@ run_command(struct dd_repo *repo, char **env, const char *cmd, size_t number, si
 
 /*
  * Run p's post_restore commands, then [hooks]', in order; the first
- * failure stops them. The run is recorded (post-restore.c) whenever there
- * were commands. 0, or -1 with the error naming the command that failed.
+ * failure stops them; `skip` (--no-hooks): none is run. The run is
+ * recorded (post-restore.c) every time, also with no command or skipped,
+ * so the record names the snapshot this restore left. 0, or -1 with the
+ * error naming the command that failed.
  */
 static int
 run_post_restore(struct dd_repo *repo, const struct dd_config *cfg, const struct dd_profile *p,
-		 const char *snapshot, const char *conninfo, const char *database)
+		 const char *snapshot, const char *conninfo, const char *database, int skip)
 {
 	size_t np = 0, nh = 0, total;
-	struct dd_post_restore_last rec = { .snapshot = (char *)snapshot };
+	struct dd_post_restore_last rec = { .snapshot = (char *)snapshot, .skipped = skip };
 	char **env;
 	int rc = 0;
 
@@ -529,19 +531,20 @@ run_post_restore(struct dd_repo *repo, const struct dd_config *cfg, const struct
 		np++;
 	while (cfg->post_restore && cfg->post_restore[nh])
 		nh++;
-	if (!(total = np + nh))
-		return 0;
-	env = post_restore_env(p, snapshot, conninfo, database);
-	fflush(stdout);
-	fflush(stderr);
-	for (size_t i = 0; i < total && rc == 0; i++) {
-		const char *cmd = i < np ? p->post_restore[i] : cfg->post_restore[i - np];
-		if ((rc = run_command(repo, env, cmd, i + 1, total, snapshot, &rec.exit_status)) < 0) {
-			rec.failed = (int)(i + 1);
-			rec.command = (char *)cmd;
+	total = np + nh;
+	if (total && !skip) {
+		env = post_restore_env(p, snapshot, conninfo, database);
+		fflush(stdout);
+		fflush(stderr);
+		for (size_t i = 0; i < total && rc == 0; i++) {
+			const char *cmd = i < np ? p->post_restore[i] : cfg->post_restore[i - np];
+			if ((rc = run_command(repo, env, cmd, i + 1, total, snapshot, &rec.exit_status)) < 0) {
+				rec.failed = (int)(i + 1);
+				rec.command = (char *)cmd;
+			}
 		}
+		free_env(env);
 	}
-	free_env(env);
 	rec.total = (int)total;
 	rec.when = (long long)time(NULL);
 	{
@@ -888,8 +891,7 @@ dd_workflow_restore(struct dd_repo *repo, const struct dd_config *cfg, const str
 		dd_debug("no spare job: %s", dd_error_last());
 		dd_error_clear();
 	}
-	if (!(flags & DD_RESTORE_NO_HOOKS) &&
-	    run_post_restore(repo, cfg, p, ref->snapshot, conninfo, res.database) < 0)
+	if (run_post_restore(repo, cfg, p, ref->snapshot, conninfo, res.database, !!(flags & DD_RESTORE_NO_HOOKS)) < 0)
 		rc = DD_EHOOK;
 	/* the schema after the migrations (not after a failed one: half a migration is no schema to review) */
 	if (rc == 0) {

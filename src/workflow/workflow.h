@@ -133,9 +133,14 @@ int dd_workflow_restore(struct dd_repo *repo, const struct dd_config *cfg, const
 
 /*
  * ---- the last post_restore run (issue 18, post-restore.c) ----
- * Every restore that runs post_restore commands (the profile's, then
- * [hooks]') records how it went in <statedir>, per profile, so `status`
- * can say "post_restore failed" after a hook's restore.
+ * Every completed restore of a profile records how its post_restore
+ * commands (the profile's, then [hooks]') went in <statedir>, per profile:
+ * also when none is configured (total 0) and when --no-hooks skipped them
+ * (skipped), so `status` can say "post_restore failed" after a hook's
+ * restore, and the record always names the snapshot restored last (it is
+ * current while the working database's record holds that snapshot). A
+ * restore that finds the database already holding the snapshot (nothing
+ * to do) runs no command and leaves the record as it is.
  */
 struct dd_post_restore_last {
 	char *snapshot;   /* the snapshot restored before the commands ran */
@@ -144,6 +149,7 @@ struct dd_post_restore_last {
 	int failed;       /* 0 all succeeded; else the 1-based number of the failed command */
 	int exit_status;  /* its exit status (-1 killed by a signal or not started) */
 	char *command;    /* the failed command's text, or NULL */
+	int skipped;      /* restore --no-hooks: the commands were not run (failed 0) */
 };
 /* 0 with *out filled, DD_NOTFOUND when nothing is recorded for `profile`, -1 on error. */
 int dd_workflow_post_restore_last(struct dd_repo *repo, const char *profile, struct dd_post_restore_last *out);
