@@ -405,10 +405,13 @@ read_ref(struct dd_ref **out, struct dd_repo *repo, const struct dd_profile *p, 
  * DNADATA_CONNINFO (the working database, neither with a password: a
  * password set in the connection string never reaches the commands; they
  * find theirs the way libpq does, PGPASSWORD, PGPASSFILE or ~/.pgpass),
- * and PGDATABASE.
+ * and PGDATABASE. When no DATABASE_URL can be built, the bare name
+ * "DATABASE_URL" removes the one this process inherited (util/proc.c), so
+ * a parent's (production's, maybe) never reaches the commands.
  */
-static char **
-post_restore_env(const struct dd_profile *p, const char *snapshot, const char *conninfo, const char *database)
+char **
+dd_workflow_post_restore_env(const struct dd_profile *p, const char *snapshot, const char *conninfo,
+			     const char *database)
 {
 	char **env = dd_calloc(6, sizeof(*env)), *nopw = dd_pg_conninfo_nopassword(conninfo);
 	char *url = nopw ? dd_pg_database_url(conninfo, NULL) : NULL;
@@ -422,15 +425,14 @@ post_restore_env(const struct dd_profile *p, const char *snapshot, const char *c
 	env[n++] = dd_asprintf("DNADATA_SNAPSHOT=%s", snapshot);
 	env[n++] = dd_asprintf("DNADATA_CONNINFO=%s", nopw ? nopw : "");
 	env[n++] = dd_asprintf("PGDATABASE=%s", database);
-	if (url)
-		env[n++] = dd_asprintf("DATABASE_URL=%s", url);
+	env[n++] = url ? dd_asprintf("DATABASE_URL=%s", url) : dd_strdup("DATABASE_URL");
 	free(url);
 	free(nopw);
 	return env;
 }
 
-static void
-free_env(char **env)
+void
+dd_workflow_post_restore_env_free(char **env)
 {
 	for (size_t i = 0; env && env[i]; i++)
 		free(env[i]);
@@ -533,7 +535,7 @@ run_post_restore(struct dd_repo *repo, const struct dd_config *cfg, const struct
 		nh++;
 	total = np + nh;
 	if (total && !skip) {
-		env = post_restore_env(p, snapshot, conninfo, database);
+		env = dd_workflow_post_restore_env(p, snapshot, conninfo, database);
 		fflush(stdout);
 		fflush(stderr);
 		for (size_t i = 0; i < total && rc == 0; i++) {
@@ -543,7 +545,7 @@ run_post_restore(struct dd_repo *repo, const struct dd_config *cfg, const struct
 				rec.command = (char *)cmd;
 			}
 		}
-		free_env(env);
+		dd_workflow_post_restore_env_free(env);
 	}
 	rec.total = (int)total;
 	rec.when = (long long)time(NULL);
