@@ -114,17 +114,20 @@ open_store(struct dd_store **st, const struct dd_config *cfg, struct dd_repo *re
  * consistent dump (dd_pg_snapshot), the media folder when p has one (after
  * the database: a file the data names exists by then), then the manifest.
  * `id` gets its id; *media (NULL when p has no folder) the folder's stats.
+ * With `carry` (a snapshot id; media not NULL), the folder is not read:
+ * carry's media listing goes into the new snapshot unchanged (*media its
+ * counts; *media_out 0 when carry has none, 1 otherwise).
  */
 static int
 dump_to_store(struct dd_store *st, struct dd_repo *repo, const struct dd_config *cfg, const struct dd_profile *p,
 	      const char *source, const char *now, struct dd_pg_snapshot_stats *stats, struct dd_media_stats *media,
-	      char id[DD_ID_HEX_SIZE])
+	      const char *carry, int *media_out, char id[DD_ID_HEX_SIZE])
 {
 	struct dd_snapshot_writer *sw = NULL;
 	struct dd_pg_snapshot_opts o;
 	struct dd_media_opts mo;
-	char head[41], host[256] = "", *root = media ? dd_workflow_media_root(repo, p) : NULL;
-	int rc = -1, lock = -1;
+	char head[41], host[256] = "", *root = media && !carry ? dd_workflow_media_root(repo, p) : NULL;
+	int rc = -1, lock = -1, r;
 
 	if (root)
 		dd_workflow_media_opts(&mo, repo, p, root);
@@ -154,6 +157,14 @@ dump_to_store(struct dd_store *st, struct dd_repo *repo, const struct dd_config 
 		dd_snapshot_abort(sw);
 		dd_media_discard(&mo);
 		goto out;
+	}
+	*media_out = media != NULL;
+	if (carry && (r = dd_media_carry(sw, st, carry, media)) < 0) {
+		*media_out = 0;
+		if (r == -1) {
+			dd_snapshot_abort(sw);
+			goto out;
+		}
 	}
 	dd_snapshot_set_meta(sw, "server_version", stats->server_version);
 	dd_snapshot_set_meta(sw, "database", stats->database);
@@ -245,9 +256,10 @@ point_ref(struct dd_repo *repo, const struct dd_profile *p, const char *rel, con
 /*
  * dd_workflow_snapshot(), or with `source_db` (not NULL) the snapshot of
  * that database on the working database's server as p's: same locks, same
- * ref and commit path, but no media (a dump holds none: a restore of it
- * leaves the folder as it is) and no working record (the working database
- * does not hold it).
+ * ref and commit path, but no media read (a dump holds none: a restore of
+ * it leaves the folder as it is; DD_SNAPSHOT_KEEP_MEDIA carries the ref's
+ * previous snapshot's media listing instead) and no working record (the
+ * working database does not hold it).
  */
 static int
 snapshot_profile(struct dd_repo *repo, const struct dd_config *cfg, const struct dd_profile *p,
@@ -259,10 +271,11 @@ snapshot_profile(struct dd_repo *repo, const struct dd_config *cfg, const struct
 	struct dd_store *st = NULL;
 	struct dd_ref *old = NULL;
 	struct dd_pg_snapshot_stats stats;
-	struct dd_media_stats mstats, *media = p->media && *p->media && !source_db ? &mstats : NULL;
+	struct dd_media_stats mstats, *media = p->media && *p->media ? &mstats : NULL;
 	char id[DD_ID_HEX_SIZE];
 	char *now = dd_pg_now_iso(), *source = NULL;
-	int rc = -1, lock = -1, dblock = -1;
+	const char *carry = NULL;
+	int rc = -1, lock = -1, dblock = -1, have_media = 0;
 
 	id_out[0] = '\0';
 	memset(&stats, 0, sizeof(stats));
@@ -281,13 +294,20 @@ snapshot_profile(struct dd_repo *repo, const struct dd_config *cfg, const struct
 		goto out;
 	if (source_db && !(source = dd_conninfo_with_dbname(dd_config_database(cfg, p), source_db)))
 		goto out;
+	/* a source database: its media is the ref's previous snapshot's (KEEP_MEDIA), or none */
+	if (source_db && media && old && (flags & DD_SNAPSHOT_KEEP_MEDIA))
+		carry = old->snapshot;
+	else if (source_db)
+		media = NULL;
 	if (open_store(&st, cfg, repo, (flags & DD_SNAPSHOT_DUMP_ONLY) ? DD_STORE_OFFLINE : 0) < 0)
 		goto out;
 	/* a folder a killed switch left half applied is finished first: the files it set aside stay named */
-	if (media && finish_media_before_capture(repo, cfg, p) < 0)
+	if (media && !carry && finish_media_before_capture(repo, cfg, p) < 0)
 		goto out;
-	if (dump_to_store(st, repo, cfg, p, source, now, &stats, media, id) < 0)
+	if (dump_to_store(st, repo, cfg, p, source, now, &stats, media, carry, &have_media, id) < 0)
 		goto out;
+	if (!have_media)
+		media = NULL;
 	memcpy(id_out, id, DD_ID_HEX_SIZE);
 	/* the folder was captured with the database: it holds the same snapshot (a source database: neither) */
 	if (!source_db && (dd_pg_state_set(repo->statedir, dd_config_database(cfg, p), id, p->name, "snapshot",

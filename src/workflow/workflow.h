@@ -60,6 +60,7 @@ int dd_workflow_media_sweep(struct dd_repo *repo, const struct dd_config *cfg, s
 enum {
 	DD_SNAPSHOT_NO_COMMIT = 1 << 0, /* update the ref file, do not commit it */
 	DD_SNAPSHOT_DUMP_ONLY = 1 << 1, /* local cache only; upload later with push */
+	DD_SNAPSHOT_KEEP_MEDIA = 1 << 2, /* dd_workflow_snapshot_from: carry the ref's previous snapshot's media */
 };
 
 /*
@@ -77,7 +78,10 @@ int dd_workflow_snapshot(struct dd_repo *repo, const struct dd_config *cfg, cons
  * working database's), ref file and commit. The working database and its
  * record in <statedir>/pg are not touched (it does not hold the new
  * snapshot), and no media is captured: the snapshot has no media listing,
- * so restoring it leaves p's media folder as it is. Same results.
+ * so restoring it leaves p's media folder as it is; with
+ * DD_SNAPSHOT_KEEP_MEDIA (promote-schema), the media listing of the
+ * snapshot p's ref names now goes into it unchanged, by reference
+ * (dd_media_carry). Same results.
  */
 int dd_workflow_snapshot_from(struct dd_repo *repo, const struct dd_config *cfg, const struct dd_profile *p,
 			      const char *source_dbname, int flags, const char *msg, char id_out[65]);
