@@ -21,7 +21,7 @@ static int
 same(const struct dd_post_restore_last *a, const struct dd_post_restore_last *b)
 {
 	return !strcmp(a->snapshot, b->snapshot) && a->when == b->when && a->total == b->total &&
-	       a->failed == b->failed && (!a->failed || a->exit_status == b->exit_status) &&
+	       a->failed == b->failed && a->skipped == b->skipped && (!a->failed || a->exit_status == b->exit_status) &&
 	       (a->command ? b->command && !strcmp(a->command, b->command) : !b->command);
 }
 

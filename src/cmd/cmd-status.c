@@ -30,7 +30,7 @@ static const char *const usage[] = {
 	"Examples:",
 	"  git dnadata status",
 	"  git dnadata status --json | jq -r .active_profile",
-	"  git dnadata status --json | jq '.profiles[] | select(.post_restore.ok == false) | .name'",
+	"  git dnadata status --json | jq '.profiles[] | select(.post_restore.current and .post_restore.ok == false) | .name'",
 	NULL,
 };
 
@@ -176,7 +176,10 @@ print_local(const struct status *st)
 	}
 }
 
-/* The last post_restore run of the profile, one line (none recorded: nothing). */
+/*
+ * The last post_restore run of the profile, one line; nothing when none is recorded, the record is stale
+ * (the working database no longer holds the snapshot it ran on) or no command is configured.
+ */
 static void
 print_post_restore(const struct profile_status *ps, int width)
 {
@@ -189,10 +192,15 @@ print_post_restore(const struct profile_status *ps, int width)
 		dd_out("  %-*s  post_restore: record unreadable: %s\n", width, "", ps->post_error);
 		return;
 	}
-	if (!ps->have_post)
-		return;
+	if (!ps->have_post || !ps->post_current || !p->total)
+		return; /* none, stale, or no command configured: nothing to say */
 	if (!gmtime_r(&t, &tm) || !strftime(when, sizeof(when), "%Y-%m-%d %H:%M UTC", &tm))
 		snprintf(when, sizeof(when), "?");
+	if (p->skipped) {
+		dd_out("  %-*s  post_restore: skipped (restore --no-hooks; %d command%s configured), %s, snapshot %.12s\n",
+		       width, "", p->total, p->total == 1 ? "" : "s", when, p->snapshot ? p->snapshot : "?");
+		return;
+	}
 	if (!p->failed) {
 		dd_out("  %-*s  post_restore: ok (%d command%s, %s, snapshot %.12s)\n", width, "", p->total,
 		       p->total == 1 ? "" : "s", when, p->snapshot ? p->snapshot : "?");

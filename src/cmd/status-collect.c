@@ -63,17 +63,29 @@ status_media_changes_name(const struct profile_status *ps)
 	}
 }
 
-/* How the last post_restore run of the profile went (post-restore.c keeps it per profile). */
+/*
+ * How the last post_restore run of the profile went (post-restore.c keeps it per profile), and whether it is
+ * current: its snapshot is what the profile's working database's record holds (not when another profile's
+ * restore, a snapshot taken from the database or a restore outside this tool has replaced it since).
+ */
 static void
 collect_post_restore(struct status *st, struct profile_status *ps)
 {
 	int r = dd_workflow_post_restore_last(st->repo, ps->profile->name, &ps->post);
+	struct dd_pg_state w;
 
 	if (r == 0)
 		ps->have_post = 1;
 	else if (r < 0)
 		ps->post_error = take_error("unreadable");
 	dd_error_clear();
+	if (!ps->have_post)
+		return;
+	if (dd_pg_state_read(&w, st->repo->statedir, dd_config_database(st->cfg, ps->profile)) == 0)
+		ps->post_current = w.snapshot && ps->post.snapshot && !strcmp(w.snapshot, ps->post.snapshot) &&
+				   (!w.profile || !strcmp(w.profile, ps->profile->name));
+	dd_error_clear();
+	dd_pg_state_release(&w);
 }
 
 static int

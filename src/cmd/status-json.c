@@ -77,6 +77,8 @@ json_post_restore(struct dd_json *j, const struct profile_status *ps)
 	iso_time(when, sizeof(when), p->when);
 	dd_json_object_begin(j, "post_restore");
 	dd_json_bool(j, "ok", p->failed == 0);
+	dd_json_bool(j, "current", ps->post_current);
+	dd_json_bool(j, "skipped", p->skipped);
 	dd_json_str(j, "snapshot", p->snapshot);
 	dd_json_str(j, "when", when);
 	dd_json_int(j, "commands", p->total);

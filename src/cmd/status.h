@@ -32,6 +32,7 @@ struct profile_status {
 	int media_pending;        /* the working record says a switch left the folder to finish */
 	int have_post;            /* a post_restore run is recorded */
 	struct dd_post_restore_last post;
+	int post_current;         /* post.snapshot is what the profile's working database's record holds */
 	char *post_error;         /* the record could not be read */
 };
 

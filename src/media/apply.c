@@ -126,6 +126,49 @@ open_listing(struct dd_listing_reader **lr, struct dd_snapshot **snap, struct dd
 }
 
 int
+dd_media_carry(struct dd_snapshot_writer *sw, struct dd_store *st, const char *id, struct dd_media_stats *stats)
+{
+	struct dd_listing_reader *lr = NULL;
+	struct dd_listing_writer *lw = NULL;
+	struct dd_snapshot *snap = NULL;
+	const struct dd_stream_info *e;
+	int rc, n;
+
+	memset(stats, 0, sizeof(*stats));
+	rc = open_listing(&lr, &snap, st, id);
+	if (rc != 0)
+		goto out;
+	rc = -1;
+	if (dd_listing_begin(&lw, sw, DD_MEDIA_STREAM, "media") < 0)
+		goto out;
+	while ((n = dd_listing_next(lr, &e)) == 1) {
+		if (dd_listing_add(lw, e) < 0)
+			break;
+		switch (media_attr_type(e)) {
+		case MEDIA_FILE: stats->files++; stats->bytes += e->size; break;
+		case MEDIA_DIR: stats->dirs++; break;
+		case MEDIA_LINK: stats->links++; break;
+		default: break;
+		}
+	}
+	if (n != 0) {
+		dd_listing_abort(lw);
+		lw = NULL;
+		goto out;
+	}
+	rc = dd_listing_end(lw, NULL);
+	lw = NULL;
+out:
+	if (rc == -1)
+		dd_error_wrap("carrying the media of snapshot %.12s", id);
+	if (lw)
+		dd_listing_abort(lw);
+	dd_listing_close(lr);
+	dd_snapshot_free(snap);
+	return rc;
+}
+
+int
 dd_media_check(struct dd_store *st, const char *id)
 {
 	struct dd_listing_reader *lr = NULL;

@@ -63,6 +63,15 @@ struct dd_media_stats {
  * dd_media_discard().
  */
 int dd_media_capture(struct dd_snapshot_writer *sw, const struct dd_media_opts *o, struct dd_media_stats *stats);
+/*
+ * Carry snapshot `id`'s media listing into `sw` unchanged, without the
+ * folder: the same entries, their content reused by reference (the chunks
+ * the store holds; dd_listing_reuse), so the new snapshot has exactly id's
+ * media (promote-schema's TO keeps its files). *stats gets its counts. 0;
+ * DD_NOTFOUND when id has no media listing (the new snapshot has none
+ * either); -1 on error (a chunk no longer held, a damaged listing).
+ */
+int dd_media_carry(struct dd_snapshot_writer *sw, struct dd_store *st, const char *id, struct dd_media_stats *stats);
 /* The snapshot `id` (holding that capture) committed: the pending index becomes the folder's record. */
 int dd_media_commit(const struct dd_media_opts *o, const char *id);
 /* The snapshot was abandoned: drop the pending index. */

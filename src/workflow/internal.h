@@ -56,6 +56,15 @@ int dd_media_at_snapshot(struct dd_repo *repo, const struct dd_config *cfg, cons
 
 /* ---- post-restore.c ---- */
 
+struct dd_profile;
+/*
+ * The post_restore commands' environment changes (workflow.c; util/proc.h env: "NAME=value", or a bare NAME
+ * to remove it), NULL-terminated; free with dd_workflow_post_restore_env_free().
+ */
+char **dd_workflow_post_restore_env(const struct dd_profile *p, const char *snapshot, const char *conninfo,
+				    const char *database);
+void dd_workflow_post_restore_env_free(char **env);
+
 struct dd_post_restore_last;
 struct dd_buf;
 /* The record's text for `r` (appended to b); the format is in post-restore.c. */

@@ -4,8 +4,10 @@
  * say that a hook's restore left a command failed.
  *
  * <statedir>/post-restore/<profile>, written atomically (util/fs.h) by
- * every restore that ran commands, success or failure, replacing the last
- * one. Lines "key value", in this order:
+ * every completed restore of the profile (success or failure, also with no
+ * command configured, and with --no-hooks: "skipped"), replacing the last
+ * one, so that it describes the snapshot restored last. Lines "key value",
+ * in this order:
  *
  *   dnadata-post-restore 1
  *   snapshot <64 hex>          the snapshot restored before the commands ran
@@ -15,6 +17,9 @@
  *   exit <status>              its exit status; -1: killed or not started
  *   command <text>             the failed command ('\' and newline escaped
  *                              as \\ and \n); only when failed > 0
+ *   skipped 1                  the commands were not run (restore
+ *                              --no-hooks); only then, with failed 0 (a
+ *                              record without it reads as before)
  *
  * The file is read as hostile: at most 64 KiB, every key known and once,
  * numbers in range, the snapshot id hex, anything else refused with
@@ -73,6 +78,8 @@ dd_workflow_post_restore_format(struct dd_buf *b, const struct dd_post_restore_l
 		put_escaped(b, r->command);
 		dd_buf_putc(b, '\n');
 	}
+	if (r->skipped && !r->failed)
+		dd_buf_puts(b, "skipped 1\n");
 }
 
 int
@@ -152,8 +159,8 @@ unescape(const char *v, char **out)
 	return 0;
 }
 
-enum { F_SNAPSHOT, F_WHEN, F_TOTAL, F_FAILED, F_EXIT, F_COMMAND, F_COUNT };
-static const char *const fields[F_COUNT] = { "snapshot", "when", "total", "failed", "exit", "command" };
+enum { F_SNAPSHOT, F_WHEN, F_TOTAL, F_FAILED, F_EXIT, F_COMMAND, F_SKIPPED, F_COUNT };
+static const char *const fields[F_COUNT] = { "snapshot", "when", "total", "failed", "exit", "command", "skipped" };
 
 /* One "key value" line into *out; `seen` marks the keys met. -1: the line is wrong (static reason in *why). */
 static int
@@ -197,6 +204,11 @@ parse_line(char *line, struct dd_post_restore_last *out, int *seen, const char *
 			return -1;
 		out->exit_status = (int)n;
 		return 0;
+	case F_SKIPPED:
+		if (strcmp(v, "1"))
+			return -1;
+		out->skipped = 1;
+		return 0;
 	default:
 		return unescape(v, &out->command);
 	}
@@ -231,6 +243,8 @@ parse_record(const char *path, char *text, size_t len, struct dd_post_restore_la
 			return dd_error("%s: no %s line", path, fields[f]);
 	if (out->failed > out->total || (out->failed && !out->command) || (!out->failed && out->command))
 		return dd_error("%s: failed, total and command disagree", path);
+	if (out->skipped && out->failed)
+		return dd_error("%s: skipped, yet a command failed", path);
 	return 0;
 }
 

@@ -401,7 +401,7 @@ dd_workflow_promote_schema(struct dd_repo *repo, const struct dd_config *cfg, co
 		if (to->is_inline)
 			rc = promote_inline(repo, to, toref, &schema, &data, what, id_out);
 		else
-			rc = dd_workflow_snapshot_from(repo, cfg, to, scratch, 0, what, id_out);
+			rc = dd_workflow_snapshot_from(repo, cfg, to, scratch, DD_SNAPSHOT_KEEP_MEDIA, what, id_out);
 	}
 	dd_pg_scratch_drop(repo->statedir, conninfo, scratch); /* keeps our error, if any */
 out:

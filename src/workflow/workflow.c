@@ -114,17 +114,20 @@ open_store(struct dd_store **st, const struct dd_config *cfg, struct dd_repo *re
  * consistent dump (dd_pg_snapshot), the media folder when p has one (after
  * the database: a file the data names exists by then), then the manifest.
  * `id` gets its id; *media (NULL when p has no folder) the folder's stats.
+ * With `carry` (a snapshot id; media not NULL), the folder is not read:
+ * carry's media listing goes into the new snapshot unchanged (*media its
+ * counts; *media_out 0 when carry has none, 1 otherwise).
  */
 static int
 dump_to_store(struct dd_store *st, struct dd_repo *repo, const struct dd_config *cfg, const struct dd_profile *p,
 	      const char *source, const char *now, struct dd_pg_snapshot_stats *stats, struct dd_media_stats *media,
-	      char id[DD_ID_HEX_SIZE])
+	      const char *carry, int *media_out, char id[DD_ID_HEX_SIZE])
 {
 	struct dd_snapshot_writer *sw = NULL;
 	struct dd_pg_snapshot_opts o;
 	struct dd_media_opts mo;
-	char head[41], host[256] = "", *root = media ? dd_workflow_media_root(repo, p) : NULL;
-	int rc = -1, lock = -1;
+	char head[41], host[256] = "", *root = media && !carry ? dd_workflow_media_root(repo, p) : NULL;
+	int rc = -1, lock = -1, r;
 
 	if (root)
 		dd_workflow_media_opts(&mo, repo, p, root);
@@ -154,6 +157,14 @@ dump_to_store(struct dd_store *st, struct dd_repo *repo, const struct dd_config 
 		dd_snapshot_abort(sw);
 		dd_media_discard(&mo);
 		goto out;
+	}
+	*media_out = media != NULL;
+	if (carry && (r = dd_media_carry(sw, st, carry, media)) < 0) {
+		*media_out = 0;
+		if (r == -1) {
+			dd_snapshot_abort(sw);
+			goto out;
+		}
 	}
 	dd_snapshot_set_meta(sw, "server_version", stats->server_version);
 	dd_snapshot_set_meta(sw, "database", stats->database);
@@ -245,9 +256,10 @@ point_ref(struct dd_repo *repo, const struct dd_profile *p, const char *rel, con
 /*
  * dd_workflow_snapshot(), or with `source_db` (not NULL) the snapshot of
  * that database on the working database's server as p's: same locks, same
- * ref and commit path, but no media (a dump holds none: a restore of it
- * leaves the folder as it is) and no working record (the working database
- * does not hold it).
+ * ref and commit path, but no media read (a dump holds none: a restore of
+ * it leaves the folder as it is; DD_SNAPSHOT_KEEP_MEDIA carries the ref's
+ * previous snapshot's media listing instead) and no working record (the
+ * working database does not hold it).
  */
 static int
 snapshot_profile(struct dd_repo *repo, const struct dd_config *cfg, const struct dd_profile *p,
@@ -259,10 +271,11 @@ snapshot_profile(struct dd_repo *repo, const struct dd_config *cfg, const struct
 	struct dd_store *st = NULL;
 	struct dd_ref *old = NULL;
 	struct dd_pg_snapshot_stats stats;
-	struct dd_media_stats mstats, *media = p->media && *p->media && !source_db ? &mstats : NULL;
+	struct dd_media_stats mstats, *media = p->media && *p->media ? &mstats : NULL;
 	char id[DD_ID_HEX_SIZE];
 	char *now = dd_pg_now_iso(), *source = NULL;
-	int rc = -1, lock = -1, dblock = -1;
+	const char *carry = NULL;
+	int rc = -1, lock = -1, dblock = -1, have_media = 0;
 
 	id_out[0] = '\0';
 	memset(&stats, 0, sizeof(stats));
@@ -281,13 +294,20 @@ snapshot_profile(struct dd_repo *repo, const struct dd_config *cfg, const struct
 		goto out;
 	if (source_db && !(source = dd_conninfo_with_dbname(dd_config_database(cfg, p), source_db)))
 		goto out;
+	/* a source database: its media is the ref's previous snapshot's (KEEP_MEDIA), or none */
+	if (source_db && media && old && (flags & DD_SNAPSHOT_KEEP_MEDIA))
+		carry = old->snapshot;
+	else if (source_db)
+		media = NULL;
 	if (open_store(&st, cfg, repo, (flags & DD_SNAPSHOT_DUMP_ONLY) ? DD_STORE_OFFLINE : 0) < 0)
 		goto out;
 	/* a folder a killed switch left half applied is finished first: the files it set aside stay named */
-	if (media && finish_media_before_capture(repo, cfg, p) < 0)
+	if (media && !carry && finish_media_before_capture(repo, cfg, p) < 0)
 		goto out;
-	if (dump_to_store(st, repo, cfg, p, source, now, &stats, media, id) < 0)
+	if (dump_to_store(st, repo, cfg, p, source, now, &stats, media, carry, &have_media, id) < 0)
 		goto out;
+	if (!have_media)
+		media = NULL;
 	memcpy(id_out, id, DD_ID_HEX_SIZE);
 	/* the folder was captured with the database: it holds the same snapshot (a source database: neither) */
 	if (!source_db && (dd_pg_state_set(repo->statedir, dd_config_database(cfg, p), id, p->name, "snapshot",
@@ -405,10 +425,13 @@ read_ref(struct dd_ref **out, struct dd_repo *repo, const struct dd_profile *p, 
  * DNADATA_CONNINFO (the working database, neither with a password: a
  * password set in the connection string never reaches the commands; they
  * find theirs the way libpq does, PGPASSWORD, PGPASSFILE or ~/.pgpass),
- * and PGDATABASE.
+ * and PGDATABASE. When no DATABASE_URL can be built, the bare name
+ * "DATABASE_URL" removes the one this process inherited (util/proc.c), so
+ * a parent's (production's, maybe) never reaches the commands.
  */
-static char **
-post_restore_env(const struct dd_profile *p, const char *snapshot, const char *conninfo, const char *database)
+char **
+dd_workflow_post_restore_env(const struct dd_profile *p, const char *snapshot, const char *conninfo,
+			     const char *database)
 {
 	char **env = dd_calloc(6, sizeof(*env)), *nopw = dd_pg_conninfo_nopassword(conninfo);
 	char *url = nopw ? dd_pg_database_url(conninfo, NULL) : NULL;
@@ -422,15 +445,14 @@ post_restore_env(const struct dd_profile *p, const char *snapshot, const char *c
 	env[n++] = dd_asprintf("DNADATA_SNAPSHOT=%s", snapshot);
 	env[n++] = dd_asprintf("DNADATA_CONNINFO=%s", nopw ? nopw : "");
 	env[n++] = dd_asprintf("PGDATABASE=%s", database);
-	if (url)
-		env[n++] = dd_asprintf("DATABASE_URL=%s", url);
+	env[n++] = url ? dd_asprintf("DATABASE_URL=%s", url) : dd_strdup("DATABASE_URL");
 	free(url);
 	free(nopw);
 	return env;
 }
 
-static void
-free_env(char **env)
+void
+dd_workflow_post_restore_env_free(char **env)
 {
 	for (size_t i = 0; env && env[i]; i++)
 		free(env[i]);
@@ -513,15 +535,17 @@ run_command(struct dd_repo *repo, char **env, const char *cmd, size_t number, si
 
 /*
  * Run p's post_restore commands, then [hooks]', in order; the first
- * failure stops them. The run is recorded (post-restore.c) whenever there
- * were commands. 0, or -1 with the error naming the command that failed.
+ * failure stops them; `skip` (--no-hooks): none is run. The run is
+ * recorded (post-restore.c) every time, also with no command or skipped,
+ * so the record names the snapshot this restore left. 0, or -1 with the
+ * error naming the command that failed.
  */
 static int
 run_post_restore(struct dd_repo *repo, const struct dd_config *cfg, const struct dd_profile *p,
-		 const char *snapshot, const char *conninfo, const char *database)
+		 const char *snapshot, const char *conninfo, const char *database, int skip)
 {
 	size_t np = 0, nh = 0, total;
-	struct dd_post_restore_last rec = { .snapshot = (char *)snapshot };
+	struct dd_post_restore_last rec = { .snapshot = (char *)snapshot, .skipped = skip };
 	char **env;
 	int rc = 0;
 
@@ -529,19 +553,20 @@ run_post_restore(struct dd_repo *repo, const struct dd_config *cfg, const struct
 		np++;
 	while (cfg->post_restore && cfg->post_restore[nh])
 		nh++;
-	if (!(total = np + nh))
-		return 0;
-	env = post_restore_env(p, snapshot, conninfo, database);
-	fflush(stdout);
-	fflush(stderr);
-	for (size_t i = 0; i < total && rc == 0; i++) {
-		const char *cmd = i < np ? p->post_restore[i] : cfg->post_restore[i - np];
-		if ((rc = run_command(repo, env, cmd, i + 1, total, snapshot, &rec.exit_status)) < 0) {
-			rec.failed = (int)(i + 1);
-			rec.command = (char *)cmd;
+	total = np + nh;
+	if (total && !skip) {
+		env = dd_workflow_post_restore_env(p, snapshot, conninfo, database);
+		fflush(stdout);
+		fflush(stderr);
+		for (size_t i = 0; i < total && rc == 0; i++) {
+			const char *cmd = i < np ? p->post_restore[i] : cfg->post_restore[i - np];
+			if ((rc = run_command(repo, env, cmd, i + 1, total, snapshot, &rec.exit_status)) < 0) {
+				rec.failed = (int)(i + 1);
+				rec.command = (char *)cmd;
+			}
 		}
+		dd_workflow_post_restore_env_free(env);
 	}
-	free_env(env);
 	rec.total = (int)total;
 	rec.when = (long long)time(NULL);
 	{
@@ -888,8 +913,7 @@ dd_workflow_restore(struct dd_repo *repo, const struct dd_config *cfg, const str
 		dd_debug("no spare job: %s", dd_error_last());
 		dd_error_clear();
 	}
-	if (!(flags & DD_RESTORE_NO_HOOKS) &&
-	    run_post_restore(repo, cfg, p, ref->snapshot, conninfo, res.database) < 0)
+	if (run_post_restore(repo, cfg, p, ref->snapshot, conninfo, res.database, !!(flags & DD_RESTORE_NO_HOOKS)) < 0)
 		rc = DD_EHOOK;
 	/* the schema after the migrations (not after a failed one: half a migration is no schema to review) */
 	if (rc == 0) {

@@ -60,6 +60,7 @@ int dd_workflow_media_sweep(struct dd_repo *repo, const struct dd_config *cfg, s
 enum {
 	DD_SNAPSHOT_NO_COMMIT = 1 << 0, /* update the ref file, do not commit it */
 	DD_SNAPSHOT_DUMP_ONLY = 1 << 1, /* local cache only; upload later with push */
+	DD_SNAPSHOT_KEEP_MEDIA = 1 << 2, /* dd_workflow_snapshot_from: carry the ref's previous snapshot's media */
 };
 
 /*
@@ -77,7 +78,10 @@ int dd_workflow_snapshot(struct dd_repo *repo, const struct dd_config *cfg, cons
  * working database's), ref file and commit. The working database and its
  * record in <statedir>/pg are not touched (it does not hold the new
  * snapshot), and no media is captured: the snapshot has no media listing,
- * so restoring it leaves p's media folder as it is. Same results.
+ * so restoring it leaves p's media folder as it is; with
+ * DD_SNAPSHOT_KEEP_MEDIA (promote-schema), the media listing of the
+ * snapshot p's ref names now goes into it unchanged, by reference
+ * (dd_media_carry). Same results.
  */
 int dd_workflow_snapshot_from(struct dd_repo *repo, const struct dd_config *cfg, const struct dd_profile *p,
 			      const char *source_dbname, int flags, const char *msg, char id_out[65]);
@@ -133,9 +137,14 @@ int dd_workflow_restore(struct dd_repo *repo, const struct dd_config *cfg, const
 
 /*
  * ---- the last post_restore run (issue 18, post-restore.c) ----
- * Every restore that runs post_restore commands (the profile's, then
- * [hooks]') records how it went in <statedir>, per profile, so `status`
- * can say "post_restore failed" after a hook's restore.
+ * Every completed restore of a profile records how its post_restore
+ * commands (the profile's, then [hooks]') went in <statedir>, per profile:
+ * also when none is configured (total 0) and when --no-hooks skipped them
+ * (skipped), so `status` can say "post_restore failed" after a hook's
+ * restore, and the record always names the snapshot restored last (it is
+ * current while the working database's record holds that snapshot). A
+ * restore that finds the database already holding the snapshot (nothing
+ * to do) runs no command and leaves the record as it is.
  */
 struct dd_post_restore_last {
 	char *snapshot;   /* the snapshot restored before the commands ran */
@@ -144,6 +153,7 @@ struct dd_post_restore_last {
 	int failed;       /* 0 all succeeded; else the 1-based number of the failed command */
 	int exit_status;  /* its exit status (-1 killed by a signal or not started) */
 	char *command;    /* the failed command's text, or NULL */
+	int skipped;      /* restore --no-hooks: the commands were not run (failed 0) */
 };
 /* 0 with *out filled, DD_NOTFOUND when nothing is recorded for `profile`, -1 on error. */
 int dd_workflow_post_restore_last(struct dd_repo *repo, const char *profile, struct dd_post_restore_last *out);

@@ -33,6 +33,10 @@ add_commands() {
 
 record() { cat .git/dnadata/post-restore/clean; }
 
+json_get() {
+	printf '%s' "$OUT" | python3 -c "import json,sys; d=json.load(sys.stdin); print(json.dumps($1))"
+}
+
 # edit_and_restore: change a row so the restore rebuilds the database, then restore (RC, OUT, ERR).
 edit_and_restore() {
 	psql_q "$DB" "UPDATE t SET v = 'edited' WHERE id = 2"
@@ -113,6 +117,77 @@ test_a_failing_command_reports_its_status_and_output_tail_and_the_data_stays() {
 	[ "$RC" = 0 ] || fail "restore failed: $ERR"
 	assert_contains "$(record)" "failed 0"
 	assert_not_contains "$(record)" "command "
+}
+
+# drop_commands: remove every post_restore line from profiles.ini, committed.
+drop_commands() {
+	sed -i '/^post_restore = /d' .dnadata/profiles.ini
+	git commit -qm "no post_restore" .dnadata/profiles.ini
+}
+
+# (a) a command fails; the user runs the rest by hand and drops the commands; the next restore, with none to
+# run, rewrites the record: status no longer reports the failure.
+test_a_restore_with_no_command_replaces_a_failed_record() {
+	setup_repo
+	add_commands '[profile "clean"]' 'exit 4' 'echo second'
+	expect_ok git dnadata snapshot
+	local id=$OUT
+	edit_and_restore
+	assert_eq 1 "$RC"
+	expect_ok git dnadata status
+	assert_contains "$OUT" "post_restore: FAILED: command 1 of 2 (exit 4)"
+	psql_q "$DB" "INSERT INTO t VALUES (3, 'by hand')" # the rest, by hand
+	drop_commands
+	expect_ok git dnadata restore
+	assert_contains "$(record)" "total 0"
+	assert_contains "$(record)" "failed 0"
+	assert_contains "$(record)" "snapshot $id"
+	expect_ok git dnadata status
+	assert_not_contains "$OUT" "FAILED"
+}
+
+# (b) the broken command removed, `restore --force` of the same snapshot rewrites the record.
+test_restore_force_after_removing_the_failed_command_records_success() {
+	setup_repo
+	add_commands '[hooks]' 'exit 5'
+	expect_ok git dnadata snapshot
+	edit_and_restore
+	assert_eq 1 "$RC"
+	drop_commands
+	expect_ok git dnadata restore --force
+	assert_contains "$(record)" "failed 0"
+	assert_not_contains "$(record)" "command "
+	expect_ok git dnadata status
+	assert_not_contains "$OUT" "FAILED"
+	expect_ok git dnadata status --json
+	assert_eq "[true, true, 0]" "$(json_get '[d["profiles"][0]["post_restore"][k] for k in ("ok", "current", "commands")]')"
+}
+
+# (c) after a failure on snapshot A, `restore --no-hooks` of B records B as skipped: status no longer claims
+# that A's data is restored.
+test_restore_no_hooks_of_another_snapshot_records_it_as_skipped() {
+	setup_repo
+	expect_ok git dnadata snapshot
+	local a=$OUT
+	psql_q "$DB" "INSERT INTO t VALUES (3, 'three')"
+	expect_ok git dnadata snapshot
+	local b=$OUT
+	add_commands '[hooks]' 'exit 6' 'echo later'
+	run git dnadata restore --at HEAD~2
+	assert_eq 1 "$RC"
+	assert_contains "$(record)" "snapshot $a"
+	expect_ok git dnadata restore --no-hooks
+	assert_eq "three" "$(psql_q "$DB" "SELECT v FROM t WHERE id = 3")"
+	assert_contains "$(record)" "snapshot $b"
+	assert_contains "$(record)" "skipped 1"
+	assert_contains "$(record)" "total 2"
+	expect_ok git dnadata status
+	assert_not_contains "$OUT" "FAILED"
+	assert_not_contains "$OUT" "the data of ${a:0:12}"
+	assert_contains "$OUT" "post_restore: skipped (restore --no-hooks; 2 commands configured)"
+	expect_ok git dnadata status --json
+	assert_eq "[true, true, true, \"$b\"]" \
+		"$(json_get '[d["profiles"][0]["post_restore"][k] for k in ("ok", "current", "skipped", "snapshot")]')"
 }
 
 test_a_command_killed_by_a_signal_is_recorded_as_such() {

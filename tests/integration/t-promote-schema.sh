@@ -56,6 +56,37 @@ test_promote_into_a_store_profile_makes_a_snapshot_of_its_rows_in_the_new_schema
 	assert_eq "3" "$(psql_q "$DB" "SELECT nextval('users_id_seq')")"
 }
 
+# A store-backed TO with a media folder keeps its files: the new snapshot carries TO's media listing unchanged,
+# so diff shows no media change and a fresh clone's restore of TO brings the files.
+test_promote_keeps_the_media_of_a_store_profile() {
+	DNADATA_PASSPHRASE=pw repo_with_db promedia --profile clean-db --store "file://$T/store"
+	printf 'media = var/uploads\n' >>.dnadata/profiles.ini
+	git commit -qm media .dnadata/profiles.ini
+	mkdir -p var/uploads/sub
+	printf 'logo\n' >var/uploads/logo.png
+	printf 'deep\n' >var/uploads/sub/deep.txt
+	psql_q "$DB" "CREATE TABLE users (id serial PRIMARY KEY, name text NOT NULL); INSERT INTO users (name) VALUES ('ann')"
+	expect_ok git dnadata snapshot
+	expect_ok git dnadata new-profile prod
+	snapshot_prod "ALTER TABLE users ADD COLUMN email text"
+	expect_ok git dnadata promote-schema prod
+	assert_eq "dnadata: promote-schema prod -> clean-db" "$(git log -1 --format=%s)"
+	assert_eq 2 "$(sed -n 's/^media_files //p' .dnadata/refs/clean-db)"
+	expect_ok git dnadata diff HEAD~1 HEAD --profile clean-db --json
+	assert_eq "[]" "$(printf '%s' "$OUT" | python3 -c 'import json,sys; print(json.dumps(json.load(sys.stdin)["media"]))')" \
+		"promote-schema changed TO's media"
+	expect_ok git dnadata push
+	git clone -q "$PWD" "$T/clone"
+	cd "$T/clone"
+	DNADATA_DATABASE="dbname=$(pg_newdb promedia2)"
+	export DNADATA_DATABASE
+	DNADATA_PASSPHRASE=pw expect_ok git dnadata init
+	expect_ok git dnadata restore clean-db
+	assert_eq "logo" "$(cat var/uploads/logo.png)"
+	assert_eq "deep" "$(cat var/uploads/sub/deep.txt)"
+	assert_eq "1|ann|" "$(psql_q "${DNADATA_DATABASE#dbname=}" "SELECT id, name, email FROM users")"
+}
+
 test_from_the_active_profile_the_working_database_schema_is_taken() {
 	setup_repo
 	snapshot_prod "SELECT 1"

@@ -187,7 +187,9 @@ assert isinstance(d["local"]["templates"]["count"], int)
 	assert_eq "[\"$(sed -n 's/^snapshot //p' .dnadata/refs/clean)\"]" "$(json_get 'd["local"]["pending_uploads"]')"
 	assert_eq "[\"post-checkout\", \"post-merge\", \"post-rewrite\", \"pre-push\"]" \
 		"$(json_get '[h["name"] for h in d["hooks_detail"]["hooks"] if h["state"] == "installed" and h["executable"]]')"
-	assert_eq "null" "$(json_get 'd["profiles"][0]["post_restore"]')" "no post_restore command: nothing recorded"
+	assert_eq "[true, true, false, 0]" \
+		"$(json_get '[d["profiles"][0]["post_restore"][k] for k in ("ok", "current", "skipped", "commands")]')" \
+		"no post_restore command: the restore is recorded with none"
 	expect_ok git dnadata status
 	assert_contains "$OUT" "Local copies:   1 template ("
 	assert_contains "$OUT" ", 0 spares, 1 stash ("
@@ -238,6 +240,25 @@ test_status_shows_a_failed_post_restore_and_then_its_success() {
 	expect_ok git dnadata status --json
 	assert_eq "[true, null, null, null]" \
 		"$(json_get '[d["profiles"][0]["post_restore"][k] for k in ("ok", "failed_command", "exit_status", "command")]')"
+}
+
+# The record describes the snapshot its restore left: once the working database holds another (here a snapshot
+# taken from it), a failure on the old one is stale, not shown, and JSON says so.
+test_status_does_not_show_a_stale_post_restore_record() {
+	setup_repo
+	expect_ok git dnadata snapshot
+	printf '\n[hooks]\npost_restore = exit 3\n' >>.dnadata/profiles.ini
+	expect_fail 1 git dnadata restore --force
+	expect_ok git dnadata status
+	assert_contains "$OUT" "post_restore: FAILED: command 1 of 1 (exit 3)"
+	expect_ok git dnadata status --json
+	assert_eq "[false, true]" "$(json_get '[d["profiles"][0]["post_restore"][k] for k in ("ok", "current")]')"
+	psql_q "$DB" "INSERT INTO t VALUES (9, 'nine')"
+	expect_ok git dnadata snapshot
+	expect_ok git dnadata status
+	assert_not_contains "$OUT" "post_restore:" "the database holds a newer snapshot: the old run is not reported"
+	expect_ok git dnadata status --json
+	assert_eq "[false, false]" "$(json_get '[d["profiles"][0]["post_restore"][k] for k in ("ok", "current")]')"
 }
 
 run_tests

@@ -25,6 +25,7 @@
 #include "util/buf.h"
 #include "util/err.h"
 #include "util/fs.h"
+#include "util/proc.h"
 #include "workflow/internal.h"
 #include "workflow/workflow.h"
 
@@ -149,6 +150,28 @@ check_of_a_broken_ref_is_an_error(void **state)
 	assert_non_null(strstr(dd_error_last(), ".dnadata/refs/clean"));
 }
 
+/* ---- the post_restore commands' environment (workflow.c) ---- */
+
+/* No DATABASE_URL can be built (here: a malformed connection string): the inherited one must not get through. */
+static void
+post_restore_env_removes_an_inherited_database_url_it_cannot_replace(void **state)
+{
+	struct fixture *f = *state;
+	const char *argv[] = { "/bin/sh", "-c", "printf %s \"${DATABASE_URL-unset}\" >&2", NULL };
+	struct dd_proc_result r;
+	char **env;
+
+	setenv("DATABASE_URL", "postgresql://prod.example/live", 1);
+	env = dd_workflow_post_restore_env(f->p, ID_A, "dbname='unterminated", "work");
+	dd_error_clear();
+	struct dd_proc proc = { .argv = argv, .env = (const char *const *)env, .out_fd = -1, .err_fd = -1 };
+	assert_int_equal(dd_proc_run(&proc, "sh", &r), 0);
+	assert_string_equal(dd_buf_cstr(&r.err), "unset");
+	dd_proc_result_release(&r);
+	dd_workflow_post_restore_env_free(env);
+	unsetenv("DATABASE_URL");
+}
+
 /* ---- the record of the last post_restore run (post-restore.c) ---- */
 
 static void
@@ -244,6 +267,8 @@ main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(check_of_a_profile_without_a_snapshot_is_not_found, setup, teardown),
 		cmocka_unit_test_setup_teardown(check_of_a_broken_ref_is_an_error, setup, teardown),
+		cmocka_unit_test_setup_teardown(post_restore_env_removes_an_inherited_database_url_it_cannot_replace,
+						setup, teardown),
 		cmocka_unit_test_setup_teardown(post_restore_record_round_trips_success_and_failure, setup, teardown),
 		cmocka_unit_test_setup_teardown(post_restore_record_refuses_hostile_files, setup, teardown),
 	};
