@@ -27,6 +27,8 @@
  *     separated by one blank line; the text ends with one newline. Blank
  *     lines inside an entry are kept: they may be inside a function body or
  *     a string.
+ *  6. Element lists one element a line get the comma first (lead_commas()).
+ *  7. A non-empty text starts with `preamble` (constant).
  * Input with a NUL byte is refused (pg_dump never writes one).
  */
 #include "pg/normalise.h"
@@ -40,6 +42,21 @@
 #define TS_DEFAULT "''"
 #define AM_DEFAULT "heap"
 #define COMPLETE "--\n-- PostgreSQL database dump complete\n--\n"
+
+/*
+ * The settings a load needs, as pg_dump's preamble has them, the same for
+ * every dump (DESIGN-NOTES "The normalised schema", rule 8). Every line is
+ * one filter_preamble() drops, so normalising the text again keeps one copy.
+ */
+static const char preamble[] = "SET statement_timeout = 0;\n"
+			       "SET lock_timeout = 0;\n"
+			       "SET idle_in_transaction_session_timeout = 0;\n"
+			       "SET standard_conforming_strings = on;\n"
+			       "SELECT pg_catalog.set_config('search_path', '', false);\n"
+			       "SET check_function_bodies = false;\n"
+			       "SET xmloption = content;\n"
+			       "SET client_min_messages = warning;\n"
+			       "SET row_security = off;\n";
 
 struct ent {
 	char *head;         /* "-- Name: ...", owner removed */
@@ -57,6 +74,14 @@ starts(const char *line, size_t len, const char *prefix)
 	size_t pl = strlen(prefix);
 
 	return len >= pl && !memcmp(line, prefix, pl);
+}
+
+static int
+ends(const char *line, size_t len, const char *suffix)
+{
+	size_t sl = strlen(suffix);
+
+	return len >= sl && !memcmp(line + len - sl, suffix, sl);
 }
 
 static int
@@ -260,6 +285,111 @@ parse_entry(struct ent *e, const char *sql, struct state *st, struct dd_buf *pre
 	}
 }
 
+/*
+ * Leading-comma lists (docs/DESIGN-NOTES.md "The normalised schema", rule 7):
+ * a CREATE TABLE / CREATE TYPE ... AS ( / AS ENUM ( whose element lines are
+ * each one whole element gets them as
+ *     first
+ *   , second
+ * so one added, dropped or changed element (but the first) is one line.
+ */
+#define LEAD "  , "
+
+/* 1 if `line` ends outside quotes and comments with even ' and " counts. */
+static int
+whole_line(const char *line, size_t len)
+{
+	size_t sq = 0, dq = 0;
+	char in = 0;
+
+	for (size_t i = 0; i < len; i++) {
+		char c = line[i];
+		sq += c == '\'';
+		dq += c == '"';
+		if (in) {
+			in = c == in ? 0 : in;
+			continue;
+		}
+		if (c == '\'' || c == '"')
+			in = c;
+		else if ((c == '-' || c == '/') && i + 1 < len && line[i + 1] == (c == '-' ? '-' : '*'))
+			return 0;
+	}
+	return !in && sq % 2 == 0 && dq % 2 == 0;
+}
+
+/* The statement's first line opens a list pg_dump writes one element a line. */
+static int
+list_opener(const char *head, const char *line, size_t len)
+{
+	int table = strstr(head, "; Type: TABLE; ") || strstr(head, "; Type: FOREIGN TABLE; ");
+	int type = strstr(head, "; Type: TYPE; ") != NULL;
+
+	if (!whole_line(line, len) || !ends(line, len, " ("))
+		return 0;
+	if (table)
+		return starts(line, len, "CREATE TABLE ") || starts(line, len, "CREATE UNLOGGED TABLE ") ||
+		       starts(line, len, "CREATE FOREIGN TABLE ");
+	return type && starts(line, len, "CREATE TYPE ") && (ends(line, len, " AS (") || ends(line, len, " AS ENUM ("));
+}
+
+/* An element line: the indent, then an element's first character, whole. */
+static int
+element_line(const char *line, size_t len, const char *indent)
+{
+	size_t il = strlen(indent);
+
+	return starts(line, len, indent) && len > il && line[il] != ' ' && line[il] != '\t' && line[il] != ',' &&
+	       whole_line(line, len);
+}
+
+/*
+ * Rewrite the list the body's first line opens, if every line up to the one
+ * starting with ")" is one whole element and all but the last end with ",";
+ * otherwise (a multi-line element, a literal holding a newline, a comment,
+ * an already rewritten list) leave the body as it is.
+ */
+static void
+lead_commas(struct ent *e)
+{
+	const char *s = e->body.ptr, *end = s + e->body.len, *cur = s, *line, *first, *close;
+	const char *indent = "    ";
+	size_t len, n = 0;
+
+	if (!s || !next_line(&cur, end, &line, &len) || !list_opener(e->head, line, len))
+		return;
+	first = cur;
+	if (starts(line, len, "CREATE TYPE ") && ends(line, len, " AS (") && cur < end && *cur == '\t')
+		indent = "\t"; /* pg_dump writes a composite type's attributes with a tab */
+	for (close = cur; next_line(&cur, end, &line, &len); close = cur, n++) {
+		if (starts(line, len, ")"))
+			break;
+		if (!element_line(line, len, indent))
+			return;
+	}
+	if (cur == close || n < 2)
+		return; /* no ")" line, or nothing to rewrite */
+	cur = first;
+	for (size_t i = 0; i < n; i++) {
+		next_line(&cur, end, &line, &len);
+		if ((line[len - 1] == ',') != (i + 1 < n))
+			return;
+	}
+	struct dd_buf b = DD_BUF_INIT;
+	dd_buf_put(&b, s, (size_t)(first - s));
+	cur = first;
+	for (size_t i = 0; i < n; i++) {
+		next_line(&cur, end, &line, &len);
+		size_t il = strlen(indent);
+		dd_buf_puts(&b, i ? LEAD : "    ");
+		dd_buf_put(&b, line + il, len - il - (i + 1 < n));
+		dd_buf_putc(&b, '\n');
+	}
+	dd_buf_put(&b, close, (size_t)(end - close));
+	dd_buf_release(&e->body);
+	e->body = b;
+}
+
 static int
 ent_cmp(const void *a, const void *b)
 {
@@ -337,10 +467,19 @@ dd_schema_normalise(const char *in, size_t len, struct dd_buf *out)
 	e = dd_calloc(n, sizeof(*e));
 	for (size_t i = 1; i < n; i++)
 		parse_entry(&e[i - 1], se[i].sql, &st, &tail);
+	for (size_t i = 0; i + 1 < n; i++)
+		lead_commas(&e[i]);
 	sort_ties(e, n - 1);
 	/* kept preamble lines (entry 0's first, then any later run's) before the entries */
 	dd_buf_put(&pre, tail.ptr ? tail.ptr : "", tail.len);
-	write_out(out, &pre, e, n - 1);
+	dd_buf_clear(&tail);
+	write_out(&tail, &pre, e, n - 1);
+	if (tail.len) {
+		/* an empty schema stays empty: nothing to load, nothing to set */
+		dd_buf_puts(out, preamble);
+		dd_buf_putc(out, '\n');
+		dd_buf_put(out, tail.ptr, tail.len);
+	}
 	for (size_t i = 0; i + 1 < n; i++) {
 		free(e[i].head);
 		free(e[i].ts);

@@ -10,6 +10,13 @@
  * (SET statement_timeout ..., SELECT pg_catalog.set_config('search_path'...),
  * and the blank-line runs they leave. Kept: every statement, in an order
  * that depends on the objects alone (not on OIDs or creation order).
+ * Added: a constant preamble of the settings a load needs (all of
+ * pg_dump's but client_encoding and transaction_timeout), so `psql -f`
+ * loads the text alone; none for an empty text. Rewritten: the element
+ * lists of CREATE TABLE and CREATE TYPE ... AS ( / AS ENUM ( with the comma
+ * first ("    id integer" / "  , name text"), when every line is one whole
+ * element, so one added, dropped or changed element but the first is one
+ * line in a diff. docs/DESIGN-NOTES.md "The normalised schema" has the rules.
  *
  * Pure (no I/O, no PostgreSQL): unit-tested and fuzzed. `in` is hostile
  * (it may come from a manifest): any bytes, any length.

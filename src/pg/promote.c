@@ -24,7 +24,9 @@ dd_pg_load_sql(const char *conninfo, const char *db, const struct dd_buf *schema
 	dd_pg_cancel_register(c);
 	if (dd_pg_exec(c, "SET check_function_bodies = false; SET client_min_messages = warning") < 0)
 		goto out;
+	/* the schema's preamble sets search_path to '': the data runs under the default, as it always did */
 	if (dd_pg_run_sql(c, schema->ptr ? schema->ptr : "", schema->len, "the schema") < 0 ||
+	    dd_pg_exec(c, "RESET search_path") < 0 ||
 	    dd_pg_run_sql(c, data->ptr ? data->ptr : "", data->len, "the data") < 0)
 		goto out;
 	if (PQtransactionStatus(c) != PQTRANS_IDLE) {

@@ -139,9 +139,14 @@ dd_pg_build_sql(PGconn *m, const char *conninfo, const char *newdb, const struct
 	if (dd_pg_connect(&c, conninfo, newdb) < 0)
 		goto out;
 	dd_pg_cancel_register(c);
-	/* as pg_dump's own preamble has it: functions may name tables created later */
+	/*
+	 * as pg_dump's own preamble has it: functions may name tables created later (a normalised
+	 * schema.sql sets this itself; an older one does not); data.sql then runs under the default
+	 * search_path, which the schema's preamble sets to '' (a hand-written data.sql may not qualify)
+	 */
 	if (dd_pg_exec(c, "SET check_function_bodies = false; SET client_min_messages = warning") < 0 ||
 	    dd_pg_run_sql(c, schema->ptr ? schema->ptr : "", schema->len, "schema.sql") < 0 ||
+	    dd_pg_exec(c, "RESET search_path") < 0 ||
 	    dd_pg_run_sql(c, data->ptr ? data->ptr : "", data->len, "data.sql") < 0)
 		goto out;
 	if (PQtransactionStatus(c) != PQTRANS_IDLE) {

@@ -123,6 +123,28 @@ test_export_loads_as_a_plain_database_owner() {
 	psql_q postgres "DROP ROLE $role"
 }
 
+# schema.sql loads alone: its own preamble turns function bodies' checks off (a SQL function names a
+# table pg_dump creates after it) and sets search_path to '' as pg_dump's names expect; one psql run.
+test_export_loads_with_plain_psql_a_function_naming_a_later_table() {
+	repo_with_db expfn
+	psql_q "$DB" "CREATE TABLE later (id int PRIMARY KEY, v text);
+		CREATE FUNCTION count_later() RETURNS bigint LANGUAGE sql AS 'SELECT count(*) FROM public.later';
+		CREATE TABLE uses (n bigint DEFAULT public.count_later());
+		INSERT INTO later VALUES (1, 'a'), (2, 'b'); INSERT INTO uses DEFAULT VALUES"
+	expect_ok git dnadata snapshot
+	expect_ok git dnadata export clean --sql "$T/out"
+	local fn tbl
+	fn=$(grep -n '^CREATE FUNCTION public.count_later' "$T/out/schema.sql" | cut -d: -f1)
+	tbl=$(grep -n '^CREATE TABLE public.later' "$T/out/schema.sql" | cut -d: -f1)
+	[ -n "$fn" ] && [ -n "$tbl" ] && [ "$fn" -lt "$tbl" ] || fail "the function does not come before its table"
+	local db2
+	db2=$(pg_newdb expfncopy)
+	"$DD_PG_BINDIR/psql" -X -q -v ON_ERROR_STOP=1 -d "$db2" -f "$T/out/schema.sql" -f "$T/out/data.sql" \
+		>"$T/psql.out" 2>&1 || fail "psql -f schema.sql -f data.sql: $(cat "$T/psql.out")"
+	assert_eq "2 2" "$(psql_q "$db2" "SELECT public.count_later() || ' ' || (SELECT n FROM public.uses)")"
+	diff <(schema_of "$DB") <(schema_of "$db2") >"$T/schema.diff" || fail "schemas differ: $(cat "$T/schema.diff")"
+}
+
 test_export_needs_no_database_and_reads_the_ref_at_a_revision() {
 	setup_rich
 	expect_ok git dnadata snapshot

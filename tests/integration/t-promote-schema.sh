@@ -102,7 +102,7 @@ test_promote_into_an_inline_profile_writes_its_schema_sql() {
 	assert_eq "dnadata: promote-schema prod -> seed" "$(git log -1 --format=%s)"
 	assert_eq ".dnadata/inline/seed/schema.sql
 .dnadata/refs/seed" "$(git show --name-only --format= HEAD)"
-	assert_contains "$(cat .dnadata/inline/seed/schema.sql)" "    email text"
+	assert_contains "$(cat .dnadata/inline/seed/schema.sql)" "  , email text"
 	assert_eq "$old_data" "$(cat .dnadata/inline/seed/data.sql)" "data.sql stays"
 	expect_ok git dnadata restore seed
 	assert_not_contains "$ERR" "do not match its ref file"

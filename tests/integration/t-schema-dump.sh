@@ -2,8 +2,9 @@
 # t-schema-dump.sh: `git dnadata schema-dump` (issue 18) writes
 # .dnadata/schema/<profile>.sql normalised: no volatile lines, byte-identical
 # when nothing changed (the same objects made in another order included),
-# an added column = one added line (and pg_dump's comma on the line
-# before); never committed; kept current after every restore (after the
+# one added, dropped or changed column = one line in a diff, wherever the
+# column is (the element lists in a leading-comma layout); the file loads
+# alone with psql (its own constant preamble); never committed; kept current after every restore (after the
 # post_restore commands) once it exists, unless schema_dump = no; a working
 # database that holds another profile is refused.
 . "$(dirname "$0")/../lib.sh"
@@ -35,8 +36,15 @@ test_schema_dump_writes_the_normalised_schema_and_does_not_commit_it() {
 	assert_contains "$text" "-- Name: users; Type: TABLE; Schema: public"
 	assert_not_contains "$text" "Dumped"
 	assert_not_contains "$text" "restrict"
-	assert_not_contains "$text" "SET statement_timeout"
-	assert_not_contains "$text" "set_config"
+	# our own constant preamble, not pg_dump's (client_encoding varies by database)
+	assert_eq "SET statement_timeout = 0;" "$(head -n 1 "$SCHEMA")"
+	assert_eq 1 "$(grep -c "^SELECT pg_catalog.set_config('search_path', '', false);$" "$SCHEMA")"
+	assert_eq 1 "$(grep -c '^SET check_function_bodies = false;$' "$SCHEMA")"
+	assert_not_contains "$text" "client_encoding"
+	assert_contains "$text" "CREATE TABLE public.users (
+    id integer NOT NULL
+  , name text NOT NULL
+);"
 	assert_not_contains "$text" "Owner:"
 	assert_not_contains "$text" $'\n\n\n' "no runs of blank lines"
 	assert_eq "$head" "$(git rev-parse HEAD)" "nothing committed"
@@ -57,17 +65,51 @@ test_an_unchanged_schema_gives_the_same_bytes_and_the_file_is_left_alone() {
 	assert_eq "$mtime" "$(stat -c %Y.%y "$SCHEMA")" "the file was rewritten"
 }
 
-test_an_added_column_is_one_added_line_and_a_comma() {
-	setup_repo
+# "added<TAB>removed" lines of the schema file against its committed version.
+numstat() { git diff --numstat -- "$SCHEMA" | cut -f1,2; }
+
+# The schema file committed, so that `git diff --numstat` measures the next change.
+commit_schema() {
 	expect_ok git dnadata schema-dump
-	cp "$SCHEMA" "$T/before.sql"
+	git add -f "$SCHEMA" && git commit -qm "schema" -- "$SCHEMA" || fail "committing the schema"
+}
+
+test_an_added_column_is_one_added_line() {
+	setup_repo
+	commit_schema
 	psql_q "$DB" "ALTER TABLE users ADD COLUMN email text"
 	expect_ok git dnadata schema-dump
 	assert_eq "$SCHEMA (changed)" "$OUT"
-	# pg_dump puts a comma after the last column: "name text NOT NULL" becomes "...NOT NULL,"
-	assert_eq "<     name text NOT NULL
->     name text NOT NULL,
->     email text" "$(changed_lines "$T/before.sql" "$SCHEMA")"
+	assert_eq $'1\t0' "$(numstat)"
+	assert_eq "+  , email text" "$(git diff -U0 -- "$SCHEMA" | grep '^[-+][^-+]')"
+}
+
+test_a_column_added_in_the_middle_is_one_added_line() {
+	setup_repo
+	commit_schema
+	# ALTER TABLE only appends: the same table with a column between id and name, in another database
+	local other
+	other=$(pg_newdb sdump2)
+	psql_q "$other" "CREATE TABLE users (id serial PRIMARY KEY, email text, name text NOT NULL);
+		CREATE INDEX users_name ON users (name);
+		CREATE VIEW names AS SELECT name FROM users"
+	DNADATA_DATABASE="dbname=$other" expect_ok git dnadata schema-dump
+	assert_eq $'1\t0' "$(numstat)"
+	assert_eq "+  , email text" "$(git diff -U0 -- "$SCHEMA" | grep '^[-+][^-+]')"
+}
+
+test_a_dropped_or_changed_column_is_one_line() {
+	setup_repo
+	psql_q "$DB" "ALTER TABLE users ADD COLUMN email text, ADD COLUMN age int"
+	commit_schema
+	psql_q "$DB" "ALTER TABLE users DROP COLUMN email"
+	expect_ok git dnadata schema-dump
+	assert_eq $'0\t1' "$(numstat)"
+	assert_eq "-  , email text" "$(git diff -U0 -- "$SCHEMA" | grep '^[-+][^-+]')"
+	git commit -qm "schema" -- "$SCHEMA"
+	psql_q "$DB" "ALTER TABLE users ALTER COLUMN age TYPE bigint"
+	expect_ok git dnadata schema-dump
+	assert_eq $'1\t1' "$(numstat)"
 }
 
 test_a_schema_change_between_two_snapshots_shows_in_the_dump_after_restore() {
@@ -87,7 +129,7 @@ test_a_schema_change_between_two_snapshots_shows_in_the_dump_after_restore() {
 	cmp "$T/old.sql" "$SCHEMA" || fail "the dump after restoring the first snapshot differs from the first dump"
 	expect_ok git dnadata restore
 	assert_contains "$ERR" "schema of profile clean written to $SCHEMA (changed; not committed)"
-	assert_eq ">     age integer" "$(changed_lines "$T/old.sql" "$SCHEMA" | grep -v 'NOT NULL')"
+	assert_eq ">   , age integer" "$(changed_lines "$T/old.sql" "$SCHEMA")"
 	assert_eq "?? .dnadata/schema/" "$(git status --porcelain)" "the restores committed nothing"
 }
 

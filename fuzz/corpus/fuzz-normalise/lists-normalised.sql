@@ -1,0 +1,101 @@
+SET statement_timeout = 0;
+SET lock_timeout = 0;
+SET idle_in_transaction_session_timeout = 0;
+SET standard_conforming_strings = on;
+SELECT pg_catalog.set_config('search_path', '', false);
+SET check_function_bodies = false;
+SET xmloption = content;
+SET client_min_messages = warning;
+SET row_security = off;
+
+--
+-- Name: c; Type: TYPE; Schema: public
+--
+
+CREATE TYPE public.c AS (
+    a integer
+  , b text
+);
+
+
+ALTER TYPE public.c OWNER TO postgres;
+
+--
+-- Name: e; Type: TYPE; Schema: public
+--
+
+CREATE TYPE public.e AS ENUM (
+    'x'
+  , 'y'
+);
+
+
+ALTER TYPE public.e OWNER TO postgres;
+
+--
+-- Name: f(); Type: FUNCTION; Schema: public
+--
+
+CREATE FUNCTION public.f() RETURNS integer
+    LANGUAGE sql
+    AS $$select count(*)::int from public.t$$;
+
+
+ALTER FUNCTION public.f() OWNER TO postgres;
+
+--
+-- Name: ct; Type: TABLE; Schema: public
+--
+
+CREATE TABLE public.ct (
+    x public.c
+  , y public.e
+);
+
+
+ALTER TABLE public.ct OWNER TO postgres;
+
+--
+-- Name: p; Type: TABLE; Schema: public
+--
+
+CREATE TABLE public.p (
+    a integer
+)
+PARTITION BY RANGE (a);
+
+
+ALTER TABLE public.p OWNER TO postgres;
+
+--
+-- Name: t; Type: TABLE; Schema: public
+--
+
+CREATE TABLE public.t (
+    id integer NOT NULL,
+    d text DEFAULT 'a
+b'::text,
+    "q'" integer,
+    CONSTRAINT t_id_check CHECK ((id > 0))
+);
+
+
+ALTER TABLE public.t OWNER TO postgres;
+
+--
+-- Name: u; Type: TABLE; Schema: public
+--
+
+CREATE UNLOGGED TABLE public.u (
+    a integer
+);
+
+
+ALTER TABLE public.u OWNER TO postgres;
+
+--
+-- Name: t t_pkey; Type: CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.t
+    ADD CONSTRAINT t_pkey PRIMARY KEY (id);
