@@ -1072,7 +1072,7 @@ out:
  * would hold. No change fingerprint, no rows.
  */
 int
-dd_pg_schema_dump(const struct dd_pg_snapshot_opts *o, struct dd_buf *out)
+dd_pg_schema_dump(const struct dd_pg_snapshot_opts *o, struct dd_buf *out, size_t *post_at)
 {
 	struct dd_pg_snapshot_stats stats;
 	struct snap s;
@@ -1103,6 +1103,8 @@ dd_pg_schema_dump(const struct dd_pg_snapshot_opts *o, struct dd_buf *out)
 			goto out;
 		}
 	dd_buf_put(out, s.sect[0].out.ptr ? s.sect[0].out.ptr : "", s.sect[0].out.len);
+	if (post_at)
+		*post_at = out->len;
 	dd_buf_put(out, s.sect[1].out.ptr ? s.sect[1].out.ptr : "", s.sect[1].out.len);
 	rc = dd_pg_exec(s.c, "COMMIT");
 out:
