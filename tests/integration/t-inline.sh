@@ -336,17 +336,17 @@ test_what_loads_only_in_pg_dump_s_order_restores_equal() {
 	assert_contains "$want" "mv 1 1"
 	assert_contains "$want" "nv_child (1,1);(2,99)"
 	assert_contains "$want" "nv_fk false"
-	# one schema.sql, one marker line at its top level and cb's comment's copy inside a literal (pre-data)
-	assert_eq 2 "$(grep -c "^$MARKER\$" .dnadata/inline/seed/schema.sql)"
-	[ "$(grep -n 'CREATE TABLE public.ca' .dnadata/inline/seed/schema.sql | cut -d: -f1)" -lt \
-	  "$(grep -n "^$MARKER\$" .dnadata/inline/seed/schema.sql | tail -1 | cut -d: -f1)" ] || fail "pre-data after the marker"
-	assert_contains "$(sed -n "/^$MARKER\$/,\$p" .dnadata/inline/seed/schema.sql)" "REFRESH MATERIALIZED VIEW public.mv"
-	assert_eq 1 "$(grep -c '^SET check_function_bodies = false;$' .dnadata/inline/seed/schema.sql)" "one preamble"
 	restore_in_clone
 	[ "$RC" = 0 ] || fail "restore: $ERR"
 	assert_eq "$want" "$(hard_content "$DB2")"
 	diff <(schema_of "$DB") <(schema_of "$DB2") >"$T/schema.diff" || fail "schemas differ: $(cat "$T/schema.diff")"
 	assert_no_file "$T/pwned-comment"
+	# one schema.sql, one marker line at its top level and cb's comment's copy inside a literal (pre-data)
+	assert_eq 2 "$(grep -c "^$MARKER\$" "$T/repo"/.dnadata/inline/seed/schema.sql)"
+	[ "$(grep -n 'CREATE TABLE public.ca' "$T/repo"/.dnadata/inline/seed/schema.sql | cut -d: -f1)" -lt \
+	  "$(grep -n "^$MARKER\$" "$T/repo"/.dnadata/inline/seed/schema.sql | tail -1 | cut -d: -f1)" ] || fail "pre-data after the marker"
+	assert_contains "$(sed -n "/^$MARKER\$/,\$p" "$T/repo"/.dnadata/inline/seed/schema.sql)" "REFRESH MATERIALIZED VIEW public.mv"
+	assert_eq 1 "$(grep -c '^SET check_function_bodies = false;$' "$T/repo"/.dnadata/inline/seed/schema.sql)" "one preamble"
 }
 
 # The marker is what splits the file: none, or two at the top level, is refused before any database is made.
