@@ -64,10 +64,13 @@ int dd_pg_snapshot(struct dd_snapshot_writer *sw, const struct dd_pg_snapshot_op
  * hold it (pg_dump pre-data then post-data in one exported snapshot, with
  * `o->exclude_tables` left out; the rest of `o` but the lock wait unused):
  * raw pg_dump text, for dd_schema_normalise() (normalise.h); *post_at
- * (when not NULL): where the post-data part starts in `out`. 0 or -1.
+ * (when not NULL): where the post-data part starts in `out`; `db_line`
+ * (when not NULL): the database's encoding and locale as schema.sql's
+ * database line (dd_pg_sql_db_line). 0 or -1.
  */
 struct dd_buf;
-int dd_pg_schema_dump(const struct dd_pg_snapshot_opts *o, struct dd_buf *out, size_t *post_at);
+int dd_pg_schema_dump(const struct dd_pg_snapshot_opts *o, struct dd_buf *out, size_t *post_at,
+		      struct dd_buf *db_line);
 /*
  * Run plain SQL `schema` then `data` (psql-style: COPY ... FROM stdin blocks
  * allowed) in database `db` on the server of `conninfo`: promote-schema's
@@ -107,6 +110,8 @@ int dd_pg_sql_schema(struct dd_store *st, const struct dd_snapshot *snap, struct
  */
 #define DD_PG_POST_DATA_MARKER "-- dnadata: post-data: constraints, indexes and triggers, loaded after data.sql"
 #define DD_PG_DB_LINE "-- dnadata: database:"
+/* The database line from key, value pairs (NULL-terminated; a NULL or odd value is left out); none if empty. */
+void dd_pg_sql_db_line(const char *const *kv, struct dd_buf *out);
 /* Raw pg_dump pre-data and post-data texts as that layout (no database line) appended to `out`. 0 or -1. */
 int dd_pg_sql_schema_join(const char *pre, size_t prelen, const char *post, size_t postlen, struct dd_buf *out);
 /*

@@ -84,23 +84,35 @@ db_word(const char *v)
 	       strspn(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.@-") == strlen(v);
 }
 
+void
+dd_pg_sql_db_line(const char *const *kv, struct dd_buf *out)
+{
+	size_t start = out->len;
+
+	dd_buf_puts(out, DD_PG_DB_LINE);
+	for (size_t i = 0; kv[i]; i += 2)
+		if (db_word(kv[i + 1]))
+			dd_buf_printf(out, " %s=%s", kv[i], kv[i + 1]);
+	if (out->len == start + strlen(DD_PG_DB_LINE))
+		dd_buf_truncate(out, start);
+	else
+		dd_buf_putc(out, '\n');
+}
+
 /* The source database's encoding and locale (the pre-data stream's attributes, as restore.c uses them). */
 static void
 db_line(const struct dd_stream_info *pre, struct dd_buf *out)
 {
 	static const char *const keys[] = { "encoding", "lc_collate", "lc_ctype", "locale_provider", "icu_locale" };
-	size_t start = out->len;
+	const char *kv[2 * 5 + 1];
+	size_t n = 0;
 
-	dd_buf_puts(out, DD_PG_DB_LINE);
-	for (size_t i = 0; i < sizeof(keys) / sizeof(*keys); i++) {
-		const char *v = dd_stream_attr(pre, keys[i]);
-		if (db_word(v))
-			dd_buf_printf(out, " %s=%s", keys[i], v);
+	for (size_t i = 0; i < 5; i++) {
+		kv[n++] = keys[i];
+		kv[n++] = dd_stream_attr(pre, keys[i]);
 	}
-	if (out->len == start + strlen(DD_PG_DB_LINE))
-		dd_buf_truncate(out, start);
-	else
-		dd_buf_putc(out, '\n');
+	kv[n] = NULL;
+	dd_pg_sql_db_line(kv, out);
 }
 
 int

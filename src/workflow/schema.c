@@ -49,7 +49,8 @@ dd_workflow_schema_path(const char *profile)
 
 /*
  * p's working database, normalised: one text (split 0), or an inline
- * schema.sql's layout, pre-data, marker, post-data (split 1, pg/sqlout.c).
+ * schema.sql's layout, the database line, pre-data, marker, post-data
+ * (split 1, pg/sqlout.c).
  * Refused when the record says it holds another profile.
  */
 static int
@@ -73,7 +74,7 @@ working_schema(struct dd_repo *repo, const struct dd_config *cfg, const struct d
 	o.conninfo = dd_config_database(cfg, p);
 	o.exclude_tables = (const char *const *)p->exclude_tables;
 	o.lock_wait_timeout_ms = dd_config_lock_wait_timeout(cfg, p) * 1000;
-	if (dd_pg_schema_dump(&o, &raw, &post_at) < 0)
+	if (dd_pg_schema_dump(&o, &raw, &post_at, split ? out : NULL) < 0)
 		goto out;
 	if (split ? dd_pg_sql_schema_join(raw.ptr ? raw.ptr : "", post_at, raw.ptr ? raw.ptr + post_at : "",
 					   raw.len - post_at, out) < 0

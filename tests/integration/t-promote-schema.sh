@@ -152,6 +152,7 @@ test_promote_from_a_working_database_into_an_inline_profile_keeps_the_layout() {
 	assert_contains "$ERR" "(from its working database)"
 	local marker='-- dnadata: post-data: constraints, indexes and triggers, loaded after data.sql' f=.dnadata/inline/seed/schema.sql
 	assert_eq 1 "$(grep -c "^$marker\$" "$f")"
+	assert_eq "-- dnadata: database: encoding=UTF8 lc_collate=C.UTF-8 lc_ctype=C.UTF-8 locale_provider=c" "$(head -1 "$f")"
 	assert_contains "$(sed -n "/^$marker\$/,\$p" "$f")" "CREATE INDEX users_email ON public.users USING btree (email);"
 	assert_not_contains "$(sed "/^$marker\$/,\$d" "$f")" "CREATE INDEX"
 	expect_ok git dnadata restore seed
