@@ -116,17 +116,22 @@ void dd_pg_sql_db_line(const char *const *kv, struct dd_buf *out);
 int dd_pg_sql_schema_join(const char *pre, size_t prelen, const char *post, size_t postlen, struct dd_buf *out);
 /*
  * Split schema.sql at its marker: exactly one marker line outside quoted
- * text and comments, and no psql meta-command line (one starting with a
- * backslash outside quoted text) anywhere, else -1 with the reason.
- * *pre_end: where the pre-data part ends; *post_start: where post-data starts.
+ * text and comments, and no psql meta-command (a backslash outside quoted
+ * text) anywhere, else -1 with the reason. `for_psql` (export: a psql,
+ * maybe one without \restrict, will run the text): also refuse a plain
+ * literal with an odd run of backslashes before its closing quote, which
+ * psql reads differently if the text turns standard_conforming_strings
+ * off. *pre_end: where the pre-data part ends; *post_start: where the
+ * post-data part starts.
  */
-int dd_pg_sql_schema_split(const char *text, size_t len, size_t *pre_end, size_t *post_start, const char *what);
+int dd_pg_sql_schema_split(const char *text, size_t len, int for_psql, size_t *pre_end, size_t *post_start,
+			   const char *what);
 /*
  * A script psql runs (data.sql: COPY ... FROM stdin blocks' rows skipped)
  * holding no psql meta-command line (`\! cmd` and the like, outside quoted
- * text and COPY rows): 0, else -1 naming the line.
+ * text and COPY rows; `for_psql` as above): 0, else -1 naming the line.
  */
-int dd_pg_sql_check_meta(const char *text, size_t len, const char *what);
+int dd_pg_sql_check_meta(const char *text, size_t len, int for_psql, const char *what);
 int dd_pg_sql_data(struct dd_store *st, const struct dd_snapshot *snap,
 		   int (*fn)(void *arg, const void *data, size_t len), void *arg);
 

@@ -154,6 +154,7 @@ dollar_tag(const char *t, size_t len, size_t i)
 
 struct scan {
 	int copy_blocks;          /* data.sql: skip the rows of COPY ... FROM stdin blocks */
+	int for_psql;             /* refuse a literal psql would read differently with standard_conforming_strings off */
 	size_t markers;           /* marker lines seen at the top level */
 	size_t mark_at, mark_end; /* the first one: its start, and past its line end */
 };
@@ -227,10 +228,23 @@ scan(const char *t, size_t len, struct scan *sc, const char *what)
 			break;
 		case SQ:
 		case ESQ:
-			if (ch == '\\' && st == ESQ && i + 1 < len)
+			if (ch == '\\' && st == ESQ && i + 1 < len) {
 				line += t[++i] == '\n';
-			else if (ch == '\'')
+			} else if (ch == '\'') {
+				/*
+				 * psql reads a plain literal as the server's standard_conforming_strings says,
+				 * which the text itself can turn off: then an odd run of backslashes before
+				 * this quote escapes it and psql's literal ends elsewhere than this scan's
+				 */
+				size_t k = 0;
+				while (st == SQ && sc->for_psql && k < i && t[i - 1 - k] == '\\')
+					k++;
+				if (k % 2)
+					return dd_error("%s, line %zu: a string literal with a backslash before its closing "
+							"quote, which psql reads differently when standard_conforming_strings "
+							"is off: refusing to write it for psql", what, line);
 				st = TOP; /* '' reopens at once: the same state */
+			}
 			break;
 		case DQ:
 			if (ch == '"')
@@ -247,17 +261,18 @@ scan(const char *t, size_t len, struct scan *sc, const char *what)
 }
 
 int
-dd_pg_sql_check_meta(const char *text, size_t len, const char *what)
+dd_pg_sql_check_meta(const char *text, size_t len, int for_psql, const char *what)
 {
-	struct scan sc = { .copy_blocks = 1 };
+	struct scan sc = { .copy_blocks = 1, .for_psql = for_psql };
 
 	return scan(text, len, &sc, what);
 }
 
 int
-dd_pg_sql_schema_split(const char *text, size_t len, size_t *pre_end, size_t *post_start, const char *what)
+dd_pg_sql_schema_split(const char *text, size_t len, int for_psql, size_t *pre_end, size_t *post_start,
+		       const char *what)
 {
-	struct scan sc = { 0 };
+	struct scan sc = { .for_psql = for_psql };
 
 	if (scan(text, len, &sc, what) < 0)
 		return -1;
@@ -299,8 +314,8 @@ dd_pg_run_sql_files(PGconn *c, const struct dd_buf *schema, const struct dd_buf 
 	char *w1 = dd_asprintf("%s, its pre-data part", sname), *w2 = dd_asprintf("%s, its post-data part", sname);
 	int rc = -1;
 
-	if (dd_pg_sql_schema_split(s, schema->len, &pre_end, &post_start, sname) < 0 ||
-	    dd_pg_sql_check_meta(d, data->len, dname) < 0)
+	if (dd_pg_sql_schema_split(s, schema->len, 0, &pre_end, &post_start, sname) < 0 ||
+	    dd_pg_sql_check_meta(d, data->len, 0, dname) < 0)
 		goto out;
 	/*
 	 * as pg_dump's own preamble has it: functions may name tables created later (a normalised
@@ -410,8 +425,8 @@ dd_pg_build_sql(PGconn *m, const char *conninfo, const char *newdb, const struct
 
 	*seq_fp = NULL;
 	/* refused before a database is made for it */
-	if (dd_pg_sql_schema_split(schema->ptr ? schema->ptr : "", schema->len, &a, &b, "schema.sql") < 0 ||
-	    dd_pg_sql_check_meta(data->ptr ? data->ptr : "", data->len, "data.sql") < 0)
+	if (dd_pg_sql_schema_split(schema->ptr ? schema->ptr : "", schema->len, 0, &a, &b, "schema.sql") < 0 ||
+	    dd_pg_sql_check_meta(data->ptr ? data->ptr : "", data->len, 0, "data.sql") < 0)
 		return -1;
 	if (create_db(m, newdb, schema) < 0)
 		return -1;

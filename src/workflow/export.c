@@ -114,7 +114,7 @@ split_schema(struct files *f, const struct dd_buf *schema)
 	f->schema = schema->ptr ? schema->ptr : "";
 	f->len = schema->len;
 	guard_key(f->key);
-	return dd_pg_sql_schema_split(f->schema, f->len, &f->pre_end, &f->post_start, "schema.sql");
+	return dd_pg_sql_schema_split(f->schema, f->len, 1, &f->pre_end, &f->post_start, "schema.sql");
 }
 
 static int
@@ -273,7 +273,7 @@ export_inline(struct dd_repo *repo, const struct dd_profile *p, const char *rev,
 	int rc = -1;
 
 	if (dd_inline_read(&in, repo, p, rev, ref) == 0 && split_schema(&f, &in.schema) == 0 &&
-	    dd_pg_sql_check_meta(in.data.ptr ? in.data.ptr : "", in.data.len, "data.sql") == 0 &&
+	    dd_pg_sql_check_meta(in.data.ptr ? in.data.ptr : "", in.data.len, 1, "data.sql") == 0 &&
 	    write_schema(dir, &f) == 0 && write_data(dir, &f, inline_rows, &in.data) == 0)
 		rc = 0;
 	dd_inline_release(&in);

@@ -47,5 +47,6 @@ test_fuzz_s3record() { smoke fuzz-s3record; }
 test_fuzz_listing() { smoke fuzz-listing; }
 test_fuzz_media_index() { smoke fuzz-media-index; }
 test_fuzz_normalise() { smoke fuzz-normalise; }
+test_fuzz_sqlscan() { smoke fuzz-sqlscan; }
 
 run_tests

@@ -246,7 +246,7 @@ static int
 split(const char *t, size_t *a, size_t *b)
 {
 	dd_error_clear();
-	return dd_pg_sql_schema_split(t, strlen(t), a, b, "schema.sql");
+	return dd_pg_sql_schema_split(t, strlen(t), 0, a, b, "schema.sql");
 }
 
 /* schema.sql splits at its one top-level marker; copies inside quoted text or comments are not markers. */
@@ -310,14 +310,22 @@ psql_meta_commands_are_refused(void **state)
 	(void)state;
 	for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
 		dd_error_clear();
-		assert_int_equal(dd_pg_sql_check_meta(bad[i], strlen(bad[i]), "data.sql"), -1);
+		assert_int_equal(dd_pg_sql_check_meta(bad[i], strlen(bad[i]), 0, "data.sql"), -1);
 		assert_non_null(strstr(dd_error_last(), "a psql meta-command"));
 	}
 	for (size_t i = 0; i < sizeof(good) / sizeof(*good); i++)
-		assert_int_equal(dd_pg_sql_check_meta(good[i], strlen(good[i]), "data.sql"), 0);
+		assert_int_equal(dd_pg_sql_check_meta(good[i], strlen(good[i]), 1, "data.sql"), 0);
 	assert_int_equal(split("\\! touch /tmp/x\n" M, &a, &b), -1);
 	assert_non_null(strstr(dd_error_last(), "schema.sql, line 1: a psql meta-command"));
-	assert_int_equal(dd_pg_sql_check_meta("SELECT 1;\0\n", 11, "data.sql"), -1);
+	assert_int_equal(dd_pg_sql_check_meta("SELECT 1;\0\n", 11, 0, "data.sql"), -1);
+	/* with standard_conforming_strings off psql's literal is 'a\' b' and \! runs: refused for psql */
+	const char *scs = "SET standard_conforming_strings = off;\nSELECT 'a\\' b' \\! touch x '\n";
+	assert_int_equal(dd_pg_sql_check_meta(scs, strlen(scs), 0, "data.sql"), 0);
+	assert_int_equal(dd_pg_sql_check_meta(scs, strlen(scs), 1, "data.sql"), -1);
+	assert_non_null(strstr(dd_error_last(), "standard_conforming_strings"));
+	/* an even run is the same literal either way */
+	const char *even = "SELECT 'a\\\\';\n";
+	assert_int_equal(dd_pg_sql_check_meta(even, strlen(even), 1, "data.sql"), 0);
 }
 
 /* pre-data and post-data normalised apart, the preamble once, the marker between. */
