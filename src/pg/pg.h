@@ -91,7 +91,8 @@ struct dd_pg_restore_opts {
 
 /*
  * ---- a snapshot as plain SQL (sqlout.c, issue 18; docs/FORMAT.md §9) ----
- * The schema (pre-data then post-data) normalised (pg/normalise.h), and
+ * The schema as an inline schema.sql (the database line, pre-data, the
+ * marker line, post-data; each part normalised, pg/normalise.h), and
  * the rows as data.sql: per table in foreign-key order a COPY ... FROM
  * stdin block of its stream's rows, then setval() and lo_put() calls, in
  * one transaction; written through fn (a call per piece of at most about
