@@ -1072,7 +1072,7 @@ out:
  * would hold. No change fingerprint, no rows.
  */
 int
-dd_pg_schema_dump(const struct dd_pg_snapshot_opts *o, struct dd_buf *out)
+dd_pg_schema_dump(const struct dd_pg_snapshot_opts *o, struct dd_buf *out, size_t *post_at, struct dd_buf *db_line)
 {
 	struct dd_pg_snapshot_stats stats;
 	struct snap s;
@@ -1103,6 +1103,13 @@ dd_pg_schema_dump(const struct dd_pg_snapshot_opts *o, struct dd_buf *out)
 			goto out;
 		}
 	dd_buf_put(out, s.sect[0].out.ptr ? s.sect[0].out.ptr : "", s.sect[0].out.len);
+	if (post_at)
+		*post_at = out->len;
+	if (db_line) {
+		const char *kv[] = { "encoding", s.enc, "lc_collate", s.collate, "lc_ctype", s.ctype,
+				     "locale_provider", s.provider, "icu_locale", s.icu, NULL };
+		dd_pg_sql_db_line(kv, db_line);
+	}
 	dd_buf_put(out, s.sect[1].out.ptr ? s.sect[1].out.ptr : "", s.sect[1].out.len);
 	rc = dd_pg_exec(s.c, "COMMIT");
 out:

@@ -168,7 +168,13 @@ int dd_pg_workers_run(struct dd_pg_workers *w, size_t n, void (*fn)(void *), voi
 
 /* Run a psql-style script on c: SQL, and COPY ... FROM stdin blocks ended by "\\.". `what` names it in errors. */
 int dd_pg_run_sql(PGconn *c, const char *text, size_t len, const char *what);
-/* Create `newdb` from template0 and load schema then data into it; *seq_fp as dd_pg_build's. 0 or -1. */
+/*
+ * On c: schema.sql's pre-data part (`sname` in errors), data.sql (`dname`),
+ * then schema.sql's post-data part (dd_pg_sql_schema_split). 0 or -1.
+ */
+int dd_pg_run_sql_files(PGconn *c, const struct dd_buf *schema, const struct dd_buf *data, const char *sname,
+			const char *dname);
+/* Create `newdb` from template0 (schema.sql's encoding and locale) and load the files into it; *seq_fp as dd_pg_build's. 0 or -1. */
 int dd_pg_build_sql(PGconn *m, const char *conninfo, const char *newdb, const struct dd_buf *schema,
 		    const struct dd_buf *data, char **seq_fp);
 

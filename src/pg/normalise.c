@@ -450,6 +450,12 @@ write_out(struct dd_buf *out, const struct dd_buf *pre, const struct ent *e, siz
 int
 dd_schema_normalise(const char *in, size_t len, struct dd_buf *out)
 {
+	return dd_schema_normalise_part(in, len, 1, out);
+}
+
+int
+dd_schema_normalise_part(const char *in, size_t len, int with_preamble, struct dd_buf *out)
+{
 	struct dd_schema_entry *se = NULL;
 	struct state st = { dd_strdup(TS_DEFAULT), dd_strdup(AM_DEFAULT) };
 	struct dd_buf pre = DD_BUF_INIT, tail = DD_BUF_INIT;
@@ -476,8 +482,10 @@ dd_schema_normalise(const char *in, size_t len, struct dd_buf *out)
 	write_out(&tail, &pre, e, n - 1);
 	if (tail.len) {
 		/* an empty schema stays empty: nothing to load, nothing to set */
-		dd_buf_puts(out, preamble);
-		dd_buf_putc(out, '\n');
+		if (with_preamble) {
+			dd_buf_puts(out, preamble);
+			dd_buf_putc(out, '\n');
+		}
 		dd_buf_put(out, tail.ptr, tail.len);
 	}
 	for (size_t i = 0; i + 1 < n; i++) {

@@ -30,5 +30,11 @@
 #include <stddef.h>
 
 int dd_schema_normalise(const char *in, size_t len, struct dd_buf *out);
+/*
+ * The same with the constant preamble only if `with_preamble`: the second
+ * part of a text whose first part has it (an inline profile's schema.sql
+ * holds pre-data, a marker line, then post-data: pg/sqlout.c).
+ */
+int dd_schema_normalise_part(const char *in, size_t len, int with_preamble, struct dd_buf *out);
 
 #endif

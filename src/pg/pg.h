@@ -63,10 +63,14 @@ int dd_pg_snapshot(struct dd_snapshot_writer *sw, const struct dd_pg_snapshot_op
  * Append the schema of database `o->conninfo` to `out` as a snapshot would
  * hold it (pg_dump pre-data then post-data in one exported snapshot, with
  * `o->exclude_tables` left out; the rest of `o` but the lock wait unused):
- * raw pg_dump text, for dd_schema_normalise() (normalise.h). 0 or -1.
+ * raw pg_dump text, for dd_schema_normalise() (normalise.h); *post_at
+ * (when not NULL): where the post-data part starts in `out`; `db_line`
+ * (when not NULL): the database's encoding and locale as schema.sql's
+ * database line (dd_pg_sql_db_line). 0 or -1.
  */
 struct dd_buf;
-int dd_pg_schema_dump(const struct dd_pg_snapshot_opts *o, struct dd_buf *out);
+int dd_pg_schema_dump(const struct dd_pg_snapshot_opts *o, struct dd_buf *out, size_t *post_at,
+		      struct dd_buf *db_line);
 /*
  * Run plain SQL `schema` then `data` (psql-style: COPY ... FROM stdin blocks
  * allowed) in database `db` on the server of `conninfo`: promote-schema's
@@ -87,7 +91,8 @@ struct dd_pg_restore_opts {
 
 /*
  * ---- a snapshot as plain SQL (sqlout.c, issue 18; docs/FORMAT.md §9) ----
- * The schema (pre-data then post-data) normalised (pg/normalise.h), and
+ * The schema as an inline schema.sql (the database line, pre-data, the
+ * marker line, post-data; each part normalised, pg/normalise.h), and
  * the rows as data.sql: per table in foreign-key order a COPY ... FROM
  * stdin block of its stream's rows, then setval() and lo_put() calls, in
  * one transaction; written through fn (a call per piece of at most about
@@ -96,6 +101,38 @@ struct dd_pg_restore_opts {
  */
 struct dd_buf;
 int dd_pg_sql_schema(struct dd_store *st, const struct dd_snapshot *snap, struct dd_buf *out);
+/*
+ * schema.sql's layout (FORMAT.md §9): [a database line] the normalised
+ * pre-data, this marker line, the normalised post-data (constraints,
+ * indexes, triggers, materialized views' data), so a loader can run the
+ * rows between the two parts, as pg_restore does. The database line,
+ * first when present, is DD_PG_DB_LINE then "key=value" words (encoding,
+ * lc_collate, lc_ctype, locale_provider, icu_locale).
+ */
+#define DD_PG_POST_DATA_MARKER "-- dnadata: post-data: constraints, indexes and triggers, loaded after data.sql"
+#define DD_PG_DB_LINE "-- dnadata: database:"
+/* The database line from key, value pairs (NULL-terminated; a NULL or odd value is left out); none if empty. */
+void dd_pg_sql_db_line(const char *const *kv, struct dd_buf *out);
+/* Raw pg_dump pre-data and post-data texts as that layout (no database line) appended to `out`. 0 or -1. */
+int dd_pg_sql_schema_join(const char *pre, size_t prelen, const char *post, size_t postlen, struct dd_buf *out);
+/*
+ * Split schema.sql at its marker: exactly one marker line outside quoted
+ * text and comments, and no psql meta-command (a backslash outside quoted
+ * text) anywhere, else -1 with the reason. `for_psql` (export: a psql,
+ * maybe one without \restrict, will run the text): also refuse a plain
+ * literal with an odd run of backslashes before its closing quote, which
+ * psql reads differently if the text turns standard_conforming_strings
+ * off. *pre_end: where the pre-data part ends; *post_start: where the
+ * post-data part starts.
+ */
+int dd_pg_sql_schema_split(const char *text, size_t len, int for_psql, size_t *pre_end, size_t *post_start,
+			   const char *what);
+/*
+ * A script psql runs (data.sql: COPY ... FROM stdin blocks' rows skipped)
+ * holding no psql meta-command line (`\! cmd` and the like, outside quoted
+ * text and COPY rows; `for_psql` as above): 0, else -1 naming the line.
+ */
+int dd_pg_sql_check_meta(const char *text, size_t len, int for_psql, const char *what);
 int dd_pg_sql_data(struct dd_store *st, const struct dd_snapshot *snap,
 		   int (*fn)(void *arg, const void *data, size_t len), void *arg);
 

@@ -3,17 +3,20 @@
  * psql can load (issue 18): `export --sql` and an inline profile's files
  * (docs/FORMAT.md §9).
  *
- * schema.sql is the snapshot's pre-data then post-data script, normalised
- * (pg/normalise.h). data.sql holds, per table, one `COPY ... FROM stdin;`
+ * schema.sql is the source database's encoding and locale line, the
+ * snapshot's pre-data script, a marker line and its post-data script, each
+ * normalised (pg/normalise.h); loaders run data.sql between the two parts,
+ * as pg_restore does (constraints, indexes, triggers and materialized
+ * views' REFRESH after the rows). data.sql holds, per table, one `COPY ... FROM stdin;`
  * block with the stream's COPY text as it is (one row per line, in primary
  * key order: a changed row is a changed line in `git diff`, and the values
  * are exact), then the sequences' setval() calls and the large objects'
  * lo_put() calls, all in one transaction. Tables come in foreign-key order
  * (a referenced table before the tables that reference it, ties and cycles
- * by name), because schema.sql has already created the constraints; the
- * tables' user triggers are disabled while the rows are copied (all before
- * the first row, enabled again after the deferred checks), as pg_dump's
- * data would be loaded before them. Nothing in it depends on when
+ * by name) and the tables' user triggers are disabled while the rows are
+ * copied (all before the first row, enabled again after the deferred
+ * checks), which matters only to a data.sql loaded after a whole schema
+ * (an older layout, or a hand-made schema). Nothing in it depends on when
  * or where it was written.
  *
  * The snapshot is hostile input: a stream name, a column list, a sequence
@@ -54,24 +57,87 @@ read_all(struct dd_store *st, const struct dd_snapshot *snap, const char *name, 
 }
 
 int
-dd_pg_sql_schema(struct dd_store *st, const struct dd_snapshot *snap, struct dd_buf *out)
+dd_pg_sql_schema_join(const char *pre, size_t prelen, const char *post, size_t postlen, struct dd_buf *out)
 {
-	struct dd_buf raw = DD_BUF_INIT;
+	struct dd_buf a = DD_BUF_INIT, b = DD_BUF_INIT;
 	int rc = -1;
 
-	if (read_all(st, snap, "schema/pre-data", &raw) != 0) {
-		dd_error("snapshot %.12s holds no PostgreSQL schema", dd_snapshot_id(snap));
+	if (dd_schema_normalise(pre, prelen, &a) < 0 || dd_schema_normalise_part(post, postlen, 0, &b) < 0)
+		goto out;
+	dd_buf_put(out, a.ptr ? a.ptr : "", a.len);
+	dd_buf_printf(out, "%s" DD_PG_POST_DATA_MARKER "\n", a.len ? "\n" : "");
+	if (b.len)
+		dd_buf_putc(out, '\n');
+	dd_buf_put(out, b.ptr ? b.ptr : "", b.len);
+	rc = 0;
+out:
+	dd_buf_release(&a);
+	dd_buf_release(&b);
+	return rc;
+}
+
+/* A locale or encoding name a database line may hold: no quoting needed, nothing a reader could misparse. */
+static int
+db_word(const char *v)
+{
+	return v && *v && strlen(v) < 128 &&
+	       strspn(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.@-") == strlen(v);
+}
+
+void
+dd_pg_sql_db_line(const char *const *kv, struct dd_buf *out)
+{
+	size_t start = out->len;
+
+	dd_buf_puts(out, DD_PG_DB_LINE);
+	for (size_t i = 0; kv[i]; i += 2)
+		if (db_word(kv[i + 1]))
+			dd_buf_printf(out, " %s=%s", kv[i], kv[i + 1]);
+	if (out->len == start + strlen(DD_PG_DB_LINE))
+		dd_buf_truncate(out, start);
+	else
+		dd_buf_putc(out, '\n');
+}
+
+/* The source database's encoding and locale (the pre-data stream's attributes, as restore.c uses them). */
+static void
+db_line(const struct dd_stream_info *pre, struct dd_buf *out)
+{
+	static const char *const keys[] = { "encoding", "lc_collate", "lc_ctype", "locale_provider", "icu_locale" };
+	const char *kv[2 * 5 + 1];
+	size_t n = 0;
+
+	for (size_t i = 0; i < 5; i++) {
+		kv[n++] = keys[i];
+		kv[n++] = dd_stream_attr(pre, keys[i]);
+	}
+	kv[n] = NULL;
+	dd_pg_sql_db_line(kv, out);
+}
+
+int
+dd_pg_sql_schema(struct dd_store *st, const struct dd_snapshot *snap, struct dd_buf *out)
+{
+	const struct dd_stream_info *si = dd_snapshot_find(snap, "schema/pre-data");
+	struct dd_buf pre = DD_BUF_INIT, post = DD_BUF_INIT;
+	int rc = -1;
+
+	if (!si || read_all(st, snap, "schema/pre-data", &pre) != 0) {
+		if (!si)
+			dd_error("snapshot %.12s holds no PostgreSQL schema", dd_snapshot_id(snap));
 		goto out;
 	}
-	if (read_all(st, snap, "schema/post-data", &raw) < 0)
+	if (read_all(st, snap, "schema/post-data", &post) < 0)
 		goto out;
-	if (dd_schema_normalise(raw.ptr ? raw.ptr : "", raw.len, out) < 0) {
+	db_line(si, out);
+	if (dd_pg_sql_schema_join(pre.ptr ? pre.ptr : "", pre.len, post.ptr ? post.ptr : "", post.len, out) < 0) {
 		dd_error_wrap("normalising the schema of snapshot %.12s", dd_snapshot_id(snap));
 		goto out;
 	}
 	rc = 0;
 out:
-	dd_buf_release(&raw);
+	dd_buf_release(&pre);
+	dd_buf_release(&post);
 	return rc;
 }
 

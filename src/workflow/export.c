@@ -1,15 +1,25 @@
 /*
  * workflow/export.c: `export PROFILE --sql DIR` (issue 18): a profile's
  * snapshot as plain files for inspection or another tool, the old
- * "non-compact" dump: DIR/schema.sql (normalised), DIR/data.sql
- * (pg/sqlout.c; `psql -f schema.sql && psql -f data.sql` on an empty
- * database gives the snapshot's data back) and DIR/media/ when the
- * snapshot holds a media folder.
+ * "non-compact" dump, in pg_dump's load order: DIR/schema.sql (the
+ * normalised pre-data part: types, tables, functions, views), DIR/data.sql
+ * (the rows, pg/sqlout.c, then the schema's post-data part: constraints,
+ * indexes, triggers, materialized views' data), so `psql -f schema.sql -f
+ * data.sql` on an empty database gives the snapshot back, and DIR/media/
+ * when the snapshot holds a media folder.
+ *
+ * Both files are wrapped in pg_dump's guard (`\restrict KEY` ...
+ * `\unrestrict KEY`, a random key per export): psql 17.6/16.10/15.14 and
+ * later then refuse any meta-command in between. The schema text comes
+ * from a manifest (hostile), so a line an older psql would run as a
+ * meta-command (a backslash outside quoted text) is refused here too.
  *
  * Read from the snapshot the ref names (the local cache, else the store):
- * no database is needed. An inline profile's files are copied from git as
- * they are. DIR must be missing or empty, so nothing of the user's is
- * overwritten; each file is written atomically. The media folder is
+ * no database is needed. An inline profile's files are split the same way.
+ * DIR must be missing or empty, so nothing of the user's is overwritten;
+ * the files are written into a folder beside DIR, renamed to DIR at the
+ * end (an empty DIR removed first) and removed on failure, so a failed
+ * export leaves DIR as it was and can be run again. The media folder is
  * applied with a state folder of its own (removed after), so the clone's
  * media records never name DIR.
  */
@@ -26,22 +36,24 @@
 #include "util/log.h"
 
 #include <dirent.h>
+#include <sodium.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-/* DIR missing (created) or an empty folder: 0; anything else: -1. */
+/* DIR missing or an empty folder: 0 (*exists says which); anything else: -1. */
 static int
-prepare_dir(const char *dir)
+check_dir(const char *dir, int *exists)
 {
 	DIR *d;
 	struct dirent *e;
 	int empty = 1;
 
-	if (!dd_path_exists(dir))
-		return dd_mkdir_p(dir, 0777);
+	*exists = dd_path_exists(dir);
+	if (!*exists)
+		return 0;
 	if (!dd_is_dir(dir))
 		return dd_error("%s exists and is not a folder", dir);
 	if (!(d = opendir(dir)))
@@ -58,21 +70,111 @@ prepare_dir(const char *dir)
 	return 0;
 }
 
-static int
-write_file(const char *dir, const char *name, const struct dd_buf *b)
+/* A new folder beside DIR for the files, renamed into place once all are written. NULL on error. */
+static char *
+tmp_beside(const char *dir)
 {
-	char *path = dd_path_join(dir, name);
-	int rc = dd_file_write_atomic(path, b->ptr ? b->ptr : "", b->len, 0644, 0);
+	char *parent = dd_path_dirname(dir), *tmp;
 
+	if (dd_mkdir_p(parent, 0777) < 0) {
+		free(parent);
+		return NULL;
+	}
+	tmp = dd_asprintf("%s/.git-dnadata-tmp-export-%ld-XXXXXX", parent, (long)getpid());
+	free(parent);
+	if (!mkdtemp(tmp)) {
+		dd_error_errno("creating a temporary folder beside %s", dir);
+		free(tmp);
+		return NULL;
+	}
+	return tmp;
+}
+
+/* pg_dump's guard against psql meta-commands: `\restrict KEY` ... `\unrestrict KEY` (psql 17.6+/16.10+/15.14+). */
+static void
+guard_key(char key[33])
+{
+	static const char alnum[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+
+	for (int i = 0; i < 32; i++)
+		key[i] = alnum[randombytes_uniform(sizeof(alnum) - 1)];
+	key[32] = '\0';
+}
+
+/* The export's two files: schema.sql = the pre-data part; data.sql = the rows, then the post-data part. */
+struct files {
+	char key[33];
+	const char *schema; /* schema.sql as sqlout.c writes it (db line, pre-data, marker, post-data) */
+	size_t pre_end, post_start, len;
+};
+
+static int
+split_schema(struct files *f, const struct dd_buf *schema)
+{
+	f->schema = schema->ptr ? schema->ptr : "";
+	f->len = schema->len;
+	guard_key(f->key);
+	return dd_pg_sql_schema_split(f->schema, f->len, 1, &f->pre_end, &f->post_start, "schema.sql");
+}
+
+static int
+write_schema(const char *dir, const struct files *f)
+{
+	struct dd_buf b = DD_BUF_INIT;
+	char *path = dd_path_join(dir, "schema.sql");
+	int rc;
+
+	dd_buf_printf(&b, "\\restrict %s\n", f->key);
+	dd_buf_put(&b, f->schema, f->pre_end);
+	dd_buf_printf(&b, "\n\\unrestrict %s\n", f->key);
+	rc = dd_file_write_atomic(path, b.ptr, b.len, 0644, 0);
 	free(path);
+	dd_buf_release(&b);
 	return rc;
 }
+
+static const char post_head[] =
+	"\n-- The schema's post-data part (constraints, indexes, triggers, materialized views' data), after the\n"
+	"-- rows, as pg_restore loads a dump.\n"
+	"SELECT pg_catalog.set_config('search_path', '', false);\n"
+	"SET check_function_bodies = false;\n"
+	"SET client_min_messages = warning;\n\n";
 
 static int
 atomic_put(void *arg, const void *data, size_t len)
 {
 	return dd_atomic_write(arg, data, len);
 }
+
+/* data.sql: the guard, the rows (rows() writes them to af), the post-data part, the guard's end. */
+static int
+write_data(const char *dir, const struct files *f, int (*rows)(void *arg, struct dd_atomic_file *af), void *arg)
+{
+	struct dd_atomic_file af;
+	struct dd_buf b = DD_BUF_INIT;
+	char *path = dd_path_join(dir, "data.sql");
+	int rc = -1;
+
+	memset(&af, 0, sizeof(af));
+	if (dd_atomic_open(&af, path, 0644, 0) < 0)
+		goto out;
+	dd_buf_printf(&b, "\\restrict %s\n", f->key);
+	if (dd_atomic_write(&af, b.ptr, b.len) < 0 || rows(arg, &af) < 0)
+		goto out;
+	dd_buf_clear(&b);
+	dd_buf_puts(&b, post_head);
+	dd_buf_put(&b, f->schema + f->post_start, f->len - f->post_start);
+	dd_buf_printf(&b, "\n\\unrestrict %s\n", f->key);
+	if (dd_atomic_write(&af, b.ptr, b.len) < 0 || dd_atomic_commit(&af) < 0)
+		goto out;
+	rc = 0;
+out:
+	dd_atomic_abort(&af);
+	dd_buf_release(&b);
+	free(path);
+	return rc;
+}
+
 
 /* The snapshot's media folder into dir/media (none: nothing). */
 static int
@@ -110,18 +212,29 @@ out:
 	return rc;
 }
 
+struct snap_rows {
+	struct dd_store *st;
+	const struct dd_snapshot *snap;
+};
+
+static int
+snap_rows(void *arg, struct dd_atomic_file *af)
+{
+	struct snap_rows *r = arg;
+
+	return dd_pg_sql_data(r->st, r->snap, atomic_put, af);
+}
+
 static int
 export_snapshot(struct dd_repo *repo, const struct dd_config *cfg, const char *id, const char *dir)
 {
 	struct dd_store *st = NULL;
 	struct dd_snapshot *snap = NULL;
 	struct dd_buf schema = DD_BUF_INIT;
-	struct dd_atomic_file af;
-	char *data = dd_path_join(dir, "data.sql");
+	struct files f;
 	uint64_t files = 0;
 	int rc = -1, r;
 
-	memset(&af, 0, sizeof(af));
 	if (dd_workflow_open_store_reading(&st, cfg, repo) < 0)
 		goto out;
 	if ((r = dd_snapshot_load(&snap, st, id)) != 0) {
@@ -129,40 +242,85 @@ export_snapshot(struct dd_repo *repo, const struct dd_config *cfg, const char *i
 			dd_hint("run `git dnadata push` on the machine that took it, or check the store url");
 		goto out;
 	}
-	if (dd_pg_sql_schema(st, snap, &schema) < 0 || write_file(dir, "schema.sql", &schema) < 0)
-		goto out;
-	if (dd_atomic_open(&af, data, 0644, 0) < 0)
-		goto out;
-	if (dd_pg_sql_data(st, snap, atomic_put, &af) < 0 || dd_atomic_commit(&af) < 0)
+	struct snap_rows sr = { st, snap };
+	if (dd_pg_sql_schema(st, snap, &schema) < 0 || split_schema(&f, &schema) < 0 || write_schema(dir, &f) < 0 ||
+	    write_data(dir, &f, snap_rows, &sr) < 0)
 		goto out;
 	if (export_media(repo, st, snap, dir, &files) < 0)
 		goto out;
-	dd_info("exported snapshot %.12s to %s: schema.sql, data.sql%s", id, dir,
-		dd_snapshot_find(snap, DD_MEDIA_STREAM) ? ", media/" : "");
 	rc = 0;
 out:
-	dd_atomic_abort(&af);
 	dd_buf_release(&schema);
 	dd_snapshot_free(snap);
 	dd_store_free(st);
-	free(data);
 	return rc;
 }
 
-/* An inline profile: its files as git has them. */
+static int
+inline_rows(void *arg, struct dd_atomic_file *af)
+{
+	const struct dd_buf *data = arg;
+
+	return dd_atomic_write(af, data->ptr ? data->ptr : "", data->len);
+}
+
+/* An inline profile: its files as git has them, in the export's layout (their meta-command lines refused). */
 static int
 export_inline(struct dd_repo *repo, const struct dd_profile *p, const char *rev, struct dd_ref *ref, const char *dir)
 {
 	struct dd_inline in = { DD_BUF_INIT, DD_BUF_INIT };
+	struct files f;
 	int rc = -1;
 
-	if (dd_inline_read(&in, repo, p, rev, ref) == 0 && write_file(dir, "schema.sql", &in.schema) == 0 &&
-	    write_file(dir, "data.sql", &in.data) == 0) {
-		dd_info("exported inline profile %s (%.12s) to %s: schema.sql, data.sql", p->name, ref->snapshot, dir);
+	if (dd_inline_read(&in, repo, p, rev, ref) == 0 && split_schema(&f, &in.schema) == 0 &&
+	    dd_pg_sql_check_meta(in.data.ptr ? in.data.ptr : "", in.data.len, 1, "data.sql") == 0 &&
+	    write_schema(dir, &f) == 0 && write_data(dir, &f, inline_rows, &in.data) == 0)
 		rc = 0;
-	}
 	dd_inline_release(&in);
 	return rc;
+}
+
+/* The files into a folder beside DIR, renamed to DIR (an empty one removed first) once all are there. */
+static int
+export_into(struct dd_repo *repo, const struct dd_config *cfg, const struct dd_profile *p, const char *rev,
+	    struct dd_ref *ref, const char *dir)
+{
+	char *tmp = NULL;
+	int exists, rc = -1;
+
+	if (check_dir(dir, &exists) < 0 || !(tmp = tmp_beside(dir)))
+		return -1;
+	if ((p->is_inline ? export_inline(repo, p, rev, ref, tmp) : export_snapshot(repo, cfg, ref->snapshot, tmp)) < 0)
+		goto out;
+	if (exists && rmdir(dir) < 0) {
+		dd_error_errno("removing the empty folder %s to put the export there", dir);
+		goto out;
+	}
+	if (rename(tmp, dir) < 0) {
+		dd_error_errno("renaming %s to %s", tmp, dir);
+		goto out;
+	}
+	rc = 0;
+out:
+	if (rc < 0) {
+		struct dd_error_saved saved;
+		dd_error_save(&saved);
+		if (dd_rm_rf(tmp) < 0)
+			dd_warn("%s", dd_error_last());
+		dd_error_restore(&saved); /* the export's own error is what main() prints */
+	}
+	free(tmp);
+	return rc;
+}
+
+static int
+has_media(const char *dir)
+{
+	char *m = dd_path_join(dir, "media");
+	int r = dd_is_dir(m);
+
+	free(m);
+	return r;
 }
 
 int
@@ -189,9 +347,14 @@ dd_workflow_export(struct dd_repo *repo, const struct dd_config *cfg, const stru
 		dd_error("profile %s has no snapshot%s%s", p->name, rev ? " at " : " yet", rev ? rev : "");
 		dd_hint("take one with `git dnadata snapshot %s`", p->name);
 	}
-	if (r != 0 || prepare_dir(dir) < 0)
+	if (r != 0 || export_into(repo, cfg, p, rev, ref, dir) < 0)
 		goto out;
-	rc = p->is_inline ? export_inline(repo, p, rev, ref, dir) : export_snapshot(repo, cfg, ref->snapshot, dir);
+	if (p->is_inline)
+		dd_info("exported inline profile %s (%.12s) to %s: schema.sql, data.sql", p->name, ref->snapshot, dir);
+	else
+		dd_info("exported snapshot %.12s to %s: schema.sql, data.sql%s", ref->snapshot, dir,
+			has_media(dir) ? ", media/" : "");
+	rc = 0;
 out:
 	if (rc < 0)
 		dd_error_wrap("exporting profile %s", p->name);

@@ -17,8 +17,11 @@
  * Restore: the files at the revision are the truth. Their hash names the
  * snapshot (a ref that disagrees, after a hand edit of data.sql, is warned
  * about and the files win); the switch builds a new template from them
- * (pg/sqlload.c) only when no stash, spare or template of that id exists,
- * and swaps it in like any restore: the previous database is stashed.
+ * (pg/sqlload.c: schema.sql's pre-data part, data.sql, then its post-data
+ * part, as pg_restore orders a load, into a database with the source's
+ * encoding and locale) only when no stash, spare or template of that id
+ * exists, and swaps it in like any restore: the previous database is
+ * stashed.
  */
 #include "workflow/workflow.h"
 #include "workflow/internal.h"

@@ -68,6 +68,20 @@ content() {
 	SELECT 'lo ' || loid || ' ' || encode(lo_get(loid), 'hex') FROM (SELECT DISTINCT loid FROM pg_largeobject) l"
 }
 
+# A file without its guard lines (\restrict KEY / \unrestrict KEY).
+unguarded() {
+	grep -v '^\\\(un\)\?restrict ' "$1"
+}
+
+# The file starts with `\restrict KEY` and ends with `\unrestrict KEY` (the same random KEY).
+assert_guarded() {
+	local first last
+	first=$(head -1 "$1")
+	last=$(tail -1 "$1")
+	[[ $first =~ ^\\restrict\ [A-Za-z0-9]{32}$ ]] || fail "$1 does not start with \\restrict KEY: $first"
+	assert_eq "\\un${first#\\}" "$last" "$1's last line"
+}
+
 # pg_dump of the schema, without its per-run lines.
 schema_of() {
 	"$DD_PG_BINDIR/pg_dump" --schema-only --no-owner -d "$1" | grep -v '^\\\(un\)\?restrict \|^-- Dumped'
@@ -103,9 +117,13 @@ schema.sql" "$(ls "$T/out")"
 	a=$(grep -n '^COPY public.alpha ' "$T/out/data.sql" | cut -d: -f1)
 	[ "$z" -lt "$a" ] || fail "alpha (which references zeta) comes first"
 	# deterministic: a second export is byte-identical
+	# deterministic but for the guard's random key (pg_dump's \restrict, one per export)
 	expect_ok git dnadata export clean --sql "$T/out2"
-	cmp "$T/out/data.sql" "$T/out2/data.sql" || fail "data.sql differs between two exports"
-	cmp "$T/out/schema.sql" "$T/out2/schema.sql" || fail "schema.sql differs between two exports"
+	cmp <(unguarded "$T/out/data.sql") <(unguarded "$T/out2/data.sql") || fail "data.sql differs between two exports"
+	cmp <(unguarded "$T/out/schema.sql") <(unguarded "$T/out2/schema.sql") || fail "schema.sql differs between two exports"
+	assert_guarded "$T/out/schema.sql"
+	assert_guarded "$T/out/data.sql"
+	[ "$(head -1 "$T/out/data.sql")" != "$(head -1 "$T/out2/data.sql")" ] || fail "two exports share a guard key"
 }
 
 # No superuser needed: the owner of an empty database loads it (DISABLE TRIGGER USER is the table owner's right).
@@ -196,7 +214,7 @@ test_export_refuses_a_non_empty_folder_and_writes_nothing() {
 	assert_file "$T/empty/data.sql"
 }
 
-test_export_of_an_inline_profile_copies_its_files() {
+test_export_of_an_inline_profile_splits_its_files() {
 	repo_with_db expi
 	expect_ok git dnadata new-profile seed --inline
 	psql_q "$DB" "CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t VALUES (1, 'x')"
@@ -204,8 +222,136 @@ test_export_of_an_inline_profile_copies_its_files() {
 	# no key is needed for an inline profile
 	rm .git/dnadata/key
 	expect_ok git dnadata export seed --sql "$T/out"
-	cmp .dnadata/inline/seed/data.sql "$T/out/data.sql" || fail "data.sql differs"
-	cmp .dnadata/inline/seed/schema.sql "$T/out/schema.sql" || fail "schema.sql differs"
+	assert_guarded "$T/out/schema.sql"
+	assert_guarded "$T/out/data.sql"
+	# schema.sql: the inline file up to its marker; data.sql: the inline rows, then the part after it
+	local marker='-- dnadata: post-data: constraints, indexes and triggers, loaded after data.sql'
+	assert_contains "$(cat .dnadata/inline/seed/schema.sql)" "$marker"
+	assert_not_contains "$(cat "$T/out/schema.sql")" "$marker"
+	assert_contains "$(unguarded "$T/out/schema.sql")" "$(sed "/^$marker\$/,\$d" .dnadata/inline/seed/schema.sql)"
+	assert_contains "$(unguarded "$T/out/data.sql")" "$(cat .dnadata/inline/seed/data.sql)"
+	assert_contains "$(unguarded "$T/out/data.sql")" "ADD CONSTRAINT t_pkey PRIMARY KEY (id);"
+	local db2
+	db2=$(pg_newdb expicopy)
+	PSQL -d "$db2" -f "$T/out/schema.sql" -f "$T/out/data.sql" >/dev/null
+	assert_eq "1|x" "$(psql_q "$db2" "SELECT * FROM t")"
+	diff <(schema_of "$DB") <(schema_of "$db2") >"$T/schema.diff" || fail "schemas differ: $(cat "$T/schema.diff")"
+}
+
+# What only loads in pg_dump's order (pre-data, rows, post-data): a foreign-key cycle that is not
+# deferrable, a NOT VALID foreign key with an orphan row, foreign keys to and from partitioned
+# tables (the partitions named after the referencing table), a materialized view with rows; and
+# comments whose text holds lines a line-by-line reader takes for a COPY, the marker, a meta-command.
+setup_hard() {
+	repo_with_db "$1"
+	psql_q "$DB" "
+	CREATE TABLE ca (id int PRIMARY KEY, b_id int);
+	CREATE TABLE cb (id int PRIMARY KEY, a_id int NOT NULL REFERENCES ca);
+	ALTER TABLE ca ADD CONSTRAINT ca_b FOREIGN KEY (b_id) REFERENCES cb;
+	INSERT INTO ca VALUES (1, NULL); INSERT INTO cb VALUES (1, 1); UPDATE ca SET b_id = 1;
+	CREATE TABLE nv_parent (id int PRIMARY KEY);
+	CREATE TABLE nv_child (id int PRIMARY KEY, p int);
+	INSERT INTO nv_parent VALUES (1); INSERT INTO nv_child VALUES (1, 1), (2, 99);
+	ALTER TABLE nv_child ADD CONSTRAINT nv_fk FOREIGN KEY (p) REFERENCES nv_parent NOT VALID;
+	CREATE TABLE pt (id int, k int, PRIMARY KEY (id, k)) PARTITION BY RANGE (k);
+	CREATE TABLE pt_1 PARTITION OF pt FOR VALUES FROM (0) TO (10);
+	CREATE TABLE aref (id int PRIMARY KEY, pid int, pk int, FOREIGN KEY (pid, pk) REFERENCES pt);
+	INSERT INTO pt VALUES (1, 5); INSERT INTO aref VALUES (1, 1, 5);
+	CREATE TABLE zz_target (id int PRIMARY KEY);
+	CREATE TABLE pfrom (id int, t int REFERENCES zz_target, k int) PARTITION BY RANGE (k);
+	CREATE TABLE pfrom_1 PARTITION OF pfrom FOR VALUES FROM (0) TO (10);
+	INSERT INTO zz_target VALUES (1); INSERT INTO pfrom VALUES (1, 1, 1);
+	CREATE MATERIALIZED VIEW mv AS SELECT count(*) AS n, sum(id) AS s FROM ca;
+	COMMENT ON TABLE ca IS E'back\\\\slash\nCOPY public.ca (id, b_id) FROM stdin;\n1\t1\n\\\\.\nend';
+	COMMENT ON TABLE cb IS E'x\n-- dnadata: post-data: constraints, indexes and triggers, loaded after data.sql\ny';
+	COMMENT ON TABLE nv_child IS E'x\n\\\\! touch $T/pwned-comment\ny'" >/dev/null
+}
+
+hard_content() {
+	PSQL -At -d "$1" -c "
+	SELECT 'ca ' || string_agg(r::text, ';' ORDER BY r::text) FROM public.ca r;
+	SELECT 'cb ' || string_agg(r::text, ';' ORDER BY r::text) FROM public.cb r;
+	SELECT 'nv_child ' || string_agg(r::text, ';' ORDER BY r::text) FROM public.nv_child r;
+	SELECT 'aref ' || string_agg(r::text, ';' ORDER BY r::text) FROM public.aref r;
+	SELECT 'pt ' || string_agg(r::text, ';' ORDER BY r::text) FROM public.pt r;
+	SELECT 'pfrom ' || string_agg(r::text, ';' ORDER BY r::text) FROM public.pfrom r;
+	SELECT 'mv ' || n || ' ' || s FROM public.mv;
+	SELECT conname || ' ' || convalidated FROM pg_constraint WHERE contype = 'f' ORDER BY 1;
+	SELECT obj_description('public.ca'::regclass, 'pg_class');
+	SELECT obj_description('public.nv_child'::regclass, 'pg_class')"
+}
+
+test_export_of_what_loads_only_in_pg_dump_s_order_equals_the_source() {
+	setup_hard exphard
+	expect_ok git dnadata snapshot
+	local want
+	want=$(hard_content "$DB")
+	assert_contains "$want" "mv 1 1"
+	assert_contains "$want" "nv_child (1,1);(2,99)"
+	assert_contains "$want" "nv_fk false"
+	expect_ok git dnadata export clean --sql "$T/out"
+	local db2
+	db2=$(pg_newdb exphardcopy)
+	PSQL -d "$db2" -f "$T/out/schema.sql" -f "$T/out/data.sql" >"$T/psql.out" 2>&1 ||
+		fail "psql -f schema.sql -f data.sql: $(cat "$T/psql.out")"
+	assert_eq "$want" "$(hard_content "$db2")"
+	diff <(schema_of "$DB") <(schema_of "$db2") >"$T/schema.diff" || fail "schemas differ: $(cat "$T/schema.diff")"
+	assert_no_file "$T/pwned-comment"
+	# an inline profile of the same database: its files split the same way
+	expect_ok git dnadata new-profile seed --inline
+	expect_ok git dnadata snapshot seed
+	expect_ok git dnadata export seed --sql "$T/iout"
+	local db3
+	db3=$(pg_newdb exphardinl)
+	PSQL -d "$db3" -f "$T/iout/schema.sql" -f "$T/iout/data.sql" >"$T/psql.out" 2>&1 ||
+		fail "psql -f schema.sql -f data.sql (inline): $(cat "$T/psql.out")"
+	assert_eq "$want" "$(hard_content "$db3")"
+	assert_no_file "$T/pwned-comment"
+}
+
+# A hostile inline file (or manifest): a psql meta-command at the top level is refused, never written.
+test_export_refuses_a_psql_meta_command() {
+	repo_with_db expmeta
+	expect_ok git dnadata new-profile seed --inline
+	psql_q "$DB" "CREATE TABLE t (id int PRIMARY KEY)"
+	expect_ok git dnadata snapshot seed
+	local f=.dnadata/inline/seed/schema.sql
+	printf '\\! touch %s/pwned\n' "$T" >>"$f"
+	git commit -qm evil "$f"
+	expect_fail 1 git dnadata export seed --sql "$T/out"
+	assert_contains "$ERR" "a psql meta-command"
+	assert_no_file "$T/out"
+	assert_no_file "$T/pwned"
+	# one in data.sql, and one after a statement on its line
+	git checkout -q HEAD~1 -- "$f"
+	printf 'SELECT 1; \\! touch %s/pwned\n' "$T" >>.dnadata/inline/seed/data.sql
+	git commit -qm evil2 .dnadata
+	expect_fail 1 git dnadata export seed --sql "$T/out"
+	assert_contains "$ERR" "data.sql, line"
+	assert_no_file "$T/out"
+	assert_no_file "$T/pwned"
+}
+
+# A failed export leaves DIR as it was (missing, or empty) and nothing beside it; a retry works.
+test_a_failed_export_leaves_nothing_and_a_retry_works() {
+	repo_with_db expfail --store "file://$T/store"
+	psql_q "$DB" "CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT g, md5(g::text) FROM generate_series(1, 1000) g"
+	expect_ok git dnadata snapshot
+	expect_ok git dnadata push
+	mv "$T/store" "$T/store.away"
+	mv .git/dnadata/cache "$T/cache.away"
+	mkdir -p .git/dnadata/cache
+	cp -a "$T/cache.away/snapshots" .git/dnadata/cache/
+	mkdir "$T/empty"
+	expect_fail 1 git dnadata export clean --sql "$T/out"
+	assert_no_file "$T/out"
+	expect_fail 1 git dnadata export clean --sql "$T/empty"
+	assert_eq "" "$(ls -A "$T/empty")"
+	assert_eq "" "$(ls -A "$T" | grep git-dnadata-tmp || true)" "no temporary folder left beside DIR"
+	mv "$T/store.away" "$T/store"
+	expect_ok git dnadata export clean --sql "$T/out"
+	expect_ok git dnadata export clean --sql "$T/empty"
+	assert_contains "$(cat "$T/empty/data.sql")" $'1\tc4ca4238a0b923820dcc509a6f75849b'
 }
 
 run_tests

@@ -47,6 +47,7 @@ test_fuzz_s3record() { smoke fuzz-s3record; }
 test_fuzz_listing() { smoke fuzz-listing; }
 test_fuzz_media_index() { smoke fuzz-media-index; }
 test_fuzz_normalise() { smoke fuzz-normalise; }
+test_fuzz_sqlscan() { smoke fuzz-sqlscan; }
 test_fuzz_post_restore() { smoke fuzz-post-restore; }
 
 run_tests

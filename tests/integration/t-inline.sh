@@ -265,4 +265,165 @@ test_push_and_verify_leave_inline_refs_alone() {
 	assert_eq "$(git rev-parse main)" "$(git --git-dir="$T/remote.git" rev-parse main)"
 }
 
+PSQL() { "$DD_PG_BINDIR/psql" -X -q -v ON_ERROR_STOP=1 "$@"; }
+MARKER='-- dnadata: post-data: constraints, indexes and triggers, loaded after data.sql'
+
+# What only loads in pg_dump's order (pre-data, rows, post-data), as t-export.sh has it, on an inline
+# profile "seed": a foreign-key cycle that is not deferrable, a NOT VALID foreign key with an orphan
+# row, foreign keys to and from partitioned tables, a materialized view with rows; comments whose
+# text holds the marker and a meta-command line.
+setup_hard() {
+	repo_with_db inlhard
+	printf '[database]\nspares = 0\n' >>.git/dnadata/config.ini
+	expect_ok git dnadata new-profile seed --inline
+	expect_ok git dnadata use seed
+	psql_q "$DB" "
+	CREATE TABLE ca (id int PRIMARY KEY, b_id int);
+	CREATE TABLE cb (id int PRIMARY KEY, a_id int NOT NULL REFERENCES ca);
+	ALTER TABLE ca ADD CONSTRAINT ca_b FOREIGN KEY (b_id) REFERENCES cb;
+	INSERT INTO ca VALUES (1, NULL); INSERT INTO cb VALUES (1, 1); UPDATE ca SET b_id = 1;
+	CREATE TABLE nv_parent (id int PRIMARY KEY);
+	CREATE TABLE nv_child (id int PRIMARY KEY, p int);
+	INSERT INTO nv_parent VALUES (1); INSERT INTO nv_child VALUES (1, 1), (2, 99);
+	ALTER TABLE nv_child ADD CONSTRAINT nv_fk FOREIGN KEY (p) REFERENCES nv_parent NOT VALID;
+	CREATE TABLE pt (id int, k int, PRIMARY KEY (id, k)) PARTITION BY RANGE (k);
+	CREATE TABLE pt_1 PARTITION OF pt FOR VALUES FROM (0) TO (10);
+	CREATE TABLE aref (id int PRIMARY KEY, pid int, pk int, FOREIGN KEY (pid, pk) REFERENCES pt);
+	INSERT INTO pt VALUES (1, 5); INSERT INTO aref VALUES (1, 1, 5);
+	CREATE TABLE zz_target (id int PRIMARY KEY);
+	CREATE TABLE pfrom (id int, t int REFERENCES zz_target, k int) PARTITION BY RANGE (k);
+	CREATE TABLE pfrom_1 PARTITION OF pfrom FOR VALUES FROM (0) TO (10);
+	INSERT INTO zz_target VALUES (1); INSERT INTO pfrom VALUES (1, 1, 1);
+	CREATE MATERIALIZED VIEW mv AS SELECT count(*) AS n, sum(id) AS s FROM ca;
+	COMMENT ON TABLE cb IS E'x\n$MARKER\ny';
+	COMMENT ON TABLE nv_child IS E'x\n\\\\! touch $T/pwned-comment\ny'" >/dev/null
+}
+
+hard_content() {
+	PSQL -At -d "$1" -c "
+	SELECT 'ca ' || string_agg(r::text, ';' ORDER BY r::text) FROM public.ca r;
+	SELECT 'cb ' || string_agg(r::text, ';' ORDER BY r::text) FROM public.cb r;
+	SELECT 'nv_child ' || string_agg(r::text, ';' ORDER BY r::text) FROM public.nv_child r;
+	SELECT 'aref ' || string_agg(r::text, ';' ORDER BY r::text) FROM public.aref r;
+	SELECT 'pt ' || string_agg(r::text, ';' ORDER BY r::text) FROM public.pt r;
+	SELECT 'pfrom ' || string_agg(r::text, ';' ORDER BY r::text) FROM public.pfrom r;
+	SELECT 'mv ' || n || ' ' || s FROM public.mv;
+	SELECT conname || ' ' || convalidated FROM pg_constraint WHERE contype = 'f' ORDER BY 1;
+	SELECT obj_description('public.cb'::regclass, 'pg_class');
+	SELECT obj_description('public.nv_child'::regclass, 'pg_class')"
+}
+
+schema_of() {
+	"$DD_PG_BINDIR/pg_dump" --schema-only --no-owner -d "$1" | grep -v '^\\\(un\)\?restrict \|^-- Dumped'
+}
+
+# A fresh clone restores profile seed into a new database; its name in $DB2.
+restore_in_clone() {
+	git clone -q "$T/repo" "$T/clone"
+	cd "$T/clone"
+	DB2=$(pg_newdb inlclone)
+	psql_q postgres "DROP DATABASE $DB2"
+	DNADATA_DATABASE="dbname=$DB2" run git dnadata restore seed
+}
+
+test_what_loads_only_in_pg_dump_s_order_restores_equal() {
+	setup_hard
+	expect_ok git dnadata snapshot
+	local want
+	want=$(hard_content "$DB")
+	assert_contains "$want" "mv 1 1"
+	assert_contains "$want" "nv_child (1,1);(2,99)"
+	assert_contains "$want" "nv_fk false"
+	restore_in_clone
+	[ "$RC" = 0 ] || fail "restore: $ERR"
+	assert_eq "$want" "$(hard_content "$DB2")"
+	diff <(schema_of "$DB") <(schema_of "$DB2") >"$T/schema.diff" || fail "schemas differ: $(cat "$T/schema.diff")"
+	assert_no_file "$T/pwned-comment"
+	# one schema.sql, one marker line at its top level and cb's comment's copy inside a literal (pre-data)
+	assert_eq 2 "$(grep -c "^$MARKER\$" "$T/repo"/.dnadata/inline/seed/schema.sql)"
+	[ "$(grep -n 'CREATE TABLE public.ca' "$T/repo"/.dnadata/inline/seed/schema.sql | cut -d: -f1)" -lt \
+	  "$(grep -n "^$MARKER\$" "$T/repo"/.dnadata/inline/seed/schema.sql | tail -1 | cut -d: -f1)" ] || fail "pre-data after the marker"
+	assert_contains "$(sed -n "/^$MARKER\$/,\$p" "$T/repo"/.dnadata/inline/seed/schema.sql)" "REFRESH MATERIALIZED VIEW public.mv"
+	assert_eq 1 "$(grep -c '^SET check_function_bodies = false;$' "$T/repo"/.dnadata/inline/seed/schema.sql)" "one preamble"
+}
+
+# The marker is what splits the file: none, or two at the top level, is refused before any database is made.
+test_schema_sql_without_exactly_one_marker_is_refused() {
+	setup_inline
+	expect_ok git dnadata snapshot
+	local f=.dnadata/inline/seed/schema.sql
+	sed -i "/^$MARKER\$/d" "$f"
+	git commit -qm "no marker" "$f"
+	restore_in_clone
+	[ "$RC" = 1 ] || fail "restore without the marker: exit $RC"
+	assert_contains "$ERR" "holds no line \"$MARKER\""
+	assert_eq "" "$(psql_q postgres "SELECT datname FROM pg_database WHERE datname LIKE '${DB2}%'")"
+	cd "$T/repo"
+	git checkout -q HEAD~1 -- "$f"
+	printf '%s\n' "$MARKER" >>"$f"
+	git commit -qm "two markers" "$f"
+	rm -rf "$T/clone"
+	restore_in_clone
+	[ "$RC" = 1 ] || fail "restore with two markers: exit $RC"
+	assert_contains "$ERR" "holds more than one line"
+}
+
+# A hostile schema.sql or data.sql: a psql meta-command line is refused with a clear error.
+test_a_psql_meta_command_in_the_files_is_refused() {
+	setup_inline
+	expect_ok git dnadata snapshot
+	printf '\\! touch %s/pwned\n' "$T" >>.dnadata/inline/seed/schema.sql
+	git commit -qm evil .dnadata
+	restore_in_clone
+	[ "$RC" = 1 ] || fail "restore: exit $RC"
+	assert_contains "$ERR" "schema.sql, line"
+	assert_contains "$ERR" "a psql meta-command"
+	cd "$T/repo"
+	git checkout -q HEAD~1 -- .dnadata
+	printf '\\copy public.tags FROM %s/x\n' "$T" >>.dnadata/inline/seed/data.sql
+	git commit -qm evil2 .dnadata
+	rm -rf "$T/clone"
+	restore_in_clone
+	[ "$RC" = 1 ] || fail "restore: exit $RC"
+	assert_contains "$ERR" "data.sql, line"
+	assert_no_file "$T/pwned"
+}
+
+# The restored database gets the source's encoding and locale, not the server's default (UTF8, C.UTF-8).
+test_the_source_s_encoding_and_locale_come_back() {
+	need_pg
+	local src
+	src=$(pg_newdb inlenc)
+	psql_q postgres "DROP DATABASE $src"
+	psql_q postgres "CREATE DATABASE $src TEMPLATE template0 ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C'"
+	DB=$src
+	new_repo
+	expect_ok git dnadata init --database "dbname=$DB"
+	expect_ok git dnadata new-profile seed --inline
+	psql_q "$DB" "CREATE TABLE t (v text); INSERT INTO t VALUES ('b'), ('B'), ('a')"
+	expect_ok git dnadata snapshot seed
+	restore_in_clone
+	[ "$RC" = 0 ] || fail "restore: $ERR"
+	assert_eq "LATIN1 C C" "$(psql_q postgres "SELECT pg_encoding_to_char(encoding) || ' ' || datcollate || ' ' ||
+		datctype FROM pg_database WHERE datname = '$DB2'")"
+	assert_eq "-- dnadata: database: encoding=LATIN1 lc_collate=C lc_ctype=C locale_provider=c" \
+		"$(head -1 .dnadata/inline/seed/schema.sql)"
+	assert_eq "B,a,b" "$(psql_q "$DB2" "SELECT string_agg(v, ',' ORDER BY v) FROM t")"
+}
+
+# schema.sql holds no COPY blocks: a line "COPY ... FROM stdin;" inside a literal (a comment's text) is text.
+test_a_copy_line_inside_a_literal_restores() {
+	setup_inline
+	psql_q "$DB" "COMMENT ON TABLE users IS E'back\\\\slash\nCOPY public.users (id, name, boss) FROM stdin;\n9\tx\t\\\\N\n\\\\.\nend'"
+	expect_ok git dnadata snapshot
+	assert_contains "$(cat .dnadata/inline/seed/schema.sql)" $'\nCOPY public.users (id, name, boss) FROM stdin;\n'
+	local want
+	want=$(psql_q "$DB" "SELECT obj_description('public.users'::regclass, 'pg_class')")
+	assert_contains "$want" "back\\slash"
+	restore_in_clone
+	[ "$RC" = 0 ] || fail "restore: $ERR"
+	assert_eq "$want" "$(psql_q "$DB2" "SELECT obj_description('public.users'::regclass, 'pg_class')")"
+	assert_eq "$(content "$DB")" "$(content "$DB2")"
+}
+
 run_tests

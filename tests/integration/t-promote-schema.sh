@@ -170,4 +170,42 @@ test_usage_and_missing_snapshots() {
 	assert_contains "$OUT" "Examples:"
 }
 
+# FROM's working database (its schema dumped live) into an inline TO: schema.sql in the inline layout,
+# pre-data, one marker line, post-data (the index after the marker), and it restores.
+test_promote_from_a_working_database_into_an_inline_profile_keeps_the_layout() {
+	setup_repo
+	expect_ok git dnadata new-profile seed --inline
+	expect_ok git dnadata snapshot seed
+	psql_q "$DB" "ALTER TABLE users ADD COLUMN email text; CREATE INDEX users_email ON users (email)"
+	expect_ok git dnadata use prod
+	expect_ok git dnadata snapshot prod
+	expect_ok git dnadata promote-schema prod seed
+	assert_contains "$ERR" "(from its working database)"
+	local marker='-- dnadata: post-data: constraints, indexes and triggers, loaded after data.sql' f=.dnadata/inline/seed/schema.sql
+	assert_eq 1 "$(grep -c "^$marker\$" "$f")"
+	assert_eq "-- dnadata: database: encoding=UTF8 lc_collate=C.UTF-8 lc_ctype=C.UTF-8 locale_provider=c" "$(head -1 "$f")"
+	assert_contains "$(sed -n "/^$marker\$/,\$p" "$f")" "CREATE INDEX users_email ON public.users USING btree (email);"
+	assert_not_contains "$(sed "/^$marker\$/,\$d" "$f")" "CREATE INDEX"
+	expect_ok git dnadata restore seed
+	assert_eq "1|ann|
+2|bob|" "$(psql_q "$DB" "SELECT id, name, email FROM users ORDER BY id")"
+	assert_eq "users_email" "$(psql_q "$DB" "SELECT indexname FROM pg_indexes WHERE indexname = 'users_email'")"
+}
+
+# A unique index FROM adds that TO's rows break fails in the post-data part, after the rows: TO's data's fault.
+test_rows_that_break_a_new_unique_index_are_the_data_s_fault() {
+	setup_repo
+	psql_q "$DB" "INSERT INTO users (name) VALUES ('ann')"
+	expect_ok git dnadata snapshot
+	psql_q "$DB" "DELETE FROM users WHERE id = 3"
+	snapshot_prod "CREATE UNIQUE INDEX users_name ON users (name)"
+	local head
+	head=$(git rev-parse HEAD)
+	expect_fail 1 git dnadata promote-schema prod
+	assert_contains "$ERR" "clean-db's data does not load into prod's schema"
+	assert_contains "$ERR" "post-data"
+	assert_eq "$head" "$(git rev-parse HEAD)"
+	assert_eq "" "$(scratch_left)"
+}
+
 run_tests

@@ -4,7 +4,9 @@
  * foreign-key order (quoted names, a self-reference, a cycle left in name
  * order), sequences and large objects, and each refusal of hostile streams
  * (a COPY line "\.", rows without a final line end, a table name or column
- * list that is not inert, malformed sequence and large-object lines).
+ * list that is not inert, malformed sequence and large-object lines); the
+ * schema.sql layout (pre-data, marker, post-data: the split at the one
+ * top-level marker) and the refusal of psql meta-commands outside quoted text.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -238,6 +240,117 @@ a_backslash_dot_inside_a_row_is_data(void **state)
 	dd_buf_release(&out);
 }
 
+#define M DD_PG_POST_DATA_MARKER "\n"
+
+static int
+split(const char *t, size_t *a, size_t *b)
+{
+	dd_error_clear();
+	return dd_pg_sql_schema_split(t, strlen(t), 0, a, b, "schema.sql");
+}
+
+/* schema.sql splits at its one top-level marker; copies inside quoted text or comments are not markers. */
+static void
+the_marker_splits_only_at_the_top_level(void **state)
+{
+	size_t a, b;
+	const char *t;
+
+	(void)state;
+	t = "CREATE TABLE t (x int);\n" M "ALTER TABLE t ADD PRIMARY KEY (x);\n";
+	assert_int_equal(split(t, &a, &b), 0);
+	assert_int_equal(a, strlen("CREATE TABLE t (x int);\n"));
+	assert_string_equal(t + b, "ALTER TABLE t ADD PRIMARY KEY (x);\n");
+	/* inside quotes, E-quotes (an escaped quote does not end it), double quotes, dollar quotes, block comments */
+	static const char *const hidden[] = {
+		"COMMENT ON TABLE t IS 'a\n" M "b';\n" M,
+		"COMMENT ON TABLE t IS E'a\\'\n" M "b';\n" M,
+		"CREATE TABLE \"a\n" M "\" (x int);\n" M,
+		"CREATE FUNCTION f() RETURNS int LANGUAGE sql AS $$\n" M "SELECT 1$$;\n" M,
+		"CREATE FUNCTION f() RETURNS int LANGUAGE sql AS $q$ $$\n" M "SELECT 1$q$;\n" M,
+		"/* a /* nested\n" M "*/ still a comment\n" M "*/\n" M,
+	};
+	for (size_t i = 0; i < sizeof(hidden) / sizeof(*hidden); i++) {
+		assert_int_equal(split(hidden[i], &a, &b), 0);
+		assert_int_equal(b, strlen(hidden[i]));
+	}
+	/* none, two, or one not on a line of its own: refused */
+	assert_int_equal(split("CREATE TABLE t (x int);\n", &a, &b), -1);
+	assert_non_null(strstr(dd_error_last(), "holds no line"));
+	assert_int_equal(split(M "SELECT 1;\n" M, &a, &b), -1);
+	assert_non_null(strstr(dd_error_last(), "more than one"));
+	assert_int_equal(split("SELECT 1; " M, &a, &b), -1);
+	/* a COPY line is SQL in a schema: its "rows" are not skipped */
+	assert_int_equal(split("COPY t FROM stdin;\n" M "\\.\n", &a, &b), -1);
+	assert_non_null(strstr(dd_error_last(), "line 3: a psql meta-command"));
+}
+
+/* A backslash outside quoted text is a psql meta-command: refused, with its line; inside quotes or COPY rows: data. */
+static void
+psql_meta_commands_are_refused(void **state)
+{
+	size_t a, b;
+	static const char *const bad[] = {
+		"\\! touch /tmp/x\n",
+		"SELECT 1;\n\\! touch /tmp/x\n",
+		"SELECT 1; \\! touch /tmp/x\n",
+		"SELECT 'a' \\g /tmp/x\n",
+		"/* \\! in a block comment */\n",
+		"COPY t FROM stdin;\n1\n\\.\n\\! touch /tmp/x\n",
+	};
+	static const char *const good[] = {
+		"COMMENT ON TABLE t IS E'a\\\\\n\\\\! touch\nb';\n",
+		"COMMENT ON TABLE t IS 'a\n\\! touch\nb';\n",
+		"SELECT $$\n\\! touch\n$$;\n",
+		"-- \\! in a line comment\n",
+		"COPY t FROM stdin;\n\\\\! touch\n\\N\n\\.\nSELECT 1;\n",
+		"SELECT E'\\'';\n",
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+		dd_error_clear();
+		assert_int_equal(dd_pg_sql_check_meta(bad[i], strlen(bad[i]), 0, "data.sql"), -1);
+		assert_non_null(strstr(dd_error_last(), "a psql meta-command"));
+	}
+	for (size_t i = 0; i < sizeof(good) / sizeof(*good); i++)
+		assert_int_equal(dd_pg_sql_check_meta(good[i], strlen(good[i]), 1, "data.sql"), 0);
+	assert_int_equal(split("\\! touch /tmp/x\n" M, &a, &b), -1);
+	assert_non_null(strstr(dd_error_last(), "schema.sql, line 1: a psql meta-command"));
+	assert_int_equal(dd_pg_sql_check_meta("SELECT 1;\0\n", 11, 0, "data.sql"), -1);
+	/* with standard_conforming_strings off psql's literal is 'a\' b' and \! runs: refused for psql */
+	const char *scs = "SET standard_conforming_strings = off;\nSELECT 'a\\' b' \\! touch x '\n";
+	assert_int_equal(dd_pg_sql_check_meta(scs, strlen(scs), 0, "data.sql"), 0);
+	assert_int_equal(dd_pg_sql_check_meta(scs, strlen(scs), 1, "data.sql"), -1);
+	assert_non_null(strstr(dd_error_last(), "standard_conforming_strings"));
+	/* an even run is the same literal either way */
+	const char *even = "SELECT 'a\\\\';\n";
+	assert_int_equal(dd_pg_sql_check_meta(even, strlen(even), 1, "data.sql"), 0);
+}
+
+/* pre-data and post-data normalised apart, the preamble once, the marker between. */
+static void
+join_keeps_one_preamble(void **state)
+{
+	struct dd_buf out = DD_BUF_INIT;
+	const char *pre = "SET check_function_bodies = false;\n--\n-- Name: t; Type: TABLE; Schema: public; Owner: -\n--\n\n"
+			  "CREATE TABLE public.t (\n    x integer\n);\n";
+	const char *post = "SET check_function_bodies = false;\n--\n-- Name: t t_pkey; Type: CONSTRAINT; Schema: public; "
+			   "Owner: -\n--\n\nALTER TABLE ONLY public.t\n    ADD CONSTRAINT t_pkey PRIMARY KEY (x);\n";
+	size_t a, b;
+
+	(void)state;
+	assert_int_equal(dd_pg_sql_schema_join(pre, strlen(pre), post, strlen(post), &out), 0);
+	const char *t = dd_buf_cstr(&out), *first = strstr(t, "SET check_function_bodies");
+	assert_non_null(first);
+	assert_null(strstr(first + 1, "SET check_function_bodies"));
+	assert_int_equal(split(t, &a, &b), 0);
+	assert_non_null(strstr(t, "CREATE TABLE public.t"));
+	assert_true(strstr(t, "CREATE TABLE public.t") < t + a);
+	assert_true(strstr(t, "ADD CONSTRAINT t_pkey") > t + b);
+	dd_buf_release(&out);
+}
+
 int
 main(void)
 {
@@ -247,6 +360,9 @@ main(void)
 						fx_teardown),
 		cmocka_unit_test_setup_teardown(hostile_streams_are_refused, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(a_backslash_dot_inside_a_row_is_data, fx_setup, fx_teardown),
+		cmocka_unit_test(the_marker_splits_only_at_the_top_level),
+		cmocka_unit_test(psql_meta_commands_are_refused),
+		cmocka_unit_test(join_keeps_one_preamble),
 	};
 	if (sodium_init() < 0)
 		return 1;
