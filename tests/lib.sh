@@ -235,6 +235,16 @@ s3_assert_no_credentials() {
 
 # flip_byte FILE OFFSET: change the byte at OFFSET of FILE to another value (its lowest bit flipped),
 # so a "damaged" copy always differs (writing a fixed byte is a no-op once in 256 tries).
+# Without CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH, so a mode 000 file is unreadable even to root (the
+# test suite runs as root); an unprivileged user needs nothing.
+no_dac() {
+	if [ "$(id -u)" = 0 ]; then
+		setpriv --bounding-set=-dac_override,-dac_read_search "$@"
+	else
+		"$@"
+	fi
+}
+
 flip_byte() {
 	local b
 	b=$(od -An -tu1 -j "$2" -N1 "$1" | tr -d ' ')

@@ -160,8 +160,14 @@ side_prefix(struct dd_diff_side *out, struct dd_store *st, const char *arg, int 
 	size_t n;
 	char id[65] = "";
 
-	if (strlen(arg) < 4 || match_prefix(st, arg, id, &n) < 0)
+	if (strlen(arg) < 4)
 		return DD_NOTFOUND;
+	if (match_prefix(st, arg, id, &n) < 0) {
+		if (!also_revision) /* the listing's own error says what went wrong, not "no such snapshot" */
+			return dd_error_wrap("looking for snapshots whose id starts with %s", arg);
+		dd_error_clear();
+		return DD_NOTFOUND;
+	}
 	if (n == 0)
 		return DD_NOTFOUND;
 	if (n > 1 || also_revision) {

@@ -254,4 +254,15 @@ test_a_missing_snapshot_is_one_clear_error() {
 	assert_contains "$ERR" "error: snapshot ${A:0:12} (snapshot ${A:0:12}) is in neither the local cache nor the store"
 }
 
+# A listing that fails is named as such, not reported as "no such snapshot"
+test_a_failing_listing_is_its_own_error() {
+	setup_repo
+	chmod 000 .git/dnadata/cache/snapshots
+	run no_dac git dnadata diff abcdef12
+	chmod 755 .git/dnadata/cache/snapshots
+	assert_eq 1 "$RC"
+	assert_contains "$ERR" "error: looking for snapshots whose id starts with abcdef12: listing the snapshots of the local cache"
+	assert_not_contains "$ERR" "is neither a revision"
+}
+
 run_tests

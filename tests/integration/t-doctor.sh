@@ -43,16 +43,6 @@ test_doctor_names_a_missing_key() {
 	assert_eq 1 "$(printf '%s\n' "$OUT" | grep -c '^problem:')"
 }
 
-# Without CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH, so a mode 000 file is unreadable even to root (the
-# test suite runs as root); an unprivileged user needs nothing.
-no_dac() {
-	if [ "$(id -u)" = 0 ]; then
-		setpriv --bounding-set=-dac_override,-dac_read_search "$@"
-	else
-		"$@"
-	fi
-}
-
 # A key file every command refuses must not pass as "ok": doctor reads it as they do.
 test_doctor_names_a_garbage_key() {
 	setup_repo

@@ -52,16 +52,6 @@ make_odd_tree() {
 
 ref_info() { sed -n "s/^$1 //p" .dnadata/refs/clean; }
 
-# Without CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH, so a mode 000 file is unreadable even to root (the
-# test suite runs as root); an unprivileged user needs nothing.
-no_dac() {
-	if [ "$(id -u)" = 0 ]; then
-		setpriv --bounding-set=-dac_override,-dac_read_search "$@"
-	else
-		"$@"
-	fi
-}
-
 test_ten_thousand_small_files_and_large_binaries_come_back_exactly() {
 	setup_media
 	local i d
