@@ -352,11 +352,14 @@ element_line(const char *line, size_t len, const char *indent)
 static void
 lead_commas(struct ent *e)
 {
-	const char *s = e->body.ptr, *end = s + e->body.len, *cur = s, *line, *first, *close;
+	const char *s = e->body.ptr, *end, *cur = s, *line, *first, *close;
 	const char *indent = "    ";
 	size_t len, n = 0;
 
-	if (!s || !next_line(&cur, end, &line, &len) || !list_opener(e->head, line, len))
+	if (!s) /* an entry without a body: no list (and no pointer arithmetic on NULL) */
+		return;
+	end = s + e->body.len;
+	if (!next_line(&cur, end, &line, &len) || !list_opener(e->head, line, len))
 		return;
 	first = cur;
 	if (starts(line, len, "CREATE TYPE ") && ends(line, len, " AS (") && cur < end && *cur == '\t')

@@ -319,7 +319,8 @@ copy_text(char *dst, size_t size, const struct dd_buf *text)
 
 	while (n > 0 && n < text->len && ((unsigned char)text->ptr[n] & 0xc0) == 0x80)
 		n--;
-	memcpy(dst, text->ptr, n);
+	if (n) /* an empty element has no buffer: memcpy's source must not be NULL even for 0 bytes */
+		memcpy(dst, text->ptr, n);
 	dst[dd_s3_xml_printable(dst, n)] = '\0';
 }
 
