@@ -30,6 +30,11 @@ export GIT_CONFIG_NOSYSTEM=1
 # the tests of the job unset it or run it in the foreground (git dnadata spare --count N).
 export DNADATA_SPARES=0
 
+# Polls for a state another process reaches (a lock waited on, a failpoint, a worker) stop after this many
+# rounds of at least 50 ms: a hang guard of 10 minutes, never a guess at how long a busy machine takes (a
+# loaded CI run or the sanitizer suite made 30-60 s bounds fail with nothing wrong).
+DD_WAIT_POLLS=12000
+
 fail() {
 	echo "FAIL: $*" >&2
 	exit 1
@@ -169,11 +174,11 @@ assert_consistent() {
 # "unedited" wait for that moment to pass, on what the server says.
 pg_wait_no_sessions() {
 	local i
-	for i in $(seq 300); do
+	for i in $(seq "$DD_WAIT_POLLS"); do
 		[ "$(psql_q postgres "SELECT count(*) FROM pg_stat_activity WHERE datname = '$1' AND pid <> pg_backend_pid()")" = 0 ] && return 0
-		sleep 0.1
+		sleep 0.05
 	done
-	fail "sessions still connected to $1 after 30 s"
+	fail "sessions still connected to $1 after $DD_WAIT_POLLS polls"
 }
 
 need_s3() {

@@ -160,7 +160,7 @@ stopped_at_load() {
 	"$DD_PG_BINDIR/pg_dump" -Fc -f "$T/a.dump" -d "$SRC"
 	DNADATA_FAILPOINT=scratch-loaded git-dnadata snapshot --from-dump "$T/a.dump" >"$T/s.out" 2>"$T/s.err" &
 	PID=$!
-	for _ in $(seq 1200); do
+	for _ in $(seq "$DD_WAIT_POLLS"); do
 		[ "$(cut -d' ' -f3 "/proc/$PID/stat" 2>/dev/null)" = T ] && break
 		kill -0 "$PID" 2>/dev/null || fail "snapshot ended before the failpoint: $(cat "$T/s.err")"
 		sleep 0.05

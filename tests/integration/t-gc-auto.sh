@@ -135,7 +135,7 @@ test_kill_between_pending_and_drop_leaves_a_copy_the_next_command_drops() {
 	local pid dir pending victim
 	DNADATA_FAILPOINT=gc-dropping git-dnadata spare --count 0 >"$T/job.out" 2>"$T/job.err" &
 	pid=$!
-	for _ in $(seq 1200); do
+	for _ in $(seq "$DD_WAIT_POLLS"); do
 		[ "$(cut -d' ' -f3 "/proc/$pid/stat" 2>/dev/null)" = T ] && break
 		kill -0 "$pid" 2>/dev/null || fail "the job ended before gc-dropping: $(cat "$T/job.err")"
 		sleep 0.05
@@ -166,7 +166,7 @@ test_a_switch_starts_the_job_that_enforces_the_budgets() {
 	: >.git/dnadata/spare.log
 	git checkout -q B
 	DNADATA_SPARES= expect_ok git dnadata restore
-	for _ in $(seq 1200); do
+	for _ in $(seq "$DD_WAIT_POLLS"); do
 		grep -q "gc: freed" .git/dnadata/spare.log && break
 		sleep 0.05
 	done

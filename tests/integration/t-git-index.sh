@@ -145,7 +145,7 @@ test_branch_moved_by_another_writer_during_the_commit_is_committed_on() {
 	local tracer=$! pid=
 	# strace logs the group stop our SIGSTOP causes (a plain syscall stop,
 	# also state 't', is not it)
-	for _ in $(seq 1200); do
+	for _ in $(seq "$DD_WAIT_POLLS"); do
 		grep -q -- "--- stopped by SIGSTOP ---" "$T/run.log" 2>/dev/null && pid=$(pgrep -x -P "$tracer" git-dnadata) && break
 		sleep 0.05
 	done

@@ -4,11 +4,11 @@
 # records) while a snapshot of the other profile is reading it.
 . "$(dirname "$0")/../lib.sh"
 
-# wait_until DESCRIPTION COMMAND...: poll (up to a minute) until COMMAND succeeds.
+# wait_until DESCRIPTION COMMAND...: poll (lib.sh's hang guard) until COMMAND succeeds.
 wait_until() {
 	local what=$1
 	shift
-	for _ in $(seq 1200); do
+	for _ in $(seq "$DD_WAIT_POLLS"); do
 		"$@" && return 0
 		sleep 0.05
 	done

@@ -50,7 +50,7 @@ kill_at() {
 	shift
 	DNADATA_FAILPOINT=$point git-dnadata "$@" >"$T/killed.out" 2>"$T/killed.err" &
 	pid=$!
-	for _ in $(seq 1200); do
+	for _ in $(seq "$DD_WAIT_POLLS"); do
 		[ "$(cut -d' ' -f3 "/proc/$pid/stat" 2>/dev/null)" = T ] && break
 		kill -0 "$pid" 2>/dev/null || fail "git-dnadata $* ended before $point: $(cat "$T/killed.err")"
 		sleep 0.05

@@ -93,7 +93,7 @@ stop_at() {
 	shift 2
 	DNADATA_FAILPOINT=$fp "$@" >"$out.out" 2>"$out.err" &
 	PID=$!
-	for _ in $(seq 1200); do
+	for _ in $(seq "$DD_WAIT_POLLS"); do
 		[ "$(cut -d' ' -f3 "/proc/$PID/stat" 2>/dev/null)" = T ] && return 0
 		kill -0 "$PID" 2>/dev/null || break
 		sleep 0.05

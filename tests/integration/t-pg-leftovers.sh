@@ -29,7 +29,7 @@ release_catalog_lock() { release_lock; }
 
 # wait_for SQL: until SQL (on postgres) says t; a condition, polled.
 wait_for() {
-	for _ in $(seq 600); do
+	for _ in $(seq "$DD_WAIT_POLLS"); do
 		[ "$(psql_q postgres "$1")" = t ] && return 0
 		sleep 0.05
 	done
@@ -91,7 +91,7 @@ test_a_live_restore_keeps_its_copy_while_another_command_runs() {
 	# swap, the database the first is working on); it drops nothing
 	git-dnadata restore >"$T/out2" 2>"$T/err2" &
 	local second=$!
-	for _ in $(seq 1200); do
+	for _ in $(seq "$DD_WAIT_POLLS"); do
 		grep -q "waiting for another git dnadata run on database $DB" "$T/err2" && break
 		sleep 0.05
 	done

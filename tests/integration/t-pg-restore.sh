@@ -108,10 +108,11 @@ test_a_session_with_unflushed_changes_never_reads_as_unchanged() {
 	(echo "UPDATE t SET v = 'lagging' WHERE id = 1;"; sleep 30) |
 		"$DD_PG_BINDIR/psql" -Xq "dbname=$DB application_name=lagger" >/dev/null 2>&1 &
 	local holder=$!
-	for _ in $(seq 100); do
+	for _ in $(seq "$DD_WAIT_POLLS"); do
 		[ "$(psql_q "$DB" "SELECT v FROM t WHERE id = 1")" = lagging ] && break
 		sleep 0.05
 	done
+	[ "$(psql_q "$DB" "SELECT v FROM t WHERE id = 1")" = lagging ] || fail "the lagging update never committed"
 	expect_ok git dnadata status
 	assert_not_contains "$OUT" "unchanged"
 	expect_fail 1 git dnadata restore
@@ -178,9 +179,9 @@ test_other_sessions_are_listed_then_terminated_on_request() {
 	expect_ok git dnadata snapshot
 	"$DD_PG_BINDIR/psql" -Xq "dbname=$DB application_name=holder" -c "SELECT pg_sleep(60)" >/dev/null 2>&1 &
 	local holder=$!
-	for _ in $(seq 50); do
+	for _ in $(seq "$DD_WAIT_POLLS"); do
 		[ "$(psql_q postgres "SELECT count(*) FROM pg_stat_activity WHERE datname = '$DB'")" = 1 ] && break
-		sleep 0.1
+		sleep 0.05
 	done
 	expect_fail 1 git dnadata restore --force
 	assert_contains "$ERR" "database $DB is in use by 1 other session: holder (local socket"
@@ -299,9 +300,9 @@ building() {
 }
 
 wait_for_new_copy() {
-	for _ in $(seq 100); do
+	for _ in $(seq "$DD_WAIT_POLLS"); do
 		[ -n "$(building)" ] && return 0
-		sleep 0.1
+		sleep 0.05
 	done
 	fail "the restore never created its new copy"
 }

@@ -138,12 +138,12 @@ SQL
 	local bench=$!
 	transfers_done() { psql_q "$DB" "SELECT count(*) FROM transfers WHERE amount > 0"; }
 	wait_for_more_transfers_than() {
-		for _ in $(seq 1200); do
+		for _ in $(seq "$DD_WAIT_POLLS"); do
 			[ "$(transfers_done)" -gt "$1" ] && return 0
 			kill -0 "$bench" 2>/dev/null || fail "pgbench stopped: $(cat "$T/pgbench.log")"
 			sleep 0.05
 		done
-		fail "the writer made no progress in a minute: $(cat "$T/pgbench.log")"
+		fail "the writer made no progress: $(cat "$T/pgbench.log")"
 	}
 	wait_for_more_transfers_than 0
 	local ids=()
@@ -202,7 +202,7 @@ test_interrupting_a_snapshot_waiting_for_a_lock_says_interrupted() {
 	hold_table_lock
 	git-dnadata snapshot >"$T/out" 2>"$T/err" &
 	local pid=$! rc=0 blocked=
-	for _ in $(seq 400); do
+	for _ in $(seq "$DD_WAIT_POLLS"); do
 		[ "$(psql_q "$DB" "SELECT EXISTS (SELECT 1 FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
 			WHERE NOT l.granted AND l.relation = 't'::regclass::oid AND a.datname = '$DB'
 			AND a.application_name = 'git-dnadata')")" = t ] && blocked=1 && break
@@ -230,9 +230,9 @@ test_lock_wait_timeout_from_profiles_ini_bounds_the_wait() {
 	assert_contains "$ERR" "gave up waiting after 2000ms"
 }
 
-# Wait (up to 20 s) until a session with application_name $2 waits for a lock on table $1.
+# Wait (up to lib.sh's hang guard) until a session with application_name $2 waits for a lock on table $1.
 wait_for_lock_wait() {
-	for _ in $(seq 400); do
+	for _ in $(seq "$DD_WAIT_POLLS"); do
 		[ "$(psql_q "$DB" "SELECT EXISTS (SELECT 1 FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
 			WHERE NOT l.granted AND l.relation = '$1'::regclass::oid AND a.datname = '$DB'
 			AND a.application_name = '$2')")" = t ] && return 0

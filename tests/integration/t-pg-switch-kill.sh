@@ -44,7 +44,7 @@ kill_at() {
 	shift
 	DNADATA_FAILPOINT=$point git-dnadata "$@" >"$T/killed.out" 2>"$T/killed.err" &
 	pid=$!
-	for _ in $(seq 1200); do
+	for _ in $(seq "$DD_WAIT_POLLS"); do
 		[ "$(cut -d' ' -f3 "/proc/$pid/stat" 2>/dev/null)" = T ] && break
 		kill -0 "$pid" 2>/dev/null || fail "git-dnadata $* ended before $point: $(cat "$T/killed.err")"
 		sleep 0.05
@@ -268,7 +268,7 @@ test_kill_inside_the_rename_transaction_leaves_the_old_database() {
 	eval "exec ${BLOCKER[1]}>&-"
 	wait "$BLOCKER_PID" || true
 	# the server ends the dead client's transaction: nothing was renamed
-	for _ in $(seq 600); do
+	for _ in $(seq "$DD_WAIT_POLLS"); do
 		[ "$(psql_q postgres "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%RENAME TO%' AND pid <> pg_backend_pid()")" = 0 ] && break
 		sleep 0.05
 	done
@@ -335,7 +335,7 @@ test_a_spare_whose_record_fails_stays_pending_for_the_next_command() {
 	dir=$(records_dir)
 	DNADATA_FAILPOINT=spare-cloned git-dnadata spare --count 2 >"$T/job.out" 2>"$T/job.err" &
 	pid=$!
-	for _ in $(seq 1200); do
+	for _ in $(seq "$DD_WAIT_POLLS"); do
 		[ "$(cut -d' ' -f3 "/proc/$pid/stat" 2>/dev/null)" = T ] && break
 		kill -0 "$pid" 2>/dev/null || fail "the job ended before its first clone: $(cat "$T/job.err")"
 		sleep 0.05
@@ -366,7 +366,7 @@ test_a_switch_does_not_wait_for_the_spare_job() {
 	expect_ok git dnadata restore
 	DNADATA_FAILPOINT=spare-pending git-dnadata spare --count 2 >"$T/job.out" 2>"$T/job.err" &
 	local job=$!
-	for _ in $(seq 1200); do
+	for _ in $(seq "$DD_WAIT_POLLS"); do
 		[ "$(cut -d' ' -f3 "/proc/$job/stat" 2>/dev/null)" = T ] && break
 		sleep 0.05
 	done

@@ -147,7 +147,7 @@ test_an_edit_made_after_the_change_check_is_not_recorded_as_unedited() {
 	local pid
 	DNADATA_FAILPOINT=checked git-dnadata restore >"$T/sw.out" 2>"$T/sw.err" &
 	pid=$!
-	for _ in $(seq 1200); do
+	for _ in $(seq "$DD_WAIT_POLLS"); do
 		[ "$(cut -d' ' -f3 "/proc/$pid/stat" 2>/dev/null)" = T ] && break
 		kill -0 "$pid" 2>/dev/null || fail "the switch ended before its change check: $(cat "$T/sw.err")"
 		sleep 0.05
@@ -274,7 +274,7 @@ test_a_switch_starts_the_spare_job_in_the_background() {
 	# the job runs detached; wait (a condition, polled) for its spare of X
 	local dir
 	dir=$(records_dir)
-	for _ in $(seq 600); do
+	for _ in $(seq "$DD_WAIT_POLLS"); do
 		grep -qs "^kind spare$" "$dir"/spare-* && [ ! -e "$dir/job-spares" ] && break
 		sleep 0.05
 	done
@@ -292,7 +292,7 @@ test_the_spare_job_runs_detached_at_the_lowest_priority() {
 	DNADATA_FAILPOINT=spare-pending expect_ok git dnadata restore
 	local dir job="" state=""
 	dir=$(records_dir)
-	for _ in $(seq 600); do
+	for _ in $(seq "$DD_WAIT_POLLS"); do
 		job=$(cut -d' ' -f1 "$dir/job-spares" 2>/dev/null || true)
 		[ -n "$job" ] && state=$(cut -d' ' -f3 "/proc/$job/stat" 2>/dev/null || true)
 		[ "$state" = T ] && break

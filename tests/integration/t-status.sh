@@ -115,11 +115,11 @@ release_holder() {
 	wait "$HOLDER"
 }
 
-# wait_for CONDITION WHAT: poll a state (not a time) for up to 30 s.
+# wait_for CONDITION WHAT: poll a state (not a time), up to lib.sh's hang guard.
 wait_for() {
-	for _ in $(seq 300); do
+	for _ in $(seq "$DD_WAIT_POLLS"); do
 		eval "$1" && return 0
-		sleep 0.1
+		sleep 0.05
 	done
 	fail "timed out waiting for $2"
 }
