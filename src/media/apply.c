@@ -52,12 +52,15 @@ struct dlevel {
 };
 
 /*
- * Entries done since the last flush, in path order: files to write wait
+ * Entries done since the last hand-off, in path order: files to write wait
  * here, and WORKERS threads write them (fetch, decrypt, write to a
- * temporary name) in the batch's order while the pass goes on; the flush
- * waits for them, makes the batch durable before its renames (fdatasync
- * from several threads, instead of one after the other), renames in
- * order and the index records them, in order, once they are in place.
+ * temporary name) in the batch's order while the pass goes on. A full
+ * batch goes to the finisher thread, which makes it durable before its
+ * renames (fdatasync from several threads, instead of one after the
+ * other), renames in order, sets the folders left and the index records
+ * them, in order, once they are in place; meanwhile the pass and the
+ * workers fill the other batch (two batches at most: one finishing, one
+ * filling).
  */
 #define BATCH 256
 #define BATCH_BYTES (64u << 20)
@@ -73,17 +76,31 @@ struct pend {
 	mode_t mode;
 	struct timespec mtime;
 	char *err;               /* the worker's failure */
+	int leave;               /* a folder the pass left (lfd, path, mode, mtime): finished after its files */
+	int lfd;
+	char *path;
+};
+
+struct batch {
+	struct pend p[BATCH];
+	size_t n;
+	uint64_t bytes;
 };
 
 struct apply {
 	struct dd_store *st;
 	int rootfd;
-	struct pend batch[BATCH];
-	size_t nbatch;
-	uint64_t batch_bytes;
-	pthread_mutex_t mu;      /* nbatch, next, quit and every entry's done */
+	struct batch b[2];       /* one filling (the workers write it), one finishing (synced, renamed, recorded) */
+	struct batch *fill;
+	struct batch *fin;       /* the finisher's, NULL when none runs */
+	pthread_t fin_thread;
+	int fin_running;
+	char *fin_err;           /* the finisher's failure, raised by the pass when it joins it */
+	int fin_failed;          /* the pass's failure is the finisher's */
+	uint64_t fin_files, fin_bytes; /* written files counted by the finisher, added to stats when joined */
+	pthread_mutex_t mu;      /* fill's n, next, quit and every entry's done */
 	pthread_cond_t work, finished;
-	size_t next;             /* the first entry of the batch no worker took */
+	size_t next;             /* the first entry of the batch being filled that no worker took */
 	int quit;
 	pthread_t threads[WORKERS];
 	int nthreads;
@@ -336,37 +353,42 @@ base_name(const char *path)
 }
 
 /* ---- the batch ---- */
-/* Wait until the workers wrote every file of the batch. */
+/* Wait until the workers wrote every file of batch b. */
 static void
-batch_wait(struct apply *a)
+batch_wait(struct apply *a, struct batch *b)
 {
 	pthread_mutex_lock(&a->mu);
-	for (size_t i = 0; i < a->nbatch; i++)
-		while (!a->batch[i].done)
+	for (size_t i = 0; i < b->n; i++)
+		while (!b->p[i].done)
 			pthread_cond_wait(&a->finished, &a->mu);
 	pthread_mutex_unlock(&a->mu);
 }
 
-/* Drop what waits (after a failure, once written): the temporary files go. */
+/* Drop what waits in b (after a failure, once written): the temporary files go, left folders are closed. */
 static void
-batch_discard(struct apply *a)
+batch_discard(struct apply *a, struct batch *b)
 {
-	batch_wait(a);
-	for (size_t i = 0; i < a->nbatch; i++) {
-		struct pend *p = &a->batch[i];
+	batch_wait(a, b);
+	for (size_t i = 0; i < b->n; i++) {
+		struct pend *p = &b->p[i];
 		if (p->fd >= 0)
 			close(p->fd);
 		if (p->dirfd >= 0 && p->tmp[0])
 			unlinkat(p->dirfd, p->tmp, 0);
+		if (p->leave && p->lfd >= 0 && p->lfd != a->rootfd)
+			close(p->lfd);
 		dd_stream_info_clear(&p->e);
 		free(p->err);
+		free(p->path);
 		p->err = NULL;
+		p->path = NULL;
 	}
 	pthread_mutex_lock(&a->mu);
-	a->nbatch = 0;
-	a->next = 0;
+	b->n = 0;
+	if (b == a->fill)
+		a->next = 0;
 	pthread_mutex_unlock(&a->mu);
-	a->batch_bytes = 0;
+	b->bytes = 0;
 }
 
 /*
@@ -376,11 +398,11 @@ batch_discard(struct apply *a)
  * by the next capture); one changed after this shows a later ctime.
  */
 static void
-batch_restat(struct apply *a, const struct timespec *latest)
+batch_restat(struct apply *a, struct batch *b, size_t from, size_t to, const struct timespec *latest)
 {
 	idx_writer_wait_past(a->iw, latest);
-	for (size_t i = 0; i < a->nbatch; i++) {
-		struct pend *p = &a->batch[i];
+	for (size_t i = from; i < to; i++) {
+		struct pend *p = &b->p[i];
 		struct idx_stat now;
 		struct stat st;
 		if (p->dirfd < 0 || p->fd >= 0)
@@ -395,13 +417,14 @@ batch_restat(struct apply *a, const struct timespec *latest)
 }
 
 /*
- * fdatasync the batch's files from SYNCERS threads at once: the file
- * system commits its journal for many of them together (one after the
- * other, each would wait for a journal commit of its own).
+ * fdatasync a run of the batch's files from SYNCERS threads at once: the
+ * file system commits its journal for many of them together (one after
+ * the other, each would wait for a journal commit of its own).
  */
 #define SYNCERS 16
 struct syncer {
-	struct apply *a;
+	struct batch *b;
+	size_t to;
 	atomic_size_t next;
 	atomic_int failed; /* 1 + the index of a file that failed, 0 none */
 	atomic_int err;
@@ -413,8 +436,8 @@ syncer_run(void *arg)
 	struct syncer *sy = arg;
 	size_t i;
 
-	while ((i = atomic_fetch_add(&sy->next, 1)) < sy->a->nbatch) {
-		struct pend *p = &sy->a->batch[i];
+	while ((i = atomic_fetch_add(&sy->next, 1)) < sy->to) {
+		struct pend *p = &sy->b->p[i];
 		if (p->fd >= 0 && fdatasync(p->fd) < 0) {
 			int zero = 0;
 			atomic_store(&sy->err, errno);
@@ -425,16 +448,16 @@ syncer_run(void *arg)
 }
 
 static int
-batch_sync(struct apply *a)
+batch_sync(struct batch *b, size_t from, size_t to)
 {
-	struct syncer sy = { .a = a };
+	struct syncer sy = { .b = b, .to = to };
 	pthread_t t[SYNCERS];
 	size_t files = 0, n = 0;
 	int failed;
 
-	for (size_t i = 0; i < a->nbatch; i++)
-		files += a->batch[i].fd >= 0;
-	atomic_init(&sy.next, 0);
+	for (size_t i = from; i < to; i++)
+		files += b->p[i].fd >= 0;
+	atomic_init(&sy.next, from);
 	atomic_init(&sy.failed, 0);
 	atomic_init(&sy.err, 0);
 	for (; files > 1 && n < SYNCERS && n < files; n++)
@@ -443,46 +466,43 @@ batch_sync(struct apply *a)
 	syncer_run(&sy); /* this thread too (alone when threads could not start) */
 	for (size_t i = 0; i < n; i++)
 		pthread_join(t[i], NULL);
-	for (size_t i = 0; i < a->nbatch; i++) {
-		if (a->batch[i].fd >= 0)
-			close(a->batch[i].fd);
-		a->batch[i].fd = -1;
+	for (size_t i = from; i < to; i++) {
+		if (b->p[i].fd >= 0)
+			close(b->p[i].fd);
+		b->p[i].fd = -1;
 	}
 	failed = atomic_load(&sy.failed);
 	if (!failed)
 		return 0;
 	errno = atomic_load(&sy.err);
-	return dd_error_errno("cannot sync media file '%s'", a->batch[failed - 1].e.name);
+	return dd_error_errno("cannot sync media file '%s'", b->p[failed - 1].e.name);
 }
 
 /*
- * Make the batch's files durable (fdatasync each, in parallel: their
- * writeback began when they were written), rename them into place, record
- * the batch in the index. Only these files are flushed, not the whole
+ * Make a run of the batch's files durable (fdatasync each, in parallel:
+ * their writeback began when they were written), rename them into place,
+ * record them in the index. Only these files are flushed, not the whole
  * file system (a syncfs would flush PostgreSQL's too, during a switch).
  */
 static int
-batch_flush(struct apply *a)
+finish_run(struct apply *a, struct batch *b, size_t from, size_t to)
 {
 	struct timespec latest = { 0 };
 	int renamed = 0;
 
-	batch_wait(a);
-	for (size_t i = 0; i < a->nbatch; i++) {
-		struct pend *p = &a->batch[i];
-		if (p->err) {
-			dd_error("%s", p->err); /* the first failure in path order */
-			goto fail;
-		}
+	for (size_t i = from; i < to; i++) {
+		struct pend *p = &b->p[i];
+		if (p->err)
+			return dd_error("%s", p->err); /* the first failure in path order */
 		if (p->write) {
-			a->stats->written_files++;
-			a->stats->written_bytes += p->e.size;
+			a->fin_files++;
+			a->fin_bytes += p->e.size;
 		}
 	}
-	if (batch_sync(a) < 0)
-		goto fail;
-	for (size_t i = 0; i < a->nbatch; i++) {
-		struct pend *p = &a->batch[i];
+	if (batch_sync(b, from, to) < 0)
+		return -1;
+	for (size_t i = from; i < to; i++) {
+		struct pend *p = &b->p[i];
 		struct stat st;
 		if (p->dirfd < 0)
 			continue;
@@ -490,7 +510,7 @@ batch_flush(struct apply *a)
 		    fstatat(p->dirfd, base_name(p->e.name), &st, AT_SYMLINK_NOFOLLOW) < 0) {
 			dd_error_errno("cannot put media file '%s' in place", p->e.name);
 			p->tmp[0] = 0;
-			goto fail;
+			return -1;
 		}
 		p->tmp[0] = 0;
 		idx_stat_from(&p->st, &st);
@@ -500,18 +520,121 @@ batch_flush(struct apply *a)
 		renamed = 1;
 	}
 	if (renamed)
-		batch_restat(a, &latest);
-	for (size_t i = 0; i < a->nbatch; i++)
-		if (idx_writer_add(a->iw, &a->batch[i].e, &a->batch[i].st) < 0)
-			goto fail;
-	batch_discard(a);
+		batch_restat(a, b, from, to, &latest);
+	for (size_t i = from; i < to; i++)
+		if (idx_writer_add(a->iw, &b->p[i].e, &b->p[i].st) < 0)
+			return -1;
 	return 0;
-fail:
-	for (size_t i = 0; i < a->nbatch; i++)
-		if (!a->batch[i].tmp[0])
-			a->batch[i].dirfd = -1; /* in place: nothing to remove */
-	batch_discard(a);
+}
+
+/*
+ * A folder the pass left, once every file in it is in place: its mode,
+ * mtime and owner, then fsync (the renames in it are durable). Set after
+ * the renames: a rename into the folder would change its mtime again.
+ */
+static int
+finish_leave(struct apply *a, struct pend *p)
+{
+	struct timespec ts[2] = { { .tv_nsec = UTIME_OMIT }, p->mtime };
+	int fd = p->lfd, rc = 0;
+
+	p->lfd = -1;
+	if (fd == a->rootfd)
+		return fsync(fd) < 0 ? dd_error_errno("cannot sync media folder %s", a->o->root) : 0;
+	if (set_owner(a, fd, -1, NULL, p->path) < 0 || fchmod(fd, p->mode) < 0 || futimens(fd, ts) < 0 ||
+	    fsync(fd) < 0)
+		rc = dd_error_errno("cannot set the mode and time of media folder '%s'", p->path);
+	close(fd);
+	return rc;
+}
+
+/*
+ * Finish batch b, in path order: each run of files up to a left folder is
+ * synced, renamed and recorded, then that folder's mode, mtime and fsync;
+ * the first failure stops it (nothing after it renamed or recorded).
+ */
+static int
+batch_finish(struct apply *a, struct batch *b)
+{
+	size_t from, to;
+	int rc = 0;
+
+	batch_wait(a, b);
+	for (from = 0; from < b->n && rc == 0; from = to + 1) {
+		for (to = from; to < b->n && !b->p[to].leave; to++)
+			;
+		rc = finish_run(a, b, from, to);
+		if (rc == 0 && to < b->n)
+			rc = finish_leave(a, &b->p[to]);
+	}
+	if (rc < 0)
+		for (size_t i = 0; i < b->n; i++)
+			if (!b->p[i].tmp[0])
+				b->p[i].dirfd = -1; /* in place: nothing to remove */
+	batch_discard(a, b);
+	return rc;
+}
+
+/* The finisher: the handed-off batch, on its own thread while the pass and the workers go on with the next. */
+static void *
+finisher_main(void *arg)
+{
+	struct apply *a = arg;
+
+	if (batch_finish(a, a->fin) < 0)
+		a->fin_err = dd_strdup(dd_error_last() ? dd_error_last() : "finishing media files failed");
+	return NULL;
+}
+
+/* Wait for the finisher, if one runs: 0, or -1 with its failure (earlier in path order than anything after). */
+static int
+finisher_join(struct apply *a)
+{
+	if (a->fin_running)
+		pthread_join(a->fin_thread, NULL);
+	a->fin_running = 0;
+	a->fin = NULL;
+	a->stats->written_files += a->fin_files;
+	a->stats->written_bytes += a->fin_bytes;
+	a->fin_files = a->fin_bytes = 0;
+	if (!a->fin_err)
+		return 0;
+	dd_error("%s", a->fin_err);
+	free(a->fin_err);
+	a->fin_err = NULL;
+	a->fin_failed = 1;
 	return -1;
+}
+
+/*
+ * Hand the batch being filled to the finisher, once the previous one is
+ * finished (two batches at most in flight: one finishing, one filling),
+ * and go on filling the other; without workers, it is finished here.
+ */
+static int
+batch_handoff(struct apply *a)
+{
+	struct batch *b = a->fill;
+
+	if (finisher_join(a) < 0)
+		return -1;
+	if (!b->n)
+		return 0;
+	if (!a->nthreads)
+		return batch_finish(a, b) < 0 ? -1 : 0;
+	pthread_mutex_lock(&a->mu);
+	while (a->next < b->n) /* every entry taken by a worker before they move on to the other batch */
+		pthread_cond_wait(&a->finished, &a->mu);
+	a->fill = b == &a->b[0] ? &a->b[1] : &a->b[0];
+	a->next = 0;
+	pthread_mutex_unlock(&a->mu);
+	a->fin = b;
+	if (pthread_create(&a->fin_thread, NULL, finisher_main, a) != 0) {
+		a->fin = NULL;
+		return batch_finish(a, b);
+	}
+	a->fin_running = 1;
+	return 0;
 }
 
 static int write_file(struct apply *a, int pfd, const struct dd_stream_info *e, mode_t mode, struct timespec mtime,
@@ -529,6 +652,30 @@ pend_write(struct apply *a, struct pend *p)
 	p->fd = -1;
 }
 
+/* The next free entry of the batch being filled (handing it off first when full). */
+static struct pend *
+batch_slot(struct apply *a)
+{
+	struct pend *p;
+
+	if (a->fill->n == BATCH && batch_handoff(a) < 0)
+		return NULL;
+	p = &a->fill->p[a->fill->n];
+	memset(p, 0, sizeof(*p));
+	p->dirfd = p->fd = p->lfd = -1;
+	return p;
+}
+
+/* Publish the filled slot to the workers. */
+static void
+batch_publish(struct apply *a)
+{
+	pthread_mutex_lock(&a->mu);
+	a->fill->n++;
+	pthread_cond_signal(&a->work);
+	pthread_mutex_unlock(&a->mu);
+}
+
 /*
  * Add an entry to the batch: in place already (st its stat), or with
  * dirfd >= 0 a file for the workers to write into dirfd (mode, mtime).
@@ -537,35 +684,28 @@ static int
 batch_add(struct apply *a, const struct dd_stream_info *e, const struct idx_stat *st, int dirfd, mode_t mode,
 	  struct timespec mtime)
 {
-	struct pend *p;
+	struct pend *p = batch_slot(a);
 
-	if (a->nbatch == BATCH && batch_flush(a) < 0)
+	if (!p)
 		return -1;
-	p = &a->batch[a->nbatch];
 	media_info_copy(&p->e, e);
 	p->st = *st;
 	p->dirfd = dirfd;
-	p->fd = -1;
-	p->tmp[0] = 0;
 	p->write = dirfd >= 0;
 	p->done = !p->write;
 	p->mode = mode;
 	p->mtime = mtime;
-	p->err = NULL;
 	if (p->write && !a->nthreads) { /* no worker could start: written here */
 		pend_write(a, p);
 		p->done = 1;
 	}
-	pthread_mutex_lock(&a->mu);
-	a->nbatch++;
-	pthread_cond_signal(&a->work);
-	pthread_mutex_unlock(&a->mu);
+	batch_publish(a);
 	if (dirfd >= 0)
-		a->batch_bytes += e->size;
-	return a->batch_bytes >= BATCH_BYTES ? batch_flush(a) : 0;
+		a->fill->bytes += e->size;
+	return a->fill->bytes >= BATCH_BYTES ? batch_handoff(a) : 0;
 }
 
-/* A worker: writes the batch's files in order, each to a temporary name (left open for the flush to sync). */
+/* A worker: writes the batch's files in order, each to a temporary name (left open for the finisher to sync). */
 static void *
 worker_main(void *arg)
 {
@@ -573,11 +713,13 @@ worker_main(void *arg)
 
 	pthread_mutex_lock(&a->mu);
 	for (;;) {
-		while (a->next == a->nbatch && !a->quit)
+		while (a->next == a->fill->n && !a->quit)
 			pthread_cond_wait(&a->work, &a->mu);
-		if (a->next == a->nbatch)
+		if (a->next == a->fill->n)
 			break;
-		struct pend *p = &a->batch[a->next++];
+		struct pend *p = &a->fill->p[a->next++];
+		if (a->next == a->fill->n)
+			pthread_cond_broadcast(&a->finished); /* a handoff waits for every entry taken */
 		if (!p->write)
 			continue;
 		pthread_mutex_unlock(&a->mu);
@@ -614,31 +756,28 @@ workers_stop(struct apply *a)
 
 /* ---- the listed directories on the current path ---- */
 
-/* Leave the innermost directory: its mode, mtime and owner, then fsync (the renames in it are durable). */
+/*
+ * Leave the innermost directory: it goes into the batch, after its files,
+ * with its descriptor; the finisher sets its mode, mtime and owner and
+ * fsyncs it once they are in place, while the pass goes on.
+ */
 static int
 level_leave(struct apply *a)
 {
-	struct dlevel *l;
-	struct timespec ts[2] = { { .tv_nsec = UTIME_OMIT }, { 0 } };
-	int rc = 0;
+	struct dlevel *l = &a->lv[a->nlv - 1];
+	struct pend *p = batch_slot(a);
 
-	if (batch_flush(a) < 0)
+	if (!p)
 		return -1; /* the level stays: the caller's cleanup closes it */
-	l = &a->lv[--a->nlv];
-	ts[1] = l->mtime;
-
-	if (a->nlv == 0) {
-		if (fsync(l->fd) < 0)
-			rc = dd_error_errno("cannot sync media folder %s", a->o->root);
-		free(l->path);
-		return rc;
-	}
-	if (set_owner(a, l->fd, -1, NULL, l->path) < 0 || fchmod(l->fd, l->mode) < 0 || futimens(l->fd, ts) < 0 ||
-	    fsync(l->fd) < 0)
-		rc = dd_error_errno("cannot set the mode and time of media folder '%s'", l->path);
-	close(l->fd);
-	free(l->path);
-	return rc;
+	a->nlv--;
+	p->leave = 1;
+	p->done = 1;
+	p->lfd = l->fd;
+	p->path = l->path;
+	p->mode = l->mode;
+	p->mtime = l->mtime;
+	batch_publish(a);
+	return 0;
 }
 
 /* Leave the directories that are not ancestors of `name`; the innermost left is its parent. */
@@ -992,6 +1131,27 @@ open_folder(const char *root, int make, int *fd)
 	return *fd >= 0 ? 0 : dd_error_errno("cannot open media folder %s", root);
 }
 
+/*
+ * After a failure (rc < 0) or once done: the finisher joined, the batch
+ * being filled dropped, the workers stopped. A failure the finisher met
+ * is earlier in path order than the pass's, and a worker's in the batch
+ * being filled earlier than a failure of the pass: either is the one kept.
+ */
+static void
+apply_stop(struct apply *a, int rc)
+{
+	if (finisher_join(a) == 0 && rc < 0 && !a->fin_failed) {
+		batch_wait(a, a->fill);
+		for (size_t i = 0; i < a->fill->n; i++)
+			if (a->fill->p[i].err) {
+				dd_error("%s", a->fill->p[i].err);
+				break;
+			}
+	}
+	batch_discard(a, a->fill);
+	workers_stop(a);
+}
+
 static int
 apply_run(struct apply *a, struct dd_listing_reader *lr, const char *id)
 {
@@ -1023,6 +1183,10 @@ apply_run(struct apply *a, struct dd_listing_reader *lr, const char *id)
 		r = merge(a, lr, rootfd);
 		while (r == 0 && a->nlv)
 			r = level_leave(a);
+		if (r == 0)
+			r = batch_handoff(a);
+		if (r == 0)
+			r = finisher_join(a);
 		if (r < 0)
 			goto out;
 	}
@@ -1032,8 +1196,8 @@ apply_run(struct apply *a, struct dd_listing_reader *lr, const char *id)
 	a->iw = NULL;
 	rc = r < 0 ? -1 : 0;
 out:
-	batch_discard(a);
-	workers_stop(a);
+	if (rootfd >= 0)
+		apply_stop(a, rc);
 	while (a->nlv) {
 		close(a->lv[a->nlv - 1].fd == rootfd ? -1 : a->lv[a->nlv - 1].fd);
 		free(a->lv[--a->nlv].path);
@@ -1078,6 +1242,7 @@ dd_media_apply(struct dd_store *st, const char *id, const struct dd_media_opts *
 	struct dd_snapshot *snap = NULL;
 	int rc;
 
+	a.fill = &a.b[0];
 	memset(a.stats, 0, sizeof(*a.stats));
 	rc = dd_media_check(st, id);
 	if (rc != 0)

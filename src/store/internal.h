@@ -200,7 +200,10 @@ void dd_packer_begin(struct dd_store *st, int priv);
 int dd_packer_flush_private(struct dd_store *st);
 /* Tests: write an index file midway every `packs` packs (default DD_PACK_INDEX_EVERY). */
 void dd_packer_set_index_every(struct dd_store *st, size_t packs);
-/* Wait for uploads still running (a snapshot abandoned before its flush); before freeing the store. */
+/*
+ * Wait for the packers' finisher threads, then for uploads still running (a
+ * snapshot abandoned before its flush); before freeing the store.
+ */
 void dd_packer_abandon(struct dd_store *st);
 /* The most bytes of objects the writer held in packs at once (tests: memory is bounded). */
 uint64_t dd_packer_peak(struct dd_store *st);

@@ -2,7 +2,10 @@
  * store/packer.c: writing packs and index files (docs/FORMAT.md §4.1-§4.2).
  *
  * Sealed data objects collect in the open pack (one mutex) until it holds
- * DD_PACK_TARGET bytes; then the thread that filled it finishes it: the
+ * DD_PACK_TARGET bytes; then the thread that filled it hands it to a
+ * finisher thread (started per pack, joined before the next) and goes on
+ * sealing, so the store pool's threads do not stop for a pack's writing,
+ * fsync and check; a flush finishes the open pack itself. Finishing: the
  * objects are laid out in a random order (their order must not tell the
  * stream's), the encrypted header is appended, the pack is written to
  * cache/packs/ under its SHA-256 (one fsync), read back and checked once
@@ -55,6 +58,13 @@ struct dd_packer {
 	uint64_t bytes, held, peak; /* open pack's bytes; bytes held (open + finishing); the most held */
 	uint32_t slot;              /* its slot in st->idx (DD_MIDX_NONE: none yet) */
 	int finishing;
+	struct dd_store *st;        /* for the finisher thread */
+	struct pobj *fobjs;         /* the pack the finisher thread finishes (fn objects, slot fslot, fbytes) */
+	size_t fn;
+	uint32_t fslot;
+	uint64_t fbytes;
+	pthread_t fthread;          /* the finisher thread, joined before the next starts */
+	int fthread_live;
 	char *err;                  /* a pack could not be written: the flush fails */
 	struct dd_index_pack *done; /* written, not yet in an index file */
 	uint32_t *done_slots;
@@ -67,6 +77,21 @@ struct dd_packer {
 	struct dd_midx *idx; /* the map its packs and index files join */
 	int priv;           /* private snapshots' packer: cache only (private/packs, private/index), never uploaded */
 };
+
+/* Wait for the finisher thread, if one was started (a pack being finished ends first). */
+static void
+finisher_join(struct dd_packer *pk)
+{
+	if (!pk)
+		return;
+	pthread_mutex_lock(&pk->mu);
+	while (pk->finishing)
+		pthread_cond_wait(&pk->cv, &pk->mu);
+	pthread_mutex_unlock(&pk->mu);
+	if (pk->fthread_live)
+		pthread_join(pk->fthread, NULL);
+	pk->fthread_live = 0;
+}
 
 int
 dd_packer_new(struct dd_packer **out, struct dd_midx *idx, int priv)
@@ -88,6 +113,7 @@ dd_packer_free(struct dd_packer *pk)
 {
 	if (!pk)
 		return;
+	finisher_join(pk);
 	for (size_t i = 0; i < pk->n; i++)
 		free(pk->objs[i].data);
 	free(pk->objs);
@@ -116,7 +142,9 @@ dd_packer_abandon(struct dd_store *st)
 {
 	struct dd_error_saved why;
 
-	if (!st->packer || !st->packer->uploads.n)
+	finisher_join(st->packer); /* a pack being finished may still queue an upload */
+	finisher_join(st->ppacker);
+	if (!st->xfer || !st->packer || !st->packer->uploads.n)
 		return;
 	dd_error_save(&why); /* the caller's error stands */
 	dd_xfer_wait(st, &st->packer->uploads, NULL, NULL);
@@ -421,7 +449,60 @@ full(const struct dd_packer *pk)
 	return pk->bytes >= DD_PACK_TARGET || pk->n >= DD_PACK_MAX_OBJECTS;
 }
 
-/* Finish full packs (every pack with `all`) while no other thread is finishing one. Under pk->mu. */
+/*
+ * The end of finishing a pack (under pk->mu): its bytes are no longer
+ * held, adders and flushes waiting go on, a failure is kept for the flush.
+ */
+static int
+finished(struct dd_packer *pk, uint64_t bytes, int r)
+{
+	pk->held -= bytes;
+	pk->finishing = 0;
+	pthread_cond_broadcast(&pk->cv);
+	if (r < 0 && !pk->err)
+		pk->err = dd_strdup(dd_error_last() ? dd_error_last() : "writing a pack failed");
+	return r < 0 ? -1 : 0;
+}
+
+/* Finish a pack taken from the open one (not under the lock), freeing its objects. */
+static int
+finish_objs(struct dd_store *st, struct dd_packer *pk, struct pobj *objs, size_t n, uint32_t slot)
+{
+	int r = finish(st, pk, objs, n, slot);
+
+	for (size_t i = 0; i < n; i++)
+		free(objs[i].data);
+	free(objs);
+	return r;
+}
+
+/*
+ * The finisher thread: finishes the full pack an adder handed it (and an
+ * index file midway when due), so the adders (the store pool's threads)
+ * go on sealing chunks into the next pack meanwhile; "finishing" stays set
+ * until it is done, so one pack at a time is finished, as on an adder.
+ */
+static void *
+finisher_main(void *arg)
+{
+	struct dd_packer *pk = arg;
+	int r = finish_objs(pk->st, pk, pk->fobjs, pk->fn, pk->fslot);
+
+	pthread_mutex_lock(&pk->mu);
+	pk->fobjs = NULL;
+	if (r == 0)
+		r = maybe_index_midway(pk->st, pk); /* still "finishing": adders wait when the open pack is full */
+	finished(pk, pk->fbytes, r);
+	pthread_mutex_unlock(&pk->mu);
+	return NULL;
+}
+
+/*
+ * Finish full packs (every pack with `all`) while no other thread is
+ * finishing one. Under pk->mu. An adder hands a full pack to the finisher
+ * thread and returns (finishing it itself if no thread can start); a
+ * flush (`all`) finishes the open pack itself and waits for it.
+ */
 static int
 drain(struct dd_store *st, struct dd_packer *pk, int all)
 {
@@ -434,22 +515,25 @@ drain(struct dd_store *st, struct dd_packer *pk, int all)
 		uint64_t bytes = pk->bytes;
 		pk->objs = NULL, pk->n = pk->cap = 0, pk->bytes = 0, pk->slot = DD_MIDX_NONE;
 		pk->finishing = 1;
+		if (pk->fthread_live) { /* done: "finishing" was clear */
+			pthread_join(pk->fthread, NULL);
+			pk->fthread_live = 0;
+		}
+		if (!all) {
+			pk->st = st, pk->fobjs = objs, pk->fn = n, pk->fslot = slot, pk->fbytes = bytes;
+			if (pthread_create(&pk->fthread, NULL, finisher_main, pk) == 0) {
+				pk->fthread_live = 1;
+				break;
+			}
+			pk->fobjs = NULL;
+		}
 		pthread_mutex_unlock(&pk->mu);
-		int r = finish(st, pk, objs, n, slot);
-		for (size_t i = 0; i < n; i++)
-			free(objs[i].data);
-		free(objs);
+		int r = finish_objs(st, pk, objs, n, slot);
 		pthread_mutex_lock(&pk->mu);
 		if (r == 0 && !all)
 			r = maybe_index_midway(st, pk); /* still "finishing": adders wait when the open pack is full */
-		pk->held -= bytes;
-		pk->finishing = 0;
-		pthread_cond_broadcast(&pk->cv);
-		if (r < 0) {
-			if (!pk->err)
-				pk->err = dd_strdup(dd_error_last() ? dd_error_last() : "writing a pack failed");
+		if (finished(pk, bytes, r) < 0)
 			rc = -1;
-		}
 	}
 	return rc;
 }
@@ -466,6 +550,11 @@ dd_packer_add(struct dd_store *st, const uint8_t id[32], int type, const struct 
 	pthread_mutex_lock(&pk->mu);
 	while (pk->finishing && full(pk))
 		pthread_cond_wait(&pk->cv, &pk->mu);
+	if (pk->err) { /* a pack the finisher thread could not write: this snapshot fails (its flush too) */
+		dd_error("%s", pk->err);
+		pthread_mutex_unlock(&pk->mu);
+		return -1;
+	}
 	if (dd_midx_find(pk->idx, id, 1, &hit)) { /* another thread stored it meanwhile */
 		*existed = 1;
 		pthread_mutex_unlock(&pk->mu);
@@ -602,6 +691,10 @@ flush_packs(struct dd_store *st, struct dd_packer *pk, uint32_t *file)
 	pthread_mutex_lock(&pk->mu);
 	while (pk->finishing)
 		pthread_cond_wait(&pk->cv, &pk->mu);
+	if (pk->fthread_live) { /* done: "finishing" is clear */
+		pthread_join(pk->fthread, NULL);
+		pk->fthread_live = 0;
+	}
 	rc = drain(st, pk, 1);
 	pthread_mutex_unlock(&pk->mu);
 	if (pk->uploads.n && dd_xfer_wait(st, &pk->uploads, NULL, NULL) < 0)

@@ -336,8 +336,7 @@ dd_store_free(struct dd_store *st)
 	if (!st)
 		return;
 	dd_pool_free(st->pool);
-	if (st->xfer)
-		dd_packer_abandon(st);
+	dd_packer_abandon(st); /* the packers' finisher threads end; uploads are waited for */
 	dd_pool_free(st->xfer); /* after the pool: a finishing pack may still queue an upload */
 	dd_packer_free(st->packer);
 	dd_midx_clear(st->idx);

@@ -74,7 +74,7 @@ __wrap_dd_stream_next(struct dd_stream_reader *r, const void **data, size_t *len
 	int n = __real_dd_stream_next(r, data, len);
 
 	if (n == 1 && fail_marked_read && *len >= 6 && !memcmp(*data, "FAILME", 6))
-		return dd_error("reading the content made to fail");
+		return dd_error("reading the content made to fail (%.8s)", (const char *)*data);
 	return n;
 }
 
@@ -1702,6 +1702,75 @@ a_failing_restore_worker_fails_in_one_line_and_leaves_no_temporary_file(void **s
 	assert_no_tmp(f->b);
 }
 
+
+/*
+ * Folders of many files (several batches: the finisher syncs, renames and
+ * sets one batch's folders while the workers write the next): every
+ * folder's mode and mtime end up as listed (set after the renames into
+ * it), and with two failing files in different batches the first in path
+ * order is the one reported, no temporary file is left, a rerun completes.
+ */
+static void
+build_folders(const char *dir, int marked)
+{
+	char rel[32], text[64];
+
+	for (int d = 0; d < 5; d++) {
+		snprintf(rel, sizeof(rel), "d%d", d);
+		put_dir(dir, rel, 0750);
+		for (int i = 0; i < 130; i++) {
+			snprintf(rel, sizeof(rel), "d%d/f%03d", d, i);
+			if (marked && ((d == 1 && i == 5) || (d == 4 && i == 100)))
+				snprintf(text, sizeof(text), "FAILME-%d\n", d);
+			else
+				snprintf(text, sizeof(text), "file %d of folder %d\n", i, d);
+			put_file(dir, rel, text, strlen(text), 0644, 1600000000 + i, i);
+		}
+		if (d == 2) {
+			put_dir(dir, "d2/sub", 0700);
+			put_text(dir, "d2/sub/x", "x\n");
+			set_mtime(dir, "d2/sub", 1400000000, 7);
+		}
+		snprintf(rel, sizeof(rel), "d%d", d);
+		set_mtime(dir, rel, 1500000000 + d, d);
+	}
+}
+
+static void
+a_restore_of_many_batches_sets_folders_and_reports_the_first_failure(void **state)
+{
+	struct fx *f = *state;
+	struct dd_media_opts o = opts(f, f->b);
+	struct dd_media_stats s;
+	char id[65];
+	int rc;
+
+	build_folders(f->a, 0);
+	capture(f, f->a, id, NULL);
+	apply(f, id, f->b, &s);
+	compare_trees(f->a, f->b);
+	assert_int_equal(s.written_files, 651);
+	assert_no_tmp(f->b);
+
+	dd_rm_rf(f->b);
+	dd_rm_rf(f->a);
+	mkdir(f->a, 0755);
+	build_folders(f->a, 1);
+	capture(f, f->a, id, NULL);
+	o.force = 1;
+	fail_marked_read = 1;
+	rc = dd_media_apply(f->st, id, &o, &s);
+	fail_marked_read = 0;
+	assert_int_equal(rc, -1);
+	if (!strstr(dd_error_last(), "made to fail (FAILME-1)"))
+		fail_msg("got '%s'", dd_error_last());
+	assert_null(strchr(dd_error_last(), '\n'));
+	assert_no_tmp(f->b);
+	apply(f, id, f->b, &s);
+	compare_trees(f->a, f->b);
+	assert_no_tmp(f->b);
+}
+
 int
 main(void)
 {
@@ -1709,6 +1778,8 @@ main(void)
 		/* first: the peak memory of the process is still this test's own */
 		cmocka_unit_test_setup_teardown(memory_does_not_grow_with_the_number_of_files, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(capture_then_apply_restores_the_folder_exactly, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(a_restore_of_many_batches_sets_folders_and_reports_the_first_failure,
+						fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(an_empty_snapshot_id_empties_the_folder, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(second_capture_reads_only_changed_files, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(changed_sees_added_removed_and_retimed_entries, fx_setup, fx_teardown),
