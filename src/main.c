@@ -180,6 +180,24 @@ report(int rc)
 	return rc == DD_USAGE_ERROR ? DD_EXIT_USAGE : DD_EXIT_FAILURE;
 }
 
+/*
+ * A media restore keeps up to two batches of files open (~512 descriptors,
+ * media/apply.c) beside libpq's and libcurl's: raise the soft limit on open
+ * files to the hard one, as Go's runtime and systemd advise for programs
+ * that need many, so a default soft limit of 1024 (or lower) is never what
+ * fails a restore. Best effort: the hard limit is left as it is.
+ */
+static void
+raise_open_files(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
 int
 main(int argc, char **argv)
 {
@@ -197,6 +215,7 @@ main(int argc, char **argv)
 	 * error, and an exec'd child is dumpable again.
 	 */
 	setrlimit(RLIMIT_CORE, &(struct rlimit){ 0, 0 });
+	raise_open_files();
 	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 	signal(SIGPIPE, SIG_IGN);
 	if (sodium_init() < 0) {

@@ -253,6 +253,20 @@ test_restore_force_restores_the_folder_too_and_keeps_what_it_replaces() {
 	assert_contains "$OUT" "2 entries set aside"
 }
 
+# A restore keeps two batches of files open at once (~512 descriptors): a low soft limit on open files
+# (here 200, as some shells and services set) is raised to the hard one, so it never fails the restore.
+test_a_low_soft_limit_on_open_files_does_not_fail_a_restore() {
+	setup_media
+	local i
+	for i in $(seq 700); do printf '%s\n' "$i" >"$MEDIA/f$i"; done
+	expect_ok git dnadata snapshot
+	rm -rf "${MEDIA:?}"/*
+	run bash -c 'ulimit -Sn 200 && git dnadata restore --force'
+	[ "$RC" = 0 ] || fail "restore under ulimit -Sn 200 failed: $ERR"
+	assert_eq 700 "$(ls "$MEDIA" | wc -l)"
+	assert_eq 700 "$(cat "$MEDIA/f700")"
+}
+
 # The media travels with the snapshot through the store: a fresh clone (its own database) restores the folder
 # exactly; what a switch set aside in the first clone (a private snapshot) never reaches the store.
 test_a_fresh_clone_restores_the_folder_from_the_store_and_set_asides_stay_local() {
