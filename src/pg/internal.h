@@ -59,6 +59,9 @@ const char *dd_pg_sqlstate(const PGresult *res);
 /* Quote an identifier always ("a""b"); and a string literal ('it''s'). Caller frees. */
 char *dd_pg_quote_ident(const char *s);
 char *dd_pg_quote_literal(const char *s);
+/* restore.c: CREATE DATABASE from template0 with a source's encoding and locale (NULLs: the server's default). */
+int dd_pg_create_db_like(PGconn *m, const char *name, const char *enc, const char *coll, const char *ctype,
+			 const char *prov, const char *icu);
 
 /* Server major version of a connection (e.g. 15). */
 int dd_pg_server_major(PGconn *c);

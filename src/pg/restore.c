@@ -353,12 +353,16 @@ cmp_task_size(const void *a, const void *b)
 	return 0;
 }
 
-static int
-create_db(PGconn *m, const char *name, const struct dd_stream_info *pre)
+/*
+ * CREATE DATABASE `name` from template0 with a source's encoding and locale
+ * (each may be NULL: the server's default); a locale this server lacks
+ * falls back to its default with a warning. Restores and inline loads both
+ * create their database here.
+ */
+int
+dd_pg_create_db_like(PGconn *m, const char *name, const char *enc, const char *coll, const char *ctype,
+		     const char *prov, const char *icu)
 {
-	const char *enc = dd_stream_attr(pre, "encoding"), *coll = dd_stream_attr(pre, "lc_collate"),
-		   *ctype = dd_stream_attr(pre, "lc_ctype"), *prov = dd_stream_attr(pre, "locale_provider"),
-		   *icu = dd_stream_attr(pre, "icu_locale");
 	struct dd_buf sql = DD_BUF_INIT;
 	char *q = dd_pg_quote_ident(name);
 	int rc;
@@ -385,6 +389,7 @@ create_db(PGconn *m, const char *name, const struct dd_stream_info *pre)
 	if (rc < 0 && (strstr(dd_error_last(), "locale") || strstr(dd_error_last(), "collation"))) {
 		dd_warn("cannot create the database with the snapshot's locale (%s); using the server's default",
 			dd_error_last());
+		dd_error_clear();
 		dd_buf_truncate(&sql, base);
 		rc = dd_pg_exec(m, sql.ptr);
 	}
@@ -395,6 +400,14 @@ create_db(PGconn *m, const char *name, const struct dd_stream_info *pre)
 	dd_buf_release(&sql);
 	free(q);
 	return rc;
+}
+
+static int
+create_db(PGconn *m, const char *name, const struct dd_stream_info *pre)
+{
+	return dd_pg_create_db_like(m, name, dd_stream_attr(pre, "encoding"), dd_stream_attr(pre, "lc_collate"),
+				    dd_stream_attr(pre, "lc_ctype"), dd_stream_attr(pre, "locale_provider"),
+				    dd_stream_attr(pre, "icu_locale"));
 }
 
 /* ---- the load, into database `db`, in steps sharing one struct ---- */

@@ -364,7 +364,7 @@ db_attr(const char *line, size_t len, const char *key)
 	return NULL;
 }
 
-/* CREATE DATABASE with the source's encoding and locale (schema.sql's database line), as restore.c's create_db. */
+/* CREATE DATABASE with the source's encoding and locale (schema.sql's database line). */
 static int
 create_db(PGconn *m, const char *name, const struct dd_buf *schema)
 {
@@ -373,45 +373,14 @@ create_db(PGconn *m, const char *name, const struct dd_buf *schema)
 	int has = l >= hl && !strncmp(text, DD_PG_DB_LINE, hl);
 	char *enc = has ? db_attr(text, l, "encoding") : NULL, *coll = has ? db_attr(text, l, "lc_collate") : NULL,
 	     *ctype = has ? db_attr(text, l, "lc_ctype") : NULL, *prov = has ? db_attr(text, l, "locale_provider") : NULL,
-	     *icu = has ? db_attr(text, l, "icu_locale") : NULL, *q = dd_pg_quote_ident(name);
-	struct dd_buf sql = DD_BUF_INIT;
-	int rc;
+	     *icu = has ? db_attr(text, l, "icu_locale") : NULL;
+	int rc = dd_pg_create_db_like(m, name, enc, coll, ctype, prov, icu);
 
-	dd_buf_printf(&sql, "CREATE DATABASE %s TEMPLATE template0", q);
-	if (enc) {
-		char *lit = dd_pg_quote_literal(enc);
-		dd_buf_printf(&sql, " ENCODING %s", lit);
-		free(lit);
-	}
-	size_t base = sql.len;
-	if (coll && ctype) {
-		char *a = dd_pg_quote_literal(coll), *b = dd_pg_quote_literal(ctype);
-		dd_buf_printf(&sql, " LC_COLLATE %s LC_CTYPE %s", a, b);
-		free(a);
-		free(b);
-	}
-	if (prov && !strcmp(prov, "i") && icu && PQserverVersion(m) >= 150000) {
-		char *lit = dd_pg_quote_literal(icu);
-		dd_buf_printf(&sql, " LOCALE_PROVIDER icu ICU_LOCALE %s", lit);
-		free(lit);
-	}
-	rc = dd_pg_exec(m, sql.ptr);
-	if (rc < 0 && (strstr(dd_error_last(), "locale") || strstr(dd_error_last(), "collation"))) {
-		dd_warn("cannot create the database with the snapshot's locale (%s); using the server's default",
-			dd_error_last());
-		dd_error_clear();
-		dd_buf_truncate(&sql, base);
-		rc = dd_pg_exec(m, sql.ptr);
-	}
-	if (rc < 0)
-		dd_error_wrap("creating database %s", name);
-	dd_buf_release(&sql);
 	free(enc);
 	free(coll);
 	free(ctype);
 	free(prov);
 	free(icu);
-	free(q);
 	return rc;
 }
 
