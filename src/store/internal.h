@@ -200,6 +200,8 @@ void dd_packer_begin(struct dd_store *st, int priv);
 int dd_packer_flush_private(struct dd_store *st);
 /* Tests: write an index file midway every `packs` packs (default DD_PACK_INDEX_EVERY). */
 void dd_packer_set_index_every(struct dd_store *st, size_t packs);
+/* Tests: wait until no pack is being finished (the finisher thread writes packs and midway index files). */
+void dd_packer_wait_finished(struct dd_store *st);
 /*
  * Wait for the packers' finisher threads, then for uploads still running (a
  * snapshot abandoned before its flush); before freeing the store.

@@ -608,6 +608,13 @@ dd_packer_set_index_every(struct dd_store *st, size_t packs)
 	st->ppacker->index_every = packs;
 }
 
+void
+dd_packer_wait_finished(struct dd_store *st)
+{
+	finisher_join(st->packer);
+	finisher_join(st->ppacker);
+}
+
 /*
  * Upload the packs of the index files in pk->need that this run did not
  * upload itself (fresh packs went up as they were written).

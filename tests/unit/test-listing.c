@@ -1338,9 +1338,11 @@ long_private_writer_keeps_its_files_from_gc(void **state)
 	dd_packer_set_index_every(st2, 1); /* an index file per pack, as every 64 packs of a big stash */
 	CHECK(dd_snapshot_begin_flags(&sw, st2, DD_SNAPSHOT_PRIVATE));
 	content_gen(sw, 14, 40 * MIB, &a); /* a pack and its index file written midway */
+	dd_packer_wait_finished(st2);      /* by the packer's finisher thread, which may still be at it */
 	assert_true(count_files(cache, "private/index") >= 1);
 	assert_int_equal(system(cmd), 0); /* ... an hour and more ago */
 	content_gen(sw, 15, 40 * MIB, &b); /* the writer goes on: another pack */
+	dd_packer_wait_finished(st2);      /* finished (and the older files renewed) on the finisher thread */
 	/* a gc in another process meanwhile */
 	CHECK(dd_store_cache_plan(&plan, f->st, NULL, 0));
 	for (size_t i = 0; i < plan.nitems; i++)
