@@ -372,6 +372,22 @@ dd_stream_info_clear(struct dd_stream_info *si)
 }
 
 void
+dd_stream_info_copy(struct dd_stream_info *dst, const struct dd_stream_info *src)
+{
+	memset(dst, 0, sizeof(*dst));
+	dst->name = src->name ? dd_strdup(src->name) : NULL;
+	for (size_t i = 0; i < src->nattrs; i++)
+		dd_kv_set(&dst->attrs, &dst->nattrs, src->attrs[i].key, src->attrs[i].value);
+	dst->size = src->size;
+	memcpy(dst->checksum, src->checksum, sizeof(dst->checksum));
+	if (src->nchunks) {
+		dst->chunks = dd_calloc(src->nchunks, sizeof(*dst->chunks));
+		memcpy(dst->chunks, src->chunks, src->nchunks * sizeof(*dst->chunks));
+	}
+	dst->nchunks = src->nchunks;
+}
+
+void
 dd_manifest_free(struct dd_manifest *m)
 {
 	if (!m)

@@ -73,6 +73,8 @@ int dd_manifest_encode(struct dd_buf *out, size_t *content_len, const struct dd_
 int dd_manifest_parse(struct dd_manifest **out, size_t *content_len, const void *data, size_t len);
 void dd_manifest_free(struct dd_manifest *m);
 void dd_stream_info_clear(struct dd_stream_info *si);
+/* A deep copy of `src` into `dst` (whose contents are not freed first). */
+void dd_stream_info_copy(struct dd_stream_info *dst, const struct dd_stream_info *src);
 
 /* Set key=value in a sorted-on-encode kv list (replacing an existing key). */
 void dd_kv_set(struct dd_kv **kv, size_t *n, const char *key, const char *value);

@@ -131,6 +131,44 @@ void dd_stream_abort(struct dd_stream_writer *w);
 int dd_snapshot_commit(struct dd_snapshot_writer *sw, char id_hex[DD_ID_HEX_SIZE]);
 void dd_snapshot_abort(struct dd_snapshot_writer *sw);
 
+/*
+ * ---- incremental snapshots (issue 19) ----
+ * A table's stream in the profile's previous snapshot (same store) can be
+ * carried into the next snapshot without reading the table again, whole or
+ * in byte ranges, and new chunks of a stream can be stored as deltas
+ * against the previous version's chunks (docs/FORMAT.md §4). Whatever path
+ * is taken, the stream's bytes, its chunks and hence the snapshot id are
+ * exactly those a full write of the same bytes gives.
+ */
+/*
+ * Put stream `prev` (a record of an earlier snapshot of this store) into
+ * this snapshot as it is: name, attributes, size, checksum and chunks,
+ * without reading its data; each chunk is made one this snapshot keeps (as
+ * dd_listing_reuse does). 0; DD_NOTFOUND (error set, for a -v line) when a
+ * chunk is in no pack of the store or cache any more (read the data
+ * instead); -1. (splice.c)
+ */
+int dd_snapshot_reuse_stream(struct dd_snapshot_writer *sw, const struct dd_stream_info *prev);
+/*
+ * The previous version of this stream (copied), before the first write.
+ * With it, dd_stream_write_previous() may append ranges of it, and new
+ * chunks may be stored as deltas against its chunk at the same place
+ * (writer.c).
+ */
+void dd_stream_set_previous(struct dd_stream_writer *w, const struct dd_stream_info *prev);
+/*
+ * Append bytes [off, off + len) of the previous stream: the same result as
+ * dd_stream_write() of those bytes (same chunks, same ids), but whole
+ * previous chunks that the chunker would cut the same way are taken by
+ * reference without being read; the rest is read (cache, else store) and
+ * chunked. 0; DD_NOTFOUND when a needed chunk is gone (the caller reads
+ * the data instead; the stream must then be aborted); -1. (splice.c)
+ */
+int dd_stream_write_previous(struct dd_stream_writer *w, uint64_t off, uint64_t len);
+/* dd_stream_open() from byte `off` on: the first piece dd_stream_next() gives starts there. (splice.c) */
+int dd_stream_open_at(struct dd_stream_reader **out, struct dd_store *st, const struct dd_stream_info *si,
+		      uint64_t off);
+
 /* ---- reading a snapshot ---- */
 /* Returns 0, DD_NOTFOUND if the snapshot is in neither the cache nor the store (error set), -1 on error. */
 int dd_snapshot_load(struct dd_snapshot **out, struct dd_store *st, const char *id_hex);

@@ -57,6 +57,15 @@ struct dd_stream_writer {
 	size_t buflen;
 	struct chunk_job *head, *tail; /* jobs not yet harvested, in stream order */
 	atomic_int failed;
+	/*
+	 * Issue 19: the previous version of this stream (dd_stream_set_previous;
+	 * info.name NULL when none), and the offset in it aligned with the start
+	 * of the chunk being filled (UINT64_MAX: not known). splice.c keeps
+	 * prev_at exact in dd_stream_write_previous(); the delta writer keeps it
+	 * from dedupe hits otherwise and takes its base there.
+	 */
+	struct dd_stream_info prev;
+	uint64_t prev_at;
 };
 
 /* "stream 'x' failed<how>", or for a detached writer (dd_content_begin) "content failed<how>"; returns -1. */
@@ -157,8 +166,17 @@ dd_stream_begin(struct dd_stream_writer **out, struct dd_snapshot_writer *sw, co
 	w->sw = sw;
 	w->info.name = dd_strdup(name);
 	dd_chunker_init(&w->ch, sw->st->chunker);
+	w->prev_at = UINT64_MAX;
 	*out = w;
 	return 0;
+}
+
+void
+dd_stream_set_previous(struct dd_stream_writer *w, const struct dd_stream_info *prev)
+{
+	dd_stream_info_clear(&w->prev);
+	dd_stream_info_copy(&w->prev, prev);
+	w->prev_at = 0;
 }
 
 void
@@ -265,6 +283,7 @@ static void
 stream_free(struct dd_stream_writer *w)
 {
 	dd_stream_info_clear(&w->info);
+	dd_stream_info_clear(&w->prev);
 	dd_store_chunkbuf_put(w->sw->st, w->buf);
 	free(w);
 }
@@ -311,6 +330,7 @@ dd_content_begin(struct dd_stream_writer **out, struct dd_snapshot_writer *sw)
 
 	w->sw = sw;
 	dd_chunker_init(&w->ch, sw->st->chunker);
+	w->prev_at = UINT64_MAX;
 	*out = w;
 	return 0;
 }
