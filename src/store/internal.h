@@ -105,6 +105,14 @@ int dd_store_put_private(struct dd_store *st, const uint8_t id[32], const void *
  * before the copy (a dropped stash's, taken by gc): nothing to name; -1.
  */
 int dd_store_adopt_chunk(struct dd_store *st, const struct dd_chunk_ref *ref, int priv);
+
+/* ---- the writer's side of splicing (writer.c, for splice.c) ---- */
+/*
+ * Put finished stream record `si` into the snapshot (taking its contents:
+ * *si is zeroed), refused like dd_stream_begin when the name is invalid or
+ * already written or being written. 0, -1.
+ */
+int dd_snapshot_add_stream(struct dd_snapshot_writer *sw, struct dd_stream_info *si);
 /* Make every earlier put durable (deferred directory fsyncs), then record what the backend confirmed. */
 int dd_store_sync(struct dd_store *st);
 /* Parse and check a manifest's plaintext against `id`. */

@@ -7,11 +7,19 @@
  * when it is opened; at the end the reader checks the size it saw and the
  * stream checksum (a hash list over those ids), so a reader that reached 0
  * has seen exactly what was written.
+ *
+ * A reader opened at an offset (dd_stream_open_at, issue 19) starts at the
+ * chunk that holds it and trims the first piece. It never sees the chunks
+ * before that one, so it cannot check the stream checksum (a hash list over
+ * every id) nor... only the size it reaches at the end; each chunk it opens
+ * is still checked against its id (recomputed from the plaintext), so every
+ * byte it hands out is one that was written under that id.
  */
 #include "store/internal.h"
 #include "util/err.h"
 #include "util/hex.h"
 
+#include <inttypes.h>
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +42,8 @@ struct dd_stream_reader {
 	size_t next_submit, next_out; /* chunk indexes */
 	struct fetch_job *current;    /* returned by the last dd_stream_next */
 	uint64_t seen;
+	size_t skip;  /* bytes to trim from the next piece (dd_stream_open_at) */
+	int partial;  /* opened past the first chunk: the checksum cannot be checked */
 	int finished;
 };
 
@@ -179,10 +189,34 @@ submit_more(struct dd_stream_reader *r)
 int
 dd_stream_open(struct dd_stream_reader **out, struct dd_store *st, const struct dd_stream_info *si)
 {
-	struct dd_stream_reader *r = dd_calloc(1, sizeof(*r));
+	return dd_stream_open_at(out, st, si, 0);
+}
 
+/*
+ * Without the checksum, nothing but each chunk's id vouches for what is read:
+ * the chunk list and the size must at least agree, or the offset means nothing.
+ */
+int
+dd_stream_open_at(struct dd_stream_reader **out, struct dd_store *st, const struct dd_stream_info *si, uint64_t off)
+{
+	struct dd_stream_reader *r;
+	uint64_t start = 0;
+	size_t k = 0;
+
+	if (off > si->size)
+		return dd_error("reading stream '%s' from byte %" PRIu64 ": it has %" PRIu64 " bytes", si->name, off,
+				si->size);
+	while (k < si->nchunks && start + si->chunks[k].len <= off)
+		start += si->chunks[k++].len;
+	if (off && k == si->nchunks && start != si->size)
+		return dd_error("stream '%s' is damaged (its chunks do not add up to its size)", si->name);
+	r = dd_calloc(1, sizeof(*r));
 	r->st = st;
 	r->si = si;
+	r->next_submit = r->next_out = k;
+	r->seen = start;
+	r->skip = (size_t)(off - start);
+	r->partial = k > 0;
 	submit_more(r);
 	*out = r;
 	return 0;
@@ -203,7 +237,7 @@ dd_stream_next(struct dd_stream_reader *r, const void **data, size_t *len)
 	if (r->next_out == r->si->nchunks) {
 		dd_stream_checksum(sum, r->st->keys, r->si);
 		r->finished = 1;
-		if (r->seen != r->si->size || sodium_memcmp(sum, r->si->checksum, 32) != 0)
+		if (r->seen != r->si->size || (!r->partial && sodium_memcmp(sum, r->si->checksum, 32) != 0))
 			return dd_error("stream '%s' is damaged (its checksum does not match)", r->si->name);
 		return 0;
 	}
@@ -221,8 +255,9 @@ dd_stream_next(struct dd_stream_reader *r, const void **data, size_t *len)
 	r->seen += j->plain.len;
 	r->next_out++;
 	r->current = j;
-	*data = j->plain.ptr;
-	*len = j->plain.len;
+	*data = j->plain.ptr + r->skip;
+	*len = j->plain.len - r->skip;
+	r->skip = 0;
 	submit_more(r);
 	return 1;
 }

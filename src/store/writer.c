@@ -141,20 +141,51 @@ dd_snapshot_set_meta(struct dd_snapshot_writer *sw, const char *key, const char 
 	pthread_mutex_unlock(&sw->mu);
 }
 
+/* Is `name` a stream of this snapshot already, finished or being written? (the caller holds sw->mu) */
+static int
+name_taken(const struct dd_snapshot_writer *sw, const char *name)
+{
+	for (size_t i = 0; i < sw->m.nstreams; i++)
+		if (!strcmp(sw->m.streams[i].name, name))
+			return 1;
+	for (size_t i = 0; i < sw->nactive; i++)
+		if (!strcmp(sw->active[i], name))
+			return 1;
+	return 0;
+}
+
+int
+dd_snapshot_add_stream(struct dd_snapshot_writer *sw, struct dd_stream_info *si)
+{
+	size_t nl = si->name ? strlen(si->name) : 0;
+	int dup;
+
+	if (nl == 0 || nl > DD_NAME_MAX)
+		return dd_error("stream name '%.40s' is empty or too long", si->name ? si->name : "");
+	pthread_mutex_lock(&sw->mu);
+	dup = name_taken(sw, si->name);
+	if (!dup) {
+		sw->m.streams = dd_realloc(sw->m.streams, (sw->m.nstreams + 1) * sizeof(*sw->m.streams));
+		sw->m.streams[sw->m.nstreams++] = *si;
+		memset(si, 0, sizeof(*si));
+	}
+	pthread_mutex_unlock(&sw->mu);
+	if (dup)
+		return dd_error("stream '%s' written twice in one snapshot", si->name);
+	return 0;
+}
+
 int
 dd_stream_begin(struct dd_stream_writer **out, struct dd_snapshot_writer *sw, const char *name)
 {
 	struct dd_stream_writer *w;
 	size_t nl = strlen(name);
-	int dup = 0;
+	int dup;
 
 	if (nl == 0 || nl > DD_NAME_MAX)
 		return dd_error("stream name '%.40s' is empty or too long", name);
 	pthread_mutex_lock(&sw->mu);
-	for (size_t i = 0; i < sw->m.nstreams && !dup; i++)
-		dup = !strcmp(sw->m.streams[i].name, name);
-	for (size_t i = 0; i < sw->nactive && !dup; i++)
-		dup = !strcmp(sw->active[i], name);
+	dup = name_taken(sw, name);
 	if (!dup) {
 		sw->active = dd_realloc(sw->active, (sw->nactive + 1) * sizeof(*sw->active));
 		sw->active[sw->nactive++] = dd_strdup(name);
