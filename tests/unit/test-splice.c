@@ -331,7 +331,8 @@ model_edit(struct model *m, uint64_t pos, uint64_t del, size_t ins, uint64_t *rs
 {
 	size_t a = model_split(m, pos), b = model_split(m, pos + del);
 
-	memmove(m->s + a, m->s + b, (m->n - b) * sizeof(*m->s));
+	if (b > a)
+		memmove(m->s + a, m->s + b, (m->n - b) * sizeof(*m->s));
 	m->n -= b - a;
 	if (ins)
 		model_insert(m, a, (struct seg){ NOT_PREV, ins, new_bytes(m, ins, rs) });
@@ -344,8 +345,10 @@ model_move(struct model *m, uint64_t from, uint64_t len, uint64_t to)
 	size_t a = model_split(m, from), b = model_split(m, from + len), k = b - a, at;
 	struct seg *cut = malloc((k ? k : 1) * sizeof(*cut));
 
-	memcpy(cut, m->s + a, k * sizeof(*cut));
-	memmove(m->s + a, m->s + b, (m->n - b) * sizeof(*m->s));
+	if (k) {
+		memcpy(cut, m->s + a, k * sizeof(*cut));
+		memmove(m->s + a, m->s + b, (m->n - b) * sizeof(*m->s));
+	}
 	m->n -= k;
 	at = model_split(m, to);
 	for (size_t i = 0; i < k; i++)
