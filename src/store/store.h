@@ -178,7 +178,15 @@ struct dd_splice_stats {
 	uint64_t fetched_bytes, fetched_chunks;
 };
 void dd_stream_write_stats(struct dd_stream_writer *w, struct dd_splice_stats *out);
-/* dd_stream_open() from byte `off` on: the first piece dd_stream_next() gives starts there. (splice.c) */
+/*
+ * dd_stream_open() from byte `off` on: the first piece dd_stream_next()
+ * gives starts there; off == size gives a reader with nothing to read,
+ * off > size is refused (-1). A reader that starts past the first chunk
+ * cannot check the stream's whole checksum (a hash list over every chunk
+ * id), only the size it reaches; each chunk's id is still recomputed from
+ * its plaintext when it is opened, so every byte it gives was written
+ * under that id. (reader.c)
+ */
 int dd_stream_open_at(struct dd_stream_reader **out, struct dd_store *st, const struct dd_stream_info *si,
 		      uint64_t off);
 
