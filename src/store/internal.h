@@ -123,13 +123,12 @@ struct dd_snapshot_writer *dd_stream_snapshot_writer(const struct dd_stream_writ
 int dd_stream_at_cut(const struct dd_stream_writer *w);
 /* w->prev_at (tests). */
 uint64_t dd_stream_prev_at(const struct dd_stream_writer *w);
-/* The first dd_stream_write_previous(): from now on prev_at is exact (bytes written before count as new). */
-void dd_stream_splice_started(struct dd_stream_writer *w);
 /*
  * Chunk bytes p[0..len) of the previous stream, which start at its offset
  * `off`, up to and including the first cut (*used: how many were taken;
  * dd_stream_at_cut() then says whether they ended a chunk), keeping
- * prev_at exact. 0, -1.
+ * prev_at: exact while the chunk being filled holds only previous bytes in
+ * a row, else an estimate (the delta writer's base). 0, -1.
  */
 int dd_stream_feed_previous(struct dd_stream_writer *w, const uint8_t *p, size_t len, uint64_t off, size_t *used);
 /*

@@ -134,7 +134,6 @@ splice_get(struct dd_stream_writer *w, const struct dd_stream_info *prev, struct
 				at != prev->size ? "damaged (its chunks do not add up to its size)" : "unusable (out of memory)");
 	}
 	*slot = *out = sp;
-	dd_stream_splice_started(w);
 	return 0;
 }
 

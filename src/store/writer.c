@@ -306,8 +306,6 @@ dd_stream_write(struct dd_stream_writer *w, const void *data, size_t len)
 
 	if (check_failed(w) < 0)
 		return -1;
-	if (w->splice && len)
-		w->prev_at = UINT64_MAX; /* new bytes in the chunk being filled (and in the next, if cut) */
 	while (len) {
 		size_t n;
 		int cut;
@@ -356,13 +354,6 @@ dd_stream_prev_at(const struct dd_stream_writer *w)
 	return w->prev_at;
 }
 
-void
-dd_stream_splice_started(struct dd_stream_writer *w)
-{
-	if (w->buflen)
-		w->prev_at = UINT64_MAX; /* what the chunk being filled holds was not written as previous bytes */
-}
-
 int
 dd_stream_feed_previous(struct dd_stream_writer *w, const uint8_t *p, size_t len, uint64_t off, size_t *used)
 {
@@ -370,10 +361,16 @@ dd_stream_feed_previous(struct dd_stream_writer *w, const uint8_t *p, size_t len
 
 	if (check_failed(w) < 0)
 		return -1;
+	/*
+	 * The chunk starts with these bytes: exact. Else keep the alignment of
+	 * its start (exact while its bytes so far came from here in a row; an
+	 * estimate after new bytes, which do not move it) or, when there is
+	 * none, align these bytes with where they came from.
+	 */
 	if (w->buflen == 0)
 		w->prev_at = off;
-	else if (w->prev_at == UINT64_MAX || w->prev_at + w->buflen != off)
-		w->prev_at = UINT64_MAX; /* joins bytes from elsewhere */
+	else if (w->prev_at == UINT64_MAX)
+		w->prev_at = off >= w->buflen ? off - w->buflen : 0;
 	if (feed(w, p, len, used, &cut) < 0)
 		return -1;
 	if (cut)
