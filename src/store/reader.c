@@ -206,7 +206,7 @@ dd_stream_open_at(struct dd_stream_reader **out, struct dd_store *st, const stru
 	if (off > si->size)
 		return dd_error("reading stream '%s' from byte %" PRIu64 ": it has %" PRIu64 " bytes", si->name, off,
 				si->size);
-	while (k < si->nchunks && start + si->chunks[k].len <= off)
+	while (off && k < si->nchunks && start + si->chunks[k].len <= off) /* from 0: every chunk, checksum checked */
 		start += si->chunks[k++].len;
 	if (off && k == si->nchunks && start != si->size)
 		return dd_error("stream '%s' is damaged (its chunks do not add up to its size)", si->name);

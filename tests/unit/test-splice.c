@@ -760,6 +760,44 @@ prev_at_follows_the_previous_bytes(void **state)
 	free(p);
 }
 
+/*
+ * A reader from offset 0 reads every chunk and checks the stream checksum,
+ * even when the list starts with an empty chunk (a damaged or forged
+ * manifest): it is never skipped as lying before the offset.
+ */
+static void
+open_at_zero_checks_the_checksum(void **state)
+{
+	struct fx *f = *state;
+	struct dd_snapshot *s;
+	struct dd_stream_reader *r;
+	struct dd_stream_info forged;
+	const void *data;
+	size_t len, n = 100 * KIB;
+	uint64_t seed = 1906;
+	uint8_t *p = malloc(n);
+	char id[DD_ID_HEX_SIZE];
+	int rc;
+
+	fill(p, n, &seed);
+	two_streams(f->st, 0, p, n, p, 0, id);
+	CHECK(dd_snapshot_load(&s, f->st, id));
+	dd_stream_info_copy(&forged, dd_snapshot_find(s, "a"));
+	forged.chunks = realloc(forged.chunks, (forged.nchunks + 1) * sizeof(*forged.chunks));
+	memmove(forged.chunks + 1, forged.chunks, forged.nchunks * sizeof(*forged.chunks));
+	memcpy(forged.chunks[0].id, forged.chunks[1].id, 32);
+	forged.chunks[0].len = 0;
+	forged.nchunks++;
+	CHECK(dd_stream_open_at(&r, f->st, &forged, 0));
+	while ((rc = dd_stream_next(r, &data, &len)) == 1)
+		;
+	assert_int_equal(rc, -1);
+	dd_stream_close(r);
+	dd_stream_info_clear(&forged);
+	dd_snapshot_free(s);
+	free(p);
+}
+
 int
 main(void)
 {
@@ -769,6 +807,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(reuse_of_a_stream_whose_pack_went_is_refused, fx_small_setup,
 						fx_teardown),
 		cmocka_unit_test_setup_teardown(open_at_reads_from_any_offset, fx_small_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(open_at_zero_checks_the_checksum, fx_small_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(pieces_chunk_exactly_like_a_full_write, fx_small_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(pieces_of_a_private_writer_chunk_exactly_like_a_full_write, fx_small_setup,
 						fx_teardown),
