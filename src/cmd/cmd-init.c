@@ -40,8 +40,8 @@
 #define DEFAULT_PROFILE "clean"
 
 static const char *const usage[] = {
-	"git dnadata init [--store <url>] [--compression zstd:N|none] [--database <conninfo>] [--profile <name>]",
-	"                 [--no-commit]",
+	"git dnadata init [--store <url>] [--compression <zstd:N|none>] [--database <conninfo>] [--profile <name>] "
+	"[--no-commit]",
 	"",
 	"Creates .dnadata/profiles.ini and .dnadata/refs/ (committed as \"dnadata: init\"),",
 	"and this clone's private state in .git/dnadata/. The first profile is called",
