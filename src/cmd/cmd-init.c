@@ -212,7 +212,8 @@ init_existing(struct created *made, struct dd_repo *repo, const char *profiles, 
 			dd_repo_display_path(repo, profiles));
 	if (dd_path_exists(local)) {
 		if (compression && !options_given)
-			dd_warn("--compression ignored: this clone is already set up (a store keeps the compression it was created with)");
+			dd_warn("--compression ignored: this clone is already set up "
+				"(a store keeps the compression it was created with)");
 		dd_info("already initialised (%s exists); nothing changed", dd_repo_display_path(repo, profiles));
 		return 0;
 	}

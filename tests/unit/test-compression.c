@@ -213,9 +213,11 @@ pack_bytes(const char *root)
 static uint64_t
 write_and_read_back(const char *tmp, const char *name, const char *compression, const struct dd_buf *data)
 {
-	char *root = dd_path_join(tmp, name), *url = dd_asprintf("file://%s", root), *sd = dd_asprintf("%s.state", root);
+	char *root = dd_path_join(tmp, name), *url = dd_asprintf("file://%s", root);
+	char *sd = dd_asprintf("%s.state", root);
 	char *cfgpath = dd_path_join(root, "config"), *line = dd_asprintf("\ncompression %s\n", compression);
-	struct dd_store_opts o = { .url = url, .statedir = sd, .path_style = -1, .retries = -1, .compression = compression };
+	struct dd_store_opts o = { .url = url, .statedir = sd, .path_style = -1, .retries = -1,
+				   .compression = compression };
 	struct dd_store *st = NULL;
 	struct dd_snapshot_writer *sw;
 	struct dd_stream_writer *w;
