@@ -17,7 +17,7 @@ med() {
 disturbed() { awk -v n="$1" '$1 == n {a++; if ($6 > 10) d++} END {if (a && a == d) print " (disturbed)"}' "$res/results.tsv"; }
 rss() { awk -v k="$(med "$1" 3)" 'BEGIN {printf "%.1f", k / 1024}'; } # MiB
 cpu() { awk -v u="$(med "$1" 4)" -v s="$(med "$1" 5)" 'BEGIN {printf "%.1f", u + s}'; }
-bytes() { du -sbc "$@" 2>/dev/null | tail -n 1 | cut -f1; }
+bytes() { { du -sbc "$@" 2>/dev/null || true; } | tail -n 1 | cut -f1; } # missing paths count 0 (a store has no data/)
 mib() { awk -v b="$1" 'BEGIN {printf "%.1f", b / 1048576}'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b == 0) print "inf"; else printf "%.2f", a / b}'; }
 verdict() { awk -v r="$1" -v t="$2" 'BEGIN {print (r + 0 <= t + 0) ? "pass" : "**FAIL**"}'; }
@@ -170,6 +170,17 @@ VACUUM ANALYZE;
 CHECKPOINT;
 SQL
 }
+table_copies() { # DB: "table rows sha256" per table, each the sha256 of its rows as COPY text in key order
+	local t k
+	for t in $(q -d "$1" -c "SELECT relname FROM pg_stat_user_tables ORDER BY 1"); do
+		# ordered by the primary key, else by every column: the same rows give the same bytes
+		k=$(q -d "$1" -c "SELECT coalesce((SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY array_position(i.indkey, a.attnum))
+			FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
+			WHERE i.indrelid = '$t'::regclass AND i.indisprimary), '1')")
+		[ "$k" != 1 ] || k=$(q -d "$1" -c "SELECT string_agg(n::text, ', ') FROM generate_series(1, (SELECT count(*) FROM pg_attribute WHERE attrelid = '$t'::regclass AND attnum > 0 AND NOT attisdropped)) n")
+		echo "$t $(q -d "$1" -c "SELECT count(*) FROM $t") $(q -d "$1" -c "COPY (SELECT * FROM $t ORDER BY $k) TO STDOUT" | sha256sum | cut -c1-64)"
+	done
+}
 table_hashes() { # DB: "table rows hash" per table, for comparing two restores
 	local t
 	for t in $(q -d "$1" -c "SELECT relname FROM pg_stat_user_tables ORDER BY 1"); do
@@ -187,7 +198,7 @@ new_repo() { # DIR DB: a git repository set up for git dnadata, cwd inside it
 	git init -q -b main "$1"
 	cd "$1"
 	git config user.name bench && git config user.email bench@example.invalid
-	git dnadata init -q --store "file://$1.store" --database "dbname=$2" >/dev/null
+	git dnadata init -q --store "file://$1.store" ${COMPRESSION:+--compression "$COMPRESSION"} --database "dbname=$2" >/dev/null
 }
 store_bytes() { bytes "$1.store/packs" "$1.store/index" "$1.store/data" "$1.store/snapshots"; }
 cache_bytes() { bytes "$1/.git/dnadata/cache"; }

@@ -25,6 +25,7 @@
 #include "git/hooks.h"
 #include "cmd/prompt.h"
 #include "git/repo.h"
+#include "store/keys.h"
 #include "store/store-keys.h"
 #include "workflow/workflow.h"
 #include "util/conninfo.h"
@@ -39,7 +40,8 @@
 #define DEFAULT_PROFILE "clean"
 
 static const char *const usage[] = {
-	"git dnadata init [--store <url>] [--database <conninfo>] [--profile <name>] [--no-commit]",
+	"git dnadata init [--store <url>] [--compression <zstd:N|none>] [--database <conninfo>] [--profile <name>] "
+	"[--no-commit]",
 	"",
 	"Creates .dnadata/profiles.ini and .dnadata/refs/ (committed as \"dnadata: init\"),",
 	"and this clone's private state in .git/dnadata/. The first profile is called",
@@ -49,6 +51,7 @@ static const char *const usage[] = {
 	"  git dnadata init",
 	"  git dnadata init --store s3://my-bucket/myapp --database postgresql://localhost/myapp",
 	"  git dnadata init --profile demo --no-commit",
+	"  git dnadata init --store file:///srv/dnadata --compression zstd:3",
 	NULL,
 };
 
@@ -155,7 +158,7 @@ out:
  * (a fresh clone) from the settings; NULL = the local default store.
  */
 static int
-setup_store(struct dd_repo *repo, const char *url, int *created_elsewhere)
+setup_store(struct dd_repo *repo, const char *url, const char *compression, int *created_elsewhere)
 {
 	struct dd_config *cfg = NULL;
 	struct dd_store_opts o;
@@ -169,6 +172,7 @@ setup_store(struct dd_repo *repo, const char *url, int *created_elsewhere)
 	if (!url)
 		url = cfg->store_url; /* NULL: the default store, inside the state folder */
 	o.url = url;
+	o.compression = compression; /* a new store's; an existing one keeps its own */
 	rc = dd_store_init(&o, &created);
 	*created_elsewhere = rc == 0 && created && url;
 	dd_config_free(cfg);
@@ -199,7 +203,7 @@ keep_state_dir(struct created *c, const char *statedir)
 /* The repository is set up already: create this clone's local state if it is missing. */
 static int
 init_existing(struct created *made, struct dd_repo *repo, const char *profiles, const char *local,
-	      int options_given)
+	      int options_given, const char *compression)
 {
 	int created = 0;
 
@@ -207,11 +211,14 @@ init_existing(struct created *made, struct dd_repo *repo, const char *profiles, 
 		dd_warn("options ignored: the repository is already set up; edit %s to change settings",
 			dd_repo_display_path(repo, profiles));
 	if (dd_path_exists(local)) {
+		if (compression && !options_given)
+			dd_warn("--compression ignored: this clone is already set up "
+				"(a store keeps the compression it was created with)");
 		dd_info("already initialised (%s exists); nothing changed", dd_repo_display_path(repo, profiles));
 		return 0;
 	}
 	/* A fresh clone of a set-up repository: only this clone's state is missing. */
-	if (make_local_state(made, repo) < 0 || setup_store(repo, NULL, &created) < 0)
+	if (make_local_state(made, repo) < 0 || setup_store(repo, NULL, compression, &created) < 0)
 		return -1;
 	dd_info("initialised this clone's local state in %s (the repository was already set up)",
 		dd_repo_display_path(repo, repo->statedir));
@@ -234,6 +241,15 @@ check_database_option(const char *database)
 		dd_hint("put the password in ~/.pgpass or PGPASSWORD, or the URL in .git/dnadata/config.ini");
 	}
 	return -1;
+}
+
+/* --compression is checked before any file is created (the store checks it again). */
+static int
+check_compression_option(const char *compression)
+{
+	int level;
+
+	return compression ? dd_compression_parse(&level, compression, "--compression") : 0;
 }
 
 /* The tracked files: .dnadata/profiles.ini and .dnadata/refs/.gitkeep, each noted in `made`. */
@@ -308,10 +324,12 @@ install_hooks(struct dd_repo *repo)
 static int
 cmd_init(int argc, char **argv)
 {
-	const char *store = NULL, *database = NULL, *profile = DEFAULT_PROFILE;
+	const char *store = NULL, *database = NULL, *profile = DEFAULT_PROFILE, *compression = NULL;
 	int no_commit = 0, rc = -1, created = 0;
 	const struct dd_option opts[] = {
 		{ DD_OPT_STRING, 0, "store", &store, "url", "where snapshots are uploaded (file:///dir or s3://bucket/prefix)" },
+		{ DD_OPT_STRING, 0, "compression", &compression, "zstd:N|none",
+		  "a new store's compression (default zstd:1; an existing store keeps its own)" },
 		{ DD_OPT_STRING, 0, "database", &database, "conninfo", "the working database (libpq conninfo or URL)" },
 		{ DD_OPT_STRING, 0, "profile", &profile, "name", "name of the first profile (default: " DEFAULT_PROFILE ")" },
 		{ DD_OPT_BOOL, 0, "no-commit", &no_commit, NULL, "create the files but do not commit them" },
@@ -333,14 +351,15 @@ cmd_init(int argc, char **argv)
 
 	if (dd_path_exists(profiles)) {
 		if (init_existing(&made, repo, profiles, local,
-				  store || database || strcmp(profile, DEFAULT_PROFILE)) < 0)
+				  store || database || strcmp(profile, DEFAULT_PROFILE), compression) < 0)
 			goto fail;
 		rc = 0;
 		install_hooks(repo);
 		goto out;
 	}
 	/* Everything that could make the commit refuse is checked before the first file is created. */
-	if (dd_profile_name_check(profile) < 0 || check_database_option(database) < 0)
+	if (dd_profile_name_check(profile) < 0 || check_database_option(database) < 0 ||
+	    check_compression_option(compression) < 0)
 		goto out;
 	if (!no_commit && dd_commit_precheck(repo, tracked, NTRACKED) < 0)
 		goto out;
@@ -348,7 +367,7 @@ cmd_init(int argc, char **argv)
 	if (write_tracked(&made, repo, profiles, store, database, profile) < 0 || make_local_state(&made, repo) < 0)
 		goto fail;
 	/* The store key is created or adopted here, once the files exist and before the commit. */
-	if (setup_store(repo, store, &created) < 0)
+	if (setup_store(repo, store, compression, &created) < 0)
 		goto fail;
 	if (created)
 		keep_state_dir(&made, repo->statedir);

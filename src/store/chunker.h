@@ -14,13 +14,13 @@
 
 /*
  * Defaults for new stores (each store records its own in its config).
- * Measured (tests/unit/test-store, 200 MB stream, 1% changed in 10 places):
- * 256K/1M/4M added 4.2-7.9% of the stream's bytes depending on the key,
- * 128K/512K/2M added 3.0-4.8%; hence the smaller sizes (docs/FORMAT.md §5).
+ * Measured with packs on bench/pg's data set (docs/FORMAT.md §5): against
+ * 128K/512K/2M, 32K/128K/512K adds a third of the bytes after 1% of rows
+ * changed in ranges, for +1% stored and 4x the objects (inside packs).
  */
-#define DD_CHUNK_MIN_DEFAULT (128u << 10)
-#define DD_CHUNK_AVG_DEFAULT (512u << 10)
-#define DD_CHUNK_MAX_DEFAULT (2u << 20)
+#define DD_CHUNK_MIN_DEFAULT (32u << 10)
+#define DD_CHUNK_AVG_DEFAULT (128u << 10)
+#define DD_CHUNK_MAX_DEFAULT (512u << 10)
 /* Bounds a store config may ask for (hostile configs must not make us allocate gigabytes). */
 #define DD_CHUNK_MIN_LIMIT 64u
 #define DD_CHUNK_MAX_LIMIT (64u << 20)

@@ -30,6 +30,7 @@ struct dd_store {
 	struct dd_known *known;   /* what the backend is known to hold; NULL when its exists() is cheap */
 	struct dd_keys *keys;
 	struct dd_chunker_params *chunker;
+	int zlevel;               /* the zstd level every object is sealed with (config: compression) */
 	struct dd_pool *pool;
 	int flags;
 	char *url;                /* for messages */
@@ -76,6 +77,9 @@ const char *dd_store_type_dir(int type);
  */
 int dd_store_put_object(struct dd_store *st, int type, const uint8_t id[32], const void *plain,
 			size_t len, ZSTD_CCtx *zc, struct dd_buf *scratch, int *existed);
+/* Seal one object for this store: dd_object_seal at the store's compression level. */
+int dd_store_seal(struct dd_store *st, struct dd_buf *out, int type, const uint8_t id[32], const void *plain,
+		  size_t len, ZSTD_CCtx *zc);
 /* Chunk buffers (chunker max bytes) recycled so steady state does not fault in fresh pages. */
 uint8_t *dd_store_chunkbuf_get(struct dd_store *st);
 void dd_store_chunkbuf_put(struct dd_store *st, uint8_t *buf);

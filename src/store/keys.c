@@ -11,6 +11,7 @@
  * are refused, so a hostile key file cannot make us allocate gigabytes.
  */
 #include "store/keys.h"
+#include "store/object.h"
 #include "util/endian.h"
 #include "util/err.h"
 #include "util/fs.h"
@@ -236,6 +237,8 @@ dd_store_config_format(struct dd_buf *out, const struct dd_store_config *c, cons
 	dd_hex_encode(hex, k->key_id, 32);
 	dd_buf_printf(out, "dnadata-store %u\nkey-id %s\nchunker fastcdc %u %u %u\n", DD_STORE_FORMAT, hex,
 		      c->min, c->avg, c->max);
+	dd_compression_format(hex, c->zlevel);
+	dd_buf_printf(out, "compression %s\n", hex);
 	config_mac(mac, out->ptr, out->len, k);
 	dd_hex_encode(hex, mac, 32);
 	dd_buf_printf(out, "mac %s\n", hex);
@@ -274,6 +277,54 @@ parse_u32(const char *s, uint32_t *out)
 	return 0;
 }
 
+/* "none" or "zstd:N" with lo <= N <= hi, N != 0, no leading zeros or '+': 0, or -1 (no error set). */
+static int
+parse_compression(int *level, const char *text, int lo, int hi)
+{
+	const char *n = text + 5;
+	int neg, v = 0;
+
+	if (!strcmp(text, "none")) {
+		*level = DD_ZLEVEL_NONE;
+		return 0;
+	}
+	if (strncmp(text, "zstd:", 5))
+		return -1;
+	neg = *n == '-';
+	if (!n[neg] || n[neg] == '0' || strlen(n + neg) > 6)
+		return -1;
+	for (const char *d = n + neg; *d; d++) {
+		if (*d < '0' || *d > '9')
+			return -1;
+		v = v * 10 + (*d - '0');
+	}
+	v = neg ? -v : v;
+	if (v < lo || v > hi)
+		return -1;
+	*level = v;
+	return 0;
+}
+
+int
+dd_compression_parse(int *level, const char *text, const char *what)
+{
+	if (parse_compression(level, text, DD_ZLEVEL_MIN, DD_ZLEVEL_MAX) == 0)
+		return 0;
+	dd_error("%s: not a compression setting (none, or zstd:N with N from %d to %d, not 0)", what,
+		 DD_ZLEVEL_MIN, DD_ZLEVEL_MAX);
+	dd_hint("for example zstd:1 (fast) or zstd:19 (smallest)");
+	return -1;
+}
+
+void
+dd_compression_format(char out[16], int level)
+{
+	if (level == DD_ZLEVEL_NONE)
+		snprintf(out, 16, "none");
+	else
+		snprintf(out, 16, "zstd:%d", level);
+}
+
 int
 dd_store_config_parse(struct dd_store_config *c, const char *text, size_t len)
 {
@@ -285,7 +336,7 @@ dd_store_config_parse(struct dd_store_config *c, const char *text, size_t len)
 		return dd_error("store config damaged (NUL byte)");
 	if (take_line(&p, end, "dnadata-store ", rest, sizeof(rest)) < 0 || parse_u32(rest, &c->version) < 0)
 		return dd_error("not a git-dnadata store (bad config)");
-	if (c->version != DD_STORE_FORMAT)
+	if (c->version != DD_STORE_FORMAT && c->version != DD_STORE_FORMAT_LEGACY)
 		return dd_error("store format %u is not supported by this git-dnadata (upgrade it)", c->version);
 	if (take_line(&p, end, "key-id ", rest, sizeof(rest)) < 0 || dd_hex_decode(c->key_id, 32, rest) < 0)
 		return dd_error("store config damaged (key-id line)");
@@ -294,6 +345,12 @@ dd_store_config_parse(struct dd_store_config *c, const char *text, size_t len)
 	    parse_u32(a, &c->min) < 0 || parse_u32(b, &c->avg) < 0 || parse_u32(d, &c->max) < 0 ||
 	    strlen(a) + strlen(b) + strlen(d) + 2 != strlen(rest))
 		return dd_error("store config damaged (chunker line)");
+	c->zlevel = DD_ZSTD_LEVEL; /* format 1: what writers used before the setting */
+	/* any level zstd knows (a later version may allow more than `--compression` does): readers need none */
+	if (c->version == DD_STORE_FORMAT &&
+	    (take_line(&p, end, "compression ", rest, sizeof(rest)) < 0 ||
+	     parse_compression(&c->zlevel, rest, ZSTD_minCLevel(), ZSTD_maxCLevel()) < 0))
+		return dd_error("store config damaged (compression line)");
 	c->signed_len = (size_t)(p - text);
 	if (take_line(&p, end, "mac ", rest, sizeof(rest)) < 0 || dd_hex_decode(c->mac, 32, rest) < 0)
 		return dd_error("store config damaged (mac line)");

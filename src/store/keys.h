@@ -54,11 +54,25 @@ void dd_keyfile_set_fast_for_tests(int fast);
 struct dd_store_config {
 	unsigned version;
 	uint32_t min, avg, max;
+	int zlevel; /* the level writers use: a zstd level, or DD_ZLEVEL_NONE (compression line; legacy 3) */
 	uint8_t key_id[DD_KEY_LEN];
 	uint8_t mac[32];
 	size_t signed_len; /* bytes covered by the mac */
 };
-#define DD_STORE_FORMAT 1
+#define DD_STORE_FORMAT 2        /* written: with a compression line (FORMAT.md §3.3) */
+#define DD_STORE_FORMAT_LEGACY 1 /* read: no compression line, writers use zstd level 3 */
+
+/*
+ * The compression setting: "none" or "zstd:N" with N in
+ * DD_ZLEVEL_MIN..DD_ZLEVEL_MAX, 0 not allowed; *level gets N or
+ * DD_ZLEVEL_NONE. `what` names the value in the error ("--compression").
+ * dd_compression_format writes the same text back.
+ */
+#define DD_ZLEVEL_DEFAULT 1 /* new stores (measured: FORMAT.md §4) */
+#define DD_ZLEVEL_MIN (-7)
+#define DD_ZLEVEL_MAX 19
+int dd_compression_parse(int *level, const char *text, const char *what);
+void dd_compression_format(char out[16], int level);
 
 void dd_store_config_format(struct dd_buf *out, const struct dd_store_config *c, const struct dd_keys *k);
 /* Parse (strict) without a key; then dd_store_config_check() against a key. */

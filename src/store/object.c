@@ -27,6 +27,13 @@ int
 dd_object_seal(struct dd_buf *out, const struct dd_keys *k, int type, const uint8_t id[32],
 	       const void *plain, size_t len, ZSTD_CCtx *zc)
 {
+	return dd_object_seal_level(out, k, type, id, plain, len, zc, DD_ZSTD_LEVEL);
+}
+
+int
+dd_object_seal_level(struct dd_buf *out, const struct dd_keys *k, int type, const uint8_t id[32],
+		     const void *plain, size_t len, ZSTD_CCtx *zc, int level)
+{
 	size_t bound = ZSTD_compressBound(len), body = len;
 	uint8_t ad[34], *p, *inner;
 	unsigned long long clen;
@@ -41,12 +48,12 @@ dd_object_seal(struct dd_buf *out, const struct dd_keys *k, int type, const uint
 	p[5] = (uint8_t)type;
 	randombytes_buf(p + 6, 24);
 	inner = p + DD_OBJECT_HEADER;
-	if (len >= 64) {
+	if (len >= 64 && level != DD_ZLEVEL_NONE) {
 		if (!zc)
 			zc = own = ZSTD_createCCtx();
 		if (!zc)
 			return dd_error("out of memory (zstd)");
-		size_t n = ZSTD_compressCCtx(zc, inner + DD_OBJECT_INNER, bound, plain, len, DD_ZSTD_LEVEL);
+		size_t n = ZSTD_compressCCtx(zc, inner + DD_OBJECT_INNER, bound, plain, len, level);
 		if (!ZSTD_isError(n) && n < len - len / 32) {
 			comp = DD_COMP_ZSTD;
 			body = n;

@@ -23,7 +23,8 @@
 #define DD_OBJECT_HEADER 30 /* magic 4 + version 1 + type 1 + nonce 24 */
 #define DD_OBJECT_INNER 9   /* compression 1 + length 8 */
 #define DD_OBJECT_TAG 16
-#define DD_ZSTD_LEVEL 3
+#define DD_ZSTD_LEVEL 3   /* the level of stores whose config names none (format 1), and of tests */
+#define DD_ZLEVEL_NONE 0  /* a level that means: store every body raw */
 #define DD_OBJECT_PLAIN_MAX (256u << 20) /* largest plaintext any reader accepts (DD_MANIFEST_MAX) */
 
 enum dd_object_type {
@@ -37,6 +38,9 @@ enum { DD_COMP_NONE = 0, DD_COMP_ZSTD = 1 };
 /* Seal `plain` into `out` (replacing its contents). zc may be NULL (a context is made). */
 int dd_object_seal(struct dd_buf *out, const struct dd_keys *k, int type, const uint8_t id[32],
 		   const void *plain, size_t len, ZSTD_CCtx *zc);
+/* The same at zstd level `level` (the store's, dd_store_config.zlevel); DD_ZLEVEL_NONE: raw. */
+int dd_object_seal_level(struct dd_buf *out, const struct dd_keys *k, int type, const uint8_t id[32],
+			 const void *plain, size_t len, ZSTD_CCtx *zc, int level);
 /*
  * Authenticate and decompress `obj` into `out` (replacing its contents).
  * Plaintexts longer than max_plain are refused. For DD_OBJ_DATA the keyed

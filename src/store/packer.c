@@ -345,7 +345,7 @@ write_index(struct dd_store *st, struct dd_packer *pk, const struct dd_index_pac
 	dd_index_encode(&plain, done, n);
 	dd_id_compute(id, st->keys, plain.ptr, plain.len);
 	dd_object_name(name, sizeof(name), pk->priv ? "private/index" : "index", id);
-	if (dd_object_seal(&obj, st->keys, DD_OBJ_INDEX, id, plain.ptr, plain.len, NULL) < 0)
+	if (dd_store_seal(st, &obj, DD_OBJ_INDEX, id, plain.ptr, plain.len, NULL) < 0)
 		goto out;
 	if (st->cache->ops->put(st->cache, name, obj.ptr, obj.len) < 0) {
 		dd_error_wrap("writing %s to the cache", name);

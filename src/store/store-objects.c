@@ -163,7 +163,7 @@ put_single(struct dd_store *st, int type, const uint8_t id[32], const void *plai
 		}
 	}
 	if (!in_cache) {
-		if (dd_object_seal(obj, st->keys, type, id, plain, len, zc) < 0)
+		if (dd_store_seal(st, obj, type, id, plain, len, zc) < 0)
 			return -1;
 		if (st->cache->ops->put(st->cache, name, obj->ptr, obj->len) < 0)
 			return dd_error_wrap("writing %s to the cache", name);
@@ -229,7 +229,7 @@ put_packed(struct dd_store *st, const uint8_t id[32], const void *plain, size_t 
 		*existed = 1;
 		return 0;
 	}
-	if (dd_object_seal(obj, st->keys, DD_OBJ_DATA, id, plain, len, zc) < 0)
+	if (dd_store_seal(st, obj, DD_OBJ_DATA, id, plain, len, zc) < 0)
 		return -1;
 	return dd_packer_add(st, id, DD_OBJ_DATA, obj, existed, 0);
 }
@@ -296,12 +296,19 @@ dd_store_put_private(struct dd_store *st, const uint8_t id[32], const void *plai
 		*existed = 1;
 		return 0;
 	}
-	if (dd_object_seal(obj, st->keys, DD_OBJ_DATA, id, plain, len, zc) < 0)
+	if (dd_store_seal(st, obj, DD_OBJ_DATA, id, plain, len, zc) < 0)
 		rc = -1;
 	else
 		rc = dd_packer_add(st, id, DD_OBJ_DATA, obj, existed, 1);
 	dd_buf_release(&own);
 	return rc;
+}
+
+int
+dd_store_seal(struct dd_store *st, struct dd_buf *out, int type, const uint8_t id[32], const void *plain,
+	      size_t len, ZSTD_CCtx *zc)
+{
+	return dd_object_seal_level(out, st->keys, type, id, plain, len, zc, st->zlevel);
 }
 
 int

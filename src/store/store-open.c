@@ -305,6 +305,7 @@ dd_store_open_opts(struct dd_store **out, const struct dd_store_opts *o)
 		goto out;
 	if (load_config(st, &cfg) < 0)
 		goto out;
+	st->zlevel = cfg.zlevel;
 	st->chunker = dd_malloc(sizeof(*st->chunker));
 	if (dd_chunker_params_init(st->chunker, cfg.min, cfg.avg, cfg.max, st->keys->chunker) < 0) {
 		dd_error_wrap("store config of %s", st->url);

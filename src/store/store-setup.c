@@ -36,6 +36,7 @@ struct setup {
 	struct dd_store_config cfg;
 	uint8_t master[DD_KEY_LEN];
 	int have_local; /* 0: master holds the local key; DD_NOTFOUND: none */
+	int zlevel;     /* a new store's compression (o->compression, else the default) */
 };
 
 /* Ask the caller's callback: 0 with pass filled, DD_NOTFOUND (none to be had), -1. */
@@ -92,7 +93,7 @@ create(struct setup *s)
 {
 	struct dd_buf pass = DD_BUF_INIT;
 	struct dd_keys *k = NULL;
-	char id[17];
+	char id[17], comp[16];
 	int rc = -1, r, haspass;
 
 	r = dd_store_has_files(s->be);
@@ -116,6 +117,7 @@ create(struct setup *s)
 	k = dd_keys_new(s->master);
 	memset(&s->cfg, 0, sizeof(s->cfg));
 	s->cfg.min = DD_CHUNK_MIN_DEFAULT, s->cfg.avg = DD_CHUNK_AVG_DEFAULT, s->cfg.max = DD_CHUNK_MAX_DEFAULT;
+	s->cfg.zlevel = s->zlevel;
 	if (haspass && dd_store_add_key_file(s->be, s->master, pass.ptr) < 0)
 		goto out;
 	dd_store_config_format(&s->text, &s->cfg, k);
@@ -127,7 +129,8 @@ create(struct setup *s)
 	if (r < 0 || s->be->ops->sync(s->be) < 0)
 		goto out;
 	dd_key_id_short(id, k->key_id);
-	dd_info("created the store %s (key id %s)", s->url, id);
+	dd_compression_format(comp, s->zlevel);
+	dd_info("created the store %s (key id %s, compression %s)", s->url, id, comp);
 	if (!haspass)
 		dd_info("the store key is only in %s: protect a copy in the store with `git dnadata key passwd`, or copy it with `git dnadata key export FILE`", s->kpath);
 	rc = 0;
@@ -135,6 +138,17 @@ out:
 	dd_buf_release_secret(&pass);
 	dd_keys_free(k);
 	return rc;
+}
+
+/* --compression given for a store that exists: it keeps what it was created with. */
+static void
+keep_compression(const struct setup *s)
+{
+	char have[16];
+
+	dd_compression_format(have, s->cfg.zlevel);
+	dd_warn("the store %s exists and keeps its compression (%s): --compression applies only to a new store",
+		s->url, have);
 }
 
 /* The cache learns the config of the store just created or adopted (best effort). */
@@ -161,6 +175,9 @@ dd_store_init(const struct dd_store_opts *o, int *created)
 	int rc = -1, r;
 
 	*created = 0;
+	s.zlevel = DD_ZLEVEL_DEFAULT;
+	if (o->compression && dd_compression_parse(&s.zlevel, o->compression, "--compression") < 0)
+		goto out;
 	s.url = o->url ? o->url : defurl;
 	s.kpath = dd_store_key_path(o->statedir);
 	if (dd_store_backend_open(&s.be, o, s.url, 0) < 0)
@@ -174,6 +191,8 @@ dd_store_init(const struct dd_store_opts *o, int *created)
 	dd_error_clear();
 	if (r == 0) {
 		rc = adopt(&s);
+		if (rc == 0 && o->compression && s.cfg.zlevel != s.zlevel)
+			keep_compression(&s);
 	} else {
 		rc = create(&s);
 		*created = rc == 0;

@@ -70,6 +70,8 @@ struct dd_store_opts {
 	int transfers;          /* 0: the default */
 	uint64_t part_size;     /* 0: the default */
 	int retries;            /* -1: the default */
+	/* creating a store only: its compression ("zstd:N" or "none"; NULL: the default, FORMAT.md §3.3) */
+	const char *compression;
 	/* setup only: asked when a passphrase is needed (NULL: none is available) */
 	dd_store_passphrase_fn passphrase;
 	void *passphrase_arg;

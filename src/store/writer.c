@@ -538,7 +538,7 @@ commit_private(struct dd_store *st, const uint8_t id[32], const struct dd_buf *e
 
 	if (dd_packer_flush_private(st) < 0 || st->cache->ops->sync(st->cache) < 0)
 		goto out;
-	if (dd_object_seal(&obj, st->keys, DD_OBJ_MANIFEST, id, enc->ptr, enc->len, NULL) < 0)
+	if (dd_store_seal(st, &obj, DD_OBJ_MANIFEST, id, enc->ptr, enc->len, NULL) < 0)
 		goto out;
 	rc = dd_store_private_put(st, id, &obj);
 out:
