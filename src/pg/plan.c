@@ -465,7 +465,8 @@ plan_rows(struct builder *b, const struct dd_plan_stream *streams, size_t nstrea
 	for (size_t i = 0; i < nstreams; i++) {
 		char *k = streams[i].table ? name_key(streams[i].table) : NULL;
 		size_t t = add_task(b, streams[i].table ? DD_PLAN_COPY : DD_PLAN_LO, i, (double)streams[i].size);
-		b->p->t[t].label = streams[i].table ? dd_asprintf("COPY %s", streams[i].table) : dd_strdup("LARGE OBJECTS");
+		b->p->t[t].label = streams[i].table ? dd_asprintf("COPY %s", k ? k : streams[i].table)
+						    : dd_strdup("LARGE OBJECTS");
 		if (k) {
 			size_t r = rel_id(b, k);
 			if (b->rels[r].copy == NONE) {
@@ -630,7 +631,7 @@ plan_analyze(struct builder *b, const struct dd_plan_rel *rels, size_t nrels, si
 		const struct rel *R = r != NONE ? &b->rels[r] : NULL;
 		double size = R ? (double)R->size : 0;
 		size_t t = add_task(b, DD_PLAN_ANALYZE, i, 0.05 * (size < 256e6 ? size : 256e6));
-		b->p->t[t].label = dd_asprintf("ANALYZE %s", rels[i].name);
+		b->p->t[t].label = dd_asprintf("ANALYZE %s", k ? k : rels[i].name);
 		b->p->t[t].sql = b->p->t[t].own = dd_asprintf("ANALYZE %s", rels[i].name);
 		if (!k || rels[i].kind != 'r') {
 			add_dep(b, t, b->b_attach);
