@@ -15,7 +15,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static const struct dd_plan_stream streams[] = { { "public.a", 100 }, { "public.\"B\"", 10 }, { NULL, 1 } };
+	static const struct dd_plan_stream streams[] = { { "public.a", 100, 3 }, { "public.\"B\"", 10, 1 }, { NULL, 1, 0 } };
 	static const struct dd_plan_rel rels[] = { { "public.a", 'r' }, { "public.p", 'p' }, { "public.m", 'm' } };
 	char *text = malloc(size + 1);
 	struct dd_schema_entry *e = NULL;

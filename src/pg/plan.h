@@ -59,10 +59,10 @@ struct dd_plan {
 	size_t *users, *user_at; /* dependents: users[user_at[i] .. user_at[i+1]) */
 };
 
-/* One data stream: its `table` attribute (format('%I.%I')), or NULL for largeobjects; its size. */
+/* One data stream: its `table` attribute (format('%I.%I')), or NULL for largeobjects; its size and rows (0: unknown). */
 struct dd_plan_stream {
 	const char *table;
-	uint64_t size;
+	uint64_t size, rows;
 };
 
 /* One relation the pre-data created: format('%I.%I') and relkind ('r', 'p', 'm'). */

@@ -628,6 +628,7 @@ sched_streams(struct sched *s, struct dd_plan_stream **out)
 		s->si[k] = si;
 		ps[k].table = s->table[k];
 		ps[k].size = dd_stream_size(si);
+		ps[k].rows = dd_stream_attr(si, "rows") ? strtoull(dd_stream_attr(si, "rows"), NULL, 10) : 0;
 		s->total_bytes += ps[k].size;
 		s->nstreams++;
 	}

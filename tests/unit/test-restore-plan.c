@@ -35,7 +35,8 @@ static const char post[] =
 	ENTRY("docs t1", "TRIGGER") "CREATE TRIGGER t1 AFTER INSERT ON public.docs FOR EACH ROW EXECUTE FUNCTION public.f();\n\n";
 
 static const struct dd_plan_stream streams[] = {
-	{ "public.big", 1000000 }, { "public.docs", 800000 }, { "public.\"Odd\"", 10 }, { "public.ev_1", 5000 }, { NULL, 7 },
+	{ "public.big", 1000000, 90000 }, { "public.docs", 800000, 1000 }, { "public.\"Odd\"", 10, 1 },
+	{ "public.ev_1", 5000, 50 }, { NULL, 7, 0 },
 };
 static const struct dd_plan_rel rels[] = { { "public.big", 'r' }, { "public.ev", 'p' }, { "public.mv", 'm' } };
 
