@@ -11,18 +11,27 @@
  * Order, as pg_restore does it but streamed from the store:
  *   1. CREATE DATABASE ... TEMPLATE template0 with the source's encoding and
  *      locale; pre-data (types, tables, functions ...) in one session;
- *   2. rows: parallel sessions, each table in its own transaction
- *      TRUNCATE + COPY ... FROM STDIN (FREEZE): the TRUNCATE makes the
- *      table "new in this transaction", so rows are written frozen (no
- *      later vacuum/hint-bit rewrite, and no WAL under wal_level=minimal);
- *      large objects; sequence values;
- *   3. post-data split into entries (schema.c) and run in phases so
- *      independent work runs in parallel: indexes and PK/UNIQUE/CHECK
- *      constraints (parallel), index attachments (serial, in order),
- *      foreign keys (parallel, retried on deadlock), the rest (triggers,
- *      rules, policies, materialized view refreshes, comments ...) serially
- *      in pg_dump's order;
- *   4. ANALYZE of every table, in parallel.
+ *   2. one queue over `jobs` sessions (plan.h: the dependencies and costs;
+ *      docs/FORMAT.md §7): each table's TRUNCATE + COPY ... FROM STDIN
+ *      (FREEZE) in its own transaction (the TRUNCATE makes the table "new in
+ *      this transaction", so rows are written frozen: no later vacuum or
+ *      hint-bit rewrite, and no WAL under wal_level=minimal), largest chain
+ *      first; a table's indexes and PK/UNIQUE/EXCLUDE constraints as soon as
+ *      its rows are in; index attachments after both indexes; foreign keys
+ *      once both tables and the referenced key are ready (retried on
+ *      deadlock); large objects; sequence values; ANALYZE of each table
+ *      after its indexes, beside other work; then the rest of the post-data
+ *      (triggers, rules, policies, materialized view refreshes, comments
+ *      ...) in pg_dump's order, and ANALYZE of the materialized views.
+ *      A task never starts beside a running one whose lock it would wait
+ *      for (ANALYZE vs CREATE INDEX on one table, two ALTER TABLEs ...); an
+ *      index build gets parallel maintenance workers only for cores no
+ *      ready task wants. -v traces each task's start and end.
+ *
+ * Sessions that ran the post-data preamble (search_path '') load rows and
+ * ANALYZE under their own search_path again (SET LOCAL), as before the
+ * queue mixed them: a CHECK or a generated column calling a function that
+ * relies on the path behaves as it did.
  */
 #include "pg/internal.h"
 #include "pg/pg.h"
@@ -258,6 +267,7 @@ struct sched {
 	size_t ndone, nrunning, nwork, nworkdone;
 	uint64_t bytes, total_bytes;
 	double *started;
+	int *workers;                      /* KEY tasks: parallel maintenance workers it may use */
 };
 
 static const char *
@@ -347,6 +357,9 @@ next_task(struct sched *s)
 		s->state[t] = 2;
 		s->nrunning++;
 		s->started[t] = dd_pg_seconds();
+		/* an index build may use the cores no other task is ready for (none while the queue is full) */
+		long idle = (long)s->l->jobs - (long)s->nrunning - (long)s->nready;
+		s->workers[t] = idle > 0 ? (int)idle : 0;
 		dd_debug("restore: %.3fs start %s", s->started[t] - s->l->t0, pt->label);
 	}
 	pthread_mutex_unlock(&s->w.lock);
@@ -542,6 +555,12 @@ run_task(PGconn *c, struct sched *s, const struct dd_plan_task *t, int *prepared
 			return -1;
 		*prepared = 1;
 	}
+	if (t->kind == DD_PLAN_KEY) {
+		char set[64];
+		snprintf(set, sizeof(set), "SET max_parallel_maintenance_workers = %d", s->workers[t - s->plan.t]);
+		if (dd_pg_exec(c, set) < 0)
+			return -1;
+	}
 	return run_sql(c, t->sql);
 }
 
@@ -676,6 +695,7 @@ sched_release(struct sched *s)
 	free(s->ready);
 	free(s->held);
 	free(s->started);
+	free(s->workers);
 	dd_plan_free(&s->plan);
 	pthread_cond_destroy(&s->more);
 	dd_pg_workers_release(&s->w);
@@ -691,6 +711,7 @@ sched_run(struct sched *s)
 	s->state = dd_calloc(n + 1, 1);
 	s->ready = dd_calloc(n + 1, sizeof(size_t));
 	s->started = dd_calloc(n + 1, sizeof(double));
+	s->workers = dd_calloc(n + 1, sizeof(int));
 	s->held = dd_calloc(s->plan.nrels + 1, sizeof(*s->held));
 	for (size_t i = 0; i < n; i++) {
 		s->waiting[i] = s->plan.t[i].ndeps;

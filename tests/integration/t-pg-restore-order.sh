@@ -3,7 +3,7 @@
 # A schema with partitioned tables (one level sub-partitioned) and attached
 # indexes, an FK cycle, a self-referencing FK, a GIN index, an EXCLUDE
 # constraint, a table many others reference, an FK to a partitioned table,
-# a NOT VALID CHECK and a materialized view restores equal to the source
+# a NOT VALID CHECK, a CHECK relying on the search_path and a materialized view restores equal to the source
 # (pg_dump compare); and the -v trace of the schedule shows every task
 # started only after what it needs was done (an FK after both tables'
 # rows and the referenced key, an attachment after both indexes, ANALYZE
@@ -43,6 +43,11 @@ CREATE TABLE ev_2024h1 PARTITION OF ev_2024 FOR VALUES FROM ('2024-01-01') TO ('
 CREATE TABLE ev_2024h2 PARTITION OF ev_2024 FOR VALUES FROM ('2024-07-01') TO ('2025-01-01');
 CREATE INDEX ev_what ON ev (what);
 CREATE TABLE ev_ref (id int PRIMARY KEY, ev_id int, ev_at date, FOREIGN KEY (ev_id, ev_at) REFERENCES ev (id, at));
+-- a CHECK whose function finds its helper through the search_path: rows load under the session's own path
+CREATE FUNCTION helper(int) RETURNS bool LANGUAGE sql AS 'SELECT $1 > 0';
+CREATE FUNCTION positive(int) RETURNS bool LANGUAGE sql AS 'SELECT helper($1)';
+CREATE TABLE guarded (id int PRIMARY KEY, n int CHECK (positive(n)));
+INSERT INTO guarded SELECT i, i FROM generate_series(1, 10) i;
 CREATE TABLE checked (id int PRIMARY KEY, n int);
 INSERT INTO checked VALUES (1, -1), (2, 5);
 ALTER TABLE checked ADD CONSTRAINT n_positive CHECK (n > 0) NOT VALID;
@@ -166,6 +171,8 @@ test_a_tables_index_starts_before_the_last_copy_on_one_session() {
 	[ -n "$gin" ] && [ -n "$small" ] && [ "$gin" -lt "$small" ] || fail "the GIN index waited for every COPY (lines $gin, $small)"
 	local out
 	out=$(printf '%s\n' "$ERR" | check_trace) || fail "schedule out of order:"$'\n'"$out"
+	# guarded's rows loaded on the session that had built indexes (search_path '' there)
+	assert_eq 10 "$(psql_q "$DB" "SELECT count(*) FROM guarded")"
 }
 
 run_tests
