@@ -242,6 +242,13 @@ parse_index(const char *s, struct parsed *e, struct dd_buf *a, struct dd_buf *b)
 	if (tok(&s, "USING") && ident(&s, b) && b->len < sizeof(e->am))
 		memcpy(e->am, b->ptr, b->len + 1);
 	e->mapped = 1;
+	/* a second statement (ALTER TABLE ... CLUSTER ON / REPLICA IDENTITY USING INDEX) locks more than SHARE */
+	const char *semi = strchr(s, ';');
+	if (semi) {
+		semi++;
+		skip_ws(&semi);
+		e->excl = *semi != '\0';
+	}
 }
 
 /* ALTER TABLE [ONLY] t ADD CONSTRAINT c <kind> ... */

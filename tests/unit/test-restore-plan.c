@@ -24,6 +24,7 @@ static const char post[] =
 	"SET statement_timeout = 0;\n"
 	ENTRY("big big_pkey", "CONSTRAINT") "ALTER TABLE ONLY public.big\n    ADD CONSTRAINT big_pkey PRIMARY KEY (id);\n\n"
 	ENTRY("docs_meta", "INDEX") "CREATE INDEX docs_meta ON public.docs USING gin (meta);\n\n"
+	ENTRY("docs_id", "INDEX") "CREATE INDEX docs_id ON public.docs USING btree (id);\n\nALTER TABLE public.docs CLUSTER ON docs_id;\n\n"
 	ENTRY("Odd Odd_pkey", "CONSTRAINT") "ALTER TABLE ONLY public.\"Odd\"\n    ADD CONSTRAINT \"Odd_pkey\" PRIMARY KEY (\"Id\");\n\n"
 	ENTRY("ev ev_pkey", "CONSTRAINT") "ALTER TABLE ONLY public.ev\n    ADD CONSTRAINT ev_pkey PRIMARY KEY (id, at);\n\n"
 	ENTRY("ev_1 ev_1_pkey", "CONSTRAINT") "ALTER TABLE ONLY public.ev_1\n    ADD CONSTRAINT ev_1_pkey PRIMARY KEY (id, at);\n\n"
@@ -164,6 +165,18 @@ a_table_with_a_gin_index_loads_first(void **state)
 }
 
 static void
+an_index_entry_with_a_second_statement_locks_the_table(void **state)
+{
+	struct dd_plan *p = &((struct fx *)*state)->p;
+	const struct dd_plan_task *gin = &p->t[task(p, "INDEX \"public\".\"docs_meta\" ON \"public\".\"docs\"")];
+	const struct dd_plan_task *cl = &p->t[task(p, "INDEX \"public\".\"docs_id\" ON \"public\".\"docs\"")];
+	assert_int_equal(gin->nrel, 1);
+	assert_int_equal(gin->mode[0], DD_LOCK_SHARE);
+	assert_int_equal(cl->nrel, 1);
+	assert_int_equal(cl->mode[0], DD_LOCK_EXCL);
+}
+
+static void
 locks_conflict_as_the_server_says(void **state)
 {
 	(void)state;
@@ -185,6 +198,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(fks_wait_for_both_tables_and_the_referenced_key, setup, teardown),
 		cmocka_unit_test_setup_teardown(the_rest_and_analyze_come_after_what_they_need, setup, teardown),
 		cmocka_unit_test_setup_teardown(a_table_with_a_gin_index_loads_first, setup, teardown),
+		cmocka_unit_test_setup_teardown(an_index_entry_with_a_second_statement_locks_the_table, setup, teardown),
 		cmocka_unit_test(locks_conflict_as_the_server_says),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
