@@ -6,7 +6,8 @@
  *
  * The tasks, in array order (each task's prerequisites come before it):
  *   COPY of each data stream, the large objects;  barrier B_COPY (all rows);
- *   KEY: a table's INDEX / CONSTRAINT entry, after that table's COPY (or
+ *   KEY: a table's INDEX / CONSTRAINT entry, after that table's COPY (an
+ *        INDEX also after the table's CONSTRAINTs, which it cannot overlap) (or
  *        B_COPY when the table has no stream: partitioned parents,
  *        materialized views, excluded data, names we cannot map);  B_KEY;
  *   ATTACH: after the tasks creating the parent and the partition's index
@@ -16,8 +17,9 @@
  *        some key entry could not be mapped);
  *   CHECK (a table's separately dumped CHECK constraint): after B_COPY;
  *   SEQ: after B_COPY;  REST: after B_ATTACH, every FK, CHECK and SEQ;
- *   ANALYZE of a table after its COPY and its keys; of a partitioned table
- *        after B_ATTACH; of the populated materialized views after REST.
+ *   ANALYZE of a table after its COPY, its keys and the FKs locking it;
+ *        of a partitioned table after B_ATTACH; of the populated
+ *        materialized views after REST.
  * Names are compared unquoted ("schema"."name" always quoted is the map's
  * key), so pg_dump's quoting and the server's format('%I') need not agree.
  *
@@ -366,6 +368,7 @@ dd_plan_lock_conflict(enum dd_plan_lock a, enum dd_plan_lock b)
 struct rel {
 	size_t copy;               /* its COPY task, or NONE */
 	uint64_t size, rows;
+	size_t *fks, nfks;         /* FK tasks locking it (referencing or referenced) */
 	size_t *keys, nkeys;       /* KEY tasks on it */
 	size_t *ukeys, nukeys;     /* those building a unique index (what an FK may reference) */
 };
@@ -505,30 +508,45 @@ rows_of(struct builder *b, const char *k, size_t *rel)
 	return r != NONE && b->rels[r].copy != NONE ? b->rels[r].copy : b->b_copy;
 }
 
+/* One KEY task for entry i; exclusive ones first on their table (they cannot overlap a shared one there anyway). */
+static void
+plan_key(struct builder *b, const struct dd_schema_entry *en, size_t i, struct parsed *e)
+{
+	size_t r, dep = e->mapped ? rows_of(b, e->table, &r) : (r = NONE, b->b_copy);
+	double size = r != NONE && dep != b->b_copy ? (double)b->rels[r].size : 0;
+	size_t t = add_task(b, DD_PLAN_KEY, i, size * dd_plan_am_factor(e->am));
+
+	b->p->t[t].sql = en[i].sql;
+	label(&b->p->t[t], en[i].type, e);
+	add_dep(b, t, dep);
+	if (!e->mapped) {
+		b->unmapped_key = 1;
+		return;
+	}
+	if (!e->excl)
+		for (size_t k = 0; k < b->rels[r].nkeys; k++)
+			add_dep(b, t, b->rels[r].keys[k]);
+	add_lock(b, t, r, e->excl ? DD_LOCK_EXCL : DD_LOCK_SHARE);
+	push(&b->rels[r].keys, &b->rels[r].nkeys, t);
+	if (e->unique)
+		push(&b->rels[r].ukeys, &b->rels[r].nukeys, t);
+	size_t *v = smap_slot(&b->index_task, e->index, 1);
+	*v = t;
+}
+
+/*
+ * The KEY tasks: the exclusive ones (ALTER TABLE ... ADD CONSTRAINT) first,
+ * then the shared ones (CREATE INDEX) after those of their table, so the
+ * indexes of a table build side by side once its constraints are in,
+ * rather than a constraint waiting alone at the end for the last of them.
+ */
 static void
 plan_keys(struct builder *b, const struct dd_schema_entry *en, size_t nen, struct parsed *pe)
 {
-	for (size_t i = 1; i < nen; i++) {
-		struct parsed *e = &pe[i];
-		if (e->kind != DD_PLAN_KEY)
-			continue;
-		size_t r, dep = e->mapped ? rows_of(b, e->table, &r) : (r = NONE, b->b_copy);
-		double size = r != NONE && dep != b->b_copy ? (double)b->rels[r].size : 0;
-		size_t t = add_task(b, DD_PLAN_KEY, i, size * dd_plan_am_factor(e->am));
-		b->p->t[t].sql = en[i].sql;
-		label(&b->p->t[t], en[i].type, e);
-		add_dep(b, t, dep);
-		if (!e->mapped) {
-			b->unmapped_key = 1;
-			continue;
-		}
-		add_lock(b, t, r, e->excl ? DD_LOCK_EXCL : DD_LOCK_SHARE);
-		push(&b->rels[r].keys, &b->rels[r].nkeys, t);
-		if (e->unique)
-			push(&b->rels[r].ukeys, &b->rels[r].nukeys, t);
-		size_t *v = smap_slot(&b->index_task, e->index, 1);
-		*v = t;
-	}
+	for (int pass = 0; pass < 2; pass++)
+		for (size_t i = 1; i < nen; i++)
+			if (pe[i].kind == DD_PLAN_KEY && (pass == 0) == (pe[i].excl || !pe[i].mapped))
+				plan_key(b, en, i, &pe[i]);
 	b->b_key = add_task(b, DD_PLAN_BARRIER, 0, 0);
 	b->p->t[b->b_key].label = dd_strdup("all indexes and constraints built");
 	for (size_t i = b->b_copy; i < b->b_key; i++)
@@ -589,8 +607,11 @@ plan_fk(struct builder *b, const struct dd_schema_entry *en, size_t nen, struct 
 				add_dep(b, t, b->rels[ru].ukeys[k]);
 		b->p->t[t].cost = 0.1 * (double)(b->rels[rt].size + b->rels[ru].size);
 		add_lock(b, t, rt, DD_LOCK_EXCL);
-		if (ru != rt)
+		push(&b->rels[rt].fks, &b->rels[rt].nfks, t);
+		if (ru != rt) {
 			add_lock(b, t, ru, DD_LOCK_EXCL);
+			push(&b->rels[ru].fks, &b->rels[ru].nfks, t);
+		}
 	}
 }
 
@@ -666,8 +687,11 @@ plan_analyze(struct builder *b, const struct dd_plan_rel *rels, size_t nrels, si
 			add_dep(b, t, b->b_attach);
 		} else {
 			add_dep(b, t, R && R->copy != NONE ? R->copy : b->b_copy);
+			/* and after its foreign keys, which are on the way to the rest (ANALYZE is not) */
 			for (size_t j = 0; R && j < R->nkeys; j++)
 				add_dep(b, t, R->keys[j]);
+			for (size_t j = 0; R && j < R->nfks; j++)
+				add_dep(b, t, R->fks[j]);
 		}
 		add_lock(b, t, r, DD_LOCK_ANALYZE);
 		free(k);
@@ -733,6 +757,7 @@ dd_plan_build(struct dd_plan *p, const struct dd_plan_stream *streams, size_t ns
 	free(pe);
 	for (size_t i = 0; i < p->nrels; i++) {
 		free(b.rels[i].keys);
+		free(b.rels[i].fks);
 		free(b.rels[i].ukeys);
 	}
 	free(b.rels);

@@ -23,6 +23,7 @@
 static const char post[] =
 	"SET statement_timeout = 0;\n"
 	ENTRY("big big_pkey", "CONSTRAINT") "ALTER TABLE ONLY public.big\n    ADD CONSTRAINT big_pkey PRIMARY KEY (id);\n\n"
+	ENTRY("docs docs_pkey", "CONSTRAINT") "ALTER TABLE ONLY public.docs\n    ADD CONSTRAINT docs_pkey PRIMARY KEY (id);\n\n"
 	ENTRY("docs_meta", "INDEX") "CREATE INDEX docs_meta ON public.docs USING gin (meta);\n\n"
 	ENTRY("docs_id", "INDEX") "CREATE INDEX docs_id ON public.docs USING btree (id);\n\nALTER TABLE public.docs CLUSTER ON docs_id;\n\n"
 	ENTRY("Odd Odd_pkey", "CONSTRAINT") "ALTER TABLE ONLY public.\"Odd\"\n    ADD CONSTRAINT \"Odd_pkey\" PRIMARY KEY (\"Id\");\n\n"
@@ -153,6 +154,20 @@ the_rest_and_analyze_come_after_what_they_need(void **state)
 	assert_true(waits(p, an, task(p, "CONSTRAINT \"public\".\"big_pkey\" ON \"public\".\"big\"")));
 	assert_false(waits(p, an, rest));
 	assert_true(waits(p, task(p, "ANALYZE MATERIALIZED VIEWS"), rest));
+	/* ANALYZE and an FK lock the table against each other: the FK, on the way to the rest, goes first */
+	assert_true(waits(p, an, task(p, "FK CONSTRAINT \"public\".\"docs_big_fkey\" ON \"public\".\"docs\" REFERENCES \"public\".\"big\"")));
+}
+
+static void
+a_tables_indexes_wait_for_its_constraints(void **state)
+{
+	struct dd_plan *p = &((struct fx *)*state)->p;
+	size_t id = task(p, "INDEX \"public\".\"docs_id\" ON \"public\".\"docs\"");
+	/* docs_id carries CLUSTER ON: exclusive, so before the shared GIN build too */
+	assert_true(waits(p, task(p, "INDEX \"public\".\"docs_meta\" ON \"public\".\"docs\""), id));
+	assert_false(waits(p, id, task(p, "INDEX \"public\".\"docs_meta\" ON \"public\".\"docs\"")));
+	assert_true(waits(p, task(p, "INDEX \"public\".\"docs_meta\" ON \"public\".\"docs\""),
+			  task(p, "CONSTRAINT \"public\".\"docs_pkey\" ON \"public\".\"docs\"")));
 }
 
 static void
@@ -198,6 +213,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(fks_wait_for_both_tables_and_the_referenced_key, setup, teardown),
 		cmocka_unit_test_setup_teardown(the_rest_and_analyze_come_after_what_they_need, setup, teardown),
 		cmocka_unit_test_setup_teardown(a_table_with_a_gin_index_loads_first, setup, teardown),
+		cmocka_unit_test_setup_teardown(a_tables_indexes_wait_for_its_constraints, setup, teardown),
 		cmocka_unit_test_setup_teardown(an_index_entry_with_a_second_statement_locks_the_table, setup, teardown),
 		cmocka_unit_test(locks_conflict_as_the_server_says),
 	};
