@@ -11,21 +11,31 @@
  * Order, as pg_restore does it but streamed from the store:
  *   1. CREATE DATABASE ... TEMPLATE template0 with the source's encoding and
  *      locale; pre-data (types, tables, functions ...) in one session;
- *   2. rows: parallel sessions, each table in its own transaction
- *      TRUNCATE + COPY ... FROM STDIN (FREEZE): the TRUNCATE makes the
- *      table "new in this transaction", so rows are written frozen (no
- *      later vacuum/hint-bit rewrite, and no WAL under wal_level=minimal);
- *      large objects; sequence values;
- *   3. post-data split into entries (schema.c) and run in phases so
- *      independent work runs in parallel: indexes and PK/UNIQUE/CHECK
- *      constraints (parallel), index attachments (serial, in order),
- *      foreign keys (parallel, retried on deadlock), the rest (triggers,
- *      rules, policies, materialized view refreshes, comments ...) serially
- *      in pg_dump's order;
- *   4. ANALYZE of every table, in parallel.
+ *   2. one queue over `jobs` sessions (plan.h: the dependencies and costs;
+ *      docs/FORMAT.md §7): each table's TRUNCATE + COPY ... FROM STDIN
+ *      (FREEZE) in its own transaction (the TRUNCATE makes the table "new in
+ *      this transaction", so rows are written frozen: no later vacuum or
+ *      hint-bit rewrite, and no WAL under wal_level=minimal), largest chain
+ *      first; a table's indexes and PK/UNIQUE/EXCLUDE constraints as soon as
+ *      its rows are in; index attachments after both indexes; foreign keys
+ *      once both tables and the referenced key are ready (retried on
+ *      deadlock); large objects; sequence values; ANALYZE of each table
+ *      after its indexes, beside other work; then the rest of the post-data
+ *      (triggers, rules, policies, materialized view refreshes, comments
+ *      ...) in pg_dump's order, and ANALYZE of the materialized views.
+ *      A task never starts beside a running one whose lock it would wait
+ *      for (ANALYZE vs CREATE INDEX on one table, two ALTER TABLEs ...); an
+ *      index build gets parallel maintenance workers only for cores no
+ *      ready task wants. -v traces each task's start and end.
+ *
+ * Sessions that ran the post-data preamble (search_path '') load rows and
+ * ANALYZE under their own search_path again (SET LOCAL), as before the
+ * queue mixed them: a CHECK or a generated column calling a function that
+ * relies on the path behaves as it did.
  */
 #include "pg/internal.h"
 #include "pg/pg.h"
+#include "pg/plan.h"
 #include "pg/state.h"
 #include "store/store.h"
 #include "util/buf.h"
@@ -37,30 +47,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
+#include <time.h>
 #include <unistd.h>
-
-enum task_kind { TASK_SQL, TASK_COPY, TASK_LO };
-
-struct task {
-	enum task_kind kind;
-	char *sql;                        /* TASK_SQL */
-	const struct dd_stream_info *si;  /* TASK_COPY, TASK_LO */
-	char *table, *cols;
-	uint64_t size;
-};
-
-struct runner {
-	const char *conninfo;
-	const char *dbname;
-	const char *preamble;  /* run once per session (SET lines of the post-data script) */
-	struct dd_store *st;
-	struct task **tasks;
-	size_t n, next, done;  /* under w.lock, like bytes */
-	uint64_t bytes;
-	uint64_t total_bytes;  /* for the progress line; 0: count tasks only */
-	struct dd_pg_workers w;
-	const char *phase;
-};
 
 /* Line number in `sql` of the 1-based character position `pos` (bytes, close enough). */
 static int
@@ -113,212 +102,6 @@ exec_script(PGconn *c, const char *sql, int *sqlstate_deadlock)
 }
 
 static int
-run_copy(PGconn *c, struct runner *r, struct task *t)
-{
-	struct dd_stream_reader *rd = NULL;
-	PGresult *res = NULL;
-	const void *data;
-	size_t len;
-	int rc = -1, n;
-	char *sql;
-
-	if (t->kind == TASK_LO)
-		sql = dd_strdup("CREATE TEMP TABLE dd_lo (loid oid, off int8, data bytea);"
-				"COPY pg_temp.dd_lo FROM STDIN");
-	else if (t->cols && *t->cols)
-		sql = dd_asprintf("BEGIN; TRUNCATE ONLY %s; COPY %s (%s) FROM STDIN WITH (FREEZE)", t->table, t->table,
-				  t->cols);
-	else
-		sql = dd_asprintf("BEGIN; TRUNCATE ONLY %s; COPY %s FROM STDIN WITH (FREEZE)", t->table, t->table);
-	res = PQexec(c, sql);
-	free(sql);
-	if (PQresultStatus(res) != PGRES_COPY_IN) {
-		dd_pg_error(c, res);
-		goto fail;
-	}
-	PQclear(res);
-	res = NULL;
-	if (dd_stream_open(&rd, r->st, t->si) < 0) {
-		PQputCopyEnd(c, "snapshot stream unreadable");
-		goto drain;
-	}
-	while ((n = dd_stream_next(rd, &data, &len)) > 0) {
-		if (PQputCopyData(c, data, (int)len) != 1) {
-			dd_pg_error(c, NULL);
-			goto drain;
-		}
-		pthread_mutex_lock(&r->w.lock);
-		r->bytes += len;
-		pthread_mutex_unlock(&r->w.lock);
-		if (dd_pg_workers_stopped(&r->w)) {
-			dd_error(dd_pg_interrupted() ? "interrupted" : "stopped");
-			PQputCopyEnd(c, "stopped");
-			goto drain;
-		}
-	}
-	if (n < 0) {
-		struct dd_error_saved why;
-		dd_error_save(&why);
-		PQputCopyEnd(c, "snapshot stream unreadable");
-		while ((res = PQgetResult(c)))
-			PQclear(res);
-		dd_error_restore(&why);
-		goto fail;
-	}
-	if (PQputCopyEnd(c, NULL) != 1) {
-		dd_pg_error(c, NULL);
-		goto drain;
-	}
-	res = PQgetResult(c);
-	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-		dd_pg_error(c, res);
-		goto drain;
-	}
-	PQclear(res);
-	res = NULL;
-	while ((res = PQgetResult(c)))
-		PQclear(res);
-	if (t->kind == TASK_LO)
-		rc = dd_pg_exec(c, "SELECT pg_catalog.lo_put(loid, off, data) FROM pg_temp.dd_lo ORDER BY loid, off;"
-				   "DROP TABLE pg_temp.dd_lo");
-	else
-		rc = dd_pg_exec(c, "COMMIT");
-	goto out;
-drain:
-	{
-		struct dd_error_saved why;
-		dd_error_save(&why);
-		while ((res = PQgetResult(c)))
-			PQclear(res);
-		dd_error_restore(&why);
-	}
-fail:
-	rc = -1;
-out:
-	if (rc < 0)
-		dd_error_wrap("loading %s", t->table ? t->table : "large objects");
-	if (rd)
-		dd_stream_close(rd);
-	PQclear(res);
-	return rc;
-}
-
-static void
-run_worker(void *arg)
-{
-	struct runner *r = arg;
-	PGconn *c = NULL;
-
-	if (dd_pg_connect(&c, r->conninfo, r->dbname) < 0) {
-		dd_pg_workers_fail(&r->w);
-		return;
-	}
-	dd_pg_cancel_register(c);
-	if (dd_pg_exec(c, "SET synchronous_commit = off; SET maintenance_work_mem = '256MB'") < 0 ||
-	    (r->preamble && exec_script(c, r->preamble, NULL) < 0)) {
-		dd_pg_workers_fail(&r->w);
-		goto out;
-	}
-	for (;;) {
-		struct task *t = NULL;
-		pthread_mutex_lock(&r->w.lock);
-		if (!r->w.failed && r->next < r->n)
-			t = r->tasks[r->next++];
-		pthread_mutex_unlock(&r->w.lock);
-		if (!t || dd_pg_interrupted())
-			break;
-		int rc;
-		if (t->kind == TASK_SQL) {
-			int deadlock = 0;
-			for (int attempt = 0;; attempt++) {
-				rc = exec_script(c, t->sql, &deadlock);
-				if (rc == 0 || !deadlock || attempt >= 5)
-					break;
-				usleep(100000 * (useconds_t)(attempt + 1));
-			}
-		} else {
-			rc = run_copy(c, r, t);
-		}
-		if (rc < 0) {
-			if (t->kind == TASK_SQL && !dd_pg_interrupted())
-				dd_error_wrap("%s", r->phase);
-			dd_pg_workers_fail(&r->w);
-			break;
-		}
-		pthread_mutex_lock(&r->w.lock);
-		r->done++;
-		pthread_mutex_unlock(&r->w.lock);
-	}
-out:
-	dd_pg_cancel_unregister(c);
-	PQfinish(c);
-}
-
-static void
-show_progress(void *arg, double el)
-{
-	struct runner *r = arg;
-	uint64_t total_bytes = r->total_bytes;
-
-	pthread_mutex_lock(&r->w.lock);
-	size_t done = r->done;
-	uint64_t bytes = r->bytes;
-	pthread_mutex_unlock(&r->w.lock);
-	if (total_bytes) {
-		char b[32], tot[32], rate[32], eta[32] = "";
-		dd_format_bytes(b, sizeof(b), (double)bytes);
-		dd_format_bytes(tot, sizeof(tot), (double)total_bytes);
-		dd_format_bytes(rate, sizeof(rate), el > 0 ? bytes / el : 0);
-		if (bytes > 0 && bytes < total_bytes) {
-			double left = el * (double)(total_bytes - bytes) / (double)bytes;
-			snprintf(eta, sizeof(eta), ", ETA %d:%02d", (int)left / 60, (int)left % 60);
-		}
-		dd_progress("restore: %s %zu/%zu, %s of %s, %s/s%s", r->phase, done, r->n, b, tot, rate, eta);
-	} else {
-		dd_progress("restore: %s %zu/%zu", r->phase, done, r->n);
-	}
-}
-
-/* Run r->tasks on `jobs` sessions; returns 0 or -1 with the first error. */
-static int
-run_tasks(struct runner *r, int jobs, uint64_t total_bytes)
-{
-	size_t nthreads = (size_t)jobs;
-	double start = dd_pg_seconds();
-
-	if (r->n == 0)
-		return 0;
-	if (nthreads > r->n)
-		nthreads = r->n;
-	if (nthreads < 1)
-		nthreads = 1;
-	r->total_bytes = total_bytes;
-	if (dd_pg_workers_run(&r->w, nthreads, run_worker, r, show_progress, r) < 0)
-		return -1;
-	dd_debug("restore: %s: %zu tasks in %.2fs", r->phase, r->n, dd_pg_seconds() - start);
-	return 0;
-}
-
-static void
-runner_init(struct runner *r, const struct dd_pg_restore_opts *o, const char *db, struct dd_store *st,
-	    const char *phase)
-{
-	memset(r, 0, sizeof(*r));
-	r->conninfo = o->conninfo;
-	r->dbname = db;
-	r->st = st;
-	r->phase = phase;
-	dd_pg_workers_init(&r->w);
-}
-
-static void
-runner_release(struct runner *r)
-{
-	free(r->tasks);
-	dd_pg_workers_release(&r->w);
-}
-
-static int
 read_stream(struct dd_store *st, const struct dd_snapshot *snap, const char *name, struct dd_buf *out,
 	    int required)
 {
@@ -341,15 +124,6 @@ read_stream(struct dd_store *st, const struct dd_snapshot *snap, const char *nam
 	dd_stream_close(rd);
 	if (n < 0)
 		return dd_error_wrap("reading %s", name);
-	return 0;
-}
-
-static int
-cmp_task_size(const void *a, const void *b)
-{
-	const struct task *x = *(struct task *const *)a, *y = *(struct task *const *)b;
-	if (x->size != y->size)
-		return x->size > y->size ? -1 : 1;
 	return 0;
 }
 
@@ -420,16 +194,8 @@ struct load {
 	int jobs;
 	PGconn *c;             /* the session for the serial steps */
 	double t0;
+	char *search_path;     /* the sessions' own, before a script empties it */
 };
-
-static void
-runner_set_tasks(struct runner *r, struct task *tasks, size_t n)
-{
-	r->tasks = dd_calloc(n + 1, sizeof(struct task *));
-	for (size_t i = 0; i < n; i++)
-		r->tasks[i] = &tasks[i];
-	r->n = n;
-}
 
 /* Step 1: pre-data (types, tables, functions ...) on one session. */
 static int
@@ -438,6 +204,11 @@ load_schema(struct load *l, const struct dd_buf *pre)
 	if (dd_pg_connect(&l->c, l->o->conninfo, l->db) < 0)
 		return -1;
 	dd_pg_cancel_register(l->c);
+	PGresult *res = dd_pg_query(l->c, "SELECT pg_catalog.current_setting('search_path')", 0, NULL);
+	if (!res)
+		return -1;
+	l->search_path = dd_strdup(PQntuples(res) == 1 ? PQgetvalue(res, 0, 0) : "");
+	PQclear(res);
 	dd_progress("restore: schema");
 	if (exec_script(l->c, pre->ptr ? pre->ptr : "", NULL) < 0)
 		return dd_error_wrap("restoring the schema (pre-data)");
@@ -445,88 +216,13 @@ load_schema(struct load *l, const struct dd_buf *pre)
 	return 0;
 }
 
-/* A COPY task for each data/ stream and the large objects; *n tasks. */
+/* The sequence values ("name\tvalue\tis_called" lines) as setval() calls, only for sequences the schema created. */
 static int
-queue_rows(const struct dd_snapshot *snap, struct task **out, size_t *n, uint64_t *total)
-{
-	size_t ns = dd_snapshot_count(snap);
-	struct task *tasks = dd_calloc(ns + 1, sizeof(*tasks));
-
-	*out = tasks, *n = 0, *total = 0;
-	for (size_t i = 0; i < ns; i++) {
-		const struct dd_stream_info *si = dd_snapshot_stream(snap, i);
-		const char *name = dd_stream_name(si);
-		struct task *t;
-		if (!strncmp(name, "data/", 5)) {
-			/*
-			 * `table` and `columns` go into the TRUNCATE/COPY text as
-			 * they are. That is safe because the manifest is
-			 * authenticated (AEAD with the store key, FORMAT.md §4): only
-			 * a holder of the key could have written them, and dump.c
-			 * writes them quoted by the server. Checking that they are
-			 * well-formed quoted names is defence in depth, should a
-			 * damaged or forged manifest ever get past that.
-			 */
-			const char *table = dd_stream_attr(si, "table");
-			const char *cols = dd_stream_attr(si, "columns");
-			if (!table)
-				table = name + 5;
-			if (!dd_pg_is_qualified_name(table) || (cols && !dd_pg_is_column_list(cols)))
-				return dd_error("damaged snapshot %.12s: stream \"%s\" has a malformed %s name",
-						dd_snapshot_id(snap), name, dd_pg_is_qualified_name(table) ? "column" : "table");
-			t = &tasks[(*n)++];
-			t->kind = TASK_COPY;
-			t->table = dd_strdup(table);
-			t->cols = cols ? dd_strdup(cols) : NULL;
-		} else if (!strcmp(name, "largeobjects")) {
-			t = &tasks[(*n)++];
-			t->kind = TASK_LO;
-		} else {
-			continue;
-		}
-		t->si = si;
-		t->size = dd_stream_size(si);
-		*total += t->size;
-	}
-	return 0;
-}
-
-/* Step 2: rows and large objects on parallel sessions, largest first. */
-static int
-load_rows(struct load *l)
-{
-	struct task *tasks = NULL;
-	size_t n = 0;
-	uint64_t total = 0;
-	struct runner r;
-	int rc = -1;
-
-	runner_init(&r, l->o, l->db, l->st, "loading rows");
-	if (queue_rows(l->snap, &tasks, &n, &total) < 0)
-		goto out;
-	runner_set_tasks(&r, tasks, n);
-	qsort(r.tasks, n, sizeof(struct task *), cmp_task_size);
-	if (run_tasks(&r, l->jobs, total) < 0)
-		goto out;
-	dd_debug("restore: rows loaded at %.2fs", dd_pg_seconds() - l->t0);
-	rc = 0;
-out:
-	runner_release(&r);
-	for (size_t i = 0; i < n; i++) {
-		free(tasks[i].table);
-		free(tasks[i].cols);
-	}
-	free(tasks);
-	return rc;
-}
-
-/* Step 3: sequence values ("name\tvalue\tis_called" lines), only for sequences the schema created. */
-static int
-set_sequences(struct load *l, struct dd_buf *seq)
+sequences_sql(struct dd_buf *seq, char **out)
 {
 	struct dd_buf sql = DD_BUF_INIT;
-	int rc = 0;
 
+	*out = NULL;
 	for (char *line = seq->ptr, *next; line && *line; line = next) {
 		next = strchr(line, '\n');
 		if (next)
@@ -542,127 +238,533 @@ set_sequences(struct load *l, struct dd_buf *seq)
 		free(lit);
 		free(val);
 	}
-	if (sql.len && exec_script(l->c, sql.ptr, NULL) < 0)
-		rc = dd_error_wrap("setting sequence values");
+	if (sql.len)
+		*out = dd_buf_detach(&sql, NULL);
 	dd_buf_release(&sql);
+	return 0;
+}
+
+/* ---- the schedule (plan.h): one queue across rows, post-data and ANALYZE ---- */
+
+struct sched {
+	struct load *l;
+	struct dd_plan plan;
+	const struct dd_stream_info **si;  /* per input stream */
+	char **table, **cols;              /* per input stream (NULL for largeobjects) */
+	size_t nstreams;
+	struct dd_plan_rel *rels;
+	size_t nrels;
+	char *seq_sql;
+	const char *preamble;              /* the post-data script's SET lines */
+	char *path_lit;                    /* the sessions' own search_path, as a literal */
+	/* under w.lock */
+	struct dd_pg_workers w;
+	pthread_cond_t more;               /* a task finished: others may be ready */
+	size_t *waiting;                   /* prerequisites not done, per task */
+	unsigned char *state;              /* 0 waiting, 1 ready, 2 running, 3 done */
+	size_t *ready, nready;
+	unsigned (*held)[DD_LOCK_EXCL + 1]; /* per relation, tasks running in each mode */
+	size_t ndone, nrunning, nwork, nworkdone;
+	uint64_t bytes, total_bytes;
+	double *started;
+	int *workers;                      /* KEY tasks: parallel maintenance workers it may use */
+};
+
+static const char *
+kind_phase(enum dd_plan_kind k)
+{
+	switch (k) {
+	case DD_PLAN_KEY: return "building indexes and constraints";
+	case DD_PLAN_ATTACH: return "attaching indexes";
+	case DD_PLAN_FK: return "adding foreign keys";
+	case DD_PLAN_SEQ: return "setting sequence values";
+	case DD_PLAN_ANALYZE:
+	case DD_PLAN_ANALYZE_MV: return "analyzing";
+	default: return "finishing the schema (post-data)";
+	}
+}
+
+/* Under w.lock: task t is done; its dependents whose prerequisites are all done become ready. */
+static void
+complete(struct sched *s, size_t t)
+{
+	const struct dd_plan *p = &s->plan;
+
+	s->state[t] = 3;
+	s->ndone++;
+	for (size_t k = p->user_at[t]; k < p->user_at[t + 1]; k++) {
+		size_t u = p->users[k];
+		if (--s->waiting[u])
+			continue;
+		if (p->t[u].kind == DD_PLAN_BARRIER) {
+			complete(s, u);
+		} else {
+			s->state[u] = 1;
+			s->ready[s->nready++] = u;
+		}
+	}
+}
+
+static int
+lock_free(const struct sched *s, const struct dd_plan_task *t)
+{
+	for (size_t i = 0; i < t->nrel; i++)
+		for (int m = DD_LOCK_ROWS; m <= DD_LOCK_EXCL; m++)
+			if (s->held[t->rel[i]][m] && dd_plan_lock_conflict(t->mode[i], (enum dd_plan_lock)m))
+				return 0;
+	return 1;
+}
+
+/* Under w.lock: the ready task of highest priority that can run beside the running ones, or -1. */
+static ssize_t
+pick(struct sched *s)
+{
+	ssize_t best = -1;
+
+	for (size_t i = 0; i < s->nready; i++) {
+		const struct dd_plan_task *t = &s->plan.t[s->ready[i]];
+		if ((best < 0 || t->prio > s->plan.t[s->ready[best]].prio) && lock_free(s, t))
+			best = (ssize_t)i;
+	}
+	if (best < 0)
+		return -1;
+	size_t t = s->ready[best];
+	s->ready[best] = s->ready[--s->nready];
+	return (ssize_t)t;
+}
+
+/* The next task for a session (its locks taken), waiting while none can start; -1 when all are done or stopped. */
+static ssize_t
+next_task(struct sched *s)
+{
+	ssize_t t = -1;
+
+	pthread_mutex_lock(&s->w.lock);
+	while (!s->w.failed && !dd_pg_interrupted() && s->ndone < s->plan.n) {
+		if ((t = pick(s)) >= 0)
+			break;
+		struct timespec until;
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_nsec += 100 * 1000 * 1000; /* to notice an interrupt */
+		if (until.tv_nsec >= 1000000000L)
+			until.tv_sec++, until.tv_nsec -= 1000000000L;
+		pthread_cond_timedwait(&s->more, &s->w.lock, &until);
+	}
+	if (t >= 0) {
+		const struct dd_plan_task *pt = &s->plan.t[t];
+		for (size_t i = 0; i < pt->nrel; i++)
+			s->held[pt->rel[i]][pt->mode[i]]++;
+		s->state[t] = 2;
+		s->nrunning++;
+		s->started[t] = dd_pg_seconds();
+		/* an index build may use the cores no other task is ready for (none while the queue is full) */
+		long idle = (long)s->l->jobs - (long)s->nrunning - (long)s->nready;
+		s->workers[t] = idle > 0 ? (int)idle : 0;
+		dd_debug("restore: %.3fs start %s", s->started[t] - s->l->t0, pt->label);
+	}
+	pthread_mutex_unlock(&s->w.lock);
+	return t;
+}
+
+static void
+finish_task(struct sched *s, size_t t)
+{
+	const struct dd_plan_task *pt = &s->plan.t[t];
+
+	pthread_mutex_lock(&s->w.lock);
+	for (size_t i = 0; i < pt->nrel; i++)
+		s->held[pt->rel[i]][pt->mode[i]]--;
+	s->nrunning--;
+	s->nworkdone++;
+	dd_debug("restore: %.3fs done %s (%.3fs)", dd_pg_seconds() - s->l->t0, pt->label,
+		 dd_pg_seconds() - s->started[t]);
+	complete(s, t);
+	pthread_cond_broadcast(&s->more);
+	pthread_mutex_unlock(&s->w.lock);
+}
+
+static int
+run_copy(PGconn *c, struct sched *s, const struct dd_plan_task *pt, int prepared)
+{
+	struct dd_stream_reader *rd = NULL;
+	PGresult *res = NULL;
+	const void *data;
+	size_t len;
+	int rc = -1, n;
+	char *sql, *path = NULL;
+	const char *table = s->table[pt->ref], *cols = s->cols[pt->ref];
+
+	/* after the post-data preamble (search_path ''), the COPY sees the session's own path, as before */
+	if (prepared)
+		path = dd_asprintf("SELECT pg_catalog.set_config('search_path', %s, true);", s->path_lit);
+	if (pt->kind == DD_PLAN_LO)
+		sql = dd_strdup("CREATE TEMP TABLE dd_lo (loid oid, off int8, data bytea);"
+				"COPY pg_temp.dd_lo FROM STDIN");
+	else if (cols && *cols)
+		sql = dd_asprintf("BEGIN; %sTRUNCATE ONLY %s; COPY %s (%s) FROM STDIN WITH (FREEZE)", path ? path : "",
+				  table, table, cols);
+	else
+		sql = dd_asprintf("BEGIN; %sTRUNCATE ONLY %s; COPY %s FROM STDIN WITH (FREEZE)", path ? path : "", table,
+				  table);
+	res = PQexec(c, sql);
+	free(sql);
+	free(path);
+	if (PQresultStatus(res) != PGRES_COPY_IN) {
+		dd_pg_error(c, res);
+		goto fail;
+	}
+	PQclear(res);
+	res = NULL;
+	if (dd_stream_open(&rd, s->l->st, s->si[pt->ref]) < 0) {
+		PQputCopyEnd(c, "snapshot stream unreadable");
+		goto drain;
+	}
+	while ((n = dd_stream_next(rd, &data, &len)) > 0) {
+		if (PQputCopyData(c, data, (int)len) != 1) {
+			dd_pg_error(c, NULL);
+			goto drain;
+		}
+		pthread_mutex_lock(&s->w.lock);
+		s->bytes += len;
+		pthread_mutex_unlock(&s->w.lock);
+		if (dd_pg_workers_stopped(&s->w)) {
+			dd_error(dd_pg_interrupted() ? "interrupted" : "stopped");
+			PQputCopyEnd(c, "stopped");
+			goto drain;
+		}
+	}
+	if (n < 0) {
+		struct dd_error_saved why;
+		dd_error_save(&why);
+		PQputCopyEnd(c, "snapshot stream unreadable");
+		while ((res = PQgetResult(c)))
+			PQclear(res);
+		dd_error_restore(&why);
+		goto fail;
+	}
+	if (PQputCopyEnd(c, NULL) != 1) {
+		dd_pg_error(c, NULL);
+		goto drain;
+	}
+	res = PQgetResult(c);
+	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+		dd_pg_error(c, res);
+		goto drain;
+	}
+	PQclear(res);
+	res = NULL;
+	while ((res = PQgetResult(c)))
+		PQclear(res);
+	if (pt->kind == DD_PLAN_LO)
+		rc = dd_pg_exec(c, "SELECT pg_catalog.lo_put(loid, off, data) FROM pg_temp.dd_lo ORDER BY loid, off;"
+				   "DROP TABLE pg_temp.dd_lo");
+	else
+		rc = dd_pg_exec(c, "COMMIT");
+	goto out;
+drain:
+	{
+		struct dd_error_saved why;
+		dd_error_save(&why);
+		while ((res = PQgetResult(c)))
+			PQclear(res);
+		dd_error_restore(&why);
+	}
+fail:
+	rc = -1;
+out:
+	if (rc < 0)
+		dd_error_wrap("loading %s", table ? table : "large objects");
+	if (rd)
+		dd_stream_close(rd);
+	PQclear(res);
 	return rc;
 }
 
-/* The post-data phases: which entry types each takes (the last: all others), and how. */
-static const char *const phase_types[4][3] = {
-	{ "INDEX", "CONSTRAINT", NULL },
-	{ "INDEX ATTACH", NULL, NULL },
-	{ "FK CONSTRAINT", NULL, NULL },
-	{ NULL, NULL, NULL }, /* everything else */
-};
-static const char *const phase_names[4] = { "building indexes and constraints", "attaching indexes",
-					    "adding foreign keys", "finishing the schema (post-data)" };
-static const int phase_parallel[4] = { 1, 0, 1, 0 };
 
-static int
-in_phase(const char *type, int ph)
+/* A statement that must see the sessions' own search_path (a COPY, an ANALYZE) after the preamble emptied it. */
+static char *
+with_path(const struct sched *s, int prepared, const char *sql)
 {
-	int known = 0;
-
-	for (int q = 0; q < 3; q++)
-		for (int k = 0; phase_types[q][k]; k++)
-			if (!strcmp(type, phase_types[q][k])) {
-				if (q == ph)
-					return 1;
-				known = 1;
-			}
-	return ph == 3 && !known;
+	if (!prepared)
+		return dd_strdup(sql);
+	return dd_asprintf("BEGIN; SELECT pg_catalog.set_config('search_path', %s, true); %s; COMMIT", s->path_lit, sql);
 }
 
-/* One post-data phase: its entries in parallel, or serially on l->c in pg_dump's order. */
 static int
-run_phase(struct load *l, const struct dd_schema_entry *entries, size_t nentries, int ph)
+run_sql(PGconn *c, const char *sql)
 {
-	struct task *pt = dd_calloc(nentries + 1, sizeof(*pt));
-	struct dd_buf all = DD_BUF_INIT;
-	struct runner r;
-	size_t np = 0;
+	int deadlock = 0, rc;
+
+	for (int attempt = 0;; attempt++) {
+		rc = exec_script(c, sql, &deadlock);
+		if (rc == 0 || !deadlock || attempt >= 5)
+			return rc;
+		dd_error_clear();
+		usleep(100000 * (useconds_t)(attempt + 1));
+	}
+}
+
+/* ANALYZE each populated materialized view (REFRESH in the post-data's rest populated them). */
+static int
+analyze_matviews(PGconn *c, const struct sched *s, int prepared)
+{
+	PGresult *res = dd_pg_query(c,
+				    "SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c"
+				    " JOIN pg_namespace n ON n.oid = c.relnamespace"
+				    " WHERE c.relkind = 'm' AND c.relispopulated AND n.nspname <> 'information_schema'"
+				    " AND n.nspname !~ '^pg_' ORDER BY 1",
+				    0, NULL);
+	int rc = res ? 0 : -1;
+
+	for (int i = 0; res && rc == 0 && i < PQntuples(res); i++) {
+		char *a = dd_asprintf("ANALYZE %s", PQgetvalue(res, i, 0)), *sql = with_path(s, prepared, a);
+		rc = run_sql(c, sql);
+		free(a);
+		free(sql);
+	}
+	PQclear(res);
+	return rc;
+}
+
+static int
+run_task(PGconn *c, struct sched *s, const struct dd_plan_task *t, int *prepared)
+{
 	int rc = 0;
 
-	for (size_t i = 1; i < nentries; i++)
-		if (in_phase(entries[i].type, ph)) {
-			pt[np].kind = TASK_SQL;
-			pt[np++].sql = entries[i].sql;
-		}
-	runner_init(&r, l->o, l->db, l->st, phase_names[ph]);
-	r.preamble = nentries > 0 ? entries[0].sql : "";
-	runner_set_tasks(&r, pt, np);
-	if (phase_parallel[ph]) {
-		rc = run_tasks(&r, l->jobs, 0);
-	} else if (np) {
-		for (size_t i = 0; i < np; i++)
-			dd_buf_puts(&all, pt[i].sql);
-		dd_progress("restore: %s", phase_names[ph]);
-		if ((rc = exec_script(l->c, all.ptr, NULL)) < 0)
-			dd_error_wrap("%s", phase_names[ph]);
+	switch (t->kind) {
+	case DD_PLAN_COPY:
+	case DD_PLAN_LO:
+		return run_copy(c, s, t, *prepared);
+	case DD_PLAN_SEQ:
+		return s->seq_sql ? exec_script(c, s->seq_sql, NULL) : 0;
+	case DD_PLAN_ANALYZE: {
+		char *sql = with_path(s, *prepared, t->sql);
+		rc = run_sql(c, sql);
+		free(sql);
+		return rc;
 	}
-	dd_buf_release(&all);
-	runner_release(&r);
-	free(pt);
-	if (rc == 0 && dd_pg_interrupted())
-		rc = dd_error("interrupted");
-	if (rc == 0)
-		dd_debug("restore: %s done at %.2fs", phase_names[ph], dd_pg_seconds() - l->t0);
-	return rc;
+	case DD_PLAN_ANALYZE_MV:
+		return analyze_matviews(c, s, *prepared);
+	default:
+		break;
+	}
+	if (!*t->sql)
+		return 0;
+	if (!*prepared) {
+		if (s->preamble && exec_script(c, s->preamble, NULL) < 0)
+			return -1;
+		*prepared = 1;
+	}
+	if (t->kind == DD_PLAN_KEY) {
+		char set[64];
+		snprintf(set, sizeof(set), "SET max_parallel_maintenance_workers = %d", s->workers[t - s->plan.t]);
+		if (dd_pg_exec(c, set) < 0)
+			return -1;
+	}
+	return run_sql(c, t->sql);
 }
 
-/* Step 4: post-data (indexes, constraints, foreign keys, the rest) in phases. */
+static void
+sched_worker(void *arg)
+{
+	struct sched *s = arg;
+	PGconn *c = NULL;
+	int prepared = 0; /* the post-data preamble ran: search_path is '' */
+	ssize_t t;
+
+	if (dd_pg_connect(&c, s->l->o->conninfo, s->l->db) < 0) {
+		dd_pg_workers_fail(&s->w);
+		return;
+	}
+	dd_pg_cancel_register(c);
+	if (dd_pg_exec(c, "SET synchronous_commit = off; SET maintenance_work_mem = '256MB'") < 0) {
+		dd_pg_workers_fail(&s->w);
+		goto out;
+	}
+	while ((t = next_task(s)) >= 0) {
+		const struct dd_plan_task *pt = &s->plan.t[t];
+		if (run_task(c, s, pt, &prepared) < 0) {
+			if (pt->kind != DD_PLAN_COPY && pt->kind != DD_PLAN_LO && !dd_pg_interrupted())
+				dd_error_wrap("%s", kind_phase(pt->kind));
+			dd_pg_workers_fail(&s->w);
+			pthread_mutex_lock(&s->w.lock);
+			pthread_cond_broadcast(&s->more);
+			pthread_mutex_unlock(&s->w.lock);
+			break;
+		}
+		finish_task(s, (size_t)t);
+	}
+out:
+	dd_pg_cancel_unregister(c);
+	PQfinish(c);
+}
+
+static void
+sched_progress(void *arg, double el)
+{
+	struct sched *s = arg;
+	char b[32], tot[32], rate[32];
+
+	pthread_mutex_lock(&s->w.lock);
+	size_t done = s->nworkdone, running = s->nrunning;
+	uint64_t bytes = s->bytes;
+	pthread_mutex_unlock(&s->w.lock);
+	dd_format_bytes(b, sizeof(b), (double)bytes);
+	dd_format_bytes(tot, sizeof(tot), (double)s->total_bytes);
+	dd_format_bytes(rate, sizeof(rate), el > 0 ? bytes / el : 0);
+	dd_progress("restore: %zu/%zu tasks (%zu running), rows %s of %s, %s/s", done, s->nwork, running, b, tot, rate);
+}
+
+/* The data streams as plan input, their quoted names checked (defence in depth: the manifest is authenticated). */
 static int
-load_post_data(struct load *l, const struct dd_buf *post)
+sched_streams(struct sched *s, struct dd_plan_stream **out)
+{
+	const struct dd_snapshot *snap = s->l->snap;
+	size_t ns = dd_snapshot_count(snap);
+	struct dd_plan_stream *ps = dd_calloc(ns + 1, sizeof(*ps));
+
+	*out = ps;
+	s->si = dd_calloc(ns + 1, sizeof(*s->si));
+	s->table = dd_calloc(ns + 1, sizeof(char *));
+	s->cols = dd_calloc(ns + 1, sizeof(char *));
+	for (size_t i = 0; i < ns; i++) {
+		const struct dd_stream_info *si = dd_snapshot_stream(snap, i);
+		const char *name = dd_stream_name(si);
+		size_t k = s->nstreams;
+		if (!strncmp(name, "data/", 5)) {
+			const char *table = dd_stream_attr(si, "table");
+			const char *cols = dd_stream_attr(si, "columns");
+			if (!table)
+				table = name + 5;
+			if (!dd_pg_is_qualified_name(table) || (cols && !dd_pg_is_column_list(cols)))
+				return dd_error("damaged snapshot %.12s: stream \"%s\" has a malformed %s name",
+						dd_snapshot_id(snap), name, dd_pg_is_qualified_name(table) ? "column" : "table");
+			s->table[k] = dd_strdup(table);
+			s->cols[k] = cols ? dd_strdup(cols) : NULL;
+		} else if (strcmp(name, "largeobjects")) {
+			continue;
+		}
+		s->si[k] = si;
+		ps[k].table = s->table[k];
+		ps[k].size = dd_stream_size(si);
+		ps[k].rows = dd_stream_attr(si, "rows") ? strtoull(dd_stream_attr(si, "rows"), NULL, 10) : 0;
+		s->total_bytes += ps[k].size;
+		s->nstreams++;
+	}
+	return 0;
+}
+
+/* The relations to ANALYZE (all the pre-data created), and the sessions' own search_path. */
+static int
+sched_rels(struct sched *s)
+{
+	PGresult *res = dd_pg_query(s->l->c,
+				    "SELECT format('%I.%I', n.nspname, c.relname), c.relkind FROM pg_class c"
+				    " JOIN pg_namespace n ON n.oid = c.relnamespace"
+				    " WHERE c.relkind IN ('r', 'm', 'p') AND n.nspname <> 'information_schema'"
+				    " AND n.nspname !~ '^pg_' AND c.relpersistence <> 't' ORDER BY 1",
+				    0, NULL);
+	if (!res)
+		return -1;
+	s->nrels = (size_t)PQntuples(res);
+	s->rels = dd_calloc(s->nrels + 1, sizeof(*s->rels));
+	for (size_t i = 0; i < s->nrels; i++) {
+		s->rels[i].name = dd_strdup(PQgetvalue(res, (int)i, 0));
+		s->rels[i].kind = PQgetvalue(res, (int)i, 1)[0];
+	}
+	PQclear(res);
+	return 0;
+}
+
+static void
+sched_release(struct sched *s)
+{
+	for (size_t i = 0; i < s->nstreams; i++) {
+		free(s->table[i]);
+		free(s->cols[i]);
+	}
+	for (size_t i = 0; i < s->nrels; i++)
+		free((char *)s->rels[i].name);
+	free(s->rels);
+	free(s->table);
+	free(s->cols);
+	free(s->si);
+	free(s->path_lit);
+	free(s->waiting);
+	free(s->state);
+	free(s->ready);
+	free(s->held);
+	free(s->started);
+	free(s->workers);
+	dd_plan_free(&s->plan);
+	pthread_cond_destroy(&s->more);
+	dd_pg_workers_release(&s->w);
+}
+
+/* Run the plan on min(jobs, tasks) sessions. */
+static int
+sched_run(struct sched *s)
+{
+	size_t n = s->plan.n, threads = (size_t)(s->l->jobs > 0 ? s->l->jobs : 1);
+
+	s->waiting = dd_calloc(n + 1, sizeof(size_t));
+	s->state = dd_calloc(n + 1, 1);
+	s->ready = dd_calloc(n + 1, sizeof(size_t));
+	s->started = dd_calloc(n + 1, sizeof(double));
+	s->workers = dd_calloc(n + 1, sizeof(int));
+	s->held = dd_calloc(s->plan.nrels + 1, sizeof(*s->held));
+	for (size_t i = 0; i < n; i++) {
+		s->waiting[i] = s->plan.t[i].ndeps;
+		s->nwork += s->plan.t[i].kind != DD_PLAN_BARRIER;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (!s->waiting[i] && !s->state[i]) {
+			if (s->plan.t[i].kind == DD_PLAN_BARRIER)
+				complete(s, i);
+			else
+				s->state[i] = 1, s->ready[s->nready++] = i;
+		}
+	if (threads > s->nwork)
+		threads = s->nwork ? s->nwork : 1;
+	dd_debug("restore: %zu tasks on %zu sessions", s->nwork, threads);
+	return dd_pg_workers_run(&s->w, threads, sched_worker, s, sched_progress, s);
+}
+
+/* Steps 2-5: rows, sequences, post-data and ANALYZE, scheduled by dependency and cost. */
+static int
+load_scheduled(struct load *l, const struct dd_buf *post, struct dd_buf *seq)
 {
 	struct dd_schema_entry *entries = NULL;
+	struct dd_plan_stream *ps = NULL;
 	size_t nentries = 0;
-	int rc = 0;
+	struct sched s;
+	int rc = -1;
 
+	memset(&s, 0, sizeof(s));
+	s.l = l;
+	dd_pg_workers_init(&s.w);
+	pthread_cond_init(&s.more, NULL);
 	dd_schema_split(&entries, &nentries, post->ptr ? post->ptr : "", post->len);
-	for (int ph = 0; ph < 4 && rc == 0; ph++)
-		rc = run_phase(l, entries, nentries, ph);
+	s.preamble = nentries > 0 ? entries[0].sql : "";
+	if (sched_streams(&s, &ps) < 0 || sched_rels(&s) < 0 || sequences_sql(seq, &s.seq_sql) < 0)
+		goto out;
+	s.path_lit = dd_pg_quote_literal(l->search_path);
+	dd_plan_build(&s.plan, ps, s.nstreams, entries, nentries, s.rels, s.nrels, s.seq_sql != NULL);
+	if (sched_run(&s) < 0)
+		goto out;
+	if (dd_pg_interrupted()) {
+		dd_error("interrupted");
+		goto out;
+	}
+	dd_debug("restore: loaded at %.2fs", dd_pg_seconds() - l->t0);
+	rc = 0;
+out:
+	free(s.seq_sql);
+	free(ps);
+	sched_release(&s);
 	dd_schema_entries_free(entries, nentries);
 	return rc;
 }
-
-/* Step 5: statistics, so the planner behaves as it did on the source. */
-static int
-analyze_tables(struct load *l)
-{
-	PGresult *res = dd_pg_query(l->c,
-				    "SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c"
-				    " JOIN pg_namespace n ON n.oid = c.relnamespace"
-				    " WHERE c.relkind IN ('r', 'm', 'p') AND n.nspname <> 'information_schema'"
-				    " AND n.nspname !~ '^pg_' AND c.relpersistence <> 't'"
-				    " AND (c.relkind <> 'm' OR c.relispopulated)"
-				    " ORDER BY c.relpages DESC, 1",
-				    0, NULL);
-	struct task *at;
-	struct runner r;
-	int nt, rc;
-
-	if (!res)
-		return -1;
-	nt = PQntuples(res);
-	at = dd_calloc((size_t)nt + 1, sizeof(*at));
-	for (int i = 0; i < nt; i++) {
-		at[i].kind = TASK_SQL;
-		at[i].sql = dd_asprintf("ANALYZE %s", PQgetvalue(res, i, 0));
-	}
-	PQclear(res);
-	runner_init(&r, l->o, l->db, l->st, "analyzing");
-	runner_set_tasks(&r, at, (size_t)nt);
-	rc = run_tasks(&r, l->jobs, 0);
-	runner_release(&r);
-	for (int i = 0; i < nt; i++)
-		free(at[i].sql);
-	free(at);
-	if (rc == 0)
-		dd_debug("restore: analyzed at %.2fs", dd_pg_seconds() - l->t0);
-	return rc;
-}
-
 int
 dd_pg_build(PGconn *m, struct dd_store *st, const struct dd_snapshot *snap, const struct dd_pg_restore_opts *o,
 	    const char *newdb, int jobs, char **seq_fp)
@@ -679,8 +781,7 @@ dd_pg_build(PGconn *m, struct dd_store *st, const struct dd_snapshot *snap, cons
 		goto out;
 	if (create_db(m, newdb, pre_info) < 0)
 		goto out;
-	if (load_schema(&l, &pre) < 0 || load_rows(&l) < 0 || set_sequences(&l, &seq) < 0 ||
-	    load_post_data(&l, &post) < 0 || analyze_tables(&l) < 0)
+	if (load_schema(&l, &pre) < 0 || load_scheduled(&l, &post, &seq) < 0)
 		goto out;
 	/* sequences are final now: their part of the change fingerprint */
 	if (dd_pg_fingerprint_seq(l.c, seq_fp) < 0)
@@ -691,6 +792,7 @@ out:
 		dd_pg_cancel_unregister(l.c);
 		PQfinish(l.c);
 	}
+	free(l.search_path);
 	dd_buf_release(&pre);
 	dd_buf_release(&post);
 	dd_buf_release(&seq);
