@@ -34,6 +34,7 @@
  * does: sequences are not transactional, so a value can be ahead of the
  * rows in the snapshot, never behind.
  */
+#include "pg/incr.h"
 #include "pg/internal.h"
 #include "pg/pg.h"
 #include "store/store.h"
@@ -81,6 +82,8 @@ struct item {
 	char *cols;           /* attr "columns" */
 	int64_t est;
 	int warn_no_pk;
+	const struct dd_stream_info *prev; /* this stream in the previous snapshot (o->prev), or NULL */
+	int reused;           /* carried over from prev without a COPY */
 	/* results: rows by the worker that ran it (read after the join); bytes and state under w.lock */
 	uint64_t rows, bytes;
 	int state;            /* 0 queued, 1 running, 2 done */
@@ -150,6 +153,8 @@ copy_one(PGconn *c, struct pool *p, struct item *it)
 
 	if (dd_stream_begin(&w, p->sw, it->stream) < 0)
 		goto out;
+	if (it->prev) /* delta bases (issue 19), on every path */
+		dd_stream_set_previous(w, it->prev);
 	r = PQexec(c, it->sql);
 	if (PQresultStatus(r) != PGRES_COPY_OUT) {
 		dd_pg_error(c, r);
@@ -545,6 +550,10 @@ struct snap {
 	struct item *items;
 	size_t nitems;
 	struct pool pool;
+	/* incremental snapshots (pg/incr.h): this snapshot's record, the previous one's */
+	struct dd_pg_incr incr_now, incr_prev, incr_cmp;
+	int have_now, have_prev;
+	char *incr_why;                   /* why no table may be carried over, or NULL */
 };
 
 /* DNADATA_LOCK_WAIT_TIMEOUT ("500", "500ms", "30s", "2min"; 0 = forever) over the option. */
@@ -574,6 +583,76 @@ resolve_lock_timeout(struct snap *s)
 	return 0;
 }
 
+/*
+ * Step 1b (issue 19): the tables' fingerprints for this snapshot's record,
+ * before the export like the change fingerprint (pg/incr.h: they may only
+ * be behind what the snapshot holds).
+ */
+static int
+take_incr(struct snap *s)
+{
+	const struct dd_pg_snapshot_opts *o = s->o;
+	int busy = 0, r;
+
+	if (!o->statedir || !o->profile)
+		return 0;
+	if ((r = dd_pg_incr_take(s->c, o->profile, 0, &s->incr_now, &busy, &s->incr_why)) < 0)
+		return -1;
+	s->have_now = r == 1;
+	if (s->have_now) {
+		dd_pg_incr_options(o->exclude_tables, o->exclude_data, s->incr_now.options);
+		s->incr_now.pgdump = (uint64_t)s->pgdump.version;
+	}
+	return 0;
+}
+
+/*
+ * Step 2b (issue 19), right after the export: may tables be carried over
+ * from the previous snapshot? The sessions listed, then the counters read
+ * again (into s->incr_cmp, compared with s->incr_prev per table);
+ * s->incr_why says why none may be, with a -v line.
+ */
+static int
+compare_incr(struct snap *s)
+{
+	const struct dd_pg_snapshot_opts *o = s->o;
+	int busy = 0, r, pr;
+	char *why = NULL;
+
+	if (!s->incr_why && !s->have_now)
+		s->incr_why = dd_strdup("no statistics were read");
+	if (s->incr_why) {
+		;
+	} else if (o->full) {
+		s->incr_why = dd_strdup("--full");
+	} else if (!o->prev || !o->prev_id) {
+		s->incr_why = dd_strdup("no previous snapshot");
+	} else if ((pr = dd_pg_incr_read(&s->incr_prev, o->statedir, o->prev_id)) == DD_NOTFOUND) {
+		s->incr_why = dd_asprintf("no local record of snapshot %.12s (taken elsewhere, or pruned)", o->prev_id);
+	} else if (pr < 0) {
+		s->incr_why = dd_strdup(dd_error_last());
+		dd_error_clear();
+	} else if ((r = dd_pg_incr_take(s->c, o->profile, 1, &s->incr_cmp, &busy, &why)) < 0) {
+		return -1;
+	} else if (r == 0) {
+		s->incr_why = why, why = NULL;
+	} else {
+		s->have_prev = 1;
+		s->incr_cmp.sysid = s->incr_now.sysid;
+		memcpy(s->incr_cmp.options, s->incr_now.options, sizeof(s->incr_cmp.options));
+		s->incr_cmp.pgdump = s->incr_now.pgdump;
+		if (!dd_pg_incr_comparable(&s->incr_prev, &s->incr_cmp, &s->incr_why) && busy == 0)
+			;
+		else if (!s->incr_why && busy)
+			s->incr_why = dd_asprintf("%d other session%s connected: %s changes may not be counted yet",
+						  busy, busy == 1 ? " is" : "s are", busy == 1 ? "its" : "their");
+	}
+	free(why);
+	if (s->incr_why)
+		dd_debug("incremental: every table read: %s", s->incr_why);
+	return 0;
+}
+
 /* Step 1: connect the leader, check the server, find pg_dump, take the change fingerprint. */
 static int
 connect_leader(struct snap *s)
@@ -599,7 +678,7 @@ connect_leader(struct snap *s)
 		dd_debug("no change fingerprint: %s", dd_error_last());
 		dd_error_clear();
 	}
-	return 0;
+	return take_incr(s);
 }
 
 /* Step 2: the exported-snapshot transaction, the database's locale, the catalog. */
@@ -618,6 +697,8 @@ begin_snapshot(struct snap *s)
 		return -1;
 	s->snapshot_id = dd_strdup(PQgetvalue(res, 0, 0));
 	PQclear(res);
+	if (s->o->statedir && s->o->profile && compare_incr(s) < 0)
+		return -1;
 	res = dd_pg_query(s->c,
 			  PQserverVersion(s->c) >= 150000
 				  ? "SELECT pg_encoding_to_char(encoding), datcollate, datctype, datlocprovider,"
@@ -870,6 +951,7 @@ queue_table_data(struct snap *s)
 		else
 			it->sql = dd_asprintf("COPY %s TO STDOUT", r->qname);
 		it->warn_no_pk = r->pk == NULL;
+		it->prev = s->o->prev ? dd_snapshot_find(s->o->prev, it->stream) : NULL;
 		s->pool.total_est += r->est;
 	}
 	s->stats->tables = s->nitems;
@@ -882,6 +964,62 @@ queue_table_data(struct snap *s)
 		it->stream = dd_strdup("largeobjects");
 		it->sql = dd_strdup(lo_sql);
 	}
+	return 0;
+}
+
+/* Is item `it`'s table unchanged since the previous snapshot (its fingerprints equal)? */
+static int
+table_unchanged(const struct snap *s, const struct item *it)
+{
+	const struct dd_pg_incr_table *a, *b, *c;
+
+	if (!s->have_prev || s->incr_why || !it->table || !it->prev)
+		return 0;
+	a = dd_pg_incr_find(&s->incr_prev, it->stream);
+	b = dd_pg_incr_find(&s->incr_cmp, it->stream);
+	c = dd_pg_incr_find(&s->incr_now, it->stream);
+	return a && b && c && dd_pg_incr_table_same(a, b) && dd_pg_incr_table_same(a, c);
+}
+
+/*
+ * Step 5a' (issue 19): carry each unchanged table's stream over from the
+ * previous snapshot (no COPY). A chunk gone from the store reads it instead.
+ */
+static int
+reuse_tables(struct snap *s)
+{
+	size_t reused = 0, copied = 0;
+
+	for (size_t i = 0; i < s->nitems; i++) {
+		struct item *it = &s->items[i];
+		const char *rows;
+		int r;
+		if (!table_unchanged(s, it)) {
+			if (!s->incr_why && it->table)
+				dd_debug("incremental: %s read: %s", it->table,
+					 it->prev ? "changed since the previous snapshot" : "not in the previous snapshot");
+			copied += it->table != NULL;
+			continue;
+		}
+		if ((r = dd_snapshot_reuse_stream(s->sw, it->prev)) == DD_NOTFOUND) {
+			dd_debug("incremental: %s read: %s", it->table, dd_error_last());
+			dd_error_clear();
+			copied++;
+			continue;
+		}
+		if (r < 0)
+			return dd_error_wrap("carrying %s over from snapshot %.12s", it->table, s->o->prev_id);
+		rows = dd_stream_attr(it->prev, "rows");
+		it->rows = rows ? strtoull(rows, NULL, 10) : 0;
+		it->bytes = dd_stream_size(it->prev);
+		it->reused = 1;
+		it->state = 2;
+		reused++;
+		dd_debug("incremental: %s reused from snapshot %.12s", it->table, s->o->prev_id);
+	}
+	s->stats->reused = reused;
+	if (s->o->statedir && s->o->profile)
+		dd_debug("incremental: %zu tables reused, %zu read with COPY", reused, copied);
 	return 0;
 }
 
@@ -934,13 +1072,13 @@ copy_table_data(struct snap *s)
 	p->lock_timeout = s->lock_timeout;
 	p->items = dd_calloc(s->nitems + 1, sizeof(struct item *));
 	for (size_t i = 0; i < s->nitems; i++)
-		p->items[i] = &s->items[i];
-	qsort(p->items, s->nitems, sizeof(struct item *), cmp_item);
-	p->nitems = s->nitems;
+		if (!s->items[i].reused)
+			p->items[p->nitems++] = &s->items[i];
+	qsort(p->items, p->nitems, sizeof(struct item *), cmp_item);
 	if (nworkers < 1)
 		nworkers = 1;
-	if (nworkers > s->nitems)
-		nworkers = s->nitems;
+	if (nworkers > p->nitems)
+		nworkers = p->nitems;
 	copied = dd_pg_workers_run(&p->w, nworkers, worker, p, show_progress, p);
 	join_schema_dump(s);
 	if (dd_pg_interrupted())
@@ -987,6 +1125,11 @@ write_schema_streams(struct snap *s)
 		s->stats->rows += s->items[i].rows;
 		s->stats->bytes += s->items[i].bytes;
 	}
+	if (s->have_now) {
+		struct dd_buf rec = DD_BUF_INIT;
+		dd_pg_incr_format(&s->incr_now, &rec);
+		s->stats->incr_record = dd_buf_detach(&rec, &s->stats->incr_record_len);
+	}
 	return dd_pg_exec(s->c, "COMMIT");
 }
 
@@ -1024,6 +1167,10 @@ snap_release(struct snap *s)
 	free(s->ctype);
 	free(s->provider);
 	free(s->icu);
+	dd_pg_incr_release(&s->incr_now);
+	dd_pg_incr_release(&s->incr_prev);
+	dd_pg_incr_release(&s->incr_cmp);
+	free(s->incr_why);
 }
 
 int
@@ -1051,7 +1198,7 @@ dd_pg_snapshot(struct dd_snapshot_writer *sw, const struct dd_pg_snapshot_opts *
 		goto out;
 	if (read_sequences(s.c, s.rels, s.nrels, &s.seqs, &s.nseq) < 0 || queue_table_data(&s) < 0)
 		goto out;
-	if (copy_table_data(&s) < 0 || write_schema_streams(&s) < 0)
+	if (reuse_tables(&s) < 0 || copy_table_data(&s) < 0 || write_schema_streams(&s) < 0)
 		goto out;
 	rc = DD_OK;
 out:
