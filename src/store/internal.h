@@ -113,6 +113,30 @@ int dd_store_adopt_chunk(struct dd_store *st, const struct dd_chunk_ref *ref, in
  * already written or being written. 0, -1.
  */
 int dd_snapshot_add_stream(struct dd_snapshot_writer *sw, struct dd_stream_info *si);
+struct dd_splice; /* splice.c's per-writer state, freed with the writer */
+void dd_splice_free(struct dd_splice *sp);
+struct dd_splice **dd_stream_splice(struct dd_stream_writer *w);
+/* The previous stream (dd_stream_set_previous), NULL when none. */
+const struct dd_stream_info *dd_stream_previous(const struct dd_stream_writer *w);
+struct dd_snapshot_writer *dd_stream_snapshot_writer(const struct dd_stream_writer *w);
+/* Is the chunk being filled empty (the chunker just cut, or nothing was written)? */
+int dd_stream_at_cut(const struct dd_stream_writer *w);
+/* w->prev_at (tests). */
+uint64_t dd_stream_prev_at(const struct dd_stream_writer *w);
+/* The first dd_stream_write_previous(): from now on prev_at is exact (bytes written before count as new). */
+void dd_stream_splice_started(struct dd_stream_writer *w);
+/*
+ * Chunk bytes p[0..len) of the previous stream, which start at its offset
+ * `off`, up to and including the first cut (*used: how many were taken;
+ * dd_stream_at_cut() then says whether they ended a chunk), keeping
+ * prev_at exact. 0, -1.
+ */
+int dd_stream_feed_previous(struct dd_stream_writer *w, const uint8_t *p, size_t len, uint64_t off, size_t *used);
+/*
+ * Append chunk `ref` (already one this snapshot keeps) by reference at a
+ * cut, as a finished FIFO entry; prev_at becomes `prev_end`. 0, -1.
+ */
+int dd_stream_append_ref(struct dd_stream_writer *w, const struct dd_chunk_ref *ref, uint64_t prev_end);
 /* Make every earlier put durable (deferred directory fsyncs), then record what the backend confirmed. */
 int dd_store_sync(struct dd_store *st);
 /* Parse and check a manifest's plaintext against `id`. */

@@ -5,14 +5,44 @@
  * dd_snapshot_reuse_stream() puts a stream record of an earlier snapshot
  * into this one as it is: no data is read, each chunk is only made one this
  * snapshot keeps (dd_store_adopt_chunk, as dd_listing_reuse does).
- * dd_stream_write_previous() is below.
+ *
+ * dd_stream_write_previous() appends a range of the previous version of a
+ * stream with the result of dd_stream_write() of those bytes: the same
+ * chunk boundaries, ids, size and checksum, hence the same snapshot id.
+ * Why taking whole chunks by reference is exact (docs/FORMAT.md §5): the
+ * chunker's cut points depend only on the bytes of the current chunk (its
+ * state is reset at every cut), never on what came before it nor on how
+ * the input is split into calls. Previous chunk k (not the last) ended
+ * where the chunker, started fresh at its first byte, cut. So when the
+ * writer is at a cut (its chunk buffer empty: the chunker just cut, or the
+ * stream starts) and the range goes on from the start of chunk k to at
+ * least its end, a full write would feed the chunker exactly chunk k's
+ * bytes from a fresh state and cut exactly at its end: chunk k, same bytes,
+ * same id. Nothing after the range can change that (the cut is made before
+ * the chunker sees a byte past it). The previous stream's LAST chunk is
+ * the exception: it may have ended only because the stream did, and the
+ * new stream may go on, so it is always read. A chunk too short or too
+ * long for this store's chunker (another chunker's, should the sizes ever
+ * differ) is read too.
+ *
+ * Otherwise the previous bytes are read (the chunk holding them, fetched,
+ * its id checked, kept for the next call: ranges usually come in order)
+ * and fed through the normal write path up to the first cut; after every
+ * cut the writer looks again whether it stands at the start of a previous
+ * chunk wholly inside the range (resync), and takes chunks by reference
+ * again from there. By induction over the cuts, every chunk the writer
+ * makes is the one a full write makes, whatever mix of new bytes
+ * (dd_stream_write) and previous ranges the caller interleaves.
  */
 #include "store/internal.h"
 #include "util/err.h"
 
+#include <inttypes.h>
 #include <sodium.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <zstd.h>
 
 /* Make each chunk of `si` one a snapshot of writer `sw` keeps: 0, DD_NOTFOUND, -1 (error set). */
 static int
@@ -59,11 +89,169 @@ dd_snapshot_reuse_stream(struct dd_snapshot_writer *sw, const struct dd_stream_i
 	return 0;
 }
 
+struct dd_splice {
+	uint64_t *starts;   /* starts[k]: offset of previous chunk k; starts[nchunks] = its size */
+	size_t cached;      /* the previous chunk `plain` holds; SIZE_MAX: none */
+	struct dd_buf plain;
+	ZSTD_DCtx *zd;
+	struct dd_splice_stats stats;
+};
+
+void
+dd_splice_free(struct dd_splice *sp)
+{
+	if (!sp)
+		return;
+	free(sp->starts);
+	dd_buf_release(&sp->plain);
+	ZSTD_freeDCtx(sp->zd);
+	free(sp);
+}
+
+/* The writer's splice state, made on first use (the chunk offsets of the previous stream). */
+static int
+splice_get(struct dd_stream_writer *w, const struct dd_stream_info *prev, struct dd_splice **out)
+{
+	struct dd_splice **slot = dd_stream_splice(w), *sp = *slot;
+	uint64_t at = 0;
+
+	if (sp) {
+		*out = sp;
+		return 0;
+	}
+	sp = dd_calloc(1, sizeof(*sp));
+	sp->starts = dd_calloc(prev->nchunks + 1, sizeof(*sp->starts));
+	for (size_t k = 0; k < prev->nchunks; k++) {
+		sp->starts[k] = at;
+		at += prev->chunks[k].len;
+	}
+	sp->starts[prev->nchunks] = at;
+	sp->cached = SIZE_MAX;
+	sp->zd = ZSTD_createDCtx();
+	if (at != prev->size || !sp->zd) {
+		dd_splice_free(sp);
+		return dd_error("the previous version of stream '%s' is %s", prev->name,
+				at != prev->size ? "damaged (its chunks do not add up to its size)" : "unusable (out of memory)");
+	}
+	*slot = *out = sp;
+	dd_stream_splice_started(w);
+	return 0;
+}
+
+/* The previous chunk holding byte `off` (< size). */
+static size_t
+chunk_at(const struct dd_splice *sp, const struct dd_stream_info *prev, uint64_t off)
+{
+	size_t lo = 0, hi = prev->nchunks; /* starts[lo] <= off < starts[hi] */
+
+	while (hi - lo > 1) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (sp->starts[mid] <= off)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/*
+ * At a cut, at the start of previous chunk k, in a range ending at `end`:
+ * does a full write make chunk k here? (the proof is at the top)
+ */
+static int
+by_reference(const struct dd_splice *sp, const struct dd_stream_info *prev, const struct dd_chunker_params *p,
+	     size_t k, uint64_t end)
+{
+	uint32_t len = prev->chunks[k].len;
+
+	return k + 1 < prev->nchunks && sp->starts[k] + len <= end && len > p->min && len <= p->max;
+}
+
+static int
+take_ref(struct dd_stream_writer *w, struct dd_splice *sp, const struct dd_stream_info *prev, size_t k)
+{
+	struct dd_snapshot_writer *sw = dd_stream_snapshot_writer(w);
+	int priv = dd_snapshot_writer_flags(sw) & DD_SNAPSHOT_PRIVATE;
+	int r = dd_store_adopt_chunk(dd_snapshot_writer_store(sw), &prev->chunks[k], priv);
+
+	if (r != 0)
+		return r == DD_NOTFOUND ? DD_NOTFOUND : -1;
+	if (dd_stream_append_ref(w, &prev->chunks[k], sp->starts[k + 1]) < 0)
+		return -1;
+	sp->stats.ref_bytes += prev->chunks[k].len;
+	sp->stats.ref_chunks++;
+	return 0;
+}
+
+/* Feed previous bytes [off, min(end, end of chunk k)) up to the first cut; *used: how many. */
+static int
+feed_some(struct dd_stream_writer *w, struct dd_splice *sp, const struct dd_stream_info *prev, size_t k,
+	  uint64_t off, uint64_t end, size_t *used)
+{
+	const struct dd_chunk_ref *ref = &prev->chunks[k];
+	uint64_t stop = sp->starts[k + 1] < end ? sp->starts[k + 1] : end;
+
+	if (sp->cached != k) {
+		struct dd_store *st = dd_snapshot_writer_store(dd_stream_snapshot_writer(w));
+		int r;
+		sp->cached = SIZE_MAX;
+		r = dd_store_get_object(st, DD_OBJ_DATA, ref->id, ref->len, &sp->plain, sp->zd);
+		if (r == 0 && sp->plain.len != ref->len)
+			r = dd_error("a chunk's length differs from the manifest");
+		if (r != 0)
+			return r == DD_NOTFOUND ? DD_NOTFOUND : -1;
+		sp->cached = k;
+		sp->stats.fetched_bytes += ref->len;
+		sp->stats.fetched_chunks++;
+	}
+	if (dd_stream_feed_previous(w, (const uint8_t *)sp->plain.ptr + (off - sp->starts[k]), (size_t)(stop - off), off, used) < 0)
+		return -1;
+	sp->stats.read_bytes += *used;
+	return 0;
+}
+
 int
 dd_stream_write_previous(struct dd_stream_writer *w, uint64_t off, uint64_t len)
 {
-	(void)w;
-	(void)off;
-	(void)len;
-	return dd_error("writing a range of a previous stream is not built yet");
+	const struct dd_stream_info *prev = dd_stream_previous(w);
+	const struct dd_chunker_params *p;
+	struct dd_splice *sp = NULL;
+	uint64_t end;
+
+	if (!prev)
+		return dd_error("BUG: writing a range of a previous stream that was never set");
+	if (off > prev->size || len > prev->size - off)
+		return dd_error("bytes %" PRIu64 "+%" PRIu64 " are not in the previous version of stream '%s' (%" PRIu64
+				" bytes)", off, len, prev->name, prev->size);
+	if (splice_get(w, prev, &sp) < 0)
+		return -1;
+	p = dd_snapshot_writer_store(dd_stream_snapshot_writer(w))->chunker;
+	end = off + len;
+	while (off < end) {
+		size_t k = chunk_at(sp, prev, off), used;
+		int r;
+		if (dd_stream_at_cut(w) && sp->starts[k] == off && by_reference(sp, prev, p, k, end)) {
+			r = take_ref(w, sp, prev, k);
+			used = prev->chunks[k].len;
+		} else {
+			r = feed_some(w, sp, prev, k, off, end, &used);
+		}
+		if (r != 0) {
+			dd_error_wrap("stream '%s' from its previous version", prev->name);
+			return r == DD_NOTFOUND ? DD_NOTFOUND : -1;
+		}
+		off += used;
+	}
+	return 0;
+}
+
+void
+dd_stream_write_stats(struct dd_stream_writer *w, struct dd_splice_stats *out)
+{
+	struct dd_splice *sp = *dd_stream_splice(w);
+
+	if (sp)
+		*out = sp->stats;
+	else
+		memset(out, 0, sizeof(*out));
 }

@@ -165,6 +165,19 @@ void dd_stream_set_previous(struct dd_stream_writer *w, const struct dd_stream_i
  * the data instead; the stream must then be aborted); -1. (splice.c)
  */
 int dd_stream_write_previous(struct dd_stream_writer *w, uint64_t off, uint64_t len);
+/*
+ * What dd_stream_write_previous() did so far on writer `w` (call before
+ * dd_stream_end, which frees it): previous bytes taken by reference (whole
+ * chunks, not read), previous bytes read and chunked again, and the
+ * previous chunks fetched for that (their plaintext bytes; the last one
+ * read is kept, so ranges in order fetch each chunk once). (splice.c)
+ */
+struct dd_splice_stats {
+	uint64_t ref_bytes, ref_chunks;
+	uint64_t read_bytes;
+	uint64_t fetched_bytes, fetched_chunks;
+};
+void dd_stream_write_stats(struct dd_stream_writer *w, struct dd_splice_stats *out);
 /* dd_stream_open() from byte `off` on: the first piece dd_stream_next() gives starts there. (splice.c) */
 int dd_stream_open_at(struct dd_stream_reader **out, struct dd_store *st, const struct dd_stream_info *si,
 		      uint64_t off);

@@ -66,6 +66,7 @@ struct dd_stream_writer {
 	 */
 	struct dd_stream_info prev;
 	uint64_t prev_at;
+	struct dd_splice *splice; /* splice.c's state once dd_stream_write_previous ran (NULL before) */
 };
 
 /* "stream 'x' failed<how>", or for a detached writer (dd_content_begin) "content failed<how>"; returns -1. */
@@ -270,30 +271,139 @@ submit_chunk(struct dd_stream_writer *w)
 	dd_pool_submit(w->sw->st->pool, &j->base);
 }
 
+/* Chunk bytes p[0..len) up to and including the first cut: *used bytes taken, *cut 1 when they ended a chunk. */
+static int
+feed(struct dd_stream_writer *w, const uint8_t *p, size_t len, size_t *used, int *cut)
+{
+	size_t n = dd_chunker_scan(&w->ch, p, len, cut);
+
+	if (!w->buf)
+		w->buf = dd_store_chunkbuf_get(w->sw->st);
+	memcpy(w->buf + w->buflen, p, n);
+	w->buflen += n;
+	w->info.size += n;
+	*used = n;
+	if (*cut) {
+		submit_chunk(w);
+		if (harvest(w, 0) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static int
+check_failed(struct dd_stream_writer *w)
+{
+	if (atomic_load(&w->failed))
+		return harvest(w, 1) < 0 ? -1 : failed(w, " earlier");
+	return 0;
+}
+
 int
 dd_stream_write(struct dd_stream_writer *w, const void *data, size_t len)
 {
 	const uint8_t *p = data;
 
-	if (atomic_load(&w->failed))
-		return harvest(w, 1) < 0 ? -1 : failed(w, " earlier");
-	w->info.size += len;
+	if (check_failed(w) < 0)
+		return -1;
+	if (w->splice && len)
+		w->prev_at = UINT64_MAX; /* new bytes in the chunk being filled (and in the next, if cut) */
 	while (len) {
+		size_t n;
 		int cut;
-		size_t n = dd_chunker_scan(&w->ch, p, len, &cut);
-		if (!w->buf)
-			w->buf = dd_store_chunkbuf_get(w->sw->st);
-		memcpy(w->buf + w->buflen, p, n);
-		w->buflen += n;
+		if (feed(w, p, len, &n, &cut) < 0)
+			return -1;
 		p += n;
 		len -= n;
-		if (cut) {
-			submit_chunk(w);
-			if (harvest(w, 0) < 0)
-				return -1;
-		}
 	}
 	return 0;
+}
+
+/*
+ * ---- splicing (splice.c) ----
+ * The previous stream's bytes go through feed() like new ones; a whole
+ * previous chunk taken by reference becomes a FIFO entry that is already
+ * done (no data, no pool job), so harvest() keeps the chunk list in stream
+ * order with the jobs still in flight.
+ */
+struct dd_splice **
+dd_stream_splice(struct dd_stream_writer *w)
+{
+	return &w->splice;
+}
+
+const struct dd_stream_info *
+dd_stream_previous(const struct dd_stream_writer *w)
+{
+	return w->prev.name ? &w->prev : NULL;
+}
+
+struct dd_snapshot_writer *
+dd_stream_snapshot_writer(const struct dd_stream_writer *w)
+{
+	return w->sw;
+}
+
+int
+dd_stream_at_cut(const struct dd_stream_writer *w)
+{
+	return w->buflen == 0;
+}
+
+uint64_t
+dd_stream_prev_at(const struct dd_stream_writer *w)
+{
+	return w->prev_at;
+}
+
+void
+dd_stream_splice_started(struct dd_stream_writer *w)
+{
+	if (w->buflen)
+		w->prev_at = UINT64_MAX; /* what the chunk being filled holds was not written as previous bytes */
+}
+
+int
+dd_stream_feed_previous(struct dd_stream_writer *w, const uint8_t *p, size_t len, uint64_t off, size_t *used)
+{
+	int cut;
+
+	if (check_failed(w) < 0)
+		return -1;
+	if (w->buflen == 0)
+		w->prev_at = off;
+	else if (w->prev_at == UINT64_MAX || w->prev_at + w->buflen != off)
+		w->prev_at = UINT64_MAX; /* joins bytes from elsewhere */
+	if (feed(w, p, len, used, &cut) < 0)
+		return -1;
+	if (cut)
+		w->prev_at = off + *used;
+	return 0;
+}
+
+int
+dd_stream_append_ref(struct dd_stream_writer *w, const struct dd_chunk_ref *ref, uint64_t prev_end)
+{
+	struct chunk_job *j;
+
+	if (check_failed(w) < 0)
+		return -1;
+	if (w->buflen)
+		return dd_error("BUG: a chunk by reference in the middle of a chunk");
+	j = dd_calloc(1, sizeof(*j));
+	j->base.done = 1; /* never submitted: harvest() takes it as finished */
+	j->st = w->sw->st;
+	j->w = w;
+	memcpy(j->id, ref->id, 32);
+	j->len = ref->len;
+	if (w->tail)
+		w->tail->next_in_stream = j;
+	else
+		w->head = j;
+	w->tail = j;
+	w->info.size += ref->len;
+	w->prev_at = prev_end;
+	return harvest(w, 0);
 }
 
 static void
@@ -315,6 +425,7 @@ stream_free(struct dd_stream_writer *w)
 {
 	dd_stream_info_clear(&w->info);
 	dd_stream_info_clear(&w->prev);
+	dd_splice_free(w->splice);
 	dd_store_chunkbuf_put(w->sw->st, w->buf);
 	free(w);
 }
