@@ -51,8 +51,12 @@
 void
 dd_pg_incr_release(struct dd_pg_incr *r)
 {
-	for (size_t i = 0; i < r->ntables; i++)
+	for (size_t i = 0; i < r->ntables; i++) {
+		for (size_t j = 0; j < r->tables[i].nsamples; j++)
+			free(r->tables[i].samples[j].key);
+		free(r->tables[i].samples);
 		free(r->tables[i].stream);
+	}
 	free(r->tables);
 	free(r->profile);
 	memset(r, 0, sizeof(*r));
@@ -112,11 +116,30 @@ nibble(char c)
 	return c <= '9' ? c - '0' : c - 'a' + 10;
 }
 
+/* Hex (lowercase, even, 1..max bytes, no NUL) to a string. */
+static char *
+unhex(const char *h, size_t hl, size_t max)
+{
+	size_t n = hl / 2;
+	char *out;
+
+	if (hl % 2 || n == 0 || n > max || !lower_hex(h, hl))
+		return NULL;
+	out = dd_malloc(n + 1);
+	for (size_t i = 0; i < n; i++)
+		out[i] = (char)(nibble(h[2 * i]) << 4 | nibble(h[2 * i + 1]));
+	out[n] = '\0';
+	if (memchr(out, '\0', n)) {
+		free(out);
+		return NULL;
+	}
+	return out;
+}
+
 static int
 parse_table(struct dd_pg_incr_table *t, const char **w, const size_t *wl)
 {
 	uint64_t *nums[] = { &t->oid, &t->ins, &t->upd, &t->del, &t->relfilenode };
-	size_t nlen;
 
 	for (size_t i = 0; i < 5; i++)
 		if (parse_u64(w[i + 1], wl[i + 1], nums[i]) < 0)
@@ -125,18 +148,40 @@ parse_table(struct dd_pg_incr_table *t, const char **w, const size_t *wl)
 		return -1;
 	memcpy(t->shape, w[6], 32);
 	t->shape[32] = '\0';
-	nlen = wl[7] / 2;
-	if (wl[7] % 2 || nlen == 0 || nlen > MAX_NAME || !lower_hex(w[7], wl[7]))
+	if (parse_u64(w[7], wl[7], &t->rows) < 0 || parse_u64(w[8], wl[8], &t->size) < 0)
 		return -1;
-	t->stream = dd_malloc(nlen + 1);
-	for (size_t i = 0; i < nlen; i++) /* lowercase hex, checked above */
-		t->stream[i] = (char)(nibble(w[7][2 * i]) << 4 | nibble(w[7][2 * i + 1]));
-	if (memchr(t->stream, '\0', nlen)) {
-		free(t->stream);
-		t->stream = NULL;
+	return (t->stream = unhex(w[9], wl[9], MAX_NAME)) ? 0 : -1;
+}
+
+void
+dd_pg_incr_add_sample(struct dd_pg_incr_table *t, uint64_t off, uint64_t ord, const char *key, size_t keylen)
+{
+	if ((t->nsamples & (t->nsamples - 1)) == 0)
+		t->samples = dd_realloc(t->samples, (t->nsamples ? 2 * t->nsamples : 1) * sizeof(*t->samples));
+	t->samples[t->nsamples].off = off;
+	t->samples[t->nsamples].ord = ord;
+	t->samples[t->nsamples++].key = dd_strndup(key, keylen);
+}
+
+/* A sample line of table t: after the previous sample, inside the stream. */
+static int
+parse_sample(struct dd_pg_incr_table *t, const char **w, const size_t *wl)
+{
+	uint64_t off, ord;
+	char *key;
+
+	if (parse_u64(w[1], wl[1], &off) < 0 || parse_u64(w[2], wl[2], &ord) < 0)
+		return -1;
+	if (off == 0 || off >= t->size || ord == 0 || ord >= t->rows)
+		return -1;
+	if (t->nsamples && (off <= t->samples[t->nsamples - 1].off || ord <= t->samples[t->nsamples - 1].ord))
+		return -1;
+	if (!(key = unhex(w[3], wl[3], MAX_NAME)) || strchr(key, '\t') || strchr(key, '\n')) {
+		free(key);
 		return -1;
 	}
-	t->stream[nlen] = '\0';
+	dd_pg_incr_add_sample(t, off, ord, key, strlen(key));
+	free(key);
 	return 0;
 }
 
@@ -144,8 +189,8 @@ parse_table(struct dd_pg_incr_table *t, const char **w, const size_t *wl)
 static int
 parse_header(struct dd_pg_incr *r, int which, const char **w, const size_t *wl, size_t n)
 {
-	static const char *const keys[] = { "profile", "server", "output", "options", "pgdump" };
-	static const size_t counts[] = { 2, 5, 2, 2, 2 };
+	static const char *const keys[] = { "profile", "server", "output", "options", "pgdump", "xmin" };
+	static const size_t counts[] = { 2, 5, 2, 2, 2, 2 };
 	uint64_t *server[] = { &r->sysid, &r->start, &r->dboid, &r->reset };
 
 	if (n != counts[which] || wl[0] != strlen(keys[which]) || memcmp(w[0], keys[which], wl[0]))
@@ -171,8 +216,10 @@ parse_header(struct dd_pg_incr *r, int which, const char **w, const size_t *wl, 
 			return -1;
 		memcpy(r->options, w[1], 64);
 		return 0;
-	default:
+	case 4:
 		return parse_u64(w[1], wl[1], &r->pgdump);
+	default:
+		return parse_u64(w[1], wl[1], &r->xmin);
 	}
 }
 
@@ -185,8 +232,8 @@ dd_pg_incr_parse(struct dd_pg_incr *out, const char *text, size_t len)
 	memset(&r, 0, sizeof(r));
 	while (at < len) {
 		const char *line = text + at, *nl = memchr(line, '\n', len - at);
-		const char *w[8];
-		size_t wl[8], n, ll;
+		const char *w[10];
+		size_t wl[10], n, ll;
 		if (!nl)
 			goto bad;
 		ll = (size_t)(nl - line);
@@ -197,14 +244,19 @@ dd_pg_incr_parse(struct dd_pg_incr *out, const char *text, size_t len)
 				goto bad;
 			continue;
 		}
-		if (split_words(line, ll, w, wl, 8, &n) < 0)
+		if (split_words(line, ll, w, wl, 10, &n) < 0)
 			goto bad;
-		if (lineno <= 6) {
+		if (lineno <= 7) {
 			if (parse_header(&r, (int)lineno - 2, w, wl, n) < 0)
 				goto bad;
 			continue;
 		}
-		if (n != 8 || wl[0] != 5 || memcmp(w[0], "table", 5) || r.ntables >= len / 16)
+		if (n == 4 && wl[0] == 6 && !memcmp(w[0], "sample", 6)) {
+			if (!r.ntables || parse_sample(&r.tables[r.ntables - 1], w, wl) < 0)
+				goto bad;
+			continue;
+		}
+		if (n != 10 || wl[0] != 5 || memcmp(w[0], "table", 5) || r.ntables >= len / 16)
 			goto bad;
 		r.tables = dd_realloc(r.tables, (r.ntables + 1) * sizeof(*r.tables));
 		memset(&r.tables[r.ntables], 0, sizeof(*r.tables));
@@ -214,7 +266,7 @@ dd_pg_incr_parse(struct dd_pg_incr *out, const char *text, size_t len)
 		if (r.ntables > 1 && strcmp(r.tables[r.ntables - 2].stream, r.tables[r.ntables - 1].stream) >= 0)
 			goto bad;
 	}
-	if (lineno < 6)
+	if (lineno < 7)
 		goto bad;
 	*out = r;
 	return 0;
@@ -233,19 +285,29 @@ void
 dd_pg_incr_format(struct dd_pg_incr *r, struct dd_buf *out)
 {
 	qsort(r->tables, r->ntables, sizeof(*r->tables), cmp_table);
-	dd_buf_printf(out, MAGIC "\nprofile %s\nserver %llu %llu %llu %llu\noutput %s\noptions %s\npgdump %llu\n",
-		      r->profile ? r->profile : "-", (unsigned long long)r->sysid, (unsigned long long)r->start,
-		      (unsigned long long)r->dboid, (unsigned long long)r->reset, r->output, r->options,
-		      (unsigned long long)r->pgdump);
+	dd_buf_printf(out, MAGIC "\nprofile %s\nserver %llu %llu %llu %llu\noutput %s\noptions %s\npgdump %llu\n"
+		      "xmin %llu\n", r->profile ? r->profile : "-", (unsigned long long)r->sysid,
+		      (unsigned long long)r->start, (unsigned long long)r->dboid, (unsigned long long)r->reset, r->output,
+		      r->options, (unsigned long long)r->pgdump, (unsigned long long)r->xmin);
 	for (size_t i = 0; i < r->ntables; i++) {
 		const struct dd_pg_incr_table *t = &r->tables[i];
 		size_t n = strlen(t->stream);
 		char *hex = dd_malloc(2 * n + 1);
 		dd_hex_encode(hex, (const unsigned char *)t->stream, n);
-		dd_buf_printf(out, "table %llu %llu %llu %llu %llu %s %s\n", (unsigned long long)t->oid,
+		dd_buf_printf(out, "table %llu %llu %llu %llu %llu %s %llu %llu %s\n", (unsigned long long)t->oid,
 			      (unsigned long long)t->ins, (unsigned long long)t->upd, (unsigned long long)t->del,
-			      (unsigned long long)t->relfilenode, t->shape, hex);
+			      (unsigned long long)t->relfilenode, t->shape, (unsigned long long)t->rows,
+			      (unsigned long long)t->size, hex);
 		free(hex);
+		for (size_t j = 0; j < t->nsamples; j++) {
+			const struct dd_pg_incr_sample *sm = &t->samples[j];
+			size_t kl = strlen(sm->key);
+			hex = dd_malloc(2 * kl + 1);
+			dd_hex_encode(hex, (const unsigned char *)sm->key, kl);
+			dd_buf_printf(out, "sample %llu %llu %s\n", (unsigned long long)sm->off,
+				      (unsigned long long)sm->ord, hex);
+			free(hex);
+		}
 	}
 }
 

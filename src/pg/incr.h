@@ -18,8 +18,14 @@
  *   output <32 hex>
  *   options <64 hex>
  *   pgdump <version number>
- *   table <oid> <ins> <upd> <del> <relfilenode> <32 hex shape> <hex of the stream name>
+ *   xmin <the exported snapshot's xmin, as xid8>
+ *   table <oid> <ins> <upd> <del> <relfilenode> <32 hex shape> <rows> <size> <hex of the stream name>
+ *   sample <byte offset> <row ordinal> <hex of the key's COPY text>
  *   ...
+ *
+ * A table's samples follow its line: about every 256 KiB of its stream,
+ * the start of a row, its ordinal and its (one-column) primary key as
+ * COPY text; offsets and ordinals strictly increasing, inside the stream.
  *
  * Numbers are decimal without sign or leading zeros; tables are sorted by
  * stream name, each once.
@@ -32,11 +38,21 @@
 
 struct dd_buf;
 
+struct dd_pg_incr_sample {
+	uint64_t off, ord;
+	char *key;             /* the key's field as COPY text (escapes kept) */
+};
+
 struct dd_pg_incr_table {
 	char *stream;          /* "data/<schema>.<table>" as in the manifest */
 	uint64_t oid, ins, upd, del, relfilenode;
 	char shape[33];        /* md5 hex of the columns and the primary key */
+	uint64_t rows, size;   /* of its stream */
+	struct dd_pg_incr_sample *samples;
+	size_t nsamples;
 };
+/* Append a sample (copies key[0..keylen)). */
+void dd_pg_incr_add_sample(struct dd_pg_incr_table *t, uint64_t off, uint64_t ord, const char *key, size_t keylen);
 
 struct dd_pg_incr {
 	char *profile;
@@ -44,6 +60,7 @@ struct dd_pg_incr {
 	char output[33];       /* md5 hex: server version, enum labels, extensions, collation versions */
 	char options[65];      /* sha256 hex of exclude_tables and exclude_data */
 	uint64_t pgdump;       /* pg_dump's version number */
+	uint64_t xmin;         /* the exported snapshot's xmin (xid8) */
 	struct dd_pg_incr_table *tables;
 	size_t ntables;
 };

@@ -118,6 +118,51 @@ test_every_kind_of_change_is_seen() {
 	restores_exactly
 }
 
+test_changed_key_ranges_are_read_alone() {
+	setup_repo
+	snap
+	psql_q "$DB" "UPDATE big SET v = 'clustered' WHERE id BETWEEN 5000 AND 5100"
+	snap
+	assert_contains "$V" "incremental: public.big: 10 of 11 key ranges unchanged, the others read"
+	same_as_full "clustered change"
+	# scattered: every range changed, the table is read whole
+	psql_q "$DB" "UPDATE big SET v = 'scattered' WHERE id % 500 = 0"
+	snap
+	assert_contains "$V" "incremental: public.big read whole: all 11 key ranges changed"
+	same_as_full "scattered change"
+	# deletes only (counts differ), at both ends and in the middle
+	psql_q "$DB" "DELETE FROM big WHERE id IN (1, 2, 10000, 19999, 20000)"
+	snap
+	assert_contains "$V" "key ranges unchanged, the others read"
+	same_as_full "deletes"
+	# a key moved from one range to another
+	psql_q "$DB" "UPDATE big SET id = 25000 WHERE id = 3"
+	snap
+	assert_contains "$V" "key ranges unchanged, the others read"
+	same_as_full "key moved"
+	restores_exactly
+}
+
+test_text_keys_with_escapes_in_ranges() {
+	setup_repo
+	# every key holds a tab, a quote, a backslash, a comma and an apostrophe: COPY escapes, literals, array quoting
+	"$DD_PG_BINDIR/psql" -XAtq -v ON_ERROR_STOP=1 -d "$DB" >/dev/null <<'SQL'
+CREATE TABLE words (w text PRIMARY KEY, n int);
+INSERT INTO words SELECT md5(i::text) || chr(9) || '"' || chr(92) || ',' || chr(39) || i, i
+FROM generate_series(1, 20000) i;
+SQL
+	snap
+	psql_q "$DB" "UPDATE words SET n = -n WHERE w < '1'"
+	snap
+	assert_contains "$V" "incremental: public.words: "
+	assert_contains "$V" "key ranges unchanged, the others read"
+	same_as_full "text keys with escapes"
+	local before
+	before=$(psql_q "$DB" "SELECT md5(string_agg(w || n, '|' ORDER BY w)) FROM words")
+	expect_ok git dnadata restore --force --terminate
+	assert_eq "$before" "$(psql_q "$DB" "SELECT md5(string_agg(w || n, '|' ORDER BY w)) FROM words")"
+}
+
 test_enum_label_rename_reads_every_table() {
 	setup_repo
 	snap
@@ -142,7 +187,7 @@ test_fallbacks_say_why() {
 	psql_q "$DB" "SELECT pg_stat_reset()"
 	psql_q "$DB" "UPDATE small SET n = 1 WHERE k = 'k1'"
 	snap
-	assert_contains "$V" "incremental: every table read: the statistics were reset since"
+	assert_contains "$V" "incremental: no table carried over whole: the statistics were reset since; changed tables' key ranges are found"
 	same_as_full "statistics reset"
 	# exclude_data changed
 	psql_q "$DB" "UPDATE small SET n = 2 WHERE k = 'k1'"
@@ -161,7 +206,8 @@ test_a_session_connected_reads_every_table() {
 	read -r _ <&"${IDLER[0]}"
 	expect_ok git dnadata -v snapshot --no-commit
 	ID=$OUT
-	assert_contains "$ERR" "incremental: every table read: 1 other session is connected"
+	assert_contains "$ERR" "incremental: no table carried over whole: 1 other session is connected"
+	tap_note "$(grep 'incremental: ' <<<"$ERR")"
 	echo '\q' >&"${IDLER[1]}"
 	wait "$IDLER_PID" || true
 	same_as_full "a session connected"
@@ -171,7 +217,8 @@ test_concurrent_writers_still_give_a_consistent_snapshot() {
 	setup_repo
 	psql_q "$DB" "CREATE TABLE accounts (id int PRIMARY KEY, balance bigint NOT NULL);
 		CREATE TABLE transfers (id bigserial PRIMARY KEY, src int NOT NULL, dst int NOT NULL, amount int NOT NULL);
-		INSERT INTO accounts SELECT i, 1000 FROM generate_series(1, 200) i"
+		INSERT INTO accounts SELECT i, 1000 FROM generate_series(1, 200) i;
+		INSERT INTO transfers (src, dst, amount) SELECT 1, 1, 0 FROM generate_series(1, 100000)"
 	snap
 	cat >"$T/transfer.sql" <<'SQL'
 \set a random(1, 200)
@@ -185,6 +232,7 @@ COMMIT;
 SQL
 	"$DD_PG_BINDIR/pgbench" -n -c 2 -T 600 --max-tries=100 -f "$T/transfer.sql" "$DB" >"$T/pgbench.log" 2>&1 &
 	local bench=$! ids=()
+	ALLV=""
 	transfers_done() { psql_q "$DB" "SELECT count(*) FROM transfers"; }
 	wait_more() {
 		for _ in $(seq "$DD_WAIT_POLLS"); do
@@ -199,10 +247,12 @@ SQL
 		expect_ok git dnadata -v snapshot
 		ids+=("$OUT")
 		tap_note "$(grep 'incremental: ' <<<"$ERR" || true)"
+		ALLV+=$(grep 'incremental: ' <<<"$ERR" || true)
 		wait_more "$(transfers_done)"
 	done
 	kill "$bench"
 	wait "$bench" || true
+	assert_contains "$ALLV" "incremental: public.transfers: " "key ranges found while writers work"
 	for id in "${ids[@]}"; do
 		printf 'dnadata-ref 1\nsnapshot %s\n' "$id" >.dnadata/refs/clean
 		expect_ok git dnadata restore --force --terminate
