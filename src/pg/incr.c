@@ -7,8 +7,9 @@
  *   - same server (system identifier, postmaster start: a restart or a
  *     crash zeroes the counters), same database oid, same statistics reset
  *     time, and the server is not a standby (its counters do not count
- *     replayed changes) and is PostgreSQL 15 or newer (older ones send the
- *     counters over UDP to a collector that may drop them);
+ *     replayed changes; key ranges still work there, dump.c) and is
+ *     PostgreSQL 15 or newer (older ones send the counters over UDP to a
+ *     collector that may drop them);
  *   - the same "output" hash: server version, every enum's labels in
  *     order, extension versions, collation versions (what changes a
  *     table's COPY text or its key order without touching the table);
@@ -572,11 +573,8 @@ dd_pg_incr_take(PGconn *c, const char *profile, int in_xact, struct dd_pg_incr *
 	if (u64_of(res, 0, 0, &out->dboid) < 0 || u64_of(res, 0, 1, &out->start) < 0 ||
 	    u64_of(res, 0, 2, &out->reset) < 0)
 		goto out;
-	if (!strcmp(PQgetvalue(res, 0, 3), "t")) {
-		*why = dd_strdup("the server is a standby: its statistics do not count the changes it replays");
-		rc = 0;
-		goto out;
-	}
+	/* a standby's counters miss what it replays: its record serves key ranges (xids) only */
+	out->standby = !strcmp(PQgetvalue(res, 0, 3), "t");
 	snprintf(out->output, sizeof(out->output), "%s", PQgetvalue(res, 0, 4));
 	*busy = atoi(PQgetvalue(res, 0, 5));
 	if (read_tables(c, out) < 0)
@@ -598,7 +596,9 @@ int
 dd_pg_incr_comparable(const struct dd_pg_incr *prev, const struct dd_pg_incr *now, char **why)
 {
 	*why = NULL;
-	if (prev->sysid != now->sysid || prev->start != now->start)
+	if (now->standby)
+		*why = dd_strdup("the server is a standby: its statistics do not count the changes it replays");
+	else if (prev->sysid != now->sysid || prev->start != now->start)
 		*why = dd_strdup(prev->sysid != now->sysid ? "another server" : "the server restarted since");
 	else if (prev->dboid != now->dboid)
 		*why = dd_strdup("another database (dropped and created again, or restored)");

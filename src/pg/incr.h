@@ -61,6 +61,7 @@ struct dd_pg_incr {
 	char options[65];      /* sha256 hex of exclude_tables and exclude_data */
 	uint64_t pgdump;       /* pg_dump's version number */
 	uint64_t xmin;         /* the exported snapshot's xmin (xid8) */
+	int standby;           /* read from a standby (not in the text): counters say nothing there */
 	struct dd_pg_incr_table *tables;
 	size_t ntables;
 };
@@ -90,8 +91,9 @@ void dd_pg_incr_options(const char *const *exclude_tables, const char *const *ex
 typedef struct pg_conn PGconn;
 /*
  * Fill `out` from the server: 1 (a record; *busy: sessions that may hold
- * unflushed counters, counted before the counters were read), 0 (no
- * record can be trusted on this server: *why says why, caller frees), -1.
+ * unflushed counters, counted before the counters were read; on a
+ * standby out->standby: the counters are not to be compared), 0 (no
+ * record on this server, PostgreSQL < 15: *why says why, caller frees), -1.
  * out->options and out->pgdump are the caller's to set. `in_xact`: inside
  * a transaction, where the system identifier is not read (left 0: the
  * caller copies it from a reading outside, with the session's
