@@ -351,7 +351,8 @@ detect(PGconn *c, struct item *it, struct seg *sg, size_t n, char **why)
 	}
 	dd_buf_putc(&arr, '}');
 	params[0] = dd_buf_cstr(&arr);
-	sql = dd_asprintf("SELECT width_bucket(%s, $1::text::%s[]%s), count(*), count(*) FILTER (WHERE"
+	/* the bounds in a sub-select: an InitPlan, computed once (array_in is only stable: never folded) */
+	sql = dd_asprintf("SELECT width_bucket(%s, (SELECT $1::text::%s[]%s)), count(*), count(*) FILTER (WHERE"
 			  " xmin::text::int8 >= 3 AND (xmin::text::int8 - %" PRIu64 " + 4294967296) %% 4294967296"
 			  " < %" PRIu64 ") FROM ONLY %s GROUP BY 1", it->pk, it->key_type, it->key_coll, it->xid_lo,
 			  it->xid_span,
