@@ -94,7 +94,7 @@ struct item {
 	char *qtable;         /* the quoted table */
 	struct dd_pg_incr_table *rec;         /* this table in the new record (rows, size, samples), or NULL */
 	const struct dd_pg_incr_table *prec;  /* in the previous one, when its changed ranges may be read alone */
-	uint64_t xid_lo, xid_span;            /* a row is changed when (xmin - xid_lo) mod 2^32 < xid_span */
+	uint64_t xid_lo, xid_span;            /* a row is changed when age(xmin) <= age(xid_lo); span: xids since */
 	/* results: rows by the worker that ran it (read after the join); bytes and state under w.lock */
 	uint64_t rows, bytes;
 	int state;            /* 0 queued, 1 running, 2 done */
@@ -351,12 +351,16 @@ detect(PGconn *c, struct item *it, struct seg *sg, size_t n, char **why)
 	}
 	dd_buf_putc(&arr, '}');
 	params[0] = dd_buf_cstr(&arr);
-	/* the bounds in a sub-select: an InitPlan, computed once (array_in is only stable: never folded) */
+	/*
+	 * The bounds in a sub-select: an InitPlan, computed once (array_in is
+	 * only stable: never folded). Changed: xmin not older than the previous
+	 * xmin, by age() (wraparound-aware int4 arithmetic against one value
+	 * fixed for the transaction, newer than every visible xmin; a special
+	 * xid is INT_MAX old), which costs no text conversion per row.
+	 */
 	sql = dd_asprintf("SELECT width_bucket(%s, (SELECT $1::text::%s[]%s)), count(*), count(*) FILTER (WHERE"
-			  " xmin::text::int8 >= 3 AND (xmin::text::int8 - %" PRIu64 " + 4294967296) %% 4294967296"
-			  " < %" PRIu64 ") FROM ONLY %s GROUP BY 1", it->pk, it->key_type, it->key_coll, it->xid_lo,
-			  it->xid_span,
-			  it->qtable);
+			  " age(xmin) <= (SELECT age('%" PRIu64 "'::xid))) FROM ONLY %s GROUP BY 1", it->pk,
+			  it->key_type, it->key_coll, it->xid_lo, it->qtable);
 	if (dd_pg_exec(c, "SAVEPOINT dd_ranges") < 0)
 		rc = -1;
 	else if (!(res = dd_pg_query(c, sql, 1, params))) {
@@ -978,6 +982,8 @@ ranges_why(struct snap *s)
 		return dd_strdup("another database");
 	if (strcmp(a->output, b->output) || strcmp(a->options, b->options) || a->pgdump != b->pgdump)
 		return dd_strdup("the output, options or pg_dump changed");
+	if ((a->xmin & 0xffffffffu) < 3)
+		return dd_strdup("the previous snapshot's xmin is a special xid");
 	if (!a->xmin || a->xmin > xmax || xmax - a->xmin >= (UINT64_C(1) << 30))
 		return dd_asprintf("%" PRIu64 " transactions since the previous snapshot (xids compared modulo 2^32)",
 				   xmax - a->xmin);
