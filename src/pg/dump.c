@@ -468,6 +468,7 @@ copy_ranges(PGconn *c, struct pool *p, struct item *it)
 {
 	const struct dd_pg_incr_table *pt = it->prec;
 	size_t n = pt->nsamples + 1, same = 0, i, j;
+	uint64_t same_bytes = 0;
 	struct seg *sg = dd_calloc(n, sizeof(*sg));
 	struct dd_stream_writer *w = NULL;
 	struct sampler sm = { 0 };
@@ -485,9 +486,18 @@ copy_ranges(PGconn *c, struct pool *p, struct item *it)
 		goto out;
 	}
 	for (i = 0; i < n; i++)
-		same += sg[i].changed == 0 && (uint64_t)sg[i].now == sg[i].rows;
-	if (same == 0) {
-		why = dd_asprintf("all %zu key ranges changed", n);
+		if (sg[i].changed == 0 && (uint64_t)sg[i].now == sg[i].rows) {
+			same++;
+			same_bytes += sg[i].len;
+		}
+	/*
+	 * Measured at bench scale 5 (1% of rows updated at every 100th key):
+	 * splicing a table of which 41% of the bytes were unchanged cost more
+	 * client CPU than reading it whole; so at least half must be.
+	 */
+	if (same == 0 || same_bytes < pt->size / 2) {
+		why = same ? dd_asprintf("only %zu of %zu key ranges unchanged", same, n)
+			   : dd_asprintf("all %zu key ranges changed", n);
 		goto out;
 	}
 	rec_reset(it);
