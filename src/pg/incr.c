@@ -285,7 +285,8 @@ cmp_table(const void *a, const void *b)
 void
 dd_pg_incr_format(struct dd_pg_incr *r, struct dd_buf *out)
 {
-	qsort(r->tables, r->ntables, sizeof(*r->tables), cmp_table);
+	if (r->ntables)
+		qsort(r->tables, r->ntables, sizeof(*r->tables), cmp_table);
 	dd_buf_printf(out, MAGIC "\nprofile %s\nserver %llu %llu %llu %llu\noutput %s\noptions %s\npgdump %llu\n"
 		      "xmin %llu\n", r->profile ? r->profile : "-", (unsigned long long)r->sysid,
 		      (unsigned long long)r->start, (unsigned long long)r->dboid, (unsigned long long)r->reset, r->output,
