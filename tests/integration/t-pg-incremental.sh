@@ -168,6 +168,27 @@ SQL
 	assert_eq "$before" "$(psql_q "$DB" "SELECT md5(string_agg(w || n, '|' ORDER BY w)) FROM words")"
 }
 
+# every kind of object (t-pg-fidelity.sh's zoo), then changes whose effect on a table's text is indirect
+eval "$(sed -n '/^zoo_sql() {/,/^}/p' "$(dirname "$0")/t-pg-fidelity.sh")"
+
+test_every_kind_of_object_and_indirect_changes() {
+	setup_repo
+	zoo_sql | "$DD_PG_BINDIR/psql" -XAtq -v ON_ERROR_STOP=1 -d "$DB" >/dev/null
+	psql_q "$DB" "CREATE TABLE app.refs (id int PRIMARY KEY, r regclass);
+		INSERT INTO app.refs VALUES (1, 'app.plain_log'::regclass)"
+	snap
+	# a composite type gains an attribute: app.users.pos prints differently, no row written
+	psql_q "$DB" "ALTER TYPE app.point3 ADD ATTRIBUTE w float8"
+	snap
+	same_as_full "composite type changed"
+	# a table renamed: a regclass column prints the new name, no row written
+	psql_q "$DB" "ALTER TABLE app.plain_log RENAME TO plain_log2"
+	snap
+	assert_contains "$(psql_q "$DB" "SELECT r FROM app.refs")" "plain_log2"
+	same_as_full "regclass target renamed"
+	restores_exactly
+}
+
 test_enum_label_rename_reads_every_table() {
 	setup_repo
 	snap
