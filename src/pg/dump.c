@@ -1393,6 +1393,8 @@ queue_table_data(struct snap *s)
 		struct item *it = &s->items[s->nitems++];
 		it->stream = dd_strdup("largeobjects");
 		it->sql = dd_strdup(lo_sql);
+		it->prev = s->o->prev ? dd_snapshot_find(s->o->prev, it->stream) : NULL; /* delta bases */
+		it->key_pos = -1;
 	}
 	return 0;
 }
