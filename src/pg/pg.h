@@ -37,6 +37,18 @@ struct dd_pg_snapshot_opts {
 	 * lock only what the leader holds, and do not wait: see dump.c.)
 	 */
 	int lock_wait_timeout_ms;
+	/*
+	 * Incremental snapshots (issue 19; pg/incr.h). With `prev` (the
+	 * profile's previous snapshot, its manifest loaded from this store)
+	 * and its local record <statedir>/pg/incr/<prev_id>, a table whose
+	 * change fingerprint is unchanged is carried over without a COPY;
+	 * every table read gets its previous stream for delta bases. `full`:
+	 * read every table (snapshot --full). `profile` names the record.
+	 */
+	int full;
+	const char *profile;
+	const char *prev_id;
+	const struct dd_snapshot *prev;
 };
 
 struct dd_pg_snapshot_stats {
@@ -47,6 +59,9 @@ struct dd_pg_snapshot_stats {
 	char database[128];
 	char server[256];      /* host:port, as recorded in <statedir>/pg */
 	char *fingerprint;     /* change fingerprint taken before the snapshot (change.c), or NULL; caller frees */
+	size_t reused;         /* tables carried over from o->prev without a COPY */
+	char *incr_record;     /* the record to keep once the snapshot is durable (dd_pg_incr_keep), or NULL; caller frees */
+	size_t incr_record_len;
 };
 
 /*

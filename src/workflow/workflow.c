@@ -40,6 +40,7 @@
 #include "git/commit.h"
 #include "git/ref.h"
 #include "git/repo.h"
+#include "pg/incr.h"
 #include "pg/pg.h"
 #include "pg/state.h"
 #include "store/store.h"
@@ -109,6 +110,105 @@ open_store(struct dd_store **st, const struct dd_config *cfg, struct dd_repo *re
 	return dd_workflow_open_store(st, cfg, repo, flags);
 }
 
+/* Incremental snapshots (issue 19): the previous snapshot of the profile, when its tables may be carried over. */
+struct incr {
+	int full;
+	const char *prev_id;
+	struct dd_snapshot *prev;
+};
+
+/*
+ * The ref's snapshot as the previous one (its manifest from the cache or
+ * the store), unless --full or a scratch database; none with a -v line
+ * when it cannot be loaded: every table is then read.
+ */
+static void
+incr_begin(struct incr *in, struct dd_store *st, const struct dd_ref *old, const char *source_db, int flags)
+{
+	memset(in, 0, sizeof(*in));
+	in->full = (flags & DD_SNAPSHOT_FULL) != 0;
+	if (in->full || source_db || !old)
+		return;
+	if (dd_snapshot_load(&in->prev, st, old->snapshot) < 0) {
+		dd_debug("incremental: every table read: snapshot %.12s cannot be loaded: %s", old->snapshot,
+			 dd_error_last());
+		dd_error_clear();
+		in->prev = NULL;
+		return;
+	}
+	in->prev_id = old->snapshot;
+}
+
+/*
+ * The unchanged-database fast path: the working database is recorded as
+ * holding the ref's snapshot, taken from it (not restored: a snapshot of a
+ * restored copy may come out of another server or pg_dump), its change
+ * fingerprint (change.c) says unchanged since, and the snapshot's local
+ * record says same server, output, options and pg_dump: then a snapshot
+ * would be that snapshot again, byte for byte, and is known without
+ * pg_dump or a COPY. 1 (stats filled; the snapshot is pushed unless
+ * --dump-only), 0 (take the snapshot), -1. Not with a media folder (it is
+ * read every time) or --full.
+ */
+static int
+incr_unchanged(struct dd_repo *repo, const struct dd_config *cfg, const struct dd_profile *p, struct dd_store *st,
+	       const struct dd_ref *old, const struct incr *in, const struct dd_media_stats *media, int flags,
+	       struct dd_pg_snapshot_stats *stats)
+{
+	const char *conninfo = dd_config_database(cfg, p);
+	struct dd_pg_state state;
+	struct dd_pg_incr rec;
+	enum dd_pg_change ch = DD_PG_UNKNOWN;
+	char options[65], *why = NULL;
+	const char *ids[] = { old ? old->snapshot : NULL };
+	int rc = 0, r;
+
+	memset(&state, 0, sizeof(state));
+	memset(&rec, 0, sizeof(rec));
+	if (!in->prev || media)
+		return 0;
+	if (dd_pg_state_read(&state, repo->statedir, conninfo) < 0 || !state.snapshot ||
+	    strcmp(state.snapshot, old->snapshot) || !state.how || strcmp(state.how, "snapshot") ||
+	    !state.fingerprint || state.interrupted || dd_pg_incr_read(&rec, repo->statedir, old->snapshot) != 0) {
+		dd_error_clear();
+		goto out;
+	}
+	dd_pg_incr_options((const char *const *)p->exclude_tables, (const char *const *)p->exclude_data, options);
+	if (strcmp(rec.options, options))
+		goto out;
+	if (dd_pg_changes(&ch, conninfo, state.fingerprint, 1000, &why) < 0)
+		goto fail;
+	if (ch != DD_PG_UNCHANGED) {
+		dd_debug("incremental: database %s %s since snapshot %.12s%s%s%s", state.database,
+			 ch == DD_PG_CHANGED ? "changed" : "may have changed", old->snapshot, why ? " (" : "",
+			 why ? why : "", why ? ")" : "");
+		goto out;
+	}
+	free(why);
+	why = NULL;
+	if ((r = dd_pg_incr_same_output(conninfo, &rec, options, &why)) < 0)
+		goto fail;
+	if (r == 0) {
+		dd_debug("incremental: database %s unchanged, but %s", state.database, why ? why : "");
+		goto out;
+	}
+	if (!(flags & DD_SNAPSHOT_DUMP_ONLY) && dd_store_push(st, ids, 1, NULL) < 0)
+		goto fail;
+	dd_debug("incremental: database %s unchanged since snapshot %.12s: no table read", state.database,
+		 old->snapshot);
+	snprintf(stats->database, sizeof(stats->database), "%s", state.database ? state.database : "");
+	stats->fingerprint = dd_strdup(state.fingerprint);
+	rc = 1;
+	goto out;
+fail:
+	rc = -1;
+out:
+	free(why);
+	dd_pg_incr_release(&rec);
+	dd_pg_state_release(&state);
+	return rc;
+}
+
 /*
  * Dump p's database into a new snapshot of the store: metadata, the
  * consistent dump (dd_pg_snapshot), the media folder when p has one (after
@@ -121,7 +221,7 @@ open_store(struct dd_store **st, const struct dd_config *cfg, struct dd_repo *re
 static int
 dump_to_store(struct dd_store *st, struct dd_repo *repo, const struct dd_config *cfg, const struct dd_profile *p,
 	      const char *source, const char *now, struct dd_pg_snapshot_stats *stats, struct dd_media_stats *media,
-	      const char *carry, int *media_out, char id[DD_ID_HEX_SIZE])
+	      const char *carry, int *media_out, const struct incr *in, char id[DD_ID_HEX_SIZE])
 {
 	struct dd_snapshot_writer *sw = NULL;
 	struct dd_pg_snapshot_opts o;
@@ -148,6 +248,10 @@ dump_to_store(struct dd_store *st, struct dd_repo *repo, const struct dd_config 
 	o.jobs = cfg->jobs;
 	o.statedir = source ? NULL : repo->statedir; /* a scratch database has no records to reap */
 	o.lock_wait_timeout_ms = dd_config_lock_wait_timeout(cfg, p) * 1000;
+	o.full = in->full;
+	o.profile = source ? NULL : p->name; /* a scratch database is new each time: no record */
+	o.prev_id = in->prev_id;
+	o.prev = in->prev;
 	if (dd_pg_snapshot(sw, &o, stats) < 0) {
 		dd_snapshot_abort(sw);
 		goto out;
@@ -175,7 +279,12 @@ dump_to_store(struct dd_store *st, struct dd_repo *repo, const struct dd_config 
 			dd_media_discard(&mo);
 		goto out;
 	}
-	/* the index only saves work next time: a failure to keep it costs a re-read, not the snapshot */
+	/* the records only save work next time: a failure to keep one costs a re-read, not the snapshot */
+	if (stats->incr_record &&
+	    dd_pg_incr_keep(repo->statedir, id, stats->incr_record, stats->incr_record_len) < 0) {
+		dd_warn("%s", dd_error_last());
+		dd_error_clear();
+	}
 	if (root && dd_media_commit(&mo, id) < 0) {
 		dd_warn("%s", dd_error_last());
 		dd_error_clear();
@@ -275,7 +384,8 @@ snapshot_profile(struct dd_repo *repo, const struct dd_config *cfg, const struct
 	char id[DD_ID_HEX_SIZE];
 	char *now = dd_pg_now_iso(), *source = NULL;
 	const char *carry = NULL;
-	int rc = -1, lock = -1, dblock = -1, have_media = 0;
+	struct incr in = { 0 };
+	int rc = -1, lock = -1, dblock = -1, have_media = 0, r;
 
 	id_out[0] = '\0';
 	memset(&stats, 0, sizeof(stats));
@@ -304,7 +414,13 @@ snapshot_profile(struct dd_repo *repo, const struct dd_config *cfg, const struct
 	/* a folder a killed switch left half applied is finished first: the files it set aside stay named */
 	if (media && !carry && finish_media_before_capture(repo, cfg, p) < 0)
 		goto out;
-	if (dump_to_store(st, repo, cfg, p, source, now, &stats, media, carry, &have_media, id) < 0)
+	incr_begin(&in, st, old, source_db, flags);
+	r = incr_unchanged(repo, cfg, p, st, old, &in, media, flags, &stats);
+	if (r < 0)
+		goto out;
+	if (r == 1)
+		memcpy(id, old->snapshot, DD_ID_HEX_SIZE);
+	else if (dump_to_store(st, repo, cfg, p, source, now, &stats, media, carry, &have_media, &in, id) < 0)
 		goto out;
 	if (!have_media)
 		media = NULL;
@@ -334,9 +450,12 @@ out:
 			"run `git dnadata push` when it is back", cfg->store_url ? cfg->store_url : "", id);
 	dd_unlock_file(dblock);
 	dd_repo_unlock(lock);
+	if (in.prev)
+		dd_snapshot_free(in.prev);
 	dd_store_free(st);
 	dd_ref_free(old);
 	free(stats.fingerprint);
+	free(stats.incr_record);
 	if (source)
 		explicit_bzero(source, strlen(source)); /* it may hold the password */
 	free(source);

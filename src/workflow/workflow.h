@@ -61,6 +61,7 @@ enum {
 	DD_SNAPSHOT_NO_COMMIT = 1 << 0, /* update the ref file, do not commit it */
 	DD_SNAPSHOT_DUMP_ONLY = 1 << 1, /* local cache only; upload later with push */
 	DD_SNAPSHOT_KEEP_MEDIA = 1 << 2, /* dd_workflow_snapshot_from: carry the ref's previous snapshot's media */
+	DD_SNAPSHOT_FULL = 1 << 3, /* read every table (no incremental reuse of the previous snapshot) */
 };
 
 /*

@@ -1,0 +1,295 @@
+#!/usr/bin/env bash
+# t-pg-incremental.sh: incremental snapshots (issue 19) on a real server.
+# The invariant every test checks: an incremental snapshot has the same id
+# as `snapshot --full` of the same state (each table's stream byte for
+# byte what a full read gives), and restores to the source. The -v lines
+# ("incremental: ...") say which tables were reused and why others were
+# read; the tests assert on them and print them.
+. "$(dirname "$0")/../lib.sh"
+
+setup_repo() {
+	repo_with_db incr
+	psql_q "$DB" "CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy');
+		CREATE TABLE big (id int PRIMARY KEY, v text, m mood);
+		CREATE TABLE small (k text PRIMARY KEY, n int);
+		CREATE TABLE pair (a int, b text, w text, PRIMARY KEY (a, b));
+		CREATE TABLE nopk (x int, y text);
+		INSERT INTO big SELECT i, repeat(md5(i::text), 4), 'ok' FROM generate_series(1, 20000) i;
+		INSERT INTO small SELECT 'k' || i, i FROM generate_series(1, 100) i;
+		INSERT INTO pair SELECT i % 50, 'b' || i, 'w' FROM generate_series(1, 500) i;
+		INSERT INTO nopk SELECT i, 'y' FROM generate_series(1, 100) i"
+}
+
+# snap: an incremental snapshot with -v (no commit); ID its id, V its incremental lines (printed).
+snap() {
+	pg_wait_no_sessions "$DB"
+	expect_ok git dnadata -v snapshot --no-commit "$@"
+	ID=$OUT
+	V=$(grep 'incremental: ' <<<"$ERR" || true)
+	tap_note "$V"
+}
+
+# full_id: `snapshot --full` of the same state; FULL its id. The ref is put back afterwards.
+full_id() {
+	local ref
+	ref=$(cat .dnadata/refs/clean)
+	pg_wait_no_sessions "$DB"
+	expect_ok git dnadata -v snapshot --no-commit --full
+	FULL=$OUT
+	assert_contains "$ERR" "incremental: every table read: --full"
+	printf '%s\n' "$ref" >.dnadata/refs/clean
+}
+
+# same_as_full: the last incremental id equals --full's of the same state.
+same_as_full() {
+	full_id
+	assert_eq "$FULL" "$ID" "incremental id == --full id ($1)"
+}
+
+# restores_exactly: restore the ref's snapshot and compare every table with the source's dump.
+restores_exactly() {
+	local before after
+	before=$(table_dump)
+	expect_ok git dnadata restore --force --terminate
+	after=$(table_dump)
+	assert_eq "$before" "$after" "restore equals the source"
+}
+
+table_dump() {
+	psql_q "$DB" "SELECT 'big', md5(string_agg(b::text, '|' ORDER BY id)) FROM big b
+		UNION ALL SELECT 'small', md5(string_agg(s::text, '|' ORDER BY k)) FROM small s
+		UNION ALL SELECT 'pair', md5(string_agg(p::text, '|' ORDER BY a, b)) FROM pair p
+		UNION ALL SELECT 'nopk', md5(string_agg(n::text, '|' ORDER BY x, y)) FROM nopk n"
+}
+
+test_unchanged_tables_are_reused_and_the_id_is_a_full_reads() {
+	setup_repo
+	snap
+	assert_contains "$V" "incremental: every table read: no previous snapshot"
+	local first=$ID
+	psql_q "$DB" "UPDATE small SET n = n + 1 WHERE k = 'k7'"
+	snap
+	assert_ne "$first" "$ID"
+	assert_contains "$V" 'incremental: public.big reused from snapshot'
+	assert_contains "$V" 'incremental: public.pair reused from snapshot'
+	assert_contains "$V" 'incremental: public.nopk reused from snapshot'
+	assert_contains "$V" 'incremental: public.small read: changed since the previous snapshot'
+	assert_contains "$V" 'incremental: 3 tables reused, 1 read with COPY'
+	same_as_full "one small table changed"
+	restores_exactly
+}
+
+test_unchanged_database_reads_nothing_and_keeps_the_id() {
+	setup_repo
+	snap
+	local first=$ID
+	snap
+	assert_eq "$first" "$ID"
+	assert_contains "$ERR" "nothing changed"
+	assert_contains "$V" "unchanged since snapshot ${first:0:12}: no table read"
+	assert_not_contains "$V" "read with COPY"
+	same_as_full "unchanged database"
+}
+
+# Each change must make its table read, and the result equal a full read.
+check_change() {
+	local what=$1 sql=$2 table=$3
+	psql_q "$DB" "$sql"
+	snap
+	assert_contains "$V" "incremental: $table read: " "$what"
+	same_as_full "$what"
+}
+
+test_every_kind_of_change_is_seen() {
+	setup_repo
+	snap
+	check_change "insert at the end" "INSERT INTO big VALUES (30000, 'end', 'sad')" public.big
+	check_change "insert at the start" "INSERT INTO big VALUES (0, 'start', 'sad')" public.big
+	check_change "insert in the middle" "DELETE FROM big WHERE id = 500; INSERT INTO big VALUES (500, 'mid', 'happy')" public.big
+	check_change "deletes" "DELETE FROM big WHERE id % 1000 = 3" public.big
+	check_change "a key update" "UPDATE big SET id = -5 WHERE id = 5" public.big
+	check_change "scattered updates" "UPDATE big SET v = 'x' WHERE id % 100 = 1" public.big
+	check_change "a composite key" "UPDATE pair SET w = 'z' WHERE a = 3" public.pair
+	check_change "a text key" "UPDATE small SET k = 'k7b' WHERE k = 'k7'" public.small
+	check_change "no primary key" "UPDATE nopk SET y = 'q' WHERE x = 9" public.nopk
+	check_change "TRUNCATE" "TRUNCATE small" public.small
+	check_change "ADD COLUMN (catalog only)" "ALTER TABLE pair ADD COLUMN extra int DEFAULT 7" public.pair
+	check_change "an aborted insert" "BEGIN; INSERT INTO nopk VALUES (1000, 'gone'); ROLLBACK" public.nopk
+	restores_exactly
+}
+
+test_changed_key_ranges_are_read_alone() {
+	setup_repo
+	snap
+	psql_q "$DB" "UPDATE big SET v = 'clustered' WHERE id BETWEEN 5000 AND 5100"
+	snap
+	assert_contains "$V" "incremental: public.big: 10 of 11 key ranges unchanged, the others read"
+	same_as_full "clustered change"
+	# scattered: every range changed, the table is read whole
+	psql_q "$DB" "UPDATE big SET v = 'scattered' WHERE id % 500 = 0"
+	snap
+	assert_contains "$V" "incremental: public.big read whole: all 11 key ranges changed"
+	same_as_full "scattered change"
+	# deletes only (counts differ), at both ends and in the middle
+	psql_q "$DB" "DELETE FROM big WHERE id IN (1, 2, 10000, 19999, 20000)"
+	snap
+	assert_contains "$V" "key ranges unchanged, the others read"
+	same_as_full "deletes"
+	# a key moved from one range to another
+	psql_q "$DB" "UPDATE big SET id = 25000 WHERE id = 3"
+	snap
+	assert_contains "$V" "key ranges unchanged, the others read"
+	same_as_full "key moved"
+	# most of the table changed: splicing would cost more than reading it whole
+	psql_q "$DB" "UPDATE big SET v = 'most' WHERE id < 14000"
+	snap
+	assert_contains "$V" "incremental: public.big read whole: only "
+	same_as_full "most rows changed"
+	restores_exactly
+}
+
+test_text_keys_with_escapes_in_ranges() {
+	setup_repo
+	# every key holds a tab, a quote, a backslash, a comma and an apostrophe: COPY escapes, literals, array quoting
+	"$DD_PG_BINDIR/psql" -XAtq -v ON_ERROR_STOP=1 -d "$DB" >/dev/null <<'SQL'
+CREATE TABLE words (w text PRIMARY KEY, n int);
+INSERT INTO words SELECT md5(i::text) || chr(9) || '"' || chr(92) || ',' || chr(39) || i, i
+FROM generate_series(1, 20000) i;
+SQL
+	snap
+	psql_q "$DB" "UPDATE words SET n = -n WHERE w < '1'"
+	snap
+	assert_contains "$V" "incremental: public.words: "
+	assert_contains "$V" "key ranges unchanged, the others read"
+	same_as_full "text keys with escapes"
+	local before
+	before=$(psql_q "$DB" "SELECT md5(string_agg(w || n, '|' ORDER BY w)) FROM words")
+	expect_ok git dnadata restore --force --terminate
+	assert_eq "$before" "$(psql_q "$DB" "SELECT md5(string_agg(w || n, '|' ORDER BY w)) FROM words")"
+}
+
+# every kind of object (t-pg-fidelity.sh's zoo), then changes whose effect on a table's text is indirect
+eval "$(sed -n '/^zoo_sql() {/,/^}/p' "$(dirname "$0")/t-pg-fidelity.sh")"
+
+test_every_kind_of_object_and_indirect_changes() {
+	setup_repo
+	zoo_sql | "$DD_PG_BINDIR/psql" -XAtq -v ON_ERROR_STOP=1 -d "$DB" >/dev/null
+	psql_q "$DB" "CREATE TABLE app.refs (id int PRIMARY KEY, r regclass);
+		INSERT INTO app.refs VALUES (1, 'app.plain_log'::regclass)"
+	snap
+	# a composite type gains an attribute: app.users.pos prints differently, no row written
+	psql_q "$DB" "ALTER TYPE app.point3 ADD ATTRIBUTE w float8"
+	snap
+	same_as_full "composite type changed"
+	# a table renamed: a regclass column prints the new name, no row written
+	psql_q "$DB" "ALTER TABLE app.plain_log RENAME TO plain_log2"
+	snap
+	assert_contains "$(psql_q "$DB" "SELECT r FROM app.refs")" "plain_log2"
+	same_as_full "regclass target renamed"
+	restores_exactly
+}
+
+test_enum_label_rename_reads_every_table() {
+	setup_repo
+	snap
+	psql_q "$DB" "ALTER TYPE mood RENAME VALUE 'ok' TO 'fine'"
+	snap
+	assert_contains "$V" "incremental: every table read: the text of values may differ"
+	assert_contains "$(psql_q "$DB" "SELECT count(*) FROM big WHERE m = 'fine'")" 20000
+	same_as_full "enum label renamed"
+	restores_exactly
+}
+
+test_fallbacks_say_why() {
+	setup_repo
+	snap
+	# no local record of the ref's snapshot (taken elsewhere)
+	rm -rf .git/dnadata/pg/incr
+	psql_q "$DB" "UPDATE small SET n = 0 WHERE k = 'k1'"
+	snap
+	assert_contains "$V" "incremental: every table read: no local record of snapshot"
+	same_as_full "no record"
+	# statistics reset
+	psql_q "$DB" "SELECT pg_stat_reset()"
+	psql_q "$DB" "UPDATE small SET n = 1 WHERE k = 'k1'"
+	snap
+	assert_contains "$V" "incremental: no table carried over whole: the statistics were reset since; changed tables' key ranges are found"
+	same_as_full "statistics reset"
+	# exclude_data changed
+	psql_q "$DB" "UPDATE small SET n = 2 WHERE k = 'k1'"
+	printf 'exclude_data = public.nopk\n' >>.dnadata/profiles.ini
+	snap
+	assert_contains "$V" "incremental: every table read: exclude_tables or exclude_data changed"
+	same_as_full "options changed"
+}
+
+test_a_session_connected_reads_every_table() {
+	setup_repo
+	snap
+	psql_q "$DB" "UPDATE small SET n = 3 WHERE k = 'k1'"
+	coproc IDLER { "$DD_PG_BINDIR/psql" -XAtq -d "dbname=$DB application_name=idler" 2>&1; }
+	echo "SELECT 1;" >&"${IDLER[1]}"
+	read -r _ <&"${IDLER[0]}"
+	expect_ok git dnadata -v snapshot --no-commit
+	ID=$OUT
+	assert_contains "$ERR" "incremental: no table carried over whole: 1 other session is connected"
+	tap_note "$(grep 'incremental: ' <<<"$ERR")"
+	echo '\q' >&"${IDLER[1]}"
+	wait "$IDLER_PID" || true
+	same_as_full "a session connected"
+}
+
+test_concurrent_writers_still_give_a_consistent_snapshot() {
+	setup_repo
+	psql_q "$DB" "CREATE TABLE accounts (id int PRIMARY KEY, balance bigint NOT NULL);
+		CREATE TABLE transfers (id bigserial PRIMARY KEY, src int NOT NULL, dst int NOT NULL, amount int NOT NULL);
+		INSERT INTO accounts SELECT i, 1000 FROM generate_series(1, 200) i;
+		INSERT INTO transfers (src, dst, amount) SELECT 1, 1, 0 FROM generate_series(1, 100000)"
+	snap
+	cat >"$T/transfer.sql" <<'SQL'
+\set a random(1, 200)
+\set b random(1, 200)
+\set x random(1, 100)
+BEGIN;
+UPDATE accounts SET balance = balance - :x WHERE id = :a;
+INSERT INTO transfers (src, dst, amount) VALUES (:a, :b, :x);
+UPDATE accounts SET balance = balance + :x WHERE id = :b;
+COMMIT;
+SQL
+	"$DD_PG_BINDIR/pgbench" -n -c 2 -T 600 --max-tries=100 -f "$T/transfer.sql" "$DB" >"$T/pgbench.log" 2>&1 &
+	local bench=$! ids=()
+	ALLV=""
+	transfers_done() { psql_q "$DB" "SELECT count(*) FROM transfers"; }
+	wait_more() {
+		for _ in $(seq "$DD_WAIT_POLLS"); do
+			[ "$(transfers_done)" -gt "$1" ] && return 0
+			kill -0 "$bench" 2>/dev/null || fail "pgbench stopped: $(cat "$T/pgbench.log")"
+			sleep 0.05
+		done
+		fail "the writer made no progress"
+	}
+	wait_more 0
+	for _ in 1 2; do
+		expect_ok git dnadata -v snapshot
+		ids+=("$OUT")
+		tap_note "$(grep 'incremental: ' <<<"$ERR" || true)"
+		ALLV+=$(grep 'incremental: ' <<<"$ERR" || true)
+		wait_more "$(transfers_done)"
+	done
+	kill "$bench"
+	wait "$bench" || true
+	assert_contains "$ALLV" "incremental: public.transfers: " "key ranges found while writers work"
+	for id in "${ids[@]}"; do
+		printf 'dnadata-ref 1\nsnapshot %s\n' "$id" >.dnadata/refs/clean
+		expect_ok git dnadata restore --force --terminate
+		assert_eq 200000 "$(psql_q "$DB" "SELECT sum(balance) FROM accounts")" "total balance in $id"
+		assert_eq 0 "$(psql_q "$DB" "SELECT count(*) FROM accounts a WHERE balance <> 1000
+			- coalesce((SELECT sum(amount) FROM transfers WHERE src = a.id), 0)
+			+ coalesce((SELECT sum(amount) FROM transfers WHERE dst = a.id), 0)")" "balances agree in $id"
+	done
+	# the last state, quiet now: incremental == full
+	snap
+	same_as_full "after the writers"
+}
+
+run_tests
