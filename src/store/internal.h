@@ -186,6 +186,9 @@ void dd_packer_free(struct dd_packer *pk);
  */
 int dd_packer_add(struct dd_store *st, const uint8_t id[32], int type, const struct dd_buf *obj, int *existed,
 		  int priv);
+/* The same with a delta object's base (`d`, when type is DD_OBJ_DELTA; else NULL). */
+int dd_packer_add_delta(struct dd_store *st, const uint8_t id[32], int type, const struct dd_delta_ref *d,
+			const struct dd_buf *obj, int *existed, int priv);
 /* An object of index file `file` was reused: push that file (and its packs) at the next flush. */
 void dd_packer_need_file(struct dd_store *st, uint32_t file);
 /*

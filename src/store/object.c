@@ -6,6 +6,10 @@
  * (libsodium allows it), so a chunk costs one output allocation. zstd's
  * output is kept only when it saves at least 1/32 of the input; otherwise
  * the body is stored raw (media, already-compressed data).
+ *
+ * A delta object (FORMAT.md §4.3) is one zstd frame made with its base's
+ * plaintext as prefix (ZSTD_CCtx_refPrefix, the --patch-from technique),
+ * its base's id bound in the associated data.
  */
 #include "store/object.h"
 #include "util/endian.h"
@@ -15,20 +19,46 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void
-make_ad(uint8_t ad[34], int type, const uint8_t id[32])
+/* The associated data: version | type | id, and | base id for a delta object. Its length. */
+static size_t
+make_ad(uint8_t ad[66], int type, const uint8_t id[32], const uint8_t *bid)
 {
 	ad[0] = DD_OBJECT_VERSION;
 	ad[1] = (uint8_t)type;
 	memcpy(ad + 2, id, 32);
+	if (type != DD_OBJ_DELTA)
+		return 34;
+	memcpy(ad + 34, bid, 32);
+	return 66;
 }
 
-int
-dd_object_seal(struct dd_buf *out, const struct dd_keys *k, int type, const uint8_t id[32],
-	       const void *plain, size_t len, ZSTD_CCtx *zc)
+/* zstd of plain with the base as prefix, into dst: the frame's size, or 0 when zstd failed. */
+static size_t
+compress_delta(ZSTD_CCtx *zc, void *dst, size_t cap, const void *bplain, size_t blen, const void *plain,
+	       size_t len)
 {
-	size_t bound = ZSTD_compressBound(len), body = len;
-	uint8_t ad[34], *p, *inner;
+	unsigned wlog = 10; /* ZSTD_WINDOWLOG_MIN */
+	size_t n;
+
+	while (wlog < 27 && ((size_t)1 << wlog) < blen + len)
+		wlog++;
+	ZSTD_CCtx_reset(zc, ZSTD_reset_session_and_parameters);
+	if (ZSTD_isError(ZSTD_CCtx_setParameter(zc, ZSTD_c_compressionLevel, DD_ZSTD_LEVEL)) ||
+	    ZSTD_isError(ZSTD_CCtx_setParameter(zc, ZSTD_c_windowLog, (int)wlog)) ||
+	    ZSTD_isError(ZSTD_CCtx_refPrefix(zc, bplain, blen)))
+		n = 0;
+	else
+		n = ZSTD_compress2(zc, dst, cap, plain, len);
+	ZSTD_CCtx_reset(zc, ZSTD_reset_session_and_parameters);
+	return ZSTD_isError(n) ? 0 : n;
+}
+
+static int
+seal(struct dd_buf *out, const struct dd_keys *k, int type, const uint8_t id[32], const uint8_t *bid,
+     const void *bplain, size_t blen, const void *plain, size_t len, ZSTD_CCtx *zc)
+{
+	size_t bound = ZSTD_compressBound(len), body = len, adlen;
+	uint8_t ad[66], *p, *inner;
 	unsigned long long clen;
 	ZSTD_CCtx *own = NULL;
 	int comp = DD_COMP_NONE;
@@ -41,7 +71,15 @@ dd_object_seal(struct dd_buf *out, const struct dd_keys *k, int type, const uint
 	p[5] = (uint8_t)type;
 	randombytes_buf(p + 6, 24);
 	inner = p + DD_OBJECT_HEADER;
-	if (len >= 64) {
+	if (type == DD_OBJ_DELTA) {
+		if (!zc)
+			zc = own = ZSTD_createCCtx();
+		if (!zc || !(body = compress_delta(zc, inner + DD_OBJECT_INNER, bound, bplain, blen, plain, len))) {
+			ZSTD_freeCCtx(own);
+			return dd_error("zstd could not make a delta");
+		}
+		comp = DD_COMP_ZSTD;
+	} else if (len >= 64) {
 		if (!zc)
 			zc = own = ZSTD_createCCtx();
 		if (!zc)
@@ -56,13 +94,39 @@ dd_object_seal(struct dd_buf *out, const struct dd_keys *k, int type, const uint
 		memcpy(inner + DD_OBJECT_INNER, plain, len);
 	inner[0] = (uint8_t)comp;
 	dd_put_le64(inner + 1, len);
-	make_ad(ad, type, id);
-	crypto_aead_xchacha20poly1305_ietf_encrypt(inner, &clen, inner, DD_OBJECT_INNER + body, ad,
-						   sizeof(ad), NULL, p + 6, k->object);
+	adlen = make_ad(ad, type, id, bid);
+	crypto_aead_xchacha20poly1305_ietf_encrypt(inner, &clen, inner, DD_OBJECT_INNER + body, ad, adlen, NULL,
+						   p + 6, k->object);
 	out->len = DD_OBJECT_HEADER + (size_t)clen;
 	out->ptr[out->len] = '\0';
 	ZSTD_freeCCtx(own);
 	return 0;
+}
+
+int
+dd_object_seal(struct dd_buf *out, const struct dd_keys *k, int type, const uint8_t id[32],
+	       const void *plain, size_t len, ZSTD_CCtx *zc)
+{
+	if (type == DD_OBJ_DELTA)
+		return dd_error("BUG: a delta object sealed without its base");
+	return seal(out, k, type, id, NULL, NULL, 0, plain, len, zc);
+}
+
+int
+dd_object_seal_delta(struct dd_buf *out, const struct dd_keys *k, const uint8_t id[32], const uint8_t bid[32],
+		     const void *bplain, size_t blen, const void *plain, size_t len, ZSTD_CCtx *zc)
+{
+	return seal(out, k, DD_OBJ_DELTA, id, bid, bplain, blen, plain, len, zc);
+}
+
+int
+dd_object_peek_type(const void *obj, size_t len)
+{
+	const uint8_t *o = obj;
+
+	if (len < DD_OBJECT_HEADER || memcmp(o, DD_OBJECT_MAGIC, 4))
+		return 0;
+	return o[5];
 }
 
 /*
@@ -71,11 +135,12 @@ dd_object_seal(struct dd_buf *out, const struct dd_keys *k, int type, const uint
  * field against max_plain. *plen and *body describe the inner part.
  */
 static int
-decrypt_inner(uint8_t *inner, const struct dd_keys *k, int type, const uint8_t id[32], const uint8_t *o,
-	      size_t len, size_t max_plain, uint64_t *plen, size_t *body)
+decrypt_inner(uint8_t *inner, const struct dd_keys *k, int type, const uint8_t id[32], const uint8_t *bid,
+	      const uint8_t *o, size_t len, size_t max_plain, uint64_t *plen, size_t *body)
 {
-	uint8_t ad[34];
+	uint8_t ad[66];
 	unsigned long long ilen;
+	size_t adlen;
 
 	if (len < 6)
 		return dd_error("damaged (truncated to %zu bytes)", len);
@@ -89,11 +154,15 @@ decrypt_inner(uint8_t *inner, const struct dd_keys *k, int type, const uint8_t i
 		return dd_error("damaged (truncated to %zu bytes)", len);
 	if (len - DD_OBJECT_HEADER - DD_OBJECT_TAG - DD_OBJECT_INNER > max_plain + max_plain / 16 + 1024)
 		return dd_error("damaged (object of %zu bytes is larger than allowed)", len);
-	make_ad(ad, type, id);
+	if (type == DD_OBJ_DELTA && !bid)
+		return dd_error("BUG: a delta object opened without its base");
+	adlen = make_ad(ad, type, id, bid);
 	if (crypto_aead_xchacha20poly1305_ietf_decrypt(inner, &ilen, NULL, o + DD_OBJECT_HEADER,
-						       len - DD_OBJECT_HEADER, ad, sizeof(ad), o + 6,
-						       k->object) != 0)
-		return dd_error("damaged (authentication failed: modified, truncated or stored under the wrong name)");
+						       len - DD_OBJECT_HEADER, ad, adlen, o + 6, k->object) != 0)
+		return dd_error(type == DD_OBJ_DELTA
+					? "damaged (authentication failed: modified, truncated, stored under the wrong "
+					  "name or against another base)"
+					: "damaged (authentication failed: modified, truncated or stored under the wrong name)");
 	*plen = dd_get_le64(inner + 1);
 	*body = (size_t)ilen - DD_OBJECT_INNER;
 	if (*plen > max_plain)
@@ -105,6 +174,13 @@ int
 dd_object_check(const struct dd_keys *k, int type, const uint8_t id[32], const void *obj, size_t len,
 		struct dd_buf *scratch)
 {
+	return dd_object_check_base(k, type, id, NULL, obj, len, scratch);
+}
+
+int
+dd_object_check_base(const struct dd_keys *k, int type, const uint8_t id[32], const uint8_t *bid,
+		     const void *obj, size_t len, struct dd_buf *scratch)
+{
 	uint64_t plen;
 	size_t body;
 	uint8_t *inner;
@@ -112,8 +188,10 @@ dd_object_check(const struct dd_keys *k, int type, const uint8_t id[32], const v
 	dd_buf_clear(scratch);
 	dd_buf_grow(scratch, len > DD_OBJECT_HEADER ? len - DD_OBJECT_HEADER : 1);
 	inner = (uint8_t *)scratch->ptr;
-	if (decrypt_inner(inner, k, type, id, obj, len, DD_OBJECT_PLAIN_MAX, &plen, &body) < 0)
+	if (decrypt_inner(inner, k, type, id, bid, obj, len, DD_OBJECT_PLAIN_MAX, &plen, &body) < 0)
 		return -1;
+	if (type == DD_OBJ_DELTA && inner[0] != DD_COMP_ZSTD)
+		return dd_error("damaged (a delta object that is not compressed)");
 	scratch->len = DD_OBJECT_INNER + body;
 	switch (inner[0]) {
 	case DD_COMP_NONE:
@@ -142,9 +220,9 @@ dd_object_check_plain_len(const struct dd_buf *scratch)
 	return dd_get_le64((const uint8_t *)scratch->ptr + 1);
 }
 
-int
-dd_object_open(struct dd_buf *out, const struct dd_keys *k, int type, const uint8_t id[32],
-	       const void *obj, size_t len, size_t max_plain, ZSTD_DCtx *zd)
+static int
+open_obj(struct dd_buf *out, const struct dd_keys *k, int type, const uint8_t id[32], const uint8_t *bid,
+	 const void *bplain, size_t blen, const void *obj, size_t len, size_t max_plain, ZSTD_DCtx *zd)
 {
 	uint8_t *inner = NULL, check[32];
 	uint64_t plen;
@@ -156,8 +234,12 @@ dd_object_open(struct dd_buf *out, const struct dd_keys *k, int type, const uint
 	inner = malloc(len > DD_OBJECT_HEADER ? len - DD_OBJECT_HEADER : 1);
 	if (!inner)
 		return dd_error("out of memory");
-	if (decrypt_inner(inner, k, type, id, obj, len, max_plain, &plen, &body) < 0)
+	if (decrypt_inner(inner, k, type, id, bid, obj, len, max_plain, &plen, &body) < 0)
 		goto out;
+	if (type == DD_OBJ_DELTA && inner[0] != DD_COMP_ZSTD) {
+		dd_error("damaged (a delta object that is not compressed)");
+		goto out;
+	}
 	dd_buf_grow(out, (size_t)plen);
 	switch (inner[0]) {
 	case DD_COMP_NONE:
@@ -174,7 +256,15 @@ dd_object_open(struct dd_buf *out, const struct dd_keys *k, int type, const uint
 			dd_error("out of memory (zstd)");
 			goto out;
 		}
-		size_t n = ZSTD_decompressDCtx(zd, out->ptr, (size_t)plen, inner + DD_OBJECT_INNER, body);
+		size_t n = 0;
+		if (type == DD_OBJ_DELTA) {
+			ZSTD_DCtx_reset(zd, ZSTD_reset_session_and_parameters);
+			n = ZSTD_DCtx_refPrefix(zd, bplain, blen);
+		}
+		if (!ZSTD_isError(n))
+			n = ZSTD_decompressDCtx(zd, out->ptr, (size_t)plen, inner + DD_OBJECT_INNER, body);
+		if (type == DD_OBJ_DELTA)
+			ZSTD_DCtx_reset(zd, ZSTD_reset_session_and_parameters);
 		if (ZSTD_isError(n) || n != plen) {
 			dd_error("damaged (zstd: %s)", ZSTD_isError(n) ? ZSTD_getErrorName(n) : "length mismatch");
 			goto out;
@@ -187,7 +277,7 @@ dd_object_open(struct dd_buf *out, const struct dd_keys *k, int type, const uint
 	}
 	out->len = (size_t)plen;
 	out->ptr[out->len] = '\0';
-	if (type == DD_OBJ_DATA || type == DD_OBJ_INDEX) {
+	if (type == DD_OBJ_DATA || type == DD_OBJ_INDEX || type == DD_OBJ_DELTA) {
 		dd_id_compute(check, k, out->ptr, out->len);
 		if (sodium_memcmp(check, id, 32) != 0) {
 			dd_error("damaged (content does not match its id)");
@@ -202,4 +292,19 @@ out:
 		free(inner);
 	ZSTD_freeDCtx(own);
 	return rc;
+}
+
+int
+dd_object_open(struct dd_buf *out, const struct dd_keys *k, int type, const uint8_t id[32],
+	       const void *obj, size_t len, size_t max_plain, ZSTD_DCtx *zd)
+{
+	return open_obj(out, k, type, id, NULL, NULL, 0, obj, len, max_plain, zd);
+}
+
+int
+dd_object_open_delta(struct dd_buf *out, const struct dd_keys *k, const uint8_t id[32], const uint8_t bid[32],
+		     const void *bplain, size_t blen, const void *obj, size_t len, size_t max_plain,
+		     ZSTD_DCtx *zd)
+{
+	return open_obj(out, k, DD_OBJ_DELTA, id, bid, bplain, blen, obj, len, max_plain, zd);
 }

@@ -5,8 +5,10 @@
  *       compression u8 | plaintext length u64le | body ) incl. 16-byte tag
  *
  * with associated data version | type | id, so an object cannot be replayed
- * under another id or type. The opener is strict and treats its input as
- * hostile.
+ * under another id or type. A delta object (type 4, §4.3) holds a zstd
+ * frame made with its base's plaintext as prefix; its associated data is
+ * version | type | id | base id, so it opens against that base only. The
+ * opener is strict and treats its input as hostile.
  */
 #ifndef DD_STORE_OBJECT_H
 #define DD_STORE_OBJECT_H
@@ -30,6 +32,23 @@ enum dd_object_type {
 	DD_OBJ_DATA = 1,     /* a chunk of a stream */
 	DD_OBJ_MANIFEST = 2, /* a snapshot manifest */
 	DD_OBJ_INDEX = 3,    /* an index file: where objects are in packs (FORMAT.md §4.2) */
+	DD_OBJ_DELTA = 4,    /* a chunk stored as a delta against another chunk, its base (FORMAT.md §4.3) */
+};
+
+/*
+ * Delta chains (FORMAT.md §4.3): a reader refuses to follow more than
+ * DD_DELTA_DEPTH_MAX deltas to reach a full object (hostile index files
+ * could make cycles); a writer stores a full object rather than a delta
+ * whose chain would be longer than DD_DELTA_DEPTH_WRITE.
+ */
+#define DD_DELTA_DEPTH_MAX 16
+#define DD_DELTA_DEPTH_WRITE 8
+
+/* A delta object's base: its id, plaintext length, and how many deltas its own chain has (0: full). */
+struct dd_delta_ref {
+	uint8_t base[32];
+	uint32_t base_len;
+	uint8_t depth; /* of the delta itself: the base's depth + 1, 1..DD_DELTA_DEPTH_MAX */
 };
 
 enum { DD_COMP_NONE = 0, DD_COMP_ZSTD = 1 };
@@ -37,6 +56,23 @@ enum { DD_COMP_NONE = 0, DD_COMP_ZSTD = 1 };
 /* Seal `plain` into `out` (replacing its contents). zc may be NULL (a context is made). */
 int dd_object_seal(struct dd_buf *out, const struct dd_keys *k, int type, const uint8_t id[32],
 		   const void *plain, size_t len, ZSTD_CCtx *zc);
+/*
+ * Seal `plain` as a delta object (type DD_OBJ_DELTA) against the base
+ * plaintext `bplain` (bid its id): zstd with `bplain` as prefix, the base
+ * id in the associated data. Always compressed (the caller compares sizes).
+ */
+int dd_object_seal_delta(struct dd_buf *out, const struct dd_keys *k, const uint8_t id[32], const uint8_t bid[32],
+			 const void *bplain, size_t blen, const void *plain, size_t len, ZSTD_CCtx *zc);
+/*
+ * Open delta object `obj` (id `id`) against base `bid` whose plaintext is
+ * `bplain`; as dd_object_open (length bound, id recomputed). A delta made
+ * against another base fails authentication.
+ */
+int dd_object_open_delta(struct dd_buf *out, const struct dd_keys *k, const uint8_t id[32], const uint8_t bid[32],
+			 const void *bplain, size_t blen, const void *obj, size_t len, size_t max_plain,
+			 ZSTD_DCtx *zd);
+/* The type byte of object `obj` (0 when too short or not an object): no authentication. */
+int dd_object_peek_type(const void *obj, size_t len);
 /*
  * Authenticate and decompress `obj` into `out` (replacing its contents).
  * Plaintexts longer than max_plain are refused. For DD_OBJ_DATA the keyed
@@ -58,6 +94,9 @@ int dd_object_open(struct dd_buf *out, const struct dd_keys *k, int type, const 
  */
 int dd_object_check(const struct dd_keys *k, int type, const uint8_t id[32], const void *obj, size_t len,
 		    struct dd_buf *scratch);
+/* The same for any type: `bid` is the base id of a delta object (NULL for the others). */
+int dd_object_check_base(const struct dd_keys *k, int type, const uint8_t id[32], const uint8_t *bid,
+			 const void *obj, size_t len, struct dd_buf *scratch);
 /* The plaintext length of the object dd_object_check just accepted into `scratch`. */
 uint64_t dd_object_check_plain_len(const struct dd_buf *scratch);
 
