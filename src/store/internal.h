@@ -87,6 +87,24 @@ void dd_store_chunkbuf_put(struct dd_store *st, uint8_t *buf);
 int dd_store_get_object(struct dd_store *st, int type, const uint8_t id[32], size_t max_plain,
 			struct dd_buf *plain, ZSTD_DCtx *zd);
 /*
+ * A data object from the cache alone (its loose copy or a cache pack; a
+ * delta's bases too): no request to the store. As dd_store_get_object.
+ */
+int dd_store_get_cached(struct dd_store *st, const uint8_t id[32], size_t max_plain, struct dd_buf *plain,
+			ZSTD_DCtx *zd);
+/*
+ * Store data object `id` as dd_store_put_object does, or, when it is new
+ * and a delta against `base` (a chunk of the previous version of its
+ * stream) is at most half its size, as a delta object (FORMAT.md §4.3):
+ * the base's plaintext from the cache only, its chain within
+ * DD_DELTA_DEPTH_WRITE. Thread-safe.
+ */
+int dd_store_put_data_delta(struct dd_store *st, const uint8_t id[32], const void *plain, size_t len,
+			    const struct dd_chunk_ref *base, ZSTD_CCtx *zc, ZSTD_DCtx *zd, struct dd_buf *scratch,
+			    int *existed);
+/* The base of data object `id` when some place of it (index files: the store's or private) is a delta: 1, else 0. */
+int dd_store_delta_of(struct dd_store *st, const uint8_t id[32], struct dd_delta_ref *d);
+/*
  * A private snapshot's data object: reused when a ready pack of the map
  * (cache or store) or this run's private packs hold it, else into the
  * private packer's open pack. No request is made.

@@ -236,6 +236,80 @@ put_packed(struct dd_store *st, const uint8_t id[32], const void *plain, size_t 
 
 static int get_from_cache_pack(struct dd_store *st, const uint8_t id[32], const char *name, size_t max_plain,
 			       struct dd_buf *plain, ZSTD_DCtx *zd, struct dd_buf *obj);
+static int legacy_present(struct dd_store *st, const uint8_t id[32]);
+
+/*
+ * The delta of plain against base `b` (its plaintext read from the cache
+ * into *bplain), sealed into `obj`, with its ref in *d: 1 when it is worth
+ * storing (its chain within DD_DELTA_DEPTH_WRITE, and at most half the
+ * full object's size, `full` being that object sealed), 0 when not (no
+ * error), -1.
+ */
+static int
+seal_delta(struct dd_store *st, const uint8_t id[32], const void *plain, size_t len, const struct dd_chunk_ref *b,
+	   ZSTD_CCtx *zc, ZSTD_DCtx *zd, struct dd_buf *obj, const struct dd_buf *full, struct dd_delta_ref *d)
+{
+	struct dd_buf bplain = DD_BUF_INIT;
+	struct dd_delta_ref bd;
+	struct dd_midx_hit hit;
+	int r = 0;
+
+	memset(d, 0, sizeof(*d));
+	if (!memcmp(b->id, id, 32) || !dd_midx_find(st->idx, b->id, 0, &hit))
+		return 0; /* the base must be in a ready pack (another run's, or this one's finished) */
+	d->depth = (uint8_t)((dd_midx_delta_of(st->idx, b->id, 0, &bd) ? bd.depth : 0) + 1);
+	if (d->depth > DD_DELTA_DEPTH_WRITE)
+		return 0; /* a full object every DD_DELTA_DEPTH_WRITE + 1 generations */
+	if (dd_store_get_cached(st, b->id, b->len, &bplain, zd) != 0 || bplain.len != b->len) {
+		dd_error_clear(); /* not in the cache: no delta (never a request for a base while writing) */
+		goto out;
+	}
+	memcpy(d->base, b->id, 32);
+	d->base_len = b->len;
+	if (dd_object_seal_delta(obj, st->keys, id, b->id, bplain.ptr, bplain.len, plain, len, zc) < 0) {
+		r = -1;
+		goto out;
+	}
+	r = 2 * obj->len < full->len;
+out:
+	dd_buf_release(&bplain);
+	return r;
+}
+
+int
+dd_store_put_data_delta(struct dd_store *st, const uint8_t id[32], const void *plain, size_t len,
+			const struct dd_chunk_ref *base, ZSTD_CCtx *zc, ZSTD_DCtx *zd, struct dd_buf *scratch,
+			int *existed)
+{
+	struct dd_buf full = DD_BUF_INIT, own = DD_BUF_INIT, *obj = scratch ? scratch : &own;
+	struct dd_delta_ref d;
+	struct dd_midx_hit hit;
+	int rc, r;
+
+	*existed = 0;
+	if (dd_store_index_refresh(st) < 0)
+		return -1;
+	if (dd_midx_find(st->idx, id, 1, &hit) || legacy_present(st, id)) {
+		rc = put_packed(st, id, plain, len, zc, obj, existed); /* what it does with an object it has */
+		goto out;
+	}
+	if (dd_object_seal(&full, st->keys, DD_OBJ_DATA, id, plain, len, zc) < 0) {
+		rc = -1;
+		goto out;
+	}
+	r = seal_delta(st, id, plain, len, base, zc, zd, obj, &full, &d);
+	if (r < 0)
+		rc = -1;
+	else if (r == 1)
+		rc = dd_packer_add_delta(st, id, DD_OBJ_DELTA, &d, obj, existed, 0);
+	else
+		rc = dd_packer_add(st, id, DD_OBJ_DATA, &full, existed, 0);
+out:
+	dd_buf_release(&full);
+	dd_buf_release(&own);
+	return rc;
+}
+
 
 int
 dd_store_adopt_chunk(struct dd_store *st, const struct dd_chunk_ref *ref, int priv)
@@ -346,14 +420,113 @@ dd_store_chunkbuf_put(struct dd_store *st, uint8_t *buf)
 	free(buf);
 }
 
-/* Open `obj` as object `id`; on failure, a replaced store explains it better than "damaged". */
+/*
+ * Delta objects (FORMAT.md §4.3). Opening one opens its base first (the
+ * same way, so a chain is followed base by base): delta_depth counts the
+ * bases this thread is opening, bounded by DD_DELTA_DEPTH_MAX whatever the
+ * index files say (a hostile one could make a cycle). cache_only: a
+ * writer's base is read from the cache or not at all (no request).
+ */
+static _Thread_local int delta_depth, cache_only;
+
+/* The base of data object `id` when some place of it is a delta: 1 (*d filled), else 0. */
 static int
-open_from_store(struct dd_store *st, int type, const uint8_t id[32], const struct dd_buf *obj, size_t max_plain,
-		struct dd_buf *plain, ZSTD_DCtx *zd)
+delta_of(struct dd_store *st, const uint8_t id[32], struct dd_delta_ref *d)
+{
+	struct dd_midx *maps[3] = { st->idx, st->pidx, st->opidx };
+
+	for (size_t m = 0; m < 3; m++)
+		if (maps[m] && dd_midx_delta_of(maps[m], id, 1, d))
+			return 1;
+	return 0;
+}
+
+int
+dd_store_delta_of(struct dd_store *st, const uint8_t id[32], struct dd_delta_ref *d)
+{
+	return delta_of(st, id, d);
+}
+
+/* Open delta object `obj` (id `id`) against its base d->base, which is opened first. */
+static int
+open_delta(struct dd_store *st, const struct dd_delta_ref *d, const uint8_t id[32], const struct dd_buf *obj,
+	   size_t max_plain, struct dd_buf *plain, ZSTD_DCtx *zd)
+{
+	struct dd_buf base = DD_BUF_INIT;
+	char hex[DD_ID_HEX_SIZE];
+	int r;
+
+	dd_hex_encode(hex, d->base, 32);
+	if (delta_depth >= DD_DELTA_DEPTH_MAX)
+		return dd_error("damaged (a chain of more than %d delta objects)", DD_DELTA_DEPTH_MAX);
+	delta_depth++;
+	r = dd_store_get_object(st, DD_OBJ_DATA, d->base, d->base_len, &base, zd);
+	delta_depth--;
+	if (r == 0 && base.len != d->base_len)
+		r = dd_error("damaged (%zu bytes where its index entry says %u)", base.len, d->base_len);
+	if (r == DD_NOTFOUND)
+		dd_error("its delta base %s is missing (%s)", hex, dd_error_last());
+	else if (r < 0)
+		dd_error("its delta base %s is damaged or cannot be read (%s)", hex, dd_error_last());
+	else
+		r = dd_object_open_delta(plain, st->keys, id, d->base, base.ptr, base.len, obj->ptr, obj->len,
+					 max_plain, zd);
+	dd_buf_release(&base);
+	return r == 0 ? 0 : -1;
+}
+
+/*
+ * Open data object `obj` as `id`: a full object, or a delta against the
+ * base its place `d` names (NULL: the place is not known or is a full
+ * object: a delta's base is looked up in the index files).
+ */
+static int
+open_data(struct dd_store *st, const struct dd_delta_ref *d, const uint8_t id[32], const struct dd_buf *obj,
+	  size_t max_plain, struct dd_buf *plain, ZSTD_DCtx *zd)
+{
+	struct dd_delta_ref found;
+
+	if (dd_object_peek_type(obj->ptr, obj->len) != DD_OBJ_DELTA)
+		return dd_object_open(plain, st->keys, DD_OBJ_DATA, id, obj->ptr, obj->len, max_plain, zd);
+	if (!d && !delta_of(st, id, &found))
+		return dd_error("damaged (a delta object that no index file names)");
+	return open_delta(st, d ? d : &found, id, obj, max_plain, plain, zd);
+}
+
+/* Authenticate data object `p` (a full object or a delta: its base from the index files) without opening it. */
+static int
+check_data(struct dd_store *st, const uint8_t id[32], const void *p, size_t len, struct dd_buf *scratch)
+{
+	struct dd_delta_ref d;
+
+	if (dd_object_peek_type(p, len) != DD_OBJ_DELTA)
+		return dd_object_check(st->keys, DD_OBJ_DATA, id, p, len, scratch);
+	if (!delta_of(st, id, &d))
+		return dd_error("damaged (a delta object that no index file names)");
+	return dd_object_check_base(st->keys, DD_OBJ_DELTA, id, d.base, p, len, scratch);
+}
+
+int
+dd_store_get_cached(struct dd_store *st, const uint8_t id[32], size_t max_plain, struct dd_buf *plain,
+		    ZSTD_DCtx *zd)
+{
+	int was = cache_only, r;
+
+	cache_only = 1;
+	r = dd_store_get_object(st, DD_OBJ_DATA, id, max_plain, plain, zd);
+	cache_only = was;
+	return r;
+}
+
+/* Open `obj` as object `id` (`d`: a data object's place is a delta); on failure, a replaced store explains it better than "damaged". */
+static int
+open_from_store(struct dd_store *st, int type, const uint8_t id[32], const struct dd_delta_ref *d,
+		const struct dd_buf *obj, size_t max_plain, struct dd_buf *plain, ZSTD_DCtx *zd)
 {
 	struct dd_error_saved why;
 
-	if (dd_object_open(plain, st->keys, type, id, obj->ptr, obj->len, max_plain, zd) == 0)
+	if ((type == DD_OBJ_DATA ? open_data(st, d, id, obj, max_plain, plain, zd)
+				 : dd_object_open(plain, st->keys, type, id, obj->ptr, obj->len, max_plain, zd)) == 0)
 		return 0;
 	dd_error_save(&why);
 	if (dd_store_config_refresh(st) < 0) {
@@ -393,7 +566,8 @@ get_from_store_pack(struct dd_store *st, const uint8_t id[32], const char *name,
 		r = st->be->ops->get_range(st->be, pname, hits[i].off, hits[i].len, obj);
 		if (r == DD_NOTFOUND || dd_store_gone(st, r))
 			continue;
-		if (r == 0 && open_from_store(st, DD_OBJ_DATA, id, obj, max_plain, plain, zd) == 0) {
+		if (r == 0 && open_from_store(st, DD_OBJ_DATA, id, hits[i].type == DD_OBJ_DELTA ? &hits[i].d : NULL, obj,
+					      max_plain, plain, zd) == 0) {
 			dd_error_saved_free(&first);
 			return 0;
 		}
@@ -431,7 +605,7 @@ get_from_backend(struct dd_store *st, int type, const uint8_t id[32], const char
 		r = st->be->ops->get(st->be, name, obj);
 		if (dd_store_gone(st, r))
 			r = DD_EUNREACHABLE;
-		else if (r == 0 && open_from_store(st, type, id, obj, max_plain, plain, zd) < 0)
+		else if (r == 0 && open_from_store(st, type, id, NULL, obj, max_plain, plain, zd) < 0)
 			return dd_error_wrap("object %s in the store %s", name, st->url);
 	}
 	if (r == DD_EUNREACHABLE || (r == DD_NOTFOUND && !dd_store_live(st))) {
@@ -571,7 +745,7 @@ dd_store_get_run(struct dd_store *st, const char *pack, const struct dd_run_obj 
 	for (size_t i = 0; i < n; i++) {
 		const uint8_t *p = (const uint8_t *)all.ptr + (objs[i].off - start);
 		/* authenticated only: restore's full open decompresses and recomputes the id (FORMAT.md §4) */
-		if (dd_object_check(st->keys, DD_OBJ_DATA, objs[i].id, p, objs[i].len, &plain) < 0)
+		if (check_data(st, objs[i].id, p, objs[i].len, &plain) < 0)
 			goto out;
 		if (dd_object_check_plain_len(&plain) > objs[i].plain_len) {
 			dd_error("damaged (plaintext larger than the manifest says)");
@@ -624,7 +798,8 @@ get_from_cache_pack(struct dd_store *st, const uint8_t id[32], const char *name,
 		r = st->cache->ops->get_range(st->cache, pname, hits[i].off, hits[i].len, obj);
 		if (r == DD_NOTFOUND)
 			continue;
-		if (r == 0 && dd_object_open(plain, st->keys, DD_OBJ_DATA, id, obj->ptr, obj->len, max_plain, zd) == 0) {
+		if (r == 0 && open_data(st, hits[i].type == DD_OBJ_DELTA ? &hits[i].d : NULL, id, obj, max_plain, plain,
+					zd) == 0) {
 			dd_error_saved_free(&first);
 			return 0;
 		}
@@ -632,12 +807,12 @@ get_from_cache_pack(struct dd_store *st, const uint8_t id[32], const char *name,
 		dd_error_wrap("object %s in %s of %s", name, pname, st->cache_label);
 		if (!damaged++)
 			dd_error_save(&first);
-		if (dd_store_live(st) || i + 1 < n)
+		if ((dd_store_live(st) && !cache_only) || i + 1 < n)
 			dd_warn("%s; %s", dd_error_last(), i + 1 < n ? "trying another pack that holds it" :
 				"reading the object from the store");
 		dd_error_clear();
 	}
-	if (damaged && !dd_store_live(st))
+	if (damaged && (!dd_store_live(st) || cache_only))
 		return dd_error_restore(&first); /* nowhere else to look: the damage is the answer */
 	dd_error_saved_free(&first);
 	return DD_NOTFOUND;
@@ -656,7 +831,8 @@ dd_store_get_object(struct dd_store *st, int type, const uint8_t id[32], size_t 
 	if (r < 0)
 		goto out;
 	if (r == 0) {
-		if (dd_object_open(plain, st->keys, type, id, obj.ptr, obj.len, max_plain, zd) == 0) {
+		if ((type == DD_OBJ_DATA ? open_data(st, NULL, id, &obj, max_plain, plain, zd)
+					 : dd_object_open(plain, st->keys, type, id, obj.ptr, obj.len, max_plain, zd)) == 0) {
 			rc = 0;
 			goto out;
 		}
@@ -670,8 +846,8 @@ dd_store_get_object(struct dd_store *st, int type, const uint8_t id[32], size_t 
 			goto out;
 		}
 	}
-	if (!st->be) {
-		if (!damaged && atomic_load(&st->gone_why)) {
+	if (!st->be || cache_only) {
+		if (!damaged && !cache_only && atomic_load(&st->gone_why)) {
 			char *context = dd_asprintf("object %s is not in %s", name, st->cache_label);
 			dd_store_unreachable_error(st, context); /* the reason the store was not opened */
 			free(context);
