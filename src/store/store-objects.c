@@ -428,6 +428,14 @@ dd_store_chunkbuf_put(struct dd_store *st, uint8_t *buf)
  * writer's base is read from the cache or not at all (no request).
  */
 static _Thread_local int delta_depth, cache_only;
+/*
+ * The last open_data() failed for want of a base (missing, unreadable, or
+ * the chain too long), not because the object is damaged: its other
+ * copies would fail the same way (the base read tried every place), so
+ * callers stop there instead of trying them, which down a chain would
+ * multiply the reads at every level.
+ */
+static _Thread_local int base_failed;
 
 /* The base of data object `id` when some place of it is a delta: 1 (*d filled), else 0. */
 static int
@@ -457,17 +465,24 @@ open_delta(struct dd_store *st, const struct dd_delta_ref *d, const uint8_t id[3
 	int r;
 
 	dd_hex_encode(hex, d->base, 32);
-	if (delta_depth >= DD_DELTA_DEPTH_MAX)
+	if (delta_depth >= DD_DELTA_DEPTH_MAX) {
+		base_failed = 1;
 		return dd_error("damaged (a chain of more than %d delta objects)", DD_DELTA_DEPTH_MAX);
+	}
 	delta_depth++;
 	r = dd_store_get_object(st, DD_OBJ_DATA, d->base, d->base_len, &base, zd);
 	delta_depth--;
 	if (r == 0 && base.len != d->base_len)
-		r = dd_error("damaged (%zu bytes where its index entry says %u)", base.len, d->base_len);
-	if (r == DD_NOTFOUND)
+		r = dd_error("its delta base %s is damaged (%zu bytes where its index entry says %u)", hex, base.len,
+			     d->base_len);
+	else if (r != 0 && base_failed)
+		; /* a base further down the chain failed: its error names it */
+	else if (r == DD_NOTFOUND)
 		dd_error("its delta base %s is missing (%s)", hex, dd_error_last());
 	else if (r < 0)
 		dd_error("its delta base %s is damaged or cannot be read (%s)", hex, dd_error_last());
+	if (r != 0)
+		base_failed = 1;
 	else
 		r = dd_object_open_delta(plain, st->keys, id, d->base, base.ptr, base.len, obj->ptr, obj->len,
 					 max_plain, zd);
@@ -486,6 +501,7 @@ open_data(struct dd_store *st, const struct dd_delta_ref *d, const uint8_t id[32
 {
 	struct dd_delta_ref found;
 
+	base_failed = 0;
 	if (dd_object_peek_type(obj->ptr, obj->len) != DD_OBJ_DELTA)
 		return dd_object_open(plain, st->keys, DD_OBJ_DATA, id, obj->ptr, obj->len, max_plain, zd);
 	if (!d && !delta_of(st, id, &found))
@@ -528,6 +544,8 @@ open_from_store(struct dd_store *st, int type, const uint8_t id[32], const struc
 	if ((type == DD_OBJ_DATA ? open_data(st, d, id, obj, max_plain, plain, zd)
 				 : dd_object_open(plain, st->keys, type, id, obj->ptr, obj->len, max_plain, zd)) == 0)
 		return 0;
+	if (type == DD_OBJ_DATA && base_failed)
+		return -1;
 	dd_error_save(&why);
 	if (dd_store_config_refresh(st) < 0) {
 		dd_error_saved_free(&why);
@@ -572,6 +590,10 @@ get_from_store_pack(struct dd_store *st, const uint8_t id[32], const char *name,
 			return 0;
 		}
 		dd_error_wrap("object %s in %s of the store %s", name, pname, st->url);
+		if (r == 0 && base_failed) {
+			dd_error_saved_free(&first);
+			return -1;
+		}
 		if (!failed++)
 			dd_error_save(&first);
 		dd_error_clear();
@@ -805,6 +827,10 @@ get_from_cache_pack(struct dd_store *st, const uint8_t id[32], const char *name,
 		}
 		/* not deleted: the pack holds other objects that may be fine */
 		dd_error_wrap("object %s in %s of %s", name, pname, st->cache_label);
+		if (r == 0 && base_failed) {
+			dd_error_saved_free(&first);
+			return -1;
+		}
 		if (!damaged++)
 			dd_error_save(&first);
 		if ((dd_store_live(st) && !cache_only) || i + 1 < n)
@@ -837,6 +863,8 @@ dd_store_get_object(struct dd_store *st, int type, const uint8_t id[32], size_t 
 			goto out;
 		}
 		dd_error_wrap("object %s in %s", name, st->cache_label);
+		if (type == DD_OBJ_DATA && base_failed)
+			goto out; /* the copy is fine: its base is not */
 		damaged = 1;
 	}
 	if (type == DD_OBJ_DATA && !damaged) {
