@@ -8,8 +8,9 @@
  * the body is stored raw (media, already-compressed data).
  *
  * A delta object (FORMAT.md §4.3) is one zstd frame made with its base's
- * plaintext as prefix (ZSTD_CCtx_refPrefix, the --patch-from technique),
- * its base's id bound in the associated data.
+ * plaintext as prefix (ZSTD_CCtx_refPrefix, the --patch-from technique);
+ * its inner part names the base (id and length) before the frame, so the
+ * base is authenticated with the object and known from the object alone.
  */
 #include "store/object.h"
 #include "util/endian.h"
@@ -19,17 +20,19 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The associated data: version | type | id, and | base id for a delta object. Its length. */
-static size_t
-make_ad(uint8_t ad[66], int type, const uint8_t id[32], const uint8_t *bid)
+static void
+make_ad(uint8_t ad[34], int type, const uint8_t id[32])
 {
 	ad[0] = DD_OBJECT_VERSION;
 	ad[1] = (uint8_t)type;
 	memcpy(ad + 2, id, 32);
-	if (type != DD_OBJ_DELTA)
-		return 34;
-	memcpy(ad + 34, bid, 32);
-	return 66;
+}
+
+/* The length of the inner header of an object of `type`. */
+static size_t
+inner_header(int type)
+{
+	return type == DD_OBJ_DELTA ? DD_OBJECT_INNER_DELTA : DD_OBJECT_INNER;
 }
 
 /* zstd of plain with the base as prefix, into dst: the frame's size, or 0 when zstd failed. */
@@ -57,14 +60,16 @@ static int
 seal(struct dd_buf *out, const struct dd_keys *k, int type, const uint8_t id[32], const uint8_t *bid,
      const void *bplain, size_t blen, const void *plain, size_t len, ZSTD_CCtx *zc)
 {
-	size_t bound = ZSTD_compressBound(len), body = len, adlen;
-	uint8_t ad[66], *p, *inner;
+	size_t bound = ZSTD_compressBound(len), body = len, ih = inner_header(type);
+	uint8_t ad[34], *p, *inner;
 	unsigned long long clen;
 	ZSTD_CCtx *own = NULL;
 	int comp = DD_COMP_NONE;
 
+	if (type == DD_OBJ_DELTA && (blen == 0 || blen > UINT32_MAX))
+		return dd_error("BUG: a delta against a base of %zu bytes", blen);
 	dd_buf_clear(out);
-	dd_buf_grow(out, DD_OBJECT_HEADER + DD_OBJECT_INNER + (bound > len ? bound : len) + DD_OBJECT_TAG);
+	dd_buf_grow(out, DD_OBJECT_HEADER + ih + (bound > len ? bound : len) + DD_OBJECT_TAG);
 	p = (uint8_t *)out->ptr;
 	memcpy(p, DD_OBJECT_MAGIC, 4);
 	p[4] = DD_OBJECT_VERSION;
@@ -74,11 +79,13 @@ seal(struct dd_buf *out, const struct dd_keys *k, int type, const uint8_t id[32]
 	if (type == DD_OBJ_DELTA) {
 		if (!zc)
 			zc = own = ZSTD_createCCtx();
-		if (!zc || !(body = compress_delta(zc, inner + DD_OBJECT_INNER, bound, bplain, blen, plain, len))) {
+		if (!zc || !(body = compress_delta(zc, inner + ih, bound, bplain, blen, plain, len))) {
 			ZSTD_freeCCtx(own);
 			return dd_error("zstd could not make a delta");
 		}
 		comp = DD_COMP_ZSTD;
+		memcpy(inner + DD_OBJECT_INNER, bid, 32);
+		dd_put_le32(inner + DD_OBJECT_INNER + 32, (uint32_t)blen);
 	} else if (len >= 64) {
 		if (!zc)
 			zc = own = ZSTD_createCCtx();
@@ -94,9 +101,9 @@ seal(struct dd_buf *out, const struct dd_keys *k, int type, const uint8_t id[32]
 		memcpy(inner + DD_OBJECT_INNER, plain, len);
 	inner[0] = (uint8_t)comp;
 	dd_put_le64(inner + 1, len);
-	adlen = make_ad(ad, type, id, bid);
-	crypto_aead_xchacha20poly1305_ietf_encrypt(inner, &clen, inner, DD_OBJECT_INNER + body, ad, adlen, NULL,
-						   p + 6, k->object);
+	make_ad(ad, type, id);
+	crypto_aead_xchacha20poly1305_ietf_encrypt(inner, &clen, inner, ih + body, ad, sizeof(ad), NULL, p + 6,
+						   k->object);
 	out->len = DD_OBJECT_HEADER + (size_t)clen;
 	out->ptr[out->len] = '\0';
 	ZSTD_freeCCtx(own);
@@ -132,15 +139,17 @@ dd_object_peek_type(const void *obj, size_t len)
 /*
  * The common part of open and check: header, size bound, decryption of the
  * inner part into `inner` (len - DD_OBJECT_HEADER bytes), and the length
- * field against max_plain. *plen and *body describe the inner part.
+ * field against max_plain. *plen is the plaintext length, *body the
+ * bytes after the inner header (inner_header(type)); a delta's must be
+ * zstd and name a base (*d, when not NULL: base id and length).
  */
 static int
-decrypt_inner(uint8_t *inner, const struct dd_keys *k, int type, const uint8_t id[32], const uint8_t *bid,
-	      const uint8_t *o, size_t len, size_t max_plain, uint64_t *plen, size_t *body)
+decrypt_inner(uint8_t *inner, const struct dd_keys *k, int type, const uint8_t id[32], const uint8_t *o,
+	      size_t len, size_t max_plain, uint64_t *plen, size_t *body, struct dd_delta_ref *d)
 {
-	uint8_t ad[66];
+	uint8_t ad[34];
 	unsigned long long ilen;
-	size_t adlen;
+	size_t ih = inner_header(type);
 
 	if (len < 6)
 		return dd_error("damaged (truncated to %zu bytes)", len);
@@ -150,23 +159,30 @@ decrypt_inner(uint8_t *inner, const struct dd_keys *k, int type, const uint8_t i
 		return dd_error("object format version %u is not supported by this git-dnadata (upgrade it)", o[4]);
 	if (o[5] != type)
 		return dd_error("damaged (object type %u where %d was expected)", o[5], type);
-	if (len < DD_OBJECT_HEADER + DD_OBJECT_INNER + DD_OBJECT_TAG)
+	if (len < DD_OBJECT_HEADER + ih + DD_OBJECT_TAG)
 		return dd_error("damaged (truncated to %zu bytes)", len);
-	if (len - DD_OBJECT_HEADER - DD_OBJECT_TAG - DD_OBJECT_INNER > max_plain + max_plain / 16 + 1024)
+	if (len - DD_OBJECT_HEADER - DD_OBJECT_TAG - ih > max_plain + max_plain / 16 + 1024)
 		return dd_error("damaged (object of %zu bytes is larger than allowed)", len);
-	if (type == DD_OBJ_DELTA && !bid)
-		return dd_error("BUG: a delta object opened without its base");
-	adlen = make_ad(ad, type, id, bid);
+	make_ad(ad, type, id);
 	if (crypto_aead_xchacha20poly1305_ietf_decrypt(inner, &ilen, NULL, o + DD_OBJECT_HEADER,
-						       len - DD_OBJECT_HEADER, ad, adlen, o + 6, k->object) != 0)
-		return dd_error(type == DD_OBJ_DELTA
-					? "damaged (authentication failed: modified, truncated, stored under the wrong "
-					  "name or against another base)"
-					: "damaged (authentication failed: modified, truncated or stored under the wrong name)");
+						       len - DD_OBJECT_HEADER, ad, sizeof(ad), o + 6,
+						       k->object) != 0)
+		return dd_error("damaged (authentication failed: modified, truncated or stored under the wrong name)");
 	*plen = dd_get_le64(inner + 1);
-	*body = (size_t)ilen - DD_OBJECT_INNER;
+	*body = (size_t)ilen - ih;
 	if (*plen > max_plain)
 		return dd_error("damaged (plaintext of %llu bytes is larger than allowed)", (unsigned long long)*plen);
+	if (type != DD_OBJ_DELTA)
+		return 0;
+	if (inner[0] != DD_COMP_ZSTD)
+		return dd_error("damaged (a delta object that is not compressed)");
+	if (d) {
+		memset(d, 0, sizeof(*d));
+		memcpy(d->base, inner + DD_OBJECT_INNER, 32);
+		d->base_len = dd_get_le32(inner + DD_OBJECT_INNER + 32);
+	}
+	if (dd_get_le32(inner + DD_OBJECT_INNER + 32) == 0 || !memcmp(inner + DD_OBJECT_INNER, id, 32))
+		return dd_error("damaged (a delta object naming an impossible base)");
 	return 0;
 }
 
@@ -174,25 +190,23 @@ int
 dd_object_check(const struct dd_keys *k, int type, const uint8_t id[32], const void *obj, size_t len,
 		struct dd_buf *scratch)
 {
-	return dd_object_check_base(k, type, id, NULL, obj, len, scratch);
+	return dd_object_delta_base(k, type, id, obj, len, scratch, NULL);
 }
 
 int
-dd_object_check_base(const struct dd_keys *k, int type, const uint8_t id[32], const uint8_t *bid,
-		     const void *obj, size_t len, struct dd_buf *scratch)
+dd_object_delta_base(const struct dd_keys *k, int type, const uint8_t id[32], const void *obj, size_t len,
+		     struct dd_buf *scratch, struct dd_delta_ref *d)
 {
 	uint64_t plen;
-	size_t body;
+	size_t body, ih = inner_header(type);
 	uint8_t *inner;
 
 	dd_buf_clear(scratch);
 	dd_buf_grow(scratch, len > DD_OBJECT_HEADER ? len - DD_OBJECT_HEADER : 1);
 	inner = (uint8_t *)scratch->ptr;
-	if (decrypt_inner(inner, k, type, id, bid, obj, len, DD_OBJECT_PLAIN_MAX, &plen, &body) < 0)
+	if (decrypt_inner(inner, k, type, id, obj, len, DD_OBJECT_PLAIN_MAX, &plen, &body, d) < 0)
 		return -1;
-	if (type == DD_OBJ_DELTA && inner[0] != DD_COMP_ZSTD)
-		return dd_error("damaged (a delta object that is not compressed)");
-	scratch->len = DD_OBJECT_INNER + body;
+	scratch->len = ih + body;
 	switch (inner[0]) {
 	case DD_COMP_NONE:
 		if (body != plen)
@@ -200,7 +214,7 @@ dd_object_check_base(const struct dd_keys *k, int type, const uint8_t id[32], co
 		return 0;
 	case DD_COMP_ZSTD: {
 		/* frame headers only, no decompression; frames need not declare their size (FORMAT.md §4) */
-		const uint8_t *z = inner + DD_OBJECT_INNER;
+		const uint8_t *z = inner + ih;
 		unsigned long long fcs = ZSTD_getFrameContentSize(z, body);
 		size_t first = ZSTD_findFrameCompressedSize(z, body);
 		if (fcs == ZSTD_CONTENTSIZE_ERROR || ZSTD_isError(first))
@@ -226,7 +240,8 @@ open_obj(struct dd_buf *out, const struct dd_keys *k, int type, const uint8_t id
 {
 	uint8_t *inner = NULL, check[32];
 	uint64_t plen;
-	size_t body;
+	size_t body, ih = inner_header(type);
+	struct dd_delta_ref d;
 	ZSTD_DCtx *own = NULL;
 	int rc = -1;
 
@@ -234,10 +249,10 @@ open_obj(struct dd_buf *out, const struct dd_keys *k, int type, const uint8_t id
 	inner = malloc(len > DD_OBJECT_HEADER ? len - DD_OBJECT_HEADER : 1);
 	if (!inner)
 		return dd_error("out of memory");
-	if (decrypt_inner(inner, k, type, id, bid, obj, len, max_plain, &plen, &body) < 0)
+	if (decrypt_inner(inner, k, type, id, obj, len, max_plain, &plen, &body, &d) < 0)
 		goto out;
-	if (type == DD_OBJ_DELTA && inner[0] != DD_COMP_ZSTD) {
-		dd_error("damaged (a delta object that is not compressed)");
+	if (type == DD_OBJ_DELTA && (memcmp(d.base, bid, 32) || d.base_len != blen)) {
+		dd_error("damaged (a delta object made against another base)");
 		goto out;
 	}
 	dd_buf_grow(out, (size_t)plen);
@@ -247,7 +262,7 @@ open_obj(struct dd_buf *out, const struct dd_keys *k, int type, const uint8_t id
 			dd_error("damaged (length mismatch)");
 			goto out;
 		}
-		memcpy(out->ptr, inner + DD_OBJECT_INNER, body);
+		memcpy(out->ptr, inner + ih, body);
 		break;
 	case DD_COMP_ZSTD: {
 		if (!zd)
@@ -262,7 +277,7 @@ open_obj(struct dd_buf *out, const struct dd_keys *k, int type, const uint8_t id
 			n = ZSTD_DCtx_refPrefix(zd, bplain, blen);
 		}
 		if (!ZSTD_isError(n))
-			n = ZSTD_decompressDCtx(zd, out->ptr, (size_t)plen, inner + DD_OBJECT_INNER, body);
+			n = ZSTD_decompressDCtx(zd, out->ptr, (size_t)plen, inner + ih, body);
 		if (type == DD_OBJ_DELTA)
 			ZSTD_DCtx_reset(zd, ZSTD_reset_session_and_parameters);
 		if (ZSTD_isError(n) || n != plen) {

@@ -5,10 +5,13 @@
  *       compression u8 | plaintext length u64le | body ) incl. 16-byte tag
  *
  * with associated data version | type | id, so an object cannot be replayed
- * under another id or type. A delta object (type 4, §4.3) holds a zstd
- * frame made with its base's plaintext as prefix; its associated data is
- * version | type | id | base id, so it opens against that base only. The
- * opener is strict and treats its input as hostile.
+ * under another id or type. A delta object (type 4, §4.3) has the inner
+ *
+ *       compression u8 (1) | plaintext length u64le | base id[32] |
+ *       base length u32le | one zstd frame made with the base as prefix
+ *
+ * so its base is authenticated with it, and it opens against that base
+ * only. The opener is strict and treats its input as hostile.
  */
 #ifndef DD_STORE_OBJECT_H
 #define DD_STORE_OBJECT_H
@@ -24,6 +27,7 @@
 #define DD_OBJECT_MAGIC "DDOB"
 #define DD_OBJECT_HEADER 30 /* magic 4 + version 1 + type 1 + nonce 24 */
 #define DD_OBJECT_INNER 9   /* compression 1 + length 8 */
+#define DD_OBJECT_INNER_DELTA 45 /* the same + base id 32 + base length 4 (DD_OBJ_DELTA) */
 #define DD_OBJECT_TAG 16
 #define DD_ZSTD_LEVEL 3
 #define DD_OBJECT_PLAIN_MAX (256u << 20) /* largest plaintext any reader accepts (DD_MANIFEST_MAX) */
@@ -59,14 +63,15 @@ int dd_object_seal(struct dd_buf *out, const struct dd_keys *k, int type, const 
 /*
  * Seal `plain` as a delta object (type DD_OBJ_DELTA) against the base
  * plaintext `bplain` (bid its id): zstd with `bplain` as prefix, the base
- * id in the associated data. Always compressed (the caller compares sizes).
+ * id and length in the inner part. Always compressed (the caller compares
+ * sizes).
  */
 int dd_object_seal_delta(struct dd_buf *out, const struct dd_keys *k, const uint8_t id[32], const uint8_t bid[32],
 			 const void *bplain, size_t blen, const void *plain, size_t len, ZSTD_CCtx *zc);
 /*
  * Open delta object `obj` (id `id`) against base `bid` whose plaintext is
  * `bplain`; as dd_object_open (length bound, id recomputed). A delta made
- * against another base fails authentication.
+ * against another base (id or length) is refused as damaged.
  */
 int dd_object_open_delta(struct dd_buf *out, const struct dd_keys *k, const uint8_t id[32], const uint8_t bid[32],
 			 const void *bplain, size_t blen, const void *obj, size_t len, size_t max_plain,
@@ -94,9 +99,9 @@ int dd_object_open(struct dd_buf *out, const struct dd_keys *k, int type, const 
  */
 int dd_object_check(const struct dd_keys *k, int type, const uint8_t id[32], const void *obj, size_t len,
 		    struct dd_buf *scratch);
-/* The same for any type: `bid` is the base id of a delta object (NULL for the others). */
-int dd_object_check_base(const struct dd_keys *k, int type, const uint8_t id[32], const uint8_t *bid,
-			 const void *obj, size_t len, struct dd_buf *scratch);
+/* dd_object_check, and for a delta object (type DD_OBJ_DELTA) the base it names into *d (depth 0) when not NULL. */
+int dd_object_delta_base(const struct dd_keys *k, int type, const uint8_t id[32], const void *obj, size_t len,
+			 struct dd_buf *scratch, struct dd_delta_ref *d);
 /* The plaintext length of the object dd_object_check just accepted into `scratch`. */
 uint64_t dd_object_check_plain_len(const struct dd_buf *scratch);
 

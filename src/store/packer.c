@@ -178,8 +178,11 @@ dd_store_check_pack(struct dd_store *st, const uint8_t name[32], const uint8_t *
 		char hex[DD_ID_HEX_SIZE];
 		/* a delta opens with its base's plaintext (the chunk reads do that): here it is authenticated */
 		int open = full && x->type != DD_OBJ_DELTA;
+		struct dd_delta_ref d;
 		if ((open ? dd_object_open(&plain, st->keys, x->type, x->id, data + x->off, x->len, st->chunker->max, zd)
-			  : dd_object_check_base(st->keys, x->type, x->id, x->d.base, data + x->off, x->len, &plain)) < 0) {
+			  : dd_object_delta_base(st->keys, x->type, x->id, data + x->off, x->len, &plain, &d)) < 0 ||
+		    (x->type == DD_OBJ_DELTA && (memcmp(d.base, x->d.base, 32) || d.base_len != x->d.base_len) &&
+		     dd_error("damaged (its entry names another delta base than the object)"))) {
 			dd_hex_encode(hex, x->id, 32);
 			dd_error_wrap("object %s at offset %u", hex, x->off);
 			goto out;

@@ -492,34 +492,36 @@ open_delta(struct dd_store *st, const struct dd_delta_ref *d, const uint8_t id[3
 
 /*
  * Open data object `obj` as `id`: a full object, or a delta against the
- * base its place `d` names (NULL: the place is not known or is a full
- * object: a delta's base is looked up in the index files).
+ * base it names (which its place `d`, when known from an index file, must
+ * name too).
  */
 static int
 open_data(struct dd_store *st, const struct dd_delta_ref *d, const uint8_t id[32], const struct dd_buf *obj,
 	  size_t max_plain, struct dd_buf *plain, ZSTD_DCtx *zd)
 {
-	struct dd_delta_ref found;
+	struct dd_delta_ref inside;
+	struct dd_buf scratch = DD_BUF_INIT;
+	int r;
 
 	base_failed = 0;
 	if (dd_object_peek_type(obj->ptr, obj->len) != DD_OBJ_DELTA)
 		return dd_object_open(plain, st->keys, DD_OBJ_DATA, id, obj->ptr, obj->len, max_plain, zd);
-	if (!d && !delta_of(st, id, &found))
-		return dd_error("damaged (a delta object that no index file names)");
-	return open_delta(st, d ? d : &found, id, obj, max_plain, plain, zd);
+	r = dd_object_delta_base(st->keys, DD_OBJ_DELTA, id, obj->ptr, obj->len, &scratch, &inside);
+	dd_buf_release(&scratch);
+	if (r < 0)
+		return -1;
+	if (d && (memcmp(d->base, inside.base, 32) || d->base_len != inside.base_len))
+		return dd_error("damaged (its index entry names another delta base than the object)");
+	return open_delta(st, &inside, id, obj, max_plain, plain, zd);
 }
 
-/* Authenticate data object `p` (a full object or a delta: its base from the index files) without opening it. */
+/* Authenticate data object `p` (a full object or a delta) without opening it. */
 static int
 check_data(struct dd_store *st, const uint8_t id[32], const void *p, size_t len, struct dd_buf *scratch)
 {
-	struct dd_delta_ref d;
+	int type = dd_object_peek_type(p, len) == DD_OBJ_DELTA ? DD_OBJ_DELTA : DD_OBJ_DATA;
 
-	if (dd_object_peek_type(p, len) != DD_OBJ_DELTA)
-		return dd_object_check(st->keys, DD_OBJ_DATA, id, p, len, scratch);
-	if (!delta_of(st, id, &d))
-		return dd_error("damaged (a delta object that no index file names)");
-	return dd_object_check_base(st->keys, DD_OBJ_DELTA, id, d.base, p, len, scratch);
+	return dd_object_check(st->keys, type, id, p, len, scratch);
 }
 
 int

@@ -59,6 +59,7 @@ object_delta_round_trip_and_wrong_base_refused(void **state)
 	size_t len = 300000;
 	uint8_t *base = malloc(len), *cur = malloc(len), bid[32], id[32], other[32];
 	struct dd_buf obj = DD_BUF_INIT, full = DD_BUF_INIT, out = DD_BUF_INIT, scratch = DD_BUF_INIT;
+	struct dd_delta_ref d;
 
 	fill_text(base, len, 1);
 	memcpy(cur, base, len);
@@ -73,11 +74,18 @@ object_delta_round_trip_and_wrong_base_refused(void **state)
 	CHECK(dd_object_open_delta(&out, k, id, bid, base, len, obj.ptr, obj.len, len, NULL));
 	assert_int_equal(out.len, len);
 	assert_memory_equal(out.ptr, cur, len);
-	CHECK(dd_object_check_base(k, DD_OBJ_DELTA, id, bid, obj.ptr, obj.len, &scratch));
-	/* another base id (even with the right bytes): authentication fails */
+	/* the object names its base (authenticated with it) */
+	CHECK(dd_object_delta_base(k, DD_OBJ_DELTA, id, obj.ptr, obj.len, &scratch, &d));
+	assert_memory_equal(d.base, bid, 32);
+	assert_int_equal(d.base_len, len);
+	/* another base id (even with the right bytes), or another length: refused */
 	assert_int_equal(dd_object_open_delta(&out, k, id, other, base, len, obj.ptr, obj.len, len, NULL), -1);
 	assert_non_null(strstr(dd_error_last(), "another base"));
-	assert_int_equal(dd_object_check_base(k, DD_OBJ_DELTA, id, other, obj.ptr, obj.len, &scratch), -1);
+	assert_int_equal(dd_object_open_delta(&out, k, id, bid, base, len - 1, obj.ptr, obj.len, len, NULL), -1);
+	/* a modified object does not authenticate */
+	obj.ptr[obj.len - 20] ^= 1;
+	assert_int_equal(dd_object_delta_base(k, DD_OBJ_DELTA, id, obj.ptr, obj.len, &scratch, &d), -1);
+	obj.ptr[obj.len - 20] ^= 1;
 	/* the right id with other bytes: the result is not the chunk */
 	base[len / 2] ^= 1;
 	assert_int_equal(dd_object_open_delta(&out, k, id, bid, base, len, obj.ptr, obj.len, len, NULL), -1);
