@@ -477,10 +477,12 @@ open_delta(struct dd_store *st, const struct dd_delta_ref *d, const uint8_t id[3
 			     d->base_len);
 	else if (r != 0 && base_failed)
 		; /* a base further down the chain failed: its error names it */
-	else if (r == DD_NOTFOUND)
-		dd_error("its delta base %s is missing (%s)", hex, dd_error_last());
-	else if (r < 0)
-		dd_error("its delta base %s is damaged or cannot be read (%s)", hex, dd_error_last());
+	else if (r != 0) {
+		char *why = dd_strdup(dd_error_last() ? dd_error_last() : "unreadable"); /* dd_error() reuses its buffer */
+		dd_error("its delta base %s is %s (%s)", hex, r == DD_NOTFOUND ? "missing" : "damaged or cannot be read",
+			 why);
+		free(why);
+	}
 	if (r != 0)
 		base_failed = 1;
 	else

@@ -83,9 +83,11 @@ test_a_missing_base_is_named_by_verify_and_refused_by_restore() {
 	for p in $packs1; do rm -f "$CACHE/$p" "$T/store/$p"; done
 	expect_fail 1 git dnadata verify
 	assert_contains "$ERR" "(the delta base of object "
+	tap_note "verify: $(grep -m1 'delta base of' <<<"$ERR")"
 	expect_fail 1 git dnadata restore --force
 	assert_contains "$ERR" "its delta base "
 	assert_contains "$ERR" "is missing"
+	tap_note "restore: $(grep -m1 'error:' <<<"$ERR")"
 	dump "$DB" >"$T/after.sql"
 	cmp -s "$T/before.sql" "$T/after.sql" || fail "a refused restore changed the database"
 }
