@@ -239,15 +239,13 @@ static int get_from_cache_pack(struct dd_store *st, const uint8_t id[32], const 
 static int legacy_present(struct dd_store *st, const uint8_t id[32]);
 
 /*
- * The delta of plain against base `b` (its plaintext read from the cache
- * into *bplain), sealed into `obj`, with its ref in *d: 1 when it is worth
- * storing (its chain within DD_DELTA_DEPTH_WRITE, and at most half the
- * full object's size, `full` being that object sealed), 0 when not (no
- * error), -1.
+ * The delta of plain against base `b` (its plaintext read from the cache),
+ * sealed into `obj`, with its ref in *d: 1 when made (its chain within
+ * DD_DELTA_DEPTH_WRITE), 0 when not possible (no error), -1.
  */
 static int
 seal_delta(struct dd_store *st, const uint8_t id[32], const void *plain, size_t len, const struct dd_chunk_ref *b,
-	   ZSTD_CCtx *zc, ZSTD_DCtx *zd, struct dd_buf *obj, const struct dd_buf *full, struct dd_delta_ref *d)
+	   ZSTD_CCtx *zc, ZSTD_DCtx *zd, struct dd_buf *obj, struct dd_delta_ref *d)
 {
 	struct dd_buf bplain = DD_BUF_INIT;
 	struct dd_delta_ref bd;
@@ -266,11 +264,7 @@ seal_delta(struct dd_store *st, const uint8_t id[32], const void *plain, size_t 
 	}
 	memcpy(d->base, b->id, 32);
 	d->base_len = b->len;
-	if (dd_object_seal_delta(obj, st->keys, id, b->id, bplain.ptr, bplain.len, plain, len, zc) < 0) {
-		r = -1;
-		goto out;
-	}
-	r = 2 * obj->len < full->len;
+	r = dd_object_seal_delta(obj, st->keys, id, b->id, bplain.ptr, bplain.len, plain, len, zc) < 0 ? -1 : 1;
 out:
 	dd_buf_release(&bplain);
 	return r;
@@ -293,14 +287,21 @@ dd_store_put_data_delta(struct dd_store *st, const uint8_t id[32], const void *p
 		rc = put_packed(st, id, plain, len, zc, obj, existed); /* what it does with an object it has */
 		goto out;
 	}
-	if (dd_object_seal(&full, st->keys, DD_OBJ_DATA, id, plain, len, zc) < 0) {
+	r = seal_delta(st, id, plain, len, base, zc, zd, obj, &d);
+	if (r < 0) {
 		rc = -1;
 		goto out;
 	}
-	r = seal_delta(st, id, plain, len, base, zc, zd, obj, &full, &d);
-	if (r < 0)
-		rc = -1;
-	else if (r == 1)
+	/* a delta under 1/256 of the plaintext is kept without sealing the full object to compare */
+	if (r == 0 || obj->len * 256 > len) {
+		if (dd_object_seal(&full, st->keys, DD_OBJ_DATA, id, plain, len, zc) < 0) {
+			rc = -1;
+			goto out;
+		}
+		if (r == 1 && 2 * obj->len >= full.len)
+			r = 0; /* not clearly smaller than the full object */
+	}
+	if (r == 1)
 		rc = dd_packer_add_delta(st, id, DD_OBJ_DELTA, &d, obj, existed, 0);
 	else
 		rc = dd_packer_add(st, id, DD_OBJ_DATA, &full, existed, 0);
@@ -309,7 +310,6 @@ out:
 	dd_buf_release(&own);
 	return rc;
 }
-
 
 int
 dd_store_adopt_chunk(struct dd_store *st, const struct dd_chunk_ref *ref, int priv)
