@@ -95,7 +95,7 @@ int dd_store_get_cached(struct dd_store *st, const uint8_t id[32], size_t max_pl
 /*
  * Store data object `id` as dd_store_put_object does, or, when it is new
  * and a delta against `base` (a chunk of the previous version of its
- * stream) is under 1/256 of its plaintext or under half its full object,
+ * stream) is clearly smaller than its full object (under half of it),
  * as a delta object (FORMAT.md §4.3):
  * the base's plaintext from the cache only, its chain within
  * DD_DELTA_DEPTH_WRITE. Thread-safe.

@@ -241,11 +241,13 @@ static int legacy_present(struct dd_store *st, const uint8_t id[32]);
 /*
  * The delta of plain against base `b` (its plaintext read from the cache),
  * sealed into `obj`, with its ref in *d: 1 when made (its chain within
- * DD_DELTA_DEPTH_WRITE), 0 when not possible (no error), -1.
+ * DD_DELTA_DEPTH_WRITE), 0 when not possible (no error), -1. *bfull: the
+ * size of the base's object when it is a full one (an estimate of this
+ * chunk's full object), else 0.
  */
 static int
 seal_delta(struct dd_store *st, const uint8_t id[32], const void *plain, size_t len, const struct dd_chunk_ref *b,
-	   ZSTD_CCtx *zc, ZSTD_DCtx *zd, struct dd_buf *obj, struct dd_delta_ref *d)
+	   ZSTD_CCtx *zc, ZSTD_DCtx *zd, struct dd_buf *obj, struct dd_delta_ref *d, size_t *bfull)
 {
 	struct dd_buf bplain = DD_BUF_INIT;
 	struct dd_delta_ref bd;
@@ -253,8 +255,11 @@ seal_delta(struct dd_store *st, const uint8_t id[32], const void *plain, size_t 
 	int r = 0;
 
 	memset(d, 0, sizeof(*d));
+	*bfull = 0;
 	if (!memcmp(b->id, id, 32) || !dd_midx_find(st->idx, b->id, 0, &hit))
 		return 0; /* the base must be in a ready pack (another run's, or this one's finished) */
+	if (hit.type == DD_OBJ_DATA)
+		*bfull = hit.len;
 	d->depth = (uint8_t)((dd_midx_delta_of(st->idx, b->id, 0, &bd) ? bd.depth : 0) + 1);
 	if (d->depth > DD_DELTA_DEPTH_WRITE)
 		return 0; /* a full object every DD_DELTA_DEPTH_WRITE + 1 generations */
@@ -278,6 +283,7 @@ dd_store_put_data_delta(struct dd_store *st, const uint8_t id[32], const void *p
 	struct dd_buf full = DD_BUF_INIT, own = DD_BUF_INIT, *obj = scratch ? scratch : &own;
 	struct dd_delta_ref d;
 	struct dd_midx_hit hit;
+	size_t bfull;
 	int rc, r;
 
 	*existed = 0;
@@ -287,13 +293,17 @@ dd_store_put_data_delta(struct dd_store *st, const uint8_t id[32], const void *p
 		rc = put_packed(st, id, plain, len, zc, obj, existed); /* what it does with an object it has */
 		goto out;
 	}
-	r = seal_delta(st, id, plain, len, base, zc, zd, obj, &d);
+	r = seal_delta(st, id, plain, len, base, zc, zd, obj, &d, &bfull);
 	if (r < 0) {
 		rc = -1;
 		goto out;
 	}
-	/* a delta under 1/256 of the plaintext is kept without sealing the full object to compare */
-	if (r == 0 || obj->len * 256 > len) {
+	/*
+	 * A delta under half its base's full object (the same data but for a
+	 * few changes), or under 1/1024 of its plaintext, is kept without
+	 * sealing the full object to compare: a compression saved per chunk.
+	 */
+	if (r == 0 || (4 * obj->len >= bfull && obj->len * 1024 > len)) {
 		if (dd_object_seal(&full, st->keys, DD_OBJ_DATA, id, plain, len, zc) < 0) {
 			rc = -1;
 			goto out;
