@@ -7,7 +7,9 @@
  * = the input is a pack header's *plaintext*, sealed here with the fixed
  * key behind 4096 bytes of objects, so the checks behind the AEAD (counts,
  * tiling) are reached; 2 mod 3 = the input is an index file's plaintext.
- * Invariant: whatever decodes tiles its object region exactly.
+ * Invariant: whatever decodes tiles its object region exactly, and every
+ * delta entry (type 4, versions 2, FORMAT.md §4.3) names a possible base:
+ * not itself, a length, a depth within what readers follow.
  */
 #include <sodium.h>
 #include <stdint.h>
@@ -31,6 +33,11 @@ check_tiles(const struct dd_pack_entry *e, size_t n, uint64_t end)
 
 	for (size_t i = 0; i < n; i++) {
 		if (e[i].off != at)
+			abort();
+		if (e[i].type != 1 && e[i].type != 4)
+			abort();
+		if (e[i].type == 4 && (e[i].d.depth == 0 || e[i].d.depth > DD_DELTA_DEPTH_MAX || e[i].d.base_len == 0 ||
+				       !memcmp(e[i].d.base, e[i].id, 32)))
 			abort();
 		at += e[i].len;
 	}

@@ -91,6 +91,25 @@ void dd_store_chunkbuf_put(struct dd_store *st, uint8_t *buf);
 int dd_store_get_object(struct dd_store *st, int type, const uint8_t id[32], size_t max_plain,
 			struct dd_buf *plain, ZSTD_DCtx *zd);
 /*
+ * A data object from the cache alone (its loose copy or a cache pack; a
+ * delta's bases too): no request to the store. As dd_store_get_object.
+ */
+int dd_store_get_cached(struct dd_store *st, const uint8_t id[32], size_t max_plain, struct dd_buf *plain,
+			ZSTD_DCtx *zd);
+/*
+ * Store data object `id` as dd_store_put_object does, or, when it is new
+ * and a delta against `base` (a chunk of the previous version of its
+ * stream) is clearly smaller than its full object (under half of it),
+ * as a delta object (FORMAT.md §4.3):
+ * the base's plaintext from the cache only, its chain within
+ * DD_DELTA_DEPTH_WRITE. Thread-safe.
+ */
+int dd_store_put_data_delta(struct dd_store *st, const uint8_t id[32], const void *plain, size_t len,
+			    const struct dd_chunk_ref *base, ZSTD_CCtx *zc, ZSTD_DCtx *zd, struct dd_buf *scratch,
+			    int *existed);
+/* The base of data object `id` when some place of it (index files: the store's or private) is a delta: 1, else 0. */
+int dd_store_delta_of(struct dd_store *st, const uint8_t id[32], struct dd_delta_ref *d);
+/*
  * A private snapshot's data object: reused when a ready pack of the map
  * (cache or store) or this run's private packs hold it, else into the
  * private packer's open pack. No request is made.
@@ -221,6 +240,9 @@ void dd_packer_free(struct dd_packer *pk);
  */
 int dd_packer_add(struct dd_store *st, const uint8_t id[32], int type, const struct dd_buf *obj, int *existed,
 		  int priv);
+/* The same with a delta object's base (`d`, when type is DD_OBJ_DELTA; else NULL). */
+int dd_packer_add_delta(struct dd_store *st, const uint8_t id[32], int type, const struct dd_delta_ref *d,
+			const struct dd_buf *obj, int *existed, int priv);
 /* An object of index file `file` was reused: push that file (and its packs) at the next flush. */
 void dd_packer_need_file(struct dd_store *st, uint32_t file);
 /*

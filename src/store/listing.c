@@ -422,6 +422,33 @@ dd_listing_close(struct dd_listing_reader *lr)
 
 /* ---- every chunk a snapshot needs ---- */
 
+/*
+ * fn on chunk `ref`, then on its delta bases (FORMAT.md §4.3), each as
+ * "base of <stream>", as far as the index files name them and at most
+ * DD_DELTA_DEPTH_MAX deep (a reader opens no longer chain).
+ */
+static int
+emit_chunk(struct dd_store *st, const struct dd_chunk_ref *ref, const char *stream,
+	   int (*fn)(const struct dd_chunk_ref *ref, const char *stream, void *arg), void *arg)
+{
+	struct dd_delta_ref d;
+	struct dd_chunk_ref base;
+	struct dd_buf label = DD_BUF_INIT;
+	const uint8_t *id = ref->id;
+	int rc = fn(ref, stream, arg);
+
+	for (int depth = 0; rc == 0 && depth < DD_DELTA_DEPTH_MAX && dd_store_delta_of(st, id, &d); depth++) {
+		if (!label.len)
+			dd_buf_printf(&label, "base of %s", stream);
+		memcpy(base.id, d.base, 32);
+		base.len = d.base_len;
+		rc = fn(&base, label.ptr, arg);
+		id = base.id; /* d is overwritten by the next lookup */
+	}
+	dd_buf_release(&label);
+	return rc;
+}
+
 int
 dd_listing_each_chunk(struct dd_store *st, const struct dd_stream_info *si,
 		      int (*fn)(const struct dd_chunk_ref *ref, const char *stream, void *arg), void *arg)
@@ -439,7 +466,7 @@ dd_listing_each_chunk(struct dd_store *st, const struct dd_stream_info *si,
 		dd_buf_clear(&label);
 		dd_buf_printf(&label, "%s/%s", si->name, e->name);
 		for (size_t c = 0; c < e->nchunks && !stop; c++)
-			stop = fn(&e->chunks[c], label.ptr, arg);
+			stop = emit_chunk(st, &e->chunks[c], label.ptr, fn, arg);
 	}
 	if (stop)
 		rc = stop;
@@ -452,11 +479,13 @@ int
 dd_snapshot_each_chunk_flags(struct dd_store *st, const struct dd_snapshot *s, int flags,
 			     int (*fn)(const struct dd_chunk_ref *ref, const char *stream, void *arg), void *arg)
 {
+	if (dd_store_index_load(st) < 0) /* where delta objects name their bases */
+		return -1;
 	for (size_t i = 0; i < s->m->nstreams; i++) {
 		const struct dd_stream_info *si = &s->m->streams[i];
 		int rc = 0;
 		for (size_t c = 0; (flags & DD_EACH_STREAMS) && c < si->nchunks && rc == 0; c++)
-			rc = fn(&si->chunks[c], si->name, arg);
+			rc = emit_chunk(st, &si->chunks[c], si->name, fn, arg);
 		if (rc == 0 && (flags & DD_EACH_ENTRIES) && dd_stream_attr(si, "listing")) {
 			rc = dd_listing_each_chunk(st, si, fn, arg);
 			if (rc < 0)

@@ -23,12 +23,14 @@ struct dd_midx_slot {
 	uint32_t pack; /* DD_MIDX_NONE: empty slot */
 	uint32_t off, len;
 	uint32_t alt; /* first other place: index + 1 into m->alts (0: none) */
+	uint32_t delta; /* this place is a delta object: index + 1 into m->deltas (0: a full object) */
 	uint8_t type;
 };
 
 struct dd_midx_alt {
 	uint32_t pack, off, len;
 	uint32_t next; /* index + 1 of the next other place (0: none) */
+	uint32_t delta; /* as the slot's */
 };
 
 void
@@ -43,6 +45,7 @@ dd_midx_clear(struct dd_midx *m)
 {
 	free(m->slots);
 	free(m->alts);
+	free(m->deltas);
 	free(m->packs);
 	free(m->files);
 	pthread_mutex_destroy(&m->mu);
@@ -100,6 +103,48 @@ pack_live(const struct dd_midx *m, uint32_t pack, int pending)
 	return st == DD_MIDX_READY || (pending && st == DD_MIDX_PENDING);
 }
 
+/* Under the lock: the hit of a place (delta: index + 1 into m->deltas, or 0). */
+static struct dd_midx_hit
+hit_of(const struct dd_midx *m, uint32_t pack, uint32_t off, uint32_t len, uint32_t delta)
+{
+	struct dd_midx_hit h = { .pack = pack, .off = off, .len = len, .type = DD_OBJ_DATA };
+
+	if (delta) {
+		h.type = DD_OBJ_DELTA;
+		h.d = m->deltas[delta - 1];
+	}
+	return h;
+}
+
+/* Under the lock: remember d (NULL: none); its index + 1, or 0. */
+static uint32_t
+delta_add(struct dd_midx *m, const struct dd_delta_ref *d)
+{
+	if (!d)
+		return 0;
+	if (m->ndeltas == m->capdeltas) {
+		m->capdeltas = m->capdeltas ? 2 * m->capdeltas : 64;
+		m->deltas = dd_realloc(m->deltas, m->capdeltas * sizeof(*m->deltas));
+	}
+	m->deltas[m->ndeltas] = *d;
+	return (uint32_t)++m->ndeltas;
+}
+
+int
+dd_midx_delta_of(struct dd_midx *m, const uint8_t id[32], int pending, struct dd_delta_ref *d)
+{
+	struct dd_midx_hit hits[DD_MIDX_MAX_PLACES];
+	size_t n = dd_midx_find_all(m, id, pending, hits, DD_MIDX_MAX_PLACES);
+
+	for (size_t i = 0; i < n; i++) {
+		if (hits[i].type == DD_OBJ_DELTA) {
+			*d = hits[i].d;
+			return 1;
+		}
+	}
+	return 0;
+}
+
 size_t
 dd_midx_find_all(struct dd_midx *m, const uint8_t id[32], int pending, struct dd_midx_hit *hits, size_t max)
 {
@@ -111,11 +156,11 @@ dd_midx_find_all(struct dd_midx *m, const uint8_t id[32], int pending, struct dd
 		s = probe(m, id);
 		if (s->pack != DD_MIDX_NONE) {
 			if (k < max && live(m, s, pending))
-				hits[k++] = (struct dd_midx_hit){ s->pack, s->off, s->len, s->type };
+				hits[k++] = hit_of(m, s->pack, s->off, s->len, s->delta);
 			for (uint32_t a = s->alt; a && k < max; a = m->alts[a - 1].next) {
 				const struct dd_midx_alt *x = &m->alts[a - 1];
 				if (pack_live(m, x->pack, pending))
-					hits[k++] = (struct dd_midx_hit){ x->pack, x->off, x->len, s->type };
+					hits[k++] = hit_of(m, x->pack, x->off, x->len, x->delta);
 			}
 		}
 	}
@@ -131,7 +176,8 @@ dd_midx_find(struct dd_midx *m, const uint8_t id[32], int pending, struct dd_mid
 
 /* Under the lock: pack `pack` holds slot s's object too (unless already listed). */
 static void
-add_alt(struct dd_midx *m, struct dd_midx_slot *s, uint32_t pack, uint32_t off, uint32_t len)
+add_alt(struct dd_midx *m, struct dd_midx_slot *s, uint32_t pack, uint32_t off, uint32_t len,
+	const struct dd_delta_ref *d)
 {
 	uint32_t *link = &s->alt;
 
@@ -146,15 +192,19 @@ add_alt(struct dd_midx *m, struct dd_midx_slot *s, uint32_t pack, uint32_t off, 
 		m->capalts = m->capalts ? 2 * m->capalts : 64;
 		m->alts = dd_realloc(m->alts, m->capalts * sizeof(*m->alts));
 	}
-	m->alts[m->nalts] = (struct dd_midx_alt){ pack, off, len, 0 };
+	m->alts[m->nalts] = (struct dd_midx_alt){ pack, off, len, 0, delta_add(m, d) };
 	*link = (uint32_t)++m->nalts;
 }
 
 /* Under the lock. */
 static int
-add_locked(struct dd_midx *m, const uint8_t id[32], uint8_t type, uint32_t pack, uint32_t off, uint32_t len)
+add_locked(struct dd_midx *m, const uint8_t id[32], uint8_t type, uint32_t pack, uint32_t off, uint32_t len,
+	   const struct dd_delta_ref *d)
 {
 	struct dd_midx_slot *s;
+
+	if (type != DD_OBJ_DELTA)
+		d = NULL;
 
 	if (2 * (m->n + 1) > m->cap)
 		grow(m);
@@ -165,26 +215,28 @@ add_locked(struct dd_midx *m, const uint8_t id[32], uint8_t type, uint32_t pack,
 			return 1;
 		}
 		if (live(m, s, 1)) { /* another place of the same object */
-			add_alt(m, s, pack, off, len);
+			add_alt(m, s, pack, off, len, d);
 			return 0;
 		}
 		/* its pack failed: the new place comes first (the other places stay) */
-		s->pack = pack, s->off = off, s->len = len, s->type = type;
+		s->pack = pack, s->off = off, s->len = len, s->type = type, s->delta = delta_add(m, d);
 		return 1;
 	}
-	*s = (struct dd_midx_slot){ .pack = pack, .off = off, .len = len, .type = type, .alt = 0 };
+	*s = (struct dd_midx_slot){ .pack = pack, .off = off, .len = len, .type = type, .alt = 0,
+				    .delta = delta_add(m, d) };
 	memcpy(s->id, id, 32);
 	m->n++;
 	return 1;
 }
 
 int
-dd_midx_add(struct dd_midx *m, const uint8_t id[32], uint8_t type, uint32_t pack, uint32_t off, uint32_t len)
+dd_midx_add(struct dd_midx *m, const uint8_t id[32], uint8_t type, uint32_t pack, uint32_t off, uint32_t len,
+	    const struct dd_delta_ref *d)
 {
 	int r;
 
 	pthread_mutex_lock(&m->mu);
-	r = add_locked(m, id, type, pack, off, len);
+	r = add_locked(m, id, type, pack, off, len, d);
 	pthread_mutex_unlock(&m->mu);
 	return r;
 }
@@ -264,7 +316,7 @@ dd_midx_load(struct dd_midx *m, uint32_t file, const struct dd_index_pack *p, si
 		m->packs[k].state = DD_MIDX_READY;
 		m->packs[k].in_store = m->files[file].in_store;
 		for (size_t j = 0; j < p[i].n; j++)
-			add_locked(m, p[i].e[j].id, p[i].e[j].type, k, p[i].e[j].off, p[i].e[j].len);
+			add_locked(m, p[i].e[j].id, p[i].e[j].type, k, p[i].e[j].off, p[i].e[j].len, &p[i].e[j].d);
 	}
 	pthread_mutex_unlock(&m->mu);
 }

@@ -5,8 +5,13 @@
  *       compression u8 | plaintext length u64le | body ) incl. 16-byte tag
  *
  * with associated data version | type | id, so an object cannot be replayed
- * under another id or type. The opener is strict and treats its input as
- * hostile.
+ * under another id or type. A delta object (type 4, §4.3) has the inner
+ *
+ *       compression u8 (1) | plaintext length u64le | base id[32] |
+ *       base length u32le | one zstd frame made with the base as prefix
+ *
+ * so its base is authenticated with it, and it opens against that base
+ * only. The opener is strict and treats its input as hostile.
  */
 #ifndef DD_STORE_OBJECT_H
 #define DD_STORE_OBJECT_H
@@ -22,6 +27,7 @@
 #define DD_OBJECT_MAGIC "DDOB"
 #define DD_OBJECT_HEADER 30 /* magic 4 + version 1 + type 1 + nonce 24 */
 #define DD_OBJECT_INNER 9   /* compression 1 + length 8 */
+#define DD_OBJECT_INNER_DELTA 45 /* the same + base id 32 + base length 4 (DD_OBJ_DELTA) */
 #define DD_OBJECT_TAG 16
 #define DD_ZSTD_LEVEL 3   /* the level of stores whose config names none (format 1), and of tests */
 #define DD_ZLEVEL_NONE 0  /* a level that means: store every body raw */
@@ -31,6 +37,23 @@ enum dd_object_type {
 	DD_OBJ_DATA = 1,     /* a chunk of a stream */
 	DD_OBJ_MANIFEST = 2, /* a snapshot manifest */
 	DD_OBJ_INDEX = 3,    /* an index file: where objects are in packs (FORMAT.md §4.2) */
+	DD_OBJ_DELTA = 4,    /* a chunk stored as a delta against another chunk, its base (FORMAT.md §4.3) */
+};
+
+/*
+ * Delta chains (FORMAT.md §4.3): a reader refuses to follow more than
+ * DD_DELTA_DEPTH_MAX deltas to reach a full object (hostile index files
+ * could make cycles); a writer stores a full object rather than a delta
+ * whose chain would be longer than DD_DELTA_DEPTH_WRITE.
+ */
+#define DD_DELTA_DEPTH_MAX 16
+#define DD_DELTA_DEPTH_WRITE 8
+
+/* A delta object's base: its id, plaintext length, and how many deltas its own chain has (0: full). */
+struct dd_delta_ref {
+	uint8_t base[32];
+	uint32_t base_len;
+	uint8_t depth; /* of the delta itself: the base's depth + 1, 1..DD_DELTA_DEPTH_MAX */
 };
 
 enum { DD_COMP_NONE = 0, DD_COMP_ZSTD = 1 };
@@ -41,6 +64,27 @@ int dd_object_seal(struct dd_buf *out, const struct dd_keys *k, int type, const 
 /* The same at zstd level `level` (the store's, dd_store_config.zlevel); DD_ZLEVEL_NONE: raw. */
 int dd_object_seal_level(struct dd_buf *out, const struct dd_keys *k, int type, const uint8_t id[32],
 			 const void *plain, size_t len, ZSTD_CCtx *zc, int level);
+/*
+ * Seal `plain` as a delta object (type DD_OBJ_DELTA) against the base
+ * plaintext `bplain` (bid its id): zstd with `bplain` as prefix, the base
+ * id and length in the inner part. Always compressed (the caller compares
+ * sizes).
+ */
+int dd_object_seal_delta(struct dd_buf *out, const struct dd_keys *k, const uint8_t id[32], const uint8_t bid[32],
+			 const void *bplain, size_t blen, const void *plain, size_t len, ZSTD_CCtx *zc);
+/* The same at the store's level (dd_store_config.zlevel; DD_ZLEVEL_NONE: level 1, a delta is zstd). */
+int dd_object_seal_delta_level(struct dd_buf *out, const struct dd_keys *k, const uint8_t id[32], const uint8_t bid[32],
+			       const void *bplain, size_t blen, const void *plain, size_t len, ZSTD_CCtx *zc, int level);
+/*
+ * Open delta object `obj` (id `id`) against base `bid` whose plaintext is
+ * `bplain`; as dd_object_open (length bound, id recomputed). A delta made
+ * against another base (id or length) is refused as damaged.
+ */
+int dd_object_open_delta(struct dd_buf *out, const struct dd_keys *k, const uint8_t id[32], const uint8_t bid[32],
+			 const void *bplain, size_t blen, const void *obj, size_t len, size_t max_plain,
+			 ZSTD_DCtx *zd);
+/* The type byte of object `obj` (0 when too short or not an object): no authentication. */
+int dd_object_peek_type(const void *obj, size_t len);
 /*
  * Authenticate and decompress `obj` into `out` (replacing its contents).
  * Plaintexts longer than max_plain are refused. For DD_OBJ_DATA the keyed
@@ -62,6 +106,9 @@ int dd_object_open(struct dd_buf *out, const struct dd_keys *k, int type, const 
  */
 int dd_object_check(const struct dd_keys *k, int type, const uint8_t id[32], const void *obj, size_t len,
 		    struct dd_buf *scratch);
+/* dd_object_check, and for a delta object (type DD_OBJ_DELTA) the base it names into *d (depth 0) when not NULL. */
+int dd_object_delta_base(const struct dd_keys *k, int type, const uint8_t id[32], const void *obj, size_t len,
+			 struct dd_buf *scratch, struct dd_delta_ref *d);
 /* The plaintext length of the object dd_object_check just accepted into `scratch`. */
 uint64_t dd_object_check_plain_len(const struct dd_buf *scratch);
 

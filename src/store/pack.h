@@ -29,24 +29,29 @@
 #include <stdint.h>
 
 #include "store/crypto.h"
+#include "store/object.h"
 #include "util/buf.h"
 
 #define DD_PACK_TARGET (16u << 20)     /* a pack is finished once it holds this many bytes */
 #define DD_PACK_MAX_OBJECTS 65536u      /* per pack */
 #define DD_PACK_INDEX_EVERY 64          /* a big snapshot writes an index file every this many packs (~1 GiB) */
 #define DD_PACK_MAX ((uint64_t)1 << 30) /* readers refuse larger packs */
-#define DD_PACK_VERSION 1
+#define DD_PACK_VERSION 1       /* packs without delta objects (what every reader accepts) */
+#define DD_PACK_VERSION_DELTA 2 /* packs holding delta objects (FORMAT.md §4.3): entries of type 4 are longer */
 #define DD_PACK_MAGIC "DDPH"
 #define DD_PACK_ENTRY 41 /* type 1 + id 32 + offset 4 + length 4 */
+#define DD_PACK_ENTRY_DELTA 78 /* the same + base id 32 + base length 4 + depth 1 (type 4) */
 #define DD_PACK_AD "dnadata pack header"
 #define DD_INDEX_MAGIC "DDIX"
-#define DD_INDEX_VERSION 1
+#define DD_INDEX_VERSION 1       /* as DD_PACK_VERSION */
+#define DD_INDEX_VERSION_DELTA 2 /* as DD_PACK_VERSION_DELTA */
 #define DD_INDEX_MAX (64u << 20) /* largest index plaintext a reader accepts (~1.5 million objects) */
 
 struct dd_pack_entry {
-	uint8_t type;
+	uint8_t type; /* 1 = data, 4 = delta (DD_OBJ_DELTA, then `d` says against what) */
 	uint8_t id[32];
 	uint32_t off, len;
+	struct dd_delta_ref d;
 };
 
 /* The name of a pack: SHA-256 of its bytes. */
@@ -103,7 +108,8 @@ struct dd_midx_file {
 
 struct dd_midx_hit {
 	uint32_t pack, off, len;
-	uint8_t type;
+	uint8_t type;         /* of this place: DD_OBJ_DATA, or DD_OBJ_DELTA (then d says its base) */
+	struct dd_delta_ref d;
 };
 
 /*
@@ -119,6 +125,8 @@ struct dd_midx {
 	size_t cap, n;
 	struct dd_midx_alt *alts;
 	size_t nalts, capalts;
+	struct dd_delta_ref *deltas; /* the bases of places that are delta objects */
+	size_t ndeltas, capdeltas;
 	struct dd_midx_pack *packs;
 	size_t npacks, cappacks;
 	struct dd_midx_file *files;
@@ -132,8 +140,14 @@ int dd_midx_find(struct dd_midx *m, const uint8_t id[32], int pending, struct dd
 /* Every usable place of `id`, the first one first (at most `max`): how many were filled. */
 size_t dd_midx_find_all(struct dd_midx *m, const uint8_t id[32], int pending, struct dd_midx_hit *hits, size_t max);
 #define DD_MIDX_MAX_PLACES 4 /* places a reader tries */
-/* Add object `id` to pack `pack`: 1 added as its first place, 0 some ready or pending pack has it (kept as another place). */
-int dd_midx_add(struct dd_midx *m, const uint8_t id[32], uint8_t type, uint32_t pack, uint32_t off, uint32_t len);
+/*
+ * Add object `id` to pack `pack` (`d`: its base when type is DD_OBJ_DELTA, else NULL): 1 added as its
+ * first place, 0 some ready or pending pack has it (kept as another place).
+ */
+int dd_midx_add(struct dd_midx *m, const uint8_t id[32], uint8_t type, uint32_t pack, uint32_t off, uint32_t len,
+		const struct dd_delta_ref *d);
+/* The base of `id` when some usable place of it is a delta object: 1 (*d filled), 0 (every place full, or none). */
+int dd_midx_delta_of(struct dd_midx *m, const uint8_t id[32], int pending, struct dd_delta_ref *d);
 /* A new pack slot (state pending, no file); returns its number. */
 uint32_t dd_midx_new_pack(struct dd_midx *m);
 /* Index file `id`: its slot (made when new; *isnew says which). */

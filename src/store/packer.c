@@ -48,6 +48,7 @@ struct pobj {
 	uint8_t type;
 	uint32_t len;
 	uint8_t *data;
+	struct dd_delta_ref d; /* type DD_OBJ_DELTA: its base */
 };
 
 struct dd_packer {
@@ -175,8 +176,13 @@ dd_store_check_pack(struct dd_store *st, const uint8_t name[32], const uint8_t *
 	for (size_t i = 0; i < *n; i++) {
 		const struct dd_pack_entry *x = &(*e)[i];
 		char hex[DD_ID_HEX_SIZE];
-		if ((full ? dd_object_open(&plain, st->keys, x->type, x->id, data + x->off, x->len, st->chunker->max, zd)
-			  : dd_object_check(st->keys, x->type, x->id, data + x->off, x->len, &plain)) < 0) {
+		/* a delta opens with its base's plaintext (the chunk reads do that): here it is authenticated */
+		int open = full && x->type != DD_OBJ_DELTA;
+		struct dd_delta_ref d;
+		if ((open ? dd_object_open(&plain, st->keys, x->type, x->id, data + x->off, x->len, st->chunker->max, zd)
+			  : dd_object_delta_base(st->keys, x->type, x->id, data + x->off, x->len, &plain, &d)) < 0 ||
+		    (x->type == DD_OBJ_DELTA && (memcmp(d.base, x->d.base, 32) || d.base_len != x->d.base_len) &&
+		     dd_error("damaged (its entry names another delta base than the object)"))) {
 			dd_hex_encode(hex, x->id, 32);
 			dd_error_wrap("object %s at offset %u", hex, x->off);
 			goto out;
@@ -210,7 +216,7 @@ lay_out(struct dd_buf *pack, struct pobj *objs, size_t n, struct dd_index_pack *
 	ip->n = n;
 	for (size_t k = 0; k < n; k++) {
 		struct pobj *o = &objs[order[k]];
-		ip->e[k] = (struct dd_pack_entry){ .type = o->type, .off = (uint32_t)pack->len, .len = o->len };
+		ip->e[k] = (struct dd_pack_entry){ .type = o->type, .off = (uint32_t)pack->len, .len = o->len, .d = o->d };
 		memcpy(ip->e[k].id, o->id, 32);
 		dd_buf_put(pack, o->data, o->len);
 		free(o->data);
@@ -239,7 +245,10 @@ write_pack(struct dd_store *st, struct dd_buf *pack, const struct dd_index_pack 
 	}
 	for (size_t i = 0; n == ip->n && i < n; i++)
 		if (e[i].type != ip->e[i].type || e[i].off != ip->e[i].off || e[i].len != ip->e[i].len ||
-		    memcmp(e[i].id, ip->e[i].id, 32))
+		    memcmp(e[i].id, ip->e[i].id, 32) ||
+		    (e[i].type == DD_OBJ_DELTA && (memcmp(e[i].d.base, ip->e[i].d.base, 32) ||
+						   e[i].d.base_len != ip->e[i].d.base_len ||
+						   e[i].d.depth != ip->e[i].d.depth)))
 			n = 0;
 	if (n != ip->n) {
 		dd_error("the pack %s just written to the cache lists other objects than it holds", name);
@@ -303,7 +312,7 @@ finish(struct dd_store *st, struct dd_packer *pk, struct pobj *objs, size_t n, u
 	if (write_pack(st, &pack, &ip, name) < 0)
 		goto out;
 	for (size_t i = 0; i < ip.n; i++)
-		dd_midx_add(pk->idx, ip.e[i].id, ip.e[i].type, slot, ip.e[i].off, ip.e[i].len);
+		dd_midx_add(pk->idx, ip.e[i].id, ip.e[i].type, slot, ip.e[i].off, ip.e[i].len, &ip.e[i].d);
 	memcpy(mp.name, ip.name, 32);
 	mp.state = DD_MIDX_READY;
 	dd_midx_pack_set(pk->idx, slot, &mp);
@@ -541,6 +550,13 @@ drain(struct dd_store *st, struct dd_packer *pk, int all)
 int
 dd_packer_add(struct dd_store *st, const uint8_t id[32], int type, const struct dd_buf *obj, int *existed, int priv)
 {
+	return dd_packer_add_delta(st, id, type, NULL, obj, existed, priv);
+}
+
+int
+dd_packer_add_delta(struct dd_store *st, const uint8_t id[32], int type, const struct dd_delta_ref *d,
+		    const struct dd_buf *obj, int *existed, int priv)
+{
 	struct dd_packer *pk = priv ? st->ppacker : st->packer;
 	struct dd_midx_hit hit;
 	struct pobj *o;
@@ -562,7 +578,7 @@ dd_packer_add(struct dd_store *st, const uint8_t id[32], int type, const struct 
 	}
 	if (pk->slot == DD_MIDX_NONE)
 		pk->slot = dd_midx_new_pack(pk->idx);
-	dd_midx_add(pk->idx, id, (uint8_t)type, pk->slot, 0, (uint32_t)obj->len);
+	dd_midx_add(pk->idx, id, (uint8_t)type, pk->slot, 0, (uint32_t)obj->len, d);
 	if (pk->n == pk->cap) {
 		pk->cap = pk->cap ? 2 * pk->cap : 64;
 		pk->objs = dd_realloc(pk->objs, pk->cap * sizeof(*pk->objs));
@@ -571,6 +587,9 @@ dd_packer_add(struct dd_store *st, const uint8_t id[32], int type, const struct 
 	memcpy(o->id, id, 32);
 	o->type = (uint8_t)type;
 	o->len = (uint32_t)obj->len;
+	memset(&o->d, 0, sizeof(o->d));
+	if (type == DD_OBJ_DELTA)
+		o->d = *d;
 	o->data = dd_malloc(obj->len);
 	memcpy(o->data, obj->ptr, obj->len);
 	pk->bytes += obj->len;

@@ -236,6 +236,91 @@ put_packed(struct dd_store *st, const uint8_t id[32], const void *plain, size_t 
 
 static int get_from_cache_pack(struct dd_store *st, const uint8_t id[32], const char *name, size_t max_plain,
 			       struct dd_buf *plain, ZSTD_DCtx *zd, struct dd_buf *obj);
+static int legacy_present(struct dd_store *st, const uint8_t id[32]);
+
+/*
+ * The delta of plain against base `b` (its plaintext read from the cache),
+ * sealed into `obj`, with its ref in *d: 1 when made (its chain within
+ * DD_DELTA_DEPTH_WRITE), 0 when not possible (no error), -1. *bfull: the
+ * size of the base's object when it is a full one (an estimate of this
+ * chunk's full object), else 0.
+ */
+static int
+seal_delta(struct dd_store *st, const uint8_t id[32], const void *plain, size_t len, const struct dd_chunk_ref *b,
+	   ZSTD_CCtx *zc, ZSTD_DCtx *zd, struct dd_buf *obj, struct dd_delta_ref *d, size_t *bfull)
+{
+	struct dd_buf bplain = DD_BUF_INIT;
+	struct dd_delta_ref bd;
+	struct dd_midx_hit hit;
+	int r = 0;
+
+	memset(d, 0, sizeof(*d));
+	*bfull = 0;
+	if (!memcmp(b->id, id, 32) || !dd_midx_find(st->idx, b->id, 0, &hit))
+		return 0; /* the base must be in a ready pack (another run's, or this one's finished) */
+	if (hit.type == DD_OBJ_DATA)
+		*bfull = hit.len;
+	d->depth = (uint8_t)((dd_midx_delta_of(st->idx, b->id, 0, &bd) ? bd.depth : 0) + 1);
+	if (d->depth > DD_DELTA_DEPTH_WRITE)
+		return 0; /* a full object every DD_DELTA_DEPTH_WRITE + 1 generations */
+	if (dd_store_get_cached(st, b->id, b->len, &bplain, zd) != 0 || bplain.len != b->len) {
+		dd_error_clear(); /* not in the cache: no delta (never a request for a base while writing) */
+		goto out;
+	}
+	memcpy(d->base, b->id, 32);
+	d->base_len = b->len;
+	r = dd_object_seal_delta_level(obj, st->keys, id, b->id, bplain.ptr, bplain.len, plain, len, zc,
+				       st->zlevel) < 0 ? -1 : 1;
+out:
+	dd_buf_release(&bplain);
+	return r;
+}
+
+int
+dd_store_put_data_delta(struct dd_store *st, const uint8_t id[32], const void *plain, size_t len,
+			const struct dd_chunk_ref *base, ZSTD_CCtx *zc, ZSTD_DCtx *zd, struct dd_buf *scratch,
+			int *existed)
+{
+	struct dd_buf full = DD_BUF_INIT, own = DD_BUF_INIT, *obj = scratch ? scratch : &own;
+	struct dd_delta_ref d;
+	struct dd_midx_hit hit;
+	size_t bfull;
+	int rc, r;
+
+	*existed = 0;
+	if (dd_store_index_refresh(st) < 0)
+		return -1;
+	if (dd_midx_find(st->idx, id, 1, &hit) || legacy_present(st, id)) {
+		rc = put_packed(st, id, plain, len, zc, obj, existed); /* what it does with an object it has */
+		goto out;
+	}
+	r = seal_delta(st, id, plain, len, base, zc, zd, obj, &d, &bfull);
+	if (r < 0) {
+		rc = -1;
+		goto out;
+	}
+	/*
+	 * A delta under half its base's full object (the same data but for a
+	 * few changes), or under 1/1024 of its plaintext, is kept without
+	 * sealing the full object to compare: a compression saved per chunk.
+	 */
+	if (r == 0 || (4 * obj->len >= bfull && obj->len * 1024 > len)) {
+		if (dd_store_seal(st, &full, DD_OBJ_DATA, id, plain, len, zc) < 0) {
+			rc = -1;
+			goto out;
+		}
+		if (r == 1 && 2 * obj->len >= full.len)
+			r = 0; /* not clearly smaller than the full object */
+	}
+	if (r == 1)
+		rc = dd_packer_add_delta(st, id, DD_OBJ_DELTA, &d, obj, existed, 0);
+	else
+		rc = dd_packer_add(st, id, DD_OBJ_DATA, &full, existed, 0);
+out:
+	dd_buf_release(&full);
+	dd_buf_release(&own);
+	return rc;
+}
 
 int
 dd_store_adopt_chunk(struct dd_store *st, const struct dd_chunk_ref *ref, int priv)
@@ -353,15 +438,136 @@ dd_store_chunkbuf_put(struct dd_store *st, uint8_t *buf)
 	free(buf);
 }
 
-/* Open `obj` as object `id`; on failure, a replaced store explains it better than "damaged". */
+/*
+ * Delta objects (FORMAT.md §4.3). Opening one opens its base first (the
+ * same way, so a chain is followed base by base): delta_depth counts the
+ * bases this thread is opening, bounded by DD_DELTA_DEPTH_MAX whatever the
+ * index files say (a hostile one could make a cycle). cache_only: a
+ * writer's base is read from the cache or not at all (no request).
+ */
+static _Thread_local int delta_depth, cache_only;
+/*
+ * The last open_data() failed for want of a base (missing, unreadable, or
+ * the chain too long), not because the object is damaged: its other
+ * copies would fail the same way (the base read tried every place), so
+ * callers stop there instead of trying them, which down a chain would
+ * multiply the reads at every level.
+ */
+static _Thread_local int base_failed;
+
+/* The base of data object `id` when some place of it is a delta: 1 (*d filled), else 0. */
 static int
-open_from_store(struct dd_store *st, int type, const uint8_t id[32], const struct dd_buf *obj, size_t max_plain,
-		struct dd_buf *plain, ZSTD_DCtx *zd)
+delta_of(struct dd_store *st, const uint8_t id[32], struct dd_delta_ref *d)
+{
+	struct dd_midx *maps[3] = { st->idx, st->pidx, st->opidx };
+
+	for (size_t m = 0; m < 3; m++)
+		if (maps[m] && dd_midx_delta_of(maps[m], id, 1, d))
+			return 1;
+	return 0;
+}
+
+int
+dd_store_delta_of(struct dd_store *st, const uint8_t id[32], struct dd_delta_ref *d)
+{
+	return delta_of(st, id, d);
+}
+
+/* Open delta object `obj` (id `id`) against its base d->base, which is opened first. */
+static int
+open_delta(struct dd_store *st, const struct dd_delta_ref *d, const uint8_t id[32], const struct dd_buf *obj,
+	   size_t max_plain, struct dd_buf *plain, ZSTD_DCtx *zd)
+{
+	struct dd_buf base = DD_BUF_INIT;
+	char hex[DD_ID_HEX_SIZE];
+	int r;
+
+	dd_hex_encode(hex, d->base, 32);
+	if (delta_depth >= DD_DELTA_DEPTH_MAX) {
+		base_failed = 1;
+		return dd_error("damaged (a chain of more than %d delta objects)", DD_DELTA_DEPTH_MAX);
+	}
+	delta_depth++;
+	r = dd_store_get_object(st, DD_OBJ_DATA, d->base, d->base_len, &base, zd);
+	delta_depth--;
+	if (r == 0 && base.len != d->base_len)
+		r = dd_error("its delta base %s is damaged (%zu bytes where its index entry says %u)", hex, base.len,
+			     d->base_len);
+	else if (r != 0 && base_failed)
+		; /* a base further down the chain failed: its error names it */
+	else if (r != 0) {
+		char *why = dd_strdup(dd_error_last() ? dd_error_last() : "unreadable"); /* dd_error() reuses its buffer */
+		dd_error("its delta base %s is %s (%s)", hex, r == DD_NOTFOUND ? "missing" : "damaged or cannot be read",
+			 why);
+		free(why);
+	}
+	if (r != 0)
+		base_failed = 1;
+	else
+		r = dd_object_open_delta(plain, st->keys, id, d->base, base.ptr, base.len, obj->ptr, obj->len,
+					 max_plain, zd);
+	dd_buf_release(&base);
+	return r == 0 ? 0 : -1;
+}
+
+/*
+ * Open data object `obj` as `id`: a full object, or a delta against the
+ * base it names (which its place `d`, when known from an index file, must
+ * name too).
+ */
+static int
+open_data(struct dd_store *st, const struct dd_delta_ref *d, const uint8_t id[32], const struct dd_buf *obj,
+	  size_t max_plain, struct dd_buf *plain, ZSTD_DCtx *zd)
+{
+	struct dd_delta_ref inside;
+	struct dd_buf scratch = DD_BUF_INIT;
+	int r;
+
+	base_failed = 0;
+	if (dd_object_peek_type(obj->ptr, obj->len) != DD_OBJ_DELTA)
+		return dd_object_open(plain, st->keys, DD_OBJ_DATA, id, obj->ptr, obj->len, max_plain, zd);
+	r = dd_object_delta_base(st->keys, DD_OBJ_DELTA, id, obj->ptr, obj->len, &scratch, &inside);
+	dd_buf_release(&scratch);
+	if (r < 0)
+		return -1;
+	if (d && (memcmp(d->base, inside.base, 32) || d->base_len != inside.base_len))
+		return dd_error("damaged (its index entry names another delta base than the object)");
+	return open_delta(st, &inside, id, obj, max_plain, plain, zd);
+}
+
+/* Authenticate data object `p` (a full object or a delta) without opening it. */
+static int
+check_data(struct dd_store *st, const uint8_t id[32], const void *p, size_t len, struct dd_buf *scratch)
+{
+	int type = dd_object_peek_type(p, len) == DD_OBJ_DELTA ? DD_OBJ_DELTA : DD_OBJ_DATA;
+
+	return dd_object_check(st->keys, type, id, p, len, scratch);
+}
+
+int
+dd_store_get_cached(struct dd_store *st, const uint8_t id[32], size_t max_plain, struct dd_buf *plain,
+		    ZSTD_DCtx *zd)
+{
+	int was = cache_only, r;
+
+	cache_only = 1;
+	r = dd_store_get_object(st, DD_OBJ_DATA, id, max_plain, plain, zd);
+	cache_only = was;
+	return r;
+}
+
+/* Open `obj` as object `id` (`d`: a data object's place is a delta); on failure, a replaced store explains it better than "damaged". */
+static int
+open_from_store(struct dd_store *st, int type, const uint8_t id[32], const struct dd_delta_ref *d,
+		const struct dd_buf *obj, size_t max_plain, struct dd_buf *plain, ZSTD_DCtx *zd)
 {
 	struct dd_error_saved why;
 
-	if (dd_object_open(plain, st->keys, type, id, obj->ptr, obj->len, max_plain, zd) == 0)
+	if ((type == DD_OBJ_DATA ? open_data(st, d, id, obj, max_plain, plain, zd)
+				 : dd_object_open(plain, st->keys, type, id, obj->ptr, obj->len, max_plain, zd)) == 0)
 		return 0;
+	if (type == DD_OBJ_DATA && base_failed)
+		return -1;
 	dd_error_save(&why);
 	if (dd_store_config_refresh(st) < 0) {
 		dd_error_saved_free(&why);
@@ -400,11 +606,16 @@ get_from_store_pack(struct dd_store *st, const uint8_t id[32], const char *name,
 		r = st->be->ops->get_range(st->be, pname, hits[i].off, hits[i].len, obj);
 		if (r == DD_NOTFOUND || dd_store_gone(st, r))
 			continue;
-		if (r == 0 && open_from_store(st, DD_OBJ_DATA, id, obj, max_plain, plain, zd) == 0) {
+		if (r == 0 && open_from_store(st, DD_OBJ_DATA, id, hits[i].type == DD_OBJ_DELTA ? &hits[i].d : NULL, obj,
+					      max_plain, plain, zd) == 0) {
 			dd_error_saved_free(&first);
 			return 0;
 		}
 		dd_error_wrap("object %s in %s of the store %s", name, pname, st->url);
+		if (r == 0 && base_failed) {
+			dd_error_saved_free(&first);
+			return -1;
+		}
 		if (!failed++)
 			dd_error_save(&first);
 		dd_error_clear();
@@ -438,7 +649,7 @@ get_from_backend(struct dd_store *st, int type, const uint8_t id[32], const char
 		r = st->be->ops->get(st->be, name, obj);
 		if (dd_store_gone(st, r))
 			r = DD_EUNREACHABLE;
-		else if (r == 0 && open_from_store(st, type, id, obj, max_plain, plain, zd) < 0)
+		else if (r == 0 && open_from_store(st, type, id, NULL, obj, max_plain, plain, zd) < 0)
 			return dd_error_wrap("object %s in the store %s", name, st->url);
 	}
 	if (r == DD_EUNREACHABLE || (r == DD_NOTFOUND && !dd_store_live(st))) {
@@ -578,7 +789,7 @@ dd_store_get_run(struct dd_store *st, const char *pack, const struct dd_run_obj 
 	for (size_t i = 0; i < n; i++) {
 		const uint8_t *p = (const uint8_t *)all.ptr + (objs[i].off - start);
 		/* authenticated only: restore's full open decompresses and recomputes the id (FORMAT.md §4) */
-		if (dd_object_check(st->keys, DD_OBJ_DATA, objs[i].id, p, objs[i].len, &plain) < 0)
+		if (check_data(st, objs[i].id, p, objs[i].len, &plain) < 0)
 			goto out;
 		if (dd_object_check_plain_len(&plain) > objs[i].plain_len) {
 			dd_error("damaged (plaintext larger than the manifest says)");
@@ -631,20 +842,25 @@ get_from_cache_pack(struct dd_store *st, const uint8_t id[32], const char *name,
 		r = st->cache->ops->get_range(st->cache, pname, hits[i].off, hits[i].len, obj);
 		if (r == DD_NOTFOUND)
 			continue;
-		if (r == 0 && dd_object_open(plain, st->keys, DD_OBJ_DATA, id, obj->ptr, obj->len, max_plain, zd) == 0) {
+		if (r == 0 && open_data(st, hits[i].type == DD_OBJ_DELTA ? &hits[i].d : NULL, id, obj, max_plain, plain,
+					zd) == 0) {
 			dd_error_saved_free(&first);
 			return 0;
 		}
 		/* not deleted: the pack holds other objects that may be fine */
 		dd_error_wrap("object %s in %s of %s", name, pname, st->cache_label);
+		if (r == 0 && base_failed) {
+			dd_error_saved_free(&first);
+			return -1;
+		}
 		if (!damaged++)
 			dd_error_save(&first);
-		if (dd_store_live(st) || i + 1 < n)
+		if ((dd_store_live(st) && !cache_only) || i + 1 < n)
 			dd_warn("%s; %s", dd_error_last(), i + 1 < n ? "trying another pack that holds it" :
 				"reading the object from the store");
 		dd_error_clear();
 	}
-	if (damaged && !dd_store_live(st))
+	if (damaged && (!dd_store_live(st) || cache_only))
 		return dd_error_restore(&first); /* nowhere else to look: the damage is the answer */
 	dd_error_saved_free(&first);
 	return DD_NOTFOUND;
@@ -663,11 +879,14 @@ dd_store_get_object(struct dd_store *st, int type, const uint8_t id[32], size_t 
 	if (r < 0)
 		goto out;
 	if (r == 0) {
-		if (dd_object_open(plain, st->keys, type, id, obj.ptr, obj.len, max_plain, zd) == 0) {
+		if ((type == DD_OBJ_DATA ? open_data(st, NULL, id, &obj, max_plain, plain, zd)
+					 : dd_object_open(plain, st->keys, type, id, obj.ptr, obj.len, max_plain, zd)) == 0) {
 			rc = 0;
 			goto out;
 		}
 		dd_error_wrap("object %s in %s", name, st->cache_label);
+		if (type == DD_OBJ_DATA && base_failed)
+			goto out; /* the copy is fine: its base is not */
 		damaged = 1;
 	}
 	if (type == DD_OBJ_DATA && !damaged) {
@@ -677,8 +896,8 @@ dd_store_get_object(struct dd_store *st, int type, const uint8_t id[32], size_t 
 			goto out;
 		}
 	}
-	if (!st->be) {
-		if (!damaged && atomic_load(&st->gone_why)) {
+	if (!st->be || cache_only) {
+		if (!damaged && !cache_only && atomic_load(&st->gone_why)) {
 			char *context = dd_asprintf("object %s is not in %s", name, st->cache_label);
 			dd_store_unreachable_error(st, context); /* the reason the store was not opened */
 			free(context);

@@ -71,11 +71,15 @@ add_ref(const struct dd_chunk_ref *ref, const char *stream, void *arg)
  * Every chunk of the snapshots `ids` that `flags` (DD_EACH_*) choose, each
  * once (sorted by id): their streams' chunks, and their listings' entries'.
  */
+static int all_mapped(struct dd_store *st, const struct refs *r);
+
 static int
 collect(struct dd_store *st, const char *const *ids, size_t n, int flags, struct refs *r)
 {
 	size_t k = 0;
+	int again = 1;
 
+redo:
 	for (size_t i = 0; i < n; i++) {
 		struct dd_snapshot *s = NULL;
 		int rc = dd_snapshot_load(&s, st, ids[i]);
@@ -85,6 +89,13 @@ collect(struct dd_store *st, const char *const *ids, size_t n, int flags, struct
 		dd_snapshot_free(s);
 		if (rc != 0)
 			return -1;
+	}
+	if (again-- && dd_store_live(st) && !all_mapped(st, r)) {
+		/* chunks the cache's index files do not name: the store's may say they are deltas (their bases too) */
+		dd_store_index_refresh(st); /* an error or an unreachable store leaves the map as it was */
+		dd_error_clear();
+		r->n = 0;
+		goto redo;
 	}
 	if (r->n)
 		qsort(r->v, r->n, sizeof(*r->v), ref_cmp);

@@ -44,6 +44,8 @@ struct check_job {
 	uint32_t pack, off, len; /* where the store's index puts it (pack DD_MIDX_NONE: a loose object) */
 	char *err;
 	int missing;
+	int is_base;           /* a delta base (FORMAT.md §4.3) of base_of, which the stream names */
+	uint8_t base_of[32];
 };
 
 /* A loose object (a store written before packs): there, and with read_data it opens. */
@@ -139,12 +141,49 @@ collect_listing(struct verify *v, const struct dd_snapshot *snap, const struct d
 	}
 }
 
+static struct check_job *
+new_job(struct verify *v, size_t *cap)
+{
+	if (v->njobs == *cap) {
+		*cap = *cap ? 2 * *cap : 256;
+		v->jobs = dd_realloc(v->jobs, *cap * sizeof(*v->jobs));
+	}
+	memset(&v->jobs[v->njobs], 0, sizeof(*v->jobs));
+	return &v->jobs[v->njobs++];
+}
+
+/* A stream's chunk, then its delta bases as far as the index files name them (a reader's depth at most). */
+static void
+add_chunk(struct verify *v, size_t *cap, const struct dd_chunk_ref *ref, const char *stream, const char *snap)
+{
+	struct check_job *j = new_job(v, cap);
+	struct dd_delta_ref d;
+	uint8_t of[32];
+
+	j->ref = *ref;
+	j->stream = stream;
+	j->snap = snap;
+	memcpy(of, ref->id, 32);
+	for (int depth = 0; depth < DD_DELTA_DEPTH_MAX && dd_store_delta_of(v->st, of, &d); depth++) {
+		j = new_job(v, cap);
+		memcpy(j->ref.id, d.base, 32);
+		j->ref.len = d.base_len;
+		j->stream = stream;
+		j->snap = snap;
+		j->is_base = 1;
+		memcpy(j->base_of, of, 32);
+		memcpy(of, d.base, 32);
+	}
+}
+
 /* Load each snapshot and list its chunks (its listings' entries' too), each unique one once. */
 static void
 collect(struct verify *v, const char *const *ids)
 {
 	size_t cap = 0;
 
+	if (dd_store_index_load(v->st) < 0) /* which chunks are deltas, and their bases */
+		dd_error_clear(); /* check_objects loads it again and reports the failure */
 	for (size_t i = 0; i < v->nids; i++) {
 		if (dd_snapshot_load(&v->snaps[i], v->st, ids[i]) != 0) {
 			dd_warn("%s", dd_error_last()); /* names the snapshot already */
@@ -153,17 +192,8 @@ collect(struct verify *v, const char *const *ids)
 		}
 		for (size_t s = 0; s < v->snaps[i]->m->nstreams; s++) {
 			const struct dd_stream_info *si = &v->snaps[i]->m->streams[s];
-			for (size_t c = 0; c < si->nchunks; c++) {
-				if (v->njobs == cap) {
-					cap = cap ? 2 * cap : 256;
-					v->jobs = dd_realloc(v->jobs, cap * sizeof(*v->jobs));
-				}
-				memset(&v->jobs[v->njobs], 0, sizeof(*v->jobs));
-				v->jobs[v->njobs].ref = si->chunks[c];
-				v->jobs[v->njobs].stream = si->name;
-				v->jobs[v->njobs].snap = v->snaps[i]->id;
-				v->njobs++;
-			}
+			for (size_t c = 0; c < si->nchunks; c++)
+				add_chunk(v, &cap, &si->chunks[c], si->name, v->snaps[i]->id);
 			if (dd_stream_attr(si, "listing"))
 				collect_listing(v, v->snaps[i], si, &cap);
 		}
@@ -248,8 +278,15 @@ name_bad(struct verify *v, size_t from, size_t to)
 		if (!j->err)
 			continue;
 		dd_object_name(name, sizeof(name), "data", j->ref.id);
-		dd_warn("%s object %s (stream '%s' of snapshot %.12s): %s", j->missing ? "missing" : "damaged", name,
-			j->label ? j->label : j->stream, j->snap, j->err);
+		if (j->is_base) {
+			char of[DD_ID_HEX_SIZE];
+			dd_hex_encode(of, j->base_of, 32);
+			dd_warn("%s object %s (the delta base of object %s, stream '%s' of snapshot %.12s): %s",
+				j->missing ? "missing" : "damaged", name, of, j->stream, j->snap, j->err);
+		} else {
+			dd_warn("%s object %s (stream '%s' of snapshot %.12s): %s", j->missing ? "missing" : "damaged",
+				name, j->label ? j->label : j->stream, j->snap, j->err);
+		}
 		v->bad++;
 		v->damaged += !j->missing;
 		v->missing += j->missing;

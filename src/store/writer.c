@@ -37,6 +37,8 @@ struct chunk_job {
 	uint8_t id[32];
 	char *err; /* message on failure (errors are per-thread) */
 	struct chunk_job *next_in_stream;
+	struct dd_chunk_ref dbase; /* a delta base: the previous version's chunk aligned with this one */
+	int has_base;
 };
 
 struct dd_snapshot_writer {
@@ -67,6 +69,7 @@ struct dd_stream_writer {
 	struct dd_stream_info prev;
 	uint64_t prev_at;
 	struct dd_splice *splice; /* splice.c's state once dd_stream_write_previous ran (NULL before) */
+	uint64_t *prev_ends; /* delta_pick(): where each chunk of prev ends (NULL: not computed yet) */
 };
 
 /* "stream 'x' failed<how>", or for a detached writer (dd_content_begin) "content failed<how>"; returns -1. */
@@ -76,6 +79,48 @@ failed(const struct dd_stream_writer *w, const char *how)
 	if (w->info.name)
 		return dd_error("stream '%s' failed%s", w->info.name, how);
 	return dd_error("writing content failed%s", how);
+}
+
+/*
+ * The delta base of the chunk being submitted (FORMAT.md §4.3): the chunk
+ * of the previous version that overlaps most the bytes [prev_at, prev_at +
+ * len) aligned with it, then prev_at moves past them. On the writer's
+ * thread, in stream order. prev_at follows lengths only (a chunk's id is
+ * not known yet): after an insertion or deletion the alignment drifts by
+ * its size until dd_stream_write_previous() sets it again.
+ */
+static void
+delta_pick(struct dd_stream_writer *w, struct chunk_job *j)
+{
+	const struct dd_stream_info *p = &w->prev;
+	uint64_t at = w->prev_at, end = at + j->len, best = 0;
+	size_t lo = 0, hi;
+
+	if (!p->name || !p->nchunks || at == UINT64_MAX || (w->sw->flags & DD_SNAPSHOT_PRIVATE))
+		return;
+	w->prev_at = end;
+	if (!w->prev_ends) {
+		w->prev_ends = dd_malloc(p->nchunks * sizeof(*w->prev_ends));
+		for (size_t i = 0; i < p->nchunks; i++)
+			w->prev_ends[i] = (i ? w->prev_ends[i - 1] : 0) + p->chunks[i].len;
+	}
+	hi = p->nchunks;
+	while (lo < hi) { /* the first chunk ending after `at` */
+		size_t mid = lo + (hi - lo) / 2;
+		if (w->prev_ends[mid] <= at)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (size_t i = lo; i < p->nchunks && i < lo + 2; i++) {
+		uint64_t s = w->prev_ends[i] - p->chunks[i].len, e = w->prev_ends[i];
+		uint64_t ov = (e < end ? e : end) - (s > at ? s : at);
+		if (s < end && ov > best) {
+			best = ov;
+			j->dbase = p->chunks[i];
+			j->has_base = 1;
+		}
+	}
 }
 
 static void
@@ -89,6 +134,9 @@ chunk_run(struct dd_job *job, struct dd_worker *wk)
 	dd_id_compute(j->id, j->st->keys, j->data, j->len);
 	if (j->w->sw->flags & DD_SNAPSHOT_PRIVATE)
 		r = dd_store_put_private(j->st, j->id, j->data, j->len, wk->zc, &wk->scratch, &existed);
+	else if (j->has_base)
+		r = dd_store_put_data_delta(j->st, j->id, j->data, j->len, &j->dbase, wk->zc, wk->zd, &wk->scratch,
+					    &existed);
 	else
 		r = dd_store_put_object(j->st, DD_OBJ_DATA, j->id, j->data, j->len, wk->zc, &wk->scratch, &existed);
 	if (r < 0) {
@@ -209,6 +257,8 @@ dd_stream_set_previous(struct dd_stream_writer *w, const struct dd_stream_info *
 	dd_stream_info_clear(&w->prev);
 	dd_stream_info_copy(&w->prev, prev);
 	w->prev_at = 0;
+	free(w->prev_ends);
+	w->prev_ends = NULL;
 }
 
 void
@@ -261,6 +311,7 @@ submit_chunk(struct dd_stream_writer *w)
 	j->w = w;
 	j->data = w->buf;
 	j->len = w->buflen;
+	delta_pick(w, j);
 	w->buf = NULL;
 	w->buflen = 0;
 	if (w->tail)
@@ -423,6 +474,7 @@ stream_free(struct dd_stream_writer *w)
 	dd_stream_info_clear(&w->info);
 	dd_stream_info_clear(&w->prev);
 	dd_splice_free(w->splice);
+	free(w->prev_ends);
 	dd_store_chunkbuf_put(w->sw->st, w->buf);
 	free(w);
 }

@@ -1,0 +1,157 @@
+#!/usr/bin/env bash
+# t-delta.sh: delta objects (docs/FORMAT.md §4.3) on a real server. A table
+# of a few MB of text and jsonb is snapshotted, 1% of its rows are updated
+# scattered (every 100th key), and the next snapshot (whose tables' previous
+# versions are the ref's snapshot's, as every snapshot does), stores its new
+# chunks as deltas:
+# the cache grows by a small fraction of the first snapshot, restore gives
+# the source back exactly (pg_dump compared), a missing base is named by
+# `verify` and refused by `restore` (the database unchanged), a chain at the
+# writer's depth limit restores, and push + fetch carry the bases.
+. "$(dirname "$0")/../lib.sh"
+
+export DNADATA_SKIP=1 # no hook switches on checkout here
+
+CACHE=.git/dnadata/cache
+
+# pg_dump without its volatile lines, each COPY block's rows sorted (as t-pg-fidelity.sh)
+dump() {
+	"$DD_PG_BINDIR/pg_dump" --no-owner "$@" | grep -v -E '^\\(un)?restrict ' |
+		LC_ALL=C awk '
+			inside && $0 == "\\." { close("sort"); inside = 0 }
+			inside { print | "sort"; next }
+			{ print; fflush() }
+			/^COPY .* FROM stdin;$/ { inside = 1 }'
+}
+
+# bytes of the cache's packs
+pack_bytes() {
+	find "$CACHE/packs" -type f -printf '%s\n' | awk '{ s += $1 } END { print s + 0 }'
+}
+
+# setup ROWS: a repository on a fresh database whose table t holds ROWS rows (~220 bytes each)
+setup() {
+	DNADATA_PASSPHRASE=pw repo_with_db delta --store "file://$T/store"
+	psql_q "$DB" "CREATE TABLE t (id int PRIMARY KEY, doc jsonb, note text);
+		INSERT INTO t SELECT i, jsonb_build_object('n', i, 'tag', md5(i::text), 'ok', i % 3 = 0),
+			md5((i * 7)::text) || ' ' || md5((i * 13)::text) || ' ' || repeat(chr(97 + i % 26), i % 40)
+		FROM generate_series(1, $1) i; ANALYZE"
+}
+
+# update GEN: 1% of the rows, scattered (every 100th key), a new value per generation
+update() {
+	psql_q "$DB" "UPDATE t SET doc = jsonb_set(doc, '{n}', to_jsonb(id * $1)),
+		note = md5((id * $1)::text) || substr(note, 33) WHERE id % 100 = 0"
+}
+
+# snapshot_after PREV: the next snapshot (the ref names PREV: its tables are the previous versions); ID gets its id
+snapshot_after() {
+	expect_ok git dnadata snapshot
+	ID=$OUT
+}
+
+test_scattered_updates_cost_a_small_fraction_and_restore_exactly() {
+	setup 20000
+	expect_ok git dnadata snapshot
+	local id1=$OUT first after
+	first=$(pack_bytes)
+	update 3
+	snapshot_after "$id1"
+	after=$(pack_bytes)
+	tap_note "first snapshot: $first bytes of packs; the second after 1% scattered updates added $((after - first))"
+	[ $(((after - first) * 10)) -lt "$first" ] || fail "the second snapshot added $((after - first)) bytes (first: $first)"
+	dump "$DB" >"$T/source.sql"
+	psql_q "$DB" "UPDATE t SET note = 'overwritten'"
+	expect_ok git dnadata restore --force
+	dump "$DB" >"$T/restored.sql"
+	cmp -s "$T/source.sql" "$T/restored.sql" || fail "the restored database differs: $(diff "$T/source.sql" "$T/restored.sql" | head -5)"
+	expect_ok git dnadata verify --read-data
+}
+
+test_a_missing_base_is_named_by_verify_and_refused_by_restore() {
+	setup 20000
+	expect_ok git dnadata snapshot
+	local id1=$OUT packs1
+	packs1=$(cd "$CACHE" && find packs -type f | sort)
+	update 5
+	# a new schema too, so the first snapshot's packs hold nothing of the second's but the bases
+	psql_q "$DB" "COMMENT ON TABLE t IS 'second'; CREATE INDEX t_note ON t (note)"
+	snapshot_after "$id1"
+	psql_q "$DB" "UPDATE t SET note = 'local edit' WHERE id = 1"
+	dump "$DB" >"$T/before.sql"
+	# the first snapshot's packs hold the bases: gone from the store and the cache
+	for p in $packs1; do rm -f "$CACHE/$p" "$T/store/$p"; done
+	expect_fail 1 git dnadata verify
+	assert_contains "$ERR" "(the delta base of object "
+	tap_note "verify: $(grep -m1 'delta base of' <<<"$ERR")"
+	expect_fail 1 git dnadata restore --force
+	assert_contains "$ERR" "its delta base "
+	assert_contains "$ERR" "is missing"
+	tap_note "restore: $(grep -m1 'error:' <<<"$ERR")"
+	dump "$DB" >"$T/after.sql"
+	cmp -s "$T/before.sql" "$T/after.sql" || fail "a refused restore changed the database"
+}
+
+test_a_damaged_base_is_named_by_verify_and_refused_by_restore() {
+	setup 20000
+	expect_ok git dnadata snapshot
+	local id1=$OUT packs1
+	packs1=$(cd "$CACHE" && find packs -type f | sort)
+	update 5
+	snapshot_after "$id1"
+	dump "$DB" >"$T/before.sql"
+	# one byte of every object region of the first snapshot's packs flipped (each pack its own copy)
+	for p in $packs1; do
+		rm -f "$CACHE/$p"
+		for off in 100 300000 700000 1100000 1500000 1900000 2300000 2700000; do
+			[ "$off" -lt "$(stat -c %s "$T/store/$p")" ] && flip_byte "$T/store/$p" "$off"
+		done
+	done
+	expect_fail 1 git dnadata verify --read-data
+	assert_contains "$ERR" "(the delta base of object "
+	expect_fail 1 git dnadata restore --force
+	assert_contains "$ERR" "its delta base "
+	dump "$DB" >"$T/after.sql"
+	cmp -s "$T/before.sql" "$T/after.sql" || fail "a refused restore changed the database"
+}
+
+test_a_chain_at_the_writers_depth_limit_restores_exactly() {
+	setup 8000
+	expect_ok git dnadata snapshot
+	local prev=$OUT
+	# DD_DELTA_DEPTH_WRITE (8) generations of deltas, and one more that starts over with full objects
+	for gen in 2 3 4 5 6 7 8 9 10; do
+		update "$gen"
+		snapshot_after "$prev"
+		prev=$ID
+	done
+	dump "$DB" >"$T/source.sql"
+	psql_q "$DB" "DELETE FROM t WHERE id < 100"
+	expect_ok git dnadata restore --force
+	dump "$DB" >"$T/restored.sql"
+	cmp -s "$T/source.sql" "$T/restored.sql" || fail "the restored database differs"
+	expect_ok git dnadata verify --read-data
+}
+
+test_push_and_fetch_carry_the_bases() {
+	setup 20000
+	expect_ok git dnadata snapshot --dump-only
+	local id1=$OUT origin=$PWD
+	update 7
+	expect_ok git dnadata snapshot --dump-only
+	dump "$DB" >"$T/source.sql"
+	expect_ok git dnadata push
+	expect_ok git dnadata verify --read-data
+	git clone -q "$origin" "$T/b"
+	cd "$T/b"
+	DNADATA_PASSPHRASE=pw expect_ok git dnadata init
+	expect_ok git dnadata fetch
+	# offline from now on: what restore needs is in this clone's cache, bases included
+	mv "$T/store" "$T/store.away"
+	psql_q "$DB" "UPDATE t SET note = 'overwritten'"
+	expect_ok git dnadata restore --force
+	dump "$DB" >"$T/restored.sql"
+	cmp -s "$T/source.sql" "$T/restored.sql" || fail "the restored database differs"
+}
+
+run_tests
