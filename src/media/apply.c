@@ -479,28 +479,12 @@ batch_sync(struct batch *b, size_t from, size_t to)
 }
 
 /*
- * Make a run of the batch's files durable (fdatasync each, in parallel:
- * their writeback began when they were written), rename them into place,
- * record them in the index. Only these files are flushed, not the whole
- * file system (a syncfs would flush PostgreSQL's too, during a switch).
+ * Rename a run of the batch's files into place (synced already); *latest
+ * gets the newest ctime of a renamed file (the restat waits past it).
  */
 static int
-finish_run(struct apply *a, struct batch *b, size_t from, size_t to)
+rename_run(struct batch *b, size_t from, size_t to, struct timespec *latest)
 {
-	struct timespec latest = { 0 };
-	int renamed = 0;
-
-	for (size_t i = from; i < to; i++) {
-		struct pend *p = &b->p[i];
-		if (p->err)
-			return dd_error("%s", p->err); /* the first failure in path order */
-		if (p->write) {
-			a->fin_files++;
-			a->fin_bytes += p->e.size;
-		}
-	}
-	if (batch_sync(b, from, to) < 0)
-		return -1;
 	for (size_t i = from; i < to; i++) {
 		struct pend *p = &b->p[i];
 		struct stat st;
@@ -514,59 +498,83 @@ finish_run(struct apply *a, struct batch *b, size_t from, size_t to)
 		}
 		p->tmp[0] = 0;
 		idx_stat_from(&p->st, &st);
-		if (st.st_ctim.tv_sec > latest.tv_sec ||
-		    (st.st_ctim.tv_sec == latest.tv_sec && st.st_ctim.tv_nsec > latest.tv_nsec))
-			latest = st.st_ctim;
-		renamed = 1;
+		if (st.st_ctim.tv_sec > latest->tv_sec ||
+		    (st.st_ctim.tv_sec == latest->tv_sec && st.st_ctim.tv_nsec > latest->tv_nsec))
+			*latest = st.st_ctim;
 	}
-	if (renamed)
-		batch_restat(a, b, from, to, &latest);
-	for (size_t i = from; i < to; i++)
-		if (idx_writer_add(a->iw, &b->p[i].e, &b->p[i].st) < 0)
-			return -1;
 	return 0;
 }
 
 /*
  * A folder the pass left, once every file in it is in place: its mode,
  * mtime and owner, then fsync (the renames in it are durable). Set after
- * the renames: a rename into the folder would change its mtime again.
+ * the renames: a rename into the folder would change its mtime again. Its
+ * descriptor stays open (p->lfd) until the batch's files are restatted.
  */
 static int
 finish_leave(struct apply *a, struct pend *p)
 {
 	struct timespec ts[2] = { { .tv_nsec = UTIME_OMIT }, p->mtime };
-	int fd = p->lfd, rc = 0;
+	int fd = p->lfd;
 
-	p->lfd = -1;
 	if (fd == a->rootfd)
 		return fsync(fd) < 0 ? dd_error_errno("cannot sync media folder %s", a->o->root) : 0;
 	if (set_owner(a, fd, -1, NULL, p->path) < 0 || fchmod(fd, p->mode) < 0 || futimens(fd, ts) < 0 ||
 	    fsync(fd) < 0)
-		rc = dd_error_errno("cannot set the mode and time of media folder '%s'", p->path);
-	close(fd);
-	return rc;
+		return dd_error_errno("cannot set the mode and time of media folder '%s'", p->path);
+	return 0;
+}
+
+/* The first entry of b a worker failed to write (b->n: none). */
+static size_t
+first_failed(const struct batch *b)
+{
+	size_t k = 0;
+
+	while (k < b->n && !b->p[k].err)
+		k++;
+	return k;
 }
 
 /*
- * Finish batch b, in path order: each run of files up to a left folder is
- * synced, renamed and recorded, then that folder's mode, mtime and fsync;
- * the first failure stops it (nothing after it renamed or recorded).
+ * Finish batch b, in path order. Every file written before the first
+ * failure is made durable first, all at once (one fdatasync each, from
+ * several threads: the device flushes are shared), before any of them is
+ * renamed; then each run of files up to a left folder is renamed, and
+ * that folder gets its mode, mtime and fsync; then, past one clock tick,
+ * the renamed files are statted again and recorded in the index, in
+ * order. The first failure stops it (nothing after it renamed or
+ * recorded).
  */
 static int
 batch_finish(struct apply *a, struct batch *b)
 {
-	size_t from, to;
+	struct timespec latest = { 0 };
+	size_t from, to, k;
 	int rc = 0;
 
 	batch_wait(a, b);
-	for (from = 0; from < b->n && rc == 0; from = to + 1) {
-		for (to = from; to < b->n && !b->p[to].leave; to++)
+	k = first_failed(b);
+	for (size_t i = 0; i < k; i++)
+		if (b->p[i].write) {
+			a->fin_files++;
+			a->fin_bytes += b->p[i].e.size;
+		}
+	rc = batch_sync(b, 0, k);
+	for (from = 0; from < k && rc == 0; from = to + 1) {
+		for (to = from; to < k && !b->p[to].leave; to++)
 			;
-		rc = finish_run(a, b, from, to);
-		if (rc == 0 && to < b->n)
+		rc = rename_run(b, from, to, &latest);
+		if (rc == 0 && to < k)
 			rc = finish_leave(a, &b->p[to]);
 	}
+	if (rc == 0 && latest.tv_sec)
+		batch_restat(a, b, 0, k, &latest);
+	for (size_t i = 0; i < k && rc == 0; i++)
+		if (!b->p[i].leave)
+			rc = idx_writer_add(a->iw, &b->p[i].e, &b->p[i].st);
+	if (rc == 0 && k < b->n)
+		rc = dd_error("%s", b->p[k].err); /* the first failure in path order */
 	if (rc < 0)
 		for (size_t i = 0; i < b->n; i++)
 			if (!b->p[i].tmp[0])
