@@ -69,8 +69,10 @@ struct pend {
 	struct dd_stream_info e; /* a copy, for the index */
 	struct idx_stat st;
 	int dirfd;               /* rename tmp to its name in dirfd; -1: in place already */
-	int fd;                  /* the written file, open until it is synced; -1 */
-	char tmp[64];
+	int fd;                  /* the written file, open until it is synced (anon: linked); -1 */
+	char tmp[64];            /* its temporary name; "" for an anonymous file (anon) */
+	int absent;              /* nothing on disk at its name: written as an anonymous file when it can be */
+	int anon;                /* an O_TMPFILE file, linked to its name once synced */
 	int write;               /* a file for a worker to write (mode, mtime): done set then, under the lock */
 	int done;
 	mode_t mode;
@@ -110,6 +112,7 @@ struct apply {
 	struct idx_cursor ic;
 	struct idx_writer *iw;
 	dev_t dev;               /* the folder's file system */
+	int anon_ok;             /* anonymous files can be made and linked here: 1, 0, -1 not probed yet */
 	uid_t uid;
 	gid_t gid;
 	int chown;
@@ -352,6 +355,8 @@ base_name(const char *path)
 	return s ? s + 1 : path;
 }
 
+static void tmp_name(char out[64]);
+
 /* ---- the batch ---- */
 /* Wait until the workers wrote every file of batch b. */
 static void
@@ -467,15 +472,50 @@ batch_sync(struct batch *b, size_t from, size_t to)
 	for (size_t i = 0; i < n; i++)
 		pthread_join(t[i], NULL);
 	for (size_t i = from; i < to; i++) {
-		if (b->p[i].fd >= 0)
+		if (b->p[i].fd >= 0 && !b->p[i].anon) {
 			close(b->p[i].fd);
-		b->p[i].fd = -1;
+			b->p[i].fd = -1;
+		}
 	}
 	failed = atomic_load(&sy.failed);
 	if (!failed)
 		return 0;
 	errno = atomic_load(&sy.err);
 	return dd_error_errno("cannot sync media file '%s'", b->p[failed - 1].e.name);
+}
+
+/*
+ * Give the synced anonymous file p its name (no file has it: the walk saw
+ * none), and close it. linkat(AT_EMPTY_PATH) needs a recent kernel or
+ * CAP_DAC_READ_SEARCH; /proc/self/fd does it otherwise. Someone created
+ * the name meanwhile (EEXIST): linked under a temporary name and renamed
+ * over it, as a file that was there is.
+ */
+static int
+link_anon(struct pend *p)
+{
+	const char *name = base_name(p->e.name);
+	char proc[64];
+	int r;
+
+	r = linkat(p->fd, "", p->dirfd, name, AT_EMPTY_PATH);
+	if (r < 0 && (errno == ENOENT || errno == EPERM)) {
+		snprintf(proc, sizeof(proc), "/proc/self/fd/%d", p->fd);
+		r = linkat(AT_FDCWD, proc, p->dirfd, name, AT_SYMLINK_FOLLOW);
+	}
+	if (r < 0 && errno == EEXIST) {
+		do {
+			tmp_name(p->tmp);
+			snprintf(proc, sizeof(proc), "/proc/self/fd/%d", p->fd);
+			r = linkat(AT_FDCWD, proc, p->dirfd, p->tmp, AT_SYMLINK_FOLLOW);
+		} while (r < 0 && errno == EEXIST);
+		if (r == 0 && (r = renameat(p->dirfd, p->tmp, p->dirfd, name)) < 0)
+			unlinkat(p->dirfd, p->tmp, 0);
+		p->tmp[0] = 0;
+	}
+	close(p->fd);
+	p->fd = -1;
+	return r;
 }
 
 /*
@@ -490,7 +530,7 @@ rename_run(struct batch *b, size_t from, size_t to, struct timespec *latest)
 		struct stat st;
 		if (p->dirfd < 0)
 			continue;
-		if (renameat(p->dirfd, p->tmp, p->dirfd, base_name(p->e.name)) < 0 ||
+		if ((p->anon ? link_anon(p) : renameat(p->dirfd, p->tmp, p->dirfd, base_name(p->e.name))) < 0 ||
 		    fstatat(p->dirfd, base_name(p->e.name), &st, AT_SYMLINK_NOFOLLOW) < 0) {
 			dd_error_errno("cannot put media file '%s' in place", p->e.name);
 			p->tmp[0] = 0;
@@ -645,19 +685,19 @@ batch_handoff(struct apply *a)
 	return 0;
 }
 
-static int write_file(struct apply *a, int pfd, const struct dd_stream_info *e, mode_t mode, struct timespec mtime,
-		      char tmp[64], int *fd_out);
+static int write_file(struct apply *a, struct pend *p);
 
 /* Write a batch's file (a worker's thread; the caller's without workers); a failure is kept in p->err. */
 static void
 pend_write(struct apply *a, struct pend *p)
 {
-	if (write_file(a, p->dirfd, &p->e, p->mode, p->mtime, p->tmp, &p->fd) == 0)
+	if (write_file(a, p) == 0)
 		return;
 	p->err = dd_strdup(dd_error_last() ? dd_error_last() : "writing a media file failed");
 	dd_error_clear();
 	p->tmp[0] = 0; /* write_file removed it */
 	p->fd = -1;
+	p->anon = 0;
 }
 
 /* The next free entry of the batch being filled (handing it off first when full). */
@@ -690,7 +730,7 @@ batch_publish(struct apply *a)
  */
 static int
 batch_add(struct apply *a, const struct dd_stream_info *e, const struct idx_stat *st, int dirfd, mode_t mode,
-	  struct timespec mtime)
+	  struct timespec mtime, int absent)
 {
 	struct pend *p = batch_slot(a);
 
@@ -700,6 +740,7 @@ batch_add(struct apply *a, const struct dd_stream_info *e, const struct idx_stat
 	p->st = *st;
 	p->dirfd = dirfd;
 	p->write = dirfd >= 0;
+	p->absent = absent;
 	p->done = !p->write;
 	p->mode = mode;
 	p->mtime = mtime;
@@ -855,21 +896,72 @@ write_content(struct apply *a, const struct dd_stream_info *e, int fd)
 }
 
 /*
- * Write a file entry to a temporary name in `pfd` (tmp gets it), with its
- * owner, mode and mtime (owner first: a chown clears setuid/setgid); *fd_out
- * stays open for the batch to sync, which renames it into place then.
+ * Can this folder take anonymous files that link_anon names (O_TMPFILE
+ * support, linkat with AT_EMPTY_PATH or /proc)? One probe per apply: a
+ * file made, linked at a temporary name and removed.
  */
 static int
-write_file(struct apply *a, int pfd, const struct dd_stream_info *e, mode_t mode, struct timespec mtime,
-	   char tmp[64], int *fd_out)
+anon_works(int dirfd)
 {
-	struct timespec ts[2] = { { .tv_nsec = UTIME_OMIT }, mtime };
+	struct pend p = { .dirfd = dirfd, .absent = 1 };
+	char name[64];
+	int ok;
+
+	p.fd = openat(dirfd, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
+	if (p.fd < 0)
+		return 0;
+	tmp_name(name);
+	p.e.name = name;
+	ok = link_anon(&p) == 0;
+	if (ok)
+		unlinkat(dirfd, name, 0);
+	return ok;
+}
+
+/*
+ * A new file for entry p in p->dirfd: anonymous (O_TMPFILE) when nothing
+ * is at its name and the file system can, else at a temporary name
+ * (O_EXCL, 0600; p->tmp gets it). Either way it has no name of its own
+ * until it is synced (a kill leaves the name's old file or none).
+ */
+static int
+create_file(struct apply *a, struct pend *p)
+{
+	int fd;
+
+	p->anon = 0;
+	p->tmp[0] = 0;
+	if (p->absent && a->anon_ok == 1) {
+		fd = openat(p->dirfd, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
+		if (fd >= 0) {
+			p->anon = 1;
+			return fd;
+		}
+		if (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL)
+			return -1;
+	}
+	do {
+		tmp_name(p->tmp);
+		fd = openat(p->dirfd, p->tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	} while (fd < 0 && errno == EEXIST);
+	if (fd < 0)
+		p->tmp[0] = 0;
+	return fd;
+}
+
+/*
+ * Write a file entry (create_file), with its owner, mode and mtime (owner
+ * first: a chown clears setuid/setgid); p->fd stays open for the batch to
+ * sync, which puts it in place then.
+ */
+static int
+write_file(struct apply *a, struct pend *p)
+{
+	struct timespec ts[2] = { { .tv_nsec = UTIME_OMIT }, p->mtime };
+	const struct dd_stream_info *e = &p->e;
 	int fd, rc = -1;
 
-	do {
-		tmp_name(tmp);
-		fd = openat(pfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-	} while (fd < 0 && errno == EEXIST);
+	fd = create_file(a, p);
 	if (fd < 0)
 		return dd_error_errno("cannot create a file in media folder for '%s'", e->name);
 	if (write_content(a, e, fd) < 0)
@@ -878,7 +970,7 @@ write_file(struct apply *a, int pfd, const struct dd_stream_info *e, mode_t mode
 	sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
 	if (set_owner(a, fd, -1, NULL, e->name) < 0)
 		goto out;
-	if (fchmod(fd, mode) < 0 || futimens(fd, ts) < 0) {
+	if (fchmod(fd, p->mode) < 0 || futimens(fd, ts) < 0) {
 		dd_error_errno("cannot write media file '%s'", e->name);
 		goto out;
 	}
@@ -886,10 +978,11 @@ write_file(struct apply *a, int pfd, const struct dd_stream_info *e, mode_t mode
 out:
 	if (rc < 0) {
 		close(fd);
-		unlinkat(pfd, tmp, 0);
+		if (p->tmp[0])
+			unlinkat(p->dirfd, p->tmp, 0);
 		return rc;
 	}
-	*fd_out = fd;
+	p->fd = fd;
 	return 0;
 }
 
@@ -1026,7 +1119,7 @@ apply_entry(struct apply *a, const struct dd_stream_info *e, const struct walk_e
 	case MEDIA_LINK:
 		a->stats->links++;
 		if (d && link_unchanged(e, d, mtime))
-			return keep_in_place(a, e, d, &ist) < 0 ? -1 : batch_add(a, e, &ist, -1, 0, mtime);
+			return keep_in_place(a, e, d, &ist) < 0 ? -1 : batch_add(a, e, &ist, -1, 0, mtime, 0);
 		if (write_symlink(a, pfd, e, mtime) < 0)
 			return -1;
 		break;
@@ -1038,9 +1131,11 @@ apply_entry(struct apply *a, const struct dd_stream_info *e, const struct walk_e
 				return -1;
 			break;
 		}
-		return batch_add(a, e, &ist, pfd, mode, mtime);
+		if (!d && a->anon_ok < 0)
+			a->anon_ok = anon_works(pfd); /* once, where the first new file goes (it is written into anyway) */
+		return batch_add(a, e, &ist, pfd, mode, mtime, d == NULL);
 	}
-	return batch_add(a, e, &ist, -1, 0, mtime);
+	return batch_add(a, e, &ist, -1, 0, mtime, 0);
 }
 
 /* ---- the pass ---- */
@@ -1177,6 +1272,7 @@ apply_run(struct apply *a, struct dd_listing_reader *lr, const char *id)
 		goto out;
 	}
 	a->dev = rootfd >= 0 ? rst.st_dev : 0;
+	a->anon_ok = -1;
 	if (a->o->owner && *a->o->owner)
 		parse_owner(a, a->o->owner); /* an unknown user or group: warned, owners left alone */
 	idx_origin_of(&origin, rootfd >= 0 ? &rst : NULL, dd_store_identity(a->st));
