@@ -12,11 +12,20 @@
  *   - in both: a file whose stat matches its record, whose recorded
  *     content is the entry's (checksum) and whose mode and mtime are the
  *     entry's is left alone; anything else is written again.
- * A file is written to MEDIA_TMP_PREFIX<random> in its folder (O_EXCL,
- * 0600), fsynced, given its mode, mtime and owner, then renamed into place;
- * a symlink likewise (symlinkat, renameat). Killed at any point, every file
- * is old or new; the next apply removes the temporary files (they are
- * extras) and completes. Directories are entered through descriptors opened
+ * A file gets no name of its own until its data is synced: it is written
+ * (4 worker threads) to MEDIA_TMP_PREFIX<random> in its folder (O_EXCL,
+ * 0600) when a file is at its name, or, where nothing is, as an anonymous
+ * O_TMPFILE file in its folder; given its mode, mtime and owner; then the
+ * batch's finisher fdatasyncs every file of the batch (the "batch" section
+ * below) and only then renames each over its name, or links the anonymous
+ * ones to theirs (linkat: one name operation, no temporary entry, nothing
+ * left behind by a kill). A symlink is made at a temporary name and renamed
+ * (symlinkat, renameat). Killed at any point, every file is old or new; the
+ * next apply removes the temporary files (they are extras) and completes.
+ * Kept rather than a syncfs per batch, which needs fewer device writes and
+ * flushes but also flushes whatever else is dirty on the file system
+ * (PostgreSQL's files, during a switch): docs/DESIGN-NOTES.md, "Threads in
+ * capture and apply". Directories are entered through descriptors opened
  * with O_NOFOLLOW | O_DIRECTORY from the folder's own descriptor, so no
  * name and no symlink planted on disk leads outside the folder; a
  * directory's mode and mtime are set when the pass leaves it (after its
@@ -54,11 +63,12 @@ struct dlevel {
 /*
  * Entries done since the last hand-off, in path order: files to write wait
  * here, and WORKERS threads write them (fetch, decrypt, write to a
- * temporary name) in the batch's order while the pass goes on. A full
- * batch goes to the finisher thread, which makes it durable before its
- * renames (fdatasync from several threads, instead of one after the
- * other), renames in order, sets the folders left and the index records
- * them, in order, once they are in place; meanwhile the pass and the
+ * temporary name or an anonymous file) in the batch's order while the pass
+ * goes on. A full batch goes to the finisher thread, which makes all its
+ * files durable before the first is named (fdatasync from several threads
+ * at once, so the device flushes are shared: one round per batch), names
+ * them in order, sets the folders left, and, past one clock tick, restats
+ * and records them in the index, in order; meanwhile the pass and the
  * workers fill the other batch (two batches at most: one finishing, one
  * filling).
  */
