@@ -502,29 +502,37 @@ batch_sync(struct batch *b, size_t from, size_t to)
  * over it, as a file that was there is.
  */
 static int
+link_fd(int fd, int dirfd, const char *name)
+{
+	char proc[64];
+
+	if (linkat(fd, "", dirfd, name, AT_EMPTY_PATH) == 0)
+		return 0;
+	if (errno != ENOENT && errno != EPERM)
+		return -1;
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	return linkat(AT_FDCWD, proc, dirfd, name, AT_SYMLINK_FOLLOW);
+}
+
+static int
 link_anon(struct pend *p)
 {
 	const char *name = base_name(p->e.name);
-	char proc[64];
-	int r;
+	int r = link_fd(p->fd, p->dirfd, name);
 
-	r = linkat(p->fd, "", p->dirfd, name, AT_EMPTY_PATH);
-	if (r < 0 && (errno == ENOENT || errno == EPERM)) {
-		snprintf(proc, sizeof(proc), "/proc/self/fd/%d", p->fd);
-		r = linkat(AT_FDCWD, proc, p->dirfd, name, AT_SYMLINK_FOLLOW);
-	}
 	if (r < 0 && errno == EEXIST) {
 		do {
 			tmp_name(p->tmp);
-			snprintf(proc, sizeof(proc), "/proc/self/fd/%d", p->fd);
-			r = linkat(AT_FDCWD, proc, p->dirfd, p->tmp, AT_SYMLINK_FOLLOW);
+			r = link_fd(p->fd, p->dirfd, p->tmp);
 		} while (r < 0 && errno == EEXIST);
 		if (r == 0 && (r = renameat(p->dirfd, p->tmp, p->dirfd, name)) < 0)
 			unlinkat(p->dirfd, p->tmp, 0);
 		p->tmp[0] = 0;
 	}
+	int saved = errno;
 	close(p->fd);
 	p->fd = -1;
+	errno = saved; /* the caller reports a failure's */
 	return r;
 }
 
