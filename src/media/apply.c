@@ -12,11 +12,20 @@
  *   - in both: a file whose stat matches its record, whose recorded
  *     content is the entry's (checksum) and whose mode and mtime are the
  *     entry's is left alone; anything else is written again.
- * A file is written to MEDIA_TMP_PREFIX<random> in its folder (O_EXCL,
- * 0600), fsynced, given its mode, mtime and owner, then renamed into place;
- * a symlink likewise (symlinkat, renameat). Killed at any point, every file
- * is old or new; the next apply removes the temporary files (they are
- * extras) and completes. Directories are entered through descriptors opened
+ * A file gets no name of its own until its data is synced: it is written
+ * (4 worker threads) to MEDIA_TMP_PREFIX<random> in its folder (O_EXCL,
+ * 0600) when a file is at its name, or, where nothing is, as an anonymous
+ * O_TMPFILE file in its folder; given its mode, mtime and owner; then the
+ * batch's finisher fdatasyncs every file of the batch (the "batch" section
+ * below) and only then renames each over its name, or links the anonymous
+ * ones to theirs (linkat: one name operation, no temporary entry, nothing
+ * left behind by a kill). A symlink is made at a temporary name and renamed
+ * (symlinkat, renameat). Killed at any point, every file is old or new; the
+ * next apply removes the temporary files (they are extras) and completes.
+ * Kept rather than a syncfs per batch, which needs fewer device writes and
+ * flushes but also flushes whatever else is dirty on the file system
+ * (PostgreSQL's files, during a switch): docs/DESIGN-NOTES.md, "Threads in
+ * capture and apply". Directories are entered through descriptors opened
  * with O_NOFOLLOW | O_DIRECTORY from the folder's own descriptor, so no
  * name and no symlink planted on disk leads outside the folder; a
  * directory's mode and mtime are set when the pass leaves it (after its
@@ -54,11 +63,12 @@ struct dlevel {
 /*
  * Entries done since the last hand-off, in path order: files to write wait
  * here, and WORKERS threads write them (fetch, decrypt, write to a
- * temporary name) in the batch's order while the pass goes on. A full
- * batch goes to the finisher thread, which makes it durable before its
- * renames (fdatasync from several threads, instead of one after the
- * other), renames in order, sets the folders left and the index records
- * them, in order, once they are in place; meanwhile the pass and the
+ * temporary name or an anonymous file) in the batch's order while the pass
+ * goes on. A full batch goes to the finisher thread, which makes all its
+ * files durable before the first is named (fdatasync from several threads
+ * at once, so the device flushes are shared: one round per batch), names
+ * them in order, sets the folders left, and, past one clock tick, restats
+ * and records them in the index, in order; meanwhile the pass and the
  * workers fill the other batch (two batches at most: one finishing, one
  * filling).
  */
@@ -69,8 +79,10 @@ struct pend {
 	struct dd_stream_info e; /* a copy, for the index */
 	struct idx_stat st;
 	int dirfd;               /* rename tmp to its name in dirfd; -1: in place already */
-	int fd;                  /* the written file, open until it is synced; -1 */
-	char tmp[64];
+	int fd;                  /* the written file, open until it is synced (anon: linked); -1 */
+	char tmp[64];            /* its temporary name; "" for an anonymous file (anon) */
+	int absent;              /* nothing on disk at its name: written as an anonymous file when it can be */
+	int anon;                /* an O_TMPFILE file, linked to its name once synced */
 	int write;               /* a file for a worker to write (mode, mtime): done set then, under the lock */
 	int done;
 	mode_t mode;
@@ -110,6 +122,7 @@ struct apply {
 	struct idx_cursor ic;
 	struct idx_writer *iw;
 	dev_t dev;               /* the folder's file system */
+	int anon_ok;             /* anonymous files can be made and linked here: 1, 0, -1 not probed yet */
 	uid_t uid;
 	gid_t gid;
 	int chown;
@@ -352,6 +365,8 @@ base_name(const char *path)
 	return s ? s + 1 : path;
 }
 
+static void tmp_name(char out[64]);
+
 /* ---- the batch ---- */
 /* Wait until the workers wrote every file of batch b. */
 static void
@@ -467,9 +482,10 @@ batch_sync(struct batch *b, size_t from, size_t to)
 	for (size_t i = 0; i < n; i++)
 		pthread_join(t[i], NULL);
 	for (size_t i = from; i < to; i++) {
-		if (b->p[i].fd >= 0)
+		if (b->p[i].fd >= 0 && !b->p[i].anon) {
 			close(b->p[i].fd);
-		b->p[i].fd = -1;
+			b->p[i].fd = -1;
+		}
 	}
 	failed = atomic_load(&sy.failed);
 	if (!failed)
@@ -479,34 +495,60 @@ batch_sync(struct batch *b, size_t from, size_t to)
 }
 
 /*
- * Make a run of the batch's files durable (fdatasync each, in parallel:
- * their writeback began when they were written), rename them into place,
- * record them in the index. Only these files are flushed, not the whole
- * file system (a syncfs would flush PostgreSQL's too, during a switch).
+ * Give the synced anonymous file p its name (no file has it: the walk saw
+ * none), and close it. linkat(AT_EMPTY_PATH) needs a recent kernel or
+ * CAP_DAC_READ_SEARCH; /proc/self/fd does it otherwise. Someone created
+ * the name meanwhile (EEXIST): linked under a temporary name and renamed
+ * over it, as a file that was there is.
  */
 static int
-finish_run(struct apply *a, struct batch *b, size_t from, size_t to)
+link_fd(int fd, int dirfd, const char *name)
 {
-	struct timespec latest = { 0 };
-	int renamed = 0;
+	char proc[64];
 
-	for (size_t i = from; i < to; i++) {
-		struct pend *p = &b->p[i];
-		if (p->err)
-			return dd_error("%s", p->err); /* the first failure in path order */
-		if (p->write) {
-			a->fin_files++;
-			a->fin_bytes += p->e.size;
-		}
-	}
-	if (batch_sync(b, from, to) < 0)
+	if (linkat(fd, "", dirfd, name, AT_EMPTY_PATH) == 0)
+		return 0;
+	if (errno != ENOENT && errno != EPERM)
 		return -1;
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	return linkat(AT_FDCWD, proc, dirfd, name, AT_SYMLINK_FOLLOW);
+}
+
+static int
+link_anon(struct pend *p)
+{
+	const char *name = base_name(p->e.name);
+	int r = link_fd(p->fd, p->dirfd, name);
+
+	if (r < 0 && errno == EEXIST) {
+		do {
+			tmp_name(p->tmp);
+			r = link_fd(p->fd, p->dirfd, p->tmp);
+		} while (r < 0 && errno == EEXIST);
+		if (r == 0 && (r = renameat(p->dirfd, p->tmp, p->dirfd, name)) < 0)
+			unlinkat(p->dirfd, p->tmp, 0);
+		p->tmp[0] = 0;
+	}
+	int saved = errno;
+	close(p->fd);
+	p->fd = -1;
+	errno = saved; /* the caller reports a failure's */
+	return r;
+}
+
+/*
+ * Rename a run of the batch's files into place (synced already); *latest
+ * gets the newest ctime of a renamed file (the restat waits past it).
+ */
+static int
+rename_run(struct batch *b, size_t from, size_t to, struct timespec *latest)
+{
 	for (size_t i = from; i < to; i++) {
 		struct pend *p = &b->p[i];
 		struct stat st;
 		if (p->dirfd < 0)
 			continue;
-		if (renameat(p->dirfd, p->tmp, p->dirfd, base_name(p->e.name)) < 0 ||
+		if ((p->anon ? link_anon(p) : renameat(p->dirfd, p->tmp, p->dirfd, base_name(p->e.name))) < 0 ||
 		    fstatat(p->dirfd, base_name(p->e.name), &st, AT_SYMLINK_NOFOLLOW) < 0) {
 			dd_error_errno("cannot put media file '%s' in place", p->e.name);
 			p->tmp[0] = 0;
@@ -514,59 +556,83 @@ finish_run(struct apply *a, struct batch *b, size_t from, size_t to)
 		}
 		p->tmp[0] = 0;
 		idx_stat_from(&p->st, &st);
-		if (st.st_ctim.tv_sec > latest.tv_sec ||
-		    (st.st_ctim.tv_sec == latest.tv_sec && st.st_ctim.tv_nsec > latest.tv_nsec))
-			latest = st.st_ctim;
-		renamed = 1;
+		if (st.st_ctim.tv_sec > latest->tv_sec ||
+		    (st.st_ctim.tv_sec == latest->tv_sec && st.st_ctim.tv_nsec > latest->tv_nsec))
+			*latest = st.st_ctim;
 	}
-	if (renamed)
-		batch_restat(a, b, from, to, &latest);
-	for (size_t i = from; i < to; i++)
-		if (idx_writer_add(a->iw, &b->p[i].e, &b->p[i].st) < 0)
-			return -1;
 	return 0;
 }
 
 /*
  * A folder the pass left, once every file in it is in place: its mode,
  * mtime and owner, then fsync (the renames in it are durable). Set after
- * the renames: a rename into the folder would change its mtime again.
+ * the renames: a rename into the folder would change its mtime again. Its
+ * descriptor stays open (p->lfd) until the batch's files are restatted.
  */
 static int
 finish_leave(struct apply *a, struct pend *p)
 {
 	struct timespec ts[2] = { { .tv_nsec = UTIME_OMIT }, p->mtime };
-	int fd = p->lfd, rc = 0;
+	int fd = p->lfd;
 
-	p->lfd = -1;
 	if (fd == a->rootfd)
 		return fsync(fd) < 0 ? dd_error_errno("cannot sync media folder %s", a->o->root) : 0;
 	if (set_owner(a, fd, -1, NULL, p->path) < 0 || fchmod(fd, p->mode) < 0 || futimens(fd, ts) < 0 ||
 	    fsync(fd) < 0)
-		rc = dd_error_errno("cannot set the mode and time of media folder '%s'", p->path);
-	close(fd);
-	return rc;
+		return dd_error_errno("cannot set the mode and time of media folder '%s'", p->path);
+	return 0;
+}
+
+/* The first entry of b a worker failed to write (b->n: none). */
+static size_t
+first_failed(const struct batch *b)
+{
+	size_t k = 0;
+
+	while (k < b->n && !b->p[k].err)
+		k++;
+	return k;
 }
 
 /*
- * Finish batch b, in path order: each run of files up to a left folder is
- * synced, renamed and recorded, then that folder's mode, mtime and fsync;
- * the first failure stops it (nothing after it renamed or recorded).
+ * Finish batch b, in path order. Every file written before the first
+ * failure is made durable first, all at once (one fdatasync each, from
+ * several threads: the device flushes are shared), before any of them is
+ * renamed; then each run of files up to a left folder is renamed, and
+ * that folder gets its mode, mtime and fsync; then, past one clock tick,
+ * the renamed files are statted again and recorded in the index, in
+ * order. The first failure stops it (nothing after it renamed or
+ * recorded).
  */
 static int
 batch_finish(struct apply *a, struct batch *b)
 {
-	size_t from, to;
+	struct timespec latest = { 0 };
+	size_t from, to, k;
 	int rc = 0;
 
 	batch_wait(a, b);
-	for (from = 0; from < b->n && rc == 0; from = to + 1) {
-		for (to = from; to < b->n && !b->p[to].leave; to++)
+	k = first_failed(b);
+	for (size_t i = 0; i < k; i++)
+		if (b->p[i].write) {
+			a->fin_files++;
+			a->fin_bytes += b->p[i].e.size;
+		}
+	rc = batch_sync(b, 0, k);
+	for (from = 0; from < k && rc == 0; from = to + 1) {
+		for (to = from; to < k && !b->p[to].leave; to++)
 			;
-		rc = finish_run(a, b, from, to);
-		if (rc == 0 && to < b->n)
+		rc = rename_run(b, from, to, &latest);
+		if (rc == 0 && to < k)
 			rc = finish_leave(a, &b->p[to]);
 	}
+	if (rc == 0 && latest.tv_sec)
+		batch_restat(a, b, 0, k, &latest);
+	for (size_t i = 0; i < k && rc == 0; i++)
+		if (!b->p[i].leave)
+			rc = idx_writer_add(a->iw, &b->p[i].e, &b->p[i].st);
+	if (rc == 0 && k < b->n)
+		rc = dd_error("%s", b->p[k].err); /* the first failure in path order */
 	if (rc < 0)
 		for (size_t i = 0; i < b->n; i++)
 			if (!b->p[i].tmp[0])
@@ -637,19 +703,19 @@ batch_handoff(struct apply *a)
 	return 0;
 }
 
-static int write_file(struct apply *a, int pfd, const struct dd_stream_info *e, mode_t mode, struct timespec mtime,
-		      char tmp[64], int *fd_out);
+static int write_file(struct apply *a, struct pend *p);
 
 /* Write a batch's file (a worker's thread; the caller's without workers); a failure is kept in p->err. */
 static void
 pend_write(struct apply *a, struct pend *p)
 {
-	if (write_file(a, p->dirfd, &p->e, p->mode, p->mtime, p->tmp, &p->fd) == 0)
+	if (write_file(a, p) == 0)
 		return;
 	p->err = dd_strdup(dd_error_last() ? dd_error_last() : "writing a media file failed");
 	dd_error_clear();
 	p->tmp[0] = 0; /* write_file removed it */
 	p->fd = -1;
+	p->anon = 0;
 }
 
 /* The next free entry of the batch being filled (handing it off first when full). */
@@ -682,7 +748,7 @@ batch_publish(struct apply *a)
  */
 static int
 batch_add(struct apply *a, const struct dd_stream_info *e, const struct idx_stat *st, int dirfd, mode_t mode,
-	  struct timespec mtime)
+	  struct timespec mtime, int absent)
 {
 	struct pend *p = batch_slot(a);
 
@@ -692,6 +758,7 @@ batch_add(struct apply *a, const struct dd_stream_info *e, const struct idx_stat
 	p->st = *st;
 	p->dirfd = dirfd;
 	p->write = dirfd >= 0;
+	p->absent = absent;
 	p->done = !p->write;
 	p->mode = mode;
 	p->mtime = mtime;
@@ -847,21 +914,72 @@ write_content(struct apply *a, const struct dd_stream_info *e, int fd)
 }
 
 /*
- * Write a file entry to a temporary name in `pfd` (tmp gets it), with its
- * owner, mode and mtime (owner first: a chown clears setuid/setgid); *fd_out
- * stays open for the batch to sync, which renames it into place then.
+ * Can this folder take anonymous files that link_anon names (O_TMPFILE
+ * support, linkat with AT_EMPTY_PATH or /proc)? One probe per apply: a
+ * file made, linked at a temporary name and removed.
  */
 static int
-write_file(struct apply *a, int pfd, const struct dd_stream_info *e, mode_t mode, struct timespec mtime,
-	   char tmp[64], int *fd_out)
+anon_works(int dirfd)
 {
-	struct timespec ts[2] = { { .tv_nsec = UTIME_OMIT }, mtime };
+	struct pend p = { .dirfd = dirfd, .absent = 1 };
+	char name[64];
+	int ok;
+
+	p.fd = openat(dirfd, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
+	if (p.fd < 0)
+		return 0;
+	tmp_name(name);
+	p.e.name = name;
+	ok = link_anon(&p) == 0;
+	if (ok)
+		unlinkat(dirfd, name, 0);
+	return ok;
+}
+
+/*
+ * A new file for entry p in p->dirfd: anonymous (O_TMPFILE) when nothing
+ * is at its name and the file system can, else at a temporary name
+ * (O_EXCL, 0600; p->tmp gets it). Either way it has no name of its own
+ * until it is synced (a kill leaves the name's old file or none).
+ */
+static int
+create_file(struct apply *a, struct pend *p)
+{
+	int fd;
+
+	p->anon = 0;
+	p->tmp[0] = 0;
+	if (p->absent && a->anon_ok == 1) {
+		fd = openat(p->dirfd, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
+		if (fd >= 0) {
+			p->anon = 1;
+			return fd;
+		}
+		if (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL)
+			return -1;
+	}
+	do {
+		tmp_name(p->tmp);
+		fd = openat(p->dirfd, p->tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	} while (fd < 0 && errno == EEXIST);
+	if (fd < 0)
+		p->tmp[0] = 0;
+	return fd;
+}
+
+/*
+ * Write a file entry (create_file), with its owner, mode and mtime (owner
+ * first: a chown clears setuid/setgid); p->fd stays open for the batch to
+ * sync, which puts it in place then.
+ */
+static int
+write_file(struct apply *a, struct pend *p)
+{
+	struct timespec ts[2] = { { .tv_nsec = UTIME_OMIT }, p->mtime };
+	const struct dd_stream_info *e = &p->e;
 	int fd, rc = -1;
 
-	do {
-		tmp_name(tmp);
-		fd = openat(pfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-	} while (fd < 0 && errno == EEXIST);
+	fd = create_file(a, p);
 	if (fd < 0)
 		return dd_error_errno("cannot create a file in media folder for '%s'", e->name);
 	if (write_content(a, e, fd) < 0)
@@ -870,7 +988,7 @@ write_file(struct apply *a, int pfd, const struct dd_stream_info *e, mode_t mode
 	sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
 	if (set_owner(a, fd, -1, NULL, e->name) < 0)
 		goto out;
-	if (fchmod(fd, mode) < 0 || futimens(fd, ts) < 0) {
+	if (fchmod(fd, p->mode) < 0 || futimens(fd, ts) < 0) {
 		dd_error_errno("cannot write media file '%s'", e->name);
 		goto out;
 	}
@@ -878,10 +996,11 @@ write_file(struct apply *a, int pfd, const struct dd_stream_info *e, mode_t mode
 out:
 	if (rc < 0) {
 		close(fd);
-		unlinkat(pfd, tmp, 0);
+		if (p->tmp[0])
+			unlinkat(p->dirfd, p->tmp, 0);
 		return rc;
 	}
-	*fd_out = fd;
+	p->fd = fd;
 	return 0;
 }
 
@@ -1018,7 +1137,7 @@ apply_entry(struct apply *a, const struct dd_stream_info *e, const struct walk_e
 	case MEDIA_LINK:
 		a->stats->links++;
 		if (d && link_unchanged(e, d, mtime))
-			return keep_in_place(a, e, d, &ist) < 0 ? -1 : batch_add(a, e, &ist, -1, 0, mtime);
+			return keep_in_place(a, e, d, &ist) < 0 ? -1 : batch_add(a, e, &ist, -1, 0, mtime, 0);
 		if (write_symlink(a, pfd, e, mtime) < 0)
 			return -1;
 		break;
@@ -1030,9 +1149,11 @@ apply_entry(struct apply *a, const struct dd_stream_info *e, const struct walk_e
 				return -1;
 			break;
 		}
-		return batch_add(a, e, &ist, pfd, mode, mtime);
+		if (!d && a->anon_ok < 0)
+			a->anon_ok = anon_works(pfd); /* once, where the first new file goes (it is written into anyway) */
+		return batch_add(a, e, &ist, pfd, mode, mtime, d == NULL);
 	}
-	return batch_add(a, e, &ist, -1, 0, mtime);
+	return batch_add(a, e, &ist, -1, 0, mtime, 0);
 }
 
 /* ---- the pass ---- */
@@ -1169,6 +1290,7 @@ apply_run(struct apply *a, struct dd_listing_reader *lr, const char *id)
 		goto out;
 	}
 	a->dev = rootfd >= 0 ? rst.st_dev : 0;
+	a->anon_ok = -1;
 	if (a->o->owner && *a->o->owner)
 		parse_owner(a, a->o->owner); /* an unknown user or group: warned, owners left alone */
 	idx_origin_of(&origin, rootfd >= 0 ? &rst : NULL, dd_store_identity(a->st));

@@ -2,8 +2,11 @@
  * store/pool.c: worker threads and a bounded FIFO queue; see pool.h.
  *
  * One mutex guards the queue and every job's `done` flag; `space` wakes
- * submitters, `work` wakes workers, `finished` wakes waiters (broadcast:
- * few waiters, jobs of ~1 MiB, so contention is negligible).
+ * submitters, `work` wakes workers; a waiter waits on a condition of its
+ * own (job->wake), signalled when its job is done, so a finished job wakes
+ * only its waiter (a shared one, broadcast, woke every thread waiting on
+ * any job: with a media restore's 4 workers each waiting on its chunk, 3
+ * of the 4 went back to sleep at every chunk).
  */
 #include "store/pool.h"
 #include "util/buf.h"
@@ -15,7 +18,7 @@
 
 struct dd_pool {
 	pthread_mutex_t mu;
-	pthread_cond_t work, space, finished;
+	pthread_cond_t work, space;
 	struct dd_job *head, *tail;
 	int inflight, max_inflight, stop, nthreads;
 	pthread_t *threads;
@@ -43,7 +46,8 @@ worker_main(void *arg)
 		j->done = 1;
 		p->inflight--;
 		pthread_cond_signal(&p->space);
-		pthread_cond_broadcast(&p->finished);
+		if (j->wake)
+			pthread_cond_signal(j->wake);
 	}
 	pthread_mutex_unlock(&p->mu);
 	ZSTD_freeCCtx(w.zc);
@@ -60,7 +64,6 @@ dd_pool_new(struct dd_pool **out, int nthreads, int max_inflight)
 	pthread_mutex_init(&p->mu, NULL);
 	pthread_cond_init(&p->work, NULL);
 	pthread_cond_init(&p->space, NULL);
-	pthread_cond_init(&p->finished, NULL);
 	p->max_inflight = max_inflight < 1 ? 1 : max_inflight;
 	p->threads = dd_calloc((size_t)nthreads, sizeof(*p->threads));
 	for (int i = 0; i < nthreads; i++) {
@@ -88,7 +91,6 @@ dd_pool_free(struct dd_pool *p)
 	free(p->threads);
 	pthread_cond_destroy(&p->work);
 	pthread_cond_destroy(&p->space);
-	pthread_cond_destroy(&p->finished);
 	pthread_mutex_destroy(&p->mu);
 	free(p);
 }
@@ -98,6 +100,7 @@ dd_pool_submit(struct dd_pool *p, struct dd_job *job)
 {
 	job->next = NULL;
 	job->done = 0;
+	job->wake = NULL;
 	pthread_mutex_lock(&p->mu);
 	while (p->inflight >= p->max_inflight)
 		pthread_cond_wait(&p->space, &p->mu);
@@ -114,9 +117,17 @@ dd_pool_submit(struct dd_pool *p, struct dd_job *job)
 void
 dd_pool_wait(struct dd_pool *p, struct dd_job *job)
 {
+	pthread_cond_t wake;
+
 	pthread_mutex_lock(&p->mu);
-	while (!job->done)
-		pthread_cond_wait(&p->finished, &p->mu);
+	if (!job->done) {
+		pthread_cond_init(&wake, NULL);
+		job->wake = &wake;
+		while (!job->done)
+			pthread_cond_wait(&wake, &p->mu);
+		job->wake = NULL;
+		pthread_cond_destroy(&wake);
+	}
 	pthread_mutex_unlock(&p->mu);
 }
 
@@ -130,9 +141,17 @@ dd_pool_wait_for(struct dd_pool *p, struct dd_job *job, int ms)
 	until.tv_nsec += (long)(ms % 1000) * 1000000L;
 	until.tv_sec += ms / 1000 + until.tv_nsec / 1000000000L;
 	until.tv_nsec %= 1000000000L;
+	pthread_cond_t wake;
+
 	pthread_mutex_lock(&p->mu);
-	while (!job->done && pthread_cond_timedwait(&p->finished, &p->mu, &until) == 0)
-		;
+	if (!job->done) {
+		pthread_cond_init(&wake, NULL);
+		job->wake = &wake;
+		while (!job->done && pthread_cond_timedwait(&wake, &p->mu, &until) == 0)
+			;
+		job->wake = NULL;
+		pthread_cond_destroy(&wake);
+	}
 	done = job->done;
 	pthread_mutex_unlock(&p->mu);
 	return done;

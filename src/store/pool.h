@@ -9,6 +9,7 @@
 #ifndef DD_STORE_POOL_H
 #define DD_STORE_POOL_H
 
+#include <pthread.h>
 #include <zstd.h>
 
 #include "util/buf.h"
@@ -22,7 +23,8 @@ struct dd_worker {
 struct dd_job {
 	void (*run)(struct dd_job *job, struct dd_worker *w);
 	struct dd_job *next;
-	int done; /* set by the pool under its lock */
+	int done;             /* set by the pool under its lock */
+	pthread_cond_t *wake; /* the waiter's, signalled when done (under the lock); NULL: none waits */
 };
 
 struct dd_pool;

@@ -62,7 +62,7 @@ kill_at() {
 
 # kill_at_file N: `git-dnadata restore` killed (SIGKILL) as it is about to rename its Nth file into the folder.
 kill_at_file() {
-	run strace -f -o /dev/null -e trace=renameat,renameat2 -e "inject=renameat,renameat2:signal=SIGKILL:when=$1" \
+	run strace -f -o /dev/null -e trace=renameat,renameat2,linkat -e "inject=renameat,renameat2,linkat:signal=SIGKILL:when=$1" \
 		git-dnadata restore
 	[ "$RC" = 137 ] || fail "git-dnadata restore was not killed at its file $1 (exit $RC): $ERR"
 }
@@ -166,7 +166,7 @@ test_a_failed_apply_puts_the_folder_back_and_leaves_the_database() {
 	git checkout -q -b C B
 	local before
 	before=$(cd "$MEDIA" && find . -printf '%P %y %s\n' | sort && cat shared.txt)
-	expect_fail 1 strace -f -o /dev/null -e trace=renameat,renameat2 -e inject=renameat,renameat2:error=ENOSPC:when=100 \
+	expect_fail 1 strace -f -o /dev/null -e trace=renameat,renameat2,linkat -e inject=renameat,renameat2,linkat:error=ENOSPC:when=100 \
 		git-dnadata restore
 	assert_contains "$ERR" "the folder and the database were left as they were"
 	assert_eq "$before" "$(cd "$MEDIA" && find . -printf '%P %y %s\n' | sort && cat shared.txt)"

@@ -50,7 +50,7 @@ test_a_failed_put_back_is_put_back_by_the_next_restore_and_kept_from_gc() {
 	printf 'mine\n' >"$MEDIA/aa-mine.txt"
 	git checkout -q B
 	# every rename from the second on fails: the apply fails, and so does putting the folder back
-	run strace -f -o /dev/null -e trace=renameat,renameat2 -e "inject=renameat,renameat2:error=ENOSPC:when=2+" \
+	run strace -f -o /dev/null -e trace=renameat,renameat2,linkat -e "inject=renameat,renameat2,linkat:error=ENOSPC:when=2+" \
 		git-dnadata restore
 	[ "$RC" != 0 ] || fail "the restore did not fail under ENOSPC: $ERR"
 	[ -e "$MEDIA/aa-mine.txt" ] && fail "aa-mine.txt still there: the put-back did not fail, nothing tested"
