@@ -2,11 +2,13 @@
  * store/pool.c: worker threads and a bounded FIFO queue; see pool.h.
  *
  * One mutex guards the queue and every job's `done` flag; `space` wakes
- * submitters, `work` wakes workers; a waiter waits on a condition of its
- * own (job->wake), signalled when its job is done, so a finished job wakes
- * only its waiter (a shared one, broadcast, woke every thread waiting on
- * any job: with a media restore's 4 workers each waiting on its chunk, 3
- * of the 4 went back to sleep at every chunk).
+ * submitters, `work` wakes workers; a job's first waiter waits on a
+ * condition of its own (job->wake), signalled when its job is done, so a
+ * finished job wakes only its waiter (one shared broadcast woke every
+ * thread waiting on any job: with a media restore's 4 workers each waiting
+ * on its chunk, 3 of the 4 went back to sleep at every chunk). A second
+ * waiter of the same job uses the shared `finished`, broadcast only while
+ * someone waits on it.
  */
 #include "store/pool.h"
 #include "util/buf.h"
@@ -19,6 +21,8 @@
 struct dd_pool {
 	pthread_mutex_t mu;
 	pthread_cond_t work, space;
+	pthread_cond_t finished; /* broadcast for waiters that found a job's own condition taken */
+	int shared_waiters;      /* how many wait on `finished` */
 	struct dd_job *head, *tail;
 	int inflight, max_inflight, stop, nthreads;
 	pthread_t *threads;
@@ -48,6 +52,8 @@ worker_main(void *arg)
 		pthread_cond_signal(&p->space);
 		if (j->wake)
 			pthread_cond_signal(j->wake);
+		if (p->shared_waiters)
+			pthread_cond_broadcast(&p->finished);
 	}
 	pthread_mutex_unlock(&p->mu);
 	ZSTD_freeCCtx(w.zc);
@@ -64,6 +70,7 @@ dd_pool_new(struct dd_pool **out, int nthreads, int max_inflight)
 	pthread_mutex_init(&p->mu, NULL);
 	pthread_cond_init(&p->work, NULL);
 	pthread_cond_init(&p->space, NULL);
+	pthread_cond_init(&p->finished, NULL);
 	p->max_inflight = max_inflight < 1 ? 1 : max_inflight;
 	p->threads = dd_calloc((size_t)nthreads, sizeof(*p->threads));
 	for (int i = 0; i < nthreads; i++) {
@@ -91,6 +98,7 @@ dd_pool_free(struct dd_pool *p)
 	free(p->threads);
 	pthread_cond_destroy(&p->work);
 	pthread_cond_destroy(&p->space);
+	pthread_cond_destroy(&p->finished);
 	pthread_mutex_destroy(&p->mu);
 	free(p);
 }
@@ -114,20 +122,41 @@ dd_pool_submit(struct dd_pool *p, struct dd_job *job)
 	pthread_mutex_unlock(&p->mu);
 }
 
+/*
+ * Under p->mu: wait until `job` is done, or until `until` (NULL: no limit)
+ * passes. The first waiter of a job waits on a condition of its own; any
+ * other (two threads waiting on one job) on the pool's shared one, so no
+ * waiter is ever left unsignalled.
+ */
+static void
+wait_locked(struct dd_pool *p, struct dd_job *job, const struct timespec *until)
+{
+	pthread_cond_t own, *c = &p->finished;
+	int r = 0;
+
+	if (job->done)
+		return;
+	if (!job->wake) {
+		pthread_cond_init(&own, NULL);
+		job->wake = c = &own;
+	} else {
+		p->shared_waiters++;
+	}
+	while (!job->done && r == 0)
+		r = until ? pthread_cond_timedwait(c, &p->mu, until) : pthread_cond_wait(c, &p->mu);
+	if (c == &own) {
+		job->wake = NULL;
+		pthread_cond_destroy(&own);
+	} else {
+		p->shared_waiters--;
+	}
+}
+
 void
 dd_pool_wait(struct dd_pool *p, struct dd_job *job)
 {
-	pthread_cond_t wake;
-
 	pthread_mutex_lock(&p->mu);
-	if (!job->done) {
-		pthread_cond_init(&wake, NULL);
-		job->wake = &wake;
-		while (!job->done)
-			pthread_cond_wait(&wake, &p->mu);
-		job->wake = NULL;
-		pthread_cond_destroy(&wake);
-	}
+	wait_locked(p, job, NULL);
 	pthread_mutex_unlock(&p->mu);
 }
 
@@ -141,17 +170,8 @@ dd_pool_wait_for(struct dd_pool *p, struct dd_job *job, int ms)
 	until.tv_nsec += (long)(ms % 1000) * 1000000L;
 	until.tv_sec += ms / 1000 + until.tv_nsec / 1000000000L;
 	until.tv_nsec %= 1000000000L;
-	pthread_cond_t wake;
-
 	pthread_mutex_lock(&p->mu);
-	if (!job->done) {
-		pthread_cond_init(&wake, NULL);
-		job->wake = &wake;
-		while (!job->done && pthread_cond_timedwait(&wake, &p->mu, &until) == 0)
-			;
-		job->wake = NULL;
-		pthread_cond_destroy(&wake);
-	}
+	wait_locked(p, job, &until);
 	done = job->done;
 	pthread_mutex_unlock(&p->mu);
 	return done;

@@ -15,6 +15,7 @@
 #include <dirent.h>
 #include <pthread.h>
 #include <sodium.h>
+#include <stdatomic.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -1312,6 +1313,83 @@ file_store_that_is_not_there_is_not_made_again_by_a_put(void **state)
 	free(gone), free(fan);
 }
 
+/* ---- the pool: two threads waiting on one job are both woken ---- */
+
+struct gate_job {
+	struct dd_job base;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int open;
+};
+
+static void
+gate_run(struct dd_job *job, struct dd_worker *wk)
+{
+	struct gate_job *g = (struct gate_job *)job;
+
+	(void)wk;
+	pthread_mutex_lock(&g->mu);
+	while (!g->open)
+		pthread_cond_wait(&g->cv, &g->mu);
+	pthread_mutex_unlock(&g->mu);
+}
+
+struct waiter {
+	struct dd_pool *pool;
+	struct gate_job *g;
+	atomic_int returned;
+};
+
+static void *
+waiter_main(void *arg)
+{
+	struct waiter *w = arg;
+
+	dd_pool_wait(w->pool, &w->g->base);
+	atomic_store(&w->returned, 1);
+	return NULL;
+}
+
+/*
+ * A thread blocked in dd_pool_wait() on a job, and another that waits on
+ * the same job for a while and gives up: when the job finishes, the first
+ * is woken (a per-job condition taken over by the second waiter once left
+ * the first asleep for ever).
+ */
+static void
+a_job_with_two_waiters_wakes_both(void **state)
+{
+	struct dd_pool *pool = NULL;
+	struct gate_job g = { .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER };
+	struct waiter w = { .g = &g };
+	pthread_t t;
+	struct timespec tick = { 0, 1000000 };
+
+	(void)state;
+	assert_int_equal(dd_pool_new(&pool, 1, 4), 0);
+	w.pool = pool;
+	g.base.run = gate_run;
+	dd_pool_submit(pool, &g.base);
+	assert_int_equal(pthread_create(&t, NULL, waiter_main, &w), 0);
+	/* the first waiter has registered (its condition is the job's) */
+	for (long i = 0; !__atomic_load_n(&g.base.wake, __ATOMIC_ACQUIRE); i++) {
+		assert_true(i < 600000); /* 10 minutes */
+		nanosleep(&tick, NULL);
+	}
+	assert_int_equal(dd_pool_wait_for(pool, &g.base, 20), 0);
+	pthread_mutex_lock(&g.mu);
+	g.open = 1;
+	pthread_cond_signal(&g.cv);
+	pthread_mutex_unlock(&g.mu);
+	assert_int_equal(dd_pool_wait_for(pool, &g.base, 600000), 1);
+	for (long i = 0; !atomic_load(&w.returned); i++) {
+		assert_true(i < 10000); /* 10 s after the job finished: never woken */
+		nanosleep(&tick, NULL);
+	}
+	pthread_join(t, NULL);
+	dd_pool_free(pool);
+}
+
 int
 main(void)
 {
@@ -1347,6 +1425,7 @@ main(void)
 						fx_teardown),
 		cmocka_unit_test_setup_teardown(object_failing_in_a_replaced_store_reports_the_new_config, fx_setup,
 						fx_teardown),
+		cmocka_unit_test(a_job_with_two_waiters_wakes_both),
 		cmocka_unit_test_setup_teardown(file_store_that_is_not_there_is_not_made_again_by_a_put, fx_setup,
 						fx_teardown),
 	};
