@@ -370,6 +370,7 @@ struct rel {
 	uint64_t size, rows;
 	size_t *fks, nfks;         /* FK tasks locking it (referencing or referenced) */
 	size_t *keys, nkeys;       /* KEY tasks on it */
+	size_t *xkeys, nxkeys;     /* those taking an exclusive lock (what a shared build waits for) */
 	size_t *ukeys, nukeys;     /* those building a unique index (what an FK may reference) */
 };
 
@@ -523,11 +524,14 @@ plan_key(struct builder *b, const struct dd_schema_entry *en, size_t i, struct p
 		b->unmapped_key = 1;
 		return;
 	}
+	/* a shared build waits for the exclusive keys only: the table's shared builds run side by side */
 	if (!e->excl)
-		for (size_t k = 0; k < b->rels[r].nkeys; k++)
-			add_dep(b, t, b->rels[r].keys[k]);
+		for (size_t k = 0; k < b->rels[r].nxkeys; k++)
+			add_dep(b, t, b->rels[r].xkeys[k]);
 	add_lock(b, t, r, e->excl ? DD_LOCK_EXCL : DD_LOCK_SHARE);
 	push(&b->rels[r].keys, &b->rels[r].nkeys, t);
+	if (e->excl)
+		push(&b->rels[r].xkeys, &b->rels[r].nxkeys, t);
 	if (e->unique)
 		push(&b->rels[r].ukeys, &b->rels[r].nukeys, t);
 	size_t *v = smap_slot(&b->index_task, e->index, 1);
@@ -757,6 +761,7 @@ dd_plan_build(struct dd_plan *p, const struct dd_plan_stream *streams, size_t ns
 	free(pe);
 	for (size_t i = 0; i < p->nrels; i++) {
 		free(b.rels[i].keys);
+		free(b.rels[i].xkeys);
 		free(b.rels[i].fks);
 		free(b.rels[i].ukeys);
 	}

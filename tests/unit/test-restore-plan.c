@@ -25,6 +25,7 @@ static const char post[] =
 	ENTRY("big big_pkey", "CONSTRAINT") "ALTER TABLE ONLY public.big\n    ADD CONSTRAINT big_pkey PRIMARY KEY (id);\n\n"
 	ENTRY("docs docs_pkey", "CONSTRAINT") "ALTER TABLE ONLY public.docs\n    ADD CONSTRAINT docs_pkey PRIMARY KEY (id);\n\n"
 	ENTRY("docs_meta", "INDEX") "CREATE INDEX docs_meta ON public.docs USING gin (meta);\n\n"
+	ENTRY("docs_at", "INDEX") "CREATE INDEX docs_at ON public.docs USING btree (at);\n\n"
 	ENTRY("docs_id", "INDEX") "CREATE INDEX docs_id ON public.docs USING btree (id);\n\nALTER TABLE public.docs CLUSTER ON docs_id;\n\n"
 	ENTRY("Odd Odd_pkey", "CONSTRAINT") "ALTER TABLE ONLY public.\"Odd\"\n    ADD CONSTRAINT \"Odd_pkey\" PRIMARY KEY (\"Id\");\n\n"
 	ENTRY("ev ev_pkey", "CONSTRAINT") "ALTER TABLE ONLY public.ev\n    ADD CONSTRAINT ev_pkey PRIMARY KEY (id, at);\n\n"
@@ -171,6 +172,19 @@ a_tables_indexes_wait_for_its_constraints(void **state)
 }
 
 static void
+a_tables_plain_indexes_build_side_by_side(void **state)
+{
+	struct dd_plan *p = &((struct fx *)*state)->p;
+	size_t gin = task(p, "INDEX \"public\".\"docs_meta\" ON \"public\".\"docs\"");
+	size_t at = task(p, "INDEX \"public\".\"docs_at\" ON \"public\".\"docs\"");
+	/* both take SHARE: neither waits for the other, both for the exclusive ones */
+	assert_false(waits(p, gin, at));
+	assert_false(waits(p, at, gin));
+	assert_true(waits(p, at, task(p, "CONSTRAINT \"public\".\"docs_pkey\" ON \"public\".\"docs\"")));
+	assert_true(waits(p, at, task(p, "INDEX \"public\".\"docs_id\" ON \"public\".\"docs\"")));
+}
+
+static void
 a_table_with_a_gin_index_loads_first(void **state)
 {
 	struct dd_plan *p = &((struct fx *)*state)->p;
@@ -215,6 +229,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(a_table_with_a_gin_index_loads_first, setup, teardown),
 		cmocka_unit_test_setup_teardown(a_tables_indexes_wait_for_its_constraints, setup, teardown),
 		cmocka_unit_test_setup_teardown(an_index_entry_with_a_second_statement_locks_the_table, setup, teardown),
+		cmocka_unit_test_setup_teardown(a_tables_plain_indexes_build_side_by_side, setup, teardown),
 		cmocka_unit_test(locks_conflict_as_the_server_says),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
