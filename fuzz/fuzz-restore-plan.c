@@ -16,7 +16,7 @@ int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static const struct dd_plan_stream streams[] = { { "public.a", 100, 3 }, { "public.\"B\"", 10, 1 }, { NULL, 1, 0 } };
-	static const struct dd_plan_rel rels[] = { { "public.a", 'r' }, { "public.p", 'p' }, { "public.m", 'm' } };
+	static const struct dd_plan_rel rels[] = { { "public.a", 'r', 1 }, { "public.p", 'p', 0 }, { "public.m", 'm', 0 } };
 	char *text = malloc(size + 1);
 	struct dd_schema_entry *e = NULL;
 	struct dd_plan p;

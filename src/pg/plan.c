@@ -17,7 +17,8 @@
  *        some key entry could not be mapped);
  *   CHECK (a table's separately dumped CHECK constraint): after B_COPY;
  *   SEQ: after B_COPY;  REST: after B_ATTACH, every FK, CHECK and SEQ;
- *   ANALYZE of a table after its COPY, its keys and the FKs locking it;
+ *   ANALYZE of a table after its COPY, its keys and the FKs locking it
+ *        (an inheritance parent: after B_COPY too, its children's rows);
  *        of a partitioned table after B_ATTACH; of the populated
  *        materialized views after REST.
  * Names are compared unquoted ("schema"."name" always quoted is the map's
@@ -691,6 +692,9 @@ plan_analyze(struct builder *b, const struct dd_plan_rel *rels, size_t nrels, si
 			add_dep(b, t, b->b_attach);
 		} else {
 			add_dep(b, t, R && R->copy != NONE ? R->copy : b->b_copy);
+			/* an inheritance parent's statistics cover its children: all rows first */
+			if (rels[i].children)
+				add_dep(b, t, b->b_copy);
 			/* and after its foreign keys, which are on the way to the rest (ANALYZE is not) */
 			for (size_t j = 0; R && j < R->nkeys; j++)
 				add_dep(b, t, R->keys[j]);

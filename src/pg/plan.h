@@ -65,10 +65,11 @@ struct dd_plan_stream {
 	uint64_t size, rows;
 };
 
-/* One relation the pre-data created: format('%I.%I') and relkind ('r', 'p', 'm'). */
+/* One relation the pre-data created: format('%I.%I'), relkind ('r', 'p', 'm'), and relhassubclass. */
 struct dd_plan_rel {
 	const char *name;
 	char kind;
+	int children;        /* an inheritance parent: its ANALYZE also samples its children's rows */
 };
 
 /*

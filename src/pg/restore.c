@@ -659,7 +659,7 @@ static int
 sched_rels(struct sched *s)
 {
 	PGresult *res = dd_pg_query(s->l->c,
-				    "SELECT format('%I.%I', n.nspname, c.relname), c.relkind FROM pg_class c"
+				    "SELECT format('%I.%I', n.nspname, c.relname), c.relkind, c.relhassubclass FROM pg_class c"
 				    " JOIN pg_namespace n ON n.oid = c.relnamespace"
 				    " WHERE c.relkind IN ('r', 'm', 'p') AND n.nspname <> 'information_schema'"
 				    " AND n.nspname !~ '^pg_' AND c.relpersistence <> 't' ORDER BY 1",
@@ -671,6 +671,7 @@ sched_rels(struct sched *s)
 	for (size_t i = 0; i < s->nrels; i++) {
 		s->rels[i].name = dd_strdup(PQgetvalue(res, (int)i, 0));
 		s->rels[i].kind = PQgetvalue(res, (int)i, 1)[0];
+		s->rels[i].children = PQgetvalue(res, (int)i, 2)[0] == 't';
 	}
 	PQclear(res);
 	return 0;

@@ -41,7 +41,9 @@ static const struct dd_plan_stream streams[] = {
 	{ "public.big", 1000000, 90000 }, { "public.docs", 800000, 1000 }, { "public.\"Odd\"", 10, 1 },
 	{ "public.ev_1", 5000, 50 }, { NULL, 7, 0 },
 };
-static const struct dd_plan_rel rels[] = { { "public.big", 'r' }, { "public.ev", 'p' }, { "public.mv", 'm' } };
+static const struct dd_plan_rel rels[] = {
+	{ "public.big", 'r', 0 }, { "public.ev", 'p', 0 }, { "public.mv", 'm', 0 }, { "public.ev_1", 'r', 1 },
+};
 
 struct fx {
 	struct dd_schema_entry *e;
@@ -54,7 +56,7 @@ setup(void **state)
 {
 	struct fx *f = calloc(1, sizeof(*f));
 	dd_schema_split(&f->e, &f->ne, post, strlen(post));
-	dd_plan_build(&f->p, streams, 5, f->e, f->ne, rels, 3, 1);
+	dd_plan_build(&f->p, streams, 5, f->e, f->ne, rels, sizeof(rels) / sizeof(rels[0]), 1);
 	*state = f;
 	return 0;
 }
@@ -185,6 +187,16 @@ a_tables_plain_indexes_build_side_by_side(void **state)
 }
 
 static void
+an_inheritance_parent_is_analyzed_after_all_rows(void **state)
+{
+	struct dd_plan *p = &((struct fx *)*state)->p;
+	/* ev_1 (given children here) waits for every COPY, not only its own and its keys' */
+	size_t an = task(p, "ANALYZE \"public\".\"ev_1\"");
+	assert_true(waits(p, an, task(p, "COPY \"public\".\"big\"")));
+	assert_true(waits(p, an, task(p, "COPY \"public\".\"docs\"")));
+}
+
+static void
 a_table_with_a_gin_index_loads_first(void **state)
 {
 	struct dd_plan *p = &((struct fx *)*state)->p;
@@ -230,6 +242,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(a_tables_indexes_wait_for_its_constraints, setup, teardown),
 		cmocka_unit_test_setup_teardown(an_index_entry_with_a_second_statement_locks_the_table, setup, teardown),
 		cmocka_unit_test_setup_teardown(a_tables_plain_indexes_build_side_by_side, setup, teardown),
+		cmocka_unit_test_setup_teardown(an_inheritance_parent_is_analyzed_after_all_rows, setup, teardown),
 		cmocka_unit_test(locks_conflict_as_the_server_says),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
