@@ -481,13 +481,19 @@ out:
 }
 
 
-/* A statement that must see the sessions' own search_path (a COPY, an ANALYZE) after the preamble emptied it. */
+/*
+ * A statement that must see the sessions' own search_path (an ANALYZE)
+ * after the preamble emptied it. One query string is one implicit
+ * transaction: the setting stays local to it, and an error (a deadlock
+ * the caller retries) rolls it back rather than leaving an explicit
+ * BEGIN aborted on the session.
+ */
 static char *
 with_path(const struct sched *s, int prepared, const char *sql)
 {
 	if (!prepared)
 		return dd_strdup(sql);
-	return dd_asprintf("BEGIN; SELECT pg_catalog.set_config('search_path', %s, true); %s; COMMIT", s->path_lit, sql);
+	return dd_asprintf("SELECT pg_catalog.set_config('search_path', %s, true); %s", s->path_lit, sql);
 }
 
 static int
@@ -500,6 +506,9 @@ run_sql(PGconn *c, const char *sql)
 		if (rc == 0 || !deadlock || attempt >= 5)
 			return rc;
 		dd_error_clear();
+		/* a script that opened a transaction block left it aborted: end it, or the retry fails with 25P02 */
+		if (PQtransactionStatus(c) == PQTRANS_INERROR && dd_pg_exec(c, "ROLLBACK") < 0)
+			return -1;
 		usleep(100000 * (useconds_t)(attempt + 1));
 	}
 }
