@@ -383,6 +383,7 @@ struct builder {
 	size_t relcap;
 	size_t b_copy, b_key, b_attach;
 	int unmapped_key;
+	char **ts, **am;           /* per entry: the default_tablespace / table access method it starts under */
 };
 
 static size_t
@@ -421,6 +422,70 @@ add_lock(struct builder *b, size_t task, size_t rel, enum dd_plan_lock mode)
 	if (rel == NONE || t->nrel == 2)
 		return;
 	t->rel[t->nrel] = rel, t->mode[t->nrel++] = mode;
+}
+
+/* "SET <name> = value;" at line `l` (length n): the value, owned, or NULL. */
+static char *
+set_value(const char *l, size_t n, const char *name)
+{
+	size_t k = strlen(name);
+
+	if (n < k + 8 || strncmp(l, "SET ", 4) || strncmp(l + 4, name, k) || strncmp(l + 4 + k, " = ", 3) ||
+	    l[n - 1] != ';')
+		return NULL;
+	return dd_strndup(l + 7 + k, n - 8 - k);
+}
+
+/*
+ * The session state each entry starts under. pg_dump writes SET
+ * default_tablespace / default_table_access_method only where they change
+ * (the splitter puts the line at the top of the entry that follows), but
+ * the entries run out of order on several sessions: each task sets the
+ * state its entry was dumped under. Entries 0..nen; [nen] the state after
+ * the last. Before the preamble: '' and heap (as normalise.c starts).
+ */
+static void
+plan_state(struct builder *b, const struct dd_schema_entry *en, size_t nen)
+{
+	char *ts = dd_strdup("''"), *am = dd_strdup("heap");
+
+	b->ts = dd_calloc(nen + 1, sizeof(char *));
+	b->am = dd_calloc(nen + 1, sizeof(char *));
+	for (size_t i = 0; i <= nen; i++) {
+		b->ts[i] = dd_strdup(ts), b->am[i] = dd_strdup(am);
+		if (i == nen)
+			break;
+		/* the entry's own SET lines: those before its statement (all of the preamble's) */
+		const char *end = i ? statement(en[i].sql) : en[i].sql + strlen(en[i].sql);
+		for (const char *l = en[i].sql; l < end;) {
+			size_t n = strcspn(l, "\n");
+			char *v;
+			if ((v = set_value(l, n, "default_tablespace")))
+				free(ts), ts = v;
+			else if ((v = set_value(l, n, "default_table_access_method")))
+				free(am), am = v;
+			l += n + (l[n] ? 1 : 0);
+		}
+	}
+	free(ts);
+	free(am);
+}
+
+static void
+put_state(struct dd_buf *o, const char *ts, const char *am)
+{
+	dd_buf_printf(o, "SET default_tablespace = %s;\nSET default_table_access_method = %s;\n", ts, am);
+}
+
+/* Task t runs entry i: its text after the state it was dumped under (owned by the task). */
+static void
+entry_sql(struct builder *b, size_t t, const struct dd_schema_entry *en, size_t i)
+{
+	struct dd_buf o = DD_BUF_INIT;
+
+	put_state(&o, b->ts[i], b->am[i]);
+	dd_buf_puts(&o, en[i].sql);
+	b->p->t[t].sql = b->p->t[t].own = dd_buf_detach(&o, NULL);
 }
 
 /* The id of relation `key` ("s"."n"), made when new. */
@@ -518,7 +583,7 @@ plan_key(struct builder *b, const struct dd_schema_entry *en, size_t i, struct p
 	double size = r != NONE && dep != b->b_copy ? (double)b->rels[r].size : 0;
 	size_t t = add_task(b, DD_PLAN_KEY, i, size * dd_plan_am_factor(e->am));
 
-	b->p->t[t].sql = en[i].sql;
+	entry_sql(b, t, en, i);
 	label(&b->p->t[t], en[i].type, e);
 	add_dep(b, t, dep);
 	if (!e->mapped) {
@@ -568,7 +633,7 @@ plan_attach(struct builder *b, const struct dd_schema_entry *en, size_t nen, str
 		size_t t = add_task(b, DD_PLAN_ATTACH, i, 0);
 		size_t parent = e->mapped ? smap_get(&b->index_task, e->index) : NONE;
 		size_t child = e->mapped ? smap_get(&b->index_task, e->other) : NONE;
-		b->p->t[t].sql = en[i].sql;
+		entry_sql(b, t, en, i);
 		label(&b->p->t[t], en[i].type, e);
 		if (parent == NONE || child == NONE) {
 			add_dep(b, t, b->b_key);
@@ -595,7 +660,7 @@ plan_fk(struct builder *b, const struct dd_schema_entry *en, size_t nen, struct 
 		if (e->kind != DD_PLAN_FK)
 			continue;
 		size_t t = add_task(b, DD_PLAN_FK, i, 0);
-		b->p->t[t].sql = en[i].sql;
+		entry_sql(b, t, en, i);
 		label(&b->p->t[t], en[i].type, e);
 		if (!e->mapped) {
 			add_dep(b, t, b->b_attach);
@@ -625,18 +690,23 @@ plan_rest(struct builder *b, const struct dd_schema_entry *en, size_t nen, struc
 {
 	struct dd_buf rest = DD_BUF_INIT;
 	size_t n = 0;
+	const char *ts = NULL, *am = NULL; /* the state the script runs under so far */
 
 	for (size_t i = 1; i < nen; i++) {
 		struct parsed *e = &pe[i];
 		if (e->kind == DD_PLAN_CHECK) {
 			size_t r, t = add_task(b, DD_PLAN_CHECK, i, 0);
-			b->p->t[t].sql = en[i].sql;
+			entry_sql(b, t, en, i);
 			label(&b->p->t[t], en[i].type, e);
 			add_dep(b, t, b->b_copy);
 			rows_of(b, e->table, &r);
 			add_lock(b, t, r, DD_LOCK_EXCL);
 		} else if (e->kind == DD_PLAN_REST) {
+			/* the state before its first entry, and again wherever entries run elsewhere changed it */
+			if (!ts || strcmp(ts, b->ts[i]) || strcmp(am, b->am[i]))
+				put_state(&rest, b->ts[i], b->am[i]);
 			dd_buf_puts(&rest, en[i].sql);
+			ts = b->ts[i + 1], am = b->am[i + 1];
 			n++;
 		}
 	}
@@ -753,6 +823,7 @@ dd_plan_build(struct dd_plan *p, const struct dd_plan_stream *streams, size_t ns
 	b.p = p;
 	for (size_t i = 1; i < nentries; i++)
 		parse_entry(entries[i].type, entries[i].sql, &pe[i]);
+	plan_state(&b, entries, nentries);
 	plan_rows(&b, streams, nstreams);
 	plan_keys(&b, entries, nentries, pe);
 	plan_attach(&b, entries, nentries, pe);
@@ -770,6 +841,12 @@ dd_plan_build(struct dd_plan *p, const struct dd_plan_stream *streams, size_t ns
 		free(b.rels[i].ukeys);
 	}
 	free(b.rels);
+	for (size_t i = 0; i <= nentries; i++) {
+		free(b.ts[i]);
+		free(b.am[i]);
+	}
+	free(b.ts);
+	free(b.am);
 	smap_free(&b.rel_ids);
 	smap_free(&b.index_task);
 }

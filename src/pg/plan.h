@@ -42,7 +42,7 @@ enum dd_plan_lock {
 struct dd_plan_task {
 	enum dd_plan_kind kind;
 	size_t ref;
-	const char *sql;     /* KEY/ATTACH/FK/CHECK: borrowed entry text; REST/ANALYZE: owned */
+	const char *sql;     /* KEY/ATTACH/FK/CHECK/REST: entry text after SETs of the state it was dumped under; owned */
 	char *own;           /* what `sql` points to when the plan owns it */
 	char *label;         /* for -v: "INDEX app.orders_items ON app.orders" */
 	double cost, prio;

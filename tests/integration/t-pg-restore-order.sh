@@ -175,4 +175,35 @@ test_a_tables_index_starts_before_the_last_copy_on_one_session() {
 	assert_eq 10 "$(psql_q "$DB" "SELECT count(*) FROM guarded")"
 }
 
+# pg_dump sets default_tablespace only where it changes: an entry run out of order must still get its own
+test_indexes_are_restored_into_the_tablespace_they_were_dumped_in() {
+	repo_with_db ordts
+	printf '[database]\njobs = 1\n' >>.git/dnadata/config.ini
+	mkdir "$T/ts"
+	# the server runs as nobody under root (tests/pg.sh): its folder, and a way to it
+	[ "$(id -u)" != 0 ] || { chown nobody "$T/ts" && chmod o+x "$T"; }
+	psql_q "$DB" "CREATE TABLESPACE ts_order LOCATION '$T/ts'" >/dev/null
+	"$DD_PG_BINDIR/psql" -XAtq -v ON_ERROR_STOP=1 -d "$DB" >/dev/null <<'SQL' || fail "schema did not load"
+CREATE TABLE ta (id int, v text);
+CREATE TABLE tb (id int, v text);
+CREATE TABLE tc (id int, v text);
+INSERT INTO ta SELECT i, md5(i::text) FROM generate_series(1, 100) i;
+INSERT INTO tb SELECT i, md5(i::text) FROM generate_series(1, 20000) i;
+INSERT INTO tc SELECT i, md5(i::text) FROM generate_series(1, 1000) i;
+-- dumped in name order: SET ts_order before idx_a_big, none before idx_b_big, SET '' before idx_b_id
+CREATE INDEX idx_a_big ON ta (v) TABLESPACE ts_order;
+CREATE INDEX idx_b_big ON tb (v) TABLESPACE ts_order;
+CREATE INDEX idx_b_id ON tb (id);
+CREATE INDEX idx_c ON tc (v);
+SQL
+	local q="SELECT c.relname || ' ' || coalesce(t.spcname, 'pg_default') FROM pg_class c
+		LEFT JOIN pg_tablespace t ON t.oid = c.reltablespace WHERE c.relname LIKE 'idx%' ORDER BY 1"
+	local before
+	before=$(psql_q "$DB" "$q")
+	assert_contains "$before" "idx_b_big ts_order"
+	expect_ok git dnadata snapshot
+	expect_ok git dnadata -v restore --force
+	assert_eq "$before" "$(psql_q "$DB" "$q")" "indexes in their tablespaces"
+}
+
 run_tests

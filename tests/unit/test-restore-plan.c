@@ -25,8 +25,10 @@ static const char post[] =
 	ENTRY("big big_pkey", "CONSTRAINT") "ALTER TABLE ONLY public.big\n    ADD CONSTRAINT big_pkey PRIMARY KEY (id);\n\n"
 	ENTRY("docs docs_pkey", "CONSTRAINT") "ALTER TABLE ONLY public.docs\n    ADD CONSTRAINT docs_pkey PRIMARY KEY (id);\n\n"
 	ENTRY("docs_meta", "INDEX") "CREATE INDEX docs_meta ON public.docs USING gin (meta);\n\n"
+	"SET default_tablespace = fast;\n\n"
 	ENTRY("docs_at", "INDEX") "CREATE INDEX docs_at ON public.docs USING btree (at);\n\n"
 	ENTRY("docs_id", "INDEX") "CREATE INDEX docs_id ON public.docs USING btree (id);\n\nALTER TABLE public.docs CLUSTER ON docs_id;\n\n"
+	"SET default_tablespace = '';\n\n"
 	ENTRY("Odd Odd_pkey", "CONSTRAINT") "ALTER TABLE ONLY public.\"Odd\"\n    ADD CONSTRAINT \"Odd_pkey\" PRIMARY KEY (\"Id\");\n\n"
 	ENTRY("ev ev_pkey", "CONSTRAINT") "ALTER TABLE ONLY public.ev\n    ADD CONSTRAINT ev_pkey PRIMARY KEY (id, at);\n\n"
 	ENTRY("ev_1 ev_1_pkey", "CONSTRAINT") "ALTER TABLE ONLY public.ev_1\n    ADD CONSTRAINT ev_1_pkey PRIMARY KEY (id, at);\n\n"
@@ -197,6 +199,21 @@ an_inheritance_parent_is_analyzed_after_all_rows(void **state)
 }
 
 static void
+each_entry_runs_under_the_tablespace_it_was_dumped_under(void **state)
+{
+	struct dd_plan *p = &((struct fx *)*state)->p;
+	const char *set = "SET default_tablespace = fast;\nSET default_table_access_method = heap;\n";
+	/* docs_id follows docs_at, which changed the tablespace: it has no SET of its own */
+	const char *id = p->t[task(p, "INDEX \"public\".\"docs_id\" ON \"public\".\"docs\"")].sql;
+	assert_memory_equal(id, set, strlen(set));
+	assert_non_null(strstr(id, "CREATE INDEX docs_id"));
+	/* docs_meta came before the change, the rest after it was undone */
+	const char *meta = p->t[task(p, "INDEX \"public\".\"docs_meta\" ON \"public\".\"docs\"")].sql;
+	assert_memory_equal(meta, "SET default_tablespace = '';\n", 29);
+	assert_memory_equal(p->t[task(p, "POST-DATA REST (1 entries in order)")].sql, "SET default_tablespace = '';\n", 29);
+}
+
+static void
 a_table_with_a_gin_index_loads_first(void **state)
 {
 	struct dd_plan *p = &((struct fx *)*state)->p;
@@ -243,6 +260,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(an_index_entry_with_a_second_statement_locks_the_table, setup, teardown),
 		cmocka_unit_test_setup_teardown(a_tables_plain_indexes_build_side_by_side, setup, teardown),
 		cmocka_unit_test_setup_teardown(an_inheritance_parent_is_analyzed_after_all_rows, setup, teardown),
+		cmocka_unit_test_setup_teardown(each_entry_runs_under_the_tablespace_it_was_dumped_under, setup, teardown),
 		cmocka_unit_test(locks_conflict_as_the_server_says),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
