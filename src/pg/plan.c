@@ -18,7 +18,9 @@
  *   CHECK (a table's separately dumped CHECK constraint): after B_COPY;
  *   SEQ: after B_COPY;  REST: after B_ATTACH, every FK, CHECK and SEQ;
  *   ANALYZE of a table after its COPY, its keys and the FKs locking it
- *        (an inheritance parent: after B_COPY too, its children's rows);
+ *        (an inheritance parent: after B_COPY too, its children's rows;
+ *        a table with extended statistics: after REST, which creates them;
+ *        every table, when a STATISTICS entry cannot be read);
  *        of a partitioned table after B_ATTACH; of the populated
  *        materialized views after REST.
  * Names are compared unquoted ("schema"."name" always quoted is the map's
@@ -223,6 +225,7 @@ struct parsed {
 	enum dd_plan_kind kind;
 	int mapped;          /* table (and index / referenced table) known */
 	int unique, excl;    /* KEY: builds a unique index; takes an exclusive lock */
+	int stats;           /* a STATISTICS entry (REST): `table` is the one whose ANALYZE computes it */
 	char *table, *index, *other; /* keys: the table; the index it builds (KEY) or the parent index (ATTACH);
 					the referenced table (FK) or the partition's index (ATTACH) */
 	char am[64];
@@ -291,6 +294,31 @@ parse_constraint(const char *s, struct parsed *e, struct dd_buf *a, struct dd_bu
 	}
 }
 
+/* CREATE STATISTICS name [(kinds)] ON columns or expressions FROM table */
+static void
+parse_statistics(const char *s, struct parsed *e, struct dd_buf *a)
+{
+	int depth = 0;
+
+	for (; *s && *s != ';'; s++) {
+		if (*s == '\'' || *s == '"') {
+			const char *q = strchr(s + 1, *s);
+			if (!q)
+				return;
+			s = q;
+		} else if (*s == '(') {
+			depth++;
+		} else if (*s == ')') {
+			depth--;
+		} else if (!depth && !ident_char(s[-1]) && tok(&s, "FROM")) {
+			tok(&s, "ONLY");
+			if ((e->table = qualified(&s, a)))
+				e->mapped = 1;
+			return;
+		}
+	}
+}
+
 static void
 parse_entry(const char *type, const char *sql, struct parsed *e)
 {
@@ -320,6 +348,9 @@ parse_entry(const char *type, const char *sql, struct parsed *e)
 			e->mapped = 1;
 	} else {
 		e->kind = DD_PLAN_REST;
+		e->stats = !strcmp(type, "STATISTICS");
+		if (e->stats && tok(&s, "CREATE STATISTICS"))
+			parse_statistics(s, e, &a);
 	}
 	dd_buf_release(&a);
 	dd_buf_release(&b);
@@ -373,6 +404,7 @@ struct rel {
 	size_t *keys, nkeys;       /* KEY tasks on it */
 	size_t *xkeys, nxkeys;     /* those taking an exclusive lock (what a shared build waits for) */
 	size_t *ukeys, nukeys;     /* those building a unique index (what an FK may reference) */
+	int stats;                 /* extended statistics on it (created in the rest, computed by its ANALYZE) */
 };
 
 struct builder {
@@ -382,7 +414,7 @@ struct builder {
 	struct rel *rels;
 	size_t relcap;
 	size_t b_copy, b_key, b_attach;
-	int unmapped_key;
+	int unmapped_key, unmapped_stats;
 	char **ts, **am;           /* per entry: the default_tablespace / table access method it starts under */
 };
 
@@ -702,6 +734,10 @@ plan_rest(struct builder *b, const struct dd_schema_entry *en, size_t nen, struc
 			rows_of(b, e->table, &r);
 			add_lock(b, t, r, DD_LOCK_EXCL);
 		} else if (e->kind == DD_PLAN_REST) {
+			if (e->stats && e->mapped)
+				b->rels[rel_id(b, e->table)].stats = 1;
+			else if (e->stats)
+				b->unmapped_stats = 1;
 			/* the state before its first entry, and again wherever entries run elsewhere changed it */
 			if (!ts || strcmp(ts, b->ts[i]) || strcmp(am, b->am[i]))
 				put_state(&rest, b->ts[i], b->am[i]);
@@ -758,6 +794,9 @@ plan_analyze(struct builder *b, const struct dd_plan_rel *rels, size_t nrels, si
 		size_t t = add_task(b, DD_PLAN_ANALYZE, i, analyze_cost(R));
 		b->p->t[t].label = dd_asprintf("ANALYZE %s", k ? k : rels[i].name);
 		b->p->t[t].sql = b->p->t[t].own = dd_asprintf("ANALYZE %s", rels[i].name);
+		/* CREATE STATISTICS is in the rest: ANALYZE after it, or the statistics stay empty */
+		if (b->unmapped_stats || (R && R->stats))
+			add_dep(b, t, rest);
 		if (!k || rels[i].kind != 'r') {
 			add_dep(b, t, b->b_attach);
 		} else {

@@ -206,4 +206,21 @@ SQL
 	assert_eq "$before" "$(psql_q "$DB" "$q")" "indexes in their tablespaces"
 }
 
+# CREATE STATISTICS is a post-data entry run with the rest: the table's ANALYZE must come after it
+test_extended_statistics_are_computed_after_a_restore() {
+	repo_with_db ordst
+	"$DD_PG_BINDIR/psql" -XAtq -v ON_ERROR_STOP=1 -d "$DB" >/dev/null <<'SQL' || fail "schema did not load"
+CREATE TABLE city (id int PRIMARY KEY, zip int, town int);
+INSERT INTO city SELECT i, i % 100, i % 100 / 10 FROM generate_series(1, 5000) i;
+CREATE STATISTICS city_zip_town (dependencies, ndistinct) ON zip, town FROM city;
+ANALYZE city;
+SQL
+	local q="SELECT statistics_name || ' ' || (dependencies IS NOT NULL) || ' ' || (n_distinct IS NOT NULL)
+		FROM pg_stats_ext WHERE tablename = 'city'"
+	assert_eq "city_zip_town true true" "$(psql_q "$DB" "$q")"
+	expect_ok git dnadata snapshot
+	expect_ok git dnadata -v restore --force
+	assert_eq "city_zip_town true true" "$(psql_q "$DB" "$q")" "extended statistics computed by the restore's ANALYZE"
+}
+
 run_tests

@@ -37,6 +37,7 @@ static const char post[] =
 	ENTRY("docs docs_big_fkey", "FK CONSTRAINT") "ALTER TABLE ONLY public.docs\n    ADD CONSTRAINT docs_big_fkey FOREIGN KEY (big_id, \"x)\") REFERENCES public.big(id, \"x)\");\n\n"
 	ENTRY("big big_odd_fkey", "FK CONSTRAINT") "ALTER TABLE ONLY public.big\n    ADD CONSTRAINT big_odd_fkey FOREIGN KEY (o) REFERENCES public.\"Odd\"(\"Id\");\n\n"
 	ENTRY("docs docs_ev_fkey", "FK CONSTRAINT") "ALTER TABLE public.docs\n    ADD CONSTRAINT docs_ev_fkey FOREIGN KEY (e, a) REFERENCES public.ev(id, at);\n\n"
+	ENTRY("ev_1_st", "STATISTICS") "CREATE STATISTICS public.ev_1_st (dependencies) ON (a + 1), \"from\" FROM public.ev_1;\n\n"
 	ENTRY("docs t1", "TRIGGER") "CREATE TRIGGER t1 AFTER INSERT ON public.docs FOR EACH ROW EXECUTE FUNCTION public.f();\n\n";
 
 static const struct dd_plan_stream streams[] = {
@@ -150,7 +151,7 @@ static void
 the_rest_and_analyze_come_after_what_they_need(void **state)
 {
 	struct dd_plan *p = &((struct fx *)*state)->p;
-	size_t rest = task(p, "POST-DATA REST (1 entries in order)");
+	size_t rest = task(p, "POST-DATA REST (2 entries in order)");
 	assert_non_null(strstr(p->t[rest].sql, "CREATE TRIGGER t1"));
 	for (size_t i = 0; i < rest; i++)
 		if (p->t[i].kind != DD_PLAN_BARRIER)
@@ -210,7 +211,35 @@ each_entry_runs_under_the_tablespace_it_was_dumped_under(void **state)
 	/* docs_meta came before the change, the rest after it was undone */
 	const char *meta = p->t[task(p, "INDEX \"public\".\"docs_meta\" ON \"public\".\"docs\"")].sql;
 	assert_memory_equal(meta, "SET default_tablespace = '';\n", 29);
-	assert_memory_equal(p->t[task(p, "POST-DATA REST (1 entries in order)")].sql, "SET default_tablespace = '';\n", 29);
+	assert_memory_equal(p->t[task(p, "POST-DATA REST (2 entries in order)")].sql, "SET default_tablespace = '';\n", 29);
+}
+
+static void
+a_table_with_extended_statistics_is_analyzed_after_they_are_created(void **state)
+{
+	struct dd_plan *p = &((struct fx *)*state)->p;
+	size_t rest = task(p, "POST-DATA REST (2 entries in order)");
+	assert_non_null(strstr(p->t[rest].sql, "CREATE STATISTICS public.ev_1_st"));
+	assert_true(waits(p, task(p, "ANALYZE \"public\".\"ev_1\""), rest));
+	assert_false(waits(p, task(p, "ANALYZE \"public\".\"big\""), rest));
+}
+
+static void
+a_statistics_entry_it_cannot_read_makes_every_analyze_wait(void **state)
+{
+	(void)state;
+	static const char odd[] = "SET statement_timeout = 0;\n"
+		ENTRY("st", "STATISTICS") "CREATE STATISTICS public.st ON a, b;\n\n";
+	struct dd_schema_entry *e;
+	size_t ne;
+	struct dd_plan p;
+	dd_schema_split(&e, &ne, odd, strlen(odd));
+	dd_plan_build(&p, streams, 5, e, ne, rels, sizeof(rels) / sizeof(rels[0]), 0);
+	size_t rest = task(&p, "POST-DATA REST (1 entries in order)");
+	assert_true(waits(&p, task(&p, "ANALYZE \"public\".\"big\""), rest));
+	assert_true(waits(&p, task(&p, "ANALYZE \"public\".\"ev\""), rest));
+	dd_plan_free(&p);
+	dd_schema_entries_free(e, ne);
 }
 
 static void
@@ -261,6 +290,9 @@ main(void)
 		cmocka_unit_test_setup_teardown(a_tables_plain_indexes_build_side_by_side, setup, teardown),
 		cmocka_unit_test_setup_teardown(an_inheritance_parent_is_analyzed_after_all_rows, setup, teardown),
 		cmocka_unit_test_setup_teardown(each_entry_runs_under_the_tablespace_it_was_dumped_under, setup, teardown),
+		cmocka_unit_test_setup_teardown(a_table_with_extended_statistics_is_analyzed_after_they_are_created, setup,
+						teardown),
+		cmocka_unit_test(a_statistics_entry_it_cannot_read_makes_every_analyze_wait),
 		cmocka_unit_test(locks_conflict_as_the_server_says),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
