@@ -8,6 +8,9 @@
 # started only after what it needs was done (an FK after both tables'
 # rows and the referenced key, an attachment after both indexes, ANALYZE
 # after the table's indexes), and an index starting before the last COPY.
+# The check itself refuses a trace with an attachment or an FK (to a plain
+# unique index) started too early; indexes keep their tablespaces; extended
+# statistics are computed.
 . "$(dirname "$0")/../lib.sh"
 
 # pg_dump without its volatile lines, rows of each COPY block sorted (as t-pg-fidelity.sh)
@@ -47,6 +50,12 @@ CREATE TABLE ev_ref (id int PRIMARY KEY, ev_id int, ev_at date, FOREIGN KEY (ev_
 CREATE FUNCTION helper(int) RETURNS bool LANGUAGE sql AS 'SELECT $1 > 0';
 CREATE FUNCTION positive(int) RETURNS bool LANGUAGE sql AS 'SELECT helper($1)';
 CREATE TABLE guarded (id int PRIMARY KEY, n int CHECK (positive(n)));
+-- an FK to a key that is a plain CREATE UNIQUE INDEX, not a constraint
+CREATE TABLE cat (id int, code text);
+CREATE UNIQUE INDEX cat_code ON cat (code);
+CREATE TABLE item (id int PRIMARY KEY, cat_code text REFERENCES cat (code));
+INSERT INTO cat SELECT i, 'k' || i FROM generate_series(1, 200) i;
+INSERT INTO item SELECT i, 'k' || (1 + i % 200) FROM generate_series(1, 1000) i;
 INSERT INTO guarded SELECT i, i FROM generate_series(1, 10) i;
 CREATE TABLE checked (id int PRIMARY KEY, n int);
 INSERT INTO checked VALUES (1, -1), (2, 5);
@@ -75,8 +84,10 @@ SQL
 }
 
 # The restore's -v trace (stdin) checked against the dependencies: prints each violation, then "checked N".
+# $1: the unique indexes (keys "schema"."name", one a line) an FK may reference besides constraints.
 check_trace() {
-	awk '
+	awk -v uniq="${1:-}" '
+	BEGIN { nu = split(uniq, ul, "\n"); for (i = 1; i <= nu; i++) if (ul[i] != "") unique[ul[i]] = 1 }
 	function ends(s, suf) { return length(s) >= length(suf) && substr(s, length(s) - length(suf) + 1) == suf }
 	function before(need, lab) {
 		if (!(need in done) || done[need] > start[lab]) { print "violation: " lab " started before " need " was done"; bad++ }
@@ -89,16 +100,16 @@ check_trace() {
 	END {
 		for (i = 1; i <= n; i++) {
 			lab = order[i]
-			if (lab ~ /^(INDEX|CONSTRAINT) /) {
-				t = substr(lab, index(lab, " ON ") + 4)
-				if (("COPY " t) in start) before("COPY " t, lab)
-				checked++
-			} else if (lab ~ /^INDEX ATTACH /) {
+			if (lab ~ /^INDEX ATTACH /) {
 				rest = substr(lab, 14); c = substr(rest, 1, index(rest, " TO ") - 1); p = substr(rest, index(rest, " TO ") + 4)
 				found = 0
 				for (k in start)
 					if (k ~ /^(INDEX|CONSTRAINT) / && (index(k, " " c " ON ") || index(k, " " p " ON "))) { before(k, lab); found++ }
 				if (found != 2) { print "violation: " lab ": its two indexes not in the trace"; bad++ }
+				checked++
+			} else if (lab ~ /^(INDEX|CONSTRAINT) /) {
+				t = substr(lab, index(lab, " ON ") + 4)
+				if (("COPY " t) in start) before("COPY " t, lab)
 				checked++
 			} else if (lab ~ /^FK CONSTRAINT /) {
 				t = substr(lab, index(lab, " ON ") + 4); u = substr(t, index(t, " REFERENCES ") + 12); t = substr(t, 1, index(t, " REFERENCES ") - 1)
@@ -106,6 +117,10 @@ check_trace() {
 				if (("COPY " u) in start) before("COPY " u, lab)
 				for (k in start) {
 					if (k ~ /^CONSTRAINT / && ends(k, " ON " u)) before(k, lab)
+					if (k ~ /^INDEX / && k !~ /^INDEX ATTACH / && ends(k, " ON " u)) {
+						x = substr(k, 7); x = substr(x, 1, index(x, " ON ") - 1)
+						if (x in unique) before(k, lab)
+					}
 					if (!(("COPY " u) in start) && k ~ /^INDEX ATTACH /) before(k, lab)
 				}
 				checked++
@@ -122,6 +137,13 @@ check_trace() {
 		print "checked " checked + 0
 		exit bad > 0
 	}'
+}
+
+# The restored database's unique indexes as the trace names them
+unique_indexes() {
+	psql_q "$DB" "SELECT format('\"%s\".\"%s\"', n.nspname, c.relname) FROM pg_index i
+		JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE i.indisunique AND n.nspname = 'public'"
 }
 
 setup_repo() {
@@ -148,9 +170,11 @@ test_restore_of_partitions_fk_cycles_gin_and_exclusion_equals_the_source_in_depe
 	assert_contains "$ERR" 'start CHECK CONSTRAINT "public"."n_positive" ON "public"."checked"'
 	assert_contains "$ERR" 'start FK CONSTRAINT "public"."Spoke Six_Hub_fkey" ON "public"."Spoke Six" REFERENCES "public"."hub"'
 	assert_contains "$ERR" 'start ANALYZE MATERIALIZED VIEWS'
+	assert_contains "$ERR" 'start FK CONSTRAINT "public"."item_cat_code_fkey" ON "public"."item" REFERENCES "public"."cat"'
+	assert_contains "$ERR" 'start INDEX "public"."cat_code" ON "public"."cat"'
 	assert_not_contains "$ERR" "(unmapped)"
 	local out
-	out=$(printf '%s\n' "$ERR" | check_trace) || fail "schedule out of order:"$'\n'"$out"
+	out=$(printf '%s\n' "$ERR" | check_trace "$(unique_indexes)") || fail "schedule out of order:"$'\n'"$out"
 	# 22 keys, 3 attachments x 2 levels, 14 FKs, 17 tables and 3 partitioned ones analyzed, the rest
 	[ "${out#checked }" -ge 50 ] || fail "too few tasks checked: $out"
 	assert_eq "1|-1" "$(psql_q "$DB" "SELECT id, n FROM checked WHERE n < 0")" "the NOT VALID check kept its rows"
@@ -170,9 +194,32 @@ test_a_tables_index_starts_before_the_last_copy_on_one_session() {
 	assert_eq 'start COPY "public"."docs"' "$first"
 	[ -n "$gin" ] && [ -n "$small" ] && [ "$gin" -lt "$small" ] || fail "the GIN index waited for every COPY (lines $gin, $small)"
 	local out
-	out=$(printf '%s\n' "$ERR" | check_trace) || fail "schedule out of order:"$'\n'"$out"
+	out=$(printf '%s\n' "$ERR" | check_trace "$(unique_indexes)") || fail "schedule out of order:"$'\n'"$out"
 	# guarded's rows loaded on the session that had built indexes (search_path '' there)
 	assert_eq 10 "$(psql_q "$DB" "SELECT count(*) FROM guarded")"
+}
+
+# The checks can fail: a trace with an attachment started before its partition's index was built, and one
+# with an FK started before the unique index it references, are refused
+test_the_trace_check_refuses_an_attachment_or_fk_run_too_early() {
+	setup_repo
+	expect_ok git dnadata snapshot
+	expect_ok git dnadata -v restore --force
+	local uniq out
+	uniq=$(unique_indexes)
+	printf '%s\n' "$ERR" | check_trace "$uniq" >/dev/null || fail "the real trace is out of order"
+	# the partition's index reported done at the very end, after the attachment started
+	local idx='CONSTRAINT "public"."ev_2024h1_pkey" ON "public"."ev_2024h1"'
+	assert_contains "$ERR" "done $idx"
+	out=$({ printf '%s\n' "$ERR" | grep -vF "done $idx"; printf '%s\n' "$ERR" | grep -F "done $idx"; } |
+		check_trace "$uniq") && fail "an attachment before its index passed the check"
+	assert_contains "$out" "violation: INDEX ATTACH \"public\".\"ev_2024h1_pkey\" TO \"public\".\"ev_2024_pkey\" started before $idx was done"
+	# the referenced unique index (not a constraint) reported done at the end
+	idx='INDEX "public"."cat_code" ON "public"."cat"'
+	assert_contains "$ERR" "done $idx"
+	out=$({ printf '%s\n' "$ERR" | grep -vF "done $idx"; printf '%s\n' "$ERR" | grep -F "done $idx"; } |
+		check_trace "$uniq") && fail "an FK before the unique index it references passed the check"
+	assert_contains "$out" "violation: FK CONSTRAINT \"public\".\"item_cat_code_fkey\" ON \"public\".\"item\" REFERENCES \"public\".\"cat\" started before $idx was done"
 }
 
 # pg_dump sets default_tablespace only where it changes: an entry run out of order must still get its own
