@@ -270,4 +270,23 @@ SQL
 	assert_eq "city_zip_town true true" "$(psql_q "$DB" "$q")" "extended statistics computed by the restore's ANALYZE"
 }
 
+# an inheritance parent's ANALYZE samples its children too: after their rows are in
+test_an_inheritance_parents_statistics_cover_its_childrens_rows() {
+	repo_with_db ordinh
+	printf '[database]\njobs = 1\n' >>.git/dnadata/config.ini
+	"$DD_PG_BINDIR/psql" -XAtq -v ON_ERROR_STOP=1 -d "$DB" >/dev/null <<'SQL' || fail "schema did not load"
+CREATE TABLE par (id int, v int);
+CREATE TABLE kid () INHERITS (par);
+-- the parent larger than its child: on one session its COPY and its ANALYZE come before the child's COPY
+INSERT INTO par SELECT i, 1 FROM generate_series(1, 20000) i;
+INSERT INTO kid SELECT i, 2 FROM generate_series(1, 2000) i;
+ANALYZE par;
+SQL
+	local q="SELECT n_distinct FROM pg_stats WHERE tablename = 'par' AND attname = 'v' AND inherited"
+	assert_eq 2 "$(psql_q "$DB" "$q")"
+	expect_ok git dnadata snapshot
+	expect_ok git dnadata -v restore --force
+	assert_eq 2 "$(psql_q "$DB" "$q")" "the parent's whole-hierarchy statistics"
+}
+
 run_tests
