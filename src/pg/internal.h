@@ -68,6 +68,9 @@ int dd_pg_server_major(PGconn *c);
 
 /* ---- restore steps (restore.c builds, swap.c swaps) ---- */
 
+/* Run a script (post-data entry, ANALYZE); a deadlock victim's is retried up to 5 times, its session cleaned. */
+int dd_pg_exec_retrying(PGconn *c, const char *sql);
+
 struct dd_store;
 struct dd_snapshot;
 struct dd_pg_restore_opts;

@@ -496,8 +496,8 @@ with_path(const struct sched *s, int prepared, const char *sql)
 	return dd_asprintf("SELECT pg_catalog.set_config('search_path', %s, true); %s", s->path_lit, sql);
 }
 
-static int
-run_sql(PGconn *c, const char *sql)
+int
+dd_pg_exec_retrying(PGconn *c, const char *sql)
 {
 	int deadlock = 0, rc;
 
@@ -527,7 +527,7 @@ analyze_matviews(PGconn *c, const struct sched *s, int prepared)
 
 	for (int i = 0; res && rc == 0 && i < PQntuples(res); i++) {
 		char *a = dd_asprintf("ANALYZE %s", PQgetvalue(res, i, 0)), *sql = with_path(s, prepared, a);
-		rc = run_sql(c, sql);
+		rc = dd_pg_exec_retrying(c, sql);
 		free(a);
 		free(sql);
 	}
@@ -548,7 +548,7 @@ run_task(PGconn *c, struct sched *s, const struct dd_plan_task *t, int *prepared
 		return s->seq_sql ? exec_script(c, s->seq_sql, NULL) : 0;
 	case DD_PLAN_ANALYZE: {
 		char *sql = with_path(s, *prepared, t->sql);
-		rc = run_sql(c, sql);
+		rc = dd_pg_exec_retrying(c, sql);
 		free(sql);
 		return rc;
 	}
@@ -570,7 +570,7 @@ run_task(PGconn *c, struct sched *s, const struct dd_plan_task *t, int *prepared
 		if (dd_pg_exec(c, set) < 0)
 			return -1;
 	}
-	return run_sql(c, t->sql);
+	return dd_pg_exec_retrying(c, t->sql);
 }
 
 static void
