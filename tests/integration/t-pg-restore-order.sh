@@ -226,10 +226,12 @@ test_the_trace_check_refuses_an_attachment_or_fk_run_too_early() {
 test_indexes_are_restored_into_the_tablespace_they_were_dumped_in() {
 	repo_with_db ordts
 	printf '[database]\njobs = 1\n' >>.git/dnadata/config.ini
-	mkdir "$T/ts"
-	# the server runs as nobody under root (tests/pg.sh): its folder, and a way to it
-	[ "$(id -u)" != 0 ] || { chown nobody "$T/ts" && chmod o+x "$T"; }
-	psql_q "$DB" "CREATE TABLESPACE ts_order LOCATION '$T/ts'" >/dev/null
+	# beside the cluster, not in $T: the tablespace outlives this test (the cluster's checkpoints write there)
+	local ts
+	ts=$(mktemp -d "$DD_TMP/ts.XXXXXX")
+	# the server runs as nobody under root (tests/pg.sh)
+	[ "$(id -u)" != 0 ] || chown nobody "$ts"
+	psql_q "$DB" "CREATE TABLESPACE ts_order LOCATION '$ts'" >/dev/null
 	"$DD_PG_BINDIR/psql" -XAtq -v ON_ERROR_STOP=1 -d "$DB" >/dev/null <<'SQL' || fail "schema did not load"
 CREATE TABLE ta (id int, v text);
 CREATE TABLE tb (id int, v text);
