@@ -209,6 +209,38 @@ legacy_present(struct dd_store *st, const uint8_t id[32])
 	return r;
 }
 
+/*
+ * A live writer is about to name chunk `id` (reused, carried over, or a
+ * delta's base): flag for this run's push the index file of every ready
+ * pack holding it that the store is not known to hold (a cache pack
+ * written offline, or by an unpushed snapshot), and the same down its
+ * chain of delta bases, so the manifest never reaches the store before
+ * what it needs.
+ */
+static void
+need_chunk_files(struct dd_store *st, const uint8_t id[32])
+{
+	struct dd_midx_hit hits[DD_MIDX_MAX_PLACES];
+	struct dd_delta_ref d;
+	uint8_t cur[32];
+
+	if (!dd_store_live(st))
+		return;
+	memcpy(cur, id, 32);
+	for (int depth = 0; depth <= DD_DELTA_DEPTH_MAX; depth++) {
+		size_t n = dd_midx_find_all(st->idx, cur, 0, hits, DD_MIDX_MAX_PLACES);
+
+		for (size_t i = 0; i < n; i++) {
+			struct dd_midx_pack mp = dd_midx_pack_get(st->idx, hits[i].pack);
+			if (mp.state == DD_MIDX_READY && !mp.in_store && mp.file != DD_MIDX_NONE)
+				dd_packer_need_file(st, mp.file);
+		}
+		if (!dd_midx_delta_of(st->idx, cur, 0, &d))
+			return;
+		memcpy(cur, d.base, 32);
+	}
+}
+
 /* A data object: reused when some pack (or a legacy loose object) has it, else into the open pack. */
 static int
 put_packed(struct dd_store *st, const uint8_t id[32], const void *plain, size_t len, ZSTD_CCtx *zc,
@@ -219,9 +251,7 @@ put_packed(struct dd_store *st, const uint8_t id[32], const void *plain, size_t 
 	if (dd_store_index_refresh(st) < 0)
 		return -1;
 	if (dd_midx_find(st->idx, id, 1, &hit)) {
-		struct dd_midx_pack mp = dd_midx_pack_get(st->idx, hit.pack);
-		if (dd_store_live(st) && mp.state == DD_MIDX_READY && !mp.in_store && mp.file != DD_MIDX_NONE)
-			dd_packer_need_file(st, mp.file); /* written while the store was unreachable: push it now */
+		need_chunk_files(st, id); /* cache packs the store lacks, the delta bases' too: push them now */
 		*existed = 1;
 		return 0;
 	}
@@ -312,8 +342,10 @@ dd_store_put_data_delta(struct dd_store *st, const uint8_t id[32], const void *p
 		if (r == 1 && 2 * obj->len >= full.len)
 			r = 0; /* not clearly smaller than the full object */
 	}
-	if (r == 1)
+	if (r == 1) {
+		need_chunk_files(st, d.base); /* the base may sit in a cache pack the store lacks */
 		rc = dd_packer_add_delta(st, id, DD_OBJ_DELTA, &d, obj, existed, 0);
+	}
 	else
 		rc = dd_packer_add(st, id, DD_OBJ_DATA, &full, existed, 0);
 out:
@@ -333,8 +365,13 @@ dd_store_adopt_chunk(struct dd_store *st, const struct dd_chunk_ref *ref, int pr
 	if (dd_store_index_load(st) < 0 || dd_store_private_index_load(st) < 0)
 		return -1;
 	/* what this writer's own put would reuse (dd_store_put_private, put_packed): kept as it is */
-	if (dd_midx_find(st->idx, ref->id, !priv, &hit) || (priv && dd_midx_find(st->pidx, ref->id, 1, &hit)))
-		return 0; /* in a public pack, or (for a private writer) in one of this run's private packs */
+	if (dd_midx_find(st->idx, ref->id, !priv, &hit)) {
+		if (!priv)
+			need_chunk_files(st, ref->id); /* carried over from a cache pack the store may lack */
+		return 0; /* in a public pack */
+	}
+	if (priv && dd_midx_find(st->pidx, ref->id, 1, &hit))
+		return 0; /* (for a private writer) in one of this run's private packs */
 	dd_object_name(name, sizeof(name), "data", ref->id);
 	if (priv ? st->cache->ops->exists(st->cache, name) == 1 : legacy_present(st, ref->id))
 		return 0; /* a loose object of a store written before packs */
