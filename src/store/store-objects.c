@@ -241,6 +241,26 @@ need_chunk_files(struct dd_store *st, const uint8_t id[32])
 	}
 }
 
+static int
+need_chunk(const struct dd_chunk_ref *ref, const char *stream, void *arg)
+{
+	(void)stream;
+	need_chunk_files(arg, ref->id);
+	return 0;
+}
+
+int
+dd_store_need_manifest_files(struct dd_store *st, struct dd_manifest *m, const char *id_hex)
+{
+	struct dd_snapshot s = { .m = m };
+
+	if (!dd_store_live(st))
+		return 0;
+	memcpy(s.id, id_hex, sizeof(s.id));
+	/* streams' chunks only: a listing read here could fail the commit (reused entries: dd_store_adopt_chunk) */
+	return dd_snapshot_each_chunk_flags(st, &s, DD_EACH_STREAMS, need_chunk, st) == 0 ? 0 : -1;
+}
+
 /* A data object: reused when some pack (or a legacy loose object) has it, else into the open pack. */
 static int
 put_packed(struct dd_store *st, const uint8_t id[32], const void *plain, size_t len, ZSTD_CCtx *zc,
