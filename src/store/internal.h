@@ -110,6 +110,14 @@ int dd_store_put_data_delta(struct dd_store *st, const uint8_t id[32], const voi
 /* The base of data object `id` when some place of it (index files: the store's or private) is a delta: 1, else 0. */
 int dd_store_delta_of(struct dd_store *st, const uint8_t id[32], struct dd_delta_ref *d);
 /*
+ * Before a live writer puts manifest `m` (id `id_hex`) in the store: queue
+ * for upload (dd_packer_flush) the index file, with its packs, of every
+ * cache pack the store is not known to hold that a chunk of `m`'s streams
+ * or one of its delta bases sits in (a listing's entries: not read here;
+ * dd_store_adopt_chunk queues those it reuses). 0, -1.
+ */
+int dd_store_need_manifest_files(struct dd_store *st, struct dd_manifest *m, const char *id_hex);
+/*
  * A private snapshot's data object: reused when a ready pack of the map
  * (cache or store) or this run's private packs hold it, else into the
  * private packer's open pack. No request is made.

@@ -209,6 +209,58 @@ legacy_present(struct dd_store *st, const uint8_t id[32])
 	return r;
 }
 
+/*
+ * A live writer is about to name chunk `id` (reused, carried over, or a
+ * delta's base): flag for this run's push the index file of every ready
+ * pack holding it that the store is not known to hold (a cache pack
+ * written offline, or by an unpushed snapshot), and the same down its
+ * chain of delta bases, so the manifest never reaches the store before
+ * what it needs.
+ */
+static void
+need_chunk_files(struct dd_store *st, const uint8_t id[32])
+{
+	struct dd_midx_hit hits[DD_MIDX_MAX_PLACES];
+	struct dd_delta_ref d;
+	uint8_t cur[32];
+
+	if (!dd_store_live(st))
+		return;
+	memcpy(cur, id, 32);
+	for (int depth = 0; depth <= DD_DELTA_DEPTH_MAX; depth++) {
+		size_t n = dd_midx_find_all(st->idx, cur, 0, hits, DD_MIDX_MAX_PLACES);
+
+		for (size_t i = 0; i < n; i++) {
+			struct dd_midx_pack mp = dd_midx_pack_get(st->idx, hits[i].pack);
+			if (mp.state == DD_MIDX_READY && !mp.in_store && mp.file != DD_MIDX_NONE)
+				dd_packer_need_file(st, mp.file);
+		}
+		if (!dd_midx_delta_of(st->idx, cur, 0, &d))
+			return;
+		memcpy(cur, d.base, 32);
+	}
+}
+
+static int
+need_chunk(const struct dd_chunk_ref *ref, const char *stream, void *arg)
+{
+	(void)stream;
+	need_chunk_files(arg, ref->id);
+	return 0;
+}
+
+int
+dd_store_need_manifest_files(struct dd_store *st, struct dd_manifest *m, const char *id_hex)
+{
+	struct dd_snapshot s = { .m = m };
+
+	if (!dd_store_live(st))
+		return 0;
+	memcpy(s.id, id_hex, sizeof(s.id));
+	/* streams' chunks only: a listing read here could fail the commit (reused entries: dd_store_adopt_chunk) */
+	return dd_snapshot_each_chunk_flags(st, &s, DD_EACH_STREAMS, need_chunk, st) == 0 ? 0 : -1;
+}
+
 /* A data object: reused when some pack (or a legacy loose object) has it, else into the open pack. */
 static int
 put_packed(struct dd_store *st, const uint8_t id[32], const void *plain, size_t len, ZSTD_CCtx *zc,
@@ -219,9 +271,7 @@ put_packed(struct dd_store *st, const uint8_t id[32], const void *plain, size_t 
 	if (dd_store_index_refresh(st) < 0)
 		return -1;
 	if (dd_midx_find(st->idx, id, 1, &hit)) {
-		struct dd_midx_pack mp = dd_midx_pack_get(st->idx, hit.pack);
-		if (dd_store_live(st) && mp.state == DD_MIDX_READY && !mp.in_store && mp.file != DD_MIDX_NONE)
-			dd_packer_need_file(st, mp.file); /* written while the store was unreachable: push it now */
+		need_chunk_files(st, id); /* cache packs the store lacks, the delta bases' too: push them now */
 		*existed = 1;
 		return 0;
 	}
@@ -234,8 +284,18 @@ put_packed(struct dd_store *st, const uint8_t id[32], const void *plain, size_t 
 	return dd_packer_add(st, id, DD_OBJ_DATA, obj, existed, 0);
 }
 
+/*
+ * The delta base a read of one object found unreadable: its other places
+ * that are deltas against it are not tried (they would fail the same way);
+ * full objects, and deltas against another base, still are.
+ */
+struct base_skip {
+	int set;
+	uint8_t id[32];
+};
+
 static int get_from_cache_pack(struct dd_store *st, const uint8_t id[32], const char *name, size_t max_plain,
-			       struct dd_buf *plain, ZSTD_DCtx *zd, struct dd_buf *obj);
+			       struct dd_buf *plain, ZSTD_DCtx *zd, struct dd_buf *obj, struct base_skip *skip);
 static int legacy_present(struct dd_store *st, const uint8_t id[32]);
 
 /*
@@ -312,8 +372,10 @@ dd_store_put_data_delta(struct dd_store *st, const uint8_t id[32], const void *p
 		if (r == 1 && 2 * obj->len >= full.len)
 			r = 0; /* not clearly smaller than the full object */
 	}
-	if (r == 1)
+	if (r == 1) {
+		need_chunk_files(st, d.base); /* the base may sit in a cache pack the store lacks */
 		rc = dd_packer_add_delta(st, id, DD_OBJ_DELTA, &d, obj, existed, 0);
+	}
 	else
 		rc = dd_packer_add(st, id, DD_OBJ_DATA, &full, existed, 0);
 out:
@@ -333,15 +395,20 @@ dd_store_adopt_chunk(struct dd_store *st, const struct dd_chunk_ref *ref, int pr
 	if (dd_store_index_load(st) < 0 || dd_store_private_index_load(st) < 0)
 		return -1;
 	/* what this writer's own put would reuse (dd_store_put_private, put_packed): kept as it is */
-	if (dd_midx_find(st->idx, ref->id, !priv, &hit) || (priv && dd_midx_find(st->pidx, ref->id, 1, &hit)))
-		return 0; /* in a public pack, or (for a private writer) in one of this run's private packs */
+	if (dd_midx_find(st->idx, ref->id, !priv, &hit)) {
+		if (!priv)
+			need_chunk_files(st, ref->id); /* carried over from a cache pack the store may lack */
+		return 0; /* in a public pack */
+	}
+	if (priv && dd_midx_find(st->pidx, ref->id, 1, &hit))
+		return 0; /* (for a private writer) in one of this run's private packs */
 	dd_object_name(name, sizeof(name), "data", ref->id);
 	if (priv ? st->cache->ops->exists(st->cache, name) == 1 : legacy_present(st, ref->id))
 		return 0; /* a loose object of a store written before packs */
 	if (!dd_midx_find(st->pidx, ref->id, 1, &hit) && !dd_midx_find(st->opidx, ref->id, 0, &hit))
 		goto gone; /* no pack this store or cache holds has it: the entry would name nothing */
 	/* from the private pack in the cache alone: the store never holds it, so never asked for it */
-	rc = get_from_cache_pack(st, ref->id, name, ref->len, &plain, NULL, &obj);
+	rc = get_from_cache_pack(st, ref->id, name, ref->len, &plain, NULL, &obj, &(struct base_skip){ 0 });
 	dd_buf_release(&obj);
 	if (rc == 0 && plain.len != ref->len)
 		rc = dd_error("a private copy of a chunk differs in length from its entry");
@@ -454,6 +521,24 @@ static _Thread_local int delta_depth, cache_only;
  * multiply the reads at every level.
  */
 static _Thread_local int base_failed;
+static _Thread_local uint8_t failed_base[32]; /* when base_failed: the base that could not be read */
+
+/* Is place `h` a delta against the base `skip` holds? */
+static int
+skipped_place(const struct dd_midx_hit *h, const struct base_skip *skip)
+{
+	return skip->set && h->type == DD_OBJ_DELTA && !memcmp(h->d.base, skip->id, 32);
+}
+
+/* The last open_data() failed on its base: remember which (the first such base of this read). */
+static void
+skip_failed_base(struct base_skip *skip)
+{
+	if (!skip->set) {
+		skip->set = 1;
+		memcpy(skip->id, failed_base, 32);
+	}
+}
 
 /* The base of data object `id` when some place of it is a delta: 1 (*d filled), else 0. */
 static int
@@ -485,6 +570,7 @@ open_delta(struct dd_store *st, const struct dd_delta_ref *d, const uint8_t id[3
 	dd_hex_encode(hex, d->base, 32);
 	if (delta_depth >= DD_DELTA_DEPTH_MAX) {
 		base_failed = 1;
+		memcpy(failed_base, d->base, 32);
 		return dd_error("damaged (a chain of more than %d delta objects)", DD_DELTA_DEPTH_MAX);
 	}
 	delta_depth++;
@@ -501,9 +587,10 @@ open_delta(struct dd_store *st, const struct dd_delta_ref *d, const uint8_t id[3
 			 why);
 		free(why);
 	}
-	if (r != 0)
+	if (r != 0) {
 		base_failed = 1;
-	else
+		memcpy(failed_base, d->base, 32);
+	} else
 		r = dd_object_open_delta(plain, st->keys, id, d->base, base.ptr, base.len, obj->ptr, obj->len,
 					 max_plain, zd);
 	dd_buf_release(&base);
@@ -585,13 +672,13 @@ open_from_store(struct dd_store *st, int type, const uint8_t id[32], const struc
  */
 static int
 get_from_store_pack(struct dd_store *st, const uint8_t id[32], const char *name, size_t max_plain,
-		    struct dd_buf *plain, ZSTD_DCtx *zd, struct dd_buf *obj)
+		    struct dd_buf *plain, ZSTD_DCtx *zd, struct dd_buf *obj, struct base_skip *skip)
 {
 	char pname[DD_OBJECT_NAME_SIZE];
 	struct dd_midx_hit hits[DD_MIDX_MAX_PLACES];
 	struct dd_error_saved first = { 0 };
 	size_t n = dd_midx_find_all(st->idx, id, 0, hits, DD_MIDX_MAX_PLACES);
-	int r, failed = 0;
+	int r, failed = 0, first_base = 0;
 
 	if (!n) {
 		if (dd_store_index_refresh(st) < 0)
@@ -601,6 +688,8 @@ get_from_store_pack(struct dd_store *st, const uint8_t id[32], const char *name,
 	}
 	for (size_t i = 0; i < n && dd_store_live(st); i++) {
 		struct dd_midx_pack mp = dd_midx_pack_get(st->idx, hits[i].pack);
+		if (skipped_place(&hits[i], skip))
+			continue;
 		dd_object_name(pname, sizeof(pname), "packs", mp.name);
 		atomic_fetch_add(&st->requests, 1);
 		r = st->be->ops->get_range(st->be, pname, hits[i].off, hits[i].len, obj);
@@ -612,16 +701,17 @@ get_from_store_pack(struct dd_store *st, const uint8_t id[32], const char *name,
 			return 0;
 		}
 		dd_error_wrap("object %s in %s of the store %s", name, pname, st->url);
-		if (r == 0 && base_failed) {
-			dd_error_saved_free(&first);
-			return -1;
-		}
-		if (!failed++)
+		if (r == 0 && base_failed)
+			skip_failed_base(skip); /* the copy is fine, its base is not: another place may not need it */
+		if (!failed++) {
+			first_base = r == 0 && base_failed;
 			dd_error_save(&first);
+		}
 		dd_error_clear();
 	}
 	if (!failed)
 		return DD_NOTFOUND;
+	base_failed = first_base; /* what the error returned says */
 	return dd_error_restore(&first);
 }
 
@@ -638,12 +728,12 @@ cache_put_fetched(struct dd_store *st, const char *name, const void *data, size_
 /* The backend's copy (a pack, else a loose object), filling the cache: 0, DD_NOTFOUND (error set), -1. */
 static int
 get_from_backend(struct dd_store *st, int type, const uint8_t id[32], const char *name, size_t max_plain,
-		 struct dd_buf *plain, ZSTD_DCtx *zd, struct dd_buf *obj)
+		 struct dd_buf *plain, ZSTD_DCtx *zd, struct dd_buf *obj, struct base_skip *skip)
 {
 	int r = DD_NOTFOUND;
 
 	if (type == DD_OBJ_DATA)
-		r = get_from_store_pack(st, id, name, max_plain, plain, zd, obj);
+		r = get_from_store_pack(st, id, name, max_plain, plain, zd, obj, skip);
 	if (r == DD_NOTFOUND && dd_store_live(st)) {
 		atomic_fetch_add(&st->requests, 1);
 		r = st->be->ops->get(st->be, name, obj);
@@ -813,20 +903,22 @@ out:
 /*
  * A data object from a pack in the cache, trying each place the index
  * files give: the store's packs (st->idx), then the private ones (this
- * run's, then those found under <cache>/private/index/). 0, DD_NOTFOUND
- * (not there, or damaged: warned), -1.
+ * run's, then those found under <cache>/private/index/); places that are
+ * deltas against a base `skip` names are not tried. 0, DD_NOTFOUND (not
+ * there, or damaged: warned; after a base failed, its error set), -1 (also
+ * when only places needing the failed base are left).
  */
 static int
 get_from_cache_pack(struct dd_store *st, const uint8_t id[32], const char *name, size_t max_plain,
-		    struct dd_buf *plain, ZSTD_DCtx *zd, struct dd_buf *obj)
+		    struct dd_buf *plain, ZSTD_DCtx *zd, struct dd_buf *obj, struct base_skip *skip)
 {
 	struct dd_midx *maps[3] = { st->idx, st->pidx, st->opidx };
 	const char *dirs[3] = { "packs", "private/packs", "private/packs" };
 	char pname[DD_OBJECT_NAME_SIZE];
 	struct dd_midx_hit hits[DD_MIDX_MAX_PLACES];
-	struct dd_error_saved first = { 0 };
+	struct dd_error_saved first = { 0 }, bwhy = { 0 };
 	size_t n = 0, m;
-	int r, damaged = 0;
+	int r, damaged = 0, hope = 0, was_set = skip->set;
 
 	if (dd_store_index_load(st) < 0)
 		return -1;
@@ -838,6 +930,8 @@ get_from_cache_pack(struct dd_store *st, const uint8_t id[32], const char *name,
 	m--;
 	for (size_t i = 0; i < n; i++) {
 		struct dd_midx_pack mp = dd_midx_pack_get(maps[m], hits[i].pack);
+		if (skipped_place(&hits[i], skip))
+			continue;
 		dd_object_name(pname, sizeof(pname), dirs[m], mp.name);
 		r = st->cache->ops->get_range(st->cache, pname, hits[i].off, hits[i].len, obj);
 		if (r == DD_NOTFOUND)
@@ -850,8 +944,12 @@ get_from_cache_pack(struct dd_store *st, const uint8_t id[32], const char *name,
 		/* not deleted: the pack holds other objects that may be fine */
 		dd_error_wrap("object %s in %s of %s", name, pname, st->cache_label);
 		if (r == 0 && base_failed) {
-			dd_error_saved_free(&first);
-			return -1;
+			/* the copy is fine, its base is not: another place may be a full object or use another base */
+			if (!skip->set)
+				dd_error_save(&bwhy);
+			skip_failed_base(skip);
+			dd_error_clear();
+			continue;
 		}
 		if (!damaged++)
 			dd_error_save(&first);
@@ -860,9 +958,21 @@ get_from_cache_pack(struct dd_store *st, const uint8_t id[32], const char *name,
 				"reading the object from the store");
 		dd_error_clear();
 	}
-	if (damaged && (!dd_store_live(st) || cache_only))
+	for (size_t i = 0; i < n; i++)
+		hope |= !skipped_place(&hits[i], skip); /* a place the store may still give */
+	if (skip->set && !was_set && (!hope || !dd_store_live(st) || cache_only)) {
+		dd_error_saved_free(&first);
+		base_failed = 1;
+		return dd_error_restore(&bwhy); /* only places needing the base that failed are left */
+	}
+	if (damaged && (!dd_store_live(st) || cache_only)) {
+		dd_error_saved_free(&bwhy);
+		base_failed = 0;
 		return dd_error_restore(&first); /* nowhere else to look: the damage is the answer */
+	}
 	dd_error_saved_free(&first);
+	if (bwhy.msg)
+		dd_error_restore(&bwhy); /* the reason, should the store have nothing better */
 	return DD_NOTFOUND;
 }
 
@@ -872,6 +982,8 @@ dd_store_get_object(struct dd_store *st, int type, const uint8_t id[32], size_t 
 {
 	char name[DD_OBJECT_NAME_SIZE];
 	struct dd_buf obj = DD_BUF_INIT;
+	struct base_skip skip = { 0 };
+	struct dd_error_saved bwhy = { 0 };
 	int rc = -1, r, damaged = 0;
 
 	dd_object_name(name, sizeof(name), dd_store_type_dir(type), id);
@@ -885,17 +997,24 @@ dd_store_get_object(struct dd_store *st, int type, const uint8_t id[32], size_t 
 			goto out;
 		}
 		dd_error_wrap("object %s in %s", name, st->cache_label);
-		if (type == DD_OBJ_DATA && base_failed)
-			goto out; /* the copy is fine: its base is not */
-		damaged = 1;
+		if (type == DD_OBJ_DATA && base_failed) {
+			/* the copy is fine, its base is not: a pack may hold a full copy, or a delta against another */
+			skip_failed_base(&skip);
+			dd_error_save(&bwhy);
+		} else
+			damaged = 1;
 	}
 	if (type == DD_OBJ_DATA && !damaged) {
-		r = get_from_cache_pack(st, id, name, max_plain, plain, zd, &obj);
+		r = get_from_cache_pack(st, id, name, max_plain, plain, zd, &obj, &skip);
+		if (r == DD_NOTFOUND && skip.set && !bwhy.msg && dd_error_last())
+			dd_error_save(&bwhy); /* a pack's copy failed on its base: the reason if nothing else opens */
 		if (r != DD_NOTFOUND) {
 			rc = r;
 			goto out;
 		}
 	}
+	if (skip.set && (!st->be || cache_only || !dd_store_live(st)))
+		goto out; /* no other copy to try: the base's error says why */
 	if (!st->be || cache_only) {
 		if (!damaged && !cache_only && atomic_load(&st->gone_why)) {
 			char *context = dd_asprintf("object %s is not in %s", name, st->cache_label);
@@ -911,8 +1030,13 @@ dd_store_get_object(struct dd_store *st, int type, const uint8_t id[32], size_t 
 		dd_warn("the cached copy of %s is %s; fetching it again from the store", name, dd_error_last());
 		st->cache->ops->del(st->cache, name);
 	}
-	rc = get_from_backend(st, type, id, name, max_plain, plain, zd, &obj);
+	rc = get_from_backend(st, type, id, name, max_plain, plain, zd, &obj, &skip);
 out:
+	if (rc != 0 && bwhy.msg) {
+		base_failed = 1; /* the first copy's base failed: that says more than the places tried after it */
+		rc = dd_error_restore(&bwhy);
+	} else
+		dd_error_saved_free(&bwhy);
 	dd_buf_release(&obj);
 	return rc;
 }

@@ -7,7 +7,9 @@
 # the cache grows by a small fraction of the first snapshot, restore gives
 # the source back exactly (pg_dump compared), a missing base is named by
 # `verify` and refused by `restore` (the database unchanged), a chain at the
-# writer's depth limit restores, and push + fetch carry the bases.
+# writer's depth limit restores, push + fetch carry the bases, and a
+# snapshot taken right after an unpushed one puts in the store the packs of
+# the first one that its delta bases and carried-over tables need.
 . "$(dirname "$0")/../lib.sh"
 
 export DNADATA_SKIP=1 # no hook switches on checkout here
@@ -133,17 +135,43 @@ test_a_chain_at_the_writers_depth_limit_restores_exactly() {
 	expect_ok git dnadata verify --read-data
 }
 
+# restore_in_second_clone: a clone of this repository that never fetched from
+# this one's cache restores the ref's snapshot from the store alone, equal to
+# $T/source.sql; its cache then holds what restore read (back in this clone after)
+restore_in_second_clone() {
+	local origin=$PWD
+	git clone -q "$origin" "$T/b"
+	cd "$T/b"
+	DNADATA_PASSPHRASE=pw expect_ok git dnadata init
+	psql_q "$DB" "UPDATE t SET note = 'overwritten'"
+	expect_ok git dnadata restore --force
+	dump "$DB" >"$T/restored.sql"
+	cmp -s "$T/source.sql" "$T/restored.sql" || fail "the second clone restored something else"
+	expect_ok git dnadata verify --read-data
+	cd "$origin"
+}
+
+# new_schema: a comment and an index, so the schema chunks of the next snapshot are all new
+new_schema() {
+	psql_q "$DB" "COMMENT ON TABLE t IS 'second'; CREATE INDEX t_note ON t (note)"
+}
+
+# Neither snapshot is pushed before `push`, and the schema changes: only the
+# delta bases tie the second snapshot (the ref's, the one push sends) to the
+# first one's packs, so a clone that never fetched from this one restores it
+# from the store only if push follows the bases; another fetches it and
+# restores offline.
 test_push_and_fetch_carry_the_bases() {
 	setup 20000
 	expect_ok git dnadata snapshot --dump-only
-	local id1=$OUT origin=$PWD
 	update 7
+	new_schema
 	expect_ok git dnadata snapshot --dump-only
 	dump "$DB" >"$T/source.sql"
 	expect_ok git dnadata push
-	expect_ok git dnadata verify --read-data
-	git clone -q "$origin" "$T/b"
-	cd "$T/b"
+	restore_in_second_clone
+	git clone -q "$PWD" "$T/c"
+	cd "$T/c"
 	DNADATA_PASSPHRASE=pw expect_ok git dnadata init
 	expect_ok git dnadata fetch
 	# offline from now on: what restore needs is in this clone's cache, bases included
@@ -152,6 +180,33 @@ test_push_and_fetch_carry_the_bases() {
 	expect_ok git dnadata restore --force
 	dump "$DB" >"$T/restored.sql"
 	cmp -s "$T/source.sql" "$T/restored.sql" || fail "the restored database differs"
+}
+
+# after_unpushed CHANGE: a snapshot taken online right after an unpushed
+# one (CHANGE: "update" 1% of the rows, or "keep" table t as it is), with a
+# new schema; then push, and a second clone restores it from the store
+after_unpushed() {
+	if [ "$1" = update ]; then
+		update 9
+	fi
+	new_schema
+	expect_ok git dnadata snapshot
+	dump "$DB" >"$T/source.sql"
+	expect_ok git dnadata push
+	tap_note "push: $(tail -n 1 <<<"$ERR$OUT")"
+	restore_in_second_clone
+}
+
+test_a_snapshot_after_a_dump_only_one_puts_its_delta_bases_in_the_store() {
+	setup 20000
+	expect_ok git dnadata snapshot --dump-only
+	after_unpushed update
+}
+
+test_a_snapshot_after_a_dump_only_one_puts_the_carried_over_table_in_the_store() {
+	setup 20000
+	expect_ok git dnadata snapshot --dump-only
+	after_unpushed keep
 }
 
 run_tests

@@ -5,7 +5,8 @@
  * scattered changes as deltas against the previous version of a stream
  * and reading them back, a missing base named, the writer's depth limit
  * (a full object every DD_DELTA_DEPTH_WRITE + 1 generations) and the
- * reader's (a chain at DD_DELTA_DEPTH_MAX opens, one longer is refused).
+ * reader's (a chain at DD_DELTA_DEPTH_MAX opens, one longer is refused),
+ * and a failed base that does not stop the read of another, full copy.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -390,6 +391,89 @@ the_reader_follows_a_chain_up_to_its_limit_and_no_further(void **state)
 	dd_error_clear();
 }
 
+/* Remove pack `pack` of the map from the cache only. */
+static void
+remove_cached_pack(struct fx *f, uint32_t pack)
+{
+	char name[DD_OBJECT_NAME_SIZE], *a;
+
+	dd_object_name(name, sizeof(name), "packs", dd_midx_pack_get(f->st->idx, pack).name);
+	a = dd_asprintf("%s/cache/%s", f->sd, name);
+	assert_int_equal(unlink(a), 0);
+	free(a);
+}
+
+/*
+ * Chunk X is a delta against B in one pack and a full object in another,
+ * and B is gone: the read opens the full copy from the cache's packs, from
+ * the store's, and after a loose copy in the cache failed on the same base.
+ */
+static void
+a_failed_base_does_not_stop_the_read_of_another_copy(void **state)
+{
+	struct fx *f = *state;
+	size_t len = 100000;
+	uint8_t *b = malloc(len), *x = malloc(len), bid[32], xid[32];
+	struct dd_buf obj = DD_BUF_INIT, delta = DD_BUF_INIT, out = DD_BUF_INIT;
+	struct dd_midx_hit full, hits[DD_MIDX_MAX_PLACES];
+	struct dd_midx_pack mp;
+	char name[DD_OBJECT_NAME_SIZE];
+
+	fill_text(b, len, 11);
+	memcpy(x, b, len);
+	scatter(x, len, 5000, 12);
+	dd_id_compute(bid, f->st->keys, b, len);
+	dd_id_compute(xid, f->st->keys, x, len);
+	CHECK(dd_store_index_load(f->st));
+	dd_packer_begin(f->st, 0);
+	CHECK(dd_object_seal(&obj, f->st->keys, DD_OBJ_DATA, bid, b, len, NULL));
+	add_obj(f->st, bid, NULL, 0, &obj);
+	CHECK(dd_packer_flush(f->st));
+	CHECK(dd_object_seal(&obj, f->st->keys, DD_OBJ_DATA, xid, x, len, NULL));
+	add_obj(f->st, xid, NULL, 0, &obj);
+	CHECK(dd_packer_flush(f->st));
+	assert_true(dd_midx_find(f->st->idx, xid, 0, &full));
+	/* X's delta in a pack of its own, listed first (as an index file read first would) */
+	mp = dd_midx_pack_get(f->st->idx, full.pack);
+	mp.state = DD_MIDX_FAILED;
+	dd_midx_pack_set(f->st->idx, full.pack, &mp);
+	CHECK(dd_object_seal_delta(&delta, f->st->keys, xid, bid, b, len, x, len, NULL));
+	add_obj(f->st, xid, bid, (uint32_t)len, &delta);
+	CHECK(dd_packer_flush(f->st));
+	mp.state = DD_MIDX_READY;
+	dd_midx_pack_set(f->st->idx, full.pack, &mp);
+	assert_int_equal(dd_midx_add(f->st->idx, xid, DD_OBJ_DATA, full.pack, full.off, full.len, NULL), 0);
+	assert_int_equal(dd_midx_find_all(f->st->idx, xid, 0, hits, DD_MIDX_MAX_PLACES), 2);
+	assert_int_equal(hits[0].type, DD_OBJ_DELTA);
+	remove_packs_of(f, bid);
+	/* the cache's packs */
+	CHECK(dd_store_get_object(f->st, DD_OBJ_DATA, xid, len, &out, NULL));
+	assert_int_equal(out.len, len);
+	assert_memory_equal(out.ptr, x, len);
+	/* the store's packs */
+	remove_cached_pack(f, hits[0].pack);
+	remove_cached_pack(f, hits[1].pack);
+	dd_buf_clear(&out);
+	CHECK(dd_store_get_object(f->st, DD_OBJ_DATA, xid, len, &out, NULL));
+	assert_memory_equal(out.ptr, x, len);
+	/* a loose copy in the cache that is the delta */
+	dd_object_name(name, sizeof(name), "data", xid);
+	f->st->cache->ops->del(f->st->cache, name);
+	CHECK(f->st->cache->ops->put(f->st->cache, name, delta.ptr, delta.len));
+	dd_buf_clear(&out);
+	CHECK(dd_store_get_object(f->st, DD_OBJ_DATA, xid, len, &out, NULL));
+	assert_memory_equal(out.ptr, x, len);
+	/* with no full copy left, the base is named */
+	remove_packs_of(f, xid);
+	f->st->cache->ops->del(f->st->cache, name);
+	CHECK(f->st->cache->ops->put(f->st->cache, name, delta.ptr, delta.len));
+	assert_int_equal(dd_store_get_object(f->st, DD_OBJ_DATA, xid, len, &out, NULL), -1);
+	assert_non_null(strstr(dd_error_last(), "its delta base"));
+	dd_buf_release(&obj), dd_buf_release(&delta), dd_buf_release(&out);
+	free(b), free(x);
+	dd_error_clear();
+}
+
 int
 main(void)
 {
@@ -402,6 +486,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(the_writer_stores_a_full_object_beyond_its_depth_limit, fx_setup,
 						fx_teardown),
 		cmocka_unit_test_setup_teardown(the_reader_follows_a_chain_up_to_its_limit_and_no_further, fx_setup,
+						fx_teardown),
+		cmocka_unit_test_setup_teardown(a_failed_base_does_not_stop_the_read_of_another_copy, fx_setup,
 						fx_teardown),
 	};
 	if (sodium_init() < 0)
