@@ -678,7 +678,7 @@ static const char catalog_sql[] =
 	/* a one-column key (issue 19's key ranges): its place in the column list, type and collation */
 	" (SELECT (SELECT count(*) FROM pg_attribute b WHERE b.attrelid = c.oid AND b.attnum > 0"
 	"   AND b.attnum < a.attnum AND NOT b.attisdropped AND b.attgenerated = '')"
-	"   || ' ' || format_type(a.atttypid, NULL)"
+	"   || ' ' || format_type(a.atttypid, a.atttypmod)"
 	"   || CASE WHEN co.oid IS NOT NULL THEN ' COLLATE ' || format('%I.%I', cn.nspname, co.collname) ELSE '' END"
 	"   FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]"
 	"   LEFT JOIN pg_collation co ON co.oid = a.attcollation"

@@ -292,4 +292,19 @@ SQL
 	same_as_full "after the writers"
 }
 
+# char(n) keys: the bounds are cast to character(12), not to character (one character)
+test_char_n_key_ranges_keep_the_whole_bound() {
+	setup_repo
+	psql_q "$DB" "CREATE TABLE c (k char(12) PRIMARY KEY, v text);
+		INSERT INTO c SELECT '0' || lpad(i::text, 11, '0'), repeat('v', 114) FROM generate_series(0, 999) i;
+		INSERT INTO c SELECT chr(ascii('a') + l) || lpad(i::text, 11, '0'), repeat('v', 114)
+		FROM generate_series(0, 19) l, generate_series(0, 2047) i"
+	snap
+	psql_q "$DB" "DELETE FROM c WHERE k = 'c00000000005'"
+	snap
+	assert_contains "$V" "incremental: public.c: 20 of 21 key ranges unchanged, the others read"
+	same_as_full "a char(12) key"
+	restores_exactly
+}
+
 run_tests
