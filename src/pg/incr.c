@@ -4,9 +4,10 @@
  *
  * A table is carried over from the profile's previous snapshot only when
  * all of these hold (else it is read, with a -v line saying why):
- *   - same server (system identifier, postmaster start: a restart or a
- *     crash zeroes the counters), same database oid, same statistics reset
- *     time, and the server is not a standby (its counters do not count
+ *   - same server (system identifier, postmaster start: a restart zeroes
+ *     the counters), same database oid, same statistics reset time (the
+ *     later of the database's and pg_stat_bgwriter's: a crash drops every
+ *     statistic and moves only the latter), and the server is not a standby (its counters do not count
  *     replayed changes; key ranges still work there, dump.c) and is
  *     PostgreSQL 15 or newer (older ones send the counters over UDP to a
  *     collector that may drop them);
@@ -480,7 +481,10 @@ static const char tables_sql[] =
 
 static const char ident_sql[] =
 	"SELECT d.oid, floor(extract(epoch FROM pg_postmaster_start_time()) * 1000000)::int8,"
-	" coalesce(floor(extract(epoch FROM s.stats_reset) * 1000000)::int8, 0), pg_is_in_recovery(),"
+	/* a crash drops every statistic but leaves the start time and the database's NULL stats_reset: the shared
+	   statistics' reset time moves then */
+	" coalesce(floor(extract(epoch FROM greatest(s.stats_reset, (SELECT stats_reset FROM pg_stat_bgwriter)))"
+	"  * 1000000)::int8, 0), pg_is_in_recovery(),"
 	" md5(concat_ws('|', version(),"
 	"  (SELECT string_agg(concat_ws(':', enumtypid, length(enumlabel), enumlabel), ','"
 	"    ORDER BY enumtypid, enumsortorder) FROM pg_enum),"
