@@ -973,7 +973,8 @@ take_incr(struct snap *s)
 
 /*
  * May changed tables' key ranges be found by xmin (copy_ranges)? Not the
- * counters: the same server (system identifier: xids are its own), the
+ * counters: the same server (system identifier: xids are its own), not
+ * restarted since (a rewound data directory hands out xids again), the
  * same database, output, options and pg_dump, and fewer than 2^30 xids
  * since the previous snapshot (xmin is compared modulo 2^32). NULL yes,
  * else why not. Sets s->xid_lo and s->xid_span.
@@ -988,6 +989,9 @@ ranges_why(struct snap *s)
 		return dd_strdup("the snapshot's xids are unknown");
 	if (!a->sysid || a->sysid != b->sysid)
 		return dd_strdup(a->sysid ? "another server" : "the server's system identifier is not readable");
+	/* a data directory rewound (a volume snapshot, PITR) hands out xids again: it needs a restart */
+	if (a->start != b->start)
+		return dd_strdup("the server restarted since (its data directory may have been rewound)");
 	if (a->dboid != b->dboid)
 		return dd_strdup("another database");
 	if (strcmp(a->output, b->output) || strcmp(a->options, b->options) || a->pgdump != b->pgdump)

@@ -352,4 +352,17 @@ test_a_crash_after_writes_is_not_unchanged() {
 	same_as_full "writes, then a crash (whole database)"
 }
 
+# a restart (which a rewound data directory needs: a volume snapshot, PITR) makes key ranges distrust xids
+test_a_restart_reads_changed_tables_whole() {
+	setup_repo
+	snap
+	psql_q "$DB" "UPDATE big SET v = 'restart' WHERE id = 100"
+	(cd / && pg_as_owner "$DD_PG_BINDIR/pg_ctl" -D "$DD_TMP/pg/data" -o "-p $PGPORT" -l "$DD_TMP/pg/log/server.log" -w \
+		-t 30 restart >/dev/null) || fail "restart failed"
+	snap
+	assert_contains "$V" "incremental: every table read: the server restarted since"
+	assert_not_contains "$V" "key ranges unchanged"
+	same_as_full "a restart"
+}
+
 run_tests
