@@ -13,7 +13,10 @@
  *     collector that may drop them);
  *   - the same "output" hash: server version, every enum's labels in
  *     order, extension versions, collation versions (what changes a
- *     table's COPY text or its key order without touching the table);
+ *     table's COPY text or its key order without touching the table),
+ *     and the role and tablespace names and this database's subscriptions
+ *     (shared catalogs the schema's text names: changed from another
+ *     database, they touch none of this one's counters);
  *   - no session on the database that may hold unflushed counters
  *     (change.c's rule: the sessions are listed first, then the counters
  *     read, all before the snapshot is exported);
@@ -491,7 +494,13 @@ static const char ident_sql[] =
 	"  (SELECT string_agg(concat_ws(':', length(extname), extname, extversion), ',' ORDER BY extname)"
 	"    FROM pg_extension),"
 	"  (SELECT string_agg(concat_ws(':', oid, collversion), ',' ORDER BY oid) FROM pg_collation),"
-	"  d.datcollversion, pg_database_collation_actual_version(d.oid))),"
+	"  d.datcollversion, pg_database_collation_actual_version(d.oid),"
+	/* what the schema names from shared catalogs, which another database's statements change unseen here:
+	   roles (GRANT, policies, user mappings), tablespaces, this database's subscriptions (when readable) */
+	"  (SELECT string_agg(concat_ws(':', oid, length(rolname), rolname), ',' ORDER BY oid) FROM pg_roles),"
+	"  (SELECT string_agg(concat_ws(':', oid, length(spcname), spcname), ',' ORDER BY oid) FROM pg_tablespace),"
+	"  CASE WHEN has_table_privilege('pg_catalog.pg_subscription', 'SELECT') THEN (SELECT"
+	"   md5(string_agg(u::text, ',' ORDER BY u.oid)) FROM pg_subscription u WHERE u.subdbid = d.oid) END)),"
 	" (SELECT count(*) FROM pg_stat_activity WHERE datid = d.oid AND pid <> pg_backend_pid()"
 	"  AND backend_type <> 'autovacuum worker' AND NOT (state IS NOT DISTINCT FROM 'idle'"
 	"  AND state_change < now() - interval '15 seconds'))"
@@ -610,8 +619,8 @@ dd_pg_incr_comparable(const struct dd_pg_incr *prev, const struct dd_pg_incr *no
 	else if (prev->reset != now->reset)
 		*why = dd_strdup("the statistics were reset since");
 	else if (strcmp(prev->output, now->output))
-		*why = dd_strdup("the text of values may differ (server version, enum labels, extensions or collations "
-				 "changed)");
+		*why = dd_strdup("the text of values may differ (server version, enum labels, extensions, collations, "
+				 "roles, tablespaces or subscriptions changed)");
 	else if (strcmp(prev->options, now->options))
 		*why = dd_strdup("exclude_tables or exclude_data changed");
 	else if (prev->pgdump != now->pgdump)

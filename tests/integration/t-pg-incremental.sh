@@ -365,4 +365,19 @@ test_a_restart_reads_changed_tables_whole() {
 	same_as_full "a restart"
 }
 
+# the schema names roles (GRANT) and tablespaces, kept in shared catalogs: a rename from another database
+# touches none of this database's counters
+test_a_role_renamed_elsewhere_changes_the_snapshot() {
+	setup_repo
+	local bob="${DB}_bob" carol="${DB}_carol"
+	psql_q "$DB" "CREATE ROLE $bob; GRANT SELECT ON small TO $bob"
+	snap
+	local first=$ID
+	psql_q postgres "ALTER ROLE $bob RENAME TO $carol"
+	snap
+	assert_ne "$first" "$ID" "a GRANT names the renamed role"
+	same_as_full "a role renamed from another database"
+	psql_q "$DB" "REVOKE ALL ON small FROM $carol; DROP ROLE $carol"
+}
+
 run_tests
