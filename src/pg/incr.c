@@ -16,7 +16,8 @@
  *     table's COPY text or its key order without touching the table),
  *     and the role and tablespace names and this database's subscriptions
  *     (shared catalogs the schema's text names: changed from another
- *     database, they touch none of this one's counters);
+ *     database, they touch none of this one's counters), lc_monetary
+ *     (money's text; the settings conn.c pins need not be);
  *   - no session on the database that may hold unflushed counters
  *     (change.c's rule: the sessions are listed first, then the counters
  *     read, all before the snapshot is exported);
@@ -500,7 +501,10 @@ static const char ident_sql[] =
 	"  (SELECT string_agg(concat_ws(':', oid, length(rolname), rolname), ',' ORDER BY oid) FROM pg_roles),"
 	"  (SELECT string_agg(concat_ws(':', oid, length(spcname), spcname), ',' ORDER BY oid) FROM pg_tablespace),"
 	"  CASE WHEN has_table_privilege('pg_catalog.pg_subscription', 'SELECT') THEN (SELECT"
-	"   md5(string_agg(u::text, ',' ORDER BY u.oid)) FROM pg_subscription u WHERE u.subdbid = d.oid) END)),"
+	"   md5(string_agg(u::text, ',' ORDER BY u.oid)) FROM pg_subscription u WHERE u.subdbid = d.oid) END,"
+	/* money's text (COPY, and defaults in pg_dump's schema): not pinned by the session (conn.c), as a full
+	   snapshot's text must not change; ALTER DATABASE/ROLE ... SET writes a shared catalog */
+	"  current_setting('lc_monetary'))),"
 	" (SELECT count(*) FROM pg_stat_activity WHERE datid = d.oid AND pid <> pg_backend_pid()"
 	"  AND backend_type <> 'autovacuum worker' AND NOT (state IS NOT DISTINCT FROM 'idle'"
 	"  AND state_change < now() - interval '15 seconds'))"
@@ -620,7 +624,7 @@ dd_pg_incr_comparable(const struct dd_pg_incr *prev, const struct dd_pg_incr *no
 		*why = dd_strdup("the statistics were reset since");
 	else if (strcmp(prev->output, now->output))
 		*why = dd_strdup("the text of values may differ (server version, enum labels, extensions, collations, "
-				 "roles, tablespaces or subscriptions changed)");
+				 "roles, tablespaces, subscriptions or lc_monetary changed)");
 	else if (strcmp(prev->options, now->options))
 		*why = dd_strdup("exclude_tables or exclude_data changed");
 	else if (prev->pgdump != now->pgdump)
