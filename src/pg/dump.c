@@ -173,8 +173,8 @@ sample_row(struct item *it, struct sampler *sm, const char *row, size_t len)
 	}
 	for (e = f; e < end && *e != '\t' && *e != '\n'; e++)
 		;
-	if (e == f || f >= end)
-		return; /* an empty key (text '') is no bound: the next row is */
+	if (e == f || f >= end || (size_t)(e - f) > DD_PG_INCR_MAX_KEY)
+		return; /* an empty key (text '') is no bound, nor one too long for the record: the next row is */
 	dd_pg_incr_add_sample(it->rec, sm->off, sm->ord, f, (size_t)(e - f));
 	sm->last = sm->off;
 }
