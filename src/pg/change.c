@@ -3,13 +3,17 @@
  * took a snapshot of it)? Cheap: no table is read.
  *
  * A fingerprint is recorded with the working database in <statedir>/pg:
- *   "v1 <oid> <ins> <upd> <del> <stats_reset> <postmaster_start> <seq>"
+ *   "v2 <oid> <ins> <upd> <del> <stats_reset> <postmaster_start> <seq>"
  * oid: the database's OID (dropped and created again = another database);
  * ins/upd/del: pg_stat_database.tup_inserted/updated/deleted, which count
  * every heap tuple written in the database, catalogs included (so DDL,
  * TRUNCATE's new relfilenode, COMMENT, GRANT, large objects all count);
- * stats_reset and the postmaster's start time as epoch seconds (a reset or
- * a crash zeroes the counters: we then cannot tell); seq: md5 over every
+ * stats_reset (microseconds, the later of the database's and
+ * pg_stat_bgwriter's: a crash drops every statistic, leaving the start
+ * time and the database's NULL, and moves only the latter) and the
+ * postmaster's start time (seconds): after a reset, a restart or a crash
+ * the counters start again from zero and we cannot tell. A "v1" record
+ * (no shared reset time) reads as "cannot tell"; seq: md5 over every
  * sequence's last_value (nextval/setval write sequence pages in place and
  * count no tuple). Aborted writes count too: they give "changed", which is
  * the safe side.
@@ -62,7 +66,8 @@
 
 static const char stats_sql[] =
 	"SELECT d.oid, s.tup_inserted, s.tup_updated, s.tup_deleted,"
-	" coalesce(floor(extract(epoch FROM s.stats_reset))::int8, 0),"
+	" coalesce(floor(extract(epoch FROM greatest(s.stats_reset, (SELECT stats_reset FROM pg_stat_bgwriter)))"
+	"  * 1000000)::int8, 0),"
 	" floor(extract(epoch FROM pg_postmaster_start_time()))::int8"
 	" FROM pg_database d JOIN pg_stat_database s ON s.datid = d.oid WHERE d.datname = $1";
 
@@ -115,7 +120,7 @@ read_seq(PGconn *c, struct fp *f, int *unreadable)
 static char *
 fp_format(const struct fp *f)
 {
-	return dd_asprintf("v1 %s %s %s %s %s %s %s", f->oid, f->ins, f->upd, f->del, f->reset, f->start, f->seq);
+	return dd_asprintf("v2 %s %s %s %s %s %s %s", f->oid, f->ins, f->upd, f->del, f->reset, f->start, f->seq);
 }
 
 static int
@@ -125,7 +130,7 @@ fp_parse(struct fp *f, const char *s)
 
 	memset(f, 0, sizeof(*f));
 	return s && sscanf(s, "%7s %23s %23s %23s %23s %23s %23s %39s", v, f->oid, f->ins, f->upd, f->del, f->reset,
-			   f->start, f->seq) == 8 && !strcmp(v, "v1")
+			   f->start, f->seq) == 8 && !strcmp(v, "v2")
 		       ? 0
 		       : -1;
 }

@@ -173,8 +173,8 @@ sample_row(struct item *it, struct sampler *sm, const char *row, size_t len)
 	}
 	for (e = f; e < end && *e != '\t' && *e != '\n'; e++)
 		;
-	if (e == f || f >= end)
-		return; /* an empty key (text '') is no bound: the next row is */
+	if (e == f || f >= end || (size_t)(e - f) > DD_PG_INCR_MAX_KEY)
+		return; /* an empty key (text '') is no bound, nor one too long for the record: the next row is */
 	dd_pg_incr_add_sample(it->rec, sm->off, sm->ord, f, (size_t)(e - f));
 	sm->last = sm->off;
 }
@@ -678,7 +678,7 @@ static const char catalog_sql[] =
 	/* a one-column key (issue 19's key ranges): its place in the column list, type and collation */
 	" (SELECT (SELECT count(*) FROM pg_attribute b WHERE b.attrelid = c.oid AND b.attnum > 0"
 	"   AND b.attnum < a.attnum AND NOT b.attisdropped AND b.attgenerated = '')"
-	"   || ' ' || format_type(a.atttypid, NULL)"
+	"   || ' ' || format_type(a.atttypid, a.atttypmod)"
 	"   || CASE WHEN co.oid IS NOT NULL THEN ' COLLATE ' || format('%I.%I', cn.nspname, co.collname) ELSE '' END"
 	"   FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]"
 	"   LEFT JOIN pg_collation co ON co.oid = a.attcollation"
@@ -973,7 +973,8 @@ take_incr(struct snap *s)
 
 /*
  * May changed tables' key ranges be found by xmin (copy_ranges)? Not the
- * counters: the same server (system identifier: xids are its own), the
+ * counters: the same server (system identifier: xids are its own), not
+ * restarted since (a rewound data directory hands out xids again), the
  * same database, output, options and pg_dump, and fewer than 2^30 xids
  * since the previous snapshot (xmin is compared modulo 2^32). NULL yes,
  * else why not. Sets s->xid_lo and s->xid_span.
@@ -988,6 +989,9 @@ ranges_why(struct snap *s)
 		return dd_strdup("the snapshot's xids are unknown");
 	if (!a->sysid || a->sysid != b->sysid)
 		return dd_strdup(a->sysid ? "another server" : "the server's system identifier is not readable");
+	/* a data directory rewound (a volume snapshot, PITR) hands out xids again: it needs a restart */
+	if (a->start != b->start)
+		return dd_strdup("the server restarted since (its data directory may have been rewound)");
 	if (a->dboid != b->dboid)
 		return dd_strdup("another database");
 	if (strcmp(a->output, b->output) || strcmp(a->options, b->options) || a->pgdump != b->pgdump)

@@ -4,15 +4,20 @@
  *
  * A table is carried over from the profile's previous snapshot only when
  * all of these hold (else it is read, with a -v line saying why):
- *   - same server (system identifier, postmaster start: a restart or a
- *     crash zeroes the counters), same database oid, same statistics reset
- *     time, and the server is not a standby (its counters do not count
+ *   - same server (system identifier, postmaster start: a restart zeroes
+ *     the counters), same database oid, same statistics reset time (the
+ *     later of the database's and pg_stat_bgwriter's: a crash drops every
+ *     statistic and moves only the latter), and the server is not a standby (its counters do not count
  *     replayed changes; key ranges still work there, dump.c) and is
  *     PostgreSQL 15 or newer (older ones send the counters over UDP to a
  *     collector that may drop them);
  *   - the same "output" hash: server version, every enum's labels in
  *     order, extension versions, collation versions (what changes a
- *     table's COPY text or its key order without touching the table);
+ *     table's COPY text or its key order without touching the table),
+ *     and the role and tablespace names and this database's subscriptions
+ *     (shared catalogs the schema's text names: changed from another
+ *     database, they touch none of this one's counters), lc_monetary
+ *     (money's text; the settings conn.c pins need not be);
  *   - no session on the database that may hold unflushed counters
  *     (change.c's rule: the sessions are listed first, then the counters
  *     read, all before the snapshot is exported);
@@ -177,7 +182,7 @@ parse_sample(struct dd_pg_incr_table *t, const char **w, const size_t *wl)
 		return -1;
 	if (t->nsamples && (off <= t->samples[t->nsamples - 1].off || ord <= t->samples[t->nsamples - 1].ord))
 		return -1;
-	if (!(key = unhex(w[3], wl[3], MAX_NAME)) || strchr(key, '\t') || strchr(key, '\n')) {
+	if (!(key = unhex(w[3], wl[3], DD_PG_INCR_MAX_KEY)) || strchr(key, '\t') || strchr(key, '\n')) {
 		free(key);
 		return -1;
 	}
@@ -480,14 +485,26 @@ static const char tables_sql[] =
 
 static const char ident_sql[] =
 	"SELECT d.oid, floor(extract(epoch FROM pg_postmaster_start_time()) * 1000000)::int8,"
-	" coalesce(floor(extract(epoch FROM s.stats_reset) * 1000000)::int8, 0), pg_is_in_recovery(),"
+	/* a crash drops every statistic but leaves the start time and the database's NULL stats_reset: the shared
+	   statistics' reset time moves then */
+	" coalesce(floor(extract(epoch FROM greatest(s.stats_reset, (SELECT stats_reset FROM pg_stat_bgwriter)))"
+	"  * 1000000)::int8, 0), pg_is_in_recovery(),"
 	" md5(concat_ws('|', version(),"
 	"  (SELECT string_agg(concat_ws(':', enumtypid, length(enumlabel), enumlabel), ','"
 	"    ORDER BY enumtypid, enumsortorder) FROM pg_enum),"
 	"  (SELECT string_agg(concat_ws(':', length(extname), extname, extversion), ',' ORDER BY extname)"
 	"    FROM pg_extension),"
 	"  (SELECT string_agg(concat_ws(':', oid, collversion), ',' ORDER BY oid) FROM pg_collation),"
-	"  d.datcollversion, pg_database_collation_actual_version(d.oid))),"
+	"  d.datcollversion, pg_database_collation_actual_version(d.oid),"
+	/* what the schema names from shared catalogs, which another database's statements change unseen here:
+	   roles (GRANT, policies, user mappings), tablespaces, this database's subscriptions (when readable) */
+	"  (SELECT string_agg(concat_ws(':', oid, length(rolname), rolname), ',' ORDER BY oid) FROM pg_roles),"
+	"  (SELECT string_agg(concat_ws(':', oid, length(spcname), spcname), ',' ORDER BY oid) FROM pg_tablespace),"
+	"  CASE WHEN has_table_privilege('pg_catalog.pg_subscription', 'SELECT') THEN (SELECT"
+	"   md5(string_agg(u::text, ',' ORDER BY u.oid)) FROM pg_subscription u WHERE u.subdbid = d.oid) END,"
+	/* money's text (COPY, and defaults in pg_dump's schema): not pinned by the session (conn.c), as a full
+	   snapshot's text must not change; ALTER DATABASE/ROLE ... SET writes a shared catalog */
+	"  current_setting('lc_monetary'))),"
 	" (SELECT count(*) FROM pg_stat_activity WHERE datid = d.oid AND pid <> pg_backend_pid()"
 	"  AND backend_type <> 'autovacuum worker' AND NOT (state IS NOT DISTINCT FROM 'idle'"
 	"  AND state_change < now() - interval '15 seconds'))"
@@ -606,8 +623,8 @@ dd_pg_incr_comparable(const struct dd_pg_incr *prev, const struct dd_pg_incr *no
 	else if (prev->reset != now->reset)
 		*why = dd_strdup("the statistics were reset since");
 	else if (strcmp(prev->output, now->output))
-		*why = dd_strdup("the text of values may differ (server version, enum labels, extensions or collations "
-				 "changed)");
+		*why = dd_strdup("the text of values may differ (server version, enum labels, extensions, collations, "
+				 "roles, tablespaces, subscriptions or lc_monetary changed)");
 	else if (strcmp(prev->options, now->options))
 		*why = dd_strdup("exclude_tables or exclude_data changed");
 	else if (prev->pgdump != now->pgdump)

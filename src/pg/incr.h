@@ -84,6 +84,9 @@ int dd_pg_incr_read(struct dd_pg_incr *out, const char *statedir, const char *id
 #define DD_PG_INCR_KEEP 4
 int dd_pg_incr_keep(const char *statedir, const char *id, const char *text, size_t len);
 
+/* The longest sample key (its COPY text, in bytes) a record holds: sample_row skips longer ones. */
+#define DD_PG_INCR_MAX_KEY 4096
+
 /* The options hash (sha256 hex) of exclude_tables and exclude_data. */
 void dd_pg_incr_options(const char *const *exclude_tables, const char *const *exclude_data, char out[65]);
 

@@ -292,4 +292,122 @@ SQL
 	same_as_full "after the writers"
 }
 
+# char(n) keys: the bounds are cast to character(12), not to character (one character)
+test_char_n_key_ranges_keep_the_whole_bound() {
+	setup_repo
+	psql_q "$DB" "CREATE TABLE c (k char(12) PRIMARY KEY, v text);
+		INSERT INTO c SELECT '0' || lpad(i::text, 11, '0'), repeat('v', 114) FROM generate_series(0, 999) i;
+		INSERT INTO c SELECT chr(ascii('a') + l) || lpad(i::text, 11, '0'), repeat('v', 114)
+		FROM generate_series(0, 19) l, generate_series(0, 2047) i"
+	snap
+	psql_q "$DB" "DELETE FROM c WHERE k = 'c00000000005'"
+	snap
+	assert_contains "$V" "incremental: public.c: 20 of 21 key ranges unchanged, the others read"
+	same_as_full "a char(12) key"
+	restores_exactly
+}
+
+# crash_server: kill -9 a backend; the postmaster drops every statistic and reinitialises (its start time stays).
+# Waits until the shared statistics' reset time moved (they are dropped after the crash) and the server answers.
+# A checkpoint first: the test cluster runs with synchronous_commit = off, so a crash could lose the last commits.
+crash_server() {
+	local before pid
+	psql_q postgres "CHECKPOINT"
+	before=$(psql_q postgres "SELECT stats_reset FROM pg_stat_bgwriter")
+	coproc VICTIM { "$DD_PG_BINDIR/psql" -XAtq -d postgres 2>&1; }
+	echo "SELECT pg_backend_pid();" >&"${VICTIM[1]}"
+	read -r pid <&"${VICTIM[0]}"
+	kill -9 "$pid"
+	echo '\q' >&"${VICTIM[1]}"
+	wait "$VICTIM_PID" || true
+	for _ in $(seq "$DD_WAIT_POLLS"); do
+		[ "$(psql_q postgres "SELECT stats_reset FROM pg_stat_bgwriter" 2>/dev/null)" = "$before" ] ||
+			[ -z "$(psql_q postgres "SELECT 1" 2>/dev/null)" ] || return 0
+		sleep 0.05
+	done
+	fail "the server did not reinitialise after the crash"
+}
+
+# a crash zeroes every counter: a table written before it must not look unchanged after it
+test_a_crash_after_writes_is_not_unchanged() {
+	setup_repo
+	crash_server
+	snap
+	psql_q "$DB" "INSERT INTO small VALUES ('crash1', 1)"
+	crash_server
+	psql_q "$DB" "UPDATE big SET v = 'crash' WHERE id = 1"
+	snap
+	assert_not_contains "$V" "public.small reused"
+	same_as_full "writes, then a crash (per table)"
+	# the unchanged-database fast path: the database's counters were zeroed too
+	crash_server
+	snap
+	psql_q "$DB" "INSERT INTO small VALUES ('crash2', 2)"
+	crash_server
+	snap
+	assert_not_contains "$V" "no table read"
+	# the change fingerprint (change.c) cannot tell either
+	assert_contains "$V" "may have changed since snapshot"
+	assert_contains "$V" "(its statistics were reset since)"
+	same_as_full "writes, then a crash (whole database)"
+}
+
+# a restart (which a rewound data directory needs: a volume snapshot, PITR) makes key ranges distrust xids
+test_a_restart_reads_changed_tables_whole() {
+	setup_repo
+	snap
+	psql_q "$DB" "UPDATE big SET v = 'restart' WHERE id = 100"
+	(cd / && pg_as_owner "$DD_PG_BINDIR/pg_ctl" -D "$DD_TMP/pg/data" -o "-p $PGPORT" -l "$DD_TMP/pg/log/server.log" -w \
+		-t 30 restart >/dev/null) || fail "restart failed"
+	snap
+	assert_contains "$V" "incremental: every table read: the server restarted since"
+	assert_not_contains "$V" "key ranges unchanged"
+	same_as_full "a restart"
+}
+
+# the schema names roles (GRANT) and tablespaces, kept in shared catalogs: a rename from another database
+# touches none of this database's counters
+test_a_role_renamed_elsewhere_changes_the_snapshot() {
+	setup_repo
+	local bob="${DB}_bob" carol="${DB}_carol"
+	psql_q "$DB" "CREATE ROLE $bob; GRANT SELECT ON small TO $bob"
+	snap
+	local first=$ID
+	psql_q postgres "ALTER ROLE $bob RENAME TO $carol"
+	snap
+	assert_ne "$first" "$ID" "a GRANT names the renamed role"
+	same_as_full "a role renamed from another database"
+	psql_q "$DB" "REVOKE ALL ON small FROM $carol; DROP ROLE $carol"
+}
+
+# money prints per lc_monetary, which the session does not fix and ALTER DATABASE sets in a shared catalog
+# (this machine has only C locales, whose money text is the same: the reason is what shows it)
+test_lc_monetary_set_on_the_database_reads_every_table() {
+	setup_repo
+	psql_q "$DB" "CREATE TABLE cash (id int PRIMARY KEY, m money); INSERT INTO cash VALUES (1, 12.5)"
+	snap
+	psql_q postgres "ALTER DATABASE $DB SET lc_monetary = 'POSIX'"
+	snap
+	assert_contains "$V" "incremental: every table read: the text of values may differ"
+	assert_not_contains "$V" "no table read"
+	same_as_full "lc_monetary set on the database"
+}
+
+# keys longer than the record's limit (a bytea key of 2113 bytes prints 4229 characters; they sort last) are not sampled:
+# the next row's is, and the record is kept
+test_long_keys_are_not_sampled() {
+	setup_repo
+	psql_q "$DB" "CREATE TABLE blobs (k bytea PRIMARY KEY, n int);
+		INSERT INTO blobs SELECT decode('ff' || repeat(md5(i::text), 132), 'hex'), -i FROM generate_series(1, 300) i;
+		INSERT INTO blobs SELECT decode(md5(i::text), 'hex'), i FROM generate_series(1, 20000) i"
+	snap
+	assert_not_contains "$ERR" "BUG"
+	psql_q "$DB" "UPDATE blobs SET n = -n WHERE n = 7"
+	snap
+	assert_not_contains "$ERR" "BUG"
+	assert_contains "$V" "incremental: public.blobs: "
+	assert_contains "$V" "key ranges unchanged, the others read"
+	same_as_full "long keys"
+}
+
 run_tests
