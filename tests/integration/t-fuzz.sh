@@ -49,5 +49,7 @@ test_fuzz_media_index() { smoke fuzz-media-index; }
 test_fuzz_normalise() { smoke fuzz-normalise; }
 test_fuzz_sqlscan() { smoke fuzz-sqlscan; }
 test_fuzz_post_restore() { smoke fuzz-post-restore; }
+test_fuzz_incr() { smoke fuzz-incr; }
+test_fuzz_restore_plan() { smoke fuzz-restore-plan; }
 
 run_tests
