@@ -167,6 +167,11 @@ incr_unchanged(struct dd_repo *repo, const struct dd_config *cfg, const struct d
 	memset(&rec, 0, sizeof(rec));
 	if (!in->prev || media)
 		return 0;
+	/* what a killed run left behind is dropped first, as dd_pg_snapshot() does when it reads the tables */
+	if (dd_pg_reap_leftovers(repo->statedir, conninfo) < 0) {
+		dd_warn("%s", dd_error_last());
+		dd_error_clear();
+	}
 	if (dd_pg_state_read(&state, repo->statedir, conninfo) < 0 || !state.snapshot ||
 	    strcmp(state.snapshot, old->snapshot) || !state.how || strcmp(state.how, "snapshot") ||
 	    !state.fingerprint || state.interrupted || dd_pg_incr_read(&rec, repo->statedir, old->snapshot) != 0) {
