@@ -148,7 +148,8 @@ incr_begin(struct incr *in, struct dd_store *st, const struct dd_ref *old, const
  * would be that snapshot again, byte for byte, and is known without
  * pg_dump or a COPY. 1 (stats filled; the snapshot is pushed unless
  * --dump-only), 0 (take the snapshot), -1. Not with a media folder (it is
- * read every time) or --full.
+ * read every time), nor when the previous snapshot holds one the profile
+ * no longer has (a snapshot now would leave it out), nor with --full.
  */
 static int
 incr_unchanged(struct dd_repo *repo, const struct dd_config *cfg, const struct dd_profile *p, struct dd_store *st,
@@ -167,6 +168,10 @@ incr_unchanged(struct dd_repo *repo, const struct dd_config *cfg, const struct d
 	memset(&rec, 0, sizeof(rec));
 	if (!in->prev || media)
 		return 0;
+	/* the previous snapshot holds a media folder this profile no longer has: a new snapshot would not */
+	for (size_t i = 0; i < dd_snapshot_count(in->prev); i++)
+		if (dd_stream_attr(dd_snapshot_stream(in->prev, i), "listing"))
+			return 0;
 	/* what a killed run left behind is dropped first, as dd_pg_snapshot() does when it reads the tables */
 	if (dd_pg_reap_leftovers(repo->statedir, conninfo) < 0) {
 		dd_warn("%s", dd_error_last());
