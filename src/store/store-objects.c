@@ -235,7 +235,7 @@ put_packed(struct dd_store *st, const uint8_t id[32], const void *plain, size_t 
 }
 
 static int get_from_cache_pack(struct dd_store *st, const uint8_t id[32], const char *name, size_t max_plain,
-			       struct dd_buf *plain, ZSTD_DCtx *zd, struct dd_buf *obj);
+			       struct dd_buf *plain, ZSTD_DCtx *zd, struct dd_buf *obj, int *quiet);
 static int legacy_present(struct dd_store *st, const uint8_t id[32]);
 
 /*
@@ -341,7 +341,7 @@ dd_store_adopt_chunk(struct dd_store *st, const struct dd_chunk_ref *ref, int pr
 	if (!dd_midx_find(st->pidx, ref->id, 1, &hit) && !dd_midx_find(st->opidx, ref->id, 0, &hit))
 		goto gone; /* no pack this store or cache holds has it: the entry would name nothing */
 	/* from the private pack in the cache alone: the store never holds it, so never asked for it */
-	rc = get_from_cache_pack(st, ref->id, name, ref->len, &plain, NULL, &obj);
+	rc = get_from_cache_pack(st, ref->id, name, ref->len, &plain, NULL, &obj, NULL);
 	dd_buf_release(&obj);
 	if (rc == 0 && plain.len != ref->len)
 		rc = dd_error("a private copy of a chunk differs in length from its entry");
@@ -616,6 +616,8 @@ get_from_store_pack(struct dd_store *st, const uint8_t id[32], const char *name,
 			dd_error_saved_free(&first);
 			return -1;
 		}
+		if (r == 0 && st->be->ops->forget)
+			st->be->ops->forget(st->be, pname);
 		if (!failed++)
 			dd_error_save(&first);
 		dd_error_clear();
@@ -818,7 +820,7 @@ out:
  */
 static int
 get_from_cache_pack(struct dd_store *st, const uint8_t id[32], const char *name, size_t max_plain,
-		    struct dd_buf *plain, ZSTD_DCtx *zd, struct dd_buf *obj)
+		    struct dd_buf *plain, ZSTD_DCtx *zd, struct dd_buf *obj, int *quiet)
 {
 	struct dd_midx *maps[3] = { st->idx, st->pidx, st->opidx };
 	const char *dirs[3] = { "packs", "private/packs", "private/packs" };
@@ -853,6 +855,13 @@ get_from_cache_pack(struct dd_store *st, const uint8_t id[32], const char *name,
 			dd_error_saved_free(&first);
 			return -1;
 		}
+		if (r == 0 && st->cache->ops->forget)
+			st->cache->ops->forget(st->cache, pname); /* a copy put there meanwhile is read next time */
+		if (quiet) { /* the caller tries its other places, then this one again, saying why */
+			*quiet = 1;
+			dd_error_clear();
+			continue;
+		}
 		if (!damaged++)
 			dd_error_save(&first);
 		if ((dd_store_live(st) && !cache_only) || i + 1 < n)
@@ -866,15 +875,45 @@ get_from_cache_pack(struct dd_store *st, const uint8_t id[32], const char *name,
 	return DD_NOTFOUND;
 }
 
+/*
+ * 1 when an index file already loaded places data object `id` in a pack:
+ * the cache's packs are tried before its loose copies, so a restore's
+ * reads cost no failed lookup of a loose copy each.
+ */
+static int
+in_a_pack(struct dd_store *st, const uint8_t id[32])
+{
+	struct dd_midx_hit hit;
+
+	if (dd_store_index_load(st) < 0) {
+		dd_error_clear(); /* get_from_cache_pack() says it again */
+		return 0;
+	}
+	return (st->idx && dd_midx_find(st->idx, id, 0, &hit)) || (st->pidx && dd_midx_find(st->pidx, id, 0, &hit));
+}
+
+/*
+ * The copies of an object, nearest first: for a data object an index file
+ * places in a pack, the cache's packs (silently: a damaged copy there is
+ * tried again below, in the order of a store written before packs); the
+ * cache's loose copy; the cache's packs; the store.
+ */
 int
 dd_store_get_object(struct dd_store *st, int type, const uint8_t id[32], size_t max_plain, struct dd_buf *plain,
 		    ZSTD_DCtx *zd)
 {
 	char name[DD_OBJECT_NAME_SIZE];
 	struct dd_buf obj = DD_BUF_INIT;
-	int rc = -1, r, damaged = 0;
+	int rc = -1, r, damaged = 0, packed = 0, pack_damaged = 0;
 
 	dd_object_name(name, sizeof(name), dd_store_type_dir(type), id);
+	if (type == DD_OBJ_DATA && (packed = in_a_pack(st, id))) {
+		r = get_from_cache_pack(st, id, name, max_plain, plain, zd, &obj, &pack_damaged);
+		if (r != DD_NOTFOUND) {
+			rc = r;
+			goto out;
+		}
+	}
 	r = st->cache->ops->get(st->cache, name, &obj);
 	if (r < 0)
 		goto out;
@@ -889,8 +928,8 @@ dd_store_get_object(struct dd_store *st, int type, const uint8_t id[32], size_t 
 			goto out; /* the copy is fine: its base is not */
 		damaged = 1;
 	}
-	if (type == DD_OBJ_DATA && !damaged) {
-		r = get_from_cache_pack(st, id, name, max_plain, plain, zd, &obj);
+	if (type == DD_OBJ_DATA && !damaged && (!packed || pack_damaged)) {
+		r = get_from_cache_pack(st, id, name, max_plain, plain, zd, &obj, NULL);
 		if (r != DD_NOTFOUND) {
 			rc = r;
 			goto out;
