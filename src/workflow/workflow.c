@@ -148,7 +148,8 @@ incr_begin(struct incr *in, struct dd_store *st, const struct dd_ref *old, const
  * would be that snapshot again, byte for byte, and is known without
  * pg_dump or a COPY. 1 (stats filled; the snapshot is pushed unless
  * --dump-only), 0 (take the snapshot), -1. Not with a media folder (it is
- * read every time) or --full.
+ * read every time), nor when the ref's snapshot has one (the profile's was
+ * removed since), nor --full.
  */
 static int
 incr_unchanged(struct dd_repo *repo, const struct dd_config *cfg, const struct dd_profile *p, struct dd_store *st,
@@ -165,8 +166,8 @@ incr_unchanged(struct dd_repo *repo, const struct dd_config *cfg, const struct d
 
 	memset(&state, 0, sizeof(state));
 	memset(&rec, 0, sizeof(rec));
-	if (!in->prev || media)
-		return 0;
+	if (!in->prev || media || dd_snapshot_find(in->prev, "media"))
+		return 0; /* a listing the profile no longer has would be taken again */
 	if (dd_pg_state_read(&state, repo->statedir, conninfo) < 0 || !state.snapshot ||
 	    strcmp(state.snapshot, old->snapshot) || !state.how || strcmp(state.how, "snapshot") ||
 	    !state.fingerprint || state.interrupted || dd_pg_incr_read(&rec, repo->statedir, old->snapshot) != 0) {
