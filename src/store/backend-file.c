@@ -15,6 +15,16 @@
  * made again, but never the store's own folder: a store that is not there
  * (an unmounted disk) fails the put instead of growing a new one.
  * put_unsynced() skips the fsyncs: the cache's copies of fetched objects.
+ *
+ * get_range() keeps the last OPEN_MAX files it read open (least recently
+ * used goes first; pread on a shared descriptor is thread-safe): a restore
+ * reads thousands of objects out of a few dozen packs, and each read would
+ * otherwise be a path lookup, an open and a close. Names are content
+ * addresses (a pack's name is its bytes' hash), so an open file deleted or
+ * replaced behind our back still holds its name's bytes; del() and the puts
+ * close the name's descriptor (once no reader uses it), and forget() lets a
+ * reader that found the bytes damaged have the next read open the name
+ * again.
  */
 #include "store/backend.h"
 #include "util/err.h"
@@ -32,6 +42,16 @@
 #include <unistd.h>
 
 #define MAX_FILE (512u << 20)
+#define OPEN_MAX 16
+
+/* A file get_range() keeps open; `name` NULL: a free slot. */
+struct open_file {
+	char *name;
+	int fd;
+	unsigned users; /* readers using fd now: it is closed when the last one is done */
+	int dropped;    /* out of the table's lookups: closed by the last user */
+	uint64_t used;  /* when last taken (the table's clock) */
+};
 
 struct file_backend {
 	struct dd_backend base;
@@ -39,6 +59,9 @@ struct file_backend {
 	pthread_mutex_t mu;
 	char **dirty; /* directories with entries not yet fsynced */
 	size_t ndirty;
+	pthread_mutex_t fdmu; /* open[], clock */
+	struct open_file open[OPEN_MAX];
+	uint64_t clock;
 };
 
 static char *
@@ -131,18 +154,121 @@ remake_dir(struct file_backend *fb, const char *path)
 	return rc;
 }
 
+/* Slot `o` leaves the table: closed now, or by its last user. Under fdmu. */
+static void
+open_drop(struct open_file *o)
+{
+	if (o->users) {
+		o->dropped = 1;
+		return;
+	}
+	close(o->fd);
+	free(o->name);
+	memset(o, 0, sizeof(*o));
+	o->fd = -1;
+}
+
+/* The open file `name` from the table (its slot in *slot, a user more), or -1 when not there. */
+static int
+open_take(struct file_backend *fb, const char *name, int *slot)
+{
+	int fd = -1;
+
+	pthread_mutex_lock(&fb->fdmu);
+	for (int i = 0; i < OPEN_MAX; i++) {
+		struct open_file *o = &fb->open[i];
+		if (o->name && !o->dropped && !strcmp(o->name, name)) {
+			o->users++;
+			o->used = ++fb->clock;
+			*slot = i, fd = o->fd;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&fb->fdmu);
+	return fd;
+}
+
+/*
+ * Put `fd`, just opened as `name`, into the table (a user more: *slot),
+ * taking the place of the least recently used file no reader uses; *slot
+ * -1 when every slot is in use (the caller closes fd itself).
+ */
+static void
+open_put(struct file_backend *fb, const char *name, int fd, int *slot)
+{
+	int best = -1;
+
+	*slot = -1;
+	pthread_mutex_lock(&fb->fdmu);
+	for (int i = 0; i < OPEN_MAX; i++) {
+		struct open_file *o = &fb->open[i];
+		if (!o->name) {
+			best = i;
+			break;
+		}
+		if (!o->users && (best < 0 || o->used < fb->open[best].used))
+			best = i;
+	}
+	if (best >= 0) {
+		struct open_file *o = &fb->open[best];
+		if (o->name)
+			open_drop(o);
+		o->name = dd_strdup(name);
+		o->fd = fd;
+		o->users = 1;
+		o->used = ++fb->clock;
+		*slot = best;
+	}
+	pthread_mutex_unlock(&fb->fdmu);
+}
+
+/* A reader is done with the descriptor of slot `slot` (-1: an fd of its own, closed). */
+static void
+open_release(struct file_backend *fb, int slot, int fd)
+{
+	if (slot < 0) {
+		close(fd);
+		return;
+	}
+	pthread_mutex_lock(&fb->fdmu);
+	struct open_file *o = &fb->open[slot];
+	o->users--;
+	if (o->dropped && !o->users) {
+		o->dropped = 0;
+		open_drop(o);
+	}
+	pthread_mutex_unlock(&fb->fdmu);
+}
+
+/* The table forgets `name`: its next read opens the name again. */
+static void
+fb_forget(struct dd_backend *be, const char *name)
+{
+	struct file_backend *fb = (struct file_backend *)be;
+
+	pthread_mutex_lock(&fb->fdmu);
+	for (int i = 0; i < OPEN_MAX; i++)
+		if (fb->open[i].name && !fb->open[i].dropped && !strcmp(fb->open[i].name, name))
+			open_drop(&fb->open[i]);
+	pthread_mutex_unlock(&fb->fdmu);
+}
+
 static int
 fb_get_range(struct dd_backend *be, const char *name, uint64_t off, size_t len, struct dd_buf *out)
 {
-	char *path = path_of((struct file_backend *)be, name);
+	struct file_backend *fb = (struct file_backend *)be;
+	char *path = path_of(fb, name);
 	size_t got = 0;
-	int fd, rc = -1;
+	int fd, slot = -1, rc = -1;
 
 	dd_buf_clear(out);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		rc = errno == ENOENT ? DD_NOTFOUND : dd_error_errno("cannot read %s", path);
-		goto out;
+	if ((fd = open_take(fb, name, &slot)) < 0) {
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0) {
+			rc = errno == ENOENT ? DD_NOTFOUND : dd_error_errno("cannot read %s", path);
+			goto out;
+		}
+		open_put(fb, name, fd, &slot);
 	}
 	if (len > MAX_FILE) {
 		dd_error("a read of %zu bytes of %s is larger than allowed", len, path);
@@ -169,7 +295,7 @@ fb_get_range(struct dd_backend *be, const char *name, uint64_t off, size_t len, 
 	rc = 0;
 out:
 	if (fd >= 0)
-		close(fd);
+		open_release(fb, slot, fd);
 	free(path);
 	return rc;
 }
@@ -215,6 +341,7 @@ fb_put_file(struct dd_backend *be, const char *name, const char *localpath)
 	if (r < 0 && errno == ENOENT && dd_path_exists(localpath) && remake_dir(fb, path) == 0)
 		r = link(localpath, path);
 	if (r == 0) {
+		fb_forget(be, name); /* a file of that name deleted meanwhile may be open */
 		mark_dirty(fb, path);
 		rc = 0;
 	} else if (errno == EEXIST) {
@@ -327,6 +454,7 @@ fb_del(struct dd_backend *be, const char *name)
 	char *path = path_of(fb, name);
 	int rc = 0;
 
+	fb_forget(be, name);
 	if (unlink(path) < 0 && errno != ENOENT)
 		rc = dd_error_errno("cannot remove %s", path);
 	else
@@ -374,6 +502,12 @@ fb_free(struct dd_backend *be)
 	for (size_t i = 0; i < fb->ndirty; i++)
 		free(fb->dirty[i]);
 	free(fb->dirty);
+	for (int i = 0; i < OPEN_MAX; i++) {
+		if (fb->open[i].name)
+			close(fb->open[i].fd);
+		free(fb->open[i].name);
+	}
+	pthread_mutex_destroy(&fb->fdmu);
 	pthread_mutex_destroy(&fb->mu);
 	free(fb->root);
 	free(fb->base.display);
@@ -393,6 +527,7 @@ static const struct dd_backend_ops file_ops = {
 	.sync = fb_sync,
 	.sync_later = fb_sync_later,
 	.local_path = fb_local_path,
+	.forget = fb_forget,
 	.free = fb_free,
 };
 
@@ -436,6 +571,9 @@ dd_backend_file_open(struct dd_backend **out, const char *root, int create)
 	fb->root = dd_strdup(root);
 	fb->base.display = dd_strdup(root);
 	pthread_mutex_init(&fb->mu, NULL);
+	pthread_mutex_init(&fb->fdmu, NULL);
+	for (int i = 0; i < OPEN_MAX; i++)
+		fb->open[i].fd = -1;
 	*out = &fb->base;
 	return 0;
 }

@@ -114,6 +114,13 @@ struct dd_backend_ops {
 	 * may then hard-link it (cache -> file store).
 	 */
 	char *(*local_path)(struct dd_backend *be, const char *name);
+	/*
+	 * Optional (NULL: nothing kept): a reader found the bytes of `name` it
+	 * got damaged; a backend keeping the file open (the file backend's
+	 * get_range) opens the name again on the next read, so a copy replaced
+	 * meanwhile is the one read.
+	 */
+	void (*forget)(struct dd_backend *be, const char *name);
 	void (*free)(struct dd_backend *be);
 };
 

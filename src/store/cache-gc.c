@@ -780,6 +780,8 @@ dd_store_cache_remove(struct dd_store *st, const struct dd_cache_item *it)
 	p = st->cache->ops->local_path(st->cache, it->name);
 	if (unlink(p) < 0 && errno != ENOENT)
 		rc = dd_error_errno("cannot remove %s", p);
+	else if (st->cache->ops->forget)
+		st->cache->ops->forget(st->cache, it->name); /* an open copy would keep its blocks: closed */
 	free(p);
 	return rc;
 }

@@ -295,7 +295,7 @@ struct base_skip {
 };
 
 static int get_from_cache_pack(struct dd_store *st, const uint8_t id[32], const char *name, size_t max_plain,
-			       struct dd_buf *plain, ZSTD_DCtx *zd, struct dd_buf *obj, struct base_skip *skip);
+			       struct dd_buf *plain, ZSTD_DCtx *zd, struct dd_buf *obj, struct base_skip *skip, int *quiet);
 static int legacy_present(struct dd_store *st, const uint8_t id[32]);
 
 /*
@@ -408,7 +408,7 @@ dd_store_adopt_chunk(struct dd_store *st, const struct dd_chunk_ref *ref, int pr
 	if (!dd_midx_find(st->pidx, ref->id, 1, &hit) && !dd_midx_find(st->opidx, ref->id, 0, &hit))
 		goto gone; /* no pack this store or cache holds has it: the entry would name nothing */
 	/* from the private pack in the cache alone: the store never holds it, so never asked for it */
-	rc = get_from_cache_pack(st, ref->id, name, ref->len, &plain, NULL, &obj, &(struct base_skip){ 0 });
+	rc = get_from_cache_pack(st, ref->id, name, ref->len, &plain, NULL, &obj, &(struct base_skip){ 0 }, NULL);
 	dd_buf_release(&obj);
 	if (rc == 0 && plain.len != ref->len)
 		rc = dd_error("a private copy of a chunk differs in length from its entry");
@@ -703,6 +703,8 @@ get_from_store_pack(struct dd_store *st, const uint8_t id[32], const char *name,
 		dd_error_wrap("object %s in %s of the store %s", name, pname, st->url);
 		if (r == 0 && base_failed)
 			skip_failed_base(skip); /* the copy is fine, its base is not: another place may not need it */
+		else if (r == 0 && st->be->ops->forget)
+			st->be->ops->forget(st->be, pname); /* damaged bytes: a copy put there meanwhile is read next time */
 		if (!failed++) {
 			first_base = r == 0 && base_failed;
 			dd_error_save(&first);
@@ -910,7 +912,7 @@ out:
  */
 static int
 get_from_cache_pack(struct dd_store *st, const uint8_t id[32], const char *name, size_t max_plain,
-		    struct dd_buf *plain, ZSTD_DCtx *zd, struct dd_buf *obj, struct base_skip *skip)
+		    struct dd_buf *plain, ZSTD_DCtx *zd, struct dd_buf *obj, struct base_skip *skip, int *quiet)
 {
 	struct dd_midx *maps[3] = { st->idx, st->pidx, st->opidx };
 	const char *dirs[3] = { "packs", "private/packs", "private/packs" };
@@ -951,6 +953,13 @@ get_from_cache_pack(struct dd_store *st, const uint8_t id[32], const char *name,
 			dd_error_clear();
 			continue;
 		}
+		if (r == 0 && st->cache->ops->forget)
+			st->cache->ops->forget(st->cache, pname); /* a copy put there meanwhile is read next time */
+		if (quiet) { /* the caller tries its other places, then this one again, saying why */
+			*quiet = 1;
+			dd_error_clear();
+			continue;
+		}
 		if (!damaged++)
 			dd_error_save(&first);
 		if ((dd_store_live(st) && !cache_only) || i + 1 < n)
@@ -976,6 +985,30 @@ get_from_cache_pack(struct dd_store *st, const uint8_t id[32], const char *name,
 	return DD_NOTFOUND;
 }
 
+/*
+ * 1 when an index file already loaded places data object `id` in a pack:
+ * the cache's packs are tried before its loose copies, so a restore's
+ * reads cost no failed lookup of a loose copy each.
+ */
+static int
+in_a_pack(struct dd_store *st, const uint8_t id[32])
+{
+	struct dd_midx_hit hit;
+
+	if (dd_store_index_load(st) < 0) {
+		dd_error_clear(); /* get_from_cache_pack() says it again */
+		return 0;
+	}
+	return (st->idx && dd_midx_find(st->idx, id, 0, &hit)) || (st->pidx && dd_midx_find(st->pidx, id, 0, &hit));
+}
+
+/*
+ * The copies of an object, nearest first: for a data object an index file
+ * places in a pack, the cache's packs (silently: a damaged copy there is
+ * tried again below, in the order of a store written before packs); the
+ * cache's loose copy; the cache's packs; the store. A copy whose delta
+ * base fails leaves the other places to try (struct base_skip).
+ */
 int
 dd_store_get_object(struct dd_store *st, int type, const uint8_t id[32], size_t max_plain, struct dd_buf *plain,
 		    ZSTD_DCtx *zd)
@@ -984,9 +1017,18 @@ dd_store_get_object(struct dd_store *st, int type, const uint8_t id[32], size_t 
 	struct dd_buf obj = DD_BUF_INIT;
 	struct base_skip skip = { 0 };
 	struct dd_error_saved bwhy = { 0 };
-	int rc = -1, r, damaged = 0;
+	int rc = -1, r, damaged = 0, packed = 0, pack_damaged = 0;
 
 	dd_object_name(name, sizeof(name), dd_store_type_dir(type), id);
+	if (type == DD_OBJ_DATA && (packed = in_a_pack(st, id))) {
+		r = get_from_cache_pack(st, id, name, max_plain, plain, zd, &obj, &skip, &pack_damaged);
+		if (r == DD_NOTFOUND && skip.set && !bwhy.msg && dd_error_last())
+			dd_error_save(&bwhy); /* a pack's copy failed on its base: the reason if nothing else opens */
+		if (r != DD_NOTFOUND) {
+			rc = r;
+			goto out;
+		}
+	}
 	r = st->cache->ops->get(st->cache, name, &obj);
 	if (r < 0)
 		goto out;
@@ -1004,8 +1046,8 @@ dd_store_get_object(struct dd_store *st, int type, const uint8_t id[32], size_t 
 		} else
 			damaged = 1;
 	}
-	if (type == DD_OBJ_DATA && !damaged) {
-		r = get_from_cache_pack(st, id, name, max_plain, plain, zd, &obj, &skip);
+	if (type == DD_OBJ_DATA && !damaged && (!packed || pack_damaged)) {
+		r = get_from_cache_pack(st, id, name, max_plain, plain, zd, &obj, &skip, NULL);
 		if (r == DD_NOTFOUND && skip.set && !bwhy.msg && dd_error_last())
 			dd_error_save(&bwhy); /* a pack's copy failed on its base: the reason if nothing else opens */
 		if (r != DD_NOTFOUND) {

@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 #include <dirent.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <sodium.h>
 #include <sys/stat.h>
@@ -527,6 +528,216 @@ an_object_is_read_from_a_pack_with_one_ranged_read(void **state)
 	assert_int_equal(tb.get_range + tb.get + tb.list, 0);
 	dd_store_free(st);
 	free(id), free(cache);
+}
+
+/* ---- the file backend's open files (get_range keeps the last ones it read open) ---- */
+
+#define OF_FILES 40
+#define OF_SIZE 65536
+
+static void
+of_name(char *out, size_t cap, int i)
+{
+	snprintf(out, cap, "packs/ab/%064d", i);
+}
+
+/* File i's bytes, version v: no two files or versions alike at any offset. */
+static void
+of_bytes(uint8_t *out, int i, int v)
+{
+	for (size_t k = 0; k < OF_SIZE; k++)
+		out[k] = (uint8_t)(mix64(((uint64_t)i << 40) ^ ((uint64_t)v << 32) ^ k) & 0xff);
+}
+
+/* Bytes [off, off + len) of file i read back as version v: 0, else -1. */
+static int
+of_check(struct dd_backend *be, int i, int v, uint64_t off, size_t len)
+{
+	static _Thread_local uint8_t want[OF_SIZE];
+	struct dd_buf got = DD_BUF_INIT;
+	char name[96];
+	int rc;
+
+	of_name(name, sizeof(name), i);
+	of_bytes(want, i, v);
+	rc = be->ops->get_range(be, name, off, len, &got) == 0 && got.len == len && !memcmp(got.ptr, want + off, len)
+		     ? 0 : -1;
+	dd_buf_release(&got);
+	return rc;
+}
+
+static void
+of_expect(struct dd_backend *be, int i, int v, uint64_t off, size_t len)
+{
+	if (of_check(be, i, v, off, len) < 0)
+		fail_msg("file %d, version %d, [%llu, +%zu) not read back: %s", i, v, (unsigned long long)off, len,
+			 dd_error_last() ? dd_error_last() : "other bytes");
+}
+
+struct of_reader {
+	struct dd_backend *be;
+	uint64_t seed;
+	atomic_int *done, *wrong;
+};
+
+static void *
+of_read_many(void *arg)
+{
+	struct of_reader *r = arg;
+
+	for (int n = 0; n < 20000; n++) {
+		uint64_t x = mix64(r->seed + (uint64_t)n);
+		uint64_t off = x % (OF_SIZE / 2);
+		if (of_check(r->be, 2 + (int)((x >> 20) % (OF_FILES - 2)), 0, off, OF_SIZE - off) < 0)
+			atomic_fetch_add(r->wrong, 1);
+	}
+	atomic_fetch_add(r->done, 1);
+	return NULL;
+}
+
+/*
+ * The open files follow their names: more names than the backend keeps
+ * open read in turn; a name removed (gc) is missing, and put again it is
+ * read with its new bytes; a file replaced behind the backend's back keeps
+ * being read from the open file (same name, and names are content
+ * addresses) until forget(), then from the new file. Readers on four
+ * threads while the main thread makes the backend drop open files and
+ * opens and closes others (reusing the descriptor numbers a close frees):
+ * none reads another file's bytes, which a descriptor closed under a
+ * reader would give.
+ */
+static void
+file_backend_open_files_follow_their_names(void **state)
+{
+	struct fx *f = *state;
+	char *root = dd_path_join(f->tmp, "fb"), name[96], *p;
+	static uint8_t b[OF_SIZE];
+	struct dd_backend *be;
+	struct dd_buf got = DD_BUF_INIT;
+	struct of_reader rd[4];
+	pthread_t t[4];
+	atomic_int done = 0, wrong = 0;
+
+	assert_int_equal(dd_backend_file_open(&be, root, 1), 0);
+	for (int i = 0; i < OF_FILES; i++) {
+		of_name(name, sizeof(name), i), of_bytes(b, i, 0);
+		assert_int_equal(be->ops->put(be, name, b, sizeof(b)), 0);
+	}
+	for (int round = 0; round < 3; round++)
+		for (int i = 0; i < OF_FILES; i++)
+			of_expect(be, i, 0, (uint64_t)(i * 97 % 1000), 500);
+	/* removed while open, then put again with other bytes */
+	of_name(name, sizeof(name), 0);
+	of_expect(be, 0, 0, 0, 100);
+	assert_int_equal(be->ops->del(be, name), 0);
+	assert_int_equal(be->ops->get_range(be, name, 0, 100, &got), DD_NOTFOUND);
+	of_bytes(b, 0, 1);
+	assert_int_equal(be->ops->put(be, name, b, sizeof(b)), 0);
+	of_expect(be, 0, 1, 0, OF_SIZE);
+	/* replaced behind its back: the open file until forget(), then the new one */
+	of_name(name, sizeof(name), 1);
+	of_expect(be, 1, 0, 0, 100);
+	p = dd_path_join(root, name);
+	assert_int_equal(unlink(p), 0);
+	of_bytes(b, 1, 1);
+	assert_int_equal(dd_file_write_atomic(p, b, sizeof(b), 0444, 0), 0);
+	of_expect(be, 1, 0, 0, 100);
+	be->ops->forget(be, name);
+	of_expect(be, 1, 1, 0, OF_SIZE);
+	/* readers on four threads, open files dropped under them */
+	for (int i = 0; i < 4; i++) {
+		rd[i] = (struct of_reader){ be, (uint64_t)i << 50, &done, &wrong };
+		assert_int_equal(pthread_create(&t[i], NULL, of_read_many, &rd[i]), 0);
+	}
+	for (uint64_t n = 0; atomic_load(&done) < 4; n++) {
+		int fd;
+		of_name(name, sizeof(name), 2 + (int)(mix64(n) % (OF_FILES - 2)));
+		be->ops->forget(be, name);
+		fd = open("/dev/null", O_RDONLY | O_CLOEXEC); /* takes the number a close freed */
+		if (fd >= 0)
+			close(fd);
+	}
+	for (int i = 0; i < 4; i++)
+		pthread_join(t[i], NULL);
+	assert_int_equal(atomic_load(&wrong), 0);
+	dd_backend_free(be);
+	dd_buf_release(&got);
+	free(p), free(root);
+}
+
+/* The cache's packs (cache-relative names) in *names; their count. */
+static size_t
+cache_pack_names(struct fx *f, char ***names)
+{
+	char *cache = dd_path_join(f->sd, "cache");
+	struct dd_backend *be;
+	struct dd_backend_entry *e;
+	size_t n;
+
+	assert_int_equal(dd_backend_file_open(&be, cache, 0), 0);
+	assert_int_equal(be->ops->list(be, "packs", &e, &n), 0);
+	*names = calloc(n + 1, sizeof(**names));
+	for (size_t i = 0; i < n; i++)
+		(*names)[i] = strdup(e[i].name);
+	dd_backend_entries_free(e, n);
+	dd_backend_free(be);
+	free(cache);
+	return n;
+}
+
+/*
+ * A restore's reads keep the cache's packs open: gc removing them
+ * (dd_store_cache_remove) while they are open sends the next reads to the
+ * store, and a damaged cache pack replaced by a good copy while its open
+ * file is kept is read from the new copy once a read found the damage
+ * (forget()): no request to the store.
+ */
+static void
+cache_packs_removed_or_replaced_while_open_are_not_read_again(void **state)
+{
+	struct fx *f = *state;
+	struct gen g = { 9, 6u << 20, NULL, 0 };
+	char *id = snapshot(f->st, &g, 0), *cache = dd_path_join(f->sd, "cache"), **packs, *p, *q, *data;
+	struct dd_store *st;
+	struct dd_buf good = DD_BUF_INIT, bad = DD_BUF_INIT;
+	size_t n = cache_pack_names(f, &packs);
+
+	assert_true(n >= 1);
+	tb.on = 1;
+	assert_int_equal(dd_store_open(&st, f->url, f->sd, 0), 0);
+	counts_reset();
+	expect_reads_back(st, id, &g);
+	assert_int_equal(tb.get_range + tb.get, 0); /* from the cache's packs, now open */
+	for (size_t i = 0; i < n; i++) {
+		struct dd_cache_item it = { .name = packs[i] };
+		assert_int_equal(dd_store_cache_remove(st, &it), 0);
+	}
+	counts_reset();
+	expect_reads_back(st, id, &g);
+	assert_int_equal(tb.get_range, (int)nchunks(st, id)); /* from the store: the removed packs are not read */
+	/* the first pack damaged in the cache (a copy of its own, not the store's hard link) */
+	p = dd_path_join(cache, packs[0]);
+	q = dd_path_join(f->root, packs[0]);
+	data = dd_path_join(cache, "data");
+	assert_int_equal(dd_file_read(&good, q), 0);
+	dd_buf_put(&bad, good.ptr, good.len);
+	bad.ptr[bad.len / 2] ^= 0x55;
+	assert_int_equal(dd_file_write_atomic(p, bad.ptr, bad.len, 0444, 0), 0);
+	dd_store_free(st);
+	assert_int_equal(dd_store_open(&st, f->url, f->sd, 0), 0);
+	expect_reads_back(st, id, &g); /* the damaged object from the store (warned) */
+	/* a good copy in its place, the loose copies gone: read from the cache pack, no request */
+	assert_int_equal(unlink(p), 0);
+	assert_int_equal(dd_file_write_atomic(p, good.ptr, good.len, 0444, 0), 0);
+	assert_int_equal(dd_rm_rf(data), 0);
+	counts_reset();
+	expect_reads_back(st, id, &g);
+	assert_int_equal(tb.get_range + tb.get, 0);
+	dd_store_free(st);
+	for (size_t i = 0; i < n; i++)
+		free(packs[i]);
+	free(packs), free(p), free(q), free(data), free(cache), free(id);
+	dd_buf_release(&good), dd_buf_release(&bad);
 }
 
 /* Make f's store look like one written before packs: loose objects only. */
@@ -1171,6 +1382,9 @@ main(void)
 		cmocka_unit_test_setup_teardown(index_round_trip_and_malformed_refused, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(pack_under_another_name_is_named_by_verify, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(an_object_is_read_from_a_pack_with_one_ranged_read, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(file_backend_open_files_follow_their_names, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(cache_packs_removed_or_replaced_while_open_are_not_read_again, fx_setup,
+						fx_teardown),
 		cmocka_unit_test_setup_teardown(a_store_written_before_packs_is_read_and_grows_in_packs, fx_setup,
 						fx_teardown),
 		cmocka_unit_test_setup_teardown(snapshot_while_unreachable_then_push_sends_exactly_whats_pending,
