@@ -86,3 +86,17 @@ pg_cluster_stop() {
 	[ -f "$dir/data/postmaster.pid" ] || return 0
 	pg_as_owner "$(pg_bindir)/pg_ctl" -D "$dir/data" -m immediate -w stop >/dev/null 2>&1 || true
 }
+
+# dump_sorted ARGS...: pg_dump --no-owner without its volatile lines (the
+# random psql \restrict key), rows of each COPY block sorted: a snapshot
+# stores rows in primary-key order, so a restored heap is in that order
+# while the source's heap may not be (an UPDATE moves a row); the row order
+# of a heap is not data.
+dump_sorted() {
+	"$DD_PG_BINDIR/pg_dump" --no-owner "$@" | grep -v -E '^\\(un)?restrict ' |
+		LC_ALL=C awk '
+			inside && $0 == "\\." { close("sort"); inside = 0 }
+			inside { print | "sort"; next }
+			{ print; fflush() }
+			/^COPY .* FROM stdin;$/ { inside = 1 }'
+}

@@ -16,16 +16,6 @@ export DNADATA_SKIP=1 # no hook switches on checkout here
 
 CACHE=.git/dnadata/cache
 
-# pg_dump without its volatile lines, each COPY block's rows sorted (as t-pg-fidelity.sh)
-dump() {
-	"$DD_PG_BINDIR/pg_dump" --no-owner "$@" | grep -v -E '^\\(un)?restrict ' |
-		LC_ALL=C awk '
-			inside && $0 == "\\." { close("sort"); inside = 0 }
-			inside { print | "sort"; next }
-			{ print; fflush() }
-			/^COPY .* FROM stdin;$/ { inside = 1 }'
-}
-
 # bytes of the cache's packs
 pack_bytes() {
 	find "$CACHE/packs" -type f -printf '%s\n' | awk '{ s += $1 } END { print s + 0 }'
@@ -62,10 +52,10 @@ test_scattered_updates_cost_a_small_fraction_and_restore_exactly() {
 	after=$(pack_bytes)
 	tap_note "first snapshot: $first bytes of packs; the second after 1% scattered updates added $((after - first))"
 	[ $(((after - first) * 10)) -lt "$first" ] || fail "the second snapshot added $((after - first)) bytes (first: $first)"
-	dump "$DB" >"$T/source.sql"
+	dump_sorted "$DB" >"$T/source.sql"
 	psql_q "$DB" "UPDATE t SET note = 'overwritten'"
 	expect_ok git dnadata restore --force
-	dump "$DB" >"$T/restored.sql"
+	dump_sorted "$DB" >"$T/restored.sql"
 	cmp -s "$T/source.sql" "$T/restored.sql" || fail "the restored database differs: $(diff "$T/source.sql" "$T/restored.sql" | head -5)"
 	expect_ok git dnadata verify --read-data
 }
@@ -80,7 +70,7 @@ test_a_missing_base_is_named_by_verify_and_refused_by_restore() {
 	psql_q "$DB" "COMMENT ON TABLE t IS 'second'; CREATE INDEX t_note ON t (note)"
 	snapshot_after "$id1"
 	psql_q "$DB" "UPDATE t SET note = 'local edit' WHERE id = 1"
-	dump "$DB" >"$T/before.sql"
+	dump_sorted "$DB" >"$T/before.sql"
 	# the first snapshot's packs hold the bases: gone from the store and the cache
 	for p in $packs1; do rm -f "$CACHE/$p" "$T/store/$p"; done
 	expect_fail 1 git dnadata verify
@@ -90,7 +80,7 @@ test_a_missing_base_is_named_by_verify_and_refused_by_restore() {
 	assert_contains "$ERR" "its delta base "
 	assert_contains "$ERR" "is missing"
 	tap_note "restore: $(grep -m1 'error:' <<<"$ERR")"
-	dump "$DB" >"$T/after.sql"
+	dump_sorted "$DB" >"$T/after.sql"
 	cmp -s "$T/before.sql" "$T/after.sql" || fail "a refused restore changed the database"
 }
 
@@ -101,7 +91,7 @@ test_a_damaged_base_is_named_by_verify_and_refused_by_restore() {
 	packs1=$(cd "$CACHE" && find packs -type f | sort)
 	update 5
 	snapshot_after "$id1"
-	dump "$DB" >"$T/before.sql"
+	dump_sorted "$DB" >"$T/before.sql"
 	# one byte of every object region of the first snapshot's packs flipped (each pack its own copy)
 	for p in $packs1; do
 		rm -f "$CACHE/$p"
@@ -113,7 +103,7 @@ test_a_damaged_base_is_named_by_verify_and_refused_by_restore() {
 	assert_contains "$ERR" "(the delta base of object "
 	expect_fail 1 git dnadata restore --force
 	assert_contains "$ERR" "its delta base "
-	dump "$DB" >"$T/after.sql"
+	dump_sorted "$DB" >"$T/after.sql"
 	cmp -s "$T/before.sql" "$T/after.sql" || fail "a refused restore changed the database"
 }
 
@@ -127,10 +117,10 @@ test_a_chain_at_the_writers_depth_limit_restores_exactly() {
 		snapshot_after "$prev"
 		prev=$ID
 	done
-	dump "$DB" >"$T/source.sql"
+	dump_sorted "$DB" >"$T/source.sql"
 	psql_q "$DB" "DELETE FROM t WHERE id < 100"
 	expect_ok git dnadata restore --force
-	dump "$DB" >"$T/restored.sql"
+	dump_sorted "$DB" >"$T/restored.sql"
 	cmp -s "$T/source.sql" "$T/restored.sql" || fail "the restored database differs"
 	expect_ok git dnadata verify --read-data
 }
@@ -145,7 +135,7 @@ restore_in_second_clone() {
 	DNADATA_PASSPHRASE=pw expect_ok git dnadata init
 	psql_q "$DB" "UPDATE t SET note = 'overwritten'"
 	expect_ok git dnadata restore --force
-	dump "$DB" >"$T/restored.sql"
+	dump_sorted "$DB" >"$T/restored.sql"
 	cmp -s "$T/source.sql" "$T/restored.sql" || fail "the second clone restored something else"
 	expect_ok git dnadata verify --read-data
 	cd "$origin"
@@ -167,7 +157,7 @@ test_push_and_fetch_carry_the_bases() {
 	update 7
 	new_schema
 	expect_ok git dnadata snapshot --dump-only
-	dump "$DB" >"$T/source.sql"
+	dump_sorted "$DB" >"$T/source.sql"
 	expect_ok git dnadata push
 	restore_in_second_clone
 	git clone -q "$PWD" "$T/c"
@@ -178,7 +168,7 @@ test_push_and_fetch_carry_the_bases() {
 	mv "$T/store" "$T/store.away"
 	psql_q "$DB" "UPDATE t SET note = 'overwritten'"
 	expect_ok git dnadata restore --force
-	dump "$DB" >"$T/restored.sql"
+	dump_sorted "$DB" >"$T/restored.sql"
 	cmp -s "$T/source.sql" "$T/restored.sql" || fail "the restored database differs"
 }
 
@@ -191,7 +181,7 @@ after_unpushed() {
 	fi
 	new_schema
 	expect_ok git dnadata snapshot
-	dump "$DB" >"$T/source.sql"
+	dump_sorted "$DB" >"$T/source.sql"
 	expect_ok git dnadata push
 	tap_note "push: $(tail -n 1 <<<"$ERR$OUT")"
 	restore_in_second_clone

@@ -13,16 +13,6 @@
 # statistics are computed.
 . "$(dirname "$0")/../lib.sh"
 
-# pg_dump without its volatile lines, rows of each COPY block sorted (as t-pg-fidelity.sh)
-dump() {
-	"$DD_PG_BINDIR/pg_dump" --no-owner "$@" | grep -v -E '^\\(un)?restrict ' |
-		LC_ALL=C awk '
-			inside && $0 == "\\." { close("sort"); inside = 0 }
-			inside { print | "sort"; next }
-			{ print; fflush() }
-			/^COPY .* FROM stdin;$/ { inside = 1 }'
-}
-
 schema_sql() {
 	cat <<'SQL'
 CREATE TABLE hub (id int PRIMARY KEY, code text UNIQUE NOT NULL, v text);
@@ -153,11 +143,11 @@ setup_repo() {
 
 test_restore_of_partitions_fk_cycles_gin_and_exclusion_equals_the_source_in_dependency_order() {
 	setup_repo
-	dump "$DB" >"$T/source.sql"
+	dump_sorted "$DB" >"$T/source.sql"
 	expect_ok git dnadata snapshot
 	psql_q "$DB" "DELETE FROM spoke1; DROP TABLE ev_ref; DROP TABLE docs" >/dev/null
 	expect_ok git dnadata -v restore --force
-	dump "$DB" >"$T/restored.sql"
+	dump_sorted "$DB" >"$T/restored.sql"
 	diff -u "$T/source.sql" "$T/restored.sql" >"$T/diff" || fail "dumps differ:"$'\n'"$(head -40 "$T/diff")"
 	# what the trace must hold for the checks to mean something
 	assert_contains "$ERR" 'start FK CONSTRAINT "public"."b_a_id_fkey" ON "public"."b" REFERENCES "public"."a"'
