@@ -59,6 +59,14 @@ const char *dd_pg_sqlstate(const PGresult *res);
 /* Quote an identifier always ("a""b"); and a string literal ('it''s'). Caller frees. */
 char *dd_pg_quote_ident(const char *s);
 char *dd_pg_quote_literal(const char *s);
+struct dd_store;
+struct dd_snapshot;
+/*
+ * restore.c: the whole of stream `name` of `snap` appended to `out`. 0;
+ * a missing stream is an error when `required`, else DD_NOTFOUND; -1.
+ */
+int dd_pg_read_stream(struct dd_store *st, const struct dd_snapshot *snap, const char *name, struct dd_buf *out,
+		      int required);
 /* restore.c: CREATE DATABASE from template0 with a source's encoding and locale (NULLs: the server's default). */
 int dd_pg_create_db_like(PGconn *m, const char *name, const char *enc, const char *coll, const char *ctype,
 			 const char *prov, const char *icu);

@@ -101,9 +101,9 @@ exec_script(PGconn *c, const char *sql, int *sqlstate_deadlock)
 	return rc;
 }
 
-static int
-read_stream(struct dd_store *st, const struct dd_snapshot *snap, const char *name, struct dd_buf *out,
-	    int required)
+int
+dd_pg_read_stream(struct dd_store *st, const struct dd_snapshot *snap, const char *name, struct dd_buf *out,
+		  int required)
 {
 	const struct dd_stream_info *si = dd_snapshot_find(snap, name);
 	struct dd_stream_reader *rd;
@@ -785,9 +785,9 @@ dd_pg_build(PGconn *m, struct dd_store *st, const struct dd_snapshot *snap, cons
 	int rc = DD_ERROR;
 
 	*seq_fp = NULL;
-	if (read_stream(st, snap, "schema/pre-data", &pre, 1) < 0 ||
-	    read_stream(st, snap, "schema/post-data", &post, 1) < 0 ||
-	    read_stream(st, snap, "sequences", &seq, 0) < 0)
+	if (dd_pg_read_stream(st, snap, "schema/pre-data", &pre, 1) < 0 ||
+	    dd_pg_read_stream(st, snap, "schema/post-data", &post, 1) < 0 ||
+	    dd_pg_read_stream(st, snap, "sequences", &seq, 0) < 0)
 		goto out;
 	if (create_db(m, newdb, pre_info) < 0)
 		goto out;

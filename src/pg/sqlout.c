@@ -35,27 +35,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int
-read_all(struct dd_store *st, const struct dd_snapshot *snap, const char *name, struct dd_buf *out)
-{
-	const struct dd_stream_info *si = dd_snapshot_find(snap, name);
-	struct dd_stream_reader *rd;
-	const void *data;
-	size_t len;
-	int n;
-
-	if (!si)
-		return DD_NOTFOUND;
-	if (dd_stream_open(&rd, st, si) < 0)
-		return dd_error_wrap("reading %s", name);
-	while ((n = dd_stream_next(rd, &data, &len)) > 0)
-		dd_buf_put(out, data, len);
-	dd_stream_close(rd);
-	if (n < 0)
-		return dd_error_wrap("reading %s", name);
-	return 0;
-}
-
 int
 dd_pg_sql_schema_join(const char *pre, size_t prelen, const char *post, size_t postlen, struct dd_buf *out)
 {
@@ -122,12 +101,12 @@ dd_pg_sql_schema(struct dd_store *st, const struct dd_snapshot *snap, struct dd_
 	struct dd_buf pre = DD_BUF_INIT, post = DD_BUF_INIT;
 	int rc = -1;
 
-	if (!si || read_all(st, snap, "schema/pre-data", &pre) != 0) {
+	if (!si || dd_pg_read_stream(st, snap, "schema/pre-data", &pre, 0) != 0) {
 		if (!si)
 			dd_error("snapshot %.12s holds no PostgreSQL schema", dd_snapshot_id(snap));
 		goto out;
 	}
-	if (read_all(st, snap, "schema/post-data", &post) < 0)
+	if (dd_pg_read_stream(st, snap, "schema/post-data", &post, 0) < 0)
 		goto out;
 	db_line(si, out);
 	if (dd_pg_sql_schema_join(pre.ptr ? pre.ptr : "", pre.len, post.ptr ? post.ptr : "", post.len, out) < 0) {
@@ -273,7 +252,7 @@ collect_tables(struct dd_store *st, const struct dd_snapshot *snap, struct table
 		t[n].si = si;
 		t[n++].name = table;
 	}
-	if (read_all(st, snap, "schema/post-data", &post) < 0) {
+	if (dd_pg_read_stream(st, snap, "schema/post-data", &post, 0) < 0) {
 		free(t);
 		return -1;
 	}
@@ -412,7 +391,7 @@ static int
 sequences(struct out *o, struct dd_store *st, const struct dd_snapshot *snap)
 {
 	struct dd_buf seq = DD_BUF_INIT;
-	int rc = read_all(st, snap, "sequences", &seq), first = 1;
+	int rc = dd_pg_read_stream(st, snap, "sequences", &seq, 0), first = 1;
 
 	if (rc == DD_NOTFOUND)
 		return 0;
@@ -443,7 +422,7 @@ static int
 large_objects(struct out *o, struct dd_store *st, const struct dd_snapshot *snap)
 {
 	struct dd_buf lo = DD_BUF_INIT;
-	int rc = read_all(st, snap, "largeobjects", &lo), first = 1;
+	int rc = dd_pg_read_stream(st, snap, "largeobjects", &lo, 0), first = 1;
 
 	if (rc == DD_NOTFOUND)
 		return 0;
