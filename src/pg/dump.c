@@ -155,28 +155,75 @@ begin_in_snapshot(PGconn *c, const char *snapshot_id, const char *lock_timeout)
 /* Where a stream being written stands, for the samples of the new record. */
 struct sampler {
 	uint64_t off, ord, last; /* bytes and rows written so far; offset of the last sample */
+	size_t hint;             /* the previous record's next sample to find again (hint_row) */
 };
 
 #define SAMPLE_EVERY (256 * 1024)
+
+/* The one-column key's field of COPY row `row` (escapes kept): its length, with *f at its start. */
+static size_t
+row_key(const struct item *it, const char *row, size_t len, const char **f)
+{
+	const char *p = row, *end = row + len, *e;
+
+	for (int i = 0; i < it->key_pos && p < end; i++) {
+		const char *tab = memchr(p, '\t', (size_t)(end - p));
+		p = tab ? tab + 1 : end;
+	}
+	for (e = p; e < end && *e != '\t' && *e != '\n'; e++)
+		;
+	*f = p;
+	return (size_t)(e - p);
+}
 
 /* Before row `row` goes out: a sample of it when SAMPLE_EVERY bytes passed since the last one. */
 static void
 sample_row(struct item *it, struct sampler *sm, const char *row, size_t len)
 {
-	const char *f = row, *end = row + len, *e;
+	const char *f;
+	size_t flen;
 
 	if (!it->rec || it->key_pos < 0 || sm->off == 0 || sm->off - sm->last < SAMPLE_EVERY)
 		return;
-	for (int i = 0; i < it->key_pos && f < end; i++) {
-		const char *tab = memchr(f, '\t', (size_t)(end - f));
-		f = tab ? tab + 1 : end;
-	}
-	for (e = f; e < end && *e != '\t' && *e != '\n'; e++)
-		;
-	if (e == f || f >= end || (size_t)(e - f) > DD_PG_INCR_MAX_KEY)
+	flen = row_key(it, row, len, &f);
+	if (flen == 0 || flen > DD_PG_INCR_MAX_KEY)
 		return; /* an empty key (text '') is no bound, nor one too long for the record: the next row is */
-	dd_pg_incr_add_sample(it->rec, sm->off, sm->ord, f, (size_t)(e - f));
+	dd_pg_incr_add_sample(it->rec, sm->off, sm->ord, f, flen);
 	sm->last = sm->off;
+}
+
+/*
+ * Before row `row` goes out: is it the row of one of the previous record's
+ * next samples (its key, compared for equality only)? Then tell the writer
+ * where that row was in the previous stream, so the chunks from here take
+ * their delta bases from the same rows (dd_stream_align_previous: without
+ * it, a full read after scattered edits drifts by every row's growth and
+ * picks bases further and further off). A sample row deleted since is
+ * passed over by ordinal; a wrong guess costs bytes, never correctness.
+ */
+#define HINT_AHEAD 3
+static void
+hint_row(const struct item *it, struct sampler *sm, struct dd_stream_writer *w, const char *row, size_t len)
+{
+	const struct dd_pg_incr_table *pt = it->prec;
+	const char *f;
+	size_t flen;
+
+	if (!pt || it->key_pos < 0)
+		return;
+	while (sm->hint + HINT_AHEAD < pt->nsamples && sm->ord > pt->samples[sm->hint + HINT_AHEAD].ord)
+		sm->hint++;
+	if (sm->hint >= pt->nsamples)
+		return;
+	flen = row_key(it, row, len, &f);
+	for (size_t k = sm->hint; k < pt->nsamples && k <= sm->hint + HINT_AHEAD; k++) {
+		const char *key = pt->samples[k].key;
+		if (strncmp(key, f, flen) == 0 && key[flen] == '\0') {
+			dd_stream_align_previous(w, sm->off, pt->samples[k].off);
+			sm->hint = k + 1;
+			return;
+		}
+	}
 }
 
 /* Run COPY `sql` and write its rows to `w` (batched), sampling as they go. */
@@ -199,6 +246,7 @@ copy_rows(PGconn *c, struct pool *p, struct item *it, struct dd_stream_writer *w
 	dd_buf_grow(&batch, BATCH);
 	while ((n = PQgetCopyData(c, &row, 0)) > 0) {
 		sample_row(it, sm, row, (size_t)n);
+		hint_row(it, sm, w, row, (size_t)n);
 		dd_buf_put(&batch, row, (size_t)n);
 		PQfreemem(row);
 		row = NULL;
@@ -410,6 +458,7 @@ write_unchanged(struct pool *p, struct item *it, struct dd_stream_writer *w, con
 	count_bytes(p, it, (size_t)len);
 	sm->off += len;
 	sm->ord += rows;
+	sm->hint = j; /* the next run starts at the row of sample j */
 	it->rows += rows;
 	return 0;
 }

@@ -159,6 +159,18 @@ int dd_snapshot_reuse_stream(struct dd_snapshot_writer *sw, const struct dd_stre
  */
 void dd_stream_set_previous(struct dd_stream_writer *w, const struct dd_stream_info *prev);
 /*
+ * A hint for the delta bases of new bytes: byte `at` of this stream (its
+ * offset counted from the stream's start, bytes written and bytes still to
+ * be written alike) holds what byte `prev_off` of the previous version
+ * held (a row found again by its key). The chunk that contains `at`, and
+ * the chunks after it, take their bases from there, where the alignment
+ * would otherwise drift by the size of every insertion and deletion
+ * before them (a full read after scattered edits). Only a hint: a wrong
+ * one costs bytes, never correctness. Hints must come in stream order;
+ * ignored without a previous version.
+ */
+void dd_stream_align_previous(struct dd_stream_writer *w, uint64_t at, uint64_t prev_off);
+/*
  * Append bytes [off, off + len) of the previous stream: the same result as
  * dd_stream_write() of those bytes (same chunks, same ids), but whole
  * previous chunks that the chunker would cut the same way are taken by
