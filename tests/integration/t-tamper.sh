@@ -295,8 +295,10 @@ test_damaged_store_config_is_named_and_a_wrong_key_is_not_called_damage() {
 	install -m 600 "$T/other/.git/dnadata/key" .git/dnadata/key
 	for cmd in "verify --read-data" restore status fetch; do
 		run git dnadata $cmd
-		[ "$cmd" = status ] || assert_eq 1 "$RC" "$cmd with a wrong key"
-		assert_contains "$OUT$ERR" "belongs to another key" "$cmd"
+		if [ "$cmd" != status ]; then # (status reads no store)
+			assert_eq 1 "$RC" "$cmd with a wrong key"
+			assert_contains "$OUT$ERR" "belongs to another key" "$cmd"
+		fi
 		assert_not_contains "$OUT$ERR" "damaged" "$cmd"
 		assert_not_contains "$OUT$ERR" "corrupt" "$cmd"
 		assert_not_contains "$OUT$ERR" "tampered" "$cmd"
