@@ -187,7 +187,17 @@ ok() {
 scan_files() {
 	local r
 	for r in a b; do git -C "$T/$r" log --all -p >"$T/out/history-$r.txt"; done
-	/usr/bin/python3 - "$T" <<'PY' >"$T/out/.scan" || fail "secrets in files: $(cat "$T/out/.scan")"
+	# the scan can fail: a planted file is found
+	printf 'x%sx' "$PASS" >"$T/out/control"
+	scan_once && fail "the scan missed the control file"
+	assert_eq "passphrase in out/control" "$(cat "$T/out/.scan")"
+	rm "$T/out/control"
+	scan_once || fail "secrets in files: $(cat "$T/out/.scan")"
+	tap_note "files scanned: $(cat "$T/out/.scan")"
+}
+
+scan_once() {
+	/usr/bin/python3 - "$T" <<'PY' >"$T/out/.scan"
 import os, sys
 t = sys.argv[1]
 secrets = {}
@@ -216,7 +226,6 @@ for root, dirs, names in os.walk(t):
 print("\n".join(bad) if bad else "%d files" % files)
 sys.exit(1 if bad else 0)
 PY
-	tap_note "files scanned: $(cat "$T/out/.scan")"
 }
 
 test_no_secret_in_output_files_or_command_lines() {
@@ -228,8 +237,18 @@ test_no_secret_in_output_files_or_command_lines() {
 	pause_wrappers
 	mkdir -p "$T/out" "$T/sample"
 	/usr/bin/python3 "$T/sampler.py" "$T/secrets" "$T/sample" &
-	local sampler=$! b url
+	local sampler=$! b url control i
 	sampled
+	# the sampler can fail: a process of ours with the wrong secret on its command line is seen
+	(exec -a "control-$WRONG" sleep 600) &
+	control=$!
+	for i in $(seq "$DD_WAIT_POLLS"); do
+		grep -q 'wrong-s3-secret' "$T/sample/leaks" 2>/dev/null && break
+		sleep 0.05
+	done
+	kill "$control"
+	wait "$control" || true
+	assert_eq "sleep: wrong-s3-secret" "$(cat "$T/sample/leaks")" "the sampler missed the control"
 	b=$(s3_bucket secrets)
 	url="s3://$b/st"
 	DB=$(pg_newdb secrets)
@@ -290,7 +309,7 @@ test_no_secret_in_output_files_or_command_lines() {
 	wait "$sampler"
 
 	s3_aws s3 cp --recursive "s3://$b/" "$T/bucket" >/dev/null
-	assert_eq "" "$(cat "$T/sample/leaks")" "secrets on a command line"
+	assert_eq "sleep: wrong-s3-secret" "$(cat "$T/sample/leaks")" "secrets on a command line"
 	tap_note "children seen: $(tr '\n' ' ' <"$T/sample/children")"
 	tap_note "secrets in children's environments: $(tr '\n' ' ' <"$T/sample/envs")"
 	# only the database password, as PGPASSWORD, for pg_dump; the user's own environment for post_restore
