@@ -372,7 +372,7 @@ test_fetch_of_a_pack_damaged_in_the_bucket_is_refused_and_not_cached() {
 }
 
 # The fault proxy at 10% (docs/RELIABILITY.md): a snapshot of 16 MiB of
-# random bytes (whole packs, multipart uploads, bodies cut mid-way) and 20
+# random bytes (whole-pack GETs, bodies cut mid-way) and 20
 # more snapshots each adding a small table, so the ref's snapshot needs 21
 # packs and index files: push, fetch and pull make some 150 requests, about
 # 15 of them failed and a few delayed (every kind of fault, with this seed).
