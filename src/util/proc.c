@@ -31,9 +31,24 @@ same_name(const char *e, const char *spec)
 	return !strncmp(e, spec, n) && e[n] == '=';
 }
 
-/* environ with the caller's changes; the strings are borrowed. */
+/*
+ * S3 secrets our own children (pg_dump, psql, pg_restore) never need: exec'd, a child is dumpable again, so
+ * any process of the user could read them from its /proc/PID/environ, which main() closes for this one.
+ */
+static const char *const s3_secrets[] = { "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN" };
+
+static int
+s3_secret(const char *e)
+{
+	for (size_t i = 0; i < sizeof(s3_secrets) / sizeof(*s3_secrets); i++)
+		if (same_name(e, s3_secrets[i]))
+			return 1;
+	return 0;
+}
+
+/* environ with the caller's changes (and without S3 secrets unless keep_secrets); the strings are borrowed. */
 static char **
-child_env(const char *const *changes)
+child_env(const char *const *changes, int keep_secrets)
 {
 	size_t n = 0, k = 0, nc = 0;
 	char **env;
@@ -44,7 +59,7 @@ child_env(const char *const *changes)
 		nc++;
 	env = dd_calloc(n + nc + 1, sizeof(char *));
 	for (size_t i = 0; i < n; i++) {
-		int drop = 0;
+		int drop = !keep_secrets && s3_secret(environ[i]);
 		for (size_t j = 0; j < nc && !drop; j++)
 			drop = same_name(environ[i], changes[j]);
 		if (!drop)
@@ -88,7 +103,7 @@ start(const struct dd_proc *p, pid_t *pid, int *outp, int *errp)
 {
 	int opipe[2] = { -1, -1 }, epipe[2] = { -1, -1 }, e, rc = DD_ERROR;
 	posix_spawn_file_actions_t fa;
-	char **env = child_env(p->env);
+	char **env = child_env(p->env, p->user_command);
 
 	if (((p->out_cb || p->tee) && pipe2(opipe, O_CLOEXEC) < 0) ||
 	    (!p->tee && p->err_fd < 0 && pipe2(epipe, O_CLOEXEC) < 0)) {
