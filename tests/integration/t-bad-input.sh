@@ -43,10 +43,11 @@ world() {
 	sha1sum .dnadata/refs/clean 2>&1 || true
 	(cd "$T/store" && find . -type f | LC_ALL=C sort)
 	# templates are the tool's cache (recorded, within the cache budget): a restore that fails after building one
-	# keeps it for the next; nothing_changed checks every database of ours has its record
-	databases_like "$DB" | grep -v "__dnadata_tmpl_" || true
-	psql_q postgres "SELECT oid FROM pg_database WHERE datname = '$DB'"
-	data
+	# keeps it for the next; nothing_changed checks every database of ours has its record. One session for all.
+	psql_q "$DB" "SELECT (SELECT string_agg(datname, ' ' ORDER BY datname) FROM pg_database
+			WHERE starts_with(datname, '$DB') AND datname NOT LIKE '%\_\_dnadata\_tmpl\_%'),
+		(SELECT oid FROM pg_database WHERE datname = '$DB'),
+		(SELECT string_agg(id || ':' || v, ',' ORDER BY id) FROM t)"
 	if [ -d "$MEDIA" ]; then
 		(cd "$MEDIA" && find . -mindepth 1 -printf '%P %y %m %s %T@\n' | LC_ALL=C sort &&
 			find . -type f -print0 | LC_ALL=C sort -z | xargs -0 -r sha1sum)
