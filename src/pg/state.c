@@ -438,41 +438,11 @@ dd_pg_state_pending_remove(const char *statedir, const struct dd_pg_target *t, l
 	return rc;
 }
 
-/* Is process `pid` a zombie (dead, not yet waited for)? */
-static int
-zombie(long pid)
-{
-	char path[64], buf[512];
-	const char *p;
-	size_t n;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
-	if (!(f = fopen(path, "r")))
-		return 0;
-	n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	/* "pid (comm) state ...": comm may hold spaces and parentheses */
-	return (p = strrchr(buf, ')')) && p[1] == ' ' && p[2] == 'Z';
-}
-
 /* Does the process that wrote a pending record (pid, start time or NULL) still run? */
 static int
 process_alive(long pid, const char *started)
 {
-	long long now;
-
-	if (pid == (long)getpid())
-		return 1;
-	if (kill((pid_t)pid, 0) < 0 && errno != EPERM)
-		return 0;
-	/* killed, but its parent has not waited for it yet (a detached job's is init, which may be slow to) */
-	if (zombie(pid))
-		return 0;
-	if (!started || (now = dd_proc_start_time(pid)) < 0)
-		return 1; /* the pid is in use: assume it is still the writer */
-	return now == strtoll(started, NULL, 10);
+	return dd_proc_alive(pid, started ? strtoll(started, NULL, 10) : -1);
 }
 
 static int
@@ -1369,8 +1339,12 @@ dd_pg_state_trylock(const char *statedir, const char *conninfo, int *fd)
 	dir = dd_pg_state_dir(statedir, &t);
 	path = dd_path_join(dir, "lock");
 	rc = dd_lock_file_try(path, fd);
-	if (rc == DD_EBUSY)
-		dd_error("another git dnadata command is working on database %s", t.database);
+	if (rc == DD_EBUSY) {
+		char *who = dd_lock_file_holder(path);
+		dd_error("another git dnadata command is working on database %s%s%s%s", t.database, who ? " (" : "",
+			 who ? who : "", who ? ")" : "");
+		free(who);
+	}
 	free(path);
 	free(dir);
 	dd_pg_target_release(&t);

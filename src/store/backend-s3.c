@@ -372,6 +372,25 @@ split_url(const char *rest, const char *url, char **bucket, char **prefix)
 }
 
 int
+dd_backend_s3_url_check(const char *rest, const char *url)
+{
+	char *bucket = NULL, *prefix = NULL;
+	int rc = -1;
+
+	if (split_url(rest, url, &bucket, &prefix) < 0)
+		return -1;
+	if (!dd_s3_bucket_name_ok(bucket)) {
+		dd_error("'%s' is not a valid S3 bucket name (3-63 characters: a-z, 0-9, '.', '-')", bucket);
+		dd_hint("write the store URL as s3://bucket/prefix");
+	} else {
+		rc = 0;
+	}
+	free(bucket);
+	free(prefix);
+	return rc;
+}
+
+int
 dd_backend_s3_open(struct dd_backend **out, const char *rest, const struct dd_backend_opts *o)
 {
 	struct dd_s3_client_opts co = {

@@ -363,3 +363,41 @@ dd_proc_start_time(long pid)
 		return -1;
 	return start;
 }
+
+/* Is process `pid` a zombie (dead, not yet waited for)? */
+static int
+zombie(long pid)
+{
+	char path[64], buf[512];
+	const char *p;
+	size_t n;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+	if (!(f = fopen(path, "r")))
+		return 0;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	/* "pid (comm) state ...": comm may hold spaces and parentheses */
+	return (p = strrchr(buf, ')')) && p[1] == ' ' && p[2] == 'Z';
+}
+
+int
+dd_proc_alive(long pid, long long started)
+{
+	long long now;
+
+	if (pid <= 0)
+		return 0;
+	if (pid == (long)getpid())
+		return 1;
+	if (kill((pid_t)pid, 0) < 0 && errno != EPERM)
+		return 0;
+	/* killed, but its parent has not waited for it yet (a detached job's is init, which may be slow to) */
+	if (zombie(pid))
+		return 0;
+	if (started < 0 || (now = dd_proc_start_time(pid)) < 0)
+		return 1; /* the pid is in use: assume it is still the writer */
+	return now == started;
+}

@@ -78,5 +78,11 @@ char *dd_proc_err_line(const struct dd_buf *err);
  * time) names one process even after its pid is reused.
  */
 long long dd_proc_start_time(long pid);
+/*
+ * Does process `pid`, started at `started` (dd_proc_start_time(); -1:
+ * unknown, judged by the pid alone), still run? A zombie does not; a pid
+ * now held by a process started at another time (reused) does not.
+ */
+int dd_proc_alive(long pid, long long started);
 
 #endif

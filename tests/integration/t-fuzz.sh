@@ -51,5 +51,6 @@ test_fuzz_sqlscan() { smoke fuzz-sqlscan; }
 test_fuzz_post_restore() { smoke fuzz-post-restore; }
 test_fuzz_incr() { smoke fuzz-incr; }
 test_fuzz_restore_plan() { smoke fuzz-restore-plan; }
+test_fuzz_lockrec() { smoke fuzz-lockrec; }
 
 run_tests
