@@ -398,10 +398,12 @@ select_snapshots(struct dd_store *st, const char **ids, size_t n, int flags, siz
 }
 
 /*
- * Tests stop a push at a named point (DNADATA_FAILPOINT=<name>, as
+ * Tests stop a push or fetch at a named point (DNADATA_FAILPOINT=<name>, as
  * pg/switch.c does): "push-before-manifests" once every pack and index file
- * is durable in the store, before the manifests (t-gc-store.sh runs the
- * store's gc there). Nothing else reads this variable here.
+ * is durable in the store, before the manifests; "fetch-listed" once a
+ * fetch has listed the store's index files, before it reads anything
+ * (t-gc-store.sh runs the store's gc there). Nothing else reads this
+ * variable here.
  */
 static void
 failpoint(const char *name)
@@ -654,6 +656,7 @@ fetch_all(struct dd_store *st, const char *const *ids, size_t n, struct dd_trans
 
 	if (dd_store_index_refresh(st) < 0)
 		return -1;
+	failpoint("fetch-listed");
 	rc = collect(st, ids, n, DD_EACH_STREAMS, &r);
 	if (rc == 0)
 		rc = fetch_refs(st, &r, s);

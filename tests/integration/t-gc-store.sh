@@ -60,6 +60,12 @@ store_bytes() {
 	store_files | awk '{ s += $2 } END { print s + 0 }'
 }
 
+# make_u: the table u, the same bytes every time (the garbage of the tests)
+make_u() {
+	psql_q "$DB" "CREATE TABLE u (id int PRIMARY KEY, v text);
+		INSERT INTO u SELECT i, md5((i * 31)::text) || md5((i * 37)::text) FROM generate_series(1, 30000) i"
+}
+
 gc_store() {
 	expect_ok env DNADATA_TEST_GC_CLOCK_SHIFT="$1" git dnadata gc --store "${@:2}"
 }
@@ -88,8 +94,8 @@ build_world() {
 	git update-ref refs/remotes/origin/feat HEAD
 	git reset -q --hard HEAD~1
 	# garbage: a table dropped afterwards, and a change of t's first rows that the last snapshot keeps
-	psql_q "$DB" "CREATE TABLE u AS SELECT i AS id, md5(random()::text) || md5(random()::text) AS v
-		FROM generate_series(1, 30000) i; UPDATE t SET note = 'first rows ' || id WHERE id < 100"
+	make_u
+	psql_q "$DB" "UPDATE t SET note = 'first rows ' || id WHERE id < 100"
 	snap; SX=$ID; CX=$(git rev-parse HEAD)
 	git reset -q --hard HEAD~1
 	psql_q "$DB" "DROP TABLE u"
@@ -97,52 +103,74 @@ build_world() {
 	snap; SM=$ID; CM=$(git rev-parse HEAD); HM=$(table_hash)
 }
 
-# every live snapshot restores exactly; the garbage ones are gone (store and cache)
-check_world_after_gc() {
-	expect_ok git dnadata verify --all --read-data
-	local rev want
-	for rev in "$CG:$HG" "$CL:$HL" "v1:$HT" "origin/feat:$HR" "$CM:$HM"; do
-		want=${rev#*:}
-		expect_ok git dnadata restore --force --at "${rev%%:*}"
-		assert_eq "$want" "$(table_hash)" "restore of ${rev%%:*}"
-	done
-	expect_fail 1 git dnadata restore --force --at "$CX"
-	assert_contains "$ERR" "${SX:0:12}"
-	expect_fail 1 git dnadata restore --force --at "$C0"
-	assert_contains "$ERR" "${S0:0:12}"
+# clone_b: a second clone of this repository in $T/b with the key, on the same store and database
+clone_b() {
+	local origin=$PWD
+	install -m 600 .git/dnadata/key "$T/key"
+	git clone -q "$origin" "$T/b"
+	cd "$T/b"
+	expect_ok git dnadata key import "$T/key"
+	expect_ok git dnadata init
+	cd "$origin"
+}
+
+# the dry run's report, as the real run words it
+as_done() {
+	sed 's/^would remove /removed /; s/^would repack /repacked /; s/would free /freed /' <<<"$1"
 }
 
 world_gc() {
 	setup "$1"
 	build_world
+	if [ "$1" = s3 ]; then
+		# B learns every index file (and its known-objects record names them), none of the objects
+		clone_b
+		cd "$T/b"
+		expect_ok git dnadata verify --all
+		cd - >/dev/null
+	fi
 	# nothing is older than the grace period yet: everything stays, the garbage is counted as young
 	gc_store 0
 	assert_contains "$OUT" "removed 0 manifests"
 	assert_contains "$OUT" "repacked 0 packs"
 	assert_not_contains "$OUT" "kept 0 unneeded files"
-	gc_store "$ALMOST"
-	assert_contains "$OUT" "removed 0 manifests"
-	assert_contains "$ERR" "DNADATA_TEST_GC_CLOCK_SHIFT"
+	if [ "$1" = file ]; then
+		gc_store "$ALMOST"
+		assert_contains "$OUT" "removed 0 manifests"
+		assert_contains "$ERR" "DNADATA_TEST_GC_CLOCK_SHIFT"
+	fi
 	# 25 h later: a dry run says what goes, the run does exactly that
 	gc_store "$OLD" --dry-run
 	local dry=$OUT before
 	assert_contains "$dry" "would remove 2 manifests"
 	[[ $dry =~ would\ repack\ [1-9] ]] || fail "no pack to repack: $dry"
-	[ "$1" = s3 ] || before=$(store_bytes)
+	if [ "$1" = s3 ]; then
+		# a reader elsewhere has listed the index files, and reads only after gc repacked what it needs
+		cd "$T/b"
+		stop_at fetch-listed "$T/fetch" git-dnadata fetch
+		cd - >/dev/null
+	else
+		before=$(store_bytes)
+	fi
 	gc_store "$OLD"
 	tap_note "$OUT"
-	assert_eq "$(sed 's/^would remove /removed /; s/^would repack /repacked /; s/would free /freed /' <<<"$dry")" "$OUT"
-	if [ "$1" != s3 ]; then
+	if [ "$1" = s3 ]; then
+		kill -CONT "$PID"
+		wait "$PID" || fail "B's fetch across the repack failed: $(cat "$T/fetch.err")"
+	fi
+	assert_eq "$(as_done "$dry")" "$OUT"
+	if [ "$1" = file ]; then
 		local freed
 		freed=$(sed -n 's/^gc --store: freed .* (\([0-9]*\) bytes).*/\1/p' <<<"$OUT")
 		assert_eq "$((before - $(store_bytes)))" "$freed" "the bytes the store lost"
 		assert_no_file "$T/store/snapshots/$SX"
 		assert_no_file "$T/store/snapshots/$S0"
 	else
-		s3_ls "$BUCKET" data/snapshots/ >"$T/keys"
-		assert_not_contains "$(cat "$T/keys")" "$SX"
+		assert_not_contains "$(s3_ls "$BUCKET" data/snapshots/)" "$SX"
 	fi
-	check_world_after_gc
+	expect_ok git dnadata verify --all --read-data
+	expect_fail 1 git dnadata restore --force --at "$CX"
+	assert_contains "$ERR" "${SX:0:12}"
 	# a second run finds nothing more
 	gc_store "$OLD"
 	assert_contains "$OUT" "gc --store: freed 0 B"
@@ -150,10 +178,26 @@ world_gc() {
 
 test_folder_store_keeps_every_reachable_snapshot_and_removes_the_rest() {
 	world_gc file
+	# every live snapshot restores exactly; the squashed-away one is gone
+	local rev
+	for rev in "$CG:$HG" "$CL:$HL" "v1:$HT" "origin/feat:$HR" "$CM:$HM"; do
+		expect_ok git dnadata restore --force --at "${rev%%:*}"
+		assert_eq "${rev#*:}" "$(table_hash)" "restore of ${rev%%:*}"
+	done
+	expect_fail 1 git dnadata restore --force --at "$C0"
+	assert_contains "$ERR" "${S0:0:12}"
 }
 
+# B knew the old index files: its reads find the repacked object, its writes do not reuse what went
 test_s3_store_keeps_every_reachable_snapshot_and_removes_the_rest() {
 	world_gc s3
+	cd "$T/b"
+	expect_ok git dnadata restore --force
+	assert_eq "$HM" "$(table_hash)" "B's fetched copy of the last snapshot (its first rows were repacked)"
+	# the dropped table again, the same bytes: its chunks are those of the removed snapshot
+	make_u
+	expect_ok git dnadata snapshot
+	expect_ok git dnadata verify --read-data
 }
 
 # stop_at FAILPOINT OUT CMD...: run CMD in the background until it stops at FAILPOINT; PID its pid.
@@ -174,11 +218,8 @@ gc_races_push() {
 	setup "$1"
 	snap
 	local origin=$PWD
-	install -m 600 .git/dnadata/key "$T/key"
-	git clone -q "$origin" "$T/b"
+	clone_b
 	cd "$T/b"
-	expect_ok git dnadata key import "$T/key"
-	expect_ok git dnadata init
 	# every row changed: B's packs hold only objects of its own (a dump-only snapshot does not ask the store)
 	psql_q "$DB" "UPDATE t SET note = md5(random()::text)"
 	local want
@@ -222,8 +263,8 @@ test_s3_store_gc_racing_a_push_leaves_the_pushed_snapshot_complete() {
 test_kill_9_during_a_repack_leaves_the_store_verifiable() {
 	setup file
 	snap
-	psql_q "$DB" "CREATE TABLE u AS SELECT i AS id, md5(random()::text) || md5(random()::text) AS v
-		FROM generate_series(1, 30000) i; UPDATE t SET note = 'first rows ' || id WHERE id < 100"
+	make_u
+	psql_q "$DB" "UPDATE t SET note = 'first rows ' || id WHERE id < 100"
 	snap
 	git reset -q --hard HEAD~1
 	psql_q "$DB" "DROP TABLE u"
