@@ -339,21 +339,21 @@ static int
 mark_local(struct sgc *g)
 {
 	struct dd_backend_entry *e = NULL;
+	struct idset stored = { 0 };
 	char **ids = NULL, hex[65];
 	size_t ne = 0, n = 0;
 	int rc = -1;
 
 	if (g->st->cache->ops->list(g->st->cache, "snapshots", &e, &ne) < 0)
 		return -1;
+	for (size_t k = 0; k < g->nman; k++)
+		idset_add(&stored, g->man[k].id);
 	for (size_t i = 0; i < ne; i++) {
 		uint8_t id[32];
-		int in_store = 0;
-		if (name_id(id, e[i].name, "snapshots", 0) < 0)
+		if (name_id(id, e[i].name, "snapshots", 0) < 0 || idset_has(&stored, id))
 			continue;
-		for (size_t k = 0; k < g->nman && !in_store; k++)
-			in_store = !memcmp(g->man[k].id, id, 32);
 		dd_hex_encode(hex, id, 32);
-		if (!in_store && mark_root(g, hex, 0) < 0)
+		if (mark_root(g, hex, 0) < 0)
 			goto out;
 	}
 	if (dd_store_private_list(g->st, &ids, &n) < 0)
@@ -363,6 +363,7 @@ mark_local(struct sgc *g)
 			goto out;
 	rc = 0;
 out:
+	idset_free(&stored);
 	dd_store_snapshot_ids_free(ids, n);
 	dd_backend_entries_free(e, ne);
 	return rc;
