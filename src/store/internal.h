@@ -236,8 +236,9 @@ int dd_store_index_load(struct dd_store *st);
 int dd_store_index_refresh(struct dd_store *st);
 /*
  * A reader found none of an object's places in the store: list the
- * store's index files again (once per run; the store's gc may have
- * repacked it). 1 when it did (look again), 0 when it had already, -1.
+ * store's index files again (once per run, whichever thread asks first;
+ * the store's gc may have repacked it). 1 once that listing is done (look
+ * again), -1.
  */
 int dd_store_index_relist(struct dd_store *st);
 /* Read and decode index file `id` from `be` (the cache or the store): 0, DD_NOTFOUND, -1. */

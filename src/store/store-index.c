@@ -291,16 +291,16 @@ out:
 int
 dd_store_index_relist(struct dd_store *st)
 {
-	int again;
-
 	pthread_mutex_lock(&st->idxmu);
-	again = st->idx_refreshed && !st->idx_relisted;
-	if (again) {
+	if (!st->idx_relisted) {
 		st->idx_relisted = 1;
 		st->idx_refreshed = 0;
 	}
 	pthread_mutex_unlock(&st->idxmu);
-	if (!again)
-		return 0;
+	/*
+	 * Whichever thread asked first lists; the others wait here for it (the
+	 * listing holds idxmu), so each looks again only once the map has what
+	 * the second listing found.
+	 */
 	return dd_store_index_refresh(st) < 0 ? -1 : 1;
 }

@@ -720,8 +720,9 @@ try_store_places(struct dd_store *st, const uint8_t id[32], const char *name, si
 /*
  * try_store_places(), and when no place of the object is there any more
  * (the store's gc repacked it: a new pack and index file came before the
- * old ones went), once per run the store's index files again, then the
- * places they add.
+ * old ones went), the store's index files again (listed once per run,
+ * by the first thread that asks; the others wait for it), then the places
+ * they add.
  */
 static int
 get_from_store_pack(struct dd_store *st, const uint8_t id[32], const char *name, size_t max_plain,
