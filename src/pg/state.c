@@ -1431,6 +1431,34 @@ dd_pg_state_media_named(const char *statedir, void (*add)(void *arg, const char 
 	return each_state_dir(statedir, named_dir, &a);
 }
 
+/* The snapshot ids the records of `dir` name: copies (stashes, templates, spares), working record, journal. */
+static int
+snapshots_dir(const char *dir, void *arg)
+{
+	static const char *const keys[] = { "snapshot", NULL };
+	const struct named_arg *a = arg;
+	struct dd_pg_copy *c = NULL;
+	size_t n = 0;
+
+	if (read_copies(dir, &c, &n) < 0)
+		return -1;
+	for (size_t i = 0; i < n; i++)
+		if (c[i].snapshot && *c[i].snapshot)
+			a->add(a->arg, c[i].snapshot);
+	dd_pg_copies_free(c, n);
+	named_in(dir, "working", keys, a);
+	named_in(dir, "switch", keys, a);
+	return 0;
+}
+
+int
+dd_pg_state_snapshots_named(const char *statedir, void (*add)(void *arg, const char *id), void *arg)
+{
+	struct named_arg a = { add, arg };
+
+	return each_state_dir(statedir, snapshots_dir, &a);
+}
+
 struct lock_set {
 	int *fds;
 	size_t n;

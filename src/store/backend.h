@@ -36,6 +36,13 @@ struct dd_backend_entry {
 	char *name;     /* store-relative */
 	uint64_t size;  /* bytes */
 	int64_t mtime;  /* last modification, seconds since the epoch */
+	/*
+	 * When the name last came to hold these bytes, seconds: the file
+	 * backend's ctime (a hard link made by put_file keeps the file's old
+	 * mtime but sets its ctime: the store's gc must not take a pack linked
+	 * in a second ago for an old one); S3: LastModified, as mtime.
+	 */
+	int64_t changed;
 };
 
 enum {

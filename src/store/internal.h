@@ -47,6 +47,7 @@ struct dd_store {
 	struct dd_midx *idx;      /* object -> pack: the cache's index files (and the store's, once refreshed) */
 	pthread_mutex_t idxmu;    /* loading and refreshing idx, once each */
 	int idx_loaded, idx_refreshed;
+	int idx_relisted;         /* dd_store_index_relist() ran (once per run) */
 	size_t idx_damaged;       /* index files that did not open while loading (verify counts them) */
 	struct dd_packer *packer; /* the pack being collected, packs not yet in an index file, uploads */
 	/* private snapshots (store-private.c): packs and index files in <cache>/private/, never uploaded */
@@ -233,6 +234,13 @@ int dd_store_index_load(struct dd_store *st);
  * is not an error here (dd_store_gone).
  */
 int dd_store_index_refresh(struct dd_store *st);
+/*
+ * A reader found none of an object's places in the store: list the
+ * store's index files again (once per run, whichever thread asks first;
+ * the store's gc may have repacked it). 1 once that listing is done (look
+ * again), -1.
+ */
+int dd_store_index_relist(struct dd_store *st);
 /* Read and decode index file `id` from `be` (the cache or the store): 0, DD_NOTFOUND, -1. */
 int dd_store_index_read(struct dd_store *st, struct dd_backend *be, const uint8_t id[32], struct dd_buf *obj,
 			struct dd_index_pack **p, size_t *np);

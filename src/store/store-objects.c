@@ -671,8 +671,8 @@ open_from_store(struct dd_store *st, int type, const uint8_t id[32], const struc
  * failure's error).
  */
 static int
-get_from_store_pack(struct dd_store *st, const uint8_t id[32], const char *name, size_t max_plain,
-		    struct dd_buf *plain, ZSTD_DCtx *zd, struct dd_buf *obj, struct base_skip *skip)
+try_store_places(struct dd_store *st, const uint8_t id[32], const char *name, size_t max_plain,
+		 struct dd_buf *plain, ZSTD_DCtx *zd, struct dd_buf *obj, struct base_skip *skip)
 {
 	char pname[DD_OBJECT_NAME_SIZE];
 	struct dd_midx_hit hits[DD_MIDX_MAX_PLACES];
@@ -715,6 +715,24 @@ get_from_store_pack(struct dd_store *st, const uint8_t id[32], const char *name,
 		return DD_NOTFOUND;
 	base_failed = first_base; /* what the error returned says */
 	return dd_error_restore(&first);
+}
+
+/*
+ * try_store_places(), and when no place of the object is there any more
+ * (the store's gc repacked it: a new pack and index file came before the
+ * old ones went), the store's index files again (listed once per run,
+ * by the first thread that asks; the others wait for it), then the places
+ * they add.
+ */
+static int
+get_from_store_pack(struct dd_store *st, const uint8_t id[32], const char *name, size_t max_plain,
+		    struct dd_buf *plain, ZSTD_DCtx *zd, struct dd_buf *obj, struct base_skip *skip)
+{
+	int r = try_store_places(st, id, name, max_plain, plain, zd, obj, skip);
+
+	if (r == DD_NOTFOUND && dd_store_live(st) && dd_store_index_relist(st) == 1)
+		r = try_store_places(st, id, name, max_plain, plain, zd, obj, skip);
+	return r;
 }
 
 /* Put a copy of an object fetched from the store into the cache, without an fsync when the cache can. */

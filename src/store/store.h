@@ -491,4 +491,37 @@ void dd_cache_plan_release(struct dd_cache_plan *plan);
  */
 int dd_store_cache_remove(struct dd_store *st, const struct dd_cache_item *it);
 
+/* ---- the store's gc (store-gc.c; docs/DESIGN-NOTES.md, "The store's gc") ---- */
+struct dd_store_gc_opts {
+	int64_t now;           /* the time ages are counted from, seconds since the epoch */
+	int64_t grace;         /* seconds: nothing the store got more recently is removed or repacked */
+	unsigned repack_below; /* percent: an older pack whose live objects fill less of it is repacked */
+	int dry_run;           /* decide and count; change nothing */
+};
+struct dd_store_gc_count {
+	uint64_t files, bytes;
+};
+struct dd_store_gc_result {
+	/* removed (a dry run: would be), by kind; `repacked` are old packs whose live objects were copied first */
+	struct dd_store_gc_count manifests, indexes, packs, repacked, loose;
+	struct dd_store_gc_count written; /* new packs and the new index file the repack wrote (would write) */
+	struct dd_store_gc_count young;   /* garbage kept because it is younger than the grace period */
+	uint64_t live_snapshots;          /* manifests kept, with everything they need */
+	uint64_t live_objects;
+	size_t missing;                   /* snapshots named live but in neither the store nor the cache */
+	size_t failed;                    /* removal requests that failed (warned; the next run does them) */
+};
+/*
+ * Remove from the store what no live snapshot needs and nothing changed
+ * for o->grace seconds: manifests, index files, packs without a live
+ * object, loose objects; repack older packs whose live share is under
+ * o->repack_below percent (their live objects into new packs and a new
+ * index file, durable before anything is removed). Live: the snapshots
+ * live[0..nlive), every manifest younger than the grace period, the local
+ * cache's manifests the store lacks and its private ones, their chunks and
+ * their delta bases. Needs the store online. 0 (see res->failed), -1.
+ */
+int dd_store_gc(struct dd_store *st, const char *const *live, size_t nlive, const struct dd_store_gc_opts *o,
+		struct dd_store_gc_result *res);
+
 #endif
