@@ -243,6 +243,18 @@ feed_some(struct dd_stream_writer *w, struct dd_splice *sp, const struct dd_stre
 	return 0;
 }
 
+const struct dd_buf *
+dd_splice_plain(const struct dd_splice *sp, const struct dd_stream_info *prev, const struct dd_chunk_ref *ref)
+{
+	for (int i = 0; i < 2; i++) {
+		size_t k = sp->slot[i].k;
+		if (k != SIZE_MAX && k < prev->nchunks && prev->chunks[k].len == ref->len &&
+		    !memcmp(prev->chunks[k].id, ref->id, 32))
+			return &sp->slot[i].plain;
+	}
+	return NULL;
+}
+
 int
 dd_stream_previous_view(struct dd_stream_writer *w, uint64_t off, const char **p, size_t *len)
 {

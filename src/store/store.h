@@ -192,8 +192,8 @@ int dd_stream_previous_view(struct dd_stream_writer *w, uint64_t off, const char
  * What dd_stream_write_previous() did so far on writer `w` (call before
  * dd_stream_end, which frees it): previous bytes taken by reference (whole
  * chunks, not read), previous bytes read and chunked again, and the
- * previous chunks fetched for that (their plaintext bytes; the last one
- * read is kept, so ranges in order fetch each chunk once). (splice.c)
+ * previous chunks fetched for that (their plaintext bytes; the last two
+ * read are kept, so ranges in order fetch each chunk once). (splice.c)
  */
 struct dd_splice_stats {
 	uint64_t ref_bytes, ref_chunks;
