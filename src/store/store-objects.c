@@ -307,9 +307,11 @@ static int legacy_present(struct dd_store *st, const uint8_t id[32]);
  */
 static int
 seal_delta(struct dd_store *st, const uint8_t id[32], const void *plain, size_t len, const struct dd_chunk_ref *b,
-	   ZSTD_CCtx *zc, ZSTD_DCtx *zd, struct dd_buf *obj, struct dd_delta_ref *d, size_t *bfull)
+	   const struct dd_buf *given, ZSTD_CCtx *zc, ZSTD_DCtx *zd, struct dd_buf *obj, struct dd_delta_ref *d,
+	   size_t *bfull)
 {
 	struct dd_buf bplain = DD_BUF_INIT;
+	const struct dd_buf *base = &bplain;
 	struct dd_delta_ref bd;
 	struct dd_midx_hit hit;
 	int r = 0;
@@ -323,13 +325,15 @@ seal_delta(struct dd_store *st, const uint8_t id[32], const void *plain, size_t 
 	d->depth = (uint8_t)((dd_midx_delta_of(st->idx, b->id, 0, &bd) ? bd.depth : 0) + 1);
 	if (d->depth > DD_DELTA_DEPTH_WRITE)
 		return 0; /* a full object every DD_DELTA_DEPTH_WRITE + 1 generations */
-	if (dd_store_get_cached(st, b->id, b->len, &bplain, zd) != 0 || bplain.len != b->len) {
+	if (given && given->len == b->len) {
+		base = given; /* read and checked against its id by the caller */
+	} else if (dd_store_get_cached(st, b->id, b->len, &bplain, zd) != 0 || bplain.len != b->len) {
 		dd_error_clear(); /* not in the cache: no delta (never a request for a base while writing) */
 		goto out;
 	}
 	memcpy(d->base, b->id, 32);
 	d->base_len = b->len;
-	r = dd_object_seal_delta_level(obj, st->keys, id, b->id, bplain.ptr, bplain.len, plain, len, zc,
+	r = dd_object_seal_delta_level(obj, st->keys, id, b->id, base->ptr, base->len, plain, len, zc,
 				       st->zlevel) < 0 ? -1 : 1;
 out:
 	dd_buf_release(&bplain);
@@ -338,8 +342,8 @@ out:
 
 int
 dd_store_put_data_delta(struct dd_store *st, const uint8_t id[32], const void *plain, size_t len,
-			const struct dd_chunk_ref *base, ZSTD_CCtx *zc, ZSTD_DCtx *zd, struct dd_buf *scratch,
-			int *existed)
+			const struct dd_chunk_ref *base, const struct dd_buf *bplain, ZSTD_CCtx *zc, ZSTD_DCtx *zd,
+			struct dd_buf *scratch, int *existed)
 {
 	struct dd_buf full = DD_BUF_INIT, own = DD_BUF_INIT, *obj = scratch ? scratch : &own;
 	struct dd_delta_ref d;
@@ -354,7 +358,7 @@ dd_store_put_data_delta(struct dd_store *st, const uint8_t id[32], const void *p
 		rc = put_packed(st, id, plain, len, zc, obj, existed); /* what it does with an object it has */
 		goto out;
 	}
-	r = seal_delta(st, id, plain, len, base, zc, zd, obj, &d, &bfull);
+	r = seal_delta(st, id, plain, len, base, bplain, zc, zd, obj, &d, &bfull);
 	if (r < 0) {
 		rc = -1;
 		goto out;

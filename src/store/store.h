@@ -180,11 +180,20 @@ void dd_stream_align_previous(struct dd_stream_writer *w, uint64_t at, uint64_t 
  */
 int dd_stream_write_previous(struct dd_stream_writer *w, uint64_t off, uint64_t len);
 /*
+ * Read the previous stream where dd_stream_write_previous() reads it: *p
+ * points at byte `off` (< its size), *len bytes up to the end of the chunk
+ * holding it, valid until the next call on `w`. The chunk stays fetched
+ * for dd_stream_write_previous() (the last two are kept), so a caller
+ * that reads ahead of the ranges it appends fetches each chunk once.
+ * 0, DD_NOTFOUND (a chunk gone: the stream must be aborted), -1. (splice.c)
+ */
+int dd_stream_previous_view(struct dd_stream_writer *w, uint64_t off, const char **p, size_t *len);
+/*
  * What dd_stream_write_previous() did so far on writer `w` (call before
  * dd_stream_end, which frees it): previous bytes taken by reference (whole
  * chunks, not read), previous bytes read and chunked again, and the
- * previous chunks fetched for that (their plaintext bytes; the last one
- * read is kept, so ranges in order fetch each chunk once). (splice.c)
+ * previous chunks fetched for that (their plaintext bytes; the last two
+ * read are kept, so ranges in order fetch each chunk once). (splice.c)
  */
 struct dd_splice_stats {
 	uint64_t ref_bytes, ref_chunks;

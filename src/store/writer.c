@@ -39,6 +39,7 @@ struct chunk_job {
 	struct chunk_job *next_in_stream;
 	struct dd_chunk_ref dbase; /* a delta base: the previous version's chunk aligned with this one */
 	int has_base;
+	struct dd_buf bplain; /* its plaintext when splice.c had it fetched (empty: the job reads it) */
 };
 
 struct dd_snapshot_writer {
@@ -182,8 +183,8 @@ chunk_run(struct dd_job *job, struct dd_worker *wk)
 	if (j->w->sw->flags & DD_SNAPSHOT_PRIVATE)
 		r = dd_store_put_private(j->st, j->id, j->data, j->len, wk->zc, &wk->scratch, &existed);
 	else if (j->has_base)
-		r = dd_store_put_data_delta(j->st, j->id, j->data, j->len, &j->dbase, wk->zc, wk->zd, &wk->scratch,
-					    &existed);
+		r = dd_store_put_data_delta(j->st, j->id, j->data, j->len, &j->dbase, j->bplain.len ? &j->bplain : NULL,
+					    wk->zc, wk->zd, &wk->scratch, &existed);
 	else
 		r = dd_store_put_object(j->st, DD_OBJ_DATA, j->id, j->data, j->len, wk->zc, &wk->scratch, &existed);
 	if (r < 0) {
@@ -193,6 +194,7 @@ chunk_run(struct dd_job *job, struct dd_worker *wk)
 out:
 	dd_store_chunkbuf_put(j->st, j->data);
 	j->data = NULL;
+	dd_buf_release(&j->bplain);
 }
 
 int
@@ -344,6 +346,7 @@ harvest(struct dd_stream_writer *w, int all)
 			w->info.nchunks++;
 		}
 		free(j->err);
+		dd_buf_release(&j->bplain);
 		free(j);
 	}
 	return rc;
@@ -360,6 +363,11 @@ submit_chunk(struct dd_stream_writer *w)
 	j->data = w->buf;
 	j->len = w->buflen;
 	delta_pick(w, j);
+	if (j->has_base && w->splice) { /* the splice read it: a copy spares the job decrypting and decompressing it again */
+		const struct dd_buf *bp = dd_splice_plain(w->splice, &w->prev, &j->dbase);
+		if (bp)
+			dd_buf_put(&j->bplain, bp->ptr, bp->len);
+	}
 	w->buf = NULL;
 	w->buflen = 0;
 	if (w->tail)
