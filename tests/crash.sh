@@ -14,7 +14,8 @@
 # round's delay is drawn from that duration) and checks the expected state.
 #
 #   DD_CRASH_SEED    the seed (default: a random one; every test prints it)
-#   DD_CRASH_ROUNDS  rounds per test (default 12)
+#   DD_CRASH_ROUNDS  kills per test (default 10): rounds go on until that many
+#                    landed (a round whose operation finished first is no kill)
 #
 # Each test draws from its own stream, the seed mixed with the test's name,
 # so one test is reproduced alone with DD_TEST_FILTER. The delays are
@@ -22,7 +23,7 @@
 # that run of the operation.
 
 DD_CRASH_SEED=${DD_CRASH_SEED:-$(($(od -An -N4 -tu4 /dev/urandom) % 1000000000))}
-DD_CRASH_ROUNDS=${DD_CRASH_ROUNDS:-12}
+DD_CRASH_ROUNDS=${DD_CRASH_ROUNDS:-10}
 export DD_CRASH_SEED DD_CRASH_ROUNDS
 
 # crash_begin KIND: start a test's random stream and its counters.
@@ -36,9 +37,19 @@ crash_begin() {
 
 # crash_end: the figures under the test's result (shown passed or failed).
 crash_end() {
-	tap_note "crash $CRASH_KIND: seed $DD_CRASH_SEED, $DD_CRASH_ROUNDS rounds: $((CRASH_KILLED + CRASH_AT_POINT)) killed" \
+	tap_note "crash $CRASH_KIND: seed $DD_CRASH_SEED, $CRASH_ROUND rounds: $((CRASH_KILLED + CRASH_AT_POINT)) killed" \
 		"($CRASH_KILLED at random moments, $CRASH_AT_POINT at named points), $CRASH_FINISHED finished before the kill;" \
-		"reproduce with DD_CRASH_SEED=$DD_CRASH_SEED DD_CRASH_ROUNDS=$DD_CRASH_ROUNDS DD_TEST_FILTER=$CRASH_KIND"
+		"reproduce with DD_CRASH_SEED=$DD_CRASH_SEED DD_CRASH_ROUNDS=$DD_CRASH_ROUNDS DD_TEST_FILTER=test_$CRASH_KIND"
+}
+
+# crash_next_round: start the next round (CRASH_ROUND), until DD_CRASH_ROUNDS kills landed (a round whose
+# operation finished before its kill still checks everything, and counts as no kill); at most twice that
+# many rounds, or the test fails.
+crash_next_round() {
+	[ $((CRASH_KILLED + CRASH_AT_POINT)) -lt "$DD_CRASH_ROUNDS" ] || return 1
+	[ "$CRASH_ROUND" -lt $((2 * DD_CRASH_ROUNDS)) ] ||
+		fail "only $((CRASH_KILLED + CRASH_AT_POINT)) of $CRASH_ROUND rounds were killed before the operation finished"
+	CRASH_ROUND=$((CRASH_ROUND + 1))
 }
 
 # crash_rand N: CRASH_R, a number in [0, N) from the test's stream (30 bits). Never in $(...): bash
@@ -133,8 +144,8 @@ crash_kill() {
 crash_data() {
 	psql_q "$1" "CREATE TABLE t (id int PRIMARY KEY, v text);
 		INSERT INTO t SELECT g, md5(g::text) || repeat('x', 40) FROM generate_series(1, $2) g;
-		CREATE TABLE edits (id serial PRIMARY KEY, v text);
-		VACUUM ANALYZE"
+		CREATE TABLE edits (id serial PRIMARY KEY, v text)"
+	psql_q "$1" "VACUUM ANALYZE"
 }
 
 # db_hash DB: a hash of every row of t and edits ("" if DB cannot be read).
@@ -155,13 +166,20 @@ assert_old_or_new() {
 		fail "round $CRASH_ROUND, killed $CRASH_WHAT: the working database is neither the old nor the new one (hash '$1')"
 }
 
-# assert_edit_kept MARKER: the edit is in the working database or in one of its stashes.
+# assert_edit_kept MARKER...: each edit is in the working database or in one of its stashes (newest first).
 assert_edit_kept() {
-	local db
-	for db in "$DB" $(databases_like "${DB}__dnadata_stash_"); do
-		[ "$(psql_q "$db" "SELECT count(*) FROM edits WHERE v = '$1'" 2>/dev/null)" = 1 ] && return 0
+	local db found='' m
+	for db in "$DB" $(databases_like "${DB}__dnadata_stash_" | sort -r); do
+		found+=$'\n'$(psql_q "$db" "SELECT v FROM edits" 2>/dev/null || true)
+		for m in "$@"; do
+			grep -qxF -- "$m" <<<"$found" || continue 2
+		done
+		return 0
 	done
-	fail "round $CRASH_ROUND, killed $CRASH_WHAT: the edit $1 is neither in the working database nor in a stash"
+	for m in "$@"; do
+		grep -qxF -- "$m" <<<"$found" ||
+			fail "round $CRASH_ROUND, killed $CRASH_WHAT: the edit $m is neither in the working database nor in a stash"
+	done
 }
 
 # ref_id [PROFILE]: the snapshot id the ref file names (in the work tree).
@@ -189,10 +207,10 @@ assert_rerun() {
 crash_push() {
 	local url=$1 r h
 	repo_with_db crpush --store "$url"
-	crash_data "$DB" 3000
+	crash_data "$DB" 2000
 	crash_time git-dnadata snapshot -m first
-	for r in $(seq "$DD_CRASH_ROUNDS"); do
-		CRASH_ROUND=$r
+	while crash_next_round; do
+		r=$CRASH_ROUND
 		crash_edit "$DB" "push-$r"
 		expect_ok git-dnadata snapshot --dump-only -m "round $r"
 		h=$(db_hash "$DB")
@@ -211,7 +229,7 @@ crash_push() {
 crash_fetch() {
 	local url=$1 r h bdb
 	repo_with_db crfetch --store "$url"
-	crash_data "$DB" 3000
+	crash_data "$DB" 2000
 	expect_ok git-dnadata snapshot -m first
 	install -m 600 .git/dnadata/key "$T/b.key"
 	git clone -q "$T/repo" "$T/b"
@@ -223,8 +241,8 @@ crash_fetch() {
 	printf '[profile "clean"]\ndatabase = dbname=%s\n' "$bdb" >>.git/dnadata/config.ini
 	crash_time git-dnadata fetch
 	h=$(db_hash "$bdb")
-	for r in $(seq "$DD_CRASH_ROUNDS"); do
-		CRASH_ROUND=$r
+	while crash_next_round; do
+		r=$CRASH_ROUND
 		cd "$T/repo"
 		crash_edit "$DB" "fetch-$r"
 		expect_ok git-dnadata snapshot -m "round $r"

@@ -24,20 +24,19 @@ assert_ref_committed() {
 # snapshot_rounds OPTION...: each round edits the database, kills `snapshot OPTION...`, checks, reruns it.
 snapshot_rounds() {
 	local r h old
-	for r in $(seq "$DD_CRASH_ROUNDS"); do
-		CRASH_ROUND=$r
+	while crash_next_round; do
+		r=$CRASH_ROUND
 		crash_edit "$DB" "snapshot-$r"
 		h=$(db_hash "$DB")
 		old=$(ref_id)
 		crash_kill git-dnadata snapshot "$@" -m "round $r"
 		assert_eq "$h" "$(db_hash "$DB")" "round $r: the snapshot changed the database"
 		assert_verify
-		assert_verify --all
 		assert_rerun git-dnadata snapshot "$@" -m "rerun $r"
 		assert_eq "$(printf '%s\n' "$OUT" | tail -n 1)" "$(ref_id)" "round $r: the rerun's id is not the ref's"
 		assert_ne "$old" "$(ref_id)" "round $r: the ref did not move"
 		assert_ref_committed
-		[ "$1" = --full ] && continue
+		[ "${1:-}" = --full ] && continue
 		# incremental: what it reused is, byte for byte, what reading everything gives
 		run git-dnadata snapshot --full --no-commit
 		[ "$RC" = 0 ] || fail "round $r: snapshot --full failed: $ERR"
@@ -48,6 +47,7 @@ snapshot_rounds() {
 # The last ref, restored into a fresh database, is the database.
 assert_last_snapshot_restores() {
 	local fresh
+	assert_verify --all
 	fresh=$(pg_newdb crcopy)
 	DNADATA_DATABASE="dbname=$fresh" expect_ok git-dnadata restore
 	assert_eq "$(db_hash "$DB")" "$(db_hash "$fresh")" "the last snapshot restored differs from the database"
@@ -56,7 +56,7 @@ assert_last_snapshot_restores() {
 test_snapshot() {
 	crash_begin snapshot
 	repo_with_db crsnap
-	crash_data "$DB" 5000
+	crash_data "$DB" 2000
 	crash_time git-dnadata snapshot --full
 	snapshot_rounds --full
 	assert_last_snapshot_restores
@@ -65,9 +65,12 @@ test_snapshot() {
 test_incremental_snapshot() {
 	crash_begin incremental_snapshot
 	repo_with_db crincr
-	crash_data "$DB" 30000
-	crash_time git-dnadata snapshot
-	expect_ok git-dnadata snapshot -v
+	crash_data "$DB" 20000
+	expect_ok git-dnadata snapshot
+	crash_edit "$DB" first
+	crash_time git-dnadata snapshot -v
+	assert_contains "$ERR" "public.t: " "the snapshot did not read t by key ranges"
+	assert_contains "$ERR" "key ranges unchanged, the others read" "the snapshot did not read t by key ranges"
 	snapshot_rounds
 	assert_last_snapshot_restores
 }
@@ -78,13 +81,13 @@ test_restore() {
 	CRASH_FAILPOINTS=(template-built template-recorded cloned before-rename renamed recorded)
 	CRASH_FAILPOINT_SHARE=25
 	repo_with_db crrest
-	crash_data "$DB" 5000
+	crash_data "$DB" 2000
 	expect_ok git-dnadata snapshot
 	local r x old
 	x=$(db_hash "$DB")
 	crash_time git-dnadata restore --force
-	for r in $(seq "$DD_CRASH_ROUNDS"); do
-		CRASH_ROUND=$r
+	while crash_next_round; do
+		r=$CRASH_ROUND
 		crash_edit "$DB" "restore-$r"
 		old=$(db_hash "$DB")
 		crash_kill git-dnadata restore --force
@@ -92,13 +95,10 @@ test_restore() {
 		assert_edit_kept "restore-$r"
 		assert_verify
 		assert_rerun git-dnadata restore --force
-		assert_eq "$x" "$(db_hash "$DB")" "round $r: the rerun did not restore the snapshot"
+		assert_eq "$x" "$(db_hash "$DB")" "round $r: the rerun did not restore the snapshot ($ERR)"
 		assert_consistent
 	done
-	for r in $(seq "$DD_CRASH_ROUNDS"); do
-		CRASH_ROUND=$r
-		assert_edit_kept "restore-$r"
-	done
+	assert_edit_kept $(seq -f 'restore-%g' "$CRASH_ROUND")
 }
 
 # ---- switches: `git checkout` with the hooks installed ----
@@ -108,7 +108,7 @@ test_restore() {
 switch_setup() {
 	unset DNADATA_SKIP
 	repo_with_db crsw
-	crash_data "$DB" 3000
+	crash_data "$DB" 2000
 	expect_ok git-dnadata snapshot -m X
 	git checkout -q -b B
 	psql_q "$DB" "UPDATE t SET v = 'b' || v WHERE id <= 500"
@@ -173,13 +173,12 @@ switch_round() {
 switch_rounds() {
 	local r
 	switch_setup
-	crash_time git checkout -q B
-	HASH[main]=$(db_hash "$DB") # (unedited: what its stash holds)
+	crash_time git checkout -q B # (main's database, unedited, stashed)
 	CUR=B
 	# B's snapshot was taken here, never restored: a template of it for the switches to clone
 	[ "$1" = stash ] || expect_ok git-dnadata restore --force
-	for r in $(seq "$DD_CRASH_ROUNDS"); do
-		CRASH_ROUND=$r
+	while crash_next_round; do
+		r=$CRASH_ROUND
 		switch_round "$1"
 	done
 	[ "$GIT_LOCKS" = 0 ] || tap_note "$GIT_LOCKS kills of git checkout left git's .git/index.lock (removed)"
@@ -224,8 +223,10 @@ assert_files_old_or_new() {
 	[ -z "$bad" ] || fail "round $CRASH_ROUND, killed $CRASH_WHAT: files neither old nor new: $bad"
 }
 
-# main: snapshot X with 20 files; B: snapshot Y with some removed, one changed and 300 more. Each round
-# edits the database and the folder, checks out the other branch (hooks skipped) and kills `restore`.
+# main: snapshot X with 20 files; B: snapshot Y with some removed, one changed and 100 more. Each round
+# edits the database and the folder, checks out the other branch (hooks skipped) and kills `use clean`: the
+# restore a branch switch makes (as the hooks do: the folder and the database left go to a stash with their
+# edits, the branch's stash comes back; a plain `restore` would rebuild an edited database from its snapshot).
 test_media_restore() {
 	crash_begin media_restore
 	CRASH_FAILPOINTS=(template-built cloned media-applied before-rename renamed recorded)
@@ -244,17 +245,17 @@ test_media_restore() {
 	rm "$MEDIA"/keep/1*.txt
 	printf 'shared y\n' >"$MEDIA/shared.txt"
 	mkdir "$MEDIA/many"
-	for i in $(seq -w 1 300); do printf 'y %s\n' "$i" >"$MEDIA/many/$i.txt"; done
+	for i in $(seq -w 1 100); do printf 'y %s\n' "$i" >"$MEDIA/many/$i.txt"; done
 	psql_q "$DB" "UPDATE t SET v = 'b' || v WHERE id <= 100"
 	expect_ok git-dnadata snapshot -m Y
 	declare -A HASH MAN
 	HASH[B]=$(db_hash "$DB") MAN[B]=$(media_manifest)
 	git checkout -q main
-	crash_time git-dnadata restore
+	crash_time git-dnadata use clean
 	HASH[main]=$(db_hash "$DB") MAN[main]=$(media_manifest)
 	CUR=main
-	for r in $(seq "$DD_CRASH_ROUNDS"); do
-		CRASH_ROUND=$r
+	while crash_next_round; do
+		r=$CRASH_ROUND
 		other=main
 		[ "$CUR" = main ] && other=B
 		crash_edit "$DB" "media-$r"
@@ -262,14 +263,14 @@ test_media_restore() {
 		printf 'edit %s\n' "$r" >"$MEDIA/shared.txt"
 		old=$(db_hash "$DB") oldman=$(media_manifest)
 		git checkout -q "$other"
-		crash_kill git-dnadata restore
+		crash_kill git-dnadata use clean
 		assert_old_or_new "$(db_hash "$DB")" "$old" "${HASH[$other]}"
 		assert_edit_kept "media-$r"
 		assert_files_old_or_new "$oldman" "${MAN[$other]}"
 		assert_verify
-		assert_rerun git-dnadata restore
-		assert_eq "${HASH[$other]}" "$(db_hash "$DB")" "round $r: the rerun did not restore $other's database"
-		assert_eq "${MAN[$other]}" "$(media_manifest)" "round $r: the rerun did not give $other's folder (with its edits)"
+		assert_rerun git-dnadata use clean
+		assert_eq "${HASH[$other]}" "$(db_hash "$DB")" "round $r: the rerun did not restore $other's database ($ERR)"
+		assert_eq "${MAN[$other]}" "$(media_manifest)" "round $r: the rerun did not give $other's folder (with its edits) ($ERR)"
 		assert_consistent
 		HASH[$CUR]=$old MAN[$CUR]=$oldman
 		CUR=$other
@@ -277,7 +278,7 @@ test_media_restore() {
 	other=main
 	[ "$CUR" = main ] && other=B
 	git checkout -q "$other"
-	expect_ok git-dnadata restore
+	expect_ok git-dnadata use clean
 	assert_eq "${HASH[$other]}" "$(db_hash "$DB")" "the last edits did not come back"
 	assert_eq "${MAN[$other]}" "$(media_manifest)" "the last media edits did not come back"
 }
