@@ -455,7 +455,9 @@ cmp_pending(const void *a, const void *b)
 /*
  * Walk the records "<prefix><suffix>" in `dir` (which may not exist): for each
  * one that reads and has its first key, add(suffix, vals, arg) takes the values
- * of `keys` (at most 8); an unreadable record is skipped.
+ * of `keys` (at most 8); an unreadable record is skipped. A suffix is a hash or
+ * a pid: any other name is no record (the temporary file of an atomic write
+ * killed midway, "<record>.tmp-XXXXXX", whole or cut short).
  */
 static int
 scan_records(const char *dir, const char *prefix, const char *const *keys,
@@ -470,7 +472,8 @@ scan_records(const char *dir, const char *prefix, const char *const *keys,
 	while ((de = readdir(d))) {
 		char *path, *vals[DD_PG_RECORD_KEYS_MAX];
 
-		if (strncmp(de->d_name, prefix, plen))
+		if (strncmp(de->d_name, prefix, plen) || !de->d_name[plen] ||
+		    de->d_name[plen + strspn(de->d_name + plen, "0123456789abcdef")])
 			continue;
 		path = dd_path_join(dir, de->d_name);
 		if (read_kv(path, keys, vals) == 0 && vals[0]) {
