@@ -12,6 +12,7 @@
 #
 # A full disk is a real one: a small tmpfs, which needs root (mount); as
 # another user these tests fail saying so, never pass quietly.
+# serial: restarts the shared PostgreSQL server (tests/run runs it alone)
 . "$(dirname "$0")/../lib.sh"
 
 export DNADATA_SKIP=1 # no hook switches behind the tests' backs

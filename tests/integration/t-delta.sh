@@ -10,6 +10,7 @@
 # writer's depth limit restores, push + fetch carry the bases, and a
 # snapshot taken right after an unpushed one puts in the store the packs of
 # the first one that its delta bases and carried-over tables need.
+# serial: asserts which incremental path a snapshot took, which a role another script creates would change (the output hash covers role names; tests/run runs it alone)
 . "$(dirname "$0")/../lib.sh"
 
 export DNADATA_SKIP=1 # no hook switches on checkout here

@@ -5,6 +5,7 @@
 # byte what a full read gives), and restores to the source. The -v lines
 # ("incremental: ...") say which tables were reused and why others were
 # read; the tests assert on them and print them.
+# serial: crashes a backend, which resets every session of the shared server (tests/run runs it alone)
 . "$(dirname "$0")/../lib.sh"
 
 setup_repo() {
