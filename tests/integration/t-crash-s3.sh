@@ -8,6 +8,7 @@
 #
 #   DD_CRASH_SEED=N DD_CRASH_ROUNDS=100 tests/run tests/integration/t-crash-s3.sh
 # needs: s3
+# serial: waits until no client session is left on the whole server after each kill (tests/run runs it alone)
 . "$(dirname "$0")/../lib.sh"
 . "$DD_TESTS_DIR/crash.sh"
 
