@@ -14,9 +14,10 @@
  *                                            prints "<entries> entries, <bytes> bytes"
  *   listing-tool URL STATEDIR verify ID [read-data]
  *   listing-tool URL STATEDIR bases ID       offline: a line per delta base of snapshot ID's chunks:
- *                                            "<pack path> <offset> <length>" of the base object's
- *                                            first place (from the cache's index files), for
- *                                            tests that damage exactly a base
+ *                                            "<pack path> <offset> <length> <depth>" of the base
+ *                                            object's first place (from the cache's index files;
+ *                                            depth 0: a full object), for tests that damage
+ *                                            exactly a base or check a chain
  *
  * File i is "d<i/50>/f<i>.bin" (zero-padded, so the names come in path
  * order), after the entry of its folder; every tenth is empty, the others
@@ -194,7 +195,7 @@ out:
 	return rc;
 }
 
-/* dd_snapshot_each_chunk(): a base's first place, as "packs/<2 hex>/<64 hex> <offset> <length>". */
+/* dd_snapshot_each_chunk(): a base's first place, as "packs/<2 hex>/<64 hex> <offset> <length> <depth>". */
 static int
 print_base(const struct dd_chunk_ref *ref, const char *stream, void *arg)
 {
@@ -209,7 +210,8 @@ print_base(const struct dd_chunk_ref *ref, const char *stream, void *arg)
 		return dd_error("a delta base is in no pack the cache's index files name");
 	p = dd_midx_pack_get(st->idx, hit.pack);
 	dd_hex_encode(hex, p.name, 32);
-	printf("packs/%.2s/%s %" PRIu32 " %" PRIu32 "\n", hex, hex, hit.off, hit.len);
+	printf("packs/%.2s/%s %" PRIu32 " %" PRIu32 " %d\n", hex, hex, hit.off, hit.len,
+	       hit.type == DD_OBJ_DELTA ? hit.d.depth : 0);
 	return 0;
 }
 
