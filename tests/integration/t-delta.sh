@@ -6,8 +6,9 @@
 # chunks as deltas:
 # the cache grows by a small fraction of the first snapshot, restore gives
 # the source back exactly (pg_dump compared), a missing base is named by
-# `verify` and refused by `restore` (the database unchanged), a chain at the
-# writer's depth limit restores, push + fetch carry the bases, and a
+# `verify` and refused by `restore` (the database unchanged), a second change
+# of the same rows is stored as deltas of deltas, a chain at the writer's
+# depth limit restores, push + fetch carry the bases, and a
 # snapshot taken right after an unpushed one puts in the store the packs of
 # the first one that its delta bases and carried-over tables need.
 . "$(dirname "$0")/../lib.sh"
