@@ -299,11 +299,34 @@ static int get_from_cache_pack(struct dd_store *st, const uint8_t id[32], const 
 static int legacy_present(struct dd_store *st, const uint8_t id[32]);
 
 /*
+ * The size of the full object at the root of `id`'s delta chain (`id`'s
+ * own when it is one), 0 when the chain leaves the map or is longer than
+ * a writer makes it.
+ */
+static size_t
+chain_root_full(struct dd_store *st, const uint8_t id[32])
+{
+	struct dd_delta_ref d;
+	struct dd_midx_hit hit;
+	uint8_t cur[32];
+
+	memcpy(cur, id, 32);
+	for (int i = 0; i <= DD_DELTA_DEPTH_WRITE; i++) {
+		if (!dd_midx_delta_of(st->idx, cur, 0, &d)) /* every place of cur is a full object */
+			return dd_midx_find(st->idx, cur, 0, &hit) && hit.type == DD_OBJ_DATA ? hit.len : 0;
+		memcpy(cur, d.base, 32);
+	}
+	return 0;
+}
+
+/*
  * The delta of plain against base `b` (its plaintext read from the cache),
  * sealed into `obj`, with its ref in *d: 1 when made (its chain within
  * DD_DELTA_DEPTH_WRITE), 0 when not possible (no error), -1. *bfull: the
- * size of the base's object when it is a full one (an estimate of this
- * chunk's full object), else 0.
+ * size of the full object at the root of the base's chain (the base's own
+ * when it is a full one: an estimate of this chunk's full object), 0 when
+ * not known. Without it a delta of a delta (a second change of the same
+ * rows) sealed the full object too, a compression per chunk, to compare.
  */
 static int
 seal_delta(struct dd_store *st, const uint8_t id[32], const void *plain, size_t len, const struct dd_chunk_ref *b,
@@ -320,8 +343,7 @@ seal_delta(struct dd_store *st, const uint8_t id[32], const void *plain, size_t 
 	*bfull = 0;
 	if (!memcmp(b->id, id, 32) || !dd_midx_find(st->idx, b->id, 0, &hit))
 		return 0; /* the base must be in a ready pack (another run's, or this one's finished) */
-	if (hit.type == DD_OBJ_DATA)
-		*bfull = hit.len;
+	*bfull = hit.type == DD_OBJ_DATA ? hit.len : chain_root_full(st, b->id);
 	d->depth = (uint8_t)((dd_midx_delta_of(st->idx, b->id, 0, &bd) ? bd.depth : 0) + 1);
 	if (d->depth > DD_DELTA_DEPTH_WRITE)
 		return 0; /* a full object every DD_DELTA_DEPTH_WRITE + 1 generations */
