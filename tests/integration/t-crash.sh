@@ -71,7 +71,7 @@ test_incremental_snapshot() {
 	crash_edit "$DB" first
 	crash_time git-dnadata snapshot -v
 	assert_contains "$ERR" "public.t: " "the snapshot did not read t by key ranges"
-	assert_contains "$ERR" "key ranges unchanged, the others read" "the snapshot did not read t by key ranges"
+	assert_contains "$ERR" "key ranges unchanged," "the snapshot did not read t by key ranges"
 	snapshot_rounds
 	assert_last_snapshot_restores
 }
