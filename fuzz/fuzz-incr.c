@@ -4,7 +4,9 @@
  *
  * Beyond "no crash under ASan/UBSan": every failure has a one-line
  * reason; whatever parses formats to text that parses back to the same
- * text (formatting is a fixed point), and the tables are found by name.
+ * text (formatting is a fixed point), the tables are found by name, and
+ * every sample key is what dump.c may use: 1..DD_PG_INCR_MAX_KEY bytes of
+ * COPY text fields joined by tabs (a composite key), no newline.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -37,9 +39,15 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	dd_pg_incr_format(&back, &b);
 	if (a.len != b.len || memcmp(a.ptr, b.ptr, a.len))
 		abort();
-	for (size_t i = 0; i < r.ntables; i++)
+	for (size_t i = 0; i < r.ntables; i++) {
 		if (dd_pg_incr_find(&back, r.tables[i].stream) == NULL)
 			abort();
+		for (size_t j = 0; j < r.tables[i].nsamples; j++) {
+			const char *key = r.tables[i].samples[j].key;
+			if (!*key || strlen(key) > DD_PG_INCR_MAX_KEY || strchr(key, '\n'))
+				abort();
+		}
+	}
 	dd_pg_incr_release(&r);
 	dd_pg_incr_release(&back);
 	dd_buf_release(&a);

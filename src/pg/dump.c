@@ -67,13 +67,22 @@ struct rel {
 	char relkind;
 	char *cols;           /* quoted column list, attnum order, without generated columns */
 	char *pk;             /* quoted primary-key columns, or NULL */
-	char *key1;           /* a one-column key: "<position in cols> <type>[ COLLATE <collation>]", or NULL */
+	char *keys;           /* the primary key's columns (parse_keys), or NULL */
 	int64_t est;          /* relpages * 8192 */
 	unsigned *parents;    /* direct inheritance/partition parents */
 	size_t nparents;
 	unsigned identity_of; /* for an identity sequence: its table */
 	int excluded;         /* exclude_tables (or an ancestor is) */
 	int no_data;          /* exclude_data (or an ancestor is) */
+};
+
+/* A column of a table's primary key, for key ranges (issue 19). */
+struct keycol {
+	int pos;              /* its place in the row (the column list) */
+	int fixed;            /* its type has a fixed width (width_bucket finds its bound in log time) */
+	char *name;           /* quoted */
+	char *type;           /* format_type(), with the typmod */
+	char *coll;           /* " COLLATE <its collation>", or "" */
 };
 
 /* One stream to produce with a COPY ... TO STDOUT. */
@@ -87,10 +96,10 @@ struct item {
 	const struct dd_stream_info *prev; /* this stream in the previous snapshot (o->prev), or NULL */
 	int reused;           /* carried over from prev without a COPY */
 	/* issue 19, changed key ranges (see copy_ranges) */
-	int key_pos;          /* a one-column key's place in the row, or -1 */
-	char *key_type;       /* its type */
-	char *key_coll;       /* " COLLATE <its collation>", or "" */
-	char *pk;             /* the quoted key column */
+	struct keycol *keys;  /* the primary key's columns in key order (nkeys 0: no key ranges) */
+	size_t nkeys;
+	char *kexpr;          /* the key as an expression: its column, or the row "(a, b)" */
+	char *pk;             /* the quoted primary-key columns (ORDER BY) */
 	char *qtable;         /* the quoted table */
 	struct dd_pg_incr_table *rec;         /* this table in the new record (rows, size, samples), or NULL */
 	const struct dd_pg_incr_table *prec;  /* in the previous one, when its changed ranges may be read alone */
@@ -156,9 +165,12 @@ begin_in_snapshot(PGconn *c, const char *snapshot_id, const char *lock_timeout)
 struct sampler {
 	uint64_t off, ord, last; /* bytes and rows written so far; offset of the last sample */
 	size_t hint;             /* the previous record's next sample to find again (hint_row) */
+	struct dd_buf key;       /* row_key's scratch (released by the stream's writer) */
 };
 
 #define SAMPLE_EVERY (256 * 1024)
+/* A primary key has at most 32 columns (INDEX_MAX_KEYS); parse_keys refuses more. */
+#define MAX_KEYS 32
 
 /*
  * Field `pos` (0 first) of COPY text row [row, end) (its '\n' may be
@@ -184,24 +196,58 @@ row_field(const char *row, const char *end, int pos, const char **f, size_t *fle
 	return 0;
 }
 
-/* The one-column key's field of COPY row `row` (escapes kept): its length (0 when missing), with *f at its start. */
-static size_t
-row_key(const struct item *it, const char *row, size_t len, const char **f)
+/*
+ * The key of COPY text row `row` (len bytes; a trailing newline is no part
+ * of a field): its key fields in key order as COPY text (escapes kept),
+ * joined by tabs (a field never holds a raw tab). One key column: *key
+ * points into the row; several: into `scratch` (cleared first). The one
+ * definition of a row's key bytes (samples, key literals): two rows of one
+ * snapshot have the same key exactly when these bytes are equal. 0, or -1
+ * when the row has too few fields.
+ */
+static int
+row_key(const struct item *it, const char *row, size_t len, struct dd_buf *scratch, const char **key, size_t *keylen)
 {
-	size_t flen;
+	const char *f = row, *end = row + len, *at[MAX_KEYS];
+	size_t fl[MAX_KEYS], found = 0;
 
-	if (row_field(row, row + len, it->key_pos, f, &flen) < 0) {
-		*f = row + len;
+	if (len && row[len - 1] == '\n')
+		end--;
+	for (int i = 0; found < it->nkeys; i++) {
+		const char *e = memchr(f, '\t', (size_t)(end - f));
+		if (!e)
+			e = end;
+		for (size_t k = 0; k < it->nkeys; k++)
+			if (it->keys[k].pos == i) {
+				at[k] = f;
+				fl[k] = (size_t)(e - f);
+				found++;
+			}
+		if (e == end && found < it->nkeys)
+			return -1;
+		f = e + 1;
+	}
+	if (it->nkeys == 1) {
+		*key = at[0];
+		*keylen = fl[0];
 		return 0;
 	}
-	return flen;
+	dd_buf_clear(scratch);
+	for (size_t k = 0; k < it->nkeys; k++) {
+		if (k)
+			dd_buf_putc(scratch, '\t');
+		dd_buf_put(scratch, at[k], fl[k]);
+	}
+	*key = dd_buf_cstr(scratch);
+	*keylen = scratch->len;
+	return 0;
 }
 
 /* Before a row with key field `key` goes out: a sample of it when SAMPLE_EVERY bytes passed since the last one. */
 static void
 sample_key(struct item *it, struct sampler *sm, const char *key, size_t len)
 {
-	if (!it->rec || it->key_pos < 0 || sm->off == 0 || sm->off - sm->last < SAMPLE_EVERY)
+	if (!it->rec || !it->nkeys || sm->off == 0 || sm->off - sm->last < SAMPLE_EVERY)
 		return;
 	if (len == 0 || len > DD_PG_INCR_MAX_KEY)
 		return; /* an empty key (text '') is no bound, nor one too long for the record: the next row is */
@@ -213,13 +259,13 @@ sample_key(struct item *it, struct sampler *sm, const char *key, size_t len)
 static void
 sample_row(struct item *it, struct sampler *sm, const char *row, size_t len)
 {
-	const char *f;
-	size_t flen;
+	const char *key;
+	size_t kl;
 
-	if (!it->rec || it->key_pos < 0 || sm->off == 0 || sm->off - sm->last < SAMPLE_EVERY)
+	if (!it->rec || !it->nkeys || sm->off == 0 || sm->off - sm->last < SAMPLE_EVERY)
 		return;
-	flen = row_key(it, row, len, &f);
-	sample_key(it, sm, f, flen);
+	if (row_key(it, row, len, &sm->key, &key, &kl) == 0)
+		sample_key(it, sm, key, kl);
 }
 
 /*
@@ -239,13 +285,12 @@ hint_row(const struct item *it, struct sampler *sm, struct dd_stream_writer *w, 
 	const char *f;
 	size_t flen;
 
-	if (!pt || it->key_pos < 0)
+	if (!pt || !it->nkeys)
 		return;
 	while (sm->hint + HINT_AHEAD < pt->nsamples && sm->ord > pt->samples[sm->hint + HINT_AHEAD].ord)
 		sm->hint++;
-	if (sm->hint >= pt->nsamples)
+	if (sm->hint >= pt->nsamples || row_key(it, row, len, &sm->key, &f, &flen) < 0)
 		return;
-	flen = row_key(it, row, len, &f);
 	for (size_t k = sm->hint; k < pt->nsamples && k <= sm->hint + HINT_AHEAD; k++) {
 		const char *key = pt->samples[k].key;
 		if (strncmp(key, f, flen) == 0 && key[flen] == '\0') {
@@ -385,67 +430,145 @@ copy_unescape(const char *s, struct dd_buf *out)
 	}
 }
 
-/* The key value of sample `k` of the previous record as a quoted literal cast to the key's type. */
+/*
+ * The key of sample `k` of the previous record as a row of literals, each
+ * cast to its column's type (with typmod) and collation: "((lit::type))"
+ * for one column, "((lit1::type1), (lit2::type2 COLLATE c))" for several
+ * (the fields of a sample's key are joined by tabs, see row_key).
+ */
 static char *
 key_literal(const struct item *it, size_t k)
 {
-	struct dd_buf v = DD_BUF_INIT;
-	char *lit, *out;
+	struct dd_buf out = DD_BUF_INIT, v = DD_BUF_INIT;
+	const char *f = it->prec->samples[k].key;
 
-	copy_unescape(it->prec->samples[k].key, &v);
-	lit = dd_pg_quote_literal(dd_buf_cstr(&v));
-	out = dd_asprintf("(%s::%s%s)", lit, it->key_type, it->key_coll);
-	free(lit);
+	dd_buf_putc(&out, '(');
+	for (size_t col = 0; col < it->nkeys; col++) {
+		const char *e = strchr(f, '\t');
+		size_t fl = e ? (size_t)(e - f) : strlen(f);
+		char *field = dd_strndup(f, fl), *lit;
+		dd_buf_clear(&v);
+		copy_unescape(field, &v);
+		lit = dd_pg_quote_literal(dd_buf_cstr(&v));
+		dd_buf_printf(&out, "%s(%s::%s%s)", col ? ", " : "", lit, it->keys[col].type, it->keys[col].coll);
+		free(lit);
+		free(field);
+		f = e ? e + 1 : f + fl;
+	}
+	dd_buf_putc(&out, ')');
 	dd_buf_release(&v);
-	return out;
+	return dd_buf_detach(&out, NULL);
+}
+
+/* One key column's bounds as an array literal: the samples' keys, COPY escapes undone, array-quoted. */
+static void
+bounds_array(const struct item *it, size_t nbounds, struct dd_buf *arr)
+{
+	struct dd_buf v = DD_BUF_INIT;
+
+	dd_buf_putc(arr, '{');
+	for (size_t k = 0; k < nbounds; k++) {
+		dd_buf_clear(&v);
+		copy_unescape(it->prec->samples[k].key, &v);
+		dd_buf_puts(arr, k ? ",\"" : "\"");
+		for (const char *q = dd_buf_cstr(&v); *q; q++) {
+			if (*q == '"' || *q == '\\')
+				dd_buf_putc(arr, '\\');
+			dd_buf_putc(arr, *q);
+		}
+		dd_buf_putc(arr, '"');
+	}
+	dd_buf_putc(arr, '}');
+	dd_buf_release(&v);
+}
+
+/*
+ * The segment of a row, the number of bounds [lo, hi) at or below its key,
+ * as a binary search of comparisons, a row comparison for several key
+ * columns: a btree comparison of each column in key order, the ORDER BY's
+ * (with each column's collation, the literals cast to it). Nested CASEs
+ * against constants: log2(bounds) comparisons per row.
+ */
+static void
+bounds_case(const struct item *it, char *const *lits, size_t lo, size_t hi, struct dd_buf *out)
+{
+	size_t mid = lo + (hi - lo) / 2;
+
+	if (lo == hi) {
+		dd_buf_printf(out, "%zu", lo);
+		return;
+	}
+	dd_buf_printf(out, "CASE WHEN %s < %s THEN ", it->kexpr, lits[mid]);
+	bounds_case(it, lits, lo, mid, out);
+	dd_buf_puts(out, " ELSE ");
+	bounds_case(it, lits, mid + 1, hi, out);
+	dd_buf_puts(out, " END");
+}
+
+/*
+ * The detection query's segment expression of a row; with one key column
+ * of a fixed-width type, *param is its bounds' array for width_bucket
+ * (a binary search in C). width_bucket walks a variable-width array from
+ * its start at every step (O(bounds) per row): measured on 2 M rows with
+ * 800 bounds, a text key cost 8.2 s of server CPU there against 1.4 s with
+ * the CASEs (an int key 0.5 s either way; 80,000 bounds: 1.3 s against
+ * 2.4 s); two int columns cost 0.5-0.7 s, text "C" and int 0.7-0.85 s (a
+ * scan alone 0.2 s).
+ */
+static void
+bucket_expr(const struct item *it, size_t nbounds, struct dd_buf *expr, struct dd_buf *param)
+{
+	char **lits;
+
+	if (it->nkeys == 1 && it->keys[0].fixed) {
+		/* the bounds in a sub-select: an InitPlan, computed once (array_in is only stable: never folded) */
+		bounds_array(it, nbounds, param);
+		dd_buf_printf(expr, "width_bucket(%s, (SELECT $1::text::%s[]%s))", it->kexpr, it->keys[0].type,
+			      it->keys[0].coll);
+		return;
+	}
+	lits = dd_calloc(nbounds + 1, sizeof(*lits));
+	for (size_t k = 0; k < nbounds; k++)
+		lits[k] = key_literal(it, k);
+	bounds_case(it, lits, 0, nbounds, expr);
+	for (size_t k = 0; k < nbounds; k++)
+		free(lits[k]);
+	free(lits);
 }
 
 /*
  * One scan: per segment, the rows now and those whose xmin is not older
  * than the previous snapshot's xmin (inserted or updated since, or maybe
  * visible to it already: counted as changed, the safe side). In a
- * savepoint: a key type without the operators needed reads the table
- * whole. 0, 1 (read it whole: *why), -1.
+ * savepoint, rolled back after (the query writes nothing): a key type
+ * without the operators needed reads the table whole, and JIT is off for
+ * it alone (compiling the CASEs of 800 bounds cost 5-12 s of server CPU,
+ * the scan 0.5-1.4 s). 0, 1 (read it whole: *why), -1.
  */
 static int
 detect(PGconn *c, struct item *it, struct seg *sg, size_t n, char **why)
 {
-	struct dd_buf arr = DD_BUF_INIT, v = DD_BUF_INIT;
+	struct dd_buf expr = DD_BUF_INIT, arr = DD_BUF_INIT;
 	const char *params[1];
 	char *sql;
 	PGresult *res;
 	int rc = 1;
 
-	dd_buf_putc(&arr, '{');
-	for (size_t k = 0; k + 1 < n; k++) {
-		dd_buf_clear(&v);
-		copy_unescape(it->prec->samples[k].key, &v);
-		dd_buf_puts(&arr, k ? ",\"" : "\"");
-		for (const char *q = dd_buf_cstr(&v); *q; q++) {
-			if (*q == '"' || *q == '\\')
-				dd_buf_putc(&arr, '\\');
-			dd_buf_putc(&arr, *q);
-		}
-		dd_buf_putc(&arr, '"');
-	}
-	dd_buf_putc(&arr, '}');
+	bucket_expr(it, n - 1, &expr, &arr);
 	params[0] = dd_buf_cstr(&arr);
 	/*
-	 * The bounds in a sub-select: an InitPlan, computed once (array_in is
-	 * only stable: never folded). Changed: xmin not older than the previous
-	 * xmin, by age() (wraparound-aware int4 arithmetic against one value
-	 * fixed for the transaction, newer than every visible xmin; a special
-	 * xid is INT_MAX old), which costs no text conversion per row.
+	 * Changed: xmin not older than the previous xmin, by age()
+	 * (wraparound-aware int4 arithmetic against one value fixed for the
+	 * transaction, newer than every visible xmin; a special xid is INT_MAX
+	 * old), which costs no text conversion per row.
 	 */
-	sql = dd_asprintf("SELECT width_bucket(%s, (SELECT $1::text::%s[]%s)), count(*), count(*) FILTER (WHERE"
-			  " age(xmin) <= (SELECT age('%" PRIu64 "'::xid))) FROM ONLY %s GROUP BY 1", it->pk,
-			  it->key_type, it->key_coll, it->xid_lo, it->qtable);
-	if (dd_pg_exec(c, "SAVEPOINT dd_ranges") < 0)
+	sql = dd_asprintf("SELECT %s, count(*), count(*) FILTER (WHERE age(xmin) <= (SELECT age('%" PRIu64
+			  "'::xid))) FROM ONLY %s GROUP BY 1", dd_buf_cstr(&expr), it->xid_lo, it->qtable);
+	if (dd_pg_exec(c, "SAVEPOINT dd_ranges; SET LOCAL jit = off") < 0) {
 		rc = -1;
-	else if (!(res = dd_pg_query(c, sql, 1, params))) {
+	} else if (!(res = dd_pg_query(c, sql, arr.len > 0, params))) {
 		*why = dd_asprintf("the detection query failed: %s", dd_error_last());
 		dd_error_clear();
-		rc = dd_pg_exec(c, "ROLLBACK TO SAVEPOINT dd_ranges") < 0 ? -1 : 1;
 	} else {
 		rc = 0;
 		for (int i = 0; i < PQntuples(res); i++) {
@@ -459,11 +582,11 @@ detect(PGconn *c, struct item *it, struct seg *sg, size_t n, char **why)
 			sg[b].changed = strtoll(PQgetvalue(res, i, 2), NULL, 10);
 		}
 		PQclear(res);
-		if (dd_pg_exec(c, "RELEASE SAVEPOINT dd_ranges") < 0)
-			rc = -1;
 	}
+	if (rc >= 0 && dd_pg_exec(c, "ROLLBACK TO SAVEPOINT dd_ranges; RELEASE SAVEPOINT dd_ranges") < 0)
+		rc = -1;
 	free(sql);
-	dd_buf_release(&v);
+	dd_buf_release(&expr);
 	dd_buf_release(&arr);
 	return rc;
 }
@@ -479,7 +602,7 @@ write_unchanged(struct pool *p, struct item *it, struct dd_stream_writer *w, con
 	for (size_t k = i; k <= j; k++) {
 		const struct dd_pg_incr_sample *ps = k ? &it->prec->samples[k - 1] : NULL;
 		uint64_t off = ps ? sm->off + (ps->off - sg[i].off) : 0;
-		if (ps && off > 0 && it->rec && it->key_pos >= 0) {
+		if (ps && off > 0 && it->rec && it->nkeys) {
 			dd_pg_incr_add_sample(it->rec, off, sm->ord + (ps->ord - sg[i].ord), ps->key, strlen(ps->key));
 			sm->last = off;
 		}
@@ -504,8 +627,9 @@ range_where(const struct item *it, size_t i, size_t j, size_t n)
 {
 	char *lo = i ? key_literal(it, i - 1) : NULL, *hi = j + 1 < n ? key_literal(it, j) : NULL, *out;
 
-	out = dd_asprintf("%s%s%s%s%s%s%s%s", lo || hi ? " WHERE " : "", lo ? it->pk : "", lo ? " >= " : "",
-			  lo ? lo : "", lo && hi ? " AND " : "", hi ? it->pk : "", hi ? " < " : "", hi ? hi : "");
+	/* a row comparison for several columns: exactly the keys between the two samples in key order */
+	out = dd_asprintf("%s%s%s%s%s%s%s%s", lo || hi ? " WHERE " : "", lo ? it->kexpr : "", lo ? " >= " : "",
+			  lo ? lo : "", lo && hi ? " AND " : "", hi ? it->kexpr : "", hi ? " < " : "", hi ? hi : "");
 	free(lo);
 	free(hi);
 	return out;
@@ -556,14 +680,19 @@ write_changed(PGconn *c, struct pool *p, struct item *it, struct dd_stream_write
  * start and end at row boundaries: the table is read whole.
  */
 
-/* The markers query's select list after the flag: "<pk>, CASE WHEN <changed> THEN <c> END, ..." per column. */
+/*
+ * The markers query's select list after the flag: the key's columns in key
+ * order (fields 1 to nkeys of a markers row: row_key's bytes), then
+ * "CASE WHEN <changed> THEN <c> END, ..." per column.
+ */
 static char *
 markers_list(const struct item *it, const char *changed)
 {
 	struct dd_buf b = DD_BUF_INIT;
 	const char *s = it->cols, *q;
 
-	dd_buf_puts(&b, it->pk);
+	for (size_t k = 0; k < it->nkeys; k++)
+		dd_buf_printf(&b, "%s%s", k ? ", " : "", it->keys[k].name);
 	while (*s) { /* it->cols: quote_ident()s joined by ", " */
 		q = s;
 		if (*q == '"') {
@@ -674,12 +803,16 @@ static int
 merge_row(struct pool *p, struct item *it, struct dd_stream_writer *w, struct merge *m, struct sampler *sm,
 	  const char *row, size_t n)
 {
-	const char *end = row + n, *key, *f;
+	const char *end = row + n, *key = row + 2, *f;
 	size_t klen, flen, len;
 	int r;
 
-	if (n < 3 || (row[0] != 't' && row[0] != 'f') || row[1] != '\t' || row[n - 1] != '\n' ||
-	    row_field(row, end - 1, 1, &key, &klen) < 0 || key + klen >= end - 1 || key[klen] != '\t') {
+	/* the key: fields 1 to nkeys, joined by their tabs as row_key joins them */
+	int ok = n >= 3 && (row[0] == 't' || row[0] == 'f') && row[1] == '\t' && row[n - 1] == '\n' &&
+		 row_field(row, end - 1, (int)it->nkeys, &f, &flen) == 0;
+
+	klen = ok ? (size_t)(f + flen - key) : 0;
+	if (!ok || key + klen >= end - 1 || key[klen] != '\t') {
 		m->why = dd_strdup("the markers query returned an unexpected row");
 		return 1;
 	}
@@ -701,8 +834,8 @@ merge_row(struct pool *p, struct item *it, struct dd_stream_writer *w, struct me
 					m->why = dd_strdup("an unchanged row is not in the previous stream's key range");
 				return r < 0 ? -1 : 1;
 			}
-			flen = row_key(it, m->k.row, m->k.len - 1, &f);
-			if (flen == klen && !memcmp(f, key, klen))
+			if (row_key(it, m->k.row, m->k.len - 1, &sm->key, &f, &flen) == 0 && flen == klen &&
+			    !memcmp(f, key, klen))
 				break;
 		}
 		len = m->k.len;
@@ -954,6 +1087,7 @@ out:
 		dd_debug("incremental: %s read whole: %s", it->table, why ? why : "");
 		restart_item(p, it);
 	}
+	dd_buf_release(&sm.key);
 	free(why);
 	free(sg);
 	return rc;
@@ -983,6 +1117,7 @@ out:
 		dd_error_wrap("dumping %s", it->table ? it->table : "large objects");
 	if (w)
 		dd_stream_abort(w);
+	dd_buf_release(&sm.key);
 	return rc;
 }
 
@@ -1096,15 +1231,23 @@ static const char catalog_sql[] =
 	" (SELECT string_agg(inhparent::text, ',') FROM pg_inherits WHERE inhrelid = c.oid),"
 	" (SELECT d.refobjid FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid"
 	"   AND d.refclassid = 'pg_class'::regclass AND d.deptype = 'i' LIMIT 1),"
-	/* a one-column key (issue 19's key ranges): its place in the column list, type and collation */
-	" (SELECT (SELECT count(*) FROM pg_attribute b WHERE b.attrelid = c.oid AND b.attnum > 0"
-	"   AND b.attnum < a.attnum AND NOT b.attisdropped AND b.attgenerated = '')"
-	"   || ' ' || format_type(a.atttypid, a.atttypmod)"
-	"   || CASE WHEN co.oid IS NOT NULL THEN ' COLLATE ' || format('%I.%I', cn.nspname, co.collname) ELSE '' END"
-	"   FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]"
+	/* the key's columns (issue 19's key ranges) in key order, each "<place in the column list> <fixed
+	   width: 1 or 0> <bytes> <quoted name> <bytes> <type> <bytes> <quoted collation, or nothing>"
+	   (parse_keys); INCLUDE columns
+	   are no part of the key (indclass has one entry per key column); none when a key column is generated
+	   (not dumped) */
+	" (SELECT string_agg(concat_ws(' ', (SELECT count(*) FROM pg_attribute b WHERE b.attrelid = c.oid"
+	"   AND b.attnum > 0 AND b.attnum < a.attnum AND NOT b.attisdropped AND b.attgenerated = ''),"
+	"   (SELECT (y.typlen > 0)::int FROM pg_type y WHERE y.oid = a.atttypid), octet_length(quote_ident(a.attname)), quote_ident(a.attname), octet_length(t.t), t.t,"
+	"   octet_length(t.coll), t.coll), ' ' ORDER BY k.ord)"
+	"   FROM pg_index i CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)"
+	"   JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum"
 	"   LEFT JOIN pg_collation co ON co.oid = a.attcollation"
 	"   LEFT JOIN pg_namespace cn ON cn.oid = co.collnamespace"
-	"   WHERE i.indrelid = c.oid AND i.indisprimary AND i.indnatts = 1 AND a.attgenerated = '')"
+	"   CROSS JOIN LATERAL (SELECT format_type(a.atttypid, a.atttypmod), CASE WHEN co.oid IS NOT NULL"
+	"    THEN format('%I.%I', cn.nspname, co.collname) ELSE '' END) AS t(t, coll)"
+	"   WHERE i.indrelid = c.oid AND i.indisprimary AND k.ord <= array_length(i.indclass::oid[], 1)"
+	"   HAVING bool_and(a.attgenerated = ''))"
 	" FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
 	" WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f') AND c.relpersistence <> 't'"
 	"   AND n.nspname <> 'information_schema' AND n.nspname !~ '^pg_'"
@@ -1121,7 +1264,7 @@ rels_free(struct rel *r, size_t n)
 		free(r[i].relname);
 		free(r[i].cols);
 		free(r[i].pk);
-		free(r[i].key1);
+		free(r[i].keys);
 		free(r[i].parents);
 	}
 	free(r);
@@ -1190,7 +1333,7 @@ read_catalog(PGconn *c, const struct dd_pg_snapshot_opts *o, struct rel **out, s
 			free(list);
 		}
 		r->identity_of = PQgetisnull(res, row, 9) ? 0 : (unsigned)strtoul(PQgetvalue(res, row, 9), NULL, 10);
-		r->key1 = PQgetisnull(res, row, 10) ? NULL : dd_strdup(PQgetvalue(res, row, 10));
+		r->keys = PQgetisnull(res, row, 10) ? NULL : dd_strdup(PQgetvalue(res, row, 10));
 		r->excluded = matches(o->exclude_tables, r);
 		r->no_data = matches(o->exclude_data, r);
 	}
@@ -1226,8 +1369,13 @@ items_free(struct item *items, size_t n)
 		free(items[i].sql);
 		free(items[i].table);
 		free(items[i].cols);
-		free(items[i].key_type);
-		free(items[i].key_coll);
+		for (size_t k = 0; k < items[i].nkeys; k++) {
+			free(items[i].keys[k].name);
+			free(items[i].keys[k].type);
+			free(items[i].keys[k].coll);
+		}
+		free(items[i].keys);
+		free(items[i].kexpr);
 		free(items[i].pk);
 		free(items[i].qtable);
 	}
@@ -1764,6 +1912,91 @@ join_schema_dump(struct snap *s)
 		}
 }
 
+/* A number of at most 9 digits and the space after it: its value, *s past both; -1 if none. */
+static long
+take_number(const char **s)
+{
+	long v = 0;
+	int d = 0;
+
+	for (; **s >= '0' && **s <= '9' && d < 9; (*s)++, d++)
+		v = v * 10 + (**s - '0');
+	if (!d || **s != ' ')
+		return -1;
+	(*s)++;
+	return v;
+}
+
+/* "<n> <n bytes>": the bytes (allocated), *s past them; NULL when fewer are left or n is out of [min, ...]. */
+static char *
+take_counted(const char **s, long min)
+{
+	long n = take_number(s);
+	char *out;
+
+	if (n < min || strnlen(*s, (size_t)n) < (size_t)n)
+		return NULL;
+	out = dd_strndup(*s, (size_t)n);
+	*s += n;
+	return out;
+}
+
+/*
+ * An item's key columns from the catalog's text (catalog_sql): each
+ * "<place> <0|1> <n> <name> <n> <type> <n> <collation>", separated by spaces.
+ * 0, or -1 (not understood: no key ranges for the table, nkeys 0).
+ */
+static int
+parse_keys(struct item *it, const char *text)
+{
+	const char *s = text;
+	struct dd_buf expr = DD_BUF_INIT;
+
+	while (*s) {
+		struct keycol *kc;
+		long pos = take_number(&s), fixed = take_number(&s);
+		if (pos < 0 || fixed < 0 || fixed > 1 || it->nkeys == MAX_KEYS)
+			goto bad;
+		for (size_t k = 0; k < it->nkeys; k++)
+			if (it->keys[k].pos == pos)
+				goto bad;
+		it->keys = dd_realloc(it->keys, (it->nkeys + 1) * sizeof(*it->keys));
+		kc = &it->keys[it->nkeys++];
+		memset(kc, 0, sizeof(*kc));
+		kc->pos = (int)pos;
+		kc->fixed = (int)fixed;
+		if (!(kc->name = take_counted(&s, 1)) || *s++ != ' ' || !(kc->type = take_counted(&s, 1)) ||
+		    *s++ != ' ' || !(kc->coll = take_counted(&s, 0)) || (*s && (*s++ != ' ' || !*s)))
+			goto bad;
+		if (*kc->coll) {
+			char *coll = dd_asprintf(" COLLATE %s", kc->coll);
+			free(kc->coll);
+			kc->coll = coll;
+		}
+		dd_buf_printf(&expr, "%s%s", it->nkeys > 1 ? ", " : "", kc->name);
+	}
+	if (!it->nkeys)
+		goto bad;
+	if (it->nkeys == 1) {
+		it->kexpr = dd_buf_detach(&expr, NULL);
+	} else {
+		it->kexpr = dd_asprintf("(%s)", dd_buf_cstr(&expr));
+		dd_buf_release(&expr);
+	}
+	return 0;
+bad:
+	for (size_t k = 0; k < it->nkeys; k++) {
+		free(it->keys[k].name);
+		free(it->keys[k].type);
+		free(it->keys[k].coll);
+	}
+	free(it->keys);
+	it->keys = NULL;
+	it->nkeys = 0;
+	dd_buf_release(&expr);
+	return -1;
+}
+
 /* Step 5a: the COPY queue, largest table first, and large objects. */
 static int
 queue_table_data(struct snap *s)
@@ -1791,20 +2024,11 @@ queue_table_data(struct snap *s)
 			it->sql = dd_asprintf("COPY %s TO STDOUT", r->qname);
 		it->warn_no_pk = r->pk == NULL;
 		it->prev = s->o->prev ? dd_snapshot_find(s->o->prev, it->stream) : NULL;
-		it->key_pos = -1;
-		if (r->key1 && r->pk) {
-			char *end, *coll;
-			long pos = strtol(r->key1, &end, 10);
-			if (end != r->key1 && *end == ' ' && pos >= 0) {
-				it->key_pos = (int)pos;
-				it->key_type = dd_strdup(end + 1);
-				coll = strstr(it->key_type, " COLLATE ");
-				it->key_coll = dd_strdup(coll ? coll : "");
-				if (coll)
-					*coll = '\0';
-				it->pk = dd_strdup(r->pk);
-				it->qtable = dd_strdup(r->qname);
-			}
+		if (r->keys && r->pk && parse_keys(it, r->keys) < 0)
+			dd_debug("incremental: %s: key columns not understood: %s", r->qname, r->keys);
+		if (it->nkeys) {
+			it->pk = dd_strdup(r->pk);
+			it->qtable = dd_strdup(r->qname);
 		}
 		it->rec = s->have_now ? (struct dd_pg_incr_table *)dd_pg_incr_find(&s->incr_now, it->stream) : NULL;
 		s->pool.total_est += r->est;
@@ -1819,7 +2043,6 @@ queue_table_data(struct snap *s)
 		it->stream = dd_strdup("largeobjects");
 		it->sql = dd_strdup(lo_sql);
 		it->prev = s->o->prev ? dd_snapshot_find(s->o->prev, it->stream) : NULL; /* delta bases */
-		it->key_pos = -1;
 	}
 	return 0;
 }
@@ -1852,8 +2075,8 @@ plan_ranges(const struct snap *s, struct item *it)
 		return s->range_why;
 	if (!it->prev)
 		return "not in the previous snapshot";
-	if (it->key_pos < 0)
-		return "no primary key of one column";
+	if (!it->nkeys)
+		return "no primary key (or a generated column in it)";
 	a = dd_pg_incr_find(&s->incr_prev, it->stream);
 	b = dd_pg_incr_find(&s->incr_cmp, it->stream);
 	c = dd_pg_incr_find(&s->incr_now, it->stream);
@@ -1863,6 +2086,13 @@ plan_ranges(const struct snap *s, struct item *it)
 		return "its columns or key changed";
 	if (!a->nsamples)
 		return "too small for key ranges";
+	for (size_t k = 0; k < a->nsamples; k++) {
+		size_t fields = 1;
+		for (const char *t = a->samples[k].key; (t = strchr(t, '\t')); t++)
+			fields++;
+		if (fields != it->nkeys)
+			return "the record's sample keys do not match the primary key";
+	}
 	rows = dd_stream_attr(it->prev, "rows");
 	if (a->size != dd_stream_size(it->prev) || !rows || strtoull(rows, NULL, 10) != a->rows)
 		return "the record does not match the previous stream";

@@ -24,8 +24,10 @@
  *   ...
  *
  * A table's samples follow its line: about every 256 KiB of its stream,
- * the start of a row, its ordinal and its (one-column) primary key as
- * COPY text; offsets and ordinals strictly increasing, inside the stream.
+ * the start of a row, its ordinal and its primary key as COPY text (a key
+ * of several columns: their fields in key order, joined by tabs; a
+ * version before composite keys refuses such a record, and reads every
+ * table); offsets and ordinals strictly increasing, inside the stream.
  *
  * Numbers are decimal without sign or leading zeros; tables are sorted by
  * stream name, each once.
@@ -40,7 +42,7 @@ struct dd_buf;
 
 struct dd_pg_incr_sample {
 	uint64_t off, ord;
-	char *key;             /* the key's field as COPY text (escapes kept) */
+	char *key;             /* the key's field(s) as COPY text (escapes kept), joined by tabs */
 };
 
 struct dd_pg_incr_table {

@@ -140,6 +140,45 @@ incr_begin(struct incr *in, struct dd_store *st, const struct dd_ref *old, const
 }
 
 /*
+ * With a media folder, the unchanged-database fast path needs the folder
+ * to be what snapshot `id` holds: it last matched `id` (captured into it,
+ * or applied from it) and its record's check (sizes, mtimes, ctimes,
+ * inodes, modes, entries added or gone; no file read: the rule a capture
+ * reuses a recorded entry by) says unchanged since, so a capture now would
+ * give `id`'s listing again (as dd_media_stash relies on). 1 yes, 0 no (a
+ * -v line), -1 (the folder's lock).
+ */
+static int
+media_unchanged(struct dd_repo *repo, const struct dd_profile *p, const struct dd_snapshot *prev, const char *id)
+{
+	char *root = dd_workflow_media_root(repo, p), rec[65] = "";
+	struct dd_media_opts mo;
+	int lock = -1, r, has = 0;
+
+	for (size_t i = 0; i < dd_snapshot_count(prev); i++)
+		has |= dd_stream_attr(dd_snapshot_stream(prev, i), "listing") != NULL;
+	if (!root || !has) {
+		free(root);
+		return 0;
+	}
+	dd_workflow_media_opts(&mo, repo, p, root);
+	if (dd_workflow_media_lock(repo, root, &lock) < 0) {
+		free(root);
+		return -1;
+	}
+	r = dd_media_changed(&mo, rec);
+	dd_unlock_file(lock);
+	if (r == 0 && strcmp(rec, id))
+		r = 1;
+	if (r != 0)
+		dd_debug("incremental: media folder %s %s since snapshot %.12s: it is read", root,
+			 r == DD_MEDIA_NORECORD ? "has no record" : r < 0 ? dd_error_last() : "changed", id);
+	dd_error_clear(); /* an unreadable folder: the capture says why */
+	free(root);
+	return r == 0;
+}
+
+/*
  * The unchanged-database fast path: the working database is recorded as
  * holding the ref's snapshot, taken from it (not restored: a snapshot of a
  * restored copy may come out of another server or pg_dump), its change
@@ -147,9 +186,11 @@ incr_begin(struct incr *in, struct dd_store *st, const struct dd_ref *old, const
  * record says same server, output, options and pg_dump: then a snapshot
  * would be that snapshot again, byte for byte, and is known without
  * pg_dump or a COPY. 1 (stats filled; the snapshot is pushed unless
- * --dump-only), 0 (take the snapshot), -1. Not with a media folder (it is
- * read every time), nor when the previous snapshot holds one the profile
- * no longer has (a snapshot now would leave it out), nor with --full.
+ * --dump-only), 0 (take the snapshot), -1. With a media folder, only when
+ * the folder is unchanged since it last matched that snapshot (its
+ * record's cheap check, media_unchanged); not when the previous snapshot
+ * holds a folder the profile no longer has (a snapshot now would leave it
+ * out), nor with --full.
  */
 static int
 incr_unchanged(struct dd_repo *repo, const struct dd_config *cfg, const struct dd_profile *p, struct dd_store *st,
@@ -166,12 +207,14 @@ incr_unchanged(struct dd_repo *repo, const struct dd_config *cfg, const struct d
 
 	memset(&state, 0, sizeof(state));
 	memset(&rec, 0, sizeof(rec));
-	if (!in->prev || media)
+	if (!in->prev)
 		return 0;
 	/* the previous snapshot holds a media folder this profile no longer has: a new snapshot would not */
-	for (size_t i = 0; i < dd_snapshot_count(in->prev); i++)
+	for (size_t i = 0; !media && i < dd_snapshot_count(in->prev); i++)
 		if (dd_stream_attr(dd_snapshot_stream(in->prev, i), "listing"))
 			return 0;
+	if (media && (r = media_unchanged(repo, p, in->prev, old->snapshot)) != 1)
+		return r;
 	/* what a killed run left behind is dropped first, as dd_pg_snapshot() does when it reads the tables */
 	if (dd_pg_reap_leftovers(repo->statedir, conninfo) < 0) {
 		dd_warn("%s", dd_error_last());
@@ -428,9 +471,10 @@ snapshot_profile(struct dd_repo *repo, const struct dd_config *cfg, const struct
 	r = incr_unchanged(repo, cfg, p, st, old, &in, media, flags, &stats);
 	if (r < 0)
 		goto out;
-	if (r == 1)
+	if (r == 1) {
 		memcpy(id, old->snapshot, DD_ID_HEX_SIZE);
-	else if (dump_to_store(st, repo, cfg, p, source, now, &stats, media, carry, &have_media, &in, id) < 0)
+		have_media = media != NULL; /* the folder holds that snapshot's media (media_unchanged) */
+	} else if (dump_to_store(st, repo, cfg, p, source, now, &stats, media, carry, &have_media, &in, id) < 0)
 		goto out;
 	if (!have_media)
 		media = NULL;

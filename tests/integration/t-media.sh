@@ -52,6 +52,34 @@ make_odd_tree() {
 
 ref_info() { sed -n "s/^$1 //p" .dnadata/refs/clean; }
 
+# The unchanged-database fast path with a media folder (issue 19): the folder's record says it still is what the
+# ref's snapshot holds, so neither a table nor the folder is read (same id, no commit), and that id is what reading
+# everything gives; a changed file makes a new snapshot.
+test_an_unchanged_database_and_folder_keep_the_id_and_a_changed_file_does_not() {
+	setup_media
+	make_odd_tree "$MEDIA"
+	psql_q "$DB" "VACUUM ANALYZE" # no autovacuum ANALYZE between the snapshots (counted as a change)
+	expect_ok git dnadata snapshot
+	local first=$OUT head
+	head=$(git rev-parse HEAD)
+	pg_wait_no_sessions "$DB"
+	expect_ok git dnadata -v snapshot
+	assert_eq "$first" "$OUT" "same id"
+	assert_contains "$ERR" "nothing changed"
+	assert_contains "$ERR" "unchanged since snapshot ${first:0:12}: no table read"
+	assert_not_contains "$ERR" "incremental: media folder"
+	assert_eq "$head" "$(git rev-parse HEAD)" "no commit"
+	pg_wait_no_sessions "$DB"
+	expect_ok git dnadata -v snapshot --full --no-commit
+	assert_eq "$first" "$OUT" "--full reads the folder and gives the same id"
+	printf 'changed\n' >"$MEDIA/deep/er/est/file"
+	pg_wait_no_sessions "$DB"
+	expect_ok git dnadata -v snapshot
+	assert_ne "$first" "$OUT" "a changed file: a new snapshot"
+	assert_contains "$ERR" "/$MEDIA changed since snapshot ${first:0:12}: it is read"
+	assert_ne "$head" "$(git rev-parse HEAD)" "committed"
+}
+
 test_ten_thousand_small_files_and_large_binaries_come_back_exactly() {
 	setup_media
 	local i d
