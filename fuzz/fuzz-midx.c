@@ -47,7 +47,8 @@ named(const struct loaded *f, size_t nf, const uint8_t id[32], const struct dd_m
 			const struct dd_pack_entry *e = &p->e[j];
 			if (memcmp(e->id, id, 32) || e->off != h->off || e->len != h->len || e->type != h->type)
 				continue;
-			if (e->type != DD_OBJ_DELTA || !memcmp(&e->d, &h->d, sizeof(e->d)))
+			if (e->type != DD_OBJ_DELTA || (!memcmp(e->d.base, h->d.base, 32) &&
+							e->d.base_len == h->d.base_len && e->d.depth == h->d.depth))
 				return 1;
 		}
 	}
