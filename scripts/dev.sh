@@ -8,8 +8,8 @@
 # Options (before the verb): --sanitizers builds with ASan + UBSan.
 # --with-sanitizers (test only): the plain build and suite, then a second
 # pass with ASan + UBSan in build-san/ (a copy of the sources, its own
-# build) over the same tests but t-fuzz.sh (its harnesses are built with
-# both sanitizers in either pass); the last line counts both passes.
+# build) over the same tests (by default all but t-fuzz.sh, whose harnesses
+# are built with both sanitizers in either pass); the last line counts both.
 # Installs Debian packages with apt-get (as root, or through sudo) only when
 # they are missing. With CI=true the build uses -Werror.
 set -euo pipefail
