@@ -8,6 +8,8 @@
 #include "config/config.h"
 #include "dnadata.h"
 #include "git/repo.h"
+#include "util/buf.h"
+#include "util/fs.h"
 #include "util/secret.h"
 
 #include <curl/curl.h>
@@ -277,6 +279,12 @@ main(int argc, char **argv)
 	if (!cmd) {
 		rc = report(unknown_command(argv[i]));
 		goto out;
+	}
+	/* what the locks it takes name their holder (a waiting command shows it) */
+	{
+		char *holder = dd_asprintf("git dnadata %s", cmd->name);
+		dd_lock_set_command(holder);
+		free(holder);
 	}
 	rc = report(run_command(cmd, argc - i, argv + i));
 out:

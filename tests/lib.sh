@@ -156,15 +156,16 @@ databases_like() { psql_q postgres "SELECT datname FROM pg_database WHERE datnam
 # records_dir: the folder of the working database's records (.git/dnadata/pg/<key>/).
 records_dir() { dirname "$(ls .git/dnadata/pg/*/working)"; }
 # assert_consistent: every copy record names a database that exists, every database of ours ($DB's
-# templates, spares, stashes) has a record, no switch journal is left, nothing is pending.
+# templates, spares, stashes) has a record, no switch journal is left, nothing is pending. (A record's name
+# ends in its hash: <record>.tmp-XXXXXX, the temporary file of a write a kill cut short, is none.)
 assert_consistent() {
 	local dir recorded ours
 	dir=$(records_dir)
-	recorded=$(cat "$dir"/tmpl-* "$dir"/spare-* "$dir"/stash-* 2>/dev/null | sed -n 's/^name //p' | LC_ALL=C sort)
+	recorded=$(cd "$dir" && ls | grep -E '^(tmpl|spare|stash)-[0-9a-f]+$' | xargs -r cat | sed -n 's/^name //p' | LC_ALL=C sort)
 	ours=$(databases_like "${DB}__dnadata_" | LC_ALL=C sort)
 	assert_eq "$ours" "$recorded" "the records and our databases agree"
 	assert_no_file "$dir/switch"
-	assert_eq "" "$(cd "$dir" && ls | grep pending- || true)" "nothing pending"
+	assert_eq "" "$(cd "$dir" && ls | grep -E "^pending-[0-9]+$" || true)" "nothing pending"
 }
 
 # pg_wait_no_sessions DB: wait (at most 30 s) until no session is connected

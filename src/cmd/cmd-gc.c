@@ -5,19 +5,26 @@
  * snapshot that last needed them), one per stash kept for its edits with
  * the command that drops it, and a summary line. --dry-run prints the same
  * lines with "would", and removes nothing.
+ *
+ * `gc --store [--grace DURATION]`: the store's own gc instead
+ * (workflow/gc-store.c, store/store-gc.c): one line per kind of file and a
+ * summary.
  */
 #include "config/config.h"
 #include "dnadata.h"
 #include "git/repo.h"
 #include "workflow/gc.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 static const char *const usage[] = {
 	"git dnadata gc [--dry-run]",
+	"git dnadata gc --store [--dry-run] [--grace DURATION]",
 	"",
 	"Brings what this machine keeps to speed up switches under the budgets of",
 	"profiles.ini / .git/dnadata/config.ini: [database] cache_budget (local cache",
@@ -27,9 +34,17 @@ static const char *const usage[] = {
 	"dropped first). Never removes what is not in the store yet, the working",
 	"database, or a stash with local edits (it says how to drop one).",
 	"",
+	"With --store: removes from the store what no snapshot needs that a ref file",
+	"names in any commit of any branch, tag or remote-tracking branch (run",
+	"`git fetch --all` first), or that this clone's records name; nothing the",
+	"store got within the grace period (default 24h) is removed, so snapshots",
+	"and pushes running elsewhere are safe. Packs less than half live are",
+	"repacked.",
+	"",
 	"Examples:",
 	"  git dnadata gc --dry-run",
 	"  git dnadata gc",
+	"  git fetch --all && git dnadata gc --store --dry-run",
 	NULL,
 };
 
@@ -127,12 +142,106 @@ print_summary(const struct dd_gc_result *r, int dry)
 	dd_out("\n");
 }
 
+/* "90s", "30m", "24h", "7d", "0": seconds in *out; -1 when it is none of those. */
+static int
+parse_duration(const char *s, int64_t *out)
+{
+	char *end;
+	unsigned long long v;
+	int64_t unit = 1;
+
+	if (!s || *s < '0' || *s > '9')
+		return -1;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno)
+		return -1;
+	if (!strcmp(end, "d"))
+		unit = 86400;
+	else if (!strcmp(end, "h"))
+		unit = 3600;
+	else if (!strcmp(end, "m"))
+		unit = 60;
+	else if (*end && strcmp(end, "s"))
+		return -1;
+	if (v > (1ULL << 40) / (unsigned long long)unit)
+		return -1;
+	*out = (int64_t)v * unit;
+	return 0;
+}
+
+static void
+store_line(const char *verb, const struct dd_store_gc_count *c, const char *one, const char *many, const char *more)
+{
+	char size[32];
+
+	dd_format_bytes(size, sizeof(size), (double)c->bytes);
+	dd_out("%s %" PRIu64 " %s (%s)%s\n", verb, c->files, c->files == 1 ? one : many, size, more);
+}
+
+static void
+print_store(const struct dd_store_gc_summary *s, int dry, const char *grace)
+{
+	const struct dd_store_gc_result *r = &s->res;
+	const char *verb = dry ? "would remove" : "removed";
+	uint64_t gone = r->manifests.bytes + r->indexes.bytes + r->packs.bytes + r->repacked.bytes + r->loose.bytes;
+	uint64_t files = r->manifests.files + r->indexes.files + r->packs.files + r->repacked.files + r->loose.files;
+	char a[32], b[32], more[96];
+
+	dd_out("live: %zu snapshot%s named in %zu commit%s and local records, %" PRIu64 " kept with %" PRIu64
+	       " objects%s\n", s->named, s->named == 1 ? "" : "s", s->commits, s->commits == 1 ? "" : "s",
+	       r->live_snapshots, r->live_objects,
+	       r->missing ? "; some named snapshots are not in the store (never pushed?)" : "");
+	store_line(verb, &r->manifests, "manifest", "manifests", "");
+	store_line(verb, &r->indexes, "index file", "index files", "");
+	store_line(verb, &r->packs, "pack", "packs", " with no live object");
+	store_line(verb, &r->loose, "loose object", "loose objects", "");
+	snprintf(more, sizeof(more), ", their live objects copied first into %" PRIu64 " new file%s",
+		 r->written.files, r->written.files == 1 ? "" : "s");
+	store_line(dry ? "would repack" : "repacked", &r->repacked, "pack", "packs", more);
+	snprintf(more, sizeof(more), " younger than the grace period (%s)", grace);
+	store_line("kept", &r->young, "unneeded file", "unneeded files", more);
+	dd_format_bytes(a, sizeof(a), (double)(gone > r->written.bytes ? gone - r->written.bytes : 0));
+	dd_format_bytes(b, sizeof(b), (double)r->written.bytes);
+	dd_out("gc --store: %s %s (%" PRIu64 " bytes) in %s: %" PRIu64 " file%s removed, %" PRIu64
+	       " written (%s)%s\n", dry ? "would free" : "freed", a,
+	       gone > r->written.bytes ? gone - r->written.bytes : 0, s->url, files, files == 1 ? "" : "s",
+	       r->written.files, b, r->failed ? "; some removals failed (warned above): run gc --store again" : "");
+}
+
+static int
+gc_store(struct dd_repo *repo, struct dd_config *cfg, int dry, const char *grace)
+{
+	struct dd_store_gc_opts o = { .grace = 86400, .repack_below = 50, .dry_run = dry };
+	struct dd_store_gc_summary s;
+	int rc = -1;
+
+	memset(&s, 0, sizeof(s));
+	if (grace && parse_duration(grace, &o.grace) < 0)
+		return dd_usage_error("gc", "--grace takes a duration such as 24h, 90m or 7d ('%s' given)", grace);
+	if (dd_workflow_store_gc(repo, cfg, &o, &s) < 0)
+		goto out;
+	print_store(&s, dry, grace ? grace : "24h");
+	if (fflush(stdout) != 0) {
+		dd_error_errno("cannot write the report");
+		goto out;
+	}
+	rc = 0;
+out:
+	dd_store_gc_summary_release(&s);
+	return rc;
+}
+
 static int
 cmd_gc(int argc, char **argv)
 {
-	int dry = 0, rc = -1;
+	int dry = 0, store = 0, rc = -1;
+	const char *grace = NULL;
 	const struct dd_option opts[] = {
 		{ DD_OPT_BOOL, 'n', "dry-run", &dry, NULL, "print what would be removed and the space it frees; remove nothing" },
+		{ DD_OPT_BOOL, 0, "store", &store, NULL, "gc the store itself (not this machine's cache and copies)" },
+		{ DD_OPT_STRING, 0, "grace", &grace, "DURATION",
+		  "with --store: keep whatever the store got within this time (default 24h)" },
 		DD_OPT_END_MARK,
 	};
 	struct dd_repo *repo = NULL;
@@ -144,9 +253,15 @@ cmd_gc(int argc, char **argv)
 		return n;
 	if (n > 0)
 		return dd_usage_error("gc", "gc takes no arguments ('%s' given)", argv[0]);
+	if (grace && !store)
+		return dd_usage_error("gc", "--grace goes with --store");
 	memset(&res, 0, sizeof(res));
 	if (dd_config_open(&repo, &cfg) < 0)
 		return -1;
+	if (store) {
+		rc = gc_store(repo, cfg, dry, grace);
+		goto out;
+	}
 	if (dd_workflow_gc(repo, cfg, dry ? DD_GC_DRY_RUN : 0, &res) < 0)
 		goto out;
 	for (size_t i = 0; i < res.nactions; i++) {
@@ -171,4 +286,5 @@ out:
 	return rc;
 }
 
-const struct dd_command dd_cmd_gc = { "gc", "enforce cache_budget and stash_keep on this machine", cmd_gc };
+const struct dd_command dd_cmd_gc = { "gc", "enforce cache_budget and stash_keep on this machine; --store: gc the store",
+				       cmd_gc };

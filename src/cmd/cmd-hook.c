@@ -336,6 +336,15 @@ cmd_hook(int argc, char **argv)
 		return dd_usage_error("hook", "which hook? (post-checkout, post-merge, post-rewrite or pre-push)");
 	}
 	name = argv[1];
+	if (!strcmp(name, "post-checkout") || !strcmp(name, "post-merge") || !strcmp(name, "post-rewrite") ||
+	    !strcmp(name, "pre-push")) {
+		char *holder = dd_asprintf("git dnadata hook %s", name);
+		dd_lock_set_command(holder);
+		free(holder);
+		/* a lock held by another command makes a post-* hook skip with one line: it never blocks git */
+		if (strcmp(name, "pre-push"))
+			dd_lock_never_wait();
+	}
 	if (!strcmp(name, "post-checkout"))
 		return argc >= 5 && !strcmp(argv[4], "1") ? hook_switch(1) : 0; /* a file checkout: nothing to do */
 	if (!strcmp(name, "post-merge") || !strcmp(name, "post-rewrite"))

@@ -404,7 +404,7 @@ lock_and_read_index(struct job *j)
 		return -1;
 	j->lock_path = dd_asprintf("%s.lock", j->index_path);
 	j->tmp_path = dd_asprintf("%s.dnadata", j->index_path);
-	if (dd_lock_git_file(j->repo, j->lock_path, "the git index", &j->index_lock) < 0)
+	if (dd_lock_git_file_ours(j->repo, j->lock_path, "the git index", &j->index_lock) < 0)
 		return -1;
 	/* left by a process killed while it held the lock: ours now */
 	tmp_lock = dd_asprintf("%s.lock", j->tmp_path);
@@ -626,6 +626,7 @@ write_index_lock(struct job *j)
 {
 	if (git_index_write(j->index) < 0)
 		return dd_error_git("cannot write the git index");
+	dd_lock_ours_next(j->lock_path, j->tmp_path); /* still known as ours once it is the lock */
 	if (rename(j->tmp_path, j->lock_path) < 0)
 		return dd_error_errno("cannot write the git index %s", dd_repo_display_path(j->repo, j->lock_path));
 	return 0;
@@ -700,6 +701,8 @@ release(struct job *j)
 		unlink(j->lock_path);
 		close(j->index_lock);
 	}
+	if (j->lock_path)
+		dd_lock_ours_release(j->lock_path);
 	dd_unlock_commits(j->commit_lock);
 	for (size_t i = 0; i < j->n; i++)
 		dd_buf_release(&j->saved[i].old);

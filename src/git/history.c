@@ -476,3 +476,160 @@ dd_history_each_named(const struct dd_repo *repo, int (*fn)(const struct dd_hist
 	named_trees_free(trees, ntrees);
 	return rc;
 }
+
+/* ---- every commit (the store's gc) ---- */
+
+/* Tree ids already read, sorted: each distinct .dnadata/refs tree is parsed once. */
+struct oidset {
+	git_oid *v;
+	size_t n, cap;
+};
+
+/* 1 when `oid` was not in the set (added now), 0 when it was. */
+static int
+oidset_add(struct oidset *s, const git_oid *oid)
+{
+	size_t lo = 0, hi = s->n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = git_oid_cmp(&s->v[mid], oid);
+		if (c == 0)
+			return 0;
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (s->n == s->cap) {
+		s->cap = s->cap ? 2 * s->cap : 64;
+		s->v = dd_realloc(s->v, s->cap * sizeof(*s->v));
+	}
+	memmove(&s->v[lo + 1], &s->v[lo], (s->n - lo) * sizeof(*s->v));
+	git_oid_cpy(&s->v[lo], oid);
+	s->n++;
+	return 1;
+}
+
+/* A ref file that does not parse: keep any snapshot it still names (`snapshot <64 hex>` at a line's start). */
+static void
+salvage_ids(char ***ids, size_t *n, const char *p, size_t len)
+{
+	for (size_t i = 0; i + 9 + 64 <= len; i++) {
+		if ((i > 0 && p[i - 1] != '\n') || memcmp(p + i, "snapshot ", 9))
+			continue;
+		char id[65];
+		size_t k;
+		for (k = 0; k < 64 && strchr("0123456789abcdef", p[i + 9 + k]) && p[i + 9 + k]; k++)
+			id[k] = p[i + 9 + k];
+		if (k < 64)
+			continue;
+		id[64] = '\0';
+		dd_ref_ids_add(ids, n, id);
+	}
+}
+
+static int
+add_tree_ids(char ***ids, size_t *n, const struct dd_repo *repo, git_tree *tree)
+{
+	for (size_t i = 0; i < git_tree_entrycount(tree); i++) {
+		const git_tree_entry *e = git_tree_entry_byindex(tree, i);
+		git_blob *blob = NULL;
+		struct dd_ref *ref = NULL;
+		const char *p;
+		size_t len;
+
+		if (git_tree_entry_type(e) != GIT_OBJECT_BLOB || git_tree_entry_name(e)[0] == '.')
+			continue;
+		if (git_blob_lookup(&blob, repo->git, git_tree_entry_id(e)) < 0)
+			return dd_error_git("a ref file of .dnadata/refs");
+		p = git_blob_rawcontent(blob);
+		len = (size_t)git_blob_rawsize(blob);
+		if (dd_ref_parse(&ref, p, len, git_tree_entry_name(e)) == 0) {
+			if (ref->snapshot[0] && !dd_ref_is_inline(ref))
+				dd_ref_ids_add(ids, n, ref->snapshot);
+		} else {
+			dd_error_clear();
+			salvage_ids(ids, n, p, len);
+		}
+		dd_ref_free(ref);
+		git_blob_free(blob);
+	}
+	return 0;
+}
+
+/* The HEAD of every linked worktree (a detached one names commits no ref does); one that cannot be read adds nothing. */
+static void
+push_worktree_heads(git_revwalk *walk, const struct dd_repo *repo)
+{
+	git_strarray names = { 0 };
+
+	if (git_worktree_list(&names, repo->git) < 0) {
+		git_error_clear();
+		return;
+	}
+	for (size_t i = 0; i < names.count; i++) {
+		git_worktree *wt = NULL;
+		git_repository *wr = NULL;
+		git_oid oid;
+		if (git_worktree_lookup(&wt, repo->git, names.strings[i]) == 0 &&
+		    git_repository_open_from_worktree(&wr, wt) == 0 && git_reference_name_to_id(&oid, wr, "HEAD") == 0)
+			(void)git_revwalk_push(walk, &oid);
+		git_error_clear();
+		git_repository_free(wr);
+		git_worktree_free(wt);
+	}
+	git_strarray_dispose(&names);
+}
+
+int
+dd_history_ids_reachable(char ***ids, size_t *n, const struct dd_repo *repo, size_t *ncommits)
+{
+	git_revwalk *walk = NULL;
+	struct oidset seen = { 0 };
+	git_oid oid;
+	size_t count = 0;
+	int rc = -1, err;
+
+	if (git_revwalk_new(&walk, repo->git) < 0 || git_revwalk_push_glob(walk, "*") < 0) {
+		dd_error_git("walking the history of every ref");
+		goto out;
+	}
+	err = git_revwalk_push_head(walk);
+	if (err < 0 && err != GIT_EUNBORNBRANCH && err != GIT_ENOTFOUND) {
+		dd_error_git("walking the history of HEAD");
+		goto out;
+	}
+	git_error_clear();
+	push_worktree_heads(walk, repo);
+	while ((err = git_revwalk_next(&oid, walk)) == 0) {
+		git_commit *c = NULL;
+		git_tree *tree = NULL;
+		int r;
+		count++;
+		if (git_commit_lookup(&c, repo->git, &oid) < 0) {
+			dd_error_git("reading a commit");
+			goto out;
+		}
+		r = commit_refs_tree(&tree, repo, c);
+		git_commit_free(c);
+		if (r < 0)
+			goto out;
+		if (tree && oidset_add(&seen, git_tree_id(tree)))
+			r = add_tree_ids(ids, n, repo, tree);
+		git_tree_free(tree);
+		if (r < 0)
+			goto out;
+	}
+	if (err != GIT_ITEROVER) {
+		dd_error_git("walking the history");
+		goto out;
+	}
+	if (ncommits)
+		*ncommits = count;
+	rc = 0;
+out:
+	free(seen.v);
+	git_revwalk_free(walk);
+	return rc;
+}

@@ -23,6 +23,17 @@ int dd_history_ids_all(char ***ids, size_t *n, const struct dd_repo *repo, const
 		       size_t nprofiles);
 
 /*
+ * For the store's gc: add the snapshot id of every ref file under
+ * .dnadata/refs/ in every commit reachable from any ref of the repository
+ * (refs/heads, refs/tags, refs/remotes and the rest under refs/) and from
+ * HEAD. Generous by design: each distinct .dnadata/refs tree is read once;
+ * a ref file that does not parse still gives any `snapshot <64 hex>` line
+ * it holds; inline profiles' refs name nothing in the store and are left
+ * out. *ncommits (may be NULL) gets how many commits were walked.
+ */
+int dd_history_ids_reachable(char ***ids, size_t *n, const struct dd_repo *repo, size_t *ncommits);
+
+/*
  * For the pre-push hook: add the snapshot id of every ref file under
  * .dnadata/refs/ added or changed (against each parent; a root commit: every
  * one) in the commits reachable from `tip` and not from what the remote is

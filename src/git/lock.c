@@ -3,12 +3,14 @@
 #include "git/repo.h"
 #include "util/buf.h"
 #include "util/err.h"
+#include "util/log.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -97,6 +99,92 @@ dd_lock_git_file(const struct dd_repo *repo, const char *path, const char *what,
 	}
 }
 
+/* <path>.dnadata (k = 0) or <path>.dnadata2 (k = 1): the other names of our lock file. Caller frees. */
+static char *
+own_name(const char *path, int k)
+{
+	return dd_asprintf("%s.dnadata%s", path, k ? "2" : "");
+}
+
+static int
+same_file(const char *a, const char *b)
+{
+	struct stat sa, sb;
+
+	return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
+/* Our lock at `path`, left by a killed git-dnadata process, is removed; its other names go either way. */
+static void
+drop_stale_own(const struct dd_repo *repo, const char *path)
+{
+	for (int k = 0; k < 2; k++) {
+		char *own = own_name(path, k);
+		if (same_file(path, own) && unlink(path) == 0)
+			dd_warn("removed %s, left by a git dnadata process killed while it committed",
+				dd_repo_display_path(repo, path));
+		free(own);
+	}
+	dd_lock_ours_release(path);
+}
+
+int
+dd_lock_git_file_ours(const struct dd_repo *repo, const char *path, const char *what, int *fd)
+{
+	char *own = own_name(path, 0);
+	struct timespec start;
+	unsigned step = 0;
+	int rc = -1;
+
+	drop_stale_own(repo, path);
+	*fd = open(own, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+	if (*fd < 0) {
+		dd_error_errno("cannot create %s", dd_repo_display_path(repo, own));
+		goto out;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	while (link(own, path) < 0) {
+		if (errno != EEXIST) { /* no hard links here: a lock file as git makes it */
+			close(*fd);
+			unlink(own);
+			rc = dd_lock_git_file(repo, path, what, fd);
+			goto out;
+		}
+		if (!backoff(&start, &step)) {
+			close(*fd);
+			*fd = -1;
+			unlink(own);
+			dd_lock_error(repo, path, what);
+			goto out;
+		}
+	}
+	rc = 0;
+out:
+	free(own);
+	return rc;
+}
+
+void
+dd_lock_ours_next(const char *path, const char *next)
+{
+	char *own = own_name(path, 1);
+
+	unlink(own);
+	if (link(next, own) < 0)
+		unlink(own);
+	free(own);
+}
+
+void
+dd_lock_ours_release(const char *path)
+{
+	for (int k = 0; k < 2; k++) {
+		char *own = own_name(path, k);
+		unlink(own);
+		free(own);
+	}
+}
+
 int
 dd_lock_wait_free(const struct dd_repo *repo, const char *path, const char *what)
 {
@@ -164,6 +252,7 @@ dd_lock_check_git(const struct dd_repo *repo)
 	if (dd_lock_index_path(repo, &index) < 0 || dd_lock_head_ref(repo, &ref, &ref_lock) < 0)
 		goto out;
 	index_lock = dd_asprintf("%s.lock", index);
+	drop_stale_own(repo, index_lock);
 	if (dd_lock_wait_free(repo, index_lock, "the git index") < 0 || dd_lock_wait_free(repo, ref_lock, ref) < 0)
 		goto out;
 	rc = 0;

@@ -14,6 +14,14 @@
  *    by default; an editor's background `git status` holds index.lock for a
  *    few milliseconds), then reported by name: a lock left by a crashed git
  *    process stays until someone removes it, and only a person can tell.
+ *    Except our own: the index lock our commits take is made as
+ *    <lock>.dnadata first and linked to its name, and the new index that
+ *    replaces its contents is linked as <lock>.dnadata2 before it does, so a
+ *    lock file that is one file with either was left by a git-dnadata
+ *    process killed while it committed (none holds it: we hold the commit
+ *    lock), and is removed with a warning. git never writes through those
+ *    names. HEAD's ref lock, which libgit2 holds for microseconds, is not
+ *    told apart.
  */
 #ifndef DD_GIT_LOCK_H
 #define DD_GIT_LOCK_H
@@ -30,6 +38,20 @@ void dd_unlock_commits(int fd);
  * process (<path> exists)" with a hint to remove a stale one.
  */
 int dd_lock_git_file(const struct dd_repo *repo, const char *path, const char *what, int *fd);
+
+/*
+ * dd_lock_git_file for our commits' index lock (the caller holds the commit
+ * lock): made as <path>.dnadata and linked to `path`, after removing a lock
+ * of ours a killed process left (see the top). A file system without hard
+ * links gets a lock file as dd_lock_git_file makes it.
+ */
+int dd_lock_git_file_ours(const struct dd_repo *repo, const char *path, const char *what, int *fd);
+
+/* `next`, about to be renamed onto our lock `path`, is linked as <path>.dnadata2 first (best effort). */
+void dd_lock_ours_next(const char *path, const char *next);
+
+/* Once our lock `path` is released (removed or renamed): its other names go. */
+void dd_lock_ours_release(const char *path);
 
 /* Wait briefly for a git lock file to go; -1 with the error above if it stays. */
 int dd_lock_wait_free(const struct dd_repo *repo, const char *path, const char *what);

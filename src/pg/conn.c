@@ -381,9 +381,20 @@ dd_pg_error(PGconn *c, const PGresult *res)
 		msg = res && *PQresultErrorMessage(res) ? PQresultErrorMessage(res) : PQerrorMessage(c);
 	if (!msg || !*msg)
 		msg = "unknown error";
+	if (c && PQstatus(c) == CONNECTION_BAD && !detail) {
+		/* libpq's own lines ("server closed the connection unexpectedly\n\tThis probably means ..."): the first */
+		dd_error("the server ended the session: %.*s", (int)strcspn(msg, "\n"), msg);
+		dd_hint("PostgreSQL restarted, crashed or was stopped meanwhile: run the command again once it is up");
+		return -1;
+	}
 	if (detail)
-		return dd_error("%s (%s)", msg, detail);
-	return dd_error("%s", msg);
+		dd_error("%s (%s)", msg, detail);
+	else
+		dd_error("%s", msg);
+	if (!strcmp(dd_pg_sqlstate(res), "53100")) /* disk_full */
+		dd_hint("the database server's disk is full (where the database or its tablespace lives): free some "
+			"space there and run the command again; nothing was changed");
+	return -1;
 }
 
 int

@@ -155,28 +155,105 @@ begin_in_snapshot(PGconn *c, const char *snapshot_id, const char *lock_timeout)
 /* Where a stream being written stands, for the samples of the new record. */
 struct sampler {
 	uint64_t off, ord, last; /* bytes and rows written so far; offset of the last sample */
+	size_t hint;             /* the previous record's next sample to find again (hint_row) */
 };
 
 #define SAMPLE_EVERY (256 * 1024)
+
+/*
+ * Field `pos` (0 first) of COPY text row [row, end) (its '\n' may be
+ * left out): *f and *flen. 0, or -1 when the row has fewer fields. The
+ * samples, the delta hints and the markers merge all cut key fields with
+ * it (a raw tab or newline only ever separates fields or rows).
+ */
+static int
+row_field(const char *row, const char *end, int pos, const char **f, size_t *flen)
+{
+	const char *p = row, *e;
+
+	for (int i = 0; i < pos; i++) {
+		const char *tab = memchr(p, '\t', (size_t)(end - p));
+		if (!tab)
+			return -1;
+		p = tab + 1;
+	}
+	for (e = p; e < end && *e != '\t' && *e != '\n'; e++)
+		;
+	*f = p;
+	*flen = (size_t)(e - p);
+	return 0;
+}
+
+/* The one-column key's field of COPY row `row` (escapes kept): its length (0 when missing), with *f at its start. */
+static size_t
+row_key(const struct item *it, const char *row, size_t len, const char **f)
+{
+	size_t flen;
+
+	if (row_field(row, row + len, it->key_pos, f, &flen) < 0) {
+		*f = row + len;
+		return 0;
+	}
+	return flen;
+}
+
+/* Before a row with key field `key` goes out: a sample of it when SAMPLE_EVERY bytes passed since the last one. */
+static void
+sample_key(struct item *it, struct sampler *sm, const char *key, size_t len)
+{
+	if (!it->rec || it->key_pos < 0 || sm->off == 0 || sm->off - sm->last < SAMPLE_EVERY)
+		return;
+	if (len == 0 || len > DD_PG_INCR_MAX_KEY)
+		return; /* an empty key (text '') is no bound, nor one too long for the record: the next row is */
+	dd_pg_incr_add_sample(it->rec, sm->off, sm->ord, key, len);
+	sm->last = sm->off;
+}
 
 /* Before row `row` goes out: a sample of it when SAMPLE_EVERY bytes passed since the last one. */
 static void
 sample_row(struct item *it, struct sampler *sm, const char *row, size_t len)
 {
-	const char *f = row, *end = row + len, *e;
+	const char *f;
+	size_t flen;
 
 	if (!it->rec || it->key_pos < 0 || sm->off == 0 || sm->off - sm->last < SAMPLE_EVERY)
 		return;
-	for (int i = 0; i < it->key_pos && f < end; i++) {
-		const char *tab = memchr(f, '\t', (size_t)(end - f));
-		f = tab ? tab + 1 : end;
+	flen = row_key(it, row, len, &f);
+	sample_key(it, sm, f, flen);
+}
+
+/*
+ * Before row `row` goes out: is it the row of one of the previous record's
+ * next samples (its key, compared for equality only)? Then tell the writer
+ * where that row was in the previous stream, so the chunks from here take
+ * their delta bases from the same rows (dd_stream_align_previous: without
+ * it, a full read after scattered edits drifts by every row's growth and
+ * picks bases further and further off). A sample row deleted since is
+ * passed over by ordinal; a wrong guess costs bytes, never correctness.
+ */
+#define HINT_AHEAD 3
+static void
+hint_row(const struct item *it, struct sampler *sm, struct dd_stream_writer *w, const char *row, size_t len)
+{
+	const struct dd_pg_incr_table *pt = it->prec;
+	const char *f;
+	size_t flen;
+
+	if (!pt || it->key_pos < 0)
+		return;
+	while (sm->hint + HINT_AHEAD < pt->nsamples && sm->ord > pt->samples[sm->hint + HINT_AHEAD].ord)
+		sm->hint++;
+	if (sm->hint >= pt->nsamples)
+		return;
+	flen = row_key(it, row, len, &f);
+	for (size_t k = sm->hint; k < pt->nsamples && k <= sm->hint + HINT_AHEAD; k++) {
+		const char *key = pt->samples[k].key;
+		if (strncmp(key, f, flen) == 0 && key[flen] == '\0') {
+			dd_stream_align_previous(w, sm->off, pt->samples[k].off);
+			sm->hint = k + 1;
+			return;
+		}
 	}
-	for (e = f; e < end && *e != '\t' && *e != '\n'; e++)
-		;
-	if (e == f || f >= end || (size_t)(e - f) > DD_PG_INCR_MAX_KEY)
-		return; /* an empty key (text '') is no bound, nor one too long for the record: the next row is */
-	dd_pg_incr_add_sample(it->rec, sm->off, sm->ord, f, (size_t)(e - f));
-	sm->last = sm->off;
 }
 
 /* Run COPY `sql` and write its rows to `w` (batched), sampling as they go. */
@@ -199,6 +276,7 @@ copy_rows(PGconn *c, struct pool *p, struct item *it, struct dd_stream_writer *w
 	dd_buf_grow(&batch, BATCH);
 	while ((n = PQgetCopyData(c, &row, 0)) > 0) {
 		sample_row(it, sm, row, (size_t)n);
+		hint_row(it, sm, w, row, (size_t)n);
 		dd_buf_put(&batch, row, (size_t)n);
 		PQfreemem(row);
 		row = NULL;
@@ -272,6 +350,7 @@ rec_reset(struct item *it)
 struct seg {
 	uint64_t off, len, ord, rows;
 	int64_t now, changed;
+	int how;              /* SEG_SAME, SEG_MARKERS, SEG_RANGE (copy_ranges) */
 };
 
 /* A COPY text field's value (backslash escapes undone). */
@@ -410,8 +489,26 @@ write_unchanged(struct pool *p, struct item *it, struct dd_stream_writer *w, con
 	count_bytes(p, it, (size_t)len);
 	sm->off += len;
 	sm->ord += rows;
+	sm->hint = j; /* the next run starts at the row of sample j */
 	it->rows += rows;
 	return 0;
+}
+
+/*
+ * " WHERE <rows of segments [i, j] by key value>" (the bounds are samples
+ * i - 1 and j), or "" for the whole table. The range COPY and the markers
+ * query select with it.
+ */
+static char *
+range_where(const struct item *it, size_t i, size_t j, size_t n)
+{
+	char *lo = i ? key_literal(it, i - 1) : NULL, *hi = j + 1 < n ? key_literal(it, j) : NULL, *out;
+
+	out = dd_asprintf("%s%s%s%s%s%s%s%s", lo || hi ? " WHERE " : "", lo ? it->pk : "", lo ? " >= " : "",
+			  lo ? lo : "", lo && hi ? " AND " : "", hi ? it->pk : "", hi ? " < " : "", hi ? hi : "");
+	free(lo);
+	free(hi);
+	return out;
 }
 
 /* Segments [i, j], changed: a COPY of their key range; its rows must be those the detection counted. */
@@ -419,20 +516,14 @@ static int
 write_changed(PGconn *c, struct pool *p, struct item *it, struct dd_stream_writer *w, const struct seg *sg,
 	      size_t i, size_t j, size_t n, struct sampler *sm, char **why)
 {
-	char *lo = i ? key_literal(it, i - 1) : NULL, *hi = j + 1 < n ? key_literal(it, j) : NULL, *sql;
+	char *where = range_where(it, i, j, n), *sql;
 	uint64_t rows = 0;
 	int64_t want = 0;
 	int rc;
 
 	for (size_t k = i; k <= j; k++)
 		want += sg[k].now;
-	sql = dd_asprintf("COPY (SELECT %s FROM ONLY %s WHERE %s%s%s%s%s%s%s ORDER BY %s) TO STDOUT", it->cols,
-			  it->qtable, lo ? it->pk : "", lo ? " >= " : "", lo ? lo : "", lo && hi ? " AND " : "",
-			  hi ? it->pk : "", hi ? " < " : "", hi ? hi : "", it->pk);
-	if (!lo && !hi) {
-		free(sql);
-		sql = dd_asprintf("COPY (SELECT %s FROM ONLY %s ORDER BY %s) TO STDOUT", it->cols, it->qtable, it->pk);
-	}
+	sql = dd_asprintf("COPY (SELECT %s FROM ONLY %s%s ORDER BY %s) TO STDOUT", it->cols, it->qtable, where, it->pk);
 	rc = copy_rows(c, p, it, w, sql, sm, &rows);
 	if (rc == 0 && (int64_t)rows != want) {
 		*why = dd_asprintf("range %zu-%zu has %" PRIu64 " rows, the detection counted %" PRId64, i, j, rows, want);
@@ -440,8 +531,302 @@ write_changed(PGconn *c, struct pool *p, struct item *it, struct dd_stream_write
 	}
 	it->rows += rows;
 	free(sql);
-	free(lo);
-	free(hi);
+	free(where);
+	return rc;
+}
+
+/*
+ * ---- markers: a changed run in which few rows changed (issue 19) ----
+ *
+ * The server sends, in key order, per row whether it changed since the
+ * previous snapshot (detect's test), its key, and its columns only when
+ * it changed:
+ *   COPY (SELECT <changed>, <pk>, CASE WHEN <changed> THEN c1 END, ...
+ *         FROM ONLY t WHERE <the run's key range> ORDER BY <pk>)
+ * (CASE leaves an unchanged row's columns alone: no output function, no
+ * detoasting). An unchanged row was in the previous stream with the same
+ * text (detect's proof sketch), in the same run (its key is in the run's
+ * range): its bytes are spliced from there, found by walking the run's
+ * previous rows and comparing key fields for equality only (a key is
+ * unique and prints one way, so one previous row has that text; rows
+ * passed over were deleted or updated). A changed row's columns are its
+ * COPY line: the same columns, the same output functions (CASE gives a
+ * domain's base type, whose output function the domain has). A key not
+ * found, counts that differ from the detection's, a run that does not
+ * start and end at row boundaries: the table is read whole.
+ */
+
+/* The markers query's select list after the flag: "<pk>, CASE WHEN <changed> THEN <c> END, ..." per column. */
+static char *
+markers_list(const struct item *it, const char *changed)
+{
+	struct dd_buf b = DD_BUF_INIT;
+	const char *s = it->cols, *q;
+
+	dd_buf_puts(&b, it->pk);
+	while (*s) { /* it->cols: quote_ident()s joined by ", " */
+		q = s;
+		if (*q == '"') {
+			for (q++; *q && !(*q == '"' && q[1] != '"'); q += *q == '"' ? 2 : 1)
+				;
+			if (*q++ != '"')
+				break;
+		} else {
+			while (*q && *q != ',')
+				q++;
+		}
+		dd_buf_printf(&b, ", CASE WHEN %s THEN %.*s END", changed, (int)(q - s), s);
+		if (*q && (q[0] != ',' || q[1] != ' '))
+			break;
+		s = *q ? q + 2 : q;
+	}
+	if (*s || !*it->cols) {
+		dd_buf_release(&b);
+		return NULL;
+	}
+	return dd_buf_detach(&b, NULL);
+}
+
+/* The previous stream's rows of a run, in order. */
+struct walker {
+	struct dd_stream_writer *w;
+	uint64_t pos, end;  /* the next row starts at pos; the run ends at end */
+	uint64_t rows;      /* rows walked */
+	uint64_t at;        /* the current row: its offset, bytes (through its '\n'), length */
+	const char *row;    /* in the writer's view of the previous chunk, or in `joined` (valid until the next call) */
+	size_t len;
+	struct dd_buf joined; /* a row that spans chunks, put together */
+};
+
+/* A chunk of the previous stream gone (DD_NOTFOUND): 1 with *why (read the table whole); else r. */
+static int
+gone(int r, char **why)
+{
+	if (r != DD_NOTFOUND)
+		return r;
+	*why = dd_strdup(dd_error_last() ? dd_error_last() : "a chunk of the previous stream is gone");
+	dd_error_clear();
+	return 1;
+}
+
+/* The next row of the run: 1 (k->row), 0 past its end, 2 (*why: read the table whole), -1. */
+static int
+walk_row(struct walker *k, char **why)
+{
+	const char *p, *nl;
+	uint64_t at = k->pos;
+	size_t n;
+	int r;
+
+	if (k->pos >= k->end)
+		return 0;
+	dd_buf_clear(&k->joined);
+	for (;;) {
+		if ((r = dd_stream_previous_view(k->w, at, &p, &n)) != 0)
+			return gone(r, why) == 1 ? 2 : -1;
+		if (n > k->end - at)
+			n = (size_t)(k->end - at);
+		if ((nl = memchr(p, '\n', n)))
+			break;
+		dd_buf_put(&k->joined, p, n);
+		at += n;
+		if (at >= k->end) {
+			*why = dd_strdup("the last row of a key range runs past its end in the previous stream");
+			return 2;
+		}
+	}
+	if (k->joined.len) {
+		dd_buf_put(&k->joined, p, (size_t)(nl + 1 - p));
+		k->row = k->joined.ptr, k->len = k->joined.len;
+	} else {
+		k->row = p, k->len = (size_t)(nl + 1 - p);
+	}
+	k->at = k->pos;
+	k->pos += k->len;
+	k->rows++;
+	return 1;
+}
+
+/* Where the markers merge of a run stands. */
+struct merge {
+	struct walker k;
+	uint64_t a, b;        /* previous bytes [a, b) to append (unchanged rows in a row), not yet written */
+	uint64_t rows, changed; /* markers rows, changed ones */
+	char *why;            /* the first mismatch: the rest of the COPY is drained, the table read whole */
+};
+
+static int
+merge_flush(struct pool *p, struct item *it, struct dd_stream_writer *w, struct merge *m)
+{
+	int r;
+
+	if (m->a == m->b)
+		return 0;
+	if ((r = dd_stream_write_previous(w, m->a, m->b - m->a)) != 0)
+		return gone(r, &m->why);
+	count_bytes(p, it, (size_t)(m->b - m->a));
+	m->a = m->b;
+	return 0;
+}
+
+/* Markers row [row, row + n) (through its '\n'): its bytes out, new or from the previous stream. 0, 1 (m->why), -1. */
+static int
+merge_row(struct pool *p, struct item *it, struct dd_stream_writer *w, struct merge *m, struct sampler *sm,
+	  const char *row, size_t n)
+{
+	const char *end = row + n, *key, *f;
+	size_t klen, flen, len;
+	int r;
+
+	if (n < 3 || (row[0] != 't' && row[0] != 'f') || row[1] != '\t' || row[n - 1] != '\n' ||
+	    row_field(row, end - 1, 1, &key, &klen) < 0 || key + klen >= end - 1 || key[klen] != '\t') {
+		m->why = dd_strdup("the markers query returned an unexpected row");
+		return 1;
+	}
+	len = (size_t)(end - (key + klen + 1)); /* a changed row's COPY line */
+	m->rows++;
+	if (row[0] == 't') {
+		m->changed++;
+		if ((r = merge_flush(p, it, w, m)) != 0)
+			return r;
+		sample_key(it, sm, key, klen);
+		if (dd_stream_write(w, key + klen + 1, len) < 0)
+			return -1;
+		count_bytes(p, it, len);
+		m->a = m->b = UINT64_MAX;
+	} else {
+		for (;;) { /* the previous row with this key; those before it were deleted or updated */
+			if ((r = walk_row(&m->k, &m->why)) != 1) {
+				if (r == 0)
+					m->why = dd_strdup("an unchanged row is not in the previous stream's key range");
+				return r < 0 ? -1 : 1;
+			}
+			flen = row_key(it, m->k.row, m->k.len - 1, &f);
+			if (flen == klen && !memcmp(f, key, klen))
+				break;
+		}
+		len = m->k.len;
+		sample_key(it, sm, key, klen);
+		if (m->k.at != m->b && (r = merge_flush(p, it, w, m)) != 0)
+			return r;
+		if (m->k.at != m->b)
+			m->a = m->k.at;
+		m->b = m->k.at + m->k.len;
+	}
+	sm->off += len;
+	sm->ord++;
+	it->rows++;
+	return 0;
+}
+
+/* Read the markers COPY `sql` through merge_row (after a mismatch, the rest is drained: the session goes on). */
+static int
+merge_copy(PGconn *c, struct pool *p, struct item *it, struct dd_stream_writer *w, struct merge *m,
+	   struct sampler *sm, const char *sql)
+{
+	PGresult *res = PQexec(c, sql);
+	char *row = NULL;
+	uint64_t seen = 0;
+	int rc = -1, n, r = 0;
+
+	if (PQresultStatus(res) != PGRES_COPY_OUT) {
+		dd_pg_error(c, res);
+		goto out;
+	}
+	PQclear(res);
+	res = NULL;
+	while ((n = PQgetCopyData(c, &row, 0)) > 0) {
+		if (!m->why)
+			r = merge_row(p, it, w, m, sm, row, (size_t)n);
+		PQfreemem(row);
+		row = NULL;
+		if (r < 0)
+			goto out; /* the connection is closed by the caller after a failure */
+		if ((++seen & 0xffff) == 0 && dd_pg_workers_stopped(&p->w)) {
+			dd_error(dd_pg_interrupted() ? "interrupted" : "stopped");
+			goto out;
+		}
+	}
+	if (n == -2) {
+		dd_pg_error(c, NULL);
+		goto out;
+	}
+	res = PQgetResult(c);
+	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+		dd_pg_error(c, res);
+		goto out;
+	}
+	rc = 0;
+out:
+	PQclear(res);
+	return rc;
+}
+
+/*
+ * Segments [i, j], changed, few rows of them: the markers merge (above).
+ * 0, 1 (*why: read the table whole; the stream is aborted), -1.
+ */
+static int
+write_marked(PGconn *c, struct pool *p, struct item *it, struct dd_stream_writer *w, const struct seg *sg,
+	     size_t i, size_t j, size_t n, struct sampler *sm, char **why)
+{
+	char *changed = dd_asprintf("age(xmin) <= (SELECT age('%" PRIu64 "'::xid))", it->xid_lo);
+	char *list = markers_list(it, changed), *where = range_where(it, i, j, n), *sql = NULL;
+	struct merge m = { .a = UINT64_MAX, .b = UINT64_MAX };
+	uint64_t want = 0, want_changed = 0, prev_rows = 0;
+	const char *before;
+	size_t blen;
+	int rc = 1, r = 0;
+
+	for (size_t k = i; k <= j; k++) {
+		want += (uint64_t)sg[k].now;
+		want_changed += (uint64_t)sg[k].changed;
+		prev_rows += sg[k].rows;
+	}
+	m.k.w = w;
+	m.k.pos = sg[i].off;
+	m.k.end = sg[j].off + sg[j].len;
+	if (!list) {
+		m.why = dd_strdup("its column list is not understood"); /* plan_ranges checked it: a BUG */
+		goto out;
+	}
+	/* the run starts at a row (COPY text: a raw '\n' only ends one) */
+	if (m.k.pos && (r = dd_stream_previous_view(w, m.k.pos - 1, &before, &blen)) != 0) {
+		rc = gone(r, &m.why);
+		goto out;
+	}
+	if (m.k.pos && *before != '\n') {
+		m.why = dd_strdup("a key range does not start at a row of the previous stream");
+		goto out;
+	}
+	sql = dd_asprintf("COPY (SELECT %s, %s FROM ONLY %s%s ORDER BY %s) TO STDOUT", changed, list, it->qtable, where,
+			  it->pk);
+	if (merge_copy(c, p, it, w, &m, sm, sql) < 0 || (!m.why && merge_flush(p, it, w, &m) < 0)) {
+		rc = -1;
+		goto out;
+	}
+	while (!m.why && (r = walk_row(&m.k, &m.why)) == 1) /* the rows after the last one kept: deleted or updated */
+		;
+	if (!m.why && r < 0) {
+		rc = -1;
+		goto out;
+	}
+	if (!m.why && (m.rows != want || m.changed != want_changed || m.k.rows != prev_rows || m.k.pos != m.k.end))
+		m.why = dd_asprintf("key ranges %zu-%zu: %" PRIu64 " rows (%" PRIu64 " changed) and %" PRIu64
+				    " previous rows, the detection counted %" PRIu64 " (%" PRIu64 ") and %" PRIu64,
+				    i, j, m.rows, m.changed, m.k.rows, want, want_changed, prev_rows);
+	rc = m.why ? 1 : 0;
+out:
+	if (rc == 1) {
+		*why = m.why ? m.why : dd_strdup("the markers merge failed");
+		m.why = NULL;
+	}
+	free(m.why);
+	dd_buf_release(&m.k.joined);
+	free(sql);
+	free(where);
+	free(list);
+	free(changed);
 	return rc;
 }
 
@@ -456,19 +841,55 @@ restart_item(struct pool *p, struct item *it)
 	it->rows = 0;
 }
 
+enum { SEG_SAME, SEG_MARKERS, SEG_RANGE };
+
+/*
+ * At most 1 row in MARKERS_RATIO changed: a changed segment's rows are
+ * merged from markers (write_marked), else read with a range COPY.
+ * Measured at bench scale 5 (see docs/DESIGN-NOTES.md, "markers").
+ */
+#define MARKERS_RATIO 4
+
+/*
+ * How each segment is written; the bytes of the previous stream that are
+ * carried over (unchanged segments) or merged (markers). Markers need a
+ * column list markers_list() understands.
+ */
+static uint64_t
+plan_segments(const struct item *it, struct seg *sg, size_t n, size_t *same, size_t *marked)
+{
+	char *list = markers_list(it, "true");
+	uint64_t cheap = 0;
+
+	*same = *marked = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (sg[i].changed == 0 && (uint64_t)sg[i].now == sg[i].rows)
+			sg[i].how = SEG_SAME, ++*same;
+		else if (list && sg[i].changed * MARKERS_RATIO <= sg[i].now)
+			sg[i].how = SEG_MARKERS, ++*marked;
+		else
+			sg[i].how = SEG_RANGE;
+		if (sg[i].how != SEG_RANGE)
+			cheap += sg[i].len;
+	}
+	free(list);
+	return cheap;
+}
+
 /*
  * The table changed since the previous snapshot: find the segments of its
  * previous stream that did (detect), carry the others over byte for byte
- * (dd_stream_write_previous: the chunks a full write gives), COPY only
- * the changed key ranges. 0 done, 1 read it whole (a -v line says why,
+ * (dd_stream_write_previous: the chunks a full write gives), merge those
+ * with few changed rows from markers (write_marked), COPY the other
+ * changed key ranges. 0 done, 1 read it whole (a -v line says why,
  * nothing written), -1 failed.
  */
 static int
 copy_ranges(PGconn *c, struct pool *p, struct item *it)
 {
 	const struct dd_pg_incr_table *pt = it->prec;
-	size_t n = pt->nsamples + 1, same = 0, i, j;
-	uint64_t same_bytes = 0;
+	size_t n = pt->nsamples + 1, same = 0, marked = 0, i, j;
+	uint64_t cheap;
 	struct seg *sg = dd_calloc(n, sizeof(*sg));
 	struct dd_stream_writer *w = NULL;
 	struct sampler sm = { 0 };
@@ -485,19 +906,15 @@ copy_ranges(PGconn *c, struct pool *p, struct item *it)
 		rc = r;
 		goto out;
 	}
-	for (i = 0; i < n; i++)
-		if (sg[i].changed == 0 && (uint64_t)sg[i].now == sg[i].rows) {
-			same++;
-			same_bytes += sg[i].len;
-		}
+	cheap = plan_segments(it, sg, n, &same, &marked);
 	/*
-	 * Measured at bench scale 5 (1% of rows updated at every 100th key):
-	 * splicing a table of which 41% of the bytes were unchanged cost more
-	 * client CPU than reading it whole; so at least half must be.
+	 * Measured at bench scale 5 (1% of rows updated at every 100th key,
+	 * before markers): splicing a table of which 41% of the bytes were
+	 * unchanged and the rest read with range COPYs cost more client CPU
+	 * than reading it whole; so at least half must be unchanged or merged.
 	 */
-	if (same == 0 || same_bytes < pt->size / 2) {
-		why = same ? dd_asprintf("only %zu of %zu key ranges unchanged", same, n)
-			   : dd_asprintf("all %zu key ranges changed", n);
+	if (cheap == 0 || cheap < pt->size / 2) {
+		why = dd_asprintf("only %zu of %zu key ranges unchanged, %zu with few changed rows", same, n, marked);
 		goto out;
 	}
 	rec_reset(it);
@@ -508,14 +925,17 @@ copy_ranges(PGconn *c, struct pool *p, struct item *it)
 	}
 	dd_stream_set_previous(w, it->prev);
 	for (i = 0; i < n; i = j + 1) {
-		int ok = sg[i].changed == 0 && (uint64_t)sg[i].now == sg[i].rows;
-		for (j = i; j + 1 < n && ok == (sg[j + 1].changed == 0 && (uint64_t)sg[j + 1].now == sg[j + 1].rows); j++)
+		for (j = i; j + 1 < n && sg[j + 1].how == sg[i].how; j++)
 			;
-		r = ok ? write_unchanged(p, it, w, sg, i, j, &sm) : write_changed(c, p, it, w, sg, i, j, n, &sm, &why);
-		if (r == DD_NOTFOUND) {
-			why = dd_strdup(dd_error_last());
+		if (sg[i].how == SEG_SAME)
+			r = write_unchanged(p, it, w, sg, i, j, &sm);
+		else if (sg[i].how == SEG_MARKERS)
+			r = write_marked(c, p, it, w, sg, i, j, n, &sm, &why);
+		else
+			r = write_changed(c, p, it, w, sg, i, j, n, &sm, &why);
+		if (r == DD_NOTFOUND && !why) { /* a chunk gone (write_unchanged); the others say why */
+			why = dd_strdup(dd_error_last() ? dd_error_last() : "a chunk of the previous stream is gone");
 			dd_error_clear();
-			r = 1;
 		}
 		if (r != 0) {
 			rc = r;
@@ -525,7 +945,8 @@ copy_ranges(PGconn *c, struct pool *p, struct item *it)
 	rc = end_stream(it, w, &sm);
 	w = NULL;
 	if (rc == 0)
-		dd_debug("incremental: %s: %zu of %zu key ranges unchanged, the others read", it->table, same, n);
+		dd_debug("incremental: %s: %zu of %zu key ranges unchanged, %zu merged from markers, %zu read", it->table,
+			 same, n, marked, n - same - marked);
 out:
 	if (w)
 		dd_stream_abort(w);

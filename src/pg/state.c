@@ -438,41 +438,11 @@ dd_pg_state_pending_remove(const char *statedir, const struct dd_pg_target *t, l
 	return rc;
 }
 
-/* Is process `pid` a zombie (dead, not yet waited for)? */
-static int
-zombie(long pid)
-{
-	char path[64], buf[512];
-	const char *p;
-	size_t n;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
-	if (!(f = fopen(path, "r")))
-		return 0;
-	n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	/* "pid (comm) state ...": comm may hold spaces and parentheses */
-	return (p = strrchr(buf, ')')) && p[1] == ' ' && p[2] == 'Z';
-}
-
 /* Does the process that wrote a pending record (pid, start time or NULL) still run? */
 static int
 process_alive(long pid, const char *started)
 {
-	long long now;
-
-	if (pid == (long)getpid())
-		return 1;
-	if (kill((pid_t)pid, 0) < 0 && errno != EPERM)
-		return 0;
-	/* killed, but its parent has not waited for it yet (a detached job's is init, which may be slow to) */
-	if (zombie(pid))
-		return 0;
-	if (!started || (now = dd_proc_start_time(pid)) < 0)
-		return 1; /* the pid is in use: assume it is still the writer */
-	return now == strtoll(started, NULL, 10);
+	return dd_proc_alive(pid, started ? strtoll(started, NULL, 10) : -1);
 }
 
 static int
@@ -485,7 +455,9 @@ cmp_pending(const void *a, const void *b)
 /*
  * Walk the records "<prefix><suffix>" in `dir` (which may not exist): for each
  * one that reads and has its first key, add(suffix, vals, arg) takes the values
- * of `keys` (at most 8); an unreadable record is skipped.
+ * of `keys` (at most 8); an unreadable record is skipped. A suffix is a hash or
+ * a pid: any other name is no record (the temporary file of an atomic write
+ * killed midway, "<record>.tmp-XXXXXX", whole or cut short).
  */
 static int
 scan_records(const char *dir, const char *prefix, const char *const *keys,
@@ -500,7 +472,8 @@ scan_records(const char *dir, const char *prefix, const char *const *keys,
 	while ((de = readdir(d))) {
 		char *path, *vals[DD_PG_RECORD_KEYS_MAX];
 
-		if (strncmp(de->d_name, prefix, plen))
+		if (strncmp(de->d_name, prefix, plen) || !de->d_name[plen] ||
+		    de->d_name[plen + strspn(de->d_name + plen, "0123456789abcdef")])
 			continue;
 		path = dd_path_join(dir, de->d_name);
 		if (read_kv(path, keys, vals) == 0 && vals[0]) {
@@ -1369,8 +1342,12 @@ dd_pg_state_trylock(const char *statedir, const char *conninfo, int *fd)
 	dir = dd_pg_state_dir(statedir, &t);
 	path = dd_path_join(dir, "lock");
 	rc = dd_lock_file_try(path, fd);
-	if (rc == DD_EBUSY)
-		dd_error("another git dnadata command is working on database %s", t.database);
+	if (rc == DD_EBUSY) {
+		char *who = dd_lock_file_holder(path);
+		dd_error("another git dnadata command is working on database %s%s%s%s", t.database, who ? " (" : "",
+			 who ? who : "", who ? ")" : "");
+		free(who);
+	}
 	free(path);
 	free(dir);
 	dd_pg_target_release(&t);
@@ -1455,6 +1432,34 @@ dd_pg_state_media_named(const char *statedir, void (*add)(void *arg, const char 
 	struct named_arg a = { add, arg };
 
 	return each_state_dir(statedir, named_dir, &a);
+}
+
+/* The snapshot ids the records of `dir` name: copies (stashes, templates, spares), working record, journal. */
+static int
+snapshots_dir(const char *dir, void *arg)
+{
+	static const char *const keys[] = { "snapshot", NULL };
+	const struct named_arg *a = arg;
+	struct dd_pg_copy *c = NULL;
+	size_t n = 0;
+
+	if (read_copies(dir, &c, &n) < 0)
+		return -1;
+	for (size_t i = 0; i < n; i++)
+		if (c[i].snapshot && *c[i].snapshot)
+			a->add(a->arg, c[i].snapshot);
+	dd_pg_copies_free(c, n);
+	named_in(dir, "working", keys, a);
+	named_in(dir, "switch", keys, a);
+	return 0;
+}
+
+int
+dd_pg_state_snapshots_named(const char *statedir, void (*add)(void *arg, const char *id), void *arg)
+{
+	struct named_arg a = { add, arg };
+
+	return each_state_dir(statedir, snapshots_dir, &a);
 }
 
 struct lock_set {

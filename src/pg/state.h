@@ -101,6 +101,8 @@ int dd_pg_state_set_media(const char *statedir, const char *conninfo, const char
  * each, "" (the empty folder) left out. 0, or -1 (error set).
  */
 int dd_pg_state_media_named(const char *statedir, void (*add)(void *arg, const char *id), void *arg);
+/* The same for snapshot ids (the store's gc keeps what any record names): add(arg, id) for each. 0, -1. */
+int dd_pg_state_snapshots_named(const char *statedir, void (*add)(void *arg, const char *id), void *arg);
 /*
  * Hold, without waiting, the lock of every database with records under
  * `statedir`: 0 with *fds (n of them; release with dd_pg_state_unlock_all),

@@ -606,6 +606,9 @@ drop_building(struct sw *s)
 	if (!s->building)
 		return;
 	dd_error_save(&saved);
+	/* the server ended our session (a restart): a new one still drops the copy, as the next command would */
+	if (s->m && PQstatus(s->m) == CONNECTION_BAD)
+		PQreset(s->m);
 	if (s->m && dd_pg_drop_db(s->m, s->building) == 0)
 		dd_pg_state_pending_remove(s->o->statedir, &s->t, (long)getpid());
 	else

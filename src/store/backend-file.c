@@ -395,6 +395,7 @@ add_entry(struct entries *l, const char *name, const struct stat *st)
 	l->v[l->n].name = dd_strdup(name);
 	l->v[l->n].size = (uint64_t)st->st_size;
 	l->v[l->n].mtime = (int64_t)st->st_mtime;
+	l->v[l->n].changed = (int64_t)(st->st_ctime > st->st_mtime ? st->st_ctime : st->st_mtime);
 	l->n++;
 }
 

@@ -244,6 +244,7 @@ add_object(const struct dd_s3_object *o, void *arg)
 	l->v[l->n].name = dd_strdup(o->key + l->strip);
 	l->v[l->n].size = o->size;
 	l->v[l->n].mtime = o->mtime;
+	l->v[l->n].changed = o->mtime;
 	l->n++;
 	return 0;
 }
@@ -369,6 +370,25 @@ split_url(const char *rest, const char *url, char **bucket, char **prefix)
 	*bucket = dd_strndup(rest, nb);
 	*prefix = np ? dd_asprintf("%.*s/", (int)np, p) : dd_strdup("");
 	return 0;
+}
+
+int
+dd_backend_s3_url_check(const char *rest, const char *url)
+{
+	char *bucket = NULL, *prefix = NULL;
+	int rc = -1;
+
+	if (split_url(rest, url, &bucket, &prefix) < 0)
+		return -1;
+	if (!dd_s3_bucket_name_ok(bucket)) {
+		dd_error("'%s' is not a valid S3 bucket name (3-63 characters: a-z, 0-9, '.', '-')", bucket);
+		dd_hint("write the store URL as s3://bucket/prefix");
+	} else {
+		rc = 0;
+	}
+	free(bucket);
+	free(prefix);
+	return rc;
 }
 
 int

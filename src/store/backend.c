@@ -55,6 +55,22 @@ dd_backend_open(struct dd_backend **out, const struct dd_backend_opts *o)
 	return -1;
 }
 
+int
+dd_backend_url_check(const char *url)
+{
+	if (url[0] == '/')
+		return 0;
+	if (!strncmp(url, "file://", 7)) {
+		if (url[7] != '/')
+			return dd_error("store URL '%s' must name an absolute path (file:///path/to/store)", url);
+		return 0;
+	}
+	if (!strncmp(url, "s3://", 5))
+		return dd_backend_s3_url_check(url + 5, url);
+	/* the open's refusal, with the list of schemes */
+	return dd_backend_open(&(struct dd_backend *){ NULL }, &(struct dd_backend_opts){ .url = url });
+}
+
 void
 dd_backend_free(struct dd_backend *be)
 {

@@ -36,6 +36,13 @@ struct dd_backend_entry {
 	char *name;     /* store-relative */
 	uint64_t size;  /* bytes */
 	int64_t mtime;  /* last modification, seconds since the epoch */
+	/*
+	 * When the name last came to hold these bytes, seconds: the file
+	 * backend's ctime (a hard link made by put_file keeps the file's old
+	 * mtime but sets its ctime: the store's gc must not take a pack linked
+	 * in a second ago for an old one); S3: LastModified, as mtime.
+	 */
+	int64_t changed;
 };
 
 enum {
@@ -134,6 +141,13 @@ struct dd_backend {
  * is refused with the list of supported ones. `create` makes the layout.
  */
 int dd_backend_open(struct dd_backend **out, const struct dd_backend_opts *opts);
+/*
+ * Is `url` a store URL dd_backend_open() would accept (scheme, absolute
+ * path, bucket name, prefix)? Reads nothing and makes no request: an
+ * offline open checks it too, so a malformed URL is never taken for an
+ * unreachable store. 0, or -1 with the same error the open gives.
+ */
+int dd_backend_url_check(const char *url);
 void dd_backend_free(struct dd_backend *be);
 void dd_backend_entries_free(struct dd_backend_entry *e, size_t n);
 
@@ -141,5 +155,7 @@ void dd_backend_entries_free(struct dd_backend_entry *e, size_t n);
 int dd_backend_file_open(struct dd_backend **out, const char *root, int create);
 /* The S3 backend on "bucket/prefix" (the URL after s3://); opts give endpoint, region ... */
 int dd_backend_s3_open(struct dd_backend **out, const char *rest, const struct dd_backend_opts *opts);
+/* dd_backend_url_check() of an s3:// URL (`rest`: what follows s3://). */
+int dd_backend_s3_url_check(const char *rest, const char *url);
 
 #endif

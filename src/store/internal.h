@@ -47,6 +47,7 @@ struct dd_store {
 	struct dd_midx *idx;      /* object -> pack: the cache's index files (and the store's, once refreshed) */
 	pthread_mutex_t idxmu;    /* loading and refreshing idx, once each */
 	int idx_loaded, idx_refreshed;
+	int idx_relisted;         /* dd_store_index_relist() ran (once per run) */
 	size_t idx_damaged;       /* index files that did not open while loading (verify counts them) */
 	struct dd_packer *packer; /* the pack being collected, packs not yet in an index file, uploads */
 	/* private snapshots (store-private.c): packs and index files in <cache>/private/, never uploaded */
@@ -101,12 +102,13 @@ int dd_store_get_cached(struct dd_store *st, const uint8_t id[32], size_t max_pl
  * and a delta against `base` (a chunk of the previous version of its
  * stream) is clearly smaller than its full object (under half of it),
  * as a delta object (FORMAT.md §4.3):
- * the base's plaintext from the cache only, its chain within
- * DD_DELTA_DEPTH_WRITE. Thread-safe.
+ * the base's plaintext `bplain` when the caller has it (read and checked
+ * against its id already: splice.c), else from the cache only; its chain
+ * within DD_DELTA_DEPTH_WRITE. Thread-safe.
  */
 int dd_store_put_data_delta(struct dd_store *st, const uint8_t id[32], const void *plain, size_t len,
-			    const struct dd_chunk_ref *base, ZSTD_CCtx *zc, ZSTD_DCtx *zd, struct dd_buf *scratch,
-			    int *existed);
+			    const struct dd_chunk_ref *base, const struct dd_buf *bplain, ZSTD_CCtx *zc, ZSTD_DCtx *zd,
+			    struct dd_buf *scratch, int *existed);
 /* The base of data object `id` when some place of it (index files: the store's or private) is a delta: 1, else 0. */
 int dd_store_delta_of(struct dd_store *st, const uint8_t id[32], struct dd_delta_ref *d);
 /*
@@ -167,6 +169,13 @@ int dd_stream_feed_previous(struct dd_stream_writer *w, const uint8_t *p, size_t
  * cut, as a finished FIFO entry; prev_at becomes `prev_end`. 0, -1.
  */
 int dd_stream_append_ref(struct dd_stream_writer *w, const struct dd_chunk_ref *ref, uint64_t prev_end);
+/*
+ * The plaintext of previous chunk `ref` when splice.c holds it fetched
+ * (dd_stream_write_previous, dd_stream_previous_view), else NULL: a
+ * delta against it needs no second read of its base.
+ */
+const struct dd_buf *dd_splice_plain(const struct dd_splice *sp, const struct dd_stream_info *prev,
+				     const struct dd_chunk_ref *ref);
 /* Make every earlier put durable (deferred directory fsyncs), then record what the backend confirmed. */
 int dd_store_sync(struct dd_store *st);
 /* Parse and check a manifest's plaintext against `id`. */
@@ -233,6 +242,13 @@ int dd_store_index_load(struct dd_store *st);
  * is not an error here (dd_store_gone).
  */
 int dd_store_index_refresh(struct dd_store *st);
+/*
+ * A reader found none of an object's places in the store: list the
+ * store's index files again (once per run, whichever thread asks first;
+ * the store's gc may have repacked it). 1 once that listing is done (look
+ * again), -1.
+ */
+int dd_store_index_relist(struct dd_store *st);
 /* Read and decode index file `id` from `be` (the cache or the store): 0, DD_NOTFOUND, -1. */
 int dd_store_index_read(struct dd_store *st, struct dd_backend *be, const uint8_t id[32], struct dd_buf *obj,
 			struct dd_index_pack **p, size_t *np);

@@ -359,12 +359,43 @@ dd_store_config_parse(struct dd_store_config *c, const char *text, size_t len)
 	return 0;
 }
 
+/*
+ * 1 when the config's MAC is this key's over the text with its key-id line made this key's: the config of
+ * this key's store with only its key-id line changed (damage or tampering), not another key's store, whose
+ * MAC no other key can make.
+ */
+static int
+key_id_line_changed(const struct dd_store_config *c, const char *text, const struct dd_keys *k)
+{
+	const char *nl = memchr(text, '\n', c->signed_len), *id, *end;
+	char *copy, hex[65];
+	uint8_t mac[32];
+	int r;
+
+	if (!nl)
+		return 0;
+	id = nl + 1 + strlen("key-id ");
+	end = memchr(id, '\n', c->signed_len - (size_t)(id - text));
+	if (!end || end - id != 64)
+		return 0;
+	copy = dd_malloc(c->signed_len);
+	memcpy(copy, text, c->signed_len);
+	dd_hex_encode(hex, k->key_id, 32);
+	memcpy(copy + (id - text), hex, 64);
+	config_mac(mac, copy, c->signed_len, k);
+	r = sodium_memcmp(mac, c->mac, 32) == 0;
+	free(copy);
+	return r;
+}
+
 int
 dd_store_config_check(const struct dd_store_config *c, const char *text, const struct dd_keys *k, const char *url)
 {
 	uint8_t mac[32];
 	char have[17], want[17];
 
+	if (sodium_memcmp(c->key_id, k->key_id, 32) != 0 && key_id_line_changed(c, text, k))
+		return dd_error("store config of %s damaged or tampered with (its key-id line was changed)", url);
 	if (sodium_memcmp(c->key_id, k->key_id, 32) != 0) {
 		dd_key_id_short(want, c->key_id);
 		dd_key_id_short(have, k->key_id);

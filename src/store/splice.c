@@ -89,10 +89,21 @@ dd_snapshot_reuse_stream(struct dd_snapshot_writer *sw, const struct dd_stream_i
 	return 0;
 }
 
+/* A previous chunk's plaintext, fetched. */
+struct slot {
+	size_t k;           /* the previous chunk it holds; SIZE_MAX: none */
+	struct dd_buf plain;
+};
+
 struct dd_splice {
 	uint64_t *starts;   /* starts[k]: offset of previous chunk k; starts[nchunks] = its size */
-	size_t cached;      /* the previous chunk `plain` holds; SIZE_MAX: none */
-	struct dd_buf plain;
+	/*
+	 * The last two previous chunks fetched: ranges come in order, and a
+	 * caller reading rows (dd_stream_previous_view) is at most one chunk
+	 * ahead of the ranges it appends, so each chunk is fetched once.
+	 */
+	struct slot slot[2];
+	int last;           /* the slot used last */
 	ZSTD_DCtx *zd;
 	struct dd_splice_stats stats;
 };
@@ -103,7 +114,8 @@ dd_splice_free(struct dd_splice *sp)
 	if (!sp)
 		return;
 	free(sp->starts);
-	dd_buf_release(&sp->plain);
+	for (int i = 0; i < 2; i++)
+		dd_buf_release(&sp->slot[i].plain);
 	ZSTD_freeDCtx(sp->zd);
 	free(sp);
 }
@@ -126,7 +138,7 @@ splice_get(struct dd_stream_writer *w, const struct dd_stream_info *prev, struct
 		at += prev->chunks[k].len;
 	}
 	sp->starts[prev->nchunks] = at;
-	sp->cached = SIZE_MAX;
+	sp->slot[0].k = sp->slot[1].k = SIZE_MAX;
 	sp->zd = ZSTD_createDCtx();
 	if (at != prev->size || !sp->zd) {
 		dd_splice_free(sp);
@@ -182,30 +194,90 @@ take_ref(struct dd_stream_writer *w, struct dd_splice *sp, const struct dd_strea
 	return 0;
 }
 
+/* Previous chunk k's plaintext, fetched (cache, else store; its id checked) unless a slot holds it. */
+static int
+chunk_plain(struct dd_stream_writer *w, struct dd_splice *sp, const struct dd_stream_info *prev, size_t k,
+	    const struct dd_buf **out)
+{
+	const struct dd_chunk_ref *ref = &prev->chunks[k];
+	struct dd_store *st;
+	struct slot *s;
+	int r;
+
+	for (int i = 0; i < 2; i++)
+		if (sp->slot[i].k == k) {
+			sp->last = i;
+			*out = &sp->slot[i].plain;
+			return 0;
+		}
+	st = dd_snapshot_writer_store(dd_stream_snapshot_writer(w));
+	sp->last = !sp->last;
+	s = &sp->slot[sp->last];
+	s->k = SIZE_MAX;
+	r = dd_store_get_object(st, DD_OBJ_DATA, ref->id, ref->len, &s->plain, sp->zd);
+	if (r == 0 && s->plain.len != ref->len)
+		r = dd_error("a chunk's length differs from the manifest");
+	if (r != 0)
+		return r == DD_NOTFOUND ? DD_NOTFOUND : -1;
+	s->k = k;
+	sp->stats.fetched_bytes += ref->len;
+	sp->stats.fetched_chunks++;
+	*out = &s->plain;
+	return 0;
+}
+
 /* Feed previous bytes [off, min(end, end of chunk k)) up to the first cut; *used: how many. */
 static int
 feed_some(struct dd_stream_writer *w, struct dd_splice *sp, const struct dd_stream_info *prev, size_t k,
 	  uint64_t off, uint64_t end, size_t *used)
 {
-	const struct dd_chunk_ref *ref = &prev->chunks[k];
 	uint64_t stop = sp->starts[k + 1] < end ? sp->starts[k + 1] : end;
+	const struct dd_buf *plain;
+	int r;
 
-	if (sp->cached != k) {
-		struct dd_store *st = dd_snapshot_writer_store(dd_stream_snapshot_writer(w));
-		int r;
-		sp->cached = SIZE_MAX;
-		r = dd_store_get_object(st, DD_OBJ_DATA, ref->id, ref->len, &sp->plain, sp->zd);
-		if (r == 0 && sp->plain.len != ref->len)
-			r = dd_error("a chunk's length differs from the manifest");
-		if (r != 0)
-			return r == DD_NOTFOUND ? DD_NOTFOUND : -1;
-		sp->cached = k;
-		sp->stats.fetched_bytes += ref->len;
-		sp->stats.fetched_chunks++;
-	}
-	if (dd_stream_feed_previous(w, (const uint8_t *)sp->plain.ptr + (off - sp->starts[k]), (size_t)(stop - off), off, used) < 0)
+	if ((r = chunk_plain(w, sp, prev, k, &plain)) != 0)
+		return r;
+	if (dd_stream_feed_previous(w, (const uint8_t *)plain->ptr + (off - sp->starts[k]), (size_t)(stop - off), off, used) < 0)
 		return -1;
 	sp->stats.read_bytes += *used;
+	return 0;
+}
+
+const struct dd_buf *
+dd_splice_plain(const struct dd_splice *sp, const struct dd_stream_info *prev, const struct dd_chunk_ref *ref)
+{
+	for (int i = 0; i < 2; i++) {
+		size_t k = sp->slot[i].k;
+		if (k != SIZE_MAX && k < prev->nchunks && prev->chunks[k].len == ref->len &&
+		    !memcmp(prev->chunks[k].id, ref->id, 32))
+			return &sp->slot[i].plain;
+	}
+	return NULL;
+}
+
+int
+dd_stream_previous_view(struct dd_stream_writer *w, uint64_t off, const char **p, size_t *len)
+{
+	const struct dd_stream_info *prev = dd_stream_previous(w);
+	struct dd_splice *sp = NULL;
+	const struct dd_buf *plain;
+	size_t k;
+	int r;
+
+	if (!prev)
+		return dd_error("BUG: reading a previous stream that was never set");
+	if (off >= prev->size)
+		return dd_error("byte %" PRIu64 " is not in the previous version of stream '%s' (%" PRIu64 " bytes)", off,
+				prev->name, prev->size);
+	if (splice_get(w, prev, &sp) < 0)
+		return -1;
+	k = chunk_at(sp, prev, off);
+	if ((r = chunk_plain(w, sp, prev, k, &plain)) != 0) {
+		dd_error_wrap("stream '%s' from its previous version", prev->name);
+		return r;
+	}
+	*p = plain->ptr + (off - sp->starts[k]);
+	*len = (size_t)(sp->starts[k + 1] - off);
 	return 0;
 }
 

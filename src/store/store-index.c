@@ -192,6 +192,52 @@ drop_orphan_files(struct dd_store *st)
 	}
 }
 
+static int
+cmp_id(const void *a, const void *b)
+{
+	return memcmp(a, b, 32);
+}
+
+/*
+ * Index files the known-objects record (or an earlier listing) said the
+ * store holds but its listing lacks: the store's gc removed them. Their
+ * objects must not be reused as if the store had them: the record is
+ * forgotten (learnt again from the listings) and the files count as this
+ * clone's own, waiting for a push (drop_orphan_files() then keeps them
+ * only while their packs are still somewhere).
+ */
+static void
+forget_unlisted(struct dd_store *st, const struct dd_backend_entry *e, size_t n)
+{
+	uint8_t (*listed)[32] = dd_calloc(n ? n : 1, 32);
+	size_t nl = 0, nfiles = st->idx->nfiles, gone = 0;
+
+	for (size_t i = 0; i < n; i++)
+		if (index_id(listed[nl], e[i].name) == 0)
+			nl++;
+	qsort(listed, nl, 32, cmp_id);
+	for (size_t f = 0; f < nfiles; f++) {
+		struct dd_midx_file mf = dd_midx_file_get(st->idx, (uint32_t)f);
+		uint32_t *packs;
+		size_t np;
+		if (!mf.in_store || bsearch(mf.id, listed, nl, 32, cmp_id))
+			continue;
+		mf.in_store = 0;
+		dd_midx_file_set(st->idx, (uint32_t)f, &mf);
+		dd_midx_file_packs(st->idx, (uint32_t)f, &packs, &np);
+		for (size_t k = 0; k < np; k++) {
+			struct dd_midx_pack mp = dd_midx_pack_get(st->idx, packs[k]);
+			mp.in_store = 0;
+			dd_midx_pack_set(st->idx, packs[k], &mp);
+		}
+		free(packs);
+		gone++;
+	}
+	if (gone && st->known && dd_known_forget(st->known) < 0)
+		dd_error_clear();
+	free(listed);
+}
+
 int
 dd_store_index_refresh(struct dd_store *st)
 {
@@ -215,6 +261,7 @@ dd_store_index_refresh(struct dd_store *st)
 		rc = dd_store_gone(st, r) ? 0 : dd_error_wrap("listing the index files of %s", st->url);
 		goto out;
 	}
+	forget_unlisted(st, e, n);
 	for (size_t i = 0; i < n; i++) {
 		uint8_t id[32];
 		uint32_t slot;
@@ -239,4 +286,21 @@ out:
 	dd_backend_entries_free(e, n);
 	dd_buf_release(&obj);
 	return rc;
+}
+
+int
+dd_store_index_relist(struct dd_store *st)
+{
+	pthread_mutex_lock(&st->idxmu);
+	if (!st->idx_relisted) {
+		st->idx_relisted = 1;
+		st->idx_refreshed = 0;
+	}
+	pthread_mutex_unlock(&st->idxmu);
+	/*
+	 * Whichever thread asked first lists; the others wait here for it (the
+	 * listing holds idxmu), so each looks again only once the map has what
+	 * the second listing found.
+	 */
+	return dd_store_index_refresh(st) < 0 ? -1 : 1;
 }

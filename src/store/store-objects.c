@@ -299,17 +299,42 @@ static int get_from_cache_pack(struct dd_store *st, const uint8_t id[32], const 
 static int legacy_present(struct dd_store *st, const uint8_t id[32]);
 
 /*
+ * The size of the full object at the root of `id`'s delta chain (`id`'s
+ * own when it is one), 0 when the chain leaves the map or is longer than
+ * a writer makes it.
+ */
+static size_t
+chain_root_full(struct dd_store *st, const uint8_t id[32])
+{
+	struct dd_delta_ref d;
+	struct dd_midx_hit hit;
+	uint8_t cur[32];
+
+	memcpy(cur, id, 32);
+	for (int i = 0; i <= DD_DELTA_DEPTH_WRITE; i++) {
+		if (!dd_midx_delta_of(st->idx, cur, 0, &d)) /* every place of cur is a full object */
+			return dd_midx_find(st->idx, cur, 0, &hit) && hit.type == DD_OBJ_DATA ? hit.len : 0;
+		memcpy(cur, d.base, 32);
+	}
+	return 0;
+}
+
+/*
  * The delta of plain against base `b` (its plaintext read from the cache),
  * sealed into `obj`, with its ref in *d: 1 when made (its chain within
  * DD_DELTA_DEPTH_WRITE), 0 when not possible (no error), -1. *bfull: the
- * size of the base's object when it is a full one (an estimate of this
- * chunk's full object), else 0.
+ * size of the full object at the root of the base's chain (the base's own
+ * when it is a full one: an estimate of this chunk's full object), 0 when
+ * not known. Without it a delta of a delta (a second change of the same
+ * rows) sealed the full object too, a compression per chunk, to compare.
  */
 static int
 seal_delta(struct dd_store *st, const uint8_t id[32], const void *plain, size_t len, const struct dd_chunk_ref *b,
-	   ZSTD_CCtx *zc, ZSTD_DCtx *zd, struct dd_buf *obj, struct dd_delta_ref *d, size_t *bfull)
+	   const struct dd_buf *given, ZSTD_CCtx *zc, ZSTD_DCtx *zd, struct dd_buf *obj, struct dd_delta_ref *d,
+	   size_t *bfull)
 {
 	struct dd_buf bplain = DD_BUF_INIT;
+	const struct dd_buf *base = &bplain;
 	struct dd_delta_ref bd;
 	struct dd_midx_hit hit;
 	int r = 0;
@@ -318,18 +343,19 @@ seal_delta(struct dd_store *st, const uint8_t id[32], const void *plain, size_t 
 	*bfull = 0;
 	if (!memcmp(b->id, id, 32) || !dd_midx_find(st->idx, b->id, 0, &hit))
 		return 0; /* the base must be in a ready pack (another run's, or this one's finished) */
-	if (hit.type == DD_OBJ_DATA)
-		*bfull = hit.len;
+	*bfull = hit.type == DD_OBJ_DATA ? hit.len : chain_root_full(st, b->id);
 	d->depth = (uint8_t)((dd_midx_delta_of(st->idx, b->id, 0, &bd) ? bd.depth : 0) + 1);
 	if (d->depth > DD_DELTA_DEPTH_WRITE)
 		return 0; /* a full object every DD_DELTA_DEPTH_WRITE + 1 generations */
-	if (dd_store_get_cached(st, b->id, b->len, &bplain, zd) != 0 || bplain.len != b->len) {
+	if (given && given->len == b->len) {
+		base = given; /* read and checked against its id by the caller */
+	} else if (dd_store_get_cached(st, b->id, b->len, &bplain, zd) != 0 || bplain.len != b->len) {
 		dd_error_clear(); /* not in the cache: no delta (never a request for a base while writing) */
 		goto out;
 	}
 	memcpy(d->base, b->id, 32);
 	d->base_len = b->len;
-	r = dd_object_seal_delta_level(obj, st->keys, id, b->id, bplain.ptr, bplain.len, plain, len, zc,
+	r = dd_object_seal_delta_level(obj, st->keys, id, b->id, base->ptr, base->len, plain, len, zc,
 				       st->zlevel) < 0 ? -1 : 1;
 out:
 	dd_buf_release(&bplain);
@@ -338,8 +364,8 @@ out:
 
 int
 dd_store_put_data_delta(struct dd_store *st, const uint8_t id[32], const void *plain, size_t len,
-			const struct dd_chunk_ref *base, ZSTD_CCtx *zc, ZSTD_DCtx *zd, struct dd_buf *scratch,
-			int *existed)
+			const struct dd_chunk_ref *base, const struct dd_buf *bplain, ZSTD_CCtx *zc, ZSTD_DCtx *zd,
+			struct dd_buf *scratch, int *existed)
 {
 	struct dd_buf full = DD_BUF_INIT, own = DD_BUF_INIT, *obj = scratch ? scratch : &own;
 	struct dd_delta_ref d;
@@ -354,7 +380,7 @@ dd_store_put_data_delta(struct dd_store *st, const uint8_t id[32], const void *p
 		rc = put_packed(st, id, plain, len, zc, obj, existed); /* what it does with an object it has */
 		goto out;
 	}
-	r = seal_delta(st, id, plain, len, base, zc, zd, obj, &d, &bfull);
+	r = seal_delta(st, id, plain, len, base, bplain, zc, zd, obj, &d, &bfull);
 	if (r < 0) {
 		rc = -1;
 		goto out;
@@ -671,8 +697,8 @@ open_from_store(struct dd_store *st, int type, const uint8_t id[32], const struc
  * failure's error).
  */
 static int
-get_from_store_pack(struct dd_store *st, const uint8_t id[32], const char *name, size_t max_plain,
-		    struct dd_buf *plain, ZSTD_DCtx *zd, struct dd_buf *obj, struct base_skip *skip)
+try_store_places(struct dd_store *st, const uint8_t id[32], const char *name, size_t max_plain,
+		 struct dd_buf *plain, ZSTD_DCtx *zd, struct dd_buf *obj, struct base_skip *skip)
 {
 	char pname[DD_OBJECT_NAME_SIZE];
 	struct dd_midx_hit hits[DD_MIDX_MAX_PLACES];
@@ -715,6 +741,24 @@ get_from_store_pack(struct dd_store *st, const uint8_t id[32], const char *name,
 		return DD_NOTFOUND;
 	base_failed = first_base; /* what the error returned says */
 	return dd_error_restore(&first);
+}
+
+/*
+ * try_store_places(), and when no place of the object is there any more
+ * (the store's gc repacked it: a new pack and index file came before the
+ * old ones went), the store's index files again (listed once per run,
+ * by the first thread that asks; the others wait for it), then the places
+ * they add.
+ */
+static int
+get_from_store_pack(struct dd_store *st, const uint8_t id[32], const char *name, size_t max_plain,
+		    struct dd_buf *plain, ZSTD_DCtx *zd, struct dd_buf *obj, struct base_skip *skip)
+{
+	int r = try_store_places(st, id, name, max_plain, plain, zd, obj, skip);
+
+	if (r == DD_NOTFOUND && dd_store_live(st) && dd_store_index_relist(st) == 1)
+		r = try_store_places(st, id, name, max_plain, plain, zd, obj, skip);
+	return r;
 }
 
 /* Put a copy of an object fetched from the store into the cache, without an fsync when the cache can. */

@@ -301,6 +301,9 @@ dd_store_open_opts(struct dd_store **out, const struct dd_store_opts *o)
 	st->cache_label = "the local cache";
 	if (load_key(st, o->statedir) < 0 || dd_backend_file_open(&st->cache, cdir, 1) < 0)
 		goto out;
+	/* offline too: a malformed URL is a mistake to fix, not a store to do without (the cache alone) */
+	if (o->url && dd_backend_url_check(o->url) < 0)
+		goto out;
 	if (!(o->flags & DD_STORE_OFFLINE) && open_backend(st, o, cdir) < 0)
 		goto out;
 	if (load_config(st, &cfg) < 0)

@@ -159,6 +159,18 @@ int dd_snapshot_reuse_stream(struct dd_snapshot_writer *sw, const struct dd_stre
  */
 void dd_stream_set_previous(struct dd_stream_writer *w, const struct dd_stream_info *prev);
 /*
+ * A hint for the delta bases of new bytes: byte `at` of this stream (its
+ * offset counted from the stream's start, bytes written and bytes still to
+ * be written alike) holds what byte `prev_off` of the previous version
+ * held (a row found again by its key). The chunk that contains `at`, and
+ * the chunks after it, take their bases from there, where the alignment
+ * would otherwise drift by the size of every insertion and deletion
+ * before them (a full read after scattered edits). Only a hint: a wrong
+ * one costs bytes, never correctness. Hints must come in stream order;
+ * ignored without a previous version.
+ */
+void dd_stream_align_previous(struct dd_stream_writer *w, uint64_t at, uint64_t prev_off);
+/*
  * Append bytes [off, off + len) of the previous stream: the same result as
  * dd_stream_write() of those bytes (same chunks, same ids), but whole
  * previous chunks that the chunker would cut the same way are taken by
@@ -168,11 +180,20 @@ void dd_stream_set_previous(struct dd_stream_writer *w, const struct dd_stream_i
  */
 int dd_stream_write_previous(struct dd_stream_writer *w, uint64_t off, uint64_t len);
 /*
+ * Read the previous stream where dd_stream_write_previous() reads it: *p
+ * points at byte `off` (< its size), *len bytes up to the end of the chunk
+ * holding it, valid until the next call on `w`. The chunk stays fetched
+ * for dd_stream_write_previous() (the last two are kept), so a caller
+ * that reads ahead of the ranges it appends fetches each chunk once.
+ * 0, DD_NOTFOUND (a chunk gone: the stream must be aborted), -1. (splice.c)
+ */
+int dd_stream_previous_view(struct dd_stream_writer *w, uint64_t off, const char **p, size_t *len);
+/*
  * What dd_stream_write_previous() did so far on writer `w` (call before
  * dd_stream_end, which frees it): previous bytes taken by reference (whole
  * chunks, not read), previous bytes read and chunked again, and the
- * previous chunks fetched for that (their plaintext bytes; the last one
- * read is kept, so ranges in order fetch each chunk once). (splice.c)
+ * previous chunks fetched for that (their plaintext bytes; the last two
+ * read are kept, so ranges in order fetch each chunk once). (splice.c)
  */
 struct dd_splice_stats {
 	uint64_t ref_bytes, ref_chunks;
@@ -478,5 +499,38 @@ void dd_cache_plan_release(struct dd_cache_plan *plan);
  * manifests that say where the store has it. 0, -1.
  */
 int dd_store_cache_remove(struct dd_store *st, const struct dd_cache_item *it);
+
+/* ---- the store's gc (store-gc.c; docs/DESIGN-NOTES.md, "The store's gc") ---- */
+struct dd_store_gc_opts {
+	int64_t now;           /* the time ages are counted from, seconds since the epoch */
+	int64_t grace;         /* seconds: nothing the store got more recently is removed or repacked */
+	unsigned repack_below; /* percent: an older pack whose live objects fill less of it is repacked */
+	int dry_run;           /* decide and count; change nothing */
+};
+struct dd_store_gc_count {
+	uint64_t files, bytes;
+};
+struct dd_store_gc_result {
+	/* removed (a dry run: would be), by kind; `repacked` are old packs whose live objects were copied first */
+	struct dd_store_gc_count manifests, indexes, packs, repacked, loose;
+	struct dd_store_gc_count written; /* new packs and the new index file the repack wrote (would write) */
+	struct dd_store_gc_count young;   /* garbage kept because it is younger than the grace period */
+	uint64_t live_snapshots;          /* manifests kept, with everything they need */
+	uint64_t live_objects;
+	size_t missing;                   /* snapshots named live but in neither the store nor the cache */
+	size_t failed;                    /* removal requests that failed (warned; the next run does them) */
+};
+/*
+ * Remove from the store what no live snapshot needs and nothing changed
+ * for o->grace seconds: manifests, index files, packs without a live
+ * object, loose objects; repack older packs whose live share is under
+ * o->repack_below percent (their live objects into new packs and a new
+ * index file, durable before anything is removed). Live: the snapshots
+ * live[0..nlive), every manifest younger than the grace period, the local
+ * cache's manifests the store lacks and its private ones, their chunks and
+ * their delta bases. Needs the store online. 0 (see res->failed), -1.
+ */
+int dd_store_gc(struct dd_store *st, const char *const *live, size_t nlive, const struct dd_store_gc_opts *o,
+		struct dd_store_gc_result *res);
 
 #endif

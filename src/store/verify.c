@@ -20,7 +20,8 @@
  * While it runs, the store's object path is pointed at the source (it
  * swaps st->cache, st->be and st->idx), so a store must not be shared with
  * other threads during dd_store_verify(). The store's config object is
- * checked too (it is otherwise read from the cache). Finding anything
+ * checked too (it is otherwise read from the cache): there, and opening
+ * with the key (MAC and key id, FORMAT.md §3.3). Finding anything
  * missing or damaged makes this clone forget its known-objects record: the
  * store lost or spoilt something it was known to hold, and the repair
  * (`push --check`) must not trust what was recorded.
@@ -95,7 +96,7 @@ struct verify {
 	struct check_job *jobs;
 	size_t njobs, nuniq;
 	size_t bad, damaged, missing;
-	int no_config;
+	int no_config, bad_config;
 };
 
 /* Where add_job() puts a listing entry's chunk: the verify, the snapshot and its listing. */
@@ -537,20 +538,30 @@ read_streams(struct verify *v)
 	}
 }
 
-/* The store's own config object (read from the cache otherwise): is it still there? */
+/*
+ * The store's own config object (every other command reads the cache's copy): still there, and it opens
+ * with the key (FORMAT.md §3.3: another key is named as such, anything else as damage).
+ */
 static int
 check_config(struct verify *v, struct dd_backend *be)
 {
 	struct dd_buf text = DD_BUF_INIT;
+	struct dd_store_config cfg;
 	int r = be->ops->get(be, "config", &text);
 
-	dd_buf_release(&text);
 	if (r == DD_NOTFOUND) {
 		dd_warn("the store %s has lost its config object", v->st->url);
 		v->no_config = 1;
 		v->bad++;
-		return 0;
+		r = 0;
+	} else if (r == 0 && (dd_store_config_parse(&cfg, text.ptr, text.len) < 0 ||
+			      dd_store_config_check(&cfg, text.ptr, v->st->keys, v->st->url) < 0)) {
+		dd_warn("the config object of the store %s: %s", v->st->url, dd_error_last());
+		dd_error_clear();
+		v->bad_config = 1;
+		v->bad++;
 	}
+	dd_buf_release(&text);
 	return r;
 }
 
@@ -569,6 +580,9 @@ report(struct verify *v, int read_data)
 	if (v->damaged)
 		dd_hint("push only adds what the store lacks: delete the damaged pack (or object) files from the store, "
 			"then run `git dnadata push --check` where a cache has good copies");
+	else if (v->bad_config)
+		dd_hint("delete the store's config object, then `git dnadata push --check` puts this machine's cached "
+			"copy back (if it opens with this key)");
 	else if (v->no_config)
 		dd_hint("`git dnadata push --check` puts the store's config back from this machine's cache (and "
 			"uploads missing files it has)");

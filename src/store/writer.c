@@ -39,6 +39,7 @@ struct chunk_job {
 	struct chunk_job *next_in_stream;
 	struct dd_chunk_ref dbase; /* a delta base: the previous version's chunk aligned with this one */
 	int has_base;
+	struct dd_buf bplain; /* its plaintext when splice.c had it fetched (empty: the job reads it) */
 };
 
 struct dd_snapshot_writer {
@@ -70,6 +71,8 @@ struct dd_stream_writer {
 	uint64_t prev_at;
 	struct dd_splice *splice; /* splice.c's state once dd_stream_write_previous ran (NULL before) */
 	uint64_t *prev_ends; /* delta_pick(): where each chunk of prev ends (NULL: not computed yet) */
+	struct { uint64_t at, prev; } hint[4]; /* dd_stream_align_previous() hints not used yet, oldest first */
+	size_t nhints;
 };
 
 /* "stream 'x' failed<how>", or for a detached writer (dd_content_begin) "content failed<how>"; returns -1. */
@@ -82,21 +85,66 @@ failed(const struct dd_stream_writer *w, const char *how)
 }
 
 /*
+ * Before the chunk of `len` bytes that ends at info.size is given its base:
+ * the newest hint inside it or before it sets where it starts in the
+ * previous version; later hints wait for their chunks.
+ */
+static void
+use_hints(struct dd_stream_writer *w, size_t len)
+{
+	uint64_t start = w->info.size - len, end = w->info.size, at, prev;
+	size_t used = 0;
+
+	while (used < w->nhints && w->hint[used].at < end)
+		used++;
+	if (!used)
+		return;
+	at = w->hint[used - 1].at;
+	prev = w->hint[used - 1].prev;
+	if (at >= start)
+		w->prev_at = prev >= at - start ? prev - (at - start) : 0;
+	else
+		w->prev_at = prev + (start - at);
+	memmove(w->hint, w->hint + used, (w->nhints - used) * sizeof(w->hint[0]));
+	w->nhints -= used;
+}
+
+void
+dd_stream_align_previous(struct dd_stream_writer *w, uint64_t at, uint64_t prev_off)
+{
+	if (!w->prev.name || (w->nhints && at <= w->hint[w->nhints - 1].at))
+		return;
+	if (w->nhints == sizeof(w->hint) / sizeof(w->hint[0])) { /* the oldest gives way */
+		memmove(w->hint, w->hint + 1, (w->nhints - 1) * sizeof(w->hint[0]));
+		w->nhints--;
+	}
+	w->hint[w->nhints].at = at;
+	w->hint[w->nhints].prev = prev_off;
+	w->nhints++;
+}
+
+/*
  * The delta base of the chunk being submitted (FORMAT.md §4.3): the chunk
  * of the previous version that overlaps most the bytes [prev_at, prev_at +
  * len) aligned with it, then prev_at moves past them. On the writer's
  * thread, in stream order. prev_at follows lengths only (a chunk's id is
  * not known yet): after an insertion or deletion the alignment drifts by
- * its size until dd_stream_write_previous() sets it again.
+ * its size until dd_stream_write_previous() sets it again, or a hint
+ * (dd_stream_align_previous: a row of the previous version found again).
  */
 static void
 delta_pick(struct dd_stream_writer *w, struct chunk_job *j)
 {
 	const struct dd_stream_info *p = &w->prev;
-	uint64_t at = w->prev_at, end = at + j->len, best = 0;
+	uint64_t at, end, best = 0;
 	size_t lo = 0, hi;
 
-	if (!p->name || !p->nchunks || at == UINT64_MAX || (w->sw->flags & DD_SNAPSHOT_PRIVATE))
+	if (!p->name || !p->nchunks || (w->sw->flags & DD_SNAPSHOT_PRIVATE))
+		return;
+	use_hints(w, j->len);
+	at = w->prev_at;
+	end = at + j->len;
+	if (at == UINT64_MAX)
 		return;
 	w->prev_at = end;
 	if (!w->prev_ends) {
@@ -135,8 +183,8 @@ chunk_run(struct dd_job *job, struct dd_worker *wk)
 	if (j->w->sw->flags & DD_SNAPSHOT_PRIVATE)
 		r = dd_store_put_private(j->st, j->id, j->data, j->len, wk->zc, &wk->scratch, &existed);
 	else if (j->has_base)
-		r = dd_store_put_data_delta(j->st, j->id, j->data, j->len, &j->dbase, wk->zc, wk->zd, &wk->scratch,
-					    &existed);
+		r = dd_store_put_data_delta(j->st, j->id, j->data, j->len, &j->dbase, j->bplain.len ? &j->bplain : NULL,
+					    wk->zc, wk->zd, &wk->scratch, &existed);
 	else
 		r = dd_store_put_object(j->st, DD_OBJ_DATA, j->id, j->data, j->len, wk->zc, &wk->scratch, &existed);
 	if (r < 0) {
@@ -146,6 +194,7 @@ chunk_run(struct dd_job *job, struct dd_worker *wk)
 out:
 	dd_store_chunkbuf_put(j->st, j->data);
 	j->data = NULL;
+	dd_buf_release(&j->bplain);
 }
 
 int
@@ -257,6 +306,7 @@ dd_stream_set_previous(struct dd_stream_writer *w, const struct dd_stream_info *
 	dd_stream_info_clear(&w->prev);
 	dd_stream_info_copy(&w->prev, prev);
 	w->prev_at = 0;
+	w->nhints = 0;
 	free(w->prev_ends);
 	w->prev_ends = NULL;
 }
@@ -296,6 +346,7 @@ harvest(struct dd_stream_writer *w, int all)
 			w->info.nchunks++;
 		}
 		free(j->err);
+		dd_buf_release(&j->bplain);
 		free(j);
 	}
 	return rc;
@@ -312,6 +363,11 @@ submit_chunk(struct dd_stream_writer *w)
 	j->data = w->buf;
 	j->len = w->buflen;
 	delta_pick(w, j);
+	if (j->has_base && w->splice) { /* the splice read it: a copy spares the job decrypting and decompressing it again */
+		const struct dd_buf *bp = dd_splice_plain(w->splice, &w->prev, &j->dbase);
+		if (bp)
+			dd_buf_put(&j->bplain, bp->ptr, bp->len);
+	}
 	w->buf = NULL;
 	w->buflen = 0;
 	if (w->tail)
@@ -418,6 +474,7 @@ dd_stream_feed_previous(struct dd_stream_writer *w, const uint8_t *p, size_t len
 	 * estimate after new bytes, which do not move it) or, when there is
 	 * none, align these bytes with where they came from.
 	 */
+	w->nhints = 0; /* exact from here: the hints of earlier rows are stale */
 	if (w->buflen == 0)
 		w->prev_at = off;
 	else if (w->prev_at == UINT64_MAX)
@@ -451,6 +508,7 @@ dd_stream_append_ref(struct dd_stream_writer *w, const struct dd_chunk_ref *ref,
 	w->tail = j;
 	w->info.size += ref->len;
 	w->prev_at = prev_end;
+	w->nhints = 0;
 	return harvest(w, 0);
 }
 

@@ -2,6 +2,7 @@
 #include "util/fs.h"
 #include "util/err.h"
 #include "util/log.h"
+#include "util/proc.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -12,6 +13,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 static int
@@ -296,8 +298,173 @@ dd_rm_rf(const char *path)
 	return rc;
 }
 
-/* Open (creating it and its folder) the lock file `path` and try to take it without waiting: 0 taken, 1 held by
- * another process (*fd open), -1 error (error set, *fd -1). */
+/* ---- locks between our own processes, and their holder records (fs.h) ---- */
+
+static char lock_command[DD_LOCK_COMMAND_MAX + 1] = "git dnadata";
+static int lock_no_wait;
+static struct dd_lock_record lock_warned; /* the dead holder last said to have left a lock */
+
+void
+dd_lock_set_command(const char *command)
+{
+	size_t n = 0;
+
+	/* printable ASCII only: the record is one line, and it is shown on terminals */
+	for (; command[n] && n < DD_LOCK_COMMAND_MAX; n++)
+		lock_command[n] = command[n] >= 0x20 && command[n] < 0x7f ? command[n] : '?';
+	lock_command[n] = '\0';
+}
+
+void
+dd_lock_never_wait(void)
+{
+	lock_no_wait = 1;
+}
+
+/* A decimal number of at most `max` at *p (advanced past it): 0, or -1. */
+static int
+record_number(const char **p, const char *end, long long max, long long *out)
+{
+	const char *s = *p;
+	long long v = 0;
+
+	if (s == end || *s < '0' || *s > '9')
+		return -1;
+	for (; s < end && *s >= '0' && *s <= '9'; s++) {
+		if (v > (max - (*s - '0')) / 10)
+			return -1;
+		v = v * 10 + (*s - '0');
+	}
+	*out = v;
+	*p = s;
+	return 0;
+}
+
+static int
+record_parse(struct dd_lock_record *r, const char *text, size_t len)
+{
+	const char *p = text, *end = text + len;
+	long long pid;
+	size_t n = 0;
+
+	if (record_number(&p, end, INT_MAX, &pid) < 0 || pid < 1 || p == end || *p++ != ' ' ||
+	    record_number(&p, end, LLONG_MAX, &r->started) < 0 || p == end || *p++ != ' ' ||
+	    record_number(&p, end, LLONG_MAX, &r->since) < 0 || p == end || *p++ != ' ')
+		return -1;
+	for (; p < end && *p != '\n'; p++) {
+		if (*p < 0x20 || *p >= 0x7f || n == DD_LOCK_COMMAND_MAX)
+			return -1;
+		r->command[n++] = *p;
+	}
+	if (n == 0 || p == end || p + 1 != end)
+		return -1; /* no command, no final newline, or more after it */
+	r->command[n] = '\0';
+	r->pid = (long)pid;
+	return 0;
+}
+
+int
+dd_lock_record_parse(struct dd_lock_record *r, const char *text, size_t len)
+{
+	memset(r, 0, sizeof(*r));
+	if (len == 0)
+		return DD_NOTFOUND;
+	if (record_parse(r, text, len) < 0) {
+		memset(r, 0, sizeof(*r)); /* nothing half parsed is left */
+		return -1;
+	}
+	return 0;
+}
+
+void
+dd_lock_record_format(struct dd_buf *out, const struct dd_lock_record *r)
+{
+	dd_buf_printf(out, "%ld %lld %lld %s\n", r->pid, r->started, r->since, r->command);
+}
+
+/* The record lock file `fd` holds: 0, DD_NOTFOUND (empty) or -1 (unreadable or malformed; no error recorded). */
+static int
+record_read(int fd, struct dd_lock_record *r)
+{
+	char buf[2 * DD_LOCK_COMMAND_MAX];
+	ssize_t n = pread(fd, buf, sizeof(buf), 0);
+
+	if (n < 0 || (size_t)n == sizeof(buf))
+		return -1;
+	return dd_lock_record_parse(r, buf, (size_t)n);
+}
+
+/* "pid 123, git dnadata snapshot, since 08:01:02" */
+static char *
+record_describe(const struct dd_lock_record *r)
+{
+	time_t t = (time_t)r->since;
+	char when[16] = "?";
+	struct tm tm;
+
+	if (localtime_r(&t, &tm))
+		strftime(when, sizeof(when), "%H:%M:%S", &tm);
+	return dd_asprintf("pid %ld, %s, since %s", r->pid, r->command, when);
+}
+
+/* The live holder the record of `fd` names, described; NULL if none. */
+static char *
+holder_of(int fd)
+{
+	struct dd_lock_record r;
+
+	if (record_read(fd, &r) != 0 || !dd_proc_alive(r.pid, r.started))
+		return NULL;
+	return record_describe(&r);
+}
+
+char *
+dd_lock_file_holder(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	char *who;
+
+	if (fd < 0)
+		return NULL;
+	who = holder_of(fd);
+	close(fd);
+	return who;
+}
+
+/*
+ * We hold the lock on `fd`: a record still there was left by a holder that
+ * died holding it (a release empties it): say so, then record ourselves.
+ * Best effort (a full disk may refuse the record): the flock is the lock.
+ */
+static void
+record_take(int fd, const char *path)
+{
+	struct dd_lock_record r;
+	struct dd_buf line = DD_BUF_INIT;
+
+	if (record_read(fd, &r) == 0 && r.pid != (long)getpid() && !dd_proc_alive(r.pid, r.started) &&
+	    (r.pid != lock_warned.pid || r.started != lock_warned.started)) {
+		char *who = record_describe(&r);
+		dd_warn("taking over lock %s left by %s, which is no longer running", path, who);
+		free(who);
+		lock_warned = r; /* its other locks (profile, then database) are taken over without another line */
+	}
+	memset(&r, 0, sizeof(r));
+	r.pid = (long)getpid();
+	r.started = dd_proc_start_time(r.pid);
+	r.since = (long long)time(NULL);
+	if (r.started < 0)
+		r.started = 0;
+	memcpy(r.command, lock_command, sizeof(r.command));
+	dd_lock_record_format(&line, &r);
+	if (ftruncate(fd, 0) == 0 && pwrite(fd, line.ptr, line.len, 0) < 0) {
+		/* nothing to do: a waiter then names no holder */
+	}
+	dd_buf_release(&line);
+}
+
+/* Open (creating it and its folder) the lock file `path` and try to take it without waiting: 0 taken (and
+ * recorded), 1 held by another process (*fd open), -1 error (error set, *fd -1). */
 static int
 lock_open_try(const char *path, int *fd)
 {
@@ -312,19 +479,37 @@ lock_open_try(const char *path, int *fd)
 		dd_error_errno("cannot open the lock %s", path);
 		goto out;
 	}
-	if (flock(*fd, LOCK_EX | LOCK_NB) == 0)
+	if (flock(*fd, LOCK_EX | LOCK_NB) == 0) {
+		record_take(*fd, path);
 		rc = 0;
-	else if (errno == EWOULDBLOCK)
+	} else if (errno == EWOULDBLOCK) {
 		rc = 1;
-	else
+	} else {
 		dd_error_errno("cannot lock %s", path);
+	}
 out:
-	if (rc < 0) {
-		dd_unlock_file(*fd);
+	if (rc < 0 && *fd >= 0) {
+		close(*fd); /* not held: its record is not ours to empty */
 		*fd = -1;
 	}
 	free(dir);
 	return rc;
+}
+
+/* Another process holds lock `fd` (`path`): close it, record DD_EBUSY's error naming the holder. */
+static int
+lock_busy(const char *path, int *fd)
+{
+	char *who = holder_of(*fd);
+
+	close(*fd);
+	*fd = -1;
+	if (who)
+		dd_error("another process holds the lock %s (%s)", path, who);
+	else
+		dd_error("another process holds the lock %s", path);
+	free(who);
+	return DD_EBUSY;
 }
 
 int
@@ -334,16 +519,26 @@ dd_lock_file(const char *path, const char *busy, int *fd)
 
 	if (rc != 1)
 		return rc;
-	if (busy)
-		dd_info("%s", busy);
+	if (lock_no_wait)
+		return lock_busy(path, fd);
+	if (busy) {
+		char *who = holder_of(*fd);
+		if (who)
+			dd_info("%s (held by %s)", busy, who);
+		else
+			dd_info("%s", busy);
+		free(who);
+	}
 	while ((rc = flock(*fd, LOCK_EX)) < 0 && errno == EINTR)
 		;
 	if (rc < 0) {
 		dd_error_errno("cannot lock %s", path);
-		dd_unlock_file(*fd);
+		close(*fd);
 		*fd = -1;
+		return -1;
 	}
-	return rc;
+	record_take(*fd, path);
+	return 0;
 }
 
 int
@@ -353,15 +548,17 @@ dd_lock_file_try(const char *path, int *fd)
 
 	if (rc != 1)
 		return rc;
-	dd_unlock_file(*fd);
-	*fd = -1;
-	dd_error("another process holds the lock %s", path);
-	return DD_EBUSY;
+	return lock_busy(path, fd);
 }
 
 void
 dd_unlock_file(int fd)
 {
-	if (fd >= 0)
-		close(fd); /* closing the only descriptor releases the flock */
+	if (fd < 0)
+		return;
+	/* emptied first: a record the next holder finds was left by a process that died holding the lock */
+	if (ftruncate(fd, 0) < 0) {
+		/* nothing to do: the next holder may then warn of a holder that is gone */
+	}
+	close(fd); /* closing the only descriptor releases the flock */
 }

@@ -61,14 +61,55 @@ int dd_mkdir_p(const char *path, mode_t mode);
  * An exclusive flock() on `path` (created 0600, with its directory), for
  * locks between our own processes: the kernel drops it when the process
  * ends, even by kill -9, so it is never stale. If another process holds it,
- * `busy` (a message, may be NULL) is shown once and the call waits. *fd
- * receives the lock; release it with dd_unlock_file(). -1 (error set) if the
- * file cannot be opened or locked.
+ * `busy` (a message, may be NULL) is shown once, with the holder its record
+ * names (below), and the call waits. *fd receives the lock; release it with
+ * dd_unlock_file(). -1 (error set) if the file cannot be opened or locked;
+ * DD_EBUSY instead of waiting once dd_lock_never_wait() was called.
+ *
+ * While held, the file carries its holder's record, one line:
+ * "<pid> <start time> <since> <command>\n" (start time: util/proc.h's, so a
+ * reused pid is told apart; since: seconds since the epoch; command: what
+ * dd_lock_set_command() set, printable ASCII). dd_unlock_file() empties it
+ * first, so a record found by the next holder was left by a process that
+ * died holding the lock (kill -9): that one says so in one line (warning:
+ * "taking over lock PATH left by pid N (...), which is no longer running").
+ * The record only informs: the flock alone decides who holds the lock.
  */
 int dd_lock_file(const char *path, const char *busy, int *fd);
-/* The same without waiting: DD_EBUSY (error set, *fd = -1) when another process holds it. */
+/* The same without waiting: DD_EBUSY (error set, naming the holder, *fd = -1) when another process holds it. */
 int dd_lock_file_try(const char *path, int *fd);
+/* Empty the holder record and release the lock; -1 is ignored. */
 void dd_unlock_file(int fd);
+/* What this process is called in the records of the locks it takes ("git dnadata snapshot"; default "git dnadata"). */
+void dd_lock_set_command(const char *command);
+/*
+ * From now on dd_lock_file() never waits: DD_EBUSY when the lock is held
+ * (what git hooks want: they must not block the git command).
+ */
+void dd_lock_never_wait(void);
+/*
+ * The live holder lock file `path` records: "pid 123, git dnadata snapshot,
+ * since 08:01:02" (the holder's local time), or NULL when no record names a
+ * running process. Caller frees.
+ */
+char *dd_lock_file_holder(const char *path);
+
+#define DD_LOCK_COMMAND_MAX 200
+/* A holder record (above), parsed. */
+struct dd_lock_record {
+	long pid;
+	long long started;
+	long long since;
+	char command[DD_LOCK_COMMAND_MAX + 1];
+};
+/*
+ * Parse a holder record (`len` bytes, no NUL needed): 0, DD_NOTFOUND (empty:
+ * no holder recorded), -1 malformed (no error recorded: a record only
+ * informs). Strict: decimal fields, one space between, one final newline.
+ */
+int dd_lock_record_parse(struct dd_lock_record *r, const char *text, size_t len);
+/* Format a record (one line, as parsed above). */
+void dd_lock_record_format(struct dd_buf *out, const struct dd_lock_record *r);
 int dd_fsync_dir(const char *dir);
 int dd_path_exists(const char *path);
 int dd_is_dir(const char *path);

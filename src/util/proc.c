@@ -31,9 +31,24 @@ same_name(const char *e, const char *spec)
 	return !strncmp(e, spec, n) && e[n] == '=';
 }
 
-/* environ with the caller's changes; the strings are borrowed. */
+/*
+ * S3 secrets our own children (pg_dump, psql, pg_restore) never need: exec'd, a child is dumpable again, so
+ * any process of the user could read them from its /proc/PID/environ, which main() closes for this one.
+ */
+static const char *const s3_secrets[] = { "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN" };
+
+static int
+s3_secret(const char *e)
+{
+	for (size_t i = 0; i < sizeof(s3_secrets) / sizeof(*s3_secrets); i++)
+		if (same_name(e, s3_secrets[i]))
+			return 1;
+	return 0;
+}
+
+/* environ with the caller's changes (and without S3 secrets unless keep_secrets); the strings are borrowed. */
 static char **
-child_env(const char *const *changes)
+child_env(const char *const *changes, int keep_secrets)
 {
 	size_t n = 0, k = 0, nc = 0;
 	char **env;
@@ -44,7 +59,7 @@ child_env(const char *const *changes)
 		nc++;
 	env = dd_calloc(n + nc + 1, sizeof(char *));
 	for (size_t i = 0; i < n; i++) {
-		int drop = 0;
+		int drop = !keep_secrets && s3_secret(environ[i]);
 		for (size_t j = 0; j < nc && !drop; j++)
 			drop = same_name(environ[i], changes[j]);
 		if (!drop)
@@ -88,7 +103,7 @@ start(const struct dd_proc *p, pid_t *pid, int *outp, int *errp)
 {
 	int opipe[2] = { -1, -1 }, epipe[2] = { -1, -1 }, e, rc = DD_ERROR;
 	posix_spawn_file_actions_t fa;
-	char **env = child_env(p->env);
+	char **env = child_env(p->env, p->user_command);
 
 	if (((p->out_cb || p->tee) && pipe2(opipe, O_CLOEXEC) < 0) ||
 	    (!p->tee && p->err_fd < 0 && pipe2(epipe, O_CLOEXEC) < 0)) {
@@ -347,4 +362,42 @@ dd_proc_start_time(long pid)
 	if (!p || sscanf(p, "%lld", &start) != 1)
 		return -1;
 	return start;
+}
+
+/* Is process `pid` a zombie (dead, not yet waited for)? */
+static int
+zombie(long pid)
+{
+	char path[64], buf[512];
+	const char *p;
+	size_t n;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+	if (!(f = fopen(path, "r")))
+		return 0;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	/* "pid (comm) state ...": comm may hold spaces and parentheses */
+	return (p = strrchr(buf, ')')) && p[1] == ' ' && p[2] == 'Z';
+}
+
+int
+dd_proc_alive(long pid, long long started)
+{
+	long long now;
+
+	if (pid <= 0)
+		return 0;
+	if (pid == (long)getpid())
+		return 1;
+	if (kill((pid_t)pid, 0) < 0 && errno != EPERM)
+		return 0;
+	/* killed, but its parent has not waited for it yet (a detached job's is init, which may be slow to) */
+	if (zombie(pid))
+		return 0;
+	if (started < 0 || (now = dd_proc_start_time(pid)) < 0)
+		return 1; /* the pid is in use: assume it is still the writer */
+	return now == started;
 }

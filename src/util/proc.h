@@ -6,7 +6,8 @@
  * argv[0] is a path, never looked up on PATH. Its environment is ours with
  * the caller's "NAME=value" entries put in (replacing ours) and "NAME"
  * entries taken out, so a password travels in the environment, never on a
- * command line. stdin is /dev/null or a given fd. stdout goes to a callback, an fd, or
+ * command line; S3 secrets are taken out too unless it is the user's own
+ * command (user_command). stdin is /dev/null or a given fd. stdout goes to a callback, an fd, or
  * /dev/null; stderr either goes straight to an fd (a hook's output, for the
  * user to see) or is read through a pipe and its last DD_PROC_ERR_KEEP
  * bytes kept for the error message. Whatever goes to an fd goes there
@@ -40,6 +41,12 @@ struct dd_proc {
 	 * the pipe is not waited for (what it writes later is lost).
 	 */
 	int tee;
+	/*
+	 * A command of the user's (post_restore): it gets our whole environment, as any command the user runs
+	 * does. Otherwise (pg_dump, psql, pg_restore) the S3 secrets (AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN)
+	 * are taken out: a child is dumpable, so its environment is readable by the user's other processes.
+	 */
+	int user_command;
 };
 
 struct dd_proc_result {
@@ -71,5 +78,11 @@ char *dd_proc_err_line(const struct dd_buf *err);
  * time) names one process even after its pid is reused.
  */
 long long dd_proc_start_time(long pid);
+/*
+ * Does process `pid`, started at `started` (dd_proc_start_time(); -1:
+ * unknown, judged by the pid alone), still run? A zombie does not; a pid
+ * now held by a process started at another time (reused) does not.
+ */
+int dd_proc_alive(long pid, long long started);
 
 #endif

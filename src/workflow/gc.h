@@ -11,6 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "store/store.h"
+
 struct dd_repo;
 struct dd_config;
 
@@ -90,5 +92,24 @@ int dd_workflow_gc_auto(struct dd_repo *repo, const struct dd_config *cfg);
 /* From the records alone (no connection): may the budgets be exceeded (a reason for the job to start)? */
 int dd_workflow_gc_maybe_due(struct dd_repo *repo, const struct dd_config *cfg);
 void dd_gc_result_release(struct dd_gc_result *res);
+
+/* ---- the store's gc (gc-store.c, issue 20) ---- */
+struct dd_store_gc_summary {
+	char *url;            /* the store, for the report (no credentials: a URL never holds any) */
+	size_t commits;       /* commits whose ref files were read */
+	size_t named;         /* snapshots git and the local records name */
+	struct dd_store_gc_result res;
+};
+/*
+ * gc of the store itself: every snapshot named by a ref file at any commit
+ * reachable from any ref (branches, tags, remote-tracking branches ...) or
+ * by a local record is live; dd_store_gc() removes the rest that is older
+ * than opts->grace (opts->now is set here: the clock, or
+ * DNADATA_TEST_GC_CLOCK_SHIFT in tests). Waits for another gc --store of
+ * this clone. 0, -1.
+ */
+int dd_workflow_store_gc(struct dd_repo *repo, const struct dd_config *cfg, const struct dd_store_gc_opts *opts,
+			 struct dd_store_gc_summary *out);
+void dd_store_gc_summary_release(struct dd_store_gc_summary *s);
 
 #endif

@@ -94,6 +94,12 @@ dd_workflow_media_lock(const struct dd_repo *repo, const char *root, int *fd)
 	busy = dd_asprintf("waiting for another git dnadata run on media folder %s to finish", root);
 	if (dd_mkdir_p(dir, 0700) == 0)
 		rc = dd_lock_file(path, busy, fd);
+	if (rc == DD_EBUSY) { /* a git hook's, which never waits */
+		char *who = dd_lock_file_holder(path);
+		dd_error("another git dnadata command is working on media folder %s%s%s%s", root, who ? " (" : "",
+			 who ? who : "", who ? ")" : "");
+		free(who);
+	}
 	free(busy);
 	free(path);
 	free(name);

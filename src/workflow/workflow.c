@@ -649,7 +649,7 @@ run_command(struct dd_repo *repo, char **env, const char *cmd, size_t number, si
 	const char *argv[] = { "/bin/sh", "-c", cmd, NULL };
 	/* output and errors both to our stderr (stdout is for results) as they come, the tail kept */
 	struct dd_proc proc = { .argv = argv, .env = (const char *const *)env, .dir = repo->workdir,
-				.out_fd = STDERR_FILENO, .err_fd = STDERR_FILENO, .tee = 1 };
+				.out_fd = STDERR_FILENO, .err_fd = STDERR_FILENO, .tee = 1, .user_command = 1 };
 	struct dd_proc_result r;
 	int rc;
 

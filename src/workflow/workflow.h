@@ -35,7 +35,8 @@ char *dd_workflow_media_root(const struct dd_repo *repo, const struct dd_profile
 /*
  * Hold media folder `root`'s lock (<statedir>/locks/media-HASH.lock; waits,
  * saying so) while a capture, set-aside, apply or finish reads or changes
- * it: two profiles of different databases may share a folder. 0 or -1.
+ * it: two profiles of different databases may share a folder. 0, -1, or
+ * DD_EBUSY (a git hook's process, which never waits: dd_lock_never_wait).
  */
 int dd_workflow_media_lock(const struct dd_repo *repo, const char *root, int *fd);
 /* The media module's options for p's folder `root` (borrowed): state folder, owner, progress on a terminal. */

@@ -4,7 +4,8 @@
 # after the ref file was written, or whose index cannot be written (that
 # happens before HEAD moves), puts everything back (HEAD, index, the ref
 # file and work tree as they were); a ref file that is a symbolic link, or lies under
-# one, is refused and never committed as a link.
+# one, is refused and never committed as a link; a commit killed while it
+# held .git/index.lock leaves a lock the next command knows as its own and removes.
 . "$(dirname "$0")/../lib.sh"
 
 setup() {
@@ -129,6 +130,46 @@ test_index_that_cannot_be_written_never_moves_head() {
 	rmdir .git/index.dnadata.lock
 	expect_ok git dnadata snapshot
 	assert_eq "" "$(git status --porcelain)"
+}
+
+# snapshot_killed_renaming FILE: `git dnadata snapshot` killed (SIGKILL, by strace) as it renames .git/FILE (strace
+# -P matches a rename by its first path): index.dnadata, the new index put into index.lock (HEAD not moved
+# yet); index.lock, the lock put in place as the index (HEAD moved).
+snapshot_killed_renaming() {
+	command -v strace >/dev/null || fail "this test needs strace"
+	run strace -f -o /dev/null -P "$(pwd -P)/.git/$1" -e trace=rename,renameat,renameat2 \
+		-e inject=rename,renameat,renameat2:signal=SIGKILL:when=1 git-dnadata snapshot
+	[ "$RC" = 137 ] || fail "the snapshot was not killed renaming $1 (exit $RC): $ERR"
+	assert_file .git/index.lock
+}
+
+# A commit killed while it holds .git/index.lock leaves the lock behind; it is git-dnadata's own (one file
+# with .git/index.lock.dnadata), so the next command removes it, says so, and commits; git's own lock files
+# are still waited for and named (test_held_index_lock_is_named_before_anything_is_dumped).
+test_an_index_lock_left_by_a_killed_commit_is_removed_by_the_next_one() {
+	setup
+	local head
+	head=$(git rev-parse HEAD)
+	snapshot_killed_renaming index.dnadata
+	assert_eq "$head" "$(git rev-parse HEAD)" "HEAD moved before the new index was in the lock"
+	expect_ok git dnadata snapshot
+	assert_contains "$ERR" "warning: removed .git/index.lock, left by a git dnadata process killed while it committed"
+	assert_contains "$(cat .dnadata/refs/clean)" "snapshot $OUT"
+	assert_eq "" "$(git status --porcelain)"
+	assert_eq "" "$(ls .git | grep -F .dnadata || true)" "a file of the lock is left"
+}
+
+test_an_index_lock_left_after_head_moved_is_removed_and_the_index_made_to_match() {
+	setup
+	local head
+	head=$(git rev-parse HEAD)
+	snapshot_killed_renaming index.lock
+	assert_ne "$head" "$(git rev-parse HEAD)" "HEAD did not move before the index was put in place"
+	expect_ok git dnadata snapshot # nothing changed: no new commit, and the index is brought up to HEAD
+	assert_contains "$ERR" "warning: removed .git/index.lock, left by a git dnadata process killed while it committed"
+	assert_contains "$ERR" "nothing changed"
+	assert_eq "" "$(git status --porcelain)"
+	assert_eq "" "$(ls .git | grep -F .dnadata || true)" "a file of the lock is left"
 }
 
 test_symlinked_ref_file_is_refused_and_not_committed() {

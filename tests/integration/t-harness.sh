@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # t-harness.sh: the test runner itself cannot be fooled: a unit-test program
 # that was not built, a script that stops before its plan is done, or a
-# program that prints no plan all count as failures; and the release tarball
+# program that prints no plan all count as failures; tests run side by side
+# (a "# serial" script alone), reported in order; and the release tarball
 # holds everything needed to build and test from it.
 . "$(dirname "$0")/../lib.sh"
 
@@ -49,6 +50,37 @@ test_an_integration_script_that_dies_midway_fails() {
 	run env -u DD_TEST_FILTER "$T/src/tests/run" --builddir "$T/build" --srcdir "$T/src" "$T/src/tests/integration/t-dies.sh"
 	assert_ne 0 "$RC" "exit status"
 	assert_contains "$OUT" "planned 3 tests but reported"
+}
+
+# DD_TEST_JOBS=2: two tests run at once (test-a and test-b each wait for the
+# other to start: run one at a time, both fail), a "# serial" script runs
+# alone (no other test between its start and its end), and results are
+# printed in the order of the list, whatever the order they ended in.
+test_tests_run_side_by_side_and_a_serial_script_alone() {
+	fake_tree
+	rm "$T/src/tests/unit/test-gone.c"
+	local log=$T/order.log u
+	: >"$log"
+	for u in a b; do
+		local other=b
+		[ $u = a ] || other=a
+		printf '%s\n' '#!/bin/sh' "echo 'start $u' >>'$log'" \
+			"i=0; until grep -q 'start $other' '$log'; do i=\$((i + 1)); [ \$i -lt 400 ] || { echo 1..1; echo 'not ok 1 - $u ran alone'; exit 1; }; sleep 0.05; done" \
+			"echo 'end $u' >>'$log'" 'echo 1..1' "echo 'ok 1 - $u'" >"$T/build/tests/unit/test-$u"
+	done
+	printf '%s\n' '#!/bin/sh' "echo 'start c' >>'$log'" "grep -q 'end s' '$log' || { echo 1..1; echo 'not ok 1 - c before s ended'; exit 1; }" \
+		"echo 'end c' >>'$log'" 'echo 1..1' "echo 'ok 1 - c'" >"$T/build/tests/unit/test-c"
+	chmod +x "$T/build/tests/unit/test-a" "$T/build/tests/unit/test-b" "$T/build/tests/unit/test-c"
+	printf '%s\n' '# serial' "echo 'start s' >>'$log'" \
+		"[ \"\$(grep -c '^start' '$log')\" = \"\$(( \$(grep -c '^end' '$log') + 1 ))\" ] || { echo 1..1; echo 'not ok 1 - s beside another test'; exit 1; }" \
+		'sleep 0.5' "echo 'end s' >>'$log'" 'echo 1..1' "echo 'ok 1 - s'" >"$T/src/tests/integration/t-s.sh"
+	run env -u DD_TEST_FILTER DD_TEST_JOBS=2 "$T/src/tests/run" --builddir "$T/build" --srcdir "$T/src" \
+		"$T/build/tests/unit/test-a" "$T/build/tests/unit/test-b" "$T/src/tests/integration/t-s.sh" "$T/build/tests/unit/test-c"
+	assert_eq 0 "$RC" "exit status: $OUT"
+	assert_contains "$OUT" "4 passed, 0 failed"
+	assert_eq "tests/unit/test-a tests/unit/test-b tests/integration/t-s.sh tests/unit/test-c" \
+		"$(sed -nE 's/^# (tests\/[^:]+)$/\1/p' <<<"$OUT" | tr '\n' ' ' | sed 's/ $//')" "the order results are printed in"
+	assert_eq "start s end s start c end c" "$(grep -E ' (s|c)$' "$log" | tr '\n' ' ' | sed 's/ $//')"
 }
 
 # The tarball (make distdir) configures, builds and passes unit and

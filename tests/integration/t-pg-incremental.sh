@@ -5,6 +5,7 @@
 # byte what a full read gives), and restores to the source. The -v lines
 # ("incremental: ...") say which tables were reused and why others were
 # read; the tests assert on them and print them.
+# serial: crashes a backend, which resets every session of the shared server (tests/run runs it alone)
 . "$(dirname "$0")/../lib.sh"
 
 setup_repo() {
@@ -126,22 +127,28 @@ test_changed_key_ranges_are_read_alone() {
 	snap
 	psql_q "$DB" "UPDATE big SET v = 'clustered' WHERE id BETWEEN 5000 AND 5100"
 	snap
-	assert_contains "$V" "incremental: public.big: 10 of 11 key ranges unchanged, the others read"
+	assert_contains "$V" "incremental: public.big: 10 of 11 key ranges unchanged, 1 merged from markers, 0 read"
 	same_as_full "clustered change"
-	# scattered: every range changed, the table is read whole
+	# scattered: every range changed, few rows of each: every range merged from markers
 	psql_q "$DB" "UPDATE big SET v = 'scattered' WHERE id % 500 = 0"
 	snap
-	assert_contains "$V" "incremental: public.big read whole: all 11 key ranges changed"
+	assert_contains "$V" "incremental: public.big: 0 of 11 key ranges unchanged, 11 merged from markers, 0 read"
 	same_as_full "scattered change"
+	# dense: most rows of a range changed, which a range COPY reads
+	psql_q "$DB" "UPDATE big SET v = 'dense' WHERE id BETWEEN 9000 AND 11000"
+	snap
+	assert_contains "$V" "incremental: public.big: "
+	assert_not_contains "$V" "merged from markers, 0 read"
+	same_as_full "dense change"
 	# deletes only (counts differ), at both ends and in the middle
 	psql_q "$DB" "DELETE FROM big WHERE id IN (1, 2, 10000, 19999, 20000)"
 	snap
-	assert_contains "$V" "key ranges unchanged, the others read"
+	assert_contains "$V" "key ranges unchanged, "
 	same_as_full "deletes"
 	# a key moved from one range to another
 	psql_q "$DB" "UPDATE big SET id = 25000 WHERE id = 3"
 	snap
-	assert_contains "$V" "key ranges unchanged, the others read"
+	assert_contains "$V" "key ranges unchanged, "
 	same_as_full "key moved"
 	# most of the table changed: splicing would cost more than reading it whole
 	psql_q "$DB" "UPDATE big SET v = 'most' WHERE id < 14000"
@@ -163,12 +170,118 @@ SQL
 	psql_q "$DB" "UPDATE words SET n = -n WHERE w < '1'"
 	snap
 	assert_contains "$V" "incremental: public.words: "
-	assert_contains "$V" "key ranges unchanged, the others read"
+	assert_contains "$V" "key ranges unchanged, "
 	same_as_full "text keys with escapes"
+	# scattered updates, deletes and inserts: merged from markers, keys with escapes matched by their COPY text
+	"$DD_PG_BINDIR/psql" -XAtq -v ON_ERROR_STOP=1 -d "$DB" >/dev/null <<'SQL'
+UPDATE words SET n = n + 1000000 WHERE n % 97 = 0;
+DELETE FROM words WHERE n % 89 = 0;
+INSERT INTO words SELECT md5(i::text) || chr(9) || 'new' || chr(92), i FROM generate_series(1, 20000, 211) i;
+SQL
+	snap
+	assert_contains "$V" "incremental: public.words: 0 of "
+	assert_contains "$V" "merged from markers, 0 read"
+	same_as_full "scattered changes, text keys with escapes"
 	local before
 	before=$(psql_q "$DB" "SELECT md5(string_agg(w || n, '|' ORDER BY w)) FROM words")
 	expect_ok git dnadata restore --force --terminate
 	assert_eq "$before" "$(psql_q "$DB" "SELECT md5(string_agg(w || n, '|' ORDER BY w)) FROM words")"
+}
+
+# hexenc: stdin as lowercase hex (the record's encoding of names and keys)
+hexenc() { od -An -v -tx1 | tr -d ' \n'; }
+hexdec() { printf '%b' "$(sed 's/../\\x&/g' <<<"$1")"; }
+
+# sample_keys TABLE: the keys of TABLE's samples in the record of snapshot $ID, in order
+sample_keys() {
+	local h k
+	h=$(printf 'data/public.%s' "$1" | hexenc)
+	for k in $(awk -v h="$h" '$1 == "table" { on = $NF == h; next } on && $1 == "sample" { print $4 }' \
+		".git/dnadata/pg/incr/$ID"); do
+		hexdec "$k"
+		echo
+	done
+}
+
+# Scattered changes at the edges of the key ranges (a sample's row is the first of a range, the row before it
+# the last of the one before), at the ends of the table, deletes and inserts between unchanged rows.
+test_markers_merge_scattered_changes_at_range_edges() {
+	setup_repo
+	psql_q "$DB" "CREATE TABLE sc (id int PRIMARY KEY, v text);
+		INSERT INTO sc SELECT 2 * i, repeat(md5(i::text), 3) FROM generate_series(1, 20000) i"
+	snap
+	local keys
+	keys=$(sample_keys sc | paste -sd, -)
+	[ -n "$keys" ] || fail "no samples of sc in the record"
+	tap_note "samples: $keys"
+	psql_q "$DB" "UPDATE sc SET v = 'first of a range' WHERE id IN ($keys);
+		UPDATE sc SET v = 'last of a range' WHERE id + 2 IN ($keys);
+		UPDATE sc SET v = 'ends' WHERE id IN (2, 40000);
+		UPDATE sc SET v = 'scattered' WHERE id % 194 = 0;
+		DELETE FROM sc WHERE id % 178 = 0;
+		INSERT INTO sc SELECT 2 * i + 1, 'between' FROM generate_series(0, 20000, 97) i"
+	snap
+	assert_contains "$V" "incremental: public.sc: 0 of "
+	assert_contains "$V" "merged from markers, 0 read"
+	same_as_full "scattered changes at the edges of ranges"
+	# only deletes, the first and the last row of the table among them
+	psql_q "$DB" "DELETE FROM sc WHERE id IN (2, 3, 40000) OR id % 1000 = 10"
+	snap
+	assert_contains "$V" "incremental: public.sc: 0 of "
+	same_as_full "deletes only"
+	restores_exactly
+}
+
+# Columns whose text a markers row must give exactly as the full COPY: a domain, arrays (of a domain too), a
+# generated column (not dumped), a TOASTed value, jsonb, an enum, numeric, float, bytea, timestamptz.
+test_markers_merge_every_kind_of_column() {
+	setup_repo
+	"$DD_PG_BINDIR/psql" -XAtq -v ON_ERROR_STOP=1 -d "$DB" >/dev/null <<'SQL'
+CREATE DOMAIN posint AS int CHECK (VALUE > 0);
+CREATE TABLE rich (id bigint PRIMARY KEY, d posint, a int[], da posint[], g int GENERATED ALWAYS AS (d * 2) STORED,
+	doc text, j jsonb, m mood, n numeric(12, 3), f float8, b bytea, t timestamptz, tabbed text);
+ALTER TABLE rich ALTER COLUMN doc SET STORAGE EXTERNAL;
+INSERT INTO rich (id, d, a, da, doc, j, m, n, f, b, t, tabbed)
+SELECT i, i, ARRAY[i, -i], ARRAY[i, i + 1]::posint[],
+	CASE WHEN i % 50 = 0 THEN repeat(md5(i::text), 300) ELSE md5(i::text) END,
+	jsonb_build_object('k', i, 's', 'a"b\c'), 'happy', i / 7.0, i / 3.0, decode(md5(i::text), 'hex'),
+	'2024-01-01'::timestamptz + i * interval '1 minute', 'x' || chr(9) || i || chr(10) || '\'
+FROM generate_series(1, 8000) i;
+VACUUM ANALYZE rich;
+SQL
+	snap
+	psql_q "$DB" "UPDATE rich SET d = d + 1 WHERE id % 61 = 0;
+		UPDATE rich SET doc = repeat(md5(id::text), 301) WHERE id % 150 = 0;
+		UPDATE rich SET j = j || '{\"x\": [1, null]}', m = 'sad', n = -n, f = -f WHERE id % 83 = 0;
+		UPDATE rich SET da = da || 7::posint, a = NULL, tabbed = E'\\t' WHERE id % 71 = 0;
+		DELETE FROM rich WHERE id % 113 = 0"
+	snap
+	assert_contains "$V" "incremental: public.rich: "
+	assert_contains "$V" "merged from markers"
+	same_as_full "every kind of column"
+	restores_exactly
+}
+
+# Anything the merge does not expect reads the table whole: here the record's bound of a range moved (a key
+# that stays in the previous range's bytes is asked for in the range before it).
+test_markers_mismatch_reads_the_table_whole() {
+	setup_repo
+	snap
+	local keys k5 k6 rec h
+	keys=$(sample_keys big)
+	k5=$(sed -n 5p <<<"$keys") k6=$(sed -n 6p <<<"$keys")
+	[ -n "$k6" ] || fail "fewer than 6 samples of big"
+	# range 5 [k5, k6) changes but for its first rows (a range COPY); range 4, merged from markers, ends at
+	# k5 + 5 now: its last 5 rows, unchanged, are not in its previous bytes
+	psql_q "$DB" "UPDATE big SET v = 'most' WHERE id >= $k5 + 10 AND id < $k6"
+	rec=".git/dnadata/pg/incr/$ID"
+	h=$(printf '%s' "$k5" | hexenc)
+	sed -i "s/^\(sample [0-9]* [0-9]* \)$h\$/\1$(printf '%s' $((k5 + 5)) | hexenc)/" "$rec"
+	grep -q "$(printf '%s' $((k5 + 5)) | hexenc)\$" "$rec" || fail "the record was not changed"
+	snap
+	assert_contains "$V" "incremental: public.big read whole: an unchanged row is not in the previous stream's key range"
+	same_as_full "a mismatch in the merge"
+	restores_exactly
 }
 
 # every kind of object (t-pg-fidelity.sh's zoo), then changes whose effect on a table's text is indirect
@@ -247,15 +360,20 @@ test_concurrent_writers_still_give_a_consistent_snapshot() {
 	psql_q "$DB" "CREATE TABLE accounts (id int PRIMARY KEY, balance bigint NOT NULL);
 		CREATE TABLE transfers (id bigserial PRIMARY KEY, src int NOT NULL, dst int NOT NULL, amount int NOT NULL);
 		INSERT INTO accounts SELECT i, 1000 FROM generate_series(1, 200) i;
-		INSERT INTO transfers (src, dst, amount) SELECT 1, 1, 0 FROM generate_series(1, 100000)"
+		INSERT INTO transfers (src, dst, amount) SELECT 1, 1, 0 FROM generate_series(1, 100000);
+		CREATE TABLE hot (id int PRIMARY KEY, v bigint NOT NULL, pad text);
+		INSERT INTO hot SELECT i, 0, repeat('p', 100) FROM generate_series(1, 20000) i"
 	snap
+	# each transfer also adds its amount to a random row of hot: scattered updates (merged from markers)
 	cat >"$T/transfer.sql" <<'SQL'
 \set a random(1, 200)
 \set b random(1, 200)
 \set x random(1, 100)
+\set h random(1, 20000)
 BEGIN;
 UPDATE accounts SET balance = balance - :x WHERE id = :a;
 INSERT INTO transfers (src, dst, amount) VALUES (:a, :b, :x);
+UPDATE hot SET v = v + :x WHERE id = :h;
 UPDATE accounts SET balance = balance + :x WHERE id = :b;
 COMMIT;
 SQL
@@ -282,6 +400,8 @@ SQL
 	kill "$bench"
 	wait "$bench" || true
 	assert_contains "$ALLV" "incremental: public.transfers: " "key ranges found while writers work"
+	assert_contains "$ALLV" "incremental: public.hot: " "key ranges of scattered updates while writers work"
+	assert_contains "$ALLV" "merged from markers" "markers while writers work"
 	for id in "${ids[@]}"; do
 		printf 'dnadata-ref 1\nsnapshot %s\n' "$id" >.dnadata/refs/clean
 		expect_ok git dnadata restore --force --terminate
@@ -289,6 +409,8 @@ SQL
 		assert_eq 0 "$(psql_q "$DB" "SELECT count(*) FROM accounts a WHERE balance <> 1000
 			- coalesce((SELECT sum(amount) FROM transfers WHERE src = a.id), 0)
 			+ coalesce((SELECT sum(amount) FROM transfers WHERE dst = a.id), 0)")" "balances agree in $id"
+		assert_eq "$(psql_q "$DB" "SELECT sum(amount) FROM transfers")" "$(psql_q "$DB" "SELECT sum(v) FROM hot")" \
+			"hot agrees with the transfers in $id"
 	done
 	# the last state, quiet now: incremental == full
 	snap
@@ -305,7 +427,7 @@ test_char_n_key_ranges_keep_the_whole_bound() {
 	snap
 	psql_q "$DB" "DELETE FROM c WHERE k = 'c00000000005'"
 	snap
-	assert_contains "$V" "incremental: public.c: 20 of 21 key ranges unchanged, the others read"
+	assert_contains "$V" "incremental: public.c: 20 of 21 key ranges unchanged, 1 merged from markers, 0 read"
 	same_as_full "a char(12) key"
 	restores_exactly
 }
@@ -409,7 +531,7 @@ test_long_keys_are_not_sampled() {
 	snap
 	assert_not_contains "$ERR" "BUG"
 	assert_contains "$V" "incremental: public.blobs: "
-	assert_contains "$V" "key ranges unchanged, the others read"
+	assert_contains "$V" "key ranges unchanged, "
 	same_as_full "long keys"
 }
 

@@ -6,6 +6,7 @@
 # detection: an unchanged database is left alone, an edited one (rows, DDL,
 # a sequence) is rebuilt and stashed, a session whose counters may not be
 # flushed yet never yields "unchanged"; `use` keeps an edited database.
+# serial: sets autovacuum_naptime for the whole server in one test (tests/run runs it alone)
 . "$(dirname "$0")/../lib.sh"
 
 setup_repo() {

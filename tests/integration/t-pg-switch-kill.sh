@@ -11,6 +11,7 @@
 # there. The kill inside the rename transaction blocks the rename behind a
 # lock another session holds on the database. No sleeps stand in for
 # ordering.
+# serial: waits for every session on the server to have left a RENAME (tests/run runs it alone)
 . "$(dirname "$0")/../lib.sh"
 
 export DNADATA_SKIP=1

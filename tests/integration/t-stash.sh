@@ -74,6 +74,24 @@ test_list_shows_each_stash_with_branch_edited_age_and_size() {
 	assert_contains "$OUT" "Cache budget:   "
 }
 
+# A kill -9 while a record was written atomically leaves its temporary file (<record>.tmp-XXXXXX, whole or
+# cut short) beside it: no record, so a stash is listed once, and dropping it leaves no record of it.
+test_a_temporary_record_file_left_by_a_kill_is_no_record() {
+	setup_repo
+	psql_q "$DB" "INSERT INTO t VALUES (2, 'mine')"
+	expect_ok git dnadata restore --force
+	local stash rec
+	stash=$(databases_like "${DB}__dnadata_stash_")
+	rec=$(grep -l "^name $stash\$" "$(working_dir)"/stash-*)
+	cp "$rec" "$rec.tmp-AbC123"
+	head -c 20 "$rec" >"$rec.tmp-XyZ789"
+	expect_ok git dnadata stash list
+	assert_eq 1 "$(printf '%s\n' "$OUT" | grep -c "^$stash ")" "the stash is listed once"
+	expect_ok git dnadata stash drop "$stash"
+	expect_ok git dnadata stash list
+	assert_eq "no stashes" "$OUT"
+}
+
 test_list_with_the_server_down_says_so_and_succeeds() {
 	setup_repo
 	"$DD_PG_BINDIR/createdb" "${DB}__dnadata_stash_x" >/dev/null

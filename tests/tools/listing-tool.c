@@ -13,6 +13,11 @@
  *   listing-tool URL STATEDIR check ID       offline: every entry reads back as generated;
  *                                            prints "<entries> entries, <bytes> bytes"
  *   listing-tool URL STATEDIR verify ID [read-data]
+ *   listing-tool URL STATEDIR bases ID       offline: a line per delta base of snapshot ID's chunks:
+ *                                            "<pack path> <offset> <length> <depth>" of the base
+ *                                            object's first place (from the cache's index files;
+ *                                            depth 0: a full object), for tests that damage
+ *                                            exactly a base or check a chain
  *
  * File i is "d<i/50>/f<i>.bin" (zero-padded, so the names come in path
  * order), after the entry of its folder; every tenth is empty, the others
@@ -20,11 +25,14 @@
  * and file 0 holds 5 MiB. Errors print as the program does; exit 1.
  */
 #include "../unit/store-testlib.h"
+#include "store/internal.h"
 #include "store/manifest.h"
+#include "store/pack.h"
 #include "store/store.h"
 #include "util/buf.h"
 #include "util/err.h"
 #include "util/fs.h"
+#include "util/hex.h"
 #include "util/log.h"
 
 #include <curl/curl.h>
@@ -34,7 +42,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define USAGE "listing-tool URL STATEDIR setup|write N|write-private N|fetch ID|check ID|verify ID [read-data]"
+#define USAGE "listing-tool URL STATEDIR setup|write N|write-private N|fetch ID|check ID|verify ID [read-data]|bases ID"
 
 static uint64_t
 file_size(uint64_t i)
@@ -187,6 +195,41 @@ out:
 	return rc;
 }
 
+/* dd_snapshot_each_chunk(): a base's first place, as "packs/<2 hex>/<64 hex> <offset> <length> <depth>". */
+static int
+print_base(const struct dd_chunk_ref *ref, const char *stream, void *arg)
+{
+	struct dd_store *st = arg;
+	struct dd_midx_hit hit;
+	struct dd_midx_pack p;
+	char hex[DD_ID_HEX_SIZE];
+
+	if (strncmp(stream, "base of ", 8))
+		return 0;
+	if (!dd_midx_find(st->idx, ref->id, 0, &hit))
+		return dd_error("a delta base is in no pack the cache's index files name");
+	p = dd_midx_pack_get(st->idx, hit.pack);
+	dd_hex_encode(hex, p.name, 32);
+	printf("packs/%.2s/%s %" PRIu32 " %" PRIu32 " %d\n", hex, hex, hit.off, hit.len,
+	       hit.type == DD_OBJ_DELTA ? hit.d.depth : 0);
+	return 0;
+}
+
+static int
+list_bases(const char *url, const char *sd, const char *id)
+{
+	struct dd_store *st = NULL;
+	struct dd_snapshot *s = NULL;
+	int rc = -1;
+
+	if (dd_store_open(&st, url, sd, DD_STORE_OFFLINE) == 0 && dd_store_index_load(st) == 0 &&
+	    dd_snapshot_load(&s, st, id) == 0)
+		rc = dd_snapshot_each_chunk(st, s, print_base, st);
+	dd_snapshot_free(s);
+	dd_store_free(st);
+	return rc;
+}
+
 static int
 run(int argc, char **argv)
 {
@@ -202,6 +245,8 @@ run(int argc, char **argv)
 		return write_listing(url, sd, strtoull(argv[4], NULL, 10), 1);
 	if (!strcmp(cmd, "check") && argc == 5)
 		return check_listing(url, sd, argv[4]);
+	if (!strcmp(cmd, "bases") && argc == 5)
+		return list_bases(url, sd, argv[4]);
 	if ((!strcmp(cmd, "fetch") || !strcmp(cmd, "verify")) && argc >= 5) {
 		const char *ids[1] = { argv[4] };
 		if (dd_store_open(&st, url, sd, 0) == 0)

@@ -444,6 +444,32 @@ tampered_config_is_detected(void **state)
 	free(cp);
 }
 
+/* A config whose key-id line alone was changed is damage, not another key's store (FORMAT.md §3.3). */
+static void
+changed_key_id_line_is_damage_not_another_key(void **state)
+{
+	struct fx *f = *state;
+	struct dd_store *st;
+	struct dd_buf b = DD_BUF_INIT;
+	int created;
+	char *cp = dd_path_join(f->root, "config"), *cached = dd_path_join(f->sd, "cache/config"), *at;
+
+	assert_int_equal(dd_store_setup(f->url, f->sd, NULL, &created), 0);
+	assert_int_equal(dd_file_read(&b, cp), 0);
+	at = strstr(b.ptr, "key-id ");
+	assert_non_null(at);
+	at[7] = at[7] == '0' ? '1' : '0'; /* another valid key id */
+	unlink(cp);
+	assert_int_equal(dd_file_write_atomic(cp, b.ptr, b.len, 0444, 0), 0);
+	assert_int_equal(unlink(cached), 0);
+	assert_int_equal(dd_store_open(&st, f->url, f->sd, 0), -1);
+	contains(dd_error_last(), "damaged or tampered with (its key-id line was changed)");
+	assert_null(strstr(dd_error_last(), "another key"));
+	dd_buf_release(&b);
+	free(cached);
+	free(cp);
+}
+
 static void
 key_files_are_wrapped_with_moderate_argon2id(void **state)
 {
@@ -637,6 +663,7 @@ main(void)
 		T(export_and_import_move_the_key),
 		T(passwd_replaces_the_key_file),
 		T(tampered_config_is_detected),
+		T(changed_key_id_line_is_damage_not_another_key),
 		cmocka_unit_test(key_files_are_wrapped_with_moderate_argon2id),
 		cmocka_unit_test(key_file_parser_refuses_malformed_input),
 		cmocka_unit_test(object_opener_refuses_damage),

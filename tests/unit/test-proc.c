@@ -114,6 +114,31 @@ environment_is_set_and_removed_never_on_the_command_line(void **state)
 	dd_buf_release(&out);
 }
 
+/* Our own children never get the S3 secrets (they are dumpable: their environment is readable); a user's command does. */
+static void
+s3_secrets_reach_only_the_users_commands(void **state)
+{
+	const char *argv[] = { "/bin/sh", "-c", "printf '%s|%s|%s' \"${AWS_SECRET_ACCESS_KEY-unset}\" "
+			       "\"${AWS_SESSION_TOKEN-unset}\" \"${AWS_ACCESS_KEY_ID-unset}\"", NULL };
+	struct dd_buf out = DD_BUF_INIT;
+	struct dd_proc p = { .argv = argv, .out_cb = collect, .out_arg = &out, .out_fd = -1, .err_fd = -1 };
+
+	(void)state;
+	setenv("AWS_SECRET_ACCESS_KEY", "s3-secret", 1);
+	setenv("AWS_SESSION_TOKEN", "s3-token", 1);
+	setenv("AWS_ACCESS_KEY_ID", "AKIAEXAMPLE", 1);
+	assert_int_equal(dd_proc_run(&p, "pg_dump", NULL), DD_OK);
+	assert_string_equal(dd_buf_cstr(&out), "unset|unset|AKIAEXAMPLE");
+	dd_buf_clear(&out);
+	p.user_command = 1;
+	assert_int_equal(dd_proc_run(&p, "post_restore", NULL), DD_OK);
+	assert_string_equal(dd_buf_cstr(&out), "s3-secret|s3-token|AKIAEXAMPLE");
+	unsetenv("AWS_SECRET_ACCESS_KEY");
+	unsetenv("AWS_SESSION_TOKEN");
+	unsetenv("AWS_ACCESS_KEY_ID");
+	dd_buf_release(&out);
+}
+
 static void
 stderr_kept_is_bounded_to_its_tail(void **state)
 {
@@ -259,6 +284,7 @@ main(void)
 		cmocka_unit_test(a_signal_is_named),
 		cmocka_unit_test(a_missing_program_is_not_found),
 		cmocka_unit_test(environment_is_set_and_removed_never_on_the_command_line),
+		cmocka_unit_test(s3_secrets_reach_only_the_users_commands),
 		cmocka_unit_test(stderr_kept_is_bounded_to_its_tail),
 		cmocka_unit_test(stdout_and_stderr_to_an_fd_and_a_working_directory),
 		cmocka_unit_test(a_background_child_holding_the_fds_is_not_waited_for),

@@ -761,6 +761,59 @@ prev_at_follows_the_previous_bytes(void **state)
 }
 
 /*
+ * dd_stream_previous_view gives every byte of the previous stream from
+ * any offset up to its chunk's end, and refuses offsets past it. Reading
+ * a chunk's bytes, then appending them (the markers merge: rows read, then
+ * their ranges appended), fetches each chunk once: the splice keeps the
+ * last two.
+ */
+static void
+previous_view_reads_what_write_previous_appends(void **state)
+{
+	struct fx *f = *state;
+	struct dd_snapshot_writer *sw;
+	struct dd_stream_writer *w;
+	struct dd_snapshot *s;
+	const struct dd_stream_info *si;
+	struct dd_splice_stats st;
+	uint64_t seed = 1907, off = 0, step = 1;
+	size_t n = 1024 * KIB, len;
+	uint8_t *p = malloc(n);
+	const char *v;
+	char id[DD_ID_HEX_SIZE];
+
+	fill(p, n, &seed);
+	two_streams(f->st, 0, p, n, p, 0, id);
+	CHECK(dd_snapshot_load(&s, f->st, id));
+	si = dd_snapshot_find(s, "a");
+	assert_true(si->nchunks > 2);
+	CHECK(dd_snapshot_begin(&sw, f->st));
+	CHECK(dd_stream_begin(&w, sw, "x"));
+	assert_int_equal(dd_stream_previous_view(w, 0, &v, &len), -1); /* no previous stream */
+	dd_stream_set_previous(w, si);
+	assert_int_equal(dd_stream_previous_view(w, n, &v, &len), -1);
+	CHECK(dd_stream_write(w, "new", 3)); /* never at a cut: every previous byte is read */
+	while (off < n) { /* odd pieces, each appended after its view, the view one piece ahead */
+		uint64_t next;
+		CHECK(dd_stream_previous_view(w, off, &v, &len));
+		assert_true(len > 0 && off + len <= n);
+		assert_memory_equal(v, p + off, len);
+		next = off + (len < step ? len : step);
+		if (next < n)
+			CHECK(dd_stream_previous_view(w, next, &v, &len));
+		CHECK(dd_stream_write_previous(w, off, next - off));
+		off = next;
+		step = step * 7 % 100003 + 1;
+	}
+	dd_stream_write_stats(w, &st);
+	assert_int_equal(st.fetched_chunks, si->nchunks);
+	dd_stream_abort(w);
+	dd_snapshot_abort(sw);
+	dd_snapshot_free(s);
+	free(p);
+}
+
+/*
  * A reader from offset 0 reads every chunk and checks the stream checksum,
  * even when the list starts with an empty chunk (a damaged or forged
  * manifest): it is never skipped as lying before the offset.
@@ -813,6 +866,8 @@ main(void)
 						fx_teardown),
 		cmocka_unit_test_setup_teardown(write_previous_refuses_what_it_cannot_do, fx_small_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(prev_at_follows_the_previous_bytes, fx_small_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(previous_view_reads_what_write_previous_appends, fx_small_setup,
+						fx_teardown),
 	};
 	if (sodium_init() < 0)
 		return 1;

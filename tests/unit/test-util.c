@@ -312,6 +312,100 @@ sha256_matches_vectors_and_libsodium(void **state)
 	free(big);
 }
 
+
+static void
+lock_record_parse_is_strict(void **state)
+{
+	static const char *const bad[] = {
+		"1234 5 6\n",             /* no command */
+		"1234 5 6 cmd",           /* no final newline */
+		"1234 5 6 cmd\nmore\n",   /* more after it */
+		"0 5 6 cmd\n",            /* pid 0 */
+		"-1 5 6 cmd\n",
+		"99999999999 5 6 cmd\n",  /* beyond a pid */
+		"1234  5 6 cmd\n",        /* two spaces */
+		"1234 5 99999999999999999999 cmd\n",
+		"1234 5 6 a\tb\n",        /* a control character */
+		"1234 5 6 a\x1b[2Jb\n",
+		"x 5 6 cmd\n",
+	};
+	struct dd_lock_record r;
+	struct dd_buf b = DD_BUF_INIT;
+
+	(void)state;
+	assert_int_equal(dd_lock_record_parse(&r, "", 0), DD_NOTFOUND);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_int_equal(dd_lock_record_parse(&r, bad[i], strlen(bad[i])), -1);
+		assert_int_equal(r.pid, 0);
+		assert_string_equal(r.command, "");
+	}
+	assert_int_equal(dd_lock_record_parse(&r, "1234 5 1764489600 git dnadata snapshot\n", 39), 0);
+	assert_int_equal(r.pid, 1234);
+	assert_int_equal(r.started, 5);
+	assert_int_equal(r.since, 1764489600);
+	assert_string_equal(r.command, "git dnadata snapshot");
+	dd_lock_record_format(&b, &r);
+	assert_string_equal(dd_buf_cstr(&b), "1234 5 1764489600 git dnadata snapshot\n");
+	dd_buf_release(&b);
+}
+
+static char *
+file_text(const char *path)
+{
+	struct dd_buf b = DD_BUF_INIT;
+
+	assert_int_equal(dd_file_read(&b, path), 0);
+	return dd_buf_detach(&b, NULL);
+}
+
+/* A lock file names its holder while held and is emptied on release; a record a dead holder left is taken over. */
+static void
+lock_file_records_its_holder_and_takes_over_a_dead_ones(void **state)
+{
+	char dir[] = "/tmp/dd-test-lock-XXXXXX", *path, *text, *who;
+	struct dd_lock_record r;
+	int fd = -1, fd2 = -1;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	path = dd_path_join(dir, "locks/p");
+	dd_lock_set_command("git dnadata test\x1b");
+	assert_int_equal(dd_lock_file(path, NULL, &fd), 0);
+	text = file_text(path);
+	assert_int_equal(dd_lock_record_parse(&r, text, strlen(text)), 0);
+	assert_int_equal(r.pid, (long)getpid());
+	assert_string_equal(r.command, "git dnadata test?");
+	free(text);
+	who = dd_lock_file_holder(path);
+	assert_non_null(who);
+	assert_non_null(strstr(who, "git dnadata test?"));
+	free(who);
+	/* a second descriptor is another holder: busy, and the error names the first */
+	assert_int_equal(dd_lock_file_try(path, &fd2), DD_EBUSY);
+	assert_int_equal(fd2, -1);
+	assert_non_null(strstr(dd_error_last(), "git dnadata test?"));
+	dd_error_clear();
+	dd_lock_never_wait();
+	assert_int_equal(dd_lock_file(path, "waiting", &fd2), DD_EBUSY);
+	dd_error_clear();
+	dd_unlock_file(fd);
+	text = file_text(path);
+	assert_string_equal(text, "");
+	free(text);
+	assert_null(dd_lock_file_holder(path));
+	/* a record left by a process that is gone (pid 1 started at another time: reused) is taken over */
+	assert_int_equal(dd_file_write_atomic(path, "1 1 1764489600 git dnadata snapshot\n", 36, 0600, 0), 0);
+	assert_null(dd_lock_file_holder(path));
+	assert_int_equal(dd_lock_file_try(path, &fd), 0);
+	text = file_text(path);
+	assert_int_equal(dd_lock_record_parse(&r, text, strlen(text)), 0);
+	assert_int_equal(r.pid, (long)getpid());
+	free(text);
+	dd_unlock_file(fd);
+	assert_int_equal(dd_rm_rf(dir), 0);
+	free(path);
+}
+
 int
 main(void)
 {
@@ -330,6 +424,8 @@ main(void)
 		cmocka_unit_test(options_unknown_suggests_closest),
 		cmocka_unit_test(printable_escapes_terminal_controls_and_invalid_utf8),
 		cmocka_unit_test(error_save_restore_keeps_message_and_hint_across_cleanup),
+		cmocka_unit_test(lock_record_parse_is_strict),
+		cmocka_unit_test(lock_file_records_its_holder_and_takes_over_a_dead_ones),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,130 @@
+/*
+ * workflow/gc-store.c: `gc --store` (issue 20): gather every snapshot this
+ * clone can tell is live, then let store/store-gc.c remove from the store
+ * what none of them needs and what is older than the grace period.
+ *
+ * Live, generously (deleting a live object is the one unforgivable bug):
+ * the ref files of every commit reachable from any ref of the repository
+ * (branches, tags, remote-tracking branches, the rest under refs/), HEAD
+ * and each linked worktree's HEAD; the work tree's ref files; every
+ * snapshot a record of this clone names (working databases, stashes,
+ * templates, spares, switch journals); and, in store-gc.c, every manifest
+ * younger than the grace period, the cache's pending and private ones.
+ * What other machines have not pushed (git or store) is not seen: the
+ * grace period covers work in progress, `git fetch` first covers branches
+ * pushed since the last fetch (not done here: gc never talks to a git
+ * remote, which may ask for credentials).
+ */
+#include "workflow/gc.h"
+#include "workflow/workflow.h"
+#include "config/config.h"
+#include "git/history.h"
+#include "git/ref.h"
+#include "git/repo.h"
+#include "pg/state.h"
+#include "store/store.h"
+#include "util/err.h"
+#include "util/fs.h"
+#include "util/log.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+struct ids {
+	char **v;
+	size_t n;
+};
+
+static void
+add_id(void *arg, const char *id)
+{
+	struct ids *l = arg;
+
+	dd_ref_ids_add(&l->v, &l->n, id);
+}
+
+static int
+collect_live(struct ids *l, struct dd_repo *repo, size_t *ncommits)
+{
+	char *refs = dd_path_join(repo->dnadata, "refs");
+	int rc = -1;
+
+	/* dd_ref_snapshot_ids() starts the list: first */
+	if (dd_ref_snapshot_ids(&l->v, &l->n, refs, NULL, 0) < 0 ||
+	    dd_history_ids_reachable(&l->v, &l->n, repo, ncommits) < 0 ||
+	    dd_pg_state_snapshots_named(repo->statedir, add_id, l) < 0)
+		goto out;
+	rc = 0;
+out:
+	free(refs);
+	return rc;
+}
+
+/*
+ * Tests only: DNADATA_TEST_GC_CLOCK_SHIFT=<seconds> moves gc's clock that
+ * far ahead, so "older than 24 h" is tested without waiting a day. Said on
+ * stderr every time it is used, so it cannot act unnoticed.
+ */
+static int
+clock_now(int64_t *now)
+{
+	const char *e = getenv("DNADATA_TEST_GC_CLOCK_SHIFT");
+	char *end;
+	long long shift;
+
+	*now = (int64_t)time(NULL);
+	if (!e || !*e)
+		return 0;
+	errno = 0;
+	shift = strtoll(e, &end, 10);
+	if (errno || *end || shift < -(1LL << 40) || shift > (1LL << 40))
+		return dd_error("DNADATA_TEST_GC_CLOCK_SHIFT must be a number of seconds (a test setting; unset it)");
+	dd_warn("gc: the clock is moved %lld s ahead by DNADATA_TEST_GC_CLOCK_SHIFT (a test setting)", shift);
+	*now += (int64_t)shift;
+	return 0;
+}
+
+int
+dd_workflow_store_gc(struct dd_repo *repo, const struct dd_config *cfg, const struct dd_store_gc_opts *opts,
+		     struct dd_store_gc_summary *out)
+{
+	char *lockdir = dd_path_join(repo->statedir, "locks"), *lockpath = dd_path_join(lockdir, "store-gc.lock");
+	struct dd_store_gc_opts o = *opts;
+	struct dd_store *st = NULL;
+	struct ids live = { 0 };
+	int rc = -1, lock = -1;
+
+	memset(out, 0, sizeof(*out));
+	if (clock_now(&o.now) < 0 || dd_mkdir_p(lockdir, 0700) < 0 ||
+	    dd_lock_file(lockpath, "another gc --store of this clone is running; waiting for it", &lock) < 0)
+		goto out;
+	if (collect_live(&live, repo, &out->commits) < 0) {
+		dd_hint("gc removes nothing until every snapshot git names can be read");
+		goto out;
+	}
+	out->named = live.n;
+	if (dd_workflow_open_store(&st, cfg, repo, 0) < 0)
+		goto out;
+	out->url = dd_strdup(cfg->store_url && *cfg->store_url ? cfg->store_url : "the local store");
+	if (dd_store_gc(st, (const char *const *)live.v, live.n, &o, &out->res) < 0)
+		goto out;
+	rc = 0;
+out:
+	if (rc < 0)
+		dd_error_wrap("gc --store");
+	dd_store_free(st);
+	dd_ref_ids_free(live.v, live.n);
+	dd_unlock_file(lock);
+	free(lockpath);
+	free(lockdir);
+	return rc;
+}
+
+void
+dd_store_gc_summary_release(struct dd_store_gc_summary *s)
+{
+	free(s->url);
+	memset(s, 0, sizeof(*s));
+}

@@ -1,0 +1,287 @@
+#!/usr/bin/env bash
+# t-gc-store.sh: `git dnadata gc --store`, the store's own gc (issue 20), on a
+# folder store and on S3 (Ceph RGW). One history is built per store: a
+# snapshot whose commit was squashed away while the next one's deltas use its
+# chunks as bases, one only an old commit names, one only a tag names,
+# one only a remote-tracking branch names, and a garbage one (a table that
+# was dropped, in a pack that also holds one chunk a live snapshot reuses).
+# "Older than the grace period" is tested honestly by moving gc's clock
+# (DNADATA_TEST_GC_CLOCK_SHIFT, a test-only setting): 23 h changes nothing,
+# 25 h removes. Then: gc racing a push from a second clone (the push stopped
+# between its index files and its manifest), and kill -9 in the middle of a
+# repack.
+# needs: s3
+. "$(dirname "$0")/../lib.sh"
+
+export DNADATA_SKIP=1 # no hook switches on checkout or reset here
+CACHE=.git/dnadata/cache
+OLD=90000    # 25 h
+ALMOST=82800 # 23 h
+
+# setup KIND: a repository on a fresh database (table t, 20000 rows) and a folder (file) or S3 (s3) store
+setup() {
+	if [ "$1" = s3 ]; then
+		s3_env
+		BUCKET=$(s3_bucket gcstore)
+		STORE="s3://$BUCKET/data"
+	else
+		STORE="file://$T/store"
+	fi
+	repo_with_db gcstore --store "$STORE"
+	psql_q "$DB" "CREATE TABLE t (id int PRIMARY KEY, note text);
+		INSERT INTO t SELECT i, md5(i::text) || ' ' || md5((i * 7)::text) || repeat(chr(97 + i % 26), i % 40)
+		FROM generate_series(1, 20000) i; ANALYZE"
+}
+
+table_hash() {
+	psql_q "$DB" "SELECT count(*) || ' ' || md5(string_agg(id || ':' || note, ',' ORDER BY id)) FROM t"
+}
+
+# update GEN WHERE: a new value for the rows WHERE selects
+update() {
+	psql_q "$DB" "UPDATE t SET note = md5((id * $1)::text) || substr(note, 33) WHERE $2"
+}
+
+snap() {
+	expect_ok git dnadata snapshot
+	ID=$OUT
+}
+
+pack_bytes() {
+	find "$CACHE/packs" -type f -printf '%s\n' | awk '{ s += $1 } END { print s + 0 }'
+}
+
+# the store's files with their sizes (a folder store)
+store_files() {
+	(cd "$T/store" && find snapshots index packs data -type f -printf '%p %s\n' 2>/dev/null | LC_ALL=C sort)
+}
+
+store_bytes() {
+	store_files | awk '{ s += $2 } END { print s + 0 }'
+}
+
+# make_u: the table u, the same bytes every time (the garbage of the tests)
+make_u() {
+	psql_q "$DB" "CREATE TABLE u (id int PRIMARY KEY, v text);
+		INSERT INTO u SELECT i, md5((i * 31)::text) || md5((i * 37)::text) FROM generate_series(1, 30000) i"
+}
+
+gc_store() {
+	expect_ok env DNADATA_TEST_GC_CLOCK_SHIFT="$1" git dnadata gc --store "${@:2}"
+}
+
+# build_world: the history described at the top; H* are the table's hashes, C* commits, S* snapshot ids
+build_world() {
+	snap; S0=$ID; C0=$(git rev-parse HEAD)
+	local first
+	first=$(pack_bytes)
+	update 3 "id % 100 = 0"
+	snap; SG=$ID; HG=$(table_hash)
+	# the 1% update was stored as deltas against S0's chunks: a small fraction of the first snapshot
+	[ $((($(pack_bytes) - first) * 10)) -lt "$first" ] || fail "no deltas: SG added $(($(pack_bytes) - first)) bytes"
+	# S0's commit squashed away: only SG's deltas need its chunks (as bases)
+	git reset -q --soft HEAD~2
+	git commit -qm "S0 and SG squashed"
+	CG=$(git rev-parse HEAD)
+	update 5 "id % 100 = 0"
+	snap; SL=$ID; CL=$(git rev-parse HEAD); HL=$(table_hash)
+	update 7 "id % 100 = 0"
+	snap; ST=$ID; HT=$(table_hash)
+	git tag v1
+	git reset -q --hard HEAD~1
+	update 9 "id % 100 = 0"
+	snap; SR=$ID; HR=$(table_hash)
+	git update-ref refs/remotes/origin/feat HEAD
+	git reset -q --hard HEAD~1
+	# garbage: a table dropped afterwards, and a change of t's first rows that the last snapshot keeps
+	make_u
+	psql_q "$DB" "UPDATE t SET note = 'first rows ' || id WHERE id < 100"
+	snap; SX=$ID; CX=$(git rev-parse HEAD)
+	git reset -q --hard HEAD~1
+	psql_q "$DB" "DROP TABLE u"
+	update 11 "id % 100 = 0 AND id > 5000"
+	snap; SM=$ID; CM=$(git rev-parse HEAD); HM=$(table_hash)
+}
+
+# clone_b: a second clone of this repository in $T/b with the key, on the same store and database
+clone_b() {
+	local origin=$PWD
+	install -m 600 .git/dnadata/key "$T/key"
+	git clone -q "$origin" "$T/b"
+	cd "$T/b"
+	expect_ok git dnadata key import "$T/key"
+	expect_ok git dnadata init
+	cd "$origin"
+}
+
+# the dry run's report, as the real run words it
+as_done() {
+	sed 's/^would remove /removed /; s/^would repack /repacked /; s/would free /freed /' <<<"$1"
+}
+
+world_gc() {
+	setup "$1"
+	build_world
+	if [ "$1" = s3 ]; then
+		# B learns every index file (and its known-objects record names them), none of the objects
+		clone_b
+		cd "$T/b"
+		expect_ok git dnadata verify --all
+		cd - >/dev/null
+	fi
+	# nothing is older than the grace period yet: everything stays, the garbage is counted as young
+	gc_store 0
+	assert_contains "$OUT" "removed 0 manifests"
+	assert_contains "$OUT" "repacked 0 packs"
+	assert_not_contains "$OUT" "kept 0 unneeded files"
+	if [ "$1" = file ]; then
+		gc_store "$ALMOST"
+		assert_contains "$OUT" "removed 0 manifests"
+		assert_contains "$ERR" "DNADATA_TEST_GC_CLOCK_SHIFT"
+	fi
+	# 25 h later: a dry run says what goes, the run does exactly that
+	gc_store "$OLD" --dry-run
+	local dry=$OUT before
+	assert_contains "$dry" "would remove 2 manifests"
+	[[ $dry =~ would\ repack\ [1-9] ]] || fail "no pack to repack: $dry"
+	if [ "$1" = s3 ]; then
+		# a reader elsewhere has listed the index files, and reads only after gc repacked what it needs
+		cd "$T/b"
+		stop_at fetch-listed "$T/fetch" git-dnadata fetch
+		cd - >/dev/null
+	else
+		before=$(store_bytes)
+	fi
+	gc_store "$OLD"
+	tap_note "$OUT"
+	if [ "$1" = s3 ]; then
+		kill -CONT "$PID"
+		wait "$PID" || fail "B's fetch across the repack failed: $(cat "$T/fetch.err")"
+	fi
+	assert_eq "$(as_done "$dry")" "$OUT"
+	if [ "$1" = file ]; then
+		local freed
+		freed=$(sed -n 's/^gc --store: freed .* (\([0-9]*\) bytes).*/\1/p' <<<"$OUT")
+		assert_eq "$((before - $(store_bytes)))" "$freed" "the bytes the store lost"
+		assert_no_file "$T/store/snapshots/$SX"
+		assert_no_file "$T/store/snapshots/$S0"
+	else
+		assert_not_contains "$(s3_ls "$BUCKET" data/snapshots/)" "$SX"
+	fi
+	expect_ok git dnadata verify --all --read-data
+	expect_fail 1 git dnadata restore --force --at "$CX"
+	assert_contains "$ERR" "${SX:0:12}"
+	# a second run finds nothing more
+	gc_store "$OLD"
+	assert_contains "$OUT" "gc --store: freed 0 B"
+}
+
+test_folder_store_keeps_every_reachable_snapshot_and_removes_the_rest() {
+	world_gc file
+	# (verify --all --read-data read every live snapshot back) the tag's restores exactly; the squashed-away one is gone
+	expect_ok git dnadata restore --force --at v1
+	assert_eq "$HT" "$(table_hash)" "restore of v1"
+	expect_fail 1 git dnadata restore --force --at "$C0"
+	assert_contains "$ERR" "${S0:0:12}"
+}
+
+# B knew the old index files: its reads find the repacked object, its writes do not reuse what went
+test_s3_store_keeps_every_reachable_snapshot_and_removes_the_rest() {
+	world_gc s3
+	cd "$T/b"
+	expect_ok git dnadata restore --force
+	assert_eq "$HM" "$(table_hash)" "B's fetched copy of the last snapshot (its first rows were repacked)"
+	# the dropped table again, the same bytes: its chunks are those of the removed snapshot
+	make_u
+	expect_ok git dnadata snapshot
+	expect_ok git dnadata verify --read-data
+}
+
+# stop_at FAILPOINT OUT CMD...: run CMD in the background until it stops at FAILPOINT; PID its pid.
+stop_at() {
+	local fp=$1 out=$2
+	shift 2
+	DNADATA_FAILPOINT=$fp "$@" >"$out.out" 2>"$out.err" &
+	PID=$!
+	for _ in $(seq "$DD_WAIT_POLLS"); do
+		[ "$(cut -d' ' -f3 "/proc/$PID/stat" 2>/dev/null)" = T ] && return 0
+		kill -0 "$PID" 2>/dev/null || break
+		sleep 0.05
+	done
+	fail "never stopped at $fp: $(cat "$out.err")"
+}
+
+gc_races_push() {
+	setup "$1"
+	snap
+	local origin=$PWD
+	clone_b
+	cd "$T/b"
+	# every row changed: B's packs hold only objects of its own (a dump-only snapshot does not ask the store)
+	psql_q "$DB" "UPDATE t SET note = md5(random()::text)"
+	expect_ok git dnadata snapshot --dump-only
+	local id=$OUT
+	# its files were written 3 days ago: a folder store hard-links them, keeping that mtime
+	[ "$1" = s3 ] || find "$CACHE/packs" "$CACHE/index" -type f -exec touch -d '3 days ago' {} +
+	stop_at push-before-manifests "$T/push" git-dnadata push
+	cd "$origin"
+	# B's packs and index file are in the store, unreferenced: only the grace period protects them
+	gc_store 0 --dry-run --grace 0s
+	assert_contains "$OUT" "would remove 1 index file"
+	[[ $OUT =~ would\ (remove|repack)\ [1-9][0-9]*\ pack ]] || fail "with no grace B's pack would stay: $OUT"
+	gc_store 0
+	assert_contains "$OUT" "removed 0 packs"
+	assert_contains "$OUT" "repacked 0 packs"
+	assert_contains "$OUT" "removed 0 index files"
+	kill -CONT "$PID"
+	wait "$PID" || fail "the push failed: $(cat "$T/push.err")"
+	cd "$T/b"
+	expect_ok git dnadata verify --read-data
+	cd "$origin"
+	git fetch -q "$T/b" main:refs/remotes/b/main
+	# the pushed snapshot is named by a remote-tracking branch now: a later gc keeps it
+	gc_store "$OLD"
+	cd "$T/b"
+	expect_ok git dnadata verify --read-data
+	assert_eq "$id" "$(sed -n 's/^snapshot //p' .dnadata/refs/clean)"
+}
+
+# (on S3 the first gc of test_s3_store_keeps_every_... keeps young files by their LastModified)
+test_folder_store_gc_racing_a_push_leaves_the_pushed_snapshot_complete() {
+	gc_races_push file
+}
+
+test_kill_9_during_a_repack_leaves_the_store_verifiable() {
+	setup file
+	snap
+	make_u
+	psql_q "$DB" "UPDATE t SET note = 'first rows ' || id WHERE id < 100"
+	snap
+	git reset -q --hard HEAD~1
+	psql_q "$DB" "DROP TABLE u"
+	update 11 "id % 100 = 0 AND id > 5000"
+	snap
+	local point
+	for point in store-gc-written store-gc-deleting; do
+		stop_at "$point" "$T/gc" env DNADATA_TEST_GC_CLOCK_SHIFT=$OLD git-dnadata gc --store
+		kill -KILL "$PID"
+		wait "$PID" 2>/dev/null || true
+		expect_ok git dnadata verify --all --read-data
+	done
+	gc_store "$OLD"
+	expect_ok git dnadata verify --all --read-data
+	gc_store "$OLD"
+	assert_contains "$OUT" "gc --store: freed 0 B"
+}
+
+test_grace_and_usage_errors() {
+	repo_with_db gcstore --store "file://$T/store"
+	expect_fail 2 git dnadata gc --grace 1h
+	assert_contains "$ERR" "--grace goes with --store"
+	expect_fail 2 git dnadata gc --store --grace soon
+	assert_contains "$ERR" "--grace takes a duration"
+	expect_fail 1 env DNADATA_TEST_GC_CLOCK_SHIFT=tomorrow git dnadata gc --store --dry-run
+	assert_contains "$ERR" "DNADATA_TEST_GC_CLOCK_SHIFT must be a number"
+}
+
+run_tests
