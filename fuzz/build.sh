@@ -42,9 +42,14 @@ while IFS= read -r src; do
 done < <(find "$top/src" -name '*.c' ! -path "$top/src/main.c" | sort)
 touch "$out/obj/.built"
 
+# A harness is linked again when it or any object is newer than it.
 for h in "$top"/fuzz/fuzz-*.c; do
 	[ -f "$h" ] || continue
 	name=$(basename "$h" .c)
+	if [ -x "$out/$name" ] && [ ! "$h" -nt "$out/$name" ] &&
+		[ -z "$(find "$out/obj" -name '*.o' -newer "$out/$name" | head -n 1)" ]; then
+		continue
+	fi
 	$CC $cflags -fsanitize=fuzzer "$h" "${objs[@]}" $libs -o "$out/$name"
 	echo "built $out/$name"
 done

@@ -6,24 +6,33 @@
 #   scripts/dev.sh build         install what is missing and build
 #
 # Options (before the verb): --sanitizers builds with ASan + UBSan.
+# --with-sanitizers (test only): the plain build and suite, then a second
+# pass with ASan + UBSan in build-san/ (a copy of the sources, its own
+# build) over the same tests (by default all but t-fuzz.sh, whose harnesses
+# are built with both sanitizers in either pass); the last line counts both.
 # Installs Debian packages with apt-get (as root, or through sudo) only when
 # they are missing. With CI=true the build uses -Werror.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 
-sanitizers=no
+sanitizers=no both=no
 while [ $# -gt 0 ]; do
 	case $1 in
 	--sanitizers) sanitizers=yes; shift ;;
+	--with-sanitizers) both=yes; shift ;;
 	*) break ;;
 	esac
 done
 verb=${1:-}
 [ $# -gt 0 ] && shift
+if [ "$both" = yes ] && { [ "$verb" != test ] || [ "$sanitizers" = yes ]; }; then
+	echo "error: --with-sanitizers goes with the test verb, without --sanitizers" >&2
+	exit 2
+fi
 case $verb in
 demo|test|build) ;;
-*) sed -n '2,10p' "$0" >&2; exit 2 ;;
+*) sed -n '2,14p' "$0" >&2; exit 2 ;;
 esac
 
 # Why each package: see README.md, "Dependencies".
@@ -78,6 +87,42 @@ test)
 		export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
 		export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 	fi
-	exec "$top/tests/run" --builddir "$top" --srcdir "$top" "$@"
+	[ "$both" = yes ] || exec "$top/tests/run" --builddir "$top" --srcdir "$top" "$@"
 	;;
 esac
+
+# --with-sanitizers: the two passes, each ending with its "N passed, N failed".
+san=$top/build-san
+logs=$(mktemp -d)
+trap 'rm -rf "$logs"' EXIT
+status=0
+echo "== pass 1 of 2: the suite"
+"$top/tests/run" --builddir "$top" --srcdir "$top" "$@" | tee "$logs/plain" || status=1
+# The sanitizer build's sources: what git tracks or would (a tarball: every
+# file but build products, which that build's distclean removes); copied
+# with their times, so an unchanged file is not rebuilt.
+echo "== pass 2 of 2: the suite under ASan + UBSan (build-san/)"
+mkdir -p "$san"
+if git -C "$top" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+	(cd "$top" && git ls-files -z -co --exclude-standard | xargs -0 sh -c 'for f; do [ -e "$f" ] && printf "%s\0" "$f"; done' sh |
+		tar --null -T - -cf -) | tar -C "$san" -xf -
+else
+	tar -C "$top" --exclude=./build-san -cf - . | tar -C "$san" -xf -
+fi
+tests=("$@")
+if [ ${#tests[@]} -eq 0 ]; then
+	for c in "$san"/tests/unit/test-*.c; do tests+=("${c%.c}"); done
+	for t in "$san"/tests/integration/t-*.sh; do
+		[ "$(basename "$t")" = t-fuzz.sh ] || tests+=("$t")
+	done
+fi
+"$san/scripts/dev.sh" --sanitizers test "${tests[@]}" | tee "$logs/san" || status=1
+count() { tail -n 1 "$1" | sed -nE "s/^([0-9]+) passed, ([0-9]+) failed$/\\$2/p"; }
+p1=$(count "$logs/plain" 1) f1=$(count "$logs/plain" 2) p2=$(count "$logs/san" 1) f2=$(count "$logs/san" 2)
+if [ -z "$p1" ] || [ -z "$p2" ]; then
+	f1=$((${f1:-0} + 1)) # a pass that ended without its count failed
+	status=1
+fi
+[ $((${f1:-0} + ${f2:-0})) = 0 ] || status=1
+echo "total: $((${p1:-0} + ${p2:-0})) passed, $((${f1:-0} + ${f2:-0})) failed"
+exit $status

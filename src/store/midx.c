@@ -174,6 +174,25 @@ dd_midx_find(struct dd_midx *m, const uint8_t id[32], int pending, struct dd_mid
 	return dd_midx_find_all(m, id, pending, hit, 1) == 1;
 }
 
+/*
+ * Under the lock: the delta of a place named again (`cur`: its delta now)
+ * with base d (NULL: a full object): cur when d is the same base, else d
+ * remembered anew. A place is replaced whole, its base with its offsets (an
+ * index naming one object twice in a pack must not pair one entry's offsets
+ * with the other's base).
+ */
+static uint32_t
+delta_again(struct dd_midx *m, uint32_t cur, const struct dd_delta_ref *d)
+{
+	const struct dd_delta_ref *c = cur ? &m->deltas[cur - 1] : NULL;
+
+	if (!d)
+		return 0;
+	if (c && !memcmp(c->base, d->base, 32) && c->base_len == d->base_len && c->depth == d->depth)
+		return cur;
+	return delta_add(m, d);
+}
+
 /* Under the lock: pack `pack` holds slot s's object too (unless already listed). */
 static void
 add_alt(struct dd_midx *m, struct dd_midx_slot *s, uint32_t pack, uint32_t off, uint32_t len,
@@ -184,6 +203,7 @@ add_alt(struct dd_midx *m, struct dd_midx_slot *s, uint32_t pack, uint32_t off, 
 	for (uint32_t a = s->alt; a; a = m->alts[a - 1].next) {
 		if (m->alts[a - 1].pack == pack) {
 			m->alts[a - 1].off = off, m->alts[a - 1].len = len;
+			m->alts[a - 1].delta = delta_again(m, m->alts[a - 1].delta, d);
 			return;
 		}
 		link = &m->alts[a - 1].next;
@@ -211,7 +231,7 @@ add_locked(struct dd_midx *m, const uint8_t id[32], uint8_t type, uint32_t pack,
 	s = probe(m, id);
 	if (s->pack != DD_MIDX_NONE) {
 		if (s->pack == pack) { /* a pending pack got its offsets */
-			s->off = off, s->len = len;
+			s->off = off, s->len = len, s->type = type, s->delta = delta_again(m, s->delta, d);
 			return 1;
 		}
 		if (live(m, s, 1)) { /* another place of the same object */

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # t-fuzz.sh: a short libFuzzer run of every harness in fuzz/ (ASan + UBSan),
 # so a parser change that crashes on hostile input fails the suite. Long
-# runs: `make fuzz FUZZ_SECONDS=600`. DD_FUZZ_SECONDS sets the smoke length.
+# runs: `make fuzz FUZZ_RUNS=10000000` (docs/RELIABILITY.md). DD_FUZZ_SECONDS
+# sets the smoke length.
 . "$(dirname "$0")/../lib.sh"
 
 FUZZ_BIN=$DD_TMP/fuzz-bin
@@ -51,6 +52,8 @@ test_fuzz_sqlscan() { smoke fuzz-sqlscan; }
 test_fuzz_post_restore() { smoke fuzz-post-restore; }
 test_fuzz_incr() { smoke fuzz-incr; }
 test_fuzz_restore_plan() { smoke fuzz-restore-plan; }
+test_fuzz_conninfo() { smoke fuzz-conninfo; }
+test_fuzz_midx() { smoke fuzz-midx; }
 test_fuzz_lockrec() { smoke fuzz-lockrec; }
 
 run_tests

@@ -1373,10 +1373,57 @@ the_writer_holds_at_most_two_packs(void **state)
 	free(id);
 }
 
+/* ---- the object map ---- */
+
+/*
+ * A (hostile) index naming one object twice in a pack, as a delta against
+ * one base and then against another: the map gives the last place whole,
+ * its offsets with its own base, as the first place and as another one
+ * (fuzz-midx found the offsets of one entry paired with the base of the
+ * other).
+ */
+static void
+an_object_named_twice_in_a_pack_keeps_each_place_whole(void **state)
+{
+	struct dd_pack_entry e0[1] = { { .type = DD_OBJ_DATA, .id = { 9 }, .off = 0, .len = 50 } };
+	struct dd_pack_entry e1[2] = {
+		{ .type = DD_OBJ_DELTA, .id = { 9 }, .off = 0, .len = 10, .d = { .base = { 1 }, .base_len = 100, .depth = 1 } },
+		{ .type = DD_OBJ_DELTA, .id = { 9 }, .off = 10, .len = 20, .d = { .base = { 2 }, .base_len = 200, .depth = 2 } },
+	};
+	struct dd_index_pack one = { .name = { 1 }, .e = e1, .n = 2 }, two[2] = { { .name = { 2 }, .e = e0, .n = 1 },
+										 { .name = { 3 }, .e = e1, .n = 2 } };
+	struct dd_midx_hit hits[DD_MIDX_MAX_PLACES];
+	struct dd_midx m;
+	uint8_t fid[32] = { 0 };
+	int isnew;
+
+	(void)state;
+	dd_midx_init(&m);
+	dd_midx_load(&m, dd_midx_file(&m, fid, &isnew), &one, 1);
+	assert_int_equal(dd_midx_find_all(&m, e1[0].id, 0, hits, DD_MIDX_MAX_PLACES), 1);
+	assert_int_equal(hits[0].type, DD_OBJ_DELTA);
+	assert_int_equal(hits[0].off, 10);
+	assert_int_equal(hits[0].len, 20);
+	assert_int_equal(hits[0].d.base[0], 2);
+	assert_int_equal(hits[0].d.base_len, 200);
+	dd_midx_clear(&m);
+
+	dd_midx_init(&m);
+	dd_midx_load(&m, dd_midx_file(&m, fid, &isnew), two, 2);
+	assert_int_equal(dd_midx_find_all(&m, e1[0].id, 0, hits, DD_MIDX_MAX_PLACES), 2);
+	assert_int_equal(hits[0].type, DD_OBJ_DATA);
+	assert_int_equal(hits[1].type, DD_OBJ_DELTA);
+	assert_int_equal(hits[1].off, 10);
+	assert_int_equal(hits[1].d.base[0], 2);
+	assert_int_equal(hits[1].d.depth, 2);
+	dd_midx_clear(&m);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(an_object_named_twice_in_a_pack_keeps_each_place_whole),
 		cmocka_unit_test_setup_teardown(pack_read_back_authenticates_without_rehashing, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(pack_round_trip_and_damage_named, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(index_round_trip_and_malformed_refused, fx_setup, fx_teardown),
