@@ -274,6 +274,41 @@ test_kill_9_during_a_repack_leaves_the_store_verifiable() {
 	assert_contains "$OUT" "gc --store: freed 0 B"
 }
 
+# Two gc runs at once, on two clones: gc1 has listed the index files when gc2 replaces the one naming both packs
+# of a snapshot (one pack repacked, the other carried into gc2's new index file). gc1 must not take the carried
+# pack for unnamed: it stops, removing nothing.
+test_two_gc_runs_at_once_never_remove_a_live_pack() {
+	setup file
+	# a: ~18 MiB that does not compress (a full pack of its own and some), b: ~3 MiB, after it in the dump
+	psql_q "$DB" "CREATE TABLE a (id int PRIMARY KEY, v bytea); CREATE TABLE b (id int PRIMARY KEY, v bytea);
+		INSERT INTO a SELECT i, decode(md5(random()::text) || md5(random()::text) ||
+			md5(random()::text) || md5(random()::text), 'hex') FROM generate_series(1, 250000) i;
+		INSERT INTO b SELECT i, decode(md5(random()::text) || md5(random()::text), 'hex')
+			FROM generate_series(1, 90000) i"
+	printf '[database]\njobs = 1\n' >>.git/dnadata/config.ini # a, then b: b's chunks fill the second pack
+	snap
+	[ "$(find "$T/store/index" -type f | wc -l)" -ge 1 ] || fail "no index file"
+	psql_q "$DB" "DROP TABLE b"
+	snap
+	# the first snapshot is garbage: its commit squashed away
+	git reset -q --soft HEAD~2
+	git commit -qm "squashed"
+	clone_b
+	cd "$T/b"
+	stop_at store-gc-listed "$T/gc1" env DNADATA_TEST_GC_CLOCK_SHIFT=$OLD git-dnadata gc --store
+	cd - >/dev/null
+	gc_store "$OLD"
+	tap_note "gc2: $OUT"
+	[[ $OUT =~ (removed|repacked)\ [1-9][0-9]*\ pack ]] || fail "gc2 replaced no pack: $OUT"
+
+	kill -CONT "$PID"
+	if wait "$PID"; then
+		fail "gc1 went on after another gc replaced an index file it listed: $(cat "$T/gc1.out")"
+	fi
+	assert_contains "$(cat "$T/gc1.err")" "another gc may be running"
+	expect_ok git dnadata verify --all --read-data
+}
+
 test_grace_and_usage_errors() {
 	repo_with_db gcstore --store "file://$T/store"
 	expect_fail 2 git dnadata gc --grace 1h
