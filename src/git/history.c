@@ -558,7 +558,51 @@ add_tree_ids(char ***ids, size_t *n, const struct dd_repo *repo, git_tree *tree)
 	return 0;
 }
 
-/* The HEAD of every linked worktree (a detached one names commits no ref does); one that cannot be read adds nothing. */
+/*
+ * Every commit the reflog of `ref` in `r` names (old and new ids): a commit
+ * left by a reset or a rebase is one `git reset --hard HEAD@{1}` brings
+ * back, so its snapshots stay. One that cannot be read (pruned) adds
+ * nothing: it cannot be checked out either.
+ */
+static void
+push_reflog(git_revwalk *walk, git_repository *r, const char *ref)
+{
+	git_reflog *log = NULL;
+
+	if (git_reflog_read(&log, r, ref) < 0) {
+		git_error_clear();
+		return;
+	}
+	for (size_t i = 0, n = git_reflog_entrycount(log); i < n; i++) {
+		const git_reflog_entry *e = git_reflog_entry_byindex(log, i);
+		const git_oid *ids[2] = { git_reflog_entry_id_old(e), git_reflog_entry_id_new(e) };
+		for (int k = 0; k < 2; k++)
+			if (ids[k] && !git_oid_is_zero(ids[k]) && git_revwalk_push(walk, ids[k]) < 0)
+				git_error_clear();
+	}
+	git_reflog_free(log);
+}
+
+/* The reflogs of HEAD and of every ref (refs/stash's is the stash list). */
+static void
+push_reflogs(git_revwalk *walk, git_repository *r)
+{
+	git_strarray names = { 0 };
+
+	push_reflog(walk, r, "HEAD");
+	if (git_reference_list(&names, r) < 0) {
+		git_error_clear();
+		return;
+	}
+	for (size_t i = 0; i < names.count; i++)
+		push_reflog(walk, r, names.strings[i]);
+	git_strarray_dispose(&names);
+}
+
+/*
+ * The HEAD of every linked worktree (a detached one names commits no ref
+ * does) and its reflog; one that cannot be read adds nothing.
+ */
 static void
 push_worktree_heads(git_revwalk *walk, const struct dd_repo *repo)
 {
@@ -573,8 +617,12 @@ push_worktree_heads(git_revwalk *walk, const struct dd_repo *repo)
 		git_repository *wr = NULL;
 		git_oid oid;
 		if (git_worktree_lookup(&wt, repo->git, names.strings[i]) == 0 &&
-		    git_repository_open_from_worktree(&wr, wt) == 0 && git_reference_name_to_id(&oid, wr, "HEAD") == 0)
-			(void)git_revwalk_push(walk, &oid);
+		    git_repository_open_from_worktree(&wr, wt) == 0) {
+			if (git_reference_name_to_id(&oid, wr, "HEAD") == 0)
+				(void)git_revwalk_push(walk, &oid);
+			git_error_clear();
+			push_reflog(walk, wr, "HEAD");
+		}
 		git_error_clear();
 		git_repository_free(wr);
 		git_worktree_free(wt);
@@ -601,6 +649,7 @@ dd_history_ids_reachable(char ***ids, size_t *n, const struct dd_repo *repo, siz
 		goto out;
 	}
 	git_error_clear();
+	push_reflogs(walk, repo->git);
 	push_worktree_heads(walk, repo);
 	while ((err = git_revwalk_next(&oid, walk)) == 0) {
 		git_commit *c = NULL;

@@ -6,7 +6,8 @@
  * Live, generously (deleting a live object is the one unforgivable bug):
  * the ref files of every commit reachable from any ref of the repository
  * (branches, tags, remote-tracking branches, the rest under refs/), HEAD
- * and each linked worktree's HEAD; the work tree's ref files; every
+ * and each linked worktree's HEAD, and every commit their reflogs name;
+ * the work tree's ref files; every
  * snapshot a record of this clone names (working databases, stashes,
  * templates, spares, switch journals); and, in store-gc.c, every manifest
  * younger than the grace period, the cache's pending and private ones.

@@ -309,6 +309,25 @@ test_two_gc_runs_at_once_never_remove_a_live_pack() {
 	expect_ok git dnadata verify --all --read-data
 }
 
+# A commit left by `git reset --hard` is named only by the reflog: `git reset --hard HEAD@{1}` brings it back, so
+# its snapshot stays.
+test_a_snapshot_only_a_reflog_names_stays() {
+	setup file
+	snap
+	update 3 "id % 100 = 0"
+	snap; local s2=$ID c2 h2
+	c2=$(git rev-parse HEAD); h2=$(table_hash)
+	git reset -q --hard HEAD~1
+	update 5 "id % 100 = 0"
+	snap
+	gc_store "$OLD"
+	assert_file "$T/store/snapshots/$s2"
+	git reset -q --hard "$c2"
+	expect_ok git dnadata restore --force
+	assert_eq "$h2" "$(table_hash)" "the snapshot the reflog named, restored"
+	expect_ok git dnadata verify --all --read-data
+}
+
 test_grace_and_usage_errors() {
 	repo_with_db gcstore --store "file://$T/store"
 	expect_fail 2 git dnadata gc --grace 1h
