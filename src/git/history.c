@@ -6,6 +6,7 @@
 #include "git/ref.h"
 #include "util/buf.h"
 #include "util/err.h"
+#include "util/fs.h"
 
 #include <string.h>
 
@@ -680,5 +681,58 @@ dd_history_ids_reachable(char ***ids, size_t *n, const struct dd_repo *repo, siz
 out:
 	free(seen.v);
 	git_revwalk_free(walk);
+	return rc;
+}
+
+/* The ids the ref files of the work tree at `workdir` name (none without .dnadata/refs). */
+static int
+add_workdir_refs(char ***ids, size_t *n, const char *workdir)
+{
+	char *dir = dd_path_join(workdir, ".dnadata/refs");
+	char **v = NULL;
+	size_t nv = 0;
+	int rc = dd_ref_snapshot_ids(&v, &nv, dir, NULL, 0);
+
+	if (rc < 0)
+		dd_error_wrap("reading the ref files of the work tree %s", workdir);
+	for (size_t i = 0; i < nv; i++)
+		dd_ref_ids_add(ids, n, v[i]);
+	dd_ref_ids_free(v, nv);
+	free(dir);
+	return rc;
+}
+
+int
+dd_history_worktree_ref_ids(char ***ids, size_t *n, const struct dd_repo *repo)
+{
+	git_repository *mr = NULL;
+	git_strarray names = { 0 };
+	int rc = -1;
+
+	if (git_repository_open(&mr, git_repository_commondir(repo->git)) < 0) {
+		dd_error_git("opening the main repository");
+		goto out;
+	}
+	if (git_repository_workdir(mr) && add_workdir_refs(ids, n, git_repository_workdir(mr)) < 0)
+		goto out;
+	if (git_worktree_list(&names, repo->git) < 0) {
+		dd_error_git("listing the linked worktrees");
+		goto out;
+	}
+	for (size_t i = 0; i < names.count; i++) {
+		git_worktree *wt = NULL;
+		int r = 0;
+		/* one whose folder is gone (prunable) has no ref files to read */
+		if (git_worktree_lookup(&wt, repo->git, names.strings[i]) == 0 && git_worktree_validate(wt) == 0)
+			r = add_workdir_refs(ids, n, git_worktree_path(wt));
+		git_error_clear();
+		git_worktree_free(wt);
+		if (r < 0)
+			goto out;
+	}
+	rc = 0;
+out:
+	git_strarray_dispose(&names);
+	git_repository_free(mr);
 	return rc;
 }

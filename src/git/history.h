@@ -36,6 +36,14 @@ int dd_history_ids_all(char ***ids, size_t *n, const struct dd_repo *repo, const
 int dd_history_ids_reachable(char ***ids, size_t *n, const struct dd_repo *repo, size_t *ncommits);
 
 /*
+ * For the store's gc: add the snapshot ids the ref files of the main work
+ * tree and of every linked worktree name (committed or not; a worktree
+ * whose folder is gone is skipped). A ref file that does not parse is an
+ * error.
+ */
+int dd_history_worktree_ref_ids(char ***ids, size_t *n, const struct dd_repo *repo);
+
+/*
  * For the pre-push hook: add the snapshot id of every ref file under
  * .dnadata/refs/ added or changed (against each parent; a root commit: every
  * one) in the commits reachable from `tip` and not from what the remote is

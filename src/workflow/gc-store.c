@@ -7,7 +7,7 @@
  * the ref files of every commit reachable from any ref of the repository
  * (branches, tags, remote-tracking branches, the rest under refs/), HEAD
  * and each linked worktree's HEAD, and every commit their reflogs name;
- * the work tree's ref files; every
+ * the ref files of the work tree, the main one and every linked one; every
  * snapshot a record of this clone names (working databases, stashes,
  * templates, spares, switch journals); and, in store-gc.c, every manifest
  * younger than the grace period, the cache's pending and private ones.
@@ -54,6 +54,7 @@ collect_live(struct ids *l, struct dd_repo *repo, size_t *ncommits)
 
 	/* dd_ref_snapshot_ids() starts the list: first */
 	if (dd_ref_snapshot_ids(&l->v, &l->n, refs, NULL, 0) < 0 ||
+	    dd_history_worktree_ref_ids(&l->v, &l->n, repo) < 0 ||
 	    dd_history_ids_reachable(&l->v, &l->n, repo, ncommits) < 0 ||
 	    dd_pg_state_snapshots_named(repo->statedir, add_id, l) < 0)
 		goto out;

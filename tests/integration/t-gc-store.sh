@@ -328,6 +328,30 @@ test_a_snapshot_only_a_reflog_names_stays() {
 	expect_ok git dnadata verify --all --read-data
 }
 
+# A linked worktree's ref file written by `snapshot --no-commit` names a snapshot no commit does: it stays, whichever
+# worktree gc runs in.
+test_a_linked_worktrees_uncommitted_ref_file_stays() {
+	setup file
+	snap
+	git worktree add -q "$T/w" -b side
+	cd "$T/w"
+	update 3 "id % 100 = 0"
+	DNADATA_DATABASE="dbname=$DB" expect_ok git dnadata snapshot --no-commit
+	local sw=$OUT hw
+	hw=$(table_hash)
+	cd - >/dev/null
+	update 5 "id % 100 = 0"
+	snap
+	gc_store "$OLD"
+	assert_file "$T/store/snapshots/$sw"
+	cd "$T/w"
+	gc_store "$OLD"
+	assert_file "$T/store/snapshots/$sw"
+	assert_file "$T/store/snapshots/$ID"
+	DNADATA_DATABASE="dbname=$DB" expect_ok git dnadata restore --force
+	assert_eq "$hw" "$(table_hash)" "the worktree's uncommitted snapshot, restored"
+}
+
 test_grace_and_usage_errors() {
 	repo_with_db gcstore --store "file://$T/store"
 	expect_fail 2 git dnadata gc --grace 1h
