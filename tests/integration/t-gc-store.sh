@@ -356,6 +356,29 @@ test_a_linked_worktrees_uncommitted_ref_file_stays() {
 	assert_eq "$hw" "$(table_hash)" "the worktree's uncommitted snapshot, restored"
 }
 
+# A snapshot this clone's records name only under a media key (here the working record's media folder, set by
+# hand to the state a switch leaves when the folder still holds an older snapshot's files) stays.
+test_a_snapshot_only_a_media_record_names_stays() {
+	setup file
+	printf 'media = var/uploads\n' >>.dnadata/profiles.ini
+	git commit -qm media .dnadata/profiles.ini
+	mkdir -p var/uploads
+	printf 'a\n' >var/uploads/a.txt
+	snap; local s1=$ID work
+	update 3 "id % 100 = 0"
+	printf 'b\n' >var/uploads/b.txt
+	snap
+	git reset -q --soft HEAD~2
+	git commit -qm "squashed"
+	git reflog expire --expire=now --all
+	work=$(find .git/dnadata/pg -name working | head -1)
+	[ -n "$work" ] && grep -q "^media $ID" "$work" || fail "no working record naming the media: $(cat "$work")"
+	sed -i "s/^media $ID/media $s1/" "$work"
+	gc_store "$OLD"
+	assert_file "$T/store/snapshots/$s1"
+	expect_ok git dnadata verify --all --read-data
+}
+
 test_grace_and_usage_errors() {
 	repo_with_db gcstore --store "file://$T/store"
 	expect_fail 2 git dnadata gc --grace 1h
