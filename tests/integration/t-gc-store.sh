@@ -385,6 +385,11 @@ test_grace_and_usage_errors() {
 	assert_contains "$ERR" "--grace goes with --store"
 	expect_fail 2 git dnadata gc --store --grace soon
 	assert_contains "$ERR" "--grace takes a duration"
+	expect_fail 2 git dnadata gc --store --grace 59m
+	assert_contains "$ERR" "--grace under 1h is only for --dry-run"
+	expect_fail 2 git dnadata gc --store --grace 0
+	expect_ok git dnadata gc --store --grace 0 --dry-run
+	expect_ok git dnadata gc --store --grace 1h --dry-run
 	expect_fail 1 env DNADATA_TEST_GC_CLOCK_SHIFT=tomorrow git dnadata gc --store --dry-run
 	assert_contains "$ERR" "DNADATA_TEST_GC_CLOCK_SHIFT must be a number"
 }
