@@ -14,6 +14,7 @@
 . "$(dirname "$0")/../lib.sh"
 
 export DNADATA_SKIP=1 # no hook switches on checkout or reset here
+export DNADATA_TEST=1 # DNADATA_TEST_GC_CLOCK_SHIFT is honoured only with it
 CACHE=.git/dnadata/cache
 OLD=90000    # 25 h
 ALMOST=82800 # 23 h
@@ -392,6 +393,8 @@ test_grace_and_usage_errors() {
 	expect_ok git dnadata gc --store --grace 1h --dry-run
 	expect_fail 1 env DNADATA_TEST_GC_CLOCK_SHIFT=tomorrow git dnadata gc --store --dry-run
 	assert_contains "$ERR" "DNADATA_TEST_GC_CLOCK_SHIFT must be a number"
+	expect_fail 1 env -u DNADATA_TEST DNADATA_TEST_GC_CLOCK_SHIFT=$OLD git dnadata gc --store --dry-run
+	assert_contains "$ERR" "honoured only with DNADATA_TEST=1"
 }
 
 run_tests
