@@ -555,13 +555,20 @@ judge_packs(struct sgc *g)
 			count(&g->res->repacked, gp->size);
 		}
 	}
-	/* an index file goes when a pack it names goes (never a young one: its packs all stay) */
+	/*
+	 * an index file goes when a pack it names goes, or when none of its packs is in the store (it names nothing
+	 * any reader can fetch); never a young one: its packs all stay, or are still being written
+	 */
 	for (size_t i = 0; i < g->nidx; i++) {
 		struct gindex *x = &g->idx[i];
+		size_t present = 0;
 		for (size_t p = 0; p < x->np && !x->doomed; p++) {
 			struct gpack *gp = find_pack(g, x->p[p].name);
+			present += gp != NULL;
 			x->doomed = gp && gp->v != KEEP && !young(g, x->changed);
 		}
+		if (!present && !young(g, x->changed))
+			x->doomed = 1;
 		if (x->doomed)
 			count(&g->res->indexes, x->size);
 	}

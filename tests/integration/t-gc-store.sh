@@ -380,6 +380,29 @@ test_a_snapshot_only_a_media_record_names_stays() {
 	expect_ok git dnadata verify --all --read-data
 }
 
+# An old index file all of whose packs are gone from the store (lost, or removed by hand) names nothing a reader can
+# fetch: it goes.
+test_an_index_file_whose_packs_are_all_gone_is_removed() {
+	setup file
+	snap
+	local before after i2 p
+	before=$(store_files | awk '{ print $1 }')
+	make_u
+	snap
+	after=$(store_files | awk '{ print $1 }')
+	i2=$(comm -13 <(echo "$before") <(echo "$after") | grep '^index/')
+	[ "$(echo "$i2" | wc -l)" = 1 ] || fail "not one new index file: $i2"
+	for p in $(comm -13 <(echo "$before") <(echo "$after") | grep '^packs/'); do rm "$T/store/$p"; done
+	git reset -q --hard HEAD~1
+	git reflog expire --expire=now --all
+	psql_q "$DB" "DROP TABLE u"
+	update 3 "id % 100 = 0"
+	snap
+	gc_store "$OLD"
+	assert_no_file "$T/store/$i2"
+	expect_ok git dnadata verify --read-data
+}
+
 test_grace_and_usage_errors() {
 	repo_with_db gcstore --store "file://$T/store"
 	expect_fail 2 git dnadata gc --grace 1h
