@@ -640,6 +640,11 @@ dd_history_ids_reachable(char ***ids, size_t *n, const struct dd_repo *repo, siz
 	size_t count = 0;
 	int rc = -1, err;
 
+	if (git_repository_is_shallow(repo->git) == 1) {
+		dd_error("this clone is shallow: the snapshots its missing commits name cannot be read");
+		dd_hint("run `git fetch --unshallow` first");
+		return -1;
+	}
 	if (git_revwalk_new(&walk, repo->git) < 0 || git_revwalk_push_glob(walk, "*") < 0) {
 		dd_error_git("walking the history of every ref");
 		goto out;

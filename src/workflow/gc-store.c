@@ -115,7 +115,8 @@ dd_workflow_store_gc(struct dd_repo *repo, const struct dd_config *cfg, const st
 	    dd_lock_file(lockpath, "another gc --store of this clone is running; waiting for it", &lock) < 0)
 		goto out;
 	if (collect_live(&live, repo, cfg, &out->commits) < 0) {
-		dd_hint("gc removes nothing until every snapshot git names can be read");
+		if (!dd_error_hint()) /* one already given (a shallow clone's) says more */
+			dd_hint("gc removes nothing until every snapshot git names can be read");
 		goto out;
 	}
 	out->named = live.n;

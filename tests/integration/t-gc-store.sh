@@ -403,6 +403,22 @@ test_an_index_file_whose_packs_are_all_gone_is_removed() {
 	expect_ok git dnadata verify --read-data
 }
 
+# A shallow clone lacks commits whose ref files may name live snapshots: gc refuses, saying what to do.
+test_a_shallow_clone_is_refused_with_a_hint() {
+	setup file
+	snap
+	update 3 "id % 100 = 0"
+	snap
+	install -m 600 .git/dnadata/key "$T/key"
+	git clone -q --depth 1 "file://$PWD" "$T/shallow"
+	cd "$T/shallow"
+	expect_ok git dnadata key import "$T/key"
+	expect_ok git dnadata init
+	expect_fail 1 git dnadata gc --store --dry-run
+	assert_contains "$ERR" "this clone is shallow"
+	assert_contains "$ERR" "git fetch --unshallow"
+}
+
 test_grace_and_usage_errors() {
 	repo_with_db gcstore --store "file://$T/store"
 	expect_fail 2 git dnadata gc --grace 1h
