@@ -460,12 +460,16 @@ out:
 }
 
 /* The delta bases of live objects are live, down every chain any index file records. */
-static void
+static int
 mark_bases(struct sgc *g)
 {
 	int more = 1;
 
-	for (int round = 0; more && round <= 2 * DD_DELTA_DEPTH_MAX + 2; round++) {
+	/* each round adds at least one link of some chain; the last one (nothing added) proves the fixed point */
+	for (int round = 0; more; round++) {
+		if (round > 2 * DD_DELTA_DEPTH_MAX + 3)
+			return dd_error("the delta chains the index files record are deeper than %d: gc removed nothing",
+					2 * DD_DELTA_DEPTH_MAX + 2);
 		more = 0;
 		for (size_t i = 0; i < g->nidx; i++)
 			for (size_t p = 0; p < g->idx[i].np; p++)
@@ -476,6 +480,7 @@ mark_bases(struct sgc *g)
 						more = 1;
 				}
 	}
+	return 0;
 }
 
 static int
@@ -499,7 +504,8 @@ mark(struct sgc *g, const char *const *live, size_t nlive)
 	}
 	if (mark_local(g) < 0)
 		return -1;
-	mark_bases(g);
+	if (mark_bases(g) < 0)
+		return -1;
 	g->res->live_objects = g->live.n;
 	return 0;
 }
