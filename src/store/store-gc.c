@@ -459,6 +459,25 @@ out:
 	return rc;
 }
 
+/*
+ * The delta objects of young index files and young packs: a push or
+ * snapshot in progress (its manifest not yet written) keeps those, and so
+ * their bases, which may sit only in old garbage.
+ */
+static void
+mark_young_deltas(struct sgc *g)
+{
+	for (size_t i = 0; i < g->nidx; i++)
+		for (size_t p = 0; p < g->idx[i].np; p++) {
+			const struct gpack *gp = find_pack(g, g->idx[i].p[p].name);
+			if (!young(g, g->idx[i].changed) && !(gp && young(g, gp->changed)))
+				continue;
+			for (size_t k = 0; k < g->idx[i].p[p].n; k++)
+				if (g->idx[i].p[p].e[k].type == DD_OBJ_DELTA)
+					idset_add(&g->live, g->idx[i].p[p].e[k].id);
+		}
+}
+
 /* The delta bases of live objects are live, down every chain any index file records. */
 static int
 mark_bases(struct sgc *g)
@@ -504,6 +523,7 @@ mark(struct sgc *g, const char *const *live, size_t nlive)
 	}
 	if (mark_local(g) < 0)
 		return -1;
+	mark_young_deltas(g);
 	if (mark_bases(g) < 0)
 		return -1;
 	g->res->live_objects = g->live.n;

@@ -419,6 +419,41 @@ test_a_shallow_clone_is_refused_with_a_hint() {
 	assert_contains "$ERR" "git fetch --unshallow"
 }
 
+# A push in progress (stopped before its manifests) whose delta objects have their bases only in a snapshot that
+# became garbage: the young index file's delta objects are live, so are their bases.
+test_a_push_in_progress_keeps_the_delta_bases_it_needs() {
+	setup file
+	snap
+	local origin=$PWD
+	clone_b
+	cd "$T/b"
+	expect_ok git dnadata fetch # the first snapshot's chunks in B's cache: its snapshot deltas on them
+	update 3 "id % 100 = 0"
+	expect_ok git dnadata snapshot --dump-only
+	local before
+	before=$(store_files | awk '{ print $1 }')
+	stop_at push-before-manifests "$T/push" git-dnadata push
+	cd "$origin"
+	# B's files are young for a gc 25 h ahead: their times moved 2 days on (a folder store goes by the later of
+	# mtime and ctime), so the clock shift makes only the first snapshot old
+	comm -13 <(echo "$before") <(store_files | awk '{ print $1 }') | grep -E '^(index|packs)/' >"$T/pushed"
+	[ -s "$T/pushed" ] || fail "B's push wrote nothing before its manifests"
+	(cd "$T/store" && xargs touch -d '2 days' <"$T/pushed")
+	# the first snapshot becomes garbage: its table replaced (no delta of A's needs its chunks), its commit squashed
+	psql_q "$DB" "DROP TABLE t"
+	make_u
+	snap
+	git reset -q --soft HEAD~2
+	git commit -qm "squashed"
+	git reflog expire --expire=now --all
+	gc_store "$OLD"
+	tap_note "$OUT"
+	kill -CONT "$PID"
+	wait "$PID" || fail "the push failed: $(cat "$T/push.err")"
+	git fetch -q "$T/b" main:refs/remotes/b/main
+	expect_ok git dnadata verify --all --read-data
+}
+
 test_grace_and_usage_errors() {
 	repo_with_db gcstore --store "file://$T/store"
 	expect_fail 2 git dnadata gc --grace 1h
