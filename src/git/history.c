@@ -530,30 +530,36 @@ salvage_ids(char ***ids, size_t *n, const char *p, size_t len)
 	}
 }
 
+/* The id ref file `name` (its bytes `blob`) names; one that does not parse still gives any `snapshot` line. */
+static void
+add_blob_ids(char ***ids, size_t *n, git_blob *blob, const char *name)
+{
+	struct dd_ref *ref = NULL;
+	const char *p = git_blob_rawcontent(blob);
+	size_t len = (size_t)git_blob_rawsize(blob);
+
+	if (dd_ref_parse(&ref, p, len, name) == 0) {
+		if (ref->snapshot[0] && !dd_ref_is_inline(ref))
+			dd_ref_ids_add(ids, n, ref->snapshot);
+	} else {
+		dd_error_clear();
+		salvage_ids(ids, n, p, len);
+	}
+	dd_ref_free(ref);
+}
+
 static int
 add_tree_ids(char ***ids, size_t *n, const struct dd_repo *repo, git_tree *tree)
 {
 	for (size_t i = 0; i < git_tree_entrycount(tree); i++) {
 		const git_tree_entry *e = git_tree_entry_byindex(tree, i);
 		git_blob *blob = NULL;
-		struct dd_ref *ref = NULL;
-		const char *p;
-		size_t len;
 
 		if (git_tree_entry_type(e) != GIT_OBJECT_BLOB || git_tree_entry_name(e)[0] == '.')
 			continue;
 		if (git_blob_lookup(&blob, repo->git, git_tree_entry_id(e)) < 0)
 			return dd_error_git("a ref file of .dnadata/refs");
-		p = git_blob_rawcontent(blob);
-		len = (size_t)git_blob_rawsize(blob);
-		if (dd_ref_parse(&ref, p, len, git_tree_entry_name(e)) == 0) {
-			if (ref->snapshot[0] && !dd_ref_is_inline(ref))
-				dd_ref_ids_add(ids, n, ref->snapshot);
-		} else {
-			dd_error_clear();
-			salvage_ids(ids, n, p, len);
-		}
-		dd_ref_free(ref);
+		add_blob_ids(ids, n, blob, git_tree_entry_name(e));
 		git_blob_free(blob);
 	}
 	return 0;
@@ -689,6 +695,30 @@ out:
 	return rc;
 }
 
+/* The ids the ref files staged in the git index of `r` name (a staged version the work tree has since replaced). */
+static int
+add_index_ids(char ***ids, size_t *n, git_repository *r)
+{
+	git_index *idx = NULL;
+
+	if (git_repository_index(&idx, r) < 0)
+		return dd_error_git("reading the git index");
+	for (size_t i = 0; i < git_index_entrycount(idx); i++) {
+		const git_index_entry *e = git_index_get_byindex(idx, i);
+		git_blob *blob = NULL;
+		if (strncmp(e->path, ".dnadata/refs/", 14) || strchr(e->path + 14, '/') || e->path[14] == '.')
+			continue;
+		if (git_blob_lookup(&blob, r, &e->id) < 0) {
+			git_index_free(idx);
+			return dd_error_git("a ref file staged in the git index");
+		}
+		add_blob_ids(ids, n, blob, e->path + 14);
+		git_blob_free(blob);
+	}
+	git_index_free(idx);
+	return 0;
+}
+
 /* The ids the ref files of the work tree at `workdir` name (none without .dnadata/refs). */
 static int
 add_workdir_refs(char ***ids, size_t *n, const char *workdir)
@@ -718,7 +748,8 @@ dd_history_worktree_ref_ids(char ***ids, size_t *n, const struct dd_repo *repo)
 		dd_error_git("opening the main repository");
 		goto out;
 	}
-	if (git_repository_workdir(mr) && add_workdir_refs(ids, n, git_repository_workdir(mr)) < 0)
+	if (git_repository_workdir(mr) &&
+	    (add_workdir_refs(ids, n, git_repository_workdir(mr)) < 0 || add_index_ids(ids, n, mr) < 0))
 		goto out;
 	if (git_worktree_list(&names, repo->git) < 0) {
 		dd_error_git("listing the linked worktrees");
@@ -726,11 +757,16 @@ dd_history_worktree_ref_ids(char ***ids, size_t *n, const struct dd_repo *repo)
 	}
 	for (size_t i = 0; i < names.count; i++) {
 		git_worktree *wt = NULL;
+		git_repository *wr = NULL;
 		int r = 0;
 		/* one whose folder is gone (prunable) has no ref files to read */
-		if (git_worktree_lookup(&wt, repo->git, names.strings[i]) == 0 && git_worktree_validate(wt) == 0)
+		if (git_worktree_lookup(&wt, repo->git, names.strings[i]) == 0 && git_worktree_validate(wt) == 0) {
 			r = add_workdir_refs(ids, n, git_worktree_path(wt));
+			if (r == 0 && git_repository_open_from_worktree(&wr, wt) == 0)
+				r = add_index_ids(ids, n, wr);
+		}
 		git_error_clear();
+		git_repository_free(wr);
 		git_worktree_free(wt);
 		if (r < 0)
 			goto out;

@@ -38,8 +38,8 @@ int dd_history_ids_reachable(char ***ids, size_t *n, const struct dd_repo *repo,
 /*
  * For the store's gc: add the snapshot ids the ref files of the main work
  * tree and of every linked worktree name (committed or not; a worktree
- * whose folder is gone is skipped). A ref file that does not parse is an
- * error.
+ * whose folder is gone is skipped), and those staged in each one's git
+ * index. A work tree's ref file that does not parse is an error.
  */
 int dd_history_worktree_ref_ids(char ***ids, size_t *n, const struct dd_repo *repo);
 

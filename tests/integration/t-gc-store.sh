@@ -454,6 +454,25 @@ test_a_push_in_progress_keeps_the_delta_bases_it_needs() {
 	expect_ok git dnadata verify --all --read-data
 }
 
+# A ref file staged in the git index, then replaced in the work tree by another `snapshot --no-commit`: `git checkout
+# -- .dnadata/refs` brings the staged one back, so its snapshot stays.
+test_a_snapshot_only_a_staged_ref_file_names_stays() {
+	setup file
+	snap
+	update 3 "id % 100 = 0"
+	expect_ok git dnadata snapshot --no-commit
+	local staged=$OUT hs
+	hs=$(table_hash)
+	git add .dnadata/refs
+	update 5 "id % 100 = 0"
+	expect_ok git dnadata snapshot --no-commit
+	gc_store "$OLD"
+	assert_file "$T/store/snapshots/$staged"
+	git checkout -- .dnadata/refs
+	expect_ok git dnadata restore --force
+	assert_eq "$hs" "$(table_hash)" "the staged snapshot, restored"
+}
+
 test_grace_and_usage_errors() {
 	repo_with_db gcstore --store "file://$T/store"
 	expect_fail 2 git dnadata gc --grace 1h
