@@ -37,9 +37,9 @@ static const char *const usage[] = {
 	"With --store: removes from the store what no snapshot needs that a ref file",
 	"names in any commit of any branch, tag or remote-tracking branch (run",
 	"`git fetch --all` first), or that this clone's records name; nothing the",
-	"store got within the grace period (default 24h) is removed, so snapshots",
-	"and pushes running elsewhere are safe. Packs less than half live are",
-	"repacked.",
+	"store got within the grace period (default 24h; at least 1h except with",
+	"--dry-run) is removed, so snapshots and pushes running elsewhere are",
+	"safe. Packs less than half live are repacked.",
 	"",
 	"Examples:",
 	"  git dnadata gc --dry-run",
@@ -219,6 +219,9 @@ gc_store(struct dd_repo *repo, struct dd_config *cfg, int dry, const char *grace
 	memset(&s, 0, sizeof(s));
 	if (grace && parse_duration(grace, &o.grace) < 0)
 		return dd_usage_error("gc", "--grace takes a duration such as 24h, 90m or 7d ('%s' given)", grace);
+	if (o.grace < 3600 && !dry) /* a push or snapshot running elsewhere would lose what it has just written */
+		return dd_usage_error("gc", "--grace under 1h is only for --dry-run: a push or snapshot running "
+				      "elsewhere would lose what it has just written ('%s' given)", grace);
 	if (dd_workflow_store_gc(repo, cfg, &o, &s) < 0)
 		goto out;
 	print_store(&s, dry, grace ? grace : "24h");

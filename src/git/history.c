@@ -6,6 +6,7 @@
 #include "git/ref.h"
 #include "util/buf.h"
 #include "util/err.h"
+#include "util/fs.h"
 
 #include <string.h>
 
@@ -529,36 +530,86 @@ salvage_ids(char ***ids, size_t *n, const char *p, size_t len)
 	}
 }
 
+/* The id ref file `name` (its bytes `blob`) names; one that does not parse still gives any `snapshot` line. */
+static void
+add_blob_ids(char ***ids, size_t *n, git_blob *blob, const char *name)
+{
+	struct dd_ref *ref = NULL;
+	const char *p = git_blob_rawcontent(blob);
+	size_t len = (size_t)git_blob_rawsize(blob);
+
+	if (dd_ref_parse(&ref, p, len, name) == 0) {
+		if (ref->snapshot[0] && !dd_ref_is_inline(ref))
+			dd_ref_ids_add(ids, n, ref->snapshot);
+	} else {
+		dd_error_clear();
+		salvage_ids(ids, n, p, len);
+	}
+	dd_ref_free(ref);
+}
+
 static int
 add_tree_ids(char ***ids, size_t *n, const struct dd_repo *repo, git_tree *tree)
 {
 	for (size_t i = 0; i < git_tree_entrycount(tree); i++) {
 		const git_tree_entry *e = git_tree_entry_byindex(tree, i);
 		git_blob *blob = NULL;
-		struct dd_ref *ref = NULL;
-		const char *p;
-		size_t len;
 
 		if (git_tree_entry_type(e) != GIT_OBJECT_BLOB || git_tree_entry_name(e)[0] == '.')
 			continue;
 		if (git_blob_lookup(&blob, repo->git, git_tree_entry_id(e)) < 0)
 			return dd_error_git("a ref file of .dnadata/refs");
-		p = git_blob_rawcontent(blob);
-		len = (size_t)git_blob_rawsize(blob);
-		if (dd_ref_parse(&ref, p, len, git_tree_entry_name(e)) == 0) {
-			if (ref->snapshot[0] && !dd_ref_is_inline(ref))
-				dd_ref_ids_add(ids, n, ref->snapshot);
-		} else {
-			dd_error_clear();
-			salvage_ids(ids, n, p, len);
-		}
-		dd_ref_free(ref);
+		add_blob_ids(ids, n, blob, git_tree_entry_name(e));
 		git_blob_free(blob);
 	}
 	return 0;
 }
 
-/* The HEAD of every linked worktree (a detached one names commits no ref does); one that cannot be read adds nothing. */
+/*
+ * Every commit the reflog of `ref` in `r` names (old and new ids): a commit
+ * left by a reset or a rebase is one `git reset --hard HEAD@{1}` brings
+ * back, so its snapshots stay. One that cannot be read (pruned) adds
+ * nothing: it cannot be checked out either.
+ */
+static void
+push_reflog(git_revwalk *walk, git_repository *r, const char *ref)
+{
+	git_reflog *log = NULL;
+
+	if (git_reflog_read(&log, r, ref) < 0) {
+		git_error_clear();
+		return;
+	}
+	for (size_t i = 0, n = git_reflog_entrycount(log); i < n; i++) {
+		const git_reflog_entry *e = git_reflog_entry_byindex(log, i);
+		const git_oid *ids[2] = { git_reflog_entry_id_old(e), git_reflog_entry_id_new(e) };
+		for (int k = 0; k < 2; k++)
+			if (ids[k] && !git_oid_is_zero(ids[k]) && git_revwalk_push(walk, ids[k]) < 0)
+				git_error_clear();
+	}
+	git_reflog_free(log);
+}
+
+/* The reflogs of HEAD and of every ref (refs/stash's is the stash list). */
+static void
+push_reflogs(git_revwalk *walk, git_repository *r)
+{
+	git_strarray names = { 0 };
+
+	push_reflog(walk, r, "HEAD");
+	if (git_reference_list(&names, r) < 0) {
+		git_error_clear();
+		return;
+	}
+	for (size_t i = 0; i < names.count; i++)
+		push_reflog(walk, r, names.strings[i]);
+	git_strarray_dispose(&names);
+}
+
+/*
+ * The HEAD of every linked worktree (a detached one names commits no ref
+ * does) and its reflog; one that cannot be read adds nothing.
+ */
 static void
 push_worktree_heads(git_revwalk *walk, const struct dd_repo *repo)
 {
@@ -573,8 +624,12 @@ push_worktree_heads(git_revwalk *walk, const struct dd_repo *repo)
 		git_repository *wr = NULL;
 		git_oid oid;
 		if (git_worktree_lookup(&wt, repo->git, names.strings[i]) == 0 &&
-		    git_repository_open_from_worktree(&wr, wt) == 0 && git_reference_name_to_id(&oid, wr, "HEAD") == 0)
-			(void)git_revwalk_push(walk, &oid);
+		    git_repository_open_from_worktree(&wr, wt) == 0) {
+			if (git_reference_name_to_id(&oid, wr, "HEAD") == 0)
+				(void)git_revwalk_push(walk, &oid);
+			git_error_clear();
+			push_reflog(walk, wr, "HEAD");
+		}
 		git_error_clear();
 		git_repository_free(wr);
 		git_worktree_free(wt);
@@ -591,6 +646,11 @@ dd_history_ids_reachable(char ***ids, size_t *n, const struct dd_repo *repo, siz
 	size_t count = 0;
 	int rc = -1, err;
 
+	if (git_repository_is_shallow(repo->git) == 1) {
+		dd_error("this clone is shallow: the snapshots its missing commits name cannot be read");
+		dd_hint("run `git fetch --unshallow` first");
+		return -1;
+	}
 	if (git_revwalk_new(&walk, repo->git) < 0 || git_revwalk_push_glob(walk, "*") < 0) {
 		dd_error_git("walking the history of every ref");
 		goto out;
@@ -601,6 +661,7 @@ dd_history_ids_reachable(char ***ids, size_t *n, const struct dd_repo *repo, siz
 		goto out;
 	}
 	git_error_clear();
+	push_reflogs(walk, repo->git);
 	push_worktree_heads(walk, repo);
 	while ((err = git_revwalk_next(&oid, walk)) == 0) {
 		git_commit *c = NULL;
@@ -631,5 +692,88 @@ dd_history_ids_reachable(char ***ids, size_t *n, const struct dd_repo *repo, siz
 out:
 	free(seen.v);
 	git_revwalk_free(walk);
+	return rc;
+}
+
+/* The ids the ref files staged in the git index of `r` name (a staged version the work tree has since replaced). */
+static int
+add_index_ids(char ***ids, size_t *n, git_repository *r)
+{
+	git_index *idx = NULL;
+
+	if (git_repository_index(&idx, r) < 0)
+		return dd_error_git("reading the git index");
+	for (size_t i = 0; i < git_index_entrycount(idx); i++) {
+		const git_index_entry *e = git_index_get_byindex(idx, i);
+		git_blob *blob = NULL;
+		if (strncmp(e->path, ".dnadata/refs/", 14) || strchr(e->path + 14, '/') || e->path[14] == '.')
+			continue;
+		if (git_blob_lookup(&blob, r, &e->id) < 0) {
+			git_index_free(idx);
+			return dd_error_git("a ref file staged in the git index");
+		}
+		add_blob_ids(ids, n, blob, e->path + 14);
+		git_blob_free(blob);
+	}
+	git_index_free(idx);
+	return 0;
+}
+
+/* The ids the ref files of the work tree at `workdir` name (none without .dnadata/refs). */
+static int
+add_workdir_refs(char ***ids, size_t *n, const char *workdir)
+{
+	char *dir = dd_path_join(workdir, ".dnadata/refs");
+	char **v = NULL;
+	size_t nv = 0;
+	int rc = dd_ref_snapshot_ids(&v, &nv, dir, NULL, 0);
+
+	if (rc < 0)
+		dd_error_wrap("reading the ref files of the work tree %s", workdir);
+	for (size_t i = 0; i < nv; i++)
+		dd_ref_ids_add(ids, n, v[i]);
+	dd_ref_ids_free(v, nv);
+	free(dir);
+	return rc;
+}
+
+int
+dd_history_worktree_ref_ids(char ***ids, size_t *n, const struct dd_repo *repo)
+{
+	git_repository *mr = NULL;
+	git_strarray names = { 0 };
+	int rc = -1;
+
+	if (git_repository_open(&mr, git_repository_commondir(repo->git)) < 0) {
+		dd_error_git("opening the main repository");
+		goto out;
+	}
+	if (git_repository_workdir(mr) &&
+	    (add_workdir_refs(ids, n, git_repository_workdir(mr)) < 0 || add_index_ids(ids, n, mr) < 0))
+		goto out;
+	if (git_worktree_list(&names, repo->git) < 0) {
+		dd_error_git("listing the linked worktrees");
+		goto out;
+	}
+	for (size_t i = 0; i < names.count; i++) {
+		git_worktree *wt = NULL;
+		git_repository *wr = NULL;
+		int r = 0;
+		/* one whose folder is gone (prunable) has no ref files to read */
+		if (git_worktree_lookup(&wt, repo->git, names.strings[i]) == 0 && git_worktree_validate(wt) == 0) {
+			r = add_workdir_refs(ids, n, git_worktree_path(wt));
+			if (r == 0 && git_repository_open_from_worktree(&wr, wt) == 0)
+				r = add_index_ids(ids, n, wr);
+		}
+		git_error_clear();
+		git_repository_free(wr);
+		git_worktree_free(wt);
+		if (r < 0)
+			goto out;
+	}
+	rc = 0;
+out:
+	git_strarray_dispose(&names);
+	git_repository_free(mr);
 	return rc;
 }

@@ -25,13 +25,23 @@ int dd_history_ids_all(char ***ids, size_t *n, const struct dd_repo *repo, const
 /*
  * For the store's gc: add the snapshot id of every ref file under
  * .dnadata/refs/ in every commit reachable from any ref of the repository
- * (refs/heads, refs/tags, refs/remotes and the rest under refs/) and from
- * HEAD. Generous by design: each distinct .dnadata/refs tree is read once;
+ * (refs/heads, refs/tags, refs/remotes and the rest under refs/), from
+ * HEAD and each linked worktree's HEAD, and from every reflog entry (old
+ * and new ids) of those refs and HEADs (a reset away is undone with
+ * HEAD@{n}; refs/stash's reflog is git's stash list). Generous by design: each distinct .dnadata/refs tree is read once;
  * a ref file that does not parse still gives any `snapshot <64 hex>` line
  * it holds; inline profiles' refs name nothing in the store and are left
  * out. *ncommits (may be NULL) gets how many commits were walked.
  */
 int dd_history_ids_reachable(char ***ids, size_t *n, const struct dd_repo *repo, size_t *ncommits);
+
+/*
+ * For the store's gc: add the snapshot ids the ref files of the main work
+ * tree and of every linked worktree name (committed or not; a worktree
+ * whose folder is gone is skipped), and those staged in each one's git
+ * index. A work tree's ref file that does not parse is an error.
+ */
+int dd_history_worktree_ref_ids(char ***ids, size_t *n, const struct dd_repo *repo);
 
 /*
  * For the pre-push hook: add the snapshot id of every ref file under

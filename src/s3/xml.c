@@ -444,6 +444,8 @@ list_end(struct xp *x, const char *path)
 	if (!strcmp(path, "ListBucketResult/Contents")) {
 		if ((c->seen & 3) != 3)
 			return xp_fail(x, "an object has no Key or no Size");
+		if (!(c->seen & 4))
+			c->cur.mtime = -1; /* unknown, not 1970: the store's gc must not take it for old */
 		l->objects = dd_realloc(l->objects, (l->n + 1) * sizeof(*l->objects));
 		l->objects[l->n++] = c->cur;
 		memset(&c->cur, 0, sizeof(c->cur));

@@ -23,7 +23,7 @@ int dd_s3_xml_error(const char *body, size_t len, struct dd_s3_error *e);
 struct dd_s3_object {
 	char *key;
 	uint64_t size;
-	int64_t mtime; /* LastModified as seconds since the epoch (UTC) */
+	int64_t mtime; /* LastModified as seconds since the epoch (UTC); -1 when the entry has none */
 };
 struct dd_s3_list {
 	struct dd_s3_object *objects;

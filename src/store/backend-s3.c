@@ -244,7 +244,7 @@ add_object(const struct dd_s3_object *o, void *arg)
 	l->v[l->n].name = dd_strdup(o->key + l->strip);
 	l->v[l->n].size = o->size;
 	l->v[l->n].mtime = o->mtime;
-	l->v[l->n].changed = o->mtime;
+	l->v[l->n].changed = o->mtime < 0 ? INT64_MAX : o->mtime; /* no LastModified: young, for the store's gc */
 	l->n++;
 	return 0;
 }

@@ -35,12 +35,13 @@ struct dd_backend_opts {
 struct dd_backend_entry {
 	char *name;     /* store-relative */
 	uint64_t size;  /* bytes */
-	int64_t mtime;  /* last modification, seconds since the epoch */
+	int64_t mtime;  /* last modification, seconds since the epoch (-1: an S3 listing gave none) */
 	/*
 	 * When the name last came to hold these bytes, seconds: the file
 	 * backend's ctime (a hard link made by put_file keeps the file's old
 	 * mtime but sets its ctime: the store's gc must not take a pack linked
-	 * in a second ago for an old one); S3: LastModified, as mtime.
+	 * in a second ago for an old one); S3: LastModified, as mtime, or
+	 * INT64_MAX when the listing gave none (unknown counts as young).
 	 */
 	int64_t changed;
 };

@@ -23,8 +23,12 @@
  *  - an index file is never edited: one naming a pack that goes is replaced
  *    by the new index file (naming its packs that stay) and then removed;
  *  - a dry run makes exactly the plan the real run executes.
- * Two gc runs at once (two machines) only waste work: each removes only
- * old files that were garbage when it listed, and never another's new ones.
+ * Two gc runs at once (two machines): a run that sees another's work stops
+ * with nothing removed. An index file listed but gone when read, or gone
+ * from a second listing taken just before the removals, or a new index
+ * file there naming a pack this run would remove, means another gc (or a
+ * writer reusing old packs) is at work: "run again". Without that, a pack
+ * named only by an index file the other gc replaced would look unnamed.
  */
 #include "store/internal.h"
 #include "util/err.h"
@@ -162,6 +166,7 @@ struct sgc {
 	const struct dd_index_pack **carry; /* packs that stay, named only by index files that go */
 	size_t ncarry;
 	uint64_t index_bytes; /* the new index file's size (0: none) */
+	uint8_t new_index[32]; /* its id, once written */
 };
 
 static int
@@ -200,6 +205,23 @@ name_id(uint8_t id[32], const char *name, const char *dir, int fanned)
 }
 
 /* ---- list ---- */
+
+/*
+ * Tests stop gc at a named point (DNADATA_FAILPOINT=<name>, as pg/switch.c
+ * does) to kill or race it there: "store-gc-listed" once the index files are
+ * listed, before they are read; "store-gc-written" once the new packs and index
+ * file are durable, before anything is removed; "store-gc-deleting" once
+ * the old index files are gone, before their packs are.
+ */
+static void
+failpoint(const char *name)
+{
+	const char *fp = getenv("DNADATA_FAILPOINT");
+
+	if (fp && !strcmp(fp, name))
+		raise(SIGSTOP);
+}
+
 
 static int
 list_files(struct sgc *g, const char *dir, int fanned, struct gfile **out, size_t *n)
@@ -251,14 +273,41 @@ list_store(struct sgc *g)
 }
 
 /*
- * Every index file of the store, decoded (the cache's copy when it opens,
- * else the store's, which the cache then keeps). One that opens nowhere
- * stops gc: what it names could not be told live or dead.
+ * Index file `f`, decoded (the cache's copy when it opens, else the
+ * store's, which the cache then keeps). One listed but gone is another gc's
+ * work: an error, since what only it named would look unnamed.
  */
+static int
+read_index(struct sgc *g, const struct gfile *f, struct dd_buf *obj, struct dd_index_pack **p, size_t *np)
+{
+	struct dd_store *st = g->st;
+	int r = dd_store_index_read(st, st->cache, f->id, obj, p, np);
+
+	if (r != 0) {
+		dd_error_clear();
+		atomic_fetch_add(&st->requests, 1);
+		r = dd_store_index_read(st, st->be, f->id, obj, p, np);
+		if (r == 0 && st->cache->ops->put(st->cache, f->name, obj->ptr, obj->len) < 0)
+			dd_error_clear(); /* best effort: read again next time */
+	}
+	if (r == DD_NOTFOUND) {
+		dd_error_clear();
+		dd_error("%s was listed but is gone: another gc may be running", f->name);
+		dd_hint("gc removed nothing: run it again");
+		return -1;
+	}
+	if (r < 0) {
+		dd_hint("run `git dnadata verify` to see what is damaged; gc removes nothing while an index file "
+			"does not open");
+		return -1;
+	}
+	return 0;
+}
+
+/* Every index file of the store, decoded. One that opens nowhere stops gc: what it names could not be judged. */
 static int
 read_indexes(struct sgc *g)
 {
-	struct dd_store *st = g->st;
 	struct dd_buf obj = DD_BUF_INIT;
 	struct gfile *f = NULL;
 	size_t n = 0;
@@ -266,26 +315,12 @@ read_indexes(struct sgc *g)
 
 	if (list_files(g, "index", 0, &f, &n) < 0)
 		return -1;
+	failpoint("store-gc-listed");
 	g->idx = dd_calloc(n ? n : 1, sizeof(*g->idx));
 	for (size_t i = 0; i < n; i++) {
 		struct gindex *x = &g->idx[g->nidx];
-		int r = dd_store_index_read(st, st->cache, f[i].id, &obj, &x->p, &x->np);
-		if (r != 0) {
-			dd_error_clear();
-			atomic_fetch_add(&st->requests, 1);
-			r = dd_store_index_read(st, st->be, f[i].id, &obj, &x->p, &x->np);
-			if (r == 0 && st->cache->ops->put(st->cache, f[i].name, obj.ptr, obj.len) < 0)
-				dd_error_clear(); /* best effort: read again next time */
-		}
-		if (r == DD_NOTFOUND) { /* removed since the listing (another gc) */
-			dd_error_clear();
-			continue;
-		}
-		if (r < 0) {
-			dd_hint("run `git dnadata verify` to see what is damaged; gc removes nothing while an index file "
-				"does not open");
+		if (read_index(g, &f[i], &obj, &x->p, &x->np) < 0)
 			goto out;
-		}
 		memcpy(x->id, f[i].id, 32);
 		x->size = f[i].size;
 		x->changed = f[i].changed;
@@ -294,6 +329,61 @@ read_indexes(struct sgc *g)
 	rc = 0;
 out:
 	dd_buf_release(&obj);
+	free(f);
+	return rc;
+}
+
+/*
+ * Just before the removals: the index files again. One of the first
+ * listing gone, or a new one (not this run's) naming a pack this run would
+ * remove, is another gc or a writer at work on what this run judged: stop.
+ */
+static int
+recheck_indexes(struct sgc *g)
+{
+	struct dd_buf obj = DD_BUF_INIT;
+	struct idset now = { 0 }, had = { 0 };
+	struct gfile *f = NULL;
+	size_t n = 0;
+	int rc = -1;
+
+	if (list_files(g, "index", 0, &f, &n) < 0)
+		return -1;
+	for (size_t i = 0; i < n; i++)
+		idset_add(&now, f[i].id);
+	for (size_t i = 0; i < g->nidx; i++) {
+		idset_add(&had, g->idx[i].id);
+		if (!idset_has(&now, g->idx[i].id)) {
+			dd_error("an index file gc read is gone from the store: another gc may be running");
+			goto out;
+		}
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct dd_index_pack *p = NULL;
+		size_t np = 0, k;
+		if (idset_has(&had, f[i].id) || (g->index_bytes && !memcmp(f[i].id, g->new_index, 32)))
+			continue;
+		if (read_index(g, &f[i], &obj, &p, &np) < 0)
+			goto out;
+		for (k = 0; k < np; k++) {
+			const struct gpack *gp = find_pack(g, p[k].name);
+			if (gp && gp->v != KEEP)
+				break;
+		}
+		dd_index_packs_free(p, np);
+		if (k < np) {
+			dd_error("a new index file (%s) names a pack gc was about to remove: another gc or a writer "
+				 "is at work", f[i].name);
+			goto out;
+		}
+	}
+	rc = 0;
+out:
+	if (rc < 0)
+		dd_hint("gc removed nothing but unneeded copies it wrote: run it again");
+	dd_buf_release(&obj);
+	idset_free(&now);
+	idset_free(&had);
 	free(f);
 	return rc;
 }
@@ -369,13 +459,36 @@ out:
 	return rc;
 }
 
-/* The delta bases of live objects are live, down every chain any index file records. */
+/*
+ * The delta objects of young index files and young packs: a push or
+ * snapshot in progress (its manifest not yet written) keeps those, and so
+ * their bases, which may sit only in old garbage.
+ */
 static void
+mark_young_deltas(struct sgc *g)
+{
+	for (size_t i = 0; i < g->nidx; i++)
+		for (size_t p = 0; p < g->idx[i].np; p++) {
+			const struct gpack *gp = find_pack(g, g->idx[i].p[p].name);
+			if (!young(g, g->idx[i].changed) && !(gp && young(g, gp->changed)))
+				continue;
+			for (size_t k = 0; k < g->idx[i].p[p].n; k++)
+				if (g->idx[i].p[p].e[k].type == DD_OBJ_DELTA)
+					idset_add(&g->live, g->idx[i].p[p].e[k].id);
+		}
+}
+
+/* The delta bases of live objects are live, down every chain any index file records. */
+static int
 mark_bases(struct sgc *g)
 {
 	int more = 1;
 
-	for (int round = 0; more && round <= 2 * DD_DELTA_DEPTH_MAX + 2; round++) {
+	/* each round adds at least one link of some chain; the last one (nothing added) proves the fixed point */
+	for (int round = 0; more; round++) {
+		if (round > 2 * DD_DELTA_DEPTH_MAX + 3)
+			return dd_error("the delta chains the index files record are deeper than %d: gc removed nothing",
+					2 * DD_DELTA_DEPTH_MAX + 2);
 		more = 0;
 		for (size_t i = 0; i < g->nidx; i++)
 			for (size_t p = 0; p < g->idx[i].np; p++)
@@ -386,6 +499,7 @@ mark_bases(struct sgc *g)
 						more = 1;
 				}
 	}
+	return 0;
 }
 
 static int
@@ -409,7 +523,9 @@ mark(struct sgc *g, const char *const *live, size_t nlive)
 	}
 	if (mark_local(g) < 0)
 		return -1;
-	mark_bases(g);
+	mark_young_deltas(g);
+	if (mark_bases(g) < 0)
+		return -1;
 	g->res->live_objects = g->live.n;
 	return 0;
 }
@@ -465,13 +581,20 @@ judge_packs(struct sgc *g)
 			count(&g->res->repacked, gp->size);
 		}
 	}
-	/* an index file goes when a pack it names goes (never a young one: its packs all stay) */
+	/*
+	 * an index file goes when a pack it names goes, or when none of its packs is in the store (it names nothing
+	 * any reader can fetch); never a young one: its packs all stay, or are still being written
+	 */
 	for (size_t i = 0; i < g->nidx; i++) {
 		struct gindex *x = &g->idx[i];
+		size_t present = 0;
 		for (size_t p = 0; p < x->np && !x->doomed; p++) {
 			struct gpack *gp = find_pack(g, x->p[p].name);
+			present += gp != NULL;
 			x->doomed = gp && gp->v != KEEP && !young(g, x->changed);
 		}
+		if (!present && !young(g, x->changed))
+			x->doomed = 1;
 		if (x->doomed)
 			count(&g->res->indexes, x->size);
 	}
@@ -553,21 +676,6 @@ plan_repack(struct sgc *g)
 }
 
 /* ---- act ---- */
-
-/*
- * Tests stop gc at a named point (DNADATA_FAILPOINT=<name>, as pg/switch.c
- * does) to kill it there: "store-gc-written" once the new packs and index
- * file are durable, before anything is removed; "store-gc-deleting" once
- * the old index files are gone, before their packs are.
- */
-static void
-failpoint(const char *name)
-{
-	const char *fp = getenv("DNADATA_FAILPOINT");
-
-	if (fp && !strcmp(fp, name))
-		raise(SIGSTOP);
-}
 
 /* Copy new pack `n`'s objects out of their packs (one ranged read each, authenticated), seal, check, put. */
 static int
@@ -684,6 +792,7 @@ write_new_index(struct sgc *g)
 		v[nv++] = g->fresh[i].ip;
 	dd_index_encode(&plain, v, nv);
 	dd_id_compute(id, st->keys, plain.ptr, plain.len);
+	memcpy(g->new_index, id, 32);
 	dd_object_name(name, sizeof(name), "index", id);
 	if (dd_object_seal_level(&obj, st->keys, DD_OBJ_INDEX, id, plain.ptr, plain.len, NULL, DD_ZLEVEL_NONE) < 0)
 		goto out;
@@ -770,6 +879,8 @@ act(struct sgc *g)
 	if (dd_store_backend_sync(st) < 0 || write_new_index(g) < 0 || dd_store_backend_sync(st) < 0)
 		return dd_error_wrap("gc removed nothing");
 	failpoint("store-gc-written");
+	if (recheck_indexes(g) < 0)
+		return dd_error_wrap("gc removed nothing");
 	for (int step = 0; step < 3; step++) {
 		char **v;
 		size_t n = names_of(g, step, &v);

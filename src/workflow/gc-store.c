@@ -6,9 +6,11 @@
  * Live, generously (deleting a live object is the one unforgivable bug):
  * the ref files of every commit reachable from any ref of the repository
  * (branches, tags, remote-tracking branches, the rest under refs/), HEAD
- * and each linked worktree's HEAD; the work tree's ref files; every
+ * and each linked worktree's HEAD, and every commit their reflogs name;
+ * the ref files of the work tree, the main one and every linked one; every
  * snapshot a record of this clone names (working databases, stashes,
- * templates, spares, switch journals); and, in store-gc.c, every manifest
+ * templates, spares, switch journals), under the snapshot key and the media
+ * keys, and each media folder's recorded snapshot; and, in store-gc.c, every manifest
  * younger than the grace period, the cache's pending and private ones.
  * What other machines have not pushed (git or store) is not seen: the
  * grace period covers work in progress, `git fetch` first covers branches
@@ -45,16 +47,25 @@ add_id(void *arg, const char *id)
 	dd_ref_ids_add(&l->v, &l->n, id);
 }
 
+static void
+add_media_id(void *arg, const char *id)
+{
+	if (id && *id)
+		add_id(arg, id);
+}
+
 static int
-collect_live(struct ids *l, struct dd_repo *repo, size_t *ncommits)
+collect_live(struct ids *l, struct dd_repo *repo, const struct dd_config *cfg, size_t *ncommits)
 {
 	char *refs = dd_path_join(repo->dnadata, "refs");
 	int rc = -1;
 
 	/* dd_ref_snapshot_ids() starts the list: first */
 	if (dd_ref_snapshot_ids(&l->v, &l->n, refs, NULL, 0) < 0 ||
+	    dd_history_worktree_ref_ids(&l->v, &l->n, repo) < 0 ||
 	    dd_history_ids_reachable(&l->v, &l->n, repo, ncommits) < 0 ||
-	    dd_pg_state_snapshots_named(repo->statedir, add_id, l) < 0)
+	    dd_pg_state_snapshots_named(repo->statedir, add_id, l) < 0 ||
+	    dd_workflow_media_each_named(repo, cfg, add_media_id, l) < 0)
 		goto out;
 	rc = 0;
 out:
@@ -64,8 +75,9 @@ out:
 
 /*
  * Tests only: DNADATA_TEST_GC_CLOCK_SHIFT=<seconds> moves gc's clock that
- * far ahead, so "older than 24 h" is tested without waiting a day. Said on
- * stderr every time it is used, so it cannot act unnoticed.
+ * far ahead, so "older than 24 h" is tested without waiting a day. Only
+ * with DNADATA_TEST=1 too (one stray variable in a shell must not make gc
+ * take yesterday's push for old), and said on stderr every time it is used.
  */
 static int
 clock_now(int64_t *now)
@@ -77,6 +89,8 @@ clock_now(int64_t *now)
 	*now = (int64_t)time(NULL);
 	if (!e || !*e)
 		return 0;
+	if (!getenv("DNADATA_TEST") || strcmp(getenv("DNADATA_TEST"), "1"))
+		return dd_error("DNADATA_TEST_GC_CLOCK_SHIFT is a test setting, honoured only with DNADATA_TEST=1: unset it");
 	errno = 0;
 	shift = strtoll(e, &end, 10);
 	if (errno || *end || shift < -(1LL << 40) || shift > (1LL << 40))
@@ -100,8 +114,9 @@ dd_workflow_store_gc(struct dd_repo *repo, const struct dd_config *cfg, const st
 	if (clock_now(&o.now) < 0 || dd_mkdir_p(lockdir, 0700) < 0 ||
 	    dd_lock_file(lockpath, "another gc --store of this clone is running; waiting for it", &lock) < 0)
 		goto out;
-	if (collect_live(&live, repo, &out->commits) < 0) {
-		dd_hint("gc removes nothing until every snapshot git names can be read");
+	if (collect_live(&live, repo, cfg, &out->commits) < 0) {
+		if (!dd_error_hint()) /* one already given (a shallow clone's) says more */
+			dd_hint("gc removes nothing until every snapshot git names can be read");
 		goto out;
 	}
 	out->named = live.n;

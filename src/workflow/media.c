@@ -426,7 +426,7 @@ named_add(void *arg, const char *id)
  * before any database lock (a git hook's trylock is not kept waiting).
  */
 static int
-folders_named(struct dd_repo *repo, const struct dd_config *cfg, struct idset *named)
+folders_each(struct dd_repo *repo, const struct dd_config *cfg, void (*add)(void *arg, const char *id), void *arg)
 {
 	for (size_t i = 0; i < cfg->nprofiles; i++) {
 		struct dd_media_opts mo;
@@ -439,9 +439,24 @@ folders_named(struct dd_repo *repo, const struct dd_config *cfg, struct idset *n
 		if (r < 0)
 			return -1;
 		dd_error_clear();
-		idset_add(named, rec);
+		add(arg, rec);
 	}
 	return 0;
+}
+
+static int
+folders_named(struct dd_repo *repo, const struct dd_config *cfg, struct idset *named)
+{
+	return folders_each(repo, cfg, named_add, named);
+}
+
+int
+dd_workflow_media_each_named(struct dd_repo *repo, const struct dd_config *cfg,
+			     void (*add)(void *arg, const char *id), void *arg)
+{
+	if (folders_each(repo, cfg, add, arg) < 0)
+		return -1;
+	return dd_pg_state_media_named(repo->statedir, add, arg);
 }
 
 /*

@@ -48,6 +48,13 @@ void dd_workflow_media_opts(struct dd_media_opts *o, const struct dd_repo *repo,
  * stash, a working record, a folder's recorded snapshot). 1 dropped, 0
  * kept (or not private), -1. Call it holding the dropped stash's lock.
  */
+/*
+ * Every media snapshot id this clone names: each configured folder's index
+ * records one, and every database's records (working, stashes, journals);
+ * add(arg, id) for each ("" possible). The store's gc keeps them all.
+ */
+int dd_workflow_media_each_named(struct dd_repo *repo, const struct dd_config *cfg,
+				 void (*add)(void *arg, const char *id), void *arg);
 int dd_workflow_media_release(struct dd_repo *repo, const struct dd_config *cfg, struct dd_store *st, const char *id);
 /*
  * gc: drop the private snapshots no record names (left by a failed or

@@ -14,6 +14,7 @@
 . "$(dirname "$0")/../lib.sh"
 
 export DNADATA_SKIP=1 # no hook switches on checkout or reset here
+export DNADATA_TEST=1 # DNADATA_TEST_GC_CLOCK_SHIFT is honoured only with it
 CACHE=.git/dnadata/cache
 OLD=90000    # 25 h
 ALMOST=82800 # 23 h
@@ -101,6 +102,8 @@ build_world() {
 	psql_q "$DB" "DROP TABLE u"
 	update 11 "id % 100 = 0 AND id > 5000"
 	snap; SM=$ID; CM=$(git rev-parse HEAD); HM=$(table_hash)
+	# the commits left by the resets are forgotten (the reflog names them until it expires)
+	git reflog expire --expire=now --all
 }
 
 # clone_b: a second clone of this repository in $T/b with the key, on the same store and database
@@ -261,6 +264,7 @@ test_kill_9_during_a_repack_leaves_the_store_verifiable() {
 	psql_q "$DB" "DROP TABLE u"
 	update 11 "id % 100 = 0 AND id > 5000"
 	snap
+	git reflog expire --expire=now --all
 	local point
 	for point in store-gc-written store-gc-deleting; do
 		stop_at "$point" "$T/gc" env DNADATA_TEST_GC_CLOCK_SHIFT=$OLD git-dnadata gc --store
@@ -274,14 +278,216 @@ test_kill_9_during_a_repack_leaves_the_store_verifiable() {
 	assert_contains "$OUT" "gc --store: freed 0 B"
 }
 
+# Two gc runs at once, on two clones: gc1 has listed the index files when gc2 replaces the one naming both packs
+# of a snapshot (one pack repacked, the other carried into gc2's new index file). gc1 must not take the carried
+# pack for unnamed: it stops, removing nothing.
+test_two_gc_runs_at_once_never_remove_a_live_pack() {
+	setup file
+	# a: ~18 MiB that does not compress (a full pack of its own and some), b: ~3 MiB, after it in the dump
+	psql_q "$DB" "CREATE TABLE a (id int PRIMARY KEY, v bytea); CREATE TABLE b (id int PRIMARY KEY, v bytea);
+		INSERT INTO a SELECT i, decode(md5(random()::text) || md5(random()::text) ||
+			md5(random()::text) || md5(random()::text), 'hex') FROM generate_series(1, 250000) i;
+		INSERT INTO b SELECT i, decode(md5(random()::text) || md5(random()::text), 'hex')
+			FROM generate_series(1, 90000) i"
+	printf '[database]\njobs = 1\n' >>.git/dnadata/config.ini # a, then b: b's chunks fill the second pack
+	snap
+	[ "$(find "$T/store/index" -type f | wc -l)" -ge 1 ] || fail "no index file"
+	psql_q "$DB" "DROP TABLE b"
+	snap
+	# the first snapshot is garbage: its commit squashed away
+	git reset -q --soft HEAD~2
+	git commit -qm "squashed"
+	git reflog expire --expire=now --all
+	clone_b
+	cd "$T/b"
+	stop_at store-gc-listed "$T/gc1" env DNADATA_TEST_GC_CLOCK_SHIFT=$OLD git-dnadata gc --store
+	cd - >/dev/null
+	gc_store "$OLD"
+	tap_note "gc2: $OUT"
+	[[ $OUT =~ (removed|repacked)\ [1-9][0-9]*\ pack ]] || fail "gc2 replaced no pack: $OUT"
+
+	kill -CONT "$PID"
+	if wait "$PID"; then
+		fail "gc1 went on after another gc replaced an index file it listed: $(cat "$T/gc1.out")"
+	fi
+	assert_contains "$(cat "$T/gc1.err")" "another gc may be running"
+	expect_ok git dnadata verify --all --read-data
+}
+
+# A commit left by `git reset --hard` is named only by the reflog: `git reset --hard HEAD@{1}` brings it back, so
+# its snapshot stays.
+test_a_snapshot_only_a_reflog_names_stays() {
+	setup file
+	snap
+	update 3 "id % 100 = 0"
+	snap; local s2=$ID c2 h2
+	c2=$(git rev-parse HEAD); h2=$(table_hash)
+	git reset -q --hard HEAD~1
+	update 5 "id % 100 = 0"
+	snap
+	gc_store "$OLD"
+	assert_file "$T/store/snapshots/$s2"
+	git reset -q --hard "$c2"
+	expect_ok git dnadata restore --force
+	assert_eq "$h2" "$(table_hash)" "the snapshot the reflog named, restored"
+	expect_ok git dnadata verify --all --read-data
+}
+
+# A linked worktree's ref file written by `snapshot --no-commit` names a snapshot no commit does: it stays, whichever
+# worktree gc runs in.
+test_a_linked_worktrees_uncommitted_ref_file_stays() {
+	setup file
+	snap
+	git worktree add -q "$T/w" -b side
+	cd "$T/w"
+	update 3 "id % 100 = 0"
+	DNADATA_DATABASE="dbname=$DB" expect_ok git dnadata snapshot --no-commit
+	local sw=$OUT hw
+	hw=$(table_hash)
+	cd - >/dev/null
+	update 5 "id % 100 = 0"
+	snap
+	gc_store "$OLD"
+	assert_file "$T/store/snapshots/$sw"
+	cd "$T/w"
+	gc_store "$OLD"
+	assert_file "$T/store/snapshots/$sw"
+	assert_file "$T/store/snapshots/$ID"
+	DNADATA_DATABASE="dbname=$DB" expect_ok git dnadata restore --force
+	assert_eq "$hw" "$(table_hash)" "the worktree's uncommitted snapshot, restored"
+}
+
+# A snapshot this clone's records name only under a media key (here the working record's media folder, set by
+# hand to the state a switch leaves when the folder still holds an older snapshot's files) stays.
+test_a_snapshot_only_a_media_record_names_stays() {
+	setup file
+	printf 'media = var/uploads\n' >>.dnadata/profiles.ini
+	git commit -qm media .dnadata/profiles.ini
+	mkdir -p var/uploads
+	printf 'a\n' >var/uploads/a.txt
+	snap; local s1=$ID work
+	update 3 "id % 100 = 0"
+	printf 'b\n' >var/uploads/b.txt
+	snap
+	git reset -q --soft HEAD~2
+	git commit -qm "squashed"
+	git reflog expire --expire=now --all
+	work=$(find .git/dnadata/pg -name working | head -1)
+	[ -n "$work" ] && grep -q "^media $ID" "$work" || fail "no working record naming the media: $(cat "$work")"
+	sed -i "s/^media $ID/media $s1/" "$work"
+	gc_store "$OLD"
+	assert_file "$T/store/snapshots/$s1"
+	expect_ok git dnadata verify --all --read-data
+}
+
+# An old index file all of whose packs are gone from the store (lost, or removed by hand) names nothing a reader can
+# fetch: it goes.
+test_an_index_file_whose_packs_are_all_gone_is_removed() {
+	setup file
+	snap
+	local before after i2 p
+	before=$(store_files | awk '{ print $1 }')
+	make_u
+	snap
+	after=$(store_files | awk '{ print $1 }')
+	i2=$(comm -13 <(echo "$before") <(echo "$after") | grep '^index/')
+	[ "$(echo "$i2" | wc -l)" = 1 ] || fail "not one new index file: $i2"
+	for p in $(comm -13 <(echo "$before") <(echo "$after") | grep '^packs/'); do rm "$T/store/$p"; done
+	git reset -q --hard HEAD~1
+	git reflog expire --expire=now --all
+	psql_q "$DB" "DROP TABLE u"
+	update 3 "id % 100 = 0"
+	snap
+	gc_store "$OLD"
+	assert_no_file "$T/store/$i2"
+	expect_ok git dnadata verify --read-data
+}
+
+# A shallow clone lacks commits whose ref files may name live snapshots: gc refuses, saying what to do.
+test_a_shallow_clone_is_refused_with_a_hint() {
+	setup file
+	snap
+	update 3 "id % 100 = 0"
+	snap
+	install -m 600 .git/dnadata/key "$T/key"
+	git clone -q --depth 1 "file://$PWD" "$T/shallow"
+	cd "$T/shallow"
+	expect_ok git dnadata key import "$T/key"
+	expect_ok git dnadata init
+	expect_fail 1 git dnadata gc --store --dry-run
+	assert_contains "$ERR" "this clone is shallow"
+	assert_contains "$ERR" "git fetch --unshallow"
+}
+
+# A push in progress (stopped before its manifests) whose delta objects have their bases only in a snapshot that
+# became garbage: the young index file's delta objects are live, so are their bases.
+test_a_push_in_progress_keeps_the_delta_bases_it_needs() {
+	setup file
+	snap
+	local origin=$PWD
+	clone_b
+	cd "$T/b"
+	expect_ok git dnadata fetch # the first snapshot's chunks in B's cache: its snapshot deltas on them
+	update 3 "id % 100 = 0"
+	expect_ok git dnadata snapshot --dump-only
+	local before
+	before=$(store_files | awk '{ print $1 }')
+	stop_at push-before-manifests "$T/push" git-dnadata push
+	cd "$origin"
+	# B's files are young for a gc 25 h ahead: their times moved 2 days on (a folder store goes by the later of
+	# mtime and ctime), so the clock shift makes only the first snapshot old
+	comm -13 <(echo "$before") <(store_files | awk '{ print $1 }') | grep -E '^(index|packs)/' >"$T/pushed"
+	[ -s "$T/pushed" ] || fail "B's push wrote nothing before its manifests"
+	(cd "$T/store" && xargs touch -d '2 days' <"$T/pushed")
+	# the first snapshot becomes garbage: its table replaced (no delta of A's needs its chunks), its commit squashed
+	psql_q "$DB" "DROP TABLE t"
+	make_u
+	snap
+	git reset -q --soft HEAD~2
+	git commit -qm "squashed"
+	git reflog expire --expire=now --all
+	gc_store "$OLD"
+	tap_note "$OUT"
+	kill -CONT "$PID"
+	wait "$PID" || fail "the push failed: $(cat "$T/push.err")"
+	git fetch -q "$T/b" main:refs/remotes/b/main
+	expect_ok git dnadata verify --all --read-data
+}
+
+# A ref file staged in the git index, then replaced in the work tree by another `snapshot --no-commit`: `git checkout
+# -- .dnadata/refs` brings the staged one back, so its snapshot stays.
+test_a_snapshot_only_a_staged_ref_file_names_stays() {
+	setup file
+	snap
+	update 3 "id % 100 = 0"
+	expect_ok git dnadata snapshot --no-commit
+	local staged=$OUT hs
+	hs=$(table_hash)
+	git add .dnadata/refs
+	update 5 "id % 100 = 0"
+	expect_ok git dnadata snapshot --no-commit
+	gc_store "$OLD"
+	assert_file "$T/store/snapshots/$staged"
+	git checkout -- .dnadata/refs
+	expect_ok git dnadata restore --force
+	assert_eq "$hs" "$(table_hash)" "the staged snapshot, restored"
+}
+
 test_grace_and_usage_errors() {
 	repo_with_db gcstore --store "file://$T/store"
 	expect_fail 2 git dnadata gc --grace 1h
 	assert_contains "$ERR" "--grace goes with --store"
 	expect_fail 2 git dnadata gc --store --grace soon
 	assert_contains "$ERR" "--grace takes a duration"
+	expect_fail 2 git dnadata gc --store --grace 59m
+	assert_contains "$ERR" "--grace under 1h is only for --dry-run"
+	expect_fail 2 git dnadata gc --store --grace 0
+	expect_ok git dnadata gc --store --grace 0 --dry-run
+	expect_ok git dnadata gc --store --grace 1h --dry-run
 	expect_fail 1 env DNADATA_TEST_GC_CLOCK_SHIFT=tomorrow git dnadata gc --store --dry-run
 	assert_contains "$ERR" "DNADATA_TEST_GC_CLOCK_SHIFT must be a number"
+	expect_fail 1 env -u DNADATA_TEST DNADATA_TEST_GC_CLOCK_SHIFT=$OLD git dnadata gc --store --dry-run
+	assert_contains "$ERR" "honoured only with DNADATA_TEST=1"
 }
 
 run_tests

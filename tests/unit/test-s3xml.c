@@ -97,6 +97,21 @@ list_reads_a_last_page_and_an_empty_one(void **state)
 	dd_s3_list_free(&l);
 }
 
+/* An entry without LastModified has no known time (-1), not 1970: the store's gc takes it for young. */
+static void
+list_without_last_modified_has_an_unknown_time(void **state)
+{
+	static const char doc[] = "<ListBucketResult><IsTruncated>false</IsTruncated><Contents><Key>k</Key>"
+				  "<Size>1</Size></Contents></ListBucketResult>";
+	struct dd_s3_list l;
+
+	(void)state;
+	assert_int_equal(dd_s3_xml_list(doc, sizeof(doc) - 1, &l), 0);
+	assert_int_equal(l.n, 1);
+	assert_int_equal(l.objects[0].mtime, -1);
+	dd_s3_list_free(&l);
+}
+
 static int
 list_of(const char *contents, const char *extra)
 {
@@ -634,6 +649,7 @@ main(void)
 		cmocka_unit_test(list_reads_a_truncated_page_with_escaped_keys),
 		cmocka_unit_test(list_reads_a_last_page_and_an_empty_one),
 		cmocka_unit_test(list_refuses_bad_fields),
+		cmocka_unit_test(list_without_last_modified_has_an_unknown_time),
 		cmocka_unit_test(list_accepts_time_offsets_and_fractions),
 		cmocka_unit_test(list_truncated_without_token_is_refused),
 		cmocka_unit_test(list_refuses_more_than_1000_entries),
