@@ -1387,9 +1387,10 @@ each_state_dir(const char *statedir, int (*fn)(const char *dir, void *arg), void
 struct named_arg {
 	void (*add)(void *arg, const char *id);
 	void *arg;
+	int media;  /* the media ids the records name, else the snapshot ids */
 };
 
-/* The media ids of record `name` in `dir` under keys[] (an unreadable one names nothing). */
+/* The ids of record `name` in `dir` under keys[] (an unreadable one names nothing). */
 static void
 named_in(const char *dir, const char *name, const char *const *keys, const struct named_arg *a)
 {
@@ -1406,9 +1407,15 @@ named_in(const char *dir, const char *name, const char *const *keys, const struc
 	free(path);
 }
 
+/*
+ * The ids the records of `dir` name: copies (stashes, templates, spares),
+ * working record, journal; their snapshots, or (a->media) their media
+ * folders' snapshots, the journal's stash of a folder included.
+ */
 static int
 named_dir(const char *dir, void *arg)
 {
+	static const char *const snapshot_keys[] = { "snapshot", NULL };
 	static const char *const working_keys[] = { "media", NULL };
 	static const char *const journal_keys[] = { "media", "media_stash", NULL };
 	const struct named_arg *a = arg;
@@ -1417,49 +1424,31 @@ named_dir(const char *dir, void *arg)
 
 	if (read_copies(dir, &c, &n) < 0)
 		return -1;
-	for (size_t i = 0; i < n; i++)
-		if (c[i].media && *c[i].media)
-			a->add(a->arg, c[i].media);
+	for (size_t i = 0; i < n; i++) {
+		const char *id = a->media ? c[i].media : c[i].snapshot;
+		if (id && *id)
+			a->add(a->arg, id);
+	}
 	dd_pg_copies_free(c, n);
-	named_in(dir, "working", working_keys, a);
-	named_in(dir, "switch", journal_keys, a);
+	named_in(dir, "working", a->media ? working_keys : snapshot_keys, a);
+	named_in(dir, "switch", a->media ? journal_keys : snapshot_keys, a);
 	return 0;
 }
 
 int
 dd_pg_state_media_named(const char *statedir, void (*add)(void *arg, const char *id), void *arg)
 {
-	struct named_arg a = { add, arg };
+	struct named_arg a = { add, arg, 1 };
 
 	return each_state_dir(statedir, named_dir, &a);
-}
-
-/* The snapshot ids the records of `dir` name: copies (stashes, templates, spares), working record, journal. */
-static int
-snapshots_dir(const char *dir, void *arg)
-{
-	static const char *const keys[] = { "snapshot", NULL };
-	const struct named_arg *a = arg;
-	struct dd_pg_copy *c = NULL;
-	size_t n = 0;
-
-	if (read_copies(dir, &c, &n) < 0)
-		return -1;
-	for (size_t i = 0; i < n; i++)
-		if (c[i].snapshot && *c[i].snapshot)
-			a->add(a->arg, c[i].snapshot);
-	dd_pg_copies_free(c, n);
-	named_in(dir, "working", keys, a);
-	named_in(dir, "switch", keys, a);
-	return 0;
 }
 
 int
 dd_pg_state_snapshots_named(const char *statedir, void (*add)(void *arg, const char *id), void *arg)
 {
-	struct named_arg a = { add, arg };
+	struct named_arg a = { add, arg, 0 };
 
-	return each_state_dir(statedir, snapshots_dir, &a);
+	return each_state_dir(statedir, named_dir, &a);
 }
 
 struct lock_set {
