@@ -476,8 +476,7 @@ dd_pg_scratch_load(const char *conninfo, const char *name, const char *path)
 		}
 	}
 	/* tests stop here to kill or interrupt us (t-from-dump.sh); nothing else reads this variable */
-	if (getenv("DNADATA_FAILPOINT") && !strcmp(getenv("DNADATA_FAILPOINT"), "scratch-loaded"))
-		raise(SIGSTOP);
+	dd_failpoint("scratch-loaded");
 	if (dd_pg_interrupted()) {
 		dd_error("interrupted");
 		goto out;

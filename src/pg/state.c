@@ -1219,8 +1219,7 @@ dd_pg_copy_drop(const char *statedir, const char *conninfo, const char *name, in
 	if (lock >= 0) {
 		dd_unlock_file(lock);
 		lock = -1;
-		if (getenv("DNADATA_FAILPOINT") && !strcmp(getenv("DNADATA_FAILPOINT"), "gc-dropping"))
-			raise(SIGSTOP); /* tests: a kill -9 here leaves a pending copy (t-gc-auto.sh) */
+		dd_failpoint("gc-dropping"); /* tests: a kill -9 here leaves a pending copy (t-gc-auto.sh) */
 	}
 	if (dd_pg_drop_db(m, name) < 0) {
 		struct dd_error_saved saved;

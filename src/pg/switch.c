@@ -70,24 +70,10 @@
  * Tests stop a switch at a named point to kill it there (tests/integration/
  * t-pg-switch-kill.sh, t-media-kill.sh) or to use the database meanwhile
  * (t-pg-switch.sh, "checked"): with DNADATA_FAILPOINT=<name> the process stops
- * itself (SIGSTOP) on reaching it; "commit-lost" instead cuts the
- * connection once the rename committed, before its reply is read. Nothing
- * else reads this variable.
+ * itself (SIGSTOP) on reaching it (dd_failpoint, util/proc.h); "commit-lost"
+ * instead cuts the connection once the rename committed, before its reply is
+ * read.
  */
-static int
-failpoint_is(const char *name)
-{
-	const char *fp = getenv("DNADATA_FAILPOINT");
-
-	return fp && !strcmp(fp, name);
-}
-
-static void
-failpoint(const char *name)
-{
-	if (failpoint_is(name))
-		raise(SIGSTOP);
-}
 
 /* Below this size a clone uses STRATEGY WAL_LOG (no checkpoint), from it FILE_COPY (measured: DESIGN-NOTES). */
 #define DD_PG_FILE_COPY_MIN_BYTES (32LL * 1024 * 1024)
@@ -456,7 +442,7 @@ check_finish(struct check *c)
 	if (c->started)
 		pthread_join(c->thread, NULL);
 	c->started = 0;
-	failpoint("checked");
+	dd_failpoint("checked");
 	m = c->modified;
 	if (m == DD_PG_MOD_NO && (holds = dd_pg_seal_holds(c->s->m, c->seal)) != 1) {
 		dd_debug("database %s may have been used since its change check%s%s", c->s->t.database,
@@ -519,7 +505,7 @@ rename_in(struct sw *s, const char *source, const char *stash, int open_it, cons
 			}
 			int sent = PQstatus(s->m) == CONNECTION_OK; /* else COMMIT never reaches the server */
 			res = PQexec(s->m, "COMMIT");
-			if (failpoint_is("commit-lost") && PQresultStatus(res) == PGRES_COMMAND_OK) {
+			if (dd_failpoint_is("commit-lost") && PQresultStatus(res) == PGRES_COMMAND_OK) {
 				/* tests: the server committed, its reply is lost with the connection */
 				PQclear(res);
 				shutdown(PQsocket(s->m), SHUT_RDWR);
@@ -652,7 +638,7 @@ build_template(struct sw *s, char **tmpl, char **seq_fp, long long *size)
 	}
 	if (stop_if_interrupted())
 		goto out;
-	failpoint("template-built");
+	dd_failpoint("template-built");
 	q = dd_pg_quote_ident(*tmpl);
 	sql = dd_asprintf("ALTER DATABASE %s WITH ALLOW_CONNECTIONS false", q);
 	if (dd_pg_exec(s->m, sql) < 0)
@@ -662,7 +648,7 @@ build_template(struct sw *s, char **tmpl, char **seq_fp, long long *size)
 				.profile = (char *)o->profile, .modified = DD_PG_MOD_NO, .fingerprint = *seq_fp };
 	if (dd_pg_copy_record(o->statedir, &s->t, &c) < 0)
 		goto out;
-	failpoint("template-recorded");
+	dd_failpoint("template-recorded");
 	done_building(s); /* recorded: the pending record that still names it is harmless (state.c) */
 	rc = 0;
 out:
@@ -764,7 +750,7 @@ prepare_source(struct sw *s, const struct dd_pg_switch_result *res, const struct
 	if (start_building(s, newdb) < 0 || dd_pg_drop_db(s->m, newdb) < 0 || clone_db(s->m, newdb, tmpl, size, 0) < 0)
 		goto out;
 	dd_debug("cloned %s (%lld bytes) in %.0f ms", tmpl, size, (dd_pg_seconds() - c0) * 1000);
-	failpoint("cloned");
+	dd_failpoint("cloned");
 	if (dd_pg_copy_touch(o->statedir, o->conninfo, tmpl) < 0)
 		dd_error_clear();
 	*source = newdb, newdb = NULL;
@@ -799,7 +785,7 @@ record_switch(struct sw *s, const struct dd_pg_switch_result *res, const struct 
 {
 	const struct dd_pg_switch_opts *o = s->o;
 
-	failpoint("renamed");
+	dd_failpoint("renamed");
 	done_building(s); /* the clone is the working database now */
 	if (sc->name && dd_pg_copy_record(o->statedir, &s->t, sc) < 0)
 		dd_warn("the previous database is kept as %s, but status may not list it (%s)", sc->name,
@@ -807,7 +793,7 @@ record_switch(struct sw *s, const struct dd_pg_switch_result *res, const struct 
 	if (dd_pg_state_set_switched(o->statedir, &s->t, o->snapshot, o->profile, "restored", fp, o->branch, s->media,
 				     0) < 0)
 		return -1;
-	failpoint("recorded");
+	dd_failpoint("recorded");
 	if (res->how == DD_PG_SWITCH_STASH || res->how == DD_PG_SWITCH_SPARE)
 		dd_pg_copy_forget(o->statedir, &s->t, src->name);
 	else
@@ -839,7 +825,7 @@ apply_media(struct sw *s)
 	if (s->o->media->apply(s->o->media->arg, s->media) < 0)
 		return -1;
 	s->media_applied = 1;
-	failpoint("media-applied");
+	dd_failpoint("media-applied");
 	return 0;
 }
 
@@ -969,7 +955,7 @@ dd_pg_switch(const struct dd_pg_switch_opts *o, struct dd_pg_switch_result *res)
 	}
 	char *newfp = NULL;
 	int unknown = 0;
-	failpoint("before-rename");
+	dd_failpoint("before-rename");
 	if (apply_media(&s) < 0)
 		goto forget_stash;
 	if (rename_in(&s, source, stash, open_it, seq, &newfp, &j, &unknown) < 0) {
@@ -1110,7 +1096,7 @@ make_spare(PGconn *m, const char *statedir, const struct dd_pg_target *t, const 
 	if (dd_pg_state_pending_add(statedir, t, name) < 0)
 		goto out;
 	dd_info("cloning %s into spare %s", tmpl->name, name);
-	failpoint("spare-pending");
+	dd_failpoint("spare-pending");
 	if (dd_pg_interrupted() || clone_db(m, name, tmpl->name, size_of(m, tmpl->name), 1) < 0 ||
 	    dd_pg_interrupted()) {
 		if (dd_pg_interrupted())
@@ -1124,10 +1110,10 @@ make_spare(PGconn *m, const char *statedir, const struct dd_pg_target *t, const 
 	}
 	struct dd_pg_copy c = { .name = name, .kind = DD_PG_COPY_SPARE, .snapshot = tmpl->snapshot,
 				.profile = tmpl->profile, .modified = DD_PG_MOD_NO, .fingerprint = tmpl->fingerprint };
-	failpoint("spare-cloned");
+	dd_failpoint("spare-cloned");
 	if (dd_pg_copy_record(statedir, t, &c) < 0)
 		goto out; /* still pending: the next command drops it */
-	failpoint("spare-recorded");
+	dd_failpoint("spare-recorded");
 	dd_pg_state_pending_remove(statedir, t, (long)getpid());
 	rc = 0;
 out:
@@ -1164,7 +1150,7 @@ drop_unwanted_spares(PGconn *m, const char *conninfo, const char *statedir, cons
 			dd_error_clear();
 			continue;
 		}
-		failpoint("spare-dropping");
+		dd_failpoint("spare-dropping");
 		if (dd_pg_drop_db(m, v[i].name) == 0) {
 			dd_pg_state_pending_remove(statedir, t, (long)getpid());
 			dd_info("dropped spare %s (snapshot %.12s is no longer among the likely next)", v[i].name,

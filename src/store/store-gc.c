@@ -34,6 +34,7 @@
 #include "util/err.h"
 #include "util/hex.h"
 #include "util/log.h"
+#include "util/proc.h"
 
 #include <signal.h>
 #include <sodium.h>
@@ -207,20 +208,12 @@ name_id(uint8_t id[32], const char *name, const char *dir, int fanned)
 /* ---- list ---- */
 
 /*
- * Tests stop gc at a named point (DNADATA_FAILPOINT=<name>, as pg/switch.c
- * does) to kill or race it there: "store-gc-listed" once the index files are
+ * Tests stop gc at a named point (DNADATA_FAILPOINT=<name>: dd_failpoint,
+ * util/proc.h) to kill or race it there: "store-gc-listed" once the index files are
  * listed, before they are read; "store-gc-written" once the new packs and index
  * file are durable, before anything is removed; "store-gc-deleting" once
  * the old index files are gone, before their packs are.
  */
-static void
-failpoint(const char *name)
-{
-	const char *fp = getenv("DNADATA_FAILPOINT");
-
-	if (fp && !strcmp(fp, name))
-		raise(SIGSTOP);
-}
 
 
 static int
@@ -315,7 +308,7 @@ read_indexes(struct sgc *g)
 
 	if (list_files(g, "index", 0, &f, &n) < 0)
 		return -1;
-	failpoint("store-gc-listed");
+	dd_failpoint("store-gc-listed");
 	g->idx = dd_calloc(n ? n : 1, sizeof(*g->idx));
 	for (size_t i = 0; i < n; i++) {
 		struct gindex *x = &g->idx[g->nidx];
@@ -878,7 +871,7 @@ act(struct sgc *g)
 			return -1;
 	if (dd_store_backend_sync(st) < 0 || write_new_index(g) < 0 || dd_store_backend_sync(st) < 0)
 		return dd_error_wrap("gc removed nothing");
-	failpoint("store-gc-written");
+	dd_failpoint("store-gc-written");
 	if (recheck_indexes(g) < 0)
 		return dd_error_wrap("gc removed nothing");
 	for (int step = 0; step < 3; step++) {
@@ -892,7 +885,7 @@ act(struct sgc *g)
 			free(v[i]);
 		free(v);
 		if (step == 1)
-			failpoint("store-gc-deleting");
+			dd_failpoint("store-gc-deleting");
 	}
 	/* the known-objects record names what is gone: learnt again from the store's listings */
 	if (st->known && dd_known_forget(st->known) < 0)

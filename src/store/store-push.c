@@ -38,6 +38,7 @@
 #include "util/err.h"
 #include "util/hex.h"
 #include "util/log.h"
+#include "util/proc.h"
 
 #include <signal.h>
 #include <stdlib.h>
@@ -398,21 +399,13 @@ select_snapshots(struct dd_store *st, const char **ids, size_t n, int flags, siz
 }
 
 /*
- * Tests stop a push or fetch at a named point (DNADATA_FAILPOINT=<name>, as
- * pg/switch.c does): "push-before-manifests" once every pack and index file
+ * Tests stop a push or fetch at a named point (DNADATA_FAILPOINT=<name>:
+ * dd_failpoint, util/proc.h): "push-before-manifests" once every pack and index file
  * is durable in the store, before the manifests; "fetch-listed" once a
  * fetch has listed the store's index files, before it reads anything
  * (t-gc-store.sh runs the store's gc there). Nothing else reads this
  * variable here.
  */
-static void
-failpoint(const char *name)
-{
-	const char *fp = getenv("DNADATA_FAILPOINT");
-
-	if (fp && !strcmp(fp, name))
-		raise(SIGSTOP);
-}
 
 static int
 push_all(struct dd_store *st, const char *const *ids_in, size_t n_in, int flags, struct dd_transfer_stats *s)
@@ -445,7 +438,7 @@ push_all(struct dd_store *st, const char *const *ids_in, size_t n_in, int flags,
 		goto out;
 	for (size_t i = 0; i < n; i++)
 		dd_hex_decode(sids[i], 32, ids[i]); /* checked by select_snapshots() */
-	failpoint("push-before-manifests");
+	dd_failpoint("push-before-manifests");
 	send_named(st, "snapshots", (const uint8_t(*)[32])sids, n, NULL, check, &b, s);
 	if (settle(st, &b, s) < 0 || sync_and_confirm(st, "snapshots", (const uint8_t(*)[32])sids, n, NULL) < 0)
 		goto out;
@@ -656,7 +649,7 @@ fetch_all(struct dd_store *st, const char *const *ids, size_t n, struct dd_trans
 
 	if (dd_store_index_refresh(st) < 0)
 		return -1;
-	failpoint("fetch-listed");
+	dd_failpoint("fetch-listed");
 	rc = collect(st, ids, n, DD_EACH_STREAMS, &r);
 	if (rc == 0)
 		rc = fetch_refs(st, &r, s);

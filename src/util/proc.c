@@ -401,3 +401,18 @@ dd_proc_alive(long pid, long long started)
 		return 1; /* the pid is in use: assume it is still the writer */
 	return now == started;
 }
+
+int
+dd_failpoint_is(const char *name)
+{
+	const char *fp = getenv("DNADATA_FAILPOINT");
+
+	return fp && !strcmp(fp, name);
+}
+
+void
+dd_failpoint(const char *name)
+{
+	if (dd_failpoint_is(name))
+		raise(SIGSTOP);
+}

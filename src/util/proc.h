@@ -85,4 +85,13 @@ long long dd_proc_start_time(long pid);
  */
 int dd_proc_alive(long pid, long long started);
 
+/*
+ * Test stop points. Tests stop the program at a named point to kill it or
+ * race it there: with DNADATA_FAILPOINT=<name>, dd_failpoint(name) stops the
+ * process (SIGSTOP) when it gets there; dd_failpoint_is(name) only says
+ * whether the variable names that point. Nothing else reads the variable.
+ */
+int dd_failpoint_is(const char *name);
+void dd_failpoint(const char *name);
+
 #endif
