@@ -17,6 +17,7 @@
 # whatever the user's own environment gives the post_restore commands (they
 # run as the user's commands do); the figures are shown as TAP notes.
 # needs: s3
+# serial: samples the command lines and environments of every process on the machine (tests/run runs it alone)
 . "$(dirname "$0")/../lib.sh"
 
 export DNADATA_SKIP=1
