@@ -130,7 +130,8 @@ switch_setup() {
 drop_stashes_of() {
 	local f name
 	for f in "$(records_dir)"/stash-*; do
-		[ -e "$f" ] || continue
+		# a record's name ends in its hash: stash-<hash>.tmp-XXXXXX, a write a kill cut short, is none
+		[[ ${f##*/} =~ ^stash-[0-9a-f]+$ ]] || continue
 		grep -qx "branch $1" "$f" || continue
 		name=$(sed -n 's/^name //p' "$f")
 		expect_ok git dnadata stash drop "$name"
