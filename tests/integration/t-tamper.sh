@@ -142,6 +142,13 @@ swap() {
 # with exit 1, one error line, every TEXT in their output, nothing named "another key"; the
 # restore changed nothing (state); then the store is put back. $VERR / $RERR: their stderr.
 refused() {
+	both_refuse "$@"
+	assert_not_contains "$VERR$RERR" "another key" "$1"
+	put_back
+}
+
+# both_refuse CASE TEXT...: the checks refused and refused_s3 share (the store is not put back).
+both_refuse() {
 	local what=$1 t
 	shift
 	empty_cache
@@ -154,10 +161,8 @@ refused() {
 		assert_contains "$VERR" "$t" "$what: verify does not name it"
 		assert_contains "$RERR" "$t" "$what: restore does not name it"
 	done
-	assert_not_contains "$VERR$RERR" "another key" "$what"
 	assert_eq "$STATE" "$(state)" "$what: the refused restore changed something"
 	tap_note "$what: $(grep '^error: ' <<<"$RERR" | cut -c1-200)"
-	put_back
 }
 
 # The object id a restore's error names ("object data/xx/<64 hex>"), as "data/xx/<hex>".
@@ -401,20 +406,9 @@ test_tampered_bucket_copies_are_named_and_nothing_is_restored() {
 		put "$T/good" "$key"
 	}
 	refused_s3() {
-		local what=$1 t
+		local what=$1
 		shift
-		empty_cache
-		expect_fail 1 git dnadata verify --read-data
-		VERR=$ERR
-		empty_cache
-		expect_fail 1 git dnadata restore
-		RERR=$ERR
-		for t in "$@"; do
-			assert_contains "$VERR" "$t" "$what: verify does not name it"
-			assert_contains "$RERR" "$t" "$what: restore does not name it"
-		done
-		assert_eq "$STATE" "$(state)" "$what: the refused restore changed something"
-		tap_note "S3 $what: $(grep '^error: ' <<<"$RERR" | cut -c1-200)"
+		both_refuse "S3 $what" "$@"
 	}
 	get "$pk2" "$T/good"
 	cp "$T/good" "$T/bad"
