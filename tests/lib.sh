@@ -182,6 +182,29 @@ pg_wait_no_sessions() {
 	fail "sessions still connected to $1 after $DD_WAIT_POLLS polls"
 }
 
+# start_stopped_at POINT CMD...: start CMD in the background with
+# DNADATA_FAILPOINT=POINT and wait until it has stopped itself there
+# (SIGSTOP, util/proc.c). STOPPED_PID: its pid; its output goes to
+# $T/stopped.out and $T/stopped.err. Fails if it ends before POINT.
+start_stopped_at() {
+	local point=$1
+	shift
+	DNADATA_FAILPOINT=$point "$@" >"$T/stopped.out" 2>"$T/stopped.err" </dev/null &
+	STOPPED_PID=$!
+	for _ in $(seq "$DD_WAIT_POLLS"); do
+		[ "$(cut -d' ' -f3 "/proc/$STOPPED_PID/stat" 2>/dev/null)" = T ] && return 0
+		kill -0 "$STOPPED_PID" 2>/dev/null || fail "$* ended before $point: $(cat "$T/stopped.err")"
+		sleep 0.05
+	done
+	fail "$* never reached $point"
+}
+
+# finish_stopped: let the process start_stopped_at stopped go on and wait for it; fails if it fails.
+finish_stopped() {
+	kill -CONT "$STOPPED_PID"
+	wait "$STOPPED_PID" || fail "it failed: $(cat "$T/stopped.err")"
+}
+
 need_s3() {
 	[ -n "${DD_S3_ENDPOINT:-}" ] || fail "this test needs the S3 server that tests/run starts (the script must carry the line '# needs: s3')"
 }

@@ -43,12 +43,23 @@
  * check early, while it clones (the check's connections cost ~15 ms of a
  * switch at 110 MiB), and still trust an "unchanged" at the rename: taken
  * right after an "unchanged" (our own sessions gone), it holds the
- * database's activity counters: sessions (counted by every backend that
- * connected, flushed at its exit at the latest), committed and rolled back
- * transactions (nextval and setval commit one too), tuples written, and
- * the statistics reset time. It holds later only if they are all equal and
- * no session that may hold unflushed counters is connected: then nobody
- * connected to the database in between, so the check's answer still holds.
+ * database's activity counters: sessions (counted by every client backend
+ * that connected, flushed at its exit at the latest; never by autovacuum),
+ * tuples written, the statistics reset times (the database's and the
+ * shared one, as in the fingerprint), committed and rolled back
+ * transactions (nextval and setval commit one too), and how many other
+ * client sessions were connected then. It holds later only if no session
+ * that may hold unflushed counters is connected, the sessions, tuples and
+ * reset times are equal, and either the transaction counts are equal too
+ * or no other client session was connected when it was taken. In the
+ * latter case every session that could have changed something connected
+ * after the seal and was counted in `sessions` (or is still connected and
+ * not idle long enough to have flushed: busy); the transaction counts are
+ * then left out because autovacuum workers add to them (each visit of a
+ * worker commits a transaction or two), which made a switch that happened
+ * to overlap a visit record an unedited database as "unknown". With an
+ * older session connected (idle for more than IDLE_FLUSHED at the check)
+ * they still count: such a session's setval moves nothing else.
  */
 #include "pg/internal.h"
 #include "pg/pg.h"
@@ -299,13 +310,21 @@ compare_counters(PGconn *m, const char *db, const char *fingerprint, double unti
 	return 0;
 }
 
-/* The seal's counters of database `oid`, and how many sessions on it may hold counters not yet flushed. */
+/*
+ * The seal of database `oid`: its counters that any client session moves,
+ * then (after "|") the transaction counts, and how many other client
+ * sessions are connected; and how many of them may hold counters not yet
+ * flushed.
+ */
 static const char seal_sql[] =
-	"SELECT concat_ws(' ', 's1', $1::oid, pg_stat_get_db_sessions($1::oid),"
-	" pg_stat_get_db_xact_commit($1::oid), pg_stat_get_db_xact_rollback($1::oid),"
+	"SELECT concat_ws(' ', 's2', $1::oid, pg_stat_get_db_sessions($1::oid),"
 	" pg_stat_get_db_tuples_inserted($1::oid), pg_stat_get_db_tuples_updated($1::oid),"
 	" pg_stat_get_db_tuples_deleted($1::oid),"
-	" coalesce(floor(extract(epoch FROM pg_stat_get_db_stat_reset_time($1::oid)))::int8, 0)),"
+	" coalesce(floor(extract(epoch FROM pg_stat_get_db_stat_reset_time($1::oid)) * 1000000)::int8, 0),"
+	" coalesce(floor(extract(epoch FROM (SELECT stats_reset FROM pg_stat_bgwriter)) * 1000000)::int8, 0),"
+	" '|', pg_stat_get_db_xact_commit($1::oid), pg_stat_get_db_xact_rollback($1::oid),"
+	" (SELECT count(*) FROM pg_stat_activity WHERE datid = $1::oid AND pid <> pg_backend_pid()"
+	"  AND backend_type <> 'autovacuum worker')),"
 	" (SELECT count(*) FROM pg_stat_activity WHERE datid = $1::oid AND pid <> pg_backend_pid()"
 	" AND backend_type <> 'autovacuum worker' AND NOT (state IS NOT DISTINCT FROM 'idle'"
 	" AND state_change < now() - interval '" IDLE_FLUSHED "'))";
@@ -325,19 +344,39 @@ read_seal(PGconn *m, const char *oid, char **seal, int *busy)
 	return 0;
 }
 
+/*
+ * Does seal `now` (read later) agree with `then`? The part before "|"
+ * must be equal; the transaction counts too, unless no other client
+ * session was connected when `then` was taken (see the top of this file).
+ */
+static int
+seal_agrees(const char *then, const char *now)
+{
+	const char *bar = strchr(then, '|'), *nbar = strchr(now, '|');
+	unsigned long long c0, r0, c1, r1;
+	long others = -1, n1;
+
+	if (!bar || !nbar || bar - then != nbar - now || memcmp(then, now, (size_t)(bar - then)))
+		return 0;
+	if (sscanf(bar, "| %llu %llu %ld", &c0, &r0, &others) != 3 ||
+	    sscanf(nbar, "| %llu %llu %ld", &c1, &r1, &n1) != 3)
+		return 0;
+	return others == 0 || (c0 == c1 && r0 == r1);
+}
+
 int
 dd_pg_seal_holds(PGconn *m, const char *seal)
 {
 	char oid[24], *now = NULL;
 	int busy = 0, u, holds;
 
-	if (!seal || sscanf(seal, "s1 %23s", oid) != 1)
+	if (!seal || sscanf(seal, "s2 %23s", oid) != 1)
 		return 0;
 	if ((u = stats_usable(m)) <= 0)
 		return u;
 	if (read_seal(m, oid, &now, &busy) < 0)
 		return dd_error_wrap("checking that nobody used the database since its change check");
-	holds = busy == 0 && !strcmp(now, seal);
+	holds = busy == 0 && seal_agrees(seal, now);
 	free(now);
 	return holds;
 }
