@@ -77,6 +77,12 @@ dd_config_profile_clear(struct dd_profile *p)
 	dd_config_list_free(p->exclude_tables);
 	dd_config_list_free(p->exclude_data);
 	dd_config_list_free(p->post_restore);
+	for (size_t i = 0; i < p->nmasks; i++)
+		dd_mask_rule_clear(&p->masks[i]);
+	free(p->masks);
+	if (p->subset)
+		dd_subset_clear(p->subset);
+	free(p->subset);
 	memset(p, 0, sizeof(*p));
 	p->terminate_connections = -1;
 	p->schema_dump = -1;

@@ -20,6 +20,52 @@ struct dd_repo;
 #define DD_CONFIG_DEFAULT_CACHE_BUDGET (10LL << 30) /* 10 GiB */
 #define DD_CONFIG_DEFAULT_STASH_KEEP 5
 
+/*
+ * Masking rules (issue 21): "mask = [schema.]table.column RULE" in a
+ * profile's section of profiles.ini (config/mask.c parses them; pg/mask.c
+ * turns them into the dump's select lists). keep: reviewed, not personal
+ * (only pii-check reads it).
+ */
+enum dd_mask_kind {
+	DD_MASK_KEEP,
+	DD_MASK_NULL,
+	DD_MASK_REDACT,
+	DD_MASK_HASH,
+	DD_MASK_FAKE_EMAIL,
+	DD_MASK_FAKE_NAME,
+	DD_MASK_FAKE_PHONE,
+	DD_MASK_SQL,
+};
+
+struct dd_mask_rule {
+	char *schema;          /* NULL: any schema (the table's name must be unique then) */
+	char *table, *column;  /* as the server names them: unquoted names folded to lower case */
+	enum dd_mask_kind kind;
+	char *expr;            /* DD_MASK_SQL: an SQL expression over the row's columns */
+	char *text;            /* the value as written: messages and the rules' hash */
+	size_t line;           /* its line in profiles.ini */
+};
+
+/* "subset = [schema.]table N%" or "subset = [schema.]table where COND" (issue 21). */
+struct dd_subset {
+	char *schema;          /* NULL: any schema */
+	char *table;
+	int percent;           /* 1..100, or 0 with `where` */
+	char *where;           /* an SQL condition on the start table's rows, or NULL */
+	char *text;            /* the value as written */
+	size_t line;
+};
+
+enum dd_masked { DD_MASKED_OPTIONAL, DD_MASKED_REQUIRED };
+enum dd_subset_others { DD_SUBSET_WHOLE, DD_SUBSET_EMPTY };
+
+/* Parse one value (pure; *why static text on -1). */
+int dd_mask_rule_parse(const char *value, struct dd_mask_rule *r, const char **why);
+void dd_mask_rule_clear(struct dd_mask_rule *r);
+const char *dd_mask_kind_name(enum dd_mask_kind kind);
+int dd_subset_parse(const char *value, struct dd_subset *sb, const char **why);
+void dd_subset_clear(struct dd_subset *sb);
+
 struct dd_profile {
 	char *name;
 	char *database;        /* conninfo or URL; NULL means the [database] default */
@@ -32,6 +78,12 @@ struct dd_profile {
 	int schema_dump;           /* schema_dump: -1 = unset (yes), 0 = no automatic schema dump after a restore, 1 */
 	char **post_restore;       /* post_restore commands, run before [hooks]' ones, in order; NULL-terminated */
 	int is_inline;             /* inline: data kept in git as .dnadata/inline/<name>/ (issue 18); 0 or 1 */
+	/* issue 21, profiles.ini only: masking and subsetting on capture */
+	struct dd_mask_rule *masks; /* mask keys, in file order; one per column */
+	size_t nmasks;
+	int masked;                 /* enum dd_masked: required = snapshot refuses while pii-check finds columns */
+	struct dd_subset *subset;   /* subset key, or NULL: every row */
+	int subset_others;          /* enum dd_subset_others: tables the subset does not reach */
 };
 
 struct dd_config {

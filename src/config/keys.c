@@ -44,6 +44,10 @@ enum kind {
 	K_OWNER,     /* user[:group]: names that exist on this machine, or numeric ids; "" = unset */
 	K_LIST,      /* comma/space separated words, key may repeat (appends) */
 	K_COMMANDS,  /* one command per line, key may repeat (appends) */
+	K_MASK,      /* [schema.]table.column RULE (config/mask.c), key may repeat (appends) */
+	K_MASKED,    /* required or optional */
+	K_SUBSET,    /* [schema.]table N% | [schema.]table where COND */
+	K_OTHERS,    /* whole or empty */
 };
 
 enum where { BOTH, SHARED_ONLY, LOCAL_ONLY, WORKTREE_ONLY };
@@ -92,6 +96,11 @@ static const struct key keys[] = {
 	{ SEC_PROFILE, "schema_dump", K_BOOL, BOTH, P(schema_dump) },
 	{ SEC_PROFILE, "post_restore", K_COMMANDS, BOTH, P(post_restore) },
 	{ SEC_PROFILE, "inline", K_BOOL, SHARED_ONLY, P(is_inline) },
+	/* what may leave the database server is the team's decision: profiles.ini only */
+	{ SEC_PROFILE, "mask", K_MASK, SHARED_ONLY, P(masks) },
+	{ SEC_PROFILE, "masked", K_MASKED, SHARED_ONLY, P(masked) },
+	{ SEC_PROFILE, "subset", K_SUBSET, SHARED_ONLY, P(subset) },
+	{ SEC_PROFILE, "subset_others", K_OTHERS, SHARED_ONLY, P(subset_others) },
 };
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
 
@@ -184,7 +193,7 @@ check_value_text(struct dd_config_parse *p, const char *key, const char *v)
 static void *
 claim(struct dd_config_parse *p, const struct key *k)
 {
-	int repeats = k->kind == K_LIST || k->kind == K_COMMANDS;
+	int repeats = k->kind == K_LIST || k->kind == K_COMMANDS || k->kind == K_MASK;
 	struct dd_config_seen *s = dd_config_find_seen(p, k->sec, p->profname, k->name);
 	char *base = k->sec == SEC_PROFILE ? (char *)p->prof : (char *)p->cfg;
 
@@ -417,9 +426,64 @@ set_command(struct dd_config_parse *p, const char *name, char ***list, const cha
 	return 0;
 }
 
+/* mask = [schema.]table.column RULE: one rule per column. */
+static int
+set_mask(struct dd_config_parse *p, const char *name, const char *value)
+{
+	struct dd_profile *prof = p->prof;
+	struct dd_mask_rule r;
+	const char *why = NULL;
+
+	if (dd_mask_rule_parse(value, &r, &why) < 0)
+		return dd_config_fail(p, p->lineno, "'%s': %s (write %s = [schema.]table.column RULE)", name, why, name);
+	for (size_t i = 0; i < prof->nmasks; i++) {
+		const struct dd_mask_rule *o = &prof->masks[i];
+		if (!strcmp(o->table, r.table) && !strcmp(o->column, r.column) &&
+		    (!o->schema || !r.schema || !strcmp(o->schema, r.schema))) {
+			size_t line = o->line;
+			dd_mask_rule_clear(&r);
+			return dd_config_fail(p, p->lineno, "'%s': that column already has a rule (line %zu)", name, line);
+		}
+	}
+	r.line = p->lineno;
+	prof->masks = dd_realloc(prof->masks, (prof->nmasks + 1) * sizeof(*prof->masks));
+	prof->masks[prof->nmasks++] = r;
+	return 0;
+}
+
+static int
+set_subset(struct dd_config_parse *p, const char *name, struct dd_subset **field, const char *value)
+{
+	struct dd_subset sb;
+	const char *why = NULL;
+
+	if (dd_subset_parse(value, &sb, &why) < 0)
+		return dd_config_fail(p, p->lineno, "'%s': %s", name, why);
+	sb.line = p->lineno;
+	if (*field)
+		dd_subset_clear(*field);
+	free(*field);
+	*field = dd_malloc(sizeof(**field));
+	**field = sb;
+	return 0;
+}
+
+/* One of `words` (case-insensitive): its index in *field. */
+static int
+set_word(struct dd_config_parse *p, const char *name, int *field, const char *value, const char *const *words,
+	 size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!strcasecmp(value, words[i]))
+			return *field = (int)i, 0;
+	return dd_config_fail(p, p->lineno, "'%s' must be %s or %s, not '%.40s'", name, words[0], words[1], value);
+}
+
 static int
 set_value(struct dd_config_parse *p, const struct key *k, void *field, const char *value)
 {
+	static const char *const masked[] = { "optional", "required" }, *const others[] = { "whole", "empty" };
+
 	switch (k->kind) {
 	case K_STR: return set_str(p, field, value);
 	case K_OPT_STR: return set_opt_str(field, value);
@@ -450,6 +514,10 @@ set_value(struct dd_config_parse *p, const struct key *k, void *field, const cha
 	case K_OWNER: return set_owner(p, k->name, field, value);
 	case K_LIST: return set_list(p, k->name, field, value);
 	case K_COMMANDS: return set_command(p, k->name, field, value);
+	case K_MASK: return set_mask(p, k->name, value);
+	case K_MASKED: return set_word(p, k->name, field, value, masked, 2);
+	case K_SUBSET: return set_subset(p, k->name, field, value);
+	case K_OTHERS: return set_word(p, k->name, field, value, others, 2);
 	}
 	return dd_config_fail(p, p->lineno, "BUG: key '%s' has no kind", k->name);
 }

@@ -220,6 +220,16 @@ append_section(struct dd_buf *text, const char *name, const struct dd_profile *s
 			return -1;
 	if (is_inline || (src && src->is_inline))
 		dd_buf_puts(text, "inline = yes\n");
+	/* a profile made from a masked one is masked the same way: nothing it hid leaks through the copy */
+	for (size_t i = 0; src && i < src->nmasks; i++)
+		if (write_setting(text, "mask", src->masks[i].text) < 0)
+			return -1;
+	if (src && src->masked == DD_MASKED_REQUIRED)
+		dd_buf_puts(text, "masked = required\n");
+	if (src && src->subset && write_setting(text, "subset", src->subset->text) < 0)
+		return -1;
+	if (src && src->subset_others == DD_SUBSET_EMPTY)
+		dd_buf_puts(text, "subset_others = empty\n");
 	return 0;
 }
 
@@ -244,6 +254,26 @@ add_to_config(struct dd_config *cfg, const char *name, const struct dd_profile *
 	np->exclude_data = src ? dd_config_list_copy(src->exclude_data) : NULL;
 	np->post_restore = src ? dd_config_list_copy(src->post_restore) : NULL;
 	np->is_inline = is_inline || (src && src->is_inline);
+	np->masked = src ? src->masked : DD_MASKED_OPTIONAL;
+	np->subset_others = src ? src->subset_others : DD_SUBSET_WHOLE;
+	for (size_t i = 0; src && i < src->nmasks; i++) {
+		struct dd_mask_rule r;
+		const char *why;
+		if (dd_mask_rule_parse(src->masks[i].text, &r, &why) == 0) {
+			r.line = src->masks[i].line;
+			np->masks = dd_realloc(np->masks, (np->nmasks + 1) * sizeof(*np->masks));
+			np->masks[np->nmasks++] = r;
+		}
+	}
+	if (src && src->subset) {
+		struct dd_subset sb;
+		const char *why;
+		if (dd_subset_parse(src->subset->text, &sb, &why) == 0) {
+			sb.line = src->subset->line;
+			np->subset = dd_malloc(sizeof(*np->subset));
+			*np->subset = sb;
+		}
+	}
 }
 
 int

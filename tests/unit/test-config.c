@@ -864,6 +864,89 @@ load_without_profiles_ini_says_to_init(void **state)
 	free(p);
 }
 
+/* issue 21: mask, masked, subset, subset_others. */
+static void
+mask_and_subset_keys_parse(void **state)
+{
+	(void)state;
+	struct dd_config *cfg = parse_ok("[profile \"c\"]\n"
+					 "mask = public.users.email fake_email\n"
+					 "mask = Users.\"Full \"\"Name\"\"\"  FAKE_NAME\n"
+					 "mask = s.t.login sql: 'user' || id  \n"
+					 "mask = t.note keep\n"
+					 "masked = required\n"
+					 "subset = public.users 10%\n"
+					 "subset_others = empty\n",
+					 NULL);
+	const struct dd_profile *p = dd_config_profile(cfg, "c");
+
+	assert_non_null(p);
+	assert_int_equal(p->nmasks, 4);
+	assert_string_equal(p->masks[0].schema, "public");
+	assert_string_equal(p->masks[0].table, "users");
+	assert_string_equal(p->masks[0].column, "email");
+	assert_int_equal(p->masks[0].kind, DD_MASK_FAKE_EMAIL);
+	assert_int_equal(p->masks[0].line, 2);
+	assert_null(p->masks[1].schema);
+	assert_string_equal(p->masks[1].table, "users");
+	assert_string_equal(p->masks[1].column, "Full \"Name\"");
+	assert_int_equal(p->masks[1].kind, DD_MASK_FAKE_NAME);
+	assert_int_equal(p->masks[2].kind, DD_MASK_SQL);
+	assert_string_equal(p->masks[2].expr, "'user' || id");
+	assert_int_equal(p->masks[3].kind, DD_MASK_KEEP);
+	assert_int_equal(p->masked, DD_MASKED_REQUIRED);
+	assert_non_null(p->subset);
+	assert_string_equal(p->subset->schema, "public");
+	assert_string_equal(p->subset->table, "users");
+	assert_int_equal(p->subset->percent, 10);
+	assert_null(p->subset->where);
+	assert_int_equal(p->subset_others, DD_SUBSET_EMPTY);
+	dd_config_free(cfg);
+
+	cfg = parse_ok("[profile \"c\"]\nsubset = users where country = 'DE' \n", NULL);
+	p = dd_config_profile(cfg, "c");
+	assert_null(p->subset->schema);
+	assert_string_equal(p->subset->where, "country = 'DE'");
+	assert_int_equal(p->subset->percent, 0);
+	assert_int_equal(p->masked, DD_MASKED_OPTIONAL);
+	assert_int_equal(p->subset_others, DD_SUBSET_WHOLE);
+	dd_config_free(cfg);
+}
+
+static void
+bad_mask_and_subset_values_name_the_line(void **state)
+{
+	(void)state;
+	parse_bad("[profile \"c\"]\nmask = email fake_email\n",
+		  "profiles.ini:2: 'mask': name a column as table.column or schema.table.column (write mask = "
+		  "[schema.]table.column RULE)");
+	parse_bad("[profile \"c\"]\nmask = t.email scramble\n",
+		  "profiles.ini:2: 'mask': the rule must be keep, null, redact, hash, fake_email, fake_name, fake_phone "
+		  "or sql:<expression> (write mask = [schema.]table.column RULE)");
+	parse_bad("[profile \"c\"]\nmask = t.email\n",
+		  "profiles.ini:2: 'mask': a rule must follow the column name (write mask = [schema.]table.column RULE)");
+	parse_bad("[profile \"c\"]\nmask = t.\"email fake_email\n",
+		  "profiles.ini:2: 'mask': a quoted name is not closed (write mask = [schema.]table.column RULE)");
+	parse_bad("[profile \"c\"]\nmask = a.b.c.d null\n",
+		  "profiles.ini:2: 'mask': too many dotted parts (write mask = [schema.]table.column RULE)");
+	parse_bad("[profile \"c\"]\nmask = t.e sql:\n",
+		  "profiles.ini:2: 'mask': sql: needs an expression (write mask = [schema.]table.column RULE)");
+	parse_bad("[profile \"c\"]\nmask = public.t.e null\nmask = t.E hash\n",
+		  "profiles.ini:3: 'mask': that column already has a rule (line 2)");
+	parse_bad("[profile \"c\"]\nsubset = users 0%\n",
+		  "profiles.ini:2: 'subset': a percentage is a whole number from 1 to 100 followed by '%' (e.g. 10%)");
+	parse_bad("[profile \"c\"]\nsubset = users\n",
+		  "profiles.ini:2: 'subset': name the start table, then a percentage (10%) or 'where <condition>'");
+	parse_bad("[profile \"c\"]\nsubset = users where   \n",
+		  "profiles.ini:2: 'subset': 'where' needs a condition");
+	parse_bad("[profile \"c\"]\nmasked = yes\n",
+		  "profiles.ini:2: 'masked' must be optional or required, not 'yes'");
+	parse_bad("[profile \"c\"]\nsubset_others = some\n",
+		  "profiles.ini:2: 'subset_others' must be whole or empty, not 'some'");
+	parse_bad_n("[profile \"c\"]\nmask = t.e null\n", 30, 1,
+		    "config.ini:2: 'mask' can only be set in .dnadata/profiles.ini");
+}
+
 int
 main(void)
 {
@@ -895,6 +978,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(add_profile_appends_and_keeps_comments, mk_tmp, rm_tmp),
 		cmocka_unit_test_setup_teardown(set_active_edits_one_line, mk_tmp, rm_tmp),
 		cmocka_unit_test_setup_teardown(load_without_profiles_ini_says_to_init, mk_tmp, rm_tmp),
+		cmocka_unit_test(mask_and_subset_keys_parse),
+		cmocka_unit_test(bad_mask_and_subset_values_name_the_line),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
