@@ -443,6 +443,15 @@ snapshot_profile(struct dd_repo *repo, const struct dd_config *cfg, const struct
 	id_out[0] = '\0';
 	memset(&stats, 0, sizeof(stats));
 	memset(&mstats, 0, sizeof(mstats));
+	/* issue 21: rules that would hide data are applied or the snapshot refuses, never ignored */
+	for (size_t i = 0; i < p->nmasks || (i == 0 && p->subset); i++) {
+		if (i < p->nmasks && p->masks[i].kind == DD_MASK_KEEP)
+			continue;
+		dd_error("profile %s has masking or subsetting rules, which this version cannot apply yet", p->name);
+		dd_hint("nothing was captured; remove the mask and subset keys from .dnadata/profiles.ini to take an "
+			"unmasked snapshot");
+		goto out;
+	}
 	if (p->is_inline) { /* its data goes to git, not the store (inline.c) */
 		rc = dd_inline_snapshot(repo, cfg, p, source_db, flags, msg, id_out);
 		goto out;
