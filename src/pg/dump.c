@@ -37,6 +37,7 @@
 #include "pg/incr.h"
 #include "pg/internal.h"
 #include "pg/pg.h"
+#include "pg/subset.h"
 #include "store/store.h"
 #include "util/buf.h"
 #include "util/conninfo.h"
@@ -1488,6 +1489,7 @@ struct snap {
 	char *range_why;                  /* why changed tables are read whole, or NULL */
 	uint64_t xid_lo, xid_span;        /* ranges: rows changed since the previous snapshot (see item) */
 	uint64_t xmax;                    /* the exported snapshot's xmax (xid8), 0 unknown */
+	struct dd_pg_subset_plan *subset; /* issue 21: each table's WHERE, or NULL (every row) */
 };
 
 /* DNADATA_LOCK_WAIT_TIMEOUT ("500", "500ms", "30s", "2min"; 0 = forever) over the option. */
@@ -1535,6 +1537,7 @@ take_incr(struct snap *s)
 	s->have_now = r == 1;
 	if (s->have_now) {
 		dd_pg_incr_options(o->exclude_tables, o->exclude_data, s->incr_now.options);
+		dd_pg_subset_options(o->subset, s->incr_now.options);
 		s->incr_now.pgdump = (uint64_t)s->pgdump.version;
 	}
 	return 0;
@@ -1604,6 +1607,8 @@ compare_incr(struct snap *s)
 		;
 	} else if (o->full) {
 		s->incr_why = dd_strdup("--full");
+	} else if (o->subset) {
+		s->incr_why = dd_strdup("a subset is taken: a table's rows depend on other tables' rows");
 	} else if (!o->prev || !o->prev_id) {
 		s->incr_why = dd_strdup("no previous snapshot");
 	} else if ((pr = dd_pg_incr_read(&s->incr_prev, o->statedir, o->prev_id)) == DD_NOTFOUND) {
@@ -2015,13 +2020,15 @@ queue_table_data(struct snap *s)
 		it->table = dd_strdup(r->qname);
 		it->cols = dd_strdup(cols);
 		it->est = r->est;
-		if (r->pk)
-			it->sql = dd_asprintf("COPY (SELECT %s FROM ONLY %s ORDER BY %s) TO STDOUT", cols, r->qname,
-					      r->pk);
+		char *where = s->subset ? dd_pg_subset_where(s->subset, r->oid) : NULL; /* issue 21 */
+		if (r->pk || where) /* without a key, ctid: the order of a plain COPY */
+			it->sql = dd_asprintf("COPY (SELECT %s FROM ONLY %s%s ORDER BY %s) TO STDOUT", cols, r->qname,
+					      where ? where : "", r->pk ? r->pk : "ctid");
 		else if (*cols)
 			it->sql = dd_asprintf("COPY %s (%s) TO STDOUT", r->qname, cols);
 		else
 			it->sql = dd_asprintf("COPY %s TO STDOUT", r->qname);
+		free(where);
 		it->warn_no_pk = r->pk == NULL;
 		it->prev = s->o->prev ? dd_snapshot_find(s->o->prev, it->stream) : NULL;
 		if (r->keys && r->pk && parse_keys(it, r->keys) < 0)
@@ -2045,6 +2052,36 @@ queue_table_data(struct snap *s)
 		it->prev = s->o->prev ? dd_snapshot_find(s->o->prev, it->stream) : NULL; /* delta bases */
 	}
 	return 0;
+}
+
+/*
+ * Step 3b (issue 21): with a subset, which rows of each table it keeps
+ * (pg/subset.c), planned on the leader in the snapshot, before pg_dump
+ * starts: a bad subset key fails the snapshot first.
+ */
+static int
+plan_subset(struct snap *s)
+{
+	struct dd_pg_subset_table *t;
+	size_t n = 0;
+	int rc;
+
+	if (!s->o->subset)
+		return 0;
+	t = dd_calloc(s->nrels + 1, sizeof(*t));
+	for (size_t i = 0; i < s->nrels; i++) {
+		const struct rel *r = &s->rels[i], *parent;
+		if (r->relkind != 'r' && r->relkind != 'p')
+			continue;
+		parent = r->nparents == 1 ? find_rel(s->rels, s->nrels, r->parents[0]) : NULL;
+		t[n] = (struct dd_pg_subset_table){ r->oid, r->qname, r->nspname, r->relname, r->relkind, r->pk,
+						    parent && parent->relkind == 'p' ? parent->oid : 0,
+						    !r->excluded && !r->no_data };
+		n++;
+	}
+	rc = dd_pg_subset_plan(&s->subset, s->c, s->o->subset, t, n);
+	free(t);
+	return rc;
 }
 
 /* Is item `it`'s table unchanged since the previous snapshot (its fingerprints equal)? */
@@ -2310,6 +2347,7 @@ snap_release(struct snap *s)
 	dd_pg_incr_release(&s->incr_now);
 	dd_pg_incr_release(&s->incr_prev);
 	dd_pg_incr_release(&s->incr_cmp);
+	dd_pg_subset_plan_free(s->subset);
 	free(s->incr_why);
 	free(s->range_why);
 }
@@ -2334,7 +2372,7 @@ dd_pg_snapshot(struct dd_snapshot_writer *sw, const struct dd_pg_snapshot_opts *
 	if (dd_pg_interrupt_install() < 0)
 		goto out;
 	installed = 1;
-	if (connect_leader(&s) < 0 || begin_snapshot(&s) < 0 || lock_tables(&s) < 0 ||
+	if (connect_leader(&s) < 0 || begin_snapshot(&s) < 0 || lock_tables(&s) < 0 || plan_subset(&s) < 0 ||
 	    start_schema_dump(&s) < 0)
 		goto out;
 	if (read_sequences(s.c, s.rels, s.nrels, &s.seqs, &s.nseq) < 0 || queue_table_data(&s) < 0)

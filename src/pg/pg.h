@@ -20,6 +20,29 @@ struct dd_store;
 struct dd_snapshot;
 struct dd_snapshot_writer;
 
+/*
+ * A subset of the rows (issue 21; pg/subset.c, docs/DESIGN-NOTES.md
+ * "Subsetting"): a copy of config's subset and subset_others keys (pg
+ * includes no config header), every pointer borrowed. The start table's
+ * rows (a percentage by a hash of the primary key, or a condition), the
+ * rows that reference them through foreign keys (down, transitively),
+ * every row a kept row references (up, transitively); other tables whole
+ * (their rows that reference a dropped row left out) or empty.
+ */
+struct dd_pg_subset {
+	const char *schema;   /* NULL: any schema (exactly one dumped table must have the name) */
+	const char *table;    /* as the server names it */
+	int percent;          /* 1..100, or 0 with `where` */
+	const char *where;    /* an SQL condition on the start table's rows, or NULL */
+	int others_empty;     /* subset_others = empty: tables the subset does not reach keep no rows */
+	const char *text;     /* the value as written, its file and line: messages name them */
+	const char *file;
+	size_t line;
+};
+
+/* Mix the subset (when not NULL) into an incremental options hash (sha256 hex, pg/incr.h). */
+void dd_pg_subset_options(const struct dd_pg_subset *sb, char options[65]);
+
 /* How long a snapshot waits for a table lock by default (like pg_dump --lock-wait-timeout). */
 #define DD_PG_LOCK_WAIT_TIMEOUT_MS 30000
 
@@ -49,6 +72,8 @@ struct dd_pg_snapshot_opts {
 	const char *profile;
 	const char *prev_id;
 	const struct dd_snapshot *prev;
+	/* issue 21: only these rows (NULL: every row); with a subset, every table is read (no reuse, no key ranges) */
+	const struct dd_pg_subset *subset;
 };
 
 struct dd_pg_snapshot_stats {

@@ -182,6 +182,7 @@ dump_files(struct dd_repo *repo, const struct dd_config *cfg, const struct dd_pr
 {
 	char *tmp = dd_inline_tmpdir(repo->statedir, "inline"), *url = NULL;
 	struct dd_pg_snapshot_opts o = { 0 };
+	struct dd_pg_subset sb;
 	struct dd_snapshot_writer *sw = NULL;
 	struct dd_snapshot *snap = NULL;
 	struct dd_store *st = NULL;
@@ -205,6 +206,7 @@ dump_files(struct dd_repo *repo, const struct dd_config *cfg, const struct dd_pr
 	o.jobs = cfg->jobs;
 	o.statedir = repo->statedir;
 	o.lock_wait_timeout_ms = dd_config_lock_wait_timeout(cfg, p) * 1000;
+	o.subset = dd_workflow_subset(cfg, p, &sb); /* issue 21 */
 	if (dd_pg_snapshot(sw, &o, stats) < 0) {
 		dd_snapshot_abort(sw);
 		goto out;

@@ -109,4 +109,12 @@ char *dd_inline_tmpdir(const char *statedir, const char *what);
 int dd_inline_snapshot(struct dd_repo *repo, const struct dd_config *cfg, const struct dd_profile *p,
 		       const char *source_db, int flags, const char *msg, char id_out[65]);
 
+/*
+ * issue 21: p's subset and subset_others keys as the dump takes them, in
+ * *sb (pointers into cfg and p); NULL when p has no subset key.
+ */
+struct dd_pg_subset;
+const struct dd_pg_subset *dd_workflow_subset(const struct dd_config *cfg, const struct dd_profile *p,
+					      struct dd_pg_subset *sb);
+
 #endif

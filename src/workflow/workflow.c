@@ -203,6 +203,7 @@ incr_unchanged(struct dd_repo *repo, const struct dd_config *cfg, const struct d
 	enum dd_pg_change ch = DD_PG_UNKNOWN;
 	char options[65], *why = NULL;
 	const char *ids[] = { old ? old->snapshot : NULL };
+	struct dd_pg_subset sb;
 	int rc = 0, r;
 
 	memset(&state, 0, sizeof(state));
@@ -227,6 +228,7 @@ incr_unchanged(struct dd_repo *repo, const struct dd_config *cfg, const struct d
 		goto out;
 	}
 	dd_pg_incr_options((const char *const *)p->exclude_tables, (const char *const *)p->exclude_data, options);
+	dd_pg_subset_options(dd_workflow_subset(cfg, p, &sb), options);
 	if (strcmp(rec.options, options))
 		goto out;
 	if (dd_pg_changes(&ch, conninfo, state.fingerprint, 1000, &why) < 0)
@@ -262,6 +264,25 @@ out:
 	return rc;
 }
 
+const struct dd_pg_subset *
+dd_workflow_subset(const struct dd_config *cfg, const struct dd_profile *p, struct dd_pg_subset *sb)
+{
+	const struct dd_subset *c = p->subset;
+
+	if (!c)
+		return NULL;
+	memset(sb, 0, sizeof(*sb));
+	sb->schema = c->schema;
+	sb->table = c->table;
+	sb->percent = c->percent;
+	sb->where = c->where;
+	sb->others_empty = p->subset_others == DD_SUBSET_EMPTY;
+	sb->text = c->text;
+	sb->file = cfg->profiles_display ? cfg->profiles_display : ".dnadata/profiles.ini";
+	sb->line = c->line;
+	return sb;
+}
+
 /*
  * Dump p's database into a new snapshot of the store: metadata, the
  * consistent dump (dd_pg_snapshot), the media folder when p has one (after
@@ -278,6 +299,7 @@ dump_to_store(struct dd_store *st, struct dd_repo *repo, const struct dd_config 
 {
 	struct dd_snapshot_writer *sw = NULL;
 	struct dd_pg_snapshot_opts o;
+	struct dd_pg_subset sb;
 	struct dd_media_opts mo;
 	char head[41], host[256] = "", *root = media && !carry ? dd_workflow_media_root(repo, p) : NULL;
 	int rc = -1, lock = -1, r;
@@ -305,6 +327,7 @@ dump_to_store(struct dd_store *st, struct dd_repo *repo, const struct dd_config 
 	o.profile = source ? NULL : p->name; /* a scratch database is new each time: no record */
 	o.prev_id = in->prev_id;
 	o.prev = in->prev;
+	o.subset = dd_workflow_subset(cfg, p, &sb);
 	if (dd_pg_snapshot(sw, &o, stats) < 0) {
 		dd_snapshot_abort(sw);
 		goto out;
@@ -443,13 +466,13 @@ snapshot_profile(struct dd_repo *repo, const struct dd_config *cfg, const struct
 	id_out[0] = '\0';
 	memset(&stats, 0, sizeof(stats));
 	memset(&mstats, 0, sizeof(mstats));
-	/* issue 21: rules that would hide data are applied or the snapshot refuses, never ignored */
-	for (size_t i = 0; i < p->nmasks || (i == 0 && p->subset); i++) {
-		if (i < p->nmasks && p->masks[i].kind == DD_MASK_KEEP)
+	/* issue 21: rules that would hide data are applied or the snapshot refuses, never ignored (subset: dump.c) */
+	for (size_t i = 0; i < p->nmasks; i++) {
+		if (p->masks[i].kind == DD_MASK_KEEP)
 			continue;
-		dd_error("profile %s has masking or subsetting rules, which this version cannot apply yet", p->name);
-		dd_hint("nothing was captured; remove the mask and subset keys from .dnadata/profiles.ini to take an "
-			"unmasked snapshot");
+		dd_error("profile %s has masking rules, which this version cannot apply yet", p->name);
+		dd_hint("nothing was captured; remove the mask keys from .dnadata/profiles.ini to take an unmasked "
+			"snapshot");
 		goto out;
 	}
 	if (p->is_inline) { /* its data goes to git, not the store (inline.c) */

@@ -1,0 +1,458 @@
+/*
+ * pg/subset.c: a subset of a database's rows, taken by the server inside
+ * the exported snapshot (issue 21; semantics in docs/DESIGN-NOTES.md
+ * "Subsetting").
+ *
+ * The graph: one node per table that a foreign key names (its declared
+ * table: a partitioned table covers its partitions' rows) plus the start
+ * table; one edge per foreign key (child -> parent) whose two tables are
+ * dumped with their rows. Partitions' cloned constraints (conparentid) are
+ * the same key as their parent's and are not edges. The sets, computed
+ * here on the tables (small):
+ *   down     the start table, and every child of a down table;
+ *   reached  down, and every parent of a reached table;
+ *   filtered (subset_others = whole) tables outside `reached` with a key
+ *            into a reached or filtered table.
+ * The rows, computed by the server in each table's COPY: `cl`, a
+ * recursive CTE of (node, leaf, tid, down) over the whole graph, seeded
+ * with the start table's rows; a down row brings its children's rows that
+ * reference it (down), any row its parents' rows it references (not
+ * down: they bring no children). UNION makes it a fixed point, so cycles
+ * and self-references end. `dr`, for filtered tables: their rows with a
+ * complete key to a reached table's row that `cl` does not hold, then
+ * (recursively) their rows that reference a row of `dr`. A reached
+ * table's COPY keeps `ctid IN (cl's rows of it)`; a filtered one's `ctid
+ * NOT IN (dr's rows of it)`. tids identify rows within one snapshot, which
+ * every session shares, so each COPY computes the same closure.
+ *
+ * The trade-off: nothing is held by this process (the keys never leave the
+ * server; the dump's memory stays flat), but each subsetted table's COPY
+ * computes the closure again (server CPU: the number of subsetted tables
+ * times one closure; the server holds the closure's tids in memory).
+ * PostgreSQL allows one reference to a recursive CTE in its recursive
+ * term: the branches read it through a plain CTE `w` that refers to it
+ * once.
+ */
+#include "pg/internal.h"
+#include "pg/pg.h"
+#include "pg/subset.h"
+#include "util/buf.h"
+#include "util/err.h"
+#include "util/hex.h"
+#include "util/log.h"
+#include "util/sha256.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define NONE ((size_t)-1)
+
+/* A foreign key: child rows reference parent rows. Column lists as the server quoted them. */
+struct edge {
+	size_t child, parent;  /* table indexes */
+	char *name;            /* the constraint, quoted */
+	char *ccols, *pcols;   /* "c.a, c.b" and "p.x, p.y" */
+	char *complete;        /* "c.a IS NOT NULL AND c.b IS NOT NULL": the row references a parent row */
+};
+
+struct dd_pg_subset_plan {
+	struct dd_pg_subset_table *t;  /* a copy of the caller's array (its strings borrowed) */
+	size_t n, start;
+	int others_empty;
+	struct edge *edges;
+	size_t nedges;
+	size_t *node;           /* per table: the node covering its rows (itself or a partitioned ancestor), or NONE */
+	unsigned char *is_node, *down, *reached, *filtered;
+	char *cl, *dr;          /* the CTEs' text ("cl(...) AS (...)"); dr NULL when no table is filtered */
+};
+
+/* An error about the subset key: "file:line: subset = TEXT: reason". Returns -1. */
+static int __attribute__((format(printf, 2, 3)))
+fail(const struct dd_pg_subset *sb, const char *fmt, ...)
+{
+	struct dd_buf why = DD_BUF_INIT;
+	va_list ap;
+
+	va_start(ap, fmt);
+	dd_buf_vprintf(&why, fmt, ap);
+	va_end(ap);
+	dd_error("%s:%zu: subset = %s: %s", sb->file ? sb->file : "profiles.ini", sb->line, sb->text ? sb->text : "",
+		 dd_buf_cstr(&why));
+	dd_buf_release(&why);
+	return -1;
+}
+
+void
+dd_pg_subset_options(const struct dd_pg_subset *sb, char options[65])
+{
+	struct dd_sha256 *h;
+	uint8_t d[DD_SHA256_BYTES];
+	char num[32];
+	const char *parts[5];
+
+	if (!sb)
+		return;
+	snprintf(num, sizeof(num), "%d", sb->percent);
+	parts[0] = sb->schema ? sb->schema : "";
+	parts[1] = sb->table;
+	parts[2] = num;
+	parts[3] = sb->where ? sb->where : "";
+	parts[4] = sb->others_empty ? "empty" : "whole";
+	h = dd_sha256_new();
+	dd_sha256_update(h, options, 64);
+	dd_sha256_update(h, "\nsubset\n", 8);
+	for (size_t i = 0; i < 5; i++)
+		dd_sha256_update(h, parts[i], strlen(parts[i]) + 1);
+	dd_sha256_final(h, d); /* frees h */
+	dd_hex_encode(options, d, sizeof(d));
+}
+
+static size_t
+find_oid(const struct dd_pg_subset_plan *p, unsigned oid)
+{
+	for (size_t i = 0; i < p->n; i++)
+		if (p->t[i].oid == oid)
+			return i;
+	return NONE;
+}
+
+/* The start table: exactly one dumped table of that name (in that schema, when given). */
+static int
+find_start(struct dd_pg_subset_plan *p, const struct dd_pg_subset *sb)
+{
+	size_t found = NONE, count = 0;
+
+	for (size_t i = 0; i < p->n; i++) {
+		const struct dd_pg_subset_table *t = &p->t[i];
+		if (strcmp(t->relname, sb->table) || (sb->schema && strcmp(t->nspname, sb->schema)))
+			continue;
+		if (found == NONE || (!p->t[found].dumped && t->dumped))
+			found = i;
+		count += t->dumped;
+	}
+	if (found == NONE)
+		return fail(sb, "no table %s%s%s in the database", sb->schema ? sb->schema : "", sb->schema ? "." : "",
+			    sb->table);
+	if (count > 1)
+		return fail(sb, "%zu dumped tables are named %s: name its schema (schema.table)", count, sb->table);
+	if (!p->t[found].dumped)
+		return fail(sb, "table %s is left out by exclude_tables or exclude_data: its rows are not dumped",
+			    p->t[found].qname);
+	if (sb->percent && !p->t[found].pk)
+		return fail(sb, "table %s has no primary key, which a percentage needs (rows are chosen by a hash of "
+			    "their key): use 'where <condition>'", p->t[found].qname);
+	p->start = found;
+	return 0;
+}
+
+static const char fk_sql[] =
+	"SELECT c.conrelid, c.confrelid, format('%%I', c.conname),"
+	" (SELECT string_agg('c.' || quote_ident(a.attname), ', ' ORDER BY k.o) FROM unnest(c.conkey)"
+	"   WITH ORDINALITY k(n, o) JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.n),"
+	" (SELECT string_agg('p.' || quote_ident(a.attname), ', ' ORDER BY k.o) FROM unnest(c.confkey)"
+	"   WITH ORDINALITY k(n, o) JOIN pg_attribute a ON a.attrelid = c.confrelid AND a.attnum = k.n),"
+	" (SELECT string_agg('c.' || quote_ident(a.attname) || ' IS NOT NULL', ' AND ' ORDER BY k.o)"
+	"   FROM unnest(c.conkey) WITH ORDINALITY k(n, o)"
+	"   JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.n)"
+	" FROM pg_constraint c WHERE c.contype = 'f'%s ORDER BY c.conrelid, c.conname";
+
+/* The foreign keys between dumped tables (a partition's clone of its parent's key is not one). */
+static int
+read_edges(struct dd_pg_subset_plan *p, PGconn *c)
+{
+	char *sql = dd_asprintf(fk_sql, PQserverVersion(c) >= 110000 ? " AND c.conparentid = 0" : "");
+	PGresult *res = dd_pg_query(c, sql, 0, NULL);
+
+	free(sql);
+	if (!res)
+		return dd_error_wrap("reading the foreign keys");
+	p->edges = dd_calloc((size_t)PQntuples(res) + 1, sizeof(*p->edges));
+	for (int r = 0; r < PQntuples(res); r++) {
+		size_t ch = find_oid(p, (unsigned)strtoul(PQgetvalue(res, r, 0), NULL, 10));
+		size_t pa = find_oid(p, (unsigned)strtoul(PQgetvalue(res, r, 1), NULL, 10));
+		struct edge *e;
+		if (ch == NONE || pa == NONE || !p->t[ch].dumped || !p->t[pa].dumped || PQgetisnull(res, r, 3) ||
+		    PQgetisnull(res, r, 4) || PQgetisnull(res, r, 5))
+			continue;
+		e = &p->edges[p->nedges++];
+		e->child = ch;
+		e->parent = pa;
+		e->name = dd_strdup(PQgetvalue(res, r, 2));
+		e->ccols = dd_strdup(PQgetvalue(res, r, 3));
+		e->pcols = dd_strdup(PQgetvalue(res, r, 4));
+		e->complete = dd_strdup(PQgetvalue(res, r, 5));
+	}
+	PQclear(res);
+	return 0;
+}
+
+/*
+ * Which node covers each table's rows: the table itself or its nearest
+ * partitioned ancestor that is a node. Two of them (a key declared on a
+ * partition and another on its partitioned table) are refused: a row would
+ * belong to two nodes.
+ */
+static int
+cover(struct dd_pg_subset_plan *p, const struct dd_pg_subset *sb)
+{
+	p->is_node[p->start] = 1;
+	for (size_t i = 0; i < p->nedges; i++)
+		p->is_node[p->edges[i].child] = p->is_node[p->edges[i].parent] = 1;
+	for (size_t i = 0; i < p->n; i++) {
+		size_t at = i;
+		p->node[i] = NONE;
+		for (int depth = 0; at != NONE && depth < 64; depth++) {
+			if (p->is_node[at] && p->node[i] == NONE)
+				p->node[i] = at;
+			else if (p->is_node[at])
+				return fail(sb, "tables %s and %s (a partition of it) both have foreign keys or are the "
+					    "start table: a subset cannot follow keys declared on a partition itself",
+					    p->t[at].qname, p->t[p->node[i]].qname);
+			at = p->t[at].partition_of ? find_oid(p, p->t[at].partition_of) : NONE;
+		}
+	}
+	return 0;
+}
+
+/* The sets of the top comment, each a fixed point over the edges. */
+static void
+reach(struct dd_pg_subset_plan *p)
+{
+	int more;
+
+	p->down[p->start] = p->reached[p->start] = 1;
+	do {
+		more = 0;
+		for (size_t i = 0; i < p->nedges; i++) {
+			const struct edge *e = &p->edges[i];
+			if (p->down[e->parent] && !p->down[e->child])
+				p->down[e->child] = p->reached[e->child] = 1, more = 1;
+			if (p->reached[e->child] && !p->reached[e->parent])
+				p->reached[e->parent] = 1, more = 1;
+		}
+	} while (more);
+	if (p->others_empty)
+		return;
+	do {
+		more = 0;
+		for (size_t i = 0; i < p->nedges; i++) {
+			const struct edge *e = &p->edges[i];
+			if (!p->reached[e->child] && !p->filtered[e->child] &&
+			    (p->reached[e->parent] || p->filtered[e->parent]))
+				p->filtered[e->child] = 1, more = 1;
+		}
+	} while (more);
+}
+
+/* The FROM item of a node: a partitioned table with its partitions, a plain table alone. */
+static void
+put_from(struct dd_buf *b, const struct dd_pg_subset_table *t, const char *alias)
+{
+	dd_buf_printf(b, "%s%s%s%s", t->relkind == 'p' ? "" : "ONLY ", t->qname, alias ? " " : "", alias ? alias : "");
+}
+
+/* The start table's rows: (node, leaf, tid, down). The condition goes in as written, on a line of its own. */
+static char *
+seed_sql(const struct dd_pg_subset_plan *p, const struct dd_pg_subset *sb)
+{
+	const struct dd_pg_subset_table *t = &p->t[p->start];
+	struct dd_buf b = DD_BUF_INIT;
+
+	dd_buf_printf(&b, "SELECT '%u'::oid, tableoid, ctid, true FROM ", t->oid);
+	put_from(&b, t, NULL);
+	if (sb->percent >= 100)
+		;
+	else if (sb->percent)
+		dd_buf_printf(&b, " WHERE ('x' || left(md5(ROW(%s)::text), 8))::bit(32)::int8 < %" PRIu64, t->pk,
+			      (uint64_t)sb->percent * (UINT64_C(1) << 32) / 100);
+	else
+		dd_buf_printf(&b, " WHERE (\n%s\n)", sb->where);
+	return dd_buf_detach(&b, NULL);
+}
+
+/* One branch of cl's recursive term: down (parent rows of w bring their children) or up. */
+static void
+put_branch(struct dd_buf *b, const struct dd_pg_subset_plan *p, const struct edge *e, int down)
+{
+	const struct dd_pg_subset_table *from = &p->t[down ? e->parent : e->child];
+	const struct dd_pg_subset_table *to = &p->t[down ? e->child : e->parent];
+
+	dd_buf_printf(b, "SELECT '%u'::oid, %s.tableoid, %s.ctid, %s FROM w JOIN ", to->oid, down ? "c" : "p",
+		      down ? "c" : "p", down ? "true" : "false");
+	put_from(b, from, down ? "p" : "c");
+	dd_buf_printf(b, " ON %s.tableoid = w.leaf AND %s.ctid = w.tid JOIN ", down ? "p" : "c", down ? "p" : "c");
+	put_from(b, to, down ? "c" : "p");
+	dd_buf_printf(b, " ON (%s) = (%s) WHERE w.node = '%u'::oid%s", e->ccols, e->pcols, from->oid,
+		      down ? " AND w.down" : "");
+}
+
+static void
+build_cl(struct dd_pg_subset_plan *p, const char *seed)
+{
+	struct dd_buf b = DD_BUF_INIT;
+	size_t branches = 0;
+
+	dd_buf_printf(&b, "cl(node, leaf, tid, down) AS (%s", seed);
+	for (size_t i = 0; i < p->nedges; i++)
+		for (int down = 1; down >= 0; down--) {
+			const struct edge *e = &p->edges[i];
+			if (down ? !p->down[e->parent] : !p->reached[e->child])
+				continue;
+			dd_buf_puts(&b, branches++ ? " UNION ALL " : "\nUNION SELECT n.* FROM (WITH w AS (SELECT * FROM cl) ");
+			put_branch(&b, p, e, down);
+		}
+	dd_buf_puts(&b, branches ? ") n)" : ")");
+	p->cl = dd_buf_detach(&b, NULL);
+}
+
+/* dr: filtered tables' rows that reference a row the subset leaves out, directly or through dr. */
+static void
+build_dr(struct dd_pg_subset_plan *p)
+{
+	struct dd_buf b = DD_BUF_INIT;
+	size_t seeds = 0, branches = 0;
+
+	dd_buf_puts(&b, "dr(node, leaf, tid) AS (");
+	for (size_t i = 0; i < p->nedges; i++) {
+		const struct edge *e = &p->edges[i];
+		if (!p->filtered[e->child] || !p->reached[e->parent])
+			continue;
+		dd_buf_printf(&b, "%sSELECT '%u'::oid, c.tableoid, c.ctid FROM ", seeds++ ? " UNION ALL " : "",
+			      p->t[e->child].oid);
+		put_from(&b, &p->t[e->child], "c");
+		dd_buf_printf(&b, " WHERE %s AND NOT EXISTS (SELECT 1 FROM cl JOIN ", e->complete);
+		put_from(&b, &p->t[e->parent], "p");
+		dd_buf_printf(&b, " ON p.tableoid = cl.leaf AND p.ctid = cl.tid WHERE cl.node = '%u'::oid AND (%s) = (%s))",
+			      p->t[e->parent].oid, e->pcols, e->ccols);
+	}
+	for (size_t i = 0; i < p->nedges; i++) {
+		const struct edge *e = &p->edges[i];
+		if (!p->filtered[e->child] || !p->filtered[e->parent])
+			continue;
+		dd_buf_puts(&b, branches++ ? " UNION ALL " : "\nUNION SELECT n.* FROM (WITH w AS (SELECT * FROM dr) ");
+		dd_buf_printf(&b, "SELECT '%u'::oid, c.tableoid, c.ctid FROM w JOIN ", p->t[e->child].oid);
+		put_from(&b, &p->t[e->parent], "p");
+		dd_buf_puts(&b, " ON p.tableoid = w.leaf AND p.ctid = w.tid JOIN ");
+		put_from(&b, &p->t[e->child], "c");
+		dd_buf_printf(&b, " ON (%s) = (%s) WHERE w.node = '%u'::oid", e->ccols, e->pcols, p->t[e->parent].oid);
+	}
+	dd_buf_puts(&b, branches ? ") n)" : ")");
+	p->dr = seeds ? dd_buf_detach(&b, NULL) : NULL;
+	dd_buf_release(&b);
+}
+
+/*
+ * The condition is SQL run as written: prepared alone first (one
+ * statement, one expression on the start table: the seed's four columns
+ * come out), so a mistake names the subset key; then the whole closure, so
+ * that a COPY cannot fail on it later.
+ */
+static int
+check(struct dd_pg_subset_plan *p, PGconn *c, const struct dd_pg_subset *sb, const char *seed)
+{
+	PGresult *res = PQprepare(c, "", seed, 0, NULL);
+	char *sql;
+	int ok;
+
+	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+		dd_pg_error(c, res);
+		PQclear(res);
+		return dd_error_wrap("%s:%zu: subset = %s", sb->file ? sb->file : "profiles.ini", sb->line,
+				     sb->text ? sb->text : "");
+	}
+	PQclear(res);
+	res = PQdescribePrepared(c, "");
+	ok = PQresultStatus(res) == PGRES_COMMAND_OK && PQnfields(res) == 4;
+	PQclear(res);
+	if (!ok)
+		return fail(sb, "the condition is not one expression on table %s", p->t[p->start].qname);
+	sql = dd_asprintf("SELECT count(*) FROM (WITH RECURSIVE %s%s%s SELECT 1 FROM %s) x", p->cl, p->dr ? ", " : "",
+			  p->dr ? p->dr : "", p->dr ? "dr" : "cl");
+	res = PQprepare(c, "", sql, 0, NULL);
+	free(sql);
+	ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+	if (!ok)
+		dd_pg_error(c, res);
+	PQclear(res);
+	return ok ? 0 : dd_error_wrap("%s:%zu: subset = %s: the closure over the foreign keys", sb->file ? sb->file
+											 : "profiles.ini",
+				      sb->line, sb->text ? sb->text : "");
+}
+
+int
+dd_pg_subset_plan(struct dd_pg_subset_plan **out, PGconn *c, const struct dd_pg_subset *sb,
+		  const struct dd_pg_subset_table *tables, size_t n)
+{
+	struct dd_pg_subset_plan *p = dd_calloc(1, sizeof(*p));
+	char *seed = NULL;
+	size_t nreached = 0, nfiltered = 0;
+	int rc = -1;
+
+	p->t = dd_calloc(n + 1, sizeof(*p->t));
+	memcpy(p->t, tables, n * sizeof(*p->t));
+	p->n = n;
+	p->others_empty = sb->others_empty;
+	p->node = dd_calloc(n + 1, sizeof(*p->node));
+	p->is_node = dd_calloc(n + 1, 1);
+	p->down = dd_calloc(n + 1, 1);
+	p->reached = dd_calloc(n + 1, 1);
+	p->filtered = dd_calloc(n + 1, 1);
+	if (find_start(p, sb) < 0 || read_edges(p, c) < 0 || cover(p, sb) < 0)
+		goto out;
+	reach(p);
+	seed = seed_sql(p, sb);
+	build_cl(p, seed);
+	build_dr(p);
+	if (check(p, c, sb, seed) < 0)
+		goto out;
+	for (size_t i = 0; i < n; i++)
+		nreached += p->reached[i], nfiltered += p->filtered[i];
+	dd_debug("subset: start table %s, %zu foreign keys, %zu tables reached, %zu others %s", tables[p->start].qname,
+		 p->nedges, nreached, nfiltered, p->others_empty ? "emptied" : "kept whole but filtered");
+	*out = p, p = NULL, rc = 0;
+out:
+	free(seed);
+	dd_pg_subset_plan_free(p);
+	return rc;
+}
+
+char *
+dd_pg_subset_where(const struct dd_pg_subset_plan *p, unsigned oid)
+{
+	size_t i = find_oid(p, oid), node = i == NONE ? NONE : p->node[i];
+
+	if (node != NONE && p->reached[node])
+		return dd_asprintf(" WHERE ctid IN (WITH RECURSIVE %s SELECT tid FROM cl WHERE leaf = '%u'::oid)", p->cl,
+				   oid);
+	if (node != NONE && p->filtered[node] && p->dr)
+		return dd_asprintf(" WHERE ctid NOT IN (WITH RECURSIVE %s, %s SELECT tid FROM dr WHERE leaf = '%u'::oid)",
+				   p->cl, p->dr, oid);
+	return p->others_empty ? dd_strdup(" WHERE false") : NULL;
+}
+
+void
+dd_pg_subset_plan_free(struct dd_pg_subset_plan *p)
+{
+	if (!p)
+		return;
+	for (size_t i = 0; i < p->nedges; i++) {
+		free(p->edges[i].name);
+		free(p->edges[i].ccols);
+		free(p->edges[i].pcols);
+		free(p->edges[i].complete);
+	}
+	free(p->edges);
+	free(p->t);
+	free(p->node);
+	free(p->is_node);
+	free(p->down);
+	free(p->reached);
+	free(p->filtered);
+	free(p->cl);
+	free(p->dr);
+	free(p);
+}
