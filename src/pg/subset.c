@@ -13,22 +13,27 @@
  *   reached  down, and every parent of a reached table;
  *   filtered (subset_others = whole) tables outside `reached` with a key
  *            into a reached or filtered table.
- * The rows, computed by the server in each table's COPY: `cl`, a
- * recursive CTE of (node, leaf, tid, down) over the whole graph, seeded
- * with the start table's rows; a down row brings its children's rows that
- * reference it (down), any row its parents' rows it references (not
- * down: they bring no children). UNION makes it a fixed point, so cycles
- * and self-references end. `dr`, for filtered tables: their rows with a
- * complete key to a reached table's row that `cl` does not hold, then
- * (recursively) their rows that reference a row of `dr`. A reached
- * table's COPY keeps `ctid IN (cl's rows of it)`; a filtered one's `ctid
- * NOT IN (dr's rows of it)`. tids identify rows within one snapshot, which
- * every session shares, so each COPY computes the same closure.
+ * The rows, computed by the server in each table's COPY, as (node, leaf
+ * table, tid) in recursive CTEs: `dn`, the start table's rows (a
+ * percentage: md5 of ROW(key)::text, its first 32 bits below N% of 2^32;
+ * or the condition) and, down every key, the rows that reference a dn
+ * row; `up`, every dn row and, up every key, the rows a row of up
+ * references (they bring no children: a product does not bring its other
+ * orders). UNION makes each a fixed point, so cycles and self-references
+ * end, and adds each row once. `dr`, for filtered tables: their rows with
+ * a complete key to a reached table's row that `up` does not hold, then
+ * the rows that reference a row of dr. A reached table keeps `ctid = ANY
+ * (up's tids of it)` (a TID scan of the kept rows), a filtered one its
+ * tids EXCEPT dr's. tids name rows within one snapshot, which every
+ * session shares, so each COPY computes the same closure. Each table's
+ * CTEs follow only the keys that can lead to its rows (closure_sql).
  *
  * The trade-off: nothing is held by this process (the keys never leave the
  * server; the dump's memory stays flat), but each subsetted table's COPY
- * computes the closure again (server CPU: the number of subsetted tables
- * times one closure; the server holds the closure's tids in memory).
+ * computes its part of the closure again: server CPU of about the number
+ * of subsetted tables times one closure, whose cost is the kept rows'
+ * joins plus, per round of the recursion, a scan of each child table whose
+ * key has no index. The server holds a closure's tids in memory.
  * PostgreSQL allows one reference to a recursive CTE in its recursive
  * term: the branches read it through a plain CTE `w` that refers to it
  * once.
@@ -67,7 +72,9 @@ struct dd_pg_subset_plan {
 	size_t nedges;
 	size_t *node;           /* per table: the node covering its rows (itself or a partitioned ancestor), or NONE */
 	unsigned char *is_node, *down, *reached, *filtered;
-	char *cl, *dr;          /* the CTEs' text ("cl(...) AS (...)"); dr NULL when no table is filtered */
+	char *seed;             /* the start table's rows, as (node, leaf, tid) */
+	char *all;              /* dn and up for every reached table (closure_sql) */
+	char *dr;               /* dr's text ("dr(...) AS (...)"), or NULL when no table is filtered */
 };
 
 /* An error about the subset key: "file:line: subset = TEXT: reason". Returns -1. */
@@ -262,7 +269,7 @@ seed_sql(const struct dd_pg_subset_plan *p, const struct dd_pg_subset *sb)
 	const struct dd_pg_subset_table *t = &p->t[p->start];
 	struct dd_buf b = DD_BUF_INIT;
 
-	dd_buf_printf(&b, "SELECT '%u'::oid, tableoid, ctid, true FROM ", t->oid);
+	dd_buf_printf(&b, "SELECT '%u'::oid, tableoid, ctid FROM ", t->oid);
 	put_from(&b, t, NULL);
 	if (sb->percent >= 100)
 		;
@@ -274,39 +281,94 @@ seed_sql(const struct dd_pg_subset_plan *p, const struct dd_pg_subset *sb)
 	return dd_buf_detach(&b, NULL);
 }
 
-/* One branch of cl's recursive term: down (parent rows of w bring their children) or up. */
+/*
+ * One branch of a recursive term, over the rows `w` the last round added:
+ * down (the edge's parent rows bring the child rows that reference them)
+ * or up (the child rows bring the parent rows they reference).
+ */
 static void
 put_branch(struct dd_buf *b, const struct dd_pg_subset_plan *p, const struct edge *e, int down)
 {
 	const struct dd_pg_subset_table *from = &p->t[down ? e->parent : e->child];
 	const struct dd_pg_subset_table *to = &p->t[down ? e->child : e->parent];
+	const char *fa = down ? "p" : "c", *ta = down ? "c" : "p";
 
-	dd_buf_printf(b, "SELECT '%u'::oid, %s.tableoid, %s.ctid, %s FROM w JOIN ", to->oid, down ? "c" : "p",
-		      down ? "c" : "p", down ? "true" : "false");
-	put_from(b, from, down ? "p" : "c");
-	dd_buf_printf(b, " ON %s.tableoid = w.leaf AND %s.ctid = w.tid JOIN ", down ? "p" : "c", down ? "p" : "c");
-	put_from(b, to, down ? "c" : "p");
-	dd_buf_printf(b, " ON (%s) = (%s) WHERE w.node = '%u'::oid%s", e->ccols, e->pcols, from->oid,
-		      down ? " AND w.down" : "");
+	dd_buf_printf(b, "SELECT '%u'::oid, %s.tableoid, %s.ctid FROM w JOIN ", to->oid, ta, ta);
+	put_from(b, from, fa);
+	dd_buf_printf(b, " ON %s.tableoid = w.leaf AND %s.ctid = w.tid JOIN ", fa, fa);
+	put_from(b, to, ta);
+	dd_buf_printf(b, " ON (%s) = (%s) WHERE w.node = '%u'::oid", e->ccols, e->pcols, from->oid);
 }
 
+/* "name(node, leaf, tid) AS (<seed> UNION <a branch per key between two tables of `in`>)" */
 static void
-build_cl(struct dd_pg_subset_plan *p, const char *seed)
+put_recursive(struct dd_buf *b, const struct dd_pg_subset_plan *p, const char *name, const char *seed, int down,
+	      const unsigned char *in)
 {
-	struct dd_buf b = DD_BUF_INIT;
 	size_t branches = 0;
 
-	dd_buf_printf(&b, "cl(node, leaf, tid, down) AS (%s", seed);
-	for (size_t i = 0; i < p->nedges; i++)
-		for (int down = 1; down >= 0; down--) {
+	dd_buf_printf(b, "%s(node, leaf, tid) AS (%s", name, seed);
+	for (size_t i = 0; i < p->nedges; i++) {
+		const struct edge *e = &p->edges[i];
+		if (!in[e->child] || !in[e->parent] || !(down ? p->down[e->parent] : p->reached[e->child]))
+			continue;
+		if (!branches++)
+			dd_buf_printf(b, "\nUNION SELECT n.* FROM (WITH w AS (SELECT * FROM %s) ", name);
+		else
+			dd_buf_puts(b, " UNION ALL ");
+		put_branch(b, p, e, down);
+	}
+	dd_buf_puts(b, branches ? ") n)" : ")");
+}
+
+/*
+ * The CTEs dn (the down rows) and up (every kept row) that table `t`'s
+ * rows need (t == NONE: every reached table's): up follows only the keys
+ * on paths from a table to t (A: t and the tables that reference it,
+ * transitively), dn only the keys on paths from the start table to a
+ * table of A (B). Each kept row is added once to each, so a closure costs
+ * about twice the kept rows' joins; pruning spares a table near the
+ * bottom of the graph the rest of it.
+ */
+static char *
+closure_sql(const struct dd_pg_subset_plan *p, size_t t)
+{
+	unsigned char *a = dd_calloc(p->n + 1, 1), *b = dd_calloc(p->n + 1, 1);
+	struct dd_buf sql = DD_BUF_INIT, seed = DD_BUF_INIT;
+	int more;
+
+	for (size_t i = 0; i < p->n; i++)
+		a[i] = t == NONE ? p->reached[i] : i == t;
+	do { /* A: who references a table of A, through keys the subset follows up */
+		more = 0;
+		for (size_t i = 0; i < p->nedges; i++) {
 			const struct edge *e = &p->edges[i];
-			if (down ? !p->down[e->parent] : !p->reached[e->child])
-				continue;
-			dd_buf_puts(&b, branches++ ? " UNION ALL " : "\nUNION SELECT n.* FROM (WITH w AS (SELECT * FROM cl) ");
-			put_branch(&b, p, e, down);
+			if (p->reached[e->child] && a[e->parent] && !a[e->child])
+				a[e->child] = 1, more = 1;
 		}
-	dd_buf_puts(&b, branches ? ") n)" : ")");
-	p->cl = dd_buf_detach(&b, NULL);
+	} while (more);
+	for (size_t i = 0; i < p->n; i++)
+		b[i] = a[i] && p->down[i];
+	do { /* B: the down tables whose rows lead down to a table of A */
+		more = 0;
+		for (size_t i = 0; i < p->nedges; i++) {
+			const struct edge *e = &p->edges[i];
+			if (p->down[e->parent] && b[e->child] && !b[e->parent])
+				b[e->parent] = 1, more = 1;
+		}
+	} while (more);
+	put_recursive(&sql, p, "dn", p->seed, 1, b);
+	dd_buf_puts(&seed, "SELECT * FROM dn WHERE node IN (");
+	for (size_t i = 0, k = 0; i < p->n; i++)
+		if (a[i] && b[i])
+			dd_buf_printf(&seed, "%s'%u'::oid", k++ ? ", " : "", p->t[i].oid);
+	dd_buf_puts(&seed, ")");
+	dd_buf_puts(&sql, ", ");
+	put_recursive(&sql, p, "up", dd_buf_cstr(&seed), 0, a);
+	dd_buf_release(&seed);
+	free(a);
+	free(b);
+	return dd_buf_detach(&sql, NULL);
 }
 
 /* dr: filtered tables' rows that reference a row the subset leaves out, directly or through dr. */
@@ -324,9 +386,9 @@ build_dr(struct dd_pg_subset_plan *p)
 		dd_buf_printf(&b, "%sSELECT '%u'::oid, c.tableoid, c.ctid FROM ", seeds++ ? " UNION ALL " : "",
 			      p->t[e->child].oid);
 		put_from(&b, &p->t[e->child], "c");
-		dd_buf_printf(&b, " WHERE %s AND NOT EXISTS (SELECT 1 FROM cl JOIN ", e->complete);
+		dd_buf_printf(&b, " WHERE %s AND NOT EXISTS (SELECT 1 FROM up JOIN ", e->complete);
 		put_from(&b, &p->t[e->parent], "p");
-		dd_buf_printf(&b, " ON p.tableoid = cl.leaf AND p.ctid = cl.tid WHERE cl.node = '%u'::oid AND (%s) = (%s))",
+		dd_buf_printf(&b, " ON p.tableoid = up.leaf AND p.ctid = up.tid WHERE up.node = '%u'::oid AND (%s) = (%s))",
 			      p->t[e->parent].oid, e->pcols, e->ccols);
 	}
 	for (size_t i = 0; i < p->nedges; i++) {
@@ -366,12 +428,12 @@ check(struct dd_pg_subset_plan *p, PGconn *c, const struct dd_pg_subset *sb, con
 	}
 	PQclear(res);
 	res = PQdescribePrepared(c, "");
-	ok = PQresultStatus(res) == PGRES_COMMAND_OK && PQnfields(res) == 4;
+	ok = PQresultStatus(res) == PGRES_COMMAND_OK && PQnfields(res) == 3;
 	PQclear(res);
 	if (!ok)
 		return fail(sb, "the condition is not one expression on table %s", p->t[p->start].qname);
-	sql = dd_asprintf("SELECT count(*) FROM (WITH RECURSIVE %s%s%s SELECT 1 FROM %s) x", p->cl, p->dr ? ", " : "",
-			  p->dr ? p->dr : "", p->dr ? "dr" : "cl");
+	sql = dd_asprintf("SELECT count(*) FROM (WITH RECURSIVE %s%s%s SELECT 1 FROM %s) x", p->all, p->dr ? ", " : "",
+			  p->dr ? p->dr : "", p->dr ? "dr" : "up");
 	res = PQprepare(c, "", sql, 0, NULL);
 	free(sql);
 	ok = PQresultStatus(res) == PGRES_COMMAND_OK;
@@ -388,7 +450,6 @@ dd_pg_subset_plan(struct dd_pg_subset_plan **out, PGconn *c, const struct dd_pg_
 		  const struct dd_pg_subset_table *tables, size_t n)
 {
 	struct dd_pg_subset_plan *p = dd_calloc(1, sizeof(*p));
-	char *seed = NULL;
 	size_t nreached = 0, nfiltered = 0;
 	int rc = -1;
 
@@ -404,10 +465,10 @@ dd_pg_subset_plan(struct dd_pg_subset_plan **out, PGconn *c, const struct dd_pg_
 	if (find_start(p, sb) < 0 || read_edges(p, c) < 0 || cover(p, sb) < 0)
 		goto out;
 	reach(p);
-	seed = seed_sql(p, sb);
-	build_cl(p, seed);
+	p->seed = seed_sql(p, sb);
+	p->all = closure_sql(p, NONE);
 	build_dr(p);
-	if (check(p, c, sb, seed) < 0)
+	if (check(p, c, sb, p->seed) < 0)
 		goto out;
 	for (size_t i = 0; i < n; i++)
 		nreached += p->reached[i], nfiltered += p->filtered[i];
@@ -415,7 +476,6 @@ dd_pg_subset_plan(struct dd_pg_subset_plan **out, PGconn *c, const struct dd_pg_
 		 p->nedges, nreached, nfiltered, p->others_empty ? "emptied" : "kept whole but filtered");
 	*out = p, p = NULL, rc = 0;
 out:
-	free(seed);
 	dd_pg_subset_plan_free(p);
 	return rc;
 }
@@ -425,12 +485,22 @@ dd_pg_subset_where(const struct dd_pg_subset_plan *p, unsigned oid)
 {
 	size_t i = find_oid(p, oid), node = i == NONE ? NONE : p->node[i];
 
-	if (node != NONE && p->reached[node])
-		return dd_asprintf(" WHERE ctid IN (WITH RECURSIVE %s SELECT tid FROM cl WHERE leaf = '%u'::oid)", p->cl,
-				   oid);
+	/*
+	 * `ctid = ANY (ARRAY(...))`: a TID scan fetches the kept rows alone,
+	 * whatever the planner guesses of the closure's size (as a semi-join
+	 * on a guess of two rows it chose a nested loop: rows times rows).
+	 */
+	if (node != NONE && p->reached[node]) {
+		char *cte = closure_sql(p, node), *where;
+		where = dd_asprintf(" WHERE ctid = ANY (ARRAY(WITH RECURSIVE %s SELECT tid FROM up WHERE leaf = '%u'::oid))",
+				    cte, oid);
+		free(cte);
+		return where;
+	}
 	if (node != NONE && p->filtered[node] && p->dr)
-		return dd_asprintf(" WHERE ctid NOT IN (WITH RECURSIVE %s, %s SELECT tid FROM dr WHERE leaf = '%u'::oid)",
-				   p->cl, p->dr, oid);
+		return dd_asprintf(" WHERE ctid = ANY (ARRAY(WITH RECURSIVE %s, %s SELECT ctid FROM ONLY %s EXCEPT SELECT tid "
+				   "FROM dr WHERE leaf = '%u'::oid))",
+				   p->all, p->dr, p->t[i].qname, oid);
 	return p->others_empty ? dd_strdup(" WHERE false") : NULL;
 }
 
@@ -452,7 +522,8 @@ dd_pg_subset_plan_free(struct dd_pg_subset_plan *p)
 	free(p->down);
 	free(p->reached);
 	free(p->filtered);
-	free(p->cl);
+	free(p->seed);
+	free(p->all);
 	free(p->dr);
 	free(p);
 }
