@@ -198,4 +198,25 @@ test_incremental_after_a_change_equals_a_full_read() {
 	assert_eq 50 "$(psql_q "$DB" "SELECT count(*) FROM orders WHERE id <= 50")" "the moved orders are kept"
 }
 
+test_another_subset_of_unchanged_data_is_a_new_snapshot() {
+	setup_shop
+	psql_q "$DB" "VACUUM ANALYZE" # no autovacuum ANALYZE later: the database stays unchanged
+	subset_key 'subset = users where id <= 20'
+	pg_wait_no_sessions "$DB"
+	expect_ok git dnadata snapshot
+	local first=$OUT
+	pg_wait_no_sessions "$DB"
+	expect_ok git dnadata -v snapshot --no-commit
+	assert_eq "$first" "$OUT" "the same subset of unchanged data"
+	assert_contains "$ERR" "unchanged since snapshot"
+	# the subset is part of what the unchanged-database shortcut compares
+	sed -i 's/^subset = users where id <= 20$/subset = users where id <= 40/' .dnadata/profiles.ini
+	pg_wait_no_sessions "$DB"
+	expect_ok git dnadata -v snapshot --no-commit
+	assert_ne "$first" "$OUT" "another subset"
+	assert_not_contains "$ERR" "unchanged since snapshot"
+	expect_ok git dnadata restore --force --terminate
+	assert_eq 40 "$(psql_q "$DB" "SELECT count(*) FROM users WHERE id <= 40")" "the new subset's start rows"
+}
+
 run_tests
