@@ -77,6 +77,12 @@ struct dd_pg_subset_plan {
 	char *dr;               /* dr's text ("dr(...) AS (...)"), or NULL when no table is filtered */
 };
 
+static void
+hint(const struct dd_pg_subset *sb)
+{
+	dd_hint("nothing was captured; fix the subset key in %s", sb->file ? sb->file : "profiles.ini");
+}
+
 /* An error about the subset key: "file:line: subset = TEXT: reason". Returns -1. */
 static int __attribute__((format(printf, 2, 3)))
 fail(const struct dd_pg_subset *sb, const char *fmt, ...)
@@ -90,6 +96,7 @@ fail(const struct dd_pg_subset *sb, const char *fmt, ...)
 	dd_error("%s:%zu: subset = %s: %s", sb->file ? sb->file : "profiles.ini", sb->line, sb->text ? sb->text : "",
 		 dd_buf_cstr(&why));
 	dd_buf_release(&why);
+	hint(sb);
 	return -1;
 }
 
@@ -423,6 +430,7 @@ check(struct dd_pg_subset_plan *p, PGconn *c, const struct dd_pg_subset *sb, con
 	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
 		dd_pg_error(c, res);
 		PQclear(res);
+		hint(sb);
 		return dd_error_wrap("%s:%zu: subset = %s", sb->file ? sb->file : "profiles.ini", sb->line,
 				     sb->text ? sb->text : "");
 	}

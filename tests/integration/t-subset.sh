@@ -30,6 +30,7 @@ setup_shop() {
 		CREATE TABLE reviews (id int PRIMARY KEY, sku text REFERENCES products (sku), stars int);
 		CREATE TABLE review_votes (id int PRIMARY KEY, review_id int NOT NULL REFERENCES reviews);
 		CREATE TABLE settings (k text PRIMARY KEY, v text);
+		CREATE TABLE \"we\"\"ird tab\" (\"user Id\" int REFERENCES users, n int);
 		INSERT INTO users SELECT i, 'user' || i || '@example.com' FROM generate_series(1, 2000) i;
 		INSERT INTO addresses SELECT i, 1 + (i * 7) % 2000, 'city' || i % 40 FROM generate_series(1, 2000) i;
 		INSERT INTO categories SELECT i, 'cat' || i FROM generate_series(1, 10) i;
@@ -44,7 +45,8 @@ setup_shop() {
 		INSERT INTO events SELECT i, 1 + (i * 11) % 2000, date '2024-06-01' + (i % 400) FROM generate_series(1, 4000) i;
 		INSERT INTO reviews SELECT i, 'sku-' || (1 + (i * 7) % 600), i % 5 FROM generate_series(1, 900) i;
 		INSERT INTO review_votes SELECT i, 1 + (i * 3) % 900 FROM generate_series(1, 1800) i;
-		INSERT INTO settings SELECT 'k' || i, 'v' FROM generate_series(1, 5) i"
+		INSERT INTO settings SELECT 'k' || i, 'v' FROM generate_series(1, 5) i;
+		INSERT INTO \"we\"\"ird tab\" SELECT 1 + (i * 17) % 2000, i FROM generate_series(1, 3000) i"
 }
 
 # subset_key TEXT...: the profile's subset keys, appended to its section (the last one in profiles.ini).
@@ -164,6 +166,7 @@ test_bad_subset_fails_naming_the_line_and_commits_nothing() {
 		printf '%s\n' "$key" >>.dnadata/profiles.ini
 		expect_fail 1 git dnadata snapshot
 		assert_contains "$ERR" ".dnadata/profiles.ini:$line: ${key}"
+		assert_contains "$ERR" "hint: nothing was captured; fix the subset key"
 		tap_note "$(grep '^error:' <<<"$ERR")"
 		sed -i '$d' .dnadata/profiles.ini
 		assert_eq "$head" "$(git rev-parse HEAD)" "no commit ($key)"
@@ -173,6 +176,13 @@ test_bad_subset_fails_naming_the_line_and_commits_nothing() {
 	# a condition is fine on a table without a key
 	printf '%s\n' 'subset = nokey where x > 0' >>.dnadata/profiles.ini
 	expect_ok git dnadata snapshot --no-commit
+	# a key declared on a partition itself, beside its partitioned table's: refused, not half followed
+	sed -i '$d' .dnadata/profiles.ini
+	printf '%s\n' 'subset = users 10%' >>.dnadata/profiles.ini
+	psql_q "$DB" "CREATE TABLE rooms (id int PRIMARY KEY); INSERT INTO rooms VALUES (1);
+		ALTER TABLE events_2024 ADD FOREIGN KEY (id) REFERENCES rooms NOT VALID"
+	expect_fail 1 git dnadata snapshot --no-commit
+	assert_contains "$ERR" "subset = users 10%: tables public.events and public.events_2024 (a partition of it)"
 }
 
 test_incremental_after_a_change_equals_a_full_read() {
