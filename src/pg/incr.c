@@ -628,7 +628,7 @@ dd_pg_incr_comparable(const struct dd_pg_incr *prev, const struct dd_pg_incr *no
 		*why = dd_strdup("the text of values may differ (server version, enum labels, extensions, collations, "
 				 "roles, tablespaces, subscriptions or lc_monetary changed)");
 	else if (strcmp(prev->options, now->options))
-		*why = dd_strdup("exclude_tables or exclude_data changed");
+		*why = dd_strdup("exclude_tables, exclude_data or the subset changed");
 	else if (prev->pgdump != now->pgdump)
 		*why = dd_strdup("another pg_dump version");
 	return *why == NULL;

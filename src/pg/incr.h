@@ -60,7 +60,7 @@ struct dd_pg_incr {
 	char *profile;
 	uint64_t sysid, start, dboid, reset;
 	char output[33];       /* md5 hex: server version, enum labels, extensions, collation versions */
-	char options[65];      /* sha256 hex of exclude_tables and exclude_data */
+	char options[65];      /* sha256 hex of exclude_tables and exclude_data (and the subset: dd_pg_subset_options) */
 	uint64_t pgdump;       /* pg_dump's version number */
 	uint64_t xmin;         /* the exported snapshot's xmin (xid8) */
 	int standby;           /* read from a standby (not in the text): counters say nothing there */

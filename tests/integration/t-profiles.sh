@@ -158,7 +158,7 @@ test_profiles_ini_example_is_valid_and_documents_every_key() {
 	assert_contains "$OUT" '"store":{"url":"s3://my-bucket/myapp"'
 	local key
 	for key in url default_profile active_profile jobs terminate_connections lock_wait_timeout post_restore \
-		database media exclude_tables exclude_data; do
+		database media exclude_tables exclude_data subset subset_others; do
 		grep -q "^#* *$key =" "$DD_SRCDIR/profiles.ini.example" || fail "profiles.ini.example lacks $key"
 		grep -q "\"$key\"" "$DD_SRCDIR/src/config/keys.c" || fail "config/keys.c has no key $key"
 	done
