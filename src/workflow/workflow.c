@@ -511,8 +511,11 @@ snapshot_profile(struct dd_repo *repo, const struct dd_config *cfg, const struct
 	if (!have_media)
 		media = NULL;
 	memcpy(id_out, id, DD_ID_HEX_SIZE);
-	/* the folder was captured with the database: it holds the same snapshot (a source database: neither) */
-	if (!source_db && (dd_pg_state_set(repo->statedir, dd_config_database(cfg, p), id, p->name, "snapshot",
+	/*
+	 * the folder was captured with the database: it holds the same snapshot (a source database: neither;
+	 * a subset: the database holds more than the snapshot, so its record stays what it was)
+	 */
+	if (!source_db && !p->subset && (dd_pg_state_set(repo->statedir, dd_config_database(cfg, p), id, p->name, "snapshot",
 					   stats.fingerprint) < 0 ||
 			   (media && dd_pg_state_set_media(repo->statedir, dd_config_database(cfg, p), id, 0) < 0)))
 		dd_warn("%s", dd_error_last());
