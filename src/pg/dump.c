@@ -43,6 +43,7 @@
 #include "util/conninfo.h"
 #include "util/err.h"
 #include "util/log.h"
+#include "util/proc.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -2081,6 +2082,8 @@ plan_subset(struct snap *s)
 	}
 	rc = dd_pg_subset_plan(&s->subset, s->c, s->o->subset, t, n);
 	free(t);
+	if (rc == 0)
+		dd_failpoint("subset-planned"); /* tests: writers change rows the subset reads (t-subset.sh) */
 	return rc;
 }
 

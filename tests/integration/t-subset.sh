@@ -268,4 +268,27 @@ test_a_cycle_a_partitioned_start_table_and_an_inline_profile() {
 	[ "$(psql_q "$DB" "SELECT count(*) FROM players")" -lt 500 ] || fail "players are a subset"
 }
 
+test_writers_during_the_snapshot_change_nothing_it_holds() {
+	setup_shop
+	subset_key 'subset = users 10%'
+	pg_wait_no_sessions "$DB"
+	expect_ok git dnadata snapshot --no-commit --full
+	local before=$OUT
+	# stopped once the subset is planned, in its exported snapshot: writers change what it reads
+	start_stopped_at subset-planned git-dnadata snapshot --no-commit --full
+	psql_q "$DB" "DELETE FROM shipments WHERE order_id IN (SELECT id FROM orders WHERE user_id IN
+			(SELECT id FROM users WHERE $START));
+		DELETE FROM order_items WHERE order_id IN (SELECT id FROM orders WHERE user_id IN
+			(SELECT id FROM users WHERE $START));
+		DELETE FROM orders WHERE user_id IN (SELECT id FROM users WHERE $START);
+		INSERT INTO orders SELECT 100000 + id, id, NULL FROM users WHERE $START;
+		UPDATE employees SET manager_id = NULL WHERE id % 2 = 0;
+		INSERT INTO users VALUES (5000, 'late@example.com')"
+	finish_stopped
+	assert_eq "$before" "$(cat "$T/stopped.out")" "the subset of the data as it was when the snapshot began"
+	pg_wait_no_sessions "$DB"
+	expect_ok git dnadata snapshot --no-commit --full
+	assert_ne "$before" "$OUT" "the writes change the subset taken after them"
+}
+
 run_tests
