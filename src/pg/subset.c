@@ -23,8 +23,8 @@
  * end, and adds each row once. `dr`, for filtered tables: their rows with
  * a complete key to a reached table's row that `up` does not hold, then
  * the rows that reference a row of dr. A reached table keeps `ctid = ANY
- * (up's tids of it)` (a TID scan of the kept rows), a filtered one its
- * tids EXCEPT dr's. tids name rows within one snapshot, which every
+ * (up's tids of it)` (a TID scan of the kept rows), a filtered one
+ * `ctid NOT IN (dr's tids of it)` (a hashed subplan of the dropped rows). tids name rows within one snapshot, which every
  * session shares, so each COPY computes the same closure. Each table's
  * CTEs follow only the keys that can lead to its rows (closure_sql).
  *
@@ -505,10 +505,10 @@ dd_pg_subset_where(const struct dd_pg_subset_plan *p, unsigned oid)
 		free(cte);
 		return where;
 	}
+	/* a filtered table keeps most rows: a hashed NOT IN holds the dropped tids, not an array of all the others */
 	if (node != NONE && p->filtered[node] && p->dr)
-		return dd_asprintf(" WHERE ctid = ANY (ARRAY(WITH RECURSIVE %s, %s SELECT ctid FROM ONLY %s EXCEPT SELECT tid "
-				   "FROM dr WHERE leaf = '%u'::oid))",
-				   p->all, p->dr, p->t[i].qname, oid);
+		return dd_asprintf(" WHERE ctid NOT IN (WITH RECURSIVE %s, %s SELECT tid FROM dr WHERE leaf = '%u'::oid)",
+				   p->all, p->dr, oid);
 	return p->others_empty ? dd_strdup(" WHERE false") : NULL;
 }
 
