@@ -174,34 +174,66 @@ static const char fk_sql[] =
 	"   JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.n)"
 	" FROM pg_constraint c WHERE c.contype = 'f'%s ORDER BY c.conrelid, c.conname";
 
-/* The foreign keys between dumped tables (a partition's clone of its parent's key is not one). */
+/* The foreign keys (a partition's clone of its parent's key is not one): *out (free with free_fks), *n. */
 static int
-read_edges(struct dd_pg_subset_plan *p, PGconn *c)
+read_fks(PGconn *c, struct dd_pg_subset_fk **out, size_t *n)
 {
 	char *sql = dd_asprintf(fk_sql, PQserverVersion(c) >= 110000 ? " AND c.conparentid = 0" : "");
 	PGresult *res = dd_pg_query(c, sql, 0, NULL);
+	struct dd_pg_subset_fk *fks;
 
 	free(sql);
 	if (!res)
 		return dd_error_wrap("reading the foreign keys");
-	p->edges = dd_calloc((size_t)PQntuples(res) + 1, sizeof(*p->edges));
+	fks = dd_calloc((size_t)PQntuples(res) + 1, sizeof(*fks));
+	*n = 0;
 	for (int r = 0; r < PQntuples(res); r++) {
-		size_t ch = find_oid(p, (unsigned)strtoul(PQgetvalue(res, r, 0), NULL, 10));
-		size_t pa = find_oid(p, (unsigned)strtoul(PQgetvalue(res, r, 1), NULL, 10));
+		struct dd_pg_subset_fk *f = &fks[*n];
+		if (PQgetisnull(res, r, 3) || PQgetisnull(res, r, 4) || PQgetisnull(res, r, 5))
+			continue;
+		f->child = (unsigned)strtoul(PQgetvalue(res, r, 0), NULL, 10);
+		f->parent = (unsigned)strtoul(PQgetvalue(res, r, 1), NULL, 10);
+		f->name = dd_strdup(PQgetvalue(res, r, 2));
+		f->ccols = dd_strdup(PQgetvalue(res, r, 3));
+		f->pcols = dd_strdup(PQgetvalue(res, r, 4));
+		f->complete = dd_strdup(PQgetvalue(res, r, 5));
+		(*n)++;
+	}
+	PQclear(res);
+	*out = fks;
+	return 0;
+}
+
+static void
+free_fks(struct dd_pg_subset_fk *fks, size_t n)
+{
+	for (size_t i = 0; fks && i < n; i++) {
+		free((char *)fks[i].name);
+		free((char *)fks[i].ccols);
+		free((char *)fks[i].pcols);
+		free((char *)fks[i].complete);
+	}
+	free(fks);
+}
+
+/* The graph's edges: the keys between two tables whose rows are dumped. */
+static void
+add_edges(struct dd_pg_subset_plan *p, const struct dd_pg_subset_fk *fks, size_t nfks)
+{
+	p->edges = dd_calloc(nfks + 1, sizeof(*p->edges));
+	for (size_t i = 0; i < nfks; i++) {
+		size_t ch = find_oid(p, fks[i].child), pa = find_oid(p, fks[i].parent);
 		struct edge *e;
-		if (ch == NONE || pa == NONE || !p->t[ch].dumped || !p->t[pa].dumped || PQgetisnull(res, r, 3) ||
-		    PQgetisnull(res, r, 4) || PQgetisnull(res, r, 5))
+		if (ch == NONE || pa == NONE || !p->t[ch].dumped || !p->t[pa].dumped)
 			continue;
 		e = &p->edges[p->nedges++];
 		e->child = ch;
 		e->parent = pa;
-		e->name = dd_strdup(PQgetvalue(res, r, 2));
-		e->ccols = dd_strdup(PQgetvalue(res, r, 3));
-		e->pcols = dd_strdup(PQgetvalue(res, r, 4));
-		e->complete = dd_strdup(PQgetvalue(res, r, 5));
+		e->name = dd_strdup(fks[i].name ? fks[i].name : "");
+		e->ccols = dd_strdup(fks[i].ccols);
+		e->pcols = dd_strdup(fks[i].pcols);
+		e->complete = dd_strdup(fks[i].complete);
 	}
-	PQclear(res);
-	return 0;
 }
 
 /*
@@ -454,13 +486,12 @@ check(struct dd_pg_subset_plan *p, PGconn *c, const struct dd_pg_subset *sb, con
 }
 
 int
-dd_pg_subset_plan(struct dd_pg_subset_plan **out, PGconn *c, const struct dd_pg_subset *sb,
-		  const struct dd_pg_subset_table *tables, size_t n)
+dd_pg_subset_plan_graph(struct dd_pg_subset_plan **out, const struct dd_pg_subset *sb,
+			const struct dd_pg_subset_table *tables, size_t n, const struct dd_pg_subset_fk *fks, size_t nfks)
 {
 	struct dd_pg_subset_plan *p = dd_calloc(1, sizeof(*p));
-	size_t nreached = 0, nfiltered = 0;
-	int rc = -1;
 
+	*out = NULL;
 	p->t = dd_calloc(n + 1, sizeof(*p->t));
 	memcpy(p->t, tables, n * sizeof(*p->t));
 	p->n = n;
@@ -470,13 +501,34 @@ dd_pg_subset_plan(struct dd_pg_subset_plan **out, PGconn *c, const struct dd_pg_
 	p->down = dd_calloc(n + 1, 1);
 	p->reached = dd_calloc(n + 1, 1);
 	p->filtered = dd_calloc(n + 1, 1);
-	if (find_start(p, sb) < 0 || read_edges(p, c) < 0 || cover(p, sb) < 0)
-		goto out;
+	if (find_start(p, sb) < 0) {
+		dd_pg_subset_plan_free(p);
+		return -1;
+	}
+	add_edges(p, fks, nfks);
+	if (cover(p, sb) < 0) {
+		dd_pg_subset_plan_free(p);
+		return -1;
+	}
 	reach(p);
 	p->seed = seed_sql(p, sb);
 	p->all = closure_sql(p, NONE);
 	build_dr(p);
-	if (check(p, c, sb, p->seed) < 0)
+	*out = p;
+	return 0;
+}
+
+int
+dd_pg_subset_plan(struct dd_pg_subset_plan **out, PGconn *c, const struct dd_pg_subset *sb,
+		  const struct dd_pg_subset_table *tables, size_t n)
+{
+	struct dd_pg_subset_plan *p = NULL;
+	struct dd_pg_subset_fk *fks = NULL;
+	size_t nfks = 0, nreached = 0, nfiltered = 0;
+	int rc = -1;
+
+	if (read_fks(c, &fks, &nfks) < 0 || dd_pg_subset_plan_graph(&p, sb, tables, n, fks, nfks) < 0 ||
+	    check(p, c, sb, p->seed) < 0)
 		goto out;
 	for (size_t i = 0; i < n; i++)
 		nreached += p->reached[i], nfiltered += p->filtered[i];
@@ -484,6 +536,7 @@ dd_pg_subset_plan(struct dd_pg_subset_plan **out, PGconn *c, const struct dd_pg_
 		 p->nedges, nreached, nfiltered, p->others_empty ? "emptied" : "kept whole but filtered");
 	*out = p, p = NULL, rc = 0;
 out:
+	free_fks(fks, nfks);
 	dd_pg_subset_plan_free(p);
 	return rc;
 }

@@ -22,7 +22,25 @@ struct dd_pg_subset_table {
 	int dumped;             /* its rows are dumped: neither exclude_tables nor exclude_data */
 };
 
+/* A foreign key (pg_constraint, conparentid 0): child rows reference parent rows. */
+struct dd_pg_subset_fk {
+	unsigned child, parent;  /* table oids */
+	const char *name;        /* the constraint, quoted */
+	const char *ccols;       /* the child's columns as "c.a, c.b", each quoted by the server */
+	const char *pcols;       /* the referenced columns as "p.x, p.y" */
+	const char *complete;    /* "c.a IS NOT NULL AND c.b IS NOT NULL" */
+};
+
 struct dd_pg_subset_plan;
+
+/*
+ * The part of dd_pg_subset_plan that needs no server (unit-tested): the
+ * start table, the graph of `fks`, the sets and the CTEs' text. The
+ * condition is not checked. 0 or -1 (error set, naming the subset key).
+ */
+int dd_pg_subset_plan_graph(struct dd_pg_subset_plan **out, const struct dd_pg_subset *sb,
+			    const struct dd_pg_subset_table *tables, size_t n, const struct dd_pg_subset_fk *fks,
+			    size_t nfks);
 
 /*
  * On the leader's session, inside the exported snapshot: resolve the start
