@@ -578,7 +578,7 @@ static char *
 reason_text(const struct col *k)
 {
 	if (k->sign == DD_PG_PII_BY_TYPE)
-		return dd_asprintf("its type (%s)", k->type);
+		return dd_asprintf("its type, %s", k->type);
 	if (k->sign == DD_PG_PII_BY_NAME)
 		return dd_strdup("its name");
 	for (int c = 0; c < NCLASSES; c++)

@@ -1,0 +1,170 @@
+#!/usr/bin/env bash
+# t-pii-check.sh: `git dnadata pii-check` and `masked = required` (issue 21)
+# on a real server: columns that look personal by name (email), by type
+# (inet) and by sampled values (a `contact` column holding e-mail
+# addresses, on a table small enough to read its first rows and on one
+# large enough to be sampled by TABLESAMPLE); a mask rule of any kind,
+# `keep` included, covers a column; exit 0 / 1 like a linter; --json;
+# what exclude_tables and exclude_data leave out is not looked at; a
+# snapshot of a `masked = required` profile refuses while a column is
+# uncovered (ref file and HEAD unchanged), store and inline profiles alike.
+. "$(dirname "$0")/../lib.sh"
+
+json_get() {
+	printf '%s' "$OUT" | python3 -c "import json,sys; d=json.load(sys.stdin); print(json.dumps($1))"
+}
+
+# A repository (profile clean, committed) on a fresh database with users: an email column, a contact column
+# of e-mail addresses, a notes column where one value in 40 is one (under the 10% bar), a last_ip inet.
+setup_repo() {
+	repo_with_db pii
+	psql_q "$DB" "CREATE TABLE users (id int PRIMARY KEY, email text NOT NULL, contact varchar(100), notes text,
+			last_ip inet, plan text, email_verified boolean);
+		INSERT INTO users SELECT i, 'user' || i || '@example.com', 'c' || i || '@mail.example.org',
+			CASE WHEN i % 40 = 0 THEN 'x' || i || '@example.net' ELSE 'likes tea' END,
+			('10.0.0.' || i % 250)::inet, 'basic', true FROM generate_series(1, 200) i;
+		CREATE TABLE products (id int PRIMARY KEY, name text, price numeric);
+		INSERT INTO products VALUES (1, 'tea', 3)"
+}
+
+# The uncovered list: the indented lines after the first two.
+uncovered() {
+	printf '%s\n' "$OUT" | awk 'NR > 2 && !/^  / { exit } NR > 2 { print }'
+}
+
+test_pii_check_names_columns_by_name_type_and_values_and_exits_1() {
+	setup_repo
+	run git dnadata pii-check
+	assert_eq 1 "$RC" "exit code with uncovered columns"
+	assert_eq "" "$ERR" "no error line: the list is the answer"
+	assert_eq "  public.users.email: e-mail address (its name)
+  public.users.contact: e-mail address (100% of 200 sampled values look like e-mail addresses)
+  public.users.last_ip: IP address (its type, inet)" "$(uncovered)"
+	assert_contains "$OUT" "3 columns look personal and no mask rule names them"
+	assert_contains "$OUT" $'mask = public.users.email fake_email\nmask = public.users.contact fake_email\nmask = public.users.last_ip null'
+	assert_not_contains "$OUT" "notes" "5% of its values: under the bar"
+	assert_not_contains "$OUT" "products" "a product's name is no person's"
+	# the same on the profile named, and with names and types only: contact is no longer found
+	run git dnadata pii-check clean --sample 0
+	assert_eq 1 "$RC"
+	assert_not_contains "$OUT" "contact"
+	assert_contains "$OUT" "public.users.email"
+	expect_fail 2 git dnadata pii-check --sample many
+	expect_fail 1 git dnadata pii-check nosuchprofile
+}
+
+test_a_mask_rule_of_any_kind_covers_a_column() {
+	setup_repo
+	cat >>.dnadata/profiles.ini <<'INI'
+mask = users.email keep
+mask = public.users.contact fake_email
+mask = other.users.last_ip null
+INI
+	run git dnadata pii-check --all
+	assert_eq 1 "$RC" "a rule of another schema covers nothing"
+	assert_eq "  public.users.last_ip: IP address (its type, inet)" "$(uncovered)"
+	assert_contains "$OUT" "covered by a mask rule (2):
+  public.users.email: e-mail address (its name): mask = users.email keep (line"
+	assert_contains "$OUT" "  public.users.contact: e-mail address (100% of 200 sampled values look like e-mail addresses): mask = public.users.contact fake_email (line"
+	echo "mask = public.users.last_ip keep" >>.dnadata/profiles.ini
+	expect_ok git dnadata pii-check
+	assert_contains "$OUT" "no uncovered column: a mask rule names every column that looks personal"
+	assert_contains "$OUT" "(3 more covered by mask rules: --all lists them)"
+	assert_not_contains "$OUT" "mask = "
+}
+
+test_json_lists_what_was_found_and_what_covers_it() {
+	setup_repo
+	echo "mask = users.email keep" >>.dnadata/profiles.ini
+	run git dnadata pii-check --json
+	assert_eq 1 "$RC"
+	assert_eq "" "$ERR"
+	assert_eq '[1, "clean", 2, 1, 2]' \
+		"$(json_get '[d["pii_check_version"], d["profile"], d["uncovered"], d["covered"], d["tables"]]')"
+	assert_eq '[["users", "email", "email", "name", true, "users.email keep", null], ["users", "contact", "email", "values", false, null, 200], ["users", "last_ip", "ip", "type", false, null, null]]' \
+		"$(json_get '[[c["table"], c["column"], c["kind"], c["found_by"], c["covered"], c["rule"], c["sampled"]] for c in d["found"]]')"
+	assert_eq '"mask = public.users.contact fake_email"' "$(json_get 'd["found"][1]["suggested"]')"
+}
+
+test_what_a_snapshot_leaves_out_is_not_looked_at() {
+	setup_repo
+	psql_q "$DB" "CREATE SCHEMA audit; CREATE TABLE audit.logins (id int PRIMARY KEY, email text);
+		CREATE TABLE sessions (id int PRIMARY KEY, ip inet);
+		CREATE TABLE events (id int, k int, phone text, PRIMARY KEY (id, k)) PARTITION BY LIST (k);
+		CREATE TABLE events_1 PARTITION OF events FOR VALUES IN (1);
+		CREATE TABLE leads (id int PRIMARY KEY, phone text)"
+	run git dnadata pii-check --sample 0
+	assert_contains "$OUT" "public.events_1.phone"
+	assert_contains "$OUT" "audit.logins.email"
+	cat >>.dnadata/profiles.ini <<'INI'
+exclude_tables = audit.*, events
+exclude_data = sessions, public.users
+INI
+	run git dnadata pii-check
+	assert_eq 1 "$RC"
+	assert_eq "  public.leads.phone: phone number (its name)" "$(uncovered)"
+	echo "exclude_data = leads" >>.dnadata/profiles.ini
+	expect_ok git dnadata pii-check
+	assert_contains "$OUT" "nothing looks personal"
+}
+
+test_a_large_table_is_sampled_not_read() {
+	setup_repo
+	psql_q "$DB" "CREATE TABLE signups (id int PRIMARY KEY, contact text, note text);
+		INSERT INTO signups SELECT i, 'p' || i || '@example.com', repeat('x', 200) FROM generate_series(1, 30000) i;
+		ANALYZE signups"
+	echo "mask = users.email keep" >>.dnadata/profiles.ini
+	run git dnadata -v pii-check --json --sample 300
+	assert_eq 1 "$RC"
+	# the sample: at most 300 rows, from pages TABLESAMPLE picked
+	local n
+	n=$(json_get '[c["sampled"] for c in d["found"] if c["table"] == "signups"][0]')
+	[ "$n" -gt 0 ] && [ "$n" -le 300 ] || fail "signups.contact sampled $n values, expected 1..300"
+	assert_eq '"values"' "$(json_get '[c["found_by"] for c in d["found"] if c["table"] == "signups"][0]')"
+	assert_contains "$ERR" "pii-check: public.signups: 3 columns, $n rows sampled"
+}
+
+test_masked_required_refuses_a_snapshot_while_a_column_is_uncovered() {
+	setup_repo
+	echo "masked = required" >>.dnadata/profiles.ini
+	git commit -qam "masked = required"
+	local head ref
+	head=$(git rev-parse HEAD)
+	ref=$(cat .dnadata/refs/clean 2>/dev/null || true)
+	expect_fail 1 git dnadata snapshot
+	assert_contains "$ERR" "error: profile clean has masked = required, but column public.users.email looks personal (e-mail address: its name) and no mask rule names it (and 2 more such columns)"
+	assert_contains "$ERR" "hint: nothing was captured; run \`git dnadata pii-check clean\`"
+	assert_eq "$head" "$(git rev-parse HEAD)" "nothing committed"
+	assert_eq "$ref" "$(cat .dnadata/refs/clean 2>/dev/null || true)" "the ref file is unchanged"
+	assert_eq "" "$(git status --porcelain .dnadata/refs)"
+	printf 'mask = users.email keep\nmask = users.contact keep\nmask = users.last_ip keep\n' >>.dnadata/profiles.ini
+	git commit -qam "every personal column reviewed"
+	expect_ok git dnadata snapshot
+	assert_contains "$(cat .dnadata/refs/clean)" "snapshot $OUT"
+	assert_ne "$head" "$(git rev-parse HEAD)"
+	# a new column nobody reviewed: refused again
+	psql_q "$DB" "ALTER TABLE products ADD COLUMN supplier_phone text"
+	head=$(git rev-parse HEAD)
+	expect_fail 1 git dnadata snapshot
+	assert_contains "$ERR" "column public.products.supplier_phone looks personal (phone number: its name)"
+	assert_eq "$head" "$(git rev-parse HEAD)"
+}
+
+test_masked_required_holds_for_an_inline_profile() {
+	setup_repo
+	expect_ok git dnadata new-profile seed --inline
+	echo "masked = required" >>.dnadata/profiles.ini
+	git commit -qam "seed: masked = required"
+	local head
+	head=$(git rev-parse HEAD)
+	expect_fail 1 git dnadata snapshot seed
+	assert_contains "$ERR" "profile seed has masked = required, but column public.users.email"
+	assert_eq "$head" "$(git rev-parse HEAD)"
+	assert_no_file .dnadata/inline/seed/data.sql
+	printf 'mask = users.email keep\nmask = users.contact keep\nmask = users.last_ip keep\n' >>.dnadata/profiles.ini
+	git commit -qam "reviewed"
+	expect_ok git dnadata snapshot seed
+	assert_file .dnadata/inline/seed/data.sql
+}
+
+run_tests
