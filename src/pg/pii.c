@@ -465,17 +465,29 @@ static const char classify_sql[] =
 	"  WHEN k.v ~ $6 AND k.v !~ $7 AND length(w.d) BETWEEN 7 AND 15 THEN 6"
 	"  END OFFSET 0) z(c)"; /* OFFSET 0: computed once per value, not once per count(*) FILTER */
 
-/* The sample of t: the first rows, or pages TABLESAMPLE picks when statistics say it is larger. */
-static void
-sample_from(struct dd_buf *sql, const struct tbl *t, int rows)
+/*
+ * The percentage of t's pages TABLESAMPLE SYSTEM reads for about twice
+ * `rows` rows (at least 8 pages), or 0 when statistics are unknown or say
+ * the table is no larger: then its first rows are read (LIMIT stops the scan).
+ */
+static double
+sample_percent(const struct tbl *t, int rows)
 {
 	double pages = t->per_page > 0 ? ceil(2.0 * rows / t->per_page) : 0;
 
 	if (pages < 8)
 		pages = 8;
+	return t->per_page > 0 && pages < t->relpages ? 100.0 * pages / t->relpages : 0;
+}
+
+static void
+sample_from(struct dd_buf *sql, const struct tbl *t, int rows)
+{
+	double pct = sample_percent(t, rows);
+
 	dd_buf_printf(sql, " FROM ONLY %s", t->qname);
-	if (t->per_page > 0 && pages < t->relpages)
-		dd_buf_printf(sql, " TABLESAMPLE SYSTEM (%.6f) REPEATABLE (0)", 100.0 * pages / t->relpages);
+	if (pct > 0)
+		dd_buf_printf(sql, " TABLESAMPLE SYSTEM (%.6f) REPEATABLE (0)", pct);
 	dd_buf_printf(sql, " LIMIT %d) s", rows);
 }
 
@@ -626,7 +638,11 @@ scan_table(PGconn *c, const struct tbl *t, const struct dd_pg_pii_opts *o, struc
 	for (size_t i = 0; i < n; i++)
 		if (cols[i].kind >= 0)
 			add_found(r, t, &cols[i]);
-	dd_debug("pii-check: %s: %zu columns, %zu rows sampled", t->qname, n, rows);
+	if (rows && sample_percent(t, o->sample_rows) > 0)
+		dd_debug("pii-check: %s: %zu columns, %zu rows sampled from %.4f%% of its pages (TABLESAMPLE)",
+			 t->qname, n, rows, sample_percent(t, o->sample_rows));
+	else
+		dd_debug("pii-check: %s: %zu columns, %zu rows sampled (its first rows)", t->qname, n, rows);
 	rc = 0;
 out:
 	cols_free(cols, n);

@@ -114,6 +114,9 @@ test_a_large_table_is_sampled_not_read() {
 		INSERT INTO signups SELECT i, 'p' || i || '@example.com', repeat('x', 200) FROM generate_series(1, 30000) i;
 		ANALYZE signups"
 	echo "mask = users.email keep" >>.dnadata/profiles.ini
+	local before after pages
+	pg_wait_no_sessions "$DB"
+	before=$(psql_q "$DB" "SELECT heap_blks_read + heap_blks_hit FROM pg_statio_user_tables WHERE relname = 'signups'")
 	run git dnadata -v pii-check --json --sample 300
 	assert_eq 1 "$RC"
 	# the sample: at most 300 rows, from pages TABLESAMPLE picked
@@ -121,7 +124,27 @@ test_a_large_table_is_sampled_not_read() {
 	n=$(json_get '[c["sampled"] for c in d["found"] if c["table"] == "signups"][0]')
 	[ "$n" -gt 0 ] && [ "$n" -le 300 ] || fail "signups.contact sampled $n values, expected 1..300"
 	assert_eq '"values"' "$(json_get '[c["found_by"] for c in d["found"] if c["table"] == "signups"][0]')"
-	assert_contains "$ERR" "pii-check: public.signups: 3 columns, $n rows sampled"
+	assert_contains "$ERR" "pii-check: public.signups: 3 columns, $n rows sampled from "
+	assert_contains "$ERR" "% of its pages (TABLESAMPLE)"
+	assert_contains "$ERR" "pii-check: public.users: 7 columns, 200 rows sampled (its first rows)"
+	# what the server read of it: a small part of its pages (its session's counters, once it has ended)
+	pg_wait_no_sessions "$DB"
+	after=$(psql_q "$DB" "SELECT heap_blks_read + heap_blks_hit FROM pg_statio_user_tables WHERE relname = 'signups'")
+	pages=$(psql_q "$DB" "SELECT relpages FROM pg_class WHERE relname = 'signups'")
+	tap_note "signups: $n rows sampled, $((after - before)) of its $pages pages read"
+	[ $((after - before)) -gt 0 ] && [ $(((after - before) * 4)) -lt "$pages" ] ||
+		fail "pii-check read $((after - before)) of the $pages pages of signups"
+}
+
+test_names_from_the_server_reach_the_terminal_escaped() {
+	setup_repo
+	psql_q "$DB" "CREATE TABLE \"t$(printf '\033')[2J\" (id int PRIMARY KEY, \"email$(printf '\033')]0;x$(printf '\007')\" text)"
+	run git dnadata pii-check --sample 0
+	assert_eq 1 "$RC"
+	assert_contains "$OUT" 'public.t\x1b[2J.email\x1b]0;x\x07: e-mail address (its name)'
+	if printf '%s' "$OUT" | LC_ALL=C grep -q $'[\x01-\x08\x0b-\x1f\x7f]'; then
+		fail "raw control characters reached the terminal"
+	fi
 }
 
 test_masked_required_refuses_a_snapshot_while_a_column_is_uncovered() {
