@@ -6,6 +6,7 @@
 # large enough to be sampled by TABLESAMPLE); a mask rule of any kind,
 # `keep` included, covers a column; exit 0 / 1 like a linter; --json;
 # what exclude_tables and exclude_data leave out is not looked at; a
+# locked table is waited for at most lock_wait_timeout; a
 # snapshot of a `masked = required` profile refuses while a column is
 # uncovered (ref file and HEAD unchanged), store and inline profiles alike.
 . "$(dirname "$0")/../lib.sh"
@@ -145,6 +146,18 @@ test_names_from_the_server_reach_the_terminal_escaped() {
 	if printf '%s' "$OUT" | LC_ALL=C grep -q $'[\x01-\x08\x0b-\x1f\x7f]'; then
 		fail "raw control characters reached the terminal"
 	fi
+}
+
+test_a_table_locked_by_another_session_bounds_the_wait() {
+	setup_repo
+	echo "lock_wait_timeout = 1" >>.dnadata/profiles.ini
+	hold_lock "$DB" users
+	expect_fail 1 git dnadata pii-check
+	release_lock
+	assert_contains "$ERR" "error: checking profile clean: looking for personal data in database $DB: table public.users is locked by another session: gave up after 1 s"
+	assert_contains "$ERR" "hint: another session holds or waits for an exclusive lock on it"
+	run git dnadata pii-check
+	assert_eq 1 "$RC" "once the lock is gone"
 }
 
 test_masked_required_refuses_a_snapshot_while_a_column_is_uncovered() {
