@@ -181,9 +181,19 @@ test_masked_required_refuses_a_snapshot_while_a_column_is_uncovered() {
 	# a new column nobody reviewed: refused again
 	psql_q "$DB" "ALTER TABLE products ADD COLUMN supplier_phone text"
 	head=$(git rev-parse HEAD)
+	ref=$(cat .dnadata/refs/clean)
 	expect_fail 1 git dnadata snapshot
 	assert_contains "$ERR" "column public.products.supplier_phone looks personal (phone number: its name)"
 	assert_eq "$head" "$(git rev-parse HEAD)"
+	# a dump's data is checked too (in the scratch database it is loaded into), not the working database's
+	"$DD_PG_BINDIR/pg_dump" -Fc -f "$T/db.dump" -d "$DB"
+	psql_q "$DB" "ALTER TABLE products DROP COLUMN supplier_phone"
+	expect_fail 1 git dnadata snapshot --from-dump "$T/db.dump"
+	assert_contains "$ERR" "column public.products.supplier_phone looks personal (phone number: its name)"
+	assert_eq "$head" "$(git rev-parse HEAD)"
+	assert_eq "$ref" "$(cat .dnadata/refs/clean)"
+	assert_eq "" "$(databases_like "${DB}__dnadata_load_")" "the scratch database is dropped"
+	expect_ok git dnadata snapshot
 }
 
 test_masked_required_holds_for_an_inline_profile() {
