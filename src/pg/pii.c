@@ -129,7 +129,7 @@ static const char *const people[] = {
 };
 
 /* A column name alone that is a person's name in such a table. */
-static const char *const people_names[] = { "name", "displayname", "contactname", "personname" };
+static const char *const people_names[] = { "name", "displayname", "fullname" };
 
 /*
  * The type categories (pg_type.typcategory: S string, A array, N numeric,
@@ -226,20 +226,40 @@ word_in(const char tok[][64], size_t n, const char *w, int how)
 	return 0;
 }
 
-/* Its last word (the noun: app_users, user_profiles, not user_roles) names people, singular or plural. */
+/* Does the word name people (users, customer), singular or plural? */
+static int
+people_word(const char *w)
+{
+	for (size_t k = 0; k < sizeof(people) / sizeof(people[0]); k++) {
+		size_t lp = strlen(people[k]);
+		if (!strncmp(w, people[k], lp) && (!w[lp] || !strcmp(w + lp, "s") || !strcmp(w + lp, "es")))
+			return 1;
+	}
+	return 0;
+}
+
+/* Its last word (the noun: app_users, user_profiles, not user_roles) names people. */
 static int
 people_table(const char *table)
 {
 	char tok[NAME_MAX_TOKENS][64];
 	size_t n = tokenise(table, tok);
-	const char *last = n ? tok[n - 1] : "";
 
-	for (size_t k = 0; k < sizeof(people) / sizeof(people[0]); k++) {
-		size_t lp = strlen(people[k]);
-		if (!strncmp(last, people[k], lp) && (!last[lp] || !strcmp(last + lp, "s") || !strcmp(last + lp, "es")))
+	return n && people_word(tok[n - 1]);
+}
+
+/* A person's name in any table: <people word>_name (customer_name, contact_name), a holder's, billing, shipping name. */
+static int
+persons_name(const char tok[][64], size_t n)
+{
+	static const char *const whose[] = { "holder", "cardholder", "billing", "shipping" };
+
+	if (n < 2 || strcmp(tok[n - 1], "name"))
+		return 0;
+	for (size_t i = 0; i < sizeof(whose) / sizeof(whose[0]); i++)
+		if (!strcmp(tok[n - 2], whose[i]))
 			return 1;
-	}
-	return 0;
+	return people_word(tok[n - 2]);
 }
 
 int
@@ -256,10 +276,14 @@ dd_pg_pii_name_kind(const char *table, const char *column, char category)
 	for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
 		if (word_in((const char(*)[64])tok, n, words[i].w, words[i].how))
 			return strchr(kind_categories(words[i].kind), category) && category ? (int)words[i].kind : -1;
+	if (category != 'S')
+		return -1;
+	if (persons_name((const char(*)[64])tok, n))
+		return DD_PG_PII_NAME;
 	for (size_t i = 0; i < n; i++)
 		strcat(joined, tok[i]);
 	for (size_t i = 0; i < sizeof(people_names) / sizeof(people_names[0]); i++)
-		if (!strcmp(joined, people_names[i]) && category == 'S' && people_table(table))
+		if (!strcmp(joined, people_names[i]) && people_table(table))
 			return DD_PG_PII_NAME;
 	return -1;
 }

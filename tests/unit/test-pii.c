@@ -123,6 +123,21 @@ name_is_personal_only_in_a_table_of_people(void **state)
 }
 
 static void
+a_persons_name_is_one_in_any_table(void **state)
+{
+	(void)state;
+	assert_int_equal(DD_PG_PII_NAME, KIND("orders", "customer_name", 'S'));
+	assert_int_equal(DD_PG_PII_NAME, KIND("orders", "contactName", 'S'));
+	assert_int_equal(DD_PG_PII_NAME, KIND("orders", "recipient_name", 'S'));
+	assert_int_equal(DD_PG_PII_NAME, KIND("payments", "card_holder_name", 'S'));
+	assert_int_equal(DD_PG_PII_NAME, KIND("orders", "shipping_name", 'S'));
+	assert_int_equal(DD_PG_PII_NAME, KIND("tickets", "user_name", 'S'));
+	assert_int_equal(-1, KIND("orders", "product_name", 'S'));
+	assert_int_equal(-1, KIND("orders", "customer_name", 'N'));
+	assert_int_equal(-1, KIND("orders", "customer_id", 'S'));
+}
+
+static void
 long_and_odd_names_are_safe(void **state)
 {
 	char big[4096];
@@ -189,6 +204,7 @@ main(void)
 		cmocka_unit_test(a_name_counts_only_for_a_type_that_can_hold_it),
 		cmocka_unit_test(words_inside_other_words_do_not_count),
 		cmocka_unit_test(name_is_personal_only_in_a_table_of_people),
+		cmocka_unit_test(a_persons_name_is_one_in_any_table),
 		cmocka_unit_test(long_and_odd_names_are_safe),
 		cmocka_unit_test(suggested_lines_paste_as_rules_on_the_same_column),
 	};
