@@ -248,7 +248,7 @@ people_table(const char *table)
 	return n && people_word(tok[n - 1]);
 }
 
-/* A person's name in any table: <people word>_name (customer_name, contact_name), a holder's, billing, shipping name. */
+/* A person's name in any table: <people word>_name (customer_name, contact_name); holder, billing, shipping name. */
 static int
 persons_name(const char tok[][64], size_t n)
 {
