@@ -11,8 +11,8 @@
  *     "tables": int, "columns": int, "sampled_rows": int, "sample_rows": int (per table),
  *     "uncovered": int, "covered": int,
  *     "found": [ { "schema", "table", "column", "type": str, "kind": "email"|"phone"|"name"|"address"|
- *                  "birth"|"ip"|"national_id"|"bank"|"card", "found_by": "name"|"type"|"values",
- *                  "reason": str, "sampled", "matched": int|null (found_by values),
+ *                  "birth"|"ip"|"national_id"|"bank"|"card", "found_by": "name"|"type"|"values"|"contents",
+ *                  "reason": str, "sampled", "matched": int|null (found_by values or contents),
  *                  "covered": bool, "rule": str|null (the covering mask value as written),
  *                  "rule_line": int|null, "suggested": str (a mask line) } ] }
  * "found" holds covered columns too, with or without --all.
@@ -113,7 +113,8 @@ print_text(const struct dd_profile *p, const struct dd_pii_check *chk, int all)
 static const char *
 sign_name(enum dd_pg_pii_sign s)
 {
-	return s == DD_PG_PII_BY_NAME ? "name" : s == DD_PG_PII_BY_TYPE ? "type" : "values";
+	return s == DD_PG_PII_BY_NAME ? "name" : s == DD_PG_PII_BY_TYPE ? "type" : s == DD_PG_PII_BY_VALUES ? "values"
+													: "contents";
 }
 
 static void
@@ -129,7 +130,7 @@ json_column(struct dd_json *j, const struct dd_pg_pii_column *c, const struct dd
 	dd_json_str(j, "kind", dd_pg_pii_kind_name(c->kind));
 	dd_json_str(j, "found_by", sign_name(c->sign));
 	dd_json_str(j, "reason", c->reason);
-	if (c->sign == DD_PG_PII_BY_VALUES) {
+	if (c->sign == DD_PG_PII_BY_VALUES || c->sign == DD_PG_PII_BY_CONTENTS) {
 		dd_json_int(j, "sampled", c->sampled);
 		dd_json_int(j, "matched", c->matched);
 	} else {

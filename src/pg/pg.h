@@ -382,8 +382,8 @@ enum dd_pg_pii_kind {
 	DD_PG_PII_BANK,        /* IBAN, bank account */
 	DD_PG_PII_CARD,        /* payment card number, CVV */
 };
-/* How it was found. */
-enum dd_pg_pii_sign { DD_PG_PII_BY_NAME, DD_PG_PII_BY_TYPE, DD_PG_PII_BY_VALUES };
+/* How it was found (BY_CONTENTS: its values are text or documents that hold e-mail addresses). */
+enum dd_pg_pii_sign { DD_PG_PII_BY_NAME, DD_PG_PII_BY_TYPE, DD_PG_PII_BY_VALUES, DD_PG_PII_BY_CONTENTS };
 
 /* A column is reported by its values when at least this many percent of its sampled values fit one shape. */
 #define DD_PG_PII_SHARE 10
@@ -403,7 +403,7 @@ struct dd_pg_pii_column {
 	int notnull;
 	enum dd_pg_pii_kind kind;
 	enum dd_pg_pii_sign sign;
-	unsigned sampled, matched;          /* BY_VALUES: non-empty values sampled, how many fit */
+	unsigned sampled, matched;          /* BY_VALUES, BY_CONTENTS: non-empty values sampled, how many fit */
 	char *reason;                       /* "92% of 200 sampled values look like e-mail addresses" */
 };
 

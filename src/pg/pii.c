@@ -18,17 +18,21 @@
  *     columns are matched whole, on the server, against the shapes of
  *     e-mail addresses, IPv4/IPv6 addresses, card numbers (with their Luhn
  *     check), IBANs (with their mod-97 check), US SSNs and phone numbers,
- *     each value counted for the first shape it fits. A column is reported
- *     when at least DD_PG_PII_SHARE percent of its non-empty sampled values
- *     fit one shape; the reason names the most frequent one.
+ *     each value counted for the first shape it fits; failing those, a text
+ *     or a json/jsonb document of at most DOC_MAX_BYTES (as stored) is
+ *     searched for an e-mail address anywhere in it (its contents; a text
+ *     also at most 8 * DOC_MAX_BYTES long). A column is reported when
+ *     at least DD_PG_PII_SHARE percent of its non-empty sampled values fit
+ *     one class; the reason names the most frequent one.
  *
  * Cost: one catalog query, then per table one column query and (when it
- * has text columns) one sample query of at most `sample_rows` rows: the
+ * has text or JSON columns) one sample query of at most `sample_rows` rows: the
  * first rows of a table whose statistics are unknown or small, else rows of
  * pages TABLESAMPLE SYSTEM picks (REPEATABLE, so an unchanged table gives
  * the same answer), about 2 * sample_rows rows' worth of pages: the same
  * for a 1 GB table as for a 1 TB one. A value longer than 254 bytes (no
- * e-mail address or phone number is) is neither detoasted nor matched.
+ * e-mail address or phone number is) is not matched whole, and one stored
+ * in more than DOC_MAX_BYTES is neither detoasted nor searched.
  *
  * Safety on a production primary or a hot standby: one REPEATABLE READ,
  * READ ONLY transaction; the only locks are the ACCESS SHARE ones the
@@ -51,6 +55,7 @@
 
 #define NAME_MAX_TOKENS 16
 #define VALUE_MAX_BYTES 254
+#define DOC_MAX_BYTES 8192
 
 /* ---- names (pure) ---- */
 
@@ -293,11 +298,20 @@ dd_pg_pii_name_kind(const char *table, const char *column, char category)
 struct col {
 	char *name, *qname, *type;
 	char category;
+	int doc;              /* json or jsonb: its text is searched, never matched whole */
 	int notnull;
 	int kind;             /* -1: none found (yet) */
 	enum dd_pg_pii_sign sign;
+	int cls;              /* BY_VALUES, BY_CONTENTS: the value class (class_kind[]) */
 	unsigned sampled, matched;
 };
+
+/* Are its values looked at: text, or a JSON document, that neither its name nor its type marked? */
+static int
+sampled(const struct col *k)
+{
+	return k->kind < 0 && (k->category == 'S' || k->doc);
+}
 
 struct tbl {
 	unsigned oid;
@@ -323,7 +337,9 @@ static const char tables_sql[] =
 /* a domain's typcategory is its base type's */
 static const char columns_sql[] =
 	"SELECT a.attname, quote_ident(a.attname), format_type(a.atttypid, a.atttypmod), t.typcategory,"
-	" a.attnotnull FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid"
+	" a.attnotnull, CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END"
+	"   IN ('json'::regtype, 'jsonb'::regtype)"
+	" FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid"
 	" WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''"
 	" ORDER BY a.attnum";
 
@@ -434,6 +450,7 @@ read_columns(PGconn *c, const struct tbl *t, struct col **out, size_t *nout)
 		k->type = dd_strdup(PQgetvalue(res, row, 2));
 		k->category = PQgetvalue(res, row, 3)[0];
 		k->notnull = PQgetvalue(res, row, 4)[0] == 't';
+		k->doc = PQgetvalue(res, row, 5)[0] == 't';
 		k->kind = dd_pg_pii_name_kind(t->relname, k->name, k->category);
 		k->sign = k->category == 'I' ? DD_PG_PII_BY_TYPE : DD_PG_PII_BY_NAME;
 	}
@@ -450,7 +467,9 @@ read_columns(PGconn *c, const struct tbl *t, struct col **out, size_t *nout)
  * counts): $1 e-mail, $2 IPv4 or IPv6 (with an optional prefix length),
  * $3 card number (then Luhn), $4 IBAN without blanks, upper case (then
  * mod 97), $5 US SSN, $6 phone number (7 to 15 digits, and $7 what is
- * not one: plain numbers, decimals, dates).
+ * not one: plain numbers, decimals, dates); each matched against the whole
+ * value. Then $8: a text or JSON document of at most DOC_MAX_BYTES (as
+ * stored) that holds an e-mail address somewhere.
  */
 static const char *const patterns[] = {
 	"^[a-z0-9._%+'-]+@[a-z0-9-]+(\\.[a-z0-9-]+)*\\.[a-z]{2,63}$",
@@ -462,15 +481,20 @@ static const char *const patterns[] = {
 	"^(?!000|666)[0-8][0-9]{2}-(?!00)[0-9]{2}-(?!0000)[0-9]{4}$",
 	"^\\+?\\(?[0-9][0-9 ().-]{5,18}[0-9]$",
 	"^[0-9]+$|^[0-9]+\\.[0-9]+$|^[0-9]{4}[./-][0-9]{1,2}[./-][0-9]{1,2}$|^[0-9]{1,2}[./-][0-9]{1,2}[./-][0-9]{2,4}$",
+	"[a-z0-9_%+'-]@[a-z0-9-]+(\\.[a-z0-9-]+)*\\.[a-z]{2,63}",
 };
-#define NCLASSES 6
+#define NPATTERNS 8
+#define NCLASSES 7
+#define CONTENTS_CLASS 6
 
 static const enum dd_pg_pii_kind class_kind[NCLASSES] = {
 	DD_PG_PII_EMAIL, DD_PG_PII_IP, DD_PG_PII_CARD, DD_PG_PII_BANK, DD_PG_PII_NATIONAL_ID, DD_PG_PII_PHONE,
+	DD_PG_PII_EMAIL,
 };
 static const char *const class_text[NCLASSES] = {
-	"e-mail addresses", "IP addresses", "card numbers that pass the Luhn check", "IBANs with valid check digits",
-	"US social security numbers", "phone numbers",
+	"look like e-mail addresses", "look like IP addresses", "look like card numbers that pass the Luhn check",
+	"look like IBANs with valid check digits", "look like US social security numbers", "look like phone numbers",
+	"contain e-mail addresses",
 };
 
 /* The per-value part of the sample query: class z.c of value k.v (d: its digits, u: its IBAN form). */
@@ -487,6 +511,7 @@ static const char classify_sql[] =
 	"    WITH ORDINALITY r(ch, o))::numeric % 97 = 1 ELSE false END THEN 4"
 	"  WHEN k.v ~ $5 THEN 5"
 	"  WHEN k.v ~ $6 AND k.v !~ $7 AND length(w.d) BETWEEN 7 AND 15 THEN 6"
+	"  WHEN CASE WHEN strpos(k.x, '@') > 0 THEN k.x ~* $8 ELSE false END THEN 7"
 	"  END OFFSET 0) z(c)"; /* OFFSET 0: computed once per value, not once per count(*) FILTER */
 
 /*
@@ -521,26 +546,37 @@ sample_sql(const struct tbl *t, const struct col *cols, size_t n, int rows)
 	struct dd_buf sql = DD_BUF_INIT;
 	int first = 1;
 
-	dd_buf_puts(&sql, "SELECT k.i, count(*), count(*) FILTER (WHERE k.long OR k.v <> '')");
+	dd_buf_puts(&sql, "SELECT k.i, count(*), count(*) FILTER (WHERE k.p AND coalesce(k.v <> '', true))");
 	for (int c = 1; c <= NCLASSES; c++)
 		dd_buf_printf(&sql, ", count(*) FILTER (WHERE z.c = %d)", c);
 	dd_buf_puts(&sql, " FROM (SELECT ");
 	for (size_t i = 0; i < n; i++)
-		if (cols[i].kind < 0 && cols[i].category == 'S') {
+		if (sampled(&cols[i])) {
 			dd_buf_printf(&sql, "%s%s", first ? "" : ", ", cols[i].qname);
 			first = 0;
 		}
 	sample_from(&sql, t, rows);
 	dd_buf_puts(&sql, " CROSS JOIN LATERAL (VALUES ");
 	first = 1;
-	for (size_t i = 0; i < n; i++)
-		if (cols[i].kind < 0 && cols[i].category == 'S') {
-			dd_buf_printf(&sql, "%s(%zu, CASE WHEN octet_length(s.%s::text) <= %d THEN btrim(s.%s::text) END,"
-				      " coalesce(octet_length(s.%s::text) > %d, false))", first ? "" : ", ", i,
-				      cols[i].qname, VALUE_MAX_BYTES, cols[i].qname, cols[i].qname, VALUE_MAX_BYTES);
-			first = 0;
-		}
-	dd_buf_puts(&sql, ") k(i, v, long)");
+	for (size_t i = 0; i < n; i++) {
+		const char *q = cols[i].qname;
+		if (!sampled(&cols[i]))
+			continue;
+		/* i; v: the whole value, trimmed, when short text; p: not null; x: the text of a small document */
+		dd_buf_printf(&sql, "%s(%zu, ", first ? "" : ", ", i);
+		if (cols[i].doc)
+			dd_buf_puts(&sql, "NULL::text, ");
+		else
+			dd_buf_printf(&sql, "CASE WHEN octet_length(s.%s::text) <= %d THEN btrim(s.%s::text) END, ", q,
+				      VALUE_MAX_BYTES, q);
+		/* text: its length is known without detoasting it, a document's only as stored */
+		dd_buf_printf(&sql, "s.%s IS NOT NULL, CASE WHEN pg_column_size(s.%s) <= %d", q, q, DOC_MAX_BYTES);
+		if (!cols[i].doc)
+			dd_buf_printf(&sql, " AND octet_length(s.%s::text) <= %d", q, 8 * DOC_MAX_BYTES);
+		dd_buf_printf(&sql, " THEN s.%s::text END)", q);
+		first = 0;
+	}
+	dd_buf_puts(&sql, ") k(i, v, p, x)");
 	dd_buf_puts(&sql, classify_sql);
 	dd_buf_puts(&sql, " GROUP BY k.i");
 	return dd_buf_detach(&sql, NULL);
@@ -574,11 +610,11 @@ sample_values(PGconn *c, const struct tbl *t, struct col *cols, size_t n, const 
 	size_t want = 0;
 
 	for (size_t i = 0; i < n; i++)
-		want += cols[i].kind < 0 && cols[i].category == 'S';
+		want += sampled(&cols[i]);
 	if (!want || o->sample_rows <= 0)
 		return 0;
 	sql = sample_sql(t, cols, n, o->sample_rows);
-	res = PQexecParams(c, sql, 7, NULL, patterns, NULL, NULL, 0);
+	res = PQexecParams(c, sql, NPATTERNS, NULL, patterns, NULL, NULL, 0);
 	free(sql);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
 		sample_failed(c, res, t, o);
@@ -601,7 +637,8 @@ sample_values(PGconn *c, const struct tbl *t, struct col *cols, size_t n, const 
 		if (which < 0 || best * 100 < (unsigned long)DD_PG_PII_SHARE * nonempty)
 			continue;
 		cols[i].kind = (int)class_kind[which];
-		cols[i].sign = DD_PG_PII_BY_VALUES;
+		cols[i].sign = which == CONTENTS_CLASS ? DD_PG_PII_BY_CONTENTS : DD_PG_PII_BY_VALUES;
+		cols[i].cls = which;
 		cols[i].matched = (unsigned)best;
 	}
 	PQclear(res);
@@ -617,12 +654,8 @@ reason_text(const struct col *k)
 		return dd_asprintf("its type, %s", k->type);
 	if (k->sign == DD_PG_PII_BY_NAME)
 		return dd_strdup("its name");
-	for (int c = 0; c < NCLASSES; c++)
-		if (class_kind[c] == (enum dd_pg_pii_kind)k->kind)
-			return dd_asprintf("%u%% of %u sampled values look like %s",
-					   (unsigned)((k->matched * 100ULL) / (k->sampled ? k->sampled : 1)), k->sampled,
-					   class_text[c]);
-	return dd_strdup("?");
+	return dd_asprintf("%u%% of %u sampled values %s", (unsigned)((k->matched * 100ULL) / (k->sampled ? k->sampled : 1)),
+			   k->sampled, class_text[k->cls]);
 }
 
 static void

@@ -90,10 +90,16 @@ put_ident(struct dd_buf *b, const char *s)
 	dd_buf_putc(b, '"');
 }
 
-/* A first guess: fake values where they exist, hash where uniqueness and joins may matter, else null. */
+/*
+ * A first guess: fake values where they exist, hash where uniqueness and
+ * joins may matter, else null (redact when NOT NULL); a text or document
+ * that holds e-mail addresses somewhere is no e-mail address: null/redact.
+ */
 static const char *
 suggest_rule(const struct dd_pg_pii_column *c)
 {
+	if (c->sign == DD_PG_PII_BY_CONTENTS)
+		return c->notnull ? "redact" : "null";
 	switch (c->kind) {
 	case DD_PG_PII_EMAIL: return "fake_email";
 	case DD_PG_PII_PHONE: return "fake_phone";

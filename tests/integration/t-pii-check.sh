@@ -3,7 +3,8 @@
 # on a real server: columns that look personal by name (email), by type
 # (inet) and by sampled values (a `contact` column holding e-mail
 # addresses, on a table small enough to read its first rows and on one
-# large enough to be sampled by TABLESAMPLE); a mask rule of any kind,
+# large enough to be sampled by TABLESAMPLE; text and jsonb documents
+# holding them); a mask rule of any kind,
 # `keep` included, covers a column; exit 0 / 1 like a linter; --json;
 # what exclude_tables and exclude_data leave out is not looked at; a
 # locked table is waited for at most lock_wait_timeout; a
@@ -85,6 +86,20 @@ test_json_lists_what_was_found_and_what_covers_it() {
 	assert_eq '[["users", "email", "email", "name", true, "users.email keep", null], ["users", "contact", "email", "values", false, null, 200], ["users", "last_ip", "ip", "type", false, null, null]]' \
 		"$(json_get '[[c["table"], c["column"], c["kind"], c["found_by"], c["covered"], c["rule"], c["sampled"]] for c in d["found"]]')"
 	assert_eq '"mask = public.users.contact fake_email"' "$(json_get 'd["found"][1]["suggested"]')"
+}
+
+test_text_and_documents_holding_e_mail_addresses_are_found() {
+	setup_repo
+	psql_q "$DB" "CREATE TABLE tickets (id int PRIMARY KEY, body text, meta jsonb NOT NULL, title text, huge text);
+		INSERT INTO tickets SELECT i, CASE WHEN i % 4 = 0 THEN 'Please reply to ann' || i || '@corp.example.org soon'
+			ELSE 'printer is broken' END, jsonb_build_object('reporter', jsonb_build_object('mail', 'r' || i || '@x.example')),
+			'ticket @' || i, (SELECT string_agg(md5(i::text || g::text), '') FROM generate_series(1, 400) g)
+			|| ' z' || i || '@example.com' FROM generate_series(1, 80) i"
+	run git dnadata pii-check --json
+	assert_eq 1 "$RC"
+	assert_eq '[["body", "email", "contents", 80, 20, "25% of 80 sampled values contain e-mail addresses", "mask = public.tickets.body null"], ["meta", "email", "contents", 80, 80, "100% of 80 sampled values contain e-mail addresses", "mask = public.tickets.meta redact"]]' \
+		"$(json_get '[[c["column"], c["kind"], c["found_by"], c["sampled"], c["matched"], c["reason"], c["suggested"]] for c in d["found"] if c["table"] == "tickets"]')"
+	# huge: 12 KiB of text that does not compress, beyond what is searched; title: an @ but no address
 }
 
 test_what_a_snapshot_leaves_out_is_not_looked_at() {

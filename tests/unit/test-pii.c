@@ -195,6 +195,24 @@ suggested_lines_paste_as_rules_on_the_same_column(void **state)
 	check_suggestion("public", "t$1", "_x9", DD_PG_PII_CARD, 0, "mask = public.t$1._x9 hash");
 }
 
+/* A text or document that holds e-mail addresses somewhere is not one: no fake_email over a whole document. */
+static void
+a_document_holding_addresses_is_nulled_or_redacted(void **state)
+{
+	struct dd_pg_pii_column c = { (char *)"public", (char *)"tickets", (char *)"meta", (char *)"jsonb", 0,
+				      DD_PG_PII_EMAIL, DD_PG_PII_BY_CONTENTS, 80, 80, (char *)"100%" };
+	char *line;
+
+	(void)state;
+	line = dd_workflow_pii_suggest(&c);
+	assert_string_equal("mask = public.tickets.meta null", line);
+	free(line);
+	c.notnull = 1;
+	line = dd_workflow_pii_suggest(&c);
+	assert_string_equal("mask = public.tickets.meta redact", line);
+	free(line);
+}
+
 int
 main(void)
 {
@@ -207,6 +225,7 @@ main(void)
 		cmocka_unit_test(a_persons_name_is_one_in_any_table),
 		cmocka_unit_test(long_and_odd_names_are_safe),
 		cmocka_unit_test(suggested_lines_paste_as_rules_on_the_same_column),
+		cmocka_unit_test(a_document_holding_addresses_is_nulled_or_redacted),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
