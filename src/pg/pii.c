@@ -582,14 +582,21 @@ sample_sql(const struct tbl *t, const struct col *cols, size_t n, int rows)
 	return dd_buf_detach(&sql, NULL);
 }
 
+/* The longest wait for a table's lock, in milliseconds. */
+static int
+lock_wait_ms(const struct dd_pg_pii_opts *o)
+{
+	return o->lock_wait_timeout_ms > 0 ? o->lock_wait_timeout_ms : DD_PG_LOCK_WAIT_TIMEOUT_MS;
+}
+
 static int
 sample_failed(PGconn *c, PGresult *res, const struct tbl *t, const struct dd_pg_pii_opts *o)
 {
 	const char *state = dd_pg_sqlstate(res);
 
 	if (!strcmp(state, "55P03")) {
-		dd_error("table %s is locked by another session: gave up after %d s", t->qname,
-			 o->lock_wait_timeout_ms / 1000);
+		dd_error("table %s is locked by another session: gave up after %g s", t->qname,
+			 lock_wait_ms(o) / 1000.0);
 		dd_hint("another session holds or waits for an exclusive lock on it (a migration?): run it again "
 			"once that is done, or raise lock_wait_timeout");
 		return -1;
@@ -654,8 +661,8 @@ reason_text(const struct col *k)
 		return dd_asprintf("its type, %s", k->type);
 	if (k->sign == DD_PG_PII_BY_NAME)
 		return dd_strdup("its name");
-	return dd_asprintf("%u%% of %u sampled values %s", (unsigned)((k->matched * 100ULL) / (k->sampled ? k->sampled : 1)),
-			   k->sampled, class_text[k->cls]);
+	return dd_asprintf("%u%% of %u sampled values %s",
+			   (unsigned)((k->matched * 100ULL) / (k->sampled ? k->sampled : 1)), k->sampled, class_text[k->cls]);
 }
 
 static void
@@ -710,7 +717,7 @@ out:
 static int
 begin(PGconn *c, const struct dd_pg_pii_opts *o)
 {
-	int lock_ms = o->lock_wait_timeout_ms > 0 ? o->lock_wait_timeout_ms : DD_PG_LOCK_WAIT_TIMEOUT_MS;
+	int lock_ms = lock_wait_ms(o);
 	char *sql = dd_asprintf("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY;"
 				" SET LOCAL lock_timeout = %d; SET LOCAL statement_timeout = %d;"
 				" SET LOCAL idle_in_transaction_session_timeout = 0; SET LOCAL jit = off",
