@@ -88,6 +88,35 @@ test_json_lists_what_was_found_and_what_covers_it() {
 	assert_eq '"mask = public.users.contact fake_email"' "$(json_get 'd["found"][1]["suggested"]')"
 }
 
+# value_column NAME VALUE...: a text column NAME of table shapes holding the VALUEs in turn (shapes has 24 rows).
+value_column() {
+	local name=$1 list
+	shift
+	list=$(printf "'%s'," "$@")
+	psql_q "$DB" "ALTER TABLE shapes ADD COLUMN $name text;
+		UPDATE shapes SET $name = (ARRAY[${list%,}])[id % $# + 1]"
+}
+
+test_value_shapes_and_what_only_looks_like_one() {
+	setup_repo
+	psql_q "$DB" "CREATE TABLE shapes (id int PRIMARY KEY); INSERT INTO shapes SELECT generate_series(1, 24)"
+	value_column c1 '+44 20 7946 0958' '(212) 555-0199' '030 12345678' '+4915112345678' '06 12 34 56 78' \
+		'+1-202-555-0143'
+	value_column c2 192.168.1.20 10.0.0.1 2001:db8::1 fe80::1ff:fe23:4567:890a 2001:0db8:0000:0000:0000:ff00:0042:8329
+	value_column c3 DE89370400440532013000 'GB82 WEST 1234 5698 7654 32' FR1420041010050500013M02606 NL91ABNA0417164300
+	value_column c4 '4539 1488 0343 6467' 4111111111111111 5500-0000-0000-0004 378282246310005
+	value_column c5 123-45-6789 078-05-1120 219-09-9999
+	# not what they look like: dates, times, numbers, versions, references, ids, failed check digits
+	value_column n1 2024-01-31 31.01.2024 12:30:00 '2024-01-31 12:30' 1/2/2024
+	value_column n2 12345678 1234.5678 -42 1e10 3.14159 0.5
+	value_column n3 1.2.3 v2.0.1 ORD-2024-000123 INV/2024/55 a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11
+	value_column n4 DE00370400440532013000 GB00WEST12345698765432 '4539 1488 0343 6468' 4111111111111112
+	run git dnadata pii-check --json
+	assert_eq 1 "$RC"
+	assert_eq '[["c1", "phone", "100% of 24 sampled values look like phone numbers"], ["c2", "ip", "100% of 24 sampled values look like IP addresses"], ["c3", "bank", "100% of 24 sampled values look like IBANs with valid check digits"], ["c4", "card", "100% of 24 sampled values look like card numbers that pass the Luhn check"], ["c5", "national_id", "100% of 24 sampled values look like US social security numbers"]]' \
+		"$(json_get '[[c["column"], c["kind"], c["reason"]] for c in d["found"] if c["table"] == "shapes"]')"
+}
+
 test_text_and_documents_holding_e_mail_addresses_are_found() {
 	setup_repo
 	psql_q "$DB" "CREATE TABLE tickets (id int PRIMARY KEY, body text, meta jsonb NOT NULL, title text, huge text);
