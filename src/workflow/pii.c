@@ -143,7 +143,8 @@ dd_workflow_pii_required(const struct dd_config *cfg, const struct dd_profile *p
 	if (c) {
 		char more[64] = "";
 		if (chk.uncovered > 1)
-			snprintf(more, sizeof(more), " (and %zu more such columns)", chk.uncovered - 1);
+			snprintf(more, sizeof(more), " (and %zu more such column%s)", chk.uncovered - 1,
+				 chk.uncovered == 2 ? "" : "s");
 		dd_error("profile %s has masked = required, but column %s.%s.%s looks personal (%s: %s) and no mask rule "
 			 "names it%s", p->name, c->schema, c->table, c->column, dd_pg_pii_kind_text(c->kind), c->reason,
 			 more);
