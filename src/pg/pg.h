@@ -368,6 +368,73 @@ int dd_pg_server_version(const char *conninfo, int *version, char **text);
  */
 int dd_pg_tool_find(const char *tool, int server_major, char **path, int *version);
 
+/* ---- personal data (pii.c, issue 21): columns that look personal ---- */
+
+/* What a column looks like it holds. */
+enum dd_pg_pii_kind {
+	DD_PG_PII_EMAIL,
+	DD_PG_PII_PHONE,
+	DD_PG_PII_NAME,
+	DD_PG_PII_ADDRESS,
+	DD_PG_PII_BIRTH,
+	DD_PG_PII_IP,
+	DD_PG_PII_NATIONAL_ID, /* SSN, passport, tax id, driver's licence */
+	DD_PG_PII_BANK,        /* IBAN, bank account */
+	DD_PG_PII_CARD,        /* payment card number, CVV */
+};
+/* How it was found (BY_CONTENTS: its values are text or documents that hold e-mail addresses). */
+enum dd_pg_pii_sign { DD_PG_PII_BY_NAME, DD_PG_PII_BY_TYPE, DD_PG_PII_BY_VALUES, DD_PG_PII_BY_CONTENTS };
+
+/* A column is reported by its values when at least this many percent of its sampled values fit one shape. */
+#define DD_PG_PII_SHARE 10
+#define DD_PG_PII_SAMPLE_ROWS 1000
+
+struct dd_pg_pii_opts {
+	const char *conninfo;
+	const char *const *exclude_tables;  /* as dd_pg_snapshot_opts: what a snapshot leaves out is not looked at */
+	const char *const *exclude_data;
+	int sample_rows;                    /* rows sampled per table; 0 = names and types only */
+	int lock_wait_timeout_ms;           /* longest wait for a table's ACCESS SHARE lock; 0 = the default */
+};
+
+struct dd_pg_pii_column {
+	char *schema, *table, *column;      /* as the server names them */
+	char *type;                         /* format_type() */
+	int notnull;
+	enum dd_pg_pii_kind kind;
+	enum dd_pg_pii_sign sign;
+	unsigned sampled, matched;          /* BY_VALUES, BY_CONTENTS: non-empty values sampled, how many fit */
+	char *reason;                       /* "92% of 200 sampled values look like e-mail addresses" */
+};
+
+struct dd_pg_pii_report {
+	struct dd_pg_pii_column *cols;      /* in table then column order */
+	size_t ncols;
+	size_t tables, columns;             /* looked at */
+	size_t sampled_rows;
+	double seconds;
+	char database[128];
+};
+
+/*
+ * The columns of the tables a snapshot of o->conninfo would capture that
+ * look personal, by type, name or sampled values (pii.c's header says
+ * how), in one READ ONLY transaction that takes ACCESS SHARE locks only.
+ * 0 (release `r`) or -1.
+ */
+int dd_pg_pii_scan(const struct dd_pg_pii_opts *o, struct dd_pg_pii_report *r);
+void dd_pg_pii_report_release(struct dd_pg_pii_report *r);
+/*
+ * The kind column `column` of table `table` looks like by its name, for a
+ * type of category `category` (pg_type.typcategory: 'S' text, 'N', 'D',
+ * 'I' inet/cidr...), or -1. Pure.
+ */
+int dd_pg_pii_name_kind(const char *table, const char *column, char category);
+/* "email", "phone", "name", "address", "birth", "ip", "national_id", "bank", "card" (JSON) */
+const char *dd_pg_pii_kind_name(enum dd_pg_pii_kind kind);
+/* "e-mail address", "phone number", ... (people) */
+const char *dd_pg_pii_kind_text(enum dd_pg_pii_kind kind);
+
 /* ---- state (state.c): what each working database holds, its stashes; see pg/state.h ---- */
 
 #endif

@@ -36,6 +36,7 @@
  */
 #include "workflow/workflow.h"
 #include "workflow/internal.h"
+#include "workflow/pii.h"
 #include "config/config.h"
 #include "git/commit.h"
 #include "git/ref.h"
@@ -452,6 +453,9 @@ snapshot_profile(struct dd_repo *repo, const struct dd_config *cfg, const struct
 			"unmasked snapshot");
 		goto out;
 	}
+	/* masked = required: every column that looks personal has a rule, or nothing is captured */
+	if (p->masked == DD_MASKED_REQUIRED && dd_workflow_pii_required(cfg, p, source_db) < 0)
+		goto out;
 	if (p->is_inline) { /* its data goes to git, not the store (inline.c) */
 		rc = dd_inline_snapshot(repo, cfg, p, source_db, flags, msg, id_out);
 		goto out;
