@@ -203,7 +203,7 @@ rule_expr(const struct dd_pg_mask_rule *r, const struct col *c, struct dd_buf *o
 				      fake, c->qname);
 		else if (r->kind == DD_PG_MASK_FAKE_NAME)
 			dd_buf_printf(out,
-				      "(SELECT %s[1 + get_byte(h, 0) %% 32] || ' ' || %s[1 + get_byte(h, 1) %% 32] FROM "
+				      "(SELECT (%s)[1 + get_byte(h, 0) %% 32] || ' ' || (%s)[1 + get_byte(h, 1) %% 32] FROM "
 				      "(SELECT " HMAC_OPEN "convert_to('%s' || %s::text, 'UTF8')" HMAC_CLOSE
 				      " AS h OFFSET 0) f)",
 				      first_names, last_names, fake, c->qname);
