@@ -20,7 +20,7 @@
  * the same text wherever it is; an integer goes through a keyed Feistel
  * permutation of its type's range (4 rounds on the two halves, round
  * function from the HMAC), so a unique column stays unique and a join on
- * a hashed key still matches. Formats in docs/FORMAT.md §7.3.
+ * a hashed key still matches. Formats in docs/FORMAT.md §7, "Masked columns".
  *
  * Every error names the rule as written and its profiles.ini line.
  * Constraint checks (dd_pg_mask_check) run over the masked rows before

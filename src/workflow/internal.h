@@ -122,7 +122,7 @@ struct dd_workflow_masks {
 /*
  * The rules' hash: sha256 hex of a canonical text of every rule that
  * applies (mask rules but keep, sorted; the subset and subset_others
- * keys), "" when none does; *n: the mask rules that apply. FORMAT.md §7.3.
+ * keys), "" when none does; *n: the mask rules that apply. FORMAT.md §7, "Masked columns".
  */
 void dd_workflow_masks_hash(const struct dd_profile *p, char out[65], size_t *n);
 /* Fill m from p (st: the store the snapshot goes to, for the key; NULL: no key). */

@@ -314,7 +314,7 @@ dump_to_store(struct dd_store *st, struct dd_repo *repo, const struct dd_config 
 	o.nmasks = masks.nrules;
 	o.mask_key = masks.key;
 	o.rules_hash = masks.hash;
-	if (*masks.hash) /* whoever restores it knows (FORMAT.md §7.3) */
+	if (*masks.hash) /* whoever restores it knows (FORMAT.md §7, "Masked columns") */
 		dd_snapshot_set_meta(sw, "masked", masks.hash);
 	if (dd_pg_snapshot(sw, &o, stats) < 0) {
 		dd_snapshot_abort(sw);

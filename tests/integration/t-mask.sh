@@ -55,6 +55,9 @@ test_masked_values_reach_neither_the_store_nor_the_restore() {
 	expect_ok git dnadata snapshot
 	assert_contains "$(cat .dnadata/refs/clean)" "masked "
 	assert_contains "$(cat .dnadata/refs/clean)" "(8 rules)"
+	expect_ok git dnadata log --oneline -n 1
+	assert_contains "$OUT" "masked "
+	assert_contains "$OUT" "(8 rules)"
 	# deterministic: the same data and rules give the same snapshot id
 	local id
 	id=$(sed -n 's/^snapshot //p' .dnadata/refs/clean)
