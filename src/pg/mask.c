@@ -56,6 +56,7 @@ struct col {
 
 struct mtab {
 	unsigned oid;
+	char relkind;             /* 'r' (its COPY is masked), or 'p' (partitioned: for the constraint checks) */
 	char *qname, *relname;
 	struct col *cols;
 	size_t ncols;
@@ -371,6 +372,7 @@ build_table(PGconn *c, const struct dd_pg_mask_table *t, const struct dd_pg_mask
 	size_t nexprs = 0;
 
 	mt->oid = t->oid;
+	mt->relkind = t->relkind;
 	mt->qname = dd_strdup(t->qname);
 	mt->relname = dd_strdup(t->relname);
 	if (read_columns(c, t, mt) < 0)
@@ -470,7 +472,8 @@ dd_pg_mask_resolve(PGconn *c, const struct dd_pg_snapshot_opts *o, const struct 
 	for (size_t i = 0; i < n; i++) {
 		const struct dd_pg_mask_table *t = &tabs[i];
 		size_t nr = 0;
-		if (t->relkind != 'r' || t->skipped)
+		/* a partitioned table has no rows of its own, but its constraints span its partitions' */
+		if ((t->relkind != 'r' && t->relkind != 'p') || t->skipped)
 			continue;
 		for (int own = 1; own >= 0; own--) /* the table's own rules first, then its ancestors' */
 			for (size_t k = 0; k < o->nmasks; k++)
@@ -499,7 +502,7 @@ dd_pg_mask_table_of(const struct dd_pg_masks *m, unsigned oid, const char **sel,
 		    int *key_masked)
 {
 	for (size_t i = 0; m && i < m->ntabs; i++)
-		if (m->tabs[i].oid == oid) {
+		if (m->tabs[i].oid == oid && m->tabs[i].relkind == 'r') {
 			*sel = m->tabs[i].sel;
 			*exprs = (const char *const *)m->tabs[i].exprs;
 			*key_masked = m->tabs[i].key_masked;
@@ -555,6 +558,13 @@ col_named(const struct mtab *mt, const char *name)
 		if (!strcmp(mt->cols[i].name, name))
 			return &mt->cols[i];
 	return NULL;
+}
+
+/* How a check reads mt's rows: a table's own ("ONLY "), a partitioned table's partitions' (""). */
+static const char *
+only(const struct mtab *mt)
+{
+	return mt->relkind == 'p' ? "" : "ONLY ";
 }
 
 /* The table's masked columns' names as a text[] literal (a query parameter). */
@@ -663,9 +673,9 @@ check_unique(PGconn *c, const struct mtab *mt, const char *names)
 		dd_buf_printf(&notnull, "ROW(%s) IS NOT NULL", PQgetvalue(res, i, 2));
 		if (!PQgetisnull(res, i, 1))
 			dd_buf_printf(&notnull, " AND (%s)", PQgetvalue(res, i, 1));
-		sql = dd_asprintf("SELECT 1 FROM (SELECT %s FROM ONLY %s) AS t WHERE %s GROUP BY %s HAVING count(*) > 1 "
+		sql = dd_asprintf("SELECT 1 FROM (SELECT %s FROM %s%s) AS t WHERE %s GROUP BY %s HAVING count(*) > 1 "
 				  "LIMIT 1",
-				  mt->sel, mt->qname, dd_buf_cstr(&notnull), PQgetvalue(res, i, 2));
+				  mt->sel, only(mt), mt->qname, dd_buf_cstr(&notnull), PQgetvalue(res, i, 2));
 		what = dd_asprintf("unique index %s of table %s (two rows get the same value)", PQgetvalue(res, i, 0),
 				   mt->qname);
 		rc = run_check(c, sql, first->rule, what);
@@ -697,8 +707,8 @@ check_checks(PGconn *c, const struct mtab *mt, const char *names)
 		char *sql, *what;
 		if (!cl->rule || cl->rule->kind != DD_PG_MASK_SQL || !(cl->notnull || cl->in_pk))
 			continue;
-		sql = dd_asprintf("SELECT 1 FROM (SELECT %s FROM ONLY %s) AS t WHERE %s IS NULL LIMIT 1", mt->sel,
-				  mt->qname, cl->qname);
+		sql = dd_asprintf("SELECT 1 FROM (SELECT %s FROM %s%s) AS t WHERE %s IS NULL LIMIT 1", mt->sel,
+				  only(mt), mt->qname, cl->qname);
 		what = dd_asprintf("NOT NULL on column %s of table %s (the expression gives NULL)", cl->name, mt->qname);
 		rc = run_check(c, sql, cl->rule, what);
 		free(sql);
@@ -714,8 +724,8 @@ check_checks(PGconn *c, const struct mtab *mt, const char *names)
 		char *sql, *what;
 		if (!cl || !cl->rule)
 			continue;
-		sql = dd_asprintf("SELECT 1 FROM (SELECT %s FROM ONLY %s) AS t WHERE NOT (%s) LIMIT 1", mt->sel,
-				  mt->qname, PQgetvalue(res, i, 1));
+		sql = dd_asprintf("SELECT 1 FROM (SELECT %s FROM %s%s) AS t WHERE NOT (%s) LIMIT 1", mt->sel,
+				  only(mt), mt->qname, PQgetvalue(res, i, 1));
 		what = dd_asprintf("CHECK constraint %s of table %s", PQgetvalue(res, i, 0), mt->qname);
 		rc = run_check(c, sql, cl->rule, what);
 		free(sql);
@@ -727,8 +737,8 @@ check_checks(PGconn *c, const struct mtab *mt, const char *names)
 
 static const char fk_sql[] =
 	"SELECT c.oid, quote_ident(c.conname), c.conrelid, c.confrelid, format('%I.%I', na.nspname, ta.relname),"
-	" format('%I.%I', nb.nspname, tb.relname), ta.relkind, tb.relkind, quote_ident(a.attname), a.attname,"
-	" quote_ident(b.attname), b.attname"
+	" format('%I.%I', nb.nspname, tb.relname), quote_ident(a.attname), a.attname, quote_ident(b.attname),"
+	" b.attname"
 	" FROM pg_constraint c CROSS JOIN LATERAL unnest(c.conkey, c.confkey) WITH ORDINALITY AS k(a1, b1, ord)"
 	" JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.a1"
 	" JOIN pg_attribute b ON b.attrelid = c.confrelid AND b.attnum = k.b1"
@@ -759,21 +769,21 @@ check_fk(PGconn *c, const struct dd_pg_masks *m, PGresult *res, int i, int j)
 	char *sql, *what;
 
 	for (int k = i; k < j; k++) {
-		const struct col *a = col_named(ta, PQgetvalue(res, k, 9)), *b = col_named(tb, PQgetvalue(res, k, 11));
+		const struct col *a = col_named(ta, PQgetvalue(res, k, 7)), *b = col_named(tb, PQgetvalue(res, k, 9));
 		if (!r)
 			r = a && a->rule ? a->rule : b && b->rule ? b->rule : NULL;
 		if ((a && a->rule) || (b && b->rule))
 			same &= same_rule(a, b);
-		dd_buf_printf(&nn, "%sx.%s IS NOT NULL", k > i ? " AND " : "", PQgetvalue(res, k, 8));
-		dd_buf_printf(&eq, "%sy.%s = x.%s", k > i ? " AND " : "", PQgetvalue(res, k, 10), PQgetvalue(res, k, 8));
+		dd_buf_printf(&nn, "%sx.%s IS NOT NULL", k > i ? " AND " : "", PQgetvalue(res, k, 6));
+		dd_buf_printf(&eq, "%sy.%s = x.%s", k > i ? " AND " : "", PQgetvalue(res, k, 8), PQgetvalue(res, k, 6));
 	}
 	rc = 0;
 	if (r && !same) {
-		/* a leaf table masked: its masked rows; any other: its rows (with its partitions' or children's) */
+		/* a masked table: its masked rows; any other: its rows (with its partitions' or children's) */
 		sql = dd_asprintf("SELECT 1 FROM (SELECT %s FROM %s%s) AS x WHERE %s AND NOT EXISTS (SELECT 1 FROM "
 				  "(SELECT %s FROM %s%s) AS y WHERE %s) LIMIT 1",
-				  ta ? ta->sel : "*", ta ? "ONLY " : "", PQgetvalue(res, i, 4), dd_buf_cstr(&nn),
-				  tb ? tb->sel : "*", tb ? "ONLY " : "", PQgetvalue(res, i, 5), dd_buf_cstr(&eq));
+				  ta ? ta->sel : "*", ta ? only(ta) : "", PQgetvalue(res, i, 4), dd_buf_cstr(&nn),
+				  tb ? tb->sel : "*", tb ? only(tb) : "", PQgetvalue(res, i, 5), dd_buf_cstr(&eq));
 		what = dd_asprintf("foreign key %s of table %s (a masked row references no row of %s; the same hash "
 				   "or fake_* rule on both sides keeps them matching)",
 				   PQgetvalue(res, i, 1), PQgetvalue(res, i, 4), PQgetvalue(res, i, 5));
