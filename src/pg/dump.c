@@ -317,7 +317,8 @@ copy_rows(PGconn *c, struct pool *p, struct item *it, struct dd_stream_writer *w
 
 	*rows = 0;
 	if (PQresultStatus(r) != PGRES_COPY_OUT) {
-		dd_pg_error(c, r);
+		if (!it->mexprs || !dd_pg_mask_error(r, it->table))
+			dd_pg_error(c, r);
 		goto out;
 	}
 	PQclear(r);
@@ -349,7 +350,8 @@ copy_rows(PGconn *c, struct pool *p, struct item *it, struct dd_stream_writer *w
 	}
 	r = PQgetResult(c);
 	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
-		dd_pg_error(c, r);
+		if (!it->mexprs || !dd_pg_mask_error(r, it->table)) /* issue 21: no unmasked value in a message */
+			dd_pg_error(c, r);
 		goto out;
 	}
 	if (batch.len) {

@@ -229,6 +229,12 @@ int dd_pg_mask_check(PGconn *c, const struct dd_pg_masks *m);
  */
 int dd_pg_mask_table_of(const struct dd_pg_masks *m, unsigned oid, const char **sel, const char *const **exprs,
 			int *key_masked);
+/*
+ * A query over masked expressions failed with `res`: 1 when its message
+ * may quote an unmasked value (a data exception, a domain's CHECK), the
+ * error then set without it, naming `table`; else 0 (nothing set).
+ */
+int dd_pg_mask_error(const PGresult *res, const char *table);
 /* Give session `c` the masking key (set_config through parameters only). 0 (also when m is NULL) or -1. */
 int dd_pg_mask_session(PGconn *c, const struct dd_pg_masks *m);
 void dd_pg_masks_free(struct dd_pg_masks *m);

@@ -540,6 +540,27 @@ dd_pg_mask_session(PGconn *c, const struct dd_pg_masks *m)
 	return 0;
 }
 
+/*
+ * A query over masked expressions failed with `res`: a data exception
+ * (SQLSTATE class 22: a cast, an sql: expression) or a domain's CHECK
+ * (23) may quote the value it failed on, unmasked. Then the error says
+ * so without the server's message (naming `table`, unless NULL), and 1;
+ * else 0 (nothing set).
+ */
+int
+dd_pg_mask_error(const PGresult *res, const char *table)
+{
+	const char *state = dd_pg_sqlstate(res);
+
+	if (strncmp(state, "22", 2) && strncmp(state, "23", 2))
+		return 0;
+	dd_error("a masked column's expression failed on a row%s%s (SQLSTATE %s; the server's message is left out: "
+		 "it may quote the unmasked value)",
+		 table ? " of " : "", table ? table : "", state);
+	dd_hint("check the sql: rules of that table against its data (or the column types); nothing was captured");
+	return 1;
+}
+
 /* ---- constraint checks over the masked rows ---- */
 
 static const struct mtab *
@@ -591,15 +612,21 @@ masked_names(const struct mtab *mt)
 	return dd_buf_detach(&b, NULL);
 }
 
-/* Run check query `sql`: 0 when it returns no row, else -1 with "the masked values break <what>" for rule r. */
+/*
+ * Run check query `sql`: 0 when it returns no row, else -1 with "the
+ * masked values break <what><more>" for rule r.
+ */
 static int
-run_check(PGconn *c, const char *sql, const struct dd_pg_mask_rule *r, const char *what)
+run_check(PGconn *c, const char *sql, const struct dd_pg_mask_rule *r, const char *what, const char *more)
 {
-	PGresult *res = dd_pg_query(c, sql, 0, NULL);
+	PGresult *res = PQexec(c, sql);
 	int rows;
 	char *why;
 
-	if (!res) {
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		if (!dd_pg_mask_error(res, NULL))
+			dd_pg_error(c, res);
+		PQclear(res);
 		why = dd_asprintf("checking %s over the masked values: %s", what, dd_error_last());
 		dd_error_clear();
 		rule_error(r, why);
@@ -610,7 +637,7 @@ run_check(PGconn *c, const char *sql, const struct dd_pg_mask_rule *r, const cha
 	PQclear(res);
 	if (!rows)
 		return 0;
-	why = dd_asprintf("the masked values break %s", what);
+	why = dd_asprintf("the masked values break %s%s", what, more);
 	rule_error(r, why);
 	dd_hint("choose a rule that keeps the constraint (hash keeps unique values unique and foreign keys "
 		"matching), or an sql: expression; nothing was captured");
@@ -676,9 +703,8 @@ check_unique(PGconn *c, const struct mtab *mt, const char *names)
 		sql = dd_asprintf("SELECT 1 FROM (SELECT %s FROM %s%s) AS t WHERE %s GROUP BY %s HAVING count(*) > 1 "
 				  "LIMIT 1",
 				  mt->sel, only(mt), mt->qname, dd_buf_cstr(&notnull), PQgetvalue(res, i, 2));
-		what = dd_asprintf("unique index %s of table %s (two rows get the same value)", PQgetvalue(res, i, 0),
-				   mt->qname);
-		rc = run_check(c, sql, first->rule, what);
+		what = dd_asprintf("unique index %s of table %s", PQgetvalue(res, i, 0), mt->qname);
+		rc = run_check(c, sql, first->rule, what, " (two rows get the same value)");
 		free(what);
 		free(sql);
 		dd_buf_release(&notnull);
@@ -709,8 +735,8 @@ check_checks(PGconn *c, const struct mtab *mt, const char *names)
 			continue;
 		sql = dd_asprintf("SELECT 1 FROM (SELECT %s FROM %s%s) AS t WHERE %s IS NULL LIMIT 1", mt->sel,
 				  only(mt), mt->qname, cl->qname);
-		what = dd_asprintf("NOT NULL on column %s of table %s (the expression gives NULL)", cl->name, mt->qname);
-		rc = run_check(c, sql, cl->rule, what);
+		what = dd_asprintf("NOT NULL on column %s of table %s", cl->name, mt->qname);
+		rc = run_check(c, sql, cl->rule, what, " (the expression gives NULL)");
 		free(sql);
 		free(what);
 	}
@@ -727,7 +753,7 @@ check_checks(PGconn *c, const struct mtab *mt, const char *names)
 		sql = dd_asprintf("SELECT 1 FROM (SELECT %s FROM %s%s) AS t WHERE NOT (%s) LIMIT 1", mt->sel,
 				  only(mt), mt->qname, PQgetvalue(res, i, 1));
 		what = dd_asprintf("CHECK constraint %s of table %s", PQgetvalue(res, i, 0), mt->qname);
-		rc = run_check(c, sql, cl->rule, what);
+		rc = run_check(c, sql, cl->rule, what, "");
 		free(sql);
 		free(what);
 	}
@@ -766,7 +792,7 @@ check_fk(PGconn *c, const struct dd_pg_masks *m, PGresult *res, int i, int j)
 	const struct dd_pg_mask_rule *r = NULL;
 	struct dd_buf nn = DD_BUF_INIT, eq = DD_BUF_INIT;
 	int same = 1, rc;
-	char *sql, *what;
+	char *sql, *what, *more;
 
 	for (int k = i; k < j; k++) {
 		const struct col *a = col_named(ta, PQgetvalue(res, k, 7)), *b = col_named(tb, PQgetvalue(res, k, 9));
@@ -784,10 +810,12 @@ check_fk(PGconn *c, const struct dd_pg_masks *m, PGresult *res, int i, int j)
 				  "(SELECT %s FROM %s%s) AS y WHERE %s) LIMIT 1",
 				  ta ? ta->sel : "*", ta ? only(ta) : "", PQgetvalue(res, i, 4), dd_buf_cstr(&nn),
 				  tb ? tb->sel : "*", tb ? only(tb) : "", PQgetvalue(res, i, 5), dd_buf_cstr(&eq));
-		what = dd_asprintf("foreign key %s of table %s (a masked row references no row of %s; the same hash "
-				   "or fake_* rule on both sides keeps them matching)",
-				   PQgetvalue(res, i, 1), PQgetvalue(res, i, 4), PQgetvalue(res, i, 5));
-		rc = run_check(c, sql, r, what);
+		what = dd_asprintf("foreign key %s of table %s", PQgetvalue(res, i, 1), PQgetvalue(res, i, 4));
+		more = dd_asprintf(" (a masked row references no row of %s; the same hash or fake_* rule on both sides "
+				   "keeps them matching)",
+				   PQgetvalue(res, i, 5));
+		rc = run_check(c, sql, r, what, more);
+		free(more);
 		free(what);
 		free(sql);
 	}

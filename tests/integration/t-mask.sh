@@ -125,6 +125,20 @@ test_a_bad_rule_fails_the_snapshot_and_commits_nothing() {
 	bad_rule "users.email sql:NULL" "the masked values break NOT NULL on column email"
 	bad_rule "orders.user_id sql:user_id + 1000" "the masked values break foreign key orders_user_id_fkey"
 	bad_rule "users.born hash" "rule hash does not apply to column born of type date (use sql:<expression>)"
+	# an expression that fails on a row: the server's message, which quotes the value, is left out
+	local head
+	head=$(git rev-parse HEAD)
+	printf 'mask = users.born sql:name::date\n' >>.dnadata/profiles.ini
+	expect_fail 1 git dnadata snapshot
+	assert_contains "$ERR" "dumping public.users: a masked column's expression failed on a row of public.users"
+	assert_not_contains "$ERR" "Realname"
+	assert_eq "$head" "$(git rev-parse HEAD)" "nothing committed (a failing expression)"
+	git checkout -q .dnadata/profiles.ini
+	printf 'mask = users.email sql:email::date\n' >>.dnadata/profiles.ini
+	expect_fail 1 git dnadata snapshot
+	assert_contains "$ERR" "checking unique index public.users_email_key of table public.users over the masked values: a masked column's expression failed on a row (SQLSTATE 22"
+	assert_not_contains "$ERR" "realmail"
+	git checkout -q .dnadata/profiles.ini
 }
 
 # master_key_parts: the hex strings that must never show: the master key, the mask subkey, its padded keys.
