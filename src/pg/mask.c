@@ -200,7 +200,7 @@ rule_expr(const struct dd_pg_mask_rule *r, const struct col *c, struct dd_buf *o
 		if (r->kind == DD_PG_MASK_FAKE_EMAIL)
 			dd_buf_printf(out,
 				      "'user-' || left(encode(" HMAC_OPEN "convert_to('%s' || %s::text, 'UTF8')" HMAC_CLOSE
-				      ", 'hex'), 10) || '@example.com'",
+				      ", 'hex'), 16) || '@example.com'",
 				      fake, c->qname);
 		else if (r->kind == DD_PG_MASK_FAKE_NAME)
 			dd_buf_printf(out,
