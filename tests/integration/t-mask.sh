@@ -63,6 +63,10 @@ test_masked_values_reach_neither_the_store_nor_the_restore() {
 	expect_ok git dnadata log --oneline -n 1
 	assert_contains "$OUT" "masked "
 	assert_contains "$OUT" "(9 rules)"
+	expect_ok git dnadata status
+	assert_contains "$OUT" ", masked "
+	expect_ok git dnadata status --json
+	assert_contains "$OUT" '"masked":"'
 	# deterministic: the same data and rules give the same snapshot id
 	local id
 	id=$(sed -n 's/^snapshot //p' .dnadata/refs/clean)
