@@ -145,7 +145,20 @@ test_a_bad_rule_fails_the_snapshot_and_commits_nothing() {
 	git checkout -q .dnadata/profiles.ini
 }
 
-# master_key_parts: the hex strings that must never show: the master key, the mask subkey, its padded keys.
+test_an_inline_profile_refuses_masking_rules() {
+	setup_shop
+	expect_ok git dnadata new-profile seed --inline
+	printf 'mask = users.email fake_email\n' >>.dnadata/profiles.ini
+	git commit -q -am "mask the inline profile"
+	local head
+	head=$(git rev-parse HEAD)
+	expect_fail 1 git dnadata snapshot seed
+	assert_contains "$ERR" "profile seed has masking rules, which this version cannot apply yet to an inline profile"
+	assert_eq "$head" "$(git rev-parse HEAD)" "nothing committed"
+	assert_no_file .dnadata/inline/seed/data.sql
+}
+
+# key_parts: the hex strings that must never show: the master key, the mask subkey, its padded keys.
 key_parts() {
 	python3 - "$(sed -n 's/^key //p' .git/dnadata/key)" <<'PY'
 import hashlib, sys
