@@ -387,7 +387,7 @@ point_ref(struct dd_repo *repo, const struct dd_profile *p, const char *rel, con
 	  const struct dd_pg_snapshot_stats *stats, const struct dd_media_stats *media, int flags, const char *msg)
 {
 	struct dd_ref *ref = dd_ref_new(id);
-	char num[32], mnum[32], mtext[96] = "", *abs = NULL, *what = NULL, rules[65];
+	char num[32], mnum[32], mtext[96] = "", *abs = NULL, *what = NULL, rules[65], mline[64];
 	size_t nrules;
 	int rc = -1;
 
@@ -396,8 +396,10 @@ point_ref(struct dd_repo *repo, const struct dd_profile *p, const char *rel, con
 	dd_ref_set_info(ref, "created", now);
 	dd_workflow_masks_hash(p, rules, &nrules);
 	if (*rules) { /* issue 21: whoever restores it knows it is masked, and by which rules */
-		snprintf(mnum, sizeof(mnum), "%.12s (%zu rule%s)", rules, nrules, nrules == 1 ? "" : "s");
-		dd_ref_set_info(ref, "masked", mnum);
+		/* the hash covers the subset keys too (FORMAT.md §7): say so when there are */
+		snprintf(mline, sizeof(mline), "%.12s (%zu rule%s%s)", rules, nrules, nrules == 1 ? "" : "s",
+			 p->subset ? ", a subset" : "");
+		dd_ref_set_info(ref, "masked", mline);
 	}
 	snprintf(num, sizeof(num), "%zu", stats->tables);
 	dd_ref_set_info(ref, "tables", num);
