@@ -117,6 +117,7 @@ bad_rule() {
 }
 
 test_a_bad_rule_fails_the_snapshot_and_commits_nothing() {
+	local line
 	setup_shop
 	expect_ok git dnadata snapshot
 	bad_rule "users.emial fake_email" "table public.users has no column emial"
@@ -142,6 +143,12 @@ test_a_bad_rule_fails_the_snapshot_and_commits_nothing() {
 	expect_fail 1 git dnadata snapshot
 	assert_contains "$ERR" "checking unique index public.users_email_key of table public.users over the masked values: a masked column's expression failed on a row (SQLSTATE 22"
 	assert_not_contains "$ERR" "realmail"
+	git checkout -q .dnadata/profiles.ini
+	# a rule on a table whose rows are not captured: a warning, and the snapshot goes on
+	printf 'exclude_data = addresses\nmask = addresses.street fake_name\n' >>.dnadata/profiles.ini
+	line=$(wc -l <.dnadata/profiles.ini)
+	expect_ok git dnadata snapshot --no-commit
+	assert_contains "$ERR" "warning: profiles.ini:$line: mask = addresses.street fake_name: table public.addresses's rows are not captured"
 	git checkout -q .dnadata/profiles.ini
 }
 
