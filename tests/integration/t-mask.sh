@@ -53,16 +53,21 @@ INI
 
 test_masked_values_reach_neither_the_store_nor_the_restore() {
 	setup_shop
+	# every int2 value, and int4/int8 ones of both signs: hash permutes each type's range
+	psql_q "$DB" "CREATE TABLE nums (a int2 PRIMARY KEY, b int4 UNIQUE, c int8 UNIQUE);
+		INSERT INTO nums SELECT i, i * 65535, i * 4294967311 FROM generate_series(-32768, 32767) i" >/dev/null
 	add_rules
+	printf 'mask = nums.a hash\nmask = nums.b hash\nmask = nums.c hash\n' >>.dnadata/profiles.ini
+	git commit -q -am "hash the numbers"
 	local joins_before
 	joins_before=$(psql_q "$DB" "SELECT count(*), count(DISTINCT o.user_id), sum(o.total)
 		FROM orders o JOIN users u ON u.id = o.user_id JOIN addresses a ON a.user_id = u.id")
 	expect_ok git dnadata snapshot
 	assert_contains "$(cat .dnadata/refs/clean)" "masked "
-	assert_contains "$(cat .dnadata/refs/clean)" "(9 rules)"
+	assert_contains "$(cat .dnadata/refs/clean)" "(12 rules)"
 	expect_ok git dnadata log --oneline -n 1
 	assert_contains "$OUT" "masked "
-	assert_contains "$OUT" "(9 rules)"
+	assert_contains "$OUT" "(12 rules)"
 	expect_ok git dnadata status
 	assert_contains "$OUT" ", masked "
 	expect_ok git dnadata status --json
@@ -95,6 +100,9 @@ test_masked_values_reach_neither_the_store_nor_the_restore() {
 		FROM orders o JOIN users u ON u.id = o.user_id JOIN addresses a ON a.user_id = u.id")" \
 		"joins on the hashed key match row for row"
 	assert_eq "200" "$(psql_q "$DB" "SELECT count(*) FROM orders WHERE user_id IS NULL")" "NULL stays NULL"
+	assert_eq "65536|65536|65536|65536|t|t" "$(psql_q "$DB" "SELECT count(*), count(DISTINCT a), count(DISTINCT b),
+		count(DISTINCT c), min(b) < 0 AND max(b) > 0, count(*) FILTER (WHERE b = a * 65535) < 10 FROM nums")" \
+		"a permutation of each integer type (restored under its unique indexes)"
 	assert_eq "1" "$(psql_q "$DB" "SELECT count(DISTINCT born) FROM users WHERE born < '1981-01-01'")" "sql: applied"
 	assert_eq "42" "$(psql_q "$DB" "SELECT count(*) FROM users WHERE vip")" "keep changes nothing"
 	assert_eq "100|0" "$(psql_q "$DB" "SELECT count(*), count(*) FILTER (WHERE email NOT LIKE 'user-%@example.com')
