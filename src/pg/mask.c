@@ -35,7 +35,6 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 /* The HMAC of bytea expression `m` (a printf format piece with one %s). */
 #define HMAC_OPEN                                                                                              \
