@@ -20,6 +20,34 @@ struct dd_store;
 struct dd_snapshot;
 struct dd_snapshot_writer;
 
+/*
+ * A masking rule as the dump applies it (issue 21; pg/mask.c): a copy of
+ * config's struct dd_mask_rule (pg includes no config header), keep rules
+ * left out. Each masked column's value is computed by the server inside
+ * the snapshot, so its unmasked value never reaches this process.
+ */
+enum dd_pg_mask_kind {
+	DD_PG_MASK_NULL = 1,
+	DD_PG_MASK_REDACT,
+	DD_PG_MASK_HASH,
+	DD_PG_MASK_FAKE_EMAIL,
+	DD_PG_MASK_FAKE_NAME,
+	DD_PG_MASK_FAKE_PHONE,
+	DD_PG_MASK_SQL,
+};
+
+struct dd_pg_mask_rule {
+	const char *schema;          /* NULL: any schema (exactly one dumped table must have the name) */
+	const char *table, *column;  /* as the server names them */
+	enum dd_pg_mask_kind kind;
+	const char *expr;            /* DD_PG_MASK_SQL: an SQL expression over the row's columns */
+	const char *text;            /* the value as written (messages) */
+	size_t line;                 /* its line in profiles.ini */
+};
+
+/* The masking key's length: a subkey of the store's key (dd_store_mask_key). */
+#define DD_PG_MASK_KEY_LEN 32
+
 /* How long a snapshot waits for a table lock by default (like pg_dump --lock-wait-timeout). */
 #define DD_PG_LOCK_WAIT_TIMEOUT_MS 30000
 
@@ -49,6 +77,18 @@ struct dd_pg_snapshot_opts {
 	const char *profile;
 	const char *prev_id;
 	const struct dd_snapshot *prev;
+	/*
+	 * Masking (issue 21): the rules, the key of hash and fake_* (needed
+	 * when nmasks > 0; it reaches each session only as a query
+	 * parameter), and the rules' hash (sha256 hex, or NULL: no rule),
+	 * which goes into the incremental options hash: a table is carried
+	 * over, or its key ranges read alone, only from a snapshot taken
+	 * with the same rules.
+	 */
+	const struct dd_pg_mask_rule *masks;
+	size_t nmasks;
+	const unsigned char *mask_key;
+	const char *rules_hash;
 };
 
 struct dd_pg_snapshot_stats {
