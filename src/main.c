@@ -35,6 +35,7 @@ extern const struct dd_command dd_cmd_install_hooks, dd_cmd_uninstall_hooks, dd_
 extern const struct dd_command dd_cmd_spare;
 extern const struct dd_command dd_cmd_schema_dump, dd_cmd_promote_schema, dd_cmd_export;
 extern const struct dd_command dd_cmd_log, dd_cmd_list, dd_cmd_diff, dd_cmd_doctor;
+extern const struct dd_command dd_cmd_pii_check;
 
 static const struct dd_command *const commands[] = {
 	&dd_cmd_init,
@@ -55,6 +56,7 @@ static const struct dd_command *const commands[] = {
 	&dd_cmd_schema_dump,
 	&dd_cmd_promote_schema,
 	&dd_cmd_export,
+	&dd_cmd_pii_check,
 	&dd_cmd_key,
 	&dd_cmd_doctor,
 	&dd_cmd_install_hooks,
@@ -172,7 +174,7 @@ report(int rc)
 
 	if (rc == 0)
 		return DD_EXIT_OK;
-	if (rc == DD_EDIFFERS) /* like `git diff --exit-code`: the answer, not an error */
+	if (rc == DD_EDIFFERS || rc == DD_EFOUND) /* like `git diff --exit-code` or a linter: the answer, not an error */
 		return DD_EXIT_FAILURE;
 	msg = dd_error_last();
 	hint = dd_error_hint();

@@ -182,6 +182,10 @@ pg_wait_no_sessions() {
 	fail "sessions still connected to $1 after $DD_WAIT_POLLS polls"
 }
 
+# strace ARG...: strace itself, for a sanitizer build too: LeakSanitizer cannot work under ptrace (it aborts
+# the traced git-dnadata at exit), so the commands traced run without leak checks.
+strace() { ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" command strace "$@"; }
+
 # start_stopped_at POINT CMD...: start CMD in the background with
 # DNADATA_FAILPOINT=POINT and wait until it has stopped itself there
 # (SIGSTOP, util/proc.c). STOPPED_PID: its pid; its output goes to

@@ -17,7 +17,8 @@
  *                    "snapshot": str|null, "inline": bool (an inline profile's ref: the id of
  *                    its files in git), "error": str|null (the ref file does not parse),
  *                    "created": str|null, "tables", "rows", "bytes", "media_files",
- *                    "media_bytes": int|null (from the ref file; null: not recorded) } ] }
+ *                    "media_bytes": int|null (from the ref file; null: not recorded),
+ *                    "masked": str|null (the ref's "masked" line: "<hash12> (N rules)", issue 21) } ] }
  */
 #include "cmd/setup.h"
 #include "dnadata.h"
@@ -104,6 +105,8 @@ describe(struct dd_buf *out, const struct dd_ref *ref)
 			dd_buf_printf(out, " (%s)", size);
 		}
 	}
+	if (ref && dd_ref_get_info(ref, "masked")) /* issue 21: "masked 3f2a9c01b7de (5 rules)" */
+		dd_buf_printf(out, "%smasked %s", out->len > start ? "; " : "", dd_ref_get_info(ref, "masked"));
 }
 
 static void
@@ -142,6 +145,7 @@ print_json_entry(struct dd_json *j, git_commit *c, const struct dd_ref *ref, int
 	json_num(j, ref, "bytes");
 	json_num(j, ref, "media_files");
 	json_num(j, ref, "media_bytes");
+	dd_json_str(j, "masked", ref ? dd_ref_get_info(ref, "masked") : NULL);
 	dd_json_object_end(j);
 }
 

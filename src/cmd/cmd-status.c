@@ -231,7 +231,7 @@ print_profiles(const struct status *st)
 		if (ps->ref_error)
 			dd_out("invalid ref: %s", ps->ref_error);
 		else if (*ps->snapshot)
-			dd_out("%.12s", ps->snapshot);
+			dd_out("%.12s%s%s", ps->snapshot, ps->masked ? ", masked " : "", ps->masked ? ps->masked : "");
 		else
 			dd_out("no snapshot yet");
 		if (ps->ref_changed)

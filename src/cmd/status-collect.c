@@ -105,6 +105,8 @@ collect_profile(struct status *st, struct profile_status *ps, const struct dd_pr
 		dd_error_clear();
 	} else if (r == 0) {
 		memcpy(ps->snapshot, ref->snapshot, sizeof(ps->snapshot));
+		if (dd_ref_get_info(ref, "masked"))
+			ps->masked = dd_strdup(dd_ref_get_info(ref, "masked"));
 	}
 	dd_ref_free(ref);
 	free(abs);
@@ -280,6 +282,7 @@ status_free(struct status *st)
 	for (size_t i = 0; i < st->nprofiles; i++) {
 		free(st->profiles[i].ref_rel);
 		free(st->profiles[i].ref_error);
+		free(st->profiles[i].masked);
 		free(st->profiles[i].database);
 		free(st->profiles[i].media_root);
 		free(st->profiles[i].media_error);

@@ -198,6 +198,7 @@ json_profile(struct dd_json *j, const struct status *st, const struct profile_st
 	dd_json_str(j, "ref", ps->ref_rel);
 	dd_json_str(j, "snapshot", *ps->snapshot ? ps->snapshot : NULL);
 	dd_json_str(j, "ref_error", ps->ref_error);
+	dd_json_str(j, "masked", ps->masked);
 	dd_json_bool(j, "ref_changed", ps->ref_changed);
 	dd_json_str(j, "media", ps->profile->media);
 	dd_json_str(j, "database", ps->database);

@@ -23,6 +23,7 @@ struct profile_status {
 	char *ref_rel;            /* .dnadata/refs/<name> */
 	char snapshot[DD_ID_HEX_LEN + 1]; /* "" = no snapshot yet */
 	char *ref_error;          /* the ref file exists but does not parse */
+	char *masked;             /* the ref's "masked" line ("<hash12> (N rules)", issue 21), or NULL */
 	int ref_changed;          /* differs from HEAD (staged, modified, new or deleted) */
 	char *database;           /* redacted */
 	char *media_root;         /* the media folder, absolute; NULL: none */

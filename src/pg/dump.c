@@ -93,6 +93,9 @@ struct item {
 	char *sql;
 	char *table;          /* attr "table" (NULL for large objects) */
 	char *cols;           /* attr "columns" */
+	const char *sel;      /* the select list: cols, or with masked columns' expressions (issue 21; mask.c) */
+	const char *const *mexprs; /* masked: one value expression per column (markers_list), else NULL */
+	int key_masked;       /* a primary-key column is masked: no key ranges */
 	int64_t est;
 	int warn_no_pk;
 	const struct dd_stream_info *prev; /* this stream in the previous snapshot (o->prev), or NULL */
@@ -123,6 +126,7 @@ struct pool {
 	int64_t total_est;    /* sum of the items' estimates, for the ETA */
 	const char *lock_timeout;  /* SET lock_timeout value for the workers' sessions */
 	char *queued_table;   /* under w.lock: a table whose NOWAIT lock failed (a conflicting request queued) */
+	const struct dd_pg_masks *masks; /* issue 21: every session gets the masking key, or NULL */
 };
 
 /* Count `len` more bytes of `it` (the progress line reads them under the same lock). */
@@ -315,7 +319,8 @@ copy_rows(PGconn *c, struct pool *p, struct item *it, struct dd_stream_writer *w
 
 	*rows = 0;
 	if (PQresultStatus(r) != PGRES_COPY_OUT) {
-		dd_pg_error(c, r);
+		if (!it->mexprs || !dd_pg_mask_error(r, it->table))
+			dd_pg_error(c, r);
 		goto out;
 	}
 	PQclear(r);
@@ -347,7 +352,8 @@ copy_rows(PGconn *c, struct pool *p, struct item *it, struct dd_stream_writer *w
 	}
 	r = PQgetResult(c);
 	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
-		dd_pg_error(c, r);
+		if (!it->mexprs || !dd_pg_mask_error(r, it->table)) /* issue 21: no unmasked value in a message */
+			dd_pg_error(c, r);
 		goto out;
 	}
 	if (batch.len) {
@@ -649,7 +655,7 @@ write_changed(PGconn *c, struct pool *p, struct item *it, struct dd_stream_write
 
 	for (size_t k = i; k <= j; k++)
 		want += sg[k].now;
-	sql = dd_asprintf("COPY (SELECT %s FROM ONLY %s%s ORDER BY %s) TO STDOUT", it->cols, it->qtable, where, it->pk);
+	sql = dd_asprintf("COPY (SELECT %s FROM ONLY %s%s ORDER BY %s) TO STDOUT", it->sel, it->qtable, where, it->pk);
 	rc = copy_rows(c, p, it, w, sql, sm, &rows);
 	if (rc == 0 && (int64_t)rows != want) {
 		*why = dd_asprintf("range %zu-%zu has %" PRIu64 " rows, the detection counted %" PRId64, i, j, rows, want);
@@ -695,7 +701,9 @@ markers_list(const struct item *it, const char *changed)
 
 	for (size_t k = 0; k < it->nkeys; k++)
 		dd_buf_printf(&b, "%s%s", k ? ", " : "", it->keys[k].name);
-	while (*s) { /* it->cols: quote_ident()s joined by ", " */
+	for (size_t i = 0; it->mexprs && it->mexprs[i]; i++) /* masked columns' expressions (issue 21) */
+		dd_buf_printf(&b, ", CASE WHEN %s THEN %s END", changed, it->mexprs[i]);
+	while (!it->mexprs && *s) { /* it->cols: quote_ident()s joined by ", " */
 		q = s;
 		if (*q == '"') {
 			for (q++; *q && !(*q == '"' && q[1] != '"'); q += *q == '"' ? 2 : 1)
@@ -711,7 +719,7 @@ markers_list(const struct item *it, const char *changed)
 			break;
 		s = *q ? q + 2 : q;
 	}
-	if (*s || !*it->cols) {
+	if ((!it->mexprs && *s) || !*it->cols) {
 		dd_buf_release(&b);
 		return NULL;
 	}
@@ -1160,7 +1168,8 @@ worker(void *arg)
 	struct pool *p = arg;
 	PGconn *c = NULL;
 
-	if (dd_pg_connect(&c, p->conninfo, NULL) < 0 || begin_in_snapshot(c, p->snapshot_id, p->lock_timeout) < 0) {
+	if (dd_pg_connect(&c, p->conninfo, NULL) < 0 || begin_in_snapshot(c, p->snapshot_id, p->lock_timeout) < 0 ||
+	    dd_pg_mask_session(c, p->masks) < 0) {
 		dd_pg_workers_fail(&p->w);
 		goto out;
 	}
@@ -1480,6 +1489,7 @@ struct snap {
 	int sect_started[2];
 	struct dd_buf seqs;
 	size_t nseq;
+	struct dd_pg_masks *masks;        /* issue 21: the resolved masking rules, or NULL */
 	struct item *items;
 	size_t nitems;
 	struct pool pool;
@@ -1537,8 +1547,7 @@ take_incr(struct snap *s)
 		return -1;
 	s->have_now = r == 1;
 	if (s->have_now) {
-		dd_pg_incr_options(o->exclude_tables, o->exclude_data, s->incr_now.options);
-		dd_pg_subset_options(o->subset, s->incr_now.options);
+		dd_pg_incr_options(o->exclude_tables, o->exclude_data, o->rules_hash, s->incr_now.options);
 		s->incr_now.pgdump = (uint64_t)s->pgdump.version;
 	}
 	return 0;
@@ -2003,6 +2012,32 @@ bad:
 	return -1;
 }
 
+/*
+ * Step 4b (issue 21): the masking rules resolved in the snapshot, the
+ * masked tables' select lists, the constraints checked over the masked
+ * rows; all before any COPY, while pg_dump writes the schema.
+ */
+static int
+mask_tables(struct snap *s)
+{
+	struct dd_pg_mask_table *t;
+	int rc;
+
+	if (!s->o->nmasks)
+		return 0;
+	t = dd_calloc(s->nrels + 1, sizeof(*t));
+	for (size_t i = 0; i < s->nrels; i++) {
+		const struct rel *r = &s->rels[i];
+		t[i] = (struct dd_pg_mask_table){ r->oid, r->nspname, r->relname, r->qname, r->relkind,
+						  r->excluded || r->no_data, r->parents, r->nparents };
+	}
+	rc = dd_pg_mask_resolve(s->c, s->o, t, s->nrels, &s->masks);
+	free(t);
+	if (rc == 0 && s->masks)
+		rc = dd_pg_mask_check(s->c, s->masks);
+	return rc;
+}
+
 /* Step 5a: the COPY queue, largest table first, and large objects. */
 static int
 queue_table_data(struct snap *s)
@@ -2020,11 +2055,15 @@ queue_table_data(struct snap *s)
 		it->stream = dd_asprintf("data/%s", r->qname);
 		it->table = dd_strdup(r->qname);
 		it->cols = dd_strdup(cols);
+		it->sel = it->cols;
 		it->est = r->est;
-		char *where = s->subset ? dd_pg_subset_where(s->subset, r->oid) : NULL; /* issue 21 */
-		if (r->pk || where) /* without a key, ctid: the order of a plain COPY */
-			it->sql = dd_asprintf("COPY (SELECT %s FROM ONLY %s%s ORDER BY %s) TO STDOUT", cols, r->qname,
+		char *where = s->subset ? dd_pg_subset_where(s->subset, r->oid) : NULL; /* issue 21: a subset */
+		int masked = dd_pg_mask_table_of(s->masks, r->oid, &it->sel, &it->mexprs, &it->key_masked);
+		if (r->pk || where) /* a subset without a key: ctid, the order of a plain COPY */
+			it->sql = dd_asprintf("COPY (SELECT %s FROM ONLY %s%s ORDER BY %s) TO STDOUT", it->sel, r->qname,
 					      where ? where : "", r->pk ? r->pk : "ctid");
+		else if (masked)
+			it->sql = dd_asprintf("COPY (SELECT %s FROM ONLY %s) TO STDOUT", it->sel, r->qname);
 		else if (*cols)
 			it->sql = dd_asprintf("COPY %s (%s) TO STDOUT", r->qname, cols);
 		else
@@ -2115,6 +2154,8 @@ plan_ranges(const struct snap *s, struct item *it)
 		return s->range_why;
 	if (!it->prev)
 		return "not in the previous snapshot";
+	if (it->key_masked)
+		return "its primary key is masked (key ranges compare the keys the COPY writes with the table's)";
 	if (!it->nkeys)
 		return "no primary key (or a generated column in it)";
 	a = dd_pg_incr_find(&s->incr_prev, it->stream);
@@ -2250,6 +2291,7 @@ copy_table_data(struct snap *s)
 	p->conninfo = s->o->conninfo;
 	p->snapshot_id = s->snapshot_id;
 	p->lock_timeout = s->lock_timeout;
+	p->masks = s->masks;
 	p->items = dd_calloc(s->nitems + 1, sizeof(struct item *));
 	for (size_t i = 0; i < s->nitems; i++)
 		if (!s->items[i].reused)
@@ -2338,6 +2380,7 @@ snap_release(struct snap *s)
 	free(s->pool.queued_table);
 	dd_pg_workers_release(&s->pool.w);
 	items_free(s->items, s->nitems);
+	dd_pg_masks_free(s->masks);
 	rels_free(s->rels, s->nrels);
 	dd_pgdump_release(&s->pgdump);
 	dd_buf_release(&s->seqs);
@@ -2376,7 +2419,7 @@ dd_pg_snapshot(struct dd_snapshot_writer *sw, const struct dd_pg_snapshot_opts *
 		goto out;
 	installed = 1;
 	if (connect_leader(&s) < 0 || begin_snapshot(&s) < 0 || lock_tables(&s) < 0 || plan_subset(&s) < 0 ||
-	    start_schema_dump(&s) < 0)
+	    start_schema_dump(&s) < 0 || mask_tables(&s) < 0)
 		goto out;
 	if (read_sequences(s.c, s.rels, s.nrels, &s.seqs, &s.nseq) < 0 || queue_table_data(&s) < 0)
 		goto out;

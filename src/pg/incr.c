@@ -445,7 +445,8 @@ out:
 }
 
 void
-dd_pg_incr_options(const char *const *exclude_tables, const char *const *exclude_data, char out[65])
+dd_pg_incr_options(const char *const *exclude_tables, const char *const *exclude_data, const char *rules_hash,
+		   char out[65])
 {
 	struct dd_sha256 *h = dd_sha256_new();
 	uint8_t d[DD_SHA256_BYTES];
@@ -455,6 +456,11 @@ dd_pg_incr_options(const char *const *exclude_tables, const char *const *exclude
 		for (; p && *p; p++)
 			dd_sha256_update(h, *p, strlen(*p) + 1);
 		dd_sha256_update(h, "\n", 1);
+	}
+	/* masking rules (issue 21): none leaves the hash of earlier versions, so their records stay usable */
+	if (rules_hash && *rules_hash) {
+		dd_sha256_update(h, "mask ", 5);
+		dd_sha256_update(h, rules_hash, strlen(rules_hash) + 1);
 	}
 	dd_sha256_final(h, d); /* frees h */
 	dd_hex_encode(out, d, sizeof(d));
@@ -628,7 +634,7 @@ dd_pg_incr_comparable(const struct dd_pg_incr *prev, const struct dd_pg_incr *no
 		*why = dd_strdup("the text of values may differ (server version, enum labels, extensions, collations, "
 				 "roles, tablespaces, subscriptions or lc_monetary changed)");
 	else if (strcmp(prev->options, now->options))
-		*why = dd_strdup("exclude_tables, exclude_data or the subset changed");
+		*why = dd_strdup("exclude_tables, exclude_data or the masking rules changed");
 	else if (prev->pgdump != now->pgdump)
 		*why = dd_strdup("another pg_dump version");
 	return *why == NULL;

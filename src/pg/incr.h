@@ -60,7 +60,7 @@ struct dd_pg_incr {
 	char *profile;
 	uint64_t sysid, start, dboid, reset;
 	char output[33];       /* md5 hex: server version, enum labels, extensions, collation versions */
-	char options[65];      /* sha256 hex of exclude_tables and exclude_data (and the subset: dd_pg_subset_options) */
+	char options[65];      /* sha256 hex of exclude_tables, exclude_data and the masking rules' hash */
 	uint64_t pgdump;       /* pg_dump's version number */
 	uint64_t xmin;         /* the exported snapshot's xmin (xid8) */
 	int standby;           /* read from a standby (not in the text): counters say nothing there */
@@ -89,8 +89,13 @@ int dd_pg_incr_keep(const char *statedir, const char *id, const char *text, size
 /* The longest sample key (its COPY text, in bytes) a record holds: sample_row skips longer ones. */
 #define DD_PG_INCR_MAX_KEY 4096
 
-/* The options hash (sha256 hex) of exclude_tables and exclude_data. */
-void dd_pg_incr_options(const char *const *exclude_tables, const char *const *exclude_data, char out[65]);
+/*
+ * The options hash (sha256 hex) of exclude_tables, exclude_data and the
+ * masking rules' hash (issue 21; NULL or "": no rule, the hash is the one
+ * of a version without masking).
+ */
+void dd_pg_incr_options(const char *const *exclude_tables, const char *const *exclude_data, const char *rules_hash,
+			char out[65]);
 
 /* ---- from the server (the leader's session, before the snapshot is exported) ---- */
 typedef struct pg_conn PGconn;

@@ -192,6 +192,53 @@ int dd_pg_run_sql_files(PGconn *c, const struct dd_buf *schema, const struct dd_
 int dd_pg_build_sql(PGconn *m, const char *conninfo, const char *newdb, const struct dd_buf *schema,
 		    const struct dd_buf *data, char **seq_fp);
 
+/* ---- mask.c (issue 21): masking rules -> each table's select list ---- */
+
+/* A table as the dump knows it (dump.c's catalog), for resolving rules. */
+struct dd_pg_mask_table {
+	unsigned oid;
+	const char *nspname, *relname, *qname;
+	char relkind;
+	int skipped;              /* excluded or exclude_data: a rule on it is a warning */
+	const unsigned *parents;  /* direct inheritance/partition parents */
+	size_t nparents;
+};
+struct dd_pg_snapshot_opts;
+struct dd_pg_masks;
+/*
+ * In the leader's snapshot: resolve o->masks against `tabs` (each rule's
+ * table and column must exist; a rule on a skipped table is a warning),
+ * build each masked table's select list, set the masking key on `c`
+ * (dd_pg_mask_session) and check each masked column's expression with
+ * PQprepare. *out NULL when there is no rule. 0 or -1 (the error names
+ * the rule as written and its profiles.ini line).
+ */
+int dd_pg_mask_resolve(PGconn *c, const struct dd_pg_snapshot_opts *o, const struct dd_pg_mask_table *tabs, size_t n,
+		       struct dd_pg_masks **out);
+/*
+ * Over the masked rows, before any COPY: UNIQUE constraints and unique
+ * indexes, CHECK constraints and foreign keys that involve a masked
+ * column. -1 naming the rule and the constraint.
+ */
+int dd_pg_mask_check(PGconn *c, const struct dd_pg_masks *m);
+/*
+ * Table `oid` masked? 1 with *sel (its select list: "a, (<expr>)::<type>
+ * AS b, ..."), *exprs (one value expression per dumped column,
+ * NULL-terminated) and *key_masked (a primary-key column is masked);
+ * else 0. The strings live as long as m.
+ */
+int dd_pg_mask_table_of(const struct dd_pg_masks *m, unsigned oid, const char **sel, const char *const **exprs,
+			int *key_masked);
+/*
+ * A query over masked expressions failed with `res`: 1 when its message
+ * may quote an unmasked value (a data exception, a domain's CHECK), the
+ * error then set without it, naming `table`; else 0 (nothing set).
+ */
+int dd_pg_mask_error(const PGresult *res, const char *table);
+/* Give session `c` the masking key (set_config through parameters only). 0 (also when m is NULL) or -1. */
+int dd_pg_mask_session(PGconn *c, const struct dd_pg_masks *m);
+void dd_pg_masks_free(struct dd_pg_masks *m);
+
 /* ---- pgdump.c ---- */
 
 struct dd_pgdump {

@@ -40,8 +40,33 @@ struct dd_pg_subset {
 	size_t line;
 };
 
-/* Mix the subset (when not NULL) into an incremental options hash (sha256 hex, pg/incr.h). */
-void dd_pg_subset_options(const struct dd_pg_subset *sb, char options[65]);
+/*
+ * A masking rule as the dump applies it (issue 21; pg/mask.c): a copy of
+ * config's struct dd_mask_rule (pg includes no config header), keep rules
+ * left out. Each masked column's value is computed by the server inside
+ * the snapshot, so its unmasked value never reaches this process.
+ */
+enum dd_pg_mask_kind {
+	DD_PG_MASK_NULL = 1,
+	DD_PG_MASK_REDACT,
+	DD_PG_MASK_HASH,
+	DD_PG_MASK_FAKE_EMAIL,
+	DD_PG_MASK_FAKE_NAME,
+	DD_PG_MASK_FAKE_PHONE,
+	DD_PG_MASK_SQL,
+};
+
+struct dd_pg_mask_rule {
+	const char *schema;          /* NULL: any schema (exactly one dumped table must have the name) */
+	const char *table, *column;  /* as the server names them */
+	enum dd_pg_mask_kind kind;
+	const char *expr;            /* DD_PG_MASK_SQL: an SQL expression over the row's columns */
+	const char *text;            /* the value as written (messages) */
+	size_t line;                 /* its line in profiles.ini */
+};
+
+/* The masking key's length: a subkey of the store's key (dd_store_mask_key). */
+#define DD_PG_MASK_KEY_LEN 32
 
 /* How long a snapshot waits for a table lock by default (like pg_dump --lock-wait-timeout). */
 #define DD_PG_LOCK_WAIT_TIMEOUT_MS 30000
@@ -72,8 +97,24 @@ struct dd_pg_snapshot_opts {
 	const char *profile;
 	const char *prev_id;
 	const struct dd_snapshot *prev;
-	/* issue 21: only these rows (NULL: every row); with a subset, every table is read (no reuse, no key ranges) */
+	/*
+	 * Subsetting (issue 21): only these rows (NULL: every row); with a
+	 * subset, every table is read (no reuse, no key ranges). The subset
+	 * keys are part of rules_hash below.
+	 */
 	const struct dd_pg_subset *subset;
+	/*
+	 * Masking (issue 21): the rules, the key of hash and fake_* (needed
+	 * when nmasks > 0; it reaches each session only as a query
+	 * parameter), and the rules' hash (sha256 hex, or NULL: no rule),
+	 * which goes into the incremental options hash: a table is carried
+	 * over, or its key ranges read alone, only from a snapshot taken
+	 * with the same rules.
+	 */
+	const struct dd_pg_mask_rule *masks;
+	size_t nmasks;
+	const unsigned char *mask_key;
+	const char *rules_hash;
 };
 
 struct dd_pg_snapshot_stats {
@@ -392,6 +433,73 @@ int dd_pg_server_version(const char *conninfo, int *version, char **text);
  * *version; -1 (error and hint: which package to install) when none fits.
  */
 int dd_pg_tool_find(const char *tool, int server_major, char **path, int *version);
+
+/* ---- personal data (pii.c, issue 21): columns that look personal ---- */
+
+/* What a column looks like it holds. */
+enum dd_pg_pii_kind {
+	DD_PG_PII_EMAIL,
+	DD_PG_PII_PHONE,
+	DD_PG_PII_NAME,
+	DD_PG_PII_ADDRESS,
+	DD_PG_PII_BIRTH,
+	DD_PG_PII_IP,
+	DD_PG_PII_NATIONAL_ID, /* SSN, passport, tax id, driver's licence */
+	DD_PG_PII_BANK,        /* IBAN, bank account */
+	DD_PG_PII_CARD,        /* payment card number, CVV */
+};
+/* How it was found (BY_CONTENTS: its values are text or documents that hold e-mail addresses). */
+enum dd_pg_pii_sign { DD_PG_PII_BY_NAME, DD_PG_PII_BY_TYPE, DD_PG_PII_BY_VALUES, DD_PG_PII_BY_CONTENTS };
+
+/* A column is reported by its values when at least this many percent of its sampled values fit one shape. */
+#define DD_PG_PII_SHARE 10
+#define DD_PG_PII_SAMPLE_ROWS 1000
+
+struct dd_pg_pii_opts {
+	const char *conninfo;
+	const char *const *exclude_tables;  /* as dd_pg_snapshot_opts: what a snapshot leaves out is not looked at */
+	const char *const *exclude_data;
+	int sample_rows;                    /* rows sampled per table; 0 = names and types only */
+	int lock_wait_timeout_ms;           /* longest wait for a table's ACCESS SHARE lock; 0 = the default */
+};
+
+struct dd_pg_pii_column {
+	char *schema, *table, *column;      /* as the server names them */
+	char *type;                         /* format_type() */
+	int notnull;
+	enum dd_pg_pii_kind kind;
+	enum dd_pg_pii_sign sign;
+	unsigned sampled, matched;          /* BY_VALUES, BY_CONTENTS: non-empty values sampled, how many fit */
+	char *reason;                       /* "92% of 200 sampled values look like e-mail addresses" */
+};
+
+struct dd_pg_pii_report {
+	struct dd_pg_pii_column *cols;      /* in table then column order */
+	size_t ncols;
+	size_t tables, columns;             /* looked at */
+	size_t sampled_rows;
+	double seconds;
+	char database[128];
+};
+
+/*
+ * The columns of the tables a snapshot of o->conninfo would capture that
+ * look personal, by type, name or sampled values (pii.c's header says
+ * how), in one READ ONLY transaction that takes ACCESS SHARE locks only.
+ * 0 (release `r`) or -1.
+ */
+int dd_pg_pii_scan(const struct dd_pg_pii_opts *o, struct dd_pg_pii_report *r);
+void dd_pg_pii_report_release(struct dd_pg_pii_report *r);
+/*
+ * The kind column `column` of table `table` looks like by its name, for a
+ * type of category `category` (pg_type.typcategory: 'S' text, 'N', 'D',
+ * 'I' inet/cidr...), or -1. Pure.
+ */
+int dd_pg_pii_name_kind(const char *table, const char *column, char category);
+/* "email", "phone", "name", "address", "birth", "ip", "national_id", "bank", "card" (JSON) */
+const char *dd_pg_pii_kind_name(enum dd_pg_pii_kind kind);
+/* "e-mail address", "phone number", ... (people) */
+const char *dd_pg_pii_kind_text(enum dd_pg_pii_kind kind);
 
 /* ---- state (state.c): what each working database holds, its stashes; see pg/state.h ---- */
 

@@ -449,6 +449,8 @@ run_copy(PGconn *c, struct sched *s, const struct dd_plan_task *pt, int prepared
 	res = PQgetResult(c);
 	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
 		dd_pg_error(c, res);
+		PQclear(res); /* the drain below reuses `res` */
+		res = NULL;
 		goto drain;
 	}
 	PQclear(res);

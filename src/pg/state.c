@@ -69,11 +69,13 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -457,8 +459,23 @@ cmp_pending(const void *a, const void *b)
  * one that reads and has its first key, add(suffix, vals, arg) takes the values
  * of `keys` (at most 8); an unreadable record is skipped. A suffix is a hash or
  * a pid: any other name is no record (the temporary file of an atomic write
- * killed midway, "<record>.tmp-XXXXXX", whole or cut short).
+ * killed midway, "<record>.tmp-XXXXXX", whole or cut short). Such a file
+ * older than STALE_TMP_SECONDS is removed: a write takes milliseconds, so
+ * its writer is long gone (a younger one may be a write under way).
  */
+#define STALE_TMP_SECONDS 3600
+
+/* Remove `name` in the folder of `d` if it is a regular file older than STALE_TMP_SECONDS (best effort). */
+static void
+remove_stale_tmp(DIR *d, const char *name)
+{
+	struct stat sb;
+
+	if (fstatat(dirfd(d), name, &sb, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(sb.st_mode) &&
+	    time(NULL) - sb.st_mtime > STALE_TMP_SECONDS && unlinkat(dirfd(d), name, 0) == 0)
+		dd_debug("removed %s, a record write that was cut short", name);
+}
+
 static int
 scan_records(const char *dir, const char *prefix, const char *const *keys,
 	     void (*add)(const char *suffix, char **vals, void *arg), void *arg)
@@ -473,8 +490,11 @@ scan_records(const char *dir, const char *prefix, const char *const *keys,
 		char *path, *vals[DD_PG_RECORD_KEYS_MAX];
 
 		if (strncmp(de->d_name, prefix, plen) || !de->d_name[plen] ||
-		    de->d_name[plen + strspn(de->d_name + plen, "0123456789abcdef")])
+		    de->d_name[plen + strspn(de->d_name + plen, "0123456789abcdef")]) {
+			if (!strncmp(de->d_name, prefix, plen) && strstr(de->d_name + plen, ".tmp-"))
+				remove_stale_tmp(d, de->d_name);
 			continue;
+		}
 		path = dd_path_join(dir, de->d_name);
 		if (read_kv(path, keys, vals) == 0 && vals[0]) {
 			add(de->d_name + plen, vals, arg);

@@ -43,9 +43,7 @@
 #include "pg/subset.h"
 #include "util/buf.h"
 #include "util/err.h"
-#include "util/hex.h"
 #include "util/log.h"
-#include "util/sha256.h"
 
 #include <inttypes.h>
 #include <stdarg.h>
@@ -98,31 +96,6 @@ fail(const struct dd_pg_subset *sb, const char *fmt, ...)
 	dd_buf_release(&why);
 	hint(sb);
 	return -1;
-}
-
-void
-dd_pg_subset_options(const struct dd_pg_subset *sb, char options[65])
-{
-	struct dd_sha256 *h;
-	uint8_t d[DD_SHA256_BYTES];
-	char num[32];
-	const char *parts[5];
-
-	if (!sb)
-		return;
-	snprintf(num, sizeof(num), "%d", sb->percent);
-	parts[0] = sb->schema ? sb->schema : "";
-	parts[1] = sb->table;
-	parts[2] = num;
-	parts[3] = sb->where ? sb->where : "";
-	parts[4] = sb->others_empty ? "empty" : "whole";
-	h = dd_sha256_new();
-	dd_sha256_update(h, options, 64);
-	dd_sha256_update(h, "\nsubset\n", 8);
-	for (size_t i = 0; i < 5; i++)
-		dd_sha256_update(h, parts[i], strlen(parts[i]) + 1);
-	dd_sha256_final(h, d); /* frees h */
-	dd_hex_encode(options, d, sizeof(d));
 }
 
 static size_t

@@ -354,3 +354,9 @@ out:
 	return rc;
 }
 
+
+void
+dd_store_mask_key(const struct dd_store *st, unsigned char out[DD_MASK_KEY_LEN])
+{
+	crypto_kdf_derive_from_key(out, DD_MASK_KEY_LEN, 1, "ddmask01", st->keys->master);
+}

@@ -985,6 +985,7 @@ get_from_cache_pack(struct dd_store *st, const uint8_t id[32], const char *name,
 		if (r == 0 && open_data(st, hits[i].type == DD_OBJ_DELTA ? &hits[i].d : NULL, id, obj, max_plain, plain,
 					zd) == 0) {
 			dd_error_saved_free(&first);
+			dd_error_saved_free(&bwhy); /* an earlier place's failed base: moot now */
 			return 0;
 		}
 		/* not deleted: the pack holds other objects that may be fine */

@@ -322,6 +322,13 @@ int dd_snapshot_each_chunk(struct dd_store *st, const struct dd_snapshot *s,
  * until the next call on this thread. (Issue 17, media; store-identity.c.)
  */
 const char *dd_store_identity(const struct dd_store *st);
+/*
+ * The masking key (issue 21): crypto_kdf_derive_from_key(32 bytes, subkey
+ * 1, context "ddmask01", the master key), its own context so that no
+ * store subkey is ever used for it (FORMAT.md §3.2). The caller wipes it.
+ */
+#define DD_MASK_KEY_LEN 32
+void dd_store_mask_key(const struct dd_store *st, unsigned char out[DD_MASK_KEY_LEN]);
 /* The store a snapshot writer writes to (writer.c; internal.h declares it too). */
 struct dd_snapshot_writer;
 struct dd_store *dd_snapshot_writer_store(const struct dd_snapshot_writer *sw);

@@ -34,6 +34,8 @@ enum dd_result {
 	DD_EUNREACHABLE = -5, /* a remote store could not be reached (after retries): try again later */
 	DD_EBUSY = -6,       /* another process holds a lock we were told not to wait for: try again later */
 	DD_EDIFFERS = -7,    /* `diff --exit-code` found differences: exit 1, no error line (command functions only) */
+	DD_EFOUND = -8,      /* a check found what it looks for (pii-check: uncovered columns): exit 1, no error line
+			      * (command functions only) */
 	DD_NOTFOUND = 1,     /* what was looked up does not exist (e.g. no ref file yet) */
 	DD_UNCHANGED = 2,    /* nothing changed: same snapshot id, nothing written */
 	DD_EXISTS = 3,       /* already there (object stored, repository initialised) */

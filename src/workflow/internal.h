@@ -109,6 +109,26 @@ char *dd_inline_tmpdir(const char *statedir, const char *what);
 int dd_inline_snapshot(struct dd_repo *repo, const struct dd_config *cfg, const struct dd_profile *p,
 		       const char *source_db, int flags, const char *msg, char id_out[65]);
 
+/* ---- masking (mask.c, issue 21) ---- */
+
+struct dd_pg_mask_rule;
+/* A profile's masking rules as the dump takes them (keep rules left out), and their key. */
+struct dd_workflow_masks {
+	struct dd_pg_mask_rule *rules;
+	size_t nrules;
+	unsigned char key[32];   /* the store's mask subkey (dd_store_mask_key), when nrules > 0 */
+	char hash[65];           /* dd_workflow_masks_hash(), "" when no rule applies */
+};
+/*
+ * The rules' hash: sha256 hex of a canonical text of every rule that
+ * applies (mask rules but keep, sorted; the subset and subset_others
+ * keys), "" when none does; *n: the mask rules that apply. FORMAT.md §7, "Masked columns".
+ */
+void dd_workflow_masks_hash(const struct dd_profile *p, char out[65], size_t *n);
+/* Fill m from p (st: the store the snapshot goes to, for the key; NULL: no key). */
+void dd_workflow_masks_init(struct dd_workflow_masks *m, const struct dd_profile *p, const struct dd_store *st);
+void dd_workflow_masks_release(struct dd_workflow_masks *m);
+
 /*
  * issue 21: p's subset and subset_others keys as the dump takes them, in
  * *sb (pointers into cfg and p); NULL when p has no subset key.

@@ -36,6 +36,7 @@
  */
 #include "workflow/workflow.h"
 #include "workflow/internal.h"
+#include "workflow/pii.h"
 #include "config/config.h"
 #include "git/commit.h"
 #include "git/ref.h"
@@ -201,9 +202,9 @@ incr_unchanged(struct dd_repo *repo, const struct dd_config *cfg, const struct d
 	struct dd_pg_state state;
 	struct dd_pg_incr rec;
 	enum dd_pg_change ch = DD_PG_UNKNOWN;
-	char options[65], *why = NULL;
+	char options[65], rules[65], *why = NULL;
 	const char *ids[] = { old ? old->snapshot : NULL };
-	struct dd_pg_subset sb;
+	size_t nrules;
 	int rc = 0, r;
 
 	memset(&state, 0, sizeof(state));
@@ -227,8 +228,9 @@ incr_unchanged(struct dd_repo *repo, const struct dd_config *cfg, const struct d
 		dd_error_clear();
 		goto out;
 	}
-	dd_pg_incr_options((const char *const *)p->exclude_tables, (const char *const *)p->exclude_data, options);
-	dd_pg_subset_options(dd_workflow_subset(cfg, p, &sb), options);
+	dd_workflow_masks_hash(p, rules, &nrules);
+	dd_pg_incr_options((const char *const *)p->exclude_tables, (const char *const *)p->exclude_data, rules,
+			   options);
 	if (strcmp(rec.options, options))
 		goto out;
 	if (dd_pg_changes(&ch, conninfo, state.fingerprint, 1000, &why) < 0)
@@ -299,11 +301,13 @@ dump_to_store(struct dd_store *st, struct dd_repo *repo, const struct dd_config 
 {
 	struct dd_snapshot_writer *sw = NULL;
 	struct dd_pg_snapshot_opts o;
+	struct dd_workflow_masks masks;
 	struct dd_pg_subset sb;
 	struct dd_media_opts mo;
 	char head[41], host[256] = "", *root = media && !carry ? dd_workflow_media_root(repo, p) : NULL;
 	int rc = -1, lock = -1, r;
 
+	dd_workflow_masks_init(&masks, p, st);
 	if (root)
 		dd_workflow_media_opts(&mo, repo, p, root);
 	if (root && dd_workflow_media_lock(repo, root, &lock) < 0)
@@ -328,6 +332,12 @@ dump_to_store(struct dd_store *st, struct dd_repo *repo, const struct dd_config 
 	o.prev_id = in->prev_id;
 	o.prev = in->prev;
 	o.subset = dd_workflow_subset(cfg, p, &sb);
+	o.masks = masks.rules;
+	o.nmasks = masks.nrules;
+	o.mask_key = masks.key;
+	o.rules_hash = masks.hash;
+	if (*masks.hash) /* whoever restores it knows (FORMAT.md §7, "Masked columns") */
+		dd_snapshot_set_meta(sw, "masked", masks.hash);
 	if (dd_pg_snapshot(sw, &o, stats) < 0) {
 		dd_snapshot_abort(sw);
 		goto out;
@@ -368,6 +378,7 @@ dump_to_store(struct dd_store *st, struct dd_repo *repo, const struct dd_config 
 	dd_store_snapshot_used(st, id); /* gc's LRU order (cache-gc.c) */
 	rc = 0;
 out:
+	dd_workflow_masks_release(&masks);
 	dd_unlock_file(lock);
 	free(root);
 	return rc;
@@ -398,12 +409,20 @@ point_ref(struct dd_repo *repo, const struct dd_profile *p, const char *rel, con
 	  const struct dd_pg_snapshot_stats *stats, const struct dd_media_stats *media, int flags, const char *msg)
 {
 	struct dd_ref *ref = dd_ref_new(id);
-	char num[32], mnum[32], mtext[96] = "", *abs = NULL, *what = NULL;
+	char num[32], mnum[32], mtext[96] = "", *abs = NULL, *what = NULL, rules[65], mline[64];
+	size_t nrules;
 	int rc = -1;
 
 	if (!ref)
 		return -1;
 	dd_ref_set_info(ref, "created", now);
+	dd_workflow_masks_hash(p, rules, &nrules);
+	if (*rules) { /* issue 21: whoever restores it knows it is masked, and by which rules */
+		/* the hash covers the subset keys too (FORMAT.md §7): say so when there are */
+		snprintf(mline, sizeof(mline), "%.12s (%zu rule%s%s)", rules, nrules, nrules == 1 ? "" : "s",
+			 p->subset ? ", a subset" : "");
+		dd_ref_set_info(ref, "masked", mline);
+	}
 	snprintf(num, sizeof(num), "%zu", stats->tables);
 	dd_ref_set_info(ref, "tables", num);
 	snprintf(num, sizeof(num), "%" PRIu64, stats->rows);
@@ -466,15 +485,24 @@ snapshot_profile(struct dd_repo *repo, const struct dd_config *cfg, const struct
 	id_out[0] = '\0';
 	memset(&stats, 0, sizeof(stats));
 	memset(&mstats, 0, sizeof(mstats));
-	/* issue 21: rules that would hide data are applied or the snapshot refuses, never ignored (subset: dump.c) */
+	/*
+	 * issue 21: rules that would hide data are applied or the snapshot
+	 * refuses, never ignored. Masking is applied (pg/mask.c), but not to an
+	 * inline profile (its key would be a throwaway store's: inline.c);
+	 * subsetting is applied to both (pg/subset.c).
+	 */
 	for (size_t i = 0; i < p->nmasks; i++) {
-		if (p->masks[i].kind == DD_MASK_KEEP)
+		if (p->masks[i].kind == DD_MASK_KEEP || !p->is_inline)
 			continue;
-		dd_error("profile %s has masking rules, which this version cannot apply yet", p->name);
-		dd_hint("nothing was captured; remove the mask keys from .dnadata/profiles.ini to take an unmasked "
-			"snapshot");
+		dd_error("profile %s has masking rules, which this version cannot apply yet to an inline profile",
+			 p->name);
+		dd_hint("nothing was captured; remove the mask keys from .dnadata/profiles.ini to take a snapshot "
+			"without them");
 		goto out;
 	}
+	/* masked = required: every column that looks personal has a rule, or nothing is captured */
+	if (p->masked == DD_MASKED_REQUIRED && dd_workflow_pii_required(cfg, p, source_db) < 0)
+		goto out;
 	if (p->is_inline) { /* its data goes to git, not the store (inline.c) */
 		rc = dd_inline_snapshot(repo, cfg, p, source_db, flags, msg, id_out);
 		goto out;

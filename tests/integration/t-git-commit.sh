@@ -136,7 +136,7 @@ test_index_that_cannot_be_written_never_moves_head() {
 # -P matches a rename by its first path): index.dnadata, the new index put into index.lock (HEAD not moved
 # yet); index.lock, the lock put in place as the index (HEAD moved).
 snapshot_killed_renaming() {
-	command -v strace >/dev/null || fail "this test needs strace"
+	type -P strace >/dev/null || fail "this test needs strace"
 	run strace -f -o /dev/null -P "$(pwd -P)/.git/$1" -e trace=rename,renameat,renameat2 \
 		-e inject=rename,renameat,renameat2:signal=SIGKILL:when=1 git-dnadata snapshot
 	[ "$RC" = 137 ] || fail "the snapshot was not killed renaming $1 (exit $RC): $ERR"

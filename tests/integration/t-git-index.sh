@@ -52,10 +52,10 @@ in_renames() {
 		shift
 	done
 	shift
-	command -v strace >/dev/null || fail "this test needs strace"
+	type -P strace >/dev/null || fail "this test needs strace"
 	# LeakSanitizer cannot run under ptrace (it aborts the process): in a
 	# --sanitizers build the traced command runs without leak checking only.
-	ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" \
+	\
 		strace -f -qq -o "$T/strace.log" "${paths[@]}" -e trace=rename,renameat,renameat2 \
 		-e inject=rename,renameat,renameat2:"$spec" "$@"
 }
@@ -131,15 +131,15 @@ test_branch_moved_by_another_writer_during_the_commit_is_committed_on() {
 	new_repo
 	echo a >a && git add a && git commit -q -m a
 	expect_ok git dnadata init
-	command -v strace >/dev/null || fail "this test needs strace"
+	type -P strace >/dev/null || fail "this test needs strace"
 	local main=$PWD/.git/refs/heads/main reads
 	cp -a "$PWD" "$T/dry"
-	(cd "$T/dry" && ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" strace -f -qq -o "$T/dry.log" \
+	(cd "$T/dry" && strace -f -qq -o "$T/dry.log" \
 		-e trace=openat git-dnadata new-profile p2 >/dev/null 2>&1) || fail "the dry run failed"
 	# opens of the branch file before the one that creates its lock
 	reads=$(sed -n '/refs\/heads\/main.lock/q; /refs\/heads\/main"/p' "$T/dry.log" | wc -l)
 	[ "$reads" -gt 0 ] || fail "the dry run never read the branch"
-	ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" strace -f -qq -o "$T/run.log" -P "$main" \
+	strace -f -qq -o "$T/run.log" -P "$main" \
 		-e trace=openat -e inject=openat:signal=SIGSTOP:when="$reads" git-dnadata new-profile p2 \
 		>"$T/out" 2>"$T/err" </dev/null &
 	local tracer=$! pid=

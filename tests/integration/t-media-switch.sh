@@ -37,7 +37,7 @@ test_without_a_working_database_files_no_snapshot_has_are_not_removed() {
 }
 
 test_a_failed_put_back_is_put_back_by_the_next_restore_and_kept_from_gc() {
-	command -v strace >/dev/null || fail "this test needs strace (to make renames fail)"
+	type -P strace >/dev/null || fail "this test needs strace (to make renames fail)"
 	setup_media
 	git checkout -q -b B
 	rm "$MEDIA/a.txt"

@@ -13,7 +13,7 @@ export DNADATA_SKIP=1
 # A folder of 3 subfolders of 4 files and 2 files at its root, captured; then 2 files changed (rewritten
 # through a temporary name and a rename) and a subfolder and a root file removed (written anew, linked in).
 setup_changed_folder() {
-	command -v strace >/dev/null || fail "this test needs strace"
+	type -P strace >/dev/null || fail "this test needs strace"
 	repo_with_db msync
 	MEDIA=var/uploads
 	printf 'media = %s\n' "$MEDIA" >>.dnadata/profiles.ini

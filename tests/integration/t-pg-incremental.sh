@@ -409,7 +409,7 @@ test_fallbacks_say_why() {
 	psql_q "$DB" "UPDATE small SET n = 2 WHERE k = 'k1'"
 	printf 'exclude_data = public.nopk\n' >>.dnadata/profiles.ini
 	snap
-	assert_contains "$V" "incremental: every table read: exclude_tables, exclude_data or the subset changed"
+	assert_contains "$V" "incremental: every table read: exclude_tables, exclude_data or the masking rules changed"
 	same_as_full "options changed"
 }
 

@@ -177,6 +177,24 @@ test_a_sequence_moved_after_the_change_check_is_not_recorded_as_unedited() {
 	assert_consistent
 }
 
+# A record write killed midway leaves "<record>.tmp-XXXXXX": once it is old, the next command that reads the
+# records removes it; a young one may be a write under way and stays.
+test_a_record_write_cut_short_long_ago_is_cleaned_up() {
+	setup_branches
+	git checkout -q B
+	expect_ok git dnadata restore # main's database becomes a stash: a stash record exists
+	local dir
+	dir=$(records_dir)
+	ls "$dir"/stash-* >/dev/null || fail "a stash record expected"
+	printf 'name x\n' >"$dir/stash-0123abcd.tmp-AbCdEf"
+	printf 'name y\n' >"$dir/stash-0123abcd.tmp-GhIjKl"
+	touch -d '2 hours ago' "$dir/stash-0123abcd.tmp-AbCdEf"
+	expect_ok git dnadata status
+	assert_no_file "$dir/stash-0123abcd.tmp-AbCdEf"
+	assert_file "$dir/stash-0123abcd.tmp-GhIjKl"
+	assert_consistent
+}
+
 test_a_ready_spare_is_renamed_in() {
 	setup_branches
 	git checkout -q B

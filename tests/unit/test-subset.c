@@ -2,7 +2,7 @@
  * tests/unit/test-subset.c: the part of the subset's plan that needs no
  * server (pg/subset.c, issue 21): which tables the subset reaches, keeps
  * whole but filters, or empties; which keys each table's WHERE follows;
- * the start table's checks; the options hash. tests/integration/t-subset.sh
+ * the start table's checks. tests/integration/t-subset.sh
  * runs the SQL on a real server.
  */
 #include <setjmp.h>
@@ -209,31 +209,6 @@ a_name_in_two_schemas_needs_its_schema(void **state)
 	dd_pg_subset_plan_free(p);
 }
 
-static void
-the_options_hash_changes_with_the_subset(void **state)
-{
-	const char *base = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
-	struct dd_pg_subset a = subset("users", 10, NULL, 0), b = subset("users", 20, NULL, 0);
-	char x[65], y[65], z[65];
-
-	(void)state;
-	memcpy(x, base, 65);
-	dd_pg_subset_options(NULL, x);
-	assert_string_equal(x, base); /* no subset: unchanged, as snapshots before issue 21 recorded it */
-	dd_pg_subset_options(&a, x);
-	memcpy(y, base, 65);
-	dd_pg_subset_options(&a, y);
-	assert_string_equal(x, y);
-	assert_string_not_equal(x, base);
-	memcpy(z, base, 65);
-	dd_pg_subset_options(&b, z);
-	assert_string_not_equal(x, z);
-	b = subset("users", 10, NULL, 1); /* subset_others too */
-	memcpy(z, base, 65);
-	dd_pg_subset_options(&b, z);
-	assert_string_not_equal(x, z);
-}
-
 int
 main(void)
 {
@@ -243,7 +218,6 @@ main(void)
 		cmocka_unit_test(others_empty_keeps_no_row_of_tables_it_does_not_reach),
 		cmocka_unit_test(bad_start_tables_are_refused_naming_the_line),
 		cmocka_unit_test(a_name_in_two_schemas_needs_its_schema),
-		cmocka_unit_test(the_options_hash_changes_with_the_subset),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

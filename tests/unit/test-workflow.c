@@ -257,6 +257,45 @@ post_restore_record_refuses_hostile_files(void **state)
 	assert_int_equal(dd_workflow_post_restore_last(f->repo, "clean", &out), -1);
 }
 
+/* The rules' hash of profile "c" of a profiles.ini text; *n the rules that apply. */
+static void
+rules_hash(const char *ini, char out[65], size_t *n)
+{
+	struct dd_config *cfg = dd_config_new();
+
+	assert_int_equal(dd_config_parse_text(cfg, ini, strlen(ini), "profiles.ini", 0), 0);
+	dd_config_resolve(cfg);
+	dd_workflow_masks_hash(dd_config_profile(cfg, "c"), out, n);
+	dd_config_free(cfg);
+}
+
+/*
+ * Issue 21: the rules' hash (FORMAT.md §7) ignores the rules' order, their
+ * spelling and keep rules, and changes with any rule that applies and with
+ * the subset keys; no rule, no hash.
+ */
+static void
+masks_hash_is_canonical(void **state)
+{
+	char a[65], b[65], c[65], d[65], e[65];
+	size_t n;
+
+	(void)state;
+	rules_hash("[profile \"c\"]\nmask = users.email fake_email\nmask = Users.ID hash\nmask = t.x keep\n", a, &n);
+	assert_int_equal(n, 2);
+	assert_int_equal(strlen(a), 64);
+	rules_hash("[profile \"c\"]\nmask = users.id   HASH\nmask = users.email fake_email\n", b, &n);
+	assert_string_equal(a, b);
+	rules_hash("[profile \"c\"]\nmask = users.id hash\nmask = users.email fake_name\n", c, &n);
+	assert_string_not_equal(a, c);
+	rules_hash("[profile \"c\"]\nmask = users.id hash\nmask = users.email fake_email\nsubset = users 10%\n", d,
+		   &n);
+	assert_string_not_equal(a, d);
+	rules_hash("[profile \"c\"]\nmask = t.x keep\n", e, &n);
+	assert_int_equal(n, 0);
+	assert_string_equal(e, "");
+}
+
 int
 main(void)
 {
@@ -271,6 +310,7 @@ main(void)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(post_restore_record_round_trips_success_and_failure, setup, teardown),
 		cmocka_unit_test_setup_teardown(post_restore_record_refuses_hostile_files, setup, teardown),
+		cmocka_unit_test(masks_hash_is_canonical),
 	};
 
 	int rc;
