@@ -291,4 +291,17 @@ test_writers_during_the_snapshot_change_nothing_it_holds() {
 	assert_ne "$before" "$OUT" "the writes change the subset taken after them"
 }
 
+test_a_masked_subset() {
+	setup_shop
+	subset_key 'subset = users 10%' 'mask = users.email fake_email' 'mask = addresses.city redact'
+	expect_ok git dnadata snapshot
+	expect_ok git dnadata restore --force --terminate
+	assert_eq "" "$(orphans "$DB")" "no row references a missing row"
+	local n
+	n=$(psql_q "$DB" "SELECT count(*) FROM users")
+	[ "$n" -lt 1000 ] && [ "$n" -gt 0 ] || fail "users in the subset: $n of 2000"
+	assert_eq 0 "$(psql_q "$DB" "SELECT count(*) FROM users WHERE email ~ '^user[0-9]+@'")" "no real e-mail"
+	assert_eq "REDACTED" "$(psql_q "$DB" "SELECT string_agg(DISTINCT city, ',') FROM addresses")" "cities redacted"
+}
+
 run_tests
