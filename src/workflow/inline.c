@@ -337,7 +337,7 @@ dd_inline_snapshot(struct dd_repo *repo, const struct dd_config *cfg, const stru
 	dd_inline_id(&in.schema, &in.data, id);
 	memcpy(id_out, id, sizeof(id));
 	/* the working database holds what was dumped (another source database, or a subset of it: it does not) */
-	if (!source_db && !p->subset &&
+	if (!source_db && dd_workflow_captures_as_is(p) &&
 	    dd_pg_state_set(repo->statedir, dd_config_database(cfg, p), id, p->name, "snapshot", stats.fingerprint) < 0) {
 		dd_warn("%s", dd_error_last());
 		dd_error_clear();

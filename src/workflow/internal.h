@@ -130,6 +130,14 @@ void dd_workflow_masks_init(struct dd_workflow_masks *m, const struct dd_profile
 void dd_workflow_masks_release(struct dd_workflow_masks *m);
 
 /*
+ * issue 21: is a snapshot of p the database as it is? Not with a subset
+ * or a masking rule other than keep: the database holds more rows, or
+ * other values, so it is never recorded as holding such a snapshot
+ * (restore, use and the hooks then build it). 1 or 0.
+ */
+int dd_workflow_captures_as_is(const struct dd_profile *p);
+
+/*
  * issue 21: p's subset and subset_others keys as the dump takes them, in
  * *sb (pointers into cfg and p); NULL when p has no subset key.
  */

@@ -266,6 +266,17 @@ out:
 	return rc;
 }
 
+int
+dd_workflow_captures_as_is(const struct dd_profile *p)
+{
+	if (p->subset)
+		return 0;
+	for (size_t i = 0; i < p->nmasks; i++)
+		if (p->masks[i].kind != DD_MASK_KEEP)
+			return 0;
+	return 1;
+}
+
 const struct dd_pg_subset *
 dd_workflow_subset(const struct dd_config *cfg, const struct dd_profile *p, struct dd_pg_subset *sb)
 {
@@ -541,11 +552,11 @@ snapshot_profile(struct dd_repo *repo, const struct dd_config *cfg, const struct
 	memcpy(id_out, id, DD_ID_HEX_SIZE);
 	/*
 	 * the folder was captured with the database: it holds the same snapshot (a source database: neither;
-	 * a subset: the database holds more than the snapshot, so its record stays what it was)
+	 * a subset or masks: the database holds more, or other values, so its record stays what it was)
 	 */
-	if (!source_db && !p->subset && (dd_pg_state_set(repo->statedir, dd_config_database(cfg, p), id, p->name, "snapshot",
-					   stats.fingerprint) < 0 ||
-			   (media && dd_pg_state_set_media(repo->statedir, dd_config_database(cfg, p), id, 0) < 0)))
+	if (!source_db && dd_workflow_captures_as_is(p) &&
+	    (dd_pg_state_set(repo->statedir, dd_config_database(cfg, p), id, p->name, "snapshot", stats.fingerprint) < 0 ||
+	     (media && dd_pg_state_set_media(repo->statedir, dd_config_database(cfg, p), id, 0) < 0)))
 		dd_warn("%s", dd_error_last());
 	if (old && !strcmp(old->snapshot, id)) {
 		if (source_db)

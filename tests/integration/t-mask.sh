@@ -254,4 +254,14 @@ test_a_masked_incremental_snapshot_is_the_masked_full_read() {
 	assert_contains "$V" "incremental: every table read: exclude_tables, exclude_data or the masking rules changed"
 }
 
+test_the_database_a_masked_snapshot_came_from_is_not_recorded_as_holding_it() {
+	setup_shop
+	add_rules
+	expect_ok git dnadata snapshot
+	# it still holds the real values: a restore (no --force) builds the masked snapshot
+	expect_ok git dnadata restore --terminate
+	assert_not_contains "$(psql_q "$DB" "SELECT string_agg(email, ',') FROM users")" "realmail" \
+		"the working database holds the masked snapshot"
+}
+
 run_tests
