@@ -106,7 +106,7 @@ test_status_shows_snapshot_ids_and_uncommitted_refs() {
 	assert_contains "$OUT" 'clean      no snapshot yet'
 	git add .dnadata/refs/customer1 && git commit -q -m ref
 	expect_ok git dnadata status --json
-	assert_contains "$OUT" "\"name\":\"customer1\",\"active\":false,\"ref\":\".dnadata/refs/customer1\",\"snapshot\":\"$id\",\"ref_error\":null,\"ref_changed\":false"
+	assert_contains "$OUT" "\"name\":\"customer1\",\"active\":false,\"ref\":\".dnadata/refs/customer1\",\"snapshot\":\"$id\",\"ref_error\":null,\"masked\":null,\"ref_changed\":false"
 	# a broken ref is reported in place, with file:line
 	printf 'dnadata-ref 9\n' >.dnadata/refs/customer1
 	expect_ok git dnadata status
