@@ -5,51 +5,10 @@
 # `export --sql`) nor in the restored database; a hashed key still joins
 # row for row; a unique masked column stays unique; a bad rule fails the
 # snapshot naming its line and commits nothing; the key is in no query
-# text the server shows; an incremental masked snapshot is byte for byte
-# the masked full read.
+# text the server shows. The incremental paths: t-mask-incremental.sh.
 . "$(dirname "$0")/../lib.sh"
 
-PSQL() { "$DD_PG_BINDIR/psql" -X -q -v ON_ERROR_STOP=1 "$@"; }
-
-# users, addresses, orders: personal columns, unique and CHECK constraints, foreign keys on users.id.
-setup_shop() {
-	repo_with_db mask
-	psql_q "$DB" "
-	CREATE TABLE users (id int PRIMARY KEY, email text NOT NULL UNIQUE, name text, phone varchar(20),
-			    born date, vip boolean NOT NULL DEFAULT false, CHECK (email LIKE '%@%'));
-	CREATE TABLE addresses (id int PRIMARY KEY, user_id int NOT NULL REFERENCES users, street text,
-				city text NOT NULL);
-	CREATE TABLE orders (id bigint PRIMARY KEY, user_id int REFERENCES users, total numeric NOT NULL);
-	INSERT INTO users SELECT i, 'person' || i || '@realmail.test', 'Realname' || i, '+44 7700 9' || i,
-		'1980-01-01'::date + i, i % 7 = 0 FROM generate_series(1, 300) i;
-	INSERT INTO addresses SELECT i, 1 + i % 300, i || ' Secret Street', 'Town' || (i % 5)
-		FROM generate_series(1, 400) i;
-	INSERT INTO orders SELECT i, CASE WHEN i % 10 = 0 THEN NULL ELSE 1 + (i * 7) % 300 END, i * 1.5
-		FROM generate_series(1, 2000) i;
-	CREATE TABLE visits (id int, k int, email text, PRIMARY KEY (id, k)) PARTITION BY RANGE (k);
-	CREATE TABLE visits_1 PARTITION OF visits FOR VALUES FROM (0) TO (10);
-	CREATE TABLE visits_2 PARTITION OF visits FOR VALUES FROM (10) TO (20);
-	INSERT INTO visits SELECT i, i % 20, 'visitor' || i || '@realmail.test' FROM generate_series(1, 100) i" >/dev/null
-	psql_q "$DB" "VACUUM ANALYZE" >/dev/null
-	git commit -q -am "shop" --allow-empty
-}
-
-# The shop's usual rules.
-add_rules() {
-	cat >>.dnadata/profiles.ini <<'INI'
-mask = users.email fake_email
-mask = users.name fake_name
-mask = public.users.phone fake_phone
-mask = users.id hash
-mask = addresses.user_id hash
-mask = orders.user_id hash
-mask = addresses.street redact
-mask = users.born sql:date_trunc('year', born)::date
-mask = users.vip keep
-mask = visits.email fake_email
-INI
-	git commit -q -am "mask the shop"
-}
+. "$(dirname "$0")/../mask-shop.sh"
 
 test_masked_values_reach_neither_the_store_nor_the_restore() {
 	setup_shop
@@ -206,52 +165,6 @@ test_the_key_is_in_no_query_text_while_a_snapshot_runs() {
 		! grep -qi "$part" "$T/queries" || fail "a key is in pg_stat_activity's query text"
 		! grep -rqi "$part" "$T/snap.out" "$T/snap.err" .dnadata || fail "a key is in the output or the repository"
 	done < <(key_parts)
-}
-
-# snap: an incremental snapshot with -v (no commit); ID its id, V its incremental lines.
-snap() {
-	pg_wait_no_sessions "$DB"
-	expect_ok git dnadata -v snapshot --no-commit "$@"
-	ID=$(sed -n 's/^snapshot //p' .dnadata/refs/clean)
-	V=$(grep 'incremental: ' <<<"$ERR" || true)
-	tap_note "$V"
-}
-
-test_a_masked_incremental_snapshot_is_the_masked_full_read() {
-	setup_shop
-	psql_q "$DB" "INSERT INTO orders SELECT i, 1 + i % 300, i FROM generate_series(2001, 40000) i" >/dev/null
-	psql_q "$DB" "VACUUM ANALYZE" >/dev/null
-	add_rules
-	snap
-	psql_q "$DB" "UPDATE orders SET total = total + 1 WHERE id % 1000 = 0; UPDATE addresses SET city = 'x' WHERE id = 5"
-	snap
-	local inc=$ID
-	assert_contains "$V" "incremental: public.users reused"
-	assert_contains "$V" "incremental: public.orders: "
-	assert_contains "$V" "merged from markers"
-	assert_contains "$V" "incremental: public.addresses read whole: "
-	snap --full
-	assert_eq "$ID" "$inc" "incremental masked id == --full masked id"
-	# a dense change: its key range read with a range COPY of the masked select list
-	psql_q "$DB" "UPDATE orders SET user_id = 1 + (user_id + 1) % 300 WHERE id BETWEEN 21000 AND 27000"
-	snap
-	assert_contains "$V" "incremental: public.orders: "
-	assert_not_contains "$V" "merged from markers, 0 read"
-	inc=$ID
-	snap --full
-	assert_eq "$ID" "$inc" "dense change: incremental masked id == --full masked id"
-	# a key column masked: its key ranges are not read alone
-	psql_q "$DB" "UPDATE users SET name = name || 'x' WHERE id = 7"
-	snap
-	assert_contains "$V" "incremental: public.users read whole: its primary key is masked"
-	inc=$ID
-	snap --full
-	assert_eq "$ID" "$inc" "masked key: incremental == full"
-	# other rules: nothing is carried over from the snapshot taken with the previous ones
-	sed -i 's/^mask = addresses.street redact$/mask = addresses.street hash/' .dnadata/profiles.ini
-	git commit -q -am "other rules"
-	snap
-	assert_contains "$V" "incremental: every table read: exclude_tables, exclude_data or the masking rules changed"
 }
 
 test_the_database_a_masked_snapshot_came_from_is_not_recorded_as_holding_it() {
