@@ -182,9 +182,9 @@ pg_wait_no_sessions() {
 	fail "sessions still connected to $1 after $DD_WAIT_POLLS polls"
 }
 
-# strace ARG...: strace itself, for a sanitizer build too: LeakSanitizer cannot work under ptrace (it aborts
-# the traced git-dnadata at exit), so the commands traced run without leak checks.
-strace() { ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" command strace "$@"; }
+# strace: tests/bin/strace, which runs what it traces without leak checks (LeakSanitizer cannot work under
+# ptrace); a script, not a function, so `strace ... &` gives strace's own pid.
+PATH="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/bin:$PATH"
 
 # start_stopped_at POINT CMD...: start CMD in the background with
 # DNADATA_FAILPOINT=POINT and wait until it has stopped itself there

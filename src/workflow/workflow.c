@@ -343,6 +343,13 @@ dump_to_store(struct dd_store *st, struct dd_repo *repo, const struct dd_config 
 	o.prev_id = in->prev_id;
 	o.prev = in->prev;
 	o.subset = dd_workflow_subset(cfg, p, &sb);
+	if (o.prev && strcmp(dd_snapshot_meta(o.prev, "masked") ? dd_snapshot_meta(o.prev, "masked") : "", masks.hash)) {
+		/* not even a delta base: a masked snapshot must never need objects of one taken with other rules */
+		dd_debug("incremental: every table read, no delta base: snapshot %.12s was taken with other masking "
+			 "or subsetting rules", o.prev_id);
+		o.prev = NULL;
+		o.prev_id = NULL;
+	}
 	o.masks = masks.rules;
 	o.nmasks = masks.nrules;
 	o.mask_key = masks.key;
