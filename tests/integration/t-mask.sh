@@ -119,6 +119,30 @@ test_a_bad_rule_fails_the_snapshot_and_commits_nothing() {
 	git checkout -q .dnadata/profiles.ini
 }
 
+# refuses WANT RULE...: with these rules the snapshot fails saying WANT, and nothing is committed.
+refuses() {
+	local want=$1 head
+	shift
+	head=$(git rev-parse HEAD)
+	printf 'mask = %s\n' "$@" >>.dnadata/profiles.ini
+	expect_fail 1 git dnadata snapshot
+	assert_contains "$ERR" "$want"
+	assert_eq "$head" "$(git rev-parse HEAD)" "nothing committed ($*)"
+	git checkout -q .dnadata/profiles.ini
+}
+
+test_a_hashed_key_is_checked_when_its_reference_has_another_type() {
+	repo_with_db mask
+	# hashed the same, but a varchar(40) keeps 40 of the 64 characters, and an int4 is permuted on 16-bit halves
+	psql_q "$DB" "CREATE TABLE acct (email text PRIMARY KEY, n int8 UNIQUE);
+		CREATE TABLE refs (id int PRIMARY KEY, email varchar(40) REFERENCES acct, n int4 REFERENCES acct (n));
+		INSERT INTO acct SELECT 'a' || i || '@x.test', i FROM generate_series(1, 50) i;
+		INSERT INTO refs SELECT i, 'a' || i || '@x.test', i FROM generate_series(1, 50) i" >/dev/null
+	refuses "the masked values break foreign key refs_email_fkey of table public.refs" "acct.email hash" \
+		"refs.email hash"
+	refuses "the masked values break foreign key refs_n_fkey of table public.refs" "acct.n hash" "refs.n hash"
+}
+
 test_an_inline_profile_refuses_masking_rules() {
 	setup_shop
 	expect_ok git dnadata new-profile seed --inline
