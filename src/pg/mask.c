@@ -24,7 +24,8 @@
  *
  * Every error names the rule as written and its profiles.ini line.
  * Constraint checks (dd_pg_mask_check) run over the masked rows before
- * any COPY: UNIQUE, CHECK, foreign keys.
+ * any COPY: UNIQUE, CHECK, foreign keys. A masked partition key column is
+ * refused (the rows would leave their partitions).
  */
 #include "pg/internal.h"
 #include "pg/pg.h"
@@ -362,6 +363,76 @@ check_expr(PGconn *c, const struct mtab *mt, const struct col *cl)
 	return rc;
 }
 
+/* Can c be part of an identifier (a column name in a deparsed expression cannot continue with it)? */
+static int
+ident_char(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '$' ||
+	       (unsigned char)c >= 0x80;
+}
+
+/*
+ * Does deparsed expression `expr` (pg_get_expr()) mention column `qname`
+ * (its quote_ident() form)? Conservative: the name inside a string
+ * constant counts too, so a column it uses is never missed.
+ */
+static int
+mentions(const char *expr, const char *qname)
+{
+	size_t n = strlen(qname);
+
+	for (const char *p = strstr(expr, qname); p; p = strstr(p + 1, qname))
+		if ((p == expr || !ident_char(p[-1])) && !ident_char(p[n]))
+			return 1;
+	return 0;
+}
+
+/* The partition keys over table $1's rows: its own and its ancestors' columns, and their key expressions. */
+static const char partkey_sql[] =
+	"WITH RECURSIVE up(oid) AS (SELECT $1::oid UNION SELECT i.inhparent FROM pg_inherits i JOIN up ON"
+	" i.inhrelid = up.oid)"
+	" SELECT a.attname, NULL, format('%I.%I', n.nspname, x.relname) FROM up"
+	" JOIN pg_partitioned_table p ON p.partrelid = up.oid JOIN pg_class x ON x.oid = p.partrelid"
+	" JOIN pg_namespace n ON n.oid = x.relnamespace"
+	" JOIN pg_attribute a ON a.attrelid = p.partrelid AND a.attnum = ANY (p.partattrs::int2[])"
+	" UNION ALL SELECT NULL, pg_get_expr(p.partexprs, p.partrelid), format('%I.%I', n.nspname, x.relname) FROM up"
+	" JOIN pg_partitioned_table p ON p.partrelid = up.oid JOIN pg_class x ON x.oid = p.partrelid"
+	" JOIN pg_namespace n ON n.oid = x.relnamespace WHERE p.partexprs IS NOT NULL";
+
+/*
+ * A masked column in a partition key (of the table or of an ancestor,
+ * a column or in a key expression) would move the masked rows out of
+ * their partition, and the restore would fail: refused, naming the rule.
+ */
+static int
+check_partition_key(PGconn *c, const struct mtab *mt)
+{
+	char oid[16];
+	const char *params[] = { oid };
+	PGresult *res;
+	int rc = 0;
+
+	snprintf(oid, sizeof(oid), "%u", mt->oid);
+	if (!(res = dd_pg_query(c, partkey_sql, 1, params)))
+		return dd_error_wrap("reading the partition keys of %s", mt->qname);
+	for (int i = 0; i < PQntuples(res) && rc == 0; i++)
+		for (size_t k = 0; k < mt->ncols && rc == 0; k++) {
+			const struct col *cl = &mt->cols[k];
+			char *why;
+			if (!cl->rule || (PQgetisnull(res, i, 0) ? !mentions(PQgetvalue(res, i, 1), cl->qname)
+								  : strcmp(PQgetvalue(res, i, 0), cl->name)))
+				continue;
+			why = dd_asprintf("column %s is in the partition key of %s: masked rows would leave their "
+					  "partitions and the restore would fail",
+					  cl->name, PQgetvalue(res, i, 2));
+			rc = rule_error(cl->rule, why);
+			dd_hint("leave partition key columns unmasked (remove the rule); nothing was captured");
+			free(why);
+		}
+	PQclear(res);
+	return rc;
+}
+
 /* Build table t's masked columns from `rules` (those that apply to it, nearest first). */
 static int
 build_table(PGconn *c, const struct dd_pg_mask_table *t, const struct dd_pg_mask_rule **rules, size_t nrules,
@@ -394,6 +465,8 @@ build_table(PGconn *c, const struct dd_pg_mask_table *t, const struct dd_pg_mask
 						    "it is computed from");
 		cl->rule = rules[k];
 	}
+	if ((t->relkind == 'p' || t->nparents) && check_partition_key(c, mt) < 0)
+		return -1;
 	mt->exprs = dd_calloc(mt->ncols + 1, sizeof(char *));
 	for (size_t i = 0; i < mt->ncols; i++) {
 		struct col *cl = &mt->cols[i];
