@@ -25,7 +25,9 @@
  * Every error names the rule as written and its profiles.ini line.
  * Constraint checks (dd_pg_mask_check) run over the masked rows before
  * any COPY: UNIQUE, CHECK, foreign keys. A masked partition key column is
- * refused (the rows would leave their partitions).
+ * refused (the rows would leave their partitions), and so is one in an
+ * exclusion constraint (not checked). The checks read the masked rows
+ * with each generated column computed again over them, as the restore.
  */
 #include "pg/internal.h"
 #include "pg/pg.h"
@@ -52,6 +54,8 @@ struct col {
 	int notnull, generated, in_pk;
 	const struct dd_pg_mask_rule *rule; /* NULL: not masked */
 	char *expr;                         /* the value expression in the COPY (masked, or qname) */
+	char *gexpr;                        /* a generated column's expression (pg_get_expr()), or NULL */
+	const struct dd_pg_mask_rule *dep;  /* a generated column computed from a masked one: that one's rule */
 };
 
 struct mtab {
@@ -62,6 +66,7 @@ struct mtab {
 	size_t ncols;
 	char *sel;                /* the select list, generated columns left out (as the catalog's list) */
 	char **exprs;             /* the same, one value expression per dumped column, NULL-terminated */
+	char *rows;               /* the masked rows as the checks read them, generated columns computed again */
 	int key_masked;
 };
 
@@ -75,8 +80,10 @@ static const char cols_sql[] =
 	"SELECT quote_ident(a.attname), a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull,"
 	" a.attgenerated <> '', CASE WHEN b.typnamespace = 'pg_catalog'::regnamespace THEN b.typname ELSE '' END,"
 	" COALESCE(a.attnum = ANY ((SELECT i.indkey FROM pg_index i WHERE i.indrelid = a.attrelid"
-	"   AND i.indisprimary)::int2[]), false)"
+	"   AND i.indisprimary)::int2[]), false),"
+	" CASE WHEN a.attgenerated <> '' THEN pg_get_expr(d.adbin, d.adrelid) END"
 	" FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid"
+	" LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum"
 	" JOIN pg_type b ON b.oid = CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END"
 	" WHERE a.attrelid = $1::oid AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum";
 
@@ -241,10 +248,12 @@ mtab_free(struct mtab *t)
 		free(t->cols[i].name);
 		free(t->cols[i].type);
 		free(t->cols[i].expr);
+		free(t->cols[i].gexpr);
 	}
 	free(t->cols);
 	free(t->exprs); /* its strings are the columns' */
 	free(t->sel);
+	free(t->rows);
 	free(t->qname);
 	free(t->relname);
 }
@@ -325,6 +334,7 @@ read_columns(PGconn *c, const struct dd_pg_mask_table *t, struct mtab *mt)
 		cl->generated = PQgetvalue(res, row, 4)[0] == 't';
 		cl->cls = classify(PQgetvalue(res, row, 5));
 		cl->in_pk = PQgetvalue(res, row, 6)[0] == 't';
+		cl->gexpr = PQgetisnull(res, row, 7) ? NULL : dd_strdup(PQgetvalue(res, row, 7));
 	}
 	PQclear(res);
 	return 0;
@@ -433,6 +443,35 @@ check_partition_key(PGconn *c, const struct mtab *mt)
 	return rc;
 }
 
+/*
+ * mt->rows: the masked rows for the constraint checks, with each
+ * generated column computed again over them, as the restore will (a
+ * CHECK or an index may use one). A generated column computed from a
+ * masked column gets that column's rule as its dep.
+ */
+static void
+build_rows(struct mtab *mt)
+{
+	struct dd_buf b = DD_BUF_INIT;
+	const char *only = mt->relkind == 'p' ? "" : "ONLY ";
+	int gen = 0;
+
+	for (size_t i = 0; i < mt->ncols; i++) {
+		struct col *g = &mt->cols[i];
+		if (!g->generated || !g->gexpr)
+			continue;
+		for (size_t k = 0; k < mt->ncols && !g->dep; k++)
+			if (mt->cols[k].rule && mentions(g->gexpr, mt->cols[k].qname))
+				g->dep = mt->cols[k].rule;
+		dd_buf_printf(&b, "%s(%s)::%s AS %s", gen++ ? ", " : "(SELECT m.*, ", g->gexpr, g->type, g->qname);
+	}
+	if (gen)
+		dd_buf_printf(&b, " FROM (SELECT %s FROM %s%s) AS m)", mt->sel, only, mt->qname);
+	else
+		dd_buf_printf(&b, "(SELECT %s FROM %s%s)", mt->sel, only, mt->qname);
+	mt->rows = dd_buf_detach(&b, NULL);
+}
+
 /* Build table t's masked columns from `rules` (those that apply to it, nearest first). */
 static int
 build_table(PGconn *c, const struct dd_pg_mask_table *t, const struct dd_pg_mask_rule **rules, size_t nrules,
@@ -490,6 +529,7 @@ build_table(PGconn *c, const struct dd_pg_mask_table *t, const struct dd_pg_mask
 	}
 	dd_buf_release(&e);
 	mt->sel = dd_buf_detach(&sel, NULL);
+	build_rows(mt);
 	for (size_t i = 0; i < mt->ncols; i++)
 		if (mt->cols[i].rule && check_expr(c, mt, &mt->cols[i]) < 0)
 			return -1;
@@ -653,14 +693,14 @@ col_named(const struct mtab *mt, const char *name)
 	return NULL;
 }
 
-/* How a check reads mt's rows: a table's own ("ONLY "), a partitioned table's partitions' (""). */
-static const char *
-only(const struct mtab *mt)
+/* The rule that changes column c's values: its own, or (a generated column) that of a column it is computed from. */
+static const struct dd_pg_mask_rule *
+rule_of(const struct col *c)
 {
-	return mt->relkind == 'p' ? "" : "ONLY ";
+	return !c ? NULL : c->rule ? c->rule : c->dep;
 }
 
-/* The table's masked columns' names as a text[] literal (a query parameter). */
+/* The names of the table's columns whose values masking changes, as a text[] literal (a query parameter). */
 static char *
 masked_names(const struct mtab *mt)
 {
@@ -669,7 +709,7 @@ masked_names(const struct mtab *mt)
 
 	dd_buf_putc(&b, '{');
 	for (size_t i = 0; i < mt->ncols; i++) {
-		if (!mt->cols[i].rule)
+		if (!rule_of(&mt->cols[i]))
 			continue;
 		dd_buf_puts(&b, first ? "\"" : ",\"");
 		for (const char *p = mt->cols[i].name; *p; p++) {
@@ -725,7 +765,7 @@ run_check(PGconn *c, const char *sql, const struct dd_pg_mask_rule *r, const cha
 static int
 injective(const struct col *c)
 {
-	return c->rule->kind == DD_PG_MASK_HASH && (c->cls != T_TEXT || !strchr(c->type, '('));
+	return c->rule && c->rule->kind == DD_PG_MASK_HASH && (c->cls != T_TEXT || !strchr(c->type, '('));
 }
 
 static const char unique_sql[] =
@@ -735,9 +775,47 @@ static const char unique_sql[] =
 	" (SELECT string_agg(a.attname, '/' ORDER BY a.attnum) FROM pg_attribute a WHERE a.attrelid = i.indrelid"
 	"   AND a.attname = ANY ($2::text[]) AND (a.attnum = ANY (i.indkey::int2[]) OR EXISTS (SELECT 1 FROM pg_depend d"
 	"   WHERE d.classid = 'pg_class'::regclass AND d.objid = i.indexrelid AND d.refobjid = i.indrelid"
-	"   AND d.refobjsubid = a.attnum)))"
+	"   AND d.refobjsubid = a.attnum))),"
+	" i.indexprs IS NULL, i.indisexclusion"
 	" FROM pg_index i JOIN pg_class x ON x.oid = i.indexrelid JOIN pg_namespace n ON n.oid = x.relnamespace"
-	" WHERE i.indrelid = $1::oid AND i.indisunique ORDER BY 1";
+	" WHERE i.indrelid = $1::oid AND (i.indisunique OR i.indisexclusion) ORDER BY 1";
+
+/*
+ * Must unique index row i of res be checked over the masked rows? 0 no
+ * (no masked column in it, or only injective hashes on plain key columns
+ * of an index whose predicate uses no masked column), 1 yes (*first: the
+ * rule to name), -1 an exclusion constraint on a masked column (refused:
+ * not checked).
+ */
+static int
+unique_needs_check(const struct mtab *mt, PGresult *res, int i, const struct col **first)
+{
+	const char *pred = PQgetisnull(res, i, 1) ? NULL : PQgetvalue(res, i, 1);
+	int skip = PQgetvalue(res, i, 4)[0] == 't';
+	char *list, *save = NULL, *why;
+
+	*first = NULL;
+	if (PQgetisnull(res, i, 3))
+		return 0;
+	list = dd_strdup(PQgetvalue(res, i, 3));
+	for (char *t = strtok_r(list, "/", &save); t; t = strtok_r(NULL, "/", &save)) {
+		const struct col *cl = col_named(mt, t);
+		if (!rule_of(cl))
+			continue;
+		*first = *first ? *first : cl;
+		skip &= injective(cl) && !(pred && mentions(pred, cl->qname));
+	}
+	free(list);
+	if (!*first || PQgetvalue(res, i, 5)[0] != 't')
+		return *first && !skip;
+	why = dd_asprintf("column %s is in exclusion constraint %s of table %s, which the masked values are not "
+			  "checked against",
+			  (*first)->name, PQgetvalue(res, i, 0), mt->qname);
+	rule_error(rule_of(*first), why);
+	dd_hint("leave that column unmasked (remove the rule); nothing was captured");
+	free(why);
+	return -1;
+}
 
 /* UNIQUE constraints and unique indexes of mt that involve a masked column: no two masked rows equal. */
 static int
@@ -752,31 +830,18 @@ check_unique(PGconn *c, const struct mtab *mt, const char *names)
 	if (!(res = dd_pg_query(c, unique_sql, 2, params)))
 		return dd_error_wrap("reading the unique indexes of %s", mt->qname);
 	for (int i = 0; i < PQntuples(res) && rc == 0; i++) {
-		const struct col *first = NULL;
-		int all_injective = 1;
-		char *list, *save = NULL, *what, *sql;
+		const struct col *first;
+		char *what, *sql;
 		struct dd_buf notnull = DD_BUF_INIT;
-		if (PQgetisnull(res, i, 3))
-			continue; /* no masked column in it */
-		list = dd_strdup(PQgetvalue(res, i, 3));
-		for (char *t = strtok_r(list, "/", &save); t; t = strtok_r(NULL, "/", &save)) {
-			const struct col *cl = col_named(mt, t);
-			if (!cl || !cl->rule)
-				continue;
-			first = first ? first : cl;
-			all_injective &= injective(cl);
-		}
-		free(list);
-		if (!first || all_injective)
+		if ((rc = unique_needs_check(mt, res, i, &first)) <= 0)
 			continue;
 		dd_buf_printf(&notnull, "ROW(%s) IS NOT NULL", PQgetvalue(res, i, 2));
 		if (!PQgetisnull(res, i, 1))
 			dd_buf_printf(&notnull, " AND (%s)", PQgetvalue(res, i, 1));
-		sql = dd_asprintf("SELECT 1 FROM (SELECT %s FROM %s%s) AS t WHERE %s GROUP BY %s HAVING count(*) > 1 "
-				  "LIMIT 1",
-				  mt->sel, only(mt), mt->qname, dd_buf_cstr(&notnull), PQgetvalue(res, i, 2));
+		sql = dd_asprintf("SELECT 1 FROM %s AS t WHERE %s GROUP BY %s HAVING count(*) > 1 LIMIT 1", mt->rows,
+				  dd_buf_cstr(&notnull), PQgetvalue(res, i, 2));
 		what = dd_asprintf("unique index %s of table %s", PQgetvalue(res, i, 0), mt->qname);
-		rc = run_check(c, sql, first->rule, what, " (two rows get the same value)");
+		rc = run_check(c, sql, rule_of(first), what, " (two rows get the same value)");
 		free(what);
 		free(sql);
 		dd_buf_release(&notnull);
@@ -803,12 +868,11 @@ check_checks(PGconn *c, const struct mtab *mt, const char *names)
 	for (size_t i = 0; i < mt->ncols && rc == 0; i++) {
 		const struct col *cl = &mt->cols[i];
 		char *sql, *what;
-		if (!cl->rule || cl->rule->kind != DD_PG_MASK_SQL || !(cl->notnull || cl->in_pk))
+		if (!(cl->notnull || cl->in_pk) || !(cl->dep || (cl->rule && cl->rule->kind == DD_PG_MASK_SQL)))
 			continue;
-		sql = dd_asprintf("SELECT 1 FROM (SELECT %s FROM %s%s) AS t WHERE %s IS NULL LIMIT 1", mt->sel,
-				  only(mt), mt->qname, cl->qname);
+		sql = dd_asprintf("SELECT 1 FROM %s AS t WHERE %s IS NULL LIMIT 1", mt->rows, cl->qname);
 		what = dd_asprintf("NOT NULL on column %s of table %s", cl->name, mt->qname);
-		rc = run_check(c, sql, cl->rule, what, " (the expression gives NULL)");
+		rc = run_check(c, sql, rule_of(cl), what, " (the expression gives NULL)");
 		free(sql);
 		free(what);
 	}
@@ -820,12 +884,11 @@ check_checks(PGconn *c, const struct mtab *mt, const char *names)
 	for (int i = 0; i < PQntuples(res) && rc == 0; i++) {
 		const struct col *cl = PQgetisnull(res, i, 2) ? NULL : col_named(mt, PQgetvalue(res, i, 2));
 		char *sql, *what;
-		if (!cl || !cl->rule)
+		if (!rule_of(cl))
 			continue;
-		sql = dd_asprintf("SELECT 1 FROM (SELECT %s FROM %s%s) AS t WHERE NOT (%s) LIMIT 1", mt->sel,
-				  only(mt), mt->qname, PQgetvalue(res, i, 1));
+		sql = dd_asprintf("SELECT 1 FROM %s AS t WHERE NOT (%s) LIMIT 1", mt->rows, PQgetvalue(res, i, 1));
 		what = dd_asprintf("CHECK constraint %s of table %s", PQgetvalue(res, i, 0), mt->qname);
-		rc = run_check(c, sql, cl->rule, what, "");
+		rc = run_check(c, sql, rule_of(cl), what, "");
 		free(sql);
 		free(what);
 	}
@@ -874,8 +937,8 @@ check_fk(PGconn *c, const struct dd_pg_masks *m, PGresult *res, int i, int j)
 	for (int k = i; k < j; k++) {
 		const struct col *a = col_named(ta, PQgetvalue(res, k, 7)), *b = col_named(tb, PQgetvalue(res, k, 9));
 		if (!r)
-			r = a && a->rule ? a->rule : b && b->rule ? b->rule : NULL;
-		if ((a && a->rule) || (b && b->rule))
+			r = rule_of(a) ? rule_of(a) : rule_of(b);
+		if (rule_of(a) || rule_of(b))
 			same &= same_rule(a, b);
 		dd_buf_printf(&nn, "%sx.%s IS NOT NULL", k > i ? " AND " : "", PQgetvalue(res, k, 6));
 		dd_buf_printf(&eq, "%sy.%s = x.%s", k > i ? " AND " : "", PQgetvalue(res, k, 8), PQgetvalue(res, k, 6));
@@ -883,10 +946,11 @@ check_fk(PGconn *c, const struct dd_pg_masks *m, PGresult *res, int i, int j)
 	rc = 0;
 	if (r && !same) {
 		/* a masked table: its masked rows; any other: its rows (with its partitions' or children's) */
-		sql = dd_asprintf("SELECT 1 FROM (SELECT %s FROM %s%s) AS x WHERE %s AND NOT EXISTS (SELECT 1 FROM "
-				  "(SELECT %s FROM %s%s) AS y WHERE %s) LIMIT 1",
-				  ta ? ta->sel : "*", ta ? only(ta) : "", PQgetvalue(res, i, 4), dd_buf_cstr(&nn),
-				  tb ? tb->sel : "*", tb ? only(tb) : "", PQgetvalue(res, i, 5), dd_buf_cstr(&eq));
+		sql = dd_asprintf("SELECT 1 FROM %s%s%s AS x WHERE %s AND NOT EXISTS (SELECT 1 FROM %s%s%s AS y "
+				  "WHERE %s) LIMIT 1",
+				  ta ? ta->rows : "(SELECT * FROM ", ta ? "" : PQgetvalue(res, i, 4), ta ? "" : ")",
+				  dd_buf_cstr(&nn), tb ? tb->rows : "(SELECT * FROM ", tb ? "" : PQgetvalue(res, i, 5),
+				  tb ? "" : ")", dd_buf_cstr(&eq));
 		what = dd_asprintf("foreign key %s of table %s", PQgetvalue(res, i, 1), PQgetvalue(res, i, 4));
 		more = dd_asprintf(" (a masked row references no row of %s; the same hash or fake_* rule on both sides, "
 				   "of the same type, keeps them matching)",
