@@ -235,7 +235,11 @@ int dd_pg_mask_table_of(const struct dd_pg_masks *m, unsigned oid, const char **
  * error then set without it, naming `table`; else 0 (nothing set).
  */
 int dd_pg_mask_error(const PGresult *res, const char *table);
-/* Give session `c` the masking key (set_config through parameters only). 0 (also when m is NULL) or -1. */
+/*
+ * Give session `c` the masking key (set_config through parameters only,
+ * transaction-local: call it inside the snapshot's transaction). 0 (also
+ * when m is NULL) or -1.
+ */
 int dd_pg_mask_session(PGconn *c, const struct dd_pg_masks *m);
 void dd_pg_masks_free(struct dd_pg_masks *m);
 

@@ -13,7 +13,8 @@
  * sha256(), PostgreSQL 11 or newer) with the inner and outer padded keys
  * computed here from the store's mask subkey and handed to each session
  * only as query parameters of set_config() (dd_pg_mask_session), so the
- * key is in no SQL text, pg_stat_activity or process title:
+ * key is in no SQL text, pg_stat_activity or process title, and
+ * transaction-local, so it is gone when the snapshot's transaction ends:
  *   HMAC(m) = sha256(Ko || sha256(Ki || m)),
  * Ki, Ko = key padded to 64 bytes XOR 0x36 / 0x5c, in the session
  * settings dnadata.mask_i and dnadata.mask_o (hex). A text value masks to
@@ -639,10 +640,11 @@ dd_pg_mask_session(PGconn *c, const struct dd_pg_masks *m)
 			pad[k][i] ^= m->key[i];
 		dd_hex_encode(hex[k], pad[k], 64);
 	}
-	/* parameters only: the key is in no SQL text, pg_stat_activity or process title */
+	/* parameters only: the key is in no SQL text, pg_stat_activity or process title; local: a pooler
+	 * that hands the server connection on after the snapshot's transaction hands no key on */
 	res = dd_pg_query(c,
-			  "SELECT 1 FROM (SELECT set_config('dnadata.mask_i', $1, false),"
-			  " set_config('dnadata.mask_o', $2, false)) s",
+			  "SELECT 1 FROM (SELECT set_config('dnadata.mask_i', $1, true),"
+			  " set_config('dnadata.mask_o', $2, true)) s",
 			  2, params);
 	explicit_bzero(pad, sizeof(pad));
 	explicit_bzero(hex, sizeof(hex));

@@ -214,6 +214,17 @@ test_the_key_is_in_no_query_text_while_a_snapshot_runs() {
 	done < <(key_parts)
 }
 
+test_the_key_is_in_no_server_log_even_when_it_logs_parameters() {
+	local log=$DD_TMP/pg/log/server.log
+	setup_shop
+	add_rules
+	psql_q "$DB" "ALTER DATABASE $DB SET log_min_duration_statement = 0" >/dev/null
+	expect_ok git dnadata snapshot --no-commit
+	# transaction-local: behind a transaction pooler the server connection goes back without the key
+	grep -q "set_config('dnadata.mask_i', \$1, true)" "$log" || fail "no transaction-local set_config in the log"
+	! grep -q "set_config('dnadata.mask_i', \$1, false)" "$log" || fail "a session-wide set_config in the log"
+}
+
 test_the_database_a_masked_snapshot_came_from_is_not_recorded_as_holding_it() {
 	setup_shop
 	add_rules
