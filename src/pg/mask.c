@@ -14,7 +14,9 @@
  * computed here from the store's mask subkey and handed to each session
  * only as query parameters of set_config() (dd_pg_mask_session), so the
  * key is in no SQL text, pg_stat_activity or process title, and
- * transaction-local, so it is gone when the snapshot's transaction ends:
+ * transaction-local, so it is gone when the snapshot's transaction ends
+ * (and when the server would log that statement's parameters, with
+ * log_parameter_max_length = 0 set first for it, or refused):
  *   HMAC(m) = sha256(Ko || sha256(Ki || m)),
  * Ki, Ko = key padded to 64 bytes XOR 0x36 / 0x5c, in the session
  * settings dnadata.mask_i and dnadata.mask_o (hex). A text value masks to
@@ -624,34 +626,151 @@ dd_pg_mask_table_of(const struct dd_pg_masks *m, unsigned oid, const char **sel,
 	return 0;
 }
 
+/* The settings under which the server may log a statement's parameters (absent ones: not on this server). */
+static const char logging_sql[] =
+	"SELECT name, setting FROM pg_settings WHERE name IN ('log_statement', 'log_min_duration_statement',"
+	" 'log_min_duration_sample', 'log_statement_sample_rate', 'log_transaction_sample_rate',"
+	" 'log_parameter_max_length', 'log_parameter_max_length_on_error', 'auto_explain.log_min_duration',"
+	" 'pgaudit.log', 'pgaudit.log_parameter')";
+
+static const char *
+setting(const PGresult *res, const char *name)
+{
+	for (int i = 0; i < PQntuples(res); i++)
+		if (!strcmp(PQgetvalue(res, i, 0), name))
+			return PQgetvalue(res, i, 1);
+	return NULL;
+}
+
+/* Numeric setting `name` is there and not `off`. */
+static int
+differs(const PGresult *res, const char *name, double off)
+{
+	const char *v = setting(res, name);
+
+	return v && strtod(v, NULL) != off;
+}
+
+/* What keeps the padded keys out of the server log, and how to undo it after. */
+struct quiet {
+	struct dd_buf set, reset; /* "SET LOCAL name = value;"..., "SET LOCAL name TO DEFAULT;"... */
+	const char *why;          /* the first setting that would log them */
+	char fix[80];             /* its remedy, "name = value" */
+};
+
+static void
+quiet(struct quiet *q, const char *why, const char *name, const char *value)
+{
+	dd_buf_printf(&q->set, "SET LOCAL %s = %s;", name, value);
+	dd_buf_printf(&q->reset, "SET LOCAL %s TO DEFAULT;", name);
+	if (!q->why) {
+		q->why = why;
+		snprintf(q->fix, sizeof(q->fix), "%s = %s", name, value);
+	}
+}
+
+/*
+ * Would the server write the set_config() parameters (the padded keys)
+ * into its log? Then q: the transaction-local settings that keep them
+ * out (log_parameter_max_length = 0 for statement logging, PostgreSQL 13
+ * or newer; auto_explain and pgaudit's parameters turned off). -1 when
+ * nothing can keep them out (statement logging before 13).
+ */
+static int
+quiet_logging(PGconn *c, struct quiet *q)
+{
+	PGresult *res = dd_pg_query(c, logging_sql, 0, NULL);
+	const char *stmt = NULL, *v;
+
+	if (!res)
+		return dd_error_wrap("reading the server's log settings");
+	if ((v = setting(res, "log_statement")) && !strcmp(v, "all"))
+		stmt = "log_statement";
+	else if (differs(res, "log_min_duration_statement", -1))
+		stmt = "log_min_duration_statement";
+	else if (differs(res, "log_min_duration_sample", -1) && differs(res, "log_statement_sample_rate", 0))
+		stmt = "log_min_duration_sample";
+	else if (differs(res, "log_transaction_sample_rate", 0))
+		stmt = "log_transaction_sample_rate";
+	if (stmt && !setting(res, "log_parameter_max_length")) {
+		PQclear(res);
+		dd_error("the server would write the masking key into its log: %s logs each statement's parameters, "
+			 "and PostgreSQL %d cannot leave them out",
+			 stmt, dd_pg_server_major(c));
+		dd_hint("turn that logging off for the role that snapshots (as a superuser: ALTER ROLE <role> SET %s "
+			"TO DEFAULT), or use PostgreSQL 13 or newer; nothing was captured",
+			stmt);
+		return -1;
+	}
+	if (stmt && differs(res, "log_parameter_max_length", 0))
+		quiet(q, stmt, "log_parameter_max_length", "0");
+	if (differs(res, "log_parameter_max_length_on_error", 0))
+		quiet(q, "log_parameter_max_length_on_error", "log_parameter_max_length_on_error", "0");
+	if (differs(res, "auto_explain.log_min_duration", -1))
+		quiet(q, "auto_explain.log_min_duration", "auto_explain.log_min_duration", "-1");
+	if ((v = setting(res, "pgaudit.log_parameter")) && !strcmp(v, "on") && (v = setting(res, "pgaudit.log")) &&
+	    strcmp(v, "none"))
+		quiet(q, "pgaudit.log_parameter", "pgaudit.log_parameter", "off");
+	PQclear(res);
+	return 0;
+}
+
+/* Send the padded keys (hex) as the parameters of transaction-local set_config()s. */
+static int
+send_keys(PGconn *c, const char *const *params)
+{
+	/* parameters only: the key is in no SQL text, pg_stat_activity or process title; local: a pooler
+	 * that hands the server connection on after the snapshot's transaction hands no key on */
+	PGresult *res = dd_pg_query(c,
+				    "SELECT 1 FROM (SELECT set_config('dnadata.mask_i', $1, true),"
+				    " set_config('dnadata.mask_o', $2, true)) s",
+				    2, params);
+
+	if (!res)
+		return -1;
+	PQclear(res);
+	return 0;
+}
+
 int
 dd_pg_mask_session(PGconn *c, const struct dd_pg_masks *m)
 {
 	unsigned char pad[2][64];
 	char hex[2][129];
 	const char *params[] = { hex[0], hex[1] };
-	PGresult *res;
+	struct quiet q = { DD_BUF_INIT, DD_BUF_INIT, NULL, "" };
+	int rc = -1;
 
 	if (!m)
 		return 0;
+	if (quiet_logging(c, &q) < 0)
+		goto out;
+	if (q.set.len && dd_pg_exec(c, dd_buf_cstr(&q.set)) < 0) {
+		dd_error_wrap("the server would write the masking key into its log (%s logs the parameters of a "
+			      "statement), and this user may not keep it out for the snapshot",
+			      q.why);
+		dd_hint("as a superuser: ALTER ROLE <role> SET %s (or turn that logging off for the role that "
+			"snapshots); nothing was captured",
+			q.fix);
+		goto out;
+	}
 	for (int k = 0; k < 2; k++) {
 		memset(pad[k], k ? 0x5c : 0x36, 64);
 		for (int i = 0; i < DD_PG_MASK_KEY_LEN; i++)
 			pad[k][i] ^= m->key[i];
 		dd_hex_encode(hex[k], pad[k], 64);
 	}
-	/* parameters only: the key is in no SQL text, pg_stat_activity or process title; local: a pooler
-	 * that hands the server connection on after the snapshot's transaction hands no key on */
-	res = dd_pg_query(c,
-			  "SELECT 1 FROM (SELECT set_config('dnadata.mask_i', $1, true),"
-			  " set_config('dnadata.mask_o', $2, true)) s",
-			  2, params);
+	rc = send_keys(c, params);
 	explicit_bzero(pad, sizeof(pad));
 	explicit_bzero(hex, sizeof(hex));
-	if (!res)
-		return dd_error_wrap("setting the masking key");
-	PQclear(res);
-	return 0;
+	if (rc < 0)
+		dd_error_wrap("setting the masking key");
+	else if (q.reset.len)
+		rc = dd_pg_exec(c, dd_buf_cstr(&q.reset));
+out:
+	dd_buf_release(&q.set);
+	dd_buf_release(&q.reset);
+	return rc;
 }
 
 /*

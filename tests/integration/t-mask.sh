@@ -215,7 +215,7 @@ test_the_key_is_in_no_query_text_while_a_snapshot_runs() {
 }
 
 test_the_key_is_in_no_server_log_even_when_it_logs_parameters() {
-	local log=$DD_TMP/pg/log/server.log
+	local log=$DD_TMP/pg/log/server.log role=dd_nosu_$$
 	setup_shop
 	add_rules
 	psql_q "$DB" "ALTER DATABASE $DB SET log_min_duration_statement = 0" >/dev/null
@@ -223,6 +223,21 @@ test_the_key_is_in_no_server_log_even_when_it_logs_parameters() {
 	# transaction-local: behind a transaction pooler the server connection goes back without the key
 	grep -q "set_config('dnadata.mask_i', \$1, true)" "$log" || fail "no transaction-local set_config in the log"
 	! grep -q "set_config('dnadata.mask_i', \$1, false)" "$log" || fail "a session-wide set_config in the log"
+	while read -r part; do
+		! grep -qi "$part" "$log" || fail "a key is in the server log"
+	done < <(key_parts)
+	# a user who may not leave the parameters out of the log: refused, naming the setting
+	psql_q "$DB" "CREATE ROLE $role LOGIN; GRANT SELECT ON ALL TABLES IN SCHEMA public TO $role" >/dev/null
+	local user=$PGUSER
+	export PGUSER=$role
+	expect_fail 1 git dnadata snapshot --no-commit
+	export PGUSER=$user
+	psql_q "$DB" "DROP OWNED BY $role; DROP ROLE $role" >/dev/null
+	assert_contains "$ERR" "the server would write the masking key into its log (log_min_duration_statement logs"
+	assert_contains "$ERR" "ALTER ROLE <role> SET log_parameter_max_length = 0"
+	while read -r part; do
+		! grep -qi "$part" "$log" || fail "a key is in the server log"
+	done < <(key_parts)
 }
 
 test_the_database_a_masked_snapshot_came_from_is_not_recorded_as_holding_it() {
