@@ -39,6 +39,7 @@
 #include "util/hex.h"
 #include "util/log.h"
 
+#include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -761,8 +762,8 @@ dd_pg_mask_session(PGconn *c, const struct dd_pg_masks *m)
 		dd_hex_encode(hex[k], pad[k], 64);
 	}
 	rc = send_keys(c, params);
-	explicit_bzero(pad, sizeof(pad));
-	explicit_bzero(hex, sizeof(hex));
+	sodium_memzero(pad, sizeof(pad));
+	sodium_memzero(hex, sizeof(hex));
 	if (rc < 0)
 		dd_error_wrap("setting the masking key");
 	else if (q.reset.len)
