@@ -254,6 +254,14 @@ int dd_pg_tool_find_any(struct dd_pgdump *out, const char *tool, int server_majo
 void dd_pgdump_release(struct dd_pgdump *d);
 
 /*
+ * pg_dump's argument vector for one section (dd_pgdump_section's
+ * arguments; --no-statistics from pg_dump 18 on). Free with
+ * dd_pgdump_argv_free.
+ */
+char **dd_pgdump_argv(const struct dd_pgdump *d, const char *conninfo, const char *snapshot_id, const char *section,
+		      const char *const *exclude, size_t nexclude, const char *lock_wait_timeout);
+void dd_pgdump_argv_free(char **argv);
+/*
  * Run pg_dump for one section ("pre-data" or "post-data") against
  * `conninfo` (from dd_conninfo_of_connection(); `password` may be NULL and
  * goes to the child's environment), in the exported snapshot
