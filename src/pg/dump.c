@@ -42,8 +42,10 @@
 #include "util/buf.h"
 #include "util/conninfo.h"
 #include "util/err.h"
+#include "util/hex.h"
 #include "util/log.h"
 #include "util/proc.h"
+#include "util/sha256.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -96,6 +98,7 @@ struct item {
 	const char *sel;      /* the select list: cols, or with masked columns' expressions (issue 21; mask.c) */
 	const char *const *mexprs; /* masked: one value expression per column (markers_list), else NULL */
 	int key_masked;       /* a primary-key column is masked: no key ranges */
+	char query[65];       /* sha256 hex of sql (the select list, masked or not): the record's "query" */
 	int64_t est;
 	int warn_no_pk;
 	const struct dd_stream_info *prev; /* this stream in the previous snapshot (o->prev), or NULL */
@@ -2038,6 +2041,21 @@ mask_tables(struct snap *s)
 	return rc;
 }
 
+/*
+ * The hash of the item's COPY: its previous stream may be carried over,
+ * or its key ranges read alone, only when the record's is the same (a
+ * masking rule that applies to it now, through a partition attached
+ * under a masked table, changes it while the rules' hash stays).
+ */
+static void
+query_hash(struct item *it)
+{
+	uint8_t d[DD_SHA256_BYTES];
+
+	dd_sha256(d, it->sql, strlen(it->sql));
+	dd_hex_encode(it->query, d, sizeof(d));
+}
+
 /* Step 5a: the COPY queue, largest table first, and large objects. */
 static int
 queue_table_data(struct snap *s)
@@ -2069,6 +2087,7 @@ queue_table_data(struct snap *s)
 		else
 			it->sql = dd_asprintf("COPY %s TO STDOUT", r->qname);
 		free(where);
+		query_hash(it);
 		it->warn_no_pk = r->pk == NULL;
 		it->prev = s->o->prev ? dd_snapshot_find(s->o->prev, it->stream) : NULL;
 		if (r->keys && r->pk && parse_keys(it, r->keys) < 0)
@@ -2078,6 +2097,8 @@ queue_table_data(struct snap *s)
 			it->qtable = dd_strdup(r->qname);
 		}
 		it->rec = s->have_now ? (struct dd_pg_incr_table *)dd_pg_incr_find(&s->incr_now, it->stream) : NULL;
+		if (it->rec)
+			memcpy(it->rec->query, it->query, sizeof(it->query));
 		s->pool.total_est += r->est;
 	}
 	s->stats->tables = s->nitems;
@@ -2137,7 +2158,8 @@ table_unchanged(const struct snap *s, const struct item *it)
 	a = dd_pg_incr_find(&s->incr_prev, it->stream);
 	b = dd_pg_incr_find(&s->incr_cmp, it->stream);
 	c = dd_pg_incr_find(&s->incr_now, it->stream);
-	return a && b && c && dd_pg_incr_table_same(a, b) && dd_pg_incr_table_same(a, c);
+	return a && b && c && dd_pg_incr_table_same(a, b) && dd_pg_incr_table_same(a, c) &&
+	       !strcmp(a->query, it->query); /* "" (an older record) tells nothing */
 }
 
 /*
@@ -2164,7 +2186,9 @@ plan_ranges(const struct snap *s, struct item *it)
 	if (!a || !b || !c)
 		return "not in the records";
 	if (a->oid != b->oid || strcmp(a->shape, b->shape) || strcmp(a->shape, c->shape))
-		return "its columns or key changed";
+		return "its columns, key or parents changed";
+	if (strcmp(a->query, it->query))
+		return "its COPY changed (a masking rule applies to it now or no more), or the record does not say";
 	if (!a->nsamples)
 		return "too small for key ranges";
 	for (size_t k = 0; k < a->nsamples; k++) {
