@@ -81,4 +81,22 @@ test_a_partition_attached_under_a_masked_table_is_read_masked() {
 	assert_contains "$V" "incremental: public.orders read whole: its COPY changed"
 }
 
+# The markers merge evaluates the rules on the changed rows: its errors leave the server's message out too.
+test_a_failing_rule_in_the_markers_merge_quotes_no_value() {
+	setup_shop
+	psql_q "$DB" "CREATE TABLE notes (id bigint PRIMARY KEY, secret text);
+		INSERT INTO notes SELECT i, 'ok' || i FROM generate_series(1, 40000) i" >/dev/null
+	psql_q "$DB" "VACUUM ANALYZE notes" >/dev/null
+	printf '%s\n' "mask = notes.secret sql:CASE WHEN secret LIKE 'ok%' THEN 'x' ELSE secret::int::text END" \
+		>>.dnadata/profiles.ini
+	git commit -q -am "mask the notes"
+	snap
+	psql_q "$DB" "UPDATE notes SET secret = 'Jane Secret-Person' WHERE id = 30000"
+	pg_wait_no_sessions "$DB"
+	expect_fail 1 git dnadata -v snapshot --no-commit
+	assert_contains "$ERR" "dumping public.notes: a masked column's expression failed on a row of public.notes"
+	assert_contains "$ERR" "(SQLSTATE 22P02; the server's message is left out"
+	assert_not_contains "$ERR" "Jane Secret" "an unmasked value in the error"
+}
+
 run_tests
