@@ -18,6 +18,13 @@
  * which posts the semaphore too: the watcher never polls, so ending it
  * costs no wait (a 50 ms polling tick cost every switch 25 ms on average).
  * A cancelled operation then reports "interrupted".
+ *
+ * Queries that evaluate masking rules or a subset condition (issue 21)
+ * report errors through dd_pg_guarded_error: a server message, its DETAIL
+ * and CONTEXT may quote the row it failed on, unmasked, so only the
+ * SQLSTATEs that never quote a row keep their message. Their sessions'
+ * notices (a function's RAISE NOTICE can quote a value too) are dropped
+ * (dd_pg_hide_notices).
  */
 #include "pg/internal.h"
 #include "pg/pg.h"
@@ -31,6 +38,7 @@
 #include <pwd.h>
 #include <semaphore.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -146,6 +154,23 @@ notice_to_debug(void *arg, const char *message)
 	while (len && message[len - 1] == '\n')
 		len--;
 	dd_debug("server: %.*s", (int)len, message);
+}
+
+static atomic_flag notice_said = ATOMIC_FLAG_INIT;
+
+static void
+notice_dropped(void *arg, const char *message)
+{
+	(void)arg;
+	(void)message;
+	if (!atomic_flag_test_and_set(&notice_said))
+		dd_debug("server: a notice was left out (masking rules or a subset: it may quote an unmasked value)");
+}
+
+void
+dd_pg_hide_notices(PGconn *c)
+{
+	PQsetNoticeProcessor(c, notice_dropped, NULL);
 }
 
 int
@@ -394,6 +419,38 @@ dd_pg_error(PGconn *c, const PGresult *res)
 	if (!strcmp(dd_pg_sqlstate(res), "53100")) /* disk_full */
 		dd_hint("the database server's disk is full (where the database or its tablespace lives): free some "
 			"space there and run the command again; nothing was changed");
+	return -1;
+}
+
+/*
+ * The SQLSTATEs whose messages never quote a row: lock not available,
+ * query canceled, serialization failure, deadlock, connection exceptions
+ * (class 08), insufficient resources (53), shutdown and crash (57P01-03).
+ */
+static int
+quotes_no_row(const char *state)
+{
+	static const char *const safe[] = { "55P03", "57014", "40001", "40P01", "57P01", "57P02", "57P03" };
+
+	if (!strncmp(state, "08", 2) || !strncmp(state, "53", 2))
+		return 1;
+	for (size_t i = 0; i < sizeof(safe) / sizeof(safe[0]); i++)
+		if (!strcmp(state, safe[i]))
+			return 1;
+	return 0;
+}
+
+int
+dd_pg_guarded_error(PGconn *c, const PGresult *res, const char *what, const char *hint)
+{
+	const char *state = dd_pg_sqlstate(res);
+
+	/* no SQLSTATE: libpq's own error (the connection lost), which quotes nothing of the server's */
+	if (!*state || quotes_no_row(state))
+		return dd_pg_error(c, res);
+	dd_error("%s (SQLSTATE %s; the server's message is left out: it may quote an unmasked value)", what, state);
+	if (hint)
+		dd_hint("%s", hint);
 	return -1;
 }
 

@@ -42,8 +42,10 @@
 #include "util/buf.h"
 #include "util/conninfo.h"
 #include "util/err.h"
+#include "util/hex.h"
 #include "util/log.h"
 #include "util/proc.h"
+#include "util/sha256.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -96,6 +98,8 @@ struct item {
 	const char *sel;      /* the select list: cols, or with masked columns' expressions (issue 21; mask.c) */
 	const char *const *mexprs; /* masked: one value expression per column (markers_list), else NULL */
 	int key_masked;       /* a primary-key column is masked: no key ranges */
+	char query[65];       /* sha256 hex of sql (the select list, masked or not): the record's "query" */
+	char *guard, *guard_hint; /* masked or subsetted: what may be at fault when its COPY fails (copy_error) */
 	int64_t est;
 	int warn_no_pk;
 	const struct dd_stream_info *prev; /* this stream in the previous snapshot (o->prev), or NULL */
@@ -127,6 +131,7 @@ struct pool {
 	const char *lock_timeout;  /* SET lock_timeout value for the workers' sessions */
 	char *queued_table;   /* under w.lock: a table whose NOWAIT lock failed (a conflicting request queued) */
 	const struct dd_pg_masks *masks; /* issue 21: every session gets the masking key, or NULL */
+	int hide_notices;     /* masking rules or a subset: a notice may quote an unmasked value */
 };
 
 /* Count `len` more bytes of `it` (the progress line reads them under the same lock). */
@@ -307,6 +312,19 @@ hint_row(const struct item *it, struct sampler *sm, struct dd_stream_writer *w, 
 	}
 }
 
+/*
+ * A COPY of `it` failed with `res`: a masked or subsetted table's through
+ * dd_pg_guarded_error (the server's message may quote the row it failed
+ * on, unmasked), others' as they are. -1.
+ */
+static int
+copy_error(PGconn *c, const struct item *it, const PGresult *res)
+{
+	if (it->guard)
+		return dd_pg_guarded_error(c, res, it->guard, it->guard_hint);
+	return dd_pg_error(c, res);
+}
+
 /* Run COPY `sql` and write its rows to `w` (batched), sampling as they go. */
 static int
 copy_rows(PGconn *c, struct pool *p, struct item *it, struct dd_stream_writer *w, const char *sql,
@@ -319,8 +337,7 @@ copy_rows(PGconn *c, struct pool *p, struct item *it, struct dd_stream_writer *w
 
 	*rows = 0;
 	if (PQresultStatus(r) != PGRES_COPY_OUT) {
-		if (!it->mexprs || !dd_pg_mask_error(r, it->table))
-			dd_pg_error(c, r);
+		copy_error(c, it, r);
 		goto out;
 	}
 	PQclear(r);
@@ -352,8 +369,7 @@ copy_rows(PGconn *c, struct pool *p, struct item *it, struct dd_stream_writer *w
 	}
 	r = PQgetResult(c);
 	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
-		if (!it->mexprs || !dd_pg_mask_error(r, it->table)) /* issue 21: no unmasked value in a message */
-			dd_pg_error(c, r);
+		copy_error(c, it, r); /* issue 21: no unmasked value in a message */
 		goto out;
 	}
 	if (batch.len) {
@@ -873,7 +889,7 @@ merge_copy(PGconn *c, struct pool *p, struct item *it, struct dd_stream_writer *
 	int rc = -1, n, r = 0;
 
 	if (PQresultStatus(res) != PGRES_COPY_OUT) {
-		dd_pg_error(c, res);
+		copy_error(c, it, res);
 		goto out;
 	}
 	PQclear(res);
@@ -896,7 +912,7 @@ merge_copy(PGconn *c, struct pool *p, struct item *it, struct dd_stream_writer *
 	}
 	res = PQgetResult(c);
 	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-		dd_pg_error(c, res);
+		copy_error(c, it, res);
 		goto out;
 	}
 	rc = 0;
@@ -1110,8 +1126,8 @@ copy_one(PGconn *c, struct pool *p, struct item *it)
 	struct sampler sm = { 0 };
 	int rc = -1, r;
 
-	if (it->prec && (r = copy_ranges(c, p, it)) != 1)
-		return r; /* 0 done, -1 failed; 1: read it whole */
+	if (it->prec && (r = copy_ranges(c, p, it)) != 1) /* 0 done, -1 failed; 1: read it whole */
+		return r < 0 ? dd_error_wrap("dumping %s", it->table) : r;
 	rec_reset(it);
 	it->rows = 0;
 	if (dd_stream_begin(&w, p->sw, it->stream) < 0)
@@ -1174,6 +1190,8 @@ worker(void *arg)
 		goto out;
 	}
 	dd_pg_cancel_register(c);
+	if (p->hide_notices)
+		dd_pg_hide_notices(c);
 	for (;;) {
 		struct item *it = NULL;
 		pthread_mutex_lock(&p->w.lock);
@@ -1389,6 +1407,8 @@ items_free(struct item *items, size_t n)
 		free(items[i].kexpr);
 		free(items[i].pk);
 		free(items[i].qtable);
+		free(items[i].guard);
+		free(items[i].guard_hint);
 	}
 	free(items);
 }
@@ -1665,6 +1685,8 @@ connect_leader(struct snap *s)
 	if (dd_pg_connect(&s->c, s->o->conninfo, NULL) < 0)
 		return -1;
 	dd_pg_cancel_register(s->c);
+	if (s->o->nmasks || s->o->subset) /* issue 21: a function in a rule may RAISE NOTICE with a value */
+		dd_pg_hide_notices(s->c);
 	version = PQparameterStatus(s->c, "server_version");
 	snprintf(stats->database, sizeof(stats->database), "%s", PQdb(s->c));
 	snprintf(stats->server_version, sizeof(stats->server_version), "%s", version ? version : "");
@@ -2038,6 +2060,49 @@ mask_tables(struct snap *s)
 	return rc;
 }
 
+/*
+ * The hash of the item's COPY: its previous stream may be carried over,
+ * or its key ranges read alone, only when the record's is the same (a
+ * masking rule that applies to it now, through a partition attached
+ * under a masked table, changes it while the rules' hash stays).
+ */
+static void
+query_hash(struct item *it)
+{
+	uint8_t d[DD_SHA256_BYTES];
+
+	dd_sha256(d, it->sql, strlen(it->sql));
+	dd_hex_encode(it->query, d, sizeof(d));
+}
+
+/*
+ * A masked or subsetted table: what may be at fault when its COPY fails
+ * (the server's message is left out, copy_error), and how to find out.
+ */
+static void
+guard(const struct snap *s, struct item *it, unsigned oid, int subset)
+{
+	char *lines = dd_pg_mask_lines_of(s->masks, oid), *by_hand = NULL;
+	size_t line = subset ? s->o->subset->line : 0;
+
+	if (lines)
+		by_hand = dd_asprintf("SELECT <expression> FROM %s", it->table);
+	if (lines && subset)
+		it->guard = dd_asprintf("a masked column's expression (%s) or the subset condition (profiles.ini:%zu) "
+					"failed while reading %s", lines, line, it->table);
+	else if (lines)
+		it->guard = dd_asprintf("a masked column's expression failed on a row of %s (rules at %s)", it->table,
+					lines);
+	else if (subset)
+		it->guard = dd_asprintf("the subset condition (profiles.ini:%zu) failed while reading %s", line, it->table);
+	if (it->guard)
+		it->guard_hint = dd_asprintf("run %s%s%s by hand in psql to see the server's message; nothing was "
+					     "captured", by_hand ? by_hand : "", by_hand && subset ? " and " : "",
+					     subset ? "SELECT count(*) FROM <start table> WHERE <condition>" : "");
+	free(lines);
+	free(by_hand);
+}
+
 /* Step 5a: the COPY queue, largest table first, and large objects. */
 static int
 queue_table_data(struct snap *s)
@@ -2068,7 +2133,9 @@ queue_table_data(struct snap *s)
 			it->sql = dd_asprintf("COPY %s (%s) TO STDOUT", r->qname, cols);
 		else
 			it->sql = dd_asprintf("COPY %s TO STDOUT", r->qname);
+		guard(s, it, r->oid, where != NULL);
 		free(where);
+		query_hash(it);
 		it->warn_no_pk = r->pk == NULL;
 		it->prev = s->o->prev ? dd_snapshot_find(s->o->prev, it->stream) : NULL;
 		if (r->keys && r->pk && parse_keys(it, r->keys) < 0)
@@ -2078,6 +2145,8 @@ queue_table_data(struct snap *s)
 			it->qtable = dd_strdup(r->qname);
 		}
 		it->rec = s->have_now ? (struct dd_pg_incr_table *)dd_pg_incr_find(&s->incr_now, it->stream) : NULL;
+		if (it->rec)
+			memcpy(it->rec->query, it->query, sizeof(it->query));
 		s->pool.total_est += r->est;
 	}
 	s->stats->tables = s->nitems;
@@ -2137,7 +2206,8 @@ table_unchanged(const struct snap *s, const struct item *it)
 	a = dd_pg_incr_find(&s->incr_prev, it->stream);
 	b = dd_pg_incr_find(&s->incr_cmp, it->stream);
 	c = dd_pg_incr_find(&s->incr_now, it->stream);
-	return a && b && c && dd_pg_incr_table_same(a, b) && dd_pg_incr_table_same(a, c);
+	return a && b && c && dd_pg_incr_table_same(a, b) && dd_pg_incr_table_same(a, c) &&
+	       !strcmp(a->query, it->query); /* "" (an older record) tells nothing */
 }
 
 /*
@@ -2164,7 +2234,9 @@ plan_ranges(const struct snap *s, struct item *it)
 	if (!a || !b || !c)
 		return "not in the records";
 	if (a->oid != b->oid || strcmp(a->shape, b->shape) || strcmp(a->shape, c->shape))
-		return "its columns or key changed";
+		return "its columns, key or parents changed";
+	if (strcmp(a->query, it->query))
+		return "its COPY changed (a masking rule applies to it now or no more), or the record does not say";
 	if (!a->nsamples)
 		return "too small for key ranges";
 	for (size_t k = 0; k < a->nsamples; k++) {
@@ -2292,6 +2364,7 @@ copy_table_data(struct snap *s)
 	p->snapshot_id = s->snapshot_id;
 	p->lock_timeout = s->lock_timeout;
 	p->masks = s->masks;
+	p->hide_notices = s->o->nmasks || s->o->subset;
 	p->items = dd_calloc(s->nitems + 1, sizeof(struct item *));
 	for (size_t i = 0; i < s->nitems; i++)
 		if (!s->items[i].reused)

@@ -25,7 +25,9 @@
  *     rewriting ALTERs), n_tup_ins/upd/del (every row written, committed
  *     or aborted, HOT or not) and its shape (columns' names, types,
  *     typmods, collations, dropped columns, the key's columns, opclasses,
- *     collations and options) are equal;
+ *     collations and options, whether it is a partition, its parents) are
+ *     equal, and so is the hash of the COPY query that wrote its stream
+ *     (dump.c sets it: a masking rule that now applies to it changes it);
  *   - no column's text depends on other objects: a reg* type (a regclass
  *     prints a name that a rename changes) or a composite type (its text
  *     follows its attributes) makes the table always read.
@@ -259,6 +261,13 @@ dd_pg_incr_parse(struct dd_pg_incr *out, const char *text, size_t len)
 				goto bad;
 			continue;
 		}
+		if (n == 2 && wl[0] == 5 && !memcmp(w[0], "query", 5)) { /* right after its table line, once */
+			struct dd_pg_incr_table *t = r.ntables ? &r.tables[r.ntables - 1] : NULL;
+			if (!t || t->query[0] || t->nsamples || wl[1] != 64 || !lower_hex(w[1], 64))
+				goto bad;
+			memcpy(t->query, w[1], 64);
+			continue;
+		}
 		if (n == 4 && wl[0] == 6 && !memcmp(w[0], "sample", 6)) {
 			if (!r.ntables || parse_sample(&r.tables[r.ntables - 1], w, wl) < 0)
 				goto bad;
@@ -308,6 +317,8 @@ dd_pg_incr_format(struct dd_pg_incr *r, struct dd_buf *out)
 			      (unsigned long long)t->relfilenode, t->shape, (unsigned long long)t->rows,
 			      (unsigned long long)t->size, hex);
 		free(hex);
+		if (t->query[0])
+			dd_buf_printf(out, "query %s\n", t->query);
 		for (size_t j = 0; j < t->nsamples; j++) {
 			const struct dd_pg_incr_sample *sm = &t->samples[j];
 			size_t kl = strlen(sm->key);
@@ -479,7 +490,10 @@ static const char tables_sql[] =
 	"    a.attcollation, a.attisdropped, a.attgenerated), ',' ORDER BY a.attnum)"
 	"   FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0),"
 	"  (SELECT concat_ws(':', i.indexrelid, i.indkey, i.indclass, i.indcollation, i.indoption)"
-	"   FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary)))"
+	"   FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary),"
+	/* its parents (ATTACH PARTITION, INHERIT): a masking rule of a parent applies to it (issue 21) */
+	"  c.relispartition, (SELECT string_agg(h.inhparent::text, ',' ORDER BY h.inhseqno, h.inhparent)"
+	"   FROM pg_inherits h WHERE h.inhrelid = c.oid)))"
 	" FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
 	" JOIN pg_stat_all_tables s ON s.relid = c.oid"
 	" WHERE c.relkind = 'r' AND c.relpersistence <> 't'"

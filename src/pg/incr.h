@@ -20,10 +20,17 @@
  *   pgdump <version number>
  *   xmin <the exported snapshot's xmin, as xid8>
  *   table <oid> <ins> <upd> <del> <relfilenode> <32 hex shape> <rows> <size> <hex of the stream name>
+ *   query <64 hex>
  *   sample <byte offset> <row ordinal> <hex of the key's COPY text>
  *   ...
  *
- * A table's samples follow its line: about every 256 KiB of its stream,
+ * A table's query line (issue 21) follows its table line: the sha256 of
+ * the COPY that wrote its stream (the select list, masked or not): a
+ * table is carried over, or its key ranges read alone, only when the new
+ * COPY's is the same, so a masking rule that starts to apply to it (a
+ * partition attached under a masked table) reads it whole. A record
+ * without it (an older version's) tells nothing: the table is read.
+ * A table's samples follow: about every 256 KiB of its stream,
  * the start of a row, its ordinal and its primary key as COPY text (a key
  * of several columns: their fields in key order, joined by tabs; a
  * version before composite keys refuses such a record, and reads every
@@ -48,7 +55,8 @@ struct dd_pg_incr_sample {
 struct dd_pg_incr_table {
 	char *stream;          /* "data/<schema>.<table>" as in the manifest */
 	uint64_t oid, ins, upd, del, relfilenode;
-	char shape[33];        /* md5 hex of the columns and the primary key */
+	char shape[33];        /* md5 hex of the columns, the primary key and the parents */
+	char query[65];        /* sha256 hex of the COPY that wrote its stream, "" unknown (an older record) */
 	uint64_t rows, size;   /* of its stream */
 	struct dd_pg_incr_sample *samples;
 	size_t nsamples;

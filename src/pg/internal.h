@@ -55,6 +55,17 @@ PGresult *dd_pg_query(PGconn *c, const char *sql, int nparams, const char *const
 int dd_pg_error(PGconn *c, const PGresult *res);
 /* The SQLSTATE of `res`, or "" */
 const char *dd_pg_sqlstate(const PGresult *res);
+/*
+ * A query that evaluates masking rules or a subset condition failed with
+ * `res` (issue 21): the server's message (and DETAIL, CONTEXT) may quote
+ * the row it failed on, unmasked. Only a SQLSTATE that never quotes a row
+ * (lock, cancel, serialization, deadlock, connection, resources,
+ * shutdown) keeps it (dd_pg_error); else the error is "<what> (SQLSTATE
+ * X; ...)" with `hint` (may be NULL). Returns -1.
+ */
+int dd_pg_guarded_error(PGconn *c, const PGresult *res, const char *what, const char *hint);
+/* From now on, session c's notices are dropped (a -v line says so once): they may quote unmasked values. */
+void dd_pg_hide_notices(PGconn *c);
 
 /* Quote an identifier always ("a""b"); and a string literal ('it''s'). Caller frees. */
 char *dd_pg_quote_ident(const char *s);
@@ -230,11 +241,14 @@ int dd_pg_mask_check(PGconn *c, const struct dd_pg_masks *m);
 int dd_pg_mask_table_of(const struct dd_pg_masks *m, unsigned oid, const char **sel, const char *const **exprs,
 			int *key_masked);
 /*
- * A query over masked expressions failed with `res`: 1 when its message
- * may quote an unmasked value (a data exception, a domain's CHECK), the
- * error then set without it, naming `table`; else 0 (nothing set).
+ * A query over masked expressions failed with `res`: the error set through
+ * dd_pg_guarded_error (the server's message only when its SQLSTATE never
+ * quotes a row), naming `table` unless NULL. Always 1 (callers of the
+ * form `if (!dd_pg_mask_error(...)) dd_pg_error(...)` stay right).
  */
 int dd_pg_mask_error(const PGresult *res, const char *table);
+/* Where the rules that mask table `oid`'s columns are ("profiles.ini lines 12, 14"), or NULL. Caller frees. */
+char *dd_pg_mask_lines_of(const struct dd_pg_masks *m, unsigned oid);
 /*
  * Give session `c` the masking key (set_config through parameters only,
  * transaction-local: call it inside the snapshot's transaction). 0 (also
@@ -257,6 +271,14 @@ int dd_pgdump_find(struct dd_pgdump *out, int server_major);
 int dd_pg_tool_find_any(struct dd_pgdump *out, const char *tool, int server_major);
 void dd_pgdump_release(struct dd_pgdump *d);
 
+/*
+ * pg_dump's argument vector for one section (dd_pgdump_section's
+ * arguments; --no-statistics from pg_dump 18 on). Free with
+ * dd_pgdump_argv_free.
+ */
+char **dd_pgdump_argv(const struct dd_pgdump *d, const char *conninfo, const char *snapshot_id, const char *section,
+		      const char *const *exclude, size_t nexclude, const char *lock_wait_timeout);
+void dd_pgdump_argv_free(char **argv);
 /*
  * Run pg_dump for one section ("pre-data" or "post-data") against
  * `conninfo` (from dd_conninfo_of_connection(); `password` may be NULL and

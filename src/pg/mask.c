@@ -775,24 +775,39 @@ out:
 }
 
 /*
- * A query over masked expressions failed with `res`: a data exception
- * (SQLSTATE class 22: a cast, an sql: expression) or a domain's CHECK
- * (23) may quote the value it failed on, unmasked. Then the error says
- * so without the server's message (naming `table`, unless NULL), and 1;
- * else 0 (nothing set).
+ * A query over masked expressions failed with `res`: the error without
+ * the server's message unless its SQLSTATE never quotes a row
+ * (dd_pg_guarded_error), naming `table` unless NULL. Always 1.
  */
 int
 dd_pg_mask_error(const PGresult *res, const char *table)
 {
-	const char *state = dd_pg_sqlstate(res);
+	char *what = dd_asprintf("a masked column's expression failed on a row%s%s", table ? " of " : "",
+				 table ? table : "");
 
-	if (strncmp(state, "22", 2) && strncmp(state, "23", 2))
-		return 0;
-	dd_error("a masked column's expression failed on a row%s%s (SQLSTATE %s; the server's message is left out: "
-		 "it may quote the unmasked value)",
-		 table ? " of " : "", table ? table : "", state);
-	dd_hint("check the sql: rules of that table against its data (or the column types); nothing was captured");
+	dd_pg_guarded_error(NULL, res, what,
+			    "run the rule's expression by hand to see the server's message (psql: SELECT <expression> "
+			    "FROM <table>), or check it against the column types; nothing was captured");
+	free(what);
 	return 1;
+}
+
+char *
+dd_pg_mask_lines_of(const struct dd_pg_masks *m, unsigned oid)
+{
+	struct dd_buf b = DD_BUF_INIT;
+	size_t n = 0;
+	char *out;
+
+	for (size_t i = 0; m && i < m->ntabs; i++)
+		for (size_t k = 0; m->tabs[i].oid == oid && k < m->tabs[i].ncols; k++) {
+			const struct dd_pg_mask_rule *r = m->tabs[i].cols[k].rule;
+			if (r)
+				dd_buf_printf(&b, "%s%zu", n++ ? ", " : "", r->line);
+		}
+	out = n ? dd_asprintf("profiles.ini line%s %s", n > 1 ? "s" : "", dd_buf_cstr(&b)) : NULL;
+	dd_buf_release(&b);
+	return out;
 }
 
 /* ---- constraint checks over the masked rows ---- */

@@ -14,7 +14,9 @@
  * sequence values. The password reaches the child through PGPASSWORD in its
  * environment (util/proc), never its command line. psql's "\restrict KEY" guard lines
  * (pg_dump >= 15.14, random key) are removed: we do not feed psql, and the
- * key would make every dump differ.
+ * key would make every dump differ. pg_dump 18 and newer get
+ * --no-statistics: optimizer statistics hold sampled column values (most
+ * common values, histogram bounds), which would bypass masking and subsets.
  */
 #include "pg/internal.h"
 #include "pg/pg.h"
@@ -280,24 +282,24 @@ strip_restrict(struct dd_buf *b, size_t start)
 	dd_buf_truncate(b, start + len);
 }
 
-int
-dd_pgdump_section(const struct dd_pgdump *d, const char *conninfo, const char *password,
-		  const char *snapshot_id, const char *section, const char *const *exclude,
-		  size_t nexclude, const char *lock_wait_timeout, struct dd_buf *out)
+/* pg_dump 18 and newer can write optimizer statistics (most common values, histograms: raw column values). */
+#define PGDUMP_STATISTICS 180000
+
+char **
+dd_pgdump_argv(const struct dd_pgdump *d, const char *conninfo, const char *snapshot_id, const char *section,
+	       const char *const *exclude, size_t nexclude, const char *lock_wait_timeout)
 {
 	char **argv = dd_calloc(nexclude + 12, sizeof(char *));
-	char *pw = password ? dd_asprintf("PGPASSWORD=%s", password) : NULL;
-	const char *env[] = { pw ? pw : "PGPASSWORD", NULL };
-	struct dd_proc proc = { .env = env, .out_cb = collect, .out_arg = out, .out_fd = -1, .err_fd = -1 };
-	char *name = dd_asprintf("pg_dump (%s)", section);
-	size_t n = 0, start = out->len;
-	int rc = -1;
+	size_t n = 0;
 
-	argv[n++] = d->path;
+	argv[n++] = dd_strdup(d->path);
 	argv[n++] = dd_asprintf("--section=%s", section);
 	argv[n++] = dd_strdup("--no-owner");
 	argv[n++] = dd_strdup("-b"); /* --blobs (15) / --large-objects (16+) */
 	argv[n++] = dd_strdup("--no-subscriptions");
+	/* statistics would carry sampled values of every column, masked or not, into the schema streams */
+	if (d->version >= PGDUMP_STATISTICS)
+		argv[n++] = dd_strdup("--no-statistics");
 	argv[n++] = dd_asprintf("--snapshot=%s", snapshot_id);
 	if (lock_wait_timeout)
 		argv[n++] = dd_asprintf("--lock-wait-timeout=%s", lock_wait_timeout);
@@ -305,8 +307,31 @@ dd_pgdump_section(const struct dd_pgdump *d, const char *conninfo, const char *p
 		argv[n++] = dd_asprintf("--exclude-table=%s", exclude[i]);
 	argv[n++] = dd_asprintf("--dbname=%s", conninfo);
 	argv[n] = NULL;
-	proc.argv = (const char *const *)argv;
+	return argv;
+}
 
+void
+dd_pgdump_argv_free(char **argv)
+{
+	for (size_t i = 0; argv && argv[i]; i++)
+		free(argv[i]);
+	free(argv);
+}
+
+int
+dd_pgdump_section(const struct dd_pgdump *d, const char *conninfo, const char *password,
+		  const char *snapshot_id, const char *section, const char *const *exclude,
+		  size_t nexclude, const char *lock_wait_timeout, struct dd_buf *out)
+{
+	char **argv = dd_pgdump_argv(d, conninfo, snapshot_id, section, exclude, nexclude, lock_wait_timeout);
+	char *pw = password ? dd_asprintf("PGPASSWORD=%s", password) : NULL;
+	const char *env[] = { pw ? pw : "PGPASSWORD", NULL };
+	struct dd_proc proc = { .env = env, .out_cb = collect, .out_arg = out, .out_fd = -1, .err_fd = -1 };
+	char *name = dd_asprintf("pg_dump (%s)", section);
+	size_t start = out->len;
+	int rc = -1;
+
+	proc.argv = (const char *const *)argv;
 	if (dd_proc_run(&proc, name, NULL) < 0) {
 		dd_buf_truncate(out, start);
 		goto out;
@@ -314,9 +339,7 @@ dd_pgdump_section(const struct dd_pgdump *d, const char *conninfo, const char *p
 	strip_restrict(out, start);
 	rc = 0;
 out:
-	for (size_t i = 1; i < n; i++)
-		free(argv[i]);
-	free(argv);
+	dd_pgdump_argv_free(argv);
 	if (pw) {
 		explicit_bzero(pw, strlen(pw));
 		free(pw);

@@ -166,6 +166,32 @@ test_masked_values_are_checked_against_expression_partial_exclusion_and_generate
 	expect_ok git dnadata snapshot --no-commit
 }
 
+# A server message, DETAIL or notice may quote the row an expression or the subset condition failed on: only the
+# SQLSTATE and what may be at fault reach the output (a RAISE in a function, a cast in the subset condition).
+test_no_unmasked_value_reaches_an_error_or_a_notice() {
+	local line head
+	setup_shop
+	psql_q "$DB" "CREATE FUNCTION chk(t text) RETURNS text LANGUAGE plpgsql AS \$\$BEGIN RAISE NOTICE 'seen %', t;
+		IF t = 'Realname7' THEN RAISE EXCEPTION 'bad value %', t USING DETAIL = t; END IF; RETURN 'x'; END\$\$" >/dev/null
+	head=$(git rev-parse HEAD)
+	printf 'mask = users.name sql:chk(name)\n' >>.dnadata/profiles.ini
+	line=$(wc -l <.dnadata/profiles.ini)
+	expect_fail 1 git dnadata -v snapshot
+	assert_contains "$ERR" "dumping public.users: a masked column's expression failed on a row of public.users (rules at profiles.ini line $line) (SQLSTATE P0001"
+	assert_contains "$ERR" "hint: run SELECT <expression> FROM public.users by hand in psql"
+	assert_contains "$ERR" "debug: server: a notice was left out"
+	assert_not_contains "$ERR" "Realname" "an unmasked value in an error or a notice"
+	git checkout -q .dnadata/profiles.ini
+	printf 'mask = users.name fake_name\nsubset = users where name::int > 0\n' >>.dnadata/profiles.ini
+	line=$(wc -l <.dnadata/profiles.ini)
+	expect_fail 1 git dnadata snapshot
+	assert_contains "$ERR" "the subset condition (profiles.ini:$line) failed while reading public."
+	assert_contains "$ERR" "(SQLSTATE 22P02; the server's message is left out"
+	assert_not_contains "$ERR" "Realname" "an unmasked value in an error of the subset condition"
+	assert_eq "$head" "$(git rev-parse HEAD)" "nothing committed"
+	git checkout -q .dnadata/profiles.ini
+}
+
 test_an_inline_profile_refuses_masking_rules() {
 	setup_shop
 	expect_ok git dnadata new-profile seed --inline

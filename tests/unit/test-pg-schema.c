@@ -1,8 +1,8 @@
 /*
  * tests/unit/test-pg-schema.c: the pure helpers of src/pg/: splitting a
  * pg_dump script into entries (the restore runs them in parallel phases),
- * exclude patterns, database names that fit 63 bytes, pg_dump versions,
- * the quoted names a snapshot carries into SQL.
+ * exclude patterns, database names that fit 63 bytes, pg_dump versions and
+ * arguments, the quoted names a snapshot carries into SQL.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -218,6 +218,43 @@ only_quoted_names_pass_as_table_and_columns(void **state)
 	assert_false(dd_pg_is_column_list("(SELECT 1)"));
 }
 
+static int
+has_arg(char **argv, const char *arg)
+{
+	for (size_t i = 0; argv[i]; i++)
+		if (!strcmp(argv[i], arg))
+			return 1;
+	return 0;
+}
+
+/* Statistics (pg_dump 18+) hold sampled column values: never in a snapshot, masked or not. */
+static void
+pg_dump_18_and_newer_is_told_to_leave_statistics_out(void **state)
+{
+	struct dd_pgdump d = { .path = "/usr/bin/pg_dump", .major = 18, .version = 180000 };
+	const char *exclude[] = { "public.t" };
+	char **argv;
+
+	(void)state;
+	argv = dd_pgdump_argv(&d, "dbname=x", "00000003-1", "pre-data", exclude, 1, "3000ms");
+	assert_string_equal(argv[0], "/usr/bin/pg_dump");
+	assert_true(has_arg(argv, "--no-statistics"));
+	assert_true(has_arg(argv, "--section=pre-data"));
+	assert_true(has_arg(argv, "--exclude-table=public.t"));
+	assert_true(has_arg(argv, "--dbname=dbname=x"));
+	dd_pgdump_argv_free(argv);
+	d.version = 190002, d.major = 19;
+	argv = dd_pgdump_argv(&d, "dbname=x", "00000003-1", "post-data", NULL, 0, NULL);
+	assert_true(has_arg(argv, "--no-statistics"));
+	dd_pgdump_argv_free(argv);
+	/* older ones know no such option (and write no statistics) */
+	d.version = 170005, d.major = 17;
+	argv = dd_pgdump_argv(&d, "dbname=x", "00000003-1", "post-data", NULL, 0, NULL);
+	assert_false(has_arg(argv, "--no-statistics"));
+	assert_true(has_arg(argv, "--snapshot=00000003-1"));
+	dd_pgdump_argv_free(argv);
+}
+
 int
 main(void)
 {
@@ -230,6 +267,7 @@ main(void)
 		cmocka_unit_test(patterns_match_schema_and_table),
 		cmocka_unit_test(names_fit_63_bytes_without_cutting_a_character),
 		cmocka_unit_test(only_quoted_names_pass_as_table_and_columns),
+		cmocka_unit_test(pg_dump_18_and_newer_is_told_to_leave_statistics_out),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
