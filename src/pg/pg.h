@@ -485,8 +485,8 @@ struct dd_pg_pii_report {
 /*
  * The columns of the tables a snapshot of o->conninfo would capture that
  * look personal, by type, name or sampled values (pii.c's header says
- * how), in one READ ONLY transaction that takes ACCESS SHARE locks only.
- * 0 (release `r`) or -1.
+ * how), in READ ONLY transactions (one per table: a table's ACCESS SHARE
+ * lock is held only while it is read). 0 (release `r`) or -1.
  */
 int dd_pg_pii_scan(const struct dd_pg_pii_opts *o, struct dd_pg_pii_report *r);
 void dd_pg_pii_report_release(struct dd_pg_pii_report *r);

@@ -25,18 +25,23 @@
  *     at least DD_PG_PII_SHARE percent of its non-empty sampled values fit
  *     one class; the reason names the most frequent one.
  *
- * Cost: one catalog query, then per table one column query and (when it
- * has text or JSON columns) one sample query of at most `sample_rows` rows: the
- * first rows of a table whose statistics are unknown or small, else rows of
- * pages TABLESAMPLE SYSTEM picks (REPEATABLE, so an unchanged table gives
- * the same answer), about 2 * sample_rows rows' worth of pages: the same
- * for a 1 GB table as for a 1 TB one. A value longer than 254 bytes (no
- * e-mail address or phone number is) is not matched whole, and one stored
- * in more than DOC_MAX_BYTES is neither detoasted nor searched.
+ * Cost: one catalog query, then per table one name query (is it still
+ * there?), one column query and (when it has text or JSON columns) one
+ * sample query of at most `sample_rows` rows: the first rows of a table
+ * whose statistics are unknown or small, else rows of pages TABLESAMPLE
+ * SYSTEM picks (REPEATABLE, so an unchanged table gives the same answer),
+ * about 2 * sample_rows rows' worth of pages: the same for a 1 GB table
+ * as for a 1 TB one. A value longer than 254 bytes (no e-mail address or
+ * phone number is) is not matched whole, and one stored in more than
+ * DOC_MAX_BYTES is neither detoasted nor searched.
  *
- * Safety on a production primary or a hot standby: one REPEATABLE READ,
- * READ ONLY transaction; the only locks are the ACCESS SHARE ones the
- * SELECTs take, waited for at most `lock_wait_timeout_ms`;
+ * Safety on a production primary or a hot standby: READ ONLY
+ * transactions, one for the catalog and then one short one per table, so
+ * the ACCESS SHARE lock a table's sample takes is held while that table
+ * is read, not until the last table's (a migration's ALTER TABLE would
+ * queue behind it, and every later query on the table behind the ALTER);
+ * a table dropped meanwhile is skipped (-v says so), one renamed is read
+ * under its new name. Locks are waited for at most `lock_wait_timeout_ms`;
  * statement_timeout bounds every query. Nothing is written. Identifiers
  * reach SQL only as the server quoted them (format('%I.%I'), quote_ident);
  * the patterns are query parameters.
@@ -46,6 +51,7 @@
 #include "util/buf.h"
 #include "util/err.h"
 #include "util/log.h"
+#include "util/proc.h"
 
 #include <ctype.h>
 #include <math.h>
@@ -334,6 +340,11 @@ static const char tables_sql[] =
 	"     AND e.objid = c.oid AND e.deptype = 'e')"
 	" ORDER BY 2";
 
+/* The table's name now (its oid's): no row when it was dropped since the catalog was read. */
+static const char table_now_sql[] =
+	"SELECT format('%I.%I', n.nspname, c.relname), n.nspname, c.relname"
+	" FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = $1";
+
 /* a domain's typcategory is its base type's */
 static const char columns_sql[] =
 	"SELECT a.attname, quote_ident(a.attname), format_type(a.atttypid, a.atttypmod), t.typcategory,"
@@ -607,7 +618,7 @@ sample_failed(PGconn *c, PGresult *res, const struct tbl *t, const struct dd_pg_
 	return dd_error_wrap("sampling table %s", t->qname);
 }
 
-/* Sample t's text columns that no name or type marked; *rows: how many rows were read. */
+/* Sample t's text columns that no name or type marked; *rows: how many rows were read. 1: t is gone. */
 static int
 sample_values(PGconn *c, const struct tbl *t, struct col *cols, size_t n, const struct dd_pg_pii_opts *o,
 	      size_t *rows)
@@ -624,9 +635,11 @@ sample_values(PGconn *c, const struct tbl *t, struct col *cols, size_t n, const 
 	res = PQexecParams(c, sql, NPATTERNS, NULL, patterns, NULL, NULL, 0);
 	free(sql);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-		sample_failed(c, res, t, o);
+		int gone = !strcmp(dd_pg_sqlstate(res), "42P01"); /* dropped since its name was read */
+		if (!gone)
+			sample_failed(c, res, t, o);
 		PQclear(res);
-		return -1;
+		return gone ? 1 : -1;
 	}
 	for (int r = 0; r < PQntuples(res); r++) {
 		size_t i = (size_t)strtoul(PQgetvalue(res, r, 0), NULL, 10);
@@ -685,32 +698,26 @@ add_found(struct dd_pg_pii_report *r, const struct tbl *t, const struct col *k)
 	f->reason = reason_text(k);
 }
 
+/* t's current name, as table_now_sql reads it: 0, or 1 when t was dropped since the catalog was read. */
 static int
-scan_table(PGconn *c, const struct tbl *t, const struct dd_pg_pii_opts *o, struct dd_pg_pii_report *r)
+table_now(PGconn *c, struct tbl *t)
 {
-	struct col *cols = NULL;
-	size_t n = 0, rows = 0;
-	int rc = -1;
+	char oid[16];
+	const char *params[] = { oid };
+	PGresult *res;
+	int gone;
 
-	if (read_columns(c, t, &cols, &n) < 0)
-		goto out;
-	if (sample_values(c, t, cols, n, o, &rows) < 0)
-		goto out;
-	r->tables++;
-	r->columns += n;
-	r->sampled_rows += rows;
-	for (size_t i = 0; i < n; i++)
-		if (cols[i].kind >= 0)
-			add_found(r, t, &cols[i]);
-	if (rows && sample_percent(t, o->sample_rows) > 0)
-		dd_debug("pii-check: %s: %zu columns, %zu rows sampled from %.4f%% of its pages (TABLESAMPLE)",
-			 t->qname, n, rows, sample_percent(t, o->sample_rows));
-	else
-		dd_debug("pii-check: %s: %zu columns, %zu rows sampled (its first rows)", t->qname, n, rows);
-	rc = 0;
-out:
-	cols_free(cols, n);
-	return rc;
+	snprintf(oid, sizeof(oid), "%u", t->oid);
+	if (!(res = dd_pg_query(c, table_now_sql, 1, params)))
+		return dd_error_wrap("reading the name of table %s", t->qname);
+	if (!(gone = PQntuples(res) == 0) && strcmp(PQgetvalue(res, 0, 0), t->qname)) {
+		free(t->qname), free(t->nspname), free(t->relname);
+		t->qname = dd_strdup(PQgetvalue(res, 0, 0));
+		t->nspname = dd_strdup(PQgetvalue(res, 0, 1));
+		t->relname = dd_strdup(PQgetvalue(res, 0, 2));
+	}
+	PQclear(res);
+	return gone;
 }
 
 /* The session: read only, bounded waits; no JIT (compiling the sample query costs more than running it). */
@@ -728,6 +735,45 @@ begin(PGconn *c, const struct dd_pg_pii_opts *o)
 	return rc;
 }
 
+/* One table in its own transaction, so its lock is let go before the next table's is taken. */
+static int
+scan_table(PGconn *c, struct tbl *t, const struct dd_pg_pii_opts *o, struct dd_pg_pii_report *r)
+{
+	struct col *cols = NULL;
+	size_t n = 0, rows = 0;
+	int rc = -1, gone;
+
+	if (begin(c, o) < 0 || (gone = table_now(c, t)) < 0)
+		goto out;
+	if (!gone && read_columns(c, t, &cols, &n) < 0)
+		goto out;
+	if (!gone && (gone = sample_values(c, t, cols, n, o, &rows)) < 0)
+		goto out;
+	if (!gone)
+		dd_failpoint("pii-sampled"); /* tests: it holds this table's lock and no other (t-pii-check.sh) */
+	if (dd_pg_exec(c, gone ? "ROLLBACK" : "COMMIT") < 0)
+		goto out;
+	rc = 0;
+	if (gone) {
+		dd_debug("pii-check: %s: dropped since the catalog was read, skipped", t->qname);
+		goto out;
+	}
+	r->tables++;
+	r->columns += n;
+	r->sampled_rows += rows;
+	for (size_t i = 0; i < n; i++)
+		if (cols[i].kind >= 0)
+			add_found(r, t, &cols[i]);
+	if (rows && sample_percent(t, o->sample_rows) > 0)
+		dd_debug("pii-check: %s: %zu columns, %zu rows sampled from %.4f%% of its pages (TABLESAMPLE)",
+			 t->qname, n, rows, sample_percent(t, o->sample_rows));
+	else
+		dd_debug("pii-check: %s: %zu columns, %zu rows sampled (its first rows)", t->qname, n, rows);
+out:
+	cols_free(cols, n);
+	return rc;
+}
+
 int
 dd_pg_pii_scan(const struct dd_pg_pii_opts *o, struct dd_pg_pii_report *r)
 {
@@ -741,7 +787,7 @@ dd_pg_pii_scan(const struct dd_pg_pii_opts *o, struct dd_pg_pii_report *r)
 	if (dd_pg_connect(&c, o->conninfo, NULL) < 0)
 		return -1;
 	snprintf(r->database, sizeof(r->database), "%s", PQdb(c));
-	if (begin(c, o) < 0 || read_tables(c, o, &t, &n) < 0)
+	if (begin(c, o) < 0 || read_tables(c, o, &t, &n) < 0 || dd_pg_exec(c, "COMMIT") < 0)
 		goto out;
 	for (size_t i = 0; i < n; i++) {
 		if (t[i].relkind != 'r' || t[i].excluded || t[i].no_data)
@@ -749,7 +795,6 @@ dd_pg_pii_scan(const struct dd_pg_pii_opts *o, struct dd_pg_pii_report *r)
 		if (scan_table(c, &t[i], o, r) < 0)
 			goto out;
 	}
-	dd_pg_exec(c, "COMMIT");
 	r->seconds = dd_pg_seconds() - start;
 	dd_debug("pii-check: database %s: %zu tables, %zu columns, %zu rows sampled in %.2f s", r->database,
 		 r->tables, r->columns, r->sampled_rows, r->seconds);

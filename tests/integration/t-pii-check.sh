@@ -7,7 +7,8 @@
 # holding them); a mask rule of any kind,
 # `keep` included, covers a column; exit 0 / 1 like a linter; --json;
 # what exclude_tables and exclude_data leave out is not looked at; a
-# locked table is waited for at most lock_wait_timeout; a
+# locked table is waited for at most lock_wait_timeout, and a table already
+# read is not kept locked (one short transaction per table); a
 # snapshot of a `masked = required` profile refuses while a column is
 # uncovered (ref file and HEAD unchanged), store and inline profiles alike.
 . "$(dirname "$0")/../lib.sh"
@@ -202,6 +203,36 @@ test_a_table_locked_by_another_session_bounds_the_wait() {
 	assert_contains "$ERR" "hint: another session holds or waits for an exclusive lock on it"
 	run git dnadata pii-check
 	assert_eq 1 "$RC" "once the lock is gone"
+}
+
+# stopped_after TEXT: let the process start_stopped_at stopped go on until it has written TEXT on stderr and
+# stopped itself again.
+stopped_after() {
+	kill -CONT "$STOPPED_PID"
+	for _ in $(seq "$DD_WAIT_POLLS"); do
+		grep -qF "$1" "$T/stopped.err" && [ "$(cut -d' ' -f3 "/proc/$STOPPED_PID/stat" 2>/dev/null)" = T ] &&
+			return 0
+		kill -0 "$STOPPED_PID" 2>/dev/null || fail "it ended: $(cat "$T/stopped.err")"
+		sleep 0.05
+	done
+	fail "it never stopped after $1"
+}
+
+test_a_table_already_read_is_not_kept_locked() {
+	setup_repo
+	# products, then users: stopped while users is read, products is free for a migration at once
+	start_stopped_at pii-sampled git-dnadata -v pii-check
+	stopped_after "pii-check: public.products: "
+	run psql_q "$DB" "SET lock_timeout = '1s'; BEGIN; LOCK TABLE products IN ACCESS EXCLUSIVE MODE; COMMIT"
+	assert_eq 0 "$RC" "a lock on the table read before: $ERR"
+	kill -CONT "$STOPPED_PID"
+	wait "$STOPPED_PID" || true
+	assert_contains "$(cat "$T/stopped.out")" "3 columns look personal"
+	# a table dropped after the catalog was read is skipped, with a -v line
+	start_stopped_at pii-sampled git-dnadata -v pii-check
+	psql_q "$DB" "DROP TABLE users"
+	finish_stopped
+	assert_contains "$(cat "$T/stopped.err")" "pii-check: public.users: dropped since the catalog was read, skipped"
 }
 
 test_masked_required_refuses_a_snapshot_while_a_column_is_uncovered() {
