@@ -14,7 +14,8 @@
  *                  "birth"|"ip"|"national_id"|"bank"|"card", "found_by": "name"|"type"|"values"|"contents",
  *                  "reason": str, "sampled", "matched": int|null (found_by values or contents),
  *                  "covered": bool, "rule": str|null (the covering mask value as written),
- *                  "rule_line": int|null, "suggested": str (a mask line) } ] }
+ *                  "rule_line": int|null, "suggested": str (a mask line; a partition's names its
+ *                  top-most partitioned table) } ] }
  * "found" holds covered columns too, with or without --all.
  */
 #include "cmd/setup.h"
@@ -62,6 +63,31 @@ put_column(struct dd_buf *o, const struct dd_pg_pii_column *c)
 	dd_buf_putc(o, ')');
 }
 
+/* The mask line of each uncovered column, once per column named (a partitioned table's covers its partitions). */
+static void
+put_suggestions(struct dd_buf *o, const struct dd_pii_check *chk)
+{
+	struct dd_buf seen = DD_BUF_INIT;
+
+	dd_buf_putc(&seen, '\n');
+	for (size_t i = 0; i < chk->report.ncols; i++) {
+		char *line, *key;
+		if (chk->rule[i])
+			continue;
+		line = dd_workflow_pii_suggest(&chk->report.cols[i]);
+		/* the line without its rule (the last word): the partitions' kinds may differ */
+		key = dd_asprintf("\n%.*s\n", (int)(strrchr(line, ' ') - line), line);
+		if (!strstr(seen.ptr, key)) {
+			dd_buf_put_printable(o, line, strlen(line));
+			dd_buf_putc(o, '\n');
+			dd_buf_puts(&seen, key + 1);
+		}
+		free(key);
+		free(line);
+	}
+	dd_buf_release(&seen);
+}
+
 static void
 print_text(const struct dd_profile *p, const struct dd_pii_check *chk, int all)
 {
@@ -99,13 +125,7 @@ print_text(const struct dd_profile *p, const struct dd_pii_check *chk, int all)
 	if (chk->uncovered) {
 		dd_buf_printf(&o, "\nMask lines for [profile \"%s\"] in .dnadata/profiles.ini (review each rule; `keep` marks "
 			      "a column reviewed and not personal):\n", p->name);
-		for (size_t i = 0; i < r->ncols; i++)
-			if (!chk->rule[i]) {
-				char *line = dd_workflow_pii_suggest(&r->cols[i]);
-				dd_buf_put_printable(&o, line, strlen(line));
-				dd_buf_putc(&o, '\n');
-				free(line);
-			}
+		put_suggestions(&o, chk);
 	}
 	fwrite(o.ptr, 1, o.len, stdout);
 	dd_buf_release(&o);

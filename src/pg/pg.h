@@ -463,6 +463,11 @@ struct dd_pg_pii_opts {
 	int lock_wait_timeout_ms;           /* longest wait for a table's ACCESS SHARE lock; 0 = the default */
 };
 
+/* A table by its names (an ancestor of a column's table). */
+struct dd_pg_pii_table {
+	char *schema, *table;
+};
+
 struct dd_pg_pii_column {
 	char *schema, *table, *column;      /* as the server names them */
 	char *type;                         /* format_type() */
@@ -471,6 +476,9 @@ struct dd_pg_pii_column {
 	enum dd_pg_pii_sign sign;
 	unsigned sampled, matched;          /* BY_VALUES, BY_CONTENTS: non-empty values sampled, how many fit */
 	char *reason;                       /* "92% of 200 sampled values look like e-mail addresses" */
+	struct dd_pg_pii_table *ancestors;  /* its table's partition and inheritance parents, any depth, nearest first */
+	size_t nancestors;
+	const struct dd_pg_pii_table *top;  /* the top-most partitioned table its table is a partition of, or NULL */
 };
 
 struct dd_pg_pii_report {

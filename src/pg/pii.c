@@ -678,10 +678,46 @@ reason_text(const struct col *k)
 			   (unsigned)((k->matched * 100ULL) / (k->sampled ? k->sampled : 1)), k->sampled, class_text[k->cls]);
 }
 
+/* f->ancestors: t's parents, then theirs (depth-first, nearest first), as dump.c's inherit_flags walks them. */
 static void
-add_found(struct dd_pg_pii_report *r, const struct tbl *t, const struct col *k)
+add_ancestors(struct dd_pg_pii_column *f, const struct tbl *all, size_t n, const struct tbl *t, int depth)
+{
+	for (size_t i = 0; i < t->nparents && depth < 64; i++)
+		for (size_t k = 0; k < n; k++)
+			if (all[k].oid == t->parents[i]) {
+				struct dd_pg_pii_table *a;
+				f->ancestors = dd_realloc(f->ancestors, (f->nancestors + 1) * sizeof(*f->ancestors));
+				a = &f->ancestors[f->nancestors++];
+				a->schema = dd_strdup(all[k].nspname);
+				a->table = dd_strdup(all[k].relname);
+				add_ancestors(f, all, n, &all[k], depth + 1);
+			}
+}
+
+/* The top-most partitioned table t is a partition of (a partition has one parent): its index in all, or -1. */
+static long
+top_partitioned(const struct tbl *all, size_t n, const struct tbl *t)
+{
+	long top = -1;
+
+	for (int depth = 0; t->nparents == 1 && depth < 64; depth++) {
+		long up = -1;
+		for (size_t k = 0; k < n && up < 0; k++)
+			if (all[k].oid == t->parents[0] && all[k].relkind == 'p')
+				up = (long)k;
+		if (up < 0)
+			break;
+		top = up;
+		t = &all[up];
+	}
+	return top;
+}
+
+static void
+add_found(struct dd_pg_pii_report *r, const struct tbl *all, size_t nall, const struct tbl *t, const struct col *k)
 {
 	struct dd_pg_pii_column *f;
+	long top = top_partitioned(all, nall, t);
 
 	r->cols = dd_realloc(r->cols, (r->ncols + 1) * sizeof(*r->cols));
 	f = &r->cols[r->ncols++];
@@ -696,6 +732,10 @@ add_found(struct dd_pg_pii_report *r, const struct tbl *t, const struct col *k)
 	f->sampled = k->sampled;
 	f->matched = k->matched;
 	f->reason = reason_text(k);
+	add_ancestors(f, all, nall, t, 0);
+	for (size_t i = 0; top >= 0 && i < f->nancestors && !f->top; i++)
+		if (!strcmp(f->ancestors[i].schema, all[top].nspname) && !strcmp(f->ancestors[i].table, all[top].relname))
+			f->top = &f->ancestors[i];
 }
 
 /* t's current name, as table_now_sql reads it: 0, or 1 when t was dropped since the catalog was read. */
@@ -737,7 +777,8 @@ begin(PGconn *c, const struct dd_pg_pii_opts *o)
 
 /* One table in its own transaction, so its lock is let go before the next table's is taken. */
 static int
-scan_table(PGconn *c, struct tbl *t, const struct dd_pg_pii_opts *o, struct dd_pg_pii_report *r)
+scan_table(PGconn *c, struct tbl *all, size_t nall, struct tbl *t, const struct dd_pg_pii_opts *o,
+	   struct dd_pg_pii_report *r)
 {
 	struct col *cols = NULL;
 	size_t n = 0, rows = 0;
@@ -763,7 +804,7 @@ scan_table(PGconn *c, struct tbl *t, const struct dd_pg_pii_opts *o, struct dd_p
 	r->sampled_rows += rows;
 	for (size_t i = 0; i < n; i++)
 		if (cols[i].kind >= 0)
-			add_found(r, t, &cols[i]);
+			add_found(r, all, nall, t, &cols[i]);
 	if (rows && sample_percent(t, o->sample_rows) > 0)
 		dd_debug("pii-check: %s: %zu columns, %zu rows sampled from %.4f%% of its pages (TABLESAMPLE)",
 			 t->qname, n, rows, sample_percent(t, o->sample_rows));
@@ -792,7 +833,7 @@ dd_pg_pii_scan(const struct dd_pg_pii_opts *o, struct dd_pg_pii_report *r)
 	for (size_t i = 0; i < n; i++) {
 		if (t[i].relkind != 'r' || t[i].excluded || t[i].no_data)
 			continue;
-		if (scan_table(c, &t[i], o, r) < 0)
+		if (scan_table(c, t, n, &t[i], o, r) < 0)
 			goto out;
 	}
 	r->seconds = dd_pg_seconds() - start;
@@ -818,6 +859,11 @@ dd_pg_pii_report_release(struct dd_pg_pii_report *r)
 		free(r->cols[i].column);
 		free(r->cols[i].type);
 		free(r->cols[i].reason);
+		for (size_t k = 0; k < r->cols[i].nancestors; k++) {
+			free(r->cols[i].ancestors[k].schema);
+			free(r->cols[i].ancestors[k].table);
+		}
+		free(r->cols[i].ancestors);
 	}
 	free(r->cols);
 	r->cols = NULL;

@@ -5,9 +5,11 @@
  *
  * A rule covers a column when it names the column's table and column, and
  * its schema when the rule names one: any rule, `keep` included, since a
- * rule says someone looked at the column. A rule names the table the dump
- * reads (a partition, not its partitioned parent), so that is the table
- * matched here.
+ * rule says someone looked at the column. As the dump applies a rule on a
+ * table to its partitions and inheritance children at any depth (pg/mask.c),
+ * a rule naming one of the table's ancestors covers it too; the table's own
+ * rule wins, as in the dump. The mask line suggested for a partition's
+ * column names its top-most partitioned table, which covers every partition.
  */
 #include "workflow/pii.h"
 #include "config/config.h"
@@ -20,10 +22,23 @@
 #include <string.h>
 
 static int
-covers(const struct dd_mask_rule *r, const struct dd_pg_pii_column *c)
+names(const struct dd_mask_rule *r, const char *schema, const char *table, const char *column)
 {
-	return !strcmp(r->table, c->table) && !strcmp(r->column, c->column) &&
-	       (!r->schema || !strcmp(r->schema, c->schema));
+	return !strcmp(r->table, table) && !strcmp(r->column, column) && (!r->schema || !strcmp(r->schema, schema));
+}
+
+/* The rule that covers c: one on its own table first, else the first on one of its ancestors (pg/mask.c's order). */
+static const struct dd_mask_rule *
+covering_rule(const struct dd_profile *p, const struct dd_pg_pii_column *c)
+{
+	for (size_t k = 0; k < p->nmasks; k++)
+		if (names(&p->masks[k], c->schema, c->table, c->column))
+			return &p->masks[k];
+	for (size_t k = 0; k < p->nmasks; k++)
+		for (size_t a = 0; a < c->nancestors; a++)
+			if (names(&p->masks[k], c->ancestors[a].schema, c->ancestors[a].table, c->column))
+				return &p->masks[k];
+	return NULL;
 }
 
 int
@@ -47,9 +62,7 @@ dd_workflow_pii_check(const struct dd_config *cfg, const struct dd_profile *p, c
 		goto out;
 	out->rule = dd_calloc(out->report.ncols + 1, sizeof(*out->rule));
 	for (size_t i = 0; i < out->report.ncols; i++) {
-		for (size_t k = 0; k < p->nmasks && !out->rule[i]; k++)
-			if (covers(&p->masks[k], &out->report.cols[i]))
-				out->rule[i] = &p->masks[k];
+		out->rule[i] = covering_rule(p, &out->report.cols[i]);
 		out->uncovered += !out->rule[i];
 	}
 	rc = 0;
@@ -120,9 +133,9 @@ dd_workflow_pii_suggest(const struct dd_pg_pii_column *c)
 	struct dd_buf b = DD_BUF_INIT;
 
 	dd_buf_puts(&b, "mask = ");
-	put_ident(&b, c->schema);
+	put_ident(&b, c->top ? c->top->schema : c->schema);
 	dd_buf_putc(&b, '.');
-	put_ident(&b, c->table);
+	put_ident(&b, c->top ? c->top->table : c->table);
 	dd_buf_putc(&b, '.');
 	put_ident(&b, c->column);
 	dd_buf_printf(&b, " %s", suggest_rule(c));

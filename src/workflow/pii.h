@@ -25,8 +25,9 @@ struct dd_pii_check {
  * database, or database `source_db` on the same server when not NULL;
  * its exclude lists) with `sample_rows` rows sampled per table, and
  * match each against p's mask rules. A rule covers a column when it names
- * its table and column (and its schema, when it names one), whatever its
- * rule: `keep` says "reviewed: not personal". 0 (release `out`) or -1.
+ * its table, or an ancestor of it (partitions, inheritance), and column
+ * (and its schema, when it names one), whatever its rule: `keep` says
+ * "reviewed: not personal". 0 (release `out`) or -1.
  */
 int dd_workflow_pii_check(const struct dd_config *cfg, const struct dd_profile *p, const char *source_db,
 			  int sample_rows, struct dd_pii_check *out);
@@ -34,8 +35,9 @@ void dd_workflow_pii_release(struct dd_pii_check *c);
 
 /*
  * The mask line to paste for column `c`: "mask = public.users.email
- * fake_email", the rule a first guess from its kind (and whether it may
- * be null), names double-quoted where profiles.ini needs it. Caller frees.
+ * fake_email" (a partition's names its top-most partitioned table), the
+ * rule a first guess from its kind (and whether it may be null), names
+ * double-quoted where profiles.ini needs it. Caller frees.
  */
 char *dd_workflow_pii_suggest(const struct dd_pg_pii_column *c);
 

@@ -5,7 +5,8 @@
 # addresses, on a table small enough to read its first rows and on one
 # large enough to be sampled by TABLESAMPLE; text and jsonb documents
 # holding them); a mask rule of any kind,
-# `keep` included, covers a column; exit 0 / 1 like a linter; --json;
+# `keep` included, covers a column, and one on a partitioned or parent table
+# covers its partitions and children (one suggested line for them); exit 0 / 1 like a linter; --json;
 # what exclude_tables and exclude_data leave out is not looked at; a
 # locked table is waited for at most lock_wait_timeout, and a table already
 # read is not kept locked (one short transaction per table); a
@@ -96,6 +97,31 @@ value_column() {
 	list=$(printf "'%s'," "$@")
 	psql_q "$DB" "ALTER TABLE shapes ADD COLUMN $name text;
 		UPDATE shapes SET $name = (ARRAY[${list%,}])[id % $# + 1]"
+}
+
+test_a_rule_on_a_parent_covers_its_partitions_and_children() {
+	setup_repo
+	psql_q "$DB" "CREATE TABLE visits (id int, k int, email text) PARTITION BY RANGE (k);
+		CREATE TABLE visits_1 PARTITION OF visits FOR VALUES FROM (0) TO (10);
+		CREATE TABLE visits_2 PARTITION OF visits FOR VALUES FROM (10) TO (20) PARTITION BY RANGE (k);
+		CREATE TABLE visits_2a PARTITION OF visits_2 FOR VALUES FROM (10) TO (15);
+		CREATE TABLE staff (id int, phone text); CREATE TABLE temps (agency text) INHERITS (staff)"
+	echo "mask = users.email keep" >>.dnadata/profiles.ini
+	echo "mask = users.last_ip keep" >>.dnadata/profiles.ini
+	run git dnadata pii-check --sample 0
+	assert_eq "  public.staff.phone: phone number (its name)
+  public.temps.phone: phone number (its name)
+  public.visits_1.email: e-mail address (its name)
+  public.visits_2a.email: e-mail address (its name)" "$(uncovered)"
+	# one line for the partitioned table covers every partition, at any depth
+	assert_contains "$OUT" $'mask = public.staff.phone fake_phone\nmask = public.temps.phone fake_phone\nmask = public.visits.email fake_email'
+	assert_not_contains "$OUT" "mask = public.visits_"
+	printf 'mask = visits.email fake_email\nmask = visits_1.email keep\nmask = staff.phone fake_phone\n' \
+		>>.dnadata/profiles.ini
+	run git dnadata pii-check --sample 0 --json
+	assert_eq 0 "$RC" "$OUT"
+	assert_eq '[["staff", "staff.phone fake_phone"], ["temps", "staff.phone fake_phone"], ["visits_1", "visits_1.email keep"], ["visits_2a", "visits.email fake_email"]]' \
+		"$(json_get '[[c["table"], c["rule"]] for c in d["found"] if c["table"] not in ("users",)]')"
 }
 
 test_value_shapes_and_what_only_looks_like_one() {

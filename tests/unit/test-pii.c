@@ -161,7 +161,7 @@ check_suggestion(const char *schema, const char *table, const char *column, enum
 		 const char *want)
 {
 	struct dd_pg_pii_column c = { (char *)schema, (char *)table, (char *)column, (char *)"text", notnull, kind,
-				      DD_PG_PII_BY_NAME, 0, 0, (char *)"its name" };
+				      DD_PG_PII_BY_NAME, 0, 0, (char *)"its name", NULL, 0, NULL };
 	struct dd_mask_rule r;
 	const char *why = NULL;
 	char *line = dd_workflow_pii_suggest(&c);
@@ -195,12 +195,27 @@ suggested_lines_paste_as_rules_on_the_same_column(void **state)
 	check_suggestion("public", "t$1", "_x9", DD_PG_PII_CARD, 0, "mask = public.t$1._x9 hash");
 }
 
+/* A partition's line names its top-most partitioned table: one line covers every partition. */
+static void
+a_partitions_line_names_its_top_most_partitioned_table(void **state)
+{
+	struct dd_pg_pii_table anc[] = { { (char *)"public", (char *)"visits_2" }, { (char *)"Web", (char *)"visits" } };
+	struct dd_pg_pii_column c = { (char *)"public", (char *)"visits_2a", (char *)"email", (char *)"text", 0,
+				      DD_PG_PII_EMAIL, DD_PG_PII_BY_NAME, 0, 0, (char *)"its name", anc, 2, &anc[1] };
+	char *line;
+
+	(void)state;
+	line = dd_workflow_pii_suggest(&c);
+	assert_string_equal("mask = \"Web\".visits.email fake_email", line);
+	free(line);
+}
+
 /* A text or document that holds e-mail addresses somewhere is not one: no fake_email over a whole document. */
 static void
 a_document_holding_addresses_is_nulled_or_redacted(void **state)
 {
 	struct dd_pg_pii_column c = { (char *)"public", (char *)"tickets", (char *)"meta", (char *)"jsonb", 0,
-				      DD_PG_PII_EMAIL, DD_PG_PII_BY_CONTENTS, 80, 80, (char *)"100%" };
+				      DD_PG_PII_EMAIL, DD_PG_PII_BY_CONTENTS, 80, 80, (char *)"100%", NULL, 0, NULL };
 	char *line;
 
 	(void)state;
@@ -225,6 +240,7 @@ main(void)
 		cmocka_unit_test(a_persons_name_is_one_in_any_table),
 		cmocka_unit_test(long_and_odd_names_are_safe),
 		cmocka_unit_test(suggested_lines_paste_as_rules_on_the_same_column),
+		cmocka_unit_test(a_partitions_line_names_its_top_most_partitioned_table),
 		cmocka_unit_test(a_document_holding_addresses_is_nulled_or_redacted),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
