@@ -10,6 +10,7 @@
  *   { "pii_check_version": 1, "profile": str, "database": str,
  *     "tables": int, "columns": int, "sampled_rows": int, "sample_rows": int (per table),
  *     "uncovered": int, "covered": int,
+ *     "large_objects": int, "media": str|null (the media folder setting): captured as they are, never masked,
  *     "found": [ { "schema", "table", "column", "type": str, "kind": "email"|"phone"|"name"|"address"|
  *                  "birth"|"ip"|"national_id"|"bank"|"card", "found_by": "name"|"type"|"values"|"contents",
  *                  "reason": str, "sampled", "matched": int|null (found_by values or contents),
@@ -88,6 +89,23 @@ put_suggestions(struct dd_buf *o, const struct dd_pii_check *chk)
 	dd_buf_release(&seen);
 }
 
+/* Large objects and the media folder: captured as they are, masked profile or not, and not looked at. */
+static void
+put_as_they_are(struct dd_buf *o, const struct dd_pii_check *chk)
+{
+	size_t lo = chk->report.large_objects;
+
+	if (lo)
+		dd_buf_printf(o, "%zu large object%s", lo, lo == 1 ? "" : "s");
+	if (lo && chk->media)
+		dd_buf_puts(o, " and the media folder are captured as they are: masking rules do not apply to them\n");
+	else if (chk->media)
+		dd_buf_puts(o, "the media folder is captured as it is: masking rules do not apply to it\n");
+	else if (lo)
+		dd_buf_printf(o, " %s captured as %s: masking rules do not apply to %s\n", lo == 1 ? "is" : "are",
+			      lo == 1 ? "it is" : "they are", lo == 1 ? "it" : "them");
+}
+
 static void
 print_text(const struct dd_profile *p, const struct dd_pii_check *chk, int all)
 {
@@ -122,6 +140,7 @@ print_text(const struct dd_profile *p, const struct dd_pii_check *chk, int all)
 	} else if (covered) {
 		dd_buf_printf(&o, "(%zu more covered by mask rules: --all lists them)\n", covered);
 	}
+	put_as_they_are(&o, chk);
 	if (chk->uncovered) {
 		dd_buf_printf(&o, "\nMask lines for [profile \"%s\"] in .dnadata/profiles.ini (review each rule; `keep` marks "
 			      "a column reviewed and not personal):\n", p->name);
@@ -188,6 +207,8 @@ print_json(const struct dd_profile *p, const struct dd_pii_check *chk, int sampl
 	dd_json_int(&j, "sample_rows", sample);
 	dd_json_int(&j, "uncovered", (int64_t)chk->uncovered);
 	dd_json_int(&j, "covered", (int64_t)(r->ncols - chk->uncovered));
+	dd_json_int(&j, "large_objects", (int64_t)r->large_objects);
+	dd_json_str(&j, "media", chk->media);
 	dd_json_array_begin(&j, "found");
 	for (size_t i = 0; i < r->ncols; i++)
 		json_column(&j, &r->cols[i], chk->rule[i]);

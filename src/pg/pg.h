@@ -486,6 +486,7 @@ struct dd_pg_pii_report {
 	size_t ncols;
 	size_t tables, columns;             /* looked at */
 	size_t sampled_rows;
+	size_t large_objects;               /* in the database: a snapshot captures them as they are */
 	double seconds;
 	char database[128];
 };

@@ -25,6 +25,9 @@
  *     at least DD_PG_PII_SHARE percent of its non-empty sampled values fit
  *     one class; the reason names the most frequent one.
  *
+ * Large objects are counted (a snapshot captures them as they are, masked
+ * or not, and nothing here looks inside them: the caller says so).
+ *
  * Cost: one catalog query, then per table one name query (is it still
  * there?), one column query and (when it has text or JSON columns) one
  * sample query of at most `sample_rows` rows: the first rows of a table
@@ -339,6 +342,19 @@ static const char tables_sql[] =
 	"   AND NOT EXISTS (SELECT 1 FROM pg_depend e WHERE e.classid = 'pg_class'::regclass"
 	"     AND e.objid = c.oid AND e.deptype = 'e')"
 	" ORDER BY 2";
+
+/* How many large objects the database holds (pg_largeobject_metadata is readable by every user). */
+static int
+count_large_objects(PGconn *c, struct dd_pg_pii_report *r)
+{
+	PGresult *res = dd_pg_query(c, "SELECT count(*) FROM pg_largeobject_metadata", 0, NULL);
+
+	if (!res)
+		return dd_error_wrap("counting the large objects");
+	r->large_objects = (size_t)strtoull(PQgetvalue(res, 0, 0), NULL, 10);
+	PQclear(res);
+	return 0;
+}
 
 /* The table's name now (its oid's): no row when it was dropped since the catalog was read. */
 static const char table_now_sql[] =
@@ -828,7 +844,8 @@ dd_pg_pii_scan(const struct dd_pg_pii_opts *o, struct dd_pg_pii_report *r)
 	if (dd_pg_connect(&c, o->conninfo, NULL) < 0)
 		return -1;
 	snprintf(r->database, sizeof(r->database), "%s", PQdb(c));
-	if (begin(c, o) < 0 || read_tables(c, o, &t, &n) < 0 || dd_pg_exec(c, "COMMIT") < 0)
+	if (begin(c, o) < 0 || read_tables(c, o, &t, &n) < 0 || count_large_objects(c, r) < 0 ||
+	    dd_pg_exec(c, "COMMIT") < 0)
 		goto out;
 	for (size_t i = 0; i < n; i++) {
 		if (t[i].relkind != 'r' || t[i].excluded || t[i].no_data)

@@ -60,6 +60,7 @@ dd_workflow_pii_check(const struct dd_config *cfg, const struct dd_profile *p, c
 	o.lock_wait_timeout_ms = dd_config_lock_wait_timeout(cfg, p) * 1000;
 	if (dd_pg_pii_scan(&o, &out->report) < 0)
 		goto out;
+	out->media = p->media;
 	out->rule = dd_calloc(out->report.ncols + 1, sizeof(*out->rule));
 	for (size_t i = 0; i < out->report.ncols; i++) {
 		out->rule[i] = covering_rule(p, &out->report.cols[i]);

@@ -18,6 +18,7 @@ struct dd_pii_check {
 	struct dd_pg_pii_report report;
 	const struct dd_mask_rule **rule; /* per report.cols[i]: the rule that covers it (borrowed), or NULL */
 	size_t uncovered;
+	const char *media;                /* the profile's media folder setting (borrowed), or NULL */
 };
 
 /*

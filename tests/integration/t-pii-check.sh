@@ -6,7 +6,8 @@
 # large enough to be sampled by TABLESAMPLE; text and jsonb documents
 # holding them); a mask rule of any kind,
 # `keep` included, covers a column, and one on a partitioned or parent table
-# covers its partitions and children (one suggested line for them); exit 0 / 1 like a linter; --json;
+# covers its partitions and children (one suggested line for them); large
+# objects and the media folder are said to be captured as they are; exit 0 / 1 like a linter; --json;
 # what exclude_tables and exclude_data leave out is not looked at; a
 # locked table is waited for at most lock_wait_timeout, and a table already
 # read is not kept locked (one short transaction per table); a
@@ -122,6 +123,20 @@ test_a_rule_on_a_parent_covers_its_partitions_and_children() {
 	assert_eq 0 "$RC" "$OUT"
 	assert_eq '[["staff", "staff.phone fake_phone"], ["temps", "staff.phone fake_phone"], ["visits_1", "visits_1.email keep"], ["visits_2a", "visits.email fake_email"]]' \
 		"$(json_get '[[c["table"], c["rule"]] for c in d["found"] if c["table"] not in ("users",)]')"
+}
+
+test_large_objects_and_the_media_folder_are_said_to_be_captured_as_they_are() {
+	setup_repo
+	run git dnadata pii-check --sample 0
+	assert_not_contains "$OUT" "captured as"
+	psql_q "$DB" "SELECT lo_from_bytea(0, convert_to('ann@example.com', 'UTF8'))" >/dev/null
+	run git dnadata pii-check --sample 0
+	assert_contains "$OUT" $'  public.users.last_ip: IP address (its type, inet)\n1 large object is captured as it is: masking rules do not apply to it\n'
+	echo "media = uploads" >>.dnadata/profiles.ini
+	run git dnadata pii-check --sample 0
+	assert_contains "$OUT" "1 large object and the media folder are captured as they are: masking rules do not apply to them"
+	run git dnadata pii-check --sample 0 --json
+	assert_eq '[1, "uploads"]' "$(json_get '[d["large_objects"], d["media"]]')"
 }
 
 test_value_shapes_and_what_only_looks_like_one() {
