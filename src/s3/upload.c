@@ -26,6 +26,7 @@
 #include "util/err.h"
 #include "util/fs.h"
 #include "util/log.h"
+#include "util/proc.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -356,6 +357,8 @@ send_part(struct upload *u, int number)
 	u->sent += p->size;
 	record_save(u);
 	pthread_mutex_unlock(&u->mu);
+	if (number == 2)
+		dd_failpoint("s3-part-2-recorded"); /* t-s3-client kills an upload here */
 	return 0;
 }
 
