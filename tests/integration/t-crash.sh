@@ -155,9 +155,12 @@ switch_round() {
 	crash_edit "$DB" "switch-$CRASH_ROUND"
 	old=$(db_hash "$DB")
 	crash_kill git checkout -q "$other"
-	# git's own lock, left when the kill hit git itself (not git-dnadata, which does not commit in a switch)
+	# git's own lock, left when the kill hit git itself (not git-dnadata, which does not commit in a switch):
+	# git was writing the work tree, so a tracked file (the ref file) may be cut short, as git leaves it; put
+	# the work tree back to HEAD as a user would after a killed checkout (our hook writes no tracked file)
 	if [ -e .git/index.lock ]; then
 		rm .git/index.lock
+		git checkout -q HEAD -- .
 		GIT_LOCKS=$((GIT_LOCKS + 1))
 	fi
 	assert_old_or_new "$(db_hash "$DB")" "$old" "${HASH[$other]}"
