@@ -1299,15 +1299,6 @@ rels_free(struct rel *r, size_t n)
 	free(r);
 }
 
-static int
-matches(const char *const *patterns, const struct rel *r)
-{
-	for (; patterns && *patterns; patterns++)
-		if (dd_pg_pattern_match(*patterns, r->nspname, r->relname))
-			return 1;
-	return 0;
-}
-
 static struct rel *
 find_rel(struct rel *rels, size_t n, unsigned oid)
 {
@@ -1363,8 +1354,8 @@ read_catalog(PGconn *c, const struct dd_pg_snapshot_opts *o, struct rel **out, s
 		}
 		r->identity_of = PQgetisnull(res, row, 9) ? 0 : (unsigned)strtoul(PQgetvalue(res, row, 9), NULL, 10);
 		r->keys = PQgetisnull(res, row, 10) ? NULL : dd_strdup(PQgetvalue(res, row, 10));
-		r->excluded = matches(o->exclude_tables, r);
-		r->no_data = matches(o->exclude_data, r);
+		r->excluded = dd_pg_patterns_match(o->exclude_tables, r->nspname, r->relname);
+		r->no_data = dd_pg_patterns_match(o->exclude_data, r->nspname, r->relname);
 	}
 	PQclear(res);
 	for (size_t i = 0; i < n; i++)

@@ -311,6 +311,8 @@ void dd_schema_entries_free(struct dd_schema_entry *e, size_t n);
 
 /* Does "schema.table" (unquoted names) match `pattern` ("s.t", or "t" for any schema; '*', '?')? */
 int dd_pg_pattern_match(const char *pattern, const char *schema, const char *table);
+/* Does it match any of the NULL-terminated `patterns` (NULL: none)? (exclude_tables, exclude_data) */
+int dd_pg_patterns_match(const char *const *patterns, const char *schema, const char *table);
 
 /*
  * Is `s` a schema-qualified name as format('%I.%I') writes it? Is it a

@@ -382,15 +382,6 @@ tbls_free(struct tbl *t, size_t n)
 	free(t);
 }
 
-static int
-matches(const char *const *patterns, const struct tbl *t)
-{
-	for (; patterns && *patterns; patterns++)
-		if (dd_pg_pattern_match(*patterns, t->nspname, t->relname))
-			return 1;
-	return 0;
-}
-
 /* excluded / no_data from the ancestors too (a partition of an excluded table is excluded), as dump.c does */
 static void
 inherit_flags(struct tbl *t, size_t n, struct tbl *r, int depth)
@@ -432,8 +423,8 @@ read_tables(PGconn *c, const struct dd_pg_pii_opts *o, struct tbl **out, size_t 
 		}
 		t[i].relpages = strtod(PQgetvalue(res, row, 6), NULL);
 		t[i].per_page = strtod(PQgetvalue(res, row, 7), NULL);
-		t[i].excluded = matches(o->exclude_tables, &t[i]);
-		t[i].no_data = matches(o->exclude_data, &t[i]);
+		t[i].excluded = dd_pg_patterns_match(o->exclude_tables, t[i].nspname, t[i].relname);
+		t[i].no_data = dd_pg_patterns_match(o->exclude_data, t[i].nspname, t[i].relname);
 	}
 	PQclear(res);
 	for (size_t i = 0; i < n; i++)

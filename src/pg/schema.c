@@ -164,6 +164,15 @@ dd_pg_pattern_match(const char *pattern, const char *schema, const char *table)
 	return rc;
 }
 
+int
+dd_pg_patterns_match(const char *const *patterns, const char *schema, const char *table)
+{
+	for (; patterns && *patterns; patterns++)
+		if (dd_pg_pattern_match(*patterns, schema, table))
+			return 1;
+	return 0;
+}
+
 char *
 dd_pg_name_with_suffix(const char *base, const char *suffix)
 {
