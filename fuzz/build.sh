@@ -32,6 +32,16 @@ H
 if [ ! -f "$out/obj/.built" ] || [ -n "$(find "$top/src" -name '*.h' -newer "$out/obj/.built" | head -n 1)" ]; then
 	rm -f "$out"/obj/*.o
 fi
+# The hooks' scripts as strings (dd_hook_scripts[]), which make generates
+# into src/git/ of its build: generated here too, so a checkout that was
+# never built gives harnesses that link.
+(cd "$top" && sh scripts/embed-hooks.sh "$out/hooks-scripts.c.new" hooks/post-checkout hooks/post-merge \
+	hooks/post-rewrite hooks/pre-push)
+if cmp -s "$out/hooks-scripts.c.new" "$out/hooks-scripts.c"; then
+	rm -f "$out/hooks-scripts.c.new"
+else
+	mv "$out/hooks-scripts.c.new" "$out/hooks-scripts.c"
+fi
 objs=()
 while IFS= read -r src; do
 	obj="$out/obj/$(echo "${src#"$top"/src/}" | tr / _).o"
@@ -39,7 +49,8 @@ while IFS= read -r src; do
 		$CC $cflags -c "$src" -o "$obj"
 	fi
 	objs+=("$obj")
-done < <(find "$top/src" -name '*.c' ! -path "$top/src/main.c" | sort)
+done < <(find "$top/src" -name '*.c' ! -path "$top/src/main.c" ! -path "$top/src/git/hooks-scripts.c" | sort;
+	echo "$out/hooks-scripts.c")
 touch "$out/obj/.built"
 
 # A harness is linked again when it or any object is newer than it.
