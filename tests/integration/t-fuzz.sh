@@ -2,7 +2,8 @@
 # t-fuzz.sh: a short libFuzzer run of every harness in fuzz/ (ASan + UBSan),
 # so a parser change that crashes on hostile input fails the suite. Long
 # runs: `make fuzz FUZZ_RUNS=10000000` (docs/RELIABILITY.md). DD_FUZZ_SECONDS
-# sets the smoke length (default 3 s a harness: the suite's time is CI's, long runs are by hand).
+# sets the smoke length (default 1 s a harness after its seed corpus:
+# the suite's time is CI's, long runs are by hand).
 . "$(dirname "$0")/../lib.sh"
 
 FUZZ_BIN=$DD_TMP/fuzz-bin
@@ -16,7 +17,7 @@ build_fuzzers() {
 }
 
 smoke() {
-	local name=$1 secs=${DD_FUZZ_SECONDS:-3} corpus
+	local name=$1 secs=${DD_FUZZ_SECONDS:-1} corpus
 	build_fuzzers
 	[ -x "$FUZZ_BIN/$name" ] || fail "harness $name was not built"
 	corpus=$T/corpus
