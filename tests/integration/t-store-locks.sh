@@ -29,6 +29,12 @@ setup() {
 		INSERT INTO t SELECT i, md5(i::text) || repeat(chr(97 + i % 26), i % 40) FROM generate_series(1, 5000) i"
 }
 
+# stopped: start_stopped_at's process, never left stopped behind a failed test (it would hold its lock forever)
+stopped() {
+	trap '[ -z "${STOPPED_PID:-}" ] || kill -KILL "$STOPPED_PID" 2>/dev/null || true' EXIT
+	start_stopped_at "$@"
+}
+
 # make_u: the table u, the same bytes every time (the old garbage a writer reuses)
 make_u() {
 	psql_q "$DB" "CREATE TABLE u (id int PRIMARY KEY, v text);
@@ -85,7 +91,7 @@ writer_then_gc() {
 	setup "$1"
 	old_garbage
 	# the writer has listed the index files and decided to reuse u's chunks; its manifest is not written yet
-	start_stopped_at index-listed git-dnadata snapshot
+	stopped index-listed git-dnadata snapshot
 	[ -n "$(lock_names)" ] || fail "the stopped writer holds no lock"
 	local before
 	before=$(store_names)
@@ -126,7 +132,7 @@ gc_then_writer() {
 	local head
 	head=$(git rev-parse HEAD)
 	# gc has taken its lock and listed the index files, SX's among them
-	start_stopped_at store-gc-listed env DNADATA_TEST_GC_CLOCK_SHIFT=$OLD git-dnadata gc --store
+	stopped store-gc-listed env DNADATA_TEST_GC_CLOCK_SHIFT=$OLD git-dnadata gc --store
 	# a writer waits for it, then fails with a hint, nothing written
 	expect_fail 1 env DNADATA_TEST_LOCK_WAIT=2 git dnadata snapshot
 	assert_contains "$ERR" "is locked by \`gc --store\` (host $(hostname), pid $STOPPED_PID, git dnadata gc"
@@ -152,7 +158,7 @@ stale_locks() {
 	expect_ok git dnadata snapshot
 	psql_q "$DB" "UPDATE t SET note = 'x' || id WHERE id % 10 = 0"
 	# another machine's writer killed after its listing: its lock stays, fresh for 30 min of the store's clock
-	start_stopped_at index-listed env DNADATA_TEST_LOCK_HOST=elsewhere git-dnadata snapshot
+	stopped index-listed env DNADATA_TEST_LOCK_HOST=elsewhere git-dnadata snapshot
 	local pid=$STOPPED_PID
 	kill -KILL "$pid"
 	wait "$pid" 2>/dev/null || true
@@ -167,7 +173,7 @@ stale_locks() {
 	assert_contains "$ERR" "not refreshed for 31 min"
 	[ -z "$(lock_names)" ] || fail "the stale lock is still there: $(lock_names)"
 	# a writer of this host killed -9: its process is gone, so its lock is stale at once
-	start_stopped_at index-listed git-dnadata snapshot
+	stopped index-listed git-dnadata snapshot
 	pid=$STOPPED_PID
 	kill -KILL "$pid"
 	wait "$pid" 2>/dev/null || true
@@ -210,12 +216,37 @@ test_gc_on_a_machine_whose_clock_is_3_days_fast_removes_nothing_young() {
 	expect_ok git dnadata verify --all --read-data
 }
 
+# On S3 the store's clock is the server's Date. 3 days fast, S3 refuses the signed requests (RequestTimeTooSkewed:
+# nothing removed); 10 minutes fast (within S3's 15 minutes) gc runs by S3's clock and says how far off this one is.
+test_s3_gc_goes_by_the_servers_date() {
+	command -v faketime >/dev/null || fail "faketime is not installed (scripts/dev.sh test installs it)"
+	setup s3
+	old_garbage
+	local before
+	before=$(store_names)
+	expect_fail 1 env NO_FAKE_STAT=1 faketime -f +3d git dnadata gc --store
+	assert_contains "$ERR" "RequestTimeTooSkewed"
+	assert_eq "$before" "$(store_names)" "a refused gc changed the store"
+	expect_ok env NO_FAKE_STAT=1 faketime -f +10m git dnadata gc --store
+	assert_contains "$ERR" "warning: gc: this machine's clock is"
+	assert_contains "$ERR" "ahead of the store's"
+	local skew
+	skew=$(sed -n "s/.*this machine's clock is \([0-9]*\) s ahead.*/\1/p" <<<"$ERR")
+	[ "$skew" -ge 590 ] && [ "$skew" -le 610 ] || fail "the skew said is not 600 s: $ERR"
+	assert_contains "$OUT" "removed 0 manifests"
+	# the garbage goes 25 h later by S3's clock, and the new snapshot that reused it stays whole
+	expect_ok git dnadata snapshot
+	expect_ok env DNADATA_TEST_GC_CLOCK_SHIFT=$OLD git dnadata gc --store
+	assert_contains "$OUT" "removed 1 manifest"
+	check_complete
+}
+
 test_test_lock_settings_need_dnadata_test() {
 	setup file
 	expect_ok git dnadata snapshot
 	psql_q "$DB" "UPDATE t SET note = 'y' || id WHERE id % 10 = 0"
 	# without DNADATA_TEST=1 the lock settings are ignored: this host's name, no clock shift
-	start_stopped_at index-listed env -u DNADATA_TEST DNADATA_TEST_LOCK_HOST=elsewhere git-dnadata snapshot
+	stopped index-listed env -u DNADATA_TEST DNADATA_TEST_LOCK_HOST=elsewhere git-dnadata snapshot
 	expect_fail 1 env -u DNADATA_TEST DNADATA_TEST_LOCK_CLOCK_SHIFT=999999 git dnadata gc --store
 	assert_contains "$ERR" "locked by host $(hostname), pid $STOPPED_PID"
 	finish_stopped
