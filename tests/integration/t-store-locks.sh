@@ -126,13 +126,28 @@ poll_for() {
 	fail "never saw '$2' in $1: $(cat "$1")"
 }
 
+# clone_b: a second clone ("another machine") of this repository in $T/b with the key, on the same store
+clone_b() {
+	local origin=$PWD
+	install -m 600 .git/dnadata/key "$T/key"
+	git clone -q "$origin" "$T/b"
+	cd "$T/b"
+	expect_ok git dnadata key import "$T/key"
+	expect_ok git dnadata init
+	cd "$origin"
+}
+
 gc_then_writer() {
 	setup "$1"
 	old_garbage
 	local head
 	head=$(git rev-parse HEAD)
-	# gc has taken its lock and listed the index files, SX's among them
+	# gc on another machine (clone B: it cannot see this clone's cache) has taken its lock and listed the index
+	# files, SX's among them
+	clone_b
+	cd "$T/b"
 	stopped store-gc-listed env DNADATA_TEST_GC_CLOCK_SHIFT=$OLD git-dnadata gc --store
+	cd - >/dev/null
 	# a writer waits for it, then fails with a hint, nothing written
 	expect_fail 1 env DNADATA_TEST_LOCK_WAIT=2 git dnadata snapshot
 	assert_contains "$ERR" "is locked by \`gc --store\` (host $(hostname), pid $STOPPED_PID, git dnadata gc"
