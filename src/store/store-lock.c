@@ -14,7 +14,8 @@
  * Tests only (honoured with DNADATA_TEST=1): DNADATA_TEST_LOCK_CLOCK_SHIFT
  * moves the clock locks are judged by (a lock 31 min old without waiting),
  * DNADATA_TEST_LOCK_HOST names another host (a lock a killed process of
- * another machine left), DNADATA_TEST_LOCK_WAIT bounds a writer's wait.
+ * another machine left), DNADATA_TEST_LOCK_WAIT bounds a writer's wait,
+ * DNADATA_TEST_LOCK_REFRESH sets the refresh period (seconds).
  */
 #include "store/store-lock.h"
 #include "store/internal.h"

@@ -256,6 +256,48 @@ test_s3_gc_goes_by_the_servers_date() {
 	check_complete
 }
 
+# wait_until DESCRIPTION COMMAND...: poll (lib.sh's hang guard) until COMMAND succeeds.
+wait_until() {
+	local what=$1
+	shift
+	for _ in $(seq "$DD_WAIT_POLLS"); do
+		"$@" && return 0
+		sleep 0.05
+	done
+	fail "timed out waiting until $what"
+}
+
+snapshot_waits_for_table() {
+	[ "$(psql_q "$DB" "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+		WHERE NOT l.granted AND a.datname = '$DB' AND a.application_name = 'git-dnadata'")" -gt 0 ]
+}
+
+lock_changed() {
+	local now
+	now=$(lock_names)
+	[ -n "$now" ] && ! grep -qxF "$1" <<<"$now"
+}
+
+# A writer held up for longer than a refresh period (here 1 s: DNADATA_TEST_LOCK_REFRESH) rewrites its lock under a
+# new name and removes the old one, and removes its lock when it ends.
+test_a_held_lock_is_refreshed_and_removed_at_the_end() {
+	setup file
+	expect_ok git dnadata snapshot
+	psql_q "$DB" "CREATE TABLE pause (id int PRIMARY KEY); UPDATE t SET note = 'p' || id WHERE id % 10 = 0"
+	hold_lock "$DB" pause
+	DNADATA_TEST_LOCK_REFRESH=1 DNADATA_LOCK_WAIT_TIMEOUT=0 git-dnadata snapshot >"$T/snap.out" 2>"$T/snap.err" \
+		</dev/null &
+	local snap=$! first
+	wait_until "the snapshot waits for table pause" snapshot_waits_for_table
+	first=$(lock_names)
+	assert_eq 1 "$(wc -l <<<"$first")" "the waiting snapshot's lock"
+	wait_until "its lock is written again under a new name, the old one removed" lock_changed "$first"
+	release_lock
+	wait "$snap" || fail "the snapshot failed: $(cat "$T/snap.err")"
+	[ -z "$(lock_names)" ] || fail "the snapshot left its lock: $(lock_names)"
+	expect_ok git dnadata verify --all --read-data
+}
+
 test_test_lock_settings_need_dnadata_test() {
 	setup file
 	expect_ok git dnadata snapshot
