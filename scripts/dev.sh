@@ -40,6 +40,8 @@ packages=(gcc make autoconf automake pkg-config git ca-certificates
 	libgit2-dev libpq-dev libcurl4-openssl-dev libsodium-dev libssl-dev libinih-dev libzstd-dev libexpat1-dev
 	postgresql postgresql-client util-linux)
 [ "$verb" = test ] && packages+=(libcmocka-dev clang libclang-rt-14-dev strace)
+# gc --store on a machine whose clock is fast (t-store-locks.sh): libfaketime moves this process's clock only.
+[ "$verb" = test ] && packages+=(faketime)
 # The man page's tests render it (groff's warnings) and open it as man and git help do.
 [ "$verb" = test ] && packages+=(man-db groff-base)
 # The S3 tests' server (Ceph's RADOS Gateway, tests/s3.sh) and client (awscli).

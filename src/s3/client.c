@@ -72,6 +72,8 @@ struct dd_s3_client {
 	struct xfer *queue, *queue_tail; /* submitted, not yet added to the multi */
 	int stopping;
 	int unreachable; /* the last request gave up on the network: try once from now on */
+	int64_t date;      /* the server's Date of the last answer that had one (0: none yet) */
+	int64_t date_mono; /* this machine's monotonic clock when it came, seconds */
 };
 
 /* One request as the caller sees it, across attempts. */
@@ -130,6 +132,7 @@ struct xfer {
 	uint64_t cr_start, cr_end, cr_total;
 	char etag[80];
 	int64_t mtime;
+	int64_t date; /* the answer's Date header (0: none) */
 	CURLcode result;
 	int done;
 	char errbuf[CURL_ERROR_SIZE];
@@ -515,6 +518,9 @@ on_header(char *p, size_t size, size_t nmemb, void *arg)
 		x->cr_start = a, x->cr_end = b, x->cr_total = t;
 	} else if (name == 4 && !strncasecmp(p, "etag", 4)) {
 		header_value(x->etag, sizeof(x->etag), p + name + 1, n - name - 1);
+	} else if (name == 4 && !strncasecmp(p, "date", 4)) {
+		time_t t = curl_getdate(v, NULL);
+		x->date = t == (time_t)-1 ? 0 : (int64_t)t;
 	} else if (name == 13 && !strncasecmp(p, "last-modified", 13)) {
 		time_t t = curl_getdate(v, NULL);
 		x->mtime = t == (time_t)-1 ? -1 : (int64_t)t;
@@ -986,6 +992,41 @@ give_up(struct dd_s3_client *c, enum outcome o, const char *why, int attempts)
 	return DD_EUNREACHABLE;
 }
 
+static int64_t
+mono_seconds(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec;
+}
+
+/* Keep the Date of an answer (any status): the store's clock (dd_s3_client_server_now). */
+static void
+note_date(struct dd_s3_client *c, const struct xfer *x)
+{
+	if (x->date <= 0)
+		return;
+	pthread_mutex_lock(&c->mu);
+	c->date = x->date;
+	c->date_mono = mono_seconds();
+	pthread_mutex_unlock(&c->mu);
+}
+
+int
+dd_s3_client_server_now(struct dd_s3_client *c, int64_t *now)
+{
+	int rc = DD_NOTFOUND;
+
+	pthread_mutex_lock(&c->mu);
+	if (c->date > 0) {
+		*now = c->date + (mono_seconds() - c->date_mono);
+		rc = 0;
+	}
+	pthread_mutex_unlock(&c->mu);
+	return rc;
+}
+
 /*
  * Perform a call with its retries. 0 on a 2xx; -1 with the one-line
  * refusal set (k->status says which; callers turn 404 / 412 into results
@@ -1014,6 +1055,7 @@ perform(struct dd_s3_client *c, struct call *k)
 			break;
 		}
 		run_xfer(c, &x);
+		note_date(c, &x);
 		o = judge(c, k, &x, &why);
 		xfer_release(&x);
 		if (o == DONE) {

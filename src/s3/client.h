@@ -59,6 +59,12 @@ const char *dd_s3_client_endpoint(const struct dd_s3_client *c);
 const char *dd_s3_client_bucket(const struct dd_s3_client *c);
 int dd_s3_client_transfers(const struct dd_s3_client *c);
 uint64_t dd_s3_client_part_size(const struct dd_s3_client *c);
+/*
+ * The server's clock: the Date header of the last answer that had one,
+ * plus the time since (this machine's monotonic clock). 0 with *now set,
+ * DD_NOTFOUND when no answer gave one yet.
+ */
+int dd_s3_client_server_now(struct dd_s3_client *c, int64_t *now);
 
 /* ---- objects ---- */
 

@@ -495,6 +495,38 @@ fb_sync_later(struct dd_backend *be, const char *name)
 	free(path);
 }
 
+/* A probe file's mtime: the clock of whatever holds the folder (an NFS server's, a shared disk's host). */
+static int
+fb_now(struct dd_backend *be, int64_t *now)
+{
+	struct file_backend *fb = (struct file_backend *)be;
+	char *dir = path_of(fb, "locks"), *tmpl;
+	struct stat st;
+	int fd, rc = -1;
+
+	if (!dd_is_dir(dir)) { /* a store made before locks/: its own folder */
+		free(dir);
+		dir = dd_strdup(fb->root);
+	}
+	tmpl = dd_path_join(dir, ".probe-XXXXXX");
+	fd = mkstemp(tmpl);
+	if (fd < 0) {
+		rc = dd_error_errno("cannot write a probe file into %s (to read the store's clock)", dir);
+	} else {
+		if (fstat(fd, &st) == 0) {
+			*now = (int64_t)st.st_mtime;
+			rc = 0;
+		} else {
+			rc = dd_error_errno("cannot stat %s", tmpl);
+		}
+		close(fd);
+		unlink(tmpl);
+	}
+	free(tmpl);
+	free(dir);
+	return rc;
+}
+
 static void
 fb_free(struct dd_backend *be)
 {
@@ -529,6 +561,7 @@ static const struct dd_backend_ops file_ops = {
 	.sync_later = fb_sync_later,
 	.local_path = fb_local_path,
 	.forget = fb_forget,
+	.now = fb_now,
 	.free = fb_free,
 };
 

@@ -307,6 +307,12 @@ s3b_sync_later(struct dd_backend *be, const char *name)
 	(void)be, (void)name;
 }
 
+static int
+s3b_now(struct dd_backend *be, int64_t *now)
+{
+	return dd_s3_client_server_now(((struct s3_backend *)be)->c, now);
+}
+
 static void
 s3b_free(struct dd_backend *be)
 {
@@ -336,6 +342,7 @@ static const struct dd_backend_ops s3_ops = {
 	.sync = s3b_sync,
 	.sync_later = s3b_sync_later,
 	.local_path = NULL,
+	.now = s3b_now,
 	.free = s3b_free,
 };
 

@@ -129,6 +129,15 @@ struct dd_backend_ops {
 	 * meanwhile is the one read.
 	 */
 	void (*forget)(struct dd_backend *be, const char *name);
+	/*
+	 * Optional (NULL: unknown): the store's clock, seconds since the
+	 * epoch, against which the times list() gives are judged (gc's grace
+	 * period, stale locks). S3: the Date of the server's last answer (plus
+	 * the time since); a folder: the mtime of a probe file made in
+	 * `locks/` and removed at once. 0, DD_NOTFOUND (cannot tell yet; no
+	 * error), -1.
+	 */
+	int (*now)(struct dd_backend *be, int64_t *now);
 	void (*free)(struct dd_backend *be);
 };
 

@@ -59,6 +59,14 @@ struct dd_store {
 	atomic_int unreachable;   /* the backend could not be reached: stop talking to it (dd_store_unreachable) */
 	_Atomic(struct dd_error_saved *) gone_why; /* the backend's error (and hint) when it became unreachable */
 	atomic_uint_fast64_t requests; /* backend requests made (for the transfer summary) */
+	/* the store lock this process holds (store-lock.c) */
+	pthread_mutex_t lockmu;
+	pthread_cond_t lockcv;       /* wakes the refresher to stop */
+	int lock_kind;               /* 0: none, DD_STORE_LOCK_SHARED or DD_STORE_LOCK_EXCLUSIVE */
+	unsigned lock_count;         /* shared: writers of this process holding it */
+	char lock_name[DD_OBJECT_NAME_SIZE]; /* locks/<hex> of our file */
+	pthread_t lock_thread;       /* the refresher */
+	int lock_thread_on, lock_stop;
 	dd_store_progress_fn progress;
 	void *progress_arg;
 };

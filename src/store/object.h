@@ -38,6 +38,7 @@ enum dd_object_type {
 	DD_OBJ_MANIFEST = 2, /* a snapshot manifest */
 	DD_OBJ_INDEX = 3,    /* an index file: where objects are in packs (FORMAT.md §4.2) */
 	DD_OBJ_DELTA = 4,    /* a chunk stored as a delta against another chunk, its base (FORMAT.md §4.3) */
+	DD_OBJ_LOCK = 5,     /* a store lock file: locks/<random id> (FORMAT.md §3.6) */
 };
 
 /*

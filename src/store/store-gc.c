@@ -31,6 +31,7 @@
  * named only by an index file the other gc replaced would look unnamed.
  */
 #include "store/internal.h"
+#include "store/store-lock.h"
 #include "util/err.h"
 #include "util/hex.h"
 #include "util/log.h"
@@ -40,8 +41,11 @@
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 enum verdict { KEEP = 0, DELETE = 1, REPACK = 2 };
+
+#define DD_STORE_GC_SKEW 300 /* seconds between this machine's clock and the store's said in a warning */
 
 /* A set of 32-byte ids (open addressing; ids are keyed hashes, so their first bytes are uniform). */
 struct idset {
@@ -911,11 +915,50 @@ sgc_release(struct sgc *g)
 	idset_free(&g->roots);
 }
 
+/*
+ * A dry run removes nothing and takes no lock: it says when a writer holds
+ * one (a real run would refuse now).
+ */
+static int
+dry_run_locks(struct sgc *g)
+{
+	struct dd_buf held = DD_BUF_INIT;
+
+	if (dd_store_locks_held(g->st, &held) < 0)
+		return -1;
+	if (held.len)
+		dd_warn("gc: the store is locked (%s): a real run would refuse now", held.ptr);
+	dd_buf_release(&held);
+	return 0;
+}
+
+/*
+ * "Now" for the grace period is the store's clock (store-lock.h,
+ * dd_store_now: S3's Date, a folder's probe file), never this machine's:
+ * a machine whose clock is a day fast must not take yesterday's push for
+ * old. A difference of more than a few minutes is said in one line.
+ */
+static int
+store_clock(struct sgc *g)
+{
+	int64_t now, local = (int64_t)time(NULL), d;
+	int r = dd_store_now(g->st, &now);
+
+	if (r < 0)
+		return -1;
+	d = now - local;
+	if (r == 0 && (d > DD_STORE_GC_SKEW || d < -DD_STORE_GC_SKEW))
+		dd_warn("gc: this machine's clock is %lld s %s the store's: gc goes by the store's clock",
+			(long long)(d < 0 ? -d : d), d < 0 ? "ahead of" : "behind");
+	g->cutoff = now + g->o->clock_shift - g->o->grace;
+	return 0;
+}
+
 int
 dd_store_gc(struct dd_store *st, const char *const *live, size_t nlive, const struct dd_store_gc_opts *o,
 	    struct dd_store_gc_result *res)
 {
-	struct sgc g = { .st = st, .o = o, .res = res, .cutoff = o->now - o->grace };
+	struct sgc g = { .st = st, .o = o, .res = res };
 	int rc = -1;
 
 	memset(res, 0, sizeof(*res));
@@ -923,6 +966,9 @@ dd_store_gc(struct dd_store *st, const char *const *live, size_t nlive, const st
 		dd_error("the store %s cannot be reached: gc works on the store itself", st->url);
 		goto out;
 	}
+	/* the exclusive lock from before the mark's listings until the last removal */
+	if ((o->dry_run ? dry_run_locks(&g) : dd_store_lock_exclusive(st)) < 0 || store_clock(&g) < 0)
+		goto out;
 	if (list_store(&g) < 0 || read_indexes(&g) < 0 || mark(&g, live, nlive) < 0)
 		goto out;
 	if (!dd_store_live(st)) {
@@ -938,6 +984,7 @@ dd_store_gc(struct dd_store *st, const char *const *live, size_t nlive, const st
 		goto out;
 	rc = 0;
 out:
+	dd_store_unlock_all(st);
 	if (rc < 0)
 		dd_error_wrap("the store's gc");
 	sgc_release(&g);

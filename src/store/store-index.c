@@ -14,6 +14,7 @@
 #include "util/err.h"
 #include "util/hex.h"
 #include "util/log.h"
+#include "util/proc.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -261,6 +262,12 @@ dd_store_index_refresh(struct dd_store *st)
 		rc = dd_store_gone(st, r) ? 0 : dd_error_wrap("listing the index files of %s", st->url);
 		goto out;
 	}
+	/*
+	 * Tests stop a writer here (DNADATA_FAILPOINT=index-listed: dd_failpoint,
+	 * util/proc.h), after its listing and before it reuses anything, to race
+	 * `gc --store` against it.
+	 */
+	dd_failpoint("index-listed");
 	forget_unlisted(st, e, n);
 	for (size_t i = 0; i < n; i++) {
 		uint8_t id[32];

@@ -12,6 +12,7 @@
  * open (dd_store_config_refresh(): the store may have been replaced).
  */
 #include "store/internal.h"
+#include "store/store-lock.h"
 #include "store/store-keys.h"
 #include "util/err.h"
 #include "util/fs.h"
@@ -289,6 +290,8 @@ dd_store_open_opts(struct dd_store **out, const struct dd_store_opts *o)
 	pthread_mutex_init(&st->bufmu, NULL);
 	pthread_mutex_init(&st->idxmu, NULL);
 	pthread_mutex_init(&st->cfgmu, NULL);
+	pthread_mutex_init(&st->lockmu, NULL);
+	pthread_cond_init(&st->lockcv, NULL);
 	st->idx = dd_malloc(sizeof(*st->idx));
 	dd_midx_init(st->idx);
 	dd_packer_new(&st->packer, st->idx, 0);
@@ -342,6 +345,7 @@ dd_store_free(struct dd_store *st)
 	dd_pool_free(st->pool);
 	dd_packer_abandon(st); /* the packers' finisher threads end; uploads are waited for */
 	dd_pool_free(st->xfer); /* after the pool: a finishing pack may still queue an upload */
+	dd_store_unlock_all(st); /* every exit path: errors too */
 	dd_packer_free(st->packer);
 	dd_midx_clear(st->idx);
 	free(st->idx);
@@ -354,6 +358,8 @@ dd_store_free(struct dd_store *st)
 	free(st->opidx);
 	pthread_mutex_destroy(&st->idxmu);
 	pthread_mutex_destroy(&st->cfgmu);
+	pthread_mutex_destroy(&st->lockmu);
+	pthread_cond_destroy(&st->lockcv);
 	free(st->config_refresh_err);
 	dd_known_free(st->known);
 	dd_backend_free(st->be);

@@ -35,6 +35,7 @@
  * object after its AEAD tag is checked.
  */
 #include "store/internal.h"
+#include "store/store-lock.h"
 #include "util/err.h"
 #include "util/hex.h"
 #include "util/log.h"
@@ -416,10 +417,18 @@ push_all(struct dd_store *st, const char *const *ids_in, size_t n_in, int flags,
 	const char **ids = dd_calloc(n_in ? n_in : 1, sizeof(*ids));
 	uint8_t *need = NULL, (*fids)[32] = NULL, (*sids)[32] = dd_calloc(n_in ? n_in : 1, 32);
 	size_t nfiles, n = 0;
-	int rc = -1;
+	int rc = -1, locked = 0;
 
 	memcpy(ids, ids_in, n_in * sizeof(*ids));
 	if (dd_store_index_load(st) < 0 || select_snapshots(st, ids, n_in, flags, &n, s) < 0)
+		goto out;
+	/*
+	 * Something to send: a shared store lock until the manifests are
+	 * durable, and the store's index files listed under it, so an index
+	 * file a `gc --store` removed before is sent again rather than trusted
+	 * (store-lock.h; store-index.c, forget_unlisted).
+	 */
+	if (n && (dd_store_lock_shared(st) < 0 || (locked = 1, dd_store_index_refresh(st) < 0)))
 		goto out;
 	if ((rc = collect(st, ids, n, DD_EACH_STREAMS | DD_EACH_ENTRIES, &r)) != 0)
 		goto out;
@@ -458,6 +467,8 @@ out:
 		dd_xfer_wait(st, &b, NULL, NULL);
 		dd_error_restore(&why);
 	}
+	if (locked)
+		dd_store_unlock_shared(st);
 	free(r.v), free(need), free(fids), free(sids), free(ids);
 	return rc;
 }

@@ -509,7 +509,7 @@ int dd_store_cache_remove(struct dd_store *st, const struct dd_cache_item *it);
 
 /* ---- the store's gc (store-gc.c; docs/DESIGN-NOTES.md, "The store's gc") ---- */
 struct dd_store_gc_opts {
-	int64_t now;           /* the time ages are counted from, seconds since the epoch */
+	int64_t clock_shift;   /* tests: seconds added to the store's clock, which ages are counted from */
 	int64_t grace;         /* seconds: nothing the store got more recently is removed or repacked */
 	unsigned repack_below; /* percent: an older pack whose live objects fill less of it is repacked */
 	int dry_run;           /* decide and count; change nothing */

@@ -19,6 +19,7 @@
  * chunks go to the private packer (store-private.c).
  */
 #include "store/internal.h"
+#include "store/store-lock.h"
 #include "util/err.h"
 #include "util/hex.h"
 #include "util/log.h"
@@ -204,6 +205,13 @@ dd_snapshot_begin_flags(struct dd_snapshot_writer **out, struct dd_store *st, in
 
 	if (flags & ~DD_SNAPSHOT_PRIVATE)
 		return dd_error("BUG: unknown snapshot flags %#x", (unsigned)flags);
+	/*
+	 * A public snapshot lists the store's index files to reuse its objects:
+	 * a shared store lock from before that listing until its manifest is
+	 * durable, so `gc --store` never removes what it reuses (store-lock.h).
+	 */
+	if (!(flags & DD_SNAPSHOT_PRIVATE) && dd_store_lock_shared(st) < 0)
+		return -1;
 	sw = dd_calloc(1, sizeof(*sw));
 	sw->st = st;
 	sw->flags = flags;
@@ -625,6 +633,8 @@ dd_stream_abort(struct dd_stream_writer *w)
 static void
 snapshot_writer_free(struct dd_snapshot_writer *sw)
 {
+	if (!(sw->flags & DD_SNAPSHOT_PRIVATE))
+		dd_store_unlock_shared(sw->st);
 	for (size_t i = 0; i < sw->nactive; i++)
 		free(sw->active[i]);
 	free(sw->active);

@@ -315,6 +315,12 @@ dd_lock_set_command(const char *command)
 	lock_command[n] = '\0';
 }
 
+const char *
+dd_lock_command(void)
+{
+	return lock_command;
+}
+
 void
 dd_lock_never_wait(void)
 {

@@ -82,6 +82,8 @@ int dd_lock_file_try(const char *path, int *fd);
 void dd_unlock_file(int fd);
 /* What this process is called in the records of the locks it takes ("git dnadata snapshot"; default "git dnadata"). */
 void dd_lock_set_command(const char *command);
+/* The command dd_lock_set_command() set ("git dnadata" before): store locks name it too. */
+const char *dd_lock_command(void);
 /*
  * From now on dd_lock_file() never waits: DD_EBUSY when the lock is held
  * (what git hooks want: they must not block the git command).

@@ -74,19 +74,20 @@ out:
 }
 
 /*
- * Tests only: DNADATA_TEST_GC_CLOCK_SHIFT=<seconds> moves gc's clock that
- * far ahead, so "older than 24 h" is tested without waiting a day. Only
+ * Tests only: DNADATA_TEST_GC_CLOCK_SHIFT=<seconds> moves gc's clock (the
+ * store's, store-gc.c) that far ahead, so "older than 24 h" is tested
+ * without waiting a day. Only
  * with DNADATA_TEST=1 too (one stray variable in a shell must not make gc
  * take yesterday's push for old), and said on stderr every time it is used.
  */
 static int
-clock_now(int64_t *now)
+clock_shift(int64_t *out)
 {
 	const char *e = getenv("DNADATA_TEST_GC_CLOCK_SHIFT");
 	char *end;
 	long long shift;
 
-	*now = (int64_t)time(NULL);
+	*out = 0;
 	if (!e || !*e)
 		return 0;
 	if (!getenv("DNADATA_TEST") || strcmp(getenv("DNADATA_TEST"), "1"))
@@ -96,7 +97,7 @@ clock_now(int64_t *now)
 	if (errno || *end || shift < -(1LL << 40) || shift > (1LL << 40))
 		return dd_error("DNADATA_TEST_GC_CLOCK_SHIFT must be a number of seconds (a test setting; unset it)");
 	dd_warn("gc: the clock is moved %lld s ahead by DNADATA_TEST_GC_CLOCK_SHIFT (a test setting)", shift);
-	*now += (int64_t)shift;
+	*out = (int64_t)shift;
 	return 0;
 }
 
@@ -111,7 +112,7 @@ dd_workflow_store_gc(struct dd_repo *repo, const struct dd_config *cfg, const st
 	int rc = -1, lock = -1;
 
 	memset(out, 0, sizeof(*out));
-	if (clock_now(&o.now) < 0 || dd_mkdir_p(lockdir, 0700) < 0 ||
+	if (clock_shift(&o.clock_shift) < 0 || dd_mkdir_p(lockdir, 0700) < 0 ||
 	    dd_lock_file(lockpath, "another gc --store of this clone is running; waiting for it", &lock) < 0)
 		goto out;
 	if (collect_live(&live, repo, cfg, &out->commits) < 0) {

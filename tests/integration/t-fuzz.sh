@@ -56,6 +56,7 @@ test_fuzz_restore_plan() { smoke fuzz-restore-plan; }
 test_fuzz_conninfo() { smoke fuzz-conninfo; }
 test_fuzz_midx() { smoke fuzz-midx; }
 test_fuzz_lockrec() { smoke fuzz-lockrec; }
+test_fuzz_storelock() { smoke fuzz-storelock; }
 test_fuzz_pii() { smoke fuzz-pii; }
 
 run_tests

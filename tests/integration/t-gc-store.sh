@@ -200,6 +200,14 @@ test_s3_store_keeps_every_reachable_snapshot_and_removes_the_rest() {
 	expect_ok git dnadata verify --read-data
 }
 
+# drop_store_locks: remove the lock files of the folder store, as gc does once they are stale (a holder that
+# stopped refreshing): what the tests below prove is the layer under the locks (the grace period, gc's second
+# listing), which must hold on its own; t-store-locks.sh tests the locks.
+drop_store_locks() {
+	[ -n "$(find "$T/store/locks" -type f ! -name '.*')" ] || fail "no lock to drop"
+	find "$T/store/locks" -type f ! -name '.*' -delete
+}
+
 # stop_at FAILPOINT OUT CMD...: run CMD in the background until it stops at FAILPOINT; PID its pid.
 stop_at() {
 	local fp=$1 out=$2
@@ -228,6 +236,9 @@ gc_races_push() {
 	[ "$1" = s3 ] || find "$CACHE/packs" "$CACHE/index" -type f -exec touch -d '3 days ago' {} +
 	stop_at push-before-manifests "$T/push" git-dnadata push
 	cd "$origin"
+	expect_fail 1 env DNADATA_TEST_GC_CLOCK_SHIFT=0 git dnadata gc --store
+	assert_contains "$ERR" "git dnadata push"
+	drop_store_locks
 	# B's packs and index file are in the store, unreferenced: only the grace period protects them
 	gc_store 0 --dry-run --grace 0s
 	assert_contains "$OUT" "would remove 1 index file"
@@ -302,6 +313,7 @@ test_two_gc_runs_at_once_never_remove_a_live_pack() {
 	cd "$T/b"
 	stop_at store-gc-listed "$T/gc1" env DNADATA_TEST_GC_CLOCK_SHIFT=$OLD git-dnadata gc --store
 	cd - >/dev/null
+	drop_store_locks # gc1's: gc2 would refuse at once
 	gc_store "$OLD"
 	tap_note "gc2: $OUT"
 	[[ $OUT =~ (removed|repacked)\ [1-9][0-9]*\ pack ]] || fail "gc2 replaced no pack: $OUT"
@@ -446,6 +458,7 @@ test_a_push_in_progress_keeps_the_delta_bases_it_needs() {
 	git reset -q --soft HEAD~2
 	git commit -qm "squashed"
 	git reflog expire --expire=now --all
+	drop_store_locks # the push's: gc would refuse at once
 	gc_store "$OLD"
 	tap_note "$OUT"
 	kill -CONT "$PID"

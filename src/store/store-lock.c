@@ -1,0 +1,619 @@
+/*
+ * store/store-lock.c: store-level locks, restic's protocol (store-lock.h;
+ * docs/DESIGN-NOTES.md "The store's gc", FORMAT.md §3.6).
+ *
+ * Take: put our own file locks/<random id>, then list locks/ and read the
+ * others. Both sides put before they list, so of two takers at least one
+ * sees the other: no conditional write is needed (a folder store, S3
+ * servers without If-None-Match). A conflict is resolved by the one that
+ * sees it backing off (removing its own file): a writer waits for gc, gc
+ * refuses at once. Ages are the store's: a lock's time in the listing (S3
+ * LastModified, a folder's later of mtime and ctime) against the store's
+ * clock (dd_store_now), so two machines' clocks never meet.
+ *
+ * Tests only (honoured with DNADATA_TEST=1): DNADATA_TEST_LOCK_CLOCK_SHIFT
+ * moves the clock locks are judged by (a lock 31 min old without waiting),
+ * DNADATA_TEST_LOCK_HOST names another host (a lock a killed process of
+ * another machine left), DNADATA_TEST_LOCK_WAIT bounds a writer's wait,
+ * DNADATA_TEST_LOCK_REFRESH sets the refresh period (seconds).
+ */
+#include "store/store-lock.h"
+#include "store/internal.h"
+#include "util/err.h"
+#include "util/fs.h"
+#include "util/hex.h"
+#include "util/log.h"
+#include "util/proc.h"
+
+#include <errno.h>
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ---- the record ---- */
+
+/* A decimal without sign or leading zeros in [lo, hi], the whole of p[0..n). */
+static int
+parse_dec(const char *p, size_t n, long long lo, long long hi, long long *out)
+{
+	long long v = 0;
+
+	if (n == 0 || n > 18 || (n > 1 && p[0] == '0'))
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		if (p[i] < '0' || p[i] > '9')
+			return -1;
+		v = v * 10 + (p[i] - '0');
+	}
+	if (v < lo || v > hi)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+/* Printable ASCII (spaces only when `spaces`), 1..max bytes, into out (NUL-terminated). */
+static int
+parse_text(const char *p, size_t n, size_t max, int spaces, char *out)
+{
+	if (n == 0 || n > max)
+		return -1;
+	for (size_t i = 0; i < n; i++)
+		if (p[i] < 0x20 || p[i] > 0x7e || (!spaces && p[i] == ' '))
+			return -1;
+	memcpy(out, p, n);
+	out[n] = '\0';
+	return 0;
+}
+
+/* The next line "<key> <value>\n" of text[*at..len): its value. */
+static int
+next_line(const char *text, size_t len, size_t *at, const char *key, const char **v, size_t *vn)
+{
+	size_t kl = strlen(key), s = *at;
+	const char *nl;
+
+	if (len - s < kl + 2 || memcmp(text + s, key, kl) || text[s + kl] != ' ')
+		return -1;
+	nl = memchr(text + s + kl + 1, '\n', len - s - kl - 1);
+	if (!nl)
+		return -1;
+	*v = text + s + kl + 1;
+	*vn = (size_t)(nl - *v);
+	*at = (size_t)(nl - text) + 1;
+	return 0;
+}
+
+static int
+record_parse(struct dd_store_lockrec *r, const char *text, size_t len)
+{
+	size_t at = 0, vn, sp;
+	const char *v;
+	long long x;
+
+	if (len > DD_STORE_LOCK_MAX || next_line(text, len, &at, "dnadata-lock", &v, &vn) || vn != 1 || v[0] != '1')
+		return -1;
+	if (next_line(text, len, &at, "kind", &v, &vn))
+		return -1;
+	if (vn == 6 && !memcmp(v, "shared", 6))
+		r->kind = DD_STORE_LOCK_SHARED;
+	else if (vn == 9 && !memcmp(v, "exclusive", 9))
+		r->kind = DD_STORE_LOCK_EXCLUSIVE;
+	else
+		return -1;
+	if (next_line(text, len, &at, "host", &v, &vn) || parse_text(v, vn, DD_STORE_LOCK_HOST_MAX, 0, r->host))
+		return -1;
+	/* "pid <pid> started <start time>" */
+	if (next_line(text, len, &at, "pid", &v, &vn))
+		return -1;
+	for (sp = 0; sp < vn && v[sp] != ' '; sp++)
+		;
+	if (parse_dec(v, sp, 1, 2147483647LL, &x))
+		return -1;
+	r->pid = (long)x;
+	if (vn - sp < 9 || memcmp(v + sp, " started ", 9) || parse_dec(v + sp + 9, vn - sp - 9, 0, 1LL << 62, &x))
+		return -1;
+	r->started = x;
+	if (next_line(text, len, &at, "command", &v, &vn) ||
+	    parse_text(v, vn, DD_STORE_LOCK_COMMAND_MAX, 1, r->command))
+		return -1;
+	if (next_line(text, len, &at, "created", &v, &vn) || parse_dec(v, vn, 0, 1LL << 62, &x))
+		return -1;
+	r->created = x;
+	return at == len ? 0 : -1;
+}
+
+int
+dd_store_lockrec_parse(struct dd_store_lockrec *r, const char *text, size_t len)
+{
+	memset(r, 0, sizeof(*r));
+	if (record_parse(r, text, len) < 0) {
+		memset(r, 0, sizeof(*r)); /* nothing half parsed is left */
+		return -1;
+	}
+	return 0;
+}
+
+void
+dd_store_lockrec_format(struct dd_buf *out, const struct dd_store_lockrec *r)
+{
+	dd_buf_printf(out, "dnadata-lock 1\nkind %s\nhost %s\npid %ld started %lld\ncommand %s\ncreated %lld\n",
+		      r->kind == DD_STORE_LOCK_EXCLUSIVE ? "exclusive" : "shared", r->host, r->pid, r->started,
+		      r->command, r->created);
+}
+
+/* ---- test settings ---- */
+
+static int
+testing(void)
+{
+	const char *t = getenv("DNADATA_TEST");
+
+	return t && !strcmp(t, "1");
+}
+
+static long long
+test_number(const char *var, long long dflt)
+{
+	const char *e = getenv(var);
+	char *end;
+	long long v;
+
+	if (!e || !*e || !testing())
+		return dflt;
+	errno = 0;
+	v = strtoll(e, &end, 10);
+	return errno || *end ? dflt : v;
+}
+
+/* ---- one lock file ---- */
+
+static void
+my_host(char host[DD_STORE_LOCK_HOST_MAX + 1])
+{
+	const char *t = testing() ? getenv("DNADATA_TEST_LOCK_HOST") : NULL;
+	char raw[DD_STORE_LOCK_HOST_MAX + 1] = "";
+	size_t n = 0;
+
+	if (t && *t)
+		snprintf(raw, sizeof(raw), "%s", t);
+	else if (gethostname(raw, sizeof(raw) - 1) < 0)
+		raw[0] = '\0';
+	for (const char *p = raw; *p && n < DD_STORE_LOCK_HOST_MAX; p++) /* what the parser takes */
+		host[n++] = *p > 0x20 && *p < 0x7f ? *p : '?';
+	if (!n)
+		host[n++] = '?';
+	host[n] = '\0';
+}
+
+/* "host h, pid 123, git dnadata gc, since 2026-11-30 14:02:03 (its clock)" */
+static char *
+describe(const struct dd_store_lockrec *r)
+{
+	time_t t = (time_t)r->created;
+	char when[32] = "?";
+	struct tm tm;
+
+	if (localtime_r(&t, &tm))
+		strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
+	return dd_asprintf("host %s, pid %ld, %s, since %s", r->host, r->pid, r->command, when);
+}
+
+/* Seal and put a new lock file of kind `kind`; its name into `name`. 0, -1. */
+static int
+put_lock(struct dd_store *st, int kind, char name[DD_OBJECT_NAME_SIZE])
+{
+	struct dd_store_lockrec r = { .kind = kind };
+	struct dd_buf plain = DD_BUF_INIT, obj = DD_BUF_INIT;
+	uint8_t id[32];
+	int rc = -1, p;
+
+	my_host(r.host);
+	r.pid = (long)getpid();
+	r.started = dd_proc_start_time(r.pid);
+	if (r.started < 0)
+		r.started = 0;
+	snprintf(r.command, sizeof(r.command), "%s", dd_lock_command());
+	r.created = (long long)time(NULL);
+	dd_store_lockrec_format(&plain, &r);
+	randombytes_buf(id, sizeof(id));
+	dd_object_name(name, DD_OBJECT_NAME_SIZE, "locks", id);
+	if (dd_object_seal_level(&obj, st->keys, DD_OBJ_LOCK, id, plain.ptr, plain.len, NULL, DD_ZLEVEL_NONE) < 0)
+		goto out;
+	atomic_fetch_add(&st->requests, 1);
+	p = st->be->ops->put(st->be, name, obj.ptr, obj.len);
+	if (p >= 0 || p == DD_EXISTS)
+		p = st->be->ops->sync(st->be); /* durable before we list: the other side must see it */
+	if (p == DD_EUNREACHABLE) {
+		rc = p;
+		goto out;
+	}
+	if (p < 0) {
+		dd_error_wrap("writing the lock file %s into the store %s", name, st->url);
+		goto out;
+	}
+	rc = 0;
+out:
+	dd_buf_release(&plain);
+	dd_buf_release(&obj);
+	return rc;
+}
+
+static void
+del_lock(struct dd_store *st, const char *name)
+{
+	struct dd_error_saved why;
+
+	dd_error_save(&why);
+	atomic_fetch_add(&st->requests, 1);
+	if (st->be->ops->del(st->be, name) < 0 || st->be->ops->sync(st->be) < 0)
+		dd_warn("could not remove the lock file %s from the store %s: %s (it goes stale in %d min)", name,
+			st->url, dd_error_last() ? dd_error_last() : "?", DD_STORE_LOCK_STALE / 60);
+	dd_error_restore(&why);
+}
+
+/* One lock file of the listing, judged. */
+struct seen {
+	char name[DD_OBJECT_NAME_SIZE];
+	int readable; /* its record opened */
+	int stale;
+	int64_t age;  /* seconds, by the store's clock */
+	struct dd_store_lockrec r;
+};
+
+int
+dd_store_now(struct dd_store *st, int64_t *now)
+{
+	int r = st->be && st->be->ops->now ? st->be->ops->now(st->be, now) : DD_NOTFOUND;
+
+	if (r == 0)
+		return 0;
+	if (r < 0 && r != DD_NOTFOUND)
+		return dd_error_wrap("reading the clock of the store %s", st->url);
+	*now = (int64_t)time(NULL);
+	return 1;
+}
+
+/* Read and judge lock file `e` (not ours) against the store's clock `now`. 0, DD_NOTFOUND (gone since), -1. */
+static int
+judge_lock(struct dd_store *st, const struct dd_backend_entry *e, int64_t now, struct seen *s)
+{
+	struct dd_buf obj = DD_BUF_INIT, plain = DD_BUF_INIT;
+	char host[DD_STORE_LOCK_HOST_MAX + 1];
+	uint8_t id[32];
+	int64_t t = e->changed > e->mtime ? e->changed : e->mtime;
+	int r;
+
+	memset(s, 0, sizeof(*s));
+	snprintf(s->name, sizeof(s->name), "%s", e->name);
+	atomic_fetch_add(&st->requests, 1);
+	r = st->be->ops->get(st->be, e->name, &obj);
+	if (r == DD_NOTFOUND || r < 0) {
+		dd_buf_release(&obj);
+		return r;
+	}
+	dd_hex_decode(id, 32, e->name + 6); /* checked by the caller */
+	if (dd_object_open(&plain, st->keys, DD_OBJ_LOCK, id, obj.ptr, obj.len, DD_STORE_LOCK_MAX, NULL) == 0 &&
+	    dd_store_lockrec_parse(&s->r, plain.ptr, plain.len) == 0)
+		s->readable = 1;
+	dd_error_clear();
+	s->age = t == INT64_MAX ? 0 : now - t;
+	my_host(host);
+	s->stale = s->age > DD_STORE_LOCK_STALE ||
+		   (s->readable && !strcmp(s->r.host, host) && !dd_proc_alive(s->r.pid, s->r.started ? s->r.started : -1));
+	dd_buf_release(&obj);
+	dd_buf_release(&plain);
+	return 0;
+}
+
+/* Every lock file but `own` (NULL: none), judged. 0, -1. */
+static int
+scan(struct dd_store *st, const char *own, struct seen **out, size_t *n)
+{
+	struct dd_backend_entry *e = NULL;
+	size_t ne = 0;
+	int64_t now;
+	int r;
+
+	*out = NULL;
+	*n = 0;
+	atomic_fetch_add(&st->requests, 1);
+	r = st->be->ops->list(st->be, "locks", &e, &ne);
+	if (r < 0)
+		return dd_error_wrap("listing the locks of the store %s", st->url);
+	if (dd_store_now(st, &now) < 0) {
+		dd_backend_entries_free(e, ne);
+		return -1;
+	}
+	now += test_number("DNADATA_TEST_LOCK_CLOCK_SHIFT", 0);
+	*out = dd_calloc(ne ? ne : 1, sizeof(**out));
+	for (size_t i = 0; i < ne; i++) {
+		if (strncmp(e[i].name, "locks/", 6) || strlen(e[i].name) != 70 || !dd_is_hex(e[i].name + 6, 64) ||
+		    (own && !strcmp(e[i].name, own)))
+			continue;
+		r = judge_lock(st, &e[i], now, &(*out)[*n]);
+		if (r == DD_NOTFOUND)
+			continue;
+		if (r < 0) {
+			dd_error_wrap("reading the lock %s of the store %s", e[i].name, st->url);
+			free(*out);
+			*out = NULL;
+			dd_backend_entries_free(e, ne);
+			return -1;
+		}
+		(*n)++;
+	}
+	dd_backend_entries_free(e, ne);
+	return 0;
+}
+
+static char *
+seen_describe(const struct seen *s)
+{
+	return s->readable ? describe(&s->r) : dd_asprintf("%s (a lock file that does not open)", s->name);
+}
+
+/* ---- holding: refresh thread ---- */
+
+static void *
+refresher(void *arg)
+{
+	struct dd_store *st = arg;
+	long long every = test_number("DNADATA_TEST_LOCK_REFRESH", DD_STORE_LOCK_REFRESH);
+
+	pthread_mutex_lock(&st->lockmu);
+	for (;;) {
+		struct timespec until;
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_sec += every > 0 ? every : DD_STORE_LOCK_REFRESH;
+		while (!st->lock_stop && pthread_cond_timedwait(&st->lockcv, &st->lockmu, &until) != ETIMEDOUT)
+			;
+		if (st->lock_stop)
+			break;
+		/* a new file, then the old one removed: never a moment without a fresh lock */
+		char fresh[DD_OBJECT_NAME_SIZE], old[DD_OBJECT_NAME_SIZE];
+		int kind = st->lock_kind;
+		pthread_mutex_unlock(&st->lockmu);
+		int r = put_lock(st, kind, fresh);
+		pthread_mutex_lock(&st->lockmu);
+		if (r < 0) {
+			dd_warn("could not refresh the lock on the store %s: %s", st->url, dd_error_last());
+			dd_error_clear();
+			continue;
+		}
+		memcpy(old, st->lock_name, sizeof(old));
+		memcpy(st->lock_name, fresh, sizeof(fresh));
+		pthread_mutex_unlock(&st->lockmu);
+		del_lock(st, old);
+		pthread_mutex_lock(&st->lockmu);
+	}
+	pthread_mutex_unlock(&st->lockmu);
+	return NULL;
+}
+
+/* We hold `name` (kind): record it and start refreshing it. Under lockmu. */
+static void
+hold(struct dd_store *st, int kind, const char *name)
+{
+	st->lock_kind = kind;
+	snprintf(st->lock_name, sizeof(st->lock_name), "%s", name);
+	st->lock_stop = 0;
+	st->lock_thread_on = pthread_create(&st->lock_thread, NULL, refresher, st) == 0;
+}
+
+static void
+release_locked(struct dd_store *st)
+{
+	char name[DD_OBJECT_NAME_SIZE];
+
+	if (!st->lock_kind)
+		return;
+	st->lock_stop = 1;
+	pthread_cond_broadcast(&st->lockcv);
+	if (st->lock_thread_on) {
+		pthread_mutex_unlock(&st->lockmu);
+		pthread_join(st->lock_thread, NULL);
+		pthread_mutex_lock(&st->lockmu);
+		st->lock_thread_on = 0;
+	}
+	memcpy(name, st->lock_name, sizeof(name));
+	st->lock_kind = 0;
+	st->lock_count = 0;
+	st->lock_name[0] = '\0';
+	del_lock(st, name);
+}
+
+void
+dd_store_unlock_all(struct dd_store *st)
+{
+	if (!st->be)
+		return;
+	pthread_mutex_lock(&st->lockmu);
+	release_locked(st);
+	pthread_mutex_unlock(&st->lockmu);
+}
+
+void
+dd_store_unlock_shared(struct dd_store *st)
+{
+	if (!st->be)
+		return;
+	pthread_mutex_lock(&st->lockmu);
+	if (st->lock_kind == DD_STORE_LOCK_SHARED && st->lock_count && !--st->lock_count)
+		release_locked(st);
+	pthread_mutex_unlock(&st->lockmu);
+}
+
+/* ---- taking ---- */
+
+/* The first fresh lock in s[0..n) that blocks `kind` (exclusive: any; shared: an exclusive or unreadable one). */
+static const struct seen *
+blocker(const struct seen *s, size_t n, int kind)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!s[i].stale &&
+		    (kind == DD_STORE_LOCK_EXCLUSIVE || !s[i].readable || s[i].r.kind == DD_STORE_LOCK_EXCLUSIVE))
+			return &s[i];
+	return NULL;
+}
+
+/* One attempt: put ours, list, judge. 1 taken (name in `name`), 0 blocked (ours removed; *who set), -1. */
+static int
+try_take(struct dd_store *st, int kind, char name[DD_OBJECT_NAME_SIZE], struct seen **s, size_t *n, char **who)
+{
+	const struct seen *b;
+
+	int r;
+
+	*who = NULL;
+	if ((r = put_lock(st, kind, name)) < 0)
+		return r;
+	if (scan(st, name, s, n) < 0) {
+		del_lock(st, name);
+		return -1;
+	}
+	b = blocker(*s, *n, kind);
+	if (!b)
+		return 1;
+	*who = seen_describe(b);
+	del_lock(st, name);
+	return 0;
+}
+
+/* The store's index files were listed before this lock: have the next refresh list them again. */
+static void
+relist_after_lock(struct dd_store *st)
+{
+	pthread_mutex_lock(&st->idxmu);
+	st->idx_refreshed = 0;
+	pthread_mutex_unlock(&st->idxmu);
+}
+
+static int
+wait_refused(struct dd_store *st, const char *who)
+{
+	dd_error("the store %s is locked by `gc --store` (%s)", st->url, who);
+	dd_hint("run this again once that gc has ended; a lock not refreshed for %d min is stale (`git dnadata gc "
+		"--store` removes it)", DD_STORE_LOCK_STALE / 60);
+	return -1;
+}
+
+int
+dd_store_lock_shared(struct dd_store *st)
+{
+	char name[DD_OBJECT_NAME_SIZE];
+	long long bound = test_number("DNADATA_TEST_LOCK_WAIT", DD_STORE_LOCK_WAIT);
+	struct timespec t0, t1;
+	int said = 0, r;
+
+	if (!st->be || !dd_store_live(st))
+		return 0;
+	pthread_mutex_lock(&st->lockmu);
+	if (st->lock_kind) {
+		st->lock_count++;
+		pthread_mutex_unlock(&st->lockmu);
+		return 0;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (;;) {
+		struct seen *s = NULL;
+		size_t n = 0;
+		char *who = NULL;
+		r = try_take(st, DD_STORE_LOCK_SHARED, name, &s, &n, &who);
+		free(s);
+		if (r != 0) {
+			free(who);
+			break;
+		}
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		if (t1.tv_sec - t0.tv_sec >= bound) {
+			r = wait_refused(st, who);
+			free(who);
+			break;
+		}
+		if (!said++)
+			dd_warn("the store %s is locked by `gc --store` (%s): waiting up to %lld s", st->url, who, bound);
+		free(who);
+		sleep(bound < 2 ? 1 : 2);
+	}
+	if (r == 1) {
+		hold(st, DD_STORE_LOCK_SHARED, name);
+		st->lock_count = 1;
+		relist_after_lock(st);
+	}
+	pthread_mutex_unlock(&st->lockmu);
+	if (r == DD_EUNREACHABLE && dd_store_gone(st, r))
+		return 0; /* unreachable: the writer goes on in the cache, listing nothing */
+	return r < 0 ? -1 : 0;
+}
+
+/* Remove the stale locks of s[0..n), one warning line each. */
+static void
+remove_stale(struct dd_store *st, const struct seen *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (!s[i].stale)
+			continue;
+		char *who = seen_describe(&s[i]);
+		if (s[i].age > DD_STORE_LOCK_STALE)
+			dd_warn("gc: removing a stale lock of the store (%s): not refreshed for %lld min", who,
+				(long long)(s[i].age / 60));
+		else
+			dd_warn("gc: removing a stale lock of the store (%s): that process is gone", who);
+		free(who);
+		del_lock(st, s[i].name);
+	}
+}
+
+int
+dd_store_lock_exclusive(struct dd_store *st)
+{
+	char name[DD_OBJECT_NAME_SIZE];
+	struct seen *s = NULL;
+	size_t n = 0;
+	char *who = NULL;
+	int r;
+
+	if (!st->be)
+		return dd_error("BUG: an exclusive lock on an offline store");
+	pthread_mutex_lock(&st->lockmu);
+	if (st->lock_kind) {
+		pthread_mutex_unlock(&st->lockmu);
+		return dd_error("BUG: this process already holds a lock on the store");
+	}
+	r = try_take(st, DD_STORE_LOCK_EXCLUSIVE, name, &s, &n, &who);
+	if (r >= 0)
+		remove_stale(st, s, n);
+	if (r == 1)
+		hold(st, DD_STORE_LOCK_EXCLUSIVE, name);
+	pthread_mutex_unlock(&st->lockmu);
+	free(s);
+	if (r == 0) {
+		dd_error("the store %s is locked by %s: gc removed nothing", st->url, who);
+		dd_hint("run `git dnadata gc --store` again once it has ended (a lock not refreshed for %d min is "
+			"stale and gc removes it)", DD_STORE_LOCK_STALE / 60);
+	}
+	free(who);
+	return r == 1 ? 0 : -1;
+}
+
+int
+dd_store_locks_held(struct dd_store *st, struct dd_buf *out)
+{
+	struct seen *s = NULL;
+	size_t n = 0;
+
+	dd_buf_clear(out);
+	if (scan(st, NULL, &s, &n) < 0)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		if (s[i].stale)
+			continue;
+		char *who = seen_describe(&s[i]);
+		dd_buf_printf(out, "%s%s", out->len ? "\n" : "", who);
+		free(who);
+	}
+	free(s);
+	return 0;
+}

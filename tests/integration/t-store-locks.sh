@@ -1,0 +1,312 @@
+#!/usr/bin/env bash
+# t-store-locks.sh: store-level locks (issue 20; store/store-lock.h) and gc's clock taken from the store, on a
+# folder store and on S3 (Ceph RGW). The race they close: a writer lists index/ and reuses chunks only an
+# unreachable snapshot older than the grace period holds, while `gc --store` removes them before the writer's
+# manifest lands. Writers hold a shared lock (locks/<id>) from before that listing until their manifest is durable,
+# gc an exclusive one; stale locks (30 min by the store's clock, or of a gone process of this host) are ignored
+# and removed by gc. "Older than the grace period" is tested by moving gc's clock (DNADATA_TEST_GC_CLOCK_SHIFT),
+# a lock's age by DNADATA_TEST_LOCK_CLOCK_SHIFT, another machine by DNADATA_TEST_LOCK_HOST (all test settings,
+# honoured only with DNADATA_TEST=1); a machine whose clock is 3 days fast by faketime.
+# needs: s3
+. "$(dirname "$0")/../lib.sh"
+
+export DNADATA_SKIP=1 # no hook switches on checkout or reset here
+export DNADATA_TEST=1
+OLD=90000 # 25 h
+
+# setup KIND: a repository on a fresh database (table t) and a folder (file) or S3 (s3) store
+setup() {
+	KIND=$1
+	if [ "$1" = s3 ]; then
+		s3_env
+		BUCKET=$(s3_bucket locks)
+		STORE="s3://$BUCKET/data"
+	else
+		STORE="file://$T/store"
+	fi
+	repo_with_db locks --store "$STORE"
+	psql_q "$DB" "CREATE TABLE t (id int PRIMARY KEY, note text);
+		INSERT INTO t SELECT i, md5(i::text) || repeat(chr(97 + i % 26), i % 40) FROM generate_series(1, 5000) i"
+}
+
+# stopped: start_stopped_at's process, never left stopped behind a failed test (it would hold its lock forever)
+stopped() {
+	trap '[ -z "${STOPPED_PID:-}" ] || kill -KILL "$STOPPED_PID" 2>/dev/null || true' EXIT
+	start_stopped_at "$@"
+}
+
+# make_u: the table u, the same bytes every time (the old garbage a writer reuses)
+make_u() {
+	psql_q "$DB" "CREATE TABLE u (id int PRIMARY KEY, v text);
+		INSERT INTO u SELECT i, md5((i * 31)::text) || md5((i * 37)::text) FROM generate_series(1, 30000) i"
+}
+
+u_hash() {
+	psql_q "$DB" "SELECT count(*) || ' ' || md5(string_agg(id || ':' || v, ',' ORDER BY id)) FROM u"
+}
+
+# the store's files (names only), sorted
+store_names() {
+	if [ "$KIND" = s3 ]; then
+		s3_ls "$BUCKET" data/ | grep -v '^data/locks/' || true
+	else
+		(cd "$T/store" && find snapshots index packs data -type f 2>/dev/null | LC_ALL=C sort)
+	fi
+}
+
+lock_names() {
+	if [ "$KIND" = s3 ]; then
+		s3_ls "$BUCKET" data/locks/ || true
+	else
+		(cd "$T/store" && find locks -type f ! -name '.*' 2>/dev/null | LC_ALL=C sort)
+	fi
+}
+
+# old_garbage: SX (holding table u) made unreachable, the working record moved on to SM (without u)
+old_garbage() {
+	expect_ok git dnadata snapshot
+	make_u
+	expect_ok git dnadata snapshot
+	SX=$OUT
+	git reset -q --hard HEAD~1
+	psql_q "$DB" "DROP TABLE u; UPDATE t SET note = 'm' || id WHERE id % 50 = 0"
+	expect_ok git dnadata snapshot
+	git reflog expire --expire=now --all
+	# u's chunks are only SX's: a gc 25 h ahead removes them
+	expect_ok env DNADATA_TEST_GC_CLOCK_SHIFT=$OLD git dnadata gc --store --dry-run
+	assert_contains "$OUT" "would remove 1 manifest"
+	make_u # the same bytes again: the next snapshot reuses SX's chunks
+	HU=$(u_hash)
+}
+
+# the new snapshot is complete: verify reads every object, and it restores u
+check_complete() {
+	expect_ok git dnadata verify --all --read-data
+	psql_q "$DB" "DROP TABLE u"
+	expect_ok git dnadata restore --force
+	assert_eq "$HU" "$(u_hash)" "table u of the snapshot that reused old garbage"
+}
+
+writer_then_gc() {
+	setup "$1"
+	old_garbage
+	# the writer has listed the index files and decided to reuse u's chunks; its manifest is not written yet
+	stopped index-listed git-dnadata snapshot
+	[ -n "$(lock_names)" ] || fail "the stopped writer holds no lock"
+	local before
+	before=$(store_names)
+	# a dry run takes no lock and says a writer holds one
+	expect_ok env DNADATA_TEST_GC_CLOCK_SHIFT=$OLD git dnadata gc --store --dry-run
+	assert_contains "$ERR" "a real run would refuse now"
+	assert_contains "$ERR" "pid $STOPPED_PID, git dnadata snapshot"
+	expect_fail 1 env DNADATA_TEST_GC_CLOCK_SHIFT=$OLD git dnadata gc --store
+	assert_contains "$ERR" "error: gc --store: the store's gc: the store $STORE is locked by host $(hostname)"
+	assert_contains "$ERR" "pid $STOPPED_PID, git dnadata snapshot"
+	assert_contains "$ERR" "hint: run \`git dnadata gc --store\` again once it has ended"
+	assert_eq "$before" "$(store_names)" "the refusing gc changed the store"
+	finish_stopped
+	[ -z "$(lock_names)" ] || fail "the writer left its lock: $(lock_names)"
+	check_complete
+	# with the writer done, gc removes SX's manifest and keeps what the new snapshot reuses
+	expect_ok env DNADATA_TEST_GC_CLOCK_SHIFT=$OLD git dnadata gc --store
+	assert_contains "$OUT" "removed 1 manifest"
+	[ -z "$(lock_names)" ] || fail "gc left its lock: $(lock_names)"
+	check_complete
+}
+
+test_folder_gc_refuses_while_a_writer_reuses_old_garbage() { writer_then_gc file; }
+test_s3_gc_refuses_while_a_writer_reuses_old_garbage() { writer_then_gc s3; }
+
+# poll_for FILE TEXT: until FILE holds TEXT (the waiting writer's one line), a hang guard of DD_WAIT_POLLS rounds
+poll_for() {
+	for _ in $(seq "$DD_WAIT_POLLS"); do
+		grep -q "$2" "$1" 2>/dev/null && return 0
+		sleep 0.05
+	done
+	fail "never saw '$2' in $1: $(cat "$1")"
+}
+
+# clone_b: a second clone ("another machine") of this repository in $T/b with the key, on the same store
+clone_b() {
+	local origin=$PWD
+	install -m 600 .git/dnadata/key "$T/key"
+	git clone -q "$origin" "$T/b"
+	cd "$T/b"
+	expect_ok git dnadata key import "$T/key"
+	expect_ok git dnadata init
+	cd "$origin"
+}
+
+gc_then_writer() {
+	setup "$1"
+	old_garbage
+	local head
+	head=$(git rev-parse HEAD)
+	# gc on another machine (clone B: it cannot see this clone's cache) has taken its lock and listed the index
+	# files, SX's among them
+	clone_b
+	cd "$T/b"
+	stopped store-gc-listed env DNADATA_TEST_GC_CLOCK_SHIFT=$OLD git-dnadata gc --store
+	cd - >/dev/null
+	# a writer waits for it, then fails with a hint, nothing written
+	expect_fail 1 env DNADATA_TEST_LOCK_WAIT=2 git dnadata snapshot
+	assert_contains "$ERR" "is locked by \`gc --store\` (host $(hostname), pid $STOPPED_PID, git dnadata gc"
+	assert_contains "$ERR" "hint: run this again once that gc has ended"
+	assert_eq "$head" "$(git rev-parse HEAD)" "the refused snapshot committed"
+	# another one waits (saying so once) and goes on when gc ends
+	git-dnadata snapshot >"$T/w.out" 2>"$T/w.err" </dev/null &
+	local w=$!
+	poll_for "$T/w.err" "waiting up to 60 s"
+	finish_stopped
+	assert_contains "$(cat "$T/stopped.out")" "removed 1 manifest"
+	wait "$w" || fail "the waiting snapshot failed: $(cat "$T/w.err")"
+	assert_eq 1 "$(grep -c 'is locked by' "$T/w.err")" "the wait was said once"
+	[ -z "$(lock_names)" ] || fail "a lock was left: $(lock_names)"
+	check_complete
+}
+
+test_folder_writer_waits_for_gc_then_fails_or_goes_on() { gc_then_writer file; }
+test_s3_writer_waits_for_gc_then_fails_or_goes_on() { gc_then_writer s3; }
+
+stale_locks() {
+	setup "$1"
+	expect_ok git dnadata snapshot
+	psql_q "$DB" "UPDATE t SET note = 'x' || id WHERE id % 10 = 0"
+	# another machine's writer killed after its listing: its lock stays, fresh for 30 min of the store's clock
+	stopped index-listed env DNADATA_TEST_LOCK_HOST=elsewhere git-dnadata snapshot
+	local pid=$STOPPED_PID
+	kill -KILL "$pid"
+	wait "$pid" 2>/dev/null || true
+	assert_eq 1 "$(lock_names | wc -l)" "the killed writer's lock"
+	expect_fail 1 git dnadata gc --store
+	assert_contains "$ERR" "locked by host elsewhere, pid $pid, git dnadata snapshot"
+	expect_fail 1 env DNADATA_TEST_LOCK_CLOCK_SHIFT=1500 git dnadata gc --store # 25 min and a few seconds
+	# 31 min later by the store's clock it is stale: removed with one line, and gc runs
+	expect_ok env DNADATA_TEST_LOCK_CLOCK_SHIFT=1860 git dnadata gc --store
+	assert_eq 1 "$(grep -c 'stale lock' <<<"$ERR")" "one line for the stale lock: $ERR"
+	assert_contains "$ERR" "warning: gc: removing a stale lock of the store (host elsewhere, pid $pid, git dnadata snapshot"
+	[[ $ERR =~ not\ refreshed\ for\ 3[1-9]\ min ]] || fail "the stale lock's age: $ERR"
+	[ -z "$(lock_names)" ] || fail "the stale lock is still there: $(lock_names)"
+	# a writer of this host killed -9: its process is gone, so its lock is stale at once
+	stopped index-listed git-dnadata snapshot
+	pid=$STOPPED_PID
+	kill -KILL "$pid"
+	wait "$pid" 2>/dev/null || true
+	assert_eq 1 "$(lock_names | wc -l)" "the killed writer's lock"
+	expect_ok git dnadata snapshot # a writer is not held up by a stale lock
+	expect_ok git dnadata gc --store
+	assert_contains "$ERR" "(host $(hostname), pid $pid, git dnadata snapshot"
+	assert_contains "$ERR" "that process is gone"
+	[ -z "$(lock_names)" ] || fail "the dead writer's lock is still there: $(lock_names)"
+	expect_ok git dnadata verify --all --read-data
+}
+
+test_folder_stale_locks_are_removed_by_gc_and_fresh_ones_block_it() { stale_locks file; }
+test_s3_stale_locks_are_removed_by_gc_and_fresh_ones_block_it() { stale_locks s3; }
+
+# A machine whose clock is 3 days fast runs gc: the grace period goes by the store's clock, so nothing young goes.
+test_gc_on_a_machine_whose_clock_is_3_days_fast_removes_nothing_young() {
+	command -v faketime >/dev/null || fail "faketime is not installed (scripts/dev.sh test installs it)"
+	setup file
+	expect_ok git dnadata snapshot
+	make_u
+	expect_ok git dnadata snapshot
+	git reset -q --hard HEAD~1
+	psql_q "$DB" "DROP TABLE u; UPDATE t SET note = 'm' || id WHERE id % 50 = 0"
+	expect_ok git dnadata snapshot
+	git reflog expire --expire=now --all
+	local before
+	before=$(store_names)
+	faketime -f +3d date +%s >"$T/fake" || fail "faketime does not run"
+	[ "$(($(cat "$T/fake") - $(date +%s)))" -gt 250000 ] || fail "faketime did not move the clock"
+	# NO_FAKE_STAT: file times stay the kernel's, as on a real machine (libfaketime would shift them too)
+	expect_ok env NO_FAKE_STAT=1 faketime -f +3d git dnadata gc --store
+	assert_contains "$OUT" "removed 0 manifests"
+	assert_contains "$ERR" "warning: gc: this machine's clock is"
+	assert_contains "$ERR" "ahead of the store's: gc goes by the store's clock"
+	assert_eq "$before" "$(store_names)" "gc on a fast clock changed the store"
+	# the same garbage 25 h later by the store's clock goes
+	expect_ok env DNADATA_TEST_GC_CLOCK_SHIFT=$OLD git dnadata gc --store
+	assert_contains "$OUT" "removed 1 manifest"
+	expect_ok git dnadata verify --all --read-data
+}
+
+# On S3 the store's clock is the server's Date. 3 days fast, S3 refuses the signed requests (RequestTimeTooSkewed:
+# nothing removed); 10 minutes fast (within S3's 15 minutes) gc runs by S3's clock and says how far off this one is.
+test_s3_gc_goes_by_the_servers_date() {
+	command -v faketime >/dev/null || fail "faketime is not installed (scripts/dev.sh test installs it)"
+	setup s3
+	old_garbage
+	local before
+	before=$(store_names)
+	expect_fail 1 env NO_FAKE_STAT=1 faketime -f +3d git dnadata gc --store
+	assert_contains "$ERR" "RequestTimeTooSkewed"
+	assert_eq "$before" "$(store_names)" "a refused gc changed the store"
+	expect_ok env NO_FAKE_STAT=1 faketime -f +10m git dnadata gc --store
+	assert_contains "$ERR" "warning: gc: this machine's clock is"
+	assert_contains "$ERR" "ahead of the store's"
+	local skew
+	skew=$(sed -n "s/.*this machine's clock is \([0-9]*\) s ahead.*/\1/p" <<<"$ERR")
+	[ "$skew" -ge 590 ] && [ "$skew" -le 610 ] || fail "the skew said is not 600 s: $ERR"
+	assert_contains "$OUT" "removed 0 manifests"
+	# the garbage goes 25 h later by S3's clock, and the new snapshot that reused it stays whole
+	expect_ok git dnadata snapshot
+	expect_ok env DNADATA_TEST_GC_CLOCK_SHIFT=$OLD git dnadata gc --store
+	assert_contains "$OUT" "removed 1 manifest"
+	check_complete
+}
+
+# wait_until DESCRIPTION COMMAND...: poll (lib.sh's hang guard) until COMMAND succeeds.
+wait_until() {
+	local what=$1
+	shift
+	for _ in $(seq "$DD_WAIT_POLLS"); do
+		"$@" && return 0
+		sleep 0.05
+	done
+	fail "timed out waiting until $what"
+}
+
+snapshot_waits_for_table() {
+	[ "$(psql_q "$DB" "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+		WHERE NOT l.granted AND a.datname = '$DB' AND a.application_name = 'git-dnadata'")" -gt 0 ]
+}
+
+lock_changed() {
+	local now
+	now=$(lock_names)
+	[ -n "$now" ] && ! grep -qxF "$1" <<<"$now"
+}
+
+# A writer held up for longer than a refresh period (here 1 s: DNADATA_TEST_LOCK_REFRESH) rewrites its lock under a
+# new name and removes the old one, and removes its lock when it ends.
+test_a_held_lock_is_refreshed_and_removed_at_the_end() {
+	setup file
+	expect_ok git dnadata snapshot
+	psql_q "$DB" "CREATE TABLE pause (id int PRIMARY KEY); UPDATE t SET note = 'p' || id WHERE id % 10 = 0"
+	hold_lock "$DB" pause
+	DNADATA_TEST_LOCK_REFRESH=1 DNADATA_LOCK_WAIT_TIMEOUT=0 git-dnadata snapshot >"$T/snap.out" 2>"$T/snap.err" \
+		</dev/null &
+	local snap=$! first
+	wait_until "the snapshot waits for table pause" snapshot_waits_for_table
+	first=$(lock_names)
+	assert_eq 1 "$(wc -l <<<"$first")" "the waiting snapshot's lock"
+	wait_until "its lock is written again under a new name, the old one removed" lock_changed "$first"
+	release_lock
+	wait "$snap" || fail "the snapshot failed: $(cat "$T/snap.err")"
+	[ -z "$(lock_names)" ] || fail "the snapshot left its lock: $(lock_names)"
+	expect_ok git dnadata verify --all --read-data
+}
+
+test_test_lock_settings_need_dnadata_test() {
+	setup file
+	expect_ok git dnadata snapshot
+	psql_q "$DB" "UPDATE t SET note = 'y' || id WHERE id % 10 = 0"
+	# without DNADATA_TEST=1 the lock settings are ignored: this host's name, no clock shift
+	stopped index-listed env -u DNADATA_TEST DNADATA_TEST_LOCK_HOST=elsewhere git-dnadata snapshot
+	expect_fail 1 env -u DNADATA_TEST DNADATA_TEST_LOCK_CLOCK_SHIFT=999999 git dnadata gc --store
+	assert_contains "$ERR" "locked by host $(hostname), pid $STOPPED_PID"
+	finish_stopped
+}
+
+run_tests
