@@ -540,4 +540,25 @@ struct dd_store_gc_result {
 int dd_store_gc(struct dd_store *st, const char *const *live, size_t nlive, const struct dd_store_gc_opts *o,
 		struct dd_store_gc_result *res);
 
+/* ---- the store's gc of unfinished multipart uploads (store-gc-uploads.c) ---- */
+struct dd_store_gc_upload {
+	char *key;         /* as the server holds it (printable) */
+	int64_t initiated; /* seconds since the epoch */
+};
+struct dd_store_gc_uploads {
+	struct dd_store_gc_upload *v; /* aborted (a dry run: would be) */
+	size_t n;
+	size_t young;  /* kept: started within the grace period (or at a time the server did not give) */
+	size_t failed; /* aborts, or the listing, that failed (warned; the next run tries again) */
+};
+/*
+ * Abort the multipart uploads in progress in the store (S3; a folder store
+ * has none) that started before o->now - o->grace: their client is gone,
+ * and no record of it is left to resume or abort them. A dry run aborts
+ * nothing and lists the same ones. Never fails: what fails is warned and
+ * counted in res->failed. Release res with dd_store_gc_uploads_release().
+ */
+void dd_store_gc_uploads(struct dd_store *st, const struct dd_store_gc_opts *o, struct dd_store_gc_uploads *res);
+void dd_store_gc_uploads_release(struct dd_store_gc_uploads *res);
+
 #endif
