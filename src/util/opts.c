@@ -50,17 +50,28 @@ dd_closest(const char *word, const char *const *names)
 {
 	const char *best = NULL;
 	unsigned best_d = UINT_MAX;
+	size_t len = strlen(word);
+	unsigned limit = len < 4 ? 2 : (unsigned)(len / 2);
 
 	for (; names && *names; names++) {
-		unsigned d = dd_edit_distance(word, *names);
+		size_t nl = strlen(*names);
 		/* a prefix is a strong hint ("snap" -> "snapshot") */
-		if (strncmp(*names, word, strlen(word)) == 0 && strlen(word) >= 2)
+		int prefix = len >= 2 && strncmp(*names, word, len) == 0;
+		size_t gap = len > nl ? len - nl : nl - len;
+		/*
+		 * The distance is at least the difference in length: a name that
+		 * far off can be neither within the limit nor better than the best
+		 * so far. Skipping it keeps a long word (a hostile config key) from
+		 * costing its length times every name's.
+		 */
+		if (!prefix && (gap > limit || gap >= best_d))
+			continue;
+		unsigned d = dd_edit_distance(word, *names);
+		if (prefix)
 			d = d < 2 ? d : 2;
 		if (d < best_d)
 			best = *names, best_d = d;
 	}
-	size_t len = strlen(word);
-	unsigned limit = len < 4 ? 2 : (unsigned)(len / 2);
 	return best_d <= limit ? best : NULL;
 }
 
