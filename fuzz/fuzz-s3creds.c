@@ -8,9 +8,9 @@
  * a region and a source.
  *
  * The bytes go in as text (dd_s3_creds_resolve_text), not through a file:
- * writing a file and reading it twice per input cost ~85% of each run in
- * the kernel (open, truncate, page faults of the 64 KiB read buffer),
- * none of it in the parser.
+ * writing a file and reading it twice per input spent most of each run in
+ * the kernel (open, truncate, page faults of the 64 KiB read buffer) and,
+ * on a busy disk, waiting for it; none of that is the parser.
  */
 #include <stdint.h>
 #include <stdio.h>
