@@ -9,7 +9,9 @@
 # (DNADATA_TEST_GC_CLOCK_SHIFT, a test-only setting): 23 h changes nothing,
 # 25 h removes. Then: gc racing a push from a second clone (the push stopped
 # between its index files and its manifest), and kill -9 in the middle of a
-# repack.
+# repack. On S3, multipart uploads left unfinished are aborted once older than
+# the grace period, younger ones (another machine's push, our own resumable
+# upload) left alone.
 # needs: s3
 . "$(dirname "$0")/../lib.sh"
 
@@ -556,6 +558,9 @@ data/packs/ab/old
 data/packs/ab/old
 data/packs/cd/young
 elsewhere/packs/ab/theirs" "$(mpu_keys)" "a dry run aborts nothing"
+	# one upload a page is what the server sent: both old ones were found across pages
+	assert_eq True "$(s3_aws s3api list-multipart-uploads --bucket "$BUCKET" --max-uploads 1 --no-paginate \
+		--query IsTruncated --output text)" "the server pages by max-uploads"
 	# the dry run's young upload is done with; the real run gets its own
 	s3_aws s3api abort-multipart-upload --bucket "$BUCKET" --key data/packs/cd/young --upload-id "$young_id"
 
