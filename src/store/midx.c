@@ -342,7 +342,13 @@ dd_midx_load(struct dd_midx *m, uint32_t file, const struct dd_index_pack *p, si
 	for (size_t i = 0; i < np; i++)
 		total += p[i].n;
 	pthread_mutex_lock(&m->mu);
-	grow(m, m->n + total); /* once, not doubling along the way */
+	/*
+	 * An empty map is sized once for the first file, not doubled along the
+	 * way; later files may name objects already in (repacks, two index
+	 * files of one pack), so the table grows by what is really added.
+	 */
+	if (m->n == 0)
+		grow(m, total);
 	for (size_t i = 0; i < np; i++) {
 		uint32_t k = new_pack_locked(m);
 		memcpy(m->packs[k].name, p[i].name, 32);
