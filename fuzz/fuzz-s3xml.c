@@ -5,7 +5,8 @@
  * Beyond "no crash under ASan/UBSan": a failure always leaves a one-line
  * reason and nothing allocated; a success always respects the documented
  * bounds (at most 1000 entries, keys of 1..1024 bytes, part numbers
- * 1..10000, a truncated listing carries its continuation token); keys read
+ * 1..10000, a truncated listing carries its continuation token or key
+ * marker, upload ids of 1..1024 bytes); keys read
  * from a listing survive a delete request and its reply unchanged.
  */
 #include <stdint.h>
@@ -95,8 +96,8 @@ fuzz_multipart(const char *body, size_t len)
 {
 	struct dd_s3_parts p;
 	struct dd_s3_error e;
-	char *id = NULL, **ids = NULL;
-	size_t n = 0;
+	struct dd_s3_uploads u;
+	char *id = NULL;
 	int rc;
 
 	rc = dd_s3_xml_parts(body, len, &p);
@@ -116,12 +117,22 @@ fuzz_multipart(const char *body, size_t len)
 	free(id);
 	check_failure(rc);
 
-	rc = dd_s3_xml_uploads(body, len, "k", &ids, &n);
-	if (rc < 0 && (ids || n))
+	rc = dd_s3_xml_uploads(body, len, &u);
+	if (rc == 0) {
+		if (u.n > 1000 || (u.truncated && !u.next_key_marker))
+			abort();
+		for (size_t i = 0; i < u.n; i++) {
+			check_key(u.uploads[i].key);
+			check_key(u.uploads[i].upload_id);
+		}
+		if (u.next_key_marker)
+			check_key(u.next_key_marker);
+		if (u.next_upload_id_marker)
+			check_key(u.next_upload_id_marker);
+	} else if (u.n || u.uploads || u.next_key_marker || u.next_upload_id_marker) {
 		abort();
-	for (size_t i = 0; i < n; i++)
-		free(ids[i]);
-	free(ids);
+	}
+	dd_s3_uploads_free(&u);
 	check_failure(rc);
 
 	rc = dd_s3_xml_complete(body, len, &e);

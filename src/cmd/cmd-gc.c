@@ -179,6 +179,26 @@ store_line(const char *verb, const struct dd_store_gc_count *c, const char *one,
 	dd_out("%s %" PRIu64 " %s (%s)%s\n", verb, c->files, c->files == 1 ? one : many, size, more);
 }
 
+/* The multipart uploads left unfinished: each one a dry run would abort, then how many. */
+static void
+print_uploads(const struct dd_store_gc_uploads *u, int dry, const char *grace)
+{
+	for (size_t i = 0; dry && i < u->n; i++) {
+		char when[32] = "?";
+		time_t t = (time_t)u->v[i].initiated;
+		struct tm tm;
+
+		if (gmtime_r(&t, &tm))
+			strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+		dd_out("would abort upload %s (initiated %s)\n", u->v[i].key, when);
+	}
+	if (!u->n && !u->young && !u->failed)
+		return;
+	dd_out("%s %zu unfinished multipart upload%s, kept %zu younger than the grace period (%s)%s\n",
+	       dry ? "would abort" : "aborted", u->n, u->n == 1 ? "" : "s", u->young, grace,
+	       u->failed ? "; some could not be listed or aborted (warned above)" : "");
+}
+
 static void
 print_store(const struct dd_store_gc_summary *s, int dry, const char *grace)
 {
@@ -201,6 +221,7 @@ print_store(const struct dd_store_gc_summary *s, int dry, const char *grace)
 	store_line(dry ? "would repack" : "repacked", &r->repacked, "pack", "packs", more);
 	snprintf(more, sizeof(more), " younger than the grace period (%s)", grace);
 	store_line("kept", &r->young, "unneeded file", "unneeded files", more);
+	print_uploads(&s->uploads, dry, grace);
 	dd_format_bytes(a, sizeof(a), (double)(gone > r->written.bytes ? gone - r->written.bytes : 0));
 	dd_format_bytes(b, sizeof(b), (double)r->written.bytes);
 	dd_out("gc --store: %s %s (%" PRIu64 " bytes) in %s: %" PRIu64 " file%s removed, %" PRIu64

@@ -1224,6 +1224,16 @@ check_parts(const char *body, size_t len)
 }
 
 static int
+check_uploads(const char *body, size_t len)
+{
+	struct dd_s3_uploads u;
+	int r = dd_s3_xml_uploads(body, len, &u);
+
+	dd_s3_uploads_free(&u);
+	return r;
+}
+
+static int
 check_complete(const char *body, size_t len)
 {
 	struct dd_s3_error e;
@@ -1725,5 +1735,98 @@ dd_s3_mpu_abort(struct dd_s3_client *c, const char *key, const char *upload_id)
 		r = 0;
 	}
 	dd_buf_release(&query);
+	return r;
+}
+
+/*
+ * The uploads a page lists: S3's default (1000), or in tests
+ * DNADATA_TEST_S3_MAX_UPLOADS (1..1000, with DNADATA_TEST=1), so that
+ * t-gc-store.sh walks the pages with a handful of uploads.
+ */
+static const char *
+max_uploads(void)
+{
+	const char *e = getenv("DNADATA_TEST_S3_MAX_UPLOADS"), *t = getenv("DNADATA_TEST");
+
+	if (!e || !t || strcmp(t, "1") || strspn(e, "0123456789") != strlen(e) || strlen(e) > 4 || atoi(e) < 1 ||
+	    atoi(e) > 1000)
+		return "1000";
+	return e;
+}
+
+/*
+ * One page of ListMultipartUploads after (key, id) -- NULL, NULL: the
+ * first -- into *u. 0, -1, DD_EUNREACHABLE.
+ */
+static int
+uploads_page(struct dd_s3_client *c, const char *prefix, const char *key, const char *id, struct dd_s3_uploads *u)
+{
+	struct dd_buf query = DD_BUF_INIT, reply = DD_BUF_INIT;
+	struct dd_s3_param p[5] = { { "uploads", NULL }, { "prefix", prefix }, { "max-uploads", max_uploads() },
+				    { "key-marker", key }, { "upload-id-marker", id } };
+	struct call k;
+	int r;
+
+	memset(u, 0, sizeof(*u));
+	dd_s3_canonical_query(&query, p, key ? (id ? 5 : 4) : 3);
+	call_init(&k, "GET", NULL, query.ptr);
+	k.out = &reply, k.max = MAX_XML_BODY;
+	k.check = check_uploads;
+	r = perform(c, &k);
+	if (r == 0 && dd_s3_xml_uploads(reply.ptr, reply.len, u) < 0)
+		r = dd_error("cannot parse S3's list of the multipart uploads in bucket %s", c->bucket);
+	dd_buf_release(&reply);
+	dd_buf_release(&query);
+	return r;
+}
+
+/* Does the page's (NextKeyMarker, NextUploadIdMarker) move past (key, id)? Keys only go forward. */
+static int
+markers_advance(const struct dd_s3_uploads *u, const char *key, const char *id)
+{
+	int cmp;
+
+	if (!key)
+		return 1;
+	cmp = strcmp(u->next_key_marker, key);
+	if (cmp != 0)
+		return cmp > 0;
+	return u->next_upload_id_marker && (!id || strcmp(u->next_upload_id_marker, id) != 0);
+}
+
+int
+dd_s3_mpu_list(struct dd_s3_client *c, const char *prefix, int (*fn)(const struct dd_s3_upload *u, void *arg),
+	       void *arg)
+{
+	char *key = NULL, *id = NULL;
+	int r = 0, pages = 0, empty = 0;
+
+	do {
+		struct dd_s3_uploads u;
+
+		if ((r = uploads_page(c, prefix, key, id, &u)) != 0)
+			break;
+		for (size_t i = 0; i < u.n && r == 0; i++)
+			if (!strncmp(u.uploads[i].key, prefix, strlen(prefix))) /* else: a server's mistake */
+				r = fn(&u.uploads[i], arg);
+		empty = u.n ? 0 : empty + 1;
+		pages++;
+		if (r == 0 && u.truncated && !markers_advance(&u, key, id))
+			r = dd_error("S3's list of the multipart uploads in bucket %s is truncated but its markers do not "
+				     "move on (page %d)", c->bucket, pages);
+		else if (r == 0 && u.truncated && (pages >= MAX_LIST_PAGES || empty >= MAX_EMPTY_PAGES))
+			r = dd_error("S3's list of the multipart uploads in bucket %s does not end (%d pages, the last "
+				     "%d empty)", c->bucket, pages, empty);
+		free(key);
+		free(id);
+		key = id = NULL;
+		if (r == 0 && u.truncated) {
+			key = dd_strdup(u.next_key_marker);
+			id = u.next_upload_id_marker ? dd_strdup(u.next_upload_id_marker) : NULL;
+		}
+		dd_s3_uploads_free(&u);
+	} while (r == 0 && key);
+	free(key);
+	free(id);
 	return r;
 }

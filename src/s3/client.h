@@ -137,7 +137,17 @@ int dd_s3_mpu_list_parts(struct dd_s3_client *c, const char *key, const char *up
  * attempt completed it but its answer was lost.
  */
 int dd_s3_mpu_complete(struct dd_s3_client *c, const char *key, const char *upload_id, char (*etags)[80], size_t n);
+/* Abort an upload; one S3 no longer knows is not an error. */
 int dd_s3_mpu_abort(struct dd_s3_client *c, const char *key, const char *upload_id);
+/*
+ * ListMultipartUploads of every upload in progress whose key starts with
+ * `prefix`, all pages (key-marker, upload-id-marker): `fn` is called once
+ * per upload; a non-zero return stops with that value. Markers that do not
+ * move on, or a listing that never ends, are errors. 0, -1,
+ * DD_EUNREACHABLE, or fn's value.
+ */
+int dd_s3_mpu_list(struct dd_s3_client *c, const char *prefix, int (*fn)(const struct dd_s3_upload *u, void *arg),
+		   void *arg);
 
 /*
  * Upload the file `path` to `key`, create-only: a single PUT up to the
@@ -185,9 +195,9 @@ int dd_s3_record_parse(const char *text, size_t len, const char *key, uint64_t s
 /*
  * The record file `record` of an upload that will never be resumed (its
  * file is gone): when it names `key`, abort that upload and remove the
- * record. 0, DD_NOTFOUND (no record, or another key's: left alone; gc is
- * where the uploads nobody records get listed and aborted), -1,
- * DD_EUNREACHABLE.
+ * record. 0, DD_NOTFOUND (no record, or another key's: left alone; the
+ * uploads nobody records are listed by `gc --store`, dd_s3_mpu_list, and
+ * aborted once older than its grace period), -1, DD_EUNREACHABLE.
  */
 int dd_s3_record_abort(struct dd_s3_client *c, const char *record, const char *key);
 

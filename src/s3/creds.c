@@ -287,34 +287,39 @@ read_secret_file(struct dd_buf *out, const char *path, const char *display)
 }
 
 /*
- * Gather profile `want` from one file into `p`. 0 (p->seen says whether
- * the profile is there), or -1 on a file that cannot be read or is
- * malformed: "path:line: what", never the line itself.
+ * Gather profile `want` from the text of one file into `p`. 0 (p->seen
+ * says whether the profile is there), or -1 on a malformed file:
+ * "display:line: what", never the line itself.
  */
+static int
+parse_text(struct profile *p, const char *text, size_t len, const char *display, int is_config, const char *want)
+{
+	struct ini_file f = { .display = display, .is_config = is_config, .want = want, .prof = p };
+	int ret;
+
+	f.text = text, f.len = len;
+	ret = ini_parse_stream(reader, &f, handler, &f);
+	if (ret < 0)
+		return dd_error("cannot parse %s (out of memory)", display);
+	if (ret > 0)
+		fail_at(&f, (size_t)ret, "not a 'key = value' line, section header or comment");
+	if (f.err_line) {
+		dd_error("%s:%zu: %s", display, f.err_line, f.err_what);
+		dd_hint("fix that line of %s (the values are not shown: they may be secrets)", display);
+		return -1;
+	}
+	return 0;
+}
+
+/* parse_text() on the file at `path`; a missing file is an empty profile. 0, -1. */
 static int
 parse_file(struct profile *p, const char *path, const char *display, int is_config, const char *want)
 {
 	struct dd_buf text = DD_BUF_INIT;
-	struct ini_file f = { .display = display, .is_config = is_config, .want = want, .prof = p };
-	int ret, rc = read_secret_file(&text, path, display);
+	int rc = read_secret_file(&text, path, display);
 
-	if (rc != 0)
-		goto out;
-	f.text = text.ptr, f.len = text.len;
-	ret = ini_parse_stream(reader, &f, handler, &f);
-	if (ret < 0) {
-		rc = dd_error("cannot parse %s (out of memory)", display);
-		goto out;
-	}
-	if (ret > 0)
-		fail_at(&f, (size_t)ret, "not a 'key = value' line, section header or comment");
-	if (f.err_line) {
-		rc = dd_error("%s:%zu: %s", display, f.err_line, f.err_what);
-		dd_hint("fix that line of %s (the values are not shown: they may be secrets)", display);
-		goto out;
-	}
-	rc = 0;
-out:
+	if (rc == 0)
+		rc = parse_text(p, text.ptr ? text.ptr : "", text.len, display, is_config, want);
 	dd_buf_release_secret(&text);
 	return rc < 0 ? -1 : 0;
 }
@@ -446,6 +451,22 @@ find_credentials(struct dd_s3_creds *out, struct profile *cred, struct profile *
 	return rc == 0 ? not_found(profile, cred_display, cfg_display) : 0;
 }
 
+/* What both entry points share once the profiles are gathered. */
+static int
+resolve_parsed(struct dd_s3_creds *out, const struct dd_s3_creds_opts *o, const char *profile, struct profile *cred,
+	       struct profile *cfg, const char *cred_display, const char *cfg_display)
+{
+	int rc = find_credentials(out, cred, cfg, profile, cred_display, cfg_display);
+
+	if (rc == 0)
+		pick_region_endpoint(out, o, cfg);
+	else
+		dd_s3_creds_free(out);
+	profile_free(cred);
+	profile_free(cfg);
+	return rc;
+}
+
 int
 dd_s3_creds_resolve(struct dd_s3_creds *out, const struct dd_s3_creds_opts *o)
 {
@@ -457,24 +478,36 @@ dd_s3_creds_resolve(struct dd_s3_creds *out, const struct dd_s3_creds_opts *o)
 	int rc = -1;
 
 	memset(out, 0, sizeof(*out));
-	if (cred_path && parse_file(&cred, cred_path, cred_display, 0, profile) < 0)
-		goto out;
-	if (cfg_path && parse_file(&cfg, cfg_path, cfg_display, 1, profile) < 0)
-		goto out;
-	rc = find_credentials(out, &cred, &cfg, profile, cred_display, cfg_display);
-	if (rc != 0)
-		goto out;
-	pick_region_endpoint(out, o, &cfg);
-out:
-	if (rc != 0)
-		dd_s3_creds_free(out);
-	profile_free(&cred);
-	profile_free(&cfg);
+	if ((cred_path && parse_file(&cred, cred_path, cred_display, 0, profile) < 0) ||
+	    (cfg_path && parse_file(&cfg, cfg_path, cfg_display, 1, profile) < 0)) {
+		profile_free(&cred);
+		profile_free(&cfg);
+	} else {
+		rc = resolve_parsed(out, o, profile, &cred, &cfg, cred_display, cfg_display);
+	}
 	free(cred_path);
 	free(cred_display);
 	free(cfg_path);
 	free(cfg_display);
 	return rc;
+}
+
+int
+dd_s3_creds_resolve_text(struct dd_s3_creds *out, const struct dd_s3_creds_opts *o, const char *cred_text,
+			 size_t cred_len, const char *cred_display, const char *cfg_text, size_t cfg_len,
+			 const char *cfg_display)
+{
+	struct profile cred = { 0 }, cfg = { 0 };
+	const char *profile = env("AWS_PROFILE") ? env("AWS_PROFILE") : "default";
+
+	memset(out, 0, sizeof(*out));
+	if ((cred_text && parse_text(&cred, cred_text, cred_len, cred_display, 0, profile) < 0) ||
+	    (cfg_text && parse_text(&cfg, cfg_text, cfg_len, cfg_display, 1, profile) < 0)) {
+		profile_free(&cred);
+		profile_free(&cfg);
+		return -1;
+	}
+	return resolve_parsed(out, o, profile, &cred, &cfg, cred_display, cfg_display);
 }
 
 void

@@ -25,6 +25,8 @@
 #ifndef DD_S3_CREDS_H
 #define DD_S3_CREDS_H
 
+#include <stddef.h>
+
 struct dd_s3_creds {
 	char *access_key;
 	char *secret_key;    /* wiped when freed */
@@ -47,6 +49,14 @@ struct dd_s3_creds_opts {
  * AWS_PROFILE that does not exist.
  */
 int dd_s3_creds_resolve(struct dd_s3_creds *out, const struct dd_s3_creds_opts *o);
+/*
+ * The same, on the two files' texts instead of reading them (NULL: no such
+ * file; the displays name them in messages): what the fuzz harness drives,
+ * with no file written or read per input.
+ */
+int dd_s3_creds_resolve_text(struct dd_s3_creds *out, const struct dd_s3_creds_opts *o, const char *cred_text,
+			     size_t cred_len, const char *cred_display, const char *cfg_text, size_t cfg_len,
+			     const char *cfg_display);
 void dd_s3_creds_free(struct dd_s3_creds *c);
 
 #endif

@@ -624,19 +624,10 @@ dd_s3_parts_free(struct dd_s3_parts *p)
 /* ---- ListMultipartUploads ---- */
 
 struct uploads_ctx {
-	const char *key;
-	char *cur_key, *cur_id;
-	char **ids;
-	size_t n, seen_uploads;
+	struct dd_s3_uploads *out;
+	struct dd_s3_upload cur;
+	unsigned seen, top;
 };
-
-static void
-uploads_reset(struct uploads_ctx *c)
-{
-	free(c->cur_key);
-	free(c->cur_id);
-	c->cur_key = c->cur_id = NULL;
-}
 
 static int
 uploads_start(struct xp *x, const char *path)
@@ -645,9 +636,38 @@ uploads_start(struct xp *x, const char *path)
 
 	if (strcmp(path, "ListMultipartUploadsResult/Upload"))
 		return 0;
-	if (c->seen_uploads++ == MAX_ENTRIES)
+	if (c->out->n == MAX_ENTRIES)
 		return xp_fail(x, "the reply lists more than %d uploads", MAX_ENTRIES);
-	uploads_reset(c);
+	free(c->cur.key);
+	free(c->cur.upload_id);
+	memset(&c->cur, 0, sizeof(c->cur));
+	c->seen = 0;
+	return 0;
+}
+
+/* A key or an upload id: 1..MAX_KEY bytes, no NUL (it is used as a C string). */
+static int
+take_name(struct xp *x, char **out)
+{
+	if (x->text.len == 0 || x->text.len > MAX_KEY || memchr(x->text.ptr, '\0', x->text.len))
+		return -1;
+	*out = dd_strndup(x->text.ptr, x->text.len);
+	return 0;
+}
+
+static int
+upload_field(struct xp *x, struct uploads_ctx *c, const char *leaf)
+{
+	if (!strcmp(leaf, "Key")) {
+		if (once(&c->seen, 1) < 0 || take_name(x, &c->cur.key) < 0)
+			return -1;
+	} else if (!strcmp(leaf, "UploadId")) {
+		if (once(&c->seen, 2) < 0 || take_name(x, &c->cur.upload_id) < 0)
+			return -1;
+	} else if (!strcmp(leaf, "Initiated")) {
+		if (once(&c->seen, 4) < 0 || parse_time(dd_buf_cstr(&x->text), &c->cur.initiated) < 0)
+			return -1;
+	}
 	return 0;
 }
 
@@ -655,47 +675,65 @@ static int
 uploads_end(struct xp *x, const char *path)
 {
 	struct uploads_ctx *c = x->ctx;
+	struct dd_s3_uploads *u = c->out;
 
-	if (!strcmp(path, "ListMultipartUploadsResult/Upload/Key")) {
-		if (c->cur_key || x->text.len == 0 || x->text.len > MAX_KEY)
-			return -1;
-		c->cur_key = dd_strndup(x->text.ptr, x->text.len);
-	} else if (!strcmp(path, "ListMultipartUploadsResult/Upload/UploadId")) {
-		if (c->cur_id || x->text.len == 0 || x->text.len > MAX_KEY)
-			return -1;
-		c->cur_id = dd_strndup(x->text.ptr, x->text.len);
-	} else if (!strcmp(path, "ListMultipartUploadsResult/Upload")) {
-		if (!c->cur_key || !c->cur_id)
+	if (!strncmp(path, "ListMultipartUploadsResult/Upload/", 34) && !strchr(path + 34, '/'))
+		return upload_field(x, c, path + 34);
+	if (!strcmp(path, "ListMultipartUploadsResult/Upload")) {
+		if ((c->seen & 3) != 3)
 			return xp_fail(x, "an upload has no Key or no UploadId");
-		if (!strcmp(c->cur_key, c->key) && strlen(c->cur_key) == strlen(c->key)) {
-			c->ids = dd_realloc(c->ids, (c->n + 1) * sizeof(*c->ids));
-			c->ids[c->n++] = c->cur_id;
-			c->cur_id = NULL;
-		}
-		uploads_reset(c);
+		if (!(c->seen & 4))
+			c->cur.initiated = -1; /* unknown, not 1970: gc must not take it for old */
+		u->uploads = dd_realloc(u->uploads, (u->n + 1) * sizeof(*u->uploads));
+		u->uploads[u->n++] = c->cur;
+		memset(&c->cur, 0, sizeof(c->cur));
+	} else if (!strcmp(path, "ListMultipartUploadsResult/IsTruncated")) {
+		if (once(&c->top, 1) < 0 || parse_bool(dd_buf_cstr(&x->text), &u->truncated) < 0)
+			return -1;
+	} else if (!strcmp(path, "ListMultipartUploadsResult/NextKeyMarker")) {
+		if (once(&c->top, 2) < 0 || (x->text.len && take_name(x, &u->next_key_marker) < 0))
+			return -1;
+	} else if (!strcmp(path, "ListMultipartUploadsResult/NextUploadIdMarker")) {
+		if (once(&c->top, 4) < 0 || (x->text.len && take_name(x, &u->next_upload_id_marker) < 0))
+			return -1;
 	}
 	return 0;
 }
 
 int
-dd_s3_xml_uploads(const char *body, size_t len, const char *key, char ***ids, size_t *n)
+dd_s3_xml_uploads(const char *body, size_t len, struct dd_s3_uploads *out)
 {
 	static const char *const roots[] = { "ListMultipartUploadsResult", NULL };
-	struct uploads_ctx c = { .key = key };
+	struct uploads_ctx c = { .out = out };
 	struct xp x = { .what = "S3 upload listing", .roots = roots, .start = uploads_start, .end = uploads_end,
 			.ctx = &c };
-	int rc = xp_run(&x, body, len);
 
-	uploads_reset(&c);
-	if (rc < 0) {
-		for (size_t i = 0; i < c.n; i++)
-			free(c.ids[i]);
-		free(c.ids);
-		*ids = NULL, *n = 0;
-		return -1;
+	memset(out, 0, sizeof(*out));
+	if (xp_run(&x, body, len) < 0)
+		goto fail;
+	if (out->truncated && !out->next_key_marker) {
+		dd_error("S3 upload listing: the reply is truncated but has no NextKeyMarker");
+		goto fail;
 	}
-	*ids = c.ids, *n = c.n;
 	return 0;
+fail:
+	free(c.cur.key);
+	free(c.cur.upload_id);
+	dd_s3_uploads_free(out);
+	return -1;
+}
+
+void
+dd_s3_uploads_free(struct dd_s3_uploads *u)
+{
+	for (size_t i = 0; i < u->n; i++) {
+		free(u->uploads[i].key);
+		free(u->uploads[i].upload_id);
+	}
+	free(u->uploads);
+	free(u->next_key_marker);
+	free(u->next_upload_id_marker);
+	memset(u, 0, sizeof(*u));
 }
 
 /* ---- DeleteResult ---- */

@@ -52,8 +52,27 @@ struct dd_s3_parts {
 int dd_s3_xml_parts(const char *body, size_t len, struct dd_s3_parts *out);
 void dd_s3_parts_free(struct dd_s3_parts *p);
 
-/* ListMultipartUploads: the upload ids under the exact key `key` (caller frees each and the array). */
-int dd_s3_xml_uploads(const char *body, size_t len, const char *key, char ***ids, size_t *n);
+/*
+ * ListMultipartUploads (ListMultipartUploadsResult): every upload in
+ * progress on the page, with its key, id and start. Key and UploadId are
+ * required (1..1024 bytes); a missing Initiated is -1 (unknown: never
+ * taken for old), a malformed one refuses the reply. A truncated page must
+ * give NextKeyMarker (NextUploadIdMarker may be absent or empty).
+ */
+struct dd_s3_upload {
+	char *key;
+	char *upload_id;
+	int64_t initiated; /* seconds since the epoch (UTC), -1 unknown */
+};
+struct dd_s3_uploads {
+	struct dd_s3_upload *uploads;
+	size_t n;
+	int truncated;                /* IsTruncated */
+	char *next_key_marker;        /* NextKeyMarker, NULL when none or empty */
+	char *next_upload_id_marker;  /* NextUploadIdMarker, NULL when none or empty */
+};
+int dd_s3_xml_uploads(const char *body, size_t len, struct dd_s3_uploads *out);
+void dd_s3_uploads_free(struct dd_s3_uploads *u);
 
 /*
  * CompleteMultipartUpload answers 200 and may still carry an <Error>:

@@ -294,6 +294,69 @@ s3b_del_many(struct dd_backend *be, const char *const *names, size_t n)
 	return r;
 }
 
+struct uploads {
+	struct dd_backend_upload *v;
+	size_t n;
+	size_t strip; /* length of the store's prefix */
+};
+
+/* Is `name` (store-relative) one the store writes? Another program's uploads in the bucket are not gc's. */
+static int
+store_name(const char *name)
+{
+	static const char *const dirs[] = { "packs/", "data/", "index/", "snapshots/", "keys/", NULL };
+
+	for (int i = 0; dirs[i]; i++)
+		if (!strncmp(name, dirs[i], strlen(dirs[i])) && name[strlen(dirs[i])])
+			return 1;
+	return !strcmp(name, "config");
+}
+
+static int
+add_upload(const struct dd_s3_upload *u, void *arg)
+{
+	struct uploads *l = arg;
+	struct dd_backend_upload *e;
+
+	if (!store_name(u->key + l->strip))
+		return 0;
+	l->v = dd_realloc(l->v, (l->n + 1) * sizeof(*l->v));
+	e = &l->v[l->n++];
+	e->name = dd_strdup(u->key + l->strip);
+	e->key = dd_strdup(u->key);
+	e->key[dd_s3_xml_printable(e->key, strlen(e->key))] = '\0';
+	e->id = dd_strdup(u->upload_id);
+	e->initiated = u->initiated;
+	return 0;
+}
+
+static int
+s3b_uploads(struct dd_backend *be, struct dd_backend_upload **out, size_t *n)
+{
+	struct s3_backend *sb = (struct s3_backend *)be;
+	struct uploads l = { .strip = strlen(sb->prefix) };
+	int r = dd_s3_mpu_list(sb->c, sb->prefix, add_upload, &l);
+
+	if (r != 0) {
+		dd_backend_uploads_free(l.v, l.n);
+		return r;
+	}
+	*out = l.v;
+	*n = l.n;
+	return 0;
+}
+
+static int
+s3b_upload_abort(struct dd_backend *be, const struct dd_backend_upload *u)
+{
+	struct s3_backend *sb = (struct s3_backend *)be;
+	char *key = key_of(sb, u->name);
+	int r = dd_s3_mpu_abort(sb->c, key, u->id);
+
+	free(key);
+	return r;
+}
+
 static int
 s3b_sync(struct dd_backend *be)
 {
@@ -343,6 +406,8 @@ static const struct dd_backend_ops s3_ops = {
 	.sync_later = s3b_sync_later,
 	.local_path = NULL,
 	.now = s3b_now,
+	.uploads = s3b_uploads,
+	.upload_abort = s3b_upload_abort,
 	.free = s3b_free,
 };
 

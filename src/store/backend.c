@@ -85,3 +85,14 @@ dd_backend_entries_free(struct dd_backend_entry *e, size_t n)
 		free(e[i].name);
 	free(e);
 }
+
+void
+dd_backend_uploads_free(struct dd_backend_upload *u, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(u[i].name);
+		free(u[i].key);
+		free(u[i].id);
+	}
+	free(u);
+}

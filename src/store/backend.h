@@ -46,6 +46,14 @@ struct dd_backend_entry {
 	int64_t changed;
 };
 
+/* A multipart upload in progress in a remote store (found by uploads(), for the store's gc). */
+struct dd_backend_upload {
+	char *name;        /* store-relative */
+	char *key;         /* as the server holds it, for messages (server text: made printable) */
+	char *id;          /* the server's upload id */
+	int64_t initiated; /* when it was started, seconds since the epoch; -1 unknown */
+};
+
 enum {
 	/*
 	 * exists() is a local stat, as cheap as a lookup in a local record: the
@@ -138,6 +146,15 @@ struct dd_backend_ops {
 	 * error), -1.
 	 */
 	int (*now)(struct dd_backend *be, int64_t *now);
+	/*
+	 * Optional (NULL: the backend has no such thing): every multipart
+	 * upload in progress under the store whose name is one the store
+	 * writes (packs/, data/, ...), in *out (freed with
+	 * dd_backend_uploads_free()). 0, -1, DD_EUNREACHABLE.
+	 */
+	int (*uploads)(struct dd_backend *be, struct dd_backend_upload **out, size_t *n);
+	/* With uploads: abort one of them (one already gone is not an error). 0, -1, DD_EUNREACHABLE. */
+	int (*upload_abort)(struct dd_backend *be, const struct dd_backend_upload *u);
 	void (*free)(struct dd_backend *be);
 };
 
@@ -160,6 +177,7 @@ int dd_backend_open(struct dd_backend **out, const struct dd_backend_opts *opts)
 int dd_backend_url_check(const char *url);
 void dd_backend_free(struct dd_backend *be);
 void dd_backend_entries_free(struct dd_backend_entry *e, size_t n);
+void dd_backend_uploads_free(struct dd_backend_upload *u, size_t n);
 
 /* The file backend on the folder `root` (absolute): the cache, and file:// stores. */
 int dd_backend_file_open(struct dd_backend **out, const char *root, int create);

@@ -70,13 +70,22 @@ probe(struct dd_midx *m, const uint8_t id[32])
 			return &m->slots[i];
 }
 
+/*
+ * Room for n objects, the table at most half full: a power of two, at
+ * least 64 (sized to what is loaded: a fixed 4096-slot start cost a small
+ * map -- one index file of a few objects -- 4096 slots to fill and to walk).
+ */
 static void
-grow(struct dd_midx *m)
+grow(struct dd_midx *m, size_t n)
 {
 	struct dd_midx_slot *old = m->slots;
-	size_t oldcap = m->cap;
+	size_t oldcap = m->cap, cap = oldcap ? oldcap : 64;
 
-	m->cap = oldcap ? 2 * oldcap : 4096;
+	while (cap < 2 * n)
+		cap *= 2;
+	if (cap == oldcap)
+		return;
+	m->cap = cap;
 	m->slots = dd_malloc(m->cap * sizeof(*m->slots));
 	for (size_t i = 0; i < m->cap; i++)
 		m->slots[i].pack = DD_MIDX_NONE;
@@ -227,7 +236,7 @@ add_locked(struct dd_midx *m, const uint8_t id[32], uint8_t type, uint32_t pack,
 		d = NULL;
 
 	if (2 * (m->n + 1) > m->cap)
-		grow(m);
+		grow(m, m->n + 1);
 	s = probe(m, id);
 	if (s->pack != DD_MIDX_NONE) {
 		if (s->pack == pack) { /* a pending pack got its offsets */
@@ -328,7 +337,18 @@ dd_midx_file(struct dd_midx *m, const uint8_t id[32], int *isnew)
 void
 dd_midx_load(struct dd_midx *m, uint32_t file, const struct dd_index_pack *p, size_t np)
 {
+	size_t total = 0;
+
+	for (size_t i = 0; i < np; i++)
+		total += p[i].n;
 	pthread_mutex_lock(&m->mu);
+	/*
+	 * An empty map is sized once for the first file, not doubled along the
+	 * way; later files may name objects already in (repacks, two index
+	 * files of one pack), so the table grows by what is really added.
+	 */
+	if (m->n == 0)
+		grow(m, total);
 	for (size_t i = 0; i < np; i++) {
 		uint32_t k = new_pack_locked(m);
 		memcpy(m->packs[k].name, p[i].name, 32);

@@ -969,6 +969,7 @@ dd_store_gc(struct dd_store *st, const char *const *live, size_t nlive, const st
 	/* the exclusive lock from before the mark's listings until the last removal */
 	if ((o->dry_run ? dry_run_locks(&g) : dd_store_lock_exclusive(st)) < 0 || store_clock(&g) < 0)
 		goto out;
+	res->cutoff = g.cutoff;
 	if (list_store(&g) < 0 || read_indexes(&g) < 0 || mark(&g, live, nlive) < 0)
 		goto out;
 	if (!dd_store_live(st)) {

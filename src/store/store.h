@@ -526,6 +526,7 @@ struct dd_store_gc_result {
 	uint64_t live_objects;
 	size_t missing;                   /* snapshots named live but in neither the store nor the cache */
 	size_t failed;                    /* removal requests that failed (warned; the next run does them) */
+	int64_t cutoff;                   /* changed after this, by the store's clock (+ clock_shift): young */
 };
 /*
  * Remove from the store what no live snapshot needs and nothing changed
@@ -539,5 +540,27 @@ struct dd_store_gc_result {
  */
 int dd_store_gc(struct dd_store *st, const char *const *live, size_t nlive, const struct dd_store_gc_opts *o,
 		struct dd_store_gc_result *res);
+
+/* ---- the store's gc of unfinished multipart uploads (store-gc-uploads.c) ---- */
+struct dd_store_gc_upload {
+	char *key;         /* as the server holds it (printable) */
+	int64_t initiated; /* seconds since the epoch */
+};
+struct dd_store_gc_uploads {
+	struct dd_store_gc_upload *v; /* aborted (a dry run: would be) */
+	size_t n;
+	size_t young;  /* kept: started within the grace period (or at a time the server did not give) */
+	size_t failed; /* aborts, or the listing, that failed (warned; the next run tries again) */
+};
+/*
+ * Abort the multipart uploads in progress in the store (S3; a folder store
+ * has none) that started before `cutoff` (the one dd_store_gc() used, by the
+ * store's clock; res->cutoff there): their client is gone,
+ * and no record of it is left to resume or abort them. A dry run aborts
+ * nothing and lists the same ones. Never fails: what fails is warned and
+ * counted in res->failed. Release res with dd_store_gc_uploads_release().
+ */
+void dd_store_gc_uploads(struct dd_store *st, int64_t cutoff, int dry_run, struct dd_store_gc_uploads *res);
+void dd_store_gc_uploads_release(struct dd_store_gc_uploads *res);
 
 #endif

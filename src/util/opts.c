@@ -18,17 +18,23 @@ static const struct dd_option common[] = {
 	DD_OPT_END_MARK
 };
 
-unsigned
-dd_edit_distance(const char *a, const char *b)
+/*
+ * Levenshtein distance of a and b, or any value above `max` once every
+ * path is longer than that (the rows' minimum never decreases). The row
+ * lives on the stack for names of up to 63 bytes.
+ */
+static unsigned
+distance_within(const char *a, const char *b, unsigned max)
 {
 	size_t la = strlen(a), lb = strlen(b);
-	unsigned *row = dd_calloc(lb + 1, sizeof(*row)), result;
+	unsigned stack[64], *row = lb < 64 ? stack : dd_calloc(lb + 1, sizeof(*row)), result;
 
 	for (size_t j = 0; j <= lb; j++)
 		row[j] = (unsigned)j;
 	for (size_t i = 1; i <= la; i++) {
-		unsigned diag = row[0];
+		unsigned diag = row[0], least;
 		row[0] = (unsigned)i;
+		least = row[0];
 		for (size_t j = 1; j <= lb; j++) {
 			unsigned up = row[j];
 			unsigned best = diag + (a[i - 1] != b[j - 1]);
@@ -38,11 +44,24 @@ dd_edit_distance(const char *a, const char *b)
 				best = row[j - 1] + 1;
 			row[j] = best;
 			diag = up;
+			if (best < least)
+				least = best;
+		}
+		if (least > max) {
+			row[lb] = least;
+			break;
 		}
 	}
 	result = row[lb];
-	free(row);
+	if (row != stack)
+		free(row);
 	return result;
+}
+
+unsigned
+dd_edit_distance(const char *a, const char *b)
+{
+	return distance_within(a, b, UINT_MAX);
 }
 
 const char *
@@ -50,17 +69,29 @@ dd_closest(const char *word, const char *const *names)
 {
 	const char *best = NULL;
 	unsigned best_d = UINT_MAX;
+	size_t len = strlen(word);
+	unsigned limit = len < 4 ? 2 : (unsigned)(len / 2);
 
 	for (; names && *names; names++) {
-		unsigned d = dd_edit_distance(word, *names);
+		size_t nl = strlen(*names);
 		/* a prefix is a strong hint ("snap" -> "snapshot") */
-		if (strncmp(*names, word, strlen(word)) == 0 && strlen(word) >= 2)
+		int prefix = len >= 2 && strncmp(*names, word, len) == 0;
+		size_t gap = len > nl ? len - nl : nl - len;
+		/*
+		 * The distance is at least the difference in length: a name that
+		 * far off can be neither within the limit nor better than the best
+		 * so far. Skipping it keeps a long word (a hostile config key) from
+		 * costing its length times every name's.
+		 */
+		if (!prefix && (gap > limit || gap >= best_d))
+			continue;
+		/* only a distance under the best so far (and within the limit) can change the answer */
+		unsigned d = distance_within(word, *names, prefix ? UINT_MAX : (best_d <= limit ? best_d - 1 : limit));
+		if (prefix)
 			d = d < 2 ? d : 2;
 		if (d < best_d)
 			best = *names, best_d = d;
 	}
-	size_t len = strlen(word);
-	unsigned limit = len < 4 ? 2 : (unsigned)(len / 2);
 	return best_d <= limit ? best : NULL;
 }
 

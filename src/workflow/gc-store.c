@@ -1,7 +1,9 @@
 /*
  * workflow/gc-store.c: `gc --store` (issue 20): gather every snapshot this
  * clone can tell is live, then let store/store-gc.c remove from the store
- * what none of them needs and what is older than the grace period.
+ * what none of them needs and what is older than the grace period, and
+ * store/store-gc-uploads.c abort the multipart uploads left unfinished
+ * before the same cutoff.
  *
  * Live, generously (deleting a live object is the one unforgivable bug):
  * the ref files of every commit reachable from any ref of the repository
@@ -126,6 +128,7 @@ dd_workflow_store_gc(struct dd_repo *repo, const struct dd_config *cfg, const st
 	out->url = dd_strdup(cfg->store_url && *cfg->store_url ? cfg->store_url : "the local store");
 	if (dd_store_gc(st, (const char *const *)live.v, live.n, &o, &out->res) < 0)
 		goto out;
+	dd_store_gc_uploads(st, out->res.cutoff, o.dry_run, &out->uploads);
 	rc = 0;
 out:
 	if (rc < 0)
@@ -142,5 +145,6 @@ void
 dd_store_gc_summary_release(struct dd_store_gc_summary *s)
 {
 	free(s->url);
+	dd_store_gc_uploads_release(&s->uploads);
 	memset(s, 0, sizeof(*s));
 }

@@ -99,15 +99,17 @@ struct dd_store_gc_summary {
 	size_t commits;       /* commits whose ref files were read */
 	size_t named;         /* snapshots git and the local records name */
 	struct dd_store_gc_result res;
+	struct dd_store_gc_uploads uploads; /* unfinished multipart uploads aborted (would be), kept */
 };
 /*
  * gc of the store itself: every snapshot named by a ref file at any commit
  * reachable from any ref (branches, tags, remote-tracking branches ...) or
  * by a local record is live; dd_store_gc() removes the rest that is older
  * than opts->grace by the store's clock (opts->clock_shift is set here:
- * DNADATA_TEST_GC_CLOCK_SHIFT in tests). Waits for another gc --store of
- * this clone; refuses while another machine's gc or a writer holds a store
- * lock (store/store-lock.h). 0, -1.
+ * DNADATA_TEST_GC_CLOCK_SHIFT in tests), then dd_store_gc_uploads() aborts
+ * the multipart uploads left unfinished before the same cutoff. Waits for
+ * another gc --store of this clone; refuses while another machine's gc or a
+ * writer holds a store lock (store/store-lock.h). 0, -1.
  */
 int dd_workflow_store_gc(struct dd_repo *repo, const struct dd_config *cfg, const struct dd_store_gc_opts *opts,
 			 struct dd_store_gc_summary *out);

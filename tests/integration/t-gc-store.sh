@@ -9,7 +9,9 @@
 # (DNADATA_TEST_GC_CLOCK_SHIFT, a test-only setting): 23 h changes nothing,
 # 25 h removes. Then: gc racing a push from a second clone (the push stopped
 # between its index files and its manifest), and kill -9 in the middle of a
-# repack.
+# repack. On S3, multipart uploads left unfinished are aborted once older than
+# the grace period, younger ones (another machine's push, our own resumable
+# upload) left alone.
 # needs: s3
 . "$(dirname "$0")/../lib.sh"
 
@@ -501,6 +503,110 @@ test_grace_and_usage_errors() {
 	assert_contains "$ERR" "DNADATA_TEST_GC_CLOCK_SHIFT must be a number"
 	expect_fail 1 env -u DNADATA_TEST DNADATA_TEST_GC_CLOCK_SHIFT=$OLD git dnadata gc --store --dry-run
 	assert_contains "$ERR" "honoured only with DNADATA_TEST=1"
+}
+
+
+# mpu_start KEY: start a multipart upload of KEY in $BUCKET with one part sent (billed storage); echo its id.
+mpu_start() {
+	local id
+	id=$(s3_aws s3api create-multipart-upload --bucket "$BUCKET" --key "$1" --query UploadId --output text) ||
+		fail "could not start an upload of $1"
+	head -c 100000 /dev/urandom >"$T/part"
+	s3_aws s3api upload-part --bucket "$BUCKET" --key "$1" --upload-id "$id" --part-number 1 \
+		--body "$T/part" >/dev/null || fail "could not send a part of $1"
+	echo "$id"
+}
+
+# mpu_keys: the keys of the uploads in progress in $BUCKET, sorted, one a line
+mpu_keys() {
+	s3_aws s3api list-multipart-uploads --bucket "$BUCKET" --query 'Uploads[].[Key]' --output text |
+		grep -v '^None$' | LC_ALL=C sort || true
+}
+
+# mpu_initiated KEY: when the (one) upload of KEY started, as gc prints it
+mpu_initiated() {
+	local t
+	t=$(s3_aws s3api list-multipart-uploads --bucket "$BUCKET" --prefix "$1" --query 'Uploads[0].Initiated' \
+		--output text)
+	date -u -d "$t" +%Y-%m-%dT%H:%M:%SZ
+}
+
+# An upload whose client died and whose record is gone keeps its parts in the bucket for ever: gc --store
+# aborts those started before the grace cutoff and leaves younger ones (a push in progress elsewhere) alone.
+# The clock is moved one second short of the grace period, and each run is held at a failpoint after it read
+# its clock while the young uploads start: they are younger than its cutoff whatever the machine's speed.
+test_s3_gc_aborts_only_the_unfinished_uploads_older_than_the_grace_period() {
+	setup s3
+	snap
+	mpu_start data/packs/ab/old >/dev/null
+	mpu_start data/packs/ab/old >/dev/null # a second upload of the same key: the pages end between the two
+	mpu_start elsewhere/packs/ab/theirs >/dev/null # not under the store's prefix: not gc's
+	mpu_start data/nothing-of-ours >/dev/null # under the prefix, not a name the store writes
+	local old_at young_id at
+	old_at=$(s3_aws s3api list-multipart-uploads --bucket "$BUCKET" --query 'Uploads[].Initiated' --output text |
+		tr '\t' '\n' | while read -r at; do date -u -d "$at" +%s; done | sort -n | tail -n 1)
+	# the old ones started in an earlier second than gc's clock reads (a second's resolution)
+	while [ "$(date +%s)" -le "$old_at" ]; do sleep 0.1; done
+	local shift=$((86400 - 1))
+
+	# a dry run names the old ones only, and counts them; one upload a page, so it walks four pages
+	export DNADATA_TEST_S3_MAX_UPLOADS=1
+	stop_at store-gc-listed "$T/gc" env DNADATA_TEST_GC_CLOCK_SHIFT=$shift git-dnadata gc --store --dry-run
+	young_id=$(mpu_start data/packs/cd/young)
+	kill -CONT "$PID"
+	wait "$PID" || fail "the dry run failed: $(cat "$T/gc.err")"
+	OUT=$(cat "$T/gc.out")
+	tap_note "$OUT"
+	assert_eq 2 "$(grep -c "^would abort upload data/packs/ab/old (initiated " <<<"$OUT")" "$OUT"
+	for at in $(s3_aws s3api list-multipart-uploads --bucket "$BUCKET" --prefix data/packs/ab/old \
+		--query 'Uploads[].Initiated' --output text); do
+		assert_contains "$OUT" "would abort upload data/packs/ab/old (initiated $(date -u -d "$at" +%Y-%m-%dT%H:%M:%SZ))"
+	done
+	assert_not_contains "$OUT" "cd/young"
+	assert_not_contains "$OUT" "theirs"
+	assert_not_contains "$OUT" "nothing-of-ours"
+	assert_contains "$OUT" "would abort 2 unfinished multipart uploads, kept 1 younger than the grace period (24h)"
+	assert_eq "data/nothing-of-ours
+data/packs/ab/old
+data/packs/ab/old
+data/packs/cd/young
+elsewhere/packs/ab/theirs" "$(mpu_keys)" "a dry run aborts nothing"
+	# one upload a page is what the server sent: both old ones were found across pages
+	assert_eq True "$(s3_aws s3api list-multipart-uploads --bucket "$BUCKET" --max-uploads 1 --no-paginate \
+		--query IsTruncated --output text)" "the server pages by max-uploads"
+	# the dry run's young upload is done with; the real run gets its own
+	s3_aws s3api abort-multipart-upload --bucket "$BUCKET" --key data/packs/cd/young --upload-id "$young_id"
+
+	# the real run, while an upload of our own is in progress (its record kept): both young, left alone
+	head -c $((12 << 20)) /dev/urandom >"$T/big"
+	local sum
+	sum=$(sha256sum "$T/big" | cut -c1-64)
+	stop_at store-gc-listed "$T/gc" env DNADATA_TEST_GC_CLOCK_SHIFT=$shift git-dnadata gc --store
+	mpu_start data/packs/cd/young >/dev/null
+	DD_TOOL_PART_SIZE=$((5 << 20)) DD_TOOL_TRANSFERS=1 start_stopped_at s3-part-2-recorded \
+		"$DD_BUILDDIR/backend-tool" "s3://$BUCKET/data" put-file "packs/${sum:0:2}/$sum" "$T/big"
+	kill -CONT "$PID"
+	wait "$PID" || fail "gc failed: $(cat "$T/gc.err")"
+	OUT=$(cat "$T/gc.out")
+	tap_note "$OUT"
+	assert_not_contains "$OUT" "would abort"
+	assert_contains "$OUT" "aborted 2 unfinished multipart uploads, kept 2 younger than the grace period (24h)"
+	assert_eq "data/nothing-of-ours
+data/packs/${sum:0:2}/$sum
+data/packs/cd/young
+elsewhere/packs/ab/theirs" "$(mpu_keys)" "only the old uploads are aborted"
+	# our own upload resumes where it stopped and completes
+	finish_stopped
+	assert_eq created "$(cat "$T/stopped.out")"
+	assert_no_file "$T/.big.s3-upload"
+	s3_aws s3 cp "s3://$BUCKET/data/packs/${sum:0:2}/$sum" "$T/back" >/dev/null
+	cmp "$T/big" "$T/back"
+	s3_aws s3 rm "s3://$BUCKET/data/packs/${sum:0:2}/$sum" >/dev/null
+	unset DNADATA_TEST_S3_MAX_UPLOADS
+	expect_ok git dnadata verify --all --read-data
+	# the young upload stays until it is old
+	gc_store 0 --dry-run
+	assert_contains "$OUT" "would abort 0 unfinished multipart uploads, kept 1 younger"
 }
 
 run_tests

@@ -108,6 +108,33 @@ default_profile_from_the_credentials_file(void **state)
 	assert_null(c.secret_key);
 }
 
+/* The texts of the two files, as the fuzz harness gives them: the same answers and messages as read from files. */
+static void
+texts_resolve_as_the_files_do(void **state)
+{
+	static const char config[] = "[profile dev]\nregion = eu-west-3\n";
+	static const char bad[] = "[default]\naws_access_key_id = A\nnot a line\n";
+	struct dd_s3_creds c;
+
+	assert_int_equal(dd_s3_creds_resolve_text(&c, NULL, credentials, sizeof(credentials) - 1, "creds", config,
+						  sizeof(config) - 1, "cfg"), 0);
+	assert_string_equal(c.access_key, "AKIDDEFAULT");
+	assert_string_equal(c.source, "profile default in creds");
+	dd_s3_creds_free(&c);
+	setenv("AWS_PROFILE", "dev", 1);
+	assert_int_equal(dd_s3_creds_resolve_text(&c, NULL, credentials, sizeof(credentials) - 1, "creds", config,
+						  sizeof(config) - 1, "cfg"), 0);
+	assert_string_equal(c.access_key, "AKIDDEV");
+	assert_string_equal(c.region, "eu-west-3");
+	dd_s3_creds_free(&c);
+	unsetenv("AWS_PROFILE");
+	assert_int_equal(dd_s3_creds_resolve_text(&c, NULL, bad, sizeof(bad) - 1, "creds", NULL, 0, "cfg"), -1);
+	assert_string_equal(dd_error_last(), "creds:3: not a 'key = value' line, section header or comment");
+	assert_null(c.access_key);
+	assert_int_equal(dd_s3_creds_resolve_text(&c, NULL, NULL, 0, "creds", NULL, 0, "cfg"), DD_NOTFOUND);
+	dd_error_clear();
+}
+
 static void
 environment_wins_over_files(void **state)
 {
@@ -402,6 +429,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(default_profile_from_the_credentials_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(environment_wins_over_files, setup, teardown),
+		cmocka_unit_test_setup_teardown(texts_resolve_as_the_files_do, setup, teardown),
 		cmocka_unit_test_setup_teardown(half_a_pair_in_the_environment_is_an_error, setup, teardown),
 		cmocka_unit_test_setup_teardown(aws_profile_picks_a_section_with_its_session_token, setup, teardown),
 		cmocka_unit_test_setup_teardown(missing_profile_is_an_error_naming_it, setup, teardown),

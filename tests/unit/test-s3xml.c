@@ -276,13 +276,10 @@ p_parts(const char *b, size_t n)
 static int
 p_uploads(const char *b, size_t n)
 {
-	char **ids = NULL;
-	size_t k = 0;
-	int rc = dd_s3_xml_uploads(b, n, "key", &ids, &k);
+	struct dd_s3_uploads u;
+	int rc = dd_s3_xml_uploads(b, n, &u);
 
-	for (size_t i = 0; i < k; i++)
-		free(ids[i]);
-	free(ids);
+	dd_s3_uploads_free(&u);
 	return rc;
 }
 
@@ -548,34 +545,85 @@ list_parts_refuses_out_of_range_parts(void **state)
 }
 
 static void
-list_uploads_keeps_only_the_exact_key(void **state)
+list_uploads_gives_key_id_and_initiated_of_every_upload(void **state)
 {
 	static const char body[] =
-		XMLDECL "<ListMultipartUploadsResult " NS "><Bucket>b</Bucket><Prefix>store/packs/ab</Prefix>"
-		"<IsTruncated>false</IsTruncated>"
-		"<Upload><Key>store/packs/ab</Key><UploadId>one</UploadId><Initiated>2026-11-29T16:00:00.000Z</Initiated></Upload>"
-		"<Upload><Key>store/packs/abc</Key><UploadId>longer-key</UploadId></Upload>"
+		XMLDECL "<ListMultipartUploadsResult " NS "><Bucket>b</Bucket><Prefix>store/</Prefix>"
+		"<KeyMarker></KeyMarker><UploadIdMarker></UploadIdMarker>"
+		"<NextKeyMarker>store/packs/ab</NextKeyMarker><NextUploadIdMarker>two</NextUploadIdMarker>"
+		"<IsTruncated>true</IsTruncated>"
+		"<Upload><Key>store/packs/ab</Key><UploadId>one</UploadId><Initiated>2026-11-29T16:00:00.000Z</Initiated>"
+		"<Owner><ID>x</ID></Owner><StorageClass>STANDARD</StorageClass></Upload>"
 		"<Upload><Key>store/packs/ab</Key><UploadId>two</UploadId></Upload>"
-		"<Upload><Key>store/packs/a</Key><UploadId>shorter-key</UploadId></Upload>"
 		"</ListMultipartUploadsResult>";
-	static const char no_id[] = "<ListMultipartUploadsResult><Upload><Key>k</Key></Upload></ListMultipartUploadsResult>";
-	char **ids = NULL;
-	size_t n = 0;
+	static const char last[] = "<ListMultipartUploadsResult><IsTruncated>false</IsTruncated>"
+				   "<NextKeyMarker></NextKeyMarker></ListMultipartUploadsResult>";
+	struct dd_s3_uploads u;
 
-	assert_int_equal(dd_s3_xml_uploads(body, sizeof(body) - 1, "store/packs/ab", &ids, &n), 0);
-	assert_int_equal(n, 2);
-	assert_string_equal(ids[0], "one");
-	assert_string_equal(ids[1], "two");
-	for (size_t i = 0; i < n; i++)
-		free(ids[i]);
-	free(ids);
+	assert_int_equal(dd_s3_xml_uploads(body, sizeof(body) - 1, &u), 0);
+	assert_int_equal(u.n, 2);
+	assert_string_equal(u.uploads[0].key, "store/packs/ab");
+	assert_string_equal(u.uploads[0].upload_id, "one");
+	assert_int_equal(u.uploads[0].initiated, 1795968000); /* 2026-11-29T16:00:00Z */
+	assert_string_equal(u.uploads[1].upload_id, "two");
+	assert_int_equal(u.uploads[1].initiated, -1); /* none given: unknown, never old */
+	assert_true(u.truncated);
+	assert_string_equal(u.next_key_marker, "store/packs/ab");
+	assert_string_equal(u.next_upload_id_marker, "two");
+	dd_s3_uploads_free(&u);
 
-	assert_int_equal(dd_s3_xml_uploads(body, sizeof(body) - 1, "store/packs/none", &ids, &n), 0);
-	assert_int_equal(n, 0);
-	assert_null(ids);
-	refused(dd_s3_xml_uploads(no_id, sizeof(no_id) - 1, "k", &ids, &n), "UploadId");
-	assert_int_equal(n, 0);
-	assert_null(ids);
+	assert_int_equal(dd_s3_xml_uploads(last, sizeof(last) - 1, &u), 0);
+	assert_int_equal(u.n, 0);
+	assert_false(u.truncated);
+	assert_null(u.next_key_marker);
+	dd_s3_uploads_free(&u);
+}
+
+static void
+list_uploads_refuses_hostile_replies(void **state)
+{
+	static const struct {
+		const char *body, *mentions;
+	} bad[] = {
+		{ "<ListMultipartUploadsResult><Upload><Key>k</Key></Upload></ListMultipartUploadsResult>", "UploadId" },
+		{ "<ListMultipartUploadsResult><Upload><UploadId>i</UploadId></Upload></ListMultipartUploadsResult>",
+		  "Key" },
+		{ "<ListMultipartUploadsResult><Upload><Key>k</Key><Key>k2</Key><UploadId>i</UploadId></Upload>"
+		  "</ListMultipartUploadsResult>", "Key" },
+		{ "<ListMultipartUploadsResult><Upload><Key></Key><UploadId>i</UploadId></Upload>"
+		  "</ListMultipartUploadsResult>", "Key" },
+		{ "<ListMultipartUploadsResult><Upload><Key>k</Key><UploadId>i</UploadId>"
+		  "<Initiated>2026-02-30T00:00:00Z</Initiated></Upload></ListMultipartUploadsResult>", "Initiated" },
+		{ "<ListMultipartUploadsResult><Upload><Key>k</Key><UploadId>i</UploadId>"
+		  "<Initiated>yesterday</Initiated></Upload></ListMultipartUploadsResult>", "Initiated" },
+		{ "<ListMultipartUploadsResult><Upload><Key>k</Key><UploadId>i</UploadId>"
+		  "<Initiated>2026-01-01T00:00:00Z</Initiated><Initiated>2026-01-01T00:00:00Z</Initiated></Upload>"
+		  "</ListMultipartUploadsResult>", "Initiated" },
+		{ "<ListMultipartUploadsResult><Upload><Key>k&#0;</Key><UploadId>i</UploadId></Upload>"
+		  "</ListMultipartUploadsResult>", NULL },
+		{ "<ListMultipartUploadsResult><IsTruncated>true</IsTruncated></ListMultipartUploadsResult>",
+		  "NextKeyMarker" },
+		{ "<ListMultipartUploadsResult><IsTruncated>true</IsTruncated><NextKeyMarker></NextKeyMarker>"
+		  "</ListMultipartUploadsResult>", "NextKeyMarker" },
+		{ "<ListMultipartUploadsResult><IsTruncated>yes</IsTruncated></ListMultipartUploadsResult>",
+		  "IsTruncated" },
+		{ "<ListBucketResult></ListBucketResult>", "ListMultipartUploadsResult" },
+	};
+	struct dd_buf many = DD_BUF_INIT;
+	struct dd_s3_uploads u;
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		refused(dd_s3_xml_uploads(bad[i].body, strlen(bad[i].body), &u), bad[i].mentions);
+		assert_int_equal(u.n, 0);
+		assert_null(u.uploads);
+		assert_null(u.next_key_marker);
+	}
+	dd_buf_puts(&many, "<ListMultipartUploadsResult>");
+	for (int i = 0; i < 1001; i++)
+		dd_buf_printf(&many, "<Upload><Key>k%d</Key><UploadId>i</UploadId></Upload>", i);
+	dd_buf_puts(&many, "</ListMultipartUploadsResult>");
+	refused(dd_s3_xml_uploads(many.ptr, many.len, &u), "more than 1000 uploads");
+	dd_buf_release(&many);
 }
 
 /* ---- multi-object delete ---- */
@@ -662,7 +710,8 @@ main(void)
 		cmocka_unit_test(upload_id_is_read_and_required),
 		cmocka_unit_test(list_parts_reads_numbers_sizes_and_etags),
 		cmocka_unit_test(list_parts_refuses_out_of_range_parts),
-		cmocka_unit_test(list_uploads_keeps_only_the_exact_key),
+		cmocka_unit_test(list_uploads_gives_key_id_and_initiated_of_every_upload),
+		cmocka_unit_test(list_uploads_refuses_hostile_replies),
 		cmocka_unit_test(delete_result_lists_only_failures),
 		cmocka_unit_test(delete_request_escapes_keys_and_round_trips),
 	};

@@ -214,6 +214,26 @@ closest_suggests_near_names_only(void **state)
 	assert_int_equal(dd_edit_distance("", "abc"), 3);
 }
 
+/* Names whose length alone rules them out are skipped; the answers are those the full comparison gives. */
+static void
+closest_skips_names_too_far_in_length(void **state)
+{
+	const char *names[] = { "a", "snapshot", "snapshots", "restore", "verylongnamewithsuffix", NULL };
+	struct dd_buf word = DD_BUF_INIT;
+
+	assert_string_equal(dd_closest("snapshot", names), "snapshot"); /* exact, before the longer one */
+	assert_string_equal(dd_closest("snapshotz", names), "snapshot");
+	assert_string_equal(dd_closest("snapshotss", names), "snapshots");
+	assert_string_equal(dd_closest("verylongnamewithsufix", names), "verylongnamewithsuffix");
+	assert_string_equal(dd_closest("b", names), "a");
+	assert_string_equal(dd_closest("snaps", names), "snapshot"); /* a prefix, however far in length */
+	/* a hostile key of 100,000 bytes: no name is near, and no quadratic comparison is made */
+	for (int i = 0; i < 100000; i++)
+		dd_buf_putc(&word, 'x');
+	assert_null(dd_closest(word.ptr, names));
+	dd_buf_release(&word);
+}
+
 static void
 options_parse_long_short_and_positionals(void **state)
 {
@@ -420,6 +440,7 @@ main(void)
 		cmocka_unit_test(path_helpers),
 		cmocka_unit_test(hex_round_trip_and_strictness),
 		cmocka_unit_test(closest_suggests_near_names_only),
+		cmocka_unit_test(closest_skips_names_too_far_in_length),
 		cmocka_unit_test(options_parse_long_short_and_positionals),
 		cmocka_unit_test(options_unknown_suggests_closest),
 		cmocka_unit_test(printable_escapes_terminal_controls_and_invalid_utf8),
