@@ -338,6 +338,7 @@ interrupt() {
 	end_stopped
 	assert_eq $((128 + $(kill -l "$1"))) "$EXIT_CODE" "the exit status of the interrupted $2: $(cat "$T/stopped.err")"
 	assert_contains "$(cat "$T/stopped.err")" "error: interrupted"
+	assert_eq 1 "$(grep -c '^error: ' "$T/stopped.err")" "one error line: $(cat "$T/stopped.err")"
 	[ -z "$(lock_names)" ] || fail "the interrupted $2 left its lock: $(lock_names)"
 }
 
