@@ -73,7 +73,14 @@ upload(struct dd_xfer *x)
 
 	if (have)
 		x->bytes = (uint64_t)sb.st_size;
-	if (x->kind == DD_XFER_ENSURE || !have) { /* a pack only the store has (this clone fetched objects) is fine */
+	/*
+	 * A pack only the store has (this clone fetched objects) is fine; so is
+	 * one it has already, and where asking costs a stat (a folder store)
+	 * that is asked first: a snapshot over a folder store otherwise hashed
+	 * every pack of the previous snapshots again on each commit (their index
+	 * files are not known to be in the store: no record is kept there).
+	 */
+	if (x->kind == DD_XFER_ENSURE || !have || (st->be->ops->caps & DD_BACKEND_CHEAP_EXISTS)) {
 		atomic_fetch_add(&st->requests, 1);
 		r = st->be->ops->exists(st->be, x->name);
 		if (r == 1) {
