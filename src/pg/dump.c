@@ -114,6 +114,9 @@ struct item {
 	const struct dd_pg_incr_table *prec;  /* in the previous one, when its changed ranges may be read alone */
 	uint64_t xid_lo, xid_span;            /* a row is changed when age(xmin) <= age(xid_lo); span: xids since */
 	int few_changed;      /* the counters say at most 1 row in MARKERS_RATIO changed: detect collects their tids */
+	int no_deletes;       /* and none deleted: one count for the whole table will do (detect_counted) */
+	int counted;          /* copy_ranges: segments' counts assumed (detect_counted), the table's checked at its end */
+	uint64_t count;       /* then: the table's rows now */
 	size_t patched, patch_fallbacks;      /* segments merged from their changed rows alone, and those that could not be */
 	/* results: rows by the worker that ran it (read after the join); bytes and state under w.lock */
 	uint64_t rows, bytes;
@@ -682,6 +685,91 @@ detect_query(PGconn *c, const char *sql, const char *param, struct seg *sg, size
 	return *why ? 1 : 0;
 }
 
+/* Add "<seg>(<blk>,<off>)..." (detect_counted) to sg and t. 0, or -1 (*why). */
+static int
+counted_tids(const char *s, struct seg *sg, size_t n, struct tids *t, char **why)
+{
+	while (*s) {
+		char *e, tid[32];
+		unsigned long b = strtoul(s, &e, 10);
+		const char *close = e != s && *e == '(' ? strchr(e, ')') : NULL;
+		struct tid one;
+		if (!close || b >= n || (size_t)(close + 1 - e) >= sizeof(tid)) {
+			*why = dd_strdup("the detection query returned an unexpected tid");
+			return -1;
+		}
+		memcpy(tid, e, (size_t)(close + 1 - e));
+		tid[close + 1 - e] = '\0';
+		if (parse_tid(tid, &one) < 0) {
+			*why = dd_strdup("the detection query returned an unexpected tid");
+			return -1;
+		}
+		one.seg = (uint32_t)b;
+		sg[b].changed++;
+		if (t->n == t->cap) {
+			t->cap = t->cap ? 2 * t->cap : 1024;
+			t->v = dd_realloc(t->v, t->cap * sizeof(*t->v));
+		}
+		t->v[t->n++] = one;
+		s = close + 1;
+	}
+	return 0;
+}
+
+/*
+ * detect() for a table whose counters say few rows changed and none were
+ * deleted: one plain aggregate over a sequential scan, the table's rows
+ * now and the segment and tid of each changed row (the segment computed
+ * for those alone), with no group per segment: that grouping (a hash
+ * lookup per row) cost twice the scan itself on pgbench_accounts. Each
+ * segment's count is then assumed to be its previous count (it->counted):
+ * a segment without changed rows is carried over, a patch finds every
+ * previous row but those replaced, a range is read without a count to
+ * compare. Each writes at least the rows its key range holds now (a
+ * previous row deleted or moved away is still written), so the table's
+ * rows written equal its count exactly when every segment's are exact;
+ * copy_ranges checks that before the stream ends, and reads the table
+ * whole when the counters did not tell a delete. 0, 1 (*why), -1.
+ */
+static int
+detect_counted(PGconn *c, struct item *it, struct seg *sg, size_t n, struct tids *t, char **why)
+{
+	struct dd_buf expr = DD_BUF_INIT, arr = DD_BUF_INIT;
+	const char *params[1];
+	char *sql, *changed = dd_asprintf("age(xmin) <= (SELECT age('%" PRIu64 "'::xid))", it->xid_lo);
+	PGresult *res = NULL;
+	int rc = 1;
+
+	bucket_expr(it, n - 1, &expr, &arr);
+	params[0] = dd_buf_cstr(&arr);
+	/* more changed rows than kept: no list (the aggregate is made all the same; the counters were wrong) */
+	sql = dd_asprintf("SELECT count(*), CASE WHEN count(*) FILTER (WHERE %s) <= %zu THEN coalesce(string_agg((%s)::text"
+			  " || ctid::text, '') FILTER (WHERE %s), '') END FROM ONLY %s", changed, MAX_TIDS,
+			  dd_buf_cstr(&expr), changed, it->qtable);
+	if (dd_pg_exec(c, "SAVEPOINT dd_ranges; SET LOCAL jit = off") < 0) {
+		rc = -1;
+	} else if (!(res = dd_pg_query(c, sql, arr.len > 0, params))) {
+		*why = dd_asprintf("the detection query failed: %s", dd_error_last());
+		dd_error_clear();
+	} else if (PQntuples(res) != 1 || PQgetisnull(res, 0, 1)) {
+		*why = dd_strdup("more rows changed than the statistics said");
+	} else if (counted_tids(PQgetvalue(res, 0, 1), sg, n, t, why) == 0) {
+		it->count = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
+		it->counted = 1;
+		for (size_t k = 0; k < n; k++)
+			sg[k].now = (int64_t)sg[k].rows;
+		rc = 0;
+	}
+	PQclear(res);
+	if (rc >= 0 && dd_pg_exec(c, "ROLLBACK TO SAVEPOINT dd_ranges; RELEASE SAVEPOINT dd_ranges") < 0)
+		rc = -1;
+	free(sql);
+	free(changed);
+	dd_buf_release(&expr);
+	dd_buf_release(&arr);
+	return rc;
+}
+
 /*
  * One scan: per segment, the rows now and those whose xmin is not older
  * than the previous snapshot's xmin (inserted or updated since, or maybe
@@ -702,6 +790,17 @@ detect(PGconn *c, struct item *it, struct seg *sg, size_t n, struct tids *t, cha
 	char *sql;
 	int rc;
 
+	if (t && it->no_deletes) {
+		if ((rc = detect_counted(c, it, sg, n, t, why)) != 1)
+			goto sort;
+		dd_debug("incremental: %s: %s: counted by key range", it->table, *why); /* the counters were wrong */
+		free(*why);
+		*why = NULL;
+		it->counted = 0;
+		t->n = 0;
+		for (size_t k = 0; k < n; k++)
+			sg[k].now = sg[k].changed = 0;
+	}
 	bucket_expr(it, n - 1, &expr, &arr);
 	/*
 	 * Changed: xmin not older than the previous xmin, by age()
@@ -721,6 +820,8 @@ detect(PGconn *c, struct item *it, struct seg *sg, size_t n, struct tids *t, cha
 		rc = detect_query(c, sql, arr.len ? dd_buf_cstr(&arr) : NULL, sg, n, t, why);
 	if (rc >= 0 && dd_pg_exec(c, "ROLLBACK TO SAVEPOINT dd_ranges; RELEASE SAVEPOINT dd_ranges") < 0)
 		rc = -1;
+	free(sql);
+sort:
 	if (rc == 0 && t && !t->dropped) { /* each segment's tids, in a row */
 		qsort(t->v, t->n, sizeof(*t->v), cmp_tid_seg);
 		for (size_t k = 0; k < t->n; k++) {
@@ -730,7 +831,6 @@ detect(PGconn *c, struct item *it, struct seg *sg, size_t n, struct tids *t, cha
 			g->ntid++;
 		}
 	}
-	free(sql);
 	dd_buf_release(&expr);
 	dd_buf_release(&arr);
 	return rc;
@@ -794,7 +894,7 @@ write_changed(PGconn *c, struct pool *p, struct item *it, struct dd_stream_write
 		want += sg[k].now;
 	sql = dd_asprintf("COPY (SELECT %s FROM ONLY %s%s ORDER BY %s) TO STDOUT", it->sel, it->qtable, where, it->pk);
 	rc = copy_rows(c, p, it, w, sql, sm, &rows);
-	if (rc == 0 && (int64_t)rows != want) {
+	if (rc == 0 && !it->counted && (int64_t)rows != want) { /* counted: the table's count is checked at its end */
 		*why = dd_asprintf("range %zu-%zu has %" PRIu64 " rows, the detection counted %" PRId64, i, j, rows, want);
 		rc = 1;
 	}
@@ -1315,7 +1415,7 @@ patch_fallback(PGconn *c, struct pool *p, struct item *it, struct dd_stream_writ
 	int r;
 
 	it->patch_fallbacks++;
-	if (list)
+	if (list && !it->counted)
 		r = write_marked(c, p, it, w, sg, s, s, n, sm, why);
 	else
 		r = write_changed(c, p, it, w, sg, s, s, n, sm, why);
@@ -1415,8 +1515,8 @@ plan_segments(const struct item *it, struct seg *sg, size_t n, size_t *same, siz
 		else if (sg[i].changed > 0 && sg[i].changed * MARKERS_RATIO <= sg[i].now && (uint64_t)sg[i].now == sg[i].rows &&
 			 sg[i].ntid == (uint64_t)sg[i].changed) /* a patch keeps the count: no insert or delete */
 			sg[i].how = SEG_PATCH, ++*marked;
-		else if (list && sg[i].changed * MARKERS_RATIO <= sg[i].now)
-			sg[i].how = SEG_MARKERS, ++*marked;
+		else if (list && !it->counted && sg[i].changed * MARKERS_RATIO <= sg[i].now)
+			sg[i].how = SEG_MARKERS, ++*marked; /* (its checks need the segment's count) */
 		else
 			sg[i].how = SEG_RANGE;
 		if (sg[i].how != SEG_RANGE)
@@ -1495,12 +1595,18 @@ copy_ranges(PGconn *c, struct pool *p, struct item *it)
 			goto out;
 		}
 	}
+	if (it->counted && it->rows != it->count) {
+		why = dd_asprintf("%" PRIu64 " rows written, the table has %" PRIu64 " (a row deleted, or a key moved, "
+				  "that the statistics did not show)", it->rows, it->count);
+		goto out;
+	}
 	rc = end_stream(it, w, &sm);
 	w = NULL;
 	if (rc == 0)
 		dd_debug("incremental: %s: %zu of %zu key ranges unchanged, %zu merged from markers, %zu read; "
-			 "%zu merged from their changed rows alone, %zu could not be", it->table, same, n, marked,
-			 n - same - marked, it->patched, it->patch_fallbacks);
+			 "%zu merged from their changed rows alone, %zu could not be%s", it->table, same, n, marked,
+			 n - same - marked, it->patched, it->patch_fallbacks,
+			 it->counted ? "; rows counted for the whole table" : "");
 out:
 	if (w)
 		dd_stream_abort(w);
@@ -2647,6 +2753,7 @@ plan_ranges(const struct snap *s, struct item *it)
 	 */
 	if (!s->incr_now.standby && c->ins >= a->ins && c->upd >= a->upd && c->del >= a->del)
 		it->few_changed = ((c->ins - a->ins) + (c->upd - a->upd) + (c->del - a->del)) * MARKERS_RATIO <= a->rows;
+	it->no_deletes = it->few_changed && c->del == a->del;
 	return NULL;
 }
 
