@@ -1532,7 +1532,8 @@ plan_segments(const struct item *it, struct seg *sg, size_t n, size_t *same, siz
  * (dd_stream_write_previous: the chunks a full write gives), merge those
  * with few changed rows from markers (write_marked), COPY the other
  * changed key ranges. 0 done, 1 read it whole (a -v line says why,
- * nothing written), -1 failed.
+ * nothing written), 2 the table's count was not the rows written
+ * (detect_counted: try again with each range counted), -1 failed.
  */
 static int
 copy_ranges(PGconn *c, struct pool *p, struct item *it)
@@ -1596,8 +1597,10 @@ copy_ranges(PGconn *c, struct pool *p, struct item *it)
 		}
 	}
 	if (it->counted && it->rows != it->count) {
-		why = dd_asprintf("%" PRIu64 " rows written, the table has %" PRIu64 " (a row deleted, or a key moved, "
-				  "that the statistics did not show)", it->rows, it->count);
+		dd_debug("incremental: %s: %" PRIu64 " rows written, the table has %" PRIu64 " (a row deleted, or a key "
+			 "moved, that the statistics did not show): each key range counted now", it->table, it->rows,
+			 it->count);
+		rc = 2;
 		goto out;
 	}
 	rc = end_stream(it, w, &sm);
@@ -1610,9 +1613,12 @@ copy_ranges(PGconn *c, struct pool *p, struct item *it)
 out:
 	if (w)
 		dd_stream_abort(w);
-	if (rc == 1) {
+	if (rc == 1)
 		dd_debug("incremental: %s read whole: %s", it->table, why ? why : "");
+	if (rc >= 1) {
 		restart_item(p, it);
+		it->counted = 0;
+		it->patched = it->patch_fallbacks = 0;
 	}
 	dd_buf_release(&sm.key);
 	free(tids.v);
@@ -1626,9 +1632,13 @@ copy_one(PGconn *c, struct pool *p, struct item *it)
 {
 	struct dd_stream_writer *w = NULL;
 	struct sampler sm = { 0 };
-	int rc = -1, r;
+	int rc = -1, r = 1;
 
-	if (it->prec && (r = copy_ranges(c, p, it)) != 1) /* 0 done, -1 failed; 1: read it whole */
+	if (it->prec && (r = copy_ranges(c, p, it)) == 2) { /* once more, counting each key range */
+		it->no_deletes = 0;
+		r = copy_ranges(c, p, it);
+	}
+	if (it->prec && r != 1) /* 0 done, -1 failed; 1: read it whole */
 		return r < 0 ? dd_error_wrap("dumping %s", it->table) : r;
 	rec_reset(it);
 	it->rows = 0;
