@@ -1391,7 +1391,7 @@ patch_write(struct pool *p, struct item *it, struct dd_stream_writer *w, const s
 		size_t len = pt->at[x + j + 1] - pt->at[x + j];
 		if (pt->match[j][0] > at && (r = dd_stream_write_previous(w, at, pt->match[j][0] - at)) != 0)
 			return r;
-		if (dd_stream_write(w, pt->buf.ptr + pt->at[x + j], len) < 0)
+		if (dd_stream_write_replacing(w, pt->buf.ptr + pt->at[x + j], len, pt->match[j][0], pt->match[j][1]) < 0)
 			return -1;
 		sm->off += (pt->match[j][0] - at) + len;
 		at = pt->match[j][0] + pt->match[j][1];
