@@ -2641,6 +2641,14 @@ queue_table_data(struct snap *s)
 		query_hash(it);
 		it->warn_no_pk = r->pk == NULL;
 		it->prev = s->o->prev ? dd_snapshot_find(s->o->prev, it->stream) : NULL;
+		/*
+		 * Its COPY text last time, when known: a better guess of this one
+		 * than the heap's size (TOAST left out: a table of bytea came
+		 * last, alone, in the scattered snapshot), for the order of the
+		 * queue (largest first) and the ETA (which counts COPY bytes).
+		 */
+		if (it->prev && dd_stream_size(it->prev) > 0)
+			it->est = (int64_t)dd_stream_size(it->prev);
 		if (r->keys && r->pk && parse_keys(it, r->keys) < 0)
 			dd_debug("incremental: %s: key columns not understood: %s", r->qname, r->keys);
 		if (it->nkeys) {
@@ -2650,7 +2658,7 @@ queue_table_data(struct snap *s)
 		it->rec = s->have_now ? (struct dd_pg_incr_table *)dd_pg_incr_find(&s->incr_now, it->stream) : NULL;
 		if (it->rec)
 			memcpy(it->rec->query, it->query, sizeof(it->query));
-		s->pool.total_est += r->est;
+		s->pool.total_est += it->est;
 	}
 	s->stats->tables = s->nitems;
 	if (!(res = dd_pg_query(s->c, "SELECT count(*) FROM pg_largeobject_metadata", 0, NULL)))
