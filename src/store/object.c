@@ -139,8 +139,15 @@ compress_planned(ZSTD_CCtx *zc, void *dst, size_t cap, const uint8_t *bplain, si
 		lit += (size_t)(b - a) - ml; /* the part after the base */
 		pos += (size_t)(b - a) - ml;
 	}
-	if (pos != len || matched < len / 2)
-		goto out; /* not a chunk mostly made of its base: the match search does better */
+	/*
+	 * Literals are only entropy-coded here; the match search also finds
+	 * repeats among them (rows read by a range, bytes from beyond the
+	 * base): measured at scale 10, ten clustered ranges per table added
+	 * 0.23 MiB from plans against 0.14 MiB from the search. So a plan is
+	 * kept for chunks that are their base but for a few bytes.
+	 */
+	if (pos != len || (len - matched) * 32 > len)
+		goto out;
 	ZSTD_CCtx_reset(zc, ZSTD_reset_session_and_parameters);
 	if (ZSTD_isError(ZSTD_CCtx_setParameter(zc, ZSTD_c_compressionLevel, level)) ||
 	    ZSTD_isError(ZSTD_CCtx_setParameter(zc, ZSTD_c_windowLog, (int)wlog)) ||
