@@ -1254,7 +1254,7 @@ out:
  */
 #define PATCH_ROWS 4096              /* changed rows per COPY, at most */
 #define PATCH_BYTES (16 * 1024 * 1024) /* previous bytes of its segments, at most (one COPY still per segment) */
-#define PATCH_BUF (64 * 1024 * 1024) /* a batch's rows, buffered, beyond which its segments are merged from markers */
+#define PATCH_BUF (16 * 1024 * 1024) /* a batch's rows, buffered, beyond which its segments are merged from markers */
 
 /* A batch's changed rows, buffered: row r is buf[at[r] .. at[r + 1]) (through its '\n'). */
 struct patch {
