@@ -113,6 +113,11 @@ struct item {
 	struct dd_pg_incr_table *rec;         /* this table in the new record (rows, size, samples), or NULL */
 	const struct dd_pg_incr_table *prec;  /* in the previous one, when its changed ranges may be read alone */
 	uint64_t xid_lo, xid_span;            /* a row is changed when age(xmin) <= age(xid_lo); span: xids since */
+	int few_changed;      /* the counters say at most 1 row in MARKERS_RATIO changed: detect collects their tids */
+	int no_deletes;       /* and none deleted: one count for the whole table will do (detect_counted) */
+	int counted;          /* copy_ranges: segments' counts assumed (detect_counted), the table's checked at its end */
+	uint64_t count;       /* then: the table's rows now */
+	size_t patched, patch_fallbacks;      /* segments merged from their changed rows alone, and those that could not be */
 	/* results: rows by the worker that ran it (read after the join); bytes and state under w.lock */
 	uint64_t rows, bytes;
 	int state;            /* 0 queued, 1 running, 2 done */
@@ -419,8 +424,25 @@ rec_reset(struct item *it)
 struct seg {
 	uint64_t off, len, ord, rows;
 	int64_t now, changed;
-	int how;              /* SEG_SAME, SEG_MARKERS, SEG_RANGE (copy_ranges) */
+	int how;              /* SEG_SAME, SEG_PATCH, SEG_MARKERS, SEG_RANGE (copy_ranges) */
+	size_t tid0, ntid;    /* its changed rows' tids: tids.v[tid0 .. tid0 + ntid) (detect) */
 };
+
+/*
+ * The changed rows' tids (detect, when it->few_changed), sorted by
+ * segment: write_patched fetches exactly these rows. At most MAX_TIDS are
+ * kept (12 bytes each); past that none are, and the markers merge does.
+ */
+struct tid {
+	uint32_t seg, blk;
+	uint16_t off;
+};
+struct tids {
+	struct tid *v;
+	size_t n, cap;
+	int dropped;
+};
+#define MAX_TIDS ((size_t)1 << 20)
 
 /* A COPY text field's value (backslash escapes undone). */
 static void
@@ -560,56 +582,255 @@ bucket_expr(const struct item *it, size_t nbounds, struct dd_buf *expr, struct d
 	free(lits);
 }
 
+/* "(blk,off)" (tid's text) into t; 0, or -1 when it is not one. */
+static int
+parse_tid(const char *s, struct tid *t)
+{
+	char *e;
+	unsigned long blk, off;
+
+	if (*s++ != '(')
+		return -1;
+	blk = strtoul(s, &e, 10);
+	if (e == s || *e != ',' || blk > UINT32_MAX)
+		return -1;
+	s = e + 1;
+	off = strtoul(s, &e, 10);
+	if (e == s || *e != ')' || e[1] || off > UINT16_MAX)
+		return -1;
+	t->blk = (uint32_t)blk;
+	t->off = (uint16_t)off;
+	return 0;
+}
+
+static int
+cmp_tid_seg(const void *a, const void *b)
+{
+	const struct tid *x = a, *y = b;
+
+	return x->seg < y->seg ? -1 : x->seg > y->seg;
+}
+
+/*
+ * One result row of the detection query: segment, then either count(*)
+ * and the changed count, or (with tids) the tid of one changed row or
+ * NULL, and count(*). 0, or -1 (*why) for a row that is not one.
+ */
+static int
+detect_row(const PGresult *res, struct seg *sg, size_t n, struct tids *t, char **why)
+{
+	long b = strtol(PQgetvalue(res, 0, 0), NULL, 10);
+	long long cnt = strtoll(PQgetvalue(res, 0, 2), NULL, 10);
+	struct tid one;
+
+	if (b < 0 || (size_t)b >= n) {
+		*why = dd_strdup("a segment out of range");
+		return -1;
+	}
+	sg[b].now += cnt;
+	if (!t) {
+		sg[b].changed += strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+		return 0;
+	}
+	if (PQgetisnull(res, 0, 1))
+		return 0;
+	sg[b].changed += cnt;
+	if (cnt != 1 || parse_tid(PQgetvalue(res, 0, 1), &one) < 0) {
+		*why = dd_strdup("the detection query returned an unexpected tid");
+		return -1;
+	}
+	if (t->dropped)
+		return 0;
+	if (t->n == MAX_TIDS) { /* too many to keep: the markers merge reads them */
+		t->dropped = 1;
+		free(t->v);
+		t->v = NULL;
+		t->n = t->cap = 0;
+		return 0;
+	}
+	if (t->n == t->cap) {
+		t->cap = t->cap ? 2 * t->cap : 1024;
+		t->v = dd_realloc(t->v, t->cap * sizeof(*t->v));
+	}
+	one.seg = (uint32_t)b;
+	t->v[t->n++] = one;
+	return 0;
+}
+
+/* Run the detection query, one result row at a time (a row per changed row with tids). 0, 1 (*why), -1. */
+static int
+detect_query(PGconn *c, const char *sql, const char *param, struct seg *sg, size_t n, struct tids *t, char **why)
+{
+	const char *params[1] = { param };
+	PGresult *res;
+	int failed = 0;
+
+	if (!PQsendQueryParams(c, sql, param ? 1 : 0, NULL, params, NULL, NULL, 0))
+		return dd_pg_error(c, NULL);
+	PQsetSingleRowMode(c);
+	while ((res = PQgetResult(c))) {
+		ExecStatusType st = PQresultStatus(res);
+		if (st == PGRES_SINGLE_TUPLE && !failed && !*why && PQnfields(res) == 3)
+			detect_row(res, sg, n, t, why);
+		else if (st != PGRES_SINGLE_TUPLE && st != PGRES_TUPLES_OK && !failed) {
+			failed = 1;
+			dd_pg_error(c, res);
+		}
+		PQclear(res);
+	}
+	if (failed && !*why) {
+		*why = dd_asprintf("the detection query failed: %s", dd_error_last());
+		dd_error_clear();
+	}
+	return *why ? 1 : 0;
+}
+
+/* Add "<seg>(<blk>,<off>)..." (detect_counted) to sg and t. 0, or -1 (*why). */
+static int
+counted_tids(const char *s, struct seg *sg, size_t n, struct tids *t, char **why)
+{
+	while (*s) {
+		char *e, tid[32];
+		unsigned long b = strtoul(s, &e, 10);
+		const char *close = e != s && *e == '(' ? strchr(e, ')') : NULL;
+		struct tid one;
+		if (!close || b >= n || (size_t)(close + 1 - e) >= sizeof(tid)) {
+			*why = dd_strdup("the detection query returned an unexpected tid");
+			return -1;
+		}
+		memcpy(tid, e, (size_t)(close + 1 - e));
+		tid[close + 1 - e] = '\0';
+		if (parse_tid(tid, &one) < 0) {
+			*why = dd_strdup("the detection query returned an unexpected tid");
+			return -1;
+		}
+		one.seg = (uint32_t)b;
+		sg[b].changed++;
+		if (t->n == t->cap) {
+			t->cap = t->cap ? 2 * t->cap : 1024;
+			t->v = dd_realloc(t->v, t->cap * sizeof(*t->v));
+		}
+		t->v[t->n++] = one;
+		s = close + 1;
+	}
+	return 0;
+}
+
+/*
+ * detect() for a table whose counters say few rows changed and none were
+ * deleted: one plain aggregate over a sequential scan, the table's rows
+ * now and the segment and tid of each changed row (the segment computed
+ * for those alone), with no group per segment: that grouping (a hash
+ * lookup per row) cost twice the scan itself on pgbench_accounts. Each
+ * segment's count is then assumed to be its previous count (it->counted):
+ * a segment without changed rows is carried over, a patch finds every
+ * previous row but those replaced, a range is read without a count to
+ * compare. Each writes at least the rows its key range holds now (a
+ * previous row deleted or moved away is still written), so the table's
+ * rows written equal its count exactly when every segment's are exact;
+ * copy_ranges checks that before the stream ends, and reads the table
+ * whole when the counters did not tell a delete. 0, 1 (*why), -1.
+ */
+static int
+detect_counted(PGconn *c, struct item *it, struct seg *sg, size_t n, struct tids *t, char **why)
+{
+	struct dd_buf expr = DD_BUF_INIT, arr = DD_BUF_INIT;
+	const char *params[1];
+	char *sql, *changed = dd_asprintf("age(xmin) <= (SELECT age('%" PRIu64 "'::xid))", it->xid_lo);
+	PGresult *res = NULL;
+	int rc = 1;
+
+	bucket_expr(it, n - 1, &expr, &arr);
+	params[0] = dd_buf_cstr(&arr);
+	/* more changed rows than kept: no list (the aggregate is made all the same; the counters were wrong) */
+	sql = dd_asprintf("SELECT count(*), CASE WHEN count(*) FILTER (WHERE %s) <= %zu THEN coalesce(string_agg((%s)::text"
+			  " || ctid::text, '') FILTER (WHERE %s), '') END FROM ONLY %s", changed, MAX_TIDS,
+			  dd_buf_cstr(&expr), changed, it->qtable);
+	if (dd_pg_exec(c, "SAVEPOINT dd_ranges; SET LOCAL jit = off") < 0) {
+		rc = -1;
+	} else if (!(res = dd_pg_query(c, sql, arr.len > 0, params))) {
+		*why = dd_asprintf("the detection query failed: %s", dd_error_last());
+		dd_error_clear();
+	} else if (PQntuples(res) != 1 || PQgetisnull(res, 0, 1)) {
+		*why = dd_strdup("more rows changed than the statistics said");
+	} else if (counted_tids(PQgetvalue(res, 0, 1), sg, n, t, why) == 0) {
+		it->count = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
+		it->counted = 1;
+		for (size_t k = 0; k < n; k++)
+			sg[k].now = (int64_t)sg[k].rows;
+		rc = 0;
+	}
+	PQclear(res);
+	if (rc >= 0 && dd_pg_exec(c, "ROLLBACK TO SAVEPOINT dd_ranges; RELEASE SAVEPOINT dd_ranges") < 0)
+		rc = -1;
+	free(sql);
+	free(changed);
+	dd_buf_release(&expr);
+	dd_buf_release(&arr);
+	return rc;
+}
+
 /*
  * One scan: per segment, the rows now and those whose xmin is not older
  * than the previous snapshot's xmin (inserted or updated since, or maybe
- * visible to it already: counted as changed, the safe side). In a
+ * visible to it already: counted as changed, the safe side). With `t`
+ * (few rows changed, by the counters), also each changed row's tid: one
+ * group per changed row, one per segment for the others, so the scan
+ * that counts also tells write_patched which rows to fetch (the markers
+ * query, an index-order scan of every row, is then not needed). In a
  * savepoint, rolled back after (the query writes nothing): a key type
  * without the operators needed reads the table whole, and JIT is off for
  * it alone (compiling the CASEs of 800 bounds cost 5-12 s of server CPU,
  * the scan 0.5-1.4 s). 0, 1 (read it whole: *why), -1.
  */
 static int
-detect(PGconn *c, struct item *it, struct seg *sg, size_t n, char **why)
+detect(PGconn *c, struct item *it, struct seg *sg, size_t n, struct tids *t, char **why)
 {
 	struct dd_buf expr = DD_BUF_INIT, arr = DD_BUF_INIT;
-	const char *params[1];
 	char *sql;
-	PGresult *res;
-	int rc = 1;
+	int rc;
 
+	if (t && it->no_deletes) {
+		if ((rc = detect_counted(c, it, sg, n, t, why)) != 1)
+			goto sort;
+		dd_debug("incremental: %s: %s: counted by key range", it->table, *why); /* the counters were wrong */
+		free(*why);
+		*why = NULL;
+		it->counted = 0;
+		t->n = 0;
+		for (size_t k = 0; k < n; k++)
+			sg[k].now = sg[k].changed = 0;
+	}
 	bucket_expr(it, n - 1, &expr, &arr);
-	params[0] = dd_buf_cstr(&arr);
 	/*
 	 * Changed: xmin not older than the previous xmin, by age()
 	 * (wraparound-aware int4 arithmetic against one value fixed for the
 	 * transaction, newer than every visible xmin; a special xid is INT_MAX
 	 * old), which costs no text conversion per row.
 	 */
-	sql = dd_asprintf("SELECT %s, count(*), count(*) FILTER (WHERE age(xmin) <= (SELECT age('%" PRIu64
-			  "'::xid))) FROM ONLY %s GROUP BY 1", dd_buf_cstr(&expr), it->xid_lo, it->qtable);
-	if (dd_pg_exec(c, "SAVEPOINT dd_ranges; SET LOCAL jit = off") < 0) {
+	if (t)
+		sql = dd_asprintf("SELECT %s, CASE WHEN age(xmin) <= (SELECT age('%" PRIu64 "'::xid)) THEN ctid END, "
+				  "count(*) FROM ONLY %s GROUP BY 1, 2", dd_buf_cstr(&expr), it->xid_lo, it->qtable);
+	else
+		sql = dd_asprintf("SELECT %s, count(*) FILTER (WHERE age(xmin) <= (SELECT age('%" PRIu64
+				  "'::xid))), count(*) FROM ONLY %s GROUP BY 1", dd_buf_cstr(&expr), it->xid_lo, it->qtable);
+	if (dd_pg_exec(c, "SAVEPOINT dd_ranges; SET LOCAL jit = off") < 0)
 		rc = -1;
-	} else if (!(res = dd_pg_query(c, sql, arr.len > 0, params))) {
-		*why = dd_asprintf("the detection query failed: %s", dd_error_last());
-		dd_error_clear();
-	} else {
-		rc = 0;
-		for (int i = 0; i < PQntuples(res); i++) {
-			long b = strtol(PQgetvalue(res, i, 0), NULL, 10);
-			if (b < 0 || (size_t)b >= n) {
-				*why = dd_strdup("a segment out of range");
-				rc = 1;
-				break;
-			}
-			sg[b].now = strtoll(PQgetvalue(res, i, 1), NULL, 10);
-			sg[b].changed = strtoll(PQgetvalue(res, i, 2), NULL, 10);
-		}
-		PQclear(res);
-	}
+	else
+		rc = detect_query(c, sql, arr.len ? dd_buf_cstr(&arr) : NULL, sg, n, t, why);
 	if (rc >= 0 && dd_pg_exec(c, "ROLLBACK TO SAVEPOINT dd_ranges; RELEASE SAVEPOINT dd_ranges") < 0)
 		rc = -1;
 	free(sql);
+sort:
+	if (rc == 0 && t && !t->dropped) { /* each segment's tids, in a row */
+		qsort(t->v, t->n, sizeof(*t->v), cmp_tid_seg);
+		for (size_t k = 0; k < t->n; k++) {
+			struct seg *g = &sg[t->v[k].seg];
+			if (!g->ntid)
+				g->tid0 = k;
+			g->ntid++;
+		}
+	}
 	dd_buf_release(&expr);
 	dd_buf_release(&arr);
 	return rc;
@@ -673,7 +894,7 @@ write_changed(PGconn *c, struct pool *p, struct item *it, struct dd_stream_write
 		want += sg[k].now;
 	sql = dd_asprintf("COPY (SELECT %s FROM ONLY %s%s ORDER BY %s) TO STDOUT", it->sel, it->qtable, where, it->pk);
 	rc = copy_rows(c, p, it, w, sql, sm, &rows);
-	if (rc == 0 && (int64_t)rows != want) {
+	if (rc == 0 && !it->counted && (int64_t)rows != want) { /* counted: the table's count is checked at its end */
 		*why = dd_asprintf("range %zu-%zu has %" PRIu64 " rows, the detection counted %" PRId64, i, j, rows, want);
 		rc = 1;
 	}
@@ -751,6 +972,15 @@ struct walker {
 	const char *row;    /* in the writer's view of the previous chunk, or in `joined` (valid until the next call) */
 	size_t len;
 	struct dd_buf joined; /* a row that spans chunks, put together */
+	/*
+	 * keep_view: the walk alone reads the previous stream (patch_match:
+	 * nothing is written meanwhile, so no chunk the view points into is
+	 * dropped); the last view, [vat, vend) at vp, serves the next rows
+	 * without a lookup each.
+	 */
+	int keep_view;
+	const char *vp;
+	uint64_t vat, vend;
 };
 
 /* A chunk of the previous stream gone (DD_NOTFOUND): 1 with *why (read the table whole); else r. */
@@ -777,8 +1007,14 @@ walk_row(struct walker *k, char **why)
 		return 0;
 	dd_buf_clear(&k->joined);
 	for (;;) {
-		if ((r = dd_stream_previous_view(k->w, at, &p, &n)) != 0)
+		if (k->keep_view && k->vp && at >= k->vat && at < k->vend) {
+			p = k->vp + (at - k->vat);
+			n = (size_t)(k->vend - at);
+		} else if ((r = dd_stream_previous_view(k->w, at, &p, &n)) != 0) {
 			return gone(r, why) == 1 ? 2 : -1;
+		} else if (k->keep_view) {
+			k->vp = p, k->vat = at, k->vend = at + n;
+		}
 		if (n > k->end - at)
 			n = (size_t)(k->end - at);
 		if ((nl = memchr(p, '\n', n)))
@@ -989,6 +1225,257 @@ out:
 	return rc;
 }
 
+/*
+ * ---- patches: a changed segment merged from its changed rows alone (issue 19) ----
+ *
+ * With the changed rows' tids from the detection scan (detect), the server
+ * sends only those rows, as the full COPY writes them:
+ *   COPY (SELECT cols FROM ONLY t WHERE ctid = ANY ('{...}'::tid[]) ORDER BY pk)
+ * (a TID scan: no index-order scan of every row as the markers query
+ * makes, no output per unchanged row). In the snapshot's transaction a tid
+ * names the row version the detection saw (no vacuum removes what the
+ * snapshot sees; our ACCESS SHARE lock keeps VACUUM FULL and CLUSTER
+ * out). Why segment s's rows are then known, with equality of key bytes
+ * only: let P be its previous rows (a key range, in key order), X its c
+ * changed rows in key order, u = now - c its unchanged ones (U). Each row
+ * of U was in the previous snapshot with the same text (detect's proof),
+ * in the same segment (the segment is a function of the key), so U is in
+ * P. Walk P and X together: a previous row whose key bytes equal the next
+ * changed row's is that row's old version (keys are unique and print one
+ * way), which U cannot hold. If every changed row is matched so (no insert,
+ * no key moved into the segment) and the previous rows left are exactly u,
+ * they are U, and the segment is P with each matched row replaced by its
+ * changed row, in place: the full read's bytes. The changed rows come in
+ * key order and segments are key ranges, so segment s's are the next c
+ * rows of the batch. Anything else (an insert, a delete, a count, a row
+ * not at a segment's start) merges that segment from markers instead, or
+ * reads its range; a batch whose COPY does not return one row per tid
+ * does that for all its segments.
+ */
+#define PATCH_ROWS 4096              /* changed rows per COPY, at most */
+#define PATCH_BYTES (16 * 1024 * 1024) /* previous bytes of its segments, at most (one COPY still per segment) */
+#define PATCH_BUF (16 * 1024 * 1024) /* a batch's rows, buffered, beyond which its segments are merged from markers */
+
+/* A batch's changed rows, buffered: row r is buf[at[r] .. at[r + 1]) (through its '\n'). */
+struct patch {
+	struct dd_buf buf;
+	size_t *at, nrows, cap;
+	uint64_t (*match)[2]; /* per changed row of the segment being merged: its old version's offset and length */
+	struct dd_buf key;    /* row_key's scratch for a changed row's key */
+	int too_big;
+};
+
+/* The COPY of the changed rows of segments [a, b]: the rows buffered in pt. 0, 1 (too many bytes or rows), -1. */
+static int
+patch_fetch(PGconn *c, struct item *it, const struct seg *sg, size_t a, size_t b, const struct tids *t,
+	    struct patch *pt)
+{
+	struct dd_buf sql = DD_BUF_INIT;
+	PGresult *res = NULL;
+	char *row = NULL;
+	size_t want = 0;
+	int rc = -1, n;
+
+	dd_buf_printf(&sql, "COPY (SELECT %s FROM ONLY %s WHERE ctid = ANY ('{", it->sel, it->qtable);
+	for (size_t s = a; s <= b; s++)
+		for (size_t k = sg[s].tid0; k < sg[s].tid0 + sg[s].ntid; k++, want++)
+			dd_buf_printf(&sql, "%s\"(%" PRIu32 ",%u)\"", want ? "," : "", t->v[k].blk, (unsigned)t->v[k].off);
+	dd_buf_printf(&sql, "}'::tid[]) ORDER BY %s) TO STDOUT", it->pk);
+	dd_buf_clear(&pt->buf);
+	pt->nrows = 0;
+	pt->too_big = 0;
+	/* a TID scan, whatever the planner thinks of a few thousand tids against a sequential scan */
+	if (dd_pg_exec(c, "SAVEPOINT dd_patch; SET LOCAL enable_seqscan = off; SET LOCAL enable_indexscan = off;"
+			  "SET LOCAL enable_bitmapscan = off") < 0)
+		goto out;
+	res = PQexec(c, dd_buf_cstr(&sql));
+	if (PQresultStatus(res) != PGRES_COPY_OUT) {
+		copy_error(c, it, res);
+		goto out;
+	}
+	PQclear(res);
+	res = NULL;
+	while ((n = PQgetCopyData(c, &row, 0)) > 0) {
+		if (!pt->too_big && (pt->buf.len + (size_t)n > PATCH_BUF || pt->nrows == want))
+			pt->too_big = 1; /* drained; its segments are merged from markers */
+		if (!pt->too_big) {
+			if (pt->nrows + 1 >= pt->cap) {
+				pt->cap = pt->cap ? 2 * pt->cap : 1024;
+				pt->at = dd_realloc(pt->at, pt->cap * sizeof(*pt->at));
+			}
+			pt->at[pt->nrows++] = pt->buf.len;
+			dd_buf_put(&pt->buf, row, (size_t)n);
+		}
+		PQfreemem(row);
+		row = NULL;
+	}
+	if (n == -2) {
+		dd_pg_error(c, NULL);
+		goto out;
+	}
+	res = PQgetResult(c);
+	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+		copy_error(c, it, res);
+		goto out;
+	}
+	if (dd_pg_exec(c, "ROLLBACK TO SAVEPOINT dd_patch; RELEASE SAVEPOINT dd_patch") < 0)
+		goto out;
+	if (pt->nrows)
+		pt->at[pt->nrows] = pt->buf.len;
+	rc = pt->too_big || pt->nrows != want ? 1 : 0;
+out:
+	PQclear(res);
+	dd_buf_release(&sql);
+	return rc;
+}
+
+/*
+ * Segment s, whose changed rows are the batch's rows [x, x + sg[s].changed):
+ * find each one's old version in the previous rows (above). 0 (pt->match
+ * set), 2 (not so: merge the segment another way), 1 (*why: read the table
+ * whole), -1.
+ */
+static int
+patch_match(struct item *it, struct dd_stream_writer *w, const struct seg *sg, size_t s, struct patch *pt,
+	    size_t x, struct sampler *sm, char **why)
+{
+	struct walker k = { .w = w, .pos = sg[s].off, .end = sg[s].off + sg[s].len, .keep_view = 1 };
+	size_t c = (size_t)sg[s].changed, j = 0, blen;
+	const char *before, *xk = NULL, *f;
+	size_t xl = 0, flen;
+	int r;
+
+	if (k.pos && (r = dd_stream_previous_view(w, k.pos - 1, &before, &blen)) != 0)
+		return gone(r, why) == 1 ? 1 : -1;
+	if (k.pos && *before != '\n')
+		return 2; /* the markers merge says why, and reads the table whole */
+	pt->match = dd_realloc(pt->match, (c ? c : 1) * sizeof(*pt->match));
+	while ((r = walk_row(&k, why)) == 1) {
+		if (j == c)
+			continue;
+		if (!xk && row_key(it, pt->buf.ptr + pt->at[x + j], pt->at[x + j + 1] - pt->at[x + j] - 1, &pt->key, &xk,
+				   &xl) < 0) {
+			dd_buf_release(&k.joined);
+			return 2;
+		}
+		if (row_key(it, k.row, k.len - 1, &sm->key, &f, &flen) == 0 && flen == xl && !memcmp(f, xk, xl)) {
+			pt->match[j][0] = k.at;
+			pt->match[j][1] = k.len;
+			j++;
+			xk = NULL;
+		}
+	}
+	dd_buf_release(&k.joined);
+	if (r != 0)
+		return r == 2 ? 1 : -1;
+	/* every changed row replaces a previous one, and the previous rows left are the unchanged ones */
+	if (j != c || k.rows != sg[s].rows || (int64_t)(k.rows - c) != sg[s].now - sg[s].changed)
+		return 2;
+	return 0;
+}
+
+/* Segment s, matched (patch_match): its previous bytes with each changed row in its old version's place. */
+static int
+patch_write(struct pool *p, struct item *it, struct dd_stream_writer *w, const struct seg *sg, size_t s,
+	    const struct patch *pt, size_t x, struct sampler *sm)
+{
+	uint64_t at = sg[s].off, end = sg[s].off + sg[s].len, start = sm->off;
+	int r;
+
+	if (s && it->rec && it->nkeys && sm->off > 0) { /* its first row is the sample's, or that row's new version */
+		const struct dd_pg_incr_sample *ps = &it->prec->samples[s - 1];
+		dd_pg_incr_add_sample(it->rec, sm->off, sm->ord, ps->key, strlen(ps->key));
+		sm->last = sm->off;
+	}
+	for (size_t j = 0; j < (size_t)sg[s].changed; j++) {
+		size_t len = pt->at[x + j + 1] - pt->at[x + j];
+		if (pt->match[j][0] > at && (r = dd_stream_write_previous(w, at, pt->match[j][0] - at)) != 0)
+			return r;
+		if (dd_stream_write_replacing(w, pt->buf.ptr + pt->at[x + j], len, pt->match[j][0], pt->match[j][1]) < 0)
+			return -1;
+		sm->off += (pt->match[j][0] - at) + len;
+		at = pt->match[j][0] + pt->match[j][1];
+	}
+	if (end > at && (r = dd_stream_write_previous(w, at, end - at)) != 0)
+		return r;
+	sm->off += end - at;
+	count_bytes(p, it, (size_t)(sm->off - start));
+	sm->ord += (uint64_t)sg[s].now;
+	sm->hint = s; /* the next segment starts at the row of sample s */
+	it->rows += (uint64_t)sg[s].now;
+	return 0;
+}
+
+/* Segment s, not patched: from markers (or its range read, when the columns are not understood). */
+static int
+patch_fallback(PGconn *c, struct pool *p, struct item *it, struct dd_stream_writer *w, const struct seg *sg,
+	       size_t s, size_t n, struct sampler *sm, char **why)
+{
+	char *list = markers_list(it, "true");
+	int r;
+
+	it->patch_fallbacks++;
+	if (list && !it->counted)
+		r = write_marked(c, p, it, w, sg, s, s, n, sm, why);
+	else
+		r = write_changed(c, p, it, w, sg, s, s, n, sm, why);
+	free(list);
+	return r;
+}
+
+/* Segments [a, b] of one batch: their changed rows fetched, each segment patched or merged another way. */
+static int
+patch_batch(PGconn *c, struct pool *p, struct item *it, struct dd_stream_writer *w, const struct seg *sg,
+	    size_t a, size_t b, size_t n, const struct tids *t, struct patch *pt, struct sampler *sm, char **why)
+{
+	size_t x = 0;
+	int r = patch_fetch(c, it, sg, a, b, t, pt);
+
+	if (r < 0)
+		return -1;
+	for (size_t s = a; s <= b; s++) {
+		int m = r == 1 ? 2 : patch_match(it, w, sg, s, pt, x, sm, why);
+		if (m == 1 || m < 0)
+			return m;
+		if (m == 0) {
+			if ((m = patch_write(p, it, w, sg, s, pt, x, sm)) == DD_NOTFOUND)
+				return gone(m, why);
+			if (m < 0)
+				return -1;
+			it->patched++;
+		} else if ((m = patch_fallback(c, p, it, w, sg, s, n, sm, why)) != 0) {
+			return m;
+		}
+		x += (size_t)sg[s].changed;
+	}
+	if (dd_pg_workers_stopped(&p->w)) {
+		dd_error(dd_pg_interrupted() ? "interrupted" : "stopped");
+		return -1;
+	}
+	return 0;
+}
+
+/* Segments [i, j], changed, few rows of each, their tids known: patched in batches of PATCH_ROWS changed rows. */
+static int
+write_patched(PGconn *c, struct pool *p, struct item *it, struct dd_stream_writer *w, const struct seg *sg,
+	      size_t i, size_t j, size_t n, const struct tids *t, struct sampler *sm, char **why)
+{
+	struct patch pt = { .buf = DD_BUF_INIT, .key = DD_BUF_INIT };
+	int r = 0;
+
+	for (size_t a = i, b; a <= j && r == 0; a = b + 1) {
+		uint64_t rows = (uint64_t)sg[a].changed, bytes = sg[a].len;
+		for (b = a; b < j && rows + (uint64_t)sg[b + 1].changed <= PATCH_ROWS && bytes + sg[b + 1].len <= PATCH_BYTES; b++)
+			rows += (uint64_t)sg[b + 1].changed, bytes += sg[b + 1].len;
+		r = patch_batch(c, p, it, w, sg, a, b, n, t, &pt, sm, why);
+	}
+	dd_buf_release(&pt.buf);
+	dd_buf_release(&pt.key);
+	free(pt.at);
+	free(pt.match);
+	return r;
+}
+
 /* Forget what a first attempt at the table wrote (its stream aborted): it is read whole now. */
 static void
 restart_item(struct pool *p, struct item *it)
@@ -1000,7 +1487,7 @@ restart_item(struct pool *p, struct item *it)
 	it->rows = 0;
 }
 
-enum { SEG_SAME, SEG_MARKERS, SEG_RANGE };
+enum { SEG_SAME, SEG_PATCH, SEG_MARKERS, SEG_RANGE };
 
 /*
  * At most 1 row in MARKERS_RATIO changed: a changed segment's rows are
@@ -1011,8 +1498,9 @@ enum { SEG_SAME, SEG_MARKERS, SEG_RANGE };
 
 /*
  * How each segment is written; the bytes of the previous stream that are
- * carried over (unchanged segments) or merged (markers). Markers need a
- * column list markers_list() understands.
+ * carried over (unchanged segments) or merged (from its changed rows, or
+ * markers). Markers need a column list markers_list() understands; a
+ * patch needs its changed rows' tids (detect).
  */
 static uint64_t
 plan_segments(const struct item *it, struct seg *sg, size_t n, size_t *same, size_t *marked)
@@ -1024,8 +1512,11 @@ plan_segments(const struct item *it, struct seg *sg, size_t n, size_t *same, siz
 	for (size_t i = 0; i < n; i++) {
 		if (sg[i].changed == 0 && (uint64_t)sg[i].now == sg[i].rows)
 			sg[i].how = SEG_SAME, ++*same;
-		else if (list && sg[i].changed * MARKERS_RATIO <= sg[i].now)
-			sg[i].how = SEG_MARKERS, ++*marked;
+		else if (sg[i].changed > 0 && sg[i].changed * MARKERS_RATIO <= sg[i].now && (uint64_t)sg[i].now == sg[i].rows &&
+			 sg[i].ntid == (uint64_t)sg[i].changed) /* a patch keeps the count: no insert or delete */
+			sg[i].how = SEG_PATCH, ++*marked;
+		else if (list && !it->counted && sg[i].changed * MARKERS_RATIO <= sg[i].now)
+			sg[i].how = SEG_MARKERS, ++*marked; /* (its checks need the segment's count) */
 		else
 			sg[i].how = SEG_RANGE;
 		if (sg[i].how != SEG_RANGE)
@@ -1041,7 +1532,8 @@ plan_segments(const struct item *it, struct seg *sg, size_t n, size_t *same, siz
  * (dd_stream_write_previous: the chunks a full write gives), merge those
  * with few changed rows from markers (write_marked), COPY the other
  * changed key ranges. 0 done, 1 read it whole (a -v line says why,
- * nothing written), -1 failed.
+ * nothing written), 2 the table's count was not the rows written
+ * (detect_counted: try again with each range counted), -1 failed.
  */
 static int
 copy_ranges(PGconn *c, struct pool *p, struct item *it)
@@ -1052,6 +1544,7 @@ copy_ranges(PGconn *c, struct pool *p, struct item *it)
 	struct seg *sg = dd_calloc(n, sizeof(*sg));
 	struct dd_stream_writer *w = NULL;
 	struct sampler sm = { 0 };
+	struct tids tids = { 0 };
 	char *why = NULL;
 	int rc = 1, r;
 
@@ -1061,7 +1554,7 @@ copy_ranges(PGconn *c, struct pool *p, struct item *it)
 		sg[i].len = (i + 1 < n ? pt->samples[i].off : pt->size) - sg[i].off;
 		sg[i].rows = (i + 1 < n ? pt->samples[i].ord : pt->rows) - sg[i].ord;
 	}
-	if ((r = detect(c, it, sg, n, &why)) != 0) {
+	if ((r = detect(c, it, sg, n, it->few_changed ? &tids : NULL, &why)) != 0) {
 		rc = r;
 		goto out;
 	}
@@ -1088,6 +1581,8 @@ copy_ranges(PGconn *c, struct pool *p, struct item *it)
 			;
 		if (sg[i].how == SEG_SAME)
 			r = write_unchanged(p, it, w, sg, i, j, &sm);
+		else if (sg[i].how == SEG_PATCH)
+			r = write_patched(c, p, it, w, sg, i, j, n, &tids, &sm, &why);
 		else if (sg[i].how == SEG_MARKERS)
 			r = write_marked(c, p, it, w, sg, i, j, n, &sm, &why);
 		else
@@ -1101,19 +1596,32 @@ copy_ranges(PGconn *c, struct pool *p, struct item *it)
 			goto out;
 		}
 	}
+	if (it->counted && it->rows != it->count) {
+		dd_debug("incremental: %s: %" PRIu64 " rows written, the table has %" PRIu64 " (a row deleted, or a key "
+			 "moved, that the statistics did not show): each key range counted now", it->table, it->rows,
+			 it->count);
+		rc = 2;
+		goto out;
+	}
 	rc = end_stream(it, w, &sm);
 	w = NULL;
 	if (rc == 0)
-		dd_debug("incremental: %s: %zu of %zu key ranges unchanged, %zu merged from markers, %zu read", it->table,
-			 same, n, marked, n - same - marked);
+		dd_debug("incremental: %s: %zu of %zu key ranges unchanged, %zu merged from markers, %zu read; "
+			 "%zu merged from their changed rows alone, %zu could not be%s", it->table, same, n, marked,
+			 n - same - marked, it->patched, it->patch_fallbacks,
+			 it->counted ? "; rows counted for the whole table" : "");
 out:
 	if (w)
 		dd_stream_abort(w);
-	if (rc == 1) {
+	if (rc == 1)
 		dd_debug("incremental: %s read whole: %s", it->table, why ? why : "");
+	if (rc >= 1) {
 		restart_item(p, it);
+		it->counted = 0;
+		it->patched = it->patch_fallbacks = 0;
 	}
 	dd_buf_release(&sm.key);
+	free(tids.v);
 	free(why);
 	free(sg);
 	return rc;
@@ -1124,9 +1632,13 @@ copy_one(PGconn *c, struct pool *p, struct item *it)
 {
 	struct dd_stream_writer *w = NULL;
 	struct sampler sm = { 0 };
-	int rc = -1, r;
+	int rc = -1, r = 1;
 
-	if (it->prec && (r = copy_ranges(c, p, it)) != 1) /* 0 done, -1 failed; 1: read it whole */
+	if (it->prec && (r = copy_ranges(c, p, it)) == 2) { /* once more, counting each key range */
+		it->no_deletes = 0;
+		r = copy_ranges(c, p, it);
+	}
+	if (it->prec && r != 1) /* 0 done, -1 failed; 1: read it whole */
 		return r < 0 ? dd_error_wrap("dumping %s", it->table) : r;
 	rec_reset(it);
 	it->rows = 0;
@@ -2129,6 +2641,14 @@ queue_table_data(struct snap *s)
 		query_hash(it);
 		it->warn_no_pk = r->pk == NULL;
 		it->prev = s->o->prev ? dd_snapshot_find(s->o->prev, it->stream) : NULL;
+		/*
+		 * Its COPY text last time, when known: a better guess of this one
+		 * than the heap's size (TOAST left out: a table of bytea came
+		 * last, alone, in the scattered snapshot), for the order of the
+		 * queue (largest first) and the ETA (which counts COPY bytes).
+		 */
+		if (it->prev && dd_stream_size(it->prev) > 0)
+			it->est = (int64_t)dd_stream_size(it->prev);
 		if (r->keys && r->pk && parse_keys(it, r->keys) < 0)
 			dd_debug("incremental: %s: key columns not understood: %s", r->qname, r->keys);
 		if (it->nkeys) {
@@ -2138,7 +2658,7 @@ queue_table_data(struct snap *s)
 		it->rec = s->have_now ? (struct dd_pg_incr_table *)dd_pg_incr_find(&s->incr_now, it->stream) : NULL;
 		if (it->rec)
 			memcpy(it->rec->query, it->query, sizeof(it->query));
-		s->pool.total_est += r->est;
+		s->pool.total_est += it->est;
 	}
 	s->stats->tables = s->nitems;
 	if (!(res = dd_pg_query(s->c, "SELECT count(*) FROM pg_largeobject_metadata", 0, NULL)))
@@ -2243,6 +2763,15 @@ plan_ranges(const struct snap *s, struct item *it)
 	it->prec = a;
 	it->xid_lo = s->xid_lo;
 	it->xid_span = s->xid_span;
+	/*
+	 * Few rows changed by the statistics counters (a hint only: they may
+	 * lag or count rolled-back work; the detection's counts decide): the
+	 * detection also collects the changed rows' tids (write_patched). With
+	 * many, it would make a group per row for nothing.
+	 */
+	if (!s->incr_now.standby && c->ins >= a->ins && c->upd >= a->upd && c->del >= a->del)
+		it->few_changed = ((c->ins - a->ins) + (c->upd - a->upd) + (c->del - a->del)) * MARKERS_RATIO <= a->rows;
+	it->no_deletes = it->few_changed && c->del == a->del;
 	return NULL;
 }
 

@@ -115,11 +115,12 @@ int dd_store_get_cached(struct dd_store *st, const uint8_t id[32], size_t max_pl
  * as a delta object (FORMAT.md §4.3):
  * the base's plaintext `bplain` when the caller has it (read and checked
  * against its id already: splice.c), else from the cache only; its chain
- * within DD_DELTA_DEPTH_WRITE. Thread-safe.
+ * within DD_DELTA_DEPTH_WRITE. `plan` (may be NULL): where the chunk's
+ * bytes came from, for a delta made without a match search. Thread-safe.
  */
 int dd_store_put_data_delta(struct dd_store *st, const uint8_t id[32], const void *plain, size_t len,
-			    const struct dd_chunk_ref *base, const struct dd_buf *bplain, ZSTD_CCtx *zc, ZSTD_DCtx *zd,
-			    struct dd_buf *scratch, int *existed);
+			    const struct dd_chunk_ref *base, const struct dd_buf *bplain, const struct dd_delta_plan *plan,
+			    ZSTD_CCtx *zc, ZSTD_DCtx *zd, struct dd_buf *scratch, int *existed);
 /* The base of data object `id` when some place of it (index files: the store's or private) is a delta: 1, else 0. */
 int dd_store_delta_of(struct dd_store *st, const uint8_t id[32], struct dd_delta_ref *d);
 /*

@@ -77,6 +77,37 @@ int dd_object_seal_delta(struct dd_buf *out, const struct dd_keys *k, const uint
 int dd_object_seal_delta_level(struct dd_buf *out, const struct dd_keys *k, const uint8_t id[32], const uint8_t bid[32],
 			       const void *bplain, size_t blen, const void *plain, size_t len, ZSTD_CCtx *zc, int level);
 /*
+ * Where the bytes of a chunk came from, when the writer knows it (splice.c
+ * feeds previous bytes with their offsets): piece i is plain[at, at + len),
+ * copied from the previous stream at `prev` (DD_PIECE_NEW: new bytes).
+ * With the base's offset in the previous stream, a delta needs no match
+ * search: each copied piece inside the base is a zstd match into it.
+ */
+#define DD_PIECE_NEW UINT64_MAX
+struct dd_delta_piece {
+	uint64_t prev;
+	uint32_t at, len;
+	/*
+	 * New bytes that replace [old, old_end) of the previous version (0, 0:
+	 * none known): their common start and end with those are matches too.
+	 */
+	uint64_t old, old_end;
+};
+struct dd_delta_plan {
+	const struct dd_delta_piece *p;
+	size_t n;
+	uint64_t base_off; /* the base's offset in the previous stream */
+	ZSTD_DCtx *zd;     /* to check the frame made (decompressed against the base, compared), or NULL: no plan */
+};
+/*
+ * dd_object_seal_delta_level with `plan` (may be NULL): the frame is made
+ * from the plan's matches when it decodes to `plain` exactly, else as
+ * dd_object_seal_delta_level makes it. The same object format either way.
+ */
+int dd_object_seal_delta_plan(struct dd_buf *out, const struct dd_keys *k, const uint8_t id[32], const uint8_t bid[32],
+			      const void *bplain, size_t blen, const void *plain, size_t len, ZSTD_CCtx *zc, int level,
+			      const struct dd_delta_plan *plan);
+/*
  * Open delta object `obj` (id `id`) against base `bid` whose plaintext is
  * `bplain`; as dd_object_open (length bound, id recomputed). A delta made
  * against another base (id or length) is refused as damaged.

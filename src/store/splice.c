@@ -92,18 +92,26 @@ dd_snapshot_reuse_stream(struct dd_snapshot_writer *sw, const struct dd_stream_i
 /* A previous chunk's plaintext, fetched. */
 struct slot {
 	size_t k;           /* the previous chunk it holds; SIZE_MAX: none */
+	uint64_t used;      /* when it was used last (the splice's clock) */
 	struct dd_buf plain;
 };
+
+#define SLOTS 4
 
 struct dd_splice {
 	uint64_t *starts;   /* starts[k]: offset of previous chunk k; starts[nchunks] = its size */
 	/*
-	 * The last two previous chunks fetched: ranges come in order, and a
-	 * caller reading rows (dd_stream_previous_view) is at most one chunk
-	 * ahead of the ranges it appends, so each chunk is fetched once.
+	 * The last SLOTS previous chunks fetched, least recently used replaced
+	 * first: ranges come in order, and a caller reading rows
+	 * (dd_stream_previous_view) is at most about a segment (dump.c, 256 KiB
+	 * of rows) ahead of the ranges it appends, while the chunk being
+	 * written takes its delta base from the chunk its start came from
+	 * (dd_splice_plain): two slots made the walk of a segment push that
+	 * base out, and the chunk job read it again. So each chunk is fetched
+	 * once.
 	 */
-	struct slot slot[2];
-	int last;           /* the slot used last */
+	struct slot slot[SLOTS];
+	uint64_t clock;
 	ZSTD_DCtx *zd;
 	struct dd_splice_stats stats;
 };
@@ -114,7 +122,7 @@ dd_splice_free(struct dd_splice *sp)
 	if (!sp)
 		return;
 	free(sp->starts);
-	for (int i = 0; i < 2; i++)
+	for (int i = 0; i < SLOTS; i++)
 		dd_buf_release(&sp->slot[i].plain);
 	ZSTD_freeDCtx(sp->zd);
 	free(sp);
@@ -138,7 +146,8 @@ splice_get(struct dd_stream_writer *w, const struct dd_stream_info *prev, struct
 		at += prev->chunks[k].len;
 	}
 	sp->starts[prev->nchunks] = at;
-	sp->slot[0].k = sp->slot[1].k = SIZE_MAX;
+	for (int i = 0; i < SLOTS; i++)
+		sp->slot[i].k = SIZE_MAX;
 	sp->zd = ZSTD_createDCtx();
 	if (at != prev->size || !sp->zd) {
 		dd_splice_free(sp);
@@ -204,16 +213,20 @@ chunk_plain(struct dd_stream_writer *w, struct dd_splice *sp, const struct dd_st
 	struct slot *s;
 	int r;
 
-	for (int i = 0; i < 2; i++)
+	sp->clock++;
+	s = &sp->slot[0];
+	for (int i = 0; i < SLOTS; i++) {
 		if (sp->slot[i].k == k) {
-			sp->last = i;
+			sp->slot[i].used = sp->clock;
 			*out = &sp->slot[i].plain;
 			return 0;
 		}
+		if (sp->slot[i].used < s->used)
+			s = &sp->slot[i];
+	}
 	st = dd_snapshot_writer_store(dd_stream_snapshot_writer(w));
-	sp->last = !sp->last;
-	s = &sp->slot[sp->last];
 	s->k = SIZE_MAX;
+	s->used = sp->clock;
 	r = dd_store_get_object(st, DD_OBJ_DATA, ref->id, ref->len, &s->plain, sp->zd);
 	if (r == 0 && s->plain.len != ref->len)
 		r = dd_error("a chunk's length differs from the manifest");
@@ -246,7 +259,7 @@ feed_some(struct dd_stream_writer *w, struct dd_splice *sp, const struct dd_stre
 const struct dd_buf *
 dd_splice_plain(const struct dd_splice *sp, const struct dd_stream_info *prev, const struct dd_chunk_ref *ref)
 {
-	for (int i = 0; i < 2; i++) {
+	for (int i = 0; i < SLOTS; i++) {
 		size_t k = sp->slot[i].k;
 		if (k != SIZE_MAX && k < prev->nchunks && prev->chunks[k].len == ref->len &&
 		    !memcmp(prev->chunks[k].id, ref->id, 32))

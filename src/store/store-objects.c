@@ -330,8 +330,8 @@ chain_root_full(struct dd_store *st, const uint8_t id[32])
  */
 static int
 seal_delta(struct dd_store *st, const uint8_t id[32], const void *plain, size_t len, const struct dd_chunk_ref *b,
-	   const struct dd_buf *given, ZSTD_CCtx *zc, ZSTD_DCtx *zd, struct dd_buf *obj, struct dd_delta_ref *d,
-	   size_t *bfull)
+	   const struct dd_buf *given, const struct dd_delta_plan *plan, ZSTD_CCtx *zc, ZSTD_DCtx *zd,
+	   struct dd_buf *obj, struct dd_delta_ref *d, size_t *bfull)
 {
 	struct dd_buf bplain = DD_BUF_INIT;
 	const struct dd_buf *base = &bplain;
@@ -355,8 +355,8 @@ seal_delta(struct dd_store *st, const uint8_t id[32], const void *plain, size_t 
 	}
 	memcpy(d->base, b->id, 32);
 	d->base_len = b->len;
-	r = dd_object_seal_delta_level(obj, st->keys, id, b->id, base->ptr, base->len, plain, len, zc,
-				       st->zlevel) < 0 ? -1 : 1;
+	r = dd_object_seal_delta_plan(obj, st->keys, id, b->id, base->ptr, base->len, plain, len, zc, st->zlevel,
+				      plan) < 0 ? -1 : 1;
 out:
 	dd_buf_release(&bplain);
 	return r;
@@ -364,8 +364,8 @@ out:
 
 int
 dd_store_put_data_delta(struct dd_store *st, const uint8_t id[32], const void *plain, size_t len,
-			const struct dd_chunk_ref *base, const struct dd_buf *bplain, ZSTD_CCtx *zc, ZSTD_DCtx *zd,
-			struct dd_buf *scratch, int *existed)
+			const struct dd_chunk_ref *base, const struct dd_buf *bplain, const struct dd_delta_plan *plan,
+			ZSTD_CCtx *zc, ZSTD_DCtx *zd, struct dd_buf *scratch, int *existed)
 {
 	struct dd_buf full = DD_BUF_INIT, own = DD_BUF_INIT, *obj = scratch ? scratch : &own;
 	struct dd_delta_ref d;
@@ -380,7 +380,7 @@ dd_store_put_data_delta(struct dd_store *st, const uint8_t id[32], const void *p
 		rc = put_packed(st, id, plain, len, zc, obj, existed); /* what it does with an object it has */
 		goto out;
 	}
-	r = seal_delta(st, id, plain, len, base, bplain, zc, zd, obj, &d, &bfull);
+	r = seal_delta(st, id, plain, len, base, bplain, plan, zc, zd, obj, &d, &bfull);
 	if (r < 0) {
 		rc = -1;
 		goto out;

@@ -120,6 +120,13 @@ void dd_snapshot_set_meta(struct dd_snapshot_writer *sw, const char *key, const 
 /* Start a stream; names are unique within a snapshot. Thread-safe. */
 int dd_stream_begin(struct dd_stream_writer **out, struct dd_snapshot_writer *sw, const char *name);
 int dd_stream_write(struct dd_stream_writer *w, const void *data, size_t len);
+/*
+ * dd_stream_write() of new bytes that replace bytes [old, old + old_len) of
+ * the previous version (dd_stream_set_previous): an updated row in its old
+ * version's place. The same chunks; the hint lets a delta encode the new
+ * bytes as their differences from the old ones (object.h, delta plans).
+ */
+int dd_stream_write_replacing(struct dd_stream_writer *w, const void *data, size_t len, uint64_t old, uint64_t old_len);
 /* Attributes (rows, columns ...): part of the id. */
 void dd_stream_set_attr(struct dd_stream_writer *w, const char *key, const char *value);
 /* Wait until every chunk is stored and record the stream; frees w either way. */

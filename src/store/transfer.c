@@ -84,6 +84,19 @@ upload(struct dd_xfer *x)
 			x->rc = r;
 			goto out;
 		}
+	} else if (st->be->ops->caps & DD_BACKEND_CHEAP_EXISTS) {
+		/*
+		 * So is one the store has already, when asking costs a stat (a
+		 * folder store): a snapshot over a folder store otherwise hashed
+		 * every pack of the earlier snapshots again at each commit (their
+		 * index files are not known to be in the store: no record is kept
+		 * for it). Not there, or no answer: the upload below says what fails.
+		 */
+		if (st->be->ops->exists(st->be, x->name) == 1) {
+			x->rc = DD_EXISTS;
+			goto out;
+		}
+		dd_error_clear();
 	}
 	if (!have) {
 		x->rc = dd_error("%s is in neither the local cache nor the store %s", x->name, st->url);

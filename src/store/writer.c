@@ -41,6 +41,9 @@ struct chunk_job {
 	struct dd_chunk_ref dbase; /* a delta base: the previous version's chunk aligned with this one */
 	int has_base;
 	struct dd_buf bplain; /* its plaintext when splice.c had it fetched (empty: the job reads it) */
+	uint64_t base_off;    /* the base's offset in the previous version */
+	struct dd_delta_piece *pieces; /* where its bytes came from (the writer's, handed over) */
+	size_t npieces;
 };
 
 struct dd_snapshot_writer {
@@ -74,6 +77,15 @@ struct dd_stream_writer {
 	uint64_t *prev_ends; /* delta_pick(): where each chunk of prev ends (NULL: not computed yet) */
 	struct { uint64_t at, prev; } hint[4]; /* dd_stream_align_previous() hints not used yet, oldest first */
 	size_t nhints;
+	/*
+	 * Where the bytes of the chunk being filled came from (object.h: new, or
+	 * the previous version at an offset), with a previous version only: a
+	 * delta against its base is then made from these (compress_planned)
+	 * instead of a match search over the base.
+	 */
+	struct dd_delta_piece *pieces;
+	size_t npieces, cap_pieces;
+	uint64_t old, old_end; /* dd_stream_write_replacing's bytes being fed replace these (else 0, 0) */
 };
 
 /* "stream 'x' failed<how>", or for a detached writer (dd_content_begin) "content failed<how>"; returns -1. */
@@ -167,6 +179,7 @@ delta_pick(struct dd_stream_writer *w, struct chunk_job *j)
 		if (s < end && ov > best) {
 			best = ov;
 			j->dbase = p->chunks[i];
+			j->base_off = s;
 			j->has_base = 1;
 		}
 	}
@@ -183,9 +196,12 @@ chunk_run(struct dd_job *job, struct dd_worker *wk)
 	dd_id_compute(j->id, j->st->keys, j->data, j->len);
 	if (j->w->sw->flags & DD_SNAPSHOT_PRIVATE)
 		r = dd_store_put_private(j->st, j->id, j->data, j->len, wk->zc, &wk->scratch, &existed);
-	else if (j->has_base)
+	else if (j->has_base) {
+		struct dd_delta_plan plan = { j->pieces, j->npieces, j->base_off, wk->zd };
+		int known = j->npieces > 1 || (j->npieces == 1 && j->pieces[0].prev != DD_PIECE_NEW);
 		r = dd_store_put_data_delta(j->st, j->id, j->data, j->len, &j->dbase, j->bplain.len ? &j->bplain : NULL,
-					    wk->zc, wk->zd, &wk->scratch, &existed);
+					    known ? &plan : NULL, wk->zc, wk->zd, &wk->scratch, &existed);
+	}
 	else
 		r = dd_store_put_object(j->st, DD_OBJ_DATA, j->id, j->data, j->len, wk->zc, &wk->scratch, &existed);
 	if (r < 0) {
@@ -196,6 +212,9 @@ out:
 	dd_store_chunkbuf_put(j->st, j->data);
 	j->data = NULL;
 	dd_buf_release(&j->bplain);
+	free(j->pieces);
+	j->pieces = NULL;
+	j->npieces = 0;
 }
 
 int
@@ -355,6 +374,7 @@ harvest(struct dd_stream_writer *w, int all)
 		}
 		free(j->err);
 		dd_buf_release(&j->bplain);
+		free(j->pieces);
 		free(j);
 	}
 	return rc;
@@ -376,6 +396,10 @@ submit_chunk(struct dd_stream_writer *w)
 		if (bp)
 			dd_buf_put(&j->bplain, bp->ptr, bp->len);
 	}
+	j->pieces = w->pieces; /* handed over */
+	j->npieces = w->npieces;
+	w->pieces = NULL;
+	w->npieces = w->cap_pieces = 0;
 	w->buf = NULL;
 	w->buflen = 0;
 	if (w->tail)
@@ -386,14 +410,45 @@ submit_chunk(struct dd_stream_writer *w)
 	dd_pool_submit(w->sw->st->pool, &j->base);
 }
 
-/* Chunk bytes p[0..len) up to and including the first cut: *used bytes taken, *cut 1 when they ended a chunk. */
+/* The chunk being filled gets n bytes from `prev` (DD_PIECE_NEW: new ones) at its offset w->buflen. */
+static void
+add_piece(struct dd_stream_writer *w, uint64_t prev, size_t n, uint64_t old, uint64_t old_end)
+{
+	struct dd_delta_piece *l = w->npieces ? &w->pieces[w->npieces - 1] : NULL;
+
+	if (!w->prev.name || !n)
+		return;
+	if (l && !l->old_end && !old_end && (l->prev == DD_PIECE_NEW ? prev == DD_PIECE_NEW : prev == l->prev + l->len)) {
+		l->len += (uint32_t)n;
+		return;
+	}
+	if (w->npieces == w->cap_pieces) {
+		w->cap_pieces = w->cap_pieces ? 2 * w->cap_pieces : 64;
+		w->pieces = dd_realloc(w->pieces, w->cap_pieces * sizeof(*w->pieces));
+	}
+	w->pieces[w->npieces].prev = prev;
+	w->pieces[w->npieces].at = (uint32_t)w->buflen;
+	w->pieces[w->npieces].len = (uint32_t)n;
+	w->pieces[w->npieces].old = old;
+	w->pieces[w->npieces].old_end = old_end;
+	w->npieces++;
+}
+
+/*
+ * Chunk bytes p[0..len) (from the previous version at `prev`, or new:
+ * DD_PIECE_NEW) up to and including the first cut: *used bytes taken, *cut
+ * 1 when they ended a chunk.
+ */
 static int
-feed(struct dd_stream_writer *w, const uint8_t *p, size_t len, size_t *used, int *cut)
+feed(struct dd_stream_writer *w, const uint8_t *p, size_t len, uint64_t prev, size_t *used, int *cut)
 {
 	size_t n = dd_chunker_scan(&w->ch, p, len, cut);
 
 	if (!w->buf)
 		w->buf = dd_store_chunkbuf_get(w->sw->st);
+	add_piece(w, prev, n, w->old, w->old_end);
+	if (w->old_end)
+		w->old += n; /* the rest of new bytes lines up with the rest of the old ones, or nearly */
 	memcpy(w->buf + w->buflen, p, n);
 	w->buflen += n;
 	w->info.size += n;
@@ -415,6 +470,18 @@ check_failed(struct dd_stream_writer *w)
 }
 
 int
+dd_stream_write_replacing(struct dd_stream_writer *w, const void *data, size_t len, uint64_t old, uint64_t old_len)
+{
+	int r;
+
+	w->old = old;
+	w->old_end = old_len ? old + old_len : 0;
+	r = dd_stream_write(w, data, len);
+	w->old = w->old_end = 0;
+	return r;
+}
+
+int
 dd_stream_write(struct dd_stream_writer *w, const void *data, size_t len)
 {
 	const uint8_t *p = data;
@@ -424,7 +491,7 @@ dd_stream_write(struct dd_stream_writer *w, const void *data, size_t len)
 	while (len) {
 		size_t n;
 		int cut;
-		if (feed(w, p, len, &n, &cut) < 0)
+		if (feed(w, p, len, DD_PIECE_NEW, &n, &cut) < 0)
 			return -1;
 		p += n;
 		len -= n;
@@ -487,7 +554,7 @@ dd_stream_feed_previous(struct dd_stream_writer *w, const uint8_t *p, size_t len
 		w->prev_at = off;
 	else if (w->prev_at == UINT64_MAX)
 		w->prev_at = off >= w->buflen ? off - w->buflen : 0;
-	if (feed(w, p, len, used, &cut) < 0)
+	if (feed(w, p, len, off, used, &cut) < 0)
 		return -1;
 	if (cut)
 		w->prev_at = off + *used;
@@ -541,6 +608,7 @@ stream_free(struct dd_stream_writer *w)
 	dd_stream_info_clear(&w->prev);
 	dd_splice_free(w->splice);
 	free(w->prev_ends);
+	free(w->pieces);
 	dd_store_chunkbuf_put(w->sw->st, w->buf);
 	free(w);
 }

@@ -262,6 +262,55 @@ SQL
 	restores_exactly
 }
 
+# Scattered updates when the statistics say few rows changed: the detection scan returns the changed rows'
+# tids, and each range is its previous bytes with the changed rows (fetched by tid) in their old versions'
+# places. Its fallbacks: a row inserted at either side of a range's first key (that range is read), a key
+# moved to another range without a delete the counters show (the table's count differs: written again with
+# each range counted), and
+# deletes the counters show (each range counted: those with a delete are merged from markers, not patched).
+test_changed_rows_alone_and_their_fallbacks() {
+	setup_repo
+	psql_q "$DB" "CREATE TABLE ev (id int PRIMARY KEY, v text);
+		INSERT INTO ev SELECT 2 * i, repeat(md5(i::text), 3) FROM generate_series(1, 20000) i"
+	psql_q "$DB" "VACUUM ANALYZE ev"
+	snap
+	local keys k3 k5
+	keys=$(sample_keys ev)
+	k3=$(sed -n 3p <<<"$keys") k5=$(sed -n 5p <<<"$keys")
+	[ -n "$k5" ] || fail "fewer than 5 samples of ev"
+	tap_note "samples: $(paste -sd, - <<<"$keys")"
+	# updates only, one row in 150, the first and the last row of ranges among them
+	psql_q "$DB" "UPDATE ev SET v = 'scattered' WHERE id % 300 = 0 OR id IN ($k3, $k5 - 2, 2, 40000)"
+	snap
+	assert_contains "$V" "incremental: public.ev: 0 of "
+	assert_contains "$V" "merged from their changed rows alone, 0 could not be; rows counted for the whole table"
+	same_as_full "scattered updates, changed rows alone"
+	# rows inserted just before and just after a range's first key, with updates: those two ranges are read
+	psql_q "$DB" "INSERT INTO ev VALUES ($k3 - 1, 'before a bound'), ($k5 + 1, 'after a bound');
+		UPDATE ev SET v = 'again' WHERE id % 300 = 2"
+	snap
+	assert_contains "$V" "merged from their changed rows alone, 2 could not be; rows counted for the whole table"
+	assert_not_contains "$V" "read whole"
+	same_as_full "inserts at range bounds"
+	# a key moved to another range: its old range, carried over, still holds it, so the table's count differs;
+	# the table is written again with each range counted
+	psql_q "$DB" "UPDATE ev SET id = 40001 WHERE id = $k3 + 10; UPDATE ev SET v = 'moved' WHERE id % 300 = 4"
+	snap
+	assert_contains "$V" "rows written, the table has 20002 (a row deleted, or a key moved, that the statistics did not show): each key range counted now"
+	assert_contains "$V" "incremental: public.ev: "
+	assert_not_contains "$V" "read whole"
+	same_as_full "a key moved"
+	# deletes the counters show: every range counted; those with a delete are merged from markers
+	psql_q "$DB" "DELETE FROM ev WHERE id IN ($k3 + 20, $k5 + 20); UPDATE ev SET v = 'del' WHERE id % 300 = 6"
+	snap
+	assert_contains "$V" "incremental: public.ev: 0 of "
+	assert_contains "$V" "merged from their changed rows alone, 0 could not be"
+	assert_not_contains "$V" "rows counted for the whole table"
+	assert_not_contains "$V" "read whole"
+	same_as_full "deletes"
+	restores_exactly
+}
+
 # Anything the merge does not expect reads the table whole: here the record's bound of a range moved (a key
 # that stays in the previous range's bytes is asked for in the range before it).
 test_markers_mismatch_reads_the_table_whole() {

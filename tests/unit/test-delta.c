@@ -1,6 +1,7 @@
 /*
  * tests/unit/test-delta.c: delta objects (docs/FORMAT.md §4.3): sealing
- * and opening against a base (a wrong base is refused), pack headers and
+ * and opening against a base (a wrong base is refused), deltas made from
+ * a plan of where the chunk's bytes came from, pack headers and
  * index files carrying bases (hostile entries refused), the writer storing
  * scattered changes as deltas against the previous version of a stream
  * and reading them back, a missing base named, the writer's depth limit
@@ -99,6 +100,58 @@ object_delta_round_trip_and_wrong_base_refused(void **state)
 	dd_buf_release(&obj), dd_buf_release(&full), dd_buf_release(&out), dd_buf_release(&scratch);
 	free(base), free(cur);
 	dd_error_clear();
+}
+
+/*
+ * A delta made from its pieces (object.h, delta plans: where the chunk's
+ * bytes came from, no match search) opens to the chunk; a plan that does
+ * not describe the chunk (a piece misplaced by a byte, pieces that do not
+ * tile it) still gives a delta that opens to the chunk (the match search's).
+ */
+static void
+a_delta_plan_opens_to_the_chunk_and_a_wrong_one_is_not_kept(void **state)
+{
+	struct fx *f = *state;
+	struct dd_keys *k = f->st->keys;
+	size_t len = 300000, clen = len + 10, at = 100000;
+	uint8_t *base = malloc(len), *cur = malloc(clen), bid[32], id[32];
+	struct dd_buf obj = DD_BUF_INIT, searched = DD_BUF_INIT, out = DD_BUF_INIT;
+	ZSTD_DCtx *zd = ZSTD_createDCtx();
+	uint64_t off = 5000000; /* the base's offset in the previous stream */
+
+	fill_text(base, len, 3);
+	/* a row of 50 bytes at `at` replaced by one of 60 that differs in its middle */
+	memcpy(cur, base, at + 20);
+	memcpy(cur + at + 20, "0123456789ABCDEFGHIJ", 20);
+	memcpy(cur + at + 40, base + at + 30, len - at - 30);
+	dd_id_compute(bid, k, base, len);
+	dd_id_compute(id, k, cur, clen);
+	struct dd_delta_piece good[3] = {
+		{ .prev = off, .at = 0, .len = (uint32_t)at },
+		{ .prev = DD_PIECE_NEW, .at = (uint32_t)at, .len = 60, .old = off + at, .old_end = off + at + 50 },
+		{ .prev = off + at + 50, .at = (uint32_t)at + 60, .len = (uint32_t)(len - at - 50) },
+	};
+	struct dd_delta_plan plan = { good, 3, off, zd };
+	CHECK(dd_object_seal_delta_plan(&obj, k, id, bid, base, len, cur, clen, NULL, 1, &plan));
+	CHECK(dd_object_seal_delta(&searched, k, id, bid, base, len, cur, clen, NULL));
+	CHECK(dd_object_open_delta(&out, k, id, bid, base, len, obj.ptr, obj.len, clen, NULL));
+	assert_int_equal(out.len, clen);
+	assert_memory_equal(out.ptr, cur, clen);
+	assert_true(obj.len <= searched.len + 64); /* the changed bytes and little more */
+	/* a piece one byte off: its bytes are not the base's there, so no plan; the delta still opens */
+	good[2].prev++;
+	CHECK(dd_object_seal_delta_plan(&obj, k, id, bid, base, len, cur, clen, NULL, 1, &plan));
+	CHECK(dd_object_open_delta(&out, k, id, bid, base, len, obj.ptr, obj.len, clen, NULL));
+	assert_memory_equal(out.ptr, cur, clen);
+	/* pieces that do not tile the chunk */
+	good[2].prev--;
+	good[2].at++;
+	CHECK(dd_object_seal_delta_plan(&obj, k, id, bid, base, len, cur, clen, NULL, 1, &plan));
+	CHECK(dd_object_open_delta(&out, k, id, bid, base, len, obj.ptr, obj.len, clen, NULL));
+	assert_memory_equal(out.ptr, cur, clen);
+	dd_buf_release(&obj), dd_buf_release(&searched), dd_buf_release(&out);
+	ZSTD_freeDCtx(zd);
+	free(base), free(cur);
 }
 
 static void
@@ -498,6 +551,8 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(object_delta_round_trip_and_wrong_base_refused, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(a_delta_plan_opens_to_the_chunk_and_a_wrong_one_is_not_kept, fx_setup,
+						fx_teardown),
 		cmocka_unit_test(index_with_delta_entries_round_trips_and_hostile_entries_are_refused),
 		cmocka_unit_test_setup_teardown(scattered_changes_are_stored_as_deltas_and_read_back, fx_setup,
 						fx_teardown),
