@@ -287,8 +287,10 @@ test_interrupted_push_and_fetch_resume_with_only_the_rest() {
 	assert_contains "$ERR" "push: sent "
 	assert_eq "$landed" "$(already)" "the rerun found exactly the packs sent before the kill"
 	assert_eq $((NPACKS - landed + NINDEX + 1)) "$(moved)" "the rerun sent the rest: packs, index files, manifest"
-	# one listing of packs/ instead of a HEAD per pack: the puts, plus the config read, the manifest check, the listing
-	assert_eq $((NPACKS - landed + NINDEX + 1 + 3)) "$(requests)" "the rerun's requests: $ERR"
+	# one listing of packs/ instead of a HEAD per pack: the puts, plus the config read, the manifest check, the
+	# listing; and the store lock's 6 (issue 20): put ours, list locks/, read the killed push's (stale: its pid is
+	# gone), list index/ under the lock, check ours is still there before the manifest, delete ours
+	assert_eq $((NPACKS - landed + NINDEX + 1 + 3 + 6)) "$(requests)" "the rerun's requests: $ERR"
 	assert_eq "$(expected_keys)" "$(bucket_keys)" "the bucket differs from what the snapshot wrote"
 	expect_ok git dnadata push
 	assert_contains "$ERR" "push: nothing to transfer"
