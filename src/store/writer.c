@@ -209,9 +209,17 @@ dd_snapshot_begin_flags(struct dd_snapshot_writer **out, struct dd_store *st, in
 	 * A public snapshot lists the store's index files to reuse its objects:
 	 * a shared store lock from before that listing until its manifest is
 	 * durable, so `gc --store` never removes what it reuses (store-lock.h).
+	 * The index files are listed again under the lock, at once: chunks
+	 * adopted from the last snapshot (dd_store_adopt_chunk) are judged by
+	 * that listing, so a pack a gc removed before the lock is sent again
+	 * rather than trusted.
 	 */
 	if (!(flags & DD_SNAPSHOT_PRIVATE) && dd_store_lock_shared(st) < 0)
 		return -1;
+	if (!(flags & DD_SNAPSHOT_PRIVATE) && dd_store_index_refresh(st) < 0) {
+		dd_store_unlock_shared(st);
+		return -1;
+	}
 	sw = dd_calloc(1, sizeof(*sw));
 	sw->st = st;
 	sw->flags = flags;
