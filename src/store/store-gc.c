@@ -956,12 +956,14 @@ store_clock(struct sgc *g)
 
 int
 dd_store_gc(struct dd_store *st, const char *const *live, size_t nlive, const struct dd_store_gc_opts *o,
-	    struct dd_store_gc_result *res)
+	    struct dd_store_gc_result *res, struct dd_store_gc_uploads *up)
 {
 	struct sgc g = { .st = st, .o = o, .res = res };
 	int rc = -1;
 
 	memset(res, 0, sizeof(*res));
+	if (up)
+		memset(up, 0, sizeof(*up));
 	if (!dd_store_live(st)) {
 		dd_error("the store %s cannot be reached: gc works on the store itself", st->url);
 		goto out;
@@ -983,6 +985,9 @@ dd_store_gc(struct dd_store *st, const char *const *live, size_t nlive, const st
 	plan_index(&g);
 	if (!o->dry_run && act(&g) < 0)
 		goto out;
+	/* under the exclusive lock: no writer is resuming one of them (a dry run lists the same ones) */
+	if (up)
+		dd_store_gc_uploads(st, g.cutoff, o->dry_run, up);
 	rc = 0;
 out:
 	dd_store_unlock_all(st);
