@@ -508,12 +508,12 @@ dd_store_lock_shared(struct dd_store *st)
 	int said = 0, r;
 
 	if (!st->be || !dd_store_live(st))
-		return 0;
+		return 0; /* nothing counted: the caller must not unlock */
 	pthread_mutex_lock(&st->lockmu);
 	if (st->lock_kind) {
 		st->lock_count++;
 		pthread_mutex_unlock(&st->lockmu);
-		return 0;
+		return 1;
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (;;) {
@@ -545,7 +545,7 @@ dd_store_lock_shared(struct dd_store *st)
 	pthread_mutex_unlock(&st->lockmu);
 	if (r == DD_EUNREACHABLE && dd_store_gone(st, r))
 		return 0; /* unreachable: the writer goes on in the cache, listing nothing */
-	return r < 0 ? -1 : 0;
+	return r < 0 ? -1 : 1;
 }
 
 /* Remove the stale locks of s[0..n), one warning line each. */

@@ -66,7 +66,8 @@ void dd_store_lockrec_format(struct dd_buf *out, const struct dd_store_lockrec *
  * saying once who holds it, then fails with a hint. When the store's index
  * files were listed before the lock was taken, the next
  * dd_store_index_refresh() lists them again. No-op offline or on an
- * unreachable store. 0, -1.
+ * unreachable store. 1 (counted: call dd_store_unlock_shared() once), 0
+ * (no lock taken, nothing counted: do not unlock), -1.
  */
 int dd_store_lock_shared(struct dd_store *st);
 void dd_store_unlock_shared(struct dd_store *st);
