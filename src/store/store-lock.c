@@ -307,7 +307,7 @@ judge_lock(struct dd_store *st, const struct dd_backend_entry *e, int64_t now, s
 	return 0;
 }
 
-/* Every lock file but `own` (NULL: none), judged. 0, -1. */
+/* Every lock file but `own` (NULL: none), judged. 0, -1, DD_EUNREACHABLE (error set). */
 static int
 scan(struct dd_store *st, const char *own, struct seen **out, size_t *n)
 {
@@ -320,8 +320,10 @@ scan(struct dd_store *st, const char *own, struct seen **out, size_t *n)
 	*n = 0;
 	atomic_fetch_add(&st->requests, 1);
 	r = st->be->ops->list(st->be, "locks", &e, &ne);
-	if (r < 0)
-		return dd_error_wrap("listing the locks of the store %s", st->url);
+	if (r < 0) {
+		dd_error_wrap("listing the locks of the store %s", st->url);
+		return r == DD_EUNREACHABLE ? r : -1;
+	}
 	if (dd_store_now(st, &now) < 0) {
 		dd_backend_entries_free(e, ne);
 		return -1;
@@ -340,7 +342,7 @@ scan(struct dd_store *st, const char *own, struct seen **out, size_t *n)
 			free(*out);
 			*out = NULL;
 			dd_backend_entries_free(e, ne);
-			return -1;
+			return r == DD_EUNREACHABLE ? r : -1;
 		}
 		(*n)++;
 	}
@@ -458,7 +460,11 @@ blocker(const struct seen *s, size_t n, int kind)
 	return NULL;
 }
 
-/* One attempt: put ours, list, judge. 1 taken (name in `name`), 0 blocked (ours removed; *who set), -1. */
+/*
+ * One attempt: put ours, list, judge. 1 taken (name in `name`), 0 blocked
+ * (ours removed; *who set), -1, DD_EUNREACHABLE (the put or the listing
+ * after it: ours removed if the store still answers that).
+ */
 static int
 try_take(struct dd_store *st, int kind, char name[DD_OBJECT_NAME_SIZE], struct seen **s, size_t *n, char **who)
 {
@@ -469,9 +475,9 @@ try_take(struct dd_store *st, int kind, char name[DD_OBJECT_NAME_SIZE], struct s
 	*who = NULL;
 	if ((r = put_lock(st, kind, name)) < 0)
 		return r;
-	if (scan(st, name, s, n) < 0) {
+	if ((r = scan(st, name, s, n)) < 0) {
 		del_lock(st, name);
-		return -1;
+		return r;
 	}
 	b = blocker(*s, *n, kind);
 	if (!b)
