@@ -275,7 +275,13 @@ dd_store_now(struct dd_store *st, int64_t *now)
 	return 1;
 }
 
-/* Read and judge lock file `e` (not ours) against the store's clock `now`. 0, DD_NOTFOUND (gone since), -1. */
+/*
+ * Read and judge lock file `e` (not ours) against the store's clock `now`.
+ * One that cannot be fetched (an error other than not found and
+ * unreachable: too big, forbidden) is judged like one that does not open:
+ * unreadable, by its listed age, so no single bad file blocks every writer
+ * and gc for good. 0, DD_NOTFOUND (gone since), DD_EUNREACHABLE.
+ */
 static int
 judge_lock(struct dd_store *st, const struct dd_backend_entry *e, int64_t now, struct seen *s)
 {
@@ -289,12 +295,13 @@ judge_lock(struct dd_store *st, const struct dd_backend_entry *e, int64_t now, s
 	snprintf(s->name, sizeof(s->name), "%s", e->name);
 	atomic_fetch_add(&st->requests, 1);
 	r = st->be->ops->get(st->be, e->name, &obj);
-	if (r == DD_NOTFOUND || r < 0) {
+	if (r == DD_NOTFOUND || r == DD_EUNREACHABLE) {
 		dd_buf_release(&obj);
 		return r;
 	}
 	dd_hex_decode(id, 32, e->name + 6); /* checked by the caller */
-	if (dd_object_open(&plain, st->keys, DD_OBJ_LOCK, id, obj.ptr, obj.len, DD_STORE_LOCK_MAX, NULL) == 0 &&
+	if (r >= 0 &&
+	    dd_object_open(&plain, st->keys, DD_OBJ_LOCK, id, obj.ptr, obj.len, DD_STORE_LOCK_MAX, NULL) == 0 &&
 	    dd_store_lockrec_parse(&s->r, plain.ptr, plain.len) == 0)
 		s->readable = 1;
 	dd_error_clear();
@@ -350,10 +357,25 @@ scan(struct dd_store *st, const char *own, struct seen **out, size_t *n)
 	return 0;
 }
 
+/* "host h, pid 1, ..." or "an unreadable lock file locks/<id>" (one that does not fetch or open). */
 static char *
 seen_describe(const struct seen *s)
 {
-	return s->readable ? describe(&s->r) : dd_asprintf("%s (a lock file that does not open)", s->name);
+	return s->readable ? describe(&s->r) : dd_asprintf("an unreadable lock file %s", s->name);
+}
+
+/* What blocks a writer: "`gc --store` (host h, ...)", or the unreadable lock file. */
+static char *
+blocker_describe(const struct seen *s)
+{
+	char *who, *out;
+
+	if (!s->readable)
+		return seen_describe(s);
+	who = describe(&s->r);
+	out = dd_asprintf("`gc --store` (%s)", who);
+	free(who);
+	return out;
 }
 
 /* ---- holding: refresh thread ---- */
@@ -482,7 +504,7 @@ try_take(struct dd_store *st, int kind, char name[DD_OBJECT_NAME_SIZE], struct s
 	b = blocker(*s, *n, kind);
 	if (!b)
 		return 1;
-	*who = seen_describe(b);
+	*who = kind == DD_STORE_LOCK_SHARED ? blocker_describe(b) : seen_describe(b);
 	del_lock(st, name);
 	return 0;
 }
@@ -499,8 +521,8 @@ relist_after_lock(struct dd_store *st)
 static int
 wait_refused(struct dd_store *st, const char *who)
 {
-	dd_error("the store %s is locked by `gc --store` (%s)", st->url, who);
-	dd_hint("run this again once that gc has ended; a lock not refreshed for %d min is stale (`git dnadata gc "
+	dd_error("the store %s is locked by %s", st->url, who);
+	dd_hint("run this again once that lock is gone; a lock not refreshed for %d min is stale (`git dnadata gc "
 		"--store` removes it)", DD_STORE_LOCK_STALE / 60);
 	return -1;
 }
@@ -539,7 +561,7 @@ dd_store_lock_shared(struct dd_store *st)
 			break;
 		}
 		if (!said++)
-			dd_warn("the store %s is locked by `gc --store` (%s): waiting up to %lld s", st->url, who, bound);
+			dd_warn("the store %s is locked by %s: waiting up to %lld s", st->url, who, bound);
 		free(who);
 		sleep(bound < 2 ? 1 : 2);
 	}

@@ -204,6 +204,29 @@ stale_locks() {
 test_folder_stale_locks_are_removed_by_gc_and_fresh_ones_block_it() { stale_locks file; }
 test_s3_stale_locks_are_removed_by_gc_and_fresh_ones_block_it() { stale_locks s3; }
 
+# A lock file that cannot be fetched (here too big for the folder store to read: a sparse 600 MiB file) is an
+# unreadable lock judged by its listed age: fresh, it blocks writers and gc, named as what it is; 31 min later by
+# the store's clock gc removes it with one line, rather than every writer and gc failing until it is removed by hand.
+test_a_lock_file_that_cannot_be_fetched_is_judged_by_its_age() {
+	setup file
+	expect_ok git dnadata snapshot
+	local name
+	name=locks/$(printf 'ab%.0s' $(seq 32))
+	mkdir -p "$T/store/locks"
+	truncate -s 600M "$T/store/$name"
+	psql_q "$DB" "UPDATE t SET note = 'y' || id WHERE id % 10 = 0"
+	expect_fail 1 env DNADATA_TEST_LOCK_WAIT=1 git dnadata snapshot
+	assert_contains "$ERR" "is locked by an unreadable lock file $name: waiting up to 1 s"
+	assert_contains "$ERR" "error: the store $STORE is locked by an unreadable lock file $name"
+	expect_fail 1 git dnadata gc --store
+	assert_contains "$ERR" "the store $STORE is locked by an unreadable lock file $name: gc removed nothing"
+	expect_ok env DNADATA_TEST_LOCK_CLOCK_SHIFT=1860 git dnadata gc --store
+	assert_contains "$ERR" "warning: gc: removing a stale lock of the store (an unreadable lock file $name): not refreshed for"
+	[ ! -e "$T/store/$name" ] || fail "the stale unreadable lock is still there"
+	expect_ok git dnadata snapshot
+	expect_ok git dnadata verify --all --read-data
+}
+
 # A machine whose clock is 3 days fast runs gc: the grace period goes by the store's clock, so nothing young goes.
 test_gc_on_a_machine_whose_clock_is_3_days_fast_removes_nothing_young() {
 	command -v faketime >/dev/null || fail "faketime is not installed (scripts/dev.sh test installs it)"
