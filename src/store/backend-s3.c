@@ -373,7 +373,17 @@ s3b_sync_later(struct dd_backend *be, const char *name)
 static int
 s3b_now(struct dd_backend *be, int64_t *now)
 {
-	return dd_s3_client_server_now(((struct s3_backend *)be)->c, now);
+	struct s3_backend *sb = (struct s3_backend *)be;
+	int r = dd_s3_client_server_now(sb->c, now);
+
+	if (r != DD_NOTFOUND)
+		return r;
+	/* no answer yet: one HEAD (of the store's config; any status carries a Date) */
+	r = s3b_exists(be, "config");
+	if (r == DD_EUNREACHABLE)
+		return r;
+	dd_error_clear();
+	return dd_s3_client_server_now(sb->c, now);
 }
 
 static void

@@ -262,6 +262,9 @@ struct seen {
 	struct dd_store_lockrec r;
 };
 
+/* Said once per process: the store cannot tell its clock (no Date, a read-only folder). */
+static atomic_int local_clock_said;
+
 int
 dd_store_now(struct dd_store *st, int64_t *now)
 {
@@ -269,8 +272,14 @@ dd_store_now(struct dd_store *st, int64_t *now)
 
 	if (r == 0)
 		return 0;
-	if (r < 0 && r != DD_NOTFOUND)
-		return dd_error_wrap("reading the clock of the store %s", st->url);
+	if (r < 0 && r != DD_NOTFOUND) {
+		dd_error_wrap("reading the clock of the store %s", st->url);
+		return r == DD_EUNREACHABLE ? r : -1;
+	}
+	if (st->be && st->be->ops->now && !atomic_exchange(&local_clock_said, 1))
+		dd_warn("the store %s cannot tell its clock (%s): going by this machine's clock", st->url,
+			dd_error_last() ? dd_error_last() : "its server gave no Date");
+	dd_error_clear();
 	*now = (int64_t)time(NULL);
 	return 1;
 }
@@ -331,9 +340,9 @@ scan(struct dd_store *st, const char *own, struct seen **out, size_t *n)
 		dd_error_wrap("listing the locks of the store %s", st->url);
 		return r == DD_EUNREACHABLE ? r : -1;
 	}
-	if (dd_store_now(st, &now) < 0) {
+	if ((r = dd_store_now(st, &now)) < 0) {
 		dd_backend_entries_free(e, ne);
-		return -1;
+		return r;
 	}
 	now += test_number("DNADATA_TEST_LOCK_CLOCK_SHIFT", 0);
 	*out = dd_calloc(ne ? ne : 1, sizeof(**out));

@@ -86,8 +86,11 @@ void dd_store_unlock_all(struct dd_store *st);
 int dd_store_locks_held(struct dd_store *st, struct dd_buf *out);
 /*
  * The store's clock, seconds: S3's Date of the last answer (plus the time
- * since), a folder store's mtime of a probe file written there. Falls back
- * to this machine's clock (returning 1) when the backend cannot tell. 0, 1.
+ * since; a HEAD first when none came yet), a folder store's mtime of a
+ * probe file written there. Falls back to this machine's clock (returning
+ * 1, with a warning line once per process) when the backend cannot tell (a
+ * server without Date, a folder we may not write into: a dry run on a
+ * read-only store). 0, 1, -1, DD_EUNREACHABLE.
  */
 int dd_store_now(struct dd_store *st, int64_t *now);
 

@@ -227,6 +227,20 @@ test_a_lock_file_that_cannot_be_fetched_is_judged_by_its_age() {
 	expect_ok git dnadata verify --all --read-data
 }
 
+# A crash between making a folder's clock probe (locks/.probe-XXXXXX) and removing it leaves the file: gc removes
+# those older than 1 h, and keeps a younger one (a live one exists for microseconds; a dry run removes nothing).
+test_gc_removes_clock_probes_a_crash_left() {
+	setup file
+	expect_ok git dnadata snapshot
+	touch -d '2 hours ago' "$T/store/locks/.probe-AbC123"
+	touch "$T/store/locks/.probe-XyZ789"
+	expect_ok git dnadata gc --store --dry-run
+	[ -e "$T/store/locks/.probe-AbC123" ] || fail "a dry run removed a probe file"
+	expect_ok git dnadata gc --store
+	[ ! -e "$T/store/locks/.probe-AbC123" ] || fail "the 2 h old probe file is still there"
+	[ -e "$T/store/locks/.probe-XyZ789" ] || fail "gc removed a young probe file"
+}
+
 # A machine whose clock is 3 days fast runs gc: the grace period goes by the store's clock, so nothing young goes.
 test_gc_on_a_machine_whose_clock_is_3_days_fast_removes_nothing_young() {
 	command -v faketime >/dev/null || fail "faketime is not installed (scripts/dev.sh test installs it)"
