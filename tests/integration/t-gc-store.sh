@@ -609,4 +609,26 @@ elsewhere/packs/ab/theirs" "$(mpu_keys)" "only the old uploads are aborted"
 	assert_contains "$OUT" "would abort 0 unfinished multipart uploads, kept 1 younger"
 }
 
+# A server whose upload listing never ends (markers kept moving) is walked for at most 1,000 pages a run (here 2:
+# DNADATA_TEST_S3_MAX_UPLOAD_PAGES, one upload a page): what those pages gave is aborted, one warning line says
+# the rest is left, and the next run gets it.
+test_s3_gc_walks_a_bounded_number_of_upload_pages() {
+	setup s3
+	snap
+	local zeros k
+	zeros=$(printf '0%.0s' $(seq 62))
+	for k in 11 22 33; do
+		mpu_start "data/packs/$k/$k$zeros" >/dev/null
+	done
+	expect_ok env DNADATA_TEST_S3_MAX_UPLOADS=1 DNADATA_TEST_S3_MAX_UPLOAD_PAGES=2 \
+		DNADATA_TEST_GC_CLOCK_SHIFT=$((86400 + 60)) git dnadata gc --store
+	assert_contains "$ERR" "goes on past 2 pages: the rest is left for the next run"
+	assert_contains "$OUT" "aborted 2 unfinished multipart uploads"
+	assert_eq "data/packs/33/33$zeros" "$(mpu_keys)" "the third upload waits for the next run"
+	expect_ok env DNADATA_TEST_S3_MAX_UPLOADS=1 DNADATA_TEST_GC_CLOCK_SHIFT=$((86400 + 60)) git dnadata gc --store
+	assert_not_contains "$ERR" "goes on past"
+	assert_contains "$OUT" "aborted 1 unfinished multipart upload"
+	[ -z "$(mpu_keys)" ] || fail "uploads left: $(mpu_keys)"
+}
+
 run_tests
