@@ -14,7 +14,8 @@
  * Tests only (honoured with DNADATA_TEST=1): DNADATA_TEST_LOCK_CLOCK_SHIFT
  * moves the clock locks are judged by (a lock 31 min old without waiting),
  * DNADATA_TEST_LOCK_HOST names another host (a lock a killed process of
- * another machine left), DNADATA_TEST_LOCK_WAIT bounds a writer's wait,
+ * another machine left), DNADATA_TEST_LOCK_PIDNS another pid namespace (a
+ * container sharing this host's name), DNADATA_TEST_LOCK_WAIT bounds a writer's wait,
  * DNADATA_TEST_LOCK_REFRESH sets the refresh period (seconds).
  */
 #include "store/store-lock.h"
@@ -28,7 +29,9 @@
 #include <errno.h>
 #include <sodium.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -62,6 +65,26 @@ parse_text(const char *p, size_t n, size_t max, int spaces, char *out)
 	for (size_t i = 0; i < n; i++)
 		if (p[i] < 0x20 || p[i] > 0x7e || (!spaces && p[i] == ' '))
 			return -1;
+	memcpy(out, p, n);
+	out[n] = '\0';
+	return 0;
+}
+
+/* A boot id (8-4-4-4-12 lowercase hex) into out, or "0" (unknown) as "". */
+static int
+parse_boot(const char *p, size_t n, char out[DD_STORE_LOCK_BOOT_LEN + 1])
+{
+	if (n == 1 && p[0] == '0') {
+		out[0] = '\0';
+		return 0;
+	}
+	if (n != DD_STORE_LOCK_BOOT_LEN)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		int dash = i == 8 || i == 13 || i == 18 || i == 23;
+		if (dash ? p[i] != '-' : !((p[i] >= '0' && p[i] <= '9') || (p[i] >= 'a' && p[i] <= 'f')))
+			return -1;
+	}
 	memcpy(out, p, n);
 	out[n] = '\0';
 	return 0;
@@ -115,6 +138,15 @@ record_parse(struct dd_store_lockrec *r, const char *text, size_t len)
 	if (vn - sp < 9 || memcmp(v + sp, " started ", 9) || parse_dec(v + sp + 9, vn - sp - 9, 0, 1LL << 62, &x))
 		return -1;
 	r->started = x;
+	/* "boot <boot id> pidns <inode>" */
+	if (next_line(text, len, &at, "boot", &v, &vn))
+		return -1;
+	for (sp = 0; sp < vn && v[sp] != ' '; sp++)
+		;
+	if (parse_boot(v, sp, r->boot) || vn - sp < 7 || memcmp(v + sp, " pidns ", 7) ||
+	    parse_dec(v + sp + 7, vn - sp - 7, 0, 1LL << 62, &x))
+		return -1;
+	r->pidns = x;
 	if (next_line(text, len, &at, "command", &v, &vn) ||
 	    parse_text(v, vn, DD_STORE_LOCK_COMMAND_MAX, 1, r->command))
 		return -1;
@@ -138,9 +170,10 @@ dd_store_lockrec_parse(struct dd_store_lockrec *r, const char *text, size_t len)
 void
 dd_store_lockrec_format(struct dd_buf *out, const struct dd_store_lockrec *r)
 {
-	dd_buf_printf(out, "dnadata-lock 1\nkind %s\nhost %s\npid %ld started %lld\ncommand %s\ncreated %lld\n",
+	dd_buf_printf(out, "dnadata-lock 1\nkind %s\nhost %s\npid %ld started %lld\nboot %s pidns %lld\ncommand %s\n"
+			   "created %lld\n",
 		      r->kind == DD_STORE_LOCK_EXCLUSIVE ? "exclusive" : "shared", r->host, r->pid, r->started,
-		      r->command, r->created);
+		      r->boot[0] ? r->boot : "0", r->pidns, r->command, r->created);
 }
 
 /* ---- test settings ---- */
@@ -187,6 +220,51 @@ my_host(char host[DD_STORE_LOCK_HOST_MAX + 1])
 	host[n] = '\0';
 }
 
+/* This machine's boot id (/proc/sys/kernel/random/boot_id) into boot, "" when unknown. */
+static void
+my_boot(char boot[DD_STORE_LOCK_BOOT_LEN + 1])
+{
+	char raw[64] = "";
+	FILE *f = fopen("/proc/sys/kernel/random/boot_id", "re");
+	size_t n = 0;
+
+	if (f) {
+		n = fread(raw, 1, sizeof(raw) - 1, f);
+		fclose(f);
+	}
+	while (n && raw[n - 1] == '\n')
+		n--;
+	if (parse_boot(raw, n, boot) < 0 || n == 1)
+		boot[0] = '\0';
+}
+
+/* This process's pid namespace (the inode of /proc/self/ns/pid), 0 when unknown; tests: DNADATA_TEST_LOCK_PIDNS. */
+static long long
+my_pidns(void)
+{
+	struct stat st;
+	long long t = test_number("DNADATA_TEST_LOCK_PIDNS", -1);
+
+	if (t >= 0)
+		return t;
+	return stat("/proc/self/ns/pid", &st) == 0 && (long long)st.st_ino > 0 ? (long long)st.st_ino : 0;
+}
+
+/*
+ * Is the holder of r a process this one can judge by pid: same host name,
+ * and the same boot and pid namespace, both known?
+ */
+static int
+same_pid_space(const struct dd_store_lockrec *r)
+{
+	char host[DD_STORE_LOCK_HOST_MAX + 1], boot[DD_STORE_LOCK_BOOT_LEN + 1];
+	long long ns = my_pidns();
+
+	my_host(host);
+	my_boot(boot);
+	return !strcmp(r->host, host) && boot[0] && !strcmp(r->boot, boot) && ns > 0 && r->pidns == ns;
+}
+
 /* "host h, pid 123, git dnadata gc, since 2026-11-30 14:02:03 (its clock)" */
 static char *
 describe(const struct dd_store_lockrec *r)
@@ -214,6 +292,8 @@ put_lock(struct dd_store *st, int kind, char name[DD_OBJECT_NAME_SIZE])
 	r.started = dd_proc_start_time(r.pid);
 	if (r.started < 0)
 		r.started = 0;
+	my_boot(r.boot);
+	r.pidns = my_pidns();
 	snprintf(r.command, sizeof(r.command), "%s", dd_lock_command());
 	r.created = (long long)time(NULL);
 	dd_store_lockrec_format(&plain, &r);
@@ -295,7 +375,6 @@ static int
 judge_lock(struct dd_store *st, const struct dd_backend_entry *e, int64_t now, struct seen *s)
 {
 	struct dd_buf obj = DD_BUF_INIT, plain = DD_BUF_INIT;
-	char host[DD_STORE_LOCK_HOST_MAX + 1];
 	uint8_t id[32];
 	int64_t t = e->changed > e->mtime ? e->changed : e->mtime;
 	int r;
@@ -315,9 +394,8 @@ judge_lock(struct dd_store *st, const struct dd_backend_entry *e, int64_t now, s
 		s->readable = 1;
 	dd_error_clear();
 	s->age = t == INT64_MAX ? 0 : now - t;
-	my_host(host);
 	s->stale = s->age > DD_STORE_LOCK_STALE ||
-		   (s->readable && !strcmp(s->r.host, host) && !dd_proc_alive(s->r.pid, s->r.started ? s->r.started : -1));
+		   (s->readable && same_pid_space(&s->r) && !dd_proc_alive(s->r.pid, s->r.started ? s->r.started : -1));
 	dd_buf_release(&obj);
 	dd_buf_release(&plain);
 	return 0;

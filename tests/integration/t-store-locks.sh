@@ -204,6 +204,27 @@ stale_locks() {
 test_folder_stale_locks_are_removed_by_gc_and_fresh_ones_block_it() { stale_locks file; }
 test_s3_stale_locks_are_removed_by_gc_and_fresh_ones_block_it() { stale_locks s3; }
 
+# A killed writer of another container with the same host name but its own pid namespace (here
+# DNADATA_TEST_LOCK_PIDNS): its pid says nothing here, so its lock is not "a gone process" but fresh for 30 min of the
+# store's clock; gc refuses, and removes it once stale.
+test_a_lock_of_another_pid_namespace_is_not_judged_by_its_pid() {
+	setup file
+	expect_ok git dnadata snapshot
+	psql_q "$DB" "UPDATE t SET note = 'n' || id WHERE id % 10 = 0"
+	stopped index-listed env DNADATA_TEST_LOCK_PIDNS=4242 git-dnadata snapshot
+	local pid=$STOPPED_PID
+	kill -KILL "$pid"
+	wait "$pid" 2>/dev/null || true
+	assert_eq 1 "$(lock_names | wc -l)" "the killed writer's lock"
+	expect_fail 1 git dnadata gc --store
+	assert_contains "$ERR" "locked by host $(hostname), pid $pid, git dnadata snapshot"
+	assert_eq 1 "$(lock_names | wc -l)" "a refusing gc removed the lock"
+	expect_ok env DNADATA_TEST_LOCK_CLOCK_SHIFT=1860 git dnadata gc --store
+	assert_contains "$ERR" "(host $(hostname), pid $pid, git dnadata snapshot"
+	assert_contains "$ERR" "not refreshed for"
+	[ -z "$(lock_names)" ] || fail "the stale lock is still there: $(lock_names)"
+}
+
 # A lock file that cannot be fetched (here too big for the folder store to read: a sparse 600 MiB file) is an
 # unreadable lock judged by its listed age: fresh, it blocks writers and gc, named as what it is; 31 min later by
 # the store's clock gc removes it with one line, rather than every writer and gc failing until it is removed by hand.
