@@ -330,6 +330,13 @@ snapshot_waits_for_table() {
 		WHERE NOT l.granted AND a.datname = '$DB' AND a.application_name = 'git-dnadata'")" -gt 0 ]
 }
 
+# one_lock: exactly one lock file, its name in ONE (one listing: a refresh puts the new file before it removes the
+# old one, so a listing between the two shows both)
+one_lock() {
+	ONE=$(lock_names)
+	[ -n "$ONE" ] && [ "$(wc -l <<<"$ONE")" = 1 ]
+}
+
 lock_changed() {
 	local now
 	now=$(lock_names)
@@ -347,8 +354,8 @@ test_a_held_lock_is_refreshed_and_removed_at_the_end() {
 		</dev/null &
 	local snap=$! first
 	wait_until "the snapshot waits for table pause" snapshot_waits_for_table
-	first=$(lock_names)
-	assert_eq 1 "$(wc -l <<<"$first")" "the waiting snapshot's lock"
+	wait_until "the waiting snapshot's one lock, between two refreshes" one_lock
+	first=$ONE
 	wait_until "its lock is written again under a new name, the old one removed" lock_changed "$first"
 	release_lock
 	wait "$snap" || fail "the snapshot failed: $(cat "$T/snap.err")"
