@@ -225,6 +225,26 @@ test_a_lock_of_another_pid_namespace_is_not_judged_by_its_pid() {
 	[ -z "$(lock_names)" ] || fail "the stale lock is still there: $(lock_names)"
 }
 
+# A writer lists the index files under its lock: chunks the previous snapshot's listing lets it keep (unchanged
+# media files, adopted without a put) whose index file and packs a gc removed before the lock (here removed by hand,
+# as another clone's gc would) are sent again from the cache, not trusted from the clone's record, so the new
+# snapshot is whole. (The database stream's first put lists too, so this passes without the listing at the lock's
+# taking, which covers a writer whose adoptions come before any put.)
+test_a_writer_relists_the_index_files_under_its_lock_before_adopting_chunks() {
+	setup file
+	printf 'media = var/uploads\n' >>.dnadata/profiles.ini
+	git commit -qm media .dnadata/profiles.ini
+	mkdir -p var/uploads
+	local i
+	for i in 1 2 3 4; do head -c 200000 /dev/urandom >"var/uploads/f$i"; done
+	expect_ok git dnadata snapshot
+	[ -n "$(cd "$T/store" && find packs -type f)" ] || fail "no pack in the store"
+	(cd "$T/store" && find index packs -type f -delete)
+	head -c 1000 /dev/urandom >var/uploads/zzz # a new file: the others are adopted from the listing
+	expect_ok git dnadata snapshot
+	expect_ok git dnadata verify --all --read-data
+}
+
 # A lock file that cannot be fetched (here too big for the folder store to read: a sparse 600 MiB file) is an
 # unreadable lock judged by its listed age: fresh, it blocks writers and gc, named as what it is; 31 min later by
 # the store's clock gc removes it with one line, rather than every writer and gc failing until it is removed by hand.
