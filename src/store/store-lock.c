@@ -584,6 +584,7 @@ try_take(struct dd_store *st, int kind, char name[DD_OBJECT_NAME_SIZE], struct s
 	*who = NULL;
 	if ((r = put_lock(st, kind, name)) < 0)
 		return r;
+	dd_failpoint("store-lock-put"); /* tests: the store goes out of reach between our put and the listing */
 	if ((r = scan(st, name, s, n)) < 0) {
 		del_lock(st, name);
 		return r;

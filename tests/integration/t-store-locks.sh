@@ -245,6 +245,26 @@ test_a_writer_relists_the_index_files_under_its_lock_before_adopting_chunks() {
 	expect_ok git dnadata verify --all --read-data
 }
 
+# The store goes out of reach between a writer's put of its lock and its listing of locks/ (failpoint
+# store-lock-put; the fault proxy stopped): the writer goes on in its cache like one that found the store
+# unreachable at the start, rather than failing on the listing.
+test_a_store_out_of_reach_while_the_lock_is_taken_leaves_the_writer_in_its_cache() {
+	setup s3
+	expect_ok git dnadata snapshot
+	psql_q "$DB" "UPDATE t SET note = 'r' || id WHERE id % 10 = 0"
+	grep -q '^\[store\]$' .git/dnadata/config.ini || printf '[store]\n' >>.git/dnadata/config.ini
+	sed -i '/^\[store\]$/a retries = 0' .git/dnadata/config.ini
+	s3_proxy_start 0 1
+	s3_env
+	stopped store-lock-put git-dnadata snapshot
+	s3_proxy_stop_quiet
+	finish_stopped
+	assert_contains "$(cat "$T/stopped.err")" "could not remove the lock file"
+	s3_env
+	expect_ok git dnadata push
+	expect_ok git dnadata verify --all --read-data
+}
+
 # A lock file that cannot be fetched (here too big for the folder store to read: a sparse 600 MiB file) is an
 # unreadable lock judged by its listed age: fresh, it blocks writers and gc, named as what it is; 31 min later by
 # the store's clock gc removes it with one line, rather than every writer and gc failing until it is removed by hand.
