@@ -67,6 +67,9 @@ struct dd_store {
 	char lock_name[DD_OBJECT_NAME_SIZE]; /* locks/<hex> of our file */
 	pthread_t lock_thread;       /* the refresher */
 	int lock_thread_on, lock_stop;
+	int lock_lost;               /* our lock file was found gone (removed as stale by another process) */
+	int lock_releasing;          /* release_locked() is joining the refresher: takers wait */
+	int lock_sig;                /* registered with the interrupt watcher (store-lock.c) */
 	dd_store_progress_fn progress;
 	void *progress_arg;
 };

@@ -882,7 +882,11 @@ act(struct sgc *g)
 		return dd_error_wrap("gc removed nothing");
 	for (int step = 0; step < 3; step++) {
 		char **v;
-		size_t n = names_of(g, step, &v);
+		size_t n;
+		/* still ours (not removed as stale by another gc, no interrupt): else nothing more goes */
+		if (dd_store_lock_check(st) < 0)
+			return dd_error_wrap(step ? "gc stopped: nothing more removed" : "gc removed nothing");
+		n = names_of(g, step, &v);
 		remove_names(g, st->be, (const char *const *)v, n, 1);
 		if (st->be->ops->sync(st->be) < 0)
 			dd_error_clear(); /* a removal not yet durable is only done again */

@@ -11,6 +11,20 @@
  * LastModified, a folder's later of mtime and ctime) against the store's
  * clock (dd_store_now), so two machines' clocks never meet.
  *
+ * Interrupts: while a store holds (or is about to take) a lock, SIGINT and
+ * SIGTERM are caught by a handler that only posts a semaphore; a watcher
+ * thread then removes every lock of this process (store I/O, never in the
+ * handler), says "error: interrupted" and raises the signal again with its
+ * default action (exit status 128+signal). A handler installed on top of
+ * ours later (PostgreSQL's, pg/conn.c) saves and restores ours; one that
+ * was there before ours is called instead (its normal error path frees the
+ * store, and so removes the lock).
+ *
+ * A holder that lost its lock: every refresh first checks that our file is
+ * still there; if another process removed it as stale, the lock is marked
+ * lost and no longer refreshed. dd_store_lock_check() (a writer before its
+ * manifest, gc before each removal batch) checks the file itself too.
+ *
  * Tests only (honoured with DNADATA_TEST=1): DNADATA_TEST_LOCK_CLOCK_SHIFT
  * moves the clock locks are judged by (a lock 31 min old without waiting),
  * DNADATA_TEST_LOCK_HOST names another host (a lock a killed process of
@@ -27,6 +41,8 @@
 #include "util/proc.h"
 
 #include <errno.h>
+#include <semaphore.h>
+#include <signal.h>
 #include <sodium.h>
 #include <stdlib.h>
 #include <stdio.h>
@@ -465,7 +481,24 @@ blocker_describe(const struct seen *s)
 	return out;
 }
 
+static void sig_unregister(struct dd_store *st);
+static void sig_finish(void);
+static int interrupting(void);
+
 /* ---- holding: refresh thread ---- */
+
+/* Under lockmu: 1 when our lock file is no longer in the store, 0 there or cannot tell (the error cleared). */
+static int
+lock_gone(struct dd_store *st)
+{
+	int r;
+
+	atomic_fetch_add(&st->requests, 1);
+	r = st->be->ops->exists(st->be, st->lock_name);
+	if (r < 0)
+		dd_error_clear();
+	return r == 0;
+}
 
 static void *
 refresher(void *arg)
@@ -482,6 +515,13 @@ refresher(void *arg)
 			;
 		if (st->lock_stop)
 			break;
+		if (st->lock_lost)
+			continue; /* removed by another process: never written again */
+		/* ours still there (restic: a lock removed as stale is lost, not taken again) */
+		if (lock_gone(st)) {
+			st->lock_lost = 1;
+			continue;
+		}
 		/* a new file, then the old one removed: never a moment without a fresh lock */
 		char fresh[DD_OBJECT_NAME_SIZE], old[DD_OBJECT_NAME_SIZE];
 		int kind = st->lock_kind;
@@ -510,29 +550,49 @@ hold(struct dd_store *st, int kind, const char *name)
 	st->lock_kind = kind;
 	snprintf(st->lock_name, sizeof(st->lock_name), "%s", name);
 	st->lock_stop = 0;
+	st->lock_lost = 0;
 	st->lock_thread_on = pthread_create(&st->lock_thread, NULL, refresher, st) == 0;
 }
 
+/* Under lockmu: until no other thread is releasing this store's lock (its file is gone then). */
+static void
+settle(struct dd_store *st)
+{
+	while (st->lock_releasing)
+		pthread_cond_wait(&st->lockcv, &st->lockmu);
+}
+
+/*
+ * Under lockmu: stop the refresher, remove our file. Two threads may call
+ * it (the interrupt watcher, the main thread): the second waits until the
+ * first has removed the file.
+ */
 static void
 release_locked(struct dd_store *st)
 {
 	char name[DD_OBJECT_NAME_SIZE];
 
+	settle(st);
 	if (!st->lock_kind)
 		return;
+	st->lock_releasing = 1;
 	st->lock_stop = 1;
 	pthread_cond_broadcast(&st->lockcv);
 	if (st->lock_thread_on) {
+		st->lock_thread_on = 0;
 		pthread_mutex_unlock(&st->lockmu);
 		pthread_join(st->lock_thread, NULL);
 		pthread_mutex_lock(&st->lockmu);
-		st->lock_thread_on = 0;
 	}
 	memcpy(name, st->lock_name, sizeof(name));
 	st->lock_kind = 0;
 	st->lock_count = 0;
 	st->lock_name[0] = '\0';
-	del_lock(st, name);
+	if (!st->lock_lost) /* a lost lock's file is gone already */
+		del_lock(st, name);
+	st->lock_lost = 0;
+	st->lock_releasing = 0;
+	pthread_cond_broadcast(&st->lockcv);
 }
 
 void
@@ -540,9 +600,11 @@ dd_store_unlock_all(struct dd_store *st)
 {
 	if (!st->be)
 		return;
+	sig_unregister(st);
 	pthread_mutex_lock(&st->lockmu);
 	release_locked(st);
 	pthread_mutex_unlock(&st->lockmu);
+	sig_finish(); /* never go on as if not interrupted */
 }
 
 void
@@ -554,6 +616,183 @@ dd_store_unlock_shared(struct dd_store *st)
 	if (st->lock_kind == DD_STORE_LOCK_SHARED && st->lock_count && !--st->lock_count)
 		release_locked(st);
 	pthread_mutex_unlock(&st->lockmu);
+}
+
+/* ---- interrupts: the lock removed on SIGINT / SIGTERM ---- */
+
+#define SIG_STORES 16 /* stores of one process that may hold a lock at once */
+
+/* sig_mu guards the registry and the handlers; the watcher holds it while it removes the locks */
+static pthread_mutex_t sig_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct dd_store *sig_reg[SIG_STORES];
+static size_t sig_n;
+static struct sigaction sig_old_int, sig_old_term;
+static pthread_t sig_thread;
+static volatile sig_atomic_t sig_caught; /* the signal the watcher acts on */
+static volatile sig_atomic_t sig_active; /* our handler is installed for a registered store */
+static atomic_int sig_dying;             /* the watcher is removing the locks: take none, write nothing */
+/* posted by the handler; never destroyed (a late handler may still post it) */
+static sem_t sig_wake;
+static pthread_once_t sig_once = PTHREAD_ONCE_INIT;
+static int sig_ok;
+
+static int
+is_handler(void (*h)(int))
+{
+	return h != SIG_DFL && h != SIG_IGN;
+}
+
+/* Async-signal-safe only: a flag, sem_post, sigaction, raise. */
+static void
+on_signal(int sig)
+{
+	const struct sigaction *old = sig == SIGINT ? &sig_old_int : &sig_old_term;
+	int saved = errno;
+
+	if (!(old->sa_flags & SA_SIGINFO) && is_handler(old->sa_handler)) {
+		old->sa_handler(sig); /* installed before ours: its error path frees the store */
+	} else if (!sig_active) { /* left installed by a handler that restored ours late: act as before */
+		sigaction(sig, old, NULL);
+		raise(sig);
+	} else if (!sig_caught) {
+		sig_caught = sig;
+		sem_post(&sig_wake);
+	}
+	errno = saved;
+}
+
+/* A signal was caught for a lock: take no other, write nothing more. */
+static int
+interrupting(void)
+{
+	return sig_caught || atomic_load(&sig_dying);
+}
+
+/* The watcher, on a signal: every registered store's lock removed, then the signal again, default action. */
+static void
+sig_act(int sig)
+{
+	struct sigaction dfl;
+	sigset_t set;
+
+	atomic_store(&sig_dying, 1);
+	pthread_mutex_lock(&sig_mu); /* held to the end: no store is freed meanwhile */
+	for (size_t i = 0; i < sig_n; i++) {
+		pthread_mutex_lock(&sig_reg[i]->lockmu);
+		release_locked(sig_reg[i]);
+		pthread_mutex_unlock(&sig_reg[i]->lockmu);
+	}
+	dd_log_line("error: ", "interrupted");
+	memset(&dfl, 0, sizeof(dfl));
+	dfl.sa_handler = SIG_DFL;
+	sigemptyset(&dfl.sa_mask);
+	sigaction(sig, &dfl, NULL);
+	sigemptyset(&set);
+	sigaddset(&set, sig);
+	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+	raise(sig);
+	_exit(128 + sig); /* not reached */
+}
+
+/* Started once, it sleeps on the semaphore for the rest of the process (stopping it could deadlock with sig_act). */
+/* A signal caught for a lock: this thread ends the process as the watcher would (whichever comes first). */
+static void
+sig_finish(void)
+{
+	if (sig_caught)
+		sig_act(sig_caught);
+}
+
+static void *
+sig_watch(void *arg)
+{
+	(void)arg;
+	for (;;) {
+		while (sem_wait(&sig_wake) < 0 && errno == EINTR)
+			;
+		if (sig_caught)
+			sig_act(sig_caught);
+	}
+	return NULL;
+}
+
+/* Under sig_mu: the watcher started once. */
+static void
+sig_start(void)
+{
+	pthread_attr_t attr;
+
+	sig_ok = sem_init(&sig_wake, 0, 0) == 0;
+	if (!sig_ok || pthread_attr_init(&attr) != 0) {
+		sig_ok = 0;
+		return;
+	}
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	sig_ok = pthread_create(&sig_thread, &attr, sig_watch, NULL) == 0;
+	pthread_attr_destroy(&attr);
+}
+
+/* Under sig_mu, for the first registered store: our handler. 0, -1 (no watcher: the lock goes stale instead). */
+static int
+sig_install(void)
+{
+	struct sigaction sa;
+
+	pthread_once(&sig_once, sig_start);
+	if (!sig_ok)
+		return -1;
+	sig_active = 1;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, &sig_old_int);
+	sigaction(SIGTERM, &sa, &sig_old_term);
+	return 0;
+}
+
+/* Under sig_mu, the last store gone: the handlers restored where ours is still the one. */
+static void
+sig_remove(void)
+{
+	struct sigaction cur;
+
+	if (sigaction(SIGINT, NULL, &cur) == 0 && cur.sa_handler == on_signal)
+		sigaction(SIGINT, &sig_old_int, NULL);
+	if (sigaction(SIGTERM, NULL, &cur) == 0 && cur.sa_handler == on_signal)
+		sigaction(SIGTERM, &sig_old_term, NULL);
+	sig_active = 0; /* a signal caught before still ends the process (sig_act, once sig_mu is free) */
+}
+
+/* Before a lock is taken (never under lockmu): st's lock is removed on SIGINT/SIGTERM. 0, -1 (interrupted). */
+static int
+sig_register(struct dd_store *st)
+{
+	int rc = 0;
+
+	pthread_mutex_lock(&sig_mu);
+	if (interrupting())
+		rc = dd_error("interrupted");
+	else if (!st->lock_sig && sig_n < SIG_STORES && (sig_n || sig_install() == 0)) {
+		sig_reg[sig_n++] = st;
+		st->lock_sig = 1;
+	}
+	pthread_mutex_unlock(&sig_mu);
+	return rc;
+}
+
+/* The store is being freed (never under lockmu): off the registry; the last one removes the handler. */
+static void
+sig_unregister(struct dd_store *st)
+{
+	pthread_mutex_lock(&sig_mu);
+	for (size_t i = 0; st->lock_sig && i < sig_n; i++)
+		if (sig_reg[i] == st) {
+			sig_reg[i] = sig_reg[--sig_n];
+			st->lock_sig = 0;
+			if (!sig_n)
+				sig_remove();
+		}
+	pthread_mutex_unlock(&sig_mu);
 }
 
 /* ---- taking ---- */
@@ -582,6 +821,8 @@ try_take(struct dd_store *st, int kind, char name[DD_OBJECT_NAME_SIZE], struct s
 	int r;
 
 	*who = NULL;
+	if (interrupting())
+		return dd_error("interrupted");
 	if ((r = put_lock(st, kind, name)) < 0)
 		return r;
 	dd_failpoint("store-lock-put"); /* tests: the store goes out of reach between our put and the listing */
@@ -625,7 +866,10 @@ dd_store_lock_shared(struct dd_store *st)
 
 	if (!st->be || !dd_store_live(st))
 		return 0; /* nothing counted: the caller must not unlock */
+	if (sig_register(st) < 0)
+		return -1;
 	pthread_mutex_lock(&st->lockmu);
+	settle(st);
 	if (st->lock_kind) {
 		st->lock_count++;
 		pthread_mutex_unlock(&st->lockmu);
@@ -651,7 +895,7 @@ dd_store_lock_shared(struct dd_store *st)
 		if (!said++)
 			dd_warn("the store %s is locked by %s: waiting up to %lld s", st->url, who, bound);
 		free(who);
-		sleep(bound < 2 ? 1 : 2);
+		sleep(bound < 2 ? 1 : 2); /* an interrupt ends the wait at the next try_take */
 	}
 	if (r == 1) {
 		hold(st, DD_STORE_LOCK_SHARED, name);
@@ -693,7 +937,10 @@ dd_store_lock_exclusive(struct dd_store *st)
 
 	if (!st->be)
 		return dd_error("BUG: an exclusive lock on an offline store");
+	if (sig_register(st) < 0)
+		return -1;
 	pthread_mutex_lock(&st->lockmu);
+	settle(st);
 	if (st->lock_kind) {
 		pthread_mutex_unlock(&st->lockmu);
 		return dd_error("BUG: this process already holds a lock on the store");
@@ -732,4 +979,29 @@ dd_store_locks_held(struct dd_store *st, struct dd_buf *out)
 	}
 	free(s);
 	return 0;
+}
+
+int
+dd_store_lock_check(struct dd_store *st)
+{
+	int lost;
+
+	if (interrupting())
+		return dd_error("interrupted");
+	if (!st->be)
+		return 0;
+	pthread_mutex_lock(&st->lockmu);
+	settle(st);
+	/* under lockmu: the refresher renames our lock only with it held, so lock_name is the file there */
+	if (st->lock_kind && !st->lock_lost && lock_gone(st))
+		st->lock_lost = 1;
+	lost = st->lock_kind && st->lock_lost;
+	pthread_mutex_unlock(&st->lockmu);
+	if (!lost)
+		return 0;
+	dd_error("the store lock was lost: another process removed this one's lock file from the store %s as stale",
+		 st->url);
+	dd_hint("its refreshes failed for %d min (was the store unreachable?); run the command again",
+		DD_STORE_LOCK_STALE / 60);
+	return -1;
 }

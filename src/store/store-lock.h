@@ -86,7 +86,19 @@ void dd_store_unlock_shared(struct dd_store *st);
  * Released by dd_store_unlock_all().
  */
 int dd_store_lock_exclusive(struct dd_store *st);
-/* Remove this process's lock, whatever its count (dd_store_free calls it). */
+/*
+ * Whether this process still holds its lock, checked in the store (our
+ * file still there) before a step that relies on it: a writer before its
+ * manifest, gc before each removal batch. -1 with "interrupted" once a
+ * signal is ending the process, or with "the store lock was lost ..." and
+ * a hint when another process removed our file as stale; 0 otherwise (no
+ * lock held, or the store cannot tell now). 0, -1.
+ */
+int dd_store_lock_check(struct dd_store *st);
+/*
+ * Remove this process's lock, whatever its count (dd_store_free calls it).
+ * While a lock is held, SIGINT/SIGTERM remove it too (store-lock.c).
+ */
 void dd_store_unlock_all(struct dd_store *st);
 /*
  * For `gc --dry-run`, which takes no lock: the fresh locks of others,

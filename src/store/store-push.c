@@ -448,6 +448,8 @@ push_all(struct dd_store *st, const char *const *ids_in, size_t n_in, int flags,
 	for (size_t i = 0; i < n; i++)
 		dd_hex_decode(sids[i], 32, ids[i]); /* checked by select_snapshots() */
 	dd_failpoint("push-before-manifests");
+	if (dd_store_lock_check(st) < 0) /* lost (removed as stale by another process) or interrupted */
+		goto out;
 	send_named(st, "snapshots", (const uint8_t(*)[32])sids, n, NULL, check, &b, s);
 	if (settle(st, &b, s) < 0 || sync_and_confirm(st, "snapshots", (const uint8_t(*)[32])sids, n, NULL) < 0)
 		goto out;

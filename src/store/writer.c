@@ -706,6 +706,9 @@ dd_snapshot_commit(struct dd_snapshot_writer *sw, char id_hex[DD_ID_HEX_SIZE])
 	/* and in the store: a cache pack an earlier unpushed snapshot wrote goes up too (its bases' as well) */
 	if (dd_store_need_manifest_files(st, &sw->m, id_hex) < 0 || dd_packer_flush(st) < 0)
 		goto out;
+	/* a lock another process removed as stale protected nothing: gc may have removed what this one reuses */
+	if (dd_store_lock_check(st) < 0)
+		goto out;
 	if (dd_store_put_object(st, DD_OBJ_MANIFEST, id, enc.ptr, enc.len, NULL, NULL, &existed) < 0)
 		goto out;
 	if (dd_store_sync(st) < 0)

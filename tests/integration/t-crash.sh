@@ -155,11 +155,16 @@ switch_round() {
 	crash_edit "$DB" "switch-$CRASH_ROUND"
 	old=$(db_hash "$DB")
 	crash_kill git checkout -q "$other"
-	# git's own lock, left when the kill hit git itself (not git-dnadata, which does not commit in a switch):
-	# git was writing the work tree, so a tracked file (the ref file) may be cut short, as git leaves it; put
-	# the work tree back to HEAD as a user would after a killed checkout (our hook writes no tracked file)
-	if [ -e .git/index.lock ]; then
-		rm .git/index.lock
+	# git's own locks, left when the kill hit git itself (not git-dnadata, which does not commit in a switch
+	# and runs only in the post-checkout hook, after git has let go of both): index.lock while git wrote the
+	# work tree, so a tracked file (the ref file) may be cut short, as git leaves it; HEAD.lock while git moved
+	# HEAD. Remove them and put the work tree back to HEAD, as a user would after a killed checkout (our hook
+	# writes no tracked file)
+	local lock left=
+	for lock in .git/index.lock .git/HEAD.lock; do
+		[ -e "$lock" ] && rm "$lock" && left=1
+	done
+	if [ -n "$left" ]; then
 		git checkout -q HEAD -- .
 		GIT_LOCKS=$((GIT_LOCKS + 1))
 	fi
@@ -186,7 +191,7 @@ switch_rounds() {
 		r=$CRASH_ROUND
 		switch_round "$1"
 	done
-	[ "$GIT_LOCKS" = 0 ] || tap_note "$GIT_LOCKS kills of git checkout left git's .git/index.lock (removed)"
+	[ "$GIT_LOCKS" = 0 ] || tap_note "$GIT_LOCKS kills of git checkout left git's .git/index.lock or HEAD.lock (removed)"
 }
 
 test_switch_to_a_stash() {

@@ -202,12 +202,18 @@ test_s3_store_keeps_every_reachable_snapshot_and_removes_the_rest() {
 	expect_ok git dnadata verify --read-data
 }
 
-# drop_store_locks: remove the lock files of the folder store, as gc does once they are stale (a holder that
-# stopped refreshing): what the tests below prove is the layer under the locks (the grace period, gc's second
-# listing), which must hold on its own; t-store-locks.sh tests the locks.
+# drop_store_locks: set the lock files of the folder store aside, so a gc runs as if it did not see them: what the
+# tests below prove is the layer under the locks (the grace period, gc's second listing), which must hold on its
+# own; t-store-locks.sh tests the locks. put_store_locks_back before the holder goes on: a holder that finds its
+# lock gone stops (the lock was lost), which is not what these tests are about.
 drop_store_locks() {
 	[ -n "$(find "$T/store/locks" -type f ! -name '.*')" ] || fail "no lock to drop"
-	find "$T/store/locks" -type f ! -name '.*' -delete
+	mkdir -p "$T/locks-aside"
+	find "$T/store/locks" -type f ! -name '.*' -exec mv {} "$T/locks-aside/" \;
+}
+
+put_store_locks_back() {
+	mv "$T/locks-aside/"* "$T/store/locks/"
 }
 
 # stop_at FAILPOINT OUT CMD...: run CMD in the background until it stops at FAILPOINT; PID its pid.
@@ -249,6 +255,7 @@ gc_races_push() {
 	assert_contains "$OUT" "removed 0 packs"
 	assert_contains "$OUT" "repacked 0 packs"
 	assert_contains "$OUT" "removed 0 index files"
+	put_store_locks_back
 	kill -CONT "$PID"
 	wait "$PID" || fail "the push failed: $(cat "$T/push.err")"
 	cd "$T/b"
@@ -320,6 +327,7 @@ test_two_gc_runs_at_once_never_remove_a_live_pack() {
 	tap_note "gc2: $OUT"
 	[[ $OUT =~ (removed|repacked)\ [1-9][0-9]*\ pack ]] || fail "gc2 replaced no pack: $OUT"
 
+	put_store_locks_back
 	kill -CONT "$PID"
 	if wait "$PID"; then
 		fail "gc1 went on after another gc replaced an index file it listed: $(cat "$T/gc1.out")"
@@ -463,6 +471,7 @@ test_a_push_in_progress_keeps_the_delta_bases_it_needs() {
 	drop_store_locks # the push's: gc would refuse at once
 	gc_store "$OLD"
 	tap_note "$OUT"
+	put_store_locks_back
 	kill -CONT "$PID"
 	wait "$PID" || fail "the push failed: $(cat "$T/push.err")"
 	git fetch -q "$T/b" main:refs/remotes/b/main

@@ -414,4 +414,132 @@ test_test_lock_settings_need_dnadata_test() {
 	finish_stopped
 }
 
+# remove_locks: every lock file removed by hand (another machine's gc that judged them stale)
+remove_locks() {
+	local l
+	[ -n "$(lock_names)" ] || fail "no lock to remove"
+	for l in $(lock_names); do
+		if [ "$KIND" = s3 ]; then
+			s3_aws s3 rm "s3://$BUCKET/$l" >/dev/null || fail "could not remove $l"
+		else
+			rm "$T/store/$l"
+		fi
+	done
+}
+
+# end_stopped: let the stopped process go on; EXIT_CODE its exit status
+end_stopped() {
+	kill -CONT "$STOPPED_PID"
+	EXIT_CODE=0
+	wait "$STOPPED_PID" || EXIT_CODE=$?
+	STOPPED_PID=
+}
+
+# interrupt SIGNAL WHAT: the stopped process, holding its lock, gets SIGNAL: it removes its lock and ends with
+# "error: interrupted" and status 128+SIGNAL
+interrupt() {
+	assert_eq 1 "$(lock_names | wc -l)" "the lock of the stopped $2"
+	kill -"$1" "$STOPPED_PID"
+	end_stopped
+	assert_eq $((128 + $(kill -l "$1"))) "$EXIT_CODE" "the exit status of the interrupted $2: $(cat "$T/stopped.err")"
+	assert_contains "$(cat "$T/stopped.err")" "error: interrupted"
+	assert_eq 1 "$(grep -c '^error: ' "$T/stopped.err")" "one error line: $(cat "$T/stopped.err")"
+	[ -z "$(lock_names)" ] || fail "the interrupted $2 left its lock: $(lock_names)"
+}
+
+# A gc --store and a push stopped by Ctrl-C (or SIGTERM) while they hold their lock remove it: another machine's
+# writer (gc) goes on at once rather than waiting for it to go stale in 30 min. (A background job of a script
+# starts with SIGINT ignored: the handler the lock installs makes it count.)
+interrupted() {
+	setup "$1"
+	local sig=$2
+	expect_ok git dnadata snapshot
+	psql_q "$DB" "UPDATE t SET note = 'i' || id WHERE id % 10 = 0"
+	stopped store-gc-listed git-dnadata gc --store
+	interrupt "$sig" gc
+	# another machine's writer does not wait (its bound: 1 s, so a wait would fail it)
+	expect_ok env DNADATA_TEST_LOCK_HOST=elsewhere DNADATA_TEST_LOCK_WAIT=1 git dnadata snapshot
+	assert_not_contains "$ERR" "is locked by"
+	psql_q "$DB" "UPDATE t SET note = 'j' || id WHERE id % 10 = 0"
+	expect_ok git dnadata snapshot --dump-only
+	stopped push-before-manifests git-dnadata push
+	interrupt "$sig" push
+	# another machine's gc is not refused
+	expect_ok env DNADATA_TEST_LOCK_HOST=elsewhere git dnadata gc --store
+	expect_ok git dnadata push # the interrupted push, again
+	expect_ok git dnadata verify --all --read-data
+	[ -z "$(lock_names)" ] || fail "a lock was left: $(lock_names)"
+}
+
+test_folder_interrupted_gc_and_push_remove_their_lock() { interrupted file INT; }
+test_s3_interrupted_gc_and_push_remove_their_lock() { interrupted s3 INT; }
+test_folder_terminated_gc_and_push_remove_their_lock() { interrupted file TERM; }
+test_s3_terminated_gc_and_push_remove_their_lock() { interrupted s3 TERM; }
+
+# A snapshot interrupted while PostgreSQL works (pg/conn.c's handler on top of the lock's): the cancel and the
+# normal error path, which removes the lock.
+test_interrupted_snapshot_cancels_and_removes_its_lock() {
+	setup file
+	expect_ok git dnadata snapshot
+	local head
+	head=$(git rev-parse HEAD)
+	psql_q "$DB" "CREATE TABLE pause (id int PRIMARY KEY); UPDATE t SET note = 'p' || id WHERE id % 10 = 0"
+	hold_lock "$DB" pause
+	DNADATA_LOCK_WAIT_TIMEOUT=0 git-dnadata snapshot >"$T/snap.out" 2>"$T/snap.err" </dev/null &
+	local snap=$! rc=0
+	wait_until "the snapshot waits for table pause" snapshot_waits_for_table
+	assert_eq 1 "$(lock_names | wc -l)" "the waiting snapshot's lock"
+	kill -INT "$snap"
+	wait "$snap" || rc=$?
+	release_lock
+	assert_eq 1 "$rc" "the interrupted snapshot's exit status: $(cat "$T/snap.err")"
+	assert_contains "$(cat "$T/snap.err")" "interrupted"
+	[ -z "$(lock_names)" ] || fail "the interrupted snapshot left its lock: $(lock_names)"
+	assert_eq "$head" "$(git rev-parse HEAD)" "the interrupted snapshot committed"
+	expect_ok git dnadata verify --all --read-data
+}
+
+# A holder whose lock another machine removed as stale (its refreshes failed for 30 min) does not go on as if it
+# held it: a writer fails before its manifest, gc before its removals, one line and a hint each.
+lost_lock() {
+	setup "$1"
+	expect_ok git dnadata snapshot
+	psql_q "$DB" "UPDATE t SET note = 'l' || id WHERE id % 10 = 0"
+	local head before
+	head=$(git rev-parse HEAD)
+	before=$(store_names)
+	stopped index-listed env DNADATA_TEST_LOCK_REFRESH=1 git-dnadata snapshot
+	remove_locks
+	end_stopped
+	assert_eq 1 "$EXIT_CODE" "the exit status of the writer that lost its lock: $(cat "$T/stopped.err")"
+	assert_contains "$(cat "$T/stopped.err")" "the store lock was lost: another process removed this one's lock"
+	assert_contains "$(cat "$T/stopped.err")" "hint: its refreshes failed for 30 min (was the store unreachable?); run the command again"
+	assert_eq 1 "$(grep -c '^error: ' "$T/stopped.err")" "one error line: $(cat "$T/stopped.err")"
+	assert_eq "$head" "$(git rev-parse HEAD)" "the writer that lost its lock committed"
+	assert_eq "$(grep '^snapshots/' <<<"$before")" "$(store_names | grep '^snapshots/')" "a manifest was written"
+	[ -z "$(lock_names)" ] || fail "a lock was left: $(lock_names)"
+	expect_ok git dnadata verify --all --read-data
+	# gc, its lock removed once it has written its new files: it removes nothing
+	expect_ok git dnadata snapshot
+	git reset -q --hard HEAD~1
+	psql_q "$DB" "UPDATE t SET note = 'g' || id WHERE id % 10 = 0"
+	expect_ok git dnadata snapshot # the working record moves on: the snapshot before is garbage
+	git reflog expire --expire=now --all
+	before=$(store_names)
+	stopped store-gc-written env DNADATA_TEST_GC_CLOCK_SHIFT=$OLD git-dnadata gc --store
+	remove_locks
+	end_stopped
+	assert_eq 1 "$EXIT_CODE" "the exit status of the gc that lost its lock: $(cat "$T/stopped.err")"
+	assert_contains "$(cat "$T/stopped.err")" "gc removed nothing: the store lock was lost"
+	comm -23 <(echo "$before") <(store_names) >"$T/gone"
+	[ ! -s "$T/gone" ] || fail "the gc that lost its lock removed $(cat "$T/gone")"
+	[ -z "$(lock_names)" ] || fail "a lock was left: $(lock_names)"
+	expect_ok git dnadata verify --all --read-data
+	expect_ok env DNADATA_TEST_GC_CLOCK_SHIFT=$OLD git dnadata gc --store # run again: it works
+	assert_contains "$OUT" "removed 1 manifest"
+}
+
+test_folder_a_holder_that_lost_its_lock_stops() { lost_lock file; }
+test_s3_a_holder_that_lost_its_lock_stops() { lost_lock s3; }
+
 run_tests
