@@ -850,9 +850,11 @@ relist_after_lock(struct dd_store *st)
 static int
 wait_refused(struct dd_store *st, const char *who)
 {
+	int gc = !strncmp(who, "`gc --store`", 12); /* else an unreadable lock file (blocker_describe) */
+
 	dd_error("the store %s is locked by %s", st->url, who);
-	dd_hint("run this again once that lock is gone; a lock not refreshed for %d min is stale (`git dnadata gc "
-		"--store` removes it)", DD_STORE_LOCK_STALE / 60);
+	dd_hint("run this again once that %s; a lock not refreshed for %d min is stale (`git dnadata gc --store` "
+		"removes it)", gc ? "gc has ended" : "lock is gone", DD_STORE_LOCK_STALE / 60);
 	return -1;
 }
 

@@ -279,6 +279,7 @@ test_a_lock_file_that_cannot_be_fetched_is_judged_by_its_age() {
 	expect_fail 1 env DNADATA_TEST_LOCK_WAIT=1 git dnadata snapshot
 	assert_contains "$ERR" "is locked by an unreadable lock file $name: waiting up to 1 s"
 	assert_contains "$ERR" "error: the store $STORE is locked by an unreadable lock file $name"
+	assert_contains "$ERR" "hint: run this again once that lock is gone"
 	expect_fail 1 git dnadata gc --store
 	assert_contains "$ERR" "the store $STORE is locked by an unreadable lock file $name: gc removed nothing"
 	expect_ok env DNADATA_TEST_LOCK_CLOCK_SHIFT=1860 git dnadata gc --store
