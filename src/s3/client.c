@@ -1826,8 +1826,8 @@ dd_s3_mpu_list(struct dd_s3_client *c, const char *prefix, int (*fn)(const struc
 		 * to the next run.
 		 */
 		if (pages >= cap) {
-			dd_warn("S3's list of the multipart uploads in bucket %s goes on past %d pages: the rest is left for "
-				"the next run", c->bucket, pages);
+			dd_warn("S3's list of the multipart uploads in bucket %s goes on past %d pages: the rest is "
+				"left for the next run", c->bucket, pages);
 			break;
 		}
 		if ((r = uploads_page(c, prefix, key, id, &u)) != 0)

@@ -69,8 +69,8 @@ dd_store_gc_uploads(struct dd_store *st, int64_t cutoff, int dry_run, struct dd_
 			size_t left = 0; /* this one and the old ones after it: one line for all */
 			for (size_t j = i; j < n; j++)
 				left += v[j].initiated >= 0 && v[j].initiated <= cutoff;
-			dd_warn("gc: the store %s cannot be reached: %zu unfinished upload%s not aborted (the next gc --store "
-				"tries again): %s", st->url, left, left == 1 ? "" : "s",
+			dd_warn("gc: the store %s cannot be reached: %zu unfinished upload%s not aborted (the next "
+				"gc --store tries again): %s", st->url, left, left == 1 ? "" : "s",
 				dd_error_last() ? dd_error_last() : "unreachable");
 			dd_error_clear();
 			res->failed += left;

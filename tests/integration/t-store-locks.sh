@@ -283,7 +283,8 @@ test_a_lock_file_that_cannot_be_fetched_is_judged_by_its_age() {
 	expect_fail 1 git dnadata gc --store
 	assert_contains "$ERR" "the store $STORE is locked by an unreadable lock file $name: gc removed nothing"
 	expect_ok env DNADATA_TEST_LOCK_CLOCK_SHIFT=1860 git dnadata gc --store
-	assert_contains "$ERR" "warning: gc: removing a stale lock of the store (an unreadable lock file $name): not refreshed for"
+	assert_contains "$ERR" \
+		"warning: gc: removing a stale lock of the store (an unreadable lock file $name): not refreshed for"
 	[ ! -e "$T/store/$name" ] || fail "the stale unreadable lock is still there"
 	expect_ok git dnadata snapshot
 	expect_ok git dnadata verify --all --read-data

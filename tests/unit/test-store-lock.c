@@ -59,8 +59,10 @@ malformed_records_are_refused_and_leave_nothing(void **state)
 	static const char *const bad[] = {
 		"",
 		"dnadata-lock 2\nkind shared\nhost h\npid 1 started 0\nboot 0 pidns 0\ncommand c\ncreated 0\n",
-		"dnadata-lock 1\nkind shared\nhost h\npid 1 started 0\nboot 0 pidns 0\ncommand c\ncreated 0",  /* no final newline */
-		"dnadata-lock 1\nkind shared\nhost h\npid 1 started 0\nboot 0 pidns 0\ncommand c\ncreated 0\n\n", /* trailing */
+		/* no final newline */
+		"dnadata-lock 1\nkind shared\nhost h\npid 1 started 0\nboot 0 pidns 0\ncommand c\ncreated 0",
+		/* trailing */
+		"dnadata-lock 1\nkind shared\nhost h\npid 1 started 0\nboot 0 pidns 0\ncommand c\ncreated 0\n\n",
 		"dnadata-lock 1\nkind both\nhost h\npid 1 started 0\nboot 0 pidns 0\ncommand c\ncreated 0\n",
 		"dnadata-lock 1\nkind shared\nhost a b\npid 1 started 0\nboot 0 pidns 0\ncommand c\ncreated 0\n",
 		"dnadata-lock 1\nkind shared\nhost \npid 1 started 0\nboot 0 pidns 0\ncommand c\ncreated 0\n",
@@ -71,7 +73,8 @@ malformed_records_are_refused_and_leave_nothing(void **state)
 		"dnadata-lock 1\nkind shared\nhost h\npid 1\ncommand c\ncreated 0\n",
 		"dnadata-lock 1\nkind shared\nhost h\npid 1 started 0\nboot 0 pidns 0\ncommand \ncreated 0\n",
 		"dnadata-lock 1\nkind shared\nhost h\npid 1 started 0\nboot 0 pidns 0\ncommand c\tx\ncreated 0\n",
-		"dnadata-lock 1\nhost h\nkind shared\npid 1 started 0\nboot 0 pidns 0\ncommand c\ncreated 0\n", /* order */
+		/* order */
+		"dnadata-lock 1\nhost h\nkind shared\npid 1 started 0\nboot 0 pidns 0\ncommand c\ncreated 0\n",
 		"dnadata-lock 1\nkind shared\nhost h\npid 1 started 0\nboot 0 pidns 0\ncommand c\ncreated 1e9\n",
 		"dnadata-lock 1\nkind  shared\nhost h\npid 1 started 0\nboot 0 pidns 0\ncommand c\ncreated 0\n",
 		"dnadata-lock 1\nkind shared\nhost h\npid 1 started 0\ncommand c\ncreated 0\n", /* no boot line */
@@ -108,16 +111,17 @@ limits_are_exact(void **state)
 	host[DD_STORE_LOCK_HOST_MAX] = '\0';
 	memset(cmd, 'c', sizeof(cmd) - 1);
 	cmd[DD_STORE_LOCK_COMMAND_MAX] = '\0';
-	snprintf(text, sizeof(text), "dnadata-lock 1\nkind exclusive\nhost %s\npid 2147483647 started 0\nboot 0 pidns 0\ncommand %s\n"
+	snprintf(text, sizeof(text),
+		 "dnadata-lock 1\nkind exclusive\nhost %s\npid 2147483647 started 0\nboot 0 pidns 0\ncommand %s\n"
 		 "created 0\n", host, cmd);
 	assert_int_equal(parse(&r, text), 0);
 	host[DD_STORE_LOCK_HOST_MAX] = 'h', host[DD_STORE_LOCK_HOST_MAX + 1] = '\0';
-	snprintf(text, sizeof(text), "dnadata-lock 1\nkind exclusive\nhost %s\npid 1 started 0\nboot 0 pidns 0\ncommand c\ncreated 0\n",
-		 host);
+	snprintf(text, sizeof(text),
+		 "dnadata-lock 1\nkind exclusive\nhost %s\npid 1 started 0\nboot 0 pidns 0\ncommand c\ncreated 0\n", host);
 	assert_int_equal(parse(&r, text), -1);
 	cmd[DD_STORE_LOCK_COMMAND_MAX] = 'c', cmd[DD_STORE_LOCK_COMMAND_MAX + 1] = '\0';
-	snprintf(text, sizeof(text), "dnadata-lock 1\nkind exclusive\nhost h\npid 1 started 0\nboot 0 pidns 0\ncommand %s\ncreated 0\n",
-		 cmd);
+	snprintf(text, sizeof(text),
+		 "dnadata-lock 1\nkind exclusive\nhost h\npid 1 started 0\nboot 0 pidns 0\ncommand %s\ncreated 0\n", cmd);
 	assert_int_equal(parse(&r, text), -1);
 	/* a NUL inside is not text */
 	assert_int_equal(dd_store_lockrec_parse(&r, "dnadata-lock 1\nkind shared\nhost h\0x\n", 33), -1);
