@@ -81,11 +81,14 @@ malformed_records_are_refused_and_leave_nothing(void **state)
 		"dnadata-lock 1\nkind shared\nhost h\npid 1 started 0\nboot 0\ncommand c\ncreated 0\n",
 		"dnadata-lock 1\nkind shared\nhost h\npid 1 started 0\nboot 0 pidns 01\ncommand c\ncreated 0\n",
 		"dnadata-lock 1\nkind shared\nhost h\npid 1 started 0\nboot 00 pidns 1\ncommand c\ncreated 0\n",
-		"dnadata-lock 1\nkind shared\nhost h\npid 1 started 0\nboot 0F1E2D3C-4B5A-6978-8796-A5B4C3D2E1F0 pidns 1\n"
+		"dnadata-lock 1\nkind shared\nhost h\npid 1 started 0\n"
+		"boot 0F1E2D3C-4B5A-6978-8796-A5B4C3D2E1F0 pidns 1\n"
 		"command c\ncreated 0\n", /* uppercase */
-		"dnadata-lock 1\nkind shared\nhost h\npid 1 started 0\nboot 0f1e2d3c04b5a-6978-8796-a5b4c3d2e1f0 pidns 1\n"
+		"dnadata-lock 1\nkind shared\nhost h\npid 1 started 0\n"
+		"boot 0f1e2d3c04b5a-6978-8796-a5b4c3d2e1f0 pidns 1\n"
 		"command c\ncreated 0\n", /* a dash missing */
-		"dnadata-lock 1\nkind shared\nhost h\npid 1 started 0\nboot 0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f pidns 1\n"
+		"dnadata-lock 1\nkind shared\nhost h\npid 1 started 0\n"
+		"boot 0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f pidns 1\n"
 		"command c\ncreated 0\n", /* short */
 		"dnadata-lock 1\nkind shared\nhost h\npid 1 started 0\nboot 0 pidns 0 \ncommand c\ncreated 0\n",
 	};
@@ -117,11 +120,13 @@ limits_are_exact(void **state)
 	assert_int_equal(parse(&r, text), 0);
 	host[DD_STORE_LOCK_HOST_MAX] = 'h', host[DD_STORE_LOCK_HOST_MAX + 1] = '\0';
 	snprintf(text, sizeof(text),
-		 "dnadata-lock 1\nkind exclusive\nhost %s\npid 1 started 0\nboot 0 pidns 0\ncommand c\ncreated 0\n", host);
+		 "dnadata-lock 1\nkind exclusive\nhost %s\npid 1 started 0\nboot 0 pidns 0\ncommand c\ncreated 0\n",
+		 host);
 	assert_int_equal(parse(&r, text), -1);
 	cmd[DD_STORE_LOCK_COMMAND_MAX] = 'c', cmd[DD_STORE_LOCK_COMMAND_MAX + 1] = '\0';
 	snprintf(text, sizeof(text),
-		 "dnadata-lock 1\nkind exclusive\nhost h\npid 1 started 0\nboot 0 pidns 0\ncommand %s\ncreated 0\n", cmd);
+		 "dnadata-lock 1\nkind exclusive\nhost h\npid 1 started 0\nboot 0 pidns 0\ncommand %s\ncreated 0\n",
+		 cmd);
 	assert_int_equal(parse(&r, text), -1);
 	/* a NUL inside is not text */
 	assert_int_equal(dd_store_lockrec_parse(&r, "dnadata-lock 1\nkind shared\nhost h\0x\n", 33), -1);
