@@ -290,6 +290,19 @@ test_a_lock_file_that_cannot_be_fetched_is_judged_by_its_age() {
 	expect_ok git dnadata verify --all --read-data
 }
 
+# A dry run on a read-only folder store (a read-only bind mount in a mount namespace of its own): the store cannot
+# tell its clock (no probe file can be made), so gc goes by this machine's, saying so in one line, and reports.
+test_a_dry_run_on_a_read_only_folder_store_goes_by_the_local_clock() {
+	setup file
+	expect_ok git dnadata snapshot
+	expect_ok unshare -m sh -c 'mount --bind "$1" "$1" && mount -o remount,ro,bind "$1" && shift && exec "$@"' \
+		sh "$T/store" git dnadata gc --store --dry-run
+	assert_contains "$ERR" "warning: the store $STORE cannot tell its clock ("
+	assert_contains "$ERR" "Read-only file system): going by this machine's clock"
+	assert_eq 1 "$(grep -c 'cannot tell its clock' <<<"$ERR")" "said once: $ERR"
+	assert_contains "$OUT" "would remove 0 manifests"
+}
+
 # A crash between making a folder's clock probe (locks/.probe-XXXXXX) and removing it leaves the file: gc removes
 # those older than 1 h, and keeps a younger one (a live one exists for microseconds; a dry run removes nothing).
 test_gc_removes_clock_probes_a_crash_left() {
