@@ -560,8 +560,9 @@ test_s3_gc_aborts_only_the_unfinished_uploads_older_than_the_grace_period() {
 	local old_at young_id at
 	old_at=$(s3_aws s3api list-multipart-uploads --bucket "$BUCKET" --query 'Uploads[].Initiated' --output text |
 		tr '\t' '\n' | while read -r at; do date -u -d "$at" +%s; done | sort -n | tail -n 1)
-	# the old ones started in an earlier second than gc's clock reads (a second's resolution)
-	while [ "$(date +%s)" -le "$old_at" ]; do sleep 0.1; done
+	# the old ones started at least a second before the earliest time gc's clock can read: it is the server's
+	# Date (whole seconds, so up to 1 s behind) plus the time since, and the cutoff is 1 s before it
+	while [ "$(date +%s)" -le $((old_at + 2)) ]; do sleep 0.1; done
 	local shift=$((86400 - 1))
 
 	# a dry run names the old ones only, and counts them; one upload a page, so it walks four pages
