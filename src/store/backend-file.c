@@ -496,7 +496,6 @@ fb_sync_later(struct dd_backend *be, const char *name)
 	free(path);
 }
 
-/* A probe file's mtime: the clock of whatever holds the folder (an NFS server's, a shared disk's host). */
 /* Where probe files go: locks/, or the store's own folder for a store made before locks/. */
 static char *
 probe_dir(struct file_backend *fb)
@@ -511,9 +510,11 @@ probe_dir(struct file_backend *fb)
 }
 
 /*
- * A folder we may not write into (read-only, not ours: a `gc --store
- * --dry-run` may still read it) cannot tell its clock: DD_NOTFOUND with
- * the reason as the error, and the caller goes by this machine's.
+ * A probe file's mtime: the clock of whatever holds the folder (an NFS
+ * server's, a shared disk's host). A folder we may not write into
+ * (read-only, not ours: a `gc --store --dry-run` may still read it) cannot
+ * tell its clock: DD_NOTFOUND with the reason as the error, and the
+ * caller goes by this machine's.
  */
 static int
 fb_now(struct dd_backend *be, int64_t *now)

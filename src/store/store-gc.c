@@ -992,7 +992,12 @@ dd_store_gc(struct dd_store *st, const char *const *live, size_t nlive, const st
 	plan_index(&g);
 	if (!o->dry_run && act(&g) < 0)
 		goto out;
-	/* under the exclusive lock: no writer is resuming one of them (a dry run lists the same ones) */
+	/*
+	 * Under the exclusive lock, still ours (checked as before each removal
+	 * batch): no writer is resuming one of them. A dry run lists the same ones.
+	 */
+	if (up && !o->dry_run && st->be->ops->uploads && dd_store_lock_check(st) < 0)
+		goto out;
 	if (up)
 		dd_store_gc_uploads(st, g.cutoff, o->dry_run, up);
 	/* a folder's clock probes a crash left behind (a live one exists for microseconds) */
