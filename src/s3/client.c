@@ -46,6 +46,7 @@
 #define MAX_HEADERS 8
 #define MAX_LIST_PAGES 1000000 /* a billion keys at 1000 a page: past that a server is going round in circles */
 #define MAX_EMPTY_PAGES 100     /* truncated pages in a row that list nothing */
+#define MAX_UPLOAD_PAGES 1000   /* of ListMultipartUploads per run (a million uploads): the rest waits */
 #define MAX_PREALLOC (4u << 20) /* room made at once from a Content-Length; past that the buffer doubles */
 #define RECV_BUFFER (256L << 10)  /* CURLOPT_BUFFERSIZE, per transfer */
 #define SEND_BUFFER (512L << 10)  /* CURLOPT_UPLOAD_BUFFERSIZE, per transfer */
@@ -1755,6 +1756,21 @@ max_uploads(void)
 }
 
 /*
+ * The pages of ListMultipartUploads one run walks: MAX_UPLOAD_PAGES, or in
+ * tests DNADATA_TEST_S3_MAX_UPLOAD_PAGES (1..1000, with DNADATA_TEST=1).
+ */
+static int
+max_upload_pages(void)
+{
+	const char *e = getenv("DNADATA_TEST_S3_MAX_UPLOAD_PAGES"), *t = getenv("DNADATA_TEST");
+
+	if (!e || !t || strcmp(t, "1") || !*e || strspn(e, "0123456789") != strlen(e) || strlen(e) > 4 ||
+	    atoi(e) < 1 || atoi(e) > MAX_UPLOAD_PAGES)
+		return MAX_UPLOAD_PAGES;
+	return atoi(e);
+}
+
+/*
  * One page of ListMultipartUploads after (key, id) -- NULL, NULL: the
  * first -- into *u. 0, -1, DD_EUNREACHABLE.
  */
@@ -1799,11 +1815,21 @@ dd_s3_mpu_list(struct dd_s3_client *c, const char *prefix, int (*fn)(const struc
 	       void *arg)
 {
 	char *key = NULL, *id = NULL;
-	int r = 0, pages = 0, empty = 0;
+	int r = 0, pages = 0, empty = 0, cap = max_upload_pages();
 
 	do {
 		struct dd_s3_uploads u;
 
+		/*
+		 * A server can keep markers moving for ever (upload ids of one key
+		 * taking turns): what the first pages gave is done, the rest left
+		 * to the next run.
+		 */
+		if (pages >= cap) {
+			dd_warn("S3's list of the multipart uploads in bucket %s goes on past %d pages: the rest is "
+				"left for the next run", c->bucket, pages);
+			break;
+		}
 		if ((r = uploads_page(c, prefix, key, id, &u)) != 0)
 			break;
 		for (size_t i = 0; i < u.n && r == 0; i++)
@@ -1814,7 +1840,7 @@ dd_s3_mpu_list(struct dd_s3_client *c, const char *prefix, int (*fn)(const struc
 		if (r == 0 && u.truncated && !markers_advance(&u, key, id))
 			r = dd_error("S3's list of the multipart uploads in bucket %s is truncated but its markers do not "
 				     "move on (page %d)", c->bucket, pages);
-		else if (r == 0 && u.truncated && (pages >= MAX_LIST_PAGES || empty >= MAX_EMPTY_PAGES))
+		else if (r == 0 && u.truncated && empty >= MAX_EMPTY_PAGES)
 			r = dd_error("S3's list of the multipart uploads in bucket %s does not end (%d pages, the last "
 				     "%d empty)", c->bucket, pages, empty);
 		free(key);

@@ -143,7 +143,9 @@ int dd_s3_mpu_abort(struct dd_s3_client *c, const char *key, const char *upload_
  * ListMultipartUploads of every upload in progress whose key starts with
  * `prefix`, all pages (key-marker, upload-id-marker): `fn` is called once
  * per upload; a non-zero return stops with that value. Markers that do not
- * move on, or a listing that never ends, are errors. 0, -1,
+ * move on, or 100 empty pages in a row, are errors; past 1,000 pages (a
+ * server whose markers keep moving in circles) the walk stops with a
+ * warning line, what it found done, the rest left for the next run. 0, -1,
  * DD_EUNREACHABLE, or fn's value.
  */
 int dd_s3_mpu_list(struct dd_s3_client *c, const char *prefix, int (*fn)(const struct dd_s3_upload *u, void *arg),

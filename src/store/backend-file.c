@@ -29,6 +29,7 @@
 #include "store/backend.h"
 #include "util/err.h"
 #include "util/fs.h"
+#include "util/log.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -495,23 +496,41 @@ fb_sync_later(struct dd_backend *be, const char *name)
 	free(path);
 }
 
-/* A probe file's mtime: the clock of whatever holds the folder (an NFS server's, a shared disk's host). */
+/* Where probe files go: locks/, or the store's own folder for a store made before locks/. */
+static char *
+probe_dir(struct file_backend *fb)
+{
+	char *dir = path_of(fb, "locks");
+
+	if (!dd_is_dir(dir)) {
+		free(dir);
+		dir = dd_strdup(fb->root);
+	}
+	return dir;
+}
+
+/*
+ * A probe file's mtime: the clock of whatever holds the folder (an NFS
+ * server's, a shared disk's host). A folder we may not write into
+ * (read-only, not ours: a `gc --store --dry-run` may still read it) cannot
+ * tell its clock: DD_NOTFOUND with the reason as the error, and the
+ * caller goes by this machine's.
+ */
 static int
 fb_now(struct dd_backend *be, int64_t *now)
 {
 	struct file_backend *fb = (struct file_backend *)be;
-	char *dir = path_of(fb, "locks"), *tmpl;
+	char *dir = probe_dir(fb), *tmpl;
 	struct stat st;
 	int fd, rc = -1;
 
-	if (!dd_is_dir(dir)) { /* a store made before locks/: its own folder */
-		free(dir);
-		dir = dd_strdup(fb->root);
-	}
 	tmpl = dd_path_join(dir, ".probe-XXXXXX");
 	fd = mkstemp(tmpl);
 	if (fd < 0) {
+		int e = errno;
 		rc = dd_error_errno("cannot write a probe file into %s (to read the store's clock)", dir);
+		if (e == EROFS || e == EACCES || e == EPERM)
+			rc = DD_NOTFOUND;
 	} else {
 		if (fstat(fd, &st) == 0) {
 			*now = (int64_t)st.st_mtime;
@@ -525,6 +544,31 @@ fb_now(struct dd_backend *be, int64_t *now)
 	free(tmpl);
 	free(dir);
 	return rc;
+}
+
+/* Probe files (".probe-XXXXXX", mkstemp's six characters) with an mtime before `before`. */
+static void
+fb_sweep_probes(struct dd_backend *be, int64_t before)
+{
+	struct file_backend *fb = (struct file_backend *)be;
+	char *dir = probe_dir(fb);
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	struct stat st;
+
+	while (d && (e = readdir(d))) {
+		if (strncmp(e->d_name, ".probe-", 7) || strlen(e->d_name) != 13 ||
+		    fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode) ||
+		    (int64_t)st.st_mtime >= before)
+			continue;
+		if (unlinkat(dirfd(d), e->d_name, 0) < 0 && errno != ENOENT)
+			dd_warn("gc: cannot remove the old probe file %s/%s: %s", dir, e->d_name, strerror(errno));
+		else
+			dd_debug("gc: removed the old probe file %s/%s", dir, e->d_name);
+	}
+	if (d)
+		closedir(d);
+	free(dir);
 }
 
 static void
@@ -562,6 +606,7 @@ static const struct dd_backend_ops file_ops = {
 	.local_path = fb_local_path,
 	.forget = fb_forget,
 	.now = fb_now,
+	.sweep_probes = fb_sweep_probes,
 	.free = fb_free,
 };
 

@@ -300,16 +300,47 @@ struct uploads {
 	size_t strip; /* length of the store's prefix */
 };
 
-/* Is `name` (store-relative) one the store writes? Another program's uploads in the bucket are not gc's. */
+/* p[0..n) lowercase hex, as dd_object_name writes (FORMAT.md §3.1). */
+static int
+lower_hex(const char *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!((p[i] >= '0' && p[i] <= '9') || (p[i] >= 'a' && p[i] <= 'f')))
+			return 0;
+	return 1;
+}
+
+/* `name` is "<dir>/<n hex>" exactly. */
+static int
+flat_name(const char *name, const char *dir, size_t n)
+{
+	size_t dl = strlen(dir);
+
+	return !strncmp(name, dir, dl) && name[dl] == '/' && strlen(name) == dl + 1 + n && lower_hex(name + dl + 1, n);
+}
+
+/* `name` is "<dir>/<2 hex>/<64 hex>" exactly, the two the first two of the 64. */
+static int
+fanned_name(const char *name, const char *dir)
+{
+	size_t dl = strlen(dir);
+	const char *h = name + dl + 4;
+
+	return !strncmp(name, dir, dl) && strlen(name) == dl + 4 + 64 && name[dl] == '/' && name[dl + 3] == '/' &&
+	       lower_hex(h, 64) && name[dl + 1] == h[0] && name[dl + 2] == h[1];
+}
+
+/*
+ * Is `name` (store-relative) exactly one the store writes (FORMAT.md §3.1)?
+ * Another program's uploads in the bucket are not gc's, nor those of a store
+ * nested under this one (s3://b/x/ and s3://b/x/data/: "data/packs/..." is
+ * the inner store's, never a name of the outer).
+ */
 static int
 store_name(const char *name)
 {
-	static const char *const dirs[] = { "packs/", "data/", "index/", "snapshots/", "keys/", NULL };
-
-	for (int i = 0; dirs[i]; i++)
-		if (!strncmp(name, dirs[i], strlen(dirs[i])) && name[strlen(dirs[i])])
-			return 1;
-	return !strcmp(name, "config");
+	return fanned_name(name, "packs") || fanned_name(name, "data") || flat_name(name, "index", 64) ||
+	       flat_name(name, "snapshots", 64) || flat_name(name, "keys", 32) || !strcmp(name, "config");
 }
 
 static int
@@ -373,7 +404,17 @@ s3b_sync_later(struct dd_backend *be, const char *name)
 static int
 s3b_now(struct dd_backend *be, int64_t *now)
 {
-	return dd_s3_client_server_now(((struct s3_backend *)be)->c, now);
+	struct s3_backend *sb = (struct s3_backend *)be;
+	int r = dd_s3_client_server_now(sb->c, now);
+
+	if (r != DD_NOTFOUND)
+		return r;
+	/* no answer yet: one HEAD (of the store's config; any status carries a Date) */
+	r = s3b_exists(be, "config");
+	if (r == DD_EUNREACHABLE)
+		return r;
+	dd_error_clear();
+	return dd_s3_client_server_now(sb->c, now);
 }
 
 static void

@@ -141,11 +141,18 @@ struct dd_backend_ops {
 	 * Optional (NULL: unknown): the store's clock, seconds since the
 	 * epoch, against which the times list() gives are judged (gc's grace
 	 * period, stale locks). S3: the Date of the server's last answer (plus
-	 * the time since); a folder: the mtime of a probe file made in
-	 * `locks/` and removed at once. 0, DD_NOTFOUND (cannot tell yet; no
-	 * error), -1.
+	 * the time since; a HEAD first when none came yet); a folder: the
+	 * mtime of a probe file made in `locks/` and removed at once. 0,
+	 * DD_NOTFOUND (cannot tell: no Date, a folder we may not write into;
+	 * the reason, if any, as the error), -1, DD_EUNREACHABLE.
 	 */
 	int (*now)(struct dd_backend *be, int64_t *now);
+	/*
+	 * Optional (NULL: nothing to do): remove the probe files now() left
+	 * behind (a crash between making and removing one) whose mtime is
+	 * before `before` (the store's clock). Never fails: a warning each.
+	 */
+	void (*sweep_probes)(struct dd_backend *be, int64_t before);
 	/*
 	 * Optional (NULL: the backend has no such thing): every multipart
 	 * upload in progress under the store whose name is one the store

@@ -19,23 +19,31 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Abort (a dry run: only count) upload u, old enough; a failure is warned and counted. */
-static void
+/*
+ * Abort (a dry run: only count) upload u, old enough; a failure is warned
+ * and counted. DD_EUNREACHABLE (not warned, not counted: the caller says
+ * it once for all that are left), else 0.
+ */
+static int
 abort_one(struct dd_store *st, const struct dd_backend_upload *u, int dry_run, struct dd_store_gc_uploads *res)
 {
 	struct dd_store_gc_upload *e;
+	int r = dry_run ? 0 : st->be->ops->upload_abort(st->be, u);
 
-	if (!dry_run && st->be->ops->upload_abort(st->be, u) != 0) {
+	if (r == DD_EUNREACHABLE)
+		return r;
+	if (r != 0) {
 		dd_warn("gc: cannot abort the unfinished upload of %s: %s (the next gc --store tries again)", u->key,
 			dd_error_last() ? dd_error_last() : "unknown error");
 		dd_error_clear();
 		res->failed++;
-		return;
+		return 0;
 	}
 	res->v = dd_realloc(res->v, (res->n + 1) * sizeof(*res->v));
 	e = &res->v[res->n++];
 	e->key = dd_strdup(u->key);
 	e->initiated = u->initiated;
+	return 0;
 }
 
 void
@@ -55,10 +63,19 @@ dd_store_gc_uploads(struct dd_store *st, int64_t cutoff, int dry_run, struct dd_
 		return;
 	}
 	for (size_t i = 0; i < n; i++) {
-		if (v[i].initiated < 0 || v[i].initiated > cutoff)
+		if (v[i].initiated < 0 || v[i].initiated > cutoff) {
 			res->young++; /* maybe a push in progress elsewhere; unknown counts as young */
-		else
-			abort_one(st, &v[i], dry_run, res);
+		} else if (abort_one(st, &v[i], dry_run, res) == DD_EUNREACHABLE) {
+			size_t left = 0; /* this one and the old ones after it: one line for all */
+			for (size_t j = i; j < n; j++)
+				left += v[j].initiated >= 0 && v[j].initiated <= cutoff;
+			dd_warn("gc: the store %s cannot be reached: %zu unfinished upload%s not aborted (the next "
+				"gc --store tries again): %s", st->url, left, left == 1 ? "" : "s",
+				dd_error_last() ? dd_error_last() : "unreachable");
+			dd_error_clear();
+			res->failed += left;
+			break;
+		}
 	}
 	dd_backend_uploads_free(v, n);
 }

@@ -46,6 +46,7 @@
 enum verdict { KEEP = 0, DELETE = 1, REPACK = 2 };
 
 #define DD_STORE_GC_SKEW 300 /* seconds between this machine's clock and the store's said in a warning */
+#define DD_STORE_GC_PROBE_AGE 3600 /* seconds: a folder's clock probe file older than this was left by a crash */
 
 /* A set of 32-byte ids (open addressing; ids are keyed hashes, so their first bytes are uniform). */
 struct idset {
@@ -157,6 +158,7 @@ struct sgc {
 	const struct dd_store_gc_opts *o;
 	struct dd_store_gc_result *res;
 	int64_t cutoff; /* changed after this: young */
+	int64_t now;    /* the store's clock (without the test shift) */
 	struct gpack *packs; /* sorted by name */
 	size_t npacks;
 	struct gindex *idx;
@@ -954,18 +956,21 @@ store_clock(struct sgc *g)
 	if (r == 0 && (d > DD_STORE_GC_SKEW || d < -DD_STORE_GC_SKEW))
 		dd_warn("gc: this machine's clock is %lld s %s the store's: gc goes by the store's clock",
 			(long long)(d < 0 ? -d : d), d < 0 ? "ahead of" : "behind");
+	g->now = now;
 	g->cutoff = now + g->o->clock_shift - g->o->grace;
 	return 0;
 }
 
 int
 dd_store_gc(struct dd_store *st, const char *const *live, size_t nlive, const struct dd_store_gc_opts *o,
-	    struct dd_store_gc_result *res)
+	    struct dd_store_gc_result *res, struct dd_store_gc_uploads *up)
 {
 	struct sgc g = { .st = st, .o = o, .res = res };
 	int rc = -1;
 
 	memset(res, 0, sizeof(*res));
+	if (up)
+		memset(up, 0, sizeof(*up));
 	if (!dd_store_live(st)) {
 		dd_error("the store %s cannot be reached: gc works on the store itself", st->url);
 		goto out;
@@ -987,6 +992,17 @@ dd_store_gc(struct dd_store *st, const char *const *live, size_t nlive, const st
 	plan_index(&g);
 	if (!o->dry_run && act(&g) < 0)
 		goto out;
+	/*
+	 * Under the exclusive lock, still ours (checked as before each removal
+	 * batch): no writer is resuming one of them. A dry run lists the same ones.
+	 */
+	if (up && !o->dry_run && st->be->ops->uploads && dd_store_lock_check(st) < 0)
+		goto out;
+	if (up)
+		dd_store_gc_uploads(st, g.cutoff, o->dry_run, up);
+	/* a folder's clock probes a crash left behind (a live one exists for microseconds) */
+	if (!o->dry_run && st->be->ops->sweep_probes)
+		st->be->ops->sweep_probes(st->be, g.now - DD_STORE_GC_PROBE_AGE);
 	rc = 0;
 out:
 	dd_store_unlock_all(st);

@@ -28,7 +28,8 @@
  * Tests only (honoured with DNADATA_TEST=1): DNADATA_TEST_LOCK_CLOCK_SHIFT
  * moves the clock locks are judged by (a lock 31 min old without waiting),
  * DNADATA_TEST_LOCK_HOST names another host (a lock a killed process of
- * another machine left), DNADATA_TEST_LOCK_WAIT bounds a writer's wait,
+ * another machine left), DNADATA_TEST_LOCK_PIDNS another pid namespace (a
+ * container sharing this host's name), DNADATA_TEST_LOCK_WAIT bounds a writer's wait,
  * DNADATA_TEST_LOCK_REFRESH sets the refresh period (seconds).
  */
 #include "store/store-lock.h"
@@ -44,7 +45,9 @@
 #include <signal.h>
 #include <sodium.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -78,6 +81,26 @@ parse_text(const char *p, size_t n, size_t max, int spaces, char *out)
 	for (size_t i = 0; i < n; i++)
 		if (p[i] < 0x20 || p[i] > 0x7e || (!spaces && p[i] == ' '))
 			return -1;
+	memcpy(out, p, n);
+	out[n] = '\0';
+	return 0;
+}
+
+/* A boot id (8-4-4-4-12 lowercase hex) into out, or "0" (unknown) as "". */
+static int
+parse_boot(const char *p, size_t n, char out[DD_STORE_LOCK_BOOT_LEN + 1])
+{
+	if (n == 1 && p[0] == '0') {
+		out[0] = '\0';
+		return 0;
+	}
+	if (n != DD_STORE_LOCK_BOOT_LEN)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		int dash = i == 8 || i == 13 || i == 18 || i == 23;
+		if (dash ? p[i] != '-' : !((p[i] >= '0' && p[i] <= '9') || (p[i] >= 'a' && p[i] <= 'f')))
+			return -1;
+	}
 	memcpy(out, p, n);
 	out[n] = '\0';
 	return 0;
@@ -131,6 +154,15 @@ record_parse(struct dd_store_lockrec *r, const char *text, size_t len)
 	if (vn - sp < 9 || memcmp(v + sp, " started ", 9) || parse_dec(v + sp + 9, vn - sp - 9, 0, 1LL << 62, &x))
 		return -1;
 	r->started = x;
+	/* "boot <boot id> pidns <inode>" */
+	if (next_line(text, len, &at, "boot", &v, &vn))
+		return -1;
+	for (sp = 0; sp < vn && v[sp] != ' '; sp++)
+		;
+	if (parse_boot(v, sp, r->boot) || vn - sp < 7 || memcmp(v + sp, " pidns ", 7) ||
+	    parse_dec(v + sp + 7, vn - sp - 7, 0, 1LL << 62, &x))
+		return -1;
+	r->pidns = x;
 	if (next_line(text, len, &at, "command", &v, &vn) ||
 	    parse_text(v, vn, DD_STORE_LOCK_COMMAND_MAX, 1, r->command))
 		return -1;
@@ -154,9 +186,10 @@ dd_store_lockrec_parse(struct dd_store_lockrec *r, const char *text, size_t len)
 void
 dd_store_lockrec_format(struct dd_buf *out, const struct dd_store_lockrec *r)
 {
-	dd_buf_printf(out, "dnadata-lock 1\nkind %s\nhost %s\npid %ld started %lld\ncommand %s\ncreated %lld\n",
+	dd_buf_printf(out, "dnadata-lock 1\nkind %s\nhost %s\npid %ld started %lld\nboot %s pidns %lld\ncommand %s\n"
+			   "created %lld\n",
 		      r->kind == DD_STORE_LOCK_EXCLUSIVE ? "exclusive" : "shared", r->host, r->pid, r->started,
-		      r->command, r->created);
+		      r->boot[0] ? r->boot : "0", r->pidns, r->command, r->created);
 }
 
 /* ---- test settings ---- */
@@ -203,6 +236,51 @@ my_host(char host[DD_STORE_LOCK_HOST_MAX + 1])
 	host[n] = '\0';
 }
 
+/* This machine's boot id (/proc/sys/kernel/random/boot_id) into boot, "" when unknown. */
+static void
+my_boot(char boot[DD_STORE_LOCK_BOOT_LEN + 1])
+{
+	char raw[64] = "";
+	FILE *f = fopen("/proc/sys/kernel/random/boot_id", "re");
+	size_t n = 0;
+
+	if (f) {
+		n = fread(raw, 1, sizeof(raw) - 1, f);
+		fclose(f);
+	}
+	while (n && raw[n - 1] == '\n')
+		n--;
+	if (parse_boot(raw, n, boot) < 0 || n == 1)
+		boot[0] = '\0';
+}
+
+/* This process's pid namespace (the inode of /proc/self/ns/pid), 0 when unknown; tests: DNADATA_TEST_LOCK_PIDNS. */
+static long long
+my_pidns(void)
+{
+	struct stat st;
+	long long t = test_number("DNADATA_TEST_LOCK_PIDNS", -1);
+
+	if (t >= 0)
+		return t;
+	return stat("/proc/self/ns/pid", &st) == 0 && (long long)st.st_ino > 0 ? (long long)st.st_ino : 0;
+}
+
+/*
+ * Is the holder of r a process this one can judge by pid: same host name,
+ * and the same boot and pid namespace, both known?
+ */
+static int
+same_pid_space(const struct dd_store_lockrec *r)
+{
+	char host[DD_STORE_LOCK_HOST_MAX + 1], boot[DD_STORE_LOCK_BOOT_LEN + 1];
+	long long ns = my_pidns();
+
+	my_host(host);
+	my_boot(boot);
+	return !strcmp(r->host, host) && boot[0] && !strcmp(r->boot, boot) && ns > 0 && r->pidns == ns;
+}
+
 /* "host h, pid 123, git dnadata gc, since 2026-11-30 14:02:03 (its clock)" */
 static char *
 describe(const struct dd_store_lockrec *r)
@@ -230,6 +308,8 @@ put_lock(struct dd_store *st, int kind, char name[DD_OBJECT_NAME_SIZE])
 	r.started = dd_proc_start_time(r.pid);
 	if (r.started < 0)
 		r.started = 0;
+	my_boot(r.boot);
+	r.pidns = my_pidns();
 	snprintf(r.command, sizeof(r.command), "%s", dd_lock_command());
 	r.created = (long long)time(NULL);
 	dd_store_lockrec_format(&plain, &r);
@@ -278,6 +358,9 @@ struct seen {
 	struct dd_store_lockrec r;
 };
 
+/* Said once per process: the store cannot tell its clock (no Date, a read-only folder). */
+static atomic_int local_clock_said;
+
 int
 dd_store_now(struct dd_store *st, int64_t *now)
 {
@@ -285,18 +368,29 @@ dd_store_now(struct dd_store *st, int64_t *now)
 
 	if (r == 0)
 		return 0;
-	if (r < 0 && r != DD_NOTFOUND)
-		return dd_error_wrap("reading the clock of the store %s", st->url);
+	if (r < 0 && r != DD_NOTFOUND) {
+		dd_error_wrap("reading the clock of the store %s", st->url);
+		return r == DD_EUNREACHABLE ? r : -1;
+	}
+	if (st->be && st->be->ops->now && !atomic_exchange(&local_clock_said, 1))
+		dd_warn("the store %s cannot tell its clock (%s): going by this machine's clock", st->url,
+			dd_error_last() ? dd_error_last() : "its server gave no Date");
+	dd_error_clear();
 	*now = (int64_t)time(NULL);
 	return 1;
 }
 
-/* Read and judge lock file `e` (not ours) against the store's clock `now`. 0, DD_NOTFOUND (gone since), -1. */
+/*
+ * Read and judge lock file `e` (not ours) against the store's clock `now`.
+ * One that cannot be fetched (an error other than not found and
+ * unreachable: too big, forbidden) is judged like one that does not open:
+ * unreadable, by its listed age, so no single bad file blocks every writer
+ * and gc for good. 0, DD_NOTFOUND (gone since), DD_EUNREACHABLE.
+ */
 static int
 judge_lock(struct dd_store *st, const struct dd_backend_entry *e, int64_t now, struct seen *s)
 {
 	struct dd_buf obj = DD_BUF_INIT, plain = DD_BUF_INIT;
-	char host[DD_STORE_LOCK_HOST_MAX + 1];
 	uint8_t id[32];
 	int64_t t = e->changed > e->mtime ? e->changed : e->mtime;
 	int r;
@@ -305,25 +399,25 @@ judge_lock(struct dd_store *st, const struct dd_backend_entry *e, int64_t now, s
 	snprintf(s->name, sizeof(s->name), "%s", e->name);
 	atomic_fetch_add(&st->requests, 1);
 	r = st->be->ops->get(st->be, e->name, &obj);
-	if (r == DD_NOTFOUND || r < 0) {
+	if (r == DD_NOTFOUND || r == DD_EUNREACHABLE) {
 		dd_buf_release(&obj);
 		return r;
 	}
 	dd_hex_decode(id, 32, e->name + 6); /* checked by the caller */
-	if (dd_object_open(&plain, st->keys, DD_OBJ_LOCK, id, obj.ptr, obj.len, DD_STORE_LOCK_MAX, NULL) == 0 &&
+	if (r >= 0 &&
+	    dd_object_open(&plain, st->keys, DD_OBJ_LOCK, id, obj.ptr, obj.len, DD_STORE_LOCK_MAX, NULL) == 0 &&
 	    dd_store_lockrec_parse(&s->r, plain.ptr, plain.len) == 0)
 		s->readable = 1;
 	dd_error_clear();
 	s->age = t == INT64_MAX ? 0 : now - t;
-	my_host(host);
 	s->stale = s->age > DD_STORE_LOCK_STALE ||
-		   (s->readable && !strcmp(s->r.host, host) && !dd_proc_alive(s->r.pid, s->r.started ? s->r.started : -1));
+		   (s->readable && same_pid_space(&s->r) && !dd_proc_alive(s->r.pid, s->r.started ? s->r.started : -1));
 	dd_buf_release(&obj);
 	dd_buf_release(&plain);
 	return 0;
 }
 
-/* Every lock file but `own` (NULL: none), judged. 0, -1. */
+/* Every lock file but `own` (NULL: none), judged. 0, -1, DD_EUNREACHABLE (error set). */
 static int
 scan(struct dd_store *st, const char *own, struct seen **out, size_t *n)
 {
@@ -336,11 +430,13 @@ scan(struct dd_store *st, const char *own, struct seen **out, size_t *n)
 	*n = 0;
 	atomic_fetch_add(&st->requests, 1);
 	r = st->be->ops->list(st->be, "locks", &e, &ne);
-	if (r < 0)
-		return dd_error_wrap("listing the locks of the store %s", st->url);
-	if (dd_store_now(st, &now) < 0) {
+	if (r < 0) {
+		dd_error_wrap("listing the locks of the store %s", st->url);
+		return r == DD_EUNREACHABLE ? r : -1;
+	}
+	if ((r = dd_store_now(st, &now)) < 0) {
 		dd_backend_entries_free(e, ne);
-		return -1;
+		return r;
 	}
 	now += test_number("DNADATA_TEST_LOCK_CLOCK_SHIFT", 0);
 	*out = dd_calloc(ne ? ne : 1, sizeof(**out));
@@ -356,7 +452,7 @@ scan(struct dd_store *st, const char *own, struct seen **out, size_t *n)
 			free(*out);
 			*out = NULL;
 			dd_backend_entries_free(e, ne);
-			return -1;
+			return r == DD_EUNREACHABLE ? r : -1;
 		}
 		(*n)++;
 	}
@@ -364,10 +460,25 @@ scan(struct dd_store *st, const char *own, struct seen **out, size_t *n)
 	return 0;
 }
 
+/* "host h, pid 1, ..." or "an unreadable lock file locks/<id>" (one that does not fetch or open). */
 static char *
 seen_describe(const struct seen *s)
 {
-	return s->readable ? describe(&s->r) : dd_asprintf("%s (a lock file that does not open)", s->name);
+	return s->readable ? describe(&s->r) : dd_asprintf("an unreadable lock file %s", s->name);
+}
+
+/* What blocks a writer: "`gc --store` (host h, ...)", or the unreadable lock file. */
+static char *
+blocker_describe(const struct seen *s)
+{
+	char *who, *out;
+
+	if (!s->readable)
+		return seen_describe(s);
+	who = describe(&s->r);
+	out = dd_asprintf("`gc --store` (%s)", who);
+	free(who);
+	return out;
 }
 
 static void sig_unregister(struct dd_store *st);
@@ -697,7 +808,11 @@ blocker(const struct seen *s, size_t n, int kind)
 	return NULL;
 }
 
-/* One attempt: put ours, list, judge. 1 taken (name in `name`), 0 blocked (ours removed; *who set), -1. */
+/*
+ * One attempt: put ours, list, judge. 1 taken (name in `name`), 0 blocked
+ * (ours removed; *who set), -1, DD_EUNREACHABLE (the put or the listing
+ * after it: ours removed if the store still answers that).
+ */
 static int
 try_take(struct dd_store *st, int kind, char name[DD_OBJECT_NAME_SIZE], struct seen **s, size_t *n, char **who)
 {
@@ -710,14 +825,15 @@ try_take(struct dd_store *st, int kind, char name[DD_OBJECT_NAME_SIZE], struct s
 		return dd_error("interrupted");
 	if ((r = put_lock(st, kind, name)) < 0)
 		return r;
-	if (scan(st, name, s, n) < 0) {
+	dd_failpoint("store-lock-put"); /* tests: the store goes out of reach between our put and the listing */
+	if ((r = scan(st, name, s, n)) < 0) {
 		del_lock(st, name);
-		return -1;
+		return r;
 	}
 	b = blocker(*s, *n, kind);
 	if (!b)
 		return 1;
-	*who = seen_describe(b);
+	*who = kind == DD_STORE_LOCK_SHARED ? blocker_describe(b) : seen_describe(b);
 	del_lock(st, name);
 	return 0;
 }
@@ -734,9 +850,11 @@ relist_after_lock(struct dd_store *st)
 static int
 wait_refused(struct dd_store *st, const char *who)
 {
-	dd_error("the store %s is locked by `gc --store` (%s)", st->url, who);
-	dd_hint("run this again once that gc has ended; a lock not refreshed for %d min is stale (`git dnadata gc "
-		"--store` removes it)", DD_STORE_LOCK_STALE / 60);
+	int gc = !strncmp(who, "`gc --store`", 12); /* else an unreadable lock file (blocker_describe) */
+
+	dd_error("the store %s is locked by %s", st->url, who);
+	dd_hint("run this again once that %s; a lock not refreshed for %d min is stale (`git dnadata gc --store` "
+		"removes it)", gc ? "gc has ended" : "lock is gone", DD_STORE_LOCK_STALE / 60);
 	return -1;
 }
 
@@ -749,7 +867,7 @@ dd_store_lock_shared(struct dd_store *st)
 	int said = 0, r;
 
 	if (!st->be || !dd_store_live(st))
-		return 0;
+		return 0; /* nothing counted: the caller must not unlock */
 	if (sig_register(st) < 0)
 		return -1;
 	pthread_mutex_lock(&st->lockmu);
@@ -757,7 +875,7 @@ dd_store_lock_shared(struct dd_store *st)
 	if (st->lock_kind) {
 		st->lock_count++;
 		pthread_mutex_unlock(&st->lockmu);
-		return 0;
+		return 1;
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (;;) {
@@ -777,7 +895,7 @@ dd_store_lock_shared(struct dd_store *st)
 			break;
 		}
 		if (!said++)
-			dd_warn("the store %s is locked by `gc --store` (%s): waiting up to %lld s", st->url, who, bound);
+			dd_warn("the store %s is locked by %s: waiting up to %lld s", st->url, who, bound);
 		free(who);
 		sleep(bound < 2 ? 1 : 2); /* an interrupt ends the wait at the next try_take */
 	}
@@ -789,7 +907,7 @@ dd_store_lock_shared(struct dd_store *st)
 	pthread_mutex_unlock(&st->lockmu);
 	if (r == DD_EUNREACHABLE && dd_store_gone(st, r))
 		return 0; /* unreachable: the writer goes on in the cache, listing nothing */
-	return r < 0 ? -1 : 0;
+	return r < 0 ? -1 : 1;
 }
 
 /* Remove the stale locks of s[0..n), one warning line each. */

@@ -14,7 +14,8 @@
  * seconds from a thread; a lock whose store time (S3 LastModified, a
  * folder's mtime) is more than DD_STORE_LOCK_STALE seconds behind the
  * store's clock (dd_store_now) is stale: ignored, and removed by gc. A lock
- * of this host whose process is gone is stale at once.
+ * of this host, boot and pid namespace whose process is gone is stale at
+ * once.
  */
 #ifndef DD_STORE_STORE_LOCK_H
 #define DD_STORE_STORE_LOCK_H
@@ -35,21 +36,29 @@ struct dd_store;
 
 enum dd_store_lock_kind { DD_STORE_LOCK_SHARED = 1, DD_STORE_LOCK_EXCLUSIVE = 2 };
 
+#define DD_STORE_LOCK_BOOT_LEN 36 /* a boot id: 8-4-4-4-12 lowercase hex */
+
 /*
- * The plaintext of a lock file, six lines, each "<key> <value>\n" in this
+ * The plaintext of a lock file, seven lines, each "<key> <value>\n" in this
  * order (FORMAT.md §3.6):
  *   dnadata-lock 1
  *   kind shared|exclusive
  *   host <printable ASCII without spaces, 1-255>
  *   pid <decimal, 1-2^31>  started <decimal start time, 0 unknown>
+ *   boot <the kernel's boot id, 0 unknown>  pidns <decimal pid namespace inode, 0 unknown>
  *   command <printable ASCII, 1-200: "git dnadata gc", never arguments>
  *   created <decimal seconds since the epoch, the holder's clock>
+ * The pid is judged (a gone process: stale at once) only when host, boot id
+ * and pid namespace are all known and ours: two containers sharing a host
+ * name but not their pids never take each other's live lock for dead.
  */
 struct dd_store_lockrec {
 	int kind;
 	char host[DD_STORE_LOCK_HOST_MAX + 1];
 	long pid;
 	long long started;
+	char boot[DD_STORE_LOCK_BOOT_LEN + 1]; /* "" unknown (written "0") */
+	long long pidns;                       /* 0 unknown */
 	char command[DD_STORE_LOCK_COMMAND_MAX + 1];
 	long long created;
 };
@@ -66,7 +75,8 @@ void dd_store_lockrec_format(struct dd_buf *out, const struct dd_store_lockrec *
  * saying once who holds it, then fails with a hint. When the store's index
  * files were listed before the lock was taken, the next
  * dd_store_index_refresh() lists them again. No-op offline or on an
- * unreachable store. 0, -1.
+ * unreachable store. 1 (counted: call dd_store_unlock_shared() once), 0
+ * (no lock taken, nothing counted: do not unlock), -1.
  */
 int dd_store_lock_shared(struct dd_store *st);
 void dd_store_unlock_shared(struct dd_store *st);
@@ -97,8 +107,11 @@ void dd_store_unlock_all(struct dd_store *st);
 int dd_store_locks_held(struct dd_store *st, struct dd_buf *out);
 /*
  * The store's clock, seconds: S3's Date of the last answer (plus the time
- * since), a folder store's mtime of a probe file written there. Falls back
- * to this machine's clock (returning 1) when the backend cannot tell. 0, 1.
+ * since; a HEAD first when none came yet), a folder store's mtime of a
+ * probe file written there. Falls back to this machine's clock (returning
+ * 1, with a warning line once per process) when the backend cannot tell (a
+ * server without Date, a folder we may not write into: a dry run on a
+ * read-only store). 0, 1, -1, DD_EUNREACHABLE.
  */
 int dd_store_now(struct dd_store *st, int64_t *now);
 

@@ -428,7 +428,7 @@ push_all(struct dd_store *st, const char *const *ids_in, size_t n_in, int flags,
 	 * file a `gc --store` removed before is sent again rather than trusted
 	 * (store-lock.h; store-index.c, forget_unlisted).
 	 */
-	if (n && (dd_store_lock_shared(st) < 0 || (locked = 1, dd_store_index_refresh(st) < 0)))
+	if (n && ((locked = dd_store_lock_shared(st)) < 0 || dd_store_index_refresh(st) < 0))
 		goto out;
 	if ((rc = collect(st, ids, n, DD_EACH_STREAMS | DD_EACH_ENTRIES, &r)) != 0)
 		goto out;
@@ -469,7 +469,7 @@ out:
 		dd_xfer_wait(st, &b, NULL, NULL);
 		dd_error_restore(&why);
 	}
-	if (locked)
+	if (locked > 0) /* only a count this push took */
 		dd_store_unlock_shared(st);
 	free(r.v), free(need), free(fids), free(sids), free(ids);
 	return rc;

@@ -543,10 +543,14 @@ struct dd_store_gc_result {
  * index file, durable before anything is removed). Live: the snapshots
  * live[0..nlive), every manifest younger than the grace period, the local
  * cache's manifests the store lacks and its private ones, their chunks and
- * their delta bases. Needs the store online. 0 (see res->failed), -1.
+ * their delta bases. Needs the store online. Then, with `up` (NULL: not
+ * done), dd_store_gc_uploads() with the same cutoff, while the exclusive
+ * lock is still held: a push resuming an older upload under its shared
+ * lock never has it aborted. 0 (see res->failed), -1.
  */
+struct dd_store_gc_uploads;
 int dd_store_gc(struct dd_store *st, const char *const *live, size_t nlive, const struct dd_store_gc_opts *o,
-		struct dd_store_gc_result *res);
+		struct dd_store_gc_result *res, struct dd_store_gc_uploads *up);
 
 /* ---- the store's gc of unfinished multipart uploads (store-gc-uploads.c) ---- */
 struct dd_store_gc_upload {

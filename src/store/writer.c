@@ -49,6 +49,7 @@ struct chunk_job {
 struct dd_snapshot_writer {
 	struct dd_store *st;
 	int flags; /* DD_SNAPSHOT_PRIVATE */
+	int locked; /* holds one count of the store's shared lock (dd_store_lock_shared returned 1) */
 	pthread_mutex_t mu;
 	struct dd_manifest m; /* finished streams + metadata */
 	char **active;        /* names of streams being written */
@@ -221,6 +222,7 @@ int
 dd_snapshot_begin_flags(struct dd_snapshot_writer **out, struct dd_store *st, int flags)
 {
 	struct dd_snapshot_writer *sw;
+	int locked = 0;
 
 	if (flags & ~DD_SNAPSHOT_PRIVATE)
 		return dd_error("BUG: unknown snapshot flags %#x", (unsigned)flags);
@@ -228,12 +230,22 @@ dd_snapshot_begin_flags(struct dd_snapshot_writer **out, struct dd_store *st, in
 	 * A public snapshot lists the store's index files to reuse its objects:
 	 * a shared store lock from before that listing until its manifest is
 	 * durable, so `gc --store` never removes what it reuses (store-lock.h).
+	 * The index files are listed again under the lock, at once: chunks
+	 * adopted from the last snapshot (dd_store_adopt_chunk) are judged by
+	 * that listing, so a pack a gc removed before the lock is sent again
+	 * rather than trusted.
 	 */
-	if (!(flags & DD_SNAPSHOT_PRIVATE) && dd_store_lock_shared(st) < 0)
+	if (!(flags & DD_SNAPSHOT_PRIVATE) && (locked = dd_store_lock_shared(st)) < 0)
 		return -1;
+	if (!(flags & DD_SNAPSHOT_PRIVATE) && dd_store_index_refresh(st) < 0) {
+		if (locked)
+			dd_store_unlock_shared(st);
+		return -1;
+	}
 	sw = dd_calloc(1, sizeof(*sw));
 	sw->st = st;
 	sw->flags = flags;
+	sw->locked = locked;
 	pthread_mutex_init(&sw->mu, NULL);
 	dd_packer_begin(st, flags & DD_SNAPSHOT_PRIVATE);
 	*out = sw;
@@ -701,8 +713,8 @@ dd_stream_abort(struct dd_stream_writer *w)
 static void
 snapshot_writer_free(struct dd_snapshot_writer *sw)
 {
-	if (!(sw->flags & DD_SNAPSHOT_PRIVATE))
-		dd_store_unlock_shared(sw->st);
+	if (sw->locked)
+		dd_store_unlock_shared(sw->st); /* only the count this writer took */
 	for (size_t i = 0; i < sw->nactive; i++)
 		free(sw->active[i]);
 	free(sw->active);

@@ -3,7 +3,7 @@
  * clone can tell is live, then let store/store-gc.c remove from the store
  * what none of them needs and what is older than the grace period, and
  * store/store-gc-uploads.c abort the multipart uploads left unfinished
- * before the same cutoff.
+ * before the same cutoff (from dd_store_gc, under its exclusive lock).
  *
  * Live, generously (deleting a live object is the one unforgivable bug):
  * the ref files of every commit reachable from any ref of the repository
@@ -126,9 +126,8 @@ dd_workflow_store_gc(struct dd_repo *repo, const struct dd_config *cfg, const st
 	if (dd_workflow_open_store(&st, cfg, repo, 0) < 0)
 		goto out;
 	out->url = dd_strdup(cfg->store_url && *cfg->store_url ? cfg->store_url : "the local store");
-	if (dd_store_gc(st, (const char *const *)live.v, live.n, &o, &out->res) < 0)
+	if (dd_store_gc(st, (const char *const *)live.v, live.n, &o, &out->res, &out->uploads) < 0)
 		goto out;
-	dd_store_gc_uploads(st, out->res.cutoff, o.dry_run, &out->uploads);
 	rc = 0;
 out:
 	if (rc < 0)

@@ -106,8 +106,8 @@ struct dd_store_gc_summary {
  * reachable from any ref (branches, tags, remote-tracking branches ...) or
  * by a local record is live; dd_store_gc() removes the rest that is older
  * than opts->grace by the store's clock (opts->clock_shift is set here:
- * DNADATA_TEST_GC_CLOCK_SHIFT in tests), then dd_store_gc_uploads() aborts
- * the multipart uploads left unfinished before the same cutoff. Waits for
+ * DNADATA_TEST_GC_CLOCK_SHIFT in tests) and, still under its exclusive lock,
+ * aborts the multipart uploads left unfinished before the same cutoff. Waits for
  * another gc --store of this clone; refuses while another machine's gc or a
  * writer holds a store lock (store/store-lock.h). 0, -1.
  */

@@ -547,10 +547,16 @@ mpu_initiated() {
 test_s3_gc_aborts_only_the_unfinished_uploads_older_than_the_grace_period() {
 	setup s3
 	snap
-	mpu_start data/packs/ab/old >/dev/null
-	mpu_start data/packs/ab/old >/dev/null # a second upload of the same key: the pages end between the two
+	local zeros old young nested
+	zeros=$(printf '0%.0s' $(seq 62))
+	old=data/packs/ab/ab$zeros young=data/packs/cd/cd$zeros
+	nested=data/inner/packs/ab/ab$zeros # a store nested under this one (s3://bucket/data/inner): its, not ours
+	mpu_start "$old" >/dev/null
+	mpu_start "$old" >/dev/null # a second upload of the same key: the pages end between the two
 	mpu_start elsewhere/packs/ab/theirs >/dev/null # not under the store's prefix: not gc's
 	mpu_start data/nothing-of-ours >/dev/null # under the prefix, not a name the store writes
+	mpu_start data/packs/ab/old >/dev/null    # not the exact shape of a pack's name
+	mpu_start "$nested" >/dev/null
 	local old_at young_id at
 	old_at=$(s3_aws s3api list-multipart-uploads --bucket "$BUCKET" --query 'Uploads[].Initiated' --output text |
 		tr '\t' '\n' | while read -r at; do date -u -d "$at" +%s; done | sort -n | tail -n 1)
@@ -562,37 +568,36 @@ test_s3_gc_aborts_only_the_unfinished_uploads_older_than_the_grace_period() {
 	# a dry run names the old ones only, and counts them; one upload a page, so it walks four pages
 	export DNADATA_TEST_S3_MAX_UPLOADS=1
 	stop_at store-gc-listed "$T/gc" env DNADATA_TEST_GC_CLOCK_SHIFT=$shift git-dnadata gc --store --dry-run
-	young_id=$(mpu_start data/packs/cd/young)
+	young_id=$(mpu_start "$young")
 	kill -CONT "$PID"
 	wait "$PID" || fail "the dry run failed: $(cat "$T/gc.err")"
 	OUT=$(cat "$T/gc.out")
 	tap_note "$OUT"
-	assert_eq 2 "$(grep -c "^would abort upload data/packs/ab/old (initiated " <<<"$OUT")" "$OUT"
-	for at in $(s3_aws s3api list-multipart-uploads --bucket "$BUCKET" --prefix data/packs/ab/old \
+	assert_eq 2 "$(grep -c "^would abort upload $old (initiated " <<<"$OUT")" "$OUT"
+	for at in $(s3_aws s3api list-multipart-uploads --bucket "$BUCKET" --prefix "$old" \
 		--query 'Uploads[].Initiated' --output text); do
-		assert_contains "$OUT" "would abort upload data/packs/ab/old (initiated $(date -u -d "$at" +%Y-%m-%dT%H:%M:%SZ))"
+		assert_contains "$OUT" "would abort upload $old (initiated $(date -u -d "$at" +%Y-%m-%dT%H:%M:%SZ))"
 	done
-	assert_not_contains "$OUT" "cd/young"
+	assert_not_contains "$OUT" "$young"
 	assert_not_contains "$OUT" "theirs"
 	assert_not_contains "$OUT" "nothing-of-ours"
+	assert_not_contains "$OUT" "ab/old"
+	assert_not_contains "$OUT" "inner"
 	assert_contains "$OUT" "would abort 2 unfinished multipart uploads, kept 1 younger than the grace period (24h)"
-	assert_eq "data/nothing-of-ours
-data/packs/ab/old
-data/packs/ab/old
-data/packs/cd/young
-elsewhere/packs/ab/theirs" "$(mpu_keys)" "a dry run aborts nothing"
+	assert_eq "$(printf '%s\n' data/nothing-of-ours data/packs/ab/old "$old" "$old" "$young" "$nested" \
+		elsewhere/packs/ab/theirs | LC_ALL=C sort)" "$(mpu_keys)" "a dry run aborts nothing"
 	# one upload a page is what the server sent: both old ones were found across pages
 	assert_eq True "$(s3_aws s3api list-multipart-uploads --bucket "$BUCKET" --max-uploads 1 --no-paginate \
 		--query IsTruncated --output text)" "the server pages by max-uploads"
 	# the dry run's young upload is done with; the real run gets its own
-	s3_aws s3api abort-multipart-upload --bucket "$BUCKET" --key data/packs/cd/young --upload-id "$young_id"
+	s3_aws s3api abort-multipart-upload --bucket "$BUCKET" --key "$young" --upload-id "$young_id"
 
 	# the real run, while an upload of our own is in progress (its record kept): both young, left alone
 	head -c $((12 << 20)) /dev/urandom >"$T/big"
 	local sum
 	sum=$(sha256sum "$T/big" | cut -c1-64)
 	stop_at store-gc-listed "$T/gc" env DNADATA_TEST_GC_CLOCK_SHIFT=$shift git-dnadata gc --store
-	mpu_start data/packs/cd/young >/dev/null
+	mpu_start "$young" >/dev/null
 	DD_TOOL_PART_SIZE=$((5 << 20)) DD_TOOL_TRANSFERS=1 start_stopped_at s3-part-2-recorded \
 		"$DD_BUILDDIR/backend-tool" "s3://$BUCKET/data" put-file "packs/${sum:0:2}/$sum" "$T/big"
 	kill -CONT "$PID"
@@ -601,10 +606,8 @@ elsewhere/packs/ab/theirs" "$(mpu_keys)" "a dry run aborts nothing"
 	tap_note "$OUT"
 	assert_not_contains "$OUT" "would abort"
 	assert_contains "$OUT" "aborted 2 unfinished multipart uploads, kept 2 younger than the grace period (24h)"
-	assert_eq "data/nothing-of-ours
-data/packs/${sum:0:2}/$sum
-data/packs/cd/young
-elsewhere/packs/ab/theirs" "$(mpu_keys)" "only the old uploads are aborted"
+	assert_eq "$(printf '%s\n' data/nothing-of-ours data/packs/ab/old "data/packs/${sum:0:2}/$sum" "$young" "$nested" \
+		elsewhere/packs/ab/theirs | LC_ALL=C sort)" "$(mpu_keys)" "only the old uploads are aborted"
 	# our own upload resumes where it stopped and completes
 	finish_stopped
 	assert_eq created "$(cat "$T/stopped.out")"
@@ -617,6 +620,28 @@ elsewhere/packs/ab/theirs" "$(mpu_keys)" "only the old uploads are aborted"
 	# the young upload stays until it is old
 	gc_store 0 --dry-run
 	assert_contains "$OUT" "would abort 0 unfinished multipart uploads, kept 1 younger"
+}
+
+# A server whose upload listing never ends (markers kept moving) is walked for at most 1,000 pages a run (here 2:
+# DNADATA_TEST_S3_MAX_UPLOAD_PAGES, one upload a page): what those pages gave is aborted, one warning line says
+# the rest is left, and the next run gets it.
+test_s3_gc_walks_a_bounded_number_of_upload_pages() {
+	setup s3
+	snap
+	local zeros k
+	zeros=$(printf '0%.0s' $(seq 62))
+	for k in 11 22 33; do
+		mpu_start "data/packs/$k/$k$zeros" >/dev/null
+	done
+	expect_ok env DNADATA_TEST_S3_MAX_UPLOADS=1 DNADATA_TEST_S3_MAX_UPLOAD_PAGES=2 \
+		DNADATA_TEST_GC_CLOCK_SHIFT=$((86400 + 60)) git dnadata gc --store
+	assert_contains "$ERR" "goes on past 2 pages: the rest is left for the next run"
+	assert_contains "$OUT" "aborted 2 unfinished multipart uploads"
+	assert_eq "data/packs/33/33$zeros" "$(mpu_keys)" "the third upload waits for the next run"
+	expect_ok env DNADATA_TEST_S3_MAX_UPLOADS=1 DNADATA_TEST_GC_CLOCK_SHIFT=$((86400 + 60)) git dnadata gc --store
+	assert_not_contains "$ERR" "goes on past"
+	assert_contains "$OUT" "aborted 1 unfinished multipart upload"
+	[ -z "$(mpu_keys)" ] || fail "uploads left: $(mpu_keys)"
 }
 
 run_tests

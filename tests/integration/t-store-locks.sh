@@ -204,6 +204,119 @@ stale_locks() {
 test_folder_stale_locks_are_removed_by_gc_and_fresh_ones_block_it() { stale_locks file; }
 test_s3_stale_locks_are_removed_by_gc_and_fresh_ones_block_it() { stale_locks s3; }
 
+# A killed writer of another container with the same host name but its own pid namespace (here
+# DNADATA_TEST_LOCK_PIDNS): its pid says nothing here, so its lock is not "a gone process" but fresh for 30 min of the
+# store's clock; gc refuses, and removes it once stale.
+test_a_lock_of_another_pid_namespace_is_not_judged_by_its_pid() {
+	setup file
+	expect_ok git dnadata snapshot
+	psql_q "$DB" "UPDATE t SET note = 'n' || id WHERE id % 10 = 0"
+	stopped index-listed env DNADATA_TEST_LOCK_PIDNS=4242 git-dnadata snapshot
+	local pid=$STOPPED_PID
+	kill -KILL "$pid"
+	wait "$pid" 2>/dev/null || true
+	assert_eq 1 "$(lock_names | wc -l)" "the killed writer's lock"
+	expect_fail 1 git dnadata gc --store
+	assert_contains "$ERR" "locked by host $(hostname), pid $pid, git dnadata snapshot"
+	assert_eq 1 "$(lock_names | wc -l)" "a refusing gc removed the lock"
+	expect_ok env DNADATA_TEST_LOCK_CLOCK_SHIFT=1860 git dnadata gc --store
+	assert_contains "$ERR" "(host $(hostname), pid $pid, git dnadata snapshot"
+	assert_contains "$ERR" "not refreshed for"
+	[ -z "$(lock_names)" ] || fail "the stale lock is still there: $(lock_names)"
+}
+
+# A writer lists the index files under its lock: chunks the previous snapshot's listing lets it keep (unchanged
+# media files, adopted without a put) whose index file and packs a gc removed before the lock (here removed by hand,
+# as another clone's gc would) are sent again from the cache, not trusted from the clone's record, so the new
+# snapshot is whole. (The database stream's first put lists too, so this passes without the listing at the lock's
+# taking, which covers a writer whose adoptions come before any put.)
+test_a_writer_relists_the_index_files_under_its_lock_before_adopting_chunks() {
+	setup file
+	printf 'media = var/uploads\n' >>.dnadata/profiles.ini
+	git commit -qm media .dnadata/profiles.ini
+	mkdir -p var/uploads
+	local i
+	for i in 1 2 3 4; do head -c 200000 /dev/urandom >"var/uploads/f$i"; done
+	expect_ok git dnadata snapshot
+	[ -n "$(cd "$T/store" && find packs -type f)" ] || fail "no pack in the store"
+	(cd "$T/store" && find index packs -type f -delete)
+	head -c 1000 /dev/urandom >var/uploads/zzz # a new file: the others are adopted from the listing
+	expect_ok git dnadata snapshot
+	expect_ok git dnadata verify --all --read-data
+}
+
+# The store goes out of reach between a writer's put of its lock and its listing of locks/ (failpoint
+# store-lock-put; the fault proxy stopped): the writer goes on in its cache like one that found the store
+# unreachable at the start, rather than failing on the listing.
+test_a_store_out_of_reach_while_the_lock_is_taken_leaves_the_writer_in_its_cache() {
+	setup s3
+	expect_ok git dnadata snapshot
+	psql_q "$DB" "UPDATE t SET note = 'r' || id WHERE id % 10 = 0"
+	grep -q '^\[store\]$' .git/dnadata/config.ini || printf '[store]\n' >>.git/dnadata/config.ini
+	sed -i '/^\[store\]$/a retries = 0' .git/dnadata/config.ini
+	s3_proxy_start 0 1
+	s3_env
+	stopped store-lock-put git-dnadata snapshot
+	s3_proxy_stop_quiet
+	finish_stopped
+	assert_contains "$(cat "$T/stopped.err")" "could not remove the lock file"
+	s3_env
+	expect_ok git dnadata push
+	expect_ok git dnadata verify --all --read-data
+}
+
+# A lock file that cannot be fetched (here too big for the folder store to read: a sparse 600 MiB file) is an
+# unreadable lock judged by its listed age: fresh, it blocks writers and gc, named as what it is; 31 min later by
+# the store's clock gc removes it with one line, rather than every writer and gc failing until it is removed by hand.
+test_a_lock_file_that_cannot_be_fetched_is_judged_by_its_age() {
+	setup file
+	expect_ok git dnadata snapshot
+	local name
+	name=locks/$(printf 'ab%.0s' $(seq 32))
+	mkdir -p "$T/store/locks"
+	truncate -s 600M "$T/store/$name"
+	psql_q "$DB" "UPDATE t SET note = 'y' || id WHERE id % 10 = 0"
+	expect_fail 1 env DNADATA_TEST_LOCK_WAIT=1 git dnadata snapshot
+	assert_contains "$ERR" "is locked by an unreadable lock file $name: waiting up to 1 s"
+	assert_contains "$ERR" "error: the store $STORE is locked by an unreadable lock file $name"
+	assert_contains "$ERR" "hint: run this again once that lock is gone"
+	expect_fail 1 git dnadata gc --store
+	assert_contains "$ERR" "the store $STORE is locked by an unreadable lock file $name: gc removed nothing"
+	expect_ok env DNADATA_TEST_LOCK_CLOCK_SHIFT=1860 git dnadata gc --store
+	assert_contains "$ERR" \
+		"warning: gc: removing a stale lock of the store (an unreadable lock file $name): not refreshed for"
+	[ ! -e "$T/store/$name" ] || fail "the stale unreadable lock is still there"
+	expect_ok git dnadata snapshot
+	expect_ok git dnadata verify --all --read-data
+}
+
+# A dry run on a read-only folder store (a read-only bind mount in a mount namespace of its own): the store cannot
+# tell its clock (no probe file can be made), so gc goes by this machine's, saying so in one line, and reports.
+test_a_dry_run_on_a_read_only_folder_store_goes_by_the_local_clock() {
+	setup file
+	expect_ok git dnadata snapshot
+	expect_ok unshare -m sh -c 'mount --bind "$1" "$1" && mount -o remount,ro,bind "$1" && shift && exec "$@"' \
+		sh "$T/store" git dnadata gc --store --dry-run
+	assert_contains "$ERR" "warning: the store $STORE cannot tell its clock ("
+	assert_contains "$ERR" "Read-only file system): going by this machine's clock"
+	assert_eq 1 "$(grep -c 'cannot tell its clock' <<<"$ERR")" "said once: $ERR"
+	assert_contains "$OUT" "would remove 0 manifests"
+}
+
+# A crash between making a folder's clock probe (locks/.probe-XXXXXX) and removing it leaves the file: gc removes
+# those older than 1 h, and keeps a younger one (a live one exists for microseconds; a dry run removes nothing).
+test_gc_removes_clock_probes_a_crash_left() {
+	setup file
+	expect_ok git dnadata snapshot
+	touch -d '2 hours ago' "$T/store/locks/.probe-AbC123"
+	touch "$T/store/locks/.probe-XyZ789"
+	expect_ok git dnadata gc --store --dry-run
+	[ -e "$T/store/locks/.probe-AbC123" ] || fail "a dry run removed a probe file"
+	expect_ok git dnadata gc --store
+	[ ! -e "$T/store/locks/.probe-AbC123" ] || fail "the 2 h old probe file is still there"
+	[ -e "$T/store/locks/.probe-XyZ789" ] || fail "gc removed a young probe file"
+}
+
 # A machine whose clock is 3 days fast runs gc: the grace period goes by the store's clock, so nothing young goes.
 test_gc_on_a_machine_whose_clock_is_3_days_fast_removes_nothing_young() {
 	command -v faketime >/dev/null || fail "faketime is not installed (scripts/dev.sh test installs it)"
@@ -272,6 +385,13 @@ snapshot_waits_for_table() {
 		WHERE NOT l.granted AND a.datname = '$DB' AND a.application_name = 'git-dnadata'")" -gt 0 ]
 }
 
+# one_lock: exactly one lock file, its name in ONE (one listing: a refresh puts the new file before it removes the
+# old one, so a listing between the two shows both)
+one_lock() {
+	ONE=$(lock_names)
+	[ -n "$ONE" ] && [ "$(wc -l <<<"$ONE")" = 1 ]
+}
+
 lock_changed() {
 	local now
 	now=$(lock_names)
@@ -289,8 +409,8 @@ test_a_held_lock_is_refreshed_and_removed_at_the_end() {
 		</dev/null &
 	local snap=$! first
 	wait_until "the snapshot waits for table pause" snapshot_waits_for_table
-	first=$(lock_names)
-	assert_eq 1 "$(wc -l <<<"$first")" "the waiting snapshot's lock"
+	wait_until "the waiting snapshot's one lock, between two refreshes" one_lock
+	first=$ONE
 	wait_until "its lock is written again under a new name, the old one removed" lock_changed "$first"
 	release_lock
 	wait "$snap" || fail "the snapshot failed: $(cat "$T/snap.err")"
