@@ -595,15 +595,22 @@ release_locked(struct dd_store *st)
 	pthread_cond_broadcast(&st->lockcv);
 }
 
+/*
+ * The lock is removed before the store leaves the interrupt registry: the
+ * other way round, a signal's watcher that ran in between found no store to
+ * release and ended the process while the file was still there (a flaky
+ * t-store-locks). Now a watcher acting meanwhile releases it itself or
+ * waits in release_locked() until this thread has.
+ */
 void
 dd_store_unlock_all(struct dd_store *st)
 {
 	if (!st->be)
 		return;
-	sig_unregister(st);
 	pthread_mutex_lock(&st->lockmu);
 	release_locked(st);
 	pthread_mutex_unlock(&st->lockmu);
+	sig_unregister(st);
 	sig_finish(); /* never go on as if not interrupted */
 }
 
