@@ -822,7 +822,7 @@ detect(PGconn *c, struct item *it, struct seg *sg, size_t n, struct tids *t, cha
 		rc = -1;
 	free(sql);
 sort:
-	if (rc == 0 && t && !t->dropped) { /* each segment's tids, in a row */
+	if (rc == 0 && t && !t->dropped && t->n) { /* each segment's tids, in a row (qsort never gets NULL) */
 		qsort(t->v, t->n, sizeof(*t->v), cmp_tid_seg);
 		for (size_t k = 0; k < t->n; k++) {
 			struct seg *g = &sg[t->v[k].seg];
