@@ -182,6 +182,35 @@ pg_wait_no_sessions() {
 	fail "sessions still connected to $1 after $DD_WAIT_POLLS polls"
 }
 
+# wait_until DESCRIPTION COMMAND...: poll (the hang guard's DD_WAIT_POLLS) until COMMAND succeeds.
+wait_until() {
+	local what=$1
+	shift
+	for _ in $(seq "$DD_WAIT_POLLS"); do
+		"$@" && return 0
+		sleep 0.05
+	done
+	fail "timed out waiting until $what"
+}
+
+# snapshot_waits_for_table: a git-dnadata session on $DB waits for a table lock it has not been granted.
+snapshot_waits_for_table() {
+	[ "$(psql_q "$DB" "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+		WHERE NOT l.granted AND a.datname = '$DB' AND a.application_name = 'git-dnadata'")" -gt 0 ]
+}
+
+# clone_joined: a second clone ("another machine") of the repository in $PWD, in $T/b, given the key and
+# initialised on the same store; the caller stays where it was.
+clone_joined() {
+	local origin=$PWD
+	install -m 600 .git/dnadata/key "$T/key"
+	git clone -q "$origin" "$T/b"
+	cd "$T/b"
+	expect_ok git dnadata key import "$T/key"
+	expect_ok git dnadata init
+	cd "$origin"
+}
+
 # strace: tests/bin/strace, which runs what it traces without leak checks (LeakSanitizer cannot work under
 # ptrace); a script, not a function, so `strace ... &` gives strace's own pid.
 PATH="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/bin:$PATH"

@@ -289,11 +289,6 @@ pg_restart() {
 		-m fast -w -t 60 restart >/dev/null) || fail "the PostgreSQL restart failed"
 }
 
-snapshot_waits_for_table() {
-	[ "$(psql_q "$DB" "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-		WHERE NOT l.granted AND a.datname = '$DB' AND a.application_name = 'git-dnadata'")" -gt 0 ]
-}
-
 test_server_restarted_in_the_middle_of_a_snapshot() {
 	setup
 	BEFORE=$(world)

@@ -108,17 +108,6 @@ build_world() {
 	git reflog expire --expire=now --all
 }
 
-# clone_b: a second clone of this repository in $T/b with the key, on the same store and database
-clone_b() {
-	local origin=$PWD
-	install -m 600 .git/dnadata/key "$T/key"
-	git clone -q "$origin" "$T/b"
-	cd "$T/b"
-	expect_ok git dnadata key import "$T/key"
-	expect_ok git dnadata init
-	cd "$origin"
-}
-
 # the dry run's report, as the real run words it
 as_done() {
 	sed 's/^would remove /removed /; s/^would repack /repacked /; s/would free /freed /' <<<"$1"
@@ -129,7 +118,7 @@ world_gc() {
 	build_world
 	if [ "$1" = s3 ]; then
 		# B learns every index file (and its known-objects record names them), none of the objects
-		clone_b
+		clone_joined
 		cd "$T/b"
 		expect_ok git dnadata verify --all
 		cd - >/dev/null
@@ -234,7 +223,7 @@ gc_races_push() {
 	setup "$1"
 	snap
 	local origin=$PWD
-	clone_b
+	clone_joined
 	cd "$T/b"
 	# every row changed: B's packs hold only objects of its own (a dump-only snapshot does not ask the store)
 	psql_q "$DB" "UPDATE t SET note = md5(random()::text)"
@@ -318,7 +307,7 @@ test_two_gc_runs_at_once_never_remove_a_live_pack() {
 	git reset -q --soft HEAD~2
 	git commit -qm "squashed"
 	git reflog expire --expire=now --all
-	clone_b
+	clone_joined
 	cd "$T/b"
 	stop_at store-gc-listed "$T/gc1" env DNADATA_TEST_GC_CLOCK_SHIFT=$OLD git-dnadata gc --store
 	cd - >/dev/null
@@ -447,7 +436,7 @@ test_a_push_in_progress_keeps_the_delta_bases_it_needs() {
 	setup file
 	snap
 	local origin=$PWD
-	clone_b
+	clone_joined
 	cd "$T/b"
 	expect_ok git dnadata fetch # the first snapshot's chunks in B's cache: its snapshot deltas on them
 	update 3 "id % 100 = 0"

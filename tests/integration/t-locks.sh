@@ -7,22 +7,6 @@
 # checkout hooks never wait for a lock, and pre-push takes none.
 . "$(dirname "$0")/../lib.sh"
 
-# wait_until DESCRIPTION COMMAND...: poll (lib.sh's hang guard) until COMMAND succeeds.
-wait_until() {
-	local what=$1
-	shift
-	for _ in $(seq "$DD_WAIT_POLLS"); do
-		"$@" && return 0
-		sleep 0.05
-	done
-	fail "timed out waiting until $what"
-}
-
-snapshot_waits_for_table() {
-	[ "$(psql_q "$DB" "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-		WHERE NOT l.granted AND a.datname = '$DB' AND a.application_name = 'git-dnadata'")" -gt 0 ]
-}
-
 test_restore_waits_for_a_snapshot_of_another_profile_on_the_same_database() {
 	repo_with_db locks
 	psql_q "$DB" "CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1)"

@@ -128,17 +128,6 @@ poll_for() {
 	fail "never saw '$2' in $1: $(cat "$1")"
 }
 
-# clone_b: a second clone ("another machine") of this repository in $T/b with the key, on the same store
-clone_b() {
-	local origin=$PWD
-	install -m 600 .git/dnadata/key "$T/key"
-	git clone -q "$origin" "$T/b"
-	cd "$T/b"
-	expect_ok git dnadata key import "$T/key"
-	expect_ok git dnadata init
-	cd "$origin"
-}
-
 gc_then_writer() {
 	setup "$1"
 	old_garbage
@@ -146,7 +135,7 @@ gc_then_writer() {
 	head=$(git rev-parse HEAD)
 	# gc on another machine (clone B: it cannot see this clone's cache) has taken its lock and listed the index
 	# files, SX's among them
-	clone_b
+	clone_joined
 	cd "$T/b"
 	stopped store-gc-listed env DNADATA_TEST_GC_CLOCK_SHIFT=$OLD git-dnadata gc --store
 	cd - >/dev/null
@@ -370,22 +359,6 @@ test_s3_gc_goes_by_the_servers_date() {
 	expect_ok env DNADATA_TEST_GC_CLOCK_SHIFT=$OLD git dnadata gc --store
 	assert_contains "$OUT" "removed 1 manifest"
 	check_complete
-}
-
-# wait_until DESCRIPTION COMMAND...: poll (lib.sh's hang guard) until COMMAND succeeds.
-wait_until() {
-	local what=$1
-	shift
-	for _ in $(seq "$DD_WAIT_POLLS"); do
-		"$@" && return 0
-		sleep 0.05
-	done
-	fail "timed out waiting until $what"
-}
-
-snapshot_waits_for_table() {
-	[ "$(psql_q "$DB" "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-		WHERE NOT l.granted AND a.datname = '$DB' AND a.application_name = 'git-dnadata'")" -gt 0 ]
 }
 
 # one_lock: exactly one lock file, its name in ONE (one listing: a refresh puts the new file before it removes the
