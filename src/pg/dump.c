@@ -330,6 +330,26 @@ copy_error(PGconn *c, const struct item *it, const PGresult *res)
 	return dd_pg_error(c, res);
 }
 
+/*
+ * The end of a COPY TO `it` read until PQgetCopyData() answered `n` (-1:
+ * done, -2: failed): its result checked and cleared (a masked table's
+ * error through copy_error, issue 21: no unmasked value in a message). 0, -1.
+ */
+static int
+copy_end(PGconn *c, const struct item *it, int n)
+{
+	PGresult *res;
+	int rc = 0;
+
+	if (n == -2)
+		return dd_pg_error(c, NULL);
+	res = PQgetResult(c);
+	if (PQresultStatus(res) != PGRES_COMMAND_OK)
+		rc = copy_error(c, it, res);
+	PQclear(res);
+	return rc;
+}
+
 /* Run COPY `sql` and write its rows to `w` (batched), sampling as they go. */
 static int
 copy_rows(PGconn *c, struct pool *p, struct item *it, struct dd_stream_writer *w, const char *sql,
@@ -368,15 +388,8 @@ copy_rows(PGconn *c, struct pool *p, struct item *it, struct dd_stream_writer *w
 			}
 		}
 	}
-	if (n == -2) {
-		dd_pg_error(c, NULL);
+	if (copy_end(c, it, n) < 0)
 		goto out;
-	}
-	r = PQgetResult(c);
-	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
-		copy_error(c, it, r); /* issue 21: no unmasked value in a message */
-		goto out;
-	}
 	if (batch.len) {
 		if (dd_stream_write(w, batch.ptr, batch.len) < 0)
 			goto out;
@@ -1142,15 +1155,8 @@ merge_copy(PGconn *c, struct pool *p, struct item *it, struct dd_stream_writer *
 			goto out;
 		}
 	}
-	if (n == -2) {
-		dd_pg_error(c, NULL);
+	if (copy_end(c, it, n) < 0)
 		goto out;
-	}
-	res = PQgetResult(c);
-	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-		copy_error(c, it, res);
-		goto out;
-	}
 	rc = 0;
 out:
 	PQclear(res);
@@ -1309,15 +1315,8 @@ patch_fetch(PGconn *c, struct item *it, const struct seg *sg, size_t a, size_t b
 		PQfreemem(row);
 		row = NULL;
 	}
-	if (n == -2) {
-		dd_pg_error(c, NULL);
+	if (copy_end(c, it, n) < 0)
 		goto out;
-	}
-	res = PQgetResult(c);
-	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-		copy_error(c, it, res);
-		goto out;
-	}
 	if (dd_pg_exec(c, "ROLLBACK TO SAVEPOINT dd_patch; RELEASE SAVEPOINT dd_patch") < 0)
 		goto out;
 	if (pt->nrows)
