@@ -3,36 +3,41 @@
 #
 #   scripts/dev.sh demo          install what is missing, build, run the demo
 #   scripts/dev.sh test [TEST..] install what is missing, build, run the tests
+#                                twice: plain, then under ASan + UBSan
 #   scripts/dev.sh build         install what is missing and build
 #
-# Options (before the verb): --sanitizers builds with ASan + UBSan.
-# --with-sanitizers (test only): the plain build and suite, then a second
-# pass with ASan + UBSan in build-san/ (a copy of the sources, its own
-# build) over the same tests (by default all but t-fuzz.sh, whose harnesses
-# are built with both sanitizers in either pass); the last line counts both.
-# Installs Debian packages with apt-get (as root, or through sudo) only when
-# they are missing. With CI=true the build uses -Werror.
+# The test verb's two passes: the plain build and suite, then the same tests
+# (by default all but t-fuzz.sh, whose harnesses are built with both
+# sanitizers in either pass) in build-san/, a copy of the sources with its
+# own build; the last line, "total: N passed, N failed", counts both.
+# Options (before the verb): --plain runs the first pass alone (the quick
+# one); --sanitizers builds with ASan + UBSan and, for test, runs that pass
+# alone, here. Installs Debian packages with apt-get (as root, or through
+# sudo) only when they are missing. With CI=true the build uses -Werror.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 
-sanitizers=no both=no
+sanitizers=no plain=no
 while [ $# -gt 0 ]; do
 	case $1 in
 	--sanitizers) sanitizers=yes; shift ;;
-	--with-sanitizers) both=yes; shift ;;
+	--plain) plain=yes; shift ;;
+	--with-sanitizers) shift ;; # the default since the sanitizer pass joined CI
 	*) break ;;
 	esac
 done
 verb=${1:-}
 [ $# -gt 0 ] && shift
-if [ "$both" = yes ] && { [ "$verb" != test ] || [ "$sanitizers" = yes ]; }; then
-	echo "error: --with-sanitizers goes with the test verb, without --sanitizers" >&2
+if [ "$plain" = yes ] && [ "$sanitizers" = yes ]; then
+	echo "error: --plain and --sanitizers each choose one pass: give one of them" >&2
 	exit 2
 fi
+both=no
+[ "$verb" = test ] && [ "$plain" = no ] && [ "$sanitizers" = no ] && both=yes
 case $verb in
 demo|test|build) ;;
-*) sed -n '2,14p' "$0" >&2; exit 2 ;;
+*) sed -n '2,16p' "$0" >&2; exit 2 ;;
 esac
 
 # Why each package: see README.md, "Dependencies".
@@ -93,7 +98,7 @@ test)
 	;;
 esac
 
-# --with-sanitizers: the two passes, each ending with its "N passed, N failed".
+# The test verb's two passes, each ending with its "N passed, N failed".
 san=$top/build-san
 logs=$(mktemp -d)
 trap 'rm -rf "$logs"' EXIT
