@@ -9,9 +9,11 @@
 # --runs and no SECONDS: no time limit), whichever comes first. --only runs
 # the named harnesses (fuzz-ref,fuzz-pack), in that order. An empty value
 # stands for "not given" (what `make fuzz` passes for unset variables).
-# Prints one line per harness, "NAME: N executions in S s (R/s), no crash"
-# or "NAME: CRASH", and exits non-zero on a crash; the crashing input is
-# kept as OUTDIR/NAME-crash-* (add it to fuzz/corpus/NAME/ once fixed).
+# Prints one line per harness, "NAME: N executions in S s (R/s), no crash",
+# "NAME: interrupted ..." (a signal stopped it: no finding, the rest are not
+# run) or "NAME: CRASH", and exits non-zero on a crash or an interrupt; the
+# crashing input is kept as OUTDIR/NAME-crash-* (add it to fuzz/corpus/NAME/
+# once fixed).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 runs= only= secs=
@@ -54,6 +56,12 @@ for name in $names; do
 		rate=$(grep -oE 'stat::average_exec_per_sec: *[0-9]+' "$log" | grep -oE '[0-9]+$' || true)
 		echo "$name: ${execs:-?} executions in $took s (${rate:-?}/s), no crash"
 		rm -f "$log"
+	elif grep -q 'libFuzzer: run interrupted' "$log"; then
+		# a signal (Ctrl-C, the end of a session), not a finding: no input was kept
+		echo "$name: interrupted after $(($(date +%s) - start)) s, no crash found before (log $log)"
+		status=1
+		rm -rf "$corpus"
+		break
 	else
 		echo "$name: CRASH (log $log, input $out/$name-*)"
 		tail -n 30 "$log"
