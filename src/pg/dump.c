@@ -1422,16 +1422,35 @@ patch_fallback(PGconn *c, struct pool *p, struct item *it, struct dd_stream_writ
 	return r;
 }
 
-/* Segments [a, b] of one batch: their changed rows fetched, each segment patched or merged another way. */
+/*
+ * The previous bytes of segments [a, b] are walked soon: the cache reads
+ * their chunks in now (a hint), while this thread waits for the server or
+ * works on the batch before. The scattered 1% snapshot's workers waited
+ * for those reads ~17% of their time with the page cache cold.
+ */
+static void
+advise_segments(struct dd_stream_writer *w, const struct seg *sg, size_t a, size_t b)
+{
+	dd_stream_previous_advise(w, sg[a].off, sg[b].off + sg[b].len - sg[a].off);
+}
+
+/*
+ * Segments [a, b] of one batch: their changed rows fetched, each segment
+ * patched or merged another way. The next batch's segments (from `next`
+ * to `nb`, when next <= nb) are read ahead once this one's rows are in.
+ */
 static int
 patch_batch(PGconn *c, struct pool *p, struct item *it, struct dd_stream_writer *w, const struct seg *sg,
-	    size_t a, size_t b, size_t n, const struct tids *t, struct patch *pt, struct sampler *sm, char **why)
+	    size_t a, size_t b, size_t nb, size_t n, const struct tids *t, struct patch *pt, struct sampler *sm,
+	    char **why)
 {
 	size_t x = 0;
 	int r = patch_fetch(c, it, sg, a, b, t, pt);
 
 	if (r < 0)
 		return -1;
+	if (b + 1 <= nb)
+		advise_segments(w, sg, b + 1, nb);
 	for (size_t s = a; s <= b; s++) {
 		int m = r == 1 ? 2 : patch_match(it, w, sg, s, pt, x, sm, why);
 		if (m == 1 || m < 0)
@@ -1454,19 +1473,31 @@ patch_batch(PGconn *c, struct pool *p, struct item *it, struct dd_stream_writer 
 	return 0;
 }
 
+/* The last segment of the batch starting at segment a (of [a, j]): at most PATCH_ROWS changed rows, PATCH_BYTES. */
+static size_t
+batch_end(const struct seg *sg, size_t a, size_t j)
+{
+	uint64_t rows = (uint64_t)sg[a].changed, bytes = sg[a].len;
+	size_t b;
+
+	for (b = a; b < j && rows + (uint64_t)sg[b + 1].changed <= PATCH_ROWS && bytes + sg[b + 1].len <= PATCH_BYTES; b++)
+		rows += (uint64_t)sg[b + 1].changed, bytes += sg[b + 1].len;
+	return b;
+}
+
 /* Segments [i, j], changed, few rows of each, their tids known: patched in batches of PATCH_ROWS changed rows. */
 static int
 write_patched(PGconn *c, struct pool *p, struct item *it, struct dd_stream_writer *w, const struct seg *sg,
 	      size_t i, size_t j, size_t n, const struct tids *t, struct sampler *sm, char **why)
 {
 	struct patch pt = { .buf = DD_BUF_INIT, .key = DD_BUF_INIT };
+	size_t b = batch_end(sg, i, j), nb;
 	int r = 0;
 
-	for (size_t a = i, b; a <= j && r == 0; a = b + 1) {
-		uint64_t rows = (uint64_t)sg[a].changed, bytes = sg[a].len;
-		for (b = a; b < j && rows + (uint64_t)sg[b + 1].changed <= PATCH_ROWS && bytes + sg[b + 1].len <= PATCH_BYTES; b++)
-			rows += (uint64_t)sg[b + 1].changed, bytes += sg[b + 1].len;
-		r = patch_batch(c, p, it, w, sg, a, b, n, t, &pt, sm, why);
+	advise_segments(w, sg, i, b); /* read in while the server looks for the first batch's rows */
+	for (size_t a = i; a <= j && r == 0; a = b + 1, b = nb) {
+		nb = b < j ? batch_end(sg, b + 1, j) : b; /* b == nb: no next batch */
+		r = patch_batch(c, p, it, w, sg, a, b, nb, n, t, &pt, sm, why);
 	}
 	dd_buf_release(&pt.buf);
 	dd_buf_release(&pt.key);
@@ -2870,12 +2901,40 @@ lock_conflict(const struct snap *s, const char *err)
 		       strstr(err, "could not obtain lock"));
 }
 
+/*
+ * How many COPY workers: `jobs`, or one per core; one more when a changed
+ * table's key ranges may be read alone (copy_ranges). Such a worker spends
+ * much of its time waiting: for the server's detection scan (a sequential
+ * scan of the table, from disk when it is not cached), each batch of
+ * changed rows, and the reads of the previous chunks from the cache packs.
+ * A timeline of the scattered 1% snapshot (bench scale 10, docs/BENCHMARKS.md)
+ * showed each of the two workers waiting 45-55% of its time (server ~30%, pack
+ * reads ~17%, the pool ~8%): the extra worker's table (its detection, its
+ * chunks) fills those waits. A full COPY keeps a core busy between the server
+ * and the client's chunking, so a cold snapshot keeps one per core.
+ */
+static size_t
+count_workers(const struct snap *s, const struct pool *p)
+{
+	size_t n = s->o->jobs > 0 ? (size_t)s->o->jobs : (size_t)sysconf(_SC_NPROCESSORS_ONLN);
+
+	if (s->o->jobs <= 0)
+		for (size_t i = 0; i < p->nitems; i++)
+			if (p->items[i]->prec) {
+				n++;
+				break;
+			}
+	if (n < 1)
+		n = 1;
+	return n > p->nitems ? p->nitems : n;
+}
+
 /* Step 5b: the rows, on parallel sessions in the snapshot; then wait for the schema threads. */
 static int
 copy_table_data(struct snap *s)
 {
 	struct pool *p = &s->pool;
-	size_t nworkers = s->o->jobs > 0 ? (size_t)s->o->jobs : (size_t)sysconf(_SC_NPROCESSORS_ONLN);
+	size_t nworkers;
 	int copied;
 
 	p->sw = s->sw;
@@ -2889,10 +2948,8 @@ copy_table_data(struct snap *s)
 		if (!s->items[i].reused)
 			p->items[p->nitems++] = &s->items[i];
 	qsort(p->items, p->nitems, sizeof(struct item *), cmp_item);
-	if (nworkers < 1)
-		nworkers = 1;
-	if (nworkers > p->nitems)
-		nworkers = p->nitems;
+	nworkers = count_workers(s, p);
+	dd_debug("rows: %zu sessions for %zu tables", nworkers, p->nitems);
 	copied = dd_pg_workers_run(&p->w, nworkers, worker, p, show_progress, p);
 	join_schema_dump(s);
 	if (dd_pg_interrupted())
