@@ -2901,29 +2901,12 @@ lock_conflict(const struct snap *s, const char *err)
 		       strstr(err, "could not obtain lock"));
 }
 
-/*
- * How many COPY workers: `jobs`, or one per core; one more when a changed
- * table's key ranges may be read alone (copy_ranges). Such a worker spends
- * much of its time waiting: for the server's detection scan (a sequential
- * scan of the table, from disk when it is not cached), each batch of
- * changed rows, and the reads of the previous chunks from the cache packs.
- * A timeline of the scattered 1% snapshot (bench scale 10, docs/BENCHMARKS.md)
- * showed each of the two workers waiting 45-55% of its time (server ~30%, pack
- * reads ~17%, the pool ~8%): the extra worker's table (its detection, its
- * chunks) fills those waits. A full COPY keeps a core busy between the server
- * and the client's chunking, so a cold snapshot keeps one per core.
- */
+/* How many COPY workers: `jobs`, or one per core (see docs/DESIGN-NOTES.md, "Overlap", for one more). */
 static size_t
 count_workers(const struct snap *s, const struct pool *p)
 {
 	size_t n = s->o->jobs > 0 ? (size_t)s->o->jobs : (size_t)sysconf(_SC_NPROCESSORS_ONLN);
 
-	if (s->o->jobs <= 0)
-		for (size_t i = 0; i < p->nitems; i++)
-			if (p->items[i]->prec) {
-				n++;
-				break;
-			}
 	if (n < 1)
 		n = 1;
 	return n > p->nitems ? p->nitems : n;
