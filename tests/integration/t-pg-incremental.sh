@@ -351,6 +351,32 @@ test_patch_batches_read_ahead_with_fallbacks_in_the_middle() {
 	restores_exactly
 }
 
+# Interrupted while a batch is worked on and the next batch's COPY is in flight: one error line, nothing
+# written; the next snapshot is incremental again and equals a full read.
+test_an_interrupt_with_a_patch_fetch_in_flight() {
+	setup_repo
+	psql_q "$DB" "CREATE TABLE wide (id int PRIMARY KEY, v text);
+		INSERT INTO wide SELECT i, repeat(md5(i::text), 3) FROM generate_series(1, 60000) i"
+	psql_q "$DB" "VACUUM ANALYZE"
+	snap
+	local first=$ID rc=0 n
+	psql_q "$DB" "UPDATE wide SET v = 'scattered' WHERE id % 8 = 0"
+	pg_wait_no_sessions "$DB"
+	start_stopped_at patch-in-flight git-dnadata -v snapshot --no-commit
+	kill -INT "$STOPPED_PID"
+	kill -CONT "$STOPPED_PID"
+	wait "$STOPPED_PID" || rc=$?
+	[ "$rc" = 1 ] || fail "the interrupted snapshot exited $rc: $(cat "$T/stopped.err")"
+	n=$(grep -c '^error: ' "$T/stopped.err" || true)
+	assert_eq 1 "$n" "one error line: $(cat "$T/stopped.err")"
+	assert_contains "$(cat "$T/stopped.err")" "interrupted"
+	grep -q "^snapshot $first" .dnadata/refs/clean || fail "the interrupted snapshot moved the ref: $(cat .dnadata/refs/clean)"
+	snap
+	assert_contains "$V" "incremental: public.wide: 0 of "
+	assert_contains "$V" "merged from their changed rows alone, 0 could not be"
+	same_as_full "after an interrupt with a fetch in flight"
+}
+
 # Anything the merge does not expect reads the table whole: here the record's bound of a range moved (a key
 # that stays in the previous range's bytes is asked for in the range before it).
 test_markers_mismatch_reads_the_table_whole() {
