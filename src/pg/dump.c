@@ -1287,6 +1287,25 @@ struct patch {
 	size_t want;          /* the rows it asked for (one per tid) */
 };
 
+/*
+ * Read the results left of the session's last command (a COPY read before,
+ * copy_end, leaves its end unread: PQexec skips that, PQsendQuery does not),
+ * but never loop on a COPY in progress (PQgetResult gives its result again):
+ * PQsendQuery then says what is wrong.
+ */
+static void
+session_drain(PGconn *c)
+{
+	PGresult *res;
+
+	while ((res = PQgetResult(c))) {
+		ExecStatusType st = PQresultStatus(res);
+		PQclear(res);
+		if (st == PGRES_COPY_OUT || st == PGRES_COPY_IN || st == PGRES_COPY_BOTH)
+			break;
+	}
+}
+
 /* Send the COPY of the changed rows of segments [a, b] (the savepoint and the settings first, if not in effect). 0, -1. */
 static int
 patch_send(PGconn *c, const struct item *it, const struct seg *sg, size_t a, size_t b, const struct tids *t,
@@ -1305,9 +1324,7 @@ patch_send(PGconn *c, const struct item *it, const struct seg *sg, size_t a, siz
 		for (size_t k = sg[s].tid0; k < sg[s].tid0 + sg[s].ntid; k++, want++)
 			dd_buf_printf(&sql, "%s\"(%" PRIu32 ",%u)\"", want ? "," : "", t->v[k].blk, (unsigned)t->v[k].off);
 	dd_buf_printf(&sql, "}'::tid[]) ORDER BY %s) TO STDOUT", it->pk);
-	/* a COPY read before (copy_end) leaves the session's end of command unread, which PQexec skips, PQsendQuery not */
-	for (PGresult *res; (res = PQgetResult(c));)
-		PQclear(res);
+	session_drain(c);
 	if (!PQsendQuery(c, dd_buf_cstr(&sql)))
 		rc = dd_pg_error(c, NULL);
 	else
@@ -1371,8 +1388,7 @@ patch_recv(PGconn *c, const struct item *it, struct patch *pt, int keep)
 	rc = keep && (pt->too_big || pt->nrows != pt->want) ? 1 : 0;
 out:
 	PQclear(res);
-	while ((res = PQgetResult(c))) /* the session idle again (an error's results too) */
-		PQclear(res);
+	session_drain(c); /* the session idle again (an error's results too) */
 	return rc;
 }
 
