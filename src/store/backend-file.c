@@ -254,6 +254,25 @@ fb_forget(struct dd_backend *be, const char *name)
 	pthread_mutex_unlock(&fb->fdmu);
 }
 
+/* Read-ahead of a range about to be read (the op's comment in backend.h); errors are ignored: a hint. */
+static void
+fb_advise(struct dd_backend *be, const char *name, uint64_t off, size_t len)
+{
+	struct file_backend *fb = (struct file_backend *)be;
+	int slot = -1, fd = open_take(fb, name, &slot);
+
+	if (fd < 0) {
+		char *path = path_of(fb, name);
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		free(path);
+		if (fd < 0)
+			return;
+		open_put(fb, name, fd, &slot);
+	}
+	(void)posix_fadvise(fd, (off_t)off, (off_t)len, POSIX_FADV_WILLNEED);
+	open_release(fb, slot, fd);
+}
+
 static int
 fb_get_range(struct dd_backend *be, const char *name, uint64_t off, size_t len, struct dd_buf *out)
 {
@@ -605,6 +624,7 @@ static const struct dd_backend_ops file_ops = {
 	.sync_later = fb_sync_later,
 	.local_path = fb_local_path,
 	.forget = fb_forget,
+	.advise = fb_advise,
 	.now = fb_now,
 	.sweep_probes = fb_sweep_probes,
 	.free = fb_free,

@@ -138,6 +138,13 @@ struct dd_backend_ops {
 	 */
 	void (*forget)(struct dd_backend *be, const char *name);
 	/*
+	 * Optional (NULL: nothing to do): bytes [off, off + len) of `name` are
+	 * read soon; a local file asks the kernel to read them in now
+	 * (posix_fadvise WILLNEED), so a reader that then works on other bytes
+	 * does not wait for the disk. A hint: nothing fails, nothing is read here.
+	 */
+	void (*advise)(struct dd_backend *be, const char *name, uint64_t off, size_t len);
+	/*
 	 * Optional (NULL: unknown): the store's clock, seconds since the
 	 * epoch, against which the times list() gives are judged (gc's grace
 	 * period, stale locks). S3: the Date of the server's last answer (plus

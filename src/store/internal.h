@@ -103,6 +103,12 @@ void dd_store_chunkbuf_put(struct dd_store *st, uint8_t *buf);
 int dd_store_get_object(struct dd_store *st, int type, const uint8_t id[32], size_t max_plain,
 			struct dd_buf *plain, ZSTD_DCtx *zd);
 /*
+ * A hint: data object `id` is read soon (dd_store_get_object). When the
+ * index places it in a cache pack, the cache reads those bytes in ahead
+ * (backend op advise). Nothing fails; nothing is read on this thread.
+ */
+void dd_store_advise_object(struct dd_store *st, const uint8_t id[32]);
+/*
  * A data object from the cache alone (its loose copy or a cache pack; a
  * delta's bases too): no request to the store. As dd_store_get_object.
  */

@@ -294,6 +294,28 @@ dd_stream_previous_view(struct dd_stream_writer *w, uint64_t off, const char **p
 	return 0;
 }
 
+void
+dd_stream_previous_advise(struct dd_stream_writer *w, uint64_t off, uint64_t len)
+{
+	const struct dd_stream_info *prev = dd_stream_previous(w);
+	struct dd_store *st = dd_snapshot_writer_store(dd_stream_snapshot_writer(w));
+	struct dd_splice *sp = NULL;
+
+	if (!prev || off >= prev->size || !len)
+		return;
+	if (splice_get(w, prev, &sp) < 0) {
+		dd_error_clear(); /* the reads say it again */
+		return;
+	}
+	for (size_t k = chunk_at(sp, prev, off); k < prev->nchunks && sp->starts[k] < off + len; k++) {
+		int held = 0;
+		for (int i = 0; i < SLOTS; i++)
+			held |= sp->slot[i].k == k;
+		if (!held)
+			dd_store_advise_object(st, prev->chunks[k].id);
+	}
+}
+
 int
 dd_stream_write_previous(struct dd_stream_writer *w, uint64_t off, uint64_t len)
 {

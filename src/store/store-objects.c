@@ -1047,6 +1047,29 @@ in_a_pack(struct dd_store *st, const uint8_t id[32])
 	return (st->idx && dd_midx_find(st->idx, id, 0, &hit)) || (st->pidx && dd_midx_find(st->pidx, id, 0, &hit));
 }
 
+void
+dd_store_advise_object(struct dd_store *st, const uint8_t id[32])
+{
+	struct dd_midx *maps[2] = { st->idx, st->pidx };
+	const char *dirs[2] = { "packs", "private/packs" };
+	char pname[DD_OBJECT_NAME_SIZE];
+	struct dd_midx_hit hit;
+
+	if (!st->cache->ops->advise)
+		return;
+	if (dd_store_index_load(st) < 0) {
+		dd_error_clear(); /* the read says it again */
+		return;
+	}
+	for (int m = 0; m < 2; m++)
+		if (maps[m] && dd_midx_find(maps[m], id, 0, &hit)) {
+			struct dd_midx_pack mp = dd_midx_pack_get(maps[m], hit.pack);
+			dd_object_name(pname, sizeof(pname), dirs[m], mp.name);
+			st->cache->ops->advise(st->cache, pname, hit.off, hit.len);
+			return;
+		}
+}
+
 /*
  * The copies of an object, nearest first: for a data object an index file
  * places in a pack, the cache's packs (silently: a damaged copy there is

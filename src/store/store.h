@@ -196,6 +196,12 @@ int dd_stream_write_previous(struct dd_stream_writer *w, uint64_t off, uint64_t 
  */
 int dd_stream_previous_view(struct dd_stream_writer *w, uint64_t off, const char **p, size_t *len);
 /*
+ * A hint: previous bytes [off, off + len) are read soon (a walk with
+ * dd_stream_previous_view, a splice); the chunks holding them that no slot
+ * holds are read in ahead by the cache (dd_store_advise_object). Nothing fails.
+ */
+void dd_stream_previous_advise(struct dd_stream_writer *w, uint64_t off, uint64_t len);
+/*
  * What dd_stream_write_previous() did so far on writer `w` (call before
  * dd_stream_end, which frees it): previous bytes taken by reference (whole
  * chunks, not read), previous bytes read and chunked again, and the

@@ -311,6 +311,72 @@ test_changed_rows_alone_and_their_fallbacks() {
 	restores_exactly
 }
 
+# Changed rows alone in several batches (4096 changed rows per COPY at most), each batch's previous chunks read
+# ahead (a hint) while the one before is worked on, with fallbacks in a middle batch; three changed tables on
+# parallel sessions. Each table byte for byte what a full read gives.
+test_patch_batches_read_ahead_with_fallbacks_in_the_middle() {
+	setup_repo
+	psql_q "$DB" "CREATE TABLE wide (id int PRIMARY KEY, v text);
+		INSERT INTO wide SELECT 2 * i, repeat(md5(i::text), 3) FROM generate_series(1, 100000) i;
+		CREATE TABLE side (id int PRIMARY KEY, v text);
+		INSERT INTO side SELECT i, md5(i::text) FROM generate_series(1, 30000) i"
+	psql_q "$DB" "VACUUM ANALYZE"
+	snap
+	local keys n k20 k21 cores
+	keys=$(sample_keys wide)
+	n=$(wc -l <<<"$keys")
+	k20=$(sed -n 20p <<<"$keys") k21=$(sed -n 21p <<<"$keys")
+	[ "$n" -ge 30 ] || fail "fewer than 30 samples of wide ($n)"
+	tap_note "wide: $n samples, 20th $k20"
+	# 12,500 changed rows of wide (4 batches); a row inserted just after the 20th and the 21st sample (no
+	# delete: one count for the table, so both segments are planned as patches): those two segments of the
+	# second batch, its rows fetched and its chunks read ahead, fall back to their ranges read
+	psql_q "$DB" "UPDATE wide SET v = 'scattered' WHERE id % 16 = 0;
+		INSERT INTO wide VALUES ($k20 + 1, 'inserted in batch 2'), ($k21 + 1, 'inserted in batch 2 too');
+		UPDATE side SET v = 'changed' WHERE id % 20 = 0; UPDATE big SET v = 'changed' WHERE id % 30 = 0"
+	snap
+	cores=$(getconf _NPROCESSORS_ONLN)
+	assert_contains "$ERR" "rows: $((cores < 3 ? cores : 3)) sessions for 3 tables"
+	assert_contains "$V" "incremental: public.wide: 0 of $((n + 1)) key ranges unchanged"
+	assert_contains "$(grep 'public.wide: 0 of' <<<"$V")" "merged from their changed rows alone, 2 could not be"
+	assert_contains "$V" "incremental: public.side: "
+	assert_contains "$V" "incremental: public.big: "
+	assert_not_contains "$V" "read whole"
+	same_as_full "batches read ahead, fallbacks in a middle batch"
+	# scattered updates only: every segment patched, in four batches
+	psql_q "$DB" "UPDATE wide SET v = 'again' WHERE id % 16 = 2"
+	snap
+	assert_contains "$V" "merged from their changed rows alone, 0 could not be"
+	same_as_full "batches read ahead"
+	restores_exactly
+}
+
+# Interrupted while a batch is worked on and the next batch's COPY is in flight: one error line, nothing
+# written; the next snapshot is incremental again and equals a full read.
+test_an_interrupt_with_a_patch_fetch_in_flight() {
+	setup_repo
+	psql_q "$DB" "CREATE TABLE wide (id int PRIMARY KEY, v text);
+		INSERT INTO wide SELECT i, repeat(md5(i::text), 3) FROM generate_series(1, 60000) i"
+	psql_q "$DB" "VACUUM ANALYZE"
+	snap
+	local first=$ID rc=0 n
+	psql_q "$DB" "UPDATE wide SET v = 'scattered' WHERE id % 8 = 0"
+	pg_wait_no_sessions "$DB"
+	start_stopped_at patch-in-flight git-dnadata -v snapshot --no-commit
+	kill -INT "$STOPPED_PID"
+	kill -CONT "$STOPPED_PID"
+	wait "$STOPPED_PID" || rc=$?
+	[ "$rc" = 1 ] || fail "the interrupted snapshot exited $rc: $(cat "$T/stopped.err")"
+	n=$(grep -c '^error: ' "$T/stopped.err" || true)
+	assert_eq 1 "$n" "one error line: $(cat "$T/stopped.err")"
+	assert_contains "$(cat "$T/stopped.err")" "interrupted"
+	grep -q "^snapshot $first" .dnadata/refs/clean || fail "the interrupted snapshot moved the ref: $(cat .dnadata/refs/clean)"
+	snap
+	assert_contains "$V" "incremental: public.wide: 0 of "
+	assert_contains "$V" "merged from their changed rows alone, 0 could not be"
+	same_as_full "after an interrupt with a fetch in flight"
+}
+
 # Anything the merge does not expect reads the table whole: here the record's bound of a range moved (a key
 # that stays in the previous range's bytes is asked for in the range before it).
 test_markers_mismatch_reads_the_table_whole() {
