@@ -118,6 +118,7 @@ struct item {
 	int counted;          /* copy_ranges: segments' counts assumed (detect_counted), the table's checked at its end */
 	uint64_t count;       /* then: the table's rows now */
 	size_t patched, patch_fallbacks;      /* segments merged from their changed rows alone, and those that could not be */
+	size_t patch_early;                   /* batches whose rows were read early, for a fallback before them */
 	/* results: rows by the worker that ran it (read after the join); bytes and state under w.lock */
 	uint64_t rows, bytes;
 	int state;            /* 0 queued, 1 running, 2 done */
@@ -1271,20 +1272,26 @@ out:
  * meanwhile, and its rows are read when the next batch starts. The planner
  * settings a TID scan needs stay set (SET LOCAL in the savepoint dd_patch)
  * from the first fetch of a run of patched segments to its end. Anything
- * else on the session (a fallback's markers or range COPY, the table read
- * whole, the next table) first reads and drops the COPY in flight and rolls
- * the savepoint back (patch_unwind); a batch whose rows were so dropped is
- * sent again.
+ * else on the session (a fallback's markers or range COPY) first reads the
+ * COPY in flight into the second buffer, where the next batch finds its
+ * rows, and rolls the savepoint back (patch_unwind); the end of the run
+ * (the table read whole, the next table) drops it.
  */
-struct patch {
+struct rows {
 	struct dd_buf buf;
 	size_t *at, nrows, cap;
+	size_t want; /* the rows the COPY asked for (one per tid) */
+	int too_big; /* more than PATCH_BUF bytes or `want` rows: drained, not kept */
+};
+
+struct patch {
+	struct rows r[2], *cur, *next; /* this batch's rows; where the next batch's come (patch_send, patch_recv) */
 	uint64_t (*match)[2]; /* per changed row of the segment being merged: its old version's offset and length */
 	struct dd_buf key;    /* row_key's scratch for a changed row's key */
-	int too_big;
 	int in_sp;            /* the savepoint dd_patch and its SET LOCALs are in effect */
-	int sent;             /* a COPY is in flight (patch_send): its results are not read yet */
-	size_t want;          /* the rows it asked for (one per tid) */
+	int sent;             /* a COPY is in flight (patch_send), for `next`: not read yet */
+	int next_in;          /* the next batch's rows are in `next` already (patch_unwind), patch_recv said next_rc */
+	int next_rc;
 };
 
 /*
@@ -1306,7 +1313,10 @@ session_drain(PGconn *c)
 	}
 }
 
-/* Send the COPY of the changed rows of segments [a, b] (the savepoint and the settings first, if not in effect). 0, -1. */
+/*
+ * Send the COPY of the changed rows of segments [a, b], for pt->next (the
+ * savepoint and the settings first, if not in effect). 0, -1.
+ */
 static int
 patch_send(PGconn *c, const struct item *it, const struct seg *sg, size_t a, size_t b, const struct tids *t,
 	   struct patch *pt)
@@ -1328,44 +1338,44 @@ patch_send(PGconn *c, const struct item *it, const struct seg *sg, size_t a, siz
 	if (!PQsendQuery(c, dd_buf_cstr(&sql)))
 		rc = dd_pg_error(c, NULL);
 	else
-		pt->in_sp = pt->sent = 1, pt->want = want;
+		pt->in_sp = pt->sent = 1, pt->next->want = want;
 	dd_buf_release(&sql);
 	return rc;
 }
 
-/* Row `row` (n bytes) of the COPY in flight, into pt (keep) unless past PATCH_BUF or pt->want rows. */
+/* Row `row` (n bytes) of the COPY in flight, into rw unless past PATCH_BUF or rw->want rows. */
 static void
-patch_take(struct patch *pt, const char *row, size_t n)
+patch_take(struct rows *rw, const char *row, size_t n)
 {
-	if (!pt->too_big && (pt->buf.len + n > PATCH_BUF || pt->nrows == pt->want))
-		pt->too_big = 1; /* drained; its segments are merged from markers */
-	if (pt->too_big)
+	if (!rw->too_big && (rw->buf.len + n > PATCH_BUF || rw->nrows == rw->want))
+		rw->too_big = 1; /* drained; its segments are merged from markers */
+	if (rw->too_big)
 		return;
-	if (pt->nrows + 1 >= pt->cap) {
-		pt->cap = pt->cap ? 2 * pt->cap : 1024;
-		pt->at = dd_realloc(pt->at, pt->cap * sizeof(*pt->at));
+	if (rw->nrows + 1 >= rw->cap) {
+		rw->cap = rw->cap ? 2 * rw->cap : 1024;
+		rw->at = dd_realloc(rw->at, rw->cap * sizeof(*rw->at));
 	}
-	pt->at[pt->nrows++] = pt->buf.len;
-	dd_buf_put(&pt->buf, row, n);
+	rw->at[rw->nrows++] = rw->buf.len;
+	dd_buf_put(&rw->buf, row, n);
 }
 
 /*
- * Read the COPY in flight to its end: its rows buffered in pt (keep), or
- * dropped (the rows in pt untouched). 0, 1 (kept, but too many bytes or
- * not one row per tid), -1.
+ * Read the COPY in flight to its end: its rows buffered in p->next (keep),
+ * or dropped. 0, 1 (kept, but too many bytes or not one row per tid), -1.
  */
 static int
-patch_recv(PGconn *c, const struct item *it, struct patch *pt, int keep)
+patch_recv(PGconn *c, const struct item *it, struct patch *p, int keep)
 {
+	struct rows *rw = p->next;
 	PGresult *res;
 	char *row = NULL;
 	int n, rc = -1;
 
-	pt->sent = 0;
+	p->sent = 0;
 	if (keep) {
-		dd_buf_clear(&pt->buf);
-		pt->nrows = 0;
-		pt->too_big = 0;
+		dd_buf_clear(&rw->buf);
+		rw->nrows = 0;
+		rw->too_big = 0;
 	}
 	while ((res = PQgetResult(c)) && PQresultStatus(res) == PGRES_COMMAND_OK) /* the savepoint, the settings */
 		PQclear(res);
@@ -1377,27 +1387,37 @@ patch_recv(PGconn *c, const struct item *it, struct patch *pt, int keep)
 	res = NULL;
 	while ((n = PQgetCopyData(c, &row, 0)) > 0) {
 		if (keep)
-			patch_take(pt, row, (size_t)n);
+			patch_take(rw, row, (size_t)n);
 		PQfreemem(row);
 		row = NULL;
 	}
 	if (copy_end(c, it, n) < 0)
 		goto out;
-	if (keep && pt->nrows)
-		pt->at[pt->nrows] = pt->buf.len;
-	rc = keep && (pt->too_big || pt->nrows != pt->want) ? 1 : 0;
+	if (keep && rw->nrows)
+		rw->at[rw->nrows] = rw->buf.len;
+	rc = keep && (rw->too_big || rw->nrows != rw->want) ? 1 : 0;
 out:
 	PQclear(res);
 	session_drain(c); /* the session idle again (an error's results too) */
 	return rc;
 }
 
-/* The session back to the snapshot's own: the COPY in flight read and dropped, the savepoint rolled back. 0, -1. */
+/*
+ * The session back to the snapshot's own, the savepoint rolled back; the
+ * COPY in flight read first: its rows kept for the next batch (keep: a
+ * fallback of this batch needs the session), or dropped (the run ends).
+ * 0, -1.
+ */
 static int
-patch_unwind(PGconn *c, const struct item *it, struct patch *pt)
+patch_unwind(PGconn *c, struct item *it, struct patch *pt, int keep)
 {
-	if (pt->sent && patch_recv(c, it, pt, 0) < 0)
-		return -1;
+	if (pt->sent) {
+		int r = patch_recv(c, it, pt, keep);
+		if (r < 0)
+			return -1;
+		if (keep)
+			pt->next_in = 1, pt->next_rc = r, it->patch_early++;
+	}
 	if (pt->in_sp && dd_pg_exec(c, "ROLLBACK TO SAVEPOINT dd_patch; RELEASE SAVEPOINT dd_patch") < 0)
 		return -1;
 	pt->in_sp = 0;
@@ -1415,6 +1435,7 @@ patch_match(struct item *it, struct dd_stream_writer *w, const struct seg *sg, s
 	    size_t x, struct sampler *sm, char **why)
 {
 	struct walker k = { .w = w, .pos = sg[s].off, .end = sg[s].off + sg[s].len, .keep_view = 1 };
+	const struct rows *rw = pt->cur;
 	size_t c = (size_t)sg[s].changed, j = 0, blen;
 	const char *before, *xk = NULL, *f;
 	size_t xl = 0, flen;
@@ -1428,7 +1449,7 @@ patch_match(struct item *it, struct dd_stream_writer *w, const struct seg *sg, s
 	while ((r = walk_row(&k, why)) == 1) {
 		if (j == c)
 			continue;
-		if (!xk && row_key(it, pt->buf.ptr + pt->at[x + j], pt->at[x + j + 1] - pt->at[x + j] - 1, &pt->key, &xk,
+		if (!xk && row_key(it, rw->buf.ptr + rw->at[x + j], rw->at[x + j + 1] - rw->at[x + j] - 1, &pt->key, &xk,
 				   &xl) < 0) {
 			dd_buf_release(&k.joined);
 			return 2;
@@ -1455,6 +1476,7 @@ patch_write(struct pool *p, struct item *it, struct dd_stream_writer *w, const s
 	    const struct patch *pt, size_t x, struct sampler *sm)
 {
 	uint64_t at = sg[s].off, end = sg[s].off + sg[s].len, start = sm->off;
+	const struct rows *rw = pt->cur;
 	int r;
 
 	if (s && it->rec && it->nkeys && sm->off > 0) { /* its first row is the sample's, or that row's new version */
@@ -1463,10 +1485,10 @@ patch_write(struct pool *p, struct item *it, struct dd_stream_writer *w, const s
 		sm->last = sm->off;
 	}
 	for (size_t j = 0; j < (size_t)sg[s].changed; j++) {
-		size_t len = pt->at[x + j + 1] - pt->at[x + j];
+		size_t len = rw->at[x + j + 1] - rw->at[x + j];
 		if (pt->match[j][0] > at && (r = dd_stream_write_previous(w, at, pt->match[j][0] - at)) != 0)
 			return r;
-		if (dd_stream_write_replacing(w, pt->buf.ptr + pt->at[x + j], len, pt->match[j][0], pt->match[j][1]) < 0)
+		if (dd_stream_write_replacing(w, rw->buf.ptr + rw->at[x + j], len, pt->match[j][0], pt->match[j][1]) < 0)
 			return -1;
 		sm->off += (pt->match[j][0] - at) + len;
 		at = pt->match[j][0] + pt->match[j][1];
@@ -1511,10 +1533,31 @@ advise_segments(struct dd_stream_writer *w, const struct seg *sg, size_t a, size
 }
 
 /*
+ * This batch's rows, in pt->cur: read early (for a fallback of the batch
+ * before), or its COPY's (sent ahead, or now). 0, 1, -1 (patch_recv).
+ */
+static int
+patch_rows(PGconn *c, const struct item *it, const struct seg *sg, size_t a, size_t b, const struct tids *t,
+	   struct patch *pt)
+{
+	struct rows *was = pt->cur;
+	int r;
+
+	if (pt->next_in)
+		pt->next_in = 0, r = pt->next_rc;
+	else if (!pt->sent && patch_send(c, it, sg, a, b, t, pt) < 0)
+		return -1;
+	else if ((r = patch_recv(c, it, pt, 1)) < 0)
+		return -1;
+	pt->cur = pt->next, pt->next = was; /* the rows came into `next` */
+	return r;
+}
+
+/*
  * Segments [a, b] of one batch: their changed rows fetched (sent already,
- * unless a fallback dropped them), each segment patched or merged another
- * way. The next batch's segments (from b + 1 to nb, when b < nb) are read
- * ahead and their rows asked for before this batch is worked on.
+ * or read early), each segment patched or merged another way. The next
+ * batch's segments (from b + 1 to nb, when b < nb) are read ahead and their
+ * rows asked for before this batch is worked on.
  */
 static int
 patch_batch(PGconn *c, struct pool *p, struct item *it, struct dd_stream_writer *w, const struct seg *sg,
@@ -1524,9 +1567,7 @@ patch_batch(PGconn *c, struct pool *p, struct item *it, struct dd_stream_writer 
 	size_t x = 0;
 	int r;
 
-	if (!pt->sent && patch_send(c, it, sg, a, b, t, pt) < 0)
-		return -1;
-	if ((r = patch_recv(c, it, pt, 1)) < 0)
+	if ((r = patch_rows(c, it, sg, a, b, t, pt)) < 0)
 		return -1;
 	if (b < nb) {
 		advise_segments(w, sg, b + 1, nb);
@@ -1545,7 +1586,7 @@ patch_batch(PGconn *c, struct pool *p, struct item *it, struct dd_stream_writer 
 				return -1;
 			it->patched++;
 		} else {
-			if (patch_unwind(c, it, pt) < 0) /* the fallback's COPY needs the session */
+			if (patch_unwind(c, it, pt, 1) < 0) /* the fallback's COPY needs the session */
 				return -1;
 			if ((m = patch_fallback(c, p, it, w, sg, s, n, sm, why)) != 0)
 				return m;
@@ -1576,21 +1617,24 @@ static int
 write_patched(PGconn *c, struct pool *p, struct item *it, struct dd_stream_writer *w, const struct seg *sg,
 	      size_t i, size_t j, size_t n, const struct tids *t, struct sampler *sm, char **why)
 {
-	struct patch pt = { .buf = DD_BUF_INIT, .key = DD_BUF_INIT };
+	struct patch pt = { .r = { { .buf = DD_BUF_INIT }, { .buf = DD_BUF_INIT } }, .key = DD_BUF_INIT };
 	size_t b = batch_end(sg, i, j), nb;
 	int r = 0;
 
+	pt.cur = &pt.r[0], pt.next = &pt.r[1];
 	advise_segments(w, sg, i, b); /* read in while the server looks for the first batch's rows */
 	for (size_t a = i; a <= j && r == 0; a = b + 1, b = nb) {
 		nb = b < j ? batch_end(sg, b + 1, j) : b; /* b == nb: no next batch */
 		r = patch_batch(c, p, it, w, sg, a, b, nb, n, t, &pt, sm, why);
 	}
 	/* the session as the next step expects it (another segment, the table read whole, the next table) */
-	if (r >= 0 && patch_unwind(c, it, &pt) < 0)
+	if (r >= 0 && patch_unwind(c, it, &pt, 0) < 0)
 		r = -1;
-	dd_buf_release(&pt.buf);
+	for (int k = 0; k < 2; k++) {
+		dd_buf_release(&pt.r[k].buf);
+		free(pt.r[k].at);
+	}
 	dd_buf_release(&pt.key);
-	free(pt.at);
 	free(pt.match);
 	return r;
 }
@@ -1724,11 +1768,15 @@ copy_ranges(PGconn *c, struct pool *p, struct item *it)
 	}
 	rc = end_stream(it, w, &sm);
 	w = NULL;
-	if (rc == 0)
+	if (rc == 0) {
+		char early[64] = "";
+		if (it->patch_early)
+			snprintf(early, sizeof(early), " (the next batch read early for them: %zu)", it->patch_early);
 		dd_debug("incremental: %s: %zu of %zu key ranges unchanged, %zu merged from markers, %zu read; "
-			 "%zu merged from their changed rows alone, %zu could not be%s", it->table, same, n, marked,
-			 n - same - marked, it->patched, it->patch_fallbacks,
+			 "%zu merged from their changed rows alone, %zu could not be%s%s", it->table, same, n, marked,
+			 n - same - marked, it->patched, it->patch_fallbacks, early,
 			 it->counted ? "; rows counted for the whole table" : "");
+	}
 out:
 	if (w)
 		dd_stream_abort(w);
@@ -1737,7 +1785,7 @@ out:
 	if (rc >= 1) {
 		restart_item(p, it);
 		it->counted = 0;
-		it->patched = it->patch_fallbacks = 0;
+		it->patched = it->patch_fallbacks = it->patch_early = 0;
 	}
 	dd_buf_release(&sm.key);
 	free(tids.v);
