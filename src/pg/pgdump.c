@@ -108,20 +108,39 @@ keep_newer(struct dd_pgdump *c, const char *path, int v)
 }
 
 /*
+ * Debian's /usr/bin/pg_dump (and psql, pg_restore...) is a link to
+ * pg_wrapper, a Perl script that runs /usr/lib/postgresql/<major>/bin/<tool>
+ * for the cluster it guesses: ~50-200 ms a run, and it adds nothing those
+ * real files do not have.
+ */
+static int
+is_pg_wrapper(const char *real)
+{
+	const char *base = strrchr(real, '/');
+	return !strcmp(base ? base + 1 : real, "pg_wrapper");
+}
+
+/*
  * Probe the program at `path` once per real file: PATH often names one
- * twice (/bin and /usr/bin on a merged /usr), and Debian's /usr/bin/pg_dump
- * is a Perl wrapper costing ~50-200 ms a run. `seen` (may be NULL) holds
- * the real paths probed so far, as "\nPATH\nPATH\n".
+ * twice (/bin and /usr/bin on a merged /usr). `seen` (may be NULL) holds
+ * the real paths probed so far, as "\nPATH\nPATH\n". A pg_wrapper is left
+ * for later (*wrapper set, when not NULL): consider_all probes it only when
+ * no real program was found.
  */
 static void
 consider(struct dd_pgdump *best, struct dd_pgdump *newest_any, const char *path, int server_major,
-	 struct dd_buf *seen)
+	 struct dd_buf *seen, char **wrapper)
 {
 	int v;
 	char real[PATH_MAX];
 
 	if (!realpath(path, real))
 		return;
+	if (wrapper && is_pg_wrapper(real)) {
+		if (!*wrapper)
+			*wrapper = dd_strdup(real);
+		return;
+	}
 	if (seen) {
 		char *key = dd_asprintf("\n%s\n", real);
 		int dup = seen->len && memmem(seen->ptr, seen->len, key, strlen(key));
@@ -138,12 +157,16 @@ consider(struct dd_pgdump *best, struct dd_pgdump *newest_any, const char *path,
 		keep_newer(best, real, v);
 }
 
-/* Every candidate of `tool` on PATH and under /usr/lib/postgresql/<major>/bin. */
+/*
+ * Every candidate of `tool` on PATH and under /usr/lib/postgresql/<major>/bin
+ * (PATH first: of two of the same version, PATH's wins); Debian's pg_wrapper
+ * only when neither has a real one.
+ */
 static void
 consider_all(struct dd_pgdump *best, struct dd_pgdump *any, const char *tool, int server_major)
 {
 	const char *path = getenv("PATH");
-	char *pattern = dd_asprintf("/usr/lib/postgresql/*/bin/%s", tool);
+	char *pattern = dd_asprintf("/usr/lib/postgresql/*/bin/%s", tool), *wrapper = NULL;
 	struct dd_buf seen = DD_BUF_INIT;
 	glob_t g;
 
@@ -153,16 +176,19 @@ consider_all(struct dd_pgdump *best, struct dd_pgdump *any, const char *tool, in
 			if (!*dir)
 				continue;
 			char *p = dd_path_join(dir, tool);
-			consider(best, any, p, server_major, &seen);
+			consider(best, any, p, server_major, &seen, &wrapper);
 			free(p);
 		}
 		free(copy);
 	}
 	if (glob(pattern, 0, NULL, &g) == 0) {
 		for (size_t i = 0; i < g.gl_pathc; i++)
-			consider(best, any, g.gl_pathv[i], server_major, &seen);
+			consider(best, any, g.gl_pathv[i], server_major, &seen, NULL);
 		globfree(&g);
 	}
+	if (wrapper && !best->path)
+		consider(best, any, wrapper, server_major, &seen, NULL);
+	free(wrapper);
 	dd_buf_release(&seen);
 	free(pattern);
 }
@@ -174,7 +200,7 @@ find_in_bindir(struct dd_pgdump *out, const char *tool, const char *bindir, int 
 	struct dd_pgdump best = { 0 }, any = { 0 };
 	char *p = dd_path_join(bindir, tool);
 
-	consider(&best, &any, p, server_major, NULL);
+	consider(&best, &any, p, server_major, NULL, NULL);
 	free(p);
 	if (best.path) {
 		*out = best;

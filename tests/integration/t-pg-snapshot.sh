@@ -112,6 +112,25 @@ test_snapshot_no_commit_and_dump_only() {
 	assert_ne "$head" "$(git rev-parse HEAD)"
 }
 
+# Debian's /usr/bin/pg_dump is a link to pg_wrapper, a Perl script (~50-200 ms a run) that runs one of
+# /usr/lib/postgresql/<major>/bin: the snapshot finds and runs that real pg_dump, never the wrapper, even when
+# the wrapper comes first on PATH (here a stand-in named pg_wrapper that says when it runs).
+test_pg_dump_is_the_real_program_never_debians_wrapper() {
+	setup_repo
+	bank_sql | "$DD_PG_BINDIR/psql" -XAtq -v ON_ERROR_STOP=1 -d "$DB" >/dev/null
+	mkdir -p "$T/wrapbin"
+	printf '#!/bin/sh\necho "$0 $*" >>"%s"\nexec "%s/$(basename "$0")" "$@"\n' "$T/wrapper-ran" "$DD_PG_BINDIR" \
+		>"$T/wrapbin/pg_wrapper"
+	chmod +x "$T/wrapbin/pg_wrapper"
+	ln -s pg_wrapper "$T/wrapbin/pg_dump"
+	"$T/wrapbin/pg_dump" --version >/dev/null || fail "the stand-in wrapper does not run"
+	assert_file "$T/wrapper-ran"
+	rm "$T/wrapper-ran"
+	PATH="$T/wrapbin:$PATH" expect_ok git dnadata -v snapshot
+	assert_contains "$ERR" "using $(readlink -f "$DD_PG_BINDIR")/pg_dump (version "
+	[ ! -e "$T/wrapper-ran" ] || fail "the wrapper ran: $(cat "$T/wrapper-ran")"
+}
+
 # A writer moves money between accounts (and logs each transfer) the whole
 # time; every snapshot must see whole transactions only: total balance
 # constant and each balance equal to 1000 + what the log says.
