@@ -351,55 +351,93 @@ copy_end(PGconn *c, const struct item *it, int n)
 	return rc;
 }
 
+/*
+ * The rows of a COPY TO whose first result is `res` (taken; PQexec's, or
+ * PQgetResult's after PQsendQuery), each given to `take` (0, or -1 to stop
+ * at once: the connection is closed by the caller after a failure), to the
+ * COPY's end. 0, -1.
+ */
+static int
+copy_out(PGconn *c, const struct item *it, PGresult *res, int (*take)(void *arg, const char *row, size_t n),
+	 void *arg)
+{
+	char *row = NULL;
+	int n, r = 0;
+
+	if (PQresultStatus(res) != PGRES_COPY_OUT) {
+		copy_error(c, it, res);
+		PQclear(res);
+		return -1;
+	}
+	PQclear(res);
+	while (r == 0 && (n = PQgetCopyData(c, &row, 0)) > 0) {
+		r = take(arg, row, (size_t)n);
+		PQfreemem(row);
+		row = NULL;
+	}
+	return r < 0 ? -1 : copy_end(c, it, n);
+}
+
+/* The stopped workers' error (an interrupt, or another worker's failure). -1. */
+static int
+stopped(void)
+{
+	return dd_error(dd_pg_interrupted() ? "interrupted" : "stopped");
+}
+
+/* copy_rows' state, for copy_out. */
+struct rows_to {
+	struct pool *p;
+	struct item *it;
+	struct dd_stream_writer *w;
+	struct sampler *sm;
+	struct dd_buf batch;
+	uint64_t rows;
+};
+
+/* A batch of rows to the stream. 0, -1. */
+static int
+rows_flush(struct rows_to *t)
+{
+	if (t->batch.len && dd_stream_write(t->w, t->batch.ptr, t->batch.len) < 0)
+		return -1;
+	count_bytes(t->p, t->it, t->batch.len);
+	dd_buf_clear(&t->batch);
+	return 0;
+}
+
+static int
+rows_take(void *arg, const char *row, size_t n)
+{
+	struct rows_to *t = arg;
+
+	sample_row(t->it, t->sm, row, n);
+	hint_row(t->it, t->sm, t->w, row, n);
+	dd_buf_put(&t->batch, row, n);
+	t->rows++;
+	t->sm->off += (uint64_t)n;
+	t->sm->ord++;
+	if (t->batch.len < BATCH)
+		return 0;
+	if (rows_flush(t) < 0)
+		return -1;
+	return dd_pg_workers_stopped(&t->p->w) ? stopped() : 0;
+}
+
 /* Run COPY `sql` and write its rows to `w` (batched), sampling as they go. */
 static int
 copy_rows(PGconn *c, struct pool *p, struct item *it, struct dd_stream_writer *w, const char *sql,
 	  struct sampler *sm, uint64_t *rows)
 {
-	struct dd_buf batch = DD_BUF_INIT;
-	PGresult *r = PQexec(c, sql);
-	int rc = -1, n;
-	char *row = NULL;
+	struct rows_to t = { .p = p, .it = it, .w = w, .sm = sm, .batch = DD_BUF_INIT };
+	int rc;
 
-	*rows = 0;
-	if (PQresultStatus(r) != PGRES_COPY_OUT) {
-		copy_error(c, it, r);
-		goto out;
-	}
-	PQclear(r);
-	r = NULL;
-	dd_buf_grow(&batch, BATCH);
-	while ((n = PQgetCopyData(c, &row, 0)) > 0) {
-		sample_row(it, sm, row, (size_t)n);
-		hint_row(it, sm, w, row, (size_t)n);
-		dd_buf_put(&batch, row, (size_t)n);
-		PQfreemem(row);
-		row = NULL;
-		(*rows)++;
-		sm->off += (uint64_t)n;
-		sm->ord++;
-		if (batch.len >= BATCH) {
-			if (dd_stream_write(w, batch.ptr, batch.len) < 0)
-				goto out;
-			count_bytes(p, it, batch.len);
-			dd_buf_clear(&batch);
-			if (dd_pg_workers_stopped(&p->w)) {
-				dd_error(dd_pg_interrupted() ? "interrupted" : "stopped");
-				goto out; /* the connection is closed by the caller after a failure */
-			}
-		}
-	}
-	if (copy_end(c, it, n) < 0)
-		goto out;
-	if (batch.len) {
-		if (dd_stream_write(w, batch.ptr, batch.len) < 0)
-			goto out;
-		count_bytes(p, it, batch.len);
-	}
-	rc = 0;
-out:
-	PQclear(r);
-	dd_buf_release(&batch);
+	dd_buf_grow(&t.batch, BATCH);
+	rc = copy_out(c, it, PQexec(c, sql), rows_take, &t);
+	if (rc == 0)
+		rc = rows_flush(&t);
+	*rows = t.rows;
+	dd_buf_release(&t.batch);
 	return rc;
 }
 
@@ -1128,40 +1166,34 @@ merge_row(struct pool *p, struct item *it, struct dd_stream_writer *w, struct me
 	return 0;
 }
 
+/* merge_copy's state, for copy_out. */
+struct merge_from {
+	struct pool *p;
+	struct item *it;
+	struct dd_stream_writer *w;
+	struct merge *m;
+	struct sampler *sm;
+	uint64_t seen;
+};
+
+static int
+merge_take(void *arg, const char *row, size_t n)
+{
+	struct merge_from *f = arg;
+
+	if (!f->m->why && merge_row(f->p, f->it, f->w, f->m, f->sm, row, n) < 0)
+		return -1;
+	return (++f->seen & 0xffff) == 0 && dd_pg_workers_stopped(&f->p->w) ? stopped() : 0;
+}
+
 /* Read the markers COPY `sql` through merge_row (after a mismatch, the rest is drained: the session goes on). */
 static int
 merge_copy(PGconn *c, struct pool *p, struct item *it, struct dd_stream_writer *w, struct merge *m,
 	   struct sampler *sm, const char *sql)
 {
-	PGresult *res = PQexec(c, sql);
-	char *row = NULL;
-	uint64_t seen = 0;
-	int rc = -1, n, r = 0;
+	struct merge_from f = { .p = p, .it = it, .w = w, .m = m, .sm = sm };
 
-	if (PQresultStatus(res) != PGRES_COPY_OUT) {
-		copy_error(c, it, res);
-		goto out;
-	}
-	PQclear(res);
-	res = NULL;
-	while ((n = PQgetCopyData(c, &row, 0)) > 0) {
-		if (!m->why)
-			r = merge_row(p, it, w, m, sm, row, (size_t)n);
-		PQfreemem(row);
-		row = NULL;
-		if (r < 0)
-			goto out; /* the connection is closed by the caller after a failure */
-		if ((++seen & 0xffff) == 0 && dd_pg_workers_stopped(&p->w)) {
-			dd_error(dd_pg_interrupted() ? "interrupted" : "stopped");
-			goto out;
-		}
-	}
-	if (copy_end(c, it, n) < 0)
-		goto out;
-	rc = 0;
-out:
-	PQclear(res);
-	return rc;
+	return copy_out(c, it, PQexec(c, sql), merge_take, &f);
 }
 
 /*
@@ -1343,20 +1375,31 @@ patch_send(PGconn *c, const struct item *it, const struct seg *sg, size_t a, siz
 	return rc;
 }
 
-/* Row `row` (n bytes) of the COPY in flight, into rw unless past PATCH_BUF or rw->want rows. */
-static void
-patch_take(struct rows *rw, const char *row, size_t n)
+/* Row `row` (n bytes) of the COPY in flight, into rows `arg` unless past PATCH_BUF or their `want` rows. 0. */
+static int
+patch_take(void *arg, const char *row, size_t n)
 {
+	struct rows *rw = arg;
+
 	if (!rw->too_big && (rw->buf.len + n > PATCH_BUF || rw->nrows == rw->want))
 		rw->too_big = 1; /* drained; its segments are merged from markers */
 	if (rw->too_big)
-		return;
+		return 0;
 	if (rw->nrows + 1 >= rw->cap) {
 		rw->cap = rw->cap ? 2 * rw->cap : 1024;
 		rw->at = dd_realloc(rw->at, rw->cap * sizeof(*rw->at));
 	}
 	rw->at[rw->nrows++] = rw->buf.len;
 	dd_buf_put(&rw->buf, row, n);
+	return 0;
+}
+
+/* A row of a COPY read to its end only. 0. */
+static int
+drop_row(void *arg, const char *row, size_t n)
+{
+	(void)arg, (void)row, (void)n;
+	return 0;
 }
 
 /*
@@ -1368,8 +1411,7 @@ patch_recv(PGconn *c, const struct item *it, struct patch *p, int keep)
 {
 	struct rows *rw = p->next;
 	PGresult *res;
-	char *row = NULL;
-	int n, rc = -1;
+	int rc;
 
 	p->sent = 0;
 	if (keep) {
@@ -1379,25 +1421,11 @@ patch_recv(PGconn *c, const struct item *it, struct patch *p, int keep)
 	}
 	while ((res = PQgetResult(c)) && PQresultStatus(res) == PGRES_COMMAND_OK) /* the savepoint, the settings */
 		PQclear(res);
-	if (PQresultStatus(res) != PGRES_COPY_OUT) {
-		copy_error(c, it, res);
-		goto out;
-	}
-	PQclear(res);
-	res = NULL;
-	while ((n = PQgetCopyData(c, &row, 0)) > 0) {
-		if (keep)
-			patch_take(rw, row, (size_t)n);
-		PQfreemem(row);
-		row = NULL;
-	}
-	if (copy_end(c, it, n) < 0)
-		goto out;
-	if (keep && rw->nrows)
+	rc = copy_out(c, it, res, keep ? patch_take : drop_row, rw);
+	if (rc == 0 && keep && rw->nrows)
 		rw->at[rw->nrows] = rw->buf.len;
-	rc = keep && (rw->too_big || rw->nrows != rw->want) ? 1 : 0;
-out:
-	PQclear(res);
+	if (rc == 0)
+		rc = keep && (rw->too_big || rw->nrows != rw->want) ? 1 : 0;
 	session_drain(c); /* the session idle again (an error's results too) */
 	return rc;
 }
@@ -1593,11 +1621,7 @@ patch_batch(PGconn *c, struct pool *p, struct item *it, struct dd_stream_writer 
 		}
 		x += (size_t)sg[s].changed;
 	}
-	if (dd_pg_workers_stopped(&p->w)) {
-		dd_error(dd_pg_interrupted() ? "interrupted" : "stopped");
-		return -1;
-	}
-	return 0;
+	return dd_pg_workers_stopped(&p->w) ? stopped() : 0;
 }
 
 /* The last segment of the batch starting at segment a (of [a, j]): at most PATCH_ROWS changed rows, PATCH_BYTES. */
