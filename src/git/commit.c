@@ -526,12 +526,24 @@ move_head(struct job *j, int root)
 	git_reference *ref = NULL;
 	char *log = dd_asprintf("commit%s: %.*s", root ? " (initial)" : "", (int)strcspn(j->message, "\n"),
 				j->message);
+	char id[GIT_OID_HEXSZ + 1];
 	int err, waits = 0;
 
-	while ((err = git_reference_create_matching(&ref, j->repo->git, j->branch, &j->commit_id, 1, &j->head_id,
-						    log)) == GIT_ELOCKED &&
-	       waits++ < MAX_ATTEMPTS && dd_lock_wait_free(j->repo, j->branch_lock, j->branch) == 0)
-		;
+	/* a lock a killed git-dnadata left as the ref moved goes, before our own note replaces its note */
+	if (dd_lock_wait_free_ref(j->repo, j->branch_lock, j->branch) < 0) {
+		free(log);
+		return -1;
+	}
+	git_oid_tostr(id, sizeof(id), &j->commit_id);
+	for (;;) {
+		dd_lock_ref_moving(j->repo, j->branch_lock, id);
+		err = git_reference_create_matching(&ref, j->repo->git, j->branch, &j->commit_id, 1, &j->head_id,
+						    log);
+		if (err != GIT_ELOCKED || waits++ >= MAX_ATTEMPTS ||
+		    dd_lock_wait_free(j->repo, j->branch_lock, j->branch) < 0)
+			break;
+	}
+	dd_lock_ref_moved(j->repo);
 	git_reference_free(ref);
 	free(log);
 	if (err == GIT_EMODIFIED || err == GIT_EEXISTS || err == GIT_ENOTFOUND)

@@ -3,6 +3,7 @@
 #include "git/repo.h"
 #include "util/buf.h"
 #include "util/err.h"
+#include "util/fs.h"
 #include "util/log.h"
 
 #include <errno.h>
@@ -198,6 +199,92 @@ dd_lock_wait_free(const struct dd_repo *repo, const char *path, const char *what
 	return 0;
 }
 
+/* The note of a ref about to move (lock.h). Caller frees. */
+static char *
+ref_note_path(const struct dd_repo *repo)
+{
+	return dd_asprintf("%sdnadata-ref-move", git_repository_commondir(repo->git));
+}
+
+void
+dd_lock_ref_moving(const struct dd_repo *repo, const char *path, const char *id)
+{
+	char *note = ref_note_path(repo), *text = dd_asprintf("%s\n%s\n", path, id);
+
+	/* no fsync: a note lost in a power cut only means the lock is reported, not removed */
+	if (dd_file_write_atomic(note, text, strlen(text), 0644, DD_WRITE_NO_FSYNC | DD_WRITE_NO_DIRSYNC) < 0)
+		dd_error_clear();
+	free(text);
+	free(note);
+}
+
+void
+dd_lock_ref_moved(const struct dd_repo *repo)
+{
+	char *note = ref_note_path(repo);
+
+	unlink(note);
+	free(note);
+}
+
+/*
+ * The ref lock `path` was left by a git-dnadata process killed while the ref
+ * moved (lock.h): the note names it, it is no older than the note, and it
+ * holds nothing or the note's commit id.
+ */
+static int
+stale_own_ref_lock(const char *note, const char *path)
+{
+	struct dd_buf text = DD_BUF_INIT, lock = DD_BUF_INIT;
+	struct stat sn, sl;
+	const char *nl, *id;
+	int ours = 0;
+
+	if (stat(note, &sn) < 0 || stat(path, &sl) < 0 || !S_ISREG(sl.st_mode) || sl.st_size > 128 ||
+	    dd_file_read(&text, note) < 0 || dd_file_read(&lock, path) < 0)
+		goto out;
+	nl = memchr(text.ptr, '\n', text.len);
+	if (!nl || (size_t)(nl - text.ptr) != strlen(path) || memcmp(text.ptr, path, strlen(path)) != 0)
+		goto out;
+	id = nl + 1; /* "<id>\n", as libgit2 writes a loose ref */
+	if (sl.st_mtim.tv_sec < sn.st_mtim.tv_sec ||
+	    (sl.st_mtim.tv_sec == sn.st_mtim.tv_sec && sl.st_mtim.tv_nsec < sn.st_mtim.tv_nsec))
+		goto out;
+	ours = lock.len == 0 ||
+	       (lock.len == text.len - (size_t)(id - text.ptr) && memcmp(lock.ptr, id, lock.len) == 0);
+out:
+	dd_error_clear();
+	dd_buf_release(&text);
+	dd_buf_release(&lock);
+	return ours;
+}
+
+int
+dd_lock_wait_free_ref(const struct dd_repo *repo, const char *path, const char *what)
+{
+	char *note = ref_note_path(repo);
+	struct timespec start;
+	unsigned step = 0;
+	int rc = 0;
+
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	while (access(path, F_OK) == 0) {
+		if (backoff(&start, &step))
+			continue;
+		if (stale_own_ref_lock(note, path) && unlink(path) == 0) {
+			dd_warn("removed %s, left by a git dnadata process killed while it moved %s",
+				dd_repo_display_path(repo, path), what);
+			break;
+		}
+		rc = dd_lock_error(repo, path, what);
+		break;
+	}
+	if (rc == 0)
+		unlink(note); /* no one moves a ref now: we hold the commit lock */
+	free(note);
+	return rc;
+}
+
 int
 dd_lock_head_ref(const struct dd_repo *repo, char **name, char **lock_path)
 {
@@ -253,7 +340,7 @@ dd_lock_check_git(const struct dd_repo *repo)
 		goto out;
 	index_lock = dd_asprintf("%s.lock", index);
 	drop_stale_own(repo, index_lock);
-	if (dd_lock_wait_free(repo, index_lock, "the git index") < 0 || dd_lock_wait_free(repo, ref_lock, ref) < 0)
+	if (dd_lock_wait_free(repo, index_lock, "the git index") < 0 || dd_lock_wait_free_ref(repo, ref_lock, ref) < 0)
 		goto out;
 	rc = 0;
 out:

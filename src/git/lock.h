@@ -20,8 +20,14 @@
  *    lock file that is one file with either was left by a git-dnadata
  *    process killed while it committed (none holds it: we hold the commit
  *    lock), and is removed with a warning. git never writes through those
- *    names. HEAD's ref lock, which libgit2 holds for microseconds, is not
- *    told apart.
+ *    names. HEAD's ref lock is libgit2's (held for microseconds while
+ *    the ref moves): just before it moves, a note <commondir>/dnadata-ref-move
+ *    names the lock file and the new commit, and goes once it moved. A lock
+ *    file that outlives the brief wait while that note is left (its writer
+ *    was killed: we hold the commit lock), was made after it, and holds
+ *    nothing or exactly that commit's id, was left by it and is removed
+ *    with a warning; git writes a ref lock as soon as it takes it, and never
+ *    with a commit nothing points to yet.
  */
 #ifndef DD_GIT_LOCK_H
 #define DD_GIT_LOCK_H
@@ -55,6 +61,22 @@ void dd_lock_ours_release(const char *path);
 
 /* Wait briefly for a git lock file to go; -1 with the error above if it stays. */
 int dd_lock_wait_free(const struct dd_repo *repo, const char *path, const char *what);
+
+/*
+ * dd_lock_wait_free for the lock file of the ref HEAD's commits go to
+ * (the caller holds the commit lock): one a killed git-dnadata process left
+ * while the ref moved is removed (see the top), and a note left with no
+ * such lock goes.
+ */
+int dd_lock_wait_free_ref(const struct dd_repo *repo, const char *path, const char *what);
+
+/*
+ * The ref whose lock file is `path` is about to move to commit `id` (the
+ * caller holds the commit lock): the note of the top (best effort), until
+ * dd_lock_ref_moved().
+ */
+void dd_lock_ref_moving(const struct dd_repo *repo, const char *path, const char *id);
+void dd_lock_ref_moved(const struct dd_repo *repo);
 
 /* Record the "is locked" error for `path`; returns -1. */
 int dd_lock_error(const struct dd_repo *repo, const char *path, const char *what);

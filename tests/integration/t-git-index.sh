@@ -41,24 +41,24 @@ test_snapshot_keeps_a_racily_clean_change_visible() {
 	assert_eq " M a" "$(git status --porcelain -- a)"
 }
 
-# in_renames SPEC PATH... -- CMD...: run CMD under strace, injecting SPEC
+# in_calls CALLS SPEC PATH... -- CMD...: run CMD under strace, injecting SPEC
 # (strace's inject= tail: error=EIO:when=2, signal=SIGINT:when=1) into the
-# renames of PATH... (counted together, in the order they happen).
-in_renames() {
-	local spec=$1 paths=()
-	shift
+# system calls CALLS (rename,renameat) on PATH... (counted together, in the
+# order they happen; a call on a descriptor counts for the path it was opened as).
+in_calls() {
+	local calls=$1 spec=$2 paths=()
+	shift 2
 	while [ "$1" != -- ]; do
 		paths+=(-P "$1")
 		shift
 	done
 	shift
 	type -P strace >/dev/null || fail "this test needs strace"
-	# LeakSanitizer cannot run under ptrace (it aborts the process): in a
-	# --sanitizers build the traced command runs without leak checking only.
-	\
-		strace -f -qq -o "$T/strace.log" "${paths[@]}" -e trace=rename,renameat,renameat2 \
-		-e inject=rename,renameat,renameat2:"$spec" "$@"
+	strace -f -qq -o "$T/strace.log" "${paths[@]}" -e trace="$calls" -e inject="$calls:$spec" "$@"
 }
+
+# in_renames SPEC PATH... -- CMD...: in_calls on the renames of PATH...
+in_renames() { in_calls rename,renameat,renameat2 "$@"; }
 
 snapshot_setup() {
 	repo_with_db gidx
@@ -164,6 +164,55 @@ test_branch_moved_by_another_writer_during_the_commit_is_committed_on() {
 	assert_contains "$(git show HEAD:.dnadata/profiles.ini)" '[profile "p2"]'
 	assert_eq "" "$(git status --porcelain)"
 	assert_eq "" "$(git diff --cached HEAD --stat)"
+}
+
+
+# kill -9 while libgit2 holds the branch's lock file, at the two moments it
+# can be left: before the new id is written into it (empty) and before it is
+# renamed onto the branch (the new id). The next commit removes it, saying so,
+# and commits; HEAD never moved.
+killed_as_head_moves() {
+	snapshot_setup
+	local head
+	head=$(git rev-parse HEAD)
+	run in_calls "$1" "error=EIO:signal=SIGKILL:when=1" "$G/refs/heads/main.lock" -- git dnadata snapshot
+	assert_eq 137 "$RC" "killed; stderr: $ERR"
+	assert_file .git/refs/heads/main.lock
+	assert_eq "$2" "$(wc -c <.git/refs/heads/main.lock)" "what the lock file holds"
+	assert_eq "$head" "$(git rev-parse HEAD)" "HEAD did not move"
+	HEAD_BEFORE=$head
+}
+
+assert_next_commit_removes_the_lock() {
+	expect_ok git dnadata snapshot
+	assert_contains "$ERR" "warning: removed .git/refs/heads/main.lock, left by a git dnadata process killed while it moved refs/heads/main"
+	assert_no_file .git/refs/heads/main.lock
+	assert_eq "$HEAD_BEFORE" "$(git rev-parse HEAD~1)" "one commit on the old HEAD"
+	assert_eq "$(git show HEAD:.dnadata/refs/clean)" "$(cat .dnadata/refs/clean)" "the ref file is committed"
+	assert_eq "" "$(git status --porcelain)"
+	expect_ok git dnadata verify
+}
+
+test_branch_lock_left_empty_by_a_kill_is_removed_by_the_next_commit() {
+	killed_as_head_moves write,writev,pwrite64 0
+	assert_next_commit_removes_the_lock
+}
+
+test_branch_lock_left_full_by_a_kill_is_removed_by_the_next_commit() {
+	killed_as_head_moves rename,renameat,renameat2 41
+	assert_next_commit_removes_the_lock
+}
+
+# The same kill, then the lock file holds another commit's id (not what the
+# killed process wrote): someone else's, reported and left alone.
+test_branch_lock_with_another_id_is_reported_not_removed() {
+	killed_as_head_moves rename,renameat,renameat2 41
+	git rev-parse HEAD >.git/refs/heads/main.lock
+	run git dnadata snapshot
+	assert_eq 1 "$RC" "exit code; stderr: $ERR"
+	assert_contains "$ERR" "error: refs/heads/main is locked by another git process (.git/refs/heads/main.lock exists)"
+	assert_file .git/refs/heads/main.lock
+	assert_eq "$HEAD_BEFORE" "$(git rev-parse HEAD)" "HEAD did not move"
 }
 
 run_tests
