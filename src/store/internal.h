@@ -110,10 +110,20 @@ int dd_store_get_object(struct dd_store *st, int type, const uint8_t id[32], siz
 void dd_store_advise_object(struct dd_store *st, const uint8_t id[32]);
 /*
  * A data object from the cache alone (its loose copy or a cache pack; a
- * delta's bases too): no request to the store. As dd_store_get_object.
+ * delta's bases too): no request to the store. As dd_store_get_object,
+ * but authenticated without recomputing ids (as dd_store_get_previous).
  */
 int dd_store_get_cached(struct dd_store *st, const uint8_t id[32], size_t max_plain, struct dd_buf *plain,
 			ZSTD_DCtx *zd);
+/*
+ * A chunk of a snapshot's previous version, as dd_store_get_object reads a
+ * data object, but copies from this machine's cache are authenticated
+ * without recomputing their ids (dd_object_trust_ids): a snapshot reads
+ * every previous chunk it changes, and the keyed hash was a quarter of its
+ * CPU. Copies from the store are checked in full.
+ */
+int dd_store_get_previous(struct dd_store *st, const uint8_t id[32], size_t max_plain, struct dd_buf *plain,
+			  ZSTD_DCtx *zd);
 /*
  * Store data object `id` as dd_store_put_object does, or, when it is new
  * and a delta against `base` (a chunk of the previous version of its

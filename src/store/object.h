@@ -127,6 +127,16 @@ int dd_object_peek_type(const void *obj, size_t len);
 int dd_object_open(struct dd_buf *out, const struct dd_keys *k, int type, const uint8_t id[32],
 		   const void *obj, size_t len, size_t max_plain, ZSTD_DCtx *zd);
 /*
+ * While `on`, data and delta objects opened on this thread (dd_object_open,
+ * dd_object_open_delta) are authenticated but their keyed id is not
+ * recomputed: the AEAD's associated data binds the id, so only a holder of
+ * the key could have sealed other contents under it. For copies this
+ * machine's own cache holds, read as a snapshot's previous version
+ * (docs/FORMAT.md §8); restore and verify always recompute. Returns the
+ * previous setting, to put back.
+ */
+int dd_object_trust_ids(int on);
+/*
  * Authenticate `obj` without decompressing it or recomputing its id: magic,
  * version, type, the AEAD tag (its associated data binds version, type and
  * id, so an object stored under another id or type fails) and the inner

@@ -203,7 +203,7 @@ take_ref(struct dd_stream_writer *w, struct dd_splice *sp, const struct dd_strea
 	return 0;
 }
 
-/* Previous chunk k's plaintext, fetched (cache, else store; its id checked) unless a slot holds it. */
+/* Previous chunk k's plaintext, fetched (cache: authenticated; else store: its id checked too) unless a slot holds it. */
 static int
 chunk_plain(struct dd_stream_writer *w, struct dd_splice *sp, const struct dd_stream_info *prev, size_t k,
 	    const struct dd_buf **out)
@@ -227,7 +227,7 @@ chunk_plain(struct dd_stream_writer *w, struct dd_splice *sp, const struct dd_st
 	st = dd_snapshot_writer_store(dd_stream_snapshot_writer(w));
 	s->k = SIZE_MAX;
 	s->used = sp->clock;
-	r = dd_store_get_object(st, DD_OBJ_DATA, ref->id, ref->len, &s->plain, sp->zd);
+	r = dd_store_get_previous(st, ref->id, ref->len, &s->plain, sp->zd);
 	if (r == 0 && s->plain.len != ref->len)
 		r = dd_error("a chunk's length differs from the manifest");
 	if (r != 0)

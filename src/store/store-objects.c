@@ -540,6 +540,11 @@ dd_store_chunkbuf_put(struct dd_store *st, uint8_t *buf)
  */
 static _Thread_local int delta_depth, cache_only;
 /*
+ * trust_cache: copies read from this machine's cache are opened without
+ * recomputing their ids (dd_object_trust_ids); the store's never are.
+ */
+static _Thread_local int trust_cache;
+/*
  * The last open_data() failed for want of a base (missing, unreadable, or
  * the chain too long), not because the object is damaged: its other
  * copies would fail the same way (the base read tried every place), so
@@ -648,6 +653,18 @@ open_data(struct dd_store *st, const struct dd_delta_ref *d, const uint8_t id[32
 	return open_delta(st, &inside, id, obj, max_plain, plain, zd);
 }
 
+/* open_data for a copy from this machine's cache: its id recomputed unless trust_cache. */
+static int
+open_cached(struct dd_store *st, const struct dd_delta_ref *d, const uint8_t id[32], const struct dd_buf *obj,
+	    size_t max_plain, struct dd_buf *plain, ZSTD_DCtx *zd)
+{
+	int trusted = dd_object_trust_ids(trust_cache), r;
+
+	r = open_data(st, d, id, obj, max_plain, plain, zd);
+	dd_object_trust_ids(trusted);
+	return r;
+}
+
 /* Authenticate data object `p` (a full object or a delta) without opening it. */
 static int
 check_data(struct dd_store *st, const uint8_t id[32], const void *p, size_t len, struct dd_buf *scratch)
@@ -661,11 +678,24 @@ int
 dd_store_get_cached(struct dd_store *st, const uint8_t id[32], size_t max_plain, struct dd_buf *plain,
 		    ZSTD_DCtx *zd)
 {
-	int was = cache_only, r;
+	int was = cache_only, trusted = trust_cache, r;
 
-	cache_only = 1;
+	cache_only = trust_cache = 1;
 	r = dd_store_get_object(st, DD_OBJ_DATA, id, max_plain, plain, zd);
 	cache_only = was;
+	trust_cache = trusted;
+	return r;
+}
+
+int
+dd_store_get_previous(struct dd_store *st, const uint8_t id[32], size_t max_plain, struct dd_buf *plain,
+		      ZSTD_DCtx *zd)
+{
+	int trusted = trust_cache, r;
+
+	trust_cache = 1;
+	r = dd_store_get_object(st, DD_OBJ_DATA, id, max_plain, plain, zd);
+	trust_cache = trusted;
 	return r;
 }
 
@@ -675,9 +705,12 @@ open_from_store(struct dd_store *st, int type, const uint8_t id[32], const struc
 		const struct dd_buf *obj, size_t max_plain, struct dd_buf *plain, ZSTD_DCtx *zd)
 {
 	struct dd_error_saved why;
+	int trusted = dd_object_trust_ids(0), r;
 
-	if ((type == DD_OBJ_DATA ? open_data(st, d, id, obj, max_plain, plain, zd)
-				 : dd_object_open(plain, st->keys, type, id, obj->ptr, obj->len, max_plain, zd)) == 0)
+	r = type == DD_OBJ_DATA ? open_data(st, d, id, obj, max_plain, plain, zd)
+				: dd_object_open(plain, st->keys, type, id, obj->ptr, obj->len, max_plain, zd);
+	dd_object_trust_ids(trusted);
+	if (r == 0)
 		return 0;
 	if (type == DD_OBJ_DATA && base_failed)
 		return -1;
@@ -982,8 +1015,8 @@ get_from_cache_pack(struct dd_store *st, const uint8_t id[32], const char *name,
 		r = st->cache->ops->get_range(st->cache, pname, hits[i].off, hits[i].len, obj);
 		if (r == DD_NOTFOUND)
 			continue;
-		if (r == 0 && open_data(st, hits[i].type == DD_OBJ_DELTA ? &hits[i].d : NULL, id, obj, max_plain, plain,
-					zd) == 0) {
+		if (r == 0 && open_cached(st, hits[i].type == DD_OBJ_DELTA ? &hits[i].d : NULL, id, obj, max_plain,
+					  plain, zd) == 0) {
 			dd_error_saved_free(&first);
 			dd_error_saved_free(&bwhy); /* an earlier place's failed base: moot now */
 			return 0;
@@ -1101,7 +1134,7 @@ dd_store_get_object(struct dd_store *st, int type, const uint8_t id[32], size_t 
 	if (r < 0)
 		goto out;
 	if (r == 0) {
-		if ((type == DD_OBJ_DATA ? open_data(st, NULL, id, &obj, max_plain, plain, zd)
+		if ((type == DD_OBJ_DATA ? open_cached(st, NULL, id, &obj, max_plain, plain, zd)
 					 : dd_object_open(plain, st->keys, type, id, obj.ptr, obj.len, max_plain, zd)) == 0) {
 			rc = 0;
 			goto out;

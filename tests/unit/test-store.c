@@ -22,6 +22,7 @@
 
 #include "store-testlib.h"
 #include "store/internal.h"
+#include "store/object.h"
 #include <fcntl.h>
 #include "util/err.h"
 #include "util/hex.h"
@@ -486,6 +487,39 @@ damaged_object_is_repaired_by_deleting_it_then_pushing(void **state)
 	dd_buf_release(&data);
 	dd_snapshot_free(s);
 	free(p), free(id);
+}
+
+/*
+ * A snapshot's previous chunks: a copy in this machine's cache is
+ * authenticated but its id not recomputed (dd_store_get_previous); every
+ * other read, and any copy from the store, recomputes it. An object sealed
+ * under an id that is not its content's (only a key holder can make one)
+ * shows which read checks what.
+ */
+static void
+previous_chunks_trust_the_cache_and_check_the_store(void **state)
+{
+	struct fx *f = *state;
+	const char *text = "bytes sealed under an id that is not their keyed hash";
+	struct dd_buf obj = DD_BUF_INIT, plain = DD_BUF_INIT;
+	char name[DD_OBJECT_NAME_SIZE];
+	uint8_t id[32];
+
+	memset(id, 0x3c, 32);
+	assert_int_equal(dd_object_seal(&obj, f->st->keys, DD_OBJ_DATA, id, text, strlen(text), NULL), 0);
+	dd_object_name(name, sizeof(name), "data", id);
+	assert_int_equal(f->st->cache->ops->put(f->st->cache, name, obj.ptr, obj.len), 0);
+	assert_int_equal(dd_store_get_previous(f->st, id, 1 << 20, &plain, NULL), 0);
+	assert_int_equal(plain.len, strlen(text));
+	assert_memory_equal(plain.ptr, text, plain.len);
+	/* a plain read (restore, verify) refuses the cache copy, then the store has none */
+	assert_true(dd_store_get_object(f->st, DD_OBJ_DATA, id, 1 << 20, &plain, NULL) != 0);
+	/* only in the store: a previous chunk read from there is checked in full */
+	assert_int_equal(f->st->be->ops->put(f->st->be, name, obj.ptr, obj.len), 0);
+	assert_int_equal(f->st->cache->ops->del(f->st->cache, name), 0);
+	assert_int_equal(dd_store_get_previous(f->st, id, 1 << 20, &plain, NULL), -1);
+	assert_non_null(strstr(dd_error_last(), "content does not match its id"));
+	dd_buf_release(&obj), dd_buf_release(&plain);
 }
 
 static void
@@ -1407,6 +1441,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(missing_object_is_named_by_verify, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(damaged_object_is_repaired_by_deleting_it_then_pushing, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(objects_missing_from_the_cache_are_fetched_from_the_store, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(previous_chunks_trust_the_cache_and_check_the_store, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(no_plaintext_of_a_stream_appears_in_stored_files, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(second_snapshot_with_1_percent_changed_adds_under_5_percent, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(objects_are_hard_linked_from_the_cache, fx_setup, fx_teardown),
