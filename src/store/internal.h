@@ -105,7 +105,8 @@ int dd_store_get_object(struct dd_store *st, int type, const uint8_t id[32], siz
 /*
  * A hint: data object `id` is read soon (dd_store_get_object). When the
  * index places it in a cache pack, the cache reads those bytes in ahead
- * (backend op advise). Nothing fails; nothing is read on this thread.
+ * (backend op advise), and when that place is a delta, its base's too,
+ * down the chain. Nothing fails; nothing is read on this thread.
  */
 void dd_store_advise_object(struct dd_store *st, const uint8_t id[32]);
 /*

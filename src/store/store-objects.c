@@ -1083,10 +1083,12 @@ in_a_pack(struct dd_store *st, const uint8_t id[32])
 void
 dd_store_advise_object(struct dd_store *st, const uint8_t id[32])
 {
-	struct dd_midx *maps[2] = { st->idx, st->pidx };
-	const char *dirs[2] = { "packs", "private/packs" };
+	struct dd_midx *maps[3] = { st->idx, st->pidx, st->opidx };
+	const char *dirs[3] = { "packs", "private/packs", "private/packs" };
 	char pname[DD_OBJECT_NAME_SIZE];
 	struct dd_midx_hit hit;
+	uint8_t cur[32];
+	int m;
 
 	if (!st->cache->ops->advise)
 		return;
@@ -1094,13 +1096,20 @@ dd_store_advise_object(struct dd_store *st, const uint8_t id[32])
 		dd_error_clear(); /* the read says it again */
 		return;
 	}
-	for (int m = 0; m < 2; m++)
-		if (maps[m] && dd_midx_find(maps[m], id, 0, &hit)) {
-			struct dd_midx_pack mp = dd_midx_pack_get(maps[m], hit.pack);
-			dd_object_name(pname, sizeof(pname), dirs[m], mp.name);
-			st->cache->ops->advise(st->cache, pname, hit.off, hit.len);
+	/* the object, and down a delta's chain the bases its read opens first (the private index only if loaded) */
+	memcpy(cur, id, 32);
+	for (int depth = 0; depth <= DD_DELTA_DEPTH_MAX; depth++) {
+		for (m = 0; m < 3; m++)
+			if (maps[m] && dd_midx_find(maps[m], cur, 0, &hit))
+				break;
+		if (m == 3)
 			return;
-		}
+		dd_object_name(pname, sizeof(pname), dirs[m], dd_midx_pack_get(maps[m], hit.pack).name);
+		st->cache->ops->advise(st->cache, pname, hit.off, hit.len);
+		if (hit.type != DD_OBJ_DELTA)
+			return;
+		memcpy(cur, hit.d.base, 32);
+	}
 }
 
 /*

@@ -388,6 +388,82 @@ a_missing_base_is_named_and_the_read_refused(void **state)
 	dd_error_clear();
 }
 
+/* The cache's advise calls, recorded (then passed on). */
+static const struct dd_backend_ops *real_cache_ops;
+static struct {
+	char name[DD_OBJECT_NAME_SIZE];
+	uint64_t off;
+	size_t len;
+} advised[4];
+static size_t nadvised;
+
+static void
+rec_advise(struct dd_backend *be, const char *name, uint64_t off, size_t len)
+{
+	if (nadvised < 4) {
+		snprintf(advised[nadvised].name, sizeof(advised[nadvised].name), "%s", name);
+		advised[nadvised].off = off, advised[nadvised].len = len;
+	}
+	nadvised++;
+	real_cache_ops->advise(be, name, off, len);
+}
+
+/* The read-ahead hint of a chunk stored as a delta covers its base too (the read opens the base first). */
+static void
+a_hint_for_a_delta_covers_its_base(void **state)
+{
+	struct fx *f = *state;
+	uint8_t *v1 = malloc(SIZE), *v2 = malloc(SIZE);
+	char id1[DD_ID_HEX_SIZE], id2[DD_ID_HEX_SIZE], pname[DD_OBJECT_NAME_SIZE];
+	struct dd_snapshot *s1 = NULL;
+	const struct dd_stream_info *si;
+	struct dd_backend_ops rec;
+	struct dd_midx_hit hit;
+	struct dd_delta_ref d;
+	size_t i;
+
+	fill_text(v1, SIZE, 5);
+	memcpy(v2, v1, SIZE);
+	scatter(v2, SIZE, 30000, 3);
+	write_version(f->st, v1, SIZE, NULL, id1);
+	si = stream_of(f->st, id1, &s1);
+	write_version(f->st, v2, SIZE, si, id2);
+	dd_snapshot_free(s1);
+	si = stream_of(f->st, id2, &s1);
+	for (i = 0; i < si->nchunks && !dd_store_delta_of(f->st, si->chunks[i].id, &d); i++)
+		;
+	assert_true(i < si->nchunks);
+	assert_non_null(f->st->cache->ops->advise);
+	real_cache_ops = f->st->cache->ops;
+	rec = *real_cache_ops;
+	rec.advise = rec_advise;
+	f->st->cache->ops = &rec;
+	nadvised = 0;
+	dd_store_advise_object(f->st, si->chunks[i].id);
+	f->st->cache->ops = real_cache_ops;
+	assert_int_equal(nadvised, 2);
+	assert_true(dd_midx_find(f->st->idx, si->chunks[i].id, 0, &hit));
+	assert_int_equal(hit.type, DD_OBJ_DELTA);
+	dd_object_name(pname, sizeof(pname), "packs", dd_midx_pack_get(f->st->idx, hit.pack).name);
+	assert_string_equal(advised[0].name, pname);
+	assert_int_equal(advised[0].off, hit.off);
+	assert_int_equal(advised[0].len, hit.len);
+	assert_true(dd_midx_find(f->st->idx, d.base, 0, &hit));
+	assert_int_equal(hit.type, DD_OBJ_DATA);
+	dd_object_name(pname, sizeof(pname), "packs", dd_midx_pack_get(f->st->idx, hit.pack).name);
+	assert_string_equal(advised[1].name, pname);
+	assert_int_equal(advised[1].off, hit.off);
+	assert_int_equal(advised[1].len, hit.len);
+	/* a full object: one hint */
+	f->st->cache->ops = &rec;
+	nadvised = 0;
+	dd_store_advise_object(f->st, d.base);
+	f->st->cache->ops = real_cache_ops;
+	assert_int_equal(nadvised, 1);
+	dd_snapshot_free(s1);
+	free(v1), free(v2);
+}
+
 static void
 the_writer_stores_a_full_object_beyond_its_depth_limit(void **state)
 {
@@ -557,6 +633,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(scattered_changes_are_stored_as_deltas_and_read_back, fx_setup,
 						fx_teardown),
 		cmocka_unit_test_setup_teardown(a_missing_base_is_named_and_the_read_refused, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(a_hint_for_a_delta_covers_its_base, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(the_writer_stores_a_full_object_beyond_its_depth_limit, fx_setup,
 						fx_teardown),
 		cmocka_unit_test_setup_teardown(the_reader_follows_a_chain_up_to_its_limit_and_no_further, fx_setup,
