@@ -75,6 +75,7 @@ struct dd_s3_client {
 	int unreachable; /* the last request gave up on the network: try once from now on */
 	int64_t date;      /* the server's Date of the last answer that had one (0: none yet) */
 	int64_t date_mono; /* this machine's monotonic clock when it came, seconds */
+	int64_t skew;      /* S3's clock minus this machine's, once S3 said RequestTimeTooSkewed (else 0) */
 };
 
 /* One request as the caller sees it, across attempts. */
@@ -134,6 +135,7 @@ struct xfer {
 	char etag[80];
 	int64_t mtime;
 	int64_t date; /* the answer's Date header (0: none) */
+	int64_t skew; /* the correction of this machine's clock it was signed with (struct dd_s3_client) */
 	CURLcode result;
 	int done;
 	char errbuf[CURL_ERROR_SIZE];
@@ -618,9 +620,14 @@ sign_into(struct dd_s3_client *c, struct xfer *x, const char *path, const struct
 	struct dd_sigv4_request req = {
 		.method = k->method, .host = c->host, .path = path, .query = k->query,
 		.headers = h, .nheaders = nh, .payload_hash = k->sha,
-		.region = c->creds.region, .service = "s3", .now = time(NULL),
+		.region = c->creds.region, .service = "s3",
 	};
 	int rc = -1;
+
+	pthread_mutex_lock(&c->mu);
+	x->skew = c->skew;
+	req.now = time(NULL) + x->skew; /* signed by S3's clock once it said ours is off */
+	pthread_mutex_unlock(&c->mu);
 
 	if (dd_sigv4_sign(&sig, &req, &cr) < 0)
 		return dd_error_wrap("signing %s %s", k->method, k->key ? k->key : "(bucket)");
@@ -1029,6 +1036,32 @@ dd_s3_client_server_now(struct dd_s3_client *c, int64_t *now)
 }
 
 /*
+ * S3 refused attempt `x` as RequestTimeTooSkewed: from now on, requests are
+ * signed by the clock of its answer's Date (as AWS's SDKs do), with one
+ * warning. 1 if the call is worth one more attempt (the correction changed
+ * something), else 0.
+ */
+static int
+correct_skew(struct dd_s3_client *c, const struct call *k, const struct xfer *x)
+{
+	int64_t skew, was, now;
+
+	if (k->status != 403 || strcmp(k->err.code, "RequestTimeTooSkewed") || x->date <= 0)
+		return 0;
+	skew = x->date - (int64_t)time(NULL);
+	pthread_mutex_lock(&c->mu);
+	was = c->skew;
+	if (!was || x->skew == was) /* the first, or ours was current and still refused: take this one */
+		c->skew = skew;
+	now = c->skew;
+	pthread_mutex_unlock(&c->mu);
+	if (!was && now)
+		dd_warn("this machine's clock is %" PRId64 " s %s S3's at %s: requests are signed by S3's clock; set the "
+			"system time", now < 0 ? -now : now, now < 0 ? "ahead of" : "behind", c->endpoint);
+	return x->skew != now; /* another correction than it was signed with: worth one more attempt */
+}
+
+/*
  * Perform a call with its retries. 0 on a 2xx; -1 with the one-line
  * refusal set (k->status says which; callers turn 404 / 412 into results
  * of their own); DD_EUNREACHABLE when the retries ran out.
@@ -1044,7 +1077,7 @@ perform(struct dd_s3_client *c, struct call *k)
 	pthread_mutex_unlock(&c->mu);
 	if (!k->sha[0])
 		dd_sha256_hex(k->sha, k->mem ? k->mem : "", k->mem ? (size_t)k->len : 0);
-	for (int attempt = 0;; attempt++) {
+	for (int attempt = 0, skewed = 0;; attempt++) {
 		struct xfer x;
 		enum outcome o;
 
@@ -1058,6 +1091,12 @@ perform(struct dd_s3_client *c, struct call *k)
 		run_xfer(c, &x);
 		note_date(c, &x);
 		o = judge(c, k, &x, &why);
+		if (o == REFUSED && !skewed && correct_skew(c, k, &x)) {
+			xfer_release(&x);
+			skewed = 1;
+			attempt--; /* signed wrong, not a failure of the store */
+			continue;
+		}
 		xfer_release(&x);
 		if (o == DONE) {
 			pthread_mutex_lock(&c->mu);
