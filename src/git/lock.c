@@ -199,6 +199,12 @@ dd_lock_wait_free(const struct dd_repo *repo, const char *path, const char *what
 	return 0;
 }
 
+/*
+ * A ref lock of ours is made microseconds after the note; one made more
+ * than this after it is not (lock.h).
+ */
+#define REF_NOTE_WINDOW_NS (5 * 1000000000LL)
+
 /* The note of a ref about to move (lock.h). Caller frees. */
 static char *
 ref_note_path(const struct dd_repo *repo)
@@ -238,6 +244,7 @@ stale_own_ref_lock(const char *note, const char *path)
 	struct dd_buf text = DD_BUF_INIT, lock = DD_BUF_INIT;
 	struct stat sn, sl;
 	const char *nl, *id;
+	int64_t after;
 	int ours = 0;
 
 	if (stat(note, &sn) < 0 || stat(path, &sl) < 0 || !S_ISREG(sl.st_mode) || sl.st_size > 128 ||
@@ -247,8 +254,9 @@ stale_own_ref_lock(const char *note, const char *path)
 	if (!nl || (size_t)(nl - text.ptr) != strlen(path) || memcmp(text.ptr, path, strlen(path)) != 0)
 		goto out;
 	id = nl + 1; /* "<id>\n", as libgit2 writes a loose ref */
-	if (sl.st_mtim.tv_sec < sn.st_mtim.tv_sec ||
-	    (sl.st_mtim.tv_sec == sn.st_mtim.tv_sec && sl.st_mtim.tv_nsec < sn.st_mtim.tv_nsec))
+	/* made by the note's writer right after it: not before it, nor later (git's own lock of a later command) */
+	after = (int64_t)(sl.st_mtim.tv_sec - sn.st_mtim.tv_sec) * 1000000000 + (sl.st_mtim.tv_nsec - sn.st_mtim.tv_nsec);
+	if (after < 0 || after > REF_NOTE_WINDOW_NS)
 		goto out;
 	ours = lock.len == 0 ||
 	       (lock.len == text.len - (size_t)(id - text.ptr) && memcmp(lock.ptr, id, lock.len) == 0);
@@ -257,6 +265,19 @@ out:
 	dd_buf_release(&text);
 	dd_buf_release(&lock);
 	return ours;
+}
+
+/* The note goes if it names lock `path` (another worktree's HEAD.lock stays known until that worktree's turn). */
+static void
+drop_note_of(const char *note, const char *path)
+{
+	struct dd_buf text = DD_BUF_INIT;
+	size_t n = strlen(path);
+
+	if (dd_file_read(&text, note) == 0 && text.len > n && text.ptr[n] == '\n' && !memcmp(text.ptr, path, n))
+		unlink(note);
+	dd_error_clear();
+	dd_buf_release(&text);
 }
 
 int
@@ -280,7 +301,7 @@ dd_lock_wait_free_ref(const struct dd_repo *repo, const char *path, const char *
 		break;
 	}
 	if (rc == 0)
-		unlink(note); /* no one moves a ref now: we hold the commit lock */
+		drop_note_of(note, path); /* no one moves a ref now: we hold the commit lock */
 	free(note);
 	return rc;
 }

@@ -24,10 +24,9 @@
  *    the ref moves): just before it moves, a note <commondir>/dnadata-ref-move
  *    names the lock file and the new commit, and goes once it moved. A lock
  *    file that outlives the brief wait while that note is left (its writer
- *    was killed: we hold the commit lock), was made after it, and holds
- *    nothing or exactly that commit's id, was left by it and is removed
- *    with a warning; git writes a ref lock as soon as it takes it, and never
- *    with a commit nothing points to yet.
+ *    was killed: we hold the commit lock), was made within 5 s after it
+ *    (a later git command's lock is not), and holds nothing or exactly that
+ *    commit's id, was left by it and is removed with a warning.
  */
 #ifndef DD_GIT_LOCK_H
 #define DD_GIT_LOCK_H
@@ -65,8 +64,8 @@ int dd_lock_wait_free(const struct dd_repo *repo, const char *path, const char *
 /*
  * dd_lock_wait_free for the lock file of the ref HEAD's commits go to
  * (the caller holds the commit lock): one a killed git-dnadata process left
- * while the ref moved is removed (see the top), and a note left with no
- * such lock goes.
+ * while the ref moved is removed (see the top), and once it is free, a
+ * note that names it goes.
  */
 int dd_lock_wait_free_ref(const struct dd_repo *repo, const char *path, const char *what);
 

@@ -1382,7 +1382,14 @@ dd_s3_get_range(struct dd_s3_client *c, const char *key, uint64_t off, size_t le
  * missing permission both read "403". Ask again with a one-byte GET, whose
  * answer carries the code, so the error can say what to check.
  */
-static void
+/*
+ * A HEAD refused without a body (so without a code): a one-byte GET of the
+ * same key says why. 1 when that GET went through instead (the refusal
+ * passed: the GET corrected this machine's clock, RequestTimeTooSkewed),
+ * so the HEAD is worth one more try; else 0, with the GET's error when it
+ * was refused too, the HEAD's otherwise.
+ */
+static int
 explain_head(struct dd_s3_client *c, const char *key)
 {
 	struct dd_buf one = DD_BUF_INIT;
@@ -1391,11 +1398,13 @@ explain_head(struct dd_s3_client *c, const char *key)
 
 	dd_error_save(&first);
 	r = dd_s3_get_range(c, key, 0, 1, &one);
-	if (r == -1)
-		dd_error_saved_free(&first); /* refused too: this time with the code */
-	else
-		dd_error_restore(&first);
 	dd_buf_release(&one);
+	if (r == -1) {
+		dd_error_saved_free(&first); /* refused too: this time with the code */
+		return 0;
+	}
+	dd_error_restore(&first);
+	return r == 0 || r == DD_NOTFOUND;
 }
 
 int
@@ -1404,14 +1413,19 @@ dd_s3_head(struct dd_s3_client *c, const char *key, struct dd_s3_head *h)
 	struct call k;
 	int r;
 
-	call_init(&k, "HEAD", key, NULL);
-	r = perform(c, &k);
-	if (r == -1 && k.status == 404) {
-		dd_error_clear();
-		return DD_NOTFOUND;
+	for (int tries = 0;; tries++) {
+		call_init(&k, "HEAD", key, NULL);
+		r = perform(c, &k);
+		if (r == -1 && k.status == 404) {
+			dd_error_clear();
+			return DD_NOTFOUND;
+		}
+		if (r == -1 && (k.status == 400 || k.status == 403) && !k.err.code[0] && !tries && explain_head(c, key)) {
+			dd_error_clear();
+			continue;
+		}
+		break;
 	}
-	if (r == -1 && (k.status == 400 || k.status == 403) && !k.err.code[0])
-		explain_head(c, key);
 	if (r == 0 && h)
 		*h = k.head;
 	return r;

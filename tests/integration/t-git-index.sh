@@ -215,4 +215,18 @@ test_branch_lock_with_another_id_is_reported_not_removed() {
 	assert_eq "$HEAD_BEFORE" "$(git rev-parse HEAD)" "HEAD did not move"
 }
 
+# The same kill, then the lock file is made again 10 s after the note (the id the killed process wrote, empty):
+# a later git command's (git can hold a ref lock empty or with the branch's id for seconds), left alone.
+test_branch_lock_made_well_after_the_note_is_reported_not_removed() {
+	killed_as_head_moves rename,renameat,renameat2 41
+	assert_file .git/dnadata-ref-move
+	: >.git/refs/heads/main.lock
+	touch -d "@$(($(stat -c %Y .git/dnadata-ref-move) + 10))" .git/refs/heads/main.lock
+	run git dnadata snapshot
+	assert_eq 1 "$RC" "exit code; stderr: $ERR"
+	assert_contains "$ERR" "error: refs/heads/main is locked by another git process (.git/refs/heads/main.lock exists)"
+	assert_file .git/refs/heads/main.lock
+	assert_eq "$HEAD_BEFORE" "$(git rev-parse HEAD)" "HEAD did not move"
+}
+
 run_tests

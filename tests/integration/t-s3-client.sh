@@ -216,6 +216,27 @@ test_refusals_name_the_code_even_for_head() {
 	s3_assert_no_credentials "$ERR"
 }
 
+# A clock 3 days off: S3 refuses the first request (RequestTimeTooSkewed), the client signs by S3's Date from then
+# on and says so once. A HEAD's refusal has no body to name it: the one-byte GET that explains it corrects the clock,
+# and the HEAD is tried again; a missing key is still 0.
+test_a_clock_days_off_is_corrected_by_the_servers_date_even_for_head() {
+	s3_env
+	command -v faketime >/dev/null || fail "faketime is not installed (scripts/dev.sh test installs it)"
+	local b fa="ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0"
+	b=$(s3_bucket skew)
+	expect_ok tool "s3://$b/p" put keys/k key
+	expect_ok env NO_FAKE_STAT=1 "$fa" faketime -f +3d "$DD_BUILDDIR/backend-tool" "s3://$b/p" exists keys/k
+	assert_eq 1 "$OUT"
+	assert_eq 1 "$(grep -c "s ahead of S3's at .*: requests are signed by S3's clock; set the system time" <<<"$ERR")" "$ERR"
+	expect_ok env NO_FAKE_STAT=1 "$fa" faketime -f -3d "$DD_BUILDDIR/backend-tool" "s3://$b/p" exists keys/none
+	assert_eq 0 "$OUT"
+	assert_contains "$ERR" "s behind S3's at "
+	expect_ok env NO_FAKE_STAT=1 "$fa" faketime -f +3d "$DD_BUILDDIR/backend-tool" "s3://$b/p" put keys/k2 text
+	assert_eq created "$OUT"
+	expect_ok tool "s3://$b/p" get keys/k2 "$T/k2"
+	assert_eq text "$(cat "$T/k2")"
+}
+
 test_credentials_in_a_store_url_or_endpoint_are_refused_and_not_shown() {
 	s3_env
 	expect_fail 1 tool "s3://AKIAEXAMPLE:topsecret0123@some-bucket/p" exists keys/k
