@@ -354,15 +354,18 @@ remove_packs_of(struct fx *f, const uint8_t id[32])
 	}
 }
 
-static void
-a_missing_base_is_named_and_the_read_refused(void **state)
+/*
+ * v1 (filled) and v2 (v1 with scattered changes) written as two versions of
+ * a stream: *s2 the second's snapshot (id2), *d the base of one of its
+ * chunks stored as a delta; returns that chunk's index in its stream.
+ */
+static size_t
+two_versions_with_a_delta(struct fx *f, uint8_t *v1, uint8_t *v2, char id2[DD_ID_HEX_SIZE], struct dd_snapshot **s2,
+			  struct dd_delta_ref *d)
 {
-	struct fx *f = *state;
-	uint8_t *v1 = malloc(SIZE), *v2 = malloc(SIZE);
-	char id1[DD_ID_HEX_SIZE], id2[DD_ID_HEX_SIZE];
+	char id1[DD_ID_HEX_SIZE];
 	struct dd_snapshot *s1 = NULL;
 	const struct dd_stream_info *si;
-	struct dd_delta_ref d;
 	size_t i;
 
 	fill_text(v1, SIZE, 5);
@@ -372,10 +375,23 @@ a_missing_base_is_named_and_the_read_refused(void **state)
 	si = stream_of(f->st, id1, &s1);
 	write_version(f->st, v2, SIZE, si, id2);
 	dd_snapshot_free(s1);
-	si = stream_of(f->st, id2, &s1);
-	for (i = 0; i < si->nchunks && !dd_store_delta_of(f->st, si->chunks[i].id, &d); i++)
+	si = stream_of(f->st, id2, s2);
+	for (i = 0; i < si->nchunks && !dd_store_delta_of(f->st, si->chunks[i].id, d); i++)
 		;
 	assert_true(i < si->nchunks);
+	return i;
+}
+
+static void
+a_missing_base_is_named_and_the_read_refused(void **state)
+{
+	struct fx *f = *state;
+	uint8_t *v1 = malloc(SIZE), *v2 = malloc(SIZE);
+	char id2[DD_ID_HEX_SIZE];
+	struct dd_snapshot *s1 = NULL;
+	struct dd_delta_ref d;
+
+	two_versions_with_a_delta(f, v1, v2, id2, &s1, &d);
 	remove_packs_of(f, d.base);
 	dd_snapshot_free(s1);
 	/* read by a store opened after the removal: one open before keeps the files it read open (their bytes) */
@@ -414,7 +430,7 @@ a_hint_for_a_delta_covers_its_base(void **state)
 {
 	struct fx *f = *state;
 	uint8_t *v1 = malloc(SIZE), *v2 = malloc(SIZE);
-	char id1[DD_ID_HEX_SIZE], id2[DD_ID_HEX_SIZE], pname[DD_OBJECT_NAME_SIZE];
+	char id2[DD_ID_HEX_SIZE], pname[DD_OBJECT_NAME_SIZE];
 	struct dd_snapshot *s1 = NULL;
 	const struct dd_stream_info *si;
 	struct dd_backend_ops rec;
@@ -422,17 +438,8 @@ a_hint_for_a_delta_covers_its_base(void **state)
 	struct dd_delta_ref d;
 	size_t i;
 
-	fill_text(v1, SIZE, 5);
-	memcpy(v2, v1, SIZE);
-	scatter(v2, SIZE, 30000, 3);
-	write_version(f->st, v1, SIZE, NULL, id1);
-	si = stream_of(f->st, id1, &s1);
-	write_version(f->st, v2, SIZE, si, id2);
-	dd_snapshot_free(s1);
-	si = stream_of(f->st, id2, &s1);
-	for (i = 0; i < si->nchunks && !dd_store_delta_of(f->st, si->chunks[i].id, &d); i++)
-		;
-	assert_true(i < si->nchunks);
+	i = two_versions_with_a_delta(f, v1, v2, id2, &s1, &d);
+	si = dd_snapshot_find(s1, "t");
 	assert_non_null(f->st->cache->ops->advise);
 	real_cache_ops = f->st->cache->ops;
 	rec = *real_cache_ops;
