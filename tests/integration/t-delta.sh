@@ -23,20 +23,13 @@ pack_bytes() {
 	find "$CACHE/packs" -type f -printf '%s\n' | awk '{ s += $1 } END { print s + 0 }'
 }
 
-# setup ROWS: a repository on a fresh database whose table t holds ROWS rows (~220 bytes each)
-# The store key is fixed: the chunker's gear table comes from it (FORMAT.md §5), so the chunk boundaries, and
-# so what an update costs, are the same on every run. With a random key a boundary that an update moves now and
-# then makes a new chunk straddle two previous ones, and the part outside its base is stored whole: in ~1 run of
-# 8 the scattered update below cost ~140 KB instead of ~10 KB (a real cost, measured in docs/DESIGN-NOTES.md;
-# here it made the thresholds a matter of luck).
-DELTA_KEY=5f3a9c1e7b2d4f60819a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f70
+# setup ROWS: a repository on a fresh database whose table t holds ROWS rows (~220 bytes each), with the fixed
+# store key (lib.sh, FIXED_KEY): the chunk boundaries, and so what an update costs, are the same on every run.
 setup() {
 	need_pg
 	DB=$(pg_newdb delta)
 	new_repo
-	mkdir -m 700 .git/dnadata
-	printf 'dnadata-key 1\nkey %s\n' "$DELTA_KEY" >.git/dnadata/key
-	chmod 600 .git/dnadata/key
+	use_fixed_key
 	DNADATA_PASSPHRASE=pw expect_ok git dnadata init --database "dbname=$DB" --store "file://$T/store"
 	psql_q "$DB" "CREATE TABLE t (id int PRIMARY KEY, doc jsonb, note text);
 		INSERT INTO t SELECT i, jsonb_build_object('n', i, 'tag', md5(i::text), 'ok', i % 3 = 0),
