@@ -235,8 +235,8 @@ dd_lock_ref_moved(const struct dd_repo *repo)
 
 /*
  * The ref lock `path` was left by a git-dnadata process killed while the ref
- * moved (lock.h): the note names it, it is no older than the note, and it
- * holds nothing or the note's commit id.
+ * moved (lock.h): the note names it, it was made within REF_NOTE_WINDOW_NS
+ * after the note, and it holds nothing or the note's commit id.
  */
 static int
 stale_own_ref_lock(const char *note, const char *path)
