@@ -195,7 +195,11 @@ struct load {
 	PGconn *c;             /* the session for the serial steps */
 	double t0;
 	char *search_path;     /* the sessions' own, before a script empties it */
+	char *mwm;             /* the sessions' maintenance_work_mem: the server's, at least MIN_MWM */
 };
+
+/* Index builds get at least this much memory; a larger setting of the server's or the role's is kept. */
+#define MIN_MWM "256MB"
 
 /* Step 1: pre-data (types, tables, functions ...) on one session. */
 static int
@@ -204,10 +208,16 @@ load_schema(struct load *l, const struct dd_buf *pre)
 	if (dd_pg_connect(&l->c, l->o->conninfo, l->db) < 0)
 		return -1;
 	dd_pg_cancel_register(l->c);
-	PGresult *res = dd_pg_query(l->c, "SELECT pg_catalog.current_setting('search_path')", 0, NULL);
+	PGresult *res = dd_pg_query(l->c,
+				    "SELECT pg_catalog.current_setting('search_path'),"
+				    " CASE WHEN pg_catalog.pg_size_bytes(pg_catalog.current_setting('maintenance_work_mem'))"
+				    "  < pg_catalog.pg_size_bytes('" MIN_MWM "') THEN '" MIN_MWM "'"
+				    "  ELSE pg_catalog.current_setting('maintenance_work_mem') END",
+				    0, NULL);
 	if (!res)
 		return -1;
 	l->search_path = dd_strdup(PQntuples(res) == 1 ? PQgetvalue(res, 0, 0) : "");
+	l->mwm = dd_strdup(PQntuples(res) == 1 ? PQgetvalue(res, 0, 1) : MIN_MWM);
 	PQclear(res);
 	dd_progress("restore: schema");
 	if (exec_script(l->c, pre->ptr ? pre->ptr : "", NULL) < 0)
@@ -588,7 +598,12 @@ sched_worker(void *arg)
 		return;
 	}
 	dd_pg_cancel_register(c);
-	if (dd_pg_exec(c, "SET synchronous_commit = off; SET maintenance_work_mem = '256MB'") < 0) {
+	char *lit = dd_pg_quote_literal(s->l->mwm), *set = dd_asprintf("SET synchronous_commit = off;"
+								     " SELECT pg_catalog.set_config('maintenance_work_mem', %s, false)", lit);
+	int rc = dd_pg_exec(c, set);
+	free(set);
+	free(lit);
+	if (rc < 0) {
 		dd_pg_workers_fail(&s->w);
 		goto out;
 	}
@@ -738,7 +753,7 @@ sched_run(struct sched *s)
 		}
 	if (threads > s->nwork)
 		threads = s->nwork ? s->nwork : 1;
-	dd_debug("restore: %zu tasks on %zu sessions", s->nwork, threads);
+	dd_debug("restore: %zu tasks on %zu sessions (maintenance_work_mem %s)", s->nwork, threads, s->l->mwm);
 	return dd_pg_workers_run(&s->w, threads, sched_worker, s, sched_progress, s);
 }
 
@@ -805,6 +820,7 @@ out:
 		PQfinish(l.c);
 	}
 	free(l.search_path);
+	free(l.mwm);
 	dd_buf_release(&pre);
 	dd_buf_release(&post);
 	dd_buf_release(&seq);

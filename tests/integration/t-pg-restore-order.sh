@@ -189,6 +189,20 @@ test_a_tables_index_starts_before_the_last_copy_on_one_session() {
 	assert_eq 10 "$(psql_q "$DB" "SELECT count(*) FROM guarded")"
 }
 
+# Index builds get at least 256MB of maintenance_work_mem, and a larger setting of the server's or the
+# role's (here the sessions' own, from PGOPTIONS) is kept, not lowered
+test_index_builds_keep_a_larger_maintenance_work_mem() {
+	setup_repo
+	expect_ok git dnadata snapshot
+	PGOPTIONS="-c maintenance_work_mem=1GB" expect_ok git dnadata -v restore --force
+	assert_contains "$ERR" "(maintenance_work_mem 1GB)"
+	PGOPTIONS="-c maintenance_work_mem=300MB" expect_ok git dnadata -v restore --force
+	assert_contains "$ERR" "(maintenance_work_mem 300MB)"
+	PGOPTIONS="-c maintenance_work_mem=64MB" expect_ok git dnadata -v restore --force
+	assert_contains "$ERR" "(maintenance_work_mem 256MB)"
+	assert_eq 10 "$(psql_q "$DB" "SELECT count(*) FROM guarded")"
+}
+
 # The checks can fail: a trace with an attachment started before its partition's index was built, and one
 # with an FK started before the unique index it references, are refused
 test_the_trace_check_refuses_an_attachment_or_fk_run_too_early() {
