@@ -78,6 +78,7 @@ struct rel {
 	unsigned identity_of; /* for an identity sequence: its table */
 	int excluded;         /* exclude_tables (or an ancestor is) */
 	int no_data;          /* exclude_data (or an ancestor is) */
+	int walked;           /* inherit_flags: 1 while on the walk's path, 2 once its flags are complete */
 };
 
 /* A column of a table's primary key, for key ranges (issue 19). */
@@ -2011,11 +2012,19 @@ find_rel(struct rel *rels, size_t n, unsigned oid)
 	return NULL;
 }
 
-/* Flags inherited from ancestors (partitions of an excluded table are excluded too). */
+/*
+ * Flags inherited from ancestors (partitions of an excluded table are excluded too). Each relation is
+ * walked once, so multiple inheritance (a lattice of diamonds) costs its edges, not its paths, which
+ * double with every diamond; a cycle (no real catalog has one) is cut where it closes, and so is a chain
+ * deeper than DD_PG_MAX_INHERIT_DEPTH.
+ */
 static void
 inherit_flags(struct rel *rels, size_t n, struct rel *r, int depth)
 {
-	for (size_t i = 0; i < r->nparents && depth < 64; i++) {
+	if (r->walked)
+		return;
+	r->walked = 1;
+	for (size_t i = 0; i < r->nparents && depth < DD_PG_MAX_INHERIT_DEPTH; i++) {
 		struct rel *parent = find_rel(rels, n, r->parents[i]);
 		if (!parent)
 			continue;
@@ -2023,6 +2032,7 @@ inherit_flags(struct rel *rels, size_t n, struct rel *r, int depth)
 		r->excluded |= parent->excluded;
 		r->no_data |= parent->no_data;
 	}
+	r->walked = 2;
 }
 
 static int

@@ -16,6 +16,9 @@
 #include "util/buf.h"
 #include "util/err.h"
 
+/* Inheritance chains are followed this deep (dump.c, pii.c); PostgreSQL sets no limit, real schemas have a few. */
+#define DD_PG_MAX_INHERIT_DEPTH 1000
+
 /* ---- conn.c ---- */
 
 /* The resolved parts of a connection string (libpq defaults and PG* applied). */

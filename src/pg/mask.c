@@ -273,15 +273,21 @@ dd_pg_masks_free(struct dd_pg_masks *m)
 	free(m);
 }
 
-/* Is `anc` table `t` itself or one of its ancestors (partitions, inheritance)? */
+/*
+ * Is `anc` table tabs[t] itself or one of its ancestors (partitions, inheritance)? Each table is
+ * looked at once per question (seen[j] == gen), so multiple inheritance costs its edges, not its paths,
+ * which double with every diamond of a lattice.
+ */
 static int
-descends(const struct dd_pg_mask_table *tabs, size_t n, const struct dd_pg_mask_table *t, unsigned anc, int depth)
+descends(const struct dd_pg_mask_table *tabs, size_t n, size_t t, unsigned anc, unsigned *seen, unsigned gen, int depth)
 {
-	if (t->oid == anc)
+	if (tabs[t].oid == anc)
 		return 1;
-	for (size_t i = 0; i < t->nparents && depth < 64; i++)
+	seen[t] = gen;
+	for (size_t i = 0; i < tabs[t].nparents && depth < DD_PG_MAX_INHERIT_DEPTH; i++)
 		for (size_t j = 0; j < n; j++)
-			if (tabs[j].oid == t->parents[i] && descends(tabs, n, &tabs[j], anc, depth + 1))
+			if (seen[j] != gen && tabs[j].oid == tabs[t].parents[i] &&
+			    descends(tabs, n, j, anc, seen, gen, depth + 1))
 				return 1;
 	return 0;
 }
@@ -568,6 +574,7 @@ dd_pg_mask_resolve(PGconn *c, const struct dd_pg_snapshot_opts *o, const struct 
 	struct dd_pg_masks *m;
 	long *tabidx;
 	const struct dd_pg_mask_rule **rules;
+	unsigned *seen = NULL, gen = 0; /* descends()'s marks */
 	int rc = -1;
 
 	*out = NULL;
@@ -583,6 +590,7 @@ dd_pg_mask_resolve(PGconn *c, const struct dd_pg_snapshot_opts *o, const struct 
 	m->key = o->mask_key;
 	tabidx = dd_calloc(o->nmasks + 1, sizeof(long));
 	rules = dd_calloc(o->nmasks + 1, sizeof(*rules));
+	seen = dd_calloc(n + 1, sizeof(*seen));
 	if (resolve_tables(o, tabs, n, tabidx) < 0 || dd_pg_mask_session(c, m) < 0)
 		goto out;
 	for (size_t i = 0; i < n; i++) {
@@ -594,7 +602,7 @@ dd_pg_mask_resolve(PGconn *c, const struct dd_pg_snapshot_opts *o, const struct 
 		for (int own = 1; own >= 0; own--) /* the table's own rules first, then its ancestors' */
 			for (size_t k = 0; k < o->nmasks; k++)
 				if (tabidx[k] >= 0 && (tabs[tabidx[k]].oid == t->oid) == own &&
-				    descends(tabs, n, t, tabs[tabidx[k]].oid, 0))
+				    descends(tabs, n, i, tabs[tabidx[k]].oid, seen, ++gen, 0))
 					rules[nr++] = &o->masks[k];
 		if (!nr)
 			continue;
@@ -610,6 +618,7 @@ out:
 	dd_pg_masks_free(m);
 	free(tabidx);
 	free(rules);
+	free(seen);
 	return rc;
 }
 

@@ -329,6 +329,7 @@ struct tbl {
 	unsigned *parents;
 	size_t nparents;
 	int excluded, no_data;
+	int walked;                /* inherit_flags: 1 while on the walk's path, 2 once complete */
 	double relpages, per_page; /* statistics; per_page 0 = unknown */
 };
 
@@ -382,17 +383,24 @@ tbls_free(struct tbl *t, size_t n)
 	free(t);
 }
 
-/* excluded / no_data from the ancestors too (a partition of an excluded table is excluded), as dump.c does */
+/*
+ * excluded / no_data from the ancestors too (a partition of an excluded table is excluded), as dump.c
+ * does: each table walked once (multiple inheritance costs its edges, not its paths).
+ */
 static void
 inherit_flags(struct tbl *t, size_t n, struct tbl *r, int depth)
 {
-	for (size_t i = 0; i < r->nparents && depth < 64; i++)
+	if (r->walked)
+		return;
+	r->walked = 1;
+	for (size_t i = 0; i < r->nparents && depth < DD_PG_MAX_INHERIT_DEPTH; i++)
 		for (size_t k = 0; k < n; k++)
 			if (t[k].oid == r->parents[i]) {
 				inherit_flags(t, n, &t[k], depth + 1);
 				r->excluded |= t[k].excluded;
 				r->no_data |= t[k].no_data;
 			}
+	r->walked = 2;
 }
 
 static int
@@ -685,13 +693,25 @@ reason_text(const struct col *k)
 			   (unsigned)((k->matched * 100ULL) / (k->sampled ? k->sampled : 1)), k->sampled, class_text[k->cls]);
 }
 
-/* f->ancestors: t's parents, then theirs (depth-first, nearest first), as dump.c's inherit_flags walks them. */
+static int
+has_ancestor(const struct dd_pg_pii_column *f, const struct tbl *t)
+{
+	for (size_t i = 0; i < f->nancestors; i++)
+		if (!strcmp(f->ancestors[i].schema, t->nspname) && !strcmp(f->ancestors[i].table, t->relname))
+			return 1;
+	return 0;
+}
+
+/*
+ * f->ancestors: t's parents, then theirs (depth-first, nearest first), as dump.c's inherit_flags walks
+ * them; each once, however many paths of multiple inheritance lead to it.
+ */
 static void
 add_ancestors(struct dd_pg_pii_column *f, const struct tbl *all, size_t n, const struct tbl *t, int depth)
 {
-	for (size_t i = 0; i < t->nparents && depth < 64; i++)
+	for (size_t i = 0; i < t->nparents && depth < DD_PG_MAX_INHERIT_DEPTH; i++)
 		for (size_t k = 0; k < n; k++)
-			if (all[k].oid == t->parents[i]) {
+			if (all[k].oid == t->parents[i] && !has_ancestor(f, &all[k])) {
 				struct dd_pg_pii_table *a;
 				f->ancestors = dd_realloc(f->ancestors, (f->nancestors + 1) * sizeof(*f->ancestors));
 				a = &f->ancestors[f->nancestors++];

@@ -192,6 +192,39 @@ test_no_unmasked_value_reaches_an_error_or_a_notice() {
 	git checkout -q .dnadata/profiles.ini
 }
 
+# A lattice of 30 diamonds of multiple inheritance (l0 <- a1, b1 <- l1 <- ... <- l30) has 2^30 paths from
+# l30 up to l0: snapshot, masking, exclude_data and pii-check follow each table once (they walked every
+# path, and a snapshot ran for minutes, deaf to SIGTERM), and a rule or exclusion on an ancestor still
+# reaches l30 through the lattice
+test_multiple_inheritance_costs_its_edges_not_its_paths() {
+	setup_shop
+	local sql="CREATE TABLE l0 (id int PRIMARY KEY, email text);" i
+	for i in $(seq 30); do
+		sql+="CREATE TABLE a$i () INHERITS (l$((i - 1))); CREATE TABLE b$i () INHERITS (l$((i - 1)));"
+		sql+="CREATE TABLE l$i () INHERITS (a$i, b$i);"
+	done
+	psql_q "$DB" "$sql INSERT INTO l30 VALUES (1, 'deep@realmail.test')" >/dev/null 2>&1
+	assert_eq 1 "$(psql_q "$DB" "SELECT count(*) FROM l0")"
+	printf 'mask = l0.email fake_email\n' >>.dnadata/profiles.ini
+	git commit -q -am "mask the lattice's root"
+	expect_ok timeout -s KILL 60 git dnadata snapshot
+	expect_ok timeout -s KILL 60 git dnadata restore --force --terminate
+	assert_eq 1 "$(psql_q "$DB" "SELECT count(*) FROM l30")"
+	assert_eq 0 "$(psql_q "$DB" "SELECT count(*) FROM l30 WHERE email LIKE '%realmail%'")" "l30's e-mail masked by l0's rule"
+	run timeout -s KILL 60 git dnadata pii-check --json
+	[ "$RC" = 1 ] || fail "pii-check: exit $RC (1: the shop's columns are unmasked)"$'\n'"$ERR"
+	assert_contains "$OUT" '"table":"users"'
+	local l30
+	l30=$(printf '%s\n' "$OUT" | grep -o '{"schema":"public","table":"l30",[^}]*}')
+	assert_contains "$l30" '"covered":true,"rule":"l0.email fake_email"' "l30's e-mail covered by l0's rule"
+	printf 'exclude_data = public.a15\n' >>.dnadata/profiles.ini
+	git commit -q -am "no rows below a15"
+	expect_ok timeout -s KILL 60 git dnadata snapshot
+	expect_ok timeout -s KILL 60 git dnadata restore --force --terminate
+	assert_eq 0 "$(psql_q "$DB" "SELECT count(*) FROM l30")" "a15's exclude_data reaches l30 through the lattice"
+	assert_eq 1 "$(psql_q "$DB" "SELECT count(*) FROM pg_class WHERE relname = 'l30'")"
+}
+
 test_an_inline_profile_refuses_masking_rules() {
 	setup_shop
 	expect_ok git dnadata new-profile seed --inline
