@@ -348,7 +348,8 @@ seal_delta(struct dd_store *st, const uint8_t id[32], const void *plain, size_t 
 	if (d->depth > DD_DELTA_DEPTH_WRITE)
 		return 0; /* a full object every DD_DELTA_DEPTH_WRITE + 1 generations */
 	if (given && given->len == b->len) {
-		base = given; /* read and checked against its id by the caller */
+		/* read by the caller from the cache: its AEAD tag checked, its id not recomputed (FORMAT §8) */
+		base = given;
 	} else if (dd_store_get_cached(st, b->id, b->len, &bplain, zd) != 0 || bplain.len != b->len) {
 		dd_error_clear(); /* not in the cache: no delta (never a request for a base while writing) */
 		goto out;
