@@ -146,12 +146,36 @@ fp_parse(struct fp *f, const char *s)
 		       : -1;
 }
 
+/* 1: the counters of database `db` (NULL: settings for every database only) can be compared; 0: not here
+   (*why_not says why when asked); -1. */
 static int
-stats_usable(PGconn *m)
+stats_usable_why(PGconn *m, const char *db, char **why_not)
 {
-	if (PQserverVersion(m) < 150000)
+	const char *params[] = { db ? db : "" };
+
+	if (PQserverVersion(m) < 150000) {
+		if (why_not)
+			*why_not = dd_asprintf("PostgreSQL %d's statistics may lose updates", dd_pg_server_major(m));
 		return 0;
-	return dd_pg_exec(m, "SET stats_fetch_consistency = none") == 0 ? 1 : -1;
+	}
+	if (dd_pg_exec(m, "SET stats_fetch_consistency = none") < 0)
+		return -1;
+	PGresult *res = dd_pg_query(
+		m, "SELECT " DD_PG_COUNTS_OFF_SQL("coalesce((SELECT oid FROM pg_catalog.pg_database WHERE datname = $1), 0)"),
+		1, params);
+	if (!res)
+		return -1;
+	int off = PQntuples(res) == 1 && !strcmp(PQgetvalue(res, 0, 0), "t");
+	PQclear(res);
+	if (off && why_not)
+		*why_not = dd_strdup("track_counts is off, or set by ALTER DATABASE/ROLE: the statistics may miss writes");
+	return off ? 0 : 1;
+}
+
+static int
+stats_usable(PGconn *m, const char *db)
+{
+	return stats_usable_why(m, db, NULL);
 }
 
 int
@@ -161,7 +185,7 @@ dd_pg_fingerprint_swap(PGconn *m, const char *db, const char *seq, char **out)
 	int found = 0, u;
 
 	*out = NULL;
-	if (!seq || (u = stats_usable(m)) == 0)
+	if (!seq || (u = stats_usable(m, db)) == 0)
 		return 0;
 	if (u < 0 || read_stats(m, db, &f, &found) < 0)
 		return -1;
@@ -193,7 +217,7 @@ dd_pg_fingerprint_here(PGconn *c, char **out)
 	int found = 0, unreadable = 0, u;
 
 	*out = NULL;
-	if ((u = stats_usable(c)) <= 0)
+	if ((u = stats_usable(c, PQdb(c))) <= 0)
 		return u;
 	if (read_stats(c, PQdb(c), &f, &found) < 0 || read_seq(c, &f, &unreadable) < 0)
 		return -1;
@@ -209,7 +233,7 @@ unflushed_sessions(PGconn *m, const char *db, int *n)
 	const char *params[] = { db };
 	PGresult *res = dd_pg_query(m,
 				    "SELECT count(*) FROM pg_stat_activity WHERE datname = $1"
-				    " AND pid <> pg_backend_pid() AND backend_type <> 'autovacuum worker'"
+				    " AND pid <> pg_backend_pid() AND backend_type IS DISTINCT FROM 'autovacuum worker'"
 				    " AND NOT (state IS NOT DISTINCT FROM 'idle' AND state_change < now() - interval '"
 				    IDLE_FLUSHED "')",
 				    1, params);
@@ -324,9 +348,9 @@ static const char seal_sql[] =
 	" coalesce(floor(extract(epoch FROM (SELECT stats_reset FROM pg_stat_bgwriter)) * 1000000)::int8, 0),"
 	" '|', pg_stat_get_db_xact_commit($1::oid), pg_stat_get_db_xact_rollback($1::oid),"
 	" (SELECT count(*) FROM pg_stat_activity WHERE datid = $1::oid AND pid <> pg_backend_pid()"
-	"  AND backend_type <> 'autovacuum worker')),"
+	"  AND backend_type IS DISTINCT FROM 'autovacuum worker')),"
 	" (SELECT count(*) FROM pg_stat_activity WHERE datid = $1::oid AND pid <> pg_backend_pid()"
-	" AND backend_type <> 'autovacuum worker' AND NOT (state IS NOT DISTINCT FROM 'idle'"
+	" AND backend_type IS DISTINCT FROM 'autovacuum worker' AND NOT (state IS NOT DISTINCT FROM 'idle'"
 	" AND state_change < now() - interval '" IDLE_FLUSHED "'))";
 
 static int
@@ -372,7 +396,7 @@ dd_pg_seal_holds(PGconn *m, const char *seal)
 
 	if (!seal || sscanf(seal, "s2 %23s", oid) != 1)
 		return 0;
-	if ((u = stats_usable(m)) <= 0)
+	if ((u = stats_usable(m, NULL)) <= 0)
 		return u;
 	if (read_seal(m, oid, &now, &busy) < 0)
 		return dd_error_wrap("checking that nobody used the database since its change check");
@@ -424,10 +448,9 @@ changes(enum dd_pg_change *out, const char *conninfo, const char *dbname, const 
 	db = dbname ? dbname : t.database;
 	if (dd_pg_connect_maint(&m, conninfo, db) < 0)
 		goto out;
-	if ((u = stats_usable(m)) < 0)
+	if ((u = stats_usable_why(m, db, why)) < 0)
 		goto out;
 	if (u == 0) {
-		*why = dd_asprintf("PostgreSQL %d's statistics may lose updates", dd_pg_server_major(m));
 		rc = 0;
 		goto out;
 	}

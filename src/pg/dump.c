@@ -99,6 +99,7 @@ struct item {
 	const char *sel;      /* the select list: cols, or with masked columns' expressions (issue 21; mask.c) */
 	const char *const *mexprs; /* masked: one value expression per column (markers_list), else NULL */
 	int key_masked;       /* a primary-key column is masked: no key ranges */
+	int mask_depends;     /* an sql: masking rule applies: never carried over, no key ranges */
 	char query[65];       /* sha256 hex of sql (the select list, masked or not): the record's "query" */
 	char *guard, *guard_hint; /* masked or subsetted: what may be at fault when its COPY fails (copy_error) */
 	int64_t est;
@@ -2298,6 +2299,10 @@ ranges_why(struct snap *s)
 	/* a data directory rewound (a volume snapshot, PITR) hands out xids again: it needs a restart */
 	if (a->start != b->start)
 		return dd_strdup("the server restarted since (its data directory may have been rewound)");
+	/* a crash restart keeps the start time but drops the statistics, moving the shared reset time; commits
+	   not yet flushed (synchronous_commit = off) are lost then, and their xids handed out again */
+	if (a->reset != b->reset)
+		return dd_strdup("the statistics were reset since (a crash restart may have handed out xids again)");
 	if (a->dboid != b->dboid)
 		return dd_strdup("another database");
 	if (strcmp(a->output, b->output) || strcmp(a->options, b->options) || a->pgdump != b->pgdump)
@@ -2827,7 +2832,8 @@ queue_table_data(struct snap *s)
 		it->sel = it->cols;
 		it->est = r->est;
 		char *where = s->subset ? dd_pg_subset_where(s->subset, r->oid) : NULL; /* issue 21: a subset */
-		int masked = dd_pg_mask_table_of(s->masks, r->oid, &it->sel, &it->mexprs, &it->key_masked);
+		int masked = dd_pg_mask_table_of(s->masks, r->oid, &it->sel, &it->mexprs, &it->key_masked,
+						 &it->mask_depends);
 		if (r->pk || where) /* a subset without a key: ctid, the order of a plain COPY */
 			it->sql = dd_asprintf("COPY (SELECT %s FROM ONLY %s%s ORDER BY %s) TO STDOUT", it->sel, r->qname,
 					      where ? where : "", r->pk ? r->pk : "ctid");
@@ -2913,7 +2919,7 @@ table_unchanged(const struct snap *s, const struct item *it)
 {
 	const struct dd_pg_incr_table *a, *b, *c;
 
-	if (!s->have_prev || s->incr_why || !it->table || !it->prev)
+	if (!s->have_prev || s->incr_why || !it->table || !it->prev || it->mask_depends)
 		return 0;
 	a = dd_pg_incr_find(&s->incr_prev, it->stream);
 	b = dd_pg_incr_find(&s->incr_cmp, it->stream);
@@ -2938,6 +2944,8 @@ plan_ranges(const struct snap *s, struct item *it)
 		return "not in the previous snapshot";
 	if (it->key_masked)
 		return "its primary key is masked (key ranges compare the keys the COPY writes with the table's)";
+	if (it->mask_depends)
+		return "an sql: masking rule applies to it (its values may depend on functions or other tables)";
 	if (!it->nkeys)
 		return "no primary key (or a generated column in it)";
 	a = dd_pg_incr_find(&s->incr_prev, it->stream);
@@ -3008,7 +3016,10 @@ reuse_tables(struct snap *s)
 			const char *whole = it->table ? plan_ranges(s, it) : NULL;
 			if (!s->incr_why && it->table)
 				dd_debug("incremental: %s read: %s", it->table,
-					 it->prev ? "changed since the previous snapshot" : "not in the previous snapshot");
+					 !it->prev	    ? "not in the previous snapshot"
+					 : it->mask_depends ? "an sql: masking rule applies to it (its values may depend on "
+							      "functions or other tables)"
+							    : "changed since the previous snapshot");
 			if (whole && whole != s->range_why && it->table)
 				dd_debug("incremental: %s read whole: %s", it->table, whole);
 			copied += it->table != NULL;

@@ -10,17 +10,23 @@
  *     statistic and moves only the latter), and the server is not a standby (its counters do not count
  *     replayed changes; key ranges still work there, dump.c) and is
  *     PostgreSQL 15 or newer (older ones send the counters over UDP to a
- *     collector that may drop them);
+ *     collector that may drop them); track_counts on, and named by no
+ *     ALTER DATABASE/ROLE ... SET that applies to the database (a
+ *     superuser's own SET in a session cannot be seen);
  *   - the same "output" hash: server version, every enum's labels in
  *     order, extension versions, collation versions (what changes a
  *     table's COPY text or its key order without touching the table),
  *     and the role and tablespace names and this database's subscriptions
  *     (shared catalogs the schema's text names: changed from another
  *     database, they touch none of this one's counters), lc_monetary
- *     (money's text; the settings conn.c pins need not be);
+ *     (money's text; the settings conn.c pins need not be), and whether
+ *     the server is a standby (a promoted standby keeps its system
+ *     identifier, start and reset times, and its counters never counted
+ *     what it replayed before);
  *   - no session on the database that may hold unflushed counters
  *     (change.c's rule: the sessions are listed first, then the counters
- *     read, all before the snapshot is exported);
+ *     read, all before the snapshot is exported; a session whose state a
+ *     role without pg_read_all_stats cannot see counts as one);
  *   - the table's oid, relfilenode (TRUNCATE, VACUUM FULL, CLUSTER,
  *     rewriting ALTERs), n_tup_ins/upd/del (every row written, committed
  *     or aborted, HOT or not) and its shape (columns' names, types,
@@ -30,7 +36,10 @@
  *     (dump.c sets it: a masking rule that now applies to it changes it);
  *   - no column's text depends on other objects: a reg* type (a regclass
  *     prints a name that a rename changes) or a composite type (its text
- *     follows its attributes) makes the table always read.
+ *     follows its attributes), at any depth of domains, arrays, ranges
+ *     and multiranges, makes the table always read;
+ *   - no sql: masking rule applies to it (dump.c: its values may depend on
+ *     functions or other tables).
  * Counters taken before the export can only be behind what the snapshot
  * holds, so a change the counters miss at recording makes the next
  * comparison "changed": the safe side.
@@ -479,7 +488,7 @@ dd_pg_incr_options(const char *const *exclude_tables, const char *const *exclude
 
 /* ---- from the server ---- */
 
-/* A column type whose text depends on other objects: reg* (names), composite (attributes); arrays, domains. */
+/* A type whose text depends on other objects: reg* (names), composite (attributes). */
 #define VOLATILE_TEXT(x)                                                                                       \
 	"(" x ".typtype = 'c' OR (" x ".typnamespace = 'pg_catalog'::regnamespace AND " x ".typname LIKE 'reg%%'))"
 
@@ -498,12 +507,15 @@ static const char tables_sql[] =
 	" JOIN pg_stat_all_tables s ON s.relid = c.oid"
 	" WHERE c.relkind = 'r' AND c.relpersistence <> 't'"
 	"  AND n.nspname <> 'information_schema' AND n.nspname !~ '^pg_'"
-	"  AND NOT EXISTS (SELECT 1 FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid"
-	"   LEFT JOIN pg_type e ON e.oid = t.typelem AND t.typcategory = 'A'"
-	"   LEFT JOIN pg_type b ON b.oid = t.typbasetype"
-	"   LEFT JOIN pg_type be ON be.oid = b.typelem AND b.typcategory = 'A'"
-	"   WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND (" VOLATILE_TEXT("t") " OR "
-	VOLATILE_TEXT("e") " OR " VOLATILE_TEXT("b") " OR " VOLATILE_TEXT("be") "))";
+	/* every type a column's text is made of: through domains (of domains), arrays, ranges and multiranges */
+	"  AND NOT EXISTS (WITH RECURSIVE ty(oid, depth) AS ("
+	"    SELECT a.atttypid, 0 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped"
+	"    UNION SELECT p.oid, ty.depth + 1 FROM ty JOIN pg_type t ON t.oid = ty.oid CROSS JOIN LATERAL (VALUES"
+	"     (nullif(t.typbasetype, 0)), (CASE WHEN t.typcategory = 'A' THEN nullif(t.typelem, 0) END),"
+	"     ((SELECT r.rngsubtype FROM pg_range r WHERE r.rngtypid = t.oid)),"
+	"     ((SELECT r.rngtypid FROM pg_range r WHERE r.rngmultitypid = t.oid))) AS p(oid)"
+	"    WHERE p.oid IS NOT NULL AND ty.depth < 64)"
+	"   SELECT 1 FROM ty JOIN pg_type t ON t.oid = ty.oid WHERE " VOLATILE_TEXT("t") ")";
 
 static const char ident_sql[] =
 	"SELECT d.oid, floor(extract(epoch FROM pg_postmaster_start_time()) * 1000000)::int8,"
@@ -526,10 +538,12 @@ static const char ident_sql[] =
 	"  (SELECT string_agg(concat_ws(':', oid, length(spcname), spcname), ',' ORDER BY oid) FROM pg_tablespace),"
 	/* money's text (COPY, and defaults in pg_dump's schema): not pinned by the session (conn.c), as a full
 	   snapshot's text must not change; ALTER DATABASE/ROLE ... SET writes a shared catalog */
-	"  current_setting('lc_monetary'))),"
+	"  current_setting('lc_monetary'),"
+	/* a standby's counters miss what it replays, and a promoted one keeps its start and reset times */
+	"  pg_is_in_recovery())),"
 	" (SELECT count(*) FROM pg_stat_activity WHERE datid = d.oid AND pid <> pg_backend_pid()"
-	"  AND backend_type <> 'autovacuum worker' AND NOT (state IS NOT DISTINCT FROM 'idle'"
-	"  AND state_change < now() - interval '15 seconds'))"
+	"  AND backend_type IS DISTINCT FROM 'autovacuum worker' AND NOT (state IS NOT DISTINCT FROM 'idle'"
+	"  AND state_change < now() - interval '15 seconds')), " DD_PG_COUNTS_OFF_SQL("d.oid")
 	" FROM pg_database d JOIN pg_stat_database s ON s.datid = d.oid WHERE d.datname = current_database()";
 
 static int
@@ -617,6 +631,11 @@ dd_pg_incr_take(PGconn *c, const char *profile, int in_xact, struct dd_pg_incr *
 	out->standby = !strcmp(PQgetvalue(res, 0, 3), "t");
 	snprintf(out->output, sizeof(out->output), "%s", PQgetvalue(res, 0, 4));
 	*busy = atoi(PQgetvalue(res, 0, 5));
+	if (!strcmp(PQgetvalue(res, 0, 6), "t")) {
+		*why = dd_strdup("track_counts is off, or set by ALTER DATABASE/ROLE: the statistics may miss writes");
+		rc = 0;
+		goto out;
+	}
 	if (read_tables(c, out) < 0)
 		goto out;
 	out->profile = dd_strdup(profile);
@@ -645,8 +664,9 @@ dd_pg_incr_comparable(const struct dd_pg_incr *prev, const struct dd_pg_incr *no
 	else if (prev->reset != now->reset)
 		*why = dd_strdup("the statistics were reset since");
 	else if (strcmp(prev->output, now->output))
-		*why = dd_strdup("the text of values may differ (server version, enum labels, extensions, collations, "
-				 "roles, tablespaces, subscriptions or lc_monetary changed)");
+		*why = dd_strdup("the text of values may differ, or the server was promoted (server version, enum "
+				 "labels, extensions, collations, roles, tablespaces, lc_monetary, or standby or not "
+				 "changed)");
 	else if (strcmp(prev->options, now->options))
 		*why = dd_strdup("exclude_tables, exclude_data or the masking rules changed");
 	else if (prev->pgdump != now->pgdump)

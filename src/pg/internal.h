@@ -16,6 +16,16 @@
 #include "util/buf.h"
 #include "util/err.h"
 
+/*
+ * True when the statistics counters may miss writes to database `dboid` (an SQL expression): track_counts
+ * is off for this session (the server's, this database's or this role's setting), or an ALTER DATABASE /
+ * ALTER ROLE ... SET that applies there names it, so other sessions may write uncounted. (A superuser's
+ * own `SET track_counts = off` inside a session cannot be seen.)
+ */
+#define DD_PG_COUNTS_OFF_SQL(dboid)                                                                            \
+	"(pg_catalog.current_setting('track_counts') <> 'on' OR EXISTS (SELECT 1 FROM pg_catalog.pg_db_role_setting r," \
+	" pg_catalog.unnest(r.setconfig) AS g(v) WHERE r.setdatabase IN (0, " dboid ") AND g.v LIKE 'track_counts=%'))"
+
 /* Inheritance chains are followed this deep (dump.c, pii.c); PostgreSQL sets no limit, real schemas have a few. */
 #define DD_PG_MAX_INHERIT_DEPTH 1000
 
@@ -238,11 +248,13 @@ int dd_pg_mask_check(PGconn *c, const struct dd_pg_masks *m);
 /*
  * Table `oid` masked? 1 with *sel (its select list: "a, (<expr>)::<type>
  * AS b, ..."), *exprs (one value expression per dumped column,
- * NULL-terminated) and *key_masked (a primary-key column is masked);
- * else 0. The strings live as long as m.
+ * NULL-terminated), *key_masked (a primary-key column is masked) and
+ * *depends (an sql: rule applies: its values may depend on functions or
+ * other tables, which no statistic of the table shows changed); else 0.
+ * The strings live as long as m.
  */
 int dd_pg_mask_table_of(const struct dd_pg_masks *m, unsigned oid, const char **sel, const char *const **exprs,
-			int *key_masked);
+			int *key_masked, int *depends);
 /*
  * A query over masked expressions failed with `res`: the error set through
  * dd_pg_guarded_error (the server's message only when its SQLSTATE never

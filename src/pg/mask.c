@@ -72,6 +72,7 @@ struct mtab {
 	char **exprs;             /* the same, one value expression per dumped column, NULL-terminated */
 	char *rows;               /* the masked rows as the checks read them, generated columns computed again */
 	int key_masked;
+	int depends;              /* an sql: rule: its values may depend on functions or other tables */
 };
 
 struct dd_pg_masks {
@@ -530,6 +531,7 @@ build_table(PGconn *c, const struct dd_pg_mask_table *t, const struct dd_pg_mask
 			}
 			cl->expr = dd_asprintf("(%s)::%s", dd_buf_cstr(&e), cl->type);
 			mt->key_masked |= cl->in_pk;
+			mt->depends |= cl->rule->kind == DD_PG_MASK_SQL;
 			dd_buf_printf(&sel, "%s%s AS %s", nexprs ? ", " : "", cl->expr, cl->qname);
 		} else {
 			cl->expr = dd_strdup(cl->qname);
@@ -624,13 +626,14 @@ out:
 
 int
 dd_pg_mask_table_of(const struct dd_pg_masks *m, unsigned oid, const char **sel, const char *const **exprs,
-		    int *key_masked)
+		    int *key_masked, int *depends)
 {
 	for (size_t i = 0; m && i < m->ntabs; i++)
 		if (m->tabs[i].oid == oid && m->tabs[i].relkind == 'r') {
 			*sel = m->tabs[i].sel;
 			*exprs = (const char *const *)m->tabs[i].exprs;
 			*key_masked = m->tabs[i].key_masked;
+			*depends = m->tabs[i].depends;
 			return 1;
 		}
 	return 0;

@@ -25,7 +25,7 @@ test_a_masked_incremental_snapshot_is_the_masked_full_read() {
 	psql_q "$DB" "UPDATE orders SET total = total + 1 WHERE id % 1000 = 0; UPDATE addresses SET city = 'x' WHERE id = 5"
 	snap
 	local inc=$ID
-	assert_contains "$V" "incremental: public.users reused"
+	assert_contains "$V" "incremental: public.users read: an sql: masking rule applies to it"
 	assert_contains "$V" "incremental: public.orders: "
 	assert_contains "$V" "merged from markers"
 	assert_contains "$V" "incremental: public.addresses read whole: "
@@ -71,7 +71,7 @@ test_a_partition_attached_under_a_masked_table_is_read_masked() {
 	snap
 	assert_not_contains "$V" "public.visits_3 reused"
 	assert_contains "$V" "incremental: public.visits_3 read whole: its columns, key or parents changed"
-	assert_contains "$V" "incremental: public.users reused"
+	assert_contains "$V" "incremental: public.users read: an sql: masking rule applies to it"
 	expect_ok git dnadata export clean --sql "$T/exp"
 	assert_not_contains "$(cat "$T/exp/data.sql")" "leaked" "an unmasked e-mail of the attached partition"
 	# a record without query lines (an older version's) tells nothing: no table is carried over
@@ -81,7 +81,8 @@ test_a_partition_attached_under_a_masked_table_is_read_masked() {
 	assert_contains "$V" "incremental: public.orders read whole: its COPY changed"
 }
 
-# The markers merge evaluates the rules on the changed rows: its errors leave the server's message out too.
+# An sql: rule that fails on a changed row (such a table is read whole, as any with an sql: rule): the error
+# leaves the server's message out too.
 test_a_failing_rule_in_the_markers_merge_quotes_no_value() {
 	setup_shop
 	psql_q "$DB" "CREATE TABLE notes (id bigint PRIMARY KEY, secret text);
@@ -97,6 +98,34 @@ test_a_failing_rule_in_the_markers_merge_quotes_no_value() {
 	assert_contains "$ERR" "dumping public.notes: a masked column's expression failed on a row of public.notes"
 	assert_contains "$ERR" "(SQLSTATE 22P02; the server's message is left out"
 	assert_not_contains "$ERR" "Jane Secret" "an unmasked value in the error"
+}
+
+# An sql: rule's value may depend on functions or other tables, which no statistic of the masked table shows
+# changed: such a table is read whole every time (found by review: a replaced function and an updated lookup
+# table left the old masked values carried over)
+test_a_table_with_an_sql_rule_is_read_whole_every_time() {
+	setup_shop
+	psql_q "$DB" "CREATE FUNCTION mf(text) RETURNS text LANGUAGE sql IMMUTABLE AS \$\$ SELECT 'A-' || md5(\$1) \$\$;
+		CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT i, 'v' || i FROM generate_series(1, 1000) i;
+		CREATE TABLE lk (k int PRIMARY KEY, label text); INSERT INTO lk VALUES (1, 'one');
+		CREATE TABLE t2 (id int PRIMARY KEY, k int); INSERT INTO t2 SELECT i, 1 FROM generate_series(1, 100) i" >/dev/null
+	psql_q "$DB" "VACUUM ANALYZE" >/dev/null
+	printf '%s\n' "mask = t.v sql:mf(v)" "mask = t2.k sql:(SELECT length(label) FROM lk WHERE lk.k = t2.k)" \
+		>>.dnadata/profiles.ini
+	git commit -q -am "sql: rules"
+	snap
+	psql_q "$DB" "CREATE OR REPLACE FUNCTION mf(text) RETURNS text LANGUAGE sql IMMUTABLE AS \$\$ SELECT 'B-' || md5(\$1) \$\$;
+		UPDATE lk SET label = 'eleven'"
+	snap
+	local inc=$ID
+	assert_contains "$V" "incremental: public.t read: an sql: masking rule applies to it"
+	assert_contains "$V" "incremental: public.t2 read: an sql: masking rule applies to it"
+	assert_contains "$V" "incremental: public.orders reused"
+	expect_ok git dnadata export clean --sql "$T/exp"
+	assert_contains "$(cat "$T/exp/data.sql")" "B-" "t.v masked by the function as it is now"
+	assert_not_contains "$(cat "$T/exp/data.sql")" "A-" "no value masked by the replaced function"
+	snap --full
+	assert_eq "$ID" "$inc" "incremental == full after the rule's function and lookup table changed"
 }
 
 run_tests
