@@ -492,7 +492,21 @@ dd_pg_incr_options(const char *const *exclude_tables, const char *const *exclude
 #define VOLATILE_TEXT(x)                                                                                       \
 	"(" x ".typtype = 'c' OR (" x ".typnamespace = 'pg_catalog'::regnamespace AND " x ".typname LIKE 'reg%%'))"
 
+/*
+ * Every type whose text depends on other objects, through domains (of domains), arrays, ranges and
+ * multiranges of it: computed once per query (a per-table walk cost ~0.1 ms a table).
+ */
+#define VOLATILE_TYPES_CTE                                                                                     \
+	"WITH RECURSIVE edges(child, parent) AS ("                                                           \
+	" SELECT oid, typbasetype FROM pg_type WHERE typbasetype <> 0"                                       \
+	" UNION ALL SELECT oid, typelem FROM pg_type WHERE typcategory = 'A' AND typelem <> 0"               \
+	" UNION ALL SELECT rngtypid, rngsubtype FROM pg_range"                                               \
+	" UNION ALL SELECT rngmultitypid, rngtypid FROM pg_range),"                                          \
+	" volatile_types(oid) AS (SELECT t.oid FROM pg_type t WHERE " VOLATILE_TEXT("t")                    \
+	"  UNION SELECT e.child FROM edges e JOIN volatile_types v ON v.oid = e.parent) "
+
 static const char tables_sql[] =
+	VOLATILE_TYPES_CTE
 	"SELECT format('data/%I.%I', n.nspname, c.relname), c.oid, s.n_tup_ins, s.n_tup_upd, s.n_tup_del,"
 	" c.relfilenode, md5(concat_ws('|',"
 	"  (SELECT string_agg(concat_ws(':', a.attnum, length(a.attname), a.attname, a.atttypid, a.atttypmod,"
@@ -507,15 +521,8 @@ static const char tables_sql[] =
 	" JOIN pg_stat_all_tables s ON s.relid = c.oid"
 	" WHERE c.relkind = 'r' AND c.relpersistence <> 't'"
 	"  AND n.nspname <> 'information_schema' AND n.nspname !~ '^pg_'"
-	/* every type a column's text is made of: through domains (of domains), arrays, ranges and multiranges */
-	"  AND NOT EXISTS (WITH RECURSIVE ty(oid, depth) AS ("
-	"    SELECT a.atttypid, 0 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped"
-	"    UNION SELECT p.oid, ty.depth + 1 FROM ty JOIN pg_type t ON t.oid = ty.oid CROSS JOIN LATERAL (VALUES"
-	"     (nullif(t.typbasetype, 0)), (CASE WHEN t.typcategory = 'A' THEN nullif(t.typelem, 0) END),"
-	"     ((SELECT r.rngsubtype FROM pg_range r WHERE r.rngtypid = t.oid)),"
-	"     ((SELECT r.rngtypid FROM pg_range r WHERE r.rngmultitypid = t.oid))) AS p(oid)"
-	"    WHERE p.oid IS NOT NULL AND ty.depth < 64)"
-	"   SELECT 1 FROM ty JOIN pg_type t ON t.oid = ty.oid WHERE " VOLATILE_TEXT("t") ")";
+	"  AND NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0"
+	"   AND NOT a.attisdropped AND a.atttypid IN (SELECT oid FROM volatile_types))";
 
 static const char ident_sql[] =
 	"SELECT d.oid, floor(extract(epoch FROM pg_postmaster_start_time()) * 1000000)::int8,"
