@@ -75,12 +75,20 @@
 /* Sessions idle for longer than this have flushed their counters. */
 #define IDLE_FLUSHED "15 seconds"
 
+/*
+ * The reset time is also the configuration's load time, and the tuple counters also count the writes to
+ * pg_db_role_setting: track_counts turned off and on again in between (a reload, an ALTER DATABASE/ROLE ...
+ * SET and RESET) makes the answer "unknown" or "changed", never "unchanged".
+ */
 static const char stats_sql[] =
-	"SELECT d.oid, s.tup_inserted, s.tup_updated, s.tup_deleted,"
-	" coalesce(floor(extract(epoch FROM greatest(s.stats_reset, (SELECT stats_reset FROM pg_stat_bgwriter)))"
-	"  * 1000000)::int8, 0),"
+	"SELECT d.oid, s.tup_inserted + r.i, s.tup_updated + r.u, s.tup_deleted + r.d,"
+	" coalesce(floor(extract(epoch FROM greatest(s.stats_reset, (SELECT stats_reset FROM pg_stat_bgwriter),"
+	"  pg_conf_load_time())) * 1000000)::int8, 0),"
 	" floor(extract(epoch FROM pg_postmaster_start_time()))::int8"
-	" FROM pg_database d JOIN pg_stat_database s ON s.datid = d.oid WHERE d.datname = $1";
+	" FROM pg_database d JOIN pg_stat_database s ON s.datid = d.oid"
+	" CROSS JOIN (SELECT coalesce(sum(n_tup_ins), 0) AS i, coalesce(sum(n_tup_upd), 0) AS u,"
+	"  coalesce(sum(n_tup_del), 0) AS d FROM pg_catalog.pg_stat_all_tables"
+	"  WHERE relid = 'pg_catalog.pg_db_role_setting'::pg_catalog.regclass) r WHERE d.datname = $1";
 
 struct fp {
 	char oid[24], ins[24], upd[24], del[24], reset[24], start[24], seq[40];
@@ -233,7 +241,7 @@ unflushed_sessions(PGconn *m, const char *db, int *n)
 	const char *params[] = { db };
 	PGresult *res = dd_pg_query(m,
 				    "SELECT count(*) FROM pg_stat_activity WHERE datname = $1"
-				    " AND pid <> pg_backend_pid() AND backend_type IS DISTINCT FROM 'autovacuum worker'"
+				    " AND pid <> pg_backend_pid() AND " DD_PG_CLIENT_SESSION_SQL
 				    " AND NOT (state IS NOT DISTINCT FROM 'idle' AND state_change < now() - interval '"
 				    IDLE_FLUSHED "')",
 				    1, params);
@@ -314,8 +322,9 @@ compare_counters(PGconn *m, const char *db, const char *fingerprint, double unti
 			return 0;
 		}
 		if (strcmp(rec->start, now.start) || strcmp(rec->reset, now.reset)) {
-			*why = dd_strdup(strcmp(rec->start, now.start) ? "the server restarted since"
-									: "its statistics were reset since");
+			*why = dd_strdup(strcmp(rec->start, now.start)
+						 ? "the server restarted since"
+						 : "its statistics were reset, or the server's configuration reloaded, since");
 			return 0;
 		}
 		if (strcmp(rec->ins, now.ins) || strcmp(rec->upd, now.upd) || strcmp(rec->del, now.del)) {
@@ -348,9 +357,9 @@ static const char seal_sql[] =
 	" coalesce(floor(extract(epoch FROM (SELECT stats_reset FROM pg_stat_bgwriter)) * 1000000)::int8, 0),"
 	" '|', pg_stat_get_db_xact_commit($1::oid), pg_stat_get_db_xact_rollback($1::oid),"
 	" (SELECT count(*) FROM pg_stat_activity WHERE datid = $1::oid AND pid <> pg_backend_pid()"
-	"  AND backend_type IS DISTINCT FROM 'autovacuum worker')),"
+	"  AND " DD_PG_CLIENT_SESSION_SQL ")),"
 	" (SELECT count(*) FROM pg_stat_activity WHERE datid = $1::oid AND pid <> pg_backend_pid()"
-	" AND backend_type IS DISTINCT FROM 'autovacuum worker' AND NOT (state IS NOT DISTINCT FROM 'idle'"
+	" AND " DD_PG_CLIENT_SESSION_SQL " AND NOT (state IS NOT DISTINCT FROM 'idle'"
 	" AND state_change < now() - interval '" IDLE_FLUSHED "'))";
 
 static int

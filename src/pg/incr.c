@@ -547,9 +547,12 @@ static const char ident_sql[] =
 	   snapshot's text must not change; ALTER DATABASE/ROLE ... SET writes a shared catalog */
 	"  current_setting('lc_monetary'),"
 	/* a standby's counters miss what it replays, and a promoted one keeps its start and reset times */
-	"  pg_is_in_recovery())),"
+	"  pg_is_in_recovery(),"
+	/* settings that may have turned track_counts off and on again in between: the server's reloaded, or an
+	   ALTER DATABASE/ROLE ... SET (DD_PG_COUNTS_OFF_SQL sees only what holds now) */
+	"  pg_conf_load_time(), " DD_PG_ROLE_SETTINGS_WRITES_SQL ")),"
 	" (SELECT count(*) FROM pg_stat_activity WHERE datid = d.oid AND pid <> pg_backend_pid()"
-	"  AND backend_type IS DISTINCT FROM 'autovacuum worker' AND NOT (state IS NOT DISTINCT FROM 'idle'"
+	"  AND " DD_PG_CLIENT_SESSION_SQL " AND NOT (state IS NOT DISTINCT FROM 'idle'"
 	"  AND state_change < now() - interval '15 seconds')), " DD_PG_COUNTS_OFF_SQL("d.oid")
 	" FROM pg_database d JOIN pg_stat_database s ON s.datid = d.oid WHERE d.datname = current_database()";
 
@@ -671,9 +674,9 @@ dd_pg_incr_comparable(const struct dd_pg_incr *prev, const struct dd_pg_incr *no
 	else if (prev->reset != now->reset)
 		*why = dd_strdup("the statistics were reset since");
 	else if (strcmp(prev->output, now->output))
-		*why = dd_strdup("the text of values may differ, or the server was promoted (server version, enum "
-				 "labels, extensions, collations, roles, tablespaces, lc_monetary, or standby or not "
-				 "changed)");
+		*why = dd_strdup("the text of values may differ, the server was promoted, or settings changed (server "
+				 "version, enum labels, extensions, collations, roles, tablespaces, lc_monetary, standby or "
+				 "not, a configuration reload, an ALTER DATABASE/ROLE ... SET)");
 	else if (strcmp(prev->options, now->options))
 		*why = dd_strdup("exclude_tables, exclude_data or the masking rules changed");
 	else if (prev->pgdump != now->pgdump)

@@ -26,6 +26,22 @@
 	"(pg_catalog.current_setting('track_counts') <> 'on' OR EXISTS (SELECT 1 FROM pg_catalog.pg_db_role_setting r," \
 	" pg_catalog.unnest(r.setconfig) AS g(v) WHERE r.setdatabase IN (0, " dboid ") AND g.v LIKE 'track_counts=%'))"
 
+/*
+ * The counters of pg_db_role_setting (a shared catalog: every ALTER DATABASE/ROLE ... SET or RESET writes
+ * it) as "ins:upd:del": a setting that turned track_counts off and on again between two checks moves them.
+ */
+#define DD_PG_ROLE_SETTINGS_WRITES_SQL                                                                         \
+	"(SELECT concat_ws(':', n_tup_ins, n_tup_upd, n_tup_del) FROM pg_catalog.pg_stat_all_tables"            \
+	" WHERE relid = 'pg_catalog.pg_db_role_setting'::pg_catalog.regclass)"
+
+/*
+ * A row of pg_stat_activity that is a client's session, not an autovacuum worker's (nobody's session). A
+ * role without pg_read_all_stats sees other roles' rows with backend_type and state NULL: a client backend
+ * still shows its user (usesysid), an autovacuum worker has none; such a hidden session counts as a client's.
+ */
+#define DD_PG_CLIENT_SESSION_SQL                                                                               \
+	"(backend_type IS DISTINCT FROM 'autovacuum worker' AND NOT (backend_type IS NULL AND usesysid IS NULL))"
+
 /* Inheritance chains are followed this deep (dump.c, pii.c); PostgreSQL sets no limit, real schemas have a few. */
 #define DD_PG_MAX_INHERIT_DEPTH 1000
 

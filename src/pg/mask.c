@@ -40,6 +40,7 @@
 #include "util/log.h"
 
 #include <sodium.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -280,7 +281,8 @@ dd_pg_masks_free(struct dd_pg_masks *m)
  * which double with every diamond of a lattice.
  */
 static int
-descends(const struct dd_pg_mask_table *tabs, size_t n, size_t t, unsigned anc, unsigned *seen, unsigned gen, int depth)
+descends(const struct dd_pg_mask_table *tabs, size_t n, size_t t, unsigned anc, uint64_t *seen, uint64_t gen,
+	 int depth)
 {
 	if (tabs[t].oid == anc)
 		return 1;
@@ -576,7 +578,7 @@ dd_pg_mask_resolve(PGconn *c, const struct dd_pg_snapshot_opts *o, const struct 
 	struct dd_pg_masks *m;
 	long *tabidx;
 	const struct dd_pg_mask_rule **rules;
-	unsigned *seen = NULL, gen = 0; /* descends()'s marks */
+	uint64_t *seen = NULL, gen = 0; /* descends()'s marks (64-bit: never wraps) */
 	int rc = -1;
 
 	*out = NULL;

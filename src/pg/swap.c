@@ -36,9 +36,10 @@
  * An autovacuum worker is nobody's session: ALTER DATABASE ... RENAME (and
  * DROP) end it themselves. Counting it refused a restore right after a
  * large load or edit ("in use by 1 other session: unnamed (local socket,
- * user ?, ...)").
+ * user ?, ...)"); a role without pg_read_all_stats sees it without a
+ * backend type (DD_PG_CLIENT_SESSION_SQL).
  */
-#define AUTOVACUUM_IS_NO_SESSION " AND backend_type IS DISTINCT FROM 'autovacuum worker'"
+#define AUTOVACUUM_IS_NO_SESSION " AND " DD_PG_CLIENT_SESSION_SQL
 
 static int
 other_sessions(PGconn *m, const char *db, struct dd_buf *list, int *count)

@@ -673,7 +673,7 @@ test_a_crash_after_writes_is_not_unchanged() {
 	assert_not_contains "$V" "no table read"
 	# the change fingerprint (change.c) cannot tell either
 	assert_contains "$V" "may have changed since snapshot"
-	assert_contains "$V" "(its statistics were reset since)"
+	assert_contains "$V" "(its statistics were reset, or the server's configuration reloaded, since)"
 	same_as_full "writes, then a crash (whole database)"
 }
 
@@ -748,6 +748,38 @@ test_track_counts_off_for_the_database_reads_every_table() {
 	assert_not_contains "$V" "public.small reused"
 	psql_q postgres "ALTER DATABASE $DB RESET track_counts"
 	same_as_full "track_counts off for the database"
+	# off and on again between two snapshots: the write made meanwhile was never counted (found by review)
+	snap
+	psql_q postgres "ALTER DATABASE $DB SET track_counts = off"
+	psql_q "$DB" "UPDATE small SET n = 17 WHERE k = 'k1'"
+	psql_q postgres "ALTER DATABASE $DB RESET track_counts"
+	snap
+	assert_contains "$V" "or settings changed"
+	assert_not_contains "$V" "no table read"
+	assert_not_contains "$V" "public.small reused"
+	same_as_full "track_counts off and on again for the database"
+	# the same by the server's configuration, reloaded twice (put back whatever happens: the server is shared)
+	snap
+	trap 'psql_q postgres "ALTER SYSTEM RESET track_counts" >/dev/null; psql_q postgres "SELECT pg_reload_conf()" >/dev/null' EXIT
+	local want i
+	for want in off on; do
+		if [ "$want" = off ]; then
+			psql_q postgres "ALTER SYSTEM SET track_counts = off" >/dev/null
+		else
+			psql_q "$DB" "UPDATE small SET n = 27 WHERE k = 'k1'"
+			psql_q postgres "ALTER SYSTEM RESET track_counts" >/dev/null
+		fi
+		psql_q postgres "SELECT pg_reload_conf()" >/dev/null
+		for i in $(seq "$DD_WAIT_POLLS"); do # a new session sees the reloaded setting
+			[ "$(psql_q "$DB" "SHOW track_counts")" = "$want" ] && break
+			sleep 0.05
+		done
+		assert_eq "$want" "$(psql_q "$DB" "SHOW track_counts")" "track_counts reloaded"
+	done
+	snap
+	assert_not_contains "$V" "no table read"
+	assert_not_contains "$V" "public.small reused"
+	same_as_full "track_counts off and on again by the server's configuration"
 }
 
 # a column whose text names other objects through domains of domains, or arrays of domains: a rename or a
@@ -838,7 +870,7 @@ test_a_standby_promoted_since_reads_every_table() {
 	(cd / && pg_as_owner "$DD_PG_BINDIR/pg_ctl" -D "$sb/data" -w -t 30 promote >/dev/null) || fail "promote failed"
 	assert_eq f "$(psql_q postgres "SELECT pg_is_in_recovery()")"
 	snap
-	assert_contains "$V" "incremental: every table read: the text of values may differ, or the server was promoted"
+	assert_contains "$V" "incremental: every table read: the text of values may differ, the server was promoted"
 	assert_not_contains "$V" "public.t reused"
 	same_as_full "a standby promoted since"
 	pg_cluster_stop "$sb"
