@@ -154,6 +154,10 @@ fp_parse(struct fp *f, const char *s)
 		       : -1;
 }
 
+#define DB_OID_OF_PARAM "coalesce((SELECT oid FROM pg_catalog.pg_database WHERE datname = $1), 0)"
+#define COUNTS_OFF "track_counts is off, or set by ALTER DATABASE/ROLE: the statistics may miss writes"
+#define RESET_OR_RELOAD "its statistics were reset, or the server's configuration reloaded, since"
+
 /* 1: the counters of database `db` (NULL: settings for every database only) can be compared; 0: not here
    (*why_not says why when asked); -1. */
 static int
@@ -168,15 +172,13 @@ stats_usable_why(PGconn *m, const char *db, char **why_not)
 	}
 	if (dd_pg_exec(m, "SET stats_fetch_consistency = none") < 0)
 		return -1;
-	PGresult *res = dd_pg_query(
-		m, "SELECT " DD_PG_COUNTS_OFF_SQL("coalesce((SELECT oid FROM pg_catalog.pg_database WHERE datname = $1), 0)"),
-		1, params);
+	PGresult *res = dd_pg_query(m, "SELECT " DD_PG_COUNTS_OFF_SQL(DB_OID_OF_PARAM), 1, params);
 	if (!res)
 		return -1;
 	int off = PQntuples(res) == 1 && !strcmp(PQgetvalue(res, 0, 0), "t");
 	PQclear(res);
 	if (off && why_not)
-		*why_not = dd_strdup("track_counts is off, or set by ALTER DATABASE/ROLE: the statistics may miss writes");
+		*why_not = dd_strdup(COUNTS_OFF);
 	return off ? 0 : 1;
 }
 
@@ -322,9 +324,7 @@ compare_counters(PGconn *m, const char *db, const char *fingerprint, double unti
 			return 0;
 		}
 		if (strcmp(rec->start, now.start) || strcmp(rec->reset, now.reset)) {
-			*why = dd_strdup(strcmp(rec->start, now.start)
-						 ? "the server restarted since"
-						 : "its statistics were reset, or the server's configuration reloaded, since");
+			*why = dd_strdup(strcmp(rec->start, now.start) ? "the server restarted since" : RESET_OR_RELOAD);
 			return 0;
 		}
 		if (strcmp(rec->ins, now.ins) || strcmp(rec->upd, now.upd) || strcmp(rec->del, now.del)) {

@@ -598,8 +598,9 @@ sched_worker(void *arg)
 		return;
 	}
 	dd_pg_cancel_register(c);
-	char *lit = dd_pg_quote_literal(s->l->mwm), *set = dd_asprintf("SET synchronous_commit = off;"
-								     " SELECT pg_catalog.set_config('maintenance_work_mem', %s, false)", lit);
+	char *lit = dd_pg_quote_literal(s->l->mwm);
+	char *set = dd_asprintf("SET synchronous_commit = off;"
+				" SELECT pg_catalog.set_config('maintenance_work_mem', %s, false)", lit);
 	int rc = dd_pg_exec(c, set);
 	free(set);
 	free(lit);
