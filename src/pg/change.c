@@ -115,22 +115,27 @@ read_stats(PGconn *m, const char *db, struct fp *f, int *found)
 	return 0;
 }
 
-/* md5 of every sequence's value, on a session connected to the database; *unreadable: some are not readable. */
+/*
+ * md5 of every sequence's value, on a session connected to the database; *unreadable: some are not
+ * readable, or a function of the database turns track_counts off (DD_PG_FUNCS_SET_COUNTS_SQL: its callers
+ * write uncounted, and only a session here can see it): either way the fingerprint cannot be trusted.
+ */
 static int
-read_seq(PGconn *c, struct fp *f, int *unreadable)
+read_seq(PGconn *c, struct fp *f, int *unreadable, int *funcs_off)
 {
 	PGresult *res = dd_pg_query(c,
 				    "SELECT count(*) FILTER (WHERE NOT has_sequence_privilege(c.oid, 'SELECT')),"
 				    " md5(coalesce(string_agg(c.oid::text || ':' || CASE WHEN"
 				    " has_sequence_privilege(c.oid, 'SELECT') THEN"
 				    " coalesce(pg_catalog.pg_sequence_last_value(c.oid)::text, '-') END, ','"
-				    " ORDER BY c.oid), ''))"
+				    " ORDER BY c.oid), '')), " DD_PG_FUNCS_SET_COUNTS_SQL
 				    " FROM pg_catalog.pg_class c WHERE c.relkind = 'S' AND c.relpersistence <> 't'",
 				    0, NULL);
 
 	if (!res)
 		return -1;
-	*unreadable = strcmp(PQgetvalue(res, 0, 0), "0") != 0;
+	*funcs_off = !strcmp(PQgetvalue(res, 0, 2), "t");
+	*unreadable = strcmp(PQgetvalue(res, 0, 0), "0") != 0 || *funcs_off;
 	snprintf(f->seq, sizeof(f->seq), "%s", PQgetvalue(res, 0, 1));
 	PQclear(res);
 	return 0;
@@ -155,7 +160,6 @@ fp_parse(struct fp *f, const char *s)
 }
 
 #define DB_OID_OF_PARAM "coalesce((SELECT oid FROM pg_catalog.pg_database WHERE datname = $1), 0)"
-#define COUNTS_OFF "track_counts is off, or set by ALTER DATABASE/ROLE: the statistics may miss writes"
 #define RESET_OR_RELOAD "its statistics were reset, or the server's configuration reloaded, since"
 
 /* 1: the counters of database `db` (NULL: settings for every database only) can be compared; 0: not here
@@ -178,7 +182,7 @@ stats_usable_why(PGconn *m, const char *db, char **why_not)
 	int off = PQntuples(res) == 1 && !strcmp(PQgetvalue(res, 0, 0), "t");
 	PQclear(res);
 	if (off && why_not)
-		*why_not = dd_strdup(COUNTS_OFF);
+		*why_not = dd_strdup(DD_PG_COUNTS_OFF_WHY);
 	return off ? 0 : 1;
 }
 
@@ -210,10 +214,10 @@ int
 dd_pg_fingerprint_seq(PGconn *c, char **seq)
 {
 	struct fp f;
-	int unreadable = 0;
+	int unreadable = 0, funcs_off = 0;
 
 	*seq = NULL;
-	if (read_seq(c, &f, &unreadable) < 0)
+	if (read_seq(c, &f, &unreadable, &funcs_off) < 0)
 		return -1;
 	if (!unreadable)
 		*seq = dd_strdup(f.seq);
@@ -224,12 +228,12 @@ int
 dd_pg_fingerprint_here(PGconn *c, char **out)
 {
 	struct fp f;
-	int found = 0, unreadable = 0, u;
+	int found = 0, unreadable = 0, funcs_off = 0, u;
 
 	*out = NULL;
 	if ((u = stats_usable(c, PQdb(c))) <= 0)
 		return u;
-	if (read_stats(c, PQdb(c), &f, &found) < 0 || read_seq(c, &f, &unreadable) < 0)
+	if (read_stats(c, PQdb(c), &f, &found) < 0 || read_seq(c, &f, &unreadable, &funcs_off) < 0)
 		return -1;
 	if (found && !unreadable)
 		*out = fp_format(&f);
@@ -446,7 +450,7 @@ changes(enum dd_pg_change *out, const char *conninfo, const char *dbname, const 
 	const char *db;
 	struct fp rec, now;
 	PGconn *m = NULL, *c = NULL;
-	int rc = -1, unreadable = 0, u, pid, r;
+	int rc = -1, unreadable = 0, funcs_off = 0, u, pid, r;
 
 	*out = DD_PG_UNKNOWN;
 	*why = NULL;
@@ -473,13 +477,15 @@ changes(enum dd_pg_change *out, const char *conninfo, const char *dbname, const 
 	if (dd_pg_connect(&c, conninfo, dbname) < 0)
 		goto out;
 	pid = PQbackendPID(c);
-	r = read_seq(c, &now, &unreadable);
+	r = read_seq(c, &now, &unreadable, &funcs_off);
 	PQfinish(c);
 	c = NULL;
 	wait_gone(m, pid);
 	if (r < 0)
 		goto out;
-	if (unreadable)
+	if (funcs_off)
+		*why = dd_strdup(DD_PG_COUNTS_OFF_WHY);
+	else if (unreadable)
 		*why = dd_strdup("some sequences are not readable by this user");
 	else
 		*out = strcmp(rec.seq, now.seq) ? DD_PG_CHANGED : DD_PG_UNCHANGED;

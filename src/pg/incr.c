@@ -554,6 +554,7 @@ static const char ident_sql[] =
 	" (SELECT count(*) FROM pg_stat_activity WHERE datid = d.oid AND pid <> pg_backend_pid()"
 	"  AND " DD_PG_CLIENT_SESSION_SQL " AND NOT (state IS NOT DISTINCT FROM 'idle'"
 	"  AND state_change < now() - interval '15 seconds')), " DD_PG_COUNTS_OFF_SQL("d.oid")
+	"  OR " DD_PG_FUNCS_SET_COUNTS_SQL
 	" FROM pg_database d JOIN pg_stat_database s ON s.datid = d.oid WHERE d.datname = current_database()";
 
 static int
@@ -642,7 +643,7 @@ dd_pg_incr_take(PGconn *c, const char *profile, int in_xact, struct dd_pg_incr *
 	snprintf(out->output, sizeof(out->output), "%s", PQgetvalue(res, 0, 4));
 	*busy = atoi(PQgetvalue(res, 0, 5));
 	if (!strcmp(PQgetvalue(res, 0, 6), "t")) {
-		*why = dd_strdup("track_counts is off, or set by ALTER DATABASE/ROLE: the statistics may miss writes");
+		*why = dd_strdup(DD_PG_COUNTS_OFF_WHY);
 		rc = 0;
 		goto out;
 	}

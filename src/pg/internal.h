@@ -18,13 +18,29 @@
 
 /*
  * True when the statistics counters may miss writes to database `dboid` (an SQL expression): track_counts
- * is off for this session (the server's, this database's or this role's setting), or an ALTER DATABASE /
- * ALTER ROLE ... SET that applies there names it, so other sessions may write uncounted. (A superuser's
- * own `SET track_counts = off` inside a session cannot be seen.)
+ * is off for this session (the server's, this database's or this role's setting), an ALTER DATABASE /
+ * ALTER ROLE ... SET that applies there names it, or a GRANT SET ON PARAMETER track_counts lets a plain
+ * role turn it off, so other sessions may write uncounted. (A superuser's own `SET track_counts = off`
+ * inside a session cannot be seen; a function's SET clause is DD_PG_FUNCS_SET_COUNTS_SQL.)
  */
 #define DD_PG_COUNTS_OFF_SQL(dboid)                                                                            \
 	"(pg_catalog.current_setting('track_counts') <> 'on' OR EXISTS (SELECT 1 FROM pg_catalog.pg_db_role_setting r," \
-	" pg_catalog.unnest(r.setconfig) AS g(v) WHERE r.setdatabase IN (0, " dboid ") AND g.v LIKE 'track_counts=%'))"
+	" pg_catalog.unnest(r.setconfig) AS g(v) WHERE r.setdatabase IN (0, " dboid ") AND g.v LIKE 'track_counts=%')" \
+	" OR EXISTS (SELECT 1 FROM pg_catalog.pg_parameter_acl WHERE parname = 'track_counts'))"
+
+/*
+ * True when a function of the connected database sets track_counts (CREATE FUNCTION ... SET track_counts):
+ * whoever may call it writes uncounted. pg_proc is per database, so only a session on that database can
+ * tell (incr.c; change.c, on the session that reads the sequences).
+ */
+#define DD_PG_FUNCS_SET_COUNTS_SQL                                                                             \
+	"EXISTS (SELECT 1 FROM pg_catalog.pg_proc p, pg_catalog.unnest(p.proconfig) AS g(v)"                  \
+	" WHERE g.v LIKE 'track_counts=%')"
+
+/* Why the counters cannot be trusted when DD_PG_COUNTS_OFF_SQL (or DD_PG_FUNCS_SET_COUNTS_SQL) holds. */
+#define DD_PG_COUNTS_OFF_WHY                                                                                   \
+	"track_counts is off, or may be turned off (ALTER DATABASE/ROLE ... SET, GRANT SET ON PARAMETER, a "   \
+	"function's SET): the statistics may miss writes"
 
 /*
  * The counters of pg_db_role_setting (a shared catalog: every ALTER DATABASE/ROLE ... SET or RESET writes

@@ -177,6 +177,36 @@ test_a_sequence_moved_after_the_change_check_is_not_recorded_as_unedited() {
 	assert_consistent
 }
 
+# A function of the snapshot that turns track_counts off writes uncounted for whoever calls it: the database
+# restored with it gets no fingerprint, so such an edit is never recorded as "unedited" (found by review).
+test_an_edit_by_a_function_that_turns_track_counts_off_is_not_recorded_as_unedited() {
+	repo_with_db sw
+	printf '[database]\nspares = 0\n' >>.git/dnadata/config.ini
+	psql_q "$DB" "CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT g, 'x' || g FROM generate_series(1, 100) g;
+		CREATE FUNCTION quiet() RETURNS void LANGUAGE sql SET track_counts = off
+		AS \$\$UPDATE t SET v = 'quiet' WHERE id = 1\$\$; ANALYZE"
+	expect_ok git dnadata snapshot
+	git checkout -q -b B
+	psql_q "$DB" "UPDATE t SET v = 'y' WHERE id <= 10"
+	expect_ok git dnadata snapshot
+	git checkout -q main
+	expect_ok git dnadata restore # the database holds X, unedited
+	psql_q "$DB" "SELECT quiet()" >/dev/null
+	assert_eq "0" "$(psql_q "$DB" "SELECT n_tup_upd FROM pg_stat_all_tables WHERE relid = 't'::regclass")" \
+		"the function's write was not counted"
+	git checkout -q B
+	expect_ok git dnadata restore
+	assert_eq "y,y,y" "$(value)"
+	local rec
+	rec=$(grep -l "^branch main$" "$(records_dir)"/stash-*)
+	assert_eq "quiet" "$(psql_q "$(sed -n 's/^name //p' "$rec")" "SELECT v FROM t WHERE id = 1")"
+	assert_ne "no" "$(sed -n 's/^modified //p' "$rec")" "the uncounted edit makes main's stash not unedited"
+	git checkout -q main
+	expect_ok git dnadata restore
+	assert_eq "quiet,x2,x3" "$(value)" "the uncounted edit came back"
+	assert_consistent
+}
+
 # A record write killed midway leaves "<record>.tmp-XXXXXX": once it is old, the next command that reads the
 # records removes it; a young one may be a write under way and stays.
 test_a_record_write_cut_short_long_ago_is_cleaned_up() {
