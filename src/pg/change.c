@@ -58,7 +58,7 @@
  * then left out because autovacuum workers add to them (each visit of a
  * worker commits a transaction or two), which made a switch that happened
  * to overlap a visit record an unedited database as "unknown". With an
- * older session connected (idle for more than IDLE_FLUSHED at the check)
+ * older session connected (idle for more than DD_PG_IDLE_FLUSHED at the check)
  * they still count: such a session's setval moves nothing else.
  */
 #include "pg/internal.h"
@@ -71,9 +71,6 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-
-/* Sessions idle for longer than this have flushed their counters. */
-#define IDLE_FLUSHED "15 seconds"
 
 /*
  * The reset time is also the configuration's load time, and the tuple counters also count the writes to
@@ -116,12 +113,13 @@ read_stats(PGconn *m, const char *db, struct fp *f, int *found)
 }
 
 /*
- * md5 of every sequence's value, on a session connected to the database; *unreadable: some are not
- * readable, or a function of the database turns track_counts off (DD_PG_FUNCS_SET_COUNTS_SQL: its callers
- * write uncounted, and only a session here can see it): either way the fingerprint cannot be trusted.
+ * md5 of every sequence's value, on a session connected to the database; *untrusted: NULL, or why the
+ * fingerprint cannot be trusted: some sequences are not readable, or a function of the database turns
+ * track_counts off (DD_PG_FUNCS_SET_COUNTS_SQL: its callers write uncounted, and only a session here can
+ * see it).
  */
 static int
-read_seq(PGconn *c, struct fp *f, int *unreadable, int *funcs_off)
+read_seq(PGconn *c, struct fp *f, const char **untrusted)
 {
 	PGresult *res = dd_pg_query(c,
 				    "SELECT count(*) FILTER (WHERE NOT has_sequence_privilege(c.oid, 'SELECT')),"
@@ -134,8 +132,11 @@ read_seq(PGconn *c, struct fp *f, int *unreadable, int *funcs_off)
 
 	if (!res)
 		return -1;
-	*funcs_off = !strcmp(PQgetvalue(res, 0, 2), "t");
-	*unreadable = strcmp(PQgetvalue(res, 0, 0), "0") != 0 || *funcs_off;
+	*untrusted = NULL;
+	if (!strcmp(PQgetvalue(res, 0, 2), "t"))
+		*untrusted = DD_PG_COUNTS_OFF_WHY;
+	else if (strcmp(PQgetvalue(res, 0, 0), "0"))
+		*untrusted = "some sequences are not readable by this user";
 	snprintf(f->seq, sizeof(f->seq), "%s", PQgetvalue(res, 0, 1));
 	PQclear(res);
 	return 0;
@@ -214,12 +215,12 @@ int
 dd_pg_fingerprint_seq(PGconn *c, char **seq)
 {
 	struct fp f;
-	int unreadable = 0, funcs_off = 0;
+	const char *untrusted = NULL;
 
 	*seq = NULL;
-	if (read_seq(c, &f, &unreadable, &funcs_off) < 0)
+	if (read_seq(c, &f, &untrusted) < 0)
 		return -1;
-	if (!unreadable)
+	if (!untrusted)
 		*seq = dd_strdup(f.seq);
 	return 0;
 }
@@ -228,14 +229,15 @@ int
 dd_pg_fingerprint_here(PGconn *c, char **out)
 {
 	struct fp f;
-	int found = 0, unreadable = 0, funcs_off = 0, u;
+	const char *untrusted = NULL;
+	int found = 0, u;
 
 	*out = NULL;
 	if ((u = stats_usable(c, PQdb(c))) <= 0)
 		return u;
-	if (read_stats(c, PQdb(c), &f, &found) < 0 || read_seq(c, &f, &unreadable, &funcs_off) < 0)
+	if (read_stats(c, PQdb(c), &f, &found) < 0 || read_seq(c, &f, &untrusted) < 0)
 		return -1;
-	if (found && !unreadable)
+	if (found && !untrusted)
 		*out = fp_format(&f);
 	return 0;
 }
@@ -247,9 +249,7 @@ unflushed_sessions(PGconn *m, const char *db, int *n)
 	const char *params[] = { db };
 	PGresult *res = dd_pg_query(m,
 				    "SELECT count(*) FROM pg_stat_activity WHERE datname = $1"
-				    " AND pid <> pg_backend_pid() AND " DD_PG_CLIENT_SESSION_SQL
-				    " AND NOT (state IS NOT DISTINCT FROM 'idle' AND state_change < now() - interval '"
-				    IDLE_FLUSHED "')",
+				    " AND " DD_PG_UNFLUSHED_SESSION_SQL,
 				    1, params);
 
 	if (!res)
@@ -362,9 +362,7 @@ static const char seal_sql[] =
 	" '|', pg_stat_get_db_xact_commit($1::oid), pg_stat_get_db_xact_rollback($1::oid),"
 	" (SELECT count(*) FROM pg_stat_activity WHERE datid = $1::oid AND pid <> pg_backend_pid()"
 	"  AND " DD_PG_CLIENT_SESSION_SQL ")),"
-	" (SELECT count(*) FROM pg_stat_activity WHERE datid = $1::oid AND pid <> pg_backend_pid()"
-	" AND " DD_PG_CLIENT_SESSION_SQL " AND NOT (state IS NOT DISTINCT FROM 'idle'"
-	" AND state_change < now() - interval '" IDLE_FLUSHED "'))";
+	" (SELECT count(*) FROM pg_stat_activity WHERE datid = $1::oid AND " DD_PG_UNFLUSHED_SESSION_SQL ")";
 
 static int
 read_seal(PGconn *m, const char *oid, char **seal, int *busy)
@@ -450,7 +448,8 @@ changes(enum dd_pg_change *out, const char *conninfo, const char *dbname, const 
 	const char *db;
 	struct fp rec, now;
 	PGconn *m = NULL, *c = NULL;
-	int rc = -1, unreadable = 0, funcs_off = 0, u, pid, r;
+	const char *untrusted = NULL;
+	int rc = -1, u, pid, r;
 
 	*out = DD_PG_UNKNOWN;
 	*why = NULL;
@@ -477,16 +476,14 @@ changes(enum dd_pg_change *out, const char *conninfo, const char *dbname, const 
 	if (dd_pg_connect(&c, conninfo, dbname) < 0)
 		goto out;
 	pid = PQbackendPID(c);
-	r = read_seq(c, &now, &unreadable, &funcs_off);
+	r = read_seq(c, &now, &untrusted);
 	PQfinish(c);
 	c = NULL;
 	wait_gone(m, pid);
 	if (r < 0)
 		goto out;
-	if (funcs_off)
-		*why = dd_strdup(DD_PG_COUNTS_OFF_WHY);
-	else if (unreadable)
-		*why = dd_strdup("some sequences are not readable by this user");
+	if (untrusted)
+		*why = dd_strdup(untrusted);
 	else
 		*out = strcmp(rec.seq, now.seq) ? DD_PG_CHANGED : DD_PG_UNCHANGED;
 	if (seal && *out == DD_PG_UNCHANGED) {

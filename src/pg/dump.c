@@ -78,7 +78,7 @@ struct rel {
 	unsigned identity_of; /* for an identity sequence: its table */
 	int excluded;         /* exclude_tables (or an ancestor is) */
 	int no_data;          /* exclude_data (or an ancestor is) */
-	int walked;           /* inherit_flags: 1 while on the walk's path, 2 once its flags are complete */
+	int walked;           /* inherit_flags: looked at (its flags complete, or on the walk's path) */
 };
 
 /* A column of a table's primary key, for key ranges (issue 19). */
@@ -2033,7 +2033,6 @@ inherit_flags(struct rel *rels, size_t n, struct rel *r, int depth)
 		r->excluded |= parent->excluded;
 		r->no_data |= parent->no_data;
 	}
-	r->walked = 2;
 }
 
 static int
@@ -2928,6 +2927,9 @@ table_unchanged(const struct snap *s, const struct item *it)
 	       !strcmp(a->query, it->query); /* "" (an older record) tells nothing */
 }
 
+/* Why a table an sql: masking rule applies to is read whole (-v). */
+#define MASK_DEPENDS "an sql: masking rule applies to it (its values may depend on functions or other tables)"
+
 /*
  * A changed table: may its changed key ranges be read alone (copy_ranges)?
  * NULL yes (it->prec set), else why not (static text).
@@ -2945,7 +2947,7 @@ plan_ranges(const struct snap *s, struct item *it)
 	if (it->key_masked)
 		return "its primary key is masked (key ranges compare the keys the COPY writes with the table's)";
 	if (it->mask_depends)
-		return "an sql: masking rule applies to it (its values may depend on functions or other tables)";
+		return MASK_DEPENDS;
 	if (!it->nkeys)
 		return "no primary key (or a generated column in it)";
 	a = dd_pg_incr_find(&s->incr_prev, it->stream);
@@ -3017,8 +3019,7 @@ reuse_tables(struct snap *s)
 			if (!s->incr_why && it->table)
 				dd_debug("incremental: %s read: %s", it->table,
 					 !it->prev	    ? "not in the previous snapshot"
-					 : it->mask_depends ? "an sql: masking rule applies to it (its values may depend on "
-							      "functions or other tables)"
+					 : it->mask_depends ? MASK_DEPENDS
 							    : "changed since the previous snapshot");
 			if (whole && whole != s->range_why && it->table)
 				dd_debug("incremental: %s read whole: %s", it->table, whole);

@@ -11,8 +11,9 @@
  *     replayed changes; key ranges still work there, dump.c) and is
  *     PostgreSQL 15 or newer (older ones send the counters over UDP to a
  *     collector that may drop them); track_counts on, and named by no
- *     ALTER DATABASE/ROLE ... SET that applies to the database (a
- *     superuser's own SET in a session cannot be seen);
+ *     ALTER DATABASE/ROLE ... SET that applies to the database, no GRANT
+ *     SET ON PARAMETER and no function's SET clause (DD_PG_COUNTS_OFF_SQL;
+ *     a superuser's own SET in a session cannot be seen);
  *   - the same "output" hash: server version, every enum's labels in
  *     order, extension versions, collation versions (what changes a
  *     table's COPY text or its key order without touching the table),
@@ -551,9 +552,8 @@ static const char ident_sql[] =
 	/* settings that may have turned track_counts off and on again in between: the server's reloaded, or an
 	   ALTER DATABASE/ROLE ... SET (DD_PG_COUNTS_OFF_SQL sees only what holds now) */
 	"  pg_conf_load_time(), " DD_PG_ROLE_SETTINGS_WRITES_SQL ")),"
-	" (SELECT count(*) FROM pg_stat_activity WHERE datid = d.oid AND pid <> pg_backend_pid()"
-	"  AND " DD_PG_CLIENT_SESSION_SQL " AND NOT (state IS NOT DISTINCT FROM 'idle'"
-	"  AND state_change < now() - interval '15 seconds')), " DD_PG_COUNTS_OFF_SQL("d.oid")
+	" (SELECT count(*) FROM pg_stat_activity WHERE datid = d.oid AND " DD_PG_UNFLUSHED_SESSION_SQL "), "
+	DD_PG_COUNTS_OFF_SQL("d.oid")
 	"  OR " DD_PG_FUNCS_SET_COUNTS_SQL
 	" FROM pg_database d JOIN pg_stat_database s ON s.datid = d.oid WHERE d.datname = current_database()";
 

@@ -58,6 +58,16 @@
 #define DD_PG_CLIENT_SESSION_SQL                                                                               \
 	"(backend_type IS DISTINCT FROM 'autovacuum worker' AND NOT (backend_type IS NULL AND usesysid IS NULL))"
 
+/*
+ * A row of pg_stat_activity that may hold counters not yet flushed: another client's session (not ours),
+ * unless it has been idle longer than a backend keeps counters pending (an idle one flushes them after
+ * ~10 s).
+ */
+#define DD_PG_IDLE_FLUSHED "15 seconds"
+#define DD_PG_UNFLUSHED_SESSION_SQL                                                                            \
+	"(pid <> pg_backend_pid() AND " DD_PG_CLIENT_SESSION_SQL " AND NOT (state IS NOT DISTINCT FROM 'idle'"   \
+	" AND state_change < now() - interval '" DD_PG_IDLE_FLUSHED "'))"
+
 /* Inheritance chains are followed this deep (dump.c, pii.c); PostgreSQL sets no limit, real schemas have a few. */
 #define DD_PG_MAX_INHERIT_DEPTH 1000
 

@@ -329,7 +329,7 @@ struct tbl {
 	unsigned *parents;
 	size_t nparents;
 	int excluded, no_data;
-	int walked;                /* inherit_flags: 1 while on the walk's path, 2 once complete */
+	int walked;                /* inherit_flags: looked at (its flags complete, or on the walk's path) */
 	double relpages, per_page; /* statistics; per_page 0 = unknown */
 };
 
@@ -400,7 +400,6 @@ inherit_flags(struct tbl *t, size_t n, struct tbl *r, int depth)
 				r->excluded |= t[k].excluded;
 				r->no_data |= t[k].no_data;
 			}
-	r->walked = 2;
 }
 
 static int
